@@ -1,0 +1,191 @@
+"""Tests of v0lite.metrics against scikit-learn / scipy and hand computations."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+
+import v0lite.metrics as M
+from v0lite.exceptions import DataError
+
+
+def _rates(rng, n, levels=11):
+    return rng.integers(0, levels, n) / (levels - 1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_auc_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    y = _rates(rng, n)
+    # coarse predictions -> many ties
+    p = np.round(rng.random(n), int(rng.integers(1, 3)))
+    labels = y >= 0.5
+    if labels.all() or (~labels).all():
+        assert math.isnan(M.auc(y, p))
+    else:
+        assert M.auc(y, p) == pytest.approx(roc_auc_score(labels, p), abs=1e-12)
+
+
+def test_auc_continuous_and_edge_cases():
+    rng = np.random.default_rng(42)
+    y = rng.random(1000)
+    p = np.clip(y + rng.normal(0, 0.3, 1000), 0, 1)
+    assert M.auc(y, p) == pytest.approx(roc_auc_score(y >= 0.5, p))
+    assert M.auc([1, 0], [0.9, 0.1]) == 1.0
+    assert M.auc([1, 0], [0.1, 0.9]) == 0.0
+    assert M.auc([1, 0, 1, 0], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    assert M.auc([0.5, 0.49], [0.2, 0.1]) == 1.0  # 0.5 is positive
+    assert math.isnan(M.auc([1, 1, 0.7], [0.1, 0.2, 0.3]))
+    assert math.isnan(M.auc([0.0], [0.3]))
+
+
+def test_within_policy_auc_weighting_and_skipping():
+    # group a (4 rows): perfect; group b (2 rows): inverted; group c: one class only
+    y = np.array([0, 0, 1, 1, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.8, 0.9, 0.9, 0.1, 0.3, 0.4, 0.5])
+    g = np.array(["a"] * 4 + ["b"] * 2 + ["c"] * 3)
+    expected = (1.0 * 4 + 0.0 * 2) / 6
+    assert M.within_policy_auc(y, p, g) == pytest.approx(expected)
+    # a per-group loop with sklearn agrees
+    vals, ws = [], []
+    for k in np.unique(g):
+        m = g == k
+        if len(set(y[m] >= 0.5)) == 2:
+            vals.append(roc_auc_score(y[m] >= 0.5, p[m]))
+            ws.append(m.sum())
+    assert M.within_policy_auc(y, p, g) == pytest.approx(np.average(vals, weights=ws))
+    # no usable group -> nan
+    assert math.isnan(M.within_policy_auc([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], ["a", "a", "b", "b"]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_within_policy_auc_random_vs_loop(seed):
+    rng = np.random.default_rng(seed)
+    n = 600
+    y = _rates(rng, n)
+    p = np.round(rng.random(n), 2)
+    pol = rng.choice(["x", "y", "z"], n)
+    step = rng.choice([16, 64, 256], n)
+    vals, ws = [], []
+    for a in np.unique(pol):
+        for s in np.unique(step):
+            m = (pol == a) & (step == s)
+            lab = y[m] >= 0.5
+            if m.any() and 0 < lab.sum() < m.sum():
+                vals.append(roc_auc_score(lab, p[m]))
+                ws.append(m.sum())
+    got = M.within_policy_auc(y, p, [pol, step])
+    assert got == pytest.approx(np.average(vals, weights=ws), abs=1e-12)
+    # list-of-arrays == tuple of arrays == pre-combined labels
+    combined = np.array([f"{a}|{s}" for a, s in zip(pol, step)])
+    assert M.within_policy_auc(y, p, (pol, step)) == pytest.approx(got)
+    assert M.within_policy_auc(y, p, combined) == pytest.approx(got)
+
+
+def test_gauc_pools_policies_per_step():
+    y = np.array([0, 1, 0, 1, 0, 1, 1, 0])
+    p = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.1, 0.6, 0.4])
+    steps = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    s1 = roc_auc_score(y[:4], p[:4])
+    s2 = roc_auc_score(y[4:], p[4:])
+    assert M.gauc(y, p, steps) == pytest.approx((4 * s1 + 4 * s2) / 8)
+
+
+def test_brier_logloss():
+    y = np.array([1.0, 0.0, 0.5, 0.3])
+    p = np.array([0.9, 0.2, 0.5, 0.0])
+    assert M.brier(y, p) == pytest.approx(np.mean((p - y) ** 2))
+    eps = 1e-6
+    pc = np.clip(p, eps, 1 - eps)
+    ref = -np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))
+    assert M.log_loss(y, p) == pytest.approx(ref)
+    assert math.isfinite(M.log_loss([1.0], [0.0]))
+    with pytest.raises(DataError, match="eps"):
+        M.log_loss(y, p, eps=0)
+
+
+def test_ece_hand_computed():
+    # bins of width 0.25: [0,.25): p .1,.2 (y 0,1) -> |.15-.5|=.35, n=2
+    #                     [.5,.75): p .6 (y 1)     -> .4, n=1
+    #                     [.75,1]:  p .8, 1.0 (y 1, 1) -> |.9-1|=.1, n=2
+    y = [0, 1, 1, 1, 1]
+    p = [0.1, 0.2, 0.6, 0.8, 1.0]
+    expected = (2 * 0.35 + 1 * 0.4 + 2 * 0.1) / 5
+    assert M.ece(y, p, n_bins=4) == pytest.approx(expected)
+    assert M.ece([0.3, 0.3], [0.3, 0.3]) == pytest.approx(0.0)
+    assert M.ece([1.0], [1.0], n_bins=10) == 0.0  # p = 1 goes in the last bin
+    with pytest.raises(DataError, match="n_bins"):
+        M.ece(y, p, n_bins=0)
+
+
+def test_spearman_vs_scipy():
+    rng = np.random.default_rng(3)
+    y = _rates(rng, 300)
+    p = np.round(rng.random(300), 1)
+    assert M.spearman(y, p) == pytest.approx(spearmanr(y, p).statistic)
+    assert math.isnan(M.spearman([0.2, 0.2, 0.2], [0.1, 0.2, 0.3]))
+
+
+def test_evaluate_predictions_keys_and_types():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = _rates(rng, n)
+    p = rng.random(n)
+    pol = rng.choice(["a", "b"], n)
+    step = rng.choice([0, 1], n)
+    m = M.evaluate_predictions(y, p, policy=pol, step=step)
+    assert set(m) == {"n", "auc", "within_policy_auc", "gauc", "brier", "log_loss", "ece", "spearman"}
+    assert m["n"] == n and type(m["n"]) is int
+    assert all(type(v) is float for k, v in m.items() if k != "n")
+    assert m["within_policy_auc"] == pytest.approx(M.within_policy_auc(y, p, [pol, step]))
+    assert m["gauc"] == pytest.approx(M.gauc(y, p, step))
+    m2 = M.evaluate_predictions(y, p, policy=pol)
+    assert "gauc" not in m2
+    assert m2["within_policy_auc"] == pytest.approx(M.within_policy_auc(y, p, pol))
+    m3 = M.evaluate_predictions(y, p)
+    assert m3["within_policy_auc"] == m3["auc"]
+    m4 = M.evaluate_predictions([1, 1], [0.5, 0.6])
+    assert math.isnan(m4["auc"])  # nan stays nan
+
+
+def test_errors():
+    with pytest.raises(DataError, match="rows") as e:
+        M.auc([0, 1, 1], [0.1, 0.2])
+    assert "Fix" in str(e.value)
+    with pytest.raises(DataError, match="'p', row 1"):
+        M.brier([0, 1], [0.1, 1.2])
+    with pytest.raises(DataError, match="'p', row 0"):
+        M.brier([0], [float("nan")])
+    with pytest.raises(DataError, match="'y', row 2"):
+        M.auc([0, 1, -1], [0.1, 0.2, 0.3])
+    with pytest.raises(DataError, match="empty"):
+        M.auc([], [])
+    with pytest.raises(DataError, match="groups"):
+        M.within_policy_auc([0, 1], [0.1, 0.2], ["a"])
+    with pytest.raises(DataError, match="policy"):
+        M.evaluate_predictions([0, 1], [0.1, 0.2], policy=["a", "b", "c"])
+    with pytest.raises(DataError, match="numeric"):
+        M.auc(["x", "y"], [0.1, 0.2])
+
+
+def test_accepts_polars_and_pandas():
+    import pandas as pd
+    import polars as pl
+
+    y = [0.0, 1.0, 0.0, 1.0]
+    p = [0.1, 0.9, 0.8, 0.2]
+    g = ["a", "a", "b", "b"]
+    ref = M.within_policy_auc(y, p, g)
+    assert M.within_policy_auc(pl.Series(y), pl.Series(p), pl.Series(g)) == ref
+    assert M.within_policy_auc(pd.Series(y), pd.Series(p), pd.Series(g)) == ref
+
+
+def test_doctests():
+    res = doctest.testmod(M)
+    assert res.failed == 0 and res.attempted > 0

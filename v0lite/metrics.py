@@ -1,0 +1,377 @@
+"""Evaluation metrics for predicted success rates.
+
+``y`` are observed success rates in [0, 1] and ``p`` predicted rates in [0, 1]. The
+ranking metrics (AUC and its grouped variants) binarise ``y`` as ``y >= 0.5``
+(positive). Everything is vectorised numpy; no scikit-learn or scipy is needed.
+
+========================  ===================================================
+function                  meaning
+========================  ===================================================
+:func:`auc`               global ROC AUC (Mann-Whitney, ties as average ranks)
+:func:`within_policy_auc` AUC per group, weighted by group size
+:func:`gauc`              the V0 paper's gAUC: AUC per step, count-weighted
+:func:`brier`             mean squared error against the rate
+:func:`log_loss`          cross-entropy with soft labels ``y``
+:func:`ece`               expected calibration error, equal-width bins over p
+:func:`spearman`          Spearman rank correlation
+========================  ===================================================
+
+Undefined values (one class only, constant input) are ``nan``, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .exceptions import DataError
+
+__all__ = [
+    "auc",
+    "within_policy_auc",
+    "gauc",
+    "brier",
+    "log_loss",
+    "ece",
+    "spearman",
+    "evaluate_predictions",
+]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _as_float(name: str, values: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name!r} must be numeric ({exc}). Fix: pass a 1-d array of numbers.") from exc
+    if arr.ndim != 1:
+        arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1:
+        raise DataError(f"{name!r} must be 1-d, got shape {arr.shape}. Fix: pass one value per row.")
+    return arr
+
+
+def _check_unit(name: str, arr: np.ndarray) -> None:
+    bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        what = "success rate" if name == "y" else "predicted probability"
+        raise DataError(
+            f"{name!r}, row {r}: value {arr[r]!r} is not a {what} in [0, 1] "
+            f"({int(bad.sum())} such rows). Fix: pass finite values in [0, 1]"
+            + (" (e.g. clip or map rewards with (r + 1) / 2)." if name == "y" else " (e.g. apply a sigmoid or np.clip).")
+        )
+
+
+def _check_pair(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    ya = _as_float("y", y)
+    pa = _as_float("p", p)
+    if ya.shape[0] != pa.shape[0]:
+        raise DataError(
+            f"'y' has {ya.shape[0]} rows but 'p' has {pa.shape[0]}. "
+            "Fix: pass one prediction per observed outcome, in the same order."
+        )
+    if ya.shape[0] == 0:
+        raise DataError("'y' and 'p' are empty. Fix: pass at least one (outcome, prediction) pair.")
+    _check_unit("y", ya)
+    _check_unit("p", pa)
+    return ya, pa
+
+
+def _is_column(obj: Any) -> bool:
+    """True for array-likes that can be one key column (not strings or scalars)."""
+    if isinstance(obj, (str, bytes)) or np.isscalar(obj) or obj is None:
+        return False
+    return hasattr(obj, "__len__")
+
+
+def _codes_of(name: str, values: Any, n: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise DataError(f"{name!r} must be 1-d, got shape {arr.shape}. Fix: pass one group label per row.")
+    if arr.shape[0] != n:
+        raise DataError(
+            f"{name!r} has {arr.shape[0]} rows but 'y' has {n}. "
+            "Fix: pass one group label per row, in the same order as y and p."
+        )
+    if arr.dtype == object:
+        arr = np.array(["\x00None" if v is None else f"{type(v).__name__}:{v}" for v in arr.tolist()])
+    _, codes = np.unique(arr, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64)
+
+
+def _group_codes(groups: Any, n: int, name: str = "groups") -> np.ndarray:
+    """Dense integer codes for a group array or a list/tuple of arrays zipped row-wise."""
+    if isinstance(groups, (list, tuple)) and len(groups) > 0 and all(_is_column(g) for g in groups):
+        codes = np.zeros(n, dtype=np.int64)
+        for j, g in enumerate(groups):
+            c = _codes_of(f"{name}[{j}]", g, n)
+            codes = codes * (int(c.max()) + 1 if n else 1) + c
+            _, codes = np.unique(codes, return_inverse=True)
+            codes = codes.reshape(-1).astype(np.int64)
+        return codes
+    return _codes_of(name, groups, n)
+
+
+# --------------------------------------------------------------------------- ranks
+
+
+def _tie_ranks(sorted_keys: np.ndarray) -> np.ndarray:
+    """Average 1-based ranks of an already sorted array (ties share their mean rank)."""
+    n = sorted_keys.shape[0]
+    new = np.ones(n, dtype=bool)
+    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    block = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], n)
+    return ((starts + ends + 1) / 2.0)[block]  # mean of positions start+1 .. end
+
+
+def _grouped_auc(labels: np.ndarray, scores: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group Mann-Whitney AUC and group size; ``nan`` where a group has one class only."""
+    n_groups = int(codes.max()) + 1
+    order = np.lexsort((scores, codes))
+    c_s = codes[order]
+    s_s = scores[order]
+    l_s = labels[order]
+    # a tie block is (group, score); make group changes break ties.
+    boundary = np.ones(len(order), dtype=bool)
+    boundary[1:] = (c_s[1:] != c_s[:-1]) | (s_s[1:] != s_s[:-1])
+    block = np.cumsum(boundary) - 1
+    starts = np.flatnonzero(boundary)
+    ends = np.append(starts[1:], len(order))
+    size = np.bincount(c_s, minlength=n_groups)
+    gfirst = np.concatenate(([0], np.cumsum(size)[:-1]))
+    ranks = (starts + ends + 1) / 2.0
+    ranks = ranks[block] - gfirst[c_s]
+    n_pos = np.bincount(c_s, weights=l_s.astype(np.float64), minlength=n_groups)
+    n_neg = size - n_pos
+    r_pos = np.bincount(c_s, weights=np.where(l_s, ranks, 0.0), minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (r_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    out[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return out, size
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(x.shape[0], dtype=np.float64)
+    ranks[order] = _tie_ranks(x[order])
+    return ranks
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def auc(y: Any, p: Any) -> float:
+    """Global ROC AUC of ``p`` against the label ``y >= 0.5``.
+
+    Ties in ``p`` count one half (average ranks, Mann-Whitney U).
+
+    Parameters
+    ----------
+    y : array-like of float
+        Observed success rates in [0, 1].
+    p : array-like of float
+        Predicted success probabilities in [0, 1].
+
+    Returns
+    -------
+    float
+        AUC in [0, 1], or ``nan`` if all labels fall in one class.
+
+    Examples
+    --------
+    >>> auc([0.0, 1.0, 0.8, 0.2], [0.1, 0.9, 0.6, 0.6])
+    0.875
+    """
+    ya, pa = _check_pair(y, p)
+    out, _ = _grouped_auc(ya >= 0.5, pa, np.zeros(ya.shape[0], dtype=np.int64))
+    return float(out[0])
+
+
+def within_policy_auc(y: Any, p: Any, groups: Any) -> float:
+    """AUC inside each group, averaged with weights = group size.
+
+    Groups where every label falls in one class are skipped.
+
+    Parameters
+    ----------
+    y, p : array-like of float
+        Observed rates and predictions in [0, 1].
+    groups : array-like or list of array-likes
+        One label per row (e.g. the policy), or a list/tuple of such arrays zipped
+        row-wise (e.g. ``[policy, step]`` makes one group per (policy, step)).
+
+    Returns
+    -------
+    float
+        Size-weighted mean AUC over usable groups; ``nan`` if no group is usable.
+
+    Examples
+    --------
+    >>> y = [0, 1, 0, 1, 1, 1]
+    >>> p = [0.2, 0.8, 0.9, 0.1, 0.5, 0.5]
+    >>> within_policy_auc(y, p, ["a", "a", "b", "b", "c", "c"])  # group c skipped
+    0.5
+    """
+    ya, pa = _check_pair(y, p)
+    codes = _group_codes(groups, ya.shape[0])
+    per, size = _grouped_auc(ya >= 0.5, pa, codes)
+    ok = ~np.isnan(per)
+    if not ok.any():
+        return math.nan
+    return float(np.sum(per[ok] * size[ok]) / np.sum(size[ok]))
+
+
+def gauc(y: Any, p: Any, steps: Any) -> float:
+    """The V0 paper's gAUC: AUC per training step (pooling policies), count-weighted.
+
+    Parameters
+    ----------
+    y, p : array-like of float
+        Observed rates and predictions in [0, 1].
+    steps : array-like
+        The checkpoint (step) of each row.
+
+    Returns
+    -------
+    float
+        Count-weighted mean of the per-step AUCs; single-class steps are skipped;
+        ``nan`` if none is usable.
+
+    Examples
+    --------
+    >>> gauc([0, 1, 0, 1], [0.1, 0.9, 0.8, 0.2], [16, 16, 64, 64])
+    0.5
+    """
+    return within_policy_auc(y, p, steps)
+
+
+def brier(y: Any, p: Any) -> float:
+    """Mean of ``(p - y) ** 2`` against the success rate (not the binarised label).
+
+    Examples
+    --------
+    >>> round(brier([1.0, 0.0, 0.5], [0.8, 0.2, 0.5]), 6)
+    0.026667
+    """
+    ya, pa = _check_pair(y, p)
+    return float(np.mean((pa - ya) ** 2))
+
+
+def log_loss(y: Any, p: Any, eps: float = 1e-6) -> float:
+    """Cross-entropy with soft labels: ``-mean(y log p + (1 - y) log(1 - p))``.
+
+    ``p`` is clipped to ``[eps, 1 - eps]`` first.
+
+    Examples
+    --------
+    >>> round(log_loss([1.0, 0.0], [0.5, 0.5]), 6)
+    0.693147
+    """
+    if not (isinstance(eps, (int, float)) and 0 < eps < 0.5):
+        raise DataError(f"eps={eps!r} must be a number in (0, 0.5). Fix: use a small value such as 1e-6.")
+    ya, pa = _check_pair(y, p)
+    pc = np.clip(pa, eps, 1.0 - eps)
+    return float(-np.mean(ya * np.log(pc) + (1.0 - ya) * np.log1p(-pc)))
+
+
+def ece(y: Any, p: Any, n_bins: int = 10) -> float:
+    """Expected calibration error over ``n_bins`` equal-width bins of ``p``.
+
+    ``sum_b (n_b / N) * |mean(p_b) - mean(y_b)|`` over non-empty bins; bin ``b`` holds
+    ``b / n_bins <= p < (b + 1) / n_bins`` (the last bin includes 1).
+
+    Examples
+    --------
+    >>> round(ece([0.0, 1.0, 1.0, 1.0], [0.1, 0.2, 0.9, 0.95]), 6)
+    0.2625
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise DataError(f"n_bins={n_bins!r} must be a positive integer. Fix: use e.g. n_bins=10.")
+    ya, pa = _check_pair(y, p)
+    b = np.minimum((pa * n_bins).astype(np.int64), n_bins - 1)
+    cnt = np.bincount(b, minlength=n_bins).astype(np.float64)
+    sp = np.bincount(b, weights=pa, minlength=n_bins)
+    sy = np.bincount(b, weights=ya, minlength=n_bins)
+    nz = cnt > 0
+    return float(np.sum(np.abs(sp[nz] - sy[nz])) / ya.shape[0])
+
+
+def spearman(y: Any, p: Any) -> float:
+    """Spearman rank correlation (Pearson correlation of average ranks); ``nan`` if constant.
+
+    Examples
+    --------
+    >>> spearman([0.1, 0.5, 0.9], [0.2, 0.3, 0.4])
+    1.0
+    """
+    ya, pa = _check_pair(y, p)
+    ry = _rank(ya)
+    rp = _rank(pa)
+    ry -= ry.mean()
+    rp -= rp.mean()
+    den = math.sqrt(float(np.dot(ry, ry)) * float(np.dot(rp, rp)))
+    if den == 0.0:
+        return math.nan
+    return float(np.clip(np.dot(ry, rp) / den, -1.0, 1.0))
+
+
+def evaluate_predictions(
+    y: Any,
+    p: Any,
+    policy: Sequence | np.ndarray | None = None,
+    step: Sequence | np.ndarray | None = None,
+) -> dict[str, float | int]:
+    """All metrics at once, as plain Python numbers.
+
+    Parameters
+    ----------
+    y, p : array-like of float
+        Observed rates and predictions in [0, 1].
+    policy : array-like, optional
+        Policy of each row; absent means one policy.
+    step : array-like, optional
+        Step of each row; when given, ``within_policy_auc`` groups by (policy, step)
+        and ``gauc`` is reported.
+
+    Returns
+    -------
+    dict
+        ``n`` (int) and float ``auc``, ``within_policy_auc``, ``gauc`` (only when
+        ``step`` is given), ``brier``, ``log_loss``, ``ece``, ``spearman``.
+        Undefined values stay ``float('nan')``; turning them into ``None`` for JSON
+        is the caller's job.
+
+    Examples
+    --------
+    >>> m = evaluate_predictions([0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9], policy=["a", "a", "b", "b"])
+    >>> m["n"], m["auc"], m["within_policy_auc"]
+    (4, 1.0, 1.0)
+    """
+    ya, pa = _check_pair(y, p)
+    n = ya.shape[0]
+    keys = []
+    if policy is not None:
+        keys.append(policy)
+    if step is not None:
+        keys.append(step)
+    out: dict[str, float | int] = {"n": int(n), "auc": auc(ya, pa)}
+    if keys:
+        names = (["policy"] if policy is not None else []) + (["step"] if step is not None else [])
+        codes = [_codes_of(nm, k, n) for nm, k in zip(names, keys)]
+        out["within_policy_auc"] = within_policy_auc(ya, pa, codes)
+    else:
+        out["within_policy_auc"] = out["auc"]
+    if step is not None:
+        out["gauc"] = gauc(ya, pa, _codes_of("step", step, n))
+    out["brier"] = brier(ya, pa)
+    out["log_loss"] = log_loss(ya, pa)
+    out["ece"] = ece(ya, pa)
+    out["spearman"] = spearman(ya, pa)
+    return out
