@@ -1,0 +1,402 @@
+"""Tests of v0lite.datasets: converters on tiny fixtures, the demo generator, real data when present."""
+
+from __future__ import annotations
+
+import csv
+import doctest
+import json
+import re
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import v0lite.datasets as D
+from v0lite.exceptions import DataError, V0liteWarning
+from v0lite.log import read_log
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def v0_dir(tmp_path):
+    _write_jsonl(
+        tmp_path / "context.jsonl",
+        [
+            {"id": 1, "score": -1.0, "type": "context", "model": "A", "step": 16, "dataset": "dapomath"},
+            {"id": 2, "score": 0.6, "type": "context", "model": "A", "step": 64, "dataset": "dapomath"},
+            {"id": 1, "score": 1.0, "type": "context", "model": "B", "step": 16, "dataset": "dapomath"},
+        ],
+    )
+    (tmp_path / "prompt_dict.json").write_text(
+        json.dumps({"dapomath_1": "Find x if 2x = 4.", "dapomath_2": "求 1+1 的值。"}), encoding="utf-8"
+    )
+    return tmp_path
+
+
+_RB_MODELS = ["m-small", "org/m-large"]
+
+
+def _write_rb_csv(path: Path, rows: list[tuple]) -> None:
+    header = ["", "sample_id", "prompt", "eval_name", *_RB_MODELS]
+    header += [f"{m}|model_response" for m in _RB_MODELS] + [f"{m}|total_cost" for m in _RB_MODELS]
+    header += ["oracle_model_to_route_to"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for k, (sid, parts, task, outs, costs) in enumerate(rows):
+            w.writerow([k, sid, repr(parts), task, *outs, *["['x']"] * len(outs), *costs, "m-small"])
+
+
+@pytest.fixture
+def rb_dir(tmp_path):
+    big = "x" * 200_000  # larger than csv's default field limit
+    _write_rb_csv(
+        tmp_path / "arc_train.csv",
+        [
+            ("arc.1", ["Q1 part a", "Q1 part b"], "arc", ("1.0", "0.0"), ("0.001", "0.01")),
+            ("arc.2", ["Q2 'quoted'"], "arc", ("", "1.0"), ("0.002", "0.02")),
+        ],
+    )
+    _write_rb_csv(tmp_path / "mbpp_train.csv", [("mbpp.1", ["Write " + big], "mbpp", ("0.0", "1.0"), ("1e-05", "0.03"))])
+    _write_rb_csv(tmp_path / "arc_test.csv", [("arc.3", ["Q3"], "arc", ("", ""), ("0.0", "0.0")), ("arc.4", ["Q4"], "arc", ("1.0", "1.0"), ("0.5", "0.6"))])
+    return tmp_path
+
+
+@pytest.fixture
+def dc_dir(tmp_path):
+    def item(q, s1, s2):
+        return {"question": q, "scores": {"a/m1": s1, "b/m2": s2}}
+
+    (tmp_path / "mmlu_train.json").write_text(json.dumps([item("M1", 0.7, 0.0), item("M2", 0.2, 1.0)]))
+    (tmp_path / "mmlu_test.json").write_text(json.dumps([item("M3", 0.9, 0.0), item("M1", 0.7, 0.0)]))
+    (tmp_path / "gsm8k-test.json").write_text(json.dumps([item("G1", 0.3, 0.9)]))
+    (tmp_path / "arc_easy_train.json").write_text(json.dumps([{**item("A1", 0.4, 0), "cluster_id": 3}]))
+    (tmp_path / "MATH_prealgebra.json").write_text(json.dumps([item("P1", 1, 0)]))
+    return tmp_path
+
+
+@pytest.fixture
+def oneshot_file(tmp_path):
+    return _write_jsonl(
+        tmp_path / "dsr_sub_acc_history.jsonl",
+        [
+            {"index": 0, "prompt": "P0", "ground_truth": "1", "data_source": "deepscaler", "acc_history": [0.0, 0.125, 0.5]},
+            {"index": 7, "prompt": "P7", "ground_truth": "2", "data_source": "deepscaler", "acc_history": [1.0]},
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- data_dir
+
+
+def test_data_dir_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("V0LITE_DATA", str(tmp_path))
+    assert D.data_dir() == tmp_path
+    monkeypatch.setenv("V0LITE_DATA", str(tmp_path / "missing"))
+    with pytest.warns(V0liteWarning, match="V0LITE_DATA"):
+        assert D.data_dir() is None
+    monkeypatch.delenv("V0LITE_DATA")
+    d = D.data_dir()
+    assert d is None or (d.is_dir() and d.name == "data")
+
+
+# --------------------------------------------------------------------------- v0
+
+
+def test_convert_v0(v0_dir):
+    df = D.convert_v0(v0_dir / "context.jsonl")
+    assert df.columns == ["policy", "prompt", "score", "step", "n", "prompt_id", "task"]
+    assert df["score"].to_list() == [0.0, 0.8, 1.0]
+    assert df["policy"].to_list() == ["A", "A", "B"]
+    assert df["step"].to_list() == [16, 64, 16]
+    assert df["n"].to_list() == [10, 10, 10]
+    assert df["prompt_id"].to_list() == ["1", "2", "1"]
+    assert df["prompt"][1] == "求 1+1 的值。"
+    assert set(df["task"]) == {"dapomath"}
+    # dict instead of file
+    df2 = D.convert_v0(v0_dir / "context.jsonl", prompt_dict={"dapomath_1": "a", "dapomath_2": "b"})
+    assert df2["prompt"].to_list() == ["a", "b", "a"]
+
+
+def test_convert_v0_errors(v0_dir):
+    with pytest.raises(DataError, match=r"row 1: prompt id 2 \(key 'dapomath_2'\)"):
+        D.convert_v0(v0_dir / "context.jsonl", prompt_dict={"dapomath_1": "a"})
+    bad = _write_jsonl(v0_dir / "bad.jsonl", [{"id": 1, "score": 1.5, "model": "A", "step": 1, "dataset": "dapomath"}])
+    with pytest.raises(DataError, match=r"row 0: score 1.5 is outside \[-1, 1\]"):
+        D.convert_v0(bad)
+    nomodel = _write_jsonl(v0_dir / "nomodel.jsonl", [{"id": 1, "score": 1.0, "step": 1, "dataset": "dapomath"}])
+    with pytest.raises(DataError, match="'model' is missing"):
+        D.convert_v0(nomodel)
+    (v0_dir / "broken.jsonl").write_text('{"id": 1}\n{oops\n')
+    with pytest.raises(DataError, match="row 1: not valid JSON"):
+        D.convert_v0(v0_dir / "broken.jsonl")
+    with pytest.raises(DataError, match="not found"):
+        D.convert_v0(v0_dir / "absent.jsonl")
+    with pytest.raises(DataError, match="prompt_dict.json file not found"):
+        D.convert_v0(v0_dir / "context.jsonl", prompt_dict=v0_dir / "nope.json")
+
+
+# --------------------------------------------------------------------------- routerbench
+
+
+def test_convert_routerbench(rb_dir):
+    with pytest.warns(V0liteWarning) as rec:
+        out = D.convert_routerbench(rb_dir)
+    msg = " ".join(str(w.message) for w in rec)
+    assert "skipped 3 blank outcome cells" in msg
+    assert "arc.2" in msg and "arc.3" in msg and "arc.4" not in msg
+    train, test = out["train"], out["test"]
+    assert set(out) == {"train", "test"}
+    assert train.columns == ["policy", "prompt", "score", "n", "cost", "prompt_id", "task"]
+    # 3 train rows x 2 models - 1 blank; 2 test rows x 2 models - 2 blanks
+    assert train.height == 5 and test.height == 2
+    first = train.filter(pl.col("prompt_id") == "arc.1")
+    assert first["prompt"].to_list() == ["Q1 part a\nQ1 part b"] * 2
+    assert first["policy"].to_list() == _RB_MODELS
+    assert first["score"].to_list() == [1.0, 0.0]
+    assert first["cost"].to_list() == [0.001, 0.01]
+    arc2 = train.filter(pl.col("prompt_id") == "arc.2")
+    assert arc2["policy"].to_list() == ["org/m-large"] and arc2["prompt"][0] == "Q2 'quoted'"
+    big = train.filter(pl.col("task") == "mbpp")
+    assert big.height == 2 and len(big["prompt"][0]) > 200_000
+    assert test["prompt_id"].to_list() == ["arc.4", "arc.4"]
+    assert set(train["n"]) == {1}
+
+
+def test_convert_routerbench_errors(tmp_path, rb_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x_test.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"no '\*_train.csv'"):
+        D.convert_routerbench(empty)
+    _write_rb_csv(rb_dir / "bad_test.csv", [("bad.1", ["Q"], "bad", ("yes", "1.0"), ("0.1", "0.1"))])
+    with pytest.raises(DataError, match=r"bad_test.csv, row 0 \(sample_id 'bad.1'\), column 'm-small'"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", V0liteWarning)
+            D.convert_routerbench(rb_dir)
+
+
+def test_routerbench_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="folder not found"):
+        D.convert_routerbench(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- routerdc
+
+
+def test_convert_routerdc(dc_dir):
+    df = D.convert_routerdc(dc_dir)
+    assert df.columns == ["policy", "prompt", "score", "prompt_id", "task", "split"]
+    assert df.height == 2 * 7
+    tasks = dict(zip(df["prompt_id"], zip(df["task"], df["split"])))
+    assert tasks["mmlu_train:0"] == ("mmlu", "train")
+    assert tasks["gsm8k-test:0"] == ("gsm8k", "test")
+    assert tasks["arc_easy_train:0"] == ("arc_easy", "train")
+    assert tasks["MATH_prealgebra:0"] == ("MATH_prealgebra", "all")
+    # MCQ scores binarised, graded tasks kept
+    mmlu = df.filter(pl.col("prompt_id") == "mmlu_train:1")
+    assert mmlu["score"].to_list() == [1.0, 1.0]
+    arc = df.filter(pl.col("task") == "arc_easy")
+    assert arc["score"].to_list() == [1.0, 0.0]
+    gsm = df.filter(pl.col("task") == "gsm8k")
+    assert gsm["score"].to_list() == [0.3, 0.9]
+    assert "cluster_id" not in df.columns
+
+
+def test_convert_routerdc_errors(tmp_path):
+    with pytest.raises(DataError, match="no '\\*.json'"):
+        D.convert_routerdc(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps([{"question": "q", "scores": {"m": "high"}}]))
+    with pytest.raises(DataError, match=r"x.json, row 0: field \"scores\['m'\]\" = 'high'"):
+        D.convert_routerdc(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps([{"question": "q", "scores": {"m": 1.5}}]))
+    with pytest.raises(DataError, match=r"item 0, model 'm': score 1.5"):
+        D.convert_routerdc(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"question": "q"}))
+    with pytest.raises(DataError, match="JSON list"):
+        D.convert_routerdc(tmp_path)
+
+
+def test_split_by_prompt(dc_dir):
+    df = D.convert_routerdc(dc_dir)
+    train, test = D.split_by_prompt(df, test_size=0.4, random_state=1)
+    assert train.height + test.height == df.height
+    assert not set(train["prompt"]) & set(test["prompt"])
+    assert test["prompt"].n_unique() == 2  # round(0.4 * 5 unique prompts)
+    # duplicated prompt "M1" (mmlu train and test) stays on one side
+    side = [s for s in (train, test) if "M1" in set(s["prompt"])]
+    assert len(side) == 1 and side[0].filter(pl.col("prompt") == "M1").height == 4
+    again = D.split_by_prompt(df, test_size=0.4, random_state=1)
+    assert again[0].equals(train) and again[1].equals(test)
+    with pytest.raises(DataError, match="test_size"):
+        D.split_by_prompt(df, test_size=1.0)
+    with pytest.raises(DataError, match="at least 2"):
+        D.split_by_prompt({"policy": ["a"], "prompt": ["x"], "score": [1.0]})
+
+
+# --------------------------------------------------------------------------- oneshot
+
+
+def test_convert_oneshot(oneshot_file):
+    df = D.convert_oneshot_rlvr(oneshot_file)
+    assert df.columns == ["policy", "prompt", "score", "step", "n", "prompt_id", "task"]
+    assert df.height == 4
+    assert df["step"].to_list() == [0, 1, 2, 0]
+    assert df["score"].to_list() == [0.0, 0.125, 0.5, 1.0]
+    assert df["prompt_id"].to_list() == ["0", "0", "0", "7"]
+    assert set(df["policy"]) == {D.ONESHOT_POLICY}
+    assert set(df["n"]) == {8} and set(df["task"]) == {"deepscaler"}
+
+
+def test_convert_oneshot_errors(tmp_path):
+    f = _write_jsonl(tmp_path / "h.jsonl", [{"index": 0, "prompt": "P", "data_source": "d", "acc_history": []}])
+    with pytest.raises(DataError, match="row 0: 'acc_history'"):
+        D.convert_oneshot_rlvr(f)
+    f = _write_jsonl(tmp_path / "h.jsonl", [{"index": 0, "prompt": "P", "data_source": "d", "acc_history": [0.5, 2.0]}])
+    with pytest.raises(DataError, match="score"):
+        D.convert_oneshot_rlvr(f)
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def test_convert_writes(tmp_path, v0_dir, rb_dir, oneshot_file):
+    out = D.convert("v0", v0_dir / "context.jsonl", tmp_path / "out" / "v0")
+    assert out.name == "v0.jsonl"
+    assert read_log(out).equals(D.convert_v0(v0_dir / "context.jsonl"))
+    out = D.convert("oneshot-rlvr", oneshot_file, tmp_path / "o.parquet")
+    assert read_log(out).height == 4
+    with pytest.warns(V0liteWarning):
+        paths = D.convert("routerbench", rb_dir, tmp_path / "rb")
+    assert paths["train"] == tmp_path / "rb" / "train.jsonl" and paths["test"].exists()
+    assert read_log(paths["test"]).height == 2
+    with pytest.raises(DataError, match=r"unknown format 'csv'.*\['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'\]"):
+        D.convert("csv", v0_dir, tmp_path / "x.jsonl")
+    assert set(D.CONVERTERS) == {"v0", "routerbench", "routerdc", "oneshot-rlvr"}
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_make_demo_log_deterministic_and_shaped():
+    a = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=5)
+    b = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=5)
+    c = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=6)
+    assert a.equals(b) and not a.equals(c)
+    assert a.columns == ["policy", "prompt", "score", "step", "n", "cost", "task"]
+    assert a.height == 3 * 4 * 10 * 2
+    assert a["prompt"].n_unique() == 40
+    assert a["policy"].n_unique() == 3 and all(p.startswith("synthetic-") for p in a["policy"].unique())
+    assert a["task"].n_unique() == 4
+    assert set(a["n"]) == {8}
+    assert all(round(s * 8) == s * 8 for s in a["score"])
+    # one price per policy, rising with size
+    prices = a.group_by("policy").agg(pl.col("cost").n_unique().alias("k"), pl.col("cost").first())
+    assert set(prices["k"]) == {1}
+
+
+def test_demo_log_has_signal():
+    log = D.make_demo_log(random_state=0)
+    by_pol = log.group_by("policy").agg(pl.col("score").mean()).sort("score")
+    assert by_pol["policy"].to_list() == ["synthetic-tiny", "synthetic-small", "synthetic-medium", "synthetic-large"]
+    by_step = log.group_by("step").agg(pl.col("score").mean()).sort("step")
+    assert by_step["score"].is_sorted()
+    with pytest.raises(DataError, match="n_topics"):
+        D.make_demo_log(n_topics=99)
+
+
+def test_write_demo_data(tmp_path):
+    kw = dict(n_policies=2, n_topics=3, n_prompts_per_topic=6, n_query_prompts_per_topic=2, n_steps=2)
+    p1 = D.write_demo_data(tmp_path / "a", **kw)
+    p2 = D.write_demo_data(tmp_path / "b", **kw)
+    for k in ("log", "queries", "readme"):
+        assert p1[k].read_bytes() == p2[k].read_bytes()
+    hist, q = read_log(p1["log"]), read_log(p1["queries"])
+    assert not set(hist["prompt"]) & set(q["prompt"])
+    assert q["prompt"].n_unique() == 3 * 2 and hist["prompt"].n_unique() == 3 * 4
+    assert set(q["policy"]) == set(hist["policy"]) and set(q["step"]) == {0, 1}
+    assert "SYNTHETIC" in p1["readme"].read_text()
+    with pytest.raises(DataError, match="n_query_prompts_per_topic"):
+        D.write_demo_data(tmp_path / "c", n_prompts_per_topic=4, n_query_prompts_per_topic=4)
+
+
+def test_committed_demo_files_are_current_and_small():
+    root = Path(D.__file__).resolve().parent.parent / "data"
+    files = [root / "demo_log.jsonl", root / "demo_queries.jsonl", root / "README.md"]
+    if not all(f.exists() for f in files):
+        pytest.skip("data/demo_*.jsonl not generated")
+    assert sum(f.stat().st_size for f in files) < 500_000
+    hist, q = read_log(files[0]), read_log(files[1])
+    assert not set(hist["prompt"]) & set(q["prompt"])
+
+
+def test_doctests():
+    res = doctest.testmod(D)
+    assert res.failed == 0 and res.attempted > 0
+
+
+# --------------------------------------------------------------------------- real data (skipped when absent)
+
+
+def _real(sub: str) -> Path:
+    d = D.data_dir()
+    if d is None or not (d / sub).is_dir():
+        reason = f"{sub} not found: set V0LITE_DATA to the folder holding it"
+        print(reason)
+        pytest.skip(reason)
+    return d / sub
+
+
+def test_real_v0():
+    d = _real("v0-dapomath")
+    ctx = D.convert_v0(d / "context.jsonl")
+    assert ctx.height == 3072
+    assert ctx.group_by("policy", "step").len()["len"].to_list() == [512] * 6
+    assert set(ctx["step"]) == {16, 64, 256}
+    assert D.convert_v0(d / "train.jsonl").height == 192
+    assert D.convert_v0(d / "validity.jsonl").height == 27
+    assert ((ctx["score"] * 10).round(6) % 1 == 0).all()  # (score + 1) / 2 on a 0.2 grid -> tenths
+
+
+def test_real_routerbench():
+    d = _real("routerdc-routerbench")
+    with pytest.warns(V0liteWarning, match=r"skipped 154 blank outcome cells .* in 14 sample_ids"):
+        out = D.convert_routerbench(d)
+    # 3,178 prompts x 11 models, minus 154 blank cells (92 train + 62 test)
+    assert out["train"].height == (1039 + 299 + 887) * 11 - 92
+    assert out["test"].height == (445 + 128 + 380) * 11 - 62
+    assert out["train"]["policy"].n_unique() == 11
+    assert set(out["train"]["task"]) == {"arc-challenge", "mbpp", "winogrande"}
+
+
+def test_real_routerdc():
+    d = _real("routerdc-7model")
+    df = D.convert_routerdc(d)
+    assert df.height == 20_600 * 7
+    assert df["prompt_id"].n_unique() == 20_600
+    assert df["policy"].n_unique() == 7
+    mcq = df.filter(pl.col("task").is_in(["mmlu", "cmmlu", "ceval"]) | pl.col("task").str.starts_with("arc_"))
+    assert set(mcq["score"].unique()) <= {0.0, 1.0}
+    gsm = df.filter(pl.col("task") == "gsm8k")
+    assert gsm["score"].n_unique() == 11
+    tr, te = D.split_by_prompt(df)
+    assert not set(tr["prompt"]) & set(te["prompt"])
+
+
+def test_real_oneshot():
+    d = _real("oneshot-rlvr-dsr-sub")
+    df = D.convert_oneshot_rlvr(d / "dsr_sub_acc_history.jsonl")
+    assert df.height == 64_000  # 500 steps x 128 prompts
+    assert df["prompt_id"].n_unique() == 1209
+    visits = df.group_by("prompt_id").len()["len"]
+    assert visits.min() == 44 and visits.max() == 57
+    first = df.filter(pl.col("step") == 0)["score"].mean()
+    assert abs(first - 0.335) < 1e-3
+    assert re.search("GRPO", df["policy"][0])
