@@ -1,0 +1,284 @@
+"""Tests of v0lite.route: strategies, cost models, Router, and the ``route`` CLI command."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from v0lite.exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
+from v0lite.route import (
+    COST_MODELS,
+    STRATEGIES,
+    BudgetStrategy,
+    QualityTargetStrategy,
+    Router,
+    ThresholdStrategy,
+    UtilityStrategy,
+    get_cost_model,
+    get_strategy,
+)
+
+
+def _p_of(policy: str, prompt: str) -> float:
+    """Deterministic success probability of (policy, prompt) for the fake value model."""
+    level = int(prompt.split()[-1]) / 10.0  # "q<i> level <d>" -> difficulty in [0, 1)
+    skill = {"small": 0.3, "mid": 0.6, "big": 0.9}.get(policy, 0.5)
+    return float(np.clip(1.0 - level + skill - 0.4, 0.0, 1.0))
+
+
+class FakeValueModel:
+    def __init__(self):
+        self.calls = 0
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        self.calls += 1
+        pol, prm = X["policy"].to_list(), X["prompt"].to_list()
+        return np.array([_p_of(a, b) for a, b in zip(pol, prm)])
+
+
+class FakeEmbedder:
+    """Embeds 'q<i> level <d>' as a 2-D point on the unit circle by difficulty."""
+
+    def __init__(self):
+        self.n_texts = 0
+
+    def encode(self, texts):
+        self.n_texts += len(texts)
+        d = np.array([int(t.split()[-1]) for t in texts], dtype=np.float64)
+        ang = d / 10.0 * np.pi / 2
+        return np.stack([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
+
+
+def _brute_budget(P, C, budget):
+    n, m = P.shape
+    best, best_idx = -1.0, None
+    for combo in itertools.product(range(m), repeat=n):
+        idx = np.array(combo)
+        if C[np.arange(n), idx].mean() <= budget + 1e-12:
+            val = P[np.arange(n), idx].sum()
+            if val > best + 1e-12:
+                best, best_idx = val, idx
+    return best, best_idx
+
+
+# ------------------------------------------------------------------ strategies
+
+
+def test_registry_and_unknown_name_lists_valid_names():
+    assert set(STRATEGIES) == {"utility", "threshold", "budget", "quality-target"}
+    for name in STRATEGIES:
+        s = get_strategy(name)
+        assert s.name == name and hasattr(s, "choose") and hasattr(s, "knob_grid")
+    with pytest.raises(V0liteError) as err:
+        get_strategy("greedy")
+    for name in STRATEGIES:
+        assert name in str(err.value)
+    with pytest.raises(V0liteError, match="knn"):
+        get_cost_model("nope")
+    assert set(COST_MODELS) == {"knn", "mean", "fixed", "unit"}
+
+
+P3 = np.array([[0.5, 0.7, 0.9],
+               [0.8, 0.85, 0.9],
+               [0.1, 0.2, 0.95]])
+C3 = np.array([[0.1, 0.5, 1.0],
+               [0.1, 0.5, 1.0],
+               [0.1, 0.5, 1.0]])
+
+
+def test_utility_strategy():
+    u = UtilityStrategy()
+    assert u.choose(P3, C3, 0.0).tolist() == [2, 2, 2]
+    # lam = 0.3: row0 scores .47 .55 .6 -> 2; row1 .77 .7 .6 -> 0; row2 .07 .05 .65 -> 2
+    assert u.choose(P3, C3, 0.3).tolist() == [2, 0, 2]
+    assert u.choose(P3, C3, 100.0).tolist() == [0, 0, 0]
+    with pytest.raises(V0liteError):
+        u.choose(P3, C3, -1.0)
+    # ties in utility go to the higher p, then the cheaper
+    assert u.choose(np.array([[0.5, 0.5]]), np.array([[1.0, 0.2]]), 0.0).tolist() == [1]
+
+
+def test_threshold_strategy():
+    t = ThresholdStrategy()
+    assert t.choose(P3, C3, 0.75).tolist() == [2, 0, 2]
+    assert t.choose(P3, C3, 0.0).tolist() == [0, 0, 0]
+    assert t.choose(P3, C3, 0.99).tolist() == [2, 2, 2]  # nobody reaches: max-p policy
+    grid = t.knob_grid(P3, C3, 8)
+    assert grid.min() <= P3.min() and grid.max() >= P3.max() and len(grid) <= 8
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0])
+def test_budget_honoured_and_near_optimal(budget):
+    rng = np.random.default_rng(0)
+    P = rng.uniform(size=(6, 3))
+    C = np.tile([0.1, 0.4, 1.0], (6, 1)) * rng.uniform(0.5, 1.5, size=(6, 3))
+    b = BudgetStrategy()
+    lo = C.min(axis=1).mean()
+    if budget < lo:
+        with pytest.warns(V0liteWarning):
+            idx = b.choose(P, C, budget)
+        assert (idx == C.argmin(axis=1)).all()
+        return
+    idx = b.choose(P, C, budget)
+    rows = np.arange(6)
+    assert C[rows, idx].mean() <= budget + 1e-9
+    best, _ = _brute_budget(P, C, budget)
+    # Lagrangian + greedy fill: within one prompt's gain of the integer optimum
+    assert P[rows, idx].sum() >= best - P.max() - 1e-9
+
+
+def test_budget_exact_on_hand_made_case():
+    P = np.array([[0.2, 0.9], [0.6, 0.7], [0.5, 0.8]])
+    C = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    b = BudgetStrategy()
+    assert b.choose(P, C, 1 / 3).tolist() == [1, 0, 0]  # gain .7 best
+    assert b.choose(P, C, 2 / 3).tolist() == [1, 0, 1]  # then gain .3
+    assert b.choose(P, C, 1.0).tolist() == [1, 1, 1]
+    # equal ratios everywhere (ties at the critical lam): the budget is filled exactly
+    Pt = np.tile([0.2, 0.6], (10, 1))
+    Ct = np.tile([0.0, 1.0], (10, 1))
+    idx = b.choose(Pt, Ct, 0.3)
+    assert idx.sum() == 3
+    grid = b.knob_grid(P, C, 5)
+    assert np.isclose(grid[0], 0.0) and np.isclose(grid[-1], 1.0)
+
+
+def test_quality_target_strategy():
+    P = np.array([[0.2, 0.9], [0.6, 0.7], [0.5, 0.8]])
+    C = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    q = QualityTargetStrategy()
+    rows = np.arange(3)
+    for target in [0.3, 0.45, 0.55, 0.6, 0.7, 0.8]:
+        idx = q.choose(P, C, target)
+        assert P[rows, idx].mean() >= target - 1e-9
+    assert q.choose(P, C, 0.3).tolist() == [0, 0, 0]
+    assert q.choose(P, C, 0.55).tolist() == [1, 0, 0]  # one upgrade, the best ratio
+    with pytest.warns(V0liteWarning):
+        assert q.choose(P, C, 0.99).tolist() == [1, 1, 1]
+    # ties: exactly as many upgrades as needed
+    Pt = np.tile([0.2, 0.6], (10, 1))
+    Ct = np.tile([0.0, 1.0], (10, 1))
+    idx = q.choose(Pt, Ct, 0.32)  # needs 3 upgrades of +0.4 over 10 prompts
+    assert idx.sum() == 3
+
+
+def test_knob_grids_cover_the_range():
+    rng = np.random.default_rng(1)
+    P = rng.uniform(size=(40, 4))
+    C = np.tile([0.01, 0.1, 0.5, 2.0], (40, 1))
+    rows = np.arange(40)
+    for name in STRATEGIES:
+        s = get_strategy(name)
+        grid = s.knob_grid(P, C, 16)
+        assert 1 <= len(grid) <= 16
+        costs = [C[rows, s.choose(P, C, g)].mean() for g in grid]
+        assert np.isclose(min(costs), C.min(axis=1).mean())  # reaches the cheapest routing
+        assert np.isclose(max(costs), C[rows, P.argmax(axis=1)].mean())  # and the best one
+
+
+# ------------------------------------------------------------------ router
+
+
+def _log(n=40, policies=("small", "mid", "big"), varying=True, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    base = {"small": 0.1, "mid": 0.4, "big": 1.0}
+    for i in range(n):
+        d = i % 10
+        prompt = f"q{i} level {d}"
+        for p in policies:
+            cost = base[p] * (1.0 + d / 10.0) if varying else base[p]
+            rows.append({"policy": p, "prompt": prompt, "score": float(rng.uniform() < _p_of(p, prompt)),
+                         "cost": cost})
+    return pl.DataFrame(rows)
+
+
+def test_router_predict_matrix_and_route():
+    vm = FakeValueModel()
+    r = Router(vm, embedder=FakeEmbedder(), k=4).fit(_log())
+    assert r.policies_ == ["big", "mid", "small"]
+    prompts = ["new level 5", "new level 9"]
+    P, C = r.predict_matrix(prompts)
+    assert P.shape == C.shape == (2, 3)
+    assert np.allclose(P[0], [_p_of(p, prompts[0]) for p in r.policies_])
+    # kNN cost: harder prompts (level 9) cost more for every policy
+    assert (C[1] > C[0]).all()
+    assert r.route(prompts).tolist() == ["big", "big"]
+    assert r.route(prompts, lam=10.0).tolist() == ["small", "small"]
+    assert r.route(prompts, knob=10.0).tolist() == ["small", "small"]
+    with pytest.raises(V0liteError, match="lam"):
+        r.route(prompts, tau=0.3)
+
+
+def test_router_cost_models_and_errors():
+    vm = FakeValueModel()
+    emb = FakeEmbedder()
+    r = Router(vm, cost_model="knn", embedder=emb, k=4).fit(_log(varying=False))
+    assert emb.n_texts == 0  # constant costs: no embedding needed
+    P, C = r.predict_matrix(["x level 3"])
+    assert np.allclose(C, [[1.0, 0.4, 0.1]])
+    r = Router(vm, cost_model="mean").fit(_log())
+    assert np.allclose(r.predict_matrix(["x level 3"])[1][0], [1.45, 0.58, 0.145])
+    r = Router(vm, cost_model="fixed", prices={"a": 2.0, "b": 1.0}).fit()
+    assert r.policies_ == ["a", "b"]
+    r = Router(vm, policies=["small", "big", "extra"], cost_model="mean", prices={"extra": 5.0}).fit(_log())
+    assert np.allclose(r.predict_matrix(["x level 0"])[1][0], [0.145, 1.45, 5.0])
+    with pytest.raises(DataError, match="extra"):
+        Router(vm, policies=["small", "extra"], cost_model="mean").fit(_log())
+    with pytest.raises(DataError, match="cost"):
+        Router(vm, cost_model="knn").fit(_log().drop("cost"))
+    with pytest.raises(DataError, match="missing"):
+        Router(vm, policies=["a", "b"], cost_model="fixed", prices={"a": 1.0}).fit()
+    with pytest.raises(NotFittedError):
+        Router(vm).route(["q level 1"])
+    with pytest.raises(V0liteError, match="quality-target"):
+        Router(vm, strategy="cheapest").fit(_log())
+    r = Router(vm, strategy="budget", cost_model="unit", policies=["small", "big"]).fit()
+    with pytest.raises(V0liteError, match="budget"):
+        r.route(["q level 1"])
+
+
+def test_router_budget_route_honours_budget():
+    log = _log(60)
+    r = Router(FakeValueModel(), strategy="budget", embedder=FakeEmbedder(), k=4).fit(log)
+    prompts = [f"t{i} level {i % 10}" for i in range(50)]
+    P, C = r.predict_matrix(prompts)
+    idx = r.choose(P, C, budget=0.5)
+    assert C[np.arange(50), idx].mean() <= 0.5 + 1e-9
+    assert C[np.arange(50), idx].mean() >= 0.45  # the budget is used
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_route_cli(tmp_path, monkeypatch):
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_load_value_model", lambda d: FakeValueModel())
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers(dest="command"))
+    prompts = tmp_path / "prompts.jsonl"
+    pl.DataFrame({"prompt": [f"p{i} level {i}" for i in range(10)], "prompt_id": [str(i) for i in range(10)]}
+                 ).write_ndjson(prompts)
+    out = tmp_path / "routed.csv"
+    args = parser.parse_args(["route", "--model-dir", str(tmp_path), str(prompts), "--pool", "small,big",
+                              "--strategy", "threshold", "--knob", "0.6",
+                              "--prices", json.dumps({"small": 0.1, "big": 1.0}), "--out", str(out)])
+    assert args.func(args) == 0
+    res = pl.read_csv(out)
+    assert res.columns == ["prompt", "prompt_id", "policy", "p_success", "pred_cost"]
+    expect = ["small" if _p_of("small", t) >= 0.6 else "big" for t in res["prompt"].to_list()]
+    assert res["policy"].to_list() == expect
+    assert set(res["pred_cost"].to_list()) <= {0.1, 1.0}
+    args = parser.parse_args(["route", "--model-dir", str(tmp_path), str(prompts), "--pool", "small,big",
+                              "--strategy", "utility", "--out", str(out)])
+    assert args.func(args) == 0
+    assert set(pl.read_csv(out)["policy"].to_list()) == {"big"}

@@ -1,0 +1,229 @@
+"""Tests of v0lite.route_eval: hull/AIQ, APGR/CPT, oracle, kNN baseline, route_eval, plot, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from v0lite.exceptions import DataError, V0liteError, V0liteWarning
+from v0lite.route_eval import (
+    aiq,
+    apgr,
+    best_single,
+    cost_at_accuracy,
+    cpt,
+    knn_router_baseline,
+    non_decreasing_hull,
+    oracle,
+    plot_frontiers,
+    route_eval,
+)
+
+SKILL = {"small": 0.25, "mid": 0.55, "big": 0.85}
+PRICE = {"small": 0.1, "mid": 0.3, "big": 1.0}
+
+
+def _level(prompt: str) -> float:
+    return int(prompt.split()[-1]) / 10.0
+
+
+def _true_p(policy: str, prompt: str) -> float:
+    return float(np.clip(SKILL[policy] + 0.5 - _level(prompt), 0.02, 0.98))
+
+
+class FakeValueModel:
+    """Knows the true success probability (a perfect value model) and records fit calls."""
+
+    def __init__(self):
+        self.fitted = False
+
+    def fit(self, X, y):
+        assert {"policy", "prompt"} <= set(X.columns) and len(y) == X.height
+        self.fitted = True
+        return self
+
+    def predict(self, X):
+        return np.array([_true_p(a, b) for a, b in zip(X["policy"].to_list(), X["prompt"].to_list())])
+
+
+class FakeEmbedder:
+    def encode(self, texts):
+        ang = np.array([_level(t) for t in texts]) * np.pi / 2
+        return np.stack([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
+
+
+def _log(n: int, seed: int, policies=tuple(SKILL), cost=True) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        prompt = f"s{seed} q{i} level {rng.integers(0, 10)}"
+        for p in policies:
+            row = {"policy": p, "prompt": prompt, "score": float(rng.uniform() < _true_p(p, prompt))}
+            if cost:
+                row["cost"] = PRICE[p] * (1.0 + 0.2 * _level(prompt))
+            rows.append(row)
+    return pl.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ hull and AIQ
+
+
+def test_hull_drops_points_below_and_after_the_top():
+    hc, ha = non_decreasing_hull([1, 2, 3, 4, 0.5], [0.5, 0.6, 0.9, 0.8, 0.2])
+    assert hc.tolist() == [0.5, 1.0, 3.0] and ha.tolist() == [0.2, 0.5, 0.9]
+    # duplicate cost keeps the better point; a cheap best point is the whole hull
+    hc, ha = non_decreasing_hull([1, 1, 2], [0.3, 0.9, 0.5])
+    assert hc.tolist() == [1.0] and ha.tolist() == [0.9]
+
+
+def test_aiq_hand_computed():
+    # hull (1, .5) -> (3, .9); (2, .6) lies below the chord, (4, .8) after the top;
+    # flat extension (3, .9) -> (5, .9). Area = 2 * .7 + 2 * .9 = 3.2; / c_max 5
+    assert aiq([1, 2, 3, 4], [0.5, 0.6, 0.9, 0.8], c_max=5.0) == pytest.approx(0.64)
+    # a curve reaching past c_max is cut at c_max by interpolation: (1,.5)->(2,.7), area .6 / 2
+    assert aiq([1, 3], [0.5, 0.9], c_max=2.0) == pytest.approx(0.3)
+    # a single point: flat extension only
+    assert aiq([2.0], [0.5], c_max=4.0) == pytest.approx(0.25)
+    assert aiq([5.0], [0.5], c_max=4.0) == 0.0
+    with pytest.raises(V0liteError):
+        aiq([1.0], [0.5], c_max=0.0)
+
+
+def test_cost_at_accuracy_uses_hull_interpolation():
+    curve = {"cost": [1, 2, 3, 4], "acc": [0.5, 0.6, 0.9, 0.8]}
+    assert cost_at_accuracy(curve, 0.7) == pytest.approx(2.0)  # on the hull, not the raw point (2, .6)
+    assert cost_at_accuracy(curve, 0.4) == pytest.approx(1.0)
+    assert cost_at_accuracy(curve, 0.9) == pytest.approx(3.0)
+    assert cost_at_accuracy(curve, 0.91) is None
+
+
+def test_apgr_cpt_toy_two_model_case():
+    frac, acc = [0.0, 0.5, 1.0], [0.5, 0.8, 0.9]
+    assert apgr(frac, acc, 0.5, 0.9) == pytest.approx(0.625)
+    assert cpt(frac, acc, 0.5, 0.9, 0.5) == pytest.approx(1 / 3)
+    assert cpt(frac, acc, 0.5, 0.9, 0.8) == pytest.approx(0.6)
+    # a random router (the straight line) recovers half the gap; end points are added
+    assert apgr([0.25, 0.75], [0.6, 0.8], 0.5, 0.9) == pytest.approx(0.5)
+    assert cpt([0.5], [0.55], 0.5, 0.9, 0.5) == pytest.approx(0.5 + 0.5 * (0.2 - 0.05) / 0.35)
+    assert apgr(frac, acc, 0.7, 0.7) is None and cpt(frac, acc, 0.7, 0.7, 0.5) is None
+    assert cpt([0.0, 1.0], [0.5, 0.7], 0.5, 0.7, 1.01) is None
+
+
+def test_oracle_and_best_single():
+    Y = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1]], dtype=float)
+    C = np.tile([0.5, 0.2, 1.0], (4, 1))
+    idx, acc, cost = oracle(Y, C)
+    assert idx.tolist() == [1, 1, 1, 2]  # cheapest correct, else cheapest
+    assert acc == pytest.approx(0.75) and cost == pytest.approx((0.2 * 3 + 1.0) / 4)
+    b = best_single(Y, C, ["a", "b", "c"])
+    assert b["model"] == "b" and b["acc"] == pytest.approx(0.5) and b["cost"] == pytest.approx(0.2)
+
+
+def test_knn_router_baseline():
+    tr = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    costs = np.array([[1.0, 2.0], [3.0, 2.0], [1.0, 4.0], [1.0, 4.0]])
+    te = np.array([[1, 0.05], [0.05, 1]], dtype=np.float32)
+    P, C = knn_router_baseline(tr, Y, costs, te, k=2)
+    assert P.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert np.allclose(C, [[1.5, 3.0], [1.5, 3.0]])
+    P, C = knn_router_baseline(tr, Y, costs, te, k=2, cost="knn")
+    assert np.allclose(C, [[2.0, 2.0], [1.0, 4.0]])
+    P, _ = knn_router_baseline(tr, Y, costs, te, k=100)  # k capped at n_train
+    assert np.allclose(P, 0.5)
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def logs():
+    return _log(150, seed=1), _log(120, seed=2)
+
+
+def test_route_eval_end_to_end(logs, tmp_path):
+    train, test = logs
+    test = test.filter(~((pl.col("prompt") == test["prompt"][0]) & (pl.col("policy") == "mid")))
+    vm = FakeValueModel()
+    with pytest.warns(V0liteWarning, match="1 test prompts"):
+        res = route_eval(train, test, value_model=vm, embedder=FakeEmbedder(), k_baseline=16)
+    assert vm.fitted
+    assert res["n_test"] == 119 and res["n_test_incomplete"] == 1 and res["n_policies"] == 3
+    json.dumps(res, allow_nan=False)  # JSON-ready
+    keys = {"aiq", "max_acc", "best_single_acc", "best_single_model", "best_single_cost",
+            "cost_at_best_single_acc", "cost_save", "oracle_acc", "oracle_cost", "baseline_knn_aiq",
+            "baseline_knn_max_acc", "n_test", "n_policies", "curves"}
+    assert keys <= set(res)
+    assert res["best_single_model"] == "big" and res["cost_source"] == "log"
+    assert res["oracle_acc"] >= res["max_acc"] >= res["best_single_acc"] - 0.05
+    assert res["oracle_cost"] < res["best_single_cost"]
+    # a perfect value model beats random mixing of the models
+    assert res["aiq"] > res["random_mix_aiq"]
+    assert 0 < res["aiq"] <= 1 and 0 < res["baseline_knn_aiq"] <= 1
+    assert res["c_max"] == pytest.approx(max(res["curves"]["single"]["cost"]))
+    if res["cost_at_best_single_acc"] is not None:
+        assert res["cost_save"] == pytest.approx(1 - res["cost_at_best_single_acc"] / res["best_single_cost"])
+    assert "apgr" not in res
+
+
+def test_route_eval_two_models_and_strategies(logs):
+    train, test = (d.filter(pl.col("policy") != "mid") for d in logs)
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16)
+    assert res["weak_model"] == "small" and res["strong_model"] == "big"
+    assert 0.5 < res["apgr"] <= 1.5 and res["baseline_knn_apgr"] is not None
+    assert res["cpt_50"] is None or 0 <= res["cpt_50"] <= res["cpt_80"] <= 1
+    for strategy in ("threshold", "budget", "quality-target"):
+        r = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16,
+                       strategy=strategy, n_knobs=16)
+        assert r["strategy"] == strategy and r["aiq"] > 0
+        assert r["max_acc"] >= r["best_single_acc"] - 0.05
+
+
+def test_route_eval_without_costs(logs):
+    train, test = (d.drop("cost") for d in logs)
+    with pytest.warns(V0liteWarning, match="costs 1"):
+        res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder())
+    assert res["cost_source"] == "unit" and res["aiq"] is None and res["baseline_knn_aiq"] is None
+    assert res["best_single_acc"] > 0 and res["oracle_acc"] >= res["max_acc"]
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), prices=PRICE)
+    assert res["cost_source"] == "prices" and res["aiq"] is not None
+    with pytest.raises(DataError, match="prices"):
+        route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), prices={"big": 1.0})
+    with pytest.raises(V0liteError, match="utility"):
+        route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), strategy="nope")
+
+
+def test_plot_frontiers_atomic(logs, tmp_path):
+    train, test = logs
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), n_knobs=8)
+    out = tmp_path / "sub" / "plot.png"
+    plot_frontiers(res, out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in out.parent.iterdir()] == ["plot.png"]  # no temp file left
+
+
+def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_make_value_model", lambda head, random_state=0: FakeValueModel())
+    monkeypatch.setattr(cmd, "_make_embedder", FakeEmbedder)
+    train, test = logs
+    train.write_ndjson(tmp_path / "train.jsonl")
+    test.write_csv(tmp_path / "test.csv")
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.csv"),
+                              "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "aiq" in printed and "best_single_model" in printed
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["n_test"] == 120 and saved["aiq"] is not None
+    assert (tmp_path / "r.png").exists()

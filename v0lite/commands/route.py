@@ -1,0 +1,163 @@
+"""CLI: ``v0lite route-eval`` (offline routing evaluation) and ``v0lite route`` (route prompts)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .._io import atomic_write_json
+from ..exceptions import DataError
+from ..log import as_frame, write_log
+
+__all__ = ["register"]
+
+_TABLE_KEYS = (
+    "strategy", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
+    "best_single_model", "best_single_acc", "best_single_cost", "cost_at_best_single_acc", "cost_save",
+    "oracle_acc", "oracle_cost", "random_mix_aiq", "baseline_knn_aiq", "baseline_knn_max_acc",
+    "weak_model", "strong_model", "apgr", "cpt_50", "cpt_80", "baseline_knn_apgr",
+)
+
+
+def _parse_prices(text: str | None) -> dict[str, float] | None:
+    """``--prices``: a JSON object, or the path of a file holding one."""
+    if text is None:
+        return None
+    src = text
+    p = Path(text)
+    if not text.lstrip().startswith("{") and p.exists():
+        src = p.read_text(encoding="utf-8")
+    try:
+        obj = json.loads(src)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--prices is neither a JSON object nor a readable JSON file ({exc}). "
+                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}'.") from exc
+    if not isinstance(obj, dict):
+        raise DataError("--prices must be a JSON object policy -> cost per call.")
+    return obj
+
+
+def _make_value_model(head: str | None, random_state: int = 0):
+    from ..estimator import V0Regressor
+
+    return V0Regressor(random_state=random_state) if head is None else V0Regressor(head=head, random_state=random_state)
+
+
+def _load_value_model(model_dir: str):
+    from ..estimator import V0Regressor
+
+    return V0Regressor.load(model_dir)
+
+
+def _make_embedder():
+    return None  # route_eval builds the default Embedder lazily
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def _route_eval(args) -> int:
+    from ..log import read_log
+    from ..route_eval import route_eval
+
+    result = route_eval(
+        read_log(args.train), read_log(args.test),
+        value_model=_make_value_model(args.head), embedder=_make_embedder(),
+        k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
+        prices=_parse_prices(args.prices),
+    )
+    width = max(len(k) for k in _TABLE_KEYS)
+    for key in _TABLE_KEYS:
+        if key in result:
+            print(f"{key:<{width}}  {_fmt(result[key])}")
+    if args.json:
+        atomic_write_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _route(args) -> int:
+    from ..route import Router
+
+    pool = [p.strip() for p in args.pool.split(",") if p.strip()]
+    if not pool:
+        raise DataError("--pool is empty. Fix: pass policy names separated by commas, e.g. --pool a,b.")
+    prices = _parse_prices(args.prices)
+    frame = as_frame(args.prompts)
+    if "prompt" not in frame.columns:
+        raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
+    clash = [c for c in ("policy", "p_success", "pred_cost") if c in frame.columns]
+    if clash:
+        print(f"note: input columns {clash} are replaced by the routing output", file=sys.stderr)
+        frame = frame.drop(clash)
+    if args.cost_log:
+        cost_model, log = "knn", args.cost_log
+    elif prices is not None:
+        cost_model, log = "fixed", None
+    else:
+        print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
+        cost_model, log = "unit", None
+    router = Router(_load_value_model(args.model_dir), policies=pool, strategy=args.strategy,
+                    cost_model=cost_model, prices=prices).fit(log)
+    P, C = router.predict_matrix(frame["prompt"].to_list())
+    knob = {} if args.knob is None else {"knob": args.knob}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        idx = router.choose(P, C, **knob)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    rows = np.arange(len(idx))
+    out = frame.with_columns(
+        pl.Series("policy", np.asarray(router.policies_, dtype=object)[idx].tolist(), dtype=pl.String),
+        pl.Series("p_success", P[rows, idx], dtype=pl.Float64),
+        pl.Series("pred_cost", C[rows, idx], dtype=pl.Float64),
+    )
+    write_log(out, args.out)
+    counts = out["policy"].value_counts(sort=True)
+    share = ", ".join(f"{p}: {n}" for p, n in zip(counts["policy"].to_list(), counts["count"].to_list()))
+    print(f"routed {out.height} prompts ({share}); mean p_success {float(out['p_success'].mean()):.4f}, "
+          f"mean pred_cost {float(out['pred_cost'].mean()):.6g}; wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``route-eval`` and ``route`` to an argparse subparsers object (each sets ``func``)."""
+    from ..route import STRATEGIES
+
+    names = sorted(STRATEGIES)
+    p = subparsers.add_parser("route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
+                              description="Fit a value model on TRAIN, sweep the routing knob on TEST, report metrics.")
+    p.add_argument("train", metavar="TRAIN", help="outcome log to learn from (.jsonl/.csv/.parquet)")
+    p.add_argument("test", metavar="TEST", help="outcome log with every pool policy's outcome per prompt")
+    p.add_argument("--json", metavar="FILE", help="write the full result (metrics and curves) as JSON")
+    p.add_argument("--plot", metavar="FILE", help="write the frontier plot as PNG")
+    p.add_argument("--strategy", default="utility", choices=names, help="routing strategy to sweep (default utility)")
+    p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
+    p.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
+    p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
+    p.set_defaults(func=_route_eval)
+
+    q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
+                              description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
+    q.add_argument("prompts", metavar="PROMPTS", help="log-like file with a 'prompt' column")
+    q.add_argument("--model-dir", required=True, metavar="DIR", help="directory of a saved V0Regressor")
+    q.add_argument("--pool", required=True, metavar="A,B,C", help="comma-separated policies to route between")
+    q.add_argument("--strategy", default="utility", choices=names, help="routing strategy (default utility)")
+    q.add_argument("--knob", type=float, default=None,
+                   help="the strategy's knob: lam (utility), tau (threshold), budget (budget), target (quality-target)")
+    q.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call")
+    q.add_argument("--cost-log", default=None, metavar="LOG", help="outcome log whose 'cost' column trains a kNN cost model")
+    q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
+    q.set_defaults(func=_route)
