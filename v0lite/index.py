@@ -1,0 +1,288 @@
+"""Per-policy retrieval over embedded histories, with the step rule.
+
+A :class:`HistoryIndex` holds every unique prompt's embedding once and, per policy, that
+policy's outcome rows sorted by step. The context of a query at (policy p, step t) is p's rows
+with step <= t (a prefix of the sorted block, so faiss searches it with an ``IDSelectorRange``),
+never the row with the query's own (prompt, step). Growing the history (:meth:`HistoryIndex.add`)
+returns a new index and leaves the old one untouched, so an interrupted update is never half-applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .exceptions import V0liteError
+
+__all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES"]
+
+EXCLUDE_MODES = ("same_step", "any_step", "none")
+# Above this many rows a policy's block gets an approximate (HNSW) index instead of exact search.
+APPROX_THRESHOLD = 200_000
+
+
+@dataclass
+class Queries:
+    """A batch of queries, already embedded.
+
+    ``policy`` holds codes into ``HistoryIndex.policies`` (-1 = unknown policy), ``prompt_row``
+    the row of the prompt in ``HistoryIndex.emb`` (-1 = prompt not in the history).
+    """
+
+    policy: np.ndarray
+    step: np.ndarray
+    emb: np.ndarray
+    prompt_row: np.ndarray
+    length: np.ndarray = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.policy)
+
+    def subset(self, idx) -> "Queries":
+        return Queries(self.policy[idx], self.step[idx], self.emb[idx], self.prompt_row[idx],
+                       None if self.length is None else self.length[idx])
+
+
+class _Block:
+    """One policy's rows, sorted by step, with a lazily built faiss index."""
+
+    def __init__(self, rows: np.ndarray, steps: np.ndarray, prompt_rows: np.ndarray, scores: np.ndarray):
+        order = np.argsort(steps, kind="stable")
+        self.rows = rows[order]
+        self.steps = steps[order]
+        self.prompt_rows = prompt_rows[order]
+        self.scores = scores[order]
+        self.cum_score = np.concatenate([[0.0], np.cumsum(self.scores)])
+        self.cum_score2 = np.concatenate([[0.0], np.cumsum(self.scores ** 2)])
+        _, counts = np.unique(self.prompt_rows, return_counts=True)
+        self.max_dup = int(counts.max()) if len(counts) else 0
+        # per-checkpoint means: a neighbour's score is read relative to its own checkpoint
+        self.ustep, start, ucount = np.unique(self.steps, return_index=True, return_counts=True)
+        sums = np.add.reduceat(self.scores, start) if len(self.scores) else np.zeros(0)
+        self.ustep_mean = sums / np.maximum(ucount, 1)
+        self.ustep_count = ucount
+        self.row_step_mean = np.repeat(self.ustep_mean, ucount)
+        self._faiss = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def cut(self, step: np.ndarray) -> np.ndarray:
+        """Number of eligible rows (step <= t) for each query step t."""
+        return np.searchsorted(self.steps, step, side="right")
+
+    def faiss_index(self, emb: np.ndarray):
+        if self._faiss is None:
+            import faiss
+
+            x = np.ascontiguousarray(emb[self.prompt_rows], dtype=np.float32)
+            if len(x) > APPROX_THRESHOLD:
+                index = faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efSearch = 128
+            else:
+                index = faiss.IndexFlatIP(x.shape[1])
+            index.add(x)
+            self._faiss = index
+        return self._faiss
+
+
+class HistoryIndex:
+    """Every policy's embedded history, searchable under the step rule.
+
+    Parameters
+    ----------
+    emb : ndarray (n_prompts, dim)
+        L2-normalised embedding of each unique prompt.
+    keys : list of str
+        Content key of each unique prompt (same order as ``emb``).
+    policies : list of str
+        Policy names; ``policy`` holds codes into it.
+    policy, prompt_row, score, step : ndarray (n_rows,)
+        One entry per outcome row.
+    n : ndarray (n_rows,), optional
+        Rollouts behind each score (0 = unknown).
+    """
+
+    def __init__(self, emb, keys, policies, policy, prompt_row, score, step, n=None, lengths=None):
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)
+        self.keys = list(keys)
+        self.key_to_row = {k: i for i, k in enumerate(self.keys)}
+        self.policies = list(policies)
+        self.policy_to_code = {p: i for i, p in enumerate(self.policies)}
+        self.policy = np.asarray(policy, dtype=np.int32)
+        self.prompt_row = np.asarray(prompt_row, dtype=np.int64)
+        self.score = np.asarray(score, dtype=np.float64)
+        self.step = np.asarray(step, dtype=np.int64)
+        self.n = np.zeros(len(self.score), np.int64) if n is None else np.asarray(n, dtype=np.int64)
+        # characters per unique prompt (a cheap prompt feature); 0 when unknown
+        self.lengths = np.zeros(len(self.keys), np.float32) if lengths is None else np.asarray(lengths, np.float32)
+        self._blocks: dict[int, _Block] = {}
+
+    # -- construction ------------------------------------------------------------------------
+    @property
+    def n_rows(self) -> int:
+        return len(self.score)
+
+    @property
+    def dim(self) -> int:
+        return self.emb.shape[1]
+
+    def block(self, code: int) -> _Block:
+        """The sorted rows of policy ``code`` (built on first use)."""
+        b = self._blocks.get(code)
+        if b is None:
+            rows = np.flatnonzero(self.policy == code)
+            b = _Block(rows, self.step[rows], self.prompt_row[rows], self.score[rows])
+            self._blocks[code] = b
+        return b
+
+    def add(self, new_keys: Sequence[str], new_emb: np.ndarray, new_lengths, policy_names: Sequence[str],
+            prompt_keys: Sequence[str], score, step, n=None) -> "HistoryIndex":
+        """Return a new index with extra rows; unknown policies and prompts are appended.
+
+        Blocks of policies that got no rows are shared with the old index (they are read-only).
+        """
+        keys = list(self.keys)
+        key_to_row = dict(self.key_to_row)
+        extra_emb, extra_len = [], []
+        for k, v, ln in zip(new_keys, new_emb, new_lengths):
+            if k not in key_to_row:
+                key_to_row[k] = len(keys)
+                keys.append(k)
+                extra_emb.append(v)
+                extra_len.append(ln)
+        emb = np.vstack([self.emb, np.asarray(extra_emb, np.float32).reshape(-1, self.dim)]) if extra_emb else self.emb
+        lengths = np.concatenate([self.lengths, np.asarray(extra_len, np.float32)]) if extra_len else self.lengths
+        policies = list(self.policies)
+        p2c = dict(self.policy_to_code)
+        codes = np.empty(len(policy_names), np.int32)
+        for i, p in enumerate(policy_names):
+            if p not in p2c:
+                p2c[p] = len(policies)
+                policies.append(p)
+            codes[i] = p2c[p]
+        try:
+            prow = np.fromiter((key_to_row[k] for k in prompt_keys), np.int64, len(prompt_keys))
+        except KeyError as exc:
+            raise V0liteError(f"prompt key {exc} has no embedding; pass it in new_keys") from exc
+        n = np.zeros(len(codes), np.int64) if n is None else np.asarray(n, np.int64)
+        out = HistoryIndex(emb, keys, policies,
+                           np.concatenate([self.policy, codes]), np.concatenate([self.prompt_row, prow]),
+                           np.concatenate([self.score, np.asarray(score, np.float64)]),
+                           np.concatenate([self.step, np.asarray(step, np.int64)]),
+                           np.concatenate([self.n, n]), lengths)
+        touched = set(np.unique(codes).tolist())
+        out._blocks = {c: b for c, b in self._blocks.items() if c not in touched}
+        return out
+
+    # -- statistics ------------------------------------------------------------------------------
+    def recent_prior(self, code: int, step: np.ndarray, shrink: float = 20.0) -> np.ndarray:
+        """Mean score at the latest eligible checkpoint, shrunk toward the mean of all eligible rows.
+
+        An evolving policy is best described by its latest checkpoint; ``shrink`` rows' worth of
+        the older mean keeps a thin latest checkpoint stable. NaN where nothing is eligible.
+        """
+        b = self.block(code)
+        cnt, mean_all, _ = self.policy_stats(code, step)
+        j = np.searchsorted(b.ustep, step, side="right") - 1
+        jj = np.maximum(j, 0)
+        n_last = np.where(j >= 0, b.ustep_count[jj], 0) if len(b.ustep) else np.zeros(len(step))
+        m_last = np.where(j >= 0, b.ustep_mean[jj], 0.0) if len(b.ustep) else np.zeros(len(step))
+        prior = (n_last * m_last + shrink * mean_all) / np.maximum(n_last + shrink, 1e-12)
+        return np.where(cnt > 0, prior, np.nan)
+
+    def row_base(self, rows: np.ndarray) -> np.ndarray:
+        """For global row ids, the mean score of that row's own (policy, step) group."""
+        out = np.zeros(rows.shape, np.float64)
+        valid = rows >= 0
+        if not valid.any():
+            return out
+        r = rows[valid]
+        codes = self.policy[r]
+        vals = np.empty(len(r))
+        for code in np.unique(codes):
+            b = self.block(int(code))
+            sel = codes == code
+            pos = np.searchsorted(b.ustep, self.step[r[sel]])
+            vals[sel] = b.ustep_mean[pos]
+        out[valid] = vals
+        return out
+
+    def policy_stats(self, code: int, step: np.ndarray):
+        """(count, mean, std) of the policy's eligible rows for each query step."""
+        b = self.block(code)
+        c = b.cut(step)
+        cnt = c.astype(np.float64)
+        safe = np.maximum(cnt, 1)
+        mean = b.cum_score[c] / safe
+        var = np.maximum(b.cum_score2[c] / safe - mean ** 2, 0)
+        return cnt, mean, np.sqrt(var)
+
+    # -- search ------------------------------------------------------------------------------------
+    def search(self, code: int, q_emb: np.ndarray, q_step: np.ndarray, q_prompt_row: np.ndarray, k: int,
+               exclude: str = "same_step"):
+        """k nearest eligible rows of policy ``code`` for each query.
+
+        Returns
+        -------
+        rows : ndarray (m, k) int64
+            Global row ids, -1 where fewer than k rows are eligible.
+        sims : ndarray (m, k) float32
+            Inner products (cosine similarities), 0 where ``rows`` is -1.
+        """
+        if exclude not in EXCLUDE_MODES:
+            raise V0liteError(f"unknown exclude mode {exclude!r}; valid: {list(EXCLUDE_MODES)}")
+        import faiss
+
+        m = len(q_step)
+        out_rows = np.full((m, k), -1, np.int64)
+        out_sims = np.zeros((m, k), np.float32)
+        b = self.block(code)
+        if len(b) == 0 or m == 0 or k == 0:
+            return out_rows, out_sims
+        index = b.faiss_index(self.emb)
+        extra = b.max_dup if exclude != "none" else 0
+        kk = min(k + extra, len(b))
+        cuts = b.cut(q_step)
+        q = np.ascontiguousarray(q_emb, dtype=np.float32)
+        for cut in np.unique(cuts):
+            qi = np.flatnonzero(cuts == cut)
+            if cut == 0:
+                continue
+            kc = min(kk, int(cut))
+            if cut < len(b):
+                params = faiss.SearchParameters(sel=faiss.IDSelectorRange(0, int(cut)))
+                if isinstance(index, faiss.IndexHNSWFlat):
+                    params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorRange(0, int(cut)), efSearch=128)
+                D, I = index.search(q[qi], kc, params=params)
+            else:
+                D, I = index.search(q[qi], kc)
+            valid = I >= 0
+            Ic = np.where(valid, I, 0)
+            if exclude != "none":
+                same_prompt = b.prompt_rows[Ic] == q_prompt_row[qi, None]
+                if exclude == "same_step":
+                    same_prompt &= b.steps[Ic] == q_step[qi, None]
+                valid &= ~same_prompt
+            # keep the first k valid hits of each row, in similarity order
+            rank = np.cumsum(valid, axis=1) - 1
+            keep = valid & (rank < k)
+            r_i, c_i = np.nonzero(keep)
+            out_rows[qi[r_i], rank[r_i, c_i]] = b.rows[Ic[r_i, c_i]]
+            out_sims[qi[r_i], rank[r_i, c_i]] = D[r_i, c_i]
+        return out_rows, out_sims
+
+    def search_queries(self, q: Queries, k: int, exclude: str = "same_step"):
+        """:meth:`search` over a mixed-policy batch; unknown policies (code -1) get no neighbours."""
+        m = len(q)
+        rows = np.full((m, k), -1, np.int64)
+        sims = np.zeros((m, k), np.float32)
+        for code in np.unique(q.policy):
+            if code < 0:
+                continue
+            qi = np.flatnonzero(q.policy == code)
+            r, s = self.search(int(code), q.emb[qi], q.step[qi], q.prompt_row[qi], k, exclude)
+            rows[qi], sims[qi] = r, s
+        return rows, sims
