@@ -1,0 +1,226 @@
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from v0lite.allocate import (
+    SELECTORS,
+    VALUES,
+    BetaPosterior,
+    PMixedSelector,
+    RandomSelector,
+    TargetSelector,
+    allocate,
+    disagreement_test,
+    fit_prior_strength,
+    fuse_baseline,
+    get_selector,
+    knapsack_value,
+    p_mixed,
+)
+from v0lite.exceptions import V0liteError
+
+
+# ----------------------------------------------------------------------------- p_mixed
+def test_p_mixed_values_and_broadcast():
+    assert p_mixed(0.5, 2) == pytest.approx(0.5)
+    assert p_mixed(0.3, 1) == 0.0
+    assert p_mixed(0.3, 0) == 0.0
+    out = p_mixed(np.array([0.0, 0.25, 1.0])[:, None], np.array([2, 8]))
+    assert out.shape == (3, 2)
+    assert out[0].tolist() == [0.0, 0.0] and out[2].tolist() == [0.0, 0.0]
+    assert out[1, 1] == pytest.approx(1 - 0.25**8 - 0.75**8)
+
+
+def test_p_mixed_increasing_in_n_and_symmetric():
+    p = np.linspace(0.01, 0.99, 50)
+    vals = p_mixed(p[:, None], np.arange(2, 20)[None, :])
+    assert np.all(np.diff(vals, axis=1) >= -1e-12)
+    np.testing.assert_allclose(p_mixed(p, 5), p_mixed(1 - p, 5))
+
+
+def test_knapsack_value_peaks_at_one_third():
+    p = np.linspace(0, 1, 301)
+    v = knapsack_value(p, 10_000)
+    assert abs(p[np.argmax(v)] - 1 / 3) < 0.01
+    assert knapsack_value(0.0, 8) == 0 and knapsack_value(1.0, 8) == 0
+
+
+# ----------------------------------------------------------------------------- selectors
+def test_selectors_registry_and_unknown_name():
+    assert set(SELECTORS) == {"target", "p-mixed", "random"}
+    with pytest.raises(V0liteError, match="valid names.*p-mixed"):
+        get_selector("nope")
+    assert isinstance(get_selector("p_mixed"), PMixedSelector)
+
+
+def test_target_and_pmixed_selection():
+    p = np.array([0.05, 0.5, 0.95, 0.4, 0.7])
+    assert set(TargetSelector().select(p, 2, random_state=0).tolist()) == {1, 3}
+    assert set(TargetSelector(0.9).select(p, 1, random_state=0).tolist()) == {2}
+    assert set(PMixedSelector(8).select(p, 3, random_state=0).tolist()) == {1, 3, 4}
+
+
+def test_ties_broken_at_random_but_seeded():
+    p = np.zeros(100)
+    a = PMixedSelector().select(p, 10, random_state=1)
+    b = PMixedSelector().select(p, 10, random_state=1)
+    c = PMixedSelector().select(p, 10, random_state=2)
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+    assert a.tolist() != list(range(10))
+
+
+def test_random_selector_seeded_and_distinct():
+    a = RandomSelector().select(np.full(50, 0.5), 20, random_state=3)
+    assert len(set(a.tolist())) == 20
+    assert a.tolist() == RandomSelector().select(np.full(50, 0.5), 20, random_state=3).tolist()
+    assert RandomSelector().select([0.1], 5, random_state=0).tolist() == [0]
+
+
+def test_bad_p_rejected():
+    with pytest.raises(V0liteError):
+        TargetSelector().select([0.2, np.nan], 1)
+    with pytest.raises(V0liteError):
+        allocate([1.2], 4)
+
+
+# ----------------------------------------------------------------------------- allocation
+def _brute(p, budget, n_min, n_max, value):
+    sizes = [0] + list(range(max(n_min, 1), n_max + 1))
+    fn = VALUES[value]().value
+    best = 0.0
+    for combo in itertools.product(sizes, repeat=len(p)):
+        if sum(combo) <= budget:
+            best = max(best, float(fn(np.asarray(p), np.asarray(combo)).sum()))
+    return best
+
+
+def _total(p, n, value):
+    return float(VALUES[value]().value(np.asarray(p), n).sum())
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    p=st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=4),
+    budget=st.integers(0, 22),
+    n_min=st.integers(0, 3),
+    n_max=st.integers(3, 6),
+    value=st.sampled_from(["p_mixed", "knapsack"]),
+)
+def test_allocate_matches_brute_force(p, budget, n_min, n_max, value):
+    best = _brute(p, budget, n_min, n_max, value)
+    for method in ("dp", "auto"):
+        n = allocate(p, budget, n_min, n_max, value, method=method)
+        assert n.sum() <= budget
+        assert np.all((n == 0) | ((n >= max(n_min, 1)) & (n <= n_max)))
+        assert _total(p, n, value) == pytest.approx(best, abs=1e-9)
+    n = allocate(p, budget, n_min, n_max, value, method="hull")
+    assert n.sum() <= budget
+    assert np.all((n == 0) | ((n >= max(n_min, 1)) & (n <= n_max)))
+    # within one item's full value of the optimum
+    assert _total(p, n, value) >= best - float(VALUES[value]().value(np.asarray(p), n_max).max()) - 1e-9
+
+
+def test_allocate_prefers_mixed_prompts_and_skips_certain_ones():
+    n = allocate([0.0, 1.0, 0.5, 0.1], budget=16, n_min=2, n_max=8)
+    assert n[0] == 0 and n[1] == 0
+    assert n.sum() <= 16 and n[2] >= 2 and n[3] >= 2
+
+
+def test_allocate_edge_cases():
+    assert allocate([], 10).tolist() == []
+    assert allocate([0.5, 0.5], 0).tolist() == [0, 0]
+    assert allocate([0.5, 0.5], 1000, n_max=16).tolist() == [16, 16]
+    with pytest.raises(V0liteError, match="valid names"):
+        allocate([0.5], 4, value="nope")
+    with pytest.raises(V0liteError):
+        allocate([0.5], -1)
+    with pytest.raises(V0liteError, match="valid names"):
+        allocate([0.5], 4, method="magic")
+    # a callable value works too
+    n = allocate([0.2, 0.6], 6, value=lambda p, k: p * np.minimum(k, 3))
+    assert n.tolist() == [3, 3]
+
+
+def test_allocate_fast_and_exact_at_scale():
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.7, 0.9, 1000)
+    t = time.perf_counter()
+    n = allocate(p, 8000, n_min=2, n_max=16)
+    assert time.perf_counter() - t < 1.5
+    assert n.sum() <= 8000
+    assert _total(p, n, "p_mixed") >= _total(p, np.full(1000, 8), "p_mixed")
+
+
+def test_allocate_auto_equals_dp_on_medium_instances():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        p = rng.uniform(0, 1, 60)
+        budget = int(rng.integers(50, 600))
+        a = allocate(p, budget, 2, 16, method="auto")
+        d = allocate(p, budget, 2, 16, method="dp")
+        assert _total(p, a, "p_mixed") == pytest.approx(_total(p, d, "p_mixed"), abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- posterior / fusion
+def test_beta_posterior_prior_decay_and_counts():
+    post = BetaPosterior(prior_strength=4.0, decay=0.5)
+    assert post.mean(["x"], [0.3], step=0).tolist() == [0.3]  # cold = V0 prior
+    post.update(["x", "y"], [4, 0], [4, 4], step=0)
+    s, n = post.counts(["x", "y", "z"], step=2)
+    np.testing.assert_allclose(s, [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(n, [1.0, 1.0, 0.0])
+    m = post.mean(["x", "y", "z"], [0.5, 0.5, 0.2], step=2)
+    np.testing.assert_allclose(m, [(2 + 1) / 5, 2 / 5, 0.2])
+    post.update(["x"], [0], [2], step=3)  # decays to step 3 then adds
+    s, n = post.counts(["x"], step=3)
+    np.testing.assert_allclose([s[0], n[0]], [0.5, 2.5])
+    a, b = post.params(["x"], [0.5], step=3)
+    np.testing.assert_allclose([a[0], b[0]], [2.5, 4.0])
+
+
+def test_beta_posterior_validation():
+    with pytest.raises(V0liteError):
+        BetaPosterior(decay=0)
+    with pytest.raises(V0liteError):
+        BetaPosterior().update(["x"], [5], [4])
+
+
+def test_fuse_baseline_limits():
+    prior = np.array([0.2, 0.8])
+    mean = np.array([1.0, 0.0])
+    np.testing.assert_allclose(fuse_baseline(prior, mean, 4, 0.0), mean)
+    np.testing.assert_allclose(fuse_baseline(prior, mean, 4, 1e9), prior, atol=1e-6)
+    np.testing.assert_allclose(fuse_baseline(prior, mean, 0, 0.0), prior)
+    np.testing.assert_allclose(fuse_baseline(prior, mean, 4, 4.0), (prior + mean) / 2)
+
+
+def test_fit_prior_strength_tracks_prior_quality():
+    rng = np.random.default_rng(0)
+    true = rng.beta(1, 1, 3000)
+    s = rng.binomial(8, true)
+    good = fit_prior_strength(true, s, np.full(true.size, 8))
+    noisy = fit_prior_strength(np.clip(true + rng.normal(0, 0.3, true.size), 0, 1), s, np.full(true.size, 8))
+    assert good > 50 > noisy
+
+
+def test_fused_beats_group_mean_with_good_prior():
+    rng = np.random.default_rng(0)
+    true = rng.beta(2, 2, 5000)
+    prior = np.clip(true + rng.normal(0, 0.05, true.size), 0, 1)
+    s = rng.binomial(2, true)
+    a = fit_prior_strength(prior, s, np.full(true.size, 2))
+    fused = fuse_baseline(prior, s / 2, 2, a)
+    assert np.mean((fused - true) ** 2) < np.mean((s / 2 - true) ** 2)
+
+
+def test_disagreement_test():
+    flags, pv = disagreement_test([0.02, 0.5, 0.98, 0.5], [8, 4, 0, 0], [8, 8, 8, 0], return_pvalue=True)
+    assert flags.tolist() == [True, False, True, False]
+    assert pv[1] == pytest.approx(1.0) and pv[3] == 1.0
+    assert np.all((pv >= 0) & (pv <= 1))
+    with pytest.raises(V0liteError):
+        disagreement_test([0.5], [1], [2], alpha=1.5)

@@ -1,0 +1,189 @@
+import argparse
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+import v0lite.replay as replay
+from v0lite.commands import alloc as alloc_cmd
+from v0lite.exceptions import DataError, V0liteError, V0liteWarning
+from v0lite.replay import alloc_sim
+
+
+def _log(n_prompts=60, n_steps=12, seed=0, visit_prob=0.85):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 2, n_prompts)
+    rows = {"policy": [], "prompt": [], "step": [], "n": [], "score": [], "_p": []}
+    for t in range(n_steps):
+        p = 1 / (1 + np.exp(-(base + 0.15 * t)))
+        seen = rng.random(n_prompts) < visit_prob
+        for i in np.flatnonzero(seen):
+            rows["policy"].append("pol")
+            rows["prompt"].append(f"prompt {i}")
+            rows["step"].append(t)
+            rows["n"].append(8)
+            rows["score"].append(rng.binomial(8, p[i]) / 8)
+            rows["_p"].append(p[i])
+    return pl.DataFrame(rows)
+
+
+class FakeModel:
+    """Noisy lookup of the true p; records history to check that no step >= t is ever seen."""
+
+    def __init__(self, truth, noise=0.05, seed=0, with_cold=True):
+        self.truth = truth  # (prompt, step) -> p
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+        self.max_step_added = -math.inf
+        self.added_steps = []
+        self.predict_log = []  # (min query step, max step added so far, exclude flag)
+        if not with_cold:
+            self.predict = self._predict_warm_only
+
+    def fit(self, X, y):
+        assert "score" not in X.columns and len(y) == X.height
+        self._add(X)
+        return self
+
+    def add_history(self, X, y):
+        assert "score" not in X.columns and len(y) == X.height
+        self._add(X)
+        return self
+
+    def _add(self, X):
+        steps = X["step"].to_list()
+        self.added_steps.append(sorted(set(steps)))
+        self.max_step_added = max(self.max_step_added, max(steps))
+
+    def _lookup(self, X):
+        assert set(X.columns) == {"policy", "prompt", "step"}
+        qmin = min(X["step"].to_list())
+        assert self.max_step_added < qmin, "look-ahead: history at or after the query step"
+        p = np.array([self.truth[(q, s)] for q, s in zip(X["prompt"].to_list(), X["step"].to_list())])
+        return np.clip(p + self.rng.normal(0, self.noise, p.size), 0, 1), qmin
+
+    def predict(self, X, *, exclude_own_prompt=False):
+        p, qmin = self._lookup(X)
+        self.predict_log.append((qmin, self.max_step_added, exclude_own_prompt))
+        return np.full(p.size, 0.5) if exclude_own_prompt else p
+
+    def _predict_warm_only(self, X):
+        p, qmin = self._lookup(X)
+        self.predict_log.append((qmin, self.max_step_added, False))
+        return p
+
+
+def _truth(log):
+    return {(q, s): p for q, s, p in zip(log["prompt"].to_list(), log["step"].to_list(), log["_p"].to_list())}
+
+
+def test_no_look_ahead_and_batched_predictions():
+    log = _log()
+    model = FakeModel(_truth(log))
+    res = alloc_sim(log.drop("_p"), value_model=model, fit_fraction=0.25)
+    assert res["fit_steps"] == 3 and res["fit_cut_step"] == 2
+    assert res["n_steps_evaluated"] == 9
+    # fitted once on steps 0..2, then exactly one add per later step, in order, never the current one
+    assert model.added_steps[0] == [0, 1, 2]
+    assert model.added_steps[1:] == [[t] for t in range(3, 11)]
+    # one warm and one cold call per evaluated step, each strictly after all added history
+    assert len(model.predict_log) == 18
+    for qmin, added, _ in model.predict_log:
+        assert added == qmin - 1
+    assert [e for *_, e in model.predict_log] == [False, True] * 9
+
+
+def test_scores_make_sense_with_good_model():
+    log = _log(n_prompts=120, n_steps=10, seed=1)
+    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.02), fit_fraction=0.2)
+    share = {k: res[f"keep_half_mixed_share_{k}"] for k in ("warm", "cold", "random", "last_visit", "mean_last3", "oracle")}
+    assert all(0 <= v <= 1 for v in share.values())
+    assert share["oracle"] >= share["warm"] > share["random"]
+    assert abs(share["cold"] - share["random"]) < 0.15  # the fake's cold prediction is a constant
+    assert share["last_visit"] > share["random"]
+    eff = res["effective_groups_per_1000_rollouts"]
+    assert res["effective_groups_per_1000_rollouts_oracle"] >= eff - 1e-9
+    assert 0 < res["effective_groups_per_1000_rollouts_uniform"] <= 1000 / 2
+    for g in (2, 4):
+        assert res[f"baseline_mse_g{g}_fused"] < res[f"baseline_mse_g{g}_mean"]
+    assert res["baseline_mse_g4_mean"] < res["baseline_mse_g2_mean"]
+    assert res["seconds_total"] >= res["seconds_predict"] >= 0
+
+
+def test_seeded_and_fixed_prior_strength():
+    log = _log(seed=2).drop("_p")
+    truth = _truth(_log(seed=2))
+    a = alloc_sim(log, value_model=FakeModel(truth), random_state=5)
+    b = alloc_sim(log, value_model=FakeModel(truth), random_state=5)
+    assert a["keep_half_mixed_share_random"] == b["keep_half_mixed_share_random"]
+    assert a["baseline_mse_g2_fused"] == b["baseline_mse_g2_fused"]
+    c = alloc_sim(log, value_model=FakeModel(truth), prior_strength=3.0)
+    assert c["prior_strength_mean"] == 3.0
+
+
+def test_model_without_cold_support_gives_nan_and_warns():
+    log = _log()
+    with pytest.warns(V0liteWarning, match="exclude_own_prompt"):
+        res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), with_cold=False))
+    assert math.isnan(res["keep_half_mixed_share_cold"])
+    assert math.isnan(res["effective_groups_per_1000_rollouts_cold"])
+    assert not math.isnan(res["keep_half_mixed_share_warm"])
+
+
+def test_duplicate_rows_are_merged_and_history_baselines_are_leak_free():
+    log = pl.DataFrame(
+        {
+            "policy": ["p"] * 6,
+            "prompt": ["a", "a", "a", "b", "a", "b"],
+            "step": [0, 0, 1, 1, 2, 2],
+            "n": [2, 6, 8, 8, 8, 8],
+            "score": [1.0, 0.0, 0.5, 1.0, 0.25, 0.0],
+        }
+    )
+    v = replay._visits(log, 8)
+    a = v.filter(pl.col("prompt") == "a").sort("step")
+    assert a["score"].to_list() == [0.25, 0.5, 0.25]
+    assert a["last_visit"].to_list()[1:] == [0.25, 0.5]
+    assert a["mean_last3"].to_list()[2] == pytest.approx(0.375)
+    b = v.filter(pl.col("prompt") == "b").sort("step")
+    assert b["last_visit"].to_list()[0] == pytest.approx(0.25)  # unseen: mean of earlier steps
+    assert b["last_visit"].to_list()[1] == 1.0
+
+
+def test_errors():
+    log = _log().drop("_p")
+    with pytest.raises(DataError, match="step"):
+        alloc_sim(log.drop("step"), value_model=FakeModel({}))
+    with pytest.raises(DataError, match="fit_fraction"):
+        alloc_sim(log.filter(pl.col("step") < 1), value_model=FakeModel({}))
+    with pytest.raises(V0liteError):
+        alloc_sim(log, value_model=FakeModel({}), fit_fraction=1.5)
+    with pytest.raises(V0liteError):
+        alloc_sim(log, value_model=FakeModel({}), head="knn")
+
+
+def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
+    log = _log()
+    path = tmp_path / "hist.jsonl"
+    log.drop("_p").write_ndjson(path)
+    truth = _truth(log)
+    real = replay.alloc_sim
+
+    def fake_sim(data, *, head=None, **kw):
+        assert head == "knn"
+        return real(data, value_model=FakeModel(truth, with_cold=False), **kw)
+
+    monkeypatch.setattr(replay, "alloc_sim", fake_sim)
+    parser = argparse.ArgumentParser()
+    alloc_cmd.register(parser.add_subparsers())
+    out = tmp_path / "res.json"
+    args = parser.parse_args(["alloc-sim", str(path), "--json", str(out), "--head", "knn", "--fit-fraction", "0.2"])
+    with pytest.warns(V0liteWarning):
+        assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "keep_half_mixed_share_warm" in printed and "baseline_mse_g2_fused" in printed
+    res = json.loads(out.read_text())
+    assert res["keep_half_mixed_share_cold"] is None
+    assert res["fit_steps"] == 3 and isinstance(res["keep_half_mixed_share_warm"], float)

@@ -1,0 +1,110 @@
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from v0lite.allocate import fuse_baseline
+from v0lite.exceptions import V0liteError
+from v0lite.rl_hook import Plan, RolloutPlanner
+
+
+class FakeModel:
+    """Predicts from a dict of true p (prompt -> p); records every call."""
+
+    def __init__(self, truth, default=0.5):
+        self.truth = dict(truth)
+        self.default = default
+        self.predict_calls = []
+        self.added = []
+
+    def predict(self, X):
+        self.predict_calls.append(X)
+        return np.array([self.truth.get(q, self.default) for q in X["prompt"].to_list()])
+
+    def add_history(self, X, y):
+        self.added.append((X, np.asarray(y)))
+        return self
+
+
+def _prompts(k):
+    return [f"q{i}" for i in range(k)]
+
+
+def test_plan_keeps_half_with_highest_p_mixed_and_allocates_budget():
+    truth = {f"q{i}": p for i, p in enumerate([0.0, 1.0, 0.5, 0.4, 0.02, 0.97, 0.6, 0.3])}
+    model = FakeModel(truth)
+    planner = RolloutPlanner(model, budget_per_prompt=8, n_min=2, n_max=16)
+    plan = planner.plan(_prompts(8), step=3)
+    assert isinstance(plan, Plan)
+    assert set(plan.kept_prompts) == {"q2", "q3", "q6", "q7"}
+    assert plan.kept_prompts == sorted(plan.kept_prompts, key=lambda q: int(q[1:]))  # batch order
+    assert plan.n_rollouts.sum() <= 8 * 4
+    assert np.all((plan.n_rollouts >= 2) & (plan.n_rollouts <= 16))
+    np.testing.assert_allclose(plan.baselines_prior, [truth[q] for q in plan.kept_prompts])
+    X = model.predict_calls[0]
+    assert X.columns[:3] == ["policy", "prompt", "step"] and set(X["step"].to_list()) == {3}
+
+
+def test_strategies_and_unknown_strategy():
+    truth = {f"q{i}": p for i, p in enumerate(np.linspace(0, 1, 10))}
+    plan = RolloutPlanner(FakeModel(truth), strategy="target", keep_fraction=0.2).plan(_prompts(10), 0)
+    assert set(plan.kept_prompts) <= {"q4", "q5"}
+    a = RolloutPlanner(FakeModel(truth), strategy="random", random_state=1).plan(_prompts(10), 0)
+    b = RolloutPlanner(FakeModel(truth), strategy="random", random_state=1).plan(_prompts(10), 0)
+    assert a.kept_prompts == b.kept_prompts
+    with pytest.raises(V0liteError, match="valid names"):
+        RolloutPlanner(FakeModel(truth), strategy="best")
+    with pytest.raises(V0liteError):
+        RolloutPlanner(FakeModel(truth), keep_fraction=0)
+
+
+def test_observe_adds_history_and_returns_fused_baselines():
+    truth = {"a": 0.3, "b": 0.6}
+    model = FakeModel(truth)
+    planner = RolloutPlanner(model, keep_fraction=1.0, prior_strength=2.0)
+    plan = planner.plan(["a", "b"], step=5)
+    fused = planner.observe(plan.kept_prompts, 5, [2, 0], [4, 4])
+    np.testing.assert_allclose(fused, fuse_baseline([0.3, 0.6], [0.5, 0.0], [4, 4], 2.0))
+    X, y = model.added[-1]
+    assert X["prompt"].to_list() == ["a", "b"] and X["step"].to_list() == [5, 5]
+    np.testing.assert_allclose(y, [0.5, 0.0])
+    assert X["n"].to_list() == [4, 4]
+    assert planner.last_disagreement_.shape == (2,)
+
+
+def test_observe_predicts_unplanned_prompts_before_adding():
+    model = FakeModel({"z": 0.9})
+    planner = RolloutPlanner(model, prior_strength=1.0)
+    fused = planner.observe(["z"], 0, [0], [2])
+    assert fused[0] == pytest.approx((0.9 + 0) / 3)
+    assert len(model.predict_calls) == 1 and len(model.added) == 1
+    with pytest.raises(V0liteError):
+        planner.observe(["z"], 0, [3], [2])
+
+
+def test_auto_prior_strength_is_fitted_after_enough_groups():
+    rng = np.random.default_rng(0)
+    truth = {f"q{i}": p for i, p in enumerate(rng.uniform(0.1, 0.9, 200))}
+    planner = RolloutPlanner(FakeModel(truth), keep_fraction=1.0, min_groups_for_fit=64)
+    for step in range(3):
+        plan = planner.plan(_prompts(200), step)
+        s = rng.binomial(plan.n_rollouts, plan.baselines_prior)
+        planner.observe(plan.kept_prompts, step, s, plan.n_rollouts)
+    assert planner.prior_strength_ > 20  # the prior is exact here, so it earns a large weight
+
+
+def test_empty_batch():
+    plan = RolloutPlanner(FakeModel({})).plan([], 0)
+    assert plan.kept_prompts == [] and plan.n_rollouts.size == 0
+
+
+def test_grpo_example_runs_with_stand_in_model():
+    path = Path(__file__).resolve().parents[1] / "examples" / "grpo_loop.py"
+    spec = importlib.util.spec_from_file_location("grpo_loop_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(steps=4, batch=32, n_prompts=120, use_v0=False)
+    for arm in ("uniform", "v0lite"):
+        assert out[arm]["rollouts"] > 0
+        assert 0 <= out[arm]["mixed_groups_per_1000_rollouts"] <= 500

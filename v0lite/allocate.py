@@ -1,0 +1,649 @@
+"""Prompt selection and rollout allocation from predicted success rates.
+
+Everything here consumes predicted success probabilities ``p`` (from any value model's
+``predict``) and never fits anything heavy:
+
+* :func:`p_mixed` -- the chance that a group of ``n`` rollouts holds both a success and a
+  failure, i.e. that GRPO gets a non-zero advantage from it.
+* :data:`VALUES` -- value of giving ``n`` rollouts to a prompt (``"p_mixed"``,
+  ``"knapsack"``).
+* :data:`SELECTORS` -- which ``m`` prompts to keep (``"target"``, ``"p-mixed"``,
+  ``"random"``), each a class with ``select(p, m, *, random_state)``.
+* :func:`allocate` -- the exact integer allocation of a rollout budget (multiple-choice
+  knapsack).
+* :class:`BetaPosterior` -- per-prompt Beta posterior from own history with exponential
+  decay for an evolving policy, the V0 prediction as its prior.
+* :func:`fuse_baseline`, :func:`fit_prior_strength`, :func:`disagreement_test` --
+  V0.5-style fusion of the V0 prior with a sparse group mean.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .exceptions import V0liteError
+
+__all__ = [
+    "p_mixed",
+    "knapsack_value",
+    "VALUES",
+    "SELECTORS",
+    "TargetSelector",
+    "PMixedSelector",
+    "RandomSelector",
+    "get_selector",
+    "allocate",
+    "BetaPosterior",
+    "fuse_baseline",
+    "fit_prior_strength",
+    "disagreement_test",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _rng(random_state: Any) -> np.random.Generator:
+    """Return a numpy ``Generator`` from ``None``, an int, a ``Generator`` or a ``RandomState``."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    return np.random.default_rng(random_state)
+
+
+def _as_p(p: Any, name: str = "p") -> np.ndarray:
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.ndim > 1:
+        raise V0liteError(f"{name} must be one-dimensional, got shape {arr.shape}.")
+    arr = np.atleast_1d(arr)
+    if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1):
+        raise V0liteError(f"{name} must hold probabilities in [0, 1] (no NaN). Fix: clip or drop bad predictions.")
+    return arr
+
+
+def _unknown(kind: str, name: Any, valid: dict) -> V0liteError:
+    return V0liteError(f"unknown {kind} {name!r}; valid names: {sorted(valid)}.")
+
+
+# ----------------------------------------------------------------------------- values
+def p_mixed(p: Any, n: Any) -> np.ndarray:
+    """Probability that ``n`` Bernoulli(``p``) rollouts are neither all 0 nor all 1.
+
+    ``1 - p**n - (1 - p)**n``, broadcast over ``p`` and ``n``; 0 for ``n <= 1``.
+
+    Parameters
+    ----------
+    p : array-like of float in [0, 1]
+        Success probabilities.
+    n : int or array-like of int
+        Group sizes (rollouts per prompt).
+
+    Returns
+    -------
+    numpy.ndarray of float
+
+    Examples
+    --------
+    >>> float(p_mixed(0.5, 2))
+    0.5
+    >>> p_mixed([0.0, 0.5, 1.0], 8).round(4).tolist()
+    [0.0, 0.9922, 0.0]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    out = 1.0 - p**n - (1.0 - p) ** n
+    # n = 0 gives 1 - 1 - 1 = -1 and rounding can leave tiny negatives: no group, no signal.
+    return np.where(n >= 2, np.clip(out, 0.0, 1.0), 0.0)
+
+
+def _info_gain(p: np.ndarray) -> np.ndarray:
+    """Knapsack-RL's per-prompt learning-value factor, ``p (1 - p)**2``.
+
+    Our reading of Li et al. 2025 (arXiv 2509.25849): the value of a prompt is the chance of
+    a non-zero GRPO gradient times an "InfoGain" term approximating the expected increase of
+    the success probability after an update, which they take as ``p (1 - p)**2`` (largest
+    at p = 1/3: hard-but-solvable prompts). The exact factor could not be checked against
+    the paper text from the stored sources; it is isolated here so it can be swapped.
+    """
+    return p * (1.0 - p) ** 2
+
+
+def knapsack_value(p: Any, n: Any) -> np.ndarray:
+    """Knapsack-RL task value: ``p_mixed(p, n) * p (1 - p)**2``.
+
+    Examples
+    --------
+    >>> round(float(knapsack_value(1 / 3, 8)), 4)
+    0.1423
+    """
+    p = np.asarray(p, dtype=np.float64)
+    return p_mixed(p, n) * _info_gain(p)
+
+
+class _PMixedValue:
+    """Expected number of mixed (useful) groups: ``p_mixed(p, n)``."""
+
+    name = "p_mixed"
+
+    def value(self, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return p_mixed(p, n)
+
+
+class _KnapsackValue:
+    """Knapsack-RL value: ``p_mixed(p, n)`` times the info-gain factor ``p (1 - p)**2``."""
+
+    name = "knapsack"
+
+    def value(self, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return knapsack_value(p, n)
+
+
+#: Value of giving ``n`` rollouts to a prompt of success probability ``p``.
+VALUES: dict[str, type] = {"p_mixed": _PMixedValue, "knapsack": _KnapsackValue}
+
+
+def _value_fn(value: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    if callable(value) and not isinstance(value, str):
+        return value
+    if isinstance(value, str):
+        key = value.replace("-", "_")
+        if key in VALUES:
+            return VALUES[key]().value
+    raise _unknown("value", value, VALUES)
+
+
+# ----------------------------------------------------------------------------- selectors
+def _top_m(score: np.ndarray, m: int, random_state: Any) -> np.ndarray:
+    """Indices of the ``m`` largest scores, ties broken at random (seeded), best first."""
+    m = int(max(0, min(m, score.size)))
+    tie = _rng(random_state).random(score.size)
+    order = np.lexsort((tie, -score))
+    return order[:m]
+
+
+class TargetSelector:
+    """Keep the prompts whose predicted success rate is closest to ``target``.
+
+    Parameters
+    ----------
+    target : float, default 0.5
+
+    Examples
+    --------
+    >>> TargetSelector(0.5).select([0.1, 0.45, 0.9, 0.6], 2, random_state=0).tolist()
+    [1, 3]
+    """
+
+    def __init__(self, target: float = 0.5):
+        self.target = float(target)
+
+    def select(self, p: Any, m: int, *, random_state: Any = None) -> np.ndarray:
+        p = _as_p(p)
+        return _top_m(-np.abs(p - self.target), m, random_state)
+
+
+class PMixedSelector:
+    """Keep the prompts with the highest ``P(mixed | n)``.
+
+    Parameters
+    ----------
+    n : int, default 8
+        Group size the chance of a mixed group is computed for.
+
+    Examples
+    --------
+    >>> PMixedSelector(8).select([0.02, 0.3, 0.97, 0.5], 2, random_state=0).tolist()
+    [3, 1]
+    """
+
+    def __init__(self, n: int = 8):
+        self.n = int(n)
+
+    def select(self, p: Any, m: int, *, random_state: Any = None) -> np.ndarray:
+        p = _as_p(p)
+        return _top_m(p_mixed(p, self.n), m, random_state)
+
+
+class RandomSelector:
+    """Keep ``m`` prompts uniformly at random (the baseline).
+
+    Examples
+    --------
+    >>> len(RandomSelector().select([0.1, 0.2, 0.3], 2, random_state=0))
+    2
+    """
+
+    def select(self, p: Any, m: int, *, random_state: Any = None) -> np.ndarray:
+        p = _as_p(p)
+        m = int(max(0, min(m, p.size)))
+        return _rng(random_state).permutation(p.size)[:m]
+
+
+#: Prompt-selection strategies; each has ``select(p, m, *, random_state) -> indices``.
+SELECTORS: dict[str, type] = {"target": TargetSelector, "p-mixed": PMixedSelector, "random": RandomSelector}
+
+
+def get_selector(name: Any, **params: Any):
+    """Return a selector instance by name (or pass an object with ``select`` through).
+
+    Raises
+    ------
+    V0liteError
+        For an unknown name, listing the valid ones.
+
+    Examples
+    --------
+    >>> get_selector("target", target=0.4).target
+    0.4
+    """
+    if hasattr(name, "select") and not isinstance(name, str):
+        return name
+    key = name.replace("_", "-") if isinstance(name, str) else name
+    if key not in SELECTORS:
+        raise _unknown("selection strategy", name, SELECTORS)
+    return SELECTORS[key](**params)
+
+
+# ----------------------------------------------------------------------------- allocation
+_DP_MAX_CELLS = 200_000_000  # prompts x (budget + 1) x sizes above which 'auto' never runs the DP
+
+
+def _sizes(n_min: int, n_max: int) -> np.ndarray:
+    if n_max < 0 or n_min < 0 or (n_min > n_max and n_max > 0):
+        raise V0liteError(f"need 0 <= n_min <= n_max, got n_min={n_min}, n_max={n_max}.")
+    lo = max(int(n_min), 1)
+    return np.concatenate([[0], np.arange(lo, int(n_max) + 1)]).astype(np.int64)
+
+
+def _allocate_dp(v: np.ndarray, sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Exact multiple-choice knapsack by dynamic programming over the budget.
+
+    ``best[b]`` is the best value with at most ``b`` rollouts spent so far; one vectorised
+    pass per prompt over all ``b`` and all sizes; choices are kept (``uint8``) to backtrack.
+    Ties go to the smaller size.
+    """
+    n_items, n_sizes = v.shape
+    best = np.zeros(budget + 1)
+    choice = np.zeros((n_items, budget + 1), dtype=np.uint8)
+    cand = np.empty((n_sizes, budget + 1))
+    for i in range(n_items):
+        cand.fill(-np.inf)
+        for j, s in enumerate(sizes):
+            if s <= budget:
+                cand[j, s:] = best[: budget + 1 - s] + v[i, j]
+        choice[i] = np.argmax(cand, axis=0)
+        best = cand[choice[i], np.arange(budget + 1)]
+    out = np.zeros(n_items, dtype=np.int64)
+    b = budget
+    for i in range(n_items - 1, -1, -1):
+        s = sizes[choice[i, b]]
+        out[i] = s
+        b -= s
+    return out
+
+
+def _upper_hull(v: np.ndarray, sizes: np.ndarray):
+    """Per-prompt upper concave envelope of value over size, as increasing segments.
+
+    Returns arrays (item, start_size_index, end_size_index, slope) of the hull segments with
+    positive slope, each prompt's segments in order (strictly decreasing slopes).
+    """
+    n_items, n_sizes = v.shape
+    cur = np.zeros(n_items, dtype=np.int64)
+    active = np.ones(n_items, dtype=bool)
+    rows = np.arange(n_items)
+    items, starts, ends, slopes = [], [], [], []
+    later = np.arange(n_sizes)[None, :]
+    for _ in range(n_sizes):
+        if not active.any():
+            break
+        ds = sizes[None, :] - sizes[cur][:, None]
+        dv = v - v[rows, cur][:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(later > cur[:, None], dv / np.where(ds > 0, ds, 1), -np.inf)
+        smax = slope.max(axis=1)
+        # farthest point reaching the max slope (collinear points merge into one segment)
+        hit = slope >= smax[:, None] - 1e-15
+        nxt = n_sizes - 1 - np.argmax(hit[:, ::-1], axis=1)
+        step = active & (smax > 0)
+        items.append(rows[step])
+        starts.append(cur[step])
+        ends.append(nxt[step])
+        slopes.append(smax[step])
+        cur = np.where(step, nxt, cur)
+        active = step
+    cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+    return cat(items, np.int64), cat(starts, np.int64), cat(ends, np.int64), cat(slopes, np.float64)
+
+
+def _allocate_hull(v: np.ndarray, sizes: np.ndarray, budget: int) -> tuple[np.ndarray, float]:
+    """Greedy on concave-envelope segments (LP optimum), then fix up the break segment.
+
+    Segments are taken by decreasing slope while they fit. For the first one that does not
+    fit (the fractional one in the LP), its prompt gets the best size between its current
+    hull point and the segment end that fits the rest of the budget; the remaining budget
+    is then filled greedily with later segments that fit. The LP bound shows the result is
+    within one segment's value of the optimum.
+
+    Returns the sizes and the LP upper bound on the optimal value.
+    """
+    n_items = v.shape[0]
+    idx = np.zeros(n_items, dtype=np.int64)  # current size index per prompt
+    it, st, en, sl = _upper_hull(v, sizes)
+    if it.size == 0:
+        return sizes[idx], 0.0
+    order = np.argsort(-sl, kind="stable")
+    it, st, en = it[order], st[order], en[order]
+    cost = sizes[en] - sizes[st]
+    used = np.cumsum(cost)
+    k = int(np.searchsorted(used, budget, side="right"))  # segments [0, k) fit
+    np.maximum.at(idx, it[:k], en[:k])
+    left = budget - (int(used[k - 1]) if k else 0)
+    bound = float(np.sum(sl[order][:k] * cost[:k]))
+    if k < it.size:
+        bound += left * float(sl[order][k])
+        i = it[k]
+        base = sizes[idx[i]]
+        ok = (sizes > base) & (sizes <= base + left) & (np.arange(sizes.size) <= en[k])
+        if ok.any():
+            j = np.flatnonzero(ok)[np.argmax(v[i, ok])]
+            if v[i, j] > v[i, idx[i]]:
+                left -= int(sizes[j] - base)
+                idx[i] = j
+        for s in range(k + 1, it.size):  # continue greedily with what still fits, in order
+            i = it[s]
+            if st[s] == idx[i] and cost[s] <= left:
+                idx[i] = en[s]
+                left -= int(cost[s])
+    return sizes[idx], bound
+
+
+def allocate(
+    p: Any,
+    budget: int,
+    n_min: int = 0,
+    n_max: int = 16,
+    value: Any = "p_mixed",
+    *,
+    method: str = "auto",
+) -> np.ndarray:
+    """Split a rollout budget over prompts to maximise the summed value.
+
+    Solves ``max sum_i value(p_i, n_i)`` subject to ``sum_i n_i <= budget`` and
+    ``n_i in {0} U [n_min, n_max]`` (``[0, n_max]`` when ``n_min == 0``).
+
+    Because ``value(p, 1) == 0`` for ``"p_mixed"``, marginal gains are not concave from 0
+    and a plain greedy on marginal gains is not optimal. ``method="dp"`` solves the integer
+    problem exactly (dynamic programming over the budget, one vectorised pass per prompt:
+    about 0.6 s for 1,000 prompts x budget 8,000 x 17 sizes). ``method="hull"`` takes the
+    per-prompt upper concave envelope, runs the greedy on its segments (the LP optimum) and
+    fixes up the one fractional segment; it is within one segment's value of the optimum
+    and scales to any size (about 15 ms for 1,000 x 8,000). ``"auto"`` runs the hull
+    method and returns it when its value reaches the LP upper bound (then it is provably
+    optimal, the common case); otherwise it solves exactly by DP when prompts x budget x
+    sizes is at most 2e8, else returns the hull answer. Ties go to fewer rollouts, so
+    zero-value prompts get ``n = 0`` (``"dp"``).
+
+    Parameters
+    ----------
+    p : array-like of float in [0, 1]
+        Predicted success rates.
+    budget : int
+        Total rollouts available.
+    n_min, n_max : int, default 0 and 16
+        Smallest non-zero and largest group size.
+    value : {"p_mixed", "knapsack"} or callable ``(p, n) -> value``, default "p_mixed"
+        See :data:`VALUES`.
+    method : {"auto", "dp", "hull"}, default "auto"
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Rollouts per prompt.
+
+    Examples
+    --------
+    >>> allocate([0.5, 0.02, 1.0], budget=12, n_min=2, n_max=8).tolist()
+    [6, 6, 0]
+    """
+    p = _as_p(p)
+    budget = int(budget)
+    if budget < 0:
+        raise V0liteError(f"budget must be >= 0, got {budget}.")
+    fn = _value_fn(value)
+    sizes = _sizes(n_min, n_max)
+    if p.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    v = np.asarray(fn(p[:, None], sizes[None, :]), dtype=np.float64)
+    v = v - v[:, :1]  # value relative to n = 0
+    # Spending beyond what every prompt can use at most changes nothing.
+    budget = min(budget, int(p.size * sizes[-1]))
+    if method not in ("auto", "dp", "hull"):
+        raise V0liteError(f"unknown allocation method {method!r}; valid names: ['auto', 'dp', 'hull'].")
+    if method == "dp":
+        return _allocate_dp(v, sizes, budget)
+    out, bound = _allocate_hull(v, sizes, budget)
+    if method == "hull":
+        return out
+    got = float(v[np.arange(p.size), np.searchsorted(sizes, out)].sum())
+    if got >= bound - 1e-9 * max(1.0, abs(bound)) or p.size * (budget + 1) * sizes.size > _DP_MAX_CELLS:
+        return out
+    return _allocate_dp(v, sizes, budget)
+
+
+# ----------------------------------------------------------------------------- posteriors
+class BetaPosterior:
+    """Per-prompt Beta posterior of the success rate from own (decayed) history.
+
+    The prior for prompt ``x`` is ``Beta(a * prior_p, a * (1 - prior_p))`` with
+    ``a = prior_strength`` and ``prior_p`` the value model's prediction (so a cold prompt
+    gets exactly the V0 prediction). Observed successes and trials are discounted by
+    ``decay ** (t - t_obs)`` when read at step ``t``, so an evolving policy forgets old
+    outcomes; ``decay=1`` is a static policy.
+
+    Parameters
+    ----------
+    prior_strength : float, default 4.0
+        Pseudo-rollouts the prior is worth.
+    decay : float in (0, 1], default 0.9
+        Per-step discount of past outcomes.
+
+    Examples
+    --------
+    >>> post = BetaPosterior(prior_strength=2.0, decay=1.0)
+    >>> post.update(["q1"], [3], [4], step=0)
+    >>> post.mean(["q1", "cold"], prior_p=[0.5, 0.3], step=1).tolist()
+    [0.6666666666666666, 0.3]
+    """
+
+    def __init__(self, prior_strength: float = 4.0, decay: float = 0.9):
+        if not prior_strength >= 0:
+            raise V0liteError(f"prior_strength must be >= 0, got {prior_strength}.")
+        if not 0 < decay <= 1:
+            raise V0liteError(f"decay must be in (0, 1], got {decay}.")
+        self.prior_strength = float(prior_strength)
+        self.decay = float(decay)
+        self._index: dict[Any, int] = {}
+        self._s = np.zeros(0)
+        self._n = np.zeros(0)
+        self._t = np.zeros(0)
+
+    def _rows(self, keys, *, create: bool) -> np.ndarray:
+        out = np.empty(len(keys), dtype=np.int64)
+        for j, k in enumerate(keys):
+            r = self._index.get(k)
+            if r is None:
+                if create:
+                    r = self._index[k] = len(self._index)
+                else:
+                    r = -1
+            out[j] = r
+        grow = len(self._index) - self._s.size
+        if grow > 0:
+            self._s = np.concatenate([self._s, np.zeros(grow)])
+            self._n = np.concatenate([self._n, np.zeros(grow)])
+            self._t = np.concatenate([self._t, np.zeros(grow)])
+        return out
+
+    def update(self, prompts, successes, n, *, step: int = 0) -> None:
+        """Add ``successes`` out of ``n`` rollouts for each prompt, observed at ``step``."""
+        s = np.asarray(successes, dtype=np.float64).ravel()
+        m = np.asarray(n, dtype=np.float64).ravel()
+        if not (len(prompts) == s.size == m.size):
+            raise V0liteError("prompts, successes and n must have the same length.")
+        if np.any(m < 0) or np.any(s < 0) or np.any(s > m):
+            raise V0liteError("need 0 <= successes <= n for every prompt.")
+        rows = self._rows(list(prompts), create=True)
+        # decay each touched prompt to this step once, then add (duplicates accumulate).
+        uniq = np.unique(rows)
+        age = np.maximum(step - self._t[uniq], 0)
+        f = self.decay**age
+        self._s[uniq] *= f
+        self._n[uniq] *= f
+        self._t[uniq] = np.maximum(self._t[uniq], step)
+        np.add.at(self._s, rows, s)
+        np.add.at(self._n, rows, m)
+
+    def counts(self, prompts, *, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decayed (successes, trials) of each prompt as seen at ``step`` (0 for unseen)."""
+        rows = self._rows(list(prompts), create=False)
+        seen = rows >= 0
+        r = np.where(seen, rows, 0)
+        if self._s.size == 0:
+            return np.zeros(len(rows)), np.zeros(len(rows))
+        f = np.where(seen, self.decay ** np.maximum(step - self._t[r], 0), 0.0)
+        return self._s[r] * f, self._n[r] * f
+
+    def params(self, prompts, prior_p, *, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior Beta parameters ``(alpha, beta)``."""
+        prior = _as_p(prior_p, "prior_p")
+        s, m = self.counts(prompts, step=step)
+        a = self.prior_strength
+        return a * prior + s, a * (1 - prior) + (m - s)
+
+    def mean(self, prompts, prior_p, *, step: int) -> np.ndarray:
+        """Posterior mean; the prior itself for prompts without own history (or a = n = 0)."""
+        prior = _as_p(prior_p, "prior_p")
+        s, m = self.counts(prompts, step=step)
+        a = self.prior_strength
+        den = a + m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (a * prior + s) / den
+        return np.where(den > 0, out, prior)
+
+
+# ----------------------------------------------------------------------------- fusion
+def fuse_baseline(prior_p: Any, group_mean: Any, n: Any, prior_strength: float) -> np.ndarray:
+    """Shrink a sparse group mean toward the V0 prior (V0.5-style baseline).
+
+    ``(a * prior + n * mean) / (a + n)``: the posterior mean under a
+    ``Beta(a * prior, a * (1 - prior))`` prior after ``n * mean`` successes in ``n``
+    rollouts. Choose ``a`` with :func:`fit_prior_strength` or give it.
+
+    Examples
+    --------
+    >>> fuse_baseline([0.3], [1.0], [2], prior_strength=2.0).tolist()
+    [0.65]
+    """
+    prior = np.asarray(prior_p, dtype=np.float64)
+    mean = np.asarray(group_mean, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    a = float(prior_strength)
+    if a < 0:
+        raise V0liteError(f"prior_strength must be >= 0, got {a}.")
+    den = a + m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a * prior + m * mean) / den
+    return np.where(den > 0, out, prior)
+
+
+def fit_prior_strength(
+    prior_p: Any,
+    successes: Any,
+    n: Any,
+    *,
+    grid: Any = None,
+    eps: float = 1e-3,
+) -> float:
+    """Empirical-Bayes prior strength: maximise the beta-binomial marginal likelihood.
+
+    Each group's successes are modelled as BetaBinomial(n, a * prior, a * (1 - prior)).
+    By default ``a`` is searched in [0.1, 1000]: a 13-point log grid, then a bounded 1-D
+    refinement (in log ``a``) around the best grid point. With ``grid`` given, the best
+    grid value is returned. A large ``a`` means the prior predicts groups well, a small one
+    that the group mean should dominate.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> prior = rng.uniform(0.1, 0.9, 2000)
+    >>> s = rng.binomial(8, prior)  # outcomes drawn from exactly the prior
+    >>> fit_prior_strength(prior, s, np.full(2000, 8)) > 50
+    True
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import betaln
+
+    prior = np.clip(np.asarray(prior_p, dtype=np.float64).ravel(), eps, 1 - eps)
+    s = np.asarray(successes, dtype=np.float64).ravel()
+    m = np.asarray(n, dtype=np.float64).ravel()
+    keep = np.isfinite(prior) & np.isfinite(s) & (m > 0)
+    prior, s, m = prior[keep], s[keep], m[keep]
+    if prior.size == 0:
+        raise V0liteError("fit_prior_strength needs at least one group with n > 0.")
+
+    def loglik(a: np.ndarray) -> np.ndarray:
+        # beta-binomial log-likelihood up to the binomial coefficient (constant in a)
+        alpha = a[:, None] * prior[None, :]
+        beta = a[:, None] * (1 - prior[None, :])
+        return (betaln(alpha + s, beta + m - s) - betaln(alpha, beta)).sum(axis=1)
+
+    if grid is not None:
+        grid = np.asarray(grid, dtype=np.float64)
+        return float(grid[int(np.argmax(loglik(grid)))])
+    logs = np.linspace(np.log(0.1), np.log(1000.0), 13)
+    j = int(np.argmax(loglik(np.exp(logs))))
+    lo, hi = logs[max(j - 1, 0)], logs[min(j + 1, logs.size - 1)]
+    res = minimize_scalar(lambda x: -loglik(np.exp(np.array([x])))[0], bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-3})
+    return float(np.exp(res.x))
+
+
+def disagreement_test(prior_p: Any, successes: Any, n: Any, alpha: float = 0.05, *, return_pvalue: bool = False):
+    """Flag groups whose outcomes are improbable under the prior (two-sided binomial test).
+
+    The p-value is ``min(1, 2 * min(P(X <= s), P(X >= s)))`` for
+    ``X ~ Binomial(n, prior_p)``; a group is flagged when it is below ``alpha``, i.e. the V0
+    prior and the rollouts disagree and more rollouts (or trusting the group mean) are
+    warranted.
+
+    Returns
+    -------
+    flags : numpy.ndarray of bool
+    pvalue : numpy.ndarray of float, only with ``return_pvalue=True``
+
+    Examples
+    --------
+    >>> disagreement_test([0.05, 0.5], [4, 2], [4, 4]).tolist()
+    [True, False]
+    """
+    from scipy.stats import binom
+
+    prior = np.asarray(prior_p, dtype=np.float64)
+    s = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    if not 0 < alpha < 1:
+        raise V0liteError(f"alpha must be in (0, 1), got {alpha}.")
+    lower = binom.cdf(s, m, prior)
+    upper = binom.sf(s - 1, m, prior)
+    pval = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    pval = np.where(m > 0, pval, 1.0)
+    flags = pval < alpha
+    return (flags, pval) if return_pvalue else flags
+
+
+def _n_keep(k: int, fraction: float) -> int:
+    """Number kept out of ``k`` for a keep fraction (at least 1 when ``k > 0``)."""
+    return 0 if k == 0 else max(1, int(math.floor(k * fraction + 0.5)))

@@ -1,0 +1,255 @@
+"""RL-loop hook: pick prompts and group sizes before rollout, fuse baselines after.
+
+One object sits between the prompt sampler and the rollout workers of a GRPO-style loop::
+
+    planner = RolloutPlanner(V0Regressor(head="knn").fit(X_hist, y_hist))
+    for step, batch in enumerate(loader):
+        plan = planner.plan(batch, step)                     # before rollout
+        successes = rollout(plan.kept_prompts, plan.n_rollouts)
+        baselines = planner.observe(plan.kept_prompts, step, successes, plan.n_rollouts)
+
+The value model is anything with ``predict(X)`` and ``add_history(X, y)`` where ``X`` holds
+``policy``, ``prompt`` and ``step`` (``v0lite.estimator.V0Regressor`` or your own).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from .allocate import (
+    _n_keep,
+    _rng,
+    allocate,
+    disagreement_test,
+    fit_prior_strength,
+    fuse_baseline,
+    get_selector,
+)
+from .exceptions import V0liteError
+
+__all__ = ["Plan", "RolloutPlanner"]
+
+
+class Plan(NamedTuple):
+    """What to roll out at one step.
+
+    Attributes
+    ----------
+    kept_prompts : list of str
+        Prompts to roll out, in the order of the input batch.
+    n_rollouts : numpy.ndarray of int
+        Group size for each kept prompt (all ``>= n_min``).
+    baselines_prior : numpy.ndarray of float
+        The value model's predicted success rate of each kept prompt (the V0 baseline).
+    """
+
+    kept_prompts: list
+    n_rollouts: np.ndarray
+    baselines_prior: np.ndarray
+
+
+def _frame(policy: str, prompts: Sequence[str], step: int, n: Any = None):
+    import polars as pl
+
+    cols = {"policy": [policy] * len(prompts), "prompt": list(prompts), "step": [int(step)] * len(prompts)}
+    if n is not None:
+        cols["n"] = np.asarray(n, dtype=np.int64)
+    return pl.DataFrame(cols)
+
+
+class RolloutPlanner:
+    """Choose which prompts to roll out and how many rollouts each gets, from V0 predictions.
+
+    At each step the value model predicts every candidate prompt; ``strategy`` keeps
+    ``keep_fraction`` of them (see :data:`v0lite.allocate.SELECTORS`); the rollout budget
+    ``budget_per_prompt x kept`` is then split exactly over the kept prompts with
+    :func:`v0lite.allocate.allocate` (``n`` in ``{0} U [n_min, n_max]``, value ``value``).
+    Kept prompts allocated 0 rollouts (predicted certain success or failure when the
+    budget is better spent elsewhere) are dropped from the plan.
+
+    After rollout, :meth:`observe` feeds the outcomes to ``value_model.add_history`` (no
+    refit) and returns V0.5-style fused baselines: the group mean shrunk toward the V0
+    prior with strength ``prior_strength`` (``"auto"``: empirical Bayes over the groups
+    observed at earlier steps, ``default_prior_strength`` until ``min_groups_for_fit``
+    groups have been seen).
+
+    Parameters
+    ----------
+    value_model : object
+        Has ``predict(X) -> p`` and ``add_history(X, y)``.
+    strategy : {"p-mixed", "target", "random"} or selector object, default "p-mixed"
+    budget_per_prompt : int, default 8
+        Mean rollouts per kept prompt.
+    n_min, n_max : int, default 2 and 16
+    keep_fraction : float in (0, 1], default 0.5
+    policy : str, default "policy"
+        Policy name written into ``X``.
+    random_state : int or None, default 0
+        Seeds the selector's tie-breaking / random choice.
+    value : {"p_mixed", "knapsack"}, default "p_mixed"
+        Allocation value (see :data:`v0lite.allocate.VALUES`).
+    prior_strength : float or "auto", default "auto"
+    default_prior_strength : float, default 4.0
+    min_groups_for_fit : int, default 64
+    alpha : float, default 0.05
+        Level of the disagreement test recorded in ``last_disagreement_``.
+
+    Attributes
+    ----------
+    last_plan_ : Plan or None
+    last_disagreement_ : numpy.ndarray of bool or None
+        From :meth:`observe`: groups whose outcomes are improbable under the prior.
+    prior_strength_ : float
+        The strength used by the last :meth:`observe`.
+
+    Examples
+    --------
+    >>> class Const:
+    ...     def predict(self, X): return np.linspace(0.05, 0.95, len(X))
+    ...     def add_history(self, X, y): return self
+    >>> planner = RolloutPlanner(Const(), budget_per_prompt=4, n_max=8)
+    >>> plan = planner.plan([f"q{i}" for i in range(6)], step=0)
+    >>> len(plan.kept_prompts), int(plan.n_rollouts.sum()) <= 12
+    (3, True)
+    """
+
+    def __init__(
+        self,
+        value_model: Any,
+        *,
+        strategy: Any = "p-mixed",
+        budget_per_prompt: int = 8,
+        n_min: int = 2,
+        n_max: int = 16,
+        keep_fraction: float = 0.5,
+        policy: str = "policy",
+        random_state: Any = 0,
+        value: str = "p_mixed",
+        prior_strength: Any = "auto",
+        default_prior_strength: float = 4.0,
+        min_groups_for_fit: int = 64,
+        alpha: float = 0.05,
+    ):
+        self.value_model = value_model
+        self.strategy = strategy
+        self.budget_per_prompt = budget_per_prompt
+        self.n_min = n_min
+        self.n_max = n_max
+        self.keep_fraction = keep_fraction
+        self.policy = policy
+        self.random_state = random_state
+        self.value = value
+        self.prior_strength = prior_strength
+        self.default_prior_strength = default_prior_strength
+        self.min_groups_for_fit = min_groups_for_fit
+        self.alpha = alpha
+        self._selector = self._make_selector()
+        if not 0 < keep_fraction <= 1:
+            raise V0liteError(f"keep_fraction must be in (0, 1], got {keep_fraction}.")
+        self._rng = _rng(random_state)
+        self._priors: dict[tuple[str, int], float] = {}
+        self._hist_prior: list[np.ndarray] = []
+        self._hist_s: list[np.ndarray] = []
+        self._hist_n: list[np.ndarray] = []
+        self.last_plan_: Plan | None = None
+        self.last_disagreement_: np.ndarray | None = None
+        self.prior_strength_ = float(default_prior_strength)
+
+    def _make_selector(self):
+        params = {"n": self.budget_per_prompt} if self.strategy in ("p-mixed", "p_mixed") else {}
+        return get_selector(self.strategy, **params)
+
+    def _predict(self, prompts: Sequence[str], step: int) -> np.ndarray:
+        p = np.asarray(self.value_model.predict(_frame(self.policy, prompts, step)), dtype=np.float64)
+        if p.shape != (len(prompts),):
+            raise V0liteError(f"value_model.predict returned shape {p.shape}, expected ({len(prompts)},).")
+        return np.clip(p, 0.0, 1.0)
+
+    def plan(self, prompts: Sequence[str], step: int) -> Plan:
+        """Predict, select and allocate for one step's candidate prompts.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+            Candidate prompts of this step.
+        step : int
+            Training step (the policy's checkpoint) the rollouts will come from.
+
+        Returns
+        -------
+        Plan
+        """
+        prompts = list(prompts)
+        if not prompts:
+            return Plan([], np.zeros(0, dtype=np.int64), np.zeros(0))
+        p = self._predict(prompts, step)
+        m = _n_keep(len(prompts), self.keep_fraction)
+        keep = np.sort(self._selector.select(p, m, random_state=self._rng))
+        n = allocate(p[keep], self.budget_per_prompt * keep.size, self.n_min, self.n_max, self.value)
+        keep, n = keep[n > 0], n[n > 0]
+        kept = [prompts[i] for i in keep]
+        self._priors = {k: v for k, v in self._priors.items() if k[1] >= int(step)}  # forget old steps
+        for q, pi in zip(kept, p[keep]):
+            self._priors[(q, int(step))] = float(pi)
+        self.last_plan_ = Plan(kept, n, p[keep])
+        return self.last_plan_
+
+    def _strength(self) -> float:
+        if self.prior_strength != "auto":
+            return float(self.prior_strength)
+        if sum(a.size for a in self._hist_prior) < self.min_groups_for_fit:
+            return float(self.default_prior_strength)
+        return fit_prior_strength(
+            np.concatenate(self._hist_prior), np.concatenate(self._hist_s), np.concatenate(self._hist_n)
+        )
+
+    def observe(self, prompts: Sequence[str], step: int, successes: Any, n: Any) -> np.ndarray:
+        """Record rollout outcomes and return fused per-prompt baselines.
+
+        Calls ``value_model.add_history(X, score)`` with ``score = successes / n`` (the
+        value model's context grows; nothing is refitted). The prior is the prediction made
+        by :meth:`plan` at this step (predicted now, before adding, if the prompt was not
+        planned).
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        step : int
+        successes : array-like of int
+            Successful rollouts per prompt.
+        n : array-like of int
+            Rollouts per prompt (``>= 1``).
+
+        Returns
+        -------
+        numpy.ndarray of float
+            ``fuse_baseline(prior, successes / n, n, prior_strength)``, the baseline for the
+            group's advantages.
+        """
+        prompts = list(prompts)
+        s = np.asarray(successes, dtype=np.float64).ravel()
+        m = np.asarray(n, dtype=np.float64).ravel()
+        if not (len(prompts) == s.size == m.size):
+            raise V0liteError("prompts, successes and n must have the same length.")
+        if np.any(m < 1) or np.any(s < 0) or np.any(s > m):
+            raise V0liteError("need n >= 1 and 0 <= successes <= n for every prompt.")
+        if not prompts:
+            return np.zeros(0)
+        prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
+        missing = np.isnan(prior)
+        if missing.any():
+            idx = np.flatnonzero(missing)
+            prior[idx] = self._predict([prompts[i] for i in idx], step)
+        a = self._strength()
+        self.prior_strength_ = a
+        fused = fuse_baseline(prior, s / m, m, a)
+        self.last_disagreement_ = disagreement_test(prior, s, m, self.alpha)
+        self._hist_prior.append(prior)
+        self._hist_s.append(s)
+        self._hist_n.append(m)
+        self.value_model.add_history(_frame(self.policy, prompts, step, m.astype(np.int64)), s / m)
+        for q in prompts:
+            self._priors.pop((q, int(step)), None)
+        return fused
