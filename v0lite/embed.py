@@ -159,8 +159,12 @@ class Embedder:
                 continue
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 keys, vecs = z["keys"], z["vecs"]
-            for k, v in zip(keys.tolist(), vecs):
-                self._memory.setdefault(k.hex(), v)
+            if keys.dtype.kind == "S":  # early shards: "S32" strips trailing zero bytes; pad them back
+                hexes = [bytes(k).ljust(32, b"\0").hex() for k in keys]
+            else:
+                hexes = [k.tobytes().hex() for k in keys]
+            for k, v in zip(hexes, vecs):
+                self._memory.setdefault(k, v)
             self._loaded_shards.add(f.name)
 
     def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
@@ -168,7 +172,9 @@ class Embedder:
         if d is None:
             return
         buf = io.BytesIO()
-        np.savez(buf, keys=np.array([bytes.fromhex(k) for k in keys], dtype="S32"), vecs=vecs.astype(np.float32))
+        # raw uint8 digests: numpy's "S" dtype would strip a digest's trailing zero bytes
+        raw = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, 32)
+        np.savez(buf, keys=raw, vecs=vecs.astype(np.float32))
         data = buf.getvalue()
         name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
         atomic_write_bytes(d / name, data)

@@ -1,0 +1,48 @@
+"""The ``v0lite`` command line: thin; parses arguments, calls the library, prints tables."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .exceptions import V0liteError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    from . import __version__
+    from .commands import MODULES
+
+    parser = argparse.ArgumentParser(
+        prog="v0lite",
+        description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.")
+    parser.add_argument("--version", action="version", version=f"v0lite {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in MODULES:
+        importlib.import_module(f"v0lite.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``v0lite`` executable; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (V0liteError, FileNotFoundError) as exc:
+        print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

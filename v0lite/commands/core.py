@@ -1,0 +1,186 @@
+"""CLI: ``fit``, ``predict``, ``evaluate`` and ``demo``."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+__all__ = ["register", "print_table", "jsonable"]
+
+
+def jsonable(obj):
+    """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_table(rows: list[dict], cols: list[str]) -> None:
+    """Print rows as an aligned text table."""
+    def fmt(v):
+        if isinstance(v, float):
+            return "nan" if not math.isfinite(v) else f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def _model(args):
+    from ..estimator import V0Regressor
+
+    kw = {"random_state": args.random_state, "show_progress_bar": True}
+    if getattr(args, "head", None):
+        kw["head"] = args.head
+    if getattr(args, "encoder", None):
+        kw["encoder"] = args.encoder
+    return V0Regressor(**kw)
+
+
+def evaluate_model(model, history, queries) -> dict:
+    """Fit ``model`` on ``history``, predict ``queries`` (with true scores) and score it."""
+    from ..metrics import evaluate_predictions
+
+    t0 = time.perf_counter()
+    model.fit(history)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p = model.predict(queries)
+    pred_s = time.perf_counter() - t0
+    step = queries["step"].to_numpy() if "step" in queries.columns else None
+    res = evaluate_predictions(queries["score"].to_numpy(), p, policy=queries["policy"].to_numpy(), step=step)
+    res.update(head=model.head, fit_s=fit_s, predict_s=pred_s, predictions_per_s=len(p) / max(pred_s, 1e-9))
+    return res
+
+
+def _fit(args) -> int:
+    from ..log import read_log
+
+    history = read_log(args.history)
+    model = _model(args).fit(history)
+    model.save(args.model_dir)
+    print(f"fitted head={model.head} on {history.height} rows, {len(model.index_.policies)} policies; "
+          f"saved to {args.model_dir}")
+    return 0
+
+
+def _predict(args) -> int:
+    from ..estimator import V0Regressor
+    from ..log import read_log, write_log
+
+    model = V0Regressor.load(args.model_dir)
+    if args.fallback:
+        model.set_params(fallback=args.fallback)
+    queries = read_log(args.queries, require_score=False)
+    p = model.predict(queries)
+    write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
+    print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .._io import atomic_write_json
+    from ..log import read_log
+
+    history = read_log(args.history)
+    queries = read_log(args.queries)
+    res = evaluate_model(_model(args), history, queries)
+    print_table([res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s",
+                        "predictions_per_s"])
+    if args.json:
+        atomic_write_json(args.json, jsonable(res))
+    return 0
+
+
+def _demo(args) -> int:
+    from ..datasets import make_demo_log, split_by_prompt
+    from ..estimator import V0Regressor
+    from ..log import read_log
+
+    root = Path(__file__).resolve().parents[2] / "data"
+    if (root / "demo_log.jsonl").exists():
+        history, queries = read_log(root / "demo_log.jsonl"), read_log(root / "demo_queries.jsonl")
+        src = f"{root}/demo_log.jsonl (SYNTHETIC)"
+    else:  # installed without the repo's data/: regenerate the same synthetic log
+        history, queries = split_by_prompt(make_demo_log(random_state=0), test_size=0.25, random_state=0)
+        src = "make_demo_log(random_state=0) (SYNTHETIC)"
+    print(f"v0lite demo: history {history.height} rows from {src}; {history['policy'].n_unique()} policies, "
+          f"queries {queries.height} rows on prompts never seen in the history.\n")
+    rows = []
+    for head in ("prior", "knn", V0Regressor().head):
+        res = evaluate_model(V0Regressor(head=head, random_state=0), history, queries)
+        rows.append(res)
+    print("1. How well does each head predict success on unseen prompts?")
+    print_table(rows, ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"])
+    model = V0Regressor(random_state=0).fit(history)
+    last = queries.filter(pl.col("step") == queries["step"].max()) if "step" in queries.columns else queries
+    sample = last.unique("prompt", maintain_order=True).head(3)
+    print("\n2. Predicted success of each policy on three new prompts (latest checkpoint):")
+    pols = sorted(history["policy"].unique().to_list())
+    for prompt in sample["prompt"].to_list():
+        X = pl.DataFrame({"policy": pols, "prompt": [prompt] * len(pols)})
+        if "step" in last.columns:
+            X = X.with_columns(pl.lit(int(last["step"].max())).alias("step"))
+        p = model.predict(X)
+        print(f"   {prompt[:70]!r}")
+        print("      " + "  ".join(f"{pol}: {v:.2f}" for pol, v in zip(pols, p)))
+    try:
+        from ..allocate import allocate, p_mixed
+    except ImportError:
+        allocate = None
+    if allocate is not None:
+        X = last.select("policy", "prompt", *(["step"] if "step" in last.columns else []))
+        p = model.predict(X)
+        n = allocate(p, budget=8 * len(p), n_min=2, n_max=16)
+        truth = last["score"].to_numpy()
+        print("\n3. GRPO budget: expected mixed (non-zero-advantage) groups per 1,000 rollouts, true p from the log:")
+        print(f"   uniform 8 rollouts: {1000 * p_mixed(truth, 8).sum() / (8 * len(p)):.1f}   "
+              f"v0lite allocation: {1000 * p_mixed(truth, n).sum() / max(n.sum(), 1):.1f}")
+    print("\nNext: `v0lite evaluate HISTORY QUERIES`, `v0lite fit HISTORY --model-dir DIR`, "
+          "`v0lite route-eval TRAIN TEST`, `v0lite alloc-sim HISTORY` (see README).")
+    return 0
+
+
+def register(sub) -> None:
+    from ..heads.base import HEADS
+
+    def common(p):
+        p.add_argument("--head", choices=sorted(HEADS), help="prediction head (default: the estimator's default)")
+        p.add_argument("--encoder", help="sentence-transformers name or path (default: offline MiniLM)")
+        p.add_argument("--random-state", type=int, default=0)
+
+    p = sub.add_parser("fit", help="fit on an outcome log and save the model")
+    p.add_argument("history", help="outcome log (.jsonl/.csv/.parquet)")
+    p.add_argument("--model-dir", required=True, help="folder to save the model to")
+    common(p)
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("predict", help="predict p_success for queries with a saved model")
+    p.add_argument("queries", help="queries (policy, prompt[, step])")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--out", required=True, help="output file: the queries plus p_success")
+    p.add_argument("--fallback", choices=["error", "global_mean", "prior"], help="for policies with no history")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics")
+    p.add_argument("history")
+    p.add_argument("queries")
+    p.add_argument("--json", help="write the metrics as JSON")
+    common(p)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("demo", help="run the main job on the embedded synthetic demo data")
+    p.set_defaults(func=_demo)
