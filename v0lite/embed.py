@@ -157,8 +157,16 @@ class Embedder:
                               "its prompts will be re-embedded", V0liteWarning, stacklevel=3)
                 f.unlink(missing_ok=True)
                 continue
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                keys, vecs = z["keys"], z["vecs"]
+            try:
+                with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                    keys, vecs = z["keys"], z["vecs"]
+                if keys.ndim < 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype.kind != "f":
+                    raise ValueError(f"keys {keys.shape} / vecs {vecs.shape} do not match")
+            except Exception as exc:  # a shard is never trusted: unreadable = corrupt
+                warnings.warn(f"embedding cache shard {f} is unreadable ({exc}); removing it, its prompts "
+                              "will be re-embedded", V0liteWarning, stacklevel=3)
+                f.unlink(missing_ok=True)
+                continue
             if keys.dtype.kind == "S":  # early shards: "S32" strips trailing zero bytes; pad them back
                 hexes = [bytes(k).ljust(32, b"\0").hex() for k in keys]
             else:

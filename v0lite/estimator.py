@@ -22,7 +22,10 @@ def _with_y(X, y) -> pl.DataFrame:
     df = as_frame(X)
     if y is None:
         return df
-    y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
+    try:
+        y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"y cannot be read as numbers ({exc}). Fix: pass one success rate in [0, 1] per row of X.") from exc
     if y.ndim != 1:
         raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
     if len(y) != df.height:

@@ -54,6 +54,8 @@ _ALIASES = {
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, pl.Series):  # a list cell: one line, not a Series table
+        value = value.to_list()
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -79,6 +81,9 @@ def _read_file(path: Path) -> pl.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            raise DataError(f"{path}: not valid UTF-8 ({str(exc).splitlines()[0]}). "
+                            "Fix: re-encode the file as UTF-8.") from exc
         raise DataError(
             f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). "
             "Fix: check the file is well-formed and each column holds one type."
@@ -107,6 +112,9 @@ def as_frame(data: Any) -> pl.DataFrame:
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
             raise DataError(f"DataFrame cannot be converted ({exc}). Fix: give each column one type.") from exc
     if isinstance(data, dict):
+        for col, vals in data.items():
+            if isinstance(vals, (list, tuple)):  # strict=False below would silently cast a stray 5 to "5"
+                _check_object_column(col, list(vals))
         try:
             return pl.DataFrame(data, strict=False)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
@@ -170,14 +178,26 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
 
 def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
     s = df[col]
-    if not (s.dtype.is_numeric() or s.dtype == pl.Null):
+    if not (s.dtype.is_numeric() or s.dtype == pl.Null or s.null_count() == s.len()):
         vals = s.to_list()
-        bad = next((i for i, v in enumerate(vals) if v is not None and not isinstance(v, (int, float))), 0)
+        bad = next((i for i, v in enumerate(vals) if _not_a_number(v)), 0)
         raise DataError(
             f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). "
             f"Fix: write {col!r} as numbers."
         )
     return s.cast(pl.Float64).to_numpy()
+
+
+def _not_a_number(v: Any) -> bool:
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        return False
+    if isinstance(v, str):  # a text column of numbers: point at the first one that is not
+        try:
+            float(v)
+            return False
+        except ValueError:
+            return True
+    return True
 
 
 def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:

@@ -12,6 +12,7 @@ crash leaves either the old model or the new one. Every file's checksum is verif
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,6 +45,12 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own SafetensorError type
         raise FormatVersionError(f"{path}: not a readable safetensors file ({exc}). Fix: re-save the model.") from exc
+
+
+def _meta_digest(meta: dict) -> str:
+    """sha256 of meta.json's content (minus this digest), so a flipped byte in meta.json is caught too."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def _json_params(params: dict) -> dict:
@@ -81,12 +88,18 @@ def save_model(model, path) -> Path:
             "policies": idx.policies, "head": {"name": model.head_.name, "meta": head_meta},
             "files": files,
         }
+        meta["meta_sha256"] = _meta_digest(meta)
         atomic_write_json(tmp / "meta.json", meta)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # put the old model back: a failed save changes nothing
+                os.replace(old, path)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -110,6 +123,10 @@ def _read_meta(path: Path) -> dict:
         raise FormatVersionError(
             f"{mfile}: format version {ver!r} is not supported by this v0lite (reads 1..{FORMAT_VERSION}). "
             "Fix: upgrade v0lite, or re-save the model with this version.")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise FormatVersionError(f"{mfile}: corrupt (its content does not match its checksum). Fix: re-save the model.")
+    if not isinstance(meta.get("files"), dict) or "history.safetensors" not in meta["files"]:
+        raise FormatVersionError(f"{mfile}: corrupt (no file checksums). Fix: re-save the model.")
     for rel, digest in meta.get("files", {}).items():
         f = path / rel
         if not f.exists() or sha256_file(f) != digest:

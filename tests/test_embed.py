@@ -1,0 +1,187 @@
+"""The embedding cache: content addressing, corruption, interrupted runs, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import FakeEncoder
+from v0lite.embed import Embedder, prompt_key, prompt_keys
+from v0lite.exceptions import DataError, V0liteWarning
+
+
+def _texts(n, tag="t"):
+    return [f"{tag} prompt number {i} " + "x" * (i % 7) for i in range(n)]
+
+
+def _shards(cache):
+    return sorted(cache.rglob("shard-*.npz"))
+
+
+def test_prompt_key_is_sha256_of_utf8():
+    import hashlib
+
+    assert prompt_key("héllo") == hashlib.sha256("héllo".encode()).hexdigest()
+    assert prompt_keys(["a", "b"]) == [prompt_key("a"), prompt_key("b")]
+    assert prompt_key("a") != prompt_key("a ")
+
+
+def test_encode_shape_norm_and_each_text_once(tmp_path):
+    enc = FakeEncoder()
+    emb = Embedder(enc, cache_dir=tmp_path)
+    texts = ["a b c", "d e f", "a b c"]
+    v = emb.encode(texts)
+    assert v.shape == (3, 64) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(v[0], v[2])
+    assert enc.texts_seen == 2  # the duplicate was embedded once
+    emb.encode(texts)
+    assert enc.calls == 1  # second call served from memory
+    assert emb.model_id == "fake-ngram-64" and emb.dim == 64
+
+
+def test_cache_is_reused_by_a_fresh_embedder(tmp_path):
+    Embedder(FakeEncoder(), cache_dir=tmp_path).encode(_texts(10))
+    enc = FakeEncoder()
+    v = Embedder(enc, cache_dir=tmp_path).encode(_texts(10))
+    assert enc.calls == 0 and v.shape == (10, 64)
+
+
+def test_cache_disabled_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path))
+    Embedder(FakeEncoder(), cache_dir=False).encode(_texts(3))
+    assert not _shards(tmp_path)
+
+
+def test_shard_names_are_their_checksums(tmp_path):
+    import hashlib
+
+    Embedder(FakeEncoder(), cache_dir=tmp_path, chunk_size=4).encode(_texts(10))
+    shards = _shards(tmp_path)
+    assert len(shards) == 3
+    for f in shards:
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem[len("shard-"):]
+
+
+def test_keys_with_trailing_zero_bytes_survive_the_cache(tmp_path):
+    # find a text whose sha256 ends in a zero byte (numpy "S" dtype would strip it)
+    text = next(t for t in (f"z{i}" for i in range(100000)) if prompt_key(t).endswith("00"))
+    Embedder(FakeEncoder(), cache_dir=tmp_path).encode([text])
+    enc = FakeEncoder()
+    Embedder(enc, cache_dir=tmp_path).encode([text])
+    assert enc.calls == 0
+
+
+def test_non_text_prompt_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="row 1"):
+        Embedder(FakeEncoder(), cache_dir=False).encode(["ok", 5])
+
+
+def test_wrong_encoder_output_shape_is_an_error():
+    class Bad:
+        model_id = "bad"
+
+        def encode(self, texts):
+            return np.zeros((len(texts) + 1, 4))
+
+    with pytest.raises(Exception, match="shape"):
+        Embedder(Bad(), cache_dir=False).encode(["a"])
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage_renamed"])
+def test_corrupt_shard_is_detected_removed_and_recomputed(tmp_path, guarantees, damage):
+    import hashlib
+
+    texts = _texts(6)
+    ref = Embedder(FakeEncoder(), cache_dir=tmp_path).encode(texts)
+    (shard,) = _shards(tmp_path)
+    data = bytearray(shard.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+        shard.write_bytes(bytes(data))
+    elif damage == "truncate":
+        shard.write_bytes(bytes(data[: len(data) // 3]))
+    else:  # not an npz at all, but named by its own checksum: the parse check must catch it
+        junk = b"not a numpy archive"
+        shard.unlink()
+        shard = shard.with_name(f"shard-{hashlib.sha256(junk).hexdigest()}.npz")
+        shard.write_bytes(junk)
+    guarantees.tick("faults injected")
+    enc = FakeEncoder()
+    with pytest.warns(V0liteWarning, match="corrupt|unreadable"):
+        v = Embedder(enc, cache_dir=tmp_path).encode(texts)
+    guarantees.tick("corruptions detected")
+    assert enc.texts_seen == 6  # never trusted: recomputed
+    np.testing.assert_allclose(v, ref, rtol=1e-6)
+    (good,) = _shards(tmp_path)  # the bad file was removed; a good shard (same content address) replaces it
+    assert hashlib.sha256(good.read_bytes()).hexdigest() == good.stem[len("shard-"):]
+    if damage == "garbage_renamed":
+        assert not shard.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Embedder(FakeEncoder(), cache_dir=tmp_path).encode(texts)
+
+
+def test_interrupted_embedding_resumes_without_redoing_chunks(tmp_path, guarantees):
+    texts = _texts(20)
+    broken = FakeEncoder(fail_after=2)  # dies on the 3rd chunk
+    guarantees.tick("faults injected")
+    with pytest.raises(RuntimeError, match="injected"):
+        Embedder(broken, cache_dir=tmp_path, chunk_size=4).encode(texts)
+    assert broken.texts_seen == 8 and len(_shards(tmp_path)) == 2
+    enc = FakeEncoder()
+    v = Embedder(enc, cache_dir=tmp_path, chunk_size=4).encode(texts)
+    assert enc.texts_seen == 12 and enc.calls == 3  # only the 3 unfinished chunks
+    np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(texts), rtol=1e-6)
+
+
+def _fill(cache, texts, queue):
+    try:
+        Embedder(FakeEncoder(), cache_dir=cache, chunk_size=3).encode(texts)
+        queue.put("ok")
+    except BaseException as exc:  # pragma: no cover - reported to the parent
+        queue.put(repr(exc))
+
+
+def test_two_processes_filling_one_cache_lose_nothing(tmp_path, guarantees):
+    a, b = _texts(40, "a"), _texts(40, "b")
+    shared = _texts(30, "shared")
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_fill, args=(tmp_path, t + shared, q)) for t in (a, b)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    results = [q.get(timeout=5) for _ in procs]
+    assert results == ["ok", "ok"] and all(p.exitcode == 0 for p in procs)
+    guarantees.tick("concurrent cache writers", 2)
+    enc = FakeEncoder()
+    emb = Embedder(enc, cache_dir=tmp_path)
+    v = emb.encode(a + b + shared)
+    assert enc.calls == 0  # every key of both writers is there
+    np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(a + b + shared), rtol=1e-6)
+
+
+def test_different_encoders_never_share_cache_entries(tmp_path):
+    class Other(FakeEncoder):
+        model_id = "other-encoder"
+
+    Embedder(FakeEncoder(), cache_dir=tmp_path).encode(["same text"])
+    enc = Other()
+    Embedder(enc, cache_dir=tmp_path).encode(["same text"])
+    assert enc.calls == 1
+
+
+@pytest.mark.slow
+def test_real_minilm_truncates_huge_prompts(tmp_path):
+    """The real encoder: 384-d, unit norm, and a prompt far beyond its 256-token window still embeds."""
+    emb = Embedder(cache_dir=tmp_path)
+    huge = "Compute the sum of the series. " * 5000
+    v = emb.encode(["What is 2+2?", huge, huge + " extra tail beyond the window"])
+    assert v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(v[1], v[2], atol=1e-5)  # the tail past the window is cut off

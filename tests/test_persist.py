@@ -1,0 +1,194 @@
+"""Saved models: safe formats only, version and corruption checks, atomic save, byte-identical saves."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeEncoder, make_log
+from v0lite.exceptions import FormatVersionError
+from v0lite.persist import FORMAT_VERSION, load_model
+
+ROOT = Path(__file__).resolve().parents[1] / "v0lite"
+SAFE_SUFFIXES = {".json", ".safetensors", ".txt", ".faiss", ".npy"}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture
+def saved(tmp_path, make_model):
+    log = make_log(steps=True)
+    model = make_model().fit(log)
+    path = tmp_path / "model"
+    model.save(path)
+    return model, path, log
+
+
+def test_round_trip_predicts_identically(saved):
+    model, path, log = saved
+    back = load_model(path, encoder=FakeEncoder())
+    np.testing.assert_array_equal(back.predict(log), model.predict(log))
+    assert back.get_params()["head"] == model.head and back.encoder_id_ == "fake-ngram-64"
+    assert back.index_.policies == model.index_.policies
+
+
+def test_saved_files_use_only_safe_formats(saved):
+    _, path, _ = saved
+    for f in path.rglob("*"):
+        if f.is_file():
+            assert f.suffix in SAFE_SUFFIXES, f
+            assert not f.read_bytes().startswith(b"\x80")  # no pickle protocol header
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["format"] == "v0lite-model" and meta["format_version"] == FORMAT_VERSION
+
+
+def test_newer_format_version_fails_clearly(saved):
+    _, path, _ = saved
+    meta = json.loads((path / "meta.json").read_text())
+    meta["format_version"] = FORMAT_VERSION + 1
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(FormatVersionError, match="format version 2 is not supported.*upgrade v0lite"):
+        load_model(path, encoder=FakeEncoder())
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(FormatVersionError, match="no meta.json"):
+        load_model(tmp_path, encoder=FakeEncoder())
+
+
+@pytest.mark.parametrize("target", ["history.safetensors", "meta.json"])
+def test_any_flipped_byte_fails_clearly(saved, guarantees, target):
+    """Flip each byte of the file (meta.json: every byte; history: a spread of positions)."""
+    _, path, _ = saved
+    f = path / target
+    orig = f.read_bytes()
+    positions = range(len(orig)) if target == "meta.json" else np.linspace(0, len(orig) - 1, 60).astype(int)
+    for pos in positions:
+        bad = bytearray(orig)
+        bad[pos] ^= 0x01 if chr(orig[pos]).isalnum() else 0xFF
+        f.write_bytes(bytes(bad))
+        with pytest.raises(FormatVersionError, match="corrupt|not supported|not a v0lite|Fix"):
+            load_model(path, encoder=FakeEncoder())
+        guarantees.tick("corruptions detected")
+    f.write_bytes(orig)
+    load_model(path, encoder=FakeEncoder())
+
+
+def test_missing_file_fails_clearly(saved):
+    _, path, _ = saved
+    (path / "history.safetensors").unlink()
+    with pytest.raises(FormatVersionError, match="missing or corrupt"):
+        load_model(path, encoder=FakeEncoder())
+
+
+@pytest.mark.parametrize("where", ["head", "arrays", "final_rename"])
+def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_model, guarantees, where):
+    import v0lite.persist as persist
+
+    model, path, log = saved
+    before = _digests(path)
+    other = make_model(head="prior").fit(make_log(n_policies=2, seed=3))
+
+    def boom(*a, **k):
+        raise RuntimeError("injected crash")
+
+    if where == "head":
+        monkeypatch.setattr(type(other.head_), "save", boom)
+    elif where == "arrays":
+        monkeypatch.setattr(persist, "save_arrays", boom)
+    else:
+        real = os.replace
+
+        def replace(src, dst):
+            if Path(dst) == path and Path(src).name.endswith(".tmp"):
+                raise RuntimeError("injected crash")
+            return real(src, dst)
+
+        monkeypatch.setattr(persist.os, "replace", replace)
+    guarantees.tick("faults injected")
+    with pytest.raises(RuntimeError, match="injected"):
+        other.save(path)
+    monkeypatch.undo()
+    assert _digests(path) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model"]  # no temp folder left behind
+    np.testing.assert_array_equal(load_model(path, encoder=FakeEncoder()).predict(log), model.predict(log))
+
+
+def test_save_replaces_an_existing_model(saved, make_model):
+    _, path, _ = saved
+    other = make_model(head="prior").fit(make_log(n_policies=2, seed=3))
+    other.save(path)
+    assert load_model(path, encoder=FakeEncoder()).head == "prior"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("head", ["knn", "prior"])
+def test_same_inputs_give_byte_identical_files(tmp_path, make_model, guarantees, head):
+    log = make_log(steps=True)
+    a = make_model(head=head, random_state=7).fit(log)
+    b = make_model(head=head, random_state=7).fit(log.clone())
+    np.testing.assert_array_equal(a.predict(log), b.predict(log))
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    da, db = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert da == db
+    guarantees.tick("files checked byte-identical", len(da))
+    # loading and re-saving changes nothing either
+    load_model(tmp_path / "a", encoder=FakeEncoder()).save(tmp_path / "c")
+    assert _digests(tmp_path / "c") == da
+
+
+# --- no module may deserialise code -----------------------------------------------------------------
+
+_BANNED_MODULES = {"pickle", "cPickle", "_pickle", "joblib", "dill", "cloudpickle", "shelve", "marshal"}
+
+
+def _calls(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+            owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else None
+            yield node, owner, name
+
+
+def _kw(node, name):
+    for k in node.keywords:
+        if k.arg == name and isinstance(k.value, ast.Constant):
+            return k.value.value
+    return "absent"
+
+
+def test_no_module_uses_pickle_and_np_load_never_allows_it():
+    problems = []
+    files = sorted(ROOT.rglob("*.py"))
+    assert len(files) > 10
+    for f in files:
+        tree = ast.parse(f.read_text("utf-8"), str(f))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                problems += [f"{f.name}: import {a.name}" for a in node.names if a.name.split(".")[0] in _BANNED_MODULES]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _BANNED_MODULES:
+                problems.append(f"{f.name}: from {node.module} import")
+        for node, owner, name in _calls(tree):
+            where = f"{f.name}:{node.lineno}"
+            if owner in _BANNED_MODULES:
+                problems.append(f"{where}: {owner}.{name}")
+            if owner in ("np", "numpy") and name == "load" and _kw(node, "allow_pickle") is not False:
+                problems.append(f"{where}: np.load without allow_pickle=False")
+            if owner == "torch" and name == "load" and _kw(node, "weights_only") is not True:
+                problems.append(f"{where}: torch.load without weights_only=True")
+            if isinstance(node.func, ast.Name) and name in ("eval", "exec"):  # the builtins, not model.eval()
+                problems.append(f"{where}: {name}()")
+            if owner in ("pd", "pandas") and name == "read_pickle":
+                problems.append(f"{where}: pandas.read_pickle")
+    assert not problems, problems
