@@ -213,7 +213,7 @@ def _logs(draw):
 _ENC = FakeEncoder()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(log=_logs(), head=st.sampled_from(HEADS), perm_seed=st.integers(0, 2**16),
        queries=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(_PROMPTS + ["unseen prompt"])),
                         min_size=1, max_size=8))

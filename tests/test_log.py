@@ -115,7 +115,7 @@ def _frames(draw):
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=_frames(), as_pandas=st.booleans(), require_score=st.booleans())
 def test_validate_log_only_ever_raises_data_error(guarantees, data, as_pandas, require_score):
     guarantees.tick("property examples run")

@@ -29,13 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``v0lite`` executable; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # bad arguments (argparse printed the message and the valid choices), --help
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
-    except (V0liteError, FileNotFoundError) as exc:
+    except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

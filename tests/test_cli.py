@@ -1,0 +1,141 @@
+"""The CLI: happy paths with the fake encoder, exit codes and messages, and a property over random logs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_log
+from v0lite.cli import build_parser, main
+from v0lite.log import read_log, write_log
+
+
+@pytest.fixture
+def files(tmp_path):
+    log = make_log(steps=True)
+    hist = write_log(log.filter(pl.col("prompt").str.contains("case [0-8]$")), tmp_path / "hist.jsonl")
+    queries = write_log(log.filter(~pl.col("prompt").str.contains("case [0-8]$")), tmp_path / "queries.csv")
+    return tmp_path, hist, queries
+
+
+def test_help_and_version(capsys):
+    assert main([]) == 2
+    assert main(["--version"]) == 0
+    assert "v0lite 0.1.0" in capsys.readouterr().out
+    assert main(["fit", "--help"]) == 0
+    sub = build_parser()._subparsers._group_actions[0].choices
+    assert {"fit", "predict", "evaluate", "demo", "data"} <= set(sub)
+
+
+def test_fit_then_predict(files, capsys, fake_minilm):
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+    assert "saved to" in capsys.readouterr().out
+    assert (tmp / "m" / "meta.json").exists()
+    out = tmp / "pred.parquet"
+    assert main(["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(out)]) == 0
+    pred = read_log(out, require_score=False)
+    q = read_log(queries)
+    assert pred.height == q.height and pred["prompt"].to_list() == q["prompt"].to_list()
+    p = pred["p_success"].to_numpy()
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+def test_predict_unknown_policy_then_fallback(files, capsys, fake_minilm):
+    tmp, hist, _ = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    q = write_log(pl.DataFrame({"policy": ["ghost"], "prompt": ["hello"]}), tmp / "q.jsonl")
+    capsys.readouterr()
+    assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "policy 'ghost' has no history" in err and "fallback='global_mean'" in err
+    assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl"),
+                 "--fallback", "global_mean"]) == 0
+
+
+def test_evaluate_writes_json(files, fake_minilm, capsys):
+    tmp, hist, queries = files
+    assert main(["evaluate", str(hist), str(queries), "--head", "knn", "--json", str(tmp / "r.json")]) == 0
+    res = json.loads((tmp / "r.json").read_text())
+    assert res["head"] == "knn" and res["n"] == read_log(queries).height
+    assert "auc" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"], "invalid choice: 'magic' (choose from"),
+    (["predict", "q.jsonl", "--model-dir", "m", "--out", "o.jsonl", "--fallback", "zero"], "invalid choice: 'zero'"),
+    (["predict"], "the following arguments are required"),
+    (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+])
+def test_bad_arguments_return_2_and_list_the_choices(argv, needle, capsys, guarantees):
+    guarantees.tick("bad-input cases tried")
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_corrupt_model_folder(files, capsys, fake_minilm, guarantees):
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+    f = tmp / "m" / "history.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-3] ^= 0xFF
+    f.write_bytes(bytes(data))
+    guarantees.tick("faults injected")
+    capsys.readouterr()
+    assert main(["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and "re-save" in err
+    guarantees.tick("corruptions detected")
+
+
+def test_interrupt_prints_resume_hint_and_rerun_works(files, capsys, monkeypatch, fake_minilm, guarantees):
+    tmp, hist, _ = files
+
+    def interrupted(texts):
+        raise KeyboardInterrupt
+
+    fake_minilm.encode = interrupted  # not monkeypatch: undo() would also undo fake_minilm's patches
+    guarantees.tick("faults injected")
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 130
+    assert "cached and will be reused" in capsys.readouterr().err
+    assert not (tmp / "m").exists()
+    del fake_minilm.encode  # the class's encode again
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+
+
+# --- property: any log file gives exit 0 with a model, or exit 1 with a one-line error ------------------
+
+_cells = st.one_of(st.none(), st.integers(-2, 3), st.floats(-1, 2), st.sampled_from(["", " ", "p", "q r", "1.5"]))
+_counter = itertools.count()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=st.lists(st.fixed_dictionaries(
+    {"policy": st.sampled_from(["a", "b", ""]), "prompt": _cells, "score": _cells},
+    optional={"step": _cells}), min_size=0, max_size=6),
+    suffix=st.sampled_from([".jsonl", ".csv"]))
+def test_cli_fit_never_crashes(rows, suffix, tmp_path, capsys, fake_minilm, guarantees):
+    guarantees.tick("property examples run")
+    i = next(_counter)
+    path = tmp_path / f"log{i}{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        cols = ["policy", "prompt", "score", "step"]
+        lines = [",".join(cols)] + [",".join("" if r.get(c) is None else json.dumps(r[c]) for c in cols) for r in rows]
+        path.write_text("\n".join(lines) + "\n")
+    rc = main(["fit", str(path), "--model-dir", str(tmp_path / f"m{i}"), "--head", "knn"])
+    err = capsys.readouterr().err
+    assert rc in (0, 1), err
+    if rc == 1:
+        assert err.startswith("v0lite fit: error: ") and err.count("\n") == 1 and "Fix" in err, err
+        assert not (tmp_path / f"m{i}").exists()
+    else:
+        assert (tmp_path / f"m{i}" / "meta.json").exists()
