@@ -299,6 +299,7 @@ class NeuralHead(BaseHead):
         self._tokens = None
         self._feat_keys: dict[str, int] = {}
         self._feats = None                   # (n, F) float16 on CPU
+        self.step_hook = None                # optional callable(head, steps_done) run after each training step
         self._encoder_path = None
         self.hidden_size_ = None
         self.stats_: dict = {}
@@ -504,6 +505,8 @@ class NeuralHead(BaseHead):
             loss = self._train_step(index, ep_q, ep_sup, key_to_cache, opt, params)
             sched.step()
             losses.append(loss)
+            if self.step_hook is not None:
+                self.step_hook(self, step + 1)
             done += 1
             seen_q += sum(len(q) for q in ep_q)
             if done % max(1, n_steps // 10) == 0:
@@ -599,9 +602,34 @@ class NeuralHead(BaseHead):
         if self.icl_ is None:
             raise NotFittedError("This NeuralHead is not fitted yet. Call 'fit' first.")
 
-    @torch.no_grad()
     def predict(self, index, queries, *, exclude: str = "same_step") -> np.ndarray:
         self._check_fitted()
+        return self._predict(index, queries, exclude, self._features_for)
+
+    @torch.no_grad()
+    def predict_live(self, index, queries, *, exclude: str = "same_step") -> np.ndarray:
+        """Predict during training (e.g. from ``step_hook``): features come straight from the
+        token states, nothing is frozen into the feature cache; training mode is restored."""
+        modes = (self.adapter_.training, self.icl_.training)
+        self.adapter_.eval()
+        self.icl_.eval()
+
+        def live(keys, texts):
+            if not keys:
+                return torch.zeros(0, self.adapter_.out_dim, device=self.device_)
+            if texts is not None:
+                self._encode_into_cache(keys, texts)
+            ids = torch.tensor([self._tokens.key_to_id[k] for k in keys], dtype=torch.long, device=self.device_)
+            return self._adapter_features(ids, grad=False).to(torch.float16).float()
+
+        try:
+            return self._predict(index, queries, exclude, live)
+        finally:
+            self.adapter_.train(modes[0])
+            self.icl_.train(modes[1])
+
+    @torch.no_grad()
+    def _predict(self, index, queries, exclude, features) -> np.ndarray:
         from ..embed import prompt_key
         from .prior import policy_prior
 
@@ -646,8 +674,8 @@ class NeuralHead(BaseHead):
         s_texts = None
         if idx_texts is not None and len(idx_texts) == len(index.keys):
             s_texts = [idx_texts[int(r)] for r in sup_prow]
-        qf_all = self._features_for(qkeys, q_text_list)
-        sf_tab = self._features_for(s_keys, s_texts)
+        qf_all = features(qkeys, q_text_list)
+        sf_tab = features(s_keys, s_texts)
         pos = np.full(len(index.keys), -1, np.int64)
         pos[sup_prow] = np.arange(len(sup_prow))
         srow_pos = np.where(valid, pos[index.prompt_row[np.maximum(rows, 0)]], 0)
