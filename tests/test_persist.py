@@ -192,3 +192,25 @@ def test_no_module_uses_pickle_and_np_load_never_allows_it():
             if owner in ("pd", "pandas") and name == "read_pickle":
                 problems.append(f"{where}: pandas.read_pickle")
     assert not problems, problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["gbdt", "transformer"])
+def test_learned_heads_save_byte_identical_files(tmp_path, make_model, guarantees, head):
+    """Learned heads too: same data + random_state -> same predictions and same bytes (~50 s each)."""
+    from v0lite.exceptions import V0liteError
+    from v0lite.heads.base import get_head_class
+
+    try:
+        get_head_class(head)
+    except V0liteError as exc:
+        pytest.skip(str(exc))
+    log = make_log(n_policies=4, n_prompts=40, steps=True)
+    a = make_model(head=head, random_state=3).fit(log)
+    b = make_model(head=head, random_state=3).fit(log)
+    np.testing.assert_array_equal(a.predict(log), b.predict(log))
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    da = _digests(tmp_path / "a")
+    assert da == _digests(tmp_path / "b")
+    guarantees.tick("files checked byte-identical", len(da))
