@@ -171,3 +171,38 @@ def test_adapter_starts_at_static_queries_and_loss():
     assert good < bad
     with pytest.raises(V0liteError):
         NeuralHead(icl="nope")
+
+
+def test_step_hook_and_live_predictions_leave_the_frozen_cache_alone(world):
+    index, queries = world
+    seen = []
+
+    def hook(head, step):
+        p = head.predict_live(index, queries)
+        assert head.adapter_.training and np.isfinite(p).all()
+        seen.append(step)
+
+    head = make_head("neural", **{**FAST, "max_steps": 2})
+    head.step_hook = hook
+    head.fit(index, random_state=1)
+    assert seen == [1, 2]
+    assert len(head._feat_keys) == len(index.keys)  # live predictions froze nothing
+    assert np.isfinite(head.predict(index, queries)).all()
+
+
+@pytest.mark.slow
+def test_gpu_check_quick_runs_on_cpu(tmp_path):
+    """benchmarks/gpu_check.py --quick end to end (needs .gpu_bundle from make_gpu_bundle.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".gpu_bundle" / "data" / "context.jsonl").exists():
+        pytest.skip("no .gpu_bundle (run benchmarks/make_gpu_bundle.py)")
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--quick", "--device", "cpu",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(rep["heads"]) == {"prior", "knn", "baseline", "neural"}
+    assert 0 <= rep["heads"]["neural"]["auc"] <= 1

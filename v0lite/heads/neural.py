@@ -21,6 +21,9 @@ a (policy, step) group gives the queries, each query's support is its most simil
 After ``fit`` every history prompt's adapter features are fixed, so they are kept (float16, keyed by
 prompt key) and saved with the head: predicting later needs text only for prompts never seen.
 
+During ``fit``, ``head.step_hook`` (a callable ``(head, steps_done)``, not a parameter) runs after
+every optimiser step; :meth:`NeuralHead.predict_live` predicts from inside it (learning curves).
+
 Texts: a :class:`~v0lite.index.HistoryIndex` stores prompt keys, not text. This head declares
 ``needs_text = True`` and reads ``index.texts`` (aligned with ``index.keys``) in ``fit`` and
 ``queries.texts`` (aligned with the queries) in ``predict``; the estimator attaches them.
@@ -457,9 +460,10 @@ class NeuralHead(BaseHead):
             raise V0liteError("cannot fit the 'neural' head on an empty history.")
         # 1. the frozen encoder, each unique prompt once
         prompt_rows = np.unique(index.prompt_row)
+        texts = self._index_texts(index, prompt_rows)
         self._load_encoder(seed=random_state)
         keys = [index.keys[int(r)] for r in prompt_rows]
-        self._encode_into_cache(keys, self._index_texts(index, prompt_rows))
+        self._encode_into_cache(keys, texts)
         key_to_cache = torch.tensor([self._tokens.key_to_id.get(k, -1) for k in index.keys], dtype=torch.long)
         torch.manual_seed(random_state)
         self._build_trainable(self.hidden_size_)
