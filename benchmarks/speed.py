@@ -1,0 +1,485 @@
+"""Speed and scale of v0lite (issue 7): encoder vs end to end, history size, recall, memory.
+
+Run::
+
+    .venv/bin/python benchmarks/speed.py            # full run (~15-25 min on 2 cores)
+    .venv/bin/python benchmarks/speed.py --quick    # small run (~2-3 min)
+
+Prints tables and rewrites the ``## Speed (issue 7)`` section of ``benchmarks/RESULTS.md``
+(between ``<!-- speed:start -->`` and ``<!-- speed:end -->``; other sections are kept).
+
+Each history size runs in its own subprocess so its peak memory (``ru_maxrss``) is its own.
+Histories are synthetic: random unit vectors of dim 384 (speed), and jittered real MiniLM
+embeddings of the prompts in ``../shared/data`` (recall; random vectors have no neighbour
+structure, so their recall says nothing about real data). Timings are medians of repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+DIM = 384
+
+
+# -- helpers --------------------------------------------------------------------------------
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = [l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")][0]
+        ram = f"{int(mem.split()[1]) / 2**20:.0f} GiB RAM"
+    except OSError:
+        ram = "? RAM"
+    return f"{os.cpu_count()} cores ({model}), {ram}, Python {platform.python_version()}, {platform.system()}"
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    ts, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)), out
+
+
+def maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def real_prompts(n: int, seed: int = 0) -> tuple[list[str], str]:
+    """n distinct real prompts from ../shared/data when present, else generated demo prompts."""
+    warnings.simplefilter("ignore")
+    from v0lite import datasets
+
+    d = datasets.data_dir()
+    prompts: list[str] = []
+    src = "generated (make_demo_log)"
+    if d is not None and (d / "routerdc-7model").exists():
+        try:
+            prompts = sorted(set(datasets.convert_routerdc(d / "routerdc-7model")["prompt"].to_list()))
+            src = "../shared/data/routerdc-7model"
+        except Exception:  # noqa: BLE001 - fall back to generated prompts
+            prompts = []
+    if len(prompts) < n:
+        log = datasets.make_demo_log(n_prompts=max(n, 100), random_state=seed)
+        prompts = sorted(set(log["prompt"].to_list()))
+        src = "generated (make_demo_log)"
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(prompts), n, replace=False)
+    return [prompts[i] for i in pick], src
+
+
+# -- 1. encoder alone vs end to end on cold prompts ------------------------------------------
+def bench_cold(n: int, repeats: int) -> dict:
+    import polars as pl
+    import torch
+
+    from v0lite import V0Regressor
+    from v0lite.embed import _load_sentence_transformer, _resolve_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    prompts, src = real_prompts(n + 300)
+    hist, cold = prompts[:300], prompts[300:]
+    model = _load_sentence_transformer(_resolve_model(None)[1], None)
+    model.encode(["warm up"] * 8)
+
+    def encoder_alone():
+        return model.encode(cold, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
+
+    hist_df = pl.DataFrame({"policy": ["a", "b"] * (len(hist) // 2),
+                            "prompt": hist[: len(hist) // 2 * 2]})
+    y = np.random.default_rng(0).random(hist_df.height)
+    qdf = pl.DataFrame({"policy": ["a"] * len(cold), "prompt": cold})
+    t_enc, t_e2e, t_len = [], [], []
+    for _ in range(repeats):  # interleaved, so background load hits both alike
+        t0 = time.perf_counter()
+        encoder_alone()
+        t_enc.append(time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory() as cache:
+            reg = V0Regressor(head="knn", cache_dir=cache).fit(hist_df, y)
+            t0 = time.perf_counter()
+            p = reg.predict(qdf)
+            t_e2e.append(time.perf_counter() - t0)
+            assert len(p) == len(cold)
+    enc, e2e = float(np.median(t_enc)), float(np.median(t_e2e))
+    return {"n": len(cold), "source": src, "encoder_s": enc, "e2e_s": e2e,
+            "encoder_rate": len(cold) / enc, "e2e_rate": len(cold) / e2e, "ratio": enc / e2e,
+            "encoder_runs": t_enc, "e2e_runs": t_e2e}
+
+
+# -- 2. one history size, in a subprocess ----------------------------------------------------
+def prepare_real(n: int, out: Path) -> str:
+    """Embed n real prompts (v0lite's cache: $V0LITE_CACHE or ~/.cache/v0lite) into ``out`` (.npy)."""
+    import torch
+
+    from v0lite.embed import Embedder
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    prompts, src = real_prompts(n, seed=1)
+    np.save(out, Embedder().encode(prompts))
+    return src
+
+
+def _real_base() -> np.ndarray | None:
+    """MiniLM embeddings of real prompts from the v0lite cache of ../shared/data, if there."""
+    path = os.environ.get("V0LITE_BENCH_REAL_EMB")
+    if path and Path(path).exists():
+        return np.load(path).astype(np.float32)
+    return None
+
+
+def _make_vectors(path: Path, n: int, kind: str, seed: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Write n unit vectors to ``path`` (.npy) chunk by chunk; return (memmap, held-out queries)."""
+    rng = np.random.default_rng(seed)
+    base = _real_base() if kind == "real" else None
+    if kind == "real" and base is None:
+        kind = "clustered"
+    if kind == "clustered":
+        base = rng.standard_normal((4000, DIM)).astype(np.float32)
+        base /= np.linalg.norm(base, axis=1, keepdims=True)
+    if base is not None:
+        perm = rng.permutation(len(base))
+        qbase, base = base[perm[:500]], base[perm[500:]]
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, DIM))
+
+    def draw(m):
+        if base is None:
+            x = rng.standard_normal((m, DIM)).astype(np.float32)
+        else:  # a real vector plus noise of norm ~0.35: a paraphrase-like neighbour
+            x = base[rng.integers(0, len(base), m)] + rng.standard_normal((m, DIM)).astype(np.float32) * (0.35 / np.sqrt(DIM))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    for lo in range(0, n, 65536):
+        out[lo:lo + 65536] = draw(min(65536, n - lo))
+    out.flush()
+    del out
+    q = draw(2000) if base is None else qbase + 0  # queries: held-out real vectors
+    if base is not None:
+        q = np.concatenate([q, draw(2000 - len(q))]) if len(q) < 2000 else q[:2000]
+    return np.load(path, mmap_mode="r"), np.ascontiguousarray(q, np.float32)
+
+
+def size_worker(args) -> dict:
+    """Build a history of ``args.n`` rows, time index build and knn predictions, measure recall."""
+    import faiss
+
+    from v0lite import index as index_mod
+    from v0lite.heads.knn import KNNHead
+    from v0lite.index import HistoryIndex, Queries
+
+    if args.threshold:
+        index_mod.APPROX_THRESHOLD = args.threshold
+    res = {"n": args.n, "kind": args.kind, "storage": args.storage, "policies": args.policies,
+           "threshold": index_mod.APPROX_THRESHOLD, "rss_start_mib": rss_mib()}
+    n, n_pol, n_steps = args.n, args.policies, 10
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        dtype = np.float16 if args.storage == "fp16" else np.float32
+        emb, qv = _make_vectors(Path(tmp) / "emb.npy", n, args.kind, args.seed, dtype)
+        if args.storage == "ram":
+            emb = np.array(emb)
+        rng = np.random.default_rng(args.seed + 1)
+        policy = (np.arange(n) % n_pol).astype(np.int32)
+        step = rng.integers(0, n_steps, n)
+        score = rng.random(n)
+        keys = [""] * n  # content keys play no part in search; skip hashing 1M strings
+        res["rss_data_mib"] = rss_mib()
+        t0 = time.perf_counter()
+        idx = HistoryIndex(emb, keys, [f"p{i}" for i in range(n_pol)], policy, np.arange(n), score, step)
+        for c in range(n_pol):
+            b = idx.block(c)
+            if hasattr(b, "exact_vectors"):
+                b.exact_vectors(idx.emb)
+            fi = b.faiss_index(idx.emb)
+        res["fit_s"] = time.perf_counter() - t0
+        res["approx"] = fi is not None and "IVF" in type(fi).__name__ or "HNSW" in type(fi).__name__
+        res["index_type"] = type(fi).__name__ if fi is not None else "exact"
+        res["rss_fit_mib"] = rss_mib()
+        head = KNNHead(k=args.k)
+        m = len(qv)
+        qpol = (np.arange(m) % n_pol).astype(np.int32)
+        latest = Queries(qpol, np.full(m, n_steps), qv, np.full(m, -1))
+        mixed = Queries(qpol, rng.integers(0, n_steps, m), qv, np.full(m, -1))
+        for name, q in (("latest", latest), ("mixed", mixed)):
+            head.predict(idx, q.subset(np.arange(50)))  # warm
+            t, p = median_time(lambda: head.predict(idx, q), args.repeats)
+            res[f"pred_{name}_per_s"] = m / t
+            assert np.isfinite(p).all()
+        # recall@k of the rows the knn head reads, against exact search over the same prefix
+        sub = np.arange(min(m, 300))
+        for name, q in (("latest", latest), ("mixed", mixed)):
+            qs = q.subset(sub)
+            got, _ = idx.search_queries(qs, args.k, "none")
+            hits = []
+            for code in np.unique(qs.policy):
+                b = idx.block(int(code))
+                cuts = b.cut(qs.step)
+                for cut in np.unique(cuts[qs.policy == code]):
+                    qi = np.flatnonzero((qs.policy == code) & (cuts == cut))
+                    if cut == 0:
+                        continue
+                    kk = min(args.k, int(cut))
+                    best_d = np.full((len(qi), 0), -np.inf, np.float32)
+                    best_i = np.zeros((len(qi), 0), np.int64)
+                    for lo in range(0, int(cut), 65536):  # chunked: no (cut, dim) temporary
+                        hi = min(int(cut), lo + 65536)
+                        xs = np.ascontiguousarray(emb[b.prompt_rows[lo:hi]], np.float32)
+                        D, I = faiss.knn(qv[qi], xs, min(kk, hi - lo), metric=faiss.METRIC_INNER_PRODUCT)
+                        best_d = np.concatenate([best_d, D], 1)
+                        best_i = np.concatenate([best_i, I + lo], 1)
+                        top = np.argsort(-best_d, axis=1, kind="stable")[:, :kk]
+                        best_d = np.take_along_axis(best_d, top, 1)
+                        best_i = np.take_along_axis(best_i, top, 1)
+                    for j, i in enumerate(qi):
+                        truth = set(b.rows[best_i[j]].tolist())
+                        hits.append(len(truth & set(got[i][got[i] >= 0].tolist())) / len(truth))
+            res[f"recall_{name}"] = float(np.mean(hits))
+        if args.profile:
+            from pyinstrument import Profiler
+
+            prof = Profiler(interval=0.001)
+            prof.start()
+            head.predict(idx, latest)
+            prof.stop()
+            Path(args.profile).write_text(prof.output_text(unicode=False, color=False, show_all=False))
+    res["peak_rss_mib"] = maxrss_mib()
+    return res
+
+
+def run_size(n: int, *, kind="random", storage="ram", policies=1, k=32, repeats=3, threshold=0,
+             profile="", tmp=None, impl="") -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--kind", kind, "--storage", storage,
+           "--policies", str(policies), "--k", str(k), "--repeats", str(repeats),
+           "--threshold", str(threshold)]
+    if profile:
+        cmd += ["--profile", profile]
+    if tmp:
+        cmd += ["--tmp", tmp]
+    env = dict(os.environ)
+    if impl:
+        env["V0LITE_BENCH_IMPL"] = impl
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker n={n} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- 3. V0Regressor.fit / predict with a fast fake encoder ------------------------------------
+class _HashEncoder:
+    """A stand-in encoder: a deterministic random unit vector per text (no model, ~free)."""
+
+    model_id = "bench-hash-384"
+
+    def encode(self, texts):
+        import zlib
+
+        out = np.empty((len(texts), DIM), np.float32)
+        for i, t in enumerate(texts):
+            out[i] = np.random.default_rng(zlib.crc32(t.encode())).standard_normal(DIM)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def estimator_worker(args) -> dict:
+    import polars as pl
+
+    from v0lite import V0Regressor
+
+    n = args.n
+    rng = np.random.default_rng(0)
+    prompts = [f"prompt {i} about topic {i % 97}" for i in range(n)]
+    df = pl.DataFrame({"policy": [f"p{i % max(args.policies, 1)}" for i in range(n)], "prompt": prompts,
+                       "step": rng.integers(0, 10, n)})
+    y = rng.random(n)
+    res = {"n": n, "policies": args.policies}
+    with tempfile.TemporaryDirectory(dir=args.tmp) as cache:
+        enc = _HashEncoder()
+        reg = V0Regressor(head="knn", encoder=enc, cache_dir=cache)
+        reg._get_embedder().encode(prompts)  # embedded before: fit then reads the cache
+        reg2 = V0Regressor(head="knn", encoder=enc, cache_dir=cache)
+        t0 = time.perf_counter()
+        reg2.fit(df, y)
+        res["fit_s"] = time.perf_counter() - t0
+        m = 2000
+        q = pl.DataFrame({"policy": [f"p{i % max(args.policies, 1)}" for i in range(m)],
+                          "prompt": prompts[:m], "step": np.full(m, 10)})
+        reg2.predict(q[:20])
+        t, _ = median_time(lambda: reg2.predict(q), args.repeats)
+        res["predict_per_s"] = m / t
+    res["peak_rss_mib"] = maxrss_mib()
+    return res
+
+
+def run_estimator(n: int, policies: int, repeats: int, tmp=None) -> dict:
+    cmd = [sys.executable, __file__, "--estimator-worker", "--n", str(n), "--policies", str(policies),
+           "--repeats", str(repeats)] + (["--tmp", tmp] if tmp else [])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"estimator worker n={n} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- report ------------------------------------------------------------------------------------
+def write_section(text: str, path: Path = RESULTS) -> None:
+    block = f"{START}\n{text.rstrip()}\n{END}\n"
+    old = path.read_text("utf-8") if path.exists() else "# v0lite benchmark results\n\n"
+    if START in old and END in old:
+        new = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _: block, old, flags=re.S)
+    else:
+        new = old.rstrip() + "\n\n" + block
+    path.write_text(new, "utf-8")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small run: 100 cold prompts, sizes 10k and 100k")
+    ap.add_argument("--n-cold", type=int, default=500, help="cold prompts for the encoder comparison")
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="history sizes (rows)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-real", type=int, default=4000, help="real prompts embedded for the recall table")
+    ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--skip-cold", action="store_true")
+    ap.add_argument("--extra", default="", help="markdown appended to the section (e.g. profile notes)")
+    # worker modes (internal)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--estimator-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--kind", default="random", help=argparse.SUPPRESS)
+    ap.add_argument("--storage", default="ram", help=argparse.SUPPRESS)
+    ap.add_argument("--policies", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--threshold", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--profile", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    impl = os.environ.get("V0LITE_BENCH_IMPL")
+    if impl:  # benchmark another checkout of v0lite (before/after comparisons)
+        sys.path.insert(0, impl)
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                            and "editable" not in getattr(f, "__name__", "").lower()]
+    if args.worker:
+        print(json.dumps(size_worker(args)))
+        return 0
+    if args.estimator_worker:
+        print(json.dumps(estimator_worker(args)))
+        return 0
+
+    if args.quick:
+        args.n_cold = min(args.n_cold, 100)
+        args.sizes = "10000,100000"
+        args.repeats = min(args.repeats, 2)
+        args.n_real = min(args.n_real, 1500)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    cmd = "python benchmarks/speed.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    parts = [f"Command: `{cmd.strip()}`  \nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}  \n"
+             f"Timings are medians of {args.repeats} repeats; the machine is shared, so expect noise.\n"]
+
+    if not args.skip_cold:
+        c = bench_cold(args.n_cold, args.repeats)
+        t = table(["path", "prompts", "median s", "prompts/s"],
+                  [["MiniLM via sentence-transformers (encode only)", c["n"], f"{c['encoder_s']:.2f}", f"{c['encoder_rate']:.1f}"],
+                   ["V0Regressor(head='knn').predict, cold prompts, fresh cache", c["n"], f"{c['e2e_s']:.2f}", f"{c['e2e_rate']:.1f}"]])
+        s = (f"### Cold prompts: encoder vs end to end\n\nPrompts: {c['source']}. End to end = hashing, cache "
+             f"lookup, encoding, shard write, retrieval and the knn head. **End to end runs at "
+             f"{100 * c['ratio']:.0f}% of the encoder's rate** (target >= 90%).\n\n{t}\n")
+        print(s)
+        parts.append(s)
+
+    rows, rec_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        real_src = prepare_real(args.n_real, Path(tmp) / "real.npy")
+        os.environ["V0LITE_BENCH_REAL_EMB"] = str(Path(tmp) / "real.npy")
+        for n in sizes:
+            storage = "memmap" if n >= 1_000_000 else "ram"
+            r = run_size(n, storage=storage, repeats=args.repeats, k=args.k, tmp=tmp)
+            rows.append(r)
+            print(f"n={n}: {json.dumps(r)}", flush=True)
+        for n in sizes:
+            if n > 100_000 and args.quick:
+                continue
+            storage = "memmap" if n >= 1_000_000 else "ram"
+            r = run_size(n, kind="real", storage=storage, repeats=1, k=args.k, tmp=tmp)
+            rec_rows.append(r)
+            print(f"recall n={n}: {json.dumps(r)}", flush=True)
+        est = []
+        for n in sizes:
+            if n > 100_000:
+                continue
+            est.append(run_estimator(n, 4, args.repeats, tmp))
+            print(f"estimator n={n}: {json.dumps(est[-1])}", flush=True)
+
+    t = table(["history rows", "search", "emb storage", "index build s", "knn predict/s (latest step)",
+               "knn predict/s (random steps)", "recall@%d latest / random steps" % args.k, "peak RSS MiB"],
+              [[f"{r['n']:,}", "IVF + exact prefix" if r["approx"] else "exact", r["storage"],
+                f"{r['fit_s']:.2f}", f"{r['pred_latest_per_s']:,.0f}", f"{r['pred_mixed_per_s']:,.0f}",
+                f"{r['recall_latest']:.3f} / {r['recall_mixed']:.3f}", f"{r['peak_rss_mib']:,.0f}"] for r in rows])
+    s = (f"### History size: random unit vectors, dim 384, one policy, 10 checkpoints\n\n"
+         f"knn head (k={args.k}), 2,000 queries with prompts already embedded, one policy holding the "
+         "whole history (the worst case: a query scans one policy's block). Recall of random vectors is "
+         "low by nature (no neighbour structure: all similarities are near 0 and ties); see the next "
+         "table for real embeddings.\n\n" + t + "\n")
+    print(s)
+    parts.append(s)
+    if rec_rows:
+        t = table(["history rows", "search", "recall@%d (latest step)" % args.k, "recall@%d (random steps)" % args.k,
+                   "knn predict/s (latest)", "index build s"],
+                  [[f"{r['n']:,}", "IVF + exact prefix" if r["approx"] else "exact", f"{r['recall_latest']:.3f}",
+                    f"{r['recall_mixed']:.3f}", f"{r['pred_latest_per_s']:,.0f}", f"{r['fit_s']:.2f}"] for r in rec_rows])
+        s = ("### Recall on real embeddings\n\nHistory rows are MiniLM embeddings of "
+             f"{args.n_real:,} real prompts ({real_src}; 500 held out as queries), each row one of them plus "
+             "small noise (norm 0.35); recall@k = share of the exact top-k (same step prefix) "
+             "that the index returns.\n\n" + t + "\n")
+        print(s)
+        parts.append(s)
+    if est:
+        t = table(["history rows", "policies", "V0Regressor.fit s", "predict/s", "peak RSS MiB"],
+                  [[f"{r['n']:,}", r["policies"], f"{r['fit_s']:.2f}", f"{r['predict_per_s']:,.0f}",
+                    f"{r['peak_rss_mib']:,.0f}"] for r in est])
+        s = ("### V0Regressor end to end, prompts already embedded\n\nFake fast encoder, prompts already "
+             "in the cache; fit = log validation, hashing, cache read, index, head (knn: none); predict "
+             "includes hashing and the DataFrame path.\n\n" + t + "\n")
+        print(s)
+        parts.append(s)
+    if args.extra and Path(args.extra).exists():
+        parts.append(Path(args.extra).read_text("utf-8"))
+    if not args.no_write:
+        write_section("## Speed (issue 7)\n\n" + "\n".join(parts))
+        print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

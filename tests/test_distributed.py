@@ -1,0 +1,125 @@
+"""The optional Ray paths: embed_with_ray writes ordinary cache shards; predict_with_ray scores in actors.
+
+The Ray tests start a local Ray (2 CPUs, fractional actors) and are slow-marked (Ray's start alone
+takes several seconds); they skip, with the reason, when Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+import zlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from v0lite.exceptions import V0liteError
+
+
+class TinyEncoder:
+    """Deterministic 32-d hashed-trigram encoder, defined here so Ray can ship it by value."""
+
+    model_id = "tiny-test-32"
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), 32), np.float32)
+        for i, t in enumerate(texts):
+            s = f"  {t.lower()}  "
+            for j in range(len(s) - 2):
+                h = zlib.crc32(s[j:j + 3].encode())
+                out[i, h % 32] += 1.0 if (h >> 20) & 1 else -1.0
+            out[i, 0] += 0.5
+        return out
+
+
+def test_missing_ray_gives_install_hint(monkeypatch):
+    from v0lite import distributed
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *a, **kw):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(V0liteError, match=r"pip install 'v0lite\[ray\]'"):
+        distributed.embed_with_ray(["a"], cache_dir="/tmp/never-used")
+    with pytest.raises(V0liteError, match=r"pip install 'v0lite\[ray\]'"):
+        distributed.predict_with_ray("/nonexistent", pl.DataFrame({"policy": ["a"], "prompt": ["x"]}))
+
+
+def test_import_does_not_import_ray():
+    import importlib
+
+    import v0lite.distributed as d
+
+    importlib.reload(d)
+    assert "ray" not in d.__dict__
+
+
+@pytest.fixture(scope="module")
+def local_ray(request):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'v0lite[ray]')")
+    pytest.importorskip("ray.data", reason="ray[data] is not installed (pip install 'v0lite[ray]')")
+    import ray.cloudpickle as rcp
+
+    rcp.register_pickle_by_value(sys.modules[__name__])  # the test module is not importable in workers
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    request.addfinalizer(ray.shutdown)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    return ray
+
+
+def _prompts(n):
+    return [f"question {i}: what is {i} plus {i % 7}?" for i in range(n)]
+
+
+@pytest.mark.slow
+def test_embed_with_ray_writes_cache_the_embedder_reads(local_ray, tmp_path):
+    from v0lite.distributed import embed_with_ray
+    from v0lite.embed import Embedder
+
+    prompts = _prompts(300)
+    log = pl.DataFrame({"policy": ["a", "b"] * 300, "prompt": prompts + prompts})  # duplicates
+    res = embed_with_ray(log, model=TinyEncoder(), num_actors=2, num_cpus_per_actor=0.5,
+                         cache_dir=tmp_path, chunk_size=64)
+    assert res["unique"] == 300 and res["embedded"] == 300 and res["cached"] == 0
+    shards = list((tmp_path / "embeddings").rglob("shard-*.npz"))
+    assert len(shards) >= 5  # 300 prompts / 64 per shard
+
+    class Boom(TinyEncoder):
+        def encode(self, texts):  # the single-machine path must not recompute anything
+            raise AssertionError(f"re-embedded {len(texts)} prompts")
+
+    cached = Embedder(Boom(), cache_dir=tmp_path).encode(prompts)
+    fresh = Embedder(TinyEncoder(), cache_dir=False).encode(prompts)
+    np.testing.assert_allclose(cached, fresh, atol=1e-6)
+    again = embed_with_ray(prompts[:10] + ["a brand new prompt"], model=TinyEncoder(), cache_dir=tmp_path)
+    assert again["cached"] == 10 and again["embedded"] == 1
+
+
+@pytest.mark.slow
+def test_predict_with_ray_matches_local_predict(local_ray, tmp_path):
+    from v0lite import V0Regressor
+    from v0lite.distributed import predict_with_ray
+
+    rng = np.random.default_rng(0)
+    prompts = _prompts(120)
+    hist = pl.DataFrame({"policy": ["a"] * 120 + ["b"] * 120, "prompt": prompts + prompts})
+    y = rng.random(240)
+    enc = TinyEncoder()
+    model = V0Regressor(head="knn", encoder=enc, cache_dir=tmp_path / "cache", k=8).fit(hist, y)
+    model.save(tmp_path / "model")
+    queries = pl.DataFrame({"policy": ["a", "b"] * 150,
+                            "prompt": [f"new question {i} about {i % 11}" for i in range(300)],
+                            "extra": list(range(300))})
+    out = tmp_path / "pred.parquet"
+    res = predict_with_ray(tmp_path / "model", queries, out, encoder=enc, num_actors=2,
+                           num_cpus_per_actor=0.5, batch_size=64, cache_dir=tmp_path / "cache")
+    local = model.predict(queries.select("policy", "prompt"))
+    assert res["extra"].to_list() == list(range(300))  # original order, columns carried
+    np.testing.assert_allclose(res["prediction"].to_numpy(), local, atol=1e-6)
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), local, atol=1e-6)

@@ -1,0 +1,167 @@
+"""Unit tests of HistoryIndex: the step rule, own-row exclusion, immutability, approximate search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from v0lite import index as index_mod
+from v0lite.exceptions import V0liteError
+from v0lite.index import HistoryIndex, Queries
+
+
+def _unit(rng, n, d=16):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _make(rng, n_prompts=40, n_rows=200, n_pol=2, n_steps=5, d=16):
+    emb = _unit(rng, n_prompts, d)
+    keys = [f"{i:064x}" for i in range(n_prompts)]
+    policy = rng.integers(0, n_pol, n_rows).astype(np.int32)
+    prow = rng.integers(0, n_prompts, n_rows)
+    step = rng.integers(0, n_steps, n_rows)
+    score = rng.random(n_rows)
+    return HistoryIndex(emb, keys, [f"p{i}" for i in range(n_pol)], policy, prow, score, step)
+
+
+def _brute(idx, code, q, t, prow, k, exclude):
+    """Reference: the k most similar eligible rows by a full scan."""
+    rows = np.flatnonzero((idx.policy == code) & (idx.step <= t))
+    if exclude == "same_step":
+        rows = rows[~((idx.prompt_row[rows] == prow) & (idx.step[rows] == t))]
+    elif exclude == "any_step":
+        rows = rows[idx.prompt_row[rows] != prow]
+    sims = idx.emb[idx.prompt_row[rows]] @ q
+    return rows[np.argsort(-sims, kind="stable")][:k], np.sort(sims)[::-1][:k]
+
+
+@pytest.mark.parametrize("exclude", ["same_step", "any_step", "none"])
+def test_step_rule_and_exclusion_match_brute_force(exclude):
+    rng = np.random.default_rng(0)
+    idx = _make(rng)
+    k = 7
+    for code in range(2):
+        own = np.flatnonzero(idx.policy == code)[:30]
+        q = idx.emb[idx.prompt_row[own]]
+        t = idx.step[own]
+        rows, sims = idx.search(code, q, t, idx.prompt_row[own], k, exclude)
+        for i, r in enumerate(own):
+            got = rows[i][rows[i] >= 0]
+            assert (idx.step[got] <= t[i]).all(), "a row from a later step leaked"
+            assert (idx.policy[got] == code).all()
+            if exclude == "same_step":
+                assert not ((idx.prompt_row[got] == idx.prompt_row[r]) & (idx.step[got] == t[i])).any()
+                assert r not in got
+            if exclude == "any_step":
+                assert (idx.prompt_row[got] != idx.prompt_row[r]).all()
+            ref_rows, ref_sims = _brute(idx, code, q[i], t[i], idx.prompt_row[r], k, exclude)
+            assert len(got) == len(ref_rows)
+            np.testing.assert_allclose(sims[i, :len(got)], ref_sims, atol=1e-5)
+            assert (np.diff(sims[i, :len(got)]) <= 1e-6).all(), "hits are not best first"
+
+
+def test_none_keeps_own_row():
+    rng = np.random.default_rng(1)
+    idx = _make(rng, n_pol=1)
+    r = 5
+    rows, sims = idx.search(0, idx.emb[idx.prompt_row[[r]]], idx.step[[r]], idx.prompt_row[[r]], 3, "none")
+    assert np.isclose(sims[0, 0], 1.0, atol=1e-5)
+    same, _ = idx.search(0, idx.emb[idx.prompt_row[[r]]], idx.step[[r]], idx.prompt_row[[r]], 200, "same_step")
+    assert r not in same[0]
+
+
+def test_padding_when_few_rows_are_eligible():
+    emb = _unit(np.random.default_rng(2), 4)
+    idx = HistoryIndex(emb, ["a", "b", "c", "d"], ["p"], np.zeros(4, np.int32), np.arange(4),
+                       np.array([1.0, 0.0, 1.0, 0.0]), np.array([0, 0, 1, 2]))
+    q = emb[[0, 0, 0]]
+    rows, sims = idx.search(0, q, np.array([-1, 0, 5]), np.array([-1, -1, -1]), 5, "same_step")
+    assert (rows[0] == -1).all() and (sims[0] == 0).all()        # nothing eligible before step 0
+    assert sorted(rows[1][:2]) == [0, 1] and (rows[1][2:] == -1).all()
+    assert (rows[2][:4] >= 0).all() and rows[2][4] == -1
+    assert (sims[1][2:] == 0).all()
+
+
+def test_add_returns_new_index_and_leaves_old_untouched():
+    rng = np.random.default_rng(3)
+    idx = _make(rng)
+    q = idx.emb[:3]
+    before = idx.search(0, q, np.full(3, 10), np.full(3, -1), 5)
+    n_rows, n_keys = idx.n_rows, len(idx.keys)
+    new = idx.add(["new" + "0" * 61], _unit(rng, 1), [3.0], ["p0", "p9"], ["new" + "0" * 61, idx.keys[0]],
+                  [1.0, 0.5], [0, 0])
+    assert new is not idx
+    assert idx.n_rows == n_rows and len(idx.keys) == n_keys and idx.policies == ["p0", "p1"]
+    assert new.n_rows == n_rows + 2 and len(new.keys) == n_keys + 1 and new.policies[-1] == "p9"
+    after = idx.search(0, q, np.full(3, 10), np.full(3, -1), 5)
+    np.testing.assert_array_equal(before[0], after[0])
+    # the untouched policy's block is shared, the touched one rebuilt
+    idx.block(1)
+    new2 = idx.add([], np.zeros((0, idx.dim), np.float32), [], ["p0"], [idx.keys[1]], [0.0], [0])
+    assert new2.block(1) is idx.block(1)
+    assert new2.block(0) is not idx.block(0) and len(new2.block(0)) == len(idx.block(0)) + 1
+    with pytest.raises(V0liteError):
+        idx.add([], np.zeros((0, idx.dim), np.float32), [], ["p0"], ["missing"], [0.0], [0])
+
+
+def test_unknown_exclude_mode_and_unknown_policy():
+    idx = _make(np.random.default_rng(4))
+    with pytest.raises(V0liteError, match="exclude"):
+        idx.search(0, idx.emb[:1], np.array([0]), np.array([0]), 3, "bogus")
+    q = Queries(np.array([-1, 0], np.int32), np.array([9, 9]), idx.emb[:2], np.array([-1, -1]))
+    rows, _ = idx.search_queries(q, 4)
+    assert (rows[0] == -1).all() and (rows[1] >= 0).all()
+
+
+def test_memmap_and_float16_embeddings(tmp_path):
+    rng = np.random.default_rng(5)
+    ref = _make(rng)
+    path = tmp_path / "emb.npy"
+    np.save(path, ref.emb)
+    mm = np.load(path, mmap_mode="r")
+    args = (ref.keys, ref.policies, ref.policy, ref.prompt_row, ref.score, ref.step)
+    a = HistoryIndex(mm, *args)
+    assert isinstance(a.emb, np.memmap)          # not copied into RAM
+    b = HistoryIndex(ref.emb.astype(np.float16), *args)
+    assert b.emb.dtype == np.float16
+    q = ref.emb[:5]
+    r0, s0 = ref.search(0, q, np.full(5, 9), np.full(5, -1), 6)
+    r1, s1 = a.search(0, q, np.full(5, 9), np.full(5, -1), 6)
+    r2, s2 = b.search(0, q, np.full(5, 9), np.full(5, -1), 6)
+    np.testing.assert_array_equal(r0, r1)
+    np.testing.assert_allclose(s0, s2, atol=2e-3)
+
+
+def _clustered(rng, n, d=32, centers=60):
+    c = rng.standard_normal((centers, d)).astype(np.float32)
+    x = c[rng.integers(0, centers, n)] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_approximate_index_recall_with_forced_threshold(monkeypatch):
+    rng = np.random.default_rng(6)
+    n, d, k = 6000, 32, 10
+    emb = _clustered(rng, n + 200, d)
+    steps = np.repeat(np.arange(10), n // 10)
+    exact = HistoryIndex(emb, [str(i) for i in range(len(emb))], ["p"], np.zeros(n, np.int32), np.arange(n),
+                         rng.random(n), steps)
+    qs = emb[n:]
+    truth = {}
+    for t in (9, 4, 1):
+        truth[t] = exact.search(0, qs, np.full(len(qs), t), np.full(len(qs), -1), k)[0]
+    monkeypatch.setattr(index_mod, "APPROX_THRESHOLD", 500)
+    approx = HistoryIndex(exact.emb, exact.keys, ["p"], exact.policy, exact.prompt_row, exact.score, exact.step)
+    assert approx.block(0).faiss_index(approx.emb) is not None
+    for t in (9, 4, 1):
+        cut = int((steps <= t).sum())
+        assert cut > 500  # answered by the IVF index
+        rows, _ = approx.search(0, qs, np.full(len(qs), t), np.full(len(qs), -1), k)
+        assert (rows >= 0).all(), "IVF returned fewer than k hits"
+        assert (steps[rows] <= t).all(), "IVF prefix selector let a later step through"
+        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(rows, truth[t])])
+        assert recall >= 0.9, (t, recall)
+    # a small prefix is searched exactly
+    rows, _ = approx.search(0, qs, np.zeros(len(qs), np.int64), np.full(len(qs), -1), k)
+    ref = exact.search(0, qs, np.zeros(len(qs), np.int64), np.full(len(qs), -1), k)[0]
+    np.testing.assert_array_equal(rows, ref)

@@ -1,0 +1,269 @@
+"""Optional Ray paths: embed millions of prompts, or score a prompt pool, on a Ray cluster.
+
+Ray is imported only inside these functions (``pip install 'v0lite[ray]'``). Nothing here changes
+the single-machine path: :func:`embed_with_ray` writes ordinary embedding-cache shards (written by
+:class:`v0lite.embed.Embedder` itself, in the actors), so a later ``V0Regressor.fit`` or
+``Embedder.encode`` on any machine that sees the same ``cache_dir`` reads them unchanged.
+
+When to use it: see ``docs/distributed.md`` (RL trainers already on Ray, millions of prompts,
+more than one machine). On one machine with a few hundred thousand prompts, the plain
+``Embedder`` is as fast and simpler.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .exceptions import DataError, V0liteError
+
+__all__ = ["embed_with_ray", "predict_with_ray"]
+
+_ROW = "_v0lite_row"
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise V0liteError(
+            f"the Ray path needs Ray Data, which is not installed ({exc}). "
+            "Fix: pip install 'v0lite[ray]'  (or: pip install 'ray[data]')."
+        ) from exc
+    return ray
+
+
+def _ensure_init(ray, address: str | None) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+
+
+def _map_kwargs(ray, num_actors: int, num_cpus_per_actor: float) -> dict:
+    """Fixed-size actor pool: ``compute=ActorPoolStrategy(size=n)`` (Ray >= 2.51 deprecates
+    ``concurrency=``); older Ray Data takes ``concurrency=n``."""
+    import inspect
+
+    kw: dict[str, Any] = {"num_cpus": num_cpus_per_actor}
+    params = inspect.signature(ray.data.Dataset.map_batches).parameters
+    major_minor = tuple(int(p) for p in ray.__version__.split(".")[:2])
+    if "compute" in params and hasattr(ray.data, "ActorPoolStrategy") and major_minor >= (2, 51):
+        kw["compute"] = ray.data.ActorPoolStrategy(size=num_actors)
+    elif "concurrency" in params:
+        kw["concurrency"] = num_actors
+    else:  # Ray < 2.9
+        kw["compute"] = ray.data.ActorPoolStrategy(size=num_actors)
+    return kw
+
+
+def _unique_prompts(log_or_prompts) -> list[str]:
+    if isinstance(log_or_prompts, (str, os.PathLike)) or not isinstance(log_or_prompts, Sequence):
+        from .log import as_frame
+
+        df = as_frame(log_or_prompts)
+        if "prompt" not in df.columns:
+            raise DataError(f"the log has no 'prompt' column (columns: {df.columns}). Fix: pass a log or a list of prompts.")
+        prompts = df["prompt"].to_list()
+    else:
+        prompts = list(log_or_prompts)
+    for i, t in enumerate(prompts):
+        if not isinstance(t, str):
+            raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
+    return list(dict.fromkeys(prompts))
+
+
+def _blocks(n: int, num_actors: int, batch_size: int) -> int:
+    return max(1, min(n // max(batch_size, 1) + 1, max(4 * num_actors, n // 4096 + 1)))
+
+
+class _EmbedActor:
+    """One encoder per actor; each batch is embedded and written as cache shards by an Embedder."""
+
+    def __init__(self, model, cache_dir, batch_size, chunk_size, threads):
+        from .embed import Embedder
+
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # a user's own encoder object needs no torch
+            pass
+        self.embedder = Embedder(model, cache_dir=cache_dir, batch_size=batch_size, chunk_size=chunk_size)
+        self.embedder._encoder()  # load the model once, now
+
+    def __call__(self, batch: dict) -> dict:
+        keys = [str(k) for k in batch["key"]]
+        texts = [str(t) for t in batch["prompt"]]
+        self.embedder._compute(keys, texts)  # writes shard(s) in the shared cache format
+        self.embedder._memory.clear()  # the shards hold them; keep the actor's memory flat
+        return {"n": np.array([len(keys)], np.int64)}
+
+
+def embed_with_ray(log_or_prompts, *, model=None, batch_size: int = 64, num_actors: int = 2,
+                   num_cpus_per_actor: float = 0.5, cache_dir=None, out=None, chunk_size: int = 2048,
+                   address: str | None = None) -> dict:
+    """Embed the unique prompts of a log with a Ray Data actor pool, into the embedding cache.
+
+    Parameters
+    ----------
+    log_or_prompts : list of str, DataFrame with a ``prompt`` column, or a log path
+    model : str or object, optional
+        Encoder, as for :class:`v0lite.embed.Embedder` (default: all-MiniLM-L6-v2). A custom
+        encoder object must be picklable (Ray ships it to the actors).
+    batch_size : int, default 64
+        Encoder batch size inside an actor.
+    num_actors : int, default 2
+        Actors in the pool; each loads the encoder once.
+    num_cpus_per_actor : float, default 0.5
+        Ray CPUs reserved per actor (fractions allowed); torch uses ``max(1, round(.))`` threads.
+    cache_dir : str or Path, optional
+        Cache root, as for ``Embedder`` (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``). On a
+        multi-node cluster it must be a shared filesystem path visible to every node.
+    out : str or Path, optional
+        Alias of ``cache_dir`` (where the shards go); give one of the two.
+    chunk_size : int, default 2048
+        Prompts per actor call and per shard file.
+    address : str, optional
+        Ray cluster address for ``ray.init`` when Ray is not initialised yet (default: local).
+
+    Returns
+    -------
+    dict with ``unique`` (distinct prompts), ``cached`` (already in the cache, skipped),
+    ``embedded`` (computed now) and ``shard_dir``.
+
+    Examples
+    --------
+    >>> from v0lite.distributed import embed_with_ray             # doctest: +SKIP
+    >>> embed_with_ray("log.parquet", num_actors=8, cache_dir="/shared/v0cache")  # doctest: +SKIP
+    {'unique': 1200000, 'cached': 0, 'embedded': 1200000, 'shard_dir': '...'}
+    """
+    from .embed import Embedder, prompt_keys
+
+    ray = _ray()
+    if out is not None and cache_dir is not None and Path(out) != Path(cache_dir):
+        raise V0liteError("give the cache location once: cache_dir or out, not two different paths.")
+    cache_dir = cache_dir if cache_dir is not None else out
+    if cache_dir is False:
+        raise V0liteError("embed_with_ray writes cache shards; cache_dir=False has nowhere to write them.")
+    if num_actors < 1 or num_cpus_per_actor <= 0:
+        raise V0liteError(f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}.")
+    prompts = _unique_prompts(log_or_prompts)
+    keys = prompt_keys(prompts)
+    local = Embedder(model, cache_dir=cache_dir)
+    local._read_shards()
+    todo = [i for i, k in enumerate(keys) if k not in local._memory]
+    result = {"unique": len(prompts), "cached": len(prompts) - len(todo), "embedded": 0,
+              "shard_dir": str(local._shard_dir)}
+    if not todo:
+        return result
+    import pandas as pd
+
+    _ensure_init(ray, address)
+    frame = pd.DataFrame({"key": [keys[i] for i in todo], "prompt": [prompts[i] for i in todo]})
+    nblocks = _blocks(len(todo), num_actors, chunk_size)
+    ds = ray.data.from_pandas(frame).repartition(nblocks)
+    num_actors = min(num_actors, nblocks)
+    threads = max(1, int(round(num_cpus_per_actor)))
+    done = ds.map_batches(
+        _EmbedActor, batch_size=chunk_size, batch_format="numpy",
+        fn_constructor_kwargs={"model": model, "cache_dir": str(Path(cache_dir)) if cache_dir else None,
+                               "batch_size": batch_size, "chunk_size": chunk_size, "threads": threads},
+        **_map_kwargs(ray, num_actors, num_cpus_per_actor))
+    result["embedded"] = int(sum(int(r["n"]) for r in done.take_all()))
+    return result
+
+
+class _PredictActor:
+    """Loads a saved model once; predicts one batch of query rows per call."""
+
+    def __init__(self, model_dir, encoder, cache_dir, threads, exclude_own_prompt):
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
+        from .persist import load_model
+
+        self.model = load_model(model_dir, encoder=encoder)
+        if cache_dir is not None:
+            self.model.cache_dir = cache_dir
+        self.exclude_own_prompt = exclude_own_prompt
+
+    def __call__(self, batch):
+        import polars as pl
+
+        df = pl.from_pandas(batch)
+        cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
+        p = self.model.predict(df.select(cols), exclude_own_prompt=self.exclude_own_prompt)
+        return batch[[_ROW]].assign(prediction=p)
+
+
+def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_cpus_per_actor: float = 0.5,
+                     batch_size: int = 4096, encoder=None, cache_dir=None, exclude_own_prompt: bool = False,
+                     address: str | None = None):
+    """Score a prompt pool with a saved model, in a Ray Data actor pool (one model per actor).
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A folder written by ``V0Regressor.save`` (readable from every node).
+    queries : DataFrame or path
+        Columns ``policy``, ``prompt`` and optionally ``step`` (other columns are carried along).
+    out : str or Path, optional
+        Write the queries plus a ``prediction`` column here (.parquet, .csv or .jsonl), atomically.
+    num_actors, num_cpus_per_actor : see :func:`embed_with_ray`
+    batch_size : int, default 4096
+        Query rows per actor call.
+    encoder : object, optional
+        The encoder object, when the model was fitted with a custom encoder (must be picklable).
+    cache_dir : str or Path, optional
+        Embedding cache the actors read (and fill) for prompts the model has not seen; run
+        :func:`embed_with_ray` first to embed a huge pool in parallel.
+    exclude_own_prompt : bool, default False
+        As in ``V0Regressor.predict``.
+
+    Returns
+    -------
+    polars.DataFrame: the queries in their original order with a ``prediction`` column.
+    """
+    import polars as pl
+
+    from .log import as_frame, write_log
+
+    ray = _ray()
+    df = as_frame(queries)
+    missing = [c for c in ("policy", "prompt") if c not in df.columns]
+    if missing:
+        raise DataError(f"queries lack column(s) {missing} (columns: {df.columns}). Fix: pass policy and prompt.")
+    if not (Path(model_dir) / "meta.json").exists():
+        raise V0liteError(f"{model_dir}: not a saved v0lite model (no meta.json). Fix: pass the folder given to save().")
+    if num_actors < 1 or num_cpus_per_actor <= 0:
+        raise V0liteError(f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}.")
+    if df.height == 0:
+        res = df.with_columns(pl.Series("prediction", [], dtype=pl.Float64))
+    else:
+        _ensure_init(ray, address)
+        cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
+        frame = df.select(cols).with_row_index(_ROW).to_pandas()
+        nblocks = _blocks(df.height, num_actors, batch_size)
+        ds = ray.data.from_pandas(frame).repartition(nblocks)
+        num_actors = min(num_actors, nblocks)
+        threads = max(1, int(round(num_cpus_per_actor)))
+        scored = ds.map_batches(
+            _PredictActor, batch_size=batch_size, batch_format="pandas",
+            fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "encoder": encoder,
+                                   "cache_dir": str(cache_dir) if cache_dir else None, "threads": threads,
+                                   "exclude_own_prompt": exclude_own_prompt},
+            **_map_kwargs(ray, num_actors, num_cpus_per_actor))
+        parts = scored.to_pandas()
+        order = np.argsort(parts[_ROW].to_numpy(), kind="stable")
+        if len(order) != df.height:
+            raise V0liteError(f"Ray returned {len(order)} predictions for {df.height} queries.")
+        res = df.with_columns(pl.Series("prediction", parts["prediction"].to_numpy()[order], dtype=pl.Float64))
+    if out is not None:
+        write_log(res, out)
+    return res
