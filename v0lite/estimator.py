@@ -154,6 +154,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             np.array([key_to_row[k] for k in keys], np.int64),
             df["score"].to_numpy(), self._steps(df, for_query=False),
             df["n"].to_numpy() if "n" in df.columns else None, lengths)
+        if getattr(get_head_class(self.head), "needs_text", False):
+            index.texts = utexts  # only heads that re-encode text (neural) need the prompts kept
         head = make_head(self.head, **self._head_kwargs())
         head.fit(index, random_state=self.random_state, show_progress_bar=self.show_progress_bar)
         self.index_ = index
@@ -180,7 +182,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         pos = {k: i for i, k in enumerate(ukeys)}
         qpos = np.fromiter((pos[k] for k in keys), np.int64, len(keys))
         codes = np.array([index.policy_to_code.get(p, -1) for p in df["policy"].to_list()], np.int32)
-        return Queries(codes, self._steps(df, for_query=True), uemb[qpos], rows[qpos], lengths[qpos])
+        q = Queries(codes, self._steps(df, for_query=True), uemb[qpos], rows[qpos], lengths[qpos])
+        if getattr(self.head_, "needs_text", False):
+            q.texts = df["prompt"].to_list()
+        return q
 
     def predict(self, X, *, exclude_own_prompt: bool = False) -> np.ndarray:
         """Predicted success probability of each (policy, prompt[, step]) row of X.
@@ -212,7 +217,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         known = ~unknown
         if known.any():
             exclude = "any_step" if exclude_own_prompt else "same_step"
-            p[known] = self.head_.predict(self.index_, q.subset(known), exclude=exclude)
+            qk = q.subset(known)
+            if getattr(q, "texts", None) is not None:
+                qk.texts = [t for t, k in zip(q.texts, known) if k]
+            p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
@@ -228,10 +236,13 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
         emb = self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new]) if new else np.zeros((0, self.index_.dim), np.float32)
-        self.index_ = self.index_.add(
+        index = self.index_.add(
             [ukeys[i] for i in new], emb, lengths[new] if new else [], df["policy"].to_list(), keys,
             df["score"].to_numpy(), self._steps(df, for_query=False),
             df["n"].to_numpy() if "n" in df.columns else None)
+        if getattr(self.index_, "texts", None) is not None:
+            index.texts = list(self.index_.texts) + [utexts[i] for i in new]
+        self.index_ = index
         self.n_history_ = self.index_.n_rows
         return self
 

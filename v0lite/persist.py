@@ -77,6 +77,8 @@ def save_model(model, path) -> Path:
             "emb": idx.emb, "keys": keys, "lengths": idx.lengths, "policy": idx.policy,
             "prompt_row": idx.prompt_row, "score": idx.score, "step": idx.step, "n": idx.n,
         })
+        if getattr(idx, "texts", None) is not None:  # kept only for heads that re-encode text
+            (tmp / "texts.json").write_text(json.dumps(idx.texts, ensure_ascii=False), encoding="utf-8")
         (tmp / "head").mkdir()
         head_meta = model.head_.save(tmp / "head")
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
@@ -160,6 +162,8 @@ def load_model(path, cls=None, *, encoder=None):
     keys = [bytes(r).hex() for r in a["keys"]]
     model.index_ = HistoryIndex(a["emb"], keys, meta["policies"], a["policy"], a["prompt_row"], a["score"],
                                 a["step"], a["n"], a["lengths"])
+    if (path / "texts.json").exists():
+        model.index_.texts = json.loads((path / "texts.json").read_text("utf-8"))
     head_cls = get_head_class(meta["head"]["name"])
     model.head_ = head_cls.load(path / "head", meta["head"]["meta"])
     model.encoder_id_ = meta["encoder_id"]

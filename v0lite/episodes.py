@@ -1,0 +1,103 @@
+"""Leakage-free context/query episodes for meta-training the learned heads.
+
+A head learns *how to read a history*, so it is trained on queries whose answers are hidden
+from the context it reads. Two kinds of episodes, both built from one fitted history:
+
+* **cold** (prompt-held-out): the history's unique prompts are split into folds; a fold's rows
+  (every policy, every step) are the queries and the context is everything else. The same
+  prompt is never on both sides, as for a prompt never seen before.
+* **warm** (row-held-out): every row is a query against the full history with its own
+  (policy, prompt, step) row hidden (``exclude="same_step"``); the prompt's other steps and
+  other policies stay visible, as for a prompt the log has seen before.
+
+Cold folds use :func:`prompt_folds`, which assigns whole prompts, so validation splits built
+on it also never put a prompt on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import HistoryIndex, Queries
+
+__all__ = ["Episode", "prompt_folds", "make_episodes", "subindex", "row_queries"]
+
+
+@dataclass
+class Episode:
+    """Context index, queries (rows of the full history), their scores, and the exclude mode."""
+
+    context: HistoryIndex
+    queries: Queries
+    y: np.ndarray
+    rows: np.ndarray
+    exclude: str
+    kind: str
+
+
+def prompt_folds(index: HistoryIndex, n_folds: int, random_state: int = 0) -> np.ndarray:
+    """Fold id (0..n_folds-1) of each unique prompt of ``index``, chosen at random."""
+    rng = np.random.default_rng(random_state)
+    n = len(index.keys)
+    folds = np.arange(n) % n_folds
+    rng.shuffle(folds)
+    return folds
+
+
+def subindex(index: HistoryIndex, rows: np.ndarray) -> HistoryIndex:
+    """A history holding only ``rows`` (same prompt table and policy codes)."""
+    return HistoryIndex(index.emb, index.keys, index.policies, index.policy[rows], index.prompt_row[rows],
+                        index.score[rows], index.step[rows], index.n[rows], index.lengths)
+
+
+def row_queries(index: HistoryIndex, rows: np.ndarray) -> Queries:
+    """History rows seen as queries."""
+    pr = index.prompt_row[rows]
+    return Queries(index.policy[rows].astype(np.int32), index.step[rows], index.emb[pr], pr, index.lengths[pr])
+
+
+def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, max_rows: int | None = None,
+                  random_state: int = 0) -> list[Episode]:
+    """Cold episodes (one per prompt fold) and, if ``warm``, one warm episode over all rows.
+
+    Parameters
+    ----------
+    index : HistoryIndex
+        The fitted history.
+    n_folds : int, default 5
+        Prompt folds for cold episodes (each row is a cold query exactly once).
+    warm : bool, default True
+        Add the row-held-out episode.
+    max_rows : int, optional
+        Subsample query rows per episode (seeded) to bound training time on huge logs.
+    random_state : int, default 0
+
+    Examples
+    --------
+    >>> eps = make_episodes(index, n_folds=5)  # doctest: +SKIP
+    >>> [e.kind for e in eps]                  # doctest: +SKIP
+    ['cold', 'cold', 'cold', 'cold', 'cold', 'warm']
+    """
+    rng = np.random.default_rng(random_state)
+    folds = prompt_folds(index, n_folds, random_state)
+    row_fold = folds[index.prompt_row]
+
+    def _cap(rows):
+        if max_rows is not None and len(rows) > max_rows:
+            rows = np.sort(rng.choice(rows, max_rows, replace=False))
+        return rows
+
+    episodes = []
+    for f in range(n_folds):
+        q_rows = np.flatnonzero(row_fold == f)
+        if len(q_rows) == 0:
+            continue
+        ctx = subindex(index, np.flatnonzero(row_fold != f))
+        q_rows = _cap(q_rows)
+        episodes.append(Episode(ctx, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "cold"))
+    if warm:
+        q_rows = _cap(np.arange(index.n_rows))
+        episodes.append(Episode(index, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "warm"))
+    return episodes

@@ -1,0 +1,286 @@
+"""Context features of a query, read from the history: what the learned heads see.
+
+For a query (policy p, step t, prompt u) every feature uses only what the step rule allows
+(p's rows with step <= t minus the query's own row; other policies' rows are other models'
+logs and always visible):
+
+* **policy profile**: recent prior, mean and spread of eligible rows, history size, steps seen;
+* **own neighbours**: faiss kNN over p's eligible rows: top similarities, similarity-weighted
+  difficulty residuals (score minus its checkpoint's mean) at several k and temperatures,
+  Beta-smoothed, mean step gap to the neighbours;
+* **own history of this prompt**: count, mean and latest score of p on u at earlier steps;
+* **cross-policy evidence** (IRT-like shared difficulty): other policies' mean residual on u
+  itself and, by kNN over the history's unique prompts, on u's nearest neighbours;
+* **prompt**: a low-dimensional PCA projection of the embedding and log length.
+
+Precomputations are cached on the index object (a grown index is a new object).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .index import HistoryIndex, Queries
+
+__all__ = ["compute_features", "fit_pca", "FEATURE_K"]
+
+FEATURE_K = 32
+_XK = 32
+
+
+def fit_pca(emb: np.ndarray, n_components: int = 8, random_state: int = 0):
+    """(mean, components) of a PCA of the embeddings, by SVD on at most 20k rows."""
+    rng = np.random.default_rng(random_state)
+    x = emb if len(emb) <= 20000 else emb[rng.choice(len(emb), 20000, replace=False)]
+    mean = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    comps = vt[:n_components]
+    # fix each component's sign, so refits give identical features
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
+    return mean.astype(np.float32), (comps * signs[:, None]).astype(np.float32)
+
+
+class _Cache:
+    """Per-index precomputations: residuals, per-(policy, prompt) and per-prompt sums."""
+
+    def __init__(self, index: HistoryIndex):
+        n_p = len(index.keys)
+        self.resid = index.score - index.row_base(np.arange(index.n_rows))
+        self.ustep = np.unique(index.step)
+        self.srank = np.searchsorted(self.ustep, index.step)
+        ns = len(self.ustep)
+        pair = index.policy.astype(np.int64) * n_p + index.prompt_row
+        # (policy, prompt, step) sorted: prefix sums answer "rows of p on u with step <= t"
+        comb = pair * ns + self.srank
+        order = np.argsort(comb, kind="stable")
+        self.comb = comb[order]
+        self.comb_score = index.score[order]
+        self.comb_step = index.step[order]
+        self.comb_cs = np.concatenate([[0.0], np.cumsum(self.comb_score)])
+        # per (policy, prompt) residual sums, all steps
+        upair, inv = np.unique(pair, return_inverse=True)
+        self.upair = upair
+        self.pair_s = np.bincount(inv, self.resid, len(upair))
+        self.pair_c = np.bincount(inv, None, len(upair)).astype(np.float64)
+        self.prompt_s = np.bincount(index.prompt_row, self.resid, n_p)
+        self.prompt_c = np.bincount(index.prompt_row, None, n_p).astype(np.float64)
+        self.prompt_score = np.bincount(index.prompt_row, index.score, n_p)
+        self.n_prompts = n_p
+        self.ns = ns
+        self.max_step = int(index.step.max()) if index.n_rows else 0
+        seen = np.flatnonzero(self.prompt_c > 0)
+        self.seen_prompts = seen
+        self._xindex = None
+        self._emb = index.emb
+        self._ridge = None
+        self._index = index
+
+    def ridge(self, lam_scale: float = 0.03) -> np.ndarray:
+        """Pooled ridge weights: embedding -> difficulty residual, shared by every policy.
+
+        The penalty scales with the row count (lam = lam_scale * n), so its strength does not
+        drift with the history's size; at most 200k rows are used.
+        """
+        if self._ridge is None:
+            idx = self._index
+            rows = np.arange(idx.n_rows)
+            if len(rows) > 200_000:
+                rows = np.random.default_rng(0).choice(rows, 200_000, replace=False)
+            X = idx.emb[idx.prompt_row[rows]].astype(np.float64)
+            d = X.shape[1]
+            lam = lam_scale * max(len(rows), 1)
+            self._ridge = np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ self.resid[rows])
+        return self._ridge
+
+    def pair_lookup(self, policy: np.ndarray, prompt_row: np.ndarray):
+        """(residual sum, count) of each policy's rows on each prompt; 0 where none."""
+        key = policy.astype(np.int64) * self.n_prompts + prompt_row
+        pos = np.searchsorted(self.upair, key)
+        pos_c = np.minimum(pos, len(self.upair) - 1)
+        hit = (len(self.upair) > 0) & (self.upair[pos_c] == key) & (prompt_row >= 0)
+        return np.where(hit, self.pair_s[pos_c], 0.0), np.where(hit, self.pair_c[pos_c], 0.0)
+
+    def xindex(self):
+        """Inner-product index over the unique prompts that have any outcome."""
+        if self._xindex is None:
+            import faiss
+
+            x = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
+            idx = faiss.IndexFlatIP(x.shape[1])
+            idx.add(x)
+            self._xindex = idx
+        return self._xindex
+
+
+def _cache(index: HistoryIndex) -> _Cache:
+    c = getattr(index, "_feature_cache", None)
+    if c is None:
+        c = _Cache(index)
+        index._feature_cache = c
+    return c
+
+
+def _weighted(vals, sims, valid, temperature, alpha):
+    s = sims.astype(np.float64)
+    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    w = np.exp((s - top) / temperature) * valid
+    return (w * vals).sum(1) / (w.sum(1) + alpha), w.sum(1)
+
+
+def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
+    """Count, mean and latest score of the policy's earlier rows on the query's own prompt."""
+    m = len(q)
+    out_cnt = np.zeros(m)
+    out_mean = np.full(m, np.nan)
+    out_last = np.full(m, np.nan)
+    out_gap = np.full(m, np.nan)
+    if exclude == "any_step" or index.n_rows == 0:
+        return out_cnt, out_mean, out_last, out_gap
+    ok = q.prompt_row >= 0
+    pair = q.policy.astype(np.int64) * c.n_prompts + np.maximum(q.prompt_row, 0)
+    le = np.searchsorted(c.ustep, qstep, side="right")  # unique steps <= t
+    lo = np.searchsorted(c.comb, pair * c.ns)
+    hi = np.searchsorted(c.comb, pair * c.ns + le)
+    if exclude == "same_step":
+        same = (le > 0) & (c.ustep[np.maximum(le - 1, 0)] == qstep)
+        lo_same = np.searchsorted(c.comb, pair * c.ns + le - 1)
+        hi = np.where(same, lo_same, hi)
+    cnt = np.where(ok, hi - lo, 0)
+    has = cnt > 0
+    s = c.comb_cs[hi] - c.comb_cs[lo]
+    last = np.maximum(hi - 1, 0)
+    out_cnt = cnt.astype(np.float64)
+    out_mean = np.where(has, s / np.maximum(cnt, 1), np.nan)
+    out_last = np.where(has, c.comb_score[last], np.nan)
+    out_gap = np.where(has, np.log1p(np.maximum(qstep - c.comb_step[last], 0)), np.nan)
+    return out_cnt, out_mean, out_last, out_gap
+
+
+def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step", *, pca=None,
+                     k: int = FEATURE_K, return_context: bool = False):
+    """Feature matrix (m, n_features) float32 and the feature names.
+
+    Parameters
+    ----------
+    index : HistoryIndex
+        The context.
+    q : Queries
+        Queries (policy codes into ``index.policies``; all known).
+    exclude : {"same_step", "any_step", "none"}
+        Which of the history's rows on the query's own prompt are hidden.
+    pca : (mean, components), optional
+        Projection for the prompt features (see :func:`fit_pca`).
+    k : int
+        Own-policy neighbours retrieved.
+    return_context : bool, default False
+        Also return the retrieved context as token arrays (for the transformer head): own
+        neighbours' prompt rows, scores, residuals, similarities, log step gaps, validity, and
+        cross-policy neighbour prompts, their other-policy residuals, similarities, validity.
+    """
+    from .heads.prior import policy_prior
+
+    c = _cache(index)
+    m = len(q)
+    qstep = np.minimum(q.step, c.max_step)
+    qq = Queries(q.policy, qstep, q.emb, q.prompt_row, q.length)
+    cols: dict[str, np.ndarray] = {}
+
+    # policy profile
+    prior = policy_prior(index, qq)
+    cols["prior"] = prior
+    cnt = np.zeros(m)
+    mean = np.zeros(m)
+    std = np.zeros(m)
+    nsteps = np.zeros(m)
+    for code in np.unique(q.policy):
+        qi = np.flatnonzero(q.policy == code)
+        cnt[qi], mean[qi], std[qi] = index.policy_stats(int(code), qstep[qi])
+        b = index.block(int(code))
+        nsteps[qi] = np.searchsorted(b.ustep, qstep[qi], side="right")
+    cols["policy_mean"] = mean
+    cols["policy_std"] = std
+    cols["policy_log_n"] = np.log1p(cnt)
+    cols["policy_n_steps"] = nsteps
+    cols["log_step"] = np.log1p(np.maximum(qstep, 0))
+
+    # own-policy neighbours
+    rows, sims = index.search_queries(qq, k, exclude)
+    valid = rows >= 0
+    rc = np.where(valid, rows, 0)
+    resid = np.where(valid, c.resid[rc], 0.0)
+    score = np.where(valid, index.score[rc], 0.0)
+    nval = valid.sum(1)
+    cols["nn_count"] = np.log1p(nval)
+    cols["sim_top1"] = np.where(nval > 0, sims[:, 0], 0.0)
+    cols["sim_top5"] = (sims[:, :5] * valid[:, :5]).sum(1) / np.maximum(valid[:, :5].sum(1), 1)
+    cols["sim_mean"] = (sims * valid).sum(1) / np.maximum(nval, 1)
+    for kk, t, a in ((8, 0.05, 1.0), (32, 0.02, 1.0), (32, 0.05, 1.0), (32, 0.2, 4.0)):
+        est, wsum = _weighted(resid[:, :kk], sims[:, :kk], valid[:, :kk], t, a)
+        cols[f"nn_resid_k{kk}_t{t}"] = est
+    cols["nn_wsum_t0.05"] = wsum
+    cols["nn_mean_score8"] = (score[:, :8] * valid[:, :8]).sum(1) / np.maximum(valid[:, :8].sum(1), 1)
+    mu = (score * valid).sum(1) / np.maximum(nval, 1)
+    cols["nn_std_score"] = np.sqrt(((score - mu[:, None]) ** 2 * valid).sum(1) / np.maximum(nval, 1))
+    gap = np.where(valid, qstep[:, None] - np.where(valid, index.step[rc], 0), 0)
+    cols["nn_log_step_gap8"] = np.log1p((np.maximum(gap[:, :8], 0) * valid[:, :8]).sum(1) / np.maximum(valid[:, :8].sum(1), 1))
+
+    # the policy's own earlier outcomes on this very prompt
+    o_cnt, o_mean, o_last, o_gap = _own_prompt(index, c, q, qstep, exclude)
+    cols["own_prompt_n"] = o_cnt
+    cols["own_prompt_mean"] = o_mean
+    cols["own_prompt_last"] = o_last
+    cols["own_prompt_log_gap"] = o_gap
+
+    # cross-policy evidence on this prompt (other policies' residuals)
+    pr = np.maximum(q.prompt_row, 0)
+    known = q.prompt_row >= 0
+    ps, pc = c.pair_lookup(q.policy, q.prompt_row)
+    xs = np.where(known, c.prompt_s[pr] - ps, 0.0)
+    xc = np.where(known, c.prompt_c[pr] - pc, 0.0)
+    if exclude == "any_step":  # a cold prompt: hide every row of it
+        xs, xc = np.zeros(m), np.zeros(m)
+    cols["xp_same_n"] = np.log1p(xc)
+    cols["xp_same_resid"] = np.where(xc > 0, xs / np.maximum(xc, 1), np.nan)
+
+    # cross-policy evidence on the prompt's nearest neighbours
+    if len(c.seen_prompts):
+        kx = min(_XK + 1, len(c.seen_prompts))
+        D, I = c.xindex().search(np.ascontiguousarray(q.emb, np.float32), kx)
+        nb = c.seen_prompts[np.maximum(I, 0)]
+        ok = (I >= 0) & (nb != q.prompt_row[:, None])
+        nps, npc = c.pair_lookup(np.repeat(q.policy, kx), nb.ravel())
+        ns_ = c.prompt_s[nb] - nps.reshape(nb.shape)
+        nc_ = c.prompt_c[nb] - npc.reshape(nb.shape)
+        ok &= nc_ > 0
+        nres = np.where(ok, ns_ / np.maximum(nc_, 1), 0.0)
+        for t, a in ((0.02, 1.0), (0.05, 1.0), (0.2, 4.0)):
+            cols[f"xp_nn_resid_t{t}"] = _weighted(nres, D, ok, t, a)[0]
+        cols["xp_nn_sim_top1"] = np.where(ok.any(1), np.where(ok, D, -1).max(1), 0.0)
+    else:
+        nb = np.zeros((m, 0), np.int64)
+        D = nres = np.zeros((m, 0), np.float32)
+        ok = np.zeros((m, 0), bool)
+        for name in ("xp_nn_resid_t0.02", "xp_nn_resid_t0.05", "xp_nn_resid_t0.2", "xp_nn_sim_top1"):
+            cols[name] = np.zeros(m)
+
+    # pooled linear difficulty: a direction of the embedding shared by all policies
+    cols["ridge_resid"] = q.emb.astype(np.float64) @ c.ridge()
+
+    # prompt
+    cols["log_len"] = np.log1p(q.length if q.length is not None else np.zeros(m))
+    if pca is not None:
+        proj = (q.emb - pca[0]) @ pca[1].T
+        for i in range(proj.shape[1]):
+            cols[f"pca{i}"] = proj[:, i]
+    names = list(cols)
+    X = np.column_stack([np.asarray(cols[n], np.float64) for n in names]).astype(np.float32)
+    if not return_context:
+        return X, names
+    ctx = {
+        "nn_prompt": np.where(valid, index.prompt_row[rc], 0), "nn_score": score.astype(np.float32),
+        "nn_resid": resid.astype(np.float32), "nn_sim": sims.astype(np.float32),
+        "nn_gap": np.log1p(np.maximum(gap, 0)).astype(np.float32), "nn_valid": valid,
+        "xp_prompt": nb, "xp_resid": nres.astype(np.float32), "xp_sim": np.asarray(D, np.float32), "xp_valid": ok,
+    }
+    return X, names, ctx

@@ -1,0 +1,248 @@
+"""A small in-context transformer head, trained from scratch on episodes (CPU, minutes).
+
+In the spirit of the V0 paper's TabPFN head, it reads a query and its retrieved context as
+tokens and outputs the success probability:
+
+* query token: the projected query embedding + the context features of :mod:`v0lite.features`;
+* own-history tokens: each of the k nearest eligible rows of the policy: projected prompt
+  embedding, score, difficulty residual, similarity, log step gap;
+* cross-policy tokens: the nearest prompts other policies answered: projected embedding,
+  their mean residual, similarity.
+
+Self-attention over [query, context] with padding masks; the output is added to the logit
+of the policy prior, so an untrained net predicts the prior. Seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..features import compute_features, fit_pca
+from ._training import build_training_set, pad_context
+from .base import BaseHead
+
+__all__ = ["TransformerHead"]
+
+_XP_WIDTH = 33
+
+
+def _net(emb_dim, n_feat, d, n_layers, n_heads, proj_dim):
+    import torch
+    from torch import nn
+
+    class ICLNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb_proj = nn.Linear(emb_dim, proj_dim)
+            self.q_in = nn.Linear(proj_dim + n_feat, d)
+            self.nn_in = nn.Linear(proj_dim + 4, d)
+            self.xp_in = nn.Linear(proj_dim + 2, d)
+            self.type_emb = nn.Parameter(torch.zeros(3, d))
+            layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=0.1, batch_first=True,
+                                               norm_first=True)
+            self.enc = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+            self.skip = nn.Linear(n_feat, 1)
+            nn.init.zeros_(self.out[1].weight)
+            nn.init.zeros_(self.out[1].bias)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
+
+        def forward(self, q_emb, feat, offset, nn_emb, nn_num, nn_valid, xp_emb, xp_num, xp_valid):
+            q = self.q_in(torch.cat([self.emb_proj(q_emb), feat], -1)) + self.type_emb[0]
+            a = self.nn_in(torch.cat([self.emb_proj(nn_emb), nn_num], -1)) + self.type_emb[1]
+            b = self.xp_in(torch.cat([self.emb_proj(xp_emb), xp_num], -1)) + self.type_emb[2]
+            x = torch.cat([q[:, None], a, b], 1)
+            keep = torch.cat([torch.ones_like(nn_valid[:, :1]), nn_valid, xp_valid], 1)
+            h = self.enc(x, src_key_padding_mask=~keep)
+            return offset + self.out(h[:, 0]).squeeze(-1) + self.skip(feat).squeeze(-1)
+
+    return ICLNet()
+
+
+class TransformerHead(BaseHead):
+    """Our own in-context transformer head (see module docstring).
+
+    Parameters
+    ----------
+    d_model : int, default 64
+    n_layers : int, default 2
+    n_heads : int, default 4
+    proj_dim : int, default 32
+        Width of the shared projection of prompt embeddings.
+    k : int, default 32
+        Own-history tokens per query.
+    max_epochs : int, default 12
+    batch_size : int, default 256
+    lr : float, default 2e-3
+    max_rows : int, default 60000
+        Query rows per episode at most.
+    rows_per_epoch : int, default 60000
+        Training rows sampled per epoch (bounds CPU time on big logs).
+    n_folds : int, default 5
+    pca_components : int, default 8
+
+    Examples
+    --------
+    >>> from v0lite import V0Regressor
+    >>> model = V0Regressor(head="transformer")  # doctest: +SKIP
+    """
+
+    name = "transformer"
+
+    def __init__(self, d_model=64, n_layers=2, n_heads=4, proj_dim=32, k=32, max_epochs=12, batch_size=256,
+                 lr=2e-3, max_rows=60000, rows_per_epoch=60000, n_folds=5, pca_components=8):
+        super().__init__(d_model=d_model, n_layers=n_layers, n_heads=n_heads, proj_dim=proj_dim, k=k,
+                         max_epochs=max_epochs, batch_size=batch_size, lr=lr, max_rows=max_rows,
+                         rows_per_epoch=rows_per_epoch, n_folds=n_folds, pca_components=pca_components)
+
+    # -- tensors ------------------------------------------------------------------------------------
+    def _standardize(self, X):
+        Z = (X - self.mu_) / self.sd_
+        return np.clip(np.nan_to_num(Z, nan=0.0), -5, 5).astype(np.float32)
+
+    def _tensors(self, emb, X, ctx, q_prompt_emb, idx):
+        import torch
+
+        prior = np.clip(np.nan_to_num(X[idx, self._prior_col], nan=0.5), 0.02, 0.98)
+        nn_num = np.stack([ctx["nn_score"][idx], ctx["nn_resid"][idx], ctx["nn_sim"][idx], ctx["nn_gap"][idx]], -1)
+        xp_num = np.stack([ctx["xp_resid"][idx], ctx["xp_sim"][idx]], -1)
+        return (
+            torch.from_numpy(np.ascontiguousarray(q_prompt_emb[idx], np.float32)),
+            torch.from_numpy(self._standardize(X[idx])),
+            torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)),
+            emb[torch.from_numpy(ctx["nn_prompt"][idx])],
+            torch.from_numpy(nn_num.astype(np.float32)),
+            torch.from_numpy(ctx["nn_valid"][idx]),
+            emb[torch.from_numpy(ctx["xp_prompt"][idx])],
+            torch.from_numpy(xp_num.astype(np.float32)),
+            torch.from_numpy(ctx["xp_valid"][idx]),
+        )
+
+    def _forward_all(self, net, emb, X, ctx, q_prompt_emb):
+        import torch
+
+        net.eval()
+        out = np.empty(len(X), np.float64)
+        bs = 1024
+        with torch.no_grad():
+            for s in range(0, len(X), bs):
+                idx = np.arange(s, min(s + bs, len(X)))
+                out[idx] = torch.sigmoid(net(*self._tensors(emb, X, ctx, q_prompt_emb, idx))).numpy()
+        return out
+
+    def _train(self, emb, X, y, ctx, q_prompt_emb, train_idx, epochs, random_state, val_idx=None):
+        import torch
+
+        p = self.params
+        torch.manual_seed(random_state)
+        rng = np.random.default_rng(random_state)
+        net = _net(emb.shape[1], X.shape[1], p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
+        opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=1e-4)
+        yt = torch.from_numpy(y.astype(np.float32))
+        best, best_ep, best_state, history = np.inf, 0, None, []
+        for ep in range(epochs):
+            net.train()
+            order = rng.permutation(train_idx)[: p["rows_per_epoch"]]
+            for s in range(0, len(order), p["batch_size"]):
+                idx = order[s:s + p["batch_size"]]
+                logit = net(*self._tensors(emb, X, ctx, q_prompt_emb, idx))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+            if val_idx is not None:
+                pv = np.clip(self._forward_all(net, emb, X[val_idx], _take(ctx, val_idx), q_prompt_emb[val_idx]), 1e-6, 1 - 1e-6)
+                yv = y[val_idx]
+                ll = float(-np.mean(yv * np.log(pv) + (1 - yv) * np.log(1 - pv)))
+                history.append(ll)
+                if ll < best - 1e-5:
+                    best, best_ep = ll, ep + 1
+                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                elif ep + 1 - best_ep >= 3:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return net, best_ep, history
+
+    # -- fit / predict ----------------------------------------------------------------------------
+    def fit(self, index, *, random_state=0, show_progress_bar=False):
+        p = self.params
+        self.pca_ = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
+        ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=self.pca_, k=p["k"],
+                                with_context=True, xp_width=_XP_WIDTH, random_state=random_state)
+        return self.fit_training_set(ts, index.emb, random_state=random_state)
+
+    def fit_training_set(self, ts, emb_table, *, random_state=0):
+        """Fit on a prepared training set (with context); sets ``val_pred_`` like the gbdt head."""
+        import torch
+
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        self.feature_names_ = ts.names
+        self._prior_col = ts.names.index("prior")
+        self.mu_ = np.nanmean(ts.X, 0).astype(np.float32)
+        sd = np.nanstd(ts.X, 0)
+        self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
+        self.mu_ = np.nan_to_num(self.mu_, nan=0.0)
+        emb = torch.from_numpy(np.ascontiguousarray(emb_table, np.float32))
+        q_emb = emb_table[ts.q_emb_row]
+        tr, va = np.flatnonzero(~ts.val), np.flatnonzero(ts.val)
+        self.val_pred_ = None
+        epochs = self.params["max_epochs"]
+        if len(va) >= 50 and len(tr) >= 50:
+            net, best_ep, self.val_history_ = self._train(emb, ts.X, ts.y, ts.ctx, q_emb, tr, epochs, random_state, va)
+            self.val_pred_ = self._forward_all(net, emb, ts.X[va], _take(ts.ctx, va), q_emb[va])
+            epochs = max(best_ep, 1)
+        self.net_, _, _ = self._train(emb, ts.X, ts.y, ts.ctx, q_emb, np.arange(len(ts.y)), epochs, random_state)
+        self.n_epochs_ = epochs
+        return self
+
+    def predict(self, index, queries, *, exclude="same_step"):
+        import torch
+
+        X, _, ctx = compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True)
+        ctx = pad_context(ctx, _XP_WIDTH)
+        emb = torch.from_numpy(index.emb)
+        return self._forward_all(self.net_, emb, X, ctx, queries.emb)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: Path) -> dict:
+        from safetensors.torch import save_file
+
+        from ..persist import save_arrays
+
+        path = Path(path)
+        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / "transformer.safetensors"))
+        arrays = {"mu": self.mu_, "sd": self.sd_}
+        if self.pca_ is not None:
+            arrays.update(pca_mean=self.pca_[0], pca_components=self.pca_[1])
+        save_arrays(path / "transformer_arrays.safetensors", arrays)
+        return {"params": self.params, "feature_names": self.feature_names_, "n_epochs": self.n_epochs_,
+                "emb_dim": int(self.net_.emb_proj.in_features)}
+
+    @classmethod
+    def load(cls, path: Path, meta: dict):
+        from safetensors.torch import load_file
+
+        from ..persist import load_arrays
+
+        path = Path(path)
+        head = cls(**meta["params"])
+        a = load_arrays(path / "transformer_arrays.safetensors")
+        head.mu_, head.sd_ = a["mu"], a["sd"]
+        head.pca_ = (a["pca_mean"], a["pca_components"]) if "pca_mean" in a else None
+        head.feature_names_ = meta["feature_names"]
+        head._prior_col = head.feature_names_.index("prior")
+        head.n_epochs_ = meta["n_epochs"]
+        p = head.params
+        head.net_ = _net(meta["emb_dim"], len(head.feature_names_), p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
+        head.net_.load_state_dict(load_file(str(path / "transformer.safetensors")))
+        head.net_.eval()
+        return head
+
+
+def _take(ctx: dict, idx) -> dict:
+    return {k: v[idx] for k, v in ctx.items()}
