@@ -15,6 +15,7 @@ __all__ = ["BaseHead", "HEADS", "get_head_class", "make_head"]
 HEADS = {
     "prior": "v0lite.heads.prior:PriorHead",
     "knn": "v0lite.heads.knn:KNNHead",
+    "linear": "v0lite.heads.linear:LinearHead",
     "gbdt": "v0lite.heads.gbdt:GBDTHead",
     "transformer": "v0lite.heads.transformer:TransformerHead",
     "ensemble": "v0lite.heads.ensemble:EnsembleHead",
