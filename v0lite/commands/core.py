@@ -121,11 +121,11 @@ def _demo(args) -> int:
           f"queries {queries.height} rows on prompts never seen in the history.\n")
     rows = []
     for head in ("prior", "knn", V0Regressor().head):
-        res = evaluate_model(V0Regressor(head=head, random_state=0), history, queries)
-        rows.append(res)
+        model = V0Regressor(head=head, random_state=0)
+        rows.append(evaluate_model(model, history, queries))
     print("1. How well does each head predict success on unseen prompts?")
     print_table(rows, ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"])
-    model = V0Regressor(random_state=0).fit(history)
+    # `model` is now the default head, fitted on the history
     last = queries.filter(pl.col("step") == queries["step"].max()) if "step" in queries.columns else queries
     sample = last.unique("prompt", maintain_order=True).head(3)
     print("\n2. Predicted success of each policy on three new prompts (latest checkpoint):")

@@ -112,18 +112,24 @@ class EnsembleHead(BaseHead):
         return self
 
     def member_predictions(self, index, queries, *, exclude="same_step"):
-        """Each member's prediction, columns in stacking order."""
-        cols = [h.predict(index, queries, exclude=exclude) for h in self.heads_.values()]
-        if "knn" in self.params["members"]:
-            any_head = next(iter(self.heads_.values()), None)
-            if any_head is not None:
-                X = any_head.features(index, queries, exclude) if hasattr(any_head, "features") else None
-            if any_head is None or X is None:
-                from ..features import compute_features
+        """Each member's prediction, columns in stacking order; features are computed once."""
+        from ..features import compute_features
 
-                X, names = compute_features(index, queries, exclude, k=self.params["k"])
+        tr = self.heads_.get("transformer")
+        if tr is not None:
+            X, ctx = tr.features(index, queries, exclude)
+            names = tr.feature_names_
+        else:
+            pca = next(iter(self.heads_.values())).pca_ if self.heads_ else None
+            X, names = compute_features(index, queries, exclude, pca=pca, k=self.params["k"])
+            ctx = None
+        cols = []
+        for name, head in self.heads_.items():
+            if name == "transformer":
+                cols.append(head.predict_features(index, queries, X, ctx))
             else:
-                names = any_head.feature_names_
+                cols.append(head.booster_.predict(X))
+        if "knn" in self.params["members"]:
             cols.append(self._knn_from_features(X, names))
         return np.column_stack(cols)
 

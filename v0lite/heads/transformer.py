@@ -83,6 +83,10 @@ class TransformerHead(BaseHead):
         Training rows sampled per epoch (bounds CPU time on big logs).
     n_folds : int, default 5
     pca_components : int, default 8
+    refit : bool, default False
+        Retrain on all episodes (validation prompts included) for the early-stopped number of
+        epochs. Off by default: it doubles the CPU time, and without it the model used at
+        predict time is exactly the one whose out-of-fold predictions the ensemble stacked.
 
     Examples
     --------
@@ -93,10 +97,11 @@ class TransformerHead(BaseHead):
     name = "transformer"
 
     def __init__(self, d_model=64, n_layers=2, n_heads=4, proj_dim=32, k=32, max_epochs=12, batch_size=256,
-                 lr=2e-3, max_rows=60000, rows_per_epoch=60000, n_folds=5, pca_components=8):
+                 lr=2e-3, max_rows=60000, rows_per_epoch=60000, n_folds=5, pca_components=8, refit=False):
         super().__init__(d_model=d_model, n_layers=n_layers, n_heads=n_heads, proj_dim=proj_dim, k=k,
                          max_epochs=max_epochs, batch_size=batch_size, lr=lr, max_rows=max_rows,
-                         rows_per_epoch=rows_per_epoch, n_folds=n_folds, pca_components=pca_components)
+                         rows_per_epoch=rows_per_epoch, n_folds=n_folds, pca_components=pca_components,
+                         refit=refit)
 
     # -- tensors ------------------------------------------------------------------------------------
     def _standardize(self, X):
@@ -192,21 +197,30 @@ class TransformerHead(BaseHead):
         tr, va = np.flatnonzero(~ts.val), np.flatnonzero(ts.val)
         self.val_pred_ = None
         epochs = self.params["max_epochs"]
+        net = None
         if len(va) >= 50 and len(tr) >= 50:
             net, best_ep, self.val_history_ = self._train(emb, ts.X, ts.y, ts.ctx, q_emb, tr, epochs, random_state, va)
             self.val_pred_ = self._forward_all(net, emb, ts.X[va], _take(ts.ctx, va), q_emb[va])
             epochs = max(best_ep, 1)
-        self.net_, _, _ = self._train(emb, ts.X, ts.y, ts.ctx, q_emb, np.arange(len(ts.y)), epochs, random_state)
+        if net is None or self.params["refit"]:
+            net, _, _ = self._train(emb, ts.X, ts.y, ts.ctx, q_emb, np.arange(len(ts.y)), epochs, random_state)
+        self.net_ = net
         self.n_epochs_ = epochs
         return self
 
-    def predict(self, index, queries, *, exclude="same_step"):
+    def features(self, index, queries, exclude="same_step"):
+        """Context features and tokens of the queries (shared with the ensemble's other members)."""
+        X, _, ctx = compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True)
+        return X, pad_context(ctx, _XP_WIDTH)
+
+    def predict_features(self, index, queries, X, ctx):
         import torch
 
-        X, _, ctx = compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True)
-        ctx = pad_context(ctx, _XP_WIDTH)
-        emb = torch.from_numpy(index.emb)
-        return self._forward_all(self.net_, emb, X, ctx, queries.emb)
+        return self._forward_all(self.net_, torch.from_numpy(np.ascontiguousarray(index.emb)), X, ctx, queries.emb)
+
+    def predict(self, index, queries, *, exclude="same_step"):
+        X, ctx = self.features(index, queries, exclude)
+        return self.predict_features(index, queries, X, ctx)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
