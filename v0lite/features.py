@@ -143,7 +143,7 @@ def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
     lo = np.searchsorted(c.comb, pair * c.ns)
     hi = np.searchsorted(c.comb, pair * c.ns + le)
     if exclude == "same_step":
-        same = (le > 0) & (c.ustep[np.maximum(le - 1, 0)] == qstep)
+        same = (le > 0) & (c.ustep[np.maximum(le - 1, 0)] == q.step)
         lo_same = np.searchsorted(c.comb, pair * c.ns + le - 1)
         hi = np.where(same, lo_same, hi)
     cnt = np.where(ok, hi - lo, 0)
@@ -204,8 +204,8 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
     cols["policy_n_steps"] = nsteps
     cols["log_step"] = np.log1p(np.maximum(qstep, 0))
 
-    # own-policy neighbours
-    rows, sims = index.search_queries(qq, k, exclude)
+    # own-policy neighbours (the original steps: exclusion compares the query's real step)
+    rows, sims = index.search_queries(q, k, exclude)
     valid = rows >= 0
     rc = np.where(valid, rows, 0)
     resid = np.where(valid, c.resid[rc], 0.0)

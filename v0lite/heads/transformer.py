@@ -15,6 +15,7 @@ of the policy prior, so an untrained net predicts the prior. Seeded and determin
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -188,8 +189,10 @@ class TransformerHead(BaseHead):
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         self.feature_names_ = ts.names
         self._prior_col = ts.names.index("prior")
-        self.mu_ = np.nanmean(ts.X, 0).astype(np.float32)
-        sd = np.nanstd(ts.X, 0)
+        with warnings.catch_warnings():  # all-NaN columns (e.g. no own-prompt history) are expected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.mu_ = np.nanmean(ts.X, 0).astype(np.float32)
+            sd = np.nanstd(ts.X, 0)
         self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
         self.mu_ = np.nan_to_num(self.mu_, nan=0.0)
         emb = torch.from_numpy(np.ascontiguousarray(emb_table, np.float32))

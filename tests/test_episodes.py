@@ -1,0 +1,43 @@
+"""Episodes never leak a query's own row, and cold folds never share a prompt with their context."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_log
+from v0lite.episodes import make_episodes, prompt_folds
+
+
+@pytest.fixture
+def index(make_model):
+    return make_model(head="prior").fit(make_log(n_policies=3, n_prompts=30, steps=True)).index_
+
+
+def test_cold_episodes_hold_out_whole_prompts(index):
+    eps = [e for e in make_episodes(index, n_folds=5, random_state=0) if e.kind == "cold"]
+    assert len(eps) == 5
+    seen = np.concatenate([e.rows for e in eps])
+    assert np.array_equal(np.sort(seen), np.arange(index.n_rows))  # each row a cold query exactly once
+    for e in eps:
+        q_prompts = set(e.queries.prompt_row.tolist())
+        assert q_prompts.isdisjoint(set(e.context.prompt_row.tolist()))
+
+
+def test_warm_episode_hides_own_row(index):
+    warm = [e for e in make_episodes(index, n_folds=3) if e.kind == "warm"][0]
+    rows, _ = warm.context.search_queries(warm.queries, 50, warm.exclude)
+    for i, r in enumerate(warm.rows):
+        got = rows[i][rows[i] >= 0]
+        own = (index.prompt_row[got] == index.prompt_row[r]) & (index.step[got] == index.step[r]) \
+            & (index.policy[got] == index.policy[r])
+        assert not own.any()
+        assert (index.step[got] <= index.step[r]).all()
+
+
+def test_prompt_folds_are_seeded(index):
+    assert np.array_equal(prompt_folds(index, 4, 1), prompt_folds(index, 4, 1))
+    assert not np.array_equal(prompt_folds(index, 4, 1), prompt_folds(index, 4, 2))
+
+
+def test_max_rows_caps_queries(index):
+    for e in make_episodes(index, n_folds=2, max_rows=10):
+        assert len(e.rows) <= 10

@@ -1,0 +1,60 @@
+"""Context features obey the step rule and the exclusion modes."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import make_log
+from v0lite.features import compute_features, fit_pca
+from v0lite.index import Queries
+
+
+@pytest.fixture
+def model(make_model):
+    return make_model(head="prior").fit(make_log(n_policies=3, n_prompts=24, steps=True))
+
+
+def _queries(model, frame):
+    return model._queries(frame)
+
+
+def test_shapes_and_names(model):
+    q = _queries(model, make_log(n_policies=3, n_prompts=24, steps=True).drop("score"))
+    X, names = compute_features(model.index_, q, pca=fit_pca(model.index_.emb, 4))
+    assert X.shape == (len(q), len(names))
+    assert len(set(names)) == len(names)
+    assert X.dtype == np.float32
+    assert {"prior", "own_prompt_n", "xp_same_resid", "ridge_resid", "pca3"} <= set(names)
+
+
+def test_own_prompt_history_respects_exclusion(model):
+    log = make_log(n_policies=3, n_prompts=24, steps=True)
+    q = _queries(model, log.drop("score"))
+    X, names = compute_features(model.index_, q, "same_step")
+    # every (policy, prompt) occurs once in this log, at one step: with its own row hidden nothing is left
+    assert (X[:, names.index("own_prompt_n")] == 0).all()
+    Xa, _ = compute_features(model.index_, q, "any_step")
+    assert (Xa[:, names.index("xp_same_n")] == 0).all()
+    Xn, _ = compute_features(model.index_, q, "none")
+    assert (Xn[:, names.index("own_prompt_n")] >= 1).all()
+
+
+def test_own_prompt_sees_only_earlier_steps(make_model):
+    log = pl.DataFrame({"policy": ["a"] * 4 + ["b"] * 2, "prompt": ["p1", "p1", "p1", "p2", "p1", "p2"],
+                        "score": [0.0, 1.0, 1.0, 0.5, 0.5, 0.5], "step": [0, 1, 2, 0, 0, 0]})
+    model = make_model(head="prior").fit(log)
+    q = model._queries(pl.DataFrame({"policy": ["a", "a"], "prompt": ["p1", "p1"], "step": [1, 5]}))
+    X, names = compute_features(model.index_, q, "same_step")
+    n, mean, last = (X[:, names.index(c)] for c in ("own_prompt_n", "own_prompt_mean", "own_prompt_last"))
+    assert n.tolist() == [1, 3]          # step 1: only step 0 (own step-1 row hidden); step 5: all three
+    assert mean[0] == 0.0 and last[0] == 0.0
+    assert last[1] == 1.0
+    assert X[0, names.index("xp_same_n")] == pytest.approx(np.log1p(1))  # policy b's row on p1
+
+
+def test_unknown_prompt_has_no_same_prompt_evidence(model):
+    q = _queries(model, pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt never seen"]}))
+    X, names = compute_features(model.index_, q)
+    assert X[0, names.index("own_prompt_n")] == 0
+    assert X[0, names.index("xp_same_n")] == 0
+    assert np.isfinite(X[0, names.index("xp_nn_resid_t0.05")])
