@@ -63,6 +63,13 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
 
 
 def maxrss_mib() -> float:
+    """Peak RSS of this process: VmHWM (ru_maxrss would include the forking parent's RSS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
