@@ -19,6 +19,8 @@ from v0lite.route import (
     Router,
     ThresholdStrategy,
     UtilityStrategy,
+    TailEncoder,
+    _switch_points,
     get_cost_model,
     get_strategy,
 )
@@ -282,3 +284,63 @@ def test_route_cli(tmp_path, monkeypatch):
                               "--strategy", "utility", "--out", str(out)])
     assert args.func(args) == 0
     assert set(pl.read_csv(out)["policy"].to_list()) == {"big"}
+
+
+# ------------------------------------------------------------------ sweep grid, length cost, tail encoder
+
+
+def _brute_switches(P, C, grid):
+    """Rows whose utility choice differs between consecutive lam values of a fine grid."""
+    u = UtilityStrategy()
+    prev = u.choose(P, C, grid[0])
+    n = 0
+    for g in grid[1:]:
+        cur = u.choose(P, C, g)
+        n += int((cur != prev).sum())
+        prev = cur
+    return n
+
+
+def test_switch_points_are_every_change_of_choice():
+    rng = np.random.default_rng(3)
+    P = rng.uniform(size=(30, 5))
+    C = np.tile([0.01, 0.1, 0.3, 1.0, 2.0], (30, 1)) * rng.uniform(0.8, 1.2, size=(30, 5))
+    sp = np.sort(_switch_points(P, C))
+    assert (sp >= 0).all()
+    # stepping lam just past each switch point changes exactly one choice each time
+    u = UtilityStrategy()
+    assert _brute_switches(P, C, np.concatenate([[0.0], sp * (1 + 1e-9), [sp[-1] * 4]])) == len(sp)
+    # the utility grid walks from the most likely routing to the cheapest
+    grid = u.knob_grid(P, C, 12)
+    assert grid[0] == 0.0 and len(grid) <= 12
+    assert (u.choose(P, C, grid[-1]) == C.argmin(axis=1)).all()
+
+
+def test_knn_cost_uses_prompt_length():
+    vm = FakeValueModel()
+
+    class Same:  # every prompt embeds to one point: only length can tell costs apart
+        def encode(self, texts):
+            return np.ones((len(texts), 2), np.float32)
+
+    rows = []
+    for i in range(40):
+        prompt = "x" * (10 + 10 * i) + " level 1"
+        rows += [{"policy": "a", "prompt": prompt, "score": 1.0, "cost": 0.001 * len(prompt)},
+                 {"policy": "b", "prompt": prompt, "score": 0.0, "cost": 0.5}]
+    r = Router(vm, cost_model="knn", embedder=Same(), k=4).fit(pl.DataFrame(rows))
+    short, long_ = "y" * 20 + " level 1", "y" * 300 + " level 1"
+    C = r.predict_matrix([short, long_])[1]
+    assert np.allclose(C[:, 0], [0.001 * len(short), 0.001 * len(long_)], rtol=1e-6)
+    assert np.allclose(C[:, 1], 0.5)
+
+
+def test_tail_encoder_clips_long_prompts():
+    enc = TailEncoder(max_chars=12)
+    assert enc.clip("short") == "short"
+    shared = "exemplar one. exemplar two. " * 10
+    a, b = enc.clip(shared + "Q: red?"), enc.clip(shared + "Q: blue?")
+    assert a != b and a.endswith("Q: red?") and len(a) <= 12
+    assert enc.model_id.endswith("|tail12")
+    with pytest.raises(V0liteError):
+        TailEncoder(max_chars=0)

@@ -19,9 +19,10 @@ quality-target    ``target``  min mean cost subject to mean ``p >= target`` (Lag
 Ties are broken the same way everywhere: higher ``p`` first, then lower cost, then the
 policy listed first.
 
-Cost models (``COST_MODELS``): ``knn`` (mean cost of the ``k`` nearest training prompts of
-that policy, by prompt-embedding cosine similarity; a policy with at most ``k`` distinct
-prompts, or with one constant cost, gets its mean cost), ``mean`` (the policy's mean cost),
+Cost models (``COST_MODELS``): ``knn`` (per policy, a linear fit of cost on prompt length
+plus the mean residual of the ``k`` nearest training prompts of that policy, by
+prompt-embedding cosine similarity; a policy with at most ``k`` distinct prompts, or with
+one constant cost, gets its mean cost), ``mean`` (the policy's mean cost),
 ``fixed`` (a ``prices`` dict, USD per call) and ``unit`` (every call costs 1).
 """
 
@@ -52,6 +53,7 @@ __all__ = [
     "MeanCost",
     "FixedCost",
     "UnitCost",
+    "TailEncoder",
 ]
 
 _TIE = 1e-12  # scores or costs closer than this are ties
@@ -118,6 +120,35 @@ def _breakpoints(P: np.ndarray, C: np.ndarray, max_rows: int = 4096) -> np.ndarr
     dC = C[rows, :, None] - C[rows, None, :]
     ok = (dC > _TIE) & (dP > _TIE)
     return dP[ok] / dC[ok]
+
+
+def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Every ``lam`` at which a row's utility choice changes, as ``lam`` grows from 0.
+
+    Per row the choice walks the upper-left convex hull of the ``(c, p)`` points, from the
+    most likely policy to the cheapest; the switch points are the hull's slopes ``dp / dc``.
+    Vectorised over rows: at most ``n_policies`` passes.
+    """
+    n, m = P.shape
+    rows = np.arange(n)
+    cur = _max_p(P, C)
+    active = np.ones(n, dtype=bool)
+    out = []
+    for _ in range(m):
+        pc, cc = P[rows, cur][:, None], C[rows, cur][:, None]
+        dc = cc - C
+        ok = (dc > _TIE) & active[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(ok, (pc - P) / np.where(ok, dc, 1.0), np.inf)
+        smin = slope.min(axis=1)
+        has = np.isfinite(smin)
+        if not has.any():
+            break
+        nxt = np.where(slope <= smin[:, None] + _TIE, C, np.inf).argmin(axis=1)
+        out.append(np.maximum(smin[has], 0.0))
+        cur = np.where(has, nxt, cur)
+        active &= has
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _grow_until(feasible: Callable[[float], bool]) -> float:
@@ -218,13 +249,15 @@ class UtilityStrategy(_Strategy):
         return _lagrangian(P, C, lam)
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
-        """``n`` values of ``lam`` from 0 (most likely policy) past the last breakpoint (cheapest).
+        """``n`` values of ``lam`` from 0 (most likely policy) past the last switch (cheapest).
 
-        Interior values are quantiles of the pairwise breakpoints ``dp / dc``, so the sweep is
-        dense where choices change.
+        Interior values are quantiles of the switch points: the values of ``lam`` at which
+        some prompt's choice actually changes (the slopes of each row's upper-left convex
+        hull of ``(c, p)``), so every step of the sweep moves about the same number of
+        prompts, over the whole range.
         """
         P, C = _check_matrices(P, C)
-        bp = _breakpoints(P, C)
+        bp = _switch_points(P, C)
         if bp.size == 0 or n < 2:
             return np.zeros(1)
         inner = np.quantile(bp, np.linspace(0.0, 1.0, max(n - 2, 1)))
@@ -523,10 +556,13 @@ class UnitCost(_CostModel):
 
 
 class KnnCost(_CostModel):
-    """Per policy, the mean cost of the ``k`` nearest training prompts (cosine similarity).
+    """Per policy: a linear fit of cost on prompt length, plus the mean residual of the ``k``
+    nearest training prompts (cosine similarity of the prompt embeddings).
 
-    A policy with one constant cost, or with at most ``k`` distinct prompts, gets its mean
-    cost (the kNN average would equal it); policies absent from the log use ``prices``.
+    Priced APIs charge per token, so length explains most of a call's cost; the neighbours
+    add what length misses (e.g. tasks with long answers). Predictions are floored at the
+    policy's smallest observed cost. A policy with one constant cost, or with at most ``k``
+    distinct prompts, gets its mean cost; policies absent from the log use ``prices``.
     """
 
     name = "knn"
@@ -536,7 +572,7 @@ class KnnCost(_CostModel):
 
     def fit(self, policies, costs, prices, embed):
         self.mean_ = self._policy_means(policies, costs, prices)
-        self.knn_ = {}  # column -> (row indices into the train embedding, costs)
+        self.knn_ = {}  # column -> (row indices into the train embedding, residuals, coef, floor)
         self.train_emb_ = None
         if costs is None:
             return self
@@ -545,16 +581,19 @@ class KnnCost(_CostModel):
         pos: dict[str, int] = {}
         for j, p in enumerate(policies):
             sub = per.filter(pl.col("policy") == p)
-            c = sub["cost"].to_numpy()
+            c = sub["cost"].to_numpy().astype(np.float64)
             if sub.height <= self.k or np.ptp(c) <= _TIE:
                 continue
+            prompts = sub["prompt"].to_list()
+            coef = _length_fit(_lengths(prompts), c)
             rows = []
-            for t in sub["prompt"].to_list():
+            for t in prompts:
                 if t not in pos:
                     pos[t] = len(texts)
                     texts.append(t)
                 rows.append(pos[t])
-            self.knn_[j] = (np.asarray(rows, dtype=np.int64), c.astype(np.float64))
+            resid = c - _length_design(_lengths(prompts)) @ coef
+            self.knn_[j] = (np.asarray(rows, dtype=np.int64), resid, coef, float(c.min()))
         if self.knn_:
             self.train_emb_ = embed(texts)
         return self
@@ -564,9 +603,29 @@ class KnnCost(_CostModel):
         if not self.knn_ or len(prompts) == 0:
             return out
         q = embed(list(prompts))
-        for j, (rows, c) in self.knn_.items():
-            out[:, j] = _knn_mean(q, self.train_emb_[rows], c[:, None], self.k)[:, 0]
+        X = _length_design(_lengths(prompts))
+        for j, (rows, resid, coef, floor) in self.knn_.items():
+            knn = _knn_mean(q, self.train_emb_[rows], resid[:, None], self.k)[:, 0]
+            out[:, j] = np.maximum(X @ coef + knn, floor)
         return out
+
+
+def _lengths(prompts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((len(t) for t in prompts), np.float64, len(prompts))
+
+
+def _length_design(lengths: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(lengths), lengths / 1000.0], axis=1)
+
+
+def _length_fit(lengths: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Least-squares ``cost ~ a + b * length`` with ``b >= 0`` (a flat fit when the slope is negative)."""
+    X = _length_design(lengths)
+    if np.ptp(lengths) > 0:
+        coef = np.linalg.lstsq(X, cost, rcond=None)[0]
+        if coef[1] >= 0:
+            return coef
+    return np.array([cost.mean(), 0.0])
 
 
 COST_MODELS: dict[str, type[_CostModel]] = {
@@ -620,6 +679,70 @@ def _as_prompts(prompts) -> list[str]:
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"prompt {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
     return out
+
+
+# --------------------------------------------------------------------------- long-prompt encoder
+
+
+class TailEncoder:
+    """Sentence encoder that embeds the *end* of long prompts (where the question usually is).
+
+    Sentence encoders truncate their input (all-MiniLM-L6-v2: 256 word pieces, about 1,000
+    characters). Few-shot prompts start with the same exemplars, so a truncated embedding of
+    every such prompt is the same vector and nearest-neighbour evidence is blind to the actual
+    question. This encoder keeps the last ``max_chars`` characters of a longer prompt (cut at
+    a whitespace when one is near) and embeds those; shorter prompts are embedded whole.
+
+    Parameters
+    ----------
+    model : str, optional
+        Sentence-transformers name or path (default: the offline all-MiniLM-L6-v2).
+    max_chars : int, default 1000
+        Characters kept from the end of a longer prompt.
+    device : str, optional
+
+    Attributes
+    ----------
+    model_id : str
+        ``"<encoder id>|tail<max_chars>"`` (a separate embedding cache).
+
+    Examples
+    --------
+    >>> TailEncoder(max_chars=10).clip("intro " * 5 + "the question?")
+    'question?'
+    """
+
+    def __init__(self, model: str | None = None, max_chars: int = 1000, device: str | None = None):
+        if int(max_chars) < 1:
+            raise V0liteError(f"max_chars must be >= 1, got {max_chars!r}.")
+        self.model = model
+        self.max_chars = int(max_chars)
+        self.device = device
+
+    @property
+    def model_id(self) -> str:
+        from .embed import _resolve_model
+
+        return f"{_resolve_model(self.model)[0]}|tail{self.max_chars}"
+
+    def clip(self, text: str) -> str:
+        """The part of ``text`` that is embedded."""
+        if len(text) <= self.max_chars:
+            return text
+        tail = text[-self.max_chars:]
+        cut = tail.find(" ", 0, max(1, self.max_chars // 10))
+        cut2 = tail.find("\n", 0, max(1, self.max_chars // 10))
+        cut = min(c for c in (cut, cut2, len(tail)) if c >= 0)
+        out = tail[cut + 1:] if cut < len(tail) - 1 else tail
+        return out if out.strip() else tail
+
+    def encode(self, texts: Sequence[str], **kw) -> np.ndarray:
+        """L2-normalised embeddings of the clipped texts (through the plain encoder's disk cache)."""
+        from .embed import Embedder
+
+        if getattr(self, "_inner", None) is None:
+            self._inner = Embedder(self.model, device=self.device)
+        return np.asarray(self._inner.encode([self.clip(t) for t in texts]), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- router

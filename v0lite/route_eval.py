@@ -424,8 +424,9 @@ def _default_value_model(random_state: int):
 
 def _default_embedder():
     from .embed import Embedder
+    from .route import TailEncoder
 
-    return Embedder()
+    return Embedder(TailEncoder())
 
 
 def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,

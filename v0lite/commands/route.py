@@ -42,10 +42,14 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return obj
 
 
-def _make_value_model(head: str | None, random_state: int = 0):
+def _make_value_model(head: str | None, random_state: int = 0, encoder: str = "tail"):
     from ..estimator import V0Regressor
+    from ..route import TailEncoder
 
-    return V0Regressor(random_state=random_state) if head is None else V0Regressor(head=head, random_state=random_state)
+    kw = {"random_state": random_state}
+    if encoder == "tail":
+        kw["encoder"] = TailEncoder()
+    return V0Regressor(**kw) if head is None else V0Regressor(head=head, **kw)
 
 
 def _load_value_model(model_dir: str):
@@ -54,8 +58,12 @@ def _load_value_model(model_dir: str):
     return V0Regressor.load(model_dir)
 
 
-def _make_embedder():
-    return None  # route_eval builds the default Embedder lazily
+def _make_embedder(encoder: str = "tail"):
+    if encoder == "tail":
+        return None  # route_eval builds its default (tail-of-long-prompts) Embedder lazily
+    from ..embed import Embedder
+
+    return Embedder()
 
 
 def _fmt(v) -> str:
@@ -72,7 +80,7 @@ def _route_eval(args) -> int:
 
     result = route_eval(
         read_log(args.train), read_log(args.test),
-        value_model=_make_value_model(args.head), embedder=_make_embedder(),
+        value_model=_make_value_model(args.head, encoder=args.encoder), embedder=_make_embedder(args.encoder),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
         prices=_parse_prices(args.prices),
     )
@@ -147,6 +155,9 @@ def register(subparsers) -> None:
     p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
     p.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
     p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
+    p.add_argument("--encoder", default="tail", choices=["tail", "plain"],
+                   help="prompt embedding for the value model, cost model and baseline: 'tail' embeds the last "
+                        "1000 characters of long prompts (few-shot prompts share their start), 'plain' the start")
     p.set_defaults(func=_route_eval)
 
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",

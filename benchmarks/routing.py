@@ -1,0 +1,299 @@
+"""Routing benchmark (issue 4): v0lite router vs kNN router, single models, oracle, random mixes.
+
+Runs, from the public RouterDC copies under ``$V0LITE_DATA`` (default ../shared/data):
+
+1. routerdc-routerbench, its train -> its test (complete test prompts, 11 models, USD costs):
+   ``route_eval`` with the value model's heads side by side (each in the same run as the kNN
+   router baseline); AIQ, max accuracy, cost at the best single model's accuracy, oracle.
+2. Adding a model: for a few held-out policies (the most accurate one, and the most accurate
+   one costing <= 1/10 of it, both chosen on train), fit the value model on train WITHOUT
+   it, ``add_history`` m of its train outcomes (seeded sample), route on test with the full
+   pool; AIQ vs m against the value model fitted with its full history.
+3. routerdc-7model (split_by_prompt 80/20, unit costs): accuracy of the router at its max vs
+   the best single model and the oracle.
+
+Prints the tables and writes the ``routing`` section of benchmarks/RESULTS.md (between
+``<!-- routing:start -->`` and ``<!-- routing:end -->``) and benchmarks/routing_frontier.png.
+
+    python benchmarks/routing.py            # full run (tens of minutes on 2 loaded cores)
+    python benchmarks/routing.py --quick    # small run: knn head, one held-out model, 7model subsample
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import os
+import platform
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from v0lite.datasets import convert_routerbench, convert_routerdc, split_by_prompt  # noqa: E402
+from v0lite.embed import Embedder  # noqa: E402
+from v0lite.estimator import V0Regressor  # noqa: E402
+from v0lite.exceptions import V0liteWarning  # noqa: E402
+from v0lite.route import TailEncoder  # noqa: E402
+from v0lite.route_eval import plot_frontiers, route_eval  # noqa: E402
+
+START, END = "<!-- routing:start -->", "<!-- routing:end -->"
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("V0LITE_DATA", HERE.parent.parent / "shared" / "data"))
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "?"
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        ram = f"{kb / 2**20:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    load = ""
+    try:
+        load = f", load average at start {os.getloadavg()[0]:.1f}"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {ram} RAM, {cpu}{load}"
+
+
+def _f(v, fmt="{:.4f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _encoder(kind: str):
+    return TailEncoder() if kind == "tail" else None
+
+
+def _value_model(head: str, enc):
+    return V0Regressor(head=head, encoder=enc, random_state=0)
+
+
+def _eval(train, test, vm, embedder, *, fit=True, **kw):
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        res = route_eval(train, test, value_model=vm, embedder=embedder, fit_value_model=fit, **kw)
+    res["_seconds"] = time.perf_counter() - t
+    return res
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def routerbench_heads(train, test, heads, enc, embedder, log):
+    results = {}
+    for head in heads:
+        vm = _value_model(head, enc)
+        res = _eval(train, test, vm, embedder)
+        results[head] = (res, vm)
+        log(f"  {head}: AIQ {res['aiq']:.4f}, max acc {res['max_acc']:.4f}, cost@best-single "
+            f"{_f(res['cost_at_best_single_acc'], '{:.6f}')}, kNN AIQ {_f(res['baseline_knn_aiq'])} "
+            f"({res['_seconds']:.0f} s)")
+    return results
+
+
+def heads_table(results) -> str:
+    any_res = next(iter(results.values()))[0]
+    ref_cost = any_res["best_single_cost"]
+    rows = []
+    for head, (r, _) in results.items():
+        cab = r["cost_at_best_single_acc"]
+        rows.append([f"v0lite router, head={head}", _f(r["aiq"]), _f(r["max_acc"]), _f(cab, "{:.6f}"),
+                     "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", f"{r['_seconds']:.0f}"])
+    for head, (r, _) in list(results.items())[:1]:
+        cab = r["baseline_knn_cost_at_best_single_acc"]
+        rows.append(["kNN router baseline (k=32, mean cost)", _f(r["baseline_knn_aiq"]), _f(r["baseline_knn_max_acc"]),
+                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "-"])
+        rows.append(["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-", "-"])
+        rows.append([f"best single model ({r['best_single_model']})", "-", _f(r["best_single_acc"]),
+                     _f(r["best_single_cost"], "{:.6f}"), "100%", "-"])
+        rows.append(["oracle", "-", _f(r["oracle_acc"]), _f(r["oracle_cost"], "{:.6f}"),
+                     f"{100 * r['oracle_cost'] / ref_cost:.1f}%", "-"])
+    return _table(["router", "AIQ", "max acc", "cost at best-single acc ($/prompt)", "% of best single's cost",
+                   "seconds (fit+eval)"], rows)
+
+
+def held_out_models(train: pl.DataFrame, n: int) -> list[str]:
+    """The most accurate policy on train, and the most accurate costing <= 1/10 of it."""
+    st = train.group_by("policy").agg(pl.col("score").mean().alias("acc"), pl.col("cost").mean().alias("cost"))
+    st = st.sort(["acc", "cost"], descending=[True, False])
+    top = st.row(0, named=True)
+    out = [top["policy"]]
+    cheap = st.filter(pl.col("cost") <= top["cost"] / 10)
+    if cheap.height and n > 1:
+        out.append(cheap.row(0, named=True)["policy"])
+    return out[:n]
+
+
+def add_model_sweep(train, test, head, enc, embedder, held, ms, full_aiq, log, seed=0):
+    rows = []
+    for h in held:
+        rest = train.filter(pl.col("policy") != h)
+        own = train.filter(pl.col("policy") == h)
+        t = time.perf_counter()
+        base = _value_model(head, enc).fit(rest.select("policy", "prompt", "score"))
+        log(f"  without {h}: fitted in {time.perf_counter() - t:.0f} s")
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(own.height)
+        for m in ms:
+            m_eff = min(m, own.height)
+            sample = own[np.sort(perm[:m_eff]).tolist()]
+            vm = copy.deepcopy(base).add_history(sample.select("policy", "prompt", "score"))
+            # the router's train log knows only the m outcomes (and costs) of the new model
+            res = _eval(pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False)
+            rows.append([h, str(m_eff), _f(res["aiq"]), _f(res["max_acc"]),
+                         _f(res["cost_at_best_single_acc"], "{:.6f}")])
+            log(f"    {h} m={m_eff}: AIQ {res['aiq']:.4f} max acc {res['max_acc']:.4f}")
+        rows.append([h, f"full history ({own.height})", _f(full_aiq["aiq"]), _f(full_aiq["max_acc"]),
+                     _f(full_aiq["cost_at_best_single_acc"], "{:.6f}")])
+    return _table(["held-out model", "m outcomes added", "AIQ", "max acc", "cost at best-single acc"], rows)
+
+
+def sevenmodel(heads, enc, embedder, quick, log):
+    log7 = convert_routerdc(_data_dir() / "routerdc-7model")
+    if quick:
+        prompts = sorted(set(log7["prompt"].to_list()))
+        keep = set(np.random.default_rng(0).permutation(len(prompts))[:3000].tolist())
+        log7 = log7.filter(pl.col("prompt").is_in([p for i, p in enumerate(prompts) if i in keep]))
+    train, test = split_by_prompt(log7.select("policy", "prompt", "score"), test_size=0.2, random_state=0)
+    rows = []
+    for head in heads:
+        res = _eval(train, test, _value_model(head, enc), embedder)
+        rows.append([f"v0lite router, head={head}", _f(res["max_acc"]), f"{res['_seconds']:.0f}"])
+        log(f"  7model {head}: max acc {res['max_acc']:.4f} ({res['_seconds']:.0f} s)")
+    rows.append(["kNN router baseline (k=32)", _f(res["baseline_knn_max_acc"]), "-"])
+    rows.append([f"best single model ({res['best_single_model']})", _f(res["best_single_acc"]), "-"])
+    rows.append(["oracle", _f(res["oracle_acc"]), "-"])
+    info = f"{train['prompt'].n_unique()} train / {res['n_test']} test prompts, {res['n_policies']} models"
+    return info, _table(["router (unit costs: accuracy of argmax p)", "accuracy", "seconds"], rows)
+
+
+# --------------------------------------------------------------------------- RESULTS.md
+
+
+def write_section(path: Path, body: str) -> None:
+    section = f"{START}\n{body.rstrip()}\n{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n"
+    if START in text and END in text:
+        a, b = text.index(START), text.index(END) + len(END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
+    ap.add_argument("--heads", default=None, help="comma-separated heads (default knn,gbdt,ensemble; quick: knn)")
+    ap.add_argument("--encoder", default="tail", choices=["tail", "plain"],
+                    help="prompt encoder: 'tail' embeds the end of long prompts (default), 'plain' the start")
+    ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
+    ap.add_argument("--no-7model", action="store_true")
+    ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--plot", default=str(HERE / "routing_frontier.png"))
+    args = ap.parse_args(argv)
+    heads = (args.heads or ("knn" if args.quick else "knn,gbdt,ensemble")).split(",")
+    sweep_head = args.sweep_head or ("knn" if args.quick else "gbdt")
+    ms = (10, 100) if args.quick else (10, 30, 100, 300)
+    enc = _encoder(args.encoder)
+    embedder = Embedder(enc) if enc is not None else Embedder()
+    cmd = "python benchmarks/routing.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    t0 = time.perf_counter()
+    log = print
+    machine = _machine()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        rb = convert_routerbench(_data_dir() / "routerdc-routerbench")
+    train, test = rb["train"], rb["test"]
+    log(f"routerdc-routerbench: {train.height} train rows, {test.height} test rows; heads {heads}")
+    results = routerbench_heads(train, test, heads, enc, embedder, log)
+    t_heads = heads_table(results)
+    print(t_heads)
+    default = "ensemble" if "ensemble" in results else heads[0]
+    plot_frontiers(results[default][0], args.plot)
+
+    held = held_out_models(train, 1 if args.quick else 2)
+    if sweep_head in results:
+        full = results[sweep_head][0]
+    else:
+        full = _eval(train, test, _value_model(sweep_head, enc), embedder)
+    log(f"adding a model (head={sweep_head}): held out {held}, m in {ms}")
+    t_add = add_model_sweep(train, test, sweep_head, enc, embedder, held, ms, full, log)
+    print(t_add)
+
+    seven = None
+    if not args.no_7model:
+        heads7 = [h for h in ("knn", "ensemble") if h in heads] or heads[:1]
+        seven = sevenmodel(heads7, enc, embedder, args.quick, log)
+        print(seven[1])
+
+    r0 = results[default][0]
+    body = "\n".join([
+        "## Routing (issue 4)",
+        "",
+        f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
+        f"{_dt.date.today().isoformat()}, machine: {machine}; total {time.perf_counter() - t0:.0f} s "
+        "(timings are noisy: the machine is shared).",
+        f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'plain (first 256 word pieces)'}; "
+        "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
+        "(prompt length + neighbours).",
+        "",
+        f"### routerdc-routerbench (its train -> its test; {r0['n_test']} complete test prompts, "
+        f"{r0['n_policies']} models)",
+        "",
+        t_heads,
+        "",
+        f"Targets: AIQ >= 0.86; best-single accuracy at <= 35% of its cost; beat the kNN router's AIQ. "
+        f"Frontier of head={default}: `benchmarks/routing_frontier.png`.",
+        "",
+        f"### Adding a model through add_history only (head={sweep_head})",
+        "",
+        "The value model is fitted on train without the held-out model, then m of its train outcomes "
+        "(seeded sample) are added with `add_history`; routing uses the full pool on test.",
+        "",
+        t_add,
+        "",
+    ])
+    if seven is not None:
+        body += "\n".join([
+            f"### routerdc-7model (split_by_prompt 80/20, seed 0; unit costs; {seven[0]})",
+            "",
+            seven[1],
+            "",
+        ])
+    write_section(Path(args.results), body)
+    print(f"wrote {args.results} and {args.plot} ({os.path.getsize(args.plot) / 1024:.0f} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
