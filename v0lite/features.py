@@ -37,7 +37,10 @@ def fit_pca(emb: np.ndarray, n_components: int = 8, random_state: int = 0):
     comps = vt[:n_components]
     # fix each component's sign, so refits give identical features
     signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
-    return mean.astype(np.float32), (comps * signs[:, None]).astype(np.float32)
+    comps = comps * signs[:, None]
+    if len(comps) < n_components:  # fewer prompts than components: zero-pad, shapes stay fixed
+        comps = np.vstack([comps, np.zeros((n_components - len(comps), comps.shape[1]))])
+    return mean.astype(np.float32), comps.astype(np.float32)
 
 
 class _Cache:

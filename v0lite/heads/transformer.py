@@ -29,19 +29,18 @@ __all__ = ["TransformerHead"]
 _XP_WIDTH = 33
 
 
-def _net(emb_dim, n_feat, d, n_layers, n_heads, proj_dim):
+def _net(n_feat, d, n_layers, n_heads, proj_dim):
     import torch
     from torch import nn
 
     class ICLNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb_proj = nn.Linear(emb_dim, proj_dim)
             self.q_in = nn.Linear(proj_dim + n_feat, d)
             self.nn_in = nn.Linear(proj_dim + 4, d)
             self.xp_in = nn.Linear(proj_dim + 2, d)
             self.type_emb = nn.Parameter(torch.zeros(3, d))
-            layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=0.1, batch_first=True,
+            layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=0.0, batch_first=True,
                                                norm_first=True)
             self.enc = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
             self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
@@ -52,9 +51,9 @@ def _net(emb_dim, n_feat, d, n_layers, n_heads, proj_dim):
             nn.init.zeros_(self.skip.bias)
 
         def forward(self, q_emb, feat, offset, nn_emb, nn_num, nn_valid, xp_emb, xp_num, xp_valid):
-            q = self.q_in(torch.cat([self.emb_proj(q_emb), feat], -1)) + self.type_emb[0]
-            a = self.nn_in(torch.cat([self.emb_proj(nn_emb), nn_num], -1)) + self.type_emb[1]
-            b = self.xp_in(torch.cat([self.emb_proj(xp_emb), xp_num], -1)) + self.type_emb[2]
+            q = self.q_in(torch.cat([q_emb, feat], -1)) + self.type_emb[0]
+            a = self.nn_in(torch.cat([nn_emb, nn_num], -1)) + self.type_emb[1]
+            b = self.xp_in(torch.cat([xp_emb, xp_num], -1)) + self.type_emb[2]
             x = torch.cat([q[:, None], a, b], 1)
             keep = torch.cat([torch.ones_like(nn_valid[:, :1]), nn_valid, xp_valid], 1)
             h = self.enc(x, src_key_padding_mask=~keep)
@@ -72,15 +71,17 @@ class TransformerHead(BaseHead):
     n_layers : int, default 2
     n_heads : int, default 4
     proj_dim : int, default 32
-        Width of the shared projection of prompt embeddings.
+        Prompt embeddings enter as their first ``proj_dim`` principal components.
     k : int, default 32
-        Own-history tokens per query.
+        Own-policy neighbours read by the context features.
+    n_tokens : int, default 16
+        Own-history tokens and cross-policy tokens per query (each).
     max_epochs : int, default 12
     batch_size : int, default 256
     lr : float, default 2e-3
     max_rows : int, default 60000
         Query rows per episode at most.
-    rows_per_epoch : int, default 60000
+    rows_per_epoch : int, default 30000
         Training rows sampled per epoch (bounds CPU time on big logs).
     n_folds : int, default 5
     pca_components : int, default 8
@@ -88,6 +89,8 @@ class TransformerHead(BaseHead):
         Retrain on all episodes (validation prompts included) for the early-stopped number of
         epochs. Off by default: it doubles the CPU time, and without it the model used at
         predict time is exactly the one whose out-of-fold predictions the ensemble stacked.
+    n_jobs : int, default 1
+        Torch CPU threads while training (one is robust on shared cores, as for LightGBM).
 
     Examples
     --------
@@ -97,34 +100,40 @@ class TransformerHead(BaseHead):
 
     name = "transformer"
 
-    def __init__(self, d_model=64, n_layers=2, n_heads=4, proj_dim=32, k=32, max_epochs=12, batch_size=256,
-                 lr=2e-3, max_rows=60000, rows_per_epoch=60000, n_folds=5, pca_components=8, refit=False):
+    def __init__(self, d_model=64, n_layers=2, n_heads=4, proj_dim=32, k=32, n_tokens=16, max_epochs=12,
+                 batch_size=256, lr=2e-3, max_rows=60000, rows_per_epoch=30000, n_folds=5, pca_components=8, refit=False, n_jobs=1):
         super().__init__(d_model=d_model, n_layers=n_layers, n_heads=n_heads, proj_dim=proj_dim, k=k,
-                         max_epochs=max_epochs, batch_size=batch_size, lr=lr, max_rows=max_rows,
+                         n_tokens=n_tokens, max_epochs=max_epochs, batch_size=batch_size, lr=lr, max_rows=max_rows,
                          rows_per_epoch=rows_per_epoch, n_folds=n_folds, pca_components=pca_components,
-                         refit=refit)
+                         refit=refit, n_jobs=n_jobs)
 
     # -- tensors ------------------------------------------------------------------------------------
     def _standardize(self, X):
         Z = (X - self.mu_) / self.sd_
         return np.clip(np.nan_to_num(Z, nan=0.0), -5, 5).astype(np.float32)
 
-    def _tensors(self, emb, X, ctx, q_prompt_emb, idx):
+    def _project(self, emb):
+        """Prompt embeddings -> the token PCA space (fixed: cheaper than a learned 384-d layer)."""
+        return ((np.asarray(emb, np.float32) - self.tok_pca_[0]) @ self.tok_pca_[1].T).astype(np.float32)
+
+    def _tensors(self, ptab, X, ctx, q_proj, idx):
         import torch
 
+        t = self.params["n_tokens"]
         prior = np.clip(np.nan_to_num(X[idx, self._prior_col], nan=0.5), 0.02, 0.98)
-        nn_num = np.stack([ctx["nn_score"][idx], ctx["nn_resid"][idx], ctx["nn_sim"][idx], ctx["nn_gap"][idx]], -1)
-        xp_num = np.stack([ctx["xp_resid"][idx], ctx["xp_sim"][idx]], -1)
+        nn_num = np.stack([ctx["nn_score"][idx, :t], ctx["nn_resid"][idx, :t], ctx["nn_sim"][idx, :t],
+                           ctx["nn_gap"][idx, :t]], -1)
+        xp_num = np.stack([ctx["xp_resid"][idx, :t], ctx["xp_sim"][idx, :t]], -1)
         return (
-            torch.from_numpy(np.ascontiguousarray(q_prompt_emb[idx], np.float32)),
+            torch.from_numpy(np.ascontiguousarray(q_proj[idx], np.float32)),
             torch.from_numpy(self._standardize(X[idx])),
             torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)),
-            emb[torch.from_numpy(ctx["nn_prompt"][idx])],
+            ptab[torch.from_numpy(np.ascontiguousarray(ctx["nn_prompt"][idx, :t]))],
             torch.from_numpy(nn_num.astype(np.float32)),
-            torch.from_numpy(ctx["nn_valid"][idx]),
-            emb[torch.from_numpy(ctx["xp_prompt"][idx])],
+            torch.from_numpy(np.ascontiguousarray(ctx["nn_valid"][idx, :t])),
+            ptab[torch.from_numpy(np.ascontiguousarray(ctx["xp_prompt"][idx, :t]))],
             torch.from_numpy(xp_num.astype(np.float32)),
-            torch.from_numpy(ctx["xp_valid"][idx]),
+            torch.from_numpy(np.ascontiguousarray(ctx["xp_valid"][idx, :t])),
         )
 
     def _forward_all(self, net, emb, X, ctx, q_prompt_emb):
@@ -145,7 +154,7 @@ class TransformerHead(BaseHead):
         p = self.params
         torch.manual_seed(random_state)
         rng = np.random.default_rng(random_state)
-        net = _net(emb.shape[1], X.shape[1], p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
+        net = _net(X.shape[1], p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
         opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=1e-4)
         yt = torch.from_numpy(y.astype(np.float32))
         best, best_ep, best_state, history = np.inf, 0, None, []
@@ -186,7 +195,7 @@ class TransformerHead(BaseHead):
         """Fit on a prepared training set (with context); sets ``val_pred_`` like the gbdt head."""
         import torch
 
-        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        torch.set_num_threads(self.params["n_jobs"])
         self.feature_names_ = ts.names
         self._prior_col = ts.names.index("prior")
         with warnings.catch_warnings():  # all-NaN columns (e.g. no own-prompt history) are expected
@@ -195,8 +204,10 @@ class TransformerHead(BaseHead):
             sd = np.nanstd(ts.X, 0)
         self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
         self.mu_ = np.nan_to_num(self.mu_, nan=0.0)
-        emb = torch.from_numpy(np.ascontiguousarray(emb_table, np.float32))
-        q_emb = emb_table[ts.q_emb_row]
+        self.tok_pca_ = fit_pca(np.asarray(emb_table, np.float32), self.params["proj_dim"], random_state)
+        ptab = self._project(emb_table)
+        emb = torch.from_numpy(ptab)
+        q_emb = ptab[ts.q_emb_row]
         tr, va = np.flatnonzero(~ts.val), np.flatnonzero(ts.val)
         self.val_pred_ = None
         epochs = self.params["max_epochs"]
@@ -219,7 +230,12 @@ class TransformerHead(BaseHead):
     def predict_features(self, index, queries, X, ctx):
         import torch
 
-        return self._forward_all(self.net_, torch.from_numpy(np.ascontiguousarray(index.emb)), X, ctx, queries.emb)
+        # only the token prompts need projecting, not the whole table
+        used = np.unique(np.concatenate([ctx["nn_prompt"][:, :self.params["n_tokens"]].ravel(),
+                                         ctx["xp_prompt"][:, :self.params["n_tokens"]].ravel()]))
+        ptab = np.zeros((len(index.keys), self.params["proj_dim"]), np.float32)
+        ptab[used] = self._project(index.emb[used])
+        return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb))
 
     def predict(self, index, queries, *, exclude="same_step"):
         X, ctx = self.features(index, queries, exclude)
@@ -233,12 +249,11 @@ class TransformerHead(BaseHead):
 
         path = Path(path)
         save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / "transformer.safetensors"))
-        arrays = {"mu": self.mu_, "sd": self.sd_}
+        arrays = {"mu": self.mu_, "sd": self.sd_, "tok_pca_mean": self.tok_pca_[0], "tok_pca_components": self.tok_pca_[1]}
         if self.pca_ is not None:
             arrays.update(pca_mean=self.pca_[0], pca_components=self.pca_[1])
         save_arrays(path / "transformer_arrays.safetensors", arrays)
-        return {"params": self.params, "feature_names": self.feature_names_, "n_epochs": self.n_epochs_,
-                "emb_dim": int(self.net_.emb_proj.in_features)}
+        return {"params": self.params, "feature_names": self.feature_names_, "n_epochs": self.n_epochs_}
 
     @classmethod
     def load(cls, path: Path, meta: dict):
@@ -250,12 +265,13 @@ class TransformerHead(BaseHead):
         head = cls(**meta["params"])
         a = load_arrays(path / "transformer_arrays.safetensors")
         head.mu_, head.sd_ = a["mu"], a["sd"]
+        head.tok_pca_ = (a["tok_pca_mean"], a["tok_pca_components"])
         head.pca_ = (a["pca_mean"], a["pca_components"]) if "pca_mean" in a else None
         head.feature_names_ = meta["feature_names"]
         head._prior_col = head.feature_names_.index("prior")
         head.n_epochs_ = meta["n_epochs"]
         p = head.params
-        head.net_ = _net(meta["emb_dim"], len(head.feature_names_), p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
+        head.net_ = _net(len(head.feature_names_), p["d_model"], p["n_layers"], p["n_heads"], p["proj_dim"])
         head.net_.load_state_dict(load_file(str(path / "transformer.safetensors")))
         head.net_.eval()
         return head
