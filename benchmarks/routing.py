@@ -213,8 +213,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
     ap.add_argument("--heads", default=None, help="comma-separated heads (default knn,gbdt,ensemble; quick: knn)")
-    ap.add_argument("--encoder", default="tail", choices=["tail", "plain"],
-                    help="prompt encoder: 'tail' embeds the end of long prompts (default), 'plain' the start")
+    ap.add_argument("--encoder", default="plain", choices=["plain", "tail"],
+                    help="prompt encoder: 'plain' (default) embeds the start, 'tail' the end of long prompts")
     ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
     ap.add_argument("--no-7model", action="store_true")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))

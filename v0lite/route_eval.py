@@ -424,9 +424,8 @@ def _default_value_model(random_state: int):
 
 def _default_embedder():
     from .embed import Embedder
-    from .route import TailEncoder
 
-    return Embedder(TailEncoder())
+    return Embedder()
 
 
 def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,

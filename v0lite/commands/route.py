@@ -42,7 +42,7 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return obj
 
 
-def _make_value_model(head: str | None, random_state: int = 0, encoder: str = "tail"):
+def _make_value_model(head: str | None, random_state: int = 0, encoder: str = "plain"):
     from ..estimator import V0Regressor
     from ..route import TailEncoder
 
@@ -58,12 +58,13 @@ def _load_value_model(model_dir: str):
     return V0Regressor.load(model_dir)
 
 
-def _make_embedder(encoder: str = "tail"):
-    if encoder == "tail":
-        return None  # route_eval builds its default (tail-of-long-prompts) Embedder lazily
+def _make_embedder(encoder: str = "plain"):
+    if encoder != "tail":
+        return None  # route_eval builds the default Embedder lazily
     from ..embed import Embedder
+    from ..route import TailEncoder
 
-    return Embedder()
+    return Embedder(TailEncoder())
 
 
 def _fmt(v) -> str:
@@ -155,9 +156,9 @@ def register(subparsers) -> None:
     p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
     p.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
     p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
-    p.add_argument("--encoder", default="tail", choices=["tail", "plain"],
-                   help="prompt embedding for the value model, cost model and baseline: 'tail' embeds the last "
-                        "1000 characters of long prompts (few-shot prompts share their start), 'plain' the start")
+    p.add_argument("--encoder", default="plain", choices=["plain", "tail"],
+                   help="prompt embedding for the value model, cost model and baseline: 'plain' (default) the "
+                        "encoder's window from the start, 'tail' the last 1000 characters of long prompts")
     p.set_defaults(func=_route_eval)
 
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
