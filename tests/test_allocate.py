@@ -224,3 +224,64 @@ def test_disagreement_test():
     assert np.all((pv >= 0) & (pv <= 1))
     with pytest.raises(V0liteError):
         disagreement_test([0.5], [1], [2], alpha=1.5)
+
+
+# ----------------------------------------------------------------------------- Beta beliefs
+def test_beta_p_mixed_matches_monte_carlo_and_limits():
+    from v0lite.allocate import _beta_knapsack_value, beta_p_mixed
+
+    rng = np.random.default_rng(0)
+    for a, b, n in ((0.3, 2.0, 8), (2.0, 2.0, 4), (5.0, 0.7, 16)):
+        x = rng.beta(a, b, 400_000)
+        assert beta_p_mixed(a, b, n) == pytest.approx(p_mixed(x, n).mean(), abs=3e-3)
+        assert float(_beta_knapsack_value(np.array(a), np.array(b), np.array(n))) == pytest.approx(
+            knapsack_value(x, n).mean(), abs=1e-3)
+    # a very concentrated belief is the point estimate; n <= 1 is never mixed
+    assert beta_p_mixed(3e6, 7e6, 8) == pytest.approx(p_mixed(0.3, 8), abs=1e-5)
+    assert beta_p_mixed(1.0, 1.0, 1) == 0.0
+    # an unsure belief around 0.1 is much less likely mixed than the point 0.1
+    assert beta_p_mixed(0.2, 1.8, 8) < 0.6 * p_mixed(0.1, 8)
+    # degenerate parameters stay finite and in [0, 1]
+    out = beta_p_mixed(np.array([0.0, 2.0]), np.array([3.0, 0.0]), 8)
+    assert np.all(np.isfinite(out)) and np.all((out >= 0) & (out < 1e-4))
+
+
+def test_allocate_with_concentration():
+    from v0lite.allocate import beta_p_mixed, beta_params
+
+    p = np.array([0.5, 0.1, 0.03, 0.9, 0.6])
+    point = allocate(p, 40, 2, 16)
+    unsure = allocate(p, 40, 2, 16, concentration=1.0)
+    assert point.sum() <= 40 and unsure.sum() <= 40
+    # an unsure belief moves rollouts away from the prompts predicted near 0 toward the middle
+    assert unsure[:1].sum() >= point[:1].sum() and unsure[1:3].sum() <= point[1:3].sum()
+    # a huge concentration is the point allocation
+    assert allocate(p, 40, 2, 16, concentration=1e9).tolist() == point.tolist()
+    # the exact DP agrees with the expected value it maximises (per-prompt concentration)
+    c = np.array([2.0, 0.5, 8.0, 3.0, 1.0])
+    for method in ("dp", "auto"):
+        n = allocate(p, 30, 2, 12, concentration=c, method=method)
+        a, b = beta_params(p, c)
+        got = beta_p_mixed(a, b, n).sum()
+        best = max(
+            beta_p_mixed(a, b, np.array(combo)).sum()
+            for combo in itertools.product([0] + list(range(2, 13)), repeat=5)
+            if sum(combo) <= 30
+        ) if method == "dp" else got
+        assert got == pytest.approx(best, abs=1e-9)
+    with pytest.raises(V0liteError, match="concentration"):
+        allocate(p, 10, concentration=0.0)
+    with pytest.raises(V0liteError, match="one value per prompt"):
+        allocate(p, 10, concentration=[1.0, 2.0])
+    with pytest.raises(V0liteError, match="callable"):
+        allocate(p, 10, value=lambda q, k: q * k, concentration=2.0)
+    assert allocate(p, 40, 2, 16, "knapsack", concentration=c).sum() <= 40
+
+
+def test_pmixed_selector_with_concentration():
+    p = np.array([0.08, 0.3, 0.92, 0.5])
+    assert set(PMixedSelector(8).select(p, 2, random_state=0).tolist()) == {1, 3}
+    c = np.array([100.0, 0.5, 100.0, 0.5])  # the two middle predictions are very unsure
+    assert set(PMixedSelector(8, concentration=c).select(p, 2, random_state=0).tolist()) == {0, 2}
+    sel = PMixedSelector(8)
+    np.testing.assert_allclose(sel.score(p, 1e9), sel.score(p), atol=1e-5)

@@ -187,3 +187,32 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
     res = json.loads(out.read_text())
     assert res["keep_half_mixed_share_cold"] is None
     assert res["fit_steps"] == 3 and isinstance(res["keep_half_mixed_share_warm"], float)
+
+
+def test_own_counts_are_decayed_and_leak_free():
+    log = pl.DataFrame({"policy": ["p"] * 5, "prompt": ["a", "b", "a", "a", "b"], "step": [0, 0, 1, 3, 3],
+                        "n": [4] * 5, "score": [1.0, 0.0, 0.5, 0.25, 1.0]})
+    v = replay._visits(log, 8)
+    own = replay._own_counts(v, (0.5, 1.0))
+    a3 = v.with_row_index().filter((pl.col("prompt") == "a") & (pl.col("step") == 3))["index"][0]
+    a0 = v.with_row_index().filter((pl.col("prompt") == "a") & (pl.col("step") == 0))["index"][0]
+    assert own[:, :, a0].tolist() == [[0.0, 0.0], [0.0, 0.0]]  # nothing before the first visit
+    # steps 0 (4/4) and 1 (2/4) seen from step 3: decay 0.5 -> 4 * 0.125 + 2 * 0.25
+    np.testing.assert_allclose(own[0, :, a3], [4 * 0.125 + 2 * 0.25, 4 * 0.125 + 4 * 0.25])
+    np.testing.assert_allclose(own[1, :, a3], [6.0, 8.0])
+
+
+def test_strategy_variants_reported_and_predictions_returned():
+    log = _log(n_prompts=80, n_steps=10, seed=3)
+    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.05), fit_fraction=0.2,
+                    return_predictions=True)
+    for name in ("warm_point", "cold_point", "posterior", "history"):
+        assert 0 <= res[f"keep_half_mixed_share_{name}"] <= 1
+        assert res[f"effective_groups_per_1000_rollouts_{name}"] > 0
+    assert 0.5 <= res["posterior_decay_mean"] <= 1.0
+    pred = res["predictions"]
+    assert {"warm", "cold", "score", "n", "step"} <= set(pred.columns) and pred.height == res["n_visits_evaluated"]
+    # rescoring the returned predictions reproduces the scores
+    again = replay.score_predictions(pred)
+    assert again["keep_half_mixed_share_warm"] == pytest.approx(res["keep_half_mixed_share_warm"])
+    assert again["effective_groups_per_1000_rollouts"] == pytest.approx(res["effective_groups_per_1000_rollouts"])

@@ -108,3 +108,25 @@ def test_grpo_example_runs_with_stand_in_model():
     for arm in ("uniform", "v0lite"):
         assert out[arm]["rollouts"] > 0
         assert 0 <= out[arm]["mixed_groups_per_1000_rollouts"] <= 500
+
+
+def test_beta_uncertainty_moves_rollouts_off_unsure_low_predictions():
+    # predictions of 0.1 are really always-0 prompts (bimodal truth), 0.5 ones are really 0.5
+    rng = np.random.default_rng(0)
+    prompts = _prompts(40)
+    pred = {q: (0.1 if i % 2 else 0.5) for i, q in enumerate(prompts)}
+    true = {q: (0.0 if i % 2 else 0.5) for i, q in enumerate(prompts)}
+    plans = {}
+    for unc in ("beta", None):
+        planner = RolloutPlanner(FakeModel(pred), keep_fraction=1.0, uncertainty=unc, min_groups_for_fit=64)
+        for step in range(4):  # observe 160 groups so the belief is fitted
+            plan = planner.plan(prompts, step)
+            n = plan.n_rollouts
+            s = rng.binomial(n, [true[q] for q in plan.kept_prompts])
+            planner.observe(plan.kept_prompts, step, s, n)
+        plans[unc] = planner.plan(prompts, 4)
+    low = lambda plan: sum(int(n) for q, n in zip(plan.kept_prompts, plan.n_rollouts) if pred[q] < 0.3)  # noqa: E731
+    assert low(plans["beta"]) < low(plans[None])
+    assert plans["beta"].n_rollouts.sum() <= 8 * 40
+    with pytest.raises(V0liteError, match="uncertainty"):
+        RolloutPlanner(FakeModel(pred), uncertainty="gaussian")

@@ -4,7 +4,9 @@ Everything here consumes predicted success probabilities ``p`` (from any value m
 ``predict``) and never fits anything heavy:
 
 * :func:`p_mixed` -- the chance that a group of ``n`` rollouts holds both a success and a
-  failure, i.e. that GRPO gets a non-zero advantage from it.
+  failure, i.e. that GRPO gets a non-zero advantage from it; :func:`beta_p_mixed` -- the
+  same, expected over a Beta belief about ``p`` (a prediction is not the truth: a prompt
+  predicted at 0.1 is often one that never succeeds).
 * :data:`VALUES` -- value of giving ``n`` rollouts to a prompt (``"p_mixed"``,
   ``"knapsack"``).
 * :data:`SELECTORS` -- which ``m`` prompts to keep (``"target"``, ``"p-mixed"``,
@@ -28,6 +30,8 @@ from .exceptions import V0liteError
 
 __all__ = [
     "p_mixed",
+    "beta_p_mixed",
+    "beta_params",
     "knapsack_value",
     "VALUES",
     "SELECTORS",
@@ -39,6 +43,7 @@ __all__ = [
     "BetaPosterior",
     "fuse_baseline",
     "fit_prior_strength",
+    "BinnedStrength",
     "disagreement_test",
 ]
 
@@ -98,6 +103,68 @@ def p_mixed(p: Any, n: Any) -> np.ndarray:
     return np.where(n >= 2, np.clip(out, 0.0, 1.0), 0.0)
 
 
+_BETA_EPS = 1e-6  # smallest Beta parameter (a point mass at 0 or 1 is Beta(eps, ...))
+
+
+def beta_params(p: Any, concentration: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, beta) = (c p, c (1 - p))``: the Beta belief of mean ``p`` and strength ``c``.
+
+    ``c`` is the number of pseudo-rollouts the belief is worth (scalar or one per prompt,
+    finite and > 0).
+
+    Examples
+    --------
+    >>> [a.tolist() for a in beta_params([0.25], 8.0)]
+    [[2.0], [6.0]]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    c = np.asarray(concentration, dtype=np.float64)
+    if np.any(~(c > 0)) or not np.all(np.isfinite(c)):
+        raise V0liteError(f"concentration must be finite and > 0, got {concentration!r}. "
+                          "Fix: pass None for a point estimate.")
+    return c * p, c * (1.0 - p)
+
+
+def _beta_moment(alpha: np.ndarray, beta: np.ndarray, i: Any, j: Any) -> np.ndarray:
+    """``E[p**i (1 - p)**j]`` for ``p ~ Beta(alpha, beta)``: ``B(alpha + i, beta + j) / B(alpha, beta)``."""
+    from scipy.special import betaln
+
+    a = np.maximum(alpha, _BETA_EPS)
+    b = np.maximum(beta, _BETA_EPS)
+    return np.exp(betaln(a + i, b + j) - betaln(a, b))
+
+
+def beta_p_mixed(alpha: Any, beta: Any, n: Any) -> np.ndarray:
+    """Expected :func:`p_mixed` when ``p ~ Beta(alpha, beta)``, in closed form.
+
+    ``E[1 - p**n - (1 - p)**n] = 1 - B(alpha + n, beta) / B(alpha, beta)
+    - B(alpha, beta + n) / B(alpha, beta)``, broadcast over the three arguments; 0 for
+    ``n <= 1``; parameters below 1e-6 are raised to it (a point mass at 0 or 1). It is the
+    chance that ``n`` fresh rollouts of a prompt believed to be at ``Beta(alpha, beta)``
+    come out mixed, so ranking or allocating by it accounts for how sure the prediction
+    is; as ``alpha + beta`` grows it tends to :func:`p_mixed` at the mean.
+
+    Examples
+    --------
+    >>> round(float(p_mixed(0.1, 8)), 4)
+    0.5695
+    >>> round(float(beta_p_mixed(0.2, 1.8, 8)), 4)  # mean 0.1, but worth only 2 rollouts
+    0.3096
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    out = 1.0 - _beta_moment(alpha, beta, n, 0.0) - _beta_moment(alpha, beta, 0.0, n)
+    return np.where(n >= 2, np.clip(out, 0.0, 1.0), 0.0)
+
+
+def _beta_knapsack_value(alpha: np.ndarray, beta: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Expected :func:`knapsack_value` under ``Beta(alpha, beta)``: a sum of Beta moments."""
+    m = lambda i, j: _beta_moment(alpha, beta, i, j)  # noqa: E731
+    out = m(1.0, 2.0) - m(n + 1.0, 2.0) - m(1.0, n + 2.0)
+    return np.where(n >= 2, np.maximum(out, 0.0), 0.0)
+
+
 def _info_gain(p: np.ndarray) -> np.ndarray:
     """Knapsack-RL's per-prompt learning-value factor, ``p (1 - p)**2``.
 
@@ -130,6 +197,9 @@ class _PMixedValue:
     def value(self, p: np.ndarray, n: np.ndarray) -> np.ndarray:
         return p_mixed(p, n)
 
+    def beta_value(self, alpha: np.ndarray, beta: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return beta_p_mixed(alpha, beta, n)
+
 
 class _KnapsackValue:
     """Knapsack-RL value: ``p_mixed(p, n)`` times the info-gain factor ``p (1 - p)**2``."""
@@ -139,18 +209,36 @@ class _KnapsackValue:
     def value(self, p: np.ndarray, n: np.ndarray) -> np.ndarray:
         return knapsack_value(p, n)
 
+    def beta_value(self, alpha: np.ndarray, beta: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return _beta_knapsack_value(alpha, beta, n)
 
-#: Value of giving ``n`` rollouts to a prompt of success probability ``p``.
+
+#: Value of giving ``n`` rollouts to a prompt of success probability ``p`` (``value``), and its
+#: expectation when ``p ~ Beta(alpha, beta)`` (``beta_value``).
 VALUES: dict[str, type] = {"p_mixed": _PMixedValue, "knapsack": _KnapsackValue}
 
 
-def _value_fn(value: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _value_fn(value: Any, concentration: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``(p, n) -> value``; with a concentration, the value expected under ``Beta(c p, c (1 - p))``."""
     if callable(value) and not isinstance(value, str):
+        if concentration is not None:
+            raise V0liteError("a concentration needs a named value (see VALUES), not a callable. "
+                              "Fix: fold the uncertainty into your callable and pass concentration=None.")
         return value
     if isinstance(value, str):
         key = value.replace("-", "_")
         if key in VALUES:
-            return VALUES[key]().value
+            obj = VALUES[key]()
+            if concentration is None:
+                return obj.value
+            c = np.asarray(concentration, dtype=np.float64)
+
+            def expected(p, n):
+                cc = c.reshape(-1, *([1] * (np.ndim(p) - 1))) if c.ndim else c
+                a, b = beta_params(p, cc)
+                return obj.beta_value(a, b, n)
+
+            return expected
     raise _unknown("value", value, VALUES)
 
 
@@ -191,6 +279,11 @@ class PMixedSelector:
     ----------
     n : int, default 8
         Group size the chance of a mixed group is computed for.
+    concentration : float or array-like, optional
+        Strength (pseudo-rollouts) of a Beta belief around each prediction; the score is
+        then :func:`beta_p_mixed` (expected over the belief) instead of ``p_mixed`` at the
+        point prediction. Fit it with :func:`fit_prior_strength`. Can also be passed to
+        :meth:`select`.
 
     Examples
     --------
@@ -198,12 +291,20 @@ class PMixedSelector:
     [3, 1]
     """
 
-    def __init__(self, n: int = 8):
+    def __init__(self, n: int = 8, concentration: Any = None):
         self.n = int(n)
+        self.concentration = concentration
 
-    def select(self, p: Any, m: int, *, random_state: Any = None) -> np.ndarray:
+    def score(self, p: Any, concentration: Any = None) -> np.ndarray:
+        """The ranking score of each prompt: (expected) ``P(mixed | n)``."""
         p = _as_p(p)
-        return _top_m(p_mixed(p, self.n), m, random_state)
+        c = self.concentration if concentration is None else concentration
+        if c is None:
+            return p_mixed(p, self.n)
+        return beta_p_mixed(*beta_params(p, c), self.n)
+
+    def select(self, p: Any, m: int, *, random_state: Any = None, concentration: Any = None) -> np.ndarray:
+        return _top_m(self.score(p, concentration), m, random_state)
 
 
 class RandomSelector:
@@ -368,6 +469,7 @@ def allocate(
     value: Any = "p_mixed",
     *,
     method: str = "auto",
+    concentration: Any = None,
 ) -> np.ndarray:
     """Split a rollout budget over prompts to maximise the summed value.
 
@@ -397,6 +499,13 @@ def allocate(
     value : {"p_mixed", "knapsack"} or callable ``(p, n) -> value``, default "p_mixed"
         See :data:`VALUES`.
     method : {"auto", "dp", "hull"}, default "auto"
+    concentration : float or array-like, optional
+        Strength ``c`` (pseudo-rollouts) of a ``Beta(c p, c (1 - p))`` belief around each
+        prediction, one for all or one per prompt; the value maximised is then its
+        expectation under the belief (:func:`beta_p_mixed` for ``"p_mixed"``), which sends
+        fewer rollouts to prompts predicted near 0 or 1 when predictions are unsure. Fit it
+        by empirical Bayes with :func:`fit_prior_strength` on earlier outcomes. ``None``
+        (default) trusts the point prediction.
 
     Returns
     -------
@@ -412,7 +521,12 @@ def allocate(
     budget = int(budget)
     if budget < 0:
         raise V0liteError(f"budget must be >= 0, got {budget}.")
-    fn = _value_fn(value)
+    if concentration is not None:
+        c = np.asarray(concentration, dtype=np.float64)
+        if c.ndim > 1 or (c.ndim == 1 and c.size != p.size):
+            raise V0liteError(f"concentration must be a scalar or one value per prompt ({p.size}), got shape {c.shape}.")
+        beta_params(0.5, c)  # validates
+    fn = _value_fn(value, concentration)
     sizes = _sizes(n_min, n_max)
     if p.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -609,6 +723,56 @@ def fit_prior_strength(
     res = minimize_scalar(lambda x: -loglik(np.exp(np.array([x])))[0], bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-3})
     return float(np.exp(res.x))
+
+
+class BinnedStrength:
+    """Empirical-Bayes Beta strength per quantile bin of the prediction (heteroscedastic belief).
+
+    How sure a prediction is depends on its value (e.g. a prediction near 0 from a prompt
+    that never succeeded is surer than one at 0.4). The predictions of earlier groups are
+    cut into ``n_bins`` quantile bins and :func:`fit_prior_strength` is fitted in each; a
+    bin with fewer than ``min_groups`` groups gets the strength fitted on all groups.
+    Calling the fitted object maps new predictions to their bin's strength, ready for
+    ``allocate(..., concentration=...)`` or ``PMixedSelector(concentration=...)``.
+
+    Parameters
+    ----------
+    n_bins : int, default 4
+    min_groups : int, default 200
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> prior = rng.uniform(0, 1, 4000)
+    >>> s = rng.binomial(8, prior)
+    >>> bs = BinnedStrength().fit(prior, s, np.full(4000, 8))
+    >>> bs([0.1, 0.9]).shape
+    (2,)
+    """
+
+    def __init__(self, n_bins: int = 4, min_groups: int = 200):
+        if int(n_bins) < 1:
+            raise V0liteError(f"n_bins must be >= 1, got {n_bins}.")
+        self.n_bins = int(n_bins)
+        self.min_groups = int(min_groups)
+
+    def fit(self, prior_p: Any, successes: Any, n: Any) -> "BinnedStrength":
+        prior = np.asarray(prior_p, dtype=np.float64).ravel()
+        s = np.asarray(successes, dtype=np.float64).ravel()
+        m = np.asarray(n, dtype=np.float64).ravel()
+        self.overall_ = fit_prior_strength(prior, s, m)
+        self.edges_ = np.unique(np.quantile(prior, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if self.n_bins > 1 else np.zeros(0)
+        z = np.searchsorted(self.edges_, prior)
+        self.strengths_ = np.array([
+            fit_prior_strength(prior[z == b], s[z == b], m[z == b]) if (z == b).sum() >= self.min_groups else self.overall_
+            for b in range(self.edges_.size + 1)
+        ])
+        return self
+
+    def __call__(self, prior_p: Any) -> np.ndarray:
+        if not hasattr(self, "strengths_"):
+            raise V0liteError("BinnedStrength is not fitted. Call fit(prior_p, successes, n) first.")
+        return self.strengths_[np.searchsorted(self.edges_, np.asarray(prior_p, dtype=np.float64))]
 
 
 def disagreement_test(prior_p: Any, successes: Any, n: Any, alpha: float = 0.05, *, return_pvalue: bool = False):

@@ -19,27 +19,48 @@ Protocol
   earlier score, ``mean_last3`` the mean of its last three; a never-seen prompt gets the
   mean score of all visits with step < t.
 
+Beliefs (empirical Bayes, no look-ahead)
+----------------------------------------
+A point prediction ``p`` is not the truth: a prompt predicted at 0.1 is often one that never
+succeeds, and ``p_mixed(0.1, 16)`` badly overrates it. Strategies marked *Beta* rank and
+allocate by the expected ``P(mixed | n)`` under a Beta belief (:func:`~v0lite.allocate.beta_p_mixed`).
+All belief parameters at step t are fitted by maximising the beta-binomial likelihood of the
+recorded outcomes of the evaluated steps before t (the last 10,000 visits);
+``default_prior_strength`` pseudo-rollouts at the first evaluated step.
+
+* ``warm`` / ``cold``: ``Beta(c p, c (1 - p))`` around the V0 warm / cold prediction, ``c``
+  fitted per quartile of the prediction (:class:`~v0lite.allocate.BinnedStrength`).
+* ``warm_point`` / ``cold_point``: the point prediction (``p_mixed`` at ``p``).
+* ``posterior``: ``Beta(a p_cold + s_d, a (1 - p_cold) + m_d - s_d)``: the V0 cold
+  prediction (own rows hidden, so nothing is counted twice) as prior plus the prompt's own
+  earlier outcomes discounted by ``d`` per step (``s_d`` successes of ``m_d`` rollouts);
+  ``a`` and ``d`` (from ``(0.5, 0.7, 0.8, 0.9, 0.95, 1)``) fitted jointly.
+* ``history``: the same with the mean score of the earlier steps as prior (no V0).
+* ``last_visit``, ``mean_last3``, ``oracle`` (the recorded score): point; ``random``.
+
 Reported (averages over evaluated steps unless said otherwise)
 --------------------------------------------------------------
 ``keep_half_mixed_share_<s>``
-    Keep the half of step t's prompts with the highest predicted ``P(mixed | n)`` with
+    Keep the half of step t's prompts with the highest (expected) ``P(mixed | n)`` with
     ``n = rollouts_per_prompt`` (ties at random, seeded); the share of kept prompts whose
-    recorded score is strictly between 0 and 1. ``<s>`` in warm, cold, random,
-    last_visit, mean_last3, oracle (the recorded score itself).
-``effective_groups_per_1000_rollouts[_cold|_uniform|_oracle]``
+    recorded score is strictly between 0 and 1, per step, averaged over steps.
+``effective_groups_per_1000_rollouts[_<s>]``
     Budget ``rollouts_per_prompt x prompts`` at each step split by :func:`allocate`
     (``n`` in ``{0} U [n_min, n_max]``, hull method: within one prompt's value of the
-    optimum) from the warm (cold, oracle) predictions, or uniform ``rollouts_per_prompt``;
-    scored with the recorded score as the true ``p``: ``1000 x sum p_mixed(p_true, n_i) /
-    sum n_i``, pooled over all steps. The recorded score is itself an estimate from
-    ``n`` rollouts, so the oracle is optimistic (a recorded 0 or 1 is taken as certain).
+    optimum) from strategy ``<s>``'s belief (no suffix: ``warm``), or uniform
+    ``rollouts_per_prompt`` (``_uniform``); scored with the recorded score as the true
+    ``p``: ``1000 x sum p_mixed(p_true, n_i) / sum n_i``, pooled over all steps. The
+    recorded score is itself an estimate from ``n`` rollouts, so the oracle is optimistic
+    (a recorded 0 or 1 is taken as certain).
 ``baseline_mse_g<g>_{mean,prior,fused}``
     Rollouts ``Binomial(g, p_true)`` (seeded) per prompt; the MSE against ``p_true`` of the
-    group mean, of the warm V0 prediction and of :func:`fuse_baseline`. The prior strength
-    (``"auto"``) is fitted by empirical Bayes (:func:`fit_prior_strength`) on the warm
-    predictions and recorded outcomes of the steps evaluated *before* t (at most the last
-    10,000 visits), ``default_prior_strength`` at the first evaluated step; reported as
-    ``prior_strength_mean``.
+    group mean, of the warm V0 prediction and of :func:`fuse_baseline` with strength
+    ``prior_strength`` (``"auto"``: the warm concentration fitted on all earlier groups,
+    one number; reported as ``prior_strength_mean``).
+``concentration_{warm,cold}_mean``, ``posterior_{strength,decay}_mean``, ``history_{strength,decay}_mean``
+    The fitted belief parameters, averaged over steps.
+``seconds_fit``, ``seconds_add_history``, ``seconds_predict``, ``predict_calls``, ``seconds_per_predict_call``, ``seconds_score``, ``seconds_total``
+    Timings (wall clock).
 """
 
 from __future__ import annotations
@@ -54,23 +75,27 @@ import numpy as np
 import polars as pl
 
 from .allocate import (
+    BinnedStrength,
     PMixedSelector,
     RandomSelector,
     _n_keep,
     _rng,
     allocate,
-    fit_prior_strength,
     fuse_baseline,
     p_mixed,
 )
 from .exceptions import DataError, V0liteError, V0liteWarning
 from .log import validate_log
 
-__all__ = ["alloc_sim"]
+__all__ = ["alloc_sim", "score_predictions"]
 
 _KEYS = ("policy", "prompt", "step")
-_SHARE_NAMES = ("warm", "cold", "random", "last_visit", "mean_last3", "oracle")
+_SHARE_NAMES = ("warm", "cold", "random", "last_visit", "mean_last3", "oracle", "warm_point", "cold_point",
+                "posterior", "history")
+_ALLOC_NAMES = ("warm", "cold", "uniform", "oracle", "warm_point", "cold_point", "posterior", "history",
+                "last_visit", "mean_last3")
 _EB_WINDOW = 10_000
+_DECAYS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 def _visits(df: pl.DataFrame, default_n: int) -> pl.DataFrame:
@@ -97,8 +122,10 @@ def _visits(df: pl.DataFrame, default_n: int) -> pl.DataFrame:
     per_step = per_step.with_columns((cs / cc).alias("_prev_mean")).select("step", "_prev_mean")
     v = v.join(per_step, on="step", how="left")
     fill = pl.col("_prev_mean").fill_null(pl.col("score").mean())  # first step: no history at all
-    return v.with_columns(pl.col("last_visit").fill_null(fill), pl.col("mean_last3").fill_null(fill)).drop("_prev_mean").sort(
-        ["step", "policy", "prompt"]
+    return (
+        v.with_columns(pl.col("last_visit").fill_null(fill), pl.col("mean_last3").fill_null(fill), fill.alias("prev_mean"))
+        .drop("_prev_mean")
+        .sort(["step", "policy", "prompt"])
     )
 
 
@@ -117,6 +144,261 @@ def _predict(model: Any, X: pl.DataFrame, **kw) -> np.ndarray:
     return np.clip(np.nan_to_num(p, nan=0.5), 0.0, 1.0)
 
 
+def _own_counts(v: pl.DataFrame, decays: tuple) -> np.ndarray:
+    """Decayed own-history (successes, trials) of every visit, from its earlier visits only.
+
+    Returns an array (len(decays), 2, n_visits): for decay ``d`` the sums of
+    ``d ** (t - t_j) * (s_j, n_j)`` over the same (policy, prompt)'s visits ``j`` at steps
+    ``t_j < t``. ``v`` must be sorted by step.
+    """
+    pair = v.select(pl.struct("policy", "prompt").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
+    step = v["step"].to_numpy().astype(np.float64)
+    succ = (v["score"] * v["n"]).to_numpy().astype(np.float64)
+    trials = v["n"].to_numpy().astype(np.float64)
+    n_pairs = int(pair.max()) + 1 if pair.size else 0
+    d = np.asarray(decays, dtype=np.float64)[:, None]
+    S = np.zeros((d.shape[0], n_pairs))
+    M = np.zeros((d.shape[0], n_pairs))
+    T = np.zeros(n_pairs)
+    out = np.zeros((d.shape[0], 2, step.size))
+    bounds = np.flatnonzero(np.diff(step)) + 1
+    for idx in np.split(np.arange(step.size), bounds):
+        if idx.size == 0:
+            continue
+        pr, t = pair[idx], step[idx[0]]
+        f = d ** np.maximum(t - T[pr], 0.0)[None, :]
+        out[:, 0, idx] = S[:, pr] * f
+        out[:, 1, idx] = M[:, pr] * f
+        S[:, pr] = S[:, pr] * f + succ[idx][None, :]
+        M[:, pr] = M[:, pr] * f + trials[idx][None, :]
+        T[pr] = t
+    return out
+
+
+_A_GRID = np.exp(np.linspace(np.log(0.1), np.log(1000.0), 13))
+
+
+def _fit_posterior(prior: np.ndarray, own: np.ndarray, s: np.ndarray, n: np.ndarray, decays: tuple, eps: float = 1e-3):
+    """Empirical Bayes of (prior strength a, decay d) of the posterior ``Beta(a prior + s_d, a (1 - prior) + m_d - s_d)``.
+
+    Maximises the beta-binomial likelihood of the recorded outcomes (``s`` of ``n``): a
+    13-point log grid of ``a`` in [0.1, 1000] for every decay, then a bounded 1-D
+    refinement of log ``a`` around the best grid point of the best decay. ``own`` is
+    (len(decays), 2, m).
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import betaln
+
+    pr = np.clip(prior, eps, 1 - eps)
+
+    def loglik(a, j):
+        a = np.atleast_1d(a)[:, None]
+        alpha = a * pr + own[j, 0]
+        beta = a * (1 - pr) + own[j, 1] - own[j, 0]
+        return (betaln(alpha + s, beta + n - s) - betaln(alpha, beta)).sum(axis=1)
+
+    best = (-np.inf, 6, len(decays) - 1)
+    for j in range(len(decays)):
+        ll = loglik(_A_GRID, j)
+        i = int(np.argmax(ll))
+        if ll[i] > best[0]:
+            best = (float(ll[i]), i, j)
+    _, i, j = best
+    logs = np.log(_A_GRID)
+    lo, hi = logs[max(i - 1, 0)], logs[min(i + 1, logs.size - 1)]
+    res = minimize_scalar(lambda x: -loglik(np.exp(x), j)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-2})
+    return float(np.exp(res.x)), float(decays[j])
+
+
+class _Window:
+    """The last ``_EB_WINDOW`` visits of the evaluated steps before t (for empirical Bayes)."""
+
+    def __init__(self):
+        self.parts: list[dict] = []
+
+    def push(self, **arrays) -> None:
+        self.parts.append(arrays)
+        while sum(len(p["s"]) for p in self.parts) - len(self.parts[0]["s"]) >= _EB_WINDOW:
+            self.parts.pop(0)
+
+    def get(self, key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in self.parts], axis=-1)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+
+def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.ndarray, show_progress_bar: bool):
+    """Fit on the first ``n_fit`` steps, then predict every later step warm and cold (context: step < t)."""
+    cut = int(steps[n_fit - 1])
+    t0 = time.perf_counter()
+    fit_rows = visits.filter(pl.col("step") <= cut)
+    value_model.fit(fit_rows.select(*_KEYS, "n"), fit_rows["score"].to_numpy())
+    timing = {"seconds_fit": time.perf_counter() - t0, "seconds_predict": 0.0, "seconds_add_history": 0.0,
+              "predict_calls": 0}
+    cold_ok = _accepts_exclude(value_model)
+    if not cold_ok:
+        warnings.warn(
+            "value_model.predict has no 'exclude_own_prompt' keyword: cold scores are NaN.",
+            V0liteWarning,
+            stacklevel=3,
+        )
+    by_step = {int(g["step"][0]): g for g in visits.partition_by("step", maintain_order=True)}
+    eval_steps = [int(s) for s in steps[n_fit:]]
+    iterator = eval_steps
+    if show_progress_bar:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(eval_steps, desc="alloc-sim")
+    frames = []
+    prev = cut
+    for t in iterator:
+        if prev != cut:  # the last fit step is already the fitted context
+            rows = by_step[prev]
+            t0 = time.perf_counter()
+            value_model.add_history(rows.select(*_KEYS, "n"), rows["score"].to_numpy())
+            timing["seconds_add_history"] += time.perf_counter() - t0
+        prev = t
+        cur = by_step[t]
+        X = cur.select(*_KEYS)
+        t0 = time.perf_counter()
+        warm = _predict(value_model, X)
+        cold = _predict(value_model, X, exclude_own_prompt=True) if cold_ok else np.full(X.height, np.nan)
+        timing["seconds_predict"] += time.perf_counter() - t0
+        timing["predict_calls"] += 2 if cold_ok else 1
+        frames.append(cur.with_columns(pl.Series("warm", warm), pl.Series("cold", cold)))
+    return pl.concat(frames), fit_rows.height, cut, timing
+
+
+def _shares_and_alloc(name, mean, conc, true, mixed, m, rng, budget, n_min, n_max, n, shares, eff):
+    """Keep-half share and budgeted allocation of one strategy (point when ``conc`` is None)."""
+    sel = PMixedSelector(n)
+    shares[name].append(float(mixed[sel.select(mean, m, random_state=rng, concentration=conc)].mean()))
+    if name in eff:
+        n_i = allocate(mean, budget, n_min, n_max, "p_mixed", method="hull", concentration=conc)
+        eff[name][0] += float(p_mixed(true, n_i).sum())
+        eff[name][1] += int(n_i.sum())
+
+
+def score_predictions(
+    pred: pl.DataFrame,
+    *,
+    rollouts_per_prompt: int = 8,
+    group_sizes: tuple = (2, 4),
+    n_min: int = 2,
+    n_max: int = 16,
+    prior_strength: Any = "auto",
+    default_prior_strength: float = 4.0,
+    decays: tuple = _DECAYS,
+    n_bins: int = 4,
+    random_state: Any = 0,
+) -> dict:
+    """Score replayed predictions (the second half of :func:`alloc_sim`).
+
+    ``pred`` holds one row per evaluated visit, sorted by step, with ``policy``, ``prompt``,
+    ``step``, ``score``, ``n``, ``warm``, ``cold`` (NaN when not available),
+    ``last_visit``, ``mean_last3``, and the own-history columns of :func:`alloc_sim`
+    (``own_s``/``own_m``: arrays over ``decays``). Every empirical-Bayes fit at step t uses
+    evaluated steps before t only. See the module docstring for the keys.
+    """
+    rng = _rng(random_state)
+    n = int(rollouts_per_prompt)
+    own = np.stack([np.stack([np.asarray(pred[f"own_s_{j}"]), np.asarray(pred[f"own_m_{j}"])]) for j in range(len(decays))])
+    steps = pred["step"].to_numpy()
+    bounds = np.flatnonzero(np.diff(steps)) + 1
+    shares = {k: [] for k in _SHARE_NAMES}
+    eff = {k: [0.0, 0] for k in _ALLOC_NAMES}
+    mse = {(g, k): [] for g in group_sizes for k in ("mean", "prior", "fused")}
+    trace = {k: [] for k in ("prior_strength", "concentration_warm", "concentration_cold", "posterior_strength",
+                             "posterior_decay", "history_strength", "history_decay")}
+    win = _Window()
+    has_cold = bool(np.isfinite(pred["cold"].to_numpy()).all())
+    for idx in np.split(np.arange(pred.height), bounds):
+        cur = pred[idx]
+        true = cur["score"].to_numpy()
+        n_obs = cur["n"].to_numpy().astype(np.float64)
+        s_obs = true * n_obs
+        warm = cur["warm"].to_numpy()
+        cold = cur["cold"].to_numpy()
+        base = cur["prev_mean"].to_numpy()
+        own_t = own[:, :, idx]
+        mixed = (true > 0) & (true < 1)
+        k = true.size
+        m = _n_keep(k, 0.5)
+        budget = n * k
+
+        # empirical Bayes on the evaluated steps before t
+        if win:
+            ws, wn = win.get("s"), win.get("n")
+            bs_warm = BinnedStrength(n_bins).fit(win.get("warm"), ws, wn)
+            c_warm, conc_warm = bs_warm.overall_, bs_warm(warm)
+            if has_cold:
+                bs_cold = BinnedStrength(n_bins).fit(win.get("cold"), ws, wn)
+                c_cold, conc_cold = bs_cold.overall_, bs_cold(cold)
+            else:
+                c_cold = conc_cold = np.nan
+            a_post, d_post = _fit_posterior(win.get("cold") if has_cold else win.get("base"), win.get("own"), ws, wn, decays)
+            a_hist, d_hist = _fit_posterior(win.get("base"), win.get("own"), ws, wn, decays)
+        else:
+            c_warm = c_cold = conc_warm = conc_cold = a_post = a_hist = float(default_prior_strength)
+            d_post = d_hist = float(decays[-1]) if 0.9 not in decays else 0.9
+        a_fuse = float(prior_strength) if prior_strength != "auto" else c_warm
+        for key, val in (("prior_strength", a_fuse), ("concentration_warm", c_warm), ("concentration_cold", c_cold),
+                         ("posterior_strength", a_post), ("posterior_decay", d_post),
+                         ("history_strength", a_hist), ("history_decay", d_hist)):
+            trace[key].append(float(val))
+
+        def posterior(prior, a, d):
+            j = decays.index(d)
+            alpha = a * prior + own_t[j, 0]
+            beta = a * (1 - prior) + own_t[j, 1] - own_t[j, 0]
+            return alpha / (alpha + beta), alpha + beta
+
+        args = (true, mixed, m, rng, budget, n_min, n_max, n, shares, eff)
+        _shares_and_alloc("warm", warm, conc_warm, *args)
+        _shares_and_alloc("warm_point", warm, None, *args)
+        if has_cold:
+            _shares_and_alloc("cold", cold, conc_cold, *args)
+            _shares_and_alloc("cold_point", cold, None, *args)
+        else:
+            for key in ("cold", "cold_point"):
+                shares[key].append(np.nan)
+        _shares_and_alloc("posterior", *posterior(cold if has_cold else base, a_post, d_post), *args)
+        _shares_and_alloc("history", *posterior(base, a_hist, d_hist), *args)
+        for key in ("last_visit", "mean_last3"):
+            _shares_and_alloc(key, cur[key].to_numpy(), None, *args)
+        _shares_and_alloc("oracle", true, None, *args)
+        shares["random"].append(float(mixed[RandomSelector().select(true, m, random_state=rng)].mean()))
+        eff["uniform"][0] += float(p_mixed(true, n).sum())
+        eff["uniform"][1] += budget
+
+        for g in group_sizes:
+            sg = rng.binomial(int(g), true)
+            gm = sg / g
+            fused = fuse_baseline(warm, gm, g, a_fuse)
+            mse[(g, "mean")].append(float(np.mean((gm - true) ** 2)))
+            mse[(g, "prior")].append(float(np.mean((warm - true) ** 2)))
+            mse[(g, "fused")].append(float(np.mean((fused - true) ** 2)))
+        win.push(s=s_obs, n=n_obs, warm=warm, cold=cold, base=base, own=own_t)
+
+    out: dict[str, Any] = {}
+    for name in _SHARE_NAMES:
+        vals = np.asarray(shares[name], dtype=np.float64)
+        out[f"keep_half_mixed_share_{name}"] = float(np.mean(vals)) if vals.size and np.isfinite(vals).all() else float("nan")
+    for name in _ALLOC_NAMES:
+        key = "effective_groups_per_1000_rollouts" + ("" if name == "warm" else f"_{name}")
+        groups, spent = eff[name]
+        out[key] = 1000.0 * groups / spent if spent else float("nan")
+    for (g, kind), vals in mse.items():
+        out[f"baseline_mse_g{g}_{kind}"] = float(np.mean(vals))
+    for key, vals in trace.items():
+        out[f"{key}_mean"] = float(np.mean(vals)) if vals else float("nan")
+    out["n_steps_evaluated"] = len(bounds) + 1 if pred.height else 0
+    out["n_visits_evaluated"] = int(pred.height)
+    out["rollouts_per_prompt"] = n
+    return out
+
+
 def alloc_sim(
     log: Any,
     *,
@@ -131,6 +413,7 @@ def alloc_sim(
     default_prior_strength: float = 4.0,
     random_state: Any = 0,
     show_progress_bar: bool = False,
+    return_predictions: bool = False,
 ) -> dict:
     """Replay an RL outcome log step by step and score prompt selection and allocation.
 
@@ -155,9 +438,14 @@ def alloc_sim(
     n_min, n_max : int, default 2 and 16
         Allowed group sizes of the allocation (``{0} U [n_min, n_max]``).
     prior_strength : float or "auto", default "auto"
+        Prior strength of the fused baseline; "auto" = the warm concentration.
     default_prior_strength : float, default 4.0
+        Every Beta strength at the first evaluated step (nothing earlier to fit on).
     random_state : int or None, default 0
     show_progress_bar : bool, default False
+    return_predictions : bool, default False
+        Also return the per-visit predictions as ``result["predictions"]`` (a polars
+        DataFrame; rescore it with :func:`score_predictions`).
 
     Returns
     -------
@@ -195,126 +483,24 @@ def alloc_sim(
         from .estimator import V0Regressor
 
         value_model = V0Regressor(head=head) if head is not None else V0Regressor()
-    by_step = {int(g["step"][0]): g for g in visits.partition_by("step", maintain_order=True)}
-    cut = int(steps[n_fit - 1])
-
+    own = _own_counts(visits, _DECAYS)
+    visits = visits.with_columns(
+        *[pl.Series(f"own_s_{j}", own[j, 0]) for j in range(len(_DECAYS))],
+        *[pl.Series(f"own_m_{j}", own[j, 1]) for j in range(len(_DECAYS))],
+    )
+    pred, n_visits_fit, cut, timing = _predictions(visits, value_model, n_fit, steps, show_progress_bar)
     t0 = time.perf_counter()
-    fit_rows = visits.filter(pl.col("step") <= cut)
-    value_model.fit(fit_rows.select(*_KEYS, "n"), fit_rows["score"].to_numpy())
-    seconds_fit = time.perf_counter() - t0
-
-    cold_ok = _accepts_exclude(value_model)
-    if not cold_ok:
-        warnings.warn(
-            "value_model.predict has no 'exclude_own_prompt' keyword: cold scores are NaN.",
-            V0liteWarning,
-            stacklevel=2,
-        )
-    rng = _rng(random_state)
-    sel_mixed = PMixedSelector(rollouts_per_prompt)
-    shares = {k: [] for k in _SHARE_NAMES}
-    eff = {k: [0.0, 0] for k in ("warm", "cold", "uniform", "oracle")}  # [expected groups, rollouts]
-    mse = {(g, k): [] for g in group_sizes for k in ("mean", "prior", "fused")}
-    strengths: list[float] = []
-    eb_prior: list[np.ndarray] = []
-    eb_s: list[np.ndarray] = []
-    eb_n: list[np.ndarray] = []
-    seconds_predict = 0.0
-    n_evaluated = 0
-
-    eval_steps = [int(s) for s in steps[n_fit:]]
-    iterator = eval_steps
-    if show_progress_bar:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(eval_steps, desc="alloc-sim")
-    prev = cut
-    for t in iterator:
-        if prev != cut:  # the last fit step is already the fitted context
-            rows = by_step[prev]
-            value_model.add_history(rows.select(*_KEYS, "n"), rows["score"].to_numpy())
-        prev = t
-        cur = by_step[t]
-        X = cur.select(*_KEYS)
-        t0 = time.perf_counter()
-        warm = _predict(value_model, X)
-        cold = _predict(value_model, X, exclude_own_prompt=True) if cold_ok else None
-        seconds_predict += time.perf_counter() - t0
-
-        true = cur["score"].to_numpy()
-        n_obs = cur["n"].to_numpy()
-        mixed = (true > 0) & (true < 1)
-        k = true.size
-        m = _n_keep(k, 0.5)
-        n_evaluated += k
-        preds = {
-            "warm": warm,
-            "cold": cold,
-            "last_visit": cur["last_visit"].to_numpy(),
-            "mean_last3": cur["mean_last3"].to_numpy(),
-            "oracle": true,
-        }
-        for name, pred in preds.items():
-            if pred is None:
-                shares[name].append(np.nan)
-            else:
-                shares[name].append(float(mixed[sel_mixed.select(pred, m, random_state=rng)].mean()))
-        shares["random"].append(float(mixed[RandomSelector().select(true, m, random_state=rng)].mean()))
-
-        budget = rollouts_per_prompt * k
-        for name, pred in (("warm", warm), ("cold", cold), ("oracle", true)):
-            if pred is None:
-                continue
-            n_i = allocate(pred, budget, n_min, n_max, "p_mixed", method="hull")
-            eff[name][0] += float(p_mixed(true, n_i).sum())
-            eff[name][1] += int(n_i.sum())
-        eff["uniform"][0] += float(p_mixed(true, rollouts_per_prompt).sum())
-        eff["uniform"][1] += budget
-
-        if prior_strength == "auto":
-            a = (
-                fit_prior_strength(np.concatenate(eb_prior), np.concatenate(eb_s), np.concatenate(eb_n))
-                if eb_prior
-                else float(default_prior_strength)
-            )
-        else:
-            a = float(prior_strength)
-        strengths.append(a)
-        for g in group_sizes:
-            s = rng.binomial(int(g), true)
-            gm = s / g
-            fused = fuse_baseline(warm, gm, g, a)
-            mse[(g, "mean")].append(float(np.mean((gm - true) ** 2)))
-            mse[(g, "prior")].append(float(np.mean((warm - true) ** 2)))
-            mse[(g, "fused")].append(float(np.mean((fused - true) ** 2)))
-        eb_prior.append(warm)
-        eb_s.append(np.round(true * n_obs))
-        eb_n.append(n_obs.astype(np.float64))
-        while sum(x.size for x in eb_prior) - eb_prior[0].size >= _EB_WINDOW:
-            eb_prior.pop(0), eb_s.pop(0), eb_n.pop(0)
-
-    out: dict[str, Any] = {}
-    for name in _SHARE_NAMES:
-        vals = np.asarray(shares[name], dtype=np.float64)
-        out[f"keep_half_mixed_share_{name}"] = float(np.mean(vals)) if np.isfinite(vals).all() else float("nan")
-    for name, key in (
-        ("warm", "effective_groups_per_1000_rollouts"),
-        ("cold", "effective_groups_per_1000_rollouts_cold"),
-        ("uniform", "effective_groups_per_1000_rollouts_uniform"),
-        ("oracle", "effective_groups_per_1000_rollouts_oracle"),
-    ):
-        groups, spent = eff[name]
-        out[key] = 1000.0 * groups / spent if spent else float("nan")
-    for (g, kind), vals in mse.items():
-        out[f"baseline_mse_g{g}_{kind}"] = float(np.mean(vals))
-    out["prior_strength_mean"] = float(np.mean(strengths))
-    out["n_steps_evaluated"] = len(eval_steps)
+    out = score_predictions(
+        pred, rollouts_per_prompt=rollouts_per_prompt, group_sizes=group_sizes, n_min=n_min, n_max=n_max,
+        prior_strength=prior_strength, default_prior_strength=default_prior_strength, random_state=random_state,
+    )
     out["fit_steps"] = int(n_fit)
     out["fit_cut_step"] = cut
-    out["n_visits_evaluated"] = int(n_evaluated)
-    out["n_visits_fit"] = int(fit_rows.height)
-    out["rollouts_per_prompt"] = int(rollouts_per_prompt)
-    out["seconds_fit"] = seconds_fit
-    out["seconds_predict"] = seconds_predict
+    out["n_visits_fit"] = int(n_visits_fit)
+    out.update(timing)
+    out["seconds_per_predict_call"] = timing["seconds_predict"] / max(timing["predict_calls"], 1)
+    out["seconds_score"] = time.perf_counter() - t0
     out["seconds_total"] = time.perf_counter() - t_start
+    if return_predictions:
+        out["predictions"] = pred
     return out

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from .allocate import (
+    BinnedStrength,
+    PMixedSelector,
     _n_keep,
     _rng,
     allocate,
@@ -30,6 +32,8 @@ from .allocate import (
 from .exceptions import V0liteError
 
 __all__ = ["Plan", "RolloutPlanner"]
+
+_EB_WINDOW = 10_000
 
 
 class Plan(NamedTuple):
@@ -93,6 +97,14 @@ class RolloutPlanner:
     prior_strength : float or "auto", default "auto"
     default_prior_strength : float, default 4.0
     min_groups_for_fit : int, default 64
+    uncertainty : {"beta", None}, default "beta"
+        ``"beta"``: rank ("p-mixed" strategy) and allocate by the value expected under a
+        ``Beta(c p, c (1 - p))`` belief around each prediction, ``c`` fitted by empirical
+        Bayes per quartile of the prediction (:class:`v0lite.allocate.BinnedStrength`) on
+        the groups observed so far (``prior_strength`` / ``default_prior_strength`` until
+        ``min_groups_for_fit`` groups). A prediction near 0 that is often an always-failing
+        prompt then gets fewer rollouts. ``None``: trust the point prediction. Measured in
+        benchmarks/RESULTS.md (allocation section).
     alpha : float, default 0.05
         Level of the disagreement test recorded in ``last_disagreement_``.
 
@@ -130,6 +142,7 @@ class RolloutPlanner:
         prior_strength: Any = "auto",
         default_prior_strength: float = 4.0,
         min_groups_for_fit: int = 64,
+        uncertainty: Any = "beta",
         alpha: float = 0.05,
     ):
         self.value_model = value_model
@@ -144,6 +157,9 @@ class RolloutPlanner:
         self.prior_strength = prior_strength
         self.default_prior_strength = default_prior_strength
         self.min_groups_for_fit = min_groups_for_fit
+        if uncertainty not in ("beta", None):
+            raise V0liteError(f"uncertainty must be 'beta' or None, got {uncertainty!r}.")
+        self.uncertainty = uncertainty
         self.alpha = alpha
         self._selector = self._make_selector()
         if not 0 < keep_fraction <= 1:
@@ -186,8 +202,13 @@ class RolloutPlanner:
             return Plan([], np.zeros(0, dtype=np.int64), np.zeros(0))
         p = self._predict(prompts, step)
         m = _n_keep(len(prompts), self.keep_fraction)
-        keep = np.sort(self._selector.select(p, m, random_state=self._rng))
-        n = allocate(p[keep], self.budget_per_prompt * keep.size, self.n_min, self.n_max, self.value)
+        conc = self._concentration(p)
+        if conc is not None and isinstance(self._selector, PMixedSelector):
+            keep = np.sort(self._selector.select(p, m, random_state=self._rng, concentration=conc))
+        else:
+            keep = np.sort(self._selector.select(p, m, random_state=self._rng))
+        n = allocate(p[keep], self.budget_per_prompt * keep.size, self.n_min, self.n_max, self.value,
+                     concentration=None if conc is None else conc[keep])
         keep, n = keep[n > 0], n[n > 0]
         kept = [prompts[i] for i in keep]
         self._priors = {k: v for k, v in self._priors.items() if k[1] >= int(step)}  # forget old steps
@@ -195,6 +216,18 @@ class RolloutPlanner:
             self._priors[(q, int(step))] = float(pi)
         self.last_plan_ = Plan(kept, n, p[keep])
         return self.last_plan_
+
+    def _concentration(self, p: np.ndarray):
+        """Per-prompt Beta strength of the belief around ``p`` (None: point predictions)."""
+        if self.uncertainty is None:
+            return None
+        if sum(a.size for a in self._hist_prior) < self.min_groups_for_fit:
+            c = float(self.prior_strength) if self.prior_strength != "auto" else float(self.default_prior_strength)
+            return np.full(p.size, c)
+        w = -_EB_WINDOW  # the latest groups only: the policy and the value model's context drift
+        bs = BinnedStrength(min_groups=max(self.min_groups_for_fit, 50)).fit(
+            np.concatenate(self._hist_prior)[w:], np.concatenate(self._hist_s)[w:], np.concatenate(self._hist_n)[w:])
+        return bs(p)
 
     def _strength(self) -> float:
         if self.prior_strength != "auto":

@@ -8,19 +8,24 @@ from .._io import atomic_write_json
 
 __all__ = ["register"]
 
+_STRATEGIES = ("warm", "cold", "random", "last_visit", "mean_last3", "oracle", "warm_point", "cold_point",
+               "posterior", "history")
 _TABLE_GROUPS = (
-    ("keep the half with highest P(mixed | n): share of kept prompts that are mixed", (
-        "keep_half_mixed_share_warm", "keep_half_mixed_share_cold", "keep_half_mixed_share_random",
-        "keep_half_mixed_share_last_visit", "keep_half_mixed_share_mean_last3", "keep_half_mixed_share_oracle",
-    )),
-    ("budgeted allocation: expected mixed groups per 1000 rollouts", (
-        "effective_groups_per_1000_rollouts", "effective_groups_per_1000_rollouts_cold",
-        "effective_groups_per_1000_rollouts_uniform", "effective_groups_per_1000_rollouts_oracle",
+    ("keep the half with highest (expected) P(mixed | n): share of kept prompts that are mixed",
+     tuple(f"keep_half_mixed_share_{s}" for s in _STRATEGIES)),
+    ("budgeted allocation: expected mixed groups per 1000 rollouts (no suffix: warm)", (
+        "effective_groups_per_1000_rollouts", "effective_groups_per_1000_rollouts_uniform",
+        *(f"effective_groups_per_1000_rollouts_{s}" for s in _STRATEGIES if s not in ("warm", "random")),
     )),
     ("baseline MSE vs the recorded success rate", None),
+    ("empirical-Bayes belief parameters (means over steps)", (
+        "prior_strength_mean", "concentration_warm_mean", "concentration_cold_mean", "posterior_strength_mean",
+        "posterior_decay_mean", "history_strength_mean", "history_decay_mean",
+    )),
     ("run", (
         "n_steps_evaluated", "fit_steps", "fit_cut_step", "n_visits_fit", "n_visits_evaluated",
-        "prior_strength_mean", "seconds_fit", "seconds_predict", "seconds_total",
+        "seconds_fit", "seconds_add_history", "seconds_predict", "predict_calls", "seconds_per_predict_call",
+        "seconds_score", "seconds_total",
     )),
 )
 

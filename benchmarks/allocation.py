@@ -1,0 +1,177 @@
+"""Allocation benchmark: ``alloc-sim`` replays of real RL logs, written to benchmarks/RESULTS.md.
+
+Runs :func:`v0lite.replay.alloc_sim` (fit once on the earliest steps, then frozen; context
+step < t at every later step t) on
+
+* ``oneshot-rlvr-dsr-sub``: Qwen2.5-Math-1.5B GRPO run, 1,209 prompts x ~53 visits
+  (``step`` = visit index), with each requested head;
+* ``v0-dapomath``: 2 policies x GRPO checkpoints 16 -> 64 -> 256 (context.jsonl + train.jsonl),
+  fitted on step 16, replayed at 64 (context: 16) and 256 (context: 16, 64).
+
+Prints one table per run and replaces the section between ``<!-- allocation:start -->`` and
+``<!-- allocation:end -->`` of benchmarks/RESULTS.md (the file is created if absent; other
+sections are left untouched). ``--quick``: knn only, oneshot cut to its first 20 steps.
+
+Usage::
+
+    python benchmarks/allocation.py                       # knn + ensemble (+ --heads gbdt)
+    python benchmarks/allocation.py --quick --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from v0lite._io import atomic_write_bytes  # noqa: E402
+from v0lite.datasets import convert_oneshot_rlvr, convert_v0  # noqa: E402
+from v0lite.replay import alloc_sim  # noqa: E402
+
+START, END = "<!-- allocation:start -->", "<!-- allocation:end -->"
+
+STRATEGIES = (
+    ("warm", "V0 warm prediction, Beta belief (EB concentration)"),
+    ("warm_point", "V0 warm prediction, point estimate"),
+    ("cold", "V0 cold (own rows hidden), Beta belief"),
+    ("cold_point", "V0 cold, point estimate"),
+    ("posterior", "Beta posterior: V0 cold prior + own decayed history (EB strength, decay)"),
+    ("history", "Beta posterior: own decayed history only, prior = mean of earlier steps"),
+    ("last_visit", "own last visit"),
+    ("mean_last3", "mean of own last 3 visits"),
+    ("random", "random"),
+    ("uniform", "uniform 8 rollouts"),
+    ("oracle", "oracle (the recorded score)"),
+)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "?"
+    try:
+        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1])
+        ram = f"{kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return f"{os.cpu_count()} cores ({cpu}), {ram} RAM, load average at the end {load} (shared machine: timings are noisy)"
+
+
+def load_oneshot(data: Path, quick: bool) -> pl.DataFrame:
+    log = convert_oneshot_rlvr(data / "oneshot-rlvr-dsr-sub" / "dsr_sub_acc_history.jsonl")
+    return log.filter(pl.col("step") < 20) if quick else log
+
+
+def load_v0(data: Path) -> pl.DataFrame:
+    d = data / "v0-dapomath"
+    return pl.concat([convert_v0(d / "context.jsonl"), convert_v0(d / "train.jsonl")])
+
+
+def _f(v, nd=3) -> str:
+    return "-" if v is None or v != v else f"{v:.{nd}f}"
+
+
+def table(res: dict) -> str:
+    lines = ["| strategy | keep-half mixed share | mixed groups / 1,000 rollouts |", "|---|---|---|"]
+    for key, label in STRATEGIES:
+        share = res.get(f"keep_half_mixed_share_{key}")
+        eff = res.get("effective_groups_per_1000_rollouts" + ("" if key == "warm" else f"_{key}"))
+        lines.append(f"| {label} (`{key}`) | {_f(share)} | {_f(eff, 1)} |")
+    lines.append("")
+    lines.append("| baseline MSE | group mean | V0 prior | fused |")
+    lines.append("|---|---|---|---|")
+    for g in (2, 4):
+        lines.append(f"| group size {g} | " + " | ".join(_f(res.get(f"baseline_mse_g{g}_{k}"), 4)
+                                                      for k in ("mean", "prior", "fused")) + " |")
+    lines.append("")
+    lines.append(
+        f"Fit on {res['fit_steps']} step(s) (cut step {res['fit_cut_step']}, {res['n_visits_fit']:,} visits), "
+        f"{res['n_steps_evaluated']} steps / {res['n_visits_evaluated']:,} visits replayed. "
+        f"EB means: warm concentration {_f(res['concentration_warm_mean'], 1)}, cold {_f(res['concentration_cold_mean'], 1)}, "
+        f"posterior strength {_f(res['posterior_strength_mean'], 1)} / decay {_f(res['posterior_decay_mean'], 2)}. "
+        f"Time: fit {res['seconds_fit']:.0f} s, add_history {res['seconds_add_history']:.0f} s, predict "
+        f"{res['seconds_predict']:.0f} s ({res['predict_calls']} calls, {res['seconds_per_predict_call']:.2f} s each), "
+        f"total {res['seconds_total']:.0f} s."
+    )
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n"
+    section = f"{START}\n{body.rstrip()}\n{END}"
+    if START in text and END in text:
+        a, b = text.index(START), text.index(END) + len(END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="knn only; oneshot cut to its first 20 steps")
+    ap.add_argument("--heads", default=None, help="comma-separated heads for oneshot (default knn,ensemble)")
+    ap.add_argument("--v0-heads", default=None, help="heads for v0-dapomath (default: same as --heads)")
+    ap.add_argument("--data", default=os.environ.get("V0LITE_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    ap.add_argument("--json", default=None, help="also write every result as JSON here")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
+    args = ap.parse_args(argv)
+    heads = (args.heads or ("knn" if args.quick else "knn,ensemble")).split(",")
+    v0_heads = (args.v0_heads or ",".join(heads)).split(",")
+    data = Path(args.data)
+    runs = [("oneshot-rlvr-dsr-sub", h, lambda: load_oneshot(data, args.quick)) for h in heads]
+    runs += [("v0-dapomath", h, lambda: load_v0(data)) for h in v0_heads]
+    started = _dt.datetime.now().astimezone()
+    results, parts = {}, []
+    for name, head, loader in runs:
+        t0 = time.perf_counter()
+        log = loader()
+        res = alloc_sim(log, head=head)
+        res["wall_seconds"] = time.perf_counter() - t0
+        results[f"{name}/{head}"] = res
+        block = f"### {name}, head `{head}`\n\n{table(res)}"
+        print(block + "\n", flush=True)
+        parts.append(block)
+    cmd = "python benchmarks/allocation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    body = "\n\n".join([
+        "## Allocation (alloc-sim replay)",
+        f"Command: `{cmd.strip()}`. Date: {started:%Y-%m-%d %H:%M %Z}. Machine: {machine()}.",
+        "Protocol (v0lite/replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
+        "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
+        "(`add_history` after predicting). Keep-half: keep the half of step t's prompts with the highest "
+        "(expected) P(mixed | 8); share of kept prompts whose recorded score is in (0, 1), averaged over steps. "
+        "Allocation: budget 8 x prompts split over {0} U [2, 16] rollouts by the hull allocator; scored with "
+        "the recorded score as the true p, pooled over steps. Beta beliefs: concentration / strength / decay "
+        "fitted by empirical Bayes (beta-binomial likelihood) on the evaluated steps before t (last 10k visits); "
+        "4 pseudo-rollouts at the first evaluated step.",
+        *parts,
+    ])
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+    if not args.no_write:
+        write_section(Path(args.results), body)
+        print(f"wrote section of {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
