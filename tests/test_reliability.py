@@ -234,12 +234,16 @@ def test_duplicate_rows_are_kept_as_separate_observations(make_model, guarantees
     assert m.predict(pl.DataFrame({"policy": ["a"], "prompt": ["z"]}))[0] == pytest.approx(2 / 3)
 
 
-def test_huge_prompt_is_truncated_by_the_encoder_and_still_predicts(make_model, guarantees):
+def test_huge_prompt_is_read_by_its_head_and_tail_and_still_predicts(make_model, guarantees):
     guarantees.tick("bad-input cases tried")
     huge = "add the numbers " * 20000  # 320k characters, far beyond any encoder window
     m = make_model().fit(make_log())
-    p = m.predict(pl.DataFrame({"policy": ["pol0", "pol0"], "prompt": [huge, huge + "tail"]}))
+    # documented: a long prompt is embedded from its first 1,000 and last 500 characters;
+    # the middle is not read, the end is (few-shot prompts put their question last)
+    mid = huge[:5000] + "something else" + huge[5000:]
+    p = m.predict(pl.DataFrame({"policy": ["pol0"] * 3, "prompt": [huge, mid, huge + "sort the list now"]}))
     assert np.isfinite(p).all() and p[0] == p[1]
+    assert m._get_embedder().encode([huge + "sort the list now"]).tolist() != m._get_embedder().encode([huge]).tolist()
     m.add_history(pl.DataFrame({"policy": ["pol0"], "prompt": [huge], "score": [1.0]}))
 
 

@@ -98,6 +98,13 @@ class Embedder:
         tqdm bar over chunks.
     device : str, optional
         Torch device for the encoder (``None`` lets sentence-transformers choose).
+    long_text : {"head_tail", "truncate"}, default "head_tail"
+        Texts longer than ``window_chars``: "head_tail" embeds the first ``window_chars`` and
+        the last ``window_chars // 2`` characters and averages the two vectors, so a few-shot prompt whose
+        shared exemplars fill the encoder's window is still told apart by its question at the
+        end; "truncate" leaves truncation to the encoder (only the beginning counts).
+    window_chars : int, default 1000
+        About the encoder's window in characters (MiniLM: 256 tokens ~ 1,000 characters).
 
     Examples
     --------
@@ -107,8 +114,10 @@ class Embedder:
     """
 
     def __init__(self, model=None, *, cache_dir=None, batch_size=64, chunk_size=2048,
-                 show_progress_bar=False, device=None):
+                 show_progress_bar=False, device=None, long_text="head_tail", window_chars=1000):
         self.model = model
+        self.long_text = long_text
+        self.window_chars = window_chars
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.chunk_size = chunk_size
@@ -207,6 +216,10 @@ class Embedder:
             if not isinstance(t, str):
                 raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
         keys = list(keys) if keys is not None else prompt_keys(texts)
+        if self.long_text not in ("head_tail", "truncate"):
+            raise V0liteError(f"unknown long_text {self.long_text!r}; valid: ['head_tail', 'truncate']")
+        if self.long_text == "head_tail":  # a long text's vector differs: give it its own cache key
+            keys = [self._long_key(k) if len(t) > self.window_chars else k for k, t in zip(keys, texts)]
         if not texts:
             return np.zeros((0, self.dim), np.float32) if self._memory else np.zeros((0, 0), np.float32)
         missing = {k: t for k, t in zip(keys, texts) if k not in self._memory}
@@ -216,6 +229,24 @@ class Embedder:
         if missing:
             self._compute(list(missing.keys()), list(missing.values()))
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _long_key(self, key: str) -> str:
+        return hashlib.sha256(f"head_tail2:{self.window_chars}:".encode() + bytes.fromhex(key)).hexdigest()
+
+    def _segments(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """Texts to feed the encoder, and the output row each belongs to (head and tail share one)."""
+        if self.long_text != "head_tail":
+            return texts, np.arange(len(texts))
+        segs, owner = [], []
+        w = self.window_chars
+        for i, t in enumerate(texts):
+            if len(t) > w:
+                segs += [t[:w], t[-(w // 2):]]
+                owner += [i, i]
+            else:
+                segs.append(t)
+                owner.append(i)
+        return segs, np.asarray(owner)
 
     def _compute(self, keys: list[str], texts: list[str]) -> None:
         enc = self._encoder()
@@ -228,9 +259,12 @@ class Embedder:
             it = tqdm(chunks, desc="embedding", unit="chunk")
         for idx in it:
             ctexts = [texts[i] for i in idx]
-            vecs = np.asarray(self._call_encoder(enc, ctexts), dtype=np.float32)
-            if vecs.ndim != 2 or vecs.shape[0] != len(ctexts):
-                raise V0liteError(f"encoder returned shape {vecs.shape} for {len(ctexts)} texts")
+            segs, owner = self._segments(ctexts)
+            svecs = np.asarray(self._call_encoder(enc, segs), dtype=np.float32)
+            if svecs.ndim != 2 or svecs.shape[0] != len(segs):
+                raise V0liteError(f"encoder returned shape {svecs.shape} for {len(segs)} texts")
+            vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
+            np.add.at(vecs, owner, svecs)
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             vecs = vecs / np.maximum(norms, 1e-12)
             ckeys = [keys[i] for i in idx]
