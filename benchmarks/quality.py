@@ -187,7 +187,8 @@ def main(argv=None):
                 f"positive = score >= 0.5; within-policy AUC groups = (policy, step); fit_s = seconds to fit "
                 f"(CV: mean per fold); pred_per_s = predictions per second with prompts already embedded.\n\n"
                 + _markdown(rows))
-        write_section("quality", "Prediction quality (issues 2 and 3)", body)
+        name = "quality-" + "-".join(sets)
+        write_section(name, f"Prediction quality (issues 2 and 3): {', '.join(sets)}", body)
     return 0
 
 
