@@ -60,6 +60,8 @@ class _Cache:
         self.comb_score = index.score[order]
         self.comb_step = index.step[order]
         self.comb_cs = np.concatenate([[0.0], np.cumsum(self.comb_score)])
+        self.comb_resid = self.resid[order]
+        self.comb_rcs = np.concatenate([[0.0], np.cumsum(self.comb_resid)])
         # per (policy, prompt) residual sums, all steps
         upair, inv = np.unique(pair, return_inverse=True)
         self.upair = upair
@@ -138,8 +140,9 @@ def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
     out_mean = np.full(m, np.nan)
     out_last = np.full(m, np.nan)
     out_gap = np.full(m, np.nan)
+    nan = np.full(m, np.nan)
     if exclude == "any_step" or index.n_rows == 0:
-        return out_cnt, out_mean, out_last, out_gap
+        return out_cnt, out_mean, out_last, out_gap, nan, nan
     ok = q.prompt_row >= 0
     pair = q.policy.astype(np.int64) * c.n_prompts + np.maximum(q.prompt_row, 0)
     le = np.searchsorted(c.ustep, qstep, side="right")  # unique steps <= t
@@ -157,7 +160,10 @@ def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
     out_mean = np.where(has, s / np.maximum(cnt, 1), np.nan)
     out_last = np.where(has, c.comb_score[last], np.nan)
     out_gap = np.where(has, np.log1p(np.maximum(qstep - c.comb_step[last], 0)), np.nan)
-    return out_cnt, out_mean, out_last, out_gap
+    # residuals (score minus its checkpoint's mean) stay comparable while the policy improves
+    out_rmean = np.where(has, (c.comb_rcs[hi] - c.comb_rcs[lo]) / np.maximum(cnt, 1), np.nan)
+    out_rlast = np.where(has, c.comb_resid[last], np.nan)
+    return out_cnt, out_mean, out_last, out_gap, out_rmean, out_rlast
 
 
 def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step", *, pca=None,
@@ -229,11 +235,14 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
     cols["nn_log_step_gap8"] = np.log1p((np.maximum(gap[:, :8], 0) * valid[:, :8]).sum(1) / np.maximum(valid[:, :8].sum(1), 1))
 
     # the policy's own earlier outcomes on this very prompt
-    o_cnt, o_mean, o_last, o_gap = _own_prompt(index, c, q, qstep, exclude)
+    o_cnt, o_mean, o_last, o_gap, o_rmean, o_rlast = _own_prompt(index, c, q, qstep, exclude)
     cols["own_prompt_n"] = o_cnt
     cols["own_prompt_mean"] = o_mean
     cols["own_prompt_last"] = o_last
     cols["own_prompt_log_gap"] = o_gap
+    cols["own_prompt_resid_mean"] = o_rmean
+    cols["own_prompt_resid_last"] = o_rlast
+    cols["own_prompt_adjusted"] = prior + np.nan_to_num(o_rmean, nan=0.0)
 
     # cross-policy evidence on this prompt (other policies' residuals)
     pr = np.maximum(q.prompt_row, 0)
