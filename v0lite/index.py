@@ -120,6 +120,7 @@ class _Block:
                                                   faiss.METRIC_INNER_PRODUCT)
             index.cp.niter = IVF_TRAIN_ITER
             index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
+            index.cp.min_points_per_centroid = 1  # we train on a deliberate sample: no warning per build
             index.cp.seed = 1234
             n_train = min(n, IVF_TRAIN_PER_LIST * nlist)
             sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False))
