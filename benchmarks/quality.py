@@ -127,7 +127,9 @@ def bench_oneshot(heads, root, quick):
         last = cut
         ys, ps, pred_s = [], [], 0.0
         for t in targets:
-            model.add_history(df.filter((pl.col("step") > last) & (pl.col("step") < t)))
+            new = df.filter((pl.col("step") > last) & (pl.col("step") < t))
+            if new.height:
+                model.add_history(new)
             last = t - 1
             q = df.filter(pl.col("step") == t)
             t0 = time.perf_counter()
