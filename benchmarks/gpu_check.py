@@ -143,7 +143,7 @@ def load_world(bundle: Path, quick: bool):
                       np.array([len(r["prompt"]) for r in qry], np.float32))
     queries.texts = [r["prompt"] for r in qry]
     y = np.array([r["score"] for r in qry], np.float64)
-    groups = np.array([r["policy"] for r in qry])
+    groups = np.array([f"{r['policy']}@{r['step']}" for r in qry])  # (policy, step), as the issue defines within-policy AUC
     steps = np.array([r["step"] for r in qry])
     return index, queries, y, groups, steps
 
