@@ -58,3 +58,18 @@ def test_unknown_prompt_has_no_same_prompt_evidence(model):
     assert X[0, names.index("own_prompt_n")] == 0
     assert X[0, names.index("xp_same_n")] == 0
     assert np.isfinite(X[0, names.index("xp_nn_resid_t0.05")])
+
+
+def test_cold_ridge_feature_equals_a_refit_without_the_prompt(model):
+    """With exclude="any_step" the pooled ridge reads as if the query's prompt was never fitted."""
+    from v0lite.features import _cache
+
+    idx = model.index_
+    c = _cache(idx)
+    q = _queries(model, make_log(n_policies=3, n_prompts=24, steps=True).head(4).drop("score"))
+    loo = c.ridge_predict(q.emb, q.prompt_row, hide_own_prompt=True)
+    for i in range(len(q)):
+        keep = np.flatnonzero(idx.prompt_row != q.prompt_row[i])
+        X = idx.emb[idx.prompt_row[keep]].astype(np.float64)
+        w = np.linalg.solve(X.T @ X + 0.03 * idx.n_rows * np.eye(X.shape[1]), X.T @ c.resid[keep])
+        assert loo[i] == pytest.approx(float(q.emb[i] @ w), abs=1e-9)

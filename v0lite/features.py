@@ -80,11 +80,12 @@ class _Cache:
         self._ridge = None
         self._index = index
 
-    def ridge(self, lam_scale: float = 0.03) -> np.ndarray:
-        """Pooled ridge weights: embedding -> difficulty residual, shared by every policy.
+    def ridge(self, lam_scale: float = 0.03):
+        """Pooled ridge: embedding -> difficulty residual, shared by every policy.
 
-        The penalty scales with the row count (lam = lam_scale * n), so its strength does not
-        drift with the history's size; at most 200k rows are used.
+        Returns (weights, inverse of the regularised Gram matrix, per-prompt row count and
+        residual sum of the rows used). The penalty scales with the row count (lam = lam_scale *
+        n), so its strength does not drift with the history's size; at most 200k rows are used.
         """
         if self._ridge is None:
             idx = self._index
@@ -94,27 +95,31 @@ class _Cache:
             X = idx.emb[idx.prompt_row[rows]].astype(np.float64)
             d = X.shape[1]
             lam = lam_scale * max(len(rows), 1)
-            self._ridge = np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ self.resid[rows])
+            a_inv = np.linalg.inv(X.T @ X + lam * np.eye(d))
+            w = a_inv @ (X.T @ self.resid[rows])
+            n_p = len(idx.keys)
+            cnt = np.bincount(idx.prompt_row[rows], None, n_p).astype(np.float64)
+            ssum = np.bincount(idx.prompt_row[rows], self.resid[rows], n_p)
+            self._ridge = (w, a_inv, cnt, ssum)
         return self._ridge
 
-    def pair_lookup(self, policy: np.ndarray, prompt_row: np.ndarray):
-        """(residual sum, count) of each policy's rows on each prompt; 0 where none."""
-        key = policy.astype(np.int64) * self.n_prompts + prompt_row
-        pos = np.searchsorted(self.upair, key)
-        pos_c = np.minimum(pos, len(self.upair) - 1)
-        hit = (len(self.upair) > 0) & (self.upair[pos_c] == key) & (prompt_row >= 0)
-        return np.where(hit, self.pair_s[pos_c], 0.0), np.where(hit, self.pair_c[pos_c], 0.0)
+    def ridge_predict(self, emb: np.ndarray, prompt_row: np.ndarray, hide_own_prompt: bool) -> np.ndarray:
+        """Ridge prediction; with ``hide_own_prompt``, exactly as if the prompt's rows were left out.
 
-    def xindex(self):
-        """Inner-product index over the unique prompts that have any outcome."""
-        if self._xindex is None:
-            import faiss
-
-            x = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
-            idx = faiss.IndexFlatIP(x.shape[1])
-            idx.add(x)
-            self._xindex = idx
-        return self._xindex
+        Leaving out the c rows of a prompt with embedding x and residual sum s (Sherman-Morrison):
+        pred = (x.w - h s) / (1 - c h), h = x' A^-1 x. So a cold query never reads itself.
+        """
+        w, a_inv, cnt, ssum = self.ridge()
+        x = emb.astype(np.float64)
+        pred = x @ w
+        if not hide_own_prompt:
+            return pred
+        known = prompt_row >= 0
+        pr = np.where(known, prompt_row, 0)
+        c = np.where(known, cnt[pr], 0.0)
+        s = np.where(known, ssum[pr], 0.0)
+        h = np.einsum("ij,jk,ik->i", x, a_inv, x)
+        return np.where(c > 0, (pred - h * s) / np.maximum(1 - c * h, 1e-6), pred)
 
 
 def _cache(index: HistoryIndex) -> _Cache:
@@ -277,7 +282,7 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
             cols[name] = np.zeros(m)
 
     # pooled linear difficulty: a direction of the embedding shared by all policies
-    cols["ridge_resid"] = q.emb.astype(np.float64) @ c.ridge()
+    cols["ridge_resid"] = c.ridge_predict(q.emb, q.prompt_row, hide_own_prompt=exclude == "any_step")
 
     # prompt
     cols["log_len"] = np.log1p(q.length if q.length is not None else np.zeros(m))

@@ -39,16 +39,32 @@ class LinearHead(BaseHead):
         X = index.emb[index.prompt_row].astype(np.float64)
         r = index.score - index.row_base(np.arange(index.n_rows))
         lam = self.params["alpha"] * max(len(r), 1)
-        self.coef_ = np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ r)
+        self.a_inv_ = np.linalg.inv(X.T @ X + lam * np.eye(X.shape[1]))
+        self.coef_ = self.a_inv_ @ (X.T @ r)
+        # per-prompt count and residual sum of the fitted rows: a cold query is predicted as if
+        # its own prompt had been left out of the fit (Sherman-Morrison, see features.ridge_predict)
+        self.prompt_count_ = np.bincount(index.prompt_row, None, len(index.keys)).astype(np.float64)
+        self.prompt_sum_ = np.bincount(index.prompt_row, r, len(index.keys))
         return self
 
     def predict(self, index, queries, *, exclude="same_step"):
-        return np.clip(policy_prior(index, queries) + queries.emb.astype(np.float64) @ self.coef_, 0.0, 1.0)
+        x = queries.emb.astype(np.float64)
+        pred = x @ self.coef_
+        if exclude == "any_step":
+            pr = queries.prompt_row
+            known = (pr >= 0) & (pr < len(self.prompt_count_))
+            prc = np.where(known, pr, 0)
+            c = np.where(known, self.prompt_count_[prc], 0.0)
+            s = np.where(known, self.prompt_sum_[prc], 0.0)
+            h = np.einsum("ij,jk,ik->i", x, self.a_inv_, x)
+            pred = np.where(c > 0, (pred - h * s) / np.maximum(1 - c * h, 1e-6), pred)
+        return np.clip(policy_prior(index, queries) + pred, 0.0, 1.0)
 
     def save(self, path: Path) -> dict:
         from ..persist import save_arrays
 
-        save_arrays(Path(path) / "linear.safetensors", {"coef": self.coef_})
+        save_arrays(Path(path) / "linear.safetensors", {"coef": self.coef_, "a_inv": self.a_inv_,
+                                                        "prompt_count": self.prompt_count_, "prompt_sum": self.prompt_sum_})
         return {"params": self.params}
 
     @classmethod
@@ -56,5 +72,7 @@ class LinearHead(BaseHead):
         from ..persist import load_arrays
 
         head = cls(**meta["params"])
-        head.coef_ = load_arrays(Path(path) / "linear.safetensors")["coef"]
+        a = load_arrays(Path(path) / "linear.safetensors")
+        head.coef_, head.a_inv_ = a["coef"], a["a_inv"]
+        head.prompt_count_, head.prompt_sum_ = a["prompt_count"], a["prompt_sum"]
         return head
