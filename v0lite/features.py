@@ -122,6 +122,26 @@ class _Cache:
         return np.where(c > 0, (pred - h * s) / np.maximum(1 - c * h, 1e-6), pred)
 
 
+    def pair_lookup(self, policy: np.ndarray, prompt_row: np.ndarray):
+        """(residual sum, count) of each policy's rows on each prompt; 0 where none."""
+        key = policy.astype(np.int64) * self.n_prompts + prompt_row
+        pos = np.searchsorted(self.upair, key)
+        pos_c = np.minimum(pos, len(self.upair) - 1)
+        hit = (len(self.upair) > 0) & (self.upair[pos_c] == key) & (prompt_row >= 0)
+        return np.where(hit, self.pair_s[pos_c], 0.0), np.where(hit, self.pair_c[pos_c], 0.0)
+
+    def xindex(self):
+        """Inner-product index over the unique prompts that have any outcome."""
+        if self._xindex is None:
+            import faiss
+
+            x = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
+            idx = faiss.IndexFlatIP(x.shape[1])
+            idx.add(x)
+            self._xindex = idx
+        return self._xindex
+
+
 def _cache(index: HistoryIndex) -> _Cache:
     c = getattr(index, "_feature_cache", None)
     if c is None:
