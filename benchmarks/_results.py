@@ -32,7 +32,9 @@ def machine_info() -> str:
     except (OSError, StopIteration, ValueError):
         pass
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Date: {date}; machine: {os.cpu_count()} cores{mem}, {cpu}; Python {platform.python_version()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"Date: {date}; machine: {os.cpu_count()} cores{mem}, {cpu}; Python {platform.python_version()}; "
+            f"load average {load} (a shared machine: timings are noisy)")
 
 
 def write_section(name: str, title: str, body: str, path: Path = RESULTS) -> None:

@@ -53,26 +53,9 @@ def _data_dir() -> Path:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "?"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f"{kb / 2**20:.0f} GiB"
-    except (OSError, AttributeError):
-        pass
-    load = ""
-    try:
-        load = f", load average at start {os.getloadavg()[0]:.1f}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {ram} RAM, {cpu}{load}"
+    from benchmarks._results import machine_info
+
+    return machine_info()
 
 
 def _f(v, fmt="{:.4f}") -> str:
