@@ -137,18 +137,28 @@ def _demo(args) -> int:
         p = model.predict(X)
         print(f"   {prompt[:70]!r}")
         print("      " + "  ".join(f"{pol}: {v:.2f}" for pol, v in zip(pols, p)))
-    try:
-        from ..allocate import allocate, p_mixed
-    except ImportError:
-        allocate = None
-    if allocate is not None:
-        X = last.select("policy", "prompt", *(["step"] if "step" in last.columns else []))
-        p = model.predict(X)
-        n = allocate(p, budget=8 * len(p), n_min=2, n_max=16)
-        truth = last["score"].to_numpy()
-        print("\n3. GRPO budget: expected mixed (non-zero-advantage) groups per 1,000 rollouts, true p from the log:")
-        print(f"   uniform 8 rollouts: {1000 * p_mixed(truth, 8).sum() / (8 * len(p)):.1f}   "
-              f"v0lite allocation: {1000 * p_mixed(truth, n).sum() / max(n.sum(), 1):.1f}")
+    from ..allocate import allocate, fit_prior_strength, p_mixed
+
+    X = last.select("policy", "prompt", *(["step"] if "step" in last.columns else []))
+    p = model.predict(X)
+    # how far to trust a prediction: a Beta concentration fitted on the history's own latest
+    # checkpoint (each row predicted with itself hidden), so the budget avoids sure 0s and 1s
+    h_last = history.filter(pl.col("step") == history["step"].max()) if "step" in history.columns else history
+    if "n" in h_last.columns:
+        hp = model.predict(h_last.select("policy", "prompt", *(["step"] if "step" in h_last.columns else [])))
+        hn = h_last["n"].to_numpy()
+        conc = fit_prior_strength(hp, np.round(h_last["score"].to_numpy() * hn), hn)
+    else:
+        conc = None
+    n = allocate(p, budget=8 * len(p), n_min=2, n_max=16, concentration=conc)
+    truth = last["score"].to_numpy()
+    print("\n3. GRPO budget: expected mixed (non-zero-advantage) groups per 1,000 rollouts, true p from the log:")
+    print(f"   uniform 8 rollouts: {1000 * p_mixed(truth, 8).sum() / (8 * len(p)):.1f}   "
+          f"v0lite allocation: {1000 * p_mixed(truth, n).sum() / max(n.sum(), 1):.1f}")
+    mixed = (truth > 0) & (truth < 1)
+    keep = np.argsort(-p_mixed(p, 8), kind="stable")[: len(p) // 2]
+    print(f"   keep the half most likely mixed: {mixed[keep].mean():.1%} of kept prompts mixed "
+          f"(all prompts: {mixed.mean():.1%})")
     print("\nNext: `v0lite evaluate HISTORY QUERIES`, `v0lite fit HISTORY --model-dir DIR`, "
           "`v0lite route-eval TRAIN TEST`, `v0lite alloc-sim HISTORY` (see README).")
     return 0
