@@ -548,6 +548,18 @@ def allocate(
 
 
 # ----------------------------------------------------------------------------- posteriors
+def _check_counts(prompts, successes, n, *, min_n: int):
+    """(successes, n) as float arrays, checked: same length as prompts, min_n <= n, 0 <= successes <= n."""
+    s = np.asarray(successes, dtype=np.float64).ravel()
+    m = np.asarray(n, dtype=np.float64).ravel()
+    if not (len(prompts) == s.size == m.size):
+        raise V0liteError("prompts, successes and n must have the same length.")
+    if np.any(m < min_n) or np.any(s < 0) or np.any(s > m):
+        need = "0 <= successes <= n" if min_n <= 0 else f"n >= {min_n} and 0 <= successes <= n"
+        raise V0liteError(f"need {need} for every prompt.")
+    return s, m
+
+
 class BetaPosterior:
     """Per-prompt Beta posterior of the success rate from own (decayed) history.
 
@@ -603,12 +615,7 @@ class BetaPosterior:
 
     def update(self, prompts, successes, n, *, step: int = 0) -> None:
         """Add ``successes`` out of ``n`` rollouts for each prompt, observed at ``step``."""
-        s = np.asarray(successes, dtype=np.float64).ravel()
-        m = np.asarray(n, dtype=np.float64).ravel()
-        if not (len(prompts) == s.size == m.size):
-            raise V0liteError("prompts, successes and n must have the same length.")
-        if np.any(m < 0) or np.any(s < 0) or np.any(s > m):
-            raise V0liteError("need 0 <= successes <= n for every prompt.")
+        s, m = _check_counts(prompts, successes, n, min_n=0)
         rows = self._rows(list(prompts), create=True)
         # decay each touched prompt to this step once, then add (duplicates accumulate).
         uniq = np.unique(rows)

@@ -21,6 +21,7 @@ import numpy as np
 from .allocate import (
     BinnedStrength,
     PMixedSelector,
+    _check_counts,
     _n_keep,
     _rng,
     allocate,
@@ -262,12 +263,7 @@ class RolloutPlanner:
             group's advantages.
         """
         prompts = list(prompts)
-        s = np.asarray(successes, dtype=np.float64).ravel()
-        m = np.asarray(n, dtype=np.float64).ravel()
-        if not (len(prompts) == s.size == m.size):
-            raise V0liteError("prompts, successes and n must have the same length.")
-        if np.any(m < 1) or np.any(s < 0) or np.any(s > m):
-            raise V0liteError("need n >= 1 and 0 <= successes <= n for every prompt.")
+        s, m = _check_counts(prompts, successes, n, min_n=1)
         if not prompts:
             return np.zeros(0)
         prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
