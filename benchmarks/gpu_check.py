@@ -82,9 +82,15 @@ def install_faiss_shim() -> None:
             super().__init__(d)
             self.hnsw = types.SimpleNamespace(efSearch=128)
 
+    def knn(q, xb, k, metric=None):
+        index = IndexFlatIP(np.asarray(xb).shape[1])
+        index.x = np.asarray(xb, np.float32)
+        return index.search(q, k)
+
     shim = types.ModuleType("faiss")
+    shim.knn = knn
     shim.IndexFlatIP, shim.IndexHNSWFlat, shim.IDSelectorRange = IndexFlatIP, IndexHNSWFlat, IDSelectorRange
-    shim.SearchParameters = shim.SearchParametersHNSW = SearchParameters
+    shim.SearchParameters = shim.SearchParametersHNSW = shim.SearchParametersIVF = SearchParameters
     shim.METRIC_INNER_PRODUCT = 0
     shim.__version__ = "numpy-shim"
     sys.modules["faiss"] = shim
