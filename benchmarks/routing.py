@@ -88,15 +88,20 @@ def _eval(train, test, vm, embedder, *, fit=True, **kw):
 # --------------------------------------------------------------------------- parts
 
 
-def routerbench_heads(train, test, heads, enc, embedder, log):
+def _label(head, shrink):
+    return head if shrink is None else f"{head}, shrink={shrink}"
+
+
+def routerbench_heads(train, test, heads, enc, embedder, log, shrinks=(None,)):
     results = {}
     for head in heads:
         vm = _value_model(head, enc)
-        res = _eval(train, test, vm, embedder)
-        results[head] = (res, vm)
-        log(f"  {head}: AIQ {res['aiq']:.4f}, max acc {res['max_acc']:.4f}, cost@best-single "
-            f"{_f(res['cost_at_best_single_acc'], '{:.6f}')}, kNN AIQ {_f(res['baseline_knn_aiq'])} "
-            f"({res['_seconds']:.0f} s)")
+        for i, shrink in enumerate(shrinks):  # the value model is fitted once, by the first run
+            res = _eval(train, test, vm, embedder, fit=i == 0, shrink=shrink)
+            results[_label(head, shrink)] = (res, vm)
+            log(f"  {_label(head, shrink)}: AIQ {res['aiq']:.4f}, max acc {res['max_acc']:.4f}, cost@best-single "
+                f"{_f(res['cost_at_best_single_acc'], '{:.6f}')}, kNN AIQ {_f(res['baseline_knn_aiq'])}, "
+                f"shrink {res['shrink']:.1f} (prior_k {res['prior_k']}) ({res['_seconds']:.0f} s)")
     return results
 
 
@@ -106,6 +111,8 @@ def heads_table(results) -> str:
     rows = []
     for head, (r, _) in results.items():
         cab = r["cost_at_best_single_acc"]
+        if r["shrink"]:
+            head += f" (chose {r['shrink']:.1f}, prior_k {r['prior_k']})"
         rows.append([f"v0lite router, head={head}", _f(r["aiq"]), _f(r["max_acc"]), _f(cab, "{:.6f}"),
                      "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", f"{r['_seconds']:.0f}"])
     for head, (r, _) in list(results.items())[:1]:
@@ -157,7 +164,7 @@ def add_model_sweep(train, test, head, enc, embedder, held, ms, full_aiq, log, s
     return _table(["held-out model", "m outcomes added", "AIQ", "max acc", "cost at best-single acc"], rows)
 
 
-def sevenmodel(heads, enc, embedder, quick, log):
+def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
     log7 = convert_routerdc(_data_dir() / "routerdc-7model")
     if quick:
         prompts = sorted(set(log7["prompt"].to_list()))
@@ -166,9 +173,13 @@ def sevenmodel(heads, enc, embedder, quick, log):
     train, test = split_by_prompt(log7.select("policy", "prompt", "score"), test_size=0.2, random_state=0)
     rows = []
     for head in heads:
-        res = _eval(train, test, _value_model(head, enc), embedder)
-        rows.append([f"v0lite router, head={head}", _f(res["max_acc"]), f"{res['_seconds']:.0f}"])
-        log(f"  7model {head}: max acc {res['max_acc']:.4f} ({res['_seconds']:.0f} s)")
+        vm = _value_model(head, enc)
+        for i, shrink in enumerate(shrinks):
+            res = _eval(train, test, vm, embedder, fit=i == 0, shrink=shrink)
+            name = _label(head, shrink) + (f" (chose {res['shrink']:.1f}, prior_k {res['prior_k']})"
+                                           if res["shrink"] else "")
+            rows.append([f"v0lite router, head={name}", _f(res["max_acc"]), f"{res['_seconds']:.0f}"])
+            log(f"  7model {name}: max acc {res['max_acc']:.4f} ({res['_seconds']:.0f} s)")
     rows.append(["kNN router baseline (k=32)", _f(res["baseline_knn_max_acc"]), "-"])
     rows.append([f"best single model ({res['best_single_model']})", _f(res["best_single_acc"]), "-"])
     rows.append(["oracle", _f(res["oracle_acc"]), "-"])
@@ -199,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default="plain", choices=["plain", "tail"],
                     help="prompt encoder: 'plain' (default) embeds the start, 'tail' the end of long prompts")
     ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
+    ap.add_argument("--shrink", default=None, choices=["cv"],
+                    help="also run every head with Router(shrink='cv') (weight and prior chosen on train folds)")
     ap.add_argument("--no-7model", action="store_true")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--plot", default=str(HERE / "routing_frontier.png"))
@@ -218,15 +231,18 @@ def main(argv=None) -> int:
         rb = convert_routerbench(_data_dir() / "routerdc-routerbench")
     train, test = rb["train"], rb["test"]
     log(f"routerdc-routerbench: {train.height} train rows, {test.height} test rows; heads {heads}")
-    results = routerbench_heads(train, test, heads, enc, embedder, log)
+    shrinks = (None,) if args.shrink is None else (None, args.shrink)
+    results = routerbench_heads(train, test, heads, enc, embedder, log, shrinks)
     t_heads = heads_table(results)
     print(t_heads)
-    default = "ensemble" if "ensemble" in results else heads[0]
+    default = "ensemble" if "ensemble" in results else heads[-1]
+    if args.shrink is not None:
+        default = _label(default, args.shrink)
     plot_frontiers(results[default][0], args.plot)
 
     held = held_out_models(train, 1 if args.quick else 2)
     if sweep_head in results:
-        full = results[sweep_head][0]
+        full = results[sweep_head][0]  # the sweep routes without shrinkage, as does this reference
     else:
         full = _eval(train, test, _value_model(sweep_head, enc), embedder)
     log(f"adding a model (head={sweep_head}): held out {held}, m in {ms}")
@@ -236,7 +252,7 @@ def main(argv=None) -> int:
     seven = None
     if not args.no_7model:
         heads7 = [h for h in ("knn", "ensemble") if h in heads] or heads[:1]
-        seven = sevenmodel(heads7, enc, embedder, args.quick, log)
+        seven = sevenmodel(heads7, enc, embedder, args.quick, log, shrinks)
         print(seven[1])
 
     r0 = results[default][0]
@@ -248,7 +264,9 @@ def main(argv=None) -> int:
         "(timings are noisy: the machine is shared).",
         f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'plain (first 256 word pieces)'}; "
         "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
-        "(prompt length + neighbours).",
+        "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
+        "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
+        "prompt-grouped folds of train (5 extra value-model fits).",
         "",
         f"### routerdc-routerbench (its train -> its test; {r0['n_test']} complete test prompts, "
         f"{r0['n_policies']} models)",

@@ -20,6 +20,8 @@ from v0lite.route import (
     ThresholdStrategy,
     UtilityStrategy,
     TailEncoder,
+    _knn_mean,
+    _knn_prefix_means,
     _switch_points,
     get_cost_model,
     get_strategy,
@@ -256,6 +258,105 @@ def test_router_budget_route_honours_budget():
     idx = r.choose(P, C, budget=0.5)
     assert C[np.arange(50), idx].mean() <= 0.5 + 1e-9
     assert C[np.arange(50), idx].mean() >= 0.45  # the budget is used
+
+
+class NoiseValueModel:
+    """Ignores the prompt: a seeded random guess per (policy, prompt); records what each fit saw."""
+
+    def __init__(self, seed=0):
+        self.seed = seed
+        self.fitted_prompts = []
+
+    def fit(self, X, y):
+        self.fitted_prompts.append(set(X["prompt"].to_list()))
+        return self
+
+    def predict(self, X):
+        keys = [hash((a, b, self.seed)) % 1000 for a, b in zip(X["policy"].to_list(), X["prompt"].to_list())]
+        return np.array(keys, dtype=np.float64) / 1000.0
+
+
+def test_knn_prefix_means_match_knn_mean():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 4)).astype(np.float32)
+    q = rng.normal(size=(7, 4)).astype(np.float32)
+    v = rng.uniform(size=50)
+    got = _knn_prefix_means(q, train, v, [1, 5, 20, 50, 80])
+    for k in (1, 5, 20, 50):
+        assert np.allclose(got[k], _knn_mean(q, train, v[:, None], k)[:, 0])
+    assert set(got) == {1, 5, 20, 50}  # 80 is capped at n_train
+
+
+def test_router_shrink_fixed_weight_and_prior():
+    log = _log(40)
+    means = log.group_by("policy").agg(pl.col("score").mean())
+    mean = dict(zip(means["policy"].to_list(), means["score"].to_list()))
+    r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4, shrink=0.25).fit(log)
+    assert r.shrink_ == 0.25 and r.prior_k_ is None
+    P, _ = r.predict_matrix(["new level 5"])
+    want = [0.75 * _p_of(p, "new level 5") + 0.25 * mean[p] for p in r.policies_]
+    assert np.allclose(P[0], want)
+    # local prior: the policy's mean outcome on the prior_k nearest train prompts (level-5 prompts here)
+    r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4, shrink=1.0, prior_k=4).fit(log)
+    P, _ = r.predict_matrix(["new level 5"])
+    near = log.filter(pl.col("prompt").str.ends_with("level 5")).group_by("policy").agg(pl.col("score").mean())
+    near = dict(zip(near["policy"].to_list(), near["score"].to_list()))
+    assert np.allclose(P[0], [near[p] for p in r.policies_])
+    # no shrink: P untouched
+    r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log)
+    assert r.shrink_ == 0.0 and np.allclose(r.predict_matrix(["new level 5"])[0][0],
+                                            [_p_of(p, "new level 5") for p in r.policies_])
+
+
+def test_router_shrink_cv_choice_is_out_of_fold():
+    log = _log(60)
+    noise = NoiseValueModel()
+    r = Router(noise, embedder=FakeEmbedder(), k=4, shrink="cv", cv=3).fit(log)
+    # a guessing value model is replaced by the prior almost entirely
+    assert r.shrink_ >= 0.8
+    sc = r.shrink_scores_
+    assert len(sc["brier"]) == len(sc["prior_k"]) and len(sc["brier"][0]) == len(sc["shrink"])
+    assert sc["prior_k"][-1] is None
+    # a perfect value model keeps (most of) its own predictions
+    r_true = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4, shrink="cv", cv=3).fit(log)
+    assert r_true.shrink_ < r.shrink_
+    # the copies are refitted, never the router's own value model
+    assert noise.fitted_prompts == []
+
+
+def test_router_shrink_cv_folds_hold_out_whole_prompts(monkeypatch):
+    import v0lite.route as route_mod
+
+    fits = []
+
+    class Recorder(NoiseValueModel):
+        def fit(self, X, y):
+            fits.append(set(X["prompt"].to_list()))
+            return self
+
+    monkeypatch.setattr(route_mod, "_clone", lambda m: Recorder())
+    log = _log(30)
+    Router(NoiseValueModel(), embedder=FakeEmbedder(), k=4, shrink="cv", cv=3).fit(log)
+    prompts = set(log["prompt"].to_list())
+    assert len(fits) == 3
+    held = [prompts - f for f in fits]
+    assert all(h for h in held) and set().union(*held) == prompts
+    assert sum(len(h) for h in held) == len(prompts)  # each prompt held out once
+
+
+def test_router_shrink_errors():
+    vm = FakeValueModel()
+    for bad in ("yes", 1.5, -0.1):
+        with pytest.raises(V0liteError, match="shrink"):
+            Router(vm, embedder=FakeEmbedder(), shrink=bad).fit(_log())
+    with pytest.raises(V0liteError, match="prior_k"):
+        Router(vm, embedder=FakeEmbedder(), shrink=0.5, prior_k=0).fit(_log())
+    with pytest.raises(DataError, match="score"):
+        Router(vm, embedder=FakeEmbedder(), shrink=0.5).fit(_log().drop("score"))
+    with pytest.raises(DataError, match="score"):
+        Router(vm, cost_model="fixed", prices={"a": 1.0}, shrink=0.5).fit()
+    with pytest.raises(V0liteError, match="cv"):
+        Router(vm, embedder=FakeEmbedder(), shrink="cv", cv=1).fit(_log())
 
 
 # ------------------------------------------------------------------ CLI

@@ -94,6 +94,36 @@ def test_aiq_hand_computed():
         aiq([1.0], [0.5], c_max=0.0)
 
 
+def _aiq_by_definition(costs, accs, c_max, n_grid=40001):
+    """RouterBench's AIQ from its definition, numerically: at every cost the best random mix of two
+    points at or below it (the upper concave envelope, made non-decreasing, flat after the last
+    point), integrated from the cheapest point to c_max and divided by c_max."""
+    c, a = np.asarray(costs, float), np.asarray(accs, float)
+    x = np.linspace(c.min(), c_max, n_grid)
+    env = np.full_like(x, -np.inf)
+    for i in range(c.size):
+        for j in range(c.size):
+            if c[i] <= c[j]:
+                inside = (x >= c[i]) & (x <= c[j])
+                t = 0.0 if c[j] == c[i] else (x[inside] - c[i]) / (c[j] - c[i])
+                env[inside] = np.maximum(env[inside], a[i] + t * (a[j] - a[i]))
+    env[x > c.max()] = -np.inf
+    f = np.maximum.accumulate(env)  # non-decreasing; flat after the last point
+    return float(np.sum(np.diff(x) * (f[1:] + f[:-1]) * 0.5)) / c_max
+
+
+def test_aiq_matches_the_definition_on_random_curves():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n = int(rng.integers(1, 12))
+        costs = rng.uniform(0.1, 1.0, n)
+        accs = np.clip(0.4 + 0.5 * np.sqrt(costs) + rng.normal(0, 0.08, n), 0, 1)
+        c_max = float(costs.max() * rng.choice([0.8, 1.0, 1.5]))
+        if costs.min() >= c_max:
+            continue
+        assert aiq(costs, accs, c_max) == pytest.approx(_aiq_by_definition(costs, accs, c_max), abs=2e-4), trial
+
+
 def test_cost_at_accuracy_uses_hull_interpolation():
     curve = {"cost": [1, 2, 3, 4], "acc": [0.5, 0.6, 0.9, 0.8]}
     assert cost_at_accuracy(curve, 0.7) == pytest.approx(2.0)  # on the hull, not the raw point (2, .6)
@@ -171,6 +201,16 @@ def test_route_eval_end_to_end(logs, tmp_path):
     assert "apgr" not in res
 
 
+def test_route_eval_shrink(logs):
+    train, test = logs
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), shrink=0.5)
+    assert res["shrink"] == 0.5 and res["prior_k"] is None
+    base = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder())
+    assert base["shrink"] == 0.0 and base["aiq"] != res["aiq"]
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), shrink="cv", cv=3)
+    assert 0.0 <= res["shrink"] <= 1.0 and res["aiq"] > 0
+
+
 def test_route_eval_two_models_and_strategies(logs):
     train, test = (d.filter(pl.col("policy") != "mid") for d in logs)
     res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16)
@@ -227,3 +267,12 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["n_test"] == 120 and saved["aiq"] is not None
     assert (tmp_path / "r.png").exists()
+    args = parser.parse_args(["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.csv"),
+                              "--json", str(tmp_path / "s.json"), "--shrink", "0.3"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        assert args.func(args) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["shrink"] == 0.3
+    assert cmd._parse_shrink("CV") == "cv" and cmd._parse_shrink("none") is None
+    with pytest.raises(DataError, match="--shrink"):
+        cmd._parse_shrink("lots")

@@ -431,7 +431,7 @@ def _default_embedder():
 def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,
                strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
                cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
-               fit_value_model: bool = True) -> dict[str, Any]:
+               fit_value_model: bool = True, shrink=None, cv: int = 5) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
     Parameters
@@ -460,6 +460,11 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     k_cost : int, default 16
     n_knobs : int, default 64
     fit_value_model : bool, default True
+    shrink : None, float or "cv", default None
+        The router's shrinkage of predicted success toward a prior from the train log
+        (:class:`v0lite.route.Router`); ``"cv"`` chooses it on prompt-grouped folds of the
+        train log only (``cv`` extra fits of a clone of the value model).
+    cv : int, default 5
 
     Returns
     -------
@@ -469,7 +474,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         ``oracle_acc``, ``oracle_cost``, ``baseline_knn_aiq``, ``baseline_knn_max_acc``,
         ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
         ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
-        ``cost_source``, ``strategy``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
+        ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
         ``cpt_80``, ``baseline_knn_apgr``, ``weak_model``, ``strong_model``.
     """
     train = read_log(train_log)
@@ -529,7 +534,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     router_cost_model = cost_model if cost_source == "log" else "fixed"
     router = Router(value_model, policies=policies, strategy=strat, cost_model=router_cost_model,
                     prices=prices if cost_source != "log" else None, embedder=_LazyEmbedder(),
-                    k=k_cost, random_state=random_state)
+                    k=k_cost, shrink=shrink, cv=cv, random_state=random_state)
     router.fit(train)
     P, Cpred = router.predict_matrix(te_prompts)
     curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
@@ -558,6 +563,8 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     cab = cost_at_accuracy(curve, single["acc"])
     result: dict[str, Any] = {
         "strategy": strat.name,
+        "shrink": router.shrink_,
+        "prior_k": router.prior_k_,
         "cost_source": cost_source,
         "policies": policies,
         "policies_dropped": dropped,

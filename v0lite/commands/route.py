@@ -17,7 +17,7 @@ from ..log import as_frame, write_log
 __all__ = ["register"]
 
 _TABLE_KEYS = (
-    "strategy", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
+    "strategy", "shrink", "prior_k", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
     "best_single_model", "best_single_acc", "best_single_cost", "cost_at_best_single_acc", "cost_save",
     "oracle_acc", "oracle_cost", "random_mix_aiq", "baseline_knn_aiq", "baseline_knn_max_acc",
     "weak_model", "strong_model", "apgr", "cpt_50", "cpt_80", "baseline_knn_apgr",
@@ -75,6 +75,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _parse_shrink(value: str | None):
+    """``none`` -> None, ``cv`` -> "cv", else a weight in [0, 1]."""
+    if value is None or value.strip().lower() == "none":
+        return None
+    if value.strip().lower() == "cv":
+        return "cv"
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise DataError(f"--shrink {value!r} is not 'none', 'cv' or a number. Fix: e.g. --shrink cv.") from exc
+
+
 def _route_eval(args) -> int:
     from ..log import read_log
     from ..route_eval import route_eval
@@ -83,7 +95,7 @@ def _route_eval(args) -> int:
         read_log(args.train), read_log(args.test),
         value_model=_make_value_model(args.head, encoder=args.encoder), embedder=_make_embedder(args.encoder),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
-        prices=_parse_prices(args.prices),
+        prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink),
     )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in _TABLE_KEYS:
@@ -159,6 +171,10 @@ def register(subparsers) -> None:
     p.add_argument("--encoder", default="plain", choices=["plain", "tail"],
                    help="prompt embedding for the value model, cost model and baseline: 'plain' (default) the "
                         "encoder's window from the start, 'tail' the last 1000 characters of long prompts")
+    p.add_argument("--shrink", default=None, metavar="none|cv|A",
+                   help="blend predicted success with the train log's neighbourhood success rate: a weight in "
+                        "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
+                        "(5 extra value-model fits); default none")
     p.set_defaults(func=_route_eval)
 
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
