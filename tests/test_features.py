@@ -73,3 +73,28 @@ def test_cold_ridge_feature_equals_a_refit_without_the_prompt(model):
         X = idx.emb[idx.prompt_row[keep]].astype(np.float64)
         w = np.linalg.solve(X.T @ X + 0.03 * idx.n_rows * np.eye(X.shape[1]), X.T @ c.resid[keep])
         assert loo[i] == pytest.approx(float(q.emb[i] @ w), abs=1e-9)
+
+
+def test_unique_queries_is_exact_even_when_embeddings_collide():
+    from v0lite.features import _unique_queries
+
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((5, 8)).astype(np.float32)
+    e = emb[[0, 1, 0, 2, 1, 0]]
+    rows = np.array([3, 4, 3, 5, 4, 7])  # row 5 repeats embedding 0 under another prompt row
+    first, inv = _unique_queries(e, rows)
+    np.testing.assert_array_equal(e[first][inv], e)
+    np.testing.assert_array_equal(rows[first][inv], rows)
+    assert len(first) == 4
+
+
+@pytest.mark.parametrize("exclude", ["same_step", "any_step"])
+def test_features_do_not_depend_on_the_batch(model, exclude):
+    # prompt-level work runs once per distinct prompt: a batch full of repeats must give each row
+    # exactly what it gets alone
+    log = make_log(n_policies=3, n_prompts=24, steps=True).drop("score")
+    q = _queries(model, log)
+    X, _ = compute_features(model.index_, q, exclude)
+    sub = _queries(model, log[[0, 5, 9]])
+    Xs, _ = compute_features(model.index_, sub, exclude)
+    np.testing.assert_allclose(Xs, X[[0, 5, 9]], rtol=1e-5, atol=1e-6)

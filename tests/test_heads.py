@@ -71,3 +71,30 @@ def test_soft_logistic_recovers_calibration():
     y = 1 / (1 + np.exp(-(2.0 * z[:, 0] - 0.5)))
     w, b = fit_soft_logistic(z, y, l2=0.0)
     assert w[0] == pytest.approx(2.0, abs=0.05) and b == pytest.approx(-0.5, abs=0.05)
+
+
+def test_transformer_reads_out_only_the_query_token_exactly():
+    # the net runs its last layer for the query token only; it must equal the full encoder's token 0
+    import torch
+
+    from v0lite.heads.transformer import _net
+
+    torch.manual_seed(0)
+    net = _net(10, 32, 2, 4, 8)
+    for prm in net.parameters():
+        torch.nn.init.normal_(prm, std=0.1)
+    b, t = 20, 6
+    g = torch.Generator().manual_seed(1)
+    args = (torch.randn(b, 8, generator=g), torch.randn(b, 10, generator=g), torch.randn(b, generator=g),
+            torch.randn(b, t, 8, generator=g), torch.randn(b, t, 4, generator=g), torch.rand(b, t, generator=g) > 0.3,
+            torch.randn(b, t, 8, generator=g), torch.randn(b, t, 2, generator=g), torch.rand(b, t, generator=g) > 0.3)
+    net.eval()
+    with torch.no_grad():
+        got = net(*args)
+        q = net.q_in(torch.cat([args[0], args[1]], -1)) + net.type_emb[0]
+        a = net.nn_in(torch.cat([args[3], args[4]], -1)) + net.type_emb[1]
+        x = net.xp_in(torch.cat([args[6], args[7]], -1)) + net.type_emb[2]
+        keep = torch.cat([torch.ones_like(args[5][:, :1]), args[5], args[8]], 1)
+        h = net.enc(torch.cat([q[:, None], a, x], 1), src_key_padding_mask=~keep)
+        ref = args[2] + net.out(h[:, 0]).squeeze(-1) + net.skip(args[1]).squeeze(-1)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
