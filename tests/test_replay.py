@@ -150,6 +150,9 @@ def test_duplicate_rows_are_merged_and_history_baselines_are_leak_free():
     b = v.filter(pl.col("prompt") == "b").sort("step")
     assert b["last_visit"].to_list()[0] == pytest.approx(0.25)  # unseen: mean of earlier steps
     assert b["last_visit"].to_list()[1] == 1.0
+    # the non-causal ceiling reference: n-weighted mean of the prompt's other visits, future included
+    assert a["other_visits_mean"].to_list() == pytest.approx([(4 + 2) / 16, (2 + 2) / 16, (2 + 4) / 16])
+    assert b["other_visits_mean"].to_list() == pytest.approx([0.0, 1.0])
 
 
 def test_errors():
@@ -216,3 +219,19 @@ def test_strategy_variants_reported_and_predictions_returned():
     again = replay.score_predictions(pred)
     assert again["keep_half_mixed_share_warm"] == pytest.approx(res["keep_half_mixed_share_warm"])
     assert again["effective_groups_per_1000_rollouts"] == pytest.approx(res["effective_groups_per_1000_rollouts"])
+
+
+def test_ceiling_reference_and_max_step():
+    log = _log(n_prompts=120, n_steps=10, seed=4)
+    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.3), fit_fraction=0.2)
+    # knowing each prompt's other visits beats a noisy model and chance
+    assert res["keep_half_mixed_share_ceiling"] > res["keep_half_mixed_share_random"]
+    assert res["keep_half_mixed_share_ceiling"] <= res["keep_half_mixed_share_oracle"]
+    assert 0 < res["effective_groups_per_1000_rollouts_ceiling"] <= res["effective_groups_per_1000_rollouts_oracle"]
+    short = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log)), fit_fraction=0.2, max_step=6)
+    assert short["n_steps_evaluated"] == 5 and short["fit_cut_step"] == 1  # steps 0..6: fit on 0..1
+    pred = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log)), fit_fraction=0.2, max_step=6,
+                     return_predictions=True)["predictions"]
+    assert pred["step"].max() == 6
+    with pytest.raises(DataError, match="max_step"):
+        alloc_sim(log.drop("_p"), value_model=FakeModel({}), max_step=-1)

@@ -37,6 +37,11 @@ recorded outcomes of the evaluated steps before t (the last 10,000 visits);
   ``a`` and ``d`` (from ``(0.5, 0.7, 0.8, 0.9, 0.95, 1)``) fitted jointly.
 * ``history``: the same with the mean score of the earlier steps as prior (no V0).
 * ``last_visit``, ``mean_last3``, ``oracle`` (the recorded score): point; ``random``.
+* ``ceiling`` (a reference, **not causal**): a Beta belief (strength fitted per quartile as
+  for ``warm``) around the n-weighted mean of the prompt's *other* visits, future ones
+  included. It knows each prompt's average success rate almost exactly, so no predictor
+  that only estimates that rate (from its history, its text or V0) should be expected to
+  beat it; what separates it from ``oracle`` is the binomial noise of the visit itself.
 
 Reported (averages over evaluated steps unless said otherwise)
 --------------------------------------------------------------
@@ -91,9 +96,9 @@ __all__ = ["alloc_sim", "score_predictions"]
 
 _KEYS = ("policy", "prompt", "step")
 _SHARE_NAMES = ("warm", "cold", "random", "last_visit", "mean_last3", "oracle", "warm_point", "cold_point",
-                "posterior", "history")
+                "posterior", "history", "ceiling")
 _ALLOC_NAMES = ("warm", "cold", "uniform", "oracle", "warm_point", "cold_point", "posterior", "history",
-                "last_visit", "mean_last3")
+                "last_visit", "mean_last3", "ceiling")
 _EB_WINDOW = 10_000
 _DECAYS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 
@@ -122,8 +127,13 @@ def _visits(df: pl.DataFrame, default_n: int) -> pl.DataFrame:
     per_step = per_step.with_columns((cs / cc).alias("_prev_mean")).select("step", "_prev_mean")
     v = v.join(per_step, on="step", how="left")
     fill = pl.col("_prev_mean").fill_null(pl.col("score").mean())  # first step: no history at all
+    # reference only (not causal): the prompt's n-weighted mean over all its OTHER visits, future included
+    sn = (pl.col("score") * pl.col("n")).sum().over(["policy", "prompt"]) - pl.col("score") * pl.col("n")
+    nn = pl.col("n").sum().over(["policy", "prompt"]) - pl.col("n")
+    loo = pl.when(nn > 0).then(sn / nn).otherwise(None)
     return (
-        v.with_columns(pl.col("last_visit").fill_null(fill), pl.col("mean_last3").fill_null(fill), fill.alias("prev_mean"))
+        v.with_columns(pl.col("last_visit").fill_null(fill), pl.col("mean_last3").fill_null(fill), fill.alias("prev_mean"),
+                       loo.fill_null(fill).alias("other_visits_mean"))
         .drop("_prev_mean")
         .sort(["step", "policy", "prompt"])
     )
@@ -313,6 +323,7 @@ def score_predictions(
                              "posterior_decay", "history_strength", "history_decay")}
     win = _Window()
     has_cold = bool(np.isfinite(pred["cold"].to_numpy()).all())
+    has_ceiling = "other_visits_mean" in pred.columns
     for idx in np.split(np.arange(pred.height), bounds):
         cur = pred[idx]
         true = cur["score"].to_numpy()
@@ -337,10 +348,12 @@ def score_predictions(
                 c_cold, conc_cold = bs_cold.overall_, bs_cold(cold)
             else:
                 c_cold = conc_cold = np.nan
+            if has_ceiling:
+                conc_ceil = BinnedStrength(n_bins).fit(win.get("ceil"), ws, wn)(cur["other_visits_mean"].to_numpy())
             a_post, d_post = _fit_posterior(win.get("cold") if has_cold else win.get("base"), win.get("own"), ws, wn, decays)
             a_hist, d_hist = _fit_posterior(win.get("base"), win.get("own"), ws, wn, decays)
         else:
-            c_warm = c_cold = conc_warm = conc_cold = a_post = a_hist = float(default_prior_strength)
+            c_warm = c_cold = conc_warm = conc_cold = conc_ceil = a_post = a_hist = float(default_prior_strength)
             d_post = d_hist = float(decays[-1]) if 0.9 not in decays else 0.9
         a_fuse = float(prior_strength) if prior_strength != "auto" else c_warm
         for key, val in (("prior_strength", a_fuse), ("concentration_warm", c_warm), ("concentration_cold", c_cold),
@@ -367,6 +380,10 @@ def score_predictions(
         _shares_and_alloc("history", *posterior(base, a_hist, d_hist), *args)
         for key in ("last_visit", "mean_last3"):
             _shares_and_alloc(key, cur[key].to_numpy(), None, *args)
+        if has_ceiling:
+            _shares_and_alloc("ceiling", cur["other_visits_mean"].to_numpy(), conc_ceil, *args)
+        else:
+            shares["ceiling"].append(np.nan)
         _shares_and_alloc("oracle", true, None, *args)
         shares["random"].append(float(mixed[RandomSelector().select(true, m, random_state=rng)].mean()))
         eff["uniform"][0] += float(p_mixed(true, n).sum())
@@ -379,7 +396,8 @@ def score_predictions(
             mse[(g, "mean")].append(float(np.mean((gm - true) ** 2)))
             mse[(g, "prior")].append(float(np.mean((warm - true) ** 2)))
             mse[(g, "fused")].append(float(np.mean((fused - true) ** 2)))
-        win.push(s=s_obs, n=n_obs, warm=warm, cold=cold, base=base, own=own_t)
+        win.push(s=s_obs, n=n_obs, warm=warm, cold=cold, base=base, own=own_t,
+                 ceil=cur["other_visits_mean"].to_numpy() if has_ceiling else base)
 
     out: dict[str, Any] = {}
     for name in _SHARE_NAMES:
@@ -405,6 +423,7 @@ def alloc_sim(
     value_model: Any = None,
     head: str | None = None,
     fit_fraction: float = 0.1,
+    max_step: Any = None,
     rollouts_per_prompt: int = 8,
     group_sizes: tuple = (2, 4),
     n_min: int = 2,
@@ -431,6 +450,10 @@ def alloc_sim(
         Head of the default ``V0Regressor`` (e.g. ``"knn"``); not with ``value_model``.
     fit_fraction : float in (0, 1), default 0.1
         Share of the distinct steps (the earliest, rounded up, at least one) to fit on.
+    max_step : int, optional
+        Replay only the log's rows with ``step <= max_step`` (later rows are ignored as if
+        absent, also by the ``ceiling`` reference). Useful where late visit indices hold
+        only a biased subset of the prompts.
     rollouts_per_prompt : int, default 8
         ``n`` of ``P(mixed | n)`` and the per-prompt budget of the allocation.
     group_sizes : tuple of int, default (2, 4)
@@ -471,6 +494,14 @@ def alloc_sim(
             f"alloc-sim needs a 'step' column (columns present: {df.columns}). "
             "Fix: add the training step / visit index of each row."
         )
+    if max_step is not None:
+        n_before = df.height
+        df = df.filter(pl.col("step") <= max_step)
+        if df.height == 0:
+            raise DataError(
+                f"max_step={max_step} keeps none of the log's {n_before} rows (smallest step "
+                f"{validate_log(log)['step'].min()}). Fix: raise max_step or leave it unset."
+            )
     visits = _visits(df, rollouts_per_prompt)
     steps = np.unique(visits["step"].to_numpy())
     n_fit = max(1, math.ceil(fit_fraction * steps.size))

@@ -9,7 +9,7 @@ from .._io import atomic_write_json
 __all__ = ["register"]
 
 _STRATEGIES = ("warm", "cold", "random", "last_visit", "mean_last3", "oracle", "warm_point", "cold_point",
-               "posterior", "history")
+               "posterior", "history", "ceiling")
 _TABLE_GROUPS = (
     ("keep the half with highest (expected) P(mixed | n): share of kept prompts that are mixed",
      tuple(f"keep_half_mixed_share_{s}" for s in _STRATEGIES)),
@@ -67,7 +67,7 @@ def _alloc_sim(args) -> int:
     from ..replay import alloc_sim
 
     result = alloc_sim(
-        read_log(args.history), head=args.head, fit_fraction=args.fit_fraction,
+        read_log(args.history), head=args.head, fit_fraction=args.fit_fraction, max_step=args.max_step,
         rollouts_per_prompt=args.rollouts_per_prompt, random_state=args.seed,
         show_progress_bar=args.progress,
     )
@@ -91,6 +91,8 @@ def register(subparsers) -> None:
                    help="share of the earliest distinct steps the value model is fitted on (default 0.1)")
     p.add_argument("--rollouts-per-prompt", type=int, default=8, metavar="N",
                    help="group size of P(mixed | n) and the per-prompt budget (default 8)")
+    p.add_argument("--max-step", type=int, default=None, metavar="T",
+                   help="replay only rows with step <= T (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=_alloc_sim)
