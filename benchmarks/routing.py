@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
 import os
 import platform
 import re
@@ -260,8 +259,7 @@ def main(argv=None) -> int:
         "## Routing (issue 4)",
         "",
         f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
-        f"{_dt.date.today().isoformat()}, machine: {machine}; total {time.perf_counter() - t0:.0f} s "
-        "(timings are noisy: the machine is shared).",
+        f"{machine}; total {time.perf_counter() - t0:.0f} s.",
         f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'plain (first 256 word pieces)'}; "
         "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
         "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
