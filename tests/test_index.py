@@ -165,3 +165,45 @@ def test_approximate_index_recall_with_forced_threshold(monkeypatch):
     rows, _ = approx.search(0, qs, np.zeros(len(qs), np.int64), np.full(len(qs), -1), k)
     ref = exact.search(0, qs, np.zeros(len(qs), np.int64), np.full(len(qs), -1), k)[0]
     np.testing.assert_array_equal(rows, ref)
+
+
+@pytest.mark.parametrize("exclude", ["same_step", "any_step", "none"])
+def test_policies_with_the_same_layout_share_one_search(exclude):
+    # a routing log: every policy scored on the same (prompt, step) rows, in the same order
+    rng = np.random.default_rng(7)
+    n_prompts, n_rows, n_pol = 30, 90, 3
+    emb = _unit(rng, n_prompts)
+    prow1 = rng.integers(0, n_prompts, n_rows)
+    step1 = rng.integers(0, 3, n_rows)
+    policy = np.repeat(np.arange(n_pol), n_rows).astype(np.int32)
+    prow = np.tile(prow1, n_pol)
+    step = np.tile(step1, n_pol)
+    idx = HistoryIndex(emb, [f"{i:064x}" for i in range(n_prompts)], [f"p{i}" for i in range(n_pol)],
+                       policy, prow, rng.random(n_rows * n_pol), step)
+    assert idx.block(0).layout() == idx.block(2).layout()
+    qp = rng.integers(0, n_prompts, 12)
+    q = Queries(np.repeat(np.arange(n_pol), 12).astype(np.int32), np.tile(rng.integers(0, 3, 12), n_pol),
+                emb[np.tile(qp, n_pol)], np.tile(qp, n_pol))
+    rows, sims = idx.search_queries(q, 5, exclude)
+    for code in range(n_pol):
+        sel = q.policy == code
+        r, s = idx.search(code, q.emb[sel], q.step[sel], q.prompt_row[sel], 5, exclude)
+        np.testing.assert_array_equal(rows[sel], r)
+        np.testing.assert_allclose(sims[sel], s)
+        assert (idx.policy[rows[sel][rows[sel] >= 0]] == code).all()  # each policy's own rows
+
+
+def test_distinct_queries_is_exact():
+    from v0lite.index import _distinct_queries
+
+    rng = np.random.default_rng(3)
+    emb = _unit(rng, 6)
+    pick = rng.integers(0, 6, 200)
+    step = rng.integers(0, 3, 200)
+    first, inv = _distinct_queries(emb[pick], step, pick)
+    assert len(first) == len(set(zip(pick.tolist(), step.tolist())))
+    np.testing.assert_array_equal(emb[pick][first][inv], emb[pick])
+    np.testing.assert_array_equal(step[first][inv], step)
+    # equal embeddings under different labels stay apart
+    first, inv = _distinct_queries(np.repeat(emb[:1], 4, 0), np.array([0, 1, 0, 1]))
+    assert len(first) == 2 and inv[0] == inv[2] != inv[1] == inv[3]

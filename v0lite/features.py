@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .index import HistoryIndex, Queries
+from .index import HistoryIndex, Queries, _distinct_queries
 
 __all__ = ["compute_features", "fit_pca", "FEATURE_K"]
 
@@ -158,20 +158,7 @@ def _cache(index: HistoryIndex) -> _Cache:
 
 def _unique_queries(emb: np.ndarray, prompt_row: np.ndarray):
     """(first index of each distinct (embedding, prompt row), inverse): prompt-only work runs once per prompt."""
-    m = emb.shape[0]
-    if m == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    e = np.ascontiguousarray(emb, np.float32)
-    # fast path: a random projection as the key, then an exact check (a collision falls back below)
-    proj = e @ np.random.default_rng(12345).standard_normal(e.shape[1]).astype(np.float32)
-    _, first, inv = np.unique(proj, return_index=True, return_inverse=True)
-    if np.array_equal(e[first][inv], e) and np.array_equal(prompt_row[first][inv], prompt_row):
-        return first, inv
-    raw = np.concatenate([np.ascontiguousarray(emb, np.float32).view(np.uint8).reshape(m, -1),
-                          np.ascontiguousarray(prompt_row, np.int64).view(np.uint8).reshape(m, -1)], axis=1)
-    key = np.ascontiguousarray(raw).view(np.dtype((np.void, raw.shape[1]))).ravel()
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    return first, inv.ravel()
+    return _distinct_queries(emb, prompt_row)
 
 
 def _weighted(vals, sims, valid, temperature, alpha):

@@ -58,6 +58,34 @@ class Queries:
                        None if self.length is None else self.length[idx])
 
 
+def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
+    """(first index of each distinct (embedding, labels...) row, inverse); exact.
+
+    A random projection of the embedding plus the integer labels is the sort key, then every row
+    is checked against its representative; any collision falls back to comparing raw bytes.
+    """
+    m = emb.shape[0]
+    if m == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    e = np.ascontiguousarray(emb, np.float32)
+    lab = [np.asarray(x, np.int64) for x in labels]
+    proj = e @ np.random.default_rng(12345).standard_normal(e.shape[1]).astype(np.float32)
+    order = np.lexsort([proj, *lab])
+    keys = [proj[order], *(x[order] for x in lab)]
+    new = np.ones(m, bool)
+    new[1:] = np.any([k[1:] != k[:-1] for k in keys], axis=0)
+    group = np.cumsum(new) - 1
+    first = order[new]
+    inv = np.empty(m, np.int64)
+    inv[order] = group
+    if np.array_equal(e[first][inv], e) and all(np.array_equal(x[first][inv], x) for x in lab):
+        return first, inv
+    raw = np.concatenate([e.view(np.uint8).reshape(m, -1), *(x.reshape(m, 1).view(np.uint8) for x in lab)], axis=1)
+    key = np.ascontiguousarray(raw).view(np.dtype((np.void, raw.shape[1]))).ravel()
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    return first, inv.ravel()
+
+
 class _Block:
     """One policy's rows, sorted by step, with a lazily built faiss index."""
 
@@ -80,6 +108,17 @@ class _Block:
         self._faiss = None
         self._x = None
         self._max_dup_step = None
+        self._layout = None
+
+    def layout(self) -> bytes:
+        """Digest of the block's (prompt, step) sequence: blocks with equal layouts find the same neighbours."""
+        if self._layout is None:
+            import hashlib
+
+            h = hashlib.sha256(np.ascontiguousarray(self.prompt_rows, np.int64).tobytes())
+            h.update(np.ascontiguousarray(self.steps, np.int64).tobytes())
+            self._layout = h.digest()
+        return self._layout
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -306,12 +345,17 @@ class HistoryIndex:
         sims : ndarray (m, k) float32
             Inner products (cosine similarities), 0 where ``rows`` is -1.
         """
+        b = self.block(code)
+        pos, sims = self._search_positions(b, q_emb, q_step, q_prompt_row, k, exclude)
+        return np.where(pos >= 0, b.rows[np.maximum(pos, 0)] if len(b) else -1, -1), sims
+
+    def _search_positions(self, b: _Block, q_emb, q_step, q_prompt_row, k: int, exclude: str):
+        """:meth:`search` in block positions (-1 padded) instead of global row ids."""
         if exclude not in EXCLUDE_MODES:
             raise V0liteError(f"unknown exclude mode {exclude!r}; valid: {list(EXCLUDE_MODES)}")
         m = len(q_step)
         out_rows = np.full((m, k), -1, np.int64)
         out_sims = np.zeros((m, k), np.float32)
-        b = self.block(code)
         if len(b) == 0 or m == 0 or k == 0:
             return out_rows, out_sims
         extra = {"none": 0, "same_step": b.max_dup_step(), "any_step": b.max_dup}[exclude]
@@ -335,7 +379,7 @@ class HistoryIndex:
             rank = np.cumsum(valid, axis=1) - 1
             keep = valid & (rank < k)
             r_i, c_i = np.nonzero(keep)
-            out_rows[qi[r_i], rank[r_i, c_i]] = b.rows[Ic[r_i, c_i]]
+            out_rows[qi[r_i], rank[r_i, c_i]] = Ic[r_i, c_i]
             out_sims[qi[r_i], rank[r_i, c_i]] = D[r_i, c_i]
         return out_rows, out_sims
 
@@ -344,10 +388,27 @@ class HistoryIndex:
         m = len(q)
         rows = np.full((m, k), -1, np.int64)
         sims = np.zeros((m, k), np.float32)
-        for code in np.unique(q.policy):
-            if code < 0:
-                continue
-            qi = np.flatnonzero(q.policy == code)
-            r, s = self.search(int(code), q.emb[qi], q.step[qi], q.prompt_row[qi], k, exclude)
-            rows[qi], sims[qi] = r, s
+        codes = [int(c) for c in np.unique(q.policy) if c >= 0]
+        # policies scored on the same prompts in the same order (a routing log: every model on every
+        # prompt) share one search: neighbours depend on embeddings, steps and exclusion, not scores
+        groups: dict = {}
+        for code in codes:
+            b = self.block(code)
+            groups.setdefault(b.layout() if len(b) else ("empty", code), []).append(code)
+        for group in groups.values():
+            qi = np.flatnonzero(np.isin(q.policy, group))
+            b = self.block(group[0])
+            if len(group) == 1:
+                first, inv = np.arange(len(qi)), np.arange(len(qi))
+            else:
+                first, inv = _distinct_queries(q.emb[qi], q.step[qi], q.prompt_row[qi])
+            u = qi[first]
+            pos, s = self._search_positions(b, q.emb[u], q.step[u], q.prompt_row[u], k, exclude)
+            pos, s = pos[inv], s[inv]
+            for code in group:
+                sel = q.policy[qi] == code
+                bc = self.block(code)
+                p = pos[sel]
+                rows[qi[sel]] = np.where(p >= 0, bc.rows[np.maximum(p, 0)] if len(bc) else -1, -1)
+                sims[qi[sel]] = s[sel]
         return rows, sims
