@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/allocation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     body = "\n\n".join([
         "## Allocation (alloc-sim replay)",
-        f"Command: `{cmd.strip()}`. Date: {started:%Y-%m-%d %H:%M %Z}. Machine: {machine()}.",
+        f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",
         "Protocol (v0lite/replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
         "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
         "(`add_history` after predicting). Keep-half: keep the half of step t's prompts with the highest "
