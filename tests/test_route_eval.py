@@ -22,6 +22,7 @@ from v0lite.route_eval import (
     oracle,
     plot_frontiers,
     route_eval,
+    tune_knn_router,
 )
 
 SKILL = {"small": 0.25, "mid": 0.55, "big": 0.85}
@@ -168,6 +169,45 @@ def test_knn_router_baseline():
     assert np.allclose(P, 0.5)
 
 
+def _clustered(n_per: int, seed: int, spread: float):
+    """Two prompt clusters; model 0 (cheap) succeeds in cluster 0 only, model 1 (dear) always."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    lab = np.repeat([0, 1], n_per)
+    E = centers[lab] + spread * rng.normal(size=(lab.size, 3))
+    Y = np.stack([(rng.uniform(size=lab.size) < np.where(lab == 0, 0.9, 0.1)).astype(float),
+                  (rng.uniform(size=lab.size) < 0.95).astype(float)], axis=1)
+    return E.astype(np.float32), Y
+
+
+def test_tune_knn_router_prefers_a_small_k_on_local_structure():
+    E, Y = _clustered(60, seed=0, spread=0.05)
+    k, scores = tune_knn_router(E, Y, np.array([0.1, 1.0]), ks=(4, 16, 200), cv=4)
+    assert scores["criterion"] == "aiq" and scores["cv"] == 4
+    assert scores["k"] == [4, 16, 90]  # 200 capped at the fitted folds' size (120 - 30)
+    assert k in (4, 16) and scores["score"][scores["k"].index(k)] > scores["score"][-1]
+    # deterministic for a seed; k and scores are plain Python values
+    assert tune_knn_router(E, Y, np.array([0.1, 1.0]), ks=(4, 16, 200), cv=4) == (k, scores)
+    # equal costs: scored by the accuracy of the most likely model
+    k2, s2 = tune_knn_router(E, Y, np.ones((120, 2)), ks=(4, 200), cv=4)
+    assert s2["criterion"] == "acc" and k2 == 4 and all(0 <= v <= 1 for v in s2["score"])
+
+
+def test_tune_knn_router_ties_go_to_the_smaller_k_and_errors():
+    E = np.ones((20, 2), dtype=np.float32)
+    Y = np.tile([1.0, 0.0], (20, 1))  # every k predicts the same
+    k, scores = tune_knn_router(E, Y, np.array([1.0, 2.0]), ks=(8, 2, 4), cv=2)
+    assert k == 2 and scores["k"] == [2, 4, 8]
+    with pytest.raises(V0liteError, match="cv"):
+        tune_knn_router(E, Y, np.array([1.0, 2.0]), cv=1)
+    with pytest.raises(V0liteError, match="train_outcomes"):
+        tune_knn_router(E, Y[:5], np.array([1.0, 2.0]))
+    with pytest.raises(V0liteError, match="train_costs"):
+        tune_knn_router(E, Y, np.ones((20, 3)))
+    with pytest.raises(V0liteError, match="ks"):
+        tune_knn_router(E, Y, np.array([1.0, 2.0]), ks=(0,))
+
+
 # ------------------------------------------------------------------ end to end
 
 
@@ -195,6 +235,20 @@ def test_route_eval_end_to_end(logs, tmp_path):
     # a perfect value model beats random mixing of the models
     assert res["aiq"] > res["random_mix_aiq"]
     assert 0 < res["aiq"] <= 1 and 0 < res["baseline_knn_aiq"] <= 1
+    # the tuned kNN baseline: k chosen on train folds, scored on test like the others
+    cv = res["baseline_knn_tuned_cv"]
+    assert res["baseline_knn_tuned_k"] in cv["k"] and cv["criterion"] == "aiq"
+    assert max(cv["score"]) == cv["score"][cv["k"].index(res["baseline_knn_tuned_k"])]
+    assert 0 < res["baseline_knn_tuned_aiq"] <= 1 and 0 < res["baseline_knn_tuned_max_acc"] <= 1
+    assert res["curves"]["baseline_knn_tuned_hull"]["cost"]
+    # tuned_ks with the fixed k only reproduces the plain baseline; None skips the tuned one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)  # the incomplete test prompt again
+        same = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16,
+                          tuned_ks=(16,))
+        skip = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
+    assert same["baseline_knn_tuned_k"] == 16 and same["baseline_knn_tuned_aiq"] == same["baseline_knn_aiq"]
+    assert skip["baseline_knn_tuned_aiq"] is None and skip["curves"]["baseline_knn_tuned"] is None
     assert res["c_max"] == pytest.approx(max(res["curves"]["single"]["cost"]))
     if res["cost_at_best_single_acc"] is not None:
         assert res["cost_save"] == pytest.approx(1 - res["cost_at_best_single_acc"] / res["best_single_cost"])
@@ -216,6 +270,7 @@ def test_route_eval_two_models_and_strategies(logs):
     res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16)
     assert res["weak_model"] == "small" and res["strong_model"] == "big"
     assert 0.5 < res["apgr"] <= 1.5 and res["baseline_knn_apgr"] is not None
+    assert res["baseline_knn_tuned_apgr"] is not None
     assert res["cpt_50"] is None or 0 <= res["cpt_50"] <= res["cpt_80"] <= 1
     for strategy in ("threshold", "budget", "quality-target"):
         r = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16,
@@ -229,6 +284,8 @@ def test_route_eval_without_costs(logs):
     with pytest.warns(V0liteWarning, match="costs 1"):
         res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder())
     assert res["cost_source"] == "unit" and res["aiq"] is None and res["baseline_knn_aiq"] is None
+    assert res["baseline_knn_tuned_aiq"] is None and res["baseline_knn_tuned_cv"]["criterion"] == "acc"
+    assert 0 < res["baseline_knn_tuned_max_acc"] <= res["oracle_acc"]
     assert res["best_single_acc"] > 0 and res["oracle_acc"] >= res["max_acc"]
     res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), prices=PRICE)
     assert res["cost_source"] == "prices" and res["aiq"] is not None
@@ -263,7 +320,7 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
         warnings.simplefilter("ignore", V0liteWarning)
         assert args.func(args) == 0
     printed = capsys.readouterr().out
-    assert "aiq" in printed and "best_single_model" in printed
+    assert "aiq" in printed and "best_single_model" in printed and "baseline_knn_tuned_aiq" in printed
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["n_test"] == 120 and saved["aiq"] is not None
     assert (tmp_path / "r.png").exists()

@@ -674,14 +674,14 @@ def _knn_mean(q: np.ndarray, train: np.ndarray, values: np.ndarray, k: int) -> n
 
 
 def _knn_prefix_means(q: np.ndarray, train: np.ndarray, values: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
-    """Per query, the mean of ``values`` (n_train,) over its ``k`` most similar train rows, for each ``k``.
+    """Per query, the mean of ``values`` (n_train,) or (n_train, m) over its ``k`` most similar train rows, for each ``k``.
 
     One similarity pass and one partial sort serve every ``k`` (each capped at ``n_train``).
     """
     n = train.shape[0]
     ks = sorted({int(min(max(k, 1), n)) for k in ks})
     kmax = ks[-1]
-    out = {k: np.empty(q.shape[0], dtype=np.float64) for k in ks}
+    out = {k: np.empty((q.shape[0], *values.shape[1:]), dtype=np.float64) for k in ks}
     for s in range(0, q.shape[0], _KNN_BLOCK):
         sims = q[s : s + _KNN_BLOCK] @ train.T
         if kmax < n:

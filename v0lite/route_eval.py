@@ -22,6 +22,10 @@ prompts, ``cost`` = mean true cost per prompt of the chosen models):
   ``None`` if the hull never reaches it.
 * **Oracle**: per prompt, the model with the highest true outcome, the cheapest among ties
   (for 0/1 outcomes: the cheapest correct model, or the cheapest model if none is correct).
+* **Tuned kNN router**: the kNN router whose ``k`` is chosen on the train log only, by
+  prompt-grouped cross-validation (:func:`tune_knn_router`): each candidate's out-of-fold
+  predictions of every train prompt are swept like a router's, and the ``k`` with the best
+  out-of-fold AIQ is kept (with equal costs, the best accuracy of the most likely model).
 * **APGR / CPT** (RouteLLM, Ong et al. 2024, arXiv:2406.18665), for a two-model pool only:
   ``PGR = (acc - acc_weak) / (acc_strong - acc_weak)`` against ``x`` = fraction of prompts
   sent to the strong model (strong = the more accurate single model, the dearer on ties).
@@ -45,7 +49,7 @@ import polars as pl
 from ._io import atomic_path
 from .exceptions import DataError, V0liteError, V0liteWarning
 from .log import read_log, split_xy
-from .route import Router, UtilityStrategy, _knn_mean, _normalise, get_strategy
+from .route import Router, UtilityStrategy, _knn_mean, _knn_prefix_means, _normalise, get_strategy
 
 __all__ = [
     "non_decreasing_hull",
@@ -56,6 +60,7 @@ __all__ = [
     "apgr",
     "cpt",
     "knn_router_baseline",
+    "tune_knn_router",
     "route_eval",
     "plot_frontiers",
 ]
@@ -347,6 +352,89 @@ def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int
     return P, np.tile(Ct.mean(axis=0), (te.shape[0], 1))
 
 
+TUNED_KS = (8, 16, 32, 64, 128, 256, 512)
+
+
+def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = TUNED_KS, *, cv: int = 5,
+                    random_state: int = 0, n_knobs: int = 64) -> tuple[int, dict[str, Any]]:
+    """Choose the kNN router's ``k`` by prompt-grouped cross-validation on train prompts only.
+
+    The train prompts (rows; one row per prompt, so folds are prompt-grouped) are split into
+    ``cv`` seeded folds. Each fold is predicted by the kNN router fitted on the other folds
+    (per model, the mean outcome of the ``k`` nearest prompts; predicted cost: each model's
+    mean cost on those folds, as in :func:`knn_router_baseline` with ``cost="mean"``). The
+    pooled out-of-fold predictions are swept with the utility strategy against the true
+    outcomes and costs, and scored by AIQ (``c_max`` = the largest mean train cost of a
+    model). When every model costs the same, AIQ is undefined and the score is the accuracy
+    of the most likely model per prompt. The best score wins; ties go to the smaller ``k``.
+
+    Parameters
+    ----------
+    train_emb : ndarray (n_train, d)
+    train_outcomes : ndarray (n_train, n_policies)
+    train_costs : ndarray (n_train, n_policies) or (n_policies,)
+    ks : sequence of int, default (8, 16, 32, 64, 128, 256, 512)
+        Candidates; each is capped at the size of the fitted folds (duplicates dropped).
+    cv : int, default 5
+    random_state : int, default 0
+        Seeds the folds.
+    n_knobs : int, default 64
+        Points of each candidate's sweep.
+
+    Returns
+    -------
+    k : int
+    scores : dict
+        ``{"k": [...], "score": [...], "criterion": "aiq" | "acc", "cv": cv}``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> E = rng.normal(size=(60, 4)); Y = (rng.uniform(size=(60, 2)) < 0.5).astype(float)
+    >>> k, scores = tune_knn_router(E, Y, np.array([1.0, 2.0]), ks=(4, 8), cv=3)
+    >>> k in (4, 8), scores["criterion"]
+    (True, 'aiq')
+    """
+    tr = _normalise(train_emb)
+    Y = np.asarray(train_outcomes, dtype=np.float64)
+    if Y.ndim != 2 or Y.shape[0] != tr.shape[0]:
+        raise V0liteError(f"train_outcomes must be (n_train={tr.shape[0]}, n_policies), got {Y.shape}.")
+    C = np.asarray(train_costs, dtype=np.float64)
+    C = np.array(np.broadcast_to(C, Y.shape)) if C.ndim == 1 else C
+    if C.shape != Y.shape:
+        raise V0liteError(f"train_costs must be (n_policies,) or {Y.shape}, got {C.shape}.")
+    n = Y.shape[0]
+    folds = int(cv)
+    if isinstance(cv, bool) or folds != cv or folds < 2 or folds > n:
+        raise V0liteError(f"cv must be an int in [2, n_train={n}], got {cv!r}.")
+    fold = np.random.default_rng(random_state).permutation(n) % folds
+    n_fit = n - int(np.bincount(fold).max())  # the smallest fitted part
+    cands = sorted({int(min(int(k), n_fit)) for k in ks if int(k) >= 1})
+    if not cands:
+        raise V0liteError(f"ks must hold at least one int >= 1, got {list(ks)!r}.")
+    P = {k: np.empty_like(Y) for k in cands}
+    Cpred = np.empty_like(C)
+    for f in range(folds):
+        fit, out = fold != f, fold == f
+        means = _knn_prefix_means(tr[out], tr[fit], Y[fit], cands)
+        for k in cands:
+            P[k][out] = means[min(k, int(fit.sum()))]
+        Cpred[out] = C[fit].mean(axis=0)
+    mean_costs = C.mean(axis=0)
+    c_max = float(mean_costs.max())
+    degenerate = float(np.ptp(mean_costs)) <= 1e-12 * max(1.0, abs(c_max)) or c_max <= 0
+    strat, rows, scores = UtilityStrategy(), np.arange(n), []
+    for k in cands:
+        if degenerate:
+            scores.append(float(Y[rows, strat.choose(P[k], Cpred, 0.0)].mean()))
+        else:
+            curve = _sweep(strat, P[k], Cpred, Y, C, n_knobs)
+            scores.append(aiq(curve["cost"], curve["acc"], c_max))
+    best = max(scores)
+    k = cands[next(i for i, v in enumerate(scores) if v >= best - 1e-12)]
+    return k, {"k": cands, "score": scores, "criterion": "acc" if degenerate else "aiq", "cv": folds}
+
+
 # --------------------------------------------------------------------------- end-to-end evaluation
 
 
@@ -431,7 +519,8 @@ def _default_embedder():
 def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,
                strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
                cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
-               fit_value_model: bool = True, shrink=None, cv: int = 5) -> dict[str, Any]:
+               fit_value_model: bool = True, shrink=None, cv: int = 5,
+               tuned_ks: Sequence[int] | None = TUNED_KS) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
     Parameters
@@ -444,6 +533,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     embedder : object with ``encode(texts)``, optional
         For the kNN baseline and the ``knn`` cost model; default :class:`v0lite.embed.Embedder`.
     k_baseline : int, default 32
+        Neighbours of the plain kNN router baseline (RouterBench's setting).
     strategy : str, default "utility"
         The router's strategy; its ``knob_grid`` gives the sweep. The baseline always uses
         ``utility``.
@@ -465,6 +555,10 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         (:class:`v0lite.route.Router`); ``"cv"`` chooses it on prompt-grouped folds of the
         train log only (``cv`` extra fits of a clone of the value model).
     cv : int, default 5
+        Folds of ``shrink="cv"`` and of the tuned kNN baseline.
+    tuned_ks : sequence of int or None, default (8, 16, 32, 64, 128, 256, 512)
+        Candidate ``k`` of the tuned kNN router baseline, chosen by :func:`tune_knn_router` on
+        the train log only (``cv`` folds, seeded by ``random_state``); None skips it.
 
     Returns
     -------
@@ -472,10 +566,12 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         JSON-ready (NaN as None): ``aiq``, ``max_acc``, ``best_single_acc``,
         ``best_single_model``, ``best_single_cost``, ``cost_at_best_single_acc``, ``cost_save``,
         ``oracle_acc``, ``oracle_cost``, ``baseline_knn_aiq``, ``baseline_knn_max_acc``,
+        ``baseline_knn_tuned_aiq``, ``baseline_knn_tuned_k``, ``baseline_knn_tuned_max_acc``,
+        ``baseline_knn_tuned_cv`` (every candidate's cross-validation score),
         ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
         ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
         ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
-        ``cpt_80``, ``baseline_knn_apgr``, ``weak_model``, ``strong_model``.
+        ``cpt_80``, ``baseline_knn_apgr``, ``baseline_knn_tuned_apgr``, ``weak_model``, ``strong_model``.
     """
     train = read_log(train_log)
     test = read_log(test_log)
@@ -547,13 +643,22 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     # kNN baseline on the complete train prompts
     tr_prompts, Ytr, Ctr = _pivot(train, policies, prices if cost_source != "log" else None)
     tr_ok = ~(np.isnan(Ytr).any(axis=1) | np.isnan(Ctr).any(axis=1))
-    base = None
+    base = tuned = tuned_k = tuned_cv = None
     if tr_ok.any():
         tr_prompts_ok = [t for t, ok in zip(tr_prompts, tr_ok) if ok]
         enc = embedder_lazy()
-        Pk, Ck = knn_router_baseline(enc.encode(tr_prompts_ok), Ytr[tr_ok], Ctr[tr_ok], enc.encode(te_prompts),
-                                     k=k_baseline, cost="mean")
+        e_tr, e_te = enc.encode(tr_prompts_ok), enc.encode(te_prompts)
+        Pk, Ck = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=k_baseline, cost="mean")
         base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
+        if tuned_ks is not None:
+            if int(tr_ok.sum()) < max(2, int(cv)):
+                warnings.warn(f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
+                              V0liteWarning, stacklevel=2)
+            else:
+                tuned_k, tuned_cv = tune_knn_router(e_tr, Ytr[tr_ok], Ctr[tr_ok], tuned_ks, cv=cv,
+                                                    random_state=random_state, n_knobs=n_knobs)
+                Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
+                tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
     else:
         warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
 
@@ -587,11 +692,19 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         "baseline_knn_aiq": _aiq(base),
         "baseline_knn_max_acc": None if base is None else float(max(base["acc"])),
         "baseline_knn_cost_at_best_single_acc": None if base is None else cost_at_accuracy(base, single["acc"]),
+        "baseline_knn_tuned_aiq": _aiq(tuned),
+        "baseline_knn_tuned_k": tuned_k,
+        "baseline_knn_tuned_max_acc": None if tuned is None else float(max(tuned["acc"])),
+        "baseline_knn_tuned_cost_at_best_single_acc": (None if tuned is None
+                                                       else cost_at_accuracy(tuned, single["acc"])),
+        "baseline_knn_tuned_cv": tuned_cv,
         "curves": {
             "router": curve,
             "router_hull": _hull_dict(curve["cost"], curve["acc"]),
             "baseline_knn": base,
             "baseline_knn_hull": None if base is None else _hull_dict(base["cost"], base["acc"]),
+            "baseline_knn_tuned": tuned,
+            "baseline_knn_tuned_hull": None if tuned is None else _hull_dict(tuned["cost"], tuned["acc"]),
             "single": {"policy": policies, "cost": single["costs"], "acc": single["accs"]},
             "random_mix": _hull_dict(single["costs"], single["accs"]),
             "oracle": {"cost": or_cost, "acc": or_acc},
@@ -602,7 +715,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         s = int(np.lexsort((costs, accs))[-1])  # more accurate, dearer on ties
         w = 1 - s
         result.update({"strong_model": policies[s], "weak_model": policies[w]})
-        for key, c in (("", curve), ("baseline_knn_", base)):
+        for key, c in (("", curve), ("baseline_knn_", base), ("baseline_knn_tuned_", tuned)):
             if c is None:
                 result[f"{key}apgr"] = None
                 continue
@@ -621,7 +734,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
 
 
 def plot_frontiers(result: Mapping[str, Any], path) -> str:
-    """PNG of the router frontier, the kNN baseline, single models, random mixes and the oracle.
+    """PNG of the router frontier, the kNN baselines (k fixed and k tuned), single models, random mixes and the oracle.
 
     Written atomically (temporary file, then rename). Returns the path as a string.
     """
@@ -639,6 +752,10 @@ def plot_frontiers(result: Mapping[str, Any], path) -> str:
     if curves.get("baseline_knn_hull"):
         b = curves["baseline_knn_hull"]
         ax.plot(b["cost"], b["acc"], "-s", ms=3, color="C1", label="kNN router baseline")
+    if curves.get("baseline_knn_tuned_hull"):
+        b = curves["baseline_knn_tuned_hull"]
+        ax.plot(b["cost"], b["acc"], "-^", ms=3, color="C2",
+                label=f"kNN router, k={result.get('baseline_knn_tuned_k')} (CV on train)")
     m = curves["random_mix"]
     ax.plot(m["cost"], m["acc"], "--", color="grey", label="random mix of models")
     s = curves["single"]
@@ -654,6 +771,8 @@ def plot_frontiers(result: Mapping[str, Any], path) -> str:
         title += f" (AIQ {result['aiq']:.3f}"
         if result.get("baseline_knn_aiq") is not None:
             title += f", kNN {result['baseline_knn_aiq']:.3f}"
+        if result.get("baseline_knn_tuned_aiq") is not None:
+            title += f", tuned kNN {result['baseline_knn_tuned_aiq']:.3f}"
         title += ")"
     ax.set_title(title)
     ax.grid(alpha=0.3)

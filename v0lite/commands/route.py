@@ -20,7 +20,8 @@ _TABLE_KEYS = (
     "strategy", "shrink", "prior_k", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
     "best_single_model", "best_single_acc", "best_single_cost", "cost_at_best_single_acc", "cost_save",
     "oracle_acc", "oracle_cost", "random_mix_aiq", "baseline_knn_aiq", "baseline_knn_max_acc",
-    "weak_model", "strong_model", "apgr", "cpt_50", "cpt_80", "baseline_knn_apgr",
+    "baseline_knn_tuned_k", "baseline_knn_tuned_aiq", "baseline_knn_tuned_max_acc",
+    "weak_model", "strong_model", "apgr", "cpt_50", "cpt_80", "baseline_knn_apgr", "baseline_knn_tuned_apgr",
 )
 
 
