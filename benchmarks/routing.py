@@ -271,7 +271,7 @@ def main(argv=None) -> int:
         "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
         "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
         "prompt-grouped folds of train (5 extra value-model fits). Tuned kNN router: the RouterBench kNN "
-        "router with k in (8, 16, 32, 64, 128, 256, 512) chosen by the AIQ of its out-of-fold predictions on 5 "
+        "router with k in (8, 16, 32, ..., 2048) chosen by the AIQ of its out-of-fold predictions on 5 "
         "seeded folds of the complete train prompts (equal costs: the accuracy of its argmax), evaluated on "
         "test once.",
         "",

@@ -352,7 +352,7 @@ def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int
     return P, np.tile(Ct.mean(axis=0), (te.shape[0], 1))
 
 
-TUNED_KS = (8, 16, 32, 64, 128, 256, 512)
+TUNED_KS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = TUNED_KS, *, cv: int = 5,
@@ -373,8 +373,9 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
     train_emb : ndarray (n_train, d)
     train_outcomes : ndarray (n_train, n_policies)
     train_costs : ndarray (n_train, n_policies) or (n_policies,)
-    ks : sequence of int, default (8, 16, 32, 64, 128, 256, 512)
-        Candidates; each is capped at the size of the fitted folds (duplicates dropped).
+    ks : sequence of int, default (8, 16, 32, ..., 2048)
+        Candidates (powers of two, so the choice is rarely at the edge even for ~20k prompts); each
+        is capped at the size of the fitted folds (duplicates dropped).
     cv : int, default 5
     random_state : int, default 0
         Seeds the folds.
@@ -556,7 +557,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         train log only (``cv`` extra fits of a clone of the value model).
     cv : int, default 5
         Folds of ``shrink="cv"`` and of the tuned kNN baseline.
-    tuned_ks : sequence of int or None, default (8, 16, 32, 64, 128, 256, 512)
+    tuned_ks : sequence of int or None, default (8, 16, 32, ..., 2048)
         Candidate ``k`` of the tuned kNN router baseline, chosen by :func:`tune_knn_router` on
         the train log only (``cv`` folds, seeded by ``random_state``); None skips it.
 
