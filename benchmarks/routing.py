@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         "",
         f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
         f"{machine}; total {time.perf_counter() - t0:.0f} s.",
-        f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'plain (first 256 word pieces)'}; "
+        f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'the Embedder default (prompts over 1,000 characters: mean of their first 1,000 and last 500 characters)'}; "
         "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
         "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
         "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
