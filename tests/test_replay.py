@@ -235,3 +235,20 @@ def test_ceiling_reference_and_max_step():
     assert pred["step"].max() == 6
     with pytest.raises(DataError, match="max_step"):
         alloc_sim(log.drop("_p"), value_model=FakeModel({}), max_step=-1)
+
+
+def test_default_value_model_is_the_gbdt_head(monkeypatch):
+    import v0lite.estimator as est
+
+    log = _log()
+    truth = _truth(log)
+    made = []
+
+    def fake_regressor(*, head=None, **kw):
+        made.append(head)
+        return FakeModel(truth)
+
+    monkeypatch.setattr(est, "V0Regressor", fake_regressor)
+    alloc_sim(log.drop("_p"), fit_fraction=0.25)
+    alloc_sim(log.drop("_p"), fit_fraction=0.25, head="knn")
+    assert made == [replay.DEFAULT_HEAD, "knn"] and replay.DEFAULT_HEAD == "gbdt"

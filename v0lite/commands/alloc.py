@@ -86,7 +86,7 @@ def register(subparsers) -> None:
                     "(context = earlier steps only) and score selection and allocation strategies.")
     p.add_argument("history", metavar="HISTORY", help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (NaN as null)")
-    p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
+    p.add_argument("--head", default=None, help="V0Regressor head (default: gbdt, see v0lite.replay.DEFAULT_HEAD)")
     p.add_argument("--fit-fraction", type=float, default=0.1, metavar="F",
                    help="share of the earliest distinct steps the value model is fitted on (default 0.1)")
     p.add_argument("--rollouts-per-prompt", type=int, default=8, metavar="N",
