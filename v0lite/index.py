@@ -110,6 +110,12 @@ class _Block:
         self._max_dup_step = None
         self._layout = None
 
+    def global_rows(self, pos: np.ndarray) -> np.ndarray:
+        """Global row ids of block positions (-1 stays -1)."""
+        if len(self) == 0:
+            return np.full(pos.shape, -1, np.int64)
+        return np.where(pos >= 0, self.rows[np.maximum(pos, 0)], -1)
+
     def layout(self) -> bytes:
         """Digest of the block's (prompt, step) sequence: blocks with equal layouts find the same neighbours."""
         if self._layout is None:
@@ -347,7 +353,7 @@ class HistoryIndex:
         """
         b = self.block(code)
         pos, sims = self._search_positions(b, q_emb, q_step, q_prompt_row, k, exclude)
-        return np.where(pos >= 0, b.rows[np.maximum(pos, 0)] if len(b) else -1, -1), sims
+        return b.global_rows(pos), sims
 
     def _search_positions(self, b: _Block, q_emb, q_step, q_prompt_row, k: int, exclude: str):
         """:meth:`search` in block positions (-1 padded) instead of global row ids."""
@@ -407,8 +413,6 @@ class HistoryIndex:
             pos, s = pos[inv], s[inv]
             for code in group:
                 sel = q.policy[qi] == code
-                bc = self.block(code)
-                p = pos[sel]
-                rows[qi[sel]] = np.where(p >= 0, bc.rows[np.maximum(p, 0)] if len(bc) else -1, -1)
+                rows[qi[sel]] = self.block(code).global_rows(pos[sel])
                 sims[qi[sel]] = s[sel]
         return rows, sims
