@@ -98,3 +98,22 @@ def test_transformer_reads_out_only_the_query_token_exactly():
         h = net.enc(torch.cat([q[:, None], a, x], 1), src_key_padding_mask=~keep)
         ref = args[2] + net.out(h[:, 0]).squeeze(-1) + net.skip(args[1]).squeeze(-1)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_path, fake_encoder):
+    # a context that grows past anything seen in training reads as the edge of the training range
+    from v0lite.persist import load_model
+
+    hist, queries = logs
+    model = make_model(head="transformer", head_params=_params("transformer")).fit(hist)
+    head = model.head_
+    assert np.all(head.lo_ <= head.hi_) and head.gap_max_ >= 0
+    X = np.tile(head.hi_, (3, 1)) + np.array([[0.0], [10.0], [1e6]], np.float32)
+    Z = head._standardize(X)
+    np.testing.assert_array_equal(Z[1], Z[0])
+    np.testing.assert_array_equal(Z[2], Z[0])
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m", encoder=fake_encoder).head_
+    np.testing.assert_array_equal(again.lo_, head.lo_)
+    np.testing.assert_array_equal(again.hi_, head.hi_)
+    assert again.gap_max_ == pytest.approx(float(head.gap_max_))

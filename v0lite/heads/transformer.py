@@ -117,6 +117,9 @@ class TransformerHead(BaseHead):
 
     # -- tensors ------------------------------------------------------------------------------------
     def _standardize(self, X):
+        # clip to the range training saw, as trees do: a growing context (more steps, longer
+        # histories, larger step gaps) must not push the linear input layers into extrapolation
+        X = np.clip(X, self.lo_, self.hi_) if getattr(self, "lo_", None) is not None else X
         Z = (X - self.mu_) / self.sd_
         return np.clip(np.nan_to_num(Z, nan=0.0), -5, 5).astype(np.float32)
 
@@ -129,8 +132,10 @@ class TransformerHead(BaseHead):
 
         t = self.params["n_tokens"]
         prior = np.clip(np.nan_to_num(X[idx, self._prior_col], nan=0.5), 0.02, 0.98)
-        nn_num = np.stack([ctx["nn_score"][idx, :t], ctx["nn_resid"][idx, :t], ctx["nn_sim"][idx, :t],
-                           ctx["nn_gap"][idx, :t]], -1)
+        gap = ctx["nn_gap"][idx, :t]
+        if getattr(self, "gap_max_", None) is not None:
+            gap = np.minimum(gap, self.gap_max_)
+        nn_num = np.stack([ctx["nn_score"][idx, :t], ctx["nn_resid"][idx, :t], ctx["nn_sim"][idx, :t], gap], -1)
         xp_num = np.stack([ctx["xp_resid"][idx, :t], ctx["xp_sim"][idx, :t]], -1)
         return (
             torch.from_numpy(np.ascontiguousarray(q_proj[idx], np.float32)),
@@ -210,6 +215,10 @@ class TransformerHead(BaseHead):
             warnings.simplefilter("ignore", RuntimeWarning)
             self.mu_ = np.nanmean(ts.X, 0).astype(np.float32)
             sd = np.nanstd(ts.X, 0)
+            self.lo_ = np.nan_to_num(np.nanmin(ts.X, 0), nan=0.0).astype(np.float32)
+            self.hi_ = np.nan_to_num(np.nanmax(ts.X, 0), nan=0.0).astype(np.float32)
+        valid_gap = ts.ctx["nn_gap"][ts.ctx["nn_valid"]]
+        self.gap_max_ = np.float32(valid_gap.max() if valid_gap.size else 0.0)
         self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
         self.mu_ = np.nan_to_num(self.mu_, nan=0.0)
         self.tok_pca_ = fit_pca(np.asarray(emb_table, np.float32), self.params["proj_dim"], random_state)
@@ -257,7 +266,9 @@ class TransformerHead(BaseHead):
 
         path = Path(path)
         save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / "transformer.safetensors"))
-        arrays = {"mu": self.mu_, "sd": self.sd_, "tok_pca_mean": self.tok_pca_[0], "tok_pca_components": self.tok_pca_[1]}
+        arrays = {"mu": self.mu_, "sd": self.sd_, "lo": self.lo_, "hi": self.hi_,
+                  "gap_max": np.asarray([self.gap_max_], np.float32),
+                  "tok_pca_mean": self.tok_pca_[0], "tok_pca_components": self.tok_pca_[1]}
         if self.pca_ is not None:
             arrays.update(pca_mean=self.pca_[0], pca_components=self.pca_[1])
         save_arrays(path / "transformer_arrays.safetensors", arrays)
@@ -273,6 +284,9 @@ class TransformerHead(BaseHead):
         head = cls(**meta["params"])
         a = load_arrays(path / "transformer_arrays.safetensors")
         head.mu_, head.sd_ = a["mu"], a["sd"]
+        # format 1 models saved before range clipping: no clipping, as when they were fitted
+        head.lo_, head.hi_ = a.get("lo"), a.get("hi")
+        head.gap_max_ = float(a["gap_max"][0]) if "gap_max" in a else None
         head.tok_pca_ = (a["tok_pca_mean"], a["tok_pca_components"])
         head.pca_ = (a["pca_mean"], a["pca_components"]) if "pca_mean" in a else None
         head.feature_names_ = meta["feature_names"]
