@@ -18,6 +18,7 @@ Metrics: AUC (positive = score >= 0.5), within-policy AUC, Brier, ECE, fit secon
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -35,6 +36,9 @@ from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
 HEADS = ["prior", "knn", "linear", "gbdt", "transformer", "ensemble"]
 
 
+HEAD_PARAMS: dict = {}  # head -> head_params, from --head-params
+
+
 def _groups(df):
     return (df["policy"] + "@" + df["step"].cast(pl.String)).to_numpy() if "step" in df.columns else df["policy"].to_numpy()
 
@@ -46,7 +50,7 @@ def _score(y, p, groups):
 
 def _fit_predict(head, hist, queries, *, exclude_own_prompt=False, add=None):
     t0 = time.perf_counter()
-    model = V0Regressor(head=head, random_state=0).fit(hist)
+    model = V0Regressor(head=head, head_params=HEAD_PARAMS.get(head), random_state=0).fit(hist)
     fit_s = time.perf_counter() - t0
     if add is not None:
         model.add_history(add)
@@ -114,33 +118,52 @@ def bench_routerdc(heads, root, quick, lopo_policies):
     return rows
 
 
-def bench_oneshot(heads, root, quick):
+def bench_oneshot(heads, root, quick, unseen=False):
+    """Cold prompts of the oneshot log; ``unseen``: also a run whose head never saw the queried prompts.
+
+    The issue's protocol fits the head on visits <= cut of all 1,209 prompts, so the weights have
+    seen every queried prompt (trees can recognise one from its PCA features). The ``unseen`` rows
+    fit the head on the early visits of a seeded half of the prompts only (the other half's early
+    visits join the context through ``add_history``) and query the other half.
+    """
     df = convert_oneshot_rlvr(root / "oneshot-rlvr-dsr-sub" / "dsr_sub_acc_history.jsonl")
     steps = sorted(df["step"].unique().to_list())
     cut = steps[max(1, int(np.ceil(0.1 * len(steps)))) - 1]
     targets = [t for t in steps if t > cut][:: (20 if quick else 8)]
+    prompts = df["prompt"].unique().sort()
+    half = prompts.sample(fraction=0.5, seed=0)
+    protocols = [("cold prompts", None)] + ([("unseen prompts (head fitted on the other half)", half)] if unseen else [])
     rows = []
-    for head in heads:
-        t0 = time.perf_counter()
-        model = V0Regressor(head=head, random_state=0).fit(df.filter(pl.col("step") <= cut))
-        fit_s = time.perf_counter() - t0
-        last = cut
-        ys, ps, pred_s = [], [], 0.0
-        for t in targets:
-            new = df.filter((pl.col("step") > last) & (pl.col("step") < t))
-            if new.height:
-                model.add_history(new)
-            last = t - 1
-            q = df.filter(pl.col("step") == t)
+    for label, fit_prompts in protocols:
+        for head in heads:
+            early = df.filter(pl.col("step") <= cut)
             t0 = time.perf_counter()
-            ps.append(model.predict(q, exclude_own_prompt=True))
-            pred_s += time.perf_counter() - t0
-            ys.append(q["score"].to_numpy())
-        y, p = np.concatenate(ys), np.concatenate(ps)
-        g = np.repeat(np.arange(len(targets)), [len(v) for v in ys])
-        rows.append({"dataset": f"oneshot-rlvr cold prompts, visits {targets[0]}..{targets[-1]}", "head": head,
-                     **_score(y, p, g), "fit_s": fit_s, "pred_per_s": len(p) / max(pred_s, 1e-9)})
-        print(_fmt(rows[-1]), flush=True)
+            model = V0Regressor(head=head, head_params=HEAD_PARAMS.get(head), random_state=0)
+            if fit_prompts is None:
+                model.fit(early)
+            else:
+                model.fit(early.filter(pl.col("prompt").is_in(fit_prompts.implode())))
+                model.add_history(early.filter(~pl.col("prompt").is_in(fit_prompts.implode())))
+            fit_s = time.perf_counter() - t0
+            last = cut
+            ys, ps, pred_s = [], [], 0.0
+            for t in targets:
+                new = df.filter((pl.col("step") > last) & (pl.col("step") < t))
+                if new.height:
+                    model.add_history(new)
+                last = t - 1
+                q = df.filter(pl.col("step") == t)
+                if fit_prompts is not None:
+                    q = q.filter(~pl.col("prompt").is_in(fit_prompts.implode()))
+                t0 = time.perf_counter()
+                ps.append(model.predict(q, exclude_own_prompt=True))
+                pred_s += time.perf_counter() - t0
+                ys.append(q["score"].to_numpy())
+            y, p = np.concatenate(ys), np.concatenate(ps)
+            g = np.repeat(np.arange(len(targets)), [len(v) for v in ys])
+            rows.append({"dataset": f"oneshot-rlvr {label}, visits {targets[0]}..{targets[-1]}", "head": head,
+                         **_score(y, p, g), "fit_s": fit_s, "pred_per_s": len(p) / max(pred_s, 1e-9)})
+            print(_fmt(rows[-1]), flush=True)
     return rows
 
 
@@ -167,6 +190,10 @@ def main(argv=None):
     ap.add_argument("--heads", default=",".join(HEADS))
     ap.add_argument("--datasets", default="v0,routerdc,oneshot")
     ap.add_argument("--lopo-policies", type=int, default=3, help="policies held out in leave-one-policy-out")
+    ap.add_argument("--head-params", default="{}",
+                    help='JSON: head -> its head_params, e.g. \'{"transformer": {"n_tokens": 8}}\'')
+    ap.add_argument("--unseen", action="store_true",
+                    help="oneshot: also fit the head on half the prompts and query the other half")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
     args = ap.parse_args(argv)
     root = data_dir()
@@ -174,6 +201,7 @@ def main(argv=None):
         print("quality benchmark skipped: no data (set V0LITE_DATA or put the data in ../shared/data)")
         return 0
     heads = args.heads.split(",")
+    HEAD_PARAMS.update(json.loads(args.head_params))
     print("  ".join(COLS))
     rows = []
     sets = args.datasets.split(",")
@@ -182,7 +210,7 @@ def main(argv=None):
     if "routerdc" in sets:
         rows += bench_routerdc(heads, root, args.quick, args.lopo_policies)
     if "oneshot" in sets:
-        rows += bench_oneshot(heads, root, args.quick)
+        rows += bench_oneshot(heads, root, args.quick, unseen=args.unseen)
     if not args.no_write:
         cmd = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
         body = (f"Command: `{cmd.strip()}`  \n{machine_info()}  \nEncoder: all-MiniLM-L6-v2 (offline package); "
