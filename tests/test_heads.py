@@ -117,3 +117,34 @@ def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_
     np.testing.assert_array_equal(again.lo_, head.lo_)
     np.testing.assert_array_equal(again.hi_, head.hi_)
     assert again.gap_max_ == pytest.approx(float(head.gap_max_))
+
+
+def test_ensemble_bounds_each_members_pull_and_loads_legacy_models(logs, make_model, tmp_path, fake_encoder):
+    import json
+
+    from v0lite.heads.ensemble import _LEGACY_STACK_EPS, _STACK_EPS, _logit
+    from v0lite.persist import _meta_digest, load_model
+
+    # a member at exactly 0 or 1 moves the blend by at most weight x logit(1 - eps)
+    assert _logit([0.0, 1.0]).tolist() == pytest.approx([-np.log(1 / _STACK_EPS - 1), np.log(1 / _STACK_EPS - 1)])
+    hist, queries = logs
+    model = make_model(head="ensemble", head_params=_params("ensemble")).fit(hist)
+    assert model.head_.stack_eps_ == _STACK_EPS
+    model.save(tmp_path / "m")
+    # a model saved before the eps was recorded predicts as it did then
+    mfile = tmp_path / "m" / "meta.json"
+    meta = json.loads(mfile.read_text())
+    del meta["head"]["meta"]["stack_eps"]
+    meta["meta_sha256"] = _meta_digest(meta)
+    mfile.write_text(json.dumps(meta))
+    old = load_model(tmp_path / "m", encoder=fake_encoder)
+    assert old.head_.stack_eps_ == _LEGACY_STACK_EPS
+    members = old.head_.member_predictions(old.index_, old._queries(queries))
+    z = _logit(members, _LEGACY_STACK_EPS) @ old.head_.coef_ + old.head_.intercept_
+    np.testing.assert_allclose(old.predict(queries), 1 / (1 + np.exp(-z)))
+
+
+def test_ensemble_rejects_unknown_members(logs, make_model):
+    hist, _ = logs
+    with pytest.raises(V0liteError, match=r"unknown \['mlp'\].*\['gbdt', 'transformer', 'knn'\]"):
+        make_model(head="ensemble", head_params={"members": ["gbdt", "mlp"]}).fit(hist)
