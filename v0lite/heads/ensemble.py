@@ -53,7 +53,7 @@ def fit_soft_logistic(Z, y, l2=1e-2, n_iter=50):
 
 
 class EnsembleHead(BaseHead):
-    """Stacked, calibrated ensemble of the gbdt, transformer and knn heads.
+    """Stacked, calibrated ensemble of the gbdt and transformer heads (and optionally knn).
 
     Parameters
     ----------
