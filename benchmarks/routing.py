@@ -301,7 +301,7 @@ def main(argv=None) -> int:
         "",
     ])
     if t_add is not None:
-        body += "\n".join([
+        body += "\n" + "\n".join([
             f"### Adding a model through add_history only (head={sweep_head})",
             "",
             "The value model is fitted on train without the held-out model, then m of its train outcomes "
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
             "",
         ])
     if seven is not None:
-        body += "\n".join([
+        body += "\n" + "\n".join([
             f"### routerdc-7model (split_by_prompt 80/20, seed 0; unit costs; {seven[0]})",
             "",
             seven[1],
