@@ -148,3 +148,17 @@ def test_ensemble_rejects_unknown_members(logs, make_model):
     hist, _ = logs
     with pytest.raises(V0liteError, match=r"unknown \['mlp'\].*\['gbdt', 'transformer', 'knn'\]"):
         make_model(head="ensemble", head_params={"members": ["gbdt", "mlp"]}).fit(hist)
+
+
+def test_transformer_fit_restores_torch_threads(logs, make_model):
+    # n_jobs applies while training; the caller's thread setting is left as it was
+    import torch
+
+    hist, _ = logs
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make_model(head="transformer", head_params={**_params("transformer"), "n_jobs": 1}).fit(hist)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
