@@ -1,6 +1,6 @@
 """Prediction speed of the learned heads against the number of torch threads (issue 3's >= 5,000/s).
 
-Fits each head once on routerdc-7model's train split (split_by_prompt 80/20, seed 0; ~92k history
+Fits each head once on routerdc-7model's train split (split_by_prompt 80/20, seed 0; 115k history
 rows), then predicts all held-out rows (prompts already embedded) with 1 and with 2 torch threads,
 alternating, ``--repeats`` times each; reports the median rows/s. Run it on an otherwise idle
 machine: OpenMP threads spin, so a second busy process distorts the 2-thread figures most.

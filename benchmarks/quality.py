@@ -133,17 +133,18 @@ def bench_oneshot(heads, root, quick, unseen=False):
     prompts = df["prompt"].unique().sort()
     half = prompts.sample(fraction=0.5, seed=0)
     protocols = [("cold prompts", None)] + ([("unseen prompts (head fitted on the other half)", half)] if unseen else [])
+    early = df.filter(pl.col("step") <= cut)
     rows = []
     for label, fit_prompts in protocols:
+        held = None if fit_prompts is None else ~pl.col("prompt").is_in(fit_prompts.implode())
         for head in heads:
-            early = df.filter(pl.col("step") <= cut)
             t0 = time.perf_counter()
             model = V0Regressor(head=head, head_params=HEAD_PARAMS.get(head), random_state=0)
             if fit_prompts is None:
                 model.fit(early)
             else:
-                model.fit(early.filter(pl.col("prompt").is_in(fit_prompts.implode())))
-                model.add_history(early.filter(~pl.col("prompt").is_in(fit_prompts.implode())))
+                model.fit(early.filter(~held))
+                model.add_history(early.filter(held))
             fit_s = time.perf_counter() - t0
             last = cut
             ys, ps, pred_s = [], [], 0.0
@@ -153,8 +154,8 @@ def bench_oneshot(heads, root, quick, unseen=False):
                     model.add_history(new)
                 last = t - 1
                 q = df.filter(pl.col("step") == t)
-                if fit_prompts is not None:
-                    q = q.filter(~pl.col("prompt").is_in(fit_prompts.implode()))
+                if held is not None:
+                    q = q.filter(held)
                 t0 = time.perf_counter()
                 ps.append(model.predict(q, exclude_own_prompt=True))
                 pred_s += time.perf_counter() - t0

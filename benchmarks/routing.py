@@ -43,17 +43,11 @@ from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.exceptions import V0liteWarning  # noqa: E402
 from v0lite.route import TailEncoder  # noqa: E402
 from v0lite.route_eval import plot_frontiers, route_eval  # noqa: E402
-
+from benchmarks._results import machine_info, write_section  # noqa: E402
 
 
 def _data_dir() -> Path:
     return Path(os.environ.get("V0LITE_DATA", HERE.parent.parent / "shared" / "data"))
-
-
-def _machine() -> str:
-    from benchmarks._results import machine_info
-
-    return machine_info()
 
 
 def _f(v, fmt="{:.4f}") -> str:
@@ -201,23 +195,6 @@ def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
     return info, _table(["router (unit costs: accuracy of argmax p)", "accuracy", "seconds"], rows)
 
 
-# --------------------------------------------------------------------------- RESULTS.md
-
-
-def write_section(path: Path, body: str, name: str = "routing") -> None:
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    section = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n"
-    if start in text and end in text:
-        a, b = text.index(start), text.index(end) + len(end)
-        text = text[:a] + section + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
@@ -242,7 +219,7 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/routing.py " + " ".join(argv if argv is not None else sys.argv[1:])
     t0 = time.perf_counter()
     log = print
-    machine = _machine()
+    machine = machine_info()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
@@ -277,9 +254,8 @@ def main(argv=None) -> int:
         print(seven[1])
 
     r0 = results[default][0]
+    title = "Routing (issue 4)" + ("" if args.encoder == "plain" else f", encoder {args.encoder}")
     body = "\n".join([
-        "## Routing (issue 4)" + ("" if args.encoder == "plain" else f", encoder {args.encoder}"),
-        "",
         f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
         f"{machine}; total {time.perf_counter() - t0:.0f} s.",
         f"Encoder: {_ENCODER_TEXT[args.encoder]}; "
@@ -317,7 +293,7 @@ def main(argv=None) -> int:
             seven[1],
             "",
         ])
-    write_section(Path(args.results), body, section)
+    write_section(section, title, body, Path(args.results))
     print(f"wrote {args.results} and {plot} ({os.path.getsize(plot) / 1024:.0f} KB)")
     return 0
 

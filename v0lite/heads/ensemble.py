@@ -2,8 +2,8 @@
 
 Both learned heads are first trained without the validation prompts (whole prompts held
 out, see :mod:`v0lite.heads._training`); their predictions on those prompts (and the kNN
-estimate, if it is a member) feed a logistic stacker on the logits. The stacker is Platt scaling of the blend,
-so it also calibrates: a predicted 0.7 means about 70%. The learned heads are then refitted
+estimate, if it is a member) feed a logistic stacker on the logits. The stacker is Platt
+scaling of the blend, so it also calibrates: a predicted 0.7 means about 70%. The learned heads are then refitted
 on every episode; the stacker stays as fitted out of fold.
 """
 

@@ -100,8 +100,7 @@ class TransformerHead(BaseHead):
     n_jobs : int, default 1
         Torch CPU threads while training (one is robust on shared cores, as for LightGBM).
         Prediction uses the process's torch setting (``torch.set_num_threads``; all cores by
-        default): on this 2-core machine the default ensemble predicts ~5.5k rows/s with two
-        threads and ~3.7k/s with one.
+        default): see ``benchmarks/predict_threads.py`` for what that is worth.
 
     Examples
     --------
@@ -122,7 +121,7 @@ class TransformerHead(BaseHead):
     def _standardize(self, X):
         # clip to the range training saw, as trees do: a growing context (more steps, longer
         # histories, larger step gaps) must not push the linear input layers into extrapolation
-        X = np.clip(X, self.lo_, self.hi_) if getattr(self, "lo_", None) is not None else X
+        X = np.clip(X, self.lo_, self.hi_) if self.lo_ is not None else X
         Z = (X - self.mu_) / self.sd_
         return np.clip(np.nan_to_num(Z, nan=0.0), -5, 5).astype(np.float32)
 
@@ -136,7 +135,7 @@ class TransformerHead(BaseHead):
         t = self.params["n_tokens"]
         prior = np.clip(np.nan_to_num(X[idx, self._prior_col], nan=0.5), 0.02, 0.98)
         gap = ctx["nn_gap"][idx, :t]
-        if getattr(self, "gap_max_", None) is not None:
+        if self.gap_max_ is not None:
             gap = np.minimum(gap, self.gap_max_)
         nn_num = np.stack([ctx["nn_score"][idx, :t], ctx["nn_resid"][idx, :t], ctx["nn_sim"][idx, :t], gap], -1)
         xp_num = np.stack([ctx["xp_resid"][idx, :t], ctx["xp_sim"][idx, :t]], -1)
@@ -232,7 +231,7 @@ class TransformerHead(BaseHead):
             self.lo_ = np.nan_to_num(np.nanmin(ts.X, 0), nan=0.0).astype(np.float32)
             self.hi_ = np.nan_to_num(np.nanmax(ts.X, 0), nan=0.0).astype(np.float32)
         valid_gap = ts.ctx["nn_gap"][ts.ctx["nn_valid"]]
-        self.gap_max_ = np.float32(valid_gap.max() if valid_gap.size else 0.0)
+        self.gap_max_ = float(valid_gap.max()) if valid_gap.size else 0.0
         self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
         self.mu_ = np.nan_to_num(self.mu_, nan=0.0)
         self.tok_pca_ = fit_pca(np.asarray(emb_table, np.float32), self.params["proj_dim"], random_state)
