@@ -116,22 +116,30 @@ def heads_table(results) -> str:
         if r["shrink"]:
             head += f" (chose {r['shrink']:.1f}, prior_k {r['prior_k']})"
         rows.append([f"v0lite router, head={head}", _f(r["aiq"]), _f(r["max_acc"]), _f(cab, "{:.6f}"),
-                     "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", f"{r['_seconds']:.0f}"])
+                     "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", _f(r["within_task_auc"], "{:.3f}"),
+                     f"{r['_seconds']:.0f}"])
     for head, (r, _) in list(results.items())[:1]:
         cab = r["baseline_knn_cost_at_best_single_acc"]
         rows.append(["kNN router baseline (k=32, mean cost)", _f(r["baseline_knn_aiq"]), _f(r["baseline_knn_max_acc"]),
-                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "-"])
+                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "-", "-"])
         cab = r["baseline_knn_tuned_cost_at_best_single_acc"]
         rows.append([f"kNN router, k={r['baseline_knn_tuned_k']} tuned by 5-fold CV AIQ on train (mean cost)",
                      _f(r["baseline_knn_tuned_aiq"]), _f(r["baseline_knn_tuned_max_acc"]),
-                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "-"])
-        rows.append(["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-", "-"])
+                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%",
+                     _f(r["baseline_knn_tuned_within_task_auc"], "{:.3f}"), "-"])
+        if r["baseline_task_aiq"] is not None:
+            cab = r["baseline_task_cost_at_best_single_acc"]
+            rows.append(["reference: task-mean router (knows each prompt's task label; per task, each model's "
+                         "mean train outcome and cost)", _f(r["baseline_task_aiq"]), _f(r["baseline_task_max_acc"]),
+                         _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "0.500", "-"])
+        rows.append(["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-",
+                     "-", "-"])
         rows.append([f"best single model ({r['best_single_model']})", "-", _f(r["best_single_acc"]),
-                     _f(r["best_single_cost"], "{:.6f}"), "100%", "-"])
+                     _f(r["best_single_cost"], "{:.6f}"), "100%", "-", "-"])
         rows.append(["oracle", "-", _f(r["oracle_acc"]), _f(r["oracle_cost"], "{:.6f}"),
-                     f"{100 * r['oracle_cost'] / ref_cost:.1f}%", "-"])
+                     f"{100 * r['oracle_cost'] / ref_cost:.1f}%", "-", "-"])
     return _table(["router", "AIQ", "max acc", "cost at best-single acc ($/prompt)", "% of best single's cost",
-                   "seconds (fit+eval)"], rows)
+                   "within-task AUC", "seconds (fit+eval)"], rows)
 
 
 def held_out_models(train: pl.DataFrame, n: int) -> list[str]:
@@ -176,7 +184,7 @@ def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
         prompts = sorted(set(log7["prompt"].to_list()))
         keep = set(np.random.default_rng(0).permutation(len(prompts))[:3000].tolist())
         log7 = log7.filter(pl.col("prompt").is_in([p for i, p in enumerate(prompts) if i in keep]))
-    train, test = split_by_prompt(log7.select("policy", "prompt", "score"), test_size=0.2, random_state=0)
+    train, test = split_by_prompt(log7.select("policy", "prompt", "score", "task"), test_size=0.2, random_state=0)
     rows = []
     for head in heads:
         vm = _value_model(head, enc)
@@ -184,15 +192,19 @@ def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
             res = _eval(train, test, vm, embedder, fit=i == 0, shrink=shrink)
             name = _label(head, shrink) + (f" (chose {res['shrink']:.1f}, prior_k {res['prior_k']})"
                                            if res["shrink"] else "")
-            rows.append([f"v0lite router, head={name}", _f(res["max_acc"]), f"{res['_seconds']:.0f}"])
+            rows.append([f"v0lite router, head={name}", _f(res["max_acc"]), _f(res["within_task_auc"], "{:.3f}"),
+                         f"{res['_seconds']:.0f}"])
             log(f"  7model {name}: max acc {res['max_acc']:.4f} ({res['_seconds']:.0f} s)")
-    rows.append(["kNN router baseline (k=32)", _f(res["baseline_knn_max_acc"]), "-"])
+    rows.append(["kNN router baseline (k=32)", _f(res["baseline_knn_max_acc"]), "-", "-"])
     rows.append([f"kNN router, k={res['baseline_knn_tuned_k']} tuned by 5-fold CV accuracy on train",
-                 _f(res["baseline_knn_tuned_max_acc"]), "-"])
-    rows.append([f"best single model ({res['best_single_model']})", _f(res["best_single_acc"]), "-"])
-    rows.append(["oracle", _f(res["oracle_acc"]), "-"])
+                 _f(res["baseline_knn_tuned_max_acc"]), _f(res["baseline_knn_tuned_within_task_auc"], "{:.3f}"), "-"])
+    if res["baseline_task_max_acc"] is not None:
+        rows.append(["reference: task-mean router (knows each prompt's task label)", _f(res["baseline_task_max_acc"]),
+                     "0.500", "-"])
+    rows.append([f"best single model ({res['best_single_model']})", _f(res["best_single_acc"]), "-", "-"])
+    rows.append(["oracle", _f(res["oracle_acc"]), "-", "-"])
     info = f"{train['prompt'].n_unique()} train / {res['n_test']} test prompts, {res['n_policies']} models"
-    return info, _table(["router (unit costs: accuracy of argmax p)", "accuracy", "seconds"], rows)
+    return info, _table(["router (unit costs: accuracy of argmax p)", "accuracy", "within-task AUC", "seconds"], rows)
 
 
 def main(argv=None) -> int:
@@ -265,7 +277,11 @@ def main(argv=None) -> int:
         "prompt-grouped folds of train (5 extra value-model fits). Tuned kNN router: the RouterBench kNN "
         "router with k in (8, 16, 32, ..., 2048) chosen by the AIQ of its out-of-fold predictions on 5 "
         "seeded folds of the complete train prompts (equal costs: the accuracy of its argmax), evaluated on "
-        "test once.",
+        "test once. Within-task AUC: for each model, the AUC of the router's predicted success against the "
+        "test outcomes inside each task of the log (size-weighted), averaged over models; 0.5 means the "
+        "router ranks prompts of one task no better than chance, i.e. all it knows is the task. The "
+        "task-mean router is a reference, not a competitor: it is given the task label that the other "
+        "routers must infer from the prompt.",
         "",
         f"### routerdc-routerbench (its train -> its test; {r0['n_test']} complete test prompts, "
         f"{r0['n_policies']} models)",

@@ -17,6 +17,7 @@ from v0lite.route_eval import (
     best_single,
     cost_at_accuracy,
     cpt,
+    group_router_baseline,
     knn_router_baseline,
     non_decreasing_hull,
     oracle,
@@ -178,6 +179,37 @@ def _clustered(n_per: int, seed: int, spread: float):
     Y = np.stack([(rng.uniform(size=lab.size) < np.where(lab == 0, 0.9, 0.1)).astype(float),
                   (rng.uniform(size=lab.size) < 0.95).astype(float)], axis=1)
     return E.astype(np.float32), Y
+
+
+def test_group_router_baseline_means_per_group_and_fallback():
+    Y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    C = np.array([[1.0, 4.0], [3.0, 2.0], [1.0, 2.0], [1.0, 4.0]])
+    P, Cp = group_router_baseline(["a", "b", "b", "a"], Y, C, ["b", "a", "new"])
+    np.testing.assert_allclose(P, [[0.5, 1.0], [0.5, 0.0], [0.5, 0.5]])
+    np.testing.assert_allclose(Cp, [[2.0, 2.0], [1.0, 4.0], [1.5, 3.0]])
+    with pytest.raises(V0liteError, match="same train prompts"):
+        group_router_baseline(["a"], Y, C, ["a"])
+
+
+def test_route_eval_task_reference(logs):
+    train, test = logs
+    # the task is the difficulty level: a task-mean router then routes nearly as well as a perfect model
+    add_task = pl.col("prompt").str.split(" ").list.last().alias("task")
+    res = route_eval(train.with_columns(add_task), test.with_columns(add_task), value_model=FakeValueModel(),
+                     embedder=FakeEmbedder(), tuned_ks=(16, 32))
+    assert 0 < res["baseline_task_aiq"] <= 1 and res["curves"]["baseline_task"]["cost"]
+    assert res["baseline_task_aiq"] > res["random_mix_aiq"]
+    # inside one level every prompt has the same true p: no prompt-level signal is left to rank
+    assert res["within_task_auc"] == pytest.approx(0.5)
+    assert res["baseline_knn_tuned_within_task_auc"] is not None
+    # one task for all: the within-task AUC is the plain AUC, and the task router is the mean router
+    one = route_eval(train.with_columns(task=pl.lit("t")), test.with_columns(task=pl.lit("t")),
+                     value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
+    assert one["within_task_auc"] > 0.7
+    assert one["baseline_task_max_acc"] == pytest.approx(one["best_single_acc"])
+    # without the column the keys are there, empty
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
+    assert res["baseline_task_aiq"] is None and res["within_task_auc"] is None
 
 
 def test_tune_knn_router_prefers_a_small_k_on_local_structure():

@@ -61,6 +61,7 @@ __all__ = [
     "cpt",
     "knn_router_baseline",
     "tune_knn_router",
+    "group_router_baseline",
     "route_eval",
     "plot_frontiers",
 ]
@@ -436,6 +437,64 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
     return k, {"k": cands, "score": scores, "criterion": "acc" if degenerate else "aiq", "cv": folds}
 
 
+def group_router_baseline(train_groups, train_outcomes, train_costs, test_groups) -> tuple[np.ndarray, np.ndarray]:
+    """A router that knows only each prompt's group (e.g. its task): per model, the group's mean.
+
+    It is the reference for how much of a router's frontier comes from recognising the task
+    alone. A test group absent from train gets each model's mean over all train prompts.
+
+    Parameters
+    ----------
+    train_groups : array-like of str (n_train,)
+    train_outcomes : ndarray (n_train, n_policies)
+    train_costs : ndarray (n_train, n_policies) or (n_policies,)
+    test_groups : array-like of str (n_test,)
+
+    Returns
+    -------
+    P, C : ndarray (n_test, n_policies)
+        The group's mean outcome and mean cost of every model.
+
+    Examples
+    --------
+    >>> Y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> P, C = group_router_baseline(["a", "b", "b"], Y, np.array([1.0, 2.0]), ["b", "z"])
+    >>> P.tolist()
+    [[0.5, 1.0], [0.6666666666666666, 0.6666666666666666]]
+    """
+    Y = np.asarray(train_outcomes, dtype=np.float64)
+    if Y.ndim != 2:
+        raise V0liteError(f"train_outcomes must be 2-D (n_train, n_policies), got shape {Y.shape}.")
+    C = np.asarray(train_costs, dtype=np.float64)
+    C = np.array(np.broadcast_to(C, Y.shape)) if C.ndim == 1 else C
+    g_tr = np.asarray(train_groups, dtype=object).astype(str)
+    g_te = np.asarray(test_groups, dtype=object).astype(str)
+    if C.shape != Y.shape or g_tr.shape != (Y.shape[0],):
+        raise V0liteError(f"train_groups {g_tr.shape}, train_outcomes {Y.shape} and train_costs {C.shape} "
+                          "must describe the same train prompts.")
+    P = np.tile(Y.mean(axis=0), (g_te.shape[0], 1))
+    Cp = np.tile(C.mean(axis=0), (g_te.shape[0], 1))
+    for g in np.unique(g_tr):
+        rows, dst = g_tr == g, g_te == g
+        if dst.any():
+            P[dst], Cp[dst] = Y[rows].mean(axis=0), C[rows].mean(axis=0)
+    return P, Cp
+
+
+def _within_group_auc(Y: np.ndarray, P: np.ndarray, groups: np.ndarray) -> float | None:
+    """Mean over models of the size-weighted AUC of ``P`` inside each group (NaN groups skipped)."""
+    from .metrics import within_policy_auc
+
+    vals = []
+    for j in range(Y.shape[1]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            v = within_policy_auc(Y[:, j], np.clip(P[:, j], 0.0, 1.0), groups)
+        if math.isfinite(v):
+            vals.append(v)
+    return float(np.mean(vals)) if vals else None
+
+
 # --------------------------------------------------------------------------- end-to-end evaluation
 
 
@@ -505,6 +564,12 @@ def _cost_save(cost: float | None, reference: float) -> float | None:
     return 0.0 if abs(save) < 1e-12 else save
 
 
+def _first_task(frame: pl.DataFrame) -> dict[str, str]:
+    """Prompt -> the first non-null task the log gives it."""
+    sub = frame.select("prompt", "task").drop_nulls("task").unique(subset="prompt", keep="first", maintain_order=True)
+    return dict(zip(sub["prompt"].to_list(), sub["task"].cast(pl.Utf8).to_list()))
+
+
 def _default_value_model(random_state: int):
     from .estimator import V0Regressor
 
@@ -568,7 +633,12 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         ``best_single_model``, ``best_single_cost``, ``cost_at_best_single_acc``, ``cost_save``,
         ``oracle_acc``, ``oracle_cost``, ``baseline_knn_aiq``, ``baseline_knn_max_acc``,
         ``baseline_knn_tuned_aiq``, ``baseline_knn_tuned_k``, ``baseline_knn_tuned_max_acc``,
-        ``baseline_knn_tuned_cv`` (every candidate's cross-validation score),
+        ``baseline_knn_tuned_cv`` (every candidate's cross-validation score), and when both logs
+        have a ``task`` column ``baseline_task_aiq``, ``baseline_task_max_acc``,
+        ``baseline_task_cost_at_best_single_acc`` (:func:`group_router_baseline`: per task, each
+        model's mean train outcome), ``within_task_auc`` and ``baseline_knn_tuned_within_task_auc``
+        (mean over models of the AUC of predicted success inside each task: the prompt-level
+        signal beyond the task; 0.5 = none), else None,
         ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
         ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
         ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
@@ -663,6 +733,19 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     else:
         warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
 
+    # what knowing the task alone gives, when both logs name it
+    task_curve = within_task = tuned_within_task = None
+    if "task" in train.columns and "task" in test.columns and tr_ok.any():
+        task_of = _first_task(test)
+        g_te = np.array([task_of.get(t) for t in te_prompts], dtype=object).astype(str)
+        tr_task = _first_task(train)
+        g_tr = np.array([tr_task.get(t) for t in tr_prompts_ok], dtype=object).astype(str)
+        Pg, Cg = group_router_baseline(g_tr, Ytr[tr_ok], Ctr[tr_ok], g_te)
+        task_curve = _sweep(UtilityStrategy(), Pg, Cg, Y, Ctrue, n_knobs)
+        within_task = _within_group_auc(Y, P, g_te)
+        if tuned is not None:
+            tuned_within_task = _within_group_auc(Y, Pt, g_te)
+
     def _aiq(c):
         return None if degenerate or c is None else aiq(c["cost"], c["acc"], c_max)
 
@@ -699,6 +782,12 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         "baseline_knn_tuned_cost_at_best_single_acc": (None if tuned is None
                                                        else cost_at_accuracy(tuned, single["acc"])),
         "baseline_knn_tuned_cv": tuned_cv,
+        "baseline_task_aiq": _aiq(task_curve),
+        "baseline_task_max_acc": None if task_curve is None else float(max(task_curve["acc"])),
+        "baseline_task_cost_at_best_single_acc": (None if task_curve is None
+                                                  else cost_at_accuracy(task_curve, single["acc"])),
+        "within_task_auc": within_task,
+        "baseline_knn_tuned_within_task_auc": tuned_within_task,
         "curves": {
             "router": curve,
             "router_hull": _hull_dict(curve["cost"], curve["acc"]),
@@ -706,6 +795,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
             "baseline_knn_hull": None if base is None else _hull_dict(base["cost"], base["acc"]),
             "baseline_knn_tuned": tuned,
             "baseline_knn_tuned_hull": None if tuned is None else _hull_dict(tuned["cost"], tuned["acc"]),
+            "baseline_task": task_curve,
             "single": {"policy": policies, "cost": single["costs"], "acc": single["accs"]},
             "random_mix": _hull_dict(single["costs"], single["accs"]),
             "oracle": {"cost": or_cost, "acc": or_acc},
@@ -735,7 +825,8 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
 
 
 def plot_frontiers(result: Mapping[str, Any], path) -> str:
-    """PNG of the router frontier, the kNN baselines (k fixed and k tuned), single models, random mixes and the oracle.
+    """PNG of the router frontier, the kNN baselines (k fixed and k tuned), the task-mean router
+    (when the logs name tasks), single models, random mixes and the oracle.
 
     Written atomically (temporary file, then rename). Returns the path as a string.
     """
@@ -757,6 +848,10 @@ def plot_frontiers(result: Mapping[str, Any], path) -> str:
         b = curves["baseline_knn_tuned_hull"]
         ax.plot(b["cost"], b["acc"], "-^", ms=3, color="C2",
                 label=f"kNN router, k={result.get('baseline_knn_tuned_k')} (CV on train)")
+    if curves.get("baseline_task"):
+        tc = curves["baseline_task"]
+        hc, ha = non_decreasing_hull(tc["cost"], tc["acc"])
+        ax.plot(hc, ha, ":", color="C4", label="task-mean router (knows the task label)")
     m = curves["random_mix"]
     ax.plot(m["cost"], m["acc"], "--", color="grey", label="random mix of models")
     s = curves["single"]
