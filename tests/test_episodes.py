@@ -41,3 +41,28 @@ def test_prompt_folds_are_seeded(index):
 def test_max_rows_caps_queries(index):
     for e in make_episodes(index, n_folds=2, max_rows=10):
         assert len(e.rows) <= 10
+
+
+def test_thin_episodes_cut_one_policy_and_query_only_it(index):
+    folds = prompt_folds(index, 5, 0)
+    thin = [e for e in make_episodes(index, n_folds=5, thin=2, random_state=0) if e.kind == "thin"]
+    assert len(thin) == 10
+    assert len({int(e.queries.policy[0]) for e in thin}) == 3  # the cycle visits every policy
+    for e in thin:
+        code = int(e.queries.policy[0])
+        assert (e.queries.policy == code).all()
+        f = folds[e.queries.prompt_row[0]]
+        assert len(e.rows) <= max(1, int(0.1 * (folds[index.prompt_row] == f).sum()))
+        assert (folds[e.queries.prompt_row] == f).all()
+        # the fold is cold for every policy; the queried policy keeps at most 256 rows
+        assert set(e.queries.prompt_row.tolist()).isdisjoint(set(e.context.prompt_row.tolist()))
+        own = int((e.context.policy == code).sum())
+        assert 1 <= own <= 256
+        others = e.context.policy != code
+        assert others.sum() == ((index.policy != code) & (folds[index.prompt_row] != f)).sum()
+
+
+def test_thin_episodes_need_three_policies(make_model, index):
+    two = make_model(head="prior").fit(make_log(n_policies=2, n_prompts=30)).index_
+    assert {e.kind for e in make_episodes(two, n_folds=3, thin=2)} == {"cold", "warm"}
+    assert "thin" not in {e.kind for e in make_episodes(index, n_folds=3, thin=0)}

@@ -140,6 +140,20 @@ def test_add_history_serves_a_new_policy_without_refit(make_model, small_log):
     assert p[0] > 0.9 and m.head_.params == head_params
 
 
+def test_a_policy_added_with_few_outcomes_is_shrunk_toward_the_pool(make_model):
+    rng = np.random.default_rng(3)
+    rows = [{"policy": f"pol{p}", "prompt": f"task {j}", "score": float(rng.uniform() < 0.45 + 0.05 * p)}
+            for p in range(4) for j in range(60)]
+    m = make_model(head="prior").fit(pl.DataFrame(rows))
+    lucky = pl.DataFrame({"policy": ["lucky"] * 4, "prompt": [f"task {j}" for j in range(4)], "score": [1.0] * 4})
+    m.add_history(lucky)
+    p = m.predict(pl.DataFrame({"policy": ["lucky", "pol3"], "prompt": ["task 9", "task 9"]}))
+    pol3 = np.mean([r["score"] for r in rows if r["policy"] == "pol3"])
+    # four straight successes do not make it the best policy by far; a long history keeps its mean
+    assert 0.5 < p[0] < 0.8
+    assert p[1] == pytest.approx(pol3, abs=0.02)
+
+
 def test_failed_add_history_leaves_the_model_exactly_as_before(make_model, small_log, monkeypatch, guarantees):
     import v0lite.index as index_mod
 

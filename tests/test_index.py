@@ -207,3 +207,35 @@ def test_distinct_queries_is_exact():
     # equal embeddings under different labels stay apart
     first, inv = _distinct_queries(np.repeat(emb[:1], 4, 0), np.array([0, 1, 0, 1]))
     assert len(first) == 2 and inv[0] == inv[2] != inv[1] == inv[3]
+
+
+def _pop_index(means, counts, seed=0):
+    rng = np.random.default_rng(seed)
+    pol, score = [], []
+    for code, (m, c) in enumerate(zip(means, counts)):
+        pol += [code] * c
+        score += (rng.uniform(size=c) < m).astype(float).tolist()
+    n = len(score)
+    emb = _unit(rng, n)
+    return HistoryIndex(emb, [str(i) for i in range(n)], [f"p{i}" for i in range(len(means))], pol,
+                        np.arange(n), score, np.zeros(n, np.int64))
+
+
+def test_population_shrinks_a_thin_policy_and_keeps_a_thick_one():
+    idx = _pop_index([0.5, 0.6, 0.7, 0.8, 1.0], [2000, 2000, 2000, 2000, 10])
+    mu, tau2, sigma2 = idx.population()
+    assert mu == pytest.approx(0.65, abs=0.02)  # the 10-row policy is left out of the estimate
+    assert tau2 == pytest.approx(np.var([0.5, 0.6, 0.7, 0.8], ddof=1), abs=0.006)
+    assert 0.15 < sigma2 < 0.25
+    out = idx.shrink_to_population(np.array([10.0, 2000.0]), np.array([1.0, 0.8]))
+    assert mu < out[0] < 0.9  # 10 straight successes: pulled well toward the population
+    assert out[1] == pytest.approx(0.8, abs=0.003)
+    assert idx.population() is idx.population()  # cached
+
+
+def test_population_needs_three_policies_and_floors_tau():
+    two = _pop_index([0.2, 0.9], [500, 500])
+    assert two.population() is None
+    np.testing.assert_array_equal(two.shrink_to_population(np.array([3.0]), np.array([1.0])), [1.0])
+    alike = _pop_index([0.5, 0.5, 0.5], [3000, 3000, 3000])
+    assert alike.population()[1] == pytest.approx(index_mod._POP_MIN_TAU2)

@@ -9,6 +9,12 @@ from the context it reads. Two kinds of episodes, both built from one fitted his
 * **warm** (row-held-out): every row is a query against the full history with its own
   (policy, prompt, step) row hidden (``exclude="same_step"``); the prompt's other steps and
   other policies stay visible, as for a prompt the log has seen before.
+* **thin** (a policy known from a few outcomes; histories with three or more policies): as a
+  cold episode, but one policy's context is cut to a random 8 to 256 of its rows and only
+  that policy's rows of the fold are queried (at most a tenth of the fold's rows, so thin
+  queries stay a minority), as for a model just added to the pool with
+  ``add_history``. Without them a head never sees a thin policy and takes its few outcomes
+  at their word.
 
 Cold folds use :func:`prompt_folds`, which assigns whole prompts, so validation splits built
 on it also never put a prompt on both sides.
@@ -58,9 +64,12 @@ def row_queries(index: HistoryIndex, rows: np.ndarray) -> Queries:
     return Queries(index.policy[rows].astype(np.int32), index.step[rows], index.emb[pr], pr, index.lengths[pr])
 
 
+THIN_SIZES = (8, 256)
+
+
 def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, max_rows: int | None = None,
-                  random_state: int = 0) -> list[Episode]:
-    """Cold episodes (one per prompt fold) and, if ``warm``, one warm episode over all rows.
+                  thin: int = 2, random_state: int = 0) -> list[Episode]:
+    """Cold episodes (one per prompt fold), ``thin`` thin ones per fold and, if ``warm``, one warm episode.
 
     Parameters
     ----------
@@ -72,13 +81,16 @@ def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, m
         Add the row-held-out episode.
     max_rows : int, optional
         Subsample query rows per episode (seeded) to bound training time on huge logs.
+    thin : int, default 2
+        Thin episodes per fold (policies taken in a seeded cycle; context sizes log-uniform in
+        :data:`THIN_SIZES`); none when the history has fewer than three policies.
     random_state : int, default 0
 
     Examples
     --------
     >>> eps = make_episodes(index, n_folds=5)  # doctest: +SKIP
-    >>> [e.kind for e in eps]                  # doctest: +SKIP
-    ['cold', 'cold', 'cold', 'cold', 'cold', 'warm']
+    >>> [e.kind for e in eps][:5], eps[-1].kind  # doctest: +SKIP
+    (['cold', 'cold', 'cold', 'cold', 'cold'], 'warm')
     """
     rng = np.random.default_rng(random_state)
     folds = prompt_folds(index, n_folds, random_state)
@@ -97,6 +109,28 @@ def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, m
         ctx = subindex(index, np.flatnonzero(row_fold != f))
         q_rows = _cap(q_rows)
         episodes.append(Episode(ctx, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "cold"))
+    codes = np.unique(index.policy)
+    if thin > 0 and len(codes) >= 3:
+        cycle = rng.permutation(codes)
+        lo, hi = np.log(THIN_SIZES[0]), np.log(THIN_SIZES[1])
+        for f in range(n_folds):
+            for t in range(thin):
+                code = cycle[(f * thin + t) % len(cycle)]
+                mine = index.policy == code
+                in_fold = row_fold == f
+                q_rows = np.flatnonzero(mine & in_fold)
+                own = np.flatnonzero(mine & ~in_fold)
+                if len(q_rows) == 0 or len(own) == 0:
+                    continue
+                size = int(round(np.exp(rng.uniform(lo, hi))))
+                keep = np.sort(rng.choice(own, min(size, len(own)), replace=False))
+                ctx = subindex(index, np.sort(np.concatenate([np.flatnonzero(~mine & (row_fold != f)), keep])))
+                share = max(1, int(0.1 * in_fold.sum()))  # thin rows stay a minority of the training set
+                if len(q_rows) > share:
+                    q_rows = np.sort(rng.choice(q_rows, share, replace=False))
+                q_rows = _cap(q_rows)
+                episodes.append(Episode(ctx, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step",
+                                        "thin"))
     if warm:
         q_rows = _cap(np.arange(index.n_rows))
         episodes.append(Episode(index, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "warm"))

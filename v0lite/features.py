@@ -4,7 +4,8 @@ For a query (policy p, step t, prompt u) every feature uses only what the step r
 (p's rows with step <= t minus the query's own row; other policies' rows are other models'
 logs and always visible):
 
-* **policy profile**: recent prior, mean and spread of eligible rows, history size, steps seen;
+* **policy profile**: recent prior, mean and spread of eligible rows, history size, steps seen
+  (prior and mean shrunk toward the other policies by the history size);
 * **own neighbours**: faiss kNN over p's eligible rows: top similarities, similarity-weighted
   difficulty residuals (score minus its checkpoint's mean) at several k and temperatures,
   Beta-smoothed, mean step gap to the neighbours;
@@ -243,7 +244,7 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
         cnt[qi], mean[qi], std[qi] = index.policy_stats(int(code), qstep[qi])
         b = index.block(int(code))
         nsteps[qi] = np.searchsorted(b.ustep, qstep[qi], side="right")
-    cols["policy_mean"] = mean
+    cols["policy_mean"] = index.shrink_to_population(cnt, mean)
     cols["policy_std"] = std
     cols["policy_log_n"] = np.log1p(cnt)
     cols["policy_n_steps"] = nsteps

@@ -203,6 +203,11 @@ class _Block:
         return index.search(q, kc, params=params)
 
 
+# population shrinkage of a policy's mean (HistoryIndex.population)
+_POP_MIN_ROWS = 30
+_POP_MIN_TAU2 = 0.05 ** 2
+
+
 class HistoryIndex:
     """Every policy's embedded history, searchable under the step rule.
 
@@ -311,6 +316,51 @@ class HistoryIndex:
         m_last = np.where(j >= 0, b.ustep_mean[jj], 0.0) if len(b.ustep) else np.zeros(len(step))
         prior = (n_last * m_last + shrink * mean_all) / np.maximum(n_last + shrink, 1e-12)
         return np.where(cnt > 0, prior, np.nan)
+
+    def population(self):
+        """``(mu, tau2, sigma2)``: how the policies' mean scores spread, or None (< 3 policies).
+
+        ``mu`` is the mean over policies of each policy's mean score, ``tau2`` the variance of
+        those means beyond their sampling noise (floored at 0.05 ** 2, so a policy with a long
+        history is barely moved) and ``sigma2`` the pooled within-policy variance of a row's
+        score. Estimated from the policies with at least 30 rows (all, if fewer than 3 have).
+        """
+        cached = getattr(self, "_population", False)
+        if cached is not False:
+            return cached
+        n_pol = len(self.policies)
+        cnt = np.bincount(self.policy, minlength=n_pol).astype(np.float64)
+        s1 = np.bincount(self.policy, self.score, n_pol)
+        s2 = np.bincount(self.policy, self.score ** 2, n_pol)
+        has = cnt > 0
+        use = cnt >= _POP_MIN_ROWS if (cnt >= _POP_MIN_ROWS).sum() >= 3 else has
+        out = None
+        if use.sum() >= 3:
+            c = cnt[use]
+            m = s1[use] / c
+            v = np.maximum(s2[use] / c - m ** 2, 0.0)
+            sigma2 = float(np.sum(c * v) / np.sum(c))
+            tau2 = float(np.var(m, ddof=1) - np.mean(sigma2 / c))
+            out = (float(m.mean()), max(tau2, _POP_MIN_TAU2), max(sigma2, 1e-6))
+        self._population = out
+        return out
+
+    def shrink_to_population(self, count: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """A policy's mean from ``count`` rows, shrunk toward the population of policies.
+
+        Normal-normal empirical Bayes: weight ``count * tau2 / (count * tau2 + sigma2)`` on the
+        policy's own mean (see :meth:`population`), so a policy known from 10 outcomes is
+        pulled toward the other policies while one with thousands keeps its own mean. With
+        fewer than 3 policies nothing is shrunk.
+        """
+        pop = self.population()
+        mean = np.asarray(mean, np.float64)
+        if pop is None:
+            return mean
+        mu, tau2, sigma2 = pop
+        c = np.asarray(count, np.float64)
+        w = c * tau2 / (c * tau2 + sigma2)
+        return w * mean + (1.0 - w) * mu
 
     def row_base(self, rows: np.ndarray) -> np.ndarray:
         """For global row ids, the mean score of that row's own (policy, step) group."""

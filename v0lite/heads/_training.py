@@ -55,7 +55,7 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
         j = names.index("ridge_resid")
         if ep.kind == "cold":
             oof_ridge[ep.rows] = X[:, j]
-        else:  # the full-history ridge has seen these very rows: use their out-of-fold values
+        elif ep.kind == "warm":  # the full-history ridge has seen these very rows: use their out-of-fold values
             X[:, j] = np.where(np.isnan(oof_ridge[ep.rows]), X[:, j], oof_ridge[ep.rows])
         Xs.append(X)
         ys.append(ep.y)
