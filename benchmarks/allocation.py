@@ -24,7 +24,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -35,11 +34,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from v0lite._io import atomic_write_bytes  # noqa: E402
 from v0lite.datasets import convert_oneshot_rlvr, convert_v0  # noqa: E402
 from v0lite.replay import alloc_sim, score_predictions  # noqa: E402
-
-START, END = "<!-- allocation:start -->", "<!-- allocation:end -->"
 
 STRATEGIES = (
     ("warm", "V0 warm prediction, Beta belief (EB concentration)"),
@@ -118,17 +114,6 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n"
-    section = f"{START}\n{body.rstrip()}\n{END}"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END)
-        text = text[:a] + section + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="knn only; oneshot cut to its first 20 steps")
@@ -166,7 +151,6 @@ def main(argv=None) -> int:
         parts.append(block)
     cmd = "python benchmarks/allocation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     body = "\n\n".join([
-        "## Allocation (alloc-sim replay)",
         f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",
         "Protocol (v0lite/replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
         "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
@@ -185,7 +169,9 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     if not args.no_write:
-        write_section(Path(args.results), body)
+        from benchmarks._results import write_section
+
+        write_section("allocation", "Allocation (alloc-sim replay)", body, Path(args.results))
         print(f"wrote section of {args.results}")
     return 0
 

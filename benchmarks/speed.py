@@ -17,11 +17,8 @@ structure, so their recall says nothing about real data). Timings are medians of
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
-import re
 import resource
 import subprocess
 import sys
@@ -34,23 +31,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 DIM = 384
 
 
 # -- helpers --------------------------------------------------------------------------------
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem = [l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")][0]
-        ram = f"{int(mem.split()[1]) / 2**20:.0f} GiB RAM"
-    except OSError:
-        ram = "? RAM"
-    return f"{os.cpu_count()} cores ({model}), {ram}, Python {platform.python_version()}, {platform.system()}"
+    from benchmarks._results import machine_info
+
+    return machine_info()
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:
@@ -358,17 +346,6 @@ def run_estimator(n: int, policies: int, repeats: int, tmp=None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# -- report ------------------------------------------------------------------------------------
-def write_section(text: str, path: Path = RESULTS) -> None:
-    block = f"{START}\n{text.rstrip()}\n{END}\n"
-    old = path.read_text("utf-8") if path.exists() else "# v0lite benchmark results\n\n"
-    if START in old and END in old:
-        new = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block
-    path.write_text(new, "utf-8")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small run: 100 cold prompts, sizes 10k and 100k")
@@ -411,7 +388,7 @@ def main(argv=None) -> int:
         args.n_real = min(args.n_real, 1500)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cmd = "python benchmarks/speed.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    parts = [f"Command: `{cmd.strip()}`  \nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}  \n"
+    parts = [f"Command: `{cmd.strip()}`  \n{machine()}  \n"
              f"Timings are medians of {args.repeats} repeats; the machine is shared, so expect noise.\n"]
 
     if not args.skip_cold:
@@ -483,7 +460,9 @@ def main(argv=None) -> int:
     if args.extra and Path(args.extra).exists():
         parts.append(Path(args.extra).read_text("utf-8"))
     if not args.no_write:
-        write_section("## Speed (issue 7)\n\n" + "\n".join(parts))
+        from benchmarks._results import write_section
+
+        write_section("speed", "Speed (issue 7)", "\n".join(parts), RESULTS)
         print(f"wrote {RESULTS}")
     return 0
 
