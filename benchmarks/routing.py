@@ -110,34 +110,38 @@ def routerbench_heads(train, test, heads, enc, embedder, log, shrinks=(None,)):
 def heads_table(results) -> str:
     any_res = next(iter(results.values()))[0]
     ref_cost = any_res["best_single_cost"]
+
+    def _pct(cost):
+        return "-" if cost is None else f"{100 * cost / ref_cost:.1f}%"
+
     rows = []
     for head, (r, _) in results.items():
         cab = r["cost_at_best_single_acc"]
         if r["shrink"]:
             head += f" (chose {r['shrink']:.1f}, prior_k {r['prior_k']})"
         rows.append([f"v0lite router, head={head}", _f(r["aiq"]), _f(r["max_acc"]), _f(cab, "{:.6f}"),
-                     "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", _f(r["within_task_auc"], "{:.3f}"),
+                     _pct(cab), _f(r["within_task_auc"], "{:.3f}"),
                      f"{r['_seconds']:.0f}"])
     for head, (r, _) in list(results.items())[:1]:
         cab = r["baseline_knn_cost_at_best_single_acc"]
         rows.append(["kNN router baseline (k=32, mean cost)", _f(r["baseline_knn_aiq"]), _f(r["baseline_knn_max_acc"]),
-                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "-", "-"])
+                     _f(cab, "{:.6f}"), _pct(cab), "-", "-"])
         cab = r["baseline_knn_tuned_cost_at_best_single_acc"]
         rows.append([f"kNN router, k={r['baseline_knn_tuned_k']} tuned by 5-fold CV AIQ on train (mean cost)",
                      _f(r["baseline_knn_tuned_aiq"]), _f(r["baseline_knn_tuned_max_acc"]),
-                     _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%",
+                     _f(cab, "{:.6f}"), _pct(cab),
                      _f(r["baseline_knn_tuned_within_task_auc"], "{:.3f}"), "-"])
         if r["baseline_task_aiq"] is not None:
             cab = r["baseline_task_cost_at_best_single_acc"]
             rows.append(["reference: task-mean router (knows each prompt's task label; per task, each model's "
                          "mean train outcome and cost)", _f(r["baseline_task_aiq"]), _f(r["baseline_task_max_acc"]),
-                         _f(cab, "{:.6f}"), "-" if cab is None else f"{100 * cab / ref_cost:.1f}%", "0.500", "-"])
+                         _f(cab, "{:.6f}"), _pct(cab), "0.500", "-"])
         rows.append(["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-",
                      "-", "-"])
         rows.append([f"best single model ({r['best_single_model']})", "-", _f(r["best_single_acc"]),
                      _f(r["best_single_cost"], "{:.6f}"), "100%", "-", "-"])
         rows.append(["oracle", "-", _f(r["oracle_acc"]), _f(r["oracle_cost"], "{:.6f}"),
-                     f"{100 * r['oracle_cost'] / ref_cost:.1f}%", "-", "-"])
+                     _pct(r['oracle_cost']), "-", "-"])
     return _table(["router", "AIQ", "max acc", "cost at best-single acc ($/prompt)", "% of best single's cost",
                    "within-task AUC", "seconds (fit+eval)"], rows)
 

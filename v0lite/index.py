@@ -243,6 +243,7 @@ class HistoryIndex:
         # characters per unique prompt (a cheap prompt feature); 0 when unknown
         self.lengths = np.zeros(len(self.keys), np.float32) if lengths is None else np.asarray(lengths, np.float32)
         self._blocks: dict[int, _Block] = {}
+        self._population: tuple[float, float, float] | None | bool = False  # False: not computed yet
 
     # -- construction ------------------------------------------------------------------------
     @property
@@ -306,7 +307,9 @@ class HistoryIndex:
         """Mean score at the latest eligible checkpoint, shrunk toward the mean of all eligible rows.
 
         An evolving policy is best described by its latest checkpoint; ``shrink`` rows' worth of
-        the older mean keeps a thin latest checkpoint stable. NaN where nothing is eligible.
+        the older mean keeps a thin latest checkpoint stable. The result is then shrunk toward
+        the other policies by the eligible row count (:meth:`shrink_to_population`). NaN where
+        nothing is eligible.
         """
         b = self.block(code)
         cnt, mean_all, _ = self.policy_stats(code, step)
@@ -315,7 +318,7 @@ class HistoryIndex:
         n_last = np.where(j >= 0, b.ustep_count[jj], 0) if len(b.ustep) else np.zeros(len(step))
         m_last = np.where(j >= 0, b.ustep_mean[jj], 0.0) if len(b.ustep) else np.zeros(len(step))
         prior = (n_last * m_last + shrink * mean_all) / np.maximum(n_last + shrink, 1e-12)
-        return np.where(cnt > 0, prior, np.nan)
+        return np.where(cnt > 0, self.shrink_to_population(cnt, prior), np.nan)
 
     def population(self):
         """``(mu, tau2, sigma2)``: how the policies' mean scores spread, or None (< 3 policies).
@@ -325,9 +328,8 @@ class HistoryIndex:
         history is barely moved) and ``sigma2`` the pooled within-policy variance of a row's
         score. Estimated from the policies with at least 30 rows (all, if fewer than 3 have).
         """
-        cached = getattr(self, "_population", False)
-        if cached is not False:
-            return cached
+        if self._population is not False:
+            return self._population
         n_pol = len(self.policies)
         cnt = np.bincount(self.policy, minlength=n_pol).astype(np.float64)
         s1 = np.bincount(self.policy, self.score, n_pol)

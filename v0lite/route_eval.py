@@ -487,9 +487,7 @@ def _within_group_auc(Y: np.ndarray, P: np.ndarray, groups: np.ndarray) -> float
 
     vals = []
     for j in range(Y.shape[1]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            v = within_policy_auc(Y[:, j], np.clip(P[:, j], 0.0, 1.0), groups)
+        v = within_policy_auc(Y[:, j], np.clip(P[:, j], 0.0, 1.0), groups)
         if math.isfinite(v):
             vals.append(v)
     return float(np.mean(vals)) if vals else None

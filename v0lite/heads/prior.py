@@ -13,9 +13,8 @@ def policy_prior(index, queries) -> np.ndarray:
     """Each query's policy prior at its step (nan if nothing is eligible).
 
     The mean at the latest eligible checkpoint, shrunk toward the mean of all eligible rows
-    (see :meth:`v0lite.index.HistoryIndex.recent_prior`; for a static policy, its mean), then
-    toward the other policies by the number of eligible rows
-    (:meth:`v0lite.index.HistoryIndex.shrink_to_population`): a policy added with a handful of
+    (for a static policy, its mean), then toward the other policies by the number of eligible
+    rows (see :meth:`v0lite.index.HistoryIndex.recent_prior`): a policy added with a handful of
     outcomes is not taken at its word.
     """
     out = np.full(len(queries), np.nan)
@@ -23,8 +22,7 @@ def policy_prior(index, queries) -> np.ndarray:
         if code < 0:
             continue
         qi = np.flatnonzero(queries.policy == code)
-        cnt = index.policy_stats(int(code), queries.step[qi])[0]
-        out[qi] = index.shrink_to_population(cnt, index.recent_prior(int(code), queries.step[qi]))
+        out[qi] = index.recent_prior(int(code), queries.step[qi])
     return out
 
 
