@@ -464,14 +464,16 @@ def group_router_baseline(train_groups, train_outcomes, train_costs, test_groups
     """
     Y = np.asarray(train_outcomes, dtype=np.float64)
     if Y.ndim != 2:
-        raise V0liteError(f"train_outcomes must be 2-D (n_train, n_policies), got shape {Y.shape}.")
+        raise V0liteError(f"train_outcomes must be 2-D (n_train, n_policies), got shape {Y.shape}. "
+                          "Fix: one row per train prompt, one column per policy.")
     C = np.asarray(train_costs, dtype=np.float64)
     C = np.array(np.broadcast_to(C, Y.shape)) if C.ndim == 1 else C
     g_tr = np.asarray(train_groups, dtype=object).astype(str)
     g_te = np.asarray(test_groups, dtype=object).astype(str)
     if C.shape != Y.shape or g_tr.shape != (Y.shape[0],):
         raise V0liteError(f"train_groups {g_tr.shape}, train_outcomes {Y.shape} and train_costs {C.shape} "
-                          "must describe the same train prompts.")
+                          "must describe the same train prompts. Fix: one group label per train row, and "
+                          "costs of shape (n_policies,) or like train_outcomes.")
     P = np.tile(Y.mean(axis=0), (g_te.shape[0], 1))
     Cp = np.tile(C.mean(axis=0), (g_te.shape[0], 1))
     for g in np.unique(g_tr):
