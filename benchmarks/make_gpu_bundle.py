@@ -6,7 +6,7 @@ lightgbm, and at most 64 MiB travel with the working tree. The bundle holds:
 * ``minilm/``: all-MiniLM-L6-v2 exported in fp16 (safetensors + tokenizer + config, ~45 MB), also
   loadable by sentence-transformers;
 * ``data/context.jsonl``, ``data/train.jsonl``: the v0-dapomath logs converted with
-  :func:`v0lite.datasets.convert_v0` (history = context, queries = train);
+  :func:`v0lite.data.convert_v0` (history = context, queries = train);
 * ``data/emb.safetensors``: the fp32 MiniLM sentence embedding of every unique prompt, computed here
   by :class:`v0lite.embed.Embedder` exactly as ``V0Regressor`` would (keys = sha256 bytes), so the
   GPU run's retrieval and CPU heads match a CPU run;
@@ -54,9 +54,9 @@ def export_minilm(out: Path) -> None:
 def convert_data(src: Path, out: Path) -> dict:
     import numpy as np
 
-    from v0lite.datasets import convert_v0
+    from v0lite.data import convert_v0
     from v0lite.embed import Embedder, prompt_keys
-    from v0lite.persist import save_arrays
+    from v0lite._io import save_arrays
 
     out.mkdir(parents=True, exist_ok=True)
     counts, texts = {}, {}
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="v0-dapomath folder (default: <data dir>/v0-dapomath)")
     ap.add_argument("--no-wheels", action="store_true", help="do not fetch the lightgbm wheel")
     args = ap.parse_args(argv)
-    from v0lite.datasets import data_dir
+    from v0lite.data import data_dir
 
     src = Path(args.data) if args.data else (data_dir() or ROOT.parent / "shared" / "data") / "v0-dapomath"
     if not (src / "context.jsonl").exists():

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from v0lite.datasets import convert_routerdc, data_dir, split_by_prompt  # noqa: E402
+from v0lite.data import convert_routerdc, data_dir, split_by_prompt  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 
 

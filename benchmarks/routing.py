@@ -37,12 +37,12 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from v0lite.datasets import convert_routerbench, convert_routerdc, split_by_prompt  # noqa: E402
+from v0lite.data import convert_routerbench, convert_routerdc, split_by_prompt  # noqa: E402
 from v0lite.embed import Embedder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.exceptions import V0liteWarning  # noqa: E402
-from v0lite.route import TailEncoder  # noqa: E402
-from v0lite.route_eval import plot_frontiers, route_eval  # noqa: E402
+from v0lite.routing import TailEncoder  # noqa: E402
+from v0lite.routing import plot_frontiers, route_eval  # noqa: E402
 from benchmarks._results import machine_info, write_section  # noqa: E402
 
 

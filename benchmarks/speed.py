@@ -77,7 +77,7 @@ def table(header: list[str], rows: list[list]) -> str:
 def real_prompts(n: int, seed: int = 0) -> tuple[list[str], str]:
     """n distinct real prompts from ../shared/data when present, else generated demo prompts."""
     warnings.simplefilter("ignore")
-    from v0lite import datasets
+    from v0lite import data as datasets
 
     d = datasets.data_dir()
     prompts: list[str] = []

@@ -10,7 +10,7 @@ are compared:
   budget over them with the exact knapsack allocator, and returns V0.5 fused baselines.
 
 The value model is ``v0lite.V0Regressor(head="knn")`` fitted on a warm-up log (the synthetic
-demo log's prompts when ``v0lite.datasets.make_demo_log`` exists); with ``--no-v0`` (or when
+demo log's prompts when ``v0lite.data.make_demo_log`` exists); with ``--no-v0`` (or when
 the estimator is not importable) a tiny per-prompt running-mean model stands in.
 
 Run::
@@ -27,8 +27,8 @@ import time
 import numpy as np
 import polars as pl
 
-from v0lite.allocate import p_mixed
-from v0lite.rl_hook import RolloutPlanner
+from v0lite.rl import p_mixed
+from v0lite.rl import RolloutPlanner
 
 TOPICS = ["algebra", "geometry", "counting", "probability", "number theory", "calculus", "sequences", "inequalities"]
 
@@ -45,7 +45,7 @@ def _own_prompts(n_prompts: int, rng: np.random.Generator) -> tuple[list[str], n
 def _demo_prompts(n_prompts: int, seed: int):
     """Prompts and difficulties from v0lite's synthetic demo log, or None if it is not available."""
     try:
-        datasets = importlib.import_module("v0lite.datasets")
+        datasets = importlib.import_module("v0lite.data")
     except ImportError:
         return None
     make = getattr(datasets, "make_demo_log", None)
@@ -101,7 +101,7 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
     rng = np.random.default_rng(seed)
     demo = _demo_prompts(n_prompts, seed)
     prompts, difficulty = demo if demo is not None else _own_prompts(n_prompts, rng)
-    source = "v0lite.datasets.make_demo_log" if demo is not None else "built-in generator"
+    source = "v0lite.data.make_demo_log" if demo is not None else "built-in generator"
     prompts = list(prompts)
     n_prompts = len(prompts)
 

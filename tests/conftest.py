@@ -11,11 +11,17 @@ Tests that prove a guarantee bump a counter (``guarantees.tick("bad-input cases 
 from __future__ import annotations
 
 import collections
+import os
+import sys
 import zlib
 
 import numpy as np
 import polars as pl
 import pytest
+
+# tests/ is a package (verl ships a top-level "tests" too); keep "from conftest import" working
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 FAKE_DIM = 64
 FAKE_WINDOW = 512  # characters; like a real encoder's token window, longer text is truncated

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from v0lite.allocate import (
+from v0lite.rl import (
     SELECTORS,
     VALUES,
     BetaPosterior,
@@ -228,7 +228,8 @@ def test_disagreement_test():
 
 # ----------------------------------------------------------------------------- Beta beliefs
 def test_beta_p_mixed_matches_monte_carlo_and_limits():
-    from v0lite.allocate import _beta_knapsack_value, beta_p_mixed
+    from v0lite.rl import beta_p_mixed
+    from v0lite.rl._allocate import _beta_knapsack_value
 
     rng = np.random.default_rng(0)
     for a, b, n in ((0.3, 2.0, 8), (2.0, 2.0, 4), (5.0, 0.7, 16)):
@@ -247,7 +248,7 @@ def test_beta_p_mixed_matches_monte_carlo_and_limits():
 
 
 def test_allocate_with_concentration():
-    from v0lite.allocate import beta_p_mixed, beta_params
+    from v0lite.rl import beta_p_mixed, beta_params
 
     p = np.array([0.5, 0.1, 0.03, 0.9, 0.6])
     point = allocate(p, 40, 2, 16)

@@ -17,7 +17,6 @@ from sklearn.preprocessing import FunctionTransformer
 from conftest import FakeEncoder, make_log
 from v0lite.estimator import V0Regressor
 from v0lite.exceptions import DataError, NotFittedError, V0liteError
-from v0lite.persist import load_model
 
 HEADS = ["knn", "prior"]
 
@@ -90,7 +89,7 @@ def test_save_load_round_trip(tmp_path, make_model, small_log, head):
     X, y = _xy(small_log)
     m = make_model(head=head).fit(X, y)
     m.save(tmp_path / "m")
-    back = load_model(tmp_path / "m", encoder=FakeEncoder())
+    back = V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
     np.testing.assert_array_equal(back.predict(X), m.predict(X))
     new = pl.DataFrame({"policy": ["pol1"], "prompt": ["a prompt never seen before"]})
     np.testing.assert_array_equal(back.predict(new), m.predict(new))

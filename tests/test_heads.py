@@ -29,14 +29,14 @@ def logs():
 
 @pytest.mark.parametrize("head", ["prior", "knn", "linear", "gbdt", "transformer", "ensemble"])
 def test_fit_predict_save_load(head, logs, make_model, tmp_path, fake_encoder):
-    from v0lite.persist import load_model
+    from v0lite.estimator import V0Regressor
 
     hist, queries = logs
     model = make_model(head=head, head_params=_params(head)).fit(hist)
     p = model.predict(queries)
     assert p.shape == (queries.height,) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
     model.save(tmp_path / "m")
-    again = load_model(tmp_path / "m", encoder=fake_encoder)
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     np.testing.assert_array_equal(again.predict(queries), p)
 
 
@@ -102,7 +102,7 @@ def test_transformer_reads_out_only_the_query_token_exactly():
 
 def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_path, fake_encoder):
     # a context that grows past anything seen in training reads as the edge of the training range
-    from v0lite.persist import load_model
+    from v0lite.estimator import V0Regressor
 
     hist, queries = logs
     model = make_model(head="transformer", head_params=_params("transformer")).fit(hist)
@@ -113,7 +113,7 @@ def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_
     np.testing.assert_array_equal(Z[1], Z[0])
     np.testing.assert_array_equal(Z[2], Z[0])
     model.save(tmp_path / "m")
-    again = load_model(tmp_path / "m", encoder=fake_encoder).head_
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder).head_
     np.testing.assert_array_equal(again.lo_, head.lo_)
     np.testing.assert_array_equal(again.hi_, head.hi_)
     assert again.gap_max_ == pytest.approx(float(head.gap_max_))
@@ -123,7 +123,8 @@ def test_ensemble_bounds_each_members_pull_and_loads_legacy_models(logs, make_mo
     import json
 
     from v0lite.heads.ensemble import _LEGACY_STACK_EPS, _STACK_EPS, _logit
-    from v0lite.persist import _meta_digest, load_model
+    from v0lite.estimator import V0Regressor
+    from v0lite.persist import _meta_digest
 
     # a member at exactly 0 or 1 moves the blend by at most weight x logit(1 - eps)
     assert _logit([0.0, 1.0]).tolist() == pytest.approx([-np.log(1 / _STACK_EPS - 1), np.log(1 / _STACK_EPS - 1)])
@@ -137,7 +138,7 @@ def test_ensemble_bounds_each_members_pull_and_loads_legacy_models(logs, make_mo
     del meta["head"]["meta"]["stack_eps"]
     meta["meta_sha256"] = _meta_digest(meta)
     mfile.write_text(json.dumps(meta))
-    old = load_model(tmp_path / "m", encoder=fake_encoder)
+    old = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     assert old.head_.stack_eps_ == _LEGACY_STACK_EPS
     members = old.head_.member_predictions(old.index_, old._queries(queries))
     z = _logit(members, _LEGACY_STACK_EPS) @ old.head_.coef_ + old.head_.intercept_

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import FakeEncoder, make_log
 from v0lite.exceptions import FormatVersionError
-from v0lite.persist import FORMAT_VERSION, load_model
+from v0lite.estimator import V0Regressor
+from v0lite.persist import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1] / "v0lite"
 SAFE_SUFFIXES = {".json", ".safetensors", ".txt", ".faiss", ".npy"}
@@ -35,7 +36,7 @@ def saved(tmp_path, make_model):
 
 def test_round_trip_predicts_identically(saved):
     model, path, log = saved
-    back = load_model(path, encoder=FakeEncoder())
+    back = V0Regressor.load(path, encoder=FakeEncoder())
     np.testing.assert_array_equal(back.predict(log), model.predict(log))
     assert back.get_params()["head"] == model.head and back.encoder_id_ == "fake-ngram-64"
     assert back.index_.policies == model.index_.policies
@@ -57,12 +58,12 @@ def test_newer_format_version_fails_clearly(saved):
     meta["format_version"] = FORMAT_VERSION + 1
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(FormatVersionError, match="format version 2 is not supported.*upgrade v0lite"):
-        load_model(path, encoder=FakeEncoder())
+        V0Regressor.load(path, encoder=FakeEncoder())
 
 
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(FormatVersionError, match="no meta.json"):
-        load_model(tmp_path, encoder=FakeEncoder())
+        V0Regressor.load(tmp_path, encoder=FakeEncoder())
 
 
 @pytest.mark.parametrize("target", ["history.safetensors", "meta.json"])
@@ -77,17 +78,17 @@ def test_any_flipped_byte_fails_clearly(saved, guarantees, target):
         bad[pos] ^= 0x01 if chr(orig[pos]).isalnum() else 0xFF
         f.write_bytes(bytes(bad))
         with pytest.raises(FormatVersionError, match="corrupt|not supported|not a v0lite|Fix"):
-            load_model(path, encoder=FakeEncoder())
+            V0Regressor.load(path, encoder=FakeEncoder())
         guarantees.tick("corruptions detected")
     f.write_bytes(orig)
-    load_model(path, encoder=FakeEncoder())
+    V0Regressor.load(path, encoder=FakeEncoder())
 
 
 def test_missing_file_fails_clearly(saved):
     _, path, _ = saved
     (path / "history.safetensors").unlink()
     with pytest.raises(FormatVersionError, match="missing or corrupt"):
-        load_model(path, encoder=FakeEncoder())
+        V0Regressor.load(path, encoder=FakeEncoder())
 
 
 @pytest.mark.parametrize("where", ["head", "arrays", "final_rename"])
@@ -120,14 +121,14 @@ def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_mod
     monkeypatch.undo()
     assert _digests(path) == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["model"]  # no temp folder left behind
-    np.testing.assert_array_equal(load_model(path, encoder=FakeEncoder()).predict(log), model.predict(log))
+    np.testing.assert_array_equal(V0Regressor.load(path, encoder=FakeEncoder()).predict(log), model.predict(log))
 
 
 def test_save_replaces_an_existing_model(saved, make_model):
     _, path, _ = saved
     other = make_model(head="prior").fit(make_log(n_policies=2, seed=3))
     other.save(path)
-    assert load_model(path, encoder=FakeEncoder()).head == "prior"
+    assert V0Regressor.load(path, encoder=FakeEncoder()).head == "prior"
     assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
 
 
@@ -143,7 +144,7 @@ def test_same_inputs_give_byte_identical_files(tmp_path, make_model, guarantees,
     assert da == db
     guarantees.tick("files checked byte-identical", len(da))
     # loading and re-saving changes nothing either
-    load_model(tmp_path / "a", encoder=FakeEncoder()).save(tmp_path / "c")
+    V0Regressor.load(tmp_path / "a", encoder=FakeEncoder()).save(tmp_path / "c")
     assert _digests(tmp_path / "c") == da
 
 

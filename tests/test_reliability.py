@@ -214,8 +214,8 @@ def test_estimator_bad_input(case, make_model, guarantees):
 
 
 def test_unknown_strategy_and_selector_names_list_the_valid_ones(guarantees):
-    from v0lite.allocate import get_selector
-    from v0lite.route import get_strategy
+    from v0lite.rl import get_selector
+    from v0lite.routing import get_strategy
 
     guarantees.tick("bad-input cases tried", 2)
     with pytest.raises(V0liteError, match=r"unknown routing strategy 'fastest'.*\['budget'"):

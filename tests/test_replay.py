@@ -6,10 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-import v0lite.replay as replay
+import v0lite.rl as rl_pkg
+import v0lite.rl._replay as replay
 from v0lite.commands import alloc as alloc_cmd
 from v0lite.exceptions import DataError, V0liteError, V0liteWarning
-from v0lite.replay import alloc_sim
+from v0lite.rl import alloc_sim
 
 
 def _log(n_prompts=60, n_steps=12, seed=0, visit_prob=0.85):
@@ -178,7 +179,7 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
         assert head == "knn"
         return real(data, value_model=FakeModel(truth, with_cold=False), **kw)
 
-    monkeypatch.setattr(replay, "alloc_sim", fake_sim)
+    monkeypatch.setattr(rl_pkg, "alloc_sim", fake_sim)
     parser = argparse.ArgumentParser()
     alloc_cmd.register(parser.add_subparsers())
     out = tmp_path / "res.json"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "V0Regressor",
@@ -18,7 +18,7 @@ __all__ = [
     "read_log",
     "validate_log",
     "metrics",
-    "datasets",
+    "data",
     "V0liteError",
     "DataError",
     "NotFittedError",
@@ -28,8 +28,8 @@ __all__ = [
 _LAZY = {
     "V0Regressor": ("v0lite.estimator", "V0Regressor"),
     "Embedder": ("v0lite.embed", "Embedder"),
-    "Router": ("v0lite.route", "Router"),
-    "RolloutPlanner": ("v0lite.rl_hook", "RolloutPlanner"),
+    "Router": ("v0lite.routing", "Router"),
+    "RolloutPlanner": ("v0lite.rl", "RolloutPlanner"),
     "read_log": ("v0lite.log", "read_log"),
     "validate_log": ("v0lite.log", "validate_log"),
     "V0liteError": ("v0lite.exceptions", "V0liteError"),
@@ -39,17 +39,17 @@ _LAZY = {
 
 
 def load(path, **kwargs):
-    """Load a saved :class:`V0Regressor` folder (no pickle; see :mod:`v0lite.persist`)."""
-    from .persist import load_model
+    """Load a saved :class:`V0Regressor` folder (no pickle; see :meth:`V0Regressor.load`)."""
+    from .estimator import V0Regressor
 
-    return load_model(path, **kwargs)
+    return V0Regressor.load(path, **kwargs)
 
 
 def __getattr__(name):
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
-    if name in ("metrics", "datasets"):
+    if name in ("metrics", "data"):
         return importlib.import_module(f"v0lite.{name}")
     raise AttributeError(f"module 'v0lite' has no attribute {name!r}")
 

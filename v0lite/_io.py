@@ -1,6 +1,7 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename.
+"""Low-level I/O: atomic writes, checksums, safetensors arrays, JSON-ready values.
 
-A reader therefore sees either the old file or the whole new one, never half of it.
+Atomic writes go to a temporary file in the same folder, fsync, then rename, so a reader sees
+either the old file or the whole new one, never half of it.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "sha256_file"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "sha256_file", "save_arrays", "load_arrays",
+           "to_jsonable"]
 
 
 @contextlib.contextmanager
@@ -59,3 +62,50 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
+    """Write numeric arrays to a safetensors file (contiguous copies)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def load_arrays(path: str | os.PathLike) -> dict:
+    """Read a safetensors file into numpy arrays; an unreadable file raises ``FormatVersionError``."""
+    from safetensors.numpy import load_file
+
+    from .exceptions import FormatVersionError
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError type
+        raise FormatVersionError(f"{path}: not a readable safetensors file ({exc}). Fix: re-save the model.") from exc
+
+
+def to_jsonable(obj: Any, default: Callable[[Any], Any] = str) -> Any:
+    """``obj`` as plain JSON values, recursively.
+
+    Dict keys become strings, tuples and arrays lists, numpy scalars Python numbers, NaN and
+    infinities ``None``; any other object goes through ``default`` (``str`` unless told).
+
+    Examples
+    --------
+    >>> to_jsonable({"a": (1, float("nan")), 2: object}, default=lambda o: "obj")
+    {'a': [1, None], '2': 'obj'}
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v, default) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, default) for v in obj]
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if type(obj).__module__ == "numpy":  # numpy scalars and arrays, without importing numpy here
+        if hasattr(obj, "tolist"):
+            return to_jsonable(obj.tolist(), default)
+    return default(obj)

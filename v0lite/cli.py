@@ -13,7 +13,7 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from . import __version__
+    from ._version import __version__
     from .commands import MODULES
 
     parser = argparse.ArgumentParser(

@@ -186,9 +186,9 @@ class _PredictActor:
             torch.set_num_threads(threads)
         except ImportError:
             pass
-        from .persist import load_model
+        from .estimator import V0Regressor
 
-        self.model = load_model(model_dir, encoder=encoder)
+        self.model = V0Regressor.load(model_dir, encoder=encoder)
         if cache_dir is not None:
             self.model.cache_dir = cache_dir
         self.exclude_own_prompt = exclude_own_prompt

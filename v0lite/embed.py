@@ -137,7 +137,9 @@ def _load_sentence_transformer(path: str, device: str | None):
     key = (path, device or "auto")
     with _MODELS_LOCK:
         if key not in _MODELS:
-            from sentence_transformers import SentenceTransformer  # ~5 s: only when needed
+            from sentence_transformers import (
+                SentenceTransformer,  # ~5 s: only when needed
+            )
 
             try:
                 _MODELS[key] = SentenceTransformer(path, device=device)

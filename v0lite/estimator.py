@@ -248,15 +248,46 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Save to folder ``path`` without pickle (see :mod:`v0lite.persist`)."""
+        """Save to folder ``path`` without pickle (the folder format is :mod:`v0lite.persist`)."""
         self._check_fitted()
-        from .persist import save_model
+        from ._io import to_jsonable
+        from .persist import save_model_folder
 
-        save_model(self, path)
+        idx = self.index_
+        keys = np.frombuffer(b"".join(bytes.fromhex(k) for k in idx.keys), np.uint8).reshape(-1, 32)
+        arrays = {"emb": idx.emb, "keys": keys, "lengths": idx.lengths, "policy": idx.policy,
+                  "prompt_row": idx.prompt_row, "score": idx.score, "step": idx.step, "n": idx.n}
+        # an encoder object is saved as its id; the user passes the object again on load
+        params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
+        save_model_folder(path, arrays=arrays, texts=getattr(idx, "texts", None), head=self.head_,
+                          meta={"params": params, "encoder_id": self.encoder_id_, "policies": idx.policies})
 
     @classmethod
-    def load(cls, path) -> "V0Regressor":
-        """Load a model saved with :meth:`save`; loading runs no code from the files."""
-        from .persist import load_model
+    def load(cls, path, *, encoder=None) -> "V0Regressor":
+        """Load a model saved with :meth:`save`; loading runs no code from the files.
 
-        return load_model(path, cls)
+        Parameters
+        ----------
+        path : str or Path
+        encoder : object, optional
+            The encoder object, when the model was fitted with a custom encoder object.
+        """
+        from pathlib import Path
+
+        from .persist import read_model_folder
+
+        path = Path(path)
+        meta, a, texts = read_model_folder(path)
+        params = dict(meta["params"])
+        if encoder is not None:
+            params["encoder"] = encoder
+        model = cls(**params)
+        keys = [bytes(r).hex() for r in a["keys"]]
+        model.index_ = HistoryIndex(a["emb"], keys, meta["policies"], a["policy"], a["prompt_row"], a["score"],
+                                    a["step"], a["n"], a["lengths"])
+        if texts is not None:
+            model.index_.texts = texts
+        model.head_ = get_head_class(meta["head"]["name"]).load(path / "head", meta["head"]["meta"])
+        model.encoder_id_ = meta["encoder_id"]
+        model.n_history_ = model.index_.n_rows
+        return model

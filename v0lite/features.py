@@ -224,7 +224,7 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
         neighbours' prompt rows, scores, residuals, similarities, log step gaps, validity, and
         cross-policy neighbour prompts, their other-policy residuals, similarities, validity.
     """
-    from .heads.prior import policy_prior
+    from .index import policy_prior
 
     c = _cache(index)
     m = len(q)

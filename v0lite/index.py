@@ -16,7 +16,7 @@ import numpy as np
 
 from .exceptions import V0liteError
 
-__all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES"]
+__all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES", "policy_prior"]
 
 EXCLUDE_MODES = ("same_step", "any_step", "none")
 # A query whose eligible prefix holds more than this many rows is answered by an approximate
@@ -468,3 +468,21 @@ class HistoryIndex:
                 rows[qi[sel]] = self.block(code).global_rows(pos[sel])
                 sims[qi[sel]] = s[sel]
         return rows, sims
+
+
+def policy_prior(index: HistoryIndex, queries: Queries) -> np.ndarray:
+    """Each query's policy prior at its step (nan if nothing is eligible).
+
+    The mean at the latest eligible checkpoint, shrunk toward the mean of all eligible rows
+    (for a static policy, its mean), then toward the other policies by the number of eligible
+    rows (see :meth:`HistoryIndex.recent_prior`): a policy added with a handful of
+    outcomes is not taken at its word. Used by the features and by every head's fallback,
+    so it lives here, below both.
+    """
+    out = np.full(len(queries), np.nan)
+    for code in np.unique(queries.policy):
+        if code < 0:
+            continue
+        qi = np.flatnonzero(queries.policy == code)
+        out[qi] = index.recent_prior(int(code), queries.step[qi])
+    return out

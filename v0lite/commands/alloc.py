@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, to_jsonable
 
 __all__ = ["register"]
 
@@ -30,19 +30,6 @@ _TABLE_GROUPS = (
 )
 
 
-def _json_safe(obj):
-    """NaN/inf -> None, numpy scalars -> Python, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -64,7 +51,7 @@ def _table(result: dict) -> str:
 
 def _alloc_sim(args) -> int:
     from ..log import read_log
-    from ..replay import alloc_sim
+    from ..rl import alloc_sim
 
     result = alloc_sim(
         read_log(args.history), head=args.head, fit_fraction=args.fit_fraction, max_step=args.max_step,
@@ -73,7 +60,7 @@ def _alloc_sim(args) -> int:
     )
     print(_table(result))
     if args.json:
-        atomic_write_json(args.json, _json_safe(result))
+        atomic_write_json(args.json, to_jsonable(result, default=lambda o: o))
         print(f"wrote {args.json}")
     return 0
 
@@ -86,7 +73,7 @@ def register(subparsers) -> None:
                     "(context = earlier steps only) and score selection and allocation strategies.")
     p.add_argument("history", metavar="HISTORY", help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (NaN as null)")
-    p.add_argument("--head", default=None, help="V0Regressor head (default: gbdt, see v0lite.replay.DEFAULT_HEAD)")
+    p.add_argument("--head", default=None, help="V0Regressor head (default: gbdt, see v0lite.rl.DEFAULT_HEAD)")
     p.add_argument("--fit-fraction", type=float, default=0.1, metavar="F",
                    help="share of the earliest distinct steps the value model is fitted on (default 0.1)")
     p.add_argument("--rollouts-per-prompt", type=int, default=8, metavar="N",

@@ -106,7 +106,7 @@ def _evaluate(args) -> int:
 
 
 def _demo(args) -> int:
-    from ..datasets import make_demo_log, split_by_prompt
+    from ..data import make_demo_log, split_by_prompt
     from ..estimator import V0Regressor
     from ..log import read_log
 
@@ -137,7 +137,7 @@ def _demo(args) -> int:
         p = model.predict(X)
         print(f"   {prompt[:70]!r}")
         print("      " + "  ".join(f"{pol}: {v:.2f}" for pol, v in zip(pols, p)))
-    from ..allocate import allocate, fit_prior_strength, p_mixed
+    from ..rl import allocate, fit_prior_strength, p_mixed
 
     X = last.select("policy", "prompt", *(["step"] if "step" in last.columns else []))
     p = model.predict(X)

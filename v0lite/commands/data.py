@@ -6,7 +6,7 @@ __all__ = ["register"]
 
 
 def _convert(args) -> int:
-    from ..datasets import convert
+    from ..data import convert
 
     out = convert(args.format, args.src, args.out)
     if isinstance(out, dict):
@@ -18,7 +18,7 @@ def _convert(args) -> int:
 
 
 def register(sub) -> None:
-    from ..datasets import CONVERTERS
+    from ..data import CONVERTERS
 
     p = sub.add_parser("data", help="convert public datasets to the outcome log")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -45,7 +45,7 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
 
 def _make_value_model(head: str | None, random_state: int = 0, encoder: str = "plain"):
     from ..estimator import V0Regressor
-    from ..route import TailEncoder
+    from ..routing import TailEncoder
 
     kw = {"random_state": random_state}
     if encoder == "tail":
@@ -63,7 +63,7 @@ def _make_embedder(encoder: str = "plain"):
     if encoder != "tail":
         return None  # route_eval builds the default Embedder lazily
     from ..embed import Embedder
-    from ..route import TailEncoder
+    from ..routing import TailEncoder
 
     return Embedder(TailEncoder())
 
@@ -90,7 +90,7 @@ def _parse_shrink(value: str | None):
 
 def _route_eval(args) -> int:
     from ..log import read_log
-    from ..route_eval import route_eval
+    from ..routing import route_eval
 
     result = route_eval(
         read_log(args.train), read_log(args.test),
@@ -111,7 +111,7 @@ def _route_eval(args) -> int:
 
 
 def _route(args) -> int:
-    from ..route import Router
+    from ..routing import Router
 
     pool = [p.strip() for p in args.pool.split(",") if p.strip()]
     if not pool:
@@ -156,7 +156,7 @@ def _route(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``route-eval`` and ``route`` to an argparse subparsers object (each sets ``func``)."""
-    from ..route import STRATEGIES
+    from ..routing import STRATEGIES
 
     names = sorted(STRATEGIES)
     p = subparsers.add_parser("route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
 
 from ..features import compute_features, fit_pca
 from ._training import build_training_set
@@ -101,7 +98,7 @@ class GBDTHead(BaseHead):
         return self.booster_.predict(self.features(index, queries, exclude))
 
     def save(self, path: Path) -> dict:
-        from ..persist import save_arrays
+        from .._io import save_arrays
 
         path = Path(path)
         (path / "gbdt.txt").write_text(self.booster_.model_to_string(), encoding="utf-8")
@@ -114,7 +111,7 @@ class GBDTHead(BaseHead):
     def load(cls, path: Path, meta: dict):
         import lightgbm as lgb
 
-        from ..persist import load_arrays
+        from .._io import load_arrays
 
         path = Path(path)
         head = cls(**meta["params"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..index import policy_prior
 from .base import BaseHead
-from .prior import policy_prior
 
 __all__ = ["KNNHead", "knn_estimate"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..index import policy_prior
 from .base import BaseHead
-from .prior import policy_prior
 
 __all__ = ["LinearHead"]
 
@@ -61,7 +61,7 @@ class LinearHead(BaseHead):
         return np.clip(policy_prior(index, queries) + pred, 0.0, 1.0)
 
     def save(self, path: Path) -> dict:
-        from ..persist import save_arrays
+        from .._io import save_arrays
 
         save_arrays(Path(path) / "linear.safetensors", {"coef": self.coef_, "a_inv": self.a_inv_,
                                                         "prompt_count": self.prompt_count_, "prompt_sum": self.prompt_sum_})
@@ -69,7 +69,7 @@ class LinearHead(BaseHead):
 
     @classmethod
     def load(cls, path: Path, meta: dict):
-        from ..persist import load_arrays
+        from .._io import load_arrays
 
         head = cls(**meta["params"])
         a = load_arrays(Path(path) / "linear.safetensors")

@@ -1,29 +1,11 @@
-"""The prompt-blind baseline: each policy's mean success over its eligible history."""
+"""The prompt-blind baseline: each policy's mean success over its eligible history (:func:`v0lite.index.policy_prior`)."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..index import policy_prior
 from .base import BaseHead
 
-__all__ = ["PriorHead", "policy_prior"]
-
-
-def policy_prior(index, queries) -> np.ndarray:
-    """Each query's policy prior at its step (nan if nothing is eligible).
-
-    The mean at the latest eligible checkpoint, shrunk toward the mean of all eligible rows
-    (for a static policy, its mean), then toward the other policies by the number of eligible
-    rows (see :meth:`v0lite.index.HistoryIndex.recent_prior`): a policy added with a handful of
-    outcomes is not taken at its word.
-    """
-    out = np.full(len(queries), np.nan)
-    for code in np.unique(queries.policy):
-        if code < 0:
-            continue
-        qi = np.flatnonzero(queries.policy == code)
-        out[qi] = index.recent_prior(int(code), queries.step[qi])
-    return out
+__all__ = ["PriorHead"]
 
 
 class PriorHead(BaseHead):

@@ -275,7 +275,7 @@ class TransformerHead(BaseHead):
     def save(self, path: Path) -> dict:
         from safetensors.torch import save_file
 
-        from ..persist import save_arrays
+        from .._io import save_arrays
 
         path = Path(path)
         save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / "transformer.safetensors"))
@@ -291,7 +291,7 @@ class TransformerHead(BaseHead):
     def load(cls, path: Path, meta: dict):
         from safetensors.torch import load_file
 
-        from ..persist import load_arrays
+        from .._io import load_arrays
 
         path = Path(path)
         head = cls(**meta["params"])

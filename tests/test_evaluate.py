@@ -1,4 +1,4 @@
-"""Tests of v0lite.route_eval: hull/AIQ, APGR/CPT, oracle, kNN baseline, route_eval, plot, CLI."""
+"""Tests of v0lite.routing: hull/AIQ, APGR/CPT, oracle, kNN baseline, route_eval, plot, CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from v0lite.exceptions import DataError, V0liteError, V0liteWarning
-from v0lite.route_eval import (
+from v0lite.routing import (
     aiq,
     apgr,
     best_single,

@@ -18,19 +18,15 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .allocate import (
+from ..exceptions import V0liteError
+from ._allocate import PMixedSelector, allocate, get_selector
+from ._beliefs import (
     BinnedStrength,
-    PMixedSelector,
-    _check_counts,
-    _n_keep,
-    _rng,
-    allocate,
     disagreement_test,
     fit_prior_strength,
     fuse_baseline,
-    get_selector,
 )
-from .exceptions import V0liteError
+from ._common import _check_counts, _n_keep, _rng
 
 __all__ = ["Plan", "RolloutPlanner"]
 
@@ -68,9 +64,9 @@ class RolloutPlanner:
     """Choose which prompts to roll out and how many rollouts each gets, from V0 predictions.
 
     At each step the value model predicts every candidate prompt; ``strategy`` keeps
-    ``keep_fraction`` of them (see :data:`v0lite.allocate.SELECTORS`); the rollout budget
+    ``keep_fraction`` of them (see :data:`v0lite.rl.SELECTORS`); the rollout budget
     ``budget_per_prompt x kept`` is then split exactly over the kept prompts with
-    :func:`v0lite.allocate.allocate` (``n`` in ``{0} U [n_min, n_max]``, value ``value``).
+    :func:`v0lite.rl.allocate` (``n`` in ``{0} U [n_min, n_max]``, value ``value``).
     Kept prompts allocated 0 rollouts (predicted certain success or failure when the
     budget is better spent elsewhere) are dropped from the plan.
 
@@ -94,14 +90,14 @@ class RolloutPlanner:
     random_state : int or None, default 0
         Seeds the selector's tie-breaking / random choice.
     value : {"p_mixed", "knapsack"}, default "p_mixed"
-        Allocation value (see :data:`v0lite.allocate.VALUES`).
+        Allocation value (see :data:`v0lite.rl.VALUES`).
     prior_strength : float or "auto", default "auto"
     default_prior_strength : float, default 4.0
     min_groups_for_fit : int, default 64
     uncertainty : {"beta", None}, default "beta"
         ``"beta"``: rank ("p-mixed" strategy) and allocate by the value expected under a
         ``Beta(c p, c (1 - p))`` belief around each prediction, ``c`` fitted by empirical
-        Bayes per quartile of the prediction (:class:`v0lite.allocate.BinnedStrength`) on
+        Bayes per quartile of the prediction (:class:`v0lite.rl.BinnedStrength`) on
         the groups observed so far (``prior_strength`` / ``default_prior_strength`` until
         ``min_groups_for_fit`` groups). A prediction near 0 that is often an always-failing
         prompt then gets fewer rollouts. ``None``: trust the point prediction. Measured in

@@ -1,4 +1,4 @@
-"""Tests of v0lite.datasets: converters on tiny fixtures, the demo generator, real data when present."""
+"""Tests of v0lite.data: converters on tiny fixtures, the demo generator, real data when present."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import v0lite.datasets as D
+import v0lite.data as D
 from v0lite.exceptions import DataError, V0liteWarning
 from v0lite.log import read_log
 
@@ -328,7 +328,7 @@ def test_write_demo_data(tmp_path):
 
 
 def test_committed_demo_files_are_current_and_small():
-    root = Path(D.__file__).resolve().parent.parent / "data"
+    root = Path(D.__file__).resolve().parents[2] / "data"
     files = [root / "demo_log.jsonl", root / "demo_queries.jsonl", root / "README.md"]
     if not all(f.exists() for f in files):
         pytest.skip("data/demo_*.jsonl not generated")
@@ -338,8 +338,12 @@ def test_committed_demo_files_are_current_and_small():
 
 
 def test_doctests():
-    res = doctest.testmod(D)
-    assert res.failed == 0 and res.attempted > 0
+    import importlib
+
+    mods = [importlib.import_module(f"v0lite.data.{m}") for m in ("_convert", "_demo", "_split", "_paths", "_v0",
+                                                                  "_routerbench", "_routerdc", "_oneshot")]
+    results = [doctest.testmod(m) for m in mods]
+    assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) > 0
 
 
 # --------------------------------------------------------------------------- real data (skipped when absent)

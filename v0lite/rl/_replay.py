@@ -23,13 +23,13 @@ Beliefs (empirical Bayes, no look-ahead)
 ----------------------------------------
 A point prediction ``p`` is not the truth: a prompt predicted at 0.1 is often one that never
 succeeds, and ``p_mixed(0.1, 16)`` badly overrates it. Strategies marked *Beta* rank and
-allocate by the expected ``P(mixed | n)`` under a Beta belief (:func:`~v0lite.allocate.beta_p_mixed`).
+allocate by the expected ``P(mixed | n)`` under a Beta belief (:func:`~v0lite.rl.beta_p_mixed`).
 All belief parameters at step t are fitted by maximising the beta-binomial likelihood of the
 recorded outcomes of the evaluated steps before t (the last 10,000 visits);
 ``default_prior_strength`` pseudo-rollouts at the first evaluated step.
 
 * ``warm`` / ``cold``: ``Beta(c p, c (1 - p))`` around the V0 warm / cold prediction, ``c``
-  fitted per quartile of the prediction (:class:`~v0lite.allocate.BinnedStrength`).
+  fitted per quartile of the prediction (:class:`~v0lite.rl.BinnedStrength`).
 * ``warm_point`` / ``cold_point``: the point prediction (``p_mixed`` at ``p``).
 * ``posterior``: ``Beta(a p_cold + s_d, a (1 - p_cold) + m_d - s_d)``: the V0 cold
   prediction (own rows hidden, so nothing is counted twice) as prior plus the prompt's own
@@ -79,18 +79,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .allocate import (
-    BinnedStrength,
-    PMixedSelector,
-    RandomSelector,
-    _n_keep,
-    _rng,
-    allocate,
-    fuse_baseline,
-    p_mixed,
-)
-from .exceptions import DataError, V0liteError, V0liteWarning
-from .log import validate_log
+from ..exceptions import DataError, V0liteError, V0liteWarning
+from ..log import validate_log
+from ._allocate import PMixedSelector, RandomSelector, allocate, p_mixed
+from ._beliefs import BinnedStrength, fuse_baseline
+from ._common import _n_keep, _rng
 
 __all__ = ["alloc_sim", "score_predictions"]
 
@@ -517,7 +510,7 @@ def alloc_sim(
             "Fix: lower fit_fraction or pass a log with more steps."
         )
     if value_model is None:
-        from .estimator import V0Regressor
+        from ..estimator import V0Regressor
 
         value_model = V0Regressor(head=head if head is not None else DEFAULT_HEAD)
     own = _own_counts(visits, _DECAYS)

@@ -1,4 +1,4 @@
-"""Tests of v0lite.route: strategies, cost models, Router, and the ``route`` CLI command."""
+"""Tests of v0lite.routing: strategies, cost models, Router, and the ``route`` CLI command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from v0lite.exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
-from v0lite.route import (
+from v0lite.routing import (
     COST_MODELS,
     STRATEGIES,
     BudgetStrategy,
@@ -20,12 +20,11 @@ from v0lite.route import (
     ThresholdStrategy,
     UtilityStrategy,
     TailEncoder,
-    _knn_mean,
-    _knn_prefix_means,
-    _switch_points,
     get_cost_model,
     get_strategy,
 )
+from v0lite.routing._knn import _knn_mean, _knn_prefix_means
+from v0lite.routing._strategies import _switch_points
 
 
 def _p_of(policy: str, prompt: str) -> float:
@@ -325,7 +324,7 @@ def test_router_shrink_cv_choice_is_out_of_fold():
 
 
 def test_router_shrink_cv_folds_hold_out_whole_prompts(monkeypatch):
-    import v0lite.route as route_mod
+    import v0lite.routing._router as route_mod
 
     fits = []
 

@@ -1,0 +1,62 @@
+"""``convert``: run a converter by format name and write its log(s)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..exceptions import DataError
+from ..log import write_log
+from ._oneshot import convert_oneshot_rlvr
+from ._routerbench import convert_routerbench
+from ._routerdc import convert_routerdc
+from ._v0 import convert_v0
+
+__all__ = ["CONVERTERS", "convert"]
+
+CONVERTERS: dict[str, Callable[..., Any]] = {
+    "v0": convert_v0,
+    "routerbench": convert_routerbench,
+    "routerdc": convert_routerdc,
+    "oneshot-rlvr": convert_oneshot_rlvr,
+}
+
+
+def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwargs: Any) -> Path | dict[str, Path]:
+    """Convert ``src`` with the converter named ``format`` and write the result.
+
+    Parameters
+    ----------
+    format : str
+        One of :data:`CONVERTERS` (``v0``, ``routerbench``, ``routerdc``, ``oneshot-rlvr``).
+    src : path
+        The source file or folder.
+    out : path
+        For single-frame formats the output file (its suffix picks .jsonl / .csv /
+        .parquet; no suffix means .jsonl). For ``routerbench`` a folder that receives
+        ``train.jsonl`` and ``test.jsonl``.
+    **kwargs
+        Passed to the converter (e.g. ``prompt_dict=`` for ``v0``).
+
+    Returns
+    -------
+    pathlib.Path or dict
+        The written file, or ``{"train": path, "test": path}`` for ``routerbench``.
+
+    Examples
+    --------
+    >>> convert("nope", "in", "out")
+    Traceback (most recent call last):
+    ...
+    v0lite.exceptions.DataError: unknown format 'nope'. Fix: use one of ['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'].
+    """
+    if format not in CONVERTERS:
+        raise DataError(f"unknown format {format!r}. Fix: use one of {sorted(CONVERTERS)}.")
+    result = CONVERTERS[format](src, **kwargs)
+    out = Path(out)
+    if isinstance(result, dict):
+        return {name: write_log(frame, out / f"{name}.jsonl") for name, frame in result.items()}
+    if out.suffix == "":
+        out = out.with_name(out.name + ".jsonl")
+    return write_log(result, out)

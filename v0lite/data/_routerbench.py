@@ -1,0 +1,148 @@
+"""Converter of RouterDC's RouterBench CSVs (11 models, binary outcome, USD cost per call)."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import polars as pl
+
+from ..exceptions import DataError, V0liteWarning
+from ..log import validate_log
+from ._common import _existing
+
+__all__ = ["convert_routerbench"]
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    limit = sys.maxsize
+    while True:  # csv.field_size_limit rejects values above a C long on some platforms
+        try:
+            csv.field_size_limit(limit)
+            break
+        except OverflowError:
+            limit //= 2
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a well-formed CSV ({exc}). Fix: repair the file.") from exc
+    return header, rows
+
+
+def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]]) -> dict[str, list]:
+    header, rows = _read_csv_rows(path)
+    for col in ("sample_id", "prompt", "eval_name"):
+        if col not in header:
+            raise DataError(f"{path}: missing column {col!r} (columns: {header[:8]}...). Fix: pass a RouterBench CSV as shipped by RouterDC.")
+    models = [c for c in header if "|" not in c and f"{c}|total_cost" in header]
+    if not models:
+        raise DataError(f"{path}: no model columns (a '<model>' column with a '<model>|total_cost' beside it). Fix: pass a RouterBench CSV.")
+    cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "n", "cost", "prompt_id", "task")}
+    for i, r in enumerate(rows):
+        sid = r["sample_id"]
+        try:
+            parts = ast.literal_eval(r["prompt"])
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise DataError(
+                f"{path}, row {i} (sample_id {sid!r}): column 'prompt' is not a Python list literal "
+                f"({type(exc).__name__}). Fix: repair that row's prompt."
+            ) from exc
+        if isinstance(parts, str):
+            parts = [parts]
+        if not isinstance(parts, (list, tuple)) or not all(isinstance(x, str) for x in parts):
+            raise DataError(f"{path}, row {i} (sample_id {sid!r}): column 'prompt' is not a list of strings. Fix: repair that row's prompt.")
+        prompt = "\n".join(parts)
+        for m in models:
+            cell = (r.get(m) or "").strip()
+            if cell == "":
+                blanks.append((path.name, sid, m))
+                continue
+            cost_cell = (r.get(f"{m}|total_cost") or "").strip()
+            try:
+                score = float(cell)
+            except ValueError as exc:
+                raise DataError(f"{path}, row {i} (sample_id {sid!r}), column {m!r}: outcome {cell!r} is not a number. Fix: write 0.0 or 1.0.") from exc
+            try:
+                cost = float(cost_cell)
+            except ValueError as exc:
+                raise DataError(
+                    f"{path}, row {i} (sample_id {sid!r}), column '{m}|total_cost': cost {cost_cell!r} is not a number. "
+                    "Fix: fill in the cost of that call."
+                ) from exc
+            cols["policy"].append(m)
+            cols["prompt"].append(prompt)
+            cols["score"].append(score)
+            cols["n"].append(1)
+            cols["cost"].append(cost)
+            cols["prompt_id"].append(sid)
+            cols["task"].append(r["eval_name"])
+    return cols
+
+
+def convert_routerbench(src_dir: str | os.PathLike) -> dict[str, pl.DataFrame]:
+    """Convert RouterDC's RouterBench CSVs to a train and a test log.
+
+    Reads every ``<task>_train.csv`` and ``<task>_test.csv`` in ``src_dir``. Each
+    (prompt, model) cell becomes one row: ``policy`` = model column, ``score`` = its 0/1
+    outcome (one call, so ``n = 1``), ``cost`` = ``<model>|total_cost`` (USD),
+    ``prompt`` = the stringified list in ``prompt`` parsed with :func:`ast.literal_eval`
+    and joined with ``"\\n"``, ``prompt_id`` = ``sample_id``, ``task`` = ``eval_name``.
+
+    Blank outcome cells (some ARC-Challenge rows) are skipped cell by cell, never whole
+    rows, and reported in one :class:`~v0lite.exceptions.V0liteWarning` with their count
+    and sample_ids. In the RouterDC copy each such sample_id appears as two rows: one
+    with only ``gpt-3.5-turbo-1106`` filled, whose prompt list holds the same text twice
+    (so its joined prompt is that text repeated), and one with the other ten models.
+    Six of these pairs straddle the train and test files.
+
+    Parameters
+    ----------
+    src_dir : path
+        Folder with the CSV files.
+
+    Returns
+    -------
+    dict
+        ``{"train": DataFrame, "test": DataFrame}``: validated logs with policy, prompt,
+        score, n, cost, prompt_id, task.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> head = ",sample_id,prompt,eval_name,m1,m1|total_cost\\n"
+    >>> _ = (d / "t_train.csv").write_text(head + "0,t.1,\\"['Q1']\\",t,1.0,0.01\\n")
+    >>> _ = (d / "t_test.csv").write_text(head + "1,t.2,\\"['Q2', 'more']\\",t,0.0,0.02\\n")
+    >>> convert_routerbench(d)["test"]["prompt"].to_list()
+    ['Q2\\nmore']
+    """
+    src_dir = _existing(src_dir, "RouterBench", directory=True)
+    out: dict[str, pl.DataFrame] = {}
+    blanks: list[tuple[str, str, str]] = []
+    for split in ("train", "test"):
+        files = sorted(src_dir.glob(f"*_{split}.csv"))
+        if not files:
+            raise DataError(f"{src_dir}: no '*_{split}.csv' file. Fix: pass the folder holding <task>_train.csv and <task>_test.csv.")
+        parts = [_routerbench_file(f, blanks) for f in files]
+        merged = {k: [v for p in parts for v in p[k]] for k in parts[0]}
+        out[split] = validate_log(pl.DataFrame(merged, strict=False))
+    if blanks:
+        ids = sorted({sid for _, sid, _ in blanks})
+        per_file: dict[str, int] = {}
+        for fname, _, _ in blanks:
+            per_file[fname] = per_file.get(fname, 0) + 1
+        warnings.warn(
+            f"RouterBench: skipped {len(blanks)} blank outcome cells (per file: {per_file}) "
+            f"in {len(ids)} sample_ids: {ids}. The other cells of those rows are kept.",
+            V0liteWarning,
+            stacklevel=2,
+        )
+    return out

@@ -1,0 +1,326 @@
+"""``route_eval``: offline evaluation of a router against single models, the oracle and baseline routers.
+
+The metrics are defined in :mod:`._frontier`, the baselines in :mod:`._baselines`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from .._io import to_jsonable
+from ..exceptions import DataError, V0liteWarning
+from ..log import read_log, split_xy
+from ._baselines import (
+    TUNED_KS,
+    _within_group_auc,
+    group_router_baseline,
+    knn_router_baseline,
+    tune_knn_router,
+)
+from ._frontier import (
+    _hull_dict,
+    _sweep,
+    aiq,
+    apgr,
+    best_single,
+    cost_at_accuracy,
+    cpt,
+    oracle,
+)
+from ._plot import plot_frontiers
+from ._router import Router
+from ._strategies import UtilityStrategy, get_strategy
+
+__all__ = ["route_eval"]
+
+# --------------------------------------------------------------------------- end-to-end evaluation
+
+
+def _pivot(frame: pl.DataFrame, policies: list[str], prices: dict[str, float] | None):
+    """Complete-able prompt x policy tables: prompts (first-seen order), outcomes, costs (NaN = missing)."""
+    aggs = [pl.col("score").mean().alias("score")]
+    if prices is None:
+        aggs.append(pl.col("cost").mean().alias("cost"))
+    agg = frame.filter(pl.col("policy").is_in(policies)).group_by(["prompt", "policy"]).agg(aggs)
+    prompts = frame["prompt"].unique(maintain_order=True)
+    pidx = pl.DataFrame({"prompt": prompts, "_r": np.arange(prompts.len(), dtype=np.int64)})
+    cidx = pl.DataFrame({"policy": policies, "_c": np.arange(len(policies), dtype=np.int64)})
+    agg = agg.join(pidx, on="prompt").join(cidx, on="policy")
+    r, c = agg["_r"].to_numpy(), agg["_c"].to_numpy()
+    Y = np.full((prompts.len(), len(policies)), np.nan)
+    Y[r, c] = agg["score"].to_numpy()
+    if prices is None:
+        C = np.full_like(Y, np.nan)
+        C[r, c] = agg["cost"].to_numpy()
+    else:
+        C = np.tile(np.array([prices[p] for p in policies], dtype=np.float64), (Y.shape[0], 1))
+        C[np.isnan(Y)] = np.nan
+    return prompts.to_list(), Y, C
+
+def _cost_save(cost: float | None, reference: float) -> float | None:
+    """``1 - cost / reference``; None when undefined; float noise below 1e-12 reads as 0."""
+    if cost is None or reference <= 0:
+        return None
+    save = 1.0 - cost / reference
+    return 0.0 if abs(save) < 1e-12 else save
+
+
+def _first_task(frame: pl.DataFrame) -> dict[str, str]:
+    """Prompt -> the first non-null task the log gives it."""
+    sub = frame.select("prompt", "task").drop_nulls("task").unique(subset="prompt", keep="first", maintain_order=True)
+    return dict(zip(sub["prompt"].to_list(), sub["task"].cast(pl.Utf8).to_list()))
+
+
+def _default_value_model(random_state: int):
+    from ..estimator import V0Regressor
+
+    return V0Regressor(random_state=random_state)
+
+
+def _default_embedder():
+    from ..embed import Embedder
+
+    return Embedder()
+
+
+def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,
+               strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
+               cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
+               fit_value_model: bool = True, shrink=None, cv: int = 5,
+               tuned_ks: Sequence[int] | None = TUNED_KS) -> dict[str, Any]:
+    """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
+
+    Parameters
+    ----------
+    train_log, test_log : path or DataFrame
+        Outcome logs (``policy``, ``prompt``, ``score``; ``cost`` unless ``prices``).
+    value_model : object with ``fit``/``predict``, optional
+        Default :class:`v0lite.estimator.V0Regressor` with its default head. Fitted on the
+        train log unless ``fit_value_model=False``.
+    embedder : object with ``encode(texts)``, optional
+        For the kNN baseline and the ``knn`` cost model; default :class:`v0lite.embed.Embedder`.
+    k_baseline : int, default 32
+        Neighbours of the plain kNN router baseline (RouterBench's setting).
+    strategy : str, default "utility"
+        The router's strategy; its ``knob_grid`` gives the sweep. The baseline always uses
+        ``utility``.
+    plot : path, optional
+        Write :func:`plot_frontiers` there.
+    random_state : int, default 0
+    prices : dict, optional
+        Policy -> cost per call, used for both logs instead of their ``cost`` columns. Logs
+        without ``cost`` and no ``prices``: every call costs 1 (a :class:`V0liteWarning`;
+        accuracy against the best single model and the oracle are still reported, AIQ is
+        None because the cost axis is degenerate).
+    cost_model : str, default "knn"
+        The router's cost model (``fixed`` is used with ``prices`` or unit costs).
+    k_cost : int, default 16
+    n_knobs : int, default 64
+    fit_value_model : bool, default True
+    shrink : None, float or "cv", default None
+        The router's shrinkage of predicted success toward a prior from the train log
+        (:class:`v0lite.routing.Router`); ``"cv"`` chooses it on prompt-grouped folds of the
+        train log only (``cv`` extra fits of a clone of the value model).
+    cv : int, default 5
+        Folds of ``shrink="cv"`` and of the tuned kNN baseline.
+    tuned_ks : sequence of int or None, default (8, 16, 32, ..., 2048)
+        Candidate ``k`` of the tuned kNN router baseline, chosen by :func:`tune_knn_router` on
+        the train log only (``cv`` folds, seeded by ``random_state``); None skips it.
+
+    Returns
+    -------
+    dict
+        JSON-ready (NaN as None): ``aiq``, ``max_acc``, ``best_single_acc``,
+        ``best_single_model``, ``best_single_cost``, ``cost_at_best_single_acc``, ``cost_save``,
+        ``oracle_acc``, ``oracle_cost``, ``baseline_knn_aiq``, ``baseline_knn_max_acc``,
+        ``baseline_knn_tuned_aiq``, ``baseline_knn_tuned_k``, ``baseline_knn_tuned_max_acc``,
+        ``baseline_knn_tuned_cv`` (every candidate's cross-validation score), and when both logs
+        have a ``task`` column ``baseline_task_aiq``, ``baseline_task_max_acc``,
+        ``baseline_task_cost_at_best_single_acc`` (:func:`group_router_baseline`: per task, each
+        model's mean train outcome), ``within_task_auc`` and ``baseline_knn_tuned_within_task_auc``
+        (mean over models of the AUC of predicted success inside each task: the prompt-level
+        signal beyond the task; 0.5 = none), else None,
+        ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
+        ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
+        ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
+        ``cpt_80``, ``baseline_knn_apgr``, ``baseline_knn_tuned_apgr``, ``weak_model``, ``strong_model``.
+    """
+    train = read_log(train_log)
+    test = read_log(test_log)
+    strat = get_strategy(strategy)
+    train_pol = set(train["policy"].unique().to_list())
+    test_pol = sorted(test["policy"].unique().to_list())
+    policies = [p for p in test_pol if p in train_pol]
+    dropped = [p for p in test_pol if p not in train_pol]
+    if dropped:
+        warnings.warn(f"test policies absent from the train log are left out of the pool: {dropped}",
+                      V0liteWarning, stacklevel=2)
+    if not policies:
+        raise DataError("no policy is in both the train and the test log. Fix: evaluate on the same pool.")
+
+    if prices is not None:
+        prices = {str(k): float(v) for k, v in prices.items()}
+        missing = [p for p in policies if p not in prices]
+        if missing:
+            raise DataError(f"prices lacks policies {missing}. Fix: give a price for every policy of the pool.")
+        cost_source = "prices"
+    elif "cost" in train.columns and "cost" in test.columns:
+        cost_source = "log"
+    else:
+        warnings.warn("no 'cost' column in both logs and no prices: every call costs 1, AIQ is undefined.",
+                      V0liteWarning, stacklevel=2)
+        prices = {p: 1.0 for p in policies}
+        cost_source = "unit"
+
+    te_prompts, Y, Ctrue = _pivot(test, policies, prices if cost_source != "log" else None)
+    complete = ~(np.isnan(Y).any(axis=1) | np.isnan(Ctrue).any(axis=1))
+    n_incomplete = int((~complete).sum())
+    if n_incomplete:
+        warnings.warn(f"{n_incomplete} test prompts lack an outcome or cost for some policy and are dropped.",
+                      V0liteWarning, stacklevel=2)
+    if not complete.any():
+        raise DataError("no test prompt has an outcome for every policy of the pool. Fix: use a complete test log.")
+    te_prompts = [t for t, ok in zip(te_prompts, complete) if ok]
+    Y, Ctrue = Y[complete], Ctrue[complete]
+
+    if value_model is None:
+        value_model = _default_value_model(random_state)
+    if fit_value_model:
+        X_tr, y_tr = split_xy(train)
+        value_model.fit(X_tr, y_tr)
+    embed_holder: dict[str, Any] = {"e": embedder}
+
+    def embedder_lazy():
+        if embed_holder["e"] is None:
+            embed_holder["e"] = _default_embedder()
+        return embed_holder["e"]
+
+    class _LazyEmbedder:  # builds the default encoder only if some step needs embeddings
+        def encode(self, texts):
+            return embedder_lazy().encode(texts)
+
+    router_cost_model = cost_model if cost_source == "log" else "fixed"
+    router = Router(value_model, policies=policies, strategy=strat, cost_model=router_cost_model,
+                    prices=prices if cost_source != "log" else None, embedder=_LazyEmbedder(),
+                    k=k_cost, shrink=shrink, cv=cv, random_state=random_state)
+    router.fit(train)
+    P, Cpred = router.predict_matrix(te_prompts)
+    curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
+
+    single = best_single(Y, Ctrue, policies)
+    c_max = float(max(single["costs"]))
+    degenerate = float(np.ptp(single["costs"])) <= 1e-12 * max(1.0, c_max)
+    _, or_acc, or_cost = oracle(Y, Ctrue)
+
+    # kNN baseline on the complete train prompts
+    tr_prompts, Ytr, Ctr = _pivot(train, policies, prices if cost_source != "log" else None)
+    tr_ok = ~(np.isnan(Ytr).any(axis=1) | np.isnan(Ctr).any(axis=1))
+    base = tuned = tuned_k = tuned_cv = None
+    if tr_ok.any():
+        tr_prompts_ok = [t for t, ok in zip(tr_prompts, tr_ok) if ok]
+        enc = embedder_lazy()
+        e_tr, e_te = enc.encode(tr_prompts_ok), enc.encode(te_prompts)
+        Pk, Ck = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=k_baseline, cost="mean")
+        base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
+        if tuned_ks is not None:
+            if int(tr_ok.sum()) < max(2, int(cv)):
+                warnings.warn(f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
+                              V0liteWarning, stacklevel=2)
+            else:
+                tuned_k, tuned_cv = tune_knn_router(e_tr, Ytr[tr_ok], Ctr[tr_ok], tuned_ks, cv=cv,
+                                                    random_state=random_state, n_knobs=n_knobs)
+                Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
+                tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
+    else:
+        warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
+
+    # what knowing the task alone gives, when both logs name it
+    task_curve = within_task = tuned_within_task = None
+    if "task" in train.columns and "task" in test.columns and tr_ok.any():
+        task_of = _first_task(test)
+        g_te = np.array([task_of.get(t) for t in te_prompts], dtype=object).astype(str)
+        tr_task = _first_task(train)
+        g_tr = np.array([tr_task.get(t) for t in tr_prompts_ok], dtype=object).astype(str)
+        Pg, Cg = group_router_baseline(g_tr, Ytr[tr_ok], Ctr[tr_ok], g_te)
+        task_curve = _sweep(UtilityStrategy(), Pg, Cg, Y, Ctrue, n_knobs)
+        within_task = _within_group_auc(Y, P, g_te)
+        if tuned is not None:
+            tuned_within_task = _within_group_auc(Y, Pt, g_te)
+
+    def _aiq(c):
+        return None if degenerate or c is None else aiq(c["cost"], c["acc"], c_max)
+
+    cab = cost_at_accuracy(curve, single["acc"])
+    result: dict[str, Any] = {
+        "strategy": strat.name,
+        "shrink": router.shrink_,
+        "prior_k": router.prior_k_,
+        "cost_source": cost_source,
+        "policies": policies,
+        "policies_dropped": dropped,
+        "n_policies": len(policies),
+        "n_test": int(Y.shape[0]),
+        "n_test_incomplete": n_incomplete,
+        "n_train_complete": int(tr_ok.sum()),
+        "n_train_incomplete": int((~tr_ok).sum()),
+        "c_max": c_max,
+        "aiq": _aiq(curve),
+        "max_acc": float(max(curve["acc"])),
+        "best_single_model": single["model"],
+        "best_single_acc": single["acc"],
+        "best_single_cost": single["cost"],
+        "cost_at_best_single_acc": cab,
+        "cost_save": _cost_save(cab, single["cost"]),
+        "oracle_acc": or_acc,
+        "oracle_cost": or_cost,
+        "random_mix_aiq": None if degenerate else aiq(single["costs"], single["accs"], c_max),
+        "baseline_knn_aiq": _aiq(base),
+        "baseline_knn_max_acc": None if base is None else float(max(base["acc"])),
+        "baseline_knn_cost_at_best_single_acc": None if base is None else cost_at_accuracy(base, single["acc"]),
+        "baseline_knn_tuned_aiq": _aiq(tuned),
+        "baseline_knn_tuned_k": tuned_k,
+        "baseline_knn_tuned_max_acc": None if tuned is None else float(max(tuned["acc"])),
+        "baseline_knn_tuned_cost_at_best_single_acc": (None if tuned is None
+                                                       else cost_at_accuracy(tuned, single["acc"])),
+        "baseline_knn_tuned_cv": tuned_cv,
+        "baseline_task_aiq": _aiq(task_curve),
+        "baseline_task_max_acc": None if task_curve is None else float(max(task_curve["acc"])),
+        "baseline_task_cost_at_best_single_acc": (None if task_curve is None
+                                                  else cost_at_accuracy(task_curve, single["acc"])),
+        "within_task_auc": within_task,
+        "baseline_knn_tuned_within_task_auc": tuned_within_task,
+        "curves": {
+            "router": curve,
+            "router_hull": _hull_dict(curve["cost"], curve["acc"]),
+            "baseline_knn": base,
+            "baseline_knn_hull": None if base is None else _hull_dict(base["cost"], base["acc"]),
+            "baseline_knn_tuned": tuned,
+            "baseline_knn_tuned_hull": None if tuned is None else _hull_dict(tuned["cost"], tuned["acc"]),
+            "baseline_task": task_curve,
+            "single": {"policy": policies, "cost": single["costs"], "acc": single["accs"]},
+            "random_mix": _hull_dict(single["costs"], single["accs"]),
+            "oracle": {"cost": or_cost, "acc": or_acc},
+        },
+    }
+    if len(policies) == 2:
+        accs, costs = np.asarray(single["accs"]), np.asarray(single["costs"])
+        s = int(np.lexsort((costs, accs))[-1])  # more accurate, dearer on ties
+        w = 1 - s
+        result.update({"strong_model": policies[s], "weak_model": policies[w]})
+        for key, c in (("", curve), ("baseline_knn_", base), ("baseline_knn_tuned_", tuned)):
+            if c is None:
+                result[f"{key}apgr"] = None
+                continue
+            x = np.asarray(c["share"])[:, s]
+            result[f"{key}apgr"] = apgr(x, c["acc"], accs[w], accs[s])
+            if not key:
+                result["cpt_50"] = cpt(x, c["acc"], accs[w], accs[s], 0.5)
+                result["cpt_80"] = cpt(x, c["acc"], accs[w], accs[s], 0.8)
+    result = to_jsonable(result, default=lambda o: o)
+    if plot is not None:
+        plot_frontiers(result, plot)
+    return result

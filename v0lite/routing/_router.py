@@ -1,0 +1,365 @@
+"""Router: send each prompt to one policy of a pool, from predicted success and cost.
+
+A :class:`Router` asks a value model (anything with ``predict(X)``) for the success
+probability of every prompt x policy pair, asks its cost model for the cost of every pair,
+and lets a strategy (:mod:`._strategies`) pick one policy per prompt from the two matrices.
+
+Shrinkage (``Router(shrink=...)``): each predicted success is blended with a prior from the
+router's own log, ``p' = (1 - a) * p + a * prior``, where the prior of (prompt, policy) is the
+policy's mean outcome on the ``prior_k`` train prompts most similar to the prompt (``None``:
+on all its train prompts). ``shrink="cv"`` chooses ``a`` and ``prior_k`` by the held-out Brier
+score of out-of-fold predictions (value-model clones refitted on prompt-grouped folds of the
+log), so nothing is tuned on the data routed later.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator
+
+from ..exceptions import DataError, NotFittedError, V0liteError
+from ..log import as_frame, validate_log
+from ._costs import _check_prices, get_cost_model
+from ._knn import _knn_mean, _knn_prefix_means, _normalise
+from ._strategies import _float_knob, get_strategy
+
+__all__ = ["Router"]
+
+def _clone(model):
+    """An unfitted copy of a value model: ``sklearn.base.clone`` when it has ``get_params``, else a deep copy."""
+    if hasattr(model, "get_params"):
+        from sklearn.base import clone
+
+        return clone(model)
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def _as_prompts(prompts) -> list[str]:
+    if isinstance(prompts, str):
+        raise DataError("prompts must be a list of texts, got one string. Fix: wrap it in a list.")
+    if isinstance(prompts, (pl.DataFrame, pl.LazyFrame)) or type(prompts).__name__ == "DataFrame":
+        frame = as_frame(prompts)
+        if "prompt" not in frame.columns:
+            raise DataError(f"no 'prompt' column (columns present: {frame.columns}). Fix: add a 'prompt' column.")
+        prompts = frame["prompt"]
+    out = list(prompts.to_list() if hasattr(prompts, "to_list") else prompts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str) or not t.strip():
+            raise DataError(f"prompt {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
+    return out
+
+
+# --------------------------------------------------------------------------- long-prompt encoder
+
+class Router(BaseEstimator):
+    """Route each prompt to one policy of a pool from predicted success and predicted cost.
+
+    Parameters
+    ----------
+    value_model : object with ``predict(X)``
+        Gives success probabilities in [0, 1] for a frame ``X`` with ``policy`` and ``prompt``
+        (e.g. a fitted :class:`v0lite.estimator.V0Regressor`). Used as is (not fitted here).
+    policies : list of str, optional
+        The pool, in column order of ``P``/``C``. Default: every policy in the log (sorted),
+        or the keys of ``prices`` when fitting without a log.
+    strategy : str, default "utility"
+        A name in :data:`STRATEGIES`.
+    cost_model : str, default "knn"
+        A name in :data:`COST_MODELS`.
+    prices : dict, optional
+        Policy -> cost per call. Required by ``cost_model="fixed"``; for ``knn``/``mean`` it
+        prices policies that have no cost rows in the log.
+    embedder : object with ``encode(texts)``, optional
+        For the ``knn`` cost model; default :class:`v0lite.embed.Embedder` (built lazily, only
+        if some policy's cost varies).
+    k : int, default 16
+        Neighbours of the ``knn`` cost model.
+    shrink : None, float in [0, 1] or "cv", default None
+        Blend each predicted success with a prior from the log's ``score`` column:
+        ``p' = (1 - shrink) * p + shrink * prior``. ``"cv"`` chooses the weight and
+        ``prior_k`` on the log (see ``cv``). None: the value model's ``p`` as is.
+    prior_k : int or None, default None
+        The prior of (prompt, policy) is the policy's mean outcome on the ``prior_k`` most
+        similar train prompts (prompt-embedding cosine); None: on all its train prompts. Used
+        with a numeric ``shrink``; ``shrink="cv"`` searches (16, 32, 64, 128, 256, 512, None).
+    cv : int, default 5
+        Prompt-grouped folds of ``shrink="cv"``: a clone of the value model is refitted on the
+        log without each fold (``cv`` extra fits) and predicts the fold; the weight and
+        ``prior_k`` with the lowest out-of-fold Brier score are kept.
+    random_state : int, default 0
+        Seeds the folds of ``shrink="cv"``; the strategies themselves are deterministic.
+
+    Attributes
+    ----------
+    policies_ : list of str
+        The pool, in column order.
+    strategy_ : strategy instance
+    cost_model_ : fitted cost model
+    shrink_ : float
+        The blend weight in use (0 when ``shrink`` is None).
+    prior_k_ : int or None
+        The prior's neighbours in use.
+    shrink_scores_ : dict
+        ``shrink="cv"`` only: ``{"shrink": [...], "prior_k": [...], "brier": [[...]]}`` (rows
+        by ``prior_k``, columns by weight), the out-of-fold Brier score of every candidate.
+
+    Examples
+    --------
+    >>> class Fake:
+    ...     def predict(self, X):
+    ...         return np.where(X["policy"].to_numpy() == "big", 0.9, 0.6)
+    >>> r = Router(Fake(), cost_model="fixed", prices={"big": 1.0, "small": 0.1}).fit()
+    >>> r.route(["a", "b"], lam=0.0).tolist(), r.route(["a", "b"], lam=1.0).tolist()
+    (['big', 'big'], ['small', 'small'])
+    """
+
+    def __init__(self, value_model, *, policies=None, strategy="utility", cost_model="knn", prices=None,
+                 embedder=None, k=16, shrink=None, prior_k=None, cv=5, random_state=0):
+        self.value_model = value_model
+        self.policies = policies
+        self.strategy = strategy
+        self.cost_model = cost_model
+        self.prices = prices
+        self.embedder = embedder
+        self.k = k
+        self.shrink = shrink
+        self.prior_k = prior_k
+        self.cv = cv
+        self.random_state = random_state
+
+    # -- fitting
+    def fit(self, log=None, y=None):
+        """Learn the cost model (and the pool) from an outcome log's ``cost`` column.
+
+        Parameters
+        ----------
+        log : path or DataFrame, optional
+            Outcome log with ``policy``, ``prompt`` and ``cost`` (``score`` only with ``shrink``).
+            May be omitted for ``cost_model="fixed"`` or ``"unit"`` without ``shrink``.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self.strategy_ = get_strategy(self.strategy)
+        model = get_cost_model(self.cost_model, k=self.k)
+        prices = _check_prices(self.prices)
+        frame = validate_log(log, require_score=False) if log is not None else None
+        if self.policies is not None:
+            policies = [str(p) for p in self.policies]
+        elif frame is not None:
+            policies = sorted(frame["policy"].unique().to_list())
+        elif prices:
+            policies = sorted(prices)
+        else:
+            raise DataError("no pool: pass policies=[...], a log, or prices. Fix: name the policies to route between.")
+        if not policies or len(set(policies)) != len(policies):
+            raise DataError(f"policies must be non-empty and distinct, got {policies}.")
+        costs = None
+        if model.needs_costs:
+            if frame is None or "cost" not in frame.columns:
+                if not all(p in prices for p in policies):
+                    raise DataError(
+                        f"cost_model={self.cost_model!r} learns from the log's 'cost' column, but "
+                        f"{'no log was given' if frame is None else 'the log has none'}. Fix: add a 'cost' "
+                        "column, pass prices with cost_model='fixed', or use cost_model='unit'."
+                    )
+            else:
+                costs = frame.select("policy", "prompt", "cost").filter(pl.col("policy").is_in(policies))
+        self.cost_model_ = model.fit(policies, costs, prices, self._embed)
+        self.policies_ = policies
+        self.n_policies_ = len(policies)
+        self._fit_shrink(frame, policies)
+        return self
+
+    # -- shrinkage toward a prior from the log
+    def _fit_shrink(self, frame, policies):
+        self.shrink_, self.prior_k_, self._prior = 0.0, None, {}
+        self.__dict__.pop("shrink_scores_", None)
+        if self.shrink is None:
+            return
+        cv_mode = isinstance(self.shrink, str)
+        if cv_mode and self.shrink != "cv":
+            raise V0liteError(f"shrink must be None, a weight in [0, 1] or 'cv', got {self.shrink!r}.")
+        if not cv_mode:
+            a = _float_knob("shrink", self.shrink)
+            if not 0.0 <= a <= 1.0:
+                raise V0liteError(f"shrink must be in [0, 1], got {a}. Fix: pass a weight in [0, 1], 'cv' or None.")
+        if self.prior_k is not None and (isinstance(self.prior_k, bool) or int(self.prior_k) != self.prior_k
+                                         or int(self.prior_k) < 1):
+            raise V0liteError(f"prior_k must be None or an int >= 1, got {self.prior_k!r}.")
+        if frame is None or "score" not in frame.columns:
+            raise DataError("shrink needs the log's 'score' column (the prior is each policy's outcomes). "
+                            "Fix: pass an outcome log with 'score' to fit, or shrink=None.")
+        per = (frame.filter(pl.col("policy").is_in(policies))
+               .group_by(["policy", "prompt"], maintain_order=True).agg(pl.col("score").mean()))
+        if per.height == 0:
+            raise DataError("the log has no outcome of the pool's policies. Fix: log outcomes of the pool.")
+        texts = per["prompt"].unique(maintain_order=True).to_list()
+        row = dict(zip(texts, range(len(texts))))
+        emb = self._embed(texts)
+        pr_rows = np.fromiter((row[t] for t in per["prompt"].to_list()), np.int64, per.height)
+        col = {p: j for j, p in enumerate(policies)}
+        pol_idx = np.fromiter((col[p] for p in per["policy"].to_list()), np.int64, per.height)
+        y = per["score"].to_numpy().astype(np.float64)
+        self._prior = {"emb": emb, "rows": {j: pr_rows[pol_idx == j] for j in np.unique(pol_idx)},
+                       "y": {j: y[pol_idx == j] for j in np.unique(pol_idx)}}
+        if not cv_mode:
+            self.shrink_, self.prior_k_ = a, None if self.prior_k is None else int(self.prior_k)
+            return
+        self._choose_shrink(frame, per, pr_rows, pol_idx, y, emb, len(texts))
+
+    def _choose_shrink(self, frame, per, pr_rows, pol_idx, y, emb, n_prompts):
+        """Out-of-fold Brier of every (weight, prior_k); keep the best (ties: the smaller weight)."""
+        folds = int(self.cv)
+        if folds < 2 or folds > n_prompts:
+            raise V0liteError(f"cv must be an int in [2, n_prompts={n_prompts}], got {self.cv!r}.")
+        all_prompts = frame["prompt"].unique(maintain_order=True).to_list()
+        fold_all = dict(zip(all_prompts, np.random.default_rng(self.random_state).permutation(len(all_prompts)) % folds))
+        fold_of = np.fromiter((fold_all[t] for t in per["prompt"].unique(maintain_order=True).to_list()),
+                              np.int64, n_prompts)
+        ks = [16, 32, 64, 128, 256, 512] if self.prior_k is None else [int(self.prior_k)]
+        grid_k: list[int | None] = [*ks, None]
+        weights = np.linspace(0.0, 1.0, 11)
+        p_oof = np.full(per.height, np.nan)
+        prior_oof = {k: np.full(per.height, np.nan) for k in grid_k}
+        row_fold = fold_of[pr_rows]
+        frame_fold = np.fromiter((fold_all[t] for t in frame["prompt"].to_list()), np.int64, frame.height)
+        for f in range(folds):
+            part = frame.filter(pl.Series(frame_fold != f))  # a held-out prompt is cold for every policy
+            X, yy = part.drop("score"), part["score"].to_numpy().astype(np.float64)
+            seen = set(part["policy"].unique().to_list())
+            ask = np.flatnonzero((row_fold == f) & np.isin(pol_idx, [j for j, p in enumerate(self.policies_)
+                                                                      if p in seen]))
+            if ask.size == 0:
+                continue
+            model = _clone(self.value_model).fit(X, yy)
+            q = per[ask].select("policy", "prompt")
+            p_oof[ask] = np.clip(np.asarray(model.predict(q), dtype=np.float64).reshape(-1), 0.0, 1.0)
+            for j in np.unique(pol_idx[ask]):
+                src = (pol_idx == j) & (row_fold != f)
+                dst = ask[pol_idx[ask] == j]
+                if not src.any():  # no outcome of j outside the fold: no prior to blend
+                    continue
+                prior_oof[None][dst] = y[src].mean()
+                if ks:
+                    means = _knn_prefix_means(emb[pr_rows[dst]], emb[pr_rows[src]], y[src], ks)
+                    n_src = int(src.sum())
+                    for k in ks:
+                        prior_oof[k][dst] = means[min(k, n_src)]
+        ok = np.isfinite(p_oof) & np.isfinite(prior_oof[None])
+        if not ok.any():
+            raise DataError("shrink='cv' found no prompt to predict out of fold. Fix: log more prompts per policy.")
+        brier = np.array([[float(np.mean(((1 - a) * p_oof[ok] + a * prior_oof[k][ok] - y[ok]) ** 2))
+                           for a in weights] for k in grid_k])
+        best = brier.min()
+        ki, ai = min(zip(*np.nonzero(brier <= best + 1e-12)), key=lambda t: (t[1], t[0]))
+        self.shrink_, self.prior_k_ = float(weights[ai]), grid_k[ki] if ai > 0 else None
+        self.shrink_scores_ = {"shrink": weights.tolist(), "prior_k": grid_k, "brier": brier.tolist()}
+
+    def _prior_matrix(self, prompts: list[str], P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prior of every prompt x policy pair, and a mask of the policies that have one."""
+        prior = P.copy()
+        has = np.zeros(P.shape[1], dtype=bool)
+        q = None
+        for j, rows in self._prior["rows"].items():
+            yj = self._prior["y"][j]
+            has[j] = True
+            if self.prior_k_ is None or self.prior_k_ >= rows.size:
+                prior[:, j] = yj.mean()
+                continue
+            if q is None:
+                q = self._embed(prompts)
+            prior[:, j] = _knn_mean(q, self._prior["emb"][rows], yj[:, None], self.prior_k_)[:, 0]
+        return prior, has
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.embedder is None:
+            from ..embed import Embedder
+
+            self.embedder = Embedder()
+        return _normalise(self.embedder.encode(list(texts)))
+
+    def _check_fitted(self):
+        if not hasattr(self, "cost_model_"):
+            raise NotFittedError("this Router is not fitted yet. Fix: call fit(log) first.")
+
+    # -- prediction
+    def predict_matrix(self, prompts) -> tuple[np.ndarray, np.ndarray]:
+        """Success probabilities and predicted costs of every prompt x policy pair.
+
+        Parameters
+        ----------
+        prompts : sequence of str, or a frame with a ``prompt`` column
+
+        Returns
+        -------
+        P, C : ndarray of shape (n_prompts, n_policies)
+            ``P`` from ``value_model.predict`` (clipped to [0, 1]; blended with the prior when
+            ``shrink_ > 0``); ``C`` from the cost model.
+        """
+        self._check_fitted()
+        prompts = _as_prompts(prompts)
+        n, m = len(prompts), self.n_policies_
+        if n == 0:
+            return np.zeros((0, m)), np.zeros((0, m))
+        X = pl.DataFrame({
+            "policy": np.tile(np.asarray(self.policies_, dtype=object), n).tolist(),
+            "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
+        })
+        p = np.asarray(self.value_model.predict(X), dtype=np.float64).reshape(-1)
+        if p.shape[0] != n * m or not np.isfinite(p).all():
+            raise V0liteError(
+                f"value_model.predict returned {p.shape[0]} values (finite: {bool(np.isfinite(p).all())}) "
+                f"for {n * m} rows. Fix: the value model must return one finite probability per row."
+            )
+        C = self.cost_model_.predict(prompts, self._embed)
+        P = np.clip(p.reshape(n, m), 0.0, 1.0)
+        if getattr(self, "shrink_", 0.0) > 0.0 and self._prior:
+            prior, has = self._prior_matrix(prompts, P)
+            P[:, has] = (1.0 - self.shrink_) * P[:, has] + self.shrink_ * prior[:, has]
+        return P, C
+
+    def _knob(self, knob: dict) -> float:
+        s = self.strategy_
+        names = {"knob", s.knob_name}
+        unknown = sorted(set(knob) - names)
+        if unknown or len(knob) > 1:
+            raise V0liteError(
+                f"strategy {s.name!r} takes one knob, {s.knob_name!r} (or 'knob'); got {sorted(knob)}. "
+                f"Fix: pass e.g. {s.knob_name}=<value>."
+            )
+        if not knob:
+            if s.default_knob is None:
+                raise V0liteError(f"strategy {s.name!r} needs its knob {s.knob_name!r}. Fix: pass {s.knob_name}=<value>.")
+            return s.default_knob
+        return next(iter(knob.values()))
+
+    def choose(self, P, C, **knob) -> np.ndarray:
+        """Column indices chosen by the strategy for matrices ``P`` and ``C`` (one per row)."""
+        self._check_fitted()
+        return self.strategy_.choose(P, C, self._knob(knob))
+
+    def route(self, prompts, **knob) -> np.ndarray:
+        """Chosen policy name per prompt.
+
+        Parameters
+        ----------
+        prompts : sequence of str, or a frame with a ``prompt`` column
+        **knob
+            The strategy's knob by name (``lam``, ``tau``, ``budget``, ``target``) or as
+            ``knob=``; ``utility`` defaults to ``lam=0`` and ``threshold`` to ``tau=0.5``.
+
+        Returns
+        -------
+        ndarray of str, shape (n_prompts,)
+        """
+        P, C = self.predict_matrix(prompts)
+        idx = self.choose(P, C, **knob)
+        return np.asarray(self.policies_, dtype=object)[idx]

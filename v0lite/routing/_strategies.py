@@ -1,0 +1,445 @@
+"""Routing strategies: pick one policy per prompt from success matrix ``P`` and cost matrix ``C``.
+
+Each strategy has ``choose(P, C, knob)`` and ``knob_grid(P, C, n)`` (both matrices
+``(n_prompts, n_policies)``):
+
+================  ========  =====================================================================
+name              knob      choice
+================  ========  =====================================================================
+utility           ``lam``   argmax ``p - lam * c`` (``lam >= 0``; RouterBench's willingness to pay)
+threshold         ``tau``   cheapest policy with ``p >= tau``; if none, the most likely policy
+budget            ``budget``  max ``sum p`` subject to mean cost ``<= budget`` (Lagrangian)
+quality-target    ``target``  min mean cost subject to mean ``p >= target`` (Lagrangian)
+================  ========  =====================================================================
+
+Ties are broken the same way everywhere: higher ``p`` first, then lower cost, then the
+policy listed first.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ..exceptions import V0liteError, V0liteWarning
+
+__all__ = [
+    "STRATEGIES",
+    "get_strategy",
+    "UtilityStrategy",
+    "ThresholdStrategy",
+    "BudgetStrategy",
+    "QualityTargetStrategy",
+]
+
+_TIE = 1e-12  # scores or costs closer than this are ties
+_BISECT_STEPS = 64
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_matrices(P, C) -> tuple[np.ndarray, np.ndarray]:
+    P = np.asarray(P, dtype=np.float64)
+    C = np.asarray(C, dtype=np.float64)
+    if P.ndim != 2 or P.shape != C.shape or P.shape[1] == 0:
+        raise V0liteError(
+            f"P and C must be two matrices of the same shape (n_prompts, n_policies >= 1); got "
+            f"{P.shape} and {C.shape}. Fix: pass the output of Router.predict_matrix."
+        )
+    if not (np.isfinite(P).all() and np.isfinite(C).all()):
+        raise V0liteError("P and C must be finite. Fix: check the value model and the cost model outputs.")
+    return P, C
+
+
+def _argmax_tiebreak(score: np.ndarray, C: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
+    """Per row: argmax of ``score``; ties (within ``_TIE``) go to the higher ``P``, then the cheaper."""
+    best = score.max(axis=1, keepdims=True)
+    tied = score >= best - _TIE
+    if P is not None:
+        p_best = np.where(tied, P, -np.inf).max(axis=1, keepdims=True)
+        tied &= P >= p_best - _TIE
+    return np.where(tied, C, np.inf).argmin(axis=1)
+
+
+def _max_p(P: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Most likely policy per row; ties to the cheaper."""
+    return _argmax_tiebreak(P, C)
+
+
+def _cheapest(P: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Cheapest policy per row; ties to the more likely, then the first."""
+    best = C.min(axis=1, keepdims=True)
+    return np.where(C <= best + _TIE, P, -np.inf).argmax(axis=1)
+
+
+def _lagrangian(P: np.ndarray, C: np.ndarray, lam: float) -> np.ndarray:
+    """argmax ``p - lam * c`` per row (``lam = inf``: the cheapest)."""
+    if math.isinf(lam):
+        return _cheapest(P, C)
+    return _argmax_tiebreak(P - lam * C, C, P)
+
+
+def _take(M: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return M[np.arange(M.shape[0]), idx]
+
+
+def _breakpoints(P: np.ndarray, C: np.ndarray, max_rows: int = 4096) -> np.ndarray:
+    """Values of ``lam`` at which some row's utility choice can change (``dp / dc`` over pairs).
+
+    At most ``max_rows`` evenly spaced rows are used, so the cost stays O(max_rows * m^2).
+    """
+    n = P.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, max_rows)).astype(np.int64)) if n else np.zeros(0, np.int64)
+    dP = P[rows, :, None] - P[rows, None, :]
+    dC = C[rows, :, None] - C[rows, None, :]
+    ok = (dC > _TIE) & (dP > _TIE)
+    return dP[ok] / dC[ok]
+
+
+def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Every ``lam`` at which a row's utility choice changes, as ``lam`` grows from 0.
+
+    Per row the choice walks the upper-left convex hull of the ``(c, p)`` points, from the
+    most likely policy to the cheapest; the switch points are the hull's slopes ``dp / dc``.
+    Vectorised over rows: at most ``n_policies`` passes.
+    """
+    n, m = P.shape
+    rows = np.arange(n)
+    cur = _max_p(P, C)
+    active = np.ones(n, dtype=bool)
+    out = []
+    for _ in range(m):
+        pc, cc = P[rows, cur][:, None], C[rows, cur][:, None]
+        dc = cc - C
+        ok = (dc > _TIE) & active[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(ok, (pc - P) / np.where(ok, dc, 1.0), np.inf)
+        smin = slope.min(axis=1)
+        has = np.isfinite(smin)
+        if not has.any():
+            break
+        nxt = np.where(slope <= smin[:, None] + _TIE, C, np.inf).argmin(axis=1)
+        out.append(np.maximum(smin[has], 0.0))
+        cur = np.where(has, nxt, cur)
+        active &= has
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _grow_until(feasible: Callable[[float], bool]) -> float:
+    """Smallest power of two ``lam >= 1`` with ``feasible(lam)``; ``inf`` if none up to 2**1000."""
+    lam = 1.0
+    for _ in range(1000):
+        if feasible(lam):
+            return lam
+        lam *= 2.0
+    return math.inf
+
+
+def _bisect(feasible: Callable[[float], bool], lo: float, hi: float, *, feasible_hi: bool) -> tuple[float, float]:
+    """Shrink ``[lo, hi]`` keeping ``feasible(hi) == feasible_hi`` and ``feasible(lo) != feasible_hi``."""
+    if math.isinf(hi):
+        hi = np.finfo(np.float64).max
+    for _ in range(_BISECT_STEPS):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if feasible(mid) == feasible_hi:
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
+def _greedy_prefix(gain: np.ndarray, spend: np.ndarray, allowance: float, tol: float) -> np.ndarray:
+    """Boolean mask of items taken greedily (given order) while total ``spend <= allowance``.
+
+    Items are taken in the given order; an item that does not fit is skipped and later,
+    smaller ones may still be taken. ``gain`` is unused except to skip items with no gain.
+    """
+    take = np.zeros(len(spend), dtype=bool)
+    useful = gain > 0
+    csum = np.cumsum(np.where(useful, spend, 0.0))
+    prefix = (csum <= allowance + tol) & useful
+    # the prefix is exact up to the first item that does not fit
+    stop = int(np.argmin(csum <= allowance + tol)) if (csum > allowance + tol).any() else len(spend)
+    take[:stop] = prefix[:stop]
+    left = allowance - float(np.where(take, spend, 0.0).sum())
+    for i in range(stop, len(spend)):  # only the tail after the first misfit
+        if useful[i] and spend[i] <= left + tol:
+            take[i] = True
+            left -= spend[i]
+    return take
+
+
+def _float_knob(name: str, value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise V0liteError(f"knob {name!r} must be a number, got {value!r}. Fix: pass a float.") from exc
+    if math.isnan(out):
+        raise V0liteError(f"knob {name!r} is NaN. Fix: pass a number.")
+    return out
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+class _Strategy:
+    """Common face of the routing strategies: ``choose(P, C, knob)`` and ``knob_grid(P, C, n)``."""
+
+    name: str = ""
+    knob_name: str = ""
+    default_knob: float | None = None
+
+    def choose(self, P, C, knob) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def knob_grid(self, P, C, n: int = 64) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class UtilityStrategy(_Strategy):
+    """Pick argmax ``p - lam * c`` per prompt (``lam >= 0``: success worth ``1/lam`` cost units).
+
+    Examples
+    --------
+    >>> P = np.array([[0.5, 0.9]]); C = np.array([[0.1, 1.0]])
+    >>> UtilityStrategy().choose(P, C, 0.0), UtilityStrategy().choose(P, C, 1.0)
+    (array([1]), array([0]))
+    """
+
+    name = "utility"
+    knob_name = "lam"
+    default_knob = 0.0
+
+    def choose(self, P, C, knob) -> np.ndarray:
+        P, C = _check_matrices(P, C)
+        lam = _float_knob(self.knob_name, knob)
+        if lam < 0:
+            raise V0liteError(f"utility knob lam must be >= 0, got {lam}. Fix: pass lam >= 0 (0 = best quality).")
+        return _lagrangian(P, C, lam)
+
+    def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
+        """``n`` values of ``lam`` from 0 (most likely policy) past the last switch (cheapest).
+
+        Interior values are quantiles of the switch points: the values of ``lam`` at which
+        some prompt's choice actually changes (the slopes of each row's upper-left convex
+        hull of ``(c, p)``), so every step of the sweep moves about the same number of
+        prompts, over the whole range.
+        """
+        P, C = _check_matrices(P, C)
+        bp = _switch_points(P, C)
+        if bp.size == 0 or n < 2:
+            return np.zeros(1)
+        inner = np.quantile(bp, np.linspace(0.0, 1.0, max(n - 2, 1)))
+        return np.unique(np.concatenate([[0.0], inner, [bp.max() * 2.0 + _TIE]]))
+
+
+class ThresholdStrategy(_Strategy):
+    """Pick the cheapest policy with ``p >= tau``; if none reaches ``tau``, the most likely one.
+
+    Examples
+    --------
+    >>> P = np.array([[0.5, 0.7, 0.9]]); C = np.array([[0.1, 0.5, 1.0]])
+    >>> ThresholdStrategy().choose(P, C, 0.6), ThresholdStrategy().choose(P, C, 0.95)
+    (array([1]), array([2]))
+    """
+
+    name = "threshold"
+    knob_name = "tau"
+    default_knob = 0.5
+
+    def choose(self, P, C, knob) -> np.ndarray:
+        P, C = _check_matrices(P, C)
+        tau = _float_knob(self.knob_name, knob)
+        ok = P >= tau
+        cheap_ok = np.where(ok, C, np.inf).min(axis=1, keepdims=True)
+        pick_ok = np.where(ok & (C <= cheap_ok + _TIE), P, -np.inf).argmax(axis=1)
+        return np.where(ok.any(axis=1), pick_ok, _max_p(P, C))
+
+    def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
+        """``n`` values of ``tau``: quantiles of ``P`` from its minimum (cheapest) to its maximum."""
+        P, C = _check_matrices(P, C)
+        return np.unique(np.quantile(P.ravel(), np.linspace(0.0, 1.0, max(n, 1))))
+
+
+class BudgetStrategy(_Strategy):
+    """Maximise total predicted success subject to mean cost per prompt ``<= budget``.
+
+    Solved through the Lagrangian ``argmax p - lam * c``: bisection on ``lam`` finds the
+    critical value, then the prompts whose choice flips at it are upgraded greedily (best
+    ``dp / dc`` first) while the budget allows, so the budget is used as fully as the
+    discrete choices permit and never exceeded (optimal for the LP relaxation up to the one
+    prompt it would split). An infeasible budget (below the cheapest routing) returns the
+    cheapest routing with a :class:`V0liteWarning`.
+
+    Examples
+    --------
+    >>> P = np.array([[0.2, 0.9], [0.6, 0.7]]); C = np.array([[0.0, 1.0], [0.0, 1.0]])
+    >>> BudgetStrategy().choose(P, C, 0.5)  # one expensive call: spend it where it gains most
+    array([1, 0])
+    """
+
+    name = "budget"
+    knob_name = "budget"
+    default_knob = None
+
+    def choose(self, P, C, knob) -> np.ndarray:
+        P, C = _check_matrices(P, C)
+        budget = _float_knob(self.knob_name, knob)
+        n = P.shape[0]
+        total = budget * n
+        tol = 1e-9 * max(1.0, abs(total))
+
+        def cost(idx):
+            return float(_take(C, idx).sum())
+
+        best = _lagrangian(P, C, 0.0)
+        if cost(best) <= total + tol:
+            return best
+        cheap = _cheapest(P, C)
+        if cost(cheap) > total + tol:
+            warnings.warn(
+                f"budget {budget:g} is below the cheapest routing's mean cost {cost(cheap) / n:g}; "
+                "returning the cheapest routing.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+            return cheap
+
+        def feasible(lam):
+            return cost(_lagrangian(P, C, lam)) <= total + tol
+
+        hi = _grow_until(feasible)
+        lo, hi = _bisect(feasible, 0.0, hi, feasible_hi=True)
+        idx_hi = _lagrangian(P, C, hi) if feasible(hi) else cheap
+        idx_lo = _lagrangian(P, C, lo)
+        rows = np.flatnonzero(idx_lo != idx_hi)
+        if rows.size == 0:
+            return idx_hi
+        gain = P[rows, idx_lo[rows]] - P[rows, idx_hi[rows]]
+        spend = C[rows, idx_lo[rows]] - C[rows, idx_hi[rows]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(spend > 0, gain / spend, np.inf)
+        order = np.argsort(-ratio, kind="stable")
+        take = _greedy_prefix(gain[order], np.maximum(spend[order], 0.0), total - cost(idx_hi), tol)
+        out = idx_hi.copy()
+        up = rows[order][take]
+        out[up] = idx_lo[up]
+        return out
+
+    def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
+        """``n`` budgets evenly spaced from the cheapest routing's mean cost to the best one's."""
+        P, C = _check_matrices(P, C)
+        lo = float(_take(C, _cheapest(P, C)).mean())
+        hi = float(_take(C, _max_p(P, C)).mean())
+        return np.unique(np.linspace(lo, max(lo, hi), max(n, 1)))
+
+
+class QualityTargetStrategy(_Strategy):
+    """Minimise mean cost subject to mean predicted success ``>= target``.
+
+    The mirror of :class:`BudgetStrategy`: bisection on the Lagrangian ``lam``, then the
+    prompts whose choice flips at the critical ``lam`` are downgraded greedily (most cost
+    saved per success lost first) while the target still holds. An unreachable target
+    returns the most likely routing with a :class:`V0liteWarning`.
+
+    Examples
+    --------
+    >>> P = np.array([[0.2, 0.9], [0.6, 0.7]]); C = np.array([[0.0, 1.0], [0.0, 1.0]])
+    >>> QualityTargetStrategy().choose(P, C, 0.75)
+    array([1, 0])
+    """
+
+    name = "quality-target"
+    knob_name = "target"
+    default_knob = None
+
+    def choose(self, P, C, knob) -> np.ndarray:
+        P, C = _check_matrices(P, C)
+        target = _float_knob(self.knob_name, knob)
+        n = P.shape[0]
+        need = target * n
+        tol = 1e-9 * max(1.0, abs(need))
+
+        def quality(idx):
+            return float(_take(P, idx).sum())
+
+        cheap = _cheapest(P, C)
+        if quality(cheap) >= need - tol:
+            return cheap
+        best = _lagrangian(P, C, 0.0)
+        if quality(best) < need - tol:
+            warnings.warn(
+                f"target {target:g} is above the best reachable mean success {quality(best) / n:g}; "
+                "returning the most likely routing.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+            return best
+
+        def infeasible(lam):
+            return quality(_lagrangian(P, C, lam)) < need - tol
+
+        hi = _grow_until(infeasible)
+        lo, hi = _bisect(infeasible, 0.0, hi, feasible_hi=True)
+        idx_lo = _lagrangian(P, C, lo)  # meets the target
+        idx_hi = _lagrangian(P, C, hi) if infeasible(hi) else cheap
+        rows = np.flatnonzero(idx_lo != idx_hi)
+        if rows.size == 0:
+            return idx_lo
+        loss = P[rows, idx_lo[rows]] - P[rows, idx_hi[rows]]
+        saving = C[rows, idx_lo[rows]] - C[rows, idx_hi[rows]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(loss > 0, saving / loss, np.inf)
+        order = np.argsort(-ratio, kind="stable")
+        take = _greedy_prefix(saving[order], np.maximum(loss[order], 0.0), quality(idx_lo) - need, tol)
+        out = idx_lo.copy()
+        down = rows[order][take]
+        out[down] = idx_hi[down]
+        return out
+
+    def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
+        """``n`` targets evenly spaced from the cheapest routing's mean ``p`` to the best one's."""
+        P, C = _check_matrices(P, C)
+        lo = float(_take(P, _cheapest(P, C)).mean())
+        hi = float(_take(P, _max_p(P, C)).mean())
+        return np.unique(np.linspace(lo, max(lo, hi), max(n, 1)))
+
+
+STRATEGIES: dict[str, type[_Strategy]] = {
+    UtilityStrategy.name: UtilityStrategy,
+    ThresholdStrategy.name: ThresholdStrategy,
+    BudgetStrategy.name: BudgetStrategy,
+    QualityTargetStrategy.name: QualityTargetStrategy,
+}
+
+
+def get_strategy(name: str | _Strategy) -> _Strategy:
+    """Return a strategy instance by name (an instance passes through).
+
+    Raises
+    ------
+    V0liteError
+        For an unknown name; the message lists the valid names.
+
+    Examples
+    --------
+    >>> get_strategy("threshold").knob_name
+    'tau'
+    """
+    if isinstance(name, _Strategy):
+        return name
+    cls = STRATEGIES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise V0liteError(f"unknown routing strategy {name!r}. Fix: use one of {sorted(STRATEGIES)}.")
+    return cls()
+
+
+# --------------------------------------------------------------------------- cost models
