@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_log
+from tests.conftest import make_log
 from v0lite.cli import build_parser, main
 from v0lite.log import read_log, write_log
 
