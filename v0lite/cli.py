@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .exceptions import V0liteError
 
@@ -26,6 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_inputs(args) -> None:
+    """Missing input paths fail here, before any heavy import (a subcommand names them in ``inputs``)."""
+    for name in getattr(args, "inputs", ()):
+        value = getattr(args, name, None)
+        if value is not None and not Path(value).exists():
+            flag = f"--{name.replace('_', '-')} " if name in ("model_dir", "cost_log") else ""
+            raise V0liteError(f"{flag}{value}: no such file or folder. Fix: pass the path of an existing one.")
+
+
 def main(argv=None) -> int:
     """Entry point of the ``v0lite`` executable; returns the exit status."""
     parser = build_parser()
@@ -37,6 +47,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
