@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,11 @@ def as_frame(data: Any) -> pl.DataFrame:
         return data
     if isinstance(data, pl.LazyFrame):
         return data.collect()
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
+    pd = sys.modules.get("pandas")  # an optional extra: a pandas frame exists only once pandas is imported
     if pd is not None and isinstance(data, pd.DataFrame):
+        from ._extras import require
+
+        require("pyarrow", "pandas", "pandas DataFrame input")  # polars converts pandas frames through pyarrow
         frame = data.reset_index(drop=True)
         for col in frame.columns:
             if frame[col].dtype == object:

@@ -89,6 +89,10 @@ def _parse_shrink(value: str | None):
 
 
 def _route_eval(args) -> int:
+    if args.plot:  # fail now, not after the evaluation
+        from .._extras import require
+
+        require("matplotlib", "plot", "--plot")
     from ..log import read_log
     from ..route_eval import route_eval
 
