@@ -22,8 +22,11 @@ def _hide(monkeypatch, *modules):
 def test_require_returns_the_module_or_names_the_extra(monkeypatch):
     assert require("json", "plot").__name__ == "json"
     _hide(monkeypatch, "matplotlib")
-    with pytest.raises(MissingExtraError, match=r"matplotlib is not installed \(needed for x\)\. "
-                                                r"Fix: pip install 'v0lite\[plot\]'") as info:
+    with pytest.raises(
+        MissingExtraError,
+        match=r"matplotlib is not installed \(needed for x\)\. "
+        r"Fix: pip install 'v0lite\[plot\]'",
+    ) as info:
         require("matplotlib", "plot", "x")
     assert isinstance(info.value, ImportError) and isinstance(info.value, V0liteError)
 
@@ -43,8 +46,9 @@ def test_route_eval_cli_plot_fails_before_the_evaluation(monkeypatch, tmp_path, 
     for name in ("train.jsonl", "test.jsonl"):
         (tmp_path / name).write_text("{}\n")
     _hide(monkeypatch, "matplotlib")
-    rc = main(["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl"), "--plot",
-               str(tmp_path / "p.png")])
+    rc = main(
+        ["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl"), "--plot", str(tmp_path / "p.png")]
+    )
     assert rc == 1 and "pip install 'v0lite[plot]'" in capsys.readouterr().err
 
 

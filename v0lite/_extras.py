@@ -32,4 +32,5 @@ def require(module: str, extra: str, what: str | None = None) -> ModuleType:
     except ImportError as exc:
         need = f" for {what}" if what else ""
         raise MissingExtraError(
-            f"{module} is not installed (needed{need}). Fix: pip install 'v0lite[{extra}]'.") from exc
+            f"{module} is not installed (needed{need}). Fix: pip install 'v0lite[{extra}]'."
+        ) from exc

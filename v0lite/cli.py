@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="v0lite",
-        description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.")
+        description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.",
+    )
     parser.add_argument("--version", action="version", version=f"v0lite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in MODULES:
@@ -53,8 +54,10 @@ def main(argv=None) -> int:
         print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
-              file=sys.stderr)
+        print(
+            f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
+            file=sys.stderr,
+        )
         return 130
 
 

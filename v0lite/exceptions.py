@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]
+# NotFittedError is defined by __getattr__ below
+__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]  # noqa: F822
 
 
 class V0liteError(Exception):

@@ -165,7 +165,8 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
     nulls = s.is_null().to_numpy()
     if nulls.any():
         r = _first_bad(nulls)
-        raise DataError(f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself.")
+        raise DataError(f"column {col!r}, row {r}: value is missing (null). "
+                        "Fix: fill it in or remove that row yourself.")
     if not allow_empty:
         empty = (s.str.strip_chars().str.len_chars() == 0).to_numpy()
         if empty.any():
@@ -258,14 +259,16 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
             if bad.any():
                 r = _first_bad(bad)
                 what = "a positive integer" if col == "n" else "an integer"
-                raise DataError(f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. Fix: write {col!r} as {what}, or drop the column.")
+                raise DataError(f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
+                                f"Fix: write {col!r} as {what}, or drop the column.")
             out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
     if "cost" in df.columns:
         v = _numeric_column(df, "cost")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             r = _first_bad(bad)
-            raise DataError(f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. Fix: give every row its cost, or drop the column.")
+            raise DataError(f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
+                            "Fix: give every row its cost, or drop the column.")
         out["cost"] = pl.Series("cost", v, dtype=pl.Float64)
     for col in ("prompt_id", "task"):
         if col in df.columns:

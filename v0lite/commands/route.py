@@ -173,7 +173,8 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE", help="write the frontier plot as PNG")
     p.add_argument("--strategy", default="utility", choices=names, help="routing strategy to sweep (default utility)")
     p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
-    p.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
+    p.add_argument("--prices", default=None,
+                   help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
     p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
     p.add_argument("--encoder", default="plain", choices=["plain", "tail"],
                    help="prompt embedding for the value model, cost model and baseline: 'plain' (default) the "
@@ -193,6 +194,7 @@ def register(subparsers) -> None:
     q.add_argument("--knob", type=float, default=None,
                    help="the strategy's knob: lam (utility), tau (threshold), budget (budget), target (quality-target)")
     q.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call")
-    q.add_argument("--cost-log", default=None, metavar="LOG", help="outcome log whose 'cost' column trains a kNN cost model")
+    q.add_argument("--cost-log", default=None, metavar="LOG",
+                   help="outcome log whose 'cost' column trains a kNN cost model")
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
     q.set_defaults(func=_route, inputs=("prompts", "model_dir", "cost_log"))
