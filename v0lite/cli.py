@@ -32,9 +32,15 @@ def _check_inputs(args) -> None:
     """Missing input paths fail here, before any heavy import (a subcommand names them in ``inputs``)."""
     for name in getattr(args, "inputs", ()):
         value = getattr(args, name, None)
-        if value is not None and not Path(value).exists():
-            flag = f"--{name.replace('_', '-')} " if name in ("model_dir", "cost_log") else ""
-            raise V0liteError(f"{flag}{value}: no such file or folder. Fix: pass the path of an existing one.")
+        if value is None or Path(value).exists():
+            continue
+        if name == "model_dir":
+            raise V0liteError(
+                f"--model-dir {value}: no such folder (no meta.json), not a v0lite model folder. "
+                "Fix: pass the folder given to `v0lite fit --model-dir`."
+            )
+        flag = "--cost-log " if name == "cost_log" else ""
+        raise V0liteError(f"{flag}{value}: no such file or folder. Fix: pass the path of an existing one.")
 
 
 def main(argv=None) -> int:

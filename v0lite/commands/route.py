@@ -197,4 +197,4 @@ def register(subparsers) -> None:
     q.add_argument("--cost-log", default=None, metavar="LOG",
                    help="outcome log whose 'cost' column trains a kNN cost model")
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
-    q.set_defaults(func=_route, inputs=("prompts", "model_dir", "cost_log"))
+    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))
