@@ -1,0 +1,1 @@
+"""The test suite: a package, so ``tests.conftest`` is ours even when an installed package ships ``tests``."""

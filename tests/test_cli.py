@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -11,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_log
+from tests.conftest import make_log
 from v0lite.cli import build_parser, main
 from v0lite.log import read_log, write_log
 
@@ -139,3 +143,65 @@ def test_cli_fit_never_crashes(rows, suffix, tmp_path, capsys, fake_minilm, guar
         assert not (tmp_path / f"m{i}").exists()
     else:
         assert (tmp_path / f"m{i}" / "meta.json").exists()
+
+
+# --- a light start: --help, --version and argument errors import no heavy library ------------------------
+
+_HEAVY = ("sklearn", "torch", "polars", "lightgbm", "faiss")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["fit", "--help"], ["data", "convert", "--help"],
+                                  ["route", "--help"], ["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"],
+                                  ["nosuchcommand"], ["fit", "no-such-log.jsonl", "--model-dir", "m"],
+                                  ["data", "convert", "nope", "a", "b"]])
+def test_cli_start_imports_no_heavy_library(argv, tmp_path):
+    # a fresh interpreter: this test process has imported everything already
+    code = ("import sys, v0lite.cli, v0lite.exceptions\n"
+            "v0lite.cli.build_parser()\n"
+            f"rc = v0lite.cli.main({argv!r})\n"
+            f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules), rc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, rc = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert loaded == "[]", f"{argv} imported {loaded}"
+    assert int(rc) in (0, 1, 2)
+
+
+def test_python_dash_m_and_missing_input(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-m", "v0lite", "--version"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("v0lite ")
+    out = subprocess.run([sys.executable, "-m", "v0lite", "fit", "h.jsonl", "--model-dir", "m"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 1 and "h.jsonl: no such file or folder" in out.stderr and "Fix" in out.stderr
+    (tmp_path / "q.jsonl").write_text("{}\n")
+    out = subprocess.run([sys.executable, "-m", "v0lite", "predict", "q.jsonl", "--model-dir", "nodir", "--out", "o"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 1 and "--model-dir nodir: no such folder (no meta.json)" in out.stderr
+
+
+def test_cli_spelled_out_names_match_the_registries():
+    from v0lite.commands.data import FORMAT_NAMES
+    from v0lite.commands.route import STRATEGY_NAMES
+    from v0lite.data import CONVERTERS
+    from v0lite.routing import STRATEGIES
+
+    assert sorted(FORMAT_NAMES) == sorted(CONVERTERS)
+    assert sorted(STRATEGY_NAMES) == sorted(STRATEGIES)
+
+
+def test_not_fitted_error_is_lazy_cached_and_sklearns():
+    import sklearn.exceptions
+
+    import v0lite
+    import v0lite.exceptions as exc
+
+    cls = exc.NotFittedError
+    assert cls is exc.NotFittedError is v0lite.NotFittedError
+    assert issubclass(cls, sklearn.exceptions.NotFittedError) and issubclass(cls, exc.V0liteError)
+    try:
+        raise cls("not fitted")
+    except exc.NotFittedError as e:
+        assert isinstance(e, sklearn.exceptions.NotFittedError)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import FakeEncoder
+from tests.conftest import FakeEncoder
 from v0lite.embed import Embedder, prompt_key, prompt_keys
 from v0lite.exceptions import DataError, V0liteWarning
 

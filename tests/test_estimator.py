@@ -14,7 +14,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import FakeEncoder, make_log
+from tests.conftest import FakeEncoder, make_log
 from v0lite.estimator import V0Regressor
 from v0lite.exceptions import DataError, NotFittedError, V0liteError
 

@@ -167,6 +167,18 @@ def test_approximate_index_recall_with_forced_threshold(monkeypatch):
     np.testing.assert_array_equal(rows, ref)
 
 
+def _assert_same_hits_up_to_ties(rows_a, sims_a, rows_b, atol=1e-6):
+    """Equal hit lists, except rows tied at the k-th similarity, which either search may return.
+
+    Rows of one prompt have equal similarities; which of them fills the last places depends on
+    the search path (faiss batching, BLAS), so only the rows strictly above the cut must agree.
+    """
+    for ra, sa, rb in zip(rows_a, sims_a, rows_b):
+        assert (ra >= 0).sum() == (rb >= 0).sum()
+        above = sa > sa[ra >= 0].min() + atol if (ra >= 0).any() else np.zeros(len(ra), bool)
+        assert set(ra[above]) == set(rb[above])
+
+
 @pytest.mark.parametrize("exclude", ["same_step", "any_step", "none"])
 def test_policies_with_the_same_layout_share_one_search(exclude):
     # a routing log: every policy scored on the same (prompt, step) rows, in the same order
@@ -188,8 +200,8 @@ def test_policies_with_the_same_layout_share_one_search(exclude):
     for code in range(n_pol):
         sel = q.policy == code
         r, s = idx.search(code, q.emb[sel], q.step[sel], q.prompt_row[sel], 5, exclude)
-        np.testing.assert_array_equal(rows[sel], r)
-        np.testing.assert_allclose(sims[sel], s)
+        np.testing.assert_allclose(sims[sel], s, atol=1e-6)
+        _assert_same_hits_up_to_ties(rows[sel], sims[sel], r)
         assert (idx.policy[rows[sel][rows[sel] >= 0]] == code).all()  # each policy's own rows
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FakeEncoder, make_log
+from tests.conftest import FakeEncoder, make_log
 from v0lite.exceptions import FormatVersionError
 from v0lite.estimator import V0Regressor
 from v0lite.persist import FORMAT_VERSION

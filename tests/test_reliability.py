@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import make_log
+from tests.conftest import make_log
 from v0lite.cli import main
 from v0lite.exceptions import DataError, V0liteError
 from v0lite.log import validate_log

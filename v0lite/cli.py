@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .exceptions import V0liteError
 
@@ -18,12 +19,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="v0lite",
-        description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.")
+        description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.",
+    )
     parser.add_argument("--version", action="version", version=f"v0lite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in MODULES:
         importlib.import_module(f"v0lite.commands.{name}").register(sub)
     return parser
+
+
+def _check_inputs(args) -> None:
+    """Missing input paths fail here, before any heavy import (a subcommand names them in ``inputs``)."""
+    for name in getattr(args, "inputs", ()):
+        value = getattr(args, name, None)
+        if value is None or Path(value).exists():
+            continue
+        if name == "model_dir":
+            raise V0liteError(
+                f"--model-dir {value}: no such folder (no meta.json), not a v0lite model folder. "
+                "Fix: pass the folder given to `v0lite fit --model-dir`."
+            )
+        flag = "--cost-log " if name == "cost_log" else ""
+        raise V0liteError(f"{flag}{value}: no such file or folder. Fix: pass the path of an existing one.")
 
 
 def main(argv=None) -> int:
@@ -37,13 +54,16 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
-              file=sys.stderr)
+        print(
+            f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
+            file=sys.stderr,
+        )
         return 130
 
 

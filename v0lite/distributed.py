@@ -23,14 +23,17 @@ from .exceptions import DataError, V0liteError
 __all__ = ["embed_with_ray", "predict_with_ray"]
 
 _ROW = "_v0lite_row"
+_OUT = "p_success"  # the score column, as `v0lite predict` writes it
 
 
 def _ray():
+    from ._extras import MissingExtraError
+
     try:
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise V0liteError(
+        raise MissingExtraError(
             f"the Ray path needs Ray Data, which is not installed ({exc}). "
             "Fix: pip install 'v0lite[ray]'  (or: pip install 'ray[data]')."
         ) from exc
@@ -65,7 +68,8 @@ def _unique_prompts(log_or_prompts) -> list[str]:
 
         df = as_frame(log_or_prompts)
         if "prompt" not in df.columns:
-            raise DataError(f"the log has no 'prompt' column (columns: {df.columns}). Fix: pass a log or a list of prompts.")
+            raise DataError(f"the log has no 'prompt' column (columns: {df.columns}). "
+                            "Fix: pass a log or a list of prompts.")
         prompts = df["prompt"].to_list()
     else:
         prompts = list(log_or_prompts)
@@ -149,7 +153,8 @@ def embed_with_ray(log_or_prompts, *, model=None, batch_size: int = 64, num_acto
     if cache_dir is False:
         raise V0liteError("embed_with_ray writes cache shards; cache_dir=False has nowhere to write them.")
     if num_actors < 1 or num_cpus_per_actor <= 0:
-        raise V0liteError(f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}.")
+        raise V0liteError("num_actors must be >= 1 and num_cpus_per_actor > 0, "
+                          f"got {num_actors}, {num_cpus_per_actor}.")
     prompts = _unique_prompts(log_or_prompts)
     keys = prompt_keys(prompts)
     local = Embedder(model, cache_dir=cache_dir)
@@ -199,7 +204,7 @@ class _PredictActor:
         df = pl.from_pandas(batch)
         cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
         p = self.model.predict(df.select(cols), exclude_own_prompt=self.exclude_own_prompt)
-        return batch[[_ROW]].assign(prediction=p)
+        return batch[[_ROW]].assign(**{_OUT: p})
 
 
 def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_cpus_per_actor: float = 0.5,
@@ -214,7 +219,8 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
     queries : DataFrame or path
         Columns ``policy``, ``prompt`` and optionally ``step`` (other columns are carried along).
     out : str or Path, optional
-        Write the queries plus a ``prediction`` column here (.parquet, .csv or .jsonl), atomically.
+        Write the queries plus a ``p_success`` column here (.parquet, .csv or .jsonl), atomically,
+        as ``v0lite predict`` writes them.
     num_actors, num_cpus_per_actor : see :func:`embed_with_ray`
     batch_size : int, default 4096
         Query rows per actor call.
@@ -228,7 +234,8 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
 
     Returns
     -------
-    polars.DataFrame: the queries in their original order with a ``prediction`` column.
+    polars.DataFrame: the queries in their original order with a ``p_success`` column (an input
+    column of that name is replaced).
     """
     import polars as pl
 
@@ -240,11 +247,13 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
     if missing:
         raise DataError(f"queries lack column(s) {missing} (columns: {df.columns}). Fix: pass policy and prompt.")
     if not (Path(model_dir) / "meta.json").exists():
-        raise V0liteError(f"{model_dir}: not a saved v0lite model (no meta.json). Fix: pass the folder given to save().")
+        raise V0liteError(f"{model_dir}: not a saved v0lite model (no meta.json). "
+                          "Fix: pass the folder given to save().")
     if num_actors < 1 or num_cpus_per_actor <= 0:
-        raise V0liteError(f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}.")
+        raise V0liteError("num_actors must be >= 1 and num_cpus_per_actor > 0, "
+                          f"got {num_actors}, {num_cpus_per_actor}.")
     if df.height == 0:
-        res = df.with_columns(pl.Series("prediction", [], dtype=pl.Float64))
+        res = df.with_columns(pl.Series(_OUT, [], dtype=pl.Float64))
     else:
         _ensure_init(ray, address)
         cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
@@ -263,7 +272,7 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
         order = np.argsort(parts[_ROW].to_numpy(), kind="stable")
         if len(order) != df.height:
             raise V0liteError(f"Ray returned {len(order)} predictions for {df.height} queries.")
-        res = df.with_columns(pl.Series("prediction", parts["prediction"].to_numpy()[order], dtype=pl.Float64))
+        res = df.with_columns(pl.Series(_OUT, parts[_OUT].to_numpy()[order], dtype=pl.Float64))
     if out is not None:
         write_log(res, out)
     return res

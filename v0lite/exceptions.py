@@ -1,8 +1,17 @@
-"""Exceptions and warnings raised by v0lite."""
+"""Exceptions and warnings raised by v0lite.
 
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
+:class:`NotFittedError` is also scikit-learn's ``NotFittedError``. It is built on first access
+(module ``__getattr__``), so importing this module, as the CLI does on every call, never imports
+scikit-learn; the class is created once and cached, so ``except``/``isinstance`` always see the
+same object.
+"""
 
-__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]
+from __future__ import annotations
+
+import threading
+
+# NotFittedError is defined by __getattr__ below
+__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]  # noqa: F822
 
 
 class V0liteError(Exception):
@@ -17,9 +26,34 @@ class FormatVersionError(V0liteError):
     """A saved file comes from an unknown (newer) format version or is corrupt."""
 
 
-class NotFittedError(V0liteError, _SkNotFittedError):
-    """An estimator was used before ``fit``; also a scikit-learn ``NotFittedError``."""
-
-
 class V0liteWarning(UserWarning):
     """Warnings about questionable but usable input or settings."""
+
+
+def _make_not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+    class NotFittedError(V0liteError, _SkNotFittedError):
+        """An estimator was used before ``fit``; also a scikit-learn ``NotFittedError``."""
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"
+    return NotFittedError
+
+
+_LOCK = threading.Lock()
+
+
+def __getattr__(name: str):
+    if name == "NotFittedError":
+        with _LOCK:  # two threads racing here must not build two different classes
+            cls = globals().get("NotFittedError")
+            if cls is None:
+                cls = _make_not_fitted_error()
+                globals()["NotFittedError"] = cls  # cached: later lookups never reach __getattr__
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,11 @@ def as_frame(data: Any) -> pl.DataFrame:
         return data
     if isinstance(data, pl.LazyFrame):
         return data.collect()
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
+    pd = sys.modules.get("pandas")  # an optional extra: a pandas frame exists only once pandas is imported
     if pd is not None and isinstance(data, pd.DataFrame):
+        from ._extras import require
+
+        require("pyarrow", "pandas", "pandas DataFrame input")  # polars converts pandas frames through pyarrow
         frame = data.reset_index(drop=True)
         for col in frame.columns:
             if frame[col].dtype == object:
@@ -164,7 +165,8 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
     nulls = s.is_null().to_numpy()
     if nulls.any():
         r = _first_bad(nulls)
-        raise DataError(f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself.")
+        raise DataError(f"column {col!r}, row {r}: value is missing (null). "
+                        "Fix: fill it in or remove that row yourself.")
     if not allow_empty:
         empty = (s.str.strip_chars().str.len_chars() == 0).to_numpy()
         if empty.any():
@@ -257,14 +259,16 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
             if bad.any():
                 r = _first_bad(bad)
                 what = "a positive integer" if col == "n" else "an integer"
-                raise DataError(f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. Fix: write {col!r} as {what}, or drop the column.")
+                raise DataError(f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
+                                f"Fix: write {col!r} as {what}, or drop the column.")
             out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
     if "cost" in df.columns:
         v = _numeric_column(df, "cost")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             r = _first_bad(bad)
-            raise DataError(f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. Fix: give every row its cost, or drop the column.")
+            raise DataError(f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
+                            "Fix: give every row its cost, or drop the column.")
         out["cost"] = pl.Series("cost", v, dtype=pl.Float64)
     for col in ("prompt_id", "task"):
         if col in df.columns:

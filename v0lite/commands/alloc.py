@@ -82,4 +82,4 @@ def register(subparsers) -> None:
                    help="replay only rows with step <= T (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
-    p.set_defaults(func=_alloc_sim)
+    p.set_defaults(func=_alloc_sim, inputs=("history",))

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
-
-import numpy as np
-import polars as pl
 
 __all__ = ["register", "print_table", "jsonable"]
 
@@ -18,7 +16,8 @@ def jsonable(obj):
         return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
+    np = sys.modules.get("numpy")  # a numpy scalar can only exist once numpy is imported
+    if np is not None and isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -78,6 +77,8 @@ def _fit(args) -> int:
 
 
 def _predict(args) -> int:
+    import polars as pl
+
     from ..estimator import V0Regressor
     from ..log import read_log, write_log
 
@@ -106,6 +107,9 @@ def _evaluate(args) -> int:
 
 
 def _demo(args) -> int:
+    import numpy as np
+    import polars as pl
+
     from ..data import make_demo_log, split_by_prompt
     from ..estimator import V0Regressor
     from ..log import read_log
@@ -176,21 +180,21 @@ def register(sub) -> None:
     p.add_argument("history", help="outcome log (.jsonl/.csv/.parquet)")
     p.add_argument("--model-dir", required=True, help="folder to save the model to")
     common(p)
-    p.set_defaults(func=_fit)
+    p.set_defaults(func=_fit, inputs=("history",))
 
     p = sub.add_parser("predict", help="predict p_success for queries with a saved model")
     p.add_argument("queries", help="queries (policy, prompt[, step])")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", required=True, help="output file: the queries plus p_success")
     p.add_argument("--fallback", choices=["error", "global_mean", "prior"], help="for policies with no history")
-    p.set_defaults(func=_predict)
+    p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
 
     p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics")
     p.add_argument("history")
     p.add_argument("queries")
     p.add_argument("--json", help="write the metrics as JSON")
     common(p)
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, inputs=("history", "queries"))
 
     p = sub.add_parser("demo", help="run the main job on the embedded synthetic demo data")
     p.set_defaults(func=_demo)

@@ -7,14 +7,14 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-
 from .._io import atomic_write_json
 from ..exceptions import DataError
-from ..log import as_frame, write_log
 
-__all__ = ["register"]
+__all__ = ["register", "STRATEGY_NAMES"]
+
+# The names of v0lite.routing.STRATEGIES, spelled out so `--help` and argument errors need no import of
+# v0lite.routing (scikit-learn, polars); tests/test_cli.py checks that they match.
+STRATEGY_NAMES = ("budget", "quality-target", "threshold", "utility")
 
 _TABLE_KEYS = (
     "strategy", "shrink", "prior_k", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
@@ -89,6 +89,10 @@ def _parse_shrink(value: str | None):
 
 
 def _route_eval(args) -> int:
+    if args.plot:  # fail now, not after the evaluation
+        from .._extras import require
+
+        require("matplotlib", "plot", "--plot")
     from ..log import read_log
     from ..routing import route_eval
 
@@ -111,6 +115,10 @@ def _route_eval(args) -> int:
 
 
 def _route(args) -> int:
+    import numpy as np
+    import polars as pl
+
+    from ..log import as_frame, write_log
     from ..routing import Router
 
     pool = [p.strip() for p in args.pool.split(",") if p.strip()]
@@ -156,9 +164,7 @@ def _route(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``route-eval`` and ``route`` to an argparse subparsers object (each sets ``func``)."""
-    from ..routing import STRATEGIES
-
-    names = sorted(STRATEGIES)
+    names = list(STRATEGY_NAMES)
     p = subparsers.add_parser("route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
                               description="Fit a value model on TRAIN, sweep the routing knob on TEST, report metrics.")
     p.add_argument("train", metavar="TRAIN", help="outcome log to learn from (.jsonl/.csv/.parquet)")
@@ -167,7 +173,8 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE", help="write the frontier plot as PNG")
     p.add_argument("--strategy", default="utility", choices=names, help="routing strategy to sweep (default utility)")
     p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
-    p.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
+    p.add_argument("--prices", default=None,
+                   help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
     p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
     p.add_argument("--encoder", default="plain", choices=["plain", "tail"],
                    help="prompt embedding for the value model, cost model and baseline: 'plain' (default) the "
@@ -176,7 +183,7 @@ def register(subparsers) -> None:
                    help="blend predicted success with the train log's neighbourhood success rate: a weight in "
                         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
                         "(5 extra value-model fits); default none")
-    p.set_defaults(func=_route_eval)
+    p.set_defaults(func=_route_eval, inputs=("train", "test"))
 
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
                               description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
@@ -187,6 +194,7 @@ def register(subparsers) -> None:
     q.add_argument("--knob", type=float, default=None,
                    help="the strategy's knob: lam (utility), tau (threshold), budget (budget), target (quality-target)")
     q.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call")
-    q.add_argument("--cost-log", default=None, metavar="LOG", help="outcome log whose 'cost' column trains a kNN cost model")
+    q.add_argument("--cost-log", default=None, metavar="LOG",
+                   help="outcome log whose 'cost' column trains a kNN cost model")
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
-    q.set_defaults(func=_route)
+    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))

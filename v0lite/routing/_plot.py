@@ -16,6 +16,9 @@ def plot_frontiers(result: Mapping[str, Any], path) -> str:
 
     Written atomically (temporary file, then rename). Returns the path as a string.
     """
+    from .._extras import require
+
+    require("matplotlib", "plot", "the frontier plot")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
