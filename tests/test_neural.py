@@ -11,7 +11,8 @@ pytest.importorskip("transformers")
 from v0lite.embed import prompt_key  # noqa: E402
 from v0lite.exceptions import NotFittedError, V0liteError  # noqa: E402
 from v0lite.heads import get_head_class, make_head  # noqa: E402
-from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter, _recent_rows, _v0_loss  # noqa: E402
+from v0lite.heads._neural_nets import _recent_rows, _v0_loss  # noqa: E402
+from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter  # noqa: E402
 from v0lite.index import HistoryIndex, Queries  # noqa: E402
 
 TINY = dict(model_type="bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
@@ -206,3 +207,39 @@ def test_gpu_check_quick_runs_on_cpu(tmp_path):
     rep = json.loads((tmp_path / "gpu_check.json").read_text())
     assert set(rep["heads"]) == {"prior", "knn", "baseline", "neural"}
     assert 0 <= rep["heads"]["neural"]["auc"] <= 1
+
+
+def test_cpu_defaults_are_smaller_and_time_capped():
+    cpu, gpu = NeuralHead(device="cpu"), NeuralHead(device="cuda")
+    assert cpu.support_size_ == 64 and cpu._time_budget() == 240.0
+    assert gpu.support_size_ == 256 and gpu._time_budget() is None
+    assert NeuralHead(device="cpu", support_size=32, max_time_s=5).support_size_ == 32
+    assert NeuralHead(device="cpu", max_time_s=5)._time_budget() == 5.0
+
+
+def test_compare_episodes_ask_several_policies_about_one_prompt(world):
+    from v0lite.heads._neural_train import _EpisodeSampler
+
+    index, _ = world
+    sampler = _EpisodeSampler(index, np.random.default_rng(0), 8, compare_frac=1.0)
+    for _ in range(5):
+        q = sampler.draw()
+        assert len(q) <= 8
+        prompts, counts = np.unique(index.prompt_row[q], return_counts=True)
+        assert len(np.unique(index.policy[q])) >= 2 and counts.max() >= 2
+    own = _EpisodeSampler(index, np.random.default_rng(0), 8, compare_frac=0.0).draw()
+    assert len(np.unique(index.policy[own])) == 1 and len(np.unique(index.step[own])) == 1
+
+
+def test_early_stopping_on_held_out_prompts_keeps_the_best_weights():
+    index, queries = _world(n_prompt=120)
+    params = {**FAST, "max_steps": 40, "val_frac": 0.2, "eval_every": 2, "patience": 2}
+    head = make_head("neural", **params).fit(index, random_state=0)
+    st = head.stats_
+    assert st["val_prompts"] == 24
+    assert st["val_curve"] and st["best_val_loss"] == pytest.approx(min(v for _, v in st["val_curve"]))
+    assert st["stopped_by"] in ("early stopping", "planned steps")
+    if st["stopped_by"] == "early stopping":
+        assert st["train_steps"] < 40
+    p = head.predict(index, queries)
+    assert np.isfinite(p).all()

@@ -32,7 +32,6 @@ Texts: a :class:`~v0lite.index.HistoryIndex` stores prompt keys, not text. This 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -53,13 +52,13 @@ from ._neural_nets import (
     _recent_rows,
     _resolve_device,
     _TokenCache,
-    _v0_loss,
 )
+from ._neural_train import NeuralTraining
 from .base import BaseHead
 
 __all__ = ["NeuralHead", "QueryAdapter", "ICLHead", "ICL_CHOICES"]
 
-class NeuralHead(BaseHead):
+class NeuralHead(NeuralTraining, BaseHead):
     """Frozen encoder + dynamic query adapter + in-context transformer head (V0's architecture).
 
     Parameters
@@ -83,8 +82,8 @@ class NeuralHead(BaseHead):
         with the transformer head, then lets TabPFN read the learned features at predict time.
     icl_dim, icl_layers, icl_heads, icl_ff, dropout : default 128, 3, 4, 256, 0.1
         Size of the in-context transformer.
-    support_size : int, default 256
-        Support rows per query.
+    support_size : int, optional
+        Support rows per query; default 256 on a GPU, 64 on the CPU.
     support : {"similar", "recent"}, default "similar"
         The most similar eligible rows of the policy (``index.search_queries``), or the most recent.
     episode_queries, episodes_per_step : int, default 32, 8
@@ -93,7 +92,23 @@ class NeuralHead(BaseHead):
         Passes over the history rows as queries; ``max_steps`` (if set) overrides.
     max_steps : int, optional
     max_time_s : float, optional
-        Stop training after this many seconds (checked between steps).
+        Stop training after this many seconds (checked between steps); default none on a GPU,
+        ``cpu_time_s`` on the CPU.
+    cpu_time_s : float, default 240
+        The CPU path's training budget when ``max_time_s`` is not set: the paper's head is meant
+        for a GPU (``device="cuda"``), and on 2 CPU cores a full run takes far longer; with this
+        budget, early stopping and the smaller CPU support set it fits the V0 sample in minutes.
+    val_frac : float, default 0.1
+        Share of the history's prompts held out (all their rows) for early stopping: every
+        ``eval_every`` steps the loss on those prompts (read cold, from the other prompts' rows)
+        is measured and the best weights are kept; training stops after ``patience`` checks
+        without improvement. 0 disables it.
+    eval_every, patience : int, optional, default None, 4
+        Steps between validation checks (default: a twentieth of the planned steps, at least 5).
+    compare_frac : float, default 0.5
+        Share of training episodes that ask several policies about the same prompts (the
+        routing objective: the pairwise term then ranks policies on one prompt, not only prompts
+        for one policy); used when at least two policies answered common prompts.
     lr, weight_decay, warmup_frac, grad_clip : default 5e-4, 0.01, 0.05, 1.0
         AdamW with linear warm-up then cosine decay.
     rank_weight : float, default 0.25
@@ -119,8 +134,9 @@ class NeuralHead(BaseHead):
     def __init__(self, encoder_model=None, encoder_config=None, tokenizer=None, max_length=256,
                  n_queries=168, d_query=6, adapter_heads=8, adapter_key_dim=16, offset_rank=64,
                  icl="transformer", icl_dim=128, icl_layers=3, icl_heads=4, icl_ff=256, dropout=0.1,
-                 support_size=256, support="similar", episode_queries=32, episodes_per_step=8,
-                 n_epochs=20, max_steps=None, max_time_s=None, lr=5e-4, weight_decay=0.01,
+                 support_size=None, support="similar", episode_queries=32, episodes_per_step=8,
+                 n_epochs=20, max_steps=None, max_time_s=None, cpu_time_s=240.0, val_frac=0.1,
+                 eval_every=None, patience=4, compare_frac=0.5, lr=5e-4, weight_decay=0.01,
                  warmup_frac=0.05, grad_clip=1.0, rank_weight=0.25, train_exclude="mixed",
                  device="auto", encode_batch_size=64, adapter_batch_size=512, predict_batch_size=128,
                  verbose=False):
@@ -131,7 +147,8 @@ class NeuralHead(BaseHead):
             icl_layers=icl_layers, icl_heads=icl_heads, icl_ff=icl_ff, dropout=dropout,
             support_size=support_size, support=support, episode_queries=episode_queries,
             episodes_per_step=episodes_per_step, n_epochs=n_epochs, max_steps=max_steps,
-            max_time_s=max_time_s, lr=lr, weight_decay=weight_decay, warmup_frac=warmup_frac,
+            max_time_s=max_time_s, cpu_time_s=cpu_time_s, val_frac=val_frac, eval_every=eval_every,
+            patience=patience, compare_frac=compare_frac, lr=lr, weight_decay=weight_decay, warmup_frac=warmup_frac,
             grad_clip=grad_clip, rank_weight=rank_weight, train_exclude=train_exclude, device=device,
             encode_batch_size=encode_batch_size, adapter_batch_size=adapter_batch_size,
             predict_batch_size=predict_batch_size, verbose=verbose)
@@ -286,135 +303,23 @@ class NeuralHead(BaseHead):
         return [texts[int(r)] for r in rows]
 
     # -- episodes -------------------------------------------------------------------------------
-    def _support_rows(self, index, code, emb, step, prow, exclude):
+    @property
+    def support_size_(self) -> int:
         k = self.params["support_size"]
+        return int(k) if k is not None else (256 if self.device_.type == "cuda" else 64)
+
+    def _time_budget(self):
+        p = self.params
+        if p["max_time_s"] is not None:
+            return float(p["max_time_s"])
+        return None if self.device_.type == "cuda" else float(p["cpu_time_s"])
+
+    def _support_rows(self, index, code, emb, step, prow, exclude):
+        k = self.support_size_
         if self.params["support"] == "similar":
             rows, _ = index.search(code, emb, step, prow, k, exclude)
             return rows
         return _recent_rows(index, code, step, prow, k, exclude)
-
-    # -- fit --------------------------------------------------------------------------------------
-    def fit(self, index, *, random_state: int = 0, show_progress_bar: bool = False) -> "NeuralHead":
-        p, dev = self.params, self.device_
-        self._progress = bool(show_progress_bar)
-        torch.manual_seed(random_state)
-        rng = np.random.default_rng(random_state)
-        self.stats_ = {}
-        self.encoder_ = None
-        self._tokens = None
-        self._feat_keys, self._feats = {}, None
-        self._encoder_path = None
-        if index.n_rows == 0:
-            raise V0liteError("cannot fit the 'neural' head on an empty history.")
-        # 1. the frozen encoder, each unique prompt once
-        prompt_rows = np.unique(index.prompt_row)
-        texts = self._index_texts(index, prompt_rows)
-        self._load_encoder(seed=random_state)
-        keys = [index.keys[int(r)] for r in prompt_rows]
-        self._encode_into_cache(keys, texts)
-        key_to_cache = torch.tensor([self._tokens.key_to_id.get(k, -1) for k in index.keys], dtype=torch.long)
-        torch.manual_seed(random_state)
-        self._build_trainable(self.hidden_size_)
-        # 2. episodes: (policy, step) groups
-        grp_keys = index.policy.astype(np.int64) * (2 ** 40) + (index.step - index.step.min())
-        _, grp_id = np.unique(grp_keys, return_inverse=True)
-        groups = [np.flatnonzero(grp_id == g) for g in range(grp_id.max() + 1)]
-        sizes = np.array([len(g) for g in groups], np.float64)
-        eq, ep = p["episode_queries"], p["episodes_per_step"]
-        if p["max_steps"] is not None:
-            n_steps = int(p["max_steps"])
-        else:
-            n_steps = max(1, int(math.ceil(p["n_epochs"] * index.n_rows / (eq * ep))))
-        params = list(self.adapter_.parameters()) + list(self.icl_.parameters())
-        opt = torch.optim.AdamW(params, lr=p["lr"], weight_decay=p["weight_decay"])
-        warm = max(1, int(p["warmup_frac"] * n_steps))
-        def lr_at(s):  # linear warm-up, then cosine down to 10%
-            if s < warm:
-                return (s + 1) / warm
-            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, n_steps - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-        self.adapter_.train()
-        self.icl_.train()
-        t0 = time.perf_counter()
-        done, seen_q, losses = 0, 0, []
-        for step in range(n_steps):
-            if p["max_time_s"] is not None and time.perf_counter() - t0 > p["max_time_s"]:
-                self._log(f"time budget reached after {step} steps")
-                break
-            ep_q, ep_sup = [], []
-            for g in rng.choice(len(groups), size=ep, p=sizes / sizes.sum()):
-                rows = groups[g]
-                q = rng.choice(rows, size=min(eq, len(rows)), replace=False)
-                exclude = p["train_exclude"]
-                if exclude == "mixed":
-                    exclude = "any_step" if rng.random() < 0.5 else "same_step"
-                code = int(index.policy[q[0]])
-                prow = index.prompt_row[q]
-                sup = self._support_rows(index, code, index.emb[prow], index.step[q], prow, exclude)
-                ep_q.append(q)
-                ep_sup.append(sup)
-            loss = self._train_step(index, ep_q, ep_sup, key_to_cache, opt, params)
-            sched.step()
-            losses.append(loss)
-            if self.step_hook is not None:
-                self.step_hook(self, step + 1)
-            done += 1
-            seen_q += sum(len(q) for q in ep_q)
-            if done % max(1, n_steps // 10) == 0:
-                self._log(f"step {done}/{n_steps} loss {np.mean(losses[-max(1, n_steps // 10):]):.4f}")
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        self.stats_.update(train_steps=done, train_s=dt, train_queries=seen_q,
-                           train_queries_per_s=seen_q / max(dt, 1e-9),
-                           final_loss=float(np.mean(losses[-10:])) if losses else float("nan"))
-        self.adapter_.eval()
-        self.icl_.eval()
-        # 3. freeze every history prompt's features; the token states are no longer needed
-        self._features_for(keys, texts=None)
-        self._tokens = None
-        return self
-
-    def _train_step(self, index, ep_q, ep_sup, key_to_cache, opt, params) -> float:
-        dev = self.device_
-        e = len(ep_q)
-        nq = max(len(q) for q in ep_q)
-        s = ep_sup[0].shape[1]
-        q_rows = np.full((e, nq), -1, np.int64)
-        sup_rows = np.full((e, nq, s), -1, np.int64)
-        for i, (q, sup) in enumerate(zip(ep_q, ep_sup)):
-            q_rows[i, :len(q)] = q
-            sup_rows[i, :len(q)] = sup
-        qmask = q_rows >= 0
-        smask = sup_rows >= 0
-        # unique prompts of the step -> adapter features once
-        q_prompt = np.where(qmask, index.prompt_row[np.maximum(q_rows, 0)], -1)
-        s_prompt = np.where(smask, index.prompt_row[np.maximum(sup_rows, 0)], -1)
-        uniq, inv = np.unique(np.concatenate([q_prompt.ravel(), s_prompt.ravel()]), return_inverse=True)
-        has_pad = uniq[0] < 0
-        real = uniq[1:] if has_pad else uniq
-        cache_ids = key_to_cache[torch.from_numpy(real)].to(dev)
-        opt.zero_grad(set_to_none=True)
-        feats = self._adapter_features(cache_ids, grad=True)
-        with self._autocast():
-            tok = self.icl_.embed(feats)
-            if has_pad:
-                tok = torch.cat([tok.new_zeros(1, tok.shape[1]), tok], 0)
-            inv = torch.from_numpy(inv).to(dev)
-            qe = tok[inv[:e * nq]].view(e * nq, 1, -1)
-            se = tok[inv[e * nq:]].view(e * nq, s, -1)
-            sy = torch.from_numpy(np.where(smask, index.score[np.maximum(sup_rows, 0)], 0.0)).float().to(dev).view(e * nq, s)
-            sv = torch.from_numpy(smask).to(dev).view(e * nq, s)
-            logits = self.icl_(se, sy, sv, qe).float().view(e, nq)
-        y = torch.from_numpy(np.where(qmask, index.score[np.maximum(q_rows, 0)], 0.0)).float().to(dev)
-        qm = torch.from_numpy(qmask).to(dev)
-        loss = _v0_loss(logits, y, qm, self.params["rank_weight"])
-        loss.backward()
-        if self.params["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(params, self.params["grad_clip"])
-        opt.step()
-        return float(loss.detach())
 
     # -- features ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -491,7 +396,7 @@ class NeuralHead(BaseHead):
         if m == 0:
             return out
         t0 = time.perf_counter()
-        k = p["support_size"]
+        k = self.support_size_
         if p["support"] == "similar":
             rows, _ = index.search_queries(queries, k, exclude)
         else:
