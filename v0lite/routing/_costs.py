@@ -71,6 +71,15 @@ class _CostModel:
     def predict(self, prompts: Sequence[str], embed) -> np.ndarray:
         return np.tile(self.mean_, (len(prompts), 1))
 
+    def get_state(self) -> tuple[dict, dict]:
+        """The fitted state as (JSON-ready meta, numeric arrays), for the router folder."""
+        return {}, {"mean": np.asarray(self.mean_, dtype=np.float64)}
+
+    def set_state(self, meta: dict, arrays: dict):
+        """Restore what :meth:`get_state` returned; returns self."""
+        self.mean_ = arrays["mean"]
+        return self
+
 
 class MeanCost(_CostModel):
     """Each policy's mean cost per call in the log (``prices`` for policies absent from it)."""
@@ -148,6 +157,22 @@ class KnnCost(_CostModel):
             self.knn_[j] = (np.asarray(rows, dtype=np.int64), resid, coef, float(c.min()))
         if self.knn_:
             self.train_emb_ = embed(texts)
+        return self
+
+    def get_state(self) -> tuple[dict, dict]:
+        meta, arrays = super().get_state()
+        meta["floor"] = {str(j): floor for j, (_, _, _, floor) in self.knn_.items()}
+        if self.train_emb_ is not None:
+            arrays["train_emb"] = self.train_emb_
+        for j, (rows, resid, coef, _) in self.knn_.items():
+            arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"] = rows, resid, coef
+        return meta, arrays
+
+    def set_state(self, meta: dict, arrays: dict):
+        super().set_state(meta, arrays)
+        self.train_emb_ = arrays.get("train_emb")
+        self.knn_ = {int(j): (arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"], float(f))
+                     for j, f in meta["floor"].items()}
         return self
 
     def predict(self, prompts: Sequence[str], embed) -> np.ndarray:
