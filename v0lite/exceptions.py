@@ -2,7 +2,7 @@
 
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
-__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]
+__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError", "ParameterError"]
 
 
 class V0liteError(Exception):
@@ -23,3 +23,7 @@ class NotFittedError(V0liteError, _SkNotFittedError):
 
 class V0liteWarning(UserWarning):
     """Warnings about questionable but usable input or settings."""
+
+
+class ParameterError(V0liteError, ValueError):
+    """A bad parameter value (e.g. an unknown name in a registry); the message lists the valid values."""

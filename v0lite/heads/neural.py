@@ -59,6 +59,7 @@ from .base import BaseHead
 
 __all__ = ["NeuralHead", "QueryAdapter", "ICLHead", "ICL_CHOICES"]
 
+
 class NeuralHead(BaseHead):
     """Frozen encoder + dynamic query adapter + in-context transformer head (V0's architecture).
 

@@ -28,6 +28,7 @@ from ._strategies import _float_knob, get_strategy
 
 __all__ = ["Router"]
 
+
 def _clone(model):
     """An unfitted copy of a value model: ``sklearn.base.clone`` when it has ``get_params``, else a deep copy."""
     if hasattr(model, "get_params"):
@@ -197,7 +198,7 @@ class Router(BaseEstimator):
         if not policies or len(set(policies)) != len(policies):
             raise DataError(f"policies must be non-empty and distinct, got {policies}.")
         costs = None
-        if model.needs_costs:
+        if getattr(model, "needs_costs", True):
             if frame is None or "cost" not in frame.columns:
                 if not all(p in prices for p in policies):
                     raise DataError(
@@ -363,17 +364,20 @@ class Router(BaseEstimator):
 
     def _knob(self, knob: dict) -> float:
         s = self.strategy_
-        names = {"knob", s.knob_name}
+        # a duck-typed strategy may lack the attributes of the Strategy base class
+        name, knob_name = getattr(s, "name", type(s).__name__), getattr(s, "knob_name", "knob")
+        default_knob = getattr(s, "default_knob", None)
+        names = {"knob", knob_name}
         unknown = sorted(set(knob) - names)
         if unknown or len(knob) > 1:
             raise V0liteError(
-                f"strategy {s.name!r} takes one knob, {s.knob_name!r} (or 'knob'); got {sorted(knob)}. "
-                f"Fix: pass e.g. {s.knob_name}=<value>."
+                f"strategy {name!r} takes one knob, {knob_name!r} (or 'knob'); got {sorted(knob)}. "
+                f"Fix: pass e.g. {knob_name}=<value>."
             )
         if not knob:
-            if s.default_knob is None:
-                raise V0liteError(f"strategy {s.name!r} needs its knob {s.knob_name!r}. Fix: pass {s.knob_name}=<value>.")
-            return s.default_knob
+            if default_knob is None:
+                raise V0liteError(f"strategy {name!r} needs its knob {knob_name!r}. Fix: pass {knob_name}=<value>.")
+            return default_knob
         return next(iter(knob.values()))
 
     def choose(self, P, C, **knob) -> np.ndarray:

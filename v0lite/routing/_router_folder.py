@@ -17,8 +17,8 @@ from pathlib import Path
 from .._io import load_arrays, save_arrays, to_jsonable
 from ..exceptions import FormatVersionError, V0liteError
 from ..persist import read_folder, write_folder
-from ._costs import get_cost_model
-from ._strategies import get_strategy
+from ._costs import COST_MODELS, get_cost_model
+from ._strategies import STRATEGIES, get_strategy
 
 __all__ = ["save_router", "load_router", "ROUTER_FORMAT", "ROUTER_FORMAT_VERSION"]
 
@@ -32,6 +32,10 @@ def _object_id(v):
 
 def save_router(router, path) -> Path:
     """Write fitted ``router`` to folder ``path`` atomically."""
+    for kind, obj, table in (("strategy", router.strategy_, STRATEGIES), ("cost model", router.cost_model_, COST_MODELS)):
+        if getattr(obj, "name", None) not in table or not isinstance(obj, table[obj.name]):
+            raise V0liteError(f"a router with a custom {kind} ({type(obj).__name__}) cannot be saved: load could not "
+                              f"rebuild it from its name. Fix: use a {kind} of {sorted(table)} to save the router.")
     cost_meta, arrays = router.cost_model_.get_state()
     arrays = {f"cost.{k}": v for k, v in arrays.items()}
     prior = router._prior
