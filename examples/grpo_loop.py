@@ -121,7 +121,7 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
     )
     model, model_name = _value_model(use_v0)
     model.fit(warm.drop("score"), warm["score"].to_numpy())
-    planner = RolloutPlanner(model, strategy="p-mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed)
+    planner = RolloutPlanner(model, strategy="p_mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed)
 
     results = {}
     for arm in ("uniform", "v0lite"):

@@ -51,10 +51,11 @@ def test_knapsack_value_peaks_at_one_third():
 
 # ----------------------------------------------------------------------------- selectors
 def test_selectors_registry_and_unknown_name():
-    assert set(SELECTORS) == {"target", "p-mixed", "random"}
-    with pytest.raises(V0liteError, match="valid names.*p-mixed"):
+    assert set(SELECTORS) == {"target", "p_mixed", "random"}
+    with pytest.raises(V0liteError, match="valid names.*p_mixed"):
         get_selector("nope")
     assert isinstance(get_selector("p_mixed"), PMixedSelector)
+    assert isinstance(get_selector("P-Mixed"), PMixedSelector)  # one spelling shown, both read
 
 
 def test_target_and_pmixed_selection():

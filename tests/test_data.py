@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 import v0lite.data as D
-from v0lite.exceptions import DataError, V0liteWarning
+from v0lite.exceptions import DataError, ParameterError, V0liteWarning
 from v0lite.log import read_log
 
 # --------------------------------------------------------------------------- fixtures
@@ -277,7 +277,7 @@ def test_convert_writes(tmp_path, v0_dir, rb_dir, oneshot_file):
         paths = D.convert("routerbench", rb_dir, tmp_path / "rb")
     assert paths["train"] == tmp_path / "rb" / "train.jsonl" and paths["test"].exists()
     assert read_log(paths["test"]).height == 2
-    with pytest.raises(DataError, match=r"unknown format 'csv'.*\['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'\]"):
+    with pytest.raises(ParameterError, match=r"unknown format 'csv'.*\['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'\]"):
         D.convert("csv", v0_dir, tmp_path / "x.jsonl")
     assert set(D.CONVERTERS) == {"v0", "routerbench", "routerdc", "oneshot-rlvr"}
 

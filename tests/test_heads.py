@@ -60,7 +60,7 @@ def test_new_policy_without_retraining(logs, make_model):
 
 
 def test_unknown_head_lists_valid_names():
-    with pytest.raises(V0liteError, match="Valid heads"):
+    with pytest.raises(V0liteError, match="unknown head 'nope'; valid names"):
         make_head("nope")
     assert {"prior", "knn", "gbdt", "transformer", "ensemble", "neural", "linear"} <= set(HEADS)
 

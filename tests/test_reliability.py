@@ -194,7 +194,7 @@ EST = [
     ("x-numpy", lambda m, X, y: m.fit(X.to_numpy(), y), DataError, r"unsupported input of type ndarray.*Fix"),
     ("x-list", lambda m, X, y: m.fit([["a", "x"]], [1.0]), DataError, r"unsupported input of type list"),
     ("unknown-head", lambda m, X, y: m.set_params(head="magic").fit(X, y), V0liteError,
-     r"unknown head 'magic'. Valid heads: \[.*'knn'.*'prior'"),
+     r"unknown head 'magic'; valid names: \[.*'knn'.*'prior'"),
     ("unknown-fallback", lambda m, X, y: m.set_params(fallback="zero").fit(X, y), V0liteError,
      r"unknown fallback 'zero'. Valid: \['error', 'global_mean', 'prior'\]"),
     ("k-zero", lambda m, X, y: m.set_params(k=0).fit(X, y), V0liteError, r"k must be a positive integer"),

@@ -444,3 +444,95 @@ def test_tail_encoder_clips_long_prompts():
     assert enc.model_id.endswith("|tail12")
     with pytest.raises(V0liteError):
         TailEncoder(max_chars=0)
+
+
+# --------------------------------------------------------------------------- scikit-learn contract, save/load
+
+
+def _fitted_v0(log):
+    from conftest import FakeEncoder
+    from v0lite.estimator import V0Regressor
+
+    return V0Regressor(head="knn", k=4, encoder=FakeEncoder()).fit(log.select("policy", "prompt", "score"))
+
+
+PRICES3 = {"small": 0.1, "mid": 0.4, "big": 1.0}
+
+
+def test_router_fit_leaves_params_alone_and_predict_is_route():
+    emb = FakeEmbedder()
+    r = Router(FakeValueModel(), embedder=emb, k=4, shrink="cv", cv=3)
+    before = r.get_params(deep=False)
+    r.fit(_log())
+    after = r.get_params(deep=False)
+    assert before.keys() == after.keys() and all(after[k] is before[k] for k in before)
+    assert r.embedder_ is emb and r.shrink == "cv" and isinstance(r.shrink_, float)
+    unpriced = Router(FakeValueModel(), cost_model="fixed", prices=PRICES3).fit()
+    assert unpriced.embedder is None and unpriced.embedder_ is None  # nothing needed one
+    prompts = ["new level 1", "new level 8"]
+    assert r.predict(prompts, lam=0.5).tolist() == r.route(prompts, lam=0.5).tolist()
+
+
+def test_router_clone_keeps_the_fitted_value_model():
+    from sklearn.base import clone
+
+    log = _log()
+    vm = _fitted_v0(log)
+    r = Router(vm, embedder=FakeEmbedder(), k=4).fit(log)
+    c = clone(r)
+    assert c.value_model is vm and not hasattr(c, "cost_model_")
+    prompts = ["new level 2", "new level 7"]
+    assert c.fit(log).route(prompts, lam=0.3).tolist() == r.route(prompts, lam=0.3).tolist()
+
+
+def test_router_fit_rejects_an_unfitted_or_wrong_value_model():
+    from conftest import FakeEncoder
+    from v0lite.estimator import V0Regressor
+
+    with pytest.raises(NotFittedError, match="value_model V0Regressor is not fitted"):
+        Router(V0Regressor(encoder=FakeEncoder()), embedder=FakeEmbedder()).fit(_log())
+    with pytest.raises(V0liteError, match="must have predict"):
+        Router(object(), embedder=FakeEmbedder()).fit(_log())
+
+
+@pytest.mark.parametrize("kw", [dict(k=4), dict(k=4, shrink=0.5, prior_k=4), dict(cost_model="fixed", prices=PRICES3)])
+def test_router_save_load_round_trip(tmp_path, kw):
+    log = _log()
+    vm = _fitted_v0(log)
+    r = Router(vm, embedder=FakeEmbedder(), **kw).fit(log)
+    r.save(tmp_path / "router")
+    back = Router.load(tmp_path / "router", embedder=FakeEmbedder())
+    prompts = [f"new level {d}" for d in range(10)]
+    P, C = r.predict_matrix(prompts)
+    P2, C2 = back.predict_matrix(prompts)
+    np.testing.assert_array_equal(P, P2)
+    np.testing.assert_array_equal(C, C2)
+    for lam in (0.0, 0.3, 3.0):
+        assert back.route(prompts, lam=lam).tolist() == r.route(prompts, lam=lam).tolist()
+    assert back.get_params(deep=False).keys() == r.get_params(deep=False).keys()
+    assert (back.shrink_, back.prior_k_, back.policies_) == (r.shrink_, r.prior_k_, r.policies_)
+    assert not list(tmp_path.glob(".router*"))  # no temporary folder left behind
+
+
+def test_router_save_load_rejects_corruption_and_needs_an_unsaveable_value_model(tmp_path):
+    from v0lite.exceptions import FormatVersionError
+
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    r.save(tmp_path / "r")
+    f = tmp_path / "r" / "arrays.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(FormatVersionError, match="checksum"):
+        Router.load(tmp_path / "r", embedder=FakeEmbedder())
+    with pytest.raises(FormatVersionError, match="no meta.json"):
+        Router.load(tmp_path, embedder=FakeEmbedder())
+    with pytest.raises(NotFittedError):
+        Router(FakeValueModel()).save(tmp_path / "unfitted")
+    r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log)
+    r.save(tmp_path / "fake")
+    with pytest.raises(V0liteError, match="value_model=model"):
+        Router.load(tmp_path / "fake")
+    back = Router.load(tmp_path / "fake", value_model=FakeValueModel(), embedder=FakeEmbedder())
+    assert back.route(["new level 3"]).tolist() == r.route(["new level 3"]).tolist()

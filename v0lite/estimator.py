@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ._registry import normalise
 from .embed import Embedder, prompt_keys
 from .exceptions import DataError, NotFittedError, V0liteError
 from .heads.base import get_head_class, make_head
@@ -103,7 +104,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
     def _head_kwargs(self) -> dict:
         kw = dict(self.head_params or {})
-        if self.head == "knn":
+        if isinstance(self.head, str) and normalise(self.head) == "knn":
             kw.setdefault("k", self.k)
         return kw
 

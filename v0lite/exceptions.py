@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 
 # NotFittedError is defined by __getattr__ below
-__all__ = ["V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError"]  # noqa: F822
+__all__ = [  # noqa: F822
+    "V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError", "ParameterError",
+]
 
 
 class V0liteError(Exception):
@@ -28,6 +30,10 @@ class FormatVersionError(V0liteError):
 
 class V0liteWarning(UserWarning):
     """Warnings about questionable but usable input or settings."""
+
+
+class ParameterError(V0liteError, ValueError):
+    """A bad parameter value (e.g. an unknown name in a registry); the message lists the valid values."""
 
 
 def _make_not_fitted_error() -> type:

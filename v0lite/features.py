@@ -128,7 +128,6 @@ class _Cache:
             out[hit] = (pred[hit] - h * s[hit]) / np.maximum(1 - c[hit] * h, 1e-6)
         return out
 
-
     def pair_lookup(self, policy: np.ndarray, prompt_row: np.ndarray):
         """(residual sum, count) of each policy's rows on each prompt; 0 where none."""
         key = policy.astype(np.int64) * self.n_prompts + prompt_row

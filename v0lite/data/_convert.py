@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from ..exceptions import DataError
+from .._registry import lookup
 from ..log import write_log
 from ._oneshot import convert_oneshot_rlvr
 from ._routerbench import convert_routerbench
@@ -28,8 +28,9 @@ def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwarg
 
     Parameters
     ----------
-    format : str
-        One of :data:`CONVERTERS` (``v0``, ``routerbench``, ``routerdc``, ``oneshot-rlvr``).
+    format : str or callable
+        One of :data:`CONVERTERS` (``v0``, ``routerbench``, ``routerdc``, ``oneshot-rlvr``;
+        ``-``/``_`` alike), or your own converter ``(src, **kwargs) -> frame or dict of frames``.
     src : path
         The source file or folder.
     out : path
@@ -49,11 +50,9 @@ def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwarg
     >>> convert("nope", "in", "out")
     Traceback (most recent call last):
     ...
-    v0lite.exceptions.DataError: unknown format 'nope'. Fix: use one of ['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'].
+    v0lite.exceptions.ParameterError: unknown format 'nope'; valid names: ['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'].
     """
-    if format not in CONVERTERS:
-        raise DataError(f"unknown format {format!r}. Fix: use one of {sorted(CONVERTERS)}.")
-    result = CONVERTERS[format](src, **kwargs)
+    result = lookup(CONVERTERS, format, "format", ("__call__",))(src, **kwargs)
     out = Path(out)
     if isinstance(result, dict):
         return {name: write_log(frame, out / f"{name}.jsonl") for name, frame in result.items()}

@@ -14,6 +14,7 @@ __all__ = ["convert_oneshot_rlvr", "ONESHOT_POLICY"]
 
 ONESHOT_POLICY = "Qwen2.5-Math-1.5B-GRPO (one-shot-rlvr dsr_sub)"
 
+
 def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
     """Convert One-Shot-RLVR's per-prompt accuracy history to a log.
 

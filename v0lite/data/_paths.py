@@ -10,8 +10,10 @@ from ..exceptions import V0liteWarning
 
 __all__ = ["data_dir"]
 
+
 def _project_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
 
 def data_dir() -> Path | None:
     """Folder holding the public datasets, or ``None`` if there is none.

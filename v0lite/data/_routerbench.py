@@ -17,6 +17,7 @@ from ._common import _existing
 
 __all__ = ["convert_routerbench"]
 
+
 def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     limit = sys.maxsize
     while True:  # csv.field_size_limit rejects values above a C long on some platforms

@@ -16,6 +16,7 @@ __all__ = ["convert_routerdc"]
 _MCQ_TASKS = ("mmlu", "cmmlu", "ceval")
 _SPLIT_SUFFIX = re.compile(r"[-_](train|test)$")
 
+
 def _routerdc_task(stem: str) -> tuple[str, str]:
     m = _SPLIT_SUFFIX.search(stem)
     if m is None:

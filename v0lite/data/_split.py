@@ -12,6 +12,7 @@ from ..log import as_frame
 
 __all__ = ["split_by_prompt"]
 
+
 def split_by_prompt(df: Any, test_size: float = 0.2, random_state: int | None = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a log by unique prompt text, so no prompt lands on both sides.
 

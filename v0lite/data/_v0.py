@@ -12,6 +12,7 @@ from ._common import _existing, _field, _number, _read_json, _read_jsonl
 
 __all__ = ["convert_v0"]
 
+
 def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | None = None) -> pl.DataFrame:
     """Convert the V0 paper's sample rows (``context.jsonl``, ``train.jsonl``, ...) to a log.
 

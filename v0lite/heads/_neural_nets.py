@@ -186,6 +186,7 @@ def _v0_loss(logits, y, qmask, rank_weight: float = 0.25):
     rank = F.softplus(-diff)[pair].mean() if bool(pair.any()) else logits.sum() * 0.0
     return rank_weight * rank + (1.0 - rank_weight) * bce
 
+
 def _dedup(state: dict) -> dict:
     """safetensors refuses tensors sharing memory (tied embeddings): clone such duplicates."""
     seen, out = set(), {}

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._registry import canonical, lookup
 from ..exceptions import V0liteError
 
-__all__ = ["BaseHead", "HEADS", "get_head_class", "make_head"]
+__all__ = ["BaseHead", "HEADS", "HEAD_PROTOCOL", "get_head_class", "make_head"]
 
 # name -> "module:Class"; modules are imported only when a head is asked for.
 HEADS = {
@@ -51,11 +52,23 @@ class BaseHead:
         return cls(**meta.get("params", {}))
 
 
-def get_head_class(name: str):
-    """The head class registered under ``name``."""
-    if name not in HEADS:
-        raise V0liteError(f"unknown head {name!r}. Valid heads: {sorted(HEADS)}.")
-    module, cls = HEADS[name].split(":")
+#: what a head must have to be used without registering it (``V0Regressor(head=MyHead)``)
+HEAD_PROTOCOL = ("fit", "predict", "save", "load")
+
+
+def get_head_class(name):
+    """The head class registered under ``name``; a class with :data:`HEAD_PROTOCOL`'s methods passes through.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name; the message lists the valid names.
+    """
+    entry = lookup(HEADS, name, "head", HEAD_PROTOCOL)
+    if not isinstance(entry, str):
+        return entry
+    name = canonical(HEADS, name, "head")
+    module, cls = entry.split(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -58,6 +58,7 @@ from .base import BaseHead
 
 __all__ = ["NeuralHead", "QueryAdapter", "ICLHead", "ICL_CHOICES"]
 
+
 class NeuralHead(NeuralTraining, BaseHead):
     """Frozen encoder + dynamic query adapter + in-context transformer head (V0's architecture).
 

@@ -1,7 +1,8 @@
 """RL side: choose which prompts to roll out and how many rollouts each gets, from predicted success.
 
 * :mod:`allocation <v0lite.rl._allocate>`: :func:`p_mixed`, :func:`beta_p_mixed`, values
-  (``VALUES``), selectors (``SELECTORS``), :func:`allocate` (exact integer budget split);
+  (``VALUES``), selectors (``SELECTORS``; add your own by subclassing :class:`Selector`, or any
+  object with ``select``), :func:`allocate` (exact integer budget split);
 * :mod:`beliefs <v0lite.rl._beliefs>`: :class:`BetaPosterior`, V0.5-style fusion
   (:func:`fuse_baseline`, :func:`fit_prior_strength`, :class:`BinnedStrength`, :func:`disagreement_test`);
 * :class:`RolloutPlanner` / :class:`Plan`: one call per RL step;
@@ -12,10 +13,12 @@ with those methods plugs in.
 """
 
 from ._allocate import (
+    SELECTOR_PROTOCOL,
     SELECTORS,
     VALUES,
     PMixedSelector,
     RandomSelector,
+    Selector,
     TargetSelector,
     allocate,
     beta_p_mixed,
@@ -41,6 +44,8 @@ __all__ = [
     "knapsack_value",
     "VALUES",
     "SELECTORS",
+    "SELECTOR_PROTOCOL",
+    "Selector",
     "TargetSelector",
     "PMixedSelector",
     "RandomSelector",

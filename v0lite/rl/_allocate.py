@@ -9,7 +9,7 @@ Everything here consumes predicted success probabilities ``p`` (from any value m
   predicted at 0.1 is often one that never succeeds).
 * :data:`VALUES` -- value of giving ``n`` rollouts to a prompt (``"p_mixed"``,
   ``"knapsack"``).
-* :data:`SELECTORS` -- which ``m`` prompts to keep (``"target"``, ``"p-mixed"``,
+* :data:`SELECTORS` -- which ``m`` prompts to keep (``"target"``, ``"p_mixed"``,
   ``"random"``), each a class with ``select(p, m, *, random_state)``.
 * :func:`allocate` -- the exact integer allocation of a rollout budget (multiple-choice
   knapsack).
@@ -21,8 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._registry import lookup
 from ..exceptions import V0liteError
-from ._common import _as_p, _rng, _unknown
+from ._common import _as_p, _rng
 
 __all__ = [
     "p_mixed",
@@ -31,12 +32,15 @@ __all__ = [
     "knapsack_value",
     "VALUES",
     "SELECTORS",
+    "SELECTOR_PROTOCOL",
+    "Selector",
     "TargetSelector",
     "PMixedSelector",
     "RandomSelector",
     "get_selector",
     "allocate",
 ]
+
 
 # ----------------------------------------------------------------------------- values
 def p_mixed(p: Any, n: Any) -> np.ndarray:
@@ -185,27 +189,28 @@ VALUES: dict[str, type] = {"p_mixed": _PMixedValue, "knapsack": _KnapsackValue}
 
 
 def _value_fn(value: Any, concentration: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``(p, n) -> value``; with a concentration, the value expected under ``Beta(c p, c (1 - p))``."""
-    if callable(value) and not isinstance(value, str):
+    """``(p, n) -> value``; with a concentration, the value expected under ``Beta(c p, c (1 - p))``.
+
+    ``value`` is a name of :data:`VALUES` (``-``/``_`` alike), an object with ``value(p, n)``
+    (and ``beta_value(alpha, beta, n)`` for a concentration), or a callable ``(p, n)``.
+    """
+    if callable(value) and not isinstance(value, str) and not hasattr(value, "value"):
         if concentration is not None:
             raise V0liteError("a concentration needs a named value (see VALUES), not a callable. "
                               "Fix: fold the uncertainty into your callable and pass concentration=None.")
         return value
-    if isinstance(value, str):
-        key = value.replace("-", "_")
-        if key in VALUES:
-            obj = VALUES[key]()
-            if concentration is None:
-                return obj.value
-            c = np.asarray(concentration, dtype=np.float64)
+    obj = lookup(VALUES, value, "value", ("value",))
+    obj = obj() if isinstance(obj, type) else obj
+    if concentration is None:
+        return obj.value
+    c = np.asarray(concentration, dtype=np.float64)
 
-            def expected(p, n):
-                cc = c.reshape(-1, *([1] * (np.ndim(p) - 1))) if c.ndim else c
-                a, b = beta_params(p, cc)
-                return obj.beta_value(a, b, n)
+    def expected(p, n):
+        cc = c.reshape(-1, *([1] * (np.ndim(p) - 1))) if c.ndim else c
+        a, b = beta_params(p, cc)
+        return obj.beta_value(a, b, n)
 
-            return expected
-    raise _unknown("value", value, VALUES)
+    return expected
 
 
 # ----------------------------------------------------------------------------- selectors
@@ -217,7 +222,32 @@ def _top_m(score: np.ndarray, m: int, random_state: Any) -> np.ndarray:
     return order[:m]
 
 
-class TargetSelector:
+class Selector:
+    """Base class of the prompt selectors, and the way to add your own.
+
+    A selector keeps ``m`` of the candidate prompts from their predicted success rates ``p``.
+    Subclass it (or write any class with the same ``select`` method: nothing else is called)
+    and pass an instance as ``RolloutPlanner(strategy=...)`` or :func:`get_selector`:
+
+    * ``select(p, m, *, random_state=None) -> ndarray of int`` -- the kept indices, best first.
+
+    Examples
+    --------
+    >>> class Hardest(Selector):
+    ...     def select(self, p, m, *, random_state=None):
+    ...         return np.argsort(np.asarray(p), kind="stable")[:m]
+    >>> get_selector(Hardest()).select([0.9, 0.1, 0.5], 2).tolist()
+    [1, 2]
+    """
+
+    def select(self, p: Any, m: int, *, random_state: Any = None) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class TargetSelector(Selector):
     """Keep the prompts whose predicted success rate is closest to ``target``.
 
     Parameters
@@ -238,7 +268,7 @@ class TargetSelector:
         return _top_m(-np.abs(p - self.target), m, random_state)
 
 
-class PMixedSelector:
+class PMixedSelector(Selector):
     """Keep the prompts with the highest ``P(mixed | n)``.
 
     Parameters
@@ -273,7 +303,7 @@ class PMixedSelector:
         return _top_m(self.score(p, concentration), m, random_state)
 
 
-class RandomSelector:
+class RandomSelector(Selector):
     """Keep ``m`` prompts uniformly at random (the baseline).
 
     Examples
@@ -289,7 +319,9 @@ class RandomSelector:
 
 
 #: Prompt-selection strategies; each has ``select(p, m, *, random_state) -> indices``.
-SELECTORS: dict[str, type] = {"target": TargetSelector, "p-mixed": PMixedSelector, "random": RandomSelector}
+SELECTORS: dict[str, type] = {"target": TargetSelector, "p_mixed": PMixedSelector, "random": RandomSelector}
+#: what an object needs to be used as a selector without subclassing :class:`Selector`
+SELECTOR_PROTOCOL = ("select",)
 
 
 def get_selector(name: Any, **params: Any):
@@ -297,20 +329,16 @@ def get_selector(name: Any, **params: Any):
 
     Raises
     ------
-    V0liteError
-        For an unknown name, listing the valid ones.
+    ParameterError
+        For an unknown name, listing the valid ones (``"p-mixed"`` and ``"p_mixed"`` alike).
 
     Examples
     --------
     >>> get_selector("target", target=0.4).target
     0.4
     """
-    if hasattr(name, "select") and not isinstance(name, str):
-        return name
-    key = name.replace("_", "-") if isinstance(name, str) else name
-    if key not in SELECTORS:
-        raise _unknown("selection strategy", name, SELECTORS)
-    return SELECTORS[key](**params)
+    entry = lookup(SELECTORS, name, "selection strategy", SELECTOR_PROTOCOL)
+    return entry(**params) if isinstance(name, str) else entry
 
 
 # ----------------------------------------------------------------------------- allocation

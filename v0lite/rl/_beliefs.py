@@ -17,6 +17,7 @@ from ._common import _as_p, _check_counts
 
 __all__ = ["BetaPosterior", "fuse_baseline", "fit_prior_strength", "BinnedStrength", "disagreement_test"]
 
+
 class BetaPosterior:
     """Per-prompt Beta posterior of the success rate from own (decayed) history.
 

@@ -29,9 +29,6 @@ def _as_p(p: Any, name: str = "p") -> np.ndarray:
     return arr
 
 
-def _unknown(kind: str, name: Any, valid: dict) -> V0liteError:
-    return V0liteError(f"unknown {kind} {name!r}; valid names: {sorted(valid)}.")
-
 def _check_counts(prompts, successes, n, *, min_n: int):
     """(successes, n) as float arrays, checked: same length as prompts, min_n <= n, 0 <= successes <= n."""
     s = np.asarray(successes, dtype=np.float64).ravel()
@@ -42,6 +39,7 @@ def _check_counts(prompts, successes, n, *, min_n: int):
         need = "0 <= successes <= n" if min_n <= 0 else f"n >= {min_n} and 0 <= successes <= n"
         raise V0liteError(f"need {need} for every prompt.")
     return s, m
+
 
 def _n_keep(k: int, fraction: float) -> int:
     """Number kept out of ``k`` for a keep fraction (at least 1 when ``k > 0``)."""

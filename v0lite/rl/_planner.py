@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from .._registry import normalise
 from ..exceptions import V0liteError
 from ._allocate import PMixedSelector, allocate, get_selector
 from ._beliefs import (
@@ -80,7 +81,9 @@ class RolloutPlanner:
     ----------
     value_model : object
         Has ``predict(X) -> p`` and ``add_history(X, y)``.
-    strategy : {"p-mixed", "target", "random"} or selector object, default "p-mixed"
+    strategy : {"p_mixed", "target", "random"} or selector object, default "p_mixed"
+        A name of :data:`v0lite.rl.SELECTORS` (``-`` and ``_`` alike, like every name here) or
+        any object with ``select`` (see :class:`v0lite.rl.Selector`).
     budget_per_prompt : int, default 8
         Mean rollouts per kept prompt.
     n_min, n_max : int, default 2 and 16
@@ -95,7 +98,7 @@ class RolloutPlanner:
     default_prior_strength : float, default 4.0
     min_groups_for_fit : int, default 64
     uncertainty : {"beta", None}, default "beta"
-        ``"beta"``: rank ("p-mixed" strategy) and allocate by the value expected under a
+        ``"beta"``: rank ("p_mixed" strategy) and allocate by the value expected under a
         ``Beta(c p, c (1 - p))`` belief around each prediction, ``c`` fitted by empirical
         Bayes per quartile of the prediction (:class:`v0lite.rl.BinnedStrength`) on
         the groups observed so far (``prior_strength`` / ``default_prior_strength`` until
@@ -128,7 +131,7 @@ class RolloutPlanner:
         self,
         value_model: Any,
         *,
-        strategy: Any = "p-mixed",
+        strategy: Any = "p_mixed",
         budget_per_prompt: int = 8,
         n_min: int = 2,
         n_max: int = 16,
@@ -171,7 +174,8 @@ class RolloutPlanner:
         self.prior_strength_ = float(default_prior_strength)
 
     def _make_selector(self):
-        params = {"n": self.budget_per_prompt} if self.strategy in ("p-mixed", "p_mixed") else {}
+        pmixed = isinstance(self.strategy, str) and normalise(self.strategy) == "p_mixed"
+        params = {"n": self.budget_per_prompt} if pmixed else {}
         return get_selector(self.strategy, **params)
 
     def _predict(self, prompts: Sequence[str], step: int) -> np.ndarray:

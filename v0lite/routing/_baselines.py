@@ -14,6 +14,7 @@ from ._strategies import UtilityStrategy
 
 __all__ = ["knn_router_baseline", "tune_knn_router", "group_router_baseline", "TUNED_KS"]
 
+
 def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int = 32, *,
                         cost: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """RouterBench's kNN router: per model, the mean outcome of the ``k`` nearest train prompts.

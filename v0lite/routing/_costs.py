@@ -14,11 +14,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from ..exceptions import DataError, V0liteError
+from .._registry import lookup
+from ..exceptions import DataError
 from ._knn import _knn_mean
 from ._strategies import _TIE
 
-__all__ = ["COST_MODELS", "get_cost_model", "KnnCost", "MeanCost", "FixedCost", "UnitCost"]
+__all__ = ["CostModel", "COST_MODEL_PROTOCOL", "COST_MODELS", "get_cost_model", "KnnCost", "MeanCost", "FixedCost", "UnitCost"]
+
 
 def _check_prices(prices: Mapping[str, float] | None) -> dict[str, float]:
     if prices is None:
@@ -37,11 +39,28 @@ def _check_prices(prices: Mapping[str, float] | None) -> dict[str, float]:
     return out
 
 
-class _CostModel:
-    """Common face of the cost models: ``fit(policies, costs, prices, embed)`` then ``predict(prompts, embed)``.
+class CostModel:
+    """Base class of the cost models, and the way to add your own.
 
-    ``costs`` is a polars frame with one row per (policy, prompt) and a ``cost`` column (or
-    None); ``embed`` maps a list of texts to L2-normalised rows.
+    Subclass it (or write any class with ``fit`` and ``predict``; the router only calls these)
+    and pass an instance as ``Router(cost_model=...)``; the router fits a copy, never your object:
+
+    * ``fit(policies, costs, prices, embed) -> self`` -- ``costs`` is a polars frame with one row
+      per (policy, prompt) and a ``cost`` column (None when the log has none), ``prices`` a dict
+      policy -> cost per call, ``embed`` maps a list of texts to L2-normalised rows;
+    * ``predict(prompts, embed) -> ndarray (n_prompts, n_policies)``;
+    * optional: ``needs_costs`` (default True: fit wants the log's ``cost`` column), ``name``,
+      and ``get_state``/``set_state`` for :meth:`Router.save` (this base class saves ``mean_``).
+
+    Examples
+    --------
+    >>> class Flat(CostModel):
+    ...     name, needs_costs = "flat", False
+    ...     def fit(self, policies, costs, prices, embed):
+    ...         self.mean_ = np.full(len(policies), 2.0)
+    ...         return self
+    >>> Flat().fit(["a", "b"], None, {}, None).predict(["x"], None).tolist()
+    [[2.0, 2.0]]
     """
 
     name = ""
@@ -71,8 +90,17 @@ class _CostModel:
     def predict(self, prompts: Sequence[str], embed) -> np.ndarray:
         return np.tile(self.mean_, (len(prompts), 1))
 
+    def get_state(self) -> tuple[dict, dict]:
+        """The fitted state as (JSON-ready meta, numeric arrays), for the router folder."""
+        return {}, {"mean": np.asarray(self.mean_, dtype=np.float64)}
 
-class MeanCost(_CostModel):
+    def set_state(self, meta: dict, arrays: dict):
+        """Restore what :meth:`get_state` returned; returns self."""
+        self.mean_ = arrays["mean"]
+        return self
+
+
+class MeanCost(CostModel):
     """Each policy's mean cost per call in the log (``prices`` for policies absent from it)."""
 
     name = "mean"
@@ -82,7 +110,7 @@ class MeanCost(_CostModel):
         return self
 
 
-class FixedCost(_CostModel):
+class FixedCost(CostModel):
     """The user's ``prices`` (policy -> cost per call); every policy must have one."""
 
     name = "fixed"
@@ -96,7 +124,7 @@ class FixedCost(_CostModel):
         return self
 
 
-class UnitCost(_CostModel):
+class UnitCost(CostModel):
     """Every call costs 1 (for logs without costs: strategies then trade success only)."""
 
     name = "unit"
@@ -107,7 +135,7 @@ class UnitCost(_CostModel):
         return self
 
 
-class KnnCost(_CostModel):
+class KnnCost(CostModel):
     """Per policy: a linear fit of cost on prompt length, plus the mean residual of the ``k``
     nearest training prompts (cosine similarity of the prompt embeddings).
 
@@ -150,6 +178,22 @@ class KnnCost(_CostModel):
             self.train_emb_ = embed(texts)
         return self
 
+    def get_state(self) -> tuple[dict, dict]:
+        meta, arrays = super().get_state()
+        meta["floor"] = {str(j): floor for j, (_, _, _, floor) in self.knn_.items()}
+        if self.train_emb_ is not None:
+            arrays["train_emb"] = self.train_emb_
+        for j, (rows, resid, coef, _) in self.knn_.items():
+            arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"] = rows, resid, coef
+        return meta, arrays
+
+    def set_state(self, meta: dict, arrays: dict):
+        super().set_state(meta, arrays)
+        self.train_emb_ = arrays.get("train_emb")
+        self.knn_ = {int(j): (arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"], float(f))
+                     for j, f in meta["floor"].items()}
+        return self
+
     def predict(self, prompts: Sequence[str], embed) -> np.ndarray:
         out = super().predict(prompts, embed)
         if not self.knn_ or len(prompts) == 0:
@@ -180,7 +224,7 @@ def _length_fit(lengths: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array([cost.mean(), 0.0])
 
 
-COST_MODELS: dict[str, type[_CostModel]] = {
+COST_MODELS: dict[str, type[CostModel]] = {
     KnnCost.name: KnnCost,
     MeanCost.name: MeanCost,
     FixedCost.name: FixedCost,
@@ -188,9 +232,21 @@ COST_MODELS: dict[str, type[_CostModel]] = {
 }
 
 
-def get_cost_model(name: str, *, k: int = 16) -> _CostModel:
-    """Return an unfitted cost model by name; an unknown name raises listing the valid ones."""
-    cls = COST_MODELS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise V0liteError(f"unknown cost model {name!r}. Fix: use one of {sorted(COST_MODELS)}.")
-    return cls(k=k) if cls is KnnCost else cls()
+#: what an object needs to be used as a cost model without subclassing :class:`CostModel`
+COST_MODEL_PROTOCOL = ("fit", "predict")
+
+
+def get_cost_model(name, *, k: int = 16) -> CostModel:
+    """Return an unfitted cost model by name (a copy of an object with ``fit``/``predict``).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name; the message lists the valid names.
+    """
+    entry = lookup(COST_MODELS, name, "cost model", COST_MODEL_PROTOCOL)
+    if not isinstance(name, str):
+        import copy
+
+        return copy.deepcopy(entry)  # fitting must not change the user's object (a Router parameter)
+    return entry(k=k) if entry is KnnCost else entry()

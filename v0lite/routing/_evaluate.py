@@ -61,6 +61,7 @@ def _pivot(frame: pl.DataFrame, policies: list[str], prices: dict[str, float] | 
         C[np.isnan(Y)] = np.nan
     return prompts.to_list(), Y, C
 
+
 def _cost_save(cost: float | None, reference: float) -> float | None:
     """``1 - cost / reference``; None when undefined; float noise below 1e-12 reads as 0."""
     if cost is None or reference <= 0:

@@ -56,6 +56,7 @@ __all__ = [
     "cpt",
 ]
 
+
 def _points(costs, accs) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(costs, dtype=np.float64).reshape(-1)
     a = np.asarray(accs, dtype=np.float64).reshape(-1)
@@ -293,6 +294,7 @@ def cpt(strong_frac, accs, weak_acc: float, strong_acc: float, pgr: float) -> fl
         return None
     j = int(cross[0])
     return float(x[j] + (x[j + 1] - x[j]) * (pgr - g[j]) / (g[j + 1] - g[j]))
+
 
 def _sweep(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> dict[str, list]:
     rows = np.arange(Y.shape[0])

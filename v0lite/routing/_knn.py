@@ -10,6 +10,7 @@ from ..exceptions import V0liteError
 
 _KNN_BLOCK = 2048  # query rows per similarity block (bounds memory to block x n_train)
 
+
 def _normalise(emb) -> np.ndarray:
     emb = np.asarray(emb, dtype=np.float32)
     if emb.ndim != 2:

@@ -10,6 +10,7 @@ from ._frontier import non_decreasing_hull
 
 __all__ = ["plot_frontiers"]
 
+
 def plot_frontiers(result: Mapping[str, Any], path) -> str:
     """PNG of the router frontier, the kNN baselines (k fixed and k tuned), the task-mean router
     (when the logs name tasks), single models, random mixes and the oracle.

@@ -28,6 +28,7 @@ from ._strategies import _float_knob, get_strategy
 
 __all__ = ["Router"]
 
+
 def _clone(model):
     """An unfitted copy of a value model: ``sklearn.base.clone`` when it has ``get_params``, else a deep copy."""
     if hasattr(model, "get_params"):
@@ -98,6 +99,9 @@ class Router(BaseEstimator):
     ----------
     policies_ : list of str
         The pool, in column order.
+    embedder_ : object with ``encode(texts)`` or None
+        The embedder in use: ``embedder``, or a default :class:`v0lite.embed.Embedder` built on
+        first need (``fit`` never changes the ``embedder`` parameter).
     strategy_ : strategy instance
     cost_model_ : fitted cost model
     shrink_ : float
@@ -132,6 +136,36 @@ class Router(BaseEstimator):
         self.cv = cv
         self.random_state = random_state
 
+    def __sklearn_clone__(self):
+        """An unfitted copy that keeps the same (fitted) value model.
+
+        The router uses its value model as is and never fits it, so ``sklearn.base.clone``
+        copying it unfitted would only make ``route`` fail later; the other parameters are
+        cloned as usual.
+        """
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        value_model = params.pop("value_model")
+        return type(self)(value_model, **{k: clone(v, safe=False) for k, v in params.items()})
+
+    def _check_value_model(self):
+        vm = self.value_model
+        if not callable(getattr(vm, "predict", None)):
+            raise V0liteError(f"value_model must have predict(X), got {type(vm).__name__}. "
+                              "Fix: pass a fitted V0Regressor or any object with predict(X) -> probabilities.")
+        if hasattr(vm, "get_params") and hasattr(vm, "fit"):  # a scikit-learn style estimator: fitted?
+            from sklearn.exceptions import NotFittedError as SkNotFitted
+            from sklearn.utils.validation import check_is_fitted
+
+            try:
+                check_is_fitted(vm)
+            except SkNotFitted as exc:
+                raise NotFittedError(f"value_model {type(vm).__name__} is not fitted; the Router uses it as is. "
+                                     "Fix: fit the value model first, e.g. V0Regressor().fit(log).") from exc
+            except TypeError:  # not an estimator after all: nothing to check
+                pass
+
     # -- fitting
     def fit(self, log=None, y=None):
         """Learn the cost model (and the pool) from an outcome log's ``cost`` column.
@@ -147,6 +181,8 @@ class Router(BaseEstimator):
         -------
         self
         """
+        self._check_value_model()
+        self.embedder_ = self.embedder
         self.strategy_ = get_strategy(self.strategy)
         model = get_cost_model(self.cost_model, k=self.k)
         prices = _check_prices(self.prices)
@@ -162,7 +198,7 @@ class Router(BaseEstimator):
         if not policies or len(set(policies)) != len(policies):
             raise DataError(f"policies must be non-empty and distinct, got {policies}.")
         costs = None
-        if model.needs_costs:
+        if getattr(model, "needs_costs", True):
             if frame is None or "cost" not in frame.columns:
                 if not all(p in prices for p in policies):
                     raise DataError(
@@ -280,11 +316,11 @@ class Router(BaseEstimator):
         return prior, has
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self.embedder is None:
+        if getattr(self, "embedder_", None) is None:
             from ..embed import Embedder
 
-            self.embedder = Embedder()
-        return _normalise(self.embedder.encode(list(texts)))
+            self.embedder_ = Embedder()
+        return _normalise(self.embedder_.encode(list(texts)))
 
     def _check_fitted(self):
         if not hasattr(self, "cost_model_"):
@@ -328,17 +364,20 @@ class Router(BaseEstimator):
 
     def _knob(self, knob: dict) -> float:
         s = self.strategy_
-        names = {"knob", s.knob_name}
+        # a duck-typed strategy may lack the attributes of the Strategy base class
+        name, knob_name = getattr(s, "name", type(s).__name__), getattr(s, "knob_name", "knob")
+        default_knob = getattr(s, "default_knob", None)
+        names = {"knob", knob_name}
         unknown = sorted(set(knob) - names)
         if unknown or len(knob) > 1:
             raise V0liteError(
-                f"strategy {s.name!r} takes one knob, {s.knob_name!r} (or 'knob'); got {sorted(knob)}. "
-                f"Fix: pass e.g. {s.knob_name}=<value>."
+                f"strategy {name!r} takes one knob, {knob_name!r} (or 'knob'); got {sorted(knob)}. "
+                f"Fix: pass e.g. {knob_name}=<value>."
             )
         if not knob:
-            if s.default_knob is None:
-                raise V0liteError(f"strategy {s.name!r} needs its knob {s.knob_name!r}. Fix: pass {s.knob_name}=<value>.")
-            return s.default_knob
+            if default_knob is None:
+                raise V0liteError(f"strategy {name!r} needs its knob {knob_name!r}. Fix: pass {knob_name}=<value>.")
+            return default_knob
         return next(iter(knob.values()))
 
     def choose(self, P, C, **knob) -> np.ndarray:
@@ -363,3 +402,36 @@ class Router(BaseEstimator):
         P, C = self.predict_matrix(prompts)
         idx = self.choose(P, C, **knob)
         return np.asarray(self.policies_, dtype=object)[idx]
+
+    def predict(self, prompts, **knob) -> np.ndarray:
+        """Same as :meth:`route` (the scikit-learn name)."""
+        return self.route(prompts, **knob)
+
+    # -- persistence
+    def save(self, path) -> None:
+        """Save the fitted router to folder ``path`` without pickle (see :mod:`._router_folder`).
+
+        The value model is saved inside (``value_model/``, its own model folder) when it has
+        ``save(path)``; the embedder is not saved (pass it again to :meth:`load`).
+        """
+        self._check_fitted()
+        from ._router_folder import save_router
+
+        save_router(self, path)
+
+    @classmethod
+    def load(cls, path, *, value_model=None, embedder=None) -> "Router":
+        """Load a router saved with :meth:`save`; loading runs no code from the files.
+
+        Parameters
+        ----------
+        path : str or Path
+        value_model : object with ``predict(X)``, optional
+            Required when the saved router's value model could not be saved; otherwise the
+            saved one (a :class:`v0lite.estimator.V0Regressor`) is loaded.
+        embedder : object with ``encode(texts)``, optional
+            The embedder to use (default: :class:`v0lite.embed.Embedder`, built on first need).
+        """
+        from ._router_folder import load_router
+
+        return load_router(cls, path, value_model=value_model, embedder=embedder)

@@ -24,9 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._registry import lookup
 from ..exceptions import V0liteError, V0liteWarning
 
 __all__ = [
+    "Strategy",
+    "STRATEGY_PROTOCOL",
     "STRATEGIES",
     "get_strategy",
     "UtilityStrategy",
@@ -187,8 +190,32 @@ def _float_knob(name: str, value: Any) -> float:
 # --------------------------------------------------------------------------- strategies
 
 
-class _Strategy:
-    """Common face of the routing strategies: ``choose(P, C, knob)`` and ``knob_grid(P, C, n)``."""
+class Strategy:
+    """Base class of the routing strategies, and the way to add your own.
+
+    A strategy picks one policy per prompt from the success matrix ``P`` and the cost matrix
+    ``C`` (both ``(n_prompts, n_policies)``) given one number, its knob. Subclass it (or write
+    any class with the same two methods: the router only calls them) and pass an instance as
+    ``Router(strategy=...)`` or ``route_eval(strategy=...)``:
+
+    * ``choose(P, C, knob) -> ndarray of int`` -- the chosen column of each row;
+    * ``knob_grid(P, C, n) -> ndarray`` -- about ``n`` knob values spanning the cost-quality
+      trade-off (swept by :func:`v0lite.routing.route_eval`);
+
+    and the class attributes ``name``, ``knob_name`` (the keyword of ``Router.route``) and
+    ``default_knob`` (None: the knob must be given).
+
+    Examples
+    --------
+    >>> class Cheapest(Strategy):
+    ...     name, knob_name, default_knob = "cheapest", "unused", 0.0
+    ...     def choose(self, P, C, knob):
+    ...         return np.asarray(C).argmin(axis=1)
+    ...     def knob_grid(self, P, C, n=64):
+    ...         return np.zeros(1)
+    >>> get_strategy(Cheapest()).choose([[0.9, 0.1]], [[2.0, 1.0]], 0.0).tolist()
+    [1]
+    """
 
     name: str = ""
     knob_name: str = ""
@@ -204,7 +231,7 @@ class _Strategy:
         return f"{type(self).__name__}()"
 
 
-class UtilityStrategy(_Strategy):
+class UtilityStrategy(Strategy):
     """Pick argmax ``p - lam * c`` per prompt (``lam >= 0``: success worth ``1/lam`` cost units).
 
     Examples
@@ -241,7 +268,7 @@ class UtilityStrategy(_Strategy):
         return np.unique(np.concatenate([[0.0], inner, [bp.max() * 2.0 + _TIE]]))
 
 
-class ThresholdStrategy(_Strategy):
+class ThresholdStrategy(Strategy):
     """Pick the cheapest policy with ``p >= tau``; if none reaches ``tau``, the most likely one.
 
     Examples
@@ -269,7 +296,7 @@ class ThresholdStrategy(_Strategy):
         return np.unique(np.quantile(P.ravel(), np.linspace(0.0, 1.0, max(n, 1))))
 
 
-class BudgetStrategy(_Strategy):
+class BudgetStrategy(Strategy):
     """Maximise total predicted success subject to mean cost per prompt ``<= budget``.
 
     Solved through the Lagrangian ``argmax p - lam * c``: bisection on ``lam`` finds the
@@ -342,7 +369,7 @@ class BudgetStrategy(_Strategy):
         return np.unique(np.linspace(lo, max(lo, hi), max(n, 1)))
 
 
-class QualityTargetStrategy(_Strategy):
+class QualityTargetStrategy(Strategy):
     """Minimise mean cost subject to mean predicted success ``>= target``.
 
     The mirror of :class:`BudgetStrategy`: bisection on the Lagrangian ``lam``, then the
@@ -413,7 +440,7 @@ class QualityTargetStrategy(_Strategy):
         return np.unique(np.linspace(lo, max(lo, hi), max(n, 1)))
 
 
-STRATEGIES: dict[str, type[_Strategy]] = {
+STRATEGIES: dict[str, type[Strategy]] = {
     UtilityStrategy.name: UtilityStrategy,
     ThresholdStrategy.name: ThresholdStrategy,
     BudgetStrategy.name: BudgetStrategy,
@@ -421,25 +448,25 @@ STRATEGIES: dict[str, type[_Strategy]] = {
 }
 
 
-def get_strategy(name: str | _Strategy) -> _Strategy:
-    """Return a strategy instance by name (an instance passes through).
+#: what an object needs to be used as a strategy without subclassing :class:`Strategy`
+STRATEGY_PROTOCOL = ("choose", "knob_grid")
+
+
+def get_strategy(name) -> Strategy:
+    """Return a strategy instance by name (``-``/``_`` alike); an object with ``choose`` and
+    ``knob_grid`` passes through.
 
     Raises
     ------
-    V0liteError
+    ParameterError
         For an unknown name; the message lists the valid names.
 
     Examples
     --------
     >>> get_strategy("threshold").knob_name
     'tau'
+    >>> get_strategy("quality_target").name
+    'quality-target'
     """
-    if isinstance(name, _Strategy):
-        return name
-    cls = STRATEGIES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise V0liteError(f"unknown routing strategy {name!r}. Fix: use one of {sorted(STRATEGIES)}.")
-    return cls()
-
-
-# --------------------------------------------------------------------------- cost models
+    entry = lookup(STRATEGIES, name, "routing strategy", STRATEGY_PROTOCOL)
+    return entry() if isinstance(entry, type) and isinstance(name, str) else entry

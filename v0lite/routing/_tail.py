@@ -10,6 +10,7 @@ from ..exceptions import V0liteError
 
 __all__ = ["TailEncoder"]
 
+
 class TailEncoder:
     """Sentence encoder that embeds the *end* of long prompts (where the question usually is).
 
