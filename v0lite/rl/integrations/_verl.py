@@ -206,8 +206,7 @@ class VerlFeedbackDataset(Dataset):
             raise TypeError(f"row {index} is a {type(row).__name__}; VerlFeedbackDataset needs dict rows (verl's).")
         info = dict(row.get("extra_info") or {})
         info[INDEX_KEY] = int(index)
-        row["extra_info"] = info
-        return row
+        return {**row, "extra_info": info}  # a new dict: the dataset's own row stays as it was
 
     def __getattr__(self, name):
         if name in ("dataset", "sampler"):  # not set yet (unpickling): no recursion
