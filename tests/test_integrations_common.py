@@ -1,0 +1,84 @@
+"""What the trainer adapters share: prompt text, fixed-size selection, group outcomes, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from v0lite import RolloutPlanner
+from v0lite.rl.integrations import FixedSizeSelector, prompt_text
+from v0lite.rl.integrations._common import group_outcomes, require
+
+
+class Table:
+    def __init__(self, p):
+        self.p, self.history = p, []
+
+    def predict(self, X):
+        return np.array([self.p[q] for q in X["prompt"].to_list()])
+
+    def add_history(self, X, y):
+        self.history.append((X["prompt"].to_list(), X["step"].to_list(), X["n"].to_list(), list(y)))
+        return self
+
+
+def test_import_loads_no_trainer_stack():
+    code = ("import sys, v0lite.rl.integrations as m; from v0lite.rl.integrations import OpenRLHFPlanner; "
+            "print(sorted(k for k in ('torch', 'trl', 'verl', 'transformers') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_missing_package_gives_install_hint():
+    with pytest.raises(ImportError, match=r"pip install 'v0lite\[trl\]'"):
+        require("v0lite_no_such_module", "trl")
+
+
+def test_prompt_text_from_verl_and_trl_rows():
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"}, {"role": "user", "content": [{"type": "text", "text": "and 3+3?"},
+                                                                              {"type": "image"}]}]
+    assert prompt_text("plain") == "plain"
+    assert prompt_text(msgs) == "Be brief.\n2+2?\n4\nand 3+3?"
+    assert prompt_text(np.array(msgs, dtype=object), "user") == "2+2?\nand 3+3?"
+    assert prompt_text(msgs, "last_user") == "and 3+3?"
+    with pytest.raises(ValueError, match="messages"):
+        prompt_text(msgs, "bot")
+    with pytest.raises(TypeError, match="prompt_text=callable"):
+        prompt_text({"question": "x"})
+
+
+def test_band_keeps_in_band_then_nearest():
+    p = {"a": 0.05, "b": 0.5, "c": 0.95, "d": 0.7, "e": 0.15}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), band=(0.2, 0.8))
+    texts = list(p)
+    assert [texts[i] for i in sel.choose(texts, 2)] == ["b", "d"]
+    assert [texts[i] for i in sel.choose(texts, 3)] == ["b", "d", "e"]  # e is 0.05 from the band, a 0.15
+    assert sel.n_filled_ == 1 and sel.step_ == 2 and sel.n_candidates_ == 10
+
+
+def test_p_mixed_uses_the_planners_belief():
+    p = {"a": 0.02, "b": 0.35, "c": 0.5, "d": 0.98}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), mode="p-mixed", group_size=4)
+    assert sel.choose(list(p), 2).tolist() == [1, 2]
+
+
+def test_observe_uses_the_planned_step_and_checks_lengths():
+    table = Table({"a": 0.5, "b": 0.5, "c": 0.5, "zz": 0.5})
+    sel = FixedSizeSelector(RolloutPlanner(table))
+    sel.choose(["a", "b"], 1)  # step 0
+    sel.choose(["b", "c"], 2)  # step 1
+    kept0 = "a" if sel._planned.get("a") == 0 else "b"
+    sel.observe([kept0, "c", "zz"], [1, 2, 0], [2, 4, 4])
+    steps = {q: st for qs, sts, _, _ in table.history for q, st in zip(qs, sts)}
+    assert steps == {kept0: 0, "c": 1, "zz": 1}  # an unplanned prompt: the latest step
+    with pytest.raises(ValueError, match="one success count"):
+        sel.observe(["a"], [1, 1], [2, 2])
+
+
+def test_group_outcomes_counts_successes_and_skips_nan():
+    keys, s, m = group_outcomes(["x", "y", "x", "y", "z"], [1.0, 0.0, 0.2, np.nan, np.nan], threshold=0.5)
+    assert keys == ["x", "y", "z"] and s.tolist() == [1, 0, 0] and m.tolist() == [2, 1, 0]
