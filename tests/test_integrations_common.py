@@ -69,12 +69,13 @@ def test_p_mixed_uses_the_planners_belief():
 def test_observe_uses_the_planned_step_and_checks_lengths():
     table = Table({"a": 0.5, "b": 0.5, "c": 0.5, "zz": 0.5})
     sel = FixedSizeSelector(RolloutPlanner(table))
-    sel.choose(["a", "b"], 1)  # step 0
-    sel.choose(["b", "c"], 2)  # step 1
-    kept0 = "a" if sel._planned.get("a") == 0 else "b"
-    sel.observe([kept0, "c", "zz"], [1, 2, 0], [2, 4, 4])
-    steps = {q: st for qs, sts, _, _ in table.history for q, st in zip(qs, sts)}
-    assert steps == {kept0: 0, "c": 1, "zz": 1}  # an unplanned prompt: the latest step
+    sel.choose(["a", "b"], 2)  # step 0
+    sel.choose(["b", "c"], 2)  # step 1, planned before step 0's outcomes came back (prefetch)
+    sel.observe(["a", "b", "zz"], [1, 2, 0], [2, 4, 4])
+    sel.observe(["b", "c"], [1, 2], [4, 4])
+    fed = [(q, st) for qs, sts, _, _ in table.history for q, st in zip(qs, sts)]
+    # b's first outcome is step 0's, its second step 1's; an unplanned prompt gets the latest step
+    assert sorted(fed) == [("a", 0), ("b", 0), ("b", 1), ("c", 1), ("zz", 1)]
     with pytest.raises(ValueError, match="one success count"):
         sel.observe(["a"], [1, 1], [2, 2])
 

@@ -168,7 +168,7 @@ class FixedSizeSelector:
         self.group_size = int(group_size)
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
-        self._planned: dict[str, int] = {}
+        self._planned: dict[str, list[int]] = {}  # text -> steps planned and not yet observed, oldest first
         self.step_ = 0
         self.last_p_ = np.zeros(0)
         self.last_chosen_ = np.zeros(0, dtype=np.int64)
@@ -200,7 +200,7 @@ class FixedSizeSelector:
             chosen = np.lexsort((tie, -score))[:k]
         chosen = np.sort(chosen)
         for i in chosen:
-            self._planned[texts[i]] = step
+            self._planned.setdefault(texts[i], []).append(step)
         self.step_ += 1
         self.last_p_, self.last_chosen_ = p, chosen
         self.n_candidates_ += len(texts)
@@ -210,8 +210,9 @@ class FixedSizeSelector:
     def observe(self, texts: Sequence[str], successes: Any, n: Any) -> int:
         """Feed groups' outcomes to the planner, each at the step its prompt was planned for.
 
-        A prompt this selector did not plan (a trainer that also rolls out other prompts)
-        is recorded at the latest planned step. Returns the number of groups fed back.
+        A prompt planned at several steps is matched to the oldest one not yet observed; a
+        prompt this selector did not plan (a trainer that also rolls out other prompts) is
+        recorded at the latest planned step. Returns the number of groups fed back.
         """
         texts = list(texts)
         s = np.asarray(successes, dtype=np.int64).reshape(-1)
@@ -222,12 +223,21 @@ class FixedSizeSelector:
         if not texts:
             return 0
         latest = max(self.step_ - 1, 0)
-        steps = np.array([self._planned.pop(q, latest) for q in texts])
+        steps = np.array([self._pop_step(q, latest) for q in texts])
         for st in np.unique(steps):
             idx = np.flatnonzero(steps == st)
             self.planner.observe([texts[i] for i in idx], int(st), s[idx], m[idx])
         self.n_observed_ += len(texts)
         return len(texts)
+
+    def _pop_step(self, text: str, default: int) -> int:
+        steps = self._planned.get(text)
+        if not steps:
+            return default
+        step = steps.pop(0)  # outcomes arrive in the order the steps were planned
+        if not steps:
+            del self._planned[text]
+        return step
 
 
 def group_outcomes(keys: Sequence[Any], rewards: Any, threshold: float) -> tuple[list, np.ndarray, np.ndarray]:
