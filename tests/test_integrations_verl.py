@@ -23,7 +23,7 @@ from verl.trainer.ppo.utils import create_rl_sampler
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 from v0lite import RolloutPlanner
-from v0lite.rl.integrations import VerlFeedbackDataset, VerlSampler
+from v0lite.rl.integrations import VerlFeedbackDataset, VerlSampler, verl_hooks
 from v0lite.rl.integrations._verl import INDEX_KEY
 
 PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)] + [f"fair task {i}" for i in range(12)]
@@ -58,8 +58,8 @@ def _tokenizer():
 
 
 @pytest.fixture(scope="module")
-def verl_dataset(tmp_path_factory):
-    """verl's RLHFDataset over a parquet file in verl's format (chat messages in ``prompt``)."""
+def verl_files(tmp_path_factory):
+    """A parquet file in verl's format (chat messages in ``prompt``) and a data config for it."""
     root = tmp_path_factory.mktemp("verl")
     pd.DataFrame({
         "data_source": ["toy"] * len(PROMPTS),
@@ -68,8 +68,16 @@ def verl_dataset(tmp_path_factory):
         "extra_info": [{"index": i} for i in range(len(PROMPTS))],
     }).to_parquet(root / "train.parquet")
     cfg = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 64, "cache_dir": str(root / "cache"),
-                            "filter_overlong_prompts": True, "truncation": "error"})
-    return RLHFDataset(data_files=str(root / "train.parquet"), tokenizer=_tokenizer(), config=cfg)
+                            "filter_overlong_prompts": True, "truncation": "error", "train_batch_size": 4,
+                            "seed": 3})
+    return str(root / "train.parquet"), cfg
+
+
+@pytest.fixture(scope="module")
+def verl_dataset(verl_files):
+    """verl's RLHFDataset over that file."""
+    path, cfg = verl_files
+    return RLHFDataset(data_files=path, tokenizer=_tokenizer(), config=cfg)
 
 
 def _dataloader(dataset, sampler, batch_size):
@@ -129,6 +137,23 @@ def test_stock_sampler_rolls_out_sure_prompts(verl_dataset):
     stock = create_rl_sampler(OmegaConf.create({"shuffle": True, "seed": 0}), verl_dataset)
     seen = {_user_text({"prompt": m}) for b in _dataloader(verl_dataset, stock, 4) for m in b["raw_prompt"]}
     assert seen & SURE
+
+
+def test_verl_hooks_replace_the_legacy_task_runners_factories(verl_files):
+    """The pair has verl's signatures and builds what RayPPOTrainer needs from verl's own dataset factory."""
+    path, cfg = verl_files
+    stub = StubValue()
+    create_rl_dataset, create_rl_sampler = verl_hooks(lambda: RolloutPlanner(stub), oversample=2.0, messages="user")
+    tok = _tokenizer()
+    train = create_rl_dataset(path, cfg, tok, None, is_train=True, max_samples=-1)
+    val = create_rl_dataset(path, cfg, tok, None, is_train=False, max_samples=-1)
+    assert isinstance(train, VerlFeedbackDataset) and isinstance(val, RLHFDataset)
+    sampler = create_rl_sampler(cfg, train)
+    assert train.sampler is sampler and sampler.batch_size == 4 and sampler.seed == 3
+    kept = [_user_text({"prompt": m}) for b in _dataloader(train, sampler, 4) for m in b["raw_prompt"]]
+    assert len(kept) == 8 and not SURE & set(kept)
+    with pytest.raises(TypeError, match="verl_hooks"):
+        create_rl_sampler(cfg, val)
 
 
 def test_fills_from_nearest_band_when_too_few_in_band():

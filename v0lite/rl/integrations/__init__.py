@@ -1,7 +1,8 @@
 """Adapters that put a :class:`v0lite.RolloutPlanner` before rollout in real GRPO trainers.
 
 * verl 0.9.1 -- :class:`VerlSampler` (``RayPPOTrainer(train_sampler=...)``) and
-  :class:`VerlFeedbackDataset` (its ``on_batch_end`` feeds outcomes back); ``pip install 'v0lite[verl]'``.
+  :class:`VerlFeedbackDataset` (its ``on_batch_end`` feeds outcomes back), or both at once in
+  verl's legacy task runner with :func:`verl_hooks`; ``pip install 'v0lite[verl]'``.
 * TRL 1.16 -- :class:`PlannedGRPOTrainer` (a ``GRPOTrainer`` whose ``_get_train_sampler`` is
   :class:`PlannedRepeatSampler`); ``pip install 'v0lite[trl]'``.
 * OpenRLHF -- :class:`OpenRLHFPlanner` (prompt-iterator filter and filter hook); not run inside
@@ -25,6 +26,7 @@ __all__ = [
     "VerlFeedbackDataset",
     "VerlSampler",
     "prompt_text",
+    "verl_hooks",
 ]
 
 _LAZY = {
@@ -32,6 +34,7 @@ _LAZY = {
     "prompt_text": "_common",
     "VerlSampler": "_verl",
     "VerlFeedbackDataset": "_verl",
+    "verl_hooks": "_verl",
     "PlannedRepeatSampler": "_trl",
     "PlannedGRPOTrainer": "_trl",
     "OpenRLHFPlanner": "_openrlhf",

@@ -8,8 +8,8 @@ wraps the train dataset so that ``on_batch_end`` feeds each group's outcomes bac
 What verl 0.9.1 does not offer (read from its source): there is no ``data.sampler`` class-path
 setting and no curriculum-sampler interface (``create_rl_sampler`` builds a Random or Sequential
 sampler only), and the default V1 trainer (``trainer.use_v1=true``) builds its dataloader itself
-with no sampler argument. Use the legacy trainer (``trainer.use_v1=false``) from Python; see
-docs/rl.md for the task-runner recipe. Every prompt gets ``actor_rollout_ref.rollout.n``
+with no sampler argument. Use the legacy trainer (``trainer.use_v1=false``): :func:`verl_hooks` gives drop-in
+replacements for the two factories its task runner calls (docs/rl.md has the recipe). Every prompt gets ``actor_rollout_ref.rollout.n``
 rollouts (``gen_batch.repeat(repeat_times=rollout_n)``): per-prompt group sizes are not
 possible in stock verl, so only the choice of prompts is planned here.
 """
@@ -33,7 +33,7 @@ from ._common import (
 torch = require("torch", "verl")
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler"]
+__all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler", "verl_hooks"]
 
 #: Key added to each row's ``extra_info`` by :class:`VerlFeedbackDataset`: the row's dataset index.
 #: verl keeps ``extra_info`` in the batch through rollout (it is a reward key), unlike the prompt.
@@ -226,3 +226,49 @@ class VerlFeedbackDataset(Dataset):
         inner = getattr(self.dataset, "on_batch_end", None)
         if inner is not None:
             inner(batch=batch)
+
+
+def verl_hooks(planner: Any, **sampler_kwargs: Any):
+    """Drop-in replacements for verl's ``create_rl_dataset`` and ``create_rl_sampler``.
+
+    verl 0.9.1's legacy task runner (``verl.trainer.main_ppo_v0.TaskRunner.run``) builds the
+    train dataset and sampler with these two module-level functions and hands both to
+    ``RayPPOTrainer``. Assign the returned pair over them in that module, inside the task
+    runner's process (see docs/rl.md), and the trainer gets a :class:`VerlSampler` and a
+    :class:`VerlFeedbackDataset` wired to it; the validation dataset is left as verl builds it.
+
+    Parameters
+    ----------
+    planner : v0lite.RolloutPlanner or callable
+        The planner, or a zero-argument callable returning one (called once, in the process
+        that builds the sampler, so the value model is loaded where it is used).
+    **sampler_kwargs
+        Passed to :class:`VerlSampler` (``oversample``, ``mode``, ``band``, ``group_size`` =
+        ``actor_rollout_ref.rollout.n``, ``messages``, ``success_threshold``, ...).
+        ``batch_size``, ``prompt_key`` and ``seed`` default to ``data.gen_batch_size`` or
+        ``data.train_batch_size``, ``data.prompt_key`` and ``data.seed``.
+
+    Returns
+    -------
+    (create_rl_dataset, create_rl_sampler)
+        With the signatures of ``verl.trainer.ppo.utils``'s functions.
+    """
+    from verl.trainer.ppo.utils import create_rl_dataset as stock_dataset
+
+    def create_rl_dataset(data_paths, data_config, tokenizer, processor, is_train=True, max_samples=-1):
+        ds = stock_dataset(data_paths, data_config, tokenizer, processor, is_train=is_train, max_samples=max_samples)
+        return VerlFeedbackDataset(ds, None) if is_train else ds
+
+    def create_rl_sampler(data_config, dataset):
+        if not isinstance(dataset, VerlFeedbackDataset):
+            raise TypeError("create_rl_sampler got a dataset that the paired create_rl_dataset did not build; "
+                             "replace both of verl's factories with the pair verl_hooks returns.")
+        plan = planner if hasattr(planner, "observe") else planner()
+        kw = {"batch_size": data_config.get("gen_batch_size", None) or data_config.train_batch_size,
+              "prompt_key": data_config.get("prompt_key", "prompt"), "seed": data_config.get("seed", None) or 0}
+        kw.update(sampler_kwargs)
+        sampler = VerlSampler(dataset.dataset, plan, **kw)
+        dataset.sampler = sampler
+        return sampler
+
+    return create_rl_dataset, create_rl_sampler
