@@ -148,8 +148,8 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
                  prompt_text: Callable | None = None, messages: str = "all", **kwargs: Any):
         self.v0_oversample = oversample
         self.v0_success_threshold = float(success_threshold)
+        self.v0_prompt_text, self.v0_messages = prompt_text, messages
         self._v0_text = _text_fn(prompt_text, messages)
-        self._v0_text_args = (prompt_text, messages)
         super().__init__(*args, **kwargs)
         n_candidates(self.args.generation_batch_size // self.num_generations, oversample)  # validate now
         self.selector_ = FixedSizeSelector(planner, mode=mode, band=band, group_size=max(2, self.num_generations),
@@ -162,7 +162,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             dataset, self.selector_, mini_repeat_count=self.num_generations,
             batch_size=self.args.generation_batch_size // self.num_generations,
             repeat_count=self.num_iterations * self.args.steps_per_generation, oversample=self.v0_oversample,
-            prompt_text=self._v0_text_args[0], messages=self._v0_text_args[1], seed=self.args.seed,
+            prompt_text=self.v0_prompt_text, messages=self.v0_messages, seed=self.args.seed,
         )
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
