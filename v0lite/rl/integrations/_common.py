@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .._allocate import PMixedSelector
+
 __all__ = ["MODES", "FixedSizeSelector", "prompt_text", "require"]
 
 #: Selection modes of :class:`FixedSizeSelector`.
@@ -193,8 +195,6 @@ class FixedSizeSelector:
             chosen = order[:k]
             self.n_filled_ += int((gap[chosen] > 0).sum())
         else:
-            from v0lite.allocate import PMixedSelector
-
             conc = self.planner._concentration(p)
             score = PMixedSelector(self.group_size).score(p, conc)
             chosen = np.lexsort((tie, -score))[:k]
