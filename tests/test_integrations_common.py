@@ -83,3 +83,22 @@ def test_observe_uses_the_planned_step_and_checks_lengths():
 def test_group_outcomes_counts_successes_and_skips_nan():
     keys, s, m = group_outcomes(["x", "y", "x", "y", "z"], [1.0, 0.0, 0.2, np.nan, np.nan], threshold=0.5)
     assert keys == ["x", "y", "z"] and s.tolist() == [1, 0, 0] and m.tolist() == [2, 1, 0]
+
+
+def test_selector_with_a_real_value_model(make_model):
+    """V0Regressor (kNN head, fake encoder) behind the planner: its frames, steps and n go through."""
+    import polars as pl
+
+    hist = {"easy add": 1.0, "hard prove": 0.0, "fair sort": 0.5}
+    rows = [(f"{t} case {i}", s) for t, s in hist.items() for i in range(6)]
+    log = pl.DataFrame({"policy": ["pol"] * len(rows), "prompt": [q for q, _ in rows],
+                        "score": [s for _, s in rows], "step": [0] * len(rows)})
+    model = make_model().fit(log)
+    sel = FixedSizeSelector(RolloutPlanner(model, policy="pol"), band=(0.2, 0.8))
+    cands = [f"{t} case {i}" for t in hist for i in (40, 41)]
+    kept = [cands[i] for i in sel.choose(cands, 2)]
+    assert all(q.startswith("fair") for q in kept), (kept, sel.last_p_)
+    before = model.predict(pl.DataFrame({"policy": ["pol"], "prompt": [kept[0]], "step": [1]}))[0]
+    sel.observe(kept, [0, 0], [8, 8])  # both failed every rollout
+    after = model.predict(pl.DataFrame({"policy": ["pol"], "prompt": [kept[0]], "step": [1]}))[0]
+    assert after < before  # the outcome reached the model's context

@@ -80,9 +80,9 @@ def verl_dataset(verl_files):
     return RLHFDataset(data_files=path, tokenizer=_tokenizer(), config=cfg)
 
 
-def _dataloader(dataset, sampler, batch_size):
+def _dataloader(dataset, sampler, batch_size, num_workers=0):
     # The arguments RayPPOTrainer._create_dataloader passes (num_workers from data.dataloader_num_workers).
-    return StatefulDataLoader(dataset=dataset, batch_size=batch_size, num_workers=0, drop_last=True,
+    return StatefulDataLoader(dataset=dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True,
                               collate_fn=collate_fn, sampler=sampler)
 
 
@@ -101,11 +101,12 @@ def _user_text(row):
     return next(m["content"] for m in row["prompt"] if m["role"] == "user")
 
 
-def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers):
     stub = StubValue()
     sampler = VerlSampler(verl_dataset, RolloutPlanner(stub), batch_size=4, oversample=2.0, messages="user")
     train = VerlFeedbackDataset(verl_dataset, sampler)
-    loader = _dataloader(train, sampler, 4)
+    loader = _dataloader(train, sampler, 4, num_workers)  # workers read rows; the sampler stays here
     assert len(loader) == len(PROMPTS) // 8  # 8 candidates per step of 4
     rng = np.random.default_rng(0)
     rolled, expected = [], {}

@@ -89,8 +89,9 @@ class VerlSampler(Sampler):
     Notes
     -----
     The dataloader prefetches, so the plan of a step is made before the outcomes of the last
-    one or two steps are fed back; the value model then lags by that much. Resuming a verl
-    checkpoint restarts the epoch's candidate order (this sampler keeps no dataloader state).
+    one or two steps are fed back; the value model then lags by that much. On resume, verl's
+    ``StatefulDataLoader`` skips consumed batches by iterating this sampler again (those steps
+    are predicted, not rolled out); the value model's history is not in verl's checkpoint.
 
     Examples
     --------
