@@ -103,18 +103,19 @@ def n_candidates(batch_size: int, oversample: float) -> int:
     return max(int(batch_size), int(np.ceil(float(oversample) * batch_size - 1e-9)))
 
 
-def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int) -> list[np.ndarray]:
+def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: bool = True) -> list[np.ndarray]:
     """One epoch's candidate sets: a seeded permutation cut into full chunks (the rest is dropped).
 
     Every prompt is a candidate once per epoch, as with the trainers' own samplers; the
-    permutation depends on ``(seed, epoch)`` so all data-parallel ranks draw the same chunks.
+    permutation depends on ``(seed, epoch)`` so all data-parallel ranks draw the same chunks
+    (``shuffle=False``: dataset order).
     """
     if n_items < chunk:
         raise ValueError(
             f"the dataset has {n_items} prompts, fewer than the {chunk} candidates one step needs; "
             "lower oversample or the batch size."
         )
-    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)
+    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items) if shuffle else np.arange(n_items)
     return [perm[i:i + chunk] for i in range(0, n_items - chunk + 1, chunk)]
 
 

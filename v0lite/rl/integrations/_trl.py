@@ -57,12 +57,14 @@ class PlannedRepeatSampler(Sampler):
     prompt_text : callable, optional
         ``row[prompt_column] -> str``; default :func:`~v0lite.rl.integrations.prompt_text`.
     messages : {"all", "user", "last_user"}, default "all"
+    shuffle : bool, default True
+        ``False``: candidates in dataset order (TRL's ``shuffle_dataset=False``).
     seed : int, default 0
     """
 
     def __init__(self, data_source: Any, selector: FixedSizeSelector, mini_repeat_count: int, batch_size: int,
                  repeat_count: int = 1, *, oversample: float = 2.0, prompt_column: str = "prompt",
-                 prompt_text: Callable | None = None, messages: str = "all", seed: int = 0):
+                 prompt_text: Callable | None = None, messages: str = "all", shuffle: bool = True, seed: int = 0):
         if not hasattr(data_source, "__getitem__") or not hasattr(data_source, "__len__"):
             raise ValueError("PlannedRepeatSampler needs a map-style dataset (an IterableDataset cannot be "
                              "planned: load it with streaming=False).")
@@ -72,6 +74,7 @@ class PlannedRepeatSampler(Sampler):
         self.batch_size = int(batch_size)
         self.repeat_count = int(repeat_count)
         self.prompt_column = prompt_column
+        self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.n_candidates = n_candidates(batch_size, oversample)
         self._text = _text_fn(prompt_text, messages)
@@ -91,7 +94,7 @@ class PlannedRepeatSampler(Sampler):
         return self._texts[index]
 
     def __iter__(self):
-        chunks = candidate_chunks(len(self.data_source), self.n_candidates, self.seed, self._epoch)
+        chunks = candidate_chunks(len(self.data_source), self.n_candidates, self.seed, self._epoch, self.shuffle)
         self._epoch += 1
         for chunk in chunks:
             kept = chunk[self.selector.choose([self.text(i) for i in chunk], self.batch_size)]
@@ -162,7 +165,8 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             dataset, self.selector_, mini_repeat_count=self.num_generations,
             batch_size=self.args.generation_batch_size // self.num_generations,
             repeat_count=self.num_iterations * self.args.steps_per_generation, oversample=self.v0_oversample,
-            prompt_text=self.v0_prompt_text, messages=self.v0_messages, seed=self.args.seed,
+            prompt_text=self.v0_prompt_text, messages=self.v0_messages, shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
         )
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
