@@ -123,7 +123,7 @@ def test_repeat_sampler_reads_conversational_prompts_and_new_epochs_reshuffle():
     assert sampler.text(0) == PROMPTS[0]
     assert first != second and not SURE & {PROMPTS[i] for i in first + second}
     sel = _selector()
-    out = list(PlannedRepeatSampler(rows, sel, mini_repeat_count=1, batch_size=2, shuffle=False))
+    out = list(PlannedRepeatSampler(rows, sel, mini_repeat_count=1, batch_size=2, messages="last_user", shuffle=False))
     # candidates in dataset order: 0-3 (all sure: two are kept as the nearest the band), 4-7, 8-11
     assert set(out[:2]) <= {0, 1, 2, 3} and set(out[2:4]) <= {4, 5, 6, 7} and set(out[4:]) <= {8, 9, 10, 11}
     assert sel.n_filled_ == 2
