@@ -10,7 +10,7 @@ import pytest
 
 from v0lite import RolloutPlanner
 from v0lite.rl.integrations import FixedSizeSelector, prompt_text
-from v0lite.rl.integrations._common import group_outcomes, require
+from v0lite.rl.integrations._common import MAX_LAG, group_outcomes, require
 
 
 class Table:
@@ -78,6 +78,12 @@ def test_observe_uses_the_planned_step_and_checks_lengths():
     assert sorted(fed) == [("a", 0), ("b", 0), ("b", 1), ("c", 1), ("zz", 1)]
     with pytest.raises(ValueError, match="one success count"):
         sel.observe(["a"], [1, 1], [2, 2])
+    sel.choose(["a", "b"], 1)  # planned at step 2 and never rolled out ...
+    for _ in range(MAX_LAG + 1):
+        sel.choose(["c"], 1)
+    table.history.clear()
+    sel.observe(["a", "b"], [1, 1], [2, 2])  # ... so a much later outcome gets the latest step, not 2
+    assert {st for _, sts, _, _ in table.history for st in sts} == {sel.step_ - 1}
 
 
 def test_group_outcomes_counts_successes_and_skips_nan():

@@ -23,6 +23,11 @@ __all__ = ["MODES", "FixedSizeSelector", "prompt_text", "require"]
 #: Selection modes of :class:`FixedSizeSelector`.
 MODES = ("band", "p-mixed")
 
+#: A planned step older than this many steps whose outcome never came is forgotten (the trainer
+#: planned it ahead and stopped, e.g. a dataloader's look-ahead at the end of training); far more
+#: than any prefetch depth (verl: ``dataloader_num_workers x prefetch_factor`` batches).
+MAX_LAG = 64
+
 _EXTRA = {"torch": "trl", "trl": "trl", "verl": "verl", "transformers": "trl"}
 
 
@@ -233,7 +238,10 @@ class FixedSizeSelector:
 
     def _pop_step(self, text: str, default: int) -> int:
         steps = self._planned.get(text)
+        while steps and steps[0] < self.step_ - MAX_LAG:
+            steps.pop(0)
         if not steps:
+            self._planned.pop(text, None)
             return default
         step = steps.pop(0)  # outcomes arrive in the order the steps were planned
         if not steps:
