@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from v0lite import RolloutPlanner
 from v0lite.rl.integrations import FixedSizeSelector, prompt_text
-from v0lite.rl.integrations._common import MAX_LAG, group_outcomes, require
+from v0lite.rl.integrations._common import MAX_LAG, group_outcomes
 
 
 class Table:
@@ -26,21 +27,32 @@ class Table:
 
 
 def test_import_loads_no_trainer_stack():
-    code = ("import sys, v0lite.rl.integrations as m; from v0lite.rl.integrations import OpenRLHFPlanner; "
-            "print(sorted(k for k in ('torch', 'trl', 'verl', 'transformers') if k in sys.modules))")
+    code = (
+        "import sys, v0lite.rl.integrations as m; from v0lite.rl.integrations import OpenRLHFPlanner; "
+        "print(sorted(k for k in ('torch', 'trl', 'verl', 'transformers') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_missing_package_gives_install_hint():
-    with pytest.raises(ImportError, match=r"pip install 'v0lite\[trl\]'"):
-        require("v0lite_no_such_module", "trl")
+@pytest.mark.parametrize("adapter, package", [("_trl", "trl"), ("_verl", "torch")])
+def test_missing_package_gives_install_hint(monkeypatch, adapter, package):
+    extra = adapter[1:]
+    # None in sys.modules makes ``import package`` fail as if it were not installed; its loaded
+    # submodules stay where they are (removing torch's would leave two copies of it in the process)
+    monkeypatch.setitem(sys.modules, package, None)
+    monkeypatch.delitem(sys.modules, f"v0lite.rl.integrations.{adapter}", raising=False)
+    with pytest.raises(ImportError, match=rf"pip install 'v0lite\[{extra}\]'"):
+        importlib.import_module(f"v0lite.rl.integrations.{adapter}")
 
 
 def test_prompt_text_from_verl_and_trl_rows():
-    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": "4"}, {"role": "user", "content": [{"type": "text", "text": "and 3+3?"},
-                                                                              {"type": "image"}]}]
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": [{"type": "text", "text": "and 3+3?"}, {"type": "image"}]},
+    ]
     assert prompt_text("plain") == "plain"
     assert prompt_text(msgs) == "Be brief.\n2+2?\n4\nand 3+3?"
     assert prompt_text(np.array(msgs, dtype=object), "user") == "2+2?\nand 3+3?"
@@ -97,8 +109,14 @@ def test_selector_with_a_real_value_model(make_model):
 
     hist = {"easy add": 1.0, "hard prove": 0.0, "fair sort": 0.5}
     rows = [(f"{t} case {i}", s) for t, s in hist.items() for i in range(6)]
-    log = pl.DataFrame({"policy": ["pol"] * len(rows), "prompt": [q for q, _ in rows],
-                        "score": [s for _, s in rows], "step": [0] * len(rows)})
+    log = pl.DataFrame(
+        {
+            "policy": ["pol"] * len(rows),
+            "prompt": [q for q, _ in rows],
+            "score": [s for _, s in rows],
+            "step": [0] * len(rows),
+        }
+    )
     model = make_model().fit(log)
     sel = FixedSizeSelector(RolloutPlanner(model, policy="pol"), band=(0.2, 0.8))
     cands = [f"{t} case {i}" for t in hist for i in (40, 41)]

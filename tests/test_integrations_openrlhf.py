@@ -62,8 +62,9 @@ def _generate_batch(target_prompts, dataloader_iter, hook):
     for q, lab in zip(prompts, labels):
         assert lab == f"label-{q}"  # labels stay aligned with their prompts
         # exactly N * p successes: the loop's behaviour, not sampling noise, is under test
-        group = [SimpleNamespace(prompts=[q], labels=[lab], scores=np.array([float(i < N * TRUE_P[q])]))
-                 for i in range(N)]
+        group = [
+            SimpleNamespace(prompts=[q], labels=[lab], scores=np.array([float(i < N * TRUE_P[q])])) for i in range(N)
+        ]
         kept.extend(hook.apply(group))
     return prompts, kept
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-trl = pytest.importorskip("trl", reason="trl is not installed: pip install 'v0lite[trl]'")
+import trl
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -23,7 +22,8 @@ from v0lite.rl.integrations import (
     PlannedRepeatSampler,
 )
 
-PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)] + [f"fair task {i}" for i in range(8)]
+PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)]
+PROMPTS += [f"fair task {i}" for i in range(8)]
 SURE = {q for q in PROMPTS if not q.startswith("fair")}
 GENERATIONS = 2
 
@@ -50,9 +50,18 @@ def _tokenizer():
 
 def _model(tok):
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+    )
     return LlamaForCausalLM(cfg)
 
 
@@ -66,11 +75,26 @@ def _run(tmp_path, planner=None, steps=3):
         return r
 
     tok = _tokenizer()
-    args = trl.GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=GENERATIONS,
-                          max_completion_length=4, max_steps=steps, report_to=[], use_cpu=True, save_strategy="no",
-                          logging_steps=1, seed=0, disable_tqdm=True)
-    kw = {"model": _model(tok), "reward_funcs": reward, "args": args, "processing_class": tok,
-          "train_dataset": Dataset.from_dict({"prompt": PROMPTS})}
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=GENERATIONS,
+        max_completion_length=4,
+        max_steps=steps,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        disable_tqdm=True,
+    )
+    kw = {
+        "model": _model(tok),
+        "reward_funcs": reward,
+        "args": args,
+        "processing_class": tok,
+        "train_dataset": Dataset.from_dict({"prompt": PROMPTS}),
+    }
     trainer = trl.GRPOTrainer(**kw) if planner is None else PlannedGRPOTrainer(**kw, planner=planner)
     trainer.train()
     return trainer, scored
@@ -87,13 +111,14 @@ def test_planner_changes_what_grpo_rolls_out_and_learns_the_outcomes(tmp_path):
     assert len(planned_prompts) == len(stock) == 3 * 4  # same rollout budget: 3 steps x 2 prompts x 2
     assert not SURE & set(planned_prompts), "a sure-pass / sure-fail prompt was rolled out"
     # TRL's fixed group size is kept: each prompt's completions come in runs of num_generations
-    runs = [planned_prompts[i:i + GENERATIONS] for i in range(0, len(planned_prompts), GENERATIONS)]
+    runs = [planned_prompts[i : i + GENERATIONS] for i in range(0, len(planned_prompts), GENERATIONS)]
     assert all(len(set(r)) == 1 for r in runs)
     # every group reached the planner, at the step it was planned for, with TRL's rewards
     fed = [(q, st, n, y) for qs, sts, ns, ys in stub.history for q, st, n, y in zip(qs, sts, ns, ys)]
     assert [q for q, *_ in fed] == [r[0] for r in runs]
     assert [st for _, st, _, _ in fed] == [0, 0, 1, 1, 2, 2]
-    for (q, _, n, y), group in zip(fed, [planned[i:i + GENERATIONS] for i in range(0, len(planned), GENERATIONS)]):
+    groups = [planned[i : i + GENERATIONS] for i in range(0, len(planned), GENERATIONS)]
+    for (_, _, n, y), group in zip(fed, groups):
         assert n == GENERATIONS and y == pytest.approx(np.mean([r > 0.5 for _, r in group]))
     sel = trainer.selector_
     assert (sel.n_chosen_, sel.n_observed_, sel.n_filled_) == (6, 6, 0)
@@ -105,12 +130,11 @@ def _selector(**kw):
 
 def test_repeat_sampler_keeps_trl_layout():
     rows = [{"prompt": q} for q in PROMPTS]
-    sampler = PlannedRepeatSampler(rows, _selector(), mini_repeat_count=3, batch_size=2, repeat_count=2,
-                                   oversample=2.0)
+    sampler = PlannedRepeatSampler(rows, _selector(), mini_repeat_count=3, batch_size=2, repeat_count=2, oversample=2.0)
     out = list(sampler)
     assert len(out) == len(sampler) == (12 // 4) * 2 * 3 * 2
     for c in range(0, len(out), 12):  # one chunk: 2 prompts x 3 generations, the whole chunk twice
-        chunk = out[c:c + 12]
+        chunk = out[c : c + 12]
         assert chunk[:6] == chunk[6:] and chunk[0:3] == [chunk[0]] * 3 and chunk[3:6] == [chunk[3]] * 3
         assert chunk[0] != chunk[3]
     assert not SURE & {PROMPTS[i] for i in out}

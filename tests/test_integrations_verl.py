@@ -13,9 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-pytest.importorskip("verl", reason="verl is not installed: pip install 'v0lite[verl]'")
-
 from omegaconf import OmegaConf
 from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.protocol import DataProto
@@ -26,7 +23,8 @@ from v0lite import RolloutPlanner
 from v0lite.rl.integrations import VerlFeedbackDataset, VerlSampler, verl_hooks
 from v0lite.rl.integrations._verl import INDEX_KEY
 
-PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)] + [f"fair task {i}" for i in range(12)]
+PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)]
+PROMPTS += [f"fair task {i}" for i in range(12)]
 SURE = {q for q in PROMPTS if not q.startswith("fair")}
 
 
@@ -61,15 +59,25 @@ def _tokenizer():
 def verl_files(tmp_path_factory):
     """A parquet file in verl's format (chat messages in ``prompt``) and a data config for it."""
     root = tmp_path_factory.mktemp("verl")
-    pd.DataFrame({
-        "data_source": ["toy"] * len(PROMPTS),
-        "prompt": [[{"role": "system", "content": "be brief"}, {"role": "user", "content": q}] for q in PROMPTS],
-        "reward_model": [{"style": "rule", "ground_truth": "1"}] * len(PROMPTS),
-        "extra_info": [{"index": i} for i in range(len(PROMPTS))],
-    }).to_parquet(root / "train.parquet")
-    cfg = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 64, "cache_dir": str(root / "cache"),
-                            "filter_overlong_prompts": True, "truncation": "error", "train_batch_size": 4,
-                            "seed": 3})
+    pd.DataFrame(
+        {
+            "data_source": ["toy"] * len(PROMPTS),
+            "prompt": [[{"role": "system", "content": "be brief"}, {"role": "user", "content": q}] for q in PROMPTS],
+            "reward_model": [{"style": "rule", "ground_truth": "1"}] * len(PROMPTS),
+            "extra_info": [{"index": i} for i in range(len(PROMPTS))],
+        }
+    ).to_parquet(root / "train.parquet")
+    cfg = OmegaConf.create(
+        {
+            "prompt_key": "prompt",
+            "max_prompt_length": 64,
+            "cache_dir": str(root / "cache"),
+            "filter_overlong_prompts": True,
+            "truncation": "error",
+            "train_batch_size": 4,
+            "seed": 3,
+        }
+    )
     return str(root / "train.parquet"), cfg
 
 
@@ -82,8 +90,14 @@ def verl_dataset(verl_files):
 
 def _dataloader(dataset, sampler, batch_size, num_workers=0):
     # The arguments RayPPOTrainer._create_dataloader passes (num_workers from data.dataloader_num_workers).
-    return StatefulDataLoader(dataset=dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True,
-                              collate_fn=collate_fn, sampler=sampler)
+    return StatefulDataLoader(
+        dataset=dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        drop_last=True,
+        collate_fn=collate_fn,
+        sampler=sampler,
+    )
 
 
 def _finished_batch(batch_dict, rollout_n, rng):
@@ -110,7 +124,7 @@ def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers)
     assert len(loader) == len(PROMPTS) // 8  # 8 candidates per step of 4
     rng = np.random.default_rng(0)
     rolled, expected = [], {}
-    for epoch in range(2):
+    for _epoch in range(2):
         for batch_dict in loader:
             rows = [_user_text({"prompt": m}) for m in batch_dict["raw_prompt"]]
             rolled.append(rows)
@@ -172,16 +186,25 @@ def test_p_mixed_mode_and_nontensor_reward_key():
 
     rows = [{"prompt": f"q {p}"} for p in (0.02, 0.3, 0.5, 0.97, 0.6, 0.1)]
     stub = Graded()
-    sampler = VerlSampler(rows, RolloutPlanner(stub, uncertainty=None), batch_size=2, oversample=3.0,
-                          mode="p-mixed", group_size=8, reward_key="acc")
+    sampler = VerlSampler(
+        rows,
+        RolloutPlanner(stub, uncertainty=None),
+        batch_size=2,
+        oversample=3.0,
+        mode="p-mixed",
+        group_size=8,
+        reward_key="acc",
+    )
     kept = sorted(rows[i]["prompt"] for i in sampler)
     assert kept == ["q 0.5", "q 0.6"]  # the two nearest 0.5 have the highest P(mixed | 8)
-    batch = DataProto.from_single_dict({
-        "dummy_tensor": torch.zeros(4, 1),
-        "uid": np.array(["a", "a", "b", "b"], dtype=object),
-        "extra_info": np.array([{INDEX_KEY: 2}, {INDEX_KEY: 2}, {INDEX_KEY: 4}, {INDEX_KEY: 4}], dtype=object),
-        "acc": np.array([1.0, 0.0, np.nan, np.nan], dtype=object),
-    })
+    batch = DataProto.from_single_dict(
+        {
+            "dummy_tensor": torch.zeros(4, 1),
+            "uid": np.array(["a", "a", "b", "b"], dtype=object),
+            "extra_info": np.array([{INDEX_KEY: 2}, {INDEX_KEY: 2}, {INDEX_KEY: 4}, {INDEX_KEY: 4}], dtype=object),
+            "acc": np.array([1.0, 0.0, np.nan, np.nan], dtype=object),
+        }
+    )
     assert sampler.update(batch) == 1  # the all-NaN group carries no outcome
     assert stub.history[0][0] == ["q 0.5"] and stub.history[0][2] == [2] and stub.history[0][3].tolist() == [0.5]
 
@@ -210,11 +233,13 @@ def test_bad_input_says_what_to_fix(guarantees):
     no_uid = DataProto.from_single_dict({"dummy_tensor": torch.zeros(2, 1)})
     with pytest.raises(ValueError, match="uid"):
         sampler.update(no_uid)
-    no_score = DataProto.from_single_dict({"dummy_tensor": torch.zeros(2, 1), "uid": np.array(["a", "a"], dtype=object)})
+    uid = np.array(["a", "a"], dtype=object)
+    no_score = DataProto.from_single_dict({"dummy_tensor": torch.zeros(2, 1), "uid": uid})
     with pytest.raises(ValueError, match="reward_key"):
         sampler.update(no_score)
-    no_index = DataProto.from_single_dict({"token_level_scores": torch.zeros(2, 3),
-                                           "uid": np.array(["a", "a"], dtype=object)})
+    no_index = DataProto.from_single_dict(
+        {"token_level_scores": torch.zeros(2, 3), "uid": np.array(["a", "a"], dtype=object)}
+    )
     with pytest.raises(ValueError, match="VerlFeedbackDataset"):
         sampler.update(no_index)
     guarantees.tick("bad-input cases tried", 7)

@@ -10,7 +10,6 @@ No torch, trl or verl here: this module is imported by all three adapters.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from .._allocate import PMixedSelector
 
-__all__ = ["MODES", "FixedSizeSelector", "prompt_text", "require"]
+__all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
 
 #: Selection modes of :class:`FixedSizeSelector`.
 MODES = ("band", "p-mixed")
@@ -27,17 +26,6 @@ MODES = ("band", "p-mixed")
 #: planned it ahead and stopped, e.g. a dataloader's look-ahead at the end of training); far more
 #: than any prefetch depth (verl: ``dataloader_num_workers x prefetch_factor`` batches).
 MAX_LAG = 64
-
-_EXTRA = {"torch": "trl", "trl": "trl", "verl": "verl", "transformers": "trl"}
-
-
-def require(module: str, extra: str | None = None):
-    """Import ``module`` or raise an ImportError with the one-line install hint."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:  # the hint matters more than the chained trace
-        extra = extra or _EXTRA.get(module.split(".")[0], module.split(".")[0])
-        raise ImportError(f"{module} is not installed; pip install 'v0lite[{extra}]'") from e
 
 
 def _content_text(content: Any) -> str:
@@ -121,7 +109,7 @@ def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: b
             "lower oversample or the batch size."
         )
     perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items) if shuffle else np.arange(n_items)
-    return [perm[i:i + chunk] for i in range(0, n_items - chunk + 1, chunk)]
+    return [perm[i : i + chunk] for i in range(0, n_items - chunk + 1, chunk)]
 
 
 class FixedSizeSelector:
@@ -157,8 +145,15 @@ class FixedSizeSelector:
         Groups fed back to the planner.
     """
 
-    def __init__(self, planner: Any, *, mode: str = "band", band: Sequence[float] = (0.2, 0.8),
-                 group_size: int = 8, random_state: int = 0):
+    def __init__(
+        self,
+        planner: Any,
+        *,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        group_size: int = 8,
+        random_state: int = 0,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         lo, hi = (float(b) for b in band)
@@ -168,8 +163,9 @@ class FixedSizeSelector:
             raise ValueError(f"group_size must be an int >= 2 (a group of 1 has no advantage), got {group_size!r}.")
         for attr in ("observe", "value_model"):
             if not hasattr(planner, attr):
-                raise ValueError(f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got "
-                                 f"{type(planner).__name__}.")
+                raise ValueError(
+                    f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got {type(planner).__name__}."
+                )
         self.planner = planner
         self.mode = mode
         self.band = (lo, hi)
@@ -224,8 +220,10 @@ class FixedSizeSelector:
         s = np.asarray(successes, dtype=np.int64).reshape(-1)
         m = np.asarray(n, dtype=np.int64).reshape(-1)
         if not (len(texts) == s.size == m.size):
-            raise ValueError(f"observe needs one success count and one n per prompt: got {len(texts)} prompts, "
-                             f"{s.size} success counts, {m.size} n.")
+            raise ValueError(
+                f"observe needs one success count and one n per prompt: got {len(texts)} prompts, "
+                f"{s.size} success counts, {m.size} n."
+            )
         if not texts:
             return 0
         latest = max(self.step_ - 1, 0)

@@ -65,10 +65,20 @@ class OpenRLHFPlanner:
     >>> generator.generate_batch(target, dataloader_iter, filter_hook=glue.filter_hook())  # doctest: +SKIP
     """
 
-    def __init__(self, planner: Any, *, keep_fraction: float = 0.5, mode: str = "band",
-                 band: Sequence[float] = (0.2, 0.8), n_samples_per_prompt: int = 8, success_threshold: float = 0.5,
-                 prompt_field: int = 1, prompt_text: Callable | None = None, messages: str = "all",
-                 random_state: int = 0):
+    def __init__(
+        self,
+        planner: Any,
+        *,
+        keep_fraction: float = 0.5,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        n_samples_per_prompt: int = 8,
+        success_threshold: float = 0.5,
+        prompt_field: int = 1,
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        random_state: int = 0,
+    ):
         if not 0 < keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}.")
         self.keep_fraction = float(keep_fraction)
@@ -76,8 +86,9 @@ class OpenRLHFPlanner:
         self.success_threshold = float(success_threshold)
         self.prompt_field = int(prompt_field)
         self._text = _text_fn(prompt_text, messages)
-        self.selector_ = FixedSizeSelector(planner, mode=mode, band=band, group_size=n_samples_per_prompt,
-                                           random_state=random_state)
+        self.selector_ = FixedSizeSelector(
+            planner, mode=mode, band=band, group_size=n_samples_per_prompt, random_state=random_state
+        )
         self._pending: list[tuple[str, int, int]] = []
 
     def select(self, prompts: Sequence[Any]) -> np.ndarray:
@@ -91,8 +102,10 @@ class OpenRLHFPlanner:
         for batch in batches:
             cols = list(batch)
             if not 0 <= self.prompt_field < len(cols):
-                raise ValueError(f"a batch has {len(cols)} fields, no prompt_field={self.prompt_field}; expected "
-                                 "(datasources, prompts, labels) batches or pass prompt_field=.")
+                raise ValueError(
+                    f"a batch has {len(cols)} fields, no prompt_field={self.prompt_field}; expected "
+                    "(datasources, prompts, labels) batches or pass prompt_field=."
+                )
             n = len(cols[self.prompt_field])
             if any(len(c) != n for c in cols):
                 raise ValueError(f"the batch's fields have lengths {[len(c) for c in cols]}; they must be parallel.")

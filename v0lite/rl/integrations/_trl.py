@@ -17,18 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..._extras import require
 from ._common import (
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
     group_outcomes,
     n_candidates,
-    require,
 )
 
 torch = require("torch", "trl")
 trl = require("trl", "trl")
-from torch.utils.data import Sampler
+Sampler = torch.utils.data.Sampler
 
 __all__ = ["PlannedGRPOTrainer", "PlannedRepeatSampler"]
 
@@ -62,12 +62,26 @@ class PlannedRepeatSampler(Sampler):
     seed : int, default 0
     """
 
-    def __init__(self, data_source: Any, selector: FixedSizeSelector, mini_repeat_count: int, batch_size: int,
-                 repeat_count: int = 1, *, oversample: float = 2.0, prompt_column: str = "prompt",
-                 prompt_text: Callable | None = None, messages: str = "all", shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        data_source: Any,
+        selector: FixedSizeSelector,
+        mini_repeat_count: int,
+        batch_size: int,
+        repeat_count: int = 1,
+        *,
+        oversample: float = 2.0,
+        prompt_column: str = "prompt",
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
         if not hasattr(data_source, "__getitem__") or not hasattr(data_source, "__len__"):
-            raise ValueError("PlannedRepeatSampler needs a map-style dataset (an IterableDataset cannot be "
-                             "planned: load it with streaming=False).")
+            raise ValueError(
+                "PlannedRepeatSampler needs a map-style dataset (an IterableDataset cannot be "
+                "planned: load it with streaming=False)."
+            )
         self.data_source = data_source
         self.selector = selector
         self.mini_repeat_count = int(mini_repeat_count)
@@ -88,8 +102,10 @@ class PlannedRepeatSampler(Sampler):
         if index not in self._texts:
             row = self.data_source[index]
             if self.prompt_column not in row:
-                raise ValueError(f"dataset row {index} has no {self.prompt_column!r} column (columns: "
-                                 f"{sorted(row)}); GRPOTrainer reads prompts from 'prompt'.")
+                raise ValueError(
+                    f"dataset row {index} has no {self.prompt_column!r} column (columns: "
+                    f"{sorted(row)}); GRPOTrainer reads prompts from 'prompt'."
+                )
             self._texts[index] = self._text(row[self.prompt_column])
         return self._texts[index]
 
@@ -146,26 +162,41 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     >>> trainer.train()  # doctest: +SKIP
     """
 
-    def __init__(self, *args: Any, planner: Any, oversample: float = 2.0, mode: str = "band",
-                 band: Sequence[float] = (0.2, 0.8), success_threshold: float = 0.5,
-                 prompt_text: Callable | None = None, messages: str = "all", **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        planner: Any,
+        oversample: float = 2.0,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        success_threshold: float = 0.5,
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        **kwargs: Any,
+    ):
         self.v0_oversample = oversample
         self.v0_success_threshold = float(success_threshold)
         self.v0_prompt_text, self.v0_messages = prompt_text, messages
         self._v0_text = _text_fn(prompt_text, messages)
         super().__init__(*args, **kwargs)
         n_candidates(self.args.generation_batch_size // self.num_generations, oversample)  # validate now
-        self.selector_ = FixedSizeSelector(planner, mode=mode, band=band, group_size=max(2, self.num_generations),
-                                           random_state=self.args.seed)
+        self.selector_ = FixedSizeSelector(
+            planner, mode=mode, band=band, group_size=max(2, self.num_generations), random_state=self.args.seed
+        )
 
     def _get_train_sampler(self, dataset: Any = None) -> Sampler:
         if dataset is None:
             dataset = self.train_dataset
         return PlannedRepeatSampler(
-            dataset, self.selector_, mini_repeat_count=self.num_generations,
+            dataset,
+            self.selector_,
+            mini_repeat_count=self.num_generations,
             batch_size=self.args.generation_batch_size // self.num_generations,
-            repeat_count=self.num_iterations * self.args.steps_per_generation, oversample=self.v0_oversample,
-            prompt_text=self.v0_prompt_text, messages=self.v0_messages, shuffle=self.shuffle_dataset,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            oversample=self.v0_oversample,
+            prompt_text=self.v0_prompt_text,
+            messages=self.v0_messages,
+            shuffle=self.shuffle_dataset,
             seed=self.args.seed,
         )
 

@@ -8,10 +8,11 @@ wraps the train dataset so that ``on_batch_end`` feeds each group's outcomes bac
 What verl 0.9.1 does not offer (read from its source): there is no ``data.sampler`` class-path
 setting and no curriculum-sampler interface (``create_rl_sampler`` builds a Random or Sequential
 sampler only), and the default V1 trainer (``trainer.use_v1=true``) builds its dataloader itself
-with no sampler argument. Use the legacy trainer (``trainer.use_v1=false``): :func:`verl_hooks` gives drop-in
-replacements for the two factories its task runner calls (docs/rl.md has the recipe). Every prompt gets ``actor_rollout_ref.rollout.n``
-rollouts (``gen_batch.repeat(repeat_times=rollout_n)``): per-prompt group sizes are not
-possible in stock verl, so only the choice of prompts is planned here.
+with no sampler argument. Use the legacy trainer (``trainer.use_v1=false``): :func:`verl_hooks`
+gives drop-in replacements for the two factories its task runner calls (docs/rl.md has the
+recipe). Every prompt gets ``actor_rollout_ref.rollout.n`` rollouts
+(``gen_batch.repeat(repeat_times=rollout_n)``): per-prompt group sizes are not possible in
+stock verl, so only the choice of prompts is planned here.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from ..._extras import require
 from ._common import (
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
     group_outcomes,
     n_candidates,
-    require,
 )
 
 torch = require("torch", "verl")
-from torch.utils.data import Dataset, Sampler
+Dataset, Sampler = torch.utils.data.Dataset, torch.utils.data.Sampler
 
 __all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler", "verl_hooks"]
 
@@ -100,10 +101,23 @@ class VerlSampler(Sampler):
     ...                         train_sampler=sampler)  # doctest: +SKIP
     """
 
-    def __init__(self, data_source: Any, planner: Any, batch_size: int, *, oversample: float = 2.0,
-                 mode: str = "band", band: Sequence[float] = (0.2, 0.8), group_size: int | None = None,
-                 prompt_key: str = "prompt", prompt_text: Callable | None = None, messages: str = "all",
-                 success_threshold: float = 0.5, reward_key: str = "token_level_scores", seed: int = 0):
+    def __init__(
+        self,
+        data_source: Any,
+        planner: Any,
+        batch_size: int,
+        *,
+        oversample: float = 2.0,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        group_size: int | None = None,
+        prompt_key: str = "prompt",
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        success_threshold: float = 0.5,
+        reward_key: str = "token_level_scores",
+        seed: int = 0,
+    ):
         self.data_source = data_source
         self.planner = planner
         self.batch_size = int(batch_size)
@@ -131,8 +145,10 @@ class VerlSampler(Sampler):
             rows = getattr(self.data_source, "dataframe", None)
             row = rows[index] if rows is not None else self.data_source[index]
             if self.prompt_key not in row:
-                raise ValueError(f"dataset row {index} has no {self.prompt_key!r} column (columns: "
-                                 f"{sorted(row)}); pass prompt_key= (verl's data.prompt_key).")
+                raise ValueError(
+                    f"dataset row {index} has no {self.prompt_key!r} column (columns: "
+                    f"{sorted(row)}); pass prompt_key= (verl's data.prompt_key)."
+                )
             self._texts[index] = self._text(row[self.prompt_key])
         return self._texts[index]
 
@@ -161,8 +177,10 @@ class VerlSampler(Sampler):
         elif self.reward_key in ntb:
             scores = np.asarray(ntb[self.reward_key], dtype=np.float64)
         else:
-            raise ValueError(f"the batch has no {self.reward_key!r} scores (tensors: {sorted(batch.batch.keys())}, "
-                             f"non-tensors: {sorted(ntb)}); pass reward_key= to VerlSampler.")
+            raise ValueError(
+                f"the batch has no {self.reward_key!r} scores (tensors: {sorted(batch.batch.keys())}, "
+                f"non-tensors: {sorted(ntb)}); pass reward_key= to VerlSampler."
+            )
         texts = self._batch_texts(ntb)
         keys, s, m = group_outcomes(uid, scores, self.success_threshold)
         first = {u: i for i, u in reversed(list(enumerate(uid)))}
@@ -175,8 +193,10 @@ class VerlSampler(Sampler):
             return [self.text(e[INDEX_KEY]) for e in info]
         if "raw_prompt" in ntb:
             return [self._text(v) for v in ntb["raw_prompt"]]
-        raise ValueError(f"cannot tell which prompt each row of the batch came from: no extra_info[{INDEX_KEY!r}] "
-                         "and no raw_prompt; wrap the train dataset in VerlFeedbackDataset(dataset, sampler).")
+        raise ValueError(
+            f"cannot tell which prompt each row of the batch came from: no extra_info[{INDEX_KEY!r}] "
+            "and no raw_prompt; wrap the train dataset in VerlFeedbackDataset(dataset, sampler)."
+        )
 
 
 class VerlFeedbackDataset(Dataset):
@@ -262,11 +282,16 @@ def verl_hooks(planner: Any, **sampler_kwargs: Any):
 
     def create_rl_sampler(data_config, dataset):
         if not isinstance(dataset, VerlFeedbackDataset):
-            raise TypeError("create_rl_sampler got a dataset that the paired create_rl_dataset did not build; "
-                             "replace both of verl's factories with the pair verl_hooks returns.")
+            raise TypeError(
+                "create_rl_sampler got a dataset that the paired create_rl_dataset did not build; "
+                "replace both of verl's factories with the pair verl_hooks returns."
+            )
         plan = planner if hasattr(planner, "observe") else planner()
-        kw = {"batch_size": data_config.get("gen_batch_size", None) or data_config.train_batch_size,
-              "prompt_key": data_config.get("prompt_key", "prompt"), "seed": data_config.get("seed", None) or 0}
+        kw = {
+            "batch_size": data_config.get("gen_batch_size", None) or data_config.train_batch_size,
+            "prompt_key": data_config.get("prompt_key", "prompt"),
+            "seed": data_config.get("seed", None) or 0,
+        }
         kw.update(sampler_kwargs)
         sampler = VerlSampler(dataset.dataset, plan, **kw)
         dataset.sampler = sampler
