@@ -1,0 +1,128 @@
+"""What the trainer adapters share: prompt text, fixed-size selection, group outcomes, lazy imports."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from v0lite import RolloutPlanner
+from v0lite.rl.integrations import FixedSizeSelector, prompt_text
+from v0lite.rl.integrations._common import MAX_LAG, group_outcomes
+
+
+class Table:
+    def __init__(self, p):
+        self.p, self.history = p, []
+
+    def predict(self, X):
+        return np.array([self.p[q] for q in X["prompt"].to_list()])
+
+    def add_history(self, X, y):
+        self.history.append((X["prompt"].to_list(), X["step"].to_list(), X["n"].to_list(), list(y)))
+        return self
+
+
+def test_import_loads_no_trainer_stack():
+    code = (
+        "import sys, v0lite.rl.integrations as m; from v0lite.rl.integrations import OpenRLHFPlanner; "
+        "print(sorted(k for k in ('torch', 'trl', 'verl', 'transformers') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("adapter, package", [("_trl", "trl"), ("_verl", "torch")])
+def test_missing_package_gives_install_hint(monkeypatch, adapter, package):
+    extra = adapter[1:]
+    # None in sys.modules makes ``import package`` fail as if it were not installed; its loaded
+    # submodules stay where they are (removing torch's would leave two copies of it in the process)
+    monkeypatch.setitem(sys.modules, package, None)
+    monkeypatch.delitem(sys.modules, f"v0lite.rl.integrations.{adapter}", raising=False)
+    with pytest.raises(ImportError, match=rf"pip install 'v0lite\[{extra}\]'"):
+        importlib.import_module(f"v0lite.rl.integrations.{adapter}")
+
+
+def test_prompt_text_from_verl_and_trl_rows():
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": [{"type": "text", "text": "and 3+3?"}, {"type": "image"}]},
+    ]
+    assert prompt_text("plain") == "plain"
+    assert prompt_text(msgs) == "Be brief.\n2+2?\n4\nand 3+3?"
+    assert prompt_text(np.array(msgs, dtype=object), "user") == "2+2?\nand 3+3?"
+    assert prompt_text(msgs, "last_user") == "and 3+3?"
+    with pytest.raises(ValueError, match="messages"):
+        prompt_text(msgs, "bot")
+    with pytest.raises(TypeError, match="prompt_text=callable"):
+        prompt_text({"question": "x"})
+
+
+def test_band_keeps_in_band_then_nearest():
+    p = {"a": 0.05, "b": 0.5, "c": 0.95, "d": 0.7, "e": 0.15}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), band=(0.2, 0.8))
+    texts = list(p)
+    assert [texts[i] for i in sel.choose(texts, 2)] == ["b", "d"]
+    assert [texts[i] for i in sel.choose(texts, 3)] == ["b", "d", "e"]  # e is 0.05 from the band, a 0.15
+    assert sel.n_filled_ == 1 and sel.step_ == 2 and sel.n_candidates_ == 10
+
+
+def test_p_mixed_uses_the_planners_belief():
+    p = {"a": 0.02, "b": 0.35, "c": 0.5, "d": 0.98}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), mode="p-mixed", group_size=4)
+    assert sel.choose(list(p), 2).tolist() == [1, 2]
+
+
+def test_observe_uses_the_planned_step_and_checks_lengths():
+    table = Table({"a": 0.5, "b": 0.5, "c": 0.5, "zz": 0.5})
+    sel = FixedSizeSelector(RolloutPlanner(table))
+    sel.choose(["a", "b"], 2)  # step 0
+    sel.choose(["b", "c"], 2)  # step 1, planned before step 0's outcomes came back (prefetch)
+    sel.observe(["a", "b", "zz"], [1, 2, 0], [2, 4, 4])
+    sel.observe(["b", "c"], [1, 2], [4, 4])
+    fed = [(q, st) for qs, sts, _, _ in table.history for q, st in zip(qs, sts)]
+    # b's first outcome is step 0's, its second step 1's; an unplanned prompt gets the latest step
+    assert sorted(fed) == [("a", 0), ("b", 0), ("b", 1), ("c", 1), ("zz", 1)]
+    with pytest.raises(ValueError, match="one success count"):
+        sel.observe(["a"], [1, 1], [2, 2])
+    sel.choose(["a", "b"], 1)  # planned at step 2 and never rolled out ...
+    for _ in range(MAX_LAG + 1):
+        sel.choose(["c"], 1)
+    table.history.clear()
+    sel.observe(["a", "b"], [1, 1], [2, 2])  # ... so a much later outcome gets the latest step, not 2
+    assert {st for _, sts, _, _ in table.history for st in sts} == {sel.step_ - 1}
+
+
+def test_group_outcomes_counts_successes_and_skips_nan():
+    keys, s, m = group_outcomes(["x", "y", "x", "y", "z"], [1.0, 0.0, 0.2, np.nan, np.nan], threshold=0.5)
+    assert keys == ["x", "y", "z"] and s.tolist() == [1, 0, 0] and m.tolist() == [2, 1, 0]
+
+
+def test_selector_with_a_real_value_model(make_model):
+    """V0Regressor (kNN head, fake encoder) behind the planner: its frames, steps and n go through."""
+    import polars as pl
+
+    hist = {"easy add": 1.0, "hard prove": 0.0, "fair sort": 0.5}
+    rows = [(f"{t} case {i}", s) for t, s in hist.items() for i in range(6)]
+    log = pl.DataFrame(
+        {
+            "policy": ["pol"] * len(rows),
+            "prompt": [q for q, _ in rows],
+            "score": [s for _, s in rows],
+            "step": [0] * len(rows),
+        }
+    )
+    model = make_model().fit(log)
+    sel = FixedSizeSelector(RolloutPlanner(model, policy="pol"), band=(0.2, 0.8))
+    cands = [f"{t} case {i}" for t in hist for i in (40, 41)]
+    kept = [cands[i] for i in sel.choose(cands, 2)]
+    assert all(q.startswith("fair") for q in kept), (kept, sel.last_p_)
+    before = model.predict(pl.DataFrame({"policy": ["pol"], "prompt": [kept[0]], "step": [1]}))[0]
+    sel.observe(kept, [0, 0], [8, 8])  # both failed every rollout
+    after = model.predict(pl.DataFrame({"policy": ["pol"], "prompt": [kept[0]], "step": [1]}))[0]
+    assert after < before  # the outcome reached the model's context

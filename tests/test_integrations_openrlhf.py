@@ -1,0 +1,129 @@
+"""OpenRLHF glue against the planner interface (OpenRLHF itself does not install on CPU).
+
+The loop below repeats what OpenRLHF's samples generator does with a prompt iterator and a
+filter hook (pull ``(datasources, prompts, labels)`` batches until the target, roll each prompt
+out ``n_samples_per_prompt`` times, pass each group to ``filter_hook.apply``); the experiences
+are stand-ins with OpenRLHF's ``prompts`` / ``scores`` fields. Not a run inside OpenRLHF.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from v0lite import RolloutPlanner
+from v0lite.rl.integrations import OpenRLHFPlanner
+
+N = 4  # n_samples_per_prompt
+
+
+class RunningValue:
+    """Predicts each prompt's mean outcome so far (0.5 unseen): a value model that learns from feedback."""
+
+    def __init__(self):
+        self.s, self.n, self.calls = {}, {}, []
+
+    def predict(self, X):
+        return np.array([self.s[q] / self.n[q] if q in self.n else 0.5 for q in X["prompt"].to_list()])
+
+    def add_history(self, X, y):
+        self.calls.append((X["prompt"].to_list(), X["step"].to_list(), X["n"].to_list()))
+        for q, n, v in zip(X["prompt"].to_list(), X["n"].to_list(), np.asarray(y)):
+            self.s[q] = self.s.get(q, 0.0) + v * n
+            self.n[q] = self.n.get(q, 0) + n
+        return self
+
+
+TRUE_P = {f"p{i}": p for i, p in enumerate([0.0, 0.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5])}
+
+
+def _batches(rng, n_batches):
+    """The prompt dataloader: every prompt once per batch, shuffled."""
+    names = list(TRUE_P)
+    for _ in range(n_batches):
+        pick = rng.permutation(len(names))
+        yield (["math"] * len(names), [names[i] for i in pick], [f"label-{names[i]}" for i in pick])
+
+
+def _generate_batch(target_prompts, dataloader_iter, hook):
+    """OpenRLHF's generate_batch, minus the model: collect prompts, roll out, filter each group."""
+    prompts, labels = [], []
+    while len(prompts) < target_prompts:
+        try:
+            _, ps, ls = next(dataloader_iter)
+        except StopIteration:
+            break
+        remaining = target_prompts - len(prompts)
+        prompts.extend(ps[:remaining])
+        labels.extend(ls[:remaining])
+    kept = []
+    for q, lab in zip(prompts, labels):
+        assert lab == f"label-{q}"  # labels stay aligned with their prompts
+        # exactly N * p successes: the loop's behaviour, not sampling noise, is under test
+        group = [
+            SimpleNamespace(prompts=[q], labels=[lab], scores=np.array([float(i < N * TRUE_P[q])])) for i in range(N)
+        ]
+        kept.extend(hook.apply(group))
+    return prompts, kept
+
+
+def test_feedback_closes_the_loop_sure_prompts_stop_being_rolled_out():
+    rng = np.random.default_rng(0)
+    value = RunningValue()
+    glue = OpenRLHFPlanner(RolloutPlanner(value), keep_fraction=0.5, n_samples_per_prompt=N)
+    hook = glue.filter_hook()
+    it = glue.wrap(_batches(rng, 200))
+    rolled = []
+    for _ in range(12):
+        prompts, kept = _generate_batch(4, it, hook)
+        rolled.append(prompts)
+        assert len(kept) == len(prompts) * N  # no reward_range: every full group is kept
+    hook.reset()
+    sure = {q for q, p in TRUE_P.items() if p in (0.0, 1.0)}
+    late = {q for r in rolled[4:] for q in r}
+    assert {q for r in rolled[:2] for q in r} & sure  # unseen prompts look like 0.5 at first
+    assert not late & sure, "once observed as always-pass/always-fail, a prompt leaves the band"
+    fed = [q for qs, _, _ in value.calls for q in qs]
+    assert sorted(fed) == sorted(q for r in rolled for q in r)  # every rolled group was fed back once
+    assert {n for _, _, ns in value.calls for n in ns} == {N}
+
+
+def test_hook_reward_range_filters_like_dynamic_filtering_and_drops_short_groups():
+    value = RunningValue()
+    glue = OpenRLHFPlanner(RolloutPlanner(value), n_samples_per_prompt=N)
+    hook = glue.filter_hook(reward_range=(0.0, 1.0))
+
+    def group(q, scores):
+        return [SimpleNamespace(prompts=[q], scores=np.array([s])) for s in scores]
+
+    assert hook.apply(group("a", [1, 1, 1, 1])) == []
+    assert len(hook.apply(group("b", [1, 0, 1, 0]))) == N
+    assert hook.apply(group("c", [1, 0])) == []  # not n_samples_per_prompt: dropped, not counted
+    assert hook.pass_rate() == pytest.approx(50.0)
+    assert glue.flush() == 2 and value.s == {"a": 4.0, "b": 2.0}
+    hook.reset()
+    assert hook.pass_rate() is None
+
+
+def test_wrap_keeps_types_and_alignment():
+    import torch
+
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=0.5, n_samples_per_prompt=N)
+    batch = (np.array(["d0", "d1", "d2", "d3"]), ["q0", "q1", "q2", "q3"], torch.arange(4))
+    src, prompts, labels = next(glue.wrap([batch]))
+    assert isinstance(src, np.ndarray) and isinstance(labels, torch.Tensor) and len(prompts) == 2
+    assert [int(x) for x in labels] == [int(q[1]) for q in prompts] == [int(d[1]) for d in src]
+
+
+def test_bad_input_says_what_to_fix(guarantees):
+    planner = RolloutPlanner(RunningValue())
+    with pytest.raises(ValueError, match="keep_fraction"):
+        OpenRLHFPlanner(planner, keep_fraction=0)
+    glue = OpenRLHFPlanner(planner)
+    with pytest.raises(ValueError, match="prompt_field"):
+        next(glue.wrap([(["q0"],)]))
+    with pytest.raises(ValueError, match="parallel"):
+        next(glue.wrap([(["d"], ["q0", "q1"], ["l0", "l1"])]))
+    guarantees.tick("bad-input cases tried", 3)

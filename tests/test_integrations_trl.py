@@ -1,0 +1,167 @@
+"""TRL 1.16 adapter: a real GRPO run on CPU, no downloads, with and without the planner.
+
+The policy is a randomly initialised 2-layer Llama built from a config, the tokenizer a WordLevel
+vocabulary trained on the prompts; only the value model is a stub (sure pass / sure fail / coin
+flip by the prompt's first word).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trl
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from v0lite import RolloutPlanner
+from v0lite.rl.integrations import (
+    FixedSizeSelector,
+    PlannedGRPOTrainer,
+    PlannedRepeatSampler,
+)
+
+PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)]
+PROMPTS += [f"fair task {i}" for i in range(8)]
+SURE = {q for q in PROMPTS if not q.startswith("fair")}
+GENERATIONS = 2
+
+
+class StubValue:
+    def __init__(self):
+        self.history = []
+
+    def predict(self, X):
+        first = [q.split()[0] for q in X["prompt"].to_list()]
+        return np.array([{"easy": 0.99, "hard": 0.01}.get(w, 0.5) for w in first])
+
+    def add_history(self, X, y):
+        self.history.append((X["prompt"].to_list(), X["step"].to_list(), X["n"].to_list(), np.asarray(y)))
+        return self
+
+
+def _tokenizer():
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(PROMPTS + ["yes no"], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+
+
+def _model(tok):
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def _run(tmp_path, planner=None, steps=3):
+    """Train ``steps`` GRPO steps; return [(prompt, reward)] for every completion scored in training."""
+    scored = []
+
+    def reward(prompts, completions, **kwargs):
+        r = [float(len(c) % 2) for c in completions]  # any deterministic toy reward
+        scored.extend(zip(prompts, r))
+        return r
+
+    tok = _tokenizer()
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=GENERATIONS,
+        max_completion_length=4,
+        max_steps=steps,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        disable_tqdm=True,
+    )
+    kw = {
+        "model": _model(tok),
+        "reward_funcs": reward,
+        "args": args,
+        "processing_class": tok,
+        "train_dataset": Dataset.from_dict({"prompt": PROMPTS}),
+    }
+    trainer = trl.GRPOTrainer(**kw) if planner is None else PlannedGRPOTrainer(**kw, planner=planner)
+    trainer.train()
+    return trainer, scored
+
+
+def test_planner_changes_what_grpo_rolls_out_and_learns_the_outcomes(tmp_path):
+    _, stock = _run(tmp_path / "stock")
+    stock_prompts = {q for q, _ in stock}
+    assert stock_prompts & SURE, "control: stock GRPO should roll out some sure prompts with this seed"
+
+    stub = StubValue()
+    trainer, planned = _run(tmp_path / "planned", RolloutPlanner(stub))
+    planned_prompts = [q for q, _ in planned]
+    assert len(planned_prompts) == len(stock) == 3 * 4  # same rollout budget: 3 steps x 2 prompts x 2
+    assert not SURE & set(planned_prompts), "a sure-pass / sure-fail prompt was rolled out"
+    # TRL's fixed group size is kept: each prompt's completions come in runs of num_generations
+    runs = [planned_prompts[i : i + GENERATIONS] for i in range(0, len(planned_prompts), GENERATIONS)]
+    assert all(len(set(r)) == 1 for r in runs)
+    # every group reached the planner, at the step it was planned for, with TRL's rewards
+    fed = [(q, st, n, y) for qs, sts, ns, ys in stub.history for q, st, n, y in zip(qs, sts, ns, ys)]
+    assert [q for q, *_ in fed] == [r[0] for r in runs]
+    assert [st for _, st, _, _ in fed] == [0, 0, 1, 1, 2, 2]
+    groups = [planned[i : i + GENERATIONS] for i in range(0, len(planned), GENERATIONS)]
+    for (_, _, n, y), group in zip(fed, groups):
+        assert n == GENERATIONS and y == pytest.approx(np.mean([r > 0.5 for _, r in group]))
+    sel = trainer.selector_
+    assert (sel.n_chosen_, sel.n_observed_, sel.n_filled_) == (6, 6, 0)
+
+
+def _selector(**kw):
+    return FixedSizeSelector(RolloutPlanner(StubValue()), **kw)
+
+
+def test_repeat_sampler_keeps_trl_layout():
+    rows = [{"prompt": q} for q in PROMPTS]
+    sampler = PlannedRepeatSampler(rows, _selector(), mini_repeat_count=3, batch_size=2, repeat_count=2, oversample=2.0)
+    out = list(sampler)
+    assert len(out) == len(sampler) == (12 // 4) * 2 * 3 * 2
+    for c in range(0, len(out), 12):  # one chunk: 2 prompts x 3 generations, the whole chunk twice
+        chunk = out[c : c + 12]
+        assert chunk[:6] == chunk[6:] and chunk[0:3] == [chunk[0]] * 3 and chunk[3:6] == [chunk[3]] * 3
+        assert chunk[0] != chunk[3]
+    assert not SURE & {PROMPTS[i] for i in out}
+
+
+def test_repeat_sampler_reads_conversational_prompts_and_new_epochs_reshuffle():
+    rows = [{"prompt": [{"role": "system", "content": "hi"}, {"role": "user", "content": q}]} for q in PROMPTS]
+    sampler = PlannedRepeatSampler(rows, _selector(), mini_repeat_count=1, batch_size=2, messages="last_user")
+    first, second = list(sampler), list(sampler)
+    assert sampler.text(0) == PROMPTS[0]
+    assert first != second and not SURE & {PROMPTS[i] for i in first + second}
+    sel = _selector()
+    out = list(PlannedRepeatSampler(rows, sel, mini_repeat_count=1, batch_size=2, messages="last_user", shuffle=False))
+    # candidates in dataset order: 0-3 (all sure: two are kept as the nearest the band), 4-7, 8-11
+    assert set(out[:2]) <= {0, 1, 2, 3} and set(out[2:4]) <= {4, 5, 6, 7} and set(out[4:]) <= {8, 9, 10, 11}
+    assert sel.n_filled_ == 2
+
+
+def test_bad_input_says_what_to_fix(guarantees):
+    with pytest.raises(ValueError, match="map-style"):
+        PlannedRepeatSampler(iter([]), _selector(), 2, 1)
+    with pytest.raises(ValueError, match="'prompt' column"):
+        list(PlannedRepeatSampler([{"text": "a"}, {"text": "b"}], _selector(), 2, 1))
+    with pytest.raises(TypeError, match="prompt_text"):
+        list(PlannedRepeatSampler([{"prompt": 3}, {"prompt": 4}], _selector(), 2, 1))
+    with pytest.raises(ValueError, match="mode"):
+        _selector(mode="best")
+    with pytest.raises(ValueError, match="group_size"):
+        _selector(group_size=1)
+    guarantees.tick("bad-input cases tried", 5)

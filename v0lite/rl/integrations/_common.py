@@ -1,0 +1,271 @@
+"""What every trainer adapter shares: prompt text, fixed-size selection, outcome feedback.
+
+Trainers that people use (verl, TRL, OpenRLHF) roll out every prompt of a batch with one group
+size. The adapters therefore ask the planner a fixed-size question: *which k of these candidates*
+(band-pass on the predicted pass rate, or the planner's P(mixed) ranking at the trainer's group
+size), and feed the groups' outcomes back with :meth:`v0lite.RolloutPlanner.observe`.
+
+No torch, trl or verl here: this module is imported by all three adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._allocate import PMixedSelector
+
+__all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
+
+#: Selection modes of :class:`FixedSizeSelector`.
+MODES = ("band", "p-mixed")
+
+#: A planned step older than this many steps whose outcome never came is forgotten (the trainer
+#: planned it ahead and stopped, e.g. a dataloader's look-ahead at the end of training); far more
+#: than any prefetch depth (verl: ``dataloader_num_workers x prefetch_factor`` batches).
+MAX_LAG = 64
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):  # multimodal content blocks: keep the text parts
+        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def prompt_text(value: Any, messages: str = "all") -> str:
+    """The text the value model sees for one prompt as a trainer stores it.
+
+    Parameters
+    ----------
+    value : str, message dict, or sequence of message dicts
+        A plain prompt, or chat-template messages (``{"role": ..., "content": ...}``, as in
+        verl's ``prompt`` column and TRL's conversational datasets; a numpy object array of
+        them is accepted too).
+    messages : {"all", "user", "last_user"}, default "all"
+        Which messages' contents are joined (with newlines) into the text.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], "user")
+    '2+2?'
+    """
+    if messages not in ("all", "user", "last_user"):
+        raise ValueError(f"messages must be 'all', 'user' or 'last_user', got {messages!r}.")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "content" in value:
+        value = [value]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and all(isinstance(m, dict) and "content" in m for m in value):
+        msgs = list(value)
+        if messages != "all":
+            msgs = [m for m in msgs if m.get("role") == "user"]
+            if messages == "last_user":
+                msgs = msgs[-1:]
+        return "\n".join(_content_text(m["content"]) for m in msgs)
+    raise TypeError(
+        f"cannot read a prompt's text from a {type(value).__name__} ({str(value)[:60]!r}); expected a str or "
+        "chat messages [{'role': ..., 'content': ...}]. Pass prompt_text=callable(value) -> str to the adapter."
+    )
+
+
+def _text_fn(prompt_text_fn: Callable | None, messages: str) -> Callable[[Any], str]:
+    if prompt_text_fn is None:
+        prompt_text(" ", messages)  # validates ``messages`` now, not at the first step
+        return lambda v: prompt_text(v, messages)
+    if not callable(prompt_text_fn):
+        raise TypeError(f"prompt_text must be a callable value -> str, got {type(prompt_text_fn).__name__}.")
+    return prompt_text_fn
+
+
+def n_candidates(batch_size: int, oversample: float) -> int:
+    """Candidates drawn per step: ``ceil(oversample * batch_size)`` (at least ``batch_size``)."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    if not oversample >= 1:
+        raise ValueError(f"oversample must be >= 1 (candidates per kept prompt), got {oversample!r}.")
+    return max(int(batch_size), int(np.ceil(float(oversample) * batch_size - 1e-9)))
+
+
+def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: bool = True) -> list[np.ndarray]:
+    """One epoch's candidate sets: a seeded permutation cut into full chunks (the rest is dropped).
+
+    Every prompt is a candidate once per epoch, as with the trainers' own samplers; the
+    permutation depends on ``(seed, epoch)`` so all data-parallel ranks draw the same chunks
+    (``shuffle=False``: dataset order).
+    """
+    if n_items < chunk:
+        raise ValueError(
+            f"the dataset has {n_items} prompts, fewer than the {chunk} candidates one step needs; "
+            "lower oversample or the batch size."
+        )
+    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items) if shuffle else np.arange(n_items)
+    return [perm[i : i + chunk] for i in range(0, n_items - chunk + 1, chunk)]
+
+
+class FixedSizeSelector:
+    """Pick a fixed number of prompts from each step's candidates with a planner, and feed outcomes back.
+
+    Parameters
+    ----------
+    planner : v0lite.RolloutPlanner
+        Its value model predicts the candidates (``planner.value_model.predict``); outcomes go
+        back through ``planner.observe`` (which calls ``value_model.add_history``).
+    mode : {"band", "p-mixed"}, default "band"
+        ``"band"``: keep candidates whose predicted pass rate lies in ``band`` (a random
+        subset of them if there are more than needed; when fewer, the rest are those
+        nearest the band). ``"p-mixed"``: keep the highest chance of a mixed group at
+        ``group_size`` rollouts, under the planner's Beta belief around each prediction.
+    band : (float, float), default (0.2, 0.8)
+    group_size : int, default 8
+        The trainer's rollouts per prompt (``"p-mixed"`` only).
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    step_ : int
+        Steps planned so far (the ``step`` passed to the value model).
+    last_p_ : numpy.ndarray
+        Predicted pass rate of the last step's candidates.
+    last_chosen_ : numpy.ndarray of int
+        Positions (into the last candidates) that were kept.
+    n_candidates_, n_chosen_, n_filled_ : int
+        Totals: candidates predicted, prompts kept, kept prompts outside the band (``"band"``
+        fills with them when too few candidates are in the band).
+    n_observed_ : int
+        Groups fed back to the planner.
+    """
+
+    def __init__(
+        self,
+        planner: Any,
+        *,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        group_size: int = 8,
+        random_state: int = 0,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        lo, hi = (float(b) for b in band)
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"band must be (lo, hi) with 0 <= lo < hi <= 1, got {tuple(band)!r}.")
+        if int(group_size) != group_size or group_size < 2:
+            raise ValueError(f"group_size must be an int >= 2 (a group of 1 has no advantage), got {group_size!r}.")
+        for attr in ("observe", "value_model"):
+            if not hasattr(planner, attr):
+                raise ValueError(
+                    f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got {type(planner).__name__}."
+                )
+        self.planner = planner
+        self.mode = mode
+        self.band = (lo, hi)
+        self.group_size = int(group_size)
+        self.random_state = random_state
+        self._rng = np.random.default_rng(random_state)
+        self._planned: dict[str, list[int]] = {}  # text -> steps planned and not yet observed, oldest first
+        self.step_ = 0
+        self.last_p_ = np.zeros(0)
+        self.last_chosen_ = np.zeros(0, dtype=np.int64)
+        self.n_candidates_ = self.n_chosen_ = self.n_filled_ = self.n_observed_ = 0
+
+    def predict(self, texts: Sequence[str], step: int) -> np.ndarray:
+        """Predicted pass rate of each text at ``step`` (the planner's own prediction path)."""
+        return self.planner._predict(list(texts), int(step))
+
+    def choose(self, texts: Sequence[str], k: int) -> np.ndarray:
+        """Positions of the ``k`` candidates to roll out at the next step (sorted ascending)."""
+        texts = list(texts)
+        if not 0 < k <= len(texts):
+            raise ValueError(f"cannot keep {k} of {len(texts)} candidates.")
+        step = self.step_
+        p = self.predict(texts, step)
+        tie = self._rng.random(p.size)
+        if self.mode == "band":
+            lo, hi = self.band
+            gap = np.maximum(np.maximum(lo - p, p - hi), 0.0)  # 0 inside the band
+            order = np.lexsort((tie, gap))
+            chosen = order[:k]
+            self.n_filled_ += int((gap[chosen] > 0).sum())
+        else:
+            conc = self.planner._concentration(p)
+            score = PMixedSelector(self.group_size).score(p, conc)
+            chosen = np.lexsort((tie, -score))[:k]
+        chosen = np.sort(chosen)
+        for i in chosen:
+            self._planned.setdefault(texts[i], []).append(step)
+        self.step_ += 1
+        self.last_p_, self.last_chosen_ = p, chosen
+        self.n_candidates_ += len(texts)
+        self.n_chosen_ += int(k)
+        return chosen
+
+    def observe(self, texts: Sequence[str], successes: Any, n: Any) -> int:
+        """Feed groups' outcomes to the planner, each at the step its prompt was planned for.
+
+        A prompt planned at several steps is matched to the oldest one not yet observed; a
+        prompt this selector did not plan (a trainer that also rolls out other prompts) is
+        recorded at the latest planned step. Returns the number of groups fed back.
+        """
+        texts = list(texts)
+        s = np.asarray(successes, dtype=np.int64).reshape(-1)
+        m = np.asarray(n, dtype=np.int64).reshape(-1)
+        if not (len(texts) == s.size == m.size):
+            raise ValueError(
+                f"observe needs one success count and one n per prompt: got {len(texts)} prompts, "
+                f"{s.size} success counts, {m.size} n."
+            )
+        if not texts:
+            return 0
+        latest = max(self.step_ - 1, 0)
+        steps = np.array([self._pop_step(q, latest) for q in texts])
+        for st in np.unique(steps):
+            idx = np.flatnonzero(steps == st)
+            self.planner.observe([texts[i] for i in idx], int(st), s[idx], m[idx])
+        self.n_observed_ += len(texts)
+        return len(texts)
+
+    def _pop_step(self, text: str, default: int) -> int:
+        steps = self._planned.get(text)
+        while steps and steps[0] < self.step_ - MAX_LAG:
+            steps.pop(0)
+        if not steps:
+            self._planned.pop(text, None)
+            return default
+        step = steps.pop(0)  # outcomes arrive in the order the steps were planned
+        if not steps:
+            del self._planned[text]
+        return step
+
+
+def group_outcomes(keys: Sequence[Any], rewards: Any, threshold: float) -> tuple[list, np.ndarray, np.ndarray]:
+    """Successes and sizes of groups: rows sharing a key form a group, in order of first appearance.
+
+    A row counts as a success when its reward is ``> threshold``; rows with a NaN reward
+    (unscorable) are left out of their group's count.
+    """
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    if len(keys) != r.size:
+        raise ValueError(f"{len(keys)} group keys for {r.size} rewards.")
+    first: dict[Any, int] = {}
+    s: list[int] = []
+    m: list[int] = []
+    for key, v in zip(keys, r):
+        g = first.setdefault(key, len(first))
+        if g == len(s):
+            s.append(0)
+            m.append(0)
+        if np.isnan(v):
+            continue
+        s[g] += int(v > threshold)
+        m[g] += 1
+    return list(first), np.asarray(s, dtype=np.int64), np.asarray(m, dtype=np.int64)

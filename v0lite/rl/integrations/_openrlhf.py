@@ -1,0 +1,192 @@
+"""OpenRLHF glue: filter the prompt stream before rollout, observe groups through its filter hook.
+
+**Not run inside OpenRLHF.** OpenRLHF pins CUDA-only builds (flash-attn, deepspeed) that do not
+install on CPU machines, so this module imports nothing from it and is tested only against
+v0lite's planner with stand-in objects shaped like OpenRLHF's. The shapes come from reading
+OpenRLHF's samples generator (``openrlhf/trainer/ppo_utils``): it pulls prompts with
+``_, prompts, labels = next(dataloader_iter)`` until it has ``target_prompts``, rolls each out
+``n_samples_per_prompt`` times, and passes each prompt's group of ``Experience`` objects
+(``.prompts[0]`` the prompt, ``.scores[0]`` its score) to a filter hook's ``apply``, which
+returns the experiences to keep (``FilterHookBase``: ``apply``, ``pass_rate``, ``reset``; its
+``DynamicFilteringHook`` is the after-rollout filter on ``dynamic_filtering_reward_range``).
+Check these names against the OpenRLHF release you run.
+
+:class:`OpenRLHFPlanner` gives both ends: :meth:`~OpenRLHFPlanner.wrap` turns the prompt
+dataloader's iterator into one that yields only the kept prompts of each batch (the generator
+then pulls more batches to reach its target: the extra cost is predictions, not rollouts), and
+:meth:`~OpenRLHFPlanner.filter_hook` returns a hook that records every group's successes (and,
+if asked, also applies the after-rollout reward-range filter). Group sizes stay OpenRLHF's fixed
+``n_samples_per_prompt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._common import FixedSizeSelector, _text_fn
+
+__all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
+
+
+class OpenRLHFPlanner:
+    """Pre-rollout prompt filter and post-rollout outcome hook for OpenRLHF, over one planner.
+
+    Parameters
+    ----------
+    planner : v0lite.RolloutPlanner
+    keep_fraction : float in (0, 1], default 0.5
+        Share of each dataloader batch kept (at least one prompt).
+    mode : {"band", "p-mixed"}, default "band"
+    band : (float, float), default (0.2, 0.8)
+    n_samples_per_prompt : int, default 8
+        OpenRLHF's ``--n_samples_per_prompt`` (the group size).
+    success_threshold : float, default 0.5
+        A sample succeeds when its score is ``> success_threshold``.
+    prompt_field : int, default 1
+        Position of the prompts in each dataloader batch (``(datasources, prompts, labels)``).
+    prompt_text : callable, optional
+        prompt -> str for the value model; default :func:`~v0lite.rl.integrations.prompt_text`.
+    messages : {"all", "user", "last_user"}, default "all"
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    selector_ : FixedSizeSelector
+        Counters of what was kept and observed; ``selector_.step_`` counts planned batches
+        (the ``step`` the value model sees).
+
+    Examples
+    --------
+    >>> glue = OpenRLHFPlanner(planner, n_samples_per_prompt=args.n_samples_per_prompt)  # doctest: +SKIP
+    >>> dataloader_iter = glue.wrap(iter(prompts_dataloader))  # doctest: +SKIP
+    >>> generator.generate_batch(target, dataloader_iter, filter_hook=glue.filter_hook())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        planner: Any,
+        *,
+        keep_fraction: float = 0.5,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        n_samples_per_prompt: int = 8,
+        success_threshold: float = 0.5,
+        prompt_field: int = 1,
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        random_state: int = 0,
+    ):
+        if not 0 < keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}.")
+        self.keep_fraction = float(keep_fraction)
+        self.n_samples_per_prompt = int(n_samples_per_prompt)
+        self.success_threshold = float(success_threshold)
+        self.prompt_field = int(prompt_field)
+        self._text = _text_fn(prompt_text, messages)
+        self.selector_ = FixedSizeSelector(
+            planner, mode=mode, band=band, group_size=n_samples_per_prompt, random_state=random_state
+        )
+        self._pending: list[tuple[str, int, int]] = []
+
+    def select(self, prompts: Sequence[Any]) -> np.ndarray:
+        """Positions of the prompts to keep from one batch of candidates (after flushing outcomes)."""
+        self.flush()
+        k = max(1, round(self.keep_fraction * len(prompts)))
+        return self.selector_.choose([self._text(p) for p in prompts], min(k, len(prompts)))
+
+    def wrap(self, batches: Iterable) -> Iterator:
+        """Yield each batch (a tuple of parallel sequences) with only its kept positions."""
+        for batch in batches:
+            cols = list(batch)
+            if not 0 <= self.prompt_field < len(cols):
+                raise ValueError(
+                    f"a batch has {len(cols)} fields, no prompt_field={self.prompt_field}; expected "
+                    "(datasources, prompts, labels) batches or pass prompt_field=."
+                )
+            n = len(cols[self.prompt_field])
+            if any(len(c) != n for c in cols):
+                raise ValueError(f"the batch's fields have lengths {[len(c) for c in cols]}; they must be parallel.")
+            if n == 0:
+                continue
+            keep = self.select(cols[self.prompt_field])
+            yield tuple(_take(c, keep) for c in cols)
+
+    def filter_hook(self, reward_range: Sequence[float] | None = None) -> OpenRLHFFilterHook:
+        """A ``FilterHookBase``-shaped hook recording outcomes; ``reward_range`` also filters like DAPO."""
+        return OpenRLHFFilterHook(self, reward_range=reward_range)
+
+    def record(self, prompt: Any, successes: int, n: int) -> None:
+        """Queue one group's outcome; queued groups reach the planner at the next :meth:`select`."""
+        self._pending.append((self._text(prompt), int(successes), int(n)))
+
+    def flush(self) -> int:
+        """Feed the queued groups to the planner now; returns how many."""
+        if not self._pending:
+            return 0
+        texts, s, m = zip(*self._pending)
+        self._pending = []
+        return self.selector_.observe(list(texts), np.array(s), np.array(m))
+
+
+def _take(col: Any, keep: np.ndarray):
+    if hasattr(col, "index_select") and hasattr(col, "shape"):  # a tensor: keep its type
+        import torch
+
+        return col.index_select(0, torch.as_tensor(keep, dtype=torch.long))
+    if isinstance(col, np.ndarray):
+        return col[keep]
+    return [col[int(i)] for i in keep]
+
+
+class OpenRLHFFilterHook:
+    """``apply(experiences)`` for one prompt's group: record its successes, keep or drop the group.
+
+    Shaped like OpenRLHF's ``FilterHookBase`` (``apply``, ``pass_rate``, ``reset``); not a
+    subclass, since OpenRLHF is not imported. A group whose size is not
+    ``n_samples_per_prompt`` is dropped, as OpenRLHF's ``DynamicFilteringHook`` does.
+
+    Parameters
+    ----------
+    glue : OpenRLHFPlanner
+    reward_range : (float, float), optional
+        Keep only groups whose mean score is strictly inside it (OpenRLHF's
+        ``dynamic_filtering_reward_range``); ``None`` keeps every full group.
+    """
+
+    def __init__(self, glue: OpenRLHFPlanner, reward_range: Sequence[float] | None = None):
+        self.glue = glue
+        self.reward_range = None if reward_range is None else tuple(float(r) for r in reward_range)
+        self.total_groups = 0
+        self.valid_groups = 0
+
+    def apply(self, experiences: list) -> list:
+        n = self.glue.n_samples_per_prompt
+        if len(experiences) != n:
+            return []
+        self.total_groups += 1
+        scores = np.array([_score(e) for e in experiences], dtype=np.float64)
+        prompt = experiences[0].prompts[0]
+        self.glue.record(prompt, int((scores > self.glue.success_threshold).sum()), n)
+        if self.reward_range is not None:
+            lo, hi = self.reward_range
+            if not lo < scores.mean() < hi:
+                return []
+        self.valid_groups += 1
+        return experiences
+
+    def pass_rate(self) -> float | None:
+        """Percentage of full groups kept (``None`` before any)."""
+        return None if self.total_groups == 0 else self.valid_groups / self.total_groups * 100
+
+    def reset(self) -> None:
+        self.glue.flush()
+        self.total_groups = self.valid_groups = 0
+
+
+def _score(exp: Any) -> float:
+    s = exp.scores
+    s = s[0] if hasattr(s, "__getitem__") else s
+    return float(s.item() if hasattr(s, "item") else s)

@@ -1,0 +1,218 @@
+"""TRL 1.16: ``GRPOTrainer`` that rolls out only the prompts a planner keeps, and learns from them.
+
+TRL's hook before rollout is ``GRPOTrainer._get_train_sampler``: its ``RepeatSampler`` yields each
+of ``generation_batch_size // num_generations`` prompt indices ``num_generations`` times in a row,
+the whole chunk ``num_iterations * steps_per_generation`` times. :class:`PlannedRepeatSampler`
+keeps that contract (so TRL's groups, ``rewards.view(-1, num_generations)``, stay intact) and only
+changes *which* prompts fill a chunk. After rollout, ``GRPOTrainer._calculate_rewards`` returns
+the rewards of every completion, gathered from all processes; :class:`PlannedGRPOTrainer` reads
+them there and feeds each group's successes back to the planner.
+
+Per-prompt group sizes are not possible in TRL 1.16 (one ``num_generations`` per run; the
+reward reshape needs it), so only the choice of prompts is planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..._extras import require
+from ._common import (
+    FixedSizeSelector,
+    _text_fn,
+    candidate_chunks,
+    group_outcomes,
+    n_candidates,
+)
+
+torch = require("torch", "trl")
+trl = require("trl", "trl")
+Sampler = torch.utils.data.Sampler
+
+__all__ = ["PlannedGRPOTrainer", "PlannedRepeatSampler"]
+
+
+class PlannedRepeatSampler(Sampler):
+    """TRL's ``RepeatSampler`` layout, with each chunk's prompts chosen by a planner.
+
+    Each chunk draws ``ceil(oversample * batch_size)`` candidates from a seeded permutation of
+    the dataset (every prompt a candidate once per epoch), keeps ``batch_size`` of them with
+    ``selector``, and yields every kept index ``mini_repeat_count`` times in a row, the chunk
+    ``repeat_count`` times.
+
+    Parameters
+    ----------
+    data_source : map-style dataset
+        Rows are dicts with a ``prompt_column`` (a string or chat messages).
+    selector : FixedSizeSelector
+    mini_repeat_count : int
+        ``num_generations``.
+    batch_size : int
+        Unique prompts per chunk (``generation_batch_size // num_generations``).
+    repeat_count : int, default 1
+        ``num_iterations * steps_per_generation``.
+    oversample : float, default 2.0
+    prompt_column : str, default "prompt"
+    prompt_text : callable, optional
+        ``row[prompt_column] -> str``; default :func:`~v0lite.rl.integrations.prompt_text`.
+    messages : {"all", "user", "last_user"}, default "all"
+    shuffle : bool, default True
+        ``False``: candidates in dataset order (TRL's ``shuffle_dataset=False``).
+    seed : int, default 0
+    """
+
+    def __init__(
+        self,
+        data_source: Any,
+        selector: FixedSizeSelector,
+        mini_repeat_count: int,
+        batch_size: int,
+        repeat_count: int = 1,
+        *,
+        oversample: float = 2.0,
+        prompt_column: str = "prompt",
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
+        if not hasattr(data_source, "__getitem__") or not hasattr(data_source, "__len__"):
+            raise ValueError(
+                "PlannedRepeatSampler needs a map-style dataset (an IterableDataset cannot be "
+                "planned: load it with streaming=False)."
+            )
+        self.data_source = data_source
+        self.selector = selector
+        self.mini_repeat_count = int(mini_repeat_count)
+        self.batch_size = int(batch_size)
+        self.repeat_count = int(repeat_count)
+        self.prompt_column = prompt_column
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.n_candidates = n_candidates(batch_size, oversample)
+        self._text = _text_fn(prompt_text, messages)
+        self._texts: dict[int, str] = {}
+        self._epoch = 0
+        candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
+
+    def text(self, index: int) -> str:
+        """The prompt text of row ``index`` (cached)."""
+        index = int(index)
+        if index not in self._texts:
+            row = self.data_source[index]
+            if self.prompt_column not in row:
+                raise ValueError(
+                    f"dataset row {index} has no {self.prompt_column!r} column (columns: "
+                    f"{sorted(row)}); GRPOTrainer reads prompts from 'prompt'."
+                )
+            self._texts[index] = self._text(row[self.prompt_column])
+        return self._texts[index]
+
+    def __iter__(self):
+        chunks = candidate_chunks(len(self.data_source), self.n_candidates, self.seed, self._epoch, self.shuffle)
+        self._epoch += 1
+        for chunk in chunks:
+            kept = chunk[self.selector.choose([self.text(i) for i in chunk], self.batch_size)]
+            for _ in range(self.repeat_count):
+                for index in kept:
+                    for _ in range(self.mini_repeat_count):
+                        yield int(index)
+
+    def __len__(self) -> int:
+        steps = len(self.data_source) // self.n_candidates
+        return steps * self.batch_size * self.mini_repeat_count * self.repeat_count
+
+
+class PlannedGRPOTrainer(trl.GRPOTrainer):
+    """``trl.GRPOTrainer`` whose prompts are chosen before rollout by a v0lite planner.
+
+    Takes every argument of ``GRPOTrainer`` plus the keyword-only ones below. Each generation
+    batch draws ``oversample`` times as many candidate prompts as TRL would roll out, keeps
+    the planned ones at TRL's fixed ``num_generations``, and after scoring feeds each group's
+    successes to ``planner.observe`` (a completion succeeds when its weighted total reward, as
+    TRL sums it, is ``> success_threshold``). Evaluation batches are not fed back.
+
+    Parameters
+    ----------
+    planner : v0lite.RolloutPlanner
+    oversample : float, default 2.0
+    mode : {"band", "p-mixed"}, default "band"
+    band : (float, float), default (0.2, 0.8)
+    success_threshold : float, default 0.5
+    prompt_text : callable, optional
+    messages : {"all", "user", "last_user"}, default "all"
+
+    Attributes
+    ----------
+    selector_ : FixedSizeSelector
+        What was kept and fed back (``n_candidates_``, ``n_chosen_``, ``n_filled_``, ``n_observed_``).
+
+    Notes
+    -----
+    With several processes every rank builds the same sampler (seed ``args.seed``) and feeds
+    back the same gathered rewards, so the ranks' value models stay identical and choose the
+    same prompts; this is by construction, tested on one process only. The dataloader looks
+    one batch ahead, so a chunk is planned before the previous chunk's outcomes arrive.
+
+    Examples
+    --------
+    >>> trainer = PlannedGRPOTrainer(model=model, reward_funcs=reward, args=GRPOConfig(...),
+    ...                              train_dataset=ds, planner=RolloutPlanner(value_model))  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        planner: Any,
+        oversample: float = 2.0,
+        mode: str = "band",
+        band: Sequence[float] = (0.2, 0.8),
+        success_threshold: float = 0.5,
+        prompt_text: Callable | None = None,
+        messages: str = "all",
+        **kwargs: Any,
+    ):
+        self.v0_oversample = oversample
+        self.v0_success_threshold = float(success_threshold)
+        self.v0_prompt_text, self.v0_messages = prompt_text, messages
+        self._v0_text = _text_fn(prompt_text, messages)
+        super().__init__(*args, **kwargs)
+        n_candidates(self.args.generation_batch_size // self.num_generations, oversample)  # validate now
+        self.selector_ = FixedSizeSelector(
+            planner, mode=mode, band=band, group_size=max(2, self.num_generations), random_state=self.args.seed
+        )
+
+    def _get_train_sampler(self, dataset: Any = None) -> Sampler:
+        if dataset is None:
+            dataset = self.train_dataset
+        return PlannedRepeatSampler(
+            dataset,
+            self.selector_,
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            oversample=self.v0_oversample,
+            prompt_text=self.v0_prompt_text,
+            messages=self.v0_messages,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self.model.training:
+            from accelerate.utils import gather_object
+
+            # The dataset's prompts, not ``prompts`` (an environment may have appended observations to those).
+            raw = [x.get("prompt", p) for x, p in zip(inputs, prompts)]
+            all_prompts = gather_object(raw)  # rewards_per_func is already gathered
+            w = self.reward_weights.to(rewards_per_func.device)
+            total = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
+            total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+            texts = [self._v0_text(p) for p in all_prompts]
+            keys, s, m = group_outcomes(texts, total.float().cpu().numpy(), self.v0_success_threshold)
+            ok = m > 0
+            self.selector_.observe([k for k, o in zip(keys, ok) if o], s[ok], m[ok])
+        return rewards_per_func
