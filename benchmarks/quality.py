@@ -29,7 +29,14 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from v0lite.data import convert_oneshot_rlvr, convert_routerdc, convert_v0, data_dir, split_by_prompt  # noqa: E402
+from v0lite.data import (  # noqa: E402
+    convert_oneshot_rlvr,
+    convert_routerdc,
+    convert_v0,
+    data_dir,
+    prompt_folds,
+    split_by_prompt,
+)
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
 
@@ -71,8 +78,7 @@ def bench_v0(heads, root, quick):
                      "fit_s": fit_s, "pred_per_s": pps})
         print(_fmt(rows[-1]), flush=True)
     prompts = sorted(H["prompt"].unique().to_list())
-    rng = np.random.default_rng(0)
-    fold_of = dict(zip(prompts, rng.permutation(len(prompts)) % 4))
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), 4, 0)))
     fold = np.array([fold_of[p] for p in H["prompt"].to_list()])
     for head in heads:
         P = np.zeros(H.height)

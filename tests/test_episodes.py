@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_log
-from v0lite.episodes import make_episodes, prompt_folds
+from v0lite._folds import prompt_folds
+from v0lite.episodes import make_episodes
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def test_warm_episode_hides_own_row(index):
 
 
 def test_prompt_folds_are_seeded(index):
-    assert np.array_equal(prompt_folds(index, 4, 1), prompt_folds(index, 4, 1))
-    assert not np.array_equal(prompt_folds(index, 4, 1), prompt_folds(index, 4, 2))
+    assert np.array_equal(prompt_folds(len(index.keys), 4, 1), prompt_folds(len(index.keys), 4, 1))
+    assert not np.array_equal(prompt_folds(len(index.keys), 4, 1), prompt_folds(len(index.keys), 4, 2))
 
 
 def test_max_rows_caps_queries(index):
@@ -44,7 +45,7 @@ def test_max_rows_caps_queries(index):
 
 
 def test_thin_episodes_cut_one_policy_and_query_only_it(index):
-    folds = prompt_folds(index, 5, 0)
+    folds = prompt_folds(len(index.keys), 5, 0)
     thin = [e for e in make_episodes(index, n_folds=5, thin=2, random_state=0) if e.kind == "thin"]
     assert len(thin) == 10
     assert len({int(e.queries.policy[0]) for e in thin}) == 3  # the cycle visits every policy

@@ -251,3 +251,16 @@ def test_population_needs_three_policies_and_floors_tau():
     np.testing.assert_array_equal(two.shrink_to_population(np.array([3.0]), np.array([1.0])), [1.0])
     alike = _pop_index([0.5, 0.5, 0.5], [3000, 3000, 3000])
     assert alike.population()[1] == pytest.approx(index_mod._POP_MIN_TAU2)
+
+
+def test_queries_texts_is_a_declared_field_that_subset_keeps():
+    import dataclasses
+
+    from v0lite.index import Queries
+
+    assert "texts" in {f.name for f in dataclasses.fields(Queries)}
+    q = Queries(np.array([0, 1, 0]), np.zeros(3, np.int64), np.eye(3, dtype=np.float32), np.array([0, 1, 2]),
+                texts=["a", "b", "c"])
+    assert q.subset(np.array([True, False, True])).texts == ["a", "c"]
+    assert q.subset([2, 1]).texts == ["c", "b"]
+    assert Queries(q.policy, q.step, q.emb, q.prompt_row).subset([0]).texts is None

@@ -16,7 +16,7 @@ MAX_LINES = 650
 
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS: list[set[str]] = [
-    {"_io", "exceptions", "_registry", "_version", "_extras"},
+    {"_io", "exceptions", "_registry", "_version", "_extras", "_folds"},
     {"log", "metrics", "embed", "index"},
     {"episodes", "features"},
     {"heads"},
@@ -135,3 +135,18 @@ def test_no_module_over_the_line_limit():
     big = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
            if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES}
     assert big == {}
+
+
+def test_every_v0lite_import_names_an_existing_module():
+    modules = _modules()
+    bad = []
+    for name, path in modules.items():
+        pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                depth = len(pkg.split("."))
+                base = pkg.split(".")[: depth - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                if node.level > depth or not any(m == mod or m.startswith(mod + ".") for m in modules):
+                    bad.append(f"{name}: from {'.' * node.level}{node.module or ''} import ...")
+    assert bad == []

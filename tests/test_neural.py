@@ -115,7 +115,9 @@ def test_texts_are_required(world):
 def test_query_without_text_is_an_error(world, fitted):
     index, queries = world
     head, _ = fitted
-    q = queries.subset(np.arange(len(queries)))  # subset drops .texts
+    q = queries.subset(np.arange(len(queries)))
+    assert q.texts == queries.texts  # a declared field: subset keeps it
+    q.texts = None  # a query batch without texts
     q.prompt_row = q.prompt_row.copy()
     q.prompt_row[:] = -1
     with pytest.raises(V0liteError, match="queries.texts"):

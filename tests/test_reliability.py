@@ -196,7 +196,7 @@ EST = [
     ("unknown-head", lambda m, X, y: m.set_params(head="magic").fit(X, y), V0liteError,
      r"unknown head 'magic'; valid names: \[.*'knn'.*'prior'"),
     ("unknown-fallback", lambda m, X, y: m.set_params(fallback="zero").fit(X, y), V0liteError,
-     r"unknown fallback 'zero'. Valid: \['error', 'global_mean', 'prior'\]"),
+     r"unknown fallback 'zero'; valid names: \['error', 'global_mean'\]"),
     ("k-zero", lambda m, X, y: m.set_params(k=0).fit(X, y), V0liteError, r"k must be a positive integer"),
     ("add-history-length", lambda m, X, y: m.fit(X, y).add_history(X, y[:3]), DataError, r"X has 36 rows but y has 3"),
     ("unknown-policy", lambda m, X, y: m.fit(X, y).predict(pl.DataFrame({"policy": ["pol0", "ghost"], "prompt": ["a", "b"]})),

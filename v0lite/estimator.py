@@ -6,16 +6,16 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ._registry import normalise
+from ._registry import normalise, unknown_name
 from .embed import Embedder, prompt_keys
-from .exceptions import DataError, NotFittedError, V0liteError
+from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries
 from .log import as_frame, validate_log
 
 __all__ = ["V0Regressor", "FALLBACKS"]
 
-FALLBACKS = ("error", "global_mean", "prior")
+FALLBACKS = ("error", "global_mean")
 _STEP_LATEST = np.iinfo(np.int64).max
 
 
@@ -52,9 +52,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         Neighbours retrieved per query for the "knn" head.
     head_params : dict, optional
         Extra parameters of the head.
-    fallback : {"error", "global_mean", "prior"}, default "error"
-        What to predict for a policy with no history: raise (default), the mean score of all
-        history, or the same (alias kept for readability).
+    fallback : {"error", "global_mean"}, default "error"
+        What to predict for a policy with no history: raise (default), or the mean score of all
+        history.
     cache_dir : str, optional
         Embedding cache root (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``); False disables it.
     batch_size : int, default 64
@@ -98,9 +98,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     def _check_params(self) -> None:
         get_head_class(self.head)  # raises with the valid names
         if self.fallback not in FALLBACKS:
-            raise V0liteError(f"unknown fallback {self.fallback!r}. Valid: {list(FALLBACKS)}.")
+            raise unknown_name("fallback", self.fallback, FALLBACKS)
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise V0liteError(f"k must be a positive integer, got {self.k!r}.")
+            raise ParameterError(f"k must be a positive integer, got {self.k!r}.")
 
     def _head_kwargs(self) -> dict:
         kw = dict(self.head_params or {})
@@ -108,8 +108,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             kw.setdefault("k", self.k)
         return kw
 
-    def _embed_frame(self, df: pl.DataFrame, known: dict | None = None):
-        """Keys, unique keys, their embeddings and lengths; known prompts are not re-embedded."""
+    def _embed_frame(self, df: pl.DataFrame):
+        """Per-row prompt keys, the unique keys, their texts (first seen) and text lengths."""
         prompts = df["prompt"].to_list()
         keys = prompt_keys(prompts)
         first = {}
@@ -219,8 +219,6 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if known.any():
             exclude = "any_step" if exclude_own_prompt else "same_step"
             qk = q.subset(known)
-            if getattr(q, "texts", None) is not None:
-                qk.texts = [t for t, k in zip(q.texts, known) if k]
             p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
@@ -241,7 +239,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             [ukeys[i] for i in new], emb, lengths[new] if new else [], df["policy"].to_list(), keys,
             df["score"].to_numpy(), self._steps(df, for_query=False),
             df["n"].to_numpy() if "n" in df.columns else None)
-        if getattr(self.index_, "texts", None) is not None:
+        if self.index_.texts is not None:
             index.texts = list(self.index_.texts) + [utexts[i] for i in new]
         self.index_ = index
         self.n_history_ = self.index_.n_rows
@@ -260,7 +258,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                   "prompt_row": idx.prompt_row, "score": idx.score, "step": idx.step, "n": idx.n}
         # an encoder object is saved as its id; the user passes the object again on load
         params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
-        save_model_folder(path, arrays=arrays, texts=getattr(idx, "texts", None), head=self.head_,
+        save_model_folder(path, arrays=arrays, texts=idx.texts, head=self.head_,
                           meta={"params": params, "encoder_id": self.encoder_id_, "policies": idx.policies})
 
     @classmethod
@@ -280,6 +278,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         path = Path(path)
         meta, a, texts = read_model_folder(path)
         params = dict(meta["params"])
+        if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
+            params["fallback"] = "global_mean"
         if encoder is not None:
             params["encoder"] = encoder
         model = cls(**params)

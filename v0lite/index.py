@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._registry import unknown_name
 from .exceptions import V0liteError
 
 __all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES", "policy_prior"]
@@ -41,7 +42,8 @@ class Queries:
     """A batch of queries, already embedded.
 
     ``policy`` holds codes into ``HistoryIndex.policies`` (-1 = unknown policy), ``prompt_row``
-    the row of the prompt in ``HistoryIndex.emb`` (-1 = prompt not in the history).
+    the row of the prompt in ``HistoryIndex.emb`` (-1 = prompt not in the history); ``texts``
+    the prompts themselves, only for heads that re-encode text (``needs_text``), else None.
     """
 
     policy: np.ndarray
@@ -49,13 +51,18 @@ class Queries:
     emb: np.ndarray
     prompt_row: np.ndarray
     length: np.ndarray = field(default=None)
+    texts: list = field(default=None)
 
     def __len__(self) -> int:
         return len(self.policy)
 
     def subset(self, idx) -> "Queries":
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
         return Queries(self.policy[idx], self.step[idx], self.emb[idx], self.prompt_row[idx],
-                       None if self.length is None else self.length[idx])
+                       None if self.length is None else self.length[idx],
+                       None if self.texts is None else [self.texts[i] for i in idx])
 
 
 def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
@@ -231,6 +238,7 @@ class HistoryIndex:
         if emb.dtype not in (np.float32, np.float16) or not emb.flags.c_contiguous:
             emb = np.ascontiguousarray(emb, dtype=np.float32)
         self.emb = emb
+        self.texts: list[str] | None = None  # prompts aligned with keys, kept only for heads with needs_text
         self.keys = list(keys)
         self.key_to_row = {k: i for i, k in enumerate(self.keys)}
         self.policies = list(policies)
@@ -410,7 +418,7 @@ class HistoryIndex:
     def _search_positions(self, b: _Block, q_emb, q_step, q_prompt_row, k: int, exclude: str):
         """:meth:`search` in block positions (-1 padded) instead of global row ids."""
         if exclude not in EXCLUDE_MODES:
-            raise V0liteError(f"unknown exclude mode {exclude!r}; valid: {list(EXCLUDE_MODES)}")
+            raise unknown_name("exclude mode", exclude, EXCLUDE_MODES)
         m = len(q_step)
         out_rows = np.full((m, k), -1, np.int64)
         out_sims = np.zeros((m, k), np.float32)

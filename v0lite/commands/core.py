@@ -186,7 +186,7 @@ def register(sub) -> None:
     p.add_argument("queries", help="queries (policy, prompt[, step])")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", required=True, help="output file: the queries plus p_success")
-    p.add_argument("--fallback", choices=["error", "global_mean", "prior"], help="for policies with no history")
+    p.add_argument("--fallback", choices=["error", "global_mean"], help="for policies with no history")
     p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
 
     p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics")

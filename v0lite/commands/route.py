@@ -43,13 +43,10 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return obj
 
 
-def _make_value_model(head: str | None, random_state: int = 0, encoder: str = "plain"):
+def _make_value_model(head: str | None, random_state: int = 0):
     from ..estimator import V0Regressor
-    from ..routing import TailEncoder
 
     kw = {"random_state": random_state}
-    if encoder == "tail":
-        kw["encoder"] = TailEncoder()
     return V0Regressor(**kw) if head is None else V0Regressor(head=head, **kw)
 
 
@@ -59,13 +56,8 @@ def _load_value_model(model_dir: str):
     return V0Regressor.load(model_dir)
 
 
-def _make_embedder(encoder: str = "plain"):
-    if encoder != "tail":
-        return None  # route_eval builds the default Embedder lazily
-    from ..embed import Embedder
-    from ..routing import TailEncoder
-
-    return Embedder(TailEncoder())
+def _make_embedder():
+    return None  # route_eval builds the default Embedder (long prompts: head + tail) lazily
 
 
 def _fmt(v) -> str:
@@ -98,7 +90,7 @@ def _route_eval(args) -> int:
 
     result = route_eval(
         read_log(args.train), read_log(args.test),
-        value_model=_make_value_model(args.head, encoder=args.encoder), embedder=_make_embedder(args.encoder),
+        value_model=_make_value_model(args.head), embedder=_make_embedder(),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
         prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink),
     )
@@ -176,9 +168,6 @@ def register(subparsers) -> None:
     p.add_argument("--prices", default=None,
                    help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
     p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
-    p.add_argument("--encoder", default="plain", choices=["plain", "tail"],
-                   help="prompt embedding for the value model, cost model and baseline: 'plain' (default) the "
-                        "encoder's window from the start, 'tail' the last 1000 characters of long prompts")
     p.add_argument("--shrink", default=None, metavar="none|cv|A",
                    help="blend predicted success with the train log's neighbourhood success rate: a weight in "
                         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "

@@ -21,9 +21,10 @@ format              source (see each folder's PROVENANCE.md under :func:`data_di
 :func:`make_demo_log` / :func:`write_demo_data` build a clearly labelled SYNTHETIC log for
 examples and smoke tests.
 
-:func:`split_by_prompt` splits a log by prompt; :func:`data_dir` finds the public datasets.
+:func:`split_by_prompt` splits a log by prompt, :func:`prompt_folds` assigns prompts to CV folds; :func:`data_dir` finds the public datasets.
 """
 
+from .._folds import prompt_folds
 from ._convert import CONVERTERS, convert
 from ._demo import make_demo_log, write_demo_data
 from ._oneshot import ONESHOT_POLICY, convert_oneshot_rlvr
@@ -40,6 +41,7 @@ __all__ = [
     "convert_routerdc",
     "convert_oneshot_rlvr",
     "split_by_prompt",
+    "prompt_folds",
     "make_demo_log",
     "write_demo_data",
     "CONVERTERS",

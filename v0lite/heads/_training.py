@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..episodes import make_episodes, prompt_folds
+from .._folds import prompt_folds
+from ..episodes import make_episodes
 from ..features import compute_features
 
 __all__ = ["TrainingSet", "build_training_set", "pad_context"]
@@ -63,7 +64,7 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
         if with_context:
             ctxs.append(pad_context(out[2], xp_width))
     prompt_row = np.concatenate(prs)
-    val = prompt_folds(index, 5, random_state + 1)[prompt_row] == 0
+    val = prompt_folds(len(index.keys), 5, random_state + 1)[prompt_row] == 0
     ctx = None
     if with_context:
         ctx = {key: np.concatenate([c[key] for c in ctxs]) for key in ctxs[0]}

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .._io import to_jsonable
+from .._registry import unknown_name
 from ..exceptions import NotFittedError, V0liteError
 from ._neural_nets import (
     _DEFAULT_ENCODER,
@@ -154,11 +155,11 @@ class NeuralHead(NeuralTraining, BaseHead):
             encode_batch_size=encode_batch_size, adapter_batch_size=adapter_batch_size,
             predict_batch_size=predict_batch_size, verbose=verbose)
         if icl not in ICL_CHOICES:
-            raise V0liteError(f"unknown icl {icl!r}; valid: {list(ICL_CHOICES)}.")
+            raise unknown_name("icl", icl, ICL_CHOICES)
         if support not in ("similar", "recent"):
-            raise V0liteError(f"unknown support {support!r}; valid: ['similar', 'recent'].")
+            raise unknown_name("support", support, ["similar", "recent"])
         if train_exclude not in ("mixed", "same_step", "any_step"):
-            raise V0liteError(f"unknown train_exclude {train_exclude!r}; valid: ['mixed', 'same_step', 'any_step'].")
+            raise unknown_name("train_exclude", train_exclude, ["mixed", "same_step", "any_step"])
         if encoder_model is not None and encoder_config is not None:
             raise V0liteError("pass encoder_model or encoder_config, not both.")
         self.encoder_ = None
@@ -295,7 +296,7 @@ class NeuralHead(NeuralTraining, BaseHead):
     # -- texts ----------------------------------------------------------------------------------
     @staticmethod
     def _index_texts(index, rows):
-        texts = getattr(index, "texts", None)
+        texts = index.texts
         if texts is None or len(texts) != len(index.keys):
             raise V0liteError(
                 "the 'neural' head reads prompt text, but the history index carries none "
@@ -410,7 +411,7 @@ class NeuralHead(NeuralTraining, BaseHead):
         valid = rows >= 0
         has = valid.any(1)
         # query prompt keys and texts
-        qtexts = getattr(queries, "texts", None)
+        qtexts = queries.texts
         qkeys = []
         for i in range(m):
             r = int(queries.prompt_row[i])
@@ -423,7 +424,7 @@ class NeuralHead(NeuralTraining, BaseHead):
                     f"query {i} has a prompt outside the history and no text: the 'neural' head needs "
                     "queries.texts. Fix: use V0Regressor (it attaches texts), or set queries.texts.")
         q_text_list = list(qtexts) if qtexts is not None else [None] * m
-        idx_texts = getattr(index, "texts", None)
+        idx_texts = index.texts
         for i in range(m):  # a known prompt's text can also come from the index
             if q_text_list[i] is None and idx_texts is not None and queries.prompt_row[i] >= 0:
                 q_text_list[i] = idx_texts[int(queries.prompt_row[i])]

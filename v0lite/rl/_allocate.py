@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._registry import lookup
+from .._registry import lookup, unknown_name
 from ..exceptions import V0liteError
 from ._common import _as_p, _rng
 
@@ -529,7 +529,7 @@ def allocate(
     # Spending beyond what every prompt can use at most changes nothing.
     budget = min(budget, int(p.size * sizes[-1]))
     if method not in ("auto", "dp", "hull"):
-        raise V0liteError(f"unknown allocation method {method!r}; valid names: ['auto', 'dp', 'hull'].")
+        raise unknown_name("allocation method", method, ["auto", "dp", "hull"])
     if method == "dp":
         return _allocate_dp(v, sizes, budget)
     out, bound = _allocate_hull(v, sizes, budget)

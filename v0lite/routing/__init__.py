@@ -49,8 +49,6 @@ from ._strategies import (
     UtilityStrategy,
     get_strategy,
 )
-from ._tail import TailEncoder
-from ._tail import TailEncoder
 
 __all__ = [
     "Router",
@@ -70,8 +68,6 @@ __all__ = [
     "MeanCost",
     "FixedCost",
     "UnitCost",
-    "TailEncoder",
-    "TailEncoder",
     "non_decreasing_hull",
     "aiq",
     "cost_at_accuracy",

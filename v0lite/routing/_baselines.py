@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._folds import prompt_folds
+from .._registry import unknown_name
 from ..exceptions import V0liteError
 from ._frontier import _sweep, aiq
 from ._knn import _knn_mean, _knn_prefix_means, _normalise
@@ -47,7 +49,7 @@ def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int
     if Y.ndim != 2 or Y.shape[0] != tr.shape[0]:
         raise V0liteError(f"train_outcomes must be (n_train={tr.shape[0]}, n_policies), got {Y.shape}.")
     if cost not in ("mean", "knn"):
-        raise V0liteError(f"unknown baseline cost {cost!r}. Fix: use one of ['knn', 'mean'].")
+        raise unknown_name("baseline cost", cost, ["knn", "mean"])
     if Ct.ndim == 1:
         if cost == "knn":
             raise V0liteError("cost='knn' needs per-prompt train_costs of shape (n_train, n_policies).")
@@ -115,7 +117,7 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
     folds = int(cv)
     if isinstance(cv, bool) or folds != cv or folds < 2 or folds > n:
         raise V0liteError(f"cv must be an int in [2, n_train={n}], got {cv!r}.")
-    fold = np.random.default_rng(random_state).permutation(n) % folds
+    fold = prompt_folds(n, folds, random_state)
     n_fit = n - int(np.bincount(fold).max())  # the smallest fitted part
     cands = sorted({int(min(int(k), n_fit)) for k in ks if int(k) >= 1})
     if not cands:

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
+from .._folds import prompt_folds
 from ..exceptions import DataError, NotFittedError, V0liteError
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
@@ -257,7 +258,7 @@ class Router(BaseEstimator):
         if folds < 2 or folds > n_prompts:
             raise V0liteError(f"cv must be an int in [2, n_prompts={n_prompts}], got {self.cv!r}.")
         all_prompts = frame["prompt"].unique(maintain_order=True).to_list()
-        fold_all = dict(zip(all_prompts, np.random.default_rng(self.random_state).permutation(len(all_prompts)) % folds))
+        fold_all = dict(zip(all_prompts, prompt_folds(len(all_prompts), folds, self.random_state)))
         fold_of = np.fromiter((fold_all[t] for t in per["prompt"].unique(maintain_order=True).to_list()),
                               np.int64, n_prompts)
         ks = [16, 32, 64, 128, 256, 512] if self.prior_k is None else [int(self.prior_k)]
