@@ -245,3 +245,13 @@ def test_early_stopping_on_held_out_prompts_keeps_the_best_weights():
         assert st["train_steps"] < 40
     p = head.predict(index, queries)
     assert np.isfinite(p).all()
+
+
+def test_auto_device_without_cuda_refuses_with_the_gpu_path(world):
+    from v0lite.exceptions import ParameterError
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: 'auto' picks it")
+    index, _ = world
+    with pytest.raises(ParameterError, match="GPU.*head_params=\\{'device': 'cpu'\\}"):
+        make_head("neural", **{**FAST, "device": "auto"}).fit(index)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..episodes import subindex
-from ..exceptions import V0liteError
+from ..exceptions import ParameterError, V0liteError
 from ._neural_nets import _v0_loss
 
 __all__ = ["NeuralTraining"]
@@ -55,6 +55,15 @@ class NeuralTraining:
     # -- fit --------------------------------------------------------------------------------------
     def fit(self, index, *, random_state: int = 0, show_progress_bar: bool = False):
         p, dev = self.params, self.device_
+        if p["device"] in (None, "auto") and dev.type != "cuda":
+            # measured on 2 idle-ish cores, V0 sample: 570 s to fit within the CPU budget and AUC 0.47 (chance);
+            # a silent CPU fallback would hand users a slow head that is worse than the prior
+            raise ParameterError(
+                "the 'neural' head is the GPU path and no CUDA device is visible. On a CPU its fit of the V0 "
+                "sample (3.2k rows) takes ~10 min within its 240 s training budget and stays near chance (AUC "
+                "0.47). Fix: run it on a machine with a CUDA GPU (benchmarks/gpu_check.py is the prepared check), "
+                "use a CPU head (--head auto, the default), or force the CPU anyway with "
+                "V0Regressor(head='neural', head_params={'device': 'cpu'}).")
         self._progress = bool(show_progress_bar)
         torch.manual_seed(random_state)
         rng = np.random.default_rng(random_state)

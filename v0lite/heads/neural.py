@@ -119,7 +119,9 @@ class NeuralHead(NeuralTraining, BaseHead):
         Own-prompt exclusion in training episodes; "mixed" draws one per episode, so the head
         learns both warm prompts (seen at an earlier step) and cold ones.
     device : str, default "auto"
-        "cuda" if available else "cpu"; bf16 autocast on CUDA.
+        "cuda" if available; bf16 autocast on CUDA. With "auto" and no CUDA device, ``fit`` refuses
+        (a ParameterError naming the GPU path): on CPU the head is slow and, within the CPU budget,
+        no better than chance on the V0 sample. Pass "cpu" to run it there anyway (tests, small logs).
     encode_batch_size, adapter_batch_size, predict_batch_size : int, default 64, 512, 128
     verbose : bool, default False
         Print training progress (also on with ``show_progress_bar``).
