@@ -140,9 +140,12 @@ def _demo_grpo(model, history, last) -> None:
           f" | uniform (roll out all, train on all) {every:.1f}"
           f" | v0lite selection (keep the half most likely mixed) {8 * len(keep) / max(mixed[keep].sum(), 1):.1f}")
     n = allocate(p, budget=8 * k, n_min=2, n_max=16, concentration=conc)
+    uniform, ours = 1000 * p_mixed(truth, 8).sum() / (8 * k), 1000 * p_mixed(truth, n).sum() / max(n.sum(), 1)
     print(f"   budget of 8 x {k} rollouts, expected mixed groups per 1,000 rollouts (true p = recorded rate): "
-          f"uniform 8 each {1000 * p_mixed(truth, 8).sum() / (8 * k):.1f} | v0lite allocation "
-          f"{1000 * p_mixed(truth, n).sum() / max(n.sum(), 1):.1f}")
+          f"uniform 8 each {uniform:.1f} | v0lite allocation {ours:.1f}")
+    if ours < uniform:
+        print("   (the allocation loses here: on new prompts the predictions are too unsure (Beta concentration "
+              f"{conc if conc is not None else float('nan'):.1f}) for moving rollouts between prompts to pay)")
 
 
 def _demo(args) -> int:
