@@ -70,7 +70,7 @@ def zero_variance_streaks(pair: np.ndarray, step: np.ndarray, score: np.ndarray)
         streak[idx], last_easy[idx] = run[pr], easy[pr]
         zero = (s <= 0) | (s >= 1)
         run[pr] = np.where(zero, run[pr] + 1, 0)
-        easy[pr] = np.where(zero, s >= 1, easy[pr])
+        easy[pr] = zero & (s >= 1)
     return streak, last_easy
 
 
