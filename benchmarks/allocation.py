@@ -8,13 +8,16 @@ step < t at every later step t) on
 * ``v0-dapomath``: 2 policies x GRPO checkpoints 16 -> 64 -> 256 (context.jsonl + train.jsonl),
   fitted on step 16, replayed at 64 (context: 16) and 256 (context: 16, 64).
 
-Prints one table per run and replaces the section between ``<!-- allocation:start -->`` and
-``<!-- allocation:end -->`` of benchmarks/RESULTS.md (the file is created if absent; other
-sections are left untouched). ``--quick``: knn only, oneshot cut to its first 20 steps.
+Prints one table per run (the strategies side by side: v0lite, the literature's baselines
+and the non-causal references, with the first-epoch scenario below) and replaces the
+section between ``<!-- allocation:start -->`` and ``<!-- allocation:end -->`` of
+benchmarks/RESULTS.md (the file is created if absent; other sections are left untouched).
+``--quick``: knn only, oneshot cut to its first 20 steps.
 
 Usage::
 
-    python benchmarks/allocation.py                       # knn + ensemble (+ --heads gbdt)
+    python benchmarks/allocation.py                       # gbdt (the replay's default head)
+    python benchmarks/allocation.py --heads knn,gbdt,ensemble
     python benchmarks/allocation.py --quick --no-write
 """
 
@@ -36,21 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 from v0lite.data import convert_oneshot_rlvr, convert_v0  # noqa: E402
 from v0lite.rl import alloc_sim, score_predictions  # noqa: E402
-
-STRATEGIES = (
-    ("warm", "V0 warm prediction, Beta belief (EB concentration)"),
-    ("warm_point", "V0 warm prediction, point estimate"),
-    ("cold", "V0 cold (own rows hidden), Beta belief"),
-    ("cold_point", "V0 cold, point estimate"),
-    ("posterior", "Beta posterior: V0 cold prior + own decayed history (EB strength, decay)"),
-    ("history", "Beta posterior: own decayed history only, prior = mean of earlier steps"),
-    ("last_visit", "own last visit"),
-    ("mean_last3", "mean of own last 3 visits"),
-    ("random", "random"),
-    ("uniform", "uniform 8 rollouts"),
-    ("oracle", "oracle (the recorded score)"),
-    ("ceiling", "reference, not causal: Beta belief around the mean of the prompt's other visits, future included"),
-)
 
 
 def machine() -> str:
@@ -84,17 +72,44 @@ def complete_max_step(log: pl.DataFrame):
     return int(counts["step"][first_gap - 1]) if first_gap > 0 else None
 
 
+def _row(v: dict, w: dict | None) -> list[str]:
+    cells = [_f(v["keep_half_mixed_share"])]
+    if w is not None:
+        cells.append(_f(w["keep_half_mixed_share"]))
+    cells.append(_f(v["rollouts_per_mixed_group"], 2))
+    if w is not None:
+        cells.append(_f(w["rollouts_per_mixed_group"], 2))
+    cells += [_f(v["dynamic_sampling_ratio"], 2), _f(v["zero_advantage_avoided"], 2),
+              _f(v["allocation_mixed_groups_per_1000_rollouts"], 1)]
+    return cells
+
+
 def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
-    runs = [res] + ([win] if win else [])
-    head = "| strategy | keep-half mixed share | mixed groups / 1,000 rollouts |"
-    if win:
-        head = (f"| strategy | keep-half mixed share, all steps | keep-half, {win_label} "
-                f"| mixed groups / 1,000 rollouts, all steps | mixed groups, {win_label} |")
-    lines = [head, "|---" * (1 + 2 * len(runs)) + "|"]
-    for key, label in STRATEGIES:
-        shares = [_f(r.get(f"keep_half_mixed_share_{key}")) for r in runs]
-        effs = [_f(r.get("effective_groups_per_1000_rollouts" + ("" if key == "warm" else f"_{key}")), 1) for r in runs]
-        lines.append(f"| {label} (`{key}`) | " + " | ".join(shares + effs) + " |")
+    """Markdown table of ``res["strategies"]`` (the CLI's table), the first-epoch block, then the MSE table."""
+    head = ["strategy", "keep-half mixed share"] + ([f"keep-half, {win_label}"] if win else [])
+    head += ["rollouts per mixed group"] + ([f"rollouts per mixed group, {win_label}"] if win else [])
+    head += ["x fewer than dynamic sampling", "zero-advantage groups avoided",
+             "allocation: mixed groups / 1,000 rollouts"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    st = res["strategies"]
+    causal = {k: v["rollouts_per_mixed_group"] for k, v in st.items() if v["causal"]}
+    best = min(causal, key=causal.get)
+    for key, v in st.items():
+        name = f"**`{key}`** (best causal)" if key == best else f"`{key}`"
+        w = win["strategies"][key] if win else None
+        lines.append(f"| {name}: {v['label']} | " + " | ".join(_row(v, w)) + " |")
+    fe = res.get("first_epoch")
+    if fe:
+        lines += ["", f"First epoch (step {fe['step']}, {fe['n_visits']:,} visits): each prompt's first visit "
+                  "predicted by a value model fitted on the other prompts' first visits only "
+                  f"({fe['folds']} prompt groups, "
+                  "cross-fitted).", "",
+                  "| strategy | keep-half mixed share | rollouts per mixed group | x fewer than dynamic sampling "
+                  "| zero-advantage groups avoided |", "|---|---|---|---|---|"]
+        for key, v in fe["strategies"].items():
+            lines.append(f"| `{key}`: {v['label']} | {_f(v['keep_half_mixed_share'])} | "
+                         f"{_f(v['rollouts_per_mixed_group'], 2)} | {_f(v['dynamic_sampling_ratio'], 2)} | "
+                         f"{_f(v['zero_advantage_avoided'], 2)} |")
     lines.append("")
     lines.append("| baseline MSE | group mean | V0 prior | fused |")
     lines.append("|---|---|---|---|")
@@ -117,14 +132,14 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="knn only; oneshot cut to its first 20 steps")
-    ap.add_argument("--heads", default=None, help="comma-separated heads for oneshot (default knn,ensemble)")
+    ap.add_argument("--heads", default=None, help="comma-separated heads for oneshot (default gbdt)")
     ap.add_argument("--v0-heads", default=None, help="heads for v0-dapomath (default: same as --heads)")
     ap.add_argument("--data", default=os.environ.get("V0LITE_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--json", default=None, help="also write every result as JSON here")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
     args = ap.parse_args(argv)
-    heads = (args.heads or ("knn" if args.quick else "knn,ensemble")).split(",")
+    heads = (args.heads or ("knn" if args.quick else "gbdt")).split(",")
     v0_heads = (args.v0_heads or ",".join(heads)).split(",")
     data = Path(args.data)
     runs = [("oneshot-rlvr-dsr-sub", h, lambda: load_oneshot(data, args.quick)) for h in heads]
@@ -163,7 +178,14 @@ def main(argv=None) -> int:
         "visit k is a per-prompt count; from visit 44 on, fewer prompts have one, down to 1 prompt at visit 56), "
         "the same replay is also scored on the steps where every prompt has a visit. `ceiling` is a reference "
         "that no causal strategy has: it knows each prompt's mean success rate over all its other visits "
-        "(future ones too); only the binomial noise of the visit itself separates it from the oracle.",
+        "(future ones too); only the binomial noise of the visit itself separates it from the oracle. "
+        "Rollouts per mixed group (v0lite/rl/_baselines.py): rollouts spent / groups that came back mixed, "
+        "pooled over steps, at a fixed selection budget: a selecting strategy keeps half of each step's "
+        "candidates with 8 rollouts each; dynamic sampling (DAPO) and uniform roll out every candidate (dynamic "
+        "sampling then drops the unmixed groups, uniform trains on them); `greso_rule` rolls out what its skip rule "
+        "keeps. 'x fewer than dynamic sampling' is dynamic sampling's rollouts per mixed group over the strategy's. "
+        "GRESO-style and MoPPS-style are our readings of the papers (module docstring), not their code. Every "
+        "strategy sees every earlier visit's outcome (the log holds them all).",
         *parts,
     ])
     if args.json:

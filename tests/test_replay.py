@@ -187,10 +187,14 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
     with pytest.warns(V0liteWarning):
         assert args.func(args) == 0
     printed = capsys.readouterr().out
-    assert "keep_half_mixed_share_warm" in printed and "baseline_mse_g2_fused" in printed
+    # the compact table: one row per strategy, the references labelled, the best causal one marked
+    assert "v0_warm" in printed and "dynamic_sampling" in printed and "NOT CAUSAL" in printed
+    assert sum(line.startswith("* ") for line in printed.splitlines()) == 1
     res = json.loads(out.read_text())
     assert res["keep_half_mixed_share_cold"] is None
     assert res["fit_steps"] == 3 and isinstance(res["keep_half_mixed_share_warm"], float)
+    assert isinstance(res["effective_groups_per_1000_rollouts"], float)
+    assert set(res["strategies"]) == {key for key, *_ in replay.STRATEGIES}
 
 
 def test_own_counts_are_decayed_and_leak_free():
@@ -253,3 +257,123 @@ def test_default_value_model_is_the_gbdt_head(monkeypatch):
     alloc_sim(log.drop("_p"), fit_fraction=0.25)
     alloc_sim(log.drop("_p"), fit_fraction=0.25, head="knn")
     assert made == [replay.DEFAULT_HEAD, "knn"] and replay.DEFAULT_HEAD == "gbdt"
+
+
+# --------------------------------------------------------------------------- literature metrics
+from v0lite.rl import _baselines as B  # noqa: E402
+from v0lite.rl import _first_epoch as FE  # noqa: E402
+
+
+def test_every_strategy_reported_with_the_literature_figures():
+    log = _log(n_prompts=80, n_steps=10, seed=3)
+    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.05), fit_fraction=0.2,
+                    return_predictions=True, first_epoch_folds=0)
+    st = res["strategies"]
+    for key in ("v0_warm", "v0_cold", "dynamic_sampling", "greso", "mopps", "uniform", "ceiling"):
+        assert 0 <= st[key]["keep_half_mixed_share"] <= 1 and st[key]["rollouts_per_mixed_group"] >= 8
+        assert 0 <= st[key]["zero_advantage_avoided"] <= 1
+    assert st["v0_warm"]["keep_half_mixed_share"] == pytest.approx(res["keep_half_mixed_share_warm"])
+    assert st["uniform"]["allocation_mixed_groups_per_1000_rollouts"] == pytest.approx(
+        res["effective_groups_per_1000_rollouts_uniform"])
+    assert not st["ceiling"]["causal"] and not st["oracle"]["causal"] and st["v0_warm"]["causal"]
+    # dynamic sampling rolls out every evaluated visit: n x visits / mixed visits, by hand
+    pred = res["predictions"]
+    n_mixed = int(((pred["score"] > 0) & (pred["score"] < 1)).sum())
+    assert st["dynamic_sampling"]["rollouts_per_mixed_group"] == pytest.approx(8 * pred.height / n_mixed)
+    assert st["dynamic_sampling"]["zero_advantage_avoided"] == 0
+    assert st["dynamic_sampling"]["dynamic_sampling_ratio"] == 1
+    # a good model's selection costs fewer rollouts per mixed group than rolling out everything
+    assert st["v0_warm"]["dynamic_sampling_ratio"] > 1.2 > st["random"]["dynamic_sampling_ratio"]
+    assert st["oracle"]["rollouts_per_mixed_group"] <= st["v0_warm"]["rollouts_per_mixed_group"]
+    assert 0.5 < st["greso_rule"]["rolled_out_share"] <= 1
+    assert st["greso"]["rolled_out_share"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_selection_tally_by_hand():
+    t = B.SelectionTally()
+    t.add(np.array([True, True, False, False]), np.array([True, False, True, False]), 8)  # 16 rollouts, 1 mixed
+    t.add(np.array([True, False]), np.array([True, True]), 8)  # 8 rollouts, 1 mixed
+    f = t.figures()
+    assert f["rollouts_per_mixed_group"] == 12.0 and f["mixed_groups_per_1000_rollouts"] == pytest.approx(1000 / 12)
+    assert f["keep_half_mixed_share"] == 0.75  # (0.5 + 1) / 2, averaged over steps
+    assert f["zero_advantage_avoided"] == 0.5 and f["rolled_out_share"] == 0.5
+    e = B.strategy_entry(t, "x", True, dynamic_rpm=24.0)
+    assert e["dynamic_sampling_ratio"] == 2.0 and math.isnan(e["allocation_mixed_groups_per_1000_rollouts"])
+
+
+def test_greso_and_mopps_are_seeded_and_behave():
+    log = _log(n_prompts=80, n_steps=10, seed=3).drop("_p")
+    truth = _truth(_log(n_prompts=80, n_steps=10, seed=3))
+    runs = [alloc_sim(log, value_model=FakeModel(truth), fit_fraction=0.2, random_state=s, first_epoch_folds=0)
+            for s in (1, 1, 2)]
+    figs = [{k: (v["rollouts_per_mixed_group"], v["keep_half_mixed_share"]) for k, v in r["strategies"].items()}
+            for r in runs]
+    for key in ("greso", "greso_rule", "mopps"):
+        assert figs[0][key] == figs[1][key]
+    assert any(figs[0][k] != figs[2][k] for k in ("greso_rule", "mopps"))
+    streak, easy = B.zero_variance_streaks(np.array([0, 1, 0, 1, 0]), np.array([0, 0, 1, 1, 2]),
+                                           np.array([0.0, 0.5, 0.0, 1.0, 0.5]))
+    assert streak.tolist() == [0, 0, 1, 0, 2] and easy.tolist() == [False, False, False, False, False]
+    rule = B.GresoRule(p_start=0.5, adjust=0.1)
+    assert rule.keep_probability(np.array([0, 2]), np.array([False, False])).tolist() == [1.0, 0.25]
+    rule.adapt(np.array([0.0, 0.0, 0.0, 0.5]))  # 75% all-wrong > its target (1/6): re-check hard ones less
+    assert rule.p_hard_ == pytest.approx(0.4) and rule.p_easy_ == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        B.GresoRule(p_start=0)
+    rng = np.random.default_rng(0)
+    sc = np.mean([B.mopps_scores(np.array([4.0, 0.0]), np.array([8.0, 40.0]), rng) for _ in range(50)], axis=0)
+    assert sc[0] > sc[1]  # a prompt at 4/8 draws near 0.5, one at 0/40 does not
+
+
+class RecordingModel:
+    """Clonable value model (scikit-learn ``clone`` copies it) that remembers the prompts it was fitted on."""
+
+    def __init__(self, level=0.5):
+        self.level = level
+
+    def get_params(self, deep=True):
+        return {"level": self.level}
+
+    def set_params(self, **kw):
+        self.level = kw.get("level", self.level)
+        return self
+
+    def fit(self, X, y):
+        self.prompts_ = set(X["prompt"].to_list())
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def add_history(self, X, y):
+        self.prompts_ |= set(X["prompt"].to_list())
+        return self
+
+    def predict(self, X, exclude_own_prompt=False):
+        return np.full(X.height, self.mean_)
+
+
+def test_first_epoch_never_reads_the_prompts_own_rows():
+    log = _log(n_prompts=50, n_steps=6, seed=1).drop("_p")
+    v = replay._visits(log, 8)
+    seen = []
+
+    class Probe(RecordingModel):
+        def predict(self, X, exclude_own_prompt=False):
+            asked = set(X["prompt"].to_list())
+            assert not asked & self.prompts_  # never fitted on the prompts it predicts
+            seen.append(asked)
+            return np.full(X.height, self.mean_)
+
+    res = FE.first_epoch(v, lambda: Probe(), folds=5, random_state=0)
+    first = set(v.filter(pl.col("step") == 0)["prompt"].to_list())
+    assert set().union(*seen) == first and len(seen) == 5  # every first visit predicted exactly once
+    assert res["step"] == 0 and res["n_prompts"] == len(first)
+    for key in ("v0_first_epoch", "random", "dynamic_sampling"):
+        assert res["strategies"][key]["rollouts_per_mixed_group"] >= 8
+    # through alloc_sim: a clonable model gives the scenario; one without get_params warns and skips it
+    out = alloc_sim(log, value_model=RecordingModel(), fit_fraction=0.2)
+    assert out["first_epoch"]["folds"] == 5 and "v0_first_epoch" in out["first_epoch"]["strategies"]
+    with pytest.warns(V0liteWarning, match="first-epoch"):
+        assert alloc_sim(log, value_model=FakeModel(_truth(_log(n_prompts=50, n_steps=6, seed=1))),
+                         fit_fraction=0.2)["first_epoch"] is None
+    with pytest.raises(ValueError):
+        FE.first_epoch(v, lambda: Probe(), folds=1)

@@ -6,7 +6,10 @@
 * :mod:`beliefs <v0lite.rl._beliefs>`: :class:`BetaPosterior`, V0.5-style fusion
   (:func:`fuse_baseline`, :func:`fit_prior_strength`, :class:`BinnedStrength`, :func:`disagreement_test`);
 * :class:`RolloutPlanner` / :class:`Plan`: one call per RL step;
-* :func:`alloc_sim` / :func:`score_predictions`: replay a logged RL run, no look-ahead.
+* :func:`alloc_sim` / :func:`score_predictions`: replay a logged RL run, no look-ahead, scoring
+  v0lite next to the literature's baselines (:mod:`v0lite.rl._baselines`: dynamic sampling,
+  GRESO-style, MoPPS-style; rollouts per mixed group) and a first-epoch scenario
+  (:mod:`v0lite.rl._first_epoch`).
 
 Everything consumes a value model's ``predict(X)`` (and ``add_history`` online); any model
 with those methods plugs in.

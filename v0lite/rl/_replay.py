@@ -57,6 +57,23 @@ Reported (averages over evaluated steps unless said otherwise)
     ``p``: ``1000 x sum p_mixed(p_true, n_i) / sum n_i``, pooled over all steps. The
     recorded score is itself an estimate from ``n`` rollouts, so the oracle is optimistic
     (a recorded 0 or 1 is taken as certain).
+``strategies``
+    A mapping from each strategy of ``STRATEGIES`` to its figures, side by side:
+    ``rollouts_per_mixed_group``, ``mixed_groups_per_1000_rollouts``,
+    ``keep_half_mixed_share``, ``zero_advantage_avoided``, ``dynamic_sampling_ratio``,
+    ``rolled_out_share`` (defined in :mod:`v0lite.rl._baselines`: rollouts spent / groups
+    that came back mixed, at a fixed selection budget of half the candidates with
+    ``rollouts_per_prompt`` each; dynamic sampling and uniform spend them on every
+    candidate), ``allocation_mixed_groups_per_1000_rollouts`` (the budgeted allocation
+    above, NaN where the strategy has none), ``label`` and ``causal`` (False for
+    ``ceiling`` and ``oracle``). The literature's baselines: ``dynamic_sampling`` (DAPO),
+    ``greso`` (GRESO-style skip rule ranking by its re-check probability, at the fixed budget)
+    and ``greso_rule`` (the same rule at its own budget, skipping with probability
+    ``1 - p**z``), ``mopps`` (MoPPS-style Thompson sampling, per-step discount 0.9). Every
+    strategy sees the outcomes of every earlier visit of the log (the replay holds them all).
+``first_epoch``
+    The first-epoch scenario (:func:`~v0lite.rl._first_epoch.first_epoch`): each prompt's
+    first visit predicted from other prompts' first visits only.
 ``baseline_mse_g<g>_{mean,prior,fused}``
     Rollouts ``Binomial(g, p_true)`` (seeded) per prompt; the MSE against ``p_true`` of the
     group mean, of the warm V0 prediction and of :func:`fuse_baseline` with strength
@@ -81,9 +98,11 @@ import polars as pl
 
 from ..exceptions import DataError, V0liteError, V0liteWarning
 from ..log import validate_log
-from ._allocate import PMixedSelector, RandomSelector, allocate, p_mixed
+from ._allocate import PMixedSelector, RandomSelector, _top_m, allocate, p_mixed
+from ._baselines import GresoRule, SelectionTally, mopps_scores, strategy_entry, zero_variance_streaks
 from ._beliefs import BinnedStrength, fuse_baseline
 from ._common import _n_keep, _rng
+from ._first_epoch import first_epoch, model_factory
 
 __all__ = ["alloc_sim", "score_predictions"]
 
@@ -98,6 +117,26 @@ _EB_WINDOW = 10_000
 # and warm queries together, which blunts warm predictions near 0 and 1, where P(mixed) is decided.
 DEFAULT_HEAD = "gbdt"
 _DECAYS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+# MoPPS-style baseline's per-step discount: the best of 0.5, 0.7, 0.9 and 1 on the oneshot replay
+# (keep-half 0.74 / 0.77 / 0.81 / 0.80), so the baseline is not handicapped by our choice
+_MOPPS_DECAY = 0.9
+# (key in `strategies`, internal name, label, causal)
+STRATEGIES = (
+    ("v0_warm", "warm", "V0 warm prediction, Beta belief", True),
+    ("v0_posterior", "posterior", "V0 cold prior + own decayed history", True),
+    ("v0_cold", "cold", "V0 cold (own rows hidden at every step), Beta belief", True),
+    ("history", "history", "own decayed history, Beta posterior (no V0)", True),
+    ("mean_last3", "mean_last3", "mean of own last 3 visits", True),
+    ("last_visit", "last_visit", "own last visit", True),
+    ("mopps", "mopps", "MoPPS-style: own Beta posterior, Thompson draw nearest 0.5", True),
+    ("greso", "greso", "GRESO-style: keep the highest re-check probability", True),
+    ("greso_rule", "greso_rule", "GRESO-style skip rule, its own budget", True),
+    ("random", "random", "random half", True),
+    ("dynamic_sampling", "dynamic_sampling", "DAPO dynamic sampling: roll out all, drop unmixed", True),
+    ("uniform", "uniform", "uniform: roll out all, train on all", True),
+    ("ceiling", "ceiling", "NOT CAUSAL: Beta belief around the prompt's mean over its other visits", False),
+    ("oracle", "oracle", "NOT CAUSAL: the recorded score itself", False),
+)
 
 
 def _visits(df: pl.DataFrame, default_n: int) -> pl.DataFrame:
@@ -277,10 +316,18 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
     return pl.concat(frames), fit_rows.height, cut, timing
 
 
-def _shares_and_alloc(name, mean, conc, true, mixed, m, rng, budget, n_min, n_max, n, shares, eff):
-    """Keep-half share and budgeted allocation of one strategy (point when ``conc`` is None)."""
+def _keep(score_or_idx, k: int) -> np.ndarray:
+    mask = np.zeros(k, dtype=bool)
+    mask[score_or_idx] = True
+    return mask
+
+
+def _shares_and_alloc(name, mean, conc, true, mixed, m, rng, budget, n_min, n_max, n, shares, eff, tallies):
+    """Keep-half share, selection tally and budgeted allocation of one strategy (point when ``conc`` is None)."""
     sel = PMixedSelector(n)
-    shares[name].append(float(mixed[sel.select(mean, m, random_state=rng, concentration=conc)].mean()))
+    kept = sel.select(mean, m, random_state=rng, concentration=conc)
+    shares[name].append(float(mixed[kept].mean()))
+    tallies[name].add(_keep(kept, true.size), mixed, n)
     if name in eff:
         n_i = allocate(mean, budget, n_min, n_max, "p_mixed", method="hull", concentration=conc)
         eff[name][0] += float(p_mixed(true, n_i).sum())
@@ -321,6 +368,10 @@ def score_predictions(
     win = _Window()
     has_cold = bool(np.isfinite(pred["cold"].to_numpy()).all())
     has_ceiling = "other_visits_mean" in pred.columns
+    tallies = {name: SelectionTally() for name in {*(s[1] for s in STRATEGIES), *_SHARE_NAMES}}
+    has_streak = "zv_streak" in pred.columns
+    greso_half, greso_rule = GresoRule(), GresoRule()
+    j_mopps = decays.index(_MOPPS_DECAY) if _MOPPS_DECAY in decays else len(decays) - 1
     for idx in np.split(np.arange(pred.height), bounds):
         cur = pred[idx]
         true = cur["score"].to_numpy()
@@ -364,7 +415,7 @@ def score_predictions(
             beta = a * (1 - prior) + own_t[j, 1] - own_t[j, 0]
             return alpha / (alpha + beta), alpha + beta
 
-        args = (true, mixed, m, rng, budget, n_min, n_max, n, shares, eff)
+        args = (true, mixed, m, rng, budget, n_min, n_max, n, shares, eff, tallies)
         _shares_and_alloc("warm", warm, conc_warm, *args)
         _shares_and_alloc("warm_point", warm, None, *args)
         if has_cold:
@@ -382,9 +433,26 @@ def score_predictions(
         else:
             shares["ceiling"].append(np.nan)
         _shares_and_alloc("oracle", true, None, *args)
-        shares["random"].append(float(mixed[RandomSelector().select(true, m, random_state=rng)].mean()))
+        kept = RandomSelector().select(true, m, random_state=rng)
+        shares["random"].append(float(mixed[kept].mean()))
+        tallies["random"].add(_keep(kept, k), mixed, n)
         eff["uniform"][0] += float(p_mixed(true, n).sum())
         eff["uniform"][1] += budget
+        everything = np.ones(k, dtype=bool)
+        tallies["dynamic_sampling"].add(everything, mixed, n)
+        tallies["uniform"].add(everything, mixed, n)
+        # MoPPS-style: own counts discounted per step; the latest visit is not yet discounted in MoPPS
+        d = decays[j_mopps]
+        kept = _top_m(mopps_scores(own_t[j_mopps, 0] / d, own_t[j_mopps, 1] / d, rng), m, rng)
+        tallies["mopps"].add(_keep(kept, k), mixed, n)
+        if has_streak:
+            z, easy = cur["zv_streak"].to_numpy(), cur["zv_last_easy"].to_numpy()
+            kept = _keep(_top_m(greso_half.keep_probability(z, easy), m, rng), k)
+            tallies["greso"].add(kept, mixed, n)
+            greso_half.adapt(true[kept])
+            rolled = greso_rule.select(z, easy, rng)
+            tallies["greso_rule"].add(rolled, mixed, n)
+            greso_rule.adapt(true[rolled])
 
         for g in group_sizes:
             sg = rng.binomial(int(g), true)
@@ -408,6 +476,12 @@ def score_predictions(
         out[f"baseline_mse_g{g}_{kind}"] = float(np.mean(vals))
     for key, vals in trace.items():
         out[f"{key}_mean"] = float(np.mean(vals)) if vals else float("nan")
+    dyn = tallies["dynamic_sampling"].figures()["rollouts_per_mixed_group"]
+    out["strategies"] = {
+        key: strategy_entry(tallies[name], label, causal, dyn,
+                            out.get("effective_groups_per_1000_rollouts" + ("" if name == "warm" else f"_{name}")))
+        for key, name, label, causal in STRATEGIES
+    }
     out["n_steps_evaluated"] = len(bounds) + 1 if pred.height else 0
     out["n_visits_evaluated"] = int(pred.height)
     out["rollouts_per_prompt"] = n
@@ -430,6 +504,7 @@ def alloc_sim(
     random_state: Any = 0,
     show_progress_bar: bool = False,
     return_predictions: bool = False,
+    first_epoch_folds: int = 5,
 ) -> dict:
     """Replay an RL outcome log step by step and score prompt selection and allocation.
 
@@ -468,6 +543,10 @@ def alloc_sim(
     return_predictions : bool, default False
         Also return the per-visit predictions as ``result["predictions"]`` (a polars
         DataFrame; rescore it with :func:`score_predictions`).
+    first_epoch_folds : int, default 5
+        Prompt groups of the first-epoch scenario (``result["first_epoch"]``, see
+        :mod:`v0lite.rl._first_epoch`); 0 skips it. It needs fresh copies of the value model:
+        the default one, or a ``value_model`` scikit-learn's ``clone`` can copy.
 
     Returns
     -------
@@ -513,8 +592,12 @@ def alloc_sim(
         from ..estimator import V0Regressor
 
         value_model = V0Regressor(head=head if head is not None else DEFAULT_HEAD)
+    make_model = model_factory(value_model) if first_epoch_folds else None
     own = _own_counts(visits, _DECAYS)
+    pair = visits.select(pl.struct("policy", "prompt").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
+    streak, last_easy = zero_variance_streaks(pair, visits["step"].to_numpy(), visits["score"].to_numpy())
     visits = visits.with_columns(
+        pl.Series("zv_streak", streak), pl.Series("zv_last_easy", last_easy),
         *[pl.Series(f"own_s_{j}", own[j, 0]) for j in range(len(_DECAYS))],
         *[pl.Series(f"own_m_{j}", own[j, 1]) for j in range(len(_DECAYS))],
     )
@@ -524,6 +607,15 @@ def alloc_sim(
         pred, rollouts_per_prompt=rollouts_per_prompt, group_sizes=group_sizes, n_min=n_min, n_max=n_max,
         prior_strength=prior_strength, default_prior_strength=default_prior_strength, random_state=random_state,
     )
+    out["first_epoch"] = None
+    if make_model is not None:
+        t1 = time.perf_counter()
+        out["first_epoch"] = first_epoch(visits, make_model, folds=first_epoch_folds,
+                                         rollouts_per_prompt=rollouts_per_prompt, random_state=random_state)
+        out["seconds_first_epoch"] = time.perf_counter() - t1
+    elif first_epoch_folds:
+        warnings.warn("first-epoch scenario skipped: value_model has no get_params, so no fresh copy can be made.",
+                      V0liteWarning, stacklevel=2)
     out["fit_steps"] = int(n_fit)
     out["fit_cut_step"] = cut
     out["n_visits_fit"] = int(n_visits_fit)
