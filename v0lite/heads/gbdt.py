@@ -63,8 +63,11 @@ class GBDTHead(BaseHead):
         p = self.params
         self.pca_ = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
         ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=self.pca_, k=p["k"],
-                                random_state=random_state)
-        return self.fit_training_set(ts, random_state=random_state)
+                                random_state=random_state, show_progress_bar=show_progress_bar)
+        from .._progress import stage
+
+        with stage("fit: gbdt", enabled=show_progress_bar):
+            return self.fit_training_set(ts, random_state=random_state)
 
     def fit_training_set(self, ts, *, random_state=0):
         """Fit on a prepared :class:`~v0lite.heads._training.TrainingSet`.

@@ -1,0 +1,151 @@
+"""Progress on long waits, one way everywhere: tqdm on stderr, shown only past a short delay.
+
+Two shapes: :func:`bar` for a countable loop (prompts embedded, folds, steps) and
+:func:`stage` for one opaque wait (loading the encoder, fitting a member) that shows its
+elapsed time while it runs and once more when it ends. Both are silent unless enabled, and
+even when enabled a wait shorter than ``DELAY_S`` prints nothing, so cached or tiny calls stay
+quiet. The CLI decides ``enabled`` once (:func:`resolve`): on in a terminal, off with
+``--quiet`` or when stderr is not a TTY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+
+__all__ = ["DELAY_S", "resolve", "bar", "stage", "quiet_third_party"]
+
+DELAY_S = 1.0  # a wait shorter than this shows nothing
+
+
+def resolve(quiet: bool = False, force: bool = False) -> bool:
+    """Whether to show progress: ``force`` wins, then ``quiet``, else only if stderr is a terminal."""
+    if force:
+        return True
+    if quiet:
+        return False
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # a closed or replaced stderr
+        return False
+
+
+class _Null:
+    """The disabled bar: every call is a no-op, iteration passes through."""
+
+    def __init__(self, iterable=None):
+        self._it = iterable
+
+    def __iter__(self):
+        return iter(self._it if self._it is not None else ())
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s="", refresh=True):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def bar(iterable=None, *, total=None, desc: str = "", unit: str = "it", enabled: bool = False):
+    """A tqdm bar on stderr (or a no-op when disabled); use as an iterator or call ``update(n)``.
+
+    Examples
+    --------
+    >>> with bar(total=3, desc="folds", enabled=False) as b:
+    ...     b.update(3)
+    """
+    if not enabled:
+        return _Null(iterable)
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=DELAY_S, file=sys.stderr,
+                dynamic_ncols=True, leave=True)
+
+
+@contextlib.contextmanager
+def stage(desc: str, *, enabled: bool = False):
+    """Show ``desc`` with a live elapsed time while the block runs; ``done in X s`` at the end.
+
+    Examples
+    --------
+    >>> with stage("fit: gbdt", enabled=False):
+    ...     pass
+    """
+    if not enabled:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    b = tqdm(total=None, desc=desc, bar_format="{desc} [{elapsed}]", delay=DELAY_S, file=sys.stderr,
+             dynamic_ncols=True, leave=True)
+    stop = threading.Event()
+
+    def tick():  # tqdm redraws only on update(); an opaque wait has none, so redraw the clock
+        while not stop.wait(0.5):
+            if time.perf_counter() - t0 >= DELAY_S:
+                b.refresh()
+
+    th = threading.Thread(target=tick, daemon=True)
+    th.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        stop.set()
+        th.join()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= DELAY_S:
+            b.set_description_str(f"{desc}: {'done' if ok else 'stopped'} in {elapsed:.1f} s", refresh=False)
+            b.refresh()
+        b.close()
+
+
+def quiet_third_party():
+    """Silence other libraries' bars (transformers' "Loading weights", hub downloads) for a block.
+
+    Returns a context manager; the previous settings are restored on exit, so a library user's
+    own choice survives.
+    """
+    return _Quiet()
+
+
+class _Quiet:
+    def __enter__(self):
+        self._env = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        self._tf = None
+        try:
+            from transformers.utils import logging as tf_logging
+        except ImportError:
+            return self
+        self._tf = tf_logging
+        self._tf_bar = tf_logging.is_progress_bar_enabled()
+        self._tf_level = tf_logging.get_verbosity()
+        tf_logging.disable_progress_bar()
+        tf_logging.set_verbosity_error()
+        return self
+
+    def __exit__(self, *exc):
+        if self._env is None:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+        else:
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = self._env
+        if self._tf is not None:
+            if self._tf_bar:
+                self._tf.enable_progress_bar()
+            self._tf.set_verbosity(self._tf_level)
+        return False

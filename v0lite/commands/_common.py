@@ -1,0 +1,128 @@
+"""What every subcommand shares: the progress flags, path checks before the work, the head
+choices, and the one translation of the library's Python-phrased fixes into flag names."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from ..exceptions import DataError
+
+__all__ = ["add_progress_flags", "progress", "check_input", "check_output", "check_model_dir", "head_choices",
+           "cli_text", "LOG_SUFFIXES"]
+
+LOG_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def add_progress_flags(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` (documented) and ``--progress`` (hidden: force bars on, e.g. in a pipe)."""
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (default: progress is shown when stderr is a terminal)")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+
+
+def progress(args) -> bool:
+    """Whether this run shows progress (see :func:`v0lite._progress.resolve`)."""
+    from .._progress import resolve
+
+    return resolve(quiet=getattr(args, "quiet", False), force=getattr(args, "progress", False))
+
+
+def head_choices() -> list[str]:
+    """The head registry's names: ``--head`` offers exactly these in every subcommand."""
+    from ..heads.base import HEADS
+
+    return sorted(HEADS)
+
+
+def check_input(path: str, flag: str, *, folder_ok: bool = False) -> Path:
+    """An input path that exists (and is a file unless ``folder_ok``), checked before any work."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{flag} {path}: does not exist. Fix: pass the path of an existing file.")
+    if p.is_dir() and not folder_ok:
+        raise DataError(f"{flag} {path}: is a directory, not a file. Fix: pass a .jsonl, .csv or .parquet "
+                        "file inside it.")
+    return p
+
+
+def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
+    """An output path whose suffix is writable and whose folder can hold it, checked before any work."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{flag} {path}: is a directory. Fix: name a file, e.g. {flag} {p / ('out' + suffixes[0])}.")
+    if p.suffix.lower() not in suffixes:
+        raise DataError(f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
+                        f"Fix: name the output {', '.join(suffixes[:-1])} or {suffixes[-1]}." if len(suffixes) > 1
+                        else f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
+                             f"Fix: name the output {suffixes[0]}.")
+    parent = p.parent
+    while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{flag} {path}: {parent} is a file, not a folder. Fix: choose another output path.")
+    return p
+
+
+def check_model_dir(path: str, flag: str = "--model-dir") -> Path:
+    """A saved model's folder: exists, is a folder, holds a model."""
+    p = Path(path)
+    fit_hint = f"Fix: fit one first with `v0lite fit HISTORY {flag} {path}`, or pass the folder given to fit."
+    if not p.exists():
+        raise DataError(f"{flag} {path}: does not exist. {fit_hint}")
+    if not p.is_dir():
+        raise DataError(f"{flag} {path}: is a file, not a model folder. {fit_hint}")
+    if not (p / "meta.json").exists():
+        raise DataError(f"{flag} {path}: is a folder but holds no saved model (no meta.json). {fit_hint}")
+    return p
+
+
+# The library phrases its fixes for Python callers (``fallback='global_mean'``, ``budget=<value>``);
+# the CLI rewrites the parameter names it has a flag for. One table, applied to every error.
+_FLAGS = {
+    "fallback": "--fallback", "head": "--head", "encoder": "--encoder", "shrink": "--shrink",
+    "prices": "--prices", "random_state": "--random-state", "max_step": "--max-step",
+    "fit_fraction": "--fit-fraction", "rollouts_per_prompt": "--rollouts-per-prompt",
+    "strategy": "--strategy", "knob": "--knob", "lam": "--knob", "tau": "--knob", "budget": "--knob",
+    "target": "--knob",
+}
+_ASSIGN = re.compile(r"\b(" + "|".join(sorted(_FLAGS, key=len, reverse=True)) + r")=(<value>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
+_PHRASES = (
+    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit"),
+    ("set --fallback", "pass --fallback"),
+)
+
+
+def _flag_value(m: re.Match) -> str:
+    value = m.group(2)
+    if value == "<value>":
+        value = "VALUE"
+    elif value[:1] in "'\"":
+        value = value[1:-1]
+    elif value == "None":
+        value = "none"
+    return f"{_FLAGS[m.group(1)]} {value}"
+
+
+def cli_text(message: str) -> str:
+    """A library error message with its fix (the text after ``Fix:``) in flag names.
+
+    Examples
+    --------
+    >>> cli_text("policy 'x' has no history. Fix: set fallback='global_mean'.")
+    "policy 'x' has no history. Fix: pass --fallback global_mean."
+    >>> cli_text("strategy 'budget' needs its knob 'budget'. Fix: pass budget=<value>.")
+    "strategy 'budget' needs its knob 'budget'. Fix: pass --knob VALUE."
+    """
+    head, sep, fix = message.partition("Fix:")
+    if not sep:
+        return message
+    fix = _ASSIGN.sub(_flag_value, fix)
+    fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
+    for old, new in _PHRASES:
+        fix = fix.replace(old, new)
+    return head + sep + fix
