@@ -189,3 +189,76 @@ def test_accepts_polars_and_pandas():
 def test_doctests():
     res = doctest.testmod(M)
     assert res.failed == 0 and res.attempted > 0
+
+
+# --- scikit-learn scorers ---------------------------------------------------------------------------------
+
+def test_choice_accuracy_by_hand():
+    # q1: top-ranked a (y 1, best) -> hit; q2: top-ranked c (y 0, b has 1) -> miss;
+    # q3: all tied (no choice) and q4: one row -> skipped
+    y = [1, 0, 0, 1, 0.5, 0.5, 1]
+    p = [0.9, 0.2, 0.8, 0.3, 0.1, 0.9, 0.5]
+    prompts = ["q1", "q1", "q2", "q2", "q3", "q3", "q4"]
+    assert M.choice_accuracy(y, p, prompts) == 0.5
+    # a tie in p goes to the row listed first
+    assert M.choice_accuracy([0, 1], [0.5, 0.5], ["q", "q"]) == 0.0
+    assert M.choice_accuracy([1, 0], [0.5, 0.5], ["q", "q"]) == 1.0
+    assert math.isnan(M.choice_accuracy([1, 1], [0.2, 0.3], ["q", "q"]))
+    with pytest.raises(DataError, match="'prompts' has 1 rows"):
+        M.choice_accuracy([1, 0], [0.5, 0.5], ["q"])
+
+
+def _cv_setup():
+    from conftest import FakeEncoder, make_log
+    from sklearn.model_selection import GroupKFold
+
+    from v0lite import V0Regressor
+
+    log = make_log(3, 24, seed=3)
+    X, y = log.select("policy", "prompt"), log["score"].to_numpy()
+    model = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False)
+    return model, X, y, GroupKFold(3), log["prompt"].to_numpy()
+
+
+def test_scorers_in_cross_val_score_match_the_metrics_per_fold():
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    model, X, y, cv, groups = _cv_setup()
+    for scorer, fn in ((M.neg_brier_scorer, lambda yt, p, Xt: -M.brier(yt, p)),
+                       (M.within_policy_auc_scorer, lambda yt, p, Xt: M.within_policy_auc(yt, p, Xt["policy"])),
+                       (M.choice_accuracy_scorer, lambda yt, p, Xt: M.choice_accuracy(yt, p, Xt["prompt"]))):
+        got = cross_val_score(model, X, y, scoring=scorer, cv=cv, groups=groups, error_score="raise")
+        want = []
+        for tr, te in cv.split(X, y, groups):
+            m = clone(model).fit(X[tr], y[tr])
+            want.append(fn(y[te], m.predict(X[te]), X[te]))
+        assert np.all(np.isfinite(got)) and got == pytest.approx(want)
+    # sklearn's neg_mean_squared_error is the negated Brier score against the rate
+    mse = cross_val_score(model, X, y, scoring="neg_mean_squared_error", cv=cv, groups=groups)
+    assert mse == pytest.approx(cross_val_score(model, X, y, scoring=M.neg_brier_scorer, cv=cv, groups=groups))
+
+
+def test_scorers_in_grid_search_multi_metric():
+    from sklearn.model_selection import GridSearchCV
+
+    model, X, y, cv, groups = _cv_setup()
+    gs = GridSearchCV(model, {"k": [2, 8]}, scoring=M.SCORERS, refit="neg_brier", cv=cv, error_score="raise")
+    gs.fit(X, y, groups=groups)
+    for name in M.SCORERS:
+        scores = gs.cv_results_[f"mean_test_{name}"]
+        assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    assert gs.best_params_["k"] == [2, 8][int(np.argmax(gs.cv_results_["mean_test_neg_brier"]))]
+
+
+def test_scorer_needs_the_column_it_reads():
+    import polars as pl
+
+    class Half:
+        def predict(self, X):
+            return np.full(len(X), 0.5)
+
+    X = pl.DataFrame({"prompt": ["a", "b"]})
+    assert M.neg_brier_scorer(Half(), X, [1.0, 0.0]) == pytest.approx(-0.25)
+    with pytest.raises(DataError, match="reads column 'policy' of X, which has none.*Fix"):
+        M.within_policy_auc_scorer(Half(), X, [1.0, 0.0])

@@ -14,9 +14,19 @@ function                  meaning
 :func:`log_loss`          cross-entropy with soft labels ``y``
 :func:`ece`               expected calibration error, equal-width bins over p
 :func:`spearman`          Spearman rank correlation
+:func:`choice_accuracy`   share of prompts where the top-ranked policy is a best one
 ========================  ===================================================
 
 Undefined values (one class only, constant input) are ``nan``, never an error.
+
+scikit-learn scorers (``scorer(estimator, X, y)``, greater is better) for
+``cross_val_score``, ``GridSearchCV`` and ``cross_validate`` with :class:`v0lite.V0Regressor`:
+:data:`neg_brier_scorer`, :data:`within_policy_auc_scorer`, :data:`choice_accuracy_scorer`
+and the dict :data:`SCORERS` of all three (``scoring=SCORERS`` scores them at once).
+scikit-learn's own ``"neg_brier_score"`` and ``"roc_auc"`` are classifier scorers: they call
+``predict_proba`` and need 0/1 labels, so with a regressor of success rates they fail (``nan``
+and a traceback per fold). Its ``"neg_mean_squared_error"`` works and equals the negated Brier
+score against the rate.
 """
 
 from __future__ import annotations
@@ -36,7 +46,12 @@ __all__ = [
     "log_loss",
     "ece",
     "spearman",
+    "choice_accuracy",
     "evaluate_predictions",
+    "neg_brier_scorer",
+    "within_policy_auc_scorer",
+    "choice_accuracy_scorer",
+    "SCORERS",
 ]
 
 
@@ -375,3 +390,96 @@ def evaluate_predictions(
     out["ece"] = ece(ya, pa)
     out["spearman"] = spearman(ya, pa)
     return out
+
+
+def choice_accuracy(y: Any, p: Any, prompts: Any, policies: Any = None) -> float:
+    """Share of prompts where the policy ranked first by ``p`` is one of the best by ``y``.
+
+    Rows are grouped by prompt (one row per policy tried on it). Prompts with a single row,
+    or whose policies all scored the same (no choice to get wrong), are skipped. Ties in ``p``
+    go to the row listed first. This is a router's accuracy at zero cost: did it pick a model
+    that did best on the prompt?
+
+    Parameters
+    ----------
+    y, p : array-like of float
+        Observed rates and predictions in [0, 1].
+    prompts : array-like
+        The prompt (or prompt id) of each row.
+    policies : array-like, optional
+        Unused in the score; checked for length so a misaligned column fails loudly.
+
+    Returns
+    -------
+    float
+        ``nan`` if no prompt offers a choice.
+
+    Examples
+    --------
+    >>> choice_accuracy([1, 0, 0, 1], [0.9, 0.2, 0.8, 0.3], ["q1", "q1", "q2", "q2"])
+    0.5
+    """
+    ya, pa = _check_pair(y, p)
+    codes = _codes_of("prompts", prompts, ya.shape[0])
+    if policies is not None:
+        _codes_of("policies", policies, ya.shape[0])
+    order = np.lexsort((np.arange(ya.shape[0]), -pa, codes))  # by prompt, then p descending, first row first
+    c = codes[order]
+    start = np.r_[True, c[1:] != c[:-1]]
+    first = order[start]  # the top-ranked row of each prompt
+    g = c[start]
+    n = np.bincount(codes)
+    best = np.full(n.shape[0], -np.inf)
+    np.maximum.at(best, codes, ya)
+    worst = np.full(n.shape[0], np.inf)
+    np.minimum.at(worst, codes, ya)
+    usable = (n[g] > 1) & (best[g] > worst[g])
+    if not usable.any():
+        return math.nan
+    return float(np.mean(ya[first][usable] >= best[g][usable]))
+
+
+class _Scorer:
+    """A scikit-learn scorer ``(estimator, X, y) -> float`` (greater is better) over a v0lite metric.
+
+    ``X`` is the frame the estimator predicts (polars or pandas, with ``policy`` and ``prompt``);
+    a metric that needs the policy or the prompt reads it from ``X``.
+    """
+
+    def __init__(self, name: str, func, sign: float = 1.0, needs: tuple = ()):
+        self.name = name
+        self._func = func
+        self._sign = sign
+        self._needs = needs
+
+    def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        if sample_weight is not None:
+            raise DataError(f"scorer {self.name!r} does not take sample_weight. Fix: score without weights.")
+        p = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
+        cols = [_column(X, c, self.name) for c in self._needs]
+        return self._sign * float(self._func(y, p, *cols))
+
+    def __repr__(self) -> str:
+        return f"v0lite.metrics.{self.name}"
+
+
+def _column(X: Any, name: str, scorer: str) -> np.ndarray:
+    if name not in getattr(X, "columns", ()):
+        raise DataError(f"scorer {scorer!r} reads column {name!r} of X, which has none. "
+                        f"Fix: pass X as a DataFrame with a {name!r} column.")
+    col = X[name]
+    return np.asarray(col.to_numpy() if hasattr(col, "to_numpy") else col)
+
+
+neg_brier_scorer = _Scorer("neg_brier_scorer", brier, -1.0)
+"""``-brier(y, predict(X))``: use as ``scoring=neg_brier_scorer`` (what ``"neg_brier_score"`` means)."""
+
+within_policy_auc_scorer = _Scorer("within_policy_auc_scorer", within_policy_auc, 1.0, ("policy",))
+"""AUC inside each policy of ``X`` (the ``policy`` column), size-weighted."""
+
+choice_accuracy_scorer = _Scorer("choice_accuracy_scorer", choice_accuracy, 1.0, ("prompt",))
+""":func:`choice_accuracy` with prompts from ``X``; folds must keep a prompt's rows together."""
+
+SCORERS = {"neg_brier": neg_brier_scorer, "within_policy_auc": within_policy_auc_scorer,
+           "choice_accuracy": choice_accuracy_scorer}
+"""All three by name, for ``scoring=SCORERS`` in ``cross_validate`` / ``GridSearchCV(refit=...)``."""
