@@ -205,3 +205,149 @@ def test_not_fitted_error_is_lazy_cached_and_sklearns():
         raise cls("not fitted")
     except exc.NotFittedError as e:
         assert isinstance(e, sklearn.exceptions.NotFittedError)
+
+
+# --- one vocabulary: the same flags everywhere, help on every option, fixes in flag names -------------------
+
+def _leaf_parsers(parser=None, prefix=()):
+    import argparse
+
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _leaf_parsers(sub, prefix + (name,))
+            return
+    if prefix:
+        yield " ".join(prefix), parser
+
+
+def test_every_subcommand_has_quiet_and_every_option_has_help():
+    import argparse
+
+    from v0lite.heads.base import HEADS
+
+    leaves = dict(_leaf_parsers())
+    assert {"fit", "predict", "evaluate", "demo", "route", "route-eval", "alloc-sim", "data convert",
+            "data prices", "data prompts"} <= set(leaves)
+    for name, p in leaves.items():
+        opts = {s: a for a in p._actions for s in a.option_strings}
+        assert "--quiet" in opts and opts["--progress"].help == argparse.SUPPRESS, name
+        for a in p._actions:
+            if a.help == argparse.SUPPRESS or isinstance(a, argparse._HelpAction):
+                continue
+            assert a.help and len(a.help) > 10, (name, a.dest)
+        if "--head" in opts:
+            assert sorted(opts["--head"].choices) == sorted(HEADS), name
+        if "--encoder" in opts:
+            assert opts["--encoder"].metavar == "MODEL" and opts["--encoder"].choices is None, name
+    assert "--head" in dict((s, 1) for a in leaves["route-eval"]._actions for s in a.option_strings)
+    assert "--head" in dict((s, 1) for a in leaves["alloc-sim"]._actions for s in a.option_strings)
+
+
+def test_knob_help_states_each_strategys_scale():
+    from v0lite.route import STRATEGIES
+
+    leaves = dict(_leaf_parsers())
+    knob = next(a for a in leaves["route"]._actions if "--knob" in a.option_strings)
+    for name in STRATEGIES:
+        assert f"{name}:" in knob.help
+    assert "USD per call" in knob.help
+
+
+@pytest.mark.parametrize("message, expect", [
+    ("policy 'g' has no history. Fix: call add_history with some of its outcomes, or set fallback='global_mean'.",
+     "Fix: add some of its outcomes to the history log and refit, or pass --fallback global_mean."),
+    ("strategy 'budget' needs its knob 'budget'. Fix: pass budget=<value>.", "Fix: pass --knob VALUE."),
+    ("utility knob lam must be >= 0, got -1.0. Fix: pass lam >= 0 (0 = best quality).",
+     "Fix: pass --knob >= 0 (0 = best quality)."),
+    ("a budget=3 outside the fix stays. Fix: none.", "a budget=3 outside the fix stays. Fix: none."),
+])
+def test_cli_text_puts_fixes_in_flag_names(message, expect):
+    from v0lite.commands._common import cli_text
+
+    assert cli_text(message).endswith(expect)
+
+
+def test_route_errors_speak_flags(files, capsys, fake_minilm):
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    pols = ",".join(sorted(set(read_log(hist)["policy"].to_list())))
+    capsys.readouterr()
+    base = ["route", str(queries), "--model-dir", str(tmp / "m"), "--pool", pols, "--out", str(tmp / "r.jsonl")]
+    assert main(base + ["--strategy", "budget"]) == 1
+    err = capsys.readouterr().err
+    assert "needs its knob 'budget'" in err and "--knob VALUE" in err and "budget=<value>" not in err
+    prices = tmp / "prices.json"
+    prices.write_text(json.dumps({"pol0": 0.001}))
+    assert main(base + ["--prices", str(prices)]) == 1
+    err = capsys.readouterr().err
+    assert "no price for 2 of the 3 pool models: ['pol1', 'pol2']" in err and "USD per call" in err
+    prices.write_text(json.dumps({"pol0": 0.001, "pol1": 0.002, "pol2": 0.01, "other": 1.0}))
+    assert main(base + ["--prices", str(prices), "--strategy", "budget", "--knob", "0.002"]) == 0
+    routed = read_log(tmp / "r.jsonl", require_score=False)
+    assert float(routed["pred_cost"].mean()) <= 0.002 + 1e-12
+    assert main(base + ["--prices", str(tmp / "nope.json")]) == 1
+    assert "--prices" in (err := capsys.readouterr().err) and "does not exist" in err
+
+
+def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_minilm, guarantees):
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+
+    def boom(*a, **k):
+        raise AssertionError("the work started before the output was checked")
+
+    monkeypatch.setattr(V0Regressor, "load", boom)
+    monkeypatch.setattr(V0Regressor, "fit", boom)
+    capsys.readouterr()
+    cases = [
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp / "x.txt")], "cannot write '.txt'"),
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp)], "is a directory"),
+        (["predict", str(queries), "--model-dir", str(tmp / "nomodel"), "--out", str(tmp / "o.jsonl")],
+         "--model-dir " + str(tmp / "nomodel") + ": does not exist. Fix: fit one first with `v0lite fit"),
+        (["predict", str(queries), "--model-dir", str(hist), "--out", str(tmp / "o.jsonl")], "is a file, not a model"),
+        (["predict", str(queries), "--model-dir", str(tmp), "--out", str(tmp / "o.jsonl")], "holds no saved model"),
+        (["fit", str(tmp), "--model-dir", str(tmp / "m2")], "is a directory, not a file"),
+        (["fit", str(tmp / "nope.jsonl"), "--model-dir", str(tmp / "m2")], "does not exist"),
+        (["evaluate", str(hist), str(queries), "--json", str(tmp / "m.txt")], "cannot write '.txt'"),
+        (["route-eval", str(hist), str(queries), "--plot", str(tmp / "f.jpg")], "cannot write '.jpg'"),
+        (["alloc-sim", str(hist), "--json", str(tmp / "a.csv")], "cannot write '.csv'"),
+        (["data", "prices", str(hist), str(tmp / "p.csv")], "cannot write '.csv'"),
+    ]
+    guarantees.tick("bad-input cases tried", len(cases))
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Fix" in err and err.count("\n") == 1, (argv, err)
+
+
+def test_data_prices_and_prompts(tmp_path, capsys):
+    log = pl.DataFrame({"policy": ["a", "a", "b", "b"], "prompt": ["x", "y", "x", "y"], "score": [1.0, 0.0, 1.0, 1.0],
+                        "cost": [0.001, 0.003, 0.01, 0.03]})
+    write_log(log, tmp_path / "log.jsonl")
+    assert main(["data", "prices", str(tmp_path / "log.jsonl"), str(tmp_path / "prices.json")]) == 0
+    assert json.loads((tmp_path / "prices.json").read_text()) == {"a": 0.002, "b": 0.02}
+    assert "USD per call" in capsys.readouterr().out
+    assert main(["data", "prompts", str(tmp_path / "log.jsonl"), str(tmp_path / "p.jsonl")]) == 0
+    assert pl.read_ndjson(tmp_path / "p.jsonl")["prompt"].to_list() == ["x", "y"]
+    write_log(log.drop("cost"), tmp_path / "nocost.jsonl")
+    capsys.readouterr()
+    assert main(["data", "prices", str(tmp_path / "nocost.jsonl"), str(tmp_path / "q.json")]) == 1
+    assert "no 'cost' column" in capsys.readouterr().err
+
+
+def test_progress_is_off_in_a_pipe_and_forced_with_progress(files, capsys, monkeypatch, fake_minilm):
+    from v0lite import _progress
+
+    monkeypatch.setattr(_progress, "DELAY_S", 0.0)
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "gbdt"]) == 0
+    assert "fit:" not in capsys.readouterr().err  # capsys' stderr is not a terminal
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m3"), "--head", "gbdt", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "fit: features" in err and "fit: gbdt: done in" in err
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m4"), "--head", "gbdt", "--progress", "--quiet"]) == 0
+    assert "fit: gbdt: done in" in capsys.readouterr().err  # --progress forces it on, even with --quiet

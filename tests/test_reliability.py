@@ -168,14 +168,20 @@ def test_bad_files(case, tmp_path, capsys, make_model, fake_minilm, guarantees):
 
 
 def test_missing_file_everywhere(tmp_path, capsys, make_model, guarantees):
-    guarantees.tick("bad-input cases tried", 3)
+    guarantees.tick("bad-input cases tried", 5)
     with pytest.raises(DataError, match="file not found"):
         validate_log(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="is a directory, not a log file.*Fix"):
+        validate_log(tmp_path)
     with pytest.raises(DataError, match="file not found"):
         make_model().fit(tmp_path / "nope.jsonl")
     assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
                  str(tmp_path / "o.jsonl")]) == 1
-    assert "no meta.json" in capsys.readouterr().err
+    assert "QUERIES " + str(tmp_path / "q.jsonl") + ": does not exist" in capsys.readouterr().err
+    (tmp_path / "q.jsonl").write_text('{"policy": "a", "prompt": "x"}\n')
+    assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
+                 str(tmp_path / "o.jsonl")]) == 1
+    assert "--model-dir " + str(tmp_path / "m") + ": does not exist. Fix: fit one first" in capsys.readouterr().err
 
 
 # --- estimator-only bad input ---------------------------------------------------------------------------

@@ -64,6 +64,9 @@ def _fmt(value: Any) -> str:
 def _read_file(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a log file. Fix: pass a .jsonl/.csv/.parquet outcome log "
+                        "(a folder of public data is converted first: v0lite.datasets.convert).")
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise DataError(

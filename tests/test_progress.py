@@ -1,0 +1,99 @@
+"""v0lite._progress: bars and timed stages on stderr, silent when disabled or short."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from v0lite import _progress
+
+
+@pytest.fixture
+def no_delay(monkeypatch):
+    monkeypatch.setattr(_progress, "DELAY_S", 0.0)
+
+
+def test_resolve_terminal_quiet_and_force(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert _progress.resolve() is True
+    assert _progress.resolve(quiet=True) is False
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a file: off
+    assert _progress.resolve() is False
+    assert _progress.resolve(force=True) is True
+
+
+def test_disabled_bar_and_stage_print_nothing(capsys):
+    assert list(_progress.bar(range(3), desc="x", enabled=False)) == [0, 1, 2]
+    with _progress.stage("y", enabled=False):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_short_waits_print_nothing_even_when_enabled(capsys):
+    with _progress.bar(total=2, desc="quick", enabled=True) as b:
+        b.update(2)
+    with _progress.stage("quick stage", enabled=True):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_stage_shows_elapsed_and_done(capsys, no_delay):
+    with _progress.stage("fit: gbdt", enabled=True):
+        time.sleep(0.6)
+    err = capsys.readouterr().err
+    assert "fit: gbdt: done in 0." in err
+
+
+def test_stage_says_stopped_on_error(capsys, no_delay):
+    with pytest.raises(RuntimeError):
+        with _progress.stage("fit: transformer", enabled=True):
+            raise RuntimeError("boom")
+    assert "fit: transformer: stopped in" in capsys.readouterr().err
+
+
+def test_embedding_bar_moves_per_batch_with_prompts_per_second(capsys, no_delay):
+    from conftest import FakeEncoder
+
+    from v0lite.embed import Embedder
+
+    class Slow(FakeEncoder):  # slower than tqdm's redraw interval, so every batch is drawn
+        def encode(self, texts):
+            time.sleep(0.15)
+            return super().encode(texts)
+
+    enc = Slow()
+    texts = [f"prompt number {i}" for i in range(130)]
+    v = Embedder(enc, cache_dir=False, batch_size=64, show_progress_bar=True).encode(texts)
+    assert v.shape == (130, 64) and enc.calls == 3  # 64 + 64 + 2: one call per batch, one chunk
+    err = capsys.readouterr().err
+    assert "embedding" in err and "130/130" in err and "prompt/s" in err
+    assert "64/130" in err  # it moved after the first batch, not only at the end
+    # the same vectors as one call per chunk would give
+    np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False, batch_size=1000).encode(texts), atol=1e-6)
+
+
+def test_fit_stages_are_shown(capsys, no_delay, make_model, small_log):
+    make_model(head="gbdt", show_progress_bar=True).fit(small_log)
+    err = capsys.readouterr().err
+    for stage in ("fit: episodes", "fit: features", "fit: gbdt"):
+        assert stage in err, err
+
+
+def test_quiet_third_party_restores_the_callers_settings(monkeypatch):
+    tf_logging = pytest.importorskip("transformers.utils.logging")
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    tf_logging.enable_progress_bar()
+    with _progress.quiet_third_party():
+        assert not tf_logging.is_progress_bar_enabled()
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert tf_logging.is_progress_bar_enabled()
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
