@@ -246,7 +246,7 @@ def test_every_subcommand_has_quiet_and_every_option_has_help():
 
 
 def test_knob_help_states_each_strategys_scale():
-    from v0lite.route import STRATEGIES
+    from v0lite.routing import STRATEGIES
 
     leaves = dict(_leaf_parsers())
     knob = next(a for a in leaves["route"]._actions if "--knob" in a.option_strings)

@@ -339,8 +339,8 @@ def test_plot_frontiers_atomic(logs, tmp_path):
 def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
     from v0lite.commands import route as cmd
 
-    monkeypatch.setattr(cmd, "_make_value_model", lambda head, random_state=0, encoder="plain": FakeValueModel())
-    monkeypatch.setattr(cmd, "_make_embedder", lambda encoder="plain": FakeEmbedder())
+    monkeypatch.setattr(cmd, "_make_value_model", lambda args: FakeValueModel())
+    monkeypatch.setattr(cmd, "_make_embedder", lambda args: FakeEmbedder())
     train, test = logs
     train.write_ndjson(tmp_path / "train.jsonl")
     test.write_csv(tmp_path / "test.csv")
