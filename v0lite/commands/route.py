@@ -154,11 +154,14 @@ def _route_eval(args) -> int:
     check_input(args.test, "TEST")
     check_output(args.json, "--json", (".json",))
     check_output(args.plot, "--plot", (".png",))
+    if args.save_router and Path(args.save_router).exists() and not Path(args.save_router).is_dir():
+        raise DataError(f"--save-router {args.save_router}: is a file. Fix: name a folder (it is created).")
     result = route_eval(
         read_log(args.train), read_log(args.test),
         value_model=_make_value_model(args), embedder=_make_embedder(args),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
         prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink), random_state=args.random_state,
+        save_router=args.save_router, show_progress_bar=progress(args),
     )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in _TABLE_KEYS:
@@ -173,7 +176,47 @@ def _route_eval(args) -> int:
         print(f"wrote {args.json}")
     if args.plot:
         print(f"wrote {args.plot}")
+    if args.save_router:
+        print(f"saved the router (value model, pool, costs) to {args.save_router}; route with "
+              f"`v0lite route PROMPTS --router {args.save_router} --out FILE`")
     return 0
+
+
+def _pool(args, prices) -> list[str] | None:
+    if args.pool is None:
+        return None
+    pool = [p.strip() for p in args.pool.split(",") if p.strip()]
+    if not pool:
+        raise DataError("--pool is empty. Fix: pass model names separated by commas, e.g. --pool a,b.")
+    return pool
+
+
+def _load_router(args, prices, pool):
+    """``--router DIR``: the router route-eval saved (value model, pool, costs learned from its log)."""
+    from ..routing import Router, get_cost_model, get_strategy
+
+    d = Path(args.router)
+    if not d.exists():
+        raise DataError(f"--router {args.router}: does not exist. Fix: save one first with "
+                        f"`v0lite route-eval TRAIN TEST --save-router {args.router}`.")
+    if not (d / "meta.json").exists():
+        raise DataError(f"--router {args.router}: holds no saved router (no meta.json). Fix: pass the folder "
+                        "given to `v0lite route-eval --save-router`.")
+    router = Router.load(d)
+    vm = router.value_model
+    if hasattr(vm, "set_params") and "show_progress_bar" in vm.get_params():
+        vm.set_params(show_progress_bar=progress(args))
+    if hasattr(vm, "_get_embedder"):  # the cost model and the prior read prompts as the value model does
+        router.embedder_ = vm._get_embedder()
+    if pool is not None and sorted(pool) != sorted(router.policies_):
+        raise DataError(f"--pool {args.pool} differs from the saved router's pool {router.policies_}. Fix: leave "
+                        "--pool out with --router (a router is tuned for its pool), or use --model-dir.")
+    if args.strategy is not None:
+        router.strategy_ = get_strategy(args.strategy)
+    if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
+        _check_priced(list(router.policies_), prices)
+        router.cost_model_ = get_cost_model("fixed").fit(list(router.policies_), None, prices, router._embed)
+    return router
 
 
 def _route(args) -> int:
@@ -185,15 +228,32 @@ def _route(args) -> int:
 
     check_input(args.prompts, "PROMPTS")
     check_output(args.out, "--out")
-    pool = [p.strip() for p in args.pool.split(",") if p.strip()]
-    if not pool:
-        raise DataError("--pool is empty. Fix: pass policy names separated by commas, e.g. --pool a,b.")
     if args.cost_log:
         check_input(args.cost_log, "--cost-log")
     prices = _parse_prices(args.prices)
-    if prices is not None and not args.cost_log:
-        _check_priced(pool, prices)
-    model_dir = check_model_dir(args.model_dir)
+    pool = _pool(args, prices)
+    if args.router is not None:
+        if args.cost_log:
+            raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")
+        router = _load_router(args, prices, pool)
+    else:
+        if pool is None and prices is not None:
+            pool = sorted(prices)  # the priced models are the pool
+        if pool is None:
+            raise DataError("--model-dir needs the models to route between. Fix: pass --pool A,B,C, or --prices "
+                            "FILE (its models are the pool).")
+        if prices is not None and not args.cost_log:
+            _check_priced(pool, prices)
+        model_dir = check_model_dir(args.model_dir)
+        if args.cost_log:
+            cost_model, log = "knn", args.cost_log
+        elif prices is not None:
+            cost_model, log = "fixed", None
+        else:
+            print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
+            cost_model, log = "unit", None
+        router = Router(_load_value_model(model_dir, progress(args)), policies=pool,
+                        strategy=args.strategy or "utility", cost_model=cost_model, prices=prices).fit(log)
     frame = as_frame(args.prompts)
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
@@ -201,22 +261,19 @@ def _route(args) -> int:
     if clash:
         print(f"note: input columns {clash} are replaced by the routing output", file=sys.stderr)
         frame = frame.drop(clash)
-    if args.cost_log:
-        cost_model, log = "knn", args.cost_log
-    elif prices is not None:
-        cost_model, log = "fixed", None
-    else:
-        print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
-        cost_model, log = "unit", None
-    router = Router(_load_value_model(model_dir, progress(args)), policies=pool, strategy=args.strategy,
-                    cost_model=cost_model, prices=prices).fit(log)
     P, C = router.predict_matrix(frame["prompt"].to_list())
     knob = {} if args.knob is None else {"knob": args.knob}
+    if router.strategy_.name == "utility" and args.knob and C.size:
+        spread = float(np.mean(C.max(axis=1) - C.min(axis=1)))
+        if 0 < args.knob * spread < 0.01:  # lam is success per unit of cost: tiny costs need a big lam
+            print(f"note: --knob {args.knob:g} x the pool's cost spread {spread:.3g} = {args.knob * spread:.2g} "
+                  f"success: cost barely counts; a visible trade needs --knob near {0.05 / spread:.3g} or more",
+                  file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         idx = router.choose(P, C, **knob)
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)  # the CLI's one warning format
     rows = np.arange(len(idx))
     out = frame.with_columns(
         pl.Series("policy", np.asarray(router.policies_, dtype=object)[idx].tolist(), dtype=pl.String),
@@ -271,6 +328,9 @@ def register(subparsers) -> None:
                    help="blend predicted success with the train log's neighbourhood success rate: a weight in "
                         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
                         "(5 extra value-model fits); default none")
+    p.add_argument("--save-router", default=None, metavar="DIR",
+                   help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
+                        "for `v0lite route --router DIR`")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)")
     add_progress_flags(p)
     p.set_defaults(func=_route_eval, inputs=("train", "test"))
@@ -278,12 +338,19 @@ def register(subparsers) -> None:
     q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
                               description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
     q.add_argument("prompts", metavar="PROMPTS", help="file with a 'prompt' column (.jsonl/.csv/.parquet)")
-    q.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
-    q.add_argument("--pool", required=True, metavar="A,B,C", help="comma-separated models to route between")
-    q.add_argument("--strategy", default="utility", choices=names, help="routing strategy (default utility)")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-dir", metavar="DIR", help="folder of a model saved by `v0lite fit` (with --pool or --prices)")
+    which.add_argument("--router", metavar="DIR",
+                       help="folder of a router saved by `v0lite route-eval --save-router DIR`: its value model, "
+                            "pool, strategy and per-prompt costs (learned from its train log)")
+    q.add_argument("--pool", default=None, metavar="A,B,C",
+                   help="comma-separated models to route between (default: the --prices models, or the router's pool)")
+    q.add_argument("--strategy", default=None, choices=names,
+                   help="routing strategy (default: the router's, else utility)")
     q.add_argument("--knob", type=float, default=None, metavar="X", help=knob_help)
     q.add_argument("--prices", default=None, metavar="FILE",
-                   help=PRICES_HELP + ". Every --pool model needs a price: a missing one stops with its name")
+                   help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
+                                      "nothing is guessed. With --router, these prices replace its learned costs")
     q.add_argument("--cost-log", default=None, metavar="LOG",
                    help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model")
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")

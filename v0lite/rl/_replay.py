@@ -279,7 +279,11 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
     cut = int(steps[n_fit - 1])
     t0 = time.perf_counter()
     fit_rows = visits.filter(pl.col("step") <= cut)
-    value_model.fit(fit_rows.select(*_KEYS, "n"), fit_rows["score"].to_numpy())
+    from .._progress import bar, stage
+
+    with stage(f"alloc-sim: fitting the value model on steps <= {cut} ({fit_rows.height:,} rows)",
+               enabled=show_progress_bar):
+        value_model.fit(fit_rows.select(*_KEYS, "n"), fit_rows["score"].to_numpy())
     timing = {"seconds_fit": time.perf_counter() - t0, "seconds_predict": 0.0, "seconds_add_history": 0.0,
               "predict_calls": 0}
     cold_ok = _accepts_exclude(value_model)
@@ -291,11 +295,10 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
         )
     by_step = {int(g["step"][0]): g for g in visits.partition_by("step", maintain_order=True)}
     eval_steps = [int(s) for s in steps[n_fit:]]
-    iterator = eval_steps
-    if show_progress_bar:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(eval_steps, desc="alloc-sim")
+    iterator = bar(eval_steps, desc="alloc-sim: replay", unit="step", enabled=show_progress_bar)
+    quiet_predict = show_progress_bar and getattr(value_model, "show_progress_bar", False) is True
+    if quiet_predict:  # one replay bar, not a predict line per step under it
+        value_model.show_progress_bar = False
     frames = []
     prev = cut
     for t in iterator:
@@ -313,6 +316,8 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
         timing["seconds_predict"] += time.perf_counter() - t0
         timing["predict_calls"] += 2 if cold_ok else 1
         frames.append(cur.with_columns(pl.Series("warm", warm), pl.Series("cold", cold)))
+    if quiet_predict:
+        value_model.show_progress_bar = True
     return pl.concat(frames), fit_rows.height, cut, timing
 
 
@@ -540,6 +545,8 @@ def alloc_sim(
         Every Beta strength at the first evaluated step (nothing earlier to fit on).
     random_state : int or None, default 0
     show_progress_bar : bool, default False
+        Progress on stderr: the fit (with the default value model's own stages), the replay
+        per step and the scoring (:mod:`v0lite._progress`).
     return_predictions : bool, default False
         Also return the per-visit predictions as ``result["predictions"]`` (a polars
         DataFrame; rescore it with :func:`score_predictions`).
@@ -591,7 +598,7 @@ def alloc_sim(
     if value_model is None:
         from ..estimator import V0Regressor
 
-        value_model = V0Regressor(head=head if head is not None else DEFAULT_HEAD)
+        value_model = V0Regressor(head=head if head is not None else DEFAULT_HEAD, show_progress_bar=show_progress_bar)
     make_model = model_factory(value_model) if first_epoch_folds else None
     own = _own_counts(visits, _DECAYS)
     pair = visits.select(pl.struct("policy", "prompt").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
@@ -603,15 +610,19 @@ def alloc_sim(
     )
     pred, n_visits_fit, cut, timing = _predictions(visits, value_model, n_fit, steps, show_progress_bar)
     t0 = time.perf_counter()
-    out = score_predictions(
-        pred, rollouts_per_prompt=rollouts_per_prompt, group_sizes=group_sizes, n_min=n_min, n_max=n_max,
-        prior_strength=prior_strength, default_prior_strength=default_prior_strength, random_state=random_state,
-    )
+    from .._progress import stage
+
+    with stage("alloc-sim: scoring the strategies", enabled=show_progress_bar):
+        out = score_predictions(
+            pred, rollouts_per_prompt=rollouts_per_prompt, group_sizes=group_sizes, n_min=n_min, n_max=n_max,
+            prior_strength=prior_strength, default_prior_strength=default_prior_strength, random_state=random_state,
+        )
     out["first_epoch"] = None
     if make_model is not None:
         t1 = time.perf_counter()
-        out["first_epoch"] = first_epoch(visits, make_model, folds=first_epoch_folds,
-                                         rollouts_per_prompt=rollouts_per_prompt, random_state=random_state)
+        with stage(f"alloc-sim: first-epoch scenario ({first_epoch_folds} refits)", enabled=show_progress_bar):
+            out["first_epoch"] = first_epoch(visits, make_model, folds=first_epoch_folds,
+                                             rollouts_per_prompt=rollouts_per_prompt, random_state=random_state)
         out["seconds_first_epoch"] = time.perf_counter() - t1
     elif first_epoch_folds:
         warnings.warn("first-epoch scenario skipped: value_model has no get_params, so no fresh copy can be made.",

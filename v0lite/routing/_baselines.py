@@ -65,7 +65,8 @@ TUNED_KS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = TUNED_KS, *, cv: int = 5,
-                    random_state: int = 0, n_knobs: int = 64) -> tuple[int, dict[str, Any]]:
+                    random_state: int = 0, n_knobs: int = 64,
+                    show_progress_bar: bool = False) -> tuple[int, dict[str, Any]]:
     """Choose the kNN router's ``k`` by prompt-grouped cross-validation on train prompts only.
 
     The train prompts (rows; one row per prompt, so folds are prompt-grouped) are split into
@@ -90,6 +91,8 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
         Seeds the folds.
     n_knobs : int, default 64
         Points of each candidate's sweep.
+    show_progress_bar : bool, default False
+        Bars over the folds and the candidates on stderr (:mod:`v0lite._progress`).
 
     Returns
     -------
@@ -122,9 +125,11 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
     cands = sorted({int(min(int(k), n_fit)) for k in ks if int(k) >= 1})
     if not cands:
         raise V0liteError(f"ks must hold at least one int >= 1, got {list(ks)!r}.")
+    from .._progress import bar
+
     P = {k: np.empty_like(Y) for k in cands}
     Cpred = np.empty_like(C)
-    for f in range(folds):
+    for f in bar(range(folds), desc="route-eval: tuned kNN, CV folds", unit="fold", enabled=show_progress_bar):
         fit, out = fold != f, fold == f
         means = _knn_prefix_means(tr[out], tr[fit], Y[fit], cands)
         for k in cands:
@@ -134,7 +139,7 @@ def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = 
     c_max = float(mean_costs.max())
     degenerate = float(np.ptp(mean_costs)) <= 1e-12 * max(1.0, abs(c_max)) or c_max <= 0
     strat, rows, scores = UtilityStrategy(), np.arange(n), []
-    for k in cands:
+    for k in bar(cands, desc="route-eval: tuned kNN, scoring each k", unit="k", enabled=show_progress_bar):
         if degenerate:
             scores.append(float(Y[rows, strat.choose(P[k], Cpred, 0.0)].mean()))
         else:

@@ -92,7 +92,8 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
                strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
                cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
                fit_value_model: bool = True, shrink=None, cv: int = 5,
-               tuned_ks: Sequence[int] | None = TUNED_KS) -> dict[str, Any]:
+               tuned_ks: Sequence[int] | None = TUNED_KS, save_router=None,
+               show_progress_bar: bool = False) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
     Parameters
@@ -131,6 +132,12 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     tuned_ks : sequence of int or None, default (8, 16, 32, ..., 2048)
         Candidate ``k`` of the tuned kNN router baseline, chosen by :func:`tune_knn_router` on
         the train log only (``cv`` folds, seeded by ``random_state``); None skips it.
+    save_router : path, optional
+        Save the router fitted on the train log there (:meth:`Router.save`), to route with later
+        (``Router.load``, ``v0lite route --router DIR``).
+    show_progress_bar : bool, default False
+        Progress of the baselines and CV folds on stderr (:mod:`v0lite._progress`); the value
+        model and the embedder show their own by their ``show_progress_bar``.
 
     Returns
     -------
@@ -187,6 +194,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         raise DataError("no test prompt has an outcome for every policy of the pool. Fix: use a complete test log.")
     te_prompts = [t for t, ok in zip(te_prompts, complete) if ok]
     Y, Ctrue = Y[complete], Ctrue[complete]
+    from .._progress import bar, stage
 
     if value_model is None:
         value_model = _default_value_model(random_state)
@@ -209,8 +217,11 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
                     prices=prices if cost_source != "log" else None, embedder=_LazyEmbedder(),
                     k=k_cost, shrink=shrink, cv=cv, random_state=random_state)
     router.fit(train)
+    if save_router is not None:
+        router.save(save_router)
     P, Cpred = router.predict_matrix(te_prompts)
-    curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
+    with stage(f"route-eval: sweeping the {strat.name} knob", enabled=show_progress_bar):
+        curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
 
     single = best_single(Y, Ctrue, policies)
     c_max = float(max(single["costs"]))
@@ -225,17 +236,20 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         tr_prompts_ok = [t for t, ok in zip(tr_prompts, tr_ok) if ok]
         enc = embedder_lazy()
         e_tr, e_te = enc.encode(tr_prompts_ok), enc.encode(te_prompts)
-        Pk, Ck = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=k_baseline, cost="mean")
-        base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
+        with stage(f"route-eval: kNN router baseline (k={k_baseline})", enabled=show_progress_bar):
+            Pk, Ck = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=k_baseline, cost="mean")
+            base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
         if tuned_ks is not None:
             if int(tr_ok.sum()) < max(2, int(cv)):
                 warnings.warn(f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
                               V0liteWarning, stacklevel=2)
             else:
                 tuned_k, tuned_cv = tune_knn_router(e_tr, Ytr[tr_ok], Ctr[tr_ok], tuned_ks, cv=cv,
-                                                    random_state=random_state, n_knobs=n_knobs)
-                Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
-                tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
+                                                    random_state=random_state, n_knobs=n_knobs,
+                                                    show_progress_bar=show_progress_bar)
+                with stage(f"route-eval: tuned kNN router (k={tuned_k})", enabled=show_progress_bar):
+                    Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
+                    tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
     else:
         warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
 
@@ -246,8 +260,9 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         g_te = np.array([task_of.get(t) for t in te_prompts], dtype=object).astype(str)
         tr_task = _first_task(train)
         g_tr = np.array([tr_task.get(t) for t in tr_prompts_ok], dtype=object).astype(str)
-        Pg, Cg = group_router_baseline(g_tr, Ytr[tr_ok], Ctr[tr_ok], g_te)
-        task_curve = _sweep(UtilityStrategy(), Pg, Cg, Y, Ctrue, n_knobs)
+        with stage("route-eval: task-mean router baseline", enabled=show_progress_bar):
+            Pg, Cg = group_router_baseline(g_tr, Ytr[tr_ok], Ctr[tr_ok], g_te)
+            task_curve = _sweep(UtilityStrategy(), Pg, Cg, Y, Ctrue, n_knobs)
         within_task = _within_group_auc(Y, P, g_te)
         if tuned is not None:
             tuned_within_task = _within_group_auc(Y, Pt, g_te)

@@ -268,7 +268,11 @@ class Router(BaseEstimator):
         prior_oof = {k: np.full(per.height, np.nan) for k in grid_k}
         row_fold = fold_of[pr_rows]
         frame_fold = np.fromiter((fold_all[t] for t in frame["prompt"].to_list()), np.int64, frame.height)
-        for f in range(folds):
+        from .._progress import bar
+
+        # progress follows the value model's own setting (its refits show their stages too)
+        shown = bool(getattr(self.value_model, "show_progress_bar", False))
+        for f in bar(range(folds), desc="shrink cv: value-model refits", unit="fold", enabled=shown):
             part = frame.filter(pl.Series(frame_fold != f))  # a held-out prompt is cold for every policy
             X, yy = part.drop("score"), part["score"].to_numpy().astype(np.float64)
             seen = set(part["policy"].unique().to_list())
