@@ -175,11 +175,11 @@ def test_python_dash_m_and_missing_input(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("v0lite ")
     out = subprocess.run([sys.executable, "-m", "v0lite", "fit", "h.jsonl", "--model-dir", "m"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert out.returncode == 1 and "h.jsonl: no such file or folder" in out.stderr and "Fix" in out.stderr
+    assert out.returncode == 1 and "HISTORY h.jsonl: does not exist" in out.stderr and "Fix" in out.stderr
     (tmp_path / "q.jsonl").write_text("{}\n")
     out = subprocess.run([sys.executable, "-m", "v0lite", "predict", "q.jsonl", "--model-dir", "nodir", "--out", "o"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert out.returncode == 1 and "--model-dir nodir: no such folder (no meta.json)" in out.stderr
+    assert out.returncode == 1 and "--model-dir nodir: does not exist. Fix: fit one first" in out.stderr
 
 
 def test_cli_spelled_out_names_match_the_registries():

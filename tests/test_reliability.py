@@ -177,11 +177,12 @@ def test_missing_file_everywhere(tmp_path, capsys, make_model, guarantees):
         make_model().fit(tmp_path / "nope.jsonl")
     assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
                  str(tmp_path / "o.jsonl")]) == 1
-    assert "QUERIES " + str(tmp_path / "q.jsonl") + ": does not exist" in capsys.readouterr().err
-    (tmp_path / "q.jsonl").write_text('{"policy": "a", "prompt": "x"}\n')
+    assert "--model-dir " + str(tmp_path / "m") + ": does not exist. Fix: fit one first" in capsys.readouterr().err
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "meta.json").write_text("{}")
     assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
                  str(tmp_path / "o.jsonl")]) == 1
-    assert "--model-dir " + str(tmp_path / "m") + ": does not exist. Fix: fit one first" in capsys.readouterr().err
+    assert "QUERIES " + str(tmp_path / "q.jsonl") + ": does not exist" in capsys.readouterr().err
 
 
 # --- estimator-only bad input ---------------------------------------------------------------------------

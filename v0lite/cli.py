@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 
 from .exceptions import V0liteError
 
@@ -29,18 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_inputs(args) -> None:
-    """Missing input paths fail here, before any heavy import (a subcommand names them in ``inputs``)."""
+    """Input paths fail here, before any heavy import (a subcommand names them in ``inputs``): a missing
+    path "does not exist", a folder where a file belongs "is a directory", a model folder must hold a model."""
+    from .commands._common import check_input, check_model_dir
+
     for name in getattr(args, "inputs", ()):
         value = getattr(args, name, None)
-        if value is None or Path(value).exists():
+        if value is None:
             continue
         if name == "model_dir":
-            raise V0liteError(
-                f"--model-dir {value}: no such folder (no meta.json), not a v0lite model folder. "
-                "Fix: pass the folder given to `v0lite fit --model-dir`."
-            )
-        flag = "--cost-log " if name == "cost_log" else ""
-        raise V0liteError(f"{flag}{value}: no such file or folder. Fix: pass the path of an existing one.")
+            check_model_dir(value)
+        else:
+            # positionals read as their metavar (HISTORY), options as their flag (--cost-log)
+            flag = "--" + name.replace("_", "-") if name in ("cost_log",) else name.upper()
+            check_input(value, flag, folder_ok=name == "src")
 
 
 def main(argv=None) -> int:

@@ -89,7 +89,8 @@ _FLAGS = {
     "strategy": "--strategy", "knob": "--knob", "lam": "--knob", "tau": "--knob", "budget": "--knob",
     "target": "--knob",
 }
-_ASSIGN = re.compile(r"\b(" + "|".join(sorted(_FLAGS, key=len, reverse=True)) + r")=(<value>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
+_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
 _COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
 _PHRASES = (
     ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit"),

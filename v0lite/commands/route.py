@@ -120,7 +120,8 @@ def why_missing(key: str, result: dict) -> str:
                  "baseline_task": r.get("baseline_task_max_acc")}.get(which, r.get("max_acc"))
         best = r.get("best_single_acc")
         reach = f" (its best {curve:.4f} < {best:.4f})" if isinstance(curve, float) and isinstance(best, float) else ""
-        return f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, so no cost to compare"
+        return (f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, "
+                "so no cost to compare")
     if key in ("cpt_50", "cpt_80"):
         return f"the router never recovered {key[-2:]}% of the weak-to-strong accuracy gap"
     if key.endswith("apgr"):
@@ -331,7 +332,8 @@ def register(subparsers) -> None:
     p.add_argument("--save-router", default=None, metavar="DIR",
                    help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
                         "for `v0lite route --router DIR`")
-    p.add_argument("--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed of every random choice (default 0)")
     add_progress_flags(p)
     p.set_defaults(func=_route_eval, inputs=("train", "test"))
 
@@ -339,7 +341,8 @@ def register(subparsers) -> None:
                               description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
     q.add_argument("prompts", metavar="PROMPTS", help="file with a 'prompt' column (.jsonl/.csv/.parquet)")
     which = q.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model-dir", metavar="DIR", help="folder of a model saved by `v0lite fit` (with --pool or --prices)")
+    which.add_argument("--model-dir", metavar="DIR",
+                       help="folder of a model saved by `v0lite fit` (with --pool or --prices)")
     which.add_argument("--router", metavar="DIR",
                        help="folder of a router saved by `v0lite route-eval --save-router DIR`: its value model, "
                             "pool, strategy and per-prompt costs (learned from its train log)")

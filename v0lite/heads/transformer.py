@@ -203,7 +203,8 @@ class TransformerHead(BaseHead):
         p = self.params
         self.pca_ = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
         ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=self.pca_, k=p["k"],
-                                with_context=True, xp_width=_XP_WIDTH, random_state=random_state, show_progress_bar=show_progress_bar)
+                                with_context=True, xp_width=_XP_WIDTH, random_state=random_state,
+                                show_progress_bar=show_progress_bar)
         from .._progress import stage
 
         with stage("fit: transformer", enabled=show_progress_bar):

@@ -194,7 +194,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         raise DataError("no test prompt has an outcome for every policy of the pool. Fix: use a complete test log.")
     te_prompts = [t for t, ok in zip(te_prompts, complete) if ok]
     Y, Ctrue = Y[complete], Ctrue[complete]
-    from .._progress import bar, stage
+    from .._progress import stage
 
     if value_model is None:
         value_model = _default_value_model(random_state)

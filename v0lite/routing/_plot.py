@@ -1,4 +1,4 @@
-"""``plot_frontiers``: a PNG of a ``route_eval`` result, readable at a glance (log cost axis, a legend for every mark)."""
+"""``plot_frontiers``: a PNG of a ``route_eval`` result, readable at a glance (log cost, a legend per mark)."""
 
 from __future__ import annotations
 
