@@ -8,7 +8,8 @@ from typing import Any, Mapping
 from .._io import atomic_path
 from ._frontier import non_decreasing_hull
 
-__all__ = ["plot_frontiers"]
+__all__ = ["plot_frontiers", "frontier_figure"]
+
 
 
 def plot_frontiers(result: Mapping[str, Any], path, *, cost_unit: str | None = None) -> str:
@@ -32,6 +33,15 @@ def plot_frontiers(result: Mapping[str, Any], path, *, cost_unit: str | None = N
     from .._extras import require
 
     require("matplotlib", "plot", "the frontier plot")
+    fig = frontier_figure(result, cost_unit=cost_unit)
+    path = os.fspath(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return path
+
+
+def frontier_figure(result: Mapping[str, Any], *, cost_unit: str | None = None):
+    """The matplotlib ``Figure`` :func:`plot_frontiers` writes (no pyplot state is touched)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -39,7 +49,7 @@ def plot_frontiers(result: Mapping[str, Any], path, *, cost_unit: str | None = N
     curves = result["curves"]
     if cost_unit is None:
         cost_unit = "every call costs 1" if result.get("cost_source") == "unit" else "USD per call"
-    fig = Figure(figsize=(11, 6))
+    fig = Figure(figsize=(11, 6.5))
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.08, 0.1, 0.54, 0.8))
     r = curves["router"]
@@ -94,11 +104,9 @@ def plot_frontiers(result: Mapping[str, Any], path, *, cost_unit: str | None = N
             title += f", tuned kNN {result['baseline_knn_tuned_aiq']:.3f}"
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    first = ax.legend(fontsize=8, loc="lower right", title="curves", title_fontsize=8)
-    ax.add_artist(first)
-    fig.legend(handles=model_handles, loc="center left", bbox_to_anchor=(0.64, 0.5), fontsize=8, frameon=False,
-               title="single models (accuracy, cost)", title_fontsize=8)
-    path = os.fspath(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    return path
+    # both legends beside the axes, so no mark is ever hidden behind one
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc="upper left", bbox_to_anchor=(0.63, 0.92),
+               fontsize=8, frameon=False, title="curves", title_fontsize=8, alignment="left")
+    fig.legend(handles=model_handles, loc="lower left", bbox_to_anchor=(0.63, 0.08), fontsize=8, frameon=False,
+               title="single models (accuracy, cost)", title_fontsize=8, alignment="left")
+    return fig
