@@ -41,7 +41,7 @@ def test_log_cost_axis_with_unit_and_a_legend_entry_per_mark():
 
 @pytest.mark.parametrize("costs, source, scale, unit", [
     ([1.0, 1.0, 1.0], "unit", "linear", "every call costs 1"),
-    ([0.0, 0.001, 0.01], "prices", "symlog", "USD per call"),
+    ([0.0, 0.0001, 0.01], "prices", "symlog", "USD per call"),
     ([0.001, 0.002, 0.003], "log", "linear", "USD per call"),
 ])
 def test_axis_scale_follows_the_cost_range(costs, source, scale, unit):
