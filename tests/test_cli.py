@@ -351,3 +351,37 @@ def test_progress_is_off_in_a_pipe_and_forced_with_progress(files, capsys, monke
     assert "fit: features" in err and "fit: gbdt: done in" in err
     assert main(["fit", str(hist), "--model-dir", str(tmp / "m4"), "--head", "gbdt", "--progress", "--quiet"]) == 0
     assert "fit: gbdt: done in" in capsys.readouterr().err  # --progress forces it on, even with --quiet
+
+
+def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_minilm):
+    log = make_log(3, 40, seed=1)
+    price = {"pol0": 0.0001, "pol1": 0.001, "pol2": 0.01}
+    log = log.with_columns(pl.col("policy").replace_strict(price, return_dtype=pl.Float64).alias("cost"))
+    train = write_log(log.filter(~pl.col("prompt").str.contains("case 3")), tmp_path / "train.jsonl")
+    test = write_log(log.filter(pl.col("prompt").str.contains("case 3")), tmp_path / "test.jsonl")
+    r = tmp_path / "router"
+    assert main(["route-eval", str(train), str(test), "--head", "knn", "--save-router", str(r),
+                 "--json", str(tmp_path / "route.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"--router {r}" in out and (r / "meta.json").exists() and (r / "value_model" / "meta.json").exists()
+    for line in out.splitlines():  # every '-' comes with its reason
+        if line.split()[-1:] == ["-"] or "  -  " in line:
+            assert "(" in line, line
+    assert main(["data", "prompts", str(test), str(tmp_path / "prompts.jsonl")]) == 0
+    routed = tmp_path / "routed.jsonl"
+    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--strategy", "budget",
+                 "--knob", "0.002", "--out", str(routed)]) == 0
+    a = pl.read_ndjson(routed)
+    n_test = pl.read_ndjson(test)["prompt"].n_unique()
+    assert set(a["policy"].to_list()) <= set(price) and a.height == n_test
+    assert float(a["pred_cost"].mean()) <= 0.002 + 1e-12  # the budget, in the log's USD per call
+    # prices from a file replace the router's learned costs: pred_cost is exactly the price per call
+    (tmp_path / "prices.json").write_text(json.dumps({"pol0": 0.5, "pol1": 0.001, "pol2": 0.002}))
+    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--prices",
+                 str(tmp_path / "prices.json"), "--strategy", "threshold", "--knob", "0.0", "--out", str(routed)]) == 0
+    b = pl.read_ndjson(routed)
+    assert set(b["policy"].to_list()) == {"pol1"} and set(b["pred_cost"].to_list()) == {0.001}
+    capsys.readouterr()
+    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "nope"), "--out",
+                 str(routed)]) == 1
+    assert "--router" in (err := capsys.readouterr().err) and "does not exist" in err and "--save-router" in err
