@@ -97,3 +97,17 @@ def test_quiet_third_party_restores_the_callers_settings(monkeypatch):
         assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert tf_logging.is_progress_bar_enabled()
     assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+
+
+def test_a_long_stage_ends_with_its_time_at_the_real_delay(capsys):
+    with _progress.stage("fit: gbdt", enabled=True):
+        time.sleep(_progress.DELAY_S + 0.6)
+    err = capsys.readouterr().err
+    assert "fit: gbdt [00:01]" in err and "fit: gbdt: done in 1." in err
+
+
+def test_a_zero_size_terminal_does_not_hide_the_bars(monkeypatch):
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    assert _progress._shape() == {"ncols": 100, "nrows": 50}
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
+    assert _progress._shape() == {"dynamic_ncols": True}

@@ -33,6 +33,18 @@ def resolve(quiet: bool = False, force: bool = False) -> bool:
         return False
 
 
+def _shape() -> dict:
+    """tqdm's size arguments: follow the terminal, but a terminal that reports 0 x 0 (a bare pty, e.g.
+    under `script` or a CI runner) would hide every bar (tqdm hides bars past the screen's height)."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        size = os.terminal_size((0, 0))
+    if size.columns and size.lines:
+        return {"dynamic_ncols": True}
+    return {"ncols": 100, "nrows": 50}
+
+
 class _Null:
     """The disabled bar: every call is a no-op, iteration passes through."""
 
@@ -70,8 +82,7 @@ def bar(iterable=None, *, total=None, desc: str = "", unit: str = "it", enabled:
         return _Null(iterable)
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=DELAY_S, file=sys.stderr,
-                dynamic_ncols=True, leave=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=DELAY_S, file=sys.stderr, leave=True, **_shape())
 
 
 @contextlib.contextmanager
@@ -89,14 +100,15 @@ def stage(desc: str, *, enabled: bool = False):
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    b = tqdm(total=None, desc=desc, bar_format="{desc} [{elapsed}]", delay=DELAY_S, file=sys.stderr,
-             dynamic_ncols=True, leave=True)
+    b = tqdm(total=None, desc=desc, bar_format="{desc} [{elapsed}]", delay=DELAY_S, file=sys.stderr, leave=True,
+             **_shape())
     stop = threading.Event()
 
     def tick():  # tqdm redraws only on update(); an opaque wait has none, so redraw the clock
         while not stop.wait(0.5):
             if time.perf_counter() - t0 >= DELAY_S:
                 b.refresh()
+                b.last_print_t = b._time()  # so close() knows it was shown and draws the last line
 
     th = threading.Thread(target=tick, daemon=True)
     th.start()
