@@ -145,5 +145,5 @@ def fake_minilm(monkeypatch, tmp_path):
 
     enc = FakeEncoder()
     monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(embed, "_load_sentence_transformer", lambda path, device, show_progress_bar=False, label=None: enc)
+    monkeypatch.setattr(embed, "_load_sentence_transformer", lambda path, device, **progress: enc)
     return enc
