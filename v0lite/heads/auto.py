@@ -1,0 +1,289 @@
+"""The default head: the simple predictors and the learned generalist, compared and stacked out of fold.
+
+On prompt-grouped folds of the fitted history (a held-out prompt is cold for every policy,
+the routing situation) every candidate predicts the held-out rows from the other folds:
+the prompt-blind prior, kNN (k and temperature by CV), per-policy logistic regression on the
+embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the
+first fold). A per-policy logistic stacker on the members' out-of-fold logits, shrunk toward
+one stacker shared by all policies, makes ``p`` comparable *across* policies on the same
+prompt, which is what an argmax router needs. The stack and each member are scored on the
+same held-out rows (the stack by an inner CV), and the best by Brier score is used.
+``cv_report_`` records every candidate's scores and which was chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import V0liteError
+from .base import BaseHead
+from .prior import policy_prior
+
+__all__ = ["AutoHead", "MEMBERS", "fit_stacker"]
+
+MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt")
+_EPS = 0.01
+# gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
+# that the whole fit stays within a few logistic-regression fits on large logs
+_GBDT_DEFAULTS = {"max_rows": 20000, "n_estimators": 400, "learning_rate": 0.06}
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _newton(X, y, lam, center, n_iter=30):
+    """Logistic regression with soft labels: min sum logloss + lam/2 |w - center|^2 (exact Newton)."""
+    w = center.copy()
+    for _ in range(n_iter):
+        p = _sigmoid(X @ w)
+        g = X.T @ (p - y) + lam * (w - center)
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(lam) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(H, g)
+        w = w - step
+        if np.abs(step).max() < 1e-7:
+            break
+    return w
+
+
+def fit_stacker(L, y, policy, n_pol, *, l2_global=1.0, l2_policy=20.0):
+    """Per-policy logistic stacker on member logits ``L``, shrunk toward a shared one.
+
+    Returns ``(W, w_global)``: ``W`` (n_pol, n_members + 1) per-policy weights (last column the
+    intercept), ``w_global`` the shared stacker (used for policies without stacking rows).
+    """
+    X = np.column_stack([L, np.ones(len(L))])
+    m = X.shape[1]
+    start = np.r_[np.full(m - 1, 1.0 / max(m - 1, 1)), 0.0]
+    wg = _newton(X, y, np.r_[np.full(m - 1, l2_global), 1e-6], start)
+    W = np.tile(wg, (n_pol, 1))
+    for c in np.unique(policy):
+        sel = policy == c
+        W[c] = _newton(X[sel], y[sel], np.full(m, l2_policy), wg)
+    return W, wg
+
+
+def _scores(y, p, prompt, policy, step):
+    from ..metrics import auc, within_policy_auc
+    from ._oof import choice_accuracy
+
+    def f(v):
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    return {"cv_brier": f(np.mean((p - y) ** 2)), "cv_auc": f(auc(y, p)),
+            "cv_within_policy_auc": f(within_policy_auc(y, p, [policy, step])),
+            "cv_choice_acc": f(choice_accuracy(y, p, prompt, policy, step))}
+
+
+class AutoHead(BaseHead):
+    """Chooses, on the user's own log, between the simple predictors, the generalist and their stack.
+
+    Parameters
+    ----------
+    members : tuple of str, default ("prior", "knn", "logistic", "linear", "gbdt")
+        Candidates. "gbdt" is the learned generalist (trained on leakage-free episodes);
+        "linear" the pooled ridge; "logistic" the per-policy logistic regression.
+    n_folds : int, default 5
+        Prompt folds of the out-of-fold comparison.
+    gbdt_params : dict, optional
+        Overrides of the gbdt member's parameters (defaults: 20,000 query rows per episode,
+        400 trees at learning rate 0.06).
+    l2_policy : float, default 20.0
+        Pull of each policy's stacker toward the shared one (in rows' worth of evidence).
+    n_jobs : int, default 1
+        BLAS threads during fit (one is robust on shared cores: many small products).
+
+    Attributes
+    ----------
+    cv_report_ : list of dict
+        One entry per candidate (each member, then "stack"): ``member``, ``cv_brier``,
+        ``cv_auc``, ``cv_within_policy_auc``, ``cv_choice_acc`` (mean true score of the
+        argmax-p policy per prompt; None with one policy per prompt), ``weight`` (its
+        coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen``.
+    chosen_ : str
+        The candidate used ("stack" or a member's name).
+
+    Examples
+    --------
+    >>> from v0lite import V0Regressor
+    >>> model = V0Regressor()  # head="auto" is the default  # doctest: +SKIP
+    >>> model.fit(log).head_.chosen_  # doctest: +SKIP
+    'stack'
+    """
+
+    name = "auto"
+
+    def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, l2_policy=20.0, n_jobs=1):
+        super().__init__(members=list(members), n_folds=n_folds, gbdt_params=dict(gbdt_params or {}),
+                         l2_policy=l2_policy, n_jobs=n_jobs)
+
+    def _validate(self):
+        p = self.params
+        bad = [m for m in p["members"] if m not in MEMBERS]
+        if bad or not p["members"]:
+            raise V0liteError(f"auto head members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
+                              f"Fix: choose one or more of {list(MEMBERS)}.")
+        if int(p["n_folds"]) < 2:
+            raise V0liteError(f"auto head: n_folds must be >= 2, got {p['n_folds']!r}.")
+
+    def fit(self, index, *, random_state=0, show_progress_bar=False):
+        from threadpoolctl import threadpool_limits
+
+        self._validate()
+        with threadpool_limits(int(self.params["n_jobs"])):
+            return self._fit(index, random_state)
+
+    def _fit(self, index, random_state):
+        from ..episodes import prompt_folds
+        from ._oof import KNN_GRID, brier_by_config, oof_simple
+        from .knn import KNNHead
+        from .linear import LinearHead
+        from .logistic import LogisticHead
+
+        p = self.params
+        members = [m for m in MEMBERS if m in p["members"]]
+        y, pol = index.score, index.policy.astype(np.int64)
+        n_pol = len(index.policies)
+        folds = prompt_folds(index, int(p["n_folds"]), random_state + 1)
+        simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members)
+        cov = simple["covered"]
+        oof, heads = {}, {}
+        if "prior" in members:
+            oof["prior"] = simple["prior"]
+            heads["prior"] = None
+        if "knn" in members:
+            b = brier_by_config(simple["knn"], y, cov)
+            c = int(np.argmin(b))
+            k, t = KNN_GRID[c]
+            oof["knn"] = simple["knn"][c]
+            heads["knn"] = KNNHead(k=k, temperature=t)
+        if "logistic" in members:
+            lg = LogisticHead(n_folds=int(p["n_folds"])).fit(index, random_state=random_state, folds=folds)
+            oof["logistic"] = lg.oof_
+            heads["logistic"] = lg
+        if "linear" in members:
+            oof["linear"] = simple["ridge"]
+            heads["linear"] = LinearHead().fit(index)
+        rows = np.flatnonzero(cov)
+        if "gbdt" in members:
+            g_rows, g_pred, gb = self._fit_gbdt(index, folds, random_state)
+            if g_rows is not None and len(g_rows) >= 50:
+                col = np.full(index.n_rows, np.nan)
+                col[g_rows] = g_pred
+                oof["gbdt"] = col
+                heads["gbdt"] = gb
+                rows = np.intersect1d(rows, g_rows)
+            else:
+                members.remove("gbdt")
+        members = [m for m in members if m in oof]
+        if not members or len(rows) < 10:
+            raise V0liteError(f"auto head: too little history to compare predictors ({index.n_rows} rows). "
+                              "Fix: fit on a larger log, or choose a head by name (e.g. head='prior').")
+        L = np.column_stack([_logit(oof[m][rows]) for m in members])
+        yr, pr_, sr = y[rows], index.prompt_row[rows], index.step[rows]
+        po = pol[rows]
+        report = [{"member": m, **_scores(yr, oof[m][rows], pr_, po, sr)} for m in members]
+        # the stack, scored by an inner prompt-grouped CV on the same rows
+        inner = prompt_folds(index, 5, random_state + 2)[pr_]
+        stacked = np.zeros(len(rows))
+        for f in np.unique(inner):
+            tr, te = inner != f, inner == f
+            W, _ = fit_stacker(L[tr], yr[tr], po[tr], n_pol, l2_policy=p["l2_policy"])
+            stacked[te] = _sigmoid((np.column_stack([L[te], np.ones(te.sum())]) * W[po[te]]).sum(1))
+        report.append({"member": "stack", **_scores(yr, stacked, pr_, po, sr)})
+        self.stack_W_, self.stack_global_ = fit_stacker(L, yr, po, n_pol, l2_policy=p["l2_policy"])
+        best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
+        self.chosen_ = report[best]["member"]
+        for i, r in enumerate(report):
+            r["chosen"] = (r["member"] == self.chosen_) or (self.chosen_ == "stack" and r["member"] != "stack")
+            if self.chosen_ == "stack":
+                r["weight"] = float(self.stack_global_[i]) if i < len(members) else 1.0
+            else:
+                r["weight"] = 1.0 if r["member"] == self.chosen_ else 0.0
+        self.cv_report_ = report
+        self.members_ = members if self.chosen_ == "stack" else [self.chosen_]
+        self.heads_ = {m: heads[m] for m in self.members_}
+        self.n_fitted_ = n_pol
+        self.n_stack_rows_ = int(len(rows))
+        return self
+
+    def _fit_gbdt(self, index, folds, random_state):
+        from ..features import fit_pca
+        from ._training import build_training_set
+        from .gbdt import GBDTHead
+
+        gb = GBDTHead(**{**_GBDT_DEFAULTS, **self.params["gbdt_params"]})
+        gp = gb.params
+        gb.pca_ = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
+        ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=gb.pca_, k=gp["k"],
+                                random_state=random_state)
+        ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
+        gb.fit_training_set(ts, random_state=random_state)
+        if gb.val_pred_ is None:
+            return None, None, gb
+        cold = ts.kind[ts.val] == "cold"
+        return ts.rows[ts.val][cold], gb.val_pred_[cold], gb
+
+    # -- prediction --------------------------------------------------------------------------
+    def member_predictions(self, index, queries, *, exclude="same_step"):
+        """Each used member's prediction, columns in ``members_`` order."""
+        cols = []
+        for m in self.members_:
+            if m == "prior":
+                pr = policy_prior(index, queries)
+                cols.append(np.nan_to_num(pr, nan=float(index.score.mean()) if index.n_rows else 0.5))
+            else:
+                cols.append(self.heads_[m].predict(index, queries, exclude=exclude))
+        return np.column_stack(cols)
+
+    def predict(self, index, queries, *, exclude="same_step"):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(max(int(self.params["n_jobs"]), 2)):
+            P = self.member_predictions(index, queries, exclude=exclude)
+        if self.chosen_ != "stack":
+            return P[:, 0]
+        X = np.column_stack([_logit(P), np.ones(len(P))])
+        code = queries.policy
+        W = np.where((code < self.n_fitted_)[:, None], self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
+                     self.stack_global_[None, :])
+        return _sigmoid((X * W).sum(1))
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path) -> dict:
+        from ..persist import save_arrays
+
+        path = Path(path)
+        metas = {}
+        for m, head in self.heads_.items():
+            if head is not None:
+                (path / m).mkdir()
+                metas[m] = head.save(path / m)
+        save_arrays(path / "auto_stack.safetensors", {"W": self.stack_W_, "w_global": self.stack_global_})
+        return {"params": self.params, "members": self.members_, "member_meta": metas, "chosen": self.chosen_,
+                "cv_report": self.cv_report_, "n_fitted": int(self.n_fitted_), "n_stack_rows": self.n_stack_rows_}
+
+    @classmethod
+    def load(cls, path: Path, meta: dict):
+        from ..persist import load_arrays
+        from .base import get_head_class
+
+        path = Path(path)
+        head = cls(**meta["params"])
+        head.members_ = list(meta["members"])
+        head.heads_ = {m: (get_head_class(m).load(path / m, meta["member_meta"][m]) if m in meta["member_meta"] else None)
+                       for m in head.members_}
+        a = load_arrays(path / "auto_stack.safetensors")
+        head.stack_W_, head.stack_global_ = a["W"], a["w_global"]
+        head.chosen_ = meta["chosen"]
+        head.cv_report_ = meta["cv_report"]
+        head.n_fitted_ = int(meta["n_fitted"])
+        head.n_stack_rows_ = int(meta["n_stack_rows"])
+        return head
