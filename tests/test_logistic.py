@@ -4,34 +4,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from conftest import brier, split, topic_log
 from v0lite.exceptions import V0liteError
 from v0lite.heads.logistic import fit_glm
-
-TOPICS = ["add the numbers", "prove the lemma", "sort the list", "translate the text"]
-SKILL = {"a": [0.9, 0.9, 0.1, 0.1], "b": [0.1, 0.1, 0.9, 0.9], "c": [0.5, 0.5, 0.5, 0.5], "d": [0.8, 0.2, 0.8, 0.2]}
-
-
-def topic_log(n_prompts=120, policies=("a", "b", "c"), seed=0):
-    """Each policy is strong on some topics and weak on others: an effect no shared model has."""
-    rng = np.random.default_rng(seed)
-    rows = {"policy": [], "prompt": [], "score": []}
-    for pol in policies:
-        for i in range(n_prompts):
-            rows["policy"].append(pol)
-            rows["prompt"].append(f"{TOPICS[i % 4]} case {i}")
-            rows["score"].append(rng.binomial(10, SKILL[pol][i % 4]) / 10)
-    return pl.DataFrame(rows)
-
-
-def split(log, every=4):
-    prompts = sorted(log["prompt"].unique().to_list())
-    test = set(prompts[::every])
-    return log.filter(~pl.col("prompt").is_in(test)), log.filter(pl.col("prompt").is_in(test))
-
-
-def brier(model, df):
-    return float(np.mean((model.predict(df) - df["score"].to_numpy()) ** 2))
-
 
 def test_fit_glm_matches_a_reference_solver():
     from sklearn.linear_model import LogisticRegression

@@ -93,7 +93,8 @@ def choice_accuracy(y, p, prompt, policy, step=None):
     _, g = np.unique(g, return_inverse=True)
     if not len(g):
         return float("nan")
-    pairs = np.unique(np.column_stack([g, np.asarray(policy, np.int64)]), axis=0)
+    pol = np.unique(np.asarray(policy), return_inverse=True)[1].ravel()
+    pairs = np.unique(np.column_stack([g, pol]), axis=0)
     ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
     if not ok.any():
         return float("nan")
