@@ -89,3 +89,19 @@ def test_choice_accuracy_takes_the_argmax_policy():
     prompt = np.array([0, 0, 1, 1, 2])  # prompt 2 has one policy only: left out
     pol = np.array([0, 1, 0, 1, 0])
     assert choice_accuracy(y, p, prompt, pol) == 0.5
+
+
+def test_knn_grid_estimates_match_the_knn_head():
+    from v0lite.heads._oof import _knn_grid_estimates
+    from v0lite.heads.knn import knn_estimate
+
+    rng = np.random.default_rng(0)
+    sims = np.sort(rng.uniform(0, 1, (20, 16)), axis=1)[:, ::-1].astype(np.float32)
+    valid = rng.random((20, 16)) > 0.2
+    resid = rng.normal(0, 0.3, (20, 16))
+    prior = rng.uniform(0, 1, 20)
+    grid = [(4, 0.05), (16, 0.05), (8, 1.0)]
+    got = _knn_grid_estimates(resid, sims, valid, prior, grid)
+    for c, (k, t) in enumerate(grid):
+        ref = np.clip(knn_estimate(resid[:, :k], sims[:, :k], valid[:, :k], prior, temperature=t), 0, 1)
+        np.testing.assert_allclose(got[c], ref, atol=1e-12)

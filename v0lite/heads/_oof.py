@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..episodes import row_queries, subindex
-from .knn import knn_estimate
 from .prior import policy_prior
 
 __all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice_accuracy"]
@@ -65,12 +64,31 @@ def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True):
             rows, sims = ctx.search_queries(q, kmax, "same_step")
             valid = rows >= 0
             resid = np.where(valid, ctx.score[np.where(valid, rows, 0)] - ctx.row_base(rows), 0.0)
-            for c, (k, t) in enumerate(knn_grid):
-                est = knn_estimate(resid[:, :k], sims[:, :k], valid[:, :k], prior0, temperature=t)
-                out["knn"][c, te] = np.clip(est, 0.0, 1.0)
+            out["knn"][:, te] = _knn_grid_estimates(resid, sims, valid, prior0, knn_grid)
         if ridge:
             w = _ridge_prompt_level(ctx)
             out["ridge"][te] = np.clip(prior0 + index.emb[index.prompt_row[te]].astype(np.float64) @ w, 0.0, 1.0)
+    return out
+
+
+def _knn_grid_estimates(resid, sims, valid, prior, grid):
+    """:func:`~v0lite.heads.knn.knn_estimate` for every (k, temperature) of ``grid`` at once.
+
+    The weights are relative to the best neighbour, which every k shares, so one exponential per
+    temperature and prefix sums over the neighbours give every k.
+    """
+    s = sims.astype(np.float64)
+    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.empty((len(grid), len(prior)))
+    by_t = {}
+    for c, (k, t) in enumerate(grid):
+        if t not in by_t:
+            w = np.exp((s - top) / t) * valid
+            by_t[t] = (np.cumsum(w * resid, axis=1), np.cumsum(w, axis=1))
+        wr, ws = by_t[t]
+        kk = min(k, wr.shape[1]) - 1
+        out[c] = np.clip(prior + wr[:, kk] / (ws[:, kk] + 1.0), 0.0, 1.0)
     return out
 
 

@@ -225,7 +225,7 @@ class AutoHead(BaseHead):
         ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=gb.pca_, k=gp["k"],
                                 random_state=random_state)
         ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
-        gb.fit_training_set(ts, random_state=random_state)
+        gb.fit_training_set(ts, random_state=random_state, refit=False)
         if gb.val_pred_ is None:
             return None, None, gb
         cold = ts.kind[ts.val] == "cold"
