@@ -15,7 +15,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from v0lite.datasets import convert_routerbench, convert_routerdc, convert_v0  # noqa: E402
+from v0lite.data import convert_routerbench, convert_routerdc, convert_v0  # noqa: E402
 
 OOD_TASKS = ("MATH_prealgebra", "mbpp", "ceval", "javascript")
 

@@ -84,7 +84,7 @@ def _mean_task_acc(Y, P, tasks, idx=None):
 
 
 def _within_task(Y, P, tasks):
-    from v0lite.route_eval import _within_group_auc
+    from v0lite.routing._baselines import _within_group_auc
 
     return _within_group_auc(Y, P, tasks)
 
@@ -149,8 +149,8 @@ def bench_routerdc(labels, log=print):
 
 def bench_routerbench(labels, log=print):
     from v0lite.embed import Embedder
-    from v0lite.route import Router, UtilityStrategy
-    from v0lite.route_eval import _sweep, aiq, best_single
+    from v0lite.routing import Router, UtilityStrategy
+    from v0lite.routing._frontier import _sweep, aiq, best_single
 
     d = routerbench()
     train, test = d["train"], d["test"]
@@ -216,7 +216,7 @@ def bench_v0(labels, log=print):
 def bench_speed(log=print, n_rows=100_000):
     """``logistic`` and ``auto`` fitted on the same ~100k rows of routerdc-7model, one after the other."""
     from benchmarks._peers_data import data_root
-    from v0lite.datasets import convert_routerdc
+    from v0lite.data import convert_routerdc
 
     df = convert_routerdc(data_root() / "routerdc-7model").drop("split")
     prompts = df["prompt"].unique(maintain_order=True).to_list()

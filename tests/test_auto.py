@@ -42,13 +42,13 @@ def test_captures_a_per_policy_effect(make_model):
 
 
 def test_round_trip_and_new_policy(make_model, tmp_path, fake_encoder):
-    from v0lite.persist import load_model
+    from v0lite.estimator import V0Regressor
 
     hist, test = split(topic_log(n_prompts=80, policies=("a", "b", "c", "d")))
     model = make_model(head="auto", head_params=FAST).fit(hist.filter(pl.col("policy") != "d"))
     p = model.predict(test.filter(pl.col("policy") != "d"))
     model.save(tmp_path / "m")
-    again = load_model(tmp_path / "m", encoder=fake_encoder)
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     np.testing.assert_array_equal(again.predict(test.filter(pl.col("policy") != "d")), p)
     assert again.head_.cv_report_ == model.head_.cv_report_
     again.add_history(hist.filter(pl.col("policy") == "d"))

@@ -35,7 +35,7 @@ def test_identity_link_is_ridge():
 
 @pytest.mark.parametrize("head", ["logistic", "ridge"])
 def test_captures_a_per_policy_effect_and_round_trips(head, make_model, tmp_path, fake_encoder):
-    from v0lite.persist import load_model
+    from v0lite.estimator import V0Regressor
 
     hist, test = split(topic_log())
     model = make_model(head=head).fit(hist)
@@ -43,7 +43,7 @@ def test_captures_a_per_policy_effect_and_round_trips(head, make_model, tmp_path
     assert brier(model, test) < brier(make_model(head="linear").fit(hist), test)
     assert len(model.head_.alpha_) == 3
     model.save(tmp_path / "m")
-    again = load_model(tmp_path / "m", encoder=fake_encoder)
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     np.testing.assert_array_equal(again.predict(test), model.predict(test))
 
 

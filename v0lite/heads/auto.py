@@ -141,7 +141,7 @@ class AutoHead(BaseHead):
             return self._fit(index, random_state)
 
     def _fit(self, index, random_state):
-        from ..episodes import prompt_folds
+        from .._folds import prompt_folds
         from ._oof import KNN_GRID, brier_by_config, oof_simple
         from .knn import KNNHead
         from .linear import LinearHead
@@ -151,7 +151,7 @@ class AutoHead(BaseHead):
         members = [m for m in MEMBERS if m in p["members"]]
         y, pol = index.score, index.policy.astype(np.int64)
         n_pol = len(index.policies)
-        folds = prompt_folds(index, int(p["n_folds"]), random_state + 1)
+        folds = prompt_folds(len(index.keys), int(p["n_folds"]), random_state + 1)
         simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members)
         cov = simple["covered"]
         oof, heads = {}, {}
@@ -191,7 +191,7 @@ class AutoHead(BaseHead):
         po = pol[rows]
         report = [{"member": m, **_scores(yr, oof[m][rows], pr_, po, sr)} for m in members]
         # the stack, scored by an inner prompt-grouped CV on the same rows
-        inner = prompt_folds(index, 5, random_state + 2)[pr_]
+        inner = prompt_folds(len(index.keys), 5, random_state + 2)[pr_]
         stacked = np.zeros(len(rows))
         for f in np.unique(inner):
             tr, te = inner != f, inner == f

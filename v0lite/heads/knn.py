@@ -53,13 +53,13 @@ class KNNHead(BaseHead):
     def fit(self, index, *, random_state=0, show_progress_bar=False):
         k = self.params["k"]
         if isinstance(k, str):
-            from ..episodes import prompt_folds
+            from .._folds import prompt_folds
             from ..exceptions import V0liteError
             from ._oof import KNN_GRID, brier_by_config, oof_simple
 
             if k != "cv":
                 raise V0liteError(f"knn head: k must be a positive integer or 'cv', got {k!r}.")
-            oof = oof_simple(index, prompt_folds(index, 5, random_state + 1), ridge=False)
+            oof = oof_simple(index, prompt_folds(len(index.keys), 5, random_state + 1), ridge=False)
             if oof["covered"].any():
                 self.k_, self.temperature_ = KNN_GRID[int(np.argmin(brier_by_config(oof["knn"], index.score, oof["covered"])))]
             else:  # a single prompt: nothing to cross-validate

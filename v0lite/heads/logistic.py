@@ -235,7 +235,8 @@ class LogisticHead(BaseHead):
             return self._fit(index, random_state, folds)
 
     def _fit(self, index, random_state, folds):
-        from ..episodes import prompt_folds, subindex
+        from .._folds import prompt_folds
+        from ..episodes import subindex
 
         link = self.link
         n_pol = len(index.policies)
@@ -244,7 +245,7 @@ class LogisticHead(BaseHead):
         Z = self.design_.transform(index.emb)
         pr, pol, y = index.prompt_row, index.policy.astype(np.int64), index.score
         alphas = np.asarray(self.params["alphas"])
-        fold_of_prompt = prompt_folds(index, int(self.params["n_folds"]), random_state + 1) if folds is None else folds
+        fold_of_prompt = prompt_folds(len(index.keys), int(self.params["n_folds"]), random_state + 1) if folds is None else folds
         all_rows = np.arange(index.n_rows)
         off_tr, off_te = {}, {}
         for f in np.unique(fold_of_prompt[pr]):
