@@ -35,10 +35,21 @@ def test_captures_a_per_policy_effect(make_model):
     assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "gbdt", "stack"}
     for r in rep:
         assert set(r) >= {"member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"}
-    # the chosen candidate is the one with the lowest out-of-fold Brier score
-    best = min(rep, key=lambda r: r["cv_brier"])["member"]
-    assert auto.head_.chosen_ == best
-    assert best in ("logistic", "stack")
+    # a routing log (every policy on every prompt) is judged by held-out choice accuracy
+    assert auto.head_.criterion_ == "cv_choice_acc"
+    chosen = next(r for r in rep if r["member"] == auto.head_.chosen_)
+    best = max(r["cv_cluster_choice_acc"] for r in rep)
+    assert chosen["cv_cluster_choice_acc"] > next(r for r in rep if r["member"] == "prior")["cv_cluster_choice_acc"]
+    assert chosen["cv_cluster_choice_acc"] <= best
+
+
+def test_single_policy_log_is_judged_by_brier(make_model):
+    log = make_log(n_policies=1, n_prompts=80, steps=True, seed=3)
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    rep = model.head_.cv_report_
+    assert model.head_.criterion_ == "cv_brier"
+    assert model.head_.chosen_ == min(rep, key=lambda r: r["cv_brier"])["member"]
+    assert all(r["cv_choice_acc"] is None for r in rep)  # one policy per prompt: no choice to make
 
 
 def test_round_trip_and_new_policy(make_model, tmp_path, fake_encoder):

@@ -97,11 +97,12 @@ def brier_by_config(P, y, covered):
     return np.mean((P[:, covered] - y[covered]) ** 2, axis=1)
 
 
-def choice_accuracy(y, p, prompt, policy, step=None):
+def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     """Mean over prompts of the true score of the argmax-p policy (prompts answered by >= 2 policies).
 
     Rows are grouped by prompt (and step, if given); a group needs two or more distinct
-    policies. Ties in ``p`` take the first row. ``nan`` when no prompt qualifies.
+    policies. Ties in ``p`` take the first row. ``nan`` when no prompt qualifies. With
+    ``per_prompt=True`` the array of each qualifying group's score (ordered by group).
     """
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
     g = np.asarray(prompt, np.int64)
@@ -110,17 +111,17 @@ def choice_accuracy(y, p, prompt, policy, step=None):
         g = g.ravel()
     _, g = np.unique(g, return_inverse=True)
     if not len(g):
-        return float("nan")
+        return np.zeros(0) if per_prompt else float("nan")
     pol = np.unique(np.asarray(policy), return_inverse=True)[1].ravel()
     pairs = np.unique(np.column_stack([g, pol]), axis=0)
     ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
     if not ok.any():
-        return float("nan")
+        return np.zeros(0) if per_prompt else float("nan")
     order = np.lexsort((-p, g))
     gs = g[order]
     first = np.r_[True, gs[1:] != gs[:-1]]
     best_rows = order[first]
     best_group = gs[first]
     keep = ok[best_group]
-    return float(y[best_rows[keep]].mean())
+    return y[best_rows[keep]] if per_prompt else float(y[best_rows[keep]].mean())
 

@@ -22,7 +22,7 @@ from .prior import policy_prior
 
 __all__ = ["LogisticHead", "RidgeHead", "Design", "fit_glm", "cv_glm", "ALPHAS"]
 
-ALPHAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # penalty per row of the policy
+ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
 _EPS = 0.01  # offsets: the prior is clipped to [eps, 1 - eps] before its logit
 
 
@@ -193,6 +193,10 @@ class LogisticHead(BaseHead):
         embeddings; each policy takes the one with the smallest held-out loss.
     n_folds : int, default 5
         Prompt folds of the cross-validation.
+    select : {"loss", "choice"}, default "loss"
+        How alpha is chosen: each policy's held-out loss, or one alpha for every policy by the
+        held-out choice accuracy (the true score of the argmax-p policy per prompt), what an
+        argmax router uses. On routerdc-7model the loss picks a weaker penalty than routing wants.
     n_jobs : int, default 1
         BLAS threads during fit: the fit is many small products, which extra threads slow
         down on shared cores (measured 14x slower with the default threads under load).
@@ -214,8 +218,8 @@ class LogisticHead(BaseHead):
     name = "logistic"
     link = "logit"
 
-    def __init__(self, alphas=ALPHAS, n_folds=5, n_jobs=1):
-        super().__init__(alphas=[float(a) for a in alphas], n_folds=n_folds, n_jobs=n_jobs)
+    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1):
+        super().__init__(alphas=[float(a) for a in alphas], n_folds=n_folds, select=select, n_jobs=n_jobs)
 
     def _validate(self):
         from ..exceptions import V0liteError
@@ -223,6 +227,8 @@ class LogisticHead(BaseHead):
         a = self.params["alphas"]
         if not a or any(not np.isfinite(x) or x <= 0 for x in a):
             raise V0liteError(f"{self.name} head: alphas must be positive numbers, got {a!r}.")
+        if self.params["select"] not in ("loss", "choice"):
+            raise V0liteError(f"{self.name} head: select must be 'loss' or 'choice', got {self.params['select']!r}.")
         if int(self.params["n_folds"]) < 2:
             raise V0liteError(f"{self.name} head: n_folds must be >= 2, got {self.params['n_folds']!r}.")
 
@@ -259,6 +265,15 @@ class LogisticHead(BaseHead):
             off_te[f] = o
         oof, loss = cv_glm(Z, pr, pol, y, off_tr, off_te, n_pol, fold_of_prompt, alphas, link=link)
         best = np.argmin(loss, axis=0)
+        self.cv_choice_ = None
+        if self.params["select"] == "choice":
+            from ._oof import choice_accuracy
+
+            # routing compares policies on a prompt: one alpha for all, the best by held-out choice accuracy
+            ch = np.array([choice_accuracy(y, oof[a], pr, pol, index.step) for a in range(len(alphas))])
+            if np.isfinite(ch).any():
+                self.cv_choice_ = ch
+                best = np.full(n_pol, int(np.nanargmax(ch)))
         self.alpha_ = alphas[best]
         self.cv_loss_ = loss
         lin = oof[best[pol], all_rows]
@@ -397,8 +412,8 @@ class RidgeHead(LogisticHead):
     name = "ridge"
     link = "identity"
 
-    def __init__(self, alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0), n_folds=5, n_jobs=1):
-        super().__init__(alphas=alphas, n_folds=n_folds, n_jobs=n_jobs)
+    def __init__(self, alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0), n_folds=5, select="loss", n_jobs=1):
+        super().__init__(alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs)
 
 
 def _row_queries(index, rows):
