@@ -8,7 +8,8 @@ Logs (``$V0LITE_DATA``, default ../shared/data; see benchmarks/_peers_data.py):
   chosen = argmax p (no cost).
 * routerdc-routerbench (its train -> its test). Headline: AIQ of the utility router (v0lite's
   Router with the kNN cost model, route_eval's sweep and AIQ).
-* the V0 sample (v0-dapomath): history = context.jsonl, queries = train.jsonl. Headline: AUC.
+* the V0 sample (v0-dapomath): history = context.jsonl, queries = train.jsonl (192 rows), and a 4-fold
+  prompt-grouped CV on context.jsonl (3,072 rows, steadier). Headline: AUC.
 
 Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, gbdt, ensemble
 (the old default), auto (the new default). Columns: headline, within-task AUC (within
@@ -213,6 +214,42 @@ def bench_v0(labels, log=print):
     return out, notes
 
 
+def bench_v0_cv(labels, log=print, n_folds=4):
+    """The V0 sample's context.jsonl, 4-fold prompt-grouped CV (3,072 rows: steadier than the 192 queries)."""
+    from v0lite._folds import prompt_folds
+
+    H = v0_sample()["train"]
+    prompts = sorted(H["prompt"].unique().to_list())
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), n_folds, 0)))
+    fold = np.array([fold_of[t] for t in H["prompt"].to_list()])
+    y = H["score"].to_numpy()
+    groups = [H["policy"].to_numpy(), H["step"].to_numpy()]
+    codes = {t: i for i, t in enumerate(prompts)}
+    prompt_codes = np.array([codes[t] for t in H["prompt"].to_list()])
+    order = np.argsort(prompt_codes, kind="stable")
+    bounds = np.searchsorted(prompt_codes[order], np.arange(len(prompts) + 1))
+    out = {"test": {"rows": {}, "n_prompts": len(prompts)}}
+    for label in labels:
+        P = np.zeros(H.height)
+        fit_total = 0.0
+        for f in range(n_folds):
+            tr, te = H.filter(pl.Series(fold != f)), H.filter(pl.Series(fold == f))
+            model, fit_s = _fit(label, tr)
+            P[fold == f] = model.predict(te)
+            fit_total += fit_s
+
+        def stat(idx, P=P):
+            rows = np.concatenate([order[bounds[i]:bounds[i + 1]] for i in idx])
+            return auc(y[rows], P[rows])
+
+        out["test"]["rows"][label] = {
+            "headline": auc(y, P), "within": within_policy_auc(y, P, groups), "choice": None,
+            "fit_s": fit_total / n_folds, "pps": float("nan"), "_stat": stat, "_strata": None, "_n": len(prompts)}
+        log(f"v0 CV {label}: AUC {out['test']['rows'][label]['headline']:.4f} within "
+            f"{out['test']['rows'][label]['within']:.4f} fit {fit_total / n_folds:.1f}s")
+    return out
+
+
 def bench_speed(log=print, n_rows=100_000):
     """``logistic`` and ``auto`` fitted on the same ~100k rows of routerdc-7model, one after the other."""
     from benchmarks._peers_data import data_root
@@ -243,7 +280,7 @@ def _table(name, block, headline):
     for label, r in rows.items():
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"| {label} | {fmt(r['headline'])} | {fmt(r['within'])} | {fmt(r['choice'])} | "
-                     f"{r['fit_s']:.1f} | {r['pps']:,.0f} |")
+                     f"{r['fit_s']:.1f} | {'-' if not np.isfinite(r['pps']) else format(r['pps'], ',.0f')} |")
     peers = [p for p in PEERS if p in rows]
     if DEFAULT in rows and peers:
         best = max(peers, key=lambda p: rows[p]["headline"])
@@ -263,7 +300,7 @@ def _table(name, block, headline):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--logs", default="routerdc,routerbench,v0,speed")
+    ap.add_argument("--logs", default="routerdc,routerbench,v0,v0cv,speed")
     ap.add_argument("--heads", default=",".join(HEADS), help="row labels or head names, comma-separated")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args(argv)
@@ -285,6 +322,9 @@ def main(argv=None):
         res, notes = bench_v0(labels)
         parts.append(_table("v0-dapomath, context -> train.jsonl", res["test"], "AUC"))
         parts += notes
+    if "v0cv" in logs:
+        res = bench_v0_cv(labels)
+        parts.append(_table("v0-dapomath, context.jsonl 4-fold prompt-grouped CV", res["test"], "AUC"))
     if "speed" in logs:
         s = bench_speed()
         parts.append(f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log), one run: "

@@ -8,7 +8,8 @@ from conftest import brier, make_log, split, topic_log
 from v0lite.exceptions import V0liteError
 from v0lite.heads._oof import choice_accuracy
 
-FAST = {"gbdt_params": {"n_estimators": 30}}
+FAST = {"gbdt_params": {"n_estimators": 30},
+        "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8}}
 
 
 def _choice(model, df):
@@ -32,7 +33,7 @@ def test_captures_a_per_policy_effect(make_model):
     assert brier(auto, test) < brier(linear, test)
     assert _choice(auto, test) > _choice(prior, test)
     rep = auto.head_.cv_report_
-    assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "gbdt", "stack"}
+    assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "gbdt", "transformer", "stack"}
     for r in rep:
         assert set(r) >= {"member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"}
     # a routing log (every policy on every prompt) is judged by held-out choice accuracy

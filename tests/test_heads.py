@@ -11,6 +11,7 @@ from v0lite.heads.ensemble import fit_soft_logistic
 
 FAST = {"transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
         "gbdt": {"n_estimators": 30}, "auto": {"gbdt_params": {"n_estimators": 30}}}
+FAST["auto"]["transformer_params"] = FAST["transformer"]
 
 
 def _params(head):

@@ -23,10 +23,12 @@ from .prior import policy_prior
 
 __all__ = ["AutoHead", "MEMBERS", "fit_stacker"]
 
-MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt")
+MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
+# the transformer member only joins on small logs, where its fit is affordable (V0 sample: 3k rows)
+_TRANSFORMER_MAX_ROWS = 10_000
 _EPS = 0.01
 # the order of preference among candidates tied by held-out choice accuracy (see _one_se_choice)
-_PREFER = ("logistic", "stack", "knn", "gbdt", "linear", "prior")
+_PREFER = ("logistic", "stack", "knn", "gbdt", "transformer", "linear", "prior")
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
 # that the whole fit stays within a few logistic-regression fits on large logs
@@ -104,14 +106,16 @@ class AutoHead(BaseHead):
 
     Parameters
     ----------
-    members : tuple of str, default ("prior", "knn", "logistic", "linear", "gbdt")
-        Candidates. "gbdt" is the learned generalist (trained on leakage-free episodes);
+    members : tuple of str, default ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
+        Candidates. "gbdt" and "transformer" are the learned generalists (trained on leakage-free episodes);
         "linear" the pooled ridge; "logistic" the per-policy logistic regression.
     n_folds : int, default 5
         Prompt folds of the out-of-fold comparison.
     gbdt_params : dict, optional
         Overrides of the gbdt member's parameters (defaults: 20,000 query rows per episode,
         400 trees at learning rate 0.06).
+    transformer_params : dict, optional
+        Parameters of the transformer member, which joins only on logs of at most 10,000 rows.
     l2_policy : float, optional
         If given, each policy gets its own stacker, pulled toward the shared one with this
         strength (rows' worth of evidence). Default: one stacker shared by every policy -- per-policy
@@ -140,9 +144,9 @@ class AutoHead(BaseHead):
 
     name = "auto"
 
-    def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, l2_policy=None, n_jobs=1):
+    def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1):
         super().__init__(members=list(members), n_folds=n_folds, gbdt_params=dict(gbdt_params or {}),
-                         l2_policy=l2_policy, n_jobs=n_jobs)
+                         transformer_params=dict(transformer_params or {}), l2_policy=l2_policy, n_jobs=n_jobs)
 
     def _validate(self):
         p = self.params
@@ -194,16 +198,19 @@ class AutoHead(BaseHead):
             oof["linear"] = simple["ridge"]
             heads["linear"] = LinearHead().fit(index)
         rows = np.flatnonzero(cov)
-        if "gbdt" in members:
-            g_rows, g_pred, gb = self._fit_gbdt(index, folds, random_state)
-            if g_rows is not None and len(g_rows) >= 50:
-                col = np.full(index.n_rows, np.nan)
-                col[g_rows] = g_pred
-                oof["gbdt"] = col
-                heads["gbdt"] = gb
-                rows = np.intersect1d(rows, g_rows)
-            else:
-                members.remove("gbdt")
+        if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
+            members.remove("transformer")
+        learned = [m for m in ("gbdt", "transformer") if m in members]
+        if learned:
+            for name, (l_rows, l_pred, lh) in self._fit_learned(index, folds, random_state, learned).items():
+                if l_rows is not None and len(l_rows) >= 50:
+                    col = np.full(index.n_rows, np.nan)
+                    col[l_rows] = l_pred
+                    oof[name] = col
+                    heads[name] = lh
+                    rows = np.intersect1d(rows, l_rows)
+                else:
+                    members.remove(name)
         members = [m for m in members if m in oof]
         if not members or len(rows) < 10:
             raise V0liteError(f"auto head: too little history to compare predictors ({index.n_rows} rows). "
@@ -289,22 +296,36 @@ class AutoHead(BaseHead):
         rank = {m: k for k, m in enumerate(_PREFER)}
         return min(tied, key=lambda i: (rank.get(names[i], len(_PREFER)), -means[i]))
 
-    def _fit_gbdt(self, index, folds, random_state):
+    def _fit_learned(self, index, folds, random_state, names):
+        """The learned members on one shared training set; their held-out predictions on the first fold's cold rows."""
         from ..features import fit_pca
         from ._training import build_training_set
         from .gbdt import GBDTHead
+        from .transformer import _XP_WIDTH, TransformerHead
 
         gb = GBDTHead(**{**_GBDT_DEFAULTS, **self.params["gbdt_params"]})
         gp = gb.params
-        gb.pca_ = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
-        ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=gb.pca_, k=gp["k"],
-                                random_state=random_state)
+        pca = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
+        ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=pca, k=gp["k"],
+                                with_context="transformer" in names, xp_width=_XP_WIDTH, random_state=random_state)
         ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
-        gb.fit_training_set(ts, random_state=random_state, refit=False)
-        if gb.val_pred_ is None:
-            return None, None, gb
         cold = ts.kind[ts.val] == "cold"
-        return ts.rows[ts.val][cold], gb.val_pred_[cold], gb
+        out = {}
+        for name in names:
+            if name == "gbdt":
+                head = gb
+                head.pca_ = pca
+                head.fit_training_set(ts, random_state=random_state, refit=False)
+            else:
+                head = TransformerHead(**{"n_folds": gp["n_folds"], "max_rows": gp["max_rows"], "k": gp["k"],
+                                          "pca_components": gp["pca_components"], **self.params["transformer_params"]})
+                head.pca_ = pca
+                head.fit_training_set(ts, index.emb, random_state=random_state)
+            if head.val_pred_ is None:
+                out[name] = (None, None, head)
+            else:
+                out[name] = (ts.rows[ts.val][cold], np.asarray(head.val_pred_)[cold], head)
+        return out
 
     # -- prediction --------------------------------------------------------------------------
     def member_predictions(self, index, queries, *, exclude="same_step"):
