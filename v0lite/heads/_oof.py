@@ -18,11 +18,13 @@ __all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice
 KNN_GRID = tuple((k, t) for k in (8, 16, 32, 64, 128, 256) for t in (0.02, 0.05, 0.2, 1.0))
 
 
-def fold_contexts(index, folds):
-    """(fold id, held-out rows, context index of the other rows) for each fold present."""
+def fold_contexts(index, folds, only=None):
+    """(fold id, held-out rows, context index of the other rows) for each fold present (or in ``only``)."""
     fold_of_row = folds[index.prompt_row]
     out = []
     for f in np.unique(fold_of_row):
+        if only is not None and f not in only:
+            continue
         te = np.flatnonzero(fold_of_row == f)
         tr = np.flatnonzero(fold_of_row != f)
         if len(tr) == 0:
@@ -43,17 +45,17 @@ def _ridge_prompt_level(ctx, lam_scale=0.03):
     return np.linalg.solve(A, E.T @ rs[seen])
 
 
-def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True):
+def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True, only=None):
     """Out-of-fold prior, kNN (every config of ``knn_grid``) and pooled-ridge predictions of every row.
 
     Returns a dict: ``prior`` (n_rows,), ``knn`` (n_configs, n_rows), ``ridge`` (n_rows,) and
-    ``covered`` (rows that got a prediction: their fold had a context).
+    ``covered`` (rows that got a prediction: their fold had a context, and is in ``only`` if given).
     """
     n = index.n_rows
     out = {"prior": np.full(n, np.nan), "knn": np.full((len(knn_grid), n), np.nan),
            "ridge": np.full(n, np.nan), "covered": np.zeros(n, bool)}
     kmax = max((k for k, _ in knn_grid), default=0)
-    for _, te, ctx in fold_contexts(index, folds):
+    for _, te, ctx in fold_contexts(index, folds, only):
         q = row_queries(index, te)
         prior = policy_prior(ctx, q)
         fill = float(ctx.score.mean())

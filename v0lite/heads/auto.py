@@ -32,7 +32,7 @@ _PREFER = ("logistic", "stack", "knn", "gbdt", "transformer", "linear", "prior")
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
 # that the whole fit stays within a few logistic-regression fits on large logs
-_GBDT_DEFAULTS = {"max_rows": 20000, "n_estimators": 400, "learning_rate": 0.06}
+_GBDT_DEFAULTS = {"max_rows": 10000, "n_estimators": 400, "learning_rate": 0.06}
 
 
 def _logit(p):
@@ -112,7 +112,7 @@ class AutoHead(BaseHead):
     n_folds : int, default 5
         Prompt folds of the out-of-fold comparison.
     gbdt_params : dict, optional
-        Overrides of the gbdt member's parameters (defaults: 20,000 query rows per episode,
+        Overrides of the gbdt member's parameters (defaults: 10,000 query rows per episode,
         400 trees at learning rate 0.06).
     transformer_params : dict, optional
         Parameters of the transformer member, which joins only on logs of at most 10,000 rows.
@@ -177,7 +177,13 @@ class AutoHead(BaseHead):
         n_pol = len(index.policies)
         folds = prompt_folds(len(index.keys), int(p["n_folds"]), random_state + 1)
         routing_like = _routing_like(index.prompt_row, index.step, pol) and n_pol <= _MAX_RELATIVE_POLICIES
-        simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members)
+        if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
+            members.remove("transformer")
+        # with a learned member the comparison runs on the first fold only (its held-out rows), so the
+        # simple members need only that fold
+        only = (0,) if any(m in members for m in ("gbdt", "transformer")) else None
+        simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members,
+                            only=only)
         cov = simple["covered"]
         oof, heads = {}, {}
         if "prior" in members:
@@ -198,8 +204,6 @@ class AutoHead(BaseHead):
             oof["linear"] = simple["ridge"]
             heads["linear"] = LinearHead().fit(index)
         rows = np.flatnonzero(cov)
-        if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
-            members.remove("transformer")
         learned = [m for m in ("gbdt", "transformer") if m in members]
         if learned:
             for name, (l_rows, l_pred, lh) in self._fit_learned(index, folds, random_state, learned).items():
