@@ -117,3 +117,10 @@ def test_knn_grid_estimates_match_the_knn_head():
     for c, (k, t) in enumerate(grid):
         ref = np.clip(knn_estimate(resid[:, :k], sims[:, :k], valid[:, :k], prior, temperature=t), 0, 1)
         np.testing.assert_allclose(got[c], ref, atol=1e-12)
+
+
+def test_tiny_log_falls_back_to_the_prior(make_model):
+    log = pl.DataFrame({"policy": ["a", "b", "a", "b"], "prompt": ["x", "x", "y", "y"], "score": [1.0, 0.0, 0.5, 0.5]})
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    assert model.head_.chosen_ == "prior" and model.head_.criterion_ == "too little history"
+    np.testing.assert_allclose(model.predict(log), make_model(head="prior").fit(log).predict(log))

@@ -216,9 +216,19 @@ class AutoHead(BaseHead):
                 else:
                     members.remove(name)
         members = [m for m in members if m in oof]
-        if not members or len(rows) < 10:
-            raise V0liteError(f"auto head: too little history to compare predictors ({index.n_rows} rows). "
+        if not members:
+            raise V0liteError(f"auto head: no candidate could be fitted on {index.n_rows} rows. "
                               "Fix: fit on a larger log, or choose a head by name (e.g. head='prior').")
+        if len(rows) < 10:  # too few held-out rows to compare: the prompt-blind prior, the safest guess
+            self.chosen_ = "prior" if "prior" in members else min(members, key=lambda m: _PREFER.index(m))
+            self.cv_report_ = [{"member": m, "cv_brier": None, "cv_auc": None, "cv_within_policy_auc": None,
+                                "cv_choice_acc": None, "weight": float(m == self.chosen_), "chosen": m == self.chosen_}
+                               for m in members]
+            self.members_, self.heads_ = [self.chosen_], {self.chosen_: heads[self.chosen_]}
+            self.stack_W_, self.stack_global_ = np.zeros((n_pol, 2)), np.zeros(2)
+            self.relative_, self.criterion_ = False, "too little history"
+            self.n_fitted_, self.n_stack_rows_ = n_pol, int(len(rows))
+            return self
         L = np.column_stack([_logit(oof[m][rows]) for m in members])
         yr, pr_, sr = y[rows], index.prompt_row[rows], index.step[rows]
         po = pol[rows]
