@@ -73,6 +73,11 @@ def _fit(args) -> int:
     model.save(args.model_dir)
     print(f"fitted head={model.head} on {history.height} rows, {len(model.index_.policies)} policies; "
           f"saved to {args.model_dir}")
+    report = getattr(model.head_, "cv_report_", None)
+    if report:  # the auto head: what it compared out of fold on this log, and what it chose
+        print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
+        print_table([{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
+                    ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"])
     return 0
 
 
