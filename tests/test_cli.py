@@ -189,6 +189,10 @@ def test_cli_spelled_out_names_match_the_registries():
     from v0lite.routing import STRATEGIES
 
     assert sorted(FORMAT_NAMES) == sorted(CONVERTERS)
+    from v0lite.commands.data import SPLIT_NAMES
+    from v0lite.data import ROUTERDC_SPLITS
+
+    assert sorted(SPLIT_NAMES) == sorted(ROUTERDC_SPLITS)
     assert sorted(STRATEGY_NAMES) == sorted(STRATEGIES)
 
 
