@@ -116,7 +116,8 @@ def _within_policy(Y: np.ndarray, P: np.ndarray) -> float | None:
 
 def route_baselines(train: pl.DataFrame, te_prompts: list[str], policies: list[str], *, strategy, P, Cpred, Y,
                     Ctrue, n_knobs: int, c_max: float | None, tasks: np.ndarray | None, knn_P=None,
-                    knn_params: dict | None = None, encoder=None, random_state: int = 0, n_boot: int = 1000,
+                    knn_params: dict | None = None, model_kwargs: dict | None = None, random_state: int = 0,
+                    n_boot: int = 1000,
                     within_task: Callable | None = None, log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Score every available baseline router and the chosen router's lead over each.
 
@@ -140,8 +141,11 @@ def route_baselines(train: pl.DataFrame, te_prompts: list[str], policies: list[s
         without it the ``knn`` row is skipped.
     knn_params : dict, optional
         Its parameters (``k`` and the CV scores), reported as they are.
-    encoder, random_state, n_boot
-        The baselines' encoder and seed; bootstrap resamples.
+    model_kwargs : dict, optional
+        Extra :class:`~v0lite.estimator.V0Regressor` parameters of the baselines' value models
+        (``encoder``, ``cache_dir``), so they read the chosen model's prompt vectors.
+    random_state, n_boot
+        The baselines' seed and the bootstrap's; bootstrap resamples.
     within_task : callable ``(P) -> float``, optional
         The within-task AUC of a prediction matrix.
     log : callable, optional
@@ -171,11 +175,12 @@ def route_baselines(train: pl.DataFrame, te_prompts: list[str], policies: list[s
             if knn_P is None:
                 say(f"baseline {label!r} skipped: the tuned kNN router was not fitted")
                 continue
+            say(f"baseline {i}/{len(rows)}: {label} (the tuned kNN router, k={(knn_params or {}).get('k')} by CV)")
             Pb, info = knn_P, {"head": "knn router (RouterBench)", "params": dict(knn_params or {})}
         else:
             say(f"baseline {i}/{len(rows)}: {label} (head {head}) ...")
-            kw = {"head_params": dict(params)} if params else {}
-            model = V0Regressor(head=head, encoder=encoder, random_state=random_state, **kw)
+            kw = dict(model_kwargs or {}, **({"head_params": dict(params)} if params else {}))
+            model = V0Regressor(head=head, random_state=random_state, **kw)
             model.fit(train.select([c for c in ("policy", "prompt", "score", "step", "n") if c in train.columns]))
             Pb, info = _value_matrix(model, te_prompts, policies), {"head": head, "params": dict(params)}
         mats[label] = Pb

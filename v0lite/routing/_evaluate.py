@@ -76,6 +76,15 @@ def _first_task(frame: pl.DataFrame) -> dict[str, str]:
     return dict(zip(sub["prompt"].to_list(), sub["task"].cast(pl.Utf8).to_list()))
 
 
+def _baseline_model_kwargs(value_model, embedder) -> dict[str, Any]:
+    """The baselines read the value model's prompt vectors, else the given embedder's (uncached: its id is unknown)."""
+    if hasattr(value_model, "encoder") and hasattr(value_model, "cache_dir"):
+        return {"encoder": value_model.encoder, "cache_dir": value_model.cache_dir}
+    if embedder is not None:
+        return {"encoder": embedder, "cache_dir": False}
+    return {}
+
+
 def _default_value_model(random_state: int):
     from ..estimator import V0Regressor
 
@@ -295,7 +304,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
             c_max=None if degenerate else c_max, tasks=g_te if per_task else None,
             knn_P=Pt if tuned is not None else None,
             knn_params={"k": tuned_k, "k_cv": tuned_cv, "cost": "this router's cost predictions"},
-            encoder=getattr(value_model, "encoder", None), random_state=random_state, n_boot=n_boot,
+            model_kwargs=_baseline_model_kwargs(value_model, embedder), random_state=random_state, n_boot=n_boot,
             within_task=(lambda M: _within_group_auc(Y, M, g_te)) if g_te is not None else None, log=progress)
         extra["baselines"] = b
         extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
