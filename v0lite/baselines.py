@@ -193,6 +193,6 @@ def evaluate_baselines(history, queries, p_chosen, *, encoder=None, random_state
                                  n_boot=n_boot, random_state=random_state)
         for label, d in diffs.items():
             out[label].setdefault("diff", {})[metric] = d
-    for label, r in out.items():
+    for r in out.values():
         r.update(flags(r["diff"], r["within_policy_auc"], EVAL_METRICS))
     return out
