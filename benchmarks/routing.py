@@ -173,7 +173,8 @@ def add_model_sweep(train, test, head, enc, embedder, held, ms, full_aiq, log, s
             sample = own[np.sort(perm[:m_eff]).tolist()]
             vm = copy.deepcopy(base).add_history(sample.select("policy", "prompt", "score"))
             # the router's train log knows only the m outcomes (and costs) of the new model
-            res = _eval(pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False)
+            res = _eval(pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False,
+                        baselines=False)  # the baselines are in the heads table
             rows.append([h, str(m_eff), _f(res["aiq"]), _f(res["max_acc"]),
                          _f(res["cost_at_best_single_acc"], "{:.6f}")])
             log(f"    {h} m={m_eff}: AIQ {res['aiq']:.4f} max acc {res['max_acc']:.4f}")
