@@ -174,7 +174,7 @@ def add_model_sweep(train, test, head, enc, embedder, held, ms, full_aiq, log, s
             vm = copy.deepcopy(base).add_history(sample.select("policy", "prompt", "score"))
             # the router's train log knows only the m outcomes (and costs) of the new model
             res = _eval(pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False,
-                        baselines=False)  # the baselines are in the heads table
+                        baselines=False)  # not reported by this sweep: spare the extra fits
             rows.append([h, str(m_eff), _f(res["aiq"]), _f(res["max_acc"]),
                          _f(res["cost_at_best_single_acc"], "{:.6f}")])
             log(f"    {h} m={m_eff}: AIQ {res['aiq']:.4f} max acc {res['max_acc']:.4f}")
