@@ -368,7 +368,7 @@ class AutoHead(BaseHead):
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
-        from ..persist import save_arrays
+        from .._io import save_arrays
 
         path = Path(path)
         metas = {}
@@ -383,7 +383,7 @@ class AutoHead(BaseHead):
 
     @classmethod
     def load(cls, path: Path, meta: dict):
-        from ..persist import load_arrays
+        from .._io import load_arrays
         from .base import get_head_class
 
         path = Path(path)

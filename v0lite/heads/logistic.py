@@ -377,7 +377,7 @@ class LogisticHead(BaseHead):
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
-        from ..persist import save_arrays
+        from .._io import save_arrays
 
         save_arrays(Path(path) / f"{self.name}.safetensors", {
             "mean": self.design_.mean, "sd": self.design_.sd, "V": self.design_.V, "coef": self.coef_,
@@ -388,7 +388,7 @@ class LogisticHead(BaseHead):
 
     @classmethod
     def load(cls, path: Path, meta: dict):
-        from ..persist import load_arrays
+        from .._io import load_arrays
 
         head = cls(**meta["params"])
         a = load_arrays(Path(path) / f"{cls.name}.safetensors")
