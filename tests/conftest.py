@@ -115,6 +115,34 @@ def make_log(n_policies: int = 3, n_prompts: int = 12, *, steps: bool = False, s
     return pl.DataFrame(rows)
 
 
+TOPICS = ["add the numbers", "prove the lemma", "sort the list", "translate the text"]
+SKILL = {"a": [0.9, 0.9, 0.1, 0.1], "b": [0.1, 0.1, 0.9, 0.9], "c": [0.5, 0.5, 0.5, 0.5], "d": [0.8, 0.2, 0.8, 0.2]}
+
+
+def topic_log(n_prompts=120, policies=("a", "b", "c"), seed=0) -> pl.DataFrame:
+    """A routing-style log (every policy on every prompt) where each policy is strong on some topics
+    and weak on others: an effect no model shared by all policies can capture."""
+    rng = np.random.default_rng(seed)
+    rows = {"policy": [], "prompt": [], "score": []}
+    for pol in policies:
+        for i in range(n_prompts):
+            rows["policy"].append(pol)
+            rows["prompt"].append(f"{TOPICS[i % 4]} case {i}")
+            rows["score"].append(rng.binomial(10, SKILL[pol][i % 4]) / 10)
+    return pl.DataFrame(rows)
+
+
+def split(log: pl.DataFrame, every: int = 4):
+    """(history, queries): every ``every``-th prompt (sorted) is held out."""
+    prompts = sorted(log["prompt"].unique().to_list())
+    test = set(prompts[::every])
+    return log.filter(~pl.col("prompt").is_in(test)), log.filter(pl.col("prompt").is_in(test))
+
+
+def brier(model, df: pl.DataFrame) -> float:
+    return float(np.mean((model.predict(df) - df["score"].to_numpy()) ** 2))
+
+
 @pytest.fixture
 def small_log() -> pl.DataFrame:
     """3 policies x 12 prompts, no step column."""

@@ -68,7 +68,18 @@ def test_evaluate_writes_json(files, fake_minilm, capsys):
     assert main(["evaluate", str(hist), str(queries), "--head", "knn", "--json", str(tmp / "r.json")]) == 0
     res = json.loads((tmp / "r.json").read_text())
     assert res["head"] == "knn" and res["n"] == read_log(queries).height
-    assert "auc" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "auc" in out and "baselines (d = knn minus baseline" in out and "d_within_policy_auc" in out
+    assert {"prior", "knn", "ridge"} <= set(res["baselines"]) and isinstance(res["loses_to"], list)
+    for r in res["baselines"].values():
+        assert {"auc", "within_policy_auc", "brier", "diff", "loses", "chance"} <= set(r)
+        d = r["diff"]["auc"]
+        assert d["estimate"] == pytest.approx(res["auc"] - r["auc"])
+    assert "_p" not in res
+    assert main(["evaluate", str(hist), str(queries), "--head", "knn", "--no-baselines",
+                 "--json", str(tmp / "n.json")]) == 0
+    assert "baselines" not in capsys.readouterr().out
+    assert "baselines" not in json.loads((tmp / "n.json").read_text())
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -189,6 +200,10 @@ def test_cli_spelled_out_names_match_the_registries():
     from v0lite.routing import STRATEGIES
 
     assert sorted(FORMAT_NAMES) == sorted(CONVERTERS)
+    from v0lite.commands.data import SPLIT_NAMES
+    from v0lite.data import ROUTERDC_SPLITS
+
+    assert sorted(SPLIT_NAMES) == sorted(ROUTERDC_SPLITS)
     assert sorted(STRATEGY_NAMES) == sorted(STRATEGIES)
 
 

@@ -224,6 +224,56 @@ def test_convert_routerdc_errors(tmp_path):
         D.convert_routerdc(tmp_path)
 
 
+def test_convert_routerdc_official_split(dc_dir, tmp_path):
+    (dc_dir / "mbpp.json").write_text(json.dumps([{"question": "B1", "scores": {"a/m1": 0.5, "b/m2": 0.1}},
+                                                   {"question": "A1", "scores": {"a/m1": 1, "b/m2": 1}}]))
+    (dc_dir / "notes.json").write_text(json.dumps([{"question": "N1", "scores": {"a/m1": 0.5}}]))
+    with pytest.warns(V0liteWarning) as rec:
+        out = D.convert_routerdc(dc_dir, split="official")
+    msgs = [str(w.message) for w in rec]
+    assert set(out) == {"train", "test_id", "test_ood"}
+    assert sorted(set(out["train"]["prompt"])) == ["A1", "M1", "M2"]
+    # M1 (mmlu train and test) and A1 (arc_easy_train and mbpp) are dropped from the tests, and reported
+    assert sorted(set(out["test_id"]["prompt"])) == ["G1", "M3"]
+    assert sorted(set(out["test_ood"]["prompt"])) == ["B1", "P1"]
+    drop = next(m for m in msgs if "dropped test questions" in m)
+    assert "mmlu_test.json 1" in drop and "mbpp.json 1" in drop and "gsm8k-test.json 0" in drop
+    assert "2 in all" in drop
+    assert any("notes.json" in m and "left out" in m for m in msgs)
+    assert any("ceval.json" in m and "absent" in m for m in msgs)
+    assert dict(zip(out["test_id"]["prompt"], out["test_id"]["task"]))["G1"] == "gsm8k"
+    assert set(out["test_ood"]["task"]) == {"MATH_prealgebra", "mbpp"}
+    assert all(set(f["split"]) == {name} for name, f in out.items())
+    # without a split: the old single log
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.convert_routerdc(dc_dir).height == 2 * 9 + 1  # notes.json has one model
+
+
+def test_convert_routerdc_split_errors(dc_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown RouterDC split 'random'.*\['official'\]"):
+        D.convert_routerdc(dc_dir, split="random")
+    (tmp_path / "only" ).mkdir()
+    (tmp_path / "only" / "mmlu_train.json").write_text(json.dumps([{"question": "Q", "scores": {"m": 1}}]))
+    with pytest.raises(DataError, match="no test_id file"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        D.convert_routerdc(tmp_path / "only", split="official")
+
+
+def test_convert_routerdc_official_writes(dc_dir, tmp_path, capsys):
+    from v0lite.cli import main
+
+    assert main(["data", "convert", "routerdc", str(dc_dir), str(tmp_path / "o"), "--split", "official"]) == 0
+    err = capsys.readouterr().err
+    assert "mmlu_test.json 1" in err
+    logs = {n: read_log(tmp_path / "o" / f"{n}.jsonl") for n in ("train", "test_id", "test_ood")}
+    assert logs["test_id"]["prompt"].n_unique() == 2 and "task" in logs["test_ood"].columns
+    assert main(["data", "convert", "v0", str(dc_dir), str(tmp_path / "x"), "--split", "official"]) == 1
+    assert "routerdc format only" in capsys.readouterr().err
+    assert main(["data", "convert", "routerdc", str(dc_dir), str(tmp_path / "y"), "--split", "nope"]) == 2
+    assert "official" in capsys.readouterr().err
+
+
 def test_split_by_prompt(dc_dir):
     df = D.convert_routerdc(dc_dir)
     train, test = D.split_by_prompt(df, test_size=0.4, random_state=1)

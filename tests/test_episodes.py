@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import make_log
+from conftest import make_log
 from v0lite._folds import prompt_folds
 from v0lite.episodes import make_episodes
 

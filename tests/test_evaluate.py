@@ -365,3 +365,109 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
     assert cmd._parse_shrink("CV") == "cv" and cmd._parse_shrink("none") is None
     with pytest.raises(DataError, match="--shrink"):
         cmd._parse_shrink("lots")
+
+
+# ------------------------------------------------------------------ per task and baselines
+
+
+class TableValueModel:
+    """Predicts a fixed table of p (policy, prompt) -> p; fitting does nothing."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return np.array([self.table[(a, b)] for a, b in zip(X["policy"].to_list(), X["prompt"].to_list())])
+
+
+def _per_task_case():
+    prompts = ["t1 q 0", "t1 q 1", "t2 q 0"]
+    tasks = ["t1", "t1", "t2"]
+    p = {"a": [0.9, 0.2, 0.6], "b": [0.1, 0.8, 0.4]}  # top choice: a, b, a
+    y = {"a": [1.0, 0.0, 0.0], "b": [0.0, 0.0, 1.0]}  # chosen outcomes 1, 0, 0
+    table = {(pol, q): p[pol][i] for pol in p for i, q in enumerate(prompts)}
+    test = pl.DataFrame([{"policy": pol, "prompt": q, "score": y[pol][i], "task": tasks[i]}
+                         for pol in p for i, q in enumerate(prompts)])
+    train = pl.DataFrame([{"policy": pol, "prompt": f"tr q {i}", "score": float((i + j) % 2), "task": "t1"}
+                          for j, pol in enumerate(p) for i in range(6)])
+    return train, test, table
+
+
+def test_route_eval_per_task_hand_checked():
+    train, test, table = _per_task_case()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)  # unit costs
+        res = route_eval(train, test, value_model=TableValueModel(table), embedder=FakeEmbedder(), tuned_ks=None,
+                         per_task=True, baselines=False)
+    # t1: a on q0 (1), b on q1 (0) -> 0.5; t2: a on q0 (0) -> 0.0; mean over tasks 0.25 (not 1/3 per prompt)
+    assert res["task_acc"] == {"t1": 0.5, "t2": 0.0}
+    assert res["mean_task_acc"] == pytest.approx(0.25)
+    assert res["max_acc"] == pytest.approx(1 / 3)
+    assert res["oracle_task_acc"] == {"t1": 0.5, "t2": 1.0} and res["task_n"] == {"t1": 2, "t2": 1}
+    assert "baselines" not in res
+    with pytest.raises(DataError, match=r"--per-task.*missing in TEST"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        route_eval(train, test.drop("task"), value_model=TableValueModel(table), embedder=FakeEmbedder(),
+                   per_task=True)
+
+
+def test_route_eval_baselines(logs):
+    from v0lite.baselines import available_baselines
+
+    train, test = logs
+    add_task = (pl.col("prompt").str.split(" ").list.last().cast(pl.Int64) >= 5).cast(pl.Utf8).alias("task")
+    train, test = train.with_columns(add_task), test.with_columns(add_task)
+    lines = []
+    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=(16, 32),
+                     per_task=True, n_boot=200, progress=lines.append)
+    json.dumps(res, allow_nan=False)
+    b = res["baselines"]
+    assert set(b) == {label for label, _, _ in available_baselines()}
+    assert {"prior", "knn", "ridge"} <= set(b)
+    for label, r in b.items():
+        assert {"aiq", "max_acc", "mean_task_acc", "task_acc", "within_policy_auc", "within_task_auc",
+                "diff", "loses", "chance"} <= set(r)
+        for metric in ("aiq", "mean_task_acc"):
+            d = r["diff"][metric]
+            assert d["ci_low"] <= d["estimate"] <= d["ci_high"] and d["n_boot"] == 200
+        assert r["diff"]["aiq"]["estimate"] == pytest.approx(res["aiq"] - r["aiq"])
+        assert r["diff"]["mean_task_acc"]["estimate"] == pytest.approx(res["mean_task_acc"] - r["mean_task_acc"])
+    # the tuned kNN row is the tuned kNN router's p (k by CV), here routed with the router's cost model
+    assert b["knn"]["params"]["k"] == res["baseline_knn_tuned_k"]
+    # the prior is prompt-blind: chance inside each policy, and the perfect value model beats it
+    assert b["prior"]["within_policy_auc"] == pytest.approx(0.5) and b["prior"]["chance"]
+    assert b["prior"]["diff"]["aiq"]["ci_low"] > 0 and "prior" not in res["loses_to"]
+    assert res["within_policy_auc"] > 0.7 and not res["chance"]
+    assert any("prior" in line for line in lines)
+    again = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=(16, 32),
+                       per_task=True, n_boot=200)
+    assert again["baselines"]["ridge"]["diff"] == b["ridge"]["diff"]  # seeded
+
+
+def test_route_eval_cli_per_task_and_no_baselines(logs, tmp_path, monkeypatch, capsys):
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_make_value_model", lambda head, random_state=0, encoder="plain": FakeValueModel())
+    monkeypatch.setattr(cmd, "_make_embedder", lambda encoder="plain": FakeEmbedder())
+    add_task = pl.col("prompt").str.split(" ").list.last().alias("task")
+    train, test = (f.with_columns(add_task) for f in logs)
+    train.write_ndjson(tmp_path / "train.jsonl")
+    test.write_ndjson(tmp_path / "test.jsonl")
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers(dest="command"))
+    base = ["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl")]
+    args = parser.parse_args([*base, "--per-task", "--json", str(tmp_path / "r.json")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "per task" in out and "mean over tasks" in out and "baselines (" in out and "d_aiq" in out
+    assert "no better than chance" in out  # the prompt-blind prior
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["task_acc"]) == set(test["task"].unique()) and "prior" in saved["baselines"]
+    assert saved["mean_task_acc"] == pytest.approx(np.mean(list(saved["task_acc"].values())))
+    args = parser.parse_args([*base, "--no-baselines", "--json", str(tmp_path / "n.json")])
+    assert args.func(args) == 0
+    assert "baselines (" not in capsys.readouterr().out
+    assert "baselines" not in json.loads((tmp_path / "n.json").read_text())

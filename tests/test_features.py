@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.conftest import make_log
+from conftest import make_log
 from v0lite.features import compute_features, fit_pca
 from v0lite.index import Queries
 

@@ -4,13 +4,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.conftest import make_log
+from conftest import make_log
 from v0lite.exceptions import V0liteError
 from v0lite.heads import HEADS, make_head
 from v0lite.heads.ensemble import fit_soft_logistic
 
 FAST = {"transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
-        "gbdt": {"n_estimators": 30}}
+        "gbdt": {"n_estimators": 30}, "auto": {"gbdt_params": {"n_estimators": 30}}}
+FAST["auto"]["transformer_params"] = FAST["transformer"]
 
 
 def _params(head):
@@ -27,7 +28,8 @@ def logs():
     return log.filter(~pl.col("prompt").is_in(test)), log.filter(pl.col("prompt").is_in(test))
 
 
-@pytest.mark.parametrize("head", ["prior", "knn", "linear", "gbdt", "transformer", "ensemble"])
+@pytest.mark.parametrize("head", ["prior", "knn", "linear", "logistic", "ridge", "gbdt", "transformer", "ensemble",
+                                  "auto"])
 def test_fit_predict_save_load(head, logs, make_model, tmp_path, fake_encoder):
     from v0lite.estimator import V0Regressor
 
@@ -62,7 +64,7 @@ def test_new_policy_without_retraining(logs, make_model):
 def test_unknown_head_lists_valid_names():
     with pytest.raises(V0liteError, match="unknown head 'nope'; valid names"):
         make_head("nope")
-    assert {"prior", "knn", "gbdt", "transformer", "ensemble", "neural", "linear"} <= set(HEADS)
+    assert {"prior", "knn", "gbdt", "transformer", "ensemble", "neural", "linear", "logistic", "ridge", "auto"} <= set(HEADS)
 
 
 def test_soft_logistic_recovers_calibration():

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"log", "metrics", "embed", "index"},
     {"episodes", "features"},
     {"heads"},
-    {"estimator", "persist"},
+    {"estimator", "persist", "baselines"},
     {"routing", "rl", "data"},
     {"distributed"},
     {"commands", "cli", "__main__"},

@@ -262,3 +262,50 @@ def test_scorer_needs_the_column_it_reads():
     assert M.neg_brier_scorer(Half(), X, [1.0, 0.0]) == pytest.approx(-0.25)
     with pytest.raises(DataError, match="reads column 'policy' of X, which has none.*Fix"):
         M.within_policy_auc_scorer(Half(), X, [1.0, 0.0])
+
+
+# --------------------------------------------------------------------------- paired bootstrap
+
+
+def test_paired_bootstrap_contains_estimate_and_is_seeded():
+    from v0lite.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=300) < 0.5).astype(float)
+    good = np.clip(y * 0.6 + rng.uniform(size=300) * 0.4, 0, 1)
+    bad = rng.uniform(size=300)
+    groups = np.repeat(np.arange(100), 3)  # 100 prompts, 3 rows each
+
+    def fn(p, rows):
+        return M.auc(y[rows], p[rows])
+
+    r = paired_bootstrap(fn, good, bad, groups=groups, n_boot=300, random_state=1)
+    assert r["estimate"] == pytest.approx(M.auc(y, good) - M.auc(y, bad))
+    assert r["ci_low"] <= r["estimate"] <= r["ci_high"] and r["ci_low"] > 0
+    assert r["n_groups"] == 100 and r["n_boot"] == 300
+    assert paired_bootstrap(fn, good, bad, groups=groups, n_boot=300, random_state=1) == r
+    assert paired_bootstrap(fn, good, bad, groups=groups, n_boot=300, random_state=2) != r
+    # a mapping of references: same resamples, so each entry equals its own pairwise call
+    many = paired_bootstrap(fn, good, {"bad": bad, "self": good}, groups=groups, n_boot=300, random_state=1)
+    assert many["bad"] == r
+    assert many["self"]["ci_low"] == many["self"]["ci_high"] == 0.0
+
+
+def test_paired_bootstrap_resamples_whole_groups_and_checks_input():
+    from v0lite.metrics import paired_bootstrap
+
+    seen = []
+
+    def fn(p, rows):
+        seen.append(np.sort(rows))
+        return float(p[rows].mean())
+
+    a = np.arange(6, dtype=float)
+    paired_bootstrap(fn, a, np.zeros(6), groups=["x", "x", "y", "y", "z", "z"], n_boot=20)
+    for rows in seen[2:]:  # after the two full-data calls
+        counts = np.bincount(rows, minlength=6)
+        assert (counts[0::2] == counts[1::2]).all() and counts.sum() == 6  # both rows of a group, 3 groups
+    with pytest.raises(DataError, match="n_boot"):
+        paired_bootstrap(fn, a, a, n_boot=0)
+    with pytest.raises(DataError, match="at least one row"):
+        paired_bootstrap(fn, np.zeros(0), np.zeros(0))

@@ -43,8 +43,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    head : str, default "ensemble"
-        One of ``v0lite.heads.HEADS``: "prior", "knn", "gbdt", "transformer", "ensemble", "neural".
+    head : str, default "auto"
+        One of ``v0lite.heads.HEADS``: "auto" (compares the simple predictors and gbdt out of fold
+        on the history and uses the best or their per-policy stack), "prior", "knn", "linear",
+        "logistic", "ridge", "gbdt", "transformer", "ensemble", "neural".
     encoder : str or object, optional
         Sentence-transformers name/path, or an object with ``encode(list[str])``.
         Default: the offline all-MiniLM-L6-v2.
@@ -76,7 +78,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     array([0.83...])
     """
 
-    def __init__(self, *, head="ensemble", encoder=None, k=32, head_params=None, fallback="error",
+    def __init__(self, *, head="auto", encoder=None, k=32, head_params=None, fallback="error",
                  cache_dir=None, batch_size=64, show_progress_bar=False, random_state=0):
         self.head = head
         self.encoder = encoder

@@ -93,14 +93,17 @@ class _Cache:
             rows = np.arange(idx.n_rows)
             if len(rows) > 200_000:
                 rows = np.random.default_rng(0).choice(rows, 200_000, replace=False)
-            X = idx.emb[idx.prompt_row[rows]].astype(np.float64)
-            d = X.shape[1]
-            lam = lam_scale * max(len(rows), 1)
-            a_inv = np.linalg.inv(X.T @ X + lam * np.eye(d))
-            w = a_inv @ (X.T @ self.resid[rows])
             n_p = len(idx.keys)
             cnt = np.bincount(idx.prompt_row[rows], None, n_p).astype(np.float64)
             ssum = np.bincount(idx.prompt_row[rows], self.resid[rows], n_p)
+            # the rows' Gram matrix and X'r from per-prompt sums: the same matrices, built over distinct
+            # prompts (a routing log repeats each prompt once per policy)
+            seen = np.flatnonzero(cnt > 0)
+            X = idx.emb[seen].astype(np.float64)
+            d = X.shape[1]
+            lam = lam_scale * max(len(rows), 1)
+            a_inv = np.linalg.inv(X.T @ (X * cnt[seen, None]) + lam * np.eye(d))
+            w = a_inv @ (X.T @ ssum[seen])
             self._ridge = (w, a_inv, cnt, ssum)
         return self._ridge
 

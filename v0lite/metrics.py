@@ -15,6 +15,7 @@ function                  meaning
 :func:`ece`               expected calibration error, equal-width bins over p
 :func:`spearman`          Spearman rank correlation
 :func:`choice_accuracy`   share of prompts where the top-ranked policy is a best one
+:func:`paired_bootstrap`  95% interval of a metric difference, resampling groups
 ========================  ===================================================
 
 Undefined values (one class only, constant input) are ``nan``, never an error.
@@ -52,6 +53,7 @@ __all__ = [
     "within_policy_auc_scorer",
     "choice_accuracy_scorer",
     "SCORERS",
+    "paired_bootstrap",
 ]
 
 
@@ -483,3 +485,98 @@ choice_accuracy_scorer = _Scorer("choice_accuracy_scorer", choice_accuracy, 1.0,
 SCORERS = {"neg_brier": neg_brier_scorer, "within_policy_auc": within_policy_auc_scorer,
            "choice_accuracy": choice_accuracy_scorer}
 """All three by name, for ``scoring=SCORERS`` in ``cross_validate`` / ``GridSearchCV(refit=...)``."""
+# --------------------------------------------------------------------------- paired bootstrap
+
+
+def _resample_rows(starts: np.ndarray, sizes: np.ndarray, order: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Row indices of the groups ``picks`` (with repeats), all rows of each picked group."""
+    sz = sizes[picks]
+    total = int(sz.sum())
+    offs = np.repeat(starts[picks] - np.concatenate(([0], np.cumsum(sz)[:-1])), sz)
+    return order[offs + np.arange(total)]
+
+
+def paired_bootstrap(metric_fn, a, b, *, groups=None, n_rows: int | None = None, n_boot: int = 1000,
+                     confidence: float = 0.95, random_state: int = 0):
+    """Paired bootstrap interval of ``metric_fn(a) - metric_fn(b)``, resampling whole groups.
+
+    Each of ``n_boot`` resamples draws as many groups as there are (e.g. test prompts), with
+    replacement, and keeps every row of each drawn group; ``a`` and ``b`` are scored on the
+    very same rows (paired), so what is shared by both (hard prompts) cancels out. The interval
+    is the percentile interval of the resampled differences; resamples where either metric
+    is undefined (NaN, e.g. an AUC on one class) are left out and counted.
+
+    Parameters
+    ----------
+    metric_fn : callable ``(pred, rows) -> float``
+        The metric of prediction ``pred`` on the rows ``rows`` (an int array that may repeat a
+        row); ``pred`` is ``a`` or one ``b`` as given, so it can be any object (an array, or
+        precomputed per-row tables).
+    a : object
+        The prediction whose lead is measured (the chosen head).
+    b : object or mapping of str to object
+        The reference prediction, or several by name: each is compared with ``a`` on the same
+        resamples, and ``a``'s metric is computed once per resample.
+    groups : array-like, optional
+        One group label per row (e.g. the prompt id): the unit resampled. Default: every row
+        its own group (then ``n_rows`` is required unless ``a`` has a length).
+    n_rows : int, optional
+        Number of rows, when ``groups`` is None and ``len(a)`` is not the row count.
+    n_boot : int, default 1000
+    confidence : float, default 0.95
+    random_state : int, default 0
+        Seeds the resamples: the same seed gives the same interval.
+
+    Returns
+    -------
+    dict or dict of str to dict
+        ``estimate`` (the difference on all rows), ``ci_low``, ``ci_high``, ``n_boot`` (usable
+        resamples) and ``n_groups``; a mapping of such dicts when ``b`` is a mapping.
+
+    Examples
+    --------
+    >>> y = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    >>> def acc(pred, rows):
+    ...     return float((pred[rows] == y[rows]).mean())
+    >>> r = paired_bootstrap(acc, y.copy(), np.zeros(6), n_boot=200)
+    >>> round(r["estimate"], 4), r["ci_low"] <= r["estimate"] <= r["ci_high"]
+    (0.6667, True)
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise DataError(f"n_boot={n_boot!r} must be a positive integer. Fix: use e.g. n_boot=1000.")
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise DataError(f"confidence={confidence!r} must be in (0, 1). Fix: use e.g. 0.95.")
+    if groups is None:
+        n = int(n_rows) if n_rows is not None else len(a)
+        codes = np.arange(n, dtype=np.int64)
+    else:
+        n = len(groups)
+        codes = _group_codes(groups, n)
+    if n == 0:
+        raise DataError("paired_bootstrap needs at least one row. Fix: pass a non-empty test set.")
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    n_groups = sizes.shape[0]
+    named = isinstance(b, dict)
+    refs = dict(b) if named else {"_": b}
+    every = np.arange(n)
+    base_a = float(metric_fn(a, every))
+    full = {k: base_a - float(metric_fn(v, every)) for k, v in refs.items()}
+    rng = np.random.default_rng(random_state)
+    diffs = {k: np.full(n_boot, np.nan) for k in refs}
+    for i in range(n_boot):
+        rows = _resample_rows(starts, sizes, order, rng.integers(0, n_groups, n_groups))
+        va = float(metric_fn(a, rows))
+        if not math.isfinite(va):
+            continue
+        for k, v in refs.items():
+            diffs[k][i] = va - float(metric_fn(v, rows))
+    alpha = (1.0 - float(confidence)) / 2.0
+    out = {}
+    for k, d in diffs.items():
+        d = d[np.isfinite(d)]
+        lo, hi = (np.quantile(d, [alpha, 1.0 - alpha]).tolist() if d.size else (math.nan, math.nan))
+        out[k] = {"estimate": full[k], "ci_low": float(lo), "ci_high": float(hi), "n_boot": int(d.size),
+                  "n_groups": int(n_groups)}
+    return out if named else out["_"]

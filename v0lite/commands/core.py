@@ -64,7 +64,52 @@ def evaluate_model(model, history, queries) -> dict:
     step = queries["step"].to_numpy() if "step" in queries.columns else None
     res = evaluate_predictions(queries["score"].to_numpy(), p, policy=queries["policy"].to_numpy(), step=step)
     res.update(head=model.head, fit_s=fit_s, predict_s=pred_s, predictions_per_s=len(p) / max(pred_s, 1e-9))
+    res["_p"] = p  # for the baselines' paired comparison; callers drop it
     return res
+
+
+def _ci(d: dict | None) -> str:
+    if not d or d.get("estimate") is None or not math.isfinite(d["estimate"]):
+        return "-"
+    lo, hi = d["ci_low"], d["ci_high"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{d['estimate']:+.4f}"
+    return f"{d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str]) -> list[str]:
+    """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"."""
+    out = []
+    for label, r in baselines.items():
+        for metric in r.get("loses", []):
+            out.append(f"{chosen} LOSES to {label} on {what.get(metric, metric)}: {_ci(r['diff'][metric])} "
+                       "(95% interval of chosen minus baseline entirely on the losing side)")
+    if not out:
+        out.append(f"{chosen} loses to no baseline (no 95% interval entirely on the losing side)")
+    if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
+        out.append(f"{chosen}: within-policy AUC {chosen_within:.4f} <= 0.5, no better than chance")
+    for label, r in baselines.items():
+        if r.get("chance"):
+            out.append(f"baseline {label}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, "
+                       "no better than chance")
+    return out
+
+
+def _print_eval_baselines(res: dict) -> None:
+    b = res["baselines"]
+    if not b:
+        return
+    rows = [{"baseline": label, "head": r["head"], "auc": r["auc"], "within_policy_auc": r["within_policy_auc"],
+             "brier": r["brier"], "d_auc [95% CI]": _ci(r["diff"].get("auc")),
+             "d_within_policy_auc [95% CI]": _ci(r["diff"].get("within_policy_auc")),
+             "d_brier [95% CI]": _ci(r["diff"].get("brier"))} for label, r in b.items()]
+    print(f"\nbaselines (d = {res['head']} minus baseline; paired bootstrap over query prompts, 1000 resamples; "
+          "brier: lower is better):")
+    print_table(rows, list(rows[0]))
+    lines = verdict_lines(res["head"], res.get("within_policy_auc"), b,
+                          {"auc": "AUC", "within_policy_auc": "within-policy AUC", "brier": "Brier"})
+    for line in lines:
+        print(line)
 
 
 def _fit(args) -> int:
@@ -79,6 +124,11 @@ def _fit(args) -> int:
     model.save(args.model_dir)
     print(f"fitted head={model.head} on {history.height} rows, {len(model.index_.policies)} policies; "
           f"saved to {args.model_dir}")
+    report = getattr(model.head_, "cv_report_", None)
+    if report:  # the auto head: what it compared out of fold on this log, and what it chose
+        print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
+        print_table([{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
+                    ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"])
     return 0
 
 
@@ -110,9 +160,21 @@ def _evaluate(args) -> int:
     check_output(args.json, "--json", (".json",))
     history = read_log(args.history)
     queries = read_log(args.queries)
-    res = evaluate_model(_model(args), history, queries)
+    model = _model(args)
+    res = evaluate_model(model, history, queries)
     print_table([res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s",
                         "predictions_per_s"])
+    if not args.no_baselines:
+        from ..baselines import evaluate_baselines
+
+        res["baselines"] = evaluate_baselines(
+            history, queries, res.pop("_p"), encoder=getattr(args, "encoder", None), random_state=args.random_state,
+            log=lambda m: print(m, file=sys.stderr, flush=True))
+        res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
+        w = res.get("within_policy_auc")
+        res["chance"] = bool(w is not None and math.isfinite(w) and w <= 0.5)
+        _print_eval_baselines(res)
+    res.pop("_p", None)
     if args.json:
         atomic_write_json(args.json, jsonable(res))
     return 0
@@ -180,6 +242,7 @@ def _demo(args) -> int:
     for head in ("prior", "knn", V0Regressor().head):
         model = V0Regressor(head=head, random_state=0, show_progress_bar=progress(args))
         rows.append(evaluate_model(model, history, queries))
+        rows[-1].pop("_p")
     print("1. How well does each head predict success on unseen prompts?")
     print_table(rows, ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"])
     # `model` is now the default head, fitted on the history
@@ -236,6 +299,9 @@ def register(sub) -> None:
     p.add_argument("history", metavar="HISTORY", help="outcome log to fit on (.jsonl/.csv/.parquet)")
     p.add_argument("queries", metavar="QUERIES", help="outcome log to score, with true 'score' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics to FILE (.json; NaN as null)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the baselines printed beside the head (prior, kNN with k by CV, logistic, pooled "
+                        "ridge; each is one more fit on HISTORY)")
     common(p)
     p.set_defaults(func=_evaluate, inputs=("history", "queries"))
 

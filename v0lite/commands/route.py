@@ -162,16 +162,22 @@ def _route_eval(args) -> int:
         value_model=_make_value_model(args), embedder=_make_embedder(args),
         k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
         prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink), random_state=args.random_state,
+        per_task=args.per_task, baselines=not args.no_baselines,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
         save_router=args.save_router, show_progress_bar=progress(args),
     )
     width = max(len(k) for k in _TABLE_KEYS)
-    for key in _TABLE_KEYS:
+    for key in (*_TABLE_KEYS, "within_policy_auc", "within_task_auc", "mean_task_acc"):
         if key in result:
             v = result[key]
             note = f"  ({why_missing(key, result)})" if v is None else ""
             print(f"{key:<{width}}  {_fmt(v)}{note}")
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
+    if args.per_task:
+        _print_per_task(result)
+    if result.get("baselines"):
+        _print_route_baselines(result)
     if args.json:
         atomic_write_json(args.json, result)
         print(f"wrote {args.json}")
@@ -181,6 +187,46 @@ def _route_eval(args) -> int:
         print(f"saved the router (value model, pool, costs) to {args.save_router}; route with "
               f"`v0lite route PROMPTS --router {args.save_router} --out FILE`")
     return 0
+
+
+def _print_per_task(result: dict) -> None:
+    from .core import print_table
+
+    base = result.get("baselines") or {}
+    rows = []
+    for task, acc in result["task_acc"].items():
+        row = {"task": task, "n": result["task_n"][task], "router": acc}
+        row.update({label: r["task_acc"].get(task) for label, r in base.items() if r.get("task_acc")})
+        row["oracle"] = result["oracle_task_acc"][task]
+        rows.append(row)
+    mean = {"task": "mean over tasks", "n": sum(result["task_n"].values()), "router": result["mean_task_acc"]}
+    mean.update({label: r["mean_task_acc"] for label, r in base.items() if r.get("task_acc")})
+    mean["oracle"] = sum(result["oracle_task_acc"].values()) / len(result["oracle_task_acc"])
+    rows.append(mean)
+    print("\nper task: accuracy of the top choice (the most likely model, whatever its cost)")
+    print_table(rows, list(rows[0]))
+
+
+def _print_route_baselines(result: dict) -> None:
+    from .core import _ci, print_table, verdict_lines
+
+    b = result["baselines"]
+    metrics = list(next(iter(b.values()))["diff"])
+    rows = []
+    for label, r in b.items():
+        row = {"baseline": label}
+        for m in metrics:
+            row[m] = r.get(m)
+            row[f"d_{m} [95% CI]"] = _ci(r["diff"].get(m))
+        row["within_policy_auc"] = r.get("within_policy_auc")
+        row["within_task_auc"] = r.get("within_task_auc")
+        rows.append(row)
+    print("\nbaselines (same cost predictions and strategy as the router; d = router minus baseline, paired "
+          "bootstrap over test prompts, 1000 resamples):")
+    print_table(rows, list(rows[0]))
+    names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}
+    for line in verdict_lines("router", result.get("within_policy_auc"), b, names):
+        print(line)
 
 
 def _pool(args, prices) -> list[str] | None:
@@ -329,6 +375,13 @@ def register(subparsers) -> None:
                    help="blend predicted success with the train log's neighbourhood success rate: a weight in "
                         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
                         "(5 extra value-model fits); default none")
+    p.add_argument("--per-task", action="store_true",
+                   help="also report each task's accuracy of the router's top choice (the most likely model, "
+                        "whatever its cost) and their unweighted mean, mean_task_acc (RouterDC's headline); "
+                        "needs a 'task' column in TRAIN and TEST")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the baseline routers printed beside the router (prompt-blind prior, tuned kNN, "
+                        "per-model logistic, pooled ridge; one more fit on TRAIN each)")
     p.add_argument("--save-router", default=None, metavar="DIR",
                    help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
                         "for `v0lite route --router DIR`")

@@ -13,7 +13,8 @@ format              source (see each folder's PROVENANCE.md under :func:`data_di
                     dataset}`` + ``prompt_dict.json``; 10 rollouts per row
 ``routerbench``     RouterDC's RouterBench CSVs ``<task>_train.csv`` / ``<task>_test.csv``;
                     11 models, binary outcome and USD cost per call
-``routerdc``        RouterDC 7-model JSON files ``[{question, scores{model: float}}]``
+``routerdc``        RouterDC 7-model JSON files ``[{question, scores{model: float}}]``;
+                    ``split="official"``: train / test_id / test_ood as in RouterDC
 ``oneshot-rlvr``    One-Shot-RLVR ``dsr_sub_acc_history.jsonl``: one evolving GRPO policy,
                     8 rollouts per visit
 ==================  =====================================================================
@@ -30,7 +31,7 @@ from ._demo import make_demo_log, write_demo_data
 from ._oneshot import ONESHOT_POLICY, convert_oneshot_rlvr
 from ._paths import data_dir
 from ._routerbench import convert_routerbench
-from ._routerdc import convert_routerdc
+from ._routerdc import ROUTERDC_OOD, ROUTERDC_SPLITS, convert_routerdc
 from ._split import split_by_prompt
 from ._v0 import convert_v0
 
@@ -47,4 +48,6 @@ __all__ = [
     "CONVERTERS",
     "convert",
     "ONESHOT_POLICY",
+    "ROUTERDC_OOD",
+    "ROUTERDC_SPLITS",
 ]

@@ -36,14 +36,17 @@ def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwarg
     out : path
         For single-frame formats the output file (its suffix picks .jsonl / .csv /
         .parquet; no suffix means .jsonl). For ``routerbench`` a folder that receives
-        ``train.jsonl`` and ``test.jsonl``.
+        ``train.jsonl`` and ``test.jsonl``; for ``routerdc`` with ``split="official"`` a folder
+        that receives ``train.jsonl``, ``test_id.jsonl`` and ``test_ood.jsonl``. Each file is
+        written atomically.
     **kwargs
-        Passed to the converter (e.g. ``prompt_dict=`` for ``v0``).
+        Passed to the converter (e.g. ``prompt_dict=`` for ``v0``, ``split="official"`` for
+        ``routerdc``).
 
     Returns
     -------
     pathlib.Path or dict
-        The written file, or ``{"train": path, "test": path}`` for ``routerbench``.
+        The written file, or ``{name: path}`` for the multi-log outputs.
 
     Examples
     --------

@@ -27,6 +27,8 @@ class TrainingSet:
     val: np.ndarray
     ctx: dict | None
     q_emb_row: np.ndarray
+    rows: np.ndarray | None = None  # each query's row of the fitted history
+    kind: np.ndarray | None = None  # each query's episode kind ("cold", "thin", "warm")
 
 
 def pad_context(ctx: dict, width: int) -> dict:
@@ -49,7 +51,7 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
     """Features (and optionally context tokens) of every query of the training episodes."""
     from .._progress import bar, stage
 
-    Xs, ys, prs, ctxs = [], [], [], []
+    Xs, ys, prs, ctxs, rws, kinds = [], [], [], [], [], []
     names = None
     oof_ridge = np.full(index.n_rows, np.nan, np.float32)
     with stage("fit: episodes", enabled=show_progress_bar):
@@ -65,6 +67,8 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
         Xs.append(X)
         ys.append(ep.y)
         prs.append(ep.queries.prompt_row)
+        rws.append(ep.rows)
+        kinds.append(np.full(len(ep.rows), ep.kind))
         if with_context:
             ctxs.append(pad_context(out[2], xp_width))
     prompt_row = np.concatenate(prs)
@@ -72,4 +76,5 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
     ctx = None
     if with_context:
         ctx = {key: np.concatenate([c[key] for c in ctxs]) for key in ctxs[0]}
-    return TrainingSet(np.vstack(Xs), names, np.concatenate(ys), prompt_row, val, ctx, prompt_row)
+    return TrainingSet(np.vstack(Xs), names, np.concatenate(ys), prompt_row, val, ctx, prompt_row,
+                       np.concatenate(rws), np.concatenate(kinds))

@@ -69,11 +69,12 @@ class GBDTHead(BaseHead):
         with stage("fit: gbdt", enabled=show_progress_bar):
             return self.fit_training_set(ts, random_state=random_state)
 
-    def fit_training_set(self, ts, *, random_state=0):
+    def fit_training_set(self, ts, *, random_state=0, refit=True):
         """Fit on a prepared :class:`~v0lite.heads._training.TrainingSet`.
 
         Sets ``val_pred_``: predictions on the held-out prompts of a model trained without
-        them (used for early stopping here, and for stacking by the ensemble).
+        them (used for early stopping here, and for stacking by the ensemble). With
+        ``refit=False`` that early-stopped model is kept instead of one refitted on every row.
         """
         import lightgbm as lgb
 
@@ -90,7 +91,10 @@ class GBDTHead(BaseHead):
                           callbacks=[lgb.early_stopping(50, verbose=False)])
             n_rounds = max(int(b.best_iteration or p["n_estimators"]), 20)
             self.val_pred_ = b.predict(X[val], num_iteration=n_rounds)
-        self.booster_ = lgb.train(params, lgb.Dataset(X, y), n_rounds)
+        if refit or self.val_pred_ is None:
+            self.booster_ = lgb.train(params, lgb.Dataset(X, y), n_rounds)
+        else:  # keep the early-stopped model: the one whose held-out predictions were seen
+            self.booster_ = b
         self.n_rounds_ = n_rounds
         return self
 

@@ -29,10 +29,13 @@ class KNNHead(BaseHead):
 
     Parameters
     ----------
-    k : int, default 32
-        Neighbours retrieved.
+    k : int or "cv", default 32
+        Neighbours retrieved. ``"cv"``: ``k`` and ``temperature`` are chosen together at fit
+        time by the Brier score of out-of-fold predictions on prompt-grouped folds of the
+        history (grid :data:`v0lite.heads._oof.KNN_GRID`); the choice is in ``k_`` and ``temperature_``.
     temperature : float, default 0.05
-        Softness of the similarity weights (in cosine units, relative to the best neighbour).
+        Softness of the similarity weights (in cosine units, relative to the best neighbour);
+        ignored with ``k="cv"``.
     alpha : float, default 1.0
         Strength of the pull toward the policy prior.
 
@@ -47,8 +50,39 @@ class KNNHead(BaseHead):
     def __init__(self, k=32, temperature=0.05, alpha=1.0):
         super().__init__(k=k, temperature=temperature, alpha=alpha)
 
+    def fit(self, index, *, random_state=0, show_progress_bar=False):
+        k = self.params["k"]
+        if isinstance(k, str):
+            from .._folds import prompt_folds
+            from ..exceptions import V0liteError
+            from ._oof import KNN_GRID, brier_by_config, oof_simple
+
+            if k != "cv":
+                raise V0liteError(f"knn head: k must be a positive integer or 'cv', got {k!r}.")
+            oof = oof_simple(index, prompt_folds(len(index.keys), 5, random_state + 1), ridge=False)
+            if oof["covered"].any():
+                self.k_, self.temperature_ = KNN_GRID[int(np.argmin(brier_by_config(oof["knn"], index.score, oof["covered"])))]
+            else:  # a single prompt: nothing to cross-validate
+                self.k_, self.temperature_ = 32, self.params["temperature"]
+        return self
+
+    def save(self, path):
+        meta = super().save(path)
+        if isinstance(self.params["k"], str):
+            meta.update(k_=int(self.k_), temperature_=float(self.temperature_))
+        return meta
+
+    @classmethod
+    def load(cls, path, meta):
+        head = cls(**meta.get("params", {}))
+        if "k_" in meta:
+            head.k_, head.temperature_ = meta["k_"], meta["temperature_"]
+        return head
+
     def predict(self, index, queries, *, exclude="same_step"):
-        p = self.params
+        p = dict(self.params)
+        if isinstance(p["k"], str):
+            p["k"], p["temperature"] = self.k_, self.temperature_
         prior = policy_prior(index, queries)
         rows, sims = index.search_queries(queries, p["k"], exclude)
         valid = rows >= 0

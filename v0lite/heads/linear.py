@@ -36,15 +36,17 @@ class LinearHead(BaseHead):
         super().__init__(alpha=alpha)
 
     def fit(self, index, *, random_state=0, show_progress_bar=False):
-        X = index.emb[index.prompt_row].astype(np.float64)
         r = index.score - index.row_base(np.arange(index.n_rows))
         lam = self.params["alpha"] * max(len(r), 1)
-        self.a_inv_ = np.linalg.inv(X.T @ X + lam * np.eye(X.shape[1]))
-        self.coef_ = self.a_inv_ @ (X.T @ r)
-        # per-prompt count and residual sum of the fitted rows: a cold query is predicted as if
-        # its own prompt had been left out of the fit (Sherman-Morrison, see features.ridge_predict)
+        # per-prompt count and residual sum of the fitted rows: the Gram matrix over distinct prompts
+        # (the same sums as over rows, a policies-times smaller product in a routing log); a cold
+        # query is predicted as if its own prompt had been left out (Sherman-Morrison, features.ridge_predict)
         self.prompt_count_ = np.bincount(index.prompt_row, None, len(index.keys)).astype(np.float64)
         self.prompt_sum_ = np.bincount(index.prompt_row, r, len(index.keys))
+        seen = np.flatnonzero(self.prompt_count_ > 0)
+        X = index.emb[seen].astype(np.float64)
+        self.a_inv_ = np.linalg.inv(X.T @ (X * self.prompt_count_[seen, None]) + lam * np.eye(X.shape[1]))
+        self.coef_ = self.a_inv_ @ (X.T @ self.prompt_sum_[seen])
         return self
 
     def predict(self, index, queries, *, exclude="same_step"):

@@ -21,6 +21,7 @@ from ._baselines import (
     knn_router_baseline,
     tune_knn_router,
 )
+from ._compare import _within_policy, route_baselines, task_accuracy, top_choice
 from ._frontier import (
     _hull_dict,
     _sweep,
@@ -76,6 +77,15 @@ def _first_task(frame: pl.DataFrame) -> dict[str, str]:
     return dict(zip(sub["prompt"].to_list(), sub["task"].cast(pl.Utf8).to_list()))
 
 
+def _baseline_model_kwargs(value_model, embedder) -> dict[str, Any]:
+    """The baselines read the value model's prompt vectors, else the given embedder's (uncached: its id is unknown)."""
+    if hasattr(value_model, "encoder") and hasattr(value_model, "cache_dir"):
+        return {"encoder": value_model.encoder, "cache_dir": value_model.cache_dir}
+    if embedder is not None:
+        return {"encoder": embedder, "cache_dir": False}
+    return {}
+
+
 def _default_value_model(random_state: int):
     from ..estimator import V0Regressor
 
@@ -92,7 +102,8 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
                strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
                cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
                fit_value_model: bool = True, shrink=None, cv: int = 5,
-               tuned_ks: Sequence[int] | None = TUNED_KS, save_router=None,
+               tuned_ks: Sequence[int] | None = TUNED_KS, per_task: bool = False, baselines: bool = True,
+               n_boot: int = 1000, progress=None, save_router=None,
                show_progress_bar: bool = False) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
@@ -132,6 +143,20 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     tuned_ks : sequence of int or None, default (8, 16, 32, ..., 2048)
         Candidate ``k`` of the tuned kNN router baseline, chosen by :func:`tune_knn_router` on
         the train log only (``cv`` folds, seeded by ``random_state``); None skips it.
+    per_task : bool, default False
+        Also report ``mean_task_acc`` and ``task_acc`` (see :mod:`._compare`: per task of the
+        test log, the mean true outcome of the router's top choice, i.e. the most likely policy
+        whatever its cost; ``mean_task_acc`` is the unweighted mean over tasks, RouterDC's
+        headline). Needs a ``task`` column in both logs.
+    baselines : bool, default True
+        Also score the baseline routers of :data:`v0lite.baselines.BASELINES` (prompt-blind
+        prior, tuned kNN, per-policy logistic, pooled ridge; one more value-model fit each,
+        except kNN) through this router's cost predictions and strategy, with the router's lead
+        over each and its paired bootstrap 95% interval over test prompts.
+    n_boot : int, default 1000
+        Resamples of that bootstrap (seeded by ``random_state``).
+    progress : callable, optional
+        Receives one line per baseline.
     save_router : path, optional
         Save the router fitted on the train log there (:meth:`Router.save`), to route with later
         (``Router.load``, ``v0lite route --router DIR``).
@@ -155,10 +180,23 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
         ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
         ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
-        ``cpt_80``, ``baseline_knn_apgr``, ``baseline_knn_tuned_apgr``, ``weak_model``, ``strong_model``.
+        ``cpt_80``, ``baseline_knn_apgr``, ``baseline_knn_tuned_apgr``, ``weak_model``, ``strong_model``;
+        ``within_policy_auc`` (per model, the AUC of predicted success over the test prompts,
+        size-weighted); with ``per_task`` ``mean_task_acc`` and ``task_acc``; with ``baselines``
+        ``baselines`` (label -> its ``aiq``, ``max_acc``, ``mean_task_acc``, ``task_acc``,
+        ``within_policy_auc``, ``within_task_auc``, ``diff`` = router minus baseline with
+        ``ci_low``/``ci_high``, ``loses``, ``chance``; see :func:`route_baselines`),
+        ``loses_to`` (the baselines whose interval says the router is worse) and ``chance``
+        (the router's within-policy AUC is <= 0.5).
     """
     train = read_log(train_log)
     test = read_log(test_log)
+    if per_task:
+        lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
+        if lacking:
+            raise DataError(f"--per-task (per_task=True) needs a 'task' column in both logs; missing in "
+                            f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
+                            "`v0lite data convert routerdc DIR OUT --split official`), or drop --per-task.")
     strat = get_strategy(strategy)
     train_pol = set(train["policy"].unique().to_list())
     test_pol = sorted(test["policy"].unique().to_list())
@@ -254,10 +292,11 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
 
     # what knowing the task alone gives, when both logs name it
-    task_curve = within_task = tuned_within_task = None
-    if "task" in train.columns and "task" in test.columns and tr_ok.any():
+    task_curve = within_task = tuned_within_task = g_te = None
+    if "task" in train.columns and "task" in test.columns:
         task_of = _first_task(test)
         g_te = np.array([task_of.get(t) for t in te_prompts], dtype=object).astype(str)
+    if g_te is not None and tr_ok.any():
         tr_task = _first_task(train)
         g_tr = np.array([tr_task.get(t) for t in tr_prompts_ok], dtype=object).astype(str)
         with stage("route-eval: task-mean router baseline", enabled=show_progress_bar):
@@ -269,6 +308,24 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
 
     def _aiq(c):
         return None if degenerate or c is None else aiq(c["cost"], c["acc"], c_max)
+
+    extra: dict[str, Any] = {"within_policy_auc": _within_policy(Y, P)}
+    if per_task:
+        extra["mean_task_acc"], extra["task_acc"] = task_accuracy(Y, top_choice(P, Cpred), g_te)
+        extra["task_n"] = {str(t): int(n) for t, n in zip(*np.unique(g_te, return_counts=True))}
+        _, extra["oracle_task_acc"] = task_accuracy(Y, Y.argmax(axis=1), g_te)
+    if baselines:
+        b = route_baselines(
+            train, te_prompts, policies, strategy=strat, P=P, Cpred=Cpred, Y=Y, Ctrue=Ctrue, n_knobs=n_knobs,
+            c_max=None if degenerate else c_max, tasks=g_te if per_task else None,
+            knn_P=Pt if tuned is not None else None,
+            knn_params={"k": tuned_k, "k_cv": tuned_cv, "cost": "this router's cost predictions"},
+            model_kwargs=_baseline_model_kwargs(value_model, embedder), random_state=random_state, n_boot=n_boot,
+            within_task=(lambda M: _within_group_auc(Y, M, g_te)) if g_te is not None else None, log=progress)
+        extra["baselines"] = b
+        extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
+    w = extra["within_policy_auc"]
+    extra["chance"] = bool(w is not None and w <= 0.5)
 
     cab = cost_at_accuracy(curve, single["acc"])
     result: dict[str, Any] = {
@@ -336,6 +393,7 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
             if not key:
                 result["cpt_50"] = cpt(x, c["acc"], accs[w], accs[s], 0.5)
                 result["cpt_80"] = cpt(x, c["acc"], accs[w], accs[s], 0.8)
+    result.update(extra)
     result = to_jsonable(result, default=lambda o: o)
     if plot is not None:
         plot_frontiers(result, plot)

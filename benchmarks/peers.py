@@ -1,0 +1,344 @@
+"""Side-by-side of v0lite's heads and the simple routing peers on every log we have (issue 16).
+
+Logs (``$V0LITE_DATA``, default ../shared/data; see benchmarks/_peers_data.py):
+
+* routerdc-7model, RouterDC's official split: train = ``*_train`` files; in-distribution test =
+  ``*_test`` files; out-of-distribution test = MATH_prealgebra, mbpp, ceval, javascript (test
+  questions also in train dropped). Headline: mean over tasks of the chosen model's score,
+  chosen = argmax p (no cost).
+* routerdc-routerbench (its train -> its test). Headline: AIQ of the utility router (v0lite's
+  Router with the kNN cost model, route_eval's sweep and AIQ).
+* the V0 sample (v0-dapomath): history = context.jsonl, queries = train.jsonl (192 rows), and a 4-fold
+  prompt-grouped CV on context.jsonl (3,072 rows, steadier). Headline: AUC.
+
+Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, gbdt, ensemble
+(the old default), auto (the new default). Columns: headline, within-task AUC (within
+(policy, step) for the V0 sample), choice accuracy (mean over prompts of the true score of the
+argmax-p model), fit seconds, predictions per second; then auto minus the best simple peer on
+test with a paired bootstrap 95% interval over test prompts (within task for routerdc). The
+speed section fits ``logistic`` and ``auto`` on the same 100k rows of routerdc-7model in one run.
+
+    python benchmarks/peers.py                  # everything (tens of minutes on 2 shared cores)
+    python benchmarks/peers.py --logs v0 --heads prior,logistic,auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks._peers_data import routerbench, routerdc_official, v0_sample  # noqa: E402
+from benchmarks._results import machine_info, write_section  # noqa: E402
+from v0lite.estimator import V0Regressor  # noqa: E402
+from v0lite.metrics import auc, within_policy_auc  # noqa: E402
+
+HEADS = {  # row label -> (head, head_params)
+    "prior": ("prior", {}),
+    "kNN (k by CV)": ("knn", {"k": "cv"}),
+    "per-model logistic": ("logistic", {}),
+    "per-model ridge": ("ridge", {}),
+    "pooled ridge": ("linear", {}),
+    "gbdt": ("gbdt", {}),
+    "ensemble (old default)": ("ensemble", {}),
+    "auto (new default)": ("auto", {}),
+}
+PEERS = ("prior", "kNN (k by CV)", "per-model logistic", "per-model ridge", "pooled ridge")
+DEFAULT = "auto (new default)"
+N_BOOT = 1000
+
+
+def _pivot(df, policies, P=None):
+    """prompts (first-seen order), Y (prompts x policies) and, with P (one per row of df), predictions."""
+    prompts = df["prompt"].unique(maintain_order=True).to_list()
+    r = {t: i for i, t in enumerate(prompts)}
+    c = {p: j for j, p in enumerate(policies)}
+    ri = np.array([r[t] for t in df["prompt"].to_list()])
+    ci = np.array([c[p] for p in df["policy"].to_list()])
+    Y = np.full((len(prompts), len(policies)), np.nan)
+    Y[ri, ci] = df["score"].to_numpy()
+    out = [prompts, Y]
+    if P is not None:
+        Pm = np.full_like(Y, np.nan)
+        Pm[ri, ci] = P
+        out.append(Pm)
+    return out
+
+
+def _task_of(df, prompts):
+    first = dict(zip(*df.unique("prompt", keep="first", maintain_order=True).select("prompt", "task")))
+    return np.array([first[t] for t in prompts])
+
+
+def _mean_task_acc(Y, P, tasks, idx=None):
+    idx = np.arange(len(Y)) if idx is None else idx
+    chosen = Y[idx, np.argmax(P[idx], axis=1)]
+    t = tasks[idx]
+    return float(np.mean([chosen[t == u].mean() for u in np.unique(t)]))
+
+
+def _within_task(Y, P, tasks):
+    from v0lite.routing._baselines import _within_group_auc
+
+    return _within_group_auc(Y, P, tasks)
+
+
+def _boot(stat, n, strata=None, seed=0):
+    """Paired bootstrap of ``stat(idx)`` over prompts (resampled within each stratum)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    for _ in range(N_BOOT):
+        idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        out.append(stat(idx))
+    return np.percentile(out, [2.5, 97.5])
+
+
+def _fit(label, train):
+    head, params = HEADS[label]
+    t0 = time.perf_counter()
+    model = V0Regressor(head=head, head_params=params or None, random_state=0).fit(train)
+    return model, time.perf_counter() - t0
+
+
+def _predict(model, df):
+    model.predict(df.head(min(64, df.height)))  # warm-up (lazy imports)
+    t0 = time.perf_counter()
+    p = model.predict(df)
+    return p, df.height / max(time.perf_counter() - t0, 1e-9)
+
+
+def _auto_note(model):
+    rep = getattr(model.head_, "cv_report_", None)
+    if not rep:
+        return ""
+    cells = ", ".join(f"{r['member']} {r['cv_brier']:.4f}" + ("*" if r["member"] == model.head_.chosen_ else "")
+                      for r in rep)
+    return f"auto's CV Brier (train folds; * = chosen): {cells}"
+
+
+def bench_routerdc(labels, log=print):
+    d = routerdc_official()
+    policies = sorted(d["train"]["policy"].unique().to_list())
+    out = {}
+    for split in ("test_id", "test_ood"):
+        out[split] = {"rows": {}, "n_prompts": d[split]["prompt"].n_unique()}
+    notes = []
+    for label in labels:
+        model, fit_s = _fit(label, d["train"])
+        if label == DEFAULT:
+            notes.append(_auto_note(model))
+        for split in ("test_id", "test_ood"):
+            te = d[split]
+            p, pps = _predict(model, te)
+            prompts, Y, P = _pivot(te, policies, p)
+            tasks = _task_of(te, prompts)
+            out[split]["rows"][label] = {
+                "headline": _mean_task_acc(Y, P, tasks), "within": _within_task(Y, P, tasks),
+                "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()), "fit_s": fit_s, "pps": pps,
+                "_stat": (lambda idx, Y=Y, P=P, tasks=tasks: _mean_task_acc(Y, P, tasks, idx)), "_strata": tasks}
+            log(f"routerdc {split} {label}: {out[split]['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
+    return out, notes
+
+
+def bench_routerbench(labels, log=print):
+    from v0lite.embed import Embedder
+    from v0lite.routing import Router, UtilityStrategy
+    from v0lite.routing._frontier import _sweep, aiq, best_single
+
+    d = routerbench()
+    train, test = d["train"], d["test"]
+    policies = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
+    prompts, Y = _pivot(test, policies)
+    Cdf = test.with_columns(pl.col("cost").alias("score"))
+    _, Ctrue = _pivot(Cdf, policies)
+    ok = ~(np.isnan(Y).any(1) | np.isnan(Ctrue).any(1))
+    prompts = [t for t, k in zip(prompts, ok) if k]
+    Y, Ctrue = Y[ok], Ctrue[ok]
+    tasks = _task_of(test, prompts)
+    c_max = float(max(best_single(Y, Ctrue, policies)["costs"]))
+    strat = UtilityStrategy()
+    emb = Embedder()
+    out = {"test": {"rows": {}, "n_prompts": len(prompts)}}
+    notes = []
+    for label in labels:
+        model, fit_s = _fit(label, train)
+        if label == DEFAULT:
+            notes.append(_auto_note(model))
+        router = Router(model, policies=policies, strategy=strat, cost_model="knn", embedder=emb, k=16).fit(train)
+        t0 = time.perf_counter()
+        P, Cp = router.predict_matrix(prompts)
+        pps = P.size / max(time.perf_counter() - t0, 1e-9)
+
+        def stat(idx, P=P, Cp=Cp):
+            c = _sweep(strat, P[idx], Cp[idx], Y[idx], Ctrue[idx], 64)
+            return aiq(c["cost"], c["acc"], c_max)
+
+        out["test"]["rows"][label] = {
+            "headline": stat(np.arange(len(Y))), "within": _within_task(Y, P, tasks),
+            "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()), "fit_s": fit_s, "pps": pps,
+            "_stat": stat, "_strata": None}
+        log(f"routerbench {label}: AIQ {out['test']['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
+    return out, notes
+
+
+def bench_v0(labels, log=print):
+    d = v0_sample()
+    te = d["test"]
+    y = te["score"].to_numpy()
+    groups = [te["policy"].to_numpy(), te["step"].to_numpy()]
+    prompt_codes = np.unique(te["prompt"].to_numpy(), return_inverse=True)[1]
+    out = {"test": {"rows": {}, "n_prompts": te["prompt"].n_unique()}}
+    notes = []
+    for label in labels:
+        model, fit_s = _fit(label, d["train"])
+        if label == DEFAULT:
+            notes.append(_auto_note(model))
+        p, pps = _predict(model, te)
+
+        def stat(idx_prompts, p=p):
+            rows = np.concatenate([np.flatnonzero(prompt_codes == i) for i in idx_prompts])
+            return auc(y[rows], p[rows])
+
+        out["test"]["rows"][label] = {
+            "headline": auc(y, p), "within": within_policy_auc(y, p, groups), "choice": None,
+            "fit_s": fit_s, "pps": pps, "_stat": stat, "_strata": None, "_n": prompt_codes.max() + 1}
+        log(f"v0 {label}: AUC {out['test']['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
+    return out, notes
+
+
+def bench_v0_cv(labels, log=print, n_folds=4):
+    """The V0 sample's context.jsonl, 4-fold prompt-grouped CV (3,072 rows: steadier than the 192 queries)."""
+    from v0lite._folds import prompt_folds
+
+    H = v0_sample()["train"]
+    prompts = sorted(H["prompt"].unique().to_list())
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), n_folds, 0)))
+    fold = np.array([fold_of[t] for t in H["prompt"].to_list()])
+    y = H["score"].to_numpy()
+    groups = [H["policy"].to_numpy(), H["step"].to_numpy()]
+    codes = {t: i for i, t in enumerate(prompts)}
+    prompt_codes = np.array([codes[t] for t in H["prompt"].to_list()])
+    order = np.argsort(prompt_codes, kind="stable")
+    bounds = np.searchsorted(prompt_codes[order], np.arange(len(prompts) + 1))
+    out = {"test": {"rows": {}, "n_prompts": len(prompts)}}
+    for label in labels:
+        P = np.zeros(H.height)
+        fit_total = 0.0
+        for f in range(n_folds):
+            tr, te = H.filter(pl.Series(fold != f)), H.filter(pl.Series(fold == f))
+            model, fit_s = _fit(label, tr)
+            P[fold == f] = model.predict(te)
+            fit_total += fit_s
+
+        def stat(idx, P=P):
+            rows = np.concatenate([order[bounds[i]:bounds[i + 1]] for i in idx])
+            return auc(y[rows], P[rows])
+
+        out["test"]["rows"][label] = {
+            "headline": auc(y, P), "within": within_policy_auc(y, P, groups), "choice": None,
+            "fit_s": fit_total / n_folds, "pps": float("nan"), "_stat": stat, "_strata": None, "_n": len(prompts)}
+        log(f"v0 CV {label}: AUC {out['test']['rows'][label]['headline']:.4f} within "
+            f"{out['test']['rows'][label]['within']:.4f} fit {fit_total / n_folds:.1f}s")
+    return out
+
+
+def bench_speed(log=print, n_rows=100_000):
+    """``logistic`` and ``auto`` fitted on the same ~100k rows of routerdc-7model, one after the other."""
+    from benchmarks._peers_data import data_root
+    from v0lite.data import convert_routerdc
+
+    df = convert_routerdc(data_root() / "routerdc-7model").drop("split")
+    prompts = df["prompt"].unique(maintain_order=True).to_list()
+    n_pol = df["policy"].n_unique()
+    rng = np.random.default_rng(0)
+    keep = set(rng.choice(prompts, min(len(prompts), n_rows // n_pol), replace=False).tolist())
+    sub = df.filter(pl.col("prompt").is_in(list(keep))).unique(["policy", "prompt"], keep="first")
+    res = {"n_rows": sub.height}
+    for head in ("logistic", "auto"):
+        t0 = time.perf_counter()
+        model = V0Regressor(head=head, random_state=0).fit(sub)
+        res[f"{head}_fit_s"] = time.perf_counter() - t0
+        q = sub.head(20000)
+        _, res[f"{head}_pps"] = _predict(model, q)
+        if head == "auto":
+            res["auto_chosen"] = model.head_.chosen_
+        log(f"speed {head}: fit {res[f'{head}_fit_s']:.1f}s, predict {res[f'{head}_pps']:.0f} rows/s")
+    return res
+
+
+def _table(name, block, headline):
+    rows = block["rows"]
+    lines = [f"| {name} | {headline} | within-task AUC | choice acc | fit s | predict rows/s |", "|---|---|---|---|---|---|"]
+    for label, r in rows.items():
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"| {label} | {fmt(r['headline'])} | {fmt(r['within'])} | {fmt(r['choice'])} | "
+                     f"{r['fit_s']:.1f} | {'-' if not np.isfinite(r['pps']) else format(r['pps'], ',.0f')} |")
+    peers = [p for p in PEERS if p in rows]
+    if DEFAULT in rows and peers:
+        best = max(peers, key=lambda p: rows[p]["headline"])
+        a, b = rows[DEFAULT], rows[best]
+        n = a.get("_n", len(a["_strata"]) if a["_strata"] is not None else None)
+        if n is None:
+            n = block["n_prompts"]
+        lo, hi = _boot(lambda idx: a["_stat"](idx) - b["_stat"](idx), n, a["_strata"])
+        diff = a["headline"] - b["headline"]
+        flag = "" if diff >= 0 else " (auto loses)"
+        lines.append("")
+        lines.append(f"auto minus the best simple peer on test ({best}): {diff:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]{flag}; "
+                     f"{block['n_prompts']:,} test prompts, paired bootstrap ({N_BOOT} resamples"
+                     + (", within task)" if a["_strata"] is not None else ")"))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--logs", default="routerdc,routerbench,v0,v0cv,speed")
+    ap.add_argument("--heads", default=",".join(HEADS), help="row labels or head names, comma-separated")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+    by_head = {h: label for label, (h, _) in HEADS.items()}
+    labels = [by_head.get(h, h) for h in args.heads.split(",") if h]
+    logs = args.logs.split(",")
+    t_start = time.perf_counter()
+    parts = []
+    if "routerdc" in logs:
+        res, notes = bench_routerdc(labels)
+        parts.append(_table("routerdc-7model, official split, in-distribution", res["test_id"], "mean task acc"))
+        parts.append(_table("routerdc-7model, out-of-distribution", res["test_ood"], "mean task acc"))
+        parts += notes
+    if "routerbench" in logs:
+        res, notes = bench_routerbench(labels)
+        parts.append(_table("routerdc-routerbench", res["test"], "AIQ"))
+        parts += notes
+    if "v0" in logs:
+        res, notes = bench_v0(labels)
+        parts.append(_table("v0-dapomath, context -> train.jsonl", res["test"], "AUC"))
+        parts += notes
+    if "v0cv" in logs:
+        res = bench_v0_cv(labels)
+        parts.append(_table("v0-dapomath, context.jsonl 4-fold prompt-grouped CV", res["test"], "AUC"))
+    if "speed" in logs:
+        s = bench_speed()
+        parts.append(f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log), one run: "
+                     f"logistic fit {s['logistic_fit_s']:.1f} s, auto fit {s['auto_fit_s']:.1f} s "
+                     f"(ratio {s['auto_fit_s'] / s['logistic_fit_s']:.1f}, target <= 5; auto chose {s['auto_chosen']}); "
+                     f"predictions: logistic {s['logistic_pps']:,.0f} rows/s, auto {s['auto_pps']:,.0f} rows/s "
+                     "(target >= 5,000).")
+    body = "\n\n".join(parts)
+    print(body)
+    if not args.no_write:
+        cmd = "python benchmarks/peers.py" + (f" {' '.join(argv)}" if argv else " " + " ".join(sys.argv[1:])).rstrip()
+        write_section("peers", "Peers: v0lite's heads vs the simple routing baselines (issue 16)",
+                      f"Command: `{cmd.strip()}`  \n{machine_info()}; total {time.perf_counter() - t_start:.0f} s.\n\n{body}")
+
+
+if __name__ == "__main__":
+    main()

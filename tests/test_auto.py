@@ -1,0 +1,126 @@
+"""The auto head: out-of-fold comparison of the simple predictors and gbdt, per-policy stacking."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import brier, make_log, split, topic_log
+from v0lite.exceptions import V0liteError
+from v0lite.heads._oof import choice_accuracy
+
+FAST = {"gbdt_params": {"n_estimators": 30},
+        "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8}}
+
+
+def _choice(model, df):
+    p = model.predict(df)
+    codes = np.unique(df["prompt"].to_numpy(), return_inverse=True)[1]
+    return choice_accuracy(df["score"].to_numpy(), p, codes, df["policy"].to_numpy())
+
+
+def test_is_the_default_head():
+    from v0lite import V0Regressor
+
+    assert V0Regressor().head == "auto"
+
+
+def test_captures_a_per_policy_effect(make_model):
+    hist, test = split(topic_log(n_prompts=160))
+    auto = make_model(head="auto", head_params=FAST).fit(hist)
+    prior = make_model(head="prior").fit(hist)
+    linear = make_model(head="linear").fit(hist)
+    assert brier(auto, test) < brier(prior, test)
+    assert brier(auto, test) < brier(linear, test)
+    assert _choice(auto, test) > _choice(prior, test)
+    rep = auto.head_.cv_report_
+    assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "gbdt", "transformer", "stack"}
+    for r in rep:
+        assert set(r) >= {"member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"}
+    # a routing log (every policy on every prompt) is judged by held-out choice accuracy
+    assert auto.head_.criterion_ == "cv_choice_acc"
+    chosen = next(r for r in rep if r["member"] == auto.head_.chosen_)
+    best = max(r["cv_cluster_choice_acc"] for r in rep)
+    assert chosen["cv_cluster_choice_acc"] > next(r for r in rep if r["member"] == "prior")["cv_cluster_choice_acc"]
+    assert chosen["cv_cluster_choice_acc"] <= best
+
+
+def test_single_policy_log_is_judged_by_brier(make_model):
+    log = make_log(n_policies=1, n_prompts=80, steps=True, seed=3)
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    rep = model.head_.cv_report_
+    assert model.head_.criterion_ == "cv_brier"
+    assert model.head_.chosen_ == min(rep, key=lambda r: r["cv_brier"])["member"]
+    assert all(r["cv_choice_acc"] is None for r in rep)  # one policy per prompt: no choice to make
+
+
+def test_round_trip_and_new_policy(make_model, tmp_path, fake_encoder):
+    from v0lite.estimator import V0Regressor
+
+    hist, test = split(topic_log(n_prompts=80, policies=("a", "b", "c", "d")))
+    model = make_model(head="auto", head_params=FAST).fit(hist.filter(pl.col("policy") != "d"))
+    p = model.predict(test.filter(pl.col("policy") != "d"))
+    model.save(tmp_path / "m")
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
+    np.testing.assert_array_equal(again.predict(test.filter(pl.col("policy") != "d")), p)
+    assert again.head_.cv_report_ == model.head_.cv_report_
+    again.add_history(hist.filter(pl.col("policy") == "d"))
+    q = test.filter(pl.col("policy") == "d")
+    pd_ = again.predict(q)
+    assert np.isfinite(pd_).all() and ((pd_ >= 0) & (pd_ <= 1)).all()
+    assert brier(again, q) < brier(make_model(head="prior").fit(hist), q)
+
+
+def test_two_policies_with_checkpoints(make_model):
+    """V0-style log (two policies, steps): runs and reports; choice accuracy is defined per (prompt, step)."""
+    log = make_log(n_policies=2, n_prompts=60, steps=True, seed=2)
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    assert model.head_.chosen_ in {r["member"] for r in model.head_.cv_report_}
+    p = model.predict(log.head(10))
+    assert np.isfinite(p).all()
+
+
+def test_members_are_validated(make_model):
+    with pytest.raises(V0liteError, match="members"):
+        make_model(head="auto", head_params={"members": ["gbdt", "mlp"]}).fit(make_log())
+
+
+def test_fit_prints_the_cv_report(tmp_path, fake_minilm, capsys):
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    path = tmp_path / "h.jsonl"
+    write_log(topic_log(n_prompts=40), path)
+    assert main(["fit", str(path), "--model-dir", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "chosen:" in out and "cv_brier" in out and "logistic" in out
+
+
+def test_choice_accuracy_takes_the_argmax_policy():
+    y = np.array([1.0, 0.0, 0.0, 1.0, 0.5])
+    p = np.array([0.9, 0.1, 0.8, 0.2, 0.7])
+    prompt = np.array([0, 0, 1, 1, 2])  # prompt 2 has one policy only: left out
+    pol = np.array([0, 1, 0, 1, 0])
+    assert choice_accuracy(y, p, prompt, pol) == 0.5
+
+
+def test_knn_grid_estimates_match_the_knn_head():
+    from v0lite.heads._oof import _knn_grid_estimates
+    from v0lite.heads.knn import knn_estimate
+
+    rng = np.random.default_rng(0)
+    sims = np.sort(rng.uniform(0, 1, (20, 16)), axis=1)[:, ::-1].astype(np.float32)
+    valid = rng.random((20, 16)) > 0.2
+    resid = rng.normal(0, 0.3, (20, 16))
+    prior = rng.uniform(0, 1, 20)
+    grid = [(4, 0.05), (16, 0.05), (8, 1.0)]
+    got = _knn_grid_estimates(resid, sims, valid, prior, grid)
+    for c, (k, t) in enumerate(grid):
+        ref = np.clip(knn_estimate(resid[:, :k], sims[:, :k], valid[:, :k], prior, temperature=t), 0, 1)
+        np.testing.assert_allclose(got[c], ref, atol=1e-12)
+
+
+def test_tiny_log_falls_back_to_the_prior(make_model):
+    log = pl.DataFrame({"policy": ["a", "b", "a", "b"], "prompt": ["x", "x", "y", "y"], "score": [1.0, 0.0, 0.5, 0.5]})
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    assert model.head_.chosen_ == "prior" and model.head_.criterion_ == "too little history"
+    np.testing.assert_allclose(model.predict(log), make_model(head="prior").fit(log).predict(log))

@@ -1,0 +1,58 @@
+"""Tests of v0lite.baselines: the baseline table, the loss/chance flags, evaluate's comparison."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import polars as pl
+import pytest
+
+import v0lite.baselines as B
+from tests.conftest import make_log
+
+
+def test_available_baselines_skips_unregistered_heads_with_a_note(monkeypatch):
+    from v0lite.heads import base
+
+    monkeypatch.setattr(base, "HEADS", {k: v for k, v in base.HEADS.items() if k != "linear"})
+    notes = []
+    rows = B.available_baselines(notes.append)
+    assert "ridge" not in [r[0] for r in rows] and [r[0] for r in rows][:2] == ["prior", "knn"]
+    assert any("'ridge' skipped" in n and "'linear'" in n for n in notes)
+
+
+def test_flags():
+    signs = {"auc": 1, "brier": -1}
+    d = {"auc": {"ci_low": -0.2, "ci_high": -0.01}, "brier": {"ci_low": -0.1, "ci_high": 0.1}}
+    assert B.flags(d, 0.6, signs) == {"loses": ["auc"], "chance": False}
+    d = {"auc": {"ci_low": -0.2, "ci_high": 0.01}, "brier": {"ci_low": 0.001, "ci_high": 0.1}}
+    assert B.flags(d, 0.45, signs) == {"loses": ["brier"], "chance": True}
+    assert B.flags({"auc": {"ci_low": float("nan"), "ci_high": 1.0}}, None, signs) == {"loses": [], "chance": False}
+
+
+def test_evaluate_baselines(fake_minilm):
+    log = make_log(n_prompts=48, steps=True)
+    case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)
+    hist, queries = log.filter(case < 30), log.filter(case >= 30)
+    rng = np.random.default_rng(0)
+    p_chosen = rng.uniform(size=queries.height)  # a head that knows nothing
+    lines = []
+    out = B.evaluate_baselines(hist, queries, p_chosen, n_boot=100, log=lines.append)
+    assert {"prior", "knn", "ridge"} <= set(out)
+    k, cv = B.knn_k_by_cv(hist)
+    assert out["knn"]["params"]["k"] == k and k in B.KNN_CV_KS and cv["criterion"] == "brier"
+    assert cv["brier"][cv["k"].index(k)] == min(cv["brier"])
+    for r in out.values():
+        for metric in B.EVAL_METRICS:
+            d = r["diff"][metric]
+            assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
+        assert r["diff"]["brier"]["estimate"] == pytest.approx(np.mean((p_chosen - queries["score"].to_numpy()) ** 2)
+                                                               - r["brier"])
+    assert out["prior"]["chance"]  # prompt-blind: 0.5 inside each policy
+    assert "brier" in out["prior"]["loses"]  # uniform noise is far worse calibrated than the prior
+    assert any(line.startswith("baseline 1/") for line in lines)
+
+
+def test_doctests():
+    assert doctest.testmod(B).failed == 0

@@ -1,0 +1,198 @@
+"""Simple baselines beside a chosen head: are its predictions better than a prior, a kNN, a linear model?
+
+:data:`BASELINES` is the one table of the baselines that ``v0lite evaluate`` and ``v0lite
+route-eval`` print beside the chosen head: ``(label, head name, params)``. A head that this
+build does not register is skipped with a note (:func:`available_baselines`), never an error.
+
+:func:`evaluate_baselines` fits each baseline on the same history, scores it on the same
+queries, and gives the chosen head's lead over it with a paired bootstrap 95% interval over
+query prompts (:func:`v0lite.metrics.paired_bootstrap`). A head **loses** to a baseline on a
+metric when that interval lies entirely on the losing side of 0 (below 0 for an AUC, above 0
+for the Brier score); a within-policy AUC <= 0.5 is **no better than chance**.
+
+This module imports only numpy and the standard library at import time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["BASELINES", "KNN_CV_KS", "available_baselines", "knn_k_by_cv", "evaluate_baselines", "flags"]
+
+# (label, head, params); params "k": "cv" means: choose k by prompt-grouped CV on the history
+BASELINES: tuple[tuple[str, str, dict], ...] = (
+    ("prior", "prior", {}),
+    ("knn", "knn", {"k": "cv"}),
+    ("logistic", "logistic", {}),
+    ("ridge", "linear", {}),
+)
+KNN_CV_KS = (8, 16, 32, 64, 128, 256)
+KNN_FALLBACK_K = 32
+
+# metric -> +1 if higher is better, -1 if lower is better
+EVAL_METRICS = {"auc": 1, "within_policy_auc": 1, "brier": -1}
+
+
+def available_baselines(note: Callable[[str], Any] | None = None) -> list[tuple[str, str, dict]]:
+    """The rows of :data:`BASELINES` whose head is registered; ``note`` gets one line per skipped row.
+
+    Examples
+    --------
+    >>> [label for label, _, _ in available_baselines()][:2]
+    ['prior', 'knn']
+    """
+    from .heads.base import HEADS
+
+    out = []
+    for label, head, params in BASELINES:
+        if head in HEADS:
+            out.append((label, head, dict(params)))
+        elif note is not None:
+            note(f"baseline {label!r} skipped: head {head!r} is not registered in this build")
+    return out
+
+
+def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]) -> dict[str, Any]:
+    """``loses``: the metrics whose interval lies wholly on the losing side; ``chance``: AUC <= 0.5.
+
+    Examples
+    --------
+    >>> flags({"auc": {"ci_low": -0.3, "ci_high": -0.1}}, 0.5, {"auc": 1})
+    {'loses': ['auc'], 'chance': True}
+    """
+    loses = []
+    for metric, d in diff.items():
+        lo, hi = d.get("ci_low"), d.get("ci_high")
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            continue
+        if (signs[metric] > 0 and hi < 0) or (signs[metric] < 0 and lo > 0):
+            loses.append(metric)
+    chance = within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5
+    return {"loses": loses, "chance": bool(chance)}
+
+
+def knn_k_by_cv(history, *, ks=KNN_CV_KS, encoder=None, random_state: int = 0) -> tuple[int, dict]:
+    """The ``knn`` head's ``k`` with the best leave-one-prompt-out Brier score on ``history``.
+
+    The kNN head learns nothing at fit time, so predicting every history row with all rows of
+    its own prompt hidden (``exclude_own_prompt=True``) is exact prompt-grouped
+    cross-validation with as many folds as prompts, for the cost of one fit.
+
+    Returns
+    -------
+    k : int
+    scores : dict
+        ``{"k": [...], "brier": [...], "criterion": "brier", "cv": "leave-one-prompt-out"}``.
+    """
+    from .estimator import V0Regressor
+    from .log import split_xy
+    from .metrics import brier
+
+    X, y = split_xy(history)
+    model = V0Regressor(head="knn", encoder=encoder, k=max(ks), random_state=random_state).fit(X, y)
+    scores = []
+    for k in ks:
+        model.head_.params["k"] = int(k)
+        scores.append(brier(y, model.predict(X, exclude_own_prompt=True)))
+    best = int(np.nanargmin(scores))
+    return int(ks[best]), {"k": [int(k) for k in ks], "brier": scores, "criterion": "brier",
+                           "cv": "leave-one-prompt-out"}
+
+
+def _score_fn(metric: str, y, policy_codes):
+    from .metrics import auc, brier, within_policy_auc
+
+    def fn(p, rows):
+        if metric == "auc":
+            return auc(y[rows], p[rows])
+        if metric == "brier":
+            return brier(y[rows], p[rows])
+        return within_policy_auc(y[rows], p[rows], policy_codes[rows])
+
+    return fn
+
+
+def evaluate_baselines(history, queries, p_chosen, *, encoder=None, random_state: int = 0, n_boot: int = 1000,
+                       log: Callable[[str], Any] | None = None) -> dict[str, dict]:
+    """Fit every available baseline on ``history``, score it on ``queries``, compare with ``p_chosen``.
+
+    Parameters
+    ----------
+    history, queries : polars.DataFrame
+        Validated outcome logs (``queries`` with true scores).
+    p_chosen : ndarray
+        The chosen head's predictions of ``queries``' rows.
+    encoder : optional
+        The chosen model's encoder, so the baselines read the same prompt vectors.
+    random_state : int, default 0
+        Seeds the baselines and the bootstrap.
+    n_boot : int, default 1000
+        Bootstrap resamples of the query prompts.
+    log : callable, optional
+        Receives one progress line per baseline (and notes of skipped ones).
+
+    Returns
+    -------
+    dict
+        ``label -> {head, params, n, auc, within_policy_auc, brier, ece, fit_s, diff, loses,
+        chance}`` where ``diff[metric] = {estimate, ci_low, ci_high, n_boot, n_groups}`` is the
+        chosen head minus the baseline (``auc``, ``within_policy_auc``, ``brier``), ``loses`` the
+        metrics on which the chosen head loses, ``chance`` whether the baseline's
+        within-policy AUC is <= 0.5. A baseline's ``params`` ``k`` is the one used (for kNN
+        with ``k_cv`` the CV scores, or ``k_note`` if CV was not possible).
+    """
+    from .estimator import V0Regressor
+    from .log import split_xy
+    from .metrics import _group_codes, evaluate_predictions, paired_bootstrap
+
+    say = log or (lambda _m: None)
+    rows = available_baselines(say)
+    y = queries["score"].to_numpy().astype(np.float64)
+    policy = queries["policy"].to_numpy()
+    step = queries["step"].to_numpy() if "step" in queries.columns else None
+    pcodes = _group_codes(policy if step is None else [policy, step], len(y))
+    prompt_ids = queries["prompt"].to_numpy()
+    X_h, y_h = split_xy(history)
+    preds: dict[str, np.ndarray] = {}
+    out: dict[str, dict] = {}
+    for i, (label, head, params) in enumerate(rows, 1):
+        say(f"baseline {i}/{len(rows)}: {label} (head {head}) ...")
+        t0 = time.perf_counter()
+        extra: dict[str, Any] = {}
+        kw: dict[str, Any] = {}
+        if head == "knn" and params.get("k") == "cv":
+            try:
+                k, cv = knn_k_by_cv(history, encoder=encoder, random_state=random_state)
+                extra = {"k": k, "k_cv": cv}
+            except Exception as exc:  # noqa: BLE001 - a failed CV falls back, and says so
+                k = KNN_FALLBACK_K
+                extra = {"k": k, "k_note": f"k by CV failed ({exc}); k={k}"}
+                say(f"  note: {extra['k_note']}")
+            kw["k"] = k
+        elif params:
+            kw["head_params"] = dict(params)
+        model = V0Regressor(head=head, encoder=encoder, random_state=random_state, **kw).fit(X_h, y_h)
+        p = model.predict(queries.select([c for c in ("policy", "prompt", "step") if c in queries.columns]))
+        fit_s = time.perf_counter() - t0
+        preds[label] = p
+        m = evaluate_predictions(y, p, policy=policy, step=step)
+        out[label] = {"head": head, "params": {**{k: v for k, v in params.items() if v != "cv"}, **extra},
+                      "n": m["n"], "auc": m["auc"], "within_policy_auc": m["within_policy_auc"],
+                      "brier": m["brier"], "ece": m["ece"], "fit_s": fit_s}
+        say(f"  {label}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
+            f"Brier {m['brier']:.4f} ({fit_s:.1f} s)")
+    if not preds:
+        return out
+    p_chosen = np.asarray(p_chosen, dtype=np.float64)
+    for metric in EVAL_METRICS:
+        diffs = paired_bootstrap(_score_fn(metric, y, pcodes), p_chosen, preds, groups=prompt_ids,
+                                 n_boot=n_boot, random_state=random_state)
+        for label, d in diffs.items():
+            out[label].setdefault("diff", {})[metric] = d
+    for r in out.values():
+        r.update(flags(r["diff"], r["within_policy_auc"], EVAL_METRICS))
+    return out

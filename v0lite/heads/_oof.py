@@ -1,0 +1,129 @@
+"""Out-of-fold predictions of the simple heads on prompt-grouped folds of a history.
+
+Each fold's rows are predicted from a context holding every other fold's rows (every policy,
+every step): the cold-prompt situation of a routing query. Shared by ``knn`` with ``k="cv"``
+and by the ``auto`` head, which compares and stacks these predictions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..episodes import row_queries, subindex
+from .prior import policy_prior
+
+__all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice_accuracy"]
+
+# (k, temperature) candidates of the kNN head; temperature 1.0 weighs the k neighbours almost equally
+KNN_GRID = tuple((k, t) for k in (8, 16, 32, 64, 128, 256) for t in (0.02, 0.05, 0.2, 1.0))
+
+
+def fold_contexts(index, folds, only=None):
+    """(fold id, held-out rows, context index of the other rows) for each fold present (or in ``only``)."""
+    fold_of_row = folds[index.prompt_row]
+    out = []
+    for f in np.unique(fold_of_row):
+        if only is not None and f not in only:
+            continue
+        te = np.flatnonzero(fold_of_row == f)
+        tr = np.flatnonzero(fold_of_row != f)
+        if len(tr) == 0:
+            continue
+        out.append((f, te, subindex(index, tr)))
+    return out
+
+
+def _ridge_prompt_level(ctx, lam_scale=0.03):
+    """Pooled ridge (as :class:`~v0lite.heads.linear.LinearHead`) from per-prompt sums: one Gram over prompts."""
+    r = ctx.score - ctx.row_base(np.arange(ctx.n_rows))
+    n_p = len(ctx.keys)
+    cnt = np.bincount(ctx.prompt_row, None, n_p).astype(np.float64)
+    rs = np.bincount(ctx.prompt_row, r, n_p)
+    seen = np.flatnonzero(cnt > 0)
+    E = ctx.emb[seen].astype(np.float64)
+    A = E.T @ (E * cnt[seen, None]) + lam_scale * max(ctx.n_rows, 1) * np.eye(E.shape[1])
+    return np.linalg.solve(A, E.T @ rs[seen])
+
+
+def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True, only=None):
+    """Out-of-fold prior, kNN (every config of ``knn_grid``) and pooled-ridge predictions of every row.
+
+    Returns a dict: ``prior`` (n_rows,), ``knn`` (n_configs, n_rows), ``ridge`` (n_rows,) and
+    ``covered`` (rows that got a prediction: their fold had a context, and is in ``only`` if given).
+    """
+    n = index.n_rows
+    out = {"prior": np.full(n, np.nan), "knn": np.full((len(knn_grid), n), np.nan),
+           "ridge": np.full(n, np.nan), "covered": np.zeros(n, bool)}
+    kmax = max((k for k, _ in knn_grid), default=0)
+    for _, te, ctx in fold_contexts(index, folds, only):
+        q = row_queries(index, te)
+        prior = policy_prior(ctx, q)
+        fill = float(ctx.score.mean())
+        prior0 = np.nan_to_num(prior, nan=fill)
+        out["prior"][te] = prior0
+        out["covered"][te] = True
+        if knn_grid:
+            rows, sims = ctx.search_queries(q, kmax, "same_step")
+            valid = rows >= 0
+            resid = np.where(valid, ctx.score[np.where(valid, rows, 0)] - ctx.row_base(rows), 0.0)
+            out["knn"][:, te] = _knn_grid_estimates(resid, sims, valid, prior0, knn_grid)
+        if ridge:
+            w = _ridge_prompt_level(ctx)
+            out["ridge"][te] = np.clip(prior0 + index.emb[index.prompt_row[te]].astype(np.float64) @ w, 0.0, 1.0)
+    return out
+
+
+def _knn_grid_estimates(resid, sims, valid, prior, grid):
+    """:func:`~v0lite.heads.knn.knn_estimate` for every (k, temperature) of ``grid`` at once.
+
+    The weights are relative to the best neighbour, which every k shares, so one exponential per
+    temperature and prefix sums over the neighbours give every k.
+    """
+    s = sims.astype(np.float64)
+    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.empty((len(grid), len(prior)))
+    by_t = {}
+    for c, (k, t) in enumerate(grid):
+        if t not in by_t:
+            w = np.exp((s - top) / t) * valid
+            by_t[t] = (np.cumsum(w * resid, axis=1), np.cumsum(w, axis=1))
+        wr, ws = by_t[t]
+        kk = min(k, wr.shape[1]) - 1
+        out[c] = np.clip(prior + wr[:, kk] / (ws[:, kk] + 1.0), 0.0, 1.0)
+    return out
+
+
+def brier_by_config(P, y, covered):
+    """Mean squared error of each row of ``P`` (configs x rows) on the covered rows."""
+    return np.mean((P[:, covered] - y[covered]) ** 2, axis=1)
+
+
+def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
+    """Mean over prompts of the true score of the argmax-p policy (prompts answered by >= 2 policies).
+
+    Rows are grouped by prompt (and step, if given); a group needs two or more distinct
+    policies. Ties in ``p`` take the first row. ``nan`` when no prompt qualifies. With
+    ``per_prompt=True`` the array of each qualifying group's score (ordered by group).
+    """
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    g = np.asarray(prompt, np.int64)
+    if step is not None:
+        _, g = np.unique(np.column_stack([g, np.asarray(step, np.int64)]), axis=0, return_inverse=True)
+        g = g.ravel()
+    _, g = np.unique(g, return_inverse=True)
+    if not len(g):
+        return np.zeros(0) if per_prompt else float("nan")
+    pol = np.unique(np.asarray(policy), return_inverse=True)[1].ravel()
+    pairs = np.unique(np.column_stack([g, pol]), axis=0)
+    ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
+    if not ok.any():
+        return np.zeros(0) if per_prompt else float("nan")
+    order = np.lexsort((-p, g))
+    gs = g[order]
+    first = np.r_[True, gs[1:] != gs[:-1]]
+    best_rows = order[first]
+    best_group = gs[first]
+    keep = ok[best_group]
+    return y[best_rows[keep]] if per_prompt else float(y[best_rows[keep]].mean())
+

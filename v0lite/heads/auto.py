@@ -1,0 +1,401 @@
+"""The default head: the simple predictors and the learned generalist, compared and stacked out of fold.
+
+On prompt-grouped folds of the fitted history (a held-out prompt is cold for every policy,
+the routing situation) every candidate predicts the held-out rows from the other folds:
+the prompt-blind prior, kNN (k and temperature by CV), per-policy logistic regression on the
+embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the
+first fold). A per-policy logistic stacker on the members' out-of-fold logits, shrunk toward
+one stacker shared by all policies, makes ``p`` comparable *across* policies on the same
+prompt, which is what an argmax router needs. The stack and each member are scored on the
+same held-out rows (the stack by an inner CV), and the best by Brier score is used.
+``cv_report_`` records every candidate's scores and which was chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import V0liteError
+from .base import BaseHead
+from .prior import policy_prior
+
+__all__ = ["AutoHead", "MEMBERS", "fit_stacker"]
+
+MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
+# the transformer member only joins on small logs, where its fit is affordable (V0 sample: 3k rows)
+_TRANSFORMER_MAX_ROWS = 10_000
+_EPS = 0.01
+# the order of preference among candidates tied by held-out choice accuracy (see _one_se_choice)
+_PREFER = ("logistic", "stack", "knn", "gbdt", "transformer", "linear", "prior")
+_MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
+# gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
+# that the whole fit stays within a few logistic-regression fits on large logs
+_GBDT_DEFAULTS = {"max_rows": 10000, "n_estimators": 400, "learning_rate": 0.06}
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _newton(X, y, lam, center, n_iter=30):
+    """Logistic regression with soft labels: min sum logloss + lam/2 |w - center|^2 (exact Newton)."""
+    w = center.copy()
+    for _ in range(n_iter):
+        p = _sigmoid(X @ w)
+        g = X.T @ (p - y) + lam * (w - center)
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(lam) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(H, g)
+        w = w - step
+        if np.abs(step).max() < 1e-7:
+            break
+    return w
+
+
+def fit_stacker(L, y, policy, n_pol, *, l2_global=1.0, l2_policy=None):
+    """Per-policy logistic stacker on member logits ``L``, shrunk toward a shared one.
+
+    Returns ``(W, w_global)``: ``W`` (n_pol, n_members + 1) per-policy weights (last column the
+    intercept), ``w_global`` the shared stacker (used for policies without stacking rows).
+    ``l2_policy=None``: every policy uses the shared stacker.
+    """
+    X = np.column_stack([L, np.ones(len(L))])
+    m = X.shape[1]
+    start = np.r_[np.full(m - 1, 1.0 / max(m - 1, 1)), 0.0]
+    wg = _newton(X, y, np.r_[np.full(m - 1, l2_global), 1e-6], start)
+    W = np.tile(wg, (n_pol, 1))
+    if l2_policy is None:
+        return W, wg
+    for c in np.unique(policy):
+        sel = policy == c
+        W[c] = _newton(X[sel], y[sel], np.full(m, l2_policy), wg)
+    return W, wg
+
+
+def _scores(y, p, prompt, policy, step):
+    from ..metrics import auc, within_policy_auc
+    from ._oof import choice_accuracy
+
+    def f(v):
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    return {"cv_brier": f(np.mean((p - y) ** 2)), "cv_auc": f(auc(y, p)),
+            "cv_within_policy_auc": f(within_policy_auc(y, p, [policy, step])),
+            "cv_choice_acc": f(choice_accuracy(y, p, prompt, policy, step))}
+
+
+def _routing_like(prompt_row, step, policy):
+    """Whether most (prompt, step) groups were answered by two or more policies (a routing log)."""
+    _, g = np.unique(np.column_stack([prompt_row, step]), axis=0, return_inverse=True)
+    g = g.ravel()
+    n_g = g.max() + 1 if len(g) else 0
+    if n_g == 0:
+        return False
+    multi = np.bincount(np.unique(np.column_stack([g, policy]), axis=0)[:, 0], minlength=n_g) >= 2
+    return bool(multi.mean() >= 0.5)
+
+
+class AutoHead(BaseHead):
+    """Chooses, on the user's own log, between the simple predictors, the generalist and their stack.
+
+    Parameters
+    ----------
+    members : tuple of str, default ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
+        Candidates. "gbdt" and "transformer" are the learned generalists (trained on leakage-free episodes);
+        "linear" the pooled ridge; "logistic" the per-policy logistic regression.
+    n_folds : int, default 5
+        Prompt folds of the out-of-fold comparison.
+    gbdt_params : dict, optional
+        Overrides of the gbdt member's parameters (defaults: 10,000 query rows per episode,
+        400 trees at learning rate 0.06).
+    transformer_params : dict, optional
+        Parameters of the transformer member, which joins only on logs of at most 10,000 rows.
+    l2_policy : float, optional
+        If given, each policy gets its own stacker, pulled toward the shared one with this
+        strength (rows' worth of evidence). Default: one stacker shared by every policy -- per-policy
+        stackers (l2_policy=20) won on the train CV of routerdc-7model and lost on its test prompts
+        (mean task accuracy 0.596 vs 0.616): they learn the train log's task mix.
+    n_jobs : int, default 1
+        BLAS threads during fit (one is robust on shared cores: many small products).
+
+    Attributes
+    ----------
+    cv_report_ : list of dict
+        One entry per candidate (each member, then "stack"): ``member``, ``cv_brier``,
+        ``cv_auc``, ``cv_within_policy_auc``, ``cv_choice_acc`` (mean true score of the
+        argmax-p policy per prompt; None with one policy per prompt), ``weight`` (its
+        coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen``.
+    chosen_ : str
+        The candidate used ("stack" or a member's name).
+
+    Examples
+    --------
+    >>> from v0lite import V0Regressor
+    >>> model = V0Regressor()  # head="auto" is the default  # doctest: +SKIP
+    >>> model.fit(log).head_.chosen_  # doctest: +SKIP
+    'stack'
+    """
+
+    name = "auto"
+
+    def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1):
+        super().__init__(members=list(members), n_folds=n_folds, gbdt_params=dict(gbdt_params or {}),
+                         transformer_params=dict(transformer_params or {}), l2_policy=l2_policy, n_jobs=n_jobs)
+
+    def _validate(self):
+        p = self.params
+        bad = [m for m in p["members"] if m not in MEMBERS]
+        if bad or not p["members"]:
+            raise V0liteError(f"auto head members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
+                              f"Fix: choose one or more of {list(MEMBERS)}.")
+        if int(p["n_folds"]) < 2:
+            raise V0liteError(f"auto head: n_folds must be >= 2, got {p['n_folds']!r}.")
+
+    def fit(self, index, *, random_state=0, show_progress_bar=False):
+        from threadpoolctl import threadpool_limits
+
+        self._validate()
+        with threadpool_limits(int(self.params["n_jobs"])):
+            return self._fit(index, random_state)
+
+    def _fit(self, index, random_state):
+        from .._folds import prompt_folds
+        from ._oof import KNN_GRID, brier_by_config, oof_simple
+        from .knn import KNNHead
+        from .linear import LinearHead
+        from .logistic import LogisticHead
+
+        p = self.params
+        members = [m for m in MEMBERS if m in p["members"]]
+        y, pol = index.score, index.policy.astype(np.int64)
+        n_pol = len(index.policies)
+        folds = prompt_folds(len(index.keys), int(p["n_folds"]), random_state + 1)
+        routing_like = _routing_like(index.prompt_row, index.step, pol) and n_pol <= _MAX_RELATIVE_POLICIES
+        if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
+            members.remove("transformer")
+        # with a learned member the comparison runs on the first fold only (its held-out rows), so the
+        # simple members need only that fold
+        only = (0,) if any(m in members for m in ("gbdt", "transformer")) else None
+        simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members,
+                            only=only)
+        cov = simple["covered"]
+        oof, heads = {}, {}
+        if "prior" in members:
+            oof["prior"] = simple["prior"]
+            heads["prior"] = None
+        if "knn" in members:
+            b = brier_by_config(simple["knn"], y, cov)
+            c = int(np.argmin(b))
+            k, t = KNN_GRID[c]
+            oof["knn"] = simple["knn"][c]
+            heads["knn"] = KNNHead(k=k, temperature=t)
+        if "logistic" in members:
+            lg = LogisticHead(n_folds=int(p["n_folds"]), select="choice" if routing_like else "loss")
+            lg.fit(index, random_state=random_state, folds=folds)
+            oof["logistic"] = lg.oof_
+            heads["logistic"] = lg
+        if "linear" in members:
+            oof["linear"] = simple["ridge"]
+            heads["linear"] = LinearHead().fit(index)
+        rows = np.flatnonzero(cov)
+        learned = [m for m in ("gbdt", "transformer") if m in members]
+        if learned:
+            for name, (l_rows, l_pred, lh) in self._fit_learned(index, folds, random_state, learned).items():
+                if l_rows is not None and len(l_rows) >= 50:
+                    col = np.full(index.n_rows, np.nan)
+                    col[l_rows] = l_pred
+                    oof[name] = col
+                    heads[name] = lh
+                    rows = np.intersect1d(rows, l_rows)
+                else:
+                    members.remove(name)
+        members = [m for m in members if m in oof]
+        if not members:
+            raise V0liteError(f"auto head: no candidate could be fitted on {index.n_rows} rows. "
+                              "Fix: fit on a larger log, or choose a head by name (e.g. head='prior').")
+        if len(rows) < 10:  # too few held-out rows to compare: the prompt-blind prior, the safest guess
+            self.chosen_ = "prior" if "prior" in members else min(members, key=lambda m: _PREFER.index(m))
+            self.cv_report_ = [{"member": m, "cv_brier": None, "cv_auc": None, "cv_within_policy_auc": None,
+                                "cv_choice_acc": None, "weight": float(m == self.chosen_), "chosen": m == self.chosen_}
+                               for m in members]
+            self.members_, self.heads_ = [self.chosen_], {self.chosen_: heads[self.chosen_]}
+            self.stack_W_, self.stack_global_ = np.zeros((n_pol, 2)), np.zeros(2)
+            self.relative_, self.criterion_ = False, "too little history"
+            self.n_fitted_, self.n_stack_rows_ = n_pol, int(len(rows))
+            return self
+        L = np.column_stack([_logit(oof[m][rows]) for m in members])
+        yr, pr_, sr = y[rows], index.prompt_row[rows], index.step[rows]
+        po = pol[rows]
+        self.relative_ = bool(routing_like)
+        report = [{"member": m, **_scores(yr, oof[m][rows], pr_, po, sr)} for m in members]
+        # the stack, scored by an inner prompt-grouped CV on the same rows
+        inner = prompt_folds(len(index.keys), 5, random_state + 2)[pr_]
+        stacked = np.zeros(len(rows))
+        for f in np.unique(inner):
+            tr, te = inner != f, inner == f
+            W, _ = fit_stacker(L[tr], yr[tr], po[tr], n_pol, l2_policy=p["l2_policy"])
+            stacked[te] = _sigmoid((np.column_stack([L[te], np.ones(te.sum())]) * W[po[te]]).sum(1))
+        report.append({"member": "stack", **_scores(yr, stacked, pr_, po, sr)})
+        self.stack_W_, self.stack_global_ = fit_stacker(L, yr, po, n_pol, l2_policy=p["l2_policy"])
+        # routing-like logs are judged by what routing uses: the score of the argmax policy per prompt
+        # (ties and undefined values fall back to the Brier score); other logs by the Brier score
+        if self.relative_ and all(r["cv_choice_acc"] is not None for r in report):
+            self.criterion_ = "cv_choice_acc"
+            best = self._one_se_choice(report, [oof[m][rows] for m in members] + [stacked], yr, pr_, po, sr,
+                                       index.emb[pr_], random_state)
+        else:
+            self.criterion_ = "cv_brier"
+            best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
+        self.chosen_ = report[best]["member"]
+        for i, r in enumerate(report):
+            r["chosen"] = (r["member"] == self.chosen_) or (self.chosen_ == "stack" and r["member"] != "stack")
+            if self.chosen_ == "stack":
+                r["weight"] = float(self.stack_global_[i]) if i < len(members) else 1.0
+            else:
+                r["weight"] = 1.0 if r["member"] == self.chosen_ else 0.0
+        self.cv_report_ = report
+        self.members_ = members if self.chosen_ == "stack" else [self.chosen_]
+        self.heads_ = {m: heads[m] for m in self.members_}
+        self.n_fitted_ = n_pol
+        self.n_stack_rows_ = int(len(rows))
+        return self
+
+    @staticmethod
+    def _one_se_choice(report, preds, y, prompt, policy, step, emb, random_state=0):
+        """Index of the chosen candidate by held-out choice accuracy over prompt clusters (one-SE rule).
+
+        Routing logs are judged task by task (the mean over tasks of the chosen model's score), and
+        a task's prompts succeed or fail together, so prompts are grouped into up to 20 k-means
+        clusters of their embeddings (tasks stand-ins; no label is needed) and each candidate's
+        score is the mean over clusters of its per-prompt choice accuracy. Candidates within one
+        paired standard error over clusters of the best are tied; the tie goes to the first of
+        :data:`_PREFER`. On routerdc-7model the per-prompt CV winner (kNN, by 0.004) lost to the
+        per-policy logistic regression on the test prompts by 0.015.
+        """
+        import faiss
+
+        from ._oof import choice_accuracy
+
+        _, g = np.unique(np.column_stack([prompt, step]), axis=0, return_index=False, return_inverse=True)
+        g = g.ravel()
+        per = [choice_accuracy(y, p, prompt, policy, step, per_prompt=True) for p in preds]
+        # the groups choice_accuracy scored, in its order (sorted by group id, >= 2 policies)
+        pairs = np.unique(np.column_stack([g, np.unique(np.asarray(policy), return_inverse=True)[1].ravel()]), axis=0)
+        ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
+        first = np.zeros(g.max() + 1, np.int64)
+        first[g[::-1]] = np.arange(len(g))[::-1]
+        x = np.ascontiguousarray(emb[first[ok]], np.float32)
+        n_cl = int(min(20, max(1, len(x) // 50)))
+        if n_cl >= 2:
+            km = faiss.Kmeans(x.shape[1], n_cl, niter=20, seed=int(random_state) + 1, verbose=False)
+            km.train(x)
+            cl = km.index.search(x, 1)[1].ravel()
+        else:
+            cl = np.zeros(len(x), np.int64)
+        used = np.unique(cl)
+        M = np.array([[v[cl == c].mean() for c in used] for v in per])  # candidates x clusters
+        means = M.mean(1)
+        top = int(np.argmax(means))
+        se = np.array([np.std(M[top] - M[i]) / np.sqrt(max(len(used), 1)) for i in range(len(M))])
+        tied = [i for i in range(len(M)) if means[top] - means[i] <= se[i]]
+        names = [r["member"] for r in report]
+        for r, m_ in zip(report, means):
+            r["cv_cluster_choice_acc"] = float(m_)
+        rank = {m: k for k, m in enumerate(_PREFER)}
+        return min(tied, key=lambda i: (rank.get(names[i], len(_PREFER)), -means[i]))
+
+    def _fit_learned(self, index, folds, random_state, names):
+        """The learned members on one shared training set; their held-out predictions on the first fold's cold rows."""
+        from ..features import fit_pca
+        from ._training import build_training_set
+        from .gbdt import GBDTHead
+        from .transformer import _XP_WIDTH, TransformerHead
+
+        gb = GBDTHead(**{**_GBDT_DEFAULTS, **self.params["gbdt_params"]})
+        gp = gb.params
+        pca = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
+        ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=pca, k=gp["k"],
+                                with_context="transformer" in names, xp_width=_XP_WIDTH, random_state=random_state)
+        ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
+        cold = ts.kind[ts.val] == "cold"
+        out = {}
+        for name in names:
+            if name == "gbdt":
+                head = gb
+                head.pca_ = pca
+                head.fit_training_set(ts, random_state=random_state, refit=False)
+            else:
+                head = TransformerHead(**{"n_folds": gp["n_folds"], "max_rows": gp["max_rows"], "k": gp["k"],
+                                          "pca_components": gp["pca_components"], **self.params["transformer_params"]})
+                head.pca_ = pca
+                head.fit_training_set(ts, index.emb, random_state=random_state)
+            if head.val_pred_ is None:
+                out[name] = (None, None, head)
+            else:
+                out[name] = (ts.rows[ts.val][cold], np.asarray(head.val_pred_)[cold], head)
+        return out
+
+    # -- prediction --------------------------------------------------------------------------
+    def member_predictions(self, index, queries, *, exclude="same_step"):
+        """Each used member's prediction, columns in ``members_`` order."""
+        cols = []
+        for m in self.members_:
+            if m == "prior":
+                pr = policy_prior(index, queries)
+                cols.append(np.nan_to_num(pr, nan=float(index.score.mean()) if index.n_rows else 0.5))
+            else:
+                cols.append(self.heads_[m].predict(index, queries, exclude=exclude))
+        return np.column_stack(cols)
+
+    def predict(self, index, queries, *, exclude="same_step"):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(max(int(self.params["n_jobs"]), 2)):
+            P = self.member_predictions(index, queries, exclude=exclude)
+            if self.chosen_ != "stack":
+                return P[:, 0]
+        X = np.column_stack([_logit(P), np.ones(len(P))])
+        code = queries.policy
+        W = np.where((code < self.n_fitted_)[:, None], self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
+                     self.stack_global_[None, :])
+        return _sigmoid((X * W).sum(1))
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path) -> dict:
+        from .._io import save_arrays
+
+        path = Path(path)
+        metas = {}
+        for m, head in self.heads_.items():
+            if head is not None:
+                (path / m).mkdir()
+                metas[m] = head.save(path / m)
+        save_arrays(path / "auto_stack.safetensors", {"W": self.stack_W_, "w_global": self.stack_global_})
+        return {"params": self.params, "members": self.members_, "member_meta": metas, "chosen": self.chosen_,
+                "cv_report": self.cv_report_, "n_fitted": int(self.n_fitted_), "n_stack_rows": self.n_stack_rows_,
+                "relative": self.relative_, "criterion": self.criterion_}
+
+    @classmethod
+    def load(cls, path: Path, meta: dict):
+        from .._io import load_arrays
+        from .base import get_head_class
+
+        path = Path(path)
+        head = cls(**meta["params"])
+        head.members_ = list(meta["members"])
+        head.heads_ = {m: (get_head_class(m).load(path / m, meta["member_meta"][m]) if m in meta["member_meta"] else None)
+                       for m in head.members_}
+        a = load_arrays(path / "auto_stack.safetensors")
+        head.stack_W_, head.stack_global_ = a["W"], a["w_global"]
+        head.chosen_ = meta["chosen"]
+        head.cv_report_ = meta["cv_report"]
+        head.n_fitted_ = int(meta["n_fitted"])
+        head.n_stack_rows_ = int(meta["n_stack_rows"])
+        head.relative_, head.criterion_ = bool(meta["relative"]), meta["criterion"]
+        return head
