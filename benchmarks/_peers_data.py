@@ -52,8 +52,10 @@ def routerbench(root: Path | None = None) -> dict[str, pl.DataFrame]:
 
 def v0_sample(root: Path | None = None) -> dict[str, pl.DataFrame]:
     root = root or data_root()
-    return {"train": convert_v0(root / "v0-dapomath" / "context.jsonl"),
-            "test": convert_v0(root / "v0-dapomath" / "train.jsonl")}
+    return {
+        "train": convert_v0(root / "v0-dapomath" / "context.jsonl"),
+        "test": convert_v0(root / "v0-dapomath" / "train.jsonl"),
+    }
 
 
 def all_logs() -> dict[str, dict[str, pl.DataFrame]]:

@@ -33,15 +33,21 @@ def machine_info() -> str:
         pass
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"Date: {date}; machine: {os.cpu_count()} cores{mem}, {cpu}; Python {platform.python_version()}; "
-            f"load average {load} (a shared machine: timings are noisy)")
+    return (
+        f"Date: {date}; machine: {os.cpu_count()} cores{mem}, {cpu}; Python {platform.python_version()}; "
+        f"load average {load} (a shared machine: timings are noisy)"
+    )
 
 
 def write_section(name: str, title: str, body: str, path: Path = RESULTS) -> None:
     """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# v0lite benchmark results\n\nEach section is written by its script (see the command line in it).\n"
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else "# v0lite benchmark results\n\nEach section is written by its script (see the command line in it).\n"
+    )
     if start in text and end in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:

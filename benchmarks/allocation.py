@@ -79,8 +79,11 @@ def _row(v: dict, w: dict | None) -> list[str]:
     cells.append(_f(v["rollouts_per_mixed_group"], 2))
     if w is not None:
         cells.append(_f(w["rollouts_per_mixed_group"], 2))
-    cells += [_f(v["dynamic_sampling_ratio"], 2), _f(v["zero_advantage_avoided"], 2),
-              _f(v["allocation_mixed_groups_per_1000_rollouts"], 1)]
+    cells += [
+        _f(v["dynamic_sampling_ratio"], 2),
+        _f(v["zero_advantage_avoided"], 2),
+        _f(v["allocation_mixed_groups_per_1000_rollouts"], 1),
+    ]
     return cells
 
 
@@ -88,8 +91,11 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
     """Markdown table of ``res["strategies"]`` (the CLI's table), the first-epoch block, then the MSE table."""
     head = ["strategy", "keep-half mixed share"] + ([f"keep-half, {win_label}"] if win else [])
     head += ["rollouts per mixed group"] + ([f"rollouts per mixed group, {win_label}"] if win else [])
-    head += ["x fewer than dynamic sampling", "zero-advantage groups avoided",
-             "allocation: mixed groups / 1,000 rollouts"]
+    head += [
+        "x fewer than dynamic sampling",
+        "zero-advantage groups avoided",
+        "allocation: mixed groups / 1,000 rollouts",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     st = res["strategies"]
     causal = {k: v["rollouts_per_mixed_group"] for k, v in st.items() if v["causal"]}
@@ -100,27 +106,38 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
         lines.append(f"| {name}: {v['label']} | " + " | ".join(_row(v, w)) + " |")
     fe = res.get("first_epoch")
     if fe:
-        lines += ["", f"First epoch (step {fe['step']}, {fe['n_visits']:,} visits): each prompt's first visit "
-                  "predicted by a value model fitted on the other prompts' first visits only "
-                  f"({fe['folds']} prompt groups, "
-                  "cross-fitted).", "",
-                  "| strategy | keep-half mixed share | rollouts per mixed group | x fewer than dynamic sampling "
-                  "| zero-advantage groups avoided |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"First epoch (step {fe['step']}, {fe['n_visits']:,} visits): each prompt's first visit "
+            "predicted by a value model fitted on the other prompts' first visits only "
+            f"({fe['folds']} prompt groups, "
+            "cross-fitted).",
+            "",
+            "| strategy | keep-half mixed share | rollouts per mixed group | x fewer than dynamic sampling "
+            "| zero-advantage groups avoided |",
+            "|---|---|---|---|---|",
+        ]
         for key, v in fe["strategies"].items():
-            lines.append(f"| `{key}`: {v['label']} | {_f(v['keep_half_mixed_share'])} | "
-                         f"{_f(v['rollouts_per_mixed_group'], 2)} | {_f(v['dynamic_sampling_ratio'], 2)} | "
-                         f"{_f(v['zero_advantage_avoided'], 2)} |")
+            lines.append(
+                f"| `{key}`: {v['label']} | {_f(v['keep_half_mixed_share'])} | "
+                f"{_f(v['rollouts_per_mixed_group'], 2)} | {_f(v['dynamic_sampling_ratio'], 2)} | "
+                f"{_f(v['zero_advantage_avoided'], 2)} |"
+            )
     lines.append("")
     lines.append("| baseline MSE | group mean | V0 prior | fused |")
     lines.append("|---|---|---|---|")
     for g in (2, 4):
-        lines.append(f"| group size {g} | " + " | ".join(_f(res.get(f"baseline_mse_g{g}_{k}"), 4)
-                                                      for k in ("mean", "prior", "fused")) + " |")
+        lines.append(
+            f"| group size {g} | "
+            + " | ".join(_f(res.get(f"baseline_mse_g{g}_{k}"), 4) for k in ("mean", "prior", "fused"))
+            + " |"
+        )
     lines.append("")
     lines.append(
         f"Fit on {res['fit_steps']} step(s) (cut step {res['fit_cut_step']}, {res['n_visits_fit']:,} visits), "
         f"{res['n_steps_evaluated']} steps / {res['n_visits_evaluated']:,} visits replayed. "
-        f"EB means: warm concentration {_f(res['concentration_warm_mean'], 1)}, cold {_f(res['concentration_cold_mean'], 1)}, "
+        f"EB means: warm concentration {_f(res['concentration_warm_mean'], 1)}, "
+        f"cold {_f(res['concentration_cold_mean'], 1)}, "
         f"posterior strength {_f(res['posterior_strength_mean'], 1)} / decay {_f(res['posterior_decay_mean'], 2)}. "
         f"Time: fit {res['seconds_fit']:.0f} s, add_history {res['seconds_add_history']:.0f} s, predict "
         f"{res['seconds_predict']:.0f} s ({res['predict_calls']} calls, {res['seconds_per_predict_call']:.2f} s each), "
@@ -164,30 +181,36 @@ def main(argv=None) -> int:
         block = f"### {name}, head `{head}`\n\n{table(res, win, label)}"
         print(block + "\n", flush=True)
         parts.append(block)
-    cmd = "python benchmarks/allocation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    body = "\n\n".join([
-        f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",
-        "Protocol (v0lite/rl/_replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
-        "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
-        "(`add_history` after predicting). Keep-half: keep the half of step t's prompts with the highest "
-        "(expected) P(mixed | 8); share of kept prompts whose recorded score is in (0, 1), averaged over steps. "
-        "Allocation: budget 8 x prompts split over {0} U [2, 16] rollouts by the hull allocator; scored with "
-        "the recorded score as the true p, pooled over steps. Beta beliefs: concentration / strength / decay "
-        "fitted by empirical Bayes (beta-binomial likelihood) on the evaluated steps before t (last 10k visits); "
-        "4 pseudo-rollouts at the first evaluated step. Where late steps hold only some prompts (oneshot: "
-        "visit k is a per-prompt count; from visit 44 on, fewer prompts have one, down to 1 prompt at visit 56), "
-        "the same replay is also scored on the steps where every prompt has a visit. `ceiling` is a reference "
-        "that no causal strategy has: it knows each prompt's mean success rate over all its other visits "
-        "(future ones too); only the binomial noise of the visit itself separates it from the oracle. "
-        "Rollouts per mixed group (v0lite/rl/_baselines.py): rollouts spent / groups that came back mixed, "
-        "pooled over steps, at a fixed selection budget: a selecting strategy keeps half of each step's "
-        "candidates with 8 rollouts each; dynamic sampling (DAPO) and uniform roll out every candidate (dynamic "
-        "sampling then drops the unmixed groups, uniform trains on them); `greso_rule` rolls out what its skip rule "
-        "keeps. 'x fewer than dynamic sampling' is dynamic sampling's rollouts per mixed group over the strategy's. "
-        "GRESO-style and MoPPS-style are our readings of the papers (module docstring), not their code. Every "
-        "strategy sees every earlier visit's outcome (the log holds them all).",
-        *parts,
-    ])
+    cmd = "python benchmarks/allocation.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    body = "\n\n".join(
+        [
+            f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",
+            "Protocol (v0lite/rl/_replay.py): the head is fitted once on the earliest 10% of the distinct steps, then "
+            "frozen; at every later step t it is asked about step t's visits with context = steps < t only "
+            "(`add_history` after predicting). Keep-half: keep the half of step t's prompts with the highest "
+            "(expected) P(mixed | 8); share of kept prompts whose recorded score is in (0, 1), averaged over steps. "
+            "Allocation: budget 8 x prompts split over {0} U [2, 16] rollouts by the hull allocator; scored with "
+            "the recorded score as the true p, pooled over steps. Beta beliefs: concentration / strength / decay "
+            "fitted by empirical Bayes (beta-binomial likelihood) on the evaluated steps before t (last 10k visits); "
+            "4 pseudo-rollouts at the first evaluated step. Where late steps hold only some prompts (oneshot: "
+            "visit k is a per-prompt count; from visit 44 on, fewer prompts have one, down to 1 prompt at visit 56), "
+            "the same replay is also scored on the steps where every prompt has a visit. `ceiling` is a reference "
+            "that no causal strategy has: it knows each prompt's mean success rate over all its other visits "
+            "(future ones too); only the binomial noise of the visit itself separates it from the oracle. "
+            "Rollouts per mixed group (v0lite/rl/_baselines.py): rollouts spent / groups that came back mixed, "
+            "pooled over steps, at a fixed selection budget: a selecting strategy keeps half of each step's "
+            "candidates with 8 rollouts each; dynamic sampling (DAPO) and uniform roll out every candidate (dynamic "
+            "sampling then drops the unmixed groups, uniform trains on them); "
+            "`greso_rule` rolls out what its skip rule "
+            "keeps. 'x fewer than dynamic sampling' is dynamic sampling's rollouts per mixed group "
+            "over the strategy's. "
+            "GRESO-style and MoPPS-style are our readings of the papers (module docstring), not their code. Every "
+            "strategy sees every earlier visit's outcome (the log holds them all).",
+            *parts,
+        ]
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     if not args.no_write:

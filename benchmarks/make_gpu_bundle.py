@@ -54,9 +54,9 @@ def export_minilm(out: Path) -> None:
 def convert_data(src: Path, out: Path) -> dict:
     import numpy as np
 
+    from v0lite._io import save_arrays
     from v0lite.data import convert_v0
     from v0lite.embed import Embedder, prompt_keys
-    from v0lite._io import save_arrays
 
     out.mkdir(parents=True, exist_ok=True)
     counts, texts = {}, {}
@@ -88,9 +88,29 @@ def download_wheels(out: Path, names: list[str]) -> list[str]:
             spec = f"{name}=={md.version(name)}"
         except md.PackageNotFoundError:
             spec = name
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-               "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_27_x86_64",
-               "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "-d", str(out), spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux_2_27_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+            "-d",
+            str(out),
+            spec,
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print(f"  could not download {spec} (the GPU run will fall back without it):\n{r.stderr[-500:]}")
@@ -100,7 +120,7 @@ def download_wheels(out: Path, names: list[str]) -> list[str]:
 
 
 def dir_mib(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def main(argv=None) -> int:
@@ -125,16 +145,27 @@ def main(argv=None) -> int:
     counts = convert_data(src, tmp / "data")
     wheels = [] if args.no_wheels else download_wheels(tmp / "wheels", ["lightgbm"])
     total = dir_mib(tmp)
-    manifest = {"source": str(src), "rows": counts, "wheels": wheels, "mib": round(total, 2),
-                "encoder": "sentence-transformers/all-MiniLM-L6-v2 (fp16 export)", "python": sys.version.split()[0]}
+    manifest = {
+        "source": str(src),
+        "rows": counts,
+        "wheels": wheels,
+        "mib": round(total, 2),
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (fp16 export)",
+        "python": sys.version.split()[0],
+    }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), "utf-8")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(json.dumps(manifest, indent=1))
     if total > LIMIT_MIB:
-        print(f"warning: the bundle is {total:.1f} MiB; with the repository it may exceed the 64 MiB the device tool carries.")
+        print(
+            f"warning: the bundle is {total:.1f} MiB; "
+            "with the repository it may exceed the 64 MiB the device tool carries."
+        )
         return 1
-    print(f"ok: {out} ({total:.1f} MiB). Run on the GPU machine: bash benchmarks/gpu_check.sh  (carry: ['.gpu_bundle'])")
+    print(
+        f"ok: {out} ({total:.1f} MiB). Run on the GPU machine: bash benchmarks/gpu_check.sh  (carry: ['.gpu_bundle'])"
+    )
     return 0
 
 

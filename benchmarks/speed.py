@@ -112,14 +112,14 @@ def bench_cold(n: int, repeats: int) -> dict:
     model.encode(["warm up"] * 8)
 
     def encoder_alone():
-        return model.encode(cold, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
+        return model.encode(
+            cold, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
-    hist_df = pl.DataFrame({"policy": ["a", "b"] * (len(hist) // 2),
-                            "prompt": hist[: len(hist) // 2 * 2]})
+    hist_df = pl.DataFrame({"policy": ["a", "b"] * (len(hist) // 2), "prompt": hist[: len(hist) // 2 * 2]})
     y = np.random.default_rng(0).random(hist_df.height)
     qdf = pl.DataFrame({"policy": ["a"] * len(cold), "prompt": cold})
-    t_enc, t_e2e, t_len = [], [], []
+    t_enc, t_e2e = [], []
     for _ in range(repeats):  # interleaved, so background load hits both alike
         t0 = time.perf_counter()
         encoder_alone()
@@ -131,9 +131,17 @@ def bench_cold(n: int, repeats: int) -> dict:
             t_e2e.append(time.perf_counter() - t0)
             assert len(p) == len(cold)
     enc, e2e = float(np.median(t_enc)), float(np.median(t_e2e))
-    return {"n": len(cold), "source": src, "encoder_s": enc, "e2e_s": e2e,
-            "encoder_rate": len(cold) / enc, "e2e_rate": len(cold) / e2e, "ratio": enc / e2e,
-            "encoder_runs": t_enc, "e2e_runs": t_e2e}
+    return {
+        "n": len(cold),
+        "source": src,
+        "encoder_s": enc,
+        "e2e_s": e2e,
+        "encoder_rate": len(cold) / enc,
+        "e2e_rate": len(cold) / e2e,
+        "ratio": enc / e2e,
+        "encoder_runs": t_enc,
+        "e2e_runs": t_e2e,
+    }
 
 
 # -- 2. one history size, in a subprocess ----------------------------------------------------
@@ -175,11 +183,13 @@ def _make_vectors(path: Path, n: int, kind: str, seed: int, dtype=np.float32) ->
         if base is None:
             x = rng.standard_normal((m, DIM)).astype(np.float32)
         else:  # a real vector plus noise of norm ~0.35: a paraphrase-like neighbour
-            x = base[rng.integers(0, len(base), m)] + rng.standard_normal((m, DIM)).astype(np.float32) * (0.35 / np.sqrt(DIM))
+            x = base[rng.integers(0, len(base), m)] + rng.standard_normal((m, DIM)).astype(np.float32) * (
+                0.35 / np.sqrt(DIM)
+            )
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     for lo in range(0, n, 65536):
-        out[lo:lo + 65536] = draw(min(65536, n - lo))
+        out[lo : lo + 65536] = draw(min(65536, n - lo))
     out.flush()
     del out
     q = draw(2000) if base is None else qbase + 0  # queries: held-out real vectors
@@ -198,8 +208,14 @@ def size_worker(args) -> dict:
 
     if args.threshold:
         index_mod.APPROX_THRESHOLD = args.threshold
-    res = {"n": args.n, "kind": args.kind, "storage": args.storage, "policies": args.policies,
-           "threshold": index_mod.APPROX_THRESHOLD, "rss_start_mib": rss_mib()}
+    res = {
+        "n": args.n,
+        "kind": args.kind,
+        "storage": args.storage,
+        "policies": args.policies,
+        "threshold": index_mod.APPROX_THRESHOLD,
+        "rss_start_mib": rss_mib(),
+    }
     n, n_pol, n_steps = args.n, args.policies, 10
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         dtype = np.float16 if args.storage == "fp16" else np.float32
@@ -230,7 +246,7 @@ def size_worker(args) -> dict:
         mixed = Queries(qpol, rng.integers(0, n_steps, m), qv, np.full(m, -1))
         for name, q in (("latest", latest), ("mixed", mixed)):
             head.predict(idx, q.subset(np.arange(50)))  # warm
-            t, p = median_time(lambda: head.predict(idx, q), args.repeats)
+            t, p = median_time(lambda q=q: head.predict(idx, q), args.repeats)
             res[f"pred_{name}_per_s"] = m / t
             assert np.isfinite(p).all()
         # recall@k of the rows the knn head reads, against exact search over the same prefix
@@ -274,11 +290,28 @@ def size_worker(args) -> dict:
     return res
 
 
-def run_size(n: int, *, kind="random", storage="ram", policies=1, k=32, repeats=3, threshold=0,
-             profile="", tmp=None, impl="") -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--kind", kind, "--storage", storage,
-           "--policies", str(policies), "--k", str(k), "--repeats", str(repeats),
-           "--threshold", str(threshold)]
+def run_size(
+    n: int, *, kind="random", storage="ram", policies=1, k=32, repeats=3, threshold=0, profile="", tmp=None, impl=""
+) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--n",
+        str(n),
+        "--kind",
+        kind,
+        "--storage",
+        storage,
+        "--policies",
+        str(policies),
+        "--k",
+        str(k),
+        "--repeats",
+        str(repeats),
+        "--threshold",
+        str(threshold),
+    ]
     if profile:
         cmd += ["--profile", profile]
     if tmp:
@@ -315,8 +348,13 @@ def estimator_worker(args) -> dict:
     n = args.n
     rng = np.random.default_rng(0)
     prompts = [f"prompt {i} about topic {i % 97}" for i in range(n)]
-    df = pl.DataFrame({"policy": [f"p{i % max(args.policies, 1)}" for i in range(n)], "prompt": prompts,
-                       "step": rng.integers(0, 10, n)})
+    df = pl.DataFrame(
+        {
+            "policy": [f"p{i % max(args.policies, 1)}" for i in range(n)],
+            "prompt": prompts,
+            "step": rng.integers(0, 10, n),
+        }
+    )
     y = rng.random(n)
     res = {"n": n, "policies": args.policies}
     with tempfile.TemporaryDirectory(dir=args.tmp) as cache:
@@ -328,8 +366,13 @@ def estimator_worker(args) -> dict:
         reg2.fit(df, y)
         res["fit_s"] = time.perf_counter() - t0
         m = 2000
-        q = pl.DataFrame({"policy": [f"p{i % max(args.policies, 1)}" for i in range(m)],
-                          "prompt": prompts[:m], "step": np.full(m, 10)})
+        q = pl.DataFrame(
+            {
+                "policy": [f"p{i % max(args.policies, 1)}" for i in range(m)],
+                "prompt": prompts[:m],
+                "step": np.full(m, 10),
+            }
+        )
         reg2.predict(q[:20])
         t, _ = median_time(lambda: reg2.predict(q), args.repeats)
         res["predict_per_s"] = m / t
@@ -338,8 +381,17 @@ def estimator_worker(args) -> dict:
 
 
 def run_estimator(n: int, policies: int, repeats: int, tmp=None) -> dict:
-    cmd = [sys.executable, __file__, "--estimator-worker", "--n", str(n), "--policies", str(policies),
-           "--repeats", str(repeats)] + (["--tmp", tmp] if tmp else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--estimator-worker",
+        "--n",
+        str(n),
+        "--policies",
+        str(policies),
+        "--repeats",
+        str(repeats),
+    ] + (["--tmp", tmp] if tmp else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"estimator worker n={n} failed:\n{out.stderr[-3000:]}")
@@ -372,8 +424,11 @@ def main(argv=None) -> int:
     impl = os.environ.get("V0LITE_BENCH_IMPL")
     if impl:  # benchmark another checkout of v0lite (before/after comparisons)
         sys.path.insert(0, impl)
-        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
-                            and "editable" not in getattr(f, "__name__", "").lower()]
+        sys.meta_path[:] = [
+            f
+            for f in sys.meta_path
+            if "editable" not in type(f).__module__.lower() and "editable" not in getattr(f, "__name__", "").lower()
+        ]
     if args.worker:
         print(json.dumps(size_worker(args)))
         return 0
@@ -388,17 +443,35 @@ def main(argv=None) -> int:
         args.n_real = min(args.n_real, 1500)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cmd = "python benchmarks/speed.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    parts = [f"Command: `{cmd.strip()}`  \n{machine()}  \n"
-             f"Timings are medians of {args.repeats} repeats; the machine is shared, so expect noise.\n"]
+    parts = [
+        f"Command: `{cmd.strip()}`  \n{machine()}  \n"
+        f"Timings are medians of {args.repeats} repeats; the machine is shared, so expect noise.\n"
+    ]
 
     if not args.skip_cold:
         c = bench_cold(args.n_cold, args.repeats)
-        t = table(["path", "prompts", "median s", "prompts/s"],
-                  [["MiniLM via sentence-transformers (encode only)", c["n"], f"{c['encoder_s']:.2f}", f"{c['encoder_rate']:.1f}"],
-                   ["V0Regressor(head='knn').predict, cold prompts, fresh cache", c["n"], f"{c['e2e_s']:.2f}", f"{c['e2e_rate']:.1f}"]])
-        s = (f"### Cold prompts: encoder vs end to end\n\nPrompts: {c['source']}. End to end = hashing, cache "
-             f"lookup, encoding, shard write, retrieval and the knn head. **End to end runs at "
-             f"{100 * c['ratio']:.0f}% of the encoder's rate** (target >= 90%).\n\n{t}\n")
+        t = table(
+            ["path", "prompts", "median s", "prompts/s"],
+            [
+                [
+                    "MiniLM via sentence-transformers (encode only)",
+                    c["n"],
+                    f"{c['encoder_s']:.2f}",
+                    f"{c['encoder_rate']:.1f}",
+                ],
+                [
+                    "V0Regressor(head='knn').predict, cold prompts, fresh cache",
+                    c["n"],
+                    f"{c['e2e_s']:.2f}",
+                    f"{c['e2e_rate']:.1f}",
+                ],
+            ],
+        )
+        s = (
+            f"### Cold prompts: encoder vs end to end\n\nPrompts: {c['source']}. End to end = hashing, cache "
+            f"lookup, encoding, shard write, retrieval and the knn head. **End to end runs at "
+            f"{100 * c['ratio']:.0f}% of the encoder's rate** (target >= 90%).\n\n{t}\n"
+        )
         print(s)
         parts.append(s)
 
@@ -425,36 +498,89 @@ def main(argv=None) -> int:
             est.append(run_estimator(n, 4, args.repeats, tmp))
             print(f"estimator n={n}: {json.dumps(est[-1])}", flush=True)
 
-    t = table(["history rows", "search", "emb storage", "index build s", "knn predict/s (latest step)",
-               "knn predict/s (random steps)", "recall@%d latest / random steps" % args.k, "peak RSS MiB"],
-              [[f"{r['n']:,}", "IVF + exact prefix" if r["approx"] else "exact", r["storage"],
-                f"{r['fit_s']:.2f}", f"{r['pred_latest_per_s']:,.0f}", f"{r['pred_mixed_per_s']:,.0f}",
-                f"{r['recall_latest']:.3f} / {r['recall_mixed']:.3f}", f"{r['peak_rss_mib']:,.0f}"] for r in rows])
-    s = (f"### History size: random unit vectors, dim 384, one policy, 10 checkpoints\n\n"
-         f"knn head (k={args.k}), 2,000 queries with prompts already embedded, one policy holding the "
-         "whole history (the worst case: a query scans one policy's block). Recall of random vectors is "
-         "low by nature (no neighbour structure: all similarities are near 0 and ties); see the next "
-         "table for real embeddings.\n\n" + t + "\n")
+    t = table(
+        [
+            "history rows",
+            "search",
+            "emb storage",
+            "index build s",
+            "knn predict/s (latest step)",
+            "knn predict/s (random steps)",
+            "recall@%d latest / random steps" % args.k,
+            "peak RSS MiB",
+        ],
+        [
+            [
+                f"{r['n']:,}",
+                "IVF + exact prefix" if r["approx"] else "exact",
+                r["storage"],
+                f"{r['fit_s']:.2f}",
+                f"{r['pred_latest_per_s']:,.0f}",
+                f"{r['pred_mixed_per_s']:,.0f}",
+                f"{r['recall_latest']:.3f} / {r['recall_mixed']:.3f}",
+                f"{r['peak_rss_mib']:,.0f}",
+            ]
+            for r in rows
+        ],
+    )
+    s = (
+        f"### History size: random unit vectors, dim 384, one policy, 10 checkpoints\n\n"
+        f"knn head (k={args.k}), 2,000 queries with prompts already embedded, one policy holding the "
+        "whole history (the worst case: a query scans one policy's block). Recall of random vectors is "
+        "low by nature (no neighbour structure: all similarities are near 0 and ties); see the next "
+        "table for real embeddings.\n\n" + t + "\n"
+    )
     print(s)
     parts.append(s)
     if rec_rows:
-        t = table(["history rows", "search", "recall@%d (latest step)" % args.k, "recall@%d (random steps)" % args.k,
-                   "knn predict/s (latest)", "index build s"],
-                  [[f"{r['n']:,}", "IVF + exact prefix" if r["approx"] else "exact", f"{r['recall_latest']:.3f}",
-                    f"{r['recall_mixed']:.3f}", f"{r['pred_latest_per_s']:,.0f}", f"{r['fit_s']:.2f}"] for r in rec_rows])
-        s = ("### Recall on real embeddings\n\nHistory rows are MiniLM embeddings of "
-             f"{args.n_real:,} real prompts ({real_src}; 500 held out as queries), each row one of them plus "
-             "small noise (norm 0.35); recall@k = share of the exact top-k (same step prefix) "
-             "that the index returns.\n\n" + t + "\n")
+        t = table(
+            [
+                "history rows",
+                "search",
+                "recall@%d (latest step)" % args.k,
+                "recall@%d (random steps)" % args.k,
+                "knn predict/s (latest)",
+                "index build s",
+            ],
+            [
+                [
+                    f"{r['n']:,}",
+                    "IVF + exact prefix" if r["approx"] else "exact",
+                    f"{r['recall_latest']:.3f}",
+                    f"{r['recall_mixed']:.3f}",
+                    f"{r['pred_latest_per_s']:,.0f}",
+                    f"{r['fit_s']:.2f}",
+                ]
+                for r in rec_rows
+            ],
+        )
+        s = (
+            "### Recall on real embeddings\n\nHistory rows are MiniLM embeddings of "
+            f"{args.n_real:,} real prompts ({real_src}; 500 held out as queries), each row one of them plus "
+            "small noise (norm 0.35); recall@k = share of the exact top-k (same step prefix) "
+            "that the index returns.\n\n" + t + "\n"
+        )
         print(s)
         parts.append(s)
     if est:
-        t = table(["history rows", "policies", "V0Regressor.fit s", "predict/s", "peak RSS MiB"],
-                  [[f"{r['n']:,}", r["policies"], f"{r['fit_s']:.2f}", f"{r['predict_per_s']:,.0f}",
-                    f"{r['peak_rss_mib']:,.0f}"] for r in est])
-        s = ("### V0Regressor end to end, prompts already embedded\n\nFake fast encoder, prompts already "
-             "in the cache; fit = log validation, hashing, cache read, index, head (knn: none); predict "
-             "includes hashing and the DataFrame path.\n\n" + t + "\n")
+        t = table(
+            ["history rows", "policies", "V0Regressor.fit s", "predict/s", "peak RSS MiB"],
+            [
+                [
+                    f"{r['n']:,}",
+                    r["policies"],
+                    f"{r['fit_s']:.2f}",
+                    f"{r['predict_per_s']:,.0f}",
+                    f"{r['peak_rss_mib']:,.0f}",
+                ]
+                for r in est
+            ],
+        )
+        s = (
+            "### V0Regressor end to end, prompts already embedded\n\nFake fast encoder, prompts already "
+            "in the cache; fit = log validation, hashing, cache read, index, head (knn: none); predict "
+            "includes hashing and the DataFrame path.\n\n" + t + "\n"
+        )
         print(s)
         parts.append(s)
     if args.extra and Path(args.extra).exists():

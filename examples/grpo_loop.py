@@ -27,8 +27,7 @@ import time
 import numpy as np
 import polars as pl
 
-from v0lite.rl import p_mixed
-from v0lite.rl import RolloutPlanner
+from v0lite.rl import RolloutPlanner, p_mixed
 
 TOPICS = ["algebra", "geometry", "counting", "probability", "number theory", "calculus", "sequences", "inequalities"]
 
@@ -121,7 +120,9 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
     )
     model, model_name = _value_model(use_v0)
     model.fit(warm.drop("score"), warm["score"].to_numpy())
-    planner = RolloutPlanner(model, strategy="p_mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed)
+    planner = RolloutPlanner(
+        model, strategy="p_mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed
+    )
 
     results = {}
     for arm in ("uniform", "v0lite"):
@@ -172,4 +173,7 @@ if __name__ == "__main__":
     print(f"{'arm':<8} {'mixed/1000 rollouts':>20} {'final mean success':>19} {'rollouts':>9}")
     for arm in ("uniform", "v0lite"):
         r = out[arm]
-        print(f"{arm:<8} {r['mixed_groups_per_1000_rollouts']:>20.1f} {r['final_mean_success']:>19.3f} {r['rollouts']:>9d}")
+        print(
+            f"{arm:<8} {r['mixed_groups_per_1000_rollouts']:>20.1f} {r['final_mean_success']:>19.3f} "
+            f"{r['rollouts']:>9d}"
+        )

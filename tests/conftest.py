@@ -51,7 +51,7 @@ class FakeEncoder:
         for i, t in enumerate(texts):
             s = f"  {t[:FAKE_WINDOW].lower()}  "
             for j in range(len(s) - 2):
-                h = zlib.crc32(s[j:j + 3].encode("utf-8", "surrogatepass"))
+                h = zlib.crc32(s[j : j + 3].encode("utf-8", "surrogatepass"))
                 out[i, h % self.dim] += 1.0 if (h >> 20) & 1 else -1.0
             out[i, 0] += 0.5  # never the zero vector
         return out
@@ -60,8 +60,14 @@ class FakeEncoder:
 class Guarantees:
     """Named counters of guarantee checks, printed at the end of the run."""
 
-    ORDER = ("bad-input cases tried", "property examples run", "faults injected", "corruptions detected",
-             "files checked byte-identical", "concurrent cache writers")
+    ORDER = (
+        "bad-input cases tried",
+        "property examples run",
+        "faults injected",
+        "corruptions detected",
+        "files checked byte-identical",
+        "concurrent cache writers",
+    )
 
     def __init__(self):
         self.counts = collections.Counter()

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from v0lite.exceptions import V0liteError
 from v0lite.rl import (
     SELECTORS,
     VALUES,
@@ -21,7 +22,6 @@ from v0lite.rl import (
     knapsack_value,
     p_mixed,
 )
-from v0lite.exceptions import V0liteError
 
 
 # ----------------------------------------------------------------------------- p_mixed
@@ -237,7 +237,8 @@ def test_beta_p_mixed_matches_monte_carlo_and_limits():
         x = rng.beta(a, b, 400_000)
         assert beta_p_mixed(a, b, n) == pytest.approx(p_mixed(x, n).mean(), abs=3e-3)
         assert float(_beta_knapsack_value(np.array(a), np.array(b), np.array(n))) == pytest.approx(
-            knapsack_value(x, n).mean(), abs=1e-3)
+            knapsack_value(x, n).mean(), abs=1e-3
+        )
     # a very concentrated belief is the point estimate; n <= 1 is never mixed
     assert beta_p_mixed(3e6, 7e6, 8) == pytest.approx(p_mixed(0.3, 8), abs=1e-5)
     assert beta_p_mixed(1.0, 1.0, 1) == 0.0
@@ -272,11 +273,15 @@ def test_allocate_with_concentration():
         n = allocate(p, 30, 2, 12, concentration=c, method=method)
         a, b = beta_params(p, c)
         got = beta_p_mixed(a, b, n).sum()
-        best = max(
-            beta_p_mixed(a, b, np.array(combo)).sum()
-            for combo in itertools.product([0] + list(range(2, 13)), repeat=5)
-            if sum(combo) <= 30
-        ) if method == "dp" else got
+        best = (
+            max(
+                beta_p_mixed(a, b, np.array(combo)).sum()
+                for combo in itertools.product([0] + list(range(2, 13)), repeat=5)
+                if sum(combo) <= 30
+            )
+            if method == "dp"
+            else got
+        )
         assert got == pytest.approx(best, abs=1e-9)
     with pytest.raises(V0liteError, match="concentration"):
         allocate(p, 10, concentration=0.0)

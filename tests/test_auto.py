@@ -3,13 +3,15 @@
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import brier, make_log, split, topic_log
+
 from v0lite.exceptions import V0liteError
 from v0lite.heads._oof import choice_accuracy
 
-FAST = {"gbdt_params": {"n_estimators": 30},
-        "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8}}
+FAST = {
+    "gbdt_params": {"n_estimators": 30},
+    "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+}
 
 
 def _choice(model, df):

@@ -47,8 +47,9 @@ def test_evaluate_baselines(fake_minilm):
         for metric in B.EVAL_METRICS:
             d = r["diff"][metric]
             assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
-        assert r["diff"]["brier"]["estimate"] == pytest.approx(np.mean((p_chosen - queries["score"].to_numpy()) ** 2)
-                                                               - r["brier"])
+        assert r["diff"]["brier"]["estimate"] == pytest.approx(
+            np.mean((p_chosen - queries["score"].to_numpy()) ** 2) - r["brier"]
+        )
     assert out["prior"]["chance"]  # prompt-blind: 0.5 inside each policy
     assert "brier" in out["prior"]["loses"]  # uniform noise is far worse calibrated than the prior
     assert any(line.startswith("baseline 1/") for line in lines)

@@ -59,8 +59,21 @@ def test_predict_unknown_policy_then_fallback(files, capsys, fake_minilm):
     assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 1
     err = capsys.readouterr().err
     assert "policy 'ghost' has no history" in err and "--fallback global_mean" in err
-    assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl"),
-                 "--fallback", "global_mean"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(q),
+                "--model-dir",
+                str(tmp / "m"),
+                "--out",
+                str(tmp / "o.jsonl"),
+                "--fallback",
+                "global_mean",
+            ]
+        )
+        == 0
+    )
 
 
 def test_evaluate_writes_json(files, fake_minilm, capsys):
@@ -76,18 +89,26 @@ def test_evaluate_writes_json(files, fake_minilm, capsys):
         d = r["diff"]["auc"]
         assert d["estimate"] == pytest.approx(res["auc"] - r["auc"])
     assert "_p" not in res
-    assert main(["evaluate", str(hist), str(queries), "--head", "knn", "--no-baselines",
-                 "--json", str(tmp / "n.json")]) == 0
+    assert (
+        main(["evaluate", str(hist), str(queries), "--head", "knn", "--no-baselines", "--json", str(tmp / "n.json")])
+        == 0
+    )
     assert "baselines" not in capsys.readouterr().out
     assert "baselines" not in json.loads((tmp / "n.json").read_text())
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"], "invalid choice: 'magic' (choose from"),
-    (["predict", "q.jsonl", "--model-dir", "m", "--out", "o.jsonl", "--fallback", "zero"], "invalid choice: 'zero'"),
-    (["predict"], "the following arguments are required"),
-    (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"], "invalid choice: 'magic' (choose from"),
+        (
+            ["predict", "q.jsonl", "--model-dir", "m", "--out", "o.jsonl", "--fallback", "zero"],
+            "invalid choice: 'zero'",
+        ),
+        (["predict"], "the following arguments are required"),
+        (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+    ],
+)
 def test_bad_arguments_return_2_and_list_the_choices(argv, needle, capsys, guarantees):
     guarantees.tick("bad-input cases tried")
     assert main(argv) == 2
@@ -130,12 +151,19 @@ _cells = st.one_of(st.none(), st.integers(-2, 3), st.floats(-1, 2), st.sampled_f
 _counter = itertools.count()
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(rows=st.lists(st.fixed_dictionaries(
-    {"policy": st.sampled_from(["a", "b", ""]), "prompt": _cells, "score": _cells},
-    optional={"step": _cells}), min_size=0, max_size=6),
-    suffix=st.sampled_from([".jsonl", ".csv"]))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {"policy": st.sampled_from(["a", "b", ""]), "prompt": _cells, "score": _cells}, optional={"step": _cells}
+        ),
+        min_size=0,
+        max_size=6,
+    ),
+    suffix=st.sampled_from([".jsonl", ".csv"]),
+)
 def test_cli_fit_never_crashes(rows, suffix, tmp_path, capsys, fake_minilm, guarantees):
     guarantees.tick("property examples run")
     i = next(_counter)
@@ -161,18 +189,36 @@ def test_cli_fit_never_crashes(rows, suffix, tmp_path, capsys, fake_minilm, guar
 _HEAVY = ("sklearn", "torch", "polars", "lightgbm", "faiss")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["fit", "--help"], ["data", "convert", "--help"],
-                                  ["route", "--help"], ["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"],
-                                  ["nosuchcommand"], ["fit", "no-such-log.jsonl", "--model-dir", "m"],
-                                  ["data", "convert", "nope", "a", "b"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["fit", "--help"],
+        ["data", "convert", "--help"],
+        ["route", "--help"],
+        ["fit", "h.jsonl", "--model-dir", "m", "--head", "magic"],
+        ["nosuchcommand"],
+        ["fit", "no-such-log.jsonl", "--model-dir", "m"],
+        ["data", "convert", "nope", "a", "b"],
+    ],
+)
 def test_cli_start_imports_no_heavy_library(argv, tmp_path):
     # a fresh interpreter: this test process has imported everything already
-    code = ("import sys, v0lite.cli, v0lite.exceptions\n"
-            "v0lite.cli.build_parser()\n"
-            f"rc = v0lite.cli.main({argv!r})\n"
-            f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules), rc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
+    code = (
+        "import sys, v0lite.cli, v0lite.exceptions\n"
+        "v0lite.cli.build_parser()\n"
+        f"rc = v0lite.cli.main({argv!r})\n"
+        f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules), rc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     loaded, rc = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert loaded == "[]", f"{argv} imported {loaded}"
@@ -181,15 +227,28 @@ def test_cli_start_imports_no_heavy_library(argv, tmp_path):
 
 def test_python_dash_m_and_missing_input(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, "-m", "v0lite", "--version"], capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "v0lite", "--version"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.startswith("v0lite ")
-    out = subprocess.run([sys.executable, "-m", "v0lite", "fit", "h.jsonl", "--model-dir", "m"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "v0lite", "fit", "h.jsonl", "--model-dir", "m"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 1 and "HISTORY h.jsonl: does not exist" in out.stderr and "Fix" in out.stderr
     (tmp_path / "q.jsonl").write_text("{}\n")
-    out = subprocess.run([sys.executable, "-m", "v0lite", "predict", "q.jsonl", "--model-dir", "nodir", "--out", "o"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "v0lite", "predict", "q.jsonl", "--model-dir", "nodir", "--out", "o"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 1 and "--model-dir nodir: does not exist. Fix: fit one first" in out.stderr
 
 
@@ -224,6 +283,7 @@ def test_not_fitted_error_is_lazy_cached_and_sklearns():
 
 # --- one vocabulary: the same flags everywhere, help on every option, fixes in flag names -------------------
 
+
 def _leaf_parsers(parser=None, prefix=()):
     import argparse
 
@@ -243,8 +303,18 @@ def test_every_subcommand_has_quiet_and_every_option_has_help():
     from v0lite.heads.base import HEADS
 
     leaves = dict(_leaf_parsers())
-    assert {"fit", "predict", "evaluate", "demo", "route", "route-eval", "alloc-sim", "data convert",
-            "data prices", "data prompts"} <= set(leaves)
+    assert {
+        "fit",
+        "predict",
+        "evaluate",
+        "demo",
+        "route",
+        "route-eval",
+        "alloc-sim",
+        "data convert",
+        "data prices",
+        "data prompts",
+    } <= set(leaves)
     for name, p in leaves.items():
         opts = {s: a for a in p._actions for s in a.option_strings}
         assert "--quiet" in opts and opts["--progress"].help == argparse.SUPPRESS, name
@@ -270,14 +340,22 @@ def test_knob_help_states_each_strategys_scale():
     assert "USD per call" in knob.help
 
 
-@pytest.mark.parametrize("message, expect", [
-    ("policy 'g' has no history. Fix: call add_history with some of its outcomes, or set fallback='global_mean'.",
-     "Fix: add some of its outcomes to the history log and refit, or pass --fallback global_mean."),
-    ("strategy 'budget' needs its knob 'budget'. Fix: pass budget=<value>.", "Fix: pass --knob VALUE."),
-    ("utility knob lam must be >= 0, got -1.0. Fix: pass lam >= 0 (0 = best quality).",
-     "Fix: pass --knob >= 0 (0 = best quality)."),
-    ("a budget=3 outside the fix stays. Fix: none.", "a budget=3 outside the fix stays. Fix: none."),
-])
+@pytest.mark.parametrize(
+    "message, expect",
+    [
+        (
+            "policy 'g' has no history. Fix: call add_history with some of its outcomes, "
+            "or set fallback='global_mean'.",
+            "Fix: add some of its outcomes to the history log and refit, or pass --fallback global_mean.",
+        ),
+        ("strategy 'budget' needs its knob 'budget'. Fix: pass budget=<value>.", "Fix: pass --knob VALUE."),
+        (
+            "utility knob lam must be >= 0, got -1.0. Fix: pass lam >= 0 (0 = best quality).",
+            "Fix: pass --knob >= 0 (0 = best quality).",
+        ),
+        ("a budget=3 outside the fix stays. Fix: none.", "a budget=3 outside the fix stays. Fix: none."),
+    ],
+)
 def test_cli_text_puts_fixes_in_flag_names(message, expect):
     from v0lite.commands._common import cli_text
 
@@ -321,8 +399,10 @@ def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_mini
     cases = [
         (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp / "x.txt")], "cannot write '.txt'"),
         (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp)], "is a directory"),
-        (["predict", str(queries), "--model-dir", str(tmp / "nomodel"), "--out", str(tmp / "o.jsonl")],
-         "--model-dir " + str(tmp / "nomodel") + ": does not exist. Fix: fit one first with `v0lite fit"),
+        (
+            ["predict", str(queries), "--model-dir", str(tmp / "nomodel"), "--out", str(tmp / "o.jsonl")],
+            "--model-dir " + str(tmp / "nomodel") + ": does not exist. Fix: fit one first with `v0lite fit",
+        ),
         (["predict", str(queries), "--model-dir", str(hist), "--out", str(tmp / "o.jsonl")], "is a file, not a model"),
         (["predict", str(queries), "--model-dir", str(tmp), "--out", str(tmp / "o.jsonl")], "holds no saved model"),
         (["fit", str(tmp), "--model-dir", str(tmp / "m2")], "is a directory, not a file"),
@@ -340,8 +420,14 @@ def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_mini
 
 
 def test_data_prices_and_prompts(tmp_path, capsys):
-    log = pl.DataFrame({"policy": ["a", "a", "b", "b"], "prompt": ["x", "y", "x", "y"], "score": [1.0, 0.0, 1.0, 1.0],
-                        "cost": [0.001, 0.003, 0.01, 0.03]})
+    log = pl.DataFrame(
+        {
+            "policy": ["a", "a", "b", "b"],
+            "prompt": ["x", "y", "x", "y"],
+            "score": [1.0, 0.0, 1.0, 1.0],
+            "cost": [0.001, 0.003, 0.01, 0.03],
+        }
+    )
     write_log(log, tmp_path / "log.jsonl")
     assert main(["data", "prices", str(tmp_path / "log.jsonl"), str(tmp_path / "prices.json")]) == 0
     assert json.loads((tmp_path / "prices.json").read_text()) == {"a": 0.002, "b": 0.02}
@@ -375,8 +461,22 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
     train = write_log(log.filter(~pl.col("prompt").str.contains("case 3")), tmp_path / "train.jsonl")
     test = write_log(log.filter(pl.col("prompt").str.contains("case 3")), tmp_path / "test.jsonl")
     r = tmp_path / "router"
-    assert main(["route-eval", str(train), str(test), "--head", "knn", "--save-router", str(r),
-                 "--json", str(tmp_path / "route.json")]) == 0
+    assert (
+        main(
+            [
+                "route-eval",
+                str(train),
+                str(test),
+                "--head",
+                "knn",
+                "--save-router",
+                str(r),
+                "--json",
+                str(tmp_path / "route.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"--router {r}" in out and (r / "meta.json").exists() and (r / "value_model" / "meta.json").exists()
     for line in out.splitlines():  # every '-' comes with its reason
@@ -384,19 +484,52 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
             assert "(" in line, line
     assert main(["data", "prompts", str(test), str(tmp_path / "prompts.jsonl")]) == 0
     routed = tmp_path / "routed.jsonl"
-    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--strategy", "budget",
-                 "--knob", "0.002", "--out", str(routed)]) == 0
+    assert (
+        main(
+            [
+                "route",
+                str(tmp_path / "prompts.jsonl"),
+                "--router",
+                str(r),
+                "--strategy",
+                "budget",
+                "--knob",
+                "0.002",
+                "--out",
+                str(routed),
+            ]
+        )
+        == 0
+    )
     a = pl.read_ndjson(routed)
     n_test = pl.read_ndjson(test)["prompt"].n_unique()
     assert set(a["policy"].to_list()) <= set(price) and a.height == n_test
     assert float(a["pred_cost"].mean()) <= 0.002 + 1e-12  # the budget, in the log's USD per call
     # prices from a file replace the router's learned costs: pred_cost is exactly the price per call
     (tmp_path / "prices.json").write_text(json.dumps({"pol0": 0.5, "pol1": 0.001, "pol2": 0.002}))
-    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--prices",
-                 str(tmp_path / "prices.json"), "--strategy", "threshold", "--knob", "0.0", "--out", str(routed)]) == 0
+    assert (
+        main(
+            [
+                "route",
+                str(tmp_path / "prompts.jsonl"),
+                "--router",
+                str(r),
+                "--prices",
+                str(tmp_path / "prices.json"),
+                "--strategy",
+                "threshold",
+                "--knob",
+                "0.0",
+                "--out",
+                str(routed),
+            ]
+        )
+        == 0
+    )
     b = pl.read_ndjson(routed)
     assert set(b["policy"].to_list()) == {"pol1"} and set(b["pred_cost"].to_list()) == {0.001}
     capsys.readouterr()
-    assert main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "nope"), "--out",
-                 str(routed)]) == 1
+    assert (
+        main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "nope"), "--out", str(routed)]) == 1
+    )
     assert "--router" in (err := capsys.readouterr().err) and "does not exist" in err and "--save-router" in err

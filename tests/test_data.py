@@ -64,8 +64,13 @@ def rb_dir(tmp_path):
             ("arc.2", ["Q2 'quoted'"], "arc", ("", "1.0"), ("0.002", "0.02")),
         ],
     )
-    _write_rb_csv(tmp_path / "mbpp_train.csv", [("mbpp.1", ["Write " + big], "mbpp", ("0.0", "1.0"), ("1e-05", "0.03"))])
-    _write_rb_csv(tmp_path / "arc_test.csv", [("arc.3", ["Q3"], "arc", ("", ""), ("0.0", "0.0")), ("arc.4", ["Q4"], "arc", ("1.0", "1.0"), ("0.5", "0.6"))])
+    _write_rb_csv(
+        tmp_path / "mbpp_train.csv", [("mbpp.1", ["Write " + big], "mbpp", ("0.0", "1.0"), ("1e-05", "0.03"))]
+    )
+    _write_rb_csv(
+        tmp_path / "arc_test.csv",
+        [("arc.3", ["Q3"], "arc", ("", ""), ("0.0", "0.0")), ("arc.4", ["Q4"], "arc", ("1.0", "1.0"), ("0.5", "0.6"))],
+    )
     return tmp_path
 
 
@@ -87,7 +92,13 @@ def oneshot_file(tmp_path):
     return _write_jsonl(
         tmp_path / "dsr_sub_acc_history.jsonl",
         [
-            {"index": 0, "prompt": "P0", "ground_truth": "1", "data_source": "deepscaler", "acc_history": [0.0, 0.125, 0.5]},
+            {
+                "index": 0,
+                "prompt": "P0",
+                "ground_truth": "1",
+                "data_source": "deepscaler",
+                "acc_history": [0.0, 0.125, 0.5],
+            },
             {"index": 7, "prompt": "P7", "ground_truth": "2", "data_source": "deepscaler", "acc_history": [1.0]},
         ],
     )
@@ -225,8 +236,14 @@ def test_convert_routerdc_errors(tmp_path):
 
 
 def test_convert_routerdc_official_split(dc_dir, tmp_path):
-    (dc_dir / "mbpp.json").write_text(json.dumps([{"question": "B1", "scores": {"a/m1": 0.5, "b/m2": 0.1}},
-                                                   {"question": "A1", "scores": {"a/m1": 1, "b/m2": 1}}]))
+    (dc_dir / "mbpp.json").write_text(
+        json.dumps(
+            [
+                {"question": "B1", "scores": {"a/m1": 0.5, "b/m2": 0.1}},
+                {"question": "A1", "scores": {"a/m1": 1, "b/m2": 1}},
+            ]
+        )
+    )
     (dc_dir / "notes.json").write_text(json.dumps([{"question": "N1", "scores": {"a/m1": 0.5}}]))
     with pytest.warns(V0liteWarning) as rec:
         out = D.convert_routerdc(dc_dir, split="official")
@@ -253,7 +270,7 @@ def test_convert_routerdc_official_split(dc_dir, tmp_path):
 def test_convert_routerdc_split_errors(dc_dir, tmp_path):
     with pytest.raises(ValueError, match=r"unknown RouterDC split 'random'.*\['official'\]"):
         D.convert_routerdc(dc_dir, split="random")
-    (tmp_path / "only" ).mkdir()
+    (tmp_path / "only").mkdir()
     (tmp_path / "only" / "mmlu_train.json").write_text(json.dumps([{"question": "Q", "scores": {"m": 1}}]))
     with pytest.raises(DataError, match="no test_id file"), warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
@@ -327,7 +344,9 @@ def test_convert_writes(tmp_path, v0_dir, rb_dir, oneshot_file):
         paths = D.convert("routerbench", rb_dir, tmp_path / "rb")
     assert paths["train"] == tmp_path / "rb" / "train.jsonl" and paths["test"].exists()
     assert read_log(paths["test"]).height == 2
-    with pytest.raises(ParameterError, match=r"unknown format 'csv'.*\['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'\]"):
+    with pytest.raises(
+        ParameterError, match=r"unknown format 'csv'.*\['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'\]"
+    ):
         D.convert("csv", v0_dir, tmp_path / "x.jsonl")
     assert set(D.CONVERTERS) == {"v0", "routerbench", "routerdc", "oneshot-rlvr"}
 
@@ -390,8 +409,10 @@ def test_committed_demo_files_are_current_and_small():
 def test_doctests():
     import importlib
 
-    mods = [importlib.import_module(f"v0lite.data.{m}") for m in ("_convert", "_demo", "_split", "_paths", "_v0",
-                                                                  "_routerbench", "_routerdc", "_oneshot")]
+    mods = [
+        importlib.import_module(f"v0lite.data.{m}")
+        for m in ("_convert", "_demo", "_split", "_paths", "_v0", "_routerbench", "_routerdc", "_oneshot")
+    ]
     results = [doctest.testmod(m) for m in mods]
     assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) > 0
 

@@ -27,7 +27,7 @@ class TinyEncoder:
         for i, t in enumerate(texts):
             s = f"  {t.lower()}  "
             for j in range(len(s) - 2):
-                h = zlib.crc32(s[j:j + 3].encode())
+                h = zlib.crc32(s[j : j + 3].encode())
                 out[i, h % 32] += 1.0 if (h >> 20) & 1 else -1.0
             out[i, 0] += 0.5
         return out
@@ -83,8 +83,9 @@ def test_embed_with_ray_writes_cache_the_embedder_reads(local_ray, tmp_path):
 
     prompts = _prompts(300)
     log = pl.DataFrame({"policy": ["a", "b"] * 300, "prompt": prompts + prompts})  # duplicates
-    res = embed_with_ray(log, model=TinyEncoder(), num_actors=2, num_cpus_per_actor=0.5,
-                         cache_dir=tmp_path, chunk_size=64)
+    res = embed_with_ray(
+        log, model=TinyEncoder(), num_actors=2, num_cpus_per_actor=0.5, cache_dir=tmp_path, chunk_size=64
+    )
     assert res["unique"] == 300 and res["embedded"] == 300 and res["cached"] == 0
     shards = list((tmp_path / "embeddings").rglob("shard-*.npz"))
     assert len(shards) >= 5  # 300 prompts / 64 per shard
@@ -111,12 +112,24 @@ def test_predict_with_ray_matches_local_predict(local_ray, tmp_path):
     enc = TinyEncoder()
     model = V0Regressor(head="knn", encoder=enc, cache_dir=tmp_path / "cache", k=8).fit(hist, y)
     model.save(tmp_path / "model")
-    queries = pl.DataFrame({"policy": ["a", "b"] * 150,
-                            "prompt": [f"new question {i} about {i % 11}" for i in range(300)],
-                            "extra": list(range(300))})
+    queries = pl.DataFrame(
+        {
+            "policy": ["a", "b"] * 150,
+            "prompt": [f"new question {i} about {i % 11}" for i in range(300)],
+            "extra": list(range(300)),
+        }
+    )
     out = tmp_path / "pred.parquet"
-    res = predict_with_ray(tmp_path / "model", queries, out, encoder=enc, num_actors=2,
-                           num_cpus_per_actor=0.5, batch_size=64, cache_dir=tmp_path / "cache")
+    res = predict_with_ray(
+        tmp_path / "model",
+        queries,
+        out,
+        encoder=enc,
+        num_actors=2,
+        num_cpus_per_actor=0.5,
+        batch_size=64,
+        cache_dir=tmp_path / "cache",
+    )
     local = model.predict(queries.select("policy", "prompt"))
     assert res["extra"].to_list() == list(range(300))  # original order, columns carried
     assert "prediction" not in res.columns  # the column is p_success, as `v0lite predict` writes it

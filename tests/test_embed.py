@@ -63,7 +63,7 @@ def test_shard_names_are_their_checksums(tmp_path):
     shards = _shards(tmp_path)
     assert len(shards) == 3
     for f in shards:
-        assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem[len("shard-"):]
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem[len("shard-") :]
 
 
 def test_keys_with_trailing_zero_bytes_survive_the_cache(tmp_path):
@@ -117,7 +117,7 @@ def test_corrupt_shard_is_detected_removed_and_recomputed(tmp_path, guarantees, 
     assert enc.texts_seen == 6  # never trusted: recomputed
     np.testing.assert_allclose(v, ref, rtol=1e-6)
     (good,) = _shards(tmp_path)  # the bad file was removed; a good shard (same content address) replaces it
-    assert hashlib.sha256(good.read_bytes()).hexdigest() == good.stem[len("shard-"):]
+    assert hashlib.sha256(good.read_bytes()).hexdigest() == good.stem[len("shard-") :]
     if damage == "garbage_renamed":
         assert not shard.exists()
     with warnings.catch_warnings():

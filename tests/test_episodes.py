@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import make_log
+
 from v0lite._folds import prompt_folds
 from v0lite.episodes import make_episodes
 
@@ -28,8 +28,11 @@ def test_warm_episode_hides_own_row(index):
     rows, _ = warm.context.search_queries(warm.queries, 50, warm.exclude)
     for i, r in enumerate(warm.rows):
         got = rows[i][rows[i] >= 0]
-        own = (index.prompt_row[got] == index.prompt_row[r]) & (index.step[got] == index.step[r]) \
+        own = (
+            (index.prompt_row[got] == index.prompt_row[r])
+            & (index.step[got] == index.step[r])
             & (index.policy[got] == index.policy[r])
+        )
         assert not own.any()
         assert (index.step[got] <= index.step[r]).all()
 

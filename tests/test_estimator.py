@@ -27,6 +27,7 @@ def _xy(log):
 
 # --- scikit-learn contract ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("head", HEADS)
 def test_fit_returns_self_and_predicts_in_unit_interval(make_model, small_log, head):
     m = make_model(head=head)
@@ -62,8 +63,9 @@ def test_get_set_params_and_clone(make_model, small_log, head):
     m.fit(X, y)
     c = clone(m)
     assert not hasattr(c, "head_")  # unfitted copy
-    assert {k: v for k, v in c.get_params().items() if k != "encoder"} == \
-           {k: v for k, v in m.get_params().items() if k != "encoder"}
+    assert {k: v for k, v in c.get_params().items() if k != "encoder"} == {
+        k: v for k, v in m.get_params().items() if k != "encoder"
+    }
     np.testing.assert_array_equal(c.fit(X, y).predict(X), m.predict(X))
 
 
@@ -114,6 +116,7 @@ def test_pandas_and_polars_inputs_agree(make_model, small_log):
 
 # --- fallbacks, history ---------------------------------------------------------------------------------
 
+
 def test_fallback_prior_is_rejected_not_silently_the_global_mean(make_model, small_log, tmp_path):
     from v0lite.exceptions import ParameterError
 
@@ -149,8 +152,13 @@ def test_fallback_global_mean(make_model, small_log):
 def test_add_history_serves_a_new_policy_without_refit(make_model, small_log):
     m = make_model().fit(small_log)
     head_params = dict(m.head_.params)
-    new = pl.DataFrame({"policy": ["newbie"] * 3, "prompt": ["add the numbers case 0", "sort the list case 2", "fresh"],
-                        "score": [1.0, 1.0, 1.0]})
+    new = pl.DataFrame(
+        {
+            "policy": ["newbie"] * 3,
+            "prompt": ["add the numbers case 0", "sort the list case 2", "fresh"],
+            "score": [1.0, 1.0, 1.0],
+        }
+    )
     assert m.add_history(new) is m
     assert m.n_history_ == small_log.height + 3 and "newbie" in m.index_.policies
     p = m.predict(pl.DataFrame({"policy": ["newbie"], "prompt": ["add the numbers case 4"]}))
@@ -159,8 +167,11 @@ def test_add_history_serves_a_new_policy_without_refit(make_model, small_log):
 
 def test_a_policy_added_with_few_outcomes_is_shrunk_toward_the_pool(make_model):
     rng = np.random.default_rng(3)
-    rows = [{"policy": f"pol{p}", "prompt": f"task {j}", "score": float(rng.uniform() < 0.45 + 0.05 * p)}
-            for p in range(4) for j in range(60)]
+    rows = [
+        {"policy": f"pol{p}", "prompt": f"task {j}", "score": float(rng.uniform() < 0.45 + 0.05 * p)}
+        for p in range(4)
+        for j in range(60)
+    ]
     m = make_model(head="prior").fit(pl.DataFrame(rows))
     lucky = pl.DataFrame({"policy": ["lucky"] * 4, "prompt": [f"task {j}" for j in range(4)], "score": [1.0] * 4})
     m.add_history(lucky)
@@ -245,11 +256,19 @@ _ENC = FakeEncoder()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(log=_logs(), head=st.sampled_from(HEADS), perm_seed=st.integers(0, 2**16),
-       queries=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(_PROMPTS + ["unseen prompt"])),
-                        min_size=1, max_size=8))
+@given(
+    log=_logs(),
+    head=st.sampled_from(HEADS),
+    perm_seed=st.integers(0, 2**16),
+    queries=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(_PROMPTS + ["unseen prompt"])),
+        min_size=1,
+        max_size=8,
+    ),
+)
 def test_predictions_are_finite_one_per_row_order_preserving_and_history_order_free(
-        guarantees, log, head, perm_seed, queries):
+    guarantees, log, head, perm_seed, queries
+):
     guarantees.tick("property examples run")
     known = set(log["policy"].to_list())
     Q = pl.DataFrame({"policy": [q[0] for q in queries], "prompt": [q[1] for q in queries]})
@@ -262,7 +281,7 @@ def test_predictions_are_finite_one_per_row_order_preserving_and_history_order_f
     qperm = np.random.default_rng(perm_seed).permutation(len(Q))
     np.testing.assert_allclose(m.predict(Q[qperm]), p[qperm], atol=1e-12)
     # row by row equals batched
-    np.testing.assert_allclose([m.predict(Q[i:i + 1])[0] for i in range(len(Q))], p, atol=1e-12)
+    np.testing.assert_allclose([m.predict(Q[i : i + 1])[0] for i in range(len(Q))], p, atol=1e-12)
     # the history's row order does not matter (ties between equally similar neighbours aside:
     # with unique (policy, prompt, step) rows there are none for the prior head)
     hperm = np.random.default_rng(perm_seed + 1).permutation(log.height)

@@ -176,8 +176,13 @@ def _clustered(n_per: int, seed: int, spread: float):
     centers = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     lab = np.repeat([0, 1], n_per)
     E = centers[lab] + spread * rng.normal(size=(lab.size, 3))
-    Y = np.stack([(rng.uniform(size=lab.size) < np.where(lab == 0, 0.9, 0.1)).astype(float),
-                  (rng.uniform(size=lab.size) < 0.95).astype(float)], axis=1)
+    Y = np.stack(
+        [
+            (rng.uniform(size=lab.size) < np.where(lab == 0, 0.9, 0.1)).astype(float),
+            (rng.uniform(size=lab.size) < 0.95).astype(float),
+        ],
+        axis=1,
+    )
     return E.astype(np.float32), Y
 
 
@@ -195,16 +200,26 @@ def test_route_eval_task_reference(logs):
     train, test = logs
     # the task is the difficulty level: a task-mean router then routes nearly as well as a perfect model
     add_task = pl.col("prompt").str.split(" ").list.last().alias("task")
-    res = route_eval(train.with_columns(add_task), test.with_columns(add_task), value_model=FakeValueModel(),
-                     embedder=FakeEmbedder(), tuned_ks=(16, 32))
+    res = route_eval(
+        train.with_columns(add_task),
+        test.with_columns(add_task),
+        value_model=FakeValueModel(),
+        embedder=FakeEmbedder(),
+        tuned_ks=(16, 32),
+    )
     assert 0 < res["baseline_task_aiq"] <= 1 and res["curves"]["baseline_task"]["cost"]
     assert res["baseline_task_aiq"] > res["random_mix_aiq"]
     # inside one level every prompt has the same true p: no prompt-level signal is left to rank
     assert res["within_task_auc"] == pytest.approx(0.5)
     assert res["baseline_knn_tuned_within_task_auc"] is not None
     # one task for all: the within-task AUC is the plain AUC, and the task router is the mean router
-    one = route_eval(train.with_columns(task=pl.lit("t")), test.with_columns(task=pl.lit("t")),
-                     value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
+    one = route_eval(
+        train.with_columns(task=pl.lit("t")),
+        test.with_columns(task=pl.lit("t")),
+        value_model=FakeValueModel(),
+        embedder=FakeEmbedder(),
+        tuned_ks=None,
+    )
     assert one["within_task_auc"] > 0.7
     assert one["baseline_task_max_acc"] == pytest.approx(one["best_single_acc"])
     # without the column the keys are there, empty
@@ -257,9 +272,22 @@ def test_route_eval_end_to_end(logs, tmp_path):
     assert vm.fitted
     assert res["n_test"] == 119 and res["n_test_incomplete"] == 1 and res["n_policies"] == 3
     json.dumps(res, allow_nan=False)  # JSON-ready
-    keys = {"aiq", "max_acc", "best_single_acc", "best_single_model", "best_single_cost",
-            "cost_at_best_single_acc", "cost_save", "oracle_acc", "oracle_cost", "baseline_knn_aiq",
-            "baseline_knn_max_acc", "n_test", "n_policies", "curves"}
+    keys = {
+        "aiq",
+        "max_acc",
+        "best_single_acc",
+        "best_single_model",
+        "best_single_cost",
+        "cost_at_best_single_acc",
+        "cost_save",
+        "oracle_acc",
+        "oracle_cost",
+        "baseline_knn_aiq",
+        "baseline_knn_max_acc",
+        "n_test",
+        "n_policies",
+        "curves",
+    }
     assert keys <= set(res)
     assert res["best_single_model"] == "big" and res["cost_source"] == "log"
     assert res["oracle_acc"] >= res["max_acc"] >= res["best_single_acc"] - 0.05
@@ -276,8 +304,9 @@ def test_route_eval_end_to_end(logs, tmp_path):
     # tuned_ks with the fixed k only reproduces the plain baseline; None skips the tuned one
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)  # the incomplete test prompt again
-        same = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16,
-                          tuned_ks=(16,))
+        same = route_eval(
+            train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16, tuned_ks=(16,)
+        )
         skip = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
     assert same["baseline_knn_tuned_k"] == 16 and same["baseline_knn_tuned_aiq"] == same["baseline_knn_aiq"]
     assert skip["baseline_knn_tuned_aiq"] is None and skip["curves"]["baseline_knn_tuned"] is None
@@ -305,8 +334,15 @@ def test_route_eval_two_models_and_strategies(logs):
     assert res["baseline_knn_tuned_apgr"] is not None
     assert res["cpt_50"] is None or 0 <= res["cpt_50"] <= res["cpt_80"] <= 1
     for strategy in ("threshold", "budget", "quality-target"):
-        r = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), k_baseline=16,
-                       strategy=strategy, n_knobs=16)
+        r = route_eval(
+            train,
+            test,
+            value_model=FakeValueModel(),
+            embedder=FakeEmbedder(),
+            k_baseline=16,
+            strategy=strategy,
+            n_knobs=16,
+        )
         assert r["strategy"] == strategy and r["aiq"] > 0
         assert r["max_acc"] >= r["best_single_acc"] - 0.05
 
@@ -346,8 +382,17 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
     test.write_csv(tmp_path / "test.csv")
     parser = argparse.ArgumentParser()
     cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.csv"),
-                              "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    args = parser.parse_args(
+        [
+            "route-eval",
+            str(tmp_path / "train.jsonl"),
+            str(tmp_path / "test.csv"),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "r.png"),
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
         assert args.func(args) == 0
@@ -356,8 +401,17 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["n_test"] == 120 and saved["aiq"] is not None
     assert (tmp_path / "r.png").exists()
-    args = parser.parse_args(["route-eval", str(tmp_path / "train.jsonl"), str(tmp_path / "test.csv"),
-                              "--json", str(tmp_path / "s.json"), "--shrink", "0.3"])
+    args = parser.parse_args(
+        [
+            "route-eval",
+            str(tmp_path / "train.jsonl"),
+            str(tmp_path / "test.csv"),
+            "--json",
+            str(tmp_path / "s.json"),
+            "--shrink",
+            "0.3",
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
         assert args.func(args) == 0
@@ -389,10 +443,16 @@ def _per_task_case():
     p = {"a": [0.9, 0.2, 0.6], "b": [0.1, 0.8, 0.4]}  # top choice: a, b, a
     y = {"a": [1.0, 0.0, 0.0], "b": [0.0, 0.0, 1.0]}  # chosen outcomes 1, 0, 0
     table = {(pol, q): p[pol][i] for pol in p for i, q in enumerate(prompts)}
-    test = pl.DataFrame([{"policy": pol, "prompt": q, "score": y[pol][i], "task": tasks[i]}
-                         for pol in p for i, q in enumerate(prompts)])
-    train = pl.DataFrame([{"policy": pol, "prompt": f"tr q {i}", "score": float((i + j) % 2), "task": "t1"}
-                          for j, pol in enumerate(p) for i in range(6)])
+    test = pl.DataFrame(
+        [{"policy": pol, "prompt": q, "score": y[pol][i], "task": tasks[i]} for pol in p for i, q in enumerate(prompts)]
+    )
+    train = pl.DataFrame(
+        [
+            {"policy": pol, "prompt": f"tr q {i}", "score": float((i + j) % 2), "task": "t1"}
+            for j, pol in enumerate(p)
+            for i in range(6)
+        ]
+    )
     return train, test, table
 
 
@@ -400,8 +460,15 @@ def test_route_eval_per_task_hand_checked():
     train, test, table = _per_task_case()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)  # unit costs
-        res = route_eval(train, test, value_model=TableValueModel(table), embedder=FakeEmbedder(), tuned_ks=None,
-                         per_task=True, baselines=False)
+        res = route_eval(
+            train,
+            test,
+            value_model=TableValueModel(table),
+            embedder=FakeEmbedder(),
+            tuned_ks=None,
+            per_task=True,
+            baselines=False,
+        )
     # t1: a on q0 (1), b on q1 (0) -> 0.5; t2: a on q0 (0) -> 0.0; mean over tasks 0.25 (not 1/3 per prompt)
     assert res["task_acc"] == {"t1": 0.5, "t2": 0.0}
     assert res["mean_task_acc"] == pytest.approx(0.25)
@@ -410,8 +477,7 @@ def test_route_eval_per_task_hand_checked():
     assert "baselines" not in res
     with pytest.raises(DataError, match=r"--per-task.*missing in TEST"), warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
-        route_eval(train, test.drop("task"), value_model=TableValueModel(table), embedder=FakeEmbedder(),
-                   per_task=True)
+        route_eval(train, test.drop("task"), value_model=TableValueModel(table), embedder=FakeEmbedder(), per_task=True)
 
 
 def test_route_eval_baselines(logs):
@@ -421,15 +487,32 @@ def test_route_eval_baselines(logs):
     add_task = (pl.col("prompt").str.split(" ").list.last().cast(pl.Int64) >= 5).cast(pl.Utf8).alias("task")
     train, test = train.with_columns(add_task), test.with_columns(add_task)
     lines = []
-    res = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=(16, 32),
-                     per_task=True, n_boot=200, progress=lines.append)
+    res = route_eval(
+        train,
+        test,
+        value_model=FakeValueModel(),
+        embedder=FakeEmbedder(),
+        tuned_ks=(16, 32),
+        per_task=True,
+        n_boot=200,
+        progress=lines.append,
+    )
     json.dumps(res, allow_nan=False)
     b = res["baselines"]
     assert set(b) == {label for label, _, _ in available_baselines()}
     assert {"prior", "knn", "ridge"} <= set(b)
-    for label, r in b.items():
-        assert {"aiq", "max_acc", "mean_task_acc", "task_acc", "within_policy_auc", "within_task_auc",
-                "diff", "loses", "chance"} <= set(r)
+    for r in b.values():
+        assert {
+            "aiq",
+            "max_acc",
+            "mean_task_acc",
+            "task_acc",
+            "within_policy_auc",
+            "within_task_auc",
+            "diff",
+            "loses",
+            "chance",
+        } <= set(r)
         for metric in ("aiq", "mean_task_acc"):
             d = r["diff"][metric]
             assert d["ci_low"] <= d["estimate"] <= d["ci_high"] and d["n_boot"] == 200
@@ -442,8 +525,9 @@ def test_route_eval_baselines(logs):
     assert b["prior"]["diff"]["aiq"]["ci_low"] > 0 and "prior" not in res["loses_to"]
     assert res["within_policy_auc"] > 0.7 and not res["chance"]
     assert any("prior" in line for line in lines)
-    again = route_eval(train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=(16, 32),
-                       per_task=True, n_boot=200)
+    again = route_eval(
+        train, test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=(16, 32), per_task=True, n_boot=200
+    )
     assert again["baselines"]["ridge"]["diff"] == b["ridge"]["diff"]  # seeded
 
 

@@ -3,10 +3,9 @@
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import make_log
+
 from v0lite.features import compute_features, fit_pca
-from v0lite.index import Queries
 
 
 @pytest.fixture
@@ -40,13 +39,19 @@ def test_own_prompt_history_respects_exclusion(model):
 
 
 def test_own_prompt_sees_only_earlier_steps(make_model):
-    log = pl.DataFrame({"policy": ["a"] * 4 + ["b"] * 2, "prompt": ["p1", "p1", "p1", "p2", "p1", "p2"],
-                        "score": [0.0, 1.0, 1.0, 0.5, 0.5, 0.5], "step": [0, 1, 2, 0, 0, 0]})
+    log = pl.DataFrame(
+        {
+            "policy": ["a"] * 4 + ["b"] * 2,
+            "prompt": ["p1", "p1", "p1", "p2", "p1", "p2"],
+            "score": [0.0, 1.0, 1.0, 0.5, 0.5, 0.5],
+            "step": [0, 1, 2, 0, 0, 0],
+        }
+    )
     model = make_model(head="prior").fit(log)
     q = model._queries(pl.DataFrame({"policy": ["a", "a"], "prompt": ["p1", "p1"], "step": [1, 5]}))
     X, names = compute_features(model.index_, q, "same_step")
     n, mean, last = (X[:, names.index(c)] for c in ("own_prompt_n", "own_prompt_mean", "own_prompt_last"))
-    assert n.tolist() == [1, 3]          # step 1: only step 0 (own step-1 row hidden); step 5: all three
+    assert n.tolist() == [1, 3]  # step 1: only step 0 (own step-1 row hidden); step 5: all three
     assert mean[0] == 0.0 and last[0] == 0.0
     assert last[1] == 1.0
     assert X[0, names.index("xp_same_n")] == pytest.approx(np.log1p(1))  # policy b's row on p1

@@ -3,14 +3,17 @@
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import make_log
+
 from v0lite.exceptions import V0liteError
 from v0lite.heads import HEADS, make_head
 from v0lite.heads.ensemble import fit_soft_logistic
 
-FAST = {"transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
-        "gbdt": {"n_estimators": 30}, "auto": {"gbdt_params": {"n_estimators": 30}}}
+FAST = {
+    "transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+    "gbdt": {"n_estimators": 30},
+    "auto": {"gbdt_params": {"n_estimators": 30}},
+}
 FAST["auto"]["transformer_params"] = FAST["transformer"]
 
 
@@ -28,8 +31,9 @@ def logs():
     return log.filter(~pl.col("prompt").is_in(test)), log.filter(pl.col("prompt").is_in(test))
 
 
-@pytest.mark.parametrize("head", ["prior", "knn", "linear", "logistic", "ridge", "gbdt", "transformer", "ensemble",
-                                  "auto"])
+@pytest.mark.parametrize(
+    "head", ["prior", "knn", "linear", "logistic", "ridge", "gbdt", "transformer", "ensemble", "auto"]
+)
 def test_fit_predict_save_load(head, logs, make_model, tmp_path, fake_encoder):
     from v0lite.estimator import V0Regressor
 
@@ -64,7 +68,9 @@ def test_new_policy_without_retraining(logs, make_model):
 def test_unknown_head_lists_valid_names():
     with pytest.raises(V0liteError, match="unknown head 'nope'; valid names"):
         make_head("nope")
-    assert {"prior", "knn", "gbdt", "transformer", "ensemble", "neural", "linear", "logistic", "ridge", "auto"} <= set(HEADS)
+    assert {"prior", "knn", "gbdt", "transformer", "ensemble", "neural", "linear", "logistic", "ridge", "auto"} <= set(
+        HEADS
+    )
 
 
 def test_soft_logistic_recovers_calibration():
@@ -87,9 +93,17 @@ def test_transformer_reads_out_only_the_query_token_exactly():
         torch.nn.init.normal_(prm, std=0.1)
     b, t = 20, 6
     g = torch.Generator().manual_seed(1)
-    args = (torch.randn(b, 8, generator=g), torch.randn(b, 10, generator=g), torch.randn(b, generator=g),
-            torch.randn(b, t, 8, generator=g), torch.randn(b, t, 4, generator=g), torch.rand(b, t, generator=g) > 0.3,
-            torch.randn(b, t, 8, generator=g), torch.randn(b, t, 2, generator=g), torch.rand(b, t, generator=g) > 0.3)
+    args = (
+        torch.randn(b, 8, generator=g),
+        torch.randn(b, 10, generator=g),
+        torch.randn(b, generator=g),
+        torch.randn(b, t, 8, generator=g),
+        torch.randn(b, t, 4, generator=g),
+        torch.rand(b, t, generator=g) > 0.3,
+        torch.randn(b, t, 8, generator=g),
+        torch.randn(b, t, 2, generator=g),
+        torch.rand(b, t, generator=g) > 0.3,
+    )
     net.eval()
     with torch.no_grad():
         got = net(*args)
@@ -124,8 +138,8 @@ def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_
 def test_ensemble_bounds_each_members_pull_and_loads_legacy_models(logs, make_model, tmp_path, fake_encoder):
     import json
 
-    from v0lite.heads.ensemble import _LEGACY_STACK_EPS, _STACK_EPS, _logit
     from v0lite.estimator import V0Regressor
+    from v0lite.heads.ensemble import _LEGACY_STACK_EPS, _STACK_EPS, _logit
     from v0lite.persist import _meta_digest
 
     # a member at exactly 0 or 1 moves the blend by at most weight x logit(1 - eps)

@@ -57,8 +57,8 @@ def test_step_rule_and_exclusion_match_brute_force(exclude):
                 assert (idx.prompt_row[got] != idx.prompt_row[r]).all()
             ref_rows, ref_sims = _brute(idx, code, q[i], t[i], idx.prompt_row[r], k, exclude)
             assert len(got) == len(ref_rows)
-            np.testing.assert_allclose(sims[i, :len(got)], ref_sims, atol=1e-5)
-            assert (np.diff(sims[i, :len(got)]) <= 1e-6).all(), "hits are not best first"
+            np.testing.assert_allclose(sims[i, : len(got)], ref_sims, atol=1e-5)
+            assert (np.diff(sims[i, : len(got)]) <= 1e-6).all(), "hits are not best first"
 
 
 def test_none_keeps_own_row():
@@ -73,11 +73,18 @@ def test_none_keeps_own_row():
 
 def test_padding_when_few_rows_are_eligible():
     emb = _unit(np.random.default_rng(2), 4)
-    idx = HistoryIndex(emb, ["a", "b", "c", "d"], ["p"], np.zeros(4, np.int32), np.arange(4),
-                       np.array([1.0, 0.0, 1.0, 0.0]), np.array([0, 0, 1, 2]))
+    idx = HistoryIndex(
+        emb,
+        ["a", "b", "c", "d"],
+        ["p"],
+        np.zeros(4, np.int32),
+        np.arange(4),
+        np.array([1.0, 0.0, 1.0, 0.0]),
+        np.array([0, 0, 1, 2]),
+    )
     q = emb[[0, 0, 0]]
     rows, sims = idx.search(0, q, np.array([-1, 0, 5]), np.array([-1, -1, -1]), 5, "same_step")
-    assert (rows[0] == -1).all() and (sims[0] == 0).all()        # nothing eligible before step 0
+    assert (rows[0] == -1).all() and (sims[0] == 0).all()  # nothing eligible before step 0
     assert sorted(rows[1][:2]) == [0, 1] and (rows[1][2:] == -1).all()
     assert (rows[2][:4] >= 0).all() and rows[2][4] == -1
     assert (sims[1][2:] == 0).all()
@@ -89,8 +96,9 @@ def test_add_returns_new_index_and_leaves_old_untouched():
     q = idx.emb[:3]
     before = idx.search(0, q, np.full(3, 10), np.full(3, -1), 5)
     n_rows, n_keys = idx.n_rows, len(idx.keys)
-    new = idx.add(["new" + "0" * 61], _unit(rng, 1), [3.0], ["p0", "p9"], ["new" + "0" * 61, idx.keys[0]],
-                  [1.0, 0.5], [0, 0])
+    new = idx.add(
+        ["new" + "0" * 61], _unit(rng, 1), [3.0], ["p0", "p9"], ["new" + "0" * 61, idx.keys[0]], [1.0, 0.5], [0, 0]
+    )
     assert new is not idx
     assert idx.n_rows == n_rows and len(idx.keys) == n_keys and idx.policies == ["p0", "p1"]
     assert new.n_rows == n_rows + 2 and len(new.keys) == n_keys + 1 and new.policies[-1] == "p9"
@@ -122,7 +130,7 @@ def test_memmap_and_float16_embeddings(tmp_path):
     mm = np.load(path, mmap_mode="r")
     args = (ref.keys, ref.policies, ref.policy, ref.prompt_row, ref.score, ref.step)
     a = HistoryIndex(mm, *args)
-    assert isinstance(a.emb, np.memmap)          # not copied into RAM
+    assert isinstance(a.emb, np.memmap)  # not copied into RAM
     b = HistoryIndex(ref.emb.astype(np.float16), *args)
     assert b.emb.dtype == np.float16
     q = ref.emb[:5]
@@ -144,8 +152,9 @@ def test_approximate_index_recall_with_forced_threshold(monkeypatch):
     n, d, k = 6000, 32, 10
     emb = _clustered(rng, n + 200, d)
     steps = np.repeat(np.arange(10), n // 10)
-    exact = HistoryIndex(emb, [str(i) for i in range(len(emb))], ["p"], np.zeros(n, np.int32), np.arange(n),
-                         rng.random(n), steps)
+    exact = HistoryIndex(
+        emb, [str(i) for i in range(len(emb))], ["p"], np.zeros(n, np.int32), np.arange(n), rng.random(n), steps
+    )
     qs = emb[n:]
     truth = {}
     for t in (9, 4, 1):
@@ -190,12 +199,23 @@ def test_policies_with_the_same_layout_share_one_search(exclude):
     policy = np.repeat(np.arange(n_pol), n_rows).astype(np.int32)
     prow = np.tile(prow1, n_pol)
     step = np.tile(step1, n_pol)
-    idx = HistoryIndex(emb, [f"{i:064x}" for i in range(n_prompts)], [f"p{i}" for i in range(n_pol)],
-                       policy, prow, rng.random(n_rows * n_pol), step)
+    idx = HistoryIndex(
+        emb,
+        [f"{i:064x}" for i in range(n_prompts)],
+        [f"p{i}" for i in range(n_pol)],
+        policy,
+        prow,
+        rng.random(n_rows * n_pol),
+        step,
+    )
     assert idx.block(0).layout() == idx.block(2).layout()
     qp = rng.integers(0, n_prompts, 12)
-    q = Queries(np.repeat(np.arange(n_pol), 12).astype(np.int32), np.tile(rng.integers(0, 3, 12), n_pol),
-                emb[np.tile(qp, n_pol)], np.tile(qp, n_pol))
+    q = Queries(
+        np.repeat(np.arange(n_pol), 12).astype(np.int32),
+        np.tile(rng.integers(0, 3, 12), n_pol),
+        emb[np.tile(qp, n_pol)],
+        np.tile(qp, n_pol),
+    )
     rows, sims = idx.search_queries(q, 5, exclude)
     for code in range(n_pol):
         sel = q.policy == code
@@ -229,8 +249,15 @@ def _pop_index(means, counts, seed=0):
         score += (rng.uniform(size=c) < m).astype(float).tolist()
     n = len(score)
     emb = _unit(rng, n)
-    return HistoryIndex(emb, [str(i) for i in range(n)], [f"p{i}" for i in range(len(means))], pol,
-                        np.arange(n), score, np.zeros(n, np.int64))
+    return HistoryIndex(
+        emb,
+        [str(i) for i in range(n)],
+        [f"p{i}" for i in range(len(means))],
+        pol,
+        np.arange(n),
+        score,
+        np.zeros(n, np.int64),
+    )
 
 
 def test_population_shrinks_a_thin_policy_and_keeps_a_thick_one():
@@ -259,8 +286,13 @@ def test_queries_texts_is_a_declared_field_that_subset_keeps():
     from v0lite.index import Queries
 
     assert "texts" in {f.name for f in dataclasses.fields(Queries)}
-    q = Queries(np.array([0, 1, 0]), np.zeros(3, np.int64), np.eye(3, dtype=np.float32), np.array([0, 1, 2]),
-                texts=["a", "b", "c"])
+    q = Queries(
+        np.array([0, 1, 0]),
+        np.zeros(3, np.int64),
+        np.eye(3, dtype=np.float32),
+        np.array([0, 1, 2]),
+        texts=["a", "b", "c"],
+    )
     assert q.subset(np.array([True, False, True])).texts == ["a", "c"]
     assert q.subset([2, 1]).texts == ["c", "b"]
     assert Queries(q.policy, q.step, q.emb, q.prompt_row).subset([0]).texts is None

@@ -90,8 +90,12 @@ def test_walk_sees_function_level_and_relative_imports():
 
 def test_every_module_has_a_layer_and_nothing_imports_upward():
     g = _graph()
-    upward = [f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
-              for a, deps in g.items() for b in deps if _layer(b) > _layer(a)]
+    upward = [
+        f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
+        for a, deps in g.items()
+        for b in deps
+        if _layer(b) > _layer(a)
+    ]
     assert upward == []
 
 
@@ -106,7 +110,7 @@ def test_no_import_cycle():
         stack.append(n)
         for m in sorted(g[n]):
             if state.get(m) == 1:
-                cycles.append(stack[stack.index(m):] + [m])
+                cycles.append(stack[stack.index(m) :] + [m])
             elif m not in state:
                 visit(m)
         stack.pop()
@@ -132,8 +136,11 @@ def test_cycle_finder_finds_a_planted_cycle(monkeypatch):
 
 
 def test_no_module_over_the_line_limit():
-    big = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
-           if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES}
+    big = {
+        str(p.relative_to(ROOT.parent)): n
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES
+    }
     assert big == {}
 
 

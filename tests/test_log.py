@@ -91,8 +91,14 @@ def test_a_late_bad_row_in_a_file_is_pointed_at(tmp_path):
 # --- property: validate_log never raises anything but DataError --------------------------------------
 
 _cell = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=6), st.just(""), st.just("  "), st.lists(st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.just(""),
+    st.just("  "),
+    st.lists(st.integers(), max_size=2),
 )
 _names = st.sampled_from(["policy", "prompt", "score", "step", "n", "cost", "task", "prompt_id", "model", "reward"])
 

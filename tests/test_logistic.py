@@ -3,10 +3,11 @@
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import brier, split, topic_log
+
 from v0lite.exceptions import V0liteError
 from v0lite.heads.logistic import fit_glm
+
 
 def test_fit_glm_matches_a_reference_solver():
     from sklearn.linear_model import LogisticRegression
@@ -26,8 +27,9 @@ def test_identity_link_is_ridge():
     rng = np.random.default_rng(1)
     Z = rng.normal(size=(200, 5))
     y = Z @ rng.normal(size=5) * 0.1 + 0.5 + rng.normal(0, 0.05, 200)
-    W, b, _, _ = fit_glm(Z, np.arange(200), np.zeros(200, np.int64), y, np.zeros(200), 1, 2.0, link="identity",
-                         max_iter=200, tol=1e-12)
+    W, b, _, _ = fit_glm(
+        Z, np.arange(200), np.zeros(200, np.int64), y, np.zeros(200), 1, 2.0, link="identity", max_iter=200, tol=1e-12
+    )
     Zc = Z - Z.mean(0)
     ref = np.linalg.solve(Zc.T @ Zc + 2.0 * np.eye(5), Zc.T @ (y - y.mean()))
     np.testing.assert_allclose(W[0], ref, atol=1e-5)

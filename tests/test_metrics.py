@@ -193,6 +193,7 @@ def test_doctests():
 
 # --- scikit-learn scorers ---------------------------------------------------------------------------------
 
+
 def test_choice_accuracy_by_hand():
     # q1: top-ranked a (y 1, best) -> hit; q2: top-ranked c (y 0, b has 1) -> miss;
     # q3: all tied (no choice) and q4: one row -> skipped
@@ -225,9 +226,11 @@ def test_scorers_in_cross_val_score_match_the_metrics_per_fold():
     from sklearn.model_selection import cross_val_score
 
     model, X, y, cv, groups = _cv_setup()
-    for scorer, fn in ((M.neg_brier_scorer, lambda yt, p, Xt: -M.brier(yt, p)),
-                       (M.within_policy_auc_scorer, lambda yt, p, Xt: M.within_policy_auc(yt, p, Xt["policy"])),
-                       (M.choice_accuracy_scorer, lambda yt, p, Xt: M.choice_accuracy(yt, p, Xt["prompt"]))):
+    for scorer, fn in (
+        (M.neg_brier_scorer, lambda yt, p, Xt: -M.brier(yt, p)),
+        (M.within_policy_auc_scorer, lambda yt, p, Xt: M.within_policy_auc(yt, p, Xt["policy"])),
+        (M.choice_accuracy_scorer, lambda yt, p, Xt: M.choice_accuracy(yt, p, Xt["prompt"])),
+    ):
         got = cross_val_score(model, X, y, scoring=scorer, cv=cv, groups=groups, error_score="raise")
         want = []
         for tr, te in cv.split(X, y, groups):

@@ -16,9 +16,23 @@ from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter  # noqa: E402
 from v0lite.index import HistoryIndex, Queries  # noqa: E402
 
 TINY = dict(model_type="bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-FAST = dict(encoder_config=TINY, max_length=24, n_queries=24, d_query=4, adapter_heads=4, offset_rank=16,
-            icl_dim=32, icl_layers=1, icl_heads=2, icl_ff=64, support_size=24, episode_queries=8,
-            episodes_per_step=3, max_steps=6, device="cpu")
+FAST = dict(
+    encoder_config=TINY,
+    max_length=24,
+    n_queries=24,
+    d_query=4,
+    adapter_heads=4,
+    offset_rank=16,
+    icl_dim=32,
+    icl_layers=1,
+    icl_heads=2,
+    icl_ff=64,
+    support_size=24,
+    episode_queries=8,
+    episodes_per_step=3,
+    max_steps=6,
+    device="cpu",
+)
 TOPICS = ("add", "multiply", "integrate", "prove", "count")
 
 
@@ -127,7 +141,7 @@ def test_query_without_text_is_an_error(world, fitted):
 def test_recent_support_respects_step_rule(world):
     index, _ = world
     rows = _recent_rows(index, 0, np.array([0, 1]), np.array([3, 3]), 10, "same_step")
-    assert (index.step[rows[0][rows[0] >= 0]] == 0).all()          # step 0 query: only step-0 rows
+    assert (index.step[rows[0][rows[0] >= 0]] == 0).all()  # step 0 query: only step-0 rows
     assert len(rows[0][rows[0] >= 0]) == 10
     r1 = rows[1][rows[1] >= 0]
     assert not ((index.prompt_row[r1] == 3) & (index.step[r1] == 1)).any()  # never its own row
@@ -163,7 +177,12 @@ def test_adapter_starts_at_static_queries_and_loss():
     torch.testing.assert_close(ad(x2, m)[1], out[1])
     icl = ICLHead(12, d_model=8, n_layers=1, n_heads=2, d_ff=16, dropout=0.0).eval()
     e = icl.embed(out)
-    logits = icl(e[None, :1].expand(3, 1, 8), torch.ones(3, 1), torch.tensor([[True], [True], [False]]), e[None, 1:].expand(3, 1, 8))
+    logits = icl(
+        e[None, :1].expand(3, 1, 8),
+        torch.ones(3, 1),
+        torch.tensor([[True], [True], [False]]),
+        e[None, 1:].expand(3, 1, 8),
+    )
     assert logits.shape == (3, 1) and torch.isfinite(logits).all()
     assert logits[0] == logits[1]
     # loss: a perfect ranking has a lower ranking term than the reverse
@@ -203,8 +222,20 @@ def test_gpu_check_quick_runs_on_cpu(tmp_path):
     root = Path(__file__).resolve().parent.parent
     if not (root / ".gpu_bundle" / "data" / "context.jsonl").exists():
         pytest.skip("no .gpu_bundle (run benchmarks/make_gpu_bundle.py)")
-    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--quick", "--device", "cpu",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "gpu_check.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gpu_check.json").read_text())
     assert set(rep["heads"]) == {"prior", "knn", "baseline", "neural"}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import FakeEncoder, make_log
-from v0lite.exceptions import FormatVersionError
 from v0lite.estimator import V0Regressor
+from v0lite.exceptions import FormatVersionError
 from v0lite.persist import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1] / "v0lite"
@@ -21,8 +21,11 @@ SAFE_SUFFIXES = {".json", ".safetensors", ".txt", ".faiss", ".npy"}
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in sorted(folder.rglob("*")) if f.is_file()}
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
 
 
 @pytest.fixture
@@ -177,7 +180,9 @@ def test_no_module_uses_pickle_and_np_load_never_allows_it():
         tree = ast.parse(f.read_text("utf-8"), str(f))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                problems += [f"{f.name}: import {a.name}" for a in node.names if a.name.split(".")[0] in _BANNED_MODULES]
+                problems += [
+                    f"{f.name}: import {a.name}" for a in node.names if a.name.split(".")[0] in _BANNED_MODULES
+                ]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _BANNED_MODULES:
                 problems.append(f"{f.name}: from {node.module} import")
         for node, owner, name in _calls(tree):

@@ -4,9 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from v0lite.rl import fuse_baseline
 from v0lite.exceptions import V0liteError
-from v0lite.rl import Plan, RolloutPlanner
+from v0lite.rl import Plan, RolloutPlanner, fuse_baseline
 
 
 class FakeModel:

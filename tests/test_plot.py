@@ -14,13 +14,22 @@ def _result(costs, accs, cost_source="log"):
     grid = np.geomspace(cheap, dear, 8) if cheap > 0 else np.linspace(cheap, dear, 8)
     router = {"cost": list(grid), "acc": list(np.linspace(0.5, 0.85, 8))}
     return {
-        "strategy": "utility", "cost_source": cost_source, "aiq": 0.8, "baseline_knn_aiq": 0.79,
-        "baseline_knn_tuned_aiq": None, "baseline_knn_tuned_k": None,
-        "curves": {"router": router, "router_hull": router, "baseline_knn_hull": router,
-                   "baseline_knn_tuned_hull": None, "baseline_task": None,
-                   "single": {"policy": names, "cost": list(costs), "acc": list(accs)},
-                   "random_mix": {"cost": [cheap, dear], "acc": [0.5, 0.85]},
-                   "oracle": {"cost": cheap * 2, "acc": 0.95}},
+        "strategy": "utility",
+        "cost_source": cost_source,
+        "aiq": 0.8,
+        "baseline_knn_aiq": 0.79,
+        "baseline_knn_tuned_aiq": None,
+        "baseline_knn_tuned_k": None,
+        "curves": {
+            "router": router,
+            "router_hull": router,
+            "baseline_knn_hull": router,
+            "baseline_knn_tuned_hull": None,
+            "baseline_task": None,
+            "single": {"policy": names, "cost": list(costs), "acc": list(accs)},
+            "random_mix": {"cost": [cheap, dear], "acc": [0.5, 0.85]},
+            "oracle": {"cost": cheap * 2, "acc": 0.95},
+        },
     }
 
 
@@ -39,11 +48,14 @@ def test_log_cost_axis_with_unit_and_a_legend_entry_per_mark():
     assert ax.get_legend() is None  # legends sit beside the axes, so none hides a mark
 
 
-@pytest.mark.parametrize("costs, source, scale, unit", [
-    ([1.0, 1.0, 1.0], "unit", "linear", "every call costs 1"),
-    ([0.0, 0.0001, 0.01], "prices", "symlog", "USD per call"),
-    ([0.001, 0.002, 0.003], "log", "linear", "USD per call"),
-])
+@pytest.mark.parametrize(
+    "costs, source, scale, unit",
+    [
+        ([1.0, 1.0, 1.0], "unit", "linear", "every call costs 1"),
+        ([0.0, 0.0001, 0.01], "prices", "symlog", "USD per call"),
+        ([0.001, 0.002, 0.003], "log", "linear", "USD per call"),
+    ],
+)
 def test_axis_scale_follows_the_cost_range(costs, source, scale, unit):
     ax = frontier_figure(_result(costs, [0.5, 0.6, 0.7], source)).axes[0]
     assert ax.get_xscale() == scale and unit in ax.get_xlabel()

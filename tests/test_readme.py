@@ -33,8 +33,10 @@ def test_cli_block_has_no_placeholders():
         code = ln.split("  #")[0]
         assert not re.search(r"\[|\]|<[A-Za-z]|\.\.\.|\bA,B\b|a,b,c", code), ln
     order = [ln.split()[1] if ln.split()[1] != "data" else " ".join(ln.split()[1:3]) for ln in commands]
-    firsts = {step: order.index(step) for step in ("data convert", "evaluate", "fit", "predict", "route-eval",
-                                                    "route", "alloc-sim")}
+    firsts = {
+        step: order.index(step)
+        for step in ("data convert", "evaluate", "fit", "predict", "route-eval", "route", "alloc-sim")
+    }
     assert list(firsts.values()) == sorted(firsts.values()), order
 
 
@@ -57,10 +59,13 @@ def project(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = bin_dir / "v0lite"
-    exe.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m v0lite \"$@\"\n")
+    exe.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m v0lite "$@"\n')
     exe.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    )
     env.pop("V0LITE_DATA", None)  # the README reads ../shared/data itself
     return root, env
 
@@ -71,8 +76,17 @@ def test_readme_command_line_quick_start_runs(project):
     script = "set -e\nset -x\n" + _block("Quick start (command line)", "bash")
     res = subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-4000:]
-    for name in ("metrics.json", "model", "scored.jsonl", "route.json", "frontier.png", "router", "prices.json",
-                 "routed.jsonl", "alloc.json"):
+    for name in (
+        "metrics.json",
+        "model",
+        "scored.jsonl",
+        "route.json",
+        "frontier.png",
+        "router",
+        "prices.json",
+        "routed.jsonl",
+        "alloc.json",
+    ):
         assert (root / name).exists(), name
 
 

@@ -59,8 +59,10 @@ def test_both_spellings_are_read():
             return np.linspace(0.05, 0.95, X.height)
 
     prompts = [f"q{i}" for i in range(8)]
-    plans = [RolloutPlanner(Model(), strategy=s, value=v, random_state=0).plan(prompts, step=0)
-             for s, v in (("p-mixed", "p_mixed"), ("p_mixed", "p-mixed"))]
+    plans = [
+        RolloutPlanner(Model(), strategy=s, value=v, random_state=0).plan(prompts, step=0)
+        for s, v in (("p-mixed", "p_mixed"), ("p_mixed", "p-mixed"))
+    ]
     assert plans[0].kept_prompts == plans[1].kept_prompts
     assert np.asarray(plans[0].n_rollouts).tolist() == np.asarray(plans[1].n_rollouts).tolist()
 

@@ -28,23 +28,58 @@ def _log(**cols):
 
 # (id, log columns, regex the message must match, also a query error?)
 BAD = [
-    ("misnamed-policy", _log(policy=None, model=["a", "a", "b"]), r"missing required column 'policy'.*Fix: rename 'model' to 'policy'", True),
-    ("misnamed-prompt", _log(prompt=None, question=["x", "y", "z"]), r"missing required column 'prompt'.*Fix: rename 'question' to 'prompt'", True),
-    ("misnamed-score", _log(score=None, reward=[1.0, 0.0, 1.0]), r"missing required column 'score'.*Fix: rename 'reward' to 'score'", False),
+    (
+        "misnamed-policy",
+        _log(policy=None, model=["a", "a", "b"]),
+        r"missing required column 'policy'.*Fix: rename 'model' to 'policy'",
+        True,
+    ),
+    (
+        "misnamed-prompt",
+        _log(prompt=None, question=["x", "y", "z"]),
+        r"missing required column 'prompt'.*Fix: rename 'question' to 'prompt'",
+        True,
+    ),
+    (
+        "misnamed-score",
+        _log(score=None, reward=[1.0, 0.0, 1.0]),
+        r"missing required column 'score'.*Fix: rename 'reward' to 'score'",
+        False,
+    ),
     ("missing-score", _log(score=None), r"missing required column 'score'.*Fix: add a 'score' column", False),
     ("missing-policy", _log(policy=None), r"missing required column 'policy'.*Fix: add a 'policy' column", True),
     ("score-text", _log(score=["1", "high", "0"]), r"column 'score' must be numeric.*row 1: 'high'.*Fix", False),
     ("score-bool", _log(score=[True, False, True]), r"column 'score' must be numeric.*Boolean.*Fix", False),
-    ("score-nan", _log(score=[1.0, 0.5, math.nan]), r"column 'score', row 2: value nan is not a success rate.*Fix: map rewards", False),
+    (
+        "score-nan",
+        _log(score=[1.0, 0.5, math.nan]),
+        r"column 'score', row 2: value nan is not a success rate.*Fix: map rewards",
+        False,
+    ),
     ("score-inf", _log(score=[math.inf, 0.5, 0.0]), r"column 'score', row 0: value inf .*Fix", True),
     ("score-neg-inf", _log(score=[0.0, -math.inf, 0.0]), r"column 'score', row 1: value -inf .*Fix", True),
     ("score-negative", _log(score=[0.0, -1.0, 1.0]), r"column 'score', row 1: value -1.0 .*\(reward \+ 1\) / 2", True),
     ("score-above-one", _log(score=[0.0, 0.5, 3.0]), r"column 'score', row 2: value 3.0 .*Fix", True),
     ("score-null", _log(score=[0.0, None, 1.0]), r"column 'score', row 1: value None .*Fix", False),
-    ("prompt-number", _log(prompt=[1, 2, 3]), r"column 'prompt' must hold text.*Int64.*row 0: 1.*Fix: write 'prompt' as strings", True),
+    (
+        "prompt-number",
+        _log(prompt=[1, 2, 3]),
+        r"column 'prompt' must hold text.*Int64.*row 0: 1.*Fix: write 'prompt' as strings",
+        True,
+    ),
     ("prompt-list", _log(prompt=[["x"], ["y"], ["z"]]), r"column 'prompt' must hold text.*row 0: \['x'\]", True),
-    ("prompt-empty", _log(prompt=["ok", "", "ok"]), r"column 'prompt', row 1: value '' is empty or whitespace.*Fix", True),
-    ("prompt-whitespace", _log(prompt=["ok", "ok", " \t\n "]), r"column 'prompt', row 2: value ' \\t\\n ' is empty", True),
+    (
+        "prompt-empty",
+        _log(prompt=["ok", "", "ok"]),
+        r"column 'prompt', row 1: value '' is empty or whitespace.*Fix",
+        True,
+    ),
+    (
+        "prompt-whitespace",
+        _log(prompt=["ok", "ok", " \t\n "]),
+        r"column 'prompt', row 2: value ' \\t\\n ' is empty",
+        True,
+    ),
     ("prompt-null", _log(prompt=["ok", None, "ok"]), r"column 'prompt', row 1: value is missing \(null\).*Fix", True),
     ("policy-empty", _log(policy=["a", " ", "b"]), r"column 'policy', row 1: value ' ' is empty", True),
     ("policy-null", _log(policy=[None, "a", "b"]), r"column 'policy', row 0: value is missing", True),
@@ -56,7 +91,12 @@ BAD = [
     ("n-fraction", _log(n=[4, 4, 2.5]), r"column 'n', row 2: value 2.5 is not a positive integer", True),
     ("cost-negative", _log(cost=[1.0, -2.0, 1.0]), r"column 'cost', row 1: value -2.0 is not a finite cost", True),
     ("cost-inf", _log(cost=[1.0, 1.0, math.inf]), r"column 'cost', row 2: value inf", True),
-    ("mixed-types", _log(prompt=["x", 5, "z"]), r"column 'prompt' mixes types: row 0 is str .*row 1 is number \(5\)", True),
+    (
+        "mixed-types",
+        _log(prompt=["x", 5, "z"]),
+        r"column 'prompt' mixes types: row 0 is str .*row 1 is number \(5\)",
+        True,
+    ),
     ("no-rows", {"policy": [], "prompt": [], "score": []}, r"the log has no rows.*Fix", True),
 ]
 IDS = [c[0] for c in BAD]
@@ -139,12 +179,23 @@ def test_cli_fit(case, tmp_path, capsys, fake_minilm, guarantees):
 # --- bad files ------------------------------------------------------------------------------------------
 
 FILES = [
-    ("non-utf8.jsonl", b'{"policy":"a","prompt":"caf\xe9 \xff","score":1.0}\n', r"not valid UTF-8.*Fix: re-encode the file as UTF-8"),
+    (
+        "non-utf8.jsonl",
+        b'{"policy":"a","prompt":"caf\xe9 \xff","score":1.0}\n',
+        r"not valid UTF-8.*Fix: re-encode the file as UTF-8",
+    ),
     ("non-utf8.csv", b"policy,prompt,score\na,caf\xe9 \xff,1.0\n", r"not valid UTF-8.*Fix: re-encode"),
     ("empty.jsonl", b"", r"cannot be read as jsonl.*Fix"),
-    ("truncated.jsonl", b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","pro', r"cannot be read as jsonl.*Fix"),
-    ("late-bad-row.jsonl", b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","prompt":"y","score":"high"}\n',
-     r"column 'score' must be numeric.*row 1: 'high'"),
+    (
+        "truncated.jsonl",
+        b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","pro',
+        r"cannot be read as jsonl.*Fix",
+    ),
+    (
+        "late-bad-row.jsonl",
+        b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","prompt":"y","score":"high"}\n',
+        r"column 'score' must be numeric.*row 1: 'high'",
+    ),
     ("not-parquet.parquet", b"PAR1 this is not parquet", r"cannot be read as parquet.*Fix"),
     ("log.txt", b"policy,prompt,score\n", r"unknown file type '.txt'.*Fix"),
 ]
@@ -175,17 +226,40 @@ def test_missing_file_everywhere(tmp_path, capsys, make_model, guarantees):
         validate_log(tmp_path)
     with pytest.raises(DataError, match="file not found"):
         make_model().fit(tmp_path / "nope.jsonl")
-    assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
-                 str(tmp_path / "o.jsonl")]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "q.jsonl"),
+                "--model-dir",
+                str(tmp_path / "m"),
+                "--out",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 1
+    )
     assert "--model-dir " + str(tmp_path / "m") + ": does not exist. Fix: fit one first" in capsys.readouterr().err
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "meta.json").write_text("{}")
-    assert main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out",
-                 str(tmp_path / "o.jsonl")]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "q.jsonl"),
+                "--model-dir",
+                str(tmp_path / "m"),
+                "--out",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 1
+    )
     assert "QUERIES " + str(tmp_path / "q.jsonl") + ": does not exist" in capsys.readouterr().err
 
 
 # --- estimator-only bad input ---------------------------------------------------------------------------
+
 
 def _xy():
     log = make_log()
@@ -196,18 +270,40 @@ EST = [
     ("xy-length", lambda m, X, y: m.fit(X, y[:-1]), DataError, r"X has 36 rows but y has 35 values.*Fix"),
     ("y-2d", lambda m, X, y: m.fit(X, y[:, None]), DataError, r"y must be one-dimensional.*\(36, 1\)"),
     ("y-text", lambda m, X, y: m.fit(X, ["good"] * len(y)), DataError, r"y cannot be read as numbers.*Fix"),
-    ("y-nan", lambda m, X, y: m.fit(X, np.where(np.arange(len(y)) == 4, np.nan, y)), DataError, r"column 'score', row 4: value nan"),
-    ("y-above-one", lambda m, X, y: m.fit(X, y * 10 + 0.1), DataError, r"column 'score', row \d+: value [\d.]+ is not a success rate"),
+    (
+        "y-nan",
+        lambda m, X, y: m.fit(X, np.where(np.arange(len(y)) == 4, np.nan, y)),
+        DataError,
+        r"column 'score', row 4: value nan",
+    ),
+    (
+        "y-above-one",
+        lambda m, X, y: m.fit(X, y * 10 + 0.1),
+        DataError,
+        r"column 'score', row \d+: value [\d.]+ is not a success rate",
+    ),
     ("x-numpy", lambda m, X, y: m.fit(X.to_numpy(), y), DataError, r"unsupported input of type ndarray.*Fix"),
     ("x-list", lambda m, X, y: m.fit([["a", "x"]], [1.0]), DataError, r"unsupported input of type list"),
-    ("unknown-head", lambda m, X, y: m.set_params(head="magic").fit(X, y), V0liteError,
-     r"unknown head 'magic'; valid names: \[.*'knn'.*'prior'"),
-    ("unknown-fallback", lambda m, X, y: m.set_params(fallback="zero").fit(X, y), V0liteError,
-     r"unknown fallback 'zero'; valid names: \['error', 'global_mean'\]"),
+    (
+        "unknown-head",
+        lambda m, X, y: m.set_params(head="magic").fit(X, y),
+        V0liteError,
+        r"unknown head 'magic'; valid names: \[.*'knn'.*'prior'",
+    ),
+    (
+        "unknown-fallback",
+        lambda m, X, y: m.set_params(fallback="zero").fit(X, y),
+        V0liteError,
+        r"unknown fallback 'zero'; valid names: \['error', 'global_mean'\]",
+    ),
     ("k-zero", lambda m, X, y: m.set_params(k=0).fit(X, y), V0liteError, r"k must be a positive integer"),
     ("add-history-length", lambda m, X, y: m.fit(X, y).add_history(X, y[:3]), DataError, r"X has 36 rows but y has 3"),
-    ("unknown-policy", lambda m, X, y: m.fit(X, y).predict(pl.DataFrame({"policy": ["pol0", "ghost"], "prompt": ["a", "b"]})),
-     V0liteError, r"column 'policy', row 1: policy 'ghost' has no history.*add_history.*fallback='global_mean'"),
+    (
+        "unknown-policy",
+        lambda m, X, y: m.fit(X, y).predict(pl.DataFrame({"policy": ["pol0", "ghost"], "prompt": ["a", "b"]})),
+        V0liteError,
+        r"column 'policy', row 1: policy 'ghost' has no history.*add_history.*fallback='global_mean'",
+    ),
 ]
 
 
@@ -232,6 +328,7 @@ def test_unknown_strategy_and_selector_names_list_the_valid_ones(guarantees):
 
 
 # --- documented behaviours (not errors) ----------------------------------------------------------------
+
 
 def test_duplicate_rows_are_kept_as_separate_observations(make_model, guarantees):
     guarantees.tick("bad-input cases tried")
@@ -258,7 +355,11 @@ def test_a_policy_with_one_row(make_model, guarantees):
     guarantees.tick("bad-input cases tried")
     log = pl.concat([make_log(), pl.DataFrame({"policy": ["solo"], "prompt": ["one prompt"], "score": [1.0]})])
     for head in ("knn", "prior"):
-        p = make_model(head=head).fit(log).predict(pl.DataFrame({"policy": ["solo", "solo"], "prompt": ["one prompt", "other"]}))
+        p = (
+            make_model(head=head)
+            .fit(log)
+            .predict(pl.DataFrame({"policy": ["solo", "solo"], "prompt": ["one prompt", "other"]}))
+        )
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
 
 

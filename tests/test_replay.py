@@ -11,6 +11,7 @@ import v0lite.rl._replay as replay
 from v0lite.commands import alloc as alloc_cmd
 from v0lite.exceptions import DataError, V0liteError, V0liteWarning
 from v0lite.rl import alloc_sim
+from v0lite.rl._scoring import STRATEGIES
 
 
 def _log(n_prompts=60, n_steps=12, seed=0, visit_prob=0.85):
@@ -99,7 +100,9 @@ def test_no_look_ahead_and_batched_predictions():
 def test_scores_make_sense_with_good_model():
     log = _log(n_prompts=120, n_steps=10, seed=1)
     res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.02), fit_fraction=0.2)
-    share = {k: res[f"keep_half_mixed_share_{k}"] for k in ("warm", "cold", "random", "last_visit", "mean_last3", "oracle")}
+    share = {
+        k: res[f"keep_half_mixed_share_{k}"] for k in ("warm", "cold", "random", "last_visit", "mean_last3", "oracle")
+    }
     assert all(0 <= v <= 1 for v in share.values())
     assert share["oracle"] >= share["warm"] > share["random"]
     assert abs(share["cold"] - share["random"]) < 0.15  # the fake's cold prediction is a constant
@@ -194,12 +197,19 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
     assert res["keep_half_mixed_share_cold"] is None
     assert res["fit_steps"] == 3 and isinstance(res["keep_half_mixed_share_warm"], float)
     assert isinstance(res["effective_groups_per_1000_rollouts"], float)
-    assert set(res["strategies"]) == {key for key, *_ in replay.STRATEGIES}
+    assert set(res["strategies"]) == {key for key, *_ in STRATEGIES}
 
 
 def test_own_counts_are_decayed_and_leak_free():
-    log = pl.DataFrame({"policy": ["p"] * 5, "prompt": ["a", "b", "a", "a", "b"], "step": [0, 0, 1, 3, 3],
-                        "n": [4] * 5, "score": [1.0, 0.0, 0.5, 0.25, 1.0]})
+    log = pl.DataFrame(
+        {
+            "policy": ["p"] * 5,
+            "prompt": ["a", "b", "a", "a", "b"],
+            "step": [0, 0, 1, 3, 3],
+            "n": [4] * 5,
+            "score": [1.0, 0.0, 0.5, 0.25, 1.0],
+        }
+    )
     v = replay._visits(log, 8)
     own = replay._own_counts(v, (0.5, 1.0))
     a3 = v.with_row_index().filter((pl.col("prompt") == "a") & (pl.col("step") == 3))["index"][0]
@@ -212,8 +222,9 @@ def test_own_counts_are_decayed_and_leak_free():
 
 def test_strategy_variants_reported_and_predictions_returned():
     log = _log(n_prompts=80, n_steps=10, seed=3)
-    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.05), fit_fraction=0.2,
-                    return_predictions=True)
+    res = alloc_sim(
+        log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.05), fit_fraction=0.2, return_predictions=True
+    )
     for name in ("warm_point", "cold_point", "posterior", "history"):
         assert 0 <= res[f"keep_half_mixed_share_{name}"] <= 1
         assert res[f"effective_groups_per_1000_rollouts_{name}"] > 0
@@ -235,8 +246,9 @@ def test_ceiling_reference_and_max_step():
     assert 0 < res["effective_groups_per_1000_rollouts_ceiling"] <= res["effective_groups_per_1000_rollouts_oracle"]
     short = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log)), fit_fraction=0.2, max_step=6)
     assert short["n_steps_evaluated"] == 5 and short["fit_cut_step"] == 1  # steps 0..6: fit on 0..1
-    pred = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log)), fit_fraction=0.2, max_step=6,
-                     return_predictions=True)["predictions"]
+    pred = alloc_sim(
+        log.drop("_p"), value_model=FakeModel(_truth(log)), fit_fraction=0.2, max_step=6, return_predictions=True
+    )["predictions"]
     assert pred["step"].max() == 6
     with pytest.raises(DataError, match="max_step"):
         alloc_sim(log.drop("_p"), value_model=FakeModel({}), max_step=-1)
@@ -266,15 +278,21 @@ from v0lite.rl import _first_epoch as FE  # noqa: E402
 
 def test_every_strategy_reported_with_the_literature_figures():
     log = _log(n_prompts=80, n_steps=10, seed=3)
-    res = alloc_sim(log.drop("_p"), value_model=FakeModel(_truth(log), noise=0.05), fit_fraction=0.2,
-                    return_predictions=True, first_epoch_folds=0)
+    res = alloc_sim(
+        log.drop("_p"),
+        value_model=FakeModel(_truth(log), noise=0.05),
+        fit_fraction=0.2,
+        return_predictions=True,
+        first_epoch_folds=0,
+    )
     st = res["strategies"]
     for key in ("v0_warm", "v0_cold", "dynamic_sampling", "greso", "mopps", "uniform", "ceiling"):
         assert 0 <= st[key]["keep_half_mixed_share"] <= 1 and st[key]["rollouts_per_mixed_group"] >= 8
         assert 0 <= st[key]["zero_advantage_avoided"] <= 1
     assert st["v0_warm"]["keep_half_mixed_share"] == pytest.approx(res["keep_half_mixed_share_warm"])
     assert st["uniform"]["allocation_mixed_groups_per_1000_rollouts"] == pytest.approx(
-        res["effective_groups_per_1000_rollouts_uniform"])
+        res["effective_groups_per_1000_rollouts_uniform"]
+    )
     assert not st["ceiling"]["causal"] and not st["oracle"]["causal"] and st["v0_warm"]["causal"]
     # dynamic sampling rolls out every evaluated visit: n x visits / mixed visits, by hand
     pred = res["predictions"]
@@ -304,15 +322,20 @@ def test_selection_tally_by_hand():
 def test_greso_and_mopps_are_seeded_and_behave():
     log = _log(n_prompts=80, n_steps=10, seed=3).drop("_p")
     truth = _truth(_log(n_prompts=80, n_steps=10, seed=3))
-    runs = [alloc_sim(log, value_model=FakeModel(truth), fit_fraction=0.2, random_state=s, first_epoch_folds=0)
-            for s in (1, 1, 2)]
-    figs = [{k: (v["rollouts_per_mixed_group"], v["keep_half_mixed_share"]) for k, v in r["strategies"].items()}
-            for r in runs]
+    runs = [
+        alloc_sim(log, value_model=FakeModel(truth), fit_fraction=0.2, random_state=s, first_epoch_folds=0)
+        for s in (1, 1, 2)
+    ]
+    figs = [
+        {k: (v["rollouts_per_mixed_group"], v["keep_half_mixed_share"]) for k, v in r["strategies"].items()}
+        for r in runs
+    ]
     for key in ("greso", "greso_rule", "mopps"):
         assert figs[0][key] == figs[1][key]
     assert any(figs[0][k] != figs[2][k] for k in ("greso_rule", "mopps"))
-    streak, easy = B.zero_variance_streaks(np.array([0, 1, 0, 1, 0]), np.array([0, 0, 1, 1, 2]),
-                                           np.array([0.0, 0.5, 0.0, 1.0, 0.5]))
+    streak, easy = B.zero_variance_streaks(
+        np.array([0, 1, 0, 1, 0]), np.array([0, 0, 1, 1, 2]), np.array([0.0, 0.5, 0.0, 1.0, 0.5])
+    )
     assert streak.tolist() == [0, 0, 1, 0, 2] and easy.tolist() == [False, False, False, False, False]
     rule = B.GresoRule(p_start=0.5, adjust=0.1)
     assert rule.keep_probability(np.array([0, 2]), np.array([False, False])).tolist() == [1.0, 0.25]
@@ -373,7 +396,11 @@ def test_first_epoch_never_reads_the_prompts_own_rows():
     out = alloc_sim(log, value_model=RecordingModel(), fit_fraction=0.2)
     assert out["first_epoch"]["folds"] == 5 and "v0_first_epoch" in out["first_epoch"]["strategies"]
     with pytest.warns(V0liteWarning, match="first-epoch"):
-        assert alloc_sim(log, value_model=FakeModel(_truth(_log(n_prompts=50, n_steps=6, seed=1))),
-                         fit_fraction=0.2)["first_epoch"] is None
+        assert (
+            alloc_sim(log, value_model=FakeModel(_truth(_log(n_prompts=50, n_steps=6, seed=1))), fit_fraction=0.2)[
+                "first_epoch"
+            ]
+            is None
+        )
     with pytest.raises(ValueError):
         FE.first_epoch(v, lambda: Probe(), folds=1)

@@ -88,12 +88,8 @@ def test_registry_and_unknown_name_lists_valid_names():
     assert set(COST_MODELS) == {"knn", "mean", "fixed", "unit"}
 
 
-P3 = np.array([[0.5, 0.7, 0.9],
-               [0.8, 0.85, 0.9],
-               [0.1, 0.2, 0.95]])
-C3 = np.array([[0.1, 0.5, 1.0],
-               [0.1, 0.5, 1.0],
-               [0.1, 0.5, 1.0]])
+P3 = np.array([[0.5, 0.7, 0.9], [0.8, 0.85, 0.9], [0.1, 0.2, 0.95]])
+C3 = np.array([[0.1, 0.5, 1.0], [0.1, 0.5, 1.0], [0.1, 0.5, 1.0]])
 
 
 def test_utility_strategy():
@@ -198,8 +194,7 @@ def _log(n=40, policies=("small", "mid", "big"), varying=True, seed=0):
         prompt = f"q{i} level {d}"
         for p in policies:
             cost = base[p] * (1.0 + d / 10.0) if varying else base[p]
-            rows.append({"policy": p, "prompt": prompt, "score": float(rng.uniform() < _p_of(p, prompt)),
-                         "cost": cost})
+            rows.append({"policy": p, "prompt": prompt, "score": float(rng.uniform() < _p_of(p, prompt)), "cost": cost})
     return pl.DataFrame(rows)
 
 
@@ -302,8 +297,9 @@ def test_router_shrink_fixed_weight_and_prior():
     assert np.allclose(P[0], [near[p] for p in r.policies_])
     # no shrink: P untouched
     r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log)
-    assert r.shrink_ == 0.0 and np.allclose(r.predict_matrix(["new level 5"])[0][0],
-                                            [_p_of(p, "new level 5") for p in r.policies_])
+    assert r.shrink_ == 0.0 and np.allclose(
+        r.predict_matrix(["new level 5"])[0][0], [_p_of(p, "new level 5") for p in r.policies_]
+    )
 
 
 def test_router_shrink_cv_choice_is_out_of_fold():
@@ -368,20 +364,48 @@ def test_route_cli(tmp_path, monkeypatch):
     parser = argparse.ArgumentParser()
     cmd.register(parser.add_subparsers(dest="command"))
     prompts = tmp_path / "prompts.jsonl"
-    pl.DataFrame({"prompt": [f"p{i} level {i}" for i in range(10)], "prompt_id": [str(i) for i in range(10)]}
-                 ).write_ndjson(prompts)
+    pl.DataFrame(
+        {"prompt": [f"p{i} level {i}" for i in range(10)], "prompt_id": [str(i) for i in range(10)]}
+    ).write_ndjson(prompts)
     out = tmp_path / "routed.csv"
-    args = parser.parse_args(["route", "--model-dir", str(tmp_path), str(prompts), "--pool", "small,big",
-                              "--strategy", "threshold", "--knob", "0.6",
-                              "--prices", json.dumps({"small": 0.1, "big": 1.0}), "--out", str(out)])
+    args = parser.parse_args(
+        [
+            "route",
+            "--model-dir",
+            str(tmp_path),
+            str(prompts),
+            "--pool",
+            "small,big",
+            "--strategy",
+            "threshold",
+            "--knob",
+            "0.6",
+            "--prices",
+            json.dumps({"small": 0.1, "big": 1.0}),
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     res = pl.read_csv(out)
     assert res.columns == ["prompt", "prompt_id", "policy", "p_success", "pred_cost"]
     expect = ["small" if _p_of("small", t) >= 0.6 else "big" for t in res["prompt"].to_list()]
     assert res["policy"].to_list() == expect
     assert set(res["pred_cost"].to_list()) <= {0.1, 1.0}
-    args = parser.parse_args(["route", "--model-dir", str(tmp_path), str(prompts), "--pool", "small,big",
-                              "--strategy", "utility", "--out", str(out)])
+    args = parser.parse_args(
+        [
+            "route",
+            "--model-dir",
+            str(tmp_path),
+            str(prompts),
+            "--pool",
+            "small,big",
+            "--strategy",
+            "utility",
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     assert set(pl.read_csv(out)["policy"].to_list()) == {"big"}
 
@@ -426,8 +450,10 @@ def test_knn_cost_uses_prompt_length():
     rows = []
     for i in range(40):
         prompt = "x" * (10 + 10 * i) + " level 1"
-        rows += [{"policy": "a", "prompt": prompt, "score": 1.0, "cost": 0.001 * len(prompt)},
-                 {"policy": "b", "prompt": prompt, "score": 0.0, "cost": 0.5}]
+        rows += [
+            {"policy": "a", "prompt": prompt, "score": 1.0, "cost": 0.001 * len(prompt)},
+            {"policy": "b", "prompt": prompt, "score": 0.0, "cost": 0.5},
+        ]
     r = Router(vm, cost_model="knn", embedder=Same(), k=4).fit(pl.DataFrame(rows))
     short, long_ = "y" * 20 + " level 1", "y" * 300 + " level 1"
     C = r.predict_matrix([short, long_])[1]
@@ -440,6 +466,7 @@ def test_knn_cost_uses_prompt_length():
 
 def _fitted_v0(log):
     from conftest import FakeEncoder
+
     from v0lite.estimator import V0Regressor
 
     return V0Regressor(head="knn", k=4, encoder=FakeEncoder()).fit(log.select("policy", "prompt", "score"))
@@ -476,6 +503,7 @@ def test_router_clone_keeps_the_fitted_value_model():
 
 def test_router_fit_rejects_an_unfitted_or_wrong_value_model():
     from conftest import FakeEncoder
+
     from v0lite.estimator import V0Regressor
 
     with pytest.raises(NotFittedError, match="value_model V0Regressor is not fitted"):

@@ -15,8 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "sha256_file", "save_arrays", "load_arrays",
-           "to_jsonable"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "sha256_file",
+    "save_arrays",
+    "load_arrays",
+    "to_jsonable",
+]
 
 
 @contextlib.contextmanager

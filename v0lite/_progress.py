@@ -100,8 +100,9 @@ def stage(desc: str, *, enabled: bool = False):
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    b = tqdm(total=None, desc=desc, bar_format="{desc} [{elapsed}]", delay=DELAY_S, file=sys.stderr, leave=True,
-             **_shape())
+    b = tqdm(
+        total=None, desc=desc, bar_format="{desc} [{elapsed}]", delay=DELAY_S, file=sys.stderr, leave=True, **_shape()
+    )
     stop = threading.Event()
 
     def tick():  # tqdm redraws only on update(); an opaque wait has none, so redraw the clock

@@ -99,8 +99,12 @@ def knn_k_by_cv(history, *, ks=KNN_CV_KS, encoder=None, random_state: int = 0) -
         model.head_.params["k"] = int(k)
         scores.append(brier(y, model.predict(X, exclude_own_prompt=True)))
     best = int(np.nanargmin(scores))
-    return int(ks[best]), {"k": [int(k) for k in ks], "brier": scores, "criterion": "brier",
-                           "cv": "leave-one-prompt-out"}
+    return int(ks[best]), {
+        "k": [int(k) for k in ks],
+        "brier": scores,
+        "criterion": "brier",
+        "cv": "leave-one-prompt-out",
+    }
 
 
 def _score_fn(metric: str, y, policy_codes):
@@ -116,8 +120,16 @@ def _score_fn(metric: str, y, policy_codes):
     return fn
 
 
-def evaluate_baselines(history, queries, p_chosen, *, encoder=None, random_state: int = 0, n_boot: int = 1000,
-                       log: Callable[[str], Any] | None = None) -> dict[str, dict]:
+def evaluate_baselines(
+    history,
+    queries,
+    p_chosen,
+    *,
+    encoder=None,
+    random_state: int = 0,
+    n_boot: int = 1000,
+    log: Callable[[str], Any] | None = None,
+) -> dict[str, dict]:
     """Fit every available baseline on ``history``, score it on ``queries``, compare with ``p_chosen``.
 
     Parameters
@@ -180,17 +192,27 @@ def evaluate_baselines(history, queries, p_chosen, *, encoder=None, random_state
         fit_s = time.perf_counter() - t0
         preds[label] = p
         m = evaluate_predictions(y, p, policy=policy, step=step)
-        out[label] = {"head": head, "params": {**{k: v for k, v in params.items() if v != "cv"}, **extra},
-                      "n": m["n"], "auc": m["auc"], "within_policy_auc": m["within_policy_auc"],
-                      "brier": m["brier"], "ece": m["ece"], "fit_s": fit_s}
-        say(f"  {label}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
-            f"Brier {m['brier']:.4f} ({fit_s:.1f} s)")
+        out[label] = {
+            "head": head,
+            "params": {**{k: v for k, v in params.items() if v != "cv"}, **extra},
+            "n": m["n"],
+            "auc": m["auc"],
+            "within_policy_auc": m["within_policy_auc"],
+            "brier": m["brier"],
+            "ece": m["ece"],
+            "fit_s": fit_s,
+        }
+        say(
+            f"  {label}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
+            f"Brier {m['brier']:.4f} ({fit_s:.1f} s)"
+        )
     if not preds:
         return out
     p_chosen = np.asarray(p_chosen, dtype=np.float64)
     for metric in EVAL_METRICS:
-        diffs = paired_bootstrap(_score_fn(metric, y, pcodes), p_chosen, preds, groups=prompt_ids,
-                                 n_boot=n_boot, random_state=random_state)
+        diffs = paired_bootstrap(
+            _score_fn(metric, y, pcodes), p_chosen, preds, groups=prompt_ids, n_boot=n_boot, random_state=random_state
+        )
         for label, d in diffs.items():
             out[label].setdefault("diff", {})[metric] = d
     for r in out.values():

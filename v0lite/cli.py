@@ -77,8 +77,7 @@ def _run(args, name: str) -> int:
         print(f"v0lite {name}: error: {cli_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.",
-              file=sys.stderr)
+        print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.", file=sys.stderr)
         return 130
 
 

@@ -68,8 +68,9 @@ def _unique_prompts(log_or_prompts) -> list[str]:
 
         df = as_frame(log_or_prompts)
         if "prompt" not in df.columns:
-            raise DataError(f"the log has no 'prompt' column (columns: {df.columns}). "
-                            "Fix: pass a log or a list of prompts.")
+            raise DataError(
+                f"the log has no 'prompt' column (columns: {df.columns}). Fix: pass a log or a list of prompts."
+            )
         prompts = df["prompt"].to_list()
     else:
         prompts = list(log_or_prompts)
@@ -106,9 +107,18 @@ class _EmbedActor:
         return {"n": np.array([len(keys)], np.int64)}
 
 
-def embed_with_ray(log_or_prompts, *, model=None, batch_size: int = 64, num_actors: int = 2,
-                   num_cpus_per_actor: float = 0.5, cache_dir=None, out=None, chunk_size: int = 2048,
-                   address: str | None = None) -> dict:
+def embed_with_ray(
+    log_or_prompts,
+    *,
+    model=None,
+    batch_size: int = 64,
+    num_actors: int = 2,
+    num_cpus_per_actor: float = 0.5,
+    cache_dir=None,
+    out=None,
+    chunk_size: int = 2048,
+    address: str | None = None,
+) -> dict:
     """Embed the unique prompts of a log with a Ray Data actor pool, into the embedding cache.
 
     Parameters
@@ -153,15 +163,20 @@ def embed_with_ray(log_or_prompts, *, model=None, batch_size: int = 64, num_acto
     if cache_dir is False:
         raise V0liteError("embed_with_ray writes cache shards; cache_dir=False has nowhere to write them.")
     if num_actors < 1 or num_cpus_per_actor <= 0:
-        raise V0liteError("num_actors must be >= 1 and num_cpus_per_actor > 0, "
-                          f"got {num_actors}, {num_cpus_per_actor}.")
+        raise V0liteError(
+            f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}."
+        )
     prompts = _unique_prompts(log_or_prompts)
     keys = prompt_keys(prompts)
     local = Embedder(model, cache_dir=cache_dir)
     local._read_shards()
     todo = [i for i, k in enumerate(keys) if k not in local._memory]
-    result = {"unique": len(prompts), "cached": len(prompts) - len(todo), "embedded": 0,
-              "shard_dir": str(local._shard_dir)}
+    result = {
+        "unique": len(prompts),
+        "cached": len(prompts) - len(todo),
+        "embedded": 0,
+        "shard_dir": str(local._shard_dir),
+    }
     if not todo:
         return result
     import pandas as pd
@@ -173,10 +188,18 @@ def embed_with_ray(log_or_prompts, *, model=None, batch_size: int = 64, num_acto
     num_actors = min(num_actors, nblocks)
     threads = max(1, int(round(num_cpus_per_actor)))
     done = ds.map_batches(
-        _EmbedActor, batch_size=chunk_size, batch_format="numpy",
-        fn_constructor_kwargs={"model": model, "cache_dir": str(Path(cache_dir)) if cache_dir else None,
-                               "batch_size": batch_size, "chunk_size": chunk_size, "threads": threads},
-        **_map_kwargs(ray, num_actors, num_cpus_per_actor))
+        _EmbedActor,
+        batch_size=chunk_size,
+        batch_format="numpy",
+        fn_constructor_kwargs={
+            "model": model,
+            "cache_dir": str(Path(cache_dir)) if cache_dir else None,
+            "batch_size": batch_size,
+            "chunk_size": chunk_size,
+            "threads": threads,
+        },
+        **_map_kwargs(ray, num_actors, num_cpus_per_actor),
+    )
     result["embedded"] = int(sum(int(r["n"]) for r in done.take_all()))
     return result
 
@@ -207,9 +230,19 @@ class _PredictActor:
         return batch[[_ROW]].assign(**{_OUT: p})
 
 
-def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_cpus_per_actor: float = 0.5,
-                     batch_size: int = 4096, encoder=None, cache_dir=None, exclude_own_prompt: bool = False,
-                     address: str | None = None):
+def predict_with_ray(
+    model_dir,
+    queries,
+    out=None,
+    *,
+    num_actors: int = 2,
+    num_cpus_per_actor: float = 0.5,
+    batch_size: int = 4096,
+    encoder=None,
+    cache_dir=None,
+    exclude_own_prompt: bool = False,
+    address: str | None = None,
+):
     """Score a prompt pool with a saved model, in a Ray Data actor pool (one model per actor).
 
     Parameters
@@ -247,11 +280,13 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
     if missing:
         raise DataError(f"queries lack column(s) {missing} (columns: {df.columns}). Fix: pass policy and prompt.")
     if not (Path(model_dir) / "meta.json").exists():
-        raise V0liteError(f"{model_dir}: not a saved v0lite model (no meta.json). "
-                          "Fix: pass the folder given to save().")
+        raise V0liteError(
+            f"{model_dir}: not a saved v0lite model (no meta.json). Fix: pass the folder given to save()."
+        )
     if num_actors < 1 or num_cpus_per_actor <= 0:
-        raise V0liteError("num_actors must be >= 1 and num_cpus_per_actor > 0, "
-                          f"got {num_actors}, {num_cpus_per_actor}.")
+        raise V0liteError(
+            f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}."
+        )
     if df.height == 0:
         res = df.with_columns(pl.Series(_OUT, [], dtype=pl.Float64))
     else:
@@ -263,11 +298,18 @@ def predict_with_ray(model_dir, queries, out=None, *, num_actors: int = 2, num_c
         num_actors = min(num_actors, nblocks)
         threads = max(1, int(round(num_cpus_per_actor)))
         scored = ds.map_batches(
-            _PredictActor, batch_size=batch_size, batch_format="pandas",
-            fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "encoder": encoder,
-                                   "cache_dir": str(cache_dir) if cache_dir else None, "threads": threads,
-                                   "exclude_own_prompt": exclude_own_prompt},
-            **_map_kwargs(ray, num_actors, num_cpus_per_actor))
+            _PredictActor,
+            batch_size=batch_size,
+            batch_format="pandas",
+            fn_constructor_kwargs={
+                "model_dir": str(Path(model_dir).resolve()),
+                "encoder": encoder,
+                "cache_dir": str(cache_dir) if cache_dir else None,
+                "threads": threads,
+                "exclude_own_prompt": exclude_own_prompt,
+            },
+            **_map_kwargs(ray, num_actors, num_cpus_per_actor),
+        )
         parts = scored.to_pandas()
         order = np.argsort(parts[_ROW].to_numpy(), kind="stable")
         if len(order) != df.height:

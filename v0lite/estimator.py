@@ -26,7 +26,9 @@ def _with_y(X, y) -> pl.DataFrame:
     try:
         y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"y cannot be read as numbers ({exc}). Fix: pass one success rate in [0, 1] per row of X.") from exc
+        raise DataError(
+            f"y cannot be read as numbers ({exc}). Fix: pass one success rate in [0, 1] per row of X."
+        ) from exc
     if y.ndim != 1:
         raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
     if len(y) != df.height:
@@ -78,8 +80,19 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     array([0.83...])
     """
 
-    def __init__(self, *, head="auto", encoder=None, k=32, head_params=None, fallback="error",
-                 cache_dir=None, batch_size=64, show_progress_bar=False, random_state=0):
+    def __init__(
+        self,
+        *,
+        head="auto",
+        encoder=None,
+        k=32,
+        head_params=None,
+        fallback="error",
+        cache_dir=None,
+        batch_size=64,
+        show_progress_bar=False,
+        random_state=0,
+    ):
         self.head = head
         self.encoder = encoder
         self.k = k
@@ -94,8 +107,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     def _get_embedder(self) -> Embedder:
         emb = getattr(self, "_embedder", None)
         if emb is None or emb.model is not self.encoder:
-            emb = Embedder(self.encoder, cache_dir=self.cache_dir, batch_size=self.batch_size,
-                           show_progress_bar=self.show_progress_bar)
+            emb = Embedder(
+                self.encoder,
+                cache_dir=self.cache_dir,
+                batch_size=self.batch_size,
+                show_progress_bar=self.show_progress_bar,
+            )
             self._embedder = emb
         return emb
 
@@ -154,11 +171,16 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         policies = sorted(set(df["policy"].to_list()))
         p2c = {p: i for i, p in enumerate(policies)}
         index = HistoryIndex(
-            emb, ukeys, policies,
+            emb,
+            ukeys,
+            policies,
             np.array([p2c[p] for p in df["policy"].to_list()], np.int32),
             np.array([key_to_row[k] for k in keys], np.int64),
-            df["score"].to_numpy(), self._steps(df, for_query=False),
-            df["n"].to_numpy() if "n" in df.columns else None, lengths)
+            df["score"].to_numpy(),
+            self._steps(df, for_query=False),
+            df["n"].to_numpy() if "n" in df.columns else None,
+            lengths,
+        )
         if getattr(get_head_class(self.head), "needs_text", False):
             index.texts = utexts  # only heads that re-encode text (neural) need the prompts kept
         head = make_head(self.head, **self._head_kwargs())
@@ -171,8 +193,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} is not fitted yet. Call 'fit' with a history first.")
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call 'fit' with a history first.")
 
     def _queries(self, df: pl.DataFrame) -> Queries:
         index = self.index_
@@ -217,7 +238,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             raise V0liteError(
                 f"column 'policy', row {r}: policy {names[0]!r} has no history ({len(names)} unknown "
                 f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
-                "fallback='global_mean'.")
+                "fallback='global_mean'."
+            )
         p = np.full(len(q), np.nan)
         known = ~unknown
         if known.any():
@@ -241,11 +263,21 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         df = validate_log(_with_y(X, y))
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
-        emb = self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new]) if new else np.zeros((0, self.index_.dim), np.float32)
+        emb = (
+            self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new])
+            if new
+            else np.zeros((0, self.index_.dim), np.float32)
+        )
         index = self.index_.add(
-            [ukeys[i] for i in new], emb, lengths[new] if new else [], df["policy"].to_list(), keys,
-            df["score"].to_numpy(), self._steps(df, for_query=False),
-            df["n"].to_numpy() if "n" in df.columns else None)
+            [ukeys[i] for i in new],
+            emb,
+            lengths[new] if new else [],
+            df["policy"].to_list(),
+            keys,
+            df["score"].to_numpy(),
+            self._steps(df, for_query=False),
+            df["n"].to_numpy() if "n" in df.columns else None,
+        )
         if self.index_.texts is not None:
             index.texts = list(self.index_.texts) + [utexts[i] for i in new]
         self.index_ = index
@@ -261,12 +293,25 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
         idx = self.index_
         keys = np.frombuffer(b"".join(bytes.fromhex(k) for k in idx.keys), np.uint8).reshape(-1, 32)
-        arrays = {"emb": idx.emb, "keys": keys, "lengths": idx.lengths, "policy": idx.policy,
-                  "prompt_row": idx.prompt_row, "score": idx.score, "step": idx.step, "n": idx.n}
+        arrays = {
+            "emb": idx.emb,
+            "keys": keys,
+            "lengths": idx.lengths,
+            "policy": idx.policy,
+            "prompt_row": idx.prompt_row,
+            "score": idx.score,
+            "step": idx.step,
+            "n": idx.n,
+        }
         # an encoder object is saved as its id; the user passes the object again on load
         params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
-        save_model_folder(path, arrays=arrays, texts=idx.texts, head=self.head_,
-                          meta={"params": params, "encoder_id": self.encoder_id_, "policies": idx.policies})
+        save_model_folder(
+            path,
+            arrays=arrays,
+            texts=idx.texts,
+            head=self.head_,
+            meta={"params": params, "encoder_id": self.encoder_id_, "policies": idx.policies},
+        )
 
     @classmethod
     def load(cls, path, *, encoder=None) -> "V0Regressor":
@@ -291,8 +336,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             params["encoder"] = encoder
         model = cls(**params)
         keys = [bytes(r).hex() for r in a["keys"]]
-        model.index_ = HistoryIndex(a["emb"], keys, meta["policies"], a["policy"], a["prompt_row"], a["score"],
-                                    a["step"], a["n"], a["lengths"])
+        model.index_ = HistoryIndex(
+            a["emb"], keys, meta["policies"], a["policy"], a["prompt_row"], a["score"], a["step"], a["n"], a["lengths"]
+        )
         if texts is not None:
             model.index_.texts = texts
         model.head_ = get_head_class(meta["head"]["name"]).load(path / "head", meta["head"]["meta"])

@@ -12,7 +12,12 @@ import threading
 
 # NotFittedError is defined by __getattr__ below
 __all__ = [  # noqa: F822
-    "V0liteError", "NotFittedError", "V0liteWarning", "DataError", "FormatVersionError", "ParameterError",
+    "V0liteError",
+    "NotFittedError",
+    "V0liteWarning",
+    "DataError",
+    "FormatVersionError",
+    "ParameterError",
 ]
 
 

@@ -205,8 +205,15 @@ def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
     return out_cnt, out_mean, out_last, out_gap, out_rmean, out_rlast
 
 
-def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step", *, pca=None,
-                     k: int = FEATURE_K, return_context: bool = False):
+def compute_features(
+    index: HistoryIndex,
+    q: Queries,
+    exclude: str = "same_step",
+    *,
+    pca=None,
+    k: int = FEATURE_K,
+    return_context: bool = False,
+):
     """Feature matrix (m, n_features) float32 and the feature names.
 
     Parameters
@@ -271,7 +278,9 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
     mu = (score * valid).sum(1) / np.maximum(nval, 1)
     cols["nn_std_score"] = np.sqrt(((score - mu[:, None]) ** 2 * valid).sum(1) / np.maximum(nval, 1))
     gap = np.where(valid, qstep[:, None] - np.where(valid, index.step[rc], 0), 0)
-    cols["nn_log_step_gap8"] = np.log1p((np.maximum(gap[:, :8], 0) * valid[:, :8]).sum(1) / np.maximum(valid[:, :8].sum(1), 1))
+    cols["nn_log_step_gap8"] = np.log1p(
+        (np.maximum(gap[:, :8], 0) * valid[:, :8]).sum(1) / np.maximum(valid[:, :8].sum(1), 1)
+    )
 
     # the policy's own earlier outcomes on this very prompt
     o_cnt, o_mean, o_last, o_gap, o_rmean, o_rlast = _own_prompt(index, c, q, qstep, exclude)
@@ -333,9 +342,15 @@ def compute_features(index: HistoryIndex, q: Queries, exclude: str = "same_step"
     if not return_context:
         return X, names
     ctx = {
-        "nn_prompt": np.where(valid, index.prompt_row[rc], 0), "nn_score": score.astype(np.float32),
-        "nn_resid": resid.astype(np.float32), "nn_sim": sims.astype(np.float32),
-        "nn_gap": np.log1p(np.maximum(gap, 0)).astype(np.float32), "nn_valid": valid,
-        "xp_prompt": nb, "xp_resid": nres.astype(np.float32), "xp_sim": np.asarray(D, np.float32), "xp_valid": ok,
+        "nn_prompt": np.where(valid, index.prompt_row[rc], 0),
+        "nn_score": score.astype(np.float32),
+        "nn_resid": resid.astype(np.float32),
+        "nn_sim": sims.astype(np.float32),
+        "nn_gap": np.log1p(np.maximum(gap, 0)).astype(np.float32),
+        "nn_valid": valid,
+        "xp_prompt": nb,
+        "xp_resid": nres.astype(np.float32),
+        "xp_sim": np.asarray(D, np.float32),
+        "xp_valid": ok,
     }
     return X, names, ctx

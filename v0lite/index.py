@@ -60,9 +60,14 @@ class Queries:
         idx = np.asarray(idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        return Queries(self.policy[idx], self.step[idx], self.emb[idx], self.prompt_row[idx],
-                       None if self.length is None else self.length[idx],
-                       None if self.texts is None else [self.texts[i] for i in idx])
+        return Queries(
+            self.policy[idx],
+            self.step[idx],
+            self.emb[idx],
+            self.prompt_row[idx],
+            None if self.length is None else self.length[idx],
+            None if self.texts is None else [self.texts[i] for i in idx],
+        )
 
 
 def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
@@ -103,7 +108,7 @@ class _Block:
         self.prompt_rows = prompt_rows[order]
         self.scores = scores[order]
         self.cum_score = np.concatenate([[0.0], np.cumsum(self.scores)])
-        self.cum_score2 = np.concatenate([[0.0], np.cumsum(self.scores ** 2)])
+        self.cum_score2 = np.concatenate([[0.0], np.cumsum(self.scores**2)])
         _, counts = np.unique(self.prompt_rows, return_counts=True)
         self.max_dup = int(counts.max()) if len(counts) else 0
         # per-checkpoint means: a neighbour's score is read relative to its own checkpoint
@@ -168,8 +173,9 @@ class _Block:
             n, d = len(self), emb.shape[1]
             nlist = max(16, int(IVF_LISTS_PER_SQRT * np.sqrt(n)))
             # float16 codes: half the memory of float32 and faster scans, recall as with IVFFlat
-            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_fp16,
-                                                  faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFScalarQuantizer(
+                faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
             index.cp.niter = IVF_TRAIN_ITER
             index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
             index.cp.min_points_per_centroid = 1  # we train on a deliberate sample: no warning per build
@@ -212,7 +218,7 @@ class _Block:
 
 # population shrinkage of a policy's mean (HistoryIndex.population)
 _POP_MIN_ROWS = 30
-_POP_MIN_TAU2 = 0.05 ** 2
+_POP_MIN_TAU2 = 0.05**2
 
 
 class HistoryIndex:
@@ -271,8 +277,17 @@ class HistoryIndex:
             self._blocks[code] = b
         return b
 
-    def add(self, new_keys: Sequence[str], new_emb: np.ndarray, new_lengths, policy_names: Sequence[str],
-            prompt_keys: Sequence[str], score, step, n=None) -> "HistoryIndex":
+    def add(
+        self,
+        new_keys: Sequence[str],
+        new_emb: np.ndarray,
+        new_lengths,
+        policy_names: Sequence[str],
+        prompt_keys: Sequence[str],
+        score,
+        step,
+        n=None,
+    ) -> "HistoryIndex":
         """Return a new index with extra rows; unknown policies and prompts are appended.
 
         Blocks of policies that got no rows are shared with the old index (they are read-only).
@@ -301,11 +316,17 @@ class HistoryIndex:
         except KeyError as exc:
             raise V0liteError(f"prompt key {exc} has no embedding; pass it in new_keys") from exc
         n = np.zeros(len(codes), np.int64) if n is None else np.asarray(n, np.int64)
-        out = HistoryIndex(emb, keys, policies,
-                           np.concatenate([self.policy, codes]), np.concatenate([self.prompt_row, prow]),
-                           np.concatenate([self.score, np.asarray(score, np.float64)]),
-                           np.concatenate([self.step, np.asarray(step, np.int64)]),
-                           np.concatenate([self.n, n]), lengths)
+        out = HistoryIndex(
+            emb,
+            keys,
+            policies,
+            np.concatenate([self.policy, codes]),
+            np.concatenate([self.prompt_row, prow]),
+            np.concatenate([self.score, np.asarray(score, np.float64)]),
+            np.concatenate([self.step, np.asarray(step, np.int64)]),
+            np.concatenate([self.n, n]),
+            lengths,
+        )
         touched = set(np.unique(codes).tolist())
         out._blocks = {c: b for c, b in self._blocks.items() if c not in touched}
         return out
@@ -341,14 +362,14 @@ class HistoryIndex:
         n_pol = len(self.policies)
         cnt = np.bincount(self.policy, minlength=n_pol).astype(np.float64)
         s1 = np.bincount(self.policy, self.score, n_pol)
-        s2 = np.bincount(self.policy, self.score ** 2, n_pol)
+        s2 = np.bincount(self.policy, self.score**2, n_pol)
         has = cnt > 0
         use = cnt >= _POP_MIN_ROWS if (cnt >= _POP_MIN_ROWS).sum() >= 3 else has
         out = None
         if use.sum() >= 3:
             c = cnt[use]
             m = s1[use] / c
-            v = np.maximum(s2[use] / c - m ** 2, 0.0)
+            v = np.maximum(s2[use] / c - m**2, 0.0)
             sigma2 = float(np.sum(c * v) / np.sum(c))
             tau2 = float(np.var(m, ddof=1) - np.mean(sigma2 / c))
             out = (float(m.mean()), max(tau2, _POP_MIN_TAU2), max(sigma2, 1e-6))
@@ -396,12 +417,19 @@ class HistoryIndex:
         cnt = c.astype(np.float64)
         safe = np.maximum(cnt, 1)
         mean = b.cum_score[c] / safe
-        var = np.maximum(b.cum_score2[c] / safe - mean ** 2, 0)
+        var = np.maximum(b.cum_score2[c] / safe - mean**2, 0)
         return cnt, mean, np.sqrt(var)
 
     # -- search ------------------------------------------------------------------------------------
-    def search(self, code: int, q_emb: np.ndarray, q_step: np.ndarray, q_prompt_row: np.ndarray, k: int,
-               exclude: str = "same_step"):
+    def search(
+        self,
+        code: int,
+        q_emb: np.ndarray,
+        q_step: np.ndarray,
+        q_prompt_row: np.ndarray,
+        k: int,
+        exclude: str = "same_step",
+    ):
         """k nearest eligible rows of policy ``code`` for each query.
 
         Returns

@@ -65,8 +65,10 @@ def _read_file(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a log file. Fix: pass a .jsonl/.csv/.parquet outcome log "
-                        "(a folder of public data is converted first: v0lite.datasets.convert).")
+        raise DataError(
+            f"{path}: is a directory, not a log file. Fix: pass a .jsonl/.csv/.parquet outcome log "
+            "(a folder of public data is converted first: v0lite.datasets.convert)."
+        )
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise DataError(
@@ -86,8 +88,9 @@ def _read_file(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
-            raise DataError(f"{path}: not valid UTF-8 ({str(exc).splitlines()[0]}). "
-                            "Fix: re-encode the file as UTF-8.") from exc
+            raise DataError(
+                f"{path}: not valid UTF-8 ({str(exc).splitlines()[0]}). Fix: re-encode the file as UTF-8."
+            ) from exc
         raise DataError(
             f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). "
             "Fix: check the file is well-formed and each column holds one type."
@@ -168,8 +171,9 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
     nulls = s.is_null().to_numpy()
     if nulls.any():
         r = _first_bad(nulls)
-        raise DataError(f"column {col!r}, row {r}: value is missing (null). "
-                        "Fix: fill it in or remove that row yourself.")
+        raise DataError(
+            f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself."
+        )
     if not allow_empty:
         empty = (s.str.strip_chars().str.len_chars() == 0).to_numpy()
         if empty.any():
@@ -262,16 +266,20 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
             if bad.any():
                 r = _first_bad(bad)
                 what = "a positive integer" if col == "n" else "an integer"
-                raise DataError(f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
-                                f"Fix: write {col!r} as {what}, or drop the column.")
+                raise DataError(
+                    f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
+                    f"Fix: write {col!r} as {what}, or drop the column."
+                )
             out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
     if "cost" in df.columns:
         v = _numeric_column(df, "cost")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             r = _first_bad(bad)
-            raise DataError(f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
-                            "Fix: give every row its cost, or drop the column.")
+            raise DataError(
+                f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
+                "Fix: give every row its cost, or drop the column."
+            )
         out["cost"] = pl.Series("cost", v, dtype=pl.Float64)
     for col in ("prompt_id", "task"):
         if col in df.columns:

@@ -80,7 +80,11 @@ def _check_unit(name: str, arr: np.ndarray) -> None:
         raise DataError(
             f"{name!r}, row {r}: value {arr[r]!r} is not a {what} in [0, 1] "
             f"({int(bad.sum())} such rows). Fix: pass finite values in [0, 1]"
-            + (" (e.g. clip or map rewards with (r + 1) / 2)." if name == "y" else " (e.g. apply a sigmoid or np.clip).")
+            + (
+                " (e.g. clip or map rewards with (r + 1) / 2)."
+                if name == "y"
+                else " (e.g. apply a sigmoid or np.clip)."
+            )
         )
 
 
@@ -467,8 +471,10 @@ class _Scorer:
 
 def _column(X: Any, name: str, scorer: str) -> np.ndarray:
     if name not in getattr(X, "columns", ()):
-        raise DataError(f"scorer {scorer!r} reads column {name!r} of X, which has none. "
-                        f"Fix: pass X as a DataFrame with a {name!r} column.")
+        raise DataError(
+            f"scorer {scorer!r} reads column {name!r} of X, which has none. "
+            f"Fix: pass X as a DataFrame with a {name!r} column."
+        )
     col = X[name]
     return np.asarray(col.to_numpy() if hasattr(col, "to_numpy") else col)
 
@@ -482,8 +488,11 @@ within_policy_auc_scorer = _Scorer("within_policy_auc_scorer", within_policy_auc
 choice_accuracy_scorer = _Scorer("choice_accuracy_scorer", choice_accuracy, 1.0, ("prompt",))
 """:func:`choice_accuracy` with prompts from ``X``; folds must keep a prompt's rows together."""
 
-SCORERS = {"neg_brier": neg_brier_scorer, "within_policy_auc": within_policy_auc_scorer,
-           "choice_accuracy": choice_accuracy_scorer}
+SCORERS = {
+    "neg_brier": neg_brier_scorer,
+    "within_policy_auc": within_policy_auc_scorer,
+    "choice_accuracy": choice_accuracy_scorer,
+}
 """All three by name, for ``scoring=SCORERS`` in ``cross_validate`` / ``GridSearchCV(refit=...)``."""
 # --------------------------------------------------------------------------- paired bootstrap
 
@@ -496,8 +505,17 @@ def _resample_rows(starts: np.ndarray, sizes: np.ndarray, order: np.ndarray, pic
     return order[offs + np.arange(total)]
 
 
-def paired_bootstrap(metric_fn, a, b, *, groups=None, n_rows: int | None = None, n_boot: int = 1000,
-                     confidence: float = 0.95, random_state: int = 0):
+def paired_bootstrap(
+    metric_fn,
+    a,
+    b,
+    *,
+    groups=None,
+    n_rows: int | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+):
     """Paired bootstrap interval of ``metric_fn(a) - metric_fn(b)``, resampling whole groups.
 
     Each of ``n_boot`` resamples draws as many groups as there are (e.g. test prompts), with
@@ -576,7 +594,12 @@ def paired_bootstrap(metric_fn, a, b, *, groups=None, n_rows: int | None = None,
     out = {}
     for k, d in diffs.items():
         d = d[np.isfinite(d)]
-        lo, hi = (np.quantile(d, [alpha, 1.0 - alpha]).tolist() if d.size else (math.nan, math.nan))
-        out[k] = {"estimate": full[k], "ci_low": float(lo), "ci_high": float(hi), "n_boot": int(d.size),
-                  "n_groups": int(n_groups)}
+        lo, hi = np.quantile(d, [alpha, 1.0 - alpha]).tolist() if d.size else (math.nan, math.nan)
+        out[k] = {
+            "estimate": full[k],
+            "ci_low": float(lo),
+            "ci_high": float(hi),
+            "n_boot": int(d.size),
+            "n_groups": int(n_groups),
+        }
     return out if named else out["_"]

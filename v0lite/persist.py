@@ -56,8 +56,13 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         from ._version import __version__
 
-        meta = {"format": format_name, "format_version": format_version, "v0lite_version": __version__,
-                **meta, "files": files}
+        meta = {
+            "format": format_name,
+            "format_version": format_version,
+            "v0lite_version": __version__,
+            **meta,
+            "files": files,
+        }
         meta["meta_sha256"] = _meta_digest(meta)
         atomic_write_json(tmp / "meta.json", meta)
         old = None
@@ -78,8 +83,15 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     return path
 
 
-def read_folder(path, *, format_name: str, format_version: int, required: tuple[str, ...] = (),
-                what: str = "v0lite model", fix: str = "re-save the model") -> dict:
+def read_folder(
+    path,
+    *,
+    format_name: str,
+    format_version: int,
+    required: tuple[str, ...] = (),
+    what: str = "v0lite model",
+    fix: str = "re-save the model",
+) -> dict:
     """``meta.json`` of a folder written by :func:`write_folder`, after checking format, version and checksums.
 
     Raises
@@ -91,19 +103,24 @@ def read_folder(path, *, format_name: str, format_version: int, required: tuple[
     path = Path(path)
     mfile = path / "meta.json"
     if not mfile.exists():
-        raise FormatVersionError(f"{path}: no meta.json, not a {what} folder. Fix: pass the folder given to save"
-                                 f"{'/fit --model-dir' if format_name == FORMAT_NAME else ''}.")
+        raise FormatVersionError(
+            f"{path}: no meta.json, not a {what} folder. Fix: pass the folder given to save"
+            f"{'/fit --model-dir' if format_name == FORMAT_NAME else ''}."
+        )
     try:
         meta = json.loads(mfile.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatVersionError(f"{mfile}: corrupt JSON ({exc}). Fix: {fix}.") from exc
     if not isinstance(meta, dict) or meta.get("format") != format_name:
-        raise FormatVersionError(f"{mfile}: not a {what} (format={meta.get('format') if isinstance(meta, dict) else None!r}).")
+        raise FormatVersionError(
+            f"{mfile}: not a {what} (format={meta.get('format') if isinstance(meta, dict) else None!r})."
+        )
     ver = meta.get("format_version")
     if not isinstance(ver, int) or ver > format_version or ver < 1:
         raise FormatVersionError(
             f"{mfile}: format version {ver!r} is not supported by this v0lite (reads 1..{format_version}). "
-            f"Fix: upgrade v0lite, or {fix} with this version.")
+            f"Fix: upgrade v0lite, or {fix} with this version."
+        )
     if meta.get("meta_sha256") != _meta_digest(meta):
         raise FormatVersionError(f"{mfile}: corrupt (its content does not match its checksum). Fix: {fix}.")
     if not isinstance(meta.get("files"), dict) or not all(r in meta["files"] for r in required):

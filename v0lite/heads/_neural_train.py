@@ -25,7 +25,7 @@ class _EpisodeSampler:
 
     def __init__(self, index, rng, n_queries: int, compare_frac: float):
         self.rng, self.nq = rng, n_queries
-        keys = index.policy.astype(np.int64) * (2 ** 40) + (index.step - index.step.min())
+        keys = index.policy.astype(np.int64) * (2**40) + (index.step - index.step.min())
         _, gid = np.unique(keys, return_inverse=True)
         order = np.argsort(gid, kind="stable")
         self.groups = np.split(order, np.flatnonzero(np.diff(gid[order])) + 1)
@@ -48,7 +48,6 @@ class _EpisodeSampler:
         return rng.choice(g, size=min(self.nq, len(g)), replace=False)
 
 
-
 class NeuralTraining:
     """The ``fit`` of :class:`~v0lite.heads.neural.NeuralHead` and its helpers."""
 
@@ -63,7 +62,8 @@ class NeuralTraining:
                 "sample (3.2k rows) takes ~10 min within its 240 s training budget and stays near chance (AUC "
                 "0.47). Fix: run it on a machine with a CUDA GPU (benchmarks/gpu_check.py is the prepared check), "
                 "use a CPU head (--head auto, the default), or force the CPU anyway with "
-                "V0Regressor(head='neural', head_params={'device': 'cpu'}).")
+                "V0Regressor(head='neural', head_params={'device': 'cpu'})."
+            )
         self._progress = bool(show_progress_bar)
         torch.manual_seed(random_state)
         rng = np.random.default_rng(random_state)
@@ -96,6 +96,7 @@ class NeuralTraining:
         params = list(self.adapter_.parameters()) + list(self.icl_.parameters())
         opt = torch.optim.AdamW(params, lr=p["lr"], weight_decay=p["weight_decay"])
         warm = max(1, int(p["warmup_frac"] * n_steps))
+
         def lr_at(s):  # linear warm-up, then cosine down to 10%
             if s < warm:
                 return (s + 1) / warm
@@ -133,7 +134,7 @@ class NeuralTraining:
             done += 1
             seen_q += sum(len(q) for q in ep_q)
             if done % max(1, n_steps // 10) == 0:
-                self._log(f"step {done}/{n_steps} loss {np.mean(losses[-max(1, n_steps // 10):]):.4f}")
+                self._log(f"step {done}/{n_steps} loss {np.mean(losses[-max(1, n_steps // 10) :]):.4f}")
             if val is not None and (done % every == 0 or done == n_steps):
                 v = self._validation_loss(index, tindex, val, key_to_cache)
                 val_curve.append((done, v))
@@ -151,12 +152,17 @@ class NeuralTraining:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        self.stats_.update(train_steps=done, train_s=dt, train_queries=seen_q,
-                           train_queries_per_s=seen_q / max(dt, 1e-9), stopped_by=stop,
-                           val_prompts=int(len(np.unique(index.prompt_row[val_rows]))) if len(val_rows) else 0,
-                           best_val_loss=best if best_state is not None else None,
-                           val_curve=[[int(a), float(b)] for a, b in val_curve],
-                           final_loss=float(np.mean(losses[-10:])) if losses else float("nan"))
+        self.stats_.update(
+            train_steps=done,
+            train_s=dt,
+            train_queries=seen_q,
+            train_queries_per_s=seen_q / max(dt, 1e-9),
+            stopped_by=stop,
+            val_prompts=int(len(np.unique(index.prompt_row[val_rows]))) if len(val_rows) else 0,
+            best_val_loss=best if best_state is not None else None,
+            val_curve=[[int(a), float(b)] for a, b in val_curve],
+            final_loss=float(np.mean(losses[-10:])) if losses else float("nan"),
+        )
         self.adapter_.eval()
         self.icl_.eval()
         # 3. freeze every history prompt's features; the token states are no longer needed
@@ -174,8 +180,10 @@ class NeuralTraining:
         return sup
 
     def _trainable_state(self) -> dict:
-        return {**{f"adapter.{k}": v for k, v in self.adapter_.state_dict().items()},
-                **{f"icl.{k}": v for k, v in self.icl_.state_dict().items()}}
+        return {
+            **{f"adapter.{k}": v for k, v in self.adapter_.state_dict().items()},
+            **{f"icl.{k}": v for k, v in self.icl_.state_dict().items()},
+        }
 
     def _load_trainable_state(self, state: dict) -> None:
         self.adapter_.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("adapter.")})
@@ -202,7 +210,7 @@ class NeuralTraining:
         for code in np.unique(index.policy[rows]):
             r = rows[index.policy[rows] == code]
             for i in range(0, len(r), eq):
-                q = r[i:i + eq]
+                q = r[i : i + eq]
                 prow = index.prompt_row[q]
                 out.append((q, self._support_rows(tindex, int(code), index.emb[prow], index.step[q], prow, "any_step")))
         return out
@@ -214,9 +222,10 @@ class NeuralTraining:
         bs = self.params["episodes_per_step"]
         total, count = 0.0, 0
         for i in range(0, len(val), bs):
-            chunk = val[i:i + bs]
-            loss = self._episode_loss(index, [c[0] for c in chunk], tindex, [c[1] for c in chunk], key_to_cache,
-                                      grad=False)
+            chunk = val[i : i + bs]
+            loss = self._episode_loss(
+                index, [c[0] for c in chunk], tindex, [c[1] for c in chunk], key_to_cache, grad=False
+            )
             total += float(loss) * len(chunk)
             count += len(chunk)
         self.adapter_.train()
@@ -241,8 +250,8 @@ class NeuralTraining:
         q_rows = np.full((e, nq), -1, np.int64)
         sup_rows = np.full((e, nq, s), -1, np.int64)
         for i, (q, sup) in enumerate(zip(ep_q, ep_sup)):
-            q_rows[i, :len(q)] = q
-            sup_rows[i, :len(q)] = sup
+            q_rows[i, : len(q)] = q
+            sup_rows[i, : len(q)] = sup
         qmask = q_rows >= 0
         smask = sup_rows >= 0
         # unique prompts of the step -> adapter features once
@@ -258,8 +267,8 @@ class NeuralTraining:
             if has_pad:
                 tok = torch.cat([tok.new_zeros(1, tok.shape[1]), tok], 0)
             inv = torch.from_numpy(inv).to(dev)
-            qe = tok[inv[:e * nq]].view(e * nq, 1, -1)
-            se = tok[inv[e * nq:]].view(e * nq, s, -1)
+            qe = tok[inv[: e * nq]].view(e * nq, 1, -1)
+            se = tok[inv[e * nq :]].view(e * nq, s, -1)
             sy = np.where(smask, sindex.score[np.maximum(sup_rows, 0)], 0.0)
             sy = torch.from_numpy(sy).float().to(dev).view(e * nq, s)
             sv = torch.from_numpy(smask).to(dev).view(e * nq, s)

@@ -52,8 +52,12 @@ def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True, only=None):
     ``covered`` (rows that got a prediction: their fold had a context, and is in ``only`` if given).
     """
     n = index.n_rows
-    out = {"prior": np.full(n, np.nan), "knn": np.full((len(knn_grid), n), np.nan),
-           "ridge": np.full(n, np.nan), "covered": np.zeros(n, bool)}
+    out = {
+        "prior": np.full(n, np.nan),
+        "knn": np.full((len(knn_grid), n), np.nan),
+        "ridge": np.full(n, np.nan),
+        "covered": np.zeros(n, bool),
+    }
     kmax = max((k for k, _ in knn_grid), default=0)
     for _, te, ctx in fold_contexts(index, folds, only):
         q = row_queries(index, te)
@@ -126,4 +130,3 @@ def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     best_group = gs[first]
     keep = ok[best_group]
     return y[best_rows[keep]] if per_prompt else float(y[best_rows[keep]].mean())
-

@@ -46,8 +46,18 @@ def pad_context(ctx: dict, width: int) -> dict:
     return out
 
 
-def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, with_context=False,
-                       xp_width=33, random_state=0, show_progress_bar=False) -> TrainingSet:
+def build_training_set(
+    index,
+    *,
+    n_folds=5,
+    max_rows=100000,
+    pca=None,
+    k=32,
+    with_context=False,
+    xp_width=33,
+    random_state=0,
+    show_progress_bar=False,
+) -> TrainingSet:
     """Features (and optionally context tokens) of every query of the training episodes."""
     from .._progress import bar, stage
 
@@ -76,5 +86,14 @@ def build_training_set(index, *, n_folds=5, max_rows=100000, pca=None, k=32, wit
     ctx = None
     if with_context:
         ctx = {key: np.concatenate([c[key] for c in ctxs]) for key in ctxs[0]}
-    return TrainingSet(np.vstack(Xs), names, np.concatenate(ys), prompt_row, val, ctx, prompt_row,
-                       np.concatenate(rws), np.concatenate(kinds))
+    return TrainingSet(
+        np.vstack(Xs),
+        names,
+        np.concatenate(ys),
+        prompt_row,
+        val,
+        ctx,
+        prompt_row,
+        np.concatenate(rws),
+        np.concatenate(kinds),
+    )

@@ -86,9 +86,12 @@ def _scores(y, p, prompt, policy, step):
     def f(v):
         return None if v is None or not np.isfinite(v) else float(v)
 
-    return {"cv_brier": f(np.mean((p - y) ** 2)), "cv_auc": f(auc(y, p)),
-            "cv_within_policy_auc": f(within_policy_auc(y, p, [policy, step])),
-            "cv_choice_acc": f(choice_accuracy(y, p, prompt, policy, step))}
+    return {
+        "cv_brier": f(np.mean((p - y) ** 2)),
+        "cv_auc": f(auc(y, p)),
+        "cv_within_policy_auc": f(within_policy_auc(y, p, [policy, step])),
+        "cv_choice_acc": f(choice_accuracy(y, p, prompt, policy, step)),
+    }
 
 
 def _routing_like(prompt_row, step, policy):
@@ -146,15 +149,23 @@ class AutoHead(BaseHead):
     name = "auto"
 
     def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1):
-        super().__init__(members=list(members), n_folds=n_folds, gbdt_params=dict(gbdt_params or {}),
-                         transformer_params=dict(transformer_params or {}), l2_policy=l2_policy, n_jobs=n_jobs)
+        super().__init__(
+            members=list(members),
+            n_folds=n_folds,
+            gbdt_params=dict(gbdt_params or {}),
+            transformer_params=dict(transformer_params or {}),
+            l2_policy=l2_policy,
+            n_jobs=n_jobs,
+        )
 
     def _validate(self):
         p = self.params
         bad = [m for m in p["members"] if m not in MEMBERS]
         if bad or not p["members"]:
-            raise V0liteError(f"auto head members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
-                              f"Fix: choose one or more of {list(MEMBERS)}.")
+            raise V0liteError(
+                f"auto head members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
+                f"Fix: choose one or more of {list(MEMBERS)}."
+            )
         if int(p["n_folds"]) < 2:
             raise V0liteError(f"auto head: n_folds must be >= 2, got {p['n_folds']!r}.")
 
@@ -183,8 +194,9 @@ class AutoHead(BaseHead):
         # with a learned member the comparison runs on the first fold only (its held-out rows), so the
         # simple members need only that fold
         only = (0,) if any(m in members for m in ("gbdt", "transformer")) else None
-        simple = oof_simple(index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members,
-                            only=only)
+        simple = oof_simple(
+            index, folds, knn_grid=KNN_GRID if "knn" in members else (), ridge="linear" in members, only=only
+        )
         cov = simple["covered"]
         oof, heads = {}, {}
         if "prior" in members:
@@ -218,13 +230,24 @@ class AutoHead(BaseHead):
                     members.remove(name)
         members = [m for m in members if m in oof]
         if not members:
-            raise V0liteError(f"auto head: no candidate could be fitted on {index.n_rows} rows. "
-                              "Fix: fit on a larger log, or choose a head by name (e.g. head='prior').")
+            raise V0liteError(
+                f"auto head: no candidate could be fitted on {index.n_rows} rows. "
+                "Fix: fit on a larger log, or choose a head by name (e.g. head='prior')."
+            )
         if len(rows) < 10:  # too few held-out rows to compare: the prompt-blind prior, the safest guess
             self.chosen_ = "prior" if "prior" in members else min(members, key=lambda m: _PREFER.index(m))
-            self.cv_report_ = [{"member": m, "cv_brier": None, "cv_auc": None, "cv_within_policy_auc": None,
-                                "cv_choice_acc": None, "weight": float(m == self.chosen_), "chosen": m == self.chosen_}
-                               for m in members]
+            self.cv_report_ = [
+                {
+                    "member": m,
+                    "cv_brier": None,
+                    "cv_auc": None,
+                    "cv_within_policy_auc": None,
+                    "cv_choice_acc": None,
+                    "weight": float(m == self.chosen_),
+                    "chosen": m == self.chosen_,
+                }
+                for m in members
+            ]
             self.members_, self.heads_ = [self.chosen_], {self.chosen_: heads[self.chosen_]}
             self.stack_W_, self.stack_global_ = np.zeros((n_pol, 2)), np.zeros(2)
             self.relative_, self.criterion_ = False, "too little history"
@@ -248,8 +271,9 @@ class AutoHead(BaseHead):
         # (ties and undefined values fall back to the Brier score); other logs by the Brier score
         if self.relative_ and all(r["cv_choice_acc"] is not None for r in report):
             self.criterion_ = "cv_choice_acc"
-            best = self._se_choice(report, [oof[m][rows] for m in members] + [stacked], yr, pr_, po, sr,
-                                       index.emb[pr_], random_state)
+            best = self._se_choice(
+                report, [oof[m][rows] for m in members] + [stacked], yr, pr_, po, sr, index.emb[pr_], random_state
+            )
         else:
             self.criterion_ = "cv_brier"
             best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
@@ -325,8 +349,16 @@ class AutoHead(BaseHead):
         gb = GBDTHead(**{**_GBDT_DEFAULTS, **self.params["gbdt_params"]})
         gp = gb.params
         pca = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
-        ts = build_training_set(index, n_folds=gp["n_folds"], max_rows=gp["max_rows"], pca=pca, k=gp["k"],
-                                with_context="transformer" in names, xp_width=_XP_WIDTH, random_state=random_state)
+        ts = build_training_set(
+            index,
+            n_folds=gp["n_folds"],
+            max_rows=gp["max_rows"],
+            pca=pca,
+            k=gp["k"],
+            with_context="transformer" in names,
+            xp_width=_XP_WIDTH,
+            random_state=random_state,
+        )
         ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
         cold = ts.kind[ts.val] == "cold"
         out = {}
@@ -336,8 +368,15 @@ class AutoHead(BaseHead):
                 head.pca_ = pca
                 head.fit_training_set(ts, random_state=random_state, refit=False)
             else:
-                head = TransformerHead(**{"n_folds": gp["n_folds"], "max_rows": gp["max_rows"], "k": gp["k"],
-                                          "pca_components": gp["pca_components"], **self.params["transformer_params"]})
+                head = TransformerHead(
+                    **{
+                        "n_folds": gp["n_folds"],
+                        "max_rows": gp["max_rows"],
+                        "k": gp["k"],
+                        "pca_components": gp["pca_components"],
+                        **self.params["transformer_params"],
+                    }
+                )
                 head.pca_ = pca
                 head.fit_training_set(ts, index.emb, random_state=random_state)
             if head.val_pred_ is None:
@@ -367,8 +406,11 @@ class AutoHead(BaseHead):
                 return P[:, 0]
         X = np.column_stack([_logit(P), np.ones(len(P))])
         code = queries.policy
-        W = np.where((code < self.n_fitted_)[:, None], self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
-                     self.stack_global_[None, :])
+        W = np.where(
+            (code < self.n_fitted_)[:, None],
+            self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
+            self.stack_global_[None, :],
+        )
         return _sigmoid((X * W).sum(1))
 
     # -- persistence ---------------------------------------------------------------------------
@@ -382,9 +424,17 @@ class AutoHead(BaseHead):
                 (path / m).mkdir()
                 metas[m] = head.save(path / m)
         save_arrays(path / "auto_stack.safetensors", {"W": self.stack_W_, "w_global": self.stack_global_})
-        return {"params": self.params, "members": self.members_, "member_meta": metas, "chosen": self.chosen_,
-                "cv_report": self.cv_report_, "n_fitted": int(self.n_fitted_), "n_stack_rows": self.n_stack_rows_,
-                "relative": self.relative_, "criterion": self.criterion_}
+        return {
+            "params": self.params,
+            "members": self.members_,
+            "member_meta": metas,
+            "chosen": self.chosen_,
+            "cv_report": self.cv_report_,
+            "n_fitted": int(self.n_fitted_),
+            "n_stack_rows": self.n_stack_rows_,
+            "relative": self.relative_,
+            "criterion": self.criterion_,
+        }
 
     @classmethod
     def load(cls, path: Path, meta: dict):
@@ -394,8 +444,10 @@ class AutoHead(BaseHead):
         path = Path(path)
         head = cls(**meta["params"])
         head.members_ = list(meta["members"])
-        head.heads_ = {m: (get_head_class(m).load(path / m, meta["member_meta"][m]) if m in meta["member_meta"] else None)
-                       for m in head.members_}
+        head.heads_ = {
+            m: (get_head_class(m).load(path / m, meta["member_meta"][m]) if m in meta["member_meta"] else None)
+            for m in head.members_
+        }
         a = load_arrays(path / "auto_stack.safetensors")
         head.stack_W_, head.stack_global_ = a["W"], a["w_global"]
         head.chosen_ = meta["chosen"]

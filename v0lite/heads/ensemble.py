@@ -45,7 +45,11 @@ def fit_soft_logistic(Z, y, l2=1e-2, n_iter=50):
     for _ in range(n_iter):
         p = 1 / (1 + np.exp(-(Z1 @ w)))
         g = Z1.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0]
-        H = (Z1 * (p * (1 - p))[:, None]).T @ Z1 / len(y) + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0]) + 1e-9 * np.eye(len(w))
+        H = (
+            (Z1 * (p * (1 - p))[:, None]).T @ Z1 / len(y)
+            + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0])
+            + 1e-9 * np.eye(len(w))
+        )
         step = np.linalg.solve(H, g)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -77,20 +81,41 @@ class EnsembleHead(BaseHead):
 
     name = "ensemble"
 
-    def __init__(self, members=("gbdt", "transformer"), gbdt_params=None, transformer_params=None,
-                 n_folds=5, max_rows=60000, pca_components=8, k=32):
-        super().__init__(members=list(members), gbdt_params=dict(gbdt_params or {}),
-                         transformer_params=dict(transformer_params or {}), n_folds=n_folds, max_rows=max_rows,
-                         pca_components=pca_components, k=k)
+    def __init__(
+        self,
+        members=("gbdt", "transformer"),
+        gbdt_params=None,
+        transformer_params=None,
+        n_folds=5,
+        max_rows=60000,
+        pca_components=8,
+        k=32,
+    ):
+        super().__init__(
+            members=list(members),
+            gbdt_params=dict(gbdt_params or {}),
+            transformer_params=dict(transformer_params or {}),
+            n_folds=n_folds,
+            max_rows=max_rows,
+            pca_components=pca_components,
+            k=k,
+        )
 
     def _members(self):
         p = self.params
         valid = ("gbdt", "transformer", "knn")
         bad = [m for m in p["members"] if m not in valid]
         if bad or not p["members"]:
-            raise V0liteError(f"ensemble members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
-                              f"Fix: choose one or more of {list(valid)}.")
-        shared = {"n_folds": p["n_folds"], "max_rows": p["max_rows"], "pca_components": p["pca_components"], "k": p["k"]}
+            raise V0liteError(
+                f"ensemble members {p['members']!r}: {'unknown ' + repr(bad) if bad else 'none given'}. "
+                f"Fix: choose one or more of {list(valid)}."
+            )
+        shared = {
+            "n_folds": p["n_folds"],
+            "max_rows": p["max_rows"],
+            "pca_components": p["pca_components"],
+            "k": p["k"],
+        }
         out = {}
         if "gbdt" in p["members"]:
             out["gbdt"] = GBDTHead(**{**shared, **p["gbdt_params"]})
@@ -107,9 +132,17 @@ class EnsembleHead(BaseHead):
         p = self.params
         pca = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
         heads = self._members()
-        ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=pca, k=p["k"],
-                                with_context="transformer" in heads, xp_width=_XP_WIDTH, random_state=random_state,
-                                show_progress_bar=show_progress_bar)
+        ts = build_training_set(
+            index,
+            n_folds=p["n_folds"],
+            max_rows=p["max_rows"],
+            pca=pca,
+            k=p["k"],
+            with_context="transformer" in heads,
+            xp_width=_XP_WIDTH,
+            random_state=random_state,
+            show_progress_bar=show_progress_bar,
+        )
         val_preds = []
         for name, head in heads.items():
             head.pca_ = pca
@@ -166,8 +199,13 @@ class EnsembleHead(BaseHead):
         for name, head in self.heads_.items():
             (path / name).mkdir()
             metas[name] = head.save(path / name)
-        return {"params": self.params, "members": metas, "coef": [float(c) for c in self.coef_],
-                "intercept": float(self.intercept_), "stack_eps": float(self.stack_eps_)}
+        return {
+            "params": self.params,
+            "members": metas,
+            "coef": [float(c) for c in self.coef_],
+            "intercept": float(self.intercept_),
+            "stack_eps": float(self.stack_eps_),
+        }
 
     @classmethod
     def load(cls, path: Path, meta: dict):

@@ -44,26 +44,60 @@ class GBDTHead(BaseHead):
 
     name = "gbdt"
 
-    def __init__(self, n_estimators=600, learning_rate=0.03, num_leaves=15, min_child_samples=40, n_folds=5,
-                 max_rows=100000, pca_components=8, k=32, n_jobs=1):
-        super().__init__(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
-                         min_child_samples=min_child_samples, n_folds=n_folds, max_rows=max_rows,
-                         pca_components=pca_components, k=k, n_jobs=n_jobs)
+    def __init__(
+        self,
+        n_estimators=600,
+        learning_rate=0.03,
+        num_leaves=15,
+        min_child_samples=40,
+        n_folds=5,
+        max_rows=100000,
+        pca_components=8,
+        k=32,
+        n_jobs=1,
+    ):
+        super().__init__(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            min_child_samples=min_child_samples,
+            n_folds=n_folds,
+            max_rows=max_rows,
+            pca_components=pca_components,
+            k=k,
+            n_jobs=n_jobs,
+        )
 
     def _lgb_params(self, random_state):
         p = self.params
         return {
-            "objective": "cross_entropy", "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
-            "min_data_in_leaf": p["min_child_samples"], "feature_fraction": 0.8, "bagging_fraction": 0.8,
-            "bagging_freq": 1, "lambda_l2": 1.0, "seed": random_state, "deterministic": True,
-            "num_threads": p["n_jobs"], "verbosity": -1, "force_row_wise": True,
+            "objective": "cross_entropy",
+            "learning_rate": p["learning_rate"],
+            "num_leaves": p["num_leaves"],
+            "min_data_in_leaf": p["min_child_samples"],
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "seed": random_state,
+            "deterministic": True,
+            "num_threads": p["n_jobs"],
+            "verbosity": -1,
+            "force_row_wise": True,
         }
 
     def fit(self, index, *, random_state=0, show_progress_bar=False):
         p = self.params
         self.pca_ = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
-        ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=self.pca_, k=p["k"],
-                                random_state=random_state, show_progress_bar=show_progress_bar)
+        ts = build_training_set(
+            index,
+            n_folds=p["n_folds"],
+            max_rows=p["max_rows"],
+            pca=self.pca_,
+            k=p["k"],
+            random_state=random_state,
+            show_progress_bar=show_progress_bar,
+        )
         from .._progress import stage
 
         with stage("fit: gbdt", enabled=show_progress_bar):
@@ -87,8 +121,9 @@ class GBDTHead(BaseHead):
         if val.sum() >= 50 and (~val).sum() >= 50:
             dtr = lgb.Dataset(X[~val], y[~val], free_raw_data=False)
             dva = lgb.Dataset(X[val], y[val], reference=dtr)
-            b = lgb.train(params, dtr, p["n_estimators"], valid_sets=[dva],
-                          callbacks=[lgb.early_stopping(50, verbose=False)])
+            b = lgb.train(
+                params, dtr, p["n_estimators"], valid_sets=[dva], callbacks=[lgb.early_stopping(50, verbose=False)]
+            )
             n_rounds = max(int(b.best_iteration or p["n_estimators"]), 20)
             self.val_pred_ = b.predict(X[val], num_iteration=n_rounds)
         if refit or self.val_pred_ is None:
@@ -111,8 +146,12 @@ class GBDTHead(BaseHead):
         (path / "gbdt.txt").write_text(self.booster_.model_to_string(), encoding="utf-8")
         if self.pca_ is not None:
             save_arrays(path / "gbdt_pca.safetensors", {"mean": self.pca_[0], "components": self.pca_[1]})
-        return {"params": self.params, "feature_names": self.feature_names_, "n_rounds": self.n_rounds_,
-                "has_pca": self.pca_ is not None}
+        return {
+            "params": self.params,
+            "feature_names": self.feature_names_,
+            "n_rounds": self.n_rounds_,
+            "has_pca": self.pca_ is not None,
+        }
 
     @classmethod
     def load(cls, path: Path, meta: dict):

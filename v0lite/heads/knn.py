@@ -61,7 +61,9 @@ class KNNHead(BaseHead):
                 raise V0liteError(f"knn head: k must be a positive integer or 'cv', got {k!r}.")
             oof = oof_simple(index, prompt_folds(len(index.keys), 5, random_state + 1), ridge=False)
             if oof["covered"].any():
-                self.k_, self.temperature_ = KNN_GRID[int(np.argmin(brier_by_config(oof["knn"], index.score, oof["covered"])))]
+                self.k_, self.temperature_ = KNN_GRID[
+                    int(np.argmin(brier_by_config(oof["knn"], index.score, oof["covered"])))
+                ]
             else:  # a single prompt: nothing to cross-validate
                 self.k_, self.temperature_ = 32, self.params["temperature"]
         return self
@@ -87,6 +89,7 @@ class KNNHead(BaseHead):
         rows, sims = index.search_queries(queries, p["k"], exclude)
         valid = rows >= 0
         resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows), 0.0)
-        est = knn_estimate(resid, sims, valid, np.nan_to_num(prior, nan=0.5),
-                           temperature=p["temperature"], alpha=p["alpha"])
+        est = knn_estimate(
+            resid, sims, valid, np.nan_to_num(prior, nan=0.5), temperature=p["temperature"], alpha=p["alpha"]
+        )
         return np.where(np.isnan(prior), np.nan, np.clip(est, 0.0, 1.0))

@@ -65,8 +65,15 @@ class LinearHead(BaseHead):
     def save(self, path: Path) -> dict:
         from .._io import save_arrays
 
-        save_arrays(Path(path) / "linear.safetensors", {"coef": self.coef_, "a_inv": self.a_inv_,
-                                                        "prompt_count": self.prompt_count_, "prompt_sum": self.prompt_sum_})
+        save_arrays(
+            Path(path) / "linear.safetensors",
+            {
+                "coef": self.coef_,
+                "a_inv": self.a_inv_,
+                "prompt_count": self.prompt_count_,
+                "prompt_sum": self.prompt_sum_,
+            },
+        )
         return {"params": self.params}
 
     @classmethod

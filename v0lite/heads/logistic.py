@@ -69,8 +69,9 @@ def _objective(eta, y, link, policy, n_pol):
     return np.bincount(policy, loss, n_pol)
 
 
-def fit_glm(Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=None, b=None, center=None,
-            max_iter=60, tol=1e-7):
+def fit_glm(
+    Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=None, b=None, center=None, max_iter=60, tol=1e-7
+):
     """Penalised GLM per policy, every policy at once: returns ``(W, b, hdiag, info)``.
 
     Minimises, for each policy, the sum over its rows of the log loss (``link="logit"``,
@@ -102,7 +103,7 @@ def fit_glm(Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=Non
     eta = eta_of(W, b)
     f = total(W, b, eta)
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is read after the loop)
         lin = eta + b[policy] + offset
         p = lin if link == "identity" else _sigmoid(lin)
         r = y - p
@@ -135,8 +136,9 @@ def fit_glm(Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=Non
     return W, b, hdiag, {"n_iter": it}
 
 
-def cv_glm(Z, prompt_row, policy, y, off_train, off_test, n_pol, fold_of_prompt, alphas=ALPHAS, *, link="logit",
-           tol=1e-5):
+def cv_glm(
+    Z, prompt_row, policy, y, off_train, off_test, n_pol, fold_of_prompt, alphas=ALPHAS, *, link="logit", tol=1e-5
+):
     """Prompt-grouped CV of :func:`fit_glm` over ``alphas`` (penalty per row of the policy).
 
     ``off_train[f]`` / ``off_test[f]`` are the offsets of every row when fold ``f`` is held out
@@ -157,8 +159,19 @@ def cv_glm(Z, prompt_row, policy, y, off_train, off_test, n_pol, fold_of_prompt,
         W = b = None
         ntr = np.bincount(policy[tr], None, n_pol).astype(np.float64)
         for a in order:
-            W, b, _, _ = fit_glm(Z, prompt_row[tr], policy[tr], y[tr], off_train[f][tr], n_pol,
-                                 alphas[a] * np.maximum(ntr, 1), link=link, W=W, b=b, tol=tol)
+            W, b, _, _ = fit_glm(
+                Z,
+                prompt_row[tr],
+                policy[tr],
+                y[tr],
+                off_train[f][tr],
+                n_pol,
+                alphas[a] * np.maximum(ntr, 1),
+                link=link,
+                W=W,
+                b=b,
+                tol=tol,
+            )
             lin = (Z[te_prompts] @ W.T)[te_pos, policy[te]] + b[policy[te]] + off_test[f][te]
             oof[a, te] = lin
             loss[a] += _objective(lin, y[te], link, policy[te], n_pol)
@@ -251,7 +264,9 @@ class LogisticHead(BaseHead):
         Z = self.design_.transform(index.emb)
         pr, pol, y = index.prompt_row, index.policy.astype(np.int64), index.score
         alphas = np.asarray(self.params["alphas"])
-        fold_of_prompt = prompt_folds(len(index.keys), int(self.params["n_folds"]), random_state + 1) if folds is None else folds
+        fold_of_prompt = (
+            prompt_folds(len(index.keys), int(self.params["n_folds"]), random_state + 1) if folds is None else folds
+        )
         all_rows = np.arange(index.n_rows)
         off_tr, off_te = {}, {}
         for f in np.unique(fold_of_prompt[pr]):
@@ -340,8 +355,20 @@ class LogisticHead(BaseHead):
                 Z = self.design_.transform(index.emb[uprompt])
                 off = offset_of(group_means(index, rows)[rows], self.link)
                 lam = float(np.median(self.lam_))
-                W, b, _, _ = fit_glm(Z, pr, np.zeros(len(rows), np.int64), index.score[rows], off, 1, lam,
-                                     link=self.link, W=W0[None], b=np.array([b0]), center=W0[None], max_iter=30)
+                W, b, _, _ = fit_glm(
+                    Z,
+                    pr,
+                    np.zeros(len(rows), np.int64),
+                    index.score[rows],
+                    off,
+                    1,
+                    lam,
+                    link=self.link,
+                    W=W0[None],
+                    b=np.array([b0]),
+                    center=W0[None],
+                    max_iter=30,
+                )
                 cache[key] = (W[0], float(b[0]))
         return cache[key]
 
@@ -379,11 +406,22 @@ class LogisticHead(BaseHead):
     def save(self, path: Path) -> dict:
         from .._io import save_arrays
 
-        save_arrays(Path(path) / f"{self.name}.safetensors", {
-            "mean": self.design_.mean, "sd": self.design_.sd, "V": self.design_.V, "coef": self.coef_,
-            "intercept": self.intercept_, "hdiag": self.hdiag_, "lam": self.lam_, "alpha": self.alpha_,
-            "loo_pair": self.loo_pair_, "loo_step": self.loo_step_,
-            "loo_ustep": self.loo_ustep_})
+        save_arrays(
+            Path(path) / f"{self.name}.safetensors",
+            {
+                "mean": self.design_.mean,
+                "sd": self.design_.sd,
+                "V": self.design_.V,
+                "coef": self.coef_,
+                "intercept": self.intercept_,
+                "hdiag": self.hdiag_,
+                "lam": self.lam_,
+                "alpha": self.alpha_,
+                "loo_pair": self.loo_pair_,
+                "loo_step": self.loo_step_,
+                "loo_ustep": self.loo_ustep_,
+            },
+        )
         return {"params": self.params, "n_fitted": int(self.n_fitted_), "loo_n_prompts": int(self.loo_n_prompts_)}
 
     @classmethod

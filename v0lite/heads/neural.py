@@ -135,27 +135,87 @@ class NeuralHead(NeuralTraining, BaseHead):
     name = "neural"
     needs_text = True
 
-    def __init__(self, encoder_model=None, encoder_config=None, tokenizer=None, max_length=256,
-                 n_queries=168, d_query=6, adapter_heads=8, adapter_key_dim=16, offset_rank=64,
-                 icl="transformer", icl_dim=128, icl_layers=3, icl_heads=4, icl_ff=256, dropout=0.1,
-                 support_size=None, support="similar", episode_queries=32, episodes_per_step=8,
-                 n_epochs=20, max_steps=None, max_time_s=None, cpu_time_s=240.0, val_frac=0.1,
-                 eval_every=None, patience=4, compare_frac=0.5, lr=5e-4, weight_decay=0.01,
-                 warmup_frac=0.05, grad_clip=1.0, rank_weight=0.25, train_exclude="mixed",
-                 device="auto", encode_batch_size=64, adapter_batch_size=512, predict_batch_size=128,
-                 verbose=False):
+    def __init__(
+        self,
+        encoder_model=None,
+        encoder_config=None,
+        tokenizer=None,
+        max_length=256,
+        n_queries=168,
+        d_query=6,
+        adapter_heads=8,
+        adapter_key_dim=16,
+        offset_rank=64,
+        icl="transformer",
+        icl_dim=128,
+        icl_layers=3,
+        icl_heads=4,
+        icl_ff=256,
+        dropout=0.1,
+        support_size=None,
+        support="similar",
+        episode_queries=32,
+        episodes_per_step=8,
+        n_epochs=20,
+        max_steps=None,
+        max_time_s=None,
+        cpu_time_s=240.0,
+        val_frac=0.1,
+        eval_every=None,
+        patience=4,
+        compare_frac=0.5,
+        lr=5e-4,
+        weight_decay=0.01,
+        warmup_frac=0.05,
+        grad_clip=1.0,
+        rank_weight=0.25,
+        train_exclude="mixed",
+        device="auto",
+        encode_batch_size=64,
+        adapter_batch_size=512,
+        predict_batch_size=128,
+        verbose=False,
+    ):
         super().__init__(
-            encoder_model=encoder_model, encoder_config=encoder_config, tokenizer=tokenizer,
-            max_length=max_length, n_queries=n_queries, d_query=d_query, adapter_heads=adapter_heads,
-            adapter_key_dim=adapter_key_dim, offset_rank=offset_rank, icl=icl, icl_dim=icl_dim,
-            icl_layers=icl_layers, icl_heads=icl_heads, icl_ff=icl_ff, dropout=dropout,
-            support_size=support_size, support=support, episode_queries=episode_queries,
-            episodes_per_step=episodes_per_step, n_epochs=n_epochs, max_steps=max_steps,
-            max_time_s=max_time_s, cpu_time_s=cpu_time_s, val_frac=val_frac, eval_every=eval_every,
-            patience=patience, compare_frac=compare_frac, lr=lr, weight_decay=weight_decay, warmup_frac=warmup_frac,
-            grad_clip=grad_clip, rank_weight=rank_weight, train_exclude=train_exclude, device=device,
-            encode_batch_size=encode_batch_size, adapter_batch_size=adapter_batch_size,
-            predict_batch_size=predict_batch_size, verbose=verbose)
+            encoder_model=encoder_model,
+            encoder_config=encoder_config,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            n_queries=n_queries,
+            d_query=d_query,
+            adapter_heads=adapter_heads,
+            adapter_key_dim=adapter_key_dim,
+            offset_rank=offset_rank,
+            icl=icl,
+            icl_dim=icl_dim,
+            icl_layers=icl_layers,
+            icl_heads=icl_heads,
+            icl_ff=icl_ff,
+            dropout=dropout,
+            support_size=support_size,
+            support=support,
+            episode_queries=episode_queries,
+            episodes_per_step=episodes_per_step,
+            n_epochs=n_epochs,
+            max_steps=max_steps,
+            max_time_s=max_time_s,
+            cpu_time_s=cpu_time_s,
+            val_frac=val_frac,
+            eval_every=eval_every,
+            patience=patience,
+            compare_frac=compare_frac,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_frac=warmup_frac,
+            grad_clip=grad_clip,
+            rank_weight=rank_weight,
+            train_exclude=train_exclude,
+            device=device,
+            encode_batch_size=encode_batch_size,
+            adapter_batch_size=adapter_batch_size,
+            predict_batch_size=predict_batch_size,
+            verbose=verbose,
+        )
         if icl not in ICL_CHOICES:
             raise unknown_name("icl", icl, ICL_CHOICES)
         if support not in ("similar", "recent"):
@@ -170,8 +230,8 @@ class NeuralHead(NeuralTraining, BaseHead):
         self.icl_ = None
         self._tokens = None
         self._feat_keys: dict[str, int] = {}
-        self._feats = None                   # (n, F) float16 on CPU
-        self.step_hook = None                # optional callable(head, steps_done) run after each training step
+        self._feats = None  # (n, F) float16 on CPU
+        self.step_hook = None  # optional callable(head, steps_done) run after each training step
         self._encoder_path = None
         self.hidden_size_ = None
         self.stats_: dict = {}
@@ -195,7 +255,9 @@ class NeuralHead(NeuralTraining, BaseHead):
             try:
                 tok = AutoTokenizer.from_pretrained(name)
             except OSError as exc:
-                raise V0liteError(f"cannot load tokenizer {name!r} ({exc}). Fix: pass a local folder as tokenizer=.") from exc
+                raise V0liteError(
+                    f"cannot load tokenizer {name!r} ({exc}). Fix: pass a local folder as tokenizer=."
+                ) from exc
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token or tok.unk_token
             if hasattr(tok, "deprecation_warnings"):  # we pad pre-tokenised ids on purpose
@@ -231,17 +293,21 @@ class NeuralHead(NeuralTraining, BaseHead):
             try:
                 enc = AutoModel.from_pretrained(name, dtype=dtype)
             except OSError as exc:
-                raise V0liteError(f"cannot load encoder {name!r} ({exc}). Fix: pass a local Hugging Face folder as encoder_model=.") from exc
+                raise V0liteError(
+                    f"cannot load encoder {name!r} ({exc}). Fix: pass a local Hugging Face folder as encoder_model=."
+                ) from exc
         self.encoder_ = enc.to(dev).eval().requires_grad_(False)
         self.hidden_size_ = int(enc.config.hidden_size)
         return self.encoder_
 
     def _build_trainable(self, hidden: int) -> None:
         p = self.params
-        self.adapter_ = QueryAdapter(hidden, p["n_queries"], p["d_query"], p["adapter_heads"],
-                                     p["adapter_key_dim"], p["offset_rank"]).to(self.device_)
-        self.icl_ = ICLHead(self.adapter_.out_dim, p["icl_dim"], p["icl_layers"], p["icl_heads"],
-                            p["icl_ff"], p["dropout"]).to(self.device_)
+        self.adapter_ = QueryAdapter(
+            hidden, p["n_queries"], p["d_query"], p["adapter_heads"], p["adapter_key_dim"], p["offset_rank"]
+        ).to(self.device_)
+        self.icl_ = ICLHead(
+            self.adapter_.out_dim, p["icl_dim"], p["icl_layers"], p["icl_heads"], p["icl_ff"], p["dropout"]
+        ).to(self.device_)
 
     def _autocast(self):
         if self.device_.type == "cuda":
@@ -269,7 +335,7 @@ class NeuralHead(NeuralTraining, BaseHead):
         bs = self.params["encode_batch_size"]
         out: list = [None] * len(uniq)
         for s in range(0, len(order), bs):
-            idx = order[s:s + bs]
+            idx = order[s : s + bs]
             batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
             am = batch["attention_mask"].to(dev)
             with self._autocast():
@@ -289,7 +355,7 @@ class NeuralHead(NeuralTraining, BaseHead):
         outs = []
         with torch.set_grad_enabled(grad):
             for s in range(0, len(cache_ids), bs):
-                ids = cache_ids[s:s + bs]
+                ids = cache_ids[s : s + bs]
                 x, m = self._tokens.gather(ids, torch.float32 if self.device_.type == "cpu" else torch.bfloat16)
                 with self._autocast():
                     outs.append(self.adapter_(x, m).float())
@@ -303,7 +369,8 @@ class NeuralHead(NeuralTraining, BaseHead):
             raise V0liteError(
                 "the 'neural' head reads prompt text, but the history index carries none "
                 "(index.texts aligned with index.keys). Fix: use V0Regressor (it attaches texts for "
-                "heads with needs_text=True), or set index.texts yourself.")
+                "heads with needs_text=True), or set index.texts yourself."
+            )
         return [texts[int(r)] for r in rows]
 
     # -- episodes -------------------------------------------------------------------------------
@@ -343,10 +410,10 @@ class NeuralHead(NeuralTraining, BaseHead):
                         raise V0liteError(
                             "the 'neural' head needs the text of prompts it has not seen "
                             f"({len(missing)} prompts without text). Fix: set queries.texts / index.texts "
-                            "(V0Regressor attaches them for heads with needs_text=True).")
+                            "(V0Regressor attaches them for heads with needs_text=True)."
+                        )
                 mtexts.append(None if texts is None else texts[i])
-            need = [(k, t) for k, t in zip(mkeys, mtexts)
-                    if self._tokens is None or k not in self._tokens.key_to_id]
+            need = [(k, t) for k, t in zip(mkeys, mtexts) if self._tokens is None or k not in self._tokens.key_to_id]
             if need:
                 self._encode_into_cache([k for k, _ in need], [t for _, t in need])
             ids = torch.tensor([self._tokens.key_to_id[k] for k in mkeys], dtype=torch.long, device=self.device_)
@@ -424,7 +491,8 @@ class NeuralHead(NeuralTraining, BaseHead):
             else:
                 raise V0liteError(
                     f"query {i} has a prompt outside the history and no text: the 'neural' head needs "
-                    "queries.texts. Fix: use V0Regressor (it attaches texts), or set queries.texts.")
+                    "queries.texts. Fix: use V0Regressor (it attaches texts), or set queries.texts."
+                )
         q_text_list = list(qtexts) if qtexts is not None else [None] * m
         idx_texts = index.texts
         for i in range(m):  # a known prompt's text can also come from the index
@@ -492,8 +560,12 @@ class NeuralHead(NeuralTraining, BaseHead):
             save_file(_dedup(enc_state), str(path / "encoder.safetensors"))
             files.append("encoder.safetensors")
         return {
-            "format": _FORMAT, "params": to_jsonable(self.params, default=str), "hidden_size": self.hidden_size_,
-            "feature_dim": int(self.adapter_.out_dim), "n_features": len(keys), "files": files,
+            "format": _FORMAT,
+            "params": to_jsonable(self.params, default=str),
+            "hidden_size": self.hidden_size_,
+            "feature_dim": int(self.adapter_.out_dim),
+            "n_features": len(keys),
+            "files": files,
             "encoder": self.params["encoder_model"] or (None if self.params["encoder_config"] else _DEFAULT_ENCODER),
         }
 
@@ -504,7 +576,9 @@ class NeuralHead(NeuralTraining, BaseHead):
         if meta.get("format", 1) > _FORMAT:
             from ..exceptions import FormatVersionError
 
-            raise FormatVersionError(f"{path}: neural head format {meta.get('format')} is newer than this v0lite reads ({_FORMAT}).")
+            raise FormatVersionError(
+                f"{path}: neural head format {meta.get('format')} is newer than this v0lite reads ({_FORMAT})."
+            )
         path = Path(path)
         head = cls(**meta["params"])
         head.hidden_size_ = int(meta["hidden_size"])

@@ -1,4 +1,7 @@
-"""The prompt-blind baseline: each policy's mean success over its eligible history (:func:`v0lite.index.policy_prior`)."""
+"""The prompt-blind baseline: each policy's mean success over its eligible history.
+
+See :func:`v0lite.index.policy_prior`.
+"""
 
 from __future__ import annotations
 

@@ -40,8 +40,9 @@ def _net(n_feat, d, n_layers, n_heads, proj_dim):
             self.nn_in = nn.Linear(proj_dim + 4, d)
             self.xp_in = nn.Linear(proj_dim + 2, d)
             self.type_emb = nn.Parameter(torch.zeros(3, d))
-            layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=0.0, batch_first=True,
-                                               norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                d, n_heads, dim_feedforward=2 * d, dropout=0.0, batch_first=True, norm_first=True
+            )
             self.enc = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
             self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
             self.skip = nn.Linear(n_feat, 1)
@@ -110,12 +111,41 @@ class TransformerHead(BaseHead):
 
     name = "transformer"
 
-    def __init__(self, d_model=64, n_layers=2, n_heads=4, proj_dim=32, k=32, n_tokens=16, max_epochs=12,
-                 batch_size=256, lr=2e-3, max_rows=60000, rows_per_epoch=30000, n_folds=5, pca_components=8, refit=False, n_jobs=1):
-        super().__init__(d_model=d_model, n_layers=n_layers, n_heads=n_heads, proj_dim=proj_dim, k=k,
-                         n_tokens=n_tokens, max_epochs=max_epochs, batch_size=batch_size, lr=lr, max_rows=max_rows,
-                         rows_per_epoch=rows_per_epoch, n_folds=n_folds, pca_components=pca_components,
-                         refit=refit, n_jobs=n_jobs)
+    def __init__(
+        self,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        proj_dim=32,
+        k=32,
+        n_tokens=16,
+        max_epochs=12,
+        batch_size=256,
+        lr=2e-3,
+        max_rows=60000,
+        rows_per_epoch=30000,
+        n_folds=5,
+        pca_components=8,
+        refit=False,
+        n_jobs=1,
+    ):
+        super().__init__(
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            proj_dim=proj_dim,
+            k=k,
+            n_tokens=n_tokens,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_rows=max_rows,
+            rows_per_epoch=rows_per_epoch,
+            n_folds=n_folds,
+            pca_components=pca_components,
+            refit=refit,
+            n_jobs=n_jobs,
+        )
 
     # -- tensors ------------------------------------------------------------------------------------
     def _standardize(self, X):
@@ -177,7 +207,7 @@ class TransformerHead(BaseHead):
             net.train()
             order = rng.permutation(train_idx)[: p["rows_per_epoch"]]
             for s in range(0, len(order), p["batch_size"]):
-                idx = order[s:s + p["batch_size"]]
+                idx = order[s : s + p["batch_size"]]
                 logit = net(*self._tensors(emb, X, ctx, q_prompt_emb, idx))
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt[idx])
                 opt.zero_grad()
@@ -185,7 +215,9 @@ class TransformerHead(BaseHead):
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 opt.step()
             if val_idx is not None:
-                pv = np.clip(self._forward_all(net, emb, X[val_idx], _take(ctx, val_idx), q_prompt_emb[val_idx]), 1e-6, 1 - 1e-6)
+                pv = np.clip(
+                    self._forward_all(net, emb, X[val_idx], _take(ctx, val_idx), q_prompt_emb[val_idx]), 1e-6, 1 - 1e-6
+                )
                 yv = y[val_idx]
                 ll = float(-np.mean(yv * np.log(pv) + (1 - yv) * np.log(1 - pv)))
                 history.append(ll)
@@ -202,9 +234,17 @@ class TransformerHead(BaseHead):
     def fit(self, index, *, random_state=0, show_progress_bar=False):
         p = self.params
         self.pca_ = fit_pca(index.emb, p["pca_components"], random_state) if p["pca_components"] else None
-        ts = build_training_set(index, n_folds=p["n_folds"], max_rows=p["max_rows"], pca=self.pca_, k=p["k"],
-                                with_context=True, xp_width=_XP_WIDTH, random_state=random_state,
-                                show_progress_bar=show_progress_bar)
+        ts = build_training_set(
+            index,
+            n_folds=p["n_folds"],
+            max_rows=p["max_rows"],
+            pca=self.pca_,
+            k=p["k"],
+            with_context=True,
+            xp_width=_XP_WIDTH,
+            random_state=random_state,
+            show_progress_bar=show_progress_bar,
+        )
         from .._progress import stage
 
         with stage("fit: transformer", enabled=show_progress_bar):
@@ -265,8 +305,14 @@ class TransformerHead(BaseHead):
         import torch
 
         # only the token prompts need projecting, not the whole table
-        used = np.unique(np.concatenate([ctx["nn_prompt"][:, :self.params["n_tokens"]].ravel(),
-                                         ctx["xp_prompt"][:, :self.params["n_tokens"]].ravel()]))
+        used = np.unique(
+            np.concatenate(
+                [
+                    ctx["nn_prompt"][:, : self.params["n_tokens"]].ravel(),
+                    ctx["xp_prompt"][:, : self.params["n_tokens"]].ravel(),
+                ]
+            )
+        )
         ptab = np.zeros((len(index.keys), self.params["proj_dim"]), np.float32)
         ptab[used] = self._project(index.emb[used])
         return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb))
@@ -283,9 +329,15 @@ class TransformerHead(BaseHead):
 
         path = Path(path)
         save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / "transformer.safetensors"))
-        arrays = {"mu": self.mu_, "sd": self.sd_, "lo": self.lo_, "hi": self.hi_,
-                  "gap_max": np.asarray([self.gap_max_], np.float32),
-                  "tok_pca_mean": self.tok_pca_[0], "tok_pca_components": self.tok_pca_[1]}
+        arrays = {
+            "mu": self.mu_,
+            "sd": self.sd_,
+            "lo": self.lo_,
+            "hi": self.hi_,
+            "gap_max": np.asarray([self.gap_max_], np.float32),
+            "tok_pca_mean": self.tok_pca_[0],
+            "tok_pca_components": self.tok_pca_[1],
+        }
         if self.pca_ is not None:
             arrays.update(pca_mean=self.pca_[0], pca_components=self.pca_[1])
         save_arrays(path / "transformer_arrays.safetensors", arrays)

@@ -90,8 +90,9 @@ def beta_params(p: Any, concentration: Any) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(p, dtype=np.float64)
     c = np.asarray(concentration, dtype=np.float64)
     if np.any(~(c > 0)) or not np.all(np.isfinite(c)):
-        raise V0liteError(f"concentration must be finite and > 0, got {concentration!r}. "
-                          "Fix: pass None for a point estimate.")
+        raise V0liteError(
+            f"concentration must be finite and > 0, got {concentration!r}. Fix: pass None for a point estimate."
+        )
     return c * p, c * (1.0 - p)
 
 
@@ -196,8 +197,10 @@ def _value_fn(value: Any, concentration: Any = None) -> Callable[[np.ndarray, np
     """
     if callable(value) and not isinstance(value, str) and not hasattr(value, "value"):
         if concentration is not None:
-            raise V0liteError("a concentration needs a named value (see VALUES), not a callable. "
-                              "Fix: fold the uncertainty into your callable and pass concentration=None.")
+            raise V0liteError(
+                "a concentration needs a named value (see VALUES), not a callable. "
+                "Fix: fold the uncertainty into your callable and pass concentration=None."
+            )
         return value
     obj = lookup(VALUES, value, "value", ("value",))
     obj = obj() if isinstance(obj, type) else obj
@@ -518,7 +521,9 @@ def allocate(
     if concentration is not None:
         c = np.asarray(concentration, dtype=np.float64)
         if c.ndim > 1 or (c.ndim == 1 and c.size != p.size):
-            raise V0liteError(f"concentration must be a scalar or one value per prompt ({p.size}), got shape {c.shape}.")
+            raise V0liteError(
+                f"concentration must be a scalar or one value per prompt ({p.size}), got shape {c.shape}."
+            )
         beta_params(0.5, c)  # validates
     fn = _value_fn(value, concentration)
     sizes = _sizes(n_min, n_max)

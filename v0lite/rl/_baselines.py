@@ -96,11 +96,14 @@ class GresoRule:
     [1.0, 0.5, 0.25]
     """
 
-    def __init__(self, p_start: float = 0.5, target_zero_variance: float = 0.25, adjust: float = 0.05,
-                 p_min: float = 0.05):
+    def __init__(
+        self, p_start: float = 0.5, target_zero_variance: float = 0.25, adjust: float = 0.05, p_min: float = 0.05
+    ):
         if not (0 < p_start <= 1 and 0 < target_zero_variance < 1 and 0 < p_min <= 1 and adjust >= 0):
-            raise ValueError("GresoRule needs 0 < p_start <= 1, 0 < target_zero_variance < 1, 0 < p_min <= 1 "
-                             f"and adjust >= 0; got {p_start}, {target_zero_variance}, {p_min}, {adjust}.")
+            raise ValueError(
+                "GresoRule needs 0 < p_start <= 1, 0 < target_zero_variance < 1, 0 < p_min <= 1 "
+                f"and adjust >= 0; got {p_start}, {target_zero_variance}, {p_min}, {adjust}."
+            )
         self.p_start = float(p_start)
         self.target_zero_variance = float(target_zero_variance)
         self.adjust = float(adjust)
@@ -121,14 +124,22 @@ class GresoRule:
         s = np.asarray(rolled_out_scores, dtype=np.float64)
         if s.size == 0:
             return
-        for kind, share, target in (("easy", (s >= 1).mean(), self.target_zero_variance / 3),
-                                    ("hard", (s <= 0).mean(), self.target_zero_variance * 2 / 3)):
+        for kind, share, target in (
+            ("easy", (s >= 1).mean(), self.target_zero_variance / 3),
+            ("hard", (s <= 0).mean(), self.target_zero_variance * 2 / 3),
+        ):
             p = getattr(self, f"p_{kind}_") + (self.adjust if share < target else -self.adjust)
             setattr(self, f"p_{kind}_", float(np.clip(p, self.p_min, 1.0)))
 
 
-def mopps_scores(successes: np.ndarray, trials: np.ndarray, rng: np.random.Generator, *, target: float = 0.5,
-                 prior: tuple = (1.0, 1.0)) -> np.ndarray:
+def mopps_scores(
+    successes: np.ndarray,
+    trials: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    target: float = 0.5,
+    prior: tuple = (1.0, 1.0),
+) -> np.ndarray:
     """MoPPS-style ranking score (higher = keep): minus the distance of a posterior draw to ``target``.
 
     ``successes`` / ``trials`` are the prompt's own (decayed) counts; the posterior is
@@ -191,8 +202,7 @@ class SelectionTally:
         }
 
 
-def strategy_entry(tally: SelectionTally, label: str, causal: bool, dynamic_rpm: float,
-                   allocation: Any = None) -> dict:
+def strategy_entry(tally: SelectionTally, label: str, causal: bool, dynamic_rpm: float, allocation: Any = None) -> dict:
     """One value of the ``strategies`` mapping: the tally's figures plus label, causality and ratios."""
     out = {"label": label, "causal": bool(causal), **tally.figures()}
     rpm = out["rollouts_per_mixed_group"]

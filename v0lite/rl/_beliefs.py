@@ -185,8 +185,9 @@ def fit_prior_strength(
     logs = np.linspace(np.log(0.1), np.log(1000.0), 13)
     j = int(np.argmax(loglik(np.exp(logs))))
     lo, hi = logs[max(j - 1, 0)], logs[min(j + 1, logs.size - 1)]
-    res = minimize_scalar(lambda x: -loglik(np.exp(np.array([x])))[0], bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-3})
+    res = minimize_scalar(
+        lambda x: -loglik(np.exp(np.array([x])))[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-3}
+    )
     return float(np.exp(res.x))
 
 
@@ -226,12 +227,18 @@ class BinnedStrength:
         s = np.asarray(successes, dtype=np.float64).ravel()
         m = np.asarray(n, dtype=np.float64).ravel()
         self.overall_ = fit_prior_strength(prior, s, m)
-        self.edges_ = np.unique(np.quantile(prior, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if self.n_bins > 1 else np.zeros(0)
+        self.edges_ = (
+            np.unique(np.quantile(prior, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if self.n_bins > 1 else np.zeros(0)
+        )
         z = np.searchsorted(self.edges_, prior)
-        self.strengths_ = np.array([
-            fit_prior_strength(prior[z == b], s[z == b], m[z == b]) if (z == b).sum() >= self.min_groups else self.overall_
-            for b in range(self.edges_.size + 1)
-        ])
+        self.strengths_ = np.array(
+            [
+                fit_prior_strength(prior[z == b], s[z == b], m[z == b])
+                if (z == b).sum() >= self.min_groups
+                else self.overall_
+                for b in range(self.edges_.size + 1)
+            ]
+        )
         return self
 
     def __call__(self, prior_p: Any) -> np.ndarray:

@@ -39,8 +39,14 @@ def model_factory(value_model: Any) -> Callable[[], Any] | None:
     return lambda: clone(value_model)
 
 
-def first_epoch(visits: pl.DataFrame, make_model: Callable[[], Any], *, folds: int = 5, rollouts_per_prompt: int = 8,
-                random_state: Any = 0) -> dict:
+def first_epoch(
+    visits: pl.DataFrame,
+    make_model: Callable[[], Any],
+    *,
+    folds: int = 5,
+    rollouts_per_prompt: int = 8,
+    random_state: Any = 0,
+) -> dict:
     """Score selection on the first step's visits, each predicted with its own prompt never seen.
 
     Parameters
@@ -90,16 +96,24 @@ def first_epoch(visits: pl.DataFrame, make_model: Callable[[], Any], *, folds: i
     mixed = (true > 0) & (true < 1)
     m = _n_keep(true.size, 0.5)
     tallies = {name: SelectionTally() for name in ("v0_first_epoch", "random", "dynamic_sampling")}
-    for name, kept in (("v0_first_epoch", PMixedSelector(n).select(p, m, random_state=rng)),
-                       ("random", RandomSelector().select(true, m, random_state=rng))):
+    for name, kept in (
+        ("v0_first_epoch", PMixedSelector(n).select(p, m, random_state=rng)),
+        ("random", RandomSelector().select(true, m, random_state=rng)),
+    ):
         mask = np.zeros(true.size, dtype=bool)
         mask[kept] = True
         tallies[name].add(mask, mixed, n)
     tallies["dynamic_sampling"].add(np.ones(true.size, dtype=bool), mixed, n)
     dyn = tallies["dynamic_sampling"].figures()["rollouts_per_mixed_group"]
-    labels = {"v0_first_epoch": "V0, own prompt never seen (cross-fitted by prompt)",
-              "random": "random half", "dynamic_sampling": "DAPO dynamic sampling: roll out all, drop unmixed"}
+    labels = {
+        "v0_first_epoch": "V0, own prompt never seen (cross-fitted by prompt)",
+        "random": "random half",
+        "dynamic_sampling": "DAPO dynamic sampling: roll out all, drop unmixed",
+    }
     return {
-        "step": int(s0), "folds": k_folds, "n_visits": int(rows.height), "n_prompts": len(prompts),
+        "step": int(s0),
+        "folds": k_folds,
+        "n_visits": int(rows.height),
+        "n_prompts": len(prompts),
         "strategies": {name: strategy_entry(t, labels[name], True, dyn) for name, t in tallies.items()},
     }

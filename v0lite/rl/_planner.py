@@ -208,8 +208,14 @@ class RolloutPlanner:
             keep = np.sort(self._selector.select(p, m, random_state=self._rng, concentration=conc))
         else:
             keep = np.sort(self._selector.select(p, m, random_state=self._rng))
-        n = allocate(p[keep], self.budget_per_prompt * keep.size, self.n_min, self.n_max, self.value,
-                     concentration=None if conc is None else conc[keep])
+        n = allocate(
+            p[keep],
+            self.budget_per_prompt * keep.size,
+            self.n_min,
+            self.n_max,
+            self.value,
+            concentration=None if conc is None else conc[keep],
+        )
         keep, n = keep[n > 0], n[n > 0]
         kept = [prompts[i] for i in keep]
         self._priors = {k: v for k, v in self._priors.items() if k[1] >= int(step)}  # forget old steps
@@ -227,7 +233,8 @@ class RolloutPlanner:
             return np.full(p.size, c)
         w = -_EB_WINDOW  # the latest groups only: the policy and the value model's context drift
         bs = BinnedStrength(min_groups=max(self.min_groups_for_fit, 50)).fit(
-            np.concatenate(self._hist_prior)[w:], np.concatenate(self._hist_s)[w:], np.concatenate(self._hist_n)[w:])
+            np.concatenate(self._hist_prior)[w:], np.concatenate(self._hist_s)[w:], np.concatenate(self._hist_n)[w:]
+        )
         return bs(p)
 
     def _strength(self) -> float:

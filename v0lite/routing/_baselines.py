@@ -17,8 +17,9 @@ from ._strategies import UtilityStrategy
 __all__ = ["knn_router_baseline", "tune_knn_router", "group_router_baseline", "TUNED_KS"]
 
 
-def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int = 32, *,
-                        cost: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+def knn_router_baseline(
+    train_emb, train_outcomes, train_costs, test_emb, k: int = 32, *, cost: str = "mean"
+) -> tuple[np.ndarray, np.ndarray]:
     """RouterBench's kNN router: per model, the mean outcome of the ``k`` nearest train prompts.
 
     Parameters
@@ -56,7 +57,7 @@ def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int
         Ct = np.broadcast_to(Ct, Y.shape)
     if cost == "knn":
         both = _knn_mean(te, tr, np.concatenate([Y, Ct], axis=1), k)
-        return both[:, : Y.shape[1]], both[:, Y.shape[1]:]
+        return both[:, : Y.shape[1]], both[:, Y.shape[1] :]
     P = _knn_mean(te, tr, Y, k)
     return P, np.tile(Ct.mean(axis=0), (te.shape[0], 1))
 
@@ -64,9 +65,17 @@ def knn_router_baseline(train_emb, train_outcomes, train_costs, test_emb, k: int
 TUNED_KS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
-def tune_knn_router(train_emb, train_outcomes, train_costs, ks: Sequence[int] = TUNED_KS, *, cv: int = 5,
-                    random_state: int = 0, n_knobs: int = 64,
-                    show_progress_bar: bool = False) -> tuple[int, dict[str, Any]]:
+def tune_knn_router(
+    train_emb,
+    train_outcomes,
+    train_costs,
+    ks: Sequence[int] = TUNED_KS,
+    *,
+    cv: int = 5,
+    random_state: int = 0,
+    n_knobs: int = 64,
+    show_progress_bar: bool = False,
+) -> tuple[int, dict[str, Any]]:
     """Choose the kNN router's ``k`` by prompt-grouped cross-validation on train prompts only.
 
     The train prompts (rows; one row per prompt, so folds are prompt-grouped) are split into
@@ -177,16 +186,20 @@ def group_router_baseline(train_groups, train_outcomes, train_costs, test_groups
     """
     Y = np.asarray(train_outcomes, dtype=np.float64)
     if Y.ndim != 2:
-        raise V0liteError(f"train_outcomes must be 2-D (n_train, n_policies), got shape {Y.shape}. "
-                          "Fix: one row per train prompt, one column per policy.")
+        raise V0liteError(
+            f"train_outcomes must be 2-D (n_train, n_policies), got shape {Y.shape}. "
+            "Fix: one row per train prompt, one column per policy."
+        )
     C = np.asarray(train_costs, dtype=np.float64)
     C = np.array(np.broadcast_to(C, Y.shape)) if C.ndim == 1 else C
     g_tr = np.asarray(train_groups, dtype=object).astype(str)
     g_te = np.asarray(test_groups, dtype=object).astype(str)
     if C.shape != Y.shape or g_tr.shape != (Y.shape[0],):
-        raise V0liteError(f"train_groups {g_tr.shape}, train_outcomes {Y.shape} and train_costs {C.shape} "
-                          "must describe the same train prompts. Fix: one group label per train row, and "
-                          "costs of shape (n_policies,) or like train_outcomes.")
+        raise V0liteError(
+            f"train_groups {g_tr.shape}, train_outcomes {Y.shape} and train_costs {C.shape} "
+            "must describe the same train prompts. Fix: one group label per train row, and "
+            "costs of shape (n_policies,) or like train_outcomes."
+        )
     P = np.tile(Y.mean(axis=0), (g_te.shape[0], 1))
     Cp = np.tile(C.mean(axis=0), (g_te.shape[0], 1))
     for g in np.unique(g_tr):

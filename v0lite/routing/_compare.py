@@ -102,8 +102,12 @@ def _metric_fn(metric: str, c_max: float | None, task_codes: np.ndarray | None):
 
 def _value_matrix(model, prompts: list[str], policies: list[str]) -> np.ndarray:
     n, m = len(prompts), len(policies)
-    X = pl.DataFrame({"policy": np.tile(np.asarray(policies, dtype=object), n).tolist(),
-                      "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist()})
+    X = pl.DataFrame(
+        {
+            "policy": np.tile(np.asarray(policies, dtype=object), n).tolist(),
+            "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
+        }
+    )
     return np.clip(np.asarray(model.predict(X), dtype=np.float64).reshape(n, m), 0.0, 1.0)
 
 
@@ -114,11 +118,27 @@ def _within_policy(Y: np.ndarray, P: np.ndarray) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def route_baselines(train: pl.DataFrame, te_prompts: list[str], policies: list[str], *, strategy, P, Cpred, Y,
-                    Ctrue, n_knobs: int, c_max: float | None, tasks: np.ndarray | None, knn_P=None,
-                    knn_params: dict | None = None, model_kwargs: dict | None = None, random_state: int = 0,
-                    n_boot: int = 1000,
-                    within_task: Callable | None = None, log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def route_baselines(
+    train: pl.DataFrame,
+    te_prompts: list[str],
+    policies: list[str],
+    *,
+    strategy,
+    P,
+    Cpred,
+    Y,
+    Ctrue,
+    n_knobs: int,
+    c_max: float | None,
+    tasks: np.ndarray | None,
+    knn_P=None,
+    knn_params: dict | None = None,
+    model_kwargs: dict | None = None,
+    random_state: int = 0,
+    n_boot: int = 1000,
+    within_task: Callable | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Score every available baseline router and the chosen router's lead over each.
 
     Parameters
@@ -186,23 +206,34 @@ def route_baselines(train: pl.DataFrame, te_prompts: list[str], policies: list[s
         mats[label] = Pb
         s = _Scored(strategy, Pb, Cpred, Y, Ctrue, n_knobs)
         every = np.arange(Y.shape[0])
-        r = {**info, "aiq": None if c_max is None else _metric_fn("aiq", c_max, None)(s, every),
-             "max_acc": _metric_fn("max_acc", c_max, None)(s, every)}
+        r = {
+            **info,
+            "aiq": None if c_max is None else _metric_fn("aiq", c_max, None)(s, every),
+            "max_acc": _metric_fn("max_acc", c_max, None)(s, every),
+        }
         if tasks is not None:
             r["mean_task_acc"], r["task_acc"] = task_accuracy(Y, top_choice(Pb, Cpred), tasks)
         r["within_policy_auc"] = _within_policy(Y, Pb)
         r["within_task_auc"] = within_task(Pb) if within_task is not None else None
         r["fit_s"] = time.perf_counter() - t0
         out[label] = r
-        say(f"  {label}: " + ", ".join(f"{k} {r[k]:.4f}" for k in (*metrics, "within_policy_auc")
-                                       if r.get(k) is not None))
+        say(
+            f"  {label}: "
+            + ", ".join(f"{k} {r[k]:.4f}" for k in (*metrics, "within_policy_auc") if r.get(k) is not None)
+        )
     if not out:
         return out
     chosen = _Scored(strategy, P, Cpred, Y, Ctrue, n_knobs)
     refs = {label: _Scored(strategy, mats[label], Cpred, Y, Ctrue, n_knobs) for label in out}
     for metric in metrics:
-        diffs = paired_bootstrap(_metric_fn(metric, c_max, task_codes), chosen, refs, n_rows=Y.shape[0],
-                                 n_boot=n_boot, random_state=random_state)
+        diffs = paired_bootstrap(
+            _metric_fn(metric, c_max, task_codes),
+            chosen,
+            refs,
+            n_rows=Y.shape[0],
+            n_boot=n_boot,
+            random_state=random_state,
+        )
         for label, d in diffs.items():
             out[label].setdefault("diff", {})[metric] = d
     for r in out.values():

@@ -19,7 +19,16 @@ from ..exceptions import DataError
 from ._knn import _knn_mean
 from ._strategies import _TIE
 
-__all__ = ["CostModel", "COST_MODEL_PROTOCOL", "COST_MODELS", "get_cost_model", "KnnCost", "MeanCost", "FixedCost", "UnitCost"]
+__all__ = [
+    "CostModel",
+    "COST_MODEL_PROTOCOL",
+    "COST_MODELS",
+    "get_cost_model",
+    "KnnCost",
+    "MeanCost",
+    "FixedCost",
+    "UnitCost",
+]
 
 
 def _check_prices(prices: Mapping[str, float] | None) -> dict[str, float]:
@@ -119,7 +128,9 @@ class FixedCost(CostModel):
     def fit(self, policies, costs, prices, embed):
         missing = [p for p in policies if p not in prices]
         if missing:
-            raise DataError(f"cost_model='fixed' needs a price for every policy; missing {missing}. Fix: add them to prices.")
+            raise DataError(
+                f"cost_model='fixed' needs a price for every policy; missing {missing}. Fix: add them to prices."
+            )
         self.mean_ = np.array([prices[p] for p in policies], dtype=np.float64)
         return self
 
@@ -190,8 +201,10 @@ class KnnCost(CostModel):
     def set_state(self, meta: dict, arrays: dict):
         super().set_state(meta, arrays)
         self.train_emb_ = arrays.get("train_emb")
-        self.knn_ = {int(j): (arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"], float(f))
-                     for j, f in meta["floor"].items()}
+        self.knn_ = {
+            int(j): (arrays[f"knn.{j}.rows"], arrays[f"knn.{j}.resid"], arrays[f"knn.{j}.coef"], float(f))
+            for j, f in meta["floor"].items()
+        }
         return self
 
     def predict(self, prompts: Sequence[str], embed) -> np.ndarray:

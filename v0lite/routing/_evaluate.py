@@ -98,13 +98,31 @@ def _default_embedder():
     return Embedder()
 
 
-def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseline: int = 32,
-               strategy: str = "utility", plot=None, random_state: int = 0, prices=None,
-               cost_model: str = "knn", k_cost: int = 16, n_knobs: int = 64,
-               fit_value_model: bool = True, shrink=None, cv: int = 5,
-               tuned_ks: Sequence[int] | None = TUNED_KS, per_task: bool = False, baselines: bool = True,
-               n_boot: int = 1000, progress=None, save_router=None,
-               show_progress_bar: bool = False) -> dict[str, Any]:
+def route_eval(
+    train_log,
+    test_log,
+    *,
+    value_model=None,
+    embedder=None,
+    k_baseline: int = 32,
+    strategy: str = "utility",
+    plot=None,
+    random_state: int = 0,
+    prices=None,
+    cost_model: str = "knn",
+    k_cost: int = 16,
+    n_knobs: int = 64,
+    fit_value_model: bool = True,
+    shrink=None,
+    cv: int = 5,
+    tuned_ks: Sequence[int] | None = TUNED_KS,
+    per_task: bool = False,
+    baselines: bool = True,
+    n_boot: int = 1000,
+    progress=None,
+    save_router=None,
+    show_progress_bar: bool = False,
+) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
     Parameters
@@ -194,17 +212,20 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     if per_task:
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:
-            raise DataError(f"--per-task (per_task=True) needs a 'task' column in both logs; missing in "
-                            f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
-                            "`v0lite data convert routerdc DIR OUT --split official`), or drop --per-task.")
+            raise DataError(
+                f"--per-task (per_task=True) needs a 'task' column in both logs; missing in "
+                f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
+                "`v0lite data convert routerdc DIR OUT --split official`), or drop --per-task."
+            )
     strat = get_strategy(strategy)
     train_pol = set(train["policy"].unique().to_list())
     test_pol = sorted(test["policy"].unique().to_list())
     policies = [p for p in test_pol if p in train_pol]
     dropped = [p for p in test_pol if p not in train_pol]
     if dropped:
-        warnings.warn(f"test policies absent from the train log are left out of the pool: {dropped}",
-                      V0liteWarning, stacklevel=2)
+        warnings.warn(
+            f"test policies absent from the train log are left out of the pool: {dropped}", V0liteWarning, stacklevel=2
+        )
     if not policies:
         raise DataError("no policy is in both the train and the test log. Fix: evaluate on the same pool.")
 
@@ -217,8 +238,11 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     elif "cost" in train.columns and "cost" in test.columns:
         cost_source = "log"
     else:
-        warnings.warn("no 'cost' column in both logs and no prices: every call costs 1, AIQ is undefined.",
-                      V0liteWarning, stacklevel=2)
+        warnings.warn(
+            "no 'cost' column in both logs and no prices: every call costs 1, AIQ is undefined.",
+            V0liteWarning,
+            stacklevel=2,
+        )
         prices = {p: 1.0 for p in policies}
         cost_source = "unit"
 
@@ -226,8 +250,11 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
     complete = ~(np.isnan(Y).any(axis=1) | np.isnan(Ctrue).any(axis=1))
     n_incomplete = int((~complete).sum())
     if n_incomplete:
-        warnings.warn(f"{n_incomplete} test prompts lack an outcome or cost for some policy and are dropped.",
-                      V0liteWarning, stacklevel=2)
+        warnings.warn(
+            f"{n_incomplete} test prompts lack an outcome or cost for some policy and are dropped.",
+            V0liteWarning,
+            stacklevel=2,
+        )
     if not complete.any():
         raise DataError("no test prompt has an outcome for every policy of the pool. Fix: use a complete test log.")
     te_prompts = [t for t, ok in zip(te_prompts, complete) if ok]
@@ -251,9 +278,18 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
             return embedder_lazy().encode(texts)
 
     router_cost_model = cost_model if cost_source == "log" else "fixed"
-    router = Router(value_model, policies=policies, strategy=strat, cost_model=router_cost_model,
-                    prices=prices if cost_source != "log" else None, embedder=_LazyEmbedder(),
-                    k=k_cost, shrink=shrink, cv=cv, random_state=random_state)
+    router = Router(
+        value_model,
+        policies=policies,
+        strategy=strat,
+        cost_model=router_cost_model,
+        prices=prices if cost_source != "log" else None,
+        embedder=_LazyEmbedder(),
+        k=k_cost,
+        shrink=shrink,
+        cv=cv,
+        random_state=random_state,
+    )
     router.fit(train)
     if save_router is not None:
         router.save(save_router)
@@ -279,12 +315,22 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
             base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
         if tuned_ks is not None:
             if int(tr_ok.sum()) < max(2, int(cv)):
-                warnings.warn(f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
-                              V0liteWarning, stacklevel=2)
+                warnings.warn(
+                    f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
+                    V0liteWarning,
+                    stacklevel=2,
+                )
             else:
-                tuned_k, tuned_cv = tune_knn_router(e_tr, Ytr[tr_ok], Ctr[tr_ok], tuned_ks, cv=cv,
-                                                    random_state=random_state, n_knobs=n_knobs,
-                                                    show_progress_bar=show_progress_bar)
+                tuned_k, tuned_cv = tune_knn_router(
+                    e_tr,
+                    Ytr[tr_ok],
+                    Ctr[tr_ok],
+                    tuned_ks,
+                    cv=cv,
+                    random_state=random_state,
+                    n_knobs=n_knobs,
+                    show_progress_bar=show_progress_bar,
+                )
                 with stage(f"route-eval: tuned kNN router (k={tuned_k})", enabled=show_progress_bar):
                     Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
                     tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
@@ -316,12 +362,25 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         _, extra["oracle_task_acc"] = task_accuracy(Y, Y.argmax(axis=1), g_te)
     if baselines:
         b = route_baselines(
-            train, te_prompts, policies, strategy=strat, P=P, Cpred=Cpred, Y=Y, Ctrue=Ctrue, n_knobs=n_knobs,
-            c_max=None if degenerate else c_max, tasks=g_te if per_task else None,
+            train,
+            te_prompts,
+            policies,
+            strategy=strat,
+            P=P,
+            Cpred=Cpred,
+            Y=Y,
+            Ctrue=Ctrue,
+            n_knobs=n_knobs,
+            c_max=None if degenerate else c_max,
+            tasks=g_te if per_task else None,
             knn_P=Pt if tuned is not None else None,
             knn_params={"k": tuned_k, "k_cv": tuned_cv, "cost": "this router's cost predictions"},
-            model_kwargs=_baseline_model_kwargs(value_model, embedder), random_state=random_state, n_boot=n_boot,
-            within_task=(lambda M: _within_group_auc(Y, M, g_te)) if g_te is not None else None, log=progress)
+            model_kwargs=_baseline_model_kwargs(value_model, embedder),
+            random_state=random_state,
+            n_boot=n_boot,
+            within_task=(lambda M: _within_group_auc(Y, M, g_te)) if g_te is not None else None,
+            log=progress,
+        )
         extra["baselines"] = b
         extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
     w = extra["within_policy_auc"]
@@ -357,13 +416,15 @@ def route_eval(train_log, test_log, *, value_model=None, embedder=None, k_baseli
         "baseline_knn_tuned_aiq": _aiq(tuned),
         "baseline_knn_tuned_k": tuned_k,
         "baseline_knn_tuned_max_acc": None if tuned is None else float(max(tuned["acc"])),
-        "baseline_knn_tuned_cost_at_best_single_acc": (None if tuned is None
-                                                       else cost_at_accuracy(tuned, single["acc"])),
+        "baseline_knn_tuned_cost_at_best_single_acc": (
+            None if tuned is None else cost_at_accuracy(tuned, single["acc"])
+        ),
         "baseline_knn_tuned_cv": tuned_cv,
         "baseline_task_aiq": _aiq(task_curve),
         "baseline_task_max_acc": None if task_curve is None else float(max(task_curve["acc"])),
-        "baseline_task_cost_at_best_single_acc": (None if task_curve is None
-                                                  else cost_at_accuracy(task_curve, single["acc"])),
+        "baseline_task_cost_at_best_single_acc": (
+            None if task_curve is None else cost_at_accuracy(task_curve, single["acc"])
+        ),
         "within_task_auc": within_task,
         "baseline_knn_tuned_within_task_auc": tuned_within_task,
         "curves": {

@@ -208,8 +208,13 @@ def best_single(outcomes, costs, policies: Sequence[str]) -> dict[str, Any]:
     accs, cst = Y.mean(axis=0), C.mean(axis=0)
     tied = accs >= accs.max() - 1e-12
     j = int(np.where(tied, cst, np.inf).argmin())
-    return {"model": policies[j], "acc": float(accs[j]), "cost": float(cst[j]),
-            "accs": accs.tolist(), "costs": cst.tolist()}
+    return {
+        "model": policies[j],
+        "acc": float(accs[j]),
+        "cost": float(cst[j]),
+        "accs": accs.tolist(),
+        "costs": cst.tolist(),
+    }
 
 
 def oracle(outcomes, costs) -> tuple[np.ndarray, float, float]:

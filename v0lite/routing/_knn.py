@@ -34,7 +34,9 @@ def _knn_mean(q: np.ndarray, train: np.ndarray, values: np.ndarray, k: int) -> n
 
 
 def _knn_prefix_means(q: np.ndarray, train: np.ndarray, values: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
-    """Per query, the mean of ``values`` (n_train,) or (n_train, m) over its ``k`` most similar train rows, for each ``k``.
+    """Per query and each ``k``, the mean of ``values`` over its ``k`` most similar train rows.
+
+    ``values`` is (n_train,) or (n_train, m).
 
     One similarity pass and one partial sort serve every ``k`` (each capped at ``n_train``).
     """

@@ -11,7 +11,6 @@ from ._frontier import non_decreasing_hull
 __all__ = ["plot_frontiers", "frontier_figure"]
 
 
-
 def plot_frontiers(result: Mapping[str, Any], path, *, cost_unit: str | None = None) -> str:
     """PNG of the router frontier, the kNN baselines (k fixed and k tuned), the task-mean router
     (when the logs name tasks), every single model, random mixes and the oracle.
@@ -61,8 +60,14 @@ def frontier_figure(result: Mapping[str, Any], *, cost_unit: str | None = None):
         ax.plot(b["cost"], b["acc"], "-", lw=1.3, color="C1", label="kNN router, k=32")
     if curves.get("baseline_knn_tuned_hull"):
         b = curves["baseline_knn_tuned_hull"]
-        ax.plot(b["cost"], b["acc"], "-", lw=1.3, color="C2",
-                label=f"kNN router, k={result.get('baseline_knn_tuned_k')} (CV on train)")
+        ax.plot(
+            b["cost"],
+            b["acc"],
+            "-",
+            lw=1.3,
+            color="C2",
+            label=f"kNN router, k={result.get('baseline_knn_tuned_k')} (CV on train)",
+        )
     if curves.get("baseline_task"):
         tc = curves["baseline_task"]
         hc, ha = non_decreasing_hull(tc["cost"], tc["acc"])
@@ -80,8 +85,18 @@ def frontier_figure(result: Mapping[str, Any], *, cost_unit: str | None = None):
     for j, i in enumerate(order):
         style = {"marker": markers[j % len(markers)], "color": colours[(j * 7 + 3) % len(colours)]}
         ax.scatter([s["cost"][i]], [s["acc"][i]], s=55, edgecolors="k", linewidths=0.6, zorder=5, **style)
-        model_handles.append(Line2D([], [], ls="", ms=7, markeredgecolor="k", markeredgewidth=0.6, **style,
-                                    label=f"{s['policy'][i]}  ({s['acc'][i]:.3f}, {s['cost'][i]:.2g})"))
+        model_handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                ms=7,
+                markeredgecolor="k",
+                markeredgewidth=0.6,
+                **style,
+                label=f"{s['policy'][i]}  ({s['acc'][i]:.3f}, {s['cost'][i]:.2g})",
+            )
+        )
 
     costs = [c for c in (*r["cost"], *m["cost"], *s["cost"], o["cost"]) if c is not None]
     positive = [c for c in costs if c > 0]
@@ -105,8 +120,24 @@ def frontier_figure(result: Mapping[str, Any], *, cost_unit: str | None = None):
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     # both legends beside the axes, so no mark is ever hidden behind one
-    fig.legend(handles=ax.get_legend_handles_labels()[0], loc="upper left", bbox_to_anchor=(0.63, 0.92),
-               fontsize=8, frameon=False, title="curves", title_fontsize=8, alignment="left")
-    fig.legend(handles=model_handles, loc="lower left", bbox_to_anchor=(0.63, 0.08), fontsize=8, frameon=False,
-               title="single models (accuracy, cost)", title_fontsize=8, alignment="left")
+    fig.legend(
+        handles=ax.get_legend_handles_labels()[0],
+        loc="upper left",
+        bbox_to_anchor=(0.63, 0.92),
+        fontsize=8,
+        frameon=False,
+        title="curves",
+        title_fontsize=8,
+        alignment="left",
+    )
+    fig.legend(
+        handles=model_handles,
+        loc="lower left",
+        bbox_to_anchor=(0.63, 0.08),
+        fontsize=8,
+        frameon=False,
+        title="single models (accuracy, cost)",
+        title_fontsize=8,
+        alignment="left",
+    )
     return fig

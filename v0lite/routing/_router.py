@@ -58,6 +58,7 @@ def _as_prompts(prompts) -> list[str]:
 
 # --------------------------------------------------------------------------- long-prompt encoder
 
+
 class Router(BaseEstimator):
     """Route each prompt to one policy of a pool from predicted success and predicted cost.
 
@@ -123,8 +124,21 @@ class Router(BaseEstimator):
     (['big', 'big'], ['small', 'small'])
     """
 
-    def __init__(self, value_model, *, policies=None, strategy="utility", cost_model="knn", prices=None,
-                 embedder=None, k=16, shrink=None, prior_k=None, cv=5, random_state=0):
+    def __init__(
+        self,
+        value_model,
+        *,
+        policies=None,
+        strategy="utility",
+        cost_model="knn",
+        prices=None,
+        embedder=None,
+        k=16,
+        shrink=None,
+        prior_k=None,
+        cv=5,
+        random_state=0,
+    ):
         self.value_model = value_model
         self.policies = policies
         self.strategy = strategy
@@ -153,8 +167,10 @@ class Router(BaseEstimator):
     def _check_value_model(self):
         vm = self.value_model
         if not callable(getattr(vm, "predict", None)):
-            raise V0liteError(f"value_model must have predict(X), got {type(vm).__name__}. "
-                              "Fix: pass a fitted V0Regressor or any object with predict(X) -> probabilities.")
+            raise V0liteError(
+                f"value_model must have predict(X), got {type(vm).__name__}. "
+                "Fix: pass a fitted V0Regressor or any object with predict(X) -> probabilities."
+            )
         if hasattr(vm, "get_params") and hasattr(vm, "fit"):  # a scikit-learn style estimator: fitted?
             from sklearn.exceptions import NotFittedError as SkNotFitted
             from sklearn.utils.validation import check_is_fitted
@@ -162,8 +178,10 @@ class Router(BaseEstimator):
             try:
                 check_is_fitted(vm)
             except SkNotFitted as exc:
-                raise NotFittedError(f"value_model {type(vm).__name__} is not fitted; the Router uses it as is. "
-                                     "Fix: fit the value model first, e.g. V0Regressor().fit(log).") from exc
+                raise NotFittedError(
+                    f"value_model {type(vm).__name__} is not fitted; the Router uses it as is. "
+                    "Fix: fit the value model first, e.g. V0Regressor().fit(log)."
+                ) from exc
             except TypeError:  # not an estimator after all: nothing to check
                 pass
 
@@ -228,14 +246,20 @@ class Router(BaseEstimator):
             a = _float_knob("shrink", self.shrink)
             if not 0.0 <= a <= 1.0:
                 raise V0liteError(f"shrink must be in [0, 1], got {a}. Fix: pass a weight in [0, 1], 'cv' or None.")
-        if self.prior_k is not None and (isinstance(self.prior_k, bool) or int(self.prior_k) != self.prior_k
-                                         or int(self.prior_k) < 1):
+        if self.prior_k is not None and (
+            isinstance(self.prior_k, bool) or int(self.prior_k) != self.prior_k or int(self.prior_k) < 1
+        ):
             raise V0liteError(f"prior_k must be None or an int >= 1, got {self.prior_k!r}.")
         if frame is None or "score" not in frame.columns:
-            raise DataError("shrink needs the log's 'score' column (the prior is each policy's outcomes). "
-                            "Fix: pass an outcome log with 'score' to fit, or shrink=None.")
-        per = (frame.filter(pl.col("policy").is_in(policies))
-               .group_by(["policy", "prompt"], maintain_order=True).agg(pl.col("score").mean()))
+            raise DataError(
+                "shrink needs the log's 'score' column (the prior is each policy's outcomes). "
+                "Fix: pass an outcome log with 'score' to fit, or shrink=None."
+            )
+        per = (
+            frame.filter(pl.col("policy").is_in(policies))
+            .group_by(["policy", "prompt"], maintain_order=True)
+            .agg(pl.col("score").mean())
+        )
         if per.height == 0:
             raise DataError("the log has no outcome of the pool's policies. Fix: log outcomes of the pool.")
         texts = per["prompt"].unique(maintain_order=True).to_list()
@@ -245,8 +269,11 @@ class Router(BaseEstimator):
         col = {p: j for j, p in enumerate(policies)}
         pol_idx = np.fromiter((col[p] for p in per["policy"].to_list()), np.int64, per.height)
         y = per["score"].to_numpy().astype(np.float64)
-        self._prior = {"emb": emb, "rows": {j: pr_rows[pol_idx == j] for j in np.unique(pol_idx)},
-                       "y": {j: y[pol_idx == j] for j in np.unique(pol_idx)}}
+        self._prior = {
+            "emb": emb,
+            "rows": {j: pr_rows[pol_idx == j] for j in np.unique(pol_idx)},
+            "y": {j: y[pol_idx == j] for j in np.unique(pol_idx)},
+        }
         if not cv_mode:
             self.shrink_, self.prior_k_ = a, None if self.prior_k is None else int(self.prior_k)
             return
@@ -259,8 +286,9 @@ class Router(BaseEstimator):
             raise V0liteError(f"cv must be an int in [2, n_prompts={n_prompts}], got {self.cv!r}.")
         all_prompts = frame["prompt"].unique(maintain_order=True).to_list()
         fold_all = dict(zip(all_prompts, prompt_folds(len(all_prompts), folds, self.random_state)))
-        fold_of = np.fromiter((fold_all[t] for t in per["prompt"].unique(maintain_order=True).to_list()),
-                              np.int64, n_prompts)
+        fold_of = np.fromiter(
+            (fold_all[t] for t in per["prompt"].unique(maintain_order=True).to_list()), np.int64, n_prompts
+        )
         ks = [16, 32, 64, 128, 256, 512] if self.prior_k is None else [int(self.prior_k)]
         grid_k: list[int | None] = [*ks, None]
         weights = np.linspace(0.0, 1.0, 11)
@@ -276,8 +304,9 @@ class Router(BaseEstimator):
             part = frame.filter(pl.Series(frame_fold != f))  # a held-out prompt is cold for every policy
             X, yy = part.drop("score"), part["score"].to_numpy().astype(np.float64)
             seen = set(part["policy"].unique().to_list())
-            ask = np.flatnonzero((row_fold == f) & np.isin(pol_idx, [j for j, p in enumerate(self.policies_)
-                                                                      if p in seen]))
+            ask = np.flatnonzero(
+                (row_fold == f) & np.isin(pol_idx, [j for j, p in enumerate(self.policies_) if p in seen])
+            )
             if ask.size == 0:
                 continue
             model = _clone(self.value_model).fit(X, yy)
@@ -297,8 +326,12 @@ class Router(BaseEstimator):
         ok = np.isfinite(p_oof) & np.isfinite(prior_oof[None])
         if not ok.any():
             raise DataError("shrink='cv' found no prompt to predict out of fold. Fix: log more prompts per policy.")
-        brier = np.array([[float(np.mean(((1 - a) * p_oof[ok] + a * prior_oof[k][ok] - y[ok]) ** 2))
-                           for a in weights] for k in grid_k])
+        brier = np.array(
+            [
+                [float(np.mean(((1 - a) * p_oof[ok] + a * prior_oof[k][ok] - y[ok]) ** 2)) for a in weights]
+                for k in grid_k
+            ]
+        )
         best = brier.min()
         ki, ai = min(zip(*np.nonzero(brier <= best + 1e-12)), key=lambda t: (t[1], t[0]))
         self.shrink_, self.prior_k_ = float(weights[ai]), grid_k[ki] if ai > 0 else None
@@ -350,10 +383,12 @@ class Router(BaseEstimator):
         n, m = len(prompts), self.n_policies_
         if n == 0:
             return np.zeros((0, m)), np.zeros((0, m))
-        X = pl.DataFrame({
-            "policy": np.tile(np.asarray(self.policies_, dtype=object), n).tolist(),
-            "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
-        })
+        X = pl.DataFrame(
+            {
+                "policy": np.tile(np.asarray(self.policies_, dtype=object), n).tolist(),
+                "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
+            }
+        )
         p = np.asarray(self.value_model.predict(X), dtype=np.float64).reshape(-1)
         if p.shape[0] != n * m or not np.isfinite(p).all():
             raise V0liteError(

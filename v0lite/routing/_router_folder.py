@@ -32,10 +32,15 @@ def _object_id(v):
 
 def save_router(router, path) -> Path:
     """Write fitted ``router`` to folder ``path`` atomically."""
-    for kind, obj, table in (("strategy", router.strategy_, STRATEGIES), ("cost model", router.cost_model_, COST_MODELS)):
+    for kind, obj, table in (
+        ("strategy", router.strategy_, STRATEGIES),
+        ("cost model", router.cost_model_, COST_MODELS),
+    ):
         if getattr(obj, "name", None) not in table or not isinstance(obj, table[obj.name]):
-            raise V0liteError(f"a router with a custom {kind} ({type(obj).__name__}) cannot be saved: load could not "
-                              f"rebuild it from its name. Fix: use a {kind} of {sorted(table)} to save the router.")
+            raise V0liteError(
+                f"a router with a custom {kind} ({type(obj).__name__}) cannot be saved: load could not "
+                f"rebuild it from its name. Fix: use a {kind} of {sorted(table)} to save the router."
+            )
     cost_meta, arrays = router.cost_model_.get_state()
     arrays = {f"cost.{k}": v for k, v in arrays.items()}
     prior = router._prior
@@ -52,7 +57,8 @@ def save_router(router, path) -> Path:
         "params": to_jsonable(params, default=_object_id),
         "policies": list(router.policies_),
         "cost_model": {"name": router.cost_model_.name, "meta": to_jsonable(cost_meta)},
-        "shrink": router.shrink_, "prior_k": router.prior_k_,
+        "shrink": router.shrink_,
+        "prior_k": router.prior_k_,
         "prior_columns": sorted(int(j) for j in prior.get("rows", {})),
         "shrink_scores": to_jsonable(getattr(router, "shrink_scores_", None)),
         "value_model": {"class": type(vm).__name__, "saved": callable(getattr(vm, "save", None))},
@@ -69,12 +75,20 @@ def save_router(router, path) -> Path:
 def load_router(cls, path, *, value_model=None, embedder=None):
     """Read a router folder written by :func:`save_router` (checksums verified)."""
     path = Path(path)
-    meta = read_folder(path, format_name=ROUTER_FORMAT, format_version=ROUTER_FORMAT_VERSION,
-                       required=("arrays.safetensors",), what="v0lite router", fix="re-save the router")
+    meta = read_folder(
+        path,
+        format_name=ROUTER_FORMAT,
+        format_version=ROUTER_FORMAT_VERSION,
+        required=("arrays.safetensors",),
+        what="v0lite router",
+        fix="re-save the router",
+    )
     if value_model is None:
         if not meta["value_model"]["saved"]:
-            raise V0liteError(f"{path}: the router's value model ({meta['value_model']['class']}) has no save(), so "
-                              "it is not in the folder. Fix: pass it again, Router.load(path, value_model=model).")
+            raise V0liteError(
+                f"{path}: the router's value model ({meta['value_model']['class']}) has no save(), so "
+                "it is not in the folder. Fix: pass it again, Router.load(path, value_model=model)."
+            )
         from ..estimator import V0Regressor
 
         value_model = V0Regressor.load(path / "value_model")
@@ -86,18 +100,24 @@ def load_router(cls, path, *, value_model=None, embedder=None):
     router.strategy_ = get_strategy(params["strategy"])
     cost = meta["cost_model"]
     router.cost_model_ = get_cost_model(cost["name"], k=params["k"]).set_state(
-        cost["meta"], {k[len("cost."):]: v for k, v in a.items() if k.startswith("cost.")})
+        cost["meta"], {k[len("cost.") :]: v for k, v in a.items() if k.startswith("cost.")}
+    )
     router.policies_ = list(meta["policies"])
     router.n_policies_ = len(router.policies_)
     router.shrink_, router.prior_k_ = float(meta["shrink"]), meta["prior_k"]
     cols = meta["prior_columns"]
     try:
-        router._prior = ({"emb": a["prior.emb"], "rows": {j: a[f"prior.{j}.rows"] for j in cols},
-                          "y": {j: a[f"prior.{j}.y"] for j in cols}} if cols else {})
+        router._prior = (
+            {
+                "emb": a["prior.emb"],
+                "rows": {j: a[f"prior.{j}.rows"] for j in cols},
+                "y": {j: a[f"prior.{j}.y"] for j in cols},
+            }
+            if cols
+            else {}
+        )
     except KeyError as exc:
         raise FormatVersionError(f"{path}: arrays.safetensors lacks {exc}. Fix: re-save the router.") from exc
     if meta["shrink_scores"] is not None:
         router.shrink_scores_ = meta["shrink_scores"]
     return router
-
-
