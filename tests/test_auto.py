@@ -126,3 +126,23 @@ def test_tiny_log_falls_back_to_the_prior(make_model):
     model = make_model(head="auto", head_params=FAST).fit(log)
     assert model.head_.chosen_ == "prior" and model.head_.criterion_ == "too little history"
     np.testing.assert_allclose(model.predict(log), make_model(head="prior").fit(log).predict(log))
+
+
+def test_stacker_weights_are_non_negative_and_still_fit():
+    """A member whose logit is anti-correlated with the residual gets weight 0, not a negative one."""
+    from v0lite.heads.auto import _sigmoid, fit_stacker
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    truth = rng.normal(0, 1.5, n)
+    e = rng.normal(0, 1.0, n)
+    good, noisy = truth + e, truth + 2 * e  # unconstrained: 2 * good - noisy cancels the shared noise
+    y = (rng.random(n) < _sigmoid(truth)).astype(float)
+    L = np.column_stack([good, noisy])
+    pol = np.zeros(n, np.int64)
+    W, wg = fit_stacker(L, y, pol, 1, nonneg=False)
+    assert wg[1] < 0  # the case the constraint is for
+    W, wg = fit_stacker(L, y, pol, 1)
+    assert (wg[:-1] >= 0).all() and wg[0] > 0.5
+    W2, _ = fit_stacker(L, y, pol, 1, l2_policy=20.0)
+    assert (W2[:, :-1] >= 0).all()

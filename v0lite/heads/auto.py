@@ -4,8 +4,8 @@ On prompt-grouped folds of the fitted history (a held-out prompt is cold for eve
 the routing situation) every candidate predicts the held-out rows from the other folds:
 the prompt-blind prior, kNN (k and temperature by CV), per-policy logistic regression on the
 embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the
-first fold). A per-policy logistic stacker on the members' out-of-fold logits, shrunk toward
-one stacker shared by all policies, makes ``p`` comparable *across* policies on the same
+first fold). A per-policy logistic stacker on the members' out-of-fold logits (non-negative
+weights), shrunk toward one stacker shared by all policies, makes ``p`` comparable *across* policies on the same
 prompt, which is what an argmax router needs. The stack and each member are scored on the
 same held-out rows (the stack by an inner CV), and the best by Brier score is used.
 ``cv_report_`` records every candidate's scores and which was chosen.
@@ -59,23 +59,42 @@ def _newton(X, y, lam, center, n_iter=30):
     return w
 
 
-def fit_stacker(L, y, policy, n_pol, *, l2_global=1.0, l2_policy=None):
+def _newton_nonneg(X, y, lam, center, n_members):
+    """:func:`_newton` with the member weights (the first ``n_members``) kept >= 0, by an active set.
+
+    The most negative member is dropped and the rest refitted until none is negative: a stacker
+    that subtracts one member's logit from another's extrapolates their disagreement, which on
+    shifted query prompts costs more than it won out of fold (Breiman's stacked regressions).
+    """
+    active = np.ones(X.shape[1], bool)
+    while True:
+        w = np.zeros(X.shape[1])
+        w[active] = _newton(X[:, active], y, lam[active], center[active])
+        neg = np.flatnonzero(active[:n_members] & (w[:n_members] < 0))
+        if not len(neg) or active[:n_members].sum() <= 1:
+            return np.where(active, w, 0.0)
+        active[neg[np.argmin(w[neg])]] = False
+
+
+def fit_stacker(L, y, policy, n_pol, *, l2_global=1.0, l2_policy=None, nonneg=True):
     """Per-policy logistic stacker on member logits ``L``, shrunk toward a shared one.
 
     Returns ``(W, w_global)``: ``W`` (n_pol, n_members + 1) per-policy weights (last column the
     intercept), ``w_global`` the shared stacker (used for policies without stacking rows).
-    ``l2_policy=None``: every policy uses the shared stacker.
+    ``l2_policy=None``: every policy uses the shared stacker. ``nonneg``: member weights >= 0.
     """
     X = np.column_stack([L, np.ones(len(L))])
     m = X.shape[1]
     start = np.r_[np.full(m - 1, 1.0 / max(m - 1, 1)), 0.0]
-    wg = _newton(X, y, np.r_[np.full(m - 1, l2_global), 1e-6], start)
+    lam = np.r_[np.full(m - 1, l2_global), 1e-6]
+    wg = _newton_nonneg(X, y, lam, start, m - 1) if nonneg else _newton(X, y, lam, start)
     W = np.tile(wg, (n_pol, 1))
     if l2_policy is None:
         return W, wg
     for c in np.unique(policy):
         sel = policy == c
-        W[c] = _newton(X[sel], y[sel], np.full(m, l2_policy), wg)
+        lp = np.full(m, l2_policy)
+        W[c] = _newton_nonneg(X[sel], y[sel], lp, wg, m - 1) if nonneg else _newton(X[sel], y[sel], lp, wg)
     return W, wg
 
 
@@ -286,6 +305,11 @@ class AutoHead(BaseHead):
                 r["weight"] = 1.0 if r["member"] == self.chosen_ else 0.0
         self.cv_report_ = report
         self.members_ = members if self.chosen_ == "stack" else [self.chosen_]
+        if self.chosen_ == "stack":  # members the non-negative stacker weighs 0 are not computed at predict
+            used = (self.stack_W_[:, :-1] != 0).any(0) | (self.stack_global_[:-1] != 0)
+            self.members_ = [m for m, u in zip(members, used) if u]
+            self.stack_W_ = self.stack_W_[:, np.r_[used, True]]
+            self.stack_global_ = self.stack_global_[np.r_[used, True]]
         self.heads_ = {m: heads[m] for m in self.members_}
         self.n_fitted_ = n_pol
         self.n_stack_rows_ = int(len(rows))
