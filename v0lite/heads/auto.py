@@ -192,7 +192,7 @@ class AutoHead(BaseHead):
         from threadpoolctl import threadpool_limits
 
         self._validate()
-        with threadpool_limits(int(self.params["n_jobs"])):
+        with threadpool_limits(int(self.params["n_jobs"]), user_api="blas"):
             return self._fit(index, random_state)
 
     def _fit(self, index, random_state):
