@@ -33,7 +33,7 @@ _N_SE = 2.0  # ties: within two paired standard errors over prompt clusters of t
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
 # that the whole fit stays within a few logistic-regression fits on large logs
-_GBDT_DEFAULTS = {"max_rows": 5000, "n_estimators": 400, "learning_rate": 0.06}
+_GBDT_DEFAULTS = {"max_rows": 10000, "n_estimators": 400, "learning_rate": 0.06}
 
 
 def _logit(p):
@@ -135,7 +135,7 @@ class AutoHead(BaseHead):
     n_folds : int, default 5
         Prompt folds of the out-of-fold comparison.
     gbdt_params : dict, optional
-        Overrides of the gbdt member's parameters (defaults: 5,000 query rows per episode,
+        Overrides of the gbdt member's parameters (defaults: 10,000 query rows per episode,
         400 trees at learning rate 0.06).
     transformer_params : dict, optional
         Parameters of the transformer member, which joins only on logs of at most 10,000 rows.
