@@ -105,6 +105,20 @@ def test_choice_accuracy_takes_the_argmax_policy():
     assert choice_accuracy(y, p, prompt, pol) == 0.5
 
 
+def test_choice_accuracy_groups_by_prompt_and_step_as_a_loop_does():
+    rng = np.random.default_rng(3)
+    n = 400
+    prompt, step = rng.integers(0, 7, n), rng.integers(0, 40, n) * 10  # more steps than prompts
+    pol, y, p = rng.integers(0, 3, n), rng.random(n), rng.permutation(n) / n  # p has no ties
+    want = []
+    for key in sorted(set(zip(prompt.tolist(), step.tolist()))):
+        sel = np.flatnonzero((prompt == key[0]) & (step == key[1]))
+        if len(set(pol[sel].tolist())) >= 2:
+            want.append(y[sel[np.argmax(p[sel])]])
+    got = choice_accuracy(y, p, prompt, pol, step, per_prompt=True)
+    np.testing.assert_allclose(got, want)
+
+
 def test_knn_grid_estimates_match_the_knn_head():
     from v0lite.heads._oof import _knn_grid_estimates
     from v0lite.heads.knn import knn_estimate

@@ -103,6 +103,11 @@ def brier_by_config(P, y, covered):
     return np.mean((P[:, covered] - y[covered]) ** 2, axis=1)
 
 
+def _dense(a):
+    """``a``'s values as codes 0..k-1 in sorted order (int64)."""
+    return np.unique(np.asarray(a), return_inverse=True)[1].ravel().astype(np.int64)
+
+
 def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     """Mean over prompts of the true score of the argmax-p policy (prompts answered by >= 2 policies).
 
@@ -111,16 +116,16 @@ def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     ``per_prompt=True`` the array of each qualifying group's score (ordered by group).
     """
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
-    g = np.asarray(prompt, np.int64)
+    g = _dense(prompt)
     if step is not None:
-        _, g = np.unique(np.column_stack([g, np.asarray(step, np.int64)]), axis=0, return_inverse=True)
-        g = g.ravel()
-    _, g = np.unique(g, return_inverse=True)
+        s = _dense(step)
+        g = _dense(g * (int(s.max(initial=0)) + 1) + s)
     if not len(g):
         return np.zeros(0) if per_prompt else float("nan")
-    pol = np.unique(np.asarray(policy), return_inverse=True)[1].ravel()
-    pairs = np.unique(np.column_stack([g, pol]), axis=0)
-    ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
+    pol = _dense(policy)
+    n_pol = int(pol.max()) + 1
+    pairs = np.unique(g * n_pol + pol)  # 1-d codes: a 2-d np.unique sorts rows, ~10x slower
+    ok = np.bincount(pairs // n_pol, minlength=g.max() + 1) >= 2
     if not ok.any():
         return np.zeros(0) if per_prompt else float("nan")
     order = np.lexsort((-p, g))

@@ -3,12 +3,13 @@
 On prompt-grouped folds of the fitted history (a held-out prompt is cold for every policy,
 the routing situation) every candidate predicts the held-out rows from the other folds:
 the prompt-blind prior, kNN (k and temperature by CV), per-policy logistic regression on the
-embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the
-first fold). A per-policy logistic stacker on the members' out-of-fold logits (non-negative
-weights), shrunk toward one stacker shared by all policies, makes ``p`` comparable *across* policies on the same
-prompt, which is what an argmax router needs. The stack and each member are scored on the
-same held-out rows (the stack by an inner CV), and the best by Brier score is used.
-``cv_report_`` records every candidate's scores and which was chosen.
+embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the first
+fold, which it then predicts cold from the other folds). A logistic stacker on the members'
+out-of-fold logits (non-negative weights; shared by every policy unless ``l2_policy`` is given)
+makes ``p`` comparable *across* policies on the same prompt, which is what an argmax router
+needs. The stack and each member are scored on the same held-out rows (the stack by an inner
+CV): a routing log by held-out choice accuracy (a two-standard-error rule over prompt clusters),
+other logs by the Brier score. ``cv_report_`` records every candidate's scores and which was chosen.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _N_SE = 2.0  # ties: within two paired standard errors over prompt clusters of t
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
 # that the whole fit stays within a few logistic-regression fits on large logs
-_GBDT_DEFAULTS = {"max_rows": 10000, "n_estimators": 400, "learning_rate": 0.06}
+_GBDT_DEFAULTS = {"max_rows": 5000, "n_estimators": 400, "learning_rate": 0.06}
 
 
 def _logit(p):
@@ -135,7 +136,7 @@ class AutoHead(BaseHead):
     n_folds : int, default 5
         Prompt folds of the out-of-fold comparison.
     gbdt_params : dict, optional
-        Overrides of the gbdt member's parameters (defaults: 10,000 query rows per episode,
+        Overrides of the gbdt member's parameters (defaults: 5,000 query rows per episode,
         400 trees at learning rate 0.06).
     transformer_params : dict, optional
         Parameters of the transformer member, which joins only on logs of at most 10,000 rows.
@@ -364,7 +365,8 @@ class AutoHead(BaseHead):
         return min(tied, key=lambda i: (rank.get(names[i], len(_PREFER)), -means[i]))
 
     def _fit_learned(self, index, folds, random_state, names):
-        """The learned members on one shared training set; their held-out predictions on the first fold's cold rows."""
+        """The learned members on one shared training set; their cold predictions of the first fold's rows."""
+        from ..episodes import row_queries, subindex
         from ..features import fit_pca
         from ._training import build_training_set
         from .gbdt import GBDTHead
@@ -384,7 +386,12 @@ class AutoHead(BaseHead):
             random_state=random_state,
         )
         ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
-        cold = ts.kind[ts.val] == "cold"
+        # every first-fold row is predicted cold from the other folds, not only the rows the episodes
+        # sampled: the comparison then runs on the same rows whatever ``max_rows`` is (at 5,000 rows
+        # per episode it had half the rows, and the routerdc choice flipped between logistic and kNN)
+        in0 = folds[index.prompt_row] == 0
+        te = np.flatnonzero(in0)
+        ctx, q = subindex(index, np.flatnonzero(~in0)), row_queries(index, te)
         out = {}
         for name in names:
             if name == "gbdt":
@@ -406,7 +413,7 @@ class AutoHead(BaseHead):
             if head.val_pred_ is None:
                 out[name] = (None, None, head)
             else:
-                out[name] = (ts.rows[ts.val][cold], np.asarray(head.val_pred_)[cold], head)
+                out[name] = (te, head.predict(ctx, q, exclude="same_step"), head)
         return out
 
     # -- prediction --------------------------------------------------------------------------
