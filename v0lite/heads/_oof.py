@@ -12,7 +12,7 @@ import numpy as np
 from ..episodes import row_queries, subindex
 from .prior import policy_prior
 
-__all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice_accuracy"]
+__all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice_accuracy", "choice_groups"]
 
 # (k, temperature) candidates of the kNN head; temperature 1.0 weighs the k neighbours almost equally
 KNN_GRID = tuple((k, t) for k in (8, 16, 32, 64, 128, 256) for t in (0.02, 0.05, 0.2, 1.0))
@@ -108,6 +108,20 @@ def _dense(a):
     return np.unique(np.asarray(a), return_inverse=True)[1].ravel().astype(np.int64)
 
 
+def choice_groups(prompt, policy, step=None):
+    """Each row's (prompt, step) group as codes 0..k-1 in sorted order, and which groups hold >= 2 policies."""
+    g = _dense(prompt)
+    if step is not None:
+        s = _dense(step)
+        g = _dense(g * (int(s.max(initial=0)) + 1) + s)
+    if not len(g):
+        return g, np.zeros(0, bool)
+    pol = _dense(policy)
+    n_pol = int(pol.max()) + 1
+    pairs = np.unique(g * n_pol + pol)  # 1-d codes: a 2-d np.unique sorts rows, ~10x slower
+    return g, np.bincount(pairs // n_pol, minlength=g.max() + 1) >= 2
+
+
 def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     """Mean over prompts of the true score of the argmax-p policy (prompts answered by >= 2 policies).
 
@@ -116,16 +130,7 @@ def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     ``per_prompt=True`` the array of each qualifying group's score (ordered by group).
     """
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
-    g = _dense(prompt)
-    if step is not None:
-        s = _dense(step)
-        g = _dense(g * (int(s.max(initial=0)) + 1) + s)
-    if not len(g):
-        return np.zeros(0) if per_prompt else float("nan")
-    pol = _dense(policy)
-    n_pol = int(pol.max()) + 1
-    pairs = np.unique(g * n_pol + pol)  # 1-d codes: a 2-d np.unique sorts rows, ~10x slower
-    ok = np.bincount(pairs // n_pol, minlength=g.max() + 1) >= 2
+    g, ok = choice_groups(prompt, policy, step)
     if not ok.any():
         return np.zeros(0) if per_prompt else float("nan")
     order = np.lexsort((-p, g))

@@ -334,14 +334,10 @@ class AutoHead(BaseHead):
         """
         import faiss
 
-        from ._oof import choice_accuracy
+        from ._oof import choice_accuracy, choice_groups
 
-        _, g = np.unique(np.column_stack([prompt, step]), axis=0, return_index=False, return_inverse=True)
-        g = g.ravel()
         per = [choice_accuracy(y, p, prompt, policy, step, per_prompt=True) for p in preds]
-        # the groups choice_accuracy scored, in its order (sorted by group id, >= 2 policies)
-        pairs = np.unique(np.column_stack([g, np.unique(np.asarray(policy), return_inverse=True)[1].ravel()]), axis=0)
-        ok = np.bincount(pairs[:, 0], minlength=g.max() + 1) >= 2
+        g, ok = choice_groups(prompt, policy, step)  # the groups choice_accuracy scored, in its order
         first = np.zeros(g.max() + 1, np.int64)
         first[g[::-1]] = np.arange(len(g))[::-1]
         x = np.ascontiguousarray(emb[first[ok]], np.float32)
