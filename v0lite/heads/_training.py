@@ -27,8 +27,6 @@ class TrainingSet:
     val: np.ndarray
     ctx: dict | None
     q_emb_row: np.ndarray
-    rows: np.ndarray | None = None  # each query's row of the fitted history
-    kind: np.ndarray | None = None  # each query's episode kind ("cold", "thin", "warm")
 
 
 def pad_context(ctx: dict, width: int) -> dict:
@@ -61,7 +59,7 @@ def build_training_set(
     """Features (and optionally context tokens) of every query of the training episodes."""
     from .._progress import bar, stage
 
-    Xs, ys, prs, ctxs, rws, kinds = [], [], [], [], [], []
+    Xs, ys, prs, ctxs = [], [], [], []
     names = None
     oof_ridge = np.full(index.n_rows, np.nan, np.float32)
     with stage("fit: episodes", enabled=show_progress_bar):
@@ -77,8 +75,6 @@ def build_training_set(
         Xs.append(X)
         ys.append(ep.y)
         prs.append(ep.queries.prompt_row)
-        rws.append(ep.rows)
-        kinds.append(np.full(len(ep.rows), ep.kind))
         if with_context:
             ctxs.append(pad_context(out[2], xp_width))
     prompt_row = np.concatenate(prs)
@@ -94,6 +90,4 @@ def build_training_set(
         val,
         ctx,
         prompt_row,
-        np.concatenate(rws),
-        np.concatenate(kinds),
     )
