@@ -77,7 +77,8 @@ def test_cold_ridge_feature_equals_a_refit_without_the_prompt(model):
         keep = np.flatnonzero(idx.prompt_row != q.prompt_row[i])
         X = idx.emb[idx.prompt_row[keep]].astype(np.float64)
         w = np.linalg.solve(X.T @ X + 0.03 * idx.n_rows * np.eye(X.shape[1]), X.T @ c.resid[keep])
-        assert loo[i] == pytest.approx(float(q.emb[i] @ w), abs=1e-9)
+        # the Gram matrix is summed in float32 (features.weighted_gram): agreement to ~1e-7, not 1e-12
+        assert loo[i] == pytest.approx(float(q.emb[i] @ w), abs=1e-6)
 
 
 def test_unique_queries_is_exact_even_when_embeddings_collide():

@@ -23,25 +23,43 @@ import numpy as np
 
 from .index import HistoryIndex, Queries, _distinct_queries
 
-__all__ = ["compute_features", "fit_pca", "FEATURE_K"]
+__all__ = ["compute_features", "fit_pca", "weighted_gram", "FEATURE_K"]
 
 FEATURE_K = 32
 _XK = 32
 
 
 def fit_pca(emb: np.ndarray, n_components: int = 8, random_state: int = 0):
-    """(mean, components) of a PCA of the embeddings, by SVD on at most 20k rows."""
+    """(mean, components) of a PCA of the embeddings (at most 20k rows), by eigh of their scatter matrix."""
     rng = np.random.default_rng(random_state)
     x = emb if len(emb) <= 20000 else emb[rng.choice(len(emb), 20000, replace=False)]
+    x = np.asarray(x, np.float64)
     mean = x.mean(0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    comps = vt[:n_components]
+    xc = x - mean
+    # the top eigenvectors of the (dim x dim) scatter matrix are the SVD's right singular vectors;
+    # an SVD of the (rows x dim) matrix took ~1 s of each auto fit on 14k prompts, this ~0.1 s
+    vals, vecs = np.linalg.eigh(xc.T @ xc)
+    keep = np.argsort(vals)[::-1][: min(n_components, len(x))]
+    comps = vecs[:, keep].T
     # fix each component's sign, so refits give identical features
     signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
     comps = comps * signs[:, None]
     if len(comps) < n_components:  # fewer prompts than components: zero-pad, shapes stay fixed
         comps = np.vstack([comps, np.zeros((n_components - len(comps), comps.shape[1]))])
     return mean.astype(np.float32), comps.astype(np.float32)
+
+
+def weighted_gram(emb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``emb.T @ diag(weight) @ emb`` (float64 result) for non-negative weights.
+
+    Computed as ``Z.T @ Z`` with ``Z = emb * sqrt(weight)`` in float32, which numpy hands to
+    BLAS ``syrk`` (half the products of a general matmul, in single precision): ~3x faster than
+    the float64 product. The ridges that use it add ``0.03 n`` to the diagonal, so their
+    systems are well conditioned (condition number below ~35 for unit embeddings) and float32
+    sums lose nothing that matters (max error ~1e-4 of the Gram's scale over 11k prompts).
+    """
+    z = np.asarray(emb, np.float32) * np.sqrt(np.asarray(weight, np.float64)).astype(np.float32)[:, None]
+    return (z.T @ z).astype(np.float64)
 
 
 class _Cache:
@@ -102,7 +120,7 @@ class _Cache:
             X = idx.emb[seen].astype(np.float64)
             d = X.shape[1]
             lam = lam_scale * max(len(rows), 1)
-            a_inv = np.linalg.inv(X.T @ (X * cnt[seen, None]) + lam * np.eye(d))
+            a_inv = np.linalg.inv(weighted_gram(idx.emb[seen], cnt[seen]) + lam * np.eye(d))
             w = a_inv @ (X.T @ ssum[seen])
             self._ridge = (w, a_inv, cnt, ssum)
         return self._ridge

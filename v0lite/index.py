@@ -102,7 +102,9 @@ class _Block:
     """One policy's rows, sorted by step, with a lazily built faiss index."""
 
     def __init__(self, rows: np.ndarray, steps: np.ndarray, prompt_rows: np.ndarray, scores: np.ndarray):
-        order = np.argsort(steps, kind="stable")
+        # step order, then prompt order: policies that answered the same prompts at the same steps get
+        # equal layouts whatever the log's row order, so search_queries searches once for all of them
+        order = np.lexsort((prompt_rows, steps))
         self.rows = rows[order]
         self.steps = steps[order]
         self.prompt_rows = prompt_rows[order]

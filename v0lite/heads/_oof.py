@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..episodes import row_queries, subindex
+from ..features import weighted_gram
 from .prior import policy_prior
 
 __all__ = ["KNN_GRID", "fold_contexts", "oof_simple", "brier_by_config", "choice_accuracy", "choice_groups"]
@@ -41,7 +42,7 @@ def _ridge_prompt_level(ctx, lam_scale=0.03):
     rs = np.bincount(ctx.prompt_row, r, n_p)
     seen = np.flatnonzero(cnt > 0)
     E = ctx.emb[seen].astype(np.float64)
-    A = E.T @ (E * cnt[seen, None]) + lam_scale * max(ctx.n_rows, 1) * np.eye(E.shape[1])
+    A = weighted_gram(ctx.emb[seen], cnt[seen]) + lam_scale * max(ctx.n_rows, 1) * np.eye(E.shape[1])
     return np.linalg.solve(A, E.T @ rs[seen])
 
 
