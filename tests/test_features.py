@@ -104,3 +104,28 @@ def test_features_do_not_depend_on_the_batch(model, exclude):
     sub = _queries(model, log[[0, 5, 9]])
     Xs, _ = compute_features(model.index_, sub, exclude)
     np.testing.assert_allclose(Xs, X[[0, 5, 9]], rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_gram_matches_the_float64_product():
+    from v0lite.features import weighted_gram
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((500, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    w = rng.integers(0, 9, 500).astype(np.float64)
+    ref = x.astype(np.float64).T @ (x.astype(np.float64) * w[:, None])
+    np.testing.assert_allclose(weighted_gram(x, w), ref, atol=1e-5 * np.abs(ref).max())
+
+
+def test_fit_pca_gives_the_svd_components_with_fixed_signs():
+    from v0lite.features import fit_pca
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((300, 16)) * np.linspace(3, 0.2, 16)).astype(np.float32)
+    mean, comps = fit_pca(x, 4)
+    _, _, vt = np.linalg.svd(x.astype(np.float64) - x.mean(0), full_matrices=False)
+    for c, v in zip(comps, vt[:4]):
+        assert abs(abs(float(c @ v)) - 1.0) < 1e-5  # the same direction
+        assert c[np.abs(c).argmax()] > 0  # the sign rule: largest entry positive
+    np.testing.assert_allclose(mean, x.mean(0), atol=1e-6)
+    assert fit_pca(x[:3], 8)[1].shape == (8, 16)  # fewer rows than components: zero-padded

@@ -188,17 +188,20 @@ def _assert_same_hits_up_to_ties(rows_a, sims_a, rows_b, atol=1e-6):
         assert set(ra[above]) == set(rb[above])
 
 
+@pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("exclude", ["same_step", "any_step", "none"])
-def test_policies_with_the_same_layout_share_one_search(exclude):
-    # a routing log: every policy scored on the same (prompt, step) rows, in the same order
+def test_policies_with_the_same_layout_share_one_search(exclude, shuffled):
+    # a routing log: every policy scored on the same (prompt, step) rows, in the same order or
+    # (shuffled) each policy's rows in its own order, as a log concatenated from per-model files is
     rng = np.random.default_rng(7)
     n_prompts, n_rows, n_pol = 30, 90, 3
     emb = _unit(rng, n_prompts)
     prow1 = rng.integers(0, n_prompts, n_rows)
     step1 = rng.integers(0, 3, n_rows)
     policy = np.repeat(np.arange(n_pol), n_rows).astype(np.int32)
-    prow = np.tile(prow1, n_pol)
-    step = np.tile(step1, n_pol)
+    orders = [rng.permutation(n_rows) if shuffled else np.arange(n_rows) for _ in range(n_pol)]
+    prow = np.concatenate([prow1[o] for o in orders])
+    step = np.concatenate([step1[o] for o in orders])
     idx = HistoryIndex(
         emb,
         [f"{i:064x}" for i in range(n_prompts)],
