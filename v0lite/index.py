@@ -99,7 +99,7 @@ def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
 
 
 class _Block:
-    """One policy's rows, sorted by step, with a lazily built faiss index."""
+    """One policy's rows, sorted by step then prompt, with a lazily built faiss index."""
 
     def __init__(self, rows: np.ndarray, steps: np.ndarray, prompt_rows: np.ndarray, scores: np.ndarray):
         # step order, then prompt order: policies that answered the same prompts at the same steps get
