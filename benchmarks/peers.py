@@ -11,7 +11,8 @@ Logs (``$V0LITE_DATA``, default ../shared/data; see benchmarks/_peers_data.py):
 * the V0 sample (v0-dapomath): history = context.jsonl, queries = train.jsonl (192 rows), and a 4-fold
   prompt-grouped CV on context.jsonl (3,072 rows, steadier). Headline: AUC.
 
-Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, gbdt, ensemble
+Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, multidimensional IRT
+(``irt``: an MLP item vector per prompt, an ability vector per model, trained jointly), gbdt, ensemble
 (the old default), auto (the new default). Columns: headline, within-task AUC (within
 (policy, step) for the V0 sample), choice accuracy (mean over prompts of the true score of the
 argmax-p model), fit seconds, predictions per second; then auto minus the best simple peer on
@@ -46,6 +47,7 @@ HEADS = {  # row label -> (head, head_params)
     "per-model logistic": ("logistic", {}),
     "per-model ridge": ("ridge", {}),
     "pooled ridge": ("linear", {}),
+    "multidim. IRT (irt)": ("irt", {}),
     "gbdt": ("gbdt", {}),
     "ensemble (old default)": ("ensemble", {}),
     "auto (new default)": ("auto", {}),

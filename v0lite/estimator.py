@@ -48,7 +48,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     head : str, default "auto"
         One of ``v0lite.heads.HEADS``: "auto" (compares the simple predictors and gbdt out of fold
         on the history and uses the best or their per-policy stack), "prior", "knn", "linear",
-        "logistic", "ridge", "gbdt", "transformer", "ensemble", "neural".
+        "logistic", "ridge", "irt", "gbdt", "transformer", "ensemble", "neural".
     encoder : str or object, optional
         Sentence-transformers name/path, or an object with ``encode(list[str])``.
         Default: the offline all-MiniLM-L6-v2.

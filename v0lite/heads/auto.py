@@ -22,14 +22,17 @@ from ..exceptions import V0liteError
 from .base import BaseHead
 from .prior import policy_prior
 
-__all__ = ["AutoHead", "MEMBERS", "fit_stacker"]
+__all__ = ["AutoHead", "MEMBERS", "DEFAULT_MEMBERS", "fit_stacker"]
 
-MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
+MEMBERS = ("prior", "knn", "logistic", "linear", "irt", "gbdt", "transformer")
+# the default candidates; "irt" (the multidimensional IRT head) is offered but not a default member:
+# on routerdc-7model it did not route better than the per-policy logistic within noise, at 4-5x its fit time
+DEFAULT_MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
 # the transformer member only joins on small logs, where its fit is affordable (V0 sample: 3k rows)
 _TRANSFORMER_MAX_ROWS = 10_000
 _EPS = 0.01
 # the order of preference among candidates tied by held-out choice accuracy (see AutoHead._se_choice)
-_PREFER = ("logistic", "stack", "knn", "gbdt", "transformer", "linear", "prior")
+_PREFER = ("logistic", "stack", "irt", "knn", "gbdt", "transformer", "linear", "prior")
 _N_SE = 2.0  # ties: within two paired standard errors over prompt clusters of the best
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
@@ -132,7 +135,9 @@ class AutoHead(BaseHead):
     ----------
     members : tuple of str, default ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
         Candidates. "gbdt" and "transformer" are the learned generalists (trained on leakage-free episodes);
-        "linear" the pooled ridge; "logistic" the per-policy logistic regression.
+        "linear" the pooled ridge; "logistic" the per-policy logistic regression; "irt" (not a default
+        member) the multidimensional IRT head, fitted on the comparison's folds so its out-of-fold
+        predictions come with the fit.
     n_folds : int, default 5
         Prompt folds of the out-of-fold comparison.
     gbdt_params : dict, optional
@@ -168,7 +173,9 @@ class AutoHead(BaseHead):
 
     name = "auto"
 
-    def __init__(self, members=MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1):
+    def __init__(
+        self, members=DEFAULT_MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1
+    ):
         super().__init__(
             members=list(members),
             n_folds=n_folds,
@@ -199,6 +206,7 @@ class AutoHead(BaseHead):
     def _fit(self, index, random_state):
         from .._folds import prompt_folds
         from ._oof import KNN_GRID, brier_by_config, oof_simple
+        from .irt import IRTHead
         from .knn import KNNHead
         from .linear import LinearHead
         from .logistic import LogisticHead
@@ -233,6 +241,11 @@ class AutoHead(BaseHead):
             lg.fit(index, random_state=random_state, folds=folds)
             oof["logistic"] = lg.oof_
             heads["logistic"] = lg
+        if "irt" in members:
+            ih = IRTHead(n_folds=int(p["n_folds"]))
+            ih.fit(index, random_state=random_state, folds=folds)
+            oof["irt"] = ih.oof_
+            heads["irt"] = ih
         if "linear" in members:
             oof["linear"] = simple["ridge"]
             heads["linear"] = LinearHead().fit(index)

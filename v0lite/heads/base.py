@@ -19,6 +19,7 @@ HEADS = {
     "linear": "v0lite.heads.linear:LinearHead",
     "logistic": "v0lite.heads.logistic:LogisticHead",
     "ridge": "v0lite.heads.logistic:RidgeHead",
+    "irt": "v0lite.heads.irt:IRTHead",
     "auto": "v0lite.heads.auto:AutoHead",
     "gbdt": "v0lite.heads.gbdt:GBDTHead",
     "transformer": "v0lite.heads.transformer:TransformerHead",
