@@ -28,7 +28,7 @@ def test_is_the_default_head():
 
 def test_captures_a_per_policy_effect(make_model):
     hist, test = split(topic_log(n_prompts=160))
-    auto = make_model(head="auto", head_params=FAST).fit(hist)
+    auto = make_model(head="auto", head_params={**FAST, "generalists_on_routing": True}).fit(hist)
     prior = make_model(head="prior").fit(hist)
     linear = make_model(head="linear").fit(hist)
     assert brier(auto, test) < brier(prior, test)
@@ -44,6 +44,23 @@ def test_captures_a_per_policy_effect(make_model):
     best = max(r["cv_cluster_choice_acc"] for r in rep)
     assert chosen["cv_cluster_choice_acc"] > next(r for r in rep if r["member"] == "prior")["cv_cluster_choice_acc"]
     assert chosen["cv_cluster_choice_acc"] <= best
+
+
+def test_routing_log_leaves_the_generalists_out_by_default(make_model, tmp_path, fake_encoder):
+    from v0lite.estimator import V0Regressor
+
+    hist, test = split(topic_log(n_prompts=160))
+    auto = make_model(head="auto", head_params=FAST).fit(hist)
+    rep = auto.head_.cv_report_
+    assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "stack"}
+    assert set(auto.head_.skipped_) == {"gbdt", "transformer"}
+    assert all("routing log" in why for why in auto.head_.skipped_.values())
+    assert _choice(auto, test) > _choice(make_model(head="prior").fit(hist), test)
+    auto.save(tmp_path / "m")
+    assert V0Regressor.load(tmp_path / "m", encoder=fake_encoder).head_.skipped_ == auto.head_.skipped_
+    # a log that is not a routing log (one policy per prompt) keeps them
+    one = make_model(head="auto", head_params=FAST).fit(make_log(n_policies=1, n_prompts=400, steps=True, seed=3))
+    assert "gbdt" in {r["member"] for r in one.head_.cv_report_} and "gbdt" not in one.head_.skipped_
 
 
 def test_single_policy_log_is_judged_by_brier(make_model):

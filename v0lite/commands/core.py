@@ -152,6 +152,8 @@ def _fit(args) -> int:
             [{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
             ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"],
         )
+        for member, why in getattr(model.head_, "skipped_", {}).items():
+            print(f"not compared: {member} ({why})")
     return 0
 
 

@@ -152,6 +152,13 @@ class AutoHead(BaseHead):
         (mean task accuracy 0.596 vs 0.616): they learn the train log's task mix.
     n_jobs : int, default 1
         BLAS threads during fit (one is robust on shared cores: many small products).
+    generalists_on_routing : bool, default False
+        Whether the learned generalists ("gbdt", "transformer") are candidates on a routing log
+        (most prompts answered by several policies). By default they are not: routing is an argmax
+        over policies on one prompt, gbdt's argmax was the worst of the candidates on every routing
+        log measured (routerdc-7model in and out of distribution, RouterBench), auto never chose it
+        or a stack holding it there, and its episodes were most of the fit time (on 100k routerdc
+        rows ~20 of ~25 s here). ``skipped_`` says what was left out and why.
 
     Attributes
     ----------
@@ -162,6 +169,8 @@ class AutoHead(BaseHead):
         coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen``.
     chosen_ : str
         The candidate used ("stack" or a member's name).
+    skipped_ : dict
+        Members left out of the comparison on this log, with the reason.
 
     Examples
     --------
@@ -174,7 +183,14 @@ class AutoHead(BaseHead):
     name = "auto"
 
     def __init__(
-        self, members=DEFAULT_MEMBERS, n_folds=5, gbdt_params=None, transformer_params=None, l2_policy=None, n_jobs=1
+        self,
+        members=DEFAULT_MEMBERS,
+        n_folds=5,
+        gbdt_params=None,
+        transformer_params=None,
+        l2_policy=None,
+        n_jobs=1,
+        generalists_on_routing=False,
     ):
         super().__init__(
             members=list(members),
@@ -183,6 +199,7 @@ class AutoHead(BaseHead):
             transformer_params=dict(transformer_params or {}),
             l2_policy=l2_policy,
             n_jobs=n_jobs,
+            generalists_on_routing=bool(generalists_on_routing),
         )
 
     def _validate(self):
@@ -217,8 +234,17 @@ class AutoHead(BaseHead):
         n_pol = len(index.policies)
         folds = prompt_folds(len(index.keys), int(p["n_folds"]), random_state + 1)
         routing_like = _routing_like(index.prompt_row, index.step, pol) and n_pol <= _MAX_RELATIVE_POLICIES
+        self.skipped_ = {}
         if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
             members.remove("transformer")
+            self.skipped_["transformer"] = f"more than {_TRANSFORMER_MAX_ROWS:,} rows (its fit is too long)"
+        if routing_like and not p.get("generalists_on_routing", False):
+            for m in ("gbdt", "transformer"):
+                if m in members:
+                    members.remove(m)
+                    self.skipped_[m] = (
+                        "routing log: argmax routing, where it was never the best (generalists_on_routing)"
+                    )
         # with a learned member the comparison runs on the first fold only (its held-out rows), so the
         # simple members need only that fold
         only = (0,) if any(m in members for m in ("gbdt", "transformer")) else None
@@ -474,6 +500,7 @@ class AutoHead(BaseHead):
             "n_stack_rows": self.n_stack_rows_,
             "relative": self.relative_,
             "criterion": self.criterion_,
+            "skipped": self.skipped_,
         }
 
     @classmethod
@@ -495,4 +522,5 @@ class AutoHead(BaseHead):
         head.n_fitted_ = int(meta["n_fitted"])
         head.n_stack_rows_ = int(meta["n_stack_rows"])
         head.relative_, head.criterion_ = bool(meta["relative"]), meta["criterion"]
+        head.skipped_ = dict(meta.get("skipped", {}))  # models saved before skipped_ existed
         return head
