@@ -286,3 +286,10 @@ def test_auto_device_without_cuda_refuses_with_the_gpu_path(world):
     index, _ = world
     with pytest.raises(ParameterError, match="GPU.*head_params=\\{'device': 'cpu'\\}"):
         make_head("neural", **{**FAST, "device": "auto"}).fit(index)
+    # the CLI shows the fix in its own terms: the head as a flag, the Python-only override named as such
+    from v0lite.commands._common import cli_text
+
+    with pytest.raises(ParameterError) as err:
+        make_head("neural", **{**FAST, "device": "auto"}).fit(index)
+    text = cli_text(str(err.value))
+    assert "--head auto" in text and "from Python" in text and "V0Regressor(--head" not in text

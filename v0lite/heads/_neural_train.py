@@ -61,8 +61,8 @@ class NeuralTraining:
                 "the 'neural' head is the GPU path and no CUDA device is visible. On a CPU its fit of the V0 "
                 "sample (3.2k rows) takes ~10 min within its 240 s training budget and stays near chance (AUC "
                 "0.47). Fix: run it on a machine with a CUDA GPU (benchmarks/gpu_check.py is the prepared check), "
-                "use a CPU head (--head auto, the default), or force the CPU anyway with "
-                "V0Regressor(head='neural', head_params={'device': 'cpu'})."
+                "use a CPU head (head='auto', the default), or, from Python, force the CPU anyway with "
+                "head_params={'device': 'cpu'}."
             )
         self._progress = bool(show_progress_bar)
         torch.manual_seed(random_state)
