@@ -46,8 +46,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     head : str, default "auto"
-        One of ``v0lite.heads.HEADS``: "auto" (compares the simple predictors and gbdt out of fold
-        on the history and uses the best or their per-policy stack), "prior", "knn", "linear",
+        One of ``v0lite.heads.HEADS``: "auto" (compares the simple predictors and, except on a
+        routing log, gbdt out of fold on the history and uses the best or their stack), "prior", "knn", "linear",
         "logistic", "ridge", "irt", "gbdt", "transformer", "ensemble", "neural".
     encoder : str or object, optional
         Sentence-transformers name/path, or an object with ``encode(list[str])``.

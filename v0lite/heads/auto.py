@@ -237,13 +237,14 @@ class AutoHead(BaseHead):
         self.skipped_ = {}
         if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
             members.remove("transformer")
-            self.skipped_["transformer"] = f"more than {_TRANSFORMER_MAX_ROWS:,} rows (its fit is too long)"
+            self.skipped_["transformer"] = f"over {_TRANSFORMER_MAX_ROWS:,} rows: its fit is too long"
         if routing_like and not p.get("generalists_on_routing", False):
             for m in ("gbdt", "transformer"):
                 if m in members:
                     members.remove(m)
                     self.skipped_[m] = (
-                        "routing log: argmax routing, where it was never the best (generalists_on_routing)"
+                        "a routing log: it never routed best on the routing logs measured; from Python, "
+                        "head_params={'generalists_on_routing': True} includes it"
                     )
         # with a learned member the comparison runs on the first fold only (its held-out rows), so the
         # simple members need only that fold
