@@ -3,8 +3,9 @@
 On prompt-grouped folds of the fitted history (a held-out prompt is cold for every policy,
 the routing situation) every candidate predicts the held-out rows from the other folds:
 the prompt-blind prior, kNN (k and temperature by CV), per-policy logistic regression on the
-embedding, the pooled ridge and the gbdt generalist (its early-stopping prompts are the first
-fold, which it then predicts cold from the other folds). A logistic stacker on the members'
+embedding, the pooled ridge and, except on a routing log (``generalists_on_routing``), the gbdt
+generalist (its early-stopping prompts are the first fold, which it then predicts cold from the
+other folds). A logistic stacker on the members'
 out-of-fold logits (non-negative weights; shared by every policy unless ``l2_policy`` is given)
 makes ``p`` comparable *across* policies on the same prompt, which is what an argmax router
 needs. The stack and each member are scored on the same held-out rows (the stack by an inner
