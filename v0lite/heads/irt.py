@@ -171,8 +171,7 @@ class IRTHead(BaseHead):
                 "irt head: every prompt fell in one fold, so no network has training prompts. "
                 "Fix: fit on a log with more distinct prompts."
             )
-        # a prompt whose own fold had no network (too few prompts) is answered by the whole bag
-        self.oof_ = np.where(np.isnan(oof), np.nanmean(oof) if np.isfinite(oof).any() else 0.5, oof)
+        self.oof_ = oof  # with two or more folds holding rows, every fold has its network: no gap
         self.fold_of_prompt_ = fold
         self.n_fitted_ = n_pol
         self._pair_tables(index)
