@@ -6,7 +6,7 @@ import pytest
 from conftest import brier, make_log, split, topic_log
 
 from v0lite.exceptions import V0liteError
-from v0lite.heads._oof import choice_accuracy
+from v0lite.heads._oof import choice_accuracy, pairwise_accuracy
 
 FAST = {
     "gbdt_params": {"n_estimators": 30},
@@ -177,3 +177,52 @@ def test_stacker_weights_are_non_negative_and_still_fit():
     assert (wg[:-1] >= 0).all() and wg[0] > 0.5
     W2, _ = fit_stacker(L, y, pol, 1, l2_policy=20.0)
     assert (W2[:, :-1] >= 0).all()
+
+
+def test_pairwise_accuracy_by_hand():
+    # prompt a: pairs (0,1) and (0,2) differ, both ordered right; (1,2) tie in y, left out.
+    # prompt b: (0,2) differs and is ordered wrong, (1,2) right, (0,1) tie in y -> 3 right of 4
+    y = [1, 0, 0, 1, 1, 0]
+    p = [0.9, 0.1, 0.5, 0.2, 0.8, 0.3]
+    prompt, pol = ["a", "a", "a", "b", "b", "b"], [0, 1, 2, 0, 1, 2]
+    assert pairwise_accuracy(y, p, prompt, pol) == 0.75
+    # a tie in p counts half; graded outcomes weight a pair by its gap
+    assert pairwise_accuracy([1, 0], [0.5, 0.5], ["q", "q"], [0, 1]) == 0.5
+    got = pairwise_accuracy([1.0, 0.0, 0.6, 0.4], [0.9, 0.1, 0.1, 0.9], ["a", "a", "b", "b"], [0, 1, 0, 1])
+    assert got == pytest.approx(1.0 / 1.2)
+    assert np.isnan(pairwise_accuracy([1, 1], [0.2, 0.3], ["q", "q"], [0, 1]))  # no pair differs
+
+
+def test_pairwise_accuracy_matches_a_loop_over_prompts_steps_and_pairs():
+    rng = np.random.default_rng(4)
+    n = 300
+    prompt, step = rng.integers(0, 9, n), rng.integers(0, 3, n)
+    pol, y, p = rng.integers(0, 4, n), rng.integers(0, 3, n) / 2, rng.integers(0, 5, n) / 4  # ties in both
+    num = den = 0.0
+    for key in set(zip(prompt.tolist(), step.tolist())):
+        sel = (prompt == key[0]) & (step == key[1])
+        cells = {c: (y[sel & (pol == c)].mean(), p[sel & (pol == c)].mean()) for c in set(pol[sel].tolist())}
+        for i in cells:
+            for j in cells:
+                if i < j and cells[i][0] != cells[j][0]:
+                    (yi, pi), (yj, pj) = cells[i], cells[j]
+                    w = abs(yi - yj)
+                    den += w
+                    num += w * (0.5 if pi == pj else float((pi > pj) == (yi > yj)))
+    assert pairwise_accuracy(y, p, prompt, pol, step) == pytest.approx(num / den)
+
+
+def test_routing_log_tunes_the_logistic_member_by_pairwise_accuracy(make_model, monkeypatch):
+    from v0lite.heads.logistic import LogisticHead
+
+    seen = []
+    fit = LogisticHead.fit
+
+    def spy(self, *a, **k):
+        seen.append(self.params["select"])
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(LogisticHead, "fit", spy)
+    make_model(head="auto", head_params=FAST).fit(topic_log(n_prompts=120))
+    make_model(head="auto", head_params=FAST).fit(make_log(n_policies=1, n_prompts=80, steps=True, seed=3))
+    assert seen == ["pairwise", "loss"]  # a routing log, then a log with one policy per prompt

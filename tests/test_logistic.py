@@ -79,3 +79,24 @@ def test_cold_query_is_close_to_a_refit_without_its_prompt(make_model):
 def test_bad_alphas_are_refused(make_model):
     with pytest.raises(V0liteError, match="alphas"):
         make_model(head="logistic", head_params={"alphas": [0.0]}).fit(topic_log(n_prompts=20))
+
+
+@pytest.mark.parametrize("select", ["choice", "pairwise"])
+def test_routing_selection_takes_the_best_alpha_by_its_score(select, make_model):
+    from v0lite.heads._oof import choice_accuracy, pairwise_accuracy
+
+    model = make_model(head="logistic", head_params={"select": select, "alphas": [1e-3, 0.1, 30.0]})
+    model.fit(topic_log(n_prompts=120))
+    head = model.head_
+    assert len(head.cv_choice_) == 3 and np.all(head.alpha_ == head.alpha_[0])  # one alpha for every policy
+    assert head.alpha_[0] == [1e-3, 0.1, 30.0][int(np.nanargmax(head.cv_choice_))]
+    # the recorded curve is the score of the out-of-fold predictions at the chosen alpha
+    score = choice_accuracy if select == "choice" else pairwise_accuracy
+    idx = model.index_
+    got = score(idx.score, head.oof_, idx.prompt_row, idx.policy, idx.step)
+    assert got == pytest.approx(np.nanmax(head.cv_choice_))
+
+
+def test_bad_select_is_refused(make_model):
+    with pytest.raises(V0liteError, match="'pairwise'"):
+        make_model(head="logistic", head_params={"select": "argmax"}).fit(topic_log(n_prompts=20))

@@ -141,3 +141,35 @@ def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     best_group = gs[first]
     keep = ok[best_group]
     return y[best_rows[keep]] if per_prompt else float(y[best_rows[keep]].mean())
+
+
+def pairwise_accuracy(y, p, prompt, policy, step=None):
+    """Concordance of ``p`` with the outcomes between policies on the same prompt, weighted by the outcome gap.
+
+    Over every prompt (and step) and every pair of policies that answered it with different
+    scores: the share, weighted by ``|y_i - y_j|``, of pairs where the policy with the higher
+    ``p`` is the better one (a tie in ``p`` counts half). It is what a router needs at every
+    cost trade-off, where the choice is between the best policy and cheaper ones; the argmax's
+    :func:`choice_accuracy` only scores the top pick, which one dominant policy can decide alone.
+    Rows repeated within a (prompt, step, policy) cell are averaged. ``nan`` when no pair differs.
+    """
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    g, _ = choice_groups(prompt, policy, step)
+    if not len(g):
+        return float("nan")
+    pol = _dense(policy)
+    n_g, n_pol = int(g.max()) + 1, int(pol.max()) + 1
+    cell = g * n_pol + pol
+    n = np.bincount(cell, None, n_g * n_pol).reshape(n_g, n_pol)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Y = np.bincount(cell, y, n_g * n_pol).reshape(n_g, n_pol) / n
+        P = np.bincount(cell, p, n_g * n_pol).reshape(n_g, n_pol) / n
+    num = den = 0.0
+    for i in range(n_pol - 1):
+        dy = Y[:, i, None] - Y[:, i + 1 :]  # nan where either policy is missing
+        dp = P[:, i, None] - P[:, i + 1 :]
+        w = np.nan_to_num(np.abs(dy))
+        right = np.where(dp == 0, 0.5, (np.sign(dp) == np.sign(dy)).astype(np.float64))
+        num += float((w * np.nan_to_num(right)).sum())
+        den += float(w.sum())
+    return num / den if den > 0 else float("nan")

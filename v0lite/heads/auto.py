@@ -265,7 +265,7 @@ class AutoHead(BaseHead):
             oof["knn"] = simple["knn"][c]
             heads["knn"] = KNNHead(k=k, temperature=t)
         if "logistic" in members:
-            lg = LogisticHead(n_folds=int(p["n_folds"]), select="choice" if routing_like else "loss")
+            lg = LogisticHead(n_folds=int(p["n_folds"]), select="pairwise" if routing_like else "loss")
             lg.fit(index, random_state=random_state, folds=folds)
             oof["logistic"] = lg.oof_
             heads["logistic"] = lg

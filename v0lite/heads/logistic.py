@@ -206,10 +206,15 @@ class LogisticHead(BaseHead):
         embeddings; each policy takes the one with the smallest held-out loss.
     n_folds : int, default 5
         Prompt folds of the cross-validation.
-    select : {"loss", "choice"}, default "loss"
-        How alpha is chosen: each policy's held-out loss, or one alpha for every policy by the
-        held-out choice accuracy (the true score of the argmax-p policy per prompt), what an
-        argmax router uses. On routerdc-7model the loss picks a weaker penalty than routing wants.
+    select : {"loss", "choice", "pairwise"}, default "loss"
+        How alpha is chosen: each policy's held-out loss; or one alpha for every policy by a
+        held-out routing score, "choice" the true score of the argmax-p policy per prompt (what an
+        argmax router at equal costs uses), "pairwise" the concordance of p with the outcomes
+        between every two policies on a prompt (:func:`~v0lite.heads._oof.pairwise_accuracy`:
+        what a router trading accuracy for cost uses, since cheaper policies then compete with the
+        best one). On routerdc-7model the loss picks a weaker penalty than routing wants; on
+        RouterBench the argmax always picks the same dominant model, so "choice" ties every
+        penalty from 3.0 up.
     n_jobs : int, default 1
         BLAS threads during fit: the fit is many small products, which extra threads slow
         down on shared cores (measured 14x slower with the default threads under load).
@@ -240,8 +245,10 @@ class LogisticHead(BaseHead):
         a = self.params["alphas"]
         if not a or any(not np.isfinite(x) or x <= 0 for x in a):
             raise V0liteError(f"{self.name} head: alphas must be positive numbers, got {a!r}.")
-        if self.params["select"] not in ("loss", "choice"):
-            raise V0liteError(f"{self.name} head: select must be 'loss' or 'choice', got {self.params['select']!r}.")
+        if self.params["select"] not in ("loss", "choice", "pairwise"):
+            raise V0liteError(
+                f"{self.name} head: select must be 'loss', 'choice' or 'pairwise', got {self.params['select']!r}."
+            )
         if int(self.params["n_folds"]) < 2:
             raise V0liteError(f"{self.name} head: n_folds must be >= 2, got {self.params['n_folds']!r}.")
 
@@ -281,11 +288,12 @@ class LogisticHead(BaseHead):
         oof, loss = cv_glm(Z, pr, pol, y, off_tr, off_te, n_pol, fold_of_prompt, alphas, link=link)
         best = np.argmin(loss, axis=0)
         self.cv_choice_ = None
-        if self.params["select"] == "choice":
-            from ._oof import choice_accuracy
+        if self.params["select"] in ("choice", "pairwise"):
+            from ._oof import choice_accuracy, pairwise_accuracy
 
-            # routing compares policies on a prompt: one alpha for all, the best by held-out choice accuracy
-            ch = np.array([choice_accuracy(y, oof[a], pr, pol, index.step) for a in range(len(alphas))])
+            # routing compares policies on a prompt: one alpha for all, the best by a held-out routing score
+            score = choice_accuracy if self.params["select"] == "choice" else pairwise_accuracy
+            ch = np.array([score(y, oof[a], pr, pol, index.step) for a in range(len(alphas))])
             if np.isfinite(ch).any():
                 self.cv_choice_ = ch
                 best = np.full(n_pol, int(np.nanargmax(ch)))
