@@ -37,13 +37,13 @@ def test_captures_a_per_policy_effect(make_model):
     rep = auto.head_.cv_report_
     assert {r["member"] for r in rep} == {"prior", "knn", "logistic", "linear", "gbdt", "transformer", "stack"}
     for r in rep:
-        assert set(r) >= {"member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"}
-    # a routing log (every policy on every prompt) is judged by held-out choice accuracy
-    assert auto.head_.criterion_ == "cv_choice_acc"
+        assert set(r) >= {"member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "cv_pairwise_acc"}
+    # a routing log (every policy on every prompt) is judged by held-out pairwise accuracy
+    assert auto.head_.criterion_ == "cv_pairwise_acc"
     chosen = next(r for r in rep if r["member"] == auto.head_.chosen_)
-    best = max(r["cv_cluster_choice_acc"] for r in rep)
-    assert chosen["cv_cluster_choice_acc"] > next(r for r in rep if r["member"] == "prior")["cv_cluster_choice_acc"]
-    assert chosen["cv_cluster_choice_acc"] <= best
+    best = max(r["cv_cluster_pairwise_acc"] for r in rep)
+    assert chosen["cv_cluster_pairwise_acc"] > next(r for r in rep if r["member"] == "prior")["cv_cluster_pairwise_acc"]
+    assert chosen["cv_cluster_pairwise_acc"] <= best
 
 
 def test_routing_log_leaves_the_generalists_out_by_default(make_model, tmp_path, fake_encoder):
@@ -69,7 +69,7 @@ def test_single_policy_log_is_judged_by_brier(make_model):
     rep = model.head_.cv_report_
     assert model.head_.criterion_ == "cv_brier"
     assert model.head_.chosen_ == min(rep, key=lambda r: r["cv_brier"])["member"]
-    assert all(r["cv_choice_acc"] is None for r in rep)  # one policy per prompt: no choice to make
+    assert all(r["cv_choice_acc"] is None and r["cv_pairwise_acc"] is None for r in rep)  # no choice to make
 
 
 def test_round_trip_and_new_policy(make_model, tmp_path, fake_encoder):

@@ -150,7 +150,16 @@ def _fit(args) -> int:
         print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
         print_table(
             [{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
-            ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "weight", "chosen"],
+            [
+                "member",
+                "cv_brier",
+                "cv_auc",
+                "cv_within_policy_auc",
+                "cv_choice_acc",
+                "cv_pairwise_acc",
+                "weight",
+                "chosen",
+            ],
         )
         for member, why in getattr(model.head_, "skipped_", {}).items():
             print(f"not compared: {member} ({why})")

@@ -143,7 +143,7 @@ def choice_accuracy(y, p, prompt, policy, step=None, *, per_prompt=False):
     return y[best_rows[keep]] if per_prompt else float(y[best_rows[keep]].mean())
 
 
-def pairwise_accuracy(y, p, prompt, policy, step=None):
+def pairwise_accuracy(y, p, prompt, policy, step=None, *, per_group=False):
     """Concordance of ``p`` with the outcomes between policies on the same prompt, weighted by the outcome gap.
 
     Over every prompt (and step) and every pair of policies that answered it with different
@@ -152,11 +152,13 @@ def pairwise_accuracy(y, p, prompt, policy, step=None):
     cost trade-off, where the choice is between the best policy and cheaper ones; the argmax's
     :func:`choice_accuracy` only scores the top pick, which one dominant policy can decide alone.
     Rows repeated within a (prompt, step, policy) cell are averaged. ``nan`` when no pair differs.
+    With ``per_group=True`` the weighted right and total counts of each (prompt, step) group, as
+    two arrays indexed by the group codes of :func:`choice_groups`.
     """
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
     g, _ = choice_groups(prompt, policy, step)
     if not len(g):
-        return float("nan")
+        return (np.zeros(0), np.zeros(0)) if per_group else float("nan")
     pol = _dense(policy)
     n_g, n_pol = int(g.max()) + 1, int(pol.max()) + 1
     cell = g * n_pol + pol
@@ -164,12 +166,14 @@ def pairwise_accuracy(y, p, prompt, policy, step=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         Y = np.bincount(cell, y, n_g * n_pol).reshape(n_g, n_pol) / n
         P = np.bincount(cell, p, n_g * n_pol).reshape(n_g, n_pol) / n
-    num = den = 0.0
+    num, den = np.zeros(n_g), np.zeros(n_g)
     for i in range(n_pol - 1):
         dy = Y[:, i, None] - Y[:, i + 1 :]  # nan where either policy is missing
         dp = P[:, i, None] - P[:, i + 1 :]
         w = np.nan_to_num(np.abs(dy))
         right = np.where(dp == 0, 0.5, (np.sign(dp) == np.sign(dy)).astype(np.float64))
-        num += float((w * np.nan_to_num(right)).sum())
-        den += float(w.sum())
-    return num / den if den > 0 else float("nan")
+        num += (w * np.nan_to_num(right)).sum(1)
+        den += w.sum(1)
+    if per_group:
+        return num, den
+    return float(num.sum() / den.sum()) if den.sum() > 0 else float("nan")

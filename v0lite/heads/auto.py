@@ -9,7 +9,8 @@ other folds). A logistic stacker on the members'
 out-of-fold logits (non-negative weights; shared by every policy unless ``l2_policy`` is given)
 makes ``p`` comparable *across* policies on the same prompt, which is what an argmax router
 needs. The stack and each member are scored on the same held-out rows (the stack by an inner
-CV): a routing log by held-out choice accuracy (a two-standard-error rule over prompt clusters),
+CV): a routing log by held-out pairwise accuracy (how p orders every two policies on a prompt; a
+two-standard-error rule over prompt clusters),
 other logs by the Brier score. ``cv_report_`` records every candidate's scores and which was chosen.
 """
 
@@ -32,7 +33,7 @@ DEFAULT_MEMBERS = ("prior", "knn", "logistic", "linear", "gbdt", "transformer")
 # the transformer member only joins on small logs, where its fit is affordable (V0 sample: 3k rows)
 _TRANSFORMER_MAX_ROWS = 10_000
 _EPS = 0.01
-# the order of preference among candidates tied by held-out choice accuracy (see AutoHead._se_choice)
+# the order of preference among candidates tied by held-out pairwise accuracy (see AutoHead._se_pairwise)
 _PREFER = ("logistic", "stack", "irt", "knn", "gbdt", "transformer", "linear", "prior")
 _N_SE = 2.0  # ties: within two paired standard errors over prompt clusters of the best
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
@@ -105,7 +106,7 @@ def fit_stacker(L, y, policy, n_pol, *, l2_global=1.0, l2_policy=None, nonneg=Tr
 
 def _scores(y, p, prompt, policy, step):
     from ..metrics import auc, within_policy_auc
-    from ._oof import choice_accuracy
+    from ._oof import choice_accuracy, pairwise_accuracy
 
     def f(v):
         return None if v is None or not np.isfinite(v) else float(v)
@@ -115,6 +116,7 @@ def _scores(y, p, prompt, policy, step):
         "cv_auc": f(auc(y, p)),
         "cv_within_policy_auc": f(within_policy_auc(y, p, [policy, step])),
         "cv_choice_acc": f(choice_accuracy(y, p, prompt, policy, step)),
+        "cv_pairwise_acc": f(pairwise_accuracy(y, p, prompt, policy, step)),
     }
 
 
@@ -166,7 +168,10 @@ class AutoHead(BaseHead):
     cv_report_ : list of dict
         One entry per candidate (each member, then "stack"): ``member``, ``cv_brier``,
         ``cv_auc``, ``cv_within_policy_auc``, ``cv_choice_acc`` (mean true score of the
-        argmax-p policy per prompt; None with one policy per prompt), ``weight`` (its
+        argmax-p policy per prompt; None with one policy per prompt), ``cv_pairwise_acc`` (the
+        weighted share of policy pairs on a prompt that p orders as their outcomes; None likewise;
+        on a routing log also ``cv_cluster_pairwise_acc``, its mean over prompt clusters, the
+        criterion), ``weight`` (its
         coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen``.
     chosen_ : str
         The candidate used ("stack" or a member's name).
@@ -304,6 +309,7 @@ class AutoHead(BaseHead):
                     "cv_auc": None,
                     "cv_within_policy_auc": None,
                     "cv_choice_acc": None,
+                    "cv_pairwise_acc": None,
                     "weight": float(m == self.chosen_),
                     "chosen": m == self.chosen_,
                 }
@@ -328,11 +334,11 @@ class AutoHead(BaseHead):
             stacked[te] = _sigmoid((np.column_stack([L[te], np.ones(te.sum())]) * W[po[te]]).sum(1))
         report.append({"member": "stack", **_scores(yr, stacked, pr_, po, sr)})
         self.stack_W_, self.stack_global_ = fit_stacker(L, yr, po, n_pol, l2_policy=p["l2_policy"])
-        # routing-like logs are judged by what routing uses: the score of the argmax policy per prompt
-        # (ties and undefined values fall back to the Brier score); other logs by the Brier score
-        if self.relative_ and all(r["cv_choice_acc"] is not None for r in report):
-            self.criterion_ = "cv_choice_acc"
-            best = self._se_choice(
+        # routing-like logs are judged by what routing uses: how p orders the policies on a prompt
+        # (undefined values fall back to the Brier score); other logs by the Brier score
+        if self.relative_ and all(r["cv_pairwise_acc"] is not None for r in report):
+            self.criterion_ = "cv_pairwise_acc"
+            best = self._se_pairwise(
                 report, [oof[m][rows] for m in members] + [stacked], yr, pr_, po, sr, index.emb[pr_], random_state
             )
         else:
@@ -358,27 +364,37 @@ class AutoHead(BaseHead):
         return self
 
     @staticmethod
-    def _se_choice(report, preds, y, prompt, policy, step, emb, random_state=0):
-        """Index of the chosen candidate by held-out choice accuracy over prompt clusters (two-SE rule).
+    def _se_pairwise(report, preds, y, prompt, policy, step, emb, random_state=0):
+        """Index of the chosen candidate by held-out pairwise accuracy over prompt clusters (two-SE rule).
 
         Routing logs are judged task by task (the mean over tasks of the chosen model's score), and
         a task's prompts succeed or fail together, so prompts are grouped into up to 20 k-means
         clusters of their embeddings (tasks stand-ins; no label is needed) and each candidate's
-        score is the mean over clusters of its per-prompt choice accuracy. Candidates within two
-        paired standard errors over clusters of the best are tied; the tie goes to the first of
-        :data:`_PREFER`. Why two: on routerdc-7model the train-CV winners (kNN, the stack: ahead of
-        the per-policy logistic by 0.003-0.009 over clusters, between one and two standard errors)
-        lost to it on the test prompts by 0.007-0.016, and which of them won flipped between runs
-        that differed only in the gbdt member's row sample; the per-policy logistic was the best or
-        tied-best peer on every routing log measured (benchmarks/RESULTS.md, peers). This rule was
-        set after seeing those test figures.
+        score is the mean over clusters of its pairwise accuracy there
+        (:func:`~v0lite.heads._oof.pairwise_accuracy`: how often p orders two policies on a prompt
+        as their outcomes do, weighted by the outcome gap). Candidates within two paired standard
+        errors over clusters of the best are tied; the tie goes to the first of :data:`_PREFER`.
+
+        Why pairwise and not the argmax's choice accuracy (the criterion until 2026-12-05): a router
+        trading accuracy for cost compares the best policy with cheaper ones, and one dominant
+        policy makes the argmax the same on nearly every prompt. On RouterBench (gpt-4) the
+        prompt-blind prior had the best out-of-fold choice accuracy (0.880 vs the logistic's
+        0.876), the worst router there (AIQ 0.818 vs 0.84); its pairwise accuracy is the lowest
+        (0.680 vs 0.710). Why two standard errors: on routerdc-7model the train-CV winners (kNN,
+        the stack: ahead of the per-policy logistic by 0.003-0.009 over clusters, between one and
+        two standard errors) lost to it on the test prompts by 0.007-0.016, and which of them won
+        flipped between runs; the per-policy logistic was the best or tied-best peer on every
+        routing log measured (benchmarks/RESULTS.md, peers). This rule was set after seeing those
+        test figures.
         """
         import faiss
 
-        from ._oof import choice_accuracy, choice_groups
+        from ._oof import choice_groups, pairwise_accuracy
 
-        per = [choice_accuracy(y, p, prompt, policy, step, per_prompt=True) for p in preds]
-        g, ok = choice_groups(prompt, policy, step)  # the groups choice_accuracy scored, in its order
+        parts = [pairwise_accuracy(y, p, prompt, policy, step, per_group=True) for p in preds]
+        g, _ = choice_groups(prompt, policy, step)
+        den = parts[0][1]  # the same for every candidate: it depends on the outcomes only
+        ok = den > 0
         first = np.zeros(g.max() + 1, np.int64)
         first[g[::-1]] = np.arange(len(g))[::-1]
         x = np.ascontiguousarray(emb[first[ok]], np.float32)
@@ -390,14 +406,15 @@ class AutoHead(BaseHead):
         else:
             cl = np.zeros(len(x), np.int64)
         used = np.unique(cl)
-        M = np.array([[v[cl == c].mean() for c in used] for v in per])  # candidates x clusters
+        d_cl = np.bincount(cl, den[ok], used.max() + 1)[used]
+        M = np.array([np.bincount(cl, num[ok], used.max() + 1)[used] / d_cl for num, _ in parts])  # cand. x clusters
         means = M.mean(1)
         top = int(np.argmax(means))
         se = np.array([np.std(M[top] - M[i]) / np.sqrt(max(len(used), 1)) for i in range(len(M))])
         tied = [i for i in range(len(M)) if means[top] - means[i] <= _N_SE * se[i]]
         names = [r["member"] for r in report]
         for r, m_ in zip(report, means):
-            r["cv_cluster_choice_acc"] = float(m_)
+            r["cv_cluster_pairwise_acc"] = float(m_)
         rank = {m: k for k, m in enumerate(_PREFER)}
         return min(tied, key=lambda i: (rank.get(names[i], len(_PREFER)), -means[i]))
 
