@@ -112,6 +112,8 @@ def test_fit_prints_the_cv_report(tmp_path, fake_minilm, capsys):
     assert main(["fit", str(path), "--model-dir", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "chosen:" in out and "cv_brier" in out and "logistic" in out
+    # a routing log: the deciding column and the rule are printed
+    assert "cv_cluster_pairwise_acc" in out and "criterion: a routing log" in out and "two standard errors" in out
 
 
 def test_choice_accuracy_takes_the_argmax_policy():

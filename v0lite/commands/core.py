@@ -12,6 +12,16 @@ from ._common import add_progress_flags, check_input, check_model_dir, check_out
 __all__ = ["register", "print_table", "jsonable"]
 
 
+# how the auto head chose, in words (its ``criterion_``)
+_CRITERIA = {
+    "cv_pairwise_acc": "a routing log: the highest cv_cluster_pairwise_acc (mean over up to 20 prompt clusters); "
+    "candidates within two standard errors of it are tied, and the tie goes to the first of {prefer}",
+    "cv_choice_acc": "a routing log: the highest cv_cluster_choice_acc (a model saved before 2026-12-05)",
+    "cv_brier": "the lowest cv_brier (not a routing log: most prompts were answered by one policy)",
+    "too little history": "too few held-out rows to compare: the prompt-blind prior",
+}
+
+
 def jsonable(obj):
     """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
     if isinstance(obj, dict):
@@ -148,19 +158,14 @@ def _fit(args) -> int:
     report = getattr(model.head_, "cv_report_", None)
     if report:  # the auto head: what it compared out of fold on this log, and what it chose
         print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
-        print_table(
-            [{**r, "chosen": "yes" if r["chosen"] else ""} for r in report],
-            [
-                "member",
-                "cv_brier",
-                "cv_auc",
-                "cv_within_policy_auc",
-                "cv_choice_acc",
-                "cv_pairwise_acc",
-                "weight",
-                "chosen",
-            ],
-        )
+        cols = ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "cv_pairwise_acc"]
+        if any("cv_cluster_pairwise_acc" in r for r in report):
+            cols.append("cv_cluster_pairwise_acc")
+        print_table([{**r, "chosen": "yes" if r["chosen"] else ""} for r in report], [*cols, "weight", "chosen"])
+        crit = getattr(model.head_, "criterion_", None)
+        from ..heads.auto import _PREFER
+
+        print(f"criterion: {_CRITERIA.get(crit, str(crit)).format(prefer=', '.join(_PREFER))}")
         for member, why in getattr(model.head_, "skipped_", {}).items():
             print(f"not compared: {member} ({why})")
     return 0
