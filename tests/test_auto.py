@@ -228,3 +228,24 @@ def test_routing_log_tunes_the_logistic_member_by_pairwise_accuracy(make_model, 
     make_model(head="auto", head_params=FAST).fit(topic_log(n_prompts=120))
     make_model(head="auto", head_params=FAST).fit(make_log(n_policies=1, n_prompts=80, steps=True, seed=3))
     assert seen == ["pairwise", "loss"]  # a routing log, then a log with one policy per prompt
+
+
+def test_a_learned_winner_on_a_small_log_serves_the_ensemble(make_model, tmp_path, fake_encoder):
+    """Only learned candidates: whichever wins, the gbdt + transformer ensemble fitted on every row is served."""
+    from v0lite.estimator import V0Regressor
+
+    log = make_log(n_policies=1, n_prompts=500, steps=True, seed=5)
+    hist, test = log.head(400), log.tail(100)
+    auto = make_model(head="auto", head_params={**FAST, "members": ["gbdt", "transformer"]}).fit(hist)
+    assert auto.head_.chosen_ == "ensemble" and auto.head_.members_ == ["ensemble"]
+    assert auto.head_.served_from_ in {"gbdt", "transformer", "stack"}
+    assert [r["member"] for r in auto.head_.cv_report_ if r["chosen"]] == ["ensemble"]
+    ens = make_model(head="ensemble", head_params=FAST).fit(hist)  # the same head, fitted directly
+    np.testing.assert_allclose(auto.predict(test), ens.predict(test), atol=1e-6)
+    auto.save(tmp_path / "m")
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
+    np.testing.assert_array_equal(again.predict(test), auto.predict(test))
+    assert again.head_.served_from_ == auto.head_.served_from_
+    # a simple winner is served as itself
+    simple = make_model(head="auto", head_params={**FAST, "members": ["prior", "logistic"]}).fit(hist)
+    assert simple.head_.served_from_ is None and simple.head_.chosen_ in {"prior", "logistic", "stack"}

@@ -166,6 +166,12 @@ def _fit(args) -> int:
         from ..heads.auto import _PREFER
 
         print(f"criterion: {_CRITERIA.get(crit, str(crit)).format(prefer=', '.join(_PREFER))}")
+        won = getattr(model.head_, "served_from_", None)
+        if won:
+            print(
+                f"served: ensemble (gbdt + transformer, fitted on every row), because a learned candidate "
+                f"({won}) won the comparison; the comparison's learned members are fitted without its fold"
+            )
         for member, why in getattr(model.head_, "skipped_", {}).items():
             print(f"not compared: {member} ({why})")
     return 0
