@@ -161,7 +161,11 @@ def _fit(args) -> int:
         cols = ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "cv_pairwise_acc"]
         if any("cv_cluster_pairwise_acc" in r for r in report):
             cols.append("cv_cluster_pairwise_acc")
-        print_table([{**r, "chosen": "yes" if r["chosen"] else ""} for r in report], [*cols, "weight", "chosen"])
+        rows = [
+            {**{k: "-" if v is None else v for k, v in r.items()}, "chosen": "yes" if r["chosen"] else ""}
+            for r in report
+        ]
+        print_table(rows, [*cols, "weight", "chosen"])
         crit = getattr(model.head_, "criterion_", None)
         from ..heads.auto import _PREFER
 
