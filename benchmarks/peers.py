@@ -130,9 +130,14 @@ def _auto_note(model):
     if not rep:
         return ""
     cells = ", ".join(
-        f"{r['member']} {r['cv_brier']:.4f}" + ("*" if r["member"] == model.head_.chosen_ else "") for r in rep
+        f"{r['member']} "
+        + ("-" if r["cv_brier"] is None else f"{r['cv_brier']:.4f}")
+        + ("*" if r["member"] == model.head_.chosen_ else "")
+        for r in rep
     )
-    return f"auto's CV Brier (train folds; * = chosen): {cells}"
+    won = getattr(model.head_, "served_from_", None)
+    served = f"; served: the ensemble fitted on every row, because {won} (a learned candidate) won" if won else ""
+    return f"auto's CV Brier (train folds; * = chosen): {cells}{served}"
 
 
 def bench_routerdc(labels, log=print):
