@@ -246,6 +246,10 @@ def test_a_learned_winner_on_a_small_log_serves_the_ensemble(make_model, tmp_pat
     again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     np.testing.assert_array_equal(again.predict(test), auto.predict(test))
     assert again.head_.served_from_ == auto.head_.served_from_
+    # on a routing log (generalists let in) a learned winner is served as itself
+    hp = {**FAST, "members": ["gbdt", "transformer"], "generalists_on_routing": True}
+    routed = make_model(head="auto", head_params=hp).fit(topic_log(n_prompts=160))
+    assert routed.head_.served_from_ is None and routed.head_.chosen_ in {"gbdt", "transformer", "stack"}
     # a simple winner is served as itself
     simple = make_model(head="auto", head_params={**FAST, "members": ["prior", "logistic"]}).fit(hist)
     assert simple.head_.served_from_ is None and simple.head_.chosen_ in {"prior", "logistic", "stack"}

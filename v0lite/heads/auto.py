@@ -369,7 +369,8 @@ class AutoHead(BaseHead):
         self.heads_ = {m: heads[m] for m in self.members_}
         self.n_fitted_ = n_pol
         self.n_stack_rows_ = int(len(rows))
-        if "transformer" in members and any(m in ("gbdt", "transformer") for m in self.members_):
+        learned_won = any(m in ("gbdt", "transformer") for m in self.members_)
+        if learned_won and "transformer" in members and not self.relative_:
             self._serve_ensemble(index, random_state)
         return self
 
