@@ -23,7 +23,7 @@ import numpy as np
 
 from ..exceptions import V0liteError
 from .base import BaseHead
-from .logistic import fit_glm, group_means, offset_of
+from .logistic import group_means, offset_of, solve_in_context
 from .prior import policy_prior
 
 __all__ = ["IRTHead"]
@@ -313,28 +313,15 @@ class IRTHead(BaseHead):
         key = (id(self), j, int(code), int(step_cut))
         if key not in cache:
             net = self.nets_[j]
-            t0, b0 = net["theta"][: self.n_fitted_].mean(0), float(net["bias"][: self.n_fitted_].mean())
-            rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
-            if len(rows) == 0:
-                cache[key] = (t0, b0)
-            else:
-                uprompt, pr = np.unique(index.prompt_row[rows], return_inverse=True)
-                Z = _phi(net, index.emb[uprompt])
-                off = offset_of(group_means(index, rows)[rows], "logit")
-                W, b, _, _ = fit_glm(
-                    Z,
-                    pr,
-                    np.zeros(len(rows), np.int64),
-                    index.score[rows],
-                    off,
-                    1,
-                    float(self.params["context_l2"]),
-                    W=t0[None],
-                    b=np.array([b0]),
-                    center=t0[None],
-                    max_iter=30,
-                )
-                cache[key] = (W[0], float(b[0]))
+            cache[key] = solve_in_context(
+                index,
+                code,
+                step_cut,
+                lambda e: _phi(net, e),
+                net["theta"][: self.n_fitted_].mean(0),
+                float(net["bias"][: self.n_fitted_].mean()),
+                float(self.params["context_l2"]),
+            )
         return cache[key]
 
     def predict(self, index, queries, *, exclude="same_step"):

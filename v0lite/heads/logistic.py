@@ -20,7 +20,7 @@ import numpy as np
 from .base import BaseHead
 from .prior import policy_prior
 
-__all__ = ["LogisticHead", "RidgeHead", "Design", "fit_glm", "cv_glm", "ALPHAS"]
+__all__ = ["LogisticHead", "RidgeHead", "Design", "fit_glm", "cv_glm", "solve_in_context", "ALPHAS"]
 
 ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
 _EPS = 0.01  # offsets: the prior is clipped to [eps, 1 - eps] before its logit
@@ -196,6 +196,36 @@ def group_means(index, rows):
     return gm[g]
 
 
+def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit"):
+    """Weights ``(w, b)`` of one policy, solved from its history rows at steps <= ``step_cut``.
+
+    Newton steps on the penalised GLM (:func:`fit_glm`), started at and pulled toward ``w0`` (the
+    fitted policies' mean weights) with strength ``lam``: a policy first seen through
+    ``add_history`` is predicted from a few outcomes, without a refit. ``transform`` maps
+    embeddings to the head's features. No rows: ``(w0, b0)``.
+    """
+    rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
+    if len(rows) == 0:
+        return w0, b0
+    uprompt, pr = np.unique(index.prompt_row[rows], return_inverse=True)
+    off = offset_of(group_means(index, rows)[rows], link)
+    W, b, _, _ = fit_glm(
+        transform(index.emb[uprompt]),
+        pr,
+        np.zeros(len(rows), np.int64),
+        index.score[rows],
+        off,
+        1,
+        lam,
+        link=link,
+        W=w0[None],
+        b=np.array([b0]),
+        center=w0[None],
+        max_iter=30,
+    )
+    return W[0], float(b[0])
+
+
 class LogisticHead(BaseHead):
     """Per-policy logistic regression on the prompt embedding, L2 strength by prompt-grouped CV.
 
@@ -353,31 +383,16 @@ class LogisticHead(BaseHead):
         cache = index.__dict__.setdefault("_glm_context_cache", {})
         key = (id(self), int(code), int(step_cut))
         if key not in cache:
-            rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
-            W0 = self.coef_.mean(0)
-            b0 = float(self.intercept_.mean())
-            if len(rows) == 0:
-                cache[key] = (W0, b0)
-            else:
-                uprompt, pr = np.unique(index.prompt_row[rows], return_inverse=True)
-                Z = self.design_.transform(index.emb[uprompt])
-                off = offset_of(group_means(index, rows)[rows], self.link)
-                lam = float(np.median(self.lam_))
-                W, b, _, _ = fit_glm(
-                    Z,
-                    pr,
-                    np.zeros(len(rows), np.int64),
-                    index.score[rows],
-                    off,
-                    1,
-                    lam,
-                    link=self.link,
-                    W=W0[None],
-                    b=np.array([b0]),
-                    center=W0[None],
-                    max_iter=30,
-                )
-                cache[key] = (W[0], float(b[0]))
+            cache[key] = solve_in_context(
+                index,
+                code,
+                step_cut,
+                self.design_.transform,
+                self.coef_.mean(0),
+                float(self.intercept_.mean()),
+                float(np.median(self.lam_)),
+                self.link,
+            )
         return cache[key]
 
     def decision(self, index, queries, *, exclude="same_step"):
