@@ -50,6 +50,14 @@ def test_pandas_and_polars_agree():
     assert a.equals(b)
 
 
+@pytest.mark.parametrize("as_pandas", [True, False])
+def test_an_integer_over_64_bits_is_a_data_error_naming_its_column(as_pandas):
+    # found by the property test below: pyarrow's OverflowError escaped the pandas conversion
+    data = {"policy": [[2**63]], "prompt": ["x"], "score": [1.0]}
+    with pytest.raises(DataError, match="column 'policy'.*Fix"):
+        validate_log(pd.DataFrame(data) if as_pandas else data)
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_write_read_round_trip(tmp_path, suffix):
     df = validate_log(dict(GOOD, step=[0, 1, 2]))

@@ -116,20 +116,33 @@ def as_frame(data: Any) -> pl.DataFrame:
                 _check_object_column(col, frame[col].tolist())
         try:
             return pl.from_pandas(frame)
-        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            raise DataError(f"DataFrame cannot be converted ({exc}). Fix: give each column one type.") from exc
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+            raise DataError(
+                f"DataFrame cannot be converted: {_failing_column(frame)}({exc}). Fix: give each column one type "
+                "(integers within 64 bits)."
+            ) from exc
     if isinstance(data, dict):
         for col, vals in data.items():
             if isinstance(vals, (list, tuple)):  # strict=False below would silently cast a stray 5 to "5"
                 _check_object_column(col, list(vals))
         try:
             return pl.DataFrame(data, strict=False)
-        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
             raise DataError(f"columns cannot be built ({exc}). Fix: give each column one type and one length.") from exc
     raise DataError(
         f"unsupported input of type {type(data).__name__}. Fix: pass a file path, a polars or pandas "
         "DataFrame, or a dict of columns."
     )
+
+
+def _failing_column(frame) -> str:
+    """``"column 'x' "`` for the first pandas column that polars cannot convert alone, else ``""``."""
+    for col in frame.columns:
+        try:
+            pl.from_pandas(frame[[col]])
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+            return f"column {col!r} "
+    return ""
 
 
 def _check_object_column(col: str, values: list) -> None:
