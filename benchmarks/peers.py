@@ -16,7 +16,9 @@ Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, m
 (the old default), auto (the new default). Columns: headline, within-task AUC (within
 (policy, step) for the V0 sample), choice accuracy (mean over prompts of the true score of the
 argmax-p model), fit seconds, predictions per second; then auto minus the best simple peer on
-test with a paired bootstrap 95% interval over test prompts (within task for routerdc). The
+test with a paired bootstrap 95% interval over test prompts (within task for routerdc) and, on the
+routing logs, auto minus the issue's reference: the peer (tuned kNN, per-model logistic or ridge)
+whose headline is best over 5 prompt-grouped folds of train. The
 speed section fits ``logistic`` and ``auto`` on the same 100k rows of routerdc-7model in one run.
 
     python benchmarks/peers.py                  # everything (tens of minutes on 2 shared cores)
@@ -53,6 +55,9 @@ HEADS = {  # row label -> (head, head_params)
     "auto (new default)": ("auto", {}),
 }
 PEERS = ("prior", "kNN (k by CV)", "per-model logistic", "per-model ridge", "pooled ridge")
+# the issue's reference on a routing log: of these, the one whose headline is best by 5-fold CV on train
+CV_PEERS = ("kNN (k by CV)", "per-model logistic", "per-model ridge")
+CV_FOLDS = 5
 DEFAULT = "auto (new default)"
 N_BOOT = 1000
 
@@ -111,6 +116,33 @@ def _warm_cache(frames, log=print):
     log(f"embedding cache: {len(texts):,} prompts ready in {time.perf_counter() - t0:.0f} s (not part of any fit)")
 
 
+def _cv_peer(train, fold_scorer, tag, log=print):
+    """The routing peer the issue compares against: best headline over 5 prompt-grouped folds of train.
+
+    ``fold_scorer(fit_part, held_out)`` returns ``(query, shape, score)``: the (prompt, policy)
+    frame to predict, the shape of its prediction matrix and the headline of a matrix.
+    Returns ``(chosen label, {label: mean headline over folds})``.
+    """
+    from v0lite._folds import prompt_folds
+
+    prompts = train["prompt"].unique(maintain_order=True).to_list()
+    fold_of = dict(zip(prompts, prompt_folds(len(prompts), CV_FOLDS, 0)))
+    fold = pl.Series([fold_of[t] for t in train["prompt"].to_list()])
+    scores = {label: [] for label in CV_PEERS}
+    for f in range(CV_FOLDS):
+        query, shape, score = fold_scorer(train.filter(fold != f), train.filter(fold == f))
+        for label in CV_PEERS:
+            model, _ = _fit(label, train.filter(fold != f))
+            scores[label].append(score(model.predict(query).reshape(shape)))
+        log(f"{tag} CV fold {f + 1}/{CV_FOLDS}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in scores.items()))
+    mean = {k: float(np.mean(v)) for k, v in scores.items()}
+    return max(mean, key=mean.get), mean
+
+
+def _matrix_query(prompts, policies):
+    return pl.DataFrame({"prompt": np.repeat(prompts, len(policies)), "policy": np.tile(policies, len(prompts))})
+
+
 def _fit(label, train):
     head, params = HEADS[label]
     t0 = time.perf_counter()
@@ -148,6 +180,15 @@ def bench_routerdc(labels, log=print):
     for split in ("test_id", "test_ood"):
         out[split] = {"rows": {}, "n_prompts": d[split]["prompt"].n_unique()}
     notes = []
+
+    def fold_scorer(fit_part, held_out):
+        prompts, Y = _pivot(held_out, policies)
+        tasks = _task_of(held_out, prompts)
+        return _matrix_query(prompts, policies), Y.shape, lambda P: _mean_task_acc(np.nan_to_num(Y), P, tasks)
+
+    cv_peer = _cv_peer(d["train"], fold_scorer, "routerdc", log)
+    for split in ("test_id", "test_ood"):
+        out[split]["cv_peer"] = cv_peer
     for label in labels:
         model, fit_s = _fit(label, d["train"])
         if label == DEFAULT:
@@ -191,6 +232,24 @@ def bench_routerbench(labels, log=print):
     emb = Embedder()
     out = {"test": {"rows": {}, "n_prompts": len(prompts)}}
     notes = []
+
+    def fold_scorer(fit_part, held_out):
+        q_prompts, Yf = _pivot(held_out, policies)
+        _, Cf = _pivot(held_out.with_columns(pl.col("cost").alias("score")), policies)
+        keep = ~(np.isnan(Yf).any(1) | np.isnan(Cf).any(1))
+        q_prompts, Yf, Cf = [t for t, k in zip(q_prompts, keep) if k], Yf[keep], Cf[keep]
+        prior = V0Regressor(head="prior").fit(fit_part)  # the cost model does not depend on the value model
+        costs = Router(prior, policies=policies, strategy=strat, cost_model="knn", embedder=emb, k=16).fit(fit_part)
+        Cpf = costs.predict_matrix(q_prompts)[1]
+        cm = float(max(best_single(Yf, Cf, policies)["costs"]))
+
+        def score(P):
+            c = _sweep(strat, P, Cpf, Yf, Cf, 64)
+            return aiq(c["cost"], c["acc"], cm)
+
+        return _matrix_query(q_prompts, policies), Yf.shape, score
+
+    out["test"]["cv_peer"] = _cv_peer(train, fold_scorer, "routerbench", log)
     for label in labels:
         model, fit_s = _fit(label, train)
         if label == DEFAULT:
@@ -354,6 +413,17 @@ def _table(name, block, headline):
             f"auto minus the best simple peer on test ({best}): {diff:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]{flag}; "
             f"{block['n_prompts']:,} test prompts, paired bootstrap ({N_BOOT} resamples"
             + (", within task)" if a["_strata"] is not None else ")")
+        )
+    if DEFAULT in rows and block.get("cv_peer") and block["cv_peer"][0] in rows:
+        label, cv = block["cv_peer"]
+        a, b = rows[DEFAULT], rows[label]
+        n = len(a["_strata"]) if a["_strata"] is not None else block["n_prompts"]
+        lo, hi = _boot(lambda idx: a["_stat"](idx) - b["_stat"](idx), n, a["_strata"])
+        diff = a["headline"] - b["headline"]
+        lines.append(
+            f"auto minus the peer chosen by {CV_FOLDS}-fold prompt-grouped CV on train, the issue's reference "
+            f"({label}; CV " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()) + f"): {diff:+.4f} "
+            f"[95% CI {lo:+.4f}, {hi:+.4f}] (target +0.005: {'met' if diff >= 0.005 else 'not met'})"
         )
     return "\n".join(lines)
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._peers_data import routerbench, routerdc_official  # noqa: E402
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from benchmarks.peers import DEFAULT, _mean_task_acc, _pivot, _task_of, _warm_cache  # noqa: E402
+from benchmarks.peers import DEFAULT, _matrix_query, _mean_task_acc, _pivot, _task_of, _warm_cache  # noqa: E402
 from benchmarks.peers import HEADS as _ALL_HEADS  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 
@@ -56,10 +56,6 @@ def _split(df, seed):
     test = set(prompts[rng.random(len(prompts)) < TEST_FRAC].tolist())
     is_test = df["prompt"].is_in(list(test))
     return df.filter(~is_test), df.filter(is_test)
-
-
-def _matrix_query(prompts, policies):
-    return pl.DataFrame({"prompt": np.repeat(prompts, len(policies)), "policy": np.tile(policies, len(prompts))})
 
 
 def _fit_predict(labels, train, query, shape, log, tag):
