@@ -143,6 +143,36 @@ def _matrix_query(prompts, policies):
     return pl.DataFrame({"prompt": np.repeat(prompts, len(policies)), "policy": np.tile(policies, len(prompts))})
 
 
+def _complete(df, policies):
+    """Prompts answered by every policy with a cost: ``(prompts, Y, C)``, outcomes and costs."""
+    prompts, Y = _pivot(df, policies)
+    _, C = _pivot(df.with_columns(pl.col("cost").alias("score")), policies)
+    ok = ~(np.isnan(Y).any(1) | np.isnan(C).any(1))
+    return [t for t, k in zip(prompts, ok) if k], Y[ok], C[ok]
+
+
+def _aiq_scorer(fit_part, held_out, policies, strat, emb):
+    """``(prompts, Y, score)``: ``score(P)`` is the AIQ of ``P`` on the complete held-out prompts.
+
+    The kNN cost model is fitted on ``fit_part``; it does not depend on the value model, so a
+    prompt-blind prior stands in for it.
+    """
+    from v0lite.routing import Router
+    from v0lite.routing._frontier import _sweep, aiq, best_single
+
+    prompts, Y, C = _complete(held_out, policies)
+    prior = V0Regressor(head="prior").fit(fit_part)
+    Cp = Router(prior, policies=policies, strategy=strat, cost_model="knn", embedder=emb, k=16).fit(fit_part)
+    Cp = Cp.predict_matrix(prompts)[1]
+    c_max = float(max(best_single(Y, C, policies)["costs"]))
+
+    def score(P):
+        c = _sweep(strat, P, Cp, Y, C, 64)
+        return aiq(c["cost"], c["acc"], c_max)
+
+    return prompts, Y, score
+
+
 def _fit(label, train):
     head, params = HEADS[label]
     t0 = time.perf_counter()
@@ -220,12 +250,7 @@ def bench_routerbench(labels, log=print):
     _warm_cache(d.values(), log)
     train, test = d["train"], d["test"]
     policies = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
-    prompts, Y = _pivot(test, policies)
-    Cdf = test.with_columns(pl.col("cost").alias("score"))
-    _, Ctrue = _pivot(Cdf, policies)
-    ok = ~(np.isnan(Y).any(1) | np.isnan(Ctrue).any(1))
-    prompts = [t for t, k in zip(prompts, ok) if k]
-    Y, Ctrue = Y[ok], Ctrue[ok]
+    prompts, Y, Ctrue = _complete(test, policies)
     tasks = _task_of(test, prompts)
     c_max = float(max(best_single(Y, Ctrue, policies)["costs"]))
     strat = UtilityStrategy()
@@ -234,19 +259,7 @@ def bench_routerbench(labels, log=print):
     notes = []
 
     def fold_scorer(fit_part, held_out):
-        q_prompts, Yf = _pivot(held_out, policies)
-        _, Cf = _pivot(held_out.with_columns(pl.col("cost").alias("score")), policies)
-        keep = ~(np.isnan(Yf).any(1) | np.isnan(Cf).any(1))
-        q_prompts, Yf, Cf = [t for t, k in zip(q_prompts, keep) if k], Yf[keep], Cf[keep]
-        prior = V0Regressor(head="prior").fit(fit_part)  # the cost model does not depend on the value model
-        costs = Router(prior, policies=policies, strategy=strat, cost_model="knn", embedder=emb, k=16).fit(fit_part)
-        Cpf = costs.predict_matrix(q_prompts)[1]
-        cm = float(max(best_single(Yf, Cf, policies)["costs"]))
-
-        def score(P):
-            c = _sweep(strat, P, Cpf, Yf, Cf, 64)
-            return aiq(c["cost"], c["acc"], cm)
-
+        q_prompts, Yf, score = _aiq_scorer(fit_part, held_out, policies, strat, emb)
         return _matrix_query(q_prompts, policies), Yf.shape, score
 
     out["test"]["cv_peer"] = _cv_peer(train, fold_scorer, "routerbench", log)

@@ -37,7 +37,15 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._peers_data import routerbench, routerdc_official  # noqa: E402
 from benchmarks._results import machine_info, write_section  # noqa: E402
-from benchmarks.peers import DEFAULT, _matrix_query, _mean_task_acc, _pivot, _task_of, _warm_cache  # noqa: E402
+from benchmarks.peers import (  # noqa: E402
+    DEFAULT,
+    _aiq_scorer,
+    _matrix_query,
+    _mean_task_acc,
+    _pivot,
+    _task_of,
+    _warm_cache,
+)
 from benchmarks.peers import HEADS as _ALL_HEADS  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 
@@ -98,8 +106,7 @@ def bench_routerdc(labels, n_splits, log=print):
 
 def bench_routerbench(labels, n_splits, log=print):
     from v0lite.embed import Embedder
-    from v0lite.routing import Router, UtilityStrategy
-    from v0lite.routing._frontier import _sweep, aiq, best_single
+    from v0lite.routing import UtilityStrategy
 
     d = routerbench()
     full = pl.concat([d["train"], d["test"]], how="diagonal_relaxed").unique(
@@ -111,22 +118,11 @@ def bench_routerbench(labels, n_splits, log=print):
     runs = []
     for s in range(n_splits):
         train, test = _split(full, 2000 + s)
-        prompts, Y = _pivot(test, policies)
-        _, C = _pivot(test.with_columns(pl.col("cost").alias("score")), policies)
-        ok = ~(np.isnan(Y).any(1) | np.isnan(C).any(1))
-        prompts, Y, C = [t for t, k in zip(prompts, ok) if k], Y[ok], C[ok]
-        c_max = float(max(best_single(Y, C, policies)["costs"]))
-        # the cost model does not depend on the value model: fit it once per split
-        prior = V0Regressor(head="prior").fit(train)
-        router = Router(prior, policies=policies, strategy=strat, cost_model="knn", embedder=emb, k=16).fit(train)
-        _, Cp = router.predict_matrix(prompts)
+        prompts, Y, score = _aiq_scorer(train, test, policies, strat, emb)
         preds, chosen = _fit_predict(
             labels, train, _matrix_query(prompts, policies), Y.shape, log, f"routerbench split {s + 1}/{n_splits}"
         )
-        scores = {}
-        for k, (P, _) in preds.items():
-            c = _sweep(strat, P, Cp, Y, C, 64)
-            scores[k] = aiq(c["cost"], c["acc"], c_max)
+        scores = {k: score(P) for k, (P, _) in preds.items()}
         runs.append({"scores": scores, "chosen": chosen})
         runs[-1]["fit_s"] = {k: f for k, (_, f) in preds.items()}
         log(f"routerbench split {s + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in runs[-1]["scores"].items()))

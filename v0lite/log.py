@@ -97,6 +97,10 @@ def _read_file(path: Path) -> pl.DataFrame:
         ) from exc
 
 
+# what polars / pyarrow raise on a column they cannot build (an int over 64 bits: OverflowError)
+_CONVERT_ERRORS = (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError)
+
+
 def as_frame(data: Any) -> pl.DataFrame:
     """Return ``data`` (path, polars or pandas DataFrame, dict of columns) as a polars DataFrame."""
     if isinstance(data, (str, os.PathLike)):
@@ -116,7 +120,7 @@ def as_frame(data: Any) -> pl.DataFrame:
                 _check_object_column(col, frame[col].tolist())
         try:
             return pl.from_pandas(frame)
-        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+        except _CONVERT_ERRORS as exc:
             raise DataError(
                 f"DataFrame cannot be converted: {_failing_column(frame)}({exc}). Fix: give each column one type "
                 "(integers within 64 bits)."
@@ -127,7 +131,7 @@ def as_frame(data: Any) -> pl.DataFrame:
                 _check_object_column(col, list(vals))
         try:
             return pl.DataFrame(data, strict=False)
-        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+        except _CONVERT_ERRORS as exc:
             raise DataError(f"columns cannot be built ({exc}). Fix: give each column one type and one length.") from exc
     raise DataError(
         f"unsupported input of type {type(data).__name__}. Fix: pass a file path, a polars or pandas "
@@ -140,7 +144,7 @@ def _failing_column(frame) -> str:
     for col in frame.columns:
         try:
             pl.from_pandas(frame[[col]])
-        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+        except _CONVERT_ERRORS:
             return f"column {col!r} "
     return ""
 
