@@ -57,8 +57,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     head_params : dict, optional
         Extra parameters of the head.
     fallback : {"error", "global_mean"}, default "error"
-        What to predict for a policy with no history: raise (default), or the mean score of all
-        history.
+        What to predict for a policy with no history: raise (default), or the pool's difficulty
+        prior: with a head that has one (``auto`` with its logistic member, ``logistic``,
+        ``ridge``), the average fitted policy on the prompt at the policies' mean success
+        (issue 29); with other heads, the mean score of all history.
     cache_dir : str, optional
         Embedding cache root (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``); False disables it.
     batch_size : int, default 64
@@ -249,7 +251,13 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
             with stage(f"predicting {int(known.sum()):,} rows", enabled=self.show_progress_bar):
                 p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
+        unseen = getattr(self.head_, "predict_unseen", None)
+        if unknown.any() and unseen is not None:  # fallback="global_mean": the pool's difficulty prior
+            qu = q.subset(unknown)
+            qu.policy = np.full(len(qu), len(self.index_.policies), np.int32)  # a code with no rows
+            p[unknown] = unseen(self.index_, qu)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
+        # whose head has no pool prior: the mean of all history
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
@@ -283,6 +291,105 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.index_ = index
         self.n_history_ = self.index_.n_rows
         return self
+
+    def suggest_prompts(self, policy, prompts, n, random_state=0) -> list:
+        """The ``n`` candidate prompts whose outcomes would say most about ``policy`` (issue 29).
+
+        Run ``policy`` on them and pass the outcomes to :meth:`add_history`. Picked greedily for
+        the largest information about the policy at its current estimate (each prompt's
+        ``p (1 - p)`` times its item vector: the pool's difficulty, how the fitted policies
+        differ on it, its topic), so the picks spread over difficulty and topic; a policy known
+        only by its name is estimated as the average policy, one with outcomes gets the prompts
+        that refine what it has (candidates it already answered come last).
+
+        Parameters
+        ----------
+        policy : str
+            The policy to evaluate (known or not).
+        prompts : sequence of str
+            Candidate prompts; repeats count once.
+        n : int
+            How many to pick (>= 1). More than there are candidates: all of them, with a
+            ``V0liteWarning``.
+        random_state : int, default 0
+            Breaks exact ties only.
+
+        Returns
+        -------
+        list of str
+            The picks, most informative first.
+        """
+        import warnings
+
+        from .exceptions import V0liteWarning
+        from .heads._select import greedy_design, item_features
+
+        self._check_fitted()
+        if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
+            raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+        prompts = list(prompts)
+        if not prompts:
+            raise DataError(
+                "prompts is empty: there is nothing to choose from. Fix: pass at least one candidate prompt."
+            )
+        for i, t in enumerate(prompts):
+            if not isinstance(t, str) or not t.strip():
+                raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
+        if not isinstance(policy, str) or not policy.strip():
+            raise ParameterError(f"policy must be a non-empty name, got {policy!r}.")
+        uniq = list(dict.fromkeys(prompts))
+        if n >= len(uniq):
+            if n > len(uniq):
+                warnings.warn(
+                    f"n={n} is more than the {len(uniq)} distinct candidate prompts: all of them are returned.",
+                    V0liteWarning,
+                    stacklevel=2,
+                )
+            return uniq
+        index = self.index_
+        q = self._queries(pl.DataFrame({"policy": [policy] * len(uniq), "prompt": uniq}))
+        code = index.policy_to_code.get(policy, -1)
+        seen_rows = np.flatnonzero(index.policy == code) if code >= 0 else np.zeros(0, np.int64)
+        p = self._estimate(q, code)
+        phi = item_features(self.head_, index, q.emb)
+        phi_seen = info_seen = None
+        if len(seen_rows):
+            from .episodes import row_queries
+
+            hq = row_queries(index, seen_rows)
+            ps = self._estimate(hq, code)
+            phi_seen, info_seen = item_features(self.head_, index, hq.emb), ps * (1 - ps)
+        answered = set(index.prompt_row[seen_rows].tolist())
+        fresh = np.array([r not in answered or r < 0 for r in q.prompt_row])
+        picks = []
+        for part in (np.flatnonzero(fresh), np.flatnonzero(~fresh)):  # answered candidates come last
+            if len(picks) >= n or not len(part):
+                continue
+            got = greedy_design(
+                phi[part],
+                p[part] * (1 - p[part]),
+                n - len(picks),
+                phi_seen=phi_seen,
+                info_seen=info_seen,
+                random_state=random_state,
+            )
+            picks += [int(part[i]) for i in got]
+        return [uniq[i] for i in picks]
+
+    def _estimate(self, q, code):
+        """The current estimate for queries of one policy (``code`` -1: the pool's prior for an unseen one)."""
+        if code >= 0:
+            qq = q.subset(np.arange(len(q)))
+            qq.policy = np.full(len(q), code, np.int32)
+            p = self.head_.predict(self.index_, qq, exclude="same_step")
+        else:
+            unseen = getattr(self.head_, "predict_unseen", None)
+            qq = q.subset(np.arange(len(q)))
+            qq.policy = np.full(len(q), len(self.index_.policies), np.int32)
+            p = unseen(self.index_, qq) if unseen is not None else np.full(len(q), np.nan)
+        return np.clip(np.where(np.isnan(p), float(self.index_.score.mean()), p), 0.0, 1.0)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path) -> None:

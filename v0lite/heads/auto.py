@@ -528,6 +528,13 @@ class AutoHead(BaseHead):
                 cols.append(self.heads_[m].predict(index, queries, exclude=exclude))
         return np.column_stack(cols)
 
+    def predict_unseen(self, index, queries):
+        """A policy known only by its name: the logistic member's pool difficulty prior, else nan (issue 29)."""
+        head = getattr(self, "heads_", {}).get("logistic")
+        if head is None or not hasattr(head, "predict_unseen"):
+            return np.full(len(queries), np.nan)
+        return head.predict_unseen(index, queries)
+
     def predict(self, index, queries, *, exclude="same_step"):
         from threadpoolctl import threadpool_limits
 

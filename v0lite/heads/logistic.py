@@ -20,7 +20,16 @@ import numpy as np
 from .base import BaseHead
 from .prior import policy_prior
 
-__all__ = ["LogisticHead", "RidgeHead", "Design", "fit_glm", "cv_glm", "solve_in_context", "ALPHAS"]
+__all__ = [
+    "LogisticHead",
+    "RidgeHead",
+    "Design",
+    "fit_glm",
+    "cv_glm",
+    "solve_in_context",
+    "population_prior",
+    "ALPHAS",
+]
 
 ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
 _EPS = 0.01  # offsets: the prior is clipped to [eps, 1 - eps] before its logit
@@ -196,18 +205,93 @@ def group_means(index, rows):
     return gm[g]
 
 
-def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit"):
+def population_prior(W, b, lam, *, scale=1.0):
+    """The fitted policies' weights as a Gaussian prior for a policy added later (empirical Bayes).
+
+    ``w ~ N(mean(W), scale * cov(W) + I / lam)``, ``b ~ N(mean(b), var(b))``: the low-rank part is
+    how the fitted policies differ from one another (the pool's "ability" directions, estimated
+    from three or more of them), the isotropic part is the penalty the fitted policies themselves
+    were solved with (``lam``). A policy known from a few outcomes then moves along the
+    directions in which the pool's policies differ, and only slowly elsewhere: with no rows it is
+    the average policy (the pool's difficulty prior), with as many rows as a fitted policy it is
+    close to a per-policy fit. Returns ``(w0, b0, precision, b_var)``; ``precision`` is None with
+    fewer than 3 policies (then the isotropic ``lam`` alone, as before issue 29).
+    """
+    W = np.asarray(W, np.float64)
+    b = np.asarray(b, np.float64)
+    K, d = W.shape
+    w0, b0 = W.mean(0), float(b.mean())
+    if K < 3:
+        return w0, b0, None, None
+    D = (W - w0) * np.sqrt(scale / (K - 1))
+    # Woodbury: (D'D + I/lam)^-1 = lam I - lam^2 D' (I + lam D D')^-1 D
+    M = np.eye(K) + lam * (D @ D.T)
+    P = lam * np.eye(d) - lam**2 * (D.T @ np.linalg.solve(M, D))
+    b_var = max(float(np.var(b, ddof=1)), 1e-2)
+    return w0, b0, 0.5 * (P + P.T), b_var
+
+
+def _map_glm(Z, y, off, w0, b0, P, b_var, link, max_iter=30):
+    """MAP weights of one policy under the Gaussian prior of :func:`population_prior` (dense Newton)."""
+    d = Z.shape[1]
+    X = np.column_stack([Z, np.ones(len(Z))])
+    c = np.r_[w0, b0]
+    Pf = np.zeros((d + 1, d + 1))
+    Pf[:d, :d] = P
+    Pf[d, d] = 1.0 / b_var
+
+    def loss(t):
+        eta = X @ t + off
+        data = 0.5 * np.sum((y - eta) ** 2) if link == "identity" else np.sum(np.logaddexp(0.0, eta) - y * eta)
+        return data + 0.5 * (t - c) @ Pf @ (t - c)
+
+    t = c.copy()
+    f = loss(t)
+    for _ in range(max_iter):
+        eta = X @ t + off
+        p = eta if link == "identity" else _sigmoid(eta)
+        h = np.ones_like(p) if link == "identity" else np.maximum(p * (1 - p), 1e-6)
+        g = X.T @ (p - y) + Pf @ (t - c)
+        H = (X * h[:, None]).T @ X + Pf
+        step = np.linalg.solve(H + 1e-9 * np.eye(d + 1), g)
+        for _ in range(10):  # step halving
+            tn = t - step
+            fn = loss(tn)
+            if fn <= f + 1e-12 * abs(f):
+                break
+            step = step / 2
+        else:
+            break
+        done = f - fn <= 1e-10 * max(abs(f), 1.0)
+        t, f = tn, fn
+        if done or link == "identity":
+            break
+    return t[:d], float(t[d])
+
+
+def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit", *, prior=None):
     """Weights ``(w, b)`` of one policy, solved from its history rows at steps <= ``step_cut``.
 
     Newton steps on the penalised GLM (:func:`fit_glm`), started at and pulled toward ``w0`` (the
     fitted policies' mean weights) with strength ``lam``: a policy first seen through
     ``add_history`` is predicted from a few outcomes, without a refit. ``transform`` maps
     embeddings to the head's features. No rows: ``(w0, b0)``.
+
+    ``prior``: ``(precision, b_var)`` of :func:`population_prior` (issue 29): the pull toward
+    ``w0`` follows how the fitted policies differ from one another, and the offsets are the
+    policy's own shrunk prior (:meth:`~v0lite.index.HistoryIndex.recent_prior`, what prediction
+    adds), so a few outcomes move the policy along the pool's directions and many outcomes
+    reach a per-policy fit. Without it, the isotropic ``lam`` alone (before issue 29: with the
+    fitted policies' ``lam``, thousands of rows' worth, a new policy barely moved from ``w0``).
     """
     rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
     if len(rows) == 0:
         return w0, b0
     uprompt, pr = np.unique(index.prompt_row[rows], return_inverse=True)
+    if prior is not None and prior[0] is not None:
+        base = index.recent_prior(int(code), index.step[rows])
+        off = offset_of(np.nan_to_num(base, nan=float(index.score[rows].mean())), link)
+        return _map_glm(transform(index.emb[uprompt])[pr], index.score[rows], off, w0, b0, prior[0], prior[1], link)
     off = offset_of(group_means(index, rows)[rows], link)
     W, b, _, _ = fit_glm(
         transform(index.emb[uprompt]),
@@ -248,6 +332,12 @@ class LogisticHead(BaseHead):
     n_jobs : int, default 1
         BLAS threads during fit: the fit is many small products, which extra threads slow
         down on shared cores (measured 14x slower with the default threads under load).
+    pool_prior : bool, default True
+        How a policy added later (``add_history``) is solved in context: pulled toward the
+        fitted policies' weights along the directions in which they differ from one another
+        (:func:`population_prior`, empirical Bayes), and a policy known only by its name gets
+        the average policy on the prompt (:meth:`predict_unseen`). False: the isotropic pull of
+        before issue 29 (a new policy barely moved from the average weights).
 
     Attributes
     ----------
@@ -266,8 +356,14 @@ class LogisticHead(BaseHead):
     name = "logistic"
     link = "logit"
 
-    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1):
-        super().__init__(alphas=[float(a) for a in alphas], n_folds=n_folds, select=select, n_jobs=n_jobs)
+    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1, pool_prior=True):
+        super().__init__(
+            alphas=[float(a) for a in alphas],
+            n_folds=n_folds,
+            select=select,
+            n_jobs=n_jobs,
+            pool_prior=bool(pool_prior),
+        )
 
     def _validate(self):
         from ..exceptions import V0liteError
@@ -378,22 +474,52 @@ class LogisticHead(BaseHead):
         return np.where(hit, tab[pos, 1], 0.0), np.where(hit, tab[pos, 2], 0.0)
 
     # -- prediction --------------------------------------------------------------------------
+    def _population(self):
+        """``(w0, b0, precision, b_var)`` of the fitted policies (:func:`population_prior`), computed once."""
+        if getattr(self, "_population_", None) is None:
+            self._population_ = population_prior(self.coef_, self.intercept_, float(np.median(self.lam_)))
+        return self._population_
+
     def _in_context(self, index, code, step_cut):
         """Weights of a policy unseen at fit time, solved from its eligible history (cached per index)."""
         cache = index.__dict__.setdefault("_glm_context_cache", {})
-        key = (id(self), int(code), int(step_cut))
+        pool = bool(self.params.get("pool_prior", True))
+        key = (id(self), int(code), int(step_cut), pool)
         if key not in cache:
+            w0, b0, prec, b_var = self._population()
             cache[key] = solve_in_context(
                 index,
                 code,
                 step_cut,
                 self.design_.transform,
-                self.coef_.mean(0),
-                float(self.intercept_.mean()),
+                w0,
+                b0,
                 float(np.median(self.lam_)),
                 self.link,
+                prior=(prec, b_var) if pool else None,
             )
         return cache[key]
+
+    def predict_unseen(self, index, queries):
+        """A policy known only by its name: the pool's difficulty prior (issue 29).
+
+        The average fitted policy's weights (the centre of :func:`population_prior`) on the
+        query prompts, at the population's mean success (:meth:`~v0lite.index.HistoryIndex.population`;
+        the mean of all history with fewer than 3 policies). ``V0Regressor`` uses it for
+        unknown policies under ``fallback="global_mean"``.
+        """
+        from ..index import _distinct_queries
+
+        if not self.params.get("pool_prior", True):
+            return np.full(len(queries), np.nan)
+        first, inv = _distinct_queries(queries.emb, queries.prompt_row)
+        w0, b0, _, _ = self._population()
+        pop = index.population()
+        mu = pop[0] if pop is not None else (float(index.score.mean()) if index.n_rows else 0.5)
+        lin = (self.design_.transform(queries.emb[first]) @ w0 + b0)[inv] + offset_of(
+            np.full(len(queries), mu), self.link
+        )
+        return np.clip(lin, 0.0, 1.0) if self.link == "identity" else _sigmoid(lin)
 
     def decision(self, index, queries, *, exclude="same_step"):
         """The linear predictor (logit, or the success rate itself for the identity link)."""
@@ -473,8 +599,10 @@ class RidgeHead(LogisticHead):
     name = "ridge"
     link = "identity"
 
-    def __init__(self, alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0), n_folds=5, select="loss", n_jobs=1):
-        super().__init__(alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs)
+    def __init__(
+        self, alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0), n_folds=5, select="loss", n_jobs=1, pool_prior=True
+    ):
+        super().__init__(alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs, pool_prior=pool_prior)
 
 
 def _row_queries(index, rows):

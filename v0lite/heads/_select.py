@@ -1,0 +1,79 @@
+"""Which prompts to evaluate next for a policy: a greedy D-optimal design at its current estimate (issue 29).
+
+A policy's outcomes are informative where its predicted success is uncertain (Bernoulli
+variance ``p (1 - p)``, the Fisher information of one outcome about its logit) and in
+directions the outcomes it already has do not cover. Each candidate prompt gets an item vector
+``phi``: the pool's average logit on it (difficulty), how the pool's policies differ on it
+(the fitted per-policy weights' deviations, when the head has them: the directions in which a
+new policy's ability is solved) and its main topic directions (principal components of the
+history's embeddings). Prompts are picked one at a time to maximise the gain in
+``log det(A + p (1 - p) phi phi')``, ``A`` the information of the picks so far plus the
+policy's own history (as in anchor-point / tinyBenchmarks selection, Polo et al. 2024), so the
+picks spread over difficulty and topic instead of piling onto the most uncertain region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["item_features", "greedy_design"]
+
+_N_TOPICS = 4
+
+
+def _pool_head(head):
+    """The head whose fitted policies give the ability directions (a logistic-type head), or None."""
+    if hasattr(head, "_population") and hasattr(head, "design_"):
+        return head
+    member = getattr(head, "heads_", {}).get("logistic") if hasattr(head, "heads_") else None
+    return member if member is not None and hasattr(member, "_population") else None
+
+
+def item_features(head, index, emb):
+    """``phi`` of each prompt embedding in ``emb`` (rows), before standardisation."""
+    emb = np.asarray(emb, np.float64)
+    cols = []
+    ph = _pool_head(head)
+    if ph is not None:
+        z = ph.design_.transform(emb)
+        w0, _, _, _ = ph._population()
+        cols.append((z @ w0)[:, None])  # the average policy's logit: difficulty
+        D = ph.coef_ - w0
+        if len(D) >= 2:
+            cols.append(z @ D.T)  # how each fitted policy departs from the average on the prompt
+    E = np.asarray(index.emb[:: max(1, index.emb.shape[0] // 4000)], np.float64)
+    mu = E.mean(0)
+    _, _, Vt = np.linalg.svd(E - mu, full_matrices=False)
+    cols.append((emb - mu) @ Vt[:_N_TOPICS].T)  # topic
+    return np.column_stack(cols)
+
+
+def greedy_design(phi, info, n, *, phi_seen=None, info_seen=None, ridge=1.0, random_state=0):
+    """Indices of ``n`` rows of ``phi`` picked greedily for the largest gain in ``log det``.
+
+    ``info`` is each candidate's Fisher weight (``p (1 - p)``); ``phi_seen`` / ``info_seen``
+    the outcomes already known (they start the information matrix, so a policy with history
+    gets what refines it). Columns are standardised over the candidates; ties are broken by a
+    seeded jitter far below any real difference.
+    """
+    phi = np.asarray(phi, np.float64)
+    mu, sd = phi.mean(0), phi.std(0) + 1e-9
+    X = np.column_stack([np.ones(len(phi)), (phi - mu) / sd])
+    A = ridge * np.eye(X.shape[1])
+    if phi_seen is not None and len(phi_seen):
+        Xs = np.column_stack([np.ones(len(phi_seen)), (np.asarray(phi_seen, np.float64) - mu) / sd])
+        A += (Xs * np.asarray(info_seen, np.float64)[:, None]).T @ Xs
+    Ainv = np.linalg.inv(A)
+    w = np.maximum(np.asarray(info, np.float64), 1e-4)
+    jitter = np.random.default_rng(random_state).random(len(X)) * 1e-9
+    free = np.ones(len(X), bool)
+    out = []
+    for _ in range(min(n, len(X))):
+        gain = w * np.einsum("ij,jk,ik->i", X, Ainv, X) + jitter  # log(1 + gain) is monotone in gain
+        gain[~free] = -np.inf
+        i = int(np.argmax(gain))
+        out.append(i)
+        free[i] = False
+        v = Ainv @ X[i]
+        Ainv -= np.outer(v, v) * (w[i] / (1.0 + w[i] * X[i] @ v))  # Sherman-Morrison
+    return out
