@@ -553,3 +553,49 @@ def test_router_save_load_rejects_corruption_and_needs_an_unsaveable_value_model
         Router.load(tmp_path / "fake")
     back = Router.load(tmp_path / "fake", value_model=FakeValueModel(), embedder=FakeEmbedder())
     assert back.route(["new level 3"]).tolist() == r.route(["new level 3"]).tolist()
+
+
+# --------------------------------------------------------------------------- online: add_history
+
+
+def test_router_add_history_new_model_joins_the_pool_and_is_routed_to(tmp_path):
+    log = _log()
+    vm = _fitted_v0(log)
+    r = Router(vm, embedder=FakeEmbedder(), k=4).fit(log)
+    prompts = [f"new level {d}" for d in range(10)]
+    before = r.route(prompts, lam=0.0).tolist()
+    # a new, cheap model that solves everything: once its outcomes arrive it wins at lam=0 on price ties
+    rows = pl.DataFrame(
+        {"policy": ["star"] * 20, "prompt": [f"q{i} level {i % 10}" for i in range(20)], "score": [1.0] * 20}
+    )
+    r.add_history(rows, prices={"star": 0.05})
+    assert r.policies_[-1] == "star" and r.added_prices_ == {"star": 0.05}
+    P, C = r.predict_matrix(prompts)
+    assert P.shape == C.shape == (10, 4) and np.allclose(C[:, -1], 0.05)
+    after = r.route(prompts, lam=1.0).tolist()
+    assert set(after) == {"star"} and after != before
+    # saved and loaded: the joined model and its price come back
+    r.save(tmp_path / "router")
+    back = Router.load(tmp_path / "router", embedder=FakeEmbedder())
+    assert back.policies_ == r.policies_ and back.added_prices_ == r.added_prices_
+    np.testing.assert_array_equal(back.predict_matrix(prompts)[1], C)
+
+
+def test_router_add_history_prices_from_cost_rows_or_warns_and_changes_nothing_on_error():
+    log = _log()
+    vm = _fitted_v0(log)
+    r = Router(vm, embedder=FakeEmbedder(), k=4).fit(log)
+    n0 = vm.n_history_
+    rows = pl.DataFrame({"policy": ["c1", "c1"], "prompt": ["q1 level 1", "q2 level 2"], "score": [1.0, 0.0]})
+    r.add_history(rows.with_columns(pl.lit(0.2).alias("cost")))
+    assert r.added_prices_ == {"c1": pytest.approx(0.2)} and vm.n_history_ == n0 + 2
+    with pytest.warns(V0liteWarning, match="no known cost"):
+        r.add_history(rows.with_columns(pl.lit("c2").alias("policy")))
+    assert "c2" not in r.policies_ and vm.n_history_ == n0 + 4  # its outcomes still reach the value model
+    # a bad row: nothing changes, neither the pool nor the value model
+    bad = rows.with_columns(pl.Series("score", [1.0, 7.0]), pl.lit("c3").alias("policy"))
+    with pytest.raises(DataError, match="score"):
+        r.add_history(bad, prices={"c3": 0.1})
+    assert "c3" not in r.policies_ and vm.n_history_ == n0 + 4
+    with pytest.raises(V0liteError, match="add_history"):
+        Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log).add_history(rows, prices={"c1": 1.0})

@@ -21,7 +21,7 @@ import polars as pl
 from sklearn.base import BaseEstimator
 
 from .._folds import prompt_folds
-from ..exceptions import DataError, NotFittedError, V0liteError
+from ..exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
 from ._knn import _knn_mean, _knn_prefix_means, _normalise
@@ -110,6 +110,9 @@ class Router(BaseEstimator):
         The blend weight in use (0 when ``shrink`` is None).
     prior_k_ : int or None
         The prior's neighbours in use.
+    added_prices_ : dict
+        Policies that joined the pool after ``fit`` through :meth:`add_history`, with their cost
+        per call (their columns come last in ``policies_``; the cost model prices the others).
     shrink_scores_ : dict
         ``shrink="cv"`` only: ``{"shrink": [...], "prior_k": [...], "brier": [[...]]}`` (rows
         by ``prior_k``, columns by weight), the out-of-fold Brier score of every candidate.
@@ -230,7 +233,83 @@ class Router(BaseEstimator):
         self.cost_model_ = model.fit(policies, costs, prices, self._embed)
         self.policies_ = policies
         self.n_policies_ = len(policies)
+        self.added_prices_ = {}
         self._fit_shrink(frame, policies)
+        return self
+
+    # -- online: outcomes and models that arrive after fit
+    def add_history(self, log, y=None, *, prices=None, join=True) -> "Router":
+        """Add outcomes to the value model (no refit); a new model may join the pool.
+
+        The rows go to ``value_model.add_history`` (a :class:`v0lite.V0Regressor` grows its
+        context; no learned parameter changes). With ``join=True``, a policy of ``log`` that is
+        not in the pool joins it when its cost per call is known: from ``prices``, else the
+        router's ``prices``, else the mean of its rows' ``cost`` in ``log`` (``cost_model="unit"``:
+        1). Its column comes last; the cost model is not refitted (the new policy's cost is
+        that constant). A policy without a known cost is added to the value model only, with a
+        :class:`V0liteWarning` naming it.
+
+        Everything is checked before anything changes: if this call fails, the router and its
+        value model are as before.
+
+        Parameters
+        ----------
+        log : path or DataFrame
+            Outcome rows: ``policy``, ``prompt``, ``score`` (or ``y``), optionally ``step``, ``n``,
+            ``cost``.
+        y : array-like, optional
+            Success rates, when ``log`` has no ``score`` column.
+        prices : dict, optional
+            Policy -> cost per call of policies joining the pool.
+        join : bool, default True
+            Let new policies join the pool.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if not callable(getattr(self.value_model, "add_history", None)):
+            raise V0liteError(
+                f"value_model {type(self.value_model).__name__} has no add_history(X, y), so outcomes cannot "
+                "reach it. Fix: use a V0Regressor, or add an add_history method to your value model."
+            )
+        from ..estimator import _with_y  # the one check of a separate y (length, numbers)
+
+        frame = validate_log(_with_y(log, y))
+        prices = _check_prices(prices)
+        known = _check_prices(self.prices)
+        joining: dict[str, float] = {}
+        unpriced = []
+        for p in frame["policy"].unique(maintain_order=True).to_list():
+            if p in self.policies_ or not join:
+                continue
+            if p in prices:
+                joining[p] = prices[p]
+            elif p in known:
+                joining[p] = known[p]
+            elif "cost" in frame.columns and frame.filter(pl.col("policy") == p)["cost"].drop_nulls().len():
+                joining[p] = float(frame.filter(pl.col("policy") == p)["cost"].drop_nulls().mean())
+            elif getattr(self.cost_model_, "name", None) == "unit":
+                joining[p] = 1.0
+            else:
+                unpriced.append(p)
+        cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
+        data = frame.select(cols)
+        self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
+        if joining:
+            self.policies_ = [*self.policies_, *joining]
+            self.n_policies_ = len(self.policies_)
+            self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
+        if unpriced:
+            import warnings
+
+            warnings.warn(
+                f"policies {unpriced} have outcomes but no known cost per call, so they did not join the pool. "
+                f"Fix: pass prices={{{unpriced[0]!r}: <cost per call>}} or log a 'cost' column.",
+                V0liteWarning,
+                stacklevel=2,
+            )
         return self
 
     # -- shrinkage toward a prior from the log
@@ -395,7 +474,10 @@ class Router(BaseEstimator):
                 f"value_model.predict returned {p.shape[0]} values (finite: {bool(np.isfinite(p).all())}) "
                 f"for {n * m} rows. Fix: the value model must return one finite probability per row."
             )
+        added = getattr(self, "added_prices_", {})
         C = self.cost_model_.predict(prompts, self._embed)
+        if added:  # policies that joined after fit: a constant cost per call each
+            C = np.hstack([C, np.tile(np.fromiter(added.values(), np.float64, len(added)), (n, 1))])
         P = np.clip(p.reshape(n, m), 0.0, 1.0)
         if getattr(self, "shrink_", 0.0) > 0.0 and self._prior:
             prior, has = self._prior_matrix(prompts, P)

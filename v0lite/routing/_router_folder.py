@@ -57,6 +57,7 @@ def save_router(router, path) -> Path:
         "params": to_jsonable(params, default=_object_id),
         "policies": list(router.policies_),
         "cost_model": {"name": router.cost_model_.name, "meta": to_jsonable(cost_meta)},
+        "added_prices": [[k, float(v)] for k, v in getattr(router, "added_prices_", {}).items()],
         "shrink": router.shrink_,
         "prior_k": router.prior_k_,
         "prior_columns": sorted(int(j) for j in prior.get("rows", {})),
@@ -104,6 +105,7 @@ def load_router(cls, path, *, value_model=None, embedder=None):
     )
     router.policies_ = list(meta["policies"])
     router.n_policies_ = len(router.policies_)
+    router.added_prices_ = {str(k): float(v) for k, v in meta.get("added_prices", [])}
     router.shrink_, router.prior_k_ = float(meta["shrink"]), meta["prior_k"]
     cols = meta["prior_columns"]
     try:
