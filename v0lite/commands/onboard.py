@@ -55,7 +55,6 @@ def _onboard(args) -> int:
         .filter(pl.col("prompt").is_in(picks))
         .with_columns(pl.col("prompt").replace_strict(rank, return_dtype=pl.Int64).alias("rank"))
         .sort("rank")
-        .with_columns(pl.lit(args.policy).alias("policy"))
     )
     write_log(out, args.out)
     n_seen = int((history["policy"] == args.policy).sum())
@@ -75,7 +74,7 @@ def register(sub) -> None:
         "--candidates whose outcomes would say most about --policy: its predicted uncertainty "
         "on each prompt, spread over difficulty and topic (a greedy D-optimal design). A policy "
         "with outcomes in LOG gets the prompts that refine it most. Writes --out with columns "
-        "prompt (+ prompt_id, task when the candidates have them), rank (0 = most informative), policy.",
+        "prompt (+ prompt_id, task when the candidates have them) and rank (0 = most informative).",
     )
     p.add_argument("log", metavar="LOG", help="outcome log of the pool (.jsonl/.csv/.parquet)")
     p.add_argument("--policy", required=True, metavar="NAME", help="the model to onboard (known to LOG or not)")

@@ -198,6 +198,10 @@ def _route_eval(args) -> int:
     check_output(args.plot, "--plot", (".png",))
     if args.save_router and Path(args.save_router).exists() and not Path(args.save_router).is_dir():
         raise DataError(f"--save-router {args.save_router}: is a file. Fix: name a folder (it is created).")
+    if (args.new_model is None) != (args.n is None):
+        raise DataError("--new-model and --n go together. Fix: pass both (e.g. --new-model NAME --n 30), or neither.")
+    if args.n is not None and args.n < 1:
+        raise DataError(f"--n {args.n}: must be at least 1. Fix: add at least one outcome of --new-model.")
     result = route_eval(
         read_log(args.train),
         read_log(args.test),
@@ -214,7 +218,14 @@ def _route_eval(args) -> int:
         progress=lambda m: print(m, file=sys.stderr, flush=True),
         save_router=args.save_router,
         show_progress_bar=progress(args),
+        new_model=args.new_model,
+        new_n=args.n,
     )
+    if args.new_model is not None:
+        print(
+            f"new model {result['new_model']!r}: fitted without it, {result['new_model_n']} of its train outcomes "
+            f"added (no refit); its within-model AUC on TEST {_fmt(result['new_model_auc'])}"
+        )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in (*_TABLE_KEYS, "within_policy_auc", "within_task_auc", "mean_task_acc"):
         if key in result:
@@ -487,6 +498,16 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="save the router fitted on TRAIN (value model, pool, cost model, shrinkage) to folder DIR, "
         "for `v0lite route --router DIR`",
+    )
+    p.add_argument(
+        "--new-model",
+        default=None,
+        metavar="NAME",
+        help="a model added later: fit without it, add --n of its TRAIN outcomes (no refit), "
+        "report the frontier with it in the pool and its within-model AUC",
+    )
+    p.add_argument(
+        "--n", type=int, default=None, metavar="N", help="with --new-model: how many of its outcomes to add (>= 1)"
     )
     p.add_argument(
         "--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)"

@@ -98,6 +98,28 @@ def _default_embedder():
     return Embedder()
 
 
+def _hold_out(train, policies, new_model, n, random_state):
+    """``(train without new_model's other rows, its n drawn rows)``; clear errors for a bad name or n."""
+    if new_model not in policies:
+        raise DataError(
+            f"new_model {new_model!r} is not a model of both logs (pool: {policies}). Fix: name one of them."
+        )
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"new_n must be an integer >= 1, got {n!r}. Fix: add at least one outcome of {new_model!r}.")
+    if len(policies) < 2:
+        raise DataError("new_model needs a pool of at least two models. Fix: evaluate a larger pool.")
+    rows = train.filter(pl.col("policy") == new_model)
+    if n > rows.height:
+        warnings.warn(
+            f"new_n={n} is more than the {rows.height} train outcomes of {new_model!r}: all of them are added.",
+            V0liteWarning,
+            stacklevel=3,
+        )
+    pick = np.sort(np.random.default_rng(random_state).permutation(rows.height)[: min(n, rows.height)])
+    added = rows[pick]
+    return pl.concat([train.filter(pl.col("policy") != new_model), added], how="diagonal_relaxed"), added
+
+
 def route_eval(
     train_log,
     test_log,
@@ -122,6 +144,8 @@ def route_eval(
     progress=None,
     save_router=None,
     show_progress_bar: bool = False,
+    new_model: str | None = None,
+    new_n: int | None = None,
 ) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
@@ -181,6 +205,13 @@ def route_eval(
     show_progress_bar : bool, default False
         Progress of the baselines and CV folds on stderr (:mod:`v0lite._progress`); the value
         model and the embedder show their own by their ``show_progress_bar``.
+    new_model, new_n : str and int, optional
+        A model added later (issue 29): the value model and the router are fitted on the train
+        log without ``new_model``, then ``new_n`` of its train outcomes (a seeded draw) join
+        through :meth:`Router.add_history` (no refit; its price from ``prices`` or its rows'
+        mean cost). The frontier is that of the pool with it; the baselines see the same rows
+        (the train log without the rest of its outcomes). ``new_model_auc`` is its
+        within-model AUC on the test prompts.
 
     Returns
     -------
@@ -263,8 +294,12 @@ def route_eval(
 
     if value_model is None:
         value_model = _default_value_model(random_state)
+    added = None
+    if new_model is not None:  # fit without it; its n rows arrive through Router.add_history below
+        train, added = _hold_out(train, policies, new_model, new_n, random_state)
+    fit_log = train if added is None else train.filter(pl.col("policy") != new_model)
     if fit_value_model:
-        X_tr, y_tr = split_xy(train)
+        X_tr, y_tr = split_xy(fit_log)
         value_model.fit(X_tr, y_tr)
     embed_holder: dict[str, Any] = {"e": embedder}
 
@@ -280,7 +315,7 @@ def route_eval(
     router_cost_model = cost_model if cost_source == "log" else "fixed"
     router = Router(
         value_model,
-        policies=policies,
+        policies=policies if added is None else [p for p in policies if p != new_model],
         strategy=strat,
         cost_model=router_cost_model,
         prices=prices if cost_source != "log" else None,
@@ -290,10 +325,15 @@ def route_eval(
         cv=cv,
         random_state=random_state,
     )
-    router.fit(train)
+    router.fit(fit_log)
+    if added is not None:
+        router.add_history(added, prices={new_model: prices[new_model]} if prices and new_model in prices else None)
     if save_router is not None:
         router.save(save_router)
     P, Cpred = router.predict_matrix(te_prompts)
+    if added is not None:  # the pool's column order, the new model last -> the logs' order
+        order = [router.policies_.index(p) for p in policies]
+        P, Cpred = P[:, order], Cpred[:, order]
     with stage(f"route-eval: sweeping the {strat.name} knob", enabled=show_progress_bar):
         curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
 
@@ -455,6 +495,11 @@ def route_eval(
                 result["cpt_50"] = cpt(x, c["acc"], accs[w], accs[s], 0.5)
                 result["cpt_80"] = cpt(x, c["acc"], accs[w], accs[s], 0.8)
     result.update(extra)
+    if added is not None:
+        j = policies.index(new_model)
+        result["new_model"] = new_model
+        result["new_model_n"] = int(added.height)
+        result["new_model_auc"] = _within_policy(Y[:, [j]], P[:, [j]])
     result = to_jsonable(result, default=lambda o: o)
     if plot is not None:
         plot_frontiers(result, plot)
