@@ -59,6 +59,7 @@ N_BOOT = 1000
 POOL_VERSION = "1"  # bump when a change to fit() makes cached pools stale
 PEERS = ("mean of n rows", "kNN on n rows", "logistic on n rows", "difficulty prior", "IRT peer")
 OURS, TODAY = "v0lite (add_history)", "v0lite today"
+TUNE = {"on": False, "scales": (1.0, 4.0, 16.0)}
 _EPS = 0.01
 
 
@@ -98,6 +99,13 @@ def load_log(name):
         train, test, headline = d["train"], d["test"], None
     else:
         raise SystemExit(f"unknown log {name!r}; choose from routerbench, routerdc, v0")
+    if TUNE["on"]:  # CV on train only: fold 0 of a prompt-grouped 5-fold split of train plays the test
+        from v0lite._folds import prompt_folds
+
+        prompts = train["prompt"].unique(maintain_order=True).to_list()
+        fold = dict(zip(prompts, prompt_folds(len(prompts), 5, 0)))
+        is_val = pl.Series([fold[t] == 0 for t in train["prompt"].to_list()])
+        train, test = train.filter(~is_val), train.filter(is_val)
     if name == "v0":  # a (policy, checkpoint) is the unit
         unit = pl.col("policy") + "@" + pl.col("step").cast(pl.Utf8)
     else:
@@ -298,7 +306,7 @@ def _platt(x, y):
         g = X.T @ (p - y) + np.array([0.0, 1.0]) * (w - [0, 1])
         H = (X * np.maximum(p * (1 - p), 1e-6)[:, None]).T @ X + np.diag([1e-6, 1.0])
         w = w - np.linalg.solve(H, g)
-    w[1] = max(w[1], 0.0)
+    w[1] = max(w[1], 0.05)  # never flat or reversed: the calibration keeps the prior's ranking
     return w
 
 
@@ -326,7 +334,7 @@ def _slug(s):
 
 def pool_model(D, u, log=print):
     """The default V0Regressor fitted without unit ``u`` (cached under benchmarks/out/onboarding/)."""
-    path = OUT / f"pool-v{POOL_VERSION}" / D.name / _slug(u)
+    path = OUT / f"pool-v{POOL_VERSION}{'-tune' if TUNE['on'] else ''}" / D.name / _slug(u)
     if (path / "meta.json").exists():
         return V0Regressor.load(path), 0.0
     t0 = time.perf_counter()
@@ -344,6 +352,13 @@ def _set_pool_prior(model, on):
     for h in heads:
         if h is not None and "pool_prior" in getattr(h, "params", {}):
             h.params["pool_prior"] = bool(on)
+
+
+def _set_pool_scale(model, scale):
+    for h in [model.head_] + list(getattr(model.head_, "heads_", {}).values()):
+        if h is not None and "pool_scale" in getattr(h, "params", {}):
+            h.params["pool_scale"] = float(scale)
+            h._population_ = None
 
 
 def ours_predictions(model, D, u, rows_frame, today=False):
@@ -424,6 +439,11 @@ def run_log(name, units_limit, seeds, refit_n, with_suggest, log=print):
                 fr = rows_u[perm[:nn]]
                 r_idx = np.array([D.tr_row[t] for t in fr["prompt"].to_list()], np.int64)
                 preds = peer_predictions(D, u, r_idx, fr["score"].to_numpy(), design)
+                if TUNE["on"]:
+                    for sc in TUNE["scales"]:
+                        _set_pool_scale(model, sc)
+                        preds[f"v0lite pool_scale={sc:g}"] = ours_predictions(model, D, u, fr)
+                    _set_pool_scale(model, 1.0)
                 preds[OURS] = ours_predictions(model, D, u, fr)
                 preds[TODAY] = ours_predictions(model, D, u, fr, today=True)
                 if seed == seeds[0] and n in refit_n and nn > 0:
@@ -519,6 +539,7 @@ def summarise(D, records, n_boot=N_BOOT):
 
 def format_log(D, tab, diffs, n_units, seeds):
     methods = [OURS, "v0lite refit", TODAY, *PEERS, "chosen (suggest_prompts)"]
+    methods += sorted({m for m in tab["method"].to_list() if m.startswith("v0lite pool_scale")})
     ns = [str(x) for x in N_GRID]
     lines = [
         f"**{D.name}** ({n_units} held-out {'(policy, checkpoint)s' if D.name == 'v0' else 'models'}, "
@@ -611,10 +632,14 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 held-out units, 1 seed, no refit: for iterating")
     ap.add_argument("--units", type=int, default=0, help="held-out units per log (0: all)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--refit-n", default="10,100,all", help="n values refitted (seed 0); '' for none")
+    ap.add_argument("--refit-n", default="30,all", help="n values refitted (seed 0); '' for none")
     ap.add_argument("--no-suggest", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    ap.add_argument("--tune", action="store_true", help="CV on train only (fold 0 of train as the test): pool_scale")
     args = ap.parse_args(argv)
+    TUNE["on"] = args.tune
+    if args.tune:
+        args.no_write = True
     units = 3 if args.quick and not args.units else args.units
     seeds = tuple(range(1 if args.quick else args.seeds))
     refit_n = () if args.quick else tuple(x if x == "all" else int(x) for x in args.refit_n.split(",") if x)
@@ -632,17 +657,20 @@ def main(argv=None):
         print("\n" + text + "\n", flush=True)
         sections.append(text)
         summary[name] = {"table": tab.to_dicts(), "diffs": diffs, "targets": [(t, bool(ok), v) for t, ok, v in tg]}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    cmd = "python benchmarks/onboarding.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    body = (
-        f"Command: `{cmd.strip()}` ({time.perf_counter() - t0:.0f} s)\n\n{machine_info()}\n\n"
-        + __doc__.split("\n\n", 2)[1]
-        + "\n\n"
-        + "\n\n".join(sections)
-    )
-    if not args.no_write and not args.quick:
-        write_section("onboarding", "A new model from a few outcomes (issue 29)", body)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"summary-{name}.json").write_text(json.dumps(summary[name], indent=1, default=str))
+        cmd = "python benchmarks/onboarding.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        body = (
+            f"Command: `{cmd.strip()}` ({time.perf_counter() - t0:.0f} s)\n\n{machine_info()}\n\n"
+            + (
+                "Protocol: see benchmarks/onboarding.py's docstring (the routerbench section quotes it).\n\n"
+                if name != "routerbench"
+                else __doc__.split("\n\n", 2)[1] + "\n\n"
+            )
+            + text
+        )
+        if not args.no_write and not args.quick:
+            write_section(f"onboarding-{name}", f"A new model from a few outcomes (issue 29): {name}", body)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..exceptions import V0liteError
 from .base import BaseHead
-from .logistic import group_means, offset_of, solve_in_context
+from .logistic import group_means, offset_of, population_prior, solve_in_context
 from .prior import policy_prior
 
 __all__ = ["IRTHead"]
@@ -65,7 +65,9 @@ class IRTHead(BaseHead):
         Early stopping on the held-out log loss of a tenth of each network's training prompts.
     context_l2 : float, default 10.0
         Penalty (in rows' worth of evidence) pulling a policy solved in context toward the fitted
-        policies' mean ability vector.
+        policies' mean ability vector, beside the fitted policies' spread of abilities
+        (:func:`~v0lite.heads.logistic.population_prior`: it moves freely along the directions
+        in which they differ).
     n_jobs : int, default 1
         Torch threads while training (restored afterwards).
 
@@ -313,14 +315,11 @@ class IRTHead(BaseHead):
         key = (id(self), j, int(code), int(step_cut))
         if key not in cache:
             net = self.nets_[j]
+            lam = float(self.params["context_l2"])
+            # the fitted policies' abilities as the prior (issue 29's shared mechanism, as in the logistic head)
+            w0, b0, prec, b_var = population_prior(net["theta"][: self.n_fitted_], net["bias"][: self.n_fitted_], lam)
             cache[key] = solve_in_context(
-                index,
-                code,
-                step_cut,
-                lambda e: _phi(net, e),
-                net["theta"][: self.n_fitted_].mean(0),
-                float(net["bias"][: self.n_fitted_].mean()),
-                float(self.params["context_l2"]),
+                index, code, step_cut, lambda e: _phi(net, e), w0, b0, lam, prior=(prec, b_var)
             )
         return cache[key]
 

@@ -338,6 +338,10 @@ class LogisticHead(BaseHead):
         (:func:`population_prior`, empirical Bayes), and a policy known only by its name gets
         the average policy on the prompt (:meth:`predict_unseen`). False: the isotropic pull of
         before issue 29 (a new policy barely moved from the average weights).
+    pool_scale : float, default 1.0
+        Multiplies the fitted policies' weight covariance in that prior (1: their empirical
+        spread, the empirical-Bayes choice; 4 and 16 were worse on a train-only CV of
+        routerdc-7model, benchmarks/onboarding.py --tune).
 
     Attributes
     ----------
@@ -356,13 +360,14 @@ class LogisticHead(BaseHead):
     name = "logistic"
     link = "logit"
 
-    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1, pool_prior=True):
+    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1, pool_prior=True, pool_scale=1.0):
         super().__init__(
             alphas=[float(a) for a in alphas],
             n_folds=n_folds,
             select=select,
             n_jobs=n_jobs,
             pool_prior=bool(pool_prior),
+            pool_scale=float(pool_scale),
         )
 
     def _validate(self):
@@ -477,7 +482,8 @@ class LogisticHead(BaseHead):
     def _population(self):
         """``(w0, b0, precision, b_var)`` of the fitted policies (:func:`population_prior`), computed once."""
         if getattr(self, "_population_", None) is None:
-            self._population_ = population_prior(self.coef_, self.intercept_, float(np.median(self.lam_)))
+            scale = float(self.params.get("pool_scale", 1.0))
+            self._population_ = population_prior(self.coef_, self.intercept_, float(np.median(self.lam_)), scale=scale)
         return self._population_
 
     def _in_context(self, index, code, step_cut):
@@ -600,9 +606,17 @@ class RidgeHead(LogisticHead):
     link = "identity"
 
     def __init__(
-        self, alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0), n_folds=5, select="loss", n_jobs=1, pool_prior=True
+        self,
+        alphas=(1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0),
+        n_folds=5,
+        select="loss",
+        n_jobs=1,
+        pool_prior=True,
+        pool_scale=1.0,
     ):
-        super().__init__(alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs, pool_prior=pool_prior)
+        super().__init__(
+            alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs, pool_prior=pool_prior, pool_scale=pool_scale
+        )
 
 
 def _row_queries(index, rows):
