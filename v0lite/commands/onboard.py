@@ -88,7 +88,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (.jsonl/.csv/.parquet)")
     p.add_argument("--model-dir", default=None, help="use a model saved by `v0lite fit` instead of fitting on LOG")
     p.add_argument("--head", choices=head_choices(), default=None, help="head to fit on LOG (default: auto)")
-    p.add_argument("--encoder", default=None, help="prompt encoder (default: all-MiniLM-L6-v2)")
+    p.add_argument("--encoder", default=None, metavar="MODEL", help="prompt encoder (default: all-MiniLM-L6-v2)")
     p.add_argument("--random-state", type=int, default=0, help="seed (breaks exact ties only)")
     add_progress_flags(p)
     p.set_defaults(func=_onboard, inputs=("log",))
