@@ -48,8 +48,12 @@ def item_features(head, index, emb):
     return np.column_stack(cols)
 
 
-def greedy_design(phi, info, n, *, phi_seen=None, info_seen=None, ridge=1.0, random_state=0):
-    """Indices of ``n`` rows of ``phi`` picked greedily for the largest gain in ``log det``.
+def greedy_design(phi, info, n, *, phi_seen=None, info_seen=None, ridge=1.0, criterion="i", random_state=0):
+    """Indices of ``n`` rows of ``phi`` picked greedily for the largest information gain.
+
+    ``criterion="i"``: the largest drop in the summed predictive variance of every candidate (on
+    the probability scale), which favours prompts like many others; ``"d"``: the largest gain in
+    ``log det`` of the information matrix, which favours extreme ones.
 
     ``info`` is each candidate's Fisher weight (``p (1 - p)``); ``phi_seen`` / ``info_seen``
     the outcomes already known (they start the information matrix, so a policy with history
@@ -67,9 +71,16 @@ def greedy_design(phi, info, n, *, phi_seen=None, info_seen=None, ridge=1.0, ran
     w = np.maximum(np.asarray(info, np.float64), 1e-4)
     jitter = np.random.default_rng(random_state).random(len(X)) * 1e-9
     free = np.ones(len(X), bool)
+    S = (X * (w**2)[:, None]).T @ X / len(X)  # where predictions are asked: the candidates, on the p scale
     out = []
     for _ in range(min(n, len(X))):
-        gain = w * np.einsum("ij,jk,ik->i", X, Ainv, X) + jitter  # log(1 + gain) is monotone in gain
+        lev = np.einsum("ij,jk,ik->i", X, Ainv, X)
+        if criterion == "d":  # log det: the gain is monotone in w * leverage
+            gain = w * lev
+        else:  # the drop in the candidates' summed predictive variance (I-optimal)
+            M = X @ Ainv
+            gain = w * np.einsum("ij,jk,ik->i", M, S, M) / (1.0 + w * lev)
+        gain = gain + jitter
         gain[~free] = -np.inf
         i = int(np.argmax(gain))
         out.append(i)
