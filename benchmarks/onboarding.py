@@ -27,7 +27,12 @@ Protocol, on each log (``$V0LITE_DATA``, default ../shared/data; benchmarks/_pee
   held-out model and seed) of v0lite minus the best peer at each n.
 * ``suggest_prompts``: AUC after n prompts chosen by ``V0Regressor.suggest_prompts`` vs n random ones.
 
-    python benchmarks/onboarding.py                       # every log, every held-out model (~40 min, 2 cores)
+    python benchmarks/onboarding.py --logs routerbench    # 11 held-out models x 3 seeds: 35 min here
+    python benchmarks/onboarding.py --logs routerdc       # 7 held-out models x 3 seeds: ~50 min here
+    python benchmarks/onboarding.py --logs v0 --refit-n ""   # 6 (policy, checkpoint)s: 28 min here
+    # (2 cores shared with other jobs, load average 6-13; the three ran side by side)
+    python benchmarks/onboarding.py --logs routerdc --tune --units 3 --seeds 2 --refit-n "" --no-suggest
+    # CV on train only (fold 0 of train as the test): how pool_scale and the selection criterion were chosen
     python benchmarks/onboarding.py --quick --logs routerbench   # 3 held-out models, 1 seed, no refit
 """
 
