@@ -189,7 +189,7 @@ FILES = [
     (
         "truncated.jsonl",
         b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","pro',
-        r"cannot be read as jsonl.*Fix",
+        r"truncated.jsonl, line 2 \(row 1\): not valid JSON.*Fix: repair or remove that line",
     ),
     (
         "late-bad-row.jsonl",
@@ -269,7 +269,7 @@ def _xy():
 EST = [
     ("xy-length", lambda m, X, y: m.fit(X, y[:-1]), DataError, r"X has 36 rows but y has 35 values.*Fix"),
     ("y-2d", lambda m, X, y: m.fit(X, y[:, None]), DataError, r"y must be one-dimensional.*\(36, 1\)"),
-    ("y-text", lambda m, X, y: m.fit(X, ["good"] * len(y)), DataError, r"y cannot be read as numbers.*Fix"),
+    ("y-text", lambda m, X, y: m.fit(X, ["good"] * len(y)), DataError, r"y must be numeric, found text.*Fix"),
     (
         "y-nan",
         lambda m, X, y: m.fit(X, np.where(np.arange(len(y)) == 4, np.nan, y)),
