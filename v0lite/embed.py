@@ -214,7 +214,7 @@ def _load_sentence_transformer(
             except OSError as exc:
                 raise V0liteError(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
-                    "folder, or a hub name on a machine that reaches the Hugging Face hub."
+                    "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
                 ) from exc
         return _MODELS[key]
 
