@@ -60,6 +60,14 @@ BAD = [
     ("score-neg-inf", _log(score=[0.0, -math.inf, 0.0]), r"column 'score', row 1: value -inf .*Fix", True),
     ("score-negative", _log(score=[0.0, -1.0, 1.0]), r"column 'score', row 1: value -1.0 .*\(reward \+ 1\) / 2", True),
     ("score-above-one", _log(score=[0.0, 0.5, 3.0]), r"column 'score', row 2: value 3.0 .*Fix", True),
+    # the bound is 1 exactly (a bound of 1.5 would pass 3.0 above but not this)
+    ("score-just-above-one", _log(score=[1.0, 0.0, 1.01]), r"column 'score', row 2: value 1.01 is not a success", True),
+    (
+        "score-just-below-zero",
+        _log(score=[1.0, -0.01, 0.0]),
+        r"column 'score', row 1: value -0.01 is not a success",
+        True,
+    ),
     ("score-null", _log(score=[0.0, None, 1.0]), r"column 'score', row 1: value None .*Fix", False),
     (
         "prompt-number",

@@ -103,6 +103,7 @@ def _read_file(path: Path) -> pl.DataFrame:
             where = _first_bad_json_line(path, data, lines=kind == "jsonl")
             if where is not None:
                 raise DataError(where) from exc
+            _check_json_text(path, data, pl.DataFrame(), lines=kind == "jsonl")  # polars' json: a lone surrogate
         raise _unreadable(path, kind, exc) from exc
     if kind == "csv":
         _check_separator(path, df)
