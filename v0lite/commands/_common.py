@@ -170,9 +170,11 @@ _FLAGS = {
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
 _ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
 _COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
+# (Python phrase, CLI phrase, the flag the CLI phrase needs: None = none)
 _PHRASES = (
-    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit"),
-    ("set --fallback", "pass --fallback"),
+    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit", None),
+    ("set --fallback", "pass --fallback", "--fallback"),
+    ("set per_task=False", "drop --per-task", "--per-task"),
 )
 
 
@@ -212,6 +214,7 @@ def cli_text(message: str, flags: set[str] | frozenset[str] | None = None) -> st
     fix = _ASSIGN.sub(assign, fix)
     if flags is None or "--knob" in flags:
         fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
-    for old, new in _PHRASES:
-        fix = fix.replace(old, new)
+    for old, new, needs in _PHRASES:
+        if needs is None or flags is None or needs in flags:
+            fix = fix.replace(old, new)
     return head + sep + fix

@@ -344,6 +344,22 @@ def _load_router(args, prices, pool):
     return router
 
 
+def _check_pool_known(router, args) -> None:
+    """A pool model the value model has no history of: name it and the two fixes, not a matrix row."""
+    vm = router.value_model
+    known = getattr(getattr(vm, "index_", None), "policies", None)
+    if known is None or getattr(vm, "fallback", "error") != "error":
+        return
+    unknown = [p for p in router.policies_ if p not in set(known)]
+    if unknown:
+        where = f"--router {args.router}" if args.router else f"--model-dir {args.model_dir}"
+        raise DataError(
+            f"the pool's models {unknown} have no history in the value model of {where} (it knows "
+            f"{len(known)}: {list(known)[:8]}). Fix: leave them out of --pool, or pass --fallback global_mean "
+            "(they are then predicted at the mean of the whole history)."
+        )
+
+
 def _route(args) -> int:
     import numpy as np
     import polars as pl
@@ -390,6 +406,7 @@ def _route(args) -> int:
             cost_model=cost_model,
             prices=prices,
         ).fit(log)
+    _check_pool_known(router, args)
     frame = as_frame(args.prompts)
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
