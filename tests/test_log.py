@@ -269,6 +269,17 @@ def test_an_integer_beyond_64_bits_in_a_file_is_shown_as_written(tmp_path, guara
                 read_log(f)
 
 
+@pytest.mark.parametrize("value", [2**63 + 5, 2**64 - 1])
+def test_an_integer_beyond_64_bits_in_a_frame_is_a_data_error(value, guarantees):
+    import warnings
+
+    guarantees.tick("bad-input cases tried")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=rf"column 'n', row 1: value {value} is not a positive integer within 64"):
+            validate_log({"policy": ["a", "a"], "prompt": ["x", "y"], "score": [1.0, 1.0], "n": [3, value]})
+
+
 def test_json_syntax_errors_give_the_line_not_a_character_offset(tmp_path, guarantees):
     guarantees.tick("bad-input cases tried", 2)
     f = tmp_path / "bad.jsonl"

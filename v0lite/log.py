@@ -390,9 +390,8 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
 
 def _outside_int64(s: pl.Series, v: np.ndarray) -> np.ndarray:
     """Rows whose value does not fit an Int64 (polars reads 2**63 + 5 as Int128; its float is 2**63)."""
-    if s.dtype.is_integer():
-        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-        return ((s > hi) | (s < lo)).fill_null(False).to_numpy()
+    if s.dtype.is_integer():  # Int128, UInt64: what does not cast to Int64 does not fit
+        return (s.cast(pl.Int64, strict=False).is_null() & s.is_not_null()).to_numpy()
     with np.errstate(invalid="ignore"):
         return np.isfinite(v) & ((v >= 2.0**63) | (v < -(2.0**63)))
 
