@@ -246,6 +246,8 @@ def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) 
     if not texty and not _SURROGATE_ESCAPE.search(data):
         return
     for row, line, raw in _json_rows(data, lines=lines):
+        if lines and not texty and not _SURROGATE_ESCAPE.search(raw):
+            continue  # only the lines that can hold one are parsed again
         obj = json.loads(raw) if lines else raw
         if not isinstance(obj, dict):
             continue
