@@ -759,3 +759,27 @@ def test_convert_v0_prompt_dict_fix_names_the_flag_it_has(tmp_path, capsys, guar
     assert main(["data", "convert", "routerbench", str(src), str(tmp_path / "o"), "--prompt-dict", str(src)]) == 1
     assert "applies to the v0 format only" in capsys.readouterr().err
     guarantees.tick("bad-input cases tried", 3)
+
+
+def test_predict_and_route_read_their_input_before_loading_a_model(files, capsys, monkeypatch, fake_minilm, guarantees):
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded before the input was read")
+
+    monkeypatch.setattr(V0Regressor, "load", boom)
+    bad = tmp / "q.csv"
+    bad.write_bytes("policy,prompt\npol0,x\n".encode("utf-16"))
+    capsys.readouterr()
+    out = str(tmp / "o.jsonl")
+    for argv in (
+        ["predict", str(bad), "--model-dir", str(tmp / "m"), "--out", out],
+        ["route", str(bad), "--model-dir", str(tmp / "m"), "--pool", "pol0,pol1", "--out", out],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "UTF-16" in err and "Fix: re-encode the file as UTF-8" in err, err
+    guarantees.tick("bad-input cases tried", 2)

@@ -200,11 +200,11 @@ def _predict(args) -> int:
 
     check_input(args.queries, "QUERIES")
     check_output(args.out, "--out")
+    queries = read_log(args.queries, require_score=False)  # the input's errors before the model is loaded
     model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder)
     model.set_params(show_progress_bar=progress(args))
     if args.fallback:
         model.set_params(fallback=args.fallback)
-    queries = read_log(args.queries, require_score=False)
     p = model.predict(queries)
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")

@@ -87,7 +87,7 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
         obj = json.loads(src)
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"--prices {text[:60]}: not valid JSON ({exc}). "
+            f"--prices {text[:60]}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
             'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\' (USD per call).'
         ) from exc
     if not isinstance(obj, dict):
@@ -375,6 +375,9 @@ def _route(args) -> int:
         get_strategy(args.strategy or "utility").check_knob(args.knob)
     prices = _parse_prices(args.prices)
     pool = _pool(args, prices)
+    frame = as_frame(args.prompts)  # the input's errors come before any model is loaded
+    if "prompt" not in frame.columns:
+        raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
     if args.router is not None:
         if args.cost_log:
             raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")
@@ -407,9 +410,6 @@ def _route(args) -> int:
             prices=prices,
         ).fit(log)
     _check_pool_known(router, args)
-    frame = as_frame(args.prompts)
-    if "prompt" not in frame.columns:
-        raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
     clash = [c for c in ("policy", "p_success", "pred_cost") if c in frame.columns]
     if clash:
         print(f"note: input columns {clash} are replaced by the routing output", file=sys.stderr)
