@@ -447,3 +447,21 @@ def test_an_encoder_returning_nan_during_fit_names_the_log_row(small_log, guaran
         V0liteError, match=rf"column 'prompt', row {rows.index('sort the list case 6')}: encoder 'nan-on-sort'"
     ):
         V0Regressor(head="knn", encoder=NaNOn(), cache_dir=False).fit(small_log)
+
+
+def test_an_encoder_of_another_size_at_predict_is_an_error_naming_the_row(tmp_path, small_log, guarantees):
+    """Loaded with an encoder object whose vectors are not the history's size: an error, not a crash."""
+    from v0lite.exceptions import V0liteError
+
+    class Short(FakeEncoder):
+        def encode(self, texts):
+            return super().encode(texts)[:, :32]
+
+    guarantees.tick("bad-input cases tried")
+    V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(small_log).save(tmp_path / "m")
+    back = V0Regressor.load(tmp_path / "m", encoder=Short(), cache_dir=False)
+    q = pl.DataFrame({"policy": ["pol0", "pol1"], "prompt": ["sort the list case 1", "a new prompt"]})
+    with pytest.raises(
+        V0liteError, match=r"column 'prompt', row 1: encoder 'fake-ngram-64' returned 32-d vectors.*64-d"
+    ):
+        back.predict(q)
