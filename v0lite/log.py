@@ -177,8 +177,8 @@ def _first_bad_utf8_line(data: bytes) -> tuple[int, str] | None:
 
 
 def _json_rows(data: bytes, *, lines: bool):
-    """``(row, line, object)`` of a JSON-lines file (row: 0-based among non-blank lines, line: 1-based)
-    or of a JSON array file (line: where the object starts is not known, so the array index + 1)."""
+    """``(row, line, raw line)`` of a JSON-lines file (row: 0-based among non-blank lines, line: 1-based),
+    or ``(row, None, object)`` of a JSON array file (where an object starts is not kept by the parser)."""
     import json
 
     if not lines:
@@ -238,7 +238,7 @@ def _lone_surrogate(value: Any) -> str | None:
 
 
 def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) -> None:
-    """What polars' JSON reader hides: a lone surrogate (``"\ud800"`` silently becomes NUL) and a number
+    """What polars' JSON reader hides: a lone surrogate (``"\\ud800"`` silently becomes NUL) and a number
     column holding text (``"0"`` among numbers reads the whole column as text; the row is the first string)."""
     import json
 
@@ -248,7 +248,10 @@ def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) 
     for row, line, raw in _json_rows(data, lines=lines):
         if lines and not texty and not _SURROGATE_ESCAPE.search(raw):
             continue  # only the lines that can hold one are parsed again
-        obj = json.loads(raw) if lines else raw
+        try:
+            obj = json.loads(raw) if lines else raw
+        except ValueError:  # polars read it; what Python's parser refuses is not ours to report here
+            continue
         if not isinstance(obj, dict):
             continue
         where = f"{path}, line {line} (row {row})" if lines else f"{path}, row {row}"
