@@ -5,8 +5,7 @@ prompt's UTF-8 bytes). A local encoder folder's id is a fingerprint of its files
 (:func:`encoder_fingerprint`), so a model fine-tuned into the same folder gets new vectors. A
 cached vector is trusted only if finite and of the encoder's dimension; an encoder output that
 is not finite is an error naming the prompt. Vectors are written in shards named by the sha256
-of their own bytes,
-so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
+of their own bytes, so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
 never trusted. Shards are written atomically after every chunk, so an interrupted run resumes
 where it stopped, and two processes filling the same cache only ever add whole files.
 """
