@@ -191,9 +191,7 @@ def test_csv_text_columns_stay_text_through_fit_and_the_cli(tmp_path, fake_minil
 def test_a_utf16_file_is_told_to_re_encode_as_utf8(tmp_path, guarantees, codec, suffix):
     guarantees.tick("bad-input cases tried")
     text = '{"policy":"a","prompt":"x","score":1.0}\n' if suffix == ".jsonl" else "policy,prompt,score\na,x,1.0\n"
-    data = text.encode(codec)
-    if codec == "utf-16-be":  # no byte-order mark: NUL bytes give it away
-        data = text.encode("utf-16-be")
+    data = text.encode(codec)  # "utf-16-be" writes no byte-order mark: its NUL bytes give it away
     f = tmp_path / f"log{suffix}"
     f.write_bytes(data)
     with pytest.raises(DataError, match=r"(UTF-16|UTF-32|NUL byte).*Fix: re-encode the file as UTF-8"):
