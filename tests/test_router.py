@@ -359,7 +359,7 @@ def test_router_shrink_errors():
 def test_route_cli(tmp_path, monkeypatch):
     from v0lite.commands import route as cmd
 
-    monkeypatch.setattr(cmd, "_load_value_model", lambda d, show_progress_bar=False: FakeValueModel())
+    monkeypatch.setattr(cmd, "_load_value_model", lambda d, *args: FakeValueModel())
     (tmp_path / "meta.json").write_text("{}")  # the CLI checks --model-dir holds a model before loading it
     parser = argparse.ArgumentParser()
     cmd.register(parser.add_subparsers(dest="command"))

@@ -8,7 +8,7 @@ import sys
 
 from .exceptions import V0liteError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "command_flags"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,26 +55,35 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     name = " ".join(x for x in (args.command, getattr(args, "data_command", None)) if x)
+    flags = command_flags(parser, name)
     import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):  # a CLI user has no use for file:line
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: warning: {cli_text(str(message))}", file=sys.stderr)
+        print(f"v0lite {name}: warning: {cli_text(str(message), flags)}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        return _run(args, name)
+        return _run(args, name, flags)
 
 
-def _run(args, name: str) -> int:
+def command_flags(parser: argparse.ArgumentParser, name: str) -> frozenset[str]:
+    """The option strings of subcommand ``name`` ("fit", "data convert"): what its fixes may name."""
+    for word in name.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return frozenset(s for a in parser._actions for s in a.option_strings)
+
+
+def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
     try:
         _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: error: {cli_text(str(exc))}", file=sys.stderr)
+        print(f"v0lite {name}: error: {cli_text(str(exc), flags)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.", file=sys.stderr)

@@ -17,6 +17,10 @@ __all__ = [
     "check_model_dir",
     "head_choices",
     "cli_text",
+    "fallback_flag",
+    "int_at_least",
+    "number_in",
+    "SEED",
     "LOG_SUFFIXES",
 ]
 
@@ -32,6 +36,53 @@ def add_progress_flags(p: argparse.ArgumentParser) -> None:
         help="no progress on stderr (default: progress is shown when stderr is a terminal)",
     )
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+
+
+def int_at_least(lo: int, why: str = ""):
+    """An argparse ``type``: an integer >= ``lo``; argparse names the flag in its error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} is below {lo}{why}; pass an integer >= {lo}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False):
+    """An argparse ``type``: a float in the interval [lo, hi] (``open_*``: that end excluded)."""
+    span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        inside = (lo < value if open_lo else lo <= value) and (value < hi if open_hi else value <= hi)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{text} is outside {span}; pass a number in {span}")
+        return value
+
+    parse.__name__ = f"number in {span}"
+    return parse
+
+
+SEED = int_at_least(0, " (seeds are non-negative)")
+
+
+def fallback_flag(p: argparse.ArgumentParser) -> None:
+    """``--fallback``: what the value model predicts for a policy with no history."""
+    p.add_argument(
+        "--fallback",
+        choices=["error", "global_mean"],
+        help="for a policy with no history: 'error' (the model's default) stops with its name, "
+        "'global_mean' predicts the mean score of the whole history",
+    )
 
 
 def progress(args) -> bool:
@@ -108,6 +159,7 @@ _FLAGS = {
     "max_step": "--max-step",
     "fit_fraction": "--fit-fraction",
     "rollouts_per_prompt": "--rollouts-per-prompt",
+    "prompt_dict": "--prompt-dict",
     "strategy": "--strategy",
     "knob": "--knob",
     "lam": "--knob",
@@ -116,18 +168,20 @@ _FLAGS = {
     "target": "--knob",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
-_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
 _COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
+# (Python phrase, CLI phrase, the flag the CLI phrase needs: None = none)
 _PHRASES = (
-    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit"),
-    ("set --fallback", "pass --fallback"),
+    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit", None),
+    ("set --fallback", "pass --fallback", "--fallback"),
+    ("set per_task=False", "drop --per-task", "--per-task"),
 )
 
 
 def _flag_value(m: re.Match) -> str:
     value = m.group(2)
-    if value == "<value>":
-        value = "VALUE"
+    if value in ("<value>", "<path>"):
+        value = value[1:-1].upper()
     elif value[:1] in "'\"":
         value = value[1:-1]
     elif value == "None":
@@ -135,8 +189,11 @@ def _flag_value(m: re.Match) -> str:
     return f"{_FLAGS[m.group(1)]} {value}"
 
 
-def cli_text(message: str) -> str:
+def cli_text(message: str, flags: set[str] | frozenset[str] | None = None) -> str:
     """A library error message with its fix (the text after ``Fix:``) in flag names.
+
+    ``flags``: the running command's option strings. A parameter that command has no flag for is
+    left in its Python spelling and said to be one, never turned into a flag the command lacks.
 
     Examples
     --------
@@ -148,8 +205,16 @@ def cli_text(message: str) -> str:
     head, sep, fix = message.partition("Fix:")
     if not sep:
         return message
-    fix = _ASSIGN.sub(_flag_value, fix)
-    fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
-    for old, new in _PHRASES:
-        fix = fix.replace(old, new)
+
+    def assign(m: re.Match) -> str:
+        if flags is not None and _FLAGS[m.group(1)] not in flags:
+            return f"{m.group(0)} (a Python setting: this command has no flag for it)"
+        return _flag_value(m)
+
+    fix = _ASSIGN.sub(assign, fix)
+    if flags is None or "--knob" in flags:
+        fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
+    for old, new, needs in _PHRASES:
+        if needs is None or flags is None or needs in flags:
+            fix = fix.replace(old, new)
     return head + sep + fix

@@ -27,6 +27,12 @@ def _convert(args) -> int:
                 f"--split {args.split} applies to the routerdc format only, not {args.format!r}. Fix: drop --split."
             )
         kwargs["split"] = args.split
+    if args.prompt_dict is not None:
+        if args.format != "v0":
+            raise DataError(
+                f"--prompt-dict applies to the v0 format only, not {args.format!r}. Fix: drop --prompt-dict."
+            )
+        kwargs["prompt_dict"] = check_input(args.prompt_dict, "--prompt-dict")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = convert(args.format, args.src, args.out, **kwargs)
@@ -121,6 +127,12 @@ def register(sub) -> None:
         help="routerdc only: 'official' writes OUT/train.jsonl (*_train files), OUT/test_id.jsonl "
         "(*_test files) and OUT/test_ood.jsonl (MATH_prealgebra, mbpp, ceval, javascript), "
         "dropping test questions also in train; default: one log of every file",
+    )
+    c.add_argument(
+        "--prompt-dict",
+        default=None,
+        metavar="FILE",
+        help="v0 only: the JSON object '<dataset>_<id>' -> prompt text (default: prompt_dict.json beside SRC)",
     )
     add_progress_flags(c)
     c.set_defaults(func=_convert, inputs=("src",))

@@ -213,9 +213,9 @@ def route_eval(
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:
             raise DataError(
-                f"--per-task (per_task=True) needs a 'task' column in both logs; missing in "
+                f"per_task=True needs a 'task' column in both logs; missing in "
                 f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
-                "`v0lite data convert routerdc DIR OUT --split official`), or drop --per-task."
+                "`v0lite data convert routerdc DIR OUT --split official`), or set per_task=False."
             )
     strat = get_strategy(strategy)
     train_pol = set(train["policy"].unique().to_list())
