@@ -94,7 +94,7 @@ def test_missing_file_fails_clearly(saved):
         V0Regressor.load(path, encoder=FakeEncoder())
 
 
-@pytest.mark.parametrize("where", ["head", "arrays", "final_rename"])
+@pytest.mark.parametrize("where", ["head", "arrays", "final_swap", "final_rename"])
 def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_model, guarantees, where):
     import v0lite.persist as persist
 
@@ -109,7 +109,10 @@ def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_mod
         monkeypatch.setattr(type(other.head_), "save", boom)
     elif where == "arrays":
         monkeypatch.setattr(persist, "save_arrays", boom)
-    else:
+    elif where == "final_swap":
+        monkeypatch.setattr(persist, "_exchange", boom)
+    else:  # a file system without an atomic swap: two renames
+        monkeypatch.setattr(persist, "_exchange", lambda a, b: False)
         real = os.replace
 
         def replace(src, dst):
@@ -220,3 +223,185 @@ def test_learned_heads_save_byte_identical_files(tmp_path, make_model, guarantee
     da = _digests(tmp_path / "a")
     assert da == _digests(tmp_path / "b")
     guarantees.tick("files checked byte-identical", len(da))
+
+
+# --- a save never removes what it did not write --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"thesis.txt": "my thesis"},
+        {"sub/results.csv": "a,b\n1,2\n"},
+        {"meta.json": '{"format": "something-else"}', "data.bin": "x"},
+        {"meta.json": "not json at all"},
+    ],
+)
+def test_save_refuses_a_folder_holding_other_files(tmp_path, make_model, guarantees, layout):
+    """The issue's case: fit --model-dir precious wiped precious/thesis.txt and precious/sub/results.csv."""
+    from v0lite.exceptions import DataError
+
+    target = tmp_path / "precious"
+    for rel, text in layout.items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text(text)
+    before = _digests(target)
+    model = make_model().fit(make_log())
+    with pytest.raises(DataError, match=r"precious: holds files v0lite did not write .*Fix: save to another path"):
+        model.save(target)
+    guarantees.tick("bad-input cases tried")
+    assert _digests(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]  # nothing written beside it either
+
+
+def test_save_refuses_extra_files_inside_a_model_folder(saved, make_model):
+    """A model folder the user added a file to is not v0lite's alone any more: the file is never deleted."""
+    from v0lite.exceptions import DataError
+
+    _, path, _ = saved
+    (path / "head" / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match=r"head/notes.md"):
+        make_model(head="prior").fit(make_log()).save(path)
+    assert (path / "head" / "notes.md").read_text() == "mine"
+
+
+def test_save_refuses_a_router_folder_and_a_file(saved, tmp_path, make_model):
+    from v0lite.exceptions import DataError
+    from v0lite.persist import check_save_target
+
+    _, path, _ = saved
+    with pytest.raises(DataError, match="holds a v0lite-model folder, not a v0lite-router one"):
+        check_save_target(path, "v0lite-router", flag="--save-router")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="--model-dir .*f: is a file"):
+        check_save_target(tmp_path / "f", flag="--model-dir")
+
+
+def test_save_into_an_empty_folder_and_over_its_own_model(tmp_path, make_model):
+    from v0lite.persist import check_save_target
+
+    (tmp_path / "empty").mkdir()
+    m = make_model().fit(make_log())
+    m.save(tmp_path / "empty")
+    assert check_save_target(tmp_path / "empty") == tmp_path / "empty"  # a model folder: replaceable
+    m.save(tmp_path / "empty")
+    V0Regressor.load(tmp_path / "empty", encoder=FakeEncoder())
+
+
+def test_save_refuses_the_current_folder_and_above(tmp_path, monkeypatch, make_model, guarantees):
+    from v0lite.exceptions import DataError
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    model = make_model().fit(make_log())
+    for target in (".", "..", str(work), "/"):
+        with pytest.raises(DataError, match="is the current folder or one above it.*Fix: name a new sub-folder"):
+            model.save(target)
+        guarantees.tick("bad-input cases tried")
+    assert list(work.iterdir()) == []
+
+
+# --- crash-safe replace: kill the process at every step of a save --------------------------------------
+
+_KILL_SCRIPT = r"""
+import json, os, shutil, sys
+from pathlib import Path
+import v0lite.persist as P
+
+src, dst, step, mode = sys.argv[1:5]
+dst = Path(dst)
+
+def hook(name):
+    if name != step.split("+")[0]:
+        return
+    if step.endswith("+partial"):  # killed halfway through removing the replaced folder
+        for f in dst.parent.iterdir():
+            if f.name.startswith("." + dst.name + ".") and (f / "history.safetensors").exists():
+                (f / "history.safetensors").unlink()
+    os._exit(77)
+
+P._STEP_HOOK = hook
+if mode == "rename":
+    P._exchange = lambda a, b: False
+meta = json.loads((Path(src) / "meta.json").read_text())
+own = {"format", "format_version", "v0lite_version", "files", "meta_sha256"}
+
+def fill(tmp):  # the files of a saved model, as save_model_folder writes them
+    (tmp / "head").mkdir()
+    for rel in meta["files"]:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(src) / rel, tmp / rel)
+
+P.write_folder(dst, fill, {k: v for k, v in meta.items() if k not in own},
+               format_name=P.FORMAT_NAME, format_version=P.FORMAT_VERSION)
+"""
+
+_KILL_STEPS = {
+    "swap": ["tmp", "filled", "meta", "swapped", "swapped+partial", "done"],
+    "rename": ["tmp", "filled", "meta", "moved-old", "renamed", "renamed+partial", "done"],
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "step"), [(mode, step) for mode, steps in _KILL_STEPS.items() for step in steps], ids=str
+)
+def test_killed_save_leaves_a_loadable_model_and_the_next_load_cleans_up(tmp_path, make_model, guarantees, mode, step):
+    """A process killed (os._exit) after each step of a save over an existing model: the next load finds
+    the old model or the new one, restores or removes the hidden leftovers, and says so."""
+    import subprocess
+    import sys
+    import warnings
+
+    from v0lite.exceptions import V0liteWarning
+
+    log = make_log(steps=True)
+    old, new = make_model().fit(log), make_model(head="prior").fit(make_log(seed=5, steps=True))
+    path, src = tmp_path / "model", tmp_path / "src"
+    old.save(path)
+    new.save(src)
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    r = subprocess.run(
+        [sys.executable, "-c", _KILL_SCRIPT, str(src), str(path), step, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 77, r.stderr  # killed right after the step
+    guarantees.tick("faults injected")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = V0Regressor.load(path, encoder=FakeEncoder())
+    said = [str(w.message) for w in caught if issubclass(w.category, V0liteWarning)]
+    # before the swap the old model is at the path (a crash between the two renames: restored); after it, the new
+    swapped = step.split("+")[0] in ("swapped", "renamed", "done")
+    np.testing.assert_array_equal(back.predict(log), (new if swapped else old).predict(log))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["model", "src"]  # no leftovers
+    assert bool(said) == bool(leftovers), (said, leftovers)
+    if step == "moved-old":
+        assert any("restored" in s for s in said), said
+    # and the next save over it works
+    old.save(path)
+    np.testing.assert_array_equal(V0Regressor.load(path, encoder=FakeEncoder()).predict(log), old.predict(log))
+
+
+def test_leftovers_of_a_running_save_are_left_alone(saved):
+    """A leftover whose process is alive (a save in progress in another process) is not touched."""
+    import subprocess
+    import sys
+    import warnings
+
+    _, path, _ = saved
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = path.with_name(f".{path.name}.{proc.pid}.abcd1234.tmp")
+        live.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            V0Regressor.load(path, encoder=FakeEncoder())
+        assert live.exists()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -6,13 +6,22 @@ Layout of a model folder::
     history.safetensors    embeddings and outcome rows (numeric arrays only)
     head/                  the head's own files (LightGBM text, safetensors, JSON)
 
-The folder is written beside the target under a temporary name and renamed into place, so a
-crash leaves either the old model or the new one. Every file's checksum is verified on load.
+A save never removes what it did not write: the target must be absent, an empty folder, or a
+folder of the same format holding only the files its ``meta.json`` lists
+(:func:`check_save_target`, also called by the CLI before any work). The folder is written
+beside the target under a temporary name (``.NAME.PID.XXXX.tmp``) and swapped into place in one
+atomic step (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader finds the old folder or the new
+one at every instant. Where the swap is not available, the old folder is first renamed to
+``.NAME.old-PID``; a crash between the two renames leaves no folder at the path for a moment,
+and the next save or load restores it (:func:`recover_leftovers`). Leftovers of a killed save
+are removed by the next save or load, with a :class:`~v0lite.exceptions.V0liteWarning`. Every
+file's checksum is verified on load (checksums catch accidents, not tampering: anyone who can
+edit the folder can recompute them).
 
 This module knows the folder, not the estimator: :meth:`v0lite.estimator.V0Regressor.save`
 and ``load`` own their state and call :func:`save_model_folder` / :func:`read_model_folder`.
 :func:`write_folder` / :func:`read_folder` are the format-agnostic part (checksums, version
-check, atomic rename), also used by the router's folder.
+check, atomic swap), also used by the router's folder.
 """
 
 from __future__ import annotations
@@ -20,18 +29,41 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
 from ._io import atomic_write_json, load_arrays, save_arrays, sha256_file
-from .exceptions import FormatVersionError
+from .exceptions import DataError, FormatVersionError, V0liteWarning
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_model_folder", "read_model_folder", "write_folder", "read_folder"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "save_model_folder",
+    "read_model_folder",
+    "write_folder",
+    "read_folder",
+    "check_save_target",
+    "recover_leftovers",
+]
 
 FORMAT_NAME = "v0lite-model"
 FORMAT_VERSION = 1
+
+# A test seam: called with the name of each step of a save ("tmp", "filled", "meta", "swapped",
+# "moved-old", "renamed", "done"), so a test can kill the process between any two steps.
+_STEP_HOOK: Callable[[str], None] | None = None
+# a leftover whose process is alive is a save in progress, unless it is older than this
+_LIVE_SAVE_S = 3600.0
+
+
+def _step(name: str) -> None:
+    if _STEP_HOOK is not None:
+        _STEP_HOOK(name)
 
 
 def _meta_digest(meta: dict) -> str:
@@ -40,19 +72,263 @@ def _meta_digest(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
+# -- what a save may replace ------------------------------------------------------------------------
+def _foreign_entries(folder: Path, format_name: str, limit: int = 3) -> tuple[list[str], str | None]:
+    """Entries of ``folder`` a save of ``format_name`` did not write (at most ``limit``), and what the folder is.
+
+    A folder is replaceable when it is empty or its ``meta.json`` names ``format_name`` and every
+    file in it is ``meta.json`` or listed in ``meta.json``'s checksums (empty sub-folders hold nothing).
+    """
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError as exc:
+        return [f"(unreadable: {exc.strerror})"], None
+    if not entries:
+        return [], None
+    meta = None
+    if "meta.json" in entries:
+        try:
+            meta = json.loads((folder / "meta.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            meta = None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if fmt != format_name or not isinstance(files, dict):
+        return [e + ("/" if (folder / e).is_dir() else "") for e in entries if e != "meta.json"][:limit] or [
+            "meta.json"
+        ], fmt
+    ours = {"meta.json", *files}
+    foreign = []  # an empty sub-folder holds nothing to lose (a knn head writes an empty head/)
+    for root, dnames, fnames in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        for name in sorted(fnames) + sorted(d for d in dnames if (Path(root) / d).is_symlink()):
+            r = str(rel / name)
+            if r not in ours or (Path(root) / name).is_symlink():
+                foreign.append(r)
+        dnames.sort()
+        if len(foreign) >= limit:
+            break
+    return foreign[:limit], fmt
+
+
+def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None = None) -> Path:
+    """Refuse, before any work, a save that could remove or overwrite what v0lite did not write.
+
+    A save of ``format_name`` may go to a path that does not exist (its parent folder is created),
+    to an empty folder, or to a folder holding a v0lite folder of the same format (``meta.json``
+    says so) and nothing else: no file or sub-folder that its ``meta.json`` does not list. The
+    service's data dir, the CLI's ``--model-dir``/``--save-router`` and ``save()`` all call it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder the save will write.
+    format_name : str
+        The folder format, e.g. ``"v0lite-model"`` (:data:`FORMAT_NAME`) or ``"v0lite-router"``.
+    flag : str, optional
+        How the caller named the path (``"--model-dir"``); the fix then names that flag.
+
+    Returns
+    -------
+    Path
+        ``path`` as a ``Path``.
+
+    Raises
+    ------
+    DataError
+        The path is a file, the current folder or one above it, holds files v0lite did not write
+        (the first few are named), holds another format, or its folder is not writable.
+    """
+    p = Path(path)
+    label = f"{flag} {path}" if flag else str(path)
+    other = f"choose another {flag}" if flag else "save to another path"
+    try:
+        full = p.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise DataError(f"{label}: cannot be resolved ({exc}). Fix: {other}.") from exc
+    cwd = Path.cwd().resolve()
+    if not full.name or full == cwd or full in cwd.parents:
+        raise DataError(
+            f"{label}: is the current folder or one above it, and a save replaces the whole folder. "
+            f"Fix: name a new sub-folder, e.g. {flag or 'path'} {Path(path) / 'model'}."
+        )
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            raise DataError(f"{label}: is a file, not a folder. Fix: {other} (a new folder is created).")
+        foreign, fmt = _foreign_entries(p, format_name)
+        if foreign:
+            what = (
+                f"holds a {fmt} folder, not a {format_name} one"
+                if fmt and fmt != format_name and str(fmt).startswith("v0lite")
+                else f"holds files v0lite did not write ({', '.join(foreign)})"
+            )
+            raise DataError(
+                f"{label}: {what}; a save replaces the whole folder and would delete them. "
+                f"Fix: {other} (a new or empty folder), or empty {path} first."
+            )
+    parent = full.parent
+    while not parent.exists():  # the save creates missing folders; the nearest existing one must take them
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{label}: {parent} is a file, not a folder. Fix: {other}.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{label}: cannot write in {parent} (permission denied). Fix: {other} in a writable folder.")
+    return p
+
+
+# -- leftovers of interrupted saves -------------------------------------------------------------------
+def _leftovers(path: Path) -> list[tuple[Path, str, int | None]]:
+    """``(leftover, kind, pid)`` beside ``path``: ``old`` (``.NAME.old-PID``) and ``tmp`` (``.NAME.PID.X.tmp``)."""
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?:old-(\d+)|(?:(\d+)\.)?[A-Za-z0-9_]+\.tmp)$")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        m = pat.match(name)
+        if m:
+            pid = m.group(1) or m.group(2)
+            out.append((path.parent / name, "old" if m.group(1) else "tmp", int(pid) if pid else None))
+    return out
+
+
+def _alive(pid: int | None, leftover: Path) -> bool:
+    """Whether ``leftover`` belongs to a save still running (its process lives and it is recent)."""
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        pass
+    try:
+        return time.time() - leftover.stat().st_mtime < _LIVE_SAVE_S
+    except OSError:
+        return False
+
+
+def _complete(folder: Path, format_name: str) -> bool:
+    """Whether ``folder`` is a whole folder of ``format_name``: meta.json and every checksum verify."""
+    try:
+        _verify(folder, format_name=format_name, format_version=10**9)
+        return True
+    except (FormatVersionError, OSError):
+        return False
+
+
+def recover_leftovers(path, format_name: str = FORMAT_NAME) -> list[str]:
+    """Restore or remove what an interrupted save of ``path`` left beside it; return what was done.
+
+    If ``path`` is missing, a complete ``.NAME.old-PID`` (the folder before the save) is renamed
+    back, else a complete ``.NAME.*.tmp`` (the new folder, checksums verified) is promoted. Then
+    every leftover of a dead process is removed. Each action is reported as a
+    :class:`~v0lite.exceptions.V0liteWarning`; a leftover of a save still running is left alone.
+    """
+    path = Path(path)
+    done = []
+    found = [(f, kind, pid) for f, kind, pid in _leftovers(path) if not _alive(pid, f)]
+    if not found:
+        return done
+    if not path.exists() and not path.is_symlink():
+        for f, _kind, _pid in sorted(found, key=lambda t: t[1] != "old"):  # the old folder first
+            if f.is_dir() and _complete(f, format_name):
+                try:
+                    os.replace(f, path)
+                except OSError as exc:
+                    raise FormatVersionError(
+                        f"{path}: missing; an interrupted save left a complete copy at {f}, which cannot be "
+                        f"renamed back ({exc.strerror}). Fix: rename {f} to {path}."
+                    ) from exc
+                done.append(f"restored {path} from {f.name}, left by an interrupted save")
+                found.remove((f, _kind, _pid))
+                break
+    removed, kept = [], []
+    for f, _kind, _pid in found:
+        try:
+            shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+            removed.append(f.name)
+        except OSError:
+            kept.append(f.name)
+    if removed:
+        done.append(f"removed {', '.join(removed)} beside {path}, left by an interrupted save")
+    if kept:
+        done.append(f"could not remove {', '.join(kept)} beside {path} (left by an interrupted save); remove by hand")
+    for msg in done:
+        warnings.warn(msg, V0liteWarning, stacklevel=3)
+    return done
+
+
+# -- the atomic swap ----------------------------------------------------------------------------------
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a libc without renameat2 (glibc < 2.28)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    import errno
+
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):  # a file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Put the finished folder ``tmp`` at ``path``; the folder it replaces is removed."""
+    if not path.exists():
+        os.replace(tmp, path)
+        _step("renamed")
+        return
+    if _exchange(tmp, path):  # one step: a reader sees the old folder or the new one, never none
+        _step("swapped")
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    _step("moved-old")
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)  # put the old folder back: a failed save changes nothing
+        raise
+    _step("renamed")
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name: str, format_version: int) -> Path:
     """Write a checksummed folder atomically.
 
     ``fill(tmp)`` writes the folder's files into the temporary folder ``tmp`` (and may add
     entries to ``meta``); then ``meta.json`` gets the format name and version, the v0lite
-    version, the sha256 of every file and its own digest, and the folder is renamed into place
-    (an existing one is replaced; a failed save changes nothing).
+    version, the sha256 of every file and its own digest, and the folder is swapped into place.
+    The target is checked first (:func:`check_save_target`: nothing v0lite did not write is
+    ever removed) and leftovers of an interrupted save are recovered (:func:`recover_leftovers`).
+    A failed save changes nothing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    check_save_target(path, format_name)
+    recover_leftovers(path, format_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:  # name the user's path, not the hidden temporary folder
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
+    _step("tmp")
     try:
         fill(tmp)
+        _step("filled")
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         from ._version import __version__
 
@@ -65,42 +341,17 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         }
         meta["meta_sha256"] = _meta_digest(meta)
         atomic_write_json(tmp / "meta.json", meta)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old is not None:  # put the old folder back: a failed save changes nothing
-                os.replace(old, path)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _step("meta")
+        check_save_target(path, format_name)  # again: the folder may have changed during a long fill
+        _swap_into_place(tmp, path)
+        _step("done")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-def read_folder(
-    path,
-    *,
-    format_name: str,
-    format_version: int,
-    required: tuple[str, ...] = (),
-    what: str = "v0lite model",
-    fix: str = "re-save the model",
-) -> dict:
-    """``meta.json`` of a folder written by :func:`write_folder`, after checking format, version and checksums.
-
-    Raises
-    ------
-    FormatVersionError
-        Missing or corrupt ``meta.json``, another format, a newer version, or a file whose
-        checksum does not match.
-    """
-    path = Path(path)
+def _verify(path: Path, *, format_name: str, format_version: int, required=(), what="v0lite model", fix="re-save"):
     mfile = path / "meta.json"
     if not mfile.exists():
         raise FormatVersionError(
@@ -116,20 +367,48 @@ def read_folder(
             f"{mfile}: not a {what} (format={meta.get('format') if isinstance(meta, dict) else None!r})."
         )
     ver = meta.get("format_version")
-    if not isinstance(ver, int) or ver > format_version or ver < 1:
+    if not isinstance(ver, int) or isinstance(ver, bool) or ver > format_version or ver < 1:
         raise FormatVersionError(
             f"{mfile}: format version {ver!r} is not supported by this v0lite (reads 1..{format_version}). "
             f"Fix: upgrade v0lite, or {fix} with this version."
         )
     if meta.get("meta_sha256") != _meta_digest(meta):
         raise FormatVersionError(f"{mfile}: corrupt (its content does not match its checksum). Fix: {fix}.")
-    if not isinstance(meta.get("files"), dict) or not all(r in meta["files"] for r in required):
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(r in files for r in required):
         raise FormatVersionError(f"{mfile}: corrupt (no file checksums). Fix: {fix}.")
-    for rel, digest in meta["files"].items():
+    for rel, digest in files.items():
         f = path / rel
-        if not f.exists() or sha256_file(f) != digest:
+        if not isinstance(rel, str) or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise FormatVersionError(f"{mfile}: corrupt (file name {rel!r} outside the folder). Fix: {fix}.")
+        if not f.is_file() or sha256_file(f) != digest:
             raise FormatVersionError(f"{f}: missing or corrupt (checksum mismatch). Fix: {fix}.")
     return meta
+
+
+def read_folder(
+    path,
+    *,
+    format_name: str,
+    format_version: int,
+    required: tuple[str, ...] = (),
+    what: str = "v0lite model",
+    fix: str = "re-save the model",
+) -> dict:
+    """``meta.json`` of a folder written by :func:`write_folder`, after checking format, version and checksums.
+
+    Leftovers of an interrupted save beside ``path`` are recovered first (:func:`recover_leftovers`).
+
+    Raises
+    ------
+    FormatVersionError
+        Missing or corrupt ``meta.json``, another format, a newer version, or a file whose
+        checksum does not match.
+    """
+    path = Path(path)
+    if path.name:
+        recover_leftovers(path, format_name)
+    return _verify(path, format_name=format_name, format_version=format_version, required=required, what=what, fix=fix)
 
 
 def save_model_folder(path, *, arrays: dict, texts: list | None, head, meta: dict) -> Path:
