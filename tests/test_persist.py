@@ -405,3 +405,113 @@ def test_leftovers_of_a_running_save_are_left_alone(saved):
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- loading is total: a folder whose checksums pass still cannot crash or hang the loader --------------
+
+
+def _reseal(path: Path, meta_edit=None, arrays_edit=None, files=None) -> None:
+    """Edit a model folder and recompute its checksums, as someone who edits it on purpose would."""
+    from v0lite._io import load_arrays, save_arrays, sha256_file
+    from v0lite.persist import _meta_digest
+
+    for rel, data in (files or {}).items():
+        (path / rel).write_bytes(data)
+    if arrays_edit is not None:
+        a = load_arrays(path / "history.safetensors")
+        arrays_edit(a)
+        save_arrays(path / "history.safetensors", a)
+    meta = json.loads((path / "meta.json").read_text())
+    if meta_edit is not None:
+        meta_edit(meta)
+    meta["files"] = {rel: sha256_file(path / rel) for rel in meta["files"]}
+    meta["meta_sha256"] = _meta_digest(meta)
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def edit(meta):
+        d = meta
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+
+    return edit
+
+
+TAMPER = [
+    ("head-name", _set("head", "name", "nope"), None, r"'nope' head cannot be loaded.*ParameterError"),
+    ("param-head", _set("params", "head", "nope"), None, r"head cannot be loaded"),
+    ("k-10^12", _set("params", "k", 10**12), None, r"parameter 'k' is '1000000000000', not an integer"),
+    ("k-text", _set("params", "k", "many"), None, r"parameter 'k'"),
+    ("fallback", _set("params", "fallback", 5), None, r"parameter 'fallback' is '5'"),
+    ("batch", _set("params", "batch_size", -1), None, r"parameter 'batch_size'"),
+    ("unknown-param", _set("params", "evil", 1), None, r"unknown parameter 'evil'"),
+    ("params-list", _set("params", [1, 2]), None, r"'params' is list"),
+    ("policies", _set("policies", "pol0"), None, r"'policies' is not a list"),
+    ("policies-dup", lambda m: m["policies"].__setitem__(1, m["policies"][0]), None, r"names a policy twice"),
+    ("encoder-id", _set("encoder_id", 7), None, r"'encoder_id'"),
+    ("head-meta", _set("head", "meta", None), None, r"'head' is not an object"),
+    ("head-params", _set("head", "meta", "params", {"bogus": 1}), None, r"head cannot be loaded.*TypeError"),
+    ("head-temp", _set("head", "meta", "params", "temperature", "hot"), None, r"head cannot be loaded"),
+    ("codes", None, lambda a: a["policy"].__setitem__(0, 99), r"policy codes outside 0..2"),
+    ("rows", None, lambda a: a["prompt_row"].__setitem__(0, -5), r"prompt rows outside"),
+    ("score", None, lambda a: a["score"].__setitem__(0, 2.0), r"scores outside \[0, 1\]"),
+    ("emb-nan", None, lambda a: a["emb"].__setitem__((0, 0), np.nan), r"emb holds non-finite values"),
+    ("no-array", None, lambda a: a.pop("step"), r"history.safetensors lacks \['step'\]"),
+    ("short", None, lambda a: a.__setitem__("n", a["n"][:-1]), r"n has shape"),
+]
+
+
+@pytest.mark.parametrize("case", TAMPER, ids=[c[0] for c in TAMPER])
+def test_any_edited_value_fails_clearly_at_load(saved, guarantees, case):
+    """Edited meta.json values and arrays with recomputed checksums: a FormatVersionError naming the value and
+    the fix, never a TypeError traceback, a huge allocation (k = 10^12) or a crash at the first predict."""
+    _, path, _ = saved
+    _name, meta_edit, arrays_edit, pattern = case
+    _reseal(path, meta_edit, arrays_edit)
+    with pytest.raises(FormatVersionError, match=pattern + r".*Fix: re-save"):
+        V0Regressor.load(path, encoder=FakeEncoder())
+    guarantees.tick("corruptions detected")
+
+
+def test_a_huge_k_in_the_heads_meta_reads_every_row_without_allocating_it(saved, guarantees):
+    model, path, log = saved
+    _reseal(path, _set("head", "meta", "params", "k", 10**12))
+    back = V0Regressor.load(path, encoder=FakeEncoder())
+    big = model.set_params(k=log.height)  # k at least the history's rows: the same neighbours
+    big.head_.params["k"] = log.height
+    np.testing.assert_allclose(back.predict(log), big.predict(log))
+    guarantees.tick("corruptions detected")
+
+
+def test_garbled_texts_json_fails_clearly(tmp_path, make_model):
+    m = make_model(head="knn").fit(make_log())
+    m.index_.texts = ["x"] * len(m.index_.keys)  # a model that keeps its texts
+    m.save(tmp_path / "m")
+    _reseal(tmp_path / "m", files={"texts.json": b"[not json"})
+    with pytest.raises(FormatVersionError, match="texts.json: corrupt JSON"):
+        V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
+
+
+@pytest.mark.parametrize("head", ["linear", "gbdt"])
+def test_a_changed_head_file_fails_its_checksum(tmp_path, make_model, guarantees, head):
+    """A head file changed so that it still parses (one digit of a leaf value, one byte of a weight): only its
+    checksum can tell, and it does."""
+    m = make_model(head=head, head_params={"n_estimators": 20} if head == "gbdt" else None).fit(
+        make_log(n_policies=3, n_prompts=30, steps=True)
+    )
+    m.save(tmp_path / "m")
+    f = next(p for p in (tmp_path / "m" / "head").iterdir() if p.suffix in (".txt", ".safetensors"))
+    data = bytearray(f.read_bytes())
+    if f.suffix == ".txt":
+        i = data.index(b"leaf_value=") + len(b"leaf_value=") + 3  # a digit inside the first leaf value
+        data[i] = ord("7") if data[i] != ord("7") else ord("3")
+    else:
+        data[-3] ^= 0x01  # inside the last weight
+    f.write_bytes(bytes(data))
+    with pytest.raises(FormatVersionError, match=r"head.*checksum mismatch.*Fix"):
+        V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
+    guarantees.tick("corruptions detected")

@@ -325,10 +325,11 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         """
         from pathlib import Path
 
-        from .persist import read_model_folder
+        from .persist import check_model_meta, load_head_safely, read_model_folder, smoke_predict
 
         path = Path(path)
         meta, a, texts = read_model_folder(path)
+        check_model_meta(meta, a, texts, path)  # every value, before any is used: loading is total
         params = dict(meta["params"])
         if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
             params["fallback"] = "global_mean"
@@ -341,7 +342,19 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
         if texts is not None:
             model.index_.texts = texts
-        model.head_ = get_head_class(meta["head"]["name"]).load(path / "head", meta["head"]["meta"])
+
+        def head_class(name):
+            if "head" in params:
+                get_head_class(params["head"])  # the parameter must name a registered head too
+            return get_head_class(name)
+
+        model.head_ = load_head_safely(
+            head_class,
+            meta["head"]["name"],
+            path / "head",
+            meta["head"]["meta"],
+            lambda head: smoke_predict(head, model.index_),
+        )
         model.encoder_id_ = meta["encoder_id"]
         model.n_history_ = model.index_.n_rows
         return model

@@ -49,6 +49,9 @@ __all__ = [
     "read_folder",
     "check_save_target",
     "recover_leftovers",
+    "check_model_meta",
+    "load_head_safely",
+    "smoke_predict",
 ]
 
 FORMAT_NAME = "v0lite-model"
@@ -432,5 +435,137 @@ def read_model_folder(path) -> tuple[dict, dict, list | None]:
     path = Path(path)
     meta = read_folder(path, format_name=FORMAT_NAME, format_version=FORMAT_VERSION, required=("history.safetensors",))
     arrays = load_arrays(path / "history.safetensors")
-    texts = json.loads((path / "texts.json").read_text("utf-8")) if (path / "texts.json").exists() else None
+    texts = None
+    if (path / "texts.json").exists():
+        try:
+            texts = json.loads((path / "texts.json").read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FormatVersionError(f"{path / 'texts.json'}: corrupt JSON ({exc}). Fix: re-save the model.") from exc
     return meta, arrays, texts
+
+
+# -- loading is total: every value read back is checked before it is used ------------------------------
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# V0Regressor's parameters as meta.json stores them: name -> (check, what it must be)
+_PARAMS = {
+    "head": (lambda v: isinstance(v, str), "a head name"),
+    "encoder": (lambda v: v is None or isinstance(v, str), "an encoder name or null"),
+    "k": (lambda v: _int(v) and 1 <= v < 2**31, "an integer in [1, 2^31)"),
+    "head_params": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(x, str) for x in v)), "an object"),
+    "fallback": (lambda v: v in ("error", "global_mean", "prior"), "'error' or 'global_mean'"),
+    "cache_dir": (lambda v: v is None or v is False or isinstance(v, str), "a path or null"),
+    "batch_size": (lambda v: _int(v) and 1 <= v <= 2**20, "an integer in [1, 2^20]"),
+    "show_progress_bar": (lambda v: isinstance(v, bool), "true or false"),
+    "random_state": (lambda v: v is None or (_int(v) and -(2**63) <= v < 2**64), "an integer or null"),
+}
+
+
+def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
+    """Check every value of a model folder that the estimator will use, before it uses any.
+
+    Raises
+    ------
+    FormatVersionError
+        A parameter of the wrong type or out of range, an unknown one, policies, head entry or
+        arrays of the wrong shape, type or range (codes beyond the policies, scores outside [0, 1],
+        non-finite embeddings), each named with its value.
+    """
+    import numpy as np
+
+    mfile = Path(path) / "meta.json"
+
+    def bad(what: str) -> FormatVersionError:
+        return FormatVersionError(f"{mfile}: {what}. Fix: re-save the model (fit it again) with this v0lite.")
+
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        raise bad(f"'params' is {type(params).__name__}, not an object")
+    for name, value in params.items():
+        if name not in _PARAMS:
+            raise bad(f"unknown parameter {name!r}")
+        check, want = _PARAMS[name]
+        if not check(value):
+            raise bad(f"parameter {name!r} is {str(value)[:60]!r}, not {want}")
+    policies = meta.get("policies")
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        raise bad("'policies' is not a list of names")
+    if len(set(policies)) != len(policies):
+        raise bad("'policies' names a policy twice")
+    if not isinstance(meta.get("encoder_id"), str):
+        raise bad(f"'encoder_id' is {meta.get('encoder_id')!r}, not a name")
+    head = meta.get("head")
+    if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not isinstance(head.get("meta"), dict):
+        raise bad("'head' is not an object with a name and its meta")
+    need = ("emb", "keys", "lengths", "policy", "prompt_row", "score", "step", "n")
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise bad(f"history.safetensors lacks {missing}")
+    a = arrays
+    emb, keys = a["emb"], a["keys"]
+    n_prompts = len(keys)
+    if emb.ndim != 2 or emb.dtype.kind != "f" or len(emb) != n_prompts or emb.shape[1] < 1:
+        raise bad(f"emb has shape {emb.shape} and type {emb.dtype} for {n_prompts} prompts")
+    if keys.ndim != 2 or keys.shape[1] != 32 or keys.dtype != np.uint8 or a["lengths"].shape != (n_prompts,):
+        raise bad(f"keys {keys.shape} {keys.dtype} / lengths {a['lengths'].shape} do not match")
+    if not np.isfinite(emb).all():
+        raise bad("emb holds non-finite values")
+    n_rows = len(a["score"])
+    for name, kind in (("policy", "iu"), ("prompt_row", "iu"), ("score", "f"), ("step", "iu"), ("n", "iu")):
+        if a[name].shape != (n_rows,) or a[name].dtype.kind not in kind:
+            raise bad(f"{name} has shape {a[name].shape} and type {a[name].dtype} for {n_rows} rows")
+    if n_rows and not (0 <= a["policy"].min() and a["policy"].max() < len(policies)):
+        raise bad(f"policy codes outside 0..{len(policies) - 1}")
+    if n_rows and not (0 <= a["prompt_row"].min() and a["prompt_row"].max() < n_prompts):
+        raise bad(f"prompt rows outside 0..{n_prompts - 1}")
+    if n_rows and not (np.isfinite(a["score"]).all() and 0 <= a["score"].min() and a["score"].max() <= 1):
+        raise bad("scores outside [0, 1]")
+    if n_rows and a["n"].min() < 0:
+        raise bad("negative rollout counts n")
+    if texts is not None and (
+        not isinstance(texts, list) or len(texts) != n_prompts or not all(isinstance(t, str) for t in texts)
+    ):
+        raise bad(f"texts.json is not a list of {n_prompts} prompts")
+
+
+def load_head_safely(get_head_class, name: str, folder: Path, head_meta: dict, smoke):
+    """``get_head_class(name).load(folder, head_meta)``, then ``smoke(head)`` (one prediction per policy);
+    any failure is a :class:`FormatVersionError` naming the head and the fix, never a traceback."""
+    from .exceptions import V0liteError
+
+    try:
+        head = get_head_class(name).load(folder, head_meta)
+        smoke(head)
+    except FormatVersionError:
+        raise
+    except (Exception, V0liteError) as exc:  # a head's own loader trusts its meta: anything it raises is ours
+        raise FormatVersionError(
+            f"{folder}: the {name!r} head cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Fix: re-save the model (fit it again) with this v0lite."
+        ) from exc
+    return head
+
+
+def smoke_predict(head, index) -> None:
+    """One prediction per policy, from each policy's first history row, through the loaded head: a head whose
+    saved state cannot predict fails here, at load, not at the user's first ``predict``."""
+    import numpy as np
+
+    from .index import Queries
+
+    if getattr(head, "needs_text", False) or index.n_rows == 0:  # re-encodes text: needs the encoder
+        return
+    _, first = np.unique(index.policy, return_index=True)
+    rows = index.prompt_row[first]
+    q = Queries(
+        index.policy[first].astype(np.int32),
+        index.step[first].astype(np.int64),
+        np.asarray(index.emb[rows], np.float32),
+        rows.astype(np.int64),
+        index.lengths[rows],
+    )
+    p = np.asarray(head.predict(index, q), dtype=np.float64)
+    if p.shape != (len(first),) or np.isinf(p).any():
+        raise ValueError(f"a test prediction gave shape {p.shape} / infinite values")
