@@ -553,3 +553,37 @@ def test_router_save_load_rejects_corruption_and_needs_an_unsaveable_value_model
         Router.load(tmp_path / "fake")
     back = Router.load(tmp_path / "fake", value_model=FakeValueModel(), embedder=FakeEmbedder())
     assert back.route(["new level 3"]).tolist() == r.route(["new level 3"]).tolist()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("strategy", "nope"),
+        ("cost_model", {"name": "nope", "meta": {}}),
+        ("prior_columns", [99]),
+        ("shrink", "half"),
+        ("params", {"evil": 1}),
+        ("policies", 7),
+    ],
+)
+def test_router_load_is_total(tmp_path, guarantees, key, value):
+    """Edited router meta.json values (checksums recomputed, as a deliberate edit would): a FormatVersionError
+    with the fix, never a TypeError/KeyError traceback."""
+    import json
+
+    from v0lite.exceptions import FormatVersionError
+    from v0lite.persist import _meta_digest
+
+    log = _log()
+    Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4, shrink=0.5, prior_k=4).fit(log).save(tmp_path / "r")
+    mfile = tmp_path / "r" / "meta.json"
+    meta = json.loads(mfile.read_text())
+    if key == "strategy":
+        meta["params"]["strategy"] = value
+    else:
+        meta[key] = value
+    meta["meta_sha256"] = _meta_digest(meta)
+    mfile.write_text(json.dumps(meta))
+    with pytest.raises(FormatVersionError, match=r"router cannot be loaded|lacks.*Fix: re-save the router"):
+        Router.load(tmp_path / "r", embedder=FakeEmbedder())
+    guarantees.tick("corruptions detected")

@@ -36,6 +36,14 @@ def _with_y(X, y) -> pl.DataFrame:
     return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
 
 
+def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
+    """The history's rows in one order whatever order they came in (policy, prompt, step, score, n): every
+    head, fold assignment and subsample then sees the same rows in the same places, so predictions do not
+    depend on the history's row order."""
+    cols = [c for c in ("policy", "prompt", "step", "score", "n") if c in df.columns]
+    return df.sort(cols, maintain_order=True)
+
+
 class V0Regressor(RegressorMixin, BaseEstimator):
     """Predict a policy's success rate on a prompt from that policy's history.
 
@@ -164,7 +172,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self
         """
         self._check_params()
-        df = validate_log(_with_y(X, y))
+        df = _canonical_order(validate_log(_with_y(X, y)))
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         emb = self._get_embedder().encode(utexts, ukeys)
         key_to_row = {k: i for i, k in enumerate(ukeys)}
@@ -260,7 +268,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         is exactly as before.
         """
         self._check_fitted()
-        df = validate_log(_with_y(X, y))
+        df = _canonical_order(validate_log(_with_y(X, y)))
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
         emb = (
