@@ -515,3 +515,50 @@ def test_a_changed_head_file_fails_its_checksum(tmp_path, make_model, guarantees
     with pytest.raises(FormatVersionError, match=r"head.*checksum mismatch.*Fix"):
         V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
     guarantees.tick("corruptions detected")
+
+
+def test_files_beside_a_model_that_only_look_like_leftovers_are_kept(saved, make_model):
+    """Recovery removes exactly the names a save makes, of dead processes: a user's look-alikes stay."""
+    _, path, _ = saved
+    mine = [".model.backup.tmp", ".model.old-copy", ".model.notes", ".model.1.x.tmp"]
+    for name in mine:
+        (path.parent / name).write_text("mine")
+    V0Regressor.load(path, encoder=FakeEncoder())
+    make_model(head="prior").fit(make_log()).save(path)
+    assert all((path.parent / name).read_text() == "mine" for name in mine)
+
+
+def test_a_first_save_killed_after_writing_is_completed_by_the_next_load(tmp_path, make_model, guarantees):
+    """No folder at the path yet: a save killed once its folder is complete (before the rename) is put in place
+    by the next load (checksums verified first), which says so; killed earlier, nothing is left behind."""
+    import subprocess
+    import sys
+    import warnings
+
+    from v0lite.exceptions import V0liteWarning
+
+    model = make_model(head="prior").fit(make_log(steps=True))
+    model.save(tmp_path / "src")
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    for step, expect in (("filled", None), ("meta", "completed an interrupted save")):
+        path = tmp_path / f"new-{step}"
+        r = subprocess.run(
+            [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "src"), str(path), step, "swap"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 77, r.stderr
+        guarantees.tick("faults injected")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if expect is None:
+                with pytest.raises(FormatVersionError, match="no meta.json"):
+                    V0Regressor.load(path, encoder=FakeEncoder())
+            else:
+                back = V0Regressor.load(path, encoder=FakeEncoder())
+                np.testing.assert_array_equal(back.predict(make_log()), model.predict(make_log()))
+        said = " ".join(str(w.message) for w in caught if issubclass(w.category, V0liteWarning))
+        assert (expect or "removed") in said, said
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(f".new-{step}.")]

@@ -587,3 +587,19 @@ def test_router_load_is_total(tmp_path, guarantees, key, value):
     with pytest.raises(FormatVersionError, match=r"router cannot be loaded|lacks.*Fix: re-save the router"):
         Router.load(tmp_path / "r", embedder=FakeEmbedder())
     guarantees.tick("corruptions detected")
+
+
+def test_router_save_never_deletes_what_it_did_not_write(tmp_path):
+    from v0lite.exceptions import DataError
+
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"precious: holds files v0lite did not write \(thesis.txt\)"):
+        r.save(tmp_path / "precious")
+    assert (tmp_path / "precious" / "thesis.txt").read_text() == "mine"
+    r.save(tmp_path / "router")
+    r.save(tmp_path / "router")  # its own folder: replaced
+    with pytest.raises(DataError, match="holds a v0lite-router folder, not a v0lite-model one"):
+        r.value_model.save(tmp_path / "router")

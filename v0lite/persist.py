@@ -182,7 +182,9 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
 # -- leftovers of interrupted saves -------------------------------------------------------------------
 def _leftovers(path: Path) -> list[tuple[Path, str, int | None]]:
     """``(leftover, kind, pid)`` beside ``path``: ``old`` (``.NAME.old-PID``) and ``tmp`` (``.NAME.PID.X.tmp``)."""
-    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?:old-(\d+)|(?:(\d+)\.)?[A-Za-z0-9_]+\.tmp)$")
+    # exactly the names write_folder makes (mkdtemp adds 8 characters of [a-z0-9_]): a user's own
+    # ".model.backup.tmp" is never taken for a leftover
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?:old-(\d+)|(\d+)\.[a-z0-9_]{8}\.tmp)$")
     try:
         names = os.listdir(path.parent)
     except OSError:
@@ -191,8 +193,7 @@ def _leftovers(path: Path) -> list[tuple[Path, str, int | None]]:
     for name in sorted(names):
         m = pat.match(name)
         if m:
-            pid = m.group(1) or m.group(2)
-            out.append((path.parent / name, "old" if m.group(1) else "tmp", int(pid) if pid else None))
+            out.append((path.parent / name, "old" if m.group(1) else "tmp", int(m.group(1) or m.group(2))))
     return out
 
 
@@ -244,7 +245,11 @@ def recover_leftovers(path, format_name: str = FORMAT_NAME) -> list[str]:
                         f"{path}: missing; an interrupted save left a complete copy at {f}, which cannot be "
                         f"renamed back ({exc.strerror}). Fix: rename {f} to {path}."
                     ) from exc
-                done.append(f"restored {path} from {f.name}, left by an interrupted save")
+                done.append(
+                    f"restored {path} from {f.name}, the folder an interrupted save replaced"
+                    if _kind == "old"
+                    else f"completed an interrupted save of {path}: its finished folder {f.name} put in place"
+                )
                 found.remove((f, _kind, _pid))
                 break
     removed, kept = [], []
