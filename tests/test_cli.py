@@ -783,3 +783,153 @@ def test_predict_and_route_read_their_input_before_loading_a_model(files, capsys
         err = capsys.readouterr().err
         assert "UTF-16" in err and "Fix: re-encode the file as UTF-8" in err, err
     guarantees.tick("bad-input cases tried", 2)
+
+
+# --- nothing lost: saves never delete, outputs never overwrite inputs, no hang (issue 27) ---------------
+
+
+def _bytes(*paths):
+    return [Path(p).read_bytes() for p in paths]
+
+
+def test_fit_refuses_a_folder_it_did_not_write(files, capsys, monkeypatch, fake_minilm, guarantees):
+    """The issue's cases: `fit small.jsonl --model-dir precious` wiped precious/; `fit run1/hist.jsonl
+    --model-dir run1` deleted the training log itself; `--model-dir .` gave a raw error. Refused before the fit."""
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, _ = files
+    precious = tmp / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "thesis.txt").write_text("years of work")
+    (precious / "sub" / "results.csv").write_text("a,b\n1,2\n")
+    run1 = tmp / "run1"
+    run1.mkdir()
+    (run1 / "hist.jsonl").write_bytes(hist.read_bytes())
+    work = tmp / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    kept = [precious / "thesis.txt", precious / "sub" / "results.csv", run1 / "hist.jsonl"]
+    before = _bytes(*kept)
+
+    def boom(*a, **k):
+        raise AssertionError("the fit started before the model folder was checked")
+
+    monkeypatch.setattr(V0Regressor, "fit", boom)
+    cases = [
+        (["fit", str(hist), "--model-dir", str(precious)], "holds files v0lite did not write (sub/, thesis.txt)"),
+        (["fit", str(run1 / "hist.jsonl"), "--model-dir", str(run1)], "holds the input HISTORY"),
+        (["fit", str(hist), "--model-dir", "."], "is the current folder or one above it"),
+        (["fit", str(hist), "--model-dir", ".."], "holds the input HISTORY"),  # .. is tmp, which holds hist
+        (["fit", str(hist), "--model-dir", str(hist)], "is the input HISTORY"),
+        (["route-eval", str(hist), str(hist), "--save-router", str(precious)], "holds files v0lite did not write"),
+        (["route-eval", str(run1 / "hist.jsonl"), str(hist), "--save-router", str(run1)], "holds the input TRAIN"),
+    ]
+    capsys.readouterr()
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        fix = "Fix: name a new sub-folder, e.g. --model-dir" if "current" in needle else "Fix: choose another --"
+        assert needle in err and fix in err and err.count("\n") == 1, (argv, err)
+        guarantees.tick("bad-input cases tried")
+    assert _bytes(*kept) == before
+    assert sorted(p.name for p in precious.rglob("*")) == ["results.csv", "sub", "thesis.txt"]
+    assert list(work.iterdir()) == []
+
+
+def test_an_output_never_overwrites_an_input(files, capsys, fake_minilm, guarantees):
+    """Every command refuses, before any work, an output that is one of its inputs: same path, a symlink or a hard
+    link (`data convert v0 X X`, `data prompts log log`, `predict --out`, `route --out`, `--json`, ...)."""
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+    hard = tmp / "hard.jsonl"
+    os.link(queries if queries.suffix == ".jsonl" else hist, hard)  # a hard link: another name, the same file
+    (tmp / "hist.json").symlink_to(hist)  # a .json name that is the history
+    os.link(hist, tmp / "linked.json")
+    raw = tmp / "raw"
+    raw.mkdir()
+    (raw / "context.jsonl").write_text('{"x": 1}\n')
+    (raw / "train.jsonl").write_text("{}\n")
+    inputs = [hist, queries, raw / "context.jsonl", raw / "train.jsonl"]
+    before = _bytes(*inputs)
+    ctx = str(raw / "context.jsonl")
+    cases = [
+        (["data", "convert", "v0", ctx, ctx], "OUT " + ctx + ": is the input SRC"),
+        (["data", "convert", "routerbench", str(raw), str(raw)], "is a file inside the input folder SRC"),
+        (["data", "prompts", str(hist), str(hist)], "is the input LOG"),
+        (["data", "prompts", str(hard), str(hist)], "is the input LOG"),
+        (["data", "prices", str(hist), str(tmp / "linked.json")], "is the input LOG"),
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(queries)], "is the input QUERIES"),
+        (["predict", str(hist), "--model-dir", str(tmp / "m"), "--out", str(hard)], "is the input QUERIES"),
+        (["evaluate", str(hist), str(queries), "--json", str(tmp / "hist.json")], "is the input HISTORY"),
+        (["alloc-sim", str(hist), "--json", str(tmp / "linked.json")], "is the input HISTORY"),
+        (["route-eval", str(hist), str(queries), "--json", str(tmp / "hist.json")], "is the input TRAIN"),
+        (
+            ["route", str(hist), "--model-dir", str(tmp / "m"), "--pool", "pol0,pol1", "--out", str(hist)],
+            "is the input PROMPTS",
+        ),
+        (
+            ["route", str(hist), "--model-dir", str(tmp / "m"), "--pool", "pol0", "--out", str(tmp / "m" / "x.jsonl")],
+            None,  # a new file inside the model folder overwrites nothing: allowed (routes, exit 0)
+        ),
+    ]
+    capsys.readouterr()
+    for argv, needle in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        if needle is None:
+            assert rc == 0, err
+            continue
+        assert rc == 1 and needle in err and "Fix: choose another" in err and err.count("\n") == 1, (argv, err)
+        guarantees.tick("bad-input cases tried")
+    assert _bytes(*inputs) == before
+
+
+def test_fifo_and_device_inputs_are_refused_at_once(tmp_path, fake_minilm, guarantees):
+    """A FIFO with no writer made `fit` hang forever: it is refused without being opened (through the real
+    entry point, with a timeout that a hang would hit)."""
+    fifo = tmp_path / "hist.jsonl"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run(
+        [sys.executable, "-m", "v0lite", "fit", str(fifo), "--model-dir", str(tmp_path / "m")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "is a FIFO (named pipe), not a regular file" in r.stderr and "Fix" in r.stderr
+    assert main(["data", "prompts", "/dev/null", str(tmp_path / "p.jsonl")]) == 1
+    out_fifo = tmp_path / "out.jsonl"
+    os.mkfifo(out_fifo)
+    assert main(["data", "prompts", str(tmp_path / "m.jsonl"), str(out_fifo)]) == 1  # missing input first
+    write_log(make_log(), tmp_path / "m.jsonl")
+    assert main(["data", "prompts", str(tmp_path / "m.jsonl"), str(out_fifo)]) == 1
+    assert out_fifo.is_fifo()
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_unusable_cache_and_unwritable_outputs_name_the_users_path(files, capsys, monkeypatch, fake_minilm):
+    tmp, hist, queries = files
+    capsys.readouterr()
+    (tmp / "cachefile").write_text("x")
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cachefile"))
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m")]) == 1
+    err = capsys.readouterr().err
+    assert f"V0LITE_CACHE={tmp / 'cachefile'}: is a file" in err and "Fix: point V0LITE_CACHE" in err
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cache"))
+    # an output folder the process cannot write: read-only for a normal user; /sys refuses even root
+    if os.geteuid() != 0:
+        ro = tmp / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+    else:
+        ro = Path("/sys")
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    for argv, path in (
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(ro / "p.jsonl")], ro / "p.jsonl"),
+        (["fit", str(hist), "--model-dir", str(ro / "model"), "--head", "prior"], ro / "model"),
+    ):
+        capsys.readouterr()
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert str(path) in err and ".tmp" not in err and err.count("\n") == 1, err

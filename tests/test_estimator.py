@@ -282,14 +282,10 @@ def test_predictions_are_finite_one_per_row_order_preserving_and_history_order_f
     np.testing.assert_allclose(m.predict(Q[qperm]), p[qperm], atol=1e-12)
     # row by row equals batched
     np.testing.assert_allclose([m.predict(Q[i : i + 1])[0] for i in range(len(Q))], p, atol=1e-12)
-    # the history's row order does not matter (ties between equally similar neighbours aside:
-    # with unique (policy, prompt, step) rows there are none for the prior head)
+    # the history's row order does not matter, duplicates and ties included (fit puts the rows in one order)
     hperm = np.random.default_rng(perm_seed + 1).permutation(log.height)
     p2 = V0Regressor(head=head, encoder=_ENC, cache_dir=False, k=4, fallback="global_mean").fit(log[hperm]).predict(Q)
-    if head == "prior":
-        np.testing.assert_allclose(p2, p, atol=1e-9)
-    else:
-        assert np.isfinite(p2).all() and ((p2 >= 0) & (p2 <= 1)).all()
+    np.testing.assert_allclose(p2, p, atol=1e-9)
     unknown = ~Q["policy"].is_in(list(known)).to_numpy()
     np.testing.assert_allclose(p[unknown], log["score"].mean(), atol=1e-12)
 
@@ -301,11 +297,52 @@ def test_knn_is_history_order_free_when_keys_are_unique(guarantees, log, perm_se
     key = ["policy", "prompt"] + (["step"] if "step" in log.columns else [])
     log = log.unique(subset=key, keep="first", maintain_order=True)
     Q = log.drop("score")
-    m1 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=50).fit(log)
     hperm = np.random.default_rng(perm_seed).permutation(log.height)
-    m2 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=50).fit(log[hperm])
-    # k above the history size: every eligible row is a neighbour, so ordering cannot matter
-    np.testing.assert_allclose(m2.predict(Q), m1.predict(Q), atol=1e-9)
+    for k in (2, 50):  # fewer neighbours than rows (ties broken by the rows' one order) and more
+        m1 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=k).fit(log)
+        m2 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=k).fit(log[hperm])
+        np.testing.assert_allclose(m2.predict(Q), m1.predict(Q), atol=1e-9)
+
+
+_FAST_HEADS = {
+    "prior": None,
+    "knn": None,
+    "linear": None,
+    "logistic": None,
+    "ridge": None,
+    "irt": {"max_epochs": 5, "dim": 8, "hidden": 32},
+    "gbdt": {"n_estimators": 30},
+    "transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+    "ensemble": {
+        "gbdt_params": {"n_estimators": 30},
+        "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+    },
+    "auto": {"gbdt_params": {"n_estimators": 30}},
+}
+
+
+@pytest.mark.parametrize("head", list(_FAST_HEADS))
+def test_every_cpu_head_is_history_order_free(head, guarantees):
+    """Predictions do not depend on the order of the fit log's rows nor of add_history's (new policies and more
+    outcomes of known ones): every head, its folds and its subsamples see the rows in one order."""
+    log = make_log(n_policies=4, n_prompts=40, steps=True, seed=1)
+    prompts = sorted(log["prompt"].unique().to_list())
+    held = set(prompts[::5])
+    hist, Q = log.filter(~pl.col("prompt").is_in(held)), log.filter(pl.col("prompt").is_in(held))
+
+    def model():
+        return V0Regressor(head=head, head_params=_FAST_HEADS[head], encoder=_ENC, cache_dir=False, random_state=0)
+
+    rng = np.random.default_rng(7)
+    p = model().fit(hist).predict(Q)
+    np.testing.assert_allclose(model().fit(hist[rng.permutation(hist.height)]).predict(Q), p, atol=1e-9)
+    base = hist.filter(pl.col("policy") != "pol3")
+    more = pl.concat([hist.filter(pl.col("policy") == "pol3"), Q.filter(pl.col("policy") == "pol0")])
+    fitted = model().fit(base)
+    a = fitted.add_history(more).predict(Q)
+    b = model().fit(base).add_history(more[rng.permutation(more.height)]).predict(Q)
+    np.testing.assert_allclose(b, a, atol=1e-9)
+    guarantees.tick("property examples run", 2)
 
 
 def test_data_errors_are_value_errors_for_sklearn():

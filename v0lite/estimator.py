@@ -60,6 +60,14 @@ def _check_y_kind(y) -> None:
         )
 
 
+def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
+    """The history's rows in one order whatever order they came in (policy, prompt, step, score, n): every
+    head, fold assignment and subsample then sees the same rows in the same places, so predictions do not
+    depend on the history's row order."""
+    cols = [c for c in ("policy", "prompt", "step", "score", "n") if c in df.columns]
+    return df.sort(cols, maintain_order=True)
+
+
 class V0Regressor(RegressorMixin, BaseEstimator):
     """Predict a policy's success rate on a prompt from that policy's history.
 
@@ -142,8 +150,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             emb._expected_dim = self.index_.dim
         return emb
 
-    def _encode(self, texts: list[str], tkeys: list[str], row_keys: list[str], *, fitting: bool = False):
-        """Embed ``texts``; an encoder failure names the log row (``row_keys``: each row's prompt key)."""
+    def _encode(self, texts: list[str], tkeys: list[str], frame: pl.DataFrame, *, fitting: bool = False):
+        """Embed ``texts``; an encoder failure names the row of ``frame`` (the log in the caller's row order)."""
         from .embed import EncoderOutputError
 
         emb = self._get_embedder()
@@ -160,7 +168,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         except EncoderOutputError as exc:
             if exc.row is None:
                 raise
-            row = row_keys.index(tkeys[exc.row])
+            row = prompt_keys(frame["prompt"].to_list()).index(tkeys[exc.row])  # only on failure
             raise EncoderOutputError(f"column 'prompt', row {row}: {exc}", key=exc.key) from exc
 
     def _check_params(self) -> None:
@@ -211,9 +219,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self
         """
         self._check_params()
-        df = validate_log(_with_y(X, y))
+        given = validate_log(_with_y(X, y))
+        df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
-        emb = self._encode(utexts, ukeys, keys, fitting=True)
+        emb = self._encode(utexts, ukeys, given, fitting=True)
         key_to_row = {k: i for i, k in enumerate(ukeys)}
         policies = sorted(set(df["policy"].to_list()))
         p2c = {p: i for i, p in enumerate(policies)}
@@ -252,7 +261,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         uemb[known] = index.emb[rows[known]]
         if (~known).any():
             new = np.flatnonzero(~known)
-            uemb[new] = self._encode([utexts[i] for i in new], [ukeys[i] for i in new], keys)
+            uemb[new] = self._encode([utexts[i] for i in new], [ukeys[i] for i in new], df)
         pos = {k: i for i, k in enumerate(ukeys)}
         qpos = np.fromiter((pos[k] for k in keys), np.int64, len(keys))
         codes = np.array([index.policy_to_code.get(p, -1) for p in df["policy"].to_list()], np.int32)
@@ -308,11 +317,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         is exactly as before.
         """
         self._check_fitted()
-        df = validate_log(_with_y(X, y))
+        given = validate_log(_with_y(X, y))
+        df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
         emb = (
-            self._encode([utexts[i] for i in new], [ukeys[i] for i in new], keys)
+            self._encode([utexts[i] for i in new], [ukeys[i] for i in new], given)
             if new
             else np.zeros((0, self.index_.dim), np.float32)
         )
@@ -382,10 +392,11 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         """
         from pathlib import Path
 
-        from .persist import read_model_folder
+        from .persist import check_model_meta, load_head_safely, read_model_folder, smoke_predict
 
         path = Path(path)
         meta, a, texts = read_model_folder(path)
+        check_model_meta(meta, a, texts, path)  # every value, before any is used: loading is total
         params = dict(meta["params"])
         if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
             params["fallback"] = "global_mean"
@@ -400,7 +411,19 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
         if texts is not None:
             model.index_.texts = texts
-        model.head_ = get_head_class(meta["head"]["name"]).load(path / "head", meta["head"]["meta"])
+
+        def head_class(name):
+            if "head" in params:
+                get_head_class(params["head"])  # the parameter must name a registered head too
+            return get_head_class(name)
+
+        model.head_ = load_head_safely(
+            head_class,
+            meta["head"]["name"],
+            path / "head",
+            meta["head"]["meta"],
+            lambda head: smoke_predict(head, model.index_),
+        )
         model.encoder_id_ = meta["encoder_id"]
         model.n_history_ = model.index_.n_rows
         return model

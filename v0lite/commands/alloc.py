@@ -135,4 +135,4 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=SEED, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
     add_progress_flags(p)
-    p.set_defaults(func=_alloc_sim, inputs=("history",))
+    p.set_defaults(func=_alloc_sim, inputs=("history",), outputs={"json": "--json"})

@@ -153,12 +153,11 @@ def _print_eval_baselines(res: dict) -> None:
 
 
 def _fit(args) -> int:
-    from ..exceptions import DataError
     from ..log import read_log
+    from ..persist import FORMAT_NAME, check_save_target
 
     check_input(args.history, "HISTORY")
-    if Path(args.model_dir).exists() and not Path(args.model_dir).is_dir():
-        raise DataError(f"--model-dir {args.model_dir}: is a file. Fix: name a folder (it is created).")
+    check_save_target(args.model_dir, FORMAT_NAME, flag="--model-dir")  # before the work: nothing is deleted
     history = read_log(args.history)
     model = _model(args).fit(history)
     model.save(args.model_dir)
@@ -370,7 +369,7 @@ def register(sub) -> None:
     )
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder to save the model to (created)")
     common(p)
-    p.set_defaults(func=_fit, inputs=("history",))
+    p.set_defaults(func=_fit, inputs=("history",), replaces={"model_dir": "--model-dir"})
 
     p = sub.add_parser(
         "predict",
@@ -393,7 +392,7 @@ def register(sub) -> None:
         "(checked by its files' fingerprint) or name (default: the one saved with the model)",
     )
     add_progress_flags(p)
-    p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
+    p.set_defaults(func=_predict, inputs=("model_dir", "queries"), outputs={"out": "--out"})
 
     p = sub.add_parser(
         "evaluate",
@@ -411,7 +410,7 @@ def register(sub) -> None:
     )
     fallback_flag(p)
     common(p)
-    p.set_defaults(func=_evaluate, inputs=("history", "queries"))
+    p.set_defaults(func=_evaluate, inputs=("history", "queries"), outputs={"json": "--json"})
 
     p = sub.add_parser("demo", help="run the main job on the embedded synthetic demo data")
     add_progress_flags(p)

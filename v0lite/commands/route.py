@@ -210,8 +210,10 @@ def _route_eval(args) -> int:
     check_input(args.test, "TEST")
     check_output(args.json, "--json", (".json",))
     check_output(args.plot, "--plot", (".png",))
-    if args.save_router and Path(args.save_router).exists() and not Path(args.save_router).is_dir():
-        raise DataError(f"--save-router {args.save_router}: is a file. Fix: name a folder (it is created).")
+    if args.save_router:  # before the work: a save never deletes what v0lite did not write
+        from ..persist import check_save_target
+
+        check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
     prices, shrink = _parse_prices(args.prices), _parse_shrink(args.shrink)  # flags first, then the work
     result = route_eval(
         read_log(args.train),
@@ -532,7 +534,12 @@ def register(subparsers) -> None:
         "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
     )
     add_progress_flags(p)
-    p.set_defaults(func=_route_eval, inputs=("train", "test"))
+    p.set_defaults(
+        func=_route_eval,
+        inputs=("train", "test"),
+        outputs={"json": "--json", "plot": "--plot"},
+        replaces={"save_router": "--save-router"},
+    )
 
     q = subparsers.add_parser(
         "route",
@@ -583,4 +590,4 @@ def register(subparsers) -> None:
         "folder (checked by its files' fingerprint) or name (default: the one saved with the model)",
     )
     add_progress_flags(q)
-    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))
+    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"), outputs={"out": "--out"})

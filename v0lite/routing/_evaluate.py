@@ -207,6 +207,11 @@ def route_eval(
         ``loses_to`` (the baselines whose interval says the router is worse) and ``chance``
         (the router's within-policy AUC is <= 0.5).
     """
+    if save_router is not None:  # before the work: a save never deletes what v0lite did not write
+        from ..persist import check_save_target
+        from ._router_folder import ROUTER_FORMAT
+
+        check_save_target(save_router, ROUTER_FORMAT)
     train = read_log(train_log)
     test = read_log(test_log)
     if per_task:
