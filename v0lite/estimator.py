@@ -69,6 +69,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         under a second shows nothing. The CLI turns it on in a terminal (off with ``--quiet``).
     random_state : int, default 0
         Seed of every random choice.
+    device : str, optional
+        Torch device of the sentence encoder (``"cuda"``, ``"cpu"``; default: let
+        sentence-transformers choose). Not saved: pass it again to :meth:`load`.
 
     Examples
     --------
@@ -92,6 +95,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         batch_size=64,
         show_progress_bar=False,
         random_state=0,
+        device=None,
     ):
         self.head = head
         self.encoder = encoder
@@ -102,6 +106,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
         self.random_state = random_state
+        self.device = device
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:
@@ -112,6 +117,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 cache_dir=self.cache_dir,
                 batch_size=self.batch_size,
                 show_progress_bar=self.show_progress_bar,
+                device=self.device,
             )
             self._embedder = emb
         return emb
@@ -253,6 +259,27 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
+    def warm(self, prompts) -> "V0Regressor":
+        """Embed prompts ahead of time (disk and memory cache), so later predictions skip the encoder.
+
+        Prompts already in the history or the cache cost nothing. Use it before an RL run
+        (:meth:`v0lite.RolloutPlanner.warm`), off the trainer's critical path.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        """
+        texts = list(prompts)
+        keys = prompt_keys(texts)
+        known = getattr(self, "index_", None)
+        first: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if known is None or k not in known.key_to_row:
+                first.setdefault(k, t)
+        if first:
+            self._get_embedder().encode(list(first.values()), list(first))
+        return self
+
     def add_history(self, X, y=None) -> "V0Regressor":
         """Add outcomes (of known or new policies) as context; no learned parameter changes.
 
@@ -304,7 +331,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             "n": idx.n,
         }
         # an encoder object is saved as its id; the user passes the object again on load
-        params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
+        params = to_jsonable(
+            {k: v for k, v in self.get_params().items() if k != "device"},
+            default=lambda v: getattr(v, "model_id", type(v).__name__),
+        )
         save_model_folder(
             path,
             arrays=arrays,
@@ -314,7 +344,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, path, *, encoder=None) -> "V0Regressor":
+    def load(cls, path, *, encoder=None, device=None) -> "V0Regressor":
         """Load a model saved with :meth:`save`; loading runs no code from the files.
 
         Parameters
@@ -322,6 +352,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         path : str or Path
         encoder : object, optional
             The encoder object, when the model was fitted with a custom encoder object.
+        device : str, optional
+            Torch device of the encoder (e.g. the trainer's GPU, ``"cuda"``).
         """
         from pathlib import Path
 
@@ -334,6 +366,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             params["fallback"] = "global_mean"
         if encoder is not None:
             params["encoder"] = encoder
+        params["device"] = device
         model = cls(**params)
         keys = [bytes(r).hex() for r in a["keys"]]
         model.index_ = HistoryIndex(
