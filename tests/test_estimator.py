@@ -310,3 +310,16 @@ def test_knn_is_history_order_free_when_keys_are_unique(guarantees, log, perm_se
 
 def test_data_errors_are_value_errors_for_sklearn():
     assert issubclass(DataError, ValueError)
+
+
+def test_device_reaches_the_embedder_and_is_not_saved(make_model, small_log, tmp_path):
+    from v0lite.estimator import V0Regressor
+
+    model = make_model(device="cpu").fit(small_log)
+    assert model._get_embedder().device == "cpu"
+    model.save(tmp_path / "m")
+    meta = (tmp_path / "m" / "meta.json").read_text()
+    assert '"device"' not in meta  # the machine's setting, not the model's
+    again = V0Regressor.load(tmp_path / "m", encoder=model.encoder, device="cpu")
+    assert again.device == "cpu" and again._get_embedder().device == "cpu"
+    assert V0Regressor.load(tmp_path / "m", encoder=model.encoder).device is None

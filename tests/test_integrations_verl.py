@@ -411,3 +411,12 @@ def test_bad_input_says_what_to_fix(guarantees):
     with pytest.raises(ValueError, match="VerlFeedbackDataset"):
         sampler.update(no_index)
     guarantees.tick("bad-input cases tried", 7)
+
+
+def test_verls_entry_points_import_in_the_locked_environment():
+    """The verl extra is complete: both task runners' modules import (0.9.1 needs fastapi, uvicorn, cachetools)."""
+    import importlib
+
+    main_ppo = importlib.import_module("verl.trainer.main_ppo")
+    main_ppo_v0 = importlib.import_module("verl.trainer.main_ppo_v0")
+    assert callable(main_ppo.main) and hasattr(main_ppo_v0.TaskRunner, "remote")
