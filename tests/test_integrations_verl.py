@@ -125,8 +125,10 @@ def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers)
     assert len(loader) == len(PROMPTS) // 8  # 8 candidates per step of 4
     rng = np.random.default_rng(0)
     rolled, expected = [], {}
+    planned_when_read = []
     for _epoch in range(2):
         for batch_dict in loader:
+            planned_when_read.append(sampler.selector_.step_)
             rows = [_user_text({"prompt": m}) for m in batch_dict["raw_prompt"]]
             rolled.append(rows)
             batch = _finished_batch(batch_dict, rollout_n=3, rng=rng)
@@ -138,6 +140,8 @@ def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers)
                 expected[key] = expected.get(key, 0) + int(v > 0.5)
             train.on_batch_end(batch=batch)
     assert len(rolled) == 4 and all(len(r) == 4 for r in rolled)
+    # with no workers a step is planned when its batch is read; workers prefetch, so the sampler plans ahead
+    assert planned_when_read[0] == 1 if num_workers == 0 else planned_when_read[0] == 2
     assert not SURE & {q for r in rolled for q in r}, "a sure-pass / sure-fail prompt was rolled out"
     assert sampler.selector_.n_filled_ == 0
     # feedback: one add_history per step, the step it was planned at, n = rollout.n, successes as scored
@@ -420,3 +424,15 @@ def test_verls_entry_points_import_in_the_locked_environment():
     main_ppo = importlib.import_module("verl.trainer.main_ppo")
     main_ppo_v0 = importlib.import_module("verl.trainer.main_ppo_v0")
     assert callable(main_ppo.main) and hasattr(main_ppo_v0.TaskRunner, "remote")
+
+
+def test_planned_dataset_warns_when_no_outcome_comes_back(verl_files, v0_model):
+    """A trainer that never calls on_batch_end (verl 0.9.1's V1) is named in a warning after 3 steps."""
+    from v0lite.exceptions import V0liteWarning
+
+    path, cfg = verl_files
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, v0_model))
+    loader = _dataloader(ds, torch.utils.data.SequentialSampler(ds), 4)
+    list(loader)  # 2 steps: no warning yet
+    with pytest.warns(V0liteWarning, match=r"on_batch_end.*trainer.use_v1=false"):
+        list(loader)

@@ -10,11 +10,17 @@ planned, which verl's ``SequentialSampler`` (``data.shuffle=False``) reads in or
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from ...exceptions import V0liteWarning
 from ._verl import INDEX_KEY, Dataset, VerlSampler
 
 __all__ = ["PlannedRLHFDataset", "V0LITE_KEYS"]
+
+#: Planned steps with no outcome back after which the dataset warns that feedback is not wired
+#: (verl 0.9.1's V1 trainer never calls ``on_batch_end``; the legacy one does after every step).
+NO_FEEDBACK_STEPS = 3
 
 #: ``data.v0lite.*`` options and their defaults (``model`` and ``policy`` are required).
 V0LITE_KEYS = {
@@ -152,6 +158,16 @@ class PlannedRLHFDataset(Dataset):
 
     def __getitem__(self, slot: int) -> dict:
         index = self.sampler.row_at(slot)
+        sel = self.sampler.selector_
+        if sel.step_ >= NO_FEEDBACK_STEPS and sel.n_observed_ == 0 and not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(
+                f"{sel.step_} steps planned and no outcome came back: this trainer does not call "
+                "train_dataset.on_batch_end, so the value model never learns from the run. verl 0.9.1's V1 trainer "
+                "does not call it; run the legacy trainer (trainer.use_v1=false), as in docs/rl.md.",
+                V0liteWarning,
+                stacklevel=2,
+            )
         row = self.dataset[index]
         info = dict(row.get("extra_info") or {})
         info[INDEX_KEY] = index
