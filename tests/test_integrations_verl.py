@@ -436,3 +436,19 @@ def test_planned_dataset_warns_when_no_outcome_comes_back(verl_files, v0_model):
     list(loader)  # 2 steps: no warning yet
     with pytest.warns(V0liteWarning, match=r"on_batch_end.*trainer.use_v1=false"):
         list(loader)
+
+
+def test_planned_dataset_embeds_its_training_set_when_built(verl_files, tmp_path, fake_minilm):
+    """data.v0lite.warm (default): every prompt is embedded when verl builds the dataset, none at the first batch."""
+    import polars as pl
+
+    from v0lite import V0Regressor
+
+    log = pl.DataFrame({"policy": ["pol"] * 3, "prompt": ["other a", "other b", "other c"], "score": [1.0, 0.0, 0.5]})
+    V0Regressor(head="knn", k=1).fit(log).save(tmp_path / "m")
+    path, cfg = verl_files
+    seen = fake_minilm.texts_seen
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, tmp_path / "m"))
+    assert fake_minilm.texts_seen == seen + len(PROMPTS)
+    next(iter(_dataloader(ds, torch.utils.data.SequentialSampler(ds), 4)))
+    assert fake_minilm.texts_seen == seen + len(PROMPTS)
