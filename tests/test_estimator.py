@@ -502,3 +502,16 @@ def test_an_encoder_of_another_size_at_predict_is_an_error_naming_the_row(tmp_pa
         V0liteError, match=r"column 'prompt', row 1: encoder 'fake-ngram-64' returned 32-d vectors.*64-d"
     ):
         back.predict(q)
+
+
+def test_device_reaches_the_embedder_and_is_not_saved(make_model, small_log, tmp_path):
+    from v0lite.estimator import V0Regressor
+
+    model = make_model(device="cpu").fit(small_log)
+    assert model._get_embedder().device == "cpu"
+    model.save(tmp_path / "m")
+    meta = (tmp_path / "m" / "meta.json").read_text()
+    assert '"device"' not in meta  # the machine's setting, not the model's
+    again = V0Regressor.load(tmp_path / "m", encoder=model.encoder, device="cpu")
+    assert again.device == "cpu" and again._get_embedder().device == "cpu"
+    assert V0Regressor.load(tmp_path / "m", encoder=model.encoder).device is None

@@ -101,6 +101,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         under a second shows nothing. The CLI turns it on in a terminal (off with ``--quiet``).
     random_state : int, default 0
         Seed of every random choice.
+    device : str, optional
+        Torch device of the sentence encoder (``"cuda"``, ``"cpu"``; default: let
+        sentence-transformers choose). Not saved: pass it again to :meth:`load`.
 
     Examples
     --------
@@ -124,6 +127,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         batch_size=64,
         show_progress_bar=False,
         random_state=0,
+        device=None,
     ):
         self.head = head
         self.encoder = encoder
@@ -134,6 +138,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
         self.random_state = random_state
+        self.device = device
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:
@@ -144,6 +149,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 cache_dir=self.cache_dir,
                 batch_size=self.batch_size,
                 show_progress_bar=self.show_progress_bar,
+                device=self.device,
             )
             self._embedder = emb
         if hasattr(self, "index_"):  # cached vectors of another size are not this model's
@@ -310,6 +316,27 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
+    def warm(self, prompts) -> "V0Regressor":
+        """Embed prompts ahead of time (disk and memory cache), so later predictions skip the encoder.
+
+        Prompts already in the history or the cache cost nothing. Use it before an RL run
+        (:meth:`v0lite.RolloutPlanner.warm`), off the trainer's critical path.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        """
+        texts = list(prompts)
+        keys = prompt_keys(texts)
+        known = getattr(self, "index_", None)
+        first: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if known is None or k not in known.key_to_row:
+                first.setdefault(k, t)
+        if first:
+            self._get_embedder().encode(list(first.values()), list(first))
+        return self
+
     def add_history(self, X, y=None) -> "V0Regressor":
         """Add outcomes (of known or new policies) as context; no learned parameter changes.
 
@@ -362,9 +389,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             "n": idx.n,
         }
         # an encoder object is saved as its id; the user passes the object again on load
-        params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
+        params = to_jsonable(
+            {k: v for k, v in self.get_params().items() if k != "device"},
+            default=lambda v: getattr(v, "model_id", type(v).__name__),
+        )
         # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
-        # cache_dir) and progress bars are never saved into a model folder
+        # cache_dir), progress bars and the encoder's device are never saved into a model folder
         params.pop("cache_dir", None)
         params.pop("show_progress_bar", None)
         if isinstance(self.encoder, (str, os.PathLike)) and os.path.isdir(self.encoder):
@@ -378,7 +408,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, path, *, encoder=None, cache_dir=None) -> "V0Regressor":
+    def load(cls, path, *, encoder=None, cache_dir=None, device=None) -> "V0Regressor":
         """Load a model saved with :meth:`save`; loading runs no code from the files.
 
         Parameters
@@ -389,6 +419,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         cache_dir : str, Path or False, optional
             The embedding cache of this process (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``);
             a ``cache_dir`` found in an older folder's meta.json is ignored.
+        device : str, optional
+            Torch device of the encoder (e.g. the trainer's GPU, ``"cuda"``).
         """
         from pathlib import Path
 
@@ -404,6 +436,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             params["encoder"] = encoder
         params.pop("show_progress_bar", None)
         params["cache_dir"] = cache_dir  # a run-time setting: never the one an older folder saved
+        params["device"] = device
         model = cls(**params)
         keys = [bytes(r).hex() for r in a["keys"]]
         model.index_ = HistoryIndex(
