@@ -8,6 +8,7 @@ naming the field as a path (``outcomes[3].score``).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -32,6 +33,8 @@ class ApiError(Exception):
     """An HTTP error with the field, the value and the fix (rendered by the app's one handler)."""
 
     def __init__(self, status: int, message: str, *, kind="invalid_request_error", param=None, value=None, fix=None):
+        if fix is not None and "Fix:" not in message:  # the message alone always carries the fix
+            message = f"{message} Fix: {fix}"
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.value, self.fix = (
             status,
@@ -112,6 +115,8 @@ def field_path(loc) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # NaN and inf have no JSON form
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     text = repr(value)
