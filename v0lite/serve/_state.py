@@ -24,6 +24,7 @@ from ..exceptions import DataError
 __all__ = ["Limits", "ServeState", "load_router"]
 
 log = logging.getLogger("v0lite.serve")
+_PROBE = "v0lite serve: warm-up prompt"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ class ServeState:
             )
             b.start()
             self.batchers[name] = b
+        # load the encoder (and the embedding cache) now, not on the first new prompt: readiness means ready
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.router.predict_matrix, [_PROBE])
         if self.store is not None:
             await self.refresh()  # restart = replay: the whole store before the first request
             self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="v0lite-refresh")
