@@ -335,7 +335,7 @@ def test_full_queue_answers_429(router, tmp_path):
 
 
 def test_create_app_checks_everything_first(router, tmp_path, guarantees):
-    with pytest.raises(DataError, match=r"models \['c'\] of the pool have no upstream.*--pool a,b"):
+    with pytest.raises(DataError, match=r"models \['c'\] of the pool have no upstream.*pool='a,b'"):
         create_app(router, upstreams=upstreams_for("http://127.0.0.1:9", names=("a", "b")))
     app = create_app(router, upstreams=upstreams_for("http://127.0.0.1:9", names=("a", "b")), pool=["a", "b"])
     assert app.state.v0lite.allowed() == ["a", "b"]
@@ -351,7 +351,7 @@ def test_create_app_checks_everything_first(router, tmp_path, guarantees):
     f.write_text("{not json")
     with pytest.raises(DataError, match="is not valid JSON"):
         create_app(router, upstreams=str(f))
-    with pytest.raises(DataError, match="--refresh-seconds"):
+    with pytest.raises(DataError, match="refresh_seconds=1"):
         create_app(router, limits=Limits(refresh_seconds=0))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")

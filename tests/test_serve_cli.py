@@ -72,7 +72,7 @@ def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
     # a non-loopback address without keys: refused before anything loads, with the fix
     assert main(["serve", "--router", str(router), "--host", "0.0.0.0"]) == 1
     err = capsys.readouterr().err
-    assert "--host 0.0.0.0" in err and "Fix: pass --api-keys FILE" in err and "--host 127.0.0.1" in err
+    assert "--host 0.0.0.0" in err and "Fix: pass --api-keys PATH" in err and "--host 127.0.0.1" in err
     # a pool model without an upstream is named; --pool narrows
     ups = tmp_path / "ups.json"
     ups.write_text(json.dumps(upstreams_for("http://127.0.0.1:9", names=("a", "b"))))
@@ -82,7 +82,7 @@ def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
     assert main(["serve", "--router", str(tmp_path / "nope")]) == 1
     assert "--router" in capsys.readouterr().err
     assert main(["serve", "--router", str(router), "--refresh-seconds", "0"]) == 1
-    assert "--refresh-seconds" in capsys.readouterr().err
+    assert "Fix: pass --refresh-seconds 1" in capsys.readouterr().err
     assert main(["serve", "--router", str(router), "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
     guarantees.tick("bad-input cases tried", 5)
@@ -188,5 +188,5 @@ def test_check_bind(host, keys, ok):
     if ok:
         check_bind(host, keys)
     else:
-        with pytest.raises(DataError, match="Fix: pass --api-keys FILE"):
+        with pytest.raises(DataError, match="Fix: pass api_keys=<path>"):
             check_bind(host, keys)

@@ -154,7 +154,7 @@ def register(subparsers) -> None:
         help="allow browser calls from this origin (repeatable); default: no CORS",
     )
     add_progress_flags(p)  # --quiet, as every subcommand has it; here it also silences the access log
-    next(a for a in p._actions if "--quiet" in a.option_strings).help = (
-        "log warnings only: no access log, no start-up line (the service shows no progress bars)"
-    )
+    next(
+        a for a in p._actions if "--quiet" in a.option_strings
+    ).help = "log warnings only: no access log, no start-up line (the service shows no progress bars)"
     p.set_defaults(func=_serve, inputs=())

@@ -44,7 +44,7 @@ ENDPOINTS = (
 )
 
 
-def check_bind(host: str, has_keys: bool) -> None:
+def check_bind(host: str, has_keys: bool, *, flag: str = "--host") -> None:
     """Refuse a non-loopback address without API keys (the message gives the fix)."""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -52,8 +52,9 @@ def check_bind(host: str, has_keys: bool) -> None:
         loopback = False
     if not loopback and not has_keys:
         raise DataError(
-            f"--host {host}: serving beyond this machine without API keys would let anyone route, read "
-            "predictions and write feedback. Fix: pass --api-keys FILE (one key a line), or bind --host 127.0.0.1."
+            f"{flag} {host}: serving beyond this machine without API keys would let anyone route, read "
+            "predictions and write feedback. Fix: pass api_keys=<path> (a file, one key a line), or bind "
+            "host='127.0.0.1'."
         )
 
 
@@ -94,7 +95,7 @@ class _Guard:
                         ApiError(
                             401,
                             "missing or wrong API key. Fix: send the header Authorization: Bearer <key> with a key "
-                            "of the server's --api-keys file.",
+                            "of the server's (`v0lite serve --api-keys FILE`).",
                             kind="authentication_error",
                             param="Authorization",
                         ),
@@ -104,8 +105,8 @@ class _Guard:
             length = dict(scope.get("headers") or ()).get(b"content-length")
             too_big = ApiError(
                 413,
-                f"the body is over {limit:,} bytes. Fix: send fewer or shorter prompts per request "
-                "(the server's --max-body-bytes).",
+                f"the body is over {limit:,} bytes, the server's limit (`v0lite serve --max-body-bytes N`). "
+                "Fix: send fewer or shorter prompts per request.",
                 kind="request_too_large",
                 param="body",
             )
@@ -313,8 +314,9 @@ def create_app(
         unknown = [p for p in pool if p not in router.policies_ and p not in ups]
         if not pool or unknown:
             raise DataError(
-                f"--pool names {unknown or pool}, which is neither in the router's pool {router.policies_} nor "
-                "in the upstreams. Fix: name models of the router's pool (or of --upstreams, to join by feedback)."
+                f"pool names {unknown or pool}, which is neither in the router's pool {router.policies_} nor "
+                "in the upstreams. Fix: name models of the router's pool, or of the upstreams (they join the pool "
+                "once they have outcomes)."
             )
     if ups:
         needed = pool if pool is not None else list(router.policies_)
@@ -323,7 +325,7 @@ def create_app(
             covered = ",".join(p for p in needed if p in ups) or "A,B"
             raise DataError(
                 f"models {missing} of the pool have no upstream, so chat completions could not reach them. "
-                f"Fix: add them to the --upstreams file, or narrow the pool with --pool {covered}."
+                f"Fix: add them to the upstreams file, or narrow the pool with pool='{covered}'."
             )
     if store is None and data_dir is not None:
         store = SqliteStore(data_dir)
@@ -462,7 +464,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         if state.store is None:
             raise ApiError(
                 503,
-                "this server keeps no outcomes. Fix: start it with --data-dir DIR (or create_app(data_dir=...)).",
+                "this server keeps no outcomes. Fix: start it with an outcome store (`v0lite serve --data-dir DIR`, "
+                "or create_app(data_dir=...)).",
                 kind="unavailable",
             )
         rows = [o.model_dump() for o in req.outcomes]
@@ -522,8 +525,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         if not state.upstreams:
             raise ApiError(
                 503,
-                "no upstreams are configured, so chat completions cannot be forwarded. Fix: start the server "
-                "with --upstreams FILE.json (/v1/route works without).",
+                "no upstreams are configured, so chat completions cannot be forwarded (/v1/route works without). "
+                "Fix: start the server with upstreams (`v0lite serve --upstreams FILE.json`).",
                 kind="unavailable",
             )
         candidates = await _chat_candidates(req)

@@ -10,11 +10,11 @@ from ..exceptions import DataError
 __all__ = ["read_api_keys", "KeyChecker"]
 
 
-def read_api_keys(path) -> list[str]:
+def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
     """The keys of file ``path``: one a line; blank lines and ``#`` comments are skipped."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"--api-keys {path}: is not a file. Fix: pass a file with one key a line.")
+        raise DataError(f"{flag} {path}: is not a file. Fix: pass a file with one key a line.")
     keys = []
     for i, line in enumerate(p.read_text("utf-8").splitlines(), 1):
         key = line.strip()
@@ -23,13 +23,13 @@ def read_api_keys(path) -> list[str]:
         if any(c.isspace() for c in key) or len(key) < 16:
             # the key itself is never printed: only where it is and what is wrong
             raise DataError(
-                f"--api-keys {path}: line {i}: a key must be at least 16 characters without spaces "
+                f"{flag} {path}: line {i}: a key must be at least 16 characters without spaces "
                 f'(this one has {len(key)}). Fix: use a long random key, e.g. `python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"`.'
             )
         keys.append(key)
     if not keys:
-        raise DataError(f"--api-keys {path}: holds no key. Fix: write one key a line.")
+        raise DataError(f"{flag} {path}: holds no key. Fix: write one key a line.")
     return keys
 
 

@@ -43,13 +43,16 @@ class Limits:
         for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise DataError(f"--{name.replace('_', '-')} {v!r}: must be an integer >= 1.")
+                raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
         for name in ("refresh_seconds", "batch_wait_ms", "upstream_timeout_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
-                raise DataError(f"--{name.replace('_', '-')} {v!r}: must be a finite number >= 0.")
+                raise DataError(f"{name} {v!r}: must be a finite number >= 0. Fix: pass {name}=<value> >= 0.")
         if self.refresh_seconds <= 0:
-            raise DataError("--refresh-seconds must be > 0 (the delay before feedback reaches routing).")
+            raise DataError(
+                f"refresh_seconds {self.refresh_seconds!r}: must be > 0 (the delay before feedback reaches "
+                "routing). Fix: pass refresh_seconds=1."
+            )
         return self
 
 

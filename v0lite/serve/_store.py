@@ -109,8 +109,8 @@ class SqliteStore:
         if meta.get("format") != STORE_FORMAT or meta.get("format_version") != str(STORE_FORMAT_VERSION):
             raise FormatVersionError(
                 f"{self.file}: format {meta.get('format')!r} version {meta.get('format_version')!r}, expected "
-                f"{STORE_FORMAT!r} version {STORE_FORMAT_VERSION}. Fix: serve with a v0lite that wrote it, or a new "
-                "--data-dir."
+                f"{STORE_FORMAT!r} version {STORE_FORMAT_VERSION}. Fix: serve with a v0lite that wrote it, or "
+                "give a new data_dir=<path>."
             )
 
     def _connect(self) -> sqlite3.Connection:
