@@ -11,8 +11,10 @@ replica) replays it from the first row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
+import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +88,28 @@ def _frames(rows: list[dict]):
     for (has_step, has_n), part in groups.items():
         cols = ["policy", "prompt", "score"] + ["step"] * has_step + ["n"] * has_n
         yield pl.DataFrame({c: [r[c] for r in part] for c in cols})
+
+
+@contextlib.contextmanager
+def _one_search_thread():
+    """faiss searches of a micro-batch on the model thread alone, not on an OpenMP team.
+
+    A batch's search is small: OpenMP's team start and spin-wait cost more than they save, most
+    of all when the cores are busy (routerdc-7model's 53k-row index, one prompt, 2 loaded cores:
+    15 ms with the default team, 5 ms with one thread; 32 prompts: 29 vs 23 ms). The setting is
+    per calling thread and restored after, so the encoder (run before, in ``_embed_first``) keeps
+    its threads.
+    """
+    faiss = sys.modules.get("faiss")
+    if faiss is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class ServeState:
@@ -224,11 +248,24 @@ class ServeState:
         self.metrics.cache_hits.inc(hits)
         self.metrics.cache_misses.inc(len(texts) - hits)
 
+    def _embed_first(self, router, texts: list[str]) -> None:
+        """Embed new prompts before the search (with the encoder's threads); the search then finds them cached."""
+        vm = router.value_model
+        if hasattr(vm, "_get_embedder") and getattr(vm, "index_", None) is not None:
+            known = vm.index_.key_to_row
+            from ..embed import prompt_keys
+
+            new = [t for t, k in zip(texts, prompt_keys(texts)) if k not in known]
+            if new:
+                vm._get_embedder().encode(new)
+
     def _matrix(self, prompts: list[str]) -> list:
         router = self.router  # one router for the whole batch
         uniq = list(dict.fromkeys(prompts))
         self._count_cache(router, uniq)
-        P, C = router.predict_matrix(uniq)
+        self._embed_first(router, uniq)
+        with _one_search_thread():
+            P, C = router.predict_matrix(uniq)
         pos = {t: i for i, t in enumerate(uniq)}
         return [(router, P[pos[t]], C[pos[t]]) for t in prompts]
 
@@ -236,9 +273,13 @@ class ServeState:
         import polars as pl
 
         router = self.router
-        self._count_cache(router, list(dict.fromkeys(t for _, t in pairs)))
+        uniq = list(dict.fromkeys(t for _, t in pairs))
+        self._count_cache(router, uniq)
+        self._embed_first(router, uniq)
         X = pl.DataFrame({"policy": [p for p, _ in pairs], "prompt": [t for _, t in pairs]})
-        return [float(v) for v in router.value_model.predict(X)]
+        with _one_search_thread():
+            values = router.value_model.predict(X)
+        return [float(v) for v in values]
 
     # -- stats
     def stats(self) -> dict:
