@@ -127,7 +127,7 @@ def register(subparsers) -> None:
         type=float,
         default=2.0,
         metavar="MS",
-        help="longest wait for more requests to fill a micro-batch (default 2)",
+        help="longest wait for more requests to fill a micro-batch, while requests arrive together (default 2)",
     )
     lim.add_argument(
         "--max-queue",

@@ -37,7 +37,9 @@ class MicroBatcher:
     max_batch : int
         Most items per call of ``fn`` (a request with more items is one batch of its own).
     wait_s : float
-        Longest wait for more items once one arrived.
+        Longest wait for more items once one arrived. Only while requests arrive together: after a
+        batch of one request, a lone request that finds the queue empty runs at once (a client
+        calling one at a time pays no wait).
     max_queue : int
         Most requests waiting; beyond it :meth:`submit` raises :class:`QueueFull`.
     on_batch : callable, optional
@@ -91,11 +93,13 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         queue = self._queue
         held = None
+        last_requests = 1
         while True:
             first = held if held is not None else await queue.get()
             held = None
             batch, size = [first], len(first[0])
-            deadline = loop.time() + self.wait_s
+            alone = last_requests == 1 and queue.empty()
+            deadline = loop.time() + (0.0 if alone else self.wait_s)
             while size < self.max_batch:
                 try:
                     nxt = queue.get_nowait()
@@ -112,6 +116,7 @@ class MicroBatcher:
                     break
                 batch.append(nxt)
                 size += len(nxt[0])
+            last_requests = len(batch)
             live = [(items, fut) for items, fut in batch if not fut.cancelled()]
             if not live:
                 continue
