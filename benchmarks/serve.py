@@ -289,6 +289,8 @@ def main(argv=None) -> int:
     print("\n".join(targets))
     if not args.no_write:
         cmd = "python benchmarks/serve.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        if os.environ.get("V0LITE_DATA"):
+            cmd = f"V0LITE_DATA={shlex.quote(os.environ['V0LITE_DATA'])} {cmd}"
         body = (
             f"Command: `{cmd.strip()}`  \n{machine_info()}\n\n"
             f"Router: kNN head on {train.height:,} rows of the {source} ({len(pool)} models, MiniLM), "
