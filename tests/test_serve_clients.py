@@ -164,3 +164,19 @@ def test_chat_without_upstreams_says_how(tmp_path):
             client.chat.completions.create(model="v0lite", messages=[{"role": "user", "content": "hi"}])
         assert e.value.status_code == 503 and "--upstreams" in str(e.value)
         assert httpx.post(base + "/v1/route", json={"prompt": "hi"}).status_code == 200  # routing still works
+
+
+def test_stream_falls_back_before_the_first_byte(guarantees):
+    upstream = stub_upstream(fail={"up-a"})
+    with serve_in_thread(upstream) as up:
+        app = create_app(tiny_router(), upstreams=upstreams_for(up))
+        with serve_in_thread(app) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            raw = client.chat.completions.with_raw_response.create(
+                model="v0lite", stream=True, messages=[{"role": "user", "content": "add the numbers case 990"}]
+            )
+            assert raw.headers["x-v0lite-model"] == "c"  # a failed, before any byte was sent: the next best
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse())
+            assert text == "echo: add the numbers case 990"
+            assert [m for m, _ in upstream.state.calls] == ["up-a", "up-c"]
+    guarantees.tick("faults injected")
