@@ -275,6 +275,19 @@ _FLAGS = {
     "tau": "--knob",
     "budget": "--knob",
     "target": "--knob",
+    # v0lite serve (create_app's parameters and limits)
+    "data_dir": "--data-dir",
+    "api_keys": "--api-keys",
+    "upstreams": "--upstreams",
+    "pool": "--pool",
+    "host": "--host",
+    "max_body_bytes": "--max-body-bytes",
+    "max_prompt_chars": "--max-prompt-chars",
+    "refresh_seconds": "--refresh-seconds",
+    "max_batch": "--max-batch",
+    "batch_wait_ms": "--batch-wait-ms",
+    "max_queue": "--max-queue",
+    "upstream_timeout_s": "--upstream-timeout",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
 _ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
