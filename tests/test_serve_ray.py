@@ -9,6 +9,10 @@ fake encoder through a Ray worker setup hook (``fake_minilm_in_worker``).
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -45,16 +49,7 @@ def ray_service(request, tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     monkeypatch.setenv("V0LITE_CACHE", cache)
     save_cli_router(tmp_path / "router", {"V0LITE_CACHE": cache})
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        runtime_env={
-            "worker_process_setup_hook": f"{__name__}.fake_minilm_in_worker",
-            "env_vars": {"V0LITE_CACHE": cache, "PYTHONPATH": str(ROOT)},
-        },
-    )
+    ray.init(**ray_init_kwargs(cache))
     try:
         port = free_port()
         run_ray(
@@ -149,3 +144,85 @@ def test_ray_app_checks_its_inputs_before_ray_starts(tmp_path, guarantees):
         run_ray(tmp_path / "missing", host="0.0.0.0")
     assert not ray.is_initialized()
     guarantees.tick("bad-input cases tried", 5)
+
+
+# `v0lite serve --replicas 2` in a fresh interpreter: a local Ray on loopback whose workers use the fake encoder
+_LAUNCH = (
+    "import sys, ray\n"
+    "from tests.test_serve_ray import fake_minilm_in_worker, ray_init_kwargs\n"
+    "fake_minilm_in_worker()\n"
+    "ray.init(**ray_init_kwargs(sys.argv[1]))\n"
+    "from v0lite.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
+def ray_init_kwargs(cache: str) -> dict:
+    """The test's local Ray: 2 CPUs, loopback only, no dashboard; every worker runs ``fake_minilm_in_worker``."""
+    return dict(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env={
+            "worker_process_setup_hook": f"{__name__}.fake_minilm_in_worker",
+            "env_vars": {"V0LITE_CACHE": cache, "PYTHONPATH": str(ROOT)},
+        },
+    )
+
+
+@pytest.mark.slow
+def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv("V0LITE_CACHE", cache)
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": cache})
+    port = free_port()
+    args = ["serve", "--router", str(tmp_path / "router"), "--data-dir", str(tmp_path / "store"), "--replicas", "2"]
+    args += ["--refresh-seconds", str(REFRESH_S), "--host", "127.0.0.1", "--port", str(port)]
+    err = open(tmp_path / "stderr.txt", "w+")  # a file, not a pipe: nothing blocks on a full pipe
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCH, cache, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "V0LITE_CACHE": cache},
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        start_new_session=True,  # Ray's processes share the session: the last resort kills them all
+    )
+    try:
+        deadline, ready, seen = time.monotonic() + 150, False, set()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            while not ready:
+                assert proc.poll() is None, f"v0lite serve --replicas exited ({proc.returncode}): {_text(err)}"
+                assert time.monotonic() < deadline, "the Ray Serve application did not come up in 150 s"
+                try:
+                    ready = c.get("/readyz").status_code == 200
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.0 if ready else 0.5)
+            rows = [{"policy": "b", "prompt": "sort the list case 990", "score": 0.0}]
+            assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
+            # the proxy answers once one replica is up; the second may still be starting
+            for _ in range(400):
+                r = c.post("/v1/route", json={"prompt": "add the numbers case 991"})
+                assert r.status_code == 200 and r.json()["model"] == "a", r.text
+                seen.add(r.headers[REPLICA_HEADER])
+                if len(seen) == 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        assert len(seen) == 2, f"one replica answered every request: {seen}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, _text(err)
+        assert "2 Ray Serve replicas" in _text(err)
+        store = SqliteStore(tmp_path / "store")
+        assert store.count() == 1
+        store.close()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        err.close()
+
+
+def _text(f) -> str:
+    f.seek(0)
+    return f.read()[-3000:]

@@ -87,6 +87,15 @@ def _deployment_class(serve):
     return V0liteService
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _paths(value):
     return str(value) if isinstance(value, (str, Path)) or hasattr(value, "__fspath__") else value
 
@@ -207,7 +216,8 @@ def run_ray(
     app_name, route_prefix
         The Ray Serve application's name and route prefix.
     blocking : bool
-        Serve until interrupted (then shut the application down), as ``v0lite serve --replicas``.
+        Serve until interrupted (Ctrl-C), then delete the application (and stop Ray if this call
+        started it), as ``v0lite serve --replicas`` does.
     **kwargs
         :func:`ray_app`'s parameters (``data_dir``, ``store``, ``num_replicas``, ...).
 
@@ -216,26 +226,35 @@ def run_ray(
     ray.serve.handle.DeploymentHandle
         The ingress's handle, once every replica is up (warmed and replayed).
     """
-    from ._app import check_bind
-
-    check_bind(host, bool(kwargs.get("api_keys")))
     serve = _serve()
     import ray
 
+    from ._app import check_bind
+
+    check_bind(host, bool(kwargs.get("api_keys")))
     app = ray_app(router, **kwargs)
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        local = {}
+        if address is None and _loopback(host):  # serving this machine only: Ray's own ports stay on it too
+            local["_node_ip_address"] = "127.0.0.1"
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
     serve.start(http_options={"host": host, "port": int(port)})
-    handle = serve.run(app, name=app_name, route_prefix=route_prefix)
     if not blocking:
-        return handle
+        return serve.run(app, name=app_name, route_prefix=route_prefix)
     import time
 
-    try:
+    handle = None
+    try:  # an interrupt while the replicas start stops them too
+        handle = serve.run(app, name=app_name, route_prefix=route_prefix)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
-    finally:
-        serve.delete(app_name)
+    finally:  # replicas drain (Ray Serve's graceful shutdown) and their lifespans close the store
+        if started_ray:
+            serve.shutdown()
+            ray.shutdown()
+        else:
+            serve.delete(app_name)
     return handle
