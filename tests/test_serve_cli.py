@@ -165,3 +165,28 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
             assert r.headers["x-v0lite-model"] == "b"
             with pytest.raises(httpx.ConnectError):  # and it no longer accepts new ones
                 httpx.get(srv.url + "/healthz", timeout=2)
+
+
+@pytest.mark.parametrize(
+    "host,keys,ok",
+    [
+        ("127.0.0.1", False, True),
+        ("localhost", False, True),
+        ("::1", False, True),
+        ("127.0.0.2", False, True),
+        ("0.0.0.0", False, False),
+        ("192.168.1.5", False, False),
+        ("::", False, False),
+        ("my-host", False, False),
+        ("0.0.0.0", True, True),
+    ],
+)
+def test_check_bind(host, keys, ok):
+    from v0lite.exceptions import DataError
+    from v0lite.serve._app import check_bind
+
+    if ok:
+        check_bind(host, keys)
+    else:
+        with pytest.raises(DataError, match="Fix: pass --api-keys FILE"):
+            check_bind(host, keys)

@@ -52,28 +52,39 @@ def test_a_failing_batch_stores_nothing(tmp_path, guarantees):
 def test_folder_rule(tmp_path, guarantees):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(DataError, match="not empty and holds no v0lite outcome store.*Fix"):
+    with pytest.raises(DataError, match=r"--data-dir .*busy: holds files v0lite did not write \(notes.txt\).*Fix"):
         SqliteStore(tmp_path / "busy")
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is a file"):
         SqliteStore(tmp_path / "file")
     s = SqliteStore(tmp_path / "ok")
+    s.append(rows(2))
     s.close()
+    again = SqliteStore(tmp_path / "ok")  # its own folder (meta.json lists the SQLite files) is accepted
+    assert again.count() == 2
+    again.close()
     (tmp_path / "ok" / "stray.json").write_text("{}")
-    with pytest.raises(DataError, match="not the outcome store's"):
+    with pytest.raises(DataError, match=r"did not write \(stray.json\)"):
         SqliteStore(tmp_path / "ok")
     guarantees.tick("bad-input cases tried", 3)
 
 
 def test_foreign_sqlite_file_is_refused(tmp_path, guarantees):
-    con = sqlite3.connect(tmp_path / STORE_FILE)
-    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    con.execute("INSERT INTO meta VALUES ('format', 'something-else'), ('format_version', '9')")
+    # a lone SQLite file by that name is not ours: refused by the folder rule
+    (tmp_path / "a").mkdir()
+    sqlite3.connect(tmp_path / "a" / STORE_FILE).close()
+    with pytest.raises(DataError, match=f"did not write \\({STORE_FILE}\\)"):
+        SqliteStore(tmp_path / "a")
+    # a store folder whose database says another format or version: refused, naming both
+    s = SqliteStore(tmp_path / "b")
+    s.close()
+    con = sqlite3.connect(tmp_path / "b" / STORE_FILE)
+    con.execute("UPDATE meta SET value = '9' WHERE key = 'format_version'")
     con.commit()
     con.close()
-    with pytest.raises(FormatVersionError, match="something-else"):
-        SqliteStore(tmp_path)
-    guarantees.tick("corruptions detected")
+    with pytest.raises(FormatVersionError, match="version '9', expected 'v0lite-outcome-store' version 1"):
+        SqliteStore(tmp_path / "b")
+    guarantees.tick("corruptions detected", 2)
 
 
 def test_concurrent_writers_and_reader(tmp_path, guarantees):

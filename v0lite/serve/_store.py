@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
+from .._io import atomic_write_json
 from ..exceptions import DataError, FormatVersionError
 
 __all__ = ["OutcomeStore", "SqliteStore", "STORE_FORMAT", "STORE_FORMAT_VERSION", "STORE_FILE", "check_store_dir"]
@@ -45,30 +46,15 @@ class OutcomeStore(Protocol):
 
 
 def check_store_dir(path) -> Path:
-    """``path`` is usable as an outcome store's folder: missing, empty, or holding a v0lite store.
+    """``path`` is usable as an outcome store's folder: new, empty, or holding a v0lite outcome store only.
 
-    The rule of :func:`v0lite.persist`'s save targets: never write into a folder that holds
-    something else (a typo must not litter, or later overwrite, someone's files).
+    The rule of every v0lite save target (:func:`v0lite.persist.check_save_target`): never write
+    into a folder holding files v0lite did not write. A store's ``meta.json`` names its format and
+    lists its files (the SQLite file and its WAL companions), so an earlier store is accepted.
     """
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise DataError(f"--data-dir {path}: is a file. Fix: name a folder (it is created).")
-    if p.is_dir():
-        entries = {e.name for e in p.iterdir()}
-        ours = {STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", f"{STORE_FILE}-journal"}
-        if entries and STORE_FILE not in entries:
-            raise DataError(
-                f"--data-dir {path}: the folder is not empty and holds no v0lite outcome store "
-                f"({len(entries)} entries, e.g. {sorted(entries)[0]!r}). Fix: name an empty or new folder, or "
-                "the folder of an earlier `v0lite serve --data-dir`."
-            )
-        if entries - ours:
-            extra = sorted(entries - ours)
-            raise DataError(
-                f"--data-dir {path}: holds files that are not the outcome store's ({extra[:3]}). "
-                "Fix: name an empty or new folder, or move those files out."
-            )
-    return p
+    from ..persist import check_save_target
+
+    return check_save_target(path, STORE_FORMAT, flag="--data-dir")
 
 
 class SqliteStore:
@@ -93,6 +79,15 @@ class SqliteStore:
     def __init__(self, path):
         self.path = check_store_dir(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / "meta.json").exists():  # the folder's marker: what it is, which files are ours
+            atomic_write_json(
+                self.path / "meta.json",
+                {
+                    "format": STORE_FORMAT,
+                    "format_version": STORE_FORMAT_VERSION,
+                    "files": {f"{STORE_FILE}{s}": "sqlite" for s in ("", "-wal", "-shm", "-journal")},
+                },
+            )
         self.file = self.path / STORE_FILE
         # one writer connection and one reader connection, each behind its own lock: WAL lets
         # the reader (refresh, stats) run while a feedback batch commits
