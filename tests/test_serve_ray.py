@@ -150,6 +150,25 @@ def test_ray_app_checks_its_inputs_before_ray_starts(tmp_path, guarantees):
     guarantees.tick("bad-input cases tried", 5)
 
 
+def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
+    import ray
+
+    from v0lite.cli import main
+
+    assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "-1"]) == 1
+    assert "--replicas -1" in capsys.readouterr().err
+    assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "2"]) == 1
+    assert "--router" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": str(tmp_path / "cache")})
+    args = ["serve", "--router", str(tmp_path / "router"), "--replicas", "2", "--data-dir", str(tmp_path / "full")]
+    assert main(args) == 1
+    assert "--data-dir" in capsys.readouterr().err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    assert not ray.is_initialized()
+    guarantees.tick("bad-input cases tried", 3)
+
+
 # `v0lite serve --replicas 2` in a fresh interpreter: a local Ray on loopback whose workers use the fake encoder
 _LAUNCH = (
     "import sys, ray\n"
