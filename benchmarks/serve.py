@@ -225,7 +225,10 @@ def main(argv=None) -> int:
         res = {}
         res["/healthz"] = run(health, **phase)
         res["/v1/route, cached prompts"] = run(route_cached, **phase)
-        res["/v1/route, new prompts"] = run(route_new, **phase)
+        # enough in flight that the server's batches can fill to --max-batch, as the encoder's do below
+        res["/v1/route, new prompts"] = run(
+            route_new, **{**phase, "concurrency": max(args.concurrency, 2 * args.max_batch)}
+        )
         enc = encoder_rate([novel(10**7 + i) for i in range(args.encoder_prompts)], args.max_batch)
 
         def chat(model, prompt_of):
@@ -291,7 +294,8 @@ def main(argv=None) -> int:
             f"Router: kNN head on {train.height:,} rows of the {source} ({len(pool)} models, MiniLM), "
             f"saved and served by `v0lite serve` (subprocess, `--max-batch {args.max_batch}`); an OpenAI-"
             f"compatible stub as every model's upstream (subprocess); the client is httpx (asyncio) in the "
-            f"benchmark's process, {args.concurrency} requests in flight, each phase capped at "
+            f"benchmark's process, {args.concurrency} requests in flight ({max(args.concurrency, 2 * args.max_batch)} "
+            f"for new prompts, so that batches can fill), each phase capped at "
             f"{args.requests:,} requests or {args.seconds:.0f} s; chat completions one at a time, "
             f"{args.chat_requests} per variant. Everything on 127.0.0.1; server, stub and client share the "
             f"machine's cores.\n\n{table}\n\n" + "\n".join(targets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..exceptions import DataError
+from ._common import add_progress_flags
 
 __all__ = ["register"]
 
@@ -197,5 +198,8 @@ def register(subparsers) -> None:
         help="serve N replicas of the app on a local Ray Serve instance (the ray extra) over the one --data-dir "
         "store; default: one process, no Ray. See docs/serve.md, 'More than one machine'",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only (no access log)")
+    add_progress_flags(p)  # --quiet, as every subcommand has it; here it also silences the access log
+    next(
+        a for a in p._actions if "--quiet" in a.option_strings
+    ).help = "log warnings only: no access log, no start-up line (the service shows no progress bars)"
     p.set_defaults(func=_serve, inputs=())

@@ -473,6 +473,9 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                     raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
             if len(r["prompt"]) > state.limits.max_prompt_chars:
                 _check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
+        # the library's own check of outcome rows, the one add_history runs: a row the refresh would
+        # reject never reaches the store (it would block every later row)
+        await asyncio.to_thread(state.check_rows, rows)
         first, last = await asyncio.to_thread(state.store.append, rows)  # 200 only after the commit returned
         state.metrics.feedback_rows.inc(len(rows))
         return {

@@ -187,6 +187,13 @@ class ServeState:
         self.metrics.applied_rows.set(self.applied_rows)
         return total
 
+    def check_rows(self, rows: list[dict]) -> None:
+        """Raise the library's ``DataError`` for rows ``add_history`` would reject (before they are stored)."""
+        from ..log import validate_log
+
+        for frame in _frames(rows):
+            validate_log(frame)
+
     def _apply(self, router, rows: list[dict]):
         new = copy.copy(router)
         new.value_model = copy.copy(router.value_model)  # add_history swaps the copy's index, not the live one
