@@ -158,7 +158,7 @@ def ray_app(
     if not (isinstance(router, (str, Path)) or hasattr(router, "__fspath__")):
         raise DataError(
             f"router is a {type(router).__name__}: Ray Serve replicas load the router from a folder. "
-            "Fix: save it with Router.save(DIR) (or route-eval --save-router DIR) and pass DIR."
+            "Fix: save it with Router.save(DIR) and pass DIR."
         )
     if store is not None and not callable(store):
         raise DataError(
