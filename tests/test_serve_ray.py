@@ -54,12 +54,13 @@ def ray_service(request, tmp_path, monkeypatch):
         SqliteStore(tmp_path / "store").close()  # made once here, as a database would be; the replicas open it
     try:
         port = free_port()
+        monkeypatch.chdir(tmp_path)  # relative paths are the driver's: the replicas get them absolute
         run_ray(
-            tmp_path / "router",
+            "router",
             host="127.0.0.1",
             port=port,
             **(
-                {"data_dir": tmp_path / "store"}
+                {"data_dir": "store"}
                 if request.param == "data_dir"
                 else {"store": functools.partial(SqliteStore, str(tmp_path / "store"))}
             ),

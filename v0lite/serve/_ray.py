@@ -97,7 +97,10 @@ def _loopback(host: str) -> bool:
 
 
 def _paths(value):
-    return str(value) if isinstance(value, (str, Path)) or hasattr(value, "__fspath__") else value
+    """A path as an absolute string (a replica's working folder is not the driver's); other values as given."""
+    if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
+        return str(Path(value).absolute())
+    return value
 
 
 def ray_app(
