@@ -31,6 +31,8 @@ def _serve(args) -> int:
         max_queue=args.max_queue,
         upstream_timeout_s=args.upstream_timeout,
     ).check()
+    if args.replicas:
+        return _serve_on_ray(args, pool, limits)
     from .._extras import require
 
     uvicorn = require("uvicorn", "serve", "v0lite serve")
@@ -61,6 +63,41 @@ def _serve(args) -> int:
         server_header=False,
     )
     uvicorn.Server(config).run()
+    return 0
+
+
+def _serve_on_ray(args, pool, limits) -> int:
+    """``--replicas N``: the same app as N Ray Serve replicas on this machine (Ray's proxy on --host:--port)."""
+    import signal
+
+    from ..serve import run_ray
+
+    if args.replicas < 1:
+        raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
+
+    def stop(signum, frame):  # SIGTERM ends the wait like Ctrl-C: the application is deleted, Ray stops
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if not args.quiet:
+        print(
+            f"v0lite serve: {args.replicas} Ray Serve replicas, store {args.data_dir or 'none (feedback off)'}, "
+            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
+            file=sys.stderr,
+        )
+    run_ray(
+        args.router,
+        host=args.host,
+        port=args.port,
+        blocking=True,
+        num_replicas=args.replicas,
+        upstreams=args.upstreams,
+        data_dir=args.data_dir,
+        api_keys=args.api_keys,
+        pool=pool,
+        limits=limits,
+        cors_origins=args.cors_origin or (),
+    )
     return 0
 
 
@@ -152,6 +189,14 @@ def register(subparsers) -> None:
         default=None,
         metavar="URL",
         help="allow browser calls from this origin (repeatable); default: no CORS",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve N replicas of the app on a local Ray Serve instance (the ray extra) over the one --data-dir "
+        "store; default: one process, no Ray. See docs/serve.md, 'More than one machine'",
     )
     add_progress_flags(p)  # --quiet, as every subcommand has it; here it also silences the access log
     next(

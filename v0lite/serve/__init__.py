@@ -2,6 +2,8 @@
 
 * :func:`create_app` -- the FastAPI app (mount it in your own ASGI app, or wrap it with Ray
   Serve's ``@serve.ingress``); ``v0lite serve`` runs it with uvicorn.
+* :func:`ray_app` / :func:`run_ray` -- the same app as a Ray Serve application, N replicas over
+  one outcome store (the ``ray`` extra).
 * :class:`OutcomeStore` -- what the service asks of its outcome store; :class:`SqliteStore` is
   the default (one SQLite file, WAL, ``synchronous=FULL``).
 
@@ -11,10 +13,11 @@ and prometheus-client come with the ``serve`` extra and are imported only when a
 
 from __future__ import annotations
 
+from ._ray import ray_app, run_ray  # Ray itself is imported inside them
 from ._state import Limits
 from ._store import OutcomeStore, SqliteStore
 
-__all__ = ["create_app", "Limits", "OutcomeStore", "SqliteStore"]
+__all__ = ["create_app", "Limits", "OutcomeStore", "SqliteStore", "ray_app", "run_ray"]
 
 
 def create_app(
