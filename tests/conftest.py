@@ -95,6 +95,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(GUARANTEES.summary())
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(request, monkeypatch, tmp_path_factory):
+    """Default tests never write to the user's embedding cache: a loaded model uses ``$V0LITE_CACHE``
+    (model folders do not carry a cache_dir), so it points at a session folder. Slow and GPU tests keep
+    the real cache (real encoders, real data: their vectors are worth keeping)."""
+    if request.node.get_closest_marker("slow") or request.node.get_closest_marker("gpu"):
+        return
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path_factory.getbasetemp() / "v0lite-cache"))
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     """A fresh :class:`FakeEncoder` (fast, deterministic, 64-d)."""

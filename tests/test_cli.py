@@ -533,3 +533,403 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
         main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "nope"), "--out", str(routed)]) == 1
     )
     assert "--router" in (err := capsys.readouterr().err) and "does not exist" in err and "--save-router" in err
+
+
+# --- issue 27: knobs in range, and every fix names a flag its command has ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["alloc-sim", "h.jsonl", "--rollouts-per-prompt", "0"], "argument --rollouts-per-prompt: 0 is below 2"),
+        (["alloc-sim", "h.jsonl", "--rollouts-per-prompt", "1"], "argument --rollouts-per-prompt: 1 is below 2"),
+        (["alloc-sim", "h.jsonl", "--fit-fraction", "0"], "argument --fit-fraction: 0 is outside (0, 1)"),
+        (["alloc-sim", "h.jsonl", "--fit-fraction", "1.5"], "argument --fit-fraction: 1.5 is outside (0, 1)"),
+        (["alloc-sim", "h.jsonl", "--seed", "-1"], "argument --seed: -1 is below 0"),
+        (["fit", "h.jsonl", "--model-dir", "m", "--random-state", "-3"], "argument --random-state: -3 is below 0"),
+        (["evaluate", "h.jsonl", "q.jsonl", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),
+        (["route-eval", "a.jsonl", "b.jsonl", "--k-baseline", "0"], "argument --k-baseline: 0 is below 1"),
+    ],
+)
+def test_out_of_range_flags_are_argument_errors_naming_the_flag(argv, needle, capsys, guarantees):
+    guarantees.tick("bad-input cases tried")
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_out_of_range_knobs_are_refused_before_any_work(files, capsys, monkeypatch, fake_minilm, guarantees):
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+
+    def boom(*a, **k):
+        raise AssertionError("the work started before the knob was checked")
+
+    monkeypatch.setattr(V0Regressor, "load", boom)
+    monkeypatch.setattr(V0Regressor, "fit", boom)
+    capsys.readouterr()
+    route = ["route", str(queries), "--model-dir", str(tmp / "m"), "--pool", "pol0,pol1", "--out", str(tmp / "r.jsonl")]
+    cases = [
+        (route + ["--strategy", "threshold", "--knob", "7"], "knob 'tau' must be in [0, 1], got 7. Fix: pass --knob"),
+        (route + ["--strategy", "quality-target", "--knob", "1.5"], "knob 'target' must be in [0, 1]"),
+        (route + ["--strategy", "utility", "--knob", "-1"], "knob 'lam' must be >= 0, got -1"),
+        (route + ["--knob", "-1"], "knob 'lam' must be >= 0"),  # utility is the default strategy
+        (route + ["--strategy", "budget", "--knob", "-0.5"], "knob 'budget' must be >= 0"),
+        (["route-eval", str(hist), str(queries), "--shrink", "1.5"], "--shrink 1.5: a weight must be in [0, 1]"),
+    ]
+    guarantees.tick("bad-input cases tried", len(cases))
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, (argv, err)
+
+
+def test_library_knobs_and_rollouts_are_checked(guarantees):
+    from v0lite.exceptions import ParameterError
+    from v0lite.rl import alloc_sim
+    from v0lite.routing import get_strategy
+
+    guarantees.tick("bad-input cases tried", 4)
+    P, C = np.array([[0.2, 0.9]]), np.array([[1.0, 2.0]])
+    with pytest.raises(ParameterError, match=r"knob 'tau' must be in \[0, 1\], got 7"):
+        get_strategy("threshold").choose(P, C, 7)
+    with pytest.raises(ParameterError, match=r"knob 'target' must be in \[0, 1\]"):
+        get_strategy("quality-target").choose(P, C, -0.1)
+    assert get_strategy("threshold").choose(P, C, 1.0).tolist() == [1]  # the bounds themselves are fine
+    for bad in (0, 1):
+        with pytest.raises(ParameterError, match="rollouts_per_prompt must be an integer >= 2"):
+            alloc_sim(make_log(steps=True), head="prior", rollouts_per_prompt=bad)
+
+
+def _flags_of(parser) -> frozenset[str]:
+    return frozenset(s for a in parser._actions for s in a.option_strings)
+
+
+def _commands():
+    """{"fit": (parser, func), "data convert": ...} for every subcommand."""
+    import argparse
+
+    out = {}
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if sub._defaults.get("func"):
+                        out[f"{prefix}{name}"] = (sub, sub._defaults["func"])
+                    walk(sub, f"{prefix}{name} ")
+
+    walk(build_parser(), "")
+    return out
+
+
+def _strings(node):
+    """Every string literal under an AST node; an f-string's fields read as 'X'."""
+    import ast
+
+    parts = {id(v) for n in ast.walk(node) if isinstance(n, ast.JoinedStr) for v in ast.walk(n) if v is not n}
+    for n in ast.walk(node):
+        if isinstance(n, ast.JoinedStr) and id(n) not in parts:
+            yield "".join(v.value if isinstance(v, ast.Constant) else "X" for v in n.values)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in parts:
+            yield n.value
+
+
+_FLAG = r"(?<![\w-])--[a-z][a-z-]*[a-z]"
+
+
+def _flags_by_command(text, command, names):
+    """(command, flag) for each flag in ``text``; a flag after "v0lite NAME" belongs to that command, up to
+    the end of the `quoted command line` it is in."""
+    import re
+
+    pattern = r"v0lite (" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b|" + _FLAG
+    for segment in text.split("`"):
+        owner = command
+        for m in re.finditer(pattern, segment):
+            if m.group(1):
+                owner = m.group(1)
+            else:
+                yield owner, m.group(0)
+
+
+def test_every_flag_a_command_names_in_its_messages_exists_on_that_command(guarantees):
+    """Issue 27: fixes that point to flags that do not exist. Each command's function and the module
+    functions it calls are walked; every --flag in their strings must be on that command's parser
+    (or on the command the string quotes, as in "`v0lite route-eval ... --save-router DIR`")."""
+    import ast
+    import inspect
+    import sys
+
+    commands = _commands()
+    checked = 0
+    for name, (_, func) in commands.items():
+        module = sys.modules[func.__module__]
+        tree = ast.parse(inspect.getsource(module))
+        defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        todo, seen = [func.__name__], set()
+        while todo:  # the command's function and every module function it calls
+            f = todo.pop()
+            if f in seen or f not in defs:
+                continue
+            seen.add(f)
+            todo += [c.func.id for c in ast.walk(defs[f]) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
+        for f in seen:
+            for text in _strings(defs[f]):
+                for owner, flag in _flags_by_command(text, name, commands):
+                    checked += 1
+                    assert flag in _flags_of(commands[owner][0]), f"`v0lite {owner}` has no {flag} ({f}: {text!r})"
+    assert checked > 40  # the walk saw the commands' messages
+    guarantees.tick("bad-input cases tried", checked)
+
+
+def test_every_library_fix_is_shown_with_flags_its_command_has(guarantees):
+    """Every 'Fix:' string of the library, as each command would print it (cli_text), names only flags of
+    that command; the ones a command has are translated (fallback='global_mean' -> --fallback global_mean)."""
+    import ast
+
+    from v0lite.commands._common import cli_text
+
+    root = Path(__file__).resolve().parents[1] / "v0lite"
+    fixes = []
+    for path in root.rglob("*.py"):
+        if "commands" in path.parts or path.name == "cli.py":
+            continue
+        fixes += [t for t in _strings(ast.parse(path.read_text())) if "Fix:" in t]
+    assert len(fixes) > 100
+    commands = _commands()
+    for name, (parser, _) in commands.items():
+        flags = _flags_of(parser)
+        for text in fixes:
+            shown = cli_text(text, flags)
+            for owner, flag in _flags_by_command(shown, name, commands):
+                assert flag in _flags_of(commands[owner][0]), (name, text, shown)
+    guarantees.tick("bad-input cases tried", len(fixes))
+    # where a command has the flag, the Python spelling is translated
+    for name in ("predict", "evaluate", "route"):
+        assert "--fallback global_mean" in cli_text("Fix: set fallback='global_mean'.", _flags_of(commands[name][0]))
+    assert "--encoder PATH" in cli_text("Fix: pass it (encoder=<path>).", _flags_of(commands["predict"][0]))
+    assert "--prompt-dict PATH" in cli_text("Fix: (prompt_dict=<path>).", _flags_of(commands["data convert"][0]))
+    assert "no flag" in cli_text("Fix: set fallback='global_mean'.", _flags_of(commands["fit"][0]))
+
+
+def test_fixes_that_name_a_flag_work_with_it(files, capsys, fake_minilm, guarantees):
+    """The flags the fixes name exist and do what the fix says: evaluate and route --fallback."""
+    tmp, hist, queries = files
+    ghost = read_log(queries).with_columns(pl.lit("ghost").alias("policy"))
+    write_log(ghost, tmp / "ghost.jsonl")
+    ev = ["evaluate", str(hist), str(tmp / "ghost.jsonl"), "--head", "prior", "--no-baselines", "-q"]
+    assert main(ev) == 1
+    assert "Fix:" in (err := capsys.readouterr().err) and "--fallback global_mean" in err
+    assert main([*ev, "--fallback", "global_mean"]) == 0
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+    capsys.readouterr()
+    route = [
+        "route",
+        str(queries),
+        "--model-dir",
+        str(tmp / "m"),
+        "--pool",
+        "pol0,ghost",
+        "--out",
+        str(tmp / "r.jsonl"),
+    ]
+    assert main(route) == 1
+    err = capsys.readouterr().err
+    assert "['ghost'] have no history" in err and "--fallback global_mean" in err and "row" not in err
+    assert main([*route, "--fallback", "global_mean"]) == 0
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_convert_v0_prompt_dict_fix_names_the_flag_it_has(tmp_path, capsys, guarantees):
+    src = tmp_path / "raw" / "ctx.jsonl"
+    src.parent.mkdir()
+    src.write_text(json.dumps({"id": 7, "score": 0.6, "model": "m", "step": 16, "dataset": "dapomath"}) + "\n")
+    out = tmp_path / "log.jsonl"
+    assert main(["data", "convert", "v0", str(src), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--prompt-dict PATH" in err and "prompt_dict=" not in err
+    (tmp_path / "dict.json").write_text(json.dumps({"dapomath_8": "other"}))
+    assert main(["data", "convert", "v0", str(src), str(out), "--prompt-dict", str(tmp_path / "dict.json")]) == 1
+    assert "--prompt-dict PATH" in capsys.readouterr().err
+    (tmp_path / "dict.json").write_text(json.dumps({"dapomath_7": "1+1?"}))
+    assert main(["data", "convert", "v0", str(src), str(out), "--prompt-dict", str(tmp_path / "dict.json")]) == 0
+    assert read_log(out)["prompt"].to_list() == ["1+1?"]
+    assert main(["data", "convert", "routerbench", str(src), str(tmp_path / "o"), "--prompt-dict", str(src)]) == 1
+    assert "applies to the v0 format only" in capsys.readouterr().err
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_predict_and_route_read_their_input_before_loading_a_model(files, capsys, monkeypatch, fake_minilm, guarantees):
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded before the input was read")
+
+    monkeypatch.setattr(V0Regressor, "load", boom)
+    bad = tmp / "q.csv"
+    bad.write_bytes("policy,prompt\npol0,x\n".encode("utf-16"))
+    capsys.readouterr()
+    out = str(tmp / "o.jsonl")
+    for argv in (
+        ["predict", str(bad), "--model-dir", str(tmp / "m"), "--out", out],
+        ["route", str(bad), "--model-dir", str(tmp / "m"), "--pool", "pol0,pol1", "--out", out],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "UTF-16" in err and "Fix: re-encode the file as UTF-8" in err, err
+    guarantees.tick("bad-input cases tried", 2)
+
+
+# --- nothing lost: saves never delete, outputs never overwrite inputs, no hang (issue 27) ---------------
+
+
+def _bytes(*paths):
+    return [Path(p).read_bytes() for p in paths]
+
+
+def test_fit_refuses_a_folder_it_did_not_write(files, capsys, monkeypatch, fake_minilm, guarantees):
+    """The issue's cases: `fit small.jsonl --model-dir precious` wiped precious/; `fit run1/hist.jsonl
+    --model-dir run1` deleted the training log itself; `--model-dir .` gave a raw error. Refused before the fit."""
+    from v0lite.estimator import V0Regressor
+
+    tmp, hist, _ = files
+    precious = tmp / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "thesis.txt").write_text("years of work")
+    (precious / "sub" / "results.csv").write_text("a,b\n1,2\n")
+    run1 = tmp / "run1"
+    run1.mkdir()
+    (run1 / "hist.jsonl").write_bytes(hist.read_bytes())
+    work = tmp / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    kept = [precious / "thesis.txt", precious / "sub" / "results.csv", run1 / "hist.jsonl"]
+    before = _bytes(*kept)
+
+    def boom(*a, **k):
+        raise AssertionError("the fit started before the model folder was checked")
+
+    monkeypatch.setattr(V0Regressor, "fit", boom)
+    cases = [
+        (["fit", str(hist), "--model-dir", str(precious)], "holds files v0lite did not write (sub/, thesis.txt)"),
+        (["fit", str(run1 / "hist.jsonl"), "--model-dir", str(run1)], "holds the input HISTORY"),
+        (["fit", str(hist), "--model-dir", "."], "is the current folder or one above it"),
+        (["fit", str(hist), "--model-dir", ".."], "holds the input HISTORY"),  # .. is tmp, which holds hist
+        (["fit", str(hist), "--model-dir", str(hist)], "is the input HISTORY"),
+        (["route-eval", str(hist), str(hist), "--save-router", str(precious)], "holds files v0lite did not write"),
+        (["route-eval", str(run1 / "hist.jsonl"), str(hist), "--save-router", str(run1)], "holds the input TRAIN"),
+    ]
+    capsys.readouterr()
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        fix = "Fix: name a new sub-folder, e.g. --model-dir" if "current" in needle else "Fix: choose another --"
+        assert needle in err and fix in err and err.count("\n") == 1, (argv, err)
+        guarantees.tick("bad-input cases tried")
+    assert _bytes(*kept) == before
+    assert sorted(p.name for p in precious.rglob("*")) == ["results.csv", "sub", "thesis.txt"]
+    assert list(work.iterdir()) == []
+
+
+def test_an_output_never_overwrites_an_input(files, capsys, fake_minilm, guarantees):
+    """Every command refuses, before any work, an output that is one of its inputs: same path, a symlink or a hard
+    link (`data convert v0 X X`, `data prompts log log`, `predict --out`, `route --out`, `--json`, ...)."""
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+    hard = tmp / "hard.jsonl"
+    os.link(queries if queries.suffix == ".jsonl" else hist, hard)  # a hard link: another name, the same file
+    (tmp / "hist.json").symlink_to(hist)  # a .json name that is the history
+    os.link(hist, tmp / "linked.json")
+    raw = tmp / "raw"
+    raw.mkdir()
+    (raw / "context.jsonl").write_text('{"x": 1}\n')
+    (raw / "train.jsonl").write_text("{}\n")
+    inputs = [hist, queries, raw / "context.jsonl", raw / "train.jsonl"]
+    before = _bytes(*inputs)
+    ctx = str(raw / "context.jsonl")
+    cases = [
+        (["data", "convert", "v0", ctx, ctx], "OUT " + ctx + ": is the input SRC"),
+        (["data", "convert", "routerbench", str(raw), str(raw)], "is a file inside the input folder SRC"),
+        (["data", "prompts", str(hist), str(hist)], "is the input LOG"),
+        (["data", "prompts", str(hard), str(hist)], "is the input LOG"),
+        (["data", "prices", str(hist), str(tmp / "linked.json")], "is the input LOG"),
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(queries)], "is the input QUERIES"),
+        (["predict", str(hist), "--model-dir", str(tmp / "m"), "--out", str(hard)], "is the input QUERIES"),
+        (["evaluate", str(hist), str(queries), "--json", str(tmp / "hist.json")], "is the input HISTORY"),
+        (["alloc-sim", str(hist), "--json", str(tmp / "linked.json")], "is the input HISTORY"),
+        (["route-eval", str(hist), str(queries), "--json", str(tmp / "hist.json")], "is the input TRAIN"),
+        (
+            ["route", str(hist), "--model-dir", str(tmp / "m"), "--pool", "pol0,pol1", "--out", str(hist)],
+            "is the input PROMPTS",
+        ),
+        (
+            ["route", str(hist), "--model-dir", str(tmp / "m"), "--pool", "pol0", "--out", str(tmp / "m" / "x.jsonl")],
+            None,  # a new file inside the model folder overwrites nothing: allowed (routes, exit 0)
+        ),
+    ]
+    capsys.readouterr()
+    for argv, needle in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        if needle is None:
+            assert rc == 0, err
+            continue
+        assert rc == 1 and needle in err and "Fix: choose another" in err and err.count("\n") == 1, (argv, err)
+        guarantees.tick("bad-input cases tried")
+    assert _bytes(*inputs) == before
+
+
+def test_fifo_and_device_inputs_are_refused_at_once(tmp_path, fake_minilm, guarantees):
+    """A FIFO with no writer made `fit` hang forever: it is refused without being opened (through the real
+    entry point, with a timeout that a hang would hit)."""
+    fifo = tmp_path / "hist.jsonl"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run(
+        [sys.executable, "-m", "v0lite", "fit", str(fifo), "--model-dir", str(tmp_path / "m")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "is a FIFO (named pipe), not a regular file" in r.stderr and "Fix" in r.stderr
+    assert main(["data", "prompts", "/dev/null", str(tmp_path / "p.jsonl")]) == 1
+    out_fifo = tmp_path / "out.jsonl"
+    os.mkfifo(out_fifo)
+    assert main(["data", "prompts", str(tmp_path / "m.jsonl"), str(out_fifo)]) == 1  # missing input first
+    write_log(make_log(), tmp_path / "m.jsonl")
+    assert main(["data", "prompts", str(tmp_path / "m.jsonl"), str(out_fifo)]) == 1
+    assert out_fifo.is_fifo()
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_unusable_cache_and_unwritable_outputs_name_the_users_path(files, capsys, monkeypatch, fake_minilm):
+    tmp, hist, queries = files
+    capsys.readouterr()
+    (tmp / "cachefile").write_text("x")
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cachefile"))
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m")]) == 1
+    err = capsys.readouterr().err
+    assert f"V0LITE_CACHE={tmp / 'cachefile'}: is a file" in err and "Fix: point V0LITE_CACHE" in err
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cache"))
+    # an output folder the process cannot write: read-only for a normal user; /sys refuses even root
+    if os.geteuid() != 0:
+        ro = tmp / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+    else:
+        ro = Path("/sys")
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    for argv, path in (
+        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(ro / "p.jsonl")], ro / "p.jsonl"),
+        (["fit", str(hist), "--model-dir", str(ro / "model"), "--head", "prior"], ro / "model"),
+    ):
+        capsys.readouterr()
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert str(path) in err and ".tmp" not in err and err.count("\n") == 1, err

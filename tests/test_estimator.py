@@ -282,14 +282,10 @@ def test_predictions_are_finite_one_per_row_order_preserving_and_history_order_f
     np.testing.assert_allclose(m.predict(Q[qperm]), p[qperm], atol=1e-12)
     # row by row equals batched
     np.testing.assert_allclose([m.predict(Q[i : i + 1])[0] for i in range(len(Q))], p, atol=1e-12)
-    # the history's row order does not matter (ties between equally similar neighbours aside:
-    # with unique (policy, prompt, step) rows there are none for the prior head)
+    # the history's row order does not matter, duplicates and ties included (fit puts the rows in one order)
     hperm = np.random.default_rng(perm_seed + 1).permutation(log.height)
     p2 = V0Regressor(head=head, encoder=_ENC, cache_dir=False, k=4, fallback="global_mean").fit(log[hperm]).predict(Q)
-    if head == "prior":
-        np.testing.assert_allclose(p2, p, atol=1e-9)
-    else:
-        assert np.isfinite(p2).all() and ((p2 >= 0) & (p2 <= 1)).all()
+    np.testing.assert_allclose(p2, p, atol=1e-9)
     unknown = ~Q["policy"].is_in(list(known)).to_numpy()
     np.testing.assert_allclose(p[unknown], log["score"].mean(), atol=1e-12)
 
@@ -301,12 +297,221 @@ def test_knn_is_history_order_free_when_keys_are_unique(guarantees, log, perm_se
     key = ["policy", "prompt"] + (["step"] if "step" in log.columns else [])
     log = log.unique(subset=key, keep="first", maintain_order=True)
     Q = log.drop("score")
-    m1 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=50).fit(log)
     hperm = np.random.default_rng(perm_seed).permutation(log.height)
-    m2 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=50).fit(log[hperm])
-    # k above the history size: every eligible row is a neighbour, so ordering cannot matter
-    np.testing.assert_allclose(m2.predict(Q), m1.predict(Q), atol=1e-9)
+    for k in (2, 50):  # fewer neighbours than rows (ties broken by the rows' one order) and more
+        m1 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=k).fit(log)
+        m2 = V0Regressor(head="knn", encoder=_ENC, cache_dir=False, k=k).fit(log[hperm])
+        np.testing.assert_allclose(m2.predict(Q), m1.predict(Q), atol=1e-9)
+
+
+_FAST_HEADS = {
+    "prior": None,
+    "knn": None,
+    "linear": None,
+    "logistic": None,
+    "ridge": None,
+    "irt": {"max_epochs": 5, "dim": 8, "hidden": 32},
+    "gbdt": {"n_estimators": 30},
+    "transformer": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+    "ensemble": {
+        "gbdt_params": {"n_estimators": 30},
+        "transformer_params": {"max_epochs": 2, "d_model": 16, "n_layers": 1, "n_heads": 2, "proj_dim": 8},
+    },
+    "auto": {"gbdt_params": {"n_estimators": 30}},
+}
+
+
+@pytest.mark.parametrize("head", list(_FAST_HEADS))
+def test_every_cpu_head_is_history_order_free(head, guarantees):
+    """Predictions do not depend on the order of the fit log's rows nor of add_history's (new policies and more
+    outcomes of known ones): every head, its folds and its subsamples see the rows in one order."""
+    log = make_log(n_policies=4, n_prompts=40, steps=True, seed=1)
+    prompts = sorted(log["prompt"].unique().to_list())
+    held = set(prompts[::5])
+    hist, Q = log.filter(~pl.col("prompt").is_in(held)), log.filter(pl.col("prompt").is_in(held))
+
+    def model():
+        return V0Regressor(head=head, head_params=_FAST_HEADS[head], encoder=_ENC, cache_dir=False, random_state=0)
+
+    rng = np.random.default_rng(7)
+    p = model().fit(hist).predict(Q)
+    np.testing.assert_allclose(model().fit(hist[rng.permutation(hist.height)]).predict(Q), p, atol=1e-9)
+    base = hist.filter(pl.col("policy") != "pol3")
+    more = pl.concat([hist.filter(pl.col("policy") == "pol3"), Q.filter(pl.col("policy") == "pol0")])
+    fitted = model().fit(base)
+    a = fitted.add_history(more).predict(Q)
+    b = model().fit(base).add_history(more[rng.permutation(more.height)]).predict(Q)
+    np.testing.assert_allclose(b, a, atol=1e-9)
+    guarantees.tick("property examples run", 2)
 
 
 def test_data_errors_are_value_errors_for_sklearn():
     assert issubclass(DataError, ValueError)
+
+
+# --- issue 27: run-time settings are not saved; encoders are known by their files -------------------------
+
+
+def _edit_meta(folder, edit):
+    import json
+
+    from v0lite.persist import _meta_digest
+
+    meta = json.loads((folder / "meta.json").read_text())
+    edit(meta)
+    meta["meta_sha256"] = _meta_digest(meta)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_cache_dir_is_not_saved_and_an_old_folders_is_ignored(tmp_path, small_log, monkeypatch, guarantees):
+    import json
+
+    guarantees.tick("bad-input cases tried")
+    m = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=tmp_path / "fit-cache", show_progress_bar=True)
+    m.fit(small_log).save(tmp_path / "m")
+    params = json.loads((tmp_path / "m" / "meta.json").read_text())["params"]
+    assert "cache_dir" not in params and "show_progress_bar" not in params
+    # a folder written before this rule (or edited) names a cache: loading ignores it
+    elsewhere = tmp_path / "not-yours"
+    _edit_meta(tmp_path / "m", lambda meta: meta["params"].update(cache_dir=str(elsewhere)))
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "env-cache"))
+    back = V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
+    assert back.cache_dir is None and back.show_progress_bar is False
+    back.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["a brand new prompt"]}))
+    assert not elsewhere.exists() and list((tmp_path / "env-cache").rglob("shard-*.npz"))
+    mine = V0Regressor.load(tmp_path / "m", encoder=FakeEncoder(), cache_dir=tmp_path / "mine")
+    mine.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["another new prompt"]}))
+    assert list((tmp_path / "mine").rglob("shard-*.npz"))
+
+
+def _encoder_folder(path, weights=b"weights v1"):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_a_relative_encoder_path_is_saved_resolved(tmp_path, small_log, fake_minilm, monkeypatch, guarantees):
+    import json
+
+    guarantees.tick("bad-input cases tried")
+    _encoder_folder(tmp_path / "work" / "enc")
+    monkeypatch.chdir(tmp_path / "work")
+    m = V0Regressor(head="knn", encoder="enc").fit(small_log)
+    m.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "meta.json").read_text())["params"]["encoder"] == str(tmp_path / "work" / "enc")
+    q = pl.DataFrame({"policy": ["pol0"], "prompt": ["a new prompt"]})
+    expected = m.predict(q)
+    monkeypatch.chdir(tmp_path)  # another working folder: "enc" names nothing here
+    np.testing.assert_array_equal(V0Regressor.load(tmp_path / "m").predict(q), expected)
+
+
+def test_an_encoder_folder_changed_after_fit_is_refused(tmp_path, small_log, fake_minilm, guarantees):
+    """Fine-tuned into the same folder: new prompts would get the new encoder's vectors beside the history's
+    old ones. Predicting refuses, naming the fix; the CLI names --encoder, which predict has."""
+    from v0lite.cli import main
+    from v0lite.exceptions import V0liteError
+
+    guarantees.tick("faults injected")
+    enc = _encoder_folder(tmp_path / "enc")
+    V0Regressor(head="knn", encoder=str(enc)).fit(small_log).save(tmp_path / "m")
+    _encoder_folder(enc, b"weights v2, fine-tuned")
+    q = pl.DataFrame({"policy": ["pol0"], "prompt": ["a new prompt"]})
+    with pytest.raises(V0liteError, match=r"not the one this model was fitted with.*Fix: refit"):
+        V0Regressor.load(tmp_path / "m").predict(q)
+    q.write_ndjson(tmp_path / "q.jsonl")
+    args = [
+        "predict",
+        str(tmp_path / "q.jsonl"),
+        "--model-dir",
+        str(tmp_path / "m"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+    ]
+    assert main(args) == 1
+    # the original encoder, moved elsewhere: the same files, so predict accepts it with --encoder
+    _encoder_folder(tmp_path / "backup", b"weights v1")
+    assert main([*args, "--encoder", str(tmp_path / "backup"), "-q"]) == 0
+
+
+def test_predict_encoder_hint_names_a_flag_predict_has(tmp_path, small_log, fake_minilm, capsys, monkeypatch):
+    from v0lite.cli import main
+
+    enc = _encoder_folder(tmp_path / "enc")
+    V0Regressor(head="knn", encoder=str(enc)).fit(small_log).save(tmp_path / "m")
+    _encoder_folder(enc, b"weights v2")
+    pl.DataFrame({"policy": ["pol0"], "prompt": ["new"]}).write_ndjson(tmp_path / "q.jsonl")
+    main(["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--out", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    assert "Fix:" in err and "--encoder PATH" in err and "encoder=" not in err
+
+
+@pytest.mark.parametrize(
+    "y, kind",
+    [
+        (lambda y: [str(v) for v in y], "text"),
+        (lambda y: np.array([str(v) for v in y]), "text"),
+        (lambda y: pl.Series([str(v) for v in y]), "text"),
+        (lambda y: pd.Series([str(v) for v in y]), "text"),
+        (lambda y: [bool(v > 0.5) for v in y], "booleans"),
+        (lambda y: np.asarray(y) > 0.5, "booleans"),
+        (lambda y: pl.Series(y > 0.5), "booleans"),
+    ],
+)
+def test_y_as_text_or_booleans_is_refused_as_files_are(make_model, small_log, guarantees, y, kind):
+    from v0lite.exceptions import DataError
+
+    guarantees.tick("bad-input cases tried")
+    X, yy = _xy(small_log)
+    with pytest.raises(DataError, match=rf"y must be numeric, found {kind}.*Fix"):
+        make_model().fit(X, y(yy))
+
+
+def test_an_encoder_returning_nan_during_fit_names_the_log_row(small_log, guarantees):
+    from v0lite.exceptions import V0liteError
+
+    class NaNOn(FakeEncoder):
+        model_id = "nan-on-sort"
+
+        def encode(self, texts):
+            out = super().encode(texts)
+            out[["sort the list case 6" == t for t in texts]] = np.nan
+            return out
+
+    guarantees.tick("bad-input cases tried")
+    rows = small_log["prompt"].to_list()
+    with pytest.raises(
+        V0liteError, match=rf"column 'prompt', row {rows.index('sort the list case 6')}: encoder 'nan-on-sort'"
+    ):
+        V0Regressor(head="knn", encoder=NaNOn(), cache_dir=False).fit(small_log)
+
+
+def test_an_encoder_of_another_size_at_predict_is_an_error_naming_the_row(tmp_path, small_log, guarantees):
+    """Loaded with an encoder object whose vectors are not the history's size: an error, not a crash."""
+    from v0lite.exceptions import V0liteError
+
+    class Short(FakeEncoder):
+        def encode(self, texts):
+            return super().encode(texts)[:, :32]
+
+    guarantees.tick("bad-input cases tried")
+    V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(small_log).save(tmp_path / "m")
+    back = V0Regressor.load(tmp_path / "m", encoder=Short(), cache_dir=False)
+    q = pl.DataFrame({"policy": ["pol0", "pol1"], "prompt": ["sort the list case 1", "a new prompt"]})
+    with pytest.raises(
+        V0liteError, match=r"column 'prompt', row 1: encoder 'fake-ngram-64' returned 32-d vectors.*64-d"
+    ):
+        back.predict(q)
+
+
+def test_device_reaches_the_embedder_and_is_not_saved(make_model, small_log, tmp_path):
+    from v0lite.estimator import V0Regressor
+
+    model = make_model(device="cpu").fit(small_log)
+    assert model._get_embedder().device == "cpu"
+    model.save(tmp_path / "m")
+    meta = (tmp_path / "m" / "meta.json").read_text()
+    assert '"device"' not in meta  # the machine's setting, not the model's
+    again = V0Regressor.load(tmp_path / "m", encoder=model.encoder, device="cpu")
+    assert again.device == "cpu" and again._get_embedder().device == "cpu"
+    assert V0Regressor.load(tmp_path / "m", encoder=model.encoder).device is None

@@ -475,7 +475,7 @@ def test_route_eval_per_task_hand_checked():
     assert res["max_acc"] == pytest.approx(1 / 3)
     assert res["oracle_task_acc"] == {"t1": 0.5, "t2": 1.0} and res["task_n"] == {"t1": 2, "t2": 1}
     assert "baselines" not in res
-    with pytest.raises(DataError, match=r"--per-task.*missing in TEST"), warnings.catch_warnings():
+    with pytest.raises(DataError, match=r"per_task=True.*missing in TEST"), warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
         route_eval(train, test.drop("task"), value_model=TableValueModel(table), embedder=FakeEmbedder(), per_task=True)
 

@@ -29,14 +29,19 @@ GENERATIONS = 2
 
 
 class StubValue:
+    """Sure pass / sure fail / coin flip by the prompt's first word; logs predict and add_history in order."""
+
     def __init__(self):
         self.history = []
+        self.events = []
 
     def predict(self, X):
+        self.events.append(("predict", sorted(set(X["step"].to_list())), X.height))
         first = [q.split()[0] for q in X["prompt"].to_list()]
         return np.array([{"easy": 0.99, "hard": 0.01}.get(w, 0.5) for w in first])
 
     def add_history(self, X, y):
+        self.events.append(("add_history", sorted(set(X["step"].to_list())), X.height))
         self.history.append((X["prompt"].to_list(), X["step"].to_list(), X["n"].to_list(), np.asarray(y)))
         return self
 
@@ -65,7 +70,7 @@ def _model(tok):
     return LlamaForCausalLM(cfg)
 
 
-def _run(tmp_path, planner=None, steps=3):
+def _run(tmp_path, planner=None, steps=3, prompts=PROMPTS, **config):
     """Train ``steps`` GRPO steps; return [(prompt, reward)] for every completion scored in training."""
     scored = []
 
@@ -87,13 +92,14 @@ def _run(tmp_path, planner=None, steps=3):
         logging_steps=1,
         seed=0,
         disable_tqdm=True,
+        **config,
     )
     kw = {
         "model": _model(tok),
         "reward_funcs": reward,
         "args": args,
         "processing_class": tok,
-        "train_dataset": Dataset.from_dict({"prompt": PROMPTS}),
+        "train_dataset": Dataset.from_dict({"prompt": list(prompts)}),
     }
     trainer = trl.GRPOTrainer(**kw) if planner is None else PlannedGRPOTrainer(**kw, planner=planner)
     trainer.train()
@@ -122,6 +128,46 @@ def test_planner_changes_what_grpo_rolls_out_and_learns_the_outcomes(tmp_path):
         assert n == GENERATIONS and y == pytest.approx(np.mean([r > 0.5 for _, r in group]))
     sel = trainer.selector_
     assert (sel.n_chosen_, sel.n_observed_, sel.n_filled_) == (6, 6, 0)
+    # one predict per planned chunk, none for the observed prompts (observe reuses the planned priors)
+    predicts = [e for e in stub.events if e[0] == "predict"]
+    assert len(predicts) == sel.step_ and all(n == 4 for _, _, n in predicts)
+    # lag k = 2 with dataloader_num_workers=0 (TRL's default, set in the recipe): accelerate's dataloader
+    # draws one batch ahead, so step t + 1 is planned before step t's outcomes come, step t + 2 after
+    order = [(kind, steps[0]) for kind, steps, _ in stub.events]
+    assert order.index(("predict", 1)) < order.index(("add_history", 0)) < order.index(("predict", 2))
+
+
+def test_duplicate_prompts_in_one_batch_keep_separate_groups(tmp_path):
+    stub = StubValue()
+    prompts = ["fair twin", "fair twin", "easy a", "easy b"]  # the band keeps both copies of "fair twin"
+    trainer, scored = _run(tmp_path, RolloutPlanner(stub), steps=1, prompts=prompts)
+    assert [q for q, _ in scored] == ["fair twin"] * 4
+    (texts, steps, n, y) = stub.history[0]
+    assert texts == ["fair twin", "fair twin"] and n == [GENERATIONS, GENERATIONS] and steps == [0, 0]
+    groups = [scored[:2], scored[2:]]
+    assert list(y) == pytest.approx([np.mean([r > 0.5 for _, r in g]) for g in groups])
+
+
+def test_streaming_dataset_is_refused(tmp_path):
+    tok = _tokenizer()
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        num_generations=2,
+        per_device_train_batch_size=2,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+    )
+    stream = Dataset.from_dict({"prompt": PROMPTS}).to_iterable_dataset()
+    with pytest.raises(ValueError, match="map-style train_dataset.*streaming=False"):
+        PlannedGRPOTrainer(
+            model=_model(tok),
+            reward_funcs=lambda completions, **k: [0.0] * len(completions),
+            args=args,
+            processing_class=tok,
+            train_dataset=stream,
+            planner=RolloutPlanner(StubValue()),
+        )
 
 
 def _selector(**kw):

@@ -7,6 +7,7 @@ repeat, token-level scores). Only the value model is a stub.
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -20,7 +21,7 @@ from verl.trainer.ppo.utils import create_rl_sampler
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 from v0lite import RolloutPlanner
-from v0lite.rl.integrations import VerlFeedbackDataset, VerlSampler, verl_hooks
+from v0lite.rl.integrations import PlannedRLHFDataset, VerlFeedbackDataset, VerlSampler
 from v0lite.rl.integrations._verl import INDEX_KEY
 
 PROMPTS = [f"easy sum {i}" for i in range(2)] + [f"hard proof {i}" for i in range(2)]
@@ -124,8 +125,10 @@ def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers)
     assert len(loader) == len(PROMPTS) // 8  # 8 candidates per step of 4
     rng = np.random.default_rng(0)
     rolled, expected = [], {}
+    planned_when_read = []
     for _epoch in range(2):
         for batch_dict in loader:
+            planned_when_read.append(sampler.selector_.step_)
             rows = [_user_text({"prompt": m}) for m in batch_dict["raw_prompt"]]
             rolled.append(rows)
             batch = _finished_batch(batch_dict, rollout_n=3, rng=rng)
@@ -137,6 +140,8 @@ def test_sampler_keeps_band_and_feeds_each_group_back(verl_dataset, num_workers)
                 expected[key] = expected.get(key, 0) + int(v > 0.5)
             train.on_batch_end(batch=batch)
     assert len(rolled) == 4 and all(len(r) == 4 for r in rolled)
+    # with no workers a step is planned when its batch is read; workers prefetch, so the sampler plans ahead
+    assert planned_when_read[0] == 1 if num_workers == 0 else planned_when_read[0] == 2
     assert not SURE & {q for r in rolled for q in r}, "a sure-pass / sure-fail prompt was rolled out"
     assert sampler.selector_.n_filled_ == 0
     # feedback: one add_history per step, the step it was planned at, n = rollout.n, successes as scored
@@ -154,21 +159,188 @@ def test_stock_sampler_rolls_out_sure_prompts(verl_dataset):
     assert seen & SURE
 
 
-def test_verl_hooks_replace_the_legacy_task_runners_factories(verl_files):
-    """The pair has verl's signatures and builds what RayPPOTrainer needs from verl's own dataset factory."""
+@pytest.fixture(scope="module")
+def v0_model(tmp_path_factory):
+    """A saved kNN V0Regressor whose history says easy passes, hard fails, fair is a coin flip."""
+    import polars as pl
+
+    from v0lite import V0Regressor
+
+    score = [1.0 if q.startswith("easy") else 0.0 if q.startswith("hard") else 0.5 for q in PROMPTS]
+    log = pl.DataFrame(
+        {"policy": ["pol"] * len(PROMPTS), "prompt": PROMPTS, "score": score, "step": [0] * len(PROMPTS)}
+    )
+    path = tmp_path_factory.mktemp("v0") / "model"
+    V0Regressor(head="knn", k=1).fit(log).save(path)
+    return path
+
+
+def _planned_config(cfg, train, model, **v0):
+    """verl's data config naming PlannedRLHFDataset as data.custom_cls, as the docs/rl.md recipe does."""
+    return OmegaConf.merge(
+        cfg,
+        {
+            "train_files": train,
+            "val_files": train.replace("train", "val"),
+            "shuffle": False,
+            "dataloader_num_workers": 0,
+            "custom_cls": {"path": "pkg://v0lite.rl.integrations", "name": "PlannedRLHFDataset"},
+            "v0lite": {"model": str(model), "policy": "pol", "messages": "user", **v0},
+        },
+    )
+
+
+def test_planned_dataset_is_built_by_verls_own_factory(verl_files, v0_model):
+    """create_rl_dataset loads the class from data.custom_cls; train rows come in the planned order."""
+    from verl.trainer.ppo.utils import create_rl_dataset as verl_create_rl_dataset
+
     path, cfg = verl_files
-    stub = StubValue()
-    create_rl_dataset, create_rl_sampler = verl_hooks(lambda: RolloutPlanner(stub), oversample=2.0, messages="user")
+    val_path = path.replace("train", "val")
+    pd.read_parquet(path).head(4).to_parquet(val_path)
+    cfg = _planned_config(cfg, path, v0_model)
     tok = _tokenizer()
-    train = create_rl_dataset(path, cfg, tok, None, is_train=True, max_samples=-1)
-    val = create_rl_dataset(path, cfg, tok, None, is_train=False, max_samples=-1)
-    assert isinstance(train, VerlFeedbackDataset) and isinstance(val, RLHFDataset)
-    sampler = create_rl_sampler(cfg, train)
-    assert train.sampler is sampler and sampler.batch_size == 4 and sampler.seed == 3
-    kept = [_user_text({"prompt": m}) for b in _dataloader(train, sampler, 4) for m in b["raw_prompt"]]
-    assert len(kept) == 8 and not SURE & set(kept)
-    with pytest.raises(TypeError, match="verl_hooks"):
-        create_rl_sampler(cfg, val)
+    train = verl_create_rl_dataset(path, cfg, tok, None, is_train=True)
+    val = verl_create_rl_dataset(val_path, cfg, tok, None, is_train=False)
+    assert isinstance(train, PlannedRLHFDataset) and type(val) is RLHFDataset and len(val) == 4
+    sampler = create_rl_sampler(cfg, train)  # verl's: data.shuffle=False gives a SequentialSampler
+    assert type(sampler) is torch.utils.data.SequentialSampler
+    loader = _dataloader(train, sampler, 4)
+    assert len(loader) == len(PROMPTS) // 8
+    rng = np.random.default_rng(0)
+    for step, batch_dict in enumerate(loader):
+        rows = [_user_text({"prompt": m}) for m in batch_dict["raw_prompt"]]
+        planned = [PROMPTS[i] for i in train.sampler.planned_[step]]
+        assert rows == planned and not SURE & set(rows)
+        train.on_batch_end(batch=_finished_batch(batch_dict, rollout_n=2, rng=rng))
+    assert train.sampler.selector_.n_observed_ == 8
+    assert train.sampler.planner.value_model.n_history_ == len(PROMPTS) + 8  # the outcomes reached add_history
+
+
+def test_planned_dataset_refuses_settings_it_cannot_honour(verl_files, v0_model, guarantees):
+    path, cfg = verl_files
+    tok = _tokenizer()
+    good = _planned_config(cfg, path, v0_model)
+    cases = [
+        ({"shuffle": True}, "data.shuffle=False"),
+        ({"dataloader_num_workers": 8}, "data.dataloader_num_workers=0"),
+        ({"v0lite": {"policy": None}}, "data.v0lite.policy is required"),
+        ({"v0lite": {"policy": "other"}}, "policy 'other' has no history"),
+        ({"v0lite": {"bands": [0, 1]}}, "unknown option data.v0lite.bands"),
+        ({"v0lite": None}, r"\+data.v0lite.model="),
+    ]
+    for change, message in cases:
+        bad = OmegaConf.merge(good, change)
+        with pytest.raises(Exception, match=message):
+            PlannedRLHFDataset(path, tok, bad)
+    guarantees.tick("bad-input cases tried", len(cases))
+
+
+def _run_loader(dataset, sampler, n_batches=None, state=None):
+    loader = _dataloader(dataset, sampler, 4)
+    if state is not None:
+        loader.load_state_dict(state)
+    out = []
+    for batch_dict in loader:
+        out.append([_user_text({"prompt": m}) for m in batch_dict["raw_prompt"]])
+        if n_batches is not None and len(out) == n_batches:
+            return out, json.loads(json.dumps(loader.state_dict()))  # what verl checkpoints, as plain JSON
+    return out, None
+
+
+def test_sampler_state_resumes_where_it_stopped(verl_dataset):
+    """Epoch, step and RNG survive state_dict / load_state_dict: a resumed run reads what an unbroken one does."""
+
+    def fresh():
+        s = VerlSampler(verl_dataset, RolloutPlanner(StubValue()), batch_size=4, messages="user", seed=5)
+        return VerlFeedbackDataset(verl_dataset, s), s
+
+    ds, s = fresh()
+    unbroken = _run_loader(ds, s)[0] + _run_loader(ds, s)[0]  # two epochs
+    ds, s = fresh()
+    head, state = _run_loader(ds, s, n_batches=1)
+    ds2, s2 = fresh()
+    rest = _run_loader(ds2, s2, state=state)[0] + _run_loader(ds2, s2)[0]
+    assert head + rest == unbroken and unbroken[:2] != unbroken[2:]
+    assert s2.selector_.step_ == 4 and s2._epoch == 1
+
+
+def test_planned_dataset_state_resumes_where_it_stopped(verl_files, v0_model):
+    path, cfg = verl_files
+    cfg = _planned_config(cfg, path, v0_model, shuffle=True)
+    tok = _tokenizer()
+
+    def fresh():
+        ds = PlannedRLHFDataset(path, tok, cfg)
+        return ds, torch.utils.data.SequentialSampler(ds)
+
+    unbroken = _run_loader(*fresh())[0]
+    head, state = _run_loader(*fresh(), n_batches=1)
+    rest = _run_loader(*fresh(), state=state)[0]
+    assert head + rest == unbroken
+
+
+def test_shuffle_false_reads_candidates_in_dataset_order():
+    rows = [{"prompt": q} for q in PROMPTS]
+    sampler = VerlSampler(rows, RolloutPlanner(StubValue()), batch_size=2, oversample=2.0, shuffle=False)
+    out = list(sampler)
+    for step in range(len(out) // 2):  # step t keeps 2 of rows 4t .. 4t + 3
+        assert set(out[2 * step : 2 * step + 2]) <= set(range(4 * step, 4 * step + 4))
+    assert out != list(VerlSampler(rows, RolloutPlanner(StubValue()), batch_size=2, oversample=2.0))
+
+
+class CountingValue(StubValue):
+    def __init__(self):
+        super().__init__()
+        self.predicted_steps = []
+
+    def predict(self, X):
+        self.predicted_steps.append(sorted(set(X["step"].to_list())))
+        return super().predict(X)
+
+
+def test_step_mapping_and_observe_reuses_the_planned_priors():
+    """Trainer step t is value-model step offset + scale * t, for predict and add_history; one predict per step."""
+    rows = [{"prompt": q} for q in PROMPTS]
+    value = CountingValue()
+    sampler = VerlSampler(rows, RolloutPlanner(value), batch_size=2, oversample=2.0, step_offset=16, step_scale=48)
+    it = iter(sampler)
+    for _step in range(3):
+        kept = [next(it), next(it)]
+        uid = np.array(["a", "a", "b", "b"], dtype=object)
+        info = np.array([{INDEX_KEY: kept[0]}] * 2 + [{INDEX_KEY: kept[1]}] * 2, dtype=object)
+        batch = DataProto.from_single_dict(
+            {"token_level_scores": torch.tensor([[1.0], [0.0], [1.0], [1.0]]), "uid": uid, "extra_info": info}
+        )
+        assert sampler.update(batch) == 2
+    assert value.predicted_steps == [[16], [64], [112]]  # no second predict of the observed prompts
+    assert [h[1] for h in value.history] == [[16, 16], [64, 64], [112, 112]]
+    assert sampler.selector_.history_step(5) == 16 + 48 * 5
+
+
+def test_history_logged_at_later_steps_is_read_with_the_mapped_step(v0_model):
+    """A history logged at steps 16/64/256 is invisible at value-model step 0 and visible from step 16 on."""
+    import polars as pl
+
+    from v0lite import V0Regressor
+
+    fair = [q for q in PROMPTS if q.startswith("fair")]
+    log = pl.DataFrame(
+        {
+            "policy": ["pol"] * 3 * len(fair) + ["base"] * len(fair),
+            "prompt": fair * 4,
+            "score": [1.0] * len(fair) + [1.0] * len(fair) + [1.0] * len(fair) + [0.0] * len(fair),
+            "step": [16] * len(fair) + [64] * len(fair) + [256] * len(fair) + [0] * len(fair),
+        }
+    )
+    model = V0Regressor(head="knn", k=4, fallback="global_mean").fit(log)
+    rows = [{"prompt": q} for q in fair]
+
+    def first_p(offset):
+        sampler = VerlSampler(rows, RolloutPlanner(model, policy="pol"), batch_size=2, step_offset=offset)
+        next(iter(sampler))
+        return sampler.selector_.last_p_
+
+    assert first_p(16).min() > first_p(0).max()
 
 
 def test_fills_from_nearest_band_when_too_few_in_band():
@@ -243,3 +415,40 @@ def test_bad_input_says_what_to_fix(guarantees):
     with pytest.raises(ValueError, match="VerlFeedbackDataset"):
         sampler.update(no_index)
     guarantees.tick("bad-input cases tried", 7)
+
+
+def test_verls_entry_points_import_in_the_locked_environment():
+    """The verl extra is complete: both task runners' modules import (0.9.1 needs fastapi, uvicorn, cachetools)."""
+    import importlib
+
+    main_ppo = importlib.import_module("verl.trainer.main_ppo")
+    main_ppo_v0 = importlib.import_module("verl.trainer.main_ppo_v0")
+    assert callable(main_ppo.main) and hasattr(main_ppo_v0.TaskRunner, "remote")
+
+
+def test_planned_dataset_warns_when_no_outcome_comes_back(verl_files, v0_model):
+    """A trainer that never calls on_batch_end (verl 0.9.1's V1) is named in a warning after 3 steps."""
+    from v0lite.exceptions import V0liteWarning
+
+    path, cfg = verl_files
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, v0_model))
+    loader = _dataloader(ds, torch.utils.data.SequentialSampler(ds), 4)
+    list(loader)  # 2 steps: no warning yet
+    with pytest.warns(V0liteWarning, match=r"on_batch_end.*trainer.use_v1=false"):
+        list(loader)
+
+
+def test_planned_dataset_embeds_its_training_set_when_built(verl_files, tmp_path, fake_minilm):
+    """data.v0lite.warm (default): every prompt is embedded when verl builds the dataset, none at the first batch."""
+    import polars as pl
+
+    from v0lite import V0Regressor
+
+    log = pl.DataFrame({"policy": ["pol"] * 3, "prompt": ["other a", "other b", "other c"], "score": [1.0, 0.0, 0.5]})
+    V0Regressor(head="knn", k=1).fit(log).save(tmp_path / "m")
+    path, cfg = verl_files
+    seen = fake_minilm.texts_seen
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, tmp_path / "m"))
+    assert fake_minilm.texts_seen == seen + len(PROMPTS)
+    next(iter(_dataloader(ds, torch.utils.data.SequentialSampler(ds), 4)))
+    assert fake_minilm.texts_seen == seen + len(PROMPTS)

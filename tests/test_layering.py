@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"heads"},
     {"estimator", "persist", "baselines"},
     {"routing", "rl", "data"},
-    {"distributed"},
+    {"distributed", "serve"},
     {"commands", "cli", "__main__"},
 ]
 # the package's public face: lazily imports any layer; nothing inside the package imports it

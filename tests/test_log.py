@@ -152,3 +152,144 @@ def test_validate_log_only_ever_raises_data_error(guarantees, data, as_pandas, r
         s = out["score"].to_numpy()
         ok = np.isfinite(s) & (s >= 0) & (s <= 1)
         assert ok.all() if require_score else (ok | np.isnan(s)).all()
+
+
+# --- issue 27: text stays text, and rows are the file's rows ----------------------------------------------
+
+
+def test_csv_text_columns_stay_text(tmp_path, guarantees):
+    """`1.10` and `1.1` are two policies; `007` stays `007`: CSV text columns are never read as numbers."""
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "log.csv"
+    f.write_text("policy,prompt,score,task,prompt_id\n1.10,2+2?,1.0,007,007\n1.1,3+3?,0.0,1e3,01\n1.10,42,0.5,7,7\n")
+    df = read_log(f)
+    assert df["policy"].to_list() == ["1.10", "1.1", "1.10"] and df["policy"].n_unique() == 2
+    assert df["task"].to_list() == ["007", "1e3", "7"] and df["prompt_id"].to_list() == ["007", "01", "7"]
+    assert df["prompt"].to_list() == ["2+2?", "3+3?", "42"]  # a numeric-looking prompt in a CSV is text
+
+
+def test_csv_text_columns_stay_text_through_fit_and_the_cli(tmp_path, fake_minilm, guarantees):
+    from v0lite.cli import main
+    from v0lite.estimator import V0Regressor
+
+    guarantees.tick("bad-input cases tried", 2)
+    f = tmp_path / "log.csv"
+    f.write_text("policy,prompt,score\n1.10,a b c,1.0\n1.1,a b c,0.0\n007,d e f,1.0\n1.10,d e f,1.0\n")
+    assert main(["fit", str(f), "--model-dir", str(tmp_path / "m"), "--head", "prior", "-q"]) == 0
+    assert V0Regressor.load(tmp_path / "m").index_.policies == ["007", "1.1", "1.10"]
+    (tmp_path / "q.csv").write_text("policy,prompt\n007,x y z\n1.10,x y z\n")
+    assert (
+        main(["predict", str(tmp_path / "q.csv"), "--model-dir", str(tmp_path / "m"), "--out", str(tmp_path / "o.csv")])
+        == 0
+    )
+    out = pl.read_csv(tmp_path / "o.csv", schema_overrides={"policy": pl.String})
+    assert out["policy"].to_list() == ["007", "1.10"] and (out["p_success"] > 0.99).all()  # both all-1 histories
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_utf16_file_is_told_to_re_encode_as_utf8(tmp_path, guarantees, codec, suffix):
+    guarantees.tick("bad-input cases tried")
+    text = '{"policy":"a","prompt":"x","score":1.0}\n' if suffix == ".jsonl" else "policy,prompt,score\na,x,1.0\n"
+    data = text.encode(codec)  # "utf-16-be" writes no byte-order mark: its NUL bytes give it away
+    f = tmp_path / f"log{suffix}"
+    f.write_bytes(data)
+    with pytest.raises(DataError, match=r"(UTF-16|UTF-32|NUL byte).*Fix: re-encode the file as UTF-8"):
+        read_log(f)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"policy":"a","prompt":"x","score":1.0}\n')
+    assert read_log(f)["policy"].to_list() == ["a"]
+
+
+@pytest.mark.parametrize("sep, word", [(";", "semicolon"), ("\t", "tab")])
+def test_a_csv_with_another_separator_is_told_so(tmp_path, guarantees, sep, word):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "log.csv"
+    f.write_text(sep.join(["policy", "prompt", "score"]) + "\n" + sep.join(["a", "x", "1.0"]) + "\n")
+    with pytest.raises(
+        DataError, match=rf"{word}-separated, not comma-separated\. Fix: write the CSV with commas"
+    ) as e:
+        read_log(f)
+    assert "add a 'policy' column" not in str(e.value)
+
+
+def test_a_lone_surrogate_is_a_data_error_with_its_row(tmp_path, guarantees):
+    """JSON allows the escape "\\ud800" but it is no character: polars would silently make it NUL."""
+    guarantees.tick("bad-input cases tried", 4)
+    rows = ['{"policy":"a","prompt":"fine","score":1.0}', "", '{"policy":"a","prompt":"x\\ud800y","score":1.0}']
+    f = tmp_path / "s.jsonl"
+    f.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"s.jsonl, line 3 \(row 1\): column 'prompt' holds undecodable text.*Fix"):
+        read_log(f)
+    g = tmp_path / "s.json"
+    g.write_text('[{"policy":"a","prompt":"ok","score":1.0}, {"policy":"a","prompt":"\\udc80","score":1.0}]')
+    with pytest.raises(DataError, match=r"s.json, row 1: column 'prompt' holds undecodable text"):
+        read_log(g)
+    with pytest.raises(DataError, match=r"column 'prompt', row 1: value 'x\\ud800' holds undecodable text"):
+        validate_log({"policy": ["a", "b"], "prompt": ["ok", "x\ud800"], "score": [1.0, 0.0]})
+    # a valid pair (an emoji written as two escapes) is a character, and passes
+    ok = tmp_path / "pair.jsonl"
+    ok.write_text('{"policy":"a","prompt":"x\\ud83d\\ude00","score":1.0}\n')
+    assert read_log(ok)["prompt"].to_list() == ["x\U0001f600"]
+
+
+def test_a_late_text_score_is_reported_at_its_row(tmp_path, guarantees):
+    """One "0" among numbers makes polars read the whole column as text; the error names that row."""
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "late.jsonl"
+    f.write_text(
+        "".join(
+            f'{{"policy":"a","prompt":"p{i}","score":{chr(34) + "0" + chr(34) if i == 5 else 1.0}}}\n' for i in range(8)
+        )
+    )
+    with pytest.raises(
+        DataError, match=r"column 'score' must be numeric, found text at row 5: '0' \(.*late.jsonl, line 6\)"
+    ):
+        read_log(f)
+
+
+def test_an_integer_beyond_64_bits_in_a_file_is_shown_as_written(tmp_path, guarantees):
+    import warnings
+
+    guarantees.tick("bad-input cases tried", 2)
+    for col in ("n", "step"):
+        f = tmp_path / f"{col}.jsonl"
+        good = f'{{"policy":"a","prompt":"x","score":1.0,"{col}":3}}\n'
+        f.write_text(good + f'{{"policy":"a","prompt":"y","score":1.0,"{col}":{2**63 + 5}}}\n')
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no raw numpy cast warning on the way
+            with pytest.raises(
+                DataError, match=rf"column '{col}', row 1: value 9223372036854775813 is not .*within 64 bits"
+            ):
+                read_log(f)
+
+
+@pytest.mark.parametrize("value", [2**63 + 5, 2**64 - 1])
+def test_an_integer_beyond_64_bits_in_a_frame_is_a_data_error(value, guarantees):
+    import warnings
+
+    guarantees.tick("bad-input cases tried")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=rf"column 'n', row 1: value {value} is not a positive integer within 64"):
+            validate_log({"policy": ["a", "a"], "prompt": ["x", "y"], "score": [1.0, 1.0], "n": [3, value]})
+
+
+def test_json_syntax_errors_give_the_line_not_a_character_offset(tmp_path, guarantees):
+    guarantees.tick("bad-input cases tried", 2)
+    f = tmp_path / "bad.jsonl"
+    good = '{"policy":"a","prompt":"x","score":1.0}\n'
+    f.write_text(good + "\n" + good + '{"policy":"a" "prompt":"z"}\n')
+    with pytest.raises(
+        DataError,
+        match=r"bad.jsonl, line 4 \(row 2\): not valid JSON \(.*column 15\)\. Fix: repair or remove that line",
+    ) as e:
+        read_log(f)
+    assert "character" not in str(e.value)
+    g = tmp_path / "bad.json"
+    g.write_text('[\n {"policy": "a", "prompt": "x", "score": 1.0},\n {"policy": "a",, "prompt": "y"}\n]\n')
+    with pytest.raises(DataError, match=r"bad.json, line 3, column \d+: not valid JSON"):
+        read_log(g)

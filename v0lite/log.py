@@ -21,8 +21,10 @@ fix; nothing is silently dropped. Other columns pass through untouched.
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,9 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("policy", "prompt", "score")
 OPTIONAL_COLUMNS = ("step", "n", "cost", "prompt_id", "task")
+# read as text from every file, whatever they look like (CSV "1.10" is not the number 1.1)
+TEXT_COLUMNS = ("policy", "prompt", "prompt_id", "task")
+NUMERIC_COLUMNS = ("score", "step", "n", "cost")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 # Common misnamings, so the error can say what was probably meant.
 _ALIASES = {
@@ -75,26 +80,195 @@ def _read_file(path: Path) -> pl.DataFrame:
             f"{path}: unknown file type {path.suffix!r}. Fix: use one of {sorted(_SUFFIXES)} "
             "(JSON lines, CSV or Parquet)."
         )
+    if kind == "parquet":
+        try:
+            return pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            raise _unreadable(path, kind, exc) from exc
+    data = _sniff_text(path)  # UTF-16, NUL bytes: "re-encode as UTF-8" before any parser guesses
     try:
-        if kind == "jsonl":
-            # infer over the whole file: a late row of another type must fail here, not be cast away.
-            return pl.read_ndjson(path, infer_schema_length=None)
-        if kind == "json":
-            return pl.read_json(path, infer_schema_length=None)
         if kind == "csv":
-            return pl.read_csv(path, infer_schema_length=None)
-        return pl.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
+            # text columns stay text: `1.10` and `1.1` are two policies, `007` stays `007`
+            text = dict.fromkeys(TEXT_COLUMNS, pl.String)
+            df = pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=text)
+        else:  # infer over the whole file: a late row of another type must fail here, not be cast away.
+            df = (pl.read_ndjson if kind == "jsonl" else pl.read_json)(io.BytesIO(data), infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+        bad = _first_bad_utf8_line(data)
+        if bad is not None:
             raise DataError(
-                f"{path}: not valid UTF-8 ({str(exc).splitlines()[0]}). Fix: re-encode the file as UTF-8."
+                f"{path}, line {bad[0]}: not valid UTF-8 ({bad[1]}). Fix: re-encode the file as UTF-8."
             ) from exc
+        if kind != "csv":
+            where = _first_bad_json_line(path, data, lines=kind == "jsonl")
+            if where is not None:
+                raise DataError(where) from exc
+            _check_json_text(path, data, pl.DataFrame(), lines=kind == "jsonl")  # polars' json: a lone surrogate
+        raise _unreadable(path, kind, exc) from exc
+    if kind == "csv":
+        _check_separator(path, df)
+    else:
+        _check_json_text(path, data, df, lines=kind == "jsonl")  # lone surrogates; text where numbers belong
+    return df
+
+
+def _unreadable(path: Path, kind: str, exc: Exception) -> DataError:
+    return DataError(
+        f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). "
+        "Fix: check the file is well-formed and each column holds one type."
+    )
+
+
+def _check_separator(path: Path, df: pl.DataFrame) -> None:
+    """A CSV written with ``;`` or tabs reads as one column named ``policy;prompt;score``."""
+    if df.width != 1:
+        return
+    name = df.columns[0]
+    for sep, word in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if sep in name:
+            raise DataError(
+                f"{path}: the header {_fmt(name)} is one column: the file is {word}-separated, not comma-separated. "
+                "Fix: write the CSV with commas (pandas: df.to_csv(path, index=False); Excel: 'CSV UTF-8 "
+                "(comma delimited)'), or save the log as .jsonl."
+            )
+
+
+# -- reading text files: encodings, JSON rows, undecodable text ------------------------------------------
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+# a JSON escape of a UTF-16 surrogate (\ud800-\udfff): valid only as a high + low pair
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _sniff_text(path: Path) -> bytes:
+    """The file's bytes, refused at once when they are not UTF-8 text (a UTF-8 byte-order mark is dropped)."""
+    data = path.read_bytes()
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise DataError(
+                f"{path}: the file is {name}-encoded (byte-order mark {bom.hex(' ')}), not UTF-8. "
+                "Fix: re-encode the file as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8, or save as 'UTF-8' in your editor)."
+            )
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    nul = data.find(b"\x00", 0, 1 << 16)
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
         raise DataError(
-            f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). "
-            "Fix: check the file is well-formed and each column holds one type."
-        ) from exc
+            f"{path}, line {line}: holds a NUL byte, so it is not UTF-8 text (UTF-16 without a byte-order "
+            "mark, or a binary file). Fix: re-encode the file as UTF-8."
+        )
+    return data
+
+
+def _first_bad_utf8_line(data: bytes) -> tuple[int, str] | None:
+    """(1-based line, reason) of the first line that is not UTF-8, or None."""
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError as exc:
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        return data.count(b"\n", 0, exc.start) + 1, f"byte 0x{data[exc.start]:02x} at column {column}"
+
+
+def _json_rows(data: bytes, *, lines: bool):
+    """``(row, line, raw line)`` of a JSON-lines file (row: 0-based among non-blank lines, line: 1-based),
+    or ``(row, None, object)`` of a JSON array file (where an object starts is not kept by the parser)."""
+    import json
+
+    if not lines:
+        obj = json.loads(data.decode("utf-8"))
+        for i, o in enumerate(obj if isinstance(obj, list) else [obj]):
+            yield i, None, o
+        return
+    row = 0
+    for i, raw in enumerate(data.split(b"\n")):
+        if raw.strip():
+            yield row, i + 1, raw
+            row += 1
+
+
+def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
+    """The message for the first line that is not one JSON object, with its line number, or None."""
+    import json
+
+    if not lines:
+        try:
+            json.loads(data.decode("utf-8"))
+        except json.JSONDecodeError as exc:
+            return f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}). Fix: repair the file."
+        return None
+    for row, line, raw in _json_rows(data, lines=True):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return (
+                f"{path}, line {line} (row {row}): not valid JSON ({exc.msg} at column {exc.colno}). "
+                "Fix: repair or remove that line."
+            )
+        if not isinstance(obj, dict):
+            what = type(obj).__name__
+            return (
+                f"{path}, line {line} (row {row}): expected a JSON object, got {what}. Fix: write one object per line."
+            )
+    return None
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first text in ``value`` (nested) that is not valid Unicode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for v in value:
+            bad = _lone_surrogate(v)
+            if bad is not None:
+                return bad
+    return None
+
+
+def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) -> None:
+    """What polars' JSON reader hides: a lone surrogate (``"\\ud800"`` silently becomes NUL) and a number
+    column holding text (``"0"`` among numbers reads the whole column as text; the row is the first string)."""
+    import json
+
+    texty = [c for c in NUMERIC_COLUMNS if c in df.columns and df.schema[c] == pl.String]
+    if not texty and not _SURROGATE_ESCAPE.search(data):
+        return
+    for row, line, raw in _json_rows(data, lines=lines):
+        if lines and not texty and not _SURROGATE_ESCAPE.search(raw):
+            continue  # only the lines that can hold one are parsed again
+        try:
+            obj = json.loads(raw) if lines else raw
+        except ValueError:  # polars read it; what Python's parser refuses is not ours to report here
+            continue
+        if not isinstance(obj, dict):
+            continue
+        where = f"{path}, line {line} (row {row})" if lines else f"{path}, row {row}"
+        at = f"{path}, line {line}" if lines else str(path)
+        for key, value in obj.items():
+            bad = _lone_surrogate(value)
+            if bad is not None:
+                raise DataError(
+                    f"{where}: column {key!r} holds undecodable text {_fmt(bad)} (a lone UTF-16 surrogate, "
+                    "not a character). Fix: repair that text at its source (re-export it as UTF-8) or remove the row."
+                )
+        for col in texty:
+            if isinstance(obj.get(col), str):
+                raise DataError(
+                    f"column {col!r} must be numeric, found text at row {row}: {_fmt(obj[col])} ({at}). "
+                    f"Fix: write {col!r} as numbers, not strings."
+                )
 
 
 # what polars / pyarrow raise on a column they cannot build (an int over 64 bits: OverflowError)
@@ -155,6 +329,11 @@ def _check_object_column(col: str, values: list) -> None:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
         k = "str" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) else type(v).__name__
+        if k == "str" and not v.isascii() and _lone_surrogate(v) is not None:
+            raise DataError(
+                f"column {col!r}, row {i}: value {_fmt(v)} holds undecodable text (a lone UTF-16 surrogate, not a "
+                "character). Fix: repair that text at its source (decode it with errors='replace') or remove the row."
+            )
         kinds.setdefault(k, i)
     if len(kinds) > 1:
         (k1, r1), (k2, r2) = sorted(kinds.items(), key=lambda kv: kv[1])[:2]
@@ -212,6 +391,14 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
             f"Fix: write {col!r} as numbers."
         )
     return s.cast(pl.Float64).to_numpy()
+
+
+def _outside_int64(s: pl.Series, v: np.ndarray) -> np.ndarray:
+    """Rows whose value does not fit an Int64 (polars reads 2**63 + 5 as Int128; its float is 2**63)."""
+    if s.dtype.is_integer():  # Int128, UInt64: what does not cast to Int64 does not fit
+        return (s.cast(pl.Int64, strict=False).is_null() & s.is_not_null()).to_numpy()
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & ((v >= 2.0**63) | (v < -(2.0**63)))
 
 
 def _not_a_number(v: Any) -> bool:
@@ -277,12 +464,13 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
     for col in ("step", "n"):
         if col in df.columns:
             v = _numeric_column(df, col)
-            bad = ~np.isfinite(v) | (v != np.round(v))
+            bad = ~np.isfinite(v) | (v != np.round(v)) | _outside_int64(df[col], v)
             if col == "n":
                 bad |= np.isfinite(v) & (v < 1)
             if bad.any():
                 r = _first_bad(bad)
                 what = "a positive integer" if col == "n" else "an integer"
+                what += " within 64 bits" if _outside_int64(df[col], v)[r] else ""
                 raise DataError(
                     f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
                     f"Fix: write {col!r} as {what}, or drop the column."

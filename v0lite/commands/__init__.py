@@ -1,3 +1,3 @@
 """Subcommands of the ``v0lite`` CLI; each module has ``register(subparsers)``."""
 
-MODULES = ("core", "data", "route", "alloc", "onboard")
+MODULES = ("core", "data", "route", "alloc", "embed", "serve", "onboard")

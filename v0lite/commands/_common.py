@@ -4,7 +4,9 @@ choices, and the one translation of the library's Python-phrased fixes into flag
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import stat
 from pathlib import Path
 
 from ..exceptions import DataError
@@ -15,8 +17,15 @@ __all__ = [
     "check_input",
     "check_output",
     "check_model_dir",
+    "check_regular",
+    "check_no_overwrite",
+    "check_cache_env",
     "head_choices",
     "cli_text",
+    "fallback_flag",
+    "int_at_least",
+    "number_in",
+    "SEED",
     "LOG_SUFFIXES",
 ]
 
@@ -34,6 +43,53 @@ def add_progress_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
 
 
+def int_at_least(lo: int, why: str = ""):
+    """An argparse ``type``: an integer >= ``lo``; argparse names the flag in its error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} is below {lo}{why}; pass an integer >= {lo}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False):
+    """An argparse ``type``: a float in the interval [lo, hi] (``open_*``: that end excluded)."""
+    span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        inside = (lo < value if open_lo else lo <= value) and (value < hi if open_hi else value <= hi)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{text} is outside {span}; pass a number in {span}")
+        return value
+
+    parse.__name__ = f"number in {span}"
+    return parse
+
+
+SEED = int_at_least(0, " (seeds are non-negative)")
+
+
+def fallback_flag(p: argparse.ArgumentParser) -> None:
+    """``--fallback``: what the value model predicts for a policy with no history."""
+    p.add_argument(
+        "--fallback",
+        choices=["error", "global_mean"],
+        help="for a policy with no history: 'error' (the model's default) stops with its name, "
+        "'global_mean' predicts the mean score of the whole history",
+    )
+
+
 def progress(args) -> bool:
     """Whether this run shows progress (see :func:`v0lite._progress.resolve`)."""
     from .._progress import resolve
@@ -48,8 +104,27 @@ def head_choices() -> list[str]:
     return sorted(HEADS)
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def check_regular(path: str | os.PathLike, flag: str, *, folder_ok: bool = False) -> None:
+    """Refuse, without opening it, a path that is a FIFO, a device or a socket (reading a FIFO with no
+    writer would wait forever; writing over ``/dev/stdout`` would replace the device's name)."""
+    try:
+        mode = os.stat(path).st_mode  # stat never opens: no hang on a FIFO
+    except OSError:
+        return
+    for test, what in _KINDS:
+        if test(mode):
+            raise DataError(
+                f"{flag} {path}: is {what}, not a regular file. Fix: pass a regular file"
+                f"{' or folder' if folder_ok else ''} (copy the stream to a file first)."
+            )
+
+
 def check_input(path: str, flag: str, *, folder_ok: bool = False) -> Path:
-    """An input path that exists (and is a file unless ``folder_ok``), checked before any work."""
+    """An input path that exists (and is a regular file unless ``folder_ok``), checked before any work."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. Fix: pass the path of an existing file.")
@@ -57,7 +132,69 @@ def check_input(path: str, flag: str, *, folder_ok: bool = False) -> Path:
         raise DataError(
             f"{flag} {path}: is a directory, not a file. Fix: pass a .jsonl, .csv or .parquet file inside it."
         )
+    check_regular(p, flag, folder_ok=folder_ok)
     return p
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Same file: by device and inode where both exist (hard links, symlinks), else by resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _within(child: Path, folder: Path) -> bool:
+    """``child`` lies inside ``folder`` (resolved; a hard link elsewhere is not inside)."""
+    return folder.resolve() in child.resolve().parents
+
+
+def check_no_overwrite(reads: dict[str, str], writes: dict[str, str], replaces: dict[str, str] = ()) -> None:
+    """Refuse, before any work, an output that resolves to an input.
+
+    Parameters
+    ----------
+    reads : dict
+        ``{flag: path}`` of the inputs (files or folders).
+    writes : dict
+        ``{flag: path}`` of the files written.
+    replaces : dict
+        ``{flag: path}`` of the folders a save replaces as a whole (``--model-dir``, ``--save-router``):
+        an input inside one is refused too.
+
+    Raises
+    ------
+    DataError
+        An output is an input (same path, a symlink or a hard link to it), an existing file inside an
+        input folder, a replaced folder holds an input, or two outputs are one file.
+    """
+    reads = {f: Path(v) for f, v in reads.items() if v is not None}
+    outs = [(f, Path(v), False) for f, v in dict(writes).items() if v is not None]
+    outs += [(f, Path(v), True) for f, v in dict(replaces).items() if v is not None]
+    for flag, out, folder in outs:
+        for iflag, inp in reads.items():
+            if _same(out, inp):
+                raise DataError(
+                    f"{flag} {out}: is the input {iflag} {inp}; writing it would overwrite the input. "
+                    f"Fix: choose another {flag}."
+                )
+            if folder and _within(inp, out):
+                raise DataError(
+                    f"{flag} {out}: holds the input {iflag} {inp}, and a save replaces the whole folder. "
+                    f"Fix: choose another {flag} (a new or empty folder)."
+                )
+            if inp.is_dir() and (out.exists() or out.is_symlink()) and _within(out, inp):
+                raise DataError(
+                    f"{flag} {out}: is a file inside the input folder {iflag} {inp}; writing it could change "
+                    f"the input. Fix: choose another {flag}, outside {inp}."
+                )
+    for i, (flag, out, _) in enumerate(outs):
+        for flag2, out2, _ in outs[i + 1 :]:
+            if _same(out, out2) or _within(out, out2) or _within(out2, out):
+                raise DataError(f"{flag} {out} and {flag2} {out2}: one output would overwrite the other. Fix: "
+                                f"choose another {flag2}.")  # fmt: skip
 
 
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
@@ -75,12 +212,35 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
             else f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
             f"Fix: name the output {suffixes[0]}."
         )
+    check_regular(p, flag)  # writing over /dev/stdout or a FIFO would replace its name, not write to it
     parent = p.parent
     while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
         parent = parent.parent
     if not parent.is_dir():
         raise DataError(f"{flag} {path}: {parent} is a file, not a folder. Fix: choose another output path.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{flag} {path}: cannot write in {parent} (permission denied). Fix: choose another {flag}.")
     return p
+
+
+def check_cache_env() -> None:
+    """The embedding cache folder (``$V0LITE_CACHE``, else ``~/.cache/v0lite``) is usable, checked before any work:
+    an existing folder we can write in, or a path whose nearest existing parent is one."""
+    env = os.environ.get("V0LITE_CACHE")
+    root = Path(env) if env else Path.home() / ".cache" / "v0lite"
+    fix = (
+        "Fix: point V0LITE_CACHE at a folder you can write (it is created), e.g. export V0LITE_CACHE=/tmp/v0lite-cache."
+    )
+    name = f"V0LITE_CACHE={env}" if env else f"the embedding cache {root}"
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{name}: is a file, not a folder. {fix}")
+    parent = root
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{name}: {parent} is a file, not a folder. {fix}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{name}: cannot write in {parent} (permission denied). {fix}")
 
 
 def check_model_dir(path: str, flag: str = "--model-dir") -> Path:
@@ -108,26 +268,42 @@ _FLAGS = {
     "max_step": "--max-step",
     "fit_fraction": "--fit-fraction",
     "rollouts_per_prompt": "--rollouts-per-prompt",
+    "prompt_dict": "--prompt-dict",
     "strategy": "--strategy",
     "knob": "--knob",
     "lam": "--knob",
     "tau": "--knob",
     "budget": "--knob",
     "target": "--knob",
+    # v0lite serve (create_app's parameters and limits)
+    "data_dir": "--data-dir",
+    "api_keys": "--api-keys",
+    "upstreams": "--upstreams",
+    "pool": "--pool",
+    "host": "--host",
+    "max_body_bytes": "--max-body-bytes",
+    "max_prompt_chars": "--max-prompt-chars",
+    "refresh_seconds": "--refresh-seconds",
+    "max_batch": "--max-batch",
+    "batch_wait_ms": "--batch-wait-ms",
+    "max_queue": "--max-queue",
+    "upstream_timeout_s": "--upstream-timeout",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
-_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
 _COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
+# (Python phrase, CLI phrase, the flag the CLI phrase needs: None = none)
 _PHRASES = (
-    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit"),
-    ("set --fallback", "pass --fallback"),
+    ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit", None),
+    ("set --fallback", "pass --fallback", "--fallback"),
+    ("set per_task=False", "drop --per-task", "--per-task"),
 )
 
 
 def _flag_value(m: re.Match) -> str:
     value = m.group(2)
-    if value == "<value>":
-        value = "VALUE"
+    if value in ("<value>", "<path>"):
+        value = value[1:-1].upper()
     elif value[:1] in "'\"":
         value = value[1:-1]
     elif value == "None":
@@ -135,8 +311,11 @@ def _flag_value(m: re.Match) -> str:
     return f"{_FLAGS[m.group(1)]} {value}"
 
 
-def cli_text(message: str) -> str:
+def cli_text(message: str, flags: set[str] | frozenset[str] | None = None) -> str:
     """A library error message with its fix (the text after ``Fix:``) in flag names.
+
+    ``flags``: the running command's option strings. A parameter that command has no flag for is
+    left in its Python spelling and said to be one, never turned into a flag the command lacks.
 
     Examples
     --------
@@ -148,8 +327,16 @@ def cli_text(message: str) -> str:
     head, sep, fix = message.partition("Fix:")
     if not sep:
         return message
-    fix = _ASSIGN.sub(_flag_value, fix)
-    fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
-    for old, new in _PHRASES:
-        fix = fix.replace(old, new)
+
+    def assign(m: re.Match) -> str:
+        if flags is not None and _FLAGS[m.group(1)] not in flags:
+            return f"{m.group(0)} (a Python setting: this command has no flag for it)"
+        return _flag_value(m)
+
+    fix = _ASSIGN.sub(assign, fix)
+    if flags is None or "--knob" in flags:
+        fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
+    for old, new, needs in _PHRASES:
+        if needs is None or flags is None or needs in flags:
+            fix = fix.replace(old, new)
     return head + sep + fix

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 
 from .._io import atomic_write_json, to_jsonable
-from ._common import add_progress_flags, check_input, check_output, head_choices, progress
+from ._common import (
+    SEED,
+    add_progress_flags,
+    check_input,
+    check_output,
+    head_choices,
+    int_at_least,
+    number_in,
+    progress,
+)
 
 __all__ = ["register", "strategies_table"]
 
@@ -109,21 +118,21 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--fit-fraction",
-        type=float,
+        type=number_in(0.0, 1.0, open_lo=True, open_hi=True),
         default=0.1,
         metavar="F",
-        help="share of the earliest distinct steps the value model is fitted on (default 0.1)",
+        help="share of the earliest distinct steps the value model is fitted on, in (0, 1) (default 0.1)",
     )
     p.add_argument(
         "--rollouts-per-prompt",
-        type=int,
+        type=int_at_least(2, " (a group of one rollout is never mixed)"),
         default=8,
         metavar="N",
-        help="group size of P(mixed | n) and the per-prompt budget (default 8)",
+        help="group size of P(mixed | n) and the per-prompt budget, at least 2 (default 8)",
     )
     p.add_argument(
         "--max-step", type=int, default=None, metavar="T", help="replay only rows with step <= T (default: all)"
     )
-    p.add_argument("--seed", type=int, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
     add_progress_flags(p)
-    p.set_defaults(func=_alloc_sim, inputs=("history",))
+    p.set_defaults(func=_alloc_sim, inputs=("history",), outputs={"json": "--json"})

@@ -7,7 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_progress_flags, check_input, check_model_dir, check_output, head_choices, progress
+from ._common import (
+    SEED,
+    add_progress_flags,
+    check_input,
+    check_model_dir,
+    check_output,
+    fallback_flag,
+    head_choices,
+    progress,
+)
 
 __all__ = ["register", "print_table", "jsonable"]
 
@@ -59,6 +68,8 @@ def _model(args):
         kw["head"] = args.head
     if getattr(args, "encoder", None):
         kw["encoder"] = args.encoder
+    if getattr(args, "fallback", None):
+        kw["fallback"] = args.fallback
     return V0Regressor(**kw)
 
 
@@ -142,12 +153,11 @@ def _print_eval_baselines(res: dict) -> None:
 
 
 def _fit(args) -> int:
-    from ..exceptions import DataError
     from ..log import read_log
+    from ..persist import FORMAT_NAME, check_save_target
 
     check_input(args.history, "HISTORY")
-    if Path(args.model_dir).exists() and not Path(args.model_dir).is_dir():
-        raise DataError(f"--model-dir {args.model_dir}: is a file. Fix: name a folder (it is created).")
+    check_save_target(args.model_dir, FORMAT_NAME, flag="--model-dir")  # before the work: nothing is deleted
     history = read_log(args.history)
     model = _model(args).fit(history)
     model.save(args.model_dir)
@@ -189,11 +199,11 @@ def _predict(args) -> int:
 
     check_input(args.queries, "QUERIES")
     check_output(args.out, "--out")
-    model = V0Regressor.load(check_model_dir(args.model_dir))
+    queries = read_log(args.queries, require_score=False)  # the input's errors before the model is loaded
+    model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder)
     model.set_params(show_progress_bar=progress(args))
     if args.fallback:
         model.set_params(fallback=args.fallback)
-    queries = read_log(args.queries, require_score=False)
     p = model.predict(queries)
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
@@ -345,7 +355,7 @@ def register(sub) -> None:
             "(default: the offline all-MiniLM-L6-v2)",
         )
         p.add_argument(
-            "--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)"
+            "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
         )
         add_progress_flags(p)
 
@@ -359,7 +369,7 @@ def register(sub) -> None:
     )
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder to save the model to (created)")
     common(p)
-    p.set_defaults(func=_fit, inputs=("history",))
+    p.set_defaults(func=_fit, inputs=("history",), replaces={"model_dir": "--model-dir"})
 
     p = sub.add_parser(
         "predict",
@@ -374,14 +384,15 @@ def register(sub) -> None:
         metavar="FILE",
         help="output file (.jsonl/.csv/.parquet): the queries plus p_success in [0, 1]",
     )
+    fallback_flag(p)
     p.add_argument(
-        "--fallback",
-        choices=["error", "global_mean"],
-        help="for a policy with no history: 'error' (the model's default) stops with its name, "
-        "'global_mean' predicts the mean score of the whole history",
+        "--encoder",
+        metavar="MODEL",
+        help="the prompt encoder, when the one the model was fitted with has moved: the same model's folder "
+        "(checked by its files' fingerprint) or name (default: the one saved with the model)",
     )
     add_progress_flags(p)
-    p.set_defaults(func=_predict, inputs=("model_dir", "queries"))
+    p.set_defaults(func=_predict, inputs=("model_dir", "queries"), outputs={"out": "--out"})
 
     p = sub.add_parser(
         "evaluate",
@@ -397,8 +408,9 @@ def register(sub) -> None:
         help="skip the baselines printed beside the head (prior, kNN with k by CV, logistic, pooled "
         "ridge; each is one more fit on HISTORY)",
     )
+    fallback_flag(p)
     common(p)
-    p.set_defaults(func=_evaluate, inputs=("history", "queries"))
+    p.set_defaults(func=_evaluate, inputs=("history", "queries"), outputs={"json": "--json"})
 
     p = sub.add_parser("demo", help="run the main job on the embedded synthetic demo data")
     add_progress_flags(p)

@@ -12,6 +12,21 @@ FORMAT_NAMES = ("oneshot-rlvr", "routerbench", "routerdc", "v0")
 SPLIT_NAMES = ("official",)  # v0lite.data.ROUTERDC_SPLITS, spelled out for the same reason
 
 
+# the logs a multi-log format writes into its OUT folder (v0lite.data.convert names them)
+_MULTI = {"routerbench": ("train", "test"), "routerdc": ("train", "test_id", "test_ood")}
+
+
+def convert_outputs(args) -> dict[str, str]:
+    """``{label: path}`` of every file ``data convert`` will write, for the checks before the work."""
+    from pathlib import Path
+
+    out = Path(args.out)
+    names = _MULTI.get(args.format) if args.format != "routerdc" or args.split else None
+    if names:
+        return {f"OUT/{n}.jsonl": str(out / f"{n}.jsonl") for n in names}
+    return {"OUT": str(out if out.suffix else out.with_name(out.name + ".jsonl"))}
+
+
 def _convert(args) -> int:
     import sys
     import warnings
@@ -20,6 +35,8 @@ def _convert(args) -> int:
     from ..exceptions import DataError
 
     check_input(args.src, "SRC", folder_ok=True)
+    for label, path in convert_outputs(args).items():
+        check_output(path, label)
     kwargs = {}
     if args.split is not None:
         if args.format != "routerdc":
@@ -27,6 +44,12 @@ def _convert(args) -> int:
                 f"--split {args.split} applies to the routerdc format only, not {args.format!r}. Fix: drop --split."
             )
         kwargs["split"] = args.split
+    if args.prompt_dict is not None:
+        if args.format != "v0":
+            raise DataError(
+                f"--prompt-dict applies to the v0 format only, not {args.format!r}. Fix: drop --prompt-dict."
+            )
+        kwargs["prompt_dict"] = check_input(args.prompt_dict, "--prompt-dict")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = convert(args.format, args.src, args.out, **kwargs)
@@ -122,8 +145,14 @@ def register(sub) -> None:
         "(*_test files) and OUT/test_ood.jsonl (MATH_prealgebra, mbpp, ceval, javascript), "
         "dropping test questions also in train; default: one log of every file",
     )
+    c.add_argument(
+        "--prompt-dict",
+        default=None,
+        metavar="FILE",
+        help="v0 only: the JSON object '<dataset>_<id>' -> prompt text (default: prompt_dict.json beside SRC)",
+    )
     add_progress_flags(c)
-    c.set_defaults(func=_convert, inputs=("src",))
+    c.set_defaults(func=_convert, inputs=("src",), outputs=convert_outputs)
 
     pr = dsub.add_parser(
         "prices",
@@ -135,7 +164,7 @@ def register(sub) -> None:
     pr.add_argument("log", metavar="LOG", help="outcome log with a 'cost' column (.jsonl/.csv/.parquet)")
     pr.add_argument("out", metavar="OUT", help="prices file to write (.json)")
     add_progress_flags(pr)
-    pr.set_defaults(func=_prices, inputs=("log",))
+    pr.set_defaults(func=_prices, inputs=("log",), outputs={"out": "OUT"})
 
     pp = dsub.add_parser(
         "prompts",
@@ -146,4 +175,4 @@ def register(sub) -> None:
     pp.add_argument("log", metavar="LOG", help="outcome log or any file with a 'prompt' column")
     pp.add_argument("out", metavar="OUT", help="file to write (.jsonl/.csv/.parquet)")
     add_progress_flags(pp)
-    pp.set_defaults(func=_prompts, inputs=("log",))
+    pp.set_defaults(func=_prompts, inputs=("log",), outputs={"out": "OUT"})

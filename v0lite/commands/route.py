@@ -10,7 +10,17 @@ from pathlib import Path
 
 from .._io import atomic_write_json
 from ..exceptions import DataError
-from ._common import add_progress_flags, check_input, check_model_dir, check_output, head_choices, progress
+from ._common import (
+    SEED,
+    add_progress_flags,
+    check_input,
+    check_model_dir,
+    check_output,
+    fallback_flag,
+    head_choices,
+    int_at_least,
+    progress,
+)
 
 __all__ = ["register", "STRATEGY_NAMES"]
 
@@ -77,7 +87,7 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
         obj = json.loads(src)
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"--prices {text[:60]}: not valid JSON ({exc}). "
+            f"--prices {text[:60]}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
             'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\' (USD per call).'
         ) from exc
     if not isinstance(obj, dict):
@@ -115,10 +125,11 @@ def _make_value_model(args):
     return V0Regressor(**kw)
 
 
-def _load_value_model(model_dir, show_progress_bar: bool = False):
+def _load_value_model(model_dir, show_progress_bar: bool = False, encoder=None, fallback=None):
     from ..estimator import V0Regressor
 
-    return V0Regressor.load(model_dir).set_params(show_progress_bar=show_progress_bar)
+    model = V0Regressor.load(model_dir, encoder=encoder).set_params(show_progress_bar=show_progress_bar)
+    return model.set_params(fallback=fallback) if fallback else model
 
 
 def _make_embedder(args):
@@ -179,9 +190,12 @@ def _parse_shrink(value: str | None):
     if value.strip().lower() == "cv":
         return "cv"
     try:
-        return float(value)
+        weight = float(value)
     except ValueError as exc:
         raise DataError(f"--shrink {value!r} is not 'none', 'cv' or a number. Fix: e.g. --shrink cv.") from exc
+    if not 0.0 <= weight <= 1.0:
+        raise DataError(f"--shrink {value}: a weight must be in [0, 1]. Fix: pass a weight in [0, 1], cv or none.")
+    return weight
 
 
 def _route_eval(args) -> int:
@@ -196,12 +210,15 @@ def _route_eval(args) -> int:
     check_input(args.test, "TEST")
     check_output(args.json, "--json", (".json",))
     check_output(args.plot, "--plot", (".png",))
-    if args.save_router and Path(args.save_router).exists() and not Path(args.save_router).is_dir():
-        raise DataError(f"--save-router {args.save_router}: is a file. Fix: name a folder (it is created).")
     if (args.new_model is None) != (args.n is None):
         raise DataError("--new-model and --n go together. Fix: pass both (e.g. --new-model NAME --n 30), or neither.")
     if args.n is not None and args.n < 1:
         raise DataError(f"--n {args.n}: must be at least 1. Fix: add at least one outcome of --new-model.")
+    if args.save_router:  # before the work: a save never deletes what v0lite did not write
+        from ..persist import check_save_target
+
+        check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
+    prices, shrink = _parse_prices(args.prices), _parse_shrink(args.shrink)  # flags first, then the work
     result = route_eval(
         read_log(args.train),
         read_log(args.test),
@@ -210,8 +227,8 @@ def _route_eval(args) -> int:
         k_baseline=args.k_baseline,
         strategy=args.strategy,
         plot=args.plot,
-        prices=_parse_prices(args.prices),
-        shrink=_parse_shrink(args.shrink),
+        prices=prices,
+        shrink=shrink,
         random_state=args.random_state,
         per_task=args.per_task,
         baselines=not args.no_baselines,
@@ -321,6 +338,10 @@ def _load_router(args, prices, pool):
     vm = router.value_model
     if hasattr(vm, "set_params") and "show_progress_bar" in vm.get_params():
         vm.set_params(show_progress_bar=progress(args))
+        if args.fallback:
+            vm.set_params(fallback=args.fallback)
+        if args.encoder:  # the encoder folder moved: the same model elsewhere (checked by fingerprint)
+            vm.set_params(encoder=args.encoder)
     if hasattr(vm, "_get_embedder"):  # the cost model and the prior read prompts as the value model does
         router.embedder_ = vm._get_embedder()
     if pool is not None and sorted(pool) != sorted(router.policies_):
@@ -336,23 +357,46 @@ def _load_router(args, prices, pool):
     return router
 
 
+def _check_pool_known(router, args) -> None:
+    """A pool model the value model has no history of: name it and the two fixes, not a matrix row."""
+    vm = router.value_model
+    known = getattr(getattr(vm, "index_", None), "policies", None)
+    if known is None or getattr(vm, "fallback", "error") != "error":
+        return
+    unknown = [p for p in router.policies_ if p not in set(known)]
+    if unknown:
+        where = f"--router {args.router}" if args.router else f"--model-dir {args.model_dir}"
+        raise DataError(
+            f"the pool's models {unknown} have no history in the value model of {where} (it knows "
+            f"{len(known)}: {list(known)[:8]}). Fix: leave them out of --pool, or pass --fallback global_mean "
+            "(they are then predicted at the mean of the whole history)."
+        )
+
+
 def _route(args) -> int:
     import numpy as np
     import polars as pl
 
     from ..log import as_frame, write_log
-    from ..routing import Router
+    from ..routing import Router, get_strategy
 
     check_input(args.prompts, "PROMPTS")
     check_output(args.out, "--out")
     if args.cost_log:
         check_input(args.cost_log, "--cost-log")
+    if args.knob is not None and (args.strategy or args.router is None):  # else: the saved router's, below
+        get_strategy(args.strategy or "utility").check_knob(args.knob)
     prices = _parse_prices(args.prices)
     pool = _pool(args, prices)
+    frame = as_frame(args.prompts)  # the input's errors come before any model is loaded
+    if "prompt" not in frame.columns:
+        raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
     if args.router is not None:
         if args.cost_log:
             raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")
         router = _load_router(args, prices, pool)
+        if args.knob is not None:
+            router.strategy_.check_knob(args.knob)
     else:
         if pool is None and prices is not None:
             pool = sorted(prices)  # the priced models are the pool
@@ -372,15 +416,13 @@ def _route(args) -> int:
             print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
             cost_model, log = "unit", None
         router = Router(
-            _load_value_model(model_dir, progress(args)),
+            _load_value_model(model_dir, progress(args), args.encoder, args.fallback),
             policies=pool,
             strategy=args.strategy or "utility",
             cost_model=cost_model,
             prices=prices,
         ).fit(log)
-    frame = as_frame(args.prompts)
-    if "prompt" not in frame.columns:
-        raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
+    _check_pool_known(router, args)
     clash = [c for c in ("policy", "p_success", "pred_cost") if c in frame.columns]
     if clash:
         print(f"note: input columns {clash} are replaced by the routing output", file=sys.stderr)
@@ -466,7 +508,7 @@ def register(subparsers) -> None:
     p.add_argument("--prices", default=None, metavar="FILE", help=PRICES_HELP + "; replaces the logs' cost column")
     p.add_argument(
         "--k-baseline",
-        type=int,
+        type=int_at_least(1),
         default=32,
         metavar="K",
         help="neighbours of the plain kNN router baseline (default 32, RouterBench's)",
@@ -510,10 +552,15 @@ def register(subparsers) -> None:
         "--n", type=int, default=None, metavar="N", help="with --new-model: how many of its outcomes to add (>= 1)"
     )
     p.add_argument(
-        "--random-state", type=int, default=0, metavar="SEED", help="seed of every random choice (default 0)"
+        "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
     )
     add_progress_flags(p)
-    p.set_defaults(func=_route_eval, inputs=("train", "test"))
+    p.set_defaults(
+        func=_route_eval,
+        inputs=("train", "test"),
+        outputs={"json": "--json", "plot": "--plot"},
+        replaces={"save_router": "--save-router"},
+    )
 
     q = subparsers.add_parser(
         "route",
@@ -555,5 +602,13 @@ def register(subparsers) -> None:
         help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model",
     )
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
+    fallback_flag(q)
+    q.add_argument(
+        "--encoder",
+        default=None,
+        metavar="MODEL",
+        help="the value model's prompt encoder, when the one it was fitted with has moved: the same model's "
+        "folder (checked by its files' fingerprint) or name (default: the one saved with the model)",
+    )
     add_progress_flags(q)
-    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"))
+    q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"), outputs={"out": "--out"})

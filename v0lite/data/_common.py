@@ -34,6 +34,7 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
                     raise DataError(f"{path}, row {i}: not valid JSON ({exc.msg}). Fix: repair or remove that line.") from exc
                 if not isinstance(obj, dict):
                     raise DataError(f"{path}, row {i}: expected a JSON object, got {type(obj).__name__}. Fix: write one object per line.")
+                _check_text(path, f"row {i}", obj)
                 out.append((i, obj))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
@@ -42,10 +43,28 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
     return out
 
 
+def _check_text(path: Path, where: str, obj: Any) -> None:
+    """A lone surrogate (``"\\ud800"``) is valid JSON but no character: refuse it, naming where it is."""
+    from ..log import _lone_surrogate
+
+    if _lone_surrogate(obj) is None:
+        return
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else [("", obj)]
+    for key, value in items:
+        bad = _lone_surrogate(value)
+        if bad is not None:
+            raise DataError(
+                f"{path}, {where}: {key!r} holds undecodable text {ascii(bad)[:80]} (a lone UTF-16 surrogate, not a "
+                "character). Fix: repair that text at its source or remove it."
+            )
+
+
 def _read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            obj = json.load(fh)
+        _check_text(path, "entry", obj)
+        return obj
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}). Fix: repair the file.") from exc
     except UnicodeDecodeError as exc:

@@ -13,7 +13,7 @@ import polars as pl
 
 from ..exceptions import DataError, V0liteWarning
 from ..log import validate_log
-from ._common import _existing
+from ._common import _check_text, _existing
 
 __all__ = ["convert_routerbench"]
 
@@ -61,6 +61,7 @@ def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]]) -> dict[st
         if not isinstance(parts, (list, tuple)) or not all(isinstance(x, str) for x in parts):
             raise DataError(f"{path}, row {i} (sample_id {sid!r}): column 'prompt' is not a list of strings. Fix: repair that row's prompt.")
         prompt = "\n".join(parts)
+        _check_text(path, f"row {i} (sample_id {sid!r})", {"prompt": prompt})  # an escaped lone surrogate
         for m in models:
             cell = (r.get(m) or "").strip()
             if cell == "":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 
@@ -53,7 +54,12 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
     if isinstance(prompt_dict, dict):
         prompts, pd_name = prompt_dict, "prompt_dict"
     else:
-        pd_path = _existing(prompt_dict if prompt_dict is not None else src.parent / "prompt_dict.json", "prompt_dict.json")
+        pd_path = Path(prompt_dict) if prompt_dict is not None else src.parent / "prompt_dict.json"
+        if not pd_path.is_file():
+            raise DataError(
+                f"{pd_path}: prompt_dict.json file not found (V0 rows name their prompts by id). "
+                "Fix: put V0's prompt_dict.json beside the jsonl file, or pass its path (prompt_dict=<path>)."
+            )
         prompts, pd_name = _read_json(pd_path), str(pd_path)
         if not isinstance(prompts, dict):
             raise DataError(f"{pd_path}: expected a JSON object mapping '<dataset>_<id>' to prompt text. Fix: pass V0's prompt_dict.json.")
@@ -72,7 +78,7 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
         if not isinstance(text, str):
             raise DataError(
                 f"{src}, row {row}: prompt id {pid!r} (key {key!r}) is not in {pd_name}. "
-                "Fix: pass the prompt_dict.json that belongs to this file (prompt_dict=...)."
+                "Fix: pass the prompt_dict.json that belongs to this file (prompt_dict=<path>)."
             )
         cols["policy"].append(str(_field(src, row, obj, "model")))
         cols["prompt"].append(text)

@@ -158,11 +158,17 @@ class GBDTHead(BaseHead):
         import lightgbm as lgb
 
         from .._io import load_arrays
+        from ._lgb_text import check_lightgbm_text
 
         path = Path(path)
         head = cls(**meta["params"])
-        head.booster_ = lgb.Booster(model_str=(path / "gbdt.txt").read_text(encoding="utf-8"))
-        head.feature_names_ = meta["feature_names"]
+        names = meta["feature_names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"feature_names must be a list of names, got {type(names).__name__}")
+        # checked first: LightGBM ends the process (no exception) on some malformed trees
+        text = check_lightgbm_text((path / "gbdt.txt").read_bytes(), len(names), path / "gbdt.txt")
+        head.booster_ = lgb.Booster(model_str=text)
+        head.feature_names_ = names
         head.n_rounds_ = meta["n_rounds"]
         head.pca_ = None
         if meta.get("has_pca"):

@@ -86,7 +86,8 @@ class KNNHead(BaseHead):
         if isinstance(p["k"], str):
             p["k"], p["temperature"] = self.k_, self.temperature_
         prior = policy_prior(index, queries)
-        rows, sims = index.search_queries(queries, p["k"], exclude)
+        # no policy has more rows than the index: a larger k only pads with -1 (and k = 10^12 would allocate TiB)
+        rows, sims = index.search_queries(queries, max(1, min(int(p["k"]), index.n_rows)), exclude)
         valid = rows >= 0
         resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows), 0.0)
         est = knn_estimate(

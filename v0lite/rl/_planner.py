@@ -246,7 +246,30 @@ class RolloutPlanner:
             np.concatenate(self._hist_prior), np.concatenate(self._hist_s), np.concatenate(self._hist_n)
         )
 
-    def observe(self, prompts: Sequence[str], step: int, successes: Any, n: Any) -> np.ndarray:
+    def warm(self, prompts: Sequence[str]) -> "RolloutPlanner":
+        """Embed a training set ahead of time, so that :meth:`plan` does not wait for the encoder.
+
+        Calls ``value_model.warm(prompts)`` (:meth:`v0lite.V0Regressor.warm` fills the
+        embedding cache, on disk and in memory); a value model without ``warm`` has nothing to
+        prepare and is left alone. Call it once before training, e.g. on the trainer's GPU
+        (``V0Regressor(device="cuda")`` or ``load(folder, device="cuda")``).
+
+        Parameters
+        ----------
+        prompts : sequence of str
+            The prompt texts the value model will be asked about (as the adapter reads them).
+
+        Returns
+        -------
+        self
+        """
+        prompts = list(prompts)
+        warm = getattr(self.value_model, "warm", None)
+        if warm is not None and prompts:
+            warm(prompts)
+        return self
+
+    def observe(self, prompts: Sequence[str], step: int, successes: Any, n: Any, *, prior: Any = None) -> np.ndarray:
         """Record rollout outcomes and return fused per-prompt baselines.
 
         Calls ``value_model.add_history(X, score)`` with ``score = successes / n`` (the
@@ -262,6 +285,9 @@ class RolloutPlanner:
             Successful rollouts per prompt.
         n : array-like of int
             Rollouts per prompt (``>= 1``).
+        prior : array-like of float, optional
+            The prediction each prompt was planned with (NaN: unknown), for callers that plan
+            without :meth:`plan` (the trainer adapters); predicted now where missing.
 
         Returns
         -------
@@ -273,7 +299,12 @@ class RolloutPlanner:
         s, m = _check_counts(prompts, successes, n, min_n=1)
         if not prompts:
             return np.zeros(0)
-        prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
+        if prior is None:
+            prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
+        else:
+            prior = np.array(prior, dtype=np.float64).reshape(-1)
+            if prior.size != len(prompts):
+                raise V0liteError(f"prior has {prior.size} values for {len(prompts)} prompts; pass one per prompt.")
         missing = np.isnan(prior)
         if missing.any():
             idx = np.flatnonzero(missing)

@@ -97,7 +97,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..exceptions import DataError, V0liteError, V0liteWarning
+from ..exceptions import DataError, ParameterError, V0liteError, V0liteWarning
 from ..log import validate_log
 from ._baselines import zero_variance_streaks
 from ._first_epoch import first_epoch, model_factory
@@ -327,7 +327,18 @@ def alloc_sim(
     """
     t_start = time.perf_counter()
     if not 0 < fit_fraction < 1:
-        raise V0liteError(f"fit_fraction must be in (0, 1), got {fit_fraction}.")
+        raise ParameterError(
+            f"fit_fraction must be in (0, 1), got {fit_fraction}. Fix: pass fit_fraction=<value> in (0, 1)."
+        )
+    if (
+        isinstance(rollouts_per_prompt, bool)
+        or not isinstance(rollouts_per_prompt, (int, np.integer))
+        or rollouts_per_prompt < 2
+    ):
+        raise ParameterError(
+            f"rollouts_per_prompt must be an integer >= 2 (a group of one rollout is never mixed), got "
+            f"{rollouts_per_prompt!r}. Fix: pass rollouts_per_prompt=<value> >= 2 (8 is usual)."
+        )
     if value_model is not None and head is not None:
         raise V0liteError("pass either value_model or head (the head of the default V0Regressor), not both.")
     df = validate_log(log)

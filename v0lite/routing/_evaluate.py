@@ -238,15 +238,20 @@ def route_eval(
         ``loses_to`` (the baselines whose interval says the router is worse) and ``chance``
         (the router's within-policy AUC is <= 0.5).
     """
+    if save_router is not None:  # before the work: a save never deletes what v0lite did not write
+        from ..persist import check_save_target
+        from ._router_folder import ROUTER_FORMAT
+
+        check_save_target(save_router, ROUTER_FORMAT)
     train = read_log(train_log)
     test = read_log(test_log)
     if per_task:
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:
             raise DataError(
-                f"--per-task (per_task=True) needs a 'task' column in both logs; missing in "
+                f"per_task=True needs a 'task' column in both logs; missing in "
                 f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
-                "`v0lite data convert routerdc DIR OUT --split official`), or drop --per-task."
+                "`v0lite data convert routerdc DIR OUT --split official`), or set per_task=False."
             )
     strat = get_strategy(strategy)
     train_pol = set(train["policy"].unique().to_list())

@@ -26,6 +26,10 @@ ROUTER_FORMAT = "v0lite-router"
 ROUTER_FORMAT_VERSION = 1
 
 
+class _NoValueModel(V0liteError):
+    """The router's value model was not saved with it (it has no ``save``): the caller must pass it."""
+
+
 def _object_id(v):
     return getattr(v, "model_id", type(v).__name__)
 
@@ -74,8 +78,24 @@ def save_router(router, path) -> Path:
 
 
 def load_router(cls, path, *, value_model=None, embedder=None):
-    """Read a router folder written by :func:`save_router` (checksums verified)."""
+    """Read a router folder written by :func:`save_router` (checksums verified).
+
+    Loading is total: whatever the folder holds, the result is a router or a ``FormatVersionError``
+    (or the ``V0liteError`` asking for a value model that was not saved), never another exception.
+    """
     path = Path(path)
+    try:
+        return _load_router(cls, path, value_model=value_model, embedder=embedder)
+    except (FormatVersionError, _NoValueModel):
+        raise
+    except Exception as exc:  # the meta's values are trusted below: anything they break is a corrupt folder
+        raise FormatVersionError(
+            f"{path}: the router cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Fix: re-save the router (v0lite route-eval ... --save-router) with this v0lite."
+        ) from exc
+
+
+def _load_router(cls, path: Path, *, value_model, embedder):
     meta = read_folder(
         path,
         format_name=ROUTER_FORMAT,
@@ -86,7 +106,7 @@ def load_router(cls, path, *, value_model=None, embedder=None):
     )
     if value_model is None:
         if not meta["value_model"]["saved"]:
-            raise V0liteError(
+            raise _NoValueModel(
                 f"{path}: the router's value model ({meta['value_model']['class']}) has no save(), so "
                 "it is not in the folder. Fix: pass it again, Router.load(path, value_model=model)."
             )

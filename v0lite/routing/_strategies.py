@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._registry import lookup
-from ..exceptions import V0liteError, V0liteWarning
+from ..exceptions import ParameterError, V0liteError, V0liteWarning
 
 __all__ = [
     "Strategy",
@@ -177,13 +177,17 @@ def _greedy_prefix(gain: np.ndarray, spend: np.ndarray, allowance: float, tol: f
     return take
 
 
-def _float_knob(name: str, value: Any) -> float:
+def _float_knob(name: str, value: Any, valid: tuple[float, float] = (-math.inf, math.inf)) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError) as exc:
         raise V0liteError(f"knob {name!r} must be a number, got {value!r}. Fix: pass a float.") from exc
     if math.isnan(out):
         raise V0liteError(f"knob {name!r} is NaN. Fix: pass a number.")
+    lo, hi = valid
+    if not lo <= out <= hi:
+        where = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
+        raise ParameterError(f"knob {name!r} must be {where}, got {out:g}. Fix: pass {name}=<value> {where}.")
     return out
 
 
@@ -220,6 +224,11 @@ class Strategy:
     name: str = ""
     knob_name: str = ""
     default_knob: float | None = None
+    knob_range: tuple[float, float] = (-math.inf, math.inf)  # values outside are a ParameterError
+
+    def check_knob(self, knob) -> float:
+        """``knob`` as a float, or a ``ParameterError`` naming the valid range."""
+        return _float_knob(self.knob_name, knob, self.knob_range)
 
     def choose(self, P, C, knob) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -243,13 +252,12 @@ class UtilityStrategy(Strategy):
 
     name = "utility"
     knob_name = "lam"
+    knob_range = (0.0, math.inf)
     default_knob = 0.0
 
     def choose(self, P, C, knob) -> np.ndarray:
         P, C = _check_matrices(P, C)
-        lam = _float_knob(self.knob_name, knob)
-        if lam < 0:
-            raise V0liteError(f"utility knob lam must be >= 0, got {lam}. Fix: pass lam >= 0 (0 = best quality).")
+        lam = self.check_knob(knob)
         return _lagrangian(P, C, lam)
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
@@ -280,11 +288,12 @@ class ThresholdStrategy(Strategy):
 
     name = "threshold"
     knob_name = "tau"
+    knob_range = (0.0, 1.0)
     default_knob = 0.5
 
     def choose(self, P, C, knob) -> np.ndarray:
         P, C = _check_matrices(P, C)
-        tau = _float_knob(self.knob_name, knob)
+        tau = self.check_knob(knob)
         ok = P >= tau
         cheap_ok = np.where(ok, C, np.inf).min(axis=1, keepdims=True)
         pick_ok = np.where(ok & (C <= cheap_ok + _TIE), P, -np.inf).argmax(axis=1)
@@ -315,11 +324,12 @@ class BudgetStrategy(Strategy):
 
     name = "budget"
     knob_name = "budget"
+    knob_range = (0.0, math.inf)
     default_knob = None
 
     def choose(self, P, C, knob) -> np.ndarray:
         P, C = _check_matrices(P, C)
-        budget = _float_knob(self.knob_name, knob)
+        budget = self.check_knob(knob)
         n = P.shape[0]
         total = budget * n
         tol = 1e-9 * max(1.0, abs(total))
@@ -386,11 +396,12 @@ class QualityTargetStrategy(Strategy):
 
     name = "quality-target"
     knob_name = "target"
+    knob_range = (0.0, 1.0)
     default_knob = None
 
     def choose(self, P, C, knob) -> np.ndarray:
         P, C = _check_matrices(P, C)
-        target = _float_knob(self.knob_name, knob)
+        target = self.check_knob(knob)
         n = P.shape[0]
         need = target * n
         tol = 1e-9 * max(1.0, abs(need))

@@ -1,8 +1,9 @@
 """Adapters that put a :class:`v0lite.RolloutPlanner` before rollout in real GRPO trainers.
 
-* verl 0.9.1 -- :class:`VerlSampler` (``RayPPOTrainer(train_sampler=...)``) and
-  :class:`VerlFeedbackDataset` (its ``on_batch_end`` feeds outcomes back), or both at once in
-  verl's legacy task runner with :func:`verl_hooks`; ``pip install 'v0lite[verl]'``.
+* verl 0.9.1 -- :class:`PlannedRLHFDataset`, named by verl's own ``data.custom_cls`` setting (the
+  recipe in docs/rl.md runs ``python -m verl.trainer.main_ppo`` unchanged), or
+  :class:`VerlSampler` (``RayPPOTrainer(train_sampler=...)``) with :class:`VerlFeedbackDataset`
+  for code that builds the trainer itself; ``pip install 'v0lite[verl]'``.
 * TRL 1.16 -- :class:`PlannedGRPOTrainer` (a ``GRPOTrainer`` whose ``_get_train_sampler`` is
   :class:`PlannedRepeatSampler`); ``pip install 'v0lite[trl]'``.
 * OpenRLHF -- :class:`OpenRLHFPlanner` (prompt-iterator filter and filter hook); not run inside
@@ -22,11 +23,11 @@ __all__ = [
     "OpenRLHFFilterHook",
     "OpenRLHFPlanner",
     "PlannedGRPOTrainer",
+    "PlannedRLHFDataset",
     "PlannedRepeatSampler",
     "VerlFeedbackDataset",
     "VerlSampler",
     "prompt_text",
-    "verl_hooks",
 ]
 
 _LAZY = {
@@ -34,7 +35,7 @@ _LAZY = {
     "prompt_text": "_common",
     "VerlSampler": "_verl",
     "VerlFeedbackDataset": "_verl",
-    "verl_hooks": "_verl",
+    "PlannedRLHFDataset": "_verl_dataset",
     "PlannedRepeatSampler": "_trl",
     "PlannedGRPOTrainer": "_trl",
     "OpenRLHFPlanner": "_openrlhf",

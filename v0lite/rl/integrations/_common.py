@@ -129,11 +129,17 @@ class FixedSizeSelector:
     group_size : int, default 8
         The trainer's rollouts per prompt (``"p-mixed"`` only).
     random_state : int, default 0
+    step_offset, step_scale : int, default 0 and 1
+        How trainer steps map to the value model's ``step`` (its history is read with
+        ``step <= t``): the ``t``-th planned step (from 0) is predicted and recorded at
+        ``step_offset + step_scale * t``. Set them so that the history's step numbers mean the
+        same checkpoints as the trainer's, e.g. ``step_offset=16`` when the history was logged
+        from step 16 of this policy on (see :meth:`history_step`).
 
     Attributes
     ----------
     step_ : int
-        Steps planned so far (the ``step`` passed to the value model).
+        Trainer steps planned so far; the value model sees ``history_step(t)`` for step ``t``.
     last_p_ : numpy.ndarray
         Predicted pass rate of the last step's candidates.
     last_chosen_ : numpy.ndarray of int
@@ -153,6 +159,8 @@ class FixedSizeSelector:
         band: Sequence[float] = (0.2, 0.8),
         group_size: int = 8,
         random_state: int = 0,
+        step_offset: int = 0,
+        step_scale: int = 1,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -166,21 +174,56 @@ class FixedSizeSelector:
                 raise ValueError(
                     f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got {type(planner).__name__}."
                 )
+        for name, v, least in (("step_offset", step_offset, 0), ("step_scale", step_scale, 1)):
+            if isinstance(v, bool) or int(v) != v or v < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {v!r}.")
         self.planner = planner
+        self.step_offset = int(step_offset)
+        self.step_scale = int(step_scale)
         self.mode = mode
         self.band = (lo, hi)
         self.group_size = int(group_size)
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
-        self._planned: dict[str, list[int]] = {}  # text -> steps planned and not yet observed, oldest first
+        # text -> [(trainer step, predicted pass rate)] planned and not yet observed, oldest first
+        self._planned: dict[str, list[tuple[int, float]]] = {}
         self.step_ = 0
         self.last_p_ = np.zeros(0)
         self.last_chosen_ = np.zeros(0, dtype=np.int64)
         self.n_candidates_ = self.n_chosen_ = self.n_filled_ = self.n_observed_ = 0
 
+    def history_step(self, t: int) -> int:
+        """The value model's ``step`` for trainer step ``t``: ``step_offset + step_scale * t``."""
+        return self.step_offset + self.step_scale * int(t)
+
     def predict(self, texts: Sequence[str], step: int) -> np.ndarray:
-        """Predicted pass rate of each text at ``step`` (the planner's own prediction path)."""
-        return self.planner._predict(list(texts), int(step))
+        """Predicted pass rate of each text at trainer step ``step`` (the planner's own prediction path)."""
+        return self.planner._predict(list(texts), self.history_step(step))
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs (plain JSON types): steps planned, RNG, counters.
+
+        Outcomes of planned steps that were not fed back yet are not kept: after a resume,
+        a late outcome is recorded at the latest planned step.
+        """
+        return {
+            "format": "v0lite-selector-1",
+            "step": self.step_,
+            "rng": self._rng.bit_generator.state,
+            "counters": [self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        if not isinstance(state, dict) or state.get("format") != "v0lite-selector-1":
+            raise ValueError(
+                f"not a v0lite selector state (format {state.get('format') if isinstance(state, dict) else None!r}, "
+                "expected 'v0lite-selector-1'); pass what state_dict() returned."
+            )
+        self.step_ = int(state["step"])
+        self._rng.bit_generator.state = state["rng"]
+        self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_ = (int(c) for c in state["counters"])
+        self._planned = {}
 
     def choose(self, texts: Sequence[str], k: int) -> np.ndarray:
         """Positions of the ``k`` candidates to roll out at the next step (sorted ascending)."""
@@ -202,7 +245,7 @@ class FixedSizeSelector:
             chosen = np.lexsort((tie, -score))[:k]
         chosen = np.sort(chosen)
         for i in chosen:
-            self._planned.setdefault(texts[i], []).append(step)
+            self._planned.setdefault(texts[i], []).append((step, float(p[i])))
         self.step_ += 1
         self.last_p_, self.last_chosen_ = p, chosen
         self.n_candidates_ += len(texts)
@@ -214,7 +257,9 @@ class FixedSizeSelector:
 
         A prompt planned at several steps is matched to the oldest one not yet observed; a
         prompt this selector did not plan (a trainer that also rolls out other prompts) is
-        recorded at the latest planned step. Returns the number of groups fed back.
+        recorded at the latest planned step. The prior passed to ``planner.observe`` is the
+        prediction made when the prompt was planned (no second prediction). Returns the
+        number of groups fed back.
         """
         texts = list(texts)
         s = np.asarray(successes, dtype=np.int64).reshape(-1)
@@ -227,20 +272,22 @@ class FixedSizeSelector:
         if not texts:
             return 0
         latest = max(self.step_ - 1, 0)
-        steps = np.array([self._pop_step(q, latest) for q in texts])
+        popped = [self._pop_step(q, latest) for q in texts]
+        steps = np.array([st for st, _ in popped])
+        prior = np.array([pr for _, pr in popped], dtype=np.float64)
         for st in np.unique(steps):
             idx = np.flatnonzero(steps == st)
-            self.planner.observe([texts[i] for i in idx], int(st), s[idx], m[idx])
+            self.planner.observe([texts[i] for i in idx], self.history_step(st), s[idx], m[idx], prior=prior[idx])
         self.n_observed_ += len(texts)
         return len(texts)
 
-    def _pop_step(self, text: str, default: int) -> int:
+    def _pop_step(self, text: str, default: int) -> tuple[int, float]:
         steps = self._planned.get(text)
-        while steps and steps[0] < self.step_ - MAX_LAG:
+        while steps and steps[0][0] < self.step_ - MAX_LAG:
             steps.pop(0)
         if not steps:
             self._planned.pop(text, None)
-            return default
+            return default, np.nan  # not planned here: the planner predicts its prior
         step = steps.pop(0)  # outcomes arrive in the order the steps were planned
         if not steps:
             del self._planned[text]

@@ -51,6 +51,9 @@ class OpenRLHFPlanner:
         prompt -> str for the value model; default :func:`~v0lite.rl.integrations.prompt_text`.
     messages : {"all", "user", "last_user"}, default "all"
     random_state : int, default 0
+    step_offset, step_scale : int, default 0 and 1
+        Planned batch ``t`` (from 0) is predicted and recorded at value-model step
+        ``step_offset + step_scale * t`` (see :class:`~v0lite.rl.integrations.FixedSizeSelector`).
 
     Attributes
     ----------
@@ -78,6 +81,8 @@ class OpenRLHFPlanner:
         prompt_text: Callable | None = None,
         messages: str = "all",
         random_state: int = 0,
+        step_offset: int = 0,
+        step_scale: int = 1,
     ):
         if not 0 < keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}.")
@@ -87,7 +92,13 @@ class OpenRLHFPlanner:
         self.prompt_field = int(prompt_field)
         self._text = _text_fn(prompt_text, messages)
         self.selector_ = FixedSizeSelector(
-            planner, mode=mode, band=band, group_size=n_samples_per_prompt, random_state=random_state
+            planner,
+            mode=mode,
+            band=band,
+            group_size=n_samples_per_prompt,
+            random_state=random_state,
+            step_offset=step_offset,
+            step_scale=step_scale,
         )
         self._pending: list[tuple[str, int, int]] = []
 

@@ -142,6 +142,10 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     success_threshold : float, default 0.5
     prompt_text : callable, optional
     messages : {"all", "user", "last_user"}, default "all"
+    step_offset, step_scale : int, default 0 and 1
+        Generation batch ``t`` (from 0) is predicted and recorded at value-model step
+        ``step_offset + step_scale * t``; set ``step_scale=num_iterations * steps_per_generation``
+        to count optimizer steps (see :class:`~v0lite.rl.integrations.FixedSizeSelector`).
 
     Attributes
     ----------
@@ -152,8 +156,9 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     -----
     With several processes every rank builds the same sampler (seed ``args.seed``) and feeds
     back the same gathered rewards, so the ranks' value models stay identical and choose the
-    same prompts; this is by construction, tested on one process only. The dataloader looks
-    one batch ahead, so a chunk is planned before the previous chunk's outcomes arrive.
+    same prompts; this is by construction, tested on one process only. Groups are TRL's:
+    ``num_generations`` consecutive completions, so a prompt that appears twice in a batch
+    gives two groups. A streaming ``IterableDataset`` cannot be planned and is refused.
 
     Examples
     --------
@@ -172,8 +177,17 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         success_threshold: float = 0.5,
         prompt_text: Callable | None = None,
         messages: str = "all",
+        step_offset: int = 0,
+        step_scale: int = 1,
         **kwargs: Any,
     ):
+        train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
+        if isinstance(train, (torch.utils.data.IterableDataset, require("datasets", "trl").IterableDataset)):
+            raise ValueError(
+                "PlannedGRPOTrainer needs a map-style train_dataset: an IterableDataset (streaming) yields prompts "
+                "in its own order, so none can be planned. Load it with streaming=False (datasets.load_dataset) "
+                "or use trl.GRPOTrainer."
+            )
         self.v0_oversample = oversample
         self.v0_success_threshold = float(success_threshold)
         self.v0_prompt_text, self.v0_messages = prompt_text, messages
@@ -181,7 +195,13 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         super().__init__(*args, **kwargs)
         n_candidates(self.args.generation_batch_size // self.num_generations, oversample)  # validate now
         self.selector_ = FixedSizeSelector(
-            planner, mode=mode, band=band, group_size=max(2, self.num_generations), random_state=self.args.seed
+            planner,
+            mode=mode,
+            band=band,
+            group_size=max(2, self.num_generations),
+            random_state=self.args.seed,
+            step_offset=step_offset,
+            step_scale=step_scale,
         )
 
     def _get_train_sampler(self, dataset: Any = None) -> Sampler:
@@ -211,8 +231,11 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             w = self.reward_weights.to(rewards_per_func.device)
             total = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
             total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-            texts = [self._v0_text(p) for p in all_prompts]
-            keys, s, m = group_outcomes(texts, total.float().cpu().numpy(), self.v0_success_threshold)
+            # TRL's groups are num_generations consecutive rows (rewards.view(-1, num_generations)),
+            # not equal prompts: a prompt twice in one batch is two groups
+            group = [i // self.num_generations for i in range(len(all_prompts))]
+            keys, s, m = group_outcomes(group, total.float().cpu().numpy(), self.v0_success_threshold)
             ok = m > 0
-            self.selector_.observe([k for k, o in zip(keys, ok) if o], s[ok], m[ok])
+            texts = [self._v0_text(all_prompts[g * self.num_generations]) for g, o in zip(keys, ok) if o]
+            self.selector_.observe(texts, s[ok], m[ok])
         return rewards_per_func

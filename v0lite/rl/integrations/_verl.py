@@ -1,18 +1,19 @@
-"""verl 0.9.1: a dataloader sampler that keeps the prompts worth rolling out, and its feedback.
+"""verl 0.9.1: the train dataset read in the order a planner chooses, and the outcomes fed back.
 
-verl's legacy trainer ``verl.trainer.ppo.ray_trainer.RayPPOTrainer`` takes ``train_sampler`` (a
-torch ``Sampler``) and, after every step, calls ``train_dataset.on_batch_end(batch=batch)`` when
-the dataset has that method. :class:`VerlSampler` is the sampler; :class:`VerlFeedbackDataset`
-wraps the train dataset so that ``on_batch_end`` feeds each group's outcomes back to it.
+verl 0.9.1 builds the train dataloader in two places, both from the data config: the legacy
+``RayPPOTrainer`` (``trainer.use_v1=false``) and the V1 trainer (``PPOTrainer._init_dataloader``).
+Both call ``create_rl_dataset``, which loads the class named by ``data.custom_cls.{path,name}``
+*inside the task-runner process*, and ``create_rl_sampler``, which builds a Random or Sequential
+sampler and takes no class path. So the planning sits in the dataset:
+:class:`PlannedRLHFDataset` is verl's ``RLHFDataset`` whose item ``i`` is the ``i``-th row the
+planner chose (verl's ``SequentialSampler`` walks it in order, ``data.shuffle=False``), and whose
+``on_batch_end`` (called by ``RayPPOTrainer.fit`` after each step) feeds the outcomes back. It is
+configured by ``data.v0lite.*`` (docs/rl.md has the recipe). :class:`VerlSampler` is the same
+planner as a torch ``Sampler`` for code that builds ``RayPPOTrainer(train_sampler=...)`` itself,
+with :class:`VerlFeedbackDataset` for the feedback.
 
-What verl 0.9.1 does not offer (read from its source): there is no ``data.sampler`` class-path
-setting and no curriculum-sampler interface (``create_rl_sampler`` builds a Random or Sequential
-sampler only), and the default V1 trainer (``trainer.use_v1=true``) builds its dataloader itself
-with no sampler argument. Use the legacy trainer (``trainer.use_v1=false``): :func:`verl_hooks`
-gives drop-in replacements for the two factories its task runner calls (docs/rl.md has the
-recipe). Every prompt gets ``actor_rollout_ref.rollout.n`` rollouts
-(``gen_batch.repeat(repeat_times=rollout_n)``): per-prompt group sizes are not possible in
-stock verl, so only the choice of prompts is planned here.
+Every prompt gets ``actor_rollout_ref.rollout.n`` rollouts (``gen_batch.repeat(repeat_times=rollout_n)``):
+per-prompt group sizes are not possible in stock verl, so only the choice of prompts is planned.
 """
 
 from __future__ import annotations
@@ -34,22 +35,24 @@ from ._common import (
 torch = require("torch", "verl")
 Dataset, Sampler = torch.utils.data.Dataset, torch.utils.data.Sampler
 
-__all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler", "verl_hooks"]
+__all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler"]
 
-#: Key added to each row's ``extra_info`` by :class:`VerlFeedbackDataset`: the row's dataset index.
+#: Key added to each row's ``extra_info``: the row's index in the underlying dataset.
 #: verl keeps ``extra_info`` in the batch through rollout (it is a reward key), unlike the prompt.
 INDEX_KEY = "v0lite_index"
+
+_STATE_FORMAT = "v0lite-verl-sampler-1"
 
 
 class VerlSampler(Sampler):
     """Each step, draw candidate prompts, keep ``batch_size`` of them with a planner, yield their indices.
 
-    An epoch walks a seeded permutation of the dataset in chunks of
-    ``ceil(oversample * batch_size)`` candidates; from each chunk the planner's value model
-    keeps ``batch_size`` (see :class:`~v0lite.rl.integrations._common.FixedSizeSelector`), so
-    verl's dataloader (``batch_size=data.train_batch_size``, ``drop_last=True``) gets exactly
-    one planned step per batch. ``len(sampler)`` is what that dataloader needs for
-    ``total_training_steps``.
+    An epoch walks a seeded permutation of the dataset (dataset order with ``shuffle=False``)
+    in chunks of ``ceil(oversample * batch_size)`` candidates; from each chunk the planner's
+    value model keeps ``batch_size`` (see :class:`~v0lite.rl.integrations.FixedSizeSelector`),
+    so verl's dataloader (``batch_size=data.train_batch_size``, ``drop_last=True``) gets exactly
+    one planned step per batch. A chunk is planned when its first index is drawn.
+    ``len(sampler)`` is what that dataloader needs for ``total_training_steps``.
 
     Parameters
     ----------
@@ -79,20 +82,28 @@ class VerlSampler(Sampler):
         Where :meth:`update` reads each rollout's score: a ``batch.batch`` tensor (summed over
         tokens, as verl places the rule reward at the last token) or a ``non_tensor_batch``
         key such as ``"acc"`` that your reward function returns.
+    shuffle : bool, default True
+        ``False``: candidates in dataset order (verl's ``data.shuffle=False``).
     seed : int, default 0
+        ``data.seed``: the permutation of epoch ``e`` is seeded by ``(seed, e)``.
+    step_offset, step_scale : int, default 0 and 1
+        Trainer step ``t`` (from 0) is predicted and recorded at value-model step
+        ``step_offset + step_scale * t`` (see :class:`~v0lite.rl.integrations.FixedSizeSelector`).
 
     Attributes
     ----------
     selector_ : FixedSizeSelector
         Its counters say what was kept (``n_candidates_``, ``n_chosen_``, ``n_filled_``,
         ``n_observed_``).
+    planned_ : dict of int to numpy.ndarray
+        The current epoch's planned steps: chunk number -> dataset indices kept.
 
     Notes
     -----
-    The dataloader prefetches, so the plan of a step is made before the outcomes of the last
-    one or two steps are fed back; the value model then lags by that much. On resume, verl's
-    ``StatefulDataLoader`` skips consumed batches by iterating this sampler again (those steps
-    are predicted, not rolled out); the value model's history is not in verl's checkpoint.
+    ``state_dict`` / ``load_state_dict`` carry the epoch, the chunks planned in it, the
+    selector's step count and RNG (plain JSON types), so verl's ``StatefulDataLoader``
+    checkpoint resumes where the run stopped. The value model's history is not in that
+    checkpoint (save it yourself with ``V0Regressor.save``).
 
     Examples
     --------
@@ -116,7 +127,10 @@ class VerlSampler(Sampler):
         messages: str = "all",
         success_threshold: float = 0.5,
         reward_key: str = "token_level_scores",
+        shuffle: bool = True,
         seed: int = 0,
+        step_offset: int = 0,
+        step_scale: int = 1,
     ):
         self.data_source = data_source
         self.planner = planner
@@ -125,18 +139,34 @@ class VerlSampler(Sampler):
         self.prompt_key = prompt_key
         self.success_threshold = float(success_threshold)
         self.reward_key = reward_key
+        self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.n_candidates = n_candidates(batch_size, oversample)
         self._text = _text_fn(prompt_text, messages)
         gs = getattr(planner, "budget_per_prompt", 8) if group_size is None else group_size
-        self.selector_ = FixedSizeSelector(planner, mode=mode, band=band, group_size=gs, random_state=seed)
+        self.selector_ = FixedSizeSelector(
+            planner,
+            mode=mode,
+            band=band,
+            group_size=gs,
+            random_state=seed,
+            step_offset=step_offset,
+            step_scale=step_scale,
+        )
         self._texts: dict[int, str] = {}
+        candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
         self._epoch = 0
-        if len(data_source) < self.n_candidates:  # fail at construction, not at the first step
-            candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)
+        self._chunks: list | None = None
+        self._last_slot = -1
+        self.planned_: dict[int, np.ndarray] = {}
+
+    @property
+    def n_steps(self) -> int:
+        """Planned steps per epoch."""
+        return len(self.data_source) // self.n_candidates
 
     def __len__(self) -> int:
-        return (len(self.data_source) // self.n_candidates) * self.batch_size
+        return self.n_steps * self.batch_size
 
     def text(self, index: int) -> str:
         """The prompt text of dataset row ``index`` (cached)."""
@@ -152,20 +182,78 @@ class VerlSampler(Sampler):
             self._texts[index] = self._text(row[self.prompt_key])
         return self._texts[index]
 
-    def __iter__(self):
-        chunks = candidate_chunks(len(self.data_source), self.n_candidates, self.seed, self._epoch)
+    def texts(self) -> list[str]:
+        """Every row's prompt text, in dataset order (what :meth:`v0lite.RolloutPlanner.warm` takes)."""
+        return [self.text(i) for i in range(len(self.data_source))]
+
+    def _plan(self, chunk: int) -> np.ndarray:
+        """Plan chunk ``chunk`` of the current epoch (once) and return the dataset indices kept."""
+        if chunk not in self.planned_:
+            if self._chunks is None:
+                self._chunks = candidate_chunks(
+                    len(self.data_source), self.n_candidates, self.seed, self._epoch, self.shuffle
+                )
+            cand = self._chunks[chunk]
+            keep = self.selector_.choose([self.text(i) for i in cand], self.batch_size)
+            self.planned_[chunk] = cand[keep]
+        return self.planned_[chunk]
+
+    def _next_epoch(self) -> None:
         self._epoch += 1
-        for chunk in chunks:
-            keep = self.selector_.choose([self.text(i) for i in chunk], self.batch_size)
-            yield from (int(i) for i in chunk[keep])
+        self._chunks = None
+        self._last_slot = -1
+        self.planned_ = {}
+
+    def __iter__(self):
+        if len(self.planned_) >= self.n_steps:  # the last epoch was planned to its end
+            self._next_epoch()
+        while len(self.planned_) < self.n_steps:  # a restored state resumes mid-epoch
+            chunk = len(self.planned_)
+            yield from (int(i) for i in self._plan(chunk))
+            self._last_slot = (chunk + 1) * self.batch_size - 1
+
+    def row_at(self, slot: int) -> int:
+        """The dataset index at position ``slot`` of the epoch's planned order (plans on demand).
+
+        Slots are read in increasing order within an epoch (verl's ``SequentialSampler``); a
+        slot at or before the last one read starts the next epoch.
+        """
+        slot = int(slot)
+        if not 0 <= slot < len(self):
+            raise IndexError(f"slot {slot} out of range for {len(self)} planned rows per epoch.")
+        if slot <= self._last_slot:
+            self._next_epoch()
+        self._last_slot = slot
+        return int(self._plan(slot // self.batch_size)[slot % self.batch_size])
+
+    def state_dict(self) -> dict:
+        """Epoch, chunks planned in it (their kept indices), last slot read, selector state; JSON types."""
+        return {
+            "format": _STATE_FORMAT,
+            "epoch": self._epoch,
+            "last_slot": self._last_slot,
+            "planned": {str(c): [int(i) for i in v] for c, v in self.planned_.items()},
+            "selector": self.selector_.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output (a resumed run continues the same epoch and order)."""
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"not a VerlSampler state (format {got!r}, expected {_STATE_FORMAT!r}).")
+        self._epoch = int(state["epoch"])
+        self._chunks = None
+        self._last_slot = int(state["last_slot"])
+        self.planned_ = {int(c): np.asarray(v, dtype=np.int64) for c, v in state["planned"].items()}
+        self.selector_.load_state_dict(state["selector"])
 
     def update(self, batch: Any) -> int:
         """Feed one finished step's outcomes back: one group per ``uid``; returns the groups fed.
 
         ``batch`` is the step's ``verl.DataProto`` as ``RayPPOTrainer.fit`` holds it after the
         advantage computation (what it passes to ``on_batch_end``). The prompt of each group is
-        read from ``extra_info[INDEX_KEY]`` (added by :class:`VerlFeedbackDataset`), else from
-        a ``raw_prompt`` column if the batch still has one.
+        read from ``extra_info[INDEX_KEY]`` (added by :class:`VerlFeedbackDataset` and
+        :class:`PlannedRLHFDataset`), else from a ``raw_prompt`` column if the batch still has one.
         """
         ntb = batch.non_tensor_batch
         if "uid" not in ntb:
@@ -247,54 +335,3 @@ class VerlFeedbackDataset(Dataset):
         inner = getattr(self.dataset, "on_batch_end", None)
         if inner is not None:
             inner(batch=batch)
-
-
-def verl_hooks(planner: Any, **sampler_kwargs: Any):
-    """Drop-in replacements for verl's ``create_rl_dataset`` and ``create_rl_sampler``.
-
-    verl 0.9.1's legacy task runner (``verl.trainer.main_ppo_v0.TaskRunner.run``) builds the
-    train dataset and sampler with these two module-level functions and hands both to
-    ``RayPPOTrainer``. Assign the returned pair over them in that module, inside the task
-    runner's process (see docs/rl.md), and the trainer gets a :class:`VerlSampler` and a
-    :class:`VerlFeedbackDataset` wired to it; the validation dataset is left as verl builds it.
-
-    Parameters
-    ----------
-    planner : v0lite.RolloutPlanner or callable
-        The planner, or a zero-argument callable returning one (called once, in the process
-        that builds the sampler, so the value model is loaded where it is used).
-    **sampler_kwargs
-        Passed to :class:`VerlSampler` (``oversample``, ``mode``, ``band``, ``group_size`` =
-        ``actor_rollout_ref.rollout.n``, ``messages``, ``success_threshold``, ...).
-        ``batch_size``, ``prompt_key`` and ``seed`` default to ``data.gen_batch_size`` or
-        ``data.train_batch_size``, ``data.prompt_key`` and ``data.seed``.
-
-    Returns
-    -------
-    (create_rl_dataset, create_rl_sampler)
-        With the signatures of ``verl.trainer.ppo.utils``'s functions.
-    """
-    from verl.trainer.ppo.utils import create_rl_dataset as stock_dataset
-
-    def create_rl_dataset(data_paths, data_config, tokenizer, processor, is_train=True, max_samples=-1):
-        ds = stock_dataset(data_paths, data_config, tokenizer, processor, is_train=is_train, max_samples=max_samples)
-        return VerlFeedbackDataset(ds, None) if is_train else ds
-
-    def create_rl_sampler(data_config, dataset):
-        if not isinstance(dataset, VerlFeedbackDataset):
-            raise TypeError(
-                "create_rl_sampler got a dataset that the paired create_rl_dataset did not build; "
-                "replace both of verl's factories with the pair verl_hooks returns."
-            )
-        plan = planner if hasattr(planner, "observe") else planner()
-        kw = {
-            "batch_size": data_config.get("gen_batch_size", None) or data_config.train_batch_size,
-            "prompt_key": data_config.get("prompt_key", "prompt"),
-            "seed": data_config.get("seed", None) or 0,
-        }
-        kw.update(sampler_kwargs)
-        sampler = VerlSampler(dataset.dataset, plan, **kw)
-        dataset.sampler = sampler
-        return sampler
-
-    return create_rl_dataset, create_rl_sampler

@@ -1,0 +1,192 @@
+"""``v0lite serve`` through the CLI: checks before start, and the faults a process meets (kill -9, SIGTERM).
+
+Servers run as subprocesses of the real CLI (the fake encoder stands in for MiniLM), on 127.0.0.1
+and a free port, killed by a watchdog after at most 90 s whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.serve_util import ROOT, CliServer, save_cli_router, serve_in_thread, stub_upstream, upstreams_for
+from v0lite.cli import main
+from v0lite.serve import SqliteStore
+
+
+@pytest.fixture
+def saved(tmp_path, monkeypatch):
+    """(router folder, env for the subprocess) with the embedding cache under tmp_path."""
+    env = {"V0LITE_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("V0LITE_CACHE", env["V0LITE_CACHE"])
+    save_cli_router(tmp_path / "router", env)
+    return tmp_path / "router", env
+
+
+def test_help_is_fast_and_imports_no_server_library(tmp_path):
+    code = (
+        "import sys, v0lite.cli\n"
+        "rc = v0lite.cli.main(['serve', '--help'])\n"
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'httpx', 'prometheus_client', 'torch', 'polars') "
+        "if m in sys.modules), rc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0, out.stderr
+    for flag in (
+        "--router",
+        "--upstreams",
+        "--api-keys",
+        "--data-dir",
+        "--host",
+        "--port",
+        "--pool",
+        "--quiet",
+        "--max-body-bytes",
+        "--max-prompt-chars",
+        "--refresh-seconds",
+        "--max-batch",
+        "--batch-wait-ms",
+        "--max-queue",
+        "--cors-origin",
+    ):
+        assert flag in out.stdout, flag
+    assert out.stdout.strip().splitlines()[-1] == "[] 0"
+
+
+def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
+    router, _ = saved
+    # a non-loopback address without keys: refused before anything loads, with the fix
+    assert main(["serve", "--router", str(router), "--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0" in err and "Fix: pass --api-keys PATH" in err and "--host 127.0.0.1" in err
+    # a pool model without an upstream is named; --pool narrows
+    ups = tmp_path / "ups.json"
+    ups.write_text(json.dumps(upstreams_for("http://127.0.0.1:9", names=("a", "b"))))
+    assert main(["serve", "--router", str(router), "--upstreams", str(ups), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "models ['c'] of the pool have no upstream" in err and "--pool a,b" in err
+    assert main(["serve", "--router", str(tmp_path / "nope")]) == 1
+    assert "--router" in capsys.readouterr().err
+    assert main(["serve", "--router", str(router), "--refresh-seconds", "0"]) == 1
+    assert "Fix: pass --refresh-seconds 1" in capsys.readouterr().err
+    assert main(["serve", "--router", str(router), "--port", "70000"]) == 1
+    assert "--port 70000" in capsys.readouterr().err
+    guarantees.tick("bad-input cases tried", 5)
+
+
+def test_kill9_loses_no_acknowledged_outcome_and_restart_replays(saved, tmp_path, guarantees):
+    router, env = saved
+    data = tmp_path / "outcomes"
+    args = ["--router", str(router), "--data-dir", str(data), "--quiet", "--refresh-seconds", "0.2"]
+    acked: list[dict] = []
+    stop = threading.Event()
+    with CliServer(args, env) as srv:
+
+        def feed():
+            with httpx.Client(base_url=srv.url, timeout=10) as c:
+                i = 0
+                while not stop.is_set():
+                    rows = [
+                        {"policy": "c", "prompt": f"sort the list fb {i} {j}", "score": (j % 3) / 2} for j in range(7)
+                    ]
+                    try:
+                        r = c.post("/v1/feedback", json={"outcomes": rows})
+                    except httpx.HTTPError:
+                        return  # the server died mid-request: that batch was never acknowledged
+                    if r.status_code == 200:
+                        acked.extend(rows)
+                    i += 1
+
+        t = threading.Thread(target=feed)
+        t.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 140 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        srv.kill()  # SIGKILL while the feeder is still posting
+        stop.set()
+        t.join(20)
+        assert srv.proc.returncode == -9
+    guarantees.tick("faults injected")
+    assert len(acked) >= 140
+    store = SqliteStore(data)
+    stored = [(r["policy"], r["prompt"], r["score"]) for _, r in store.read_since(0)]
+    store.close()
+    assert {(r["policy"], r["prompt"], r["score"]) for r in acked} <= set(stored)  # every acknowledged row
+    assert len(stored) % 7 == 0  # and never part of a batch
+    with CliServer(args, env) as again:  # restart = replay the whole store into the model
+        st = httpx.get(again.url + "/v1/stats", timeout=10).json()
+        assert st["feedback_rows"] == st["applied_rows"] == len(stored)
+        assert st["history_rows"] == 120 + len(stored)
+
+
+def test_sigterm_drains_requests_in_flight(saved, tmp_path):
+    router, env = saved
+    upstream = stub_upstream(delay_s=1.5)
+    with serve_in_thread(upstream) as up:
+        ups = tmp_path / "ups.json"
+        ups.write_text(json.dumps(upstreams_for(up)))
+        with CliServer(["--router", str(router), "--upstreams", str(ups), "--quiet"], env) as srv:
+            result = {}
+
+            def call():
+                result["r"] = httpx.post(
+                    srv.url + "/v1/chat/completions",
+                    json={"model": "v0lite", "messages": [{"role": "user", "content": "sort the list case 970"}]},
+                    timeout=20,
+                )
+
+            t = threading.Thread(target=call)
+            t.start()
+            deadline = time.monotonic() + 10
+            while not upstream.state.calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert upstream.state.calls, "the request never reached the upstream"
+            srv.terminate()  # SIGTERM while the answer is 1.5 s away
+            t.join(20)
+            # a clean stop: uvicorn re-raises the SIGTERM it drained on, the convention for a signalled exit
+            assert srv.proc.wait(20) in (0, -15)
+            assert "Traceback" not in srv.proc.stderr.read()
+            r = result["r"]
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("echo: sort")
+            assert r.headers["x-v0lite-model"] == "b"
+            with pytest.raises(httpx.ConnectError):  # and it no longer accepts new ones
+                httpx.get(srv.url + "/healthz", timeout=2)
+
+
+@pytest.mark.parametrize(
+    "host,keys,ok",
+    [
+        ("127.0.0.1", False, True),
+        ("localhost", False, True),
+        ("::1", False, True),
+        ("127.0.0.2", False, True),
+        ("0.0.0.0", False, False),
+        ("192.168.1.5", False, False),
+        ("::", False, False),
+        ("my-host", False, False),
+        ("0.0.0.0", True, True),
+    ],
+)
+def test_check_bind(host, keys, ok):
+    from v0lite.exceptions import DataError
+    from v0lite.serve._app import check_bind
+
+    if ok:
+        check_bind(host, keys)
+    else:
+        with pytest.raises(DataError, match="Fix: pass api_keys=<path>"):
+            check_bind(host, keys)

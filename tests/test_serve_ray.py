@@ -1,0 +1,252 @@
+"""The service on Ray Serve: 2 replicas over one outcome store, on a local Ray instance.
+
+An outcome posted through one request (to whichever replica Ray's proxy picks) reaches both
+replicas' routing within the refresh delay. Ray's HTTP proxy binds 127.0.0.1 on a free port; the
+requests and the wait are bounded; Ray is shut down whatever the test did. The replicas use the
+fake encoder through a Ray worker setup hook (``fake_minilm_in_worker``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.serve_util import ROOT, free_port, save_cli_router, tiny_router
+from v0lite.exceptions import DataError
+from v0lite.serve import Limits, SqliteStore, ray_app, run_ray
+from v0lite.serve._ray import REPLICA_HEADER
+
+REFRESH_S = 0.5
+SLACK_S = 3.0  # the refresh itself, a request through the proxy, two cores shared with Ray's own processes
+
+
+def fake_minilm_in_worker():
+    """Ray worker setup hook: the default encoder is the fake one in every replica (as the CLI tests do)."""
+    import v0lite.embed as embed
+    from tests.conftest import FakeEncoder
+
+    enc = FakeEncoder()
+    embed._load_sentence_transformer = lambda path, device, **kw: enc
+
+
+@pytest.fixture(params=["data_dir", "store factory"])
+def ray_service(request, tmp_path, monkeypatch):
+    """The service on a local Ray: 2 replicas, one SQLite store; yields (httpx client, store folder).
+
+    The store comes as ``data_dir`` (one machine) or as ``store``, a function each replica calls
+    (the cluster form: each replica opens its own connection to the one database).
+    """
+    import ray
+    from ray import serve
+
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv("V0LITE_CACHE", cache)
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": cache})
+    ray.init(**ray_init_kwargs(cache))
+    if request.param == "store factory":
+        SqliteStore(tmp_path / "store").close()  # made once here, as a database would be; the replicas open it
+    try:
+        port = free_port()
+        monkeypatch.chdir(tmp_path)  # relative paths are the driver's: the replicas get them absolute
+        run_ray(
+            "router",
+            host="127.0.0.1",
+            port=port,
+            **(
+                {"data_dir": "store"}
+                if request.param == "data_dir"
+                else {"store": functools.partial(SqliteStore, str(tmp_path / "store"))}
+            ),
+            limits=Limits(refresh_seconds=REFRESH_S),
+            num_replicas=2,
+            ray_actor_options={"num_cpus": 0.5},
+        )
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client, tmp_path / "store"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _route(c, prompt):
+    r = c.post("/v1/route", json={"prompt": prompt})
+    assert r.status_code == 200, r.text
+    return r.headers[REPLICA_HEADER], r.json()["model"]
+
+
+@pytest.mark.slow
+def test_feedback_to_one_replica_reaches_both_within_the_delay(ray_service):
+    c, store = ray_service
+    prompt = "sort the list case 950"
+    # both replicas answer, and both route the sorting prompt to b
+    seen = {}
+    for _ in range(60):
+        replica, model = _route(c, prompt)
+        seen.setdefault(replica, set()).add(model)
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, f"Ray's proxy reached only {sorted(seen)} in 60 requests"
+    assert all(models == {"b"} for models in seen.values()), seen
+    # production says: on sorting, b fails and a succeeds -- one request, to one replica
+    outcomes = [{"policy": "b", "prompt": f"sort the list case {900 + i}", "score": 0.0} for i in range(40)]
+    outcomes += [{"policy": "a", "prompt": f"sort the list case {900 + i}", "score": 1.0} for i in range(40)]
+    t0 = time.monotonic()
+    r = c.post("/v1/feedback", json={"outcomes": outcomes})
+    assert r.status_code == 200 and r.json()["stored"] == 80, r.text
+    assert r.json()["applied_within_s"] == REFRESH_S
+    stored_by = r.headers[REPLICA_HEADER]
+    first_a = {}
+    for _ in range(400):
+        replica, model = _route(c, prompt)
+        assert replica in seen, f"a third replica {replica} answered"
+        if model == "a":
+            first_a.setdefault(replica, time.monotonic() - t0)
+        else:
+            assert replica not in first_a, f"{replica} routed with the feedback, then without it"
+        if len(first_a) == 2:
+            break
+        assert time.monotonic() - t0 < REFRESH_S + SLACK_S, (
+            f"after {time.monotonic() - t0:.1f} s only {sorted(first_a)} route with the feedback "
+            f"(stored by {stored_by}; refresh every {REFRESH_S} s)"
+        )
+        time.sleep(0.02)
+    assert set(first_a) == set(seen), first_a
+    assert max(first_a.values()) < REFRESH_S + SLACK_S
+    # each replica counts the rows from the one store and has applied all of them
+    stats = {}
+    for _ in range(60):
+        r = c.get("/v1/stats")
+        stats[r.headers[REPLICA_HEADER]] = r.json()
+        if len(stats) == 2:
+            break
+    assert set(stats) == set(seen)
+    for st in stats.values():
+        assert st["feedback_rows"] == st["applied_rows"] == 80 and st["history_rows"] == 200, st
+    mine = SqliteStore(store)  # the one store, read from outside: the batch once, not once per replica
+    assert mine.count() == 80
+    mine.close()
+
+
+def test_ray_app_checks_its_inputs_before_ray_starts(tmp_path, guarantees):
+    import ray
+
+    with pytest.raises(DataError, match=r"Router.save\(DIR\)"):
+        ray_app(tiny_router())
+    with pytest.raises(DataError, match="does not exist"):
+        ray_app(tmp_path / "missing")
+    with pytest.raises(DataError, match="num_replicas=0"):
+        ray_app(tmp_path / "missing", num_replicas=0)
+    with pytest.raises(DataError, match="each replica must open its own connection"):
+        ray_app(tmp_path / "missing", store=object())
+    with pytest.raises(DataError, match="--api-keys"):
+        run_ray(tmp_path / "missing", host="0.0.0.0")
+    assert not ray.is_initialized()
+    guarantees.tick("bad-input cases tried", 5)
+
+
+def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
+    import ray
+
+    from v0lite.cli import main
+
+    assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "-1"]) == 1
+    assert "--replicas -1" in capsys.readouterr().err
+    assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "2"]) == 1
+    assert "--router" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": str(tmp_path / "cache")})
+    args = ["serve", "--router", str(tmp_path / "router"), "--replicas", "2", "--data-dir", str(tmp_path / "full")]
+    assert main(args) == 1
+    assert "--data-dir" in capsys.readouterr().err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    assert not ray.is_initialized()
+    guarantees.tick("bad-input cases tried", 3)
+
+
+# `v0lite serve --replicas 2` in a fresh interpreter: a local Ray on loopback whose workers use the fake encoder
+_LAUNCH = (
+    "import sys, ray\n"
+    "from tests.test_serve_ray import fake_minilm_in_worker, ray_init_kwargs\n"
+    "fake_minilm_in_worker()\n"
+    "ray.init(**ray_init_kwargs(sys.argv[1]))\n"
+    "from v0lite.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
+def ray_init_kwargs(cache: str) -> dict:
+    """The test's local Ray: 2 CPUs, loopback only, no dashboard; every worker runs ``fake_minilm_in_worker``."""
+    return dict(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env={
+            "worker_process_setup_hook": f"{__name__}.fake_minilm_in_worker",
+            "env_vars": {"V0LITE_CACHE": cache, "PYTHONPATH": str(ROOT)},
+        },
+    )
+
+
+@pytest.mark.slow
+def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv("V0LITE_CACHE", cache)
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": cache})
+    port = free_port()
+    args = ["serve", "--router", str(tmp_path / "router"), "--data-dir", str(tmp_path / "store"), "--replicas", "2"]
+    args += ["--refresh-seconds", str(REFRESH_S), "--host", "127.0.0.1", "--port", str(port)]
+    err = open(tmp_path / "stderr.txt", "w+")  # a file, not a pipe: nothing blocks on a full pipe
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCH, cache, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "V0LITE_CACHE": cache},
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        start_new_session=True,  # Ray's processes share the session: the last resort kills them all
+    )
+    try:
+        deadline, ready, seen = time.monotonic() + 150, False, set()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            while not ready:
+                assert proc.poll() is None, f"v0lite serve --replicas exited ({proc.returncode}): {_text(err)}"
+                assert time.monotonic() < deadline, "the Ray Serve application did not come up in 150 s"
+                try:
+                    ready = c.get("/readyz").status_code == 200
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.0 if ready else 0.5)
+            rows = [{"policy": "b", "prompt": "sort the list case 990", "score": 0.0}]
+            assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
+            # the proxy answers once one replica is up; the second may still be starting
+            for _ in range(400):
+                r = c.post("/v1/route", json={"prompt": "add the numbers case 991"})
+                assert r.status_code == 200 and r.json()["model"] == "a", r.text
+                seen.add(r.headers[REPLICA_HEADER])
+                if len(seen) == 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        assert len(seen) == 2, f"one replica answered every request: {seen}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, _text(err)
+        assert "2 Ray Serve replicas" in _text(err)
+        store = SqliteStore(tmp_path / "store")
+        assert store.count() == 1
+        store.close()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        err.close()
+
+
+def _text(f) -> str:
+    f.seek(0)
+    return f.read()[-3000:]

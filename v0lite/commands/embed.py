@@ -1,0 +1,75 @@
+"""``v0lite embed DATASET``: embed a training set ahead of an RL run (the cache the trainer then reads)."""
+
+from __future__ import annotations
+
+from ._common import add_progress_flags, check_input, check_model_dir, progress
+
+MESSAGES = ("all", "user", "last_user")  # v0lite.rl.integrations.prompt_text's choices
+
+
+def _read_prompts(path: str, column: str, messages: str) -> list[str]:
+    import polars as pl
+
+    from ..exceptions import DataError
+    from ..rl.integrations._common import prompt_text
+
+    suffix = path.rsplit(".", 1)[-1].lower()
+    readers = {"parquet": pl.read_parquet, "jsonl": pl.read_ndjson, "csv": pl.read_csv}
+    if suffix not in readers:
+        raise DataError(f"DATASET {path}: unknown format .{suffix}. Fix: pass a .parquet, .jsonl or .csv file.")
+    df = readers[suffix](path)
+    if column not in df.columns:
+        raise DataError(
+            f"DATASET {path}: no column {column!r} (columns: {df.columns}). Fix: --prompt-key COLUMN "
+            "(verl's data.prompt_key)."
+        )
+    texts = []
+    for row, value in enumerate(df[column].to_list()):
+        try:
+            texts.append(prompt_text(value, messages))
+        except TypeError as exc:
+            raise DataError(
+                f"DATASET {path}: column {column!r}, row {row}: {str(value)[:60]!r} is neither text nor chat "
+                "messages. Fix: --prompt-key COLUMN naming the prompt column."
+            ) from exc
+    return texts
+
+
+def _embed(args) -> int:
+    from ..embed import default_cache_dir
+    from ..estimator import V0Regressor
+
+    check_input(args.dataset, "DATASET")
+    model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
+    model.set_params(show_progress_bar=progress(args))
+    texts = _read_prompts(args.dataset, args.prompt_key, args.messages)
+    unique = list(dict.fromkeys(texts))
+    model.warm(unique)
+    where = "disabled" if model.cache_dir is False else (model.cache_dir or default_cache_dir())
+    print(f"embedded {len(unique):,} unique prompts of {len(texts):,} rows with {model.encoder_id_}; cache: {where}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="embed a training set's prompts ahead of an RL run",
+        description="Embed every prompt of DATASET with the encoder of the model in --model-dir, into the "
+        "embedding cache, so the trainer's first plan reads vectors instead of running the encoder "
+        "(RolloutPlanner.warm on the command line).",
+    )
+    p.add_argument("dataset", metavar="DATASET", help="training set: .parquet (verl's format), .jsonl or .csv")
+    p.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
+    p.add_argument(
+        "--prompt-key", default="prompt", metavar="COLUMN", help="the prompt column (default 'prompt', as in verl)"
+    )
+    p.add_argument(
+        "--messages",
+        choices=MESSAGES,
+        default="all",
+        help="chat prompts: which messages' contents the value model reads; use the adapter's setting "
+        "(data.v0lite.messages / messages=) so the cached texts are the ones it predicts (default 'all')",
+    )
+    p.add_argument("--device", metavar="DEVICE", help="torch device of the encoder, e.g. cuda (default: automatic)")
+    add_progress_flags(p)
+    p.set_defaults(func=_embed, inputs=("model_dir", "dataset"))

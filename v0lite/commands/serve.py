@@ -1,0 +1,205 @@
+"""CLI: ``v0lite serve`` (the router as an OpenAI-compatible HTTP service; see docs/serve.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..exceptions import DataError
+from ._common import add_progress_flags
+
+__all__ = ["register"]
+
+
+def _serve(args) -> int:
+    from ..serve import Limits, create_app
+    from ..serve._app import check_bind
+
+    check_bind(args.host, bool(args.api_keys))  # before loading anything
+    if not 0 <= args.port <= 65535:
+        raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
+    pool = None
+    if args.pool is not None:
+        pool = [p.strip() for p in args.pool.split(",") if p.strip()]
+        if not pool:
+            raise DataError("--pool is empty. Fix: pass model names separated by commas, e.g. --pool a,b.")
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_prompt_chars=args.max_prompt_chars,
+        refresh_seconds=args.refresh_seconds,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        max_queue=args.max_queue,
+        upstream_timeout_s=args.upstream_timeout,
+    ).check()
+    if args.replicas:
+        return _serve_on_ray(args, pool, limits)
+    from .._extras import require
+
+    uvicorn = require("uvicorn", "serve", "v0lite serve")
+    app = create_app(
+        args.router,
+        upstreams=args.upstreams,
+        data_dir=args.data_dir,
+        api_keys=args.api_keys,
+        pool=pool,
+        limits=limits,
+        cors_origins=args.cors_origin or (),
+    )
+    state = app.state.v0lite
+    if not args.quiet:
+        print(
+            f"v0lite serve: pool {state.allowed()}, strategy {state.router.strategy_.name}, "
+            f"{len(state.upstreams)} upstreams, store {args.data_dir or 'none (feedback off)'}, "
+            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning" if args.quiet else "info",
+        access_log=not args.quiet,
+        timeout_graceful_shutdown=args.drain_seconds,  # SIGTERM: stop accepting, finish what is in flight
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _serve_on_ray(args, pool, limits) -> int:
+    """``--replicas N``: the same app as N Ray Serve replicas on this machine (Ray's proxy on --host:--port)."""
+    import signal
+
+    from ..serve import run_ray
+
+    if args.replicas < 1:
+        raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
+
+    def stop(signum, frame):  # SIGTERM ends the wait like Ctrl-C: the application is deleted, Ray stops
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if not args.quiet:
+        print(
+            f"v0lite serve: {args.replicas} Ray Serve replicas, store {args.data_dir or 'none (feedback off)'}, "
+            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
+            file=sys.stderr,
+        )
+    run_ray(
+        args.router,
+        host=args.host,
+        port=args.port,
+        blocking=True,
+        num_replicas=args.replicas,
+        upstreams=args.upstreams,
+        data_dir=args.data_dir,
+        api_keys=args.api_keys,
+        pool=pool,
+        limits=limits,
+        cors_origins=args.cors_origin or (),
+    )
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``serve`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a saved router over HTTP (OpenAI-compatible; learns from feedback)",
+        description="Serve a saved router: /v1/route, /v1/predict, /v1/feedback, /v1/stats, and OpenAI-compatible "
+        "/v1/chat/completions and /v1/models (model 'v0lite' routes). See docs/serve.md.",
+    )
+    p.add_argument(
+        "--router",
+        required=True,
+        metavar="DIR",
+        help="folder of a router saved by `v0lite route-eval --save-router DIR` (or Router.save)",
+    )
+    p.add_argument(
+        "--upstreams",
+        metavar="FILE.json",
+        default=None,
+        help='pool model -> {"base_url": ..., "model": upstream name, "api_key_env": VAR, "price": USD per call}; '
+        "api_key_env and price optional. Needed for /v1/chat/completions: every pool model needs one",
+    )
+    p.add_argument(
+        "--api-keys",
+        metavar="FILE",
+        default=None,
+        help="file of API keys, one a line: every endpoint but /healthz and /readyz then needs "
+        "'Authorization: Bearer KEY'. Required to bind a non-loopback --host",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="the outcome store's folder (SQLite; created; empty or an earlier store). Without it, "
+        "/v1/feedback is off. A restart replays it into the model",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--pool",
+        default=None,
+        metavar="A,B",
+        help="route among these models only (a subset of the router's pool, or upstream models that join "
+        "once they have outcomes)",
+    )
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-body-bytes", type=int, default=1_000_000, metavar="N", help="larger bodies get 413")
+    lim.add_argument(
+        "--max-prompt-chars", type=int, default=32_000, metavar="N", help="longer prompts get 413 (default 32000)"
+    )
+    lim.add_argument(
+        "--refresh-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="how often stored feedback is applied to the model: feedback changes routing within about "
+        "this delay (default 1)",
+    )
+    lim.add_argument("--max-batch", type=int, default=64, metavar="N", help="most prompts per micro-batch (64)")
+    lim.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="longest wait for more requests to fill a micro-batch, while requests arrive together (default 2)",
+    )
+    lim.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="most requests waiting for the model; more get 429 at once (default 1024)",
+    )
+    lim.add_argument(
+        "--upstream-timeout", type=float, default=60.0, metavar="S", help="upstream connect/read timeout (60)"
+    )
+    lim.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="on SIGTERM, wait this long for requests in flight (default 30)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="allow browser calls from this origin (repeatable); default: no CORS",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve N replicas of the app on a local Ray Serve instance (the ray extra) over the one --data-dir "
+        "store; default: one process, no Ray. See docs/serve.md, 'More than one machine'",
+    )
+    add_progress_flags(p)  # --quiet, as every subcommand has it; here it also silences the access log
+    next(
+        a for a in p._actions if "--quiet" in a.option_strings
+    ).help = "log warnings only: no access log, no start-up line (the service shows no progress bars)"
+    p.set_defaults(func=_serve, inputs=())

@@ -1,0 +1,190 @@
+"""verl 0.9.1's ``data.custom_cls``: the train dataset in the order a RolloutPlanner chooses.
+
+verl loads the class named by ``data.custom_cls.{path,name}`` with ``load_extern_object`` inside
+``create_rl_dataset``, in the task-runner process, for the legacy trainer and the V1 trainer
+alike; nothing has to be assigned into verl's modules. :class:`PlannedRLHFDataset` wraps verl's
+``RLHFDataset``: item ``i`` is the ``i``-th row a :class:`~v0lite.rl.integrations.VerlSampler`
+planned, which verl's ``SequentialSampler`` (``data.shuffle=False``) reads in order, and
+``on_batch_end`` feeds each step's outcomes back. Its options are ``data.v0lite.*``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ...exceptions import V0liteWarning
+from ._verl import INDEX_KEY, Dataset, VerlSampler
+
+__all__ = ["PlannedRLHFDataset", "V0LITE_KEYS"]
+
+#: Planned steps with no outcome back after which the dataset warns that feedback is not wired
+#: (verl 0.9.1's V1 trainer never calls ``on_batch_end``; the legacy one does after every step).
+NO_FEEDBACK_STEPS = 3
+
+#: ``data.v0lite.*`` options and their defaults (``model`` and ``policy`` are required).
+V0LITE_KEYS = {
+    "model": None,
+    "policy": None,
+    "oversample": 2.0,
+    "mode": "band",
+    "band": (0.2, 0.8),
+    "group_size": 8,
+    "messages": "all",
+    "success_threshold": 0.5,
+    "reward_key": "token_level_scores",
+    "shuffle": True,
+    "step_offset": 0,
+    "step_scale": 1,
+    "device": None,
+    "warm": True,
+}
+
+
+def _as_list(files: Any) -> list[str]:
+    if files is None:
+        return []
+    if isinstance(files, str):
+        return [files]
+    return [str(f) for f in files]
+
+
+def _options(config: Any) -> dict:
+    raw = config.get("v0lite", None) if hasattr(config, "get") else None
+    if raw is None:
+        raise ValueError(
+            "PlannedRLHFDataset needs its options under data.v0lite: add +data.v0lite.model=/path/to/v0_model "
+            "+data.v0lite.policy=NAME to the command line (docs/rl.md)."
+        )
+    if hasattr(raw, "items") and not isinstance(raw, dict):  # an OmegaConf DictConfig
+        from omegaconf import OmegaConf
+
+        raw = OmegaConf.to_container(raw, resolve=True)
+    unknown = sorted(set(raw) - set(V0LITE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown option data.v0lite.{unknown[0]}; the options are {sorted(V0LITE_KEYS)}.")
+    opts = {**V0LITE_KEYS, **raw}
+    for key in ("model", "policy"):
+        if not opts[key]:
+            raise ValueError(f"data.v0lite.{key} is required: add +data.v0lite.{key}=... (docs/rl.md).")
+    return opts
+
+
+class PlannedRLHFDataset(Dataset):
+    """verl's ``RLHFDataset`` read in the order a v0lite planner chooses; verl's ``data.custom_cls``.
+
+    Constructed by verl (``create_rl_dataset``) with ``RLHFDataset``'s arguments. For the
+    training files it loads the value model ``data.v0lite.model`` (a saved
+    :class:`v0lite.V0Regressor` folder), wraps it in a :class:`v0lite.RolloutPlanner` for
+    ``data.v0lite.policy``, and plans with a :class:`~v0lite.rl.integrations.VerlSampler`
+    (``data.train_batch_size`` or ``data.gen_batch_size`` kept per step, ``data.prompt_key``,
+    ``data.seed``). For the validation files (``data.val_files``) it returns verl's plain
+    ``RLHFDataset``.
+
+    It requires ``data.shuffle=False`` (verl's sampler must read the planned order as it is;
+    the candidates are shuffled here, ``data.v0lite.shuffle``) and
+    ``data.dataloader_num_workers=0`` (rows are planned when read, in the trainer's process,
+    where ``on_batch_end`` feeds the outcomes back; with no prefetch, the outcomes of step
+    ``t`` reach the value model before step ``t + 1`` is planned). Both are checked here,
+    before verl starts its workers.
+
+    Parameters
+    ----------
+    data_files, tokenizer, config, processor, max_samples
+        ``RLHFDataset``'s.
+
+    Attributes
+    ----------
+    dataset : verl.utils.dataset.rl_dataset.RLHFDataset
+        The rows.
+    sampler : VerlSampler
+        The plan (``sampler.planned_``, ``sampler.selector_`` counters).
+    """
+
+    def __new__(cls, data_files: Any = None, tokenizer: Any = None, config: Any = None, *args: Any, **kwargs: Any):
+        if config is not None and data_files is not None:
+            val, train = _as_list(config.get("val_files", None)), _as_list(config.get("train_files", None))
+            if _as_list(data_files) == val and val != train:
+                from verl.utils.dataset.rl_dataset import RLHFDataset
+
+                return RLHFDataset(data_files, tokenizer, config, *args, **kwargs)  # validation: not planned
+        return super().__new__(cls)
+
+    def __init__(self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1):
+        from verl.utils.dataset.rl_dataset import RLHFDataset
+
+        from ...estimator import V0Regressor
+        from .._planner import RolloutPlanner
+
+        opts = _options(config)
+        if config.get("shuffle", True):
+            raise ValueError(
+                "PlannedRLHFDataset needs data.shuffle=False: verl's sampler must read the planned order as it is "
+                "(the candidates are shuffled by v0lite, data.v0lite.shuffle, seeded by data.seed)."
+            )
+        workers = config.get("dataloader_num_workers", 0)
+        if workers != 0:
+            raise ValueError(
+                f"PlannedRLHFDataset needs data.dataloader_num_workers=0 (got {workers}): rows are planned when read, "
+                "in the trainer's process, where the outcomes come back; worker processes would plan on copies."
+            )
+        self.dataset = RLHFDataset(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
+        model = V0Regressor.load(opts["model"], device=opts["device"])
+        planner = RolloutPlanner(model, policy=str(opts["policy"]))
+        self.sampler = VerlSampler(
+            self.dataset,
+            planner,
+            batch_size=config.get("gen_batch_size", None) or config.train_batch_size,
+            oversample=float(opts["oversample"]),
+            mode=opts["mode"],
+            band=tuple(opts["band"]),
+            group_size=int(opts["group_size"]),
+            prompt_key=config.get("prompt_key", "prompt"),
+            messages=opts["messages"],
+            success_threshold=float(opts["success_threshold"]),
+            reward_key=opts["reward_key"],
+            shuffle=bool(opts["shuffle"]),
+            seed=config.get("seed", None) or 0,
+            step_offset=int(opts["step_offset"]),
+            step_scale=int(opts["step_scale"]),
+        )
+        texts = self.sampler.texts()
+        if opts["warm"]:
+            planner.warm(texts)  # every prompt embedded now, not inside the dataloader's next()
+        self.sampler.selector_.predict(texts[:1], 0)  # an unknown policy fails here, before verl's workers start
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getitem__(self, slot: int) -> dict:
+        index = self.sampler.row_at(slot)
+        sel = self.sampler.selector_
+        if sel.step_ >= NO_FEEDBACK_STEPS and sel.n_observed_ == 0 and not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(
+                f"{sel.step_} steps planned and no outcome came back: this trainer does not call "
+                "train_dataset.on_batch_end, so the value model never learns from the run. verl 0.9.1's V1 trainer "
+                "does not call it; run the legacy trainer (trainer.use_v1=false), as in docs/rl.md.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+        row = self.dataset[index]
+        info = dict(row.get("extra_info") or {})
+        info[INDEX_KEY] = index
+        return {**row, "extra_info": info}
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "sampler"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def on_batch_end(self, batch: Any) -> None:
+        """Called by ``RayPPOTrainer.fit`` after every step: feeds the outcomes to the planner."""
+        self.sampler.update(batch)
+
+    def state_dict(self) -> dict:
+        """The plan's state; verl's ``StatefulDataLoader`` saves it in the checkpoint."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)

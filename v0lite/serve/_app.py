@@ -1,0 +1,624 @@
+"""The app factory: a FastAPI app over a :class:`v0lite.routing.Router`, its outcome store and its upstreams.
+
+A thin layer: routing is ``Router.predict_matrix`` + ``choose`` (the router's strategies),
+prediction is the value model's ``predict``, learning is ``Router.add_history`` (in
+:mod:`._state`). This module parses requests, checks them, and renders answers and errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import json
+import logging
+import re
+import time
+
+from fastapi import Request  # this module is imported only once the serve extra is checked
+
+from ..exceptions import DataError, V0liteError
+from ._auth import KeyChecker, read_api_keys
+from ._batcher import QueueFull
+
+# request models at module level: FastAPI resolves the handlers' annotations in this module's globals
+from ._models import ApiError, FeedbackRequest, PredictRequest, RouteRequest, validation_error
+from ._state import Limits, ServeState, load_router
+from ._store import SqliteStore, check_store_dir
+from ._upstream import UpstreamFailure, read_upstreams
+
+__all__ = ["create_app", "check_bind"]
+
+log = logging.getLogger("v0lite.serve")
+PUBLIC = ("/healthz", "/readyz")  # everything else needs a key when keys are set
+ENDPOINTS = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/route",
+    "/v1/predict",
+    "/v1/feedback",
+    "/v1/stats",
+    "/v1/models",
+    "/v1/chat/completions",
+)
+
+
+def check_bind(host: str, has_keys: bool, *, flag: str = "--host") -> None:
+    """Refuse a non-loopback address without API keys (the message gives the fix)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not has_keys:
+        raise DataError(
+            f"{flag} {host}: serving beyond this machine without API keys would let anyone route, read "
+            "predictions and write feedback. Fix: pass api_keys=<path> (a file, one key a line), or bind "
+            "host='127.0.0.1'."
+        )
+
+
+# --------------------------------------------------------------------------- the one guard (ASGI)
+
+
+class _Guard:
+    """Pure ASGI middleware: body-size limit, bearer auth, per-endpoint metrics.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``: it adds no task per request and passes a
+    streaming answer through untouched.
+    """
+
+    def __init__(self, app, *, state: ServeState, keys: KeyChecker):
+        self.app, self.state, self.keys = app, state, keys
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        endpoint = path if path in ENDPOINTS else "other"
+        m = self.state.metrics
+        t0 = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if self.keys and path not in PUBLIC and scope["method"] != "OPTIONS":  # CORS preflight carries no key
+                headers = dict(scope.get("headers") or ())
+                auth = headers.get(b"authorization", b"").decode("latin-1")
+                if not self.keys.check(auth):
+                    return await _send_json(
+                        send_status,
+                        ApiError(
+                            401,
+                            "missing or wrong API key. Fix: send the header Authorization: Bearer <key> with a key "
+                            "of the server's (`v0lite serve --api-keys FILE`).",
+                            kind="authentication_error",
+                            param="Authorization",
+                        ),
+                        extra=[(b"www-authenticate", b"Bearer")],
+                    )
+            limit = self.state.limits.max_body_bytes
+            length = dict(scope.get("headers") or ()).get(b"content-length")
+            too_big = ApiError(
+                413,
+                f"the body is over {limit:,} bytes, the server's limit (`v0lite serve --max-body-bytes N`). "
+                "Fix: send fewer or shorter prompts per request.",
+                kind="request_too_large",
+                param="body",
+            )
+            if length is not None:
+                if not length.isdigit() or int(length) > limit:
+                    return await _send_json(send_status, too_big)
+            elif scope["method"] in ("POST", "PUT", "PATCH"):
+                # no length given (chunked): read up to the limit first, then replay it to the app
+                chunks, size, more = [], 0, True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    if size > limit:
+                        return await _send_json(send_status, too_big)
+                    more = message.get("more_body", False)
+                body = b"".join(chunks)
+                sent = False
+
+                async def receive():  # noqa: F811 - replays the buffered body once
+                    nonlocal sent
+                    if sent:
+                        return {"type": "http.disconnect"}
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, receive, send_status)
+        finally:
+            m.requests.labels(endpoint, str(status["code"])).inc()
+            m.latency.labels(endpoint).observe(time.perf_counter() - t0)
+
+
+async def _send_json(send, err: ApiError, extra=()) -> None:
+    body = json.dumps(err.body()).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --------------------------------------------------------------------------- helpers
+
+_KNOB_WORDS = re.compile(r"\b(lam|tau|budget|target)\b( ?[=<>]=?)?")
+
+
+def _http_fix(message: str, field: str = "knob") -> str:
+    """A library message with its fix in the JSON field's terms (``pass lam >= 0`` -> ``send "knob" >= 0``)."""
+    head, sep, fix = message.partition("Fix:")
+    if not sep:
+        return message
+    fix = _KNOB_WORDS.sub(lambda m: f'"{field}"' + (m.group(2) or ""), fix).replace(f'"{field}"=', f'"{field}": ')
+    return head + sep + fix.replace(" pass ", " send ")
+
+
+def _strategy_router(router, name):
+    """``router`` itself, or a shallow copy routing with strategy ``name`` (the library's strategy table)."""
+    if name is None:
+        return router
+    from ..routing import get_strategy
+
+    try:
+        strategy = get_strategy(name)
+    except V0liteError as exc:
+        raise ApiError(
+            422,
+            str(exc),
+            param="strategy",
+            value=name,
+            fix=f'send "strategy" as one of the valid names: {_strategies()}.',
+        ) from None
+    r = copy.copy(router)
+    r.strategy_ = strategy
+    return r
+
+
+def _strategies() -> list[str]:
+    from ..routing import STRATEGIES
+
+    return sorted(STRATEGIES)
+
+
+def _choose(router, P, C, knob, field="knob"):
+    kw = {} if knob is None else {"knob": knob}
+    try:
+        return router.choose(P, C, **kw)
+    except V0liteError as exc:
+        text = _http_fix(str(exc), field)
+        raise ApiError(422, text, param=field, value=knob, fix=text.partition("Fix:")[2].strip() or None) from None
+
+
+def _knob_used(router, knob):
+    return knob if knob is not None else getattr(router.strategy_, "default_knob", None)
+
+
+def _one_or_many(one, many, name: str, names: str) -> tuple[list, bool]:
+    if (one is None) == (many is None):
+        raise ApiError(
+            422,
+            f'send exactly one of "{name}" (one) or "{names}" (a list). Fix: e.g. {{"{name}": "..."}}.',
+            param=name,
+            fix=f'send "{name}" or "{names}", not both and not neither.',
+        )
+    return ([one], True) if one is not None else (list(many), False)
+
+
+def _check_prompts(state: ServeState, prompts: list[str], field: str, single: bool) -> None:
+    limit = state.limits.max_prompt_chars
+    for i, t in enumerate(prompts):
+        where = field if single else f"{field}[{i}]"
+        if not t.strip():
+            raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=t, fix="send text.")
+        if len(t) > limit:
+            raise ApiError(
+                413,
+                f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: shorten it "
+                "(the router reads the start and the end of a long prompt anyway).",
+                kind="request_too_large",
+                param=where,
+                fix=f"send at most {limit:,} characters.",
+            )
+
+
+def _check_names(names: list[str], valid: list[str], field: str, single: bool, what: str) -> None:
+    for i, p in enumerate(names):
+        if p not in valid:
+            where = field if single else f"{field}[{i}]"
+            raise ApiError(
+                422,
+                f"{where}: {p!r} is not {what}. Fix: use one of {valid}.",
+                param=where,
+                value=p,
+                fix=f"use one of {valid}.",
+            )
+
+
+async def _submit(state: ServeState, kind: str, items: list):
+    try:
+        return await state.batchers[kind].submit(items)
+    except QueueFull as exc:
+        state.metrics.rejected.inc()
+        raise ApiError(
+            429, f"the server is busy ({exc}). Fix: retry after a short wait.", kind="rate_limit_error"
+        ) from None
+
+
+def _last_user_text(messages: list) -> str:
+    """The text routed on: the last message with ``role: user``; its string content, or its text parts joined."""
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if not isinstance(msg, dict) or msg.get("role") != "user":
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            return "\n".join(t for t in parts if isinstance(t, str))
+        raise ApiError(
+            422,
+            f"messages[{i}].content is {type(content).__name__}, not text. Fix: send a string or a list of "
+            '{"type": "text", "text": ...} parts.',
+            param=f"messages[{i}].content",
+            fix="send text content.",
+        )
+    raise ApiError(
+        422,
+        'messages has no message with "role": "user" (v0lite routes on the last one). Fix: add a user message.',
+        param="messages",
+        fix='add a message with "role": "user".',
+    )
+
+
+# --------------------------------------------------------------------------- the factory
+
+
+def create_app(
+    router,
+    *,
+    upstreams=None,
+    data_dir=None,
+    store=None,
+    api_keys=None,
+    pool=None,
+    limits: Limits | None = None,
+    cors_origins=(),
+):
+    """Build the FastAPI app (see :func:`v0lite.serve.create_app` for the parameters)."""
+    from ..routing import Router
+
+    # the cheap checks first: a typo in a flag fails before the router loads
+    limits = (limits or Limits()).check()
+    ups = {} if upstreams is None else read_upstreams(upstreams)
+    if isinstance(api_keys, (str, bytes)) or hasattr(api_keys, "__fspath__"):
+        api_keys = read_api_keys(api_keys)
+    keys = KeyChecker(list(api_keys or ()))
+    if store is None and data_dir is not None:
+        check_store_dir(data_dir)
+    if not isinstance(router, Router):
+        router = load_router(router)
+    if not hasattr(router, "policies_"):
+        raise DataError("the router is not fitted. Fix: fit it (Router(...).fit(log)) or load a saved one.")
+    if pool is not None:
+        pool = [str(p) for p in pool]
+        unknown = [p for p in pool if p not in router.policies_ and p not in ups]
+        if not pool or unknown:
+            raise DataError(
+                f"pool names {unknown or pool}, which is neither in the router's pool {router.policies_} nor "
+                "in the upstreams. Fix: name models of the router's pool, or of the upstreams (they join the pool "
+                "once they have outcomes)."
+            )
+    if ups:
+        needed = pool if pool is not None else list(router.policies_)
+        missing = [p for p in needed if p not in ups]
+        if missing:
+            covered = ",".join(p for p in needed if p in ups) or "A,B"
+            raise DataError(
+                f"models {missing} of the pool have no upstream, so chat completions could not reach them. "
+                f"Fix: add them to the upstreams file, or narrow the pool with pool='{covered}'."
+            )
+    if store is None and data_dir is not None:
+        store = SqliteStore(data_dir)
+
+    from ._metrics import Metrics
+
+    state = ServeState(router, store=store, upstreams=ups, pool=pool, limits=limits, metrics=Metrics())
+    return _build(state, keys, list(cors_origins or ()))
+
+
+def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
+    from contextlib import asynccontextmanager
+
+    import numpy as np
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from starlette.background import BackgroundTask
+
+    from ._models import ChatRequest
+    from ._upstream import UpstreamClient
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state.client = UpstreamClient(timeout_s=state.limits.upstream_timeout_s) if state.upstreams else None
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+            if state.client is not None:
+                await state.client.close()
+
+    app = FastAPI(
+        title="v0lite serve",
+        summary="Route each prompt to the model most likely to succeed at its cost; learn from feedback.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.v0lite = state
+
+    def error(err: ApiError, headers=None):
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, exc: ApiError):
+        return error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc: RequestValidationError):
+        return error(validation_error(list(exc.errors())))
+
+    @app.exception_handler(V0liteError)
+    async def _library(request, exc: V0liteError):
+        text = _http_fix(str(exc))
+        return error(ApiError(422, text, fix=text.partition("Fix:")[2].strip() or None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc: Exception):
+        log.exception("v0lite serve: internal error on %s", request.url.path)
+        return error(
+            ApiError(500, f"internal error ({type(exc).__name__}); see the server's log.", kind="server_error")
+        )
+
+    # -- health
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        body = {"ready": state.started and state.refresh_error is None, "refresh_error": state.refresh_error}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metrics")
+    async def metrics():
+        data, ctype = state.metrics.render()
+        return Response(data, media_type=ctype)
+
+    # -- routing and prediction
+    @app.post("/v1/route")
+    async def route(req: RouteRequest):
+        prompts, single = _one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        _check_prompts(state, prompts, "prompt" if single else "prompts", single)
+        allowed = state.allowed()
+        pool = list(dict.fromkeys(req.pool)) if req.pool is not None else allowed
+        _check_names(pool, allowed, "pool", False, "a model of the pool")
+        _strategy_router(state.router, req.strategy)  # an unknown strategy fails before any work
+        rows = await _submit(state, "route", prompts)
+        router = _strategy_router(rows[0][0], req.strategy)
+        cols = [router.policies_.index(p) for p in pool if p in router.policies_]
+        names = [router.policies_[j] for j in cols]
+        P = np.stack([r[1] for r in rows])[:, cols]
+        C = np.stack([r[2] for r in rows])[:, cols]
+        idx = _choose(router, P, C, req.knob)
+        strategy, knob = router.strategy_.name, _knob_used(router, req.knob)
+        out = []
+        for i, j in enumerate(idx):
+            state.metrics.routes.labels(names[j]).inc()
+            out.append(
+                {
+                    "model": names[j],
+                    "p": dict(zip(names, P[i].tolist())),
+                    "cost": dict(zip(names, C[i].tolist())),
+                    "strategy": strategy,
+                    "knob": knob,
+                }
+            )
+        return out[0] if single else {"results": out}
+
+    @app.post("/v1/predict")
+    async def predict(req: PredictRequest):
+        prompts, single = _one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        _check_prompts(state, prompts, "prompt" if single else "prompts", single)
+        if req.policy is not None and req.policies is not None:
+            raise ApiError(422, 'send "policy" or "policies", not both. Fix: use one.', param="policy")
+        one_policy = req.policy is not None
+        policies = [req.policy] if one_policy else list(req.policies or state.allowed())
+        _check_names(
+            policies,
+            state.known_policies(),
+            "policy" if one_policy else "policies",
+            one_policy,
+            "a policy with history",
+        )
+        pairs = [(p, t) for t in prompts for p in policies]
+        values = await _submit(state, "predict", pairs)
+        m = len(policies)
+        out = [{"p": dict(zip(policies, values[i * m : (i + 1) * m]))} for i in range(len(prompts))]
+        return out[0] if single else {"results": out}
+
+    # -- feedback
+    @app.post("/v1/feedback")
+    async def feedback(req: FeedbackRequest):
+        if state.store is None:
+            raise ApiError(
+                503,
+                "this server keeps no outcomes. Fix: start it with an outcome store (`v0lite serve --data-dir DIR`, "
+                "or create_app(data_dir=...)).",
+                kind="unavailable",
+            )
+        rows = [o.model_dump() for o in req.outcomes]
+        for i, r in enumerate(rows):
+            for f in ("policy", "prompt"):
+                if not r[f].strip():
+                    where = f"outcomes[{i}].{f}"
+                    raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
+            if len(r["prompt"]) > state.limits.max_prompt_chars:
+                _check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
+        # the library's own check of outcome rows, the one add_history runs: a row the refresh would
+        # reject never reaches the store (it would block every later row)
+        await asyncio.to_thread(state.check_rows, rows)
+        first, last = await asyncio.to_thread(state.store.append, rows)  # 200 only after the commit returned
+        state.metrics.feedback_rows.inc(len(rows))
+        return {
+            "stored": len(rows),
+            "ids": [first, last],
+            "applied_within_s": state.limits.refresh_seconds,
+        }
+
+    @app.get("/v1/stats")
+    async def stats():
+        return await asyncio.to_thread(state.stats)
+
+    # -- OpenAI-compatible
+    @app.get("/v1/models")
+    async def models():
+        ids = (
+            ["v0lite"]
+            + [
+                f"v0lite/{s}"
+                for s in _strategies()
+                if getattr(_strategy_router(state.router, s).strategy_, "default_knob", None) is not None
+            ]
+            + sorted(set(state.allowed()) | set(state.upstreams))
+        )
+        return {
+            "object": "list",
+            "data": [{"id": i, "object": "model", "created": 0, "owned_by": "v0lite"} for i in ids],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the body is not valid JSON ({exc}). Fix: send a JSON object.", param="body") from None
+        if not isinstance(body, dict):
+            raise ApiError(422, 'the body must be a JSON object. Fix: send {"model": ..., "messages": [...]}.')
+        from pydantic import ValidationError
+
+        try:
+            req = ChatRequest.model_validate(body)
+        except ValidationError as exc:
+            raise validation_error(list(exc.errors())) from None
+        if not state.upstreams:
+            raise ApiError(
+                503,
+                "no upstreams are configured, so chat completions cannot be forwarded (/v1/route works without). "
+                "Fix: start the server with upstreams (`v0lite serve --upstreams FILE.json`).",
+                kind="unavailable",
+            )
+        candidates = await _chat_candidates(req)
+        last = None
+        for name in candidates:
+            up = state.upstreams[name]
+            try:
+                res = await state.client.open(up, body, stream=req.stream)
+            except UpstreamFailure as exc:
+                state.metrics.upstream_errors.labels(name, str(exc.status or "no_answer")).inc()
+                log.warning("v0lite serve: %s", exc)
+                last = exc
+                continue
+            headers = {"x-v0lite-model": name}
+            if req.stream:
+                return StreamingResponse(
+                    res.aiter_raw(),
+                    status_code=res.status_code,
+                    media_type=res.headers.get("content-type", "text/event-stream"),
+                    headers=headers,
+                    background=BackgroundTask(res.aclose),
+                )
+            res["model"] = name
+            return JSONResponse(res, headers=headers)
+        raise ApiError(
+            502,
+            f"{last}" + (f" (also tried {candidates[0]!r})" if len(candidates) > 1 else ""),
+            kind="upstream_error",
+            param="model",
+            value=last.model,
+            fix="retry later, or name another model.",
+        )
+
+    async def _chat_candidates(req) -> list[str]:
+        """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing."""
+        name = req.model
+        if name in state.upstreams:
+            return [name]
+        if name != "v0lite" and not name.startswith("v0lite/"):
+            valid = ["v0lite", "v0lite/<strategy>/<knob>", *sorted(state.upstreams)]
+            raise ApiError(
+                404,
+                f"model {name!r} is unknown. Fix: use one of {valid}.",
+                kind="model_not_found",
+                param="model",
+                value=name,
+                fix=f"use one of {valid}.",
+            )
+        parts = name.split("/")
+        strategy = parts[1] if len(parts) > 1 else None
+        knob = None
+        if len(parts) > 3 or (len(parts) == 3 and not parts[2]):
+            raise ApiError(
+                422,
+                f"model {name!r}: expected v0lite/<strategy>/<knob>. Fix: e.g. v0lite/utility/0.5.",
+                param="model",
+                value=name,
+            )
+        if len(parts) == 3:
+            try:
+                knob = float(parts[2])
+            except ValueError:
+                raise ApiError(
+                    422,
+                    f"model {name!r}: knob {parts[2]!r} is not a number. Fix: e.g. v0lite/threshold/0.6.",
+                    param="model",
+                    value=name,
+                ) from None
+        text = _last_user_text(req.messages)
+        _check_prompts(state, [text], "messages[-1].content", True)
+        rows = await _submit(state, "route", [text])
+        router = _strategy_router(rows[0][0], strategy)
+        names = [p for p in state.allowed(router) if p in state.upstreams]
+        cols = [router.policies_.index(p) for p in names]
+        P, C = rows[0][1][None, cols], rows[0][2][None, cols]
+        first = int(_choose(router, P, C, knob, field="model")[0])
+        out = [names[first]]
+        rest = [j for j in range(len(names)) if j != first]
+        if rest:
+            out.append(names[rest[int(_choose(router, P[:, rest], C[:, rest], knob, field="model")[0])]])
+        state.metrics.routes.labels(out[0]).inc()
+        return out
+
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+            expose_headers=["x-v0lite-model"],
+        )
+    app.add_middleware(_Guard, state=state, keys=keys)
+    return app

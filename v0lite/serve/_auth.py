@@ -1,0 +1,55 @@
+"""API keys: read the key file, check a request's bearer token in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from ..exceptions import DataError
+
+__all__ = ["read_api_keys", "KeyChecker"]
+
+
+def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
+    """The keys of file ``path``: one a line; blank lines and ``#`` comments are skipped."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{flag} {path}: is not a file. Fix: pass a file with one key a line.")
+    keys = []
+    for i, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+        key = line.strip()
+        if not key or key.startswith("#"):
+            continue
+        if any(c.isspace() for c in key) or len(key) < 16:
+            # the key itself is never printed: only where it is and what is wrong
+            raise DataError(
+                f"{flag} {path}: line {i}: a key must be at least 16 characters without spaces "
+                f'(this one has {len(key)}). Fix: use a long random key, e.g. `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`.'
+            )
+        keys.append(key)
+    if not keys:
+        raise DataError(f"{flag} {path}: holds no key. Fix: write one key a line.")
+    return keys
+
+
+class KeyChecker:
+    """Is ``Authorization: Bearer <key>`` one of the keys? Compared in constant time.
+
+    Every key is compared (no early exit), each with :func:`hmac.compare_digest` over the UTF-8
+    bytes, so the time taken does not tell which key, or how much of one, matched.
+    """
+
+    def __init__(self, keys):
+        self._keys = [k.encode("utf-8") for k in keys]
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        given = token.strip().encode("utf-8") if scheme.lower() == "bearer" else b""
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(given, key)
+        return ok and bool(given)

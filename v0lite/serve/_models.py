@@ -1,0 +1,167 @@
+"""Request models (pydantic) and the one error shape of the HTTP API.
+
+Every error answers ``{"error": {"message", "type", "param", "value", "fix"}}``: OpenAI's error
+object (``message``, ``type``, ``param``) plus the offending value and the fix, phrased in JSON
+field names (the HTTP client's terms). :func:`validation_error` turns pydantic's errors into it,
+naming the field as a path (``outcomes[3].score``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+__all__ = [
+    "ApiError",
+    "RouteRequest",
+    "PredictRequest",
+    "Outcome",
+    "FeedbackRequest",
+    "ChatRequest",
+    "validation_error",
+    "field_path",
+]
+
+Text = Annotated[StrictStr, Field(min_length=1)]
+Score = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
+Knob = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class ApiError(Exception):
+    """An HTTP error with the field, the value and the fix (rendered by the app's one handler)."""
+
+    def __init__(self, status: int, message: str, *, kind="invalid_request_error", param=None, value=None, fix=None):
+        if fix is not None and "Fix:" not in message:  # the message alone always carries the fix
+            message = f"{message} Fix: {fix}"
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.value, self.fix = (
+            status,
+            message,
+            kind,
+            param,
+            value,
+            fix,
+        )
+
+    def body(self) -> dict:
+        err = {"message": self.message, "type": self.kind, "param": self.param}
+        if self.value is not None:
+            err["value"] = self.value
+        if self.fix is not None:
+            err["fix"] = self.fix
+        if getattr(self, "errors", None):
+            err["errors"] = self.errors
+        return {"error": err}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouteRequest(_Strict):
+    """``POST /v1/route``: one ``prompt`` or a list ``prompts``; optionally another operating point or pool."""
+
+    prompt: Optional[Text] = None
+    prompts: Optional[Annotated[list[Text], Field(min_length=1)]] = None
+    strategy: Optional[Text] = None
+    knob: Optional[Knob] = None
+    pool: Optional[Annotated[list[Text], Field(min_length=1)]] = None
+
+
+class PredictRequest(_Strict):
+    """``POST /v1/predict``: success probabilities of policies (default: the pool) on prompt(s)."""
+
+    prompt: Optional[Text] = None
+    prompts: Optional[Annotated[list[Text], Field(min_length=1)]] = None
+    policy: Optional[Text] = None
+    policies: Optional[Annotated[list[Text], Field(min_length=1)]] = None
+
+
+class Outcome(_Strict):
+    """One feedback row: ``score`` in [0, 1] of ``policy`` on ``prompt`` (a success rate over ``n`` tries)."""
+
+    policy: Text
+    prompt: Text
+    score: Score
+    step: Optional[Annotated[int, Field(strict=True, ge=0)]] = None
+    n: Optional[Annotated[int, Field(strict=True, ge=1)]] = None
+
+
+class FeedbackRequest(_Strict):
+    """``POST /v1/feedback``: a batch of outcomes, stored all or none."""
+
+    outcomes: Annotated[list[Outcome], Field(min_length=1)]
+
+
+class ChatRequest(BaseModel):
+    """The fields of a chat completion the service reads; every other field is forwarded as is."""
+
+    model_config = ConfigDict(extra="allow")
+    model: Text
+    messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    stream: bool = False
+
+
+def field_path(loc) -> str:
+    """``('body', 'outcomes', 3, 'score')`` -> ``outcomes[3].score``."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _short(value: Any, limit: int = 80) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # NaN and inf have no JSON form
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fix(err: dict, field: str) -> str:
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "missing":
+        return f'add "{field}" to the body.'
+    if kind == "extra_forbidden":
+        return f'remove "{field}" (this endpoint does not take it).'
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return f'send "{field}" as a finite JSON number.'
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f'send "{field}" as a JSON integer.'
+    if kind in ("string_type", "string_too_short"):
+        return f'send "{field}" as a non-empty JSON string.'
+    if kind in ("list_type", "too_short"):
+        return f'send "{field}" as a non-empty JSON list.'
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        lo, hi = ctx.get("ge", ctx.get("gt")), ctx.get("le", ctx.get("lt"))
+        if field.endswith("score"):
+            return f'send "{field}" in [0, 1] (a success rate: 1 = success, 0 = failure).'
+        bound = f">= {lo}" if lo is not None else f"<= {hi}"
+        return f'send "{field}" {bound}.'
+    if kind in ("json_invalid", "model_attributes_type", "dict_type", "model_type"):
+        return "send a JSON object as the body, with Content-Type: application/json."
+    return f'correct "{field}" ({err.get("msg", "invalid")}).'
+
+
+def validation_error(errors: list[dict]) -> ApiError:
+    """One :class:`ApiError` from pydantic's error list: the first error named, all of them listed."""
+    items = []
+    for err in errors:
+        field = field_path(err.get("loc", ()))
+        items.append({"param": field, "value": _short(err.get("input")), "fix": _fix(err, field), "msg": err["msg"]})
+    first = items[0]
+    bad_json = errors[0].get("type") == "json_invalid"
+    if bad_json:
+        message = f"the body is not valid JSON ({errors[0].get('msg')}). Fix: {first['fix']}"
+    else:
+        message = f"{first['param']}: {first['msg']} (got {first['value']!r}). Fix: {first['fix']}"
+        if len(items) > 1:
+            message += f" ({len(items)} errors in all, listed in error.errors.)"
+    e = ApiError(400 if bad_json else 422, message, param=first["param"], value=first["value"], fix=first["fix"])
+    e.errors = items[:20]
+    return e

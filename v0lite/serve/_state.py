@@ -1,0 +1,299 @@
+"""The service's state behind the app: the current router, the outcome store, the refresh loop.
+
+One :class:`ServeState` per app (a Ray Serve replica builds its own from the same arguments).
+Routing reads ``self.router`` once per micro-batch; the refresh loop builds the next router in
+a worker thread (a shallow copy whose value model gets the new rows through
+:meth:`v0lite.routing.Router.add_history`) and swaps the reference, so routing never waits for
+feedback and never sees a half-applied batch. The store is the truth: a restart (or another
+replica) replays it from the first row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..exceptions import DataError
+
+__all__ = ["Limits", "ServeState", "load_router"]
+
+log = logging.getLogger("v0lite.serve")
+_PROBE = "v0lite serve: warm-up prompt"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The service's limits (every one a ``v0lite serve`` flag)."""
+
+    max_body_bytes: int = 1_000_000
+    max_prompt_chars: int = 32_000
+    refresh_seconds: float = 1.0
+    max_batch: int = 64
+    batch_wait_ms: float = 2.0
+    max_queue: int = 1024
+    upstream_timeout_s: float = 60.0
+
+    def check(self) -> "Limits":
+        for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
+        for name in ("refresh_seconds", "batch_wait_ms", "upstream_timeout_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise DataError(f"{name} {v!r}: must be a finite number >= 0. Fix: pass {name}=<value> >= 0.")
+        if self.refresh_seconds <= 0:
+            raise DataError(
+                f"refresh_seconds {self.refresh_seconds!r}: must be > 0 (the delay before feedback reaches "
+                "routing). Fix: pass refresh_seconds=1."
+            )
+        return self
+
+
+def load_router(path, *, flag: str = "--router"):
+    """A router folder saved by ``route-eval --save-router`` or :meth:`Router.save`, ready to serve."""
+    from ..routing import Router
+
+    d = Path(path)
+    fix = f"Fix: save one first with `v0lite route-eval TRAIN TEST --save-router {path}` or Router.save(path)."
+    if not d.is_dir():
+        raise DataError(f"{flag} {path}: {'is a file' if d.exists() else 'does not exist'}. {fix}")
+    if not (d / "meta.json").exists():
+        raise DataError(f"{flag} {path}: holds no saved router (no meta.json). {fix}")
+    return Router.load(d)
+
+
+def _share_embedder(router) -> None:
+    """The cost model and the prior read prompts with the value model's embedder (one cache, one encoder)."""
+    vm = router.value_model
+    if getattr(router, "embedder_", None) is None and hasattr(vm, "_get_embedder"):
+        router.embedder_ = vm._get_embedder()
+
+
+def _frames(rows: list[dict]):
+    """The rows as outcome-log frames, one per combination of present optional fields (step, n)."""
+    import polars as pl
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("step") is not None, r.get("n") is not None), []).append(r)
+    for (has_step, has_n), part in groups.items():
+        cols = ["policy", "prompt", "score"] + ["step"] * has_step + ["n"] * has_n
+        yield pl.DataFrame({c: [r[c] for r in part] for c in cols})
+
+
+@contextlib.contextmanager
+def _one_search_thread():
+    """faiss searches of a micro-batch on the model thread alone, not on an OpenMP team.
+
+    A batch's search is small: OpenMP's team start and spin-wait cost more than they save, most
+    of all when the cores are busy (routerdc-7model's 53k-row index, one prompt, 2 loaded cores:
+    15 ms with the default team, 5 ms with one thread; 32 prompts: 29 vs 23 ms). The setting is
+    per calling thread and restored after, so the encoder (run before, in ``_embed_first``) keeps
+    its threads.
+    """
+    faiss = sys.modules.get("faiss")
+    if faiss is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+class ServeState:
+    """Everything a request needs, created by :func:`v0lite.serve.create_app` (see its parameters)."""
+
+    def __init__(self, router, *, store, upstreams, pool, limits: Limits, metrics):
+        _share_embedder(router)
+        self.router = router
+        self.initial_policies = list(router.policies_)
+        self.store = store
+        self.upstreams = dict(upstreams or {})
+        self.pool_filter = None if pool is None else list(pool)
+        self.limits = limits
+        self.metrics = metrics
+        self.prices = {n: u.price for n, u in self.upstreams.items() if u.price is not None}
+        self.last_id = 0
+        self.applied_rows = 0
+        self.started = False
+        self.last_refresh = None
+        self.refresh_error: str | None = None
+        self.unpriced: set[str] = set()
+        # one model thread: embedding + prediction of the micro-batches, off the event loop
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v0lite-model")
+        self._task = None
+        self.batchers = {}
+
+    # -- pool
+    def allowed(self, router=None) -> list[str]:
+        """The pool routing may choose from now: the router's (grown by feedback), narrowed by ``pool``."""
+        router = router or self.router
+        return [p for p in router.policies_ if self.pool_filter is None or p in self.pool_filter]
+
+    def known_policies(self) -> list[str]:
+        index = getattr(self.router.value_model, "index_", None)
+        return list(index.policies) if index is not None else list(self.router.policies_)
+
+    # -- lifecycle
+    async def start(self) -> None:
+        from ._batcher import MicroBatcher
+
+        lim = self.limits
+
+        def on_batch(n, _):
+            self.metrics.batch_size.observe(n)
+
+        for name, fn in (("route", self._matrix), ("predict", self._predict)):
+            b = MicroBatcher(
+                fn,
+                self.executor,
+                max_batch=lim.max_batch,
+                wait_s=lim.batch_wait_ms / 1000.0,
+                max_queue=lim.max_queue,
+                on_batch=on_batch,
+            )
+            b.start()
+            self.batchers[name] = b
+        # load the encoder (and the embedding cache) now, not on the first new prompt: readiness means ready
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.router.predict_matrix, [_PROBE])
+        if self.store is not None:
+            await self.refresh()  # restart = replay: the whole store before the first request
+            self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="v0lite-refresh")
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for b in self.batchers.values():
+            await b.stop()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.store is not None:
+            self.store.close()
+
+    # -- refresh: the store's new rows reach the router
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.refresh_seconds)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep serving with the last good router; readyz reports it
+                self.refresh_error = f"{type(exc).__name__}: {exc}"
+                log.error("v0lite serve: refresh failed (will retry): %s", self.refresh_error)
+
+    async def refresh(self) -> int:
+        """Apply every stored row newer than the last applied one; returns how many."""
+        total = 0
+        while True:
+            rows = await asyncio.to_thread(self.store.read_since, self.last_id, 50_000)
+            if not rows:
+                break
+            new = await asyncio.to_thread(self._apply, self.router, [r for _, r in rows])
+            self.router, self.last_id = new, rows[-1][0]  # one reference swap: routing sees all or nothing
+            self.applied_rows += len(rows)
+            total += len(rows)
+        self.last_refresh, self.refresh_error = time.time(), None
+        self.metrics.applied_rows.set(self.applied_rows)
+        return total
+
+    def check_rows(self, rows: list[dict]) -> None:
+        """Raise the library's ``DataError`` for rows ``add_history`` would reject (before they are stored)."""
+        from ..log import validate_log
+
+        for frame in _frames(rows):
+            validate_log(frame)
+
+    def _apply(self, router, rows: list[dict]):
+        new = copy.copy(router)
+        new.value_model = copy.copy(router.value_model)  # add_history swaps the copy's index, not the live one
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for frame in _frames(rows):
+                new.add_history(frame, prices=self.prices)
+        for w in caught:
+            text = str(w.message)
+            if text not in self.unpriced:
+                self.unpriced.add(text)
+                log.warning("v0lite serve: %s", text)
+        return new
+
+    # -- micro-batch functions (run in the model thread)
+    def _count_cache(self, router, texts: list[str]) -> None:
+        from ..embed import prompt_keys
+
+        vm = router.value_model
+        index, emb = getattr(vm, "index_", None), getattr(vm, "_embedder", None)
+        if index is None:
+            return
+        memory = getattr(emb, "_memory", {})  # the embedder's in-memory cache (disk shards load into it)
+        hits = sum(1 for k in prompt_keys(texts) if k in index.key_to_row or k in memory)
+        self.metrics.cache_hits.inc(hits)
+        self.metrics.cache_misses.inc(len(texts) - hits)
+
+    def _embed_first(self, router, texts: list[str]) -> None:
+        """Embed new prompts before the search (with the encoder's threads); the search then finds them cached."""
+        vm = router.value_model
+        if hasattr(vm, "_get_embedder") and getattr(vm, "index_", None) is not None:
+            known = vm.index_.key_to_row
+            from ..embed import prompt_keys
+
+            new = [t for t, k in zip(texts, prompt_keys(texts)) if k not in known]
+            if new:
+                vm._get_embedder().encode(new)
+
+    def _matrix(self, prompts: list[str]) -> list:
+        router = self.router  # one router for the whole batch
+        uniq = list(dict.fromkeys(prompts))
+        self._count_cache(router, uniq)
+        self._embed_first(router, uniq)
+        with _one_search_thread():
+            P, C = router.predict_matrix(uniq)
+        pos = {t: i for i, t in enumerate(uniq)}
+        return [(router, P[pos[t]], C[pos[t]]) for t in prompts]
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> list:
+        import polars as pl
+
+        router = self.router
+        uniq = list(dict.fromkeys(t for _, t in pairs))
+        self._count_cache(router, uniq)
+        self._embed_first(router, uniq)
+        X = pl.DataFrame({"policy": [p for p, _ in pairs], "prompt": [t for _, t in pairs]})
+        with _one_search_thread():
+            values = router.value_model.predict(X)
+        return [float(v) for v in values]
+
+    # -- stats
+    def stats(self) -> dict:
+        vm = self.router.value_model
+        return {
+            "feedback_rows": self.store.count() if self.store is not None else 0,
+            "applied_rows": self.applied_rows,
+            "pool": self.allowed(),
+            "joined": [p for p in self.router.policies_ if p not in self.initial_policies],
+            "upstreams": sorted(self.upstreams),
+            "history_rows": int(getattr(vm, "n_history_", 0)),
+            "strategy": getattr(self.router.strategy_, "name", type(self.router.strategy_).__name__),
+            "refresh_seconds": self.limits.refresh_seconds,
+            "last_refresh_age_s": None if self.last_refresh is None else round(time.time() - self.last_refresh, 3),
+            "refresh_error": self.refresh_error,
+            "queued": {k: b.pending for k, b in self.batchers.items()},
+        }

@@ -1,0 +1,195 @@
+"""Upstreams: the OpenAI-compatible servers behind the pool's models, and the async client that calls them.
+
+The upstreams file maps each pool model to ``{"base_url", "model", "api_key_env", "price"}``
+(``api_key_env`` and ``price`` optional: a local server needs no key). Keys are read from the
+environment once, at start, and never logged, echoed or put in an error message.
+
+One :class:`httpx.AsyncClient` with pooled connections and timeouts serves every call. A
+response is either read whole (its ``model`` field renamed to the pool model) or, with
+``stream: true``, its bytes are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..exceptions import DataError
+
+__all__ = ["Upstream", "UpstreamFailure", "UpstreamClient", "read_upstreams"]
+
+_FIELDS = ("base_url", "model", "api_key_env", "price")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One pool model's upstream (the key is held but never shown by ``repr``)."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    price: float | None = None
+    _key: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def headers(self) -> dict:
+        h = {"content-type": "application/json"}
+        if self._key:
+            h["authorization"] = f"Bearer {self._key}"
+        return h
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this upstream's key blanked (an upstream may echo it in an error)."""
+        return text.replace(self._key, "***") if self._key else text
+
+
+def read_upstreams(source, *, flag: str = "--upstreams") -> dict[str, Upstream]:
+    """Parse and check an upstreams mapping (a JSON file path, or the dict itself).
+
+    Every problem names the model, the field, the value and the fix; a missing environment
+    variable is named, never guessed.
+    """
+    if isinstance(source, dict):
+        spec, where = source, "upstreams"
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise DataError(
+                f"{flag} {source}: is not a file. Fix: pass a JSON file mapping each model to its upstream."
+            )
+        try:
+            spec = json.loads(p.read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{flag} {source}: is not valid JSON ({exc}). Fix: write a JSON object.") from exc
+        where = f"{flag} {source}"
+    example = '{"model-a": {"base_url": "http://127.0.0.1:8001/v1", "model": "name-upstream", "api_key_env": "KEY_A"}}'
+    if not isinstance(spec, dict) or not spec:
+        raise DataError(f"{where}: must be a non-empty JSON object. Fix: write e.g. {example}.")
+    out = {}
+    for name, entry in spec.items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: model {name!r}: {entry!r:.60} is not an object. Fix: write e.g. {example}.")
+        unknown = sorted(set(entry) - set(_FIELDS))
+        if unknown:
+            raise DataError(f"{where}: model {name!r}: unknown field {unknown[0]!r}. Fix: use only {list(_FIELDS)}.")
+        base = entry.get("base_url")
+        u = urlparse(base) if isinstance(base, str) else None
+        if u is None or u.scheme not in ("http", "https") or not u.netloc:
+            raise DataError(
+                f"{where}: model {name!r}: base_url {base!r} is not an http(s) URL. "
+                'Fix: give the server\'s OpenAI base URL, e.g. "http://127.0.0.1:8001/v1".'
+            )
+        model = entry.get("model", name)
+        if not isinstance(model, str) or not model:
+            raise DataError(f"{where}: model {name!r}: model {model!r} is not a name. Fix: give the upstream's name.")
+        env = entry.get("api_key_env")
+        key = None
+        if env is not None:
+            if not isinstance(env, str) or not env:
+                raise DataError(f"{where}: model {name!r}: api_key_env {env!r} is not a variable name.")
+            key = os.environ.get(env)
+            if not key:
+                raise DataError(
+                    f"{where}: model {name!r}: environment variable {env} is not set. Fix: export {env}=<key> "
+                    "before starting, or drop api_key_env for a server that needs no key."
+                )
+        price = entry.get("price")
+        if price is not None and (
+            isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0
+        ):
+            raise DataError(f"{where}: model {name!r}: price {price!r} is not a cost >= 0. Fix: USD per call.")
+        out[str(name)] = Upstream(str(name), base, model, env, None if price is None else float(price), key)
+    return out
+
+
+class UpstreamFailure(Exception):
+    """An upstream call failed: ``status`` (None for no answer) and one line of reason."""
+
+    def __init__(self, model: str, status: int | None, reason: str):
+        super().__init__(f"upstream {model!r} {'answered ' + str(status) if status else 'failed'}: {reason}")
+        self.model, self.status, self.reason = model, status, reason
+
+
+def _reason(up: Upstream, body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    try:
+        obj = json.loads(text)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        err = err.get("message", err) if isinstance(err, dict) else err
+        text = err if isinstance(err, str) else json.dumps(err)
+    except ValueError:
+        pass
+    line = " ".join(up.scrub(text).split())
+    return (line[:197] + "...") if len(line) > 200 else (line or "(empty body)")
+
+
+class UpstreamClient:
+    """Pooled async calls to the upstreams.
+
+    Parameters
+    ----------
+    timeout_s : float
+        Connect timeout, and read timeout between two chunks of an answer (a stream may last
+        longer in all).
+    max_connections : int
+        Connections kept across all upstreams.
+    """
+
+    def __init__(self, *, timeout_s: float = 60.0, max_connections: int = 100):
+        import httpx
+
+        self._httpx = httpx
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            trust_env=False,  # never route upstream traffic (and keys) through a proxy from the environment
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def open(self, up: Upstream, body: dict, *, stream: bool):
+        """Send ``body`` (its model set to the upstream's) and return the open 2xx response.
+
+        Raises :class:`UpstreamFailure` on no answer or a non-2xx answer (read and closed).
+        """
+        httpx = self._httpx
+        payload = json.dumps({**body, "model": up.model}).encode("utf-8")
+        try:
+            req = self.client.build_request("POST", up.url, content=payload, headers=up.headers())
+            resp = await self.client.send(req, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamFailure(up.name, None, "timed out") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamFailure(up.name, None, f"no answer ({type(exc).__name__})") from None
+        if not 200 <= resp.status_code < 300:
+            try:
+                data = await resp.aread()
+            except httpx.HTTPError:
+                data = b""
+            finally:
+                await resp.aclose()
+            raise UpstreamFailure(up.name, resp.status_code, _reason(up, data))
+        if stream:
+            return resp
+        try:
+            data = await resp.aread()
+        except httpx.HTTPError as exc:
+            raise UpstreamFailure(up.name, resp.status_code, f"answer cut off ({type(exc).__name__})") from None
+        finally:
+            await resp.aclose()
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise UpstreamFailure(up.name, resp.status_code, "the answer is not JSON") from None
+        if not isinstance(obj, dict):
+            raise UpstreamFailure(up.name, resp.status_code, "the answer is not a JSON object")
+        return obj
