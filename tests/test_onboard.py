@@ -171,6 +171,8 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     assert "6 of 80 candidate prompts" in capsys.readouterr().out
     assert main([*args, "--n", "0", "--out", str(out)]) == 1
     assert "--n 0: must be at least 1" in capsys.readouterr().err
+    assert main([*args, "--n", "3", "--out", str(cands)]) == 1  # never overwrites its input
+    assert "would be overwritten" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main([*args[:5], str(empty), "--n", "3", "--out", str(out)]) == 1

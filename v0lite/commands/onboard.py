@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_progress_flags, check_input, check_model_dir, check_output, head_choices
+from ._common import add_progress_flags, check_input, check_output, head_choices
 
 __all__ = ["register"]
 
@@ -14,10 +14,13 @@ def _onboard(args) -> int:
     check_input(args.log, "LOG")
     check_input(args.candidates, "--candidates")
     check_output(args.out, "--out")
+    from pathlib import Path
+
+    for flag, src in (("LOG", args.log), ("--candidates", args.candidates)):
+        if Path(args.out).resolve() == Path(src).resolve():
+            raise DataError(f"--out {args.out}: is also {flag}; it would be overwritten. Fix: name another file.")
     if args.n < 1:
         raise ParameterError(f"--n {args.n}: must be at least 1. Fix: pass --n 1 or more.")
-    if args.model_dir:
-        check_model_dir(args.model_dir)
     cand = as_frame(args.candidates)
     if "prompt" not in cand.columns:
         raise DataError(
@@ -91,4 +94,4 @@ def register(sub) -> None:
     p.add_argument("--encoder", default=None, metavar="MODEL", help="prompt encoder (default: all-MiniLM-L6-v2)")
     p.add_argument("--random-state", type=int, default=0, help="seed (breaks exact ties only)")
     add_progress_flags(p)
-    p.set_defaults(func=_onboard, inputs=("log",))
+    p.set_defaults(func=_onboard, inputs=("log", "model_dir"), outputs={"out": "--out"})
