@@ -145,7 +145,7 @@ def test_ray_app_checks_its_inputs_before_ray_starts(tmp_path, guarantees):
         ray_app(tmp_path / "missing", num_replicas=0)
     with pytest.raises(DataError, match="each replica must open its own connection"):
         ray_app(tmp_path / "missing", store=object())
-    with pytest.raises(DataError, match="--api-keys"):
+    with pytest.raises(DataError, match="api_keys="):
         run_ray(tmp_path / "missing", host="0.0.0.0")
     assert not ray.is_initialized()
     guarantees.tick("bad-input cases tried", 5)
