@@ -106,6 +106,46 @@ def test_features_do_not_depend_on_the_batch(model, exclude):
     np.testing.assert_allclose(Xs, X[[0, 5, 9]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [1, 8, 33, 200])
+def test_top_inner_products_equals_faiss_flat_search(k):
+    import faiss
+
+    from v0lite.features import top_inner_products
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.standard_normal((300, 24)).astype(np.float32)
+    index = faiss.IndexFlatIP(24)
+    index.add(x)
+    D, I = index.search(q, k)
+    got_D, got_I = top_inner_products(q, x, k, chunk=5_000)  # several blocks of queries
+    np.testing.assert_array_equal(got_I, I)
+    np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
+
+
+def test_top_inner_products_ranks_equal_vectors_by_descending_id():
+    from v0lite.features import top_inner_products
+
+    x = np.eye(4, dtype=np.float32)[[0, 1, 0, 2, 0, 3]]  # rows 0, 2 and 4 are the same vector
+    q = np.array([[1.0, 0.5, 0.0, 0.0]], np.float32)
+    D, I = top_inner_products(q, x, 3)
+    assert I.tolist() == [[4, 2, 0]] and D.tolist() == [[1.0, 1.0, 1.0]]
+    D, I = top_inner_products(q, x, 2)  # a tie cut at the k-th place keeps the highest ids
+    assert I.tolist() == [[4, 2]]
+    D, I = top_inner_products(q, x, 4)
+    assert I.tolist() == [[4, 2, 0, 1]] and D[0, 3] == np.float32(0.5)
+
+
+def test_compute_features_search_modes_agree(model):
+    q = _queries(model, make_log(n_policies=3, n_prompts=24, steps=True).drop("score"))
+    X, _ = compute_features(model.index_, q, pca=fit_pca(model.index_.emb, 4))
+    Xn, _ = compute_features(model.index_, q, pca=fit_pca(model.index_.emb, 4), search="numpy")
+    np.testing.assert_allclose(Xn, X, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="search must be 'faiss' or 'numpy'"):
+        compute_features(model.index_, q, search="blas")
+
+
 def test_weighted_gram_matches_the_float64_product():
     from v0lite.features import weighted_gram
 

@@ -134,7 +134,7 @@ class GBDTHead(BaseHead):
         return self
 
     def features(self, index, queries, exclude="same_step"):
-        return compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"])[0]
+        return compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], search="numpy")[0]
 
     def predict(self, index, queries, *, exclude="same_step"):
         return self.booster_.predict(self.features(index, queries, exclude))
