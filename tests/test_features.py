@@ -110,7 +110,7 @@ def test_features_do_not_depend_on_the_batch(model, exclude):
 def test_top_inner_products_equals_faiss_flat_search(k):
     import faiss
 
-    from v0lite.features import top_inner_products
+    from v0lite.index import top_inner_products
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((200, 24)).astype(np.float32)
@@ -124,17 +124,23 @@ def test_top_inner_products_equals_faiss_flat_search(k):
     np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
 
 
-def test_top_inner_products_ranks_equal_vectors_by_descending_id():
-    from v0lite.features import top_inner_products
+@pytest.mark.parametrize("k", [1, 8, 33, 99])  # faiss keeps a heap below k = 100, a reservoir from there
+def test_top_inner_products_breaks_ties_as_faiss(k):
+    # a prompt's rows at several steps share one vector: equal similarities, often cut at the k-th place
+    import faiss
 
-    x = np.eye(4, dtype=np.float32)[[0, 1, 0, 2, 0, 3]]  # rows 0, 2 and 4 are the same vector
-    q = np.array([[1.0, 0.5, 0.0, 0.0]], np.float32)
-    D, I = top_inner_products(q, x, 3)
-    assert I.tolist() == [[4, 2, 0]] and D.tolist() == [[1.0, 1.0, 1.0]]
-    D, I = top_inner_products(q, x, 2)  # a tie cut at the k-th place keeps the highest ids
-    assert I.tolist() == [[4, 2]]
-    D, I = top_inner_products(q, x, 4)
-    assert I.tolist() == [[4, 2, 0, 1]] and D[0, 3] == np.float32(0.5)
+    from v0lite.index import top_inner_products
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((300, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    x = base[rng.integers(0, 300, 3000)]
+    q = base[rng.integers(0, 300, 64)]
+    D, I = faiss.knn(q, x, k, metric=faiss.METRIC_INNER_PRODUCT)
+    got_D, got_I = top_inner_products(q, x, k)
+    assert ((q @ x.T >= got_D[:, -1:]).sum(1) > k).sum() >= 5  # rows whose k-th place cuts a tie
+    np.testing.assert_array_equal(got_I, I)
+    np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
 
 
 def test_compute_features_search_modes_agree(model):

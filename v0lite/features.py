@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .index import HistoryIndex, Queries, _distinct_queries
+from .index import HistoryIndex, Queries, _distinct_queries, top_inner_products
 
-__all__ = ["compute_features", "fit_pca", "weighted_gram", "top_inner_products", "FEATURE_K"]
+__all__ = ["compute_features", "fit_pca", "weighted_gram", "FEATURE_K"]
 
 FEATURE_K = 32
 _XK = 32
@@ -160,8 +160,10 @@ class _Cache:
 
     def xsearch(self, q: np.ndarray, k: int, search: str = "faiss"):
         """(sims, ids into ``seen_prompts``) of the k nearest seen prompts of each query (see compute_features)."""
+        import faiss
+
         q = np.ascontiguousarray(q, np.float32)
-        if search == "faiss":
+        if search == "faiss" or k >= faiss.cvar.distance_compute_min_k_reservoir:  # ties as faiss's heap only
             return self.xindex().search(q, k)
         if self._xvec is None:
             self._xvec = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
@@ -177,39 +179,6 @@ class _Cache:
             idx.add(x)
             self._xindex = idx
         return self._xindex
-
-
-def top_inner_products(q: np.ndarray, x: np.ndarray, k: int, chunk: int = 4_000_000):
-    """The ``k`` (<= len(x)) largest inner products of each query with the rows of ``x``: (sims, ids), best first.
-
-    What ``faiss.IndexFlatIP(x).search(q, k)`` returns, up to float round-off in the sims, from one
-    BLAS product per block of queries (``chunk`` similarities at a time) and a partial sort: ~4x
-    less CPU than faiss's flat search on the V0 sample's 2,537 prompts. Equal similarities (rows
-    with the same vector) are ordered as faiss orders them, the higher id first. Where such a tie,
-    or two similarities within round-off of each other, straddles the k-th place, the member kept can
-    differ from faiss's (whose choice depends on the order its heap saw the rows): on the V0 sample
-    this changed no prediction by over 1e-6 for 1,024 new prompts, and one of 1,024 history rows by 0.006.
-    """
-    m, n = len(q), len(x)
-    D = np.empty((m, k), np.float32)
-    I = np.empty((m, k), np.int64)
-    step = max(1, chunk // max(n, 1))
-    for s in range(0, m, step):
-        S = q[s : s + step] @ x.T
-        if k < n:
-            part = np.argpartition(S, n - k, axis=1)[:, n - k :]
-            # argpartition keeps arbitrary members of a tie at the k-th place: keep the highest ids
-            kth = np.take_along_axis(S, part, 1).min(1, keepdims=True)
-            for r in np.flatnonzero((S >= kth).sum(1) > k):
-                above = np.flatnonzero(S[r] > kth[r])
-                part[r] = np.concatenate([above, np.flatnonzero(S[r] == kth[r])[::-1][: k - len(above)]])
-        else:
-            part = np.broadcast_to(np.arange(n), S.shape)
-        sims = np.take_along_axis(S, part, 1)
-        order = np.lexsort((-part, -sims), axis=1)
-        I[s : s + step] = np.take_along_axis(part, order, 1)
-        D[s : s + step] = np.take_along_axis(sims, order, 1)
-    return D, I
 
 
 def _cache(index: HistoryIndex) -> _Cache:
@@ -295,10 +264,10 @@ def compute_features(
         neighbours' prompt rows, scores, residuals, similarities, log step gaps, validity, and
         cross-policy neighbour prompts, their other-policy residuals, similarities, validity.
     search : {"faiss", "numpy"}, default "faiss"
-        How the cross-policy neighbours are searched: faiss's flat index, or
-        :func:`top_inner_products` (the same neighbours up to float round-off in the
-        similarities, at a fraction of the CPU). The heads predict with "numpy"; training
-        episodes keep "faiss", so that fitting computes exactly the features it always did.
+        How the exact (brute-force) neighbour searches run: faiss, or
+        :func:`v0lite.index.top_inner_products` (the same neighbours up to float round-off
+        in the similarities, at a fraction of the CPU). The heads predict with "numpy";
+        training episodes keep "faiss", so that fitting computes exactly the features it always did.
     """
     if search not in ("faiss", "numpy"):
         raise ValueError(f"search must be 'faiss' or 'numpy', got {search!r}")
@@ -329,7 +298,7 @@ def compute_features(
     cols["log_step"] = np.log1p(np.maximum(qstep, 0))
 
     # own-policy neighbours (the original steps: exclusion compares the query's real step)
-    rows, sims = index.search_queries(q, k, exclude)
+    rows, sims = index.search_queries(q, k, exclude, search=search)
     valid = rows >= 0
     rc = np.where(valid, rows, 0)
     resid = np.where(valid, c.resid[rc], 0.0)
