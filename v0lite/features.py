@@ -266,8 +266,9 @@ def compute_features(
     search : {"faiss", "numpy"}, default "faiss"
         How the exact (brute-force) neighbour searches run: faiss, or
         :func:`v0lite.index.top_inner_products` (the same neighbours up to float round-off
-        in the similarities, at a fraction of the CPU). The heads predict with "numpy";
-        training episodes keep "faiss", so that fitting computes exactly the features it always did.
+        in the similarities, at a fraction of the CPU). The heads predict with "numpy" (so
+        does auto's out-of-fold comparison, which calls their predict); training episodes keep
+        "faiss", so the features the heads are trained on are exactly those they always were.
     """
     if search not in ("faiss", "numpy"):
         raise ValueError(f"search must be 'faiss' or 'numpy', got {search!r}")
