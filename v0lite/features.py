@@ -266,9 +266,9 @@ def compute_features(
     search : {"faiss", "numpy"}, default "faiss"
         How the exact (brute-force) neighbour searches run: faiss, or
         :func:`v0lite.index.top_inner_products` (the same neighbours up to float round-off
-        in the similarities, at a fraction of the CPU). The heads predict with "numpy" (so
-        does auto's out-of-fold comparison, which calls their predict); training episodes keep
-        "faiss", so the features the heads are trained on are exactly those they always were.
+        in the similarities, at a fraction of the CPU). The heads predict with "numpy"; training
+        episodes and auto's out-of-fold comparison keep "faiss", so fitting computes exactly
+        what it always did.
     """
     if search not in ("faiss", "numpy"):
         raise ValueError(f"search must be 'faiss' or 'numpy', got {search!r}")

@@ -513,7 +513,9 @@ class AutoHead(BaseHead):
             if head.val_pred_ is None:
                 out[name] = (None, None, head)
             else:
-                out[name] = (te, head.predict(ctx, q, exclude="same_step"), head)
+                # the paths fitting uses (faiss, the layer call): the comparison and its stacker read
+                # exactly the predictions they always did; predict() then takes the faster paths
+                out[name] = (te, head.predict(ctx, q, exclude="same_step", fit_paths=True), head)
         return out
 
     # -- prediction --------------------------------------------------------------------------

@@ -309,14 +309,14 @@ class TransformerHead(BaseHead):
         self.n_epochs_ = epochs
         return self
 
-    def features(self, index, queries, exclude="same_step"):
+    def features(self, index, queries, exclude="same_step", *, search="numpy"):
         """Context features and tokens of the queries (shared with the ensemble's other members)."""
         X, _, ctx = compute_features(
-            index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True, search="numpy"
+            index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True, search=search
         )
         return X, pad_context(ctx, _XP_WIDTH)
 
-    def predict_features(self, index, queries, X, ctx):
+    def predict_features(self, index, queries, X, ctx, *, sdpa=True):
         import torch
 
         # only the token prompts need projecting, not the whole table
@@ -330,11 +330,12 @@ class TransformerHead(BaseHead):
         )
         ptab = np.zeros((len(index.keys), self.params["proj_dim"]), np.float32)
         ptab[used] = self._project(index.emb[used])
-        return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb), sdpa=True)
+        return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb), sdpa=sdpa)
 
-    def predict(self, index, queries, *, exclude="same_step"):
-        X, ctx = self.features(index, queries, exclude)
-        return self.predict_features(index, queries, X, ctx)
+    def predict(self, index, queries, *, exclude="same_step", fit_paths=False):
+        """``fit_paths``: faiss searches and the layer call, as fitting computes them (auto's comparison)."""
+        X, ctx = self.features(index, queries, exclude, search="faiss" if fit_paths else "numpy")
+        return self.predict_features(index, queries, X, ctx, sdpa=not fit_paths)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
