@@ -14,7 +14,8 @@ apart.
 
 1. ``RolloutPlanner.plan()`` on 512 and 1,024 new prompts: cold (the plan embeds them), then
    pre-embedded (the cache that run filled, read into memory by ``RolloutPlanner.warm``, untimed;
-   median of 3), for every head. What warming costs is the build time of the warmed verl
+   median of 3), for every head; for the first head also with one torch and BLAS thread (on
+   shared cores, OpenMP threads wait on each other). What warming costs is the build time of the warmed verl
    dataset below (1,207 prompts), off the critical path.
 2. The first-batch wait through verl 0.9.1's loader (``StatefulDataLoader`` with verl's
    ``collate_fn``, ``data.train_batch_size=512``, 0 workers): verl's ``RLHFDataset`` with its
@@ -80,14 +81,27 @@ def _timed(fn, *args):
     return time.perf_counter() - t0, out
 
 
-def _warm_plan(folder: Path, cache: Path, qs: list[str], repeats: int = 3) -> float:
-    """Median time of plan() on prompts already in ``cache`` (read into memory first, untimed)."""
+def _warm_plan(folder: Path, cache: Path, qs: list[str], repeats: int = 3, threads: int | None = None) -> float:
+    """Median time of plan() on prompts already in ``cache`` (read into memory first, untimed).
+
+    ``threads``: run plan() with that many torch and BLAS/OpenMP threads (default: the process's).
+    """
     import numpy as np
+    import torch
+    from threadpoolctl import threadpool_limits
 
     from v0lite import RolloutPlanner
 
     planner = RolloutPlanner(_load(folder, cache), policy=POLICY).warm(qs)
-    return float(np.median([_timed(planner.plan, qs, STEP)[0] for _ in range(repeats)]))
+    if threads is None:
+        return float(np.median([_timed(planner.plan, qs, STEP)[0] for _ in range(repeats)]))
+    before = torch.get_num_threads()
+    try:
+        with threadpool_limits(threads):
+            torch.set_num_threads(threads)
+            return float(np.median([_timed(planner.plan, qs, STEP)[0] for _ in range(repeats)]))
+    finally:
+        torch.set_num_threads(before)
 
 
 def bench_plan(folder: Path, prompts: list[str], cache_root: Path, sizes=(512, 1024)) -> list[tuple]:
@@ -99,7 +113,7 @@ def bench_plan(folder: Path, prompts: list[str], cache_root: Path, sizes=(512, 1
         qs, cache = prompts[:n], cache_root / f"cache_{n}"
         planner = RolloutPlanner(_load(folder, cache), policy=POLICY)
         cold, _ = _timed(planner.plan, qs, STEP)
-        rows.append((n, cold, _warm_plan(folder, cache, qs)))
+        rows.append((n, cold, _warm_plan(folder, cache, qs), _warm_plan(folder, cache, qs, threads=1)))
     return rows
 
 
@@ -213,19 +227,21 @@ def main(argv=None) -> None:
         f"Value models: `V0Regressor(head=...)` fitted on the V0 sample's histories ({ctx.height:,} rows; fit: "
         f"{fit_text}; not timed below); candidates: {len(prompts):,} DeepScaleR prompts they have never seen; "
         f"policy {POLICY}, step {STEP}. Encoder all-MiniLM-L6-v2 on CPU, loaded once beforehand ({enc_s:.1f} s, "
-        "not in the figures). Pre-embedded plan(): median of 3.",
+        "not in the figures). Pre-embedded plan(): median of 3, with the process's threads (torch's default: "
+        "all cores) and, last column, with `torch.set_num_threads(1)` and one BLAS/OpenMP thread.",
         "",
-        "| head | candidates | plan(), cold cache (s) | plan(), pre-embedded (s) | target < 1 s at 1,024 |",
-        "|---|---|---|---|---|",
+        "| head | candidates | plan(), cold cache (s) | plan(), pre-embedded (s) | target < 1 s at 1,024 "
+        "| pre-embedded, 1 thread (s) |",
+        "|---|---|---|---|---|---|",
     ]
 
     def target(n, t):
         return "" if n != 1024 else ("met" if t < 1.0 else "NOT met")
 
-    for n, cold, warm in plan_rows:
-        lines.append(f"| {heads[0]} | {n:,} | {cold:.2f} | {warm:.3f} | {target(n, warm)} |")
+    for n, cold, warm, warm1 in plan_rows:
+        lines.append(f"| {heads[0]} | {n:,} | {cold:.2f} | {warm:.3f} | {target(n, warm)} | {warm1:.3f} |")
     for h, rows in other_rows.items():
-        lines += [f"| {h} | {n:,} | | {t:.3f} | {target(n, t)} |" for n, t in rows]
+        lines += [f"| {h} | {n:,} | | {t:.3f} | {target(n, t)} | |" for n, t in rows]
     lines += [
         "",
         f"First batch through verl 0.9.1's loader (head {heads[0]}; `data.train_batch_size=512`, 0 workers; "

@@ -253,3 +253,30 @@ def test_a_learned_winner_on_a_small_log_serves_the_ensemble(make_model, tmp_pat
     # a simple winner is served as itself
     simple = make_model(head="auto", head_params={**FAST, "members": ["prior", "logistic"]}).fit(hist)
     assert simple.head_.served_from_ is None and simple.head_.chosen_ in {"prior", "logistic", "stack"}
+
+
+def test_predict_keeps_the_callers_lower_thread_count(make_model, monkeypatch):
+    # auto caps threads at max(n_jobs, 2) while predicting, but a caller's single thread stays single
+    import torch
+
+    from v0lite.heads.auto import AutoHead
+
+    log = make_log(n_policies=2, n_prompts=30, steps=True, seed=2)
+    model = make_model(head="auto", head_params=FAST).fit(log)
+    seen = []
+    inner = AutoHead.member_predictions
+
+    def spy(self, *a, **kw):
+        seen.append(torch.get_num_threads())
+        return inner(self, *a, **kw)
+
+    monkeypatch.setattr(AutoHead, "member_predictions", spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model.predict(log)
+        torch.set_num_threads(2)
+        model.predict(log)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]

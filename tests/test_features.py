@@ -106,6 +106,52 @@ def test_features_do_not_depend_on_the_batch(model, exclude):
     np.testing.assert_allclose(Xs, X[[0, 5, 9]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [1, 8, 33, 200])
+def test_top_inner_products_equals_faiss_flat_search(k):
+    import faiss
+
+    from v0lite.index import top_inner_products
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.standard_normal((300, 24)).astype(np.float32)
+    index = faiss.IndexFlatIP(24)
+    index.add(x)
+    D, I = index.search(q, k)
+    got_D, got_I = top_inner_products(q, x, k, chunk=5_000)  # several blocks of queries
+    np.testing.assert_array_equal(got_I, I)
+    np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 8, 33, 99])  # faiss keeps a heap below k = 100, a reservoir from there
+def test_top_inner_products_breaks_ties_as_faiss(k):
+    # a prompt's rows at several steps share one vector: equal similarities, often cut at the k-th place
+    import faiss
+
+    from v0lite.index import top_inner_products
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((300, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    x = base[rng.integers(0, 300, 3000)]
+    q = base[rng.integers(0, 300, 64)]
+    D, I = faiss.knn(q, x, k, metric=faiss.METRIC_INNER_PRODUCT)
+    got_D, got_I = top_inner_products(q, x, k)
+    assert ((q @ x.T >= got_D[:, -1:]).sum(1) > k).sum() >= 5  # rows whose k-th place cuts a tie
+    np.testing.assert_array_equal(got_I, I)
+    np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
+
+
+def test_compute_features_search_modes_agree(model):
+    q = _queries(model, make_log(n_policies=3, n_prompts=24, steps=True).drop("score"))
+    X, _ = compute_features(model.index_, q, pca=fit_pca(model.index_.emb, 4))
+    Xn, _ = compute_features(model.index_, q, pca=fit_pca(model.index_.emb, 4), search="numpy")
+    np.testing.assert_allclose(Xn, X, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="search must be 'faiss' or 'numpy'"):
+        compute_features(model.index_, q, search="blas")
+
+
 def test_weighted_gram_matches_the_float64_product():
     from v0lite.features import weighted_gram
 

@@ -116,6 +116,70 @@ def test_transformer_reads_out_only_the_query_token_exactly():
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_transformer_prediction_path_equals_the_layer_path():
+    # prediction runs the layers written out with a float padding mask (scaled_dot_product_attention,
+    # not torch's CPU inference fast path): the same function up to float round-off, padded rows included
+    import torch
+
+    from v0lite.heads.transformer import _net
+
+    torch.manual_seed(0)
+    net = _net(10, 32, 3, 4, 8)
+    for prm in net.parameters():
+        torch.nn.init.normal_(prm, std=0.2)
+    b, t = 64, 7
+    g = torch.Generator().manual_seed(2)
+    nn_valid, xp_valid = torch.rand(b, t, generator=g) > 0.3, torch.rand(b, t, generator=g) > 0.5
+    nn_valid[:5], xp_valid[:5] = False, False  # rows whose only token is the query
+    args = (
+        torch.randn(b, 8, generator=g),
+        torch.randn(b, 10, generator=g),
+        torch.randn(b, generator=g),
+        torch.randn(b, t, 8, generator=g),
+        torch.randn(b, t, 4, generator=g),
+        nn_valid,
+        torch.randn(b, t, 8, generator=g),
+        torch.randn(b, t, 2, generator=g),
+        xp_valid,
+    )
+    net.eval()
+    with torch.inference_mode():
+        ref, got = net(*args), net(*args, sdpa=True)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
+    # a padded token changes nothing: its values are never read
+    noisy = list(args)
+    noisy[3] = torch.where(nn_valid[..., None], args[3], 1e3 * torch.randn(b, t, 8, generator=g))
+    with torch.inference_mode():
+        torch.testing.assert_close(net(*noisy, sdpa=True), got, rtol=0, atol=1e-5)
+
+
+def test_ensemble_prediction_equals_the_fitting_paths(logs, make_model):
+    # predict() reads cross-policy neighbours with top_inner_products and runs the transformer's
+    # written-out layers; fitting uses faiss and the layer call: the same predictions up to round-off
+    import torch
+
+    from v0lite.features import compute_features
+    from v0lite.heads._training import pad_context
+    from v0lite.heads.ensemble import _logit
+    from v0lite.heads.transformer import _XP_WIDTH
+
+    hist, new = logs
+    params = {"transformer_params": {**FAST["transformer"], "n_layers": 2}, "gbdt_params": FAST["gbdt"]}
+    model = make_model(head="ensemble", head_params=params).fit(hist)
+    q = model._queries(new.drop("score"))
+    head, index = model.head_, model.index_
+    tr = head.heads_["transformer"]
+    X, _, ctx = compute_features(index, q, pca=tr.pca_, k=tr.params["k"], return_context=True, search="faiss")
+    ptab = torch.from_numpy(tr._project(index.emb))
+    p_tr = tr._forward_all(tr.net_, ptab, X, pad_context(ctx, _XP_WIDTH), tr._project(q.emb), sdpa=False)
+    p_gb = head.heads_["gbdt"].booster_.predict(X)
+    z = np.column_stack([_logit(p_gb, head.stack_eps_), _logit(p_tr, head.stack_eps_)]) @ head.coef_
+    np.testing.assert_allclose(
+        model.predict(new.drop("score")), 1 / (1 + np.exp(-(z + head.intercept_))), rtol=0, atol=1e-6
+    )
+
+
 def test_transformer_clips_features_to_the_training_range(logs, make_model, tmp_path, fake_encoder):
     # a context that grows past anything seen in training reads as the edge of the training range
     from v0lite.estimator import V0Regressor

@@ -299,3 +299,24 @@ def test_queries_texts_is_a_declared_field_that_subset_keeps():
     assert q.subset(np.array([True, False, True])).texts == ["a", "c"]
     assert q.subset([2, 1]).texts == ["c", "b"]
     assert Queries(q.policy, q.step, q.emb, q.prompt_row).subset([0]).texts is None
+
+
+@pytest.mark.parametrize("exclude", ["same_step", "any_step", "none"])
+def test_numpy_search_finds_the_rows_faiss_finds(exclude):
+    # prediction searches exact prefixes with top_inner_products; a prompt's rows at several steps
+    # tie, and the rows kept at the k-th place must be faiss's
+    from v0lite.index import Queries
+
+    rng = np.random.default_rng(6)
+    idx = _make(rng, n_prompts=30, n_rows=400, n_pol=3, n_steps=6)
+    q = Queries(
+        rng.integers(0, 3, 120).astype(np.int32),
+        rng.integers(0, 6, 120),
+        np.vstack([idx.emb[rng.integers(0, 30, 60)], _unit(rng, 60)]),
+        np.concatenate([rng.integers(0, 30, 60), np.full(60, -1)]),
+    )
+    for k in (1, 5, 12):
+        rows, sims = idx.search_queries(q, k, exclude)
+        rows_np, sims_np = idx.search_queries(q, k, exclude, search="numpy")
+        np.testing.assert_array_equal(rows_np, rows)
+        np.testing.assert_allclose(sims_np, sims, rtol=0, atol=1e-6)

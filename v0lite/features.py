@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .index import HistoryIndex, Queries, _distinct_queries
+from .index import HistoryIndex, Queries, _distinct_queries, top_inner_products
 
 __all__ = ["compute_features", "fit_pca", "weighted_gram", "FEATURE_K"]
 
@@ -95,6 +95,7 @@ class _Cache:
         seen = np.flatnonzero(self.prompt_c > 0)
         self.seen_prompts = seen
         self._xindex = None
+        self._xvec = None
         self._emb = index.emb
         self._ridge = None
         self._index = index
@@ -156,6 +157,17 @@ class _Cache:
         pos_c = np.minimum(pos, len(self.upair) - 1)
         hit = (len(self.upair) > 0) & (self.upair[pos_c] == key) & (prompt_row >= 0)
         return np.where(hit, self.pair_s[pos_c], 0.0), np.where(hit, self.pair_c[pos_c], 0.0)
+
+    def xsearch(self, q: np.ndarray, k: int, search: str = "faiss"):
+        """(sims, ids into ``seen_prompts``) of the k nearest seen prompts of each query (see compute_features)."""
+        import faiss
+
+        q = np.ascontiguousarray(q, np.float32)
+        if search == "faiss" or k >= faiss.cvar.distance_compute_min_k_reservoir:  # ties as faiss's heap only
+            return self.xindex().search(q, k)
+        if self._xvec is None:
+            self._xvec = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
+        return top_inner_products(q, self._xvec, k)
 
     def xindex(self):
         """Inner-product index over the unique prompts that have any outcome."""
@@ -231,6 +243,7 @@ def compute_features(
     pca=None,
     k: int = FEATURE_K,
     return_context: bool = False,
+    search: str = "faiss",
 ):
     """Feature matrix (m, n_features) float32 and the feature names.
 
@@ -250,7 +263,15 @@ def compute_features(
         Also return the retrieved context as token arrays (for the transformer head): own
         neighbours' prompt rows, scores, residuals, similarities, log step gaps, validity, and
         cross-policy neighbour prompts, their other-policy residuals, similarities, validity.
+    search : {"faiss", "numpy"}, default "faiss"
+        How the exact (brute-force) neighbour searches run: faiss, or
+        :func:`v0lite.index.top_inner_products` (the same neighbours up to float round-off
+        in the similarities, at a fraction of the CPU). The heads predict with "numpy"; training
+        episodes and auto's out-of-fold comparison keep "faiss", so fitting computes exactly
+        what it always did.
     """
+    if search not in ("faiss", "numpy"):
+        raise ValueError(f"search must be 'faiss' or 'numpy', got {search!r}")
     from .index import policy_prior
 
     c = _cache(index)
@@ -278,7 +299,7 @@ def compute_features(
     cols["log_step"] = np.log1p(np.maximum(qstep, 0))
 
     # own-policy neighbours (the original steps: exclusion compares the query's real step)
-    rows, sims = index.search_queries(q, k, exclude)
+    rows, sims = index.search_queries(q, k, exclude, search=search)
     valid = rows >= 0
     rc = np.where(valid, rows, 0)
     resid = np.where(valid, c.resid[rc], 0.0)
@@ -325,7 +346,7 @@ def compute_features(
     if len(c.seen_prompts):
         kx = min(_XK + 1, len(c.seen_prompts))
         first, inv = _unique_queries(q.emb, q.prompt_row)
-        D, I = c.xindex().search(np.ascontiguousarray(q.emb[first], np.float32), kx)
+        D, I = c.xsearch(q.emb[first], kx, search)
         D, I = D[inv], I[inv]
         nb = c.seen_prompts[np.maximum(I, 0)]
         ok = (I >= 0) & (nb != q.prompt_row[:, None])

@@ -513,7 +513,9 @@ class AutoHead(BaseHead):
             if head.val_pred_ is None:
                 out[name] = (None, None, head)
             else:
-                out[name] = (te, head.predict(ctx, q, exclude="same_step"), head)
+                # the paths fitting uses (faiss, the layer call): the comparison and its stacker read
+                # exactly the predictions they always did; predict() then takes the faster paths
+                out[name] = (te, head.predict(ctx, q, exclude="same_step", fit_paths=True), head)
         return out
 
     # -- prediction --------------------------------------------------------------------------
@@ -536,9 +538,16 @@ class AutoHead(BaseHead):
         return head.predict_unseen(index, queries)
 
     def predict(self, index, queries, *, exclude="same_step"):
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_info, threadpool_limits
 
-        with threadpool_limits(max(int(self.params["n_jobs"]), 2)):
+        # at most max(n_jobs, 2) threads per library, never more than the caller set: a caller who
+        # set one thread (torch.set_num_threads(1) on shared cores) keeps it; the transformer's
+        # forward ran ~3x slower in wall time with 2 threads than with 1 on 2 loaded cores
+        cap = max(int(self.params["n_jobs"]), 2)
+        limits: dict = {}
+        for lib in threadpool_info():
+            limits[lib["prefix"]] = min(limits.get(lib["prefix"], cap), int(lib["num_threads"]))
+        with threadpool_limits(limits):
             P = self.member_predictions(index, queries, exclude=exclude)
             if self.chosen_ != "stack":
                 return P[:, 0]

@@ -177,7 +177,7 @@ class EnsembleHead(BaseHead):
             names = tr.feature_names_
         else:
             pca = next(iter(self.heads_.values())).pca_ if self.heads_ else None
-            X, names = compute_features(index, queries, exclude, pca=pca, k=self.params["k"])
+            X, names = compute_features(index, queries, exclude, pca=pca, k=self.params["k"], search="numpy")
             ctx = None
         cols = []
         for name, head in self.heads_.items():

@@ -133,11 +133,12 @@ class GBDTHead(BaseHead):
         self.n_rounds_ = n_rounds
         return self
 
-    def features(self, index, queries, exclude="same_step"):
-        return compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"])[0]
+    def features(self, index, queries, exclude="same_step", *, search="numpy"):
+        return compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], search=search)[0]
 
-    def predict(self, index, queries, *, exclude="same_step"):
-        return self.booster_.predict(self.features(index, queries, exclude))
+    def predict(self, index, queries, *, exclude="same_step", fit_paths=False):
+        """``fit_paths``: compute the features as fitting does (faiss), for auto's out-of-fold comparison."""
+        return self.booster_.predict(self.features(index, queries, exclude, search="faiss" if fit_paths else "numpy"))
 
     def save(self, path: Path) -> dict:
         from .._io import save_arrays

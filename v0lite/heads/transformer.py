@@ -51,15 +51,26 @@ def _net(n_feat, d, n_layers, n_heads, proj_dim):
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
 
-        def forward(self, q_emb, feat, offset, nn_emb, nn_num, nn_valid, xp_emb, xp_num, xp_valid):
+        def forward(self, q_emb, feat, offset, nn_emb, nn_num, nn_valid, xp_emb, xp_num, xp_valid, *, sdpa=False):
             q = self.q_in(torch.cat([q_emb, feat], -1)) + self.type_emb[0]
             a = self.nn_in(torch.cat([nn_emb, nn_num], -1)) + self.type_emb[1]
             b = self.xp_in(torch.cat([xp_emb, xp_num], -1)) + self.type_emb[2]
             x = torch.cat([q[:, None], a, b], 1)
             pad = ~torch.cat([torch.ones_like(nn_valid[:, :1]), nn_valid, xp_valid], 1)
             layers = self.enc.layers
-            for layer in layers[:-1]:
-                x = layer(x, src_key_padding_mask=pad)
+            if sdpa:
+                # the layer's own computation (norm first, dropout 0) written out, with the padding as
+                # a float mask: attention then runs through scaled_dot_product_attention instead of
+                # torch's CPU "fast path" for inference, whose masked softmax and q/k/v rescaling took
+                # ~3/4 of the whole forward pass (benchmarks/plan_speed.py). Equal up to float round-off.
+                mask = torch.zeros(pad.shape, dtype=x.dtype).masked_fill_(pad, float("-inf"))
+                for layer in layers[:-1]:
+                    n = layer.norm1(x)
+                    x = x + layer.self_attn(n, n, n, key_padding_mask=mask, need_weights=False)[0]
+                    x = x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+            else:
+                for layer in layers[:-1]:
+                    x = layer(x, src_key_padding_mask=pad)
             # the last layer only for the query token (the one read out): the same function as
             # running the full layer and keeping token 0, at about half its cost
             last = layers[-1]
@@ -181,16 +192,18 @@ class TransformerHead(BaseHead):
             torch.from_numpy(np.ascontiguousarray(ctx["xp_valid"][idx, :t])),
         )
 
-    def _forward_all(self, net, emb, X, ctx, q_prompt_emb):
+    def _forward_all(self, net, emb, X, ctx, q_prompt_emb, *, sdpa=False):
+        """Probabilities of every row, in batches; ``sdpa``: the faster inference path of the net's
+        forward (prediction; fitting keeps the path its validation predictions were made with)."""
         import torch
 
         net.eval()
         out = np.empty(len(X), np.float64)
         bs = 1024
-        with torch.no_grad():
+        with torch.inference_mode():
             for s in range(0, len(X), bs):
                 idx = np.arange(s, min(s + bs, len(X)))
-                out[idx] = torch.sigmoid(net(*self._tensors(emb, X, ctx, q_prompt_emb, idx))).numpy()
+                out[idx] = torch.sigmoid(net(*self._tensors(emb, X, ctx, q_prompt_emb, idx), sdpa=sdpa)).numpy()
         return out
 
     def _train(self, emb, X, y, ctx, q_prompt_emb, train_idx, epochs, random_state, val_idx=None):
@@ -296,12 +309,14 @@ class TransformerHead(BaseHead):
         self.n_epochs_ = epochs
         return self
 
-    def features(self, index, queries, exclude="same_step"):
+    def features(self, index, queries, exclude="same_step", *, search="numpy"):
         """Context features and tokens of the queries (shared with the ensemble's other members)."""
-        X, _, ctx = compute_features(index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True)
+        X, _, ctx = compute_features(
+            index, queries, exclude, pca=self.pca_, k=self.params["k"], return_context=True, search=search
+        )
         return X, pad_context(ctx, _XP_WIDTH)
 
-    def predict_features(self, index, queries, X, ctx):
+    def predict_features(self, index, queries, X, ctx, *, sdpa=True):
         import torch
 
         # only the token prompts need projecting, not the whole table
@@ -315,11 +330,12 @@ class TransformerHead(BaseHead):
         )
         ptab = np.zeros((len(index.keys), self.params["proj_dim"]), np.float32)
         ptab[used] = self._project(index.emb[used])
-        return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb))
+        return self._forward_all(self.net_, torch.from_numpy(ptab), X, ctx, self._project(queries.emb), sdpa=sdpa)
 
-    def predict(self, index, queries, *, exclude="same_step"):
-        X, ctx = self.features(index, queries, exclude)
-        return self.predict_features(index, queries, X, ctx)
+    def predict(self, index, queries, *, exclude="same_step", fit_paths=False):
+        """``fit_paths``: faiss searches and the layer call, as fitting computes them (auto's comparison)."""
+        X, ctx = self.features(index, queries, exclude, search="faiss" if fit_paths else "numpy")
+        return self.predict_features(index, queries, X, ctx, sdpa=not fit_paths)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
