@@ -228,3 +228,20 @@ def test_route_eval_cli_new_model_flags(tmp_path, capsys, fake_minilm):
     assert "--new-model and --n go together" in capsys.readouterr().err
     assert main([*base, "--new-model", "pol1", "--n", "12"]) == 0
     assert "new model 'pol1'" in capsys.readouterr().out
+
+
+def test_a_new_policy_with_a_fitted_policys_history_is_treated_as_the_fitted_ones(make_model):
+    """All of 'a''s rows under a new name: its predictions are a's (the pool's spread is a prior for few rows only).
+
+    Kept at every n, the pool prior under-penalised how the new policy differs from the others, which
+    the routing argmax reads (routerdc: a held-out model added with all its rows routed worse than before).
+    """
+    log = topic_log(n_prompts=300, policies=("a", "b", "c", "d"))
+    prompts = sorted(log["prompt"].unique().to_list())
+    test_prompts = set(prompts[::4])
+    hist = log.filter(~pl.col("prompt").is_in(test_prompts))
+    model = make_model(head="logistic", head_params={"alphas": [3.0]}).fit(hist)
+    q_a = log.filter((pl.col("policy") == "a") & pl.col("prompt").is_in(test_prompts))
+    model.add_history(_copy_of(hist, "a", "new"))
+    got = model.predict(q_a.with_columns(pl.lit("new").alias("policy")))
+    assert np.abs(got - model.predict(q_a)).max() < 0.05  # without the move to the fitted treatment: 0.20
