@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import trl
 from datasets import Dataset
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from tests._tiny_lm import tiny_llama, tiny_tokenizer
 from v0lite import RolloutPlanner
 from v0lite.rl.integrations import (
     FixedSizeSelector,
@@ -47,27 +45,11 @@ class StubValue:
 
 
 def _tokenizer():
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(PROMPTS + ["yes no"], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    return tiny_tokenizer(PROMPTS + ["yes no"], chat=False)
 
 
 def _model(tok):
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=None,
-    )
-    return LlamaForCausalLM(cfg)
+    return tiny_llama(tok, max_positions=64)
 
 
 def _run(tmp_path, planner=None, steps=3, prompts=PROMPTS, **config):

@@ -20,6 +20,7 @@ from verl.protocol import DataProto
 from verl.trainer.ppo.utils import create_rl_sampler
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
+from tests._tiny_lm import tiny_tokenizer
 from v0lite import RolloutPlanner
 from v0lite.rl.integrations import PlannedRLHFDataset, VerlFeedbackDataset, VerlSampler
 from v0lite.rl.integrations._verl import INDEX_KEY
@@ -45,15 +46,7 @@ class StubValue:
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(PROMPTS + ["user system"], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
-    fast.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
-    return fast
+    return tiny_tokenizer(PROMPTS + ["user system"], eos=False)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._tiny_lm import tiny_llama, tiny_tokenizer
+
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = "synthetic-medium"
 #: Recipe overrides the test replaces (placeholders and sizes); every other recipe override is used as written.
@@ -45,44 +47,17 @@ def recipe_overrides(marker: str = "verl-recipe") -> list[str]:
     return [w for w in words[3:] if w != "..."]
 
 
-def _tokenizer(words):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(words, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
-    fast.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
-    return fast
-
-
 def build_fixture(root: Path, n_prompts: int = 64) -> dict:
     """Tiny policy + tokenizer, train/val parquet in verl's format, a saved kNN V0Regressor."""
     import pandas as pd
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from v0lite import V0Regressor
     from v0lite.data import make_demo_log
 
     log = make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=n_prompts // 4, n_steps=2, random_state=0)
     prompts = log.filter(log["policy"] == POLICY)["prompt"].unique(maintain_order=True).to_list()[:n_prompts]
-    tok = _tokenizer(prompts + ["system user be brief"])
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=None,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(root / "policy")
+    tok = tiny_tokenizer(prompts + ["system user be brief"])
+    tiny_llama(tok).save_pretrained(root / "policy")
     tok.save_pretrained(root / "policy")
 
     def frame(qs):
