@@ -148,6 +148,26 @@ def topic_log(n_prompts=120, policies=("a", "b", "c"), seed=0) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+EASE = [1.5, -1.5, 0.5, -0.5]  # per topic, shared by every policy of difficulty_log
+
+
+def difficulty_log(n_prompts=200, policies=("a", "b", "c", "d"), seed=0) -> pl.DataFrame:
+    """A routing-style log where prompts are hard or easy for every policy (IRT-like: ability + topic
+    ease + a small specialist effect), the opposite of :func:`topic_log`'s zero-sum specialists."""
+    rng = np.random.default_rng(seed)
+    rows = {"policy": [], "prompt": [], "score": []}
+    for k, pol in enumerate(policies):
+        ability = -0.6 + 1.2 * k / max(len(policies) - 1, 1)
+        special = rng.normal(0, 0.3, 4)
+        for i in range(n_prompts):
+            t = i % 4
+            p = 1 / (1 + np.exp(-(ability + EASE[t] + special[t])))
+            rows["policy"].append(pol)
+            rows["prompt"].append(f"{TOPICS[t]} case {i}")
+            rows["score"].append(rng.binomial(10, p) / 10)
+    return pl.DataFrame(rows)
+
+
 def split(log: pl.DataFrame, every: int = 4):
     """(history, queries): every ``every``-th prompt (sorted) is held out."""
     prompts = sorted(log["prompt"].unique().to_list())

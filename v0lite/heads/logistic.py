@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._pool_items import _map_glm, pool_base, population_prior, solve_on_items
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -205,70 +206,6 @@ def group_means(index, rows):
     return gm[g]
 
 
-def population_prior(W, b, lam, *, scale=1.0):
-    """The fitted policies' weights as a Gaussian prior for a policy added later (empirical Bayes).
-
-    ``w ~ N(mean(W), scale * cov(W) + I / lam)``, ``b ~ N(mean(b), var(b))``: the low-rank part is
-    how the fitted policies differ from one another (the pool's "ability" directions, estimated
-    from three or more of them), the isotropic part is the penalty the fitted policies themselves
-    were solved with (``lam``). A policy known from a few outcomes then moves along the
-    directions in which the pool's policies differ, and only slowly elsewhere: with no rows it is
-    the average policy (the pool's difficulty prior), with as many rows as a fitted policy it is
-    close to a per-policy fit. Returns ``(w0, b0, precision, b_var)``; ``precision`` is None with
-    fewer than 3 policies (then the isotropic ``lam`` alone, as before issue 29).
-    """
-    W = np.asarray(W, np.float64)
-    b = np.asarray(b, np.float64)
-    K, d = W.shape
-    w0, b0 = W.mean(0), float(b.mean())
-    if K < 3:
-        return w0, b0, None, None
-    D = (W - w0) * np.sqrt(scale / (K - 1))
-    # Woodbury: (D'D + I/lam)^-1 = lam I - lam^2 D' (I + lam D D')^-1 D
-    M = np.eye(K) + lam * (D @ D.T)
-    P = lam * np.eye(d) - lam**2 * (D.T @ np.linalg.solve(M, D))
-    b_var = max(float(np.var(b, ddof=1)), 1e-2)
-    return w0, b0, 0.5 * (P + P.T), b_var
-
-
-def _map_glm(Z, y, off, w0, b0, P, b_var, link, max_iter=30):
-    """MAP weights of one policy under the Gaussian prior of :func:`population_prior` (dense Newton)."""
-    d = Z.shape[1]
-    X = np.column_stack([Z, np.ones(len(Z))])
-    c = np.r_[w0, b0]
-    Pf = np.zeros((d + 1, d + 1))
-    Pf[:d, :d] = P
-    Pf[d, d] = 1.0 / b_var
-
-    def loss(t):
-        eta = X @ t + off
-        data = 0.5 * np.sum((y - eta) ** 2) if link == "identity" else np.sum(np.logaddexp(0.0, eta) - y * eta)
-        return data + 0.5 * (t - c) @ Pf @ (t - c)
-
-    t = c.copy()
-    f = loss(t)
-    for _ in range(max_iter):
-        eta = X @ t + off
-        p = eta if link == "identity" else _sigmoid(eta)
-        h = np.ones_like(p) if link == "identity" else np.maximum(p * (1 - p), 1e-6)
-        g = X.T @ (p - y) + Pf @ (t - c)
-        H = (X * h[:, None]).T @ X + Pf
-        step = np.linalg.solve(H + 1e-9 * np.eye(d + 1), g)
-        for _ in range(10):  # step halving
-            tn = t - step
-            fn = loss(tn)
-            if fn <= f + 1e-12 * abs(f):
-                break
-            step = step / 2
-        else:
-            break
-        done = f - fn <= 1e-10 * max(abs(f), 1.0)
-        t, f = tn, fn
-        if done or link == "identity":
-            break
-    return t[:d], float(t[d])
-
-
 def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit", *, prior=None):
     """Weights ``(w, b)`` of one policy, solved from its history rows at steps <= ``step_cut``.
 
@@ -352,6 +289,12 @@ class LogisticHead(BaseHead):
         Multiplies the fitted policies' weight covariance in that prior (1: their empirical
         spread, the empirical-Bayes choice; 4 and 16 were worse on a train-only CV of
         routerdc-7model, benchmarks/onboarding.py --tune).
+    pool_items : bool, default True
+        (logit link, ``pool_prior`` on, 3 or more fitted policies) A policy added later starts
+        from what the pool says about each prompt, the fitted policies' consensus and their
+        nearest neighbours' outcomes, mixed by a leave-one-policy-out fit at fit time
+        (:mod:`~v0lite.heads._pool_items`); its own rows fit how it differs. False: it starts
+        from the average policy's weights alone.
 
     Attributes
     ----------
@@ -370,7 +313,9 @@ class LogisticHead(BaseHead):
     name = "logistic"
     link = "logit"
 
-    def __init__(self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1, pool_prior=True, pool_scale=1.0):
+    def __init__(
+        self, alphas=ALPHAS, n_folds=5, select="loss", n_jobs=1, pool_prior=True, pool_scale=1.0, pool_items=True
+    ):
         super().__init__(
             alphas=[float(a) for a in alphas],
             n_folds=n_folds,
@@ -378,6 +323,7 @@ class LogisticHead(BaseHead):
             n_jobs=n_jobs,
             pool_prior=bool(pool_prior),
             pool_scale=float(pool_scale),
+            pool_items=bool(pool_items),
         )
 
     def _validate(self):
@@ -455,7 +401,16 @@ class LogisticHead(BaseHead):
         r = y - p
         h = np.ones_like(p) if link == "identity" else p * (1 - p)
         self._loo_tables(index, r, h)
+        self.pool_mix_ = None
+        if self._uses_items():
+            from ._pool_items import fit_mix
+
+            self.pool_mix_ = fit_mix(self.decision, index, n_pol, random_state)
         return self
+
+    def _uses_items(self):
+        p = self.params
+        return self.link == "logit" and bool(p.get("pool_prior", True)) and bool(p.get("pool_items", True))
 
     def _loo_tables(self, index, r, h):
         n_prompts = len(index.keys)
@@ -496,39 +451,61 @@ class LogisticHead(BaseHead):
             self._population_ = population_prior(self.coef_, self.intercept_, float(np.median(self.lam_)), scale=scale)
         return self._population_
 
+    def _mix(self, index):
+        """The pool-item mix (:func:`~v0lite.heads._pool_items.fit_mix`) or None; fitted once if saved without it."""
+        if not self._uses_items():
+            return None
+        if not hasattr(self, "pool_mix_"):  # saved before the mix existed: fit it from the loaded history
+            from ._pool_items import fit_mix
+
+            self.pool_mix_ = fit_mix(self.decision, index, self.n_fitted_)
+        return self.pool_mix_
+
     def _in_context(self, index, code, step_cut):
         """Weights of a policy unseen at fit time, solved from its eligible history (cached per index)."""
         cache = index.__dict__.setdefault("_glm_context_cache", {})
         pool = bool(self.params.get("pool_prior", True))
-        key = (id(self), int(code), int(step_cut), pool)
+        mix = self._mix(index) if pool else None
+        key = (id(self), int(code), int(step_cut), pool, mix is not None)
         if key not in cache:
             w0, b0, prec, b_var = self._population()
-            cache[key] = solve_in_context(
-                index,
-                code,
-                step_cut,
-                self.design_.transform,
-                w0,
-                b0,
-                float(np.median(self.lam_)),
-                self.link,
-                prior=(prec, b_var, float(np.median(self.lam_ / self.alpha_))) if pool else None,
-            )
+            lam = float(np.median(self.lam_))
+            n_fit = float(np.median(self.lam_ / self.alpha_))
+            if mix is not None and prec is not None:
+                cache[key] = solve_on_items(self, index, code, step_cut, (w0, b0, prec, b_var), lam, n_fit)
+            else:
+                cache[key] = solve_in_context(
+                    index,
+                    code,
+                    step_cut,
+                    self.design_.transform,
+                    w0,
+                    b0,
+                    lam,
+                    self.link,
+                    prior=(prec, b_var, n_fit) if pool else None,
+                )
         return cache[key]
 
     def predict_unseen(self, index, queries):
         """A policy known only by its name: the pool's difficulty prior (issue 29).
 
-        The average fitted policy's weights (the centre of :func:`population_prior`) on the
-        query prompts, at the population's mean success (:meth:`~v0lite.index.HistoryIndex.population`;
-        the mean of all history with fewer than 3 policies). ``V0Regressor`` uses it for
-        unknown policies under ``fallback="global_mean"``.
+        With the pool-item mix (``pool_items``, the default): the fitted policies' consensus and
+        nearest-neighbour outcomes on each prompt, mixed as fitted leave one policy out
+        (:mod:`~v0lite.heads._pool_items`). Otherwise the average fitted policy's weights (the
+        centre of :func:`population_prior`) on the query prompts, at the population's mean
+        success (:meth:`~v0lite.index.HistoryIndex.population`; the mean of all history with
+        fewer than 3 policies). ``V0Regressor`` uses it for unknown policies under
+        ``fallback="global_mean"``.
         """
         from ..index import _distinct_queries
 
         if not self.params.get("pool_prior", True):
             return np.full(len(queries), np.nan)
-        first, inv = _distinct_queries(queries.emb, queries.prompt_row)
+        first, inv = _distinct_queries(queries.emb, queries.prompt_row, queries.step)
+        if self._mix(index) is not None:
+            e, st, pr = queries.emb[first], queries.step[first], queries.prompt_row[first]
+            return _sigmoid(pool_base(self, index, e, st, pr, "same_step")[inv])
         w0, b0, _, _ = self._population()
         pop = index.population()
         mu = pop[0] if pop is not None else (float(index.score.mean()) if index.n_rows else 0.5)
@@ -557,10 +534,18 @@ class LogisticHead(BaseHead):
                     lev = (zu[inv[hit]] ** 2 / self.hdiag_[code]).sum(1)
                     out[hit] -= lev * s_r[hit] / np.maximum(1 - lev * s_h[hit], 1e-3)
                 continue
+            items = self.params.get("pool_prior", True) and self._mix(index) is not None
+            if items:  # the pool's base replaces the policy-prior offset (added back below)
+                qf, qinv = _distinct_queries(queries.emb[qi], queries.prompt_row[qi], queries.step[qi])
+                g = qi[qf]
+                base = pool_base(self, index, queries.emb[g], queries.step[g], queries.prompt_row[g], exclude)
+                out[qi] = base[qinv] - off[qi]
             for cut in np.unique(queries.step[qi]):
                 qj = qi[queries.step[qi] == cut]
-                w, b = self._in_context(index, code, cut)
-                out[qj] = zu[inv[qj]] @ w + b
+                w, b, *t = self._in_context(index, code, cut)
+                if items:  # (1 - t) base + t prior: the fitted policies' own offset as its rows near theirs
+                    out[qj] *= 1.0 - t[0]
+                out[qj] += zu[inv[qj]] @ w + b
         return out + off
 
     def predict(self, index, queries, *, exclude="same_step"):
@@ -587,7 +572,13 @@ class LogisticHead(BaseHead):
                 "loo_ustep": self.loo_ustep_,
             },
         )
-        return {"params": self.params, "n_fitted": int(self.n_fitted_), "loo_n_prompts": int(self.loo_n_prompts_)}
+        mix = getattr(self, "pool_mix_", None)
+        return {
+            "params": self.params,
+            "n_fitted": int(self.n_fitted_),
+            "loo_n_prompts": int(self.loo_n_prompts_),
+            "pool_mix": None if mix is None else [float(x) for x in mix],
+        }
 
     @classmethod
     def load(cls, path: Path, meta: dict):
@@ -600,6 +591,9 @@ class LogisticHead(BaseHead):
         head.lam_, head.alpha_ = a["lam"], a["alpha"]
         head.loo_pair_, head.loo_step_, head.loo_ustep_ = a["loo_pair"], a["loo_step"], a["loo_ustep"]
         head.n_fitted_, head.loo_n_prompts_ = int(meta["n_fitted"]), int(meta["loo_n_prompts"])
+        if "pool_mix" in meta:  # absent in models saved before it existed: fitted on first use (_mix)
+            mix = meta["pool_mix"]
+            head.pool_mix_ = None if mix is None else np.asarray(mix, np.float64)
         return head
 
 
@@ -623,9 +617,16 @@ class RidgeHead(LogisticHead):
         n_jobs=1,
         pool_prior=True,
         pool_scale=1.0,
+        pool_items=True,
     ):
         super().__init__(
-            alphas=alphas, n_folds=n_folds, select=select, n_jobs=n_jobs, pool_prior=pool_prior, pool_scale=pool_scale
+            alphas=alphas,
+            n_folds=n_folds,
+            select=select,
+            n_jobs=n_jobs,
+            pool_prior=pool_prior,
+            pool_scale=pool_scale,
+            pool_items=pool_items,
         )
 
 
