@@ -308,3 +308,23 @@ def test_a_new_policy_with_a_fitted_policys_history_is_treated_as_the_fitted_one
     model.add_history(_copy_of(hist, "a", "new"))
     got = model.predict(q_a.with_columns(pl.lit("new").alias("policy")))
     assert np.abs(got - model.predict(q_a)).max() < 0.05  # without the move to the fitted treatment: 0.20
+
+
+def test_item_table_blocks_give_the_same_table(make_model, monkeypatch):
+    import v0lite.heads._pool_items as pi
+
+    log = difficulty_log(n_prompts=80)
+    model = make_model(head="logistic").fit(log)
+    head, index = model.head_, model.index_
+    rows = np.arange(0, 80, 3)
+    args = (head.decision, index, head.n_fitted_, index.emb[rows], np.zeros(len(rows), np.int64), rows, "any_step")
+    whole = pi.item_table(*args)
+    monkeypatch.setattr(pi, "_CHUNK_CELLS", 7)  # one prompt (4 fitted policies) per block
+    lin, S, C = pi.item_table(*args)
+    np.testing.assert_allclose(lin, whole[0])
+    np.testing.assert_array_equal(C, whole[2])
+    # neighbour sets agree up to near-tied similarities (BLAS round-off differs with the block's size):
+    # at most one neighbour swapped, in few prompts
+    diff = np.abs(S - whole[1])
+    assert diff.max() <= 1.0 and (diff.max(1) > 1e-9).mean() < 0.1
+    assert whole[2].min() == min(pi.K_POOL, 79)  # each policy's 32 nearest rows, its own prompt hidden

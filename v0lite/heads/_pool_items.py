@@ -43,7 +43,7 @@ K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchma
 MIN_POLICIES = 3  # leave-one-policy-out needs two others to average over
 MAX_MIX_PROMPTS = 3000  # (prompt, step) pairs the mix is fitted on: three slopes need few
 _EPS = 0.01  # offsets are clipped to [eps, 1 - eps] before their logit, as in the logistic head
-_CHUNK = 2048  # prompts per item-table block (memory: prompts x policies x dim floats)
+_CHUNK_CELLS = 65_536  # (prompt, fitted policy) pairs per item-table block: memory ~ cells x dim floats
 
 
 def _sigmoid(x):
@@ -63,8 +63,9 @@ def item_table(decision, index, n_fitted, emb, step, prompt_row, exclude, k=K_PO
     lin = np.zeros((m, n_fitted))
     S = np.zeros((m, n_fitted))
     C = np.zeros((m, n_fitted))
-    for s in range(0, m, _CHUNK):
-        e, st, pr = emb[s : s + _CHUNK], step[s : s + _CHUNK], prompt_row[s : s + _CHUNK]
+    chunk = max(1, _CHUNK_CELLS // max(n_fitted, 1))
+    for s in range(0, m, chunk):
+        e, st, pr = emb[s : s + chunk], step[s : s + chunk], prompt_row[s : s + chunk]
         mm = len(st)
         q = Queries(
             np.repeat(np.arange(n_fitted, dtype=np.int32), mm),
