@@ -328,3 +328,19 @@ def test_item_table_blocks_give_the_same_table(make_model, monkeypatch):
     diff = np.abs(S - whole[1])
     assert diff.max() <= 1.0 and (diff.max(1) > 1e-9).mean() < 0.1
     assert whole[2].min() == min(pi.K_POOL, 79)  # each policy's 32 nearest rows, its own prompt hidden
+
+
+def test_a_new_policy_on_a_log_with_checkpoints_gets_finite_predictions(make_model):
+    """Steps: the pool's base reads each fitted policy's eligible rows (steps <= the query's), and the mix is
+    fitted on (prompt, step) pairs; an added policy at a later step, one at an early step and an unknown one
+    all get finite probabilities."""
+    log = make_log(n_policies=4, n_prompts=60, steps=True)
+    model = make_model(head="logistic", fallback="global_mean").fit(log)
+    assert model.head_.pool_mix_ is not None and np.isfinite(model.head_.pool_mix_).all()
+    prompts = log["prompt"].unique(maintain_order=True).to_list()
+    new = pl.DataFrame({"policy": ["new"] * 10, "prompt": prompts[:10], "score": [0.0, 1.0] * 5, "step": [7] * 10})
+    model.add_history(new)
+    steps = [7, 7, 7, 0, 0, 2, 1, 9]
+    q = pl.DataFrame({"policy": ["new"] * 6 + ["other"] * 2, "prompt": prompts[10:16] + prompts[:2], "step": steps})
+    p = model.predict(q)
+    assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
