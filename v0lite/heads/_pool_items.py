@@ -42,12 +42,21 @@ __all__ = [
 K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchmarks/onboarding.py)
 MIN_POLICIES = 3  # leave-one-policy-out needs two others to average over
 MAX_MIX_PROMPTS = 3000  # (prompt, step) pairs the mix is fitted on: three slopes need few
-_EPS = 0.01  # offsets are clipped to [eps, 1 - eps] before their logit, as in the logistic head
+_EPS = 0.01  # offsets: a probability is clipped to [eps, 1 - eps] before its logit
 _CHUNK_CELLS = 65_536  # (prompt, fitted policy) pairs per item-table block: memory ~ cells x dim floats
 
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def offset_of(p, link):
+    """A probability as the link's offset: itself (identity) or its logit, clipped to [eps, 1 - eps]."""
+    p = np.asarray(p, np.float64)
+    if link == "identity":
+        return p
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
 
 
 def item_table(decision, index, n_fitted, emb, step, prompt_row, exclude, k=K_POOL):
@@ -163,13 +172,13 @@ def fit_mix(decision, index, n_fitted, random_state=0):
         keep.remove(min(neg, key=lambda j: beta[j]))
 
 
-def level_variance(index, n_fitted, intercepts=None, eps=0.01):
+def level_variance(index, n_fitted, intercepts=None):
     """Variance over fitted policies of their overall logit level (mean outcome, plus ``intercepts``), >= 0.01."""
     pol = index.policy
     keep = pol < n_fitted
     cnt = np.bincount(pol[keep], None, n_fitted)
     mean = np.bincount(pol[keep], index.score[keep], n_fitted) / np.maximum(cnt, 1)
-    lv = np.log(np.clip(mean, eps, 1 - eps) / np.clip(1 - mean, eps, 1 - eps))
+    lv = offset_of(mean, "logit")
     if intercepts is not None:
         lv = lv + np.asarray(intercepts, np.float64)
     lv = lv[cnt > 0]
@@ -271,6 +280,7 @@ def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
     ``t`` (its rows over a fitted policy's, at most 1) is how far it has moved to the fitted
     policies' treatment (:func:`solve_deviation`); the head's ``decision`` applies the same ``t``.
     """
+    from ..episodes import row_queries
     from .prior import policy_prior
 
     d = head.coef_.shape[1]
@@ -285,11 +295,8 @@ def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
     t = min(1.0, len(rows) / n_fit) if n_fit > 0 else 1.0
     lv = level_variance(index, head.n_fitted_, head.intercept_)
     Z = head.design_.transform(index.emb[pr])[inv]
-    from ..episodes import row_queries
-
     prior = policy_prior(index, row_queries(index, rows))  # what decision() adds for this policy's queries
-    own = np.clip(np.nan_to_num(prior, nan=float(index.score[rows].mean())), _EPS, 1 - _EPS)
-    own = np.log(own / (1 - own))  # the logit link's offset, as the head's offset_of gives it
+    own = offset_of(np.nan_to_num(prior, nan=float(index.score[rows].mean())), "logit")
     w0, b0, prec, _ = population
     w, b = solve_deviation(Z, index.score[rows], base, own, w0, b0, prec, lv, lam, t)
     return w, b, t

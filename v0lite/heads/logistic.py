@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._pool_items import _map_glm, pool_base, population_prior, solve_on_items
+from ._pool_items import _map_glm, _sigmoid, offset_of, pool_base, population_prior, solve_on_items
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -33,19 +33,6 @@ __all__ = [
 ]
 
 ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
-_EPS = 0.01  # offsets: the prior is clipped to [eps, 1 - eps] before its logit
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
-
-
-def offset_of(p, link):
-    p = np.asarray(p, np.float64)
-    if link == "identity":
-        return p
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
 
 
 class Design:
