@@ -39,6 +39,14 @@ def test_queries_need_no_score_but_a_present_score_is_still_checked():
         validate_log({"policy": ["a"], "prompt": ["x"], "score": [2.0]}, require_score=False)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_an_empty_file_says_empty_not_a_parse_error(tmp_path, suffix):
+    path = tmp_path / f"log{suffix}"
+    path.write_text("\n")
+    with pytest.raises(DataError, match=r"log\.\w+: the file is empty.*Fix: write at least one row"):
+        read_log(path)
+
+
 def test_duplicate_rows_are_kept_as_separate_observations():
     out = validate_log({"policy": ["a", "a"], "prompt": ["x", "x"], "score": [1.0, 1.0]})
     assert out.height == 2

@@ -239,7 +239,7 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main([*args[:5], str(empty), "--n", "3", "--out", str(out)]) == 1
-    assert "error" in capsys.readouterr().err
+    assert "empty.jsonl: the file is empty" in capsys.readouterr().err
 
 
 def test_onboard_help_lists_its_flags(capsys):

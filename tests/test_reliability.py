@@ -193,7 +193,7 @@ FILES = [
         r"not valid UTF-8.*Fix: re-encode the file as UTF-8",
     ),
     ("non-utf8.csv", b"policy,prompt,score\na,caf\xe9 \xff,1.0\n", r"not valid UTF-8.*Fix: re-encode"),
-    ("empty.jsonl", b"", r"cannot be read as jsonl.*Fix"),
+    ("empty.jsonl", b"", r"empty.jsonl: the file is empty \(no rows, no columns\).*Fix"),
     (
         "truncated.jsonl",
         b'{"policy":"a","prompt":"x","score":1.0}\n{"policy":"a","pro',

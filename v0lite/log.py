@@ -86,6 +86,11 @@ def _read_file(path: Path) -> pl.DataFrame:
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             raise _unreadable(path, kind, exc) from exc
     data = _sniff_text(path)  # UTF-16, NUL bytes: "re-encode as UTF-8" before any parser guesses
+    if not data.strip():  # polars would say "cannot infer types on an empty reader"
+        raise DataError(
+            f"{path}: the file is empty (no rows, no columns). Fix: write at least one row with a header "
+            "or field names (an outcome log: policy, prompt, score)."
+        )
     try:
         if kind == "csv":
             # text columns stay text: `1.10` and `1.1` are two policies, `007` stays `007`

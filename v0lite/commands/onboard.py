@@ -22,6 +22,8 @@ def _onboard(args) -> int:
     if args.n < 1:
         raise ParameterError(f"--n {args.n}: must be at least 1. Fix: pass --n 1 or more.")
     cand = as_frame(args.candidates)
+    if cand.height == 0:
+        raise DataError(f"--candidates {args.candidates}: no rows. Fix: pass at least one candidate prompt.")
     if "prompt" not in cand.columns:
         raise DataError(
             f"--candidates {args.candidates}: no 'prompt' column (columns present: {cand.columns}). "
@@ -31,8 +33,6 @@ def _onboard(args) -> int:
     for i, t in enumerate(prompts):
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"--candidates {args.candidates}: column 'prompt', row {i}: {t!r} is not a non-empty text.")
-    if not prompts:
-        raise DataError(f"--candidates {args.candidates}: no rows. Fix: pass at least one candidate prompt.")
     history = read_log(args.log)
     if args.model_dir:
         from ..estimator import V0Regressor
