@@ -108,6 +108,28 @@ def test_a_pool_of_specialists_gives_an_unknown_policy_no_ranking(make_model):
     assert p.std() < 0.01 and abs(p.mean() - log["score"].mean()) < 0.05
 
 
+def test_pool_levels_far_apart_still_give_an_unknown_policy_the_shared_difficulty(make_model):
+    """Policies of very different strength sharing one difficulty. Left out, the strongest policy's
+    outcomes sit far above the others' consensus and the weakest far below: with one shared intercept
+    in the leave-one-policy-out mix that cross-policy gap drowned the within-policy ranking and both
+    slopes fitted to 0 (a flat base). A free level per policy keeps the ranking."""
+    rng = np.random.default_rng(0)
+    rows = {"policy": [], "prompt": [], "score": []}
+    for k, ability in enumerate((-2.5, -1.0, 1.0, 2.5)):
+        for i in range(200):
+            t = i % 4
+            rows["policy"].append(f"p{k}")
+            rows["prompt"].append(f"{TOPICS[t]} case {i}")
+            rows["score"].append(rng.binomial(10, 1 / (1 + np.exp(-(ability + EASE[t])))) / 10)
+    log = pl.DataFrame(rows)
+    model = make_model(head="logistic", fallback="global_mean").fit(log)
+    assert model.head_.pool_mix_[1:].sum() > 0.5
+    prompts = log["prompt"].unique(maintain_order=True).to_list()[:40]
+    p = model.predict(pl.DataFrame({"policy": ["never-seen"] * 40, "prompt": prompts}))
+    ease = np.array([EASE[TOPICS.index(t.split(" case")[0])] for t in prompts])
+    assert np.corrcoef(p, ease)[0, 1] > 0.9
+
+
 def test_pool_items_are_fitted_leaving_each_policy_out():
     from v0lite.heads._pool_items import _features
 

@@ -15,7 +15,10 @@ the consensus alone gave a held-out model a within-model AUC of 0.641, the neigh
 0.642, their mix 0.650 (benchmarks/onboarding.py). The mix (an intercept and two slopes) is
 fitted once, at fit time, *leave one policy out*: each fitted policy's outcomes are regressed on
 the features of the *other* fitted policies, on prompts whose own rows are hidden (cold), which is
-exactly the situation of a policy added later. Nothing is tuned on held-out data.
+exactly the situation of a policy added later. Each policy gets its own level in that regression,
+so the slopes say how well the features rank a policy's prompts, not how strong it is (its rows
+say that): with one shared level, a pool whose models differ much in strength fitted both slopes
+to 0 (tests/test_onboard.py). Nothing is tuned on held-out data.
 
 The new policy's own rows then fit how it differs from that base: a Gaussian-prior logistic
 regression of the deviation on the embedding (:func:`~v0lite.heads.logistic.population_prior`'s
@@ -107,11 +110,12 @@ def base_logit(mix, lin, S, C):
     return mix[0] + mix[1] * c + mix[2] * nb
 
 
-def _weighted_logistic(X, y, w, ridge=1e-3, n_iter=50):
+def _weighted_logistic(X, y, w, n_free=1, offset=0.0, ridge=1e-3, n_iter=50):
+    """Weighted logistic regression (soft labels, Newton); the first ``n_free`` columns are unpenalised."""
     beta = np.zeros(X.shape[1])
-    pen = ridge * max(float(w.sum()), 1.0) * np.r_[0.0, np.ones(X.shape[1] - 1)]
+    pen = ridge * max(float(w.sum()), 1.0) * np.r_[np.zeros(n_free), np.ones(X.shape[1] - n_free)]
     for _ in range(n_iter):
-        p = _sigmoid(X @ beta)
+        p = _sigmoid(X @ beta + offset)
         g = X.T @ (w * (p - y)) + pen * beta
         H = (X * (w * np.maximum(p * (1 - p), 1e-6))[:, None]).T @ X + np.diag(pen + 1e-9)
         step = np.linalg.solve(H, g)
@@ -126,8 +130,9 @@ def fit_mix(decision, index, n_fitted, random_state=0):
 
     On up to :data:`MAX_MIX_PROMPTS` (prompt, step) pairs of the fitted history, every prompt's
     own rows hidden (``exclude="any_step"``: a cold prompt), each fitted policy's mean outcome there
-    is regressed (logistic, weighted by its rows) on the consensus and the neighbour logit of the
-    *other* fitted policies. None with fewer than :data:`MIN_POLICIES` fitted policies.
+    is regressed (logistic, weighted by its rows, one free level per policy) on the consensus and
+    the neighbour logit of the *other* fitted policies; the intercept returned is the pooled level
+    at those slopes. None with fewer than :data:`MIN_POLICIES` fitted policies.
     """
     rows = np.flatnonzero(index.policy < n_fitted)
     if n_fitted < MIN_POLICIES or len(np.unique(index.policy[rows])) < MIN_POLICIES:
@@ -148,28 +153,39 @@ def fit_mix(decision, index, n_fitted, random_state=0):
     pr = (upair[pick] // len(ustep)).astype(np.int64)
     st = ustep[upair[pick] % len(ustep)]
     lin, S, C = item_table(decision, index, n_fitted, index.emb[pr], st, pr, "any_step")
-    X, y, w = [], [], []
+    X, y, w, who = [], [], [], []
     for j in range(n_fitted):
         has = cnt[:, j] > 0
         if not has.any():
             continue
-        c, nb = _features(lin[has], S[has], C[has], drop=j)
-        X.append(np.column_stack([np.ones(has.sum()), c, nb]))
+        X.append(np.column_stack(_features(lin[has], S[has], C[has], drop=j)))
         y.append(tot[has, j] / cnt[has, j])
         w.append(cnt[has, j])
-    X, y, w = np.vstack(X), np.concatenate(y), np.concatenate(w)
+        who.append(np.full(has.sum(), j))
+    X, y, w, who = np.vstack(X), np.concatenate(y), np.concatenate(w), np.concatenate(who)
     if not np.isfinite(X).all() or len(np.unique(y)) < 2:
         return None
+    # one intercept per left-out policy: the slopes then measure how well the features rank a
+    # policy's own prompts (what its in-context level cannot supply). With one shared intercept,
+    # a strong policy's higher outcomes against the lower consensus of the others (it is left out
+    # of it) pulled the slopes toward the noisier neighbour feature on RouterBench.
+    levels = (who[:, None] == np.unique(who)[None, :]).astype(np.float64)
     # slopes >= 0: what the pool finds hard is never predicted easy for a newcomer (its own rows may
     # say so); a pool of specialists with no shared difficulty otherwise fits a negative slope
-    keep = [0, 1, 2]
-    while True:
-        beta = np.zeros(3)
-        beta[keep] = _weighted_logistic(X[:, keep], y, w)
-        neg = [j for j in keep[1:] if beta[j] < 0]
+    keep = [0, 1]
+    slopes = np.zeros(2)
+    while keep:
+        beta = _weighted_logistic(np.column_stack([levels, X[:, keep]]), y, w, n_free=levels.shape[1])
+        slopes[:] = 0.0
+        slopes[keep] = beta[levels.shape[1] :]
+        neg = [k for k in keep if slopes[k] < 0]
         if not neg:
-            return beta
-        keep.remove(min(neg, key=lambda j: beta[j]))
+            break
+        keep.remove(min(neg, key=lambda k: slopes[k]))
+    slopes[slopes < 0] = 0.0
+    # the intercept of a policy not yet seen: the pooled level at these slopes (its rows move it)
+    b = _weighted_logistic(np.ones((len(y), 1)), y, w, offset=X @ slopes)[0]
+    return np.r_[b, slopes]
 
 
 def level_variance(index, n_fitted, intercepts=None):
