@@ -130,6 +130,21 @@ def test_pool_levels_far_apart_still_give_an_unknown_policy_the_shared_difficult
     assert np.corrcoef(p, ease)[0, 1] > 0.9
 
 
+def test_mix_slopes_with_per_policy_levels_match_a_dense_one_hot_fit():
+    """The levels are profiled out (Schur complement) rather than fitted as one-hot columns."""
+    from v0lite.heads._pool_items import _levels_and_slopes, _weighted_logistic
+
+    rng = np.random.default_rng(3)
+    n, groups = 2000, 25
+    g = rng.integers(0, groups, n)
+    X = rng.normal(size=(n, 2))
+    y = rng.binomial(4, 1 / (1 + np.exp(-(rng.normal(0, 2, groups)[g] + X @ [0.8, 0.3])))) / 4
+    w = rng.integers(1, 4, n).astype(float)
+    dense = _weighted_logistic(np.column_stack([np.eye(groups)[g], X]), y, w, n_free=groups)[groups:]
+    np.testing.assert_allclose(_levels_and_slopes(X, y, w, g), dense, atol=1e-6)
+    assert abs(dense[0] - 0.8) < 0.1 and abs(dense[1] - 0.3) < 0.1
+
+
 def test_pool_items_are_fitted_leaving_each_policy_out():
     from v0lite.heads._pool_items import _features
 

@@ -169,15 +169,14 @@ def fit_mix(decision, index, n_fitted, random_state=0):
     # policy's own prompts (what its in-context level cannot supply). With one shared intercept,
     # a strong policy's higher outcomes against the lower consensus of the others (it is left out
     # of it) pulled the slopes toward the noisier neighbour feature on RouterBench.
-    levels = (who[:, None] == np.unique(who)[None, :]).astype(np.float64)
+    _, who = np.unique(who, return_inverse=True)
     # slopes >= 0: what the pool finds hard is never predicted easy for a newcomer (its own rows may
     # say so); a pool of specialists with no shared difficulty otherwise fits a negative slope
     keep = [0, 1]
     slopes = np.zeros(2)
     while keep:
-        beta = _weighted_logistic(np.column_stack([levels, X[:, keep]]), y, w, n_free=levels.shape[1])
         slopes[:] = 0.0
-        slopes[keep] = beta[levels.shape[1] :]
+        slopes[keep] = _levels_and_slopes(X[:, keep], y, w, who)
         neg = [k for k in keep if slopes[k] < 0]
         if not neg:
             break
@@ -186,6 +185,32 @@ def fit_mix(decision, index, n_fitted, random_state=0):
     # the intercept of a policy not yet seen: the pooled level at these slopes (its rows move it)
     b = _weighted_logistic(np.ones((len(y), 1)), y, w, offset=X @ slopes)[0]
     return np.r_[b, slopes]
+
+
+def _levels_and_slopes(X, y, w, group, ridge=1e-3, n_iter=50):
+    """Slopes of a weighted logistic regression with one free level per group (Newton).
+
+    The levels are profiled out through the Schur complement of their diagonal block, so the cost
+    is linear in the rows whatever the number of groups (a dense one-hot design with hundreds of
+    fitted policies would not fit in memory).
+    """
+    n_g, k = int(group.max()) + 1, X.shape[1]
+    b, s = np.zeros(n_g), np.zeros(k)
+    pen = ridge * max(float(w.sum()), 1.0)
+    for _ in range(n_iter):
+        p = _sigmoid(b[group] + X @ s)
+        r, h = w * (p - y), w * np.maximum(p * (1 - p), 1e-6)
+        g_b, g_s = np.bincount(group, r, n_g), X.T @ r + pen * s
+        h_bb = np.bincount(group, h, n_g) + 1e-9
+        h_bs = np.column_stack([np.bincount(group, h * X[:, j], n_g) for j in range(k)])
+        h_ss = (X * h[:, None]).T @ X + np.eye(k) * (pen + 1e-9)
+        schur = h_ss - h_bs.T @ (h_bs / h_bb[:, None])
+        ds = np.linalg.solve(schur, g_s - h_bs.T @ (g_b / h_bb))
+        db = (g_b - h_bs @ ds) / h_bb
+        b, s = b - db, s - ds
+        if max(np.abs(ds).max(), np.abs(db).max()) < 1e-8:
+            break
+    return s
 
 
 def level_variance(index, n_fitted, intercepts=None):
