@@ -110,19 +110,16 @@ def base_logit(mix, lin, S, C):
     return mix[0] + mix[1] * c + mix[2] * nb
 
 
-def _weighted_logistic(X, y, w, n_free=1, offset=0.0, ridge=1e-3, n_iter=50):
-    """Weighted logistic regression (soft labels, Newton); the first ``n_free`` columns are unpenalised."""
-    beta = np.zeros(X.shape[1])
-    pen = ridge * max(float(w.sum()), 1.0) * np.r_[np.zeros(n_free), np.ones(X.shape[1] - n_free)]
+def _pooled_level(y, w, offset, n_iter=50):
+    """The one intercept ``b`` of ``sigmoid(b + offset)`` on weighted soft labels (Newton)."""
+    b = 0.0
     for _ in range(n_iter):
-        p = _sigmoid(X @ beta + offset)
-        g = X.T @ (w * (p - y)) + pen * beta
-        H = (X * (w * np.maximum(p * (1 - p), 1e-6))[:, None]).T @ X + np.diag(pen + 1e-9)
-        step = np.linalg.solve(H, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
+        p = _sigmoid(b + offset)
+        step = np.sum(w * (p - y)) / max(float(np.sum(w * np.maximum(p * (1 - p), 1e-6))), 1e-9)
+        b -= step
+        if abs(step) < 1e-8:
             break
-    return beta
+    return b
 
 
 def fit_mix(decision, index, n_fitted, random_state=0):
@@ -183,7 +180,7 @@ def fit_mix(decision, index, n_fitted, random_state=0):
         keep.remove(min(neg, key=lambda k: slopes[k]))
     slopes[slopes < 0] = 0.0
     # the intercept of a policy not yet seen: the pooled level at these slopes (its rows move it)
-    b = _weighted_logistic(np.ones((len(y), 1)), y, w, offset=X @ slopes)[0]
+    b = _pooled_level(y, w, X @ slopes)
     return np.r_[b, slopes]
 
 
