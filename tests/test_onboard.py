@@ -317,6 +317,16 @@ def test_route_eval_new_model(make_model):
     assert res["new_model"] == "pol2" and res["new_model_n"] == 10 and res["n_policies"] == 4
     assert res["new_model_auc"] is None or 0.0 <= res["new_model_auc"] <= 1.0
     json.dumps(res, allow_nan=False)
+    # the pool before it joined is the same evaluation on the logs without it (pol2 is not the dearest,
+    # so the cost scale is the same too)
+    without = pl.col("policy") != "pol2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        alone = route_eval(
+            train.filter(without), test.filter(without), value_model=make_model(head="logistic"), baselines=False
+        )
+    assert res["without_new_model_max_acc"] == pytest.approx(alone["max_acc"], abs=1e-9)
+    assert res["without_new_model_aiq"] == pytest.approx(alone["aiq"], abs=1e-9)
     with pytest.raises(DataError, match="not a model"):
         route_eval(train, test, value_model=make_model(head="logistic"), new_model="nope", new_n=3, baselines=False)
     with pytest.raises(DataError, match="new_n"):
@@ -327,15 +337,22 @@ def test_route_eval_cli_new_model_flags(tmp_path, capsys, fake_minilm):
     from v0lite.cli import main
     from v0lite.log import write_log
 
-    log = _priced()
+    log = _priced().with_columns(task=pl.format("t{}", pl.col("prompt").str.len_chars() % 2))
     test_mask = pl.col("prompt").str.contains("case 1")
     tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
     te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
     base = ["route-eval", str(tr), str(te), "--head", "logistic", "--no-baselines", "--quiet"]
     assert main([*base, "--new-model", "pol1"]) == 1
     assert "--new-model and --n go together" in capsys.readouterr().err
-    assert main([*base, "--new-model", "pol1", "--n", "12"]) == 0
-    assert "new model 'pol1'" in capsys.readouterr().out
+    assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task"]) == 0
+    out = capsys.readouterr().out
+    assert "new model 'pol1'" in out
+    before = next(line for line in out.splitlines() if line.startswith("the pool before 'pol1' joined"))
+    assert "aiq " in before and "max_acc " in before and "mean_task_acc " in before
+    assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task", "--json", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    advice = "join=False" in capsys.readouterr().out
+    assert advice == (res["mean_task_acc"] < res["without_new_model_mean_task_acc"])
 
 
 def test_a_new_policy_with_a_fitted_policys_history_is_treated_as_the_fitted_ones(make_model):

@@ -75,7 +75,7 @@ def register(sub) -> None:
         help="choose which prompts to run a new model on (the most informative n)",
         description="Fit the value model on LOG (or load --model-dir), then pick the N prompts of "
         "--candidates whose outcomes would say most about --policy: its predicted uncertainty "
-        "on each prompt, spread over difficulty and topic (a greedy D-optimal design). A policy "
+        "on each prompt, spread over difficulty and topic (a greedy I-optimal design). A policy "
         "with outcomes in LOG gets the prompts that refine it most. Writes --out with columns "
         "prompt (+ prompt_id, task when the candidates have them) and rank (0 = most informative).",
     )

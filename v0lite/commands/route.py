@@ -249,6 +249,25 @@ def _route_eval(args) -> int:
             v = result[key]
             note = f"  ({why_missing(key, result)})" if v is None else ""
             print(f"{key:<{width}}  {_fmt(v)}{note}")
+    if args.new_model is not None:  # the comparison that says whether to route to it yet
+        before = [
+            f"{k} {_fmt(result.get('without_new_model_' + k))}"
+            for k in ("aiq", "max_acc", "mean_task_acc")
+            if result.get("without_new_model_" + k) is not None
+        ]
+        head = next(
+            (k for k in ("mean_task_acc", "aiq", "max_acc") if result.get("without_new_model_" + k) is not None), None
+        )
+        worse = head is not None and result[head] < result["without_new_model_" + head]
+        print(
+            f"the pool before {result['new_model']!r} joined (same test prompts): {', '.join(before)}"
+            + (
+                f"; its {head} is higher: route without the new model for now, giving its outcomes to the value "
+                "model only (Router.add_history(..., join=False)) until it has more"
+                if worse
+                else ""
+            )
+        )
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
     if args.per_task:

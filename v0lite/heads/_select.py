@@ -1,4 +1,4 @@
-"""Which prompts to evaluate next for a policy: a greedy D-optimal design at its current estimate (issue 29).
+"""Which prompts to evaluate next for a policy: a greedy I-optimal design at its current estimate (issue 29).
 
 A policy's outcomes are informative where its predicted success is uncertain (Bernoulli
 variance ``p (1 - p)``, the Fisher information of one outcome about its logit) and in
@@ -6,10 +6,13 @@ directions the outcomes it already has do not cover. Each candidate prompt gets 
 ``phi``: the pool's average logit on it (difficulty), how the pool's policies differ on it
 (the fitted per-policy weights' deviations, when the head has them: the directions in which a
 new policy's ability is solved) and its main topic directions (principal components of the
-history's embeddings). Prompts are picked one at a time to maximise the gain in
-``log det(A + p (1 - p) phi phi')``, ``A`` the information of the picks so far plus the
-policy's own history (as in anchor-point / tinyBenchmarks selection, Polo et al. 2024), so the
-picks spread over difficulty and topic instead of piling onto the most uncertain region.
+history's embeddings). Prompts are picked one at a time for the largest drop in the summed
+predictive variance of every candidate (I-optimal), the information ``A`` being that of the
+picks so far plus the policy's own history (as in anchor-point / tinyBenchmarks selection, Polo
+et al. 2024), so the picks spread over difficulty and topic instead of piling onto the most
+uncertain region. Why not D-optimal (the gain in ``log det A``, ``criterion="d"``): it favours
+extreme prompts, and on train-only CV (routerdc) 100 of its picks ranked a held-out model's
+prompts worse than 100 I-optimal ones (0.653 vs 0.674).
 """
 
 from __future__ import annotations

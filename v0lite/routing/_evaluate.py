@@ -211,7 +211,10 @@ def route_eval(
         through :meth:`Router.add_history` (no refit; its price from ``prices`` or its rows'
         mean cost). The frontier is that of the pool with it; the baselines see the same rows
         (the train log without the rest of its outcomes). ``new_model_auc`` is its
-        within-model AUC on the test prompts.
+        within-model AUC on the test prompts; ``without_new_model_aiq``, ``..._max_acc`` (and
+        ``..._mean_task_acc`` with ``per_task``) are the pool's before it joined, on the same
+        test prompts and cost scale: whether routing to it already pays, or its outcomes should
+        reach the value model only (``Router.add_history(..., join=False)``) until it has more.
 
     Returns
     -------
@@ -331,7 +334,9 @@ def route_eval(
         random_state=random_state,
     )
     router.fit(fit_log)
-    if added is not None:
+    without = None
+    if added is not None:  # the pool before it joins: whether joining pays (Router.add_history(join=False) if not)
+        without = (list(router.policies_), *router.predict_matrix(te_prompts))
         router.add_history(added, prices={new_model: prices[new_model]} if prices and new_model in prices else None)
     if save_router is not None:
         router.save(save_router)
@@ -505,6 +510,15 @@ def route_eval(
         result["new_model"] = new_model
         result["new_model_n"] = int(added.height)
         result["new_model_auc"] = _within_policy(Y[:, [j]], P[:, [j]])
+        rest = [i for i in range(len(policies)) if i != j]  # the pool's columns, in the logs' order
+        pool, P0, C0 = without
+        back = [pool.index(policies[i]) for i in rest]
+        P0, C0 = P0[:, back], C0[:, back]
+        c0 = _sweep(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs)
+        result["without_new_model_aiq"] = _aiq(c0)  # on the whole pool's cost scale (c_max), comparable to aiq
+        result["without_new_model_max_acc"] = float(max(c0["acc"]))
+        if per_task:
+            result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
     result = to_jsonable(result, default=lambda o: o)
     if plot is not None:
         plot_frontiers(result, plot)
