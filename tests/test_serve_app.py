@@ -238,6 +238,29 @@ def test_new_upstream_model_joins_after_outcomes(server):
         assert chat.status_code == 200 and chat.headers["x-v0lite-model"] == "d" and chat.json()["model"] == "d"
 
 
+def test_a_model_left_out_of_the_pool_learns_from_feedback_but_is_not_routed_to(server):
+    """docs/serve.md: until a new model pays, leave it out of --pool; its outcomes still reach the value model."""
+    with serve_in_thread(stub_upstream()) as up:
+        ups = upstreams_for(up, names=("a", "b", "c", "d"))
+        ups["d"]["price"] = 0.0005
+        c, _ = server(upstreams=ups, pool=["a", "b", "c"], fresh=True)
+        prompt = "translate the text case 960"
+        point = {"prompt": prompt, "strategy": "threshold", "knob": 0.55}
+        rows = [{"policy": "d", "prompt": f"translate the text case {900 + i}", "score": 1.0} for i in range(12)]
+        assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
+        deadline = time.monotonic() + 5
+        while c.get("/v1/stats").json()["applied_rows"] < 12:
+            assert time.monotonic() < deadline, "d's outcomes never reached the value model"
+            time.sleep(0.05)
+        st = c.get("/v1/stats").json()
+        assert st["pool"] == ["a", "b", "c"] and st["joined"] == ["d"]
+        # the value model knows d (the same point would pick it, as in the test above) ...
+        assert c.post("/v1/predict", json={"prompt": prompt, "policy": "d"}).json()["p"]["d"] >= 0.55
+        # ... but routing keeps to the pool
+        r = c.post("/v1/route", json=point).json()
+        assert r["model"] == "b" and "d" not in r["p"]
+
+
 def test_routing_and_feedback_run_concurrently(server):
     c, app = server(fresh=True, limits=Limits(refresh_seconds=0.05))
     base = str(c.base_url)
