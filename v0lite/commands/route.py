@@ -565,7 +565,8 @@ def register(subparsers) -> None:
         default=None,
         metavar="NAME",
         help="a model added later: fit without it, add --n of its TRAIN outcomes (no refit), "
-        "report the frontier with it in the pool and its within-model AUC",
+        "report the frontier with it in the pool, its within-model AUC, and the pool's headline before it "
+        "joined (whether routing to it pays yet)",
     )
     p.add_argument(
         "--n", type=int, default=None, metavar="N", help="with --new-model: how many of its outcomes to add (>= 1)"
