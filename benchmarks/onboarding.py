@@ -433,6 +433,24 @@ def run_log(name, units_limit, seeds, refit_n, with_suggest, log=print):
             others = [v for v in D.units if v != u]
             qq = pl.DataFrame({"policy": np.repeat(others, len(D.te_prompts)), "prompt": D.te_prompts * len(others)})
             P_pool[:, [D.units.index(v) for v in others]] = model.predict(qq).reshape(len(others), -1).T
+            P_out = P_pool.copy()
+            P_out[:, j] = -1.0  # never chosen: the pool as it routes before the unit joins
+            alone = head(P_out)
+            records += [
+                {
+                    "log": name,
+                    "unit": u,
+                    "seed": s,
+                    "n": str(n),
+                    "n_rows": 0,
+                    "method": WITHOUT,
+                    "auc": np.nan,
+                    "brier": np.nan,
+                    "headline": alone,
+                }
+                for s in seeds
+                for n in N_GRID
+            ]
         rows_u = D.unit_rows(u)
         y_te = D.Y_te[:, j]
         ok = ~np.isnan(y_te)
@@ -555,6 +573,9 @@ def summarise(D, records, n_boot=N_BOOT):
     return tab, diffs
 
 
+WITHOUT = "pool without the new model"  # a routing reference: what joining it is weighed against
+
+
 def format_log(D, tab, diffs, n_units, seeds):
     methods = [OURS, "v0lite refit", TODAY, *PEERS, "chosen (suggest_prompts)", "chosen, D-optimal"]
     methods += sorted({m for m in tab["method"].to_list() if m.startswith("v0lite pool_scale")})
@@ -597,7 +618,7 @@ def format_log(D, tab, diffs, n_units, seeds):
             "| method | " + " | ".join(f"n={n}" for n in ns) + " |",
             "|---|" + "---|" * len(ns),
         ]
-        for meth in methods:
+        for meth in methods + ([WITHOUT] if col == "headline" else []):
             if tab.filter(pl.col("method") == meth).height:
                 lines.append(f"| {meth} | " + " | ".join(cell(meth, n, col) for n in ns) + " |")
     return "\n".join(lines)
