@@ -327,6 +327,9 @@ def test_route_eval_new_model(make_model):
         )
     assert res["without_new_model_max_acc"] == pytest.approx(alone["max_acc"], abs=1e-9)
     assert res["without_new_model_aiq"] == pytest.approx(alone["aiq"], abs=1e-9)
+    g = res["new_model_join_gain"]  # with it minus before it joined, on the priced pool's headline
+    assert g["metric"] == "aiq" and g["estimate"] == pytest.approx(res["aiq"] - alone["aiq"], abs=1e-9)
+    assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
     with pytest.raises(DataError, match="not a model"):
         route_eval(train, test, value_model=make_model(head="logistic"), new_model="nope", new_n=3, baselines=False)
     with pytest.raises(DataError, match="new_n"):
@@ -352,7 +355,11 @@ def test_route_eval_cli_new_model_flags(tmp_path, capsys, fake_minilm):
     assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task", "--json", str(tmp_path / "r.json")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
     advice = "join=False" in capsys.readouterr().out
-    assert advice == (res["mean_task_acc"] < res["without_new_model_mean_task_acc"])
+    g = res["new_model_join_gain"]
+    assert g["metric"] == "mean_task_acc"
+    assert g["estimate"] == pytest.approx(res["mean_task_acc"] - res["without_new_model_mean_task_acc"], abs=1e-12)
+    assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
+    assert advice == (g["ci_high"] < 0)
 
 
 def test_a_new_policy_with_a_fitted_policys_history_is_treated_as_the_fitted_ones(make_model):

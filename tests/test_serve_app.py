@@ -239,7 +239,7 @@ def test_new_upstream_model_joins_after_outcomes(server):
 
 
 def test_a_model_left_out_of_the_pool_learns_from_feedback_but_is_not_routed_to(server):
-    """docs/serve.md: until a new model pays, leave it out of --pool; its outcomes still reach the value model."""
+    """docs/serve.md: until a new model pays, name only the others in --pool; its outcomes still reach the model."""
     with serve_in_thread(stub_upstream()) as up:
         ups = upstreams_for(up, names=("a", "b", "c", "d"))
         ups["d"]["price"] = 0.0005

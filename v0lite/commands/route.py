@@ -255,18 +255,20 @@ def _route_eval(args) -> int:
             for k in ("aiq", "max_acc", "mean_task_acc")
             if result.get("without_new_model_" + k) is not None
         ]
-        head = next(
-            (k for k in ("mean_task_acc", "aiq", "max_acc") if result.get("without_new_model_" + k) is not None), None
-        )
-        worse = head is not None and result[head] < result["without_new_model_" + head]
-        print(
-            f"the pool before {result['new_model']!r} joined (same test prompts): {', '.join(before)}"
-            + (
-                f"; its {head} is higher: route without the new model for now, giving its outcomes to the value "
-                "model only (Router.add_history(..., join=False)) until it has more"
-                if worse
-                else ""
+        g = result["new_model_join_gain"]
+        if g["ci_high"] < 0:
+            verdict = (
+                "lower with it: route without it for now, giving its outcomes to the value model only "
+                "(Router.add_history(..., join=False); `v0lite serve`: --pool naming only the others) until it has more"
             )
+        elif g["ci_low"] > 0:
+            verdict = "higher with it: routing to it pays"
+        else:
+            verdict = "no clear difference on this test log"
+        print(
+            f"the pool before {result['new_model']!r} joined (same test prompts): {', '.join(before)}; with it "
+            f"minus before, {g['metric']} {g['estimate']:+.4f} [95% CI {g['ci_low']:+.4f}, {g['ci_high']:+.4f}]: "
+            + verdict
         )
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")

@@ -14,6 +14,7 @@ import polars as pl
 from .._io import to_jsonable
 from ..exceptions import DataError, V0liteWarning
 from ..log import read_log, split_xy
+from ..metrics import paired_bootstrap
 from ._baselines import (
     TUNED_KS,
     _within_group_auc,
@@ -21,7 +22,7 @@ from ._baselines import (
     knn_router_baseline,
     tune_knn_router,
 )
-from ._compare import _within_policy, route_baselines, task_accuracy, top_choice
+from ._compare import _metric_fn, _Scored, _within_policy, route_baselines, task_accuracy, top_choice
 from ._frontier import (
     _hull_dict,
     _sweep,
@@ -215,6 +216,9 @@ def route_eval(
         ``..._mean_task_acc`` with ``per_task``) are the pool's before it joined, on the same
         test prompts and cost scale: whether routing to it already pays, or its outcomes should
         reach the value model only (``Router.add_history(..., join=False)``) until it has more.
+        ``new_model_join_gain``: the headline with it minus before it (``aiq``; ``max_acc`` with
+        equal costs; ``mean_task_acc`` with ``per_task``), ``estimate``, ``ci_low``, ``ci_high``
+        (paired bootstrap over test prompts, ``n_boot`` resamples).
 
     Returns
     -------
@@ -519,6 +523,20 @@ def route_eval(
         result["without_new_model_max_acc"] = float(max(c0["acc"]))
         if per_task:
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
+        # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
+        metric = "mean_task_acc" if per_task else ("max_acc" if degenerate else "aiq")
+        codes = np.unique(g_te.astype(str), return_inverse=True)[1] if per_task else None
+        result["new_model_join_gain"] = {
+            "metric": metric,
+            **paired_bootstrap(
+                _metric_fn(metric, None if degenerate else c_max, codes),
+                _Scored(strat, P, Cpred, Y, Ctrue, n_knobs),
+                _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs),
+                n_rows=Y.shape[0],
+                n_boot=n_boot,
+                random_state=random_state,
+            ),
+        }
     result = to_jsonable(result, default=lambda o: o)
     if plot is not None:
         plot_frontiers(result, plot)
