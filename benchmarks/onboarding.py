@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._peers_data import routerbench, routerdc_official, v0_sample  # noqa: E402
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 
 OUT = HERE / "out" / "onboarding"
@@ -698,7 +698,7 @@ def main(argv=None):
         summary[name] = {"table": tab.to_dicts(), "diffs": diffs, "targets": [(t, bool(ok), v) for t, ok, v in tg]}
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"summary-{name}.json").write_text(json.dumps(summary[name], indent=1, default=str))
-        cmd = "python benchmarks/onboarding.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = command_line("onboarding.py", argv)
         body = (
             f"Command: `{cmd.strip()}` ({time.perf_counter() - t0:.0f} s)\n\n{machine_info()}\n\n"
             + (

@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._peers_data import routerbench, routerdc_official, v0_sample  # noqa: E402
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, within_policy_auc  # noqa: E402
 
@@ -482,7 +482,7 @@ def main(argv=None):
     body = "\n\n".join(parts)
     print(body)
     if not args.no_write:
-        cmd = "python benchmarks/peers.py" + (f" {' '.join(argv)}" if argv else " " + " ".join(sys.argv[1:])).rstrip()
+        cmd = command_line("peers.py", argv or None)
         write_section(
             "peers",
             "Peers: v0lite's heads vs the simple routing baselines (issue 16)",

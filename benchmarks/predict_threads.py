@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.data import convert_routerdc, data_dir, split_by_prompt  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
     )
     if not args.no_write:
-        cmd = "python benchmarks/predict_threads.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = command_line("predict_threads.py", argv)
         body = (
             f"Command: `{cmd.strip()}`  \n{machine_info()}  \nrouterdc-7model, split_by_prompt 80/20 seed 0: "
             f"{tr.height:,} history rows, {X.height:,} held-out rows predicted per call (prompts already "

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.data import (  # noqa: E402
     convert_oneshot_rlvr,
     convert_routerdc,
@@ -287,7 +287,7 @@ def main(argv=None):
     if "oneshot" in sets:
         rows += bench_oneshot(heads, root, args.quick, unseen=args.unseen)
     if not args.no_write:
-        cmd = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = command_line("quality.py", argv)
         body = (
             f"Command: `{cmd.strip()}`  \n{machine_info()}  \nEncoder: all-MiniLM-L6-v2 (offline package); "
             f"positive = score >= 0.5; within-policy AUC groups = (policy, step); fit_s = seconds to fit "

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._peers_data import routerbench, routerdc_official  # noqa: E402
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from benchmarks.peers import (  # noqa: E402
     DEFAULT,
     _aiq_scorer,
@@ -201,7 +201,7 @@ def main(argv=None):
     body = "\n\n".join(parts)
     print(body)
     if not args.no_write:
-        cmd = "python benchmarks/resplits.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        cmd = command_line("resplits.py", argv)
         write_section(
             "resplits",
             "Peers over random prompt resplits (issue 16)",

@@ -36,7 +36,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 from v0lite.data import convert_routerbench, convert_routerdc, split_by_prompt  # noqa: E402
 from v0lite.embed import Embedder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
@@ -394,7 +394,7 @@ def main(argv=None) -> int:
     enc = _encoder(args.encoder)
     embedder = Embedder(enc) if enc is not None else Embedder()
     section = "routing" if args.encoder == "plain" else f"routing-{args.encoder}"
-    cmd = "python benchmarks/routing.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("routing.py", argv)
     t0 = time.perf_counter()
     log = print
     machine = machine_info()
