@@ -27,7 +27,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -181,9 +180,9 @@ def main(argv=None) -> int:
         block = f"### {name}, head `{head}`\n\n{table(res, win, label)}"
         print(block + "\n", flush=True)
         parts.append(block)
-    cmd = "python benchmarks/allocation.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
+    from benchmarks._results import command_line
+
+    cmd = command_line("allocation.py", argv)
     body = "\n\n".join(
         [
             f"Command: `{cmd.strip()}`. Started {started:%Y-%m-%d %H:%M %Z}. {machine()}.",

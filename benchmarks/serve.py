@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
 
 _STUB = """
 import sys, uvicorn
@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     print(table)
     print("\n".join(targets))
     if not args.no_write:
-        cmd = "python benchmarks/serve.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        cmd = command_line("serve.py", argv or None)
         if os.environ.get("V0LITE_DATA"):
             cmd = f"V0LITE_DATA={shlex.quote(os.environ['V0LITE_DATA'])} {cmd}"
         body = (

@@ -442,7 +442,9 @@ def main(argv=None) -> int:
         args.repeats = min(args.repeats, 2)
         args.n_real = min(args.n_real, 1500)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    cmd = "python benchmarks/speed.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    from benchmarks._results import command_line
+
+    cmd = command_line("speed.py", argv)
     parts = [
         f"Command: `{cmd.strip()}`  \n{machine()}  \n"
         f"Timings are medians of {args.repeats} repeats; the machine is shared, so expect noise.\n"
