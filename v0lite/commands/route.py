@@ -259,7 +259,8 @@ def _route_eval(args) -> int:
         if g["ci_high"] < 0:
             verdict = (
                 "lower with it: route without it for now, giving its outcomes to the value model only "
-                "(Router.add_history(..., join=False); `v0lite serve`: --pool naming only the others) until it has more"
+                "(Router.add_history(..., join=False); the service: `v0lite serve --pool` naming only the others) "
+                "until it has more"
             )
         elif g["ci_low"] > 0:
             verdict = "higher with it: routing to it pays"
