@@ -86,7 +86,10 @@ class _Scored:
         self.top = Y[np.arange(Y.shape[0]), top_choice(P, Cpred)]
 
 
-def _metric_fn(metric: str, c_max: float | None, task_codes: np.ndarray | None):
+def _metric_fn(metric: str, c_max: float | None, tasks: np.ndarray | None):
+    """``(scored, rows) -> float`` of ``metric`` (``aiq``, ``max_acc``, ``mean_task_acc`` over ``tasks`` labels)."""
+    task_codes = np.unique(np.asarray(tasks).astype(str), return_inverse=True)[1] if tasks is not None else None
+
     def fn(s: _Scored, rows: np.ndarray) -> float:
         if metric == "aiq":
             return aiq(s.C[:, rows].mean(axis=1), s.A[:, rows].mean(axis=1), c_max)
@@ -186,7 +189,6 @@ def route_baselines(
     say = log or (lambda _m: None)
     rows = available_baselines(say)
     metrics = ["aiq" if c_max is not None else "max_acc"] + (["mean_task_acc"] if tasks is not None else [])
-    task_codes = np.unique(tasks.astype(str), return_inverse=True)[1] if tasks is not None else None
     mats: dict[str, np.ndarray] = {}
     out: dict[str, dict] = {}
     for i, (label, head, params) in enumerate(rows, 1):
@@ -227,7 +229,7 @@ def route_baselines(
     refs = {label: _Scored(strategy, mats[label], Cpred, Y, Ctrue, n_knobs) for label in out}
     for metric in metrics:
         diffs = paired_bootstrap(
-            _metric_fn(metric, c_max, task_codes),
+            _metric_fn(metric, c_max, tasks),
             chosen,
             refs,
             n_rows=Y.shape[0],

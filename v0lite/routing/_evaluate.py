@@ -525,11 +525,10 @@ def route_eval(
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
         # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
         metric = "mean_task_acc" if per_task else ("max_acc" if degenerate else "aiq")
-        codes = np.unique(g_te.astype(str), return_inverse=True)[1] if per_task else None
         result["new_model_join_gain"] = {
             "metric": metric,
             **paired_bootstrap(
-                _metric_fn(metric, None if degenerate else c_max, codes),
+                _metric_fn(metric, None if degenerate else c_max, g_te if per_task else None),
                 _Scored(strat, P, Cpred, Y, Ctrue, n_knobs),
                 _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs),
                 n_rows=Y.shape[0],
