@@ -284,7 +284,11 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main([*args[:5], str(empty), "--n", "3", "--out", str(out)]) == 1
-    assert "empty.jsonl: the file is empty" in capsys.readouterr().err
+    assert "--candidates " + str(empty) + ": the file is empty" in capsys.readouterr().err
+    blank = write_log(pl.DataFrame({"prompt": ["a real prompt", "  "]}), tmp_path / "blank.jsonl")
+    assert main([*args[:5], str(blank), "--n", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "column 'prompt', row 1" in err and "Fix:" in err
 
 
 def test_onboard_help_lists_its_flags(capsys):
