@@ -390,7 +390,7 @@ def test_item_table_blocks_give_the_same_table(make_model, monkeypatch):
     model = make_model(head="logistic").fit(log)
     head, index = model.head_, model.index_
     rows = np.arange(0, 80, 3)
-    args = (head.decision, index, head.n_fitted_, index.emb[rows], np.zeros(len(rows), np.int64), rows, "any_step")
+    args = (head.decision, index, head.pool_codes(), index.emb[rows], np.zeros(len(rows), np.int64), rows, "any_step")
     whole = pi.item_table(*args)
     monkeypatch.setattr(pi, "_CHUNK_CELLS", 7)  # one prompt (4 fitted policies) per block
     lin, S, C = pi.item_table(*args)
@@ -401,6 +401,81 @@ def test_item_table_blocks_give_the_same_table(make_model, monkeypatch):
     diff = np.abs(S - whole[1])
     assert diff.max() <= 1.0 and (diff.max(1) > 1e-9).mean() < 0.1
     assert whole[2].min() == min(pi.K_POOL, 79)  # each policy's 32 nearest rows, its own prompt hidden
+
+
+def test_thin_policies_are_those_far_below_the_median_when_enough_others_remain():
+    from v0lite.heads._pool_items import THIN_SHARE, thin_policies
+
+    assert thin_policies([1000, 1000, 1000, 1000, 30]).tolist() == [False] * 4 + [True]
+    edge = int(THIN_SHARE * 1000)
+    assert thin_policies([1000, 1000, 1000, edge]).tolist() == [False] * 4  # at the share: fitted
+    assert thin_policies([1000, 1000, 1000, edge - 1])[3]
+    assert not thin_policies([1000, 1000, 30, 30]).any()  # two left: too few for the pool's base
+    assert not thin_policies([]).any()
+
+
+def test_a_policy_fitted_from_a_few_rows_is_read_like_one_added_later(make_model, tmp_path):
+    """A refit on the pool plus 12 rows of a new policy: the new policy is thin, so its predictions come
+    from the pool's base and its rows, as after add_history, not from a per-policy fit on 12 rows."""
+    log = difficulty_log(n_prompts=200, policies=("a", "b", "c", "d", "e"))
+    prompts = log["prompt"].unique(maintain_order=True).to_list()
+    test_prompts = set(prompts[1::5])
+    train = log.filter(~pl.col("prompt").is_in(test_prompts))
+    pool, new = train.filter(pl.col("policy") != "e"), train.filter(pl.col("policy") == "e").sample(12, seed=3)
+    q = log.filter((pl.col("policy") == "e") & pl.col("prompt").is_in(test_prompts))
+    refit = make_model(head="logistic").fit(pl.concat([pool, new]))
+    head = refit.head_
+    assert head.thin_.tolist() == [False, False, False, False, True]
+    assert head.pool_codes().tolist() == [0, 1, 2, 3]
+    added = make_model(head="logistic").fit(pool)
+    added.add_history(new)
+    p_refit, p_added = refit.predict(q), added.predict(q)
+    assert np.abs(p_refit - p_added).max() < 0.05  # the same reading (the pool's fits differ a little)
+    ease = np.array([EASE[TOPICS.index(t.split(" case")[0])] for t in q["prompt"].to_list()])
+    head.thin_[:] = False  # the per-policy fit on its 12 rows instead
+    refit.index_ = refit.index_.add([], np.zeros((0, refit.index_.dim), np.float32), [], [], [], [], [])
+    p_own = refit.predict(q)
+    assert np.corrcoef(p_refit, ease)[0, 1] > 0.95
+    assert np.corrcoef(p_refit, ease)[0, 1] > np.corrcoef(p_own, ease)[0, 1] + 0.03
+    # saved and loaded, it is still read as thin
+    head.thin_[4] = True
+    refit.save(tmp_path / "m")
+    back = type(refit).load(tmp_path / "m", encoder=refit.encoder)
+    assert back.head_.thin_.tolist() == [False, False, False, False, True]
+    np.testing.assert_allclose(back.predict(q), p_refit, atol=1e-9)
+    from v0lite.heads._pool_items import thin_mask  # what load reads the saved codes with
+
+    assert thin_mask([4], 5).tolist() == [False] * 4 + [True]
+    for bad in ([7], [-1], [True], "4", [4.0]):  # beyond the policies, or not a list of ints: refused
+        with pytest.raises(ValueError, match="thin"):
+            thin_mask(bad, 5)
+
+
+def test_an_added_policys_own_row_is_hidden_from_its_prediction_like_a_fitted_policys(make_model, monkeypatch):
+    """A policy added later, predicted on a prompt it answered with that prompt hidden (``exclude_own_prompt``, a
+    cold prompt), does not read its answer, as a fitted policy's prediction does not. Its deviation from the pool's
+    base was solved with the row; one Newton step without it (OwnRows) lands near the solve that never had it."""
+    from v0lite.heads._deviation import OwnRows
+
+    log = difficulty_log(n_prompts=120, policies=("a", "b", "c", "d", "e"))
+    model = make_model(head="logistic").fit(log.filter(pl.col("policy") != "e"))
+    rows = log.filter(pl.col("policy") == "e").sample(40, seed=2)
+    base = model.index_
+    model.add_history(rows)
+    q = rows.select("policy", "prompt")
+    hidden = model.predict(q, exclude_own_prompt=True)
+    monkeypatch.setattr(OwnRows, "correction", lambda self, z, pr, st, ex: np.zeros(len(pr)))
+    model.index_ = model.index_.add([], np.zeros((0, base.dim), np.float32), [], [], [], [], [])  # a fresh cache
+    seen = model.predict(q, exclude_own_prompt=True)
+    monkeypatch.undo()
+    far, near = [], []
+    for i in range(0, 40, 5):
+        model.index_ = base
+        model.add_history(rows.filter(pl.int_range(pl.len()) != i))
+        without = model.predict(q[i], exclude_own_prompt=True)[0]
+        far.append(abs(seen[i] - without))
+        near.append(abs(hidden[i] - without))
+    assert np.mean(near) < 0.25 * np.mean(far)
 
 
 def test_a_new_policy_on_a_log_with_checkpoints_gets_finite_predictions(make_model):

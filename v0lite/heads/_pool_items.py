@@ -21,23 +21,31 @@ say that): with one shared level, a pool whose models differ much in strength fi
 to 0 (tests/test_onboard.py). Nothing is tuned on held-out data.
 
 The new policy's own rows then fit how it differs from that base: a Gaussian-prior logistic
-regression of the deviation on the embedding (:func:`~v0lite.heads.logistic.population_prior`'s
+regression of the deviation on the embedding (:func:`~v0lite.heads._deviation.population_prior`'s
 covariance, centred at zero) and a level shift whose prior variance is the fitted policies' spread
-of levels (:func:`solve_deviation`).
+of levels (:func:`~v0lite.heads._deviation.solve_deviation`, :func:`solve_on_items`).
+
+A policy fitted from far fewer rows than the others (:func:`thin_policies`) is read the same way
+and is not part of the pool: a refit on the pool plus a few outcomes of a new model then predicts
+it as ``add_history`` would, where its own per-policy fit on those rows ranked its prompts far
+worse (benchmarks/onboarding.py, "v0lite refit").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._deviation import OwnRows, _deviation_prior, _sigmoid, offset_of, solve_deviation
+
 __all__ = [
     "K_POOL",
+    "THIN_SHARE",
+    "thin_policies",
+    "thin_mask",
     "item_table",
     "base_logit",
     "fit_mix",
     "level_variance",
-    "population_prior",
-    "solve_deviation",
     "pool_base",
     "solve_on_items",
 ]
@@ -45,32 +53,50 @@ __all__ = [
 K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchmarks/onboarding.py)
 MIN_POLICIES = 3  # leave-one-policy-out needs two others to average over
 MAX_MIX_PROMPTS = 3000  # (prompt, step) pairs the mix is fitted on: three slopes need few
-_EPS = 0.01  # offsets: a probability is clipped to [eps, 1 - eps] before its logit
 _CHUNK_CELLS = 65_536  # (prompt, fitted policy) pairs per item-table block: memory ~ cells x dim floats
+# a policy fitted with fewer rows than this share of the median fitted policy's is read as one added
+# later: its own per-policy fit on a few rows ranked its prompts far below the pool's base with the
+# same rows added (benchmarks/onboarding.py, "v0lite refit" at n = 30)
+THIN_SHARE = 0.25
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+def thin_policies(counts, min_policies=None):
+    """Which fitted policies are *thin*: fewer rows than :data:`THIN_SHARE` of the median policy's.
+
+    A thin policy is predicted as a policy added later (the pool's base and its deviation from it,
+    :func:`solve_on_items`) and is left out of the pool that base is made of. None are thin unless
+    at least ``min_policies`` (:data:`MIN_POLICIES`) others remain.
+    """
+    counts = np.asarray(counts, np.float64)
+    thin = counts < THIN_SHARE * float(np.median(counts)) if len(counts) else np.zeros(0, bool)
+    if (~thin).sum() < (MIN_POLICIES if min_policies is None else min_policies):
+        return np.zeros(len(counts), bool)
+    return thin
 
 
-def offset_of(p, link):
-    """A probability as the link's offset: itself (identity) or its logit, clipped to [eps, 1 - eps]."""
-    p = np.asarray(p, np.float64)
-    if link == "identity":
-        return p
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+def thin_mask(codes, n_fitted):
+    """The thin policies' mask from their codes as saved (a list of ints in ``[0, n_fitted)``), checked."""
+    if not isinstance(codes, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_fitted for c in codes
+    ):
+        raise ValueError(f"'thin' must list policy codes in [0, {n_fitted}), got {str(codes)[:60]}")
+    mask = np.zeros(n_fitted, bool)
+    mask[np.asarray(codes, np.int64)] = True
+    return mask
 
 
-def item_table(decision, index, n_fitted, emb, step, prompt_row, exclude, k=K_POOL):
-    """Each prompt's view from every fitted policy: ``(lin, S, C)``, each of shape (m, n_fitted).
+def item_table(decision, index, codes, emb, step, prompt_row, exclude, k=K_POOL):
+    """Each prompt's view from every pool policy: ``(lin, S, C)``, each of shape (m, len(codes)).
 
-    ``lin`` is the head's linear predictor of fitted policy j on the prompt (``decision``, the
-    head's own method, with ``exclude`` hiding the query's own rows), ``S`` and ``C`` the sum of
-    outcomes and the count of policy j's ``k`` nearest eligible history rows.
+    ``codes`` are the pool's policy codes (the fitted policies that are not thin). ``lin`` is the
+    head's linear predictor of pool policy j on the prompt (``decision``, the head's own method,
+    with ``exclude`` hiding the query's own rows), ``S`` and ``C`` the sum of outcomes and the count
+    of policy j's ``k`` nearest eligible history rows.
     """
     from ..index import Queries
 
+    codes = np.asarray(codes, np.int32)
+    n_fitted = len(codes)
     m = len(step)
     lin = np.zeros((m, n_fitted))
     S = np.zeros((m, n_fitted))
@@ -80,7 +106,7 @@ def item_table(decision, index, n_fitted, emb, step, prompt_row, exclude, k=K_PO
         e, st, pr = emb[s : s + chunk], step[s : s + chunk], prompt_row[s : s + chunk]
         mm = len(st)
         q = Queries(
-            np.repeat(np.arange(n_fitted, dtype=np.int32), mm),
+            np.repeat(codes, mm),
             np.tile(st, n_fitted),
             np.tile(e, (n_fitted, 1)),
             np.tile(pr, n_fitted),
@@ -122,16 +148,19 @@ def _pooled_level(y, w, offset, n_iter=50):
     return b
 
 
-def fit_mix(decision, index, n_fitted, random_state=0):
+def fit_mix(decision, index, codes, random_state=0):
     """The mix ``[intercept, consensus slope, neighbour slope]``, fitted leave one policy out; None if it cannot be.
 
     On up to :data:`MAX_MIX_PROMPTS` (prompt, step) pairs of the fitted history, every prompt's
     own rows hidden (``exclude="any_step"``: a cold prompt), each fitted policy's mean outcome there
     is regressed (logistic, weighted by its rows, one free level per policy) on the consensus and
     the neighbour logit of the *other* fitted policies; the intercept returned is the pooled level
-    at those slopes. None with fewer than :data:`MIN_POLICIES` fitted policies.
+    at those slopes. ``codes``: the pool's policies. None with fewer than :data:`MIN_POLICIES`.
     """
-    rows = np.flatnonzero(index.policy < n_fitted)
+    codes = np.asarray(codes, np.int64)
+    n_fitted = len(codes)
+    col = _columns(codes, index)
+    rows = np.flatnonzero(col[index.policy] >= 0)
     if n_fitted < MIN_POLICIES or len(np.unique(index.policy[rows])) < MIN_POLICIES:
         return None
     ustep, srank = np.unique(index.step[rows], return_inverse=True)
@@ -145,11 +174,11 @@ def fit_mix(decision, index, n_fitted, random_state=0):
     r, sl = rows[sel], slot[pinv[sel]]
     cnt = np.zeros((len(pick), n_fitted))
     tot = np.zeros((len(pick), n_fitted))
-    np.add.at(cnt, (sl, index.policy[r]), 1.0)
-    np.add.at(tot, (sl, index.policy[r]), index.score[r])
+    np.add.at(cnt, (sl, col[index.policy[r]]), 1.0)
+    np.add.at(tot, (sl, col[index.policy[r]]), index.score[r])
     pr = (upair[pick] // len(ustep)).astype(np.int64)
     st = ustep[upair[pick] % len(ustep)]
-    lin, S, C = item_table(decision, index, n_fitted, index.emb[pr], st, pr, "any_step")
+    lin, S, C = item_table(decision, index, codes, index.emb[pr], st, pr, "any_step")
     X, y, w, who = [], [], [], []
     for j in range(n_fitted):
         has = cnt[:, j] > 0
@@ -210,12 +239,21 @@ def _levels_and_slopes(X, y, w, group, ridge=1e-3, n_iter=50):
     return s
 
 
-def level_variance(index, n_fitted, intercepts=None):
-    """Variance over fitted policies of their overall logit level (mean outcome, plus ``intercepts``), >= 0.01."""
-    pol = index.policy
-    keep = pol < n_fitted
-    cnt = np.bincount(pol[keep], None, n_fitted)
-    mean = np.bincount(pol[keep], index.score[keep], n_fitted) / np.maximum(cnt, 1)
+def _columns(codes, index):
+    """Column of each policy code in the pool's tables (-1: not in the pool)."""
+    col = np.full(max(len(index.policies), int(codes.max()) + 1 if len(codes) else 0), -1, np.int64)
+    col[codes] = np.arange(len(codes))
+    return col
+
+
+def level_variance(index, codes, intercepts=None):
+    """Variance over the pool's policies of their overall logit level (mean outcome, plus ``intercepts``), >= 0.01."""
+    codes = np.asarray(codes, np.int64)
+    n_fitted = len(codes)
+    col = _columns(codes, index)[index.policy]
+    keep = col >= 0
+    cnt = np.bincount(col[keep], None, n_fitted)
+    mean = np.bincount(col[keep], index.score[keep], n_fitted) / np.maximum(cnt, 1)
     lv = offset_of(mean, "logit")
     if intercepts is not None:
         lv = lv + np.asarray(intercepts, np.float64)
@@ -223,100 +261,19 @@ def level_variance(index, n_fitted, intercepts=None):
     return max(float(np.var(lv, ddof=1)) if len(lv) > 1 else 1.0, 1e-2)
 
 
-def population_prior(W, b, lam, *, scale=1.0):
-    """The fitted policies' weights as a Gaussian prior for a policy added later (empirical Bayes).
-
-    ``w ~ N(mean(W), scale * cov(W) + I / lam)``, ``b ~ N(mean(b), var(b))``: the low-rank part is
-    how the fitted policies differ from one another (the pool's "ability" directions, estimated
-    from three or more of them), the isotropic part is the penalty the fitted policies themselves
-    were solved with (``lam``). A policy known from a few outcomes then moves along the
-    directions in which the pool's policies differ, and only slowly elsewhere: with no rows it is
-    the average policy (the pool's difficulty prior), with as many rows as a fitted policy it is
-    close to a per-policy fit. Returns ``(w0, b0, precision, b_var)``; ``precision`` is None with
-    fewer than 3 policies (then the isotropic ``lam`` alone, as before issue 29).
-    """
-    W = np.asarray(W, np.float64)
-    b = np.asarray(b, np.float64)
-    K, d = W.shape
-    w0, b0 = W.mean(0), float(b.mean())
-    if K < 3:
-        return w0, b0, None, None
-    D = (W - w0) * np.sqrt(scale / (K - 1))
-    # Woodbury: (D'D + I/lam)^-1 = lam I - lam^2 D' (I + lam D D')^-1 D
-    M = np.eye(K) + lam * (D @ D.T)
-    P = lam * np.eye(d) - lam**2 * (D.T @ np.linalg.solve(M, D))
-    b_var = max(float(np.var(b, ddof=1)), 1e-2)
-    return w0, b0, 0.5 * (P + P.T), b_var
-
-
-def _map_glm(Z, y, off, w0, b0, P, b_var, link, max_iter=30):
-    """MAP weights of one policy under the Gaussian prior of :func:`population_prior` (dense Newton)."""
-    d = Z.shape[1]
-    X = np.column_stack([Z, np.ones(len(Z))])
-    c = np.r_[w0, b0]
-    Pf = np.zeros((d + 1, d + 1))
-    Pf[:d, :d] = P
-    Pf[d, d] = 1.0 / b_var
-
-    def loss(t):
-        eta = X @ t + off
-        data = 0.5 * np.sum((y - eta) ** 2) if link == "identity" else np.sum(np.logaddexp(0.0, eta) - y * eta)
-        return data + 0.5 * (t - c) @ Pf @ (t - c)
-
-    t = c.copy()
-    f = loss(t)
-    for _ in range(max_iter):
-        eta = X @ t + off
-        p = eta if link == "identity" else _sigmoid(eta)
-        h = np.ones_like(p) if link == "identity" else np.maximum(p * (1 - p), 1e-6)
-        g = X.T @ (p - y) + Pf @ (t - c)
-        H = (X * h[:, None]).T @ X + Pf
-        step = np.linalg.solve(H + 1e-9 * np.eye(d + 1), g)
-        for _ in range(10):  # step halving
-            tn = t - step
-            fn = loss(tn)
-            if fn <= f + 1e-12 * abs(f):
-                break
-            step = step / 2
-        else:
-            break
-        done = f - fn <= 1e-10 * max(abs(f), 1.0)
-        t, f = tn, fn
-        if done or link == "identity":
-            break
-    return t[:d], float(t[d])
-
-
-def solve_deviation(Z, y, base, own, w0, b0, P, level_var, lam, t, max_iter=30):
-    """``(w, b)`` of ``logit p = (1 - t) base + t own + Z @ w + b`` for the added policy's rows (MAP).
-
-    At ``t = 0``: ``w ~ N(0, P^-1)``, the fitted policies' weight spread (:func:`population_prior`),
-    ``b ~ N(0, level_var)``. ``t`` in [0, 1] (the policy's rows over a fitted policy's) moves
-    everything to the fitted policies' own treatment: their offset ``own`` (the policy's mean
-    outcome), the isotropic ``lam`` around the average fitted policy ``(w0, b0)``. Why: the pool's
-    base ranks a new policy's prompts better than its fitted treatment (routerdc-7model, a
-    held-out model with all its train rows: within-model AUC 0.673 vs 0.663), but it is sharper
-    on difficulty than the fitted policies' predictions, and an argmax router compares the two:
-    kept at every n, the routing headline fell from 0.690 to 0.632 (mean task accuracy).
-    """
-    d = Z.shape[1]
-    Pn = (1.0 - t) * P + t * lam * np.eye(d)
-    b_var = level_var / (1.0 - t) if t < 1.0 else 1e12
-    off = (1.0 - t) * base + t * own
-    return _map_glm(Z, y, off, t * np.asarray(w0), t * float(b0), Pn, b_var, "logit", max_iter=max_iter)
-
-
 def pool_base(head, index, emb, step, prompt_row, exclude):
     """The pool's logit for an unseen policy on these prompts, from ``head`` (a fitted logistic head)."""
-    lin, S, C = item_table(head.decision, index, head.n_fitted_, emb, step, prompt_row, exclude)
+    lin, S, C = item_table(head.decision, index, head.pool_codes(), emb, step, prompt_row, exclude)
     return base_logit(head._mix(index), lin, S, C)
 
 
 def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
-    """``(w, b, t)``: how added policy ``code`` differs from the pool's base, from its rows (zeros without rows).
+    """``(w, b, t, own)``: how added policy ``code`` differs from the pool's base, from its rows (zeros without rows).
 
     ``t`` (its rows over a fitted policy's, at most 1) is how far it has moved to the fitted
-    policies' treatment (:func:`solve_deviation`); the head's ``decision`` applies the same ``t``.
+    policies' treatment (:func:`solve_deviation`); the head's ``decision`` applies the same ``t``,
+    and hides a query's own rows with ``own`` (:class:`OwnRows`; None without rows). A *thin*
+    fitted policy (:func:`thin_policies`) is solved the same way.
     """
     from ..episodes import row_queries
     from .prior import policy_prior
@@ -324,17 +281,21 @@ def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
     d = head.coef_.shape[1]
     rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
     if len(rows) == 0:
-        return np.zeros(d), 0.0, 0.0
+        return np.zeros(d), 0.0, 0.0, None
     # each row's prompt seen cold (its own rows hidden), as the new prompts it generalises to are
     pair, inv = np.unique(np.column_stack([index.prompt_row[rows], index.step[rows]]), axis=0, return_inverse=True)
     inv = inv.ravel()
     pr = pair[:, 0].astype(np.int64)
     base = pool_base(head, index, index.emb[pr], pair[:, 1].astype(np.int64), pr, "any_step")[inv]
     t = min(1.0, len(rows) / n_fit) if n_fit > 0 else 1.0
-    lv = level_variance(index, head.n_fitted_, head.intercept_)
+    codes = head.pool_codes()
+    lv = level_variance(index, codes, head.intercept_[codes])
     Z = head.design_.transform(index.emb[pr])[inv]
     prior = policy_prior(index, row_queries(index, rows))  # what decision() adds for this policy's queries
     own = offset_of(np.nan_to_num(prior, nan=float(index.score[rows].mean())), "logit")
     w0, b0, prec, _ = population
-    w, b = solve_deviation(Z, index.score[rows], base, own, w0, b0, prec, lv, lam, t)
-    return w, b, t
+    y = index.score[rows]
+    w, b = solve_deviation(Z, y, base, own, w0, b0, prec, lv, lam, t)
+    p = _sigmoid(Z @ w + b + (1.0 - t) * base + t * own)
+    Pn, b_var = _deviation_prior(prec, lv, lam, t)
+    return w, b, t, OwnRows(Z, y, p, index.prompt_row[rows], index.step[rows], Pn, b_var)

@@ -41,7 +41,7 @@ def item_features(head, index, emb):
         z = ph.design_.transform(emb)
         w0, _, _, _ = ph._population()
         cols.append((z @ w0)[:, None])  # the average policy's logit: difficulty
-        D = ph.coef_ - w0
+        D = ph.coef_[ph.pool_codes()] - w0
         if len(D) >= 2:
             cols.append(z @ D.T)  # how each fitted policy departs from the average on the prompt
     E = np.asarray(index.emb[:: max(1, index.emb.shape[0] // 4000)], np.float64)

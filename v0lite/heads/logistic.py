@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._pool_items import _map_glm, _sigmoid, offset_of, pool_base, population_prior, solve_on_items
+from ._deviation import _map_glm, _sigmoid, offset_of, population_prior
+from ._pool_items import pool_base, solve_on_items, thin_mask, thin_policies
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -381,6 +382,8 @@ class LogisticHead(BaseHead):
         self.lam_ = self.alpha_ * np.maximum(n, 1)
         self.coef_, self.intercept_, self.hdiag_, _ = fit_glm(Z, pr, pol, y, off, n_pol, self.lam_, link=link)
         self.n_fitted_ = n_pol
+        # a policy with a few rows is read as one added later, from the pool's base (issue 29)
+        self.thin_ = thin_policies(n) if self._uses_items() else np.zeros(n_pol, bool)
         # per (policy, prompt[, step]) residual and weight sums at the solution: a query whose own
         # rows must be hidden is predicted as if they had been left out (one Newton step)
         lin_all = (Z @ self.coef_.T)[pr, pol] + self.intercept_[pol] + off
@@ -392,8 +395,21 @@ class LogisticHead(BaseHead):
         if self._uses_items():
             from ._pool_items import fit_mix
 
-            self.pool_mix_ = fit_mix(self.decision, index, n_pol, random_state)
+            self.pool_mix_ = fit_mix(self.decision, index, self.pool_codes(), random_state)
+        thin_rows = np.flatnonzero(self.thin_[pol])
+        if thin_rows.size and self.pool_mix_ is not None:  # out of fold as they are predicted: in context, cold
+            self.oof_[thin_rows] = self.predict(index, _row_queries(index, thin_rows), exclude="any_step")
         return self
+
+    def pool_codes(self):
+        """Codes of the fitted policies the pool's base and prior are made of (all but the thin ones)."""
+        thin = getattr(self, "thin_", None)
+        return np.arange(self.n_fitted_) if thin is None else np.flatnonzero(~thin)
+
+    def _is_thin(self, code):
+        """Whether fitted policy ``code`` is read as one added later (a thin policy, the pool's base in use)."""
+        thin = getattr(self, "thin_", None)
+        return thin is not None and code < len(thin) and bool(thin[code]) and self._uses_items()
 
     def _uses_items(self):
         p = self.params
@@ -435,7 +451,10 @@ class LogisticHead(BaseHead):
         """``(w0, b0, precision, b_var)`` of the fitted policies (:func:`population_prior`), computed once."""
         if getattr(self, "_population_", None) is None:
             scale = float(self.params.get("pool_scale", 1.0))
-            self._population_ = population_prior(self.coef_, self.intercept_, float(np.median(self.lam_)), scale=scale)
+            c = self.pool_codes()
+            self._population_ = population_prior(
+                self.coef_[c], self.intercept_[c], float(np.median(self.lam_[c])), scale=scale
+            )
         return self._population_
 
     def _mix(self, index):
@@ -445,7 +464,7 @@ class LogisticHead(BaseHead):
         if not hasattr(self, "pool_mix_"):  # saved before the mix existed: fit it from the loaded history
             from ._pool_items import fit_mix
 
-            self.pool_mix_ = fit_mix(self.decision, index, self.n_fitted_)
+            self.pool_mix_ = fit_mix(self.decision, index, self.pool_codes())
         return self.pool_mix_
 
     def _in_context(self, index, code, step_cut):
@@ -456,8 +475,9 @@ class LogisticHead(BaseHead):
         key = (id(self), int(code), int(step_cut), pool, mix is not None)
         if key not in cache:
             w0, b0, prec, b_var = self._population()
-            lam = float(np.median(self.lam_))
-            n_fit = float(np.median(self.lam_ / self.alpha_))
+            c = self.pool_codes()
+            lam = float(np.median(self.lam_[c]))
+            n_fit = float(np.median(self.lam_[c] / self.alpha_[c]))
             if mix is not None and prec is not None:
                 cache[key] = solve_on_items(self, index, code, step_cut, (w0, b0, prec, b_var), lam, n_fit)
             else:
@@ -513,7 +533,7 @@ class LogisticHead(BaseHead):
         s_r, s_h = self._loo_sums(queries, exclude)
         for code in np.unique(queries.policy):
             qi = np.flatnonzero(queries.policy == code)
-            if code < self.n_fitted_:
+            if code < self.n_fitted_ and not self._is_thin(code):
                 ui, uinv = np.unique(inv[qi], return_inverse=True)
                 out[qi] = (zu[ui] @ self.coef_[code])[uinv] + self.intercept_[code]
                 hit = qi[s_h[qi] > 0]
@@ -529,10 +549,12 @@ class LogisticHead(BaseHead):
                 out[qi] = base[qinv] - off[qi]
             for cut in np.unique(queries.step[qi]):
                 qj = qi[queries.step[qi] == cut]
-                w, b, *t = self._in_context(index, code, cut)
+                w, b, *rest = self._in_context(index, code, cut)
                 if items:  # (1 - t) base + t prior: the fitted policies' own offset as its rows near theirs
-                    out[qj] *= 1.0 - t[0]
+                    out[qj] *= 1.0 - rest[0]
                 out[qj] += zu[inv[qj]] @ w + b
+                if len(rest) > 1 and rest[1] is not None:  # a query's own rows hidden from its solve too
+                    out[qj] -= rest[1].correction(zu[inv[qj]], queries.prompt_row[qj], queries.step[qj], exclude)
         return out + off
 
     def predict(self, index, queries, *, exclude="same_step"):
@@ -563,6 +585,7 @@ class LogisticHead(BaseHead):
         return {
             "params": self.params,
             "n_fitted": int(self.n_fitted_),
+            "thin": [int(c) for c in np.flatnonzero(getattr(self, "thin_", np.zeros(0, bool)))],
             "loo_n_prompts": int(self.loo_n_prompts_),
             "pool_mix": None if mix is None else [float(x) for x in mix],
         }
@@ -578,6 +601,7 @@ class LogisticHead(BaseHead):
         head.lam_, head.alpha_ = a["lam"], a["alpha"]
         head.loo_pair_, head.loo_step_, head.loo_ustep_ = a["loo_pair"], a["loo_step"], a["loo_ustep"]
         head.n_fitted_, head.loo_n_prompts_ = int(meta["n_fitted"]), int(meta["loo_n_prompts"])
+        head.thin_ = thin_mask(meta.get("thin", []), head.n_fitted_)  # absent before thin policies existed: none
         if "pool_mix" in meta:  # absent in models saved before it existed: fitted on first use (_mix)
             mix = meta["pool_mix"]
             head.pool_mix_ = None if mix is None else np.asarray(mix, np.float64)
