@@ -114,6 +114,14 @@ def test_fit_prints_the_cv_report(tmp_path, fake_minilm, capsys):
     assert "chosen:" in out and "cv_brier" in out and "logistic" in out
     # a routing log: the deciding column and the rule are printed
     assert "cv_cluster_pairwise_acc" in out and "criterion: a routing log" in out and "two standard errors" in out
+    assert "read as added later" not in out  # every policy has all its rows
+    # a model known from a few rows: the report names it and its row count
+    log = topic_log(n_prompts=40, policies=("a", "b", "c", "d"))
+    few = log.filter(pl.col("policy") != "d").vstack(log.filter(pl.col("policy") == "d").head(6))
+    write_log(few, path)
+    assert main(["fit", str(path), "--model-dir", str(tmp_path / "m2")]) == 0
+    out = capsys.readouterr().out
+    assert "read as added later" in out and "d (6 rows)" in out
 
 
 def test_choice_accuracy_takes_the_argmax_policy():

@@ -188,7 +188,26 @@ def _fit(args) -> int:
             )
         for member, why in getattr(model.head_, "skipped_", {}).items():
             print(f"not compared: {member} ({why})")
+    thin = _thin_report(model)
+    if thin:
+        print(
+            "read as added later (fewer than a quarter of the median policy's rows: the pool's view of each "
+            f"prompt and their own rows, as add_history would): {thin}"
+        )
     return 0
+
+
+def _thin_report(model) -> str:
+    """``name (n rows), ...`` of the policies the served logistic reading treats as thin, or ''."""
+    import numpy as np
+
+    head = model.head_
+    member = head if getattr(head, "name", "") == "logistic" else getattr(head, "heads_", {}).get("logistic")
+    if member is None or getattr(head, "chosen_", "logistic") not in ("logistic", "stack"):
+        return ""
+    thin = np.flatnonzero(getattr(member, "thin_", np.zeros(0, bool)))
+    counts = np.bincount(model.index_.policy, None, len(model.index_.policies))
+    return ", ".join(f"{model.index_.policies[c]} ({counts[c]} rows)" for c in thin)
 
 
 def _predict(args) -> int:
