@@ -671,7 +671,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 held-out units, 1 seed, no refit: for iterating")
     ap.add_argument("--units", type=int, default=0, help="held-out units per log (0: all)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--refit-n", default="30", help="n values refitted (seed 0); '' for none")
+    ap.add_argument("--refit-n", default="30,300", help="n values refitted (seed 0); '' for none")
     ap.add_argument("--no-suggest", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     ap.add_argument("--tune", action="store_true", help="CV on train only (fold 0 of train as the test): pool_scale")
