@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any, Callable
 
 import numpy as np
 import polars as pl
 
-from ..exceptions import V0liteWarning
-from ._frontier import aiq
+from ._frontier import aiq, knob_choices
 from ._strategies import UtilityStrategy
 
 __all__ = ["top_choice", "task_accuracy", "knob_tables", "route_baselines", "ROUTE_METRICS"]
@@ -67,15 +65,9 @@ def knob_tables(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> tuple[np.ndarray,
     A prompt's choice at a knob does not depend on the other prompts, so a resample's curve is
     the column means of these ``(n_knobs, n_prompts)`` tables over the resampled prompts.
     """
+    _, idx = knob_choices(strategy, P, Cpred, n_knobs)
     rows = np.arange(Y.shape[0])
-    acc, cost = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", V0liteWarning)
-        for kv in strategy.knob_grid(P, Cpred, n_knobs):
-            idx = strategy.choose(P, Cpred, kv)
-            acc.append(Y[rows, idx])
-            cost.append(Ctrue[rows, idx])
-    return np.asarray(acc), np.asarray(cost)
+    return Y[rows, idx], Ctrue[rows, idx]
 
 
 class _Scored:

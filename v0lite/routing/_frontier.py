@@ -301,18 +301,30 @@ def cpt(strong_frac, accs, weak_acc: float, strong_acc: float, pgr: float) -> fl
     return float(x[j] + (x[j + 1] - x[j]) * (pgr - g[j]) / (g[j + 1] - g[j]))
 
 
-def _sweep(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> dict[str, list]:
-    rows = np.arange(Y.shape[0])
-    knobs, cost, acc, frac = [], [], [], []
+def knob_choices(strategy, P, Cpred, n_knobs: int) -> tuple[list[float], np.ndarray]:
+    """The strategy's knob grid and, per knob, each prompt's chosen policy ``(n_knobs, n_prompts)``.
+
+    The one sweep every frontier, curve table and bootstrap is read from.
+    """
+    knobs, chosen = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)  # grid ends may touch infeasible knobs
         for kv in strategy.knob_grid(P, Cpred, n_knobs):
-            idx = strategy.choose(P, Cpred, kv)
             knobs.append(float(kv))
-            cost.append(float(Ctrue[rows, idx].mean()))
-            acc.append(float(Y[rows, idx].mean()))
-            frac.append(np.bincount(idx, minlength=Y.shape[1]) / Y.shape[0])
-    return {"knob": knobs, "cost": cost, "acc": acc, "share": np.asarray(frac).tolist()}
+            chosen.append(strategy.choose(P, Cpred, kv))
+    return knobs, np.asarray(chosen, np.int64).reshape(len(knobs), P.shape[0])
+
+
+def _sweep(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> dict[str, list]:
+    knobs, idx = knob_choices(strategy, P, Cpred, n_knobs)
+    rows = np.arange(Y.shape[0])
+    share = [np.bincount(i, minlength=Y.shape[1]) / Y.shape[0] for i in idx]
+    return {
+        "knob": knobs,
+        "cost": [float(c) for c in Ctrue[rows, idx].mean(axis=1)],
+        "acc": [float(a) for a in Y[rows, idx].mean(axis=1)],
+        "share": np.asarray(share).tolist(),
+    }
 
 
 def _hull_dict(costs, accs) -> dict[str, list]:
