@@ -518,9 +518,11 @@ def route_eval(
         pool, P0, C0 = without
         back = [pool.index(policies[i]) for i in rest]
         P0, C0 = P0[:, back], C0[:, back]
-        c0 = _sweep(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs)
-        result["without_new_model_aiq"] = _aiq(c0)  # on the whole pool's cost scale (c_max), comparable to aiq
-        result["without_new_model_max_acc"] = float(max(c0["acc"]))
+        before = _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs)  # its curve is the tables' means
+        cost0, acc0 = before.C.mean(axis=1), before.A.mean(axis=1)
+        # on the whole pool's cost scale (c_max), comparable to aiq
+        result["without_new_model_aiq"] = None if degenerate else aiq(cost0, acc0, c_max)
+        result["without_new_model_max_acc"] = float(acc0.max())
         if per_task:
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
         # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
@@ -530,7 +532,7 @@ def route_eval(
             **paired_bootstrap(
                 _metric_fn(metric, None if degenerate else c_max, g_te if per_task else None),
                 _Scored(strat, P, Cpred, Y, Ctrue, n_knobs),
-                _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs),
+                before,
                 n_rows=Y.shape[0],
                 n_boot=n_boot,
                 random_state=random_state,
