@@ -64,6 +64,7 @@ N_BOOT = 500
 POOL_VERSION = "3"  # bump when a change to fit() makes cached pools stale
 PEERS = ("mean of n rows", "kNN on n rows", "logistic on n rows", "difficulty prior", "IRT peer")
 OURS, TODAY = "v0lite (add_history)", "v0lite today"
+WITHOUT = "pool without the new model"  # a routing reference: what joining it is weighed against
 TUNE = {"on": False, "scales": (1.0, 4.0, 16.0)}
 _EPS = 0.01
 
@@ -571,9 +572,6 @@ def summarise(D, records, n_boot=N_BOOT):
         lo, hi = np.nanpercentile(bs / k, [2.5, 97.5])
         diffs[n] = {"best_peer": best, "diff": float(np.nanmean(est)), "lo": float(lo), "hi": float(hi)}
     return tab, diffs
-
-
-WITHOUT = "pool without the new model"  # a routing reference: what joining it is weighed against
 
 
 def format_log(D, tab, diffs, n_units, seeds):

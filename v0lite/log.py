@@ -66,7 +66,10 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _read_file(path: Path) -> pl.DataFrame:
+_OUTCOME_LOG = "an outcome log: policy, prompt, score"
+
+
+def _read_file(path: Path, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
     if path.is_dir():
@@ -89,7 +92,7 @@ def _read_file(path: Path) -> pl.DataFrame:
     if not data.strip():  # polars would say "cannot infer types on an empty reader"
         raise DataError(
             f"{path}: the file is empty (no rows, no columns). Fix: write at least one row with a header "
-            "or field names (an outcome log: policy, prompt, score)."
+            f"or field names ({holds})."
         )
     try:
         if kind == "csv":
@@ -280,10 +283,13 @@ def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) 
 _CONVERT_ERRORS = (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError)
 
 
-def as_frame(data: Any) -> pl.DataFrame:
-    """Return ``data`` (path, polars or pandas DataFrame, dict of columns) as a polars DataFrame."""
+def as_frame(data: Any, *, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
+    """Return ``data`` (path, polars or pandas DataFrame, dict of columns) as a polars DataFrame.
+
+    ``holds``: what a file should hold, for the fix of an empty one.
+    """
     if isinstance(data, (str, os.PathLike)):
-        return _read_file(Path(data))
+        return _read_file(Path(data), holds)
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pl.LazyFrame):

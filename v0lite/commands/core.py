@@ -201,8 +201,10 @@ def _thin_report(model) -> str:
     """``name (n rows), ...`` of the policies the served logistic reading treats as thin, or ''."""
     import numpy as np
 
+    from ..heads._pool_items import pool_head
+
     head = model.head_
-    member = head if getattr(head, "name", "") == "logistic" else getattr(head, "heads_", {}).get("logistic")
+    member = pool_head(head)
     if member is None or getattr(head, "chosen_", "logistic") not in ("logistic", "stack"):
         return ""
     thin = np.flatnonzero(getattr(member, "thin_", np.zeros(0, bool)))

@@ -21,14 +21,11 @@ def _onboard(args) -> int:
             raise DataError(f"--out {args.out}: is also {flag}; it would be overwritten. Fix: name another file.")
     if args.n < 1:
         raise ParameterError(f"--n {args.n}: must be at least 1. Fix: pass --n 1 or more.")
-    with open(args.candidates, "rb") as fh:  # the log reader's message would ask for an outcome log
-        empty = not fh.read(4096).strip() and not fh.read(1)
-    if empty:
-        raise DataError(
-            f"--candidates {args.candidates}: the file is empty. Fix: write one prompt per row in a 'prompt' "
-            "column (`v0lite data prompts LOG OUT` makes such a file)."
-        )
-    cand = as_frame(args.candidates)
+    try:
+        holds = "one prompt per row in a 'prompt' column; `v0lite data prompts LOG OUT` makes one"
+        cand = as_frame(args.candidates, holds=holds)
+    except DataError as exc:
+        raise DataError(f"--candidates {exc}") from exc
     if cand.height == 0:
         raise DataError(f"--candidates {args.candidates}: no rows. Fix: pass at least one candidate prompt.")
     if "prompt" not in cand.columns:

@@ -58,14 +58,21 @@ def population_prior(W, b, lam, *, scale=1.0):
     return w0, b0, 0.5 * (P + P.T), b_var
 
 
+def _joint_precision(P, b_var):
+    """The prior precision of ``(w, b)``: ``P`` for the weights, ``1 / b_var`` for the level."""
+    d = P.shape[0]
+    Pf = np.zeros((d + 1, d + 1))
+    Pf[:d, :d] = P
+    Pf[d, d] = 1.0 / b_var
+    return Pf
+
+
 def _map_glm(Z, y, off, w0, b0, P, b_var, link, max_iter=30):
     """MAP weights of one policy under the Gaussian prior of :func:`population_prior` (dense Newton)."""
     d = Z.shape[1]
     X = np.column_stack([Z, np.ones(len(Z))])
     c = np.r_[w0, b0]
-    Pf = np.zeros((d + 1, d + 1))
-    Pf[:d, :d] = P
-    Pf[d, d] = 1.0 / b_var
+    Pf = _joint_precision(P, b_var)
 
     def loss(t):
         eta = X @ t + off
@@ -132,10 +139,7 @@ class OwnRows:
     def __init__(self, Z, y, p, prompt_row, step, P, b_var):
         X = np.column_stack([Z, np.ones(len(Z))])
         h = np.maximum(p * (1 - p), 1e-6)
-        Pf = np.zeros((X.shape[1], X.shape[1]))
-        Pf[:-1, :-1] = P
-        Pf[-1, -1] = 1.0 / b_var
-        H = (X * h[:, None]).T @ X + Pf
+        H = (X * h[:, None]).T @ X + _joint_precision(P, b_var)
         self.Hinv = np.linalg.inv(0.5 * (H + H.T))
         r = y - p
         self.ustep = np.unique(step)

@@ -42,6 +42,7 @@ __all__ = [
     "THIN_SHARE",
     "thin_policies",
     "thin_mask",
+    "pool_head",
     "item_table",
     "base_logit",
     "fit_mix",
@@ -72,6 +73,14 @@ def thin_policies(counts, min_policies=None):
     if (~thin).sum() < (MIN_POLICIES if min_policies is None else min_policies):
         return np.zeros(len(counts), bool)
     return thin
+
+
+def pool_head(head):
+    """The logistic-type head that reads the pool (``head`` itself, or ``auto``'s logistic member), or None."""
+    if hasattr(head, "_population") and hasattr(head, "design_"):
+        return head
+    member = getattr(head, "heads_", {}).get("logistic") if hasattr(head, "heads_") else None
+    return member if member is not None and hasattr(member, "_population") else None
 
 
 def thin_mask(codes, n_fitted):

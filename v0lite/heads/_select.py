@@ -19,24 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._pool_items import pool_head
+
 __all__ = ["item_features", "greedy_design"]
 
 _N_TOPICS = 4
-
-
-def _pool_head(head):
-    """The head whose fitted policies give the ability directions (a logistic-type head), or None."""
-    if hasattr(head, "_population") and hasattr(head, "design_"):
-        return head
-    member = getattr(head, "heads_", {}).get("logistic") if hasattr(head, "heads_") else None
-    return member if member is not None and hasattr(member, "_population") else None
 
 
 def item_features(head, index, emb):
     """``phi`` of each prompt embedding in ``emb`` (rows), before standardisation."""
     emb = np.asarray(emb, np.float64)
     cols = []
-    ph = _pool_head(head)
+    ph = pool_head(head)
     if ph is not None:
         z = ph.design_.transform(emb)
         w0, _, _, _ = ph._population()
