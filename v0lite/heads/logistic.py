@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._deviation import _map_glm, _sigmoid, offset_of, population_prior
+from ._deviation import _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
 from ._pool_items import pool_base, solve_on_items, thin_mask, thin_policies
 from .base import BaseHead
 from .prior import policy_prior
@@ -223,9 +223,7 @@ def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit"
             # (the isotropic ``lam``, unpenalised intercept): the pool's spread is a prior for few rows, and
             # kept at every n it under-penalised how the policy differs from the others, which the routing
             # argmax reads (routerdc, a held-out model with all its rows: mean task accuracy 0.69 -> 0.63)
-            t = min(1.0, len(rows) / float(n_fit))
-            P = (1.0 - t) * P + t * lam * np.eye(P.shape[0])
-            b_var = b_var / (1.0 - t) if t < 1.0 else np.inf
+            P, b_var = _deviation_prior(P, b_var, lam, min(1.0, len(rows) / float(n_fit)))
         return _map_glm(transform(index.emb[uprompt])[pr], index.score[rows], off, w0, b0, P, b_var, link)
     off = offset_of(group_means(index, rows)[rows], link)
     W, b, _, _ = fit_glm(
