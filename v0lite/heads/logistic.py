@@ -450,10 +450,13 @@ class LogisticHead(BaseHead):
         if getattr(self, "_population_", None) is None:
             scale = float(self.params.get("pool_scale", 1.0))
             c = self.pool_codes()
-            self._population_ = population_prior(
-                self.coef_[c], self.intercept_[c], float(np.median(self.lam_[c])), scale=scale
-            )
+            self._population_ = population_prior(self.coef_[c], self.intercept_[c], self._pool_scales()[0], scale=scale)
         return self._population_
+
+    def _pool_scales(self):
+        """``(lam, n_fit)``: the pool policies' median penalty (an added policy's isotropic prior) and row count."""
+        c = self.pool_codes()
+        return float(np.median(self.lam_[c])), float(np.median(self.lam_[c] / self.alpha_[c]))
 
     def _mix(self, index):
         """The pool-item mix (:func:`~v0lite.heads._pool_items.fit_mix`) or None; fitted once if saved without it."""
@@ -473,9 +476,7 @@ class LogisticHead(BaseHead):
         key = (id(self), int(code), int(step_cut), pool, mix is not None)
         if key not in cache:
             w0, b0, prec, b_var = self._population()
-            c = self.pool_codes()
-            lam = float(np.median(self.lam_[c]))
-            n_fit = float(np.median(self.lam_[c] / self.alpha_[c]))
+            lam, n_fit = self._pool_scales()
             if mix is not None and prec is not None:
                 cache[key] = solve_on_items(self, index, code, step_cut, (w0, b0, prec, b_var), lam, n_fit)
             else:
