@@ -601,6 +601,22 @@ def test_router_add_history_prices_from_cost_rows_or_warns_and_changes_nothing_o
         Router(FakeValueModel(), embedder=FakeEmbedder(), k=4).fit(log).add_history(rows, prices={"c1": 1.0})
 
 
+def test_router_join_costs_is_add_historys_rule_and_the_warning_names_every_unpriced_model():
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    known = r.policies_[0]
+    rows = pl.DataFrame({"policy": ["c1", "c2"], "prompt": ["q1 level 1", "q2 level 2"], "score": [1.0, 0.0]})
+    joining, unpriced = r.join_costs(
+        [known, "c1", "c2", "c3"], {"c3": 0.4}, log=rows.with_columns(pl.Series("cost", [0.2, None]))
+    )
+    assert joining == {"c1": pytest.approx(0.2), "c3": 0.4} and unpriced == ["c2"]  # the pool's own are skipped
+    with pytest.warns(V0liteWarning, match=r"prices=\{'c1': <cost per call>, 'c2': <cost per call>\}"):
+        r.add_history(rows)
+    assert r.policies_[-1] != "c2" and r.join_costs(["c1"]) == ({}, ["c1"])
+    with pytest.raises(DataError, match="price"):
+        r.join_costs(["c4"], {"c4": -1.0})
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

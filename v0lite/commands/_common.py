@@ -7,6 +7,7 @@ import argparse
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 from ..exceptions import DataError
@@ -95,6 +96,13 @@ def progress(args) -> bool:
     from .._progress import resolve
 
     return resolve(quiet=getattr(args, "quiet", False), force=getattr(args, "progress", False))
+
+
+def progress_lines(args):
+    """Where a run's progress lines go: stderr, or nowhere with ``--quiet`` (a callable or None)."""
+    if getattr(args, "quiet", False):
+        return None
+    return lambda m: print(m, file=sys.stderr, flush=True)
 
 
 def head_choices() -> list[str]:

@@ -16,6 +16,7 @@ from ._common import (
     fallback_flag,
     head_choices,
     progress,
+    progress_lines,
 )
 
 __all__ = ["register", "print_table", "jsonable"]
@@ -254,7 +255,7 @@ def _evaluate(args) -> int:
             res.pop("_p"),
             encoder=getattr(args, "encoder", None),
             random_state=args.random_state,
-            log=lambda m: print(m, file=sys.stderr, flush=True),
+            log=progress_lines(args),
         )
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
         w = res.get("within_policy_auc")

@@ -20,6 +20,7 @@ from ._common import (
     head_choices,
     int_at_least,
     progress,
+    progress_lines,
 )
 
 __all__ = ["register", "STRATEGY_NAMES"]
@@ -232,7 +233,7 @@ def _route_eval(args) -> int:
         random_state=args.random_state,
         per_task=args.per_task,
         baselines=not args.no_baselines,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        progress=progress_lines(args),
         save_router=args.save_router,
         show_progress_bar=progress(args),
         new_model=args.new_model,

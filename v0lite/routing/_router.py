@@ -238,6 +238,42 @@ class Router(BaseEstimator):
         return self
 
     # -- online: outcomes and models that arrive after fit
+    def join_costs(self, policies, prices=None, *, log=None) -> tuple[dict, list]:
+        """The cost per call at which each of ``policies`` would join the pool, and those with none.
+
+        The order :meth:`add_history` uses: ``prices``, else the router's ``prices``, else the
+        mean of the policy's ``cost`` in ``log`` (a checked outcome frame), else 1 for
+        ``cost_model="unit"``. Policies already in the pool are skipped.
+
+        Returns
+        -------
+        joining : dict
+            Policy -> cost per call.
+        unpriced : list
+            Policies without a known cost (they would reach the value model only).
+        """
+        self._check_fitted()
+        prices = _check_prices(prices)
+        known = _check_prices(self.prices)
+        has_cost = log is not None and "cost" in log.columns
+        joining: dict[str, float] = {}
+        unpriced = []
+        for p in dict.fromkeys(policies):
+            if p in self.policies_:
+                continue
+            costs = log.filter(pl.col("policy") == p)["cost"].drop_nulls() if has_cost else None
+            if p in prices:
+                joining[p] = prices[p]
+            elif p in known:
+                joining[p] = known[p]
+            elif costs is not None and costs.len():
+                joining[p] = float(costs.mean())
+            elif getattr(self.cost_model_, "name", None) == "unit":
+                joining[p] = 1.0
+            else:
+                unpriced.append(p)
+        return joining, unpriced
+
     def add_history(self, log, y=None, *, prices=None, join=True) -> "Router":
         """Add outcomes to the value model (no refit); a new model may join the pool.
 
@@ -277,23 +313,8 @@ class Router(BaseEstimator):
         from ..estimator import _with_y  # the one check of a separate y (length, numbers)
 
         frame = validate_log(_with_y(log, y))
-        prices = _check_prices(prices)
-        known = _check_prices(self.prices)
-        joining: dict[str, float] = {}
-        unpriced = []
-        for p in frame["policy"].unique(maintain_order=True).to_list():
-            if p in self.policies_ or not join:
-                continue
-            if p in prices:
-                joining[p] = prices[p]
-            elif p in known:
-                joining[p] = known[p]
-            elif "cost" in frame.columns and frame.filter(pl.col("policy") == p)["cost"].drop_nulls().len():
-                joining[p] = float(frame.filter(pl.col("policy") == p)["cost"].drop_nulls().mean())
-            elif getattr(self.cost_model_, "name", None) == "unit":
-                joining[p] = 1.0
-            else:
-                unpriced.append(p)
+        new = [p for p in frame["policy"].unique(maintain_order=True).to_list() if p not in self.policies_]
+        joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
         cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
         data = frame.select(cols)
         self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
@@ -304,9 +325,10 @@ class Router(BaseEstimator):
         if unpriced:
             import warnings
 
+            wanted = ", ".join(f"{p!r}: <cost per call>" for p in unpriced)
             warnings.warn(
                 f"policies {unpriced} have outcomes but no known cost per call, so they did not join the pool. "
-                f"Fix: pass prices={{{unpriced[0]!r}: <cost per call>}} or log a 'cost' column.",
+                f"Fix: pass prices={{{wanted}}} or log a 'cost' column.",
                 V0liteWarning,
                 stacklevel=2,
             )
