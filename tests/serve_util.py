@@ -45,8 +45,8 @@ def tiny_router(encoder=None, policies=("a", "b", "c"), head="knn"):
 
 
 @contextlib.contextmanager
-def serve_in_thread(app, *, max_seconds: float = 60.0):
-    """Run ``app`` with uvicorn in a thread on 127.0.0.1:<free port>; yields the base URL."""
+def serve_in_thread(app, *, max_seconds: float = 60.0, wait_ready: bool = True):
+    """Run ``app`` with uvicorn in a thread on 127.0.0.1:<free port>; yields the base URL (once ready)."""
     import uvicorn
 
     port = free_port()
@@ -62,7 +62,13 @@ def serve_in_thread(app, *, max_seconds: float = 60.0):
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        # a v0lite app replays its store after the port opens: ready when /readyz says so (a stub has none: 404)
+        while wait_ready and httpx.get(base + "/readyz", timeout=5).status_code == 503:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not become ready")
+            time.sleep(0.02)
+        yield base
     finally:
         watchdog.cancel()
         server.should_exit = True

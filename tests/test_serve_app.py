@@ -204,9 +204,10 @@ def test_feedback_changes_routing_within_the_delay(server):
     outcomes += [{"policy": "a", "prompt": f"sort the list case {900 + i}", "score": 1.0} for i in range(40)]
     t0 = time.monotonic()
     r = c.post("/v1/feedback", json={"outcomes": outcomes})
-    assert r.status_code == 200 and r.json()["applied_within_s"] == 0.3
+    ans = r.json()
+    assert r.status_code == 200 and ans["queued_rows"] == 80 and ans["applied_within_s"] >= 0.3, ans
     while c.post("/v1/route", json={"prompt": prompt}).json()["model"] != "a":
-        assert time.monotonic() - t0 < 0.3 + 2.0, "feedback did not change routing within the refresh delay"
+        assert time.monotonic() - t0 < ans["applied_within_s"] + 2.0, "feedback did not change routing in time"
         time.sleep(0.05)
     st = c.get("/v1/stats").json()
     assert st["feedback_rows"] == st["applied_rows"] == 80 and st["history_rows"] == 200
@@ -398,3 +399,80 @@ def test_store_replayed_at_start(router, tmp_path):
         assert st["feedback_rows"] == st["applied_rows"] == 80 and st["history_rows"] == 200
         assert httpx.post(base + "/v1/route", json={"prompt": "sort the list case 950"}).json()["model"] == "a"
     assert json.dumps(st)  # plain JSON
+
+
+def test_a_batch_behind_others_is_told_it_waits_for_them(server):
+    """applied_within_s counts the rows queued before the batch, not the refresh delay alone."""
+    c, _ = server(fresh=True, limits=Limits(refresh_seconds=5.0))  # nothing applied between the two posts
+    big = [{"policy": "a", "prompt": f"add the numbers case {3000 + i}", "score": 1.0} for i in range(300)]
+    first = c.post("/v1/feedback", json={"outcomes": big}).json()
+    small = c.post("/v1/feedback", json={"outcomes": big[:1]}).json()
+    assert first["queued_rows"] == 300 and small["queued_rows"] == 301
+    assert small["applied_within_s"] >= first["applied_within_s"] > 5.0
+
+
+def test_feedback_names_are_checked_and_new_models_declared(server, guarantees):
+    c, _ = server()
+    row = {"prompt": "sort the list case 990", "score": 1.0}
+    for name, param, text in (
+        ("b ", "outcomes[0].policy", 'send "b"'),  # a padded name would be another model
+        ("v0lite", "outcomes[0].policy", "the service's own model name"),
+        ("bb", "outcomes[0].policy", '"new_policies": ["bb"]'),  # a typo: unknown and undeclared
+    ):
+        r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}, {"policy": name, **row}][1:]})
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["param"] == param and err["value"] == name, err
+        assert text in err["message"], err
+        guarantees.tick("bad-input cases tried")
+    r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}], "new_policies": ["v0lite/x"]})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "new_policies[0]"
+    assert c.get("/v1/stats").json()["feedback_rows"] == 0  # nothing of the refused batches was stored
+    # declared: stored, and the answer says it cannot join the pool without a price, and how to give one
+    r = c.post("/v1/feedback", json={"outcomes": [{"policy": "e", **row}], "new_policies": ["e"]})
+    assert r.status_code == 200, r.text
+    (info,) = r.json()["new_policies"]
+    assert info["policy"] == "e" and info["joins_pool"] is False and '"price"' in info["fix"]
+    # a known model's feedback says nothing about new models
+    assert "new_policies" not in c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}]}).json()
+
+
+def test_bodies_are_read_as_json_whatever_the_content_type(server, guarantees):
+    c, _ = server()
+    plain = {"content-type": "text/plain"}
+    r = c.post("/v1/route", content=json.dumps({"prompt": "add the numbers case 901"}), headers=plain)
+    assert r.status_code == 200 and r.json()["model"] == "a"
+    for path in ("/v1/route", "/v1/predict", "/v1/feedback", "/v1/chat/completions"):
+        r = c.post(path, content=b"", headers={"content-type": "application/json"})
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "body" and "the body is empty" in err["message"], err
+        r = c.post(path, content=b'{"outcomes": [{"policy": "a",', headers={"content-type": "application/json"})
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "body" and "line 1 column" in err["message"], err
+        guarantees.tick("bad-input cases tried", 2)
+    # the value is the JSON the client sent, not Python's repr of it
+    r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", "prompt": "p", "score": "high"}]})
+    err = r.json()["error"]
+    assert err["value"] == "high" and '(got "high")' in err["message"], err
+
+
+def test_requests_wait_for_the_replay_while_health_answers(router, tmp_path):
+    """The port opens before the store is replayed: /healthz 200, /readyz 503, a route waits for the replay."""
+    from v0lite.serve import SqliteStore
+
+    class SlowStore(SqliteStore):
+        def read_since(self, after_id, limit=100_000):
+            time.sleep(1.0)  # a long replay
+            return super().read_since(after_id, limit)
+
+    s = SqliteStore(tmp_path / "store")
+    s.append([{"policy": "b", "prompt": f"sort the list case {900 + i}", "score": 0.0} for i in range(40)])
+    s.append([{"policy": "a", "prompt": f"sort the list case {900 + i}", "score": 1.0} for i in range(40)])
+    s.close()
+    app = create_app(tiny_router(), store=SlowStore(tmp_path / "store"), limits=Limits(refresh_seconds=30))
+    with serve_in_thread(app, wait_ready=False) as base:
+        assert httpx.get(base + "/healthz").status_code == 200
+        ready = httpx.get(base + "/readyz")
+        assert ready.status_code == 503 and ready.json()["replaying"] is True
+        r = httpx.post(base + "/v1/route", json={"prompt": "sort the list case 950"}, timeout=20)
+        assert r.status_code == 200 and r.json()["model"] == "a"  # answered with the replayed outcomes
+        assert httpx.get(base + "/readyz").status_code == 200

@@ -72,6 +72,36 @@ def test_openai_operating_point_bypass_and_key(stack):
         client.chat.completions.create(model="v0lite", messages=[{"role": "system", "content": "x"}])
 
 
+@pytest.mark.parametrize(
+    "model,fix",
+    [
+        ("v0lite/bogus/1", "v0lite/<strategy>/<knob> with a strategy of"),
+        ("v0lite/", "v0lite/<strategy>/<knob> with a strategy of"),
+        ("v0lite/threshold/1.5", "v0lite/threshold/<tau> with tau in [0, 1]"),
+        ("v0lite/budget", "v0lite/budget/<budget>"),
+    ],
+)
+def test_a_bad_routing_model_name_is_named_as_the_model(stack, guarantees, model, fix):
+    """The strategy and knob of a chat request live in its "model": errors point there, not at "strategy"/"knob"."""
+    base, _ = stack
+    r = httpx.post(
+        base + "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "add the numbers case 940"}]},
+        timeout=20,
+    )
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["param"] == "model" and err["value"] == model, err
+    assert fix in err["fix"] and '"knob"' not in err["message"] and '"strategy"' not in err["message"], err
+    guarantees.tick("bad-input cases tried")
+
+
+def test_a_blank_user_message_is_named_by_its_index(stack):
+    base, _ = stack
+    msgs = [{"role": "user", "content": "hi"}, {"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}]
+    r = httpx.post(base + "/v1/chat/completions", json={"model": "v0lite", "messages": msgs}, timeout=20)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "messages[1].content", r.text
+
+
 def test_openai_async_concurrent(stack):
     base, _ = stack
 

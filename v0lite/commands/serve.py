@@ -30,6 +30,7 @@ def _serve(args) -> int:
         batch_wait_ms=args.batch_wait_ms,
         max_queue=args.max_queue,
         upstream_timeout_s=args.upstream_timeout,
+        startup_wait_s=args.startup_wait,
     ).check()
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
@@ -175,6 +176,13 @@ def register(subparsers) -> None:
     )
     lim.add_argument(
         "--upstream-timeout", type=float, default=60.0, metavar="S", help="upstream connect/read timeout (60)"
+    )
+    lim.add_argument(
+        "--startup-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="while the outcome store is replayed at start, requests wait up to S seconds, then 503 (60)",
     )
     lim.add_argument(
         "--drain-seconds",

@@ -8,7 +8,6 @@ prediction is the value model's ``predict``, learning is ``Router.add_history`` 
 from __future__ import annotations
 
 import asyncio
-import copy
 import ipaddress
 import json
 import logging
@@ -19,10 +18,23 @@ from fastapi import Request  # this module is imported only once the serve extra
 
 from ..exceptions import DataError, V0liteError
 from ._auth import KeyChecker, read_api_keys
-from ._batcher import QueueFull
 
 # request models at module level: FastAPI resolves the handlers' annotations in this module's globals
-from ._models import ApiError, FeedbackRequest, PredictRequest, RouteRequest, validation_error
+from ._models import ApiError, ChatRequest, FeedbackRequest, PredictRequest, RouteRequest, validation_error
+from ._requests import (
+    check_names,
+    check_policy_name,
+    check_prompts,
+    choose_or_422,
+    http_fix,
+    knob_used,
+    last_user_text,
+    one_or_many,
+    parse_body,
+    strategies,
+    strategy_router,
+    submit,
+)
 from ._state import Limits, ServeState, load_router
 from ._store import SqliteStore, check_store_dir
 from ._upstream import UpstreamFailure, read_upstreams
@@ -148,138 +160,6 @@ async def _send_json(send, err: ApiError, extra=()) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# --------------------------------------------------------------------------- helpers
-
-_KNOB_WORDS = re.compile(r"\b(lam|tau|budget|target)\b( ?[=<>]=?)?")
-
-
-def _http_fix(message: str, field: str = "knob") -> str:
-    """A library message with its fix in the JSON field's terms (``pass lam >= 0`` -> ``send "knob" >= 0``)."""
-    head, sep, fix = message.partition("Fix:")
-    if not sep:
-        return message
-    fix = _KNOB_WORDS.sub(lambda m: f'"{field}"' + (m.group(2) or ""), fix).replace(f'"{field}"=', f'"{field}": ')
-    return head + sep + fix.replace(" pass ", " send ")
-
-
-def _strategy_router(router, name):
-    """``router`` itself, or a shallow copy routing with strategy ``name`` (the library's strategy table)."""
-    if name is None:
-        return router
-    from ..routing import get_strategy
-
-    try:
-        strategy = get_strategy(name)
-    except V0liteError as exc:
-        raise ApiError(
-            422,
-            str(exc),
-            param="strategy",
-            value=name,
-            fix=f'send "strategy" as one of the valid names: {_strategies()}.',
-        ) from None
-    r = copy.copy(router)
-    r.strategy_ = strategy
-    return r
-
-
-def _strategies() -> list[str]:
-    from ..routing import STRATEGIES
-
-    return sorted(STRATEGIES)
-
-
-def _choose(router, P, C, knob, field="knob"):
-    kw = {} if knob is None else {"knob": knob}
-    try:
-        return router.choose(P, C, **kw)
-    except V0liteError as exc:
-        text = _http_fix(str(exc), field)
-        raise ApiError(422, text, param=field, value=knob, fix=text.partition("Fix:")[2].strip() or None) from None
-
-
-def _knob_used(router, knob):
-    return knob if knob is not None else getattr(router.strategy_, "default_knob", None)
-
-
-def _one_or_many(one, many, name: str, names: str) -> tuple[list, bool]:
-    if (one is None) == (many is None):
-        raise ApiError(
-            422,
-            f'send exactly one of "{name}" (one) or "{names}" (a list). Fix: e.g. {{"{name}": "..."}}.',
-            param=name,
-            fix=f'send "{name}" or "{names}", not both and not neither.',
-        )
-    return ([one], True) if one is not None else (list(many), False)
-
-
-def _check_prompts(state: ServeState, prompts: list[str], field: str, single: bool) -> None:
-    limit = state.limits.max_prompt_chars
-    for i, t in enumerate(prompts):
-        where = field if single else f"{field}[{i}]"
-        if not t.strip():
-            raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=t, fix="send text.")
-        if len(t) > limit:
-            raise ApiError(
-                413,
-                f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: shorten it "
-                "(the router reads the start and the end of a long prompt anyway).",
-                kind="request_too_large",
-                param=where,
-                fix=f"send at most {limit:,} characters.",
-            )
-
-
-def _check_names(names: list[str], valid: list[str], field: str, single: bool, what: str) -> None:
-    for i, p in enumerate(names):
-        if p not in valid:
-            where = field if single else f"{field}[{i}]"
-            raise ApiError(
-                422,
-                f"{where}: {p!r} is not {what}. Fix: use one of {valid}.",
-                param=where,
-                value=p,
-                fix=f"use one of {valid}.",
-            )
-
-
-async def _submit(state: ServeState, kind: str, items: list):
-    try:
-        return await state.batchers[kind].submit(items)
-    except QueueFull as exc:
-        state.metrics.rejected.inc()
-        raise ApiError(
-            429, f"the server is busy ({exc}). Fix: retry after a short wait.", kind="rate_limit_error"
-        ) from None
-
-
-def _last_user_text(messages: list) -> str:
-    """The text routed on: the last message with ``role: user``; its string content, or its text parts joined."""
-    for i in range(len(messages) - 1, -1, -1):
-        msg = messages[i]
-        if not isinstance(msg, dict) or msg.get("role") != "user":
-            continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-            return "\n".join(t for t in parts if isinstance(t, str))
-        raise ApiError(
-            422,
-            f"messages[{i}].content is {type(content).__name__}, not text. Fix: send a string or a list of "
-            '{"type": "text", "text": ...} parts.',
-            param=f"messages[{i}].content",
-            fix="send text content.",
-        )
-    raise ApiError(
-        422,
-        'messages has no message with "role": "user" (v0lite routes on the last one). Fix: add a user message.',
-        param="messages",
-        fix='add a message with "role": "user".',
-    )
-
-
 # --------------------------------------------------------------------------- the factory
 
 
@@ -345,7 +225,6 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.background import BackgroundTask
 
-    from ._models import ChatRequest
     from ._upstream import UpstreamClient
 
     @asynccontextmanager
@@ -381,7 +260,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.exception_handler(V0liteError)
     async def _library(request, exc: V0liteError):
-        text = _http_fix(str(exc))
+        text = http_fix(str(exc))
         return error(ApiError(422, text, fix=text.partition("Fix:")[2].strip() or None))
 
     @app.exception_handler(Exception)
@@ -398,7 +277,10 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.get("/readyz")
     async def readyz():
-        body = {"ready": state.started and state.refresh_error is None, "refresh_error": state.refresh_error}
+        replaying = state.started and not state.ready and state.refresh_error is None
+        body = {"ready": state.ready, "replaying": replaying, "refresh_error": state.refresh_error}
+        if replaying:
+            body["applied_rows"] = state.applied_rows
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics")
@@ -408,21 +290,23 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     # -- routing and prediction
     @app.post("/v1/route")
-    async def route(req: RouteRequest):
-        prompts, single = _one_or_many(req.prompt, req.prompts, "prompt", "prompts")
-        _check_prompts(state, prompts, "prompt" if single else "prompts", single)
+    async def route(request: Request):
+        _, req = await parse_body(request, RouteRequest)
+        await state.wait_ready()
+        prompts, single = one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        check_prompts(state, prompts, "prompt" if single else "prompts", single)
         allowed = state.allowed()
         pool = list(dict.fromkeys(req.pool)) if req.pool is not None else allowed
-        _check_names(pool, allowed, "pool", False, "a model of the pool")
-        _strategy_router(state.router, req.strategy)  # an unknown strategy fails before any work
-        rows = await _submit(state, "route", prompts)
-        router = _strategy_router(rows[0][0], req.strategy)
+        check_names(pool, allowed, "pool", False, "a model of the pool")
+        strategy_router(state.router, req.strategy)  # an unknown strategy fails before any work
+        rows = await submit(state, "route", prompts)
+        router = strategy_router(rows[0][0], req.strategy)
         cols = [router.policies_.index(p) for p in pool if p in router.policies_]
         names = [router.policies_[j] for j in cols]
         P = np.stack([r[1] for r in rows])[:, cols]
         C = np.stack([r[2] for r in rows])[:, cols]
-        idx = _choose(router, P, C, req.knob)
-        strategy, knob = router.strategy_.name, _knob_used(router, req.knob)
+        idx = choose_or_422(router, P, C, req.knob)
+        strategy, knob = router.strategy_.name, knob_used(router, req.knob)
         out = []
         for i, j in enumerate(idx):
             state.metrics.routes.labels(names[j]).inc()
@@ -438,14 +322,16 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         return out[0] if single else {"results": out}
 
     @app.post("/v1/predict")
-    async def predict(req: PredictRequest):
-        prompts, single = _one_or_many(req.prompt, req.prompts, "prompt", "prompts")
-        _check_prompts(state, prompts, "prompt" if single else "prompts", single)
+    async def predict(request: Request):
+        _, req = await parse_body(request, PredictRequest)
+        await state.wait_ready()
+        prompts, single = one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        check_prompts(state, prompts, "prompt" if single else "prompts", single)
         if req.policy is not None and req.policies is not None:
             raise ApiError(422, 'send "policy" or "policies", not both. Fix: use one.', param="policy")
         one_policy = req.policy is not None
         policies = [req.policy] if one_policy else list(req.policies or state.allowed())
-        _check_names(
+        check_names(
             policies,
             state.known_policies(),
             "policy" if one_policy else "policies",
@@ -453,14 +339,15 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             "a policy with history",
         )
         pairs = [(p, t) for t in prompts for p in policies]
-        values = await _submit(state, "predict", pairs)
+        values = await submit(state, "predict", pairs)
         m = len(policies)
         out = [{"p": dict(zip(policies, values[i * m : (i + 1) * m]))} for i in range(len(prompts))]
         return out[0] if single else {"results": out}
 
     # -- feedback
     @app.post("/v1/feedback")
-    async def feedback(req: FeedbackRequest):
+    async def feedback(request: Request):
+        _, req = await parse_body(request, FeedbackRequest)
         if state.store is None:
             raise ApiError(
                 503,
@@ -469,23 +356,47 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                 kind="unavailable",
             )
         rows = [o.model_dump() for o in req.outcomes]
+        declared = list(dict.fromkeys(req.new_policies or ()))
+        for i, name in enumerate(declared):
+            check_policy_name(name, f"new_policies[{i}]")
+        await state.wait_ready()  # the names below are checked against the replayed store's
+        known = state.known_policies()
+        accepted = set(known) | set(state.upstreams) | set(declared)
         for i, r in enumerate(rows):
             for f in ("policy", "prompt"):
                 if not r[f].strip():
                     where = f"outcomes[{i}].{f}"
                     raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
+            check_policy_name(r["policy"], f"outcomes[{i}].policy")
+            if r["policy"] not in accepted:
+                where, shown = f"outcomes[{i}].policy", known[:20] + (["..."] if len(known) > 20 else [])
+                raise ApiError(
+                    422,
+                    f"{where}: {r['policy']!r} is not a model this server knows (its history and upstreams hold "
+                    f"{shown}), so it reads as a typo.",
+                    param=where,
+                    value=r["policy"],
+                    fix=f'correct the name; or, for a new model, list it in "new_policies": ["{r["policy"]}"] '
+                    '(or add it to the upstreams file with its "price").',
+                )
             if len(r["prompt"]) > state.limits.max_prompt_chars:
-                _check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
+                check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
         # the library's own check of outcome rows, the one add_history runs: a row the refresh would
         # reject never reaches the store (it would block every later row)
         await asyncio.to_thread(state.check_rows, rows)
         first, last = await asyncio.to_thread(state.store.append, rows)  # 200 only after the commit returned
         state.metrics.feedback_rows.inc(len(rows))
-        return {
+        queued = max(last - state.last_id, len(rows))
+        out = {
             "stored": len(rows),
             "ids": [first, last],
-            "applied_within_s": state.limits.refresh_seconds,
+            "queued_rows": queued,
+            "applied_within_s": state.applied_within(queued),
         }
+        new = [p for p in dict.fromkeys(r["policy"] for r in rows) if p not in known]
+        if new:
+            out["new_policies"] = state.joining(new)
+        return out
 
     @app.get("/v1/stats")
     async def stats():
@@ -498,8 +409,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             ["v0lite"]
             + [
                 f"v0lite/{s}"
-                for s in _strategies()
-                if getattr(_strategy_router(state.router, s).strategy_, "default_knob", None) is not None
+                for s in strategies()
+                if getattr(strategy_router(state.router, s).strategy_, "default_knob", None) is not None
             ]
             + sorted(set(state.allowed()) | set(state.upstreams))
         )
@@ -510,18 +421,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the body is not valid JSON ({exc}). Fix: send a JSON object.", param="body") from None
-        if not isinstance(body, dict):
-            raise ApiError(422, 'the body must be a JSON object. Fix: send {"model": ..., "messages": [...]}.')
-        from pydantic import ValidationError
-
-        try:
-            req = ChatRequest.model_validate(body)
-        except ValidationError as exc:
-            raise validation_error(list(exc.errors())) from None
+        body, req = await parse_body(request, ChatRequest)
+        await state.wait_ready()
         if not state.upstreams:
             raise ApiError(
                 503,
@@ -578,6 +479,17 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         parts = name.split("/")
         strategy = parts[1] if len(parts) > 1 else None
         knob = None
+        if strategy is not None:  # an unknown or empty strategy, named in the chat's terms: "model"
+            try:
+                strategy_router(state.router, strategy)
+            except ApiError as exc:
+                raise ApiError(
+                    422,
+                    f"model {name!r}: {strategy!r} is not a routing strategy.",
+                    param="model",
+                    value=name,
+                    fix=f"use v0lite/<strategy>/<knob> with a strategy of {strategies()}, e.g. v0lite/threshold/0.7.",
+                ) from exc
         if len(parts) > 3 or (len(parts) == 3 and not parts[2]):
             raise ApiError(
                 422,
@@ -595,18 +507,35 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                     param="model",
                     value=name,
                 ) from None
-        text = _last_user_text(req.messages)
-        _check_prompts(state, [text], "messages[-1].content", True)
-        rows = await _submit(state, "route", [text])
-        router = _strategy_router(rows[0][0], strategy)
+        at, text = last_user_text(req.messages)
+        check_prompts(state, [text], f"messages[{at}].content", True)
+        rows = await submit(state, "route", [text])
+        router = strategy_router(rows[0][0], strategy)
         names = [p for p in state.allowed(router) if p in state.upstreams]
         cols = [router.policies_.index(p) for p in names]
         P, C = rows[0][1][None, cols], rows[0][2][None, cols]
-        first = int(_choose(router, P, C, knob, field="model")[0])
+
+        def choose(P, C):
+            try:
+                return int(router.choose(P, C, **({} if knob is None else {"knob": knob}))[0])
+            except V0liteError as exc:  # the knob is part of the model name here: the fix says so
+                what, _, lib_fix = str(exc).partition(" Fix:")
+                m = re.search(r"pass (\w+)=<value>\s*([^.]*)", lib_fix)
+                k, rule = (m.group(1), m.group(2).strip()) if m else ("knob", "")
+                s_name = router.strategy_.name
+                raise ApiError(
+                    422,
+                    f"model {name!r}: {what}",
+                    param="model",
+                    value=name,
+                    fix=f"use v0lite/{s_name}/<{k}>" + (f" with {k} {rule}" if rule else "") + ".",
+                ) from exc
+
+        first = choose(P, C)
         out = [names[first]]
         rest = [j for j in range(len(names)) if j != first]
         if rest:
-            out.append(names[rest[int(_choose(router, P[:, rest], C[:, rest], knob, field="model")[0])]])
+            out.append(names[rest[choose(P[:, rest], C[:, rest])]])
         state.metrics.routes.labels(out[0]).inc()
         return out
 

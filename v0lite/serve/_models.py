@@ -8,6 +8,7 @@ naming the field as a path (``outcomes[3].score``).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Optional
 
@@ -22,6 +23,7 @@ __all__ = [
     "ChatRequest",
     "validation_error",
     "field_path",
+    "json_text",
 ]
 
 Text = Annotated[StrictStr, Field(min_length=1)]
@@ -90,9 +92,14 @@ class Outcome(_Strict):
 
 
 class FeedbackRequest(_Strict):
-    """``POST /v1/feedback``: a batch of outcomes, stored all or none."""
+    """``POST /v1/feedback``: a batch of outcomes, stored all or none.
+
+    ``new_policies`` names the models of the batch the server does not know yet (neither in the
+    value model's history nor in the upstreams file): a name outside all three is read as a typo.
+    """
 
     outcomes: Annotated[list[Outcome], Field(min_length=1)]
+    new_policies: Optional[list[Text]] = None
 
 
 class ChatRequest(BaseModel):
@@ -115,12 +122,29 @@ def field_path(loc) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> Any:
+    """The value as the client sent it (a JSON value); long ones as the start of their JSON text."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # NaN and inf have no JSON form
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return value
+    return value[: limit - 3] + "..." if isinstance(value, str) else text[: limit - 3] + "..."
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text for a message (``"high"``, ``true``, ``null``), not Python's repr."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _fix(err: dict, field: str) -> str:
@@ -159,7 +183,7 @@ def validation_error(errors: list[dict]) -> ApiError:
     if bad_json:
         message = f"the body is not valid JSON ({errors[0].get('msg')}). Fix: {first['fix']}"
     else:
-        message = f"{first['param']}: {first['msg']} (got {first['value']!r}). Fix: {first['fix']}"
+        message = f"{first['param']}: {first['msg']} (got {json_text(first['value'])}). Fix: {first['fix']}"
         if len(items) > 1:
             message += f" ({len(items)} errors in all, listed in error.errors.)"
     e = ApiError(400 if bad_json else 422, message, param=first["param"], value=first["value"], fix=first["fix"])

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
 import sys
 import time
 import warnings
@@ -40,13 +41,14 @@ class Limits:
     batch_wait_ms: float = 2.0
     max_queue: int = 1024
     upstream_timeout_s: float = 60.0
+    startup_wait_s: float = 60.0
 
     def check(self) -> "Limits":
         for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
-        for name in ("refresh_seconds", "batch_wait_ms", "upstream_timeout_s"):
+        for name in ("refresh_seconds", "batch_wait_ms", "upstream_timeout_s", "startup_wait_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
                 raise DataError(f"{name} {v!r}: must be a finite number >= 0. Fix: pass {name}=<value> >= 0.")
@@ -131,6 +133,8 @@ class ServeState:
         self.last_refresh = None
         self.refresh_error: str | None = None
         self.unpriced: set[str] = set()
+        self.sec_per_row: float | None = None  # measured apply time per stored row (embedding included)
+        self._ready = None  # an asyncio.Event, set once the store is replayed (made on the serving loop)
         # one model thread: embedding + prediction of the micro-batches, off the event loop
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v0lite-model")
         self._task = None
@@ -168,10 +172,41 @@ class ServeState:
             self.batchers[name] = b
         # load the encoder (and the embedding cache) now, not on the first new prompt: readiness means ready
         await asyncio.get_running_loop().run_in_executor(self.executor, self.router.predict_matrix, [_PROBE])
+        self._ready = asyncio.Event()
         if self.store is not None:
-            await self.refresh()  # restart = replay: the whole store before the first request
+            # restart = replay: the whole store before any request is served. It runs as the refresh
+            # loop's first pass, so the port is open meanwhile: /healthz answers, /readyz says 503, and
+            # other requests wait for it (a long replay must not look like a dead process)
             self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="v0lite-refresh")
+        else:
+            self._ready.set()
         self.started = True
+
+    @property
+    def ready(self) -> bool:
+        """Whether the store is replayed and the last refresh succeeded (``/readyz``)."""
+        return self.started and self._ready is not None and self._ready.is_set() and self.refresh_error is None
+
+    async def wait_ready(self) -> None:
+        """Return once the store is replayed; 503 (retry later) if that takes over ``startup_wait_s``."""
+        from ._models import ApiError
+
+        if self._ready is not None and self._ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._wait_started(), self.limits.startup_wait_s)
+        except asyncio.TimeoutError:
+            raise ApiError(
+                503,
+                f"the server is still replaying its outcome store ({self.applied_rows:,} rows applied so far). "
+                "Fix: retry when GET /readyz answers 200.",
+                kind="unavailable",
+            ) from None
+
+    async def _wait_started(self) -> None:
+        while self._ready is None:  # the lifespan has not reached the replay yet
+            await asyncio.sleep(0.01)
+        await self._ready.wait()
 
     async def stop(self) -> None:
         self.started = False
@@ -189,10 +224,14 @@ class ServeState:
 
     # -- refresh: the store's new rows reach the router
     async def _refresh_loop(self) -> None:
+        first = True
         while True:
-            await asyncio.sleep(self.limits.refresh_seconds)
+            if not first:
+                await asyncio.sleep(self.limits.refresh_seconds)
+            first = False
             try:
                 await self.refresh()
+                self._ready.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep serving with the last good router; readyz reports it
@@ -206,13 +245,47 @@ class ServeState:
             rows = await asyncio.to_thread(self.store.read_since, self.last_id, 50_000)
             if not rows:
                 break
+            t0 = time.perf_counter()
             new = await asyncio.to_thread(self._apply, self.router, [r for _, r in rows])
             self.router, self.last_id = new, rows[-1][0]  # one reference swap: routing sees all or nothing
+            per_row = (time.perf_counter() - t0) / len(rows)
+            # the slower of the last pass and a decaying memory of earlier ones: an estimate that errs long
+            self.sec_per_row = per_row if self.sec_per_row is None else max(per_row, 0.8 * self.sec_per_row)
             self.applied_rows += len(rows)
             total += len(rows)
         self.last_refresh, self.refresh_error = time.time(), None
         self.metrics.applied_rows.set(self.applied_rows)
         return total
+
+    def applied_within(self, queued: int) -> float:
+        """Seconds until ``queued`` stored rows (a new batch and those before it) reach routing: an estimate.
+
+        The refresh delay plus the rows' apply time at the last measured rate (embedding new
+        prompts is most of it); before any measurement, 10 ms a row (MiniLM on 2 loaded cores).
+        """
+        rate = self.sec_per_row if self.sec_per_row is not None else 0.01
+        return math.ceil(10 * (self.limits.refresh_seconds + queued * rate)) / 10  # rounded up: it errs long
+
+    def joining(self, policies: list[str]) -> list[dict]:
+        """What feedback does with models new to the value model: whether and at what cost they join the pool."""
+        costs, unpriced = self.router.join_costs(policies, self.prices)
+        out = []
+        for p in policies:
+            item = {"policy": p, "joins_pool": p in costs, "cost": costs.get(p)}
+            if p in unpriced:
+                item["why"] = "no price: its outcomes reach the value model only"
+                item["fix"] = (
+                    f'add "{p}" to the upstreams file with "price": <USD per call> (and "base_url" for chat '
+                    "completions), then restart the server."
+                )
+            elif self.pool_filter is not None and p not in self.pool_filter:
+                item["joins_pool"] = False
+                item["why"] = "not in the server's --pool: its outcomes reach the value model only"
+                item["fix"] = "restart with it in --pool once `v0lite route-eval --new-model` says it pays."
+            elif self.upstreams and p not in self.upstreams:
+                item["note"] = "/v1/route may choose it; chat completions cannot reach it without an upstream."
+            out.append(item)
+        return out
 
     def check_rows(self, rows: list[dict]) -> None:
         """Raise the library's ``DataError`` for rows ``add_history`` would reject (before they are stored)."""
@@ -224,13 +297,23 @@ class ServeState:
     def _apply(self, router, rows: list[dict]):
         new = copy.copy(router)
         new.value_model = copy.copy(router.value_model)  # add_history swaps the copy's index, not the live one
+        names = list(dict.fromkeys(r["policy"] for r in rows))
+        _, unpriced = new.join_costs(names, self.prices)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for frame in _frames(rows):
                 new.add_history(frame, prices=self.prices)
+        fresh = [p for p in unpriced if p not in self.unpriced]
+        if fresh:  # in the service's terms: the library's warning says prices={...}
+            self.unpriced.update(fresh)
+            log.warning(
+                "v0lite serve: models %s have outcomes but no price, so they reach the value model only. Fix: add "
+                'each to the upstreams file (--upstreams) with "price": <USD per call>, then restart.',
+                fresh,
+            )
         for w in caught:
             text = str(w.message)
-            if text not in self.unpriced:
+            if "no known cost per call" not in text and text not in self.unpriced:
                 self.unpriced.add(text)
                 log.warning("v0lite serve: %s", text)
         return new

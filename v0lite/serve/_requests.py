@@ -1,0 +1,208 @@
+"""Reading and checking requests: the body parser, names, prompts and knobs, in the client's terms.
+
+Every function raises :class:`~._models.ApiError` (the field, the value and the fix in JSON field
+names); the app renders it. The checks themselves are the library's (strategies, knobs, outcome
+rows): this module only names the field a problem came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+from fastapi import Request  # this module is imported only once the serve extra is checked
+
+from ..exceptions import V0liteError
+from ._batcher import QueueFull
+from ._models import ApiError, validation_error
+from ._state import ServeState
+
+_EXAMPLES = {
+    "RouteRequest": '{"prompt": "..."}',
+    "PredictRequest": '{"prompt": "...", "policy": "..."}',
+    "FeedbackRequest": '{"outcomes": [{"policy": "...", "prompt": "...", "score": 1.0}]}',
+    "ChatRequest": '{"model": "v0lite", "messages": [{"role": "user", "content": "..."}]}',
+}
+
+
+async def parse_body(request: Request, model):
+    """The body as ``model`` (a pydantic class), read as JSON whatever its Content-Type says.
+
+    One parser for every endpoint: an empty body, malformed JSON (with its position), a body that
+    is not an object and a field error each get their own message, in the client's terms.
+    """
+    from pydantic import ValidationError
+
+    raw = await request.body()
+    example = _EXAMPLES[model.__name__]
+    if not raw.strip():
+        raise ApiError(400, f"the body is empty. Fix: send a JSON object, e.g. {example}.", param="body")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            400, f"the body is not valid JSON ({exc}). Fix: send a JSON object, e.g. {example}.", param="body"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            422,
+            f"the body must be a JSON object, got a JSON {type(body).__name__}. Fix: send e.g. {example}.",
+            param="body",
+            fix=f"send a JSON object, e.g. {example}.",
+        )
+    try:
+        return body, model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+
+
+_KNOB_WORDS = re.compile(r"\b(lam|tau|budget|target)\b( ?[=<>]=?)?")
+
+
+def http_fix(message: str, field: str = "knob") -> str:
+    """A library message with its fix in the JSON field's terms (``pass lam >= 0`` -> ``send "knob" >= 0``)."""
+    head, sep, fix = message.partition("Fix:")
+    if not sep:
+        return message
+    fix = _KNOB_WORDS.sub(lambda m: f'"{field}"' + (m.group(2) or ""), fix).replace(f'"{field}"=', f'"{field}": ')
+    return head + sep + fix.replace(" pass ", " send ")
+
+
+def strategy_router(router, name):
+    """``router`` itself, or a shallow copy routing with strategy ``name`` (the library's strategy table)."""
+    if name is None:
+        return router
+    from ..routing import get_strategy
+
+    try:
+        strategy = get_strategy(name)
+    except V0liteError as exc:
+        raise ApiError(
+            422,
+            str(exc),
+            param="strategy",
+            value=name,
+            fix=f'send "strategy" as one of the valid names: {strategies()}.',
+        ) from None
+    r = copy.copy(router)
+    r.strategy_ = strategy
+    return r
+
+
+def strategies() -> list[str]:
+    from ..routing import STRATEGIES
+
+    return sorted(STRATEGIES)
+
+
+def choose_or_422(router, P, C, knob, field="knob"):
+    kw = {} if knob is None else {"knob": knob}
+    try:
+        return router.choose(P, C, **kw)
+    except V0liteError as exc:
+        text = http_fix(str(exc), field)
+        raise ApiError(422, text, param=field, value=knob, fix=text.partition("Fix:")[2].strip() or None) from None
+
+
+def knob_used(router, knob):
+    return knob if knob is not None else getattr(router.strategy_, "default_knob", None)
+
+
+def one_or_many(one, many, name: str, names: str) -> tuple[list, bool]:
+    if (one is None) == (many is None):
+        raise ApiError(
+            422,
+            f'send exactly one of "{name}" (one) or "{names}" (a list). Fix: e.g. {{"{name}": "..."}}.',
+            param=name,
+            fix=f'send "{name}" or "{names}", not both and not neither.',
+        )
+    return ([one], True) if one is not None else (list(many), False)
+
+
+def check_prompts(state: ServeState, prompts: list[str], field: str, single: bool) -> None:
+    limit = state.limits.max_prompt_chars
+    for i, t in enumerate(prompts):
+        where = field if single else f"{field}[{i}]"
+        if not t.strip():
+            raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=t, fix="send text.")
+        if len(t) > limit:
+            raise ApiError(
+                413,
+                f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: shorten it "
+                "(the router reads the start and the end of a long prompt anyway).",
+                kind="request_too_large",
+                param=where,
+                fix=f"send at most {limit:,} characters.",
+            )
+
+
+def check_names(names: list[str], valid: list[str], field: str, single: bool, what: str) -> None:
+    for i, p in enumerate(names):
+        if p not in valid:
+            where = field if single else f"{field}[{i}]"
+            raise ApiError(
+                422,
+                f"{where}: {p!r} is not {what}. Fix: use one of {valid}.",
+                param=where,
+                value=p,
+                fix=f"use one of {valid}.",
+            )
+
+
+def check_policy_name(name: str, where: str) -> None:
+    """A model name feedback may create: no surrounding spaces, not one of the service's own names."""
+    if name != name.strip():
+        raise ApiError(
+            422,
+            f"{where}: {name!r} has spaces at its start or end, so it would name another model.",
+            param=where,
+            value=name,
+            fix=f'send "{name.strip()}".',
+        )
+    if name == "v0lite" or name.startswith("v0lite/"):
+        raise ApiError(
+            422,
+            f"{where}: {name!r} is the service's own model name (chat completions route with it).",
+            param=where,
+            value=name,
+            fix="name the model that produced the outcome.",
+        )
+
+
+async def submit(state: ServeState, kind: str, items: list):
+    try:
+        return await state.batchers[kind].submit(items)
+    except QueueFull as exc:
+        state.metrics.rejected.inc()
+        raise ApiError(
+            429, f"the server is busy ({exc}). Fix: retry after a short wait.", kind="rate_limit_error"
+        ) from None
+
+
+def last_user_text(messages: list) -> tuple[int, str]:
+    """The text routed on and its message's index: the last ``role: user`` message's string content, or its
+    text parts joined."""
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if not isinstance(msg, dict) or msg.get("role") != "user":
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            return i, content
+        if isinstance(content, list):
+            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            return i, "\n".join(t for t in parts if isinstance(t, str))
+        raise ApiError(
+            422,
+            f"messages[{i}].content is {type(content).__name__}, not text. Fix: send a string or a list of "
+            '{"type": "text", "text": ...} parts.',
+            param=f"messages[{i}].content",
+            fix="send text content.",
+        )
+    raise ApiError(
+        422,
+        'messages has no message with "role": "user" (v0lite routes on the last one). Fix: add a user message.',
+        param="messages",
+        fix='add a message with "role": "user".',
+    )
