@@ -476,3 +476,17 @@ def test_requests_wait_for_the_replay_while_health_answers(router, tmp_path):
         r = httpx.post(base + "/v1/route", json={"prompt": "sort the list case 950"}, timeout=20)
         assert r.status_code == 200 and r.json()["model"] == "a"  # answered with the replayed outcomes
         assert httpx.get(base + "/readyz").status_code == 200
+
+
+def test_the_delay_estimate_learns_the_apply_rates(router):
+    """A small pass teaches the fixed cost, a large one the cost per row; neither inflates the other."""
+    state = create_app(router).state.v0lite
+    base = state.applied_within(1)
+    state._measure(0.5, 1)  # one row, half a second: all of it fixed cost
+    assert state.apply_fixed_s == 0.5 and state.sec_per_row is None
+    state._measure(3.0, 1000)  # 3 ms a row
+    assert state.sec_per_row == pytest.approx(0.003)
+    assert state.applied_within(1000) == pytest.approx(1.0 + 0.5 + 3.0)  # refresh + fixed + rows
+    assert state.applied_within(1) < state.applied_within(1000) and base < state.applied_within(1)
+    state._measure(0.3, 1000)  # a faster pass: the memory decays, not forgotten at once
+    assert state.sec_per_row == pytest.approx(0.0024)

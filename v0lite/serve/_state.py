@@ -133,7 +133,9 @@ class ServeState:
         self.last_refresh = None
         self.refresh_error: str | None = None
         self.unpriced: set[str] = set()
-        self.sec_per_row: float | None = None  # measured apply time per stored row (embedding included)
+        # measured apply times (embedding included): per row from large passes, the fixed part from small ones
+        self.sec_per_row: float | None = None
+        self.apply_fixed_s = 0.0
         self._ready = None  # an asyncio.Event, set once the store is replayed (made on the serving loop)
         # one model thread: embedding + prediction of the micro-batches, off the event loop
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v0lite-model")
@@ -248,23 +250,35 @@ class ServeState:
             t0 = time.perf_counter()
             new = await asyncio.to_thread(self._apply, self.router, [r for _, r in rows])
             self.router, self.last_id = new, rows[-1][0]  # one reference swap: routing sees all or nothing
-            per_row = (time.perf_counter() - t0) / len(rows)
-            # the slower of the last pass and a decaying memory of earlier ones: an estimate that errs long
-            self.sec_per_row = per_row if self.sec_per_row is None else max(per_row, 0.8 * self.sec_per_row)
+            self._measure(time.perf_counter() - t0, len(rows))
             self.applied_rows += len(rows)
             total += len(rows)
         self.last_refresh, self.refresh_error = time.time(), None
         self.metrics.applied_rows.set(self.applied_rows)
         return total
 
+    def _measure(self, seconds: float, n_rows: int) -> None:
+        """Remember how long applying ``n_rows`` took: the slower of this pass and a decaying memory (errs long).
+
+        A pass of 100 rows or more measures the time per row (embedding new prompts is most of
+        it); a smaller one the fixed part (copying the router, the index update), which would
+        inflate a per-row rate.
+        """
+        if n_rows >= 100:
+            rate = seconds / n_rows
+            self.sec_per_row = rate if self.sec_per_row is None else max(rate, 0.8 * self.sec_per_row)
+        else:
+            self.apply_fixed_s = max(seconds, 0.8 * self.apply_fixed_s)
+
     def applied_within(self, queued: int) -> float:
         """Seconds until ``queued`` stored rows (a new batch and those before it) reach routing: an estimate.
 
-        The refresh delay plus the rows' apply time at the last measured rate (embedding new
-        prompts is most of it); before any measurement, 10 ms a row (MiniLM on 2 loaded cores).
+        The refresh delay, plus the fixed part of a pass and the rows' apply time at the measured
+        rates; before a large pass is measured, 10 ms a row (MiniLM on 2 loaded cores).
         """
         rate = self.sec_per_row if self.sec_per_row is not None else 0.01
-        return math.ceil(10 * (self.limits.refresh_seconds + queued * rate)) / 10  # rounded up: it errs long
+        est = self.limits.refresh_seconds + self.apply_fixed_s + queued * rate
+        return math.ceil(10 * est) / 10  # rounded up: it errs long
 
     def joining(self, policies: list[str]) -> list[dict]:
         """What feedback does with models new to the value model: whether and at what cost they join the pool."""
