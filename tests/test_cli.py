@@ -384,6 +384,45 @@ def test_route_errors_speak_flags(files, capsys, fake_minilm):
     assert "--prices" in (err := capsys.readouterr().err) and "does not exist" in err
 
 
+def test_input_log_errors_name_the_input_and_its_file(files, capsys, fake_minilm, guarantees):
+    """Issue: a missing column of route-eval's TRAIN or TEST, or onboard's LOG, did not say which file; a
+    --prices lacking a pool model did not name --prices; a router folder given as --model-dir had no fix."""
+    tmp, hist, queries = files
+    renamed = write_log(read_log(hist).rename({"score": "reward"}), tmp / "renamed.jsonl")
+    empty = tmp / "empty.jsonl"
+    empty.write_text("")
+    cands = write_log(read_log(queries).select("prompt"), tmp / "cands.jsonl")
+    onboard = ["--policy", "pol0", "--candidates", str(cands), "--n", "2", "--out", str(tmp / "o.jsonl"), "-q"]
+    cases = [
+        (["route-eval", str(renamed), str(queries)], f"TRAIN {renamed}: missing required column 'score'"),
+        (["route-eval", str(hist), str(renamed)], f"TEST {renamed}: missing required column 'score'"),
+        (["onboard", str(renamed), *onboard], f"LOG {renamed}: missing required column 'score'"),
+        (["route-eval", str(hist), str(empty)], f"TEST {empty}: the file is empty"),  # the path once, not twice
+        (["route-eval", str(hist), str(queries), "--prices", '{"pol0": 1, "pol1": 2}'],
+         "--prices (inline JSON) has no price for 1 of the 3 pool models: ['pol2']. Fix: add them to the prices "
+         "file (USD per call)."),
+    ]  # fmt: skip
+    guarantees.tick("bad-input cases tried", len(cases) + 2)
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, (argv, err)
+    prices = tmp / "prices.json"
+    prices.write_text(json.dumps({"pol0": 1.0}))
+    assert main(["route-eval", str(hist), str(queries), "--prices", str(prices)]) == 1
+    assert f"--prices {prices} has no price for 2 of the 3 pool models" in capsys.readouterr().err
+    # a router folder where a model folder belongs: say so, and what to pass
+    (tmp / "r").mkdir()
+    (tmp / "r" / "meta.json").write_text(json.dumps({"format": "v0lite-router", "format_version": 1}))
+    assert main(["onboard", str(hist), *onboard, "--model-dir", str(tmp / "r")]) == 1
+    err = capsys.readouterr().err
+    assert f"--model-dir {tmp / 'r'}: is a router folder" in err
+    assert f"Fix: pass the value model saved inside it, --model-dir {tmp / 'r' / 'value_model'}." in err
+    route = ["route", str(queries), "--model-dir", str(tmp / "r"), "--pool", "pol0,pol1", "--out", str(tmp / "x.jsonl")]
+    assert main(route) == 1
+    assert f"or pass the router itself as --router {tmp / 'r'}" in capsys.readouterr().err
+
+
 def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_minilm, guarantees):
     from v0lite.estimator import V0Regressor
 
@@ -549,6 +588,15 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
         (["fit", "h.jsonl", "--model-dir", "m", "--random-state", "-3"], "argument --random-state: -3 is below 0"),
         (["evaluate", "h.jsonl", "q.jsonl", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),
         (["route-eval", "a.jsonl", "b.jsonl", "--k-baseline", "0"], "argument --k-baseline: 0 is below 1"),
+        (["route-eval", "a.jsonl", "b.jsonl", "--new-model", "x", "--n", "0"], "argument --n: 0 is below 1"),
+        (
+            ["onboard", "h.jsonl", "--policy", "x", "--candidates", "c.jsonl", "--n", "0", "--out", "o.jsonl"],
+            "argument --n: 0 is below 1",
+        ),
+        (
+            ["onboard", "h.jsonl", "--policy", "", "--candidates", "c.jsonl", "--n", "1", "--out", "o.jsonl"],
+            "argument --policy: '' is empty",
+        ),
     ],
 )
 def test_out_of_range_flags_are_argument_errors_naming_the_flag(argv, needle, capsys, guarantees):

@@ -117,6 +117,17 @@ def test_pandas_and_polars_inputs_agree(make_model, small_log):
 # --- fallbacks, history ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("bad", [-1, "x", 1.5, True, None, 2**70])
+def test_random_state_is_checked_before_any_work(make_model, small_log, fake_encoder, bad):
+    """Issue: a negative, text or fractional seed raised numpy's error after the embedding, or later."""
+    from v0lite.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match=r"random_state must be an integer in \[0, 2\*\*31 - 16\], got"):
+        make_model(random_state=bad).fit(small_log)
+    assert fake_encoder.calls == 0  # nothing was embedded
+    assert hasattr(make_model(random_state=np.int64(3)).fit(small_log), "head_")
+
+
 def test_fallback_prior_is_rejected_not_silently_the_global_mean(make_model, small_log, tmp_path):
     from v0lite.exceptions import ParameterError
 

@@ -256,6 +256,17 @@ def test_suggest_prompts_bad_input(pool):
         assert model.suggest_prompts("d", ["x", "y", "x"], 5) == ["x", "y"]
 
 
+def test_suggest_prompts_checks_its_seed_first(pool):
+    model, log = pool
+    cands = log.filter(pl.col("policy") == "d")["prompt"].to_list()
+    for bad in (-1, "x", 1.5, True, None, 2**70):
+        with pytest.raises(ParameterError, match=r"random_state must be an integer in \[0, 2\*\*31 - 16\]"):
+            model.suggest_prompts("d", cands, 3, random_state=bad)
+    assert model.suggest_prompts("d", cands, 3, random_state=np.int64(5)) == model.suggest_prompts(
+        "d", cands, 3, random_state=5
+    )
+
+
 def test_suggest_prompts_works_with_a_head_without_a_pool(make_model, small_log):
     model = make_model(head="knn").fit(small_log)
     cands = small_log["prompt"].unique().to_list()
@@ -277,8 +288,8 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     got = pl.read_ndjson(out)
     assert got.height == 6 and got["rank"].to_list() == list(range(6))
     assert "6 of 80 candidate prompts" in capsys.readouterr().out
-    assert main([*args, "--n", "0", "--out", str(out)]) == 1
-    assert "--n 0: must be at least 1" in capsys.readouterr().err
+    assert main([*args, "--n", "0", "--out", str(out)]) == 2  # at parse time, before the fit
+    assert "argument --n: 0 is below 1" in capsys.readouterr().err
     assert main([*args, "--n", "3", "--out", str(cands)]) == 1  # never overwrites its input
     assert "would be overwritten" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
@@ -289,6 +300,66 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     assert main([*args[:5], str(blank), "--n", "1", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "column 'prompt', row 1" in err and "Fix:" in err
+
+
+def test_onboard_model_dir_adds_the_log_rows_it_does_not_hold_and_counts_what_it_holds(tmp_path, capsys, fake_minilm):
+    """Issue: with --model-dir, LOG rows of a policy the model already knew were dropped, and the summary
+    counted LOG's rows. Now LOG's rows the model does not hold join it (none twice) and the summary says
+    how many outcomes of --policy the model holds."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = topic_log(n_prompts=60, policies=("a", "b", "c", "d"))
+    d = log.filter(pl.col("policy") == "d")
+    fitted = pl.concat([log.filter(pl.col("policy") != "d"), d.head(10), d.head(2)])  # two rows held twice
+    hist = write_log(fitted, tmp_path / "fitted.jsonl")
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "m"), "--head", "logistic", "--quiet"]) == 0
+    grown = write_log(pl.concat([fitted, d.slice(10, 25), d.head(1)]), tmp_path / "grown.jsonl")  # 26 new rows
+    cands = write_log(log.select("prompt").unique(maintain_order=True), tmp_path / "cands.jsonl")
+    args = ["onboard", "--policy", "d", "--candidates", str(cands), "--n", "4", "--out", str(tmp_path / "o.jsonl")]
+    capsys.readouterr()
+    assert main([*args, str(grown), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "(38 outcomes in the model, 26 of them added from LOG)" in out  # 12 held + 26, none counted twice
+    assert main([*args, str(hist), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0  # LOG = the fit log
+    assert "(12 outcomes in the model, 0 of them added from LOG)" in capsys.readouterr().out
+    # LOG without --policy's rows: the model still holds its 12 (it used to say "no outcomes in LOG")
+    assert main([*args, str(write_log(fitted.filter(pl.col("policy") != "d"), tmp_path / "nod.jsonl")),
+                 "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0  # fmt: skip
+    assert "(12 outcomes in the model, 0 of them added from LOG)" in capsys.readouterr().out
+    assert main([*args[:2], "newbie", *args[3:], str(hist), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0
+    assert "no outcomes in the model: estimated as the pool's average model" in capsys.readouterr().out
+
+
+def test_rows_not_held_is_a_multiset_difference(make_model):
+    from v0lite.commands.onboard import _rows_not_held
+
+    log = make_log(3, 10, steps=True)
+    model = make_model().fit(pl.concat([log, log.head(2)]))  # rows 0 and 1 held twice
+    grown = pl.concat([log.head(3), log.head(3), log.head(3), log.tail(4)])
+    extra = _rows_not_held(model, grown)
+    # rows 0, 1: held twice, logged three times -> their third copies; row 2: held once -> its second and third
+    # copies; the tail: held. In LOG's order.
+    assert extra.to_dicts() == pl.concat([log.slice(2, 1), log.head(3)]).to_dicts()
+    other_step = log.head(1).with_columns(pl.col("step") + 100)
+    assert _rows_not_held(model, other_step).height == 1  # another checkpoint's outcome is another row
+
+
+def test_onboard_flags_are_checked_at_parse_time(tmp_path, capsys, guarantees):
+    from v0lite.cli import main
+
+    base = ["onboard", "log.jsonl", "--candidates", "c.jsonl", "--out", str(tmp_path / "o.jsonl")]
+    cases = [
+        ([*base, "--policy", "", "--n", "3"], "argument --policy: '' is empty"),
+        ([*base, "--policy", "  ", "--n", "3"], "argument --policy: '  ' is empty"),
+        ([*base, "--policy", "x", "--n", "0"], "argument --n: 0 is below 1"),
+        ([*base, "--policy", "x", "--n", "3", "--random-state", "-1"], "argument --random-state: -1 is below 0"),
+        ([*base, "--policy", "x", "--n", "3", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),
+    ]
+    guarantees.tick("bad-input cases tried", len(cases))
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        assert needle in capsys.readouterr().err, argv
 
 
 def test_onboard_help_lists_its_flags(capsys):
@@ -492,3 +563,60 @@ def test_a_new_policy_on_a_log_with_checkpoints_gets_finite_predictions(make_mod
     q = pl.DataFrame({"policy": ["new"] * 6 + ["other"] * 2, "prompt": prompts[10:16] + prompts[:2], "step": steps})
     p = model.predict(q)
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_route_eval_cli_new_model_errors_name_the_flag_and_the_file(tmp_path, capsys, fake_minilm):
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = _priced()
+    test_mask = pl.col("prompt").str.contains("case 1")
+    tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
+    te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
+    te3 = write_log(log.filter(test_mask & (pl.col("policy") != "pol3")), tmp_path / "test3.jsonl")
+    base = ["route-eval", str(tr), str(te), "--head", "logistic", "--no-baselines", "--quiet"]
+    assert main([*base, "--new-model", "gpt-9", "--n", "5"]) == 1
+    err = capsys.readouterr().err
+    assert f"--new-model gpt-9: has no outcomes in TRAIN {tr} nor in TEST {te}" in err and "new_model '" not in err
+    assert "Fix: pass --new-model naming one of the pool's models" in err
+    assert main(["route-eval", str(tr), str(te3), "--new-model", "pol3", "--n", "5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"--new-model pol3: has no outcomes in TEST {te3};" in err and "TRAIN" not in err.split("Fix:")[0]
+    assert main([*base, "--new-model", "x", "--n", "0"]) == 2  # at parse time
+    assert "argument --n: 0 is below 1" in capsys.readouterr().err
+    n_rows = log.filter(~test_mask & (pl.col("policy") == "pol1")).height
+    assert main([*base, "--new-model", "pol1", "--n", "100000"]) == 0
+    cap = capsys.readouterr()
+    assert f"warning: --n 100000 is more than the {n_rows} TRAIN outcomes of --new-model pol1" in cap.err
+    assert "new_n" not in cap.err and f"{n_rows} of its train outcomes added" in cap.out
+
+
+def test_route_with_prices_routes_a_saved_router_with_an_added_model(tmp_path, capsys, fake_minilm):
+    """Issue: `route --router DIR --prices FILE` refitted the cost model over the whole pool, added model
+    included, while predict_matrix appended the added model's column again: P and C of different shapes.
+    Now the --prices entry of the added model replaces the price it joined at."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = _priced()
+    test_mask = pl.col("prompt").str.contains("case 1")
+    tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
+    te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
+    r = tmp_path / "router"
+    argv = ["route-eval", str(tr), str(te), "--head", "knn", "--no-baselines", "--quiet", "--save-router", str(r)]
+    assert main([*argv, "--new-model", "pol2", "--n", "10"]) == 0
+    assert json.loads((r / "meta.json").read_text())["added_prices"] == [["pol2", pytest.approx(0.003)]]
+    assert main(["data", "prompts", str(te), str(tmp_path / "prompts.jsonl")]) == 0
+    prices = {"pol0": 0.5, "pol1": 0.4, "pol2": 0.0001, "pol3": 0.3}
+    (tmp_path / "prices.json").write_text(json.dumps(prices))
+    routed = tmp_path / "routed.jsonl"
+    route = ["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--out", str(routed), "--quiet"]
+    assert main([*route, "--prices", str(tmp_path / "prices.json"), "--strategy", "threshold", "--knob", "0"]) == 0
+    got = pl.read_ndjson(routed)
+    assert set(got["policy"].to_list()) == {"pol2"} and set(got["pred_cost"].to_list()) == {0.0001}
+    prices.pop("pol2")
+    (tmp_path / "prices.json").write_text(json.dumps(prices))
+    capsys.readouterr()
+    assert main([*route, "--prices", str(tmp_path / "prices.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"--prices {tmp_path / 'prices.json'} has no price for 1 of the 4 pool models: ['pol2']" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import warnings
 
 import numpy as np
 import polars as pl
@@ -615,6 +616,56 @@ def test_router_join_costs_is_add_historys_rule_and_the_warning_names_every_unpr
     assert r.policies_[-1] != "c2" and r.join_costs(["c1"]) == ({}, ["c1"])
     with pytest.raises(DataError, match="price"):
         r.join_costs(["c4"], {"c4": -1.0})
+
+
+def test_router_fit_without_a_log_pools_the_priced_policies_it_has_history_for():
+    """Issue: a fitted policy without a price vanished silently; a priced name without history (a typo, a model
+    still to come) joined the pool, and route() failed later. Now the first is named in a warning and the second
+    waits for its outcomes, joining through add_history at the router's price."""
+    log = _log()
+    vm = _fitted_v0(log)  # knows big, mid, small
+    prices = {"big": 1.0, "mid": 0.4, "later": 0.05}
+    with pytest.warns(V0liteWarning, match=r"\['small'\] have history in the value model but no price") as caught:
+        r = Router(vm, cost_model="fixed", prices=prices).fit()
+    assert "['later']" in str(caught[0].message) and "prices={'small': <cost per call>}" in str(caught[0].message)
+    assert r.policies_ == ["big", "mid"]
+    assert r.route(["new level 3"]).tolist() in (["big"], ["mid"])  # routes, no unknown-policy error
+    rows = pl.DataFrame(
+        {"policy": ["later"] * 3, "prompt": ["q1 level 1", "q2 level 2", "q3 level 3"], "score": [1.0] * 3}
+    )
+    r.add_history(rows)
+    assert r.policies_ == ["big", "mid", "later"] and r.added_prices_ == {"later": 0.05}
+    vm = _fitted_v0(log)  # the router's add_history grew the first one
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every fitted policy priced: no warning
+        assert Router(vm, cost_model="fixed", prices=PRICES3).fit().policies_ == ["big", "mid", "small"]
+        assert Router(vm, policies=["big", "mid"], cost_model="fixed", prices=PRICES3).fit().policies_ == ["big", "mid"]
+    with pytest.raises(DataError, match=r"none of the 1 priced policies has history.*Fix: pass prices"):
+        Router(vm, cost_model="fixed", prices={"typo": 1.0}).fit()
+
+
+def test_router_add_history_warns_about_the_prices_it_ignores():
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    rows = pl.DataFrame({"policy": ["big", "new"], "prompt": ["q1 level 1", "q2 level 2"], "score": [1.0, 0.0]})
+    with pytest.warns(V0liteWarning, match="ignored prices entries") as caught:
+        r.add_history(rows, prices={"big": 9.0, "new": 0.2, "ghost": 0.3})
+    text = str(caught[0].message)
+    assert "['big'] are already in the pool (their cost comes from the cost model)" in text
+    assert "['ghost'] have no rows in this log (nothing to join)" in text and "'new'" not in text
+    assert r.added_prices_ == {"new": 0.2} and r.predict_matrix(["q9 level 9"])[1][0, 0] != 9.0
+    with pytest.warns(
+        V0liteWarning, match=r"\['new'\] are already in the pool \(they joined at a price per call: 'new' at 0.2"
+    ):
+        r.add_history(rows.filter(pl.col("policy") == "new"), prices={"new": 0.5})
+    assert r.added_prices_ == {"new": 0.2}
+    with pytest.warns(V0liteWarning, match=r"\['other'\] do not join with join=False"):
+        r.add_history(rows.with_columns(pl.lit("other").alias("policy")), prices={"other": 0.1}, join=False)
+    assert "other" not in r.policies_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # prices only for the policies that join: nothing to say
+        r.add_history(rows.with_columns(pl.lit("fresh").alias("policy")), prices={"fresh": 0.1})
+    assert r.added_prices_["fresh"] == 0.1
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def _check_inputs(args) -> None:
         if value is None:
             continue
         if name == "model_dir":
-            check_model_dir(value)
+            check_model_dir(value, router_flag="--router" if hasattr(args, "router") else None)
         else:
             check_input(value, _flag(name), folder_ok=name == "src")
         reads[_flag(name)] = value

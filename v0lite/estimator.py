@@ -60,6 +60,20 @@ def _check_y_kind(y) -> None:
         )
 
 
+#: the largest seed: the heads add small offsets and hand it to 32-bit C ints (faiss's k-means)
+SEED_MAX = 2**31 - 16
+
+
+def _check_seed(random_state) -> None:
+    """``random_state`` is an integer seed in [0, SEED_MAX], checked before any work."""
+    ok = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, (bool, np.bool_))
+    if not ok or not 0 <= random_state <= SEED_MAX:
+        raise ParameterError(
+            f"random_state must be an integer in [0, 2**31 - 16], got {random_state!r}. "
+            "Fix: pass a seed such as random_state=0."
+        )
+
+
 def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
     """The history's rows in one order whatever order they came in (policy, prompt, step, score, n): every
     head, fold assignment and subsample then sees the same rows in the same places, so predictions do not
@@ -102,7 +116,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         (episodes, features, each member, stacking) and prediction, with elapsed times; a wait
         under a second shows nothing. The CLI turns it on in a terminal (off with ``--quiet``).
     random_state : int, default 0
-        Seed of every random choice.
+        Seed of every random choice: an integer in [0, 2**31 - 16] (checked by ``fit``).
     device : str, optional
         Torch device of the sentence encoder (``"cuda"``, ``"cpu"``; default: let
         sentence-transformers choose). Not saved: pass it again to :meth:`load`.
@@ -185,6 +199,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             raise unknown_name("fallback", self.fallback, FALLBACKS)
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ParameterError(f"k must be a positive integer, got {self.k!r}.")
+        _check_seed(self.random_state)
 
     def _head_kwargs(self) -> dict:
         kw = dict(self.head_params or {})
@@ -397,7 +412,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             How many to pick (>= 1). More than there are candidates: all of them, with a
             ``V0liteWarning``.
         random_state : int, default 0
-            Breaks exact ties only.
+            Breaks exact ties only; an integer in [0, 2**31 - 16].
 
         Returns
         -------
@@ -424,6 +439,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
         if not isinstance(policy, str) or not policy.strip():
             raise ParameterError(f"policy must be a non-empty name, got {policy!r}.")
+        _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n >= len(uniq):
             if n > len(uniq):

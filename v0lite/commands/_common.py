@@ -21,11 +21,13 @@ __all__ = [
     "check_regular",
     "check_no_overwrite",
     "check_cache_env",
+    "read_input",
     "head_choices",
     "cli_text",
     "fallback_flag",
     "int_at_least",
     "number_in",
+    "nonempty_text",
     "SEED",
     "LOG_SUFFIXES",
 ]
@@ -79,6 +81,16 @@ def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = Fa
 
 
 SEED = int_at_least(0, " (seeds are non-negative)")
+
+
+def nonempty_text(text: str) -> str:
+    """An argparse ``type``: a text that is not empty or blank (a name); argparse names the flag (exit 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; pass a non-empty name")
+    return text
+
+
+nonempty_text.__name__ = "non-empty name"
 
 
 def fallback_flag(p: argparse.ArgumentParser) -> None:
@@ -251,8 +263,24 @@ def check_cache_env() -> None:
         raise DataError(f"{name}: cannot write in {parent} (permission denied). {fix}")
 
 
-def check_model_dir(path: str, flag: str = "--model-dir") -> Path:
-    """A saved model's folder: exists, is a folder, holds a model."""
+def read_input(path: str, flag: str, *, require_score: bool = True):
+    """Read and check the outcome log given as ``flag`` (``TRAIN``, ``LOG``): every error names the flag and
+    the file, a missing column and a bad row included (the library's messages name only the column and row)."""
+    from ..log import read_log
+
+    try:
+        return read_log(path, require_score=require_score)
+    except DataError as exc:
+        text = str(exc)
+        named = text.startswith(str(Path(path))) or text.startswith(str(path))
+        raise DataError(f"{flag} {text}" if named else f"{flag} {path}: {text}") from exc
+
+
+def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | None = None) -> Path:
+    """A saved model's folder: exists, is a folder, holds a model (not a router: its value model is inside).
+
+    ``router_flag``: the command's flag that takes a router folder (``route --router``), named in the fix.
+    """
     p = Path(path)
     fit_hint = f"Fix: fit one first with `v0lite fit HISTORY {flag} {path}`, or pass the folder given to fit."
     if not p.exists():
@@ -261,6 +289,18 @@ def check_model_dir(path: str, flag: str = "--model-dir") -> Path:
         raise DataError(f"{flag} {path}: is a file, not a model folder. {fit_hint}")
     if not (p / "meta.json").exists():
         raise DataError(f"{flag} {path}: is a folder but holds no saved model (no meta.json). {fit_hint}")
+    try:
+        import json
+
+        fmt = json.loads((p / "meta.json").read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        fmt = None  # loading the folder names what is wrong with it
+    if fmt == "v0lite-router":  # routing's ROUTER_FORMAT (no import of v0lite.routing here)
+        also = f", or pass the router itself as {router_flag} {path}" if router_flag else ""
+        raise DataError(
+            f"{flag} {path}: is a router folder (written by `v0lite route-eval --save-router`), not a model "
+            f"folder. Fix: pass the value model saved inside it, {flag} {p / 'value_model'}{also}."
+        )
     return p
 
 

@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
-from ._common import add_progress_flags, check_input, check_output, head_choices
+from ._common import (
+    SEED,
+    add_progress_flags,
+    check_input,
+    check_output,
+    head_choices,
+    int_at_least,
+    nonempty_text,
+    read_input,
+)
 
 __all__ = ["register"]
 
 
+def _rows_not_held(model, history):
+    """The rows of ``history`` the model does not hold yet: a row (policy, prompt, step, score, n) it holds k
+    times is skipped k times, so adding the rest never counts an outcome twice."""
+    import numpy as np
+    import polars as pl
+
+    from ..embed import prompt_keys
+
+    index = model.index_
+    cols = ["policy", "key", "step", "score", "n"]
+    held = pl.DataFrame(
+        {
+            "policy": np.asarray(index.policies, dtype=object)[index.policy].tolist(),
+            "key": np.asarray(index.keys, dtype=object)[index.prompt_row].tolist(),
+            "step": index.step,
+            "score": index.score,
+            "n": index.n,
+        },
+        schema={"policy": pl.String, "key": pl.String, "step": pl.Int64, "score": pl.Float64, "n": pl.Int64},
+    )
+    log = history.with_row_index("_row").with_columns(
+        pl.Series("key", prompt_keys(history["prompt"].to_list()), dtype=pl.String),
+        (pl.col("step") if "step" in history.columns else pl.lit(0)).cast(pl.Int64).alias("step"),
+        (pl.col("n") if "n" in history.columns else pl.lit(0)).cast(pl.Int64).alias("n"),
+        pl.col("score").cast(pl.Float64),
+    )
+    nth = pl.int_range(pl.len()).over(cols).alias("_nth")  # the k-th copy of an identical row
+    new = log.with_columns(nth).join(held.with_columns(nth), on=[*cols, "_nth"], how="anti")
+    return history[new.sort("_row")["_row"].to_list()]
+
+
 def _onboard(args) -> int:
-    from ..exceptions import DataError, ParameterError
-    from ..log import as_frame, read_log, write_log
+    from ..exceptions import DataError
+    from ..log import as_frame, write_log
 
     check_input(args.log, "LOG")
     check_input(args.candidates, "--candidates")
@@ -19,8 +59,6 @@ def _onboard(args) -> int:
     for flag, src in (("LOG", args.log), ("--candidates", args.candidates)):
         if Path(args.out).resolve() == Path(src).resolve():
             raise DataError(f"--out {args.out}: is also {flag}; it would be overwritten. Fix: name another file.")
-    if args.n < 1:
-        raise ParameterError(f"--n {args.n}: must be at least 1. Fix: pass --n 1 or more.")
     try:
         holds = "one prompt per row in a 'prompt' column; `v0lite data prompts LOG OUT` makes one"
         cand = as_frame(args.candidates, holds=holds)
@@ -40,16 +78,17 @@ def _onboard(args) -> int:
                 f"--candidates {args.candidates}: column 'prompt', row {i}: {t!r} is not a non-empty text. "
                 "Fix: give that row its prompt text or remove it."
             )
-    history = read_log(args.log)
-    if args.model_dir:
+    history = read_input(args.log, "LOG")
+    added = None
+    if args.model_dir:  # LOG's rows the model does not hold yet join its history (no refit)
         from ..estimator import V0Regressor
 
         model = V0Regressor.load(args.model_dir)
         model.show_progress_bar = False
-        known = set(model.index_.policies)
-        extra = history.filter(~history["policy"].is_in(list(known)))
+        extra = _rows_not_held(model, history)
         if extra.height:
             model.add_history(extra)
+        added = int((extra["policy"] == args.policy).sum())
     else:
         from .core import _model
 
@@ -67,8 +106,12 @@ def _onboard(args) -> int:
         .sort("rank")
     )
     write_log(out, args.out)
-    n_seen = int((history["policy"] == args.policy).sum())
-    state = f"{n_seen} outcomes in LOG" if n_seen else "no outcomes in LOG: estimated as the pool's average model"
+    code = model.index_.policy_to_code.get(args.policy, -1)
+    n_held = int((model.index_.policy == code).sum()) if code >= 0 else 0
+    where = "the model" if added is None else f"the model, {added} of them added from LOG"
+    state = (
+        f"{n_held} outcomes in {where}" if n_held else "no outcomes in the model: estimated as the pool's average model"
+    )
     print(
         f"wrote {args.out}: {out.height} of {len(set(prompts))} candidate prompts for {args.policy!r} ({state}); "
         "run the policy on them and add the outcomes to LOG (or model.add_history)"
@@ -83,22 +126,38 @@ def register(sub) -> None:
         description="Fit the value model on LOG (or load --model-dir), then pick the N prompts of "
         "--candidates whose outcomes would say most about --policy: its predicted uncertainty "
         "on each prompt, spread over difficulty and topic (a greedy I-optimal design). A policy "
-        "with outcomes in LOG gets the prompts that refine it most. Writes --out with columns "
+        "with outcomes gets the prompts that refine it most. With --model-dir, the rows of LOG the model "
+        "does not hold yet are added to it first (no refit; a row it holds is not added again), so LOG may be "
+        "the log it was fitted on plus the outcomes logged since. Writes --out with columns "
         "prompt (+ prompt_id, task when the candidates have them) and rank (0 = most informative).",
     )
     p.add_argument("log", metavar="LOG", help="outcome log of the pool (.jsonl/.csv/.parquet)")
-    p.add_argument("--policy", required=True, metavar="NAME", help="the model to onboard (known to LOG or not)")
+    p.add_argument(
+        "--policy",
+        required=True,
+        type=nonempty_text,
+        metavar="NAME",
+        help="the model to onboard (known to LOG or not)",
+    )
     p.add_argument(
         "--candidates",
         required=True,
         metavar="FILE",
         help="prompts it could be run on: any file with a 'prompt' column (`v0lite data prompts` writes one)",
     )
-    p.add_argument("--n", required=True, type=int, metavar="N", help="how many prompts to pick (>= 1)")
+    p.add_argument("--n", required=True, type=int_at_least(1), metavar="N", help="how many prompts to pick (>= 1)")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (.jsonl/.csv/.parquet)")
-    p.add_argument("--model-dir", default=None, help="use a model saved by `v0lite fit` instead of fitting on LOG")
+    p.add_argument(
+        "--model-dir",
+        default=None,
+        metavar="DIR",
+        help="use a model saved by `v0lite fit` instead of fitting on LOG; the rows of LOG it does not hold yet "
+        "(e.g. the outcomes logged since the fit) are added to it, no refit, none counted twice",
+    )
     p.add_argument("--head", choices=head_choices(), default=None, help="head to fit on LOG (default: auto)")
     p.add_argument("--encoder", default=None, metavar="MODEL", help="prompt encoder (default: all-MiniLM-L6-v2)")
-    p.add_argument("--random-state", type=int, default=0, help="seed (breaks exact ties only)")
+    p.add_argument(
+        "--random-state", type=SEED, default=0, metavar="SEED", help="seed (breaks exact ties only; default 0)"
+    )
     add_progress_flags(p)
     p.set_defaults(func=_onboard, inputs=("log", "model_dir"), outputs={"out": "--out"})

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from .._io import atomic_write_json
-from ..exceptions import DataError
+from ..exceptions import DataError, V0liteWarning
 from ._common import (
     SEED,
     add_progress_flags,
@@ -21,46 +21,19 @@ from ._common import (
     int_at_least,
     progress,
     progress_lines,
+    read_input,
 )
+from ._route_report import TABLE_KEYS as _TABLE_KEYS
+from ._route_report import fmt as _fmt
+from ._route_report import print_per_task as _print_per_task
+from ._route_report import print_route_baselines as _print_route_baselines
+from ._route_report import why_missing
 
-__all__ = ["register", "STRATEGY_NAMES"]
+__all__ = ["register", "STRATEGY_NAMES", "why_missing"]
 
 # The names of v0lite.routing.STRATEGIES, spelled out so `--help` and argument errors need no import of
 # v0lite.routing (scikit-learn, polars); tests/test_cli.py checks that they match.
 STRATEGY_NAMES = ("budget", "quality-target", "threshold", "utility")
-
-_TABLE_KEYS = (
-    "strategy",
-    "shrink",
-    "prior_k",
-    "cost_source",
-    "n_policies",
-    "n_test",
-    "n_test_incomplete",
-    "aiq",
-    "max_acc",
-    "best_single_model",
-    "best_single_acc",
-    "best_single_cost",
-    "cost_at_best_single_acc",
-    "cost_save",
-    "oracle_acc",
-    "oracle_cost",
-    "random_mix_aiq",
-    "baseline_knn_aiq",
-    "baseline_knn_max_acc",
-    "baseline_knn_tuned_k",
-    "baseline_knn_tuned_aiq",
-    "baseline_knn_tuned_max_acc",
-    "weak_model",
-    "strong_model",
-    "apgr",
-    "cpt_50",
-    "cpt_80",
-    "baseline_knn_apgr",
-    "baseline_knn_tuned_apgr",
-)
-
 
 PRICES_HELP = (
     "JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
@@ -105,13 +78,17 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in obj.items()}
 
 
-def _check_priced(pool: list[str], prices: dict[str, float]) -> None:
-    """The rule for a pool where some models have no price: stop, naming them (no guessed price)."""
+def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: str = "") -> None:
+    """The rule for a pool where some models have no price: stop, naming them (no guessed price).
+
+    ``text``: the ``--prices`` argument as given (a file, or inline JSON); ``also``: the command's other fix.
+    """
     missing = [m for m in pool if m not in prices]
     if missing:
+        given = "(inline JSON)" if text.lstrip().startswith("{") else text
         raise DataError(
-            f"--prices has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
-            f"Fix: add them to the prices file (USD per call), or leave them out of --pool."
+            f"--prices {given} has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
+            f"Fix: add them to the prices file (USD per call){also}."
         )
 
 
@@ -140,50 +117,6 @@ def _make_embedder(args):
     return Embedder(args.encoder, show_progress_bar=progress(args))
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-def why_missing(key: str, result: dict) -> str:
-    """Why ``key`` of a route-eval result is None (printed as ``-``), in one short clause."""
-    r = result
-    if key in ("shrink", "prior_k"):
-        return "no shrinkage (pass --shrink cv or a weight to blend toward neighbourhood rates)"
-    if key.endswith("aiq") and r.get("aiq") is None and r.get("cost_source") == "unit":
-        return "every call costs 1 (no cost column, no --prices): the cost axis is flat, so no area"
-    if key.endswith("aiq") and r.get("aiq") is None:
-        return "all pool models cost the same: the cost axis is flat, so no area"
-    if key.startswith("baseline_knn") and r.get("n_train_complete") == 0:
-        return "no train prompt has an outcome for every pool model, so the kNN baseline is skipped"
-    if key.startswith("baseline_knn_tuned"):
-        return "the tuned kNN baseline is skipped (fewer complete train prompts than CV folds)"
-    if key in ("cost_at_best_single_acc", "cost_save") or key.endswith("cost_at_best_single_acc"):
-        which = key[: -len("cost_at_best_single_acc")].rstrip("_") or "router"
-        curve = {
-            "router": r.get("max_acc"),
-            "baseline_knn": r.get("baseline_knn_max_acc"),
-            "baseline_knn_tuned": r.get("baseline_knn_tuned_max_acc"),
-            "baseline_task": r.get("baseline_task_max_acc"),
-        }.get(which, r.get("max_acc"))
-        best = r.get("best_single_acc")
-        reach = f" (its best {curve:.4f} < {best:.4f})" if isinstance(curve, float) and isinstance(best, float) else ""
-        return (
-            f"the {which.replace('_', ' ')} never reached the best single model's accuracy{reach}, "
-            "so no cost to compare"
-        )
-    if key in ("cpt_50", "cpt_80"):
-        return f"the router never recovered {key[-2:]}% of the weak-to-strong accuracy gap"
-    if key.endswith("apgr"):
-        return "the strong model is not more accurate than the weak one, so no gap to recover"
-    if "task" in key:
-        return "the logs name no task (no 'task' column in both)"
-    return "not computed for this pool"
-
-
 def _parse_shrink(value: str | None):
     """``none`` -> None, ``cv`` -> "cv", else a weight in [0, 1]."""
     if value is None or value.strip().lower() == "none":
@@ -204,7 +137,6 @@ def _route_eval(args) -> int:
         from .._extras import require
 
         require("matplotlib", "plot", "--plot")
-    from ..log import read_log
     from ..routing import route_eval
 
     check_input(args.train, "TRAIN")
@@ -213,16 +145,19 @@ def _route_eval(args) -> int:
     check_output(args.plot, "--plot", (".png",))
     if (args.new_model is None) != (args.n is None):
         raise DataError("--new-model and --n go together. Fix: pass both (e.g. --new-model NAME --n 30), or neither.")
-    if args.n is not None and args.n < 1:
-        raise DataError(f"--n {args.n}: must be at least 1. Fix: add at least one outcome of --new-model.")
     if args.save_router:  # before the work: a save never deletes what v0lite did not write
         from ..persist import check_save_target
 
         check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
     prices, shrink = _parse_prices(args.prices), _parse_shrink(args.shrink)  # flags first, then the work
+    train, test = read_input(args.train, "TRAIN"), read_input(args.test, "TEST")
+    pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
+    if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
+        _check_priced(pool, prices, args.prices)
+    new_n = None if args.new_model is None else _check_new_model(args, train, test, pool)
     result = route_eval(
-        read_log(args.train),
-        read_log(args.test),
+        train,
+        test,
         value_model=_make_value_model(args),
         embedder=_make_embedder(args),
         k_baseline=args.k_baseline,
@@ -237,7 +172,7 @@ def _route_eval(args) -> int:
         save_router=args.save_router,
         show_progress_bar=progress(args),
         new_model=args.new_model,
-        new_n=args.n,
+        new_n=new_n,
     )
     if args.new_model is not None:
         print(
@@ -291,46 +226,35 @@ def _route_eval(args) -> int:
     return 0
 
 
-def _print_per_task(result: dict) -> None:
-    from .core import print_table
-
-    base = result.get("baselines") or {}
-    rows = []
-    for task, acc in result["task_acc"].items():
-        row = {"task": task, "n": result["task_n"][task], "router": acc}
-        row.update({label: r["task_acc"].get(task) for label, r in base.items() if r.get("task_acc")})
-        row["oracle"] = result["oracle_task_acc"][task]
-        rows.append(row)
-    mean = {"task": "mean over tasks", "n": sum(result["task_n"].values()), "router": result["mean_task_acc"]}
-    mean.update({label: r["mean_task_acc"] for label, r in base.items() if r.get("task_acc")})
-    mean["oracle"] = sum(result["oracle_task_acc"].values()) / len(result["oracle_task_acc"])
-    rows.append(mean)
-    print("\nper task: accuracy of the top choice (the most likely model, whatever its cost)")
-    print_table(rows, list(rows[0]))
-
-
-def _print_route_baselines(result: dict) -> None:
-    from .core import _ci, print_table, verdict_lines
-
-    b = result["baselines"]
-    metrics = list(next(iter(b.values()))["diff"])
-    rows = []
-    for label, r in b.items():
-        row = {"baseline": label}
-        for m in metrics:
-            row[m] = r.get(m)
-            row[f"d_{m} [95% CI]"] = _ci(r["diff"].get(m))
-        row["within_policy_auc"] = r.get("within_policy_auc")
-        row["within_task_auc"] = r.get("within_task_auc")
-        rows.append(row)
-    print(
-        "\nbaselines (same cost predictions and strategy as the router; d = router minus baseline, paired "
-        "bootstrap over test prompts, 1000 resamples):"
-    )
-    print_table(rows, list(rows[0]))
-    names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}
-    for line in verdict_lines("router", result.get("within_policy_auc"), b, names):
-        print(line)
+def _check_new_model(args, train, test, pool: list[str]) -> int:
+    """``--new-model NAME --n N`` in flag terms: which input lacks NAME, and N beyond its TRAIN outcomes (then
+    all of them: the ``--n`` route_eval gets)."""
+    lacking = [
+        f"{flag} {path}"
+        for flag, path, frame in (("TRAIN", args.train, train), ("TEST", args.test, test))
+        if not (frame["policy"] == args.new_model).any()
+    ]
+    if lacking:
+        shown = pool[:10] + (["..."] if len(pool) > 10 else [])
+        raise DataError(
+            f"--new-model {args.new_model}: has no outcomes in {' nor in '.join(lacking)}; it must be a model "
+            f"of both (the pool: {shown}). Fix: pass --new-model naming one of the pool's models, or log its "
+            f"outcomes in {' and '.join(f.split()[0] for f in lacking)}."
+        )
+    if len(pool) < 2:
+        raise DataError(
+            f"--new-model {args.new_model}: needs a pool of at least two models (TRAIN and TEST share {pool}). "
+            "Fix: evaluate a larger pool, or leave out --new-model."
+        )
+    n_rows = int((train["policy"] == args.new_model).sum())
+    if args.n > n_rows:
+        warnings.warn(
+            f"--n {args.n} is more than the {n_rows} TRAIN outcomes of --new-model {args.new_model}: all of them "
+            "are added.",
+            V0liteWarning,
+            stacklevel=2,
+        )
+    return min(args.n, n_rows)
 
 
 def _pool(args, prices) -> list[str] | None:
@@ -375,8 +299,14 @@ def _load_router(args, prices, pool):
     if args.strategy is not None:
         router.strategy_ = get_strategy(args.strategy)
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
-        _check_priced(list(router.policies_), prices)
-        router.cost_model_ = get_cost_model("fixed").fit(list(router.policies_), None, prices, router._embed)
+        keep = ", or leave out --prices (the router keeps its learned costs)"
+        _check_priced(list(router.policies_), prices, args.prices, keep)
+        # the cost model prices the pool it was fitted on; models that joined later (route-eval --new-model)
+        # keep their own columns, last, at their --prices price
+        added = getattr(router, "added_prices_", {})
+        fitted = [p for p in router.policies_ if p not in added]
+        router.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, router._embed)
+        router.added_prices_ = {p: prices[p] for p in added}
     return router
 
 
@@ -429,7 +359,7 @@ def _route(args) -> int:
                 "FILE (its models are the pool)."
             )
         if prices is not None and not args.cost_log:
-            _check_priced(pool, prices)
+            _check_priced(pool, prices, args.prices, ", or leave them out of --pool")
         model_dir = check_model_dir(args.model_dir)
         if args.cost_log:
             cost_model, log = "knn", args.cost_log
@@ -573,7 +503,11 @@ def register(subparsers) -> None:
         "joined (whether routing to it pays yet)",
     )
     p.add_argument(
-        "--n", type=int, default=None, metavar="N", help="with --new-model: how many of its outcomes to add (>= 1)"
+        "--n",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help="with --new-model: how many of its TRAIN outcomes to add (>= 1)",
     )
     p.add_argument(
         "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
@@ -617,7 +551,8 @@ def register(subparsers) -> None:
         default=None,
         metavar="FILE",
         help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
-        "nothing is guessed. With --router, these prices replace its learned costs",
+        "nothing is guessed. With --router, these prices replace its learned costs (and the price a model "
+        "added by route-eval --new-model joined at)",
     )
     q.add_argument(
         "--cost-log",

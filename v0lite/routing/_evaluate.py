@@ -99,11 +99,23 @@ def _default_embedder():
     return Embedder()
 
 
-def _hold_out(train, policies, new_model, n, random_state):
-    """``(train without new_model's other rows, its n drawn rows)``; clear errors for a bad name or n."""
+def _hold_out(train, policies, new_model, n, random_state, in_test=True):
+    """``(train without new_model's other rows, its n drawn rows)``; clear errors for a bad name or n.
+
+    ``in_test``: whether the test log has outcomes of ``new_model`` (the error says which log lacks it).
+    """
     if new_model not in policies:
+        in_train = bool((train["policy"] == new_model).any())
+        lack = (
+            "neither log has"
+            if not (in_train or in_test)
+            else "the test log has no"
+            if in_train
+            else "the train log has no"
+        )
         raise DataError(
-            f"new_model {new_model!r} is not a model of both logs (pool: {policies}). Fix: name one of them."
+            f"new_model {new_model!r} is not a model of both logs: {lack} outcomes of it (pool: {policies}). "
+            "Fix: name one of the pool's models, or log its outcomes in both."
         )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise DataError(f"new_n must be an integer >= 1, got {n!r}. Fix: add at least one outcome of {new_model!r}.")
@@ -308,7 +320,8 @@ def route_eval(
         value_model = _default_value_model(random_state)
     added = None
     if new_model is not None:  # fit without it; its n rows arrive through Router.add_history below
-        train, added = _hold_out(train, policies, new_model, new_n, random_state)
+        in_test = new_model in test_pol
+        train, added = _hold_out(train, policies, new_model, new_n, random_state, in_test)
     fit_log = train if added is None else train.filter(pl.col("policy") != new_model)
     if fit_value_model:
         X_tr, y_tr = split_xy(fit_log)

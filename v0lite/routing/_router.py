@@ -56,7 +56,10 @@ def _as_prompts(prompts) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- long-prompt encoder
+def _history_policies(value_model) -> set[str] | None:
+    """The policies a value model has history for, when it says (a fitted ``V0Regressor``); else None."""
+    known = getattr(getattr(value_model, "index_", None), "policies", None)
+    return None if known is None else {str(p) for p in known}
 
 
 class Router(BaseEstimator):
@@ -69,7 +72,11 @@ class Router(BaseEstimator):
         (e.g. a fitted :class:`v0lite.estimator.V0Regressor`). Used as is (not fitted here).
     policies : list of str, optional
         The pool, in column order of ``P``/``C``. Default: every policy in the log (sorted),
-        or the keys of ``prices`` when fitting without a log.
+        or, fitting without a log, the keys of ``prices`` the value model has history for
+        (when it says which: a ``V0Regressor``). There, a fitted policy without a price stays
+        out of the pool with a :class:`V0liteWarning` naming it (pass ``policies`` to choose
+        the pool without one); a priced policy without history does not join at fit: its price
+        is kept for :meth:`add_history`, where its outcomes let it join.
     strategy : str, default "utility"
         A name in :data:`STRATEGIES`.
     cost_model : str, default "knn"
@@ -214,7 +221,7 @@ class Router(BaseEstimator):
         elif frame is not None:
             policies = sorted(frame["policy"].unique().to_list())
         elif prices:
-            policies = sorted(prices)
+            policies = self._priced_pool(prices)
         else:
             raise DataError("no pool: pass policies=[...], a log, or prices. Fix: name the policies to route between.")
         if not policies or len(set(policies)) != len(policies):
@@ -236,6 +243,34 @@ class Router(BaseEstimator):
         self.added_prices_ = {}
         self._fit_shrink(frame, policies)
         return self
+
+    def _priced_pool(self, prices: dict) -> list[str]:
+        """The default pool without a log: the priced policies the value model has history for."""
+        known = _history_policies(self.value_model)
+        if known is None:  # a value model that does not say what it knows: every priced policy
+            return sorted(prices)
+        pool = sorted(p for p in prices if p in known)
+        later = sorted(p for p in prices if p not in known)
+        if not pool:
+            raise DataError(
+                f"none of the {len(prices)} priced policies has history in the value model (priced: "
+                f"{later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: pass prices for the value "
+                "model's policies, or name the pool with policies=[...]."
+            )
+        unpriced = [p for p in sorted(known) if p not in prices]
+        if unpriced:
+            import warnings
+
+            kept = f" The prices of {later}, which have no history yet, are kept for add_history." if later else ""
+            wanted = ", ".join(f"{p!r}: <cost per call>" for p in unpriced)
+            warnings.warn(
+                f"policies {unpriced} have history in the value model but no price, so they are not in the pool "
+                f"(it is the {len(pool)} priced ones).{kept} Fix: pass prices={{{wanted}}} to route to them too, "
+                f"or policies=[...] to name the pool.",
+                V0liteWarning,
+                stacklevel=3,
+            )
+        return pool
 
     # -- online: outcomes and models that arrive after fit
     def join_costs(self, policies, prices=None, *, log=None) -> tuple[dict, list]:
@@ -296,7 +331,10 @@ class Router(BaseEstimator):
         y : array-like, optional
             Success rates, when ``log`` has no ``score`` column.
         prices : dict, optional
-            Policy -> cost per call of policies joining the pool.
+            Policy -> cost per call of policies joining the pool. An entry for a policy already in
+            the pool (its cost comes from the cost model, or the price it joined at), for one
+            without rows in ``log``, or any entry with ``join=False`` is ignored, with a
+            :class:`V0liteWarning` naming it.
         join : bool, default True
             Let new policies join the pool.
 
@@ -313,8 +351,10 @@ class Router(BaseEstimator):
         from ..estimator import _with_y  # the one check of a separate y (length, numbers)
 
         frame = validate_log(_with_y(log, y))
-        new = [p for p in frame["policy"].unique(maintain_order=True).to_list() if p not in self.policies_]
+        seen = frame["policy"].unique(maintain_order=True).to_list()
+        new = [p for p in seen if p not in self.policies_]
         joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
+        ignored = self._ignored_prices(_check_prices(prices), seen, join)
         cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
         data = frame.select(cols)
         self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
@@ -322,9 +362,16 @@ class Router(BaseEstimator):
             self.policies_ = [*self.policies_, *joining]
             self.n_policies_ = len(self.policies_)
             self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
-        if unpriced:
-            import warnings
+        import warnings
 
+        if ignored:
+            warnings.warn(
+                f"add_history ignored prices entries: {'; '.join(ignored)}. Fix: pass prices only for the policies "
+                "of these rows that join the pool (a pool policy's cost changes by fitting the router again).",
+                V0liteWarning,
+                stacklevel=2,
+            )
+        if unpriced:
             wanted = ", ".join(f"{p!r}: <cost per call>" for p in unpriced)
             warnings.warn(
                 f"policies {unpriced} have outcomes but no known cost per call, so they did not join the pool. "
@@ -333,6 +380,25 @@ class Router(BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    def _ignored_prices(self, prices: dict, seen: list, join: bool) -> list[str]:
+        """What :meth:`add_history` does not use of ``prices``, each with why (for its warning)."""
+        added = getattr(self, "added_prices_", {})
+        pooled = [p for p in prices if p in self.policies_ and p not in added]
+        joined = [p for p in prices if p in added]
+        absent = [p for p in prices if p not in self.policies_ and p not in seen]
+        new = [p for p in prices if p not in self.policies_ and p in seen]
+        why = []
+        if pooled:
+            why.append(f"{pooled} are already in the pool (their cost comes from the cost model)")
+        if joined:
+            at = ", ".join(f"{p!r} at {added[p]:g}" for p in joined)
+            why.append(f"{joined} are already in the pool (they joined at a price per call: {at})")
+        if absent:
+            why.append(f"{absent} have no rows in this log (nothing to join)")
+        if new and not join:
+            why.append(f"{new} do not join with join=False (their outcomes reach the value model only)")
+        return why
 
     # -- shrinkage toward a prior from the log
     def _fit_shrink(self, frame, policies):
