@@ -213,7 +213,7 @@ def test_feedback_changes_routing_within_the_delay(server):
     assert st["feedback_rows"] == st["applied_rows"] == 80 and st["history_rows"] == 200
 
 
-def test_new_upstream_model_joins_after_outcomes(server):
+def test_new_upstream_model_joins_after_outcomes(server, caplog):
     with serve_in_thread(stub_upstream()) as up:
         ups = upstreams_for(up, names=("a", "b", "c", "d"))
         ups["d"]["price"] = 0.0005
@@ -237,6 +237,13 @@ def test_new_upstream_model_joins_after_outcomes(server):
             json={"model": "v0lite/threshold/0.55", "messages": [{"role": "user", "content": prompt}]},
         )
         assert chat.status_code == 200 and chat.headers["x-v0lite-model"] == "d" and chat.json()["model"] == "d"
+        # later feedback of pool models: the upstreams' prices are not offered again (no warning each refresh)
+        more = [{"policy": p, "prompt": f"translate the text case {950 + i}", "score": 1.0} for i, p in enumerate("ad")]
+        n = c.post("/v1/feedback", json={"outcomes": more}).json()["ids"][1]
+        while c.get("/v1/stats").json()["applied_rows"] < n:
+            assert time.monotonic() < deadline + 10, "the feedback was never applied"
+            time.sleep(0.05)
+        assert "ignored prices" not in caplog.text
 
 
 def test_a_model_left_out_of_the_pool_learns_from_feedback_but_is_not_routed_to(server):

@@ -312,11 +312,14 @@ class ServeState:
         new = copy.copy(router)
         new.value_model = copy.copy(router.value_model)  # add_history swaps the copy's index, not the live one
         names = list(dict.fromkeys(r["policy"] for r in rows))
-        _, unpriced = new.join_costs(names, self.prices)
+        # the upstreams' prices of this batch's models that may join (add_history warns about any other entry)
+        prices = {p: self.prices[p] for p in names if p in self.prices and p not in new.policies_}
+        _, unpriced = new.join_costs(names, prices)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for frame in _frames(rows):
-                new.add_history(frame, prices=self.prices)
+                fp = set(frame["policy"].to_list())
+                new.add_history(frame, prices={p: c for p, c in prices.items() if p in fp and p not in new.policies_})
         fresh = [p for p in unpriced if p not in self.unpriced]
         if fresh:  # in the service's terms: the library's warning says prices={...}
             self.unpriced.update(fresh)
