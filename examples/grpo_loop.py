@@ -95,7 +95,24 @@ def _value_model(use_v0: bool):
     return RunningMean(), "running mean (stand-in)"
 
 
+class SettingError(ValueError):
+    """A bad loop setting (the command line turns it into argparse's usage error)."""
+
+
+def _check(steps: int, batch: int, n_prompts: int) -> None:
+    """The loop's settings, refused (naming the flag) before any work."""
+    if steps < 1:
+        raise SettingError(f"--steps must be >= 1, got {steps}.")
+    if batch < 2:
+        raise SettingError(f"--batch must be >= 2 (each arm keeps half of a batch), got {batch}.")
+    if batch > n_prompts:
+        raise SettingError(
+            f"--batch {batch} is more than the {n_prompts} prompts a batch is drawn from; lower --batch."
+        )
+
+
 def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = True, seed: int = 0) -> dict:
+    _check(steps, batch, n_prompts)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     demo = _demo_prompts(n_prompts, seed)
@@ -103,6 +120,7 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
     source = "v0lite.data.make_demo_log" if demo is not None else "built-in generator"
     prompts = list(prompts)
     n_prompts = len(prompts)
+    _check(steps, batch, n_prompts)  # the demo log may hold fewer prompts than asked for
 
     def success(skill):
         return 1 / (1 + np.exp(-(skill - difficulty)))
@@ -168,7 +186,10 @@ if __name__ == "__main__":
     ap.add_argument("--no-v0", action="store_true", help="use the running-mean stand-in value model")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    out = main(a.steps, a.batch, a.prompts, use_v0=not a.no_v0, seed=a.seed)
+    try:
+        out = main(a.steps, a.batch, a.prompts, use_v0=not a.no_v0, seed=a.seed)
+    except SettingError as e:  # a bad setting: argparse's usage error (exit 2), not a traceback
+        ap.error(str(e))
     print(f"prompts: {out['prompts_source']}   value model: {out['value_model']}   ({out['seconds']:.1f} s)")
     print(f"{'arm':<8} {'mixed/1000 rollouts':>20} {'final mean success':>19} {'rollouts':>9}")
     for arm in ("uniform", "v0lite"):

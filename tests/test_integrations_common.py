@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
 from v0lite import RolloutPlanner
+from v0lite.exceptions import DataError, ParameterError, V0liteWarning
 from v0lite.rl.integrations import FixedSizeSelector, prompt_text
-from v0lite.rl.integrations._common import MAX_LAG, group_outcomes
+from v0lite.rl.integrations._common import MAX_LAG, candidate_chunks, group_outcomes, n_candidates
 
 
 class Table:
@@ -148,3 +150,43 @@ def test_selector_state_round_trips_as_json_and_step_mapping_is_checked(guarante
         with pytest.raises(ValueError, match=message):
             make()
     guarantees.tick("bad-input cases tried", len(bad))
+
+
+def test_mode_spellings_and_bad_band_say_what_to_fix(guarantees):
+    p = {"a": 0.02, "b": 0.35, "c": 0.5, "d": 0.98}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), mode="P_Mixed", group_size=4)  # - and _ alike
+    assert sel.mode == "p-mixed" and sel.choose(list(p), 2).tolist() == [1, 2]
+    bad = [
+        ({"mode": "best"}, r"mode: unknown selection mode 'best'; valid names: \['band', 'p-mixed'\]"),
+        ({"band": 0.5}, r"band must be two numbers \[lo, hi\].*got 0.5. Fix: band=\[0.2, 0.8\]"),
+        ({"band": "0.2,0.8"}, r"band must be two numbers.*got '0.2,0.8'"),
+        ({"band": (0.2, 0.5, 0.8)}, r"band must be two numbers"),
+        ({"group_size": 2.5}, r"group_size must be an int >= 2"),
+    ]
+    for kw, message in bad:
+        with pytest.raises(ParameterError, match=message):
+            FixedSizeSelector(RolloutPlanner(Table(p)), **kw)
+    with pytest.raises(ParameterError, match=r"oversample must be a number >= 1.*'2'"):
+        n_candidates(4, "2")
+    with pytest.raises(DataError, match=r"the dataset is empty \(0 prompts\)"):
+        candidate_chunks(0, 4, seed=0, epoch=0)
+    guarantees.tick("bad-input cases tried", len(bad) + 2)
+
+
+def test_selector_warns_once_when_no_outcome_comes_back():
+    p = {f"q{i}": 0.5 for i in range(4)}
+    sel = FixedSizeSelector(RolloutPlanner(Table(p)), no_outcome_fix="call the hook.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            sel.choose(list(p), 2)
+    with pytest.warns(V0liteWarning, match=r"3 steps planned and no outcome came back.*Fix: call the hook\."):
+        sel.choose(list(p), 2)
+    fed = FixedSizeSelector(RolloutPlanner(Table(p)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sel.choose(list(p), 2)  # once
+        for step in range(6):
+            kept = [list(p)[i] for i in fed.choose(list(p), 2)]
+            if step == 1:  # outcomes arrive late (the trainer's lag), but they arrive
+                fed.observe(kept, [1, 1], [2, 2])

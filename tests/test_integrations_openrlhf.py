@@ -8,12 +8,14 @@ are stand-ins with OpenRLHF's ``prompts`` / ``scores`` fields. Not a run inside 
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from v0lite import RolloutPlanner
+from v0lite.exceptions import ParameterError, V0liteWarning
 from v0lite.rl.integrations import OpenRLHFPlanner
 
 N = 4  # n_samples_per_prompt
@@ -127,3 +129,48 @@ def test_bad_input_says_what_to_fix(guarantees):
     with pytest.raises(ValueError, match="parallel"):
         next(glue.wrap([(["d"], ["q0", "q1"], ["l0", "l1"])]))
     guarantees.tick("bad-input cases tried", 3)
+
+
+def _group(q, scores):
+    return [SimpleNamespace(prompts=[q], scores=np.array([s])) for s in scores]
+
+
+def test_groups_of_another_size_than_n_samples_per_prompt_are_an_error(guarantees):
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), n_samples_per_prompt=8)
+    hook = glue.filter_hook()
+    assert hook.apply(_group("a", [1, 0, 1, 0])) == [] and hook.apply(_group("b", [1, 0, 1, 0])) == []
+    with pytest.raises(
+        ParameterError, match=r"n_samples_per_prompt=8\) .* a group of 4 samples \(3 groups.*, none of 8\).*"
+    ):
+        hook.apply(_group("c", [1, 0, 1, 0]))
+    with pytest.raises(
+        ParameterError, match=r"a group of 9 samples: .*Fix: .*n_samples_per_prompt=args.n_samples_per_prompt"
+    ):
+        glue.filter_hook().apply(_group("d", [1] * 9))  # larger than a full group: at once
+    hook = glue.filter_hook()
+    assert len(hook.apply(_group("e", [1, 0] * 4))) == 8
+    for q in "fghij":  # after full groups, a short one is dropped samples, as OpenRLHF's own hook drops it
+        assert hook.apply(_group(q, [1, 0])) == []
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_prompts_planned_without_the_filter_hook_warn_and_keep_fraction_1_selects_nothing():
+    rng = np.random.default_rng(0)
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=0.5, n_samples_per_prompt=N)
+    it = glue.wrap(_batches(rng, 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):  # 2 rollout batches' worth at keep_fraction 0.5: the generator's own look-ahead
+            next(it)
+    with pytest.warns(
+        V0liteWarning, match=r"4 steps planned and no outcome came back.*filter_hook=glue.filter_hook\(\)"
+    ):
+        next(it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with the hook: no warning
+        fed = OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=0.5, n_samples_per_prompt=N)
+        it, hook = fed.wrap(_batches(rng, 40)), fed.filter_hook()
+        for _ in range(12):
+            _generate_batch(4, it, hook)
+    with pytest.warns(V0liteWarning, match=r"keep_fraction=1 keeps every prompt .*nothing is selected"):
+        OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=1.0)

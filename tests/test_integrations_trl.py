@@ -14,6 +14,7 @@ from datasets import Dataset
 
 from tests._tiny_lm import tiny_llama, tiny_tokenizer
 from v0lite import RolloutPlanner
+from v0lite.exceptions import V0liteWarning
 from v0lite.rl.integrations import (
     FixedSizeSelector,
     PlannedGRPOTrainer,
@@ -168,6 +169,7 @@ def test_repeat_sampler_keeps_trl_layout():
     assert not SURE & {PROMPTS[i] for i in out}
 
 
+@pytest.mark.filterwarnings("ignore:.*no outcome came back")  # sampler only: nothing is fed back, on purpose
 def test_repeat_sampler_reads_conversational_prompts_and_new_epochs_reshuffle():
     rows = [{"prompt": [{"role": "system", "content": "hi"}, {"role": "user", "content": q}]} for q in PROMPTS]
     sampler = PlannedRepeatSampler(rows, _selector(), mini_repeat_count=1, batch_size=2, messages="last_user")
@@ -193,3 +195,64 @@ def test_bad_input_says_what_to_fix(guarantees):
     with pytest.raises(ValueError, match="group_size"):
         _selector(group_size=1)
     guarantees.tick("bad-input cases tried", 5)
+
+
+def _config(tmp_path, **kw):
+    return trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=GENERATIONS,
+        max_completion_length=4,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+        **kw,
+    )
+
+
+def test_trainer_checks_its_dataset_before_the_model_loads(tmp_path, guarantees):
+    """No prompt column, or too few prompts for one step, fail in the constructor, not in train()."""
+    cases = [
+        (Dataset.from_dict({"question": PROMPTS}), r"has no 'prompt' column"),
+        (Dataset.from_dict({"prompt": PROMPTS[:3]}), r"the dataset has 3 prompts, fewer than the 4 candidates"),
+    ]
+    for data, message in cases:
+        with pytest.raises(ValueError, match=message):  # the model path does not exist: it was never loaded
+            PlannedGRPOTrainer(
+                model=str(tmp_path / "no-such-model"),
+                reward_funcs=lambda completions, **k: [0.0] * len(completions),
+                args=_config(tmp_path, max_steps=1),
+                processing_class=_tokenizer(),
+                train_dataset=data,
+                planner=RolloutPlanner(StubValue()),
+            )
+    guarantees.tick("bad-input cases tried", len(cases))
+    tok = _tokenizer()
+    with pytest.warns(V0liteWarning, match=r"oversample=1.0 draws no more candidates than the 2 prompts.*selected"):
+        PlannedGRPOTrainer(
+            model=_model(tok),
+            reward_funcs=lambda completions, **k: [0.0] * len(completions),
+            args=_config(tmp_path, max_steps=1),
+            processing_class=tok,
+            train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+            planner=RolloutPlanner(StubValue()),
+            oversample=1.0,
+        )
+
+
+def test_rewards_that_are_always_none_warn_that_nothing_is_learned(tmp_path):
+    stub = StubValue()
+    tok = _tokenizer()
+    trainer = PlannedGRPOTrainer(
+        model=_model(tok),
+        reward_funcs=lambda completions, **k: [None] * len(completions),
+        args=_config(tmp_path, max_steps=2),  # plan 0, plan 1, (no) outcomes 0, plan 2: warned
+        processing_class=tok,
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+        planner=RolloutPlanner(stub),
+    )
+    with pytest.warns(V0liteWarning, match=r"2 steps planned and no outcome came back.*reward functions return a num"):
+        trainer.train()
+    assert stub.history == [] and trainer.selector_.n_observed_ == 0

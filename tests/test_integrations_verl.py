@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 from tests._tiny_lm import tiny_tokenizer
 from v0lite import RolloutPlanner
+from v0lite.exceptions import V0liteWarning
 from v0lite.rl.integrations import PlannedRLHFDataset, VerlFeedbackDataset, VerlSampler
 from v0lite.rl.integrations._verl import INDEX_KEY
 
@@ -240,6 +242,7 @@ def _run_loader(dataset, sampler, n_batches=None, state=None):
     return out, None
 
 
+@pytest.mark.filterwarnings("ignore:.*no outcome came back")  # two epochs read, none fed back: on purpose
 def test_sampler_state_resumes_where_it_stopped(verl_dataset):
     """Epoch, step and RNG survive state_dict / load_state_dict: a resumed run reads what an unbroken one does."""
 
@@ -445,3 +448,57 @@ def test_planned_dataset_embeds_its_training_set_when_built(verl_files, tmp_path
     assert fake_minilm.texts_seen == seen + len(PROMPTS)
     next(iter(_dataloader(ds, torch.utils.data.SequentialSampler(ds), 4)))
     assert fake_minilm.texts_seen == seen + len(PROMPTS)
+
+
+def test_planned_dataset_options_are_checked_in_data_v0lite_terms(verl_files, v0_model, guarantees):
+    path, cfg = verl_files
+    tok = _tokenizer()
+    good = _planned_config(cfg, path, v0_model)
+    cases = [
+        (
+            {"v0lite": {"band": 0.5}},
+            r"data.v0lite.band must be two numbers \[lo, hi\].*got 0.5. Fix: data.v0lite.band=",
+        ),
+        ({"v0lite": {"band": "0.2,0.8"}}, r"data.v0lite.band must be two numbers.*got '0.2,0.8'"),
+        ({"v0lite": {"success_threshold": "high"}}, r"data.v0lite.success_threshold must be a number.*'high'. Fix:"),
+        ({"v0lite": {"mode": "best"}}, r"data.v0lite.mode: unknown selection mode 'best'"),
+        ({"v0lite": {"group_size": 1}}, r"data.v0lite.group_size must be an int >= 2"),
+        ({"v0lite": {"step_offset": -1}}, r"data.v0lite.step_offset must be an int >= 0"),
+        ({"v0lite": {"shuffle": "false"}}, r"data.v0lite.shuffle must be true or false, got 'false'"),
+        (
+            {"v0lite": {"oversample": 0.5}},
+            r"data.v0lite.oversample must be a number >= 1.*Fix: data.v0lite.oversample=",
+        ),
+        ({"v0lite": {"messages": "bot"}}, r"data.v0lite.messages: messages must be"),
+        ({"train_batch_size": 100}, r"fewer than the 200 candidates .*Fix: lower data.v0lite.oversample or data.train"),
+        ({"prompt_key": "question"}, r"data.prompt_key='question' is not a column of data.train_files .*'prompt'"),
+        ({"max_prompt_length": 1}, r"RLHFDataset has 0 rows from data.train_files.*data.filter_overlong_prompts"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):  # ParameterError and DataError are ValueErrors
+            PlannedRLHFDataset(path, tok, OmegaConf.merge(good, change))
+    guarantees.tick("bad-input cases tried", len(cases))
+    ds = PlannedRLHFDataset(path, tok, OmegaConf.merge(good, {"v0lite": {"mode": "p_mixed"}}))  # as RolloutPlanner
+    assert ds.sampler.selector_.mode == "p-mixed"
+    with pytest.warns(V0liteWarning) as caught:
+        PlannedRLHFDataset(path, tok, OmegaConf.merge(good, {"v0lite": {"oversample": 1}}))
+    said = [str(w.message) for w in caught if issubclass(w.category, V0liteWarning)]
+    assert len(said) == 1 and said[0].startswith(
+        "data.v0lite.oversample=1 draws no more candidates than the data.train"
+    )
+    assert "nothing is selected" in said[0] and "Fix: data.v0lite.oversample=2.0" in said[0]
+
+
+def test_sampler_warns_when_no_outcome_comes_back_or_nothing_is_selected(guarantees):
+    rows = [{"prompt": q} for q in PROMPTS]
+    sampler = VerlSampler(rows, RolloutPlanner(StubValue()), batch_size=2)  # 4 steps an epoch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(sampler)  # with workers' prefetch a whole epoch may be planned before its first outcome
+    with pytest.warns(V0liteWarning, match=r"4 steps planned and no outcome came back.*VerlFeedbackDataset"):
+        list(sampler)  # a new epoch, and none of the last one's outcomes came back
+    with pytest.warns(V0liteWarning, match=r"oversample=1.0 draws no more candidates than the batch_size=2"):
+        VerlSampler(rows, RolloutPlanner(StubValue()), batch_size=2, oversample=1.0)
+    with pytest.raises(ValueError, match=r"no 'prompt' column.*prompt_key="):
+        VerlSampler([{"question": q} for q in PROMPTS], RolloutPlanner(StubValue()), batch_size=2)  # when built
+    guarantees.tick("bad-input cases tried")

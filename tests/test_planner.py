@@ -1,10 +1,13 @@
 import importlib.util
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from v0lite.exceptions import V0liteError
+from v0lite.exceptions import ParameterError, V0liteError, V0liteWarning
 from v0lite.rl import Plan, RolloutPlanner, fuse_baseline
 
 
@@ -150,3 +153,102 @@ def test_warm_embeds_ahead_and_plan_then_skips_the_encoder(make_model, small_log
     planner.plan(new, step=0)
     assert fake_encoder.texts_seen == before + 6  # plan() read the warmed embeddings
     RolloutPlanner(FakeModel({})).warm(new)  # a value model without warm: nothing to do
+
+
+class _PredictOnly:
+    def predict(self, X):
+        return np.full(X.height, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget_per_prompt": 0}, r"budget_per_prompt must be an int >= 1.*got 0: every plan would be empty"),
+        ({"budget_per_prompt": -3}, r"budget_per_prompt.*got -3"),
+        ({"budget_per_prompt": 2.5}, r"budget_per_prompt.*got 2.5"),
+        ({"n_min": 0, "n_max": 1, "budget_per_prompt": 1}, r"n_min=0, n_max=1 every plan would be empty.*n_max >= 2"),
+        ({"n_min": 1, "n_max": 1}, r"n_min=1, n_max=1 every plan would be empty"),
+        ({"prior_strength": "abc"}, r"prior_strength must be 'auto' or a number > 0.*'abc'.*Fix: prior_strength="),
+        ({"prior_strength": -1}, r"prior_strength must be .*got -1"),
+        ({"default_prior_strength": 0.0}, r"default_prior_strength must be a number > 0"),
+    ],
+)
+def test_settings_that_cannot_plan_are_refused_when_built(kwargs, message, guarantees):
+    with pytest.raises(ParameterError, match=message):
+        RolloutPlanner(FakeModel({}), **kwargs)
+    guarantees.tick("bad-input cases tried")
+
+
+def test_value_model_without_add_history_is_refused_when_built(guarantees):
+    with pytest.raises(ParameterError, match=r"_PredictOnly has no add_history\(\).*Fix: pass a v0lite.V0Regressor"):
+        RolloutPlanner(_PredictOnly())
+    with pytest.raises(ParameterError, match=r"no predict\(\) and no add_history\(\)"):
+        RolloutPlanner(object())
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_a_bare_string_is_not_read_as_its_characters(guarantees):
+    planner = RolloutPlanner(FakeModel({}))
+    with pytest.raises(ParameterError, match=r"got one str \('Compute7'\).*Fix: pass a list"):
+        planner.plan("Compute7", 0)
+    with pytest.raises(ParameterError, match="pass a list"):
+        planner.observe("ab", 0, [1, 1], [2, 2])
+    assert planner.plan(["Compute7"], 0).kept_prompts == ["Compute7"]
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_observe_takes_counts_not_rates(guarantees):
+    model = FakeModel({"a": 0.5, "b": 0.5})
+    planner = RolloutPlanner(model, keep_fraction=1.0)
+    plan = planner.plan(["a", "b"], 0)
+    n = plan.n_rollouts
+    with pytest.raises(ParameterError, match=r"successes must hold whole numbers.*got 0.5.*round\(success_rate \* n\)"):
+        planner.observe(plan.kept_prompts, 0, np.full(n.size, 0.5), n)
+    with pytest.raises(ParameterError, match=r"n must hold whole numbers.*got 1.5"):
+        planner.observe(plan.kept_prompts, 0, np.ones(n.size), np.full(n.size, 1.5))
+    assert model.added == []  # nothing recorded
+    planner.observe(plan.kept_prompts, 0, np.ones(n.size), n.astype(float))  # 1.0, 8.0: whole numbers are counts
+    assert len(model.added) == 1
+    guarantees.tick("bad-input cases tried", 2)
+
+
+@pytest.mark.parametrize("value", [5.0, -0.2, np.nan])
+def test_a_prediction_outside_0_1_is_an_error_naming_the_value_model(value, guarantees):
+    planner = RolloutPlanner(FakeModel({}, default=value))
+    got = r"value_model.predict \(FakeModel\) returned (5.0|-0.2|nan) for prompt 0 .* out of \[0, 1\] or NaN"
+    with pytest.raises(V0liteError, match=got):
+        planner.plan(["a", "b"], 0)
+    guarantees.tick("bad-input cases tried")
+
+
+def test_planning_without_outcomes_warns_once_with_the_fix():
+    planner = RolloutPlanner(FakeModel({f"q{i}": 0.5 for i in range(4)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for step in range(3):  # the lag of the trainers' loops: no warning yet
+            planner.plan(_prompts(4), step)
+        planner.plan([], 3)  # an empty batch plans nothing and does not count
+    with pytest.warns(V0liteWarning, match=r"3 steps planned and no outcome came back.*planner.observe\("):
+        planner.plan(_prompts(4), 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        planner.plan(_prompts(4), 4)  # once
+        fed = RolloutPlanner(FakeModel({}))
+        for step in range(6):
+            plan = fed.plan(_prompts(4), step)
+            if step < 2:
+                fed.observe(plan.kept_prompts, step, np.ones(len(plan.kept_prompts)), plan.n_rollouts)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--batch", "300"], "--batch 300 is more than the 240 prompts"),
+        (["--batch", "1"], "--batch must be >= 2"),
+        (["--steps", "0"], "--steps must be >= 1"),
+    ],
+)
+def test_grpo_example_refuses_bad_flags_with_a_usage_error(flags, message):
+    path = Path(__file__).resolve().parents[1] / "examples" / "grpo_loop.py"
+    out = subprocess.run([sys.executable, str(path), "--no-v0", *flags], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr

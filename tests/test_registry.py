@@ -58,6 +58,9 @@ def test_both_spellings_are_read():
         def predict(self, X):
             return np.linspace(0.05, 0.95, X.height)
 
+        def add_history(self, X, y):  # a planner's value model needs both (checked when it is built)
+            return self
+
     prompts = [f"q{i}" for i in range(8)]
     plans = [
         RolloutPlanner(Model(), strategy=s, value=v, random_state=0).plan(prompts, step=0)

@@ -1,13 +1,20 @@
-"""Helpers shared by the RL modules: random generators, checked probabilities and counts, keep sizes."""
+"""Helpers shared by the RL modules: random generators, checked prompts, probabilities and counts, keep sizes,
+the one warning that no outcome comes back."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import V0liteError
+from ..exceptions import ParameterError, V0liteError, V0liteWarning
+
+#: Planned steps with no outcome back after which a planner or an adapter warns (once) that its
+#: outcomes are not wired: far more than the lag of the trainers' own loops (verl's legacy
+#: trainer 1, TRL 2; docs/rl.md), so a run that does feed outcomes back never sees it.
+NO_OUTCOME_AFTER = 3
 
 
 def _rng(random_state: Any) -> np.random.Generator:
@@ -29,12 +36,35 @@ def _as_p(p: Any, name: str = "p") -> np.ndarray:
     return arr
 
 
-def _check_counts(prompts, successes, n, *, min_n: int):
-    """(successes, n) as float arrays, checked: same length as prompts, min_n <= n, 0 <= successes <= n."""
+def _prompt_list(prompts: Any, name: str = "prompts") -> list:
+    """``prompts`` as a list; a bare string (which would be read as its characters) is refused."""
+    if isinstance(prompts, (str, bytes)):
+        raise ParameterError(
+            f"{name} must be a sequence of prompts, got one str ({str(prompts)[:40]!r}), which would be read as "
+            f"its {len(prompts)} characters. Fix: pass a list, e.g. [{str(prompts)[:20]!r}] for one prompt."
+        )
+    return list(prompts)
+
+
+def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
+    """(successes, n) as float arrays, checked: same length as prompts, min_n <= n, 0 <= successes <= n.
+
+    ``whole``: both must be whole numbers (counts of rollouts, not rates).
+    """
     s = np.asarray(successes, dtype=np.float64).ravel()
     m = np.asarray(n, dtype=np.float64).ravel()
     if not (len(prompts) == s.size == m.size):
         raise V0liteError("prompts, successes and n must have the same length.")
+    if whole:
+        for name, v in (("successes", s), ("n", m)):
+            bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))
+            if bad.size:
+                i = int(bad[0])
+                raise ParameterError(
+                    f"{name} must hold whole numbers (successes are counts of successful rollouts out of n "
+                    f"rollouts), got {float(v[i])!r} for prompt {i}. Fix: pass counts, e.g. successes = "
+                    "round(success_rate * n), and n the rollouts each prompt got (plan.n_rollouts)."
+                )
     if np.any(m < min_n) or np.any(s < 0) or np.any(s > m):
         need = "0 <= successes <= n" if min_n <= 0 else f"n >= {min_n} and 0 <= successes <= n"
         raise V0liteError(f"need {need} for every prompt.")
@@ -44,3 +74,20 @@ def _check_counts(prompts, successes, n, *, min_n: int):
 def _n_keep(k: int, fraction: float) -> int:
     """Number kept out of ``k`` for a keep fraction (at least 1 when ``k > 0``)."""
     return 0 if k == 0 else max(1, int(math.floor(k * fraction + 0.5)))
+
+
+def warn_no_outcomes(owner: Any, planned: int, observed: int, fix: str, after: int = NO_OUTCOME_AFTER) -> None:
+    """Warn once per ``owner`` when ``planned >= after`` steps were planned and no outcome came back.
+
+    Without outcomes the value model never learns from the run (its predictions, hence the plans,
+    stay those of the history it started with); ``fix`` says how outcomes reach it in the caller's
+    terms.
+    """
+    if observed or planned < after or getattr(owner, "_no_outcome_warned", False):
+        return
+    owner._no_outcome_warned = True
+    warnings.warn(
+        f"{planned} steps planned and no outcome came back, so the value model never learns from the run. Fix: {fix}",
+        V0liteWarning,
+        stacklevel=3,
+    )

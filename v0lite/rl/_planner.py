@@ -14,20 +14,21 @@ The value model is anything with ``predict(X)`` and ``add_history(X, y)`` where 
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .._registry import normalise
-from ..exceptions import V0liteError
-from ._allocate import PMixedSelector, allocate, get_selector
+from .._registry import has_protocol, normalise
+from ..exceptions import ParameterError, V0liteError
+from ._allocate import PMixedSelector, _sizes, _value_fn, allocate, get_selector
 from ._beliefs import (
     BinnedStrength,
     disagreement_test,
     fit_prior_strength,
     fuse_baseline,
 )
-from ._common import _check_counts, _n_keep, _rng
+from ._common import _check_counts, _n_keep, _prompt_list, _rng, warn_no_outcomes
 
 __all__ = ["Plan", "RolloutPlanner"]
 
@@ -80,22 +81,26 @@ class RolloutPlanner:
     Parameters
     ----------
     value_model : object
-        Has ``predict(X) -> p`` and ``add_history(X, y)``.
+        Has ``predict(X) -> p`` (pass rates in [0, 1]) and ``add_history(X, y)`` (checked here).
     strategy : {"p_mixed", "target", "random"} or selector object, default "p_mixed"
         A name of :data:`v0lite.rl.SELECTORS` (``-`` and ``_`` alike, like every name here) or
         any object with ``select`` (see :class:`v0lite.rl.Selector`).
-    budget_per_prompt : int, default 8
+    budget_per_prompt : int >= 1, default 8
         Mean rollouts per kept prompt.
     n_min, n_max : int, default 2 and 16
+        Settings under which no group size has any value (e.g. ``n_max=1``: a group of one
+        rollout is never mixed) would make every plan empty, and is refused.
     keep_fraction : float in (0, 1], default 0.5
+        ``1``: every candidate is kept by the selector and only the allocation chooses (it
+        drops the prompts it gives 0 rollouts).
     policy : str, default "policy"
         Policy name written into ``X``.
     random_state : int or None, default 0
         Seeds the selector's tie-breaking / random choice.
     value : {"p_mixed", "knapsack"}, default "p_mixed"
         Allocation value (see :data:`v0lite.rl.VALUES`).
-    prior_strength : float or "auto", default "auto"
-    default_prior_strength : float, default 4.0
+    prior_strength : float > 0 or "auto", default "auto"
+    default_prior_strength : float > 0, default 4.0
     min_groups_for_fit : int, default 64
     uncertainty : {"beta", None}, default "beta"
         ``"beta"``: rank ("p_mixed" strategy) and allocate by the value expected under a
@@ -107,6 +112,12 @@ class RolloutPlanner:
         benchmarks/RESULTS.md (allocation section).
     alpha : float, default 0.05
         Level of the disagreement test recorded in ``last_disagreement_``.
+
+    Notes
+    -----
+    A planner that has made 3 non-empty plans and was never given an outcome (:meth:`observe`)
+    warns once (:class:`~v0lite.exceptions.V0liteWarning`): its value model does not learn from
+    the run.
 
     Attributes
     ----------
@@ -145,6 +156,35 @@ class RolloutPlanner:
         uncertainty: Any = "beta",
         alpha: float = 0.05,
     ):
+        missing = [m for m in ("predict", "add_history") if not has_protocol(value_model, (m,))]
+        if missing:
+            raise ParameterError(
+                f"value_model must have predict(X) and add_history(X, y); {type(value_model).__name__} has no "
+                f"{' and no '.join(f'{m}()' for m in missing)} (observe() feeds each step's outcomes to "
+                "add_history). Fix: pass a v0lite.V0Regressor (v0lite.load(folder) for a saved one), or give your "
+                "model the missing method (an add_history that returns self is enough for a model that does not "
+                "learn online)."
+            )
+        if isinstance(budget_per_prompt, bool) or not _whole(budget_per_prompt) or budget_per_prompt < 1:
+            raise ParameterError(
+                f"budget_per_prompt must be an int >= 1 (mean rollouts per kept prompt), got {budget_per_prompt!r}"
+                + (": every plan would be empty" if budget_per_prompt == 0 else "")
+                + ". Fix: budget_per_prompt=8 (the default) or your trainer's group size."
+            )
+        budget_per_prompt = int(budget_per_prompt)
+        for name, v in (("prior_strength", prior_strength), ("default_prior_strength", default_prior_strength)):
+            if name == "prior_strength" and isinstance(v, str) and v == "auto":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v > 0):
+                auto = "'auto' or " if name == "prior_strength" else ""
+                raise ParameterError(
+                    f"{name} must be {auto}a number > 0 (the rollouts the prior counts for), got {v!r}. Fix: "
+                    + (
+                        "prior_strength='auto' (fitted on the outcomes; the default) or e.g. 4.0."
+                        if auto
+                        else f"{name}=4.0 (the default)."
+                    )
+                )
         self.value_model = value_model
         self.strategy = strategy
         self.budget_per_prompt = budget_per_prompt
@@ -164,7 +204,9 @@ class RolloutPlanner:
         self._selector = self._make_selector()
         if not 0 < keep_fraction <= 1:
             raise V0liteError(f"keep_fraction must be in (0, 1], got {keep_fraction}.")
+        self._check_sizes()
         self._rng = _rng(random_state)
+        self._n_plans = 0  # non-empty plans made (for the no-outcome warning)
         self._priors: dict[tuple[str, int], float] = {}
         self._hist_prior: list[np.ndarray] = []
         self._hist_s: list[np.ndarray] = []
@@ -172,6 +214,18 @@ class RolloutPlanner:
         self.last_plan_: Plan | None = None
         self.last_disagreement_: np.ndarray | None = None
         self.prior_strength_ = float(default_prior_strength)
+
+    def _check_sizes(self) -> None:
+        """Refuse group sizes under which the allocator gives every prompt 0 rollouts (every plan empty)."""
+        sizes = _sizes(self.n_min, self.n_max)
+        grid = np.linspace(0.0, 1.0, 101)
+        v = np.asarray(_value_fn(self.value)(grid[:, None], sizes[None, :]), dtype=np.float64)
+        if not np.any(v[:, 1:] - v[:, :1] > 0):
+            raise ParameterError(
+                f"with n_min={self.n_min}, n_max={self.n_max} every plan would be empty: no group size allowed "
+                f"({sizes[1:].tolist()}) has any value {self.value!r} (a group of 1 rollout is never mixed), so "
+                "the allocator gives every prompt 0 rollouts. Fix: n_max >= 2 (default n_min=2, n_max=16)."
+            )
 
     def _make_selector(self):
         pmixed = isinstance(self.strategy, str) and normalise(self.strategy) == "p_mixed"
@@ -182,6 +236,15 @@ class RolloutPlanner:
         p = np.asarray(self.value_model.predict(_frame(self.policy, prompts, step)), dtype=np.float64)
         if p.shape != (len(prompts),):
             raise V0liteError(f"value_model.predict returned shape {p.shape}, expected ({len(prompts)},).")
+        bad = np.flatnonzero(~(np.isfinite(p) & (p >= -1e-9) & (p <= 1 + 1e-9)))
+        if bad.size:
+            i = int(bad[0])
+            raise V0liteError(
+                f"value_model.predict ({type(self.value_model).__name__}) returned {float(p[i])!r} for prompt {i} "
+                f"({str(prompts[i])[:40]!r}) and {bad.size - 1} more out of [0, 1] or NaN: the planner needs "
+                "predicted pass rates in [0, 1]. Fix: make the value model return pass rates (a model of raw "
+                "rewards must map them to [0, 1] first, e.g. (reward + 1) / 2 for -1/1 rewards)."
+            )
         return np.clip(p, 0.0, 1.0)
 
     def plan(self, prompts: Sequence[str], step: int) -> Plan:
@@ -198,9 +261,16 @@ class RolloutPlanner:
         -------
         Plan
         """
-        prompts = list(prompts)
+        prompts = _prompt_list(prompts)
         if not prompts:
             return Plan([], np.zeros(0, dtype=np.int64), np.zeros(0))
+        warn_no_outcomes(
+            self,
+            self._n_plans,
+            len(self._hist_prior),
+            "after each step's rollouts call planner.observe(plan.kept_prompts, step, successes, plan.n_rollouts) "
+            "with each kept prompt's successes out of its rollouts.",
+        )
         p = self._predict(prompts, step)
         m = _n_keep(len(prompts), self.keep_fraction)
         conc = self._concentration(p)
@@ -222,6 +292,7 @@ class RolloutPlanner:
         for q, pi in zip(kept, p[keep]):
             self._priors[(q, int(step))] = float(pi)
         self.last_plan_ = Plan(kept, n, p[keep])
+        self._n_plans += bool(kept)
         return self.last_plan_
 
     def _concentration(self, p: np.ndarray):
@@ -282,9 +353,9 @@ class RolloutPlanner:
         prompts : sequence of str
         step : int
         successes : array-like of int
-            Successful rollouts per prompt.
+            Successful rollouts per prompt: whole counts out of ``n``, not rates (checked).
         n : array-like of int
-            Rollouts per prompt (``>= 1``).
+            Rollouts per prompt (whole numbers ``>= 1``).
         prior : array-like of float, optional
             The prediction each prompt was planned with (NaN: unknown), for callers that plan
             without :meth:`plan` (the trainer adapters); predicted now where missing.
@@ -295,8 +366,8 @@ class RolloutPlanner:
             ``fuse_baseline(prior, successes / n, n, prior_strength)``, the baseline for the
             group's advantages.
         """
-        prompts = list(prompts)
-        s, m = _check_counts(prompts, successes, n, min_n=1)
+        prompts = _prompt_list(prompts)
+        s, m = _check_counts(prompts, successes, n, min_n=1, whole=True)
         if not prompts:
             return np.zeros(0)
         if prior is None:
@@ -320,3 +391,11 @@ class RolloutPlanner:
         for q in prompts:
             self._priors.pop((q, int(step)), None)
         return fused
+
+
+def _whole(v: Any) -> bool:
+    """Whether ``v`` is a finite whole number (an int, or a float like 8.0)."""
+    try:
+        return math.isfinite(v) and int(v) == v
+    except (TypeError, ValueError):
+        return False

@@ -10,17 +10,26 @@ No torch, trl or verl here: this module is imported by all three adapters.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..._registry import canonical
+from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
+from .._common import NO_OUTCOME_AFTER, warn_no_outcomes
 
 __all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
 
-#: Selection modes of :class:`FixedSizeSelector`.
+#: Selection modes of :class:`FixedSizeSelector` (``-`` and ``_`` alike, like every name in v0lite).
 MODES = ("band", "p-mixed")
+
+#: Start of the warning that a setting turns selection off (filtered by ``PlannedRLHFDataset``,
+#: which says it in ``data.v0lite`` terms).
+NO_SELECTION = "nothing is selected"
 
 #: A planned step older than this many steps whose outcome never came is forgotten (the trainer
 #: planned it ahead and stopped, e.g. a dataloader's look-ahead at the end of training); far more
@@ -87,13 +96,73 @@ def _text_fn(prompt_text_fn: Callable | None, messages: str) -> Callable[[Any], 
     return prompt_text_fn
 
 
-def n_candidates(batch_size: int, oversample: float) -> int:
-    """Candidates drawn per step: ``ceil(oversample * batch_size)`` (at least ``batch_size``)."""
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    if not oversample >= 1:
-        raise ValueError(f"oversample must be >= 1 (candidates per kept prompt), got {oversample!r}.")
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+
+
+def check_int(value: Any, name: str, least: int, why: str = "") -> int:
+    """``value`` as an int, refused (naming ``name``) unless it is a whole number ``>= least``."""
+    if not _is_number(value) or int(value) != value or value < least:
+        raise ParameterError(f"{name} must be an int >= {least}{why}, got {value!r}. Fix: a whole number >= {least}.")
+    return int(value)
+
+
+def check_mode(mode: Any, name: str = "mode") -> str:
+    """The :data:`MODES` spelling of ``mode`` (``-`` and ``_`` alike)."""
+    try:
+        return canonical(dict.fromkeys(MODES), mode, "selection mode")
+    except ParameterError as e:
+        raise ParameterError(f"{name}: {e}") from None
+
+
+def check_band(band: Any, name: str = "band") -> tuple[float, float]:
+    """``(lo, hi)`` as floats with ``0 <= lo < hi <= 1``, or an error naming ``name`` and the fix."""
+    try:
+        if isinstance(band, (str, bytes)):  # "0.2,0.8" would be read character by character
+            raise TypeError
+        lo, hi = (float(b) for b in band)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ParameterError(
+            f"{name} must be two numbers [lo, hi] with 0 <= lo < hi <= 1 (the predicted pass rates kept), got "
+            f"{band!r}. Fix: {name}=[0.2, 0.8] (the default), a list of two numbers."
+        )
+    return lo, hi
+
+
+def check_threshold(value: Any, name: str = "success_threshold") -> float:
+    """A rollout's success threshold as a float, or an error naming ``name`` and the fix."""
+    if not _is_number(value):
+        raise ParameterError(
+            f"{name} must be a number (a rollout succeeds when its reward is > {name}), got {value!r}. "
+            f"Fix: {name}=0.5 for 0/1 rewards (the default), 0.0 for -1/1 rewards."
+        )
+    return float(value)
+
+
+def n_candidates(batch_size: int, oversample: float, *, names: tuple[str, str] = ("batch_size", "oversample")) -> int:
+    """Candidates drawn per step: ``ceil(oversample * batch_size)`` (at least ``batch_size``).
+
+    ``names``: how the caller calls the two settings, for the errors.
+    """
+    check_int(batch_size, names[0], 1)
+    if not _is_number(oversample) or not oversample >= 1:
+        raise ParameterError(
+            f"{names[1]} must be a number >= 1 (candidates per kept prompt), got {oversample!r}. "
+            f"Fix: {names[1]}=2.0 (the default)."
+        )
     return max(int(batch_size), int(np.ceil(float(oversample) * batch_size - 1e-9)))
+
+
+def warn_no_selection(setting: str, fix: str) -> None:
+    """Warn that ``setting`` keeps every candidate: the adapter plans nothing, it only records outcomes."""
+    warnings.warn(
+        f"{setting}: {NO_SELECTION}, every candidate prompt is rolled out and the planner only records the "
+        f"outcomes. Fix: {fix}",
+        V0liteWarning,
+        stacklevel=3,
+    )
 
 
 def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: bool = True) -> list[np.ndarray]:
@@ -103,6 +172,11 @@ def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: b
     permutation depends on ``(seed, epoch)`` so all data-parallel ranks draw the same chunks
     (``shuffle=False``: dataset order).
     """
+    if n_items == 0:
+        raise DataError(
+            "the dataset is empty (0 prompts): there is nothing to plan. Fix: check the training files and "
+            "which column holds the prompts (verl: data.train_files, data.prompt_key)."
+        )
     if n_items < chunk:
         raise ValueError(
             f"the dataset has {n_items} prompts, fewer than the {chunk} candidates one step needs; "
@@ -135,6 +209,10 @@ class FixedSizeSelector:
         ``step_offset + step_scale * t``. Set them so that the history's step numbers mean the
         same checkpoints as the trainer's, e.g. ``step_offset=16`` when the history was logged
         from step 16 of this policy on (see :meth:`history_step`).
+    no_outcome_fix : str, optional
+        How outcomes reach this selector, in the adapter's terms: when ``no_outcome_after``
+        steps were planned and none came back, :meth:`choose` warns once with it.
+    no_outcome_after : int, default 3
 
     Attributes
     ----------
@@ -161,28 +239,27 @@ class FixedSizeSelector:
         random_state: int = 0,
         step_offset: int = 0,
         step_scale: int = 1,
+        no_outcome_fix: str | None = None,
+        no_outcome_after: int = NO_OUTCOME_AFTER,
     ):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-        lo, hi = (float(b) for b in band)
-        if not 0.0 <= lo < hi <= 1.0:
-            raise ValueError(f"band must be (lo, hi) with 0 <= lo < hi <= 1, got {tuple(band)!r}.")
-        if int(group_size) != group_size or group_size < 2:
-            raise ValueError(f"group_size must be an int >= 2 (a group of 1 has no advantage), got {group_size!r}.")
+        mode = check_mode(mode)
+        lo, hi = check_band(band)
+        group_size = check_int(group_size, "group_size", 2, " (a group of 1 has no advantage)")
         for attr in ("observe", "value_model"):
             if not hasattr(planner, attr):
                 raise ValueError(
                     f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got {type(planner).__name__}."
                 )
-        for name, v, least in (("step_offset", step_offset, 0), ("step_scale", step_scale, 1)):
-            if isinstance(v, bool) or int(v) != v or v < least:
-                raise ValueError(f"{name} must be an int >= {least}, got {v!r}.")
         self.planner = planner
-        self.step_offset = int(step_offset)
-        self.step_scale = int(step_scale)
+        self.step_offset = check_int(step_offset, "step_offset", 0)
+        self.step_scale = check_int(step_scale, "step_scale", 1)
+        self.no_outcome_fix = (
+            no_outcome_fix or "feed each group's outcome back with selector.observe(texts, successes, n)."
+        )
+        self.no_outcome_after = int(no_outcome_after)
         self.mode = mode
         self.band = (lo, hi)
-        self.group_size = int(group_size)
+        self.group_size = group_size
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
         # text -> [(trainer step, predicted pass rate)] planned and not yet observed, oldest first
@@ -230,6 +307,7 @@ class FixedSizeSelector:
         texts = list(texts)
         if not 0 < k <= len(texts):
             raise ValueError(f"cannot keep {k} of {len(texts)} candidates.")
+        warn_no_outcomes(self, self.step_, self.n_observed_, self.no_outcome_fix, self.no_outcome_after)
         step = self.step_
         p = self.predict(texts, step)
         tie = self._rng.random(p.size)

@@ -21,12 +21,15 @@ if asked, also applies the after-rollout reward-range filter). Group sizes stay 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from ._common import FixedSizeSelector, _text_fn
+from ...exceptions import ParameterError
+from .._common import NO_OUTCOME_AFTER
+from ._common import FixedSizeSelector, _text_fn, warn_no_selection
 
 __all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
 
@@ -38,7 +41,8 @@ class OpenRLHFPlanner:
     ----------
     planner : v0lite.RolloutPlanner
     keep_fraction : float in (0, 1], default 0.5
-        Share of each dataloader batch kept (at least one prompt).
+        Share of each dataloader batch kept (at least one prompt). ``1`` keeps every prompt:
+        nothing is selected (warned).
     mode : {"band", "p-mixed"}, default "band"
     band : (float, float), default (0.2, 0.8)
     n_samples_per_prompt : int, default 8
@@ -60,6 +64,12 @@ class OpenRLHFPlanner:
     selector_ : FixedSizeSelector
         Counters of what was kept and observed; ``selector_.step_`` counts planned batches
         (the ``step`` the value model sees).
+
+    Notes
+    -----
+    When ``2 / keep_fraction`` batches (two rollout batches' worth; at least 3) were planned and
+    no group's outcome was recorded (the filter hook is not passed to ``generate_batch``), the
+    next batch warns once: the value model does not learn from the run.
 
     Examples
     --------
@@ -84,8 +94,13 @@ class OpenRLHFPlanner:
         step_offset: int = 0,
         step_scale: int = 1,
     ):
-        if not 0 < keep_fraction <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}.")
+        if isinstance(keep_fraction, bool) or not isinstance(keep_fraction, (int, float)) or not 0 < keep_fraction <= 1:
+            raise ParameterError(
+                "keep_fraction must be a number in (0, 1] (the share of each batch rolled out), got "
+                f"{keep_fraction!r}. Fix: keep_fraction=0.5 (the default)."
+            )
+        if keep_fraction == 1:
+            warn_no_selection("keep_fraction=1 keeps every prompt of each batch", "keep_fraction=0.5 (the default).")
         self.keep_fraction = float(keep_fraction)
         self.n_samples_per_prompt = int(n_samples_per_prompt)
         self.success_threshold = float(success_threshold)
@@ -99,6 +114,11 @@ class OpenRLHFPlanner:
             random_state=random_state,
             step_offset=step_offset,
             step_scale=step_scale,
+            no_outcome_fix="pass filter_hook=glue.filter_hook() to OpenRLHF's generate_batch (its apply() records "
+            "each group's successes), or call glue.record(prompt, successes, n) for each rolled-out group.",
+            # the generator pulls about 1 / keep_fraction batches per rollout batch before its outcomes:
+            # two rollout batches' worth allows one in flight (asynchronous generation)
+            no_outcome_after=max(NO_OUTCOME_AFTER, 2 * math.ceil(1 / self.keep_fraction)),
         )
         self._pending: list[tuple[str, int, int]] = []
 
@@ -156,8 +176,10 @@ class OpenRLHFFilterHook:
     """``apply(experiences)`` for one prompt's group: record its successes, keep or drop the group.
 
     Shaped like OpenRLHF's ``FilterHookBase`` (``apply``, ``pass_rate``, ``reset``); not a
-    subclass, since OpenRLHF is not imported. A group whose size is not
-    ``n_samples_per_prompt`` is dropped, as OpenRLHF's ``DynamicFilteringHook`` does.
+    subclass, since OpenRLHF is not imported. A group smaller than ``n_samples_per_prompt`` is
+    dropped, as OpenRLHF's ``DynamicFilteringHook`` does. A group larger than it, or the first
+    3 groups all smaller (no full group yet), mean that ``n_samples_per_prompt`` is not
+    OpenRLHF's: every group would be dropped, so that is an error.
 
     Parameters
     ----------
@@ -172,11 +194,25 @@ class OpenRLHFFilterHook:
         self.reward_range = None if reward_range is None else tuple(float(r) for r in reward_range)
         self.total_groups = 0
         self.valid_groups = 0
+        self.short_groups = 0
+        self._ever_full = False
 
     def apply(self, experiences: list) -> list:
         n = self.glue.n_samples_per_prompt
         if len(experiences) != n:
+            self.short_groups += len(experiences) < n
+            if len(experiences) > n or (not self._ever_full and self.short_groups >= NO_OUTCOME_AFTER):
+                seen = f"a group of {len(experiences)} samples"
+                if len(experiences) < n:
+                    seen += f" ({self.short_groups} groups so far, none of {n})"
+                raise ParameterError(
+                    f"OpenRLHFPlanner(n_samples_per_prompt={n}) but the filter hook got {seen}: a group of another "
+                    "size is dropped, so nothing would be trained on and no outcome recorded. Fix: pass OpenRLHF's "
+                    "own setting to OpenRLHFPlanner, n_samples_per_prompt=args.n_samples_per_prompt (the groups "
+                    f"here have {len(experiences)} samples)."
+                )
             return []
+        self._ever_full = True
         self.total_groups += 1
         scores = np.array([_score(e) for e in experiences], dtype=np.float64)
         prompt = experiences[0].prompts[0]

@@ -24,6 +24,7 @@ from ._common import (
     candidate_chunks,
     group_outcomes,
     n_candidates,
+    warn_no_selection,
 )
 
 torch = require("torch", "trl")
@@ -95,6 +96,7 @@ class PlannedRepeatSampler(Sampler):
         self._texts: dict[int, str] = {}
         self._epoch = 0
         candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
+        self.text(0)  # so does a missing prompt column
 
     def text(self, index: int) -> str:
         """The prompt text of row ``index`` (cached)."""
@@ -137,6 +139,8 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     ----------
     planner : v0lite.RolloutPlanner
     oversample : float, default 2.0
+        Candidates per rolled-out prompt; one that draws no more candidates than a generation
+        batch's prompts selects nothing (warned).
     mode : {"band", "p-mixed"}, default "band"
     band : (float, float), default (0.2, 0.8)
     success_threshold : float, default 0.5
@@ -158,7 +162,11 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     back the same gathered rewards, so the ranks' value models stay identical and choose the
     same prompts; this is by construction, tested on one process only. Groups are TRL's:
     ``num_generations`` consecutive completions, so a prompt that appears twice in a batch
-    gives two groups. A streaming ``IterableDataset`` cannot be planned and is refused.
+    gives two groups. A streaming ``IterableDataset`` cannot be planned and is refused; so are a
+    dataset without a ``prompt`` column and one with fewer prompts than one generation batch's
+    candidates (before the model loads when ``args`` is given). When the third generation batch
+    is planned and no group has an outcome yet (every reward ``None``/NaN; later with dataloader
+    workers, which plan ahead), the trainer warns once.
 
     Examples
     --------
@@ -192,33 +200,57 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         self.v0_success_threshold = float(success_threshold)
         self.v0_prompt_text, self.v0_messages = prompt_text, messages
         self._v0_text = _text_fn(prompt_text, messages)
+        selection = {"planner": planner, "mode": mode, "band": band, "step_offset": step_offset}
+        selection["step_scale"] = step_scale
+        config = kwargs.get("args", args[2] if len(args) > 2 else None)
+        if config is not None:  # checked before GRPOTrainer loads the model
+            self._v0_setup(train, config, selection)
         super().__init__(*args, **kwargs)
-        n_candidates(self.args.generation_batch_size // self.num_generations, oversample)  # validate now
-        self.selector_ = FixedSizeSelector(
-            planner,
-            mode=mode,
-            band=band,
-            group_size=max(2, self.num_generations),
-            random_state=self.args.seed,
-            step_offset=step_offset,
-            step_scale=step_scale,
-        )
+        if config is None:  # TRL built its default GRPOConfig
+            self._v0_setup(self.train_dataset, self.args, selection)
 
-    def _get_train_sampler(self, dataset: Any = None) -> Sampler:
-        if dataset is None:
-            dataset = self.train_dataset
+    def _v0_setup(self, dataset: Any, config: Any, selection: dict) -> None:
+        """The selector, and the dataset checked the way the sampler will read it (prompt column, size)."""
+        batch = config.generation_batch_size // config.num_generations
+        if n_candidates(batch, self.v0_oversample) == batch:
+            warn_no_selection(
+                f"oversample={self.v0_oversample!r} draws no more candidates than the {batch} prompts of a "
+                "generation batch",
+                "oversample=2.0 (the default).",
+            )
+        self.selector_ = FixedSizeSelector(
+            selection["planner"],
+            mode=selection["mode"],
+            band=selection["band"],
+            group_size=max(2, config.num_generations),
+            random_state=config.seed,
+            step_offset=selection["step_offset"],
+            step_scale=selection["step_scale"],
+            no_outcome_fix="every completion's reward was None or NaN so far, so no group had an outcome; make the "
+            "reward functions return a number for the prompts (a completion succeeds when its weighted total "
+            "reward is > success_threshold).",
+            # lag k = 2 (plan 0, plan 1, outcomes 0, plan 2) with no workers; each worker prefetches batches
+            no_outcome_after=2 + (config.dataloader_num_workers or 0) * (config.dataloader_prefetch_factor or 2),
+        )
+        if dataset is not None:
+            self._v0_sampler(dataset, config)
+
+    def _v0_sampler(self, dataset: Any, config: Any) -> PlannedRepeatSampler:
         return PlannedRepeatSampler(
             dataset,
             self.selector_,
-            mini_repeat_count=self.num_generations,
-            batch_size=self.args.generation_batch_size // self.num_generations,
-            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            mini_repeat_count=config.num_generations,
+            batch_size=config.generation_batch_size // config.num_generations,
+            repeat_count=config.num_iterations * config.steps_per_generation,
             oversample=self.v0_oversample,
             prompt_text=self.v0_prompt_text,
             messages=self.v0_messages,
-            shuffle=self.shuffle_dataset,
-            seed=self.args.seed,
+            shuffle=config.shuffle_dataset,
+            seed=config.seed,
         )
+
+    def _get_train_sampler(self, dataset: Any = None) -> Sampler:
+        return self._v0_sampler(self.train_dataset if dataset is None else dataset, self.args)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from ..._extras import require
+from .._common import warn_no_outcomes
 from ._common import (
+    MAX_LAG,
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
     group_outcomes,
     n_candidates,
+    warn_no_selection,
 )
 
 torch = require("torch", "verl")
@@ -63,7 +66,8 @@ class VerlSampler(Sampler):
     batch_size : int
         ``data.train_batch_size`` (``data.gen_batch_size`` if you set it).
     oversample : float, default 2.0
-        Candidates predicted per kept prompt.
+        Candidates predicted per kept prompt; one that draws no more candidates than
+        ``batch_size`` selects nothing (warned).
     mode : {"band", "p-mixed"}, default "band"
     band : (float, float), default (0.2, 0.8)
     group_size : int, optional
@@ -105,6 +109,9 @@ class VerlSampler(Sampler):
     checkpoint resumes where the run stopped. The value model's history is not in that
     checkpoint (save it yourself with ``V0Regressor.save``).
 
+    When a new epoch starts, or ``MAX_LAG`` steps were planned (more than any dataloader's
+    prefetch), and :meth:`update` never fed an outcome back, the sampler warns once.
+
     Examples
     --------
     >>> sampler = VerlSampler(train_dataset, planner, batch_size=config.data.train_batch_size)  # doctest: +SKIP
@@ -142,6 +149,11 @@ class VerlSampler(Sampler):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.n_candidates = n_candidates(batch_size, oversample)
+        if self.n_candidates == self.batch_size:
+            warn_no_selection(
+                f"oversample={oversample!r} draws no more candidates than the batch_size={batch_size} rolled out",
+                "oversample=2.0 (the default).",
+            )
         self._text = _text_fn(prompt_text, messages)
         gs = getattr(planner, "budget_per_prompt", 8) if group_size is None else group_size
         self.selector_ = FixedSizeSelector(
@@ -152,9 +164,13 @@ class VerlSampler(Sampler):
             random_state=seed,
             step_offset=step_offset,
             step_scale=step_scale,
+            no_outcome_fix="wrap the train dataset in VerlFeedbackDataset(dataset, sampler): RayPPOTrainer.fit calls "
+            "its on_batch_end after every step, which calls sampler.update(batch); or call sampler.update yourself.",
+            no_outcome_after=MAX_LAG,  # dataloader workers plan up to workers x prefetch_factor steps ahead
         )
         self._texts: dict[int, str] = {}
         candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
+        self.text(0)  # a missing prompt column fails here, not at the first batch
         self._epoch = 0
         self._chunks: list | None = None
         self._last_slot = -1
@@ -199,6 +215,8 @@ class VerlSampler(Sampler):
         return self.planned_[chunk]
 
     def _next_epoch(self) -> None:
+        sel = self.selector_  # a whole epoch planned and read, none of its outcomes back: feedback is not wired
+        warn_no_outcomes(sel, sel.step_, sel.n_observed_, sel.no_outcome_fix, after=1)
         self._epoch += 1
         self._chunks = None
         self._last_slot = -1

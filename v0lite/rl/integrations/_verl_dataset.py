@@ -13,14 +13,28 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from ...exceptions import V0liteWarning
+from ...exceptions import DataError, ParameterError, V0liteWarning
+from .._common import NO_OUTCOME_AFTER
+from ._common import (
+    NO_SELECTION,
+    check_band,
+    check_int,
+    check_mode,
+    check_threshold,
+    n_candidates,
+    prompt_text,
+    warn_no_selection,
+)
 from ._verl import INDEX_KEY, Dataset, VerlSampler
 
 __all__ = ["PlannedRLHFDataset", "V0LITE_KEYS"]
 
-#: Planned steps with no outcome back after which the dataset warns that feedback is not wired
-#: (verl 0.9.1's V1 trainer never calls ``on_batch_end``; the legacy one does after every step).
-NO_FEEDBACK_STEPS = 3
+#: What the dataset's no-outcome warning (after ``NO_OUTCOME_AFTER`` planned steps) says to do:
+#: verl 0.9.1's V1 trainer never calls ``on_batch_end``; the legacy one does after every step.
+NO_OUTCOME_FIX = (
+    "this trainer does not call train_dataset.on_batch_end (verl 0.9.1's V1 trainer does not); run the legacy "
+    "trainer, trainer.use_v1=false, as in docs/rl.md."
+)
 
 #: ``data.v0lite.*`` options and their defaults (``model`` and ``policy`` are required).
 V0LITE_KEYS = {
@@ -67,7 +81,53 @@ def _options(config: Any) -> dict:
     for key in ("model", "policy"):
         if not opts[key]:
             raise ValueError(f"data.v0lite.{key} is required: add +data.v0lite.{key}=... (docs/rl.md).")
-    return opts
+    return _checked(opts)
+
+
+def _checked(opts: dict) -> dict:
+    """The options with their types checked, each error naming ``data.v0lite.<option>`` (before any work)."""
+    key = "data.v0lite.{}".format
+    out = dict(opts)
+    out["mode"] = check_mode(opts["mode"], key("mode"))
+    out["band"] = check_band(opts["band"], key("band"))
+    out["success_threshold"] = check_threshold(opts["success_threshold"], key("success_threshold"))
+    why = " (a group of 1 has no advantage; use ${actor_rollout_ref.rollout.n})"
+    out["group_size"] = check_int(opts["group_size"], key("group_size"), 2, why)
+    out["step_offset"] = check_int(opts["step_offset"], key("step_offset"), 0)
+    out["step_scale"] = check_int(opts["step_scale"], key("step_scale"), 1)
+    for name in ("shuffle", "warm"):
+        if not isinstance(opts[name], bool):
+            raise ParameterError(f"{key(name)} must be true or false, got {opts[name]!r}. Fix: {key(name)}=true.")
+    for name in ("reward_key", "messages"):
+        if not isinstance(opts[name], str):
+            raise ParameterError(f"{key(name)} must be a string, got {opts[name]!r}.")
+    try:
+        prompt_text(" ", opts["messages"])
+    except ValueError as e:
+        raise ParameterError(f"{key('messages')}: {e}") from None
+    return out
+
+
+def _check_rows(dataset: Any, data_files: Any, config: Any, chunk: int, batch_key: str) -> None:
+    """verl's train rows are there, with the prompt column, and enough of them for one step."""
+    key = config.get("prompt_key", "prompt")
+    columns = getattr(getattr(dataset, "dataframe", None), "column_names", None)
+    if columns is not None and key not in columns:
+        raise DataError(
+            f"data.prompt_key={key!r} is not a column of data.train_files {_as_list(data_files)} (columns: "
+            f"{sorted(columns)}). Fix: set data.prompt_key to the column that holds the prompts."
+        )
+    if len(dataset) == 0:
+        raise DataError(
+            f"verl's RLHFDataset has 0 rows from data.train_files {_as_list(data_files)}: the files are empty, or verl "
+            "dropped every row (data.filter_overlong_prompts drops prompts longer than data.max_prompt_length). "
+            "Fix: check the files, data.prompt_key and data.max_prompt_length."
+        )
+    if len(dataset) < chunk:
+        raise DataError(
+            f"the training set has {len(dataset)} prompts, fewer than the {chunk} candidates one step needs "
+            f"({batch_key} x data.v0lite.oversample). Fix: lower data.v0lite.oversample or {batch_key}, or add prompts."
+        )
 
 
 class PlannedRLHFDataset(Dataset):
@@ -128,26 +188,40 @@ class PlannedRLHFDataset(Dataset):
                 f"PlannedRLHFDataset needs data.dataloader_num_workers=0 (got {workers}): rows are planned when read, "
                 "in the trainer's process, where the outcomes come back; worker processes would plan on copies."
             )
+        batch_size = config.get("gen_batch_size", None) or config.train_batch_size
+        batch_key = "data.gen_batch_size" if config.get("gen_batch_size", None) else "data.train_batch_size"
+        chunk = n_candidates(batch_size, opts["oversample"], names=(batch_key, "data.v0lite.oversample"))
+        if chunk == batch_size:
+            warn_no_selection(
+                f"data.v0lite.oversample={opts['oversample']!r} draws no more candidates than the "
+                f"{batch_key}={batch_size} rolled out",
+                "data.v0lite.oversample=2.0 (the default).",
+            )
         self.dataset = RLHFDataset(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
+        _check_rows(self.dataset, data_files, config, chunk, batch_key)
         model = V0Regressor.load(opts["model"], device=opts["device"])
         planner = RolloutPlanner(model, policy=str(opts["policy"]))
-        self.sampler = VerlSampler(
-            self.dataset,
-            planner,
-            batch_size=config.get("gen_batch_size", None) or config.train_batch_size,
-            oversample=float(opts["oversample"]),
-            mode=opts["mode"],
-            band=tuple(opts["band"]),
-            group_size=int(opts["group_size"]),
-            prompt_key=config.get("prompt_key", "prompt"),
-            messages=opts["messages"],
-            success_threshold=float(opts["success_threshold"]),
-            reward_key=opts["reward_key"],
-            shuffle=bool(opts["shuffle"]),
-            seed=config.get("seed", None) or 0,
-            step_offset=int(opts["step_offset"]),
-            step_scale=int(opts["step_scale"]),
-        )
+        with warnings.catch_warnings():  # said above in data.v0lite terms
+            warnings.filterwarnings("ignore", f".*{NO_SELECTION}", V0liteWarning)
+            self.sampler = VerlSampler(
+                self.dataset,
+                planner,
+                batch_size=batch_size,
+                oversample=opts["oversample"],
+                mode=opts["mode"],
+                band=opts["band"],
+                group_size=opts["group_size"],
+                prompt_key=config.get("prompt_key", "prompt"),
+                messages=opts["messages"],
+                success_threshold=opts["success_threshold"],
+                reward_key=opts["reward_key"],
+                shuffle=opts["shuffle"],
+                seed=config.get("seed", None) or 0,
+                step_offset=opts["step_offset"],
+                step_scale=opts["step_scale"],
+            )
+        sel = self.sampler.selector_
+        sel.no_outcome_fix, sel.no_outcome_after = NO_OUTCOME_FIX, NO_OUTCOME_AFTER  # no prefetch: workers are 0
         texts = self.sampler.texts()
         if opts["warm"]:
             planner.warm(texts)  # every prompt embedded now, not inside the dataloader's next()
@@ -157,17 +231,7 @@ class PlannedRLHFDataset(Dataset):
         return len(self.sampler)
 
     def __getitem__(self, slot: int) -> dict:
-        index = self.sampler.row_at(slot)
-        sel = self.sampler.selector_
-        if sel.step_ >= NO_FEEDBACK_STEPS and sel.n_observed_ == 0 and not getattr(self, "_warned", False):
-            self._warned = True
-            warnings.warn(
-                f"{sel.step_} steps planned and no outcome came back: this trainer does not call "
-                "train_dataset.on_batch_end, so the value model never learns from the run. verl 0.9.1's V1 trainer "
-                "does not call it; run the legacy trainer (trainer.use_v1=false), as in docs/rl.md.",
-                V0liteWarning,
-                stacklevel=2,
-            )
+        index = self.sampler.row_at(slot)  # warns once after 3 planned steps with no outcome back
         row = self.dataset[index]
         info = dict(row.get("extra_info") or {})
         info[INDEX_KEY] = index
