@@ -31,6 +31,22 @@ def test_flags():
     assert B.flags({"auc": {"ci_low": float("nan"), "ci_high": 1.0}}, None, signs) == {"loses": [], "chance": False}
 
 
+def test_no_verdict_from_too_few_query_prompts():
+    """Issue: one query prompt gave "knn LOSES to logistic on Brier ... [+0.0020, +0.0020]": a bootstrap of one
+    prompt has no spread. Below MIN_VERDICT_PROMPTS no flag is raised, and evaluate says why."""
+    from v0lite.commands.core import verdict_lines
+
+    signs = {"brier": -1}
+    point = {"estimate": 0.002, "ci_low": 0.002, "ci_high": 0.002}
+    for n, loses in ((1, []), (B.MIN_VERDICT_PROMPTS - 1, []), (B.MIN_VERDICT_PROMPTS, ["brier"])):
+        diff = {"brier": {**point, "n_groups": n}}
+        assert B.flags(diff, 0.4, signs) == {"loses": loses, "chance": bool(loses)}
+        assert (B.too_few_prompts(diff) is None) == bool(loses)
+    lines = verdict_lines("knn", 0.4, {"logistic": {"diff": {"brier": {**point, "n_groups": 1}}, "loses": []}}, {})
+    assert len(lines) == 1 and lines[0].startswith("no verdict: the comparison rests on 1 query prompt(s)")
+    assert not any("LOSES" in line or "chance" in line for line in lines)
+
+
 def test_evaluate_baselines(fake_minilm):
     log = make_log(n_prompts=48, steps=True)
     case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)

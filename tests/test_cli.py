@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_log
-from v0lite.cli import build_parser, main
+from v0lite.cli import build_parser, command_flags, main
 from v0lite.log import read_log, write_log
 
 
@@ -89,6 +89,9 @@ def test_evaluate_writes_json(files, fake_minilm, capsys):
         d = r["diff"]["auc"]
         assert d["estimate"] == pytest.approx(res["auc"] - r["auc"])
     assert "_p" not in res
+    # 3 query prompts: too few for a verdict, and both the output and the JSON say so
+    assert res["no_verdict"] == "3 query prompt(s), fewer than 10" and res["loses_to"] == [] and not res["chance"]
+    assert "no verdict: the comparison rests on 3 query prompt(s)" in out and "LOSES" not in out
     assert (
         main(["evaluate", str(hist), str(queries), "--head", "knn", "--no-baselines", "--json", str(tmp / "n.json")])
         == 0
@@ -380,7 +383,7 @@ def test_route_errors_speak_flags(files, capsys, fake_minilm):
     assert main(base + ["--prices", str(prices), "--strategy", "budget", "--knob", "0.002"]) == 0
     routed = read_log(tmp / "r.jsonl", require_score=False)
     assert float(routed["pred_cost"].mean()) <= 0.002 + 1e-12
-    assert main(base + ["--prices", str(tmp / "nope.json")]) == 1
+    assert main(base + ["--prices", str(tmp / "nope.json"), "--force"]) == 1  # --force: r.jsonl exists now
     assert "--prices" in (err := capsys.readouterr().err) and "does not exist" in err
 
 
@@ -561,6 +564,7 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
                 "0.0",
                 "--out",
                 str(routed),
+                "--force",  # it replaces the first routing's file
             ]
         )
         == 0
@@ -569,7 +573,17 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
     assert set(b["policy"].to_list()) == {"pol1"} and set(b["pred_cost"].to_list()) == {0.001}
     capsys.readouterr()
     assert (
-        main(["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "nope"), "--out", str(routed)]) == 1
+        main(
+            [
+                "route",
+                str(tmp_path / "prompts.jsonl"),
+                "--router",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "x.jsonl"),
+            ]
+        )
+        == 1
     )
     assert "--router" in (err := capsys.readouterr().err) and "does not exist" in err and "--save-router" in err
 
@@ -981,3 +995,118 @@ def test_unusable_cache_and_unwritable_outputs_name_the_users_path(files, capsys
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert str(path) in err and ".tmp" not in err and err.count("\n") == 1, err
+
+
+def test_an_existing_output_file_is_kept_unless_force(files, capsys, fake_minilm, guarantees):
+    """Issue: `predict --out mylog.jsonl` replaced a 3,072-row log with 5 rows, exit 0. Every command that writes
+    a file refuses a non-empty one before any work, naming it and the fix; --force replaces it."""
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    kept = {name: tmp / name for name in ("mylog.jsonl", "mine.json", "mine.png")}
+    for path in kept.values():
+        path.write_bytes(hist.read_bytes())
+    (tmp / "rbsrc").mkdir()
+    (tmp / "rbout").mkdir()
+    kept["rbout/train.jsonl"] = tmp / "rbout" / "train.jsonl"
+    kept["rbout/train.jsonl"].write_bytes(hist.read_bytes())
+    log, js, png = str(kept["mylog.jsonl"]), str(kept["mine.json"]), str(kept["mine.png"])
+    m = ["--model-dir", str(tmp / "m")]
+    cases = [
+        (["predict", str(queries), *m, "--out", log], "--out"),
+        (["evaluate", str(hist), str(queries), "--json", js], "--json"),
+        (["route-eval", str(hist), str(queries), "--json", js], "--json"),
+        (["route-eval", str(hist), str(queries), "--plot", png], "--plot"),
+        (["route", str(queries), *m, "--pool", "pol0,pol1", "--out", log], "--out"),
+        (["alloc-sim", str(hist), "--json", js], "--json"),
+        (["onboard", str(hist), "--policy", "x", "--candidates", str(queries), "--n", "1", "--out", log], "--out"),
+        (["data", "prompts", str(hist), log], "OUT"),
+        (["data", "prices", str(hist), js], "OUT"),
+        (["data", "convert", "v0", str(hist), log], "OUT"),
+        (["data", "convert", "routerbench", str(tmp / "rbsrc"), str(tmp / "rbout")], "OUT folder"),
+    ]
+    before = {name: path.read_bytes() for name, path in kept.items()}
+    for argv, fix in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "exists" in err and f"Fix: pass --force to replace it, or choose another {fix}." in err, err
+        assert err.count("\n") == 1 and err.startswith(f"v0lite {argv[0]}"), err
+        assert {name: path.read_bytes() for name, path in kept.items()} == before
+    # --force replaces an output, never an input (--candidates and --prompt-dict are inputs too)
+    v0 = tmp / "v0.jsonl"
+    v0.write_text('{"id": 1, "score": 1.0, "model": "a", "step": 0, "dataset": "d"}\n')
+    for argv, flag in (
+        (["onboard", str(hist), "--policy", "x", "--candidates", log, "--n", "1", "--out", log], "--candidates"),
+        (["data", "convert", "v0", str(v0), log, "--prompt-dict", log], "--prompt-dict"),
+    ):
+        assert main([*argv, "--force"]) == 1
+        assert f"is the input {flag} {log}" in capsys.readouterr().err
+        assert kept["mylog.jsonl"].read_bytes() == before["mylog.jsonl"]
+    guarantees.tick("bad-input cases tried", len(cases) + 2)
+    # every command that declares an output file has --force
+    parser = build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        subs = (
+            [(name, sub)]
+            if name != "data"
+            else [(f"data {k}", v) for k, v in sub._subparsers._group_actions[0].choices.items()]
+        )
+        for label, p in subs:
+            if p.get_default("outputs"):
+                assert "--force" in command_flags(parser, label), label
+    # --force replaces it; an empty file (mktemp) needs no --force
+    assert main(["predict", str(queries), *m, "--out", log, "--force"]) == 0
+    assert read_log(kept["mylog.jsonl"], require_score=False).height == read_log(queries).height
+    empty = tmp / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert main(["predict", str(queries), *m, "--out", str(empty)]) == 0
+
+
+def test_an_unwritable_out_folder_is_named_as_the_out_folder(tmp_path, capsys, monkeypatch):
+    """Issue: `data convert routerbench SRC ro` said "Fix: choose another OUT/train.jsonl"."""
+    (tmp_path / "src").mkdir()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != ro and real(p, mode))
+    assert main(["data", "convert", "routerbench", str(tmp_path / "src"), str(ro)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write in {ro} (permission denied). Fix: choose another OUT folder" in err, err
+    assert "another OUT/" not in err
+
+
+def test_alloc_sim_says_what_the_log_needs_in_flags(tmp_path, capsys, fake_minilm):
+    """Issue: a one-step log said "Fix: lower fit_fraction" (no such flag, and it cannot help); --max-step 10
+    said "Fix: raise max_step"."""
+    log = make_log(steps=True)  # steps 0, 1, 2
+    hist = write_log(log, tmp_path / "h.jsonl")
+    one = write_log(log.filter(pl.col("step") == 1), tmp_path / "one.jsonl")
+    for argv, needle in (
+        ([str(one)], "has one distinct step (step 1)"),
+        ([str(hist), "--max-step", "-1"], "--max-step -1 keeps none of HISTORY"),
+        ([str(hist), "--max-step", "0"], "has one distinct step up to --max-step 0"),
+        ([str(hist), "--fit-fraction", "0.9"], "--fit-fraction 0.9 fits on 3 of HISTORY's 3 distinct steps"),
+    ):
+        capsys.readouterr()
+        assert main(["alloc-sim", *argv, "-q"]) == 1
+        err = capsys.readouterr().err
+        assert needle in err and "Fix:" in err and err.count("\n") == 1, err
+        assert "max_step" not in err and "fit_fraction" not in err, err
+
+
+def test_predict_ignores_the_columns_it_does_not_read(files, capsys, fake_minilm):
+    """Issue: an unused `score` of ±1 rewards made predict refuse the query file ("not a success rate")."""
+    tmp, hist, queries = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior"]) == 0
+    q = read_log(queries)
+    pm1 = write_log(q.with_columns(pl.col("score") * 2 - 1, pl.lit(None).alias("note")), tmp / "pm1.jsonl")
+    assert main(["predict", str(pm1), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 0
+    out = pl.read_ndjson(tmp / "o.jsonl")
+    assert out["score"].to_list() == (q["score"] * 2 - 1).to_list()  # copied as it was
+    assert out["p_success"].is_between(0, 1).all()
+    bad = write_log(q.with_columns(pl.lit("").alias("prompt")), tmp / "bad.jsonl")  # a column it reads: checked
+    assert main(["predict", str(bad), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o2.jsonl")]) == 1
+    assert f"QUERIES {bad}: column 'prompt', row 0" in capsys.readouterr().err
+    renamed = write_log(q.rename({"policy": "model"}), tmp / "renamed.jsonl")
+    assert main(["predict", str(renamed), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o3.jsonl")]) == 1
+    assert "Fix: rename 'model' to 'policy'" in capsys.readouterr().err  # the hint sees every column

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import polars as pl
+import pytest
 
 from v0lite.cli import main
+from v0lite.embed import _load_sentence_transformer as _real_load  # before fake_minilm replaces it
 
 
 def _model_dir(tmp_path, small_log):
@@ -42,3 +47,51 @@ def test_embed_names_the_column_and_the_flag(tmp_path, small_log, fake_minilm, c
     assert main(["embed", str(tmp_path / "missing.parquet"), "--model-dir", model_dir]) == 1
     assert "DATASET" in capsys.readouterr().err
     guarantees.tick("bad-input cases tried", 3)
+
+
+def test_embed_reads_its_dataset_as_every_command_reads_input(tmp_path, small_log, fake_minilm, capsys, guarantees):
+    """Issue: embed read files its own way: an empty file, a truncated line, a bare NaN and UTF-16 gave raw
+    polars tracebacks, and an empty prompt (which fit refuses) was embedded."""
+    model_dir = _model_dir(tmp_path, small_log)
+    cases = {
+        "empty.jsonl": (b"", "the file is empty"),
+        "trunc.jsonl": (b'{"prompt": "a"}\n{"prompt": "b\n', "line 2 (row 1): not valid JSON"),
+        "nan.jsonl": (b'{"prompt": "a", "score": NaN}\n', "line 1 (row 0): field 'score' holds NaN"),
+        "u16.jsonl": ('{"prompt": "a"}\n'.encode("utf-16"), "UTF-16-encoded"),
+        "blank.jsonl": (b'{"prompt": "a"}\n{"prompt": " "}\n', "column 'prompt', row 1: value ' ' is empty"),
+    }
+    for name, (data, needle) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["embed", str(tmp_path / name), "--model-dir", model_dir, "-q"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"v0lite embed: error: DATASET {tmp_path / name}") and needle in err, err
+        assert "Fix:" in err and err.count("\n") == 1, err
+    chats = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": ""}]]
+    pl.DataFrame({"prompt": chats}).write_parquet(tmp_path / "chat.parquet")
+    assert main(["embed", str(tmp_path / "chat.parquet"), "--model-dir", model_dir, "--messages", "user", "-q"]) == 1
+    assert "row 0" in (err := capsys.readouterr().err) and "(its --messages user text)" in err, err
+    guarantees.tick("bad-input cases tried", len(cases) + 1)
+
+
+@pytest.mark.parametrize(
+    "device, raised",
+    [("cuda", AssertionError("Torch not compiled with CUDA enabled")), ("tpu", RuntimeError("Expected one of cpu"))],
+)
+def test_a_device_torch_refuses_is_named_with_the_flag(
+    tmp_path, small_log, fake_minilm, capsys, monkeypatch, device, raised
+):
+    """Issue: --device cuda on a CPU build of torch gave a raw AssertionError, --device tpu a raw RuntimeError."""
+    import v0lite.embed as embed
+
+    model_dir = _model_dir(tmp_path, small_log)
+
+    def refuse(path, device=None):
+        raise raised
+
+    monkeypatch.setattr(embed, "_load_sentence_transformer", _real_load)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=refuse))
+    pl.DataFrame({"prompt": ["a question the cache has never seen?"]}).write_parquet(tmp_path / "t.parquet")
+    assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", device, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot run on device {device!r}: {raised}" in err and "Fix: pass --device cpu" in err, err
+    assert "leave --device out" in err and "device=" not in err and err.count("\n") == 1, err

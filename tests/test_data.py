@@ -137,16 +137,16 @@ def test_convert_v0(v0_dir):
 
 
 def test_convert_v0_errors(v0_dir):
-    with pytest.raises(DataError, match=r"row 1: prompt id 2 \(key 'dapomath_2'\)"):
+    with pytest.raises(DataError, match=r"line 2: prompt id 2 \(key 'dapomath_2'\)"):
         D.convert_v0(v0_dir / "context.jsonl", prompt_dict={"dapomath_1": "a"})
     bad = _write_jsonl(v0_dir / "bad.jsonl", [{"id": 1, "score": 1.5, "model": "A", "step": 1, "dataset": "dapomath"}])
-    with pytest.raises(DataError, match=r"row 0: score 1.5 is outside \[-1, 1\]"):
+    with pytest.raises(DataError, match=r"line 1: score 1.5 is outside \[-1, 1\]"):
         D.convert_v0(bad)
     nomodel = _write_jsonl(v0_dir / "nomodel.jsonl", [{"id": 1, "score": 1.0, "step": 1, "dataset": "dapomath"}])
     with pytest.raises(DataError, match="'model' is missing"):
         D.convert_v0(nomodel)
     (v0_dir / "broken.jsonl").write_text('{"id": 1}\n{oops\n')
-    with pytest.raises(DataError, match="row 1: not valid JSON"):
+    with pytest.raises(DataError, match="line 2: not valid JSON"):
         D.convert_v0(v0_dir / "broken.jsonl")
     with pytest.raises(DataError, match="not found"):
         D.convert_v0(v0_dir / "absent.jsonl")
@@ -324,11 +324,62 @@ def test_convert_oneshot(oneshot_file):
 
 def test_convert_oneshot_errors(tmp_path):
     f = _write_jsonl(tmp_path / "h.jsonl", [{"index": 0, "prompt": "P", "data_source": "d", "acc_history": []}])
-    with pytest.raises(DataError, match="row 0: 'acc_history'"):
+    with pytest.raises(DataError, match="line 1: 'acc_history'"):
         D.convert_oneshot_rlvr(f)
-    f = _write_jsonl(tmp_path / "h.jsonl", [{"index": 0, "prompt": "P", "data_source": "d", "acc_history": [0.5, 2.0]}])
-    with pytest.raises(DataError, match="score"):
+    ok = {"index": 0, "prompt": "P", "data_source": "d", "acc_history": [0.5]}
+    f = _write_jsonl(tmp_path / "h.jsonl", [ok, ok, ok, {**ok, "acc_history": [0.5, 1.5]}])
+    # the input's line and field, not the converted log's row
+    with pytest.raises(DataError, match=r"h.jsonl, line 4: acc_history\[1\] = 1.5 is not an accuracy in \[0, 1\]"):
         D.convert_oneshot_rlvr(f)
+
+
+def test_oneshot_takes_its_folder_and_names_the_file_to_pass(tmp_path, oneshot_file, guarantees):
+    """routerbench and routerdc take the dataset's folder: so does oneshot-rlvr; another file of the
+    dataset (the prompts' parquet, a step's accuracies) is refused naming the acc-history file."""
+    assert D.convert_oneshot_rlvr(tmp_path).equals(D.convert_oneshot_rlvr(oneshot_file))
+    for other in ("dsr_sub.parquet", "acc_step_500.json"):
+        (tmp_path / other).write_bytes(b"PAR1\xf2" if other.endswith("parquet") else b"{'a': 1}")
+        with pytest.raises(
+            DataError, match=rf"{other}: is not the acc-history JSON-lines file.*Fix: pass {oneshot_file}"
+        ):
+            D.convert_oneshot_rlvr(tmp_path / other)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(DataError, match=r"sub: a folder with no \*acc_history\*.jsonl file.*Fix: pass"):
+        D.convert_oneshot_rlvr(tmp_path / "sub")
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_converters_read_a_bom_and_name_utf16(tmp_path, guarantees):
+    """fit reads a UTF-8 byte-order mark (guarantees.md): every converter does too; UTF-16 is named."""
+    for d in ("v0", "rd", "rb", "os"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "v0" / "prompt_dict.json").write_text(json.dumps({"dapomath_1": "Q1"}))
+    v0 = _write_jsonl(
+        tmp_path / "v0" / "c.jsonl", [{"id": 1, "score": 0.2, "model": "A", "step": 1, "dataset": "dapomath"}]
+    )
+    rd = tmp_path / "rd" / "mbpp.json"
+    rd.write_text(json.dumps([{"question": "Q", "scores": {"a": 0.5, "b": 1.0}}]))
+    head = ",sample_id,prompt,eval_name,m1,m1|total_cost\n"
+    (tmp_path / "rb" / "t_test.csv").write_text(head + "1,t.2,\"['Q2']\",t,0.0,0.02\n")
+    rb = tmp_path / "rb" / "t_train.csv"
+    rb.write_text(head + "0,t.1,\"['Q1']\",t,1.0,0.01\n")
+    one = _write_jsonl(
+        tmp_path / "os" / "h.jsonl", [{"index": 0, "prompt": "P", "data_source": "d", "acc_history": [0.5]}]
+    )
+    cases = [(D.convert_v0, v0, v0), (D.convert_routerdc, rd, rd.parent), (D.convert_routerbench, rb, rb.parent),
+             (D.convert_oneshot_rlvr, one, one)]  # fmt: skip
+    for convert, path, src in cases:
+        text = path.read_text(encoding="utf-8")
+        want = convert(src)
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        got = convert(src)
+        assert (got["train"] if isinstance(got, dict) else got).equals(
+            want["train"] if isinstance(want, dict) else want
+        )
+        path.write_bytes(text.encode("utf-16"))
+        with pytest.raises(DataError, match=rf"{path.name}: the file is UTF-16-encoded.*Fix: re-encode"):
+            convert(src)
+    guarantees.tick("bad-input cases tried", 2 * len(cases))
 
 
 # --------------------------------------------------------------------------- convert
@@ -488,7 +539,7 @@ def test_converters_refuse_a_lone_surrogate_naming_where(tmp_path, v0_dir, rb_di
     with pytest.raises(DataError, match=r"prompt_dict.json, entry: 'dapomath_2' holds undecodable text.*Fix"):
         D.convert_v0(v0_dir / "context.jsonl")
     (tmp_path / "one.jsonl").write_text('{"prompt": "ok"}\n{"prompt": "bad \\udc00"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"one.jsonl, row 1: 'prompt' holds undecodable text"):
+    with pytest.raises(DataError, match=r"one.jsonl, line 2: 'prompt' holds undecodable text"):
         D._common._read_jsonl(tmp_path / "one.jsonl")
     _write_rb_csv(rb_dir / "sur_test.csv", [("sur.1", ["Q \ud800"], "sur", ("1.0", "1.0"), ("0.1", "0.1"))])
     with pytest.raises(DataError, match=r"sur_test.csv, row 0 \(sample_id 'sur.1'\): 'prompt' holds undecodable"):

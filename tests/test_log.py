@@ -259,6 +259,37 @@ def test_a_late_text_score_is_reported_at_its_row(tmp_path, guarantees):
         read_log(f)
 
 
+def test_a_bare_nan_in_json_names_its_line_field_and_the_fix(tmp_path, guarantees):
+    """Python's json.dumps writes NaN / Infinity, which JSON (and polars) refuse: say where, not 'TapeError'."""
+    import json
+
+    guarantees.tick("bad-input cases tried", 3)
+    rows = [{"policy": "a", "prompt": f"p{i}", "score": 0.5} for i in range(4)]
+    f = tmp_path / "nan.jsonl"
+    f.write_text(
+        "".join(json.dumps({**r, "score": float("nan") if i == 2 else 0.5}) + "\n" for i, r in enumerate(rows))
+    )
+    with pytest.raises(DataError, match=r"nan.jsonl, line 3 \(row 2\): field 'score' holds NaN.*Fix: write null"):
+        read_log(f)
+    f.write_text(json.dumps({**rows[0], "extra": [1, float("-inf")]}) + "\n")
+    with pytest.raises(DataError, match=r"line 1 \(row 0\): field 'extra\[1\]' holds -Infinity"):
+        read_log(f)
+    g = tmp_path / "nan.json"
+    g.write_text(json.dumps([rows[0], {**rows[1], "score": float("inf")}]))
+    with pytest.raises(DataError, match=r"nan.json, row 1: field 'score' holds Infinity.*Fix"):
+        read_log(g)
+
+
+def test_a_csv_cell_that_is_not_a_number_is_named_by_its_row(tmp_path, guarantees):
+    """'nan' (and '1_000') keep a CSV column as text: the error names that row and value, not row 0."""
+    guarantees.tick("bad-input cases tried", 2)
+    for bad in ("nan", "1_000"):
+        f = tmp_path / "log.csv"
+        f.write_text("policy,prompt,score\n" + "".join(f"a,p{i},{bad if i == 4 else 0.0}\n" for i in range(6)))
+        with pytest.raises(DataError, match=rf"column 'score' must be numeric.*\(row 4: '{bad}'\)"):
+            read_log(f)
+
+
 def test_an_integer_beyond_64_bits_in_a_file_is_shown_as_written(tmp_path, guarantees):
     import warnings
 

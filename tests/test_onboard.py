@@ -290,10 +290,11 @@ def test_onboard_cli(tmp_path, capsys, fake_minilm):
     assert "6 of 80 candidate prompts" in capsys.readouterr().out
     assert main([*args, "--n", "0", "--out", str(out)]) == 2  # at parse time, before the fit
     assert "argument --n: 0 is below 1" in capsys.readouterr().err
-    assert main([*args, "--n", "3", "--out", str(cands)]) == 1  # never overwrites its input
-    assert "would be overwritten" in capsys.readouterr().err
+    assert main([*args, "--n", "3", "--out", str(cands), "--force"]) == 1  # never overwrites its input
+    assert f"is the input --candidates {cands}" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
+    out = tmp_path / "picked2.jsonl"  # picked.jsonl holds the first pick now
     assert main([*args[:5], str(empty), "--n", "3", "--out", str(out)]) == 1
     assert "--candidates " + str(empty) + ": the file is empty" in capsys.readouterr().err
     blank = write_log(pl.DataFrame({"prompt": ["a real prompt", "  "]}), tmp_path / "blank.jsonl")
@@ -317,6 +318,7 @@ def test_onboard_model_dir_adds_the_log_rows_it_does_not_hold_and_counts_what_it
     grown = write_log(pl.concat([fitted, d.slice(10, 25), d.head(1)]), tmp_path / "grown.jsonl")  # 26 new rows
     cands = write_log(log.select("prompt").unique(maintain_order=True), tmp_path / "cands.jsonl")
     args = ["onboard", "--policy", "d", "--candidates", str(cands), "--n", "4", "--out", str(tmp_path / "o.jsonl")]
+    args.append("--force")  # each run replaces o.jsonl
     capsys.readouterr()
     assert main([*args, str(grown), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -610,7 +612,7 @@ def test_route_with_prices_routes_a_saved_router_with_an_added_model(tmp_path, c
     prices = {"pol0": 0.5, "pol1": 0.4, "pol2": 0.0001, "pol3": 0.3}
     (tmp_path / "prices.json").write_text(json.dumps(prices))
     routed = tmp_path / "routed.jsonl"
-    route = ["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--out", str(routed), "--quiet"]
+    route = ["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--out", str(routed), "--quiet", "--force"]
     assert main([*route, "--prices", str(tmp_path / "prices.json"), "--strategy", "threshold", "--knob", "0"]) == 0
     got = pl.read_ndjson(routed)
     assert set(got["policy"].to_list()) == {"pol2"} and set(got["pred_cost"].to_list()) == {0.0001}

@@ -8,7 +8,8 @@ build does not register is skipped with a note (:func:`available_baselines`), ne
 queries, and gives the chosen head's lead over it with a paired bootstrap 95% interval over
 query prompts (:func:`v0lite.metrics.paired_bootstrap`). A head **loses** to a baseline on a
 metric when that interval lies entirely on the losing side of 0 (below 0 for an AUC, above 0
-for the Brier score); a within-policy AUC <= 0.5 is **no better than chance**.
+for the Brier score); a within-policy AUC <= 0.5 is **no better than chance**. Below
+:data:`MIN_VERDICT_PROMPTS` query prompts neither is said: the intervals have no real spread.
 
 This module imports only numpy and the standard library at import time.
 """
@@ -21,7 +22,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["BASELINES", "KNN_CV_KS", "available_baselines", "knn_k_by_cv", "evaluate_baselines", "flags"]
+__all__ = [
+    "BASELINES",
+    "KNN_CV_KS",
+    "MIN_VERDICT_PROMPTS",
+    "available_baselines",
+    "knn_k_by_cv",
+    "evaluate_baselines",
+    "flags",
+    "too_few_prompts",
+]
 
 # (label, head, params); params "k": "cv" means: choose k by prompt-grouped CV on the history
 BASELINES: tuple[tuple[str, str, dict], ...] = (
@@ -35,6 +45,9 @@ KNN_FALLBACK_K = 32
 
 # metric -> +1 if higher is better, -1 if lower is better
 EVAL_METRICS = {"auc": 1, "within_policy_auc": 1, "brier": -1}
+# below this many query prompts no flag is raised: the interval resamples prompts, and a handful of them
+# gives it no real spread (one prompt: every resample is the same, the interval a single point)
+MIN_VERDICT_PROMPTS = 10
 
 
 def available_baselines(note: Callable[[str], Any] | None = None) -> list[tuple[str, str, dict]]:
@@ -59,11 +72,18 @@ def available_baselines(note: Callable[[str], Any] | None = None) -> list[tuple[
 def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]) -> dict[str, Any]:
     """``loses``: the metrics whose interval lies wholly on the losing side; ``chance``: AUC <= 0.5.
 
+    Neither is raised when the intervals rest on fewer than :data:`MIN_VERDICT_PROMPTS` query prompts
+    (their ``n_groups``): see :func:`too_few_prompts`.
+
     Examples
     --------
     >>> flags({"auc": {"ci_low": -0.3, "ci_high": -0.1}}, 0.5, {"auc": 1})
     {'loses': ['auc'], 'chance': True}
+    >>> flags({"auc": {"ci_low": -0.3, "ci_high": -0.1, "n_groups": 1}}, 0.5, {"auc": 1})
+    {'loses': [], 'chance': False}
     """
+    if too_few_prompts(diff) is not None:
+        return {"loses": [], "chance": False}
     loses = []
     for metric, d in diff.items():
         lo, hi = d.get("ci_low"), d.get("ci_high")
@@ -73,6 +93,13 @@ def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]
             loses.append(metric)
     chance = within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5
     return {"loses": loses, "chance": bool(chance)}
+
+
+def too_few_prompts(diff: dict[str, dict]) -> int | None:
+    """The number of query prompts behind ``diff``'s intervals when it is below :data:`MIN_VERDICT_PROMPTS`
+    (too few for a verdict), else None (enough, or not recorded)."""
+    n = min((d["n_groups"] for d in diff.values() if d.get("n_groups") is not None), default=None)
+    return n if n is not None and n < MIN_VERDICT_PROMPTS else None
 
 
 def knn_k_by_cv(history, *, ks=KNN_CV_KS, encoder=None, random_state: int = 0) -> tuple[int, dict]:

@@ -37,10 +37,17 @@ def _check_inputs(args) -> None:
     path "does not exist", a folder where a file belongs "is a directory", a FIFO or a device is refused
     without opening it, a model folder must hold a model. Then no output may resolve to an input: the
     outputs a subcommand names in ``outputs`` ({name: flag}, or a function of the arguments) and the folders
-    it replaces in ``replaces``."""
+    it replaces in ``replaces``. An output file that exists and is not empty needs ``--force``."""
     from pathlib import Path
 
-    from .commands._common import check_cache_env, check_input, check_model_dir, check_no_overwrite, check_regular
+    from .commands._common import (
+        check_cache_env,
+        check_input,
+        check_model_dir,
+        check_no_overwrite,
+        check_no_replace,
+        check_regular,
+    )
 
     reads = {}
     for name in getattr(args, "inputs", ()):
@@ -52,15 +59,18 @@ def _check_inputs(args) -> None:
         else:
             check_input(value, _flag(name), folder_ok=name == "src")
         reads[_flag(name)] = value
-    for name in ("prices", "router", "encoder"):  # also read, when they name a path (--prices may be inline JSON)
+    # also read, when they name a path (--prices may be inline JSON): never an output, even with --force
+    for name in ("prices", "router", "encoder", "candidates", "prompt_dict"):
         value = getattr(args, name, None)
+        flag = "--" + name.replace("_", "-")
         if isinstance(value, str) and value and not value.lstrip().startswith("{") and Path(value).exists():
-            check_regular(value, "--" + name, folder_ok=True)
-            reads["--" + name] = value
+            check_regular(value, flag, folder_ok=True)
+            reads[flag] = value
     outputs = getattr(args, "outputs", {})
     writes = outputs(args) if callable(outputs) else {flag: getattr(args, n, None) for n, flag in outputs.items()}
     replaces = {flag: getattr(args, n, None) for n, flag in getattr(args, "replaces", {}).items()}
     check_no_overwrite(reads, writes, replaces)
+    check_no_replace(writes, getattr(args, "force", False))  # an existing file only with --force
     if getattr(args, "command", None) != "data":  # every other command embeds prompts
         check_cache_env()
 

@@ -224,7 +224,25 @@ def _load_sentence_transformer(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
                     "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
                 ) from exc
+            except (RuntimeError, AssertionError, ValueError) as exc:
+                if device is None:
+                    raise
+                raise _device_error(device, exc) from exc
         return _MODELS[key]
+
+
+def _device_error(device: str, exc: BaseException) -> V0liteError:
+    """torch's refusal of a device (an unknown name, CUDA in a CPU build, no such GPU) in the caller's terms."""
+    import torch
+
+    why = (str(exc).splitlines() or [type(exc).__name__])[0]
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    has = f"{gpus} CUDA device(s)" if gpus else "no CUDA device (or a torch built without CUDA)"
+    return V0liteError(
+        f"the encoder cannot run on device {device!r}: {why[:200]}. This machine has {has}. "
+        "Fix: pass device='cpu', a device this machine has (e.g. 'cuda:0' with a GPU and a CUDA build of "
+        "torch), or no device to let sentence-transformers choose."
+    )
 
 
 class Embedder:

@@ -201,19 +201,52 @@ def _json_rows(data: bytes, *, lines: bool):
             row += 1
 
 
+class _NotJson(str):
+    """``NaN``, ``Infinity`` or ``-Infinity`` where a JSON value belongs (Python's json.dumps writes them)."""
+
+
+def _not_json_value(value: Any, where: str = "") -> tuple[str, str] | None:
+    """``(field, constant)`` of the first ``_NotJson`` inside ``value`` (nested), or None."""
+    if isinstance(value, _NotJson):
+        return where, str(value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, v in items:
+        found = _not_json_value(v, f"{where}[{key}]" if isinstance(key, int) or where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _not_json_message(where: str, obj: Any) -> str | None:
+    found = _not_json_value(obj)
+    if found is None:
+        return None
+    field, name = found
+    return (
+        f"{where}: field {field!r} holds {name}, which is not JSON (Python's json.dumps writes it for a float "
+        f"{'NaN' if name == 'NaN' else 'infinity'}). Fix: write null for a missing value, or a number "
+        "(in Python: json.dumps(..., allow_nan=False) finds them)."
+    )
+
+
 def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
-    """The message for the first line that is not one JSON object, with its line number, or None."""
+    """The message for the first line that is not one JSON object (or holds a bare ``NaN``), with its line
+    number, or None."""
     import json
 
     if not lines:
         try:
-            json.loads(data.decode("utf-8"))
+            obj = json.loads(data.decode("utf-8"), parse_constant=_NotJson)
         except json.JSONDecodeError as exc:
             return f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}). Fix: repair the file."
+        for row, o in enumerate(obj if isinstance(obj, list) else [obj]):
+            bad = _not_json_message(f"{path}, row {row}", o)
+            if bad is not None:
+                return bad
         return None
     for row, line, raw in _json_rows(data, lines=True):
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, parse_constant=_NotJson)
         except json.JSONDecodeError as exc:
             return (
                 f"{path}, line {line} (row {row}): not valid JSON ({exc.msg} at column {exc.colno}). "
@@ -224,6 +257,9 @@ def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
             return (
                 f"{path}, line {line} (row {row}): expected a JSON object, got {what}. Fix: write one object per line."
             )
+        bad = _not_json_message(f"{path}, line {line} (row {row})", obj)
+        if bad is not None:
+            return bad
     return None
 
 
@@ -396,7 +432,11 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
     s = df[col]
     if not (s.dtype.is_numeric() or s.dtype == pl.Null or s.null_count() == s.len()):
         vals = s.to_list()
-        bad = next((i for i, v in enumerate(vals) if _not_a_number(v)), 0)
+        bad = next((i for i, v in enumerate(vals) if _not_a_number(v)), None)
+        if bad is None and s.dtype == pl.String:  # text Python reads as a number but polars does not ('1_000')
+            unparsed = (s.cast(pl.Float64, strict=False).is_null() & s.is_not_null()).to_numpy()
+            bad = _first_bad(unparsed) if unparsed.any() else None
+        bad = 0 if bad is None else bad
         raise DataError(
             f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). "
             f"Fix: write {col!r} as numbers."
@@ -417,8 +457,7 @@ def _not_a_number(v: Any) -> bool:
         return False
     if isinstance(v, str):  # a text column of numbers: point at the first one that is not
         try:
-            float(v)
-            return False
+            return math.isnan(float(v))  # 'nan' is not a number: a CSV reader keeps the column as text for it
         except ValueError:
             return True
     return True

@@ -20,8 +20,11 @@ __all__ = [
     "check_model_dir",
     "check_regular",
     "check_no_overwrite",
+    "check_no_replace",
+    "add_force_flag",
     "check_cache_env",
     "read_input",
+    "read_frame",
     "head_choices",
     "cli_text",
     "fallback_flag",
@@ -44,6 +47,25 @@ def add_progress_flags(p: argparse.ArgumentParser) -> None:
         help="no progress on stderr (default: progress is shown when stderr is a terminal)",
     )
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_force_flag(p: argparse.ArgumentParser) -> None:
+    """``--force``: replace output files that exist; without it a non-empty one is refused before any work."""
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace output files that already exist (default: refuse a non-empty one, so nothing is lost)",
+    )
+
+
+def _in_folder(label: str) -> bool:
+    """The label of a file a command writes inside the folder it was given (``OUT/train.jsonl``)."""
+    return "/" in label and not label.startswith("-")
+
+
+def _another(label: str) -> str:
+    """What a fix asks for: ``another --out``, or ``another OUT folder`` for ``OUT/train.jsonl``."""
+    return f"another {label.partition('/')[0]} folder" if _in_folder(label) else f"another {label}"
 
 
 def int_at_least(lo: int, why: str = ""):
@@ -208,7 +230,7 @@ def check_no_overwrite(reads: dict[str, str], writes: dict[str, str], replaces: 
             if inp.is_dir() and (out.exists() or out.is_symlink()) and _within(out, inp):
                 raise DataError(
                     f"{flag} {out}: is a file inside the input folder {iflag} {inp}; writing it could change "
-                    f"the input. Fix: choose another {flag}, outside {inp}."
+                    f"the input. Fix: choose {_another(flag)}, outside {inp}."
                 )
     for i, (flag, out, _) in enumerate(outs):
         for flag2, out2, _ in outs[i + 1 :]:
@@ -217,12 +239,35 @@ def check_no_overwrite(reads: dict[str, str], writes: dict[str, str], replaces: 
                                 f"choose another {flag2}.")  # fmt: skip
 
 
+def check_no_replace(writes: dict[str, str], force: bool = False) -> None:
+    """Refuse, before any work, an output file that exists and is not empty, unless ``force`` (``--force``).
+
+    ``writes``: ``{flag: path}`` of the files a command writes (a missing path or an empty file passes).
+    """
+    if force:
+        return
+    for flag, path in dict(writes).items():
+        if path is None:
+            continue
+        try:
+            size = os.stat(path).st_size if Path(path).is_file() else 0  # a symlink: its target's size
+        except OSError:
+            continue
+        if size > 0:
+            raise DataError(
+                f"{flag} {path}: exists ({size:,} bytes); writing would replace it. "
+                f"Fix: pass --force to replace it, or choose {_another(flag)}."
+            )
+
+
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
     """An output path whose suffix is writable and whose folder can hold it, checked before any work."""
     if path is None:
         return None
     p = Path(path)
     if p.is_dir():
+        if _in_folder(flag):
+            raise DataError(f"{flag} {path}: is a directory. Fix: remove it, or choose {_another(flag)}.")
         raise DataError(f"{flag} {path}: is a directory. Fix: name a file, e.g. {flag} {p / ('out' + suffixes[0])}.")
     if p.suffix.lower() not in suffixes:
         raise DataError(
@@ -237,9 +282,12 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
     while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
         parent = parent.parent
     if not parent.is_dir():
-        raise DataError(f"{flag} {path}: {parent} is a file, not a folder. Fix: choose another output path.")
+        raise DataError(f"{flag} {path}: {parent} is a file, not a folder. Fix: choose {_another(flag)}.")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{flag} {path}: cannot write in {parent} (permission denied). Fix: choose another {flag}.")
+        raise DataError(
+            f"{flag} {path}: cannot write in {parent} (permission denied). Fix: choose {_another(flag)}, "
+            "in a folder you can write."
+        )
     return p
 
 
@@ -263,17 +311,43 @@ def check_cache_env() -> None:
         raise DataError(f"{name}: cannot write in {parent} (permission denied). {fix}")
 
 
-def read_input(path: str, flag: str, *, require_score: bool = True):
+def _named(exc: DataError, path: str, flag: str) -> DataError:
+    """``exc`` with the flag and the file in front (the library's messages name only the column and row)."""
+    text = str(exc)
+    named = text.startswith(str(Path(path))) or text.startswith(str(path))
+    return DataError(f"{flag} {text}" if named else f"{flag} {path}: {text}")
+
+
+def read_input(path: str, flag: str, *, require_score: bool = True, columns=None):
     """Read and check the outcome log given as ``flag`` (``TRAIN``, ``LOG``): every error names the flag and
-    the file, a missing column and a bad row included (the library's messages name only the column and row)."""
-    from ..log import read_log
+    the file, a missing column and a bad row included (the library's messages name only the column and row).
+
+    ``columns``: the only columns the command uses: just these are checked (and normalised); the others
+    pass through unchecked, as read (``predict`` has no use for a query file's ``score``).
+    """
+    from ..log import REQUIRED_COLUMNS, as_frame, read_log
 
     try:
-        return read_log(path, require_score=require_score)
+        if columns is None:
+            return read_log(path, require_score=require_score)
+        frame = as_frame(path)
+        if not set(REQUIRED_COLUMNS[: 3 if require_score else 2]) <= set(frame.columns):
+            return read_log(frame, require_score=require_score)  # the missing column, with every column present
+        used = read_log(frame.select([c for c in frame.columns if c in columns]), require_score=require_score)
+        return frame.with_columns(used.get_columns())
     except DataError as exc:
-        text = str(exc)
-        named = text.startswith(str(Path(path))) or text.startswith(str(path))
-        raise DataError(f"{flag} {text}" if named else f"{flag} {path}: {text}") from exc
+        raise _named(exc, path, flag) from exc
+
+
+def read_frame(path: str, flag: str, holds: str):
+    """Read any table file (``.jsonl``/``.csv``/``.parquet``) as the logs are read (encodings, empty files,
+    bad JSON lines named), each error naming the flag and the file; ``holds``: what it should hold."""
+    from ..log import as_frame
+
+    try:
+        return as_frame(path, holds=holds)
+    except DataError as exc:
+        raise _named(exc, path, flag) from exc
 
 
 def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | None = None) -> Path:
@@ -310,6 +384,7 @@ _FLAGS = {
     "fallback": "--fallback",
     "head": "--head",
     "encoder": "--encoder",
+    "device": "--device",
     "shrink": "--shrink",
     "prices": "--prices",
     "random_state": "--random-state",
@@ -345,6 +420,7 @@ _PHRASES = (
     ("call add_history with some of its outcomes", "add some of its outcomes to the history log and refit", None),
     ("set --fallback", "pass --fallback", "--fallback"),
     ("set per_task=False", "drop --per-task", "--per-task"),
+    ("or no device to let", "or leave --device out to let", "--device"),
 )
 
 

@@ -7,6 +7,7 @@ import math
 from .._io import atomic_write_json, to_jsonable
 from ._common import (
     SEED,
+    add_force_flag,
     add_progress_flags,
     check_input,
     check_output,
@@ -14,6 +15,7 @@ from ._common import (
     int_at_least,
     number_in,
     progress,
+    read_input,
 )
 
 __all__ = ["register", "strategies_table"]
@@ -77,14 +79,46 @@ def strategies_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_steps(log, args) -> None:
+    """What the replay needs of HISTORY's steps, in the command's flags, before any work: --max-step keeps
+    some rows, two distinct steps at least, and --fit-fraction leaves one or more of them to replay."""
+    from ..exceptions import DataError
+
+    if "step" not in log.columns:
+        return  # alloc_sim names the missing column and the fix
+    every = sorted(set(log["step"].to_list()))
+    steps = every if args.max_step is None else [s for s in every if s <= args.max_step]
+    need = f"--max-step {every[1 if len(every) > 1 else 0]} or more"  # two steps where the log has them
+    if not steps:
+        raise DataError(
+            f"--max-step {args.max_step} keeps none of HISTORY {args.history}'s {log.height} rows (its steps run "
+            f"from {every[0]} to {every[-1]}). Fix: pass {need}, or drop --max-step."
+        )
+    if len(steps) < 2:
+        cut = f" up to --max-step {args.max_step}" if len(every) > 1 else ""
+        raise DataError(
+            f"HISTORY {args.history}: has one distinct step{cut} (step {steps[0]}); alloc-sim fits the value model "
+            "on the earliest steps and replays the later ones, so it needs rows from two steps at least. Fix: "
+            + (f"pass {need}, or drop --max-step." if cut else "pass a log with rows from two or more steps.")
+        )
+    n_fit = max(1, math.ceil(args.fit_fraction * len(steps)))
+    if n_fit >= len(steps):
+        most = math.floor((len(steps) - 1) / len(steps) * 1000) / 1000
+        raise DataError(
+            f"--fit-fraction {args.fit_fraction} fits on {n_fit} of HISTORY's {len(steps)} distinct steps, leaving "
+            f"none to replay. Fix: pass --fit-fraction {most:g} or less."
+        )
+
+
 def _alloc_sim(args) -> int:
-    from ..log import read_log
     from ..rl import alloc_sim
 
     check_input(args.history, "HISTORY")
     check_output(args.json, "--json", (".json",))
+    log = read_input(args.history, "HISTORY")
+    _check_steps(log, args)
     result = alloc_sim(
-        read_log(args.history),
+        log,
         head=args.head,
         fit_fraction=args.fit_fraction,
         max_step=args.max_step,
@@ -134,5 +168,6 @@ def register(subparsers) -> None:
         "--max-step", type=int, default=None, metavar="T", help="replay only rows with step <= T (default: all)"
     )
     p.add_argument("--seed", type=SEED, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
+    add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_alloc_sim, inputs=("history",), outputs={"json": "--json"})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ._common import (
     SEED,
+    add_force_flag,
     add_progress_flags,
     check_input,
     check_model_dir,
@@ -17,7 +18,10 @@ from ._common import (
     head_choices,
     progress,
     progress_lines,
+    read_input,
 )
+
+QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
 
 __all__ = ["register", "print_table", "jsonable"]
 
@@ -101,7 +105,17 @@ def _ci(d: dict | None) -> str:
 
 
 def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str]) -> list[str]:
-    """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"."""
+    """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"; none, and a line
+    saying why, when the queries hold too few prompts for the intervals to mean anything."""
+    from ..baselines import MIN_VERDICT_PROMPTS, too_few_prompts
+
+    few = [n for r in baselines.values() if (n := too_few_prompts(r.get("diff", {}))) is not None]
+    if few:
+        return [
+            f"no verdict: the comparison rests on {min(few)} query prompt(s), and a verdict needs "
+            f"{MIN_VERDICT_PROMPTS} at least (the 95% intervals resample prompts; with fewer they have no real "
+            "spread). Score more query prompts for one."
+        ]
     out = []
     for label, r in baselines.items():
         for metric in r.get("loses", []):
@@ -154,12 +168,11 @@ def _print_eval_baselines(res: dict) -> None:
 
 
 def _fit(args) -> int:
-    from ..log import read_log
     from ..persist import FORMAT_NAME, check_save_target
 
     check_input(args.history, "HISTORY")
     check_save_target(args.model_dir, FORMAT_NAME, flag="--model-dir")  # before the work: nothing is deleted
-    history = read_log(args.history)
+    history = read_input(args.history, "HISTORY")  # errors name the file, the row and the value
     model = _model(args).fit(history)
     model.save(args.model_dir)
     print(
@@ -217,16 +230,18 @@ def _predict(args) -> int:
     import polars as pl
 
     from ..estimator import V0Regressor
-    from ..log import read_log, write_log
+    from ..log import write_log
 
     check_input(args.queries, "QUERIES")
     check_output(args.out, "--out")
-    queries = read_log(args.queries, require_score=False)  # the input's errors before the model is loaded
+    # the input's errors before the model is loaded; the columns predict does not read (a score, a task)
+    # are not checked, and pass through to --out as they are
+    queries = read_input(args.queries, "QUERIES", require_score=False, columns=QUERY_COLUMNS)
     model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder)
     model.set_params(show_progress_bar=progress(args))
     if args.fallback:
         model.set_params(fallback=args.fallback)
-    p = model.predict(queries)
+    p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
     return 0
@@ -234,20 +249,19 @@ def _predict(args) -> int:
 
 def _evaluate(args) -> int:
     from .._io import atomic_write_json
-    from ..log import read_log
 
     check_input(args.history, "HISTORY")
     check_input(args.queries, "QUERIES")
     check_output(args.json, "--json", (".json",))
-    history = read_log(args.history)
-    queries = read_log(args.queries)
+    history = read_input(args.history, "HISTORY")
+    queries = read_input(args.queries, "QUERIES")
     model = _model(args)
     res = evaluate_model(model, history, queries)
     print_table(
         [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     )
     if not args.no_baselines:
-        from ..baselines import evaluate_baselines
+        from ..baselines import MIN_VERDICT_PROMPTS, evaluate_baselines, too_few_prompts
 
         res["baselines"] = evaluate_baselines(
             history,
@@ -260,6 +274,12 @@ def _evaluate(args) -> int:
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
         w = res.get("within_policy_auc")
         res["chance"] = bool(w is not None and math.isfinite(w) and w <= 0.5)
+        few = [too_few_prompts(r.get("diff", {})) for r in res["baselines"].values()]
+        if any(n is not None for n in few):  # loses_to is empty then: no verdict
+            res["chance"] = False
+            res["no_verdict"] = (
+                f"{min(n for n in few if n is not None)} query prompt(s), fewer than {MIN_VERDICT_PROMPTS}"
+            )
         _print_eval_baselines(res)
     res.pop("_p", None)
     if args.json:
@@ -398,7 +418,12 @@ def register(sub) -> None:
         help="predict p_success for queries with a saved model",
         description="Write QUERIES plus a p_success column, predicted by the model in --model-dir.",
     )
-    p.add_argument("queries", metavar="QUERIES", help="queries: policy, prompt[, step] (.jsonl/.csv/.parquet)")
+    p.add_argument(
+        "queries",
+        metavar="QUERIES",
+        help="queries: policy, prompt[, step] (.jsonl/.csv/.parquet); other columns are not read, and are "
+        "copied to --out as they are",
+    )
     p.add_argument("--model-dir", required=True, metavar="DIR", help="folder of a model saved by `v0lite fit`")
     p.add_argument(
         "--out",
@@ -413,6 +438,7 @@ def register(sub) -> None:
         help="the prompt encoder, when the one the model was fitted with has moved: the same model's folder "
         "(checked by its files' fingerprint) or name (default: the one saved with the model)",
     )
+    add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_predict, inputs=("model_dir", "queries"), outputs={"out": "--out"})
 
@@ -431,6 +457,7 @@ def register(sub) -> None:
         "ridge; each is one more fit on HISTORY)",
     )
     fallback_flag(p)
+    add_force_flag(p)
     common(p)
     p.set_defaults(func=_evaluate, inputs=("history", "queries"), outputs={"json": "--json"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_progress_flags, check_input, check_output
+from ._common import add_force_flag, add_progress_flags, check_input, check_output
 
 __all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
@@ -131,7 +131,11 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = dsub.add_parser("convert", help="convert a public format to an outcome log")
     c.add_argument("format", choices=FORMAT_NAMES, help="source format")
-    c.add_argument("src", help="source file or folder")
+    c.add_argument(
+        "src",
+        help="source file or folder (v0: a .jsonl; routerbench, routerdc: the folder; oneshot-rlvr: "
+        "dsr_sub_acc_history.jsonl or its folder)",
+    )
     c.add_argument(
         "out",
         help="output file (.jsonl/.csv/.parquet), or folder for routerbench (train/test) "
@@ -151,6 +155,7 @@ def register(sub) -> None:
         metavar="FILE",
         help="v0 only: the JSON object '<dataset>_<id>' -> prompt text (default: prompt_dict.json beside SRC)",
     )
+    add_force_flag(c)
     add_progress_flags(c)
     c.set_defaults(func=_convert, inputs=("src",), outputs=convert_outputs)
 
@@ -163,6 +168,7 @@ def register(sub) -> None:
     )
     pr.add_argument("log", metavar="LOG", help="outcome log with a 'cost' column (.jsonl/.csv/.parquet)")
     pr.add_argument("out", metavar="OUT", help="prices file to write (.json)")
+    add_force_flag(pr)
     add_progress_flags(pr)
     pr.set_defaults(func=_prices, inputs=("log",), outputs={"out": "OUT"})
 
@@ -174,5 +180,6 @@ def register(sub) -> None:
     )
     pp.add_argument("log", metavar="LOG", help="outcome log or any file with a 'prompt' column")
     pp.add_argument("out", metavar="OUT", help="file to write (.jsonl/.csv/.parquet)")
+    add_force_flag(pp)
     add_progress_flags(pp)
     pp.set_defaults(func=_prompts, inputs=("log",), outputs={"out": "OUT"})

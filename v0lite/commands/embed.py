@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from ._common import add_progress_flags, check_input, check_model_dir, progress
+from ._common import add_progress_flags, check_input, check_model_dir, progress, read_frame
 
 MESSAGES = ("all", "user", "last_user")  # v0lite.rl.integrations.prompt_text's choices
 
 
 def _read_prompts(path: str, column: str, messages: str) -> list[str]:
-    import polars as pl
-
     from ..exceptions import DataError
     from ..rl.integrations._common import prompt_text
 
-    suffix = path.rsplit(".", 1)[-1].lower()
-    readers = {"parquet": pl.read_parquet, "jsonl": pl.read_ndjson, "csv": pl.read_csv}
-    if suffix not in readers:
-        raise DataError(f"DATASET {path}: unknown format .{suffix}. Fix: pass a .parquet, .jsonl or .csv file.")
-    df = readers[suffix](path)
+    # read as every command reads its input: empty and UTF-16 files, a bad JSON line, a bare NaN named
+    df = read_frame(path, "DATASET", holds=f"a training set with a {column!r} column")
     if column not in df.columns:
         raise DataError(
             f"DATASET {path}: no column {column!r} (columns: {df.columns}). Fix: --prompt-key COLUMN "
@@ -26,12 +21,21 @@ def _read_prompts(path: str, column: str, messages: str) -> list[str]:
     texts = []
     for row, value in enumerate(df[column].to_list()):
         try:
-            texts.append(prompt_text(value, messages))
+            text = prompt_text(value, messages)
         except TypeError as exc:
             raise DataError(
                 f"DATASET {path}: column {column!r}, row {row}: {str(value)[:60]!r} is neither text nor chat "
                 "messages. Fix: --prompt-key COLUMN naming the prompt column."
             ) from exc
+        if not text.strip():  # fit refuses it too: an empty prompt says nothing to the value model
+            raise DataError(
+                f"DATASET {path}: column {column!r}, row {row}: value {str(value)[:60]!r} is empty or whitespace"
+                f"{'' if isinstance(value, str) else f' (its --messages {messages} text)'}. Fix: give every row "
+                "a non-empty prompt, or remove that row."
+            )
+        texts.append(text)
+    if not texts:
+        raise DataError(f"DATASET {path}: has no rows. Fix: pass the training set with its prompts.")
     return texts
 
 
@@ -40,9 +44,9 @@ def _embed(args) -> int:
     from ..estimator import V0Regressor
 
     check_input(args.dataset, "DATASET")
+    texts = _read_prompts(args.dataset, args.prompt_key, args.messages)  # the input's errors before the load
     model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
     model.set_params(show_progress_bar=progress(args))
-    texts = _read_prompts(args.dataset, args.prompt_key, args.messages)
     unique = list(dict.fromkeys(texts))
     model.warm(unique)
     where = "disabled" if model.cache_dir is False else (model.cache_dir or default_cache_dir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._common import (
     SEED,
+    add_force_flag,
     add_progress_flags,
     check_input,
     check_output,
@@ -159,5 +160,6 @@ def register(sub) -> None:
     p.add_argument(
         "--random-state", type=SEED, default=0, metavar="SEED", help="seed (breaks exact ties only; default 0)"
     )
+    add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_onboard, inputs=("log", "model_dir"), outputs={"out": "--out"})

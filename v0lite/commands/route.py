@@ -12,6 +12,7 @@ from .._io import atomic_write_json
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
     SEED,
+    add_force_flag,
     add_progress_flags,
     check_input,
     check_model_dir,
@@ -512,6 +513,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
     )
+    add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(
         func=_route_eval,
@@ -569,5 +571,6 @@ def register(subparsers) -> None:
         help="the value model's prompt encoder, when the one it was fitted with has moved: the same model's "
         "folder (checked by its files' fingerprint) or name (default: the one saved with the model)",
     )
+    add_force_flag(q)
     add_progress_flags(q)
     q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"), outputs={"out": "--out"})

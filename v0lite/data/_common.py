@@ -20,24 +20,37 @@ def _existing(path: str | os.PathLike, what: str, *, directory: bool = False) ->
     return path
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """``(row, object)`` for every non-blank line; row is the 0-based line number."""
-    out = []
+def _text(path: Path) -> str:
+    """The file's text, read as ``fit`` reads a log: a UTF-8 byte-order mark is dropped, and a UTF-16/32
+    file, a NUL byte or a byte that is not UTF-8 is refused naming the encoding or the line."""
+    from ..log import _first_bad_utf8_line, _sniff_text
+
+    data = _sniff_text(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, row {i}: not valid JSON ({exc.msg}). Fix: repair or remove that line.") from exc
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}, row {i}: expected a JSON object, got {type(obj).__name__}. Fix: write one object per line.")
-                _check_text(path, f"row {i}", obj)
-                out.append((i, obj))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        line, why = _first_bad_utf8_line(data)
+        raise DataError(f"{path}, line {line}: not valid UTF-8 ({why}). Fix: re-encode the file as UTF-8.") from None
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """``(line, object)`` for every non-blank line; line is the 1-based line number."""
+    out = []
+    for i, line in enumerate(_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}, line {i}: not valid JSON ({exc.msg} at column {exc.colno}). Fix: repair or remove that line."
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{path}, line {i}: expected a JSON object, got {type(obj).__name__}. Fix: write one object per line."
+            )
+        _check_text(path, f"line {i}", obj)
+        out.append((i, obj))
     if not out:
         raise DataError(f"{path}: no rows. Fix: pass a non-empty JSON-lines file.")
     return out
@@ -60,27 +73,32 @@ def _check_text(path: Path, where: str, obj: Any) -> None:
 
 
 def _read_json(path: Path) -> Any:
+    text = _text(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-        _check_text(path, "entry", obj)
-        return obj
+        obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}). Fix: repair the file.") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
+    _check_text(path, "entry", obj)
+    return obj
 
 
-def _field(path: Path, row: int, obj: dict, key: str) -> Any:
+def _where(row: int | str) -> str:
+    """``row 3`` for an item's index, or the place as given (``line 4``)."""
+    return row if isinstance(row, str) else f"row {row}"
+
+
+def _field(path: Path, row: int | str, obj: dict, key: str) -> Any:
     if key not in obj or obj[key] is None:
         raise DataError(
-            f"{path}, row {row}: field {key!r} is missing (fields present: {sorted(obj)}). "
+            f"{path}, {_where(row)}: field {key!r} is missing (fields present: {sorted(obj)}). "
             f"Fix: give every row a {key!r}, or pass the right file."
         )
     return obj[key]
 
 
-def _number(path: Path, row: int, key: str, value: Any) -> float:
+def _number(path: Path, row: int | str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{path}, row {row}: field {key!r} = {value!r} is not a finite number. Fix: write it as a number.")
+        raise DataError(
+            f"{path}, {_where(row)}: field {key!r} = {value!r} is not a finite number. Fix: write it as a number."
+        )
     return float(value)

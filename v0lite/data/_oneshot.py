@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 
@@ -13,6 +14,33 @@ from ._common import _existing, _field, _number, _read_jsonl
 __all__ = ["convert_oneshot_rlvr", "ONESHOT_POLICY"]
 
 ONESHOT_POLICY = "Qwen2.5-Math-1.5B-GRPO (one-shot-rlvr dsr_sub)"
+
+
+_ACC_HISTORY = "*acc_history*.jsonl"  # One-Shot-RLVR ships dsr_sub_acc_history.jsonl
+
+
+def _acc_history_file(src: str | os.PathLike) -> Path:
+    """The acc-history JSON-lines file: ``src`` itself, or the one inside the folder ``src``; another file
+    of the dataset (``dsr_sub.parquet``, ``acc_step_500.json``) is refused naming the file to pass."""
+    src = Path(src)
+    if src.is_dir():
+        found = sorted(src.glob(_ACC_HISTORY))
+        if len(found) == 1:
+            return found[0]
+        what = f"several ({', '.join(f.name for f in found)})" if found else f"no {_ACC_HISTORY} file"
+        raise DataError(
+            f"{src}: a folder with {what}. Fix: pass the acc-history JSON-lines file itself "
+            "(One-Shot-RLVR's dsr_sub_acc_history.jsonl)."
+        )
+    src = _existing(src, "One-Shot-RLVR acc-history jsonl")
+    if src.suffix.lower() not in (".jsonl", ".ndjson"):
+        near = sorted(src.parent.glob(_ACC_HISTORY))
+        fix = f"pass {near[0]}" if len(near) == 1 else "pass One-Shot-RLVR's dsr_sub_acc_history.jsonl"
+        raise DataError(
+            f"{src}: is not the acc-history JSON-lines file (one line per prompt: index, prompt, data_source, "
+            f"acc_history). Fix: {fix}, or its folder."
+        )
+    return src
 
 
 def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
@@ -26,7 +54,7 @@ def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
     Parameters
     ----------
     src : path
-        ``dsr_sub_acc_history.jsonl``.
+        ``dsr_sub_acc_history.jsonl``, or the folder holding it (the one ``*acc_history*.jsonl`` file).
 
     Returns
     -------
@@ -41,17 +69,28 @@ def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
     >>> convert_oneshot_rlvr(f).select("step", "score").rows()
     [(0, 0.0), (1, 0.5)]
     """
-    src = _existing(src, "One-Shot-RLVR acc-history jsonl")
+    src = _acc_history_file(src)
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "step", "n", "prompt_id", "task")}
-    for row, obj in _read_jsonl(src):
+    for line, obj in _read_jsonl(src):
+        row = f"line {line}"
         index = _field(src, row, obj, "index")
         prompt = _field(src, row, obj, "prompt")
         source = _field(src, row, obj, "data_source")
         hist = _field(src, row, obj, "acc_history")
         if not isinstance(hist, list) or not hist:
-            raise DataError(f"{src}, row {row}: 'acc_history' must be a non-empty list of rates. Fix: repair that row.")
+            raise DataError(
+                f"{src}, {row}: 'acc_history' = {str(hist)[:60]} is not a non-empty list of accuracies. "
+                "Fix: repair or remove that line (acc_history lists the prompt's accuracy at each visit, in [0, 1])."
+            )
         for k, value in enumerate(hist):
-            cols["score"].append(_number(src, row, f"acc_history[{k}]", value))
+            score = _number(src, row, f"acc_history[{k}]", value)
+            if not 0.0 <= score <= 1.0:
+                raise DataError(
+                    f"{src}, {row}: acc_history[{k}] = {value!r} is not an accuracy in [0, 1] (the share of the "
+                    "visit's 8 rollouts that were correct). Fix: repair or remove that line, or pass the "
+                    "dsr_sub_acc_history.jsonl shipped with One-Shot-RLVR."
+                )
+            cols["score"].append(score)
             cols["step"].append(k)
         m = len(hist)
         cols["policy"].extend([ONESHOT_POLICY] * m)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import os
 import sys
 import warnings
@@ -13,7 +14,7 @@ import polars as pl
 
 from ..exceptions import DataError, V0liteWarning
 from ..log import validate_log
-from ._common import _check_text, _existing
+from ._common import _check_text, _existing, _text
 
 __all__ = ["convert_routerbench"]
 
@@ -26,13 +27,11 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             break
         except OverflowError:
             limit //= 2
+    text = _text(path)  # a UTF-8 byte-order mark dropped; UTF-16 and bytes that are not UTF-8 named
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc}). Fix: re-encode the file as UTF-8.") from exc
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
     except csv.Error as exc:
         raise DataError(f"{path}: not a well-formed CSV ({exc}). Fix: repair the file.") from exc
     return header, rows

@@ -64,12 +64,13 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
         if not isinstance(prompts, dict):
             raise DataError(f"{pd_path}: expected a JSON object mapping '<dataset>_<id>' to prompt text. Fix: pass V0's prompt_dict.json.")
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "step", "n", "prompt_id", "task")}
-    for row, obj in _read_jsonl(src):
+    for line, obj in _read_jsonl(src):
+        row = f"line {line}"
         pid = _field(src, row, obj, "id")
         raw = _number(src, row, "score", _field(src, row, obj, "score"))
         if not -1.0 <= raw <= 1.0:
             raise DataError(
-                f"{src}, row {row}: score {raw!r} is outside [-1, 1]. "
+                f"{src}, {row}: score {raw!r} is outside [-1, 1]. "
                 "Fix: V0 scores are means of ±1 rewards; pass a V0 sample file."
             )
         dataset = str(_field(src, row, obj, "dataset"))
@@ -77,7 +78,7 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
         text = prompts.get(key)
         if not isinstance(text, str):
             raise DataError(
-                f"{src}, row {row}: prompt id {pid!r} (key {key!r}) is not in {pd_name}. "
+                f"{src}, {row}: prompt id {pid!r} (key {key!r}) is not in {pd_name}. "
                 "Fix: pass the prompt_dict.json that belongs to this file (prompt_dict=<path>)."
             )
         cols["policy"].append(str(_field(src, row, obj, "model")))
