@@ -430,3 +430,14 @@ def test_a_lone_cached_shard_of_the_wrong_size_gives_way_to_the_encoder(tmp_path
         v = emb.encode(["cached prompt", "new prompt"])
     assert v.shape == (2, 64) and enc.texts_seen == 3  # new prompt, then both again after the purge
     np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(["cached prompt", "new prompt"]))
+
+
+def test_warm_up_runs_the_encoder_and_caches_nothing(tmp_path):
+    enc = FakeEncoder()
+    Embedder(model=enc, cache_dir=tmp_path).encode(["cached prompt"])
+    emb = Embedder(model=enc, cache_dir=tmp_path)
+    emb.encode(["cached prompt"])
+    calls, files = enc.calls, sorted(tmp_path.rglob("*"))
+    assert calls == 1  # served from the cache: the encoder was not run
+    emb.warm_up()
+    assert enc.calls == calls + 1 and sorted(tmp_path.rglob("*")) == files and len(emb._memory) == 1

@@ -102,6 +102,7 @@ def test_bad_input_names_field_value_and_fix(server, guarantees, path, body, sta
     err = r.json()["error"]
     assert err["param"] == param, err
     assert fix in err["message"] and "Fix:" in err["message"], err
+    assert err["fix"] and err["fix"] in err["message"], err  # the one shape: the fix as a field too
     guarantees.tick("bad-input cases tried")
 
 
@@ -452,6 +453,9 @@ def test_bodies_are_read_as_json_whatever_the_content_type(server, guarantees):
         r = c.post(path, content=b"", headers={"content-type": "application/json"})
         err = r.json()["error"]
         assert r.status_code == 400 and err["param"] == "body" and "the body is empty" in err["message"], err
+        assert err["value"] == "" and "JSON object" in err["fix"], err
+        r = c.post(path, content=b"null", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "got a JSON null" in r.json()["error"]["message"], r.text
         r = c.post(path, content=b'{"outcomes": [{"policy": "a",', headers={"content-type": "application/json"})
         err = r.json()["error"]
         assert r.status_code == 400 and err["param"] == "body" and "line 1 column" in err["message"], err
@@ -497,3 +501,16 @@ def test_the_delay_estimate_learns_the_apply_rates(router):
     assert state.applied_within(1) < state.applied_within(1000) and base < state.applied_within(1)
     state._measure(0.3, 1000)  # a faster pass: the memory decays, not forgotten at once
     assert state.sec_per_row == pytest.approx(0.0024)
+
+
+def test_the_encoder_runs_at_start_even_when_the_warm_up_prompt_is_cached(tmp_path):
+    """Ready means the encoder is loaded: a cached probe never reaches it, so the start runs it itself."""
+    from tests.conftest import FakeEncoder
+
+    enc = FakeEncoder()
+    router = tiny_router(encoder=enc)
+    with serve_in_thread(create_app(router)):
+        pass
+    before = enc.calls  # the probe prompt is now in the embedder's memory
+    with serve_in_thread(create_app(router)):
+        assert enc.calls > before

@@ -66,7 +66,7 @@ def test_openai_operating_point_bypass_and_key(stack):
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="gpt-nope", messages=msgs)
     assert "gpt-nope" in str(e.value) and "v0lite/<strategy>/<knob>" in str(e.value)
-    with pytest.raises(openai.UnprocessableEntityError, match="knob 'high' is not a number"):
+    with pytest.raises(openai.UnprocessableEntityError, match="knob 'high' is not a finite number"):
         client.chat.completions.create(model="v0lite/threshold/high", messages=msgs)
     with pytest.raises(openai.UnprocessableEntityError, match="role.*user"):
         client.chat.completions.create(model="v0lite", messages=[{"role": "system", "content": "x"}])
@@ -79,6 +79,8 @@ def test_openai_operating_point_bypass_and_key(stack):
         ("v0lite/", "v0lite/<strategy>/<knob> with a strategy of"),
         ("v0lite/threshold/1.5", "v0lite/threshold/<tau> with tau in [0, 1]"),
         ("v0lite/budget", "v0lite/budget/<budget>"),
+        ("v0lite/utility/inf", "a finite knob"),
+        ("v0lite/threshold/0.7/x", "v0lite/utility/0.5"),
     ],
 )
 def test_a_bad_routing_model_name_is_named_as_the_model(stack, guarantees, model, fix):

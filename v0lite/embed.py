@@ -548,6 +548,13 @@ class Embedder:
             return np.zeros((0, 0), np.float32)
         return np.concatenate(out) if len(out) > 1 else out[0]
 
+    def warm_up(self) -> None:
+        """Load the encoder and run it once, now, caching nothing (a service's first new prompt then pays no load).
+
+        ``encode`` alone may not load it: prompts found in the cache never reach the encoder.
+        """
+        self._call_encoder(self._encoder(), ["v0lite warm-up"])
+
     def _call_encoder(self, enc, texts: list[str]) -> np.ndarray:
         try:
             return enc.encode(

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import re
 import time
 
@@ -369,7 +370,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                     raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
             check_policy_name(r["policy"], f"outcomes[{i}].policy")
             if r["policy"] not in accepted:
-                where, shown = f"outcomes[{i}].policy", known[:20] + (["..."] if len(known) > 20 else [])
+                names = sorted(set(known) | set(state.upstreams))
+                where, shown = f"outcomes[{i}].policy", names[:20] + (["..."] if len(names) > 20 else [])
                 raise ApiError(
                     422,
                     f"{where}: {r['policy']!r} is not a model this server knows (its history and upstreams hold "
@@ -493,20 +495,24 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         if len(parts) > 3 or (len(parts) == 3 and not parts[2]):
             raise ApiError(
                 422,
-                f"model {name!r}: expected v0lite/<strategy>/<knob>. Fix: e.g. v0lite/utility/0.5.",
+                f"model {name!r}: expected v0lite, v0lite/<strategy> or v0lite/<strategy>/<knob>.",
                 param="model",
                 value=name,
+                fix="name it as e.g. v0lite/utility/0.5.",
             )
         if len(parts) == 3:
             try:
                 knob = float(parts[2])
             except ValueError:
+                knob = math.nan
+            if not math.isfinite(knob):
                 raise ApiError(
                     422,
-                    f"model {name!r}: knob {parts[2]!r} is not a number. Fix: e.g. v0lite/threshold/0.6.",
+                    f"model {name!r}: knob {parts[2]!r} is not a finite number.",
                     param="model",
                     value=name,
-                ) from None
+                    fix=f"name a finite knob, e.g. v0lite/{strategy}/0.6.",
+                )
         at, text = last_user_text(req.messages)
         check_prompts(state, [text], f"messages[{at}].content", True)
         rows = await submit(state, "route", [text])

@@ -24,6 +24,7 @@ __all__ = [
     "validation_error",
     "field_path",
     "json_text",
+    "json_type",
 ]
 
 Text = Annotated[StrictStr, Field(min_length=1)]
@@ -37,6 +38,8 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, *, kind="invalid_request_error", param=None, value=None, fix=None):
         if fix is not None and "Fix:" not in message:  # the message alone always carries the fix
             message = f"{message} Fix: {fix}"
+        if fix is None and "Fix:" in message:  # and the error object its own "fix", whoever raised it
+            fix = message.partition("Fix:")[2].strip() or None
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.value, self.fix = (
             status,
@@ -50,7 +53,7 @@ class ApiError(Exception):
     def body(self) -> dict:
         err = {"message": self.message, "type": self.kind, "param": self.param}
         if self.value is not None:
-            err["value"] = self.value
+            err["value"] = _short(self.value)
         if self.fix is not None:
             err["fix"] = self.fix
         if getattr(self, "errors", None):
@@ -137,6 +140,17 @@ def _short(value: Any, limit: int = 80) -> Any:
     if len(text) <= limit:
         return value
     return value[: limit - 3] + "..." if isinstance(value, str) else text[: limit - 3] + "..."
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``object``, ``array``, ``string``, ``number``, ``boolean``, ``null``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {dict: "object", list: "array", str: "string"}.get(type(value), type(value).__name__)
 
 
 def json_text(value: Any) -> str:

@@ -15,7 +15,7 @@ from fastapi import Request  # this module is imported only once the serve extra
 
 from ..exceptions import V0liteError
 from ._batcher import QueueFull
-from ._models import ApiError, validation_error
+from ._models import ApiError, json_type, validation_error
 from ._state import ServeState
 
 _EXAMPLES = {
@@ -36,20 +36,17 @@ async def parse_body(request: Request, model):
 
     raw = await request.body()
     example = _EXAMPLES[model.__name__]
+    fix = f"send a JSON object, e.g. {example}."
     if not raw.strip():
-        raise ApiError(400, f"the body is empty. Fix: send a JSON object, e.g. {example}.", param="body")
+        raise ApiError(400, "the body is empty.", param="body", value="", fix=fix)
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(
-            400, f"the body is not valid JSON ({exc}). Fix: send a JSON object, e.g. {example}.", param="body"
-        ) from None
+        text = raw[:80].decode("utf-8", "replace") + ("..." if len(raw) > 80 else "")
+        raise ApiError(400, f"the body is not valid JSON ({exc}).", param="body", value=text, fix=fix) from None
     if not isinstance(body, dict):
         raise ApiError(
-            422,
-            f"the body must be a JSON object, got a JSON {type(body).__name__}. Fix: send e.g. {example}.",
-            param="body",
-            fix=f"send a JSON object, e.g. {example}.",
+            422, f"the body must be a JSON object, got a JSON {json_type(body)}.", param="body", value=body, fix=fix
         )
     try:
         return body, model.model_validate(body)
@@ -113,9 +110,9 @@ def one_or_many(one, many, name: str, names: str) -> tuple[list, bool]:
     if (one is None) == (many is None):
         raise ApiError(
             422,
-            f'send exactly one of "{name}" (one) or "{names}" (a list). Fix: e.g. {{"{name}": "..."}}.',
+            f'send exactly one of "{name}" (one) or "{names}" (a list), not both and not neither.',
             param=name,
-            fix=f'send "{name}" or "{names}", not both and not neither.',
+            fix=f'send e.g. {{"{name}": "..."}} or {{"{names}": ["...", "..."]}}.',
         )
     return ([one], True) if one is not None else (list(many), False)
 

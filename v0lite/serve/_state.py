@@ -172,8 +172,13 @@ class ServeState:
             )
             b.start()
             self.batchers[name] = b
-        # load the encoder (and the embedding cache) now, not on the first new prompt: readiness means ready
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.router.predict_matrix, [_PROBE])
+        # load the encoder (and the embedding cache) now, not on the first new prompt: readiness means ready.
+        # The probe alone may be served from the cache, so the encoder is also run once on its own
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self.router.predict_matrix, [_PROBE])
+        vm = self.router.value_model
+        if hasattr(vm, "_get_embedder"):
+            await loop.run_in_executor(self.executor, lambda: vm._get_embedder().warm_up())
         self._ready = asyncio.Event()
         if self.store is not None:
             # restart = replay: the whole store before any request is served. It runs as the refresh
