@@ -439,7 +439,10 @@ def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_mini
     monkeypatch.setattr(V0Regressor, "fit", boom)
     capsys.readouterr()
     cases = [
-        (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp / "x.txt")], "cannot write '.txt'"),
+        (
+            ["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp / "x.txt")],
+            "lacks a known suffix (.jsonl, .csv or .parquet)",
+        ),
         (["predict", str(queries), "--model-dir", str(tmp / "m"), "--out", str(tmp)], "is a directory"),
         (
             ["predict", str(queries), "--model-dir", str(tmp / "nomodel"), "--out", str(tmp / "o.jsonl")],
@@ -449,16 +452,39 @@ def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_mini
         (["predict", str(queries), "--model-dir", str(tmp), "--out", str(tmp / "o.jsonl")], "holds no saved model"),
         (["fit", str(tmp), "--model-dir", str(tmp / "m2")], "is a directory, not a file"),
         (["fit", str(tmp / "nope.jsonl"), "--model-dir", str(tmp / "m2")], "does not exist"),
-        (["evaluate", str(hist), str(queries), "--json", str(tmp / "m.txt")], "cannot write '.txt'"),
-        (["route-eval", str(hist), str(queries), "--plot", str(tmp / "f.jpg")], "cannot write '.jpg'"),
-        (["alloc-sim", str(hist), "--json", str(tmp / "a.csv")], "cannot write '.csv'"),
-        (["data", "prices", str(hist), str(tmp / "p.csv")], "cannot write '.csv'"),
+        (["evaluate", str(hist), str(queries), "--json", str(tmp / "m.txt")], "lacks a known suffix (.json)"),
+        (["route-eval", str(hist), str(queries), "--plot", str(tmp / "f.jpg")], "lacks a known suffix (.png)"),
+        (["alloc-sim", str(hist), "--json", str(tmp / "a.csv")], "lacks a known suffix (.json)"),
+        (["data", "prices", str(hist), str(tmp / "p.csv")], "lacks a known suffix (.json)"),
     ]
     guarantees.tick("bad-input cases tried", len(cases))
     for argv, needle in cases:
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert needle in err and "Fix" in err and err.count("\n") == 1, (argv, err)
+
+
+def test_an_empty_mktemp_file_is_written_over_when_the_output_has_one_format(tmp_path, capsys, guarantees):
+    """A plain ``mktemp`` file (random suffix, empty) passes as an output of one format (JSON); an output whose
+    suffix picks the format refuses it, saying the name lacks a known suffix (not that it cannot write one)."""
+    log = tmp_path / "log.jsonl"
+    rows = {"policy": ["a", "b"], "prompt": ["x", "x"], "score": [1.0, 0.0], "cost": [0.1, 0.2]}
+    pl.DataFrame(rows).write_ndjson(log)
+    out = tmp_path / "tmp.gOZKl0lLXI"
+    out.touch()
+    assert main(["data", "prices", str(log), str(out)]) == 0
+    assert json.loads(out.read_text()) == {"a": 0.1, "b": 0.2}
+    capsys.readouterr()
+    assert main(["data", "prices", str(log), str(out), "--force"]) == 1  # not empty now: the suffix rule again
+    err = capsys.readouterr().err
+    assert f"OUT {out}: the name lacks a known suffix (.json). Fix: name the output .json" in err
+    guarantees.tick("bad-input cases tried", 2)
+    empty = tmp_path / "tmp.kTLqrSJr31"
+    empty.touch()
+    assert main(["data", "prompts", str(log), str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "lacks a known suffix (.jsonl, .csv or .parquet), which picks the format" in err
+    assert "mktemp --suffix=.jsonl" in err and ".gOZ" not in err and "cannot write" not in err
 
 
 def test_data_prices_and_prompts(tmp_path, capsys):
@@ -603,6 +629,11 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
         (["evaluate", "h.jsonl", "q.jsonl", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),
         (["route-eval", "a.jsonl", "b.jsonl", "--k-baseline", "0"], "argument --k-baseline: 0 is below 1"),
         (["route-eval", "a.jsonl", "b.jsonl", "--new-model", "x", "--n", "0"], "argument --n: 0 is below 1"),
+        (["route-eval", "a.jsonl", "b.jsonl", "--new-model", "", "--n", "3"], "argument --new-model: '' is empty"),
+        (
+            ["route-eval", "a.jsonl", "b.jsonl", "--new-model", "pol1 ", "--n", "3"],
+            "argument --new-model: 'pol1 ' has leading or trailing spaces, so it would name another model than 'pol1'",
+        ),
         (
             ["onboard", "h.jsonl", "--policy", "x", "--candidates", "c.jsonl", "--n", "0", "--out", "o.jsonl"],
             "argument --n: 0 is below 1",

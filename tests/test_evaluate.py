@@ -551,7 +551,12 @@ def test_route_eval_cli_per_task_and_no_baselines(logs, tmp_path, monkeypatch, c
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved["task_acc"]) == set(test["task"].unique()) and "prior" in saved["baselines"]
     assert saved["mean_task_acc"] == pytest.approx(np.mean(list(saved["task_acc"].values())))
+    assert saved["baseline_knn_tuned_k"] is not None and "baseline_knn_tuned_aiq" in out  # the default keeps it
     args = parser.parse_args([*base, "--no-baselines", "--json", str(tmp_path / "n.json")])
     assert args.func(args) == 0
-    assert "baselines (" not in capsys.readouterr().out
-    assert "baselines" not in json.loads((tmp_path / "n.json").read_text())
+    out = capsys.readouterr().out
+    assert "baselines (" not in out and "baseline_knn_tuned" not in out  # the tuned kNN is skipped too
+    skipped = json.loads((tmp_path / "n.json").read_text())
+    assert "baselines" not in skipped
+    assert skipped["baseline_knn_tuned_k"] is None and skipped["baseline_knn_tuned_cv"] is None
+    assert skipped["baseline_knn_aiq"] == saved["baseline_knn_aiq"]  # the fixed-k kNN stays

@@ -252,6 +252,10 @@ def test_suggest_prompts_bad_input(pool):
         model.suggest_prompts("d", ["x"], 0)
     with pytest.raises(DataError, match="row 1"):
         model.suggest_prompts("d", ["x", ""], 1)
+    with pytest.raises(ParameterError, match=r"got 'd ': it would name another policy than 'd'\. Fix: policy='d'"):
+        model.suggest_prompts("d ", ["x", "y"], 1)
+    with pytest.raises(ParameterError, match=r"policy must be a non-empty name, got ''\. Fix"):
+        model.suggest_prompts("", ["x", "y"], 1)
     with pytest.warns(V0liteWarning, match="all of them"):
         assert model.suggest_prompts("d", ["x", "y", "x"], 5) == ["x", "y"]
 
@@ -354,6 +358,8 @@ def test_onboard_flags_are_checked_at_parse_time(tmp_path, capsys, guarantees):
     cases = [
         ([*base, "--policy", "", "--n", "3"], "argument --policy: '' is empty"),
         ([*base, "--policy", "  ", "--n", "3"], "argument --policy: '  ' is empty"),
+        ([*base, "--policy", "claude-v2 ", "--n", "3"], "argument --policy: 'claude-v2 ' has leading or trailing"),
+        ([*base, "--policy", " claude-v2", "--n", "3"], "another model than 'claude-v2'; pass 'claude-v2'"),
         ([*base, "--policy", "x", "--n", "0"], "argument --n: 0 is below 1"),
         ([*base, "--policy", "x", "--n", "3", "--random-state", "-1"], "argument --random-state: -1 is below 0"),
         ([*base, "--policy", "x", "--n", "3", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),

@@ -55,6 +55,32 @@ def test_saved_files_use_only_safe_formats(saved):
     assert meta["format"] == "v0lite-model" and meta["format_version"] == FORMAT_VERSION
 
 
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (``umask(0o027)``), restored after."""
+    before = os.umask(0o022)
+    yield os.umask
+    os.umask(before)
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {str(f.relative_to(folder)): f.stat().st_mode & 0o777 for f in [folder, *sorted(folder.rglob("*"))]}
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_saved_folders_get_the_usual_permissions_under_the_umask(tmp_path, make_model, umask, mask):
+    """Not mkdtemp's 0700 nor safetensors' 0600: another user (a service account) reads what the umask allows."""
+    umask(mask)
+    make_model().fit(make_log(steps=True)).save(tmp_path / "model")
+    modes = _modes(tmp_path / "model")
+    assert "history.safetensors" in modes and "meta.json" in modes
+    for name, mode in modes.items():
+        want = 0o777 & ~mask if (tmp_path / "model" / name).is_dir() else 0o666 & ~mask
+        assert mode == want, (name, oct(mode), oct(want))
+    make_model().fit(make_log(steps=True)).save(tmp_path / "model")  # replacing it (the swap) keeps them
+    assert _modes(tmp_path / "model") == modes
+
+
 def test_newer_format_version_fails_clearly(saved):
     _, path, _ = saved
     meta = json.loads((path / "meta.json").read_text())

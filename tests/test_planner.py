@@ -171,6 +171,18 @@ class _PredictOnly:
         ({"prior_strength": "abc"}, r"prior_strength must be 'auto' or a number > 0.*'abc'.*Fix: prior_strength="),
         ({"prior_strength": -1}, r"prior_strength must be .*got -1"),
         ({"default_prior_strength": 0.0}, r"default_prior_strength must be a number > 0"),
+        ({"alpha": 0}, r"alpha must be a number in \(0, 1\), got 0\. Fix: alpha=0.05"),
+        ({"alpha": 1.5}, r"alpha must be .*got 1.5\. Fix"),
+        ({"alpha": float("nan")}, r"alpha must be .*got nan\. Fix"),
+        ({"min_groups_for_fit": -1}, r"min_groups_for_fit must be an int >= 1.*got -1\. Fix: min_groups_for_fit=64"),
+        ({"n_min": 2.5}, r"n_min must be a whole number >= 0.*got 2.5\. Fix: n_min=2"),
+        ({"n_max": 1}, r"n_max must be >= n_min.*n_min=2, n_max=1\. Fix: n_max >= 2"),
+        ({"random_state": -1}, r"random_state must be an integer in \[0, 2\*\*31 - 16\], got -1\. Fix"),
+        ({"random_state": "x"}, r"random_state must be an integer.*got 'x'\. Fix"),
+        ({"policy": ""}, r"policy must be a non-empty name.*got ''.*Fix: policy="),
+        ({"policy": None}, r"policy must be a non-empty name.*got None.*Fix: policy="),
+        ({"policy": " name"}, r"got ' name': a padded name would name another policy than 'name'\. Fix: policy='name'"),
+        ({"keep_fraction": "x"}, r"keep_fraction must be a number in \(0, 1\], got 'x'\. Fix: keep_fraction=0.5"),
     ],
 )
 def test_settings_that_cannot_plan_are_refused_when_built(kwargs, message, guarantees):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import warnings
 
 import numpy as np
@@ -530,6 +531,21 @@ def test_router_save_load_round_trip(tmp_path, kw):
     assert back.get_params(deep=False).keys() == r.get_params(deep=False).keys()
     assert (back.shrink_, back.prior_k_, back.policies_) == (r.shrink_, r.prior_k_, r.policies_)
     assert not list(tmp_path.glob(".router*"))  # no temporary folder left behind
+
+
+def test_a_saved_router_is_readable_by_others_as_the_umask_allows(tmp_path):
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    before = os.umask(0o022)
+    try:
+        r.save(tmp_path / "router")
+    finally:
+        os.umask(before)
+    folder = tmp_path / "router"
+    modes = {f: f.stat().st_mode & 0o777 for f in [folder, *folder.rglob("*")]}
+    assert folder / "arrays.safetensors" in modes and folder / "value_model" / "history.safetensors" in modes
+    wrong = {str(f): oct(m) for f, m in modes.items() if m != (0o755 if f.is_dir() else 0o644)}
+    assert not wrong, wrong
 
 
 def test_router_save_load_rejects_corruption_and_needs_an_unsaveable_value_model(tmp_path):

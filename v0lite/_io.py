@@ -19,6 +19,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "usual_permissions",
     "sha256_file",
     "save_arrays",
     "load_arrays",
@@ -49,9 +50,33 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 def _umask() -> int:
+    """The process umask: read from ``/proc`` where there is one (setting it to read it would, for a moment,
+    give files other threads create no mask), else set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def usual_permissions(root: str | os.PathLike) -> None:
+    """Give ``root`` and everything under it the permissions a plain ``open``/``mkdir`` gives under the
+    process umask: folders ``0o777 & ~umask``, files ``0o666 & ~umask``. Temporary folders and files
+    (``mkdtemp``/``mkstemp``: 0700/0600) and safetensors' writer (0600) make them private, so a saved
+    folder would be unreadable to another user (a service account) though the umask allows it."""
+    mask = _umask()
+    root = Path(root)
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            f = os.path.join(dirpath, name)
+            if not os.path.islink(f):
+                os.chmod(f, 0o666 & ~mask)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -80,6 +105,7 @@ def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    os.chmod(path, 0o666 & ~_umask())  # safetensors makes 0600; give the file normal permissions
 
 
 def load_arrays(path: str | os.PathLike) -> dict:

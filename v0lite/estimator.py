@@ -438,7 +438,15 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
         if not isinstance(policy, str) or not policy.strip():
-            raise ParameterError(f"policy must be a non-empty name, got {policy!r}.")
+            raise ParameterError(
+                f"policy must be a non-empty name, got {policy!r}. Fix: pass the policy's name, known to the "
+                "history or new (e.g. policy='my-model')."
+            )
+        if policy != policy.strip():
+            raise ParameterError(
+                f"policy must be a name without leading or trailing spaces, got {policy!r}: it would name another "
+                f"policy than {policy.strip()!r}. Fix: policy={policy.strip()!r}."
+            )
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n >= len(uniq):

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ._io import atomic_write_json, load_arrays, save_arrays, sha256_file
+from ._io import atomic_write_json, load_arrays, save_arrays, sha256_file, usual_permissions
 from .exceptions import DataError, FormatVersionError, V0liteWarning
 
 __all__ = [
@@ -323,7 +323,8 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     version, the sha256 of every file and its own digest, and the folder is swapped into place.
     The target is checked first (:func:`check_save_target`: nothing v0lite did not write is
     ever removed) and leftovers of an interrupted save are recovered (:func:`recover_leftovers`).
-    A failed save changes nothing.
+    A failed save changes nothing. The finished folder and its files get the usual permissions under
+    the process umask (folders ``0o777 & ~umask``, files ``0o666 & ~umask``), set before the swap.
     """
     path = Path(path)
     check_save_target(path, format_name)
@@ -350,6 +351,7 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         meta["meta_sha256"] = _meta_digest(meta)
         atomic_write_json(tmp / "meta.json", meta)
         _step("meta")
+        usual_permissions(tmp)  # mkdtemp makes 0700, safetensors 0600: readable by others as the umask allows
         check_save_target(path, format_name)  # again: the folder may have changed during a long fill
         _swap_into_place(tmp, path)
         _step("done")

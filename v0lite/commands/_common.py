@@ -31,6 +31,7 @@ __all__ = [
     "int_at_least",
     "number_in",
     "nonempty_text",
+    "model_name",
     "SEED",
     "LOG_SUFFIXES",
 ]
@@ -113,6 +114,21 @@ def nonempty_text(text: str) -> str:
 
 
 nonempty_text.__name__ = "non-empty name"
+
+
+def model_name(text: str) -> str:
+    """An argparse ``type``: a model (policy) name, non-empty and not space-padded: ``'claude-v2 '`` would
+    name another model than the ``'claude-v2'`` of the logs, silently (exit 2 instead)."""
+    nonempty_text(text)
+    if text != text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has leading or trailing spaces, so it would name another model than {text.strip()!r}; "
+            f"pass {text.strip()!r}"
+        )
+    return text
+
+
+model_name.__name__ = "model name"
 
 
 def fallback_flag(p: argparse.ArgumentParser) -> None:
@@ -260,8 +276,20 @@ def check_no_replace(writes: dict[str, str], force: bool = False) -> None:
             )
 
 
+def _empty_file(p: Path) -> bool:
+    """``p`` is an existing, empty regular file (a symlink: its target), e.g. one made by ``mktemp``."""
+    try:
+        return p.is_file() and os.stat(p).st_size == 0
+    except OSError:
+        return False
+
+
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
-    """An output path whose suffix is writable and whose folder can hold it, checked before any work."""
+    """An output path whose suffix is writable and whose folder can hold it, checked before any work.
+
+    The suffix picks the format; an output with one format (``suffixes`` of one) also takes an existing
+    empty file whatever its name (``mktemp``'s), as the format is not in doubt.
+    """
     if path is None:
         return None
     p = Path(path)
@@ -269,13 +297,18 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
         if _in_folder(flag):
             raise DataError(f"{flag} {path}: is a directory. Fix: remove it, or choose {_another(flag)}.")
         raise DataError(f"{flag} {path}: is a directory. Fix: name a file, e.g. {flag} {p / ('out' + suffixes[0])}.")
-    if p.suffix.lower() not in suffixes:
+    if p.suffix.lower() not in suffixes and not (len(suffixes) == 1 and _empty_file(p)):
+        one = len(suffixes) == 1
+        listing = suffixes[0] if one else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+        example = p.with_name(p.name.partition(".")[0] or "out").with_suffix(suffixes[0])
         raise DataError(
-            f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
-            f"Fix: name the output {', '.join(suffixes[:-1])} or {suffixes[-1]}."
-            if len(suffixes) > 1
-            else f"{flag} {path}: cannot write {p.suffix or 'a file without a suffix'!r}. "
-            f"Fix: name the output {suffixes[0]}."
+            f"{flag} {path}: the name lacks a known suffix ({listing}){'' if one else ', which picks the format'}. "
+            f"Fix: name the output {listing}, e.g. {flag} {example}"
+            + (
+                " (an existing empty file, e.g. from mktemp, is written over whatever its name)."
+                if one
+                else f" (from mktemp: mktemp --suffix={suffixes[0]})."
+            )
         )
     check_regular(p, flag)  # writing over /dev/stdout or a FIFO would replace its name, not write to it
     parent = p.parent

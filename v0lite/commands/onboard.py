@@ -10,7 +10,7 @@ from ._common import (
     check_output,
     head_choices,
     int_at_least,
-    nonempty_text,
+    model_name,
     read_input,
 )
 
@@ -136,7 +136,7 @@ def register(sub) -> None:
     p.add_argument(
         "--policy",
         required=True,
-        type=nonempty_text,
+        type=model_name,
         metavar="NAME",
         help="the model to onboard (known to LOG or not)",
     )

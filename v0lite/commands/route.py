@@ -20,6 +20,7 @@ from ._common import (
     fallback_flag,
     head_choices,
     int_at_least,
+    model_name,
     progress,
     progress_lines,
     read_input,
@@ -169,6 +170,7 @@ def _route_eval(args) -> int:
         random_state=args.random_state,
         per_task=args.per_task,
         baselines=not args.no_baselines,
+        **({"tuned_ks": None} if args.no_baselines else {}),  # the tuned kNN is a baseline too (its CV fits)
         progress=progress_lines(args),
         save_router=args.save_router,
         show_progress_bar=progress(args),
@@ -182,7 +184,7 @@ def _route_eval(args) -> int:
         )
     width = max(len(k) for k in _TABLE_KEYS)
     for key in (*_TABLE_KEYS, "within_policy_auc", "within_task_auc", "mean_task_acc"):
-        if key in result:
+        if key in result and not (args.no_baselines and key.startswith("baseline_knn_tuned")):
             v = result[key]
             note = f"  ({why_missing(key, result)})" if v is None else ""
             print(f"{key:<{width}}  {_fmt(v)}{note}")
@@ -486,7 +488,8 @@ def register(subparsers) -> None:
         "--no-baselines",
         action="store_true",
         help="skip the baseline routers printed beside the router (prompt-blind prior, tuned kNN, "
-        "per-model logistic, pooled ridge; one more fit on TRAIN each)",
+        "per-model logistic, pooled ridge; one more fit on TRAIN each, the tuned kNN's k chosen by CV): "
+        "their baseline_knn_tuned_* keys are then null; the fixed-k kNN of --k-baseline is still reported",
     )
     p.add_argument(
         "--save-router",
@@ -498,6 +501,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--new-model",
         default=None,
+        type=model_name,
         metavar="NAME",
         help="a model added later: fit without it, add --n of its TRAIN outcomes (no refit), "
         "report the frontier with it in the pool, its within-model AUC, and the pool's headline before it "

@@ -88,20 +88,24 @@ class RolloutPlanner:
     budget_per_prompt : int >= 1, default 8
         Mean rollouts per kept prompt.
     n_min, n_max : int, default 2 and 16
-        Settings under which no group size has any value (e.g. ``n_max=1``: a group of one
-        rollout is never mixed) would make every plan empty, and is refused.
+        Smallest and largest group size: whole numbers, ``0 <= n_min <= n_max``. ``n_min=0``
+        and ``n_min=1`` are alike (a kept prompt may get a single rollout); the built-in values
+        give a group of one rollout no value (it is never mixed), so they never choose one and
+        plan as ``n_min=2`` does. Settings under which no group size has any value (e.g.
+        ``n_max=1``) would make every plan empty, and are refused.
     keep_fraction : float in (0, 1], default 0.5
         ``1``: every candidate is kept by the selector and only the allocation chooses (it
         drops the prompts it gives 0 rollouts).
     policy : str, default "policy"
-        Policy name written into ``X``.
-    random_state : int or None, default 0
-        Seeds the selector's tie-breaking / random choice.
+        Policy name written into ``X``: the name the value model's history knows the trained
+        policy by (non-empty, no leading or trailing spaces: a padded name is another policy).
+    random_state : int, numpy Generator or None, default 0
+        Seeds the selector's tie-breaking / random choice (an int in ``[0, 2**31 - 16]``).
     value : {"p_mixed", "knapsack"}, default "p_mixed"
         Allocation value (see :data:`v0lite.rl.VALUES`).
     prior_strength : float > 0 or "auto", default "auto"
     default_prior_strength : float > 0, default 4.0
-    min_groups_for_fit : int, default 64
+    min_groups_for_fit : int >= 1, default 64
     uncertainty : {"beta", None}, default "beta"
         ``"beta"``: rank ("p_mixed" strategy) and allocate by the value expected under a
         ``Beta(c p, c (1 - p))`` belief around each prediction, ``c`` fitted by empirical
@@ -110,7 +114,7 @@ class RolloutPlanner:
         ``min_groups_for_fit`` groups). A prediction near 0 that is often an always-failing
         prompt then gets fewer rollouts. ``None``: trust the point prediction. Measured in
         benchmarks/RESULTS.md (allocation section).
-    alpha : float, default 0.05
+    alpha : float in (0, 1), default 0.05
         Level of the disagreement test recorded in ``last_disagreement_``.
 
     Notes
@@ -172,6 +176,17 @@ class RolloutPlanner:
                 + ". Fix: budget_per_prompt=8 (the default) or your trainer's group size."
             )
         budget_per_prompt = int(budget_per_prompt)
+        n_min, n_max = _check_group_sizes(n_min, n_max)
+        _check_policy(policy)
+        _check_random_state(random_state)
+        _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)
+        _check_fraction("alpha", alpha, 0.05, closed_hi=False)
+        if isinstance(min_groups_for_fit, bool) or not _whole(min_groups_for_fit) or min_groups_for_fit < 1:
+            raise ParameterError(
+                f"min_groups_for_fit must be an int >= 1 (the groups observed before the prior strength is fitted "
+                f"on them), got {min_groups_for_fit!r}. Fix: min_groups_for_fit=64 (the default)."
+            )
+        min_groups_for_fit = int(min_groups_for_fit)
         for name, v in (("prior_strength", prior_strength), ("default_prior_strength", default_prior_strength)):
             if name == "prior_strength" and isinstance(v, str) and v == "auto":
                 continue
@@ -198,12 +213,13 @@ class RolloutPlanner:
         self.default_prior_strength = default_prior_strength
         self.min_groups_for_fit = min_groups_for_fit
         if uncertainty not in ("beta", None):
-            raise V0liteError(f"uncertainty must be 'beta' or None, got {uncertainty!r}.")
+            raise ParameterError(
+                f"uncertainty must be 'beta' or None, got {uncertainty!r}. Fix: uncertainty='beta' (the default) or "
+                "uncertainty=None (trust the point predictions)."
+            )
         self.uncertainty = uncertainty
         self.alpha = alpha
         self._selector = self._make_selector()
-        if not 0 < keep_fraction <= 1:
-            raise V0liteError(f"keep_fraction must be in (0, 1], got {keep_fraction}.")
         self._check_sizes()
         self._rng = _rng(random_state)
         self._n_plans = 0  # non-empty plans made (for the no-outcome warning)
@@ -391,6 +407,54 @@ class RolloutPlanner:
         for q in prompts:
             self._priors.pop((q, int(step)), None)
         return fused
+
+
+def _check_group_sizes(n_min: Any, n_max: Any) -> tuple[int, int]:
+    """``(n_min, n_max)`` as ints: whole numbers, ``0 <= n_min <= n_max`` (refused otherwise, with a fix)."""
+    for name, v, default in (("n_min", n_min, 2), ("n_max", n_max, 16)):
+        if isinstance(v, bool) or not _whole(v) or v < 0:
+            raise ParameterError(
+                f"{name} must be a whole number >= 0 (a group size: rollouts per prompt), got {v!r}. "
+                f"Fix: {name}={default} (the default)."
+            )
+    if n_max < n_min:
+        raise ParameterError(
+            f"n_max must be >= n_min (the largest group size is at least the smallest), got n_min={n_min!r}, "
+            f"n_max={n_max!r}. Fix: n_max >= {max(int(n_min), 2)} (default n_min=2, n_max=16), or a smaller n_min."
+        )
+    return int(n_min), int(n_max)
+
+
+def _check_policy(policy: Any) -> None:
+    """``policy`` is a name the value model's history can know: a non-empty str without padding."""
+    if isinstance(policy, str) and policy.strip() and policy == policy.strip():
+        return
+    if isinstance(policy, str) and policy.strip():
+        why = f"a padded name would name another policy than {policy.strip()!r}"
+        fix = f"policy={policy.strip()!r}"
+    else:
+        why = "it is written into X as the name of the trained policy in the value model's history"
+        fix = "policy='<the policy's name in the history>'"
+    raise ParameterError(
+        f"policy must be a non-empty name without leading or trailing spaces, got {policy!r}: {why}. Fix: {fix}."
+    )
+
+
+def _check_random_state(random_state: Any) -> None:
+    """``None``, a numpy generator, or the estimator's seeds (an int in [0, SEED_MAX])."""
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return
+    from ..estimator import _check_seed
+
+    _check_seed(random_state)
+
+
+def _check_fraction(name: str, v: Any, default: float, *, closed_hi: bool) -> None:
+    """``v`` is a number in (0, 1] (``closed_hi``) or (0, 1)."""
+    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+    if not (ok and 0 < v and (v <= 1 if closed_hi else v < 1)):
+        span = "(0, 1]" if closed_hi else "(0, 1)"
+        raise ParameterError(f"{name} must be a number in {span}, got {v!r}. Fix: {name}={default} (the default).")
 
 
 def _whole(v: Any) -> bool:
