@@ -12,7 +12,6 @@ import ipaddress
 import json
 import logging
 import math
-import re
 import time
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
@@ -521,27 +520,11 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         cols = [router.policies_.index(p) for p in names]
         P, C = rows[0][1][None, cols], rows[0][2][None, cols]
 
-        def choose(P, C):
-            try:
-                return int(router.choose(P, C, **({} if knob is None else {"knob": knob}))[0])
-            except V0liteError as exc:  # the knob is part of the model name here: the fix says so
-                what, _, lib_fix = str(exc).partition(" Fix:")
-                m = re.search(r"pass (\w+)=<value>\s*([^.]*)", lib_fix)
-                k, rule = (m.group(1), m.group(2).strip()) if m else ("knob", "")
-                s_name = router.strategy_.name
-                raise ApiError(
-                    422,
-                    f"model {name!r}: {what}",
-                    param="model",
-                    value=name,
-                    fix=f"use v0lite/{s_name}/<{k}>" + (f" with {k} {rule}" if rule else "") + ".",
-                ) from exc
-
-        first = choose(P, C)
+        first = int(choose_or_422(router, P, C, knob, model=name)[0])
         out = [names[first]]
         rest = [j for j in range(len(names)) if j != first]
         if rest:
-            out.append(names[rest[choose(P[:, rest], C[:, rest])]])
+            out.append(names[rest[int(choose_or_422(router, P[:, rest], C[:, rest], knob, model=name)[0])]])
         state.metrics.routes.labels(out[0]).inc()
         return out
 

@@ -93,13 +93,26 @@ def strategies() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def choose_or_422(router, P, C, knob, field="knob"):
+def choose_or_422(router, P, C, knob, *, model=None):
+    """``router.choose``; a library error as 422 on ``"knob"``, or on ``"model"`` when a chat request's
+    model name (``v0lite/<strategy>/<knob>``) carried the knob."""
     kw = {} if knob is None else {"knob": knob}
     try:
         return router.choose(P, C, **kw)
     except V0liteError as exc:
-        text = http_fix(str(exc), field)
-        raise ApiError(422, text, param=field, value=knob, fix=text.partition("Fix:")[2].strip() or None) from None
+        if model is None:
+            text = http_fix(str(exc), "knob")
+            raise ApiError(422, text, param="knob", value=knob) from None
+        what, _, lib_fix = str(exc).partition(" Fix:")
+        m = re.search(r"pass (\w+)=<value>\s*([^.]*)", lib_fix)
+        k, rule = (m.group(1), m.group(2).strip()) if m else ("knob", "")
+        raise ApiError(
+            422,
+            f"model {model!r}: {what}",
+            param="model",
+            value=model,
+            fix=f"use v0lite/{router.strategy_.name}/<{k}>" + (f" with {k} {rule}" if rule else "") + ".",
+        ) from exc
 
 
 def knob_used(router, knob):

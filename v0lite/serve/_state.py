@@ -136,7 +136,7 @@ class ServeState:
         # measured apply times (embedding included): per row from large passes, the fixed part from small ones
         self.sec_per_row: float | None = None
         self.apply_fixed_s = 0.0
-        self._ready = None  # an asyncio.Event, set once the store is replayed (made on the serving loop)
+        self._ready = asyncio.Event()  # set once the store is replayed (binds to the serving loop on first wait)
         # one model thread: embedding + prediction of the micro-batches, off the event loop
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v0lite-model")
         self._task = None
@@ -179,7 +179,6 @@ class ServeState:
         vm = self.router.value_model
         if hasattr(vm, "_get_embedder"):
             await loop.run_in_executor(self.executor, lambda: vm._get_embedder().warm_up())
-        self._ready = asyncio.Event()
         if self.store is not None:
             # restart = replay: the whole store before any request is served. It runs as the refresh
             # loop's first pass, so the port is open meanwhile: /healthz answers, /readyz says 503, and
@@ -192,16 +191,16 @@ class ServeState:
     @property
     def ready(self) -> bool:
         """Whether the store is replayed and the last refresh succeeded (``/readyz``)."""
-        return self.started and self._ready is not None and self._ready.is_set() and self.refresh_error is None
+        return self.started and self._ready.is_set() and self.refresh_error is None
 
     async def wait_ready(self) -> None:
         """Return once the store is replayed; 503 (retry later) if that takes over ``startup_wait_s``."""
         from ._models import ApiError
 
-        if self._ready is not None and self._ready.is_set():
+        if self._ready.is_set():
             return
         try:
-            await asyncio.wait_for(self._wait_started(), self.limits.startup_wait_s)
+            await asyncio.wait_for(self._ready.wait(), self.limits.startup_wait_s)
         except asyncio.TimeoutError:
             raise ApiError(
                 503,
@@ -209,11 +208,6 @@ class ServeState:
                 "Fix: retry when GET /readyz answers 200.",
                 kind="unavailable",
             ) from None
-
-    async def _wait_started(self) -> None:
-        while self._ready is None:  # the lifespan has not reached the replay yet
-            await asyncio.sleep(0.01)
-        await self._ready.wait()
 
     async def stop(self) -> None:
         self.started = False
