@@ -190,3 +190,15 @@ def test_selector_warns_once_when_no_outcome_comes_back():
             kept = [list(p)[i] for i in fed.choose(list(p), 2)]
             if step == 1:  # outcomes arrive late (the trainer's lag), but they arrive
                 fed.observe(kept, [1, 1], [2, 2])
+
+
+def test_selector_observe_refuses_rates_before_casting_them_to_counts():
+    """A rate of 0.5 given as a success count was cast to 0 silently; it is refused like the planner refuses it."""
+    from v0lite.exceptions import ParameterError
+
+    table = Table({"a": 0.5, "b": 0.5})
+    sel = FixedSizeSelector(RolloutPlanner(table))
+    sel.choose(["a", "b"], 2)
+    with pytest.raises(ParameterError, match="whole numbers"):
+        sel.observe(["a", "b"], [0.5, 0.5], [4, 4])
+    assert not table.history  # nothing was fed

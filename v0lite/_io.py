@@ -105,7 +105,6 @@ def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
-    os.chmod(path, 0o666 & ~_umask())  # safetensors makes 0600; give the file normal permissions
 
 
 def load_arrays(path: str | os.PathLike) -> dict:

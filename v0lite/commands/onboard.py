@@ -11,6 +11,7 @@ from ._common import (
     head_choices,
     int_at_least,
     model_name,
+    read_frame,
     read_input,
 )
 
@@ -50,21 +51,14 @@ def _rows_not_held(model, history):
 
 def _onboard(args) -> int:
     from ..exceptions import DataError
-    from ..log import as_frame, write_log
+    from ..log import write_log
 
     check_input(args.log, "LOG")
     check_input(args.candidates, "--candidates")
     check_output(args.out, "--out")
-    from pathlib import Path
-
-    for flag, src in (("LOG", args.log), ("--candidates", args.candidates)):
-        if Path(args.out).resolve() == Path(src).resolve():
-            raise DataError(f"--out {args.out}: is also {flag}; it would be overwritten. Fix: name another file.")
-    try:
-        holds = "one prompt per row in a 'prompt' column; `v0lite data prompts LOG OUT` makes one"
-        cand = as_frame(args.candidates, holds=holds)
-    except DataError as exc:
-        raise DataError(f"--candidates {exc}") from exc
+    # --out naming LOG or --candidates is refused before this, by cli._check_inputs (check_no_overwrite)
+    holds = "one prompt per row in a 'prompt' column; `v0lite data prompts LOG OUT` makes one"
+    cand = read_frame(args.candidates, "--candidates", holds)
     if cand.height == 0:
         raise DataError(f"--candidates {args.candidates}: no rows. Fix: pass at least one candidate prompt.")
     if "prompt" not in cand.columns:

@@ -290,19 +290,20 @@ class Router(BaseEstimator):
         self._check_fitted()
         prices = _check_prices(prices)
         known = _check_prices(self.prices)
-        has_cost = log is not None and "cost" in log.columns
+        logged: dict = {}  # each policy's mean logged cost, one pass over the log
+        if log is not None and "cost" in log.columns:
+            logged = dict(log.group_by("policy").agg(pl.col("cost").drop_nulls().mean()).iter_rows())
         joining: dict[str, float] = {}
         unpriced = []
         for p in dict.fromkeys(policies):
             if p in self.policies_:
                 continue
-            costs = log.filter(pl.col("policy") == p)["cost"].drop_nulls() if has_cost else None
             if p in prices:
                 joining[p] = prices[p]
             elif p in known:
                 joining[p] = known[p]
-            elif costs is not None and costs.len():
-                joining[p] = float(costs.mean())
+            elif logged.get(p) is not None:
+                joining[p] = float(logged[p])
             elif getattr(self.cost_model_, "name", None) == "unit":
                 joining[p] = 1.0
             else:

@@ -20,7 +20,7 @@ import numpy as np
 from ..._registry import canonical
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
-from .._common import NO_OUTCOME_AFTER, warn_no_outcomes
+from .._common import NO_OUTCOME_AFTER, _check_counts, warn_no_outcomes
 
 __all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
 
@@ -340,13 +340,15 @@ class FixedSizeSelector:
         number of groups fed back.
         """
         texts = list(texts)
-        s = np.asarray(successes, dtype=np.int64).reshape(-1)
-        m = np.asarray(n, dtype=np.int64).reshape(-1)
+        s = np.asarray(successes, dtype=np.float64).reshape(-1)
+        m = np.asarray(n, dtype=np.float64).reshape(-1)
         if not (len(texts) == s.size == m.size):
             raise ValueError(
                 f"observe needs one success count and one n per prompt: got {len(texts)} prompts, "
                 f"{s.size} success counts, {m.size} n."
             )
+        # the planner's check of counts, before a cast to integers could truncate a rate to 0
+        s, m = (a.astype(np.int64) for a in _check_counts(texts, s, m, min_n=1, whole=True))
         if not texts:
             return 0
         latest = max(self.step_ - 1, 0)
