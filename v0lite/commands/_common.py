@@ -30,7 +30,6 @@ __all__ = [
     "fallback_flag",
     "int_at_least",
     "number_in",
-    "nonempty_text",
     "model_name",
     "SEED",
     "LOG_SUFFIXES",
@@ -106,20 +105,11 @@ def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = Fa
 SEED = int_at_least(0, " (seeds are non-negative)")
 
 
-def nonempty_text(text: str) -> str:
-    """An argparse ``type``: a text that is not empty or blank (a name); argparse names the flag (exit 2)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is empty; pass a non-empty name")
-    return text
-
-
-nonempty_text.__name__ = "non-empty name"
-
-
 def model_name(text: str) -> str:
     """An argparse ``type``: a model (policy) name, non-empty and not space-padded: ``'claude-v2 '`` would
     name another model than the ``'claude-v2'`` of the logs, silently (exit 2 instead)."""
-    nonempty_text(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; pass a non-empty name")
     if text != text.strip():
         raise argparse.ArgumentTypeError(
             f"{text!r} has leading or trailing spaces, so it would name another model than {text.strip()!r}; "
@@ -265,23 +255,25 @@ def check_no_replace(writes: dict[str, str], force: bool = False) -> None:
     for flag, path in dict(writes).items():
         if path is None:
             continue
-        try:
-            size = os.stat(path).st_size if Path(path).is_file() else 0  # a symlink: its target's size
-        except OSError:
-            continue
-        if size > 0:
+        size = _file_size(Path(path))
+        if size:
             raise DataError(
                 f"{flag} {path}: exists ({size:,} bytes); writing would replace it. "
                 f"Fix: pass --force to replace it, or choose {_another(flag)}."
             )
 
 
-def _empty_file(p: Path) -> bool:
-    """``p`` is an existing, empty regular file (a symlink: its target), e.g. one made by ``mktemp``."""
+def _file_size(p: Path) -> int | None:
+    """The size of ``p`` if it is an existing regular file (a symlink: its target's), else None."""
     try:
-        return p.is_file() and os.stat(p).st_size == 0
+        return os.stat(p).st_size if p.is_file() else None
     except OSError:
-        return False
+        return None
+
+
+def _empty_file(p: Path) -> bool:
+    """``p`` is an existing, empty regular file, e.g. one made by ``mktemp``."""
+    return _file_size(p) == 0
 
 
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:

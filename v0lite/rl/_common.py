@@ -71,6 +71,14 @@ def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
     return s, m
 
 
+def _check_fraction(name: str, v: Any, default: float, *, closed_hi: bool) -> None:
+    """``v`` is a number in (0, 1] (``closed_hi``) or (0, 1)."""
+    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+    if not (ok and 0 < v and (v <= 1 if closed_hi else v < 1)):
+        span = "(0, 1]" if closed_hi else "(0, 1)"
+        raise ParameterError(f"{name} must be a number in {span}, got {v!r}. Fix: {name}={default} (the default).")
+
+
 def _n_keep(k: int, fraction: float) -> int:
     """Number kept out of ``k`` for a keep fraction (at least 1 when ``k > 0``)."""
     return 0 if k == 0 else max(1, int(math.floor(k * fraction + 0.5)))

@@ -28,7 +28,7 @@ from ._beliefs import (
     fit_prior_strength,
     fuse_baseline,
 )
-from ._common import _check_counts, _n_keep, _prompt_list, _rng, warn_no_outcomes
+from ._common import _check_counts, _check_fraction, _n_keep, _prompt_list, _rng, warn_no_outcomes
 
 __all__ = ["Plan", "RolloutPlanner"]
 
@@ -447,14 +447,6 @@ def _check_random_state(random_state: Any) -> None:
     from ..estimator import _check_seed
 
     _check_seed(random_state)
-
-
-def _check_fraction(name: str, v: Any, default: float, *, closed_hi: bool) -> None:
-    """``v`` is a number in (0, 1] (``closed_hi``) or (0, 1)."""
-    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
-    if not (ok and 0 < v and (v <= 1 if closed_hi else v < 1)):
-        span = "(0, 1]" if closed_hi else "(0, 1)"
-        raise ParameterError(f"{name} must be a number in {span}, got {v!r}. Fix: {name}={default} (the default).")
 
 
 def _whole(v: Any) -> bool:

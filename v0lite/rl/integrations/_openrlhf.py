@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...exceptions import ParameterError
-from .._common import NO_OUTCOME_AFTER
+from .._common import NO_OUTCOME_AFTER, _check_fraction
 from ._common import FixedSizeSelector, _text_fn, warn_no_selection
 
 __all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
@@ -94,11 +94,7 @@ class OpenRLHFPlanner:
         step_offset: int = 0,
         step_scale: int = 1,
     ):
-        if isinstance(keep_fraction, bool) or not isinstance(keep_fraction, (int, float)) or not 0 < keep_fraction <= 1:
-            raise ParameterError(
-                "keep_fraction must be a number in (0, 1] (the share of each batch rolled out), got "
-                f"{keep_fraction!r}. Fix: keep_fraction=0.5 (the default)."
-            )
+        _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)  # the share of each batch rolled out
         if keep_fraction == 1:
             warn_no_selection("keep_fraction=1 keeps every prompt of each batch", "keep_fraction=0.5 (the default).")
         self.keep_fraction = float(keep_fraction)
