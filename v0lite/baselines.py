@@ -31,6 +31,7 @@ __all__ = [
     "evaluate_baselines",
     "flags",
     "too_few_prompts",
+    "fewest_prompts",
 ]
 
 # (label, head, params); params "k": "cv" means: choose k by prompt-grouped CV on the history
@@ -93,6 +94,13 @@ def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]
             loses.append(metric)
     chance = within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5
     return {"loses": loses, "chance": bool(chance)}
+
+
+def fewest_prompts(baselines: dict) -> int | None:
+    """The fewest query prompts behind any baseline's intervals when below :data:`MIN_VERDICT_PROMPTS` (no
+    verdict then), else None: the one rule the evaluate and route-eval reports use."""
+    few = [n for r in baselines.values() if (n := too_few_prompts(r.get("diff", {}))) is not None]
+    return min(few) if few else None
 
 
 def too_few_prompts(diff: dict[str, dict]) -> int | None:

@@ -107,12 +107,12 @@ def _ci(d: dict | None) -> str:
 def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str]) -> list[str]:
     """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"; none, and a line
     saying why, when the queries hold too few prompts for the intervals to mean anything."""
-    from ..baselines import MIN_VERDICT_PROMPTS, too_few_prompts
+    from ..baselines import MIN_VERDICT_PROMPTS, fewest_prompts
 
-    few = [n for r in baselines.values() if (n := too_few_prompts(r.get("diff", {}))) is not None]
-    if few:
+    few = fewest_prompts(baselines)
+    if few is not None:
         return [
-            f"no verdict: the comparison rests on {min(few)} query prompt(s), and a verdict needs "
+            f"no verdict: the comparison rests on {few} query prompt(s), and a verdict needs "
             f"{MIN_VERDICT_PROMPTS} at least (the 95% intervals resample prompts; with fewer they have no real "
             "spread). Score more query prompts for one."
         ]
@@ -261,7 +261,7 @@ def _evaluate(args) -> int:
         [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     )
     if not args.no_baselines:
-        from ..baselines import MIN_VERDICT_PROMPTS, evaluate_baselines, too_few_prompts
+        from ..baselines import MIN_VERDICT_PROMPTS, evaluate_baselines, fewest_prompts
 
         res["baselines"] = evaluate_baselines(
             history,
@@ -273,13 +273,10 @@ def _evaluate(args) -> int:
         )
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
         w = res.get("within_policy_auc")
-        res["chance"] = bool(w is not None and math.isfinite(w) and w <= 0.5)
-        few = [too_few_prompts(r.get("diff", {})) for r in res["baselines"].values()]
-        if any(n is not None for n in few):  # loses_to is empty then: no verdict
-            res["chance"] = False
-            res["no_verdict"] = (
-                f"{min(n for n in few if n is not None)} query prompt(s), fewer than {MIN_VERDICT_PROMPTS}"
-            )
+        few = fewest_prompts(res["baselines"])  # loses_to is empty then: no verdict
+        res["chance"] = bool(few is None and w is not None and math.isfinite(w) and w <= 0.5)
+        if few is not None:
+            res["no_verdict"] = f"{few} query prompt(s), fewer than {MIN_VERDICT_PROMPTS}"
         _print_eval_baselines(res)
     res.pop("_p", None)
     if args.json:
