@@ -588,3 +588,14 @@ def test_a_first_save_killed_after_writing_is_completed_by_the_next_load(tmp_pat
         said = " ".join(str(w.message) for w in caught if issubclass(w.category, V0liteWarning))
         assert (expect or "removed") in said, said
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(f".new-{step}.")]
+
+
+def test_folder_format_names_the_format_or_none(tmp_path):
+    from v0lite.persist import ROUTER_FORMAT, folder_format
+
+    assert folder_format(tmp_path / "absent") is None
+    (tmp_path / "meta.json").write_text('{"format": "v0lite-router", "format_version": 1}')
+    assert folder_format(tmp_path) == ROUTER_FORMAT
+    for text in ("{not json", "[1, 2]", '{"format": 3}', ""):
+        (tmp_path / "meta.json").write_text(text)
+        assert folder_format(tmp_path) is None

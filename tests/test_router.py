@@ -321,7 +321,7 @@ def test_router_shrink_cv_choice_is_out_of_fold():
 
 
 def test_router_shrink_cv_folds_hold_out_whole_prompts(monkeypatch):
-    import v0lite.routing._router as route_mod
+    import v0lite.routing._shrink as route_mod
 
     fits = []
 
@@ -596,6 +596,23 @@ def test_router_add_history_new_model_joins_the_pool_and_is_routed_to(tmp_path):
     back = Router.load(tmp_path / "router", embedder=FakeEmbedder())
     assert back.policies_ == r.policies_ and back.added_prices_ == r.added_prices_
     np.testing.assert_array_equal(back.predict_matrix(prompts)[1], C)
+
+
+def test_router_set_prices_replaces_learned_costs_and_keeps_joined_columns():
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    rows = pl.DataFrame({"policy": ["star"] * 4, "prompt": [f"q{i} level {i}" for i in range(4)], "score": [1.0] * 4})
+    r.add_history(rows, prices={"star": 0.05})
+    prompts = ["new level 2", "new level 7"]
+    P0 = r.predict_matrix(prompts)[0]
+    with pytest.raises(DataError, match=r"no price for 1 of the 4 pool models: \['star'\]"):
+        r.set_prices({"big": 1.0, "mid": 0.5, "small": 0.1})
+    assert r.added_prices_ == {"star": 0.05}  # a refused call changes nothing
+    assert r.set_prices({"big": 1.0, "mid": 0.5, "small": 0.1, "star": 0.2, "other": 9}) is r
+    P, C = r.predict_matrix(prompts)
+    np.testing.assert_array_equal(P, P0)  # only the cost side moves
+    np.testing.assert_allclose(C, np.tile([1.0, 0.5, 0.1, 0.2], (2, 1)))
+    assert r.policies_ == ["big", "mid", "small", "star"] and r.added_prices_ == {"star": 0.2}
 
 
 def test_router_add_history_prices_from_cost_rows_or_warns_and_changes_nothing_on_error():

@@ -43,11 +43,13 @@ from .exceptions import DataError, FormatVersionError, V0liteWarning
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "ROUTER_FORMAT",
     "save_model_folder",
     "read_model_folder",
     "write_folder",
     "read_folder",
     "check_save_target",
+    "folder_format",
     "recover_leftovers",
     "check_model_meta",
     "load_head_safely",
@@ -56,6 +58,9 @@ __all__ = [
 
 FORMAT_NAME = "v0lite-model"
 FORMAT_VERSION = 1
+# the router folder's format (routing/_router_folder.py writes it); named here so that code below
+# routing (the CLI's model-folder check) can tell the two folders apart without importing routing
+ROUTER_FORMAT = "v0lite-router"
 
 # A test seam: called with the name of each step of a save ("tmp", "filled", "meta", "swapped",
 # "moved-old", "renamed", "done"), so a test can kill the process between any two steps.
@@ -112,6 +117,19 @@ def _foreign_entries(folder: Path, format_name: str, limit: int = 3) -> tuple[li
         if len(foreign) >= limit:
             break
     return foreign[:limit], fmt
+
+
+def folder_format(folder) -> str | None:
+    """The format that ``folder``'s ``meta.json`` names, or None when it has none or cannot be read.
+
+    A quick look, not a check: loading the folder (:func:`read_folder`) says what is wrong with it.
+    """
+    try:
+        meta = json.loads((Path(folder) / "meta.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    return fmt if isinstance(fmt, str) else None
 
 
 def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None = None) -> Path:

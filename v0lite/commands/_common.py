@@ -388,13 +388,9 @@ def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | 
         raise DataError(f"{flag} {path}: is a file, not a model folder. {fit_hint}")
     if not (p / "meta.json").exists():
         raise DataError(f"{flag} {path}: is a folder but holds no saved model (no meta.json). {fit_hint}")
-    try:
-        import json
+    from ..persist import ROUTER_FORMAT, folder_format
 
-        fmt = json.loads((p / "meta.json").read_text(encoding="utf-8")).get("format")
-    except (OSError, ValueError, AttributeError):
-        fmt = None  # loading the folder names what is wrong with it
-    if fmt == "v0lite-router":  # routing's ROUTER_FORMAT (no import of v0lite.routing here)
+    if folder_format(p) == ROUTER_FORMAT:
         also = f", or pass the router itself as {router_flag} {path}" if router_flag else ""
         raise DataError(
             f"{flag} {path}: is a router folder (written by `v0lite route-eval --save-router`), not a model "

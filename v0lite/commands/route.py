@@ -271,7 +271,7 @@ def _pool(args, prices) -> list[str] | None:
 
 def _load_router(args, prices, pool):
     """``--router DIR``: the router route-eval saved (value model, pool, costs learned from its log)."""
-    from ..routing import Router, get_cost_model, get_strategy
+    from ..routing import Router, get_strategy
 
     d = Path(args.router)
     if not d.exists():
@@ -304,12 +304,7 @@ def _load_router(args, prices, pool):
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
         keep = ", or leave out --prices (the router keeps its learned costs)"
         _check_priced(list(router.policies_), prices, args.prices, keep)
-        # the cost model prices the pool it was fitted on; models that joined later (route-eval --new-model)
-        # keep their own columns, last, at their --prices price
-        added = getattr(router, "added_prices_", {})
-        fitted = [p for p in router.policies_ if p not in added]
-        router.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, router._embed)
-        router.added_prices_ = {p: prices[p] for p in added}
+        router.set_prices(prices)
     return router
 
 

@@ -4,12 +4,7 @@ A :class:`Router` asks a value model (anything with ``predict(X)``) for the succ
 probability of every prompt x policy pair, asks its cost model for the cost of every pair,
 and lets a strategy (:mod:`._strategies`) pick one policy per prompt from the two matrices.
 
-Shrinkage (``Router(shrink=...)``): each predicted success is blended with a prior from the
-router's own log, ``p' = (1 - a) * p + a * prior``, where the prior of (prompt, policy) is the
-policy's mean outcome on the ``prior_k`` train prompts most similar to the prompt (``None``:
-on all its train prompts). ``shrink="cv"`` chooses ``a`` and ``prior_k`` by the held-out Brier
-score of out-of-fold predictions (value-model clones refitted on prompt-grouped folds of the
-log), so nothing is tuned on the data routed later.
+Shrinkage (``Router(shrink=...)``) toward a prior from the router's own log is in :mod:`._shrink`.
 """
 
 from __future__ import annotations
@@ -20,25 +15,14 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from .._folds import prompt_folds
 from ..exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
-from ._knn import _knn_mean, _knn_prefix_means, _normalise
-from ._strategies import _float_knob, get_strategy
+from ._knn import _normalise
+from ._shrink import fit_shrink, prior_matrix
+from ._strategies import get_strategy
 
 __all__ = ["Router"]
-
-
-def _clone(model):
-    """An unfitted copy of a value model: ``sklearn.base.clone`` when it has ``get_params``, else a deep copy."""
-    if hasattr(model, "get_params"):
-        from sklearn.base import clone
-
-        return clone(model)
-    import copy
-
-    return copy.deepcopy(model)
 
 
 def _as_prompts(prompts) -> list[str]:
@@ -241,7 +225,7 @@ class Router(BaseEstimator):
         self.policies_ = policies
         self.n_policies_ = len(policies)
         self.added_prices_ = {}
-        self._fit_shrink(frame, policies)
+        fit_shrink(self, frame, policies)
         return self
 
     def _priced_pool(self, prices: dict) -> list[str]:
@@ -401,126 +385,6 @@ class Router(BaseEstimator):
             why.append(f"{new} do not join with join=False (their outcomes reach the value model only)")
         return why
 
-    # -- shrinkage toward a prior from the log
-    def _fit_shrink(self, frame, policies):
-        self.shrink_, self.prior_k_, self._prior = 0.0, None, {}
-        self.__dict__.pop("shrink_scores_", None)
-        if self.shrink is None:
-            return
-        cv_mode = isinstance(self.shrink, str)
-        if cv_mode and self.shrink != "cv":
-            raise V0liteError(f"shrink must be None, a weight in [0, 1] or 'cv', got {self.shrink!r}.")
-        if not cv_mode:
-            a = _float_knob("shrink", self.shrink)
-            if not 0.0 <= a <= 1.0:
-                raise V0liteError(f"shrink must be in [0, 1], got {a}. Fix: pass a weight in [0, 1], 'cv' or None.")
-        if self.prior_k is not None and (
-            isinstance(self.prior_k, bool) or int(self.prior_k) != self.prior_k or int(self.prior_k) < 1
-        ):
-            raise V0liteError(f"prior_k must be None or an int >= 1, got {self.prior_k!r}.")
-        if frame is None or "score" not in frame.columns:
-            raise DataError(
-                "shrink needs the log's 'score' column (the prior is each policy's outcomes). "
-                "Fix: pass an outcome log with 'score' to fit, or shrink=None."
-            )
-        per = (
-            frame.filter(pl.col("policy").is_in(policies))
-            .group_by(["policy", "prompt"], maintain_order=True)
-            .agg(pl.col("score").mean())
-        )
-        if per.height == 0:
-            raise DataError("the log has no outcome of the pool's policies. Fix: log outcomes of the pool.")
-        texts = per["prompt"].unique(maintain_order=True).to_list()
-        row = dict(zip(texts, range(len(texts))))
-        emb = self._embed(texts)
-        pr_rows = np.fromiter((row[t] for t in per["prompt"].to_list()), np.int64, per.height)
-        col = {p: j for j, p in enumerate(policies)}
-        pol_idx = np.fromiter((col[p] for p in per["policy"].to_list()), np.int64, per.height)
-        y = per["score"].to_numpy().astype(np.float64)
-        self._prior = {
-            "emb": emb,
-            "rows": {j: pr_rows[pol_idx == j] for j in np.unique(pol_idx)},
-            "y": {j: y[pol_idx == j] for j in np.unique(pol_idx)},
-        }
-        if not cv_mode:
-            self.shrink_, self.prior_k_ = a, None if self.prior_k is None else int(self.prior_k)
-            return
-        self._choose_shrink(frame, per, pr_rows, pol_idx, y, emb, len(texts))
-
-    def _choose_shrink(self, frame, per, pr_rows, pol_idx, y, emb, n_prompts):
-        """Out-of-fold Brier of every (weight, prior_k); keep the best (ties: the smaller weight)."""
-        folds = int(self.cv)
-        if folds < 2 or folds > n_prompts:
-            raise V0liteError(f"cv must be an int in [2, n_prompts={n_prompts}], got {self.cv!r}.")
-        all_prompts = frame["prompt"].unique(maintain_order=True).to_list()
-        fold_all = dict(zip(all_prompts, prompt_folds(len(all_prompts), folds, self.random_state)))
-        fold_of = np.fromiter(
-            (fold_all[t] for t in per["prompt"].unique(maintain_order=True).to_list()), np.int64, n_prompts
-        )
-        ks = [16, 32, 64, 128, 256, 512] if self.prior_k is None else [int(self.prior_k)]
-        grid_k: list[int | None] = [*ks, None]
-        weights = np.linspace(0.0, 1.0, 11)
-        p_oof = np.full(per.height, np.nan)
-        prior_oof = {k: np.full(per.height, np.nan) for k in grid_k}
-        row_fold = fold_of[pr_rows]
-        frame_fold = np.fromiter((fold_all[t] for t in frame["prompt"].to_list()), np.int64, frame.height)
-        from .._progress import bar
-
-        # progress follows the value model's own setting (its refits show their stages too)
-        shown = bool(getattr(self.value_model, "show_progress_bar", False))
-        for f in bar(range(folds), desc="shrink cv: value-model refits", unit="fold", enabled=shown):
-            part = frame.filter(pl.Series(frame_fold != f))  # a held-out prompt is cold for every policy
-            X, yy = part.drop("score"), part["score"].to_numpy().astype(np.float64)
-            seen = set(part["policy"].unique().to_list())
-            ask = np.flatnonzero(
-                (row_fold == f) & np.isin(pol_idx, [j for j, p in enumerate(self.policies_) if p in seen])
-            )
-            if ask.size == 0:
-                continue
-            model = _clone(self.value_model).fit(X, yy)
-            q = per[ask].select("policy", "prompt")
-            p_oof[ask] = np.clip(np.asarray(model.predict(q), dtype=np.float64).reshape(-1), 0.0, 1.0)
-            for j in np.unique(pol_idx[ask]):
-                src = (pol_idx == j) & (row_fold != f)
-                dst = ask[pol_idx[ask] == j]
-                if not src.any():  # no outcome of j outside the fold: no prior to blend
-                    continue
-                prior_oof[None][dst] = y[src].mean()
-                if ks:
-                    means = _knn_prefix_means(emb[pr_rows[dst]], emb[pr_rows[src]], y[src], ks)
-                    n_src = int(src.sum())
-                    for k in ks:
-                        prior_oof[k][dst] = means[min(k, n_src)]
-        ok = np.isfinite(p_oof) & np.isfinite(prior_oof[None])
-        if not ok.any():
-            raise DataError("shrink='cv' found no prompt to predict out of fold. Fix: log more prompts per policy.")
-        brier = np.array(
-            [
-                [float(np.mean(((1 - a) * p_oof[ok] + a * prior_oof[k][ok] - y[ok]) ** 2)) for a in weights]
-                for k in grid_k
-            ]
-        )
-        best = brier.min()
-        ki, ai = min(zip(*np.nonzero(brier <= best + 1e-12)), key=lambda t: (t[1], t[0]))
-        self.shrink_, self.prior_k_ = float(weights[ai]), grid_k[ki] if ai > 0 else None
-        self.shrink_scores_ = {"shrink": weights.tolist(), "prior_k": grid_k, "brier": brier.tolist()}
-
-    def _prior_matrix(self, prompts: list[str], P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The prior of every prompt x policy pair, and a mask of the policies that have one."""
-        prior = P.copy()
-        has = np.zeros(P.shape[1], dtype=bool)
-        q = None
-        for j, rows in self._prior["rows"].items():
-            yj = self._prior["y"][j]
-            has[j] = True
-            if self.prior_k_ is None or self.prior_k_ >= rows.size:
-                prior[:, j] = yj.mean()
-                continue
-            if q is None:
-                q = self._embed(prompts)
-            prior[:, j] = _knn_mean(q, self._prior["emb"][rows], yj[:, None], self.prior_k_)[:, 0]
-        return prior, has
-
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if getattr(self, "embedder_", None) is None:
             from ..embed import Embedder
@@ -569,7 +433,7 @@ class Router(BaseEstimator):
             C = np.hstack([C, np.tile(np.fromiter(added.values(), np.float64, len(added)), (n, 1))])
         P = np.clip(p.reshape(n, m), 0.0, 1.0)
         if getattr(self, "shrink_", 0.0) > 0.0 and self._prior:
-            prior, has = self._prior_matrix(prompts, P)
+            prior, has = prior_matrix(self, prompts, P)
             P[:, has] = (1.0 - self.shrink_) * P[:, has] + self.shrink_ * prior[:, has]
         return P, C
 
@@ -617,6 +481,36 @@ class Router(BaseEstimator):
     def predict(self, prompts, **knob) -> np.ndarray:
         """Same as :meth:`route` (the scikit-learn name)."""
         return self.route(prompts, **knob)
+
+    def set_prices(self, prices) -> "Router":
+        """Price every pool model at a fixed cost per call, in place of the costs the router learned.
+
+        The strategy, the pool and the value model are kept; only the cost side changes, as with a
+        router fitted with ``cost_model="fixed"`` at these prices. Models that joined after ``fit``
+        (:meth:`add_history`) keep their own columns, last, at their new price.
+
+        Parameters
+        ----------
+        prices : dict
+            Policy -> cost per call (>= 0) for every model in ``policies_``; extra names are ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        prices = _check_prices(prices)
+        missing = [p for p in self.policies_ if p not in prices]
+        if missing:
+            raise DataError(
+                f"prices has no price for {len(missing)} of the {len(self.policies_)} pool models: {missing}. "
+                "Fix: give every pool model a cost per call."
+            )
+        added = getattr(self, "added_prices_", {})
+        fitted = [p for p in self.policies_ if p not in added]
+        self.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
+        self.added_prices_ = {p: prices[p] for p in added}
+        return self
 
     # -- persistence
     def save(self, path) -> None:

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from .._io import load_arrays, save_arrays, to_jsonable
 from ..exceptions import FormatVersionError, V0liteError
-from ..persist import read_folder, write_folder
+from ..persist import ROUTER_FORMAT, read_folder, write_folder
 from ._costs import COST_MODELS, get_cost_model
 from ._strategies import STRATEGIES, get_strategy
 
 __all__ = ["save_router", "load_router", "ROUTER_FORMAT", "ROUTER_FORMAT_VERSION"]
 
-ROUTER_FORMAT = "v0lite-router"
 ROUTER_FORMAT_VERSION = 1
 
 
