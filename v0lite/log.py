@@ -102,11 +102,9 @@ def _read_file(path: Path, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
         else:  # infer over the whole file: a late row of another type must fail here, not be cast away.
             df = (pl.read_ndjson if kind == "jsonl" else pl.read_json)(io.BytesIO(data), infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        bad = _first_bad_utf8_line(data)
+        bad = _not_utf8(path, data)
         if bad is not None:
-            raise DataError(
-                f"{path}, line {bad[0]}: not valid UTF-8 ({bad[1]}). Fix: re-encode the file as UTF-8."
-            ) from exc
+            raise bad from exc
         if kind != "csv":
             where = _first_bad_json_line(path, data, lines=kind == "jsonl")
             if where is not None:
@@ -172,6 +170,24 @@ def _sniff_text(path: Path) -> bytes:
             "mark, or a binary file). Fix: re-encode the file as UTF-8."
         )
     return data
+
+
+def read_text(path: Path) -> str:
+    """The file's text, read as ``fit`` reads a log: a UTF-8 byte-order mark is dropped, and a UTF-16/32
+    file, a NUL byte or a byte that is not UTF-8 is refused naming the encoding or the line."""
+    data = _sniff_text(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(path, data) from None
+
+
+def _not_utf8(path: Path, data: bytes) -> DataError | None:
+    """The error for the first line of ``data`` that is not UTF-8, or None when it all is."""
+    bad = _first_bad_utf8_line(data)
+    if bad is None:
+        return None
+    return DataError(f"{path}, line {bad[0]}: not valid UTF-8 ({bad[1]}). Fix: re-encode the file as UTF-8.")
 
 
 def _first_bad_utf8_line(data: bytes) -> tuple[int, str] | None:

@@ -21,16 +21,10 @@ def _existing(path: str | os.PathLike, what: str, *, directory: bool = False) ->
 
 
 def _text(path: Path) -> str:
-    """The file's text, read as ``fit`` reads a log: a UTF-8 byte-order mark is dropped, and a UTF-16/32
-    file, a NUL byte or a byte that is not UTF-8 is refused naming the encoding or the line."""
-    from ..log import _first_bad_utf8_line, _sniff_text
+    """The file's text, read as ``fit`` reads a log (:func:`v0lite.log.read_text`)."""
+    from ..log import read_text
 
-    data = _sniff_text(path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        line, why = _first_bad_utf8_line(data)
-        raise DataError(f"{path}, line {line}: not valid UTF-8 ({why}). Fix: re-encode the file as UTF-8.") from None
+    return read_text(path)
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
