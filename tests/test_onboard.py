@@ -252,7 +252,8 @@ def test_suggest_prompts_bad_input(pool):
         model.suggest_prompts("d", ["x"], 0)
     with pytest.raises(DataError, match="row 1"):
         model.suggest_prompts("d", ["x", ""], 1)
-    with pytest.raises(ParameterError, match=r"got 'd ': it would name another policy than 'd'\. Fix: policy='d'"):
+    padded = r"'d ': a padded name would name another policy than 'd'\. Fix: policy='d'"
+    with pytest.raises(ParameterError, match=padded):
         model.suggest_prompts("d ", ["x", "y"], 1)
     with pytest.raises(ParameterError, match=r"policy must be a non-empty name, got ''\. Fix"):
         model.suggest_prompts("", ["x", "y"], 1)

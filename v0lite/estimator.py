@@ -14,7 +14,7 @@ from .embed import Embedder, prompt_keys
 from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries
-from .log import as_frame, validate_log
+from .log import as_frame, check_policy_name, validate_log
 
 __all__ = ["V0Regressor", "FALLBACKS"]
 
@@ -437,16 +437,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
-        if not isinstance(policy, str) or not policy.strip():
-            raise ParameterError(
-                f"policy must be a non-empty name, got {policy!r}. Fix: pass the policy's name, known to the "
-                "history or new (e.g. policy='my-model')."
-            )
-        if policy != policy.strip():
-            raise ParameterError(
-                f"policy must be a name without leading or trailing spaces, got {policy!r}: it would name another "
-                f"policy than {policy.strip()!r}. Fix: policy={policy.strip()!r}."
-            )
+        check_policy_name(policy, "'my-model' (a name the history knows, or a new one)")
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n >= len(uniq):

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_path
-from .exceptions import DataError
+from .exceptions import DataError, ParameterError
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -43,6 +43,7 @@ __all__ = [
     "write_log",
     "as_frame",
     "split_xy",
+    "check_policy_name",
 ]
 
 REQUIRED_COLUMNS = ("policy", "prompt", "score")
@@ -583,3 +584,19 @@ def write_log(df: pl.DataFrame, path: str | os.PathLike) -> Path:
 def split_xy(df: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     """Split a validated log into ``X`` (every column but ``score``) and ``y`` (the scores)."""
     return df.drop("score"), df["score"].to_numpy().astype(np.float64)
+
+
+def check_policy_name(policy: Any, example: str = "'<the policy's name in the history>'") -> None:
+    """``policy`` names one policy of a log: a non-empty str without leading or trailing spaces.
+
+    A padded name is refused rather than stripped: it would be another policy than the one meant.
+    ``example`` is the fix shown for a missing or empty name (Python terms: ``policy=...``).
+    """
+    if isinstance(policy, str) and policy.strip() and policy == policy.strip():
+        return
+    if isinstance(policy, str) and policy.strip():
+        raise ParameterError(
+            f"policy must be a non-empty name without leading or trailing spaces, got {policy!r}: a padded name "
+            f"would name another policy than {policy.strip()!r}. Fix: policy={policy.strip()!r}."
+        )
+    raise ParameterError(f"policy must be a non-empty name, got {policy!r}. Fix: policy={example}.")

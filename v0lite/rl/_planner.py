@@ -21,6 +21,7 @@ import numpy as np
 
 from .._registry import has_protocol, normalise
 from ..exceptions import ParameterError, V0liteError
+from ..log import check_policy_name
 from ._allocate import PMixedSelector, _sizes, _value_fn, allocate, get_selector
 from ._beliefs import (
     BinnedStrength,
@@ -177,7 +178,7 @@ class RolloutPlanner:
             )
         budget_per_prompt = int(budget_per_prompt)
         n_min, n_max = _check_group_sizes(n_min, n_max)
-        _check_policy(policy)
+        check_policy_name(policy)
         _check_random_state(random_state)
         _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)
         _check_fraction("alpha", alpha, 0.05, closed_hi=False)
@@ -423,21 +424,6 @@ def _check_group_sizes(n_min: Any, n_max: Any) -> tuple[int, int]:
             f"n_max={n_max!r}. Fix: n_max >= {max(int(n_min), 2)} (default n_min=2, n_max=16), or a smaller n_min."
         )
     return int(n_min), int(n_max)
-
-
-def _check_policy(policy: Any) -> None:
-    """``policy`` is a name the value model's history can know: a non-empty str without padding."""
-    if isinstance(policy, str) and policy.strip() and policy == policy.strip():
-        return
-    if isinstance(policy, str) and policy.strip():
-        why = f"a padded name would name another policy than {policy.strip()!r}"
-        fix = f"policy={policy.strip()!r}"
-    else:
-        why = "it is written into X as the name of the trained policy in the value model's history"
-        fix = "policy='<the policy's name in the history>'"
-    raise ParameterError(
-        f"policy must be a non-empty name without leading or trailing spaces, got {policy!r}: {why}. Fix: {fix}."
-    )
 
 
 def _check_random_state(random_state: Any) -> None:
