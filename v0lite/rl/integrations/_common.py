@@ -141,10 +141,18 @@ def check_threshold(value: Any, name: str = "success_threshold") -> float:
     return float(value)
 
 
-def n_candidates(batch_size: int, oversample: float, *, names: tuple[str, str] = ("batch_size", "oversample")) -> int:
+def n_candidates(
+    batch_size: int,
+    oversample: float,
+    *,
+    names: tuple[str, str] = ("batch_size", "oversample"),
+    rolled_out: str | None = None,
+) -> int:
     """Candidates drawn per step: ``ceil(oversample * batch_size)`` (at least ``batch_size``).
 
-    ``names``: how the caller calls the two settings, for the errors.
+    ``names``: how the caller calls the two settings, for the errors. ``rolled_out``: what the
+    batch is, in the caller's terms; given, an ``oversample`` that draws no more candidates than
+    the batch (so nothing is selected) is warned about (:func:`warn_no_selection`).
     """
     check_int(batch_size, names[0], 1)
     if not _is_number(oversample) or not oversample >= 1:
@@ -152,16 +160,23 @@ def n_candidates(batch_size: int, oversample: float, *, names: tuple[str, str] =
             f"{names[1]} must be a number >= 1 (candidates per kept prompt), got {oversample!r}. "
             f"Fix: {names[1]}=2.0 (the default)."
         )
-    return max(int(batch_size), int(np.ceil(float(oversample) * batch_size - 1e-9)))
+    n = max(int(batch_size), int(np.ceil(float(oversample) * batch_size - 1e-9)))
+    if rolled_out is not None and n == batch_size:
+        warn_no_selection(
+            f"{names[1]}={oversample!r} draws no more candidates than {rolled_out}",
+            f"{names[1]}=2.0 (the default).",
+            stacklevel=4,
+        )
+    return n
 
 
-def warn_no_selection(setting: str, fix: str) -> None:
+def warn_no_selection(setting: str, fix: str, *, stacklevel: int = 3) -> None:
     """Warn that ``setting`` keeps every candidate: the adapter plans nothing, it only records outcomes."""
     warnings.warn(
         f"{setting}: {NO_SELECTION}, every candidate prompt is rolled out and the planner only records the "
         f"outcomes. Fix: {fix}",
         V0liteWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 

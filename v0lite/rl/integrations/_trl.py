@@ -24,7 +24,6 @@ from ._common import (
     candidate_chunks,
     group_outcomes,
     n_candidates,
-    warn_no_selection,
 )
 
 torch = require("torch", "trl")
@@ -212,12 +211,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     def _v0_setup(self, dataset: Any, config: Any, selection: dict) -> None:
         """The selector, and the dataset checked the way the sampler will read it (prompt column, size)."""
         batch = config.generation_batch_size // config.num_generations
-        if n_candidates(batch, self.v0_oversample) == batch:
-            warn_no_selection(
-                f"oversample={self.v0_oversample!r} draws no more candidates than the {batch} prompts of a "
-                "generation batch",
-                "oversample=2.0 (the default).",
-            )
+        n_candidates(batch, self.v0_oversample, rolled_out=f"the {batch} prompts of a generation batch")
         self.selector_ = FixedSizeSelector(
             selection["planner"],
             mode=selection["mode"],

@@ -32,7 +32,6 @@ from ._common import (
     candidate_chunks,
     group_outcomes,
     n_candidates,
-    warn_no_selection,
 )
 
 torch = require("torch", "verl")
@@ -148,12 +147,7 @@ class VerlSampler(Sampler):
         self.reward_key = reward_key
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.n_candidates = n_candidates(batch_size, oversample)
-        if self.n_candidates == self.batch_size:
-            warn_no_selection(
-                f"oversample={oversample!r} draws no more candidates than the batch_size={batch_size} rolled out",
-                "oversample=2.0 (the default).",
-            )
+        self.n_candidates = n_candidates(batch_size, oversample, rolled_out=f"the batch_size={batch_size} rolled out")
         self._text = _text_fn(prompt_text, messages)
         gs = getattr(planner, "budget_per_prompt", 8) if group_size is None else group_size
         self.selector_ = FixedSizeSelector(

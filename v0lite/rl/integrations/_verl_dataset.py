@@ -23,7 +23,6 @@ from ._common import (
     check_threshold,
     n_candidates,
     prompt_text,
-    warn_no_selection,
 )
 from ._verl import INDEX_KEY, Dataset, VerlSampler
 
@@ -190,13 +189,12 @@ class PlannedRLHFDataset(Dataset):
             )
         batch_size = config.get("gen_batch_size", None) or config.train_batch_size
         batch_key = "data.gen_batch_size" if config.get("gen_batch_size", None) else "data.train_batch_size"
-        chunk = n_candidates(batch_size, opts["oversample"], names=(batch_key, "data.v0lite.oversample"))
-        if chunk == batch_size:
-            warn_no_selection(
-                f"data.v0lite.oversample={opts['oversample']!r} draws no more candidates than the "
-                f"{batch_key}={batch_size} rolled out",
-                "data.v0lite.oversample=2.0 (the default).",
-            )
+        chunk = n_candidates(
+            batch_size,
+            opts["oversample"],
+            names=(batch_key, "data.v0lite.oversample"),
+            rolled_out=f"the {batch_key}={batch_size} rolled out",
+        )
         self.dataset = RLHFDataset(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
         _check_rows(self.dataset, data_files, config, chunk, batch_key)
         model = V0Regressor.load(opts["model"], device=opts["device"])
