@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from v0lite.exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
+from v0lite.exceptions import DataError, NotFittedError, UnpricedPolicyWarning, V0liteError, V0liteWarning
 from v0lite.routing import (
     COST_MODELS,
     STRATEGIES,
@@ -644,7 +644,7 @@ def test_router_join_costs_is_add_historys_rule_and_the_warning_names_every_unpr
         [known, "c1", "c2", "c3"], {"c3": 0.4}, log=rows.with_columns(pl.Series("cost", [0.2, None]))
     )
     assert joining == {"c1": pytest.approx(0.2), "c3": 0.4} and unpriced == ["c2"]  # the pool's own are skipped
-    with pytest.warns(V0liteWarning, match=r"prices=\{'c1': <cost per call>, 'c2': <cost per call>\}"):
+    with pytest.warns(UnpricedPolicyWarning, match=r"prices=\{'c1': <cost per call>, 'c2': <cost per call>\}"):
         r.add_history(rows)
     assert r.policies_[-1] != "c2" and r.join_costs(["c1"]) == ({}, ["c1"])
     with pytest.raises(DataError, match="price"):

@@ -15,6 +15,7 @@ __all__ = [  # noqa: F822
     "V0liteError",
     "NotFittedError",
     "V0liteWarning",
+    "UnpricedPolicyWarning",
     "DataError",
     "FormatVersionError",
     "ParameterError",
@@ -35,6 +36,14 @@ class FormatVersionError(V0liteError):
 
 class V0liteWarning(UserWarning):
     """Warnings about questionable but usable input or settings."""
+
+
+class UnpricedPolicyWarning(V0liteWarning):
+    """A router's ``add_history`` got outcomes of a policy with no known cost: it did not join the pool.
+
+    Its own class so that a caller with its own way of pricing (the service's upstreams file) can
+    say it in its terms and filter this one out.
+    """
 
 
 class ParameterError(V0liteError, ValueError):

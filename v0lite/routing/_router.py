@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from ..exceptions import DataError, NotFittedError, V0liteError, V0liteWarning
+from ..exceptions import DataError, NotFittedError, UnpricedPolicyWarning, V0liteError, V0liteWarning
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
 from ._knn import _normalise
@@ -361,7 +361,7 @@ class Router(BaseEstimator):
             warnings.warn(
                 f"policies {unpriced} have outcomes but no known cost per call, so they did not join the pool. "
                 f"Fix: pass prices={{{wanted}}} or log a 'cost' column.",
-                V0liteWarning,
+                UnpricedPolicyWarning,
                 stacklevel=2,
             )
         return self

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..exceptions import DataError
+from ..exceptions import DataError, UnpricedPolicyWarning
 
 __all__ = ["Limits", "ServeState", "load_router"]
 
@@ -329,7 +329,7 @@ class ServeState:
             )
         for w in caught:
             text = str(w.message)
-            if "no known cost per call" not in text and text not in self.unpriced:
+            if not issubclass(w.category, UnpricedPolicyWarning) and text not in self.unpriced:
                 self.unpriced.add(text)
                 log.warning("v0lite serve: %s", text)
         return new
