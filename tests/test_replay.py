@@ -165,6 +165,9 @@ def test_errors():
         alloc_sim(log.drop("step"), value_model=FakeModel({}))
     with pytest.raises(DataError, match="fit_fraction"):
         alloc_sim(log.filter(pl.col("step") < 1), value_model=FakeModel({}))
+    # 4 steps: 0.9 fits on all 4; the fix names the largest fraction that leaves one to replay
+    with pytest.raises(DataError, match=r"fitting on 4 leaves none to replay\. Fix: pass fit_fraction=0\.75 or less"):
+        alloc_sim(log.filter(pl.col("step") < 4), value_model=FakeModel({}), fit_fraction=0.9)
     with pytest.raises(V0liteError):
         alloc_sim(log, value_model=FakeModel({}), fit_fraction=1.5)
     with pytest.raises(V0liteError):

@@ -101,9 +101,11 @@ def _check_steps(log, args) -> None:
             "on the earliest steps and replays the later ones, so it needs rows from two steps at least. Fix: "
             + (f"pass {need}, or drop --max-step." if cut else "pass a log with rows from two or more steps.")
         )
-    n_fit = max(1, math.ceil(args.fit_fraction * len(steps)))
+    from ..rl._replay import fit_steps, largest_fit_fraction
+
+    n_fit = fit_steps(args.fit_fraction, len(steps))
     if n_fit >= len(steps):
-        most = math.floor((len(steps) - 1) / len(steps) * 1000) / 1000
+        most = largest_fit_fraction(len(steps))
         raise DataError(
             f"--fit-fraction {args.fit_fraction} fits on {n_fit} of HISTORY's {len(steps)} distinct steps, leaving "
             f"none to replay. Fix: pass --fit-fraction {most:g} or less."

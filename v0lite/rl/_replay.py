@@ -250,6 +250,16 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
     return pl.concat(frames), fit_rows.height, cut, timing
 
 
+def fit_steps(fit_fraction: float, n_steps: int) -> int:
+    """How many of the log's earliest distinct steps :func:`alloc_sim` fits on (the rest are replayed)."""
+    return max(1, math.ceil(fit_fraction * n_steps))
+
+
+def largest_fit_fraction(n_steps: int) -> float:
+    """The largest ``fit_fraction`` (to 3 decimals) that leaves one of ``n_steps`` steps to replay."""
+    return math.floor((n_steps - 1) / n_steps * 1000) / 1000
+
+
 def alloc_sim(
     log: Any,
     *,
@@ -357,11 +367,11 @@ def alloc_sim(
             )
     visits = _visits(df, rollouts_per_prompt)
     steps = np.unique(visits["step"].to_numpy())
-    n_fit = max(1, math.ceil(fit_fraction * steps.size))
+    n_fit = fit_steps(fit_fraction, steps.size)
     if n_fit >= steps.size:
         raise DataError(
             f"the log has {steps.size} distinct steps; fitting on {n_fit} leaves none to replay. "
-            "Fix: lower fit_fraction or pass a log with more steps."
+            f"Fix: pass fit_fraction={largest_fit_fraction(steps.size):g} or less, or a log with more steps."
         )
     if value_model is None:
         from ..estimator import V0Regressor
