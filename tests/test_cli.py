@@ -690,6 +690,8 @@ def test_library_knobs_and_rollouts_are_checked(guarantees):
     with pytest.raises(ParameterError, match=r"knob 'target' must be in \[0, 1\]"):
         get_strategy("quality-target").choose(P, C, -0.1)
     assert get_strategy("threshold").choose(P, C, 1.0).tolist() == [1]  # the bounds themselves are fine
+    with pytest.raises(ParameterError, match=r"got 1\.0000001\. Fix"):  # the value as given, not rounded to 1
+        get_strategy("threshold").choose(P, C, 1.0000001)
     for bad in (0, 1):
         with pytest.raises(ParameterError, match="rollouts_per_prompt must be an integer >= 2"):
             alloc_sim(make_log(steps=True), head="prior", rollouts_per_prompt=bad)

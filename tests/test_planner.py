@@ -264,3 +264,14 @@ def test_grpo_example_refuses_bad_flags_with_a_usage_error(flags, message):
     path = Path(__file__).resolve().parents[1] / "examples" / "grpo_loop.py"
     out = subprocess.run([sys.executable, str(path), "--no-v0", *flags], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("step", [1.5, "3", None, True, np.float64(2.0)])
+def test_step_must_be_an_integer_in_plan_and_observe(step, guarantees):
+    planner = RolloutPlanner(FakeModel({}), budget_per_prompt=4)
+    with pytest.raises(ParameterError, match=r"step must be an integer.*Fix: pass the trainer's global step"):
+        planner.plan(["a", "b"], step)
+    with pytest.raises(ParameterError, match=r"step must be an integer"):
+        planner.observe(["a"], step, successes=[1], n=[2])
+    assert planner.plan(["a", "b"], np.int64(3)).kept_prompts is not None  # numpy ints are whole numbers
+    guarantees.tick("bad-input cases tried", 2)

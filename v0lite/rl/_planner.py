@@ -54,6 +54,16 @@ class Plan(NamedTuple):
     baselines_prior: np.ndarray
 
 
+def _check_step(step: Any) -> int:
+    """``step`` as the int the history stores: a whole number (a bool, 1.5 or "3" is refused, not cast)."""
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+        raise ParameterError(
+            f"step must be an integer (the training step the rollouts come from), got {step!r}. "
+            "Fix: pass the trainer's global step as an int, e.g. step=trainer.global_step."
+        )
+    return int(step)
+
+
 def _frame(policy: str, prompts: Sequence[str], step: int, n: Any = None):
     import polars as pl
 
@@ -279,6 +289,7 @@ class RolloutPlanner:
         Plan
         """
         prompts = _prompt_list(prompts)
+        step = _check_step(step)
         if not prompts:
             return Plan([], np.zeros(0, dtype=np.int64), np.zeros(0))
         warn_no_outcomes(
@@ -384,6 +395,7 @@ class RolloutPlanner:
             group's advantages.
         """
         prompts = _prompt_list(prompts)
+        step = _check_step(step)
         s, m = _check_counts(prompts, successes, n, min_n=1, whole=True)
         if not prompts:
             return np.zeros(0)

@@ -187,7 +187,7 @@ def _float_knob(name: str, value: Any, valid: tuple[float, float] = (-math.inf, 
     lo, hi = valid
     if not lo <= out <= hi:
         where = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
-        raise ParameterError(f"knob {name!r} must be {where}, got {out:g}. Fix: pass {name}=<value> {where}.")
+        raise ParameterError(f"knob {name!r} must be {where}, got {out!r}. Fix: pass {name}=<value> {where}.")
     return out
 
 
