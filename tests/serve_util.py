@@ -75,15 +75,31 @@ def serve_in_thread(app, *, max_seconds: float = 60.0, wait_ready: bool = True):
         thread.join(15)
 
 
-def stub_upstream(*, fail: set | None = None, delay_s: float = 0.0, expect_key: str | None = None):
+def stub_upstream(
+    *,
+    fail: set | None = None,
+    delay_s: float = 0.0,
+    expect_key: str | None = None,
+    gzip_when: str | None = None,
+    cut: set | None = None,
+    bad_json: set | None = None,
+):
     """An OpenAI-compatible chat-completions stub: it answers ``echo: <last user text>`` and records calls.
 
     ``fail``: upstream model names that answer 500. ``expect_key``: answer 401 without that bearer key.
-    ``app.state.calls`` lists (model, authorization header) per call.
+    ``gzip_when``: ``"allowed"`` (gzip the answer when the request's Accept-Encoding allows it, as
+    real servers behind a proxy do) or ``"always"``. ``cut``: models whose stream breaks after its
+    first event. ``bad_json``: models answering 200 with a body that is not JSON.
+    ``app.state.calls`` lists (model, authorization header) per call; ``app.state.encodings`` the
+    Accept-Encoding headers.
     """
+    import gzip
+
+    from fastapi.responses import Response
+
     app = FastAPI()
-    app.state.calls = []
-    fail = set(fail or ())
+    app.state.calls, app.state.encodings = [], []
+    fail, cut, bad_json = set(fail or ()), set(cut or ()), set(bad_json or ())
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -96,11 +112,19 @@ def stub_upstream(*, fail: set | None = None, delay_s: float = 0.0, expect_key: 
             return JSONResponse({"error": {"message": f"{body['model']} is down\nsecond line"}}, status_code=500)
         if delay_s:
             await asyncio.sleep(delay_s)
+        app.state.encodings.append(request.headers.get("accept-encoding", ""))
+        if body["model"] in bad_json:
+            return Response(b'{"id": "x", "choices": [', media_type="application/json")
         text = "echo: " + str(body["messages"][-1]["content"])
+        zipped = gzip_when == "always" or (
+            gzip_when == "allowed" and "gzip" in request.headers.get("accept-encoding", "")
+        )
         if body.get("stream"):
 
             async def events():
                 for i, piece in enumerate(text.split(" ")):
+                    if i == 1 and body["model"] in cut:
+                        raise RuntimeError("the upstream broke mid-stream")
                     chunk = {
                         "id": "c1",
                         "object": "chat.completion.chunk",
@@ -113,8 +137,11 @@ def stub_upstream(*, fail: set | None = None, delay_s: float = 0.0, expect_key: 
                     yield f"data: {json.dumps(chunk)}\n\n"
                 yield "data: [DONE]\n\n"
 
+            if zipped:
+                data = gzip.compress("".join([e async for e in events()]).encode())
+                return Response(data, media_type="text/event-stream", headers={"content-encoding": "gzip"})
             return StreamingResponse(events(), media_type="text/event-stream")
-        return {
+        answer = {
             "id": "c1",
             "object": "chat.completion",
             "created": 0,
@@ -122,6 +149,10 @@ def stub_upstream(*, fail: set | None = None, delay_s: float = 0.0, expect_key: 
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
+        if zipped:
+            data = gzip.compress(json.dumps(answer).encode())
+            return Response(data, media_type="application/json", headers={"content-encoding": "gzip"})
+        return answer
 
     return app
 

@@ -168,6 +168,81 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "flag,value,said",
+    [
+        ("--drain-seconds", "nan", "--drain-seconds nan: must be a finite number >= 0"),
+        ("--drain-seconds", "-1", "--drain-seconds -1.0: must be a finite number >= 0"),
+        ("--upstream-timeout", "0", "--upstream-timeout 0.0: must be a finite number > 0"),
+        ("--startup-wait", "-1", "Fix: pass --startup-wait 60"),
+        ("--startup-wait", "inf", "--startup-wait inf: must be a finite number >= 0"),
+        (
+            "--refresh-seconds",
+            "0",
+            "must be a finite number > 0 (the delay before feedback reaches routing). Fix: "
+            "pass --refresh-seconds 1 (any finite number > 0)",
+        ),
+        ("--max-body-bytes", "0", "--max-body-bytes 0: must be an integer >= 1. Fix: pass --max-body-bytes VALUE"),
+        ("--batch-wait-ms", "-2", "--batch-wait-ms -2.0: must be a finite number >= 0"),
+    ],
+)
+def test_every_limit_flag_is_checked_in_flag_terms(saved, capsys, guarantees, flag, value, said):
+    router, _ = saved
+    assert main(["serve", "--router", str(router), flag, value]) == 1
+    err = capsys.readouterr().err
+    assert said in err, err
+    python_names = ("drain_seconds", "upstream_timeout_s", "startup_wait_s", "refresh_seconds", "max_body_bytes")
+    assert not any(n in err for n in python_names + ("batch_wait_ms",)) and "Fix: pass --" in err, err
+    guarantees.tick("bad-input cases tried")
+
+
+def test_a_request_cut_by_the_drain_time_gets_the_error_object(saved, tmp_path, guarantees):
+    router, env = saved
+    upstream = stub_upstream(delay_s=8.0)
+    with serve_in_thread(upstream) as up:
+        ups = tmp_path / "ups.json"
+        ups.write_text(json.dumps(upstreams_for(up)))
+        args = ["--router", str(router), "--upstreams", str(ups), "--quiet", "--drain-seconds", "0.5"]
+        with CliServer(args, env) as srv:
+            result = {}
+
+            def call():
+                result["r"] = httpx.post(
+                    srv.url + "/v1/chat/completions",
+                    json={"model": "v0lite", "messages": [{"role": "user", "content": "sort the list case 970"}]},
+                    timeout=20,
+                )
+
+            t = threading.Thread(target=call)
+            t.start()
+            deadline = time.monotonic() + 10
+            while not upstream.state.calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            srv.terminate()  # SIGTERM; the answer is 8 s away, the drain time 0.5 s
+            t.join(20)
+            assert srv.proc.wait(20) in (0, -15)
+            r = result["r"]
+            err = r.json()["error"]
+            assert r.status_code == 503 and err["type"] == "unavailable" and "drain" in err["message"], r.text
+            assert "retry" in err["fix"]
+    guarantees.tick("faults injected")
+
+
+def test_the_key_file_takes_a_bom_and_refuses_non_ascii_keys(tmp_path, guarantees):
+    from v0lite.exceptions import DataError
+    from v0lite.serve._auth import read_api_keys
+
+    f = tmp_path / "keys.txt"
+    key = "k" * 8 + "-test-key-0123456789"
+    f.write_bytes(("\ufeff" + key + "\n").encode("utf-8"))  # a BOM, as Notepad writes it
+    assert read_api_keys(f) == [key]
+    f.write_text(f"{key}\nclé-secrète-0123456789\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: the key holds non-ASCII characters") as e:
+        read_api_keys(f)
+    assert "clé" not in str(e.value) and "Fix:" in str(e.value)
+    guarantees.tick("bad-input cases tried", 2)
+
+
+@pytest.mark.parametrize(
     "host,keys,ok",
     [
         ("127.0.0.1", False, True),

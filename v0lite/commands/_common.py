@@ -432,6 +432,7 @@ _FLAGS = {
     "batch_wait_ms": "--batch-wait-ms",
     "max_queue": "--max-queue",
     "upstream_timeout_s": "--upstream-timeout",
+    "startup_wait_s": "--startup-wait",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
 _ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")

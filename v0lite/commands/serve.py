@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from ..exceptions import DataError
-from ._common import add_progress_flags
+from ._common import _FLAGS, add_progress_flags
 
 __all__ = ["register"]
 
@@ -22,16 +23,25 @@ def _serve(args) -> int:
         pool = [p.strip() for p in args.pool.split(",") if p.strip()]
         if not pool:
             raise DataError("--pool is empty. Fix: pass model names separated by commas, e.g. --pool a,b.")
-    limits = Limits(
-        max_body_bytes=args.max_body_bytes,
-        max_prompt_chars=args.max_prompt_chars,
-        refresh_seconds=args.refresh_seconds,
-        max_batch=args.max_batch,
-        batch_wait_ms=args.batch_wait_ms,
-        max_queue=args.max_queue,
-        upstream_timeout_s=args.upstream_timeout,
-        startup_wait_s=args.startup_wait,
-    ).check()
+    if not (math.isfinite(args.drain_seconds) and args.drain_seconds >= 0):
+        raise DataError(
+            f"--drain-seconds {args.drain_seconds}: must be a finite number >= 0 (how long SIGTERM waits for "
+            "requests in flight). Fix: pass --drain-seconds 30 (0: stop at once)."
+        )
+    try:
+        limits = Limits(
+            max_body_bytes=args.max_body_bytes,
+            max_prompt_chars=args.max_prompt_chars,
+            refresh_seconds=args.refresh_seconds,
+            max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms,
+            max_queue=args.max_queue,
+            upstream_timeout_s=args.upstream_timeout,
+            startup_wait_s=args.startup_wait,
+        ).check()
+    except DataError as exc:  # "max_body_bytes 0: ..." -> "--max-body-bytes 0: ..." (the fix is rewritten by cli_text)
+        name, _, rest = str(exc).partition(" ")
+        raise DataError(f"{_FLAGS.get(name, name)} {rest}") from None
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
     from .._extras import require

@@ -27,10 +27,12 @@ from ._requests import (
     check_prompts,
     choose_or_422,
     http_fix,
+    idempotency_key,
     knob_used,
     last_user_text,
     one_or_many,
     parse_body,
+    store_batch,
     strategies,
     strategy_router,
     submit,
@@ -90,11 +92,12 @@ class _Guard:
         endpoint = path if path in ENDPOINTS else "other"
         m = self.state.metrics
         t0 = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "started": False}
+        scope["v0lite.status"] = status  # a stream that breaks after its start says so here (502 in the metrics)
 
         async def send_status(message):
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], True
             await send(message)
 
         try:
@@ -148,6 +151,21 @@ class _Guard:
                     return {"type": "http.request", "body": body, "more_body": False}
 
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            # the drain time (--drain-seconds) ran out: the client gets the error object, not a bare 500.
+            # The request's task ends here either way (uvicorn cancelled it to stop)
+            if not status["started"]:
+                await _send_json(
+                    send_status,
+                    ApiError(
+                        503,
+                        "the server is stopping and its drain time ran out before this request finished.",
+                        kind="unavailable",
+                        fix="retry the request (on another replica, or once the server is back).",
+                    ),
+                )
+                return
+            raise
         finally:
             m.requests.labels(endpoint, str(status["code"])).inc()
             m.latency.labels(endpoint).observe(time.perf_counter() - t0)
@@ -224,6 +242,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from ._upstream import UpstreamClient
 
@@ -247,12 +266,39 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     )
     app.state.v0lite = state
 
-    def error(err: ApiError, headers=None):
-        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    def error(err: ApiError):
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
         return error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc: StarletteHTTPException):  # unknown paths, wrong methods: the one error shape
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            return error(
+                ApiError(
+                    404,
+                    f"no endpoint {path}.",
+                    param="path",
+                    value=path,
+                    fix=f"use one of {list(ENDPOINTS)} (docs/serve.md, Endpoints).",
+                )
+            )
+        if exc.status_code == 405:
+            allow = (exc.headers or {}).get("allow") or (exc.headers or {}).get("Allow") or ""
+            return error(
+                ApiError(
+                    405,
+                    f"{path} does not take {method}.",
+                    param="method",
+                    value=method,
+                    fix=f"send {allow or 'the method docs/serve.md names'} {path}.",
+                    headers=exc.headers,
+                )
+            )
+        return error(ApiError(exc.status_code, str(exc.detail), headers=exc.headers))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
@@ -356,6 +402,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                 kind="unavailable",
             )
         rows = [o.model_dump() for o in req.outcomes]
+        key = idempotency_key(request)
         declared = list(dict.fromkeys(req.new_policies or ()))
         for i, name in enumerate(declared):
             check_policy_name(name, f"new_policies[{i}]")
@@ -368,6 +415,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                     where = f"outcomes[{i}].{f}"
                     raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
             check_policy_name(r["policy"], f"outcomes[{i}].policy")
+            if r["policy"] not in accepted and await asyncio.to_thread(state.stored_not_applied, r["policy"]):
+                accepted.add(r["policy"])  # declared in an acknowledged batch the refresh has not applied yet
             if r["policy"] not in accepted:
                 names = sorted(set(known) | set(state.upstreams))
                 where, shown = f"outcomes[{i}].policy", names[:20] + (["..."] if len(names) > 20 else [])
@@ -385,15 +434,19 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         # the library's own check of outcome rows, the one add_history runs: a row the refresh would
         # reject never reaches the store (it would block every later row)
         await asyncio.to_thread(state.check_rows, rows)
-        first, last = await asyncio.to_thread(state.store.append, rows)  # 200 only after the commit returned
-        state.metrics.feedback_rows.inc(len(rows))
-        queued = max(last - state.last_id, len(rows))
+        first, last, fresh = await store_batch(state, rows, key)  # 200 only after the commit returned
+        if fresh:
+            state.note_stored([p for p in dict.fromkeys(r["policy"] for r in rows) if p not in known], last)
+            state.metrics.feedback_rows.inc(len(rows))
+        queued = max(last - state.last_id, 0 if not fresh else len(rows))
         out = {
             "stored": len(rows),
             "ids": [first, last],
             "queued_rows": queued,
             "applied_within_s": state.applied_within(queued),
         }
+        if not fresh:
+            out["replayed"] = True  # a retry of a batch already stored under this Idempotency-Key: nothing stored
         new = [p for p in dict.fromkeys(r["policy"] for r in rows) if p not in known]
         if new:
             out["new_policies"] = state.joining(new)
@@ -438,14 +491,14 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             try:
                 res = await state.client.open(up, body, stream=req.stream)
             except UpstreamFailure as exc:
-                state.metrics.upstream_errors.labels(name, str(exc.status or "no_answer")).inc()
+                state.metrics.upstream_errors.labels(name, exc.label).inc()
                 log.warning("v0lite serve: %s", exc)
                 last = exc
                 continue
             headers = {"x-v0lite-model": name}
             if req.stream:
                 return StreamingResponse(
-                    res.aiter_raw(),
+                    _relay(res, name, request.scope),
                     status_code=res.status_code,
                     media_type=res.headers.get("content-type", "text/event-stream"),
                     headers=headers,
@@ -462,6 +515,31 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             fix="retry later, or name another model.",
         )
 
+    async def _relay(res, name: str, scope):
+        """The upstream's stream, byte for byte; a break mid-way ends it with an SSE error event (as OpenAI does)."""
+        import httpx
+
+        try:
+            async for chunk in state.client.stream_bytes(res):
+                yield chunk
+        except httpx.HTTPError as exc:
+            label = "stream_timeout" if isinstance(exc, httpx.TimeoutException) else "stream_cut"
+            state.metrics.upstream_errors.labels(name, label).inc()
+            scope.get("v0lite.status", {})["code"] = 502  # the metrics count it as the failure it is
+            log.warning("v0lite serve: upstream %r broke off a stream (%s); sent an error event", name, label)
+            err = ApiError(
+                502,
+                f"upstream {name!r} broke off the stream ({type(exc).__name__}); the answer above is incomplete.",
+                kind="upstream_error",
+                code=label,
+                param="model",
+                value=name,
+                fix="retry the request.",
+            )
+            yield b"data: " + json.dumps(err.body()).encode("utf-8") + b"\n\n"
+        finally:
+            await res.aclose()
+
     async def _chat_candidates(req) -> list[str]:
         """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing."""
         name = req.model
@@ -473,6 +551,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                 404,
                 f"model {name!r} is unknown. Fix: use one of {valid}.",
                 kind="model_not_found",
+                code="model_not_found",
                 param="model",
                 value=name,
                 fix=f"use one of {valid}.",

@@ -16,10 +16,21 @@ def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
     if not p.is_file():
         raise DataError(f"{flag} {path}: is not a file. Fix: pass a file with one key a line.")
     keys = []
-    for i, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+    try:
+        text = p.read_text("utf-8-sig")  # a UTF-8 BOM (Windows editors write one) is not part of the first key
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{flag} {path}: is not UTF-8 text ({exc.reason}). Fix: write one ASCII key a line.") from None
+    for i, line in enumerate(text.splitlines(), 1):
         key = line.strip()
         if not key or key.startswith("#"):
             continue
+        if not key.isascii():
+            # clients send the header as ASCII (latin-1 at most): such a key could never match
+            raise DataError(
+                f"{flag} {path}: line {i}: the key holds non-ASCII characters, which an Authorization header "
+                'cannot carry reliably. Fix: use an ASCII key, e.g. `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`.'
+            )
         if any(c.isspace() for c in key) or len(key) < 16:
             # the key itself is never printed: only where it is and what is wrong
             raise DataError(

@@ -1,7 +1,7 @@
 """Request models (pydantic) and the one error shape of the HTTP API.
 
-Every error answers ``{"error": {"message", "type", "param", "value", "fix"}}``: OpenAI's error
-object (``message``, ``type``, ``param``) plus the offending value and the fix, phrased in JSON
+Every error answers ``{"error": {"message", "type", "param", "code", "value", "fix"}}``: OpenAI's
+error object (``message``, ``type``, ``param``, ``code``) plus the offending value and the fix, phrased in JSON
 field names (the HTTP client's terms). :func:`validation_error` turns pydantic's errors into it,
 naming the field as a path (``outcomes[3].score``).
 """
@@ -32,10 +32,36 @@ Score = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
 Knob = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
+# OpenAI's "code" of an error, by HTTP status, where the raiser named none
+_CODES = {
+    400: "invalid_json",
+    401: "invalid_api_key",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    422: "invalid_value",
+    429: "rate_limit_exceeded",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "unavailable",
+}
+
+
 class ApiError(Exception):
     """An HTTP error with the field, the value and the fix (rendered by the app's one handler)."""
 
-    def __init__(self, status: int, message: str, *, kind="invalid_request_error", param=None, value=None, fix=None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind="invalid_request_error",
+        param=None,
+        value=None,
+        fix=None,
+        code=None,
+        headers=None,
+    ):
         if fix is not None and "Fix:" not in message:  # the message alone always carries the fix
             message = f"{message} Fix: {fix}"
         if fix is None and "Fix:" in message:  # and the error object its own "fix", whoever raised it
@@ -49,9 +75,11 @@ class ApiError(Exception):
             value,
             fix,
         )
+        self.code = code or _CODES.get(status)
+        self.headers = headers
 
     def body(self) -> dict:
-        err = {"message": self.message, "type": self.kind, "param": self.param}
+        err = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
         if self.value is not None:
             err["value"] = _short(self.value)
         if self.fix is not None:

@@ -48,10 +48,45 @@ async def parse_body(request: Request, model):
         raise ApiError(
             422, f"the body must be a JSON object, got a JSON {json_type(body)}.", param="body", value=body, fix=fix
         )
+    _check_text(body, "")
     try:
         return body, model.model_validate(body)
     except ValidationError as exc:
         raise validation_error(list(exc.errors())) from None
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_text(value, where: str) -> None:
+    """Refuse a string with a lone surrogate (``"\\ud800"`` unpaired: valid JSON, not text), naming its field."""
+    if isinstance(value, str):
+        if _lone_surrogate(value):
+            shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise ApiError(
+                422,
+                f"{where or 'body'} holds a lone UTF-16 surrogate escape (a \\ud800-\\udfff escape without its "
+                "pair), which is not text.",
+                param=where or "body",
+                value=shown,
+                fix=f'send "{where}" as valid Unicode: escape a character outside the BMP as its surrogate pair, '
+                "or send it as UTF-8.",
+            )
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            name = k.encode("utf-8", "backslashreplace").decode("utf-8")
+            path = f"{where}.{name}" if where else name
+            if _lone_surrogate(k):
+                _check_text(k, path)
+            _check_text(v, path)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{where}[{i}]")
 
 
 _KNOB_WORDS = re.compile(r"\b(lam|tau|budget|target)\b( ?[=<>]=?)?")
@@ -178,6 +213,58 @@ def check_policy_name(name: str, where: str) -> None:
             value=name,
             fix="name the model that produced the outcome.",
         )
+
+
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The feedback request's ``Idempotency-Key`` header (1-255 visible ASCII characters), or None."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _KEY.fullmatch(key):
+        raise ApiError(
+            422,
+            "the Idempotency-Key header must be 1 to 255 visible ASCII characters.",
+            param="Idempotency-Key",
+            value=key,
+            fix="send a unique id per batch, e.g. a UUID, and the same one when you retry that batch.",
+        )
+    return key
+
+
+async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> tuple[int, int, bool]:
+    """Commit ``rows`` (once per ``key``): ``(first id, last id, stored now)``; a retry of a stored key stores none."""
+    import asyncio
+    import hashlib
+
+    from ._store import StoreUnreadable
+
+    try:
+        if key is None:
+            return (*await asyncio.to_thread(state.store.append, rows), True)
+        once = getattr(state.store, "append_once", None)
+        if once is None:
+            raise ApiError(
+                422,
+                "this server's outcome store keeps no idempotency keys.",
+                param="Idempotency-Key",
+                value=key,
+                fix="send the batch without the Idempotency-Key header (a retry may then store it twice).",
+            )
+        digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode("utf-8")).hexdigest()
+        first, last, fresh, was = await asyncio.to_thread(once, rows, key, digest)
+    except StoreUnreadable as exc:
+        raise ApiError(503, str(exc), kind="unavailable", code="store_unreadable") from None
+    if was != digest:
+        raise ApiError(
+            422,
+            f"Idempotency-Key {key!r} was already used for another batch (ids {first}..{last}), so this one "
+            "was not stored.",
+            param="Idempotency-Key",
+            value=key,
+            fix="send a new key with each new batch; reuse a key only to retry the very same batch.",
+        )
+    return first, last, fresh
 
 
 async def submit(state: ServeState, kind: str, items: list):

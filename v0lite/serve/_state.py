@@ -44,19 +44,24 @@ class Limits:
     startup_wait_s: float = 60.0
 
     def check(self) -> "Limits":
+        """Raise ``DataError`` naming the first bad limit (its Python name: the CLI says its flag)."""
         for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
-        for name in ("refresh_seconds", "batch_wait_ms", "upstream_timeout_s", "startup_wait_s"):
+        for name, rule, why, example in (
+            ("refresh_seconds", ">", " (the delay before feedback reaches routing)", "1"),
+            ("upstream_timeout_s", ">", " (with 0 every upstream call would time out)", "60"),
+            ("batch_wait_ms", ">=", "", "2"),
+            ("startup_wait_s", ">=", "", "60"),
+        ):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
-                raise DataError(f"{name} {v!r}: must be a finite number >= 0. Fix: pass {name}=<value> >= 0.")
-        if self.refresh_seconds <= 0:
-            raise DataError(
-                f"refresh_seconds {self.refresh_seconds!r}: must be > 0 (the delay before feedback reaches "
-                "routing). Fix: pass refresh_seconds=1."
-            )
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+            if not ok or not (v > 0 if rule == ">" else v >= 0):
+                raise DataError(
+                    f"{name} {v!r}: must be a finite number {rule} 0{why}. Fix: pass {name}={example} "
+                    f"(any finite number {rule} 0)."
+                )
         return self
 
 
@@ -81,13 +86,22 @@ def _share_embedder(router) -> None:
 
 
 def _frames(rows: list[dict]):
-    """The rows as outcome-log frames, one per combination of present optional fields (step, n)."""
+    """The rows as outcome-log frames, in store order: one per run of consecutive rows with the same
+    optional fields (step, n) present.
+
+    Store order, not grouped by columns: a pass then applies its rows in the order the live passes
+    did, whatever rows a pass holds, so every process reading the same store ends with the same
+    model (the same pool order, as new models join in the order their rows come).
+    """
     import polars as pl
 
-    groups: dict[tuple, list[dict]] = {}
+    runs: list[tuple[tuple, list[dict]]] = []
     for r in rows:
-        groups.setdefault((r.get("step") is not None, r.get("n") is not None), []).append(r)
-    for (has_step, has_n), part in groups.items():
+        key = (r.get("step") is not None, r.get("n") is not None)
+        if not runs or runs[-1][0] != key:
+            runs.append((key, []))
+        runs[-1][1].append(r)
+    for (has_step, has_n), part in runs:
         cols = ["policy", "prompt", "score"] + ["step"] * has_step + ["n"] * has_n
         yield pl.DataFrame({c: [r[c] for r in part] for c in cols})
 
@@ -132,6 +146,9 @@ class ServeState:
         self.started = False
         self.last_refresh = None
         self.refresh_error: str | None = None
+        self.store_error: str | None = None  # the store is unreadable: no retry soon will help
+        # names of acknowledged rows not yet applied (this process's batches): known to feedback at once
+        self.pending_names: dict[str, int] = {}
         self.unpriced: set[str] = set()
         # measured apply times (embedding included): per row from large passes, the fixed part from small ones
         self.sec_per_row: float | None = None
@@ -151,6 +168,18 @@ class ServeState:
     def known_policies(self) -> list[str]:
         index = getattr(self.router.value_model, "index_", None)
         return list(index.policies) if index is not None else list(self.router.policies_)
+
+    def stored_not_applied(self, name: str) -> bool:
+        """Whether ``name`` has rows in the store that the refresh has not applied yet (acknowledged by this
+        process, or found in the store: another process's batch)."""
+        if name in self.pending_names:
+            return True
+        has = getattr(self.store, "has_policy", None)
+        return bool(has is not None and has(name, self.last_id))
+
+    def note_stored(self, names, last_id: int) -> None:
+        for p in names:
+            self.pending_names[p] = max(last_id, self.pending_names.get(p, 0))
 
     # -- lifecycle
     async def start(self) -> None:
@@ -199,15 +228,23 @@ class ServeState:
 
         if self._ready.is_set():
             return
-        try:
-            await asyncio.wait_for(self._ready.wait(), self.limits.startup_wait_s)
-        except asyncio.TimeoutError:
-            raise ApiError(
-                503,
-                f"the server is still replaying its outcome store ({self.applied_rows:,} rows applied so far). "
-                "Fix: retry when GET /readyz answers 200.",
-                kind="unavailable",
-            ) from None
+        deadline = time.monotonic() + self.limits.startup_wait_s
+        while not self._ready.is_set():
+            if self.store_error is not None:  # the replay cannot finish: say why now, not after the wait
+                raise ApiError(503, self.store_error, kind="unavailable", code="store_unreadable")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = f" (its last pass failed: {self.refresh_error})" if self.refresh_error else ""
+                raise ApiError(
+                    503,
+                    f"the server is still replaying its outcome store ({self.applied_rows:,} rows applied so far)"
+                    f"{why}. Fix: retry when GET /readyz answers 200.",
+                    kind="unavailable",
+                )
+            try:
+                await asyncio.wait_for(self._ready.wait(), min(left, 0.2))  # woken early by a store error too
+            except asyncio.TimeoutError:
+                pass
 
     async def stop(self) -> None:
         self.started = False
@@ -225,19 +262,31 @@ class ServeState:
 
     # -- refresh: the store's new rows reach the router
     async def _refresh_loop(self) -> None:
-        first = True
+        from ._store import StoreUnreadable
+
+        first, failures = True, 0
         while True:
             if not first:
-                await asyncio.sleep(self.limits.refresh_seconds)
+                # after failures, back off (up to a minute): a damaged store is not read 1/s forever
+                delay = self.limits.refresh_seconds * (2 ** min(failures, 10)) if failures else 0
+                await asyncio.sleep(max(self.limits.refresh_seconds, min(delay, 60.0)))
             first = False
             try:
                 await self.refresh()
                 self._ready.set()
+                if failures:
+                    log.warning("v0lite serve: refresh works again after %d failed passes", failures)
+                failures, self.store_error = 0, None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep serving with the last good router; readyz reports it
-                self.refresh_error = f"{type(exc).__name__}: {exc}"
-                log.error("v0lite serve: refresh failed (will retry): %s", self.refresh_error)
+                failures += 1
+                text = str(exc) if isinstance(exc, StoreUnreadable) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, StoreUnreadable):
+                    self.store_error = text
+                if text != self.refresh_error:  # each new error once, not once a pass
+                    log.error("v0lite serve: refresh failed (retried with backoff, logged once): %s", text)
+                self.refresh_error = text
 
     async def refresh(self) -> int:
         """Apply every stored row newer than the last applied one; returns how many."""
@@ -252,6 +301,7 @@ class ServeState:
             self._measure(time.perf_counter() - t0, len(rows))
             self.applied_rows += len(rows)
             total += len(rows)
+            self.pending_names = {p: i for p, i in self.pending_names.items() if i > self.last_id}
         self.last_refresh, self.refresh_error = time.time(), None
         self.metrics.applied_rows.set(self.applied_rows)
         return total

@@ -4,7 +4,9 @@
 durably, read the rows after an id, count. :class:`SqliteStore` is the default, one embedded
 SQLite file in WAL mode with ``synchronous=FULL``: every commit is synced, so an acknowledged
 batch survives a kill -9 and an OS crash. A server database (Postgres, ...) can replace it on a
-cluster by implementing the same four methods; every replica reads the rows in id order.
+cluster by implementing the same four methods; every replica reads the rows in id order. Two more
+are optional: ``append_once`` (feedback's ``Idempotency-Key``: the rows and the key in one
+transaction) and ``has_policy`` (a name stored by another process, not yet applied, is known).
 
 Rows are dicts with ``policy``, ``prompt``, ``score`` and optional ``step``, ``n`` (None when
 absent). Ids increase with every commit; a batch's rows get consecutive ids.
@@ -12,6 +14,8 @@ absent). Ids increase with every commit; a batch's rows get consecutive ids.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -20,12 +24,42 @@ from typing import Protocol, Sequence, runtime_checkable
 from .._io import atomic_write_json
 from ..exceptions import DataError, FormatVersionError
 
-__all__ = ["OutcomeStore", "SqliteStore", "STORE_FORMAT", "STORE_FORMAT_VERSION", "STORE_FILE", "check_store_dir"]
+__all__ = [
+    "OutcomeStore",
+    "SqliteStore",
+    "StoreUnreadable",
+    "STORE_FORMAT",
+    "STORE_FORMAT_VERSION",
+    "STORE_FILE",
+    "check_store_dir",
+]
 
 STORE_FORMAT = "v0lite-outcome-store"
 STORE_FORMAT_VERSION = 1
 STORE_FILE = "outcomes.sqlite3"
 COLUMNS = ("policy", "prompt", "score", "step", "n")
+_SYSTEM = {"lost+found"}  # a fresh ext4 volume's own folder: not data of anyone's
+
+
+class StoreUnreadable(DataError):
+    """The store's file is damaged or missing: the service cannot read (or write) its outcomes."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether an SQLite error says the file itself is damaged (not a lock, a full disk, a constraint)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+    )
+
+
+def _unreadable(file, exc: BaseException) -> StoreUnreadable:
+    return StoreUnreadable(
+        f"{file}: the outcome store is unreadable ({exc}): the file is damaged (truncated, overwritten or "
+        "corrupted), so its outcomes cannot be replayed or added to. Fix: stop the server and restore the folder "
+        f"{Path(file).parent} from a backup, or point --data-dir (create_app's data_dir) at a new folder to start "
+        "an empty store (the damaged one is left as it is)."
+    )
 
 
 @runtime_checkable
@@ -48,13 +82,51 @@ class OutcomeStore(Protocol):
 def check_store_dir(path) -> Path:
     """``path`` is usable as an outcome store's folder: new, empty, or holding a v0lite outcome store only.
 
-    The rule of every v0lite save target (:func:`v0lite.persist.check_save_target`): never write
-    into a folder holding files v0lite did not write. A store's ``meta.json`` names its format and
-    lists its files (the SQLite file and its WAL companions), so an earlier store is accepted.
+    The service never deletes or replaces anything in the folder; it refuses one holding files it
+    did not write, so that the store's files are never mixed with others (and nobody empties the
+    folder to make room, deleting outcomes). A store's ``meta.json`` names its format and lists
+    its files (the SQLite file and its WAL companions), so an earlier store is accepted. A
+    ``lost+found/`` folder (a fresh ext4 volume's) is ignored.
     """
-    from ..persist import check_save_target
-
-    return check_save_target(path, STORE_FORMAT, flag="--data-dir")
+    p = Path(path)
+    label = f"--data-dir {path}"
+    fix = (
+        f"Fix: point --data-dir (create_app's data_dir) at a new or empty folder, or at the folder of an earlier "
+        f"outcome store; move the other files elsewhere (do not empty {path} to make room: an outcome store in it "
+        "would be lost with them)."
+    )
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            raise DataError(f"{label}: is a file, not a folder. {fix}")
+        try:
+            entries = sorted(e for e in os.listdir(p) if e not in _SYSTEM)
+        except OSError as exc:
+            raise DataError(f"{label}: cannot be read ({exc.strerror}). {fix}") from None
+        if entries:
+            meta = None
+            try:
+                meta = json.loads((p / "meta.json").read_text("utf-8")) if "meta.json" in entries else None
+            except (OSError, ValueError):
+                pass
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            files = meta.get("files") if isinstance(meta, dict) and isinstance(meta.get("files"), dict) else None
+            ours = {"meta.json", *(files or ())} if fmt == STORE_FORMAT else {"meta.json"}
+            foreign = [e + ("/" if (p / e).is_dir() else "") for e in entries if e not in ours]
+            if fmt != STORE_FORMAT or files is None:
+                foreign = foreign or ["meta.json"]
+            if foreign:
+                what = (
+                    f"holds a {fmt} folder, not an outcome store"
+                    if isinstance(fmt, str) and fmt.startswith("v0lite") and fmt != STORE_FORMAT
+                    else f"holds files v0lite did not write ({', '.join(foreign[:3])})"
+                )
+                raise DataError(f"{label}: {what}; the outcome store needs a folder of its own. {fix}")
+    parent = p.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent if not p.exists() else p, os.W_OK | os.X_OK):
+        raise DataError(f"{label}: cannot write there (permission denied). {fix}")
+    return p
 
 
 class SqliteStore:
@@ -79,7 +151,20 @@ class SqliteStore:
     def __init__(self, path):
         self.path = check_store_dir(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        if not (self.path / "meta.json").exists():  # the folder's marker: what it is, which files are ours
+        self.file = self.path / STORE_FILE
+        if (self.path / "meta.json").exists():
+            # an earlier store: its database must be there. SQLite would silently make a new empty one,
+            # and every acknowledged outcome would be gone without a word
+            size = self.file.stat().st_size if self.file.exists() else None
+            if not size:
+                raise StoreUnreadable(
+                    f"--data-dir {self.path}: {STORE_FILE} is {'missing' if size is None else 'empty (0 bytes)'}, "
+                    "but meta.json says this folder holds an outcome store, so its outcomes are not there "
+                    "(SQLite would silently start an empty store in its place). Fix: restore "
+                    f"{self.file} from a backup; or, to start an empty store, point --data-dir at a new folder "
+                    f"(or, if this store never acknowledged any feedback, delete {self.path / 'meta.json'})."
+                )
+        else:  # the folder's marker: what it is, which files are ours
             atomic_write_json(
                 self.path / "meta.json",
                 {
@@ -88,18 +173,38 @@ class SqliteStore:
                     "files": {f"{STORE_FILE}{s}": "sqlite" for s in ("", "-wal", "-shm", "-journal")},
                 },
             )
-        self.file = self.path / STORE_FILE
         # one writer connection and one reader connection, each behind its own lock: WAL lets
         # the reader (refresh, stats) run while a feedback batch commits
+        self._wlock, self._rlock = threading.Lock(), threading.Lock()
+        self._write = self._read = None
+        try:
+            self._open()
+        except BaseException as exc:
+            for con in (self._write, self._read):
+                if con is not None:
+                    con.close()
+            if _damaged(exc):
+                raise _unreadable(self.file, exc) from None
+            raise
+
+    def _open(self) -> None:
         self._write = self._connect()
         self._read = self._connect()
-        self._wlock, self._rlock = threading.Lock(), threading.Lock()
+        # a damaged file is found now, before the port opens, not half-way through the replay
+        problems = [r[0] for r in self._read.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
         with self._wlock, self._write:
             self._write.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._write.execute(
                 "CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, "
                 "prompt TEXT NOT NULL, score REAL NOT NULL, step INTEGER, n INTEGER, "
                 "received REAL NOT NULL DEFAULT (julianday('now')))"
+            )
+            # feedback's Idempotency-Key: the ids its batch got, and a digest of the batch (a retry of it)
+            self._write.execute(
+                "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, first INTEGER NOT NULL, "
+                "last INTEGER NOT NULL, digest TEXT NOT NULL, received REAL NOT NULL DEFAULT (julianday('now')))"
             )
             self._write.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('format_version', ?)",
@@ -124,31 +229,74 @@ class SqliteStore:
         values = [tuple(r.get(c) for c in COLUMNS) for r in rows]
         if not values:
             raise DataError("no rows to store. Fix: send at least one outcome.")
-        with self._wlock, self._write:  # the connection's context manager commits, or rolls back on error
-            cur = self._write.executemany(
-                "INSERT INTO outcomes (policy, prompt, score, step, n) VALUES (?, ?, ?, ?, ?)", values
-            )
-            last = int(self._write.execute("SELECT last_insert_rowid()").fetchone()[0])
-            del cur
+        try:
+            with self._wlock, self._write:  # the connection's context manager commits, or rolls back on error
+                return self._insert(values)
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise _unreadable(self.file, exc) from None
+            raise
+
+    def _insert(self, values: list[tuple]) -> tuple[int, int]:
+        self._write.executemany("INSERT INTO outcomes (policy, prompt, score, step, n) VALUES (?, ?, ?, ?, ?)", values)
+        last = int(self._write.execute("SELECT last_insert_rowid()").fetchone()[0])
         return last - len(values) + 1, last
+
+    def append_once(self, rows: Sequence[dict], key: str, digest: str) -> tuple[int, int, bool, str]:
+        """``append`` under an idempotency key: the rows and the key in one transaction.
+
+        Returns ``(first id, last id, stored now, digest)``: a key already stored returns its batch's
+        ids and digest, and stores nothing (optional; the service asks it of a store that has it).
+        """
+        values = [tuple(r.get(c) for c in COLUMNS) for r in rows]
+        if not values:
+            raise DataError("no rows to store. Fix: send at least one outcome.")
+        try:
+            with self._wlock, self._write:
+                self._write.execute("BEGIN IMMEDIATE")  # the lookup and the insert see no other writer between
+                sql = "SELECT first, last, digest FROM idempotency WHERE key = ?"
+                got = self._write.execute(sql, (key,)).fetchone()
+                if got is not None:
+                    return int(got[0]), int(got[1]), False, str(got[2])
+                first, last = self._insert(values)
+                self._write.execute(
+                    "INSERT INTO idempotency (key, first, last, digest) VALUES (?, ?, ?, ?)", (key, first, last, digest)
+                )
+                return first, last, True, digest
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise _unreadable(self.file, exc) from None
+            raise
+
+    def _query(self, sql: str, args=()) -> list:
+        """Rows of one read (its transaction ended after: the next read sees newer commits)."""
+        try:
+            with self._rlock:
+                try:
+                    return self._read.execute(sql, args).fetchall()
+                finally:
+                    self._read.commit()
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise _unreadable(self.file, exc) from None
+            raise
 
     def read_since(self, after_id: int, limit: int = 100_000) -> list[tuple[int, dict]]:
         """Rows with id > ``after_id`` (oldest first), at most ``limit``."""
-        with self._rlock:
-            cur = self._read.execute(
-                "SELECT id, policy, prompt, score, step, n FROM outcomes WHERE id > ? ORDER BY id LIMIT ?",
-                (int(after_id), int(limit)),
-            )
-            out = [(r[0], dict(zip(COLUMNS, r[1:]))) for r in cur.fetchall()]
-            self._read.commit()  # end the read transaction: the next read sees newer commits
-        return out
+        rows = self._query(
+            "SELECT id, policy, prompt, score, step, n FROM outcomes WHERE id > ? ORDER BY id LIMIT ?",
+            (int(after_id), int(limit)),
+        )
+        return [(r[0], dict(zip(COLUMNS, r[1:]))) for r in rows]
 
     def count(self) -> int:
         """Number of stored rows."""
-        with self._rlock:
-            n = int(self._read.execute("SELECT count(*) FROM outcomes").fetchone()[0])
-            self._read.commit()
-        return n
+        return int(self._query("SELECT count(*) FROM outcomes")[0][0])
+
+    def has_policy(self, policy: str, after_id: int = 0) -> bool:
+        """Whether a row with id > ``after_id`` names ``policy`` (optional; the service asks it of a store
+        that has it, for names stored by another process and not yet applied)."""
+        return bool(self._query("SELECT 1 FROM outcomes WHERE id > ? AND policy = ? LIMIT 1", (int(after_id), policy)))
 
     def close(self) -> None:
         """Close both connections (idempotent)."""

@@ -6,7 +6,9 @@ environment once, at start, and never logged, echoed or put in an error message.
 
 One :class:`httpx.AsyncClient` with pooled connections and timeouts serves every call. A
 response is either read whole (its ``model`` field renamed to the pool model) or, with
-``stream: true``, its bytes are passed through unchanged.
+``stream: true``, its bytes are passed through unchanged. A streamed call asks for
+``Accept-Encoding: identity``, since the bytes reach the client without the upstream's headers;
+an upstream that compresses anyway is decoded (:meth:`UpstreamClient.stream_bytes`).
 """
 
 from __future__ import annotations
@@ -111,11 +113,17 @@ def read_upstreams(source, *, flag: str = "--upstreams") -> dict[str, Upstream]:
 
 
 class UpstreamFailure(Exception):
-    """An upstream call failed: ``status`` (None for no answer) and one line of reason."""
+    """An upstream call failed: ``status`` (None for no answer), one line of reason, and ``label``.
 
-    def __init__(self, model: str, status: int | None, reason: str):
+    ``label`` is the metric's reason: the status for a non-2xx answer, ``timeout``, ``no_answer``
+    (refused or reset connection), ``bad_json`` (a 2xx answer that is not a JSON object),
+    ``cut_off`` (an answer that broke while read), ``stream_cut`` (a stream that broke mid-way).
+    """
+
+    def __init__(self, model: str, status: int | None, reason: str, *, label: str | None = None):
         super().__init__(f"upstream {model!r} {'answered ' + str(status) if status else 'failed'}: {reason}")
         self.model, self.status, self.reason = model, status, reason
+        self.label = label or (str(status) if status else "no_answer")
 
 
 def _reason(up: Upstream, body: bytes) -> str:
@@ -163,11 +171,14 @@ class UpstreamClient:
         """
         httpx = self._httpx
         payload = json.dumps({**body, "model": up.model}).encode("utf-8")
+        headers = up.headers()
+        if stream:  # the bytes are passed through without the upstream's content-encoding: ask for none
+            headers["accept-encoding"] = "identity"
         try:
-            req = self.client.build_request("POST", up.url, content=payload, headers=up.headers())
+            req = self.client.build_request("POST", up.url, content=payload, headers=headers)
             resp = await self.client.send(req, stream=True)
         except httpx.TimeoutException:
-            raise UpstreamFailure(up.name, None, "timed out") from None
+            raise UpstreamFailure(up.name, None, "timed out", label="timeout") from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(up.name, None, f"no answer ({type(exc).__name__})") from None
         if not 200 <= resp.status_code < 300:
@@ -183,13 +194,21 @@ class UpstreamClient:
         try:
             data = await resp.aread()
         except httpx.HTTPError as exc:
-            raise UpstreamFailure(up.name, resp.status_code, f"answer cut off ({type(exc).__name__})") from None
+            raise UpstreamFailure(
+                up.name, resp.status_code, f"answer cut off ({type(exc).__name__})", label="cut_off"
+            ) from None
         finally:
             await resp.aclose()
         try:
             obj = json.loads(data)
         except ValueError:
-            raise UpstreamFailure(up.name, resp.status_code, "the answer is not JSON") from None
+            raise UpstreamFailure(up.name, resp.status_code, "the answer is not JSON", label="bad_json") from None
         if not isinstance(obj, dict):
-            raise UpstreamFailure(up.name, resp.status_code, "the answer is not a JSON object")
+            raise UpstreamFailure(up.name, resp.status_code, "the answer is not a JSON object", label="bad_json")
         return obj
+
+    @staticmethod
+    def stream_bytes(resp):
+        """The body of an open streamed answer as the client must get it: raw, or decoded if compressed anyway."""
+        encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+        return resp.aiter_raw() if encoding in ("", "identity") else resp.aiter_bytes()

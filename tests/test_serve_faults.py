@@ -1,0 +1,326 @@
+"""Faults the service meets at its edges: compressed and broken upstream streams, a damaged outcome
+store, bodies that are valid JSON but not text, unknown paths, names stored but not yet applied, and
+the replay's order. Servers bind 127.0.0.1 on a free port (tests/serve_util.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.serve_util import serve_in_thread, stub_upstream, tiny_router, upstreams_for
+from v0lite.exceptions import DataError
+from v0lite.serve import Limits, SqliteStore, create_app
+from v0lite.serve._store import STORE_FILE, StoreUnreadable
+
+USER = [{"role": "user", "content": "sort the list case 950"}]
+
+
+def _chat(base, **body):
+    return httpx.post(base + "/v1/chat/completions", json={"model": "v0lite", "messages": USER, **body}, timeout=20)
+
+
+def _metrics(base) -> dict:
+    lines = [x.rsplit(" ", 1) for x in httpx.get(base + "/metrics").text.splitlines() if x and x[0] != "#"]
+    return {k: float(v) for k, v in lines}
+
+
+# --------------------------------------------------------------------------- upstream streams
+
+
+@pytest.mark.parametrize("gzip_when", ["allowed", "always"])
+def test_a_compressing_upstream_streams_clean_text(gzip_when, guarantees):
+    """The stream reaches the client decoded: v0lite asks for identity, and decodes an upstream that zips anyway."""
+    upstream = stub_upstream(gzip_when=gzip_when)
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            stream = client.chat.completions.create(model="v0lite", stream=True, messages=USER)
+            assert "".join(c.choices[0].delta.content or "" for c in stream) == "echo: sort the list case 950"
+            with httpx.stream(
+                "POST",
+                base + "/v1/chat/completions",
+                json={"model": "v0lite", "stream": True, "messages": USER},
+                timeout=20,
+            ) as r:
+                body = r.read()
+            assert body.startswith(b"data: {") and body.endswith(b"data: [DONE]\n\n")
+            assert "content-encoding" not in r.headers
+            # a whole answer is decoded by the client either way
+            assert _chat(base).json()["choices"][0]["message"]["content"] == "echo: sort the list case 950"
+    streamed = [e for e in upstream.state.encodings if "gzip" not in e]
+    assert streamed, upstream.state.encodings  # the streamed calls asked for no compression
+    guarantees.tick("faults injected")
+
+
+def test_a_stream_broken_midway_ends_with_an_error_event_and_is_counted(caplog, guarantees):
+    upstream = stub_upstream(cut={"up-b"})
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            with caplog.at_level(logging.WARNING, logger="v0lite.serve"):
+                with httpx.stream(
+                    "POST",
+                    base + "/v1/chat/completions",
+                    json={"model": "v0lite", "stream": True, "messages": USER},
+                    timeout=20,
+                ) as r:
+                    body = r.read().decode()
+                events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+                assert events[0]["choices"][0]["delta"]["content"] == "echo:"  # what came, passed through
+                err = events[-1]["error"]
+                assert err["type"] == "upstream_error" and err["code"] == "stream_cut" and "retry" in err["fix"]
+                # the official SDK raises on it, as on OpenAI's own error events
+                client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+                with pytest.raises(openai.APIError, match="broke off the stream"):
+                    for _ in client.chat.completions.create(model="v0lite", stream=True, messages=USER):
+                        pass
+                m = _metrics(base)
+            assert m['v0lite_upstream_errors_total{model="b",reason="stream_cut"}'] == 2
+            assert m['v0lite_requests_total{endpoint="/v1/chat/completions",status="502"}'] == 2
+            assert 'v0lite_requests_total{endpoint="/v1/chat/completions",status="200"}' not in m
+    lines = [r for r in caplog.records if "broke off a stream" in r.getMessage()]
+    assert len(lines) == 2 and all(r.exc_info is None for r in lines)  # one line each, no traceback
+    guarantees.tick("faults injected")
+
+
+def test_upstream_failure_reasons_are_told_apart(guarantees):
+    upstream = stub_upstream(bad_json={"up-b"}, delay_s=0.0)
+    with serve_in_thread(upstream) as up:
+        ups = upstreams_for(up)
+        ups["c"] = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}  # refused
+        slow = stub_upstream(delay_s=3.0)
+        with serve_in_thread(slow) as slow_up:
+            ups["a"] = {"base_url": f"{slow_up}/v1", "model": "m"}  # times out
+            app = create_app(tiny_router(), upstreams=ups, limits=Limits(upstream_timeout_s=0.5))
+            with serve_in_thread(app) as base:
+                for model in ("b", "c", "a"):
+                    r = httpx.post(base + "/v1/chat/completions", json={"model": model, "messages": USER}, timeout=20)
+                    assert r.status_code == 502, r.text
+                m = _metrics(base)
+    assert m['v0lite_upstream_errors_total{model="b",reason="bad_json"}'] == 1
+    assert m['v0lite_upstream_errors_total{model="c",reason="no_answer"}'] == 1
+    assert m['v0lite_upstream_errors_total{model="a",reason="timeout"}'] == 1
+    assert not any('reason="200"' in k for k in m)
+    guarantees.tick("faults injected", 3)
+
+
+# --------------------------------------------------------------------------- bodies, paths, error shape
+
+
+@pytest.mark.parametrize(
+    "path,raw,param",
+    [
+        ("/v1/route", '{"prompt": "bad \\ud800 x"}', "prompt"),
+        ("/v1/predict", '{"prompts": ["ok", "bad \\udfff"]}', "prompts[1]"),
+        (
+            "/v1/feedback",
+            '{"outcomes": [{"policy": "a", "prompt": "bad \\ud800 x", "score": 1}]}',
+            "outcomes[0].prompt",
+        ),
+        (
+            "/v1/chat/completions",
+            '{"model": "v0lite", "messages": [{"role": "user", "content": "x \\ud800"}]}',
+            "messages[0].content",
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_a_422_naming_the_field(path, raw, param, guarantees):
+    with serve_in_thread(create_app(tiny_router())) as base:
+        r = httpx.post(base + path, content=raw.encode(), headers={"content-type": "application/json"}, timeout=20)
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["param"] == param and "surrogate" in err["message"], r.text
+        assert "\\ud" in err["value"] and err["fix"]
+    guarantees.tick("bad-input cases tried")
+
+
+def test_unknown_paths_and_wrong_methods_answer_the_error_object(guarantees):
+    with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for("http://127.0.0.1:9"))) as base:
+        r = httpx.get(base + "/v1/nope")
+        err = r.json()["error"]
+        assert r.status_code == 404 and err["code"] == "not_found" and "/v1/route" in err["fix"], r.text
+        r = httpx.get(base + "/v1/route")
+        err = r.json()["error"]
+        assert r.status_code == 405 and err["param"] == "method" and err["value"] == "GET", r.text
+        assert "POST" in err["fix"] and r.headers["allow"] == "POST"
+        r = _chat(base, model="gpt-nope")
+        err = r.json()["error"]
+        assert r.status_code == 404 and err["code"] == "model_not_found" and err["type"] == "model_not_found"
+        r = httpx.post(base + "/v1/route", json={"prompt": 3})
+        assert r.json()["error"]["code"] == "invalid_value" and r.json()["error"]["param"] == "prompt"
+    guarantees.tick("bad-input cases tried", 4)
+
+
+# --------------------------------------------------------------------------- feedback names, replay order
+
+
+def test_a_declared_model_is_known_until_its_rows_are_applied(tmp_path, guarantees):
+    app = create_app(tiny_router(), data_dir=tmp_path / "s", limits=Limits(refresh_seconds=30))  # nothing applied
+    row = {"prompt": "sort the list case 990", "score": 1.0}
+    with serve_in_thread(app) as base:
+        r = httpx.post(base + "/v1/feedback", json={"outcomes": [{"policy": "e", **row}], "new_policies": ["e"]})
+        assert r.status_code == 200, r.text
+        r = httpx.post(base + "/v1/feedback", json={"outcomes": [{"policy": "e", **row}]})  # acknowledged: known
+        assert r.status_code == 200, r.text
+        app.state.v0lite.store.append([{"policy": "f", **row}])  # another process's acknowledged batch
+        assert httpx.post(base + "/v1/feedback", json={"outcomes": [{"policy": "f", **row}]}).status_code == 200
+        r = httpx.post(base + "/v1/feedback", json={"outcomes": [{"policy": "ee", **row}]})
+        assert r.status_code == 422 and r.json()["error"]["param"] == "outcomes[0].policy"  # a typo still is one
+    guarantees.tick("bad-input cases tried")
+
+
+def test_live_and_replayed_pools_are_equal(tmp_path):
+    """The probe's scenario: rows without step, a new model's rows with step, another's without; pools must match."""
+    ups = upstreams_for("http://127.0.0.1:9", names=("a", "b", "c", "newA", "newB"))
+    ups["newA"]["price"], ups["newB"]["price"] = 0.0005, 0.0007
+    batches = [
+        {"outcomes": [{"policy": "a", "prompt": "add the numbers case 980", "score": 1.0}]},
+        {
+            "new_policies": ["newA"],
+            "outcomes": [
+                {"policy": "newA", "prompt": f"sort the list case {900 + i}", "score": 1.0, "step": 1}
+                for i in range(10)
+            ],
+        },
+        {
+            "new_policies": ["newB"],
+            "outcomes": [
+                {"policy": "newB", "prompt": f"sort the list case {900 + i}", "score": 1.0} for i in range(10)
+            ],
+        },
+    ]
+    lim = Limits(refresh_seconds=0.05)
+    with serve_in_thread(create_app(tiny_router(), upstreams=ups, data_dir=tmp_path / "s", limits=lim)) as base:
+        total = 0
+        for b in batches:  # each batch applied in a pass of its own, as a live server does
+            total = httpx.post(base + "/v1/feedback", json=b).json()["ids"][1]
+            deadline = time.monotonic() + 10
+            while httpx.get(base + "/v1/stats").json()["applied_rows"] < total:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        live = httpx.get(base + "/v1/stats").json()["pool"]
+    with serve_in_thread(create_app(tiny_router(), upstreams=ups, data_dir=tmp_path / "s", limits=lim)) as base:
+        replayed = httpx.get(base + "/v1/stats").json()["pool"]
+    assert live == ["a", "b", "c", "newA", "newB"] and replayed == live
+
+
+# --------------------------------------------------------------------------- a damaged store
+
+
+def _store_with_rows(path, n=200):
+    s = SqliteStore(path)
+    s.append([{"policy": "a", "prompt": f"add the numbers case {i} " + "x" * 200, "score": 1.0} for i in range(n)])
+    s.close()
+    return path / STORE_FILE
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_missing_or_empty_store_file_is_refused_not_replaced(tmp_path, damage, guarantees):
+    f = _store_with_rows(tmp_path / "s")
+    for extra in ("-wal", "-shm"):
+        (tmp_path / "s" / (STORE_FILE + extra)).unlink(missing_ok=True)
+    if damage == "missing":
+        f.unlink()
+    else:
+        f.write_bytes(b"")
+    with pytest.raises(StoreUnreadable, match="missing" if damage == "missing" else r"empty \(0 bytes\)") as e:
+        create_app(tiny_router(), data_dir=tmp_path / "s")
+    assert "meta.json" in str(e.value) and "backup" in str(e.value) and "Fix:" in str(e.value)
+    assert not f.exists() or f.stat().st_size == 0  # nothing was created in its place
+    guarantees.tick("corruptions detected")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "half", "middle"])
+def test_a_damaged_store_file_is_a_clear_error_before_the_port_opens(tmp_path, damage, guarantees):
+    f = _store_with_rows(tmp_path / "s")
+    data = bytearray(f.read_bytes())
+    if damage == "garbage":
+        data[:100] = b"\x07" * 100
+    elif damage == "half":
+        data = data[: len(data) // 2 + 1234]
+    else:  # a page in the middle overwritten: found by the check at open, not half-way through the replay
+        mid = (len(data) // 4096 // 2) * 4096
+        data[mid : mid + 4096] = b"\xff" * 4096
+    f.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="the outcome store is unreadable") as e:
+        SqliteStore(tmp_path / "s")
+    text = str(e.value)
+    assert str(f) in text and "restore" in text and "--data-dir" in text and "Fix:" in text
+    guarantees.tick("corruptions detected")
+
+
+def test_a_store_unreadable_during_the_replay_says_so_and_logs_once(tmp_path, caplog, guarantees):
+    _store_with_rows(tmp_path / "s", n=5)
+
+    class Damaged(SqliteStore):
+        def read_since(self, after_id, limit=100_000):
+            raise StoreUnreadable(
+                f"{self.file}: the outcome store is unreadable (database disk image is malformed)."
+                " Fix: restore it from a backup, or point --data-dir at a new folder."
+            )
+
+    app = create_app(tiny_router(), store=Damaged(tmp_path / "s"), limits=Limits(refresh_seconds=0.05))
+    with caplog.at_level(logging.ERROR, logger="v0lite.serve"):
+        with serve_in_thread(app, wait_ready=False) as base:
+            time.sleep(1.0)  # about 20 refresh periods
+            ready = httpx.get(base + "/readyz")
+            assert ready.status_code == 503 and ready.json()["replaying"] is False
+            assert "unreadable" in ready.json()["refresh_error"] and "backup" in ready.json()["refresh_error"]
+            t0 = time.monotonic()
+            r = httpx.post(base + "/v1/route", json={"prompt": "x"}, timeout=20)
+            err = r.json()["error"]
+            assert r.status_code == 503 and err["code"] == "store_unreadable" and "backup" in err["fix"], r.text
+            assert "retry when" not in err["message"] and time.monotonic() - t0 < 5  # no 60 s wait first
+    assert sum("refresh failed" in rec.getMessage() for rec in caplog.records) == 1
+    guarantees.tick("corruptions detected")
+
+
+def test_the_data_dir_rule_speaks_of_the_store_and_accepts_lost_and_found(tmp_path, guarantees):
+    (tmp_path / "vol" / "lost+found").mkdir(parents=True)  # a fresh ext4 volume
+    s = SqliteStore(tmp_path / "vol")
+    s.append([{"policy": "a", "prompt": "p", "score": 1.0}])
+    s.close()
+    assert SqliteStore(tmp_path / "vol").count() == 1
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"--data-dir .*busy: holds files v0lite did not write \(notes.txt\)") as e:
+        SqliteStore(tmp_path / "busy")
+    text = str(e.value)
+    assert "a save replaces" not in text and "first" not in text.split("Fix:")[1]
+    assert "do not empty" in text and "earlier outcome store" in text
+    guarantees.tick("bad-input cases tried")
+
+
+def test_store_files_check_sqlite_errors_are_not_hidden(tmp_path):
+    """A constraint error is the caller's, not a damaged file: it stays a sqlite3 error."""
+    s = SqliteStore(tmp_path / "s")
+    with pytest.raises(sqlite3.IntegrityError):
+        s.append([{"policy": None, "prompt": "p", "score": 0.5}])
+    s.close()
+
+
+def test_a_retried_batch_with_its_idempotency_key_is_stored_once(tmp_path, guarantees):
+    rows = [{"policy": "a", "prompt": f"add the numbers case {i}", "score": 1.0} for i in range(3)]
+    key = {"Idempotency-Key": "batch-7f3a-0001"}
+    with serve_in_thread(create_app(tiny_router(), data_dir=tmp_path / "s")) as base:
+        first = httpx.post(base + "/v1/feedback", json={"outcomes": rows}, headers=key).json()
+        assert first["stored"] == 3 and first["ids"] == [1, 3] and "replayed" not in first
+        again = httpx.post(base + "/v1/feedback", json={"outcomes": rows}, headers=key)  # the answer was lost
+        assert again.status_code == 200 and again.json()["ids"] == [1, 3] and again.json()["replayed"] is True
+        assert httpx.get(base + "/v1/stats").json()["feedback_rows"] == 3
+        other = httpx.post(base + "/v1/feedback", json={"outcomes": rows[:1]}, headers=key)
+        err = other.json()["error"]
+        assert other.status_code == 422 and err["param"] == "Idempotency-Key" and "another batch" in err["message"]
+        bad = httpx.post(base + "/v1/feedback", json={"outcomes": rows}, headers={"Idempotency-Key": "x" * 300})
+        assert bad.status_code == 422 and bad.json()["error"]["param"] == "Idempotency-Key"
+        plain = httpx.post(base + "/v1/feedback", json={"outcomes": rows}).json()  # no key: stored again
+        assert plain["ids"] == [4, 6]
+    with serve_in_thread(create_app(tiny_router(), data_dir=tmp_path / "s")) as base:  # the keys survive a restart
+        again = httpx.post(base + "/v1/feedback", json={"outcomes": rows}, headers=key).json()
+        assert again["ids"] == [1, 3] and again["replayed"] is True
+        assert httpx.get(base + "/v1/stats").json()["feedback_rows"] == 6
+    guarantees.tick("faults injected")
