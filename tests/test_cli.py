@@ -59,6 +59,7 @@ def test_predict_unknown_policy_then_fallback(files, capsys, fake_minilm):
     assert main(["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl")]) == 1
     err = capsys.readouterr().err
     assert "policy 'ghost' has no history" in err and "--fallback global_mean" in err
+    assert f"QUERIES {q}: column 'policy', row 0" in err  # which file, not only which column
     assert (
         main(
             [

@@ -560,3 +560,17 @@ def test_route_eval_cli_per_task_and_no_baselines(logs, tmp_path, monkeypatch, c
     assert "baselines" not in skipped
     assert skipped["baseline_knn_tuned_k"] is None and skipped["baseline_knn_tuned_cv"] is None
     assert skipped["baseline_knn_aiq"] == saved["baseline_knn_aiq"]  # the fixed-k kNN stays
+
+
+def test_printed_baselines_tell_the_knn_row_from_the_tuned_knn_figures(capsys):
+    """Issue: the baselines table's knn row and baseline_knn_tuned_aiq are one router priced two ways;
+    the printout gave them one name and two numbers."""
+    from v0lite.commands._route_report import print_route_baselines
+
+    d = {"estimate": 0.01, "ci_low": -0.01, "ci_high": 0.03, "n_boot": 10}
+    row = {"aiq": 0.84, "diff": {"aiq": d}, "within_policy_auc": 0.6, "within_task_auc": None, "loses": []}
+    print_route_baselines({"baselines": {"knn": row}, "baseline_knn_tuned_k": 128, "within_policy_auc": 0.6})
+    out = capsys.readouterr().out
+    assert "knn: the tuned kNN router's success predictions with this router's cost predictions" in out
+    print_route_baselines({"baselines": {"prior": row}, "baseline_knn_tuned_k": 128, "within_policy_auc": 0.6})
+    assert "tuned kNN router's success predictions" not in capsys.readouterr().out

@@ -119,6 +119,12 @@ def print_route_baselines(result: dict) -> None:
         "bootstrap over test prompts, 1000 resamples):"
     )
     print_table(rows, list(rows[0]))
+    if "knn" in b and result.get("baseline_knn_tuned_k") is not None:
+        # the same success predictions as baseline_knn_tuned_* above, priced differently: say so
+        print(
+            "(knn: the tuned kNN router's success predictions with this router's cost predictions; "
+            "baseline_knn_tuned_* above score it with its own kNN cost predictions, hence other figures)"
+        )
     names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}
     for line in verdict_lines("router", result.get("within_policy_auc"), b, names):
         print(line)

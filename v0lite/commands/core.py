@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._common import (
@@ -20,10 +21,26 @@ from ._common import (
     progress_lines,
     read_input,
 )
+from ._common import _named as _named_error
 
 QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
 
 __all__ = ["register", "print_table", "jsonable"]
+
+
+@contextmanager
+def _about_queries(path: str):
+    """A query naming a policy the model has no history of: the error names QUERIES and its file (the
+    library's names only the column and the row)."""
+    from ..exceptions import V0liteError
+
+    try:
+        yield
+    except V0liteError as exc:
+        text = str(exc)
+        if text.startswith("column 'policy'") and "has no history" in text:
+            raise _named_error(exc, path, "QUERIES") from exc
+        raise
 
 
 # how the auto head chose, in words (its ``criterion_``)
@@ -241,7 +258,8 @@ def _predict(args) -> int:
     model.set_params(show_progress_bar=progress(args))
     if args.fallback:
         model.set_params(fallback=args.fallback)
-    p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
+    with _about_queries(args.queries):
+        p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
     return 0
@@ -256,7 +274,8 @@ def _evaluate(args) -> int:
     history = read_input(args.history, "HISTORY")
     queries = read_input(args.queries, "QUERIES")
     model = _model(args)
-    res = evaluate_model(model, history, queries)
+    with _about_queries(args.queries):
+        res = evaluate_model(model, history, queries)
     print_table(
         [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     )

@@ -189,7 +189,10 @@ def route_baselines(
             if knn_P is None:
                 say(f"baseline {label!r} skipped: the tuned kNN router was not fitted")
                 continue
-            say(f"baseline {i}/{len(rows)}: {label} (the tuned kNN router, k={(knn_params or {}).get('k')} by CV)")
+            say(
+                f"baseline {i}/{len(rows)}: {label} (the tuned kNN router's success predictions, "
+                f"k={(knn_params or {}).get('k')} by CV, with this router's cost predictions)"
+            )
             Pb, info = knn_P, {"head": "knn router (RouterBench)", "params": dict(knn_params or {})}
         else:
             say(f"baseline {i}/{len(rows)}: {label} (head {head}) ...")
