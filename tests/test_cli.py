@@ -425,6 +425,16 @@ def test_input_log_errors_name_the_input_and_its_file(files, capsys, fake_minilm
     route = ["route", str(queries), "--model-dir", str(tmp / "r"), "--pool", "pol0,pol1", "--out", str(tmp / "x.jsonl")]
     assert main(route) == 1
     assert f"or pass the router itself as --router {tmp / 'r'}" in capsys.readouterr().err
+    # and the reverse: a model folder given as --router
+    (tmp / "m").mkdir()
+    (tmp / "m" / "meta.json").write_text(json.dumps({"format": "v0lite-model", "format_version": 1}))
+    assert main(["route", str(queries), "--router", str(tmp / "m"), "--out", str(tmp / "x.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"--router {tmp / 'm'}: is a model folder" in err and f"Fix: pass it as --model-dir {tmp / 'm'}" in err
+    # a file given as --model-dir: the fix does not tell to fit into that file's name
+    assert main(["predict", str(queries), "--model-dir", str(hist), "--out", str(tmp / "p.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a model folder" in err and f"--model-dir {hist}`" not in err, err
 
 
 def test_paths_are_checked_before_any_work(files, capsys, monkeypatch, fake_minilm, guarantees):
@@ -506,7 +516,11 @@ def test_data_prices_and_prompts(tmp_path, capsys):
     write_log(log.drop("cost"), tmp_path / "nocost.jsonl")
     capsys.readouterr()
     assert main(["data", "prices", str(tmp_path / "nocost.jsonl"), str(tmp_path / "q.json")]) == 1
-    assert "no 'cost' column" in capsys.readouterr().err
+    assert f"LOG {tmp_path / 'nocost.jsonl'}: the log has no 'cost' column" in capsys.readouterr().err
+    write_log(log.with_columns(pl.lit(-1.0).alias("cost")), tmp_path / "neg.jsonl")
+    assert main(["data", "prices", str(tmp_path / "neg.jsonl"), str(tmp_path / "q.json")]) == 1
+    assert f"LOG {tmp_path / 'neg.jsonl'}: column 'cost', row 0" in capsys.readouterr().err
+    assert not (tmp_path / "q.json").exists()
 
 
 def test_progress_is_off_in_a_pipe_and_forced_with_progress(files, capsys, monkeypatch, fake_minilm):
@@ -630,6 +644,8 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
         (["evaluate", "h.jsonl", "q.jsonl", "--random-state", "x"], "argument --random-state: 'x' is not an integer"),
         (["route-eval", "a.jsonl", "b.jsonl", "--k-baseline", "0"], "argument --k-baseline: 0 is below 1"),
         (["route-eval", "a.jsonl", "b.jsonl", "--new-model", "x", "--n", "0"], "argument --n: 0 is below 1"),
+        (["route-eval", "a.jsonl", "b.jsonl", "--shrink", "1.5"], "argument --shrink: 1.5: a weight must be in [0, 1]"),
+        (["route-eval", "a.jsonl", "b.jsonl", "--shrink", "abc"], "argument --shrink: 'abc' is not 'none', 'cv'"),
         (["route-eval", "a.jsonl", "b.jsonl", "--new-model", "", "--n", "3"], "argument --new-model: '' is empty"),
         (
             ["route-eval", "a.jsonl", "b.jsonl", "--new-model", "pol1 ", "--n", "3"],
@@ -670,7 +686,6 @@ def test_out_of_range_knobs_are_refused_before_any_work(files, capsys, monkeypat
         (route + ["--strategy", "utility", "--knob", "-1"], "knob 'lam' must be >= 0, got -1"),
         (route + ["--knob", "-1"], "knob 'lam' must be >= 0"),  # utility is the default strategy
         (route + ["--strategy", "budget", "--knob", "-0.5"], "knob 'budget' must be >= 0"),
-        (["route-eval", str(hist), str(queries), "--shrink", "1.5"], "--shrink 1.5: a weight must be in [0, 1]"),
     ]
     guarantees.tick("bad-input cases tried", len(cases))
     for argv, needle in cases:
@@ -854,6 +869,17 @@ def test_convert_v0_prompt_dict_fix_names_the_flag_it_has(tmp_path, capsys, guar
     assert read_log(out)["prompt"].to_list() == ["1+1?"]
     assert main(["data", "convert", "routerbench", str(src), str(tmp_path / "o"), "--prompt-dict", str(src)]) == 1
     assert "applies to the v0 format only" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"dapomath_7": "1+1?"}\n{"x": 1}\n')  # a JSON-lines file, not one object
+    assert (
+        main(
+            ["data", "convert", "v0", str(src), str(tmp_path / "b.jsonl"), "--prompt-dict", str(tmp_path / "bad.json")]
+        )
+        == 1
+    )
+    assert f"--prompt-dict {tmp_path / 'bad.json'}: not valid JSON" in capsys.readouterr().err
+    # a multi-file format writes a folder: an OUT with a file suffix is a mistake, not a folder name
+    assert main(["data", "convert", "routerbench", str(tmp_path / "raw"), str(tmp_path / "rb.jsonl")]) == 1
+    assert "routerbench writes a folder" in capsys.readouterr().err and not (tmp_path / "rb.jsonl").exists()
     guarantees.tick("bad-input cases tried", 3)
 
 

@@ -25,7 +25,7 @@ def test_embed_fills_the_cache_the_trainer_reads(tmp_path, small_log, fake_minil
     chats = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": q}] for q in new]
     pl.DataFrame({"prompt": chats + chats[:1]}).write_parquet(tmp_path / "train.parquet")
     assert main(["embed", str(tmp_path / "train.parquet"), "--model-dir", model_dir, "--messages", "user", "-q"]) == 0
-    assert "embedded 5 unique prompts of 6 rows" in capsys.readouterr().out
+    assert "5 unique prompts of 6 rows: 5 embedded now, 0 already in the history" in capsys.readouterr().out
     seen = fake_minilm.texts_seen
     from v0lite.estimator import V0Regressor
 
@@ -90,8 +90,24 @@ def test_a_device_torch_refuses_is_named_with_the_flag(
 
     monkeypatch.setattr(embed, "_load_sentence_transformer", _real_load)
     monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=refuse))
+    # the encoder's own refusal (what a Python caller meets), past the command's up-front check
+    monkeypatch.setattr("v0lite.commands.embed._check_device", lambda device: None)
     pl.DataFrame({"prompt": ["a question the cache has never seen?"]}).write_parquet(tmp_path / "t.parquet")
     assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", device, "-q"]) == 1
     err = capsys.readouterr().err
     assert f"cannot run on device {device!r}: {raised}" in err and "Fix: pass --device cpu" in err, err
     assert "leave --device out" in err and "device=" not in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:99"])
+def test_device_is_checked_even_when_every_prompt_is_cached(tmp_path, small_log, fake_minilm, capsys, device):
+    """Issue: --device bogus exited 0 when the cache held every prompt (the encoder never loaded), and the
+    summary said "embedded" of prompts that came from the cache."""
+    model_dir = _model_dir(tmp_path, small_log)
+    pl.DataFrame({"prompt": ["a cached question?", "another one?"]}).write_parquet(tmp_path / "t.parquet")
+    for fresh, cached in ((2, 0), (0, 2)):
+        assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "-q"]) == 0
+        assert f"{fresh} embedded now, {cached} already in the history or the cache" in capsys.readouterr().out
+    assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", device, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot run on device {device!r}" in err and "--device cpu" in err and err.count("\n") == 1, err

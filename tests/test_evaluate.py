@@ -416,9 +416,9 @@ def test_route_eval_cli(logs, tmp_path, monkeypatch, capsys):
         warnings.simplefilter("ignore", V0liteWarning)
         assert args.func(args) == 0
     assert json.loads((tmp_path / "s.json").read_text())["shrink"] == 0.3
-    assert cmd._parse_shrink("CV") == "cv" and cmd._parse_shrink("none") is None
-    with pytest.raises(DataError, match="--shrink"):
-        cmd._parse_shrink("lots")
+    assert cmd._shrink_arg("CV") == "cv" and cmd._shrink_arg("none") is None and cmd._shrink_arg("0.5") == 0.5
+    with pytest.raises(argparse.ArgumentTypeError, match="e.g. --shrink cv"):
+        cmd._shrink_arg("lots")
 
 
 # ------------------------------------------------------------------ per task and baselines

@@ -249,7 +249,7 @@ def test_a_damaged_store_file_is_a_clear_error_before_the_port_opens(tmp_path, d
     with pytest.raises(DataError, match="the outcome store is unreadable") as e:
         SqliteStore(tmp_path / "s")
     text = str(e.value)
-    assert str(f) in text and "restore" in text and "--data-dir" in text and "Fix:" in text
+    assert str(f) in text and "restore" in text and "data_dir=<path>" in text and "Fix:" in text
     guarantees.tick("corruptions detected")
 
 

@@ -385,7 +385,10 @@ def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | 
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. {fit_hint}")
     if not p.is_dir():
-        raise DataError(f"{flag} {path}: is a file, not a model folder. {fit_hint}")
+        raise DataError(
+            f"{flag} {path}: is a file, not a model folder. Fix: pass the folder given to `v0lite fit HISTORY "
+            f"{flag} DIR` (fit writes a folder; a file's name cannot be one)."
+        )
     if not (p / "meta.json").exists():
         raise DataError(f"{flag} {path}: is a folder but holds no saved model (no meta.json). {fit_hint}")
     from ..persist import ROUTER_FORMAT, folder_format

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_force_flag, add_progress_flags, check_input, check_output
+from ..exceptions import DataError
+from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, read_input
 
 __all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
@@ -30,11 +31,16 @@ def convert_outputs(args) -> dict[str, str]:
 def _convert(args) -> int:
     import sys
     import warnings
+    from pathlib import Path
 
     from ..data import convert
-    from ..exceptions import DataError
 
     check_input(args.src, "SRC", folder_ok=True)
+    if args.format in _MULTI and (args.format != "routerdc" or args.split) and Path(args.out).suffix:
+        raise DataError(
+            f"OUT {args.out}: {args.format} writes a folder ({', '.join(f'{n}.jsonl' for n in _MULTI[args.format])} "
+            f"inside), and {args.out} has a file suffix. Fix: pass a folder name, e.g. {Path(args.out).stem}/."
+        )
     for label, path in convert_outputs(args).items():
         check_output(path, label)
     kwargs = {}
@@ -52,7 +58,12 @@ def _convert(args) -> int:
         kwargs["prompt_dict"] = check_input(args.prompt_dict, "--prompt-dict")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = convert(args.format, args.src, args.out, **kwargs)
+        try:
+            out = convert(args.format, args.src, args.out, **kwargs)
+        except DataError as exc:
+            if args.prompt_dict is not None and str(exc).startswith(str(args.prompt_dict)):
+                raise _named(exc, args.prompt_dict, "--prompt-dict") from exc
+            raise
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
     if args.split is not None and not any("dropped test questions" in str(w.message) for w in caught):
@@ -77,7 +88,6 @@ def prices_from_log(log) -> dict[str, float]:
     """
     import polars as pl
 
-    from ..exceptions import DataError
     from ..log import read_log
 
     df = read_log(log)
@@ -99,7 +109,10 @@ def _prices(args) -> int:
 
     check_input(args.log, "LOG")
     check_output(args.out, "OUT", (".json",))
-    prices = prices_from_log(args.log)
+    try:
+        prices = prices_from_log(read_input(args.log, "LOG"))
+    except DataError as exc:  # the log's own errors (no cost column, a bad cost) name LOG and its file
+        raise _named(exc, args.log, "LOG") from exc
     atomic_write_json(args.out, prices)
     lo, hi = min(prices.values()), max(prices.values())
     print(
@@ -116,8 +129,6 @@ def _prompts(args) -> int:
     check_output(args.out, "OUT")
     df = as_frame(args.log)
     if "prompt" not in df.columns:
-        from ..exceptions import DataError
-
         raise DataError(f"LOG {args.log}: no 'prompt' column (columns present: {df.columns}). Fix: add one.")
     keep = [c for c in ("prompt", "prompt_id", "task") if c in df.columns]
     out = df.select(keep).unique("prompt", keep="first", maintain_order=True)

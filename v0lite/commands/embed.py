@@ -45,13 +45,44 @@ def _embed(args) -> int:
 
     check_input(args.dataset, "DATASET")
     texts = _read_prompts(args.dataset, args.prompt_key, args.messages)  # the input's errors before the load
+    if args.device:  # checked even when every prompt is cached already (then the encoder never loads)
+        _check_device(args.device)
     model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
     model.set_params(show_progress_bar=progress(args))
     unique = list(dict.fromkeys(texts))
+    ready = _already_embedded(model, unique)
     model.warm(unique)
     where = "disabled" if model.cache_dir is False else (model.cache_dir or default_cache_dir())
-    print(f"embedded {len(unique):,} unique prompts of {len(texts):,} rows with {model.encoder_id_}; cache: {where}")
+    print(
+        f"{len(unique):,} unique prompts of {len(texts):,} rows: {len(unique) - ready:,} embedded now, {ready:,} "
+        f"already in the history or the cache; encoder {model.encoder_id_}; cache: {where}"
+    )
     return 0
+
+
+def _check_device(device: str) -> None:
+    """``--device`` as torch reads it, and present on this machine (the encoder's own error, in flag terms)."""
+    import torch
+
+    from ..embed import _device_error
+
+    try:
+        d = torch.device(device)
+        if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
+            raise RuntimeError(f"no CUDA device {d}")
+    except (RuntimeError, ValueError) as exc:
+        raise _device_error(device, exc) from None
+
+
+def _already_embedded(model, texts: list[str]) -> int:
+    """How many of ``texts`` need no encoder call: in the model's history, or in the embedding cache."""
+    from ..embed import prompt_keys
+
+    index, emb = model.index_, model._get_embedder()
+    if hasattr(emb, "_read_shards"):
+        emb._read_shards()
+    memory = getattr(emb, "_memory", {})
+    return sum(1 for k in prompt_keys(texts) if k in index.key_to_row or k in memory)
 
 
 def register(sub) -> None:

@@ -119,18 +119,20 @@ def _make_embedder(args):
     return Embedder(args.encoder, show_progress_bar=progress(args))
 
 
-def _parse_shrink(value: str | None):
-    """``none`` -> None, ``cv`` -> "cv", else a weight in [0, 1]."""
-    if value is None or value.strip().lower() == "none":
+def _shrink_arg(value: str):
+    """``--shrink``'s type: ``none`` -> None, ``cv`` -> "cv", else a weight in [0, 1] (argparse: exit 2)."""
+    import argparse
+
+    if value.strip().lower() == "none":
         return None
     if value.strip().lower() == "cv":
         return "cv"
     try:
         weight = float(value)
-    except ValueError as exc:
-        raise DataError(f"--shrink {value!r} is not 'none', 'cv' or a number. Fix: e.g. --shrink cv.") from exc
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not 'none', 'cv' or a number (e.g. --shrink cv)") from None
     if not 0.0 <= weight <= 1.0:
-        raise DataError(f"--shrink {value}: a weight must be in [0, 1]. Fix: pass a weight in [0, 1], cv or none.")
+        raise argparse.ArgumentTypeError(f"{value}: a weight must be in [0, 1] (or cv, or none)")
     return weight
 
 
@@ -151,7 +153,7 @@ def _route_eval(args) -> int:
         from ..persist import check_save_target
 
         check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
-    prices, shrink = _parse_prices(args.prices), _parse_shrink(args.shrink)  # flags first, then the work
+    prices, shrink = _parse_prices(args.prices), args.shrink  # flags first, then the work
     train, test = read_input(args.train, "TRAIN"), read_input(args.test, "TEST")
     pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
     if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
@@ -283,6 +285,14 @@ def _load_router(args, prices, pool):
         raise DataError(
             f"--router {args.router}: holds no saved router (no meta.json). Fix: pass the folder "
             "given to `v0lite route-eval --save-router`."
+        )
+    from ..persist import FORMAT_NAME, folder_format
+
+    if folder_format(d) == FORMAT_NAME:
+        raise DataError(
+            f"--router {args.router}: is a model folder (written by `v0lite fit`), not a router. Fix: pass it as "
+            f"--model-dir {args.router} with --pool or --prices, or save a router with "
+            "`v0lite route-eval TRAIN TEST --save-router DIR`."
         )
     router = Router.load(d)
     vm = router.value_model
@@ -467,6 +477,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--shrink",
         default=None,
+        type=_shrink_arg,
         metavar="none|cv|A",
         help="blend predicted success with the train log's neighbourhood success rate: a weight in "
         "[0, 1], or 'cv' to choose weight and neighbours on prompt-grouped folds of TRAIN "
@@ -541,7 +552,8 @@ def register(subparsers) -> None:
         "--pool",
         default=None,
         metavar="A,B,C",
-        help="comma-separated models to route between (default: the --prices models, or the router's pool)",
+        help="comma-separated models to route between, with --model-dir (default: the --prices models); a "
+        "--router routes between its own pool",
     )
     q.add_argument(
         "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"

@@ -187,7 +187,8 @@ def _float_knob(name: str, value: Any, valid: tuple[float, float] = (-math.inf, 
     lo, hi = valid
     if not lo <= out <= hi:
         where = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
-        raise ParameterError(f"knob {name!r} must be {where}, got {out!r}. Fix: pass {name}=<value> {where}.")
+        shown = f"{out:g}" if float(f"{out:g}") == out else repr(out)  # 7, not 7.0; 1.0000001, not 1
+        raise ParameterError(f"knob {name!r} must be {where}, got {shown}. Fix: pass {name}=<value> {where}.")
     return out
 
 

@@ -57,7 +57,7 @@ def _unreadable(file, exc: BaseException) -> StoreUnreadable:
     return StoreUnreadable(
         f"{file}: the outcome store is unreadable ({exc}): the file is damaged (truncated, overwritten or "
         "corrupted), so its outcomes cannot be replayed or added to. Fix: stop the server and restore the folder "
-        f"{Path(file).parent} from a backup, or point --data-dir (create_app's data_dir) at a new folder to start "
+        f"{Path(file).parent} from a backup, or point data_dir=<path> at a new folder to start "
         "an empty store (the damaged one is left as it is)."
     )
 
@@ -91,7 +91,7 @@ def check_store_dir(path) -> Path:
     p = Path(path)
     label = f"--data-dir {path}"
     fix = (
-        f"Fix: point --data-dir (create_app's data_dir) at a new or empty folder, or at the folder of an earlier "
+        f"Fix: point data_dir=<path> at a new or empty folder, or at the folder of an earlier "
         f"outcome store; move the other files elsewhere (do not empty {path} to make room: an outcome store in it "
         "would be lost with them)."
     )
@@ -158,10 +158,10 @@ class SqliteStore:
             size = self.file.stat().st_size if self.file.exists() else None
             if not size:
                 raise StoreUnreadable(
-                    f"--data-dir {self.path}: {STORE_FILE} is {'missing' if size is None else 'empty (0 bytes)'}, "
+                    f"{self.path}: {STORE_FILE} is {'missing' if size is None else 'empty (0 bytes)'}, "
                     "but meta.json says this folder holds an outcome store, so its outcomes are not there "
                     "(SQLite would silently start an empty store in its place). Fix: restore "
-                    f"{self.file} from a backup; or, to start an empty store, point --data-dir at a new folder "
+                    f"{self.file} from a backup; or, to start an empty store, point data_dir=<path> at a new folder "
                     f"(or, if this store never acknowledged any feedback, delete {self.path / 'meta.json'})."
                 )
         else:  # the folder's marker: what it is, which files are ours
