@@ -288,3 +288,15 @@ def test_predict_keeps_the_callers_lower_thread_count(make_model, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 2]
+
+
+def test_fit_shows_progress_when_asked(make_model, capsys, monkeypatch):
+    """Issue: `v0lite fit` with the default head showed nothing for 47 s: auto's fit dropped show_progress_bar."""
+    from v0lite import _progress
+
+    monkeypatch.setattr(_progress, "DELAY_S", 0.0)
+    log = make_log(n_policies=1, n_prompts=80, steps=True, seed=3)
+    make_model(head="auto", head_params=FAST, show_progress_bar=True).fit(log)
+    assert "fit: auto head (comparing its members out of fold): done in" in capsys.readouterr().err
+    make_model(head="auto", head_params=FAST).fit(log)
+    assert "fit: auto head" not in capsys.readouterr().err

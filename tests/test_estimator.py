@@ -526,3 +526,145 @@ def test_device_reaches_the_embedder_and_is_not_saved(make_model, small_log, tmp
     again = V0Regressor.load(tmp_path / "m", encoder=model.encoder, device="cpu")
     assert again.device == "cpu" and again._get_embedder().device == "cpu"
     assert V0Regressor.load(tmp_path / "m", encoder=model.encoder).device is None
+
+
+# --- tiny logs, parameters, query columns (probe E) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", ["gbdt", "transformer", "ensemble"])
+def test_a_learned_head_on_one_prompt_says_what_the_log_needs(make_model, head, guarantees):
+    guarantees.tick("bad-input cases tried", 2)
+    one_row = pl.DataFrame({"policy": ["a"], "prompt": ["What is 2+2?"], "score": [1.0]})
+    one_prompt = pl.DataFrame({"policy": ["a", "b", "c"], "prompt": ["What is 2+2?"] * 3, "score": [1.0, 0.0, 1.0]})
+    for log in (one_row, one_prompt):
+        with pytest.raises(DataError, match=rf"head '{head}': the history has 1 distinct prompt.*Fix:.*head='knn'"):
+            make_model(head=head, head_params=_FAST_HEADS[head]).fit(log)
+
+
+def test_auto_on_a_one_row_log_fits_what_it_can(make_model):
+    m = make_model(head="auto").fit(pl.DataFrame({"policy": ["a"], "prompt": ["What is 2+2?"], "score": [1.0]}))
+    assert set(m.head_.skipped_) == {"gbdt", "transformer"}
+    assert m.predict(pl.DataFrame({"policy": ["a"], "prompt": ["What is 3+3?"]}))[0] == pytest.approx(1.0)
+
+
+def test_the_unknown_policy_error_names_the_policy_of_the_row_it_cites(make_model, small_log):
+    m = make_model().fit(small_log)
+    q = pl.DataFrame({"policy": ["pol0", "yolo", "abc"], "prompt": ["x", "y", "z"]})
+    with pytest.raises(V0liteError, match=r"row 1: policy 'yolo' has no history \(2 unknown"):
+        m.predict(q)
+
+
+def test_numpy_scalar_hyperparameters_save_as_json_numbers(make_model, small_log, tmp_path, fake_encoder):
+    from sklearn.model_selection import GridSearchCV
+
+    from v0lite.metrics import neg_brier_scorer
+
+    X, y = _xy(small_log)
+    gs = GridSearchCV(make_model(head="knn"), {"k": np.array([2, 4])}, cv=GroupKFold(2), scoring=neg_brier_scorer)
+    best = gs.fit(X, y, groups=X["prompt"].to_numpy()).best_estimator_
+    assert isinstance(best.k, np.integer)
+    models = {
+        "gs": best,
+        "k": make_model(head="knn", k=np.int64(5)).fit(small_log),
+        "hp": make_model(head="knn", head_params={"temperature": np.float32(0.25), "alpha": np.float64(2)}),
+    }
+    models["hp"].fit(small_log)
+    for name, m in models.items():
+        m.save(tmp_path / name)
+        back = V0Regressor.load(tmp_path / name, encoder=fake_encoder)
+        np.testing.assert_array_equal(back.predict(X), m.predict(X))
+        assert type(back.head_.params["k"]) is int and type(back.head_.params["temperature"]) is float
+
+
+@pytest.mark.parametrize("k", [True, np.bool_(True), "cv", 0])
+def test_k_is_a_positive_integer_and_cv_goes_through_head_params(make_model, small_log, k, guarantees):
+    guarantees.tick("bad-input cases tried")
+    hint = r".*head_params=\{'k': 'cv'\}" if k == "cv" and isinstance(k, str) else ""
+    with pytest.raises(V0liteError, match=rf"k must be a positive integer, got .*Fix: pass e.g. k=32{hint}"):
+        make_model(head="knn", k=k).fit(small_log)
+    assert make_model(head="knn", head_params={"k": "cv"}).fit(small_log).head_.k_ >= 1
+
+
+@pytest.mark.parametrize(
+    "head, params, pattern",
+    [
+        ("knn", {"temperature": 0.0}, r"head_params\['temperature'\] of the 'knn' head must be a number > 0, got 0.0"),
+        ("knn", {"alpha": -1.0}, r"head_params\['alpha'\] of the 'knn' head must be a number > 0, got -1.0"),
+        ("knn", {"k": 2.5}, r"head_params\['k'\] of the 'knn' head must be a positive integer or 'cv'"),
+        ("knn", {"foo": 1}, r"the 'knn' head has no parameter 'foo'. Fix: use only its parameters \['k', "),
+        ("linear", {"alpha": float("nan")}, r"head_params\['alpha'\] = nan holds a non-finite number"),
+        ("linear", {"alpha": 0}, r"head_params\['alpha'\] of the 'linear' head must be a number > 0"),
+        ("gbdt", {"learning_rate": float("inf")}, r"head_params\['learning_rate'\] = inf holds a non-finite"),
+        ("prior", {"k": 3}, r"the 'prior' head has no parameter 'k'. Fix: use only its parameters \[\]"),
+        ("knn", [("k", 3)], r"head_params must be a dict of parameter names"),
+    ],
+)
+def test_head_params_are_checked_at_fit(make_model, small_log, head, params, pattern, guarantees):
+    from v0lite.exceptions import ParameterError
+
+    guarantees.tick("bad-input cases tried")
+    with pytest.raises(ParameterError, match=pattern):
+        make_model(head=head, head_params=params).fit(small_log)
+
+
+def test_a_nan_from_a_head_is_an_error_not_the_history_mean(make_model, small_log, monkeypatch):
+    m = make_model(head="knn").fit(small_log)
+    monkeypatch.setattr(
+        type(m.head_), "predict", lambda self, index, queries, exclude="same_step": np.full(len(queries), np.nan)
+    )
+    with pytest.raises(V0liteError, match=r"row 0: the 'knn' head predicted NaN for policy 'pol0' \(1 such rows\)"):
+        m.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["x"]}))
+    # what stays documented: a policy with no eligible row yet (steps), and fallback="global_mean"
+    steps = make_model(head="knn").fit(make_log(steps=True).with_columns(pl.col("step") + 5))
+    monkeypatch.undo()
+    assert steps.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["x"], "step": [0]}))[0] == pytest.approx(
+        make_log()["score"].mean()
+    )
+
+
+def test_rows_weigh_alike_whatever_n(make_model):
+    """What README's column table says of n: validated and saved, read by no head (no weighting)."""
+    x, y = "What is 17 * 23?", "Prove Fermat's last theorem."
+    agg = pl.DataFrame({"policy": ["p", "p"], "prompt": [x, y], "score": [0.75, 0.0], "n": [8, 1]})
+    m = make_model(head="prior").fit(agg)
+    assert m.predict(pl.DataFrame({"policy": ["p"], "prompt": ["z"]}))[0] == pytest.approx(0.375)  # not 6/9
+    assert m.index_.n.tolist() == [8, 1] or sorted(m.index_.n.tolist()) == [1, 8]
+
+
+@pytest.mark.parametrize("bad", ["hi there", ["ok", ""], ["ok", None], 5])
+def test_warm_checks_its_prompts_as_predict_does(make_model, small_log, bad, guarantees):
+    guarantees.tick("bad-input cases tried")
+    m = make_model().fit(small_log)
+    m._get_embedder().model.fail_after = 0  # nothing may reach the encoder
+    with pytest.raises(DataError, match=r"prompts(, row 1: .* is not a non-empty text| must be a list)"):
+        m.warm(bad)
+
+
+def test_predict_checks_only_the_columns_it_reads(make_model, small_log, guarantees):
+    guarantees.tick("bad-input cases tried", 4)
+    m = make_model().fit(small_log)
+    q = small_log.drop("score").head(2)
+    p = m.predict(q)
+    extra = q.with_columns(score=pl.lit(-1.0), n=pl.lit(0), cost=pl.lit(-1.0))
+    np.testing.assert_array_equal(m.predict(extra), p)
+    np.testing.assert_array_equal(m.predict(q.to_pandas().assign(note=pd.Series([1, "x"], dtype=object))), p)
+    with pytest.raises(DataError, match=r"column 'step', row 1: value 1.5 is not an integer"):
+        m.predict(q.with_columns(step=pl.Series([0.0, 1.5])))
+
+
+def test_fit_with_a_score_column_and_y_is_refused(make_model, small_log, guarantees):
+    guarantees.tick("bad-input cases tried")
+    with pytest.raises(DataError, match=r"X has a 'score' column and y was given too.*Fix: pass one of them"):
+        make_model().fit(small_log, np.zeros(small_log.height))
+
+
+def test_a_model_saved_with_an_encoder_object_asks_for_it_back(make_model, small_log, tmp_path, guarantees):
+    guarantees.tick("bad-input cases tried")
+    m = make_model().fit(small_log)
+    m.save(tmp_path / "m")
+    back = V0Regressor.load(tmp_path / "m")  # no encoder=: history prompts still predict
+    q = small_log.drop("score").head(3)
+    np.testing.assert_array_equal(back.predict(q), m.predict(q))
+    with pytest.raises(V0liteError, match=r"custom encoder object \('fake-ngram-64'\).*encoder=<the object>"):
+        back.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt it never embedded"]}))
+    np.testing.assert_array_equal(V0Regressor.load(tmp_path / "m", encoder=FakeEncoder()).predict(q), m.predict(q))

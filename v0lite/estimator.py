@@ -10,15 +10,17 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ._registry import normalise, unknown_name
-from .embed import Embedder, prompt_keys
+from .embed import OBJECT_ENCODER, Embedder, prompt_keys
 from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
+from .heads._params import check_head_params, plain
 from .heads.base import get_head_class, make_head
-from .index import HistoryIndex, Queries
+from .index import HistoryIndex, Queries, policy_prior
 from .log import as_frame, check_policy_name, validate_log
 
 __all__ = ["V0Regressor", "FALLBACKS"]
 
 FALLBACKS = ("error", "global_mean")
+_QUERY_COLUMNS = ("policy", "prompt", "step")
 _STEP_LATEST = np.iinfo(np.int64).max
 
 
@@ -26,6 +28,11 @@ def _with_y(X, y) -> pl.DataFrame:
     df = as_frame(X)
     if y is None:
         return df
+    if "score" in df.columns:
+        raise DataError(
+            "X has a 'score' column and y was given too: it is not clear which holds the success rates. "
+            "Fix: pass one of them: fit(X) with X's 'score' column, or fit(X.drop('score'), y)."
+        )
     _check_y_kind(y)
     try:
         y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
@@ -58,6 +65,17 @@ def _check_y_kind(y) -> None:
             f"y must be numeric, found {kind} (e.g. {first!r}), as a file's 'score' column must. "
             "Fix: pass success rates in [0, 1] as numbers (float(v) for text, 1.0/0.0 for True/False)."
         )
+
+
+def _prompt_list(prompts) -> list:
+    """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
+    if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
+        raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+    prompts = list(prompts)
+    for i, t in enumerate(prompts):
+        if not isinstance(t, str) or not t.strip():
+            raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
+    return prompts
 
 
 #: the largest seed: the heads add small offsets and hand it to 32-bit C ints (faiss's k-means)
@@ -99,9 +117,11 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         Sentence-transformers name/path, or an object with ``encode(list[str])``.
         Default: the offline all-MiniLM-L6-v2.
     k : int, default 32
-        Neighbours retrieved per query for the "knn" head.
+        Neighbours retrieved per query for the "knn" head (k chosen by cross-validation:
+        ``head_params={"k": "cv"}``).
     head_params : dict, optional
-        Extra parameters of the head.
+        Extra parameters of the head, checked by ``fit``: a key the head does not take, a NaN or
+        infinite number, or a value outside the head's range is a ``ParameterError``.
     fallback : {"error", "global_mean"}, default "error"
         What to predict for a policy with no history: raise (default), or the pool's difficulty
         prior: with a head that has one (``auto`` with its logistic member, ``logistic``,
@@ -197,15 +217,17 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         get_head_class(self.head)  # raises with the valid names
         if self.fallback not in FALLBACKS:
             raise unknown_name("fallback", self.fallback, FALLBACKS)
-        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ParameterError(f"k must be a positive integer, got {self.k!r}.")
+        if isinstance(self.k, (bool, np.bool_)) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            cv = " (k chosen by cross-validation: head_params={'k': 'cv'})" if self.k == "cv" else ""
+            raise ParameterError(f"k must be a positive integer, got {self.k!r}. Fix: pass e.g. k=32{cv}.")
         _check_seed(self.random_state)
+        check_head_params(self.head, self.head_params)
 
     def _head_kwargs(self) -> dict:
         kw = dict(self.head_params or {})
         if isinstance(self.head, str) and normalise(self.head) == "knn":
             kw.setdefault("k", self.k)
-        return kw
+        return plain(kw)  # numpy scalars (GridSearchCV's grids) as Python numbers: the head saves them as JSON
 
     def _embed_frame(self, df: pl.DataFrame):
         """Per-row prompt keys, the unique keys, their texts (first seen) and text lengths."""
@@ -299,24 +321,28 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or path
-            Columns ``policy``, ``prompt`` and optionally ``step``.
+            Columns ``policy``, ``prompt`` and optionally ``step``; no other column is read or checked.
         exclude_own_prompt : bool, default False
             Hide every history row of the query's own prompt (any step) from its context,
-            i.e. predict as if the prompt were never seen (a cold prompt).
+            i.e. predict as if the prompt had no outcomes (a cold prompt). It is not "never seen"
+            for heads fitted on the prompt: gbdt's trees (and the ensemble and auto serving them)
+            can recognise a prompt they were trained on from its embedding features (docs/design.md,
+            "Cold" is not "unseen"); for a prompt truly unseen, fit on a log without it.
 
         Returns
         -------
         ndarray of shape (n_rows,), values in [0, 1]
         """
         self._check_fitted()
-        df = validate_log(as_frame(X), require_score=False)
+        # only the columns predict reads are checked (score, n, cost and the rest are never read)
+        df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False)
         q = self._queries(df)
         unknown = q.policy < 0
         if unknown.any() and self.fallback == "error":
             r = int(np.flatnonzero(unknown)[0])
             names = sorted(set(df["policy"].filter(pl.Series(unknown)).to_list()))
             raise V0liteError(
-                f"column 'policy', row {r}: policy {names[0]!r} has no history ({len(names)} unknown "
+                f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
                 f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
                 "fallback='global_mean'."
             )
@@ -335,7 +361,17 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             qu.policy = np.full(len(qu), len(self.index_.policies), np.int32)  # a code with no rows
             p[unknown] = unseen(self.index_, qu)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
-        # whose head has no pool prior: the mean of all history
+        # whose head has no pool prior: the mean of all history; any other NaN is the head's failure
+        exclude = "any_step" if exclude_own_prompt else "same_step"
+        empty = unknown | np.isnan(policy_prior(self.index_, q, hide=exclude))
+        bad = np.isnan(p) & ~empty
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise V0liteError(
+                f"row {r}: the {self.head_.name!r} head predicted NaN for policy {df['policy'][r]!r} "
+                f"({int(bad.sum())} such rows), though it has history. Fix: check head_params "
+                f"({self.head_params!r}) and refit; report it if they are the defaults."
+            )
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
@@ -349,7 +385,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         ----------
         prompts : sequence of str
         """
-        texts = list(prompts)
+        texts = _prompt_list(prompts)
         keys = prompt_keys(texts)
         known = getattr(self, "index_", None)
         first: dict[str, str] = {}
@@ -425,16 +461,11 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         from .heads._select import greedy_design, item_features
 
         self._check_fitted()
-        if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
-            raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
-        prompts = list(prompts)
+        prompts = _prompt_list(prompts)
         if not prompts:
             raise DataError(
                 "prompts is empty: there is nothing to choose from. Fix: pass at least one candidate prompt."
             )
-        for i, t in enumerate(prompts):
-            if not isinstance(t, str) or not t.strip():
-                raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
         check_policy_name(policy, "'my-model' (a name the history knows, or a new one)")
@@ -510,10 +541,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             "step": idx.step,
             "n": idx.n,
         }
-        # an encoder object is saved as its id; the user passes the object again on load
+        # an encoder object is saved as its id, marked as an object's; the user passes the object again on load
         params = to_jsonable(
             {k: v for k, v in self.get_params().items() if k != "device"},
-            default=lambda v: getattr(v, "model_id", type(v).__name__),
+            default=lambda v: OBJECT_ENCODER + str(getattr(v, "model_id", type(v).__name__)),
         )
         # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
         # cache_dir), progress bars and the encoder's device are never saved into a model folder

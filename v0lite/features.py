@@ -202,6 +202,21 @@ def _weighted(vals, sims, valid, temperature, alpha):
     return (w * vals).sum(1) / (w.sum(1) + alpha), w.sum(1)
 
 
+def _hide_own(index, code, step, prompt_row, cnt, mean, std):
+    """(count, mean, std) of the policy's eligible rows without each query's prompt's rows (any step).
+
+    Changed only where a query has such rows, so every other value stays bit-identical.
+    """
+    from .index import own_rows
+
+    c, s, s2, _, _ = own_rows(index, code, step, prompt_row, "any_step")
+    n = cnt - c
+    m2 = np.where(n > 0, (cnt * mean - s) / np.maximum(n, 1), 0.0)
+    v2 = np.where(n > 0, (cnt * (std**2 + mean**2) - s2) / np.maximum(n, 1) - m2**2, 0.0)
+    hit = c > 0
+    return np.where(hit, n, cnt), np.where(hit, m2, mean), np.where(hit, np.sqrt(np.maximum(v2, 0.0)), std)
+
+
 def _own_prompt(index, c: _Cache, q: Queries, qstep, exclude):
     """Count, mean and latest score of the policy's earlier rows on the query's own prompt."""
     m = len(q)
@@ -280,8 +295,10 @@ def compute_features(
     qq = Queries(q.policy, qstep, q.emb, q.prompt_row, q.length)
     cols: dict[str, np.ndarray] = {}
 
-    # policy profile
-    prior = policy_prior(index, qq)
+    # policy profile; a cold query (any_step) hides its prompt's rows from it too (the same_step
+    # profile is what the learned heads were trained on: warm episodes read it so)
+    cold = exclude == "any_step"
+    prior = policy_prior(index, qq, hide="any_step" if cold else None)
     cols["prior"] = prior
     cnt = np.zeros(m)
     mean = np.zeros(m)
@@ -290,6 +307,10 @@ def compute_features(
     for code in np.unique(q.policy):
         qi = np.flatnonzero(q.policy == code)
         cnt[qi], mean[qi], std[qi] = index.policy_stats(int(code), qstep[qi])
+        if cold:
+            cnt[qi], mean[qi], std[qi] = _hide_own(
+                index, int(code), qstep[qi], q.prompt_row[qi], cnt[qi], mean[qi], std[qi]
+            )
         b = index.block(int(code))
         nsteps[qi] = np.searchsorted(b.ustep, qstep[qi], side="right")
     cols["policy_mean"] = index.shrink_to_population(cnt, mean)

@@ -336,23 +336,44 @@ def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) 
 _CONVERT_ERRORS = (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError)
 
 
-def as_frame(data: Any, *, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
+def _only(present, columns, required=("policy", "prompt")):
+    """The columns of ``columns`` present, or None (keep all) when one of ``required`` is missing: the
+    missing-column error then lists every column, and its rename hint can point at e.g. 'question'."""
+    if columns is None or not all(c in present for c in required):
+        return None
+    return [c for c in present if c in columns]
+
+
+def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None) -> pl.DataFrame:
     """Return ``data`` (path, polars or pandas DataFrame, dict of columns) as a polars DataFrame.
 
-    ``holds``: what a file should hold, for the fix of an empty one.
+    ``holds``: what a file should hold, for the fix of an empty one. ``columns``: only these columns
+    are kept (and checked) when the frame has ``policy`` and ``prompt``; the others are never read
+    (``predict``'s queries: policy, prompt, step).
     """
     if isinstance(data, (str, os.PathLike)):
-        return _read_file(Path(data), holds)
-    if isinstance(data, pl.DataFrame):
-        return data
+        df = _read_file(Path(data), holds)
+        keep = _only(df.columns, columns)
+        return df if keep is None else df.select(keep)
     if isinstance(data, pl.LazyFrame):
-        return data.collect()
+        data = data.collect()
+    if isinstance(data, pl.DataFrame):
+        keep = _only(data.columns, columns)
+        return data if keep is None else data.select(keep)
     pd = sys.modules.get("pandas")  # an optional extra: a pandas frame exists only once pandas is imported
     if pd is not None and isinstance(data, pd.DataFrame):
         from ._extras import require
 
         require("pyarrow", "pandas", "pandas DataFrame input")  # polars converts pandas frames through pyarrow
-        frame = data.reset_index(drop=True)
+        dup = data.columns[data.columns.duplicated()]
+        if len(dup):
+            names = list(dict.fromkeys(str(c) for c in dup))
+            raise DataError(
+                f"the DataFrame has duplicate column names {names}: each column must appear once. "
+                "Fix: rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()] keeps the first)."
+            )
+        keep = _only([str(c) for c in data.columns], columns)
+        frame = (data if keep is None else data[keep]).reset_index(drop=True)
         for col in frame.columns:
             if frame[col].dtype == object:
                 _check_object_column(col, frame[col].tolist())
@@ -364,6 +385,8 @@ def as_frame(data: Any, *, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
                 "(integers within 64 bits)."
             ) from exc
     if isinstance(data, dict):
+        keep = _only(list(data), columns)
+        data = data if keep is None else {c: data[c] for c in keep}
         for col, vals in data.items():
             if isinstance(vals, (list, tuple)):  # strict=False below would silently cast a stray 5 to "5"
                 _check_object_column(col, list(vals))
@@ -392,7 +415,16 @@ def _check_object_column(col: str, values: list) -> None:
     for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        k = "str" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) else type(v).__name__
+        if isinstance(v, (bool, np.bool_)):  # True is an int to Python: never read it as the number 1
+            k = "bool"
+        else:
+            k = (
+                "str"
+                if isinstance(v, str)
+                else "number"
+                if isinstance(v, (int, float, np.number))
+                else type(v).__name__
+            )
         if k == "str" and not v.isascii() and _lone_surrogate(v) is not None:
             raise DataError(
                 f"column {col!r}, row {i}: value {_fmt(v)} holds undecodable text (a lone UTF-16 surrogate, not a "
@@ -401,9 +433,10 @@ def _check_object_column(col: str, values: list) -> None:
         kinds.setdefault(k, i)
     if len(kinds) > 1:
         (k1, r1), (k2, r2) = sorted(kinds.items(), key=lambda kv: kv[1])[:2]
+        fix = " (numbers: 1.0/0.0 for True/False)" if "bool" in kinds else ""
         raise DataError(
             f"column {col!r} mixes types: row {r1} is {k1} ({_fmt(values[r1])}), row {r2} is {k2} "
-            f"({_fmt(values[r2])}). Fix: give every value of {col!r} the same type."
+            f"({_fmt(values[r2])}). Fix: give every value of {col!r} the same type{fix}."
         )
 
 
@@ -419,6 +452,8 @@ def _missing_column_error(col: str, present: list[str]) -> DataError:
 
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
+    if isinstance(s.dtype, (pl.Categorical, pl.Enum)):  # pandas 'category', polars Categorical/Enum: text
+        s = s.cast(pl.String)
     if s.dtype != pl.String:
         if s.dtype.is_numeric() and col != "prompt":
             s = s.cast(pl.String)

@@ -15,7 +15,24 @@ from .._folds import prompt_folds
 from ..episodes import make_episodes
 from ..features import compute_features
 
-__all__ = ["TrainingSet", "build_training_set", "pad_context"]
+__all__ = ["TrainingSet", "build_training_set", "pad_context", "check_enough_prompts", "MIN_PROMPTS"]
+
+#: distinct prompts a learned head needs: its cold episodes hold prompts out of the context
+MIN_PROMPTS = 2
+
+
+def check_enough_prompts(index, head: str) -> None:
+    """Refuse a history with fewer than :data:`MIN_PROMPTS` distinct prompts, naming the head and the fix."""
+    from ..exceptions import DataError
+
+    n = len(np.unique(index.prompt_row))
+    if n < MIN_PROMPTS:
+        raise DataError(
+            f"head {head!r}: the history has {n} distinct prompt ({index.n_rows} row(s)); this head learns "
+            f"from prompts held out of the context, so it needs at least {MIN_PROMPTS} distinct prompts. "
+            "Fix: fit on a log with more distinct prompts, or choose a head that holds none out "
+            "(head='knn', 'prior', 'linear' or 'logistic')."
+        )
 
 
 @dataclass
@@ -55,9 +72,15 @@ def build_training_set(
     xp_width=33,
     random_state=0,
     show_progress_bar=False,
+    head="learned",
 ) -> TrainingSet:
-    """Features (and optionally context tokens) of every query of the training episodes."""
+    """Features (and optionally context tokens) of every query of the training episodes.
+
+    ``head`` names the head in the error raised for a history of fewer than :data:`MIN_PROMPTS` prompts.
+    """
     from .._progress import bar, stage
+
+    check_enough_prompts(index, head)
 
     Xs, ys, prs, ctxs = [], [], [], []
     names = None

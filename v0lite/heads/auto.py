@@ -229,9 +229,13 @@ class AutoHead(BaseHead):
     def fit(self, index, *, random_state=0, show_progress_bar=False):
         from threadpoolctl import threadpool_limits
 
+        from .._progress import stage
+
         self._validate()
-        with threadpool_limits(int(self.params["n_jobs"]), user_api="blas"):
-            return self._fit(index, random_state)
+        # one live line for the whole comparison: the members' own fits run without bars here
+        with stage("fit: auto head (comparing its members out of fold)", enabled=show_progress_bar):
+            with threadpool_limits(int(self.params["n_jobs"]), user_api="blas"):
+                return self._fit(index, random_state)
 
     def _fit(self, index, random_state):
         from .._folds import prompt_folds
@@ -251,6 +255,11 @@ class AutoHead(BaseHead):
         if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
             members.remove("transformer")
             self.skipped_["transformer"] = f"over {_TRANSFORMER_MAX_ROWS:,} rows: its fit is too long"
+        if len(np.unique(index.prompt_row)) < 2:  # their cold episodes need a prompt held out (_training)
+            for m in ("gbdt", "transformer"):
+                if m in members:
+                    members.remove(m)
+                    self.skipped_[m] = "one distinct prompt: it learns from prompts held out of the context"
         if routing_like and not p.get("generalists_on_routing", False):
             for m in ("gbdt", "transformer"):
                 if m in members:
@@ -524,7 +533,7 @@ class AutoHead(BaseHead):
         cols = []
         for m in self.members_:
             if m == "prior":
-                pr = policy_prior(index, queries)
+                pr = policy_prior(index, queries, hide=exclude)
                 cols.append(np.nan_to_num(pr, nan=float(index.score.mean()) if index.n_rows else 0.5))
             else:
                 cols.append(self.heads_[m].predict(index, queries, exclude=exclude))

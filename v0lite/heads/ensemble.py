@@ -142,6 +142,7 @@ class EnsembleHead(BaseHead):
             xp_width=_XP_WIDTH,
             random_state=random_state,
             show_progress_bar=show_progress_bar,
+            head="ensemble",
         )
         val_preds = []
         for name, head in heads.items():

@@ -97,6 +97,7 @@ class GBDTHead(BaseHead):
             k=p["k"],
             random_state=random_state,
             show_progress_bar=show_progress_bar,
+            head="gbdt",
         )
         from .._progress import stage
 

@@ -85,7 +85,7 @@ class KNNHead(BaseHead):
         p = dict(self.params)
         if isinstance(p["k"], str):
             p["k"], p["temperature"] = self.k_, self.temperature_
-        prior = policy_prior(index, queries)
+        prior = policy_prior(index, queries, hide=exclude)  # the neighbours hide the same rows
         # no policy has more rows than the index: a larger k only pads with -1 (and k = 10^12 would allocate TiB)
         rows, sims = index.search_queries(queries, max(1, min(int(p["k"]), index.n_rows)), exclude)
         valid = rows >= 0

@@ -23,4 +23,5 @@ class PriorHead(BaseHead):
     name = "prior"
 
     def predict(self, index, queries, *, exclude="same_step"):
-        return policy_prior(index, queries)
+        # the query's own rows are hidden: its (prompt, step) rows, or every row of its prompt (any_step)
+        return policy_prior(index, queries, hide=exclude)

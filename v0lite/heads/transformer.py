@@ -257,6 +257,7 @@ class TransformerHead(BaseHead):
             xp_width=_XP_WIDTH,
             random_state=random_state,
             show_progress_bar=show_progress_bar,
+            head="transformer",
         )
         from .._progress import stage
 
