@@ -83,6 +83,7 @@ def stub_upstream(
     gzip_when: str | None = None,
     cut: set | None = None,
     bad_json: set | None = None,
+    stream_faults: dict | None = None,
 ):
     """An OpenAI-compatible chat-completions stub: it answers ``echo: <last user text>`` and records calls.
 
@@ -90,6 +91,9 @@ def stub_upstream(
     ``gzip_when``: ``"allowed"`` (gzip the answer when the request's Accept-Encoding allows it, as
     real servers behind a proxy do) or ``"always"``. ``cut``: models whose stream breaks after its
     first event. ``bad_json``: models answering 200 with a body that is not JSON.
+    ``stream_faults``: model -> how its 200 answer to a streamed call goes wrong: ``"partial"`` (cut in the
+    middle of its second event), ``"nodone"`` (ends cleanly without ``data: [DONE]``), ``"json"`` (a JSON
+    chat completion, not an event stream), ``"slow"`` (its first event, then 8 s before the end).
     ``app.state.calls`` lists (model, authorization header) per call; ``app.state.encodings`` the
     Accept-Encoding headers.
     """
@@ -119,6 +123,22 @@ def stub_upstream(
         zipped = gzip_when == "always" or (
             gzip_when == "allowed" and "gzip" in request.headers.get("accept-encoding", "")
         )
+        fault = (stream_faults or {}).get(body["model"]) if body.get("stream") else None
+        if fault == "json":
+            return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
+        if fault in ("partial", "nodone", "slow"):
+
+            async def broken():
+                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
+                yield f"data: {json.dumps({**chunk, 'choices': [{'index': 0, 'delta': {'content': 'echo:'}}]})}\n\n"
+                if fault == "partial":
+                    yield 'data: {"id": "c1", "object": "chat.comp'
+                    raise RuntimeError("the upstream broke mid-event")
+                if fault == "slow":
+                    await asyncio.sleep(8.0)
+                    yield "data: [DONE]\n\n"
+
+            return StreamingResponse(broken(), media_type="text/event-stream")
         if body.get("stream"):
 
             async def events():

@@ -178,9 +178,14 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
         (
             "--refresh-seconds",
             "0",
-            "must be a finite number > 0 (the delay before feedback reaches routing). Fix: "
-            "pass --refresh-seconds 1 (any finite number > 0)",
+            "must be a finite number >= 0.01 and <= 86,400 (the delay before feedback reaches routing). Fix: "
+            "pass --refresh-seconds 1 (any number >= 0.01 and <= 86,400)",
         ),
+        ("--refresh-seconds", "1e-300", "--refresh-seconds 1e-300: must be a finite number >= 0.01 and <= 86,400"),
+        ("--batch-wait-ms", "1e308", "--batch-wait-ms 1e+308: must be a finite number >= 0 and <= 60,000"),
+        ("--drain-seconds", "1e20", "--drain-seconds 1e+20: must be a finite number >= 0 and <= 86,400"),
+        ("--startup-wait", "1e9", "--startup-wait 1000000000.0: must be a finite number >= 0 and <= 86,400"),
+        ("--upstream-timeout", "1e9", "--upstream-timeout 1000000000.0: must be a finite number > 0 and <= 86,400"),
         ("--max-body-bytes", "0", "--max-body-bytes 0: must be an integer >= 1. Fix: pass --max-body-bytes VALUE"),
         ("--batch-wait-ms", "-2", "--batch-wait-ms -2.0: must be a finite number >= 0"),
     ],
@@ -224,6 +229,28 @@ def test_a_request_cut_by_the_drain_time_gets_the_error_object(saved, tmp_path, 
             err = r.json()["error"]
             assert r.status_code == 503 and err["type"] == "unavailable" and "drain" in err["message"], r.text
             assert "retry" in err["fix"]
+    guarantees.tick("faults injected")
+
+
+def test_a_stream_cut_by_the_drain_time_ends_with_an_error_event(saved, tmp_path, guarantees):
+    router, env = saved
+    upstream = stub_upstream(stream_faults={"up-b": "slow"})
+    with serve_in_thread(upstream) as up:
+        ups = tmp_path / "ups.json"
+        ups.write_text(json.dumps(upstreams_for(up)))
+        args = ["--router", str(router), "--upstreams", str(ups), "--quiet", "--drain-seconds", "0.5"]
+        with CliServer(args, env) as srv:
+            body = {"model": "b", "stream": True, "messages": [{"role": "user", "content": "sort the list case 970"}]}
+            with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=20) as r:
+                lines = r.iter_lines()
+                assert next(lines).startswith("data: {")  # the first event came; the rest is 8 s away
+                srv.terminate()  # SIGTERM, drain time 0.5 s
+                rest = [x for x in lines if x]
+            assert srv.proc.wait(20) in (0, -15)
+            log = srv.proc.stderr.read()
+    err = json.loads(rest[-1].removeprefix("data: "))["error"]
+    assert err["type"] == "unavailable" and err["code"] == "draining" and "retry" in err["fix"], rest
+    assert "Traceback" not in log and "CancelledError" not in log, log
     guarantees.tick("faults injected")
 
 

@@ -88,6 +88,56 @@ def test_a_stream_broken_midway_ends_with_an_error_event_and_is_counted(caplog, 
     guarantees.tick("faults injected")
 
 
+@pytest.mark.parametrize("fault", ["partial", "nodone"])
+def test_a_stream_cut_mid_event_or_without_done_ends_with_a_parsable_error_event(fault, guarantees):
+    """The error event is never glued onto a half-sent event: the SDK raises APIError, not JSONDecodeError."""
+    upstream = stub_upstream(stream_faults={"up-b": fault})
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            got = []
+            with pytest.raises(openai.APIError) as e:
+                for c in client.chat.completions.create(model="b", stream=True, messages=USER):
+                    got.append(c.choices[0].delta.content)
+            assert got == ["echo:"] and e.value.code == "stream_cut", e.value
+            with httpx.stream(
+                "POST", base + "/v1/chat/completions", json={"model": "b", "stream": True, "messages": USER}, timeout=20
+            ) as r:
+                body = r.read().decode()
+            assert "chat.comp\n" not in body and body.endswith("\n\n")
+            events = [json.loads(x.removeprefix("data: ")) for x in body.split("\n\n") if x]  # every event whole
+            assert events[-1]["error"]["code"] == "stream_cut" and len(events) == 2
+            m = _metrics(base)
+    assert m['v0lite_upstream_errors_total{model="b",reason="stream_cut"}'] == 2
+    guarantees.tick("faults injected")
+
+
+def test_a_streamed_call_answered_with_json_is_an_upstream_failure(guarantees):
+    """A 2xx answer that is no event stream is not passed on as an empty 200: the next-best model answers."""
+    upstream = stub_upstream(stream_faults={"up-a": "json", "up-b": "json", "up-c": "json"})
+    with serve_in_thread(upstream) as up:
+        ups = upstreams_for(up)
+        with serve_in_thread(create_app(tiny_router(), upstreams=ups)) as base:
+            r = httpx.post(
+                base + "/v1/chat/completions", json={"model": "b", "stream": True, "messages": USER}, timeout=20
+            )
+            err = r.json()["error"]
+            assert r.status_code == 502 and "not an event stream" in err["message"] and err["param"] == "model"
+            m = _metrics(base)
+    assert m['v0lite_upstream_errors_total{model="b",reason="not_a_stream"}'] == 1
+    good = stub_upstream(stream_faults={"up-a": "json", "up-b": "json"})  # the routed model fails: c answers
+    with serve_in_thread(good) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            chunks = [
+                c.choices[0].delta.content
+                for c in client.chat.completions.create(model="v0lite/utility/0", stream=True, messages=USER)
+            ]
+            assert "".join(chunks).startswith("echo:")
+    assert [m for m, _ in good.state.calls][-1] == "up-c"
+    guarantees.tick("faults injected")
+
+
 def test_upstream_failure_reasons_are_told_apart(guarantees):
     upstream = stub_upstream(bad_json={"up-b"}, delay_s=0.0)
     with serve_in_thread(upstream) as up:
@@ -324,3 +374,121 @@ def test_a_retried_batch_with_its_idempotency_key_is_stored_once(tmp_path, guara
         assert again["ids"] == [1, 3] and again["replayed"] is True
         assert httpx.get(base + "/v1/stats").json()["feedback_rows"] == 6
     guarantees.tick("faults injected")
+
+
+def test_a_store_whose_rows_were_only_in_a_lost_wal_file_is_refused(tmp_path, guarantees):
+    """meta.json and a database without its outcomes table (the rows were in the -wal file, now gone)."""
+    import shutil
+
+    live = SqliteStore(tmp_path / "live")
+    live.append([{"policy": "a", "prompt": "add the numbers case 1", "score": 1.0}])
+    (tmp_path / "copy").mkdir()
+    for name in ("meta.json", STORE_FILE):  # a backup taken without the -wal file, while the store was open
+        shutil.copy(tmp_path / "live" / name, tmp_path / "copy" / name)
+    live.close()
+    assert (tmp_path / "copy" / STORE_FILE).stat().st_size > 0  # not the 0-byte case
+    with pytest.raises(StoreUnreadable, match="no outcomes table") as e:
+        SqliteStore(tmp_path / "copy")
+    assert "-wal" in str(e.value) and "backup" in str(e.value) and "data_dir=<path>" in str(e.value)
+    with pytest.raises(StoreUnreadable, match="no outcomes table"):
+        create_app(tiny_router(), data_dir=tmp_path / "copy")
+    guarantees.tick("corruptions detected")
+
+
+def test_creators_of_one_fresh_store_at_once_all_open_it(tmp_path, guarantees):
+    import threading
+
+    for i in range(25):
+        folder, got, errors = tmp_path / f"s{i}", [], []
+        start = threading.Barrier(3)
+
+        def create(folder, start, got, errors):
+            start.wait()
+            try:
+                got.append(SqliteStore(folder))
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(folder, start, got, errors)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors and len(got) == 3, errors
+        got[0].append([{"policy": "a", "prompt": "p", "score": 1.0}])
+        assert [s.count() for s in got] == [1, 1, 1]
+        for s in got:
+            s.close()
+    guarantees.tick("concurrent cache writers", 25)
+
+
+def test_several_idempotency_keys_are_refused(tmp_path, guarantees):
+    rows = [{"policy": "a", "prompt": "add the numbers case 1", "score": 1.0}]
+    with serve_in_thread(create_app(tiny_router(), data_dir=tmp_path / "s")) as base:
+        r = httpx.post(
+            base + "/v1/feedback",
+            json={"outcomes": rows},
+            headers=[("Idempotency-Key", "batch-1"), ("Idempotency-Key", "batch-2")],
+        )
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["param"] == "Idempotency-Key" and err["value"] == ["batch-1", "batch-2"]
+        assert "send one Idempotency-Key" in err["fix"]
+        assert httpx.get(base + "/v1/stats").json()["feedback_rows"] == 0
+    guarantees.tick("bad-input cases tried")
+
+
+def test_a_store_unreadable_on_feedback_turns_readyz_503_and_logs_once(tmp_path, caplog, guarantees):
+    class Breaks(SqliteStore):
+        broken = False
+
+        def append(self, rows):
+            if self.broken:
+                raise StoreUnreadable(f"{self.file}: the outcome store is unreadable (disk I/O error). Fix: restore.")
+            return super().append(rows)
+
+    store = Breaks(tmp_path / "s")
+    rows = [{"policy": "a", "prompt": "add the numbers case 1", "score": 1.0}]
+    with caplog.at_level(logging.ERROR, logger="v0lite.serve"):
+        with serve_in_thread(create_app(tiny_router(), store=store, limits=Limits(refresh_seconds=0.05))) as base:
+            assert httpx.post(base + "/v1/feedback", json={"outcomes": rows}).status_code == 200
+            store.broken = True
+            for _ in range(3):
+                r = httpx.post(base + "/v1/feedback", json={"outcomes": rows})
+                assert r.status_code == 503 and r.json()["error"]["code"] == "store_unreadable"
+            time.sleep(0.3)  # refresh passes (reads work) do not hide it
+            ready = httpx.get(base + "/readyz")
+            assert ready.status_code == 503 and "unreadable" in ready.json()["refresh_error"]
+            assert "unreadable" in httpx.get(base + "/v1/stats").json()["refresh_error"]
+            store.broken = False  # repaired: the next commit works and readiness comes back
+            assert httpx.post(base + "/v1/feedback", json={"outcomes": rows}).status_code == 200
+            assert httpx.get(base + "/readyz").status_code == 200
+    assert sum("could not be stored" in rec.getMessage() for rec in caplog.records) == 1
+    guarantees.tick("corruptions detected")
+
+
+def test_the_replay_reports_its_progress_in_chunks(tmp_path):
+    n = 12_000
+    s = SqliteStore(tmp_path / "s")
+    s.append([{"policy": "a", "prompt": f"add the numbers case {i % 40}", "score": float(i % 2)} for i in range(n)])
+    s.close()
+    reads = []
+
+    class Slow(SqliteStore):
+        def read_since(self, after_id, limit=100_000):
+            reads.append((after_id, limit))
+            if len(reads) > 1:
+                time.sleep(0.4)  # a slow disk: the replay's progress is seen between chunks
+            return super().read_since(after_id, limit)
+
+    app = create_app(tiny_router(), store=Slow(tmp_path / "s"), limits=Limits(refresh_seconds=0.05))
+    seen = []
+    with serve_in_thread(app, wait_ready=False) as base:
+        deadline = time.monotonic() + 60
+        while (r := httpx.get(base + "/readyz")).status_code == 503:
+            assert time.monotonic() < deadline
+            if r.json()["replaying"]:
+                seen.append((r.json()["applied_rows"], r.json()["store_rows"]))
+            time.sleep(0.02)
+        assert httpx.get(base + "/v1/stats").json()["applied_rows"] == n
+    assert [a for a, _ in reads[:4]] == [0, 5_000, 10_000, 12_000] and reads[0][1] == 5_000
+    assert {5_000, 10_000} <= {a for a, _ in seen} and {t for _, t in seen} == {n}

@@ -23,10 +23,10 @@ def _serve(args) -> int:
         pool = [p.strip() for p in args.pool.split(",") if p.strip()]
         if not pool:
             raise DataError("--pool is empty. Fix: pass model names separated by commas, e.g. --pool a,b.")
-    if not (math.isfinite(args.drain_seconds) and args.drain_seconds >= 0):
+    if not (math.isfinite(args.drain_seconds) and 0 <= args.drain_seconds <= 86_400):
         raise DataError(
-            f"--drain-seconds {args.drain_seconds}: must be a finite number >= 0 (how long SIGTERM waits for "
-            "requests in flight). Fix: pass --drain-seconds 30 (0: stop at once)."
+            f"--drain-seconds {args.drain_seconds}: must be a finite number >= 0 and <= 86,400 (one day: how long "
+            "SIGTERM waits for requests in flight). Fix: pass --drain-seconds 30 (0: stop at once)."
         )
     try:
         limits = Limits(

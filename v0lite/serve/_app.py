@@ -8,6 +8,7 @@ prediction is the value model's ``predict``, learning is ``Router.add_history`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -39,7 +40,7 @@ from ._requests import (
 )
 from ._state import Limits, ServeState, load_router
 from ._store import SqliteStore, check_store_dir
-from ._upstream import UpstreamFailure, read_upstreams
+from ._upstream import UpstreamFailure, read_upstreams, relay
 
 __all__ = ["create_app", "check_bind"]
 
@@ -92,12 +93,14 @@ class _Guard:
         endpoint = path if path in ENDPOINTS else "other"
         m = self.state.metrics
         t0 = time.perf_counter()
-        status = {"code": 500, "started": False}
+        status = {"code": 500, "started": False, "sse": False}
         scope["v0lite.status"] = status  # a stream that breaks after its start says so here (502 in the metrics)
 
         async def send_status(message):
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
+                ctype = dict(message.get("headers") or ()).get(b"content-type", b"")
+                status["sse"] = ctype.startswith(b"text/event-stream")
             await send(message)
 
         try:
@@ -164,6 +167,20 @@ class _Guard:
                         fix="retry the request (on another replica, or once the server is back).",
                     ),
                 )
+                return
+            if status["sse"]:  # a stream (passed on event by event): it ends with an error event, as a break does
+                status["code"] = 503
+                err = ApiError(
+                    503,
+                    "the server is stopping and its drain time ran out before this stream finished; the answer "
+                    "above is incomplete.",
+                    kind="unavailable",
+                    code="draining",
+                    fix="retry the request (on another replica, or once the server is back).",
+                )
+                body = b"data: " + json.dumps(err.body()).encode("utf-8") + b"\n\n"
+                with contextlib.suppress(Exception):  # the client may be gone too
+                    await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
             raise
         finally:
@@ -323,10 +340,12 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.get("/readyz")
     async def readyz():
-        replaying = state.started and not state.ready and state.refresh_error is None
-        body = {"ready": state.ready, "replaying": replaying, "refresh_error": state.refresh_error}
+        replaying = state.started and not state.ready and state.store_problem() is None
+        body = {"ready": state.ready, "replaying": replaying, "refresh_error": state.store_problem()}
         if replaying:
             body["applied_rows"] = state.applied_rows
+            with contextlib.suppress(Exception):  # the replay's goal: rows in the store now
+                body["store_rows"] = await asyncio.to_thread(state.store.count)
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics")
@@ -498,7 +517,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             headers = {"x-v0lite-model": name}
             if req.stream:
                 return StreamingResponse(
-                    _relay(res, name, request.scope),
+                    relay(state, res, name, request.scope, log),
                     status_code=res.status_code,
                     media_type=res.headers.get("content-type", "text/event-stream"),
                     headers=headers,
@@ -514,31 +533,6 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             value=last.model,
             fix="retry later, or name another model.",
         )
-
-    async def _relay(res, name: str, scope):
-        """The upstream's stream, byte for byte; a break mid-way ends it with an SSE error event (as OpenAI does)."""
-        import httpx
-
-        try:
-            async for chunk in state.client.stream_bytes(res):
-                yield chunk
-        except httpx.HTTPError as exc:
-            label = "stream_timeout" if isinstance(exc, httpx.TimeoutException) else "stream_cut"
-            state.metrics.upstream_errors.labels(name, label).inc()
-            scope.get("v0lite.status", {})["code"] = 502  # the metrics count it as the failure it is
-            log.warning("v0lite serve: upstream %r broke off a stream (%s); sent an error event", name, label)
-            err = ApiError(
-                502,
-                f"upstream {name!r} broke off the stream ({type(exc).__name__}); the answer above is incomplete.",
-                kind="upstream_error",
-                code=label,
-                param="model",
-                value=name,
-                fix="retry the request.",
-            )
-            yield b"data: " + json.dumps(err.body()).encode("utf-8") + b"\n\n"
-        finally:
-            await res.aclose()
 
     async def _chat_candidates(req) -> list[str]:
         """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing."""

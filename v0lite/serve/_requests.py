@@ -220,7 +220,16 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 def idempotency_key(request: Request) -> str | None:
     """The feedback request's ``Idempotency-Key`` header (1-255 visible ASCII characters), or None."""
-    key = request.headers.get("idempotency-key")
+    keys = request.headers.getlist("idempotency-key")
+    if len(keys) > 1:
+        raise ApiError(
+            422,
+            f"the request has {len(keys)} Idempotency-Key headers; the batch is stored under one key.",
+            param="Idempotency-Key",
+            value=keys,
+            fix="send one Idempotency-Key header per batch (a unique id, e.g. a UUID).",
+        )
+    key = keys[0] if keys else None
     if key is not None and not _KEY.fullmatch(key):
         raise ApiError(
             422,
@@ -241,7 +250,9 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
 
     try:
         if key is None:
-            return (*await asyncio.to_thread(state.store.append, rows), True)
+            first, last = await asyncio.to_thread(state.store.append, rows)
+            state.commit_failed(None)
+            return first, last, True
         once = getattr(state.store, "append_once", None)
         if once is None:
             raise ApiError(
@@ -254,7 +265,9 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode("utf-8")).hexdigest()
         first, last, fresh, was = await asyncio.to_thread(once, rows, key, digest)
     except StoreUnreadable as exc:
+        state.commit_failed(str(exc))  # /readyz turns 503: a load balancer stops sending feedback here
         raise ApiError(503, str(exc), kind="unavailable", code="store_unreadable") from None
+    state.commit_failed(None)
     if was != digest:
         raise ApiError(
             422,

@@ -49,18 +49,20 @@ class Limits:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
-        for name, rule, why, example in (
-            ("refresh_seconds", ">", " (the delay before feedback reaches routing)", "1"),
-            ("upstream_timeout_s", ">", " (with 0 every upstream call would time out)", "60"),
-            ("batch_wait_ms", ">=", "", "2"),
-            ("startup_wait_s", ">=", "", "60"),
+        day = 86_400  # larger finite values hang requests (a wait) or burn a core (a refresh every 1e-300 s)
+        for name, rule, low, high, why, example in (
+            ("refresh_seconds", ">=", 0.01, day, " (the delay before feedback reaches routing)", "1"),
+            ("upstream_timeout_s", ">", 0, day, " (with 0 every upstream call would time out)", "60"),
+            ("batch_wait_ms", ">=", 0, 60_000, " (every micro-batch may wait this long)", "2"),
+            ("startup_wait_s", ">=", 0, day, "", "60"),
         ):
             v = getattr(self, name)
             ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-            if not ok or not (v > 0 if rule == ">" else v >= 0):
+            if not ok or not (v > low if rule == ">" else v >= low) or v > high:
+                allowed = f"{rule} {low:g} and <= {high:,}"
                 raise DataError(
-                    f"{name} {v!r}: must be a finite number {rule} 0{why}. Fix: pass {name}={example} "
-                    f"(any finite number {rule} 0)."
+                    f"{name} {v!r}: must be a finite number {allowed}{why}. Fix: pass {name}={example} "
+                    f"(any number {allowed})."
                 )
         return self
 
@@ -147,6 +149,7 @@ class ServeState:
         self.last_refresh = None
         self.refresh_error: str | None = None
         self.store_error: str | None = None  # the store is unreadable: no retry soon will help
+        self.write_error: str | None = None  # the last feedback commit found the store unreadable (until one works)
         # names of acknowledged rows not yet applied (this process's batches): known to feedback at once
         self.pending_names: dict[str, int] = {}
         self.unpriced: set[str] = set()
@@ -220,7 +223,19 @@ class ServeState:
     @property
     def ready(self) -> bool:
         """Whether the store is replayed and the last refresh succeeded (``/readyz``)."""
-        return self.started and self._ready.is_set() and self.refresh_error is None
+        return self.started and self._ready.is_set() and self.store_problem() is None
+
+    def store_problem(self) -> str | None:
+        """What ``/readyz`` and ``/v1/stats`` say as ``refresh_error``: a failed refresh, or a failed commit."""
+        return self.refresh_error or self.write_error
+
+    def commit_failed(self, text: str | None) -> None:
+        """A feedback commit found the store unreadable (``text``), or worked again (None): logged once."""
+        if text is not None and text != self.write_error:
+            log.error("v0lite serve: feedback could not be stored (/readyz answers 503 until a commit works): %s", text)
+        elif text is None and self.write_error is not None:
+            log.warning("v0lite serve: feedback is stored again")
+        self.write_error = text
 
     async def wait_ready(self) -> None:
         """Return once the store is replayed; 503 (retry later) if that takes over ``startup_wait_s``."""
@@ -292,7 +307,9 @@ class ServeState:
         """Apply every stored row newer than the last applied one; returns how many."""
         total = 0
         while True:
-            rows = await asyncio.to_thread(self.store.read_since, self.last_id, 50_000)
+            # the replay at start goes in chunks, so that /readyz's applied_rows shows its progress
+            chunk = 50_000 if self._ready.is_set() else 5_000
+            rows = await asyncio.to_thread(self.store.read_since, self.last_id, chunk)
             if not rows:
                 break
             t0 = time.perf_counter()
@@ -300,6 +317,7 @@ class ServeState:
             self.router, self.last_id = new, rows[-1][0]  # one reference swap: routing sees all or nothing
             self._measure(time.perf_counter() - t0, len(rows))
             self.applied_rows += len(rows)
+            self.metrics.applied_rows.set(self.applied_rows)
             total += len(rows)
             self.pending_names = {p: i for p, i in self.pending_names.items() if i > self.last_id}
         self.last_refresh, self.refresh_error = time.time(), None
@@ -443,6 +461,6 @@ class ServeState:
             "strategy": getattr(self.router.strategy_, "name", type(self.router.strategy_).__name__),
             "refresh_seconds": self.limits.refresh_seconds,
             "last_refresh_age_s": None if self.last_refresh is None else round(time.time() - self.last_refresh, 3),
-            "refresh_error": self.refresh_error,
+            "refresh_error": self.store_problem(),
             "queued": {k: b.pending for k, b in self.batchers.items()},
         }

@@ -14,8 +14,10 @@ absent). Ids increase with every commit; a batch's rows get consecutive ids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -39,6 +41,7 @@ STORE_FORMAT_VERSION = 1
 STORE_FILE = "outcomes.sqlite3"
 COLUMNS = ("policy", "prompt", "score", "step", "n")
 _SYSTEM = {"lost+found"}  # a fresh ext4 volume's own folder: not data of anyone's
+_OWN_TEMP = re.compile(r"\.meta\.json\..+\.tmp")  # meta.json being written by another process creating the store
 
 
 class StoreUnreadable(DataError):
@@ -99,7 +102,7 @@ def check_store_dir(path) -> Path:
         if not p.is_dir():
             raise DataError(f"{label}: is a file, not a folder. {fix}")
         try:
-            entries = sorted(e for e in os.listdir(p) if e not in _SYSTEM)
+            entries = sorted(e for e in os.listdir(p) if e not in _SYSTEM and not _OWN_TEMP.fullmatch(e))
         except OSError as exc:
             raise DataError(f"{label}: cannot be read ({exc.strerror}). {fix}") from None
         if entries:
@@ -129,6 +132,22 @@ def check_store_dir(path) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def _folder_lock(path):
+    """An exclusive lock on the store's folder while a store is created or checked (flock; none where absent)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class SqliteStore:
     """Outcome rows in one SQLite file (WAL, ``synchronous=FULL``) in folder ``path``.
 
@@ -149,51 +168,64 @@ class SqliteStore:
     """
 
     def __init__(self, path):
-        self.path = check_store_dir(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.file = self.path / STORE_FILE
-        if (self.path / "meta.json").exists():
-            # an earlier store: its database must be there. SQLite would silently make a new empty one,
-            # and every acknowledged outcome would be gone without a word
-            size = self.file.stat().st_size if self.file.exists() else None
-            if not size:
-                raise StoreUnreadable(
-                    f"{self.path}: {STORE_FILE} is {'missing' if size is None else 'empty (0 bytes)'}, "
-                    "but meta.json says this folder holds an outcome store, so its outcomes are not there "
-                    "(SQLite would silently start an empty store in its place). Fix: restore "
-                    f"{self.file} from a backup; or, to start an empty store, point data_dir=<path> at a new folder "
-                    f"(or, if this store never acknowledged any feedback, delete {self.path / 'meta.json'})."
+        if not Path(path).is_dir():
+            check_store_dir(path)  # a file, or a folder that cannot be made, is refused before mkdir
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with _folder_lock(path):  # two processes creating one fresh store: one creates, the other opens it
+            self.path = check_store_dir(path)
+            self.file = self.path / STORE_FILE
+            existing = (self.path / "meta.json").exists()
+            if existing:
+                # an earlier store: its database must be there. SQLite would silently make a new empty one,
+                # and every acknowledged outcome would be gone without a word
+                size = self.file.stat().st_size if self.file.exists() else None
+                if not size:
+                    raise self._lost(f"{STORE_FILE} is {'missing' if size is None else 'empty (0 bytes)'}")
+            else:  # the folder's marker: what it is, which files are ours
+                atomic_write_json(
+                    self.path / "meta.json",
+                    {
+                        "format": STORE_FORMAT,
+                        "format_version": STORE_FORMAT_VERSION,
+                        "files": {f"{STORE_FILE}{s}": "sqlite" for s in ("", "-wal", "-shm", "-journal")},
+                    },
                 )
-        else:  # the folder's marker: what it is, which files are ours
-            atomic_write_json(
-                self.path / "meta.json",
-                {
-                    "format": STORE_FORMAT,
-                    "format_version": STORE_FORMAT_VERSION,
-                    "files": {f"{STORE_FILE}{s}": "sqlite" for s in ("", "-wal", "-shm", "-journal")},
-                },
-            )
-        # one writer connection and one reader connection, each behind its own lock: WAL lets
-        # the reader (refresh, stats) run while a feedback batch commits
-        self._wlock, self._rlock = threading.Lock(), threading.Lock()
-        self._write = self._read = None
-        try:
-            self._open()
-        except BaseException as exc:
-            for con in (self._write, self._read):
-                if con is not None:
-                    con.close()
-            if _damaged(exc):
-                raise _unreadable(self.file, exc) from None
-            raise
+            # one writer connection and one reader connection, each behind its own lock: WAL lets
+            # the reader (refresh, stats) run while a feedback batch commits
+            self._wlock, self._rlock = threading.Lock(), threading.Lock()
+            self._write = self._read = None
+            try:
+                self._open(existing)
+            except BaseException as exc:
+                for con in (self._write, self._read):
+                    if con is not None:
+                        con.close()
+                if _damaged(exc):
+                    raise _unreadable(self.file, exc) from None
+                raise
 
-    def _open(self) -> None:
+    def _lost(self, what: str) -> StoreUnreadable:
+        return StoreUnreadable(
+            f"{self.path}: {what}, but meta.json says this folder holds an outcome store, so its outcomes are not "
+            "there (SQLite would silently start an empty store in its place). Fix: restore "
+            f"{self.file} (and its -wal file) from a backup; or, to start an empty store, point data_dir=<path> at "
+            f"a new folder (or, if this store never acknowledged any feedback, delete {self.path / 'meta.json'})."
+        )
+
+    def _open(self, existing: bool) -> None:
         self._write = self._connect()
         self._read = self._connect()
         # a damaged file is found now, before the port opens, not half-way through the replay
         problems = [r[0] for r in self._read.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("; ".join(problems[:3]))
+        tables = {r[0] for r in self._read.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._read.commit()
+        if existing and "outcomes" not in tables:
+            # its rows were in a -wal file that is gone or damaged: the database alone is an empty shell
+            raise self._lost(
+                f"{STORE_FILE} holds no outcomes table (its rows were in a -wal file that is missing or damaged)"
+            )
         with self._wlock, self._write:
             self._write.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._write.execute(

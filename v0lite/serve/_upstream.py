@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..exceptions import DataError
 
-__all__ = ["Upstream", "UpstreamFailure", "UpstreamClient", "read_upstreams"]
+__all__ = ["Upstream", "UpstreamFailure", "UpstreamClient", "OpenStream", "read_upstreams", "relay"]
 
 _FIELDS = ("base_url", "model", "api_key_env", "price")
 
@@ -117,7 +118,8 @@ class UpstreamFailure(Exception):
 
     ``label`` is the metric's reason: the status for a non-2xx answer, ``timeout``, ``no_answer``
     (refused or reset connection), ``bad_json`` (a 2xx answer that is not a JSON object),
-    ``cut_off`` (an answer that broke while read), ``stream_cut`` (a stream that broke mid-way).
+    ``cut_off`` (an answer that broke while read), ``stream_cut`` (a stream that broke mid-way),
+    ``not_a_stream`` (a 2xx answer to a streamed call that is not an event stream).
     """
 
     def __init__(self, model: str, status: int | None, reason: str, *, label: str | None = None):
@@ -190,7 +192,7 @@ class UpstreamClient:
                 await resp.aclose()
             raise UpstreamFailure(up.name, resp.status_code, _reason(up, data))
         if stream:
-            return resp
+            return await OpenStream.check(up, resp, self.stream_bytes(resp))
         try:
             data = await resp.aread()
         except httpx.HTTPError as exc:
@@ -212,3 +214,103 @@ class UpstreamClient:
         """The body of an open streamed answer as the client must get it: raw, or decoded if compressed anyway."""
         encoding = resp.headers.get("content-encoding", "identity").strip().lower()
         return resp.aiter_raw() if encoding in ("", "identity") else resp.aiter_bytes()
+
+
+_SSE_START = (b"data:", b":", b"event:", b"id:", b"retry:")
+
+
+class OpenStream:
+    """An upstream's open 2xx answer to a streamed call, checked to be an event stream before it is passed on."""
+
+    def __init__(self, resp, chunks, first: bytes):
+        self.status_code, self.headers, self._resp = resp.status_code, resp.headers, resp
+        self._chunks, self._first = chunks, first
+
+    @classmethod
+    async def check(cls, up: Upstream, resp, chunks) -> "OpenStream":
+        """Raise :class:`UpstreamFailure` (``not_a_stream``) for a 2xx answer that is no event stream
+        (a JSON body, say): the next-best model is then tried, before any byte reached the client."""
+        import httpx
+
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        first = b""
+        try:
+            if ctype != "text/event-stream":
+                async for chunk in chunks:
+                    first += chunk
+                    if first.lstrip():
+                        break
+        except httpx.HTTPError:
+            pass  # cut before its first event: told below, as no event stream
+        if ctype != "text/event-stream" and not first.lstrip().startswith(_SSE_START):
+            await resp.aclose()
+            shown = " ".join(up.scrub(first[:60].decode("utf-8", "replace")).split()) or "(empty body)"
+            raise UpstreamFailure(
+                up.name,
+                resp.status_code,
+                f"asked to stream, it answered {ctype or 'no content-type'} ({shown}), not an event stream",
+                label="not_a_stream",
+            )
+        return cls(resp, chunks, first)
+
+    async def aiter(self):
+        if self._first:
+            yield self._first
+        async for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+_DONE = re.compile(rb"(^|\n)data: ?\[DONE\]\s*$")
+_BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+def _boundary(buf: bytes) -> int:
+    """The end of the last complete event in ``buf`` (0: none)."""
+    return max((buf.rfind(sep) + len(sep) if sep in buf else 0) for sep in _BOUNDARIES)
+
+
+async def relay(state, res: OpenStream, name: str, scope, log):
+    """The upstream's stream, byte for byte, passed on event by event. A break mid-way, or an end without
+    ``data: [DONE]``, ends it with an SSE error event (as OpenAI does); the bytes of an event the break
+    cut in two are not passed on (an SSE client drops an unfinished event anyway), so the error event
+    parses on its own."""
+    import httpx
+
+    from ._models import ApiError
+
+    held, tail, label, why = b"", b"", None, ""
+    try:
+        try:
+            async for chunk in res.aiter():
+                held += chunk
+                cut = _boundary(held)
+                if cut:
+                    tail = (tail + held[:cut])[-64:]
+                    yield held[:cut]
+                    held = held[cut:]
+            if _DONE.search((tail + held).replace(b"\r\n", b"\n")):
+                if held:
+                    yield held
+                return
+            label, why = "stream_cut", "it ended without data: [DONE]"
+        except httpx.HTTPError as exc:
+            label = "stream_timeout" if isinstance(exc, httpx.TimeoutException) else "stream_cut"
+            why = type(exc).__name__
+        state.metrics.upstream_errors.labels(name, label).inc()
+        scope.get("v0lite.status", {})["code"] = 502  # the metrics count it as the failure it is
+        log.warning("v0lite serve: upstream %r broke off a stream (%s); sent an error event", name, label)
+        err = ApiError(
+            502,
+            f"upstream {name!r} broke off the stream ({why}); the answer above is incomplete.",
+            kind="upstream_error",
+            code=label,
+            param="model",
+            value=name,
+            fix="retry the request.",
+        )
+        yield b"data: " + json.dumps(err.body()).encode("utf-8") + b"\n\n"
+    finally:
+        await res.aclose()
