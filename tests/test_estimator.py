@@ -597,6 +597,18 @@ def test_k_is_a_positive_integer_and_cv_goes_through_head_params(make_model, sma
         ("gbdt", {"learning_rate": float("inf")}, r"head_params\['learning_rate'\] = inf holds a non-finite"),
         ("prior", {"k": 3}, r"the 'prior' head has no parameter 'k'. Fix: use only its parameters \[\]"),
         ("knn", [("k", 3)], r"head_params must be a dict of parameter names"),
+        ("gbdt", {"learning_rate": 0}, r"\['learning_rate'\] of the 'gbdt' head must be a number > 0, got 0"),
+        ("gbdt", {"num_leaves": 1}, r"\['num_leaves'\] of the 'gbdt' head must be an integer >= 2, got 1"),
+        ("gbdt", {"min_child_samples": -1}, r"\['min_child_samples'\] of the 'gbdt' head must be an integer >= 0"),
+        ("gbdt", {"max_rows": 0}, r"\['max_rows'\] of the 'gbdt' head must be an integer >= 1, got 0"),
+        ("gbdt", {"n_estimators": 2.5}, r"\['n_estimators'\] of the 'gbdt' head must be an integer >= 1, got 2.5"),
+        ("gbdt", {"n_folds": 1}, r"\['n_folds'\] of the 'gbdt' head must be an integer >= 2, got 1"),
+        ("gbdt", {"k": 0}, r"\['k'\] of the 'gbdt' head must be an integer >= 1, got 0"),
+        ("gbdt", {"pca_components": -1}, r"\['pca_components'\] of the 'gbdt' head must be an integer >= 0"),
+        ("logistic", {"alphas": []}, r"\['alphas'\] of the 'logistic' head must be a non-empty list of numbers > 0"),
+        ("logistic", {"n_folds": 0}, r"\['n_folds'\] of the 'logistic' head must be an integer >= 2, got 0"),
+        ("ridge", {"alphas": [0.1, -1.0]}, r"\['alphas'\] of the 'ridge' head must be a non-empty list"),
+        ("ridge", {"select": "auc"}, r"\['select'\] of the 'ridge' head must be 'loss', 'choice' or 'pairwise'"),
     ],
 )
 def test_head_params_are_checked_at_fit(make_model, small_log, head, params, pattern, guarantees):
@@ -629,6 +641,14 @@ def test_rows_weigh_alike_whatever_n(make_model):
     m = make_model(head="prior").fit(agg)
     assert m.predict(pl.DataFrame({"policy": ["p"], "prompt": ["z"]}))[0] == pytest.approx(0.375)  # not 6/9
     assert m.index_.n.tolist() == [8, 1] or sorted(m.index_.n.tolist()) == [1, 8]
+
+
+def test_warm_refuses_a_lone_surrogate_before_the_encoder(make_model, small_log, guarantees):
+    """Issue: warm(["\\ud800"]) reached the tokenizer (a raw TypeError); predict names it."""
+    guarantees.tick("bad-input cases tried")
+    m = make_model().fit(small_log)
+    with pytest.raises(DataError, match=r"prompts, row 1: .* lone UTF-16 surrogate.*Fix"):
+        m.warm(["fine", "bad \ud800 text"])
 
 
 @pytest.mark.parametrize("bad", ["hi there", ["ok", ""], ["ok", None], 5])

@@ -275,3 +275,21 @@ def test_step_must_be_an_integer_in_plan_and_observe(step, guarantees):
         planner.observe(["a"], step, successes=[1], n=[2])
     assert planner.plan(["a", "b"], np.int64(3)).kept_prompts is not None  # numpy ints are whole numbers
     guarantees.tick("bad-input cases tried", 2)
+
+
+def test_warm_and_observe_check_their_inputs(guarantees):
+    """Issue: planner.warm("hello") warmed five one-letter prompts and warm(None) was a raw TypeError;
+    observe(prior=[1.5]) gave a baseline outside the rewards' range and prior=[inf] an infinite one."""
+    model = FakeModel({})
+    planner = RolloutPlanner(model, budget_per_prompt=4)
+    with pytest.raises(ParameterError, match=r"got one str \('hello'\).*Fix: pass a list"):
+        planner.warm("hello")
+    with pytest.raises(ParameterError, match=r"prompts must be a sequence of prompts, got NoneType"):
+        planner.warm(None)
+    for bad in (1.5, -5.0, np.inf):
+        with pytest.raises(ParameterError, match=r"prior\[0\] = .* is not a probability in \[0, 1\]"):
+            planner.observe(["a"], 0, successes=[1], n=[2], prior=[bad])
+    with pytest.raises(ParameterError, match="prior must be numbers"):
+        planner.observe(["a"], 0, successes=[1], n=[2], prior=["high"])
+    assert planner.observe(["a"], 0, successes=[1], n=[2], prior=[np.nan]).shape == (1,)  # NaN: predicted now
+    guarantees.tick("bad-input cases tried", 6)

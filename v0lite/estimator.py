@@ -31,7 +31,7 @@ def _with_y(X, y) -> pl.DataFrame:
     if "score" in df.columns:
         raise DataError(
             "X has a 'score' column and y was given too: it is not clear which holds the success rates. "
-            "Fix: pass one of them: fit(X) with X's 'score' column, or fit(X.drop('score'), y)."
+            "Fix: pass one of them: X with its 'score' column and no y, or X.drop('score') with y."
         )
     _check_y_kind(y)
     try:
@@ -71,10 +71,17 @@ def _prompt_list(prompts) -> list:
     """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
     if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
         raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+    from .log import _lone_surrogate
+
     prompts = list(prompts)
     for i, t in enumerate(prompts):
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
+        if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
+            raise DataError(
+                f"prompts, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
+                "Fix: repair that text at its source (decode it with errors='replace')."
+            )
     return prompts
 
 

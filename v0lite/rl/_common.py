@@ -43,6 +43,10 @@ def _prompt_list(prompts: Any, name: str = "prompts") -> list:
             f"{name} must be a sequence of prompts, got one str ({str(prompts)[:40]!r}), which would be read as "
             f"its {len(prompts)} characters. Fix: pass a list, e.g. [{str(prompts)[:20]!r}] for one prompt."
         )
+    if prompts is None or not hasattr(prompts, "__iter__"):
+        raise ParameterError(
+            f"{name} must be a sequence of prompts, got {type(prompts).__name__}. Fix: pass a list of prompt texts."
+        )
     return list(prompts)
 
 

@@ -362,7 +362,7 @@ class RolloutPlanner:
         -------
         self
         """
-        prompts = list(prompts)
+        prompts = _prompt_list(prompts)  # a str would be warmed character by character
         warm = getattr(self.value_model, "warm", None)
         if warm is not None and prompts:
             warm(prompts)
@@ -402,9 +402,19 @@ class RolloutPlanner:
         if prior is None:
             prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
         else:
-            prior = np.array(prior, dtype=np.float64).reshape(-1)
+            try:
+                prior = np.array(prior, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise ParameterError(f"prior must be numbers, got {str(prior)[:60]}. Fix: one p per prompt.") from None
             if prior.size != len(prompts):
                 raise V0liteError(f"prior has {prior.size} values for {len(prompts)} prompts; pass one per prompt.")
+            bad = ~np.isnan(prior) & ~((prior >= 0) & (prior <= 1))  # NaN means "unknown: predict it now"
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ParameterError(
+                    f"prior[{i}] = {prior[i]!r} is not a probability in [0, 1] (a baseline from it would leave the "
+                    "rewards' range). Fix: pass the p each prompt was planned with, or NaN to have it predicted now."
+                )
         missing = np.isnan(prior)
         if missing.any():
             idx = np.flatnonzero(missing)

@@ -38,6 +38,8 @@ def _check_prices(prices: Mapping[str, float] | None) -> dict[str, float]:
         raise DataError(f"prices must be a dict policy -> cost per call, got {type(prices).__name__}.")
     out = {}
     for k, v in prices.items():
+        if isinstance(v, (bool, np.bool_, str, bytes)):  # float() would read True as 1 and "0.5" as 0.5
+            raise DataError(f"prices[{k!r}] = {v!r} is not a number. Fix: give a cost >= 0 per call, as a number.")
         try:
             f = float(v)
         except (TypeError, ValueError) as exc:

@@ -492,7 +492,8 @@ class Router(BaseEstimator):
         Parameters
         ----------
         prices : dict
-            Policy -> cost per call (>= 0) for every model in ``policies_``; extra names are ignored.
+            Policy -> cost per call (>= 0) for every model in ``policies_``; other names are checked
+            like the rest but not used.
 
         Returns
         -------
