@@ -77,8 +77,16 @@ def test_cold_query_is_close_to_a_refit_without_its_prompt(make_model):
 
 
 def test_bad_alphas_are_refused(make_model):
-    with pytest.raises(V0liteError, match="alphas"):
+    from v0lite.exceptions import ParameterError
+    from v0lite.heads.logistic import LogisticHead, RidgeHead
+
+    with pytest.raises(ParameterError, match="alphas"):
         make_model(head="logistic", head_params={"alphas": [0.0]}).fit(topic_log(n_prompts=20))
+    # the head used directly (no estimator check before it) refuses them as a ParameterError too
+    for params, match in [({"alphas": []}, "alphas"), ({"n_folds": 0}, "n_folds"), ({"n_folds": 2.5}, "n_folds")]:
+        for cls in (LogisticHead, RidgeHead):
+            with pytest.raises(ParameterError, match=match):
+                cls(**params)._validate()
 
 
 @pytest.mark.parametrize("select", ["choice", "pairwise"])
@@ -100,3 +108,109 @@ def test_routing_selection_takes_the_best_alpha_by_its_score(select, make_model)
 def test_bad_select_is_refused(make_model):
     with pytest.raises(V0liteError, match="'pairwise'"):
         make_model(head="logistic", head_params={"select": "argmax"}).fit(topic_log(n_prompts=20))
+
+
+def _thin_delta(v, steps=False):
+    """Three policies on 30 prompts plus a policy 'delta' with three rows, the first (prompt 0) scored ``v``."""
+    from conftest import make_log
+
+    log = make_log(n_policies=3, n_prompts=30, steps=steps)
+    p = log["prompt"].unique(maintain_order=True).to_list()
+    extra = {"policy": ["delta"] * 3, "prompt": p[:3], "score": [v, 1.0, 0.0]}
+    if steps:
+        extra["step"] = [1, 1, 2]
+    return pl.concat([log, pl.DataFrame(extra)], how="diagonal_relaxed"), p
+
+
+def test_exact_rows_is_the_solve_without_the_rows():
+    from v0lite.heads._deviation import ExactRows
+
+    rng = np.random.default_rng(0)
+    n, d = 40, 5
+    pr = rng.integers(0, 12, n)
+    E = rng.normal(size=(12, d))
+    X = np.column_stack([E[pr], np.ones(n)])
+    st = rng.integers(0, 3, n)
+    y = rng.random(n)
+    pen = np.r_[np.full(d, 2.0), 0.0]
+
+    def solve(keep):  # offsets: each step group's mean over the kept rows
+        o = np.array([y[keep & (st == s)].mean() for s in st])
+        Xk = X[keep]
+        return np.linalg.solve(Xk.T @ Xk + np.diag(pen), Xk.T @ (y - o)[keep]), o
+
+    full = np.ones(n, bool)
+    beta, o = solve(full)
+    ex = ExactRows(X, y, o, st, pr, st, X.T @ X + np.diag(pen), X.T @ (y - o))
+    for k in range(12):
+        S = ex.hidden(k, 0, "any_step")
+        if not len(S):
+            continue
+        keep = full.copy()
+        keep[S] = False
+        b2, o2 = solve(keep)
+        delta = np.array([(o2[st == s][0] - o[st == s][0]) if (keep & (st == s)).any() else 0.0 for s in range(3)])
+        assert ex.linear(np.r_[E[k], 1.0], S, delta) == pytest.approx(np.r_[E[k], 1.0] @ b2, abs=1e-10)
+
+
+@pytest.mark.parametrize("steps", [False, True])
+def test_ridge_never_reads_a_hidden_rows_score_even_for_a_policy_with_few_rows(make_model, steps):
+    # probe I item 1: the thin policy's own score came back exactly (0.0 / 1.0) under exclude_own_prompt
+    # one penalty: the one chosen by CV is read from the policy's rows, the hidden one included (design.md)
+    preds = []
+    for v in (0.0, 1.0):
+        log, p = _thin_delta(v, steps)
+        model = make_model(head="ridge", head_params={"alphas": [0.3]}).fit(log)
+        q = {"policy": ["delta", "pol0"], "prompt": [p[0], p[0]]}
+        cold = model.predict(pl.DataFrame(q), exclude_own_prompt=True)
+        warm = model.predict(pl.DataFrame({**q, "step": [1, 0]})) if steps else cold  # same_step: its own step
+        preds.append(np.r_[cold, warm])
+    np.testing.assert_allclose(preds[0], preds[1], atol=1e-9)
+
+
+@pytest.mark.parametrize("steps", [False, True])
+@pytest.mark.parametrize("pool_prior", [True, False])  # False: the isotropic pull (fit_glm)
+def test_ridge_added_policy_never_reads_a_hidden_rows_score(make_model, steps, pool_prior):
+    # (the population's spread, which shrinks every policy's prior, reads every row: design.md)
+    from conftest import make_log
+
+    log = make_log(n_policies=3, n_prompts=30, steps=steps)
+    p = log["prompt"].unique(maintain_order=True).to_list()
+    preds = []
+    for v in (0.0, 1.0):
+        model = make_model(head="ridge", head_params={"pool_prior": pool_prior}).fit(log)
+        new = {"policy": ["new"] * 4, "prompt": [p[0], p[0], p[1], p[2]], "score": [v, 1.0, 0.0, 1.0]}
+        q = {"policy": ["new"] * 2, "prompt": [p[0], p[0]]}
+        if steps:
+            new["step"], q["step"] = [4, 5, 4, 5], [4, 5]
+        model.add_history(pl.DataFrame(new))
+        cold = model.predict(pl.DataFrame(q), exclude_own_prompt=True)  # every row of p[0] hidden
+        warm = model.predict(pl.DataFrame(q))[:1] if steps else []  # same_step at step 4: its row is v's
+        preds.append(np.r_[cold, warm])
+    np.testing.assert_allclose(preds[0], preds[1], atol=1e-9)
+
+
+def test_hiding_own_rows_exactly_leaves_prompts_outside_the_history_bit_identical(make_model, monkeypatch):
+    # every benchmark figure is a prediction for prompts outside the history: the exact hiding must
+    # not touch them. Compared with the head as it was before it (no exact hiding at all).
+    log, p = _thin_delta(1.0, steps=True)
+    model = make_model(head="ridge").fit(log)
+    model.add_history(
+        pl.DataFrame({"policy": ["new"] * 2, "prompt": [p[0], p[1]], "score": [1.0, 0.0], "step": [3, 3]})
+    )
+    pols = ["pol0", "delta", "new"]
+    q = pl.DataFrame({"policy": pols * 2, "prompt": ["never seen a"] * 3 + ["never seen b"] * 3, "step": [3, 2, 3] * 2})
+    own = pl.DataFrame({"policy": ["delta", "new"], "prompt": [p[0], p[0]], "step": [1, 3]})
+    now = [model.predict(f, exclude_own_prompt=e) for f in (q, q.drop("step"), own) for e in (False, True)]
+    from v0lite.heads import _exact_rows, logistic
+
+    for module in (logistic, _exact_rows):  # the head before the fix: no exact hiding
+        monkeypatch.setattr(module, "hide_exactly", lambda *a, **k: None)
+    model = make_model(head="ridge").fit(log)
+    model.add_history(
+        pl.DataFrame({"policy": ["new"] * 2, "prompt": [p[0], p[1]], "score": [1.0, 0.0], "step": [3, 3]})
+    )
+    before = [model.predict(f, exclude_own_prompt=e) for f in (q, q.drop("step"), own) for e in (False, True)]
+    for a, b in zip(now[:4], before[:4]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(now[5], before[5])  # the fix does act on prompts of the history

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["offset_of", "population_prior", "solve_deviation", "OwnRows"]
+__all__ = ["offset_of", "population_prior", "solve_deviation", "OwnRows", "ExactRows"]
 
 _EPS = 0.01  # offsets: a probability is clipped to [eps, 1 - eps] before its logit
 
@@ -171,3 +171,57 @@ class OwnRows:
             lev = np.einsum("ij,jk,ik->i", X, self.Hinv, X)
             out[hit] = lev * tab_r[pos[hit]] / np.maximum(1 - lev * tab_h[pos[hit]], 1e-3)
         return out
+
+
+class ExactRows:
+    """A least-squares solve (the identity link) with a query's own rows removed exactly.
+
+    ``(w, b) = H^-1 rhs``, ``H = X'X + penalty``, ``rhs = X'(y - o) + penalty @ centre``, ``X`` the
+    rows' features with a column of ones, ``o`` their offsets, one value per offset *group*
+    (``group``: a step of the policy). Removing the rows ``S`` of a query's prompt (``"any_step"``)
+    or of its (prompt, step) (``"same_step"``), which share the query's ``x``, is a rank-one
+    downdate, ``x' H_R^-1 = x' H^-1 / (1 - |S| x' H^-1 x)``, and moves the offsets of the groups
+    they were part of by ``delta`` (the caller's: the offsets recomputed without them), which
+    changes ``rhs`` by ``-sum_g delta_g (s_g - |S & g| x)``, ``s_g`` the summed ``X`` of group g.
+    So the answer is the solve without those rows, not one Newton step toward it: nothing of
+    their outcomes reaches it (the ``ridge`` head; :class:`OwnRows` is the logistic link's step).
+    """
+
+    def __init__(self, X, y, o, group, prompt_row, step, H, rhs):
+        self.A = np.linalg.inv(0.5 * (H + H.T))
+        self.beta = self.A @ rhs
+        self.r0 = np.asarray(y, np.float64) - o
+        self.group = np.asarray(group, np.int64)
+        self.n_groups = int(self.group.max()) + 1 if len(self.group) else 0
+        G = np.zeros((self.n_groups, X.shape[1]))
+        np.add.at(G, self.group, X)
+        self.M = self.A @ G.T  # (d + 1, groups)
+        self.n_rows = len(self.r0)
+        # rows sorted by (prompt, step): a query's own rows are one slice of that order
+        self.order = np.lexsort((np.asarray(step, np.int64), np.asarray(prompt_row, np.int64)))
+        self.keys = np.column_stack([np.asarray(prompt_row, np.int64), np.asarray(step, np.int64)])[self.order]
+
+    def hidden(self, prompt_row, step, exclude):
+        """Indices of the rows a query ``(prompt_row, step)`` must not read under ``exclude`` (maybe empty)."""
+        if exclude not in ("any_step", "same_step") or prompt_row < 0:
+            return np.zeros(0, np.int64)
+        pr = self.keys[:, 0]
+        lo, hi = np.searchsorted(pr, prompt_row), np.searchsorted(pr, prompt_row, side="right")
+        if exclude == "same_step":
+            st = self.keys[lo:hi, 1]
+            lo, hi = lo + np.searchsorted(st, step), lo + np.searchsorted(st, step, side="right")
+        return self.order[lo:hi]
+
+    def linear(self, x, S, delta):
+        """``x'(w, b)`` of the solve without rows ``S`` (non-empty), ``delta`` (per group) its offsets' move.
+
+        None when ``S`` holds every row (nothing left to solve from).
+        """
+        n_s = len(S)
+        if n_s >= self.n_rows:
+            return None
+        xa = self.A @ x
+        lev = float(x @ xa)
+        n_sg = np.bincount(self.group[S], minlength=self.n_groups)
+        v = x @ self.beta - lev * self.r0[S].sum() - float(np.sum(delta * (x @ self.M - n_sg * lev)))
+        return v / (1.0 - n_s * lev)

@@ -35,8 +35,40 @@ def _positive_int_or_cv(v) -> bool:
     return v == "cv" if isinstance(v, str) else _number(v) and float(v) == int(v) and v >= 1
 
 
+def _int_at_least(lo):
+    """A check: an integer (an integral float too, not a bool) >= ``lo``."""
+    return lambda v: _number(v) and math.isfinite(float(v)) and float(v) == int(v) and v >= lo
+
+
+def _positive(v) -> bool:
+    return _number(v) and v > 0
+
+
+def _alphas(v) -> bool:
+    return isinstance(v, (list, tuple, np.ndarray)) and len(v) > 0 and all(_positive(a) for a in v)
+
+
+_GLM = {
+    "alphas": (_alphas, "a non-empty list of numbers > 0"),
+    "n_folds": (_int_at_least(2), "an integer >= 2"),
+    "select": (lambda v: v in ("loss", "choice", "pairwise"), "'loss', 'choice' or 'pairwise'"),
+    "pool_scale": (_positive, "a number > 0"),
+}
+
 # head -> key -> (check, what it must be)
 _RANGES = {
+    "gbdt": {
+        "n_estimators": (_int_at_least(1), "an integer >= 1"),
+        "learning_rate": (_positive, "a number > 0"),
+        "num_leaves": (_int_at_least(2), "an integer >= 2"),
+        "min_child_samples": (_int_at_least(0), "an integer >= 0"),
+        "n_folds": (_int_at_least(2), "an integer >= 2"),
+        "max_rows": (_int_at_least(1), "an integer >= 1"),
+        "pca_components": (_int_at_least(0), "an integer >= 0"),
+        "k": (_int_at_least(1), "an integer >= 1"),
+    },
+    "logistic": _GLM,
+    "ridge": _GLM,
     "knn": {
         "k": (_positive_int_or_cv, "a positive integer or 'cv'"),
         "temperature": (lambda v: _number(v) and v > 0, "a number > 0"),
@@ -69,7 +101,9 @@ def check_head_params(head, head_params) -> None:
     ParameterError
         ``head_params`` not a dict of str keys; a key the head does not take (the valid keys are
         listed); a NaN or infinite number; a value outside the head's range (kNN ``k``,
-        ``temperature``, ``alpha``; linear ``alpha``).
+        ``temperature``, ``alpha``; linear ``alpha``; gbdt's ``n_estimators``, ``learning_rate``,
+        ``num_leaves``, ``min_child_samples``, ``n_folds``, ``max_rows``, ``pca_components``, ``k``;
+        logistic / ridge ``alphas``, ``n_folds``, ``select``, ``pool_scale``).
     """
     from .._registry import canonical
     from .base import HEADS, BaseHead, get_head_class

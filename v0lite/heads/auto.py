@@ -255,8 +255,8 @@ class AutoHead(BaseHead):
         if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
             members.remove("transformer")
             self.skipped_["transformer"] = f"over {_TRANSFORMER_MAX_ROWS:,} rows: its fit is too long"
-        if len(np.unique(index.prompt_row)) < 2:  # their cold episodes need a prompt held out (_training)
-            for m in ("gbdt", "transformer"):
+        if len(np.unique(index.prompt_row)) < 2:  # their cold episodes (irt: its folds) need a prompt held out
+            for m in ("gbdt", "transformer", "irt"):
                 if m in members:
                     members.remove(m)
                     self.skipped_[m] = "one distinct prompt: it learns from prompts held out of the context"

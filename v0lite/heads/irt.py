@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import V0liteError
+from ..exceptions import DataError, ParameterError, V0liteError
+from ._deviation import OwnRows
 from .base import BaseHead
 from .logistic import group_means, offset_of, population_prior, solve_in_context
 from .prior import policy_prior
@@ -120,16 +121,16 @@ class IRTHead(BaseHead):
         p = self.params
         for k in ("dim", "hidden", "batch_size", "max_epochs", "patience", "n_jobs"):
             if isinstance(p[k], bool) or int(p[k]) != p[k] or p[k] < 1:
-                raise V0liteError(f"irt head: {k} must be an int >= 1, got {p[k]!r}.")
+                raise ParameterError(f"irt head: {k} must be an int >= 1, got {p[k]!r}.")
         if isinstance(p["n_folds"], bool) or int(p["n_folds"]) != p["n_folds"] or p["n_folds"] < 2:
-            raise V0liteError(f"irt head: n_folds must be an int >= 2, got {p['n_folds']!r}.")
+            raise ParameterError(f"irt head: n_folds must be an int >= 2, got {p['n_folds']!r}.")
         if not 0.0 <= float(p["dropout"]) < 1.0:
-            raise V0liteError(f"irt head: dropout must be in [0, 1), got {p['dropout']!r}.")
+            raise ParameterError(f"irt head: dropout must be in [0, 1), got {p['dropout']!r}.")
         for k in ("lr", "context_l2"):
             if not float(p[k]) > 0:
-                raise V0liteError(f"irt head: {k} must be > 0, got {p[k]!r}.")
+                raise ParameterError(f"irt head: {k} must be > 0, got {p[k]!r}.")
         if not float(p["weight_decay"]) >= 0:
-            raise V0liteError(f"irt head: weight_decay must be >= 0, got {p['weight_decay']!r}.")
+            raise ParameterError(f"irt head: weight_decay must be >= 0, got {p['weight_decay']!r}.")
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, index, *, random_state=0, show_progress_bar=False, folds=None):
@@ -147,9 +148,11 @@ class IRTHead(BaseHead):
     def _fit(self, index, random_state, folds, show_progress_bar):
         from .._folds import prompt_folds
         from .._progress import bar
+        from ._training import check_enough_prompts
 
         if index.n_rows == 0:
             raise V0liteError("irt head: the history is empty. Fix: fit on a log with outcomes.")
+        check_enough_prompts(index, "irt")
         n_prompts, n_pol = len(index.keys), len(index.policies)
         pr, pol = index.prompt_row, index.policy.astype(np.int64)
         fold = prompt_folds(n_prompts, int(self.params["n_folds"]), random_state + 1) if folds is None else folds
@@ -169,9 +172,11 @@ class IRTHead(BaseHead):
             self.net_folds_.append(int(f))
             oof[te] = _sigmoid(self._logits(net, index.emb[pr[te]], pol[te]) + off[te])
         if not self.nets_:
-            raise V0liteError(
-                "irt head: every prompt fell in one fold, so no network has training prompts. "
-                "Fix: fit on a log with more distinct prompts."
+            raise DataError(
+                f"head 'irt': every prompt of the history ({len(np.unique(pr))} distinct) fell in one fold, so no "
+                "network has training prompts; it holds prompt folds out of each network, so it needs at least 2 "
+                "distinct prompts. Fix: fit on a log with more distinct prompts, or choose a head that holds none "
+                "out (head='knn', 'prior', 'linear' or 'logistic')."
             )
         self.oof_ = oof  # with two or more folds holding rows, every fold has its network: no gap
         self.fold_of_prompt_ = fold
@@ -310,7 +315,11 @@ class IRTHead(BaseHead):
 
     # -- prediction ----------------------------------------------------------------------------
     def _in_context(self, index, j, code, step_cut):
-        """Ability vector of a policy unseen at fit time under network ``j`` (cached per index)."""
+        """``(w, b, own)``: ability vector of a policy unseen at fit time under network ``j`` (cached per index).
+
+        ``own`` (:class:`~v0lite.heads._deviation.OwnRows`, None without rows) hides a query's own rows
+        from that solve, one Newton step as the logistic head's added policies do.
+        """
         cache = index.__dict__.setdefault("_irt_context_cache", {})
         key = (id(self), j, int(code), int(step_cut))
         if key not in cache:
@@ -318,10 +327,38 @@ class IRTHead(BaseHead):
             lam = float(self.params["context_l2"])
             # the fitted policies' abilities as the prior (issue 29's shared mechanism, as in the logistic head)
             w0, b0, prec, b_var = population_prior(net["theta"][: self.n_fitted_], net["bias"][: self.n_fitted_], lam)
-            cache[key] = solve_in_context(
-                index, code, step_cut, lambda e: _phi(net, e), w0, b0, lam, prior=(prec, b_var)
-            )
+            w, b = solve_in_context(index, code, step_cut, lambda e: _phi(net, e), w0, b0, lam, prior=(prec, b_var))
+            cache[key] = (w, b, self._own_rows(index, net, code, step_cut, w, b, lam, prec, b_var))
         return cache[key]
+
+    @staticmethod
+    def _own_rows(index, net, code, step_cut, w, b, lam, prec, b_var):
+        """:class:`OwnRows` of :func:`solve_in_context`'s solution: its rows, offsets and prior, as it solved them."""
+        rows = np.flatnonzero((index.policy == code) & (index.step <= step_cut))
+        if not len(rows):
+            return None
+        Z = _phi(net, index.emb[index.prompt_row[rows]])
+        y = index.score[rows]
+        if prec is not None:
+            base = index.recent_prior(int(code), index.step[rows])
+            off = offset_of(np.nan_to_num(base, nan=float(y.mean())), "logit")
+        else:  # fewer than 3 fitted policies: the isotropic pull, an unpenalised level
+            off = offset_of(group_means(index, rows)[rows], "logit")
+            prec, b_var = lam * np.eye(Z.shape[1]), 1e12
+        p = _sigmoid(Z @ w + b + off)
+        return OwnRows(Z, y, p, index.prompt_row[rows], index.step[rows], prec, b_var)
+
+    def _hidden_offsets(self, index, queries, idx, exclude):
+        """The prior offset of queries ``idx`` with their own rows hidden (``exclude``), as their networks read it."""
+        from ..index import own_rows
+
+        prior = policy_prior(index, queries.subset(idx), hide=exclude)
+        for i in np.flatnonzero(np.isnan(prior)):  # nothing eligible left: the history's mean, without them
+            h, one = idx[i], slice(idx[i], idx[i] + 1)
+            c, s_, *_ = own_rows(index, int(queries.policy[h]), queries.step[one], queries.prompt_row[one], exclude)
+            n = index.n_rows - c[0]
+            prior[i] = (float(index.score.sum()) - s_[0]) / n if n > 0 else 0.5
+        return offset_of(prior, "logit")
 
     def predict(self, index, queries, *, exclude="same_step"):
         from ..index import _distinct_queries
@@ -335,6 +372,8 @@ class IRTHead(BaseHead):
         code = queries.policy.astype(np.int64)
         known = (code >= 0) & (code < self.n_fitted_)
         P = np.zeros((len(self.nets_), m))
+        Zs = np.zeros((len(self.nets_), m))
+        own = np.zeros(m, bool)  # queries of a policy solved in context whose own rows that solve read
         for j, net in enumerate(self.nets_):
             phi = _phi(net, queries.emb[first])  # prompt-level work once per distinct prompt
             z = np.zeros(m)
@@ -344,16 +383,25 @@ class IRTHead(BaseHead):
                 qi = np.flatnonzero(code == c)
                 for cut in np.unique(queries.step[qi]):
                     qj = qi[queries.step[qi] == cut]
-                    w, b = self._in_context(index, j, c, cut)
+                    w, b, rows = self._in_context(index, j, c, cut)
                     z[qj] = phi[inv[qj]] @ w + b
+                    if rows is not None and exclude in ("any_step", "same_step"):
+                        corr = rows.correction(phi[inv[qj]], queries.prompt_row[qj], queries.step[qj], exclude)
+                        z[qj] -= corr
+                        own[qj] |= corr != 0
+            Zs[j] = z
             P[j] = _sigmoid(z + off)
         out = P.mean(0)
         hid = np.flatnonzero(self._hidden(queries, exclude))
         if hid.size:
+            # the network that never saw the prompt, at the policy's prior without the hidden rows either
             net_of_fold = {f: j for j, f in enumerate(self.net_folds_)}
             j = np.array([net_of_fold.get(int(f), -1) for f in self.fold_of_prompt_[queries.prompt_row[hid]]])
             have = j >= 0
-            out[hid[have]] = P[j[have], hid[have]]
+            out[hid[have]] = _sigmoid(Zs[j[have], hid[have]] + self._hidden_offsets(index, queries, hid[have], exclude))
+        own = np.flatnonzero(own)
+        if own.size:  # an added policy's query: its solve's own rows stepped out above, its prior's here
+            out[own] = _sigmoid(Zs[:, own] + self._hidden_offsets(index, queries, own, exclude)).mean(0)
         return out
 
     # -- persistence ---------------------------------------------------------------------------

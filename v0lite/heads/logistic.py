@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._deviation import _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
+from ._exact_rows import exact_fitted, hide_exactly, hide_in_context
 from ._pool_items import pool_base, solve_on_items, thin_mask, thin_policies
 from .base import BaseHead
 from .prior import policy_prior
@@ -313,17 +314,9 @@ class LogisticHead(BaseHead):
         )
 
     def _validate(self):
-        from ..exceptions import V0liteError
+        from ._params import check_head_params  # ParameterError naming the key, the value and the range
 
-        a = self.params["alphas"]
-        if not a or any(not np.isfinite(x) or x <= 0 for x in a):
-            raise V0liteError(f"{self.name} head: alphas must be positive numbers, got {a!r}.")
-        if self.params["select"] not in ("loss", "choice", "pairwise"):
-            raise V0liteError(
-                f"{self.name} head: select must be 'loss', 'choice' or 'pairwise', got {self.params['select']!r}."
-            )
-        if int(self.params["n_folds"]) < 2:
-            raise V0liteError(f"{self.name} head: n_folds must be >= 2, got {self.params['n_folds']!r}.")
+        check_head_params(self.name, {k: self.params[k] for k in ("alphas", "n_folds", "select")})
 
     def fit(self, index, *, random_state=0, show_progress_bar=False, folds=None):
         """Fit every policy; ``folds`` (fold id per prompt) overrides the CV folds."""
@@ -536,7 +529,10 @@ class LogisticHead(BaseHead):
                 ui, uinv = np.unique(inv[qi], return_inverse=True)
                 out[qi] = (zu[ui] @ self.coef_[code])[uinv] + self.intercept_[code]
                 hit = qi[s_h[qi] > 0]
-                if hit.size:
+                if hit.size and self.link == "identity":  # the ridge: its solve without the hidden rows, exactly
+                    ex = exact_fitted(self, index, code)
+                    hide_exactly(self, index, queries, hit, zu[inv[hit]], exclude, out, off, ex)
+                elif hit.size:
                     lev = (zu[inv[hit]] ** 2 / self.hdiag_[code]).sum(1)
                     out[hit] -= lev * s_r[hit] / np.maximum(1 - lev * s_h[hit], 1e-3)
                 continue
@@ -554,6 +550,8 @@ class LogisticHead(BaseHead):
                 out[qj] += zu[inv[qj]] @ w + b
                 if len(rest) > 1 and rest[1] is not None:  # a query's own rows hidden from its solve too
                     out[qj] -= rest[1].correction(zu[inv[qj]], queries.prompt_row[qj], queries.step[qj], exclude)
+                if self.link == "identity":  # the ridge: its solve without a query's own rows, exactly
+                    hide_in_context(self, index, queries, qj, code, cut, zu[inv[qj]], exclude, out, off)
         return out + off
 
     def predict(self, index, queries, *, exclude="same_step"):
