@@ -211,3 +211,14 @@ def fake_minilm(monkeypatch, tmp_path):
     monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(embed, "_load_sentence_transformer", lambda path, device, **progress: enc)
     return enc
+
+
+def thin_delta_log(v, steps=False):
+    """Three policies on 30 prompts plus a policy 'delta' with three rows, the first (prompt 0) scored ``v``;
+    returns the log and its prompts in order (the step-rule tests of the heads that solve a thin policy)."""
+    log = make_log(n_policies=3, n_prompts=30, steps=steps)
+    p = log["prompt"].unique(maintain_order=True).to_list()
+    extra = {"policy": ["delta"] * 3, "prompt": p[:3], "score": [v, 1.0, 0.0]}
+    if steps:
+        extra["step"] = [1, 1, 2]
+    return pl.concat([log, pl.DataFrame(extra)], how="diagonal_relaxed"), p

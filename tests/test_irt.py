@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 import pytest
-from conftest import brier, split, topic_log
+from conftest import brier, split, thin_delta_log, topic_log
 
 FAST = {"hidden": 32, "dim": 8, "max_epochs": 60, "patience": 8, "batch_size": 32, "lr": 5e-3, "n_folds": 3}
 
@@ -101,24 +101,12 @@ def test_auto_can_take_irt_as_a_member(make_model):
     assert np.all((model.predict(test) >= 0) & (model.predict(test) <= 1))
 
 
-def _thin_delta(v, steps=False):
-    """Three policies on 30 prompts plus a policy 'delta' with three rows, the first (prompt 0) scored ``v``."""
-    from conftest import make_log
-
-    log = make_log(n_policies=3, n_prompts=30, steps=steps)
-    p = log["prompt"].unique(maintain_order=True).to_list()
-    extra = {"policy": ["delta"] * 3, "prompt": p[:3], "score": [v, 1.0, 0.0]}
-    if steps:
-        extra["step"] = [1, 1, 2]
-    return pl.concat([log, pl.DataFrame(extra)], how="diagonal_relaxed"), p
-
-
 @pytest.mark.parametrize("steps", [False, True])
 def test_a_hidden_rows_score_reaches_no_fitted_policys_prediction(make_model, steps):
     # probe I item 1: the policy's prior offset read the hidden row (0.45 -> 0.55 with three rows)
     preds = []
     for v in (0.0, 1.0):
-        log, p = _thin_delta(v, steps)
+        log, p = thin_delta_log(v, steps)
         model = make_model(head="irt", head_params=FAST).fit(log)
         q = {"policy": ["delta", "pol0"], "prompt": [p[0], p[0]]}
         cold = model.predict(pl.DataFrame(q), exclude_own_prompt=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 import pytest
-from conftest import brier, split, topic_log
+from conftest import brier, split, thin_delta_log, topic_log
 
 from v0lite.exceptions import V0liteError
 from v0lite.heads.logistic import fit_glm
@@ -110,18 +110,6 @@ def test_bad_select_is_refused(make_model):
         make_model(head="logistic", head_params={"select": "argmax"}).fit(topic_log(n_prompts=20))
 
 
-def _thin_delta(v, steps=False):
-    """Three policies on 30 prompts plus a policy 'delta' with three rows, the first (prompt 0) scored ``v``."""
-    from conftest import make_log
-
-    log = make_log(n_policies=3, n_prompts=30, steps=steps)
-    p = log["prompt"].unique(maintain_order=True).to_list()
-    extra = {"policy": ["delta"] * 3, "prompt": p[:3], "score": [v, 1.0, 0.0]}
-    if steps:
-        extra["step"] = [1, 1, 2]
-    return pl.concat([log, pl.DataFrame(extra)], how="diagonal_relaxed"), p
-
-
 def test_exact_rows_is_the_solve_without_the_rows():
     from v0lite.heads._deviation import ExactRows
 
@@ -159,7 +147,7 @@ def test_ridge_never_reads_a_hidden_rows_score_even_for_a_policy_with_few_rows(m
     # one penalty: the one chosen by CV is read from the policy's rows, the hidden one included (design.md)
     preds = []
     for v in (0.0, 1.0):
-        log, p = _thin_delta(v, steps)
+        log, p = thin_delta_log(v, steps)
         model = make_model(head="ridge", head_params={"alphas": [0.3]}).fit(log)
         q = {"policy": ["delta", "pol0"], "prompt": [p[0], p[0]]}
         cold = model.predict(pl.DataFrame(q), exclude_own_prompt=True)
@@ -193,7 +181,7 @@ def test_ridge_added_policy_never_reads_a_hidden_rows_score(make_model, steps, p
 def test_hiding_own_rows_exactly_leaves_prompts_outside_the_history_bit_identical(make_model, monkeypatch):
     # every benchmark figure is a prediction for prompts outside the history: the exact hiding must
     # not touch them. Compared with the head as it was before it (no exact hiding at all).
-    log, p = _thin_delta(1.0, steps=True)
+    log, p = thin_delta_log(1.0, steps=True)
     model = make_model(head="ridge").fit(log)
     model.add_history(
         pl.DataFrame({"policy": ["new"] * 2, "prompt": [p[0], p[1]], "score": [1.0, 0.0], "step": [3, 3]})

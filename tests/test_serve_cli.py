@@ -133,13 +133,16 @@ def test_kill9_loses_no_acknowledged_outcome_and_restart_replays(saved, tmp_path
         assert st["history_rows"] == 120 + len(stored)
 
 
-def test_sigterm_drains_requests_in_flight(saved, tmp_path):
+def _sigterm_with_a_chat_in_flight(saved, tmp_path, *, delay_s, extra=(), check=None):
+    """Start ``v0lite serve``, send one chat its upstream answers after ``delay_s``, SIGTERM the server once
+    the call reached the upstream; ``check(srv)`` runs while the server object is still open. Returns
+    the chat's response."""
     router, env = saved
-    upstream = stub_upstream(delay_s=1.5)
+    upstream = stub_upstream(delay_s=delay_s)
     with serve_in_thread(upstream) as up:
         ups = tmp_path / "ups.json"
         ups.write_text(json.dumps(upstreams_for(up)))
-        with CliServer(["--router", str(router), "--upstreams", str(ups), "--quiet"], env) as srv:
+        with CliServer(["--router", str(router), "--upstreams", str(ups), "--quiet", *extra], env) as srv:
             result = {}
 
             def call():
@@ -155,16 +158,24 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
             while not upstream.state.calls and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert upstream.state.calls, "the request never reached the upstream"
-            srv.terminate()  # SIGTERM while the answer is 1.5 s away
+            srv.terminate()
             t.join(20)
             # a clean stop: uvicorn re-raises the SIGTERM it drained on, the convention for a signalled exit
             assert srv.proc.wait(20) in (0, -15)
-            assert "Traceback" not in srv.proc.stderr.read()
-            r = result["r"]
-            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("echo: sort")
-            assert r.headers["x-v0lite-model"] == "b"
-            with pytest.raises(httpx.ConnectError):  # and it no longer accepts new ones
-                httpx.get(srv.url + "/healthz", timeout=2)
+            if check is not None:
+                check(srv)
+            return result["r"]
+
+
+def test_sigterm_drains_requests_in_flight(saved, tmp_path):
+    def stopped(srv):
+        assert "Traceback" not in srv.proc.stderr.read()
+        with pytest.raises(httpx.ConnectError):  # and it no longer accepts new ones
+            httpx.get(srv.url + "/healthz", timeout=2)
+
+    r = _sigterm_with_a_chat_in_flight(saved, tmp_path, delay_s=1.5, check=stopped)  # the answer 1.5 s away
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("echo: sort")
+    assert r.headers["x-v0lite-model"] == "b"
 
 
 @pytest.mark.parametrize(
@@ -201,34 +212,11 @@ def test_every_limit_flag_is_checked_in_flag_terms(saved, capsys, guarantees, fl
 
 
 def test_a_request_cut_by_the_drain_time_gets_the_error_object(saved, tmp_path, guarantees):
-    router, env = saved
-    upstream = stub_upstream(delay_s=8.0)
-    with serve_in_thread(upstream) as up:
-        ups = tmp_path / "ups.json"
-        ups.write_text(json.dumps(upstreams_for(up)))
-        args = ["--router", str(router), "--upstreams", str(ups), "--quiet", "--drain-seconds", "0.5"]
-        with CliServer(args, env) as srv:
-            result = {}
-
-            def call():
-                result["r"] = httpx.post(
-                    srv.url + "/v1/chat/completions",
-                    json={"model": "v0lite", "messages": [{"role": "user", "content": "sort the list case 970"}]},
-                    timeout=20,
-                )
-
-            t = threading.Thread(target=call)
-            t.start()
-            deadline = time.monotonic() + 10
-            while not upstream.state.calls and time.monotonic() < deadline:
-                time.sleep(0.01)
-            srv.terminate()  # SIGTERM; the answer is 8 s away, the drain time 0.5 s
-            t.join(20)
-            assert srv.proc.wait(20) in (0, -15)
-            r = result["r"]
-            err = r.json()["error"]
-            assert r.status_code == 503 and err["type"] == "unavailable" and "drain" in err["message"], r.text
-            assert "retry" in err["fix"]
+    # the answer is 8 s away, the drain time 0.5 s
+    r = _sigterm_with_a_chat_in_flight(saved, tmp_path, delay_s=8.0, extra=("--drain-seconds", "0.5"))
+    err = r.json()["error"]
+    assert r.status_code == 503 and err["type"] == "unavailable" and "drain" in err["message"], r.text
+    assert "retry" in err["fix"]
     guarantees.tick("faults injected")
 
 
