@@ -15,7 +15,8 @@ the estimator is not importable) a tiny per-prompt running-mean model stands in.
 
 Run::
 
-    python examples/grpo_loop.py            # --steps 12 --batch 64 --no-v0
+    python examples/grpo_loop.py            # defaults: --steps 12 --batch 64 --prompts 240, V0 on
+    python examples/grpo_loop.py --no-v0    # the running-mean stand-in instead
 """
 
 from __future__ import annotations
@@ -103,8 +104,12 @@ def _check(steps: int, batch: int, n_prompts: int) -> None:
     """The loop's settings, refused (naming the flag) before any work."""
     if steps < 1:
         raise SettingError(f"--steps must be >= 1, got {steps}.")
-    if batch < 2:
-        raise SettingError(f"--batch must be >= 2 (each arm keeps half of a batch), got {batch}.")
+    if batch < 2 or batch % 2:
+        raise SettingError(
+            f"--batch must be an even number >= 2 (each arm keeps half of a batch, on the same budget), got {batch}."
+        )
+    if n_prompts < 2:
+        raise SettingError(f"--prompts must be >= 2 (a batch is drawn from them), got {n_prompts}.")
     if batch > n_prompts:
         raise SettingError(
             f"--batch {batch} is more than the {n_prompts} prompts a batch is drawn from; lower --batch."

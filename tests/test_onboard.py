@@ -257,8 +257,21 @@ def test_suggest_prompts_bad_input(pool):
         model.suggest_prompts("d ", ["x", "y"], 1)
     with pytest.raises(ParameterError, match=r"policy must be a non-empty name, got ''\. Fix"):
         model.suggest_prompts("", ["x", "y"], 1)
-    with pytest.warns(V0liteWarning, match="all of them"):
-        assert model.suggest_prompts("d", ["x", "y", "x"], 5) == ["x", "y"]
+    with pytest.warns(V0liteWarning, match="all of them are returned, most informative first"):
+        assert sorted(model.suggest_prompts("d", ["x", "y", "x"], 5)) == ["x", "y"]
+
+
+def test_suggest_prompts_ranks_every_candidate_when_n_covers_them_all(pool):
+    """Issue: with n >= the candidates, the input order came back (answered prompts first), not a ranking."""
+    model, log = pool
+    d = log.filter(pl.col("policy") == "d")["prompt"].to_list()
+    first = model.suggest_prompts("d", d, 5)
+    model.add_history(log.filter((pl.col("policy") == "d") & pl.col("prompt").is_in(first)))
+    cands = first + [t for t in d if t not in first][:15]  # the answered ones first in the input
+    every = model.suggest_prompts("d", cands, len(cands))
+    assert sorted(every) == sorted(cands) and set(every[-5:]) == set(first)  # answered last
+    assert every[:10] == model.suggest_prompts("d", cands, 10)  # the same greedy order, only longer
+    assert model.suggest_prompts("d", cands[::-1], len(cands)) == every  # not the input order
 
 
 def test_suggest_prompts_checks_its_seed_first(pool):
@@ -336,6 +349,15 @@ def test_onboard_model_dir_adds_the_log_rows_it_does_not_hold_and_counts_what_it
     assert "(12 outcomes in the model, 0 of them added from LOG)" in capsys.readouterr().out
     assert main([*args[:2], "newbie", *args[3:], str(hist), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0
     assert "no outcomes in the model: estimated as the pool's average model" in capsys.readouterr().out
+    # --head with --model-dir would be ignored (nothing is refitted): refused, naming both flags
+    assert main([*args, str(hist), "--model-dir", str(tmp_path / "m"), "--head", "knn", "--quiet"]) == 1
+    assert "--head knn with --model-dir" in capsys.readouterr().err
+    # a repeated candidate prompt counts once, and the run says so
+    twice = write_log(pl.concat([log.select("prompt").unique(maintain_order=True)] * 2), tmp_path / "twice.jsonl")
+    argv = [*args, str(hist), "--model-dir", str(tmp_path / "m"), "--quiet"]
+    argv[argv.index(str(cands))] = str(twice)
+    assert main(argv) == 0
+    assert "holds 60 repeated prompt row(s); each prompt counts once" in capsys.readouterr().err
 
 
 def test_rows_not_held_is_a_multiset_difference(make_model):
@@ -414,6 +436,19 @@ def test_route_eval_new_model(make_model):
     g = res["new_model_join_gain"]  # with it minus before it joined, on the priced pool's headline
     assert g["metric"] == "aiq" and g["estimate"] == pytest.approx(res["aiq"] - alone["aiq"], abs=1e-9)
     assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
+    # one model before it joined: no frontier, so no AIQ before and the gain is on max accuracy
+    two = pl.col("policy").is_in(["pol0", "pol2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        pair = route_eval(
+            train.filter(two),
+            test.filter(two),
+            value_model=make_model(head="logistic"),
+            new_model="pol2",
+            new_n=10,
+            baselines=False,
+        )
+    assert pair["without_new_model_aiq"] is None and pair["new_model_join_gain"]["metric"] == "max_acc"
     with pytest.raises(DataError, match="not a model"):
         route_eval(train, test, value_model=make_model(head="logistic"), new_model="nope", new_n=3, baselines=False)
     with pytest.raises(DataError, match="new_n"):

@@ -256,7 +256,9 @@ def test_planning_without_outcomes_warns_once_with_the_fix():
     ("flags", "message"),
     [
         (["--batch", "300"], "--batch 300 is more than the 240 prompts"),
-        (["--batch", "1"], "--batch must be >= 2"),
+        (["--batch", "1"], "--batch must be an even number >= 2"),
+        (["--batch", "3"], "--batch must be an even number >= 2"),
+        (["--prompts", "-5"], "--prompts must be >= 2"),
         (["--steps", "0"], "--steps must be >= 1"),
     ],
 )
@@ -293,3 +295,15 @@ def test_warm_and_observe_check_their_inputs(guarantees):
         planner.observe(["a"], 0, successes=[1], n=[2], prior=["high"])
     assert planner.observe(["a"], 0, successes=[1], n=[2], prior=[np.nan]).shape == (1,)  # NaN: predicted now
     guarantees.tick("bad-input cases tried", 6)
+
+
+def test_observe_errors_name_the_prompt_and_the_counts(guarantees):
+    """Issue: a bad count said only "need n >= 1 and 0 <= successes <= n for every prompt"."""
+    planner = RolloutPlanner(FakeModel({}), budget_per_prompt=4)
+    with pytest.raises(V0liteError, match=r"prompt 2 \('c'\) has successes\[2\] = 9 and n\[2\] = 8\. Fix"):
+        planner.observe(["a", "b", "c"], 5, successes=[1, 2, 9], n=[8, 8, 8])
+    with pytest.raises(V0liteError, match=r"prompt 1 \('b'\) has successes\[1\] = 0 and n\[1\] = 0"):
+        planner.observe(["a", "b", "c"], 5, successes=[0, 0, 0], n=[8, 0, 8])
+    with pytest.raises(V0liteError, match=r"same length, got 3, 2 and 3\. Fix"):
+        planner.observe(["a", "b", "c"], 5, successes=[0, 0], n=[8, 8, 8])
+    guarantees.tick("bad-input cases tried", 3)

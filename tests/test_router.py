@@ -608,6 +608,8 @@ def test_router_set_prices_replaces_learned_costs_and_keeps_joined_columns():
     with pytest.raises(DataError, match=r"no price for 1 of the 4 pool models: \['star'\]"):
         r.set_prices({"big": 1.0, "mid": 0.5, "small": 0.1})
     assert r.added_prices_ == {"star": 0.05}  # a refused call changes nothing
+    with pytest.raises(DataError, match=r"got one str \('star'\)\. Fix: join_costs\(\['star'\]\)"):
+        r.join_costs("star")
     for bad in ("0.5", True):  # float() would read them as 0.5 and 1.0
         with pytest.raises(DataError, match=r"prices\['big'\] = .* is not a number"):
             r.set_prices({"big": bad, "mid": 0.5, "small": 0.1, "star": 0.2})

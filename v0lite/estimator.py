@@ -478,14 +478,14 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         check_policy_name(policy, "'my-model' (a name the history knows, or a new one)")
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
-        if n >= len(uniq):
-            if n > len(uniq):
-                warnings.warn(
-                    f"n={n} is more than the {len(uniq)} distinct candidate prompts: all of them are returned.",
-                    V0liteWarning,
-                    stacklevel=2,
-                )
-            return uniq
+        if n > len(uniq):
+            warnings.warn(
+                f"n={n} is more than the {len(uniq)} distinct candidate prompts: all of them are returned, "
+                "most informative first.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+        n = min(n, len(uniq))  # all of them, still ranked: "run everything, in this order"
         index = self.index_
         q = self._queries(pl.DataFrame({"policy": [policy] * len(uniq), "prompt": uniq}))
         code = index.policy_to_code.get(policy, -1)

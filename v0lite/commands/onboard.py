@@ -50,6 +50,8 @@ def _rows_not_held(model, history):
 
 
 def _onboard(args) -> int:
+    import sys
+
     from ..exceptions import DataError
     from ..log import write_log
 
@@ -78,6 +80,12 @@ def _onboard(args) -> int:
     if args.model_dir:  # LOG's rows the model does not hold yet join its history (no refit)
         from ..estimator import V0Regressor
 
+        if args.head is not None:  # nothing is fitted: the saved model's head is the one used
+            raise DataError(
+                f"--head {args.head} with --model-dir {args.model_dir}: a saved model keeps the head it was fitted "
+                "with (nothing is refitted). Fix: drop --head, or drop --model-dir to fit LOG with that head."
+            )
+
         model = V0Regressor.load(args.model_dir)
         model.show_progress_bar = False
         extra = _rows_not_held(model, history)
@@ -100,6 +108,13 @@ def _onboard(args) -> int:
         .with_columns(pl.col("prompt").replace_strict(rank, return_dtype=pl.Int64).alias("rank"))
         .sort("rank")
     )
+    repeated = cand.height - first.height
+    if repeated:  # the same prompt twice is one candidate: its first row (prompt_id, task) is the one kept
+        print(
+            f"note: --candidates {args.candidates} holds {repeated} repeated prompt row(s); each prompt counts once, "
+            "with its first row's columns",
+            file=sys.stderr,
+        )
     write_log(out, args.out)
     code = model.index_.policy_to_code.get(args.policy, -1)
     n_held = int((model.index_.policy == code).sum()) if code >= 0 else 0

@@ -58,7 +58,10 @@ def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
     s = np.asarray(successes, dtype=np.float64).ravel()
     m = np.asarray(n, dtype=np.float64).ravel()
     if not (len(prompts) == s.size == m.size):
-        raise V0liteError("prompts, successes and n must have the same length.")
+        raise V0liteError(
+            f"prompts, successes and n must have the same length, got {len(prompts)}, {s.size} and {m.size}. "
+            "Fix: pass one count of each per prompt, in the prompts' order."
+        )
     if whole:
         for name, v in (("successes", s), ("n", m)):
             bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))
@@ -69,9 +72,14 @@ def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
                     f"rollouts), got {float(v[i])!r} for prompt {i}. Fix: pass counts, e.g. successes = "
                     "round(success_rate * n), and n the rollouts each prompt got (plan.n_rollouts)."
                 )
-    if np.any(m < min_n) or np.any(s < 0) or np.any(s > m):
+    bad = np.flatnonzero((m < min_n) | (s < 0) | (s > m))
+    if bad.size:
+        i = int(bad[0])
         need = "0 <= successes <= n" if min_n <= 0 else f"n >= {min_n} and 0 <= successes <= n"
-        raise V0liteError(f"need {need} for every prompt.")
+        raise V0liteError(
+            f"need {need} for every prompt; prompt {i} ({str(prompts[i])[:40]!r}) has successes[{i}] = {s[i]:g} "
+            f"and n[{i}] = {m[i]:g}. Fix: pass the rollouts it got as n and how many of them succeeded as successes."
+        )
     return s, m
 
 

@@ -229,7 +229,9 @@ def route_eval(
         test prompts and cost scale: whether routing to it already pays, or its outcomes should
         reach the value model only (``Router.add_history(..., join=False)``) until it has more.
         ``new_model_join_gain``: the headline with it minus before it (``aiq``; ``max_acc`` with
-        equal costs; ``mean_task_acc`` with ``per_task``), ``estimate``, ``ci_low``, ``ci_high``
+        equal costs or with one model before it, which has no frontier and so no AIQ:
+        ``without_new_model_aiq`` is None then; ``mean_task_acc`` with ``per_task``), ``estimate``,
+        ``ci_low``, ``ci_high``
         (paired bootstrap over test prompts, ``n_boot`` resamples).
 
     Returns
@@ -534,12 +536,15 @@ def route_eval(
         before = _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs)  # its curve is the tables' means
         cost0, acc0 = before.C.mean(axis=1), before.A.mean(axis=1)
         # on the whole pool's cost scale (c_max), comparable to aiq
-        result["without_new_model_aiq"] = None if degenerate else aiq(cost0, acc0, c_max)
+        # one model before it joined: no frontier, so no AIQ to compare (its area came out 0, and the
+        # "gain" of any second model looked large)
+        alone = len(rest) < 2
+        result["without_new_model_aiq"] = None if degenerate or alone else aiq(cost0, acc0, c_max)
         result["without_new_model_max_acc"] = float(acc0.max())
         if per_task:
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
         # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
-        metric = "mean_task_acc" if per_task else ("max_acc" if degenerate else "aiq")
+        metric = "mean_task_acc" if per_task else ("max_acc" if degenerate or alone else "aiq")
         result["new_model_join_gain"] = {
             "metric": metric,
             **paired_bootstrap(

@@ -273,6 +273,11 @@ class Router(BaseEstimator):
         """
         self._check_fitted()
         prices = _check_prices(prices)
+        if isinstance(policies, str):  # would be read as its characters
+            raise DataError(
+                f"policies must be a list of names, got one str ({policies[:40]!r}). "
+                f"Fix: join_costs([{policies[:40]!r}])."
+            )
         known = _check_prices(self.prices)
         logged: dict = {}  # each policy's mean logged cost, one pass over the log
         if log is not None and "cost" in log.columns:
