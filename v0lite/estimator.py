@@ -382,6 +382,16 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
+    def _n_cached(self, texts, *, read_disk: bool = False) -> int:
+        """How many of ``texts`` need no encoder call: in the history, or in the embedder's cache
+        (``read_disk``: its disk shards read first; off on hot paths, where memory is enough)."""
+        emb = getattr(self, "_embedder", None)
+        if read_disk and emb is not None and hasattr(emb, "_read_shards"):
+            emb._read_shards()
+        memory = getattr(emb, "_memory", {})
+        known = self.index_.key_to_row
+        return sum(1 for k in prompt_keys(texts) if k in known or k in memory)
+
     def warm(self, prompts) -> "V0Regressor":
         """Embed prompts ahead of time (disk and memory cache), so later predictions skip the encoder.
 

@@ -50,7 +50,8 @@ def _embed(args) -> int:
     model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
     model.set_params(show_progress_bar=progress(args))
     unique = list(dict.fromkeys(texts))
-    ready = _already_embedded(model, unique)
+    model._get_embedder()  # built now, so its disk cache is read below
+    ready = model._n_cached(unique, read_disk=True)
     model.warm(unique)
     where = "disabled" if model.cache_dir is False else (model.cache_dir or default_cache_dir())
     print(
@@ -72,17 +73,6 @@ def _check_device(device: str) -> None:
             raise RuntimeError(f"no CUDA device {d}")
     except (RuntimeError, ValueError) as exc:
         raise _device_error(device, exc) from None
-
-
-def _already_embedded(model, texts: list[str]) -> int:
-    """How many of ``texts`` need no encoder call: in the model's history, or in the embedding cache."""
-    from ..embed import prompt_keys
-
-    index, emb = model.index_, model._get_embedder()
-    if hasattr(emb, "_read_shards"):
-        emb._read_shards()
-    memory = getattr(emb, "_memory", {})
-    return sum(1 for k in prompt_keys(texts) if k in index.key_to_row or k in memory)
 
 
 def register(sub) -> None:

@@ -404,14 +404,10 @@ class ServeState:
 
     # -- micro-batch functions (run in the model thread)
     def _count_cache(self, router, texts: list[str]) -> None:
-        from ..embed import prompt_keys
-
         vm = router.value_model
-        index, emb = getattr(vm, "index_", None), getattr(vm, "_embedder", None)
-        if index is None:
+        if getattr(vm, "index_", None) is None or not hasattr(vm, "_n_cached"):
             return
-        memory = getattr(emb, "_memory", {})  # the embedder's in-memory cache (disk shards load into it)
-        hits = sum(1 for k in prompt_keys(texts) if k in index.key_to_row or k in memory)
+        hits = vm._n_cached(texts)  # memory only: disk shards load into it when read
         self.metrics.cache_hits.inc(hits)
         self.metrics.cache_misses.inc(len(texts) - hits)
 
