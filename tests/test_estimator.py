@@ -149,8 +149,14 @@ def test_fallback_prior_is_rejected_not_silently_the_global_mean(make_model, sma
 
 def test_unknown_policy_error_names_policy_and_fix(make_model, small_log):
     m = make_model().fit(small_log)
-    with pytest.raises(V0liteError, match=r"row 1: policy 'newbie' has no history.*fallback='global_mean'"):
+    from v0lite.exceptions import DataError, UnknownPolicyError
+
+    with pytest.raises(
+        UnknownPolicyError, match=r"row 1: policy 'newbie' has no history.*fallback='global_mean'"
+    ) as info:
         m.predict(pl.DataFrame({"policy": ["pol0", "newbie"], "prompt": ["x", "y"]}))
+    # its own class (the CLI names QUERIES by it), still bad input for a caller catching DataError
+    assert isinstance(info.value, DataError)
 
 
 def test_fallback_global_mean(make_model, small_log):

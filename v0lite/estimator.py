@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ._registry import normalise, unknown_name
 from .embed import OBJECT_ENCODER, Embedder, prompt_keys
-from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
+from .exceptions import DataError, NotFittedError, ParameterError, UnknownPolicyError, V0liteError
 from .heads._params import check_head_params, plain
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries, policy_prior
@@ -348,7 +348,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if unknown.any() and self.fallback == "error":
             r = int(np.flatnonzero(unknown)[0])
             names = sorted(set(df["policy"].filter(pl.Series(unknown)).to_list()))
-            raise V0liteError(
+            raise UnknownPolicyError(
                 f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
                 f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
                 "fallback='global_mean'."

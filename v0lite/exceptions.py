@@ -17,6 +17,7 @@ __all__ = [  # noqa: F822
     "V0liteWarning",
     "UnpricedPolicyWarning",
     "DataError",
+    "UnknownPolicyError",
     "FormatVersionError",
     "ParameterError",
 ]
@@ -28,6 +29,14 @@ class V0liteError(Exception):
 
 class DataError(V0liteError, ValueError):
     """Bad input data: the message names the column, the row, the value and the fix."""
+
+
+class UnknownPolicyError(DataError):
+    """A query names a policy the model has no history of (and ``fallback="error"``).
+
+    Its own class so that a caller can tell it from other bad input without reading the message:
+    the CLI names its QUERIES file, the service names the model.
+    """
 
 
 class FormatVersionError(V0liteError):

@@ -32,15 +32,12 @@ __all__ = ["register", "print_table", "jsonable"]
 def _about_queries(path: str):
     """A query naming a policy the model has no history of: the error names QUERIES and its file (the
     library's names only the column and the row)."""
-    from ..exceptions import V0liteError
+    from ..exceptions import UnknownPolicyError
 
     try:
         yield
-    except V0liteError as exc:
-        text = str(exc)
-        if text.startswith("column 'policy'") and "has no history" in text:
-            raise _named_error(exc, path, "QUERIES") from exc
-        raise
+    except UnknownPolicyError as exc:
+        raise _named_error(exc, path, "QUERIES") from exc
 
 
 # how the auto head chose, in words (its ``criterion_``)
