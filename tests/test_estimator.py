@@ -182,6 +182,15 @@ def test_add_history_serves_a_new_policy_without_refit(make_model, small_log):
     assert p[0] > 0.9 and m.head_.params == head_params
 
 
+def test_add_history_of_the_same_rows_twice_counts_them_twice(make_model, small_log):
+    # documented: appended, never matched against the history (duplicate rows are observations)
+    m = make_model(head="prior").fit(small_log)
+    rows = pl.DataFrame({"policy": ["newbie"] * 2, "prompt": ["a", "b"], "score": [1.0, 0.0]})
+    once = m.add_history(rows).n_history_
+    assert m.add_history(rows).n_history_ == once + 2 == small_log.height + 4
+    assert (m.index_.policy == m.index_.policies.index("newbie")).sum() == 4
+
+
 def test_a_policy_added_with_few_outcomes_is_shrunk_toward_the_pool(make_model):
     rng = np.random.default_rng(3)
     rows = [

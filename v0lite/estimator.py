@@ -418,6 +418,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
 
         The model is updated all at once at the end: if this call fails midway, the model
         is exactly as before.
+
+        Rows are appended as they are, never matched against the history: the same rows added
+        twice count twice, as duplicate rows of a log do (docs/guarantees.md). An RL run that
+        visits a prompt again at the same step logs a second observation on purpose; a caller
+        that may resend a batch keeps its own record of what it sent (the service stores a batch
+        once per ``Idempotency-Key``).
         """
         self._check_fitted()
         given = validate_log(_with_y(X, y))
