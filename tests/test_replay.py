@@ -174,10 +174,11 @@ def test_errors():
         alloc_sim(log, value_model=FakeModel({}), head="knn")
 
 
-def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("with_n", [True, False])
+def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys, with_n):
     log = _log()
     path = tmp_path / "hist.jsonl"
-    log.drop("_p").write_ndjson(path)
+    log.drop("_p" if with_n else ["_p", "n"]).write_ndjson(path)
     truth = _truth(log)
     real = replay.alloc_sim
 
@@ -192,7 +193,11 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["alloc-sim", str(path), "--json", str(out), "--head", "knn", "--fit-fraction", "0.2"])
     with pytest.warns(V0liteWarning):
         assert args.func(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # a log without n: the group size assumed is said, in the flag's terms
+    note = f"HISTORY {path} has no 'n' column: each row is read as the mean of --rollouts-per-prompt 8"
+    assert (note in captured.err) is not with_n
     # the compact table: one row per strategy, the references labelled, the best causal one marked
     assert "v0_warm" in printed and "dynamic_sampling" in printed and "NOT CAUSAL" in printed
     assert sum(line.startswith("* ") for line in printed.splitlines()) == 1

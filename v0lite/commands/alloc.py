@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from .._io import atomic_write_json, to_jsonable
 from ._common import (
@@ -119,6 +120,12 @@ def _alloc_sim(args) -> int:
     check_output(args.json, "--json", (".json",))
     log = read_input(args.history, "HISTORY")
     _check_steps(log, args)
+    if "n" not in log.columns:  # said, not assumed silently: n weighs every score in the replay
+        print(
+            f"note: HISTORY {args.history} has no 'n' column: each row is read as the mean of "
+            f"--rollouts-per-prompt {args.rollouts_per_prompt} rollouts",
+            file=sys.stderr,
+        )
     result = alloc_sim(
         log,
         head=args.head,
@@ -143,7 +150,12 @@ def register(subparsers) -> None:
         description="Fit the value model on the earliest steps of HISTORY, then replay every later step "
         "(context = earlier steps only) and score selection and allocation strategies.",
     )
-    p.add_argument("history", metavar="HISTORY", help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet)")
+    p.add_argument(
+        "history",
+        metavar="HISTORY",
+        help="outcome log with 'step' and 'n' (.jsonl/.csv/.parquet); without 'n', each row counts "
+        "--rollouts-per-prompt rollouts",
+    )
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (NaN as null)")
     p.add_argument(
         "--head",
