@@ -225,7 +225,7 @@ def test_convert_routerdc_errors(tmp_path):
     with pytest.raises(DataError, match="no '\\*.json'"):
         D.convert_routerdc(tmp_path)
     (tmp_path / "x.json").write_text(json.dumps([{"question": "q", "scores": {"m": "high"}}]))
-    with pytest.raises(DataError, match=r"x.json, row 0: field \"scores\['m'\]\" = 'high'"):
+    with pytest.raises(DataError, match=r"x.json, item 0: field \"scores\['m'\]\" = 'high'"):
         D.convert_routerdc(tmp_path)
     (tmp_path / "x.json").write_text(json.dumps([{"question": "q", "scores": {"m": 1.5}}]))
     with pytest.raises(DataError, match=r"item 0, model 'm': score 1.5"):
@@ -462,7 +462,7 @@ def test_doctests():
 
     mods = [
         importlib.import_module(f"v0lite.data.{m}")
-        for m in ("_convert", "_demo", "_split", "_paths", "_v0", "_routerbench", "_routerdc", "_oneshot")
+        for m in ("_convert", "_demo", "_split", "_paths", "_v0", "_routerbench", "_routerdc", "_oneshot", "_prompts")
     ]
     results = [doctest.testmod(m) for m in mods]
     assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) > 0
@@ -546,3 +546,204 @@ def test_converters_refuse_a_lone_surrogate_naming_where(tmp_path, v0_dir, rb_di
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", V0liteWarning)
             D.convert_routerbench(rb_dir)
+
+
+# --------------------------------------------------------------------------- converters check each source value
+
+
+def _v0_row(**kw):
+    return {"id": 1, "score": 0.2, "model": "A", "step": 16, "dataset": "dapomath", **kw}
+
+
+def _os_row(**kw):
+    return {"index": 0, "prompt": "P", "data_source": "d", "acc_history": [0.5], **kw}
+
+
+def test_converters_refuse_text_fields_that_are_not_text(v0_dir, tmp_path, guarantees):
+    """A list, object, number or boolean where a converter expects text is an error naming the file, the
+    line, the field and the value, never stringified ("[{user,hi}]", "['x']", "{'a': 1}")."""
+    cases = [
+        (
+            _os_row(prompt=[{"role": "user", "content": "hi"}]),
+            r"line 2: field 'prompt' = \[\{'role': 'user'.* is a list",
+        ),
+        (_os_row(prompt=123), r"line 2: field 'prompt' = 123 is a number, not text"),
+        (_os_row(prompt="  "), r"line 2: field 'prompt' = '  ' is empty or whitespace"),
+        (_os_row(index={"a": 1}), r"line 2: field 'index' = \{'a': 1\} is not an id"),
+        (_os_row(index=True), r"line 2: field 'index' = True is not an id"),
+        (_os_row(data_source=["d"]), r"line 2: field 'data_source' = \['d'\] is a list"),
+    ]
+    for bad, pattern in cases:
+        f = _write_jsonl(tmp_path / "dsr_sub_acc_history.jsonl", [_os_row(), bad])
+        with pytest.raises(DataError, match=rf"dsr_sub_acc_history.jsonl, {pattern}.*Fix"):
+            D.convert_oneshot_rlvr(f)
+    # an integer index is an id, as in the real file
+    f = _write_jsonl(tmp_path / "dsr_sub_acc_history.jsonl", [_os_row(index=7), _os_row(index="x-1")])
+    assert D.convert_oneshot_rlvr(f)["prompt_id"].to_list() == ["7", "x-1"]
+    v0_cases = [
+        (_v0_row(model=["x"]), r"line 2: field 'model' = \['x'\] is a list, not text"),
+        (_v0_row(model=""), r"line 2: field 'model' = '' is empty"),
+        (_v0_row(dataset=5), r"line 2: field 'dataset' = 5 is a number, not text"),
+        (_v0_row(id=[1]), r"line 2: field 'id' = \[1\] is not an id"),
+    ]
+    for bad, pattern in v0_cases:
+        f = _write_jsonl(v0_dir / "bad.jsonl", [_v0_row(), bad])
+        with pytest.raises(DataError, match=rf"bad.jsonl, {pattern}.*Fix"):
+            D.convert_v0(f)
+    (tmp_path / "dc").mkdir()
+    (tmp_path / "dc" / "mbpp.json").write_text(
+        json.dumps([{"question": "Q", "scores": {"m": 1}}, {"question": ["Q"], "scores": {"m": 1}}])
+    )
+    with pytest.raises(DataError, match=r"mbpp.json, item 1: field 'question' = \['Q'\] is a list, not text"):
+        D.convert_routerdc(tmp_path / "dc")
+    guarantees.tick("bad-input cases tried", len(cases) + len(v0_cases) + 1)
+
+
+def test_v0_step_must_be_an_integer(v0_dir, guarantees):
+    for step, shown in ((True, "True"), ("64", "'64'"), (16.5, "16.5"), ([16], r"\[16\]")):
+        f = _write_jsonl(v0_dir / "bad.jsonl", [_v0_row(), _v0_row(step=step)])
+        with pytest.raises(DataError, match=rf"bad.jsonl, line 2: field 'step' = {shown} is not an integer.*Fix"):
+            D.convert_v0(f)
+    f = _write_jsonl(v0_dir / "ok.jsonl", [_v0_row(step=16.0)])  # an integral float is the integer it writes
+    assert D.convert_v0(f)["step"].to_list() == [16]
+    f = _write_jsonl(v0_dir / "null.jsonl", [_v0_row(step=None)])
+    with pytest.raises(DataError, match=r"null.jsonl, line 1: field 'step' is null\. Fix"):
+        D.convert_v0(f)
+    guarantees.tick("bad-input cases tried", 5)
+
+
+def _rb_header_csv(path: Path, header: list[str], row: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerow(row)
+
+
+def test_routerbench_columns_are_never_dropped_silently(tmp_path, rb_dir, guarantees):
+    """A model column without its cost column (or a cost without its model) is an error naming the file and
+    the column; only the row id, <model>|model_response and oracle_model_to_route_to are skipped."""
+    base = [
+        "",
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "m1",
+        "m1|model_response",
+        "m1|total_cost",
+        "oracle_model_to_route_to",
+    ]
+    vals = ["0", "t.1", "['Q']", "t", "1.0", "['r']", "0.01", "m1"]
+    (tmp_path / "a").mkdir()
+    _rb_header_csv(tmp_path / "a" / "t_train.csv", base, vals)
+    _rb_header_csv(tmp_path / "a" / "t_test.csv", base, vals)
+    assert D.convert_routerbench(tmp_path / "a")["test"].height == 1
+    cases = [
+        (base + ["m2"], vals + ["1.0"], r"column 'm2' has no 'm2\|total_cost' column"),
+        (base + ["m2|total_cost"], vals + ["0.1"], r"column 'm2\|total_cost' has no model column 'm2'"),
+        (base + ["m1|latency"], vals + ["3"], r"unknown column 'm1\|latency'"),
+    ]
+    for header, row, pattern in cases:
+        _rb_header_csv(tmp_path / "a" / "t_test.csv", header, row)
+        with pytest.raises(DataError, match=rf"t_test.csv: {pattern}.*Fix"):
+            D.convert_routerbench(tmp_path / "a")
+    guarantees.tick("bad-input cases tried", len(cases))
+
+
+def test_converter_errors_name_the_source_row_not_the_output_row(tmp_path, rb_dir, dc_dir, v0_dir, guarantees):
+    """Values the log check would refuse are refused while converting, at the source file and line/row."""
+    ok = ("ok.1", ["Q"], "ok", ("1.0", "0.0"), ("0.1", "0.1"))
+    cases = [
+        (
+            ("bad.1", ["Q"], "bad", ("1.0", "2.0"), ("0.1", "0.1")),
+            r"column 'org/m-large': outcome '2.0' is not a number in \[0, 1\]",
+        ),
+        (("bad.1", ["Q"], "bad", ("1.0", "nan"), ("0.1", "0.1")), r"column 'org/m-large': outcome 'nan'"),
+        (
+            ("bad.1", ["Q"], "bad", ("1.0", "1.0"), ("0.1", "-1")),
+            r"column 'org/m-large\|total_cost': cost '-1' is not a finite number >= 0",
+        ),
+        (("bad.1", ["Q"], "bad", ("1.0", "1.0"), ("inf", "0.1")), r"column 'm-small\|total_cost': cost 'inf'"),
+        (("bad.1", ["  "], "bad", ("1.0", "1.0"), ("0.1", "0.1")), r"column 'prompt' = .* holds no text"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        for bad, pattern in cases:
+            _write_rb_csv(rb_dir / "bad_test.csv", [ok, bad])
+            with pytest.raises(
+                DataError,
+                match=rf"bad_test.csv, row 1 \(sample_id 'bad.1'\)(, |: ){pattern}.*Fix: (?!.*v0lite data convert)",
+            ):
+                D.convert_routerbench(rb_dir)
+    (dc_dir / "mbpp.json").write_text(
+        json.dumps([{"question": "Q", "scores": {"m": 1}}, {"question": "", "scores": {"m": 1}}])
+    )
+    with pytest.raises(DataError, match=r"mbpp.json, item 1: field 'question' = '' is empty"):
+        D.convert_routerdc(dc_dir)
+    (dc_dir / "mbpp.json").write_text(json.dumps([{"question": "Q", "scores": {" ": 1}}]))
+    with pytest.raises(DataError, match=r"mbpp.json, item 0: 'scores' has an empty model name"):
+        D.convert_routerdc(dc_dir)
+    (v0_dir / "prompt_dict.json").write_text(json.dumps({"dapomath_1": "Q", "dapomath_2": " "}))
+    f = _write_jsonl(v0_dir / "c.jsonl", [_v0_row(), _v0_row(id=2)])
+    with pytest.raises(DataError, match=r"c.jsonl, line 2: prompt id 2 \(key 'dapomath_2'\) has an empty prompt"):
+        D.convert_v0(f)
+    guarantees.tick("bad-input cases tried", len(cases) + 3)
+
+
+def test_converter_final_check_names_the_source(tmp_path):
+    """The last-resort log check of a converted frame reports the source place, not the output row."""
+    from v0lite.data._common import _log_of
+
+    cols = {"policy": ["a", "a", "a"], "prompt": ["x", "y", "z"], "score": [0.5, 0.5, 2.0]}
+    with pytest.raises(
+        DataError, match=r"^src.jsonl, line 9: column 'score': value 2.0 .*Fix: repair that value in the source file"
+    ) as e:
+        _log_of(cols, ["src.jsonl, line 3", "src.jsonl, line 5", "src.jsonl, line 9"], "src.jsonl")
+    assert "row 2" not in str(e.value) and "v0lite data convert" not in str(e.value)
+
+
+def test_routerbench_header_only_file_is_named(tmp_path, rb_dir, guarantees):
+    (rb_dir / "arc_test.csv").write_text((rb_dir / "arc_test.csv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataError, match=r"arc_test.csv: the CSV has a header but no rows.*Fix"):
+        D.convert_routerbench(rb_dir)
+    _write_rb_csv(rb_dir / "arc_test.csv", [("arc.3", ["Q3"], "arc", ("", ""), ("0.0", "0.0"))])
+    with pytest.raises(DataError, match=r"arc_test.csv \(every outcome cell blank\): no outcome rows"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", V0liteWarning)
+            D.convert_routerbench(rb_dir)
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_converters_say_folder_or_file(tmp_path, v0_dir, dc_dir, guarantees):
+    with pytest.raises(DataError, match=rf"{v0_dir}: is a folder, not a V0 jsonl file. Fix: .*context.jsonl"):
+        D.convert_v0(v0_dir)
+    with pytest.raises(DataError, match=r"mmlu_test.json: is a file, not a RouterDC folder. Fix: pass the folder"):
+        D.convert_routerdc(dc_dir / "mmlu_test.json")
+    f = _write_jsonl(v0_dir / "n.jsonl", [_v0_row(model=None)])
+    with pytest.raises(DataError, match=r"n.jsonl, line 1: field 'model' is null"):
+        D.convert_v0(f)
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_data_prompts_refuses_empty_prompts_and_reads_only_prompt_columns(tmp_path, capsys, guarantees):
+    from v0lite.cli import main
+
+    out = tmp_path / "p.jsonl"
+    for bad, shown in (({"prompt": None}, "is null"), ({"prompt": ""}, "is '': empty"), ({"task": "t"}, "is missing"),
+                       ({"prompt": ["x"]}, r"is \['x'\]: a list, not text")):  # fmt: skip
+        src = _write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a", "task": "t"}, bad])
+        assert main(["data", "prompts", str(src), str(out), "--force"]) == 1
+        err = capsys.readouterr().err
+        assert re.search(rf"LOG {re.escape(str(src))}, line 2: 'prompt' {shown}.*Fix", err), err
+        assert not out.exists()
+    (tmp_path / "q.csv").write_text("prompt,task\na,t\n,t\n")
+    assert main(["data", "prompts", str(tmp_path / "q.csv"), str(out)]) == 1
+    assert "q.csv, row 1: 'prompt' is null" in capsys.readouterr().err
+    # an unused column holding text where a log has numbers is not read
+    src = _write_jsonl(
+        tmp_path / "q.jsonl", [{"prompt": "a", "score": "1", "prompt_id": 3}, {"prompt": "b", "score": 0}]
+    )
+    assert main(["data", "prompts", str(src), str(out)]) == 0
+    got = pl.read_ndjson(out)
+    assert got.columns == ["prompt", "prompt_id"] and got["prompt"].to_list() == ["a", "b"]
+    assert got["prompt_id"].to_list() == [3, None]
+    guarantees.tick("bad-input cases tried", 6)

@@ -123,15 +123,17 @@ def _prices(args) -> int:
 
 
 def _prompts(args) -> int:
-    from ..log import as_frame, write_log
+    from ..data._prompts import read_prompt_columns
+    from ..log import write_log
 
     check_input(args.log, "LOG")
     check_output(args.out, "OUT")
-    df = as_frame(args.log)
-    if "prompt" not in df.columns:
-        raise DataError(f"LOG {args.log}: no 'prompt' column (columns present: {df.columns}). Fix: add one.")
-    keep = [c for c in ("prompt", "prompt_id", "task") if c in df.columns]
-    out = df.select(keep).unique("prompt", keep="first", maintain_order=True)
+    try:  # only prompt, prompt_id and task are read: the file's other columns are not checked
+        df = read_prompt_columns(args.log)
+    except DataError as exc:
+        raise _named(exc, args.log, "LOG") from exc
+    keep = df.columns
+    out = df.unique("prompt", keep="first", maintain_order=True)
     write_log(out, args.out)
     print(f"wrote {args.out}: {out.height} distinct prompts of {df.height} rows (columns {keep})")
     return 0
@@ -189,7 +191,12 @@ def register(sub) -> None:
         description="Write OUT with one row per distinct prompt of LOG (first appearance "
         "order), keeping prompt_id and task where present.",
     )
-    pp.add_argument("log", metavar="LOG", help="outcome log or any file with a 'prompt' column")
+    pp.add_argument(
+        "log",
+        metavar="LOG",
+        help="any file with a 'prompt' column (only prompt, prompt_id and task are read; every prompt must be "
+        "non-empty text)",
+    )
     pp.add_argument("out", metavar="OUT", help="file to write (.jsonl/.csv/.parquet)")
     add_force_flag(pp)
     add_progress_flags(pp)

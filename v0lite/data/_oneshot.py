@@ -8,8 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from ..exceptions import DataError
-from ..log import validate_log
-from ._common import _existing, _field, _number, _read_jsonl
+from ._common import _existing, _field, _id_value, _log_of, _number, _read_jsonl, _text_value
 
 __all__ = ["convert_oneshot_rlvr", "ONESHOT_POLICY"]
 
@@ -71,11 +70,12 @@ def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
     """
     src = _acc_history_file(src)
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "step", "n", "prompt_id", "task")}
+    places: list[str] = []
     for line, obj in _read_jsonl(src):
         row = f"line {line}"
-        index = _field(src, row, obj, "index")
-        prompt = _field(src, row, obj, "prompt")
-        source = _field(src, row, obj, "data_source")
+        index = _id_value(src, row, "index", _field(src, row, obj, "index"))
+        prompt = _text_value(src, row, "prompt", _field(src, row, obj, "prompt"))
+        source = _text_value(src, row, "data_source", _field(src, row, obj, "data_source"))
         hist = _field(src, row, obj, "acc_history")
         if not isinstance(hist, list) or not hist:
             raise DataError(
@@ -96,9 +96,10 @@ def convert_oneshot_rlvr(src: str | os.PathLike) -> pl.DataFrame:
         cols["policy"].extend([ONESHOT_POLICY] * m)
         cols["prompt"].extend([prompt] * m)
         cols["n"].extend([8] * m)
-        cols["prompt_id"].extend([str(index)] * m)
-        cols["task"].extend([str(source)] * m)
-    return validate_log(pl.DataFrame(cols, strict=False))
+        cols["prompt_id"].extend([index] * m)
+        cols["task"].extend([source] * m)
+        places.extend([f"{src}, {row}"] * m)
+    return _log_of(cols, places, str(src))
 
 
 # --------------------------------------------------------------------------- synthetic demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import math
 import os
 import sys
 import warnings
@@ -13,8 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from ..exceptions import DataError, V0liteWarning
-from ..log import validate_log
-from ._common import _check_text, _existing, _text
+from ._common import _check_text, _existing, _log_of, _text
 
 __all__ = ["convert_routerbench"]
 
@@ -37,47 +37,97 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]]) -> dict[str, list]:
-    header, rows = _read_csv_rows(path)
-    for col in ("sample_id", "prompt", "eval_name"):
+# RouterBench's columns that are no outcome: the row id (blank header), the raw responses, the oracle's pick
+_SKIPPED = ("", "oracle_model_to_route_to")
+_META = ("sample_id", "prompt", "eval_name")
+
+
+def _model_columns(path: Path, header: list[str]) -> list[str]:
+    """The model columns: each ``<model>`` beside its ``<model>|total_cost``. Every other column must be
+    one RouterBench ships and v0lite skips (:data:`_SKIPPED`, ``<model>|model_response``)."""
+    for col in _META:
         if col not in header:
-            raise DataError(f"{path}: missing column {col!r} (columns: {header[:8]}...). Fix: pass a RouterBench CSV as shipped by RouterDC.")
-    models = [c for c in header if "|" not in c and f"{c}|total_cost" in header]
+            raise DataError(
+                f"{path}: missing column {col!r} (columns: {header[:8]}...). "
+                "Fix: pass a RouterBench CSV as shipped by RouterDC."
+            )
+    models = [c for c in header if "|" not in c and c not in _META and c not in _SKIPPED]
+    for col in header:
+        base, _, suffix = col.rpartition("|") if "|" in col else (col, "", "")
+        if col in models and f"{col}|total_cost" not in header:
+            raise DataError(
+                f"{path}: column {col!r} has no {col + '|total_cost'!r} column beside it, so its outcomes have no "
+                "cost. Fix: add that cost column, or remove the column (RouterBench's columns are sample_id, "
+                "prompt, eval_name, <model>, <model>|model_response, <model>|total_cost, oracle_model_to_route_to)."
+            )
+        if suffix in ("total_cost", "model_response") and base not in models:
+            raise DataError(
+                f"{path}: column {col!r} has no model column {base!r} beside it. Fix: add the outcome column "
+                f"{base!r}, or remove {col!r}."
+            )
+        if "|" in col and suffix not in ("total_cost", "model_response"):
+            raise DataError(
+                f"{path}: unknown column {col!r} (a RouterBench model column is '<model>', "
+                "'<model>|model_response' or '<model>|total_cost'). Fix: remove or rename that column."
+            )
     if not models:
-        raise DataError(f"{path}: no model columns (a '<model>' column with a '<model>|total_cost' beside it). Fix: pass a RouterBench CSV.")
+        raise DataError(
+            f"{path}: no model columns (a '<model>' column with a '<model>|total_cost' beside it). "
+            "Fix: pass a RouterBench CSV."
+        )
+    return models
+
+
+def _float(path: Path, where: str, col: str, what: str, cell: str, lo: float, hi: float, fix: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise DataError(f"{path}, {where}, column {col!r}: {what} {cell!r} {fix}")
+    return value
+
+
+def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]], places: list[str]) -> dict[str, list]:
+    header, rows = _read_csv_rows(path)
+    models = _model_columns(path, header)
+    if not rows:
+        raise DataError(f"{path}: the CSV has a header but no rows. Fix: pass the file with its rows, or remove it.")
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "n", "cost", "prompt_id", "task")}
     for i, r in enumerate(rows):
         sid = r["sample_id"]
+        where = f"row {i} (sample_id {sid!r})"
         try:
             parts = ast.literal_eval(r["prompt"])
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             raise DataError(
-                f"{path}, row {i} (sample_id {sid!r}): column 'prompt' is not a Python list literal "
+                f"{path}, {where}: column 'prompt' is not a Python list literal "
                 f"({type(exc).__name__}). Fix: repair that row's prompt."
             ) from exc
         if isinstance(parts, str):
             parts = [parts]
         if not isinstance(parts, (list, tuple)) or not all(isinstance(x, str) for x in parts):
-            raise DataError(f"{path}, row {i} (sample_id {sid!r}): column 'prompt' is not a list of strings. Fix: repair that row's prompt.")
+            raise DataError(
+                f"{path}, {where}: column 'prompt' is not a list of strings. Fix: repair that row's prompt."
+            )
         prompt = "\n".join(parts)
-        _check_text(path, f"row {i} (sample_id {sid!r})", {"prompt": prompt})  # an escaped lone surrogate
+        _check_text(path, where, {"prompt": prompt})  # an escaped lone surrogate
+        if not prompt.strip():
+            raise DataError(
+                f"{path}, {where}: column 'prompt' = {r['prompt'][:60]!r} holds no text. "
+                "Fix: fill in that row's prompt."
+            )
         for m in models:
             cell = (r.get(m) or "").strip()
             if cell == "":
                 blanks.append((path.name, sid, m))
                 continue
             cost_cell = (r.get(f"{m}|total_cost") or "").strip()
-            try:
-                score = float(cell)
-            except ValueError as exc:
-                raise DataError(f"{path}, row {i} (sample_id {sid!r}), column {m!r}: outcome {cell!r} is not a number. Fix: write 0.0 or 1.0.") from exc
-            try:
-                cost = float(cost_cell)
-            except ValueError as exc:
-                raise DataError(
-                    f"{path}, row {i} (sample_id {sid!r}), column '{m}|total_cost': cost {cost_cell!r} is not a number. "
-                    "Fix: fill in the cost of that call."
-                ) from exc
+            score = _float(
+                path, where, m, "outcome", cell, 0.0, 1.0, "is not a number in [0, 1]. Fix: write 0.0 or 1.0."
+            )
+            cost = _float(path, where, f"{m}|total_cost", "cost", cost_cell, 0.0, math.inf,
+                          "is not a finite number >= 0. Fix: fill in the USD cost of that call.")  # fmt: skip
             cols["policy"].append(m)
             cols["prompt"].append(prompt)
             cols["score"].append(score)
@@ -85,6 +135,7 @@ def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]]) -> dict[st
             cols["cost"].append(cost)
             cols["prompt_id"].append(sid)
             cols["task"].append(r["eval_name"])
+            places.append(f"{path}, {where}")
     return cols
 
 
@@ -131,10 +182,15 @@ def convert_routerbench(src_dir: str | os.PathLike) -> dict[str, pl.DataFrame]:
     for split in ("train", "test"):
         files = sorted(src_dir.glob(f"*_{split}.csv"))
         if not files:
-            raise DataError(f"{src_dir}: no '*_{split}.csv' file. Fix: pass the folder holding <task>_train.csv and <task>_test.csv.")
-        parts = [_routerbench_file(f, blanks) for f in files]
+            raise DataError(
+                f"{src_dir}: no '*_{split}.csv' file. "
+                "Fix: pass the folder holding <task>_train.csv and <task>_test.csv."
+            )
+        places: list[str] = []
+        parts = [_routerbench_file(f, blanks, places) for f in files]
         merged = {k: [v for p in parts for v in p[k]] for k in parts[0]}
-        out[split] = validate_log(pl.DataFrame(merged, strict=False))
+        where = ", ".join(str(f) for f in files)
+        out[split] = _log_of(merged, places, f"{where} (every outcome cell blank)" if not places else where)
     if blanks:
         ids = sorted({sid for _, sid, _ in blanks})
         per_file: dict[str, int] = {}

@@ -9,8 +9,7 @@ import warnings
 import polars as pl
 
 from ..exceptions import DataError, V0liteWarning
-from ..log import validate_log
-from ._common import _existing, _field, _number, _read_json
+from ._common import _existing, _field, _log_of, _number, _read_json, _show, _text_value
 
 __all__ = ["convert_routerdc", "ROUTERDC_SPLITS", "ROUTERDC_OOD"]
 
@@ -94,32 +93,51 @@ def convert_routerdc(src_dir: str | os.PathLike, split: str | None = None) -> pl
     src_dir = _existing(src_dir, "RouterDC", directory=True)
     files = sorted(src_dir.glob("*.json"))
     if not files:
-        raise DataError(f"{src_dir}: no '*.json' file. Fix: pass the folder holding RouterDC's split2_model7 JSON files.")
+        raise DataError(
+            f"{src_dir}: no '*.json' file. Fix: pass the folder holding RouterDC's split2_model7 JSON files."
+        )
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "prompt_id", "task", "split")}
+    places: list[str] = []
     for path in files:
         items = _read_json(path)
         if not isinstance(items, list):
-            raise DataError(f"{path}: expected a JSON list of {{question, scores}} objects. Fix: pass a RouterDC JSON file.")
+            raise DataError(
+                f"{path}: expected a JSON list of {{question, scores}} objects. Fix: pass a RouterDC JSON file."
+            )
         task, part = _routerdc_task(path.stem)
         mcq = _is_mcq(task)
         for i, item in enumerate(items):
+            where = f"item {i}"
             if not isinstance(item, dict):
-                raise DataError(f"{path}, item {i}: expected an object, got {type(item).__name__}. Fix: repair that item.")
-            question = _field(path, i, item, "question")
-            scores = _field(path, i, item, "scores")
-            if not isinstance(question, str) or not isinstance(scores, dict) or not scores:
-                raise DataError(f"{path}, item {i}: needs a string 'question' and a non-empty 'scores' object. Fix: repair that item.")
+                raise DataError(
+                    f"{path}, {where}: expected an object, got {type(item).__name__}. Fix: repair that item."
+                )
+            question = _text_value(path, where, "question", _field(path, where, item, "question"))
+            scores = _field(path, where, item, "scores")
+            if not isinstance(scores, dict) or not scores:
+                raise DataError(
+                    f"{path}, {where}: field 'scores' = {_show(scores)} is not a non-empty object of model -> score. "
+                    "Fix: repair that item."
+                )
             for model, value in scores.items():
-                v = _number(path, i, f"scores[{model!r}]", value)
+                v = _number(path, where, f"scores[{model!r}]", value)
                 if not 0.0 <= v <= 1.0:
-                    raise DataError(f"{path}, item {i}, model {model!r}: score {value!r} is outside [0, 1]. Fix: pass RouterDC scores.")
-                cols["policy"].append(str(model))
+                    raise DataError(
+                        f"{path}, {where}, model {model!r}: score {value!r} is outside [0, 1]. "
+                        "Fix: pass RouterDC scores."
+                    )
+                if not model.strip():
+                    raise DataError(
+                        f"{path}, {where}: 'scores' has an empty model name {model!r}. Fix: name that model."
+                    )
+                cols["policy"].append(model)
                 cols["prompt"].append(question)
                 cols["score"].append((1.0 if v > 0 else 0.0) if mcq else v)
                 cols["prompt_id"].append(f"{path.stem}:{i}")
                 cols["task"].append(task)
                 cols["split"].append(part)
-    log = validate_log(pl.DataFrame(cols, strict=False))
+                places.append(f"{path}, {where}")
+    log = _log_of(cols, places, str(src_dir))
     if split is None:
         return log
     return _official(log, files)
@@ -135,20 +153,33 @@ def _official(log: pl.DataFrame, files) -> dict[str, pl.DataFrame]:
         _, part = _routerdc_task(path.stem)
         name = "train" if part == "train" else "test_id" if part == "test" else "test_ood" if path.stem in ood else None
         if name is None:
-            warnings.warn(f"{path.name}: neither *_train, *_test nor one of RouterDC's out-of-distribution files "
-                          f"{list(ROUTERDC_OOD)}; left out of the official split.", V0liteWarning, stacklevel=3)
+            warnings.warn(
+                f"{path.name}: neither *_train, *_test nor one of RouterDC's out-of-distribution files "
+                f"{list(ROUTERDC_OOD)}; left out of the official split.",
+                V0liteWarning,
+                stacklevel=3,
+            )
         else:
             groups[name].append(path.stem)
     missing = sorted(ood - set(groups["test_ood"]))
     if missing:
-        warnings.warn(f"official split: out-of-distribution files {[m + '.json' for m in missing]} are absent; "
-                      "test_ood holds the others.", V0liteWarning, stacklevel=3)
+        warnings.warn(
+            f"official split: out-of-distribution files {[m + '.json' for m in missing]} are absent; "
+            "test_ood holds the others.",
+            V0liteWarning,
+            stacklevel=3,
+        )
     for name in ("train", "test_id", "test_ood"):
         if not groups[name]:
-            raise DataError(f"official split: no {name} file (expected "
-                            + {"train": "*_train.json", "test_id": "*_test.json",
-                               "test_ood": " or ".join(f"{m}.json" for m in ROUTERDC_OOD)}[name]
-                            + "). Fix: pass RouterDC's split2_model7 folder.")
+            raise DataError(
+                f"official split: no {name} file (expected "
+                + {
+                    "train": "*_train.json",
+                    "test_id": "*_test.json",
+                    "test_ood": " or ".join(f"{m}.json" for m in ROUTERDC_OOD),
+                }[name]
+                + "). Fix: pass RouterDC's split2_model7 folder."
+            )
     out = {name: log.filter(pl.col("_file").is_in(stems)) for name, stems in groups.items()}
     seen = set(out["train"]["prompt"].to_list())
     dropped = []
@@ -161,13 +192,19 @@ def _official(log: pl.DataFrame, files) -> dict[str, pl.DataFrame]:
         dropped += [(f, int(n_of.get(f, 0))) for f in sorted(groups[name])]
         out[name] = frame.filter(~overlap)
     if any(n for _, n in dropped):
-        warnings.warn("official split: dropped test questions whose prompt is also in train ("
-                      + ", ".join(f"{f}.json {n}" for f, n in dropped) + f"; {sum(n for _, n in dropped)} in all)",
-                      V0liteWarning, stacklevel=3)
+        warnings.warn(
+            "official split: dropped test questions whose prompt is also in train ("
+            + ", ".join(f"{f}.json {n}" for f, n in dropped)
+            + f"; {sum(n for _, n in dropped)} in all)",
+            V0liteWarning,
+            stacklevel=3,
+        )
     result = {}
     for name, frame in out.items():
         if frame.height == 0:
-            raise DataError(f"official split: {name} is empty after dropping the questions also in train. "
-                            "Fix: pass RouterDC's split2_model7 folder.")
+            raise DataError(
+                f"official split: {name} is empty after dropping the questions also in train. "
+                "Fix: pass RouterDC's split2_model7 folder."
+            )
         result[name] = frame.drop("_file").with_columns(pl.lit(name).alias("split"))
     return result

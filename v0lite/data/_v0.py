@@ -8,8 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from ..exceptions import DataError
-from ..log import validate_log
-from ._common import _existing, _field, _number, _read_json, _read_jsonl
+from ._common import _existing, _field, _id_value, _int_value, _log_of, _number, _read_json, _read_jsonl, _text_value
 
 __all__ = ["convert_v0"]
 
@@ -37,8 +36,9 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
     Raises
     ------
     DataError
-        A missing field, a score outside [-1, 1], or a prompt id absent from the
-        dictionary (naming the row and the id).
+        A missing or null field, a score outside [-1, 1], a ``model`` or ``dataset`` that is not
+        text, an ``id`` that is not a string or integer, a ``step`` that is not an integer, or a
+        prompt id absent from the dictionary (naming the file, the line and the value).
 
     Examples
     --------
@@ -62,30 +62,43 @@ def convert_v0(src: str | os.PathLike, prompt_dict: str | os.PathLike | dict | N
             )
         prompts, pd_name = _read_json(pd_path), str(pd_path)
         if not isinstance(prompts, dict):
-            raise DataError(f"{pd_path}: expected a JSON object mapping '<dataset>_<id>' to prompt text. Fix: pass V0's prompt_dict.json.")
+            raise DataError(
+                f"{pd_path}: expected a JSON object mapping '<dataset>_<id>' to prompt text. "
+                "Fix: pass V0's prompt_dict.json."
+            )
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "step", "n", "prompt_id", "task")}
+    places: list[str] = []
     for line, obj in _read_jsonl(src):
         row = f"line {line}"
-        pid = _field(src, row, obj, "id")
+        pid = _id_value(src, row, "id", _field(src, row, obj, "id"))
         raw = _number(src, row, "score", _field(src, row, obj, "score"))
         if not -1.0 <= raw <= 1.0:
             raise DataError(
                 f"{src}, {row}: score {raw!r} is outside [-1, 1]. "
                 "Fix: V0 scores are means of ±1 rewards; pass a V0 sample file."
             )
-        dataset = str(_field(src, row, obj, "dataset"))
+        dataset = _text_value(src, row, "dataset", _field(src, row, obj, "dataset"))
+        policy = _text_value(src, row, "model", _field(src, row, obj, "model"))
+        step = _int_value(src, row, "step", _field(src, row, obj, "step"))
         key = f"{dataset}_{pid}"
         text = prompts.get(key)
         if not isinstance(text, str):
+            got = "is not in" if key not in prompts else f"maps to {type(text).__name__}, not text, in"
             raise DataError(
-                f"{src}, {row}: prompt id {pid!r} (key {key!r}) is not in {pd_name}. "
+                f"{src}, {row}: prompt id {obj['id']!r} (key {key!r}) {got} {pd_name}. "
                 "Fix: pass the prompt_dict.json that belongs to this file (prompt_dict=<path>)."
             )
-        cols["policy"].append(str(_field(src, row, obj, "model")))
+        if not text.strip():
+            raise DataError(
+                f"{src}, {row}: prompt id {obj['id']!r} (key {key!r}) has an empty prompt in {pd_name}. "
+                "Fix: give that key its prompt text in the prompt dictionary, or remove the row."
+            )
+        cols["policy"].append(policy)
         cols["prompt"].append(text)
         cols["score"].append(round((raw + 1.0) / 2.0, 12))
-        cols["step"].append(_field(src, row, obj, "step"))
+        cols["step"].append(step)
         cols["n"].append(10)
-        cols["prompt_id"].append(str(pid))
+        cols["prompt_id"].append(pid)
         cols["task"].append(dataset)
-    return validate_log(pl.DataFrame(cols, strict=False))
+        places.append(f"{src}, {row}")
+    return _log_of(cols, places, str(src))
