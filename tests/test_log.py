@@ -362,3 +362,166 @@ def test_a_bool_among_numbers_in_a_score_list_is_refused_not_read_as_one(as_pand
     data = pd.DataFrame(cols, dtype=object).astype({"policy": str, "prompt": str}) if as_pandas else cols
     with pytest.raises(DataError, match=r"column 'score' mixes types: row 0 is bool \(True\).*1.0/0.0 for True/False"):
         validate_log(data)
+
+
+# --- probe of the file readers: what polars hid or reported without a place ----------------------------
+
+
+def test_a_repeated_csv_header_or_json_key_is_a_data_error(tmp_path, guarantees):
+    """polars renames a second `score` header to `score_duplicated_0` and keeps the first of two JSON keys."""
+    guarantees.tick("bad-input cases tried", 3)
+    f = tmp_path / "dup.csv"
+    f.write_text("policy,prompt,score,score\na,x,1,0\n")
+    with pytest.raises(
+        DataError, match=r"dup.csv, line 1: the header repeats the column\(s\) \['score'\].*Fix: rename"
+    ):
+        read_log(f)
+    g = tmp_path / "dup.jsonl"
+    good = '{"policy":"a","prompt":"x","score":1}\n'
+    g.write_text(good + '{"policy":"a","prompt":"y","score":1,"score":0}\n')
+    with pytest.raises(DataError, match=r"dup.jsonl, line 2 \(row 1\): the key 'score' appears twice.*Fix: write each"):
+        read_log(g)
+    h = tmp_path / "dup.json"
+    h.write_text('[{"policy":"a","prompt":"x","score":1,"policy":"b"}]')
+    with pytest.raises(DataError, match=r"dup.json, row 0: the key 'policy' appears twice"):
+        read_log(h)
+    # a key's name inside a prompt, a key written with spaces, a null: one key each, accepted
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(
+        '{"policy":"a","prompt":"say \\"score\\": 1","score":1, "task":null}\n{"policy" : "b","prompt":"y","score":0}\n'
+    )
+    assert read_log(ok)["prompt"].to_list() == ['say "score": 1', "y"]
+
+
+def test_a_nul_byte_past_the_first_64_kib_is_found(tmp_path, guarantees):
+    import random
+
+    guarantees.tick("bad-input cases tried")
+    rng = random.Random(0)
+    rows = [f"m{rng.randrange(3)},p{i},{rng.random():.3f}\n" for i in range(8000)]  # ~100 KiB
+    rows[7000] = "m0,p\x00,1.0\n"
+    f = tmp_path / "late.csv"
+    f.write_text("policy,prompt,score\n" + "".join(rows))
+    assert f.stat().st_size > 1 << 16
+    with pytest.raises(DataError, match=r"late.csv, line 7002: holds a NUL byte.*Fix: re-encode the file as UTF-8"):
+        read_log(f)
+
+
+@pytest.mark.parametrize("sep, word", [(";", "semicolon"), ("\t", "tab")])
+def test_a_csv_with_another_separator_and_commas_in_its_prompts_is_told_so(tmp_path, guarantees, sep, word):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "log.csv"
+    f.write_text(sep.join(["policy", "prompt", "score"]) + "\n" + sep.join(["a", "x, y and z", "1.0"]) + "\n")
+    with pytest.raises(DataError, match=rf"{word}-separated, not comma-separated\. Fix: write the CSV with commas"):
+        read_log(f)
+
+
+@pytest.mark.parametrize(
+    "lines, pattern",
+    [
+        (
+            ['{"policy":"a","prompt":"x","score":1}', '{"policy":"a","prompt":"y","score":true}'],
+            r"line 2 \(row 1\): column 'score' holds true \(a boolean\), but line 1 holds 1 \(a number\)\. "
+            r"Fix: give every value of 'score' one type \(numbers: 1\.0/0\.0 for true/false\)",
+        ),
+        (
+            ['{"policy":"a","prompt":"x","score":1,"step":0}', '{"policy":"a","prompt":"y","score":1,"step":true}'],
+            r"line 2 \(row 1\): column 'step' holds true \(a boolean\).*Fix",
+        ),
+        (
+            ['{"policy":"a","prompt":"x","score":1,"n":2}', "", '{"policy":"a","prompt":"y","score":1,"n":false}'],
+            r"line 3 \(row 1\): column 'n' holds false \(a boolean\).*Fix",
+        ),
+        (
+            ['{"policy":"a","prompt":"x","score":1}', '{"policy":"a","prompt":"y","score":1e400}'],
+            r"line 2 \(row 1\): field 'score' holds 1e400, a number too large to read.*Fix: write a finite number",
+        ),
+    ],
+)
+def test_a_json_type_polars_cannot_read_names_the_line_column_and_value(tmp_path, guarantees, lines, pattern):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"t\.jsonl, " + pattern) as e:
+        read_log(f)
+    assert "character" not in str(e.value) and "cannot be read" not in str(e.value)
+
+
+def test_a_csv_row_with_an_extra_field_names_its_line_and_value(tmp_path, guarantees):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "ragged.csv"
+    f.write_text('policy,prompt,score\na,"x, y",1\na,y,1,5\n')
+    with pytest.raises(
+        DataError,
+        match=r"ragged.csv, line 3: 4 fields where the header has 3 \(extra value '5' after column 'score'\)\. "
+        r"Fix: quote the values that hold commas",
+    ):
+        read_log(f)
+
+
+def test_a_lone_surrogate_in_a_json_key_is_a_data_error(tmp_path, guarantees):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "k.jsonl"
+    f.write_text('{"policy":"a","prompt":"w","score":1}\n{"policy":"a","prompt":"x","score":1,"\\ud800":1}\n')
+    with pytest.raises(DataError, match=r"k.jsonl, line 2 \(row 1\): the key '\\ud800' is undecodable.*Fix"):
+        read_log(f)
+
+
+@pytest.mark.parametrize(
+    "data, col",
+    [
+        ({"policy": [1.0, float("nan")], "prompt": ["x", "y"], "score": [1, 0]}, "policy"),
+        (pl.DataFrame({"policy": [1.0, float("nan")], "prompt": ["x", "y"], "score": [1, 0]}), "policy"),
+        ({"policy": ["a", "b"], "prompt": ["x", float("nan")], "score": [1, 0]}, "prompt"),
+    ],
+)
+def test_a_nan_among_names_is_a_missing_cell_not_the_text_nan(data, col, guarantees):
+    guarantees.tick("bad-input cases tried")
+    with pytest.raises(DataError, match=rf"column '{col}', row 1: value is missing \(null\)\. Fix"):
+        validate_log(data)
+
+
+@pytest.mark.parametrize(
+    "header, bad",
+    [("Policy,Prompt,Score", "Policy"), ("policy, prompt, score", " prompt"), ("MODEL,prompt,score", "MODEL")],
+)
+def test_a_column_misnamed_by_case_or_spaces_is_told_to_rename_it(tmp_path, guarantees, header, bad):
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "log.csv"
+    f.write_text(header + "\na,x,1\n")
+    with pytest.raises(DataError, match=rf"Fix: rename '{bad}' to '{bad.strip().lower().replace('model', 'policy')}'"):
+        read_log(f)
+
+
+def test_a_chat_message_prompt_among_text_prompts_is_refused(tmp_path, guarantees):
+    """Every prompt a list of messages is refused; one among texts was silently read as its JSON text."""
+    guarantees.tick("bad-input cases tried", 2)
+    chat = '{"policy":"a","prompt":[{"role":"user","content":"hi"}],"score":1}'
+    f = tmp_path / "chat.jsonl"
+    f.write_text('{"policy":"a","prompt":"[not a list]","score":1}\n' + chat + "\n")
+    with pytest.raises(
+        DataError, match=r"chat.jsonl, line 2 \(row 1\): column 'prompt' holds \[\{\"role\": \"user\".*\(a list\).*Fix"
+    ):
+        read_log(f)
+    g = tmp_path / "chat.json"
+    g.write_text('[{"policy":"a","prompt":"x","score":1}, ' + chat + "]")
+    with pytest.raises(DataError, match=r"chat.json, row 1: column 'prompt' holds .*\(a list\)"):
+        read_log(g)
+
+
+def test_a_folder_is_told_to_convert_with_v0lite_data_convert(tmp_path):
+    import importlib
+
+    with pytest.raises(DataError, match=r"is a directory.*v0lite\.data\.convert\)") as e:
+        read_log(tmp_path)
+    assert "datasets" not in str(e.value)
+    assert callable(importlib.import_module("v0lite.data").convert)
+
+
+def test_a_boolean_among_numbers_in_a_json_array_is_refused_not_read_as_one(tmp_path, guarantees):
+    """polars' JSON-array reader reads `true` among numbers as 1: name the row, as for a dict."""
+    guarantees.tick("bad-input cases tried")
+    f = tmp_path / "b.json"
+    f.write_text('[{"policy":"a","prompt":"true?","score":0}, {"policy":"a","prompt":"y","score":true}]')
+    with pytest.raises(DataError, match=r"b.json, row 1: column 'score' holds true \(a boolean\), but row 0 holds 0"):
+        read_log(f)

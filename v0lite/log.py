@@ -21,10 +21,8 @@ fix; nothing is silently dropped. Other columns pass through untouched.
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,11 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_path
+from ._log_files import SUFFIXES as _SUFFIXES
+from ._log_files import fmt as _fmt
+from ._log_files import lone_surrogate as _lone_surrogate
+from ._log_files import not_utf8 as _not_utf8
+from ._log_files import read_file, sniff_text
 from .exceptions import DataError, ParameterError
 
 __all__ = [
@@ -48,10 +51,6 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("policy", "prompt", "score")
 OPTIONAL_COLUMNS = ("step", "n", "cost", "prompt_id", "task")
-# read as text from every file, whatever they look like (CSV "1.10" is not the number 1.1)
-TEXT_COLUMNS = ("policy", "prompt", "prompt_id", "task")
-NUMERIC_COLUMNS = ("score", "step", "n", "cost")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 # Common misnamings, so the error can say what was probably meant.
 _ALIASES = {
     "policy": ("model", "model_name", "policy_name", "llm"),
@@ -60,276 +59,17 @@ _ALIASES = {
 }
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, pl.Series):  # a list cell: one line, not a Series table
-        value = value.to_list()
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 _OUTCOME_LOG = "an outcome log: policy, prompt, score"
-
-
-def _read_file(path: Path, holds: str = _OUTCOME_LOG) -> pl.DataFrame:
-    if not path.exists():
-        raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
-    if path.is_dir():
-        raise DataError(
-            f"{path}: is a directory, not a log file. Fix: pass a .jsonl/.csv/.parquet outcome log "
-            "(a folder of public data is converted first: v0lite.datasets.convert)."
-        )
-    kind = _SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{path}: unknown file type {path.suffix!r}. Fix: use one of {sorted(_SUFFIXES)} "
-            "(JSON lines, CSV or Parquet)."
-        )
-    if kind == "parquet":
-        try:
-            return pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise _unreadable(path, kind, exc) from exc
-    data = _sniff_text(path)  # UTF-16, NUL bytes: "re-encode as UTF-8" before any parser guesses
-    if not data.strip():  # polars would say "cannot infer types on an empty reader"
-        raise DataError(
-            f"{path}: the file is empty (no rows, no columns). Fix: write at least one row with a header "
-            f"or field names ({holds})."
-        )
-    try:
-        if kind == "csv":
-            # text columns stay text: `1.10` and `1.1` are two policies, `007` stays `007`
-            text = dict.fromkeys(TEXT_COLUMNS, pl.String)
-            df = pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=text)
-        else:  # infer over the whole file: a late row of another type must fail here, not be cast away.
-            df = (pl.read_ndjson if kind == "jsonl" else pl.read_json)(io.BytesIO(data), infer_schema_length=None)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        bad = _not_utf8(path, data)
-        if bad is not None:
-            raise bad from exc
-        if kind != "csv":
-            where = _first_bad_json_line(path, data, lines=kind == "jsonl")
-            if where is not None:
-                raise DataError(where) from exc
-            _check_json_text(path, data, pl.DataFrame(), lines=kind == "jsonl")  # polars' json: a lone surrogate
-        raise _unreadable(path, kind, exc) from exc
-    if kind == "csv":
-        _check_separator(path, df)
-    else:
-        _check_json_text(path, data, df, lines=kind == "jsonl")  # lone surrogates; text where numbers belong
-    return df
-
-
-def _unreadable(path: Path, kind: str, exc: Exception) -> DataError:
-    return DataError(
-        f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). "
-        "Fix: check the file is well-formed and each column holds one type."
-    )
-
-
-def _check_separator(path: Path, df: pl.DataFrame) -> None:
-    """A CSV written with ``;`` or tabs reads as one column named ``policy;prompt;score``."""
-    if df.width != 1:
-        return
-    name = df.columns[0]
-    for sep, word in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-        if sep in name:
-            raise DataError(
-                f"{path}: the header {_fmt(name)} is one column: the file is {word}-separated, not comma-separated. "
-                "Fix: write the CSV with commas (pandas: df.to_csv(path, index=False); Excel: 'CSV UTF-8 "
-                "(comma delimited)'), or save the log as .jsonl."
-            )
-
-
-# -- reading text files: encodings, JSON rows, undecodable text ------------------------------------------
-
-_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
-# a JSON escape of a UTF-16 surrogate (\ud800-\udfff): valid only as a high + low pair
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def _sniff_text(path: Path) -> bytes:
-    """The file's bytes, refused at once when they are not UTF-8 text (a UTF-8 byte-order mark is dropped)."""
-    data = path.read_bytes()
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            raise DataError(
-                f"{path}: the file is {name}-encoded (byte-order mark {bom.hex(' ')}), not UTF-8. "
-                "Fix: re-encode the file as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8, or save as 'UTF-8' in your editor)."
-            )
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    nul = data.find(b"\x00", 0, 1 << 16)
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise DataError(
-            f"{path}, line {line}: holds a NUL byte, so it is not UTF-8 text (UTF-16 without a byte-order "
-            "mark, or a binary file). Fix: re-encode the file as UTF-8."
-        )
-    return data
 
 
 def read_text(path: Path) -> str:
     """The file's text, read as ``fit`` reads a log: a UTF-8 byte-order mark is dropped, and a UTF-16/32
     file, a NUL byte or a byte that is not UTF-8 is refused naming the encoding or the line."""
-    data = _sniff_text(path)
+    data = sniff_text(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise _not_utf8(path, data) from None
-
-
-def _not_utf8(path: Path, data: bytes) -> DataError | None:
-    """The error for the first line of ``data`` that is not UTF-8, or None when it all is."""
-    bad = _first_bad_utf8_line(data)
-    if bad is None:
-        return None
-    return DataError(f"{path}, line {bad[0]}: not valid UTF-8 ({bad[1]}). Fix: re-encode the file as UTF-8.")
-
-
-def _first_bad_utf8_line(data: bytes) -> tuple[int, str] | None:
-    """(1-based line, reason) of the first line that is not UTF-8, or None."""
-    try:
-        data.decode("utf-8")
-        return None
-    except UnicodeDecodeError as exc:
-        column = exc.start - data.rfind(b"\n", 0, exc.start)
-        return data.count(b"\n", 0, exc.start) + 1, f"byte 0x{data[exc.start]:02x} at column {column}"
-
-
-def _json_rows(data: bytes, *, lines: bool):
-    """``(row, line, raw line)`` of a JSON-lines file (row: 0-based among non-blank lines, line: 1-based),
-    or ``(row, None, object)`` of a JSON array file (where an object starts is not kept by the parser)."""
-    import json
-
-    if not lines:
-        obj = json.loads(data.decode("utf-8"))
-        for i, o in enumerate(obj if isinstance(obj, list) else [obj]):
-            yield i, None, o
-        return
-    row = 0
-    for i, raw in enumerate(data.split(b"\n")):
-        if raw.strip():
-            yield row, i + 1, raw
-            row += 1
-
-
-class _NotJson(str):
-    """``NaN``, ``Infinity`` or ``-Infinity`` where a JSON value belongs (Python's json.dumps writes them)."""
-
-
-def _not_json_value(value: Any, where: str = "") -> tuple[str, str] | None:
-    """``(field, constant)`` of the first ``_NotJson`` inside ``value`` (nested), or None."""
-    if isinstance(value, _NotJson):
-        return where, str(value)
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, v in items:
-        found = _not_json_value(v, f"{where}[{key}]" if isinstance(key, int) or where else str(key))
-        if found is not None:
-            return found
-    return None
-
-
-def _not_json_message(where: str, obj: Any) -> str | None:
-    found = _not_json_value(obj)
-    if found is None:
-        return None
-    field, name = found
-    return (
-        f"{where}: field {field!r} holds {name}, which is not JSON (Python's json.dumps writes it for a float "
-        f"{'NaN' if name == 'NaN' else 'infinity'}). Fix: write null for a missing value, or a number "
-        "(in Python: json.dumps(..., allow_nan=False) finds them)."
-    )
-
-
-def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
-    """The message for the first line that is not one JSON object (or holds a bare ``NaN``), with its line
-    number, or None."""
-    import json
-
-    if not lines:
-        try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_NotJson)
-        except json.JSONDecodeError as exc:
-            return f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}). Fix: repair the file."
-        for row, o in enumerate(obj if isinstance(obj, list) else [obj]):
-            bad = _not_json_message(f"{path}, row {row}", o)
-            if bad is not None:
-                return bad
-        return None
-    for row, line, raw in _json_rows(data, lines=True):
-        try:
-            obj = json.loads(raw, parse_constant=_NotJson)
-        except json.JSONDecodeError as exc:
-            return (
-                f"{path}, line {line} (row {row}): not valid JSON ({exc.msg} at column {exc.colno}). "
-                "Fix: repair or remove that line."
-            )
-        if not isinstance(obj, dict):
-            what = type(obj).__name__
-            return (
-                f"{path}, line {line} (row {row}): expected a JSON object, got {what}. Fix: write one object per line."
-            )
-        bad = _not_json_message(f"{path}, line {line} (row {row})", obj)
-        if bad is not None:
-            return bad
-    return None
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The first text in ``value`` (nested) that is not valid Unicode, or None."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value
-        return None
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        for v in value:
-            bad = _lone_surrogate(v)
-            if bad is not None:
-                return bad
-    return None
-
-
-def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) -> None:
-    """What polars' JSON reader hides: a lone surrogate (``"\\ud800"`` silently becomes NUL) and a number
-    column holding text (``"0"`` among numbers reads the whole column as text; the row is the first string)."""
-    import json
-
-    texty = [c for c in NUMERIC_COLUMNS if c in df.columns and df.schema[c] == pl.String]
-    if not texty and not _SURROGATE_ESCAPE.search(data):
-        return
-    for row, line, raw in _json_rows(data, lines=lines):
-        if lines and not texty and not _SURROGATE_ESCAPE.search(raw):
-            continue  # only the lines that can hold one are parsed again
-        try:
-            obj = json.loads(raw) if lines else raw
-        except ValueError:  # polars read it; what Python's parser refuses is not ours to report here
-            continue
-        if not isinstance(obj, dict):
-            continue
-        where = f"{path}, line {line} (row {row})" if lines else f"{path}, row {row}"
-        at = f"{path}, line {line}" if lines else str(path)
-        for key, value in obj.items():
-            bad = _lone_surrogate(value)
-            if bad is not None:
-                raise DataError(
-                    f"{where}: column {key!r} holds undecodable text {_fmt(bad)} (a lone UTF-16 surrogate, "
-                    "not a character). Fix: repair that text at its source (re-export it as UTF-8) or remove the row."
-                )
-        for col in texty:
-            if isinstance(obj.get(col), str):
-                raise DataError(
-                    f"column {col!r} must be numeric, found text at row {row}: {_fmt(obj[col])} ({at}). "
-                    f"Fix: write {col!r} as numbers, not strings."
-                )
 
 
 # what polars / pyarrow raise on a column they cannot build (an int over 64 bits: OverflowError)
@@ -352,7 +92,7 @@ def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None) -> pl.DataFr
     (``predict``'s queries: policy, prompt, step).
     """
     if isinstance(data, (str, os.PathLike)):
-        df = _read_file(Path(data), holds)
+        df = read_file(Path(data), holds)
         keep = _only(df.columns, columns)
         return df if keep is None else df.select(keep)
     if isinstance(data, pl.LazyFrame):
@@ -387,9 +127,11 @@ def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None) -> pl.DataFr
     if isinstance(data, dict):
         keep = _only(list(data), columns)
         data = data if keep is None else {c: data[c] for c in keep}
-        for col, vals in data.items():
+        for col, vals in list(data.items()):
             if isinstance(vals, (list, tuple)):  # strict=False below would silently cast a stray 5 to "5"
                 _check_object_column(col, list(vals))
+                if any(_is_nan(v) for v in vals) and any(isinstance(v, str) for v in vals):
+                    data = {**data, col: [None if _is_nan(v) else v for v in vals]}  # not the text "NaN"
         try:
             return pl.DataFrame(data, strict=False)
         except _CONVERT_ERRORS as exc:
@@ -408,6 +150,10 @@ def _failing_column(frame) -> str:
         except _CONVERT_ERRORS:
             return f"column {col!r} "
     return ""
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
 
 
 def _check_object_column(col: str, values: list) -> None:
@@ -445,13 +191,18 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _missing_column_error(col: str, present: list[str]) -> DataError:
-    hint = [a for a in _ALIASES.get(col, ()) if a in present]
+    def norm(name: Any) -> str:  # 'Prompt' and ' prompt' are 'prompt' misspelt
+        return str(name).strip().lower()
+
+    hint = [p for p in present if norm(p) == col] or [p for a in _ALIASES.get(col, ()) for p in present if norm(p) == a]
     fix = f"rename {hint[0]!r} to {col!r}" if hint else f"add a {col!r} column"
     return DataError(f"missing required column {col!r} (columns present: {present}). Fix: {fix}.")
 
 
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
+    # a NaN among numeric names is a missing cell, not the policy 'NaN'
+    nan = s.is_nan().fill_null(False).to_numpy() if s.dtype.is_float() else None
     if isinstance(s.dtype, (pl.Categorical, pl.Enum)):  # pandas 'category', polars Categorical/Enum: text
         s = s.cast(pl.String)
     if s.dtype != pl.String:
@@ -463,7 +214,7 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
                 f"column {col!r} must hold text, found dtype {s.dtype} (row {bad}: {_fmt(s[bad])}). "
                 f"Fix: write {col!r} as strings."
             )
-    nulls = s.is_null().to_numpy()
+    nulls = s.is_null().to_numpy() if nan is None else s.is_null().to_numpy() | nan
     if nulls.any():
         r = _first_bad(nulls)
         raise DataError(
