@@ -143,10 +143,71 @@ def test_interrupt_prints_resume_hint_and_rerun_works(files, capsys, monkeypatch
     fake_minilm.encode = interrupted  # not monkeypatch: undo() would also undo fake_minilm's patches
     guarantees.tick("faults injected")
     assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 130
-    assert "cached and will be reused" in capsys.readouterr().err
+    # interrupted before any batch finished: nothing is cached, and the message says so
+    assert (
+        capsys.readouterr().err
+        == "v0lite fit: interrupted while embedding; none of the 9 prompts to embed was cached yet.\n"
+    )
     assert not (tmp / "m").exists()
     del fake_minilm.encode  # the class's encode again
     assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]) == 0
+
+
+def test_interrupt_names_what_was_cached_and_says_nothing_of_a_cache_when_not_embedding(
+    files, capsys, monkeypatch, fake_minilm
+):
+    import v0lite.cli as cli
+    import v0lite.embed as embed
+
+    tmp, hist, _ = files
+    init, real, calls = embed.Embedder.__init__, type(fake_minilm).encode, []
+    monkeypatch.setattr(embed.Embedder, "__init__", lambda self, *a, **kw: init(self, *a, **{**kw, "batch_size": 4}))
+
+    def second_batch_interrupted(texts):  # 9 prompts, batches of 4: the first batch finishes
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(fake_minilm, texts)
+
+    fake_minilm.encode = second_batch_interrupted
+    args = ["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn"]
+    assert main(args) == 130
+    assert capsys.readouterr().err == (
+        "v0lite fit: interrupted while embedding; 4 of the 9 prompts to embed are cached and will not be "
+        "embedded again.\n"
+    )
+    del fake_minilm.encode
+    fake_minilm.texts_seen = 0
+    assert main(args) == 0 and fake_minilm.texts_seen == 5  # the 4 cached prompts are not embedded again
+
+    def no_embedding(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_check_inputs", no_embedding)
+    capsys.readouterr()
+    assert main(["data", "convert", "v0", str(hist), str(tmp / "h.csv")]) == 130
+    assert capsys.readouterr().err == "v0lite data convert: interrupted.\n"
+
+
+def test_an_encoder_folder_that_is_not_a_model_is_an_error_naming_the_flag(files, capsys, monkeypatch):
+    """Issue: `fit --encoder <an empty folder>` printed transformers' ValueError traceback."""
+    from v0lite.embed import _load_sentence_transformer
+
+    tmp, hist, _ = files
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cache"))
+    import types
+
+    from tests.test_embed import _no_model
+
+    monkeypatch.setattr("v0lite.embed._load_sentence_transformer", _load_sentence_transformer)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=_no_model))
+    (tmp / "fakeenc").mkdir()
+    args = ["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn", "--encoder", str(tmp / "fakeenc")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"v0lite fit: error: encoder folder {str(tmp / 'fakeenc')!r} holds no sentence-trans"), err
+    assert "--encoder" in err and "encoder=" not in err and err.count("\n") == 1, err
+    assert not (tmp / "m").exists()
 
 
 # --- property: any log file gives exit 0 with a model, or exit 1 with a one-line error ------------------

@@ -111,3 +111,48 @@ def test_device_is_checked_even_when_every_prompt_is_cached(tmp_path, small_log,
     assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", device, "-q"]) == 1
     err = capsys.readouterr().err
     assert f"cannot run on device {device!r}" in err and "--device cpu" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("device", ["meta", "mps", "bogus", "cuda:99"])
+def test_any_device_is_checked_up_front_cached_or_not(tmp_path, small_log, fake_minilm, capsys, device, cached):
+    """Issue: only CUDA was checked up front: --device meta gave a RuntimeError traceback (Tensor.item() on meta
+    tensors) for an uncached prompt, --device mps on Linux exited 0 when every prompt was cached; and every
+    refusal said "This machine has no CUDA device", true only of a CUDA device."""
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():  # pragma: no cover - an Apple machine
+        pytest.skip("mps works here")
+    model_dir = _model_dir(tmp_path, small_log)
+    pl.DataFrame({"prompt": ["a question?", "another one?"]}).write_parquet(tmp_path / "t.parquet")
+    if cached:
+        assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "-q"]) == 0
+    seen = fake_minilm.texts_seen
+    capsys.readouterr()
+    assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", device, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"v0lite embed: error: the encoder cannot run on device {device!r}: "), err
+    assert "Fix: pass --device cpu" in err and err.count("\n") == 1, err
+    assert ("CUDA device" in err) == device.startswith("cuda"), err
+    assert fake_minilm.texts_seen == seen  # refused before any embedding
+
+
+def test_device_cpu_needs_no_check(tmp_path, small_log, fake_minilm, capsys, monkeypatch):
+    def never(device):  # pragma: no cover - the failure
+        raise AssertionError("checked")
+
+    monkeypatch.setattr("v0lite.commands.embed._check_device", never)
+    model_dir = _model_dir(tmp_path, small_log)
+    pl.DataFrame({"prompt": ["a question?"]}).write_parquet(tmp_path / "t.parquet")
+    assert main(["embed", str(tmp_path / "t.parquet"), "--model-dir", model_dir, "--device", "cpu", "-q"]) == 0
+
+
+def test_a_null_prompt_is_named_as_missing_not_as_the_wrong_column(tmp_path, small_log, fake_minilm, capsys):
+    """Issue: {"prompt": null} said "'None' is neither text nor chat messages. Fix: --prompt-key COLUMN": the
+    column was right, the row's value was missing."""
+    model_dir = _model_dir(tmp_path, small_log)
+    (tmp_path / "t.jsonl").write_text('{"prompt": "a?"}\n{"prompt": null}\n')
+    assert main(["embed", str(tmp_path / "t.jsonl"), "--model-dir", model_dir, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "column 'prompt', row 1: has no prompt (null)" in err and "remove the row" in err, err
+    assert "--prompt-key" not in err and "None" not in err and err.count("\n") == 1, err

@@ -138,6 +138,47 @@ def test_interrupted_embedding_resumes_without_redoing_chunks(tmp_path, guarante
     np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(texts), rtol=1e-6)
 
 
+class _CtrlC(FakeEncoder):
+    """Ctrl-C on call ``at`` (1-based)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def encode(self, texts):
+        if self.calls + 1 == self.at:
+            raise KeyboardInterrupt
+        return super().encode(texts)
+
+
+@pytest.mark.parametrize(("at", "cached"), [(1, 0), (2, 3), (3, 6), (4, 7)])
+def test_ctrl_c_keeps_the_prompts_of_finished_batches_and_says_how_many(tmp_path, guarantees, at, cached):
+    """Batches of 3 texts in one chunk of 8 prompts, the last two long (a head and a tail each, which may
+    straddle two batches): Ctrl-C caches exactly the prompts with every segment embedded, their vectors
+    as an uninterrupted run gives them, and EmbeddingInterrupted (a KeyboardInterrupt) counts them."""
+    from v0lite.embed import EmbeddingInterrupted
+
+    texts = _texts(6) + ["long a " + "y" * 1200, "long b " + "z" * 1300]  # segments: owners 0..5, 6, 6, 7, 7
+    guarantees.tick("faults injected")
+    with pytest.raises(EmbeddingInterrupted) as info:
+        Embedder(_CtrlC(at), cache_dir=tmp_path, batch_size=3).encode(texts)
+    assert isinstance(info.value, KeyboardInterrupt) and (info.value.cached, info.value.total) == (cached, 8)
+    assert len(_shards(tmp_path)) == (1 if cached else 0)
+    assert not [f for f in tmp_path.rglob("*") if f.name.startswith(".")]  # no temporary file left
+    enc = FakeEncoder()
+    v = Embedder(enc, cache_dir=tmp_path, batch_size=3).encode(texts)
+    assert enc.texts_seen == 10 - (cached + max(cached - 6, 0))  # the cached prompts' segments are not redone
+    np.testing.assert_allclose(v, Embedder(FakeEncoder(), cache_dir=False).encode(texts), rtol=1e-6)
+
+
+def test_ctrl_c_without_a_disk_cache_counts_nothing_cached():
+    from v0lite.embed import EmbeddingInterrupted
+
+    with pytest.raises(EmbeddingInterrupted) as info:
+        Embedder(_CtrlC(2), cache_dir=False, batch_size=2).encode(_texts(5))
+    assert (info.value.cached, info.value.total) == (0, 5)
+
+
 def _fill(cache, texts, queue):
     try:
         Embedder(FakeEncoder(), cache_dir=cache, chunk_size=3).encode(texts)
@@ -441,3 +482,26 @@ def test_warm_up_runs_the_encoder_and_caches_nothing(tmp_path):
     assert calls == 1  # served from the cache: the encoder was not run
     emb.warm_up()
     assert enc.calls == calls + 1 and sorted(tmp_path.rglob("*")) == files and len(emb._memory) == 1
+
+
+def _no_model(path, device=None):  # what transformers raises for a folder with no config.json
+    raise ValueError(f"Unrecognized model in {path}. Should have a `model_type` key in its config.json.")
+
+
+@pytest.mark.parametrize("real", [pytest.param(True, marks=pytest.mark.slow), False])
+def test_an_encoder_folder_holding_no_model_is_named_with_the_fix(tmp_path, monkeypatch, real):
+    """Issue: encoder=<an empty folder> raised transformers' raw ValueError "Unrecognized model in ..."."""
+    import sys
+    import types
+
+    from v0lite.embed import _load_sentence_transformer
+    from v0lite.exceptions import V0liteError
+
+    if not real:  # the real import takes seconds
+        monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=_no_model))
+    (tmp_path / "fakeenc").mkdir()
+    with pytest.raises(V0liteError) as info:
+        _load_sentence_transformer(str(tmp_path / "fakeenc"), None)
+    msg = str(info.value)
+    assert f"encoder folder {str(tmp_path / 'fakeenc')!r} holds no sentence-transformers model" in msg, msg
+    assert "Unrecognized model" in msg and "Fix:" in msg and "encoder=<path>" in msg and "\n" not in msg, msg

@@ -599,3 +599,54 @@ def test_folder_format_names_the_format_or_none(tmp_path):
     for text in ("{not json", "[1, 2]", '{"format": 3}', ""):
         (tmp_path / "meta.json").write_text(text)
         assert folder_format(tmp_path) is None
+
+
+def _router(make_model):
+    from v0lite.routing import Router
+
+    log = make_log(steps=False)
+    return Router(make_model().fit(log), embedder=FakeEncoder(), k=2, cost_model="unit").fit(log)
+
+
+@pytest.mark.parametrize("kind", ["model", "router"])
+def test_a_save_through_a_symlinked_folder_replaces_its_target_and_keeps_the_link(tmp_path, make_model, kind):
+    """`save("link")`, link -> real/m: the target gets the new folder atomically, the link stays a link,
+    nothing is left beside either (a leftover would make the next load warn of an interrupted save)."""
+    import warnings
+
+    from v0lite.routing import Router
+
+    def obj(prior_head: bool):
+        if kind == "model":
+            return make_model(head="prior" if prior_head else "knn").fit(make_log())
+        r = _router(make_model)
+        return r if not prior_head else r.set_params(k=3).fit(make_log())
+
+    (tmp_path / "real").mkdir()
+    obj(False).save(tmp_path / "real" / "m")
+    os.symlink("real/m", tmp_path / "link")
+    new = obj(True)
+    new.save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and os.readlink(tmp_path / "link") == "real/m"
+    meta = json.loads((tmp_path / "real" / "m" / "meta.json").read_text())
+    if kind == "model":
+        assert meta["head"]["name"] == "prior"  # the target holds the NEW model
+    else:
+        assert meta["params"]["k"] == 3
+    hidden = [p.name for d in (tmp_path, tmp_path / "real") for p in d.iterdir() if p.name.startswith(".")]
+    assert not hidden, hidden
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "interrupted save" warning
+        if kind == "model":
+            back = V0Regressor.load(tmp_path / "link", encoder=FakeEncoder())
+            assert back.head == "prior"
+        else:
+            back = Router.load(tmp_path / "link", embedder=FakeEncoder())
+            assert back.k == 3
+
+
+def test_a_save_through_a_dangling_symlink_creates_its_target(tmp_path, make_model):
+    os.symlink("real/m", tmp_path / "link")
+    make_model().fit(make_log()).save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "m" / "meta.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

