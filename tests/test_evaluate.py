@@ -294,7 +294,7 @@ def test_route_eval_end_to_end(logs, tmp_path):
     assert res["oracle_cost"] < res["best_single_cost"]
     # a perfect value model beats random mixing of the models
     assert res["aiq"] > res["random_mix_aiq"]
-    assert 0 < res["aiq"] <= 1 and 0 < res["baseline_knn_aiq"] <= 1
+    assert 0 < res["aiq"] <= 1 and 0 < res["baseline_knn_aiq"] <= 1 and res["baseline_knn_k"] == 16
     # the tuned kNN baseline: k chosen on train folds, scored on test like the others
     cv = res["baseline_knn_tuned_cv"]
     assert res["baseline_knn_tuned_k"] in cv["k"] and cv["criterion"] == "aiq"
@@ -475,7 +475,10 @@ def test_route_eval_per_task_hand_checked():
     assert res["max_acc"] == pytest.approx(1 / 3)
     assert res["oracle_task_acc"] == {"t1": 0.5, "t2": 1.0} and res["task_n"] == {"t1": 2, "t2": 1}
     assert "baselines" not in res
-    with pytest.raises(DataError, match=r"per_task=True.*missing in TEST"), warnings.catch_warnings():
+    with (
+        pytest.raises(DataError, match=r"per-task accuracy needs .*missing in TEST.*set per_task=False"),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", V0liteWarning)
         route_eval(train, test.drop("task"), value_model=TableValueModel(table), embedder=FakeEmbedder(), per_task=True)
 
@@ -574,3 +577,105 @@ def test_printed_baselines_tell_the_knn_row_from_the_tuned_knn_figures(capsys):
     assert "knn: the tuned kNN router's success predictions with this router's cost predictions" in out
     print_route_baselines({"baselines": {"prior": row}, "baseline_knn_tuned_k": 128, "within_policy_auc": 0.6})
     assert "tuned kNN router's success predictions" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ probe: route-eval's notes and the new-model kNN
+
+
+def _cli_logs(logs, tmp_path, monkeypatch, value_model=FakeValueModel, train_cost=True):
+    """TRAIN and TEST files for `main(["route-eval", ...])`, with the fake value model and embedder."""
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_make_value_model", lambda args: value_model())
+    monkeypatch.setattr(cmd, "_make_embedder", lambda args: FakeEmbedder())
+    train, test = logs
+    (train if train_cost else train.drop("cost")).write_ndjson(tmp_path / "train.jsonl")
+    test.write_ndjson(tmp_path / "test.jsonl")
+    return str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl")
+
+
+def test_route_eval_cli_prior_k_note_says_what_the_prior_is_with_a_weight(logs, tmp_path, monkeypatch, capsys):
+    """Probe 4: with --shrink 0.3 the prior_k line said 'no shrinkage'."""
+    from v0lite.cli import main
+
+    tr, te = _cli_logs(logs, tmp_path, monkeypatch)
+    assert main(["route-eval", tr, te, "--shrink", "0.3", "--no-baselines", "-q"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("prior_k "))
+    assert "all its train prompts" in line and "no shrinkage" not in line
+
+
+def test_route_eval_unit_costs_say_which_log_lacks_cost_and_the_fix(logs, tmp_path, monkeypatch, capsys):
+    """Probe 7a: 'no cost column in both logs' when only TRAIN lacked it, and no fix."""
+    from v0lite.cli import main
+
+    train, test = logs
+    with pytest.warns(
+        V0liteWarning, match=r"the train log has no 'cost' column.*Fix: .*prices=\{model: USD per call\}"
+    ):
+        route_eval(train.drop("cost"), test, value_model=FakeValueModel(), embedder=FakeEmbedder(), tuned_ks=None)
+    tr, te = _cli_logs(logs, tmp_path, monkeypatch, train_cost=False)
+    assert main(["route-eval", tr, te, "--no-baselines", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"TRAIN {tr} has no 'cost' column (the other log has one)" in err and "--prices FILE" in err
+    assert f"`v0lite data prices {te} prices.json`" in err and "prices=" not in err and "both logs" not in err
+
+
+def test_route_eval_cli_per_task_without_task_speaks_flags(logs, tmp_path, monkeypatch, capsys):
+    """Probe 7c: the CLI's error began 'per_task=True needs ...'."""
+    from v0lite.cli import main
+
+    tr, te = _cli_logs(logs, tmp_path, monkeypatch)
+    assert main(["route-eval", tr, te, "--per-task", "--no-baselines", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "needs a 'task' column in both logs" in err and "drop --per-task" in err and "per_task" not in err
+
+
+def test_route_eval_new_model_knn_baseline_fits_each_model_on_its_own_prompts(
+    logs, tmp_path, monkeypatch, capsys, make_model
+):
+    """Probe 3: with --new-model and --n < k the kNN baseline was fitted on the n prompts complete for every
+    model, so it was prompt-blind for the whole pool yet reported as the kNN router."""
+    from v0lite.cli import main
+    from v0lite.routing import UtilityStrategy
+    from v0lite.routing._evaluate import _hold_out, _pivot
+    from v0lite.routing._frontier import _sweep
+
+    train, test = logs
+    pols = ["big", "mid", "small"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        res = route_eval(
+            train,
+            test,
+            value_model=make_model(),
+            embedder=FakeEmbedder(),
+            k_baseline=16,
+            tuned_ks=None,
+            baselines=False,
+            new_model="big",
+            new_n=5,
+        )
+    assert res["baseline_knn_train_n"] == {"mid": 150, "small": 150, "big": 5}
+    # the spec: the pool before it on its complete train prompts, the new model on its 5 drawn ones
+    held, _ = _hold_out(train, pols, "big", 5, 0)
+    prompts, Ytr, Ctr = _pivot(held, pols, None)
+    te_prompts, Y, Ctrue = _pivot(test, pols, None)
+    enc = FakeEmbedder().encode
+    P, C = np.empty_like(Y), np.empty_like(Y)
+    for cols in ([1, 2], [0]):
+        rows = ~np.isnan(Ytr[:, cols]).any(axis=1)
+        seen = [t for t, ok in zip(prompts, rows) if ok]
+        P[:, cols], C[:, cols] = knn_router_baseline(
+            enc(seen), Ytr[rows][:, cols], Ctr[rows][:, cols], enc(te_prompts), 16
+        )
+    assert not np.allclose(P[:, 1], P[0, 1])  # the others stay prompt-aware
+    want = _sweep(UtilityStrategy(), P, C, Y, Ctrue, 64)
+    np.testing.assert_allclose(res["curves"]["baseline_knn"]["acc"], want["acc"])
+    np.testing.assert_allclose(res["curves"]["baseline_knn"]["cost"], want["cost"])
+    # the report says what the baseline saw
+    tr, te = _cli_logs(logs, tmp_path, monkeypatch, value_model=make_model)
+    argv = ["route-eval", tr, te, "--new-model", "big", "--n", "5", "--k-baseline", "16", "--no-baselines", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "the pool before 'big' on the 150 complete for it, 'big' on its 5" in out
+    assert "note: ['big'] had <= k=16 train prompts" in out and "prompt-blind" in out

@@ -18,6 +18,7 @@ def _result(costs, accs, cost_source="log"):
         "cost_source": cost_source,
         "aiq": 0.8,
         "baseline_knn_aiq": 0.79,
+        "baseline_knn_k": 12,
         "baseline_knn_tuned_aiq": None,
         "baseline_knn_tuned_k": None,
         "curves": {
@@ -44,6 +45,7 @@ def test_log_cost_axis_with_unit_and_a_legend_entry_per_mark():
         assert any(lab.startswith(f"model-{i} ") for lab in labels)
     for mark in ("oracle", "router frontier", "kNN router", "random mix", "one point per knob"):
         assert any(mark in lab for lab in labels), mark
+    assert "kNN router, k=12" in labels  # the k the baseline ran with (route-eval --k-baseline)
     assert not ax.texts  # no text labels on the axes to collide
     assert ax.get_legend() is None  # legends sit beside the axes, so none hides a mark
 

@@ -754,3 +754,114 @@ def test_router_save_never_deletes_what_it_did_not_write(tmp_path):
     r.save(tmp_path / "router")  # its own folder: replaced
     with pytest.raises(DataError, match="holds a v0lite-router folder, not a v0lite-model one"):
         r.value_model.save(tmp_path / "router")
+
+
+# ------------------------------------------------------------------ probe: route input, prices, params
+
+
+def _route_files(tmp_path):
+    """A fitted prior model (the CLI's fake encoder), a cost log of pol0 and pol1 only, and prompts."""
+    from conftest import make_log
+
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = make_log(3, 12)
+    hist = write_log(log, tmp_path / "hist.jsonl")
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "m"), "--head", "prior", "-q"]) == 0
+    costs = log.filter(pl.col("policy") != "pol2").with_columns(
+        pl.col("policy").replace_strict({"pol0": 0.001, "pol1": 0.01}, return_dtype=pl.Float64).alias("cost")
+    )
+    cost_log = write_log(costs, tmp_path / "costs.jsonl")
+    prompts = tmp_path / "prompts.csv"
+    pl.DataFrame({"prompt": ["add the numbers 7", "sort the list 9"]}).write_csv(prompts)
+    return tmp_path / "m", cost_log, prompts
+
+
+def test_route_cli_prompts_with_a_header_only_stop_before_writing(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe 1: a header-only PROMPTS ended in a TypeError traceback after --out was written."""
+    from v0lite.cli import main
+
+    model, _, _ = _route_files(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("prompt\n")
+    out = tmp_path / "c.csv"
+    argv = ["route", str(empty), "--model-dir", str(model), "--pool", "pol0,pol1", "--out", str(out), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"PROMPTS {empty}: has no rows" in err and "Fix:" in err and "Traceback" not in err
+    assert not out.exists()
+    guarantees.tick("bad-input cases tried")
+
+
+def test_route_cli_prices_with_cost_log_never_drop_a_price_silently(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe 2: --prices beside --cost-log was ignored for the logged models; a model missing from the cost
+    log got a Python fix (prices={...}) instead of the flag."""
+    from v0lite.cli import main
+
+    model, cost_log, prompts = _route_files(tmp_path)
+    out = tmp_path / "c.csv"
+    base = ["route", str(prompts), "--model-dir", str(model), "--cost-log", str(cost_log), "--out", str(out), "-q"]
+    all3 = json.dumps({"pol0": 0.5, "pol1": 0.6, "pol2": 0.7})
+    assert main([*base, "--prices", all3]) == 1  # the pool is the priced models, two of them in the cost log
+    err = capsys.readouterr().err
+    assert "--prices gives a price for ['pol0', 'pol1']" in err and "pass one of --prices / --cost-log" in err
+    assert main([*base, "--pool", "pol0,pol1,pol2"]) == 1
+    err = capsys.readouterr().err
+    assert "has no cost for the pool models ['pol2']" in err and "--prices '{\"pol2\": 0.001}'" in err
+    assert "prices={" not in err
+    assert not out.exists()
+    assert main([*base, "--pool", "pol0,pol1,pol2", "--prices", '{"pol2": 0.7}']) == 0  # the documented use
+    routed = pl.read_csv(out)  # each model at its cost: pol0, pol1 learned from the log, pol2 at its --prices
+    price = {"pol0": 0.001, "pol1": 0.01, "pol2": 0.7}
+    assert routed["pred_cost"].to_list() == pytest.approx([price[p] for p in routed["policy"].to_list()])
+    assert main(["route", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "with --cost-log, only the pool models it has no cost for" in help_text
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_route_cli_prices_inline_json_not_an_object(tmp_path, capsys, fake_minilm):
+    """Probe 7b: --prices [1,2] said 'does not exist'."""
+    from v0lite.cli import main
+
+    model, _, prompts = _route_files(tmp_path)
+    argv = ["route", str(prompts), "--model-dir", str(model), "--out", str(tmp_path / "c.csv"), "--prices", "[1,2]"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "inline JSON must be an object" in err and "got a list" in err and "does not exist" not in err
+
+
+def test_router_policies_given_as_one_str_is_an_error():
+    """Probe 5: policies="large" became the pool ['l', 'a', 'r', 'g', 'e']."""
+    with pytest.raises(DataError, match=r"got one str \('large'\)\. Fix: Router\(\.\.\., policies=\['large'\]\)"):
+        Router(FakeValueModel(), policies="large", cost_model="unit").fit()
+
+
+def test_router_set_prices_updates_the_params_so_save_load_and_refit_keep_them(tmp_path):
+    """Probe 6: after set_prices, cost_model still said 'knn' (a refit went back to learned costs) and a
+    loaded router had cost_model='fixed' without its prices (a refit failed)."""
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    new = {"big": 2.0, "mid": 0.5, "small": 0.05}
+    r.set_prices(new)
+    assert r.get_params()["cost_model"] == "fixed" and r.get_params()["prices"] == new
+    prompts = ["new level 2", "new level 7"]
+    want = np.tile([new[p] for p in r.policies_], (2, 1))
+    np.testing.assert_allclose(r.fit(log).predict_matrix(prompts)[1], want)  # a refit keeps the prices
+    r.save(tmp_path / "router")
+    back = Router.load(tmp_path / "router", embedder=FakeEmbedder())
+    assert back.get_params()["cost_model"] == "fixed" and back.get_params()["prices"] == new
+    np.testing.assert_allclose(back.fit(log).predict_matrix(prompts)[1], want)
+    assert back.route(prompts, lam=0.0).tolist() == r.route(prompts, lam=0.0).tolist()
+
+
+def test_router_strategy_set_after_fit_says_to_fit_again():
+    """Probe 7d: set_params(strategy='budget') without a refit blamed strategy 'utility'."""
+    r = Router(FakeValueModel(), cost_model="fixed", prices=PRICES3).fit()
+    r.set_params(strategy="budget")
+    with pytest.raises(V0liteError, match=r"strategy='budget' was set after fit.*'utility'\. Fix: call fit\(log\)"):
+        r.route(["new level 3"], budget=0.5)
+    assert r.fit().route(["new level 3"], budget=0.5).tolist()[0] in PRICES3  # refitted: budget routes
+    r.set_params(k=8)  # a parameter other than the strategy: routing goes on
+    r.route(["new level 3"], budget=0.5)

@@ -1,9 +1,24 @@
 """What ``v0lite route-eval`` prints: the headline table (a ``-`` explained on its line), the per-task table
-and the baseline routers beside the router."""
+and the baseline routers beside the router; and the route commands' cost inputs, checked in flag terms."""
 
 from __future__ import annotations
 
-__all__ = ["TABLE_KEYS", "fmt", "why_missing", "print_per_task", "print_route_baselines"]
+import json
+import warnings
+
+from ..exceptions import DataError, V0liteWarning
+from ._common import read_input
+
+__all__ = [
+    "TABLE_KEYS",
+    "fmt",
+    "why_missing",
+    "print_per_task",
+    "print_route_baselines",
+    "print_knn_seen",
+    "warn_unit_costs",
+    "cost_log",
+]
 
 TABLE_KEYS = (
     "strategy",
@@ -24,6 +39,7 @@ TABLE_KEYS = (
     "oracle_cost",
     "random_mix_aiq",
     "baseline_knn_aiq",
+    "baseline_knn_k",
     "baseline_knn_max_acc",
     "baseline_knn_tuned_k",
     "baseline_knn_tuned_aiq",
@@ -49,6 +65,8 @@ def fmt(v) -> str:
 def why_missing(key: str, result: dict) -> str:
     """Why ``key`` of a route-eval result is None (printed as ``-``), in one short clause."""
     r = result
+    if key == "prior_k" and r.get("shrink"):
+        return "the prior is each model's success rate on all its train prompts (no neighbourhood)"
     if key in ("shrink", "prior_k"):
         return "no shrinkage (pass --shrink cv or a weight to blend toward neighbourhood rates)"
     if key.endswith("aiq") and r.get("aiq") is None and r.get("cost_source") == "unit":
@@ -80,6 +98,24 @@ def why_missing(key: str, result: dict) -> str:
     if "task" in key:
         return "the logs name no task (no 'task' column in both)"
     return "not computed for this pool"
+
+
+def print_knn_seen(result: dict, k: int) -> None:
+    """With --new-model: the train prompts the kNN baselines saw (a model with fewer than k: a prompt-blind mean)."""
+    seen = result.get("baseline_knn_train_n")
+    if not seen:
+        return
+    new = result.get("new_model")
+    print(
+        f"(the kNN baselines fit each model on its own train prompts: the pool before {new!r} on the "
+        f"{min(n for p, n in seen.items() if p != new)} complete for it, {new!r} on its {seen.get(new)})"
+    )
+    few = sorted(p for p, n in seen.items() if n <= k)
+    if few and (result.get("curves") or {}).get("baseline_knn") is not None:
+        print(
+            f"note: {few} had <= k={k} train prompts, so the kNN baseline's estimate for them is the mean of all "
+            "of them, the same for every test prompt (prompt-blind)"
+        )
 
 
 def print_per_task(result: dict) -> None:
@@ -128,3 +164,51 @@ def print_route_baselines(result: dict) -> None:
     names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}
     for line in verdict_lines("router", result.get("within_policy_auc"), b, names):
         print(line)
+
+
+def warn_unit_costs(args, train, test) -> None:
+    """No --prices and a log without a 'cost' column: every call costs 1. Say which log, and the flag."""
+    logs = (("TRAIN", args.train, train), ("TEST", args.test, test))
+    lack = [(name, path) for name, path, f in logs if "cost" not in f.columns]
+    has = [path for _, path, f in logs if "cost" in f.columns]
+    if not lack:
+        return
+    which = " and ".join(f"{name} {path}" for name, path in lack)
+    writes = f" (`v0lite data prices {has[0]} prices.json` writes one from its costs)" if has else ""
+    warnings.warn(
+        f"{which} {'has' if len(lack) == 1 else 'have'} no 'cost' column{' (the other log has one)' if has else ''} "
+        f"and no --prices was given: every call costs 1, AIQ is undefined. Fix: add a 'cost' column (USD per "
+        f"call) to {' and '.join(name for name, _ in lack)}, or pass --prices FILE{writes}.",
+        V0liteWarning,
+        stacklevel=2,
+    )
+
+
+def cost_log(args, pool: list[str], prices: dict[str, float] | None):
+    """``--cost-log LOG``, read and checked in flag terms: a 'cost' column, a cost for every pool model (from
+    LOG, else from --prices), and --prices only for the pool models LOG has no cost for (never overridden)."""
+    import polars as pl
+
+    log = read_input(args.cost_log, "--cost-log", require_score=False)
+    if "cost" not in log.columns:
+        raise DataError(
+            f"--cost-log {args.cost_log}: has no 'cost' column (USD per call) to learn costs from. Fix: pass a "
+            "log with one, or pass --prices FILE instead of --cost-log."
+        )
+    logged = set(log.filter(pl.col("cost").is_not_null())["policy"].unique().to_list())
+    prices = prices or {}
+    overlap = sorted(p for p in prices if p in logged)
+    if overlap:
+        raise DataError(
+            f"--prices gives a price for {overlap}, whose cost --cost-log {args.cost_log} learns per prompt; with "
+            "--cost-log, --prices prices only the pool models that log has no cost for. Fix: pass one of --prices "
+            "/ --cost-log, or leave those models out of --prices."
+        )
+    missing = [p for p in pool if p not in logged and p not in prices]
+    if missing:
+        example = json.dumps({p: 0.001 for p in missing[:3]})
+        raise DataError(
+            f"--cost-log {args.cost_log} has no cost for the pool models {missing}. Fix: pass --prices with their "
+            f"price (USD per call), e.g. --prices '{example}', or leave them out of --pool."
+        )
+    return log

@@ -26,10 +26,12 @@ from ._common import (
     read_input,
 )
 from ._route_report import TABLE_KEYS as _TABLE_KEYS
+from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
+from ._route_report import print_knn_seen, why_missing
 from ._route_report import print_per_task as _print_per_task
 from ._route_report import print_route_baselines as _print_route_baselines
-from ._route_report import why_missing
+from ._route_report import warn_unit_costs as _warn_unit_costs
 
 __all__ = ["register", "STRATEGY_NAMES", "why_missing"]
 
@@ -52,6 +54,15 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     p = Path(text)
     if not text.lstrip().startswith("{"):
         if not p.exists():
+            try:  # inline JSON, but not an object ([1, 2], "a", 0.5): say so, not "does not exist"
+                other = json.loads(text)
+            except json.JSONDecodeError:
+                other = None
+            if other is not None:
+                raise DataError(
+                    f"--prices {text[:60]}: inline JSON must be an object model -> USD per call, got a "
+                    f'{type(other).__name__}. Fix: pass e.g. \'{{"a": 0.001, "b": 0.01}}\', or a JSON file of them.'
+                )
             raise DataError(
                 f"--prices {text}: does not exist. Fix: pass a JSON file of model -> USD per call "
                 "(`v0lite data prices LOG prices.json` writes one), or an inline JSON object."
@@ -141,7 +152,7 @@ def _route_eval(args) -> int:
         from .._extras import require
 
         require("matplotlib", "plot", "--plot")
-    from ..routing import route_eval
+    from ..routing._evaluate import UnitCostWarning
 
     check_input(args.train, "TRAIN")
     check_input(args.test, "TEST")
@@ -159,7 +170,19 @@ def _route_eval(args) -> int:
     if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
         _check_priced(pool, prices, args.prices)
     new_n = None if args.new_model is None else _check_new_model(args, train, test, pool)
-    result = route_eval(
+    if prices is None:  # in flag terms, in place of route_eval's warning (its fix names prices=)
+        _warn_unit_costs(args, train, test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitCostWarning)
+        result = _run_route_eval(args, train, test, prices, shrink, new_n)
+    _print_route_eval(args, result)
+    return 0
+
+
+def _run_route_eval(args, train, test, prices, shrink, new_n):
+    from ..routing import route_eval
+
+    return route_eval(
         train,
         test,
         value_model=_make_value_model(args),
@@ -179,6 +202,9 @@ def _route_eval(args) -> int:
         new_model=args.new_model,
         new_n=new_n,
     )
+
+
+def _print_route_eval(args, result) -> None:
     if args.new_model is not None:
         print(
             f"new model {result['new_model']!r}: fitted without it, {result['new_model_n']} of its train outcomes "
@@ -214,6 +240,7 @@ def _route_eval(args) -> int:
         )
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
+    print_knn_seen(result, args.k_baseline)
     if args.per_task:
         _print_per_task(result)
     if result.get("baselines"):
@@ -228,7 +255,6 @@ def _route_eval(args) -> int:
             f"saved the router (value model, pool, costs) to {args.save_router}; route with "
             f"`v0lite route PROMPTS --router {args.save_router} --out FILE`"
         )
-    return 0
 
 
 def _check_new_model(args, train, test, pool: list[str]) -> int:
@@ -352,6 +378,8 @@ def _route(args) -> int:
     frame = as_frame(args.prompts)  # the input's errors come before any model is loaded
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
+    if frame.height == 0:  # before any model is loaded or --out is written
+        raise DataError(f"PROMPTS {args.prompts}: has no rows (only a header). Fix: add the prompts to route.")
     if args.router is not None:
         if args.cost_log:
             raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")
@@ -370,7 +398,7 @@ def _route(args) -> int:
             _check_priced(pool, prices, args.prices, ", or leave them out of --pool")
         model_dir = check_model_dir(args.model_dir)
         if args.cost_log:
-            cost_model, log = "knn", args.cost_log
+            cost_model, log = "knn", _cost_log(args, pool, prices)
         elif prices is not None:
             cost_model, log = "fixed", None
         else:
@@ -565,13 +593,14 @@ def register(subparsers) -> None:
         metavar="FILE",
         help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
         "nothing is guessed. With --router, these prices replace its learned costs (and the price a model "
-        "added by route-eval --new-model joined at)",
+        "added by route-eval --new-model joined at); with --cost-log, only the pool models it has no cost for",
     )
     q.add_argument(
         "--cost-log",
         default=None,
         metavar="LOG",
-        help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model",
+        help="outcome log whose 'cost' column (USD per call) trains a per-prompt kNN cost model; with it, "
+        "--prices prices only the pool models the log has no cost for (a model in both stops with its name)",
     )
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
     fallback_flag(q)

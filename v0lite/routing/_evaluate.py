@@ -37,7 +37,13 @@ from ._plot import plot_frontiers
 from ._router import Router
 from ._strategies import UtilityStrategy, get_strategy
 
-__all__ = ["route_eval"]
+__all__ = ["route_eval", "UnitCostWarning"]
+
+
+class UnitCostWarning(V0liteWarning):
+    """route_eval's warning that a log has no ``cost`` column and no prices: every call costs 1 (the CLI
+    says it in flag terms instead)."""
+
 
 # --------------------------------------------------------------------------- end-to-end evaluation
 
@@ -223,7 +229,12 @@ def route_eval(
         log without ``new_model``, then ``new_n`` of its train outcomes (a seeded draw) join
         through :meth:`Router.add_history` (no refit; its price from ``prices`` or its rows'
         mean cost). The frontier is that of the pool with it; the baselines see the same rows
-        (the train log without the rest of its outcomes). ``new_model_auc`` is its
+        (the train log without the rest of its outcomes). The kNN and task-mean baselines are the
+        simple router a user would write once it joined: each model of the pool before it fitted
+        on the train prompts complete for that pool, the new model on its ``new_n`` prompts (its
+        ``k`` nearest of those: with ``new_n <= k`` its estimate is their mean, prompt-blind);
+        the tuned kNN's ``k`` is chosen on the pool before it. ``baseline_knn_train_n``: per
+        model, the train prompts these baselines saw. ``new_model_auc`` is its
         within-model AUC on the test prompts; ``without_new_model_aiq``, ``..._max_acc`` (and
         ``..._mean_task_acc`` with ``per_task``) are the pool's before it joined, on the same
         test prompts and cost scale: whether routing to it already pays, or its outcomes should
@@ -270,7 +281,7 @@ def route_eval(
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:
             raise DataError(
-                f"per_task=True needs a 'task' column in both logs; missing in "
+                f"per-task accuracy needs a 'task' column in both logs; missing in "
                 f"{' and '.join(lacking)}. Fix: convert with a converter that writes 'task' (e.g. "
                 "`v0lite data convert routerdc DIR OUT --split official`), or set per_task=False."
             )
@@ -295,9 +306,12 @@ def route_eval(
     elif "cost" in train.columns and "cost" in test.columns:
         cost_source = "log"
     else:
+        lack = [name for name, f in (("train", train), ("test", test)) if "cost" not in f.columns]
+        where = "the train and the test log have" if len(lack) == 2 else f"the {lack[0]} log has"
         warnings.warn(
-            "no 'cost' column in both logs and no prices: every call costs 1, AIQ is undefined.",
-            V0liteWarning,
+            f"{where} no 'cost' column and no prices were given: every call costs 1, AIQ is undefined. Fix: add "
+            f"a 'cost' column (USD per call) to the {' and '.join(lack)} log, or pass prices={{model: USD per call}}.",
+            UnitCostWarning,
             stacklevel=2,
         )
         prices = {p: 1.0 for p in policies}
@@ -371,29 +385,51 @@ def route_eval(
     degenerate = float(np.ptp(single["costs"])) <= 1e-12 * max(1.0, c_max)
     _, or_acc, or_cost = oracle(Y, Ctrue)
 
-    # kNN baseline on the complete train prompts
+    # kNN baseline on the complete train prompts; with new_model, that pool's and the new model's own (docstring)
     tr_prompts, Ytr, Ctr = _pivot(train, policies, prices if cost_source != "log" else None)
-    tr_ok = ~(np.isnan(Ytr).any(axis=1) | np.isnan(Ctr).any(axis=1))
+    has = ~(np.isnan(Ytr) | np.isnan(Ctr))
+    tr_ok = has.all(axis=1)
+    cols = list(range(len(policies)))
+    parts = [(tr_ok, cols)]
+    if added is not None:
+        j_new = policies.index(new_model)
+        rest = [c for c in cols if c != j_new]
+        parts = [(has[:, rest].all(axis=1), rest), (has[:, j_new], [j_new])]
+    fit_ok, fit_cols = parts[0]  # the rows (and models) the tuned kNN's k is chosen on
+    used = np.logical_or.reduce([rows for rows, _ in parts])
+    pos = np.cumsum(used) - 1  # train row -> its row among the used prompts
+
+    def by_parts(fn):  # a baseline fitted on each part's rows and models, its columns put together
+        out = [(c, fn(pos[rows], rows, c)) for rows, c in parts]
+        P_, C_ = (np.empty((len(te_prompts), len(policies))) for _ in range(2))
+        for c, (p_, c_) in out:
+            P_[:, c], C_[:, c] = p_, c_
+        return P_, C_
+
     base = tuned = tuned_k = tuned_cv = None
-    if tr_ok.any():
-        tr_prompts_ok = [t for t, ok in zip(tr_prompts, tr_ok) if ok]
+    if fit_ok.any():
+        used_prompts = [t for t, ok in zip(tr_prompts, used) if ok]
         enc = embedder_lazy()
-        e_tr, e_te = enc.encode(tr_prompts_ok), enc.encode(te_prompts)
+        e_tr, e_te = enc.encode(used_prompts), enc.encode(te_prompts)
+
+        def knn(k):
+            return by_parts(lambda i, r, c: knn_router_baseline(e_tr[i], Ytr[r][:, c], Ctr[r][:, c], e_te, k=k))
+
         with stage(f"route-eval: kNN router baseline (k={k_baseline})", enabled=show_progress_bar):
-            Pk, Ck = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=k_baseline, cost="mean")
+            Pk, Ck = knn(k_baseline)
             base = _sweep(UtilityStrategy(), Pk, Ck, Y, Ctrue, n_knobs)
         if tuned_ks is not None:
-            if int(tr_ok.sum()) < max(2, int(cv)):
+            if int(fit_ok.sum()) < max(2, int(cv)):
                 warnings.warn(
-                    f"only {int(tr_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
+                    f"only {int(fit_ok.sum())} complete train prompts: the tuned kNN baseline is skipped.",
                     V0liteWarning,
                     stacklevel=2,
                 )
             else:
                 tuned_k, tuned_cv = tune_knn_router(
-                    e_tr,
-                    Ytr[tr_ok],
-                    Ctr[tr_ok],
+                    e_tr[pos[fit_ok]],
+                    Ytr[fit_ok][:, fit_cols],
+                    Ctr[fit_ok][:, fit_cols],
                     tuned_ks,
                     cv=cv,
                     random_state=random_state,
@@ -401,7 +437,7 @@ def route_eval(
                     show_progress_bar=show_progress_bar,
                 )
                 with stage(f"route-eval: tuned kNN router (k={tuned_k})", enabled=show_progress_bar):
-                    Pt, Cpt = knn_router_baseline(e_tr, Ytr[tr_ok], Ctr[tr_ok], e_te, k=tuned_k, cost="mean")
+                    Pt, Cpt = knn(tuned_k)
                     tuned = _sweep(UtilityStrategy(), Pt, Cpt, Y, Ctrue, n_knobs)
     else:
         warnings.warn("no train prompt has every policy: the kNN baseline is skipped.", V0liteWarning, stacklevel=2)
@@ -411,11 +447,11 @@ def route_eval(
     if "task" in train.columns and "task" in test.columns:
         task_of = _first_task(test)
         g_te = np.array([task_of.get(t) for t in te_prompts], dtype=object).astype(str)
-    if g_te is not None and tr_ok.any():
+    if g_te is not None and fit_ok.any():
         tr_task = _first_task(train)
-        g_tr = np.array([tr_task.get(t) for t in tr_prompts_ok], dtype=object).astype(str)
+        g_tr = np.array([tr_task.get(t) for t in used_prompts], dtype=object).astype(str)
         with stage("route-eval: task-mean router baseline", enabled=show_progress_bar):
-            Pg, Cg = group_router_baseline(g_tr, Ytr[tr_ok], Ctr[tr_ok], g_te)
+            Pg, Cg = by_parts(lambda i, rows, c: group_router_baseline(g_tr[i], Ytr[rows][:, c], Ctr[rows][:, c], g_te))
             task_curve = _sweep(UtilityStrategy(), Pg, Cg, Y, Ctrue, n_knobs)
         within_task = _within_group_auc(Y, P, g_te)
         if tuned is not None:
@@ -480,6 +516,7 @@ def route_eval(
         "oracle_cost": or_cost,
         "random_mix_aiq": None if degenerate else aiq(single["costs"], single["accs"], c_max),
         "baseline_knn_aiq": _aiq(base),
+        "baseline_knn_k": None if base is None else int(k_baseline),
         "baseline_knn_max_acc": None if base is None else float(max(base["acc"])),
         "baseline_knn_cost_at_best_single_acc": None if base is None else cost_at_accuracy(base, single["acc"]),
         "baseline_knn_tuned_aiq": _aiq(tuned),
@@ -528,6 +565,7 @@ def route_eval(
         j = policies.index(new_model)
         result["new_model"] = new_model
         result["new_model_n"] = int(added.height)
+        result["baseline_knn_train_n"] = {policies[c]: int(rows.sum()) for rows, cs in parts for c in cs}
         result["new_model_auc"] = _within_policy(Y[:, [j]], P[:, [j]])
         rest = [i for i in range(len(policies)) if i != j]  # the pool's columns, in the logs' order
         pool, P0, C0 = without

@@ -57,7 +57,7 @@ def frontier_figure(result: Mapping[str, Any], *, cost_unit: str | None = None):
     ax.plot(h["cost"], h["acc"], "-", lw=2, color="C0", label=f"router frontier ({result.get('strategy')})")
     if curves.get("baseline_knn_hull"):
         b = curves["baseline_knn_hull"]
-        ax.plot(b["cost"], b["acc"], "-", lw=1.3, color="C1", label="kNN router, k=32")
+        ax.plot(b["cost"], b["acc"], "-", lw=1.3, color="C1", label=f"kNN router, k={result.get('baseline_knn_k', 32)}")
     if curves.get("baseline_knn_tuned_hull"):
         b = curves["baseline_knn_tuned_hull"]
         ax.plot(

@@ -200,6 +200,11 @@ class Router(BaseEstimator):
         model = get_cost_model(self.cost_model, k=self.k)
         prices = _check_prices(self.prices)
         frame = validate_log(log, require_score=False) if log is not None else None
+        if isinstance(self.policies, str):  # would be read as its characters
+            raise DataError(
+                f"policies must be a list of names, got one str ({self.policies[:40]!r}). "
+                f"Fix: Router(..., policies=[{self.policies[:40]!r}])."
+            )
         if self.policies is not None:
             policies = [str(p) for p in self.policies]
         elif frame is not None:
@@ -226,6 +231,7 @@ class Router(BaseEstimator):
         self.n_policies_ = len(policies)
         self.added_prices_ = {}
         fit_shrink(self, frame, policies)
+        self._set_after_fit = set()
         return self
 
     def _priced_pool(self, prices: dict) -> list[str]:
@@ -463,7 +469,32 @@ class Router(BaseEstimator):
     def choose(self, P, C, **knob) -> np.ndarray:
         """Column indices chosen by the strategy for matrices ``P`` and ``C`` (one per row)."""
         self._check_fitted()
+        self._check_strategy_fitted()
         return self.strategy_.choose(P, C, self._knob(knob))
+
+    def set_params(self, **params) -> "Router":
+        """Set parameters (scikit-learn); on a fitted router they take effect at the next :meth:`fit`."""
+        super().set_params(**params)
+        if hasattr(self, "cost_model_"):
+            self._set_after_fit = {*getattr(self, "_set_after_fit", ()), *params}
+        return self
+
+    def _check_strategy_fitted(self) -> None:
+        """``set_params(strategy=...)`` after fit takes effect at the next fit: say so, never route silently."""
+        if "strategy" not in getattr(self, "_set_after_fit", ()):
+            return
+        s = self.strategy
+        try:
+            wanted = get_strategy(s).name
+        except V0liteError:
+            wanted = s
+        used = getattr(self.strategy_, "name", None)
+        if wanted != used:
+            raise V0liteError(
+                f"strategy={getattr(s, 'name', s)!r} was set after fit; the fitted router still routes with "
+                f"{used!r}. Fix: call fit(log) again to route with it (or set_params(strategy={used!r}) to keep "
+                "the fitted one)."
+            )
 
     def route(self, prompts, **knob) -> np.ndarray:
         """Chosen policy name per prompt.
@@ -492,13 +523,15 @@ class Router(BaseEstimator):
 
         The strategy, the pool and the value model are kept; only the cost side changes, as with a
         router fitted with ``cost_model="fixed"`` at these prices. Models that joined after ``fit``
-        (:meth:`add_history`) keep their own columns, last, at their new price.
+        (:meth:`add_history`) keep their own columns, last, at their new price. The parameters
+        follow (``cost_model="fixed"``, ``prices`` these prices), so a saved and loaded router, and a
+        later :meth:`fit`, route at them too.
 
         Parameters
         ----------
         prices : dict
             Policy -> cost per call (>= 0) for every model in ``policies_``; other names are checked
-            like the rest but not used.
+            like the rest and kept in ``prices``: a model of that name joins at it through :meth:`add_history`.
 
         Returns
         -------
@@ -516,6 +549,7 @@ class Router(BaseEstimator):
         fitted = [p for p in self.policies_ if p not in added]
         self.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
         self.added_prices_ = {p: prices[p] for p in added}
+        self.cost_model, self.prices = "fixed", dict(prices)
         return self
 
     # -- persistence
