@@ -1225,6 +1225,13 @@ def test_predict_ignores_the_columns_it_does_not_read(files, capsys, fake_minilm
     out = pl.read_ndjson(tmp / "o.jsonl")
     assert out["score"].to_list() == (q["score"] * 2 - 1).to_list()  # copied as it was
     assert out["p_success"].is_between(0, 1).all()
+    # a JSON file whose unread score is text ("1"): not checked either, copied as text
+    text = tmp / "text.jsonl"
+    text.write_text(
+        "".join(f'{{"policy": "{a}", "prompt": "{b}", "score": "1"}}\n' for a, b in q.select("policy", "prompt").rows())
+    )
+    assert main(["predict", str(text), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o_text.jsonl")]) == 0
+    assert set(pl.read_ndjson(tmp / "o_text.jsonl")["score"].to_list()) == {"1"}
     bad = write_log(q.with_columns(pl.lit("").alias("prompt")), tmp / "bad.jsonl")  # a column it reads: checked
     assert main(["predict", str(bad), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o2.jsonl")]) == 1
     assert f"QUERIES {bad}: column 'prompt', row 0" in capsys.readouterr().err

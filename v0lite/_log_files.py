@@ -40,7 +40,9 @@ def _js(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def read_file(path: Path, holds: str) -> pl.DataFrame:
+def read_file(path: Path, holds: str, columns=None) -> pl.DataFrame:
+    """The file as a frame, checked for what its parser hides; ``columns``: the only number columns whose
+    text cells are checked (a command's unread columns pass as read, e.g. ``predict``'s ``score``)."""
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
     if path.is_dir():
@@ -88,7 +90,7 @@ def read_file(path: Path, holds: str) -> pl.DataFrame:
             raise DataError(where) from exc
         raise _unreadable(path, kind, exc) from exc
     if kind != "csv":
-        _check_json_text(path, data, df, lines=kind == "jsonl")  # what polars' JSON reader hides
+        _check_json_text(path, data, df, lines=kind == "jsonl", columns=columns)  # what polars' JSON reader hides
     return df
 
 
@@ -360,12 +362,16 @@ def lone_surrogate(value: Any) -> str | None:
 _NOT_TEXT = r"^[\[{]"
 
 
-def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool) -> None:
+def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool, columns=None) -> None:
     """What polars' JSON reader hides: a lone surrogate (``"\\ud800"`` silently becomes NUL, in a value or
     a key), a key written twice in one object (polars keeps the first), a list among text prompts (read as
     its JSON text) and a number column holding text (``"0"`` among numbers reads the whole column as text;
     the row is the first string). Lines are parsed again only where a byte scan says one may be."""
-    texty = [c for c in NUMERIC_COLUMNS if c in df.columns and df.schema[c] == pl.String]
+    texty = [
+        c
+        for c in NUMERIC_COLUMNS
+        if c in df.columns and df.schema[c] == pl.String and (columns is None or c in columns)
+    ]
     keys = {c: json.dumps(c, ensure_ascii=False).encode() for c in df.columns}
     # a key written twice: each row's key once when the file's `":` are as many as its non-null cells
     # (one fast scan); else count each key (still linear), then parse only lines holding one twice

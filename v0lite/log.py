@@ -84,16 +84,17 @@ def _only(present, columns, required=("policy", "prompt")):
     return [c for c in present if c in columns]
 
 
-def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None) -> pl.DataFrame:
+def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None, keep_all: bool = False) -> pl.DataFrame:
     """Return ``data`` (path, polars or pandas DataFrame, dict of columns) as a polars DataFrame.
 
     ``holds``: what a file should hold, for the fix of an empty one. ``columns``: only these columns
     are kept (and checked) when the frame has ``policy`` and ``prompt``; the others are never read
-    (``predict``'s queries: policy, prompt, step).
+    (``predict``'s queries: policy, prompt, step). ``keep_all`` (files only): every column is kept, the
+    others as read and unchecked (``v0lite predict`` copies them to its output).
     """
     if isinstance(data, (str, os.PathLike)):
-        df = read_file(Path(data), holds)
-        keep = _only(df.columns, columns)
+        df = read_file(Path(data), holds, columns)
+        keep = None if keep_all else _only(df.columns, columns)
         return df if keep is None else df.select(keep)
     if isinstance(data, pl.LazyFrame):
         data = data.collect()

@@ -355,7 +355,7 @@ def read_input(path: str, flag: str, *, require_score: bool = True, columns=None
     try:
         if columns is None:
             return read_log(path, require_score=require_score)
-        frame = as_frame(path)
+        frame = as_frame(path, columns=columns, keep_all=True)  # the other columns are not checked
         if not set(REQUIRED_COLUMNS[: 3 if require_score else 2]) <= set(frame.columns):
             return read_log(frame, require_score=require_score)  # the missing column, with every column present
         used = read_log(frame.select([c for c in frame.columns if c in columns]), require_score=require_score)
