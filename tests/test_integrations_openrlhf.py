@@ -174,3 +174,75 @@ def test_prompts_planned_without_the_filter_hook_warn_and_keep_fraction_1_select
             _generate_batch(4, it, hook)
     with pytest.warns(V0liteWarning, match=r"keep_fraction=1 keeps every prompt .*nothing is selected"):
         OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=1.0)
+
+
+def test_reward_range_and_success_threshold_are_checked_when_built(guarantees):
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), n_samples_per_prompt=N)
+    for bad in [(1.0, 0.0), (0.5, 0.5), "01", (0.0, float("nan")), 0.5, (0.0, 1.0, 2.0)]:
+        with pytest.raises(ParameterError, match=r"reward_range must be two numbers \(lo, hi\) with lo < hi.*Fix"):
+            glue.filter_hook(reward_range=bad)
+    assert glue.filter_hook(reward_range=[-1, 1]).reward_range == (-1.0, 1.0)  # -1/1 scores: not limited to [0, 1]
+    for bad in [float("nan"), "0.5", None, True]:
+        with pytest.raises(ParameterError, match=r"success_threshold must be a number.*Fix: success_threshold=0.5"):
+            OpenRLHFPlanner(RolloutPlanner(RunningValue()), success_threshold=bad)
+    guarantees.tick("bad-input cases tried", 10)
+
+
+def test_keep_fraction_follows_the_planners_rounding_and_warns_once_when_it_keeps_every_prompt():
+    from v0lite.rl._common import _n_keep
+
+    def kept(fraction, n):
+        glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=fraction, n_samples_per_prompt=N)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return len(glue.select([f"q{i}" for i in range(n)]))
+
+    for fraction, n in [(0.5, 5), (0.5, 3), (0.3, 5), (0.1, 4), (0.7, 7)]:
+        assert kept(fraction, n) == _n_keep(n, fraction)
+    assert kept(0.5, 5) == 3  # 2.5 rounds half up, as RolloutPlanner does (Python's round gave 2)
+    for fraction, n in [(0.9, 4), (0.3, 1)]:
+        glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), keep_fraction=fraction, n_samples_per_prompt=N)
+        with pytest.warns(V0liteWarning, match=rf"keep_fraction={fraction:g} keeps all {n} prompts.*nothing is sel"):
+            glue.select([f"q{i}" for i in range(n)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once
+            glue.select([f"q{i}" for i in range(n)])
+
+
+def test_scores_of_any_shape_with_one_value_are_read_and_others_are_an_error(guarantees):
+    import torch
+
+    from v0lite.exceptions import DataError
+
+    value = RunningValue()
+    glue = OpenRLHFPlanner(RolloutPlanner(value), n_samples_per_prompt=2)
+    hook = glue.filter_hook()
+    shapes = {"0d": torch.tensor(1.0), "1d": torch.tensor([1.0]), "list": [1.0], "float": 1.0, "np0d": np.float64(1)}
+    for q, score in shapes.items():
+        assert len(hook.apply([SimpleNamespace(prompts=[q], scores=score)] * 2)) == 2
+    glue.flush()
+    assert value.s == {q: 2.0 for q in shapes}
+    for bad in [torch.tensor([]), None, "high"]:
+        with pytest.raises(DataError, match=r"an Experience's scores must hold its sample's score"):
+            hook.apply([SimpleNamespace(prompts=["x"], scores=bad)] * 2)
+    guarantees.tick("bad-input cases tried", 3)
+
+
+def test_a_policy_with_no_history_is_refused_before_the_first_batch(make_model, small_log, guarantees):
+    from v0lite.exceptions import UnknownPolicyError
+
+    planner = RolloutPlanner(make_model().fit(small_log), policy=small_log["policy"][0])
+    planner.policy = "qwen-grpo"  # changed after the planner was built: the glue checks it again
+    with pytest.raises(UnknownPolicyError, match=r"policy='qwen-grpo': policy 'qwen-grpo' has no history.*Fix"):
+        OpenRLHFPlanner(planner)
+    guarantees.tick("bad-input cases tried")
+
+
+def test_an_empty_prompt_text_names_the_prompt_and_messages(guarantees):
+    from v0lite.exceptions import DataError
+
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), messages="user", n_samples_per_prompt=N)
+    batch = [[{"role": "user", "content": "2+2?"}], [{"role": "system", "content": "Be brief."}]]
+    with pytest.raises(DataError, match=r"prompt 1 of the batch: the prompt's text .* is empty.*Fix: messages='all'"):
+        glue.select(batch)
+    guarantees.tick("bad-input cases tried")

@@ -256,3 +256,51 @@ def test_rewards_that_are_always_none_warn_that_nothing_is_learned(tmp_path):
     with pytest.warns(V0liteWarning, match=r"2 steps planned and no outcome came back.*reward functions return a num"):
         trainer.train()
     assert stub.history == [] and trainer.selector_.n_observed_ == 0
+
+
+def test_an_empty_prompt_text_or_a_bad_success_threshold_is_refused_before_the_model_loads(tmp_path, guarantees):
+    from v0lite.exceptions import DataError, ParameterError
+
+    def build(data, **kw):
+        return PlannedGRPOTrainer(
+            model=str(tmp_path / "no-such-model"),  # never loaded: the error comes first
+            reward_funcs=lambda completions, **k: [0.0] * len(completions),
+            args=_config(tmp_path, max_steps=1),
+            processing_class=_tokenizer(),
+            train_dataset=data,
+            planner=RolloutPlanner(StubValue()),
+            **kw,
+        )
+
+    chat = [[{"role": "user", "content": q}] for q in PROMPTS]
+    system_only = Dataset.from_dict({"prompt": [[{"role": "system", "content": "Be brief."}]] + chat[1:]})
+    with pytest.raises(DataError, match=r"dataset row 0: the prompt's text for the value model is empty.*messages='u"):
+        build(system_only, messages="user")
+    for bad in [float("nan"), "0.5"]:
+        with pytest.raises(ParameterError, match=r"success_threshold must be a number.*Fix: success_threshold=0.5"):
+            build(Dataset.from_dict({"prompt": PROMPTS}), success_threshold=bad)
+    guarantees.tick("bad-input cases tried", 3)
+    rows = [{"prompt": m} for m in chat]
+    rows[7] = {"prompt": [{"role": "system", "content": "Be brief."}]}  # a later row: found when its chunk is planned
+    sampler = PlannedRepeatSampler(rows, _selector(), 1, 2, messages="user", shuffle=False)
+    with pytest.raises(DataError, match=r"dataset row 7: .* is empty .*Fix: messages='all'"):
+        list(sampler)
+    with pytest.raises(DataError, match=r"dataset row 0: .*your prompt_text callable returned it"):
+        PlannedRepeatSampler([{"prompt": ""}] + rows[1:], _selector(), 1, 2, prompt_text=str)
+
+
+def test_a_policy_with_no_history_is_refused_before_the_model_loads(tmp_path, make_model, small_log, guarantees):
+    from v0lite.exceptions import UnknownPolicyError
+
+    planner = RolloutPlanner(make_model().fit(small_log), policy=small_log["policy"][0])
+    planner.policy = "qwen-grpo"
+    with pytest.raises(UnknownPolicyError, match=r"policy 'qwen-grpo' has no history .*knows 3 policies"):
+        PlannedGRPOTrainer(
+            model=str(tmp_path / "no-such-model"),
+            reward_funcs=lambda completions, **k: [0.0] * len(completions),
+            args=_config(tmp_path, max_steps=1),
+            processing_class=_tokenizer(),
+            train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+            planner=planner,
+        )
+    guarantees.tick("bad-input cases tried")

@@ -502,3 +502,68 @@ def test_sampler_warns_when_no_outcome_comes_back_or_nothing_is_selected(guarant
     with pytest.raises(ValueError, match=r"no 'prompt' column.*prompt_key="):
         VerlSampler([{"question": q} for q in PROMPTS], RolloutPlanner(StubValue()), batch_size=2)  # when built
     guarantees.tick("bad-input cases tried")
+
+
+def test_planned_dataset_refuses_an_unknown_policy_before_embedding_or_reading_rows(
+    verl_files, tmp_path, fake_minilm, monkeypatch, guarantees
+):
+    import polars as pl
+
+    from v0lite import V0Regressor
+    from v0lite.exceptions import UnknownPolicyError
+
+    log = pl.DataFrame(
+        {"policy": ["pol", "base", "pol"], "prompt": ["other a", "other b", "other c"], "score": [1.0, 0.0, 0.5]}
+    )
+    V0Regressor(head="knn", k=1).fit(log).save(tmp_path / "m")
+    path, cfg = verl_files
+    seen = fake_minilm.texts_seen
+    monkeypatch.setattr(RLHFDataset, "__init__", lambda *a, **k: pytest.fail("verl's rows were read"))
+    config = OmegaConf.merge(_planned_config(cfg, path, tmp_path / "m"), {"v0lite": {"policy": "qwen-grpo"}})
+    with pytest.raises(UnknownPolicyError) as caught:
+        PlannedRLHFDataset(path, _tokenizer(), config)
+    said = str(caught.value)
+    assert said.startswith("data.v0lite.policy='qwen-grpo': policy 'qwen-grpo' has no history")
+    assert "knows 2 policies: 'base', 'pol'" in said and "data.v0lite.policy='base'" in said
+    assert "fallback='global_mean'" in said and fake_minilm.texts_seen == seen  # nothing embedded
+    guarantees.tick("bad-input cases tried")
+
+
+def test_planned_dataset_rereads_a_slot_as_the_same_row(verl_files, v0_model):
+    """Reading slot i again (a retry, a look at ds[i]) gives the same row and starts no epoch; ds[0] after the
+    epoch's last slot (verl's sequential sampler starting over) does."""
+    path, cfg = verl_files
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, v0_model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "on_batch_end not called" warning
+        first = ds[0]["extra_info"][INDEX_KEY]
+        assert ds[0]["extra_info"][INDEX_KEY] == first and ds[0]["extra_info"][INDEX_KEY] == first
+        assert ds.sampler._epoch == 0 and ds.sampler.selector_.step_ == 1
+        rows = [ds[i]["extra_info"][INDEX_KEY] for i in range(len(ds))]
+        assert rows[-1] == ds[len(ds) - 1]["extra_info"][INDEX_KEY] and ds.sampler._epoch == 0
+    with pytest.warns(V0liteWarning, match="no outcome came back"):  # a whole epoch read and none fed back
+        ds[0]
+    assert ds.sampler._epoch == 1
+
+
+def test_planned_dataset_names_its_settings_for_empty_texts_and_missing_scores(
+    verl_files, v0_model, tmp_path, guarantees
+):
+    from v0lite.exceptions import DataError
+
+    path, cfg = verl_files
+    rows = pd.read_parquet(path)
+    rows.at[5, "prompt"] = [{"role": "system", "content": "be brief"}]
+    rows.to_parquet(tmp_path / "train.parquet")
+    bad = str(tmp_path / "train.parquet")
+    with pytest.raises(DataError, match=r"dataset row 5: .* is empty .*Fix: data.v0lite.messages='all'"):
+        PlannedRLHFDataset(bad, _tokenizer(), _planned_config(cfg, bad, v0_model))
+    ds = PlannedRLHFDataset(path, _tokenizer(), _planned_config(cfg, path, v0_model, reward_key="acc"))
+    batch = DataProto.from_single_dict(
+        {"token_level_scores": torch.zeros(2, 3), "uid": np.array(["a", "a"], dtype=object)}
+    )
+    with pytest.raises(ValueError, match=r"no 'acc' scores .*Fix: set data.v0lite.reward_key to the key"):
+        ds.on_batch_end(batch)
+    with pytest.raises(ValueError, match=r"success_threshold must be a number.*got nan"):
+        VerlSampler([{"prompt": q} for q in PROMPTS], RolloutPlanner(StubValue()), 2, success_threshold=float("nan"))
+    guarantees.tick("bad-input cases tried", 3)

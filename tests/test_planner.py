@@ -307,3 +307,39 @@ def test_observe_errors_name_the_prompt_and_the_counts(guarantees):
     with pytest.raises(V0liteError, match=r"same length, got 3, 2 and 3\. Fix"):
         planner.observe(["a", "b", "c"], 5, successes=[0, 0], n=[8, 8, 8])
     guarantees.tick("bad-input cases tried", 3)
+
+
+def test_a_policy_with_no_history_is_refused_when_built_before_anything_is_embedded(
+    make_model, small_log, fake_encoder, guarantees
+):
+    import polars as pl
+
+    from v0lite.exceptions import UnknownPolicyError
+
+    model = make_model().fit(small_log)
+    known = sorted(set(small_log["policy"].to_list()))
+    before = fake_encoder.texts_seen
+    with pytest.raises(UnknownPolicyError) as caught:
+        RolloutPlanner(model, policy="qwen-grpo")
+    said = str(caught.value)
+    assert said.startswith("policy='qwen-grpo': policy 'qwen-grpo' has no history")
+    assert all(repr(p) in said for p in known) and f"knows {len(known)} policies" in said
+    assert f"Fix: set policy to the name the trained policy has in the outcome log (e.g. policy={known[0]!r})" in said
+    assert "add_history" in said and "fallback='global_mean'" in said
+    assert fake_encoder.texts_seen == before  # nothing was embedded to find it out
+    guarantees.tick("bad-input cases tried")
+    model.fallback = "global_mean"  # a model that predicts unknown policies keeps planning for them
+    plan = RolloutPlanner(model, policy="qwen-grpo", keep_fraction=1.0).plan(["a new question?", "another one?"], 0)
+    assert np.all((plan.baselines_prior >= 0) & (plan.baselines_prior <= 1))
+    model.fallback = "error"
+    model.add_history(small_log.head(2).with_columns(policy=pl.lit("qwen-grpo")))  # history added: now known
+    RolloutPlanner(model, policy="qwen-grpo")
+
+
+def test_a_budget_no_group_size_can_spend_is_refused_when_built(guarantees):
+    with pytest.raises(ParameterError, match=r"budget_per_prompt=32 is more than n_max=16.*Fix: n_max=32"):
+        RolloutPlanner(FakeModel({}), budget_per_prompt=32, n_max=16)
+    guarantees.tick("bad-input cases tried")
+    truth = {f"q{i}": p for i, p in enumerate(np.linspace(0.2, 0.8, 8))}
+    plan = RolloutPlanner(FakeModel(truth), budget_per_prompt=16, n_max=16, keep_fraction=1.0).plan(_prompts(8), 0)
+    assert int(plan.n_rollouts.sum()) == 16 * 8  # at most n_max per prompt: the whole budget is spent

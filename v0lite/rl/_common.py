@@ -1,5 +1,5 @@
 """Helpers shared by the RL modules: random generators, checked prompts, probabilities and counts, keep sizes,
-the one warning that no outcome comes back."""
+the value model's known policies, the one warning that no outcome comes back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ParameterError, V0liteError, V0liteWarning
+from ..exceptions import ParameterError, UnknownPolicyError, V0liteError, V0liteWarning
 
 #: Planned steps with no outcome back after which a planner or an adapter warns (once) that its
 #: outcomes are not wired: far more than the lag of the trainers' own loops (verl's legacy
@@ -94,6 +94,42 @@ def _check_fraction(name: str, v: Any, default: float, *, closed_hi: bool) -> No
 def _n_keep(k: int, fraction: float) -> int:
     """Number kept out of ``k`` for a keep fraction (at least 1 when ``k > 0``)."""
     return 0 if k == 0 else max(1, int(math.floor(k * fraction + 0.5)))
+
+
+def known_policies(value_model: Any) -> list | None:
+    """The policies ``value_model`` has history of, when an unknown one would fail its predictions.
+
+    ``None`` when it cannot fail on a policy (``fallback`` other than ``"error"``: it predicts an
+    unknown policy from the pool) or does not say which policies it knows (a model of your own).
+    Read from a fitted :class:`v0lite.V0Regressor` (``index_.policies``) without predicting, so
+    nothing is embedded.
+    """
+    if getattr(value_model, "fallback", None) != "error":
+        return None
+    policies = getattr(getattr(value_model, "index_", None), "policies", None)
+    return None if policies is None else [str(p) for p in policies]
+
+
+def check_known_policy(value_model: Any, policy: str, setting: str = "policy", fix: str | None = None) -> None:
+    """Refuse a policy the value model has no history of (it would fail at the first prediction).
+
+    ``setting``: how the caller names the policy (``policy`` in Python, ``data.v0lite.policy`` for
+    verl); ``fix``: how the caller adds history or a fallback, in its terms.
+    """
+    known = known_policies(value_model)
+    if known is None or policy in known:
+        return
+    shown = ", ".join(repr(p) for p in known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+    example = repr(known[0]) if known else "'NAME'"
+    fix = fix or (
+        f"add some of {policy!r}'s outcomes first (value_model.add_history(X, y)), or set value_model.fallback="
+        "'global_mean' to predict it from the pool of policies"
+    )
+    raise UnknownPolicyError(
+        f"{setting}={policy!r}: policy {policy!r} has no history in the value model ({type(value_model).__name__} "
+        f"knows {len(known)} policies: {shown}), so its fallback='error' would fail every prediction. Fix: set "
+        f"{setting} to the name the trained policy has in the outcome log (e.g. {setting}={example}), or {fix}."
+    )
 
 
 def warn_no_outcomes(owner: Any, planned: int, observed: int, fix: str, after: int = NO_OUTCOME_AFTER) -> None:

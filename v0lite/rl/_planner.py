@@ -29,7 +29,15 @@ from ._beliefs import (
     fit_prior_strength,
     fuse_baseline,
 )
-from ._common import _check_counts, _check_fraction, _n_keep, _prompt_list, _rng, warn_no_outcomes
+from ._common import (
+    _check_counts,
+    _check_fraction,
+    _n_keep,
+    _prompt_list,
+    _rng,
+    check_known_policy,
+    warn_no_outcomes,
+)
 
 __all__ = ["Plan", "RolloutPlanner"]
 
@@ -78,10 +86,11 @@ class RolloutPlanner:
 
     At each step the value model predicts every candidate prompt; ``strategy`` keeps
     ``keep_fraction`` of them (see :data:`v0lite.rl.SELECTORS`); the rollout budget
-    ``budget_per_prompt x kept`` is then split exactly over the kept prompts with
-    :func:`v0lite.rl.allocate` (``n`` in ``{0} U [n_min, n_max]``, value ``value``).
-    Kept prompts allocated 0 rollouts (predicted certain success or failure when the
-    budget is better spent elsewhere) are dropped from the plan.
+    ``budget_per_prompt x kept`` is then split over the kept prompts with
+    :func:`v0lite.rl.allocate` (``n`` in ``{0} U [n_min, n_max]``, value ``value``; never more
+    than the budget, and all of it unless a rollout would add no value, e.g. to a prompt
+    predicted certain). Kept prompts allocated 0 rollouts (predicted certain success or failure
+    when the budget is better spent elsewhere) are dropped from the plan.
 
     After rollout, :meth:`observe` feeds the outcomes to ``value_model.add_history`` (no
     refit) and returns V0.5-style fused baselines: the group mean shrunk toward the V0
@@ -97,7 +106,8 @@ class RolloutPlanner:
         A name of :data:`v0lite.rl.SELECTORS` (``-`` and ``_`` alike, like every name here) or
         any object with ``select`` (see :class:`v0lite.rl.Selector`).
     budget_per_prompt : int >= 1, default 8
-        Mean rollouts per kept prompt.
+        Mean rollouts per kept prompt; at most ``n_max`` (a larger one could never be spent, as no
+        prompt gets more than ``n_max``: refused).
     n_min, n_max : int, default 2 and 16
         Smallest and largest group size: whole numbers, ``0 <= n_min <= n_max``. ``n_min=0``
         and ``n_min=1`` are alike (a kept prompt may get a single rollout); the built-in values
@@ -110,6 +120,9 @@ class RolloutPlanner:
     policy : str, default "policy"
         Policy name written into ``X``: the name the value model's history knows the trained
         policy by (non-empty, no leading or trailing spaces: a padded name is another policy).
+        A policy the value model has no history of is refused here when its predictions would
+        fail on it (a :class:`v0lite.V0Regressor` with ``fallback="error"``, the default; raises
+        :class:`~v0lite.exceptions.UnknownPolicyError` naming the policies it knows).
     random_state : int, numpy Generator or None, default 0
         Seeds the selector's tie-breaking / random choice (an int in ``[0, 2**31 - 16]``).
     value : {"p_mixed", "knapsack"}, default "p_mixed"
@@ -189,6 +202,7 @@ class RolloutPlanner:
         budget_per_prompt = int(budget_per_prompt)
         n_min, n_max = _check_group_sizes(n_min, n_max)
         check_policy_name(policy)
+        check_known_policy(value_model, policy)  # now, not at the first plan (nothing is embedded to know it)
         _check_random_state(random_state)
         _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)
         _check_fraction("alpha", alpha, 0.05, closed_hi=False)
@@ -232,6 +246,13 @@ class RolloutPlanner:
         self.alpha = alpha
         self._selector = self._make_selector()
         self._check_sizes()
+        b, top = self.budget_per_prompt, self.n_max
+        if b > top:  # no prompt gets more than n_max: the budget could never be spent
+            raise ParameterError(
+                f"budget_per_prompt={b} is more than n_max={top}: no prompt gets more than n_max rollouts, so at most "
+                f"{top} of the {b} rollouts per kept prompt could be spent. Fix: n_max={b} (or more), or "
+                f"budget_per_prompt={top} (or less)."
+            )
         self._rng = _rng(random_state)
         self._n_plans = 0  # non-empty plans made (for the no-outcome warning)
         self._priors: dict[tuple[str, int], float] = {}

@@ -20,7 +20,7 @@ import numpy as np
 from ..._registry import canonical
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
-from .._common import NO_OUTCOME_AFTER, _check_counts, warn_no_outcomes
+from .._common import NO_OUTCOME_AFTER, _check_counts, check_known_policy, warn_no_outcomes
 
 __all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
 
@@ -85,6 +85,43 @@ def prompt_text(value: Any, messages: str = "all") -> str:
         f"cannot read a prompt's text from a {type(value).__name__} ({str(value)[:60]!r}); expected a str or "
         "chat messages [{'role': ..., 'content': ...}]. Pass prompt_text=callable(value) -> str to the adapter."
     )
+
+
+def check_text(text: Any, row: Any, value: Any, setting: str, custom: bool) -> str:
+    """``text`` (a prompt's text as read by an adapter), refused when empty or whitespace.
+
+    ``row`` says where the prompt is, in the caller's terms (``"dataset row 3"``); ``setting`` is
+    how the caller names its ``messages`` option (``messages``, ``data.v0lite.messages``);
+    ``custom``: the text came from the caller's own ``prompt_text`` callable.
+    """
+    if isinstance(text, str) and text.strip():
+        return text
+    cause = (
+        "your prompt_text callable returned it: make it return the prompt's text"
+        if custom
+        else f"the messages read by {setting} hold no text (e.g. {setting}='user' on a prompt with only a system "
+        f"message). Fix: {setting}='all' (every message), or give the row a user message with text"
+    )
+    raise DataError(
+        f"{row}: the prompt's text for the value model is empty ({text!r}, read from {str(value)[:80]!r}); {cause}."
+    )
+
+
+def check_reward_range(value: Any, name: str = "reward_range") -> tuple[float, float]:
+    """``(lo, hi)`` as floats with ``lo < hi`` (finite; a string refused), or an error naming ``name``."""
+    try:
+        if isinstance(value, (str, bytes)):  # "01" would be read character by character
+            raise TypeError
+        lo, hi = (float(b) for b in value)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ParameterError(
+            f"{name} must be two numbers (lo, hi) with lo < hi (groups whose mean score is strictly inside are "
+            f"kept), got {value!r}. Fix: {name}=(0.0, 1.0) for 0/1 scores (drops groups "
+            "that all pass or all fail), (-1.0, 1.0) for -1/1 scores."
+        )
+    return lo, hi
 
 
 def _text_fn(prompt_text_fn: Callable | None, messages: str) -> Callable[[Any], str]:
@@ -265,6 +302,9 @@ class FixedSizeSelector:
                 raise ValueError(
                     f"planner must be a v0lite.RolloutPlanner (it has no {attr!r}); got {type(planner).__name__}."
                 )
+        policy = getattr(planner, "policy", None)
+        if isinstance(policy, str):  # the planner's policy may have been changed since it was built
+            check_known_policy(planner.value_model, policy)
         self.planner = planner
         self.step_offset = check_int(step_offset, "step_offset", 0)
         self.step_scale = check_int(step_scale, "step_scale", 1)

@@ -27,9 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from ...exceptions import ParameterError
-from .._common import NO_OUTCOME_AFTER, _check_fraction
-from ._common import FixedSizeSelector, _text_fn, warn_no_selection
+from ...exceptions import DataError, ParameterError
+from .._common import NO_OUTCOME_AFTER, _check_fraction, _n_keep
+from ._common import (
+    FixedSizeSelector,
+    _text_fn,
+    check_reward_range,
+    check_text,
+    check_threshold,
+    warn_no_selection,
+)
 
 __all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
 
@@ -41,8 +48,10 @@ class OpenRLHFPlanner:
     ----------
     planner : v0lite.RolloutPlanner
     keep_fraction : float in (0, 1], default 0.5
-        Share of each dataloader batch kept (at least one prompt). ``1`` keeps every prompt:
-        nothing is selected (warned).
+        Share of each dataloader batch kept: ``keep_fraction x batch`` rounded half up, at least
+        one prompt (the rule of :class:`v0lite.RolloutPlanner`). ``1`` keeps every prompt: nothing
+        is selected (warned when built); so does a fraction that rounds to the whole batch (0.9 of
+        4 prompts, any fraction of 1), warned once at the first such batch.
     mode : {"band", "p-mixed"}, default "band"
     band : (float, float), default (0.2, 0.8)
     n_samples_per_prompt : int, default 8
@@ -99,9 +108,11 @@ class OpenRLHFPlanner:
             warn_no_selection("keep_fraction=1 keeps every prompt of each batch", "keep_fraction=0.5 (the default).")
         self.keep_fraction = float(keep_fraction)
         self.n_samples_per_prompt = int(n_samples_per_prompt)
-        self.success_threshold = float(success_threshold)
+        self.success_threshold = check_threshold(success_threshold)
         self.prompt_field = int(prompt_field)
         self._text = _text_fn(prompt_text, messages)
+        self._custom_text = prompt_text is not None
+        self._all_kept_warned = keep_fraction == 1  # warned above
         self.selector_ = FixedSizeSelector(
             planner,
             mode=mode,
@@ -121,8 +132,19 @@ class OpenRLHFPlanner:
     def select(self, prompts: Sequence[Any]) -> np.ndarray:
         """Positions of the prompts to keep from one batch of candidates (after flushing outcomes)."""
         self.flush()
-        k = max(1, round(self.keep_fraction * len(prompts)))
-        return self.selector_.choose([self._text(p) for p in prompts], min(k, len(prompts)))
+        texts = [self._checked_text(p, f"prompt {i} of the batch") for i, p in enumerate(prompts)]
+        k = _n_keep(len(texts), self.keep_fraction)  # the planner's rule: round half up, at least 1
+        if k == len(texts) and not self._all_kept_warned:
+            self._all_kept_warned = True
+            warn_no_selection(
+                f"keep_fraction={self.keep_fraction:g} keeps all {k} prompts of a batch of {k}",
+                "a lower keep_fraction (0.5 keeps half), or larger dataloader batches (a batch of 1 always keeps its "
+                "prompt).",
+            )
+        return self.selector_.choose(texts, k)
+
+    def _checked_text(self, prompt: Any, where: str) -> str:
+        return check_text(self._text(prompt), where, prompt, "messages", self._custom_text)
 
     def wrap(self, batches: Iterable) -> Iterator:
         """Yield each batch (a tuple of parallel sequences) with only its kept positions."""
@@ -142,12 +164,15 @@ class OpenRLHFPlanner:
             yield tuple(_take(c, keep) for c in cols)
 
     def filter_hook(self, reward_range: Sequence[float] | None = None) -> OpenRLHFFilterHook:
-        """A ``FilterHookBase``-shaped hook recording outcomes; ``reward_range`` also filters like DAPO."""
+        """A ``FilterHookBase``-shaped hook recording outcomes; ``reward_range`` also filters like DAPO.
+
+        ``reward_range`` is checked here (two numbers, ``lo < hi``), not at the first group.
+        """
         return OpenRLHFFilterHook(self, reward_range=reward_range)
 
     def record(self, prompt: Any, successes: int, n: int) -> None:
         """Queue one group's outcome; queued groups reach the planner at the next :meth:`select`."""
-        self._pending.append((self._text(prompt), int(successes), int(n)))
+        self._pending.append((self._checked_text(prompt, "a recorded group's prompt"), int(successes), int(n)))
 
     def flush(self) -> int:
         """Feed the queued groups to the planner now; returns how many."""
@@ -182,12 +207,13 @@ class OpenRLHFFilterHook:
     glue : OpenRLHFPlanner
     reward_range : (float, float), optional
         Keep only groups whose mean score is strictly inside it (OpenRLHF's
-        ``dynamic_filtering_reward_range``); ``None`` keeps every full group.
+        ``dynamic_filtering_reward_range``); ``None`` keeps every full group. Two numbers with
+        ``lo < hi`` (a string, or ``lo >= hi``, which would drop every group, is refused).
     """
 
     def __init__(self, glue: OpenRLHFPlanner, reward_range: Sequence[float] | None = None):
         self.glue = glue
-        self.reward_range = None if reward_range is None else tuple(float(r) for r in reward_range)
+        self.reward_range = None if reward_range is None else check_reward_range(reward_range)
         self.total_groups = 0
         self.valid_groups = 0
         self.short_groups = 0
@@ -230,6 +256,17 @@ class OpenRLHFFilterHook:
 
 
 def _score(exp: Any) -> float:
+    """The sample's score from ``exp.scores``: a 1-element tensor, array or list, a 0-d tensor or a number."""
     s = exp.scores
-    s = s[0] if hasattr(s, "__getitem__") else s
-    return float(s.item() if hasattr(s, "item") else s)
+    try:
+        if hasattr(s, "reshape") and hasattr(s, "ndim"):  # a tensor or an array, 0-d included
+            s = s.reshape(-1)[0]
+        elif isinstance(s, (list, tuple)):
+            s = s[0]
+        return float(s.item() if hasattr(s, "item") else s)
+    except (IndexError, TypeError, ValueError):
+        raise DataError(
+            f"an Experience's scores must hold its sample's score (a number, or a tensor or list whose first value "
+            f"is it), got {str(exp.scores)[:60]!r}. Fix: score the samples before the filter hook, as OpenRLHF's "
+            "generator does."
+        ) from None

@@ -22,6 +22,8 @@ from ._common import (
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
+    check_text,
+    check_threshold,
     group_outcomes,
     n_candidates,
 )
@@ -92,13 +94,14 @@ class PlannedRepeatSampler(Sampler):
         self.seed = int(seed)
         self.n_candidates = n_candidates(batch_size, oversample)
         self._text = _text_fn(prompt_text, messages)
+        self._custom_text = prompt_text is not None
         self._texts: dict[int, str] = {}
         self._epoch = 0
         candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
-        self.text(0)  # so does a missing prompt column
+        self.text(0)  # so does a missing prompt column, or a text that comes out empty
 
     def text(self, index: int) -> str:
-        """The prompt text of row ``index`` (cached)."""
+        """The prompt text of row ``index`` (cached); an empty one is an error naming the row and ``messages=``."""
         index = int(index)
         if index not in self._texts:
             row = self.data_source[index]
@@ -107,7 +110,10 @@ class PlannedRepeatSampler(Sampler):
                     f"dataset row {index} has no {self.prompt_column!r} column (columns: "
                     f"{sorted(row)}); GRPOTrainer reads prompts from 'prompt'."
                 )
-            self._texts[index] = self._text(row[self.prompt_column])
+            value = row[self.prompt_column]
+            self._texts[index] = check_text(
+                self._text(value), f"dataset row {index}", value, "messages", self._custom_text
+            )
         return self._texts[index]
 
     def __iter__(self):
@@ -162,8 +168,11 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     same prompts; this is by construction, tested on one process only. Groups are TRL's:
     ``num_generations`` consecutive completions, so a prompt that appears twice in a batch
     gives two groups. A streaming ``IterableDataset`` cannot be planned and is refused; so are a
-    dataset without a ``prompt`` column and one with fewer prompts than one generation batch's
-    candidates (before the model loads when ``args`` is given). When the third generation batch
+    dataset without a ``prompt`` column, one whose first prompt's text comes out empty (e.g.
+    ``messages="user"`` on a prompt with only a system message; a later one is refused when its
+    chunk is planned, naming the row), one with fewer prompts than one generation batch's
+    candidates, and a ``success_threshold`` that is not a number (before the model loads when
+    ``args`` is given). When the third generation batch
     is planned and no group has an outcome yet (every reward ``None``/NaN; later with dataloader
     workers, which plan ahead), the trainer warns once.
 
@@ -196,7 +205,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
                 "or use trl.GRPOTrainer."
             )
         self.v0_oversample = oversample
-        self.v0_success_threshold = float(success_threshold)
+        self.v0_success_threshold = check_threshold(success_threshold)  # before the model loads
         self.v0_prompt_text, self.v0_messages = prompt_text, messages
         self._v0_text = _text_fn(prompt_text, messages)
         selection = {"planner": planner, "mode": mode, "band": band, "step_offset": step_offset}

@@ -30,6 +30,8 @@ from ._common import (
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
+    check_text,
+    check_threshold,
     group_outcomes,
     n_candidates,
 )
@@ -118,6 +120,10 @@ class VerlSampler(Sampler):
     ...                         train_sampler=sampler)  # doctest: +SKIP
     """
 
+    #: How errors name the settings (``PlannedRLHFDataset`` says them in ``data.v0lite`` terms).
+    _MESSAGES = "messages"
+    _REWARD_FIX = "pass reward_key= to VerlSampler (one of these keys)"
+
     def __init__(
         self,
         data_source: Any,
@@ -143,12 +149,13 @@ class VerlSampler(Sampler):
         self.batch_size = int(batch_size)
         self.oversample = oversample
         self.prompt_key = prompt_key
-        self.success_threshold = float(success_threshold)
+        self.success_threshold = check_threshold(success_threshold)
         self.reward_key = reward_key
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.n_candidates = n_candidates(batch_size, oversample, rolled_out=f"the batch_size={batch_size} rolled out")
         self._text = _text_fn(prompt_text, messages)
+        self._custom_text = prompt_text is not None
         gs = getattr(planner, "budget_per_prompt", 8) if group_size is None else group_size
         self.selector_ = FixedSizeSelector(
             planner,
@@ -164,7 +171,7 @@ class VerlSampler(Sampler):
         )
         self._texts: dict[int, str] = {}
         candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
-        self.text(0)  # a missing prompt column fails here, not at the first batch
+        self.text(0)  # a missing prompt column or an empty text fails here, not at the first batch
         self._epoch = 0
         self._chunks: list | None = None
         self._last_slot = -1
@@ -179,7 +186,7 @@ class VerlSampler(Sampler):
         return self.n_steps * self.batch_size
 
     def text(self, index: int) -> str:
-        """The prompt text of dataset row ``index`` (cached)."""
+        """The prompt text of dataset row ``index`` (cached); an empty one is an error naming the row."""
         index = int(index)
         if index not in self._texts:
             rows = getattr(self.data_source, "dataframe", None)
@@ -189,7 +196,10 @@ class VerlSampler(Sampler):
                     f"dataset row {index} has no {self.prompt_key!r} column (columns: "
                     f"{sorted(row)}); pass prompt_key= (verl's data.prompt_key)."
                 )
-            self._texts[index] = self._text(row[self.prompt_key])
+            value = row[self.prompt_key]
+            self._texts[index] = check_text(
+                self._text(value), f"dataset row {index}", value, self._MESSAGES, self._custom_text
+            )
         return self._texts[index]
 
     def texts(self) -> list[str]:
@@ -227,13 +237,17 @@ class VerlSampler(Sampler):
     def row_at(self, slot: int) -> int:
         """The dataset index at position ``slot`` of the epoch's planned order (plans on demand).
 
-        Slots are read in increasing order within an epoch (verl's ``SequentialSampler``); a
-        slot at or before the last one read starts the next epoch.
+        verl's ``StatefulDataLoader`` reads slots in increasing order within an epoch (its
+        ``SequentialSampler``; a resumed loader skips the slots read before the checkpoint, which
+        this state records, without reading them). So a slot before the last one read starts the
+        next epoch, and the last one read again (a retried read, or a look at ``dataset[i]``)
+        returns the same row and starts nothing. An epoch of one planned row therefore never
+        ends: the training set must hold two steps' candidates to see more than one epoch.
         """
         slot = int(slot)
         if not 0 <= slot < len(self):
             raise IndexError(f"slot {slot} out of range for {len(self)} planned rows per epoch.")
-        if slot <= self._last_slot:
+        if slot < self._last_slot:
             self._next_epoch()
         self._last_slot = slot
         return int(self._plan(slot // self.batch_size)[slot % self.batch_size])
@@ -279,7 +293,7 @@ class VerlSampler(Sampler):
         else:
             raise ValueError(
                 f"the batch has no {self.reward_key!r} scores (tensors: {sorted(batch.batch.keys())}, "
-                f"non-tensors: {sorted(ntb)}); pass reward_key= to VerlSampler."
+                f"non-tensors: {sorted(ntb)}). Fix: {self._REWARD_FIX}."
             )
         texts = self._batch_texts(ntb)
         keys, s, m = group_outcomes(uid, scores, self.success_threshold)

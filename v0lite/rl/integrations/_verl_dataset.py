@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from ...exceptions import DataError, ParameterError, V0liteWarning
-from .._common import NO_OUTCOME_AFTER
+from .._common import NO_OUTCOME_AFTER, check_known_policy
 from ._common import (
     NO_SELECTION,
     check_band,
@@ -52,6 +52,16 @@ V0LITE_KEYS = {
     "device": None,
     "warm": True,
 }
+
+
+class _Sampler(VerlSampler):
+    """:class:`VerlSampler` whose errors name the settings in ``data.v0lite`` terms."""
+
+    _MESSAGES = "data.v0lite.messages"
+    _REWARD_FIX = (
+        "set data.v0lite.reward_key to the key that holds each rollout's score (token_level_scores, the default, "
+        "or a value your reward function returns in reward_extra_info)"
+    )
 
 
 def _as_list(files: Any) -> list[str]:
@@ -195,13 +205,22 @@ class PlannedRLHFDataset(Dataset):
             names=(batch_key, "data.v0lite.oversample"),
             rolled_out=f"the {batch_key}={batch_size} rolled out",
         )
+        model = V0Regressor.load(opts["model"], device=opts["device"])
+        policy = str(opts["policy"])
+        # an unknown policy fails here, before verl's RLHFDataset reads the files and anything is embedded
+        check_known_policy(
+            model,
+            policy,
+            "data.v0lite.policy",
+            fix=f"save the model with some of {policy!r}'s outcomes in its history (V0Regressor.add_history, then "
+            "save) or with fallback='global_mean' (predicts it from the pool of policies)",
+        )
+        planner = RolloutPlanner(model, policy=policy)
         self.dataset = RLHFDataset(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
         _check_rows(self.dataset, data_files, config, chunk, batch_key)
-        model = V0Regressor.load(opts["model"], device=opts["device"])
-        planner = RolloutPlanner(model, policy=str(opts["policy"]))
         with warnings.catch_warnings():  # said above in data.v0lite terms
             warnings.filterwarnings("ignore", f".*{NO_SELECTION}", V0liteWarning)
-            self.sampler = VerlSampler(
+            self.sampler = _Sampler(
                 self.dataset,
                 planner,
                 batch_size=batch_size,
@@ -223,7 +242,7 @@ class PlannedRLHFDataset(Dataset):
         texts = self.sampler.texts()
         if opts["warm"]:
             planner.warm(texts)  # every prompt embedded now, not inside the dataloader's next()
-        self.sampler.selector_.predict(texts[:1], 0)  # an unknown policy fails here, before verl's workers start
+        self.sampler.selector_.predict(texts[:1], 0)  # a model that cannot predict fails here, before verl's workers
 
     def __len__(self) -> int:
         return len(self.sampler)
