@@ -135,3 +135,67 @@ def test_predict_with_ray_matches_local_predict(local_ray, tmp_path):
     assert "prediction" not in res.columns  # the column is p_success, as `v0lite predict` writes it
     np.testing.assert_allclose(res["p_success"].to_numpy(), local, atol=1e-6)
     np.testing.assert_allclose(pl.read_parquet(out)["p_success"].to_numpy(), local, atol=1e-6)
+
+
+def _bounded(fn, timeout=120.0):
+    """fn() in a daemon thread: its result, its exception, or a test failure if it hangs (never a CI hang)."""
+    import threading
+
+    box = {}
+
+    def run():
+        try:
+            box["ok"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            box["err"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        pytest.fail(f"the Ray call hung (still running after {timeout:.0f} s)")
+    if "err" in box:
+        raise box["err"]
+    return box["ok"]
+
+
+def test_ray_pool_holding_every_cpu_completes_and_an_oversized_actor_is_refused(local_ray, tmp_path):
+    """Kept last: on a regression the hung pool holds the module's Ray until its shutdown.
+
+    The pool may hold every CPU of the cluster (1 actor x 2 CPUs on the 2-CPU Ray here, the same as
+    1 x 1 on a 1-CPU Ray): the rows are split on the driver, not by Ray tasks that would need a CPU
+    beside the pool and never start. An actor that fits on no node is refused up front, not waited on.
+    """
+    from v0lite import V0Regressor
+    from v0lite.distributed import embed_with_ray, predict_with_ray
+
+    prompts = _prompts(60)
+    res = _bounded(
+        lambda: embed_with_ray(
+            prompts, model=TinyEncoder(), num_actors=1, num_cpus_per_actor=2, cache_dir=tmp_path, chunk_size=16
+        )
+    )
+    assert res["embedded"] == 60
+
+    enc = TinyEncoder()
+    hist = pl.DataFrame({"policy": ["a"] * 60, "prompt": prompts})
+    y = np.random.default_rng(1).random(60)
+    model = V0Regressor(head="knn", encoder=enc, cache_dir=tmp_path, k=4).fit(hist, y)
+    model.save(tmp_path / "model")
+    queries = pl.DataFrame({"policy": ["a"] * 40, "prompt": [f"fresh prompt {i}" for i in range(40)]})
+    kw = {"encoder": enc, "batch_size": 16, "cache_dir": tmp_path}
+    res = _bounded(lambda: predict_with_ray(tmp_path / "model", queries, num_actors=1, num_cpus_per_actor=2, **kw))
+    np.testing.assert_allclose(res["p_success"].to_numpy(), model.predict(queries), atol=1e-6)
+
+    msg = r"2 CPU\(s\).*1 x 3 = 3 CPUs.*num_actors=2, num_cpus_per_actor=1"
+    with pytest.raises(V0liteError, match=msg):
+        _bounded(
+            lambda: embed_with_ray(
+                ["x y", "z w"], model=TinyEncoder(), num_actors=1, num_cpus_per_actor=3, cache_dir=tmp_path / "other"
+            ),
+            timeout=60,
+        )
+    with pytest.raises(V0liteError, match=msg):
+        _bounded(
+            lambda: predict_with_ray(tmp_path / "model", queries, num_actors=1, num_cpus_per_actor=3, **kw), timeout=60
+        )

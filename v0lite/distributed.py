@@ -84,6 +84,47 @@ def _blocks(n: int, num_actors: int, batch_size: int) -> int:
     return max(1, min(n // max(batch_size, 1) + 1, max(4 * num_actors, n // 4096 + 1)))
 
 
+def _dataset(ray, frame, nblocks: int):
+    """The rows as ``nblocks`` blocks, split here on the driver.
+
+    Not ``from_pandas(frame).repartition(n)``: the repartition runs as Ray tasks (1 CPU each) in the
+    same streaming execution as the actor pool, and when the pool holds every CPU (1 actor x 1 CPU
+    on a 1-CPU cluster, or 1 x 0.5 there: 0.5 left, less than a task needs) those tasks never start
+    and the call hangs with no output. Blocks made here need no CPU while the pool runs.
+    """
+    bounds = np.linspace(0, len(frame), nblocks + 1).astype(int)
+    parts = [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return ray.data.from_pandas(parts)
+
+
+def _check_cpus(ray, fn: str, num_actors: int, num_cpus_per_actor: float) -> None:
+    """Refuse up front an actor that no node can hold: Ray would wait for it forever, silently.
+
+    A pool larger than the cluster (2 actors x 1 CPU on 1 CPU) is fine: Ray Data runs with the
+    actors that fit. One actor larger than every node never starts, and the call would hang.
+    """
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    nodes = [n for n in ray.nodes() if n.get("Alive", n.get("alive", True))]
+    largest = max((float(n.get("Resources", {}).get("CPU", 0.0)) for n in nodes), default=total)
+    if num_cpus_per_actor <= largest + 1e-9:
+        return
+    where = f"{total:g} CPU(s)" if len(nodes) <= 1 else f"{total:g} CPU(s), at most {largest:g} on one node"
+    if largest >= 1:
+        fix = f"num_actors={int(total)}, num_cpus_per_actor=1 (at most {largest:g}; 0.5 lets two share a core)"
+    elif largest > 0:
+        fix = f"num_actors=1, num_cpus_per_actor={largest:g}"
+    else:
+        fix = "a cluster with CPUs (this one has none)"
+    raise V0liteError(
+        f"{fn}: the Ray cluster has {where}, but this call asks for num_actors x num_cpus_per_actor = "
+        f"{num_actors} x {num_cpus_per_actor:g} = {num_actors * num_cpus_per_actor:g} CPUs, and not even one "
+        f"actor of {num_cpus_per_actor:g} CPUs fits on a node, so the pool would never start and the call "
+        "would wait forever (the rows are split on the driver: no read task needs a CPU beside the pool). "
+        f"Fix: pass {fix}, or give Ray more CPUs (ray.init(num_cpus={int(np.ceil(num_cpus_per_actor))}) on "
+        "one machine; on a cluster, add larger nodes first)."
+    )
+
+
 class _EmbedActor:
     """One encoder per actor; each batch is embedded and written as cache shards by an Embedder."""
 
@@ -184,8 +225,9 @@ def embed_with_ray(
     _ensure_init(ray, address)
     frame = pd.DataFrame({"key": [keys[i] for i in todo], "prompt": [prompts[i] for i in todo]})
     nblocks = _blocks(len(todo), num_actors, chunk_size)
-    ds = ray.data.from_pandas(frame).repartition(nblocks)
     num_actors = min(num_actors, nblocks)
+    _check_cpus(ray, "embed_with_ray", num_actors, num_cpus_per_actor)
+    ds = _dataset(ray, frame, nblocks)
     threads = max(1, int(round(num_cpus_per_actor)))
     done = ds.map_batches(
         _EmbedActor,
@@ -294,8 +336,9 @@ def predict_with_ray(
         cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
         frame = df.select(cols).with_row_index(_ROW).to_pandas()
         nblocks = _blocks(df.height, num_actors, batch_size)
-        ds = ray.data.from_pandas(frame).repartition(nblocks)
         num_actors = min(num_actors, nblocks)
+        _check_cpus(ray, "predict_with_ray", num_actors, num_cpus_per_actor)
+        ds = _dataset(ray, frame, nblocks)
         threads = max(1, int(round(num_cpus_per_actor)))
         scored = ds.map_batches(
             _PredictActor,
