@@ -84,6 +84,8 @@ def stub_upstream(
     cut: set | None = None,
     bad_json: set | None = None,
     stream_faults: dict | None = None,
+    answers: dict | None = None,
+    nan: set | None = None,
 ):
     """An OpenAI-compatible chat-completions stub: it answers ``echo: <last user text>`` and records calls.
 
@@ -95,7 +97,9 @@ def stub_upstream(
     middle of its second event), ``"nodone"`` (ends cleanly without ``data: [DONE]``), ``"json"`` (a JSON
     chat completion, not an event stream), ``"slow"`` (its first event, then 8 s before the end).
     ``app.state.calls`` lists (model, authorization header) per call; ``app.state.encodings`` the
-    Accept-Encoding headers.
+    Accept-Encoding headers. ``answers``: model -> ``(status, JSON body, headers)`` it answers instead
+    (e.g. a 400 error object, a 429 with Retry-After). ``nan``: models whose 200 answer holds
+    ``"logprob": -Infinity`` (Python's JSON, not strict JSON).
     """
     import gzip
 
@@ -112,6 +116,14 @@ def stub_upstream(
         app.state.calls.append((body["model"], auth))
         if expect_key is not None and auth != f"Bearer {expect_key}":
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        if body["model"] in (answers or {}):
+            status, obj, headers = answers[body["model"]]
+            return JSONResponse(obj, status_code=status, headers=headers)
+        if body["model"] in (nan or ()):
+            logprobs = {"content": [{"token": "a", "logprob": float("-inf"), "bytes": [97], "top_logprobs": []}]}
+            choice = {"index": 0, "message": {"role": "assistant", "content": "a"}, "logprobs": logprobs}
+            data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "choices": [choice]})
+            return Response(data.encode(), media_type="application/json")
         if body["model"] in fail:
             return JSONResponse({"error": {"message": f"{body['model']} is down\nsecond line"}}, status_code=500)
         if delay_s:

@@ -70,6 +70,7 @@ def test_route_predict_stats_models(server):
     assert c.get("/healthz").json() == {"status": "ok"} and c.get("/readyz").status_code == 200
 
 
+ROW = {"policy": "a", "prompt": "p", "score": 1}
 BAD = [
     ("/v1/route", {"prompt": 3}, 422, "prompt", "non-empty JSON string"),
     ("/v1/route", {}, 422, "prompt", "exactly one of"),
@@ -91,6 +92,13 @@ BAD = [
     ("/v1/feedback", {"outcomes": [{"policy": "a", "prompt": "p", "score": 1, "n": 0}]}, 422, "outcomes[0].n", ">= 1"),
     ("/v1/feedback", {"outcomes": [{"policy": " ", "prompt": "p", "score": 1}]}, 422, "outcomes[0].policy", "blank"),
     ("/v1/feedback", [1, 2], 422, "body", "JSON object"),
+    # beyond the log's 64 bits: named by the field (the library would say "column 'step', row 0")
+    ("/v1/feedback", {"outcomes": [{**ROW, "step": 2**70}]}, 422, "outcomes[0].step", "<= 9223372036854775807"),
+    ("/v1/feedback", {"outcomes": [ROW, {**ROW, "n": 2**64}]}, 422, "outcomes[1].n", "<= 9223372036854775807"),
+    # names are stored for good: no control characters, at most 256 characters
+    ("/v1/feedback", {"outcomes": [ROW], "new_policies": ["e\nvil"]}, 422, "new_policies[0]", "control"),
+    ("/v1/feedback", {"outcomes": [ROW], "new_policies": ["x" * 257]}, 422, "new_policies[0]", "256"),
+    ("/v1/feedback", {"outcomes": [{**ROW, "policy": "a\x00"}]}, 422, "outcomes[0].policy", "control"),
 ]
 
 
@@ -514,3 +522,91 @@ def test_the_encoder_runs_at_start_even_when_the_warm_up_prompt_is_cached(tmp_pa
     before = enc.calls  # the probe prompt is now in the embedder's memory
     with serve_in_thread(create_app(router)):
         assert enc.calls > before
+
+
+def _recording(app, delay_s):
+    """Record each micro-batch of /v1/route (its prompts), each taking at least ``delay_s``."""
+    state, calls = app.state.v0lite, []
+    inner = state._matrix
+
+    def matrix(prompts):
+        calls.append(list(prompts))
+        time.sleep(delay_s)
+        return inner(prompts)
+
+    state._matrix = matrix  # the batcher takes it at start
+    return calls
+
+
+def test_a_large_route_request_does_not_hold_up_a_small_one(router, guarantees):
+    app = create_app(router, limits=Limits(max_batch=8, batch_wait_ms=0))
+    calls = _recording(app, 0.02)
+    big = [f"sort the list case {i}" for i in range(400)]  # 50 chunks of 8
+    with serve_in_thread(app) as base:
+        out = {}
+
+        def send_big():
+            out["big"] = httpx.post(base + "/v1/route", json={"prompts": big}, timeout=60)
+
+        t = threading.Thread(target=send_big)
+        t.start()
+        deadline = time.monotonic() + 10
+        while not any(len(c) == 8 for c in calls) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        r = httpx.post(base + "/v1/route", json={"prompt": "add the numbers case 77"}, timeout=60)
+        t.join(60)
+        assert r.status_code == 200 and out["big"].status_code == 200
+        results = out["big"].json()["results"]
+        assert len(results) == 400 and [x["model"] for x in results[:2]] == ["b", "b"]
+        at = next(i for i, c in enumerate(calls) if "add the numbers case 77" in c)
+        chunks_before = sum(1 for c in calls[:at] if len(c) == 8)
+        assert chunks_before <= 3 and all(len(c) <= 8 for c in calls), (chunks_before, len(calls))
+    guarantees.tick("faults injected")
+
+
+def test_a_large_route_request_stops_when_its_client_is_gone(router, guarantees):
+    app = create_app(router, limits=Limits(max_batch=8, batch_wait_ms=0))
+    calls = _recording(app, 0.05)
+    big = [f"prove the lemma case {i}" for i in range(400)]  # 50 chunks: 2.5 s of model time
+    with serve_in_thread(app) as base:
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(base + "/v1/route", json={"prompts": big}, timeout=0.3)
+        time.sleep(0.6)
+        seen = len(calls)
+        time.sleep(0.5)
+        assert len(calls) == seen and seen < 25, seen  # stopped soon after the client left, not 50 chunks
+        metrics = httpx.get(base + "/metrics").text
+        assert 'v0lite_requests_total{endpoint="/v1/route",status="499"} 1.0' in metrics
+    guarantees.tick("faults injected")
+
+
+def test_too_many_prompts_in_one_request_answer_413_naming_the_limit(router, guarantees):
+    app = create_app(router, limits=Limits(max_route_prompts=10))
+    with serve_in_thread(app) as base:
+        for path in ("/v1/route", "/v1/predict"):
+            r = httpx.post(base + path, json={"prompts": ["x"] * 11}, timeout=20)
+            err = r.json()["error"]
+            assert r.status_code == 413 and err["param"] == "prompts", r.text
+            assert "10" in err["message"] and "--max-route-prompts" in err["message"] and err["fix"]
+            assert err["type"] == "invalid_request_error" and err["code"] == "too_many_prompts"
+            assert httpx.post(base + path, json={"prompts": ["x"] * 10}, timeout=20).status_code == 200
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_a_row_the_library_refuses_is_named_by_its_field():
+    """Rows past the request model (a client of create_app's state, or a check the model lacks) are still
+    named outcomes[i].<field>, the row found by checking rows one by one."""
+    from types import SimpleNamespace
+
+    from v0lite.serve._models import ApiError
+    from v0lite.serve._requests import check_outcome_rows, library_column
+    from v0lite.serve._state import ServeState
+
+    state = SimpleNamespace(check_rows=lambda rows: ServeState.check_rows(None, rows))
+    good = {"policy": "a", "prompt": "p", "score": 1.0}
+    with pytest.raises(ApiError) as e:
+        check_outcome_rows(state, [good, good, {**good, "step": 2**70}])
+    assert e.value.param == "outcomes[2].step" and e.value.value == 2**70 and "row" not in e.value.fix
+    assert library_column("column 'n', row 3: value 0 is not a positive integer.") == "n"
+    assert library_column("the log has no rows.") is None
+    check_outcome_rows(state, [good, {**good, "step": 3, "n": 2}])  # fine rows pass

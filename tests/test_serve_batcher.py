@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from v0lite.serve._batcher import MicroBatcher, QueueFull
+from v0lite.serve._batcher import CallerGone, MicroBatcher, QueueFull
 
 
 def run_with(fn, coro_fn, **kw):
@@ -72,3 +72,70 @@ def test_full_queue_raises_at_once():
         return await first, await second
 
     assert run_with(fn, go, max_queue=1, max_batch=1) == ([1], [2])
+
+
+def test_a_large_request_is_split_and_a_small_one_runs_between_its_chunks(guarantees):
+    """40 items at max_batch 4: ten chunks queued one at a time; a request sent while the first chunk runs
+    is in the very next call, not behind the other nine chunks."""
+    calls, first = [], threading.Event()
+
+    def fn(items):
+        calls.append(list(items))
+        first.wait(5)  # the first chunk holds the model thread until the small request is queued
+        return [x * 10 for x in items]
+
+    async def go(b):
+        big = asyncio.ensure_future(b.submit(list(range(40))))
+        while not calls:
+            await asyncio.sleep(0.005)
+        small = asyncio.ensure_future(b.submit([1000]))
+        await asyncio.sleep(0.02)
+        first.set()
+        return await big, await small
+
+    big, small = run_with(fn, go, max_batch=4)
+    assert big == [x * 10 for x in range(40)] and small == [10000]  # the chunks' results reassembled, in order
+    assert all(len(c) <= 4 for c in calls) and len(calls) >= 10
+    at = next(i for i, c in enumerate(calls) if 1000 in c)
+    assert at <= 1, calls  # one chunk of the big request ran before it (the one already running), no more
+    guarantees.tick("faults injected")
+
+
+def test_a_cancelled_large_request_queues_no_more_chunks():
+    calls, gate = [], threading.Event()
+
+    def fn(items):
+        calls.append(list(items))
+        gate.wait(5)
+        return items
+
+    async def go(b):
+        big = asyncio.ensure_future(b.submit(list(range(40))))
+        while not calls:
+            await asyncio.sleep(0.005)
+        big.cancel()  # the client is gone (its task cancelled) while the first chunk runs
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await big
+        await asyncio.sleep(0.1)  # time for any further chunk to run, were one queued
+        return calls
+
+    assert run_with(fn, go, max_batch=4) == [[0, 1, 2, 3]]  # the first chunk only
+
+
+def test_a_large_request_stops_when_its_caller_is_gone():
+    calls = []
+
+    def fn(items):
+        calls.append(list(items))
+        return items
+
+    async def go(b):
+        async def gone():  # the client disconnects once two chunks ran
+            return len(calls) >= 2
+
+        with pytest.raises(CallerGone):
+            await b.submit(list(range(40)), gone)
+        return len(calls)
+
+    assert run_with(fn, go, max_batch=4) == 2

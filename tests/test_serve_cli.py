@@ -61,10 +61,14 @@ def test_help_is_fast_and_imports_no_server_library(tmp_path):
         "--max-batch",
         "--batch-wait-ms",
         "--max-queue",
+        "--max-route-prompts",
         "--cors-origin",
     ):
         assert flag in out.stdout, flag
     assert out.stdout.strip().splitlines()[-1] == "[] 0"
+    text = " ".join(out.stdout.split())  # argparse wraps the help lines
+    assert "larger bodies get 413 (default 1000000)" in text
+    assert "more get 413 (default 4096)" in text and "capped at 10 s (default 60)" in text
 
 
 def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
@@ -199,6 +203,7 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
         ("--upstream-timeout", "1e9", "--upstream-timeout 1000000000.0: must be a finite number > 0 and <= 86,400"),
         ("--max-body-bytes", "0", "--max-body-bytes 0: must be an integer >= 1. Fix: pass --max-body-bytes VALUE"),
         ("--batch-wait-ms", "-2", "--batch-wait-ms -2.0: must be a finite number >= 0"),
+        ("--max-route-prompts", "0", "--max-route-prompts 0: must be an integer >= 1. Fix: pass --max-route-prompts"),
     ],
 )
 def test_every_limit_flag_is_checked_in_flag_terms(saved, capsys, guarantees, flag, value, said):
@@ -207,6 +212,7 @@ def test_every_limit_flag_is_checked_in_flag_terms(saved, capsys, guarantees, fl
     err = capsys.readouterr().err
     assert said in err, err
     python_names = ("drain_seconds", "upstream_timeout_s", "startup_wait_s", "refresh_seconds", "max_body_bytes")
+    python_names += ("max_route_prompts",)
     assert not any(n in err for n in python_names + ("batch_wait_ms",)) and "Fix: pass --" in err, err
     guarantees.tick("bad-input cases tried")
 
@@ -215,7 +221,12 @@ def test_a_request_cut_by_the_drain_time_gets_the_error_object(saved, tmp_path, 
     # the answer is 8 s away, the drain time 0.5 s
     r = _sigterm_with_a_chat_in_flight(saved, tmp_path, delay_s=8.0, extra=("--drain-seconds", "0.5"))
     err = r.json()["error"]
-    assert r.status_code == 503 and err["type"] == "unavailable" and "drain" in err["message"], r.text
+    assert (
+        r.status_code == 503
+        and err["type"] == "server_error"
+        and err["code"] == "unavailable"
+        and "drain" in err["message"]
+    ), r.text
     assert "retry" in err["fix"]
     guarantees.tick("faults injected")
 
@@ -237,7 +248,7 @@ def test_a_stream_cut_by_the_drain_time_ends_with_an_error_event(saved, tmp_path
             assert srv.proc.wait(20) in (0, -15)
             log = srv.proc.stderr.read()
     err = json.loads(rest[-1].removeprefix("data: "))["error"]
-    assert err["type"] == "unavailable" and err["code"] == "draining" and "retry" in err["fix"], rest
+    assert err["type"] == "server_error" and err["code"] == "draining" and "retry" in err["fix"], rest
     assert "Traceback" not in log and "CancelledError" not in log, log
     guarantees.tick("faults injected")
 

@@ -212,3 +212,44 @@ def test_stream_falls_back_before_the_first_byte(guarantees):
             assert text == "echo: add the numbers case 990"
             assert [m for m, _ in upstream.state.calls] == ["up-a", "up-c"]
     guarantees.tick("faults injected")
+
+
+def test_every_answer_has_a_request_id_the_sdk_reads(stack):
+    base, _ = stack
+    client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+    out = client.chat.completions.create(model="v0lite", messages=[{"role": "user", "content": "add the numbers"}])
+    assert out._request_id and out._request_id.startswith("req_")
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.request_id and e.value.request_id != out._request_id  # errors carry one too, one per request
+    r = httpx.get(base + "/v1/models", headers={"x-request-id": "trace-42.a:b"})
+    assert r.headers["x-request-id"] == "trace-42.a:b"  # a sane client id is echoed
+    r = httpx.get(base + "/v1/models", headers={"x-request-id": "x" * 200})
+    assert r.headers["x-request-id"].startswith("req_")  # anything else is replaced
+
+
+@pytest.mark.parametrize("stream,status", [(None, 200), (False, 200), ("yes", 422), (1, 422)])
+def test_stream_is_a_strict_boolean_or_null(stack, guarantees, stream, status):
+    base, upstream = stack
+    body = {"model": "v0lite", "stream": stream, "messages": [{"role": "user", "content": "add the numbers"}]}
+    r = httpx.post(base + "/v1/chat/completions", json=body, timeout=20)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["choices"][0]["message"]["content"] == "echo: add the numbers"
+    else:
+        err = r.json()["error"]
+        assert err["param"] == "stream" and "true or false" in err["fix"], err
+    guarantees.tick("bad-input cases tried")
+
+
+def test_an_image_only_message_says_only_text_is_routed(stack):
+    base, upstream = stack
+    image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    msgs = [{"role": "user", "content": image}]
+    r = httpx.post(base + "/v1/chat/completions", json={"model": "v0lite", "messages": msgs}, timeout=20)
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["param"] == "messages[0].content", r.text
+    assert "only text parts are routed" in err["message"] and "image" in err["message"] and '"model"' in err["fix"]
+    # as the fix says: a pool model's name sends it as it is, without routing
+    r = httpx.post(base + "/v1/chat/completions", json={"model": "b", "messages": msgs}, timeout=20)
+    assert r.status_code == 200 and r.headers["x-v0lite-model"] == "b"

@@ -73,7 +73,7 @@ def test_a_stream_broken_midway_ends_with_an_error_event_and_is_counted(caplog, 
                 events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
                 assert events[0]["choices"][0]["delta"]["content"] == "echo:"  # what came, passed through
                 err = events[-1]["error"]
-                assert err["type"] == "upstream_error" and err["code"] == "stream_cut" and "retry" in err["fix"]
+                assert err["type"] == "server_error" and err["code"] == "stream_cut" and "retry" in err["fix"]
                 # the official SDK raises on it, as on OpenAI's own error events
                 client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
                 with pytest.raises(openai.APIError, match="broke off the stream"):
@@ -199,7 +199,7 @@ def test_unknown_paths_and_wrong_methods_answer_the_error_object(guarantees):
         assert "POST" in err["fix"] and r.headers["allow"] == "POST"
         r = _chat(base, model="gpt-nope")
         err = r.json()["error"]
-        assert r.status_code == 404 and err["code"] == "model_not_found" and err["type"] == "model_not_found"
+        assert r.status_code == 404 and err["code"] == "model_not_found" and err["type"] == "invalid_request_error"
         r = httpx.post(base + "/v1/route", json={"prompt": 3})
         assert r.json()["error"]["code"] == "invalid_value" and r.json()["error"]["param"] == "prompt"
     guarantees.tick("bad-input cases tried", 4)
@@ -492,3 +492,96 @@ def test_the_replay_reports_its_progress_in_chunks(tmp_path):
         assert httpx.get(base + "/v1/stats").json()["applied_rows"] == n
     assert [a for a, _ in reads[:4]] == [0, 5_000, 10_000, 12_000] and reads[0][1] == 5_000
     assert {5_000, 10_000} <= {a for a, _ in seen} and {t for _, t in seen} == {n}
+
+
+# --------------------------------------------------------------------------- upstream answers: whose fault
+
+
+def test_an_upstream_answer_with_nan_or_infinity_falls_back_and_is_counted(guarantees):
+    """Python's json reads -Infinity; it is not JSON: a bad_json failure (next model), never a 500."""
+    upstream = stub_upstream(nan={"up-b"})
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            r = _chat(base)  # sorting: b is best, then the next best answers
+            assert r.status_code == 200 and r.headers["x-v0lite-model"] != "b", r.text
+            r = _chat(base, model="b")  # b named: no other model to try
+            assert r.status_code == 502 and "-Infinity" in r.json()["error"]["message"], r.text
+            m = _metrics(base)
+    assert m['v0lite_upstream_errors_total{model="b",reason="bad_json"}'] == 2
+    assert not any('status="500"' in k for k in m)
+    guarantees.tick("faults injected")
+
+
+REFUSALS = {
+    400: {"message": "Invalid value for tool_choice", "type": "invalid_request_error", "param": "tool_choice"},
+    413: {"message": "Request too large", "type": "invalid_request_error", "param": None},
+    422: {"message": "messages: too long for the context", "type": "invalid_request_error", "param": "messages"},
+}
+
+
+@pytest.mark.parametrize("status", sorted(REFUSALS))
+def test_an_upstream_refusal_that_is_the_requests_fault_is_passed_through(status, guarantees):
+    err = {**REFUSALS[status], "code": "invalid_value"}
+    upstream = stub_upstream(answers={"up-b": (status, {"error": err}, {})})
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            with pytest.raises(openai.APIStatusError) as e:
+                client.chat.completions.create(model="v0lite", messages=USER)
+            assert e.value.status_code == status and e.value.body == err  # the upstream's own error object
+            assert [m for m, _ in upstream.state.calls] == ["up-b"]  # no fallback: another model would refuse too
+            assert _metrics(base)[f'v0lite_upstream_errors_total{{model="b",reason="{status}"}}'] == 1
+    guarantees.tick("faults injected")
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_an_upstream_refusing_the_gateway_falls_back_then_502(status, guarantees):
+    bad = (status, {"error": {"message": "no such model or key", "type": "invalid_request_error"}}, {})
+    upstream = stub_upstream(answers={"up-b": bad})
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            assert _chat(base).status_code == 200  # the next best answered
+            r = _chat(base, model="b")
+            assert r.status_code == 502 and r.json()["error"]["type"] == "server_error", r.text
+    assert [m for m, _ in upstream.state.calls][:2] == ["up-b", upstream.state.calls[1][0]]
+    assert upstream.state.calls[1][0] != "up-b"
+    guarantees.tick("faults injected")
+
+
+def test_rate_limited_upstreams_answer_429_with_retry_after(guarantees):
+    limited = {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
+    upstream = stub_upstream(
+        answers={
+            "up-a": (429, limited, {"retry-after": "7"}),
+            "up-b": (429, limited, {"retry-after": "3"}),
+            "up-c": (429, limited, {"retry-after": "12"}),
+        }
+    )
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            with pytest.raises(openai.RateLimitError) as e:
+                client.chat.completions.create(model="v0lite", messages=USER)
+            tried = [m for m, _ in upstream.state.calls]
+            assert len(tried) == 2
+            want = str(max(int({"up-a": 7, "up-b": 3, "up-c": 12}[m]) for m in tried))
+            assert e.value.response.headers["retry-after"] == want
+            assert e.value.body["type"] == "rate_limit_error" and e.value.body["code"] == "rate_limit_exceeded"
+            r = _chat(base, model="a")
+            assert r.status_code == 429 and r.headers["retry-after"] == "7", r.text
+    guarantees.tick("faults injected")
+
+
+def test_every_error_type_is_openais():
+    """Our finer names go in "code"; "type" is one of OpenAI's."""
+    import re
+    from pathlib import Path
+
+    from v0lite.serve._models import TYPES, ApiError
+
+    src = "".join(p.read_text() for p in Path("v0lite/serve").glob("*.py"))
+    assert set(re.findall(r'kind="(\w+)"', src)) <= set(TYPES)
+    for status in (400, 401, 403, 404, 405, 413, 422, 429, 499, 500, 502, 503):
+        assert ApiError(status, "x").kind in TYPES
+    with pytest.raises(ValueError):
+        ApiError(503, "x", kind="unavailable")

@@ -36,12 +36,15 @@ def _serve(args) -> int:
             max_batch=args.max_batch,
             batch_wait_ms=args.batch_wait_ms,
             max_queue=args.max_queue,
+            max_route_prompts=args.max_route_prompts,
             upstream_timeout_s=args.upstream_timeout,
             startup_wait_s=args.startup_wait,
         ).check()
     except DataError as exc:  # "max_body_bytes 0: ..." -> "--max-body-bytes 0: ..." (the fix is rewritten by cli_text)
         name, _, rest = str(exc).partition(" ")
-        raise DataError(f"{_FLAGS.get(name, name)} {rest}") from None
+        flags = {**_FLAGS, "max_route_prompts": "--max-route-prompts"}
+        rest = rest.replace("pass max_route_prompts=<value>", "pass --max-route-prompts VALUE")
+        raise DataError(f"{flags.get(name, name)} {rest}") from None
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
     from .._extras import require
@@ -157,7 +160,16 @@ def register(subparsers) -> None:
         "once they have outcomes)",
     )
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-body-bytes", type=int, default=1_000_000, metavar="N", help="larger bodies get 413")
+    lim.add_argument(
+        "--max-body-bytes", type=int, default=1_000_000, metavar="N", help="larger bodies get 413 (default 1000000)"
+    )
+    lim.add_argument(
+        "--max-route-prompts",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="most prompts in one /v1/route or /v1/predict request; more get 413 (default 4096)",
+    )
     lim.add_argument(
         "--max-prompt-chars", type=int, default=32_000, metavar="N", help="longer prompts get 413 (default 32000)"
     )
@@ -185,7 +197,12 @@ def register(subparsers) -> None:
         help="most requests waiting for the model; more get 429 at once (default 1024)",
     )
     lim.add_argument(
-        "--upstream-timeout", type=float, default=60.0, metavar="S", help="upstream connect/read timeout (60)"
+        "--upstream-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="upstream read timeout between two chunks of an answer; the connect timeout is this, capped at "
+        "10 s (default 60)",
     )
     lim.add_argument(
         "--startup-wait",

@@ -12,25 +12,28 @@ import contextlib
 import ipaddress
 import json
 import logging
-import math
+import re
 import time
+import uuid
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
 from ..exceptions import DataError, V0liteError
 from ._auth import KeyChecker, read_api_keys
+from ._chat import chat_completion
 
 # request models at module level: FastAPI resolves the handlers' annotations in this module's globals
 from ._models import ApiError, ChatRequest, FeedbackRequest, PredictRequest, RouteRequest, validation_error
 from ._requests import (
+    check_count,
     check_names,
+    check_outcome_rows,
     check_policy_name,
     check_prompts,
     choose_or_422,
     http_fix,
     idempotency_key,
     knob_used,
-    last_user_text,
     one_or_many,
     parse_body,
     store_batch,
@@ -40,7 +43,7 @@ from ._requests import (
 )
 from ._state import Limits, ServeState, load_router
 from ._store import SqliteStore, check_store_dir
-from ._upstream import UpstreamFailure, read_upstreams, relay
+from ._upstream import read_upstreams
 
 __all__ = ["create_app", "check_bind"]
 
@@ -96,8 +99,11 @@ class _Guard:
         status = {"code": 500, "started": False, "sse": False}
         scope["v0lite.status"] = status  # a stream that breaks after its start says so here (502 in the metrics)
 
+        rid = _request_id(scope)
+
         async def send_status(message):
             if message["type"] == "http.response.start":
+                message = {**message, "headers": [*(message.get("headers") or ()), (b"x-request-id", rid)]}
                 status["code"], status["started"] = message["status"], True
                 ctype = dict(message.get("headers") or ()).get(b"content-type", b"")
                 status["sse"] = ctype.startswith(b"text/event-stream")
@@ -114,7 +120,6 @@ class _Guard:
                             401,
                             "missing or wrong API key. Fix: send the header Authorization: Bearer <key> with a key "
                             "of the server's (`v0lite serve --api-keys FILE`).",
-                            kind="authentication_error",
                             param="Authorization",
                         ),
                         extra=[(b"www-authenticate", b"Bearer")],
@@ -125,7 +130,6 @@ class _Guard:
                 413,
                 f"the body is over {limit:,} bytes, the server's limit (`v0lite serve --max-body-bytes N`). "
                 "Fix: send fewer or shorter prompts per request.",
-                kind="request_too_large",
                 param="body",
             )
             if length is not None:
@@ -143,13 +147,12 @@ class _Guard:
                     if size > limit:
                         return await _send_json(send_status, too_big)
                     more = message.get("more_body", False)
-                body = b"".join(chunks)
-                sent = False
+                body, sent, upstream_receive = b"".join(chunks), False, receive
 
-                async def receive():  # noqa: F811 - replays the buffered body once
+                async def receive():  # noqa: F811 - replays the buffered body once, then the connection's own
                     nonlocal sent
                     if sent:
-                        return {"type": "http.disconnect"}
+                        return await upstream_receive()  # waits for the disconnect, as uvicorn's own does
                     sent = True
                     return {"type": "http.request", "body": body, "more_body": False}
 
@@ -163,7 +166,6 @@ class _Guard:
                     ApiError(
                         503,
                         "the server is stopping and its drain time ran out before this request finished.",
-                        kind="unavailable",
                         fix="retry the request (on another replica, or once the server is back).",
                     ),
                 )
@@ -174,7 +176,6 @@ class _Guard:
                     503,
                     "the server is stopping and its drain time ran out before this stream finished; the answer "
                     "above is incomplete.",
-                    kind="unavailable",
                     code="draining",
                     fix="retry the request (on another replica, or once the server is back).",
                 )
@@ -186,6 +187,17 @@ class _Guard:
         finally:
             m.requests.labels(endpoint, str(status["code"])).inc()
             m.latency.labels(endpoint).observe(time.perf_counter() - t0)
+
+
+_RID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(scope) -> bytes:
+    """The client's ``x-request-id`` if it is a sane token (1-128 of ``A-Za-z0-9._:-``), else a new one."""
+    for k, v in scope.get("headers") or ():
+        if k == b"x-request-id" and _RID.fullmatch(v):
+            return v
+    return b"req_" + uuid.uuid4().hex.encode()
 
 
 async def _send_json(send, err: ApiError, extra=()) -> None:
@@ -257,8 +269,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     import numpy as np
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
-    from starlette.background import BackgroundTask
+    from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from ._upstream import UpstreamClient
@@ -329,9 +340,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
         log.exception("v0lite serve: internal error on %s", request.url.path)
-        return error(
-            ApiError(500, f"internal error ({type(exc).__name__}); see the server's log.", kind="server_error")
-        )
+        return error(ApiError(500, f"internal error ({type(exc).__name__}); see the server's log."))
 
     # -- health
     @app.get("/healthz")
@@ -359,12 +368,13 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         _, req = await parse_body(request, RouteRequest)
         await state.wait_ready()
         prompts, single = one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        check_count(state, prompts, "prompts")
         check_prompts(state, prompts, "prompt" if single else "prompts", single)
         allowed = state.allowed()
         pool = list(dict.fromkeys(req.pool)) if req.pool is not None else allowed
         check_names(pool, allowed, "pool", False, "a model of the pool")
         strategy_router(state.router, req.strategy)  # an unknown strategy fails before any work
-        rows = await submit(state, "route", prompts)
+        rows = await submit(state, "route", prompts, request)
         router = strategy_router(rows[0][0], req.strategy)
         cols = [router.policies_.index(p) for p in pool if p in router.policies_]
         names = [router.policies_[j] for j in cols]
@@ -391,6 +401,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         _, req = await parse_body(request, PredictRequest)
         await state.wait_ready()
         prompts, single = one_or_many(req.prompt, req.prompts, "prompt", "prompts")
+        check_count(state, prompts, "prompts")
         check_prompts(state, prompts, "prompt" if single else "prompts", single)
         if req.policy is not None and req.policies is not None:
             raise ApiError(422, 'send "policy" or "policies", not both. Fix: use one.', param="policy")
@@ -404,7 +415,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             "a policy with history",
         )
         pairs = [(p, t) for t in prompts for p in policies]
-        values = await submit(state, "predict", pairs)
+        values = await submit(state, "predict", pairs, request)
         m = len(policies)
         out = [{"p": dict(zip(policies, values[i * m : (i + 1) * m]))} for i in range(len(prompts))]
         return out[0] if single else {"results": out}
@@ -418,7 +429,6 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                 503,
                 "this server keeps no outcomes. Fix: start it with an outcome store (`v0lite serve --data-dir DIR`, "
                 "or create_app(data_dir=...)).",
-                kind="unavailable",
             )
         rows = [o.model_dump() for o in req.outcomes]
         key = idempotency_key(request)
@@ -452,7 +462,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                 check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
         # the library's own check of outcome rows, the one add_history runs: a row the refresh would
         # reject never reaches the store (it would block every later row)
-        await asyncio.to_thread(state.check_rows, rows)
+        await asyncio.to_thread(check_outcome_rows, state, rows)
         first, last, fresh = await store_batch(state, rows, key)  # 200 only after the commit returned
         if fresh:
             state.note_stored([p for p in dict.fromkeys(r["policy"] for r in rows) if p not in known], last)
@@ -496,110 +506,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     async def chat(request: Request):
         body, req = await parse_body(request, ChatRequest)
         await state.wait_ready()
-        if not state.upstreams:
-            raise ApiError(
-                503,
-                "no upstreams are configured, so chat completions cannot be forwarded (/v1/route works without). "
-                "Fix: start the server with upstreams (`v0lite serve --upstreams FILE.json`).",
-                kind="unavailable",
-            )
-        candidates = await _chat_candidates(req)
-        last = None
-        for name in candidates:
-            up = state.upstreams[name]
-            try:
-                res = await state.client.open(up, body, stream=req.stream)
-            except UpstreamFailure as exc:
-                state.metrics.upstream_errors.labels(name, exc.label).inc()
-                log.warning("v0lite serve: %s", exc)
-                last = exc
-                continue
-            headers = {"x-v0lite-model": name}
-            if req.stream:
-                return StreamingResponse(
-                    relay(state, res, name, request.scope, log),
-                    status_code=res.status_code,
-                    media_type=res.headers.get("content-type", "text/event-stream"),
-                    headers=headers,
-                    background=BackgroundTask(res.aclose),
-                )
-            res["model"] = name
-            return JSONResponse(res, headers=headers)
-        raise ApiError(
-            502,
-            f"{last}" + (f" (also tried {candidates[0]!r})" if len(candidates) > 1 else ""),
-            kind="upstream_error",
-            param="model",
-            value=last.model,
-            fix="retry later, or name another model.",
-        )
-
-    async def _chat_candidates(req) -> list[str]:
-        """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing."""
-        name = req.model
-        if name in state.upstreams:
-            return [name]
-        if name != "v0lite" and not name.startswith("v0lite/"):
-            valid = ["v0lite", "v0lite/<strategy>/<knob>", *sorted(state.upstreams)]
-            raise ApiError(
-                404,
-                f"model {name!r} is unknown. Fix: use one of {valid}.",
-                kind="model_not_found",
-                code="model_not_found",
-                param="model",
-                value=name,
-                fix=f"use one of {valid}.",
-            )
-        parts = name.split("/")
-        strategy = parts[1] if len(parts) > 1 else None
-        knob = None
-        if strategy is not None:  # an unknown or empty strategy, named in the chat's terms: "model"
-            try:
-                strategy_router(state.router, strategy)
-            except ApiError as exc:
-                raise ApiError(
-                    422,
-                    f"model {name!r}: {strategy!r} is not a routing strategy.",
-                    param="model",
-                    value=name,
-                    fix=f"use v0lite/<strategy>/<knob> with a strategy of {strategies()}, e.g. v0lite/threshold/0.7.",
-                ) from exc
-        if len(parts) > 3 or (len(parts) == 3 and not parts[2]):
-            raise ApiError(
-                422,
-                f"model {name!r}: expected v0lite, v0lite/<strategy> or v0lite/<strategy>/<knob>.",
-                param="model",
-                value=name,
-                fix="name it as e.g. v0lite/utility/0.5.",
-            )
-        if len(parts) == 3:
-            try:
-                knob = float(parts[2])
-            except ValueError:
-                knob = math.nan
-            if not math.isfinite(knob):
-                raise ApiError(
-                    422,
-                    f"model {name!r}: knob {parts[2]!r} is not a finite number.",
-                    param="model",
-                    value=name,
-                    fix=f"name a finite knob, e.g. v0lite/{strategy}/0.6.",
-                )
-        at, text = last_user_text(req.messages)
-        check_prompts(state, [text], f"messages[{at}].content", True)
-        rows = await submit(state, "route", [text])
-        router = strategy_router(rows[0][0], strategy)
-        names = [p for p in state.allowed(router) if p in state.upstreams]
-        cols = [router.policies_.index(p) for p in names]
-        P, C = rows[0][1][None, cols], rows[0][2][None, cols]
-
-        first = int(choose_or_422(router, P, C, knob, model=name)[0])
-        out = [names[first]]
-        rest = [j for j in range(len(names)) if j != first]
-        if rest:
-            out.append(names[rest[int(choose_or_422(router, P[:, rest], C[:, rest], knob, model=name)[0])]])
-        state.metrics.routes.labels(out[0]).inc()
-        return out
+        return await chat_completion(state, request, body, req, log)
 
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -608,8 +515,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type"],
-            expose_headers=["x-v0lite-model"],
+            allow_headers=["authorization", "content-type", "idempotency-key", "x-request-id"],
+            expose_headers=["x-v0lite-model", "x-request-id"],
         )
     app.add_middleware(_Guard, state=state, keys=keys)
     return app

@@ -8,6 +8,12 @@ at once (:class:`QueueFull`, HTTP 429) instead of letting latency grow without b
 
 While the model thread is busy, new requests pile up and become the next batch: under load the
 batch grows by itself, so a small ``wait_s`` costs an idle service little latency.
+
+A request of more than ``max_batch`` items is split into ``max_batch``-sized chunks, queued one at a
+time: each chunk goes to the back of the queue once the one before it is done, so requests that
+arrived meanwhile run between two chunks (one large request cannot hold the model thread while
+small ones wait). A request whose caller is gone (its task cancelled, or ``gone()`` true between two
+chunks) queues no further chunk.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
-__all__ = ["MicroBatcher", "QueueFull"]
+__all__ = ["MicroBatcher", "QueueFull", "CallerGone"]
 
 
 class QueueFull(Exception):
     """The batcher's queue is full (the service is overloaded): answer 429."""
+
+
+class CallerGone(Exception):
+    """The caller went away (``gone()`` turned true) before all chunks of its request were computed."""
 
 
 class MicroBatcher:
@@ -35,7 +45,8 @@ class MicroBatcher:
         Where ``fn`` runs (the service's one model thread: embedding and prediction never run
         on the event loop).
     max_batch : int
-        Most items per call of ``fn`` (a request with more items is one batch of its own).
+        Most items per call of ``fn`` (a request with more items is split into chunks of this size,
+        queued one after the other).
     wait_s : float
         Longest wait for more items once one arrived. Only while requests arrive together: after a
         batch of one request, a lone request that finds the queue empty runs at once (a client
@@ -78,16 +89,29 @@ class MicroBatcher:
     def pending(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    async def submit(self, items: list) -> list:
-        """Results for ``items``, computed in a batch with whatever else is waiting."""
+    async def submit(self, items: list, gone: Callable[[], Awaitable[bool]] | None = None) -> list:
+        """Results for ``items``, computed in a batch with whatever else is waiting.
+
+        More than ``max_batch`` items go in chunks, each queued behind what waits once the one
+        before it is done. ``gone`` (an async callable, e.g. ``Request.is_disconnected``) is asked
+        before each chunk after the first: when it says true, no further chunk is queued and
+        :class:`CallerGone` is raised. Cancelling the caller's task stops the chunks too.
+        """
         if self._queue is None:
             raise RuntimeError("the batcher is not started")
-        fut = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((items, fut))
-        except asyncio.QueueFull:
-            raise QueueFull(f"{self.max_queue} requests are already waiting") from None
-        return await fut
+        items = list(items)
+        n = self.max_batch
+        out: list = []
+        for start in range(0, max(len(items), 1), n):
+            if start and gone is not None and await gone():
+                raise CallerGone(f"the caller left after {start} of {len(items)} items")
+            fut = asyncio.get_running_loop().create_future()
+            try:
+                self._queue.put_nowait((items[start : start + n], fut))
+            except asyncio.QueueFull:
+                raise QueueFull(f"{self.max_queue} requests are already waiting") from None
+            out.extend(await fut)
+        return out
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()

@@ -12,10 +12,11 @@ import json
 import math
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 __all__ = [
     "ApiError",
+    "TYPES",
     "RouteRequest",
     "PredictRequest",
     "Outcome",
@@ -30,7 +31,19 @@ __all__ = [
 Text = Annotated[StrictStr, Field(min_length=1)]
 Score = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
 Knob = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+INT64_MAX = 2**63 - 1  # the outcome log's step and n are Int64
 
+
+# OpenAI's error "type" values; by HTTP status where the raiser named none (our own, finer value goes in "code")
+TYPES = (
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "rate_limit_error",
+    "server_error",
+)
+_TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 # OpenAI's "code" of an error, by HTTP status, where the raiser named none
 _CODES = {
@@ -39,6 +52,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "request_too_large",
+    499: "client_closed_request",
     422: "invalid_value",
     429: "rate_limit_exceeded",
     500: "internal_error",
@@ -55,7 +69,7 @@ class ApiError(Exception):
         status: int,
         message: str,
         *,
-        kind="invalid_request_error",
+        kind=None,
         param=None,
         value=None,
         fix=None,
@@ -67,6 +81,10 @@ class ApiError(Exception):
         if fix is None and "Fix:" in message:  # and the error object its own "fix", whoever raised it
             fix = message.partition("Fix:")[2].strip() or None
         super().__init__(message)
+        if kind is None:
+            kind = _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        if kind not in TYPES:  # our own finer names belong in "code"
+            raise ValueError(f"error type {kind!r} is not one of OpenAI's {TYPES}")
         self.status, self.message, self.kind, self.param, self.value, self.fix = (
             status,
             message,
@@ -118,8 +136,8 @@ class Outcome(_Strict):
     policy: Text
     prompt: Text
     score: Score
-    step: Optional[Annotated[int, Field(strict=True, ge=0)]] = None
-    n: Optional[Annotated[int, Field(strict=True, ge=1)]] = None
+    step: Optional[Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]] = None
+    n: Optional[Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]] = None
 
 
 class FeedbackRequest(_Strict):
@@ -139,7 +157,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: Text
     messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
-    stream: bool = False
+    stream: Optional[StrictBool] = None  # JSON true/false, or null (= false, as OpenAI reads it)
 
 
 def field_path(loc) -> str:
@@ -197,6 +215,8 @@ def _fix(err: dict, field: str) -> str:
         return f'remove "{field}" (this endpoint does not take it).'
     if kind in ("float_type", "float_parsing", "finite_number"):
         return f'send "{field}" as a finite JSON number.'
+    if kind in ("bool_type", "bool_parsing"):
+        return f'send "{field}" as JSON true or false (or null).'
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f'send "{field}" as a JSON integer.'
     if kind in ("string_type", "string_too_short"):
@@ -208,6 +228,8 @@ def _fix(err: dict, field: str) -> str:
         if field.endswith("score"):
             return f'send "{field}" in [0, 1] (a success rate: 1 = success, 0 = failure).'
         bound = f">= {lo}" if lo is not None else f"<= {hi}"
+        if lo is not None and hi is not None:
+            bound = f">= {lo} and <= {hi}"
         return f'send "{field}" {bound}.'
     if kind in ("json_invalid", "model_attributes_type", "dict_type", "model_type"):
         return "send a JSON object as the body, with Content-Type: application/json."

@@ -14,7 +14,7 @@ import re
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
 from ..exceptions import V0liteError
-from ._batcher import QueueFull
+from ._batcher import CallerGone, QueueFull
 from ._models import ApiError, json_type, validation_error
 from ._state import ServeState
 
@@ -176,7 +176,6 @@ def check_prompts(state: ServeState, prompts: list[str], field: str, single: boo
                 413,
                 f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: shorten it "
                 "(the router reads the start and the end of a long prompt anyway).",
-                kind="request_too_large",
                 param=where,
                 fix=f"send at most {limit:,} characters.",
             )
@@ -195,8 +194,32 @@ def check_names(names: list[str], valid: list[str], field: str, single: bool, wh
             )
 
 
+MAX_NAME_CHARS = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_policy_name(name: str, where: str) -> None:
-    """A model name feedback may create: no surrounding spaces, not one of the service's own names."""
+    """A model name feedback may create (stored for good): at most 256 characters, no control characters,
+    no surrounding spaces, not one of the service's own names."""
+    if len(name) > MAX_NAME_CHARS:
+        raise ApiError(
+            422,
+            f"{where} has {len(name):,} characters, over the limit of {MAX_NAME_CHARS} for a model name "
+            "(names are stored for good).",
+            param=where,
+            value=name,
+            fix=f"send the model's name, at most {MAX_NAME_CHARS} characters.",
+        )
+    bad = _CONTROL.search(name)
+    if bad:
+        raise ApiError(
+            422,
+            f"{where} holds the control character U+{ord(bad.group()):04X}, which a model name may not hold "
+            "(names are stored for good, and shown in logs and metrics).",
+            param=where,
+            value=name,
+            fix="send the model's name without control characters (newlines, tabs, escapes).",
+        )
     if name != name.strip():
         raise ApiError(
             422,
@@ -213,6 +236,43 @@ def check_policy_name(name: str, where: str) -> None:
             value=name,
             fix="name the model that produced the outcome.",
         )
+
+
+_COLUMN = re.compile(r"\bcolumn '(\w+)'")
+
+
+def library_column(message: str) -> str | None:
+    """The column a library ``DataError`` about outcome rows names: its text is the only place that says it
+    (``"column 'step', row 0: ..."`` -> ``"step"``)."""
+    m = _COLUMN.search(message)
+    return m.group(1) if m else None
+
+
+def check_outcome_rows(state: ServeState, rows: list[dict]) -> None:
+    """The library's own check of outcome rows (the one ``add_history`` runs), its refusal named as
+    ``outcomes[i].<field>``: the row is found by checking the rows one by one (only once the batch failed)."""
+    try:
+        state.check_rows(rows)
+    except V0liteError as exc:
+        at = None
+        for i, row in enumerate(rows):
+            try:
+                state.check_rows([row])
+            except V0liteError:
+                at = i
+                break
+        col = library_column(str(exc))
+        where = "outcomes" if at is None else f"outcomes[{at}]"
+        if at is not None and col in rows[at]:
+            where += f".{col}"
+        head = str(exc).partition(" Fix:")[0]
+        raise ApiError(
+            422,
+            f"{where}: the outcome log refuses it ({head}).",
+            param=where,
+            value=None if at is None or col not in rows[at] else rows[at][col],
+            fix=f'correct "{where}" (or leave an optional field out).',
+        ) from None
 
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -266,7 +326,7 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
         first, last, fresh, was = await asyncio.to_thread(once, rows, key, digest)
     except StoreUnreadable as exc:
         state.commit_failed(str(exc))  # /readyz turns 503: a load balancer stops sending feedback here
-        raise ApiError(503, str(exc), kind="unavailable", code="store_unreadable") from None
+        raise ApiError(503, str(exc), code="store_unreadable") from None
     state.commit_failed(None)
     if was != digest:
         raise ApiError(
@@ -280,14 +340,30 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
     return first, last, fresh
 
 
-async def submit(state: ServeState, kind: str, items: list):
+async def submit(state: ServeState, kind: str, items: list, request: Request | None = None):
+    """The batcher's results for ``items``; a large request stops between chunks once its client is gone."""
+    gone = None if request is None else request.is_disconnected
     try:
-        return await state.batchers[kind].submit(items)
+        return await state.batchers[kind].submit(items, gone)
     except QueueFull as exc:
         state.metrics.rejected.inc()
+        raise ApiError(429, f"the server is busy ({exc}). Fix: retry after a short wait.") from None
+    except CallerGone as exc:  # nobody reads this answer: it only names the request in the access log and metrics
+        raise ApiError(499, f"the client closed the request ({exc}).", code="client_closed_request") from None
+
+
+def check_count(state: ServeState, prompts: list, field: str) -> None:
+    """At most ``--max-route-prompts`` prompts in one request (413 naming the field and the limit)."""
+    limit = state.limits.max_route_prompts
+    if len(prompts) > limit:
         raise ApiError(
-            429, f"the server is busy ({exc}). Fix: retry after a short wait.", kind="rate_limit_error"
-        ) from None
+            413,
+            f"{field} has {len(prompts):,} prompts, over the server's limit of {limit:,} per request "
+            "(`v0lite serve --max-route-prompts N`).",
+            param=field,
+            fix=f"send at most {limit:,} prompts per request (split the list over several requests).",
+            code="too_many_prompts",
+        )
 
 
 def last_user_text(messages: list) -> tuple[int, str]:

@@ -40,12 +40,13 @@ class Limits:
     max_batch: int = 64
     batch_wait_ms: float = 2.0
     max_queue: int = 1024
+    max_route_prompts: int = 4096
     upstream_timeout_s: float = 60.0
     startup_wait_s: float = 60.0
 
     def check(self) -> "Limits":
         """Raise ``DataError`` naming the first bad limit (its Python name: the CLI says its flag)."""
-        for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue"):
+        for name in ("max_body_bytes", "max_prompt_chars", "max_batch", "max_queue", "max_route_prompts"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
@@ -246,7 +247,7 @@ class ServeState:
         deadline = time.monotonic() + self.limits.startup_wait_s
         while not self._ready.is_set():
             if self.store_error is not None:  # the replay cannot finish: say why now, not after the wait
-                raise ApiError(503, self.store_error, kind="unavailable", code="store_unreadable")
+                raise ApiError(503, self.store_error, code="store_unreadable")
             left = deadline - time.monotonic()
             if left <= 0:
                 why = f" (its last pass failed: {self.refresh_error})" if self.refresh_error else ""
@@ -254,7 +255,6 @@ class ServeState:
                     503,
                     f"the server is still replaying its outcome store ({self.applied_rows:,} rows applied so far)"
                     f"{why}. Fix: retry when GET /readyz answers 200.",
-                    kind="unavailable",
                 )
             try:
                 await asyncio.wait_for(self._ready.wait(), min(left, 0.2))  # woken early by a store error too

@@ -117,15 +117,48 @@ class UpstreamFailure(Exception):
     """An upstream call failed: ``status`` (None for no answer), one line of reason, and ``label``.
 
     ``label`` is the metric's reason: the status for a non-2xx answer, ``timeout``, ``no_answer``
-    (refused or reset connection), ``bad_json`` (a 2xx answer that is not a JSON object),
+    (refused or reset connection), ``bad_json`` (a 2xx answer that is not a strict JSON object:
+    ``NaN`` and ``Infinity`` are not JSON),
     ``cut_off`` (an answer that broke while read), ``stream_cut`` (a stream that broke mid-way),
     ``not_a_stream`` (a 2xx answer to a streamed call that is not an event stream).
+
+    A non-2xx answer also keeps its ``body`` (the upstream's error object, the key blanked; None if
+    it is not a JSON object) and its ``retry_after`` header.
     """
 
-    def __init__(self, model: str, status: int | None, reason: str, *, label: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        status: int | None,
+        reason: str,
+        *,
+        label: str | None = None,
+        body: dict | None = None,
+        retry_after: str | None = None,
+    ):
         super().__init__(f"upstream {model!r} {'answered ' + str(status) if status else 'failed'}: {reason}")
         self.model, self.status, self.reason = model, status, reason
         self.label = label or (str(status) if status else "no_answer")
+        self.body, self.retry_after = body, retry_after
+
+
+def _no_constant(name: str):
+    raise ValueError(f"the answer holds {name}, which is not JSON")
+
+
+def strict_json(data: bytes | str):
+    """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity`` raise ``ValueError``
+    (the answer could not be sent on as JSON)."""
+    return json.loads(data, parse_constant=_no_constant)
+
+
+def _error_object(up: Upstream, body: bytes) -> dict | None:
+    """A non-2xx answer's body as a JSON object (the key blanked), or None."""
+    try:
+        obj = strict_json(up.scrub(body.decode("utf-8", "replace")))
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _reason(up: Upstream, body: bytes) -> str:
@@ -190,7 +223,13 @@ class UpstreamClient:
                 data = b""
             finally:
                 await resp.aclose()
-            raise UpstreamFailure(up.name, resp.status_code, _reason(up, data))
+            raise UpstreamFailure(
+                up.name,
+                resp.status_code,
+                _reason(up, data),
+                body=_error_object(up, data),
+                retry_after=resp.headers.get("retry-after"),
+            )
         if stream:
             return await OpenStream.check(up, resp, self.stream_bytes(resp))
         try:
@@ -202,9 +241,10 @@ class UpstreamClient:
         finally:
             await resp.aclose()
         try:
-            obj = json.loads(data)
-        except ValueError:
-            raise UpstreamFailure(up.name, resp.status_code, "the answer is not JSON", label="bad_json") from None
+            obj = strict_json(data)
+        except ValueError as exc:
+            why = str(exc) if "which is not JSON" in str(exc) else "the answer is not JSON"
+            raise UpstreamFailure(up.name, resp.status_code, why, label="bad_json") from None
         if not isinstance(obj, dict):
             raise UpstreamFailure(up.name, resp.status_code, "the answer is not a JSON object", label="bad_json")
         return obj
@@ -305,7 +345,6 @@ async def relay(state, res: OpenStream, name: str, scope, log):
         err = ApiError(
             502,
             f"upstream {name!r} broke off the stream ({why}); the answer above is incomplete.",
-            kind="upstream_error",
             code=label,
             param="model",
             value=name,
