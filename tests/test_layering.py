@@ -17,7 +17,7 @@ MAX_LINES = 650
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS: list[set[str]] = [
     {"_io", "exceptions", "_registry", "_version", "_extras", "_folds", "_progress"},
-    {"log", "_log_files", "metrics", "embed", "index"},
+    {"log", "_log_files", "metrics", "embed", "_embed_cache", "index"},
     {"episodes", "features"},
     {"heads"},
     {"estimator", "persist", "baselines"},

@@ -525,3 +525,25 @@ def test_a_boolean_among_numbers_in_a_json_array_is_refused_not_read_as_one(tmp_
     f.write_text('[{"policy":"a","prompt":"true?","score":0}, {"policy":"a","prompt":"y","score":true}]')
     with pytest.raises(DataError, match=r"b.json, row 1: column 'score' holds true \(a boolean\), but row 0 holds 0"):
         read_log(f)
+
+
+def test_check_policy_name_reads_an_int_as_its_text_where_asked():
+    from v0lite.exceptions import ParameterError
+    from v0lite.log import check_policy_name
+
+    assert check_policy_name("a") == "a"
+    assert check_policy_name(3, allow_int=True) == "3" == check_policy_name(np.int64(3), allow_int=True)
+    for bad in (True, np.bool_(False), 3.0):
+        with pytest.raises(ParameterError):
+            check_policy_name(bad, allow_int=True)
+    with pytest.raises(ParameterError):
+        check_policy_name(3)  # not asked: a name must be text
+
+
+def test_validate_log_allows_zero_rows_only_when_asked():
+    empty = {"policy": [], "prompt": []}
+    assert validate_log(empty, require_score=False, allow_empty=True).height == 0
+    with pytest.raises(DataError, match="no rows"):
+        validate_log(empty, require_score=False)
+    with pytest.raises(DataError, match="column 'prompt'"):
+        validate_log({"policy": []}, require_score=False, allow_empty=True)

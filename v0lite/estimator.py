@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .exceptions import DataError, NotFittedError, ParameterError, UnknownPolicy
 from .heads._params import check_head_params, plain
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries, policy_prior
-from .log import as_frame, check_policy_name, validate_log
+from .log import _prompt_list, _with_y, as_frame, check_policy_name, validate_log
 
 __all__ = ["V0Regressor", "FALLBACKS"]
 
@@ -24,65 +25,25 @@ _QUERY_COLUMNS = ("policy", "prompt", "step")
 _STEP_LATEST = np.iinfo(np.int64).max
 
 
-def _with_y(X, y) -> pl.DataFrame:
-    df = as_frame(X)
-    if y is None:
-        return df
-    if "score" in df.columns:
-        raise DataError(
-            "X has a 'score' column and y was given too: it is not clear which holds the success rates. "
-            "Fix: pass one of them: X with its 'score' column and no y, or X.drop('score') with y."
-        )
-    _check_y_kind(y)
-    try:
-        y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"y cannot be read as numbers ({exc}). Fix: pass one success rate in [0, 1] per row of X."
-        ) from exc
-    if y.ndim != 1:
-        raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
-    if len(y) != df.height:
-        raise DataError(f"X has {df.height} rows but y has {len(y)} values. Fix: pass one success rate per row of X.")
-    return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
+#: the parameters the head and index are fitted with (the others are read at predict time)
+_FIT_PARAMS = ("head", "encoder", "k", "head_params", "random_state")
 
 
-def _check_y_kind(y) -> None:
-    """y as strings or booleans is refused as a file's ``score`` column is (numpy would cast ``"0.5"`` and True)."""
-    if isinstance(y, pl.Series):
-        kind = "text" if y.dtype == pl.String else "booleans" if y.dtype == pl.Boolean else None
-        first = y[0] if y.len() else None
-    else:
-        values = y.tolist() if hasattr(y, "tolist") else list(y) if isinstance(y, (list, tuple)) else None
-        if values is None:
-            return
-        flat = [v for v in values if not isinstance(v, (list, tuple))]
-        bad = next((v for v in flat if isinstance(v, (str, bytes, bool, np.bool_))), None)
-        kind = None if bad is None else "booleans" if isinstance(bad, (bool, np.bool_)) else "text"
-        first = bad
-    if kind is not None:
-        raise DataError(
-            f"y must be numeric, found {kind} (e.g. {first!r}), as a file's 'score' column must. "
-            "Fix: pass success rates in [0, 1] as numbers (float(v) for text, 1.0/0.0 for True/False)."
-        )
+def _saved_params(params: dict) -> dict:
+    """``params`` as a model folder's meta.json holds them: JSON, without the run-time settings."""
+    from ._io import to_jsonable
 
-
-def _prompt_list(prompts) -> list:
-    """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
-    if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
-        raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
-    from .log import _lone_surrogate
-
-    prompts = list(prompts)
-    for i, t in enumerate(prompts):
-        if not isinstance(t, str) or not t.strip():
-            raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
-        if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
-            raise DataError(
-                f"prompts, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
-                "Fix: repair that text at its source (decode it with errors='replace')."
-            )
-    return prompts
+    # an encoder object is saved as its id, marked as an object's; the user passes the object again on load
+    out = to_jsonable(
+        {k: v for k, v in params.items() if k not in ("device", "cache_dir", "show_progress_bar")},
+        default=lambda v: OBJECT_ENCODER + Embedder(v, cache_dir=False).model_id,
+    )
+    # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
+    # cache_dir), progress bars and the encoder's device are never saved into a model folder
+    enc = params.get("encoder")
+    if isinstance(enc, (str, os.PathLike)) and os.path.isdir(enc):
+        out["encoder"] = str(Path(enc).resolve())  # a relative path means nothing elsewhere
+    return out
 
 
 #: the largest seed: the heads add small offsets and hand it to 32-bit C ints (faiss's k-means)
@@ -122,7 +83,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         "logistic", "ridge", "irt", "gbdt", "transformer", "ensemble", "neural".
     encoder : str or object, optional
         Sentence-transformers name/path, or an object with ``encode(list[str])``.
-        Default: the offline all-MiniLM-L6-v2.
+        Default: the offline all-MiniLM-L6-v2. An object's vectors are cached on disk under its
+        ``model_id`` attribute; a ``SentenceTransformer`` is known by the model it was loaded from;
+        any other object without ``model_id`` is cached in memory only (see :class:`v0lite.embed.Embedder`).
+        A fitted model embeds new prompts only with the encoder it was fitted with (another is an error).
     k : int, default 32
         Neighbours retrieved per query for the "knn" head (k chosen by cross-validation:
         ``head_params={"k": "cv"}``).
@@ -147,6 +111,14 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     device : str, optional
         Torch device of the sentence encoder (``"cuda"``, ``"cpu"``; default: let
         sentence-transformers choose). Not saved: pass it again to :meth:`load`.
+
+    Notes
+    -----
+    Cross-validation: a plain ``KFold`` leaves the other policies' outcomes on a test prompt in the
+    training history, so its scores are optimistic; group the folds by prompt,
+    ``cross_val_score(model, X, y, cv=GroupKFold(5), groups=X["prompt"])``, for honest scores. Every
+    policy must also be in each training fold (a policy a fold lacks has no history): shuffle a log
+    sorted by policy, or group by prompt, rather than pass an integer ``cv`` (unshuffled folds).
 
     Examples
     --------
@@ -206,12 +178,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         emb = self._get_embedder()
         if fitting:
             emb._expected_dim = None
-        elif str(getattr(self, "encoder_id_", "")).startswith("local:") and emb.model_id != self.encoder_id_:
-            raise V0liteError(
-                f"the encoder {emb.model_id!r} is not the one this model was fitted with ({self.encoder_id_!r}): "
-                "the folder's files changed since, so its vectors would not match the history's. Fix: refit the "
-                "model with this encoder, or pass the original encoder (encoder=<path>)."
-            )
+        else:
+            self._check_encoder(emb)
         try:
             return emb.encode(texts, tkeys)
         except EncoderOutputError as exc:
@@ -219,6 +187,30 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 raise
             row = prompt_keys(frame["prompt"].to_list()).index(tkeys[exc.row])  # only on failure
             raise EncoderOutputError(f"column 'prompt', row {row}: {exc}", key=exc.key) from exc
+
+    def _check_encoder(self, emb: Embedder) -> None:
+        """A fitted model embeds with the encoder it was fitted with: another one's vectors would not match
+        the history's (``load(path, encoder=<another>)``, ``set_params(encoder=<another>)`` after fit)."""
+        fitted = getattr(self, "encoder_id_", None)
+        if fitted is None:
+            return
+        mid = emb.model_id
+        # an object without an id of its own is known by its class only: then it must be the fitted object
+        other_object = mid == fitted and getattr(self, "_fit_encoder", self.encoder) is not self.encoder
+        if mid == fitted and not other_object:
+            return
+        why = (
+            "the folder's files changed since"
+            if mid.startswith("local:") and fitted.startswith("local:")
+            else "another object, and neither has a model_id to tell them apart"
+            if other_object
+            else "another encoder"
+        )
+        raise V0liteError(
+            f"the encoder {mid!r} is not the one this model was fitted with ({fitted!r}): {why}, so its vectors "
+            "would not match the history's (an encoder object is known by its model_id attribute). Fix: refit the "
+            "model with this encoder, or pass the one it was fitted with (encoder=<path> or the encoder object)."
+        )
 
     def _check_params(self) -> None:
         get_head_class(self.head)  # raises with the valid names
@@ -298,6 +290,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.encoder_id_ = self._get_embedder().model_id
         self.n_history_ = index.n_rows
         self._embedder._expected_dim = index.dim
+        self._fit_encoder = self.encoder
+        self._fitted_params = {k: copy.deepcopy(v) if k == "head_params" else v for k, v in self.get_params().items()}
         return self
 
     def _check_fitted(self) -> None:
@@ -342,7 +336,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         """
         self._check_fitted()
         # only the columns predict reads are checked (score, n, cost and the rest are never read)
-        df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False)
+        df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False, allow_empty=True)
+        if df.height == 0:
+            return np.zeros(0, np.float64)
         q = self._queries(df)
         unknown = q.policy < 0
         if unknown.any() and self.fallback == "error":
@@ -351,7 +347,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             raise UnknownPolicyError(
                 f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
                 f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
-                "fallback='global_mean'."
+                "fallback='global_mean' (in cross-validation, a training fold held none of its rows: group or "
+                "shuffle the folds)."
             )
         p = np.full(len(q), np.nan)
         known = ~unknown
@@ -410,7 +407,10 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             if known is None or k not in known.key_to_row:
                 first.setdefault(k, t)
         if first:
-            self._get_embedder().encode(list(first.values()), list(first))
+            emb = self._get_embedder()
+            if known is not None:
+                self._check_encoder(emb)
+            emb.encode(list(first.values()), list(first))
         return self
 
     def add_history(self, X, y=None) -> "V0Regressor":
@@ -464,7 +464,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         policy : str
-            The policy to evaluate (known or not).
+            The policy to evaluate (known or not); an int is read as its text, as a log's ``policy`` column is.
         prompts : sequence of str
             Candidate prompts; repeats count once.
         n : int
@@ -491,7 +491,7 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             )
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
-        check_policy_name(policy, "'my-model' (a name the history knows, or a new one)")
+        policy = check_policy_name(policy, "'my-model' (a name the history knows, or a new one)", allow_int=True)
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n > len(uniq):
@@ -549,7 +549,6 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     def save(self, path) -> None:
         """Save to folder ``path`` without pickle (the folder format is :mod:`v0lite.persist`)."""
         self._check_fitted()
-        from ._io import to_jsonable
         from .persist import save_model_folder
 
         idx = self.index_
@@ -564,17 +563,23 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             "step": idx.step,
             "n": idx.n,
         }
-        # an encoder object is saved as its id, marked as an object's; the user passes the object again on load
-        params = to_jsonable(
-            {k: v for k, v in self.get_params().items() if k != "device"},
-            default=lambda v: OBJECT_ENCODER + str(getattr(v, "model_id", type(v).__name__)),
-        )
-        # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
-        # cache_dir), progress bars and the encoder's device are never saved into a model folder
-        params.pop("cache_dir", None)
-        params.pop("show_progress_bar", None)
-        if isinstance(self.encoder, (str, os.PathLike)) and os.path.isdir(self.encoder):
-            params["encoder"] = str(Path(self.encoder).resolve())  # a relative path means nothing elsewhere
+        # the parameters the head was fitted with: set_params after fit changes them only at the next fit
+        params = _saved_params(getattr(self, "_fitted_params", None) or self.get_params())
+        now = _saved_params(self.get_params())
+        changed = [k for k in _FIT_PARAMS if k in params and now.get(k) != params[k]]
+        if changed:
+            import warnings
+
+            from .exceptions import V0liteWarning
+
+            shown = ", ".join(f"{k}={now.get(k)!r} (fitted: {params[k]!r})" for k in changed)
+            warnings.warn(
+                f"set_params changed {shown} after fit: they take effect at the next fit and are not saved; the "
+                "folder keeps the parameters the model was fitted with. Fix: call fit before save to use them.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+        params.update({k: v for k, v in now.items() if k not in _FIT_PARAMS})  # settings read at predict
         save_model_folder(
             path,
             arrays=arrays,
@@ -635,4 +640,5 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         )
         model.encoder_id_ = meta["encoder_id"]
         model.n_history_ = model.index_.n_rows
+        model._fitted_params = model.get_params()
         return model

@@ -267,7 +267,7 @@ def _not_a_number(v: Any) -> bool:
     return True
 
 
-def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
+def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = False) -> pl.DataFrame:
     """Check an outcome log and return it with normalised dtypes.
 
     Parameters
@@ -276,6 +276,9 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
         The outcome log.
     require_score : bool, default True
         Queries to predict need no ``score``; histories do.
+    allow_empty : bool, default False
+        A frame with the required columns and no rows is returned as it is (``predict``'s queries);
+        by default no rows is a ``DataError`` (a history needs outcomes).
 
     Returns
     -------
@@ -299,6 +302,8 @@ def validate_log(data: Any, *, require_score: bool = True) -> pl.DataFrame:
         if col not in df.columns:
             raise _missing_column_error(col, df.columns)
     if df.height == 0:
+        if allow_empty:  # queries with no rows: nothing to check (predict answers an empty array)
+            return df
         raise DataError("the log has no rows. Fix: pass at least one outcome row.")
     out = {}
     out["policy"] = _string_column(df, "policy", allow_empty=False)
@@ -373,14 +378,80 @@ def split_xy(df: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     return df.drop("score"), df["score"].to_numpy().astype(np.float64)
 
 
-def check_policy_name(policy: Any, example: str = "'<the policy's name in the history>'") -> None:
-    """``policy`` names one policy of a log: a non-empty str without leading or trailing spaces.
+def _with_y(X, y) -> pl.DataFrame:
+    """``X`` as a frame with ``y`` (if given) as its ``score`` column: the one check of a separate y."""
+    df = as_frame(X)
+    if y is None:
+        return df
+    if "score" in df.columns:
+        raise DataError(
+            "X has a 'score' column and y was given too: it is not clear which holds the success rates. "
+            "Fix: pass one of them: X with its 'score' column and no y, or X.drop('score') with y."
+        )
+    _check_y_kind(y)
+    try:
+        y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"y cannot be read as numbers ({exc}). Fix: pass one success rate in [0, 1] per row of X."
+        ) from exc
+    if y.ndim != 1:
+        raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
+    if len(y) != df.height:
+        raise DataError(f"X has {df.height} rows but y has {len(y)} values. Fix: pass one success rate per row of X.")
+    return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
+
+
+def _check_y_kind(y) -> None:
+    """y as strings or booleans is refused as a file's ``score`` column is (numpy would cast ``"0.5"`` and True)."""
+    if isinstance(y, pl.Series):
+        kind = "text" if y.dtype == pl.String else "booleans" if y.dtype == pl.Boolean else None
+        first = y[0] if y.len() else None
+    else:
+        values = y.tolist() if hasattr(y, "tolist") else list(y) if isinstance(y, (list, tuple)) else None
+        if values is None:
+            return
+        flat = [v for v in values if not isinstance(v, (list, tuple))]
+        bad = next((v for v in flat if isinstance(v, (str, bytes, bool, np.bool_))), None)
+        kind = None if bad is None else "booleans" if isinstance(bad, (bool, np.bool_)) else "text"
+        first = bad
+    if kind is not None:
+        raise DataError(
+            f"y must be numeric, found {kind} (e.g. {first!r}), as a file's 'score' column must. "
+            "Fix: pass success rates in [0, 1] as numbers (float(v) for text, 1.0/0.0 for True/False)."
+        )
+
+
+def _prompt_list(prompts) -> list:
+    """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
+    if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
+        raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+    prompts = list(prompts)
+    for i, t in enumerate(prompts):
+        if not isinstance(t, str) or not t.strip():
+            raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
+        if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
+            raise DataError(
+                f"prompts, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
+                "Fix: repair that text at its source (decode it with errors='replace')."
+            )
+    return prompts
+
+
+def check_policy_name(
+    policy: Any, example: str = "'<the policy's name in the history>'", *, allow_int: bool = False
+) -> str:
+    """``policy`` names one policy of a log: a non-empty str without leading or trailing spaces; returned.
 
     A padded name is refused rather than stripped: it would be another policy than the one meant.
     ``example`` is the fix shown for a missing or empty name (Python terms: ``policy=...``).
+    ``allow_int``: an integer (not a bool) is taken as its text, ``3`` as ``"3"``, as the log reader
+    reads an integer ``policy`` column; the caller uses the returned name.
     """
+    if allow_int and isinstance(policy, (int, np.integer)) and not isinstance(policy, (bool, np.bool_)):
+        return str(int(policy))
     if isinstance(policy, str) and policy.strip() and policy == policy.strip():
-        return
+        return policy
     if isinstance(policy, str) and policy.strip():
         raise ParameterError(
             f"policy must be a non-empty name without leading or trailing spaces, got {policy!r}: a padded name "
