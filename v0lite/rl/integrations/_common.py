@@ -107,14 +107,20 @@ def check_text(text: Any, row: Any, value: Any, setting: str, custom: bool) -> s
     )
 
 
-def check_reward_range(value: Any, name: str = "reward_range") -> tuple[float, float]:
-    """``(lo, hi)`` as floats with ``lo < hi`` (finite; a string refused), or an error naming ``name``."""
+def _two_numbers(value: Any) -> tuple[float, float]:
+    """``value`` as two floats, or two NaN (a string is refused: "0.2,0.8" would be read character by character)."""
     try:
-        if isinstance(value, (str, bytes)):  # "01" would be read character by character
+        if isinstance(value, (str, bytes)):
             raise TypeError
         lo, hi = (float(b) for b in value)
     except (TypeError, ValueError):
         lo = hi = math.nan
+    return lo, hi
+
+
+def check_reward_range(value: Any, name: str = "reward_range") -> tuple[float, float]:
+    """``(lo, hi)`` as floats with ``lo < hi`` (finite; a string refused), or an error naming ``name``."""
+    lo, hi = _two_numbers(value)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ParameterError(
             f"{name} must be two numbers (lo, hi) with lo < hi (groups whose mean score is strictly inside are "
@@ -154,12 +160,7 @@ def check_mode(mode: Any, name: str = "mode") -> str:
 
 def check_band(band: Any, name: str = "band") -> tuple[float, float]:
     """``(lo, hi)`` as floats with ``0 <= lo < hi <= 1``, or an error naming ``name`` and the fix."""
-    try:
-        if isinstance(band, (str, bytes)):  # "0.2,0.8" would be read character by character
-            raise TypeError
-        lo, hi = (float(b) for b in band)
-    except (TypeError, ValueError):
-        lo = hi = math.nan
+    lo, hi = _two_numbers(band)
     if not 0.0 <= lo < hi <= 1.0:
         raise ParameterError(
             f"{name} must be two numbers [lo, hi] with 0 <= lo < hi <= 1 (the predicted pass rates kept), got "
