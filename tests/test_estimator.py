@@ -823,3 +823,53 @@ def test_suggest_prompts_takes_an_int_policy_name_as_its_text(make_model, small_
     assert m.suggest_prompts(np.int64(1), prompts, 2) == m.suggest_prompts("1", prompts, 2)
     with pytest.raises(ParameterError, match="policy must be a non-empty name"):
         m.suggest_prompts(True, prompts, 2)
+
+
+def test_a_model_saved_when_a_sentence_transformer_was_known_by_its_class_still_predicts(
+    tmp_path, monkeypatch, small_log
+):
+    """Before encoder objects had derived ids, a SentenceTransformer object's id was its class name: such a
+    folder, loaded with the object, predicts new prompts (it was refused as 'another encoder')."""
+    import json
+    import sys
+    import types
+
+    from tests.conftest import FakeEncoder
+    from v0lite.persist import _meta_digest
+
+    class SentenceTransformer:  # what v0lite reads of sentence-transformers' class
+        def __init__(self, name):
+            module = types.SimpleNamespace(auto_model=types.SimpleNamespace(config=types.SimpleNamespace()))
+            module.auto_model.config._name_or_path = name
+            self.modules = [module]
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return self.modules[i]
+
+        def encode(self, texts, **_):
+            return FakeEncoder().encode(texts)
+
+    monkeypatch.setitem(
+        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=SentenceTransformer)
+    )
+    st = SentenceTransformer("org/model-a")
+    m = V0Regressor(head="knn", encoder=st, cache_dir=False).fit(small_log)
+    assert m.encoder_id_ == "org/model-a"
+    m.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    meta["encoder_id"] = "SentenceTransformer"  # as the version before wrote it
+    meta["meta_sha256"] = _meta_digest(meta)
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    q = pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt never seen"]})
+    old = V0Regressor.load(tmp_path / "m", encoder=st)
+    np.testing.assert_array_equal(old.predict(q), m.predict(q))
+
+    class Other:  # another class without model_id is still another encoder
+        def encode(self, texts, **_):
+            return FakeEncoder().encode(texts)
+
+    with pytest.raises(V0liteError, match="not the one this model was fitted with"):
+        V0Regressor.load(tmp_path / "m", encoder=Other()).predict(q)
