@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 import pytest
-from conftest import brier, make_log, split, topic_log
+from conftest import brier, difficulty_log, make_log, split, topic_log
 
 from v0lite.exceptions import V0liteError
 from v0lite.heads._oof import choice_accuracy, pairwise_accuracy
@@ -122,6 +122,12 @@ def test_fit_prints_the_cv_report(tmp_path, fake_minilm, capsys):
     assert main(["fit", str(path), "--model-dir", str(tmp_path / "m2")]) == 0
     out = capsys.readouterr().out
     assert "read as added later" in out and "d (6 rows)" in out
+    # a served stack without logistic reads d itself (the kept logistic member serves only new policies)
+    from v0lite.commands.core import _thin_report
+    from v0lite.estimator import V0Regressor
+
+    m = V0Regressor(head="auto", head_params={"members": ["prior", "linear"]}, cache_dir=False).fit(few)
+    assert m.head_.pool_member_ == "logistic" and _thin_report(m) == ""
 
 
 def test_choice_accuracy_takes_the_argmax_policy():
@@ -300,3 +306,76 @@ def test_fit_shows_progress_when_asked(make_model, capsys, monkeypatch):
     assert "fit: auto head (comparing its members out of fold): done in" in capsys.readouterr().err
     make_model(head="auto", head_params=FAST).fit(log)
     assert "fit: auto head" not in capsys.readouterr().err
+
+
+def _unknown(log, n=12):
+    prompts = log["prompt"].unique(maintain_order=True).to_list()[:n]  # every topic
+    return pl.DataFrame({"policy": ["never-seen"] * len(prompts), "prompt": prompts})
+
+
+def test_a_served_head_without_logistic_keeps_the_pool_prior_for_an_unknown_policy(make_model, tmp_path, fake_encoder):
+    """The probe's defect: auto served linear (or a stack that weighed logistic 0, dropped at serving), so
+    an unknown policy got the flat mean of all history. The logistic member is kept for it (issue 29)."""
+    from v0lite.estimator import V0Regressor
+    from v0lite.heads.auto import AutoHead
+
+    log = difficulty_log(n_prompts=60)  # 4 policies sharing a difficulty: the pool prior ranks prompts
+    model = make_model(head="auto", fallback="global_mean").fit(log)
+    head = model.head_
+    assert "logistic" not in head.members_  # the case of the probe
+    assert [r["member"] for r in head.cv_report_ if r["chosen"]] == [head.chosen_]
+    q = _unknown(log)
+    p = model.predict(q)
+    assert p.std() > 0.05  # it reads the prompt, not one constant (before: the mean of all history)
+    assert head.pool_member_ == "logistic"
+    qu = model._queries(q)
+    qu.policy = np.full(len(qu), len(model.index_.policies), np.int32)
+    np.testing.assert_array_equal(p, head.heads_["logistic"].predict_unseen(model.index_, qu))
+    # the kept member is the logistic head fitted on every row, as a served one is
+    alone = make_model(head="logistic", fallback="global_mean", head_params={"select": "pairwise"}).fit(log)
+    np.testing.assert_allclose(p, alone.predict(q), rtol=0, atol=1e-12)
+    # the fitted policies' predictions are the served head's alone: the path without the member
+    fitted = model.predict(log)
+    model.save(tmp_path / "m")
+    (tmp_path / "h").mkdir()
+    meta = head.save(tmp_path / "h")
+    old = {k: v for k, v in meta.items() if k != "pool_member"}  # a model saved before the member existed
+    before = AutoHead.load(tmp_path / "h", old)
+    assert "logistic" not in before.heads_ and np.isnan(before.predict_unseen(model.index_, qu)).all()
+    np.testing.assert_array_equal(before.predict(model.index_, model._queries(log)), fitted)
+    # save and load keep it
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
+    assert again.head_.pool_member_ == "logistic" and again.head_.members_ == head.members_
+    np.testing.assert_array_equal(again.predict(q), p)
+    np.testing.assert_array_equal(again.predict(log), fitted)
+
+
+def test_a_policy_added_later_is_read_by_the_kept_logistic_member(make_model):
+    log = difficulty_log(n_prompts=60)
+    model = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(log)
+    head = model.head_
+    # a stack that weighed prior 0 serves linear alone; the fit table marks only what is served
+    assert head.chosen_ == "stack" and head.members_ == ["linear"]
+    rep = {r["member"]: r for r in head.cv_report_}
+    assert rep["prior"]["weight"] == 0.0 and not rep["prior"]["chosen"]
+    assert rep["linear"]["chosen"] and rep["stack"]["chosen"]
+    fitted_q = log.head(40)
+    fitted = model.predict(fitted_q)
+    new = difficulty_log(n_prompts=60, policies=("a", "b", "c", "d", "e")).filter(pl.col("policy") == "e")
+    model.add_history(new.head(20))
+    q = new.tail(30)
+    p = model.predict(q)
+    want = head.heads_["logistic"].predict(model.index_, model._queries(q))
+    np.testing.assert_array_equal(p, want)  # as a served logistic head reads it: the pool's base and its rows
+    both = model.predict(pl.concat([fitted_q, q]))  # a mixed batch changes neither part
+    np.testing.assert_array_equal(both[: len(fitted_q)], fitted)
+    np.testing.assert_array_equal(both[len(fitted_q) :], p)
+
+
+def test_no_pool_member_is_kept_below_three_policies_or_when_logistic_is_served(make_model):
+    two = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(
+        difficulty_log(n_prompts=40, policies=("a", "b"))
+    )
+    assert two.head_.pool_member_ is None and "logistic" not in two.head_.heads_
+    served = make_model(head="auto", head_params={"members": ["logistic"]}).fit(difficulty_log(n_prompts=40))
+    assert served.head_.pool_member_ is None and served.head_.members_ == ["logistic"]

@@ -200,7 +200,12 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if mid == fitted and not other_object:
             return
         obj = emb.model if not isinstance(emb.model, (str, os.PathLike)) and emb.model is not None else None
-        if obj is not None and getattr(obj, "model_id", None) is None and fitted == type(obj).__name__:
+        if (
+            mid != fitted
+            and obj is not None
+            and getattr(obj, "model_id", None) is None
+            and fitted == type(obj).__name__
+        ):
             return  # saved before encoder objects had derived ids (a SentenceTransformer): its class was its id
         why = (
             "the folder's files changed since"

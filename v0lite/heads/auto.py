@@ -41,9 +41,6 @@ _EPS = 0.01
 _PREFER = ("logistic", "stack", "irt", "knn", "gbdt", "transformer", "linear", "prior")
 _N_SE = 2.0  # ties: within two paired standard errors over prompt clusters of the best
 _MAX_RELATIVE_POLICIES = 32  # the relative features predict every fitted policy on each query prompt
-# gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
-# that the whole fit stays within a few logistic-regression fits on large logs
-_GBDT_DEFAULTS = {"max_rows": 5000, "n_estimators": 400, "learning_rate": 0.06}
 
 
 def _logit(p):
@@ -176,7 +173,8 @@ class AutoHead(BaseHead):
         weighted share of policy pairs on a prompt that p orders as their outcomes; None likewise;
         on a routing log also ``cv_cluster_pairwise_acc``, its mean over prompt clusters, the
         criterion), ``weight`` (its
-        coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen``.
+        coefficient in the shared stacker, or 1.0 for a chosen single member), ``chosen`` (the
+        candidate served, and the stack members it serves: not one the stacker weighed 0).
     chosen_ : str
         The candidate used ("stack" or a member's name).
     skipped_ : dict
@@ -184,6 +182,10 @@ class AutoHead(BaseHead):
     served_from_ : str or None
         The comparison's winner when a learned one was replaced by the ensemble (then ``chosen_``
         is "ensemble"), else None.
+    pool_member_ : str or None
+        "logistic" when the served head holds no logistic member but the log has 3 or more
+        policies: the member is kept in ``heads_`` (not ``members_``) for the policies not fitted,
+        an unknown one's pool prior and the reading of one added later; else None.
 
     Examples
     --------
@@ -239,11 +241,11 @@ class AutoHead(BaseHead):
 
     def _fit(self, index, random_state):
         from .._folds import prompt_folds
+        from ._auto_members import fit_learned, fit_logistic
         from ._oof import KNN_GRID, brier_by_config, oof_simple
         from .irt import IRTHead
         from .knn import KNNHead
         from .linear import LinearHead
-        from .logistic import LogisticHead
 
         p = self.params
         members = [m for m in MEMBERS if m in p["members"]]
@@ -286,8 +288,7 @@ class AutoHead(BaseHead):
             oof["knn"] = simple["knn"][c]
             heads["knn"] = KNNHead(k=k, temperature=t)
         if "logistic" in members:
-            lg = LogisticHead(n_folds=int(p["n_folds"]), select="pairwise" if routing_like else "loss")
-            lg.fit(index, random_state=random_state, folds=folds)
+            lg = fit_logistic(index, int(p["n_folds"]), folds, routing_like, random_state)
             oof["logistic"] = lg.oof_
             heads["logistic"] = lg
         if "irt" in members:
@@ -301,7 +302,7 @@ class AutoHead(BaseHead):
         rows = np.flatnonzero(cov)
         learned = [m for m in ("gbdt", "transformer") if m in members]
         if learned:
-            for name, (l_rows, l_pred, lh) in self._fit_learned(index, folds, random_state, learned).items():
+            for name, (l_rows, l_pred, lh) in fit_learned(index, folds, random_state, learned, p).items():
                 if l_rows is not None and len(l_rows) >= 50:
                     col = np.full(index.n_rows, np.nan)
                     col[l_rows] = l_pred
@@ -335,7 +336,7 @@ class AutoHead(BaseHead):
             self.stack_W_, self.stack_global_ = np.zeros((n_pol, 2)), np.zeros(2)
             self.relative_, self.criterion_ = False, "too little history"
             self.n_fitted_, self.n_stack_rows_ = n_pol, int(len(rows))
-            return self
+            return self._keep_pool_member(index, heads, folds, routing_like, random_state)
         L = np.column_stack([_logit(oof[m][rows]) for m in members])
         yr, pr_, sr = y[rows], index.prompt_row[rows], index.step[rows]
         po = pol[rows]
@@ -363,7 +364,6 @@ class AutoHead(BaseHead):
             best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
         self.chosen_ = report[best]["member"]
         for i, r in enumerate(report):
-            r["chosen"] = (r["member"] == self.chosen_) or (self.chosen_ == "stack" and r["member"] != "stack")
             if self.chosen_ == "stack":
                 r["weight"] = float(self.stack_global_[i]) if i < len(members) else 1.0
             else:
@@ -375,12 +375,39 @@ class AutoHead(BaseHead):
             self.members_ = [m for m, u in zip(members, used) if u]
             self.stack_W_ = self.stack_W_[:, np.r_[used, True]]
             self.stack_global_ = self.stack_global_[np.r_[used, True]]
+        for r in report:  # a stack member weighed 0 (by every policy) is dropped: not chosen
+            r["chosen"] = r["member"] == self.chosen_ or r["member"] in self.members_
         self.heads_ = {m: heads[m] for m in self.members_}
         self.n_fitted_ = n_pol
         self.n_stack_rows_ = int(len(rows))
         learned_won = any(m in ("gbdt", "transformer") for m in self.members_)
         if learned_won and "transformer" in members and not self.relative_:
             self._serve_ensemble(index, random_state)
+        return self._keep_pool_member(index, heads, folds, routing_like, random_state)
+
+    def _keep_pool_member(self, index, heads, folds, routing_like, random_state):
+        """Keep a logistic member for the policies the served head did not fit, when it holds none.
+
+        With :data:`~v0lite.heads._pool_items.MIN_POLICIES` or more policies, a served head without
+        the logistic member (a stack that weighed it 0, another winner, the ensemble) would leave a
+        policy known only by its name at the mean of all history: the pool's difficulty prior is
+        the logistic head's. So the logistic member, fitted on every row as a served one is (the
+        comparison's own candidate when there was one), is kept in ``heads_`` but not in
+        ``members_``: it predicts only policies unknown at fit time (:meth:`predict_unseen`) and
+        those added later (:meth:`predict`, as a served logistic head reads them: the pool's base and
+        their own rows), and is the head :func:`~v0lite.heads._pool_items.pool_head` returns
+        (``suggest_prompts``). The fitted policies' predictions are the served head's, unchanged.
+        """
+        from ._auto_members import fit_logistic
+        from ._pool_items import MIN_POLICIES
+
+        self.pool_member_ = None
+        if "logistic" in self.members_ or len(index.policies) < MIN_POLICIES:
+            return self
+        lg = heads.get("logistic")
+        if lg is None:
+            lg = fit_logistic(index, int(self.params["n_folds"]), folds, routing_like, random_state)
+        self.heads_["logistic"], self.pool_member_ = lg, "logistic"
         return self
 
     def _serve_ensemble(self, index, random_state):
@@ -473,60 +500,6 @@ class AutoHead(BaseHead):
         rank = {m: k for k, m in enumerate(_PREFER)}
         return min(tied, key=lambda i: (rank.get(names[i], len(_PREFER)), -means[i]))
 
-    def _fit_learned(self, index, folds, random_state, names):
-        """The learned members on one shared training set; their cold predictions of the first fold's rows."""
-        from ..episodes import row_queries, subindex
-        from ..features import fit_pca
-        from ._training import build_training_set
-        from .gbdt import GBDTHead
-        from .transformer import _XP_WIDTH, TransformerHead
-
-        gb = GBDTHead(**{**_GBDT_DEFAULTS, **self.params["gbdt_params"]})
-        gp = gb.params
-        pca = fit_pca(index.emb, gp["pca_components"], random_state) if gp["pca_components"] else None
-        ts = build_training_set(
-            index,
-            n_folds=gp["n_folds"],
-            max_rows=gp["max_rows"],
-            pca=pca,
-            k=gp["k"],
-            with_context="transformer" in names,
-            xp_width=_XP_WIDTH,
-            random_state=random_state,
-        )
-        ts.val = folds[ts.prompt_row] == 0  # early stopping on the comparison's first fold
-        # every first-fold row is predicted cold from the other folds, not only the rows the episodes
-        # sampled: the comparison then runs on the same rows whatever ``max_rows`` is (at 5,000 rows
-        # per episode it had half the rows, and the routerdc choice flipped between logistic and kNN)
-        in0 = folds[index.prompt_row] == 0
-        te = np.flatnonzero(in0)
-        ctx, q = subindex(index, np.flatnonzero(~in0)), row_queries(index, te)
-        out = {}
-        for name in names:
-            if name == "gbdt":
-                head = gb
-                head.pca_ = pca
-                head.fit_training_set(ts, random_state=random_state, refit=False)
-            else:
-                head = TransformerHead(
-                    **{
-                        "n_folds": gp["n_folds"],
-                        "max_rows": gp["max_rows"],
-                        "k": gp["k"],
-                        "pca_components": gp["pca_components"],
-                        **self.params["transformer_params"],
-                    }
-                )
-                head.pca_ = pca
-                head.fit_training_set(ts, index.emb, random_state=random_state)
-            if head.val_pred_ is None:
-                out[name] = (None, None, head)
-            else:
-                # the paths fitting uses (faiss, the layer call): the comparison and its stacker read
-                # exactly the predictions they always did; predict() then takes the faster paths
-                out[name] = (te, head.predict(ctx, q, exclude="same_step", fit_paths=True), head)
-        return out
-
     # -- prediction --------------------------------------------------------------------------
     def member_predictions(self, index, queries, *, exclude="same_step"):
         """Each used member's prediction, columns in ``members_`` order."""
@@ -540,7 +513,11 @@ class AutoHead(BaseHead):
         return np.column_stack(cols)
 
     def predict_unseen(self, index, queries):
-        """A policy known only by its name: the logistic member's pool difficulty prior, else nan (issue 29)."""
+        """A policy known only by its name: the logistic member's pool difficulty prior, else nan (issue 29).
+
+        The member is the served one or, when the served head holds none, the one kept for this
+        (:meth:`_keep_pool_member`; models saved before it existed have none: nan, as before).
+        """
         head = getattr(self, "heads_", {}).get("logistic")
         if head is None or not hasattr(head, "predict_unseen"):
             return np.full(len(queries), np.nan)
@@ -556,18 +533,29 @@ class AutoHead(BaseHead):
         limits: dict = {}
         for lib in threadpool_info():
             limits[lib["prefix"]] = min(limits.get(lib["prefix"], cap), int(lib["num_threads"]))
-        with threadpool_limits(limits):
-            P = self.member_predictions(index, queries, exclude=exclude)
-            if self.chosen_ != "stack":
-                return P[:, 0]
-        X = np.column_stack([_logit(P), np.ones(len(P))])
         code = queries.policy
-        W = np.where(
-            (code < self.n_fitted_)[:, None],
-            self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
-            self.stack_global_[None, :],
-        )
-        return _sigmoid((X * W).sum(1))
+        kept = self.heads_.get("logistic") if getattr(self, "pool_member_", None) else None
+        added = code >= self.n_fitted_ if kept is not None else np.zeros(len(code), bool)
+        with threadpool_limits(limits):
+            # a policy added later is read by the kept logistic member; the fitted ones as always
+            # (the served head sees every query, so their predictions do not depend on the others)
+            p_added = kept.predict(index, queries.subset(added), exclude=exclude) if added.any() else None
+            if added.all() and p_added is not None:
+                return p_added
+            P = self.member_predictions(index, queries, exclude=exclude)
+        if self.chosen_ != "stack":
+            p = P[:, 0]
+        else:
+            X = np.column_stack([_logit(P), np.ones(len(P))])
+            W = np.where(
+                (code < self.n_fitted_)[:, None],
+                self.stack_W_[np.clip(code, 0, self.n_fitted_ - 1)],
+                self.stack_global_[None, :],
+            )
+            p = _sigmoid((X * W).sum(1))
+        if p_added is not None:
+            p[added] = p_added
+        return p
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> dict:
@@ -592,6 +580,7 @@ class AutoHead(BaseHead):
             "criterion": self.criterion_,
             "skipped": self.skipped_,
             "served_from": getattr(self, "served_from_", None),
+            "pool_member": getattr(self, "pool_member_", None),
         }
 
     @classmethod
@@ -615,4 +604,11 @@ class AutoHead(BaseHead):
         head.relative_, head.criterion_ = bool(meta["relative"]), meta["criterion"]
         head.skipped_ = dict(meta.get("skipped", {}))  # models saved before skipped_ existed
         head.served_from_ = meta.get("served_from")
+        # the logistic member kept for unseen and added policies; absent in models saved before it: none
+        head.pool_member_ = meta.get("pool_member")
+        if head.pool_member_ is not None:
+            m = head.pool_member_
+            if m != "logistic" or m in head.members_ or m not in meta["member_meta"]:
+                raise ValueError(f"'pool_member' must name a saved logistic member not served, got {str(m)[:40]!r}")
+            head.heads_[m] = get_head_class(m).load(path / m, meta["member_meta"][m])
         return head
