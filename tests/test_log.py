@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -547,3 +549,91 @@ def test_validate_log_allows_zero_rows_only_when_asked():
         validate_log(empty, require_score=False)
     with pytest.raises(DataError, match="column 'prompt'"):
         validate_log({"policy": []}, require_score=False, allow_empty=True)
+
+
+# --------------------------------------------------------------------------- own data: the fixes that get it in
+
+
+def test_boolean_scores_are_refused_with_the_data_map_fix(tmp_path):
+    """True/false outcomes are never read as 1.0/0.0 by the log itself; the fix says how to convert them."""
+    (tmp_path / "b.csv").write_text("policy,prompt,score\na,x,TRUE\nb,x,FALSE\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"policy":"a","prompt":"x","score":true}\n', encoding="utf-8")
+    (tmp_path / "y.jsonl").write_text('{"policy":"a","prompt":"x","score":"yes"}\n', encoding="utf-8")
+    pl.DataFrame({"policy": ["a"], "prompt": ["x"], "score": [True]}).write_parquet(tmp_path / "b.parquet")
+    (tmp_path / "y.csv").write_text("policy,prompt,score\na,x,yes\nb,x,no\n", encoding="utf-8")
+    for name in ("b.csv", "b.jsonl", "b.parquet", "y.csv", "y.jsonl"):
+        with pytest.raises(DataError) as err:
+            read_log(tmp_path / name)
+        text = str(err.value)
+        assert "1.0/0.0 for true/false" in text and "v0lite data map" in text and "--score score" in text, text
+    with pytest.raises(DataError, match="1.0/0.0 for true/false"):
+        validate_log(pl.DataFrame({"policy": ["a"], "prompt": ["x"], "score": [False]}))
+
+
+def test_a_missing_score_counts_the_unlabeled_rows_and_says_drop_them():
+    n = 20
+    score = [None if i % 3 == 0 else 1.0 for i in range(n)]  # rows 0, 3, 6, ... 18: 7 rows
+    with pytest.raises(DataError) as err:
+        validate_log({"policy": ["a"] * n, "prompt": [f"q{i}" for i in range(n)], "score": score})
+    text = str(err.value)
+    assert (
+        "row 0: value None means the row has no outcome (7 of 20 rows have no outcome: rows 0, 3, 6, 9, 12, ...)"
+        in text
+    )
+    assert "Fix: drop the unlabeled rows" in text and "--drop-unscored" in text, text
+    assert "(reward + 1) / 2" not in text and "success rate" not in text
+    with pytest.raises(
+        DataError, match=r"a NaN score is no outcome \(1 of 2 rows have no outcome: row 1\).*--drop-unscored"
+    ):
+        validate_log({"policy": ["a", "a"], "prompt": ["x", "y"], "score": [1.0, float("nan")]})
+
+
+def test_percentages_are_told_to_divide_by_100_and_rewards_to_map():
+    base = {"policy": ["a", "a", "a"], "prompt": ["x", "y", "z"]}
+    with pytest.raises(DataError) as err:
+        validate_log({**base, "score": [0.0, 50.0, 100.0]})
+    text = str(err.value)
+    assert "row 1" in text and "percentages? Fix: divide by 100" in text and "--score-scale 100" in text, text
+    assert "(reward + 1) / 2" not in text
+    with pytest.raises(DataError, match=r"\(reward \+ 1\) / 2") as err:  # ±1 rewards keep their hint
+        validate_log({**base, "score": [-1.0, 1.0, 0.0]})
+    assert "percentages" not in str(err.value)
+    with pytest.raises(DataError, match=r"\(reward \+ 1\) / 2"):  # beyond 100: not percentages
+        validate_log({**base, "score": [0.0, 500.0, 1.0]})
+
+
+def test_near_miss_optional_columns_warn_with_the_rename(tmp_path):
+    from v0lite.exceptions import V0liteWarning
+
+    (tmp_path / "t.csv").write_text("policy,prompt,score,Task, cost,STEP\na,x,1,math,0.1,3\n", encoding="utf-8")
+    with pytest.warns(V0liteWarning) as caught:
+        out = read_log(tmp_path / "t.csv")
+    texts = [str(w.message) for w in caught]
+    for col, name, flag in (("Task", "task", "--task Task"), (" cost", "cost", "--cost ' cost'"), ("STEP", "step", "")):
+        hit = [t for t in texts if t.startswith(f"column {col!r} differs from the optional column {name!r}")]
+        assert hit and f"Fix: rename {col!r} to {name!r}" in hit[0] and flag in hit[0], texts
+    assert "task" not in out.columns and out["Task"].to_list() == ["math"]  # a warning, not a rename
+    with pytest.warns(V0liteWarning, match="the log has 'task' too; that one is read"):  # both: the exact one is read
+        out = validate_log({**GOOD, "task": ["m"] * 3, "Task": ["n"] * 3})
+    assert out["task"].to_list() == ["m"] * 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_log({**GOOD, "task": ["m"] * 3, "Costs": [1, 2, 3]})  # exact names and other columns: silent
+
+
+def test_chat_message_prompts_are_told_to_store_the_last_user_message(tmp_path):
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "1+1?"}]
+    (tmp_path / "c.jsonl").write_text(
+        json.dumps({"policy": "a", "prompt": "plain", "score": 1})
+        + "\n"
+        + json.dumps({"policy": "a", "prompt": chat, "score": 1})
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match="last user message, the text `v0lite serve` routes on"):
+        read_log(tmp_path / "c.jsonl")
+    frame = pl.DataFrame({"policy": ["a"], "prompt": [[{"role": "user", "content": "1+1?"}]], "score": [1.0]})
+    with pytest.raises(DataError, match="last user message"):
+        validate_log(frame)

@@ -24,6 +24,10 @@ from .exceptions import DataError
 # read as text from every file, whatever they look like (CSV "1.10" is not the number 1.1)
 TEXT_COLUMNS = ("policy", "prompt", "prompt_id", "task")
 NUMERIC_COLUMNS = ("score", "step", "n", "cost")
+# the fix for chat transcripts where a prompt text belongs (v0lite.serve routes on the last user message)
+CHAT_FIX = (
+    " (chat messages: store the text of the last user message, the text `v0lite serve` routes on, one text per prompt)"
+)
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -40,9 +44,10 @@ def _js(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def read_file(path: Path, holds: str, columns=None) -> pl.DataFrame:
+def read_file(path: Path, holds: str, columns=None, text=()) -> pl.DataFrame:
     """The file as a frame, checked for what its parser hides; ``columns``: the only number columns whose
-    text cells are checked (a command's unread columns pass as read, e.g. ``predict``'s ``score``)."""
+    text cells are checked (a command's unread columns pass as read, e.g. ``predict``'s ``score``);
+    ``text``: more CSV columns read as text, as the log's text columns are (``data map``'s own names)."""
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: pass the path of an existing .jsonl/.csv/.parquet outcome log.")
     if path.is_dir():
@@ -72,7 +77,7 @@ def read_file(path: Path, holds: str, columns=None) -> pl.DataFrame:
     try:
         if kind == "csv":
             # text columns stay text: `1.10` and `1.1` are two policies, `007` stays `007`
-            text = dict.fromkeys(TEXT_COLUMNS, pl.String)
+            text = dict.fromkeys((*TEXT_COLUMNS, *text), pl.String)
             df = pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=text)
         else:  # infer over the whole file: a late row of another type must fail here, not be cast away.
             df = (pl.read_ndjson if kind == "jsonl" else pl.read_json)(io.BytesIO(data), infer_schema_length=None)
@@ -429,11 +434,18 @@ def _check_json_text(path: Path, data: bytes, df: pl.DataFrame, *, lines: bool, 
                 raise DataError(
                     f"{where}: column {col!r} holds {_js(value)} ({_kind(value)}) where text belongs (polars "
                     f"would read it as the text {fmt(df[col][row])}). Fix: write every {col!r} as a string"
-                    f"{' (chat messages: one text per prompt)' if isinstance(value, list) else ''}."
+                    f"{CHAT_FIX if isinstance(value, list) else ''}."
                 )
         for col in texty:
             if isinstance(obj.get(col), str):
+                yes_no = col == "score" and obj[col].strip().lower() in ("true", "false", "yes", "no")
                 raise DataError(
                     f"column {col!r} must be numeric, found text at row {row}: {fmt(obj[col])} ({at}). "
-                    f"Fix: write {col!r} as numbers, not strings."
+                    f"Fix: write {col!r} as numbers, not strings"
+                    + (
+                        " (1.0/0.0 for true/false: `v0lite data map LOG OUT --policy policy --prompt prompt "
+                        "--score score` converts yes/no and true/false)."
+                        if yes_no
+                        else "."
+                    )
                 )

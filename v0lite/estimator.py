@@ -199,13 +199,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         other_object = mid == fitted and getattr(self, "_fit_encoder", self.encoder) is not self.encoder
         if mid == fitted and not other_object:
             return
-        obj = emb.model if not isinstance(emb.model, (str, os.PathLike)) and emb.model is not None else None
-        if (
-            mid != fitted
-            and obj is not None
-            and getattr(obj, "model_id", None) is None
-            and fitted == type(obj).__name__
-        ):
+        obj = emb.model if not isinstance(emb.model, (str, os.PathLike)) else None
+        legacy = obj is not None and getattr(obj, "model_id", None) is None and fitted == type(obj).__name__
+        if mid != fitted and legacy:
             return  # saved before encoder objects had derived ids (a SentenceTransformer): its class was its id
         why = (
             "the folder's files changed since"

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,12 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_path
+from ._log_files import CHAT_FIX, read_file, sniff_text
 from ._log_files import SUFFIXES as _SUFFIXES
 from ._log_files import fmt as _fmt
 from ._log_files import lone_surrogate as _lone_surrogate
 from ._log_files import not_utf8 as _not_utf8
-from ._log_files import read_file, sniff_text
-from .exceptions import DataError, ParameterError
+from .exceptions import DataError, ParameterError, V0liteWarning
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -200,6 +202,75 @@ def _missing_column_error(col: str, present: list[str]) -> DataError:
     return DataError(f"missing required column {col!r} (columns present: {present}). Fix: {fix}.")
 
 
+_TRUE_FALSE = ("true", "false", "yes", "no")
+
+
+def rows_text(rows: np.ndarray, shown: int = 5) -> str:
+    """``"rows 0, 3, 7"``, or ``"rows 0, 3, 7, 9, 12, ..."`` beyond ``shown``: the first few rows named."""
+    rows = [int(r) for r in rows]
+    more = ", ..." if len(rows) > shown else ""
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:shown]))}{more}"
+
+
+def _check_scored(score: np.ndarray, raw: pl.Series) -> None:
+    """Rows without an outcome (a null or NaN score): counted and the first few named, with the fix to drop them."""
+    missing = np.isnan(score)
+    if not missing.any():
+        return
+    rows = np.flatnonzero(missing)
+    r = int(rows[0])
+    count = f"{len(rows)} of {len(score)} rows have no outcome: {rows_text(rows)}"
+    drop = (
+        "drop the unlabeled rows (`v0lite data map LOG OUT --policy policy --prompt prompt --score score "
+        "--drop-unscored` drops them and says how many)"
+    )
+    if raw[r] is None:  # an empty cell, a null
+        raise DataError(
+            f"column 'score', row {r}: value None means the row has no outcome ({count}). Fix: {drop}, or fill in "
+            "their scores."
+        )
+    raise DataError(
+        f"column 'score', row {r}: value {_fmt(raw[r])} is not a success rate in [0, 1]: a NaN score is no outcome "
+        f"({count}). Fix: map rewards to [0, 1] without NaN, or {drop}."
+    )
+
+
+def score_range_fix(score: np.ndarray) -> str:
+    """The end of the message for a score outside [0, 1]: percentages (maximum in (1, 100]) are to be divided
+    by 100; ±1 rewards mapped to [0, 1]."""
+    finite = score[np.isfinite(score)]
+    top = float(finite.max()) if finite.size else math.nan
+    if finite.size and finite.min() >= 0 and 1 < top <= 100:
+        return (
+            f"is not a success rate in [0, 1], and the scores run up to {top:g}: percentages? "
+            "Fix: divide by 100 (`v0lite data map LOG OUT --policy policy --prompt prompt --score score "
+            "--score-scale 100` does it)."
+        )
+    return (
+        "is not a success rate in [0, 1]. Fix: map rewards to [0, 1] first (e.g. (reward + 1) / 2 for ±1 rewards; "
+        "'v0lite data convert' does this for the public formats)."
+    )
+
+
+def _warn_near_misses(columns: list[str]) -> None:
+    """A column that differs from an optional column's name only by case or spaces (``Task``, `` cost``) is not
+    read as it: say so, with the rename (a warning, not an error: a log may hold both on purpose)."""
+    names = set(columns)
+    for c in columns:
+        name = str(c).strip().lower()
+        if c in OPTIONAL_COLUMNS or c in REQUIRED_COLUMNS or name not in OPTIONAL_COLUMNS:
+            continue
+        both = f" (the log has {name!r} too; that one is read)" if name in names else ""
+        flag = "--" + name.replace("_", "-")
+        warnings.warn(
+            f"column {c!r} differs from the optional column {name!r} only by case or spaces, so it is not read "
+            f"as {name!r}{both}. Fix: rename {c!r} to {name!r} if it holds the {name} values "
+            f"(`v0lite data map ... {flag} {shlex.quote(str(c))}` renames it).",
+            V0liteWarning,
+            stacklevel=3,
+        )
+
+
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
     # a NaN among numeric names is a missing cell, not the policy 'NaN'
@@ -211,9 +282,10 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
             s = s.cast(pl.String)
         else:
             bad = next((i for i, v in enumerate(s.to_list()) if v is not None and not isinstance(v, str)), 0)
+            chat = col == "prompt" and isinstance(s.dtype, (pl.List, pl.Array, pl.Struct))
             raise DataError(
                 f"column {col!r} must hold text, found dtype {s.dtype} (row {bad}: {_fmt(s[bad])}). "
-                f"Fix: write {col!r} as strings."
+                f"Fix: write {col!r} as strings{CHAT_FIX if chat else ''}."
             )
     nulls = s.is_null().to_numpy() if nan is None else s.is_null().to_numpy() | nan
     if nulls.any():
@@ -241,9 +313,14 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
             unparsed = (s.cast(pl.Float64, strict=False).is_null() & s.is_not_null()).to_numpy()
             bad = _first_bad(unparsed) if unparsed.any() else None
         bad = 0 if bad is None else bad
+        fix = f"write {col!r} as numbers"
+        if col == "score" and (s.dtype == pl.Boolean or str(vals[bad]).strip().lower() in _TRUE_FALSE):
+            fix = (
+                "write 'score' as 1.0/0.0 for true/false (`v0lite data map LOG OUT --policy policy --prompt prompt "
+                "--score score` or v0lite.data.map_columns converts them; a boolean is never read as 1.0)"
+            )
         raise DataError(
-            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). "
-            f"Fix: write {col!r} as numbers."
+            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). Fix: {fix}."
         )
     return s.cast(pl.Float64).to_numpy()
 
@@ -297,6 +374,7 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     (1, 3)
     """
     df = as_frame(data)
+    _warn_near_misses(df.columns)
     required = REQUIRED_COLUMNS if require_score else REQUIRED_COLUMNS[:2]
     for col in required:
         if col not in df.columns:
@@ -310,15 +388,13 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     out["prompt"] = _string_column(df, "prompt", allow_empty=False)
     if "score" in df.columns:
         score = _numeric_column(df, "score")
-        bad = ~np.isfinite(score) if require_score else (~np.isnan(score) & ~np.isfinite(score))
+        if require_score:
+            _check_scored(score, df["score"])
+        bad = ~np.isnan(score) & ~np.isfinite(score)
         bad |= np.isfinite(score) & ((score < 0) | (score > 1))
         if bad.any():
             r = _first_bad(bad)
-            raise DataError(
-                f"column 'score', row {r}: value {_fmt(df['score'][r])} is not a success rate in [0, 1]. "
-                "Fix: map rewards to [0, 1] first (e.g. (reward + 1) / 2 for ±1 rewards; "
-                "'v0lite data convert' does this for the public formats)."
-            )
+            raise DataError(f"column 'score', row {r}: value {_fmt(df['score'][r])} {score_range_fix(score)}")
         out["score"] = pl.Series("score", score, dtype=pl.Float64)
     for col in ("step", "n"):
         if col in df.columns:

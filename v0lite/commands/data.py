@@ -1,9 +1,9 @@
-"""CLI: ``v0lite data convert FORMAT SRC OUT``."""
+"""CLI: ``v0lite data convert FORMAT SRC OUT``, ``data map SRC OUT --policy COL ...``, ``data prices``, ``prompts``."""
 
 from __future__ import annotations
 
 from ..exceptions import DataError
-from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, read_input
+from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, number_in, read_input
 
 __all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
@@ -139,6 +139,57 @@ def _prompts(args) -> int:
     return 0
 
 
+# data map: the library's keyword arguments (policy='Model', drop_unscored=True) as this command's flags
+_MAP_ARGS = ("policy", "prompt", "score", "step", "n", "cost", "task", "prompt_id")
+_MAP_FLAGS = {name: "--" + name.replace("_", "-") for name in (*_MAP_ARGS, "score_scale", "drop_unscored")}
+
+
+def _map_text(message: str) -> str:
+    """A ``map_columns`` message in flag names: ``policy='Model'`` -> ``--policy Model``, ``drop_unscored=True``
+    -> ``--drop-unscored``."""
+    import re
+    import shlex
+
+    names = "|".join(sorted(_MAP_FLAGS, key=len, reverse=True))
+
+    def flag(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        if name == "drop_unscored":
+            return "--drop-unscored"
+        if value in ("<column>", "K"):
+            return f"{_MAP_FLAGS[name]} {value.strip('<>').upper()}"
+        if value[:1] in "'\"":
+            value = shlex.quote(value[1:-1])
+        return f"{_MAP_FLAGS[name]} {value}"
+
+    message = re.sub(r"\bleave (" + names + r") out\b", lambda m: f"drop {_MAP_FLAGS[m.group(1)]}", message)
+    return re.sub(r"(?<![\w.])(" + names + r")=(<column>|'[^']*'|\"[^\"]*\"|[\w.+-]+)", flag, message)
+
+
+def _map(args) -> int:
+    from ..data._map import _map as map_columns
+    from ..exceptions import ParameterError
+    from ..log import write_log
+
+    check_input(args.src, "SRC")
+    check_output(args.out, "OUT")
+    names = {k: getattr(args, k) for k in _MAP_ARGS}
+    try:
+        df, rows_in = map_columns(
+            args.src, **names, score_scale=args.score_scale, drop_unscored=args.drop_unscored, warn_drop=False
+        )
+    except ParameterError as exc:
+        raise ParameterError(_map_text(str(exc))) from exc
+    except DataError as exc:
+        raise _named(DataError(_map_text(str(exc))), args.src, "SRC") from exc
+    write_log(df, args.out)
+    dropped = rows_in - df.height
+    note = f", {dropped} without a score dropped (--drop-unscored)" if args.drop_unscored else ""
+    renamed = ", ".join(f"{v!r} -> {k!r}" for k, v in names.items() if v is not None and v != k) or "none"
+    print(f"wrote {args.out}: {df.height} rows out of {rows_in} read{note}; columns renamed: {renamed}")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("data", help="convert public datasets to the outcome log")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -201,3 +252,41 @@ def register(sub) -> None:
     add_force_flag(pp)
     add_progress_flags(pp)
     pp.set_defaults(func=_prompts, inputs=("log",), outputs={"out": "OUT"})
+
+    pm = dsub.add_parser(
+        "map",
+        help="turn your own table (a spreadsheet export) into an outcome log",
+        description="Read SRC (.csv/.jsonl/.json/.parquet), rename the columns you name to the log's names, "
+        "read a true/false or yes/no outcome as 1.0/0.0 (any case), divide the scores by --score-scale, "
+        "check the result as an outcome log and write OUT. Every other column is kept as it is.",
+    )
+    pm.add_argument("src", metavar="SRC", help="your table: a .csv, .jsonl, .json or .parquet file with a header")
+    pm.add_argument("out", metavar="OUT", help="outcome log to write (.jsonl/.csv/.parquet)")
+    for name, what, required in (
+        ("policy", "the model or policy name", True),
+        ("prompt", "the prompt text (for `v0lite serve`: the last user message)", True),
+        ("score", "the outcome: numbers in [0, 1] (see --score-scale), or true/false, yes/no", True),
+        ("step", "the training checkpoint (integers)", False),
+        ("n", "the rollouts behind each score (integers >= 1)", False),
+        ("cost", "the cost of each call (numbers >= 0)", False),
+        ("task", "the task or benchmark name", False),
+        ("prompt_id", "the prompt's id in its source", False),
+    ):
+        pm.add_argument(
+            _MAP_FLAGS[name], dest=name, metavar="COL", required=required, help=f"the column holding {what}"
+        )
+    pm.add_argument(
+        "--score-scale",
+        type=number_in(0, float("inf"), open_lo=True, open_hi=True),
+        default=None,
+        metavar="K",
+        help="divide the scores by K: 100 for percentages, 10 for 0-10 grades (default: scores are in [0, 1])",
+    )
+    pm.add_argument(
+        "--drop-unscored",
+        action="store_true",
+        help="drop the rows with no score (an empty cell) and say how many (default: they are an error)",
+    )
+    add_force_flag(pm)
+    add_progress_flags(pm)
+    pm.set_defaults(func=_map, inputs=("src",), outputs={"out": "OUT"})

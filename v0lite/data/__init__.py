@@ -19,6 +19,9 @@ format              source (see each folder's PROVENANCE.md under :func:`data_di
                     8 rollouts per visit
 ==================  =====================================================================
 
+:func:`map_columns` turns your own table (a spreadsheet export: any column names, true/false or 0-100
+outcomes) into an outcome log.
+
 :func:`make_demo_log` / :func:`write_demo_data` build a clearly labelled SYNTHETIC log for
 examples and smoke tests.
 
@@ -28,6 +31,7 @@ examples and smoke tests.
 from .._folds import prompt_folds
 from ._convert import CONVERTERS, convert
 from ._demo import make_demo_log, write_demo_data
+from ._map import map_columns
 from ._oneshot import ONESHOT_POLICY, convert_oneshot_rlvr
 from ._paths import data_dir
 from ._routerbench import convert_routerbench
@@ -47,6 +51,7 @@ __all__ = [
     "write_demo_data",
     "CONVERTERS",
     "convert",
+    "map_columns",
     "ONESHOT_POLICY",
     "ROUTERDC_OOD",
     "ROUTERDC_SPLITS",
