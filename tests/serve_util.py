@@ -34,14 +34,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_router(encoder=None, policies=("a", "b", "c"), head="knn"):
+def tiny_router(encoder=None, policies=("a", "b", "c"), head="knn", strategy="utility"):
     """A router over a topic log (a strong on add/prove, b on sort/translate), fixed prices, fast head."""
     from v0lite.estimator import V0Regressor
     from v0lite.routing import Router
 
     log = topic_log(n_prompts=40, policies=policies)
     vm = V0Regressor(head=head, encoder=encoder or FakeEncoder(), cache_dir=False, k=8).fit(log)
-    return Router(vm, cost_model="fixed", prices={p: PRICES[p] for p in policies}).fit()
+    return Router(vm, cost_model="fixed", prices={p: PRICES[p] for p in policies}, strategy=strategy).fit()
 
 
 @contextlib.contextmanager
@@ -86,6 +86,7 @@ def stub_upstream(
     stream_faults: dict | None = None,
     answers: dict | None = None,
     nan: set | None = None,
+    raw: dict | None = None,
 ):
     """An OpenAI-compatible chat-completions stub: it answers ``echo: <last user text>`` and records calls.
 
@@ -99,7 +100,8 @@ def stub_upstream(
     ``app.state.calls`` lists (model, authorization header) per call; ``app.state.encodings`` the
     Accept-Encoding headers. ``answers``: model -> ``(status, JSON body, headers)`` it answers instead
     (e.g. a 400 error object, a 429 with Retry-After). ``nan``: models whose 200 answer holds
-    ``"logprob": -Infinity`` (Python's JSON, not strict JSON).
+    ``"logprob": -Infinity`` (Python's JSON, not strict JSON). ``raw``: model -> ``(status, body bytes)`` it
+    answers as they are (``application/json``), e.g. a number that overflows (``1e400``).
     """
     import gzip
 
@@ -116,6 +118,9 @@ def stub_upstream(
         app.state.calls.append((body["model"], auth))
         if expect_key is not None and auth != f"Bearer {expect_key}":
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        if body["model"] in (raw or {}):
+            status, data = raw[body["model"]]
+            return Response(data, status_code=status, media_type="application/json")
         if body["model"] in (answers or {}):
             status, obj, headers = answers[body["model"]]
             return JSONResponse(obj, status_code=status, headers=headers)
@@ -206,7 +211,7 @@ _LAUNCH = (
 )
 
 
-def save_cli_router(path, monkeypatch_env: dict) -> None:
+def save_cli_router(path, monkeypatch_env: dict, strategy: str = "utility") -> None:
     """Save a tiny router whose value model uses the default encoder id (the fake one, patched)."""
     import v0lite.embed as embed
 
@@ -219,7 +224,7 @@ def save_cli_router(path, monkeypatch_env: dict) -> None:
 
         log = topic_log(n_prompts=40)
         vm = V0Regressor(head="knn", k=8, cache_dir=monkeypatch_env["V0LITE_CACHE"]).fit(log)
-        Router(vm, cost_model="fixed", prices=PRICES).fit().save(path)
+        Router(vm, cost_model="fixed", prices=PRICES, strategy=strategy).fit().save(path)
     finally:
         embed._load_sentence_transformer = old
 

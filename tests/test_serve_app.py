@@ -610,3 +610,64 @@ def test_a_row_the_library_refuses_is_named_by_its_field():
     assert library_column("column 'n', row 3: value 0 is not a positive integer.") == "n"
     assert library_column("the log has no rows.") is None
     check_outcome_rows(state, [good, {**good, "step": 3, "n": 2}])  # fine rows pass
+
+
+# --------------------------------------------------------------------------- probe R/Q fixes
+
+
+def test_predict_computes_each_policy_once_and_caps_prompts_times_policies(router, guarantees):
+    """A policy named 20,000 times is one value (computed once); prompts x distinct policies is bounded."""
+    app = create_app(router, limits=Limits(max_route_prompts=4), pool=["a"])
+    with serve_in_thread(app) as base:
+        r = httpx.post(base + "/v1/predict", json={"prompt": "x", "policies": ["b", "a"] * 10_000 + ["b"]}, timeout=20)
+        assert r.status_code == 200 and list(r.json()["p"]) == ["b", "a"], r.text  # the order given, once each
+        metrics = httpx.get(base + "/metrics").text
+        assert "v0lite_batch_items_sum 2.0" in metrics, metrics  # 2 values computed, not 20,001
+        # 3 prompts x 2 policies = 6 values > 4 (--max-route-prompts) x 1 (the pool's size): 413 naming both
+        r = httpx.post(base + "/v1/predict", json={"prompts": ["x", "y", "z"], "policies": ["a", "b", "a"]}, timeout=20)
+        err = r.json()["error"]
+        assert r.status_code == 413 and err["code"] == "too_many_prompts" and err["param"] == "policies", r.text
+        assert "3 prompts x 2 distinct policies" in err["message"] and "--max-route-prompts" in err["message"]
+        assert "send at most 2 prompts" in err["fix"]
+        ok = httpx.post(base + "/v1/predict", json={"prompts": ["x", "y"], "policies": ["a", "b"]}, timeout=20)
+        assert ok.status_code == 200, ok.text
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_an_internal_error_answers_500_with_request_id_and_logs_one_traceback(router, guarantees):
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    app = create_app(router)
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    app.state.v0lite.stats = broken
+    seen = Records()
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "v0lite.serve")]
+    with serve_in_thread(app) as base:
+        for lg in loggers:
+            lg.addHandler(seen)
+        try:
+            r = httpx.get(base + "/v1/stats", headers={"x-request-id": "trace-500"}, timeout=20)
+            r2 = httpx.get(base + "/v1/stats", timeout=20)
+        finally:
+            for lg in loggers:
+                lg.removeHandler(seen)
+        metrics = httpx.get(base + "/metrics").text
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error", r.text
+    assert "RuntimeError" in r.json()["error"]["message"]
+    assert r.headers["x-request-id"] == "trace-500" and r2.headers["x-request-id"].startswith("req_")
+    tracebacks = [x for x in seen.records if x.exc_info]
+    assert len(tracebacks) == 2, [x.getMessage() for x in seen.records]  # one per request
+    assert "trace-500" in tracebacks[0].getMessage()
+    assert 'v0lite_requests_total{endpoint="/v1/stats",status="500"} 2.0' in metrics
+    guarantees.tick("faults injected")

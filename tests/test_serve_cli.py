@@ -63,6 +63,7 @@ def test_help_is_fast_and_imports_no_server_library(tmp_path):
         "--max-queue",
         "--max-route-prompts",
         "--cors-origin",
+        "--knob",
     ):
         assert flag in out.stdout, flag
     assert out.stdout.strip().splitlines()[-1] == "[] 0"
@@ -90,6 +91,23 @@ def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
     assert main(["serve", "--router", str(router), "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
     guarantees.tick("bad-input cases tried", 5)
+
+
+def test_a_router_whose_strategy_needs_a_knob_is_refused_without_knob(tmp_path, monkeypatch, capsys, guarantees):
+    """route-eval --strategy budget --save-router R: `serve --router R` says to pass --knob; a bad one is named."""
+    env = {"V0LITE_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("V0LITE_CACHE", env["V0LITE_CACHE"])
+    save_cli_router(tmp_path / "router", env, strategy="budget")
+    router = str(tmp_path / "router")
+    assert main(["serve", "--router", router]) == 1
+    err = capsys.readouterr().err
+    assert "strategy 'budget' needs its knob 'budget'" in err and "Fix: pass --knob VALUE >= 0" in err, err
+    assert main(["serve", "--router", router, "--knob", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "knob -1.0" in err and "Fix: pass --knob VALUE >= 0" in err and "knob=" not in err, err
+    assert main(["serve", "--router", router, "--knob", "nan"]) == 1
+    assert "finite" in capsys.readouterr().err
+    guarantees.tick("bad-input cases tried", 3)
 
 
 def test_kill9_loses_no_acknowledged_outcome_and_restart_replays(saved, tmp_path, guarantees):

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.serve_util import serve_in_thread, stub_upstream, tiny_router, upstreams_for
+from v0lite.exceptions import DataError
 from v0lite.serve import Limits, create_app
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
@@ -253,3 +254,38 @@ def test_an_image_only_message_says_only_text_is_routed(stack):
     # as the fix says: a pool model's name sends it as it is, without routing
     r = httpx.post(base + "/v1/chat/completions", json={"model": "b", "messages": msgs}, timeout=20)
     assert r.status_code == 200 and r.headers["x-v0lite-model"] == "b"
+
+
+def test_a_router_whose_strategy_needs_a_knob_serves_with_the_servers_knob(guarantees):
+    """A budget router: refused without a knob (the fix names it), served with one, through model "v0lite"."""
+    budget = tiny_router(strategy="budget")
+    needs = r"needs its knob 'budget' \(`v0lite serve --knob VALUE`\).*Fix: pass knob=<value> >= 0"
+    with pytest.raises(DataError, match=needs):
+        create_app(budget)
+    with pytest.raises(DataError, match=r"knob -1.*must be >= 0.*Fix: pass knob=<value> >= 0"):
+        create_app(budget, knob=-1)
+    with pytest.raises(DataError, match="finite"):
+        create_app(budget, knob=float("inf"))
+    upstream = stub_upstream()
+    with serve_in_thread(upstream) as up:
+        app = create_app(budget, knob=0.0025, upstreams=upstreams_for(up))
+        with serve_in_thread(app) as base:
+            r = httpx.post(base + "/v1/route", json={"prompt": "add the numbers case 901"}, timeout=20).json()
+            assert r["strategy"] == "budget" and r["knob"] == 0.0025 and r["model"] == "a", r
+            # a request's own knob or strategy still wins
+            r = httpx.post(base + "/v1/route", json={"prompt": "add the numbers case 901", "knob": 0.01}, timeout=20)
+            assert r.json()["knob"] == 0.01
+            r = httpx.post(base + "/v1/route", json={"prompt": "x", "strategy": "utility"}, timeout=20)
+            assert r.json()["knob"] == 0.0
+            client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=20)
+            ids = [m.id for m in client.models.list()]
+            assert ids[:2] == ["v0lite", "v0lite/budget/0.0025"], ids
+            msgs = [{"role": "user", "content": "add the numbers case 931"}]
+            assert client.chat.completions.create(model="v0lite", messages=msgs).model == "a"
+            assert httpx.get(base + "/v1/stats", timeout=20).json()["knob"] == 0.0025
+    # a strategy with a default knob: --knob overrides it
+    app = create_app(tiny_router(), knob=1000.0)
+    with serve_in_thread(app) as base:
+        r = httpx.post(base + "/v1/route", json={"prompt": "add the numbers case 901"}, timeout=20).json()
+        assert r["knob"] == 1000.0 and r["model"] == "c", r  # the cheapest, at lam = 1000
+    guarantees.tick("bad-input cases tried", 3)

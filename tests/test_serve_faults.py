@@ -585,3 +585,92 @@ def test_every_error_type_is_openais():
         assert ApiError(status, "x").kind in TYPES
     with pytest.raises(ValueError):
         ApiError(503, "x", kind="unavailable")
+
+
+# --------------------------------------------------------------------------- numbers, Retry-After, long names
+
+OVERFLOW = b'{"id": "x", "object": "chat.completion", "choices": [], "usage": {"total_tokens": 1e400}}'
+
+
+def test_an_upstream_number_that_overflows_falls_back_and_a_refusal_holding_one_is_still_passed(guarantees):
+    """1e400 is JSON syntax but no double: a 2xx answer holding it is bad_json (next model); a 400 holding it
+    keeps the upstream's status, with a made-up error object (as for a body that is no OpenAI error)."""
+    refusal = b'{"error": {"message": "bad tool_choice", "type": "invalid_request_error", "x": -1e400}}'
+    surrogate = b'{"id": "x", "object": "chat.completion", "choices": [], "note": "\\ud800"}'
+    upstream = stub_upstream(
+        raw={"up-b": (200, OVERFLOW), "up-c": (422, refusal), "up-a": (200, surrogate)},
+        answers={"up-d": (400, {"detail": "no"}, {})},
+    )
+    with serve_in_thread(upstream) as up:
+        ups = upstreams_for(up, names=("a", "b", "c", "d"))
+        with serve_in_thread(create_app(tiny_router(), upstreams=ups, pool=["a", "b", "c"])) as base:
+            r = _chat(base)  # sorting: b first (1e400), then the next best (a lone surrogate, or c's 422)
+            assert r.status_code in (422, 502) and r.headers["x-request-id"], r.text
+            r = _chat(base, model="b")
+            assert r.status_code == 502 and "1e400, which overflows a double" in r.json()["error"]["message"], r.text
+            r = _chat(base, model="a")
+            assert r.status_code == 502 and "lone surrogate" in r.json()["error"]["message"], r.text
+            r = _chat(base, model="c")
+            err = r.json()["error"]
+            assert r.status_code == 422 and err["code"] == "upstream_refused" and "bad tool_choice" in err["message"]
+            assert r.headers["x-v0lite-model"] == "c" and err["param"] is None
+            r = _chat(base, model="d")  # a 400 body that is no OpenAI error object: the same made-up object
+            assert r.status_code == 400 and r.json()["error"]["code"] == "upstream_refused", r.text
+            m = _metrics(base)
+    assert m['v0lite_upstream_errors_total{model="b",reason="bad_json"}'] == 2
+    assert m['v0lite_upstream_errors_total{model="a",reason="bad_json"}'] >= 1
+    assert not any('status="500"' in k for k in m)
+    guarantees.tick("faults injected", 3)
+
+
+def _http_date(seconds_from_now: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+def test_retry_after_values_are_read_as_seconds_and_invalid_ones_ignored():
+    from v0lite.serve._chat import _retry_after, retry_after_seconds
+
+    for bad in ("inf", "1e400", "nan", "-5", "abc", "1.5", "5, 7", "", " ", "+3", "0x10", "٣"):
+        assert retry_after_seconds(bad) is None, bad
+    assert retry_after_seconds("7") == 7 and retry_after_seconds(" 0 ") == 0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # past: retry now
+    assert 995 <= retry_after_seconds(_http_date(1000)) <= 1000
+    assert 995 <= int(_retry_after(["30", _http_date(1000), "abc"])) <= 1000  # a later date beats a number
+    assert _retry_after([_http_date(1000), "2000", _http_date(5)]) == "2000"
+    assert 1995 <= int(_retry_after([_http_date(2000), _http_date(1000)])) <= 2000  # dates only: the largest
+    assert _retry_after(["inf", "nan", "-5", "5, 7"]) is None and _retry_after([]) is None
+
+
+@pytest.mark.parametrize(
+    "values,want",
+    [
+        ({"up-a": "inf", "up-b": "1e400", "up-c": "nan"}, None),  # was a 500
+        ({"up-a": "-5", "up-b": "1.5", "up-c": "5, 7"}, None),  # was passed on as sent
+        ({"up-a": "5", "up-b": "date", "up-c": "5"}, "1000"),  # a number always won
+    ],
+)
+def test_rate_limited_upstreams_with_odd_retry_after_answer_429_with_valid_seconds(values, want, guarantees):
+    limited = {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
+    answers = {m: (429, limited, {"retry-after": _http_date(1000) if v == "date" else v}) for m, v in values.items()}
+    upstream = stub_upstream(answers=answers)
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            r = _chat(base)  # sorting: b first, then the next best
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
+            if want is None:
+                assert "retry-after" not in r.headers and "retry later" in r.json()["error"]["fix"]
+            else:
+                assert 995 <= int(r.headers["retry-after"]) <= int(want), r.headers
+    guarantees.tick("faults injected")
+
+
+def test_a_long_unknown_model_name_is_shortened_in_the_message():
+    upstream = stub_upstream()
+    with serve_in_thread(upstream) as up:
+        with serve_in_thread(create_app(tiny_router(), upstreams=upstreams_for(up))) as base:
+            r = _chat(base, model="m" * 5000)
+    err = r.json()["error"]
+    assert r.status_code == 404 and err["code"] == "model_not_found"
+    assert len(err["message"]) < 400 and "m" * 77 + "..." in err["message"] and len(err["value"]) == 80

@@ -58,11 +58,14 @@ def _serve(args) -> int:
         pool=pool,
         limits=limits,
         cors_origins=args.cors_origin or (),
+        knob=args.knob,
     )
     state = app.state.v0lite
     if not args.quiet:
+        knob = state.knob if state.knob is not None else state.router.strategy_.default_knob
         print(
-            f"v0lite serve: pool {state.allowed()}, strategy {state.router.strategy_.name}, "
+            f"v0lite serve: pool {state.allowed()}, strategy {state.router.strategy_.name} "
+            f"({state.router.strategy_.knob_name} {knob:g}), "
             f"{len(state.upstreams)} upstreams, store {args.data_dir or 'none (feedback off)'}, "
             f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
             file=sys.stderr,
@@ -111,6 +114,7 @@ def _serve_on_ray(args, pool, limits) -> int:
         pool=pool,
         limits=limits,
         cors_origins=args.cors_origin or (),
+        knob=args.knob,
     )
     return 0
 
@@ -158,6 +162,16 @@ def register(subparsers) -> None:
         metavar="A,B",
         help="route among these models only (a subset of the router's pool, or upstream models that join "
         "once they have outcomes)",
+    )
+    p.add_argument(
+        "--knob",
+        type=float,
+        default=None,
+        metavar="VALUE",
+        help="the knob of the router's saved strategy that model 'v0lite' (and /v1/route without \"strategy\") "
+        "routes with: utility: lam >= 0 (default 0); threshold: tau in [0, 1] (default 0.5); budget: mean cost "
+        "per prompt >= 0; quality-target: target in [0, 1]. Required when the strategy is budget or "
+        "quality-target (they have no default); checked at start",
     )
     lim = p.add_argument_group("limits")
     lim.add_argument(

@@ -30,6 +30,7 @@ def create_app(
     pool=None,
     limits=None,
     cors_origins=(),
+    knob=None,
 ):
     """Build the service's FastAPI app; every input is checked before it returns.
 
@@ -57,6 +58,12 @@ def create_app(
         Body and prompt sizes, refresh delay, micro-batch size, wait and queue bound.
     cors_origins : sequence of str
         Origins allowed by CORS; none by default (no CORS headers at all).
+    knob : float, optional
+        The knob of the router's strategy that the model name ``"v0lite"`` (and ``/v1/route``
+        without ``strategy``) routes with: ``lam`` for ``utility``, ``tau`` for ``threshold``,
+        ``budget``, ``target`` for ``quality-target``; checked against the strategy's range.
+        Default: the strategy's default knob. Required for a router whose strategy has none
+        (``budget``, ``quality-target``): without it the app is refused.
 
     Returns
     -------
@@ -78,4 +85,5 @@ def create_app(
         pool=pool,
         limits=limits,
         cors_origins=cors_origins,
+        knob=knob,
     )

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -28,6 +29,7 @@ from ._requests import (
     check_count,
     check_names,
     check_outcome_rows,
+    check_pairs,
     check_policy_name,
     check_prompts,
     choose_or_422,
@@ -45,7 +47,7 @@ from ._state import Limits, ServeState, load_router
 from ._store import SqliteStore, check_store_dir
 from ._upstream import read_upstreams
 
-__all__ = ["create_app", "check_bind"]
+__all__ = ["create_app", "check_bind", "check_default_knob"]
 
 log = logging.getLogger("v0lite.serve")
 PUBLIC = ("/healthz", "/readyz")  # everything else needs a key when keys are set
@@ -74,6 +76,40 @@ def check_bind(host: str, has_keys: bool, *, flag: str = "--host") -> None:
             "predictions and write feedback. Fix: pass api_keys=<path> (a file, one key a line), or bind "
             "host='127.0.0.1'."
         )
+
+
+def check_default_knob(strategy, knob):
+    """The knob a bare ``"v0lite"`` model routes with: ``knob`` checked by the router's own strategy, or None
+    (the strategy's default knob). A strategy without a default knob (``budget``, ``quality-target``) needs one."""
+    name = getattr(strategy, "name", type(strategy).__name__)
+    knob_name = getattr(strategy, "knob_name", "knob") or "knob"
+    lo, hi = getattr(strategy, "knob_range", (-math.inf, math.inf))
+    rule = (f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]") if math.isfinite(lo) else "a finite number"
+    if knob is None:
+        if getattr(strategy, "default_knob", None) is None:
+            raise DataError(
+                f"the router's strategy {name!r} needs its knob {knob_name!r} (`v0lite serve --knob VALUE`) and has "
+                f'no default, so the model name "v0lite" could not route (every chat completion and /v1/route would '
+                f'answer 422). Fix: pass knob=<value> {rule}: the {knob_name} a bare "v0lite" routes with.'
+            )
+        return None
+    ok = not isinstance(knob, bool) and isinstance(knob, (int, float)) and math.isfinite(knob)
+    try:
+        value = strategy.check_knob(knob) if ok and hasattr(strategy, "check_knob") else float(knob)
+    except (V0liteError, TypeError, ValueError) as exc:
+        why = str(exc).partition(" Fix:")[0].rstrip(".")
+        raise DataError(
+            f"knob {knob!r}: not a {knob_name} the router's strategy {name!r} takes ({why}). "
+            f"Fix: pass knob=<value> {rule}."
+        ) from None
+    if not ok:
+        raise DataError(f"knob {knob!r}: must be a finite number. Fix: pass knob=<value> {rule}.")
+    return value
+
+
+def _knob_text(knob: float) -> str:
+    """``0.002``, not ``0.002000``; ``7``, not ``7.0``; the full digits where ``:g`` would round."""
+    return f"{knob:g}" if float(f"{knob:g}") == knob else repr(knob)
 
 
 # --------------------------------------------------------------------------- the one guard (ASGI)
@@ -184,6 +220,14 @@ class _Guard:
                     await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
             raise
+        except Exception as exc:
+            # an internal error, answered here (not by Starlette's outermost handler, outside this guard):
+            # the 500 carries x-request-id, and the traceback is logged once, with the request's id
+            if status["started"]:  # too late for an error object: the server closes the connection (and logs it)
+                raise
+            log.exception("v0lite serve: internal error on %s (x-request-id %s)", path, rid.decode())
+            err = ApiError(500, f"internal error ({type(exc).__name__}); see the server's log.")
+            await _send_json(send_status, err)
         finally:
             m.requests.labels(endpoint, str(status["code"])).inc()
             m.latency.labels(endpoint).observe(time.perf_counter() - t0)
@@ -220,6 +264,7 @@ def create_app(
     pool=None,
     limits: Limits | None = None,
     cors_origins=(),
+    knob=None,
 ):
     """Build the FastAPI app (see :func:`v0lite.serve.create_app` for the parameters)."""
     from ..routing import Router
@@ -236,6 +281,7 @@ def create_app(
         router = load_router(router)
     if not hasattr(router, "policies_"):
         raise DataError("the router is not fitted. Fix: fit it (Router(...).fit(log)) or load a saved one.")
+    knob = check_default_knob(router.strategy_, knob)
     if pool is not None:
         pool = [str(p) for p in pool]
         unknown = [p for p in pool if p not in router.policies_ and p not in ups]
@@ -259,7 +305,7 @@ def create_app(
 
     from ._metrics import Metrics
 
-    state = ServeState(router, store=store, upstreams=ups, pool=pool, limits=limits, metrics=Metrics())
+    state = ServeState(router, store=store, upstreams=ups, pool=pool, limits=limits, metrics=Metrics(), knob=knob)
     return _build(state, keys, list(cors_origins or ()))
 
 
@@ -337,11 +383,6 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         text = http_fix(str(exc))
         return error(ApiError(422, text, fix=text.partition("Fix:")[2].strip() or None))
 
-    @app.exception_handler(Exception)
-    async def _internal(request, exc: Exception):
-        log.exception("v0lite serve: internal error on %s", request.url.path)
-        return error(ApiError(500, f"internal error ({type(exc).__name__}); see the server's log."))
-
     # -- health
     @app.get("/healthz")
     async def healthz():
@@ -380,8 +421,9 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         names = [router.policies_[j] for j in cols]
         P = np.stack([r[1] for r in rows])[:, cols]
         C = np.stack([r[2] for r in rows])[:, cols]
-        idx = choose_or_422(router, P, C, req.knob)
-        strategy, knob = router.strategy_.name, knob_used(router, req.knob)
+        knob = req.knob if req.knob is not None or req.strategy is not None else state.knob  # the server's --knob
+        idx = choose_or_422(router, P, C, knob)
+        strategy, knob = router.strategy_.name, knob_used(router, knob)
         out = []
         for i, j in enumerate(idx):
             state.metrics.routes.labels(names[j]).inc()
@@ -414,6 +456,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             one_policy,
             "a policy with history",
         )
+        policies = list(dict.fromkeys(policies))  # a name sent twice is computed once (one key in the answer)
+        check_pairs(state, len(prompts), len(policies))
         pairs = [(p, t) for t in prompts for p in policies]
         values = await submit(state, "predict", pairs, request)
         m = len(policies)
@@ -488,8 +532,10 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     # -- OpenAI-compatible
     @app.get("/v1/models")
     async def models():
+        own = state.router.strategy_
         ids = (
             ["v0lite"]
+            + ([f"v0lite/{own.name}/{_knob_text(state.knob)}"] if state.knob is not None else [])  # = "v0lite"
             + [
                 f"v0lite/{s}"
                 for s in strategies()

@@ -6,8 +6,9 @@ The rule on an upstream's failure:
   own configuration: a wrong key or model name) or a 429: the next-best model is tried once;
 * a 400, 413 or 422 is the request's fault (another model would refuse it too): the upstream's
   status and error object go to the client as they are, with no fallback;
-* when every model tried failed: 429 with the upstream's ``Retry-After`` if the last failure was a
-  429 (the largest ``Retry-After`` among the 429s), else 502 with the last failure's reason.
+* when every model tried failed: 429 if the last failure was a 429, with ``Retry-After``: the largest
+  valid one among the 429s, in integer seconds (an HTTP-date counted from now; invalid values ignored;
+  none valid, no header), else 502 with the last failure's reason.
 """
 
 from __future__ import annotations
@@ -58,21 +59,31 @@ async def chat_completion(state, request, body: dict, req, log):
                 background=BackgroundTask(res.aclose),
             )
         res["model"] = name
-        return JSONResponse(res, headers=headers)
+        try:
+            return JSONResponse(res, headers=headers)
+        except ValueError:  # a lone surrogate escape ("\ud800" unpaired) parses, but is no text to send on
+            why = "the answer holds a lone surrogate escape, which is not text"
+            exc = UpstreamFailure(name, 200, why, label="bad_json")
+            state.metrics.upstream_errors.labels(name, exc.label).inc()
+            log.warning("v0lite serve: %s", exc)
+            failures.append(exc)
     raise _all_failed(failures, candidates)
 
 
 def _passed_through(exc: UpstreamFailure, name: str):
-    """An upstream's 400/413/422 as the client's answer: its status and error object (the key blanked)."""
+    """An upstream's 400/413/422 as the client's answer: its status and error object (the key blanked); a
+    body that is no OpenAI error object, or no strict JSON, becomes one (``"code": "upstream_refused"``)."""
     from fastapi.responses import JSONResponse
 
     headers = {"x-v0lite-model": name}
     if exc.body is not None and isinstance(exc.body.get("error"), dict):
-        return JSONResponse(exc.body, status_code=exc.status, headers=headers)
+        try:
+            return JSONResponse(exc.body, status_code=exc.status, headers=headers)
+        except ValueError:  # not sendable as it is (a lone surrogate escape): made up below
+            pass
     err = ApiError(
         exc.status,
         f"{exc}",
-        param="messages",
         fix="correct the request as the upstream's message says (another model would refuse it too).",
         code="upstream_refused",
         headers=headers,
@@ -80,18 +91,36 @@ def _passed_through(exc: UpstreamFailure, name: str):
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
-def _retry_after(values: list[str]) -> str | None:
-    """The largest ``Retry-After`` in seconds among ``values``; the last one if none is a number (an HTTP date)."""
-    secs = []
-    for v in values:
+def retry_after_seconds(value: str, now: float | None = None) -> int | None:
+    """One ``Retry-After`` value in seconds: non-negative integer delay-seconds, or an HTTP-date (seconds from
+    ``now``, 0 if past); None for anything else (``-5``, ``1.5``, ``inf``, ``5, 7``, ``abc``)."""
+    import time
+    from email.utils import parsedate_to_datetime
+
+    v = value.strip()
+    if v.isascii() and v.isdigit():
         try:
-            secs.append(float(v))
-        except ValueError:
-            continue
-    if secs:
-        top = max(secs)
-        return str(int(top)) if top == int(top) else str(top)
-    return values[-1] if values else None
+            return int(v)
+        except ValueError:  # over 4,300 digits
+            return None
+    if not any(c.isalpha() for c in v):  # a date names its month; "5, 7" and "-5" are no dates
+        return None
+    try:
+        when = parsedate_to_datetime(v)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" or no zone: HTTP-dates are GMT
+        import datetime as dt
+
+        when = when.replace(tzinfo=dt.timezone.utc)
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return max(0, math.ceil(delay))
+
+
+def _retry_after(values: list[str]) -> str | None:
+    """The largest valid ``Retry-After`` among ``values`` as integer seconds; None when none is valid."""
+    secs = [s for s in (retry_after_seconds(v) for v in values) if s is not None]
+    return str(max(secs)) if secs else None
 
 
 def _all_failed(failures: list[UpstreamFailure], candidates: list[str]) -> ApiError:
@@ -104,7 +133,7 @@ def _all_failed(failures: list[UpstreamFailure], candidates: list[str]) -> ApiEr
             f"{last}{also}",
             param="model",
             value=last.model,
-            fix=f"retry after {after} seconds." if after and after.replace(".", "").isdigit() else "retry later.",
+            fix=f"retry after {after} seconds." if after else "retry later.",
             code="rate_limit_exceeded",
             headers={"retry-after": after} if after else None,
         )
@@ -118,9 +147,10 @@ async def chat_candidates(state, req, request=None) -> list[str]:
         return [name]
     if name != "v0lite" and not name.startswith("v0lite/"):
         valid = ["v0lite", "v0lite/<strategy>/<knob>", *sorted(state.upstreams)]
+        shown = name if len(name) <= 80 else name[:77] + "..."  # as "value" is shortened
         raise ApiError(
             404,
-            f"model {name!r} is unknown. Fix: use one of {valid}.",
+            f"model {shown!r} is unknown. Fix: use one of {valid}.",
             code="model_not_found",
             param="model",
             value=name,
@@ -128,7 +158,7 @@ async def chat_candidates(state, req, request=None) -> list[str]:
         )
     parts = name.split("/")
     strategy = parts[1] if len(parts) > 1 else None
-    knob = None
+    knob = state.knob if strategy is None else None  # a bare "v0lite": the server's --knob, if given
     if strategy is not None:  # an unknown or empty strategy, named in the chat's terms: "model"
         try:
             strategy_router(state.router, strategy)

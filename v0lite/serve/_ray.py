@@ -113,6 +113,7 @@ def ray_app(
     pool=None,
     limits=None,
     cors_origins=(),
+    knob=None,
     num_replicas: int = 2,
     max_ongoing_requests: int | None = None,
     ray_actor_options: dict | None = None,
@@ -136,7 +137,7 @@ def ray_app(
         A function (picklable by Ray, e.g. a module-level one) returning an
         :class:`~v0lite.serve.OutcomeStore`; each replica calls it once, so each holds its own
         connection to the one database. Overrides ``data_dir``.
-    upstreams, api_keys, pool, limits, cors_origins
+    upstreams, api_keys, pool, limits, cors_origins, knob
         As :func:`v0lite.serve.create_app` (paths are read on each replica).
     num_replicas : int
         Replicas of the app (default 2).
@@ -177,6 +178,7 @@ def ray_app(
         pool=None if pool is None else list(pool),
         limits=limits,
         cors_origins=list(cors_origins or ()),
+        knob=knob,
     )
     create_app(**{**kwargs, "data_dir": None})  # the checks, on the driver; no lifespan, nothing started
     if kwargs["data_dir"] is not None:

@@ -366,6 +366,28 @@ def check_count(state: ServeState, prompts: list, field: str) -> None:
         )
 
 
+def check_pairs(state: ServeState, n_prompts: int, n_policies: int) -> None:
+    """A ``/v1/predict`` request computes at most as many values as the largest ``/v1/route`` request:
+    prompts x distinct policies <= ``--max-route-prompts`` x the pool's size (413 naming both counts)."""
+    limit = state.limits.max_route_prompts
+    width = max(len(state.allowed()), 1)
+    if n_prompts * n_policies > limit * width:
+        raise ApiError(
+            413,
+            f"prompts x policies is {n_prompts:,} prompts x {n_policies:,} distinct policies = "
+            f"{n_prompts * n_policies:,} values, over the server's limit of {limit * width:,} per request "
+            f"(`v0lite serve --max-route-prompts N`, {limit:,}, times the pool's {width} models).",
+            param="policies",
+            fix=(
+                f"send at most {limit * width // n_policies:,} prompts with these {n_policies:,} policies per request "
+                "(split the request), or fewer policies."
+                if limit * width >= n_policies
+                else f"send at most {limit * width:,} policies per request."
+            ),
+            code="too_many_prompts",
+        )
+
+
 def last_user_text(messages: list) -> tuple[int, str]:
     """The text routed on and its message's index: the last ``role: user`` message's string content, or its
     text parts joined."""

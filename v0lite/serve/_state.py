@@ -134,9 +134,10 @@ def _one_search_thread():
 class ServeState:
     """Everything a request needs, created by :func:`v0lite.serve.create_app` (see its parameters)."""
 
-    def __init__(self, router, *, store, upstreams, pool, limits: Limits, metrics):
+    def __init__(self, router, *, store, upstreams, pool, limits: Limits, metrics, knob=None):
         _share_embedder(router)
         self.router = router
+        self.knob = knob  # the knob a bare "v0lite" routes with (None: the strategy's default)
         self.initial_policies = list(router.policies_)
         self.store = store
         self.upstreams = dict(upstreams or {})
@@ -455,6 +456,7 @@ class ServeState:
             "upstreams": sorted(self.upstreams),
             "history_rows": int(getattr(vm, "n_history_", 0)),
             "strategy": getattr(self.router.strategy_, "name", type(self.router.strategy_).__name__),
+            "knob": self.knob if self.knob is not None else getattr(self.router.strategy_, "default_knob", None),
             "refresh_seconds": self.limits.refresh_seconds,
             "last_refresh_age_s": None if self.last_refresh is None else round(time.time() - self.last_refresh, 3),
             "refresh_error": self.store_problem(),

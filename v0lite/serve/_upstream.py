@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -118,7 +119,8 @@ class UpstreamFailure(Exception):
 
     ``label`` is the metric's reason: the status for a non-2xx answer, ``timeout``, ``no_answer``
     (refused or reset connection), ``bad_json`` (a 2xx answer that is not a strict JSON object:
-    ``NaN`` and ``Infinity`` are not JSON),
+    ``NaN`` and ``Infinity`` are not JSON, a number such as ``1e400`` overflows, a lone surrogate escape is
+    no text),
     ``cut_off`` (an answer that broke while read), ``stream_cut`` (a stream that broke mid-way),
     ``not_a_stream`` (a 2xx answer to a streamed call that is not an event stream).
 
@@ -142,14 +144,40 @@ class UpstreamFailure(Exception):
         self.body, self.retry_after = body, retry_after
 
 
+class NotStrictJson(ValueError):
+    """Valid to Python's json, not to a strict JSON reader: the reason names what the answer holds."""
+
+
 def _no_constant(name: str):
-    raise ValueError(f"the answer holds {name}, which is not JSON")
+    raise NotStrictJson(f"the answer holds {name}, which is not JSON")
+
+
+def _overflow(text: str):
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return NotStrictJson(f"the answer holds the number {shown}, which overflows a double")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e400: valid JSON syntax, but no number a client could read back
+        raise _overflow(text)
+    return v
+
+
+_MAX_DOUBLE = int(sys.float_info.max)
+
+
+def _finite_int(text: str) -> int:
+    v = int(text)  # over 4,300 digits: Python's own ValueError
+    if abs(v) > _MAX_DOUBLE:
+        raise _overflow(text)
+    return v
 
 
 def strict_json(data: bytes | str):
     """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity`` raise ``ValueError``
-    (the answer could not be sent on as JSON)."""
-    return json.loads(data, parse_constant=_no_constant)
+    (the answer could not be sent on as JSON), as does a number that overflows a double (``1e400``)."""
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_finite_int)
 
 
 def _error_object(up: Upstream, body: bytes) -> dict | None:
@@ -243,7 +271,7 @@ class UpstreamClient:
         try:
             obj = strict_json(data)
         except ValueError as exc:
-            why = str(exc) if "which is not JSON" in str(exc) else "the answer is not JSON"
+            why = str(exc) if isinstance(exc, NotStrictJson) else "the answer is not JSON"
             raise UpstreamFailure(up.name, resp.status_code, why, label="bad_json") from None
         if not isinstance(obj, dict):
             raise UpstreamFailure(up.name, resp.status_code, "the answer is not a JSON object", label="bad_json")
