@@ -122,12 +122,15 @@ def test_fit_prints_the_cv_report(tmp_path, fake_minilm, capsys):
     assert main(["fit", str(path), "--model-dir", str(tmp_path / "m2")]) == 0
     out = capsys.readouterr().out
     assert "read as added later" in out and "d (6 rows)" in out
-    # a served stack without logistic reads d itself (the kept logistic member serves only new policies)
+    # a served head without logistic reads a thin d through the kept logistic member, as add_history would
     from v0lite.commands.core import _thin_report
     from v0lite.estimator import V0Regressor
 
     m = V0Regressor(head="auto", head_params={"members": ["prior", "linear"]}, cache_dir=False).fit(few)
-    assert m.head_.pool_member_ == "logistic" and _thin_report(m) == ""
+    assert m.head_.pool_member_ == "logistic" and _thin_report(m) == "d (6 rows)"
+    q = few.filter(pl.col("policy") == "d").select("policy", "prompt")
+    kept = m.head_.heads_["logistic"]
+    np.testing.assert_allclose(m.predict(q), kept.predict(m.index_, m._queries(q)), rtol=0, atol=0)
 
 
 def test_choice_accuracy_takes_the_argmax_policy():

@@ -1303,3 +1303,15 @@ def test_fit_points_a_boolean_or_unlabeled_log_at_data_map(tmp_path, capsys):
     argv = ["data", "map", str(src), str(fixed), "--policy", "policy", "--prompt", "prompt", "--score", "score"]
     assert main([*argv, "--task", "Task"]) == 0  # the command the fix names works as written
     assert read_log(fixed)["task"].to_list() == ["m", "m"]
+
+
+def test_an_unknown_flag_is_named_by_its_command_with_the_nearest_flag(capsys):
+    """Probe: `v0lite route ... --stratgy budget` printed the top level's usage and no hint."""
+    assert main(["route", "p.csv", "--router", "r", "--out", "o.csv", "--stratgy", "budget"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: v0lite route" in err and "v0lite route: error: unrecognized arguments: --stratgy budget" in err
+    assert "(did you mean --strategy?)" in err
+    assert main(["data", "convert", "v0", "a", "b", "--forse"]) == 2
+    assert "v0lite data convert: error: unrecognized arguments: --forse (did you mean --force?)" in (
+        capsys.readouterr().err
+    )

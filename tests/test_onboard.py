@@ -348,7 +348,11 @@ def test_onboard_model_dir_adds_the_log_rows_it_does_not_hold_and_counts_what_it
                  "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0  # fmt: skip
     assert "(12 outcomes in the model, 0 of them added from LOG)" in capsys.readouterr().out
     assert main([*args[:2], "newbie", *args[3:], str(hist), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 0
-    assert "no outcomes in the model: estimated as the pool's average model" in capsys.readouterr().out
+    assert "no outcomes in the model: estimated as the pool's view of each prompt" in capsys.readouterr().out
+    # a head without the pool's view (knn) says what an unknown policy gets: the mean of all history
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "mk"), "--head", "knn", "--quiet"]) == 0
+    assert main([*args[:2], "newbie", *args[3:], str(hist), "--model-dir", str(tmp_path / "mk"), "--quiet"]) == 0
+    assert "no outcomes in the model: estimated as the mean of all history" in capsys.readouterr().out
     # --head with --model-dir would be ignored (nothing is refitted): refused, naming both flags
     assert main([*args, str(hist), "--model-dir", str(tmp_path / "m"), "--head", "knn", "--quiet"]) == 1
     assert "--head knn with --model-dir" in capsys.readouterr().err

@@ -245,6 +245,16 @@ def test_router_cost_models_and_errors():
         r.route(["q level 1"])
 
 
+def test_a_model_joining_a_unit_cost_pool_costs_one_whatever_its_logged_cost():
+    """Probe: with cost_model="unit" a new model joined at its logged USD cost (5e-4) beside pool costs of 1,
+    so the router sent it most prompts on 10 outcomes."""
+    r = Router(FakeValueModel(), cost_model="unit", policies=["small", "big"]).fit()
+    log = pl.DataFrame({"policy": ["new"] * 2, "prompt": ["q level 1", "q level 2"], "score": [1.0, 0.0]})
+    joining, unpriced = r.join_costs(["new"], log=log.with_columns(pl.lit(5e-4).alias("cost")))
+    assert joining == {"new": 1.0} and unpriced == []
+    assert r.join_costs(["new"], {"new": 0.5}, log=log)[0] == {"new": 0.5}  # a price given still wins
+
+
 def test_router_budget_route_honours_budget():
     log = _log(60)
     r = Router(FakeValueModel(), strategy="budget", embedder=FakeEmbedder(), k=4).fit(log)

@@ -90,7 +90,19 @@ def test_refuses_before_starting(saved, tmp_path, capsys, guarantees):
     assert "Fix: pass --refresh-seconds 1" in capsys.readouterr().err
     assert main(["serve", "--router", str(router), "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
-    guarantees.tick("bad-input cases tried", 5)
+    # a port another process holds: said in flag terms, and no store is created (uvicorn said only "Errno 98")
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        store = tmp_path / "store"
+        assert main(["serve", "--router", str(router), "--port", str(port), "--data-dir", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in err and "Fix: pass another --port" in err
+    assert not store.exists()
+    guarantees.tick("bad-input cases tried", 6)
 
 
 def test_a_router_whose_strategy_needs_a_knob_is_refused_without_knob(tmp_path, monkeypatch, capsys, guarantees):

@@ -75,11 +75,31 @@ def _check_inputs(args) -> None:
         check_cache_env()
 
 
+def _unknown_arguments(parser, args, extra) -> None:
+    """``parser.error`` of the (sub)command that got ``extra``, naming the nearest of its flags (exits 2)."""
+    import argparse
+    import difflib
+
+    sub = parser
+    for attr in ("command", "data_command"):
+        name = getattr(args, attr, None)
+        acts = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if not name or not acts or name not in acts[0].choices:
+            break
+        sub = acts[0].choices[name]
+    flags = [f for a in sub._actions for f in a.option_strings]
+    near = [m for x in extra if x.startswith("-") for m in difflib.get_close_matches(x.split("=")[0], flags, 1)]
+    hint = f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
+    sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
 def main(argv=None) -> int:
     """Entry point of the ``v0lite`` executable; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser (its usage, a near flag), not the top level's
+            _unknown_arguments(parser, args, extra)
     except SystemExit as exc:  # bad arguments (argparse printed the message and the valid choices), --help
         return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):

@@ -233,8 +233,7 @@ def _thin_report(model) -> str:
 
     head = model.head_
     member = pool_head(head)
-    # only where the served head reads fitted policies through logistic (auto may keep one for new policies only)
-    if member is None or "logistic" not in getattr(head, "members_", ["logistic"]):
+    if member is None:  # auto serving no logistic keeps one, and reads its thin policies through it
         return ""
     thin = np.flatnonzero(getattr(member, "thin_", np.zeros(0, bool)))
     counts = np.bincount(model.index_.policy, None, len(model.index_.policies))

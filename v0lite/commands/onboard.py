@@ -119,9 +119,10 @@ def _onboard(args) -> int:
     code = model.index_.policy_to_code.get(args.policy, -1)
     n_held = int((model.index_.policy == code).sum()) if code >= 0 else 0
     where = "the model" if added is None else f"the model, {added} of them added from LOG"
-    state = (
-        f"{n_held} outcomes in {where}" if n_held else "no outcomes in the model: estimated as the pool's average model"
-    )
+    from ..heads._pool_items import pool_head
+
+    unseen = "the pool's view of each prompt" if pool_head(model.head_) is not None else "the mean of all history"
+    state = f"{n_held} outcomes in {where}" if n_held else f"no outcomes in the model: estimated as {unseen}"
     print(
         f"wrote {args.out}: {out.height} of {len(set(prompts))} candidate prompts for {args.policy!r} ({state}); "
         "run the policy on them and add the outcomes to LOG (or model.add_history)"

@@ -11,6 +11,25 @@ from ._common import _FLAGS, add_progress_flags
 __all__ = ["register"]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a --port another process holds, in flag terms (uvicorn would say only "Errno 98" after the
+    store was created). A port freed between this check and uvicorn's bind is uvicorn's to report."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise DataError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}; another server may hold "
+                "it). Fix: pass another --port (0: any free port), or stop the server holding it."
+            ) from None
+
+
 def _serve(args) -> int:
     from ..serve import Limits, create_app
     from ..serve._app import check_bind
@@ -47,6 +66,7 @@ def _serve(args) -> int:
         raise DataError(f"{flags.get(name, name)} {rest}") from None
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
+    _check_port_free(args.host, args.port)  # before the store is created: a taken port leaves nothing behind
     from .._extras import require
 
     uvicorn = require("uvicorn", "serve", "v0lite serve")

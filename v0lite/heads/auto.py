@@ -535,9 +535,14 @@ class AutoHead(BaseHead):
             limits[lib["prefix"]] = min(limits.get(lib["prefix"], cap), int(lib["num_threads"]))
         code = queries.policy
         kept = self.heads_.get("logistic") if getattr(self, "pool_member_", None) else None
-        added = code >= self.n_fitted_ if kept is not None else np.zeros(len(code), bool)
+        added = np.zeros(len(code), bool)
+        if kept is not None:  # added later, or fitted thin: a refit then reads a new model as add_history does
+            thin = np.asarray(getattr(kept, "thin_", np.zeros(0, bool)), bool)
+            added = code >= self.n_fitted_
+            if thin.any():
+                added |= thin[np.clip(code, 0, len(thin) - 1)] & (code < len(thin))
         with threadpool_limits(limits):
-            # a policy added later is read by the kept logistic member; the fitted ones as always
+            # a policy added later (or thin) is read by the kept logistic member; the fitted ones as always
             # (the served head sees every query, so their predictions do not depend on the others)
             p_added = kept.predict(index, queries.subset(added), exclude=exclude) if added.any() else None
             if added.all() and p_added is not None:

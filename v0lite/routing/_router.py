@@ -267,8 +267,9 @@ class Router(BaseEstimator):
         """The cost per call at which each of ``policies`` would join the pool, and those with none.
 
         The order :meth:`add_history` uses: ``prices``, else the router's ``prices``, else the
-        mean of the policy's ``cost`` in ``log`` (a checked outcome frame), else 1 for
-        ``cost_model="unit"``. Policies already in the pool are skipped.
+        1 for ``cost_model="unit"`` (the pool's unit: a logged USD cost would not be comparable), else the
+        mean of the policy's ``cost`` in ``log`` (a checked outcome frame). Policies already in the pool are
+        skipped.
 
         Returns
         -------
@@ -297,10 +298,10 @@ class Router(BaseEstimator):
                 joining[p] = prices[p]
             elif p in known:
                 joining[p] = known[p]
+            elif getattr(self.cost_model_, "name", None) == "unit":  # the pool's unit: a logged USD cost is not
+                joining[p] = 1.0
             elif logged.get(p) is not None:
                 joining[p] = float(logged[p])
-            elif getattr(self.cost_model_, "name", None) == "unit":
-                joining[p] = 1.0
             else:
                 unpriced.append(p)
         return joining, unpriced
