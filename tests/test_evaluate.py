@@ -679,3 +679,19 @@ def test_route_eval_new_model_knn_baseline_fits_each_model_on_its_own_prompts(
     out = capsys.readouterr().out
     assert "the pool before 'big' on the 150 complete for it, 'big' on its 5" in out
     assert "note: ['big'] had <= k=16 train prompts" in out and "prompt-blind" in out
+
+
+def test_route_eval_says_no_chance_verdict_on_fewer_prompts_than_the_minimum():
+    """Probe: `chance` was True on two test prompts while evaluate and the printed report gave no verdict."""
+    from v0lite.baselines import MIN_VERDICT_PROMPTS
+
+    class Flat(FakeValueModel):
+        def predict(self, X):
+            return np.full(X.height, 0.5)
+
+    train = _log(30, 0)
+    few = _log(MIN_VERDICT_PROMPTS - 1, 1)
+    res = route_eval(train, few, value_model=Flat(), embedder=FakeEmbedder(), baselines=False, tuned_ks=None)
+    assert res["within_policy_auc"] == pytest.approx(0.5) and res["chance"] is False
+    many = route_eval(train, _log(40, 2), value_model=Flat(), embedder=FakeEmbedder(), baselines=False, tuned_ks=None)
+    assert many["within_policy_auc"] == pytest.approx(0.5) and many["chance"] is True

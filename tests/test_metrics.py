@@ -120,6 +120,9 @@ def test_ece_hand_computed():
     assert M.ece(y, p, n_bins=4) == pytest.approx(expected)
     assert M.ece([0.3, 0.3], [0.3, 0.3]) == pytest.approx(0.0)
     assert M.ece([1.0], [1.0], n_bins=10) == 0.0  # p = 1 goes in the last bin
+    # a value just under an edge is binned by the edge (int(p * n_bins) rounded 0.8999999999999999 up to bin 9)
+    assert M.ece([1.0, 0.0], [0.8999999999999999, 0.85]) == pytest.approx(abs((0.8999999999999999 + 0.85) / 2 - 0.5))
+    assert M.ece([1.0, 0.0], [0.29, 0.2999], n_bins=100) == pytest.approx(abs((0.29 + 0.2999) / 2 - 0.5))
     with pytest.raises(DataError, match="n_bins"):
         M.ece(y, p, n_bins=0)
 

@@ -488,8 +488,10 @@ def route_eval(
         )
         extra["baselines"] = b
         extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
-    w = extra["within_policy_auc"]
-    extra["chance"] = bool(w is not None and w <= 0.5)
+    from ..baselines import MIN_VERDICT_PROMPTS
+
+    w = extra["within_policy_auc"]  # no verdict on fewer prompts, as evaluate and the printed report say
+    extra["chance"] = bool(w is not None and len(Y) >= MIN_VERDICT_PROMPTS and w <= 0.5)
 
     cab = cost_at_accuracy(curve, single["acc"])
     result: dict[str, Any] = {
