@@ -1315,3 +1315,53 @@ def test_an_unknown_flag_is_named_by_its_command_with_the_nearest_flag(capsys):
     assert "v0lite data convert: error: unrecognized arguments: --forse (did you mean --force?)" in (
         capsys.readouterr().err
     )
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """Probe: `v0lite ... | head -1` failed with 'error: [Errno 32] Broken pipe', exit 1."""
+    import subprocess
+
+    (tmp_path / "x.jsonl").write_text('{"policy": "a", "prompt": "q", "score": 1}\n')
+    code = (
+        "import sys, v0lite.cli as c\n"
+        "def f(args):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "p = c.build_parser(); a = p.parse_args(['data', 'prices', 'x.jsonl', 'y.json'])\n"
+        "a.func = f; sys.exit(c._run(a, 'data prices'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 141 and r.stderr == "", r.stderr
+
+
+def test_a_warning_is_shown_once_and_a_system_refusal_names_its_fix(tmp_path, capsys):
+    import warnings as w
+
+    from v0lite import cli
+    from v0lite.exceptions import V0liteWarning
+
+    def twice(args):
+        w.warn("column 'Task' differs from the optional column 'task'", V0liteWarning, stacklevel=1)
+        w.warn("column 'Task' differs from the optional column 'task'", V0liteWarning, stacklevel=1)
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "no" / "x.jsonl"))
+
+    real = cli._run
+    try:
+        cli._run = lambda args, name, flags=None: real(type("A", (), {"func": staticmethod(twice)})(), name, flags)
+        assert cli.main(["data", "prices", str(tmp_path / "a.jsonl"), str(tmp_path / "p.json")]) == 1
+    finally:
+        cli._run = real
+    err = capsys.readouterr().err
+    assert err.count("differs from the optional column") == 1
+    assert "No such file or directory" in err and "Fix: check that the path's folder exists" in err
+
+
+def test_progress_lines_follow_the_q_help(monkeypatch):
+    """Probe: evaluate/route-eval wrote their baseline progress lines into a redirected stderr although every
+    command's -q help says progress is shown when stderr is a terminal."""
+    import argparse as ap
+
+    from v0lite.commands._common import progress_lines
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert progress_lines(ap.Namespace(quiet=False, progress=False)) is None
+    assert progress_lines(ap.Namespace(quiet=False, progress=True)) is not None
+    assert progress_lines(ap.Namespace(quiet=True, progress=False)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -95,7 +96,11 @@ def _unknown_arguments(parser, args, extra) -> None:
 
 def main(argv=None) -> int:
     """Entry point of the ``v0lite`` executable; returns the exit status."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while starting: the same line and status as later, no traceback
+        print("v0lite: interrupted.", file=sys.stderr)
+        return 130
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser (its usage, a near flag), not the top level's
@@ -109,10 +114,15 @@ def main(argv=None) -> int:
     flags = command_flags(parser, name)
     import warnings
 
+    shown: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None):  # a CLI user has no use for file:line
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: warning: {cli_text(str(message), flags)}", file=sys.stderr)
+        text = cli_text(str(message), flags)
+        if text not in shown:  # a log read twice (the command's check, then the library's) warns once
+            shown.add(text)
+            print(f"v0lite {name}: warning: {text}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -131,10 +141,19 @@ def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
     try:
         _check_inputs(args)
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `v0lite ... | head`: the reader left; say nothing more, as a killed pipe writer
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
         from .commands._common import cli_text
 
-        print(f"v0lite {name}: error: {cli_text(str(exc), flags)}", file=sys.stderr)
+        text = cli_text(str(exc), flags)
+        if isinstance(exc, OSError) and "Fix:" not in text:  # a path the system refused: name the remedy too
+            text += " Fix: check that the path's folder exists and is writable (or choose another path)."
+        print(f"v0lite {name}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         cached, total = getattr(exc, "cached", None), getattr(exc, "total", None)  # embed.EmbeddingInterrupted

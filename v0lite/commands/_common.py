@@ -139,8 +139,9 @@ def progress(args) -> bool:
 
 
 def progress_lines(args):
-    """Where a run's progress lines go: stderr, or nowhere with ``--quiet`` (a callable or None)."""
-    if getattr(args, "quiet", False):
+    """Where a run's progress lines go: stderr when progress is shown (:func:`progress`: a terminal, or
+    ``--progress``), else nowhere (a callable or None), as every command's ``-q`` help says."""
+    if not progress(args):
         return None
     return lambda m: print(m, file=sys.stderr, flush=True)
 
