@@ -60,6 +60,7 @@ def test_predict_unknown_policy_then_fallback(files, capsys, fake_minilm):
     err = capsys.readouterr().err
     assert "policy 'ghost' has no history" in err and "--fallback global_mean" in err
     assert f"QUERIES {q}: column 'policy', row 0" in err  # which file, not only which column
+    assert "cross-validation" not in err  # the library's hint for CV folds, not a CLI run's
     assert (
         main(
             [

@@ -36,8 +36,11 @@ def _about_queries(path: str):
 
     try:
         yield
-    except UnknownPolicyError as exc:
-        raise _named_error(exc, path, "QUERIES") from exc
+    except UnknownPolicyError as exc:  # a CLI run is no cross-validation: that hint is the library's
+        text = str(exc).replace(
+            " (in cross-validation, a training fold held none of its rows: group or shuffle the folds)", ""
+        )
+        raise _named_error(UnknownPolicyError(text), path, "QUERIES") from exc
 
 
 # how the auto head chose, in words (its ``criterion_``)
