@@ -222,3 +222,33 @@ def thin_delta_log(v, steps=False):
     if steps:
         extra["step"] = [1, 1, 2]
     return pl.concat([log, pl.DataFrame(extra)], how="diagonal_relaxed"), p
+
+
+@pytest.fixture
+def stand_in_sentence_transformer(monkeypatch):
+    """A ``sentence_transformers.SentenceTransformer`` stand-in (the attributes v0lite reads: its first
+    module's ``auto_model.config._name_or_path``, ``truncate_dim``, the default prompt), installed in
+    ``sys.modules``; returns the class. It encodes with :class:`FakeEncoder`."""
+    import sys
+    import types
+
+    class SentenceTransformer:
+        def __init__(self, name, truncate_dim=None, prompt=None):
+            module = types.SimpleNamespace(auto_model=types.SimpleNamespace(config=types.SimpleNamespace()))
+            module.auto_model.config._name_or_path = name
+            self.modules, self.truncate_dim = [module], truncate_dim
+            self.prompts, self.default_prompt_name = {"q": prompt or ""}, "q" if prompt else None
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return self.modules[i]
+
+        def encode(self, texts, **_):
+            return FakeEncoder().encode(texts)
+
+    monkeypatch.setitem(
+        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=SentenceTransformer)
+    )
+    return SentenceTransformer

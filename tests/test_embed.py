@@ -539,33 +539,13 @@ def test_objects_without_model_id_share_no_disk_cache_and_warn_once(tmp_path):
     assert len(_shards(tmp_path)) == 1
 
 
-def test_sentence_transformer_object_is_known_by_its_source(tmp_path, monkeypatch):
+def test_sentence_transformer_object_is_known_by_its_source(tmp_path, stand_in_sentence_transformer):
     """A SentenceTransformer has no model_id: its id comes from the model it was loaded from (a folder by its
     files, as encoder=<folder> is; a hub name by its name), with a truncated dimension or default prompt."""
-    import sys
-    import types
 
     from v0lite.embed import encoder_fingerprint
 
-    class SentenceTransformer:  # the attributes v0lite reads of sentence-transformers' class
-        def __init__(self, name, truncate_dim=None, prompt=None):
-            module = types.SimpleNamespace(auto_model=types.SimpleNamespace(config=types.SimpleNamespace()))
-            module.auto_model.config._name_or_path = name
-            self.modules, self.truncate_dim = [module], truncate_dim
-            self.prompts, self.default_prompt_name = {"q": prompt or ""}, "q" if prompt else None
-
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            return self.modules[i]
-
-        def encode(self, texts, **_):
-            return FakeEncoder().encode(texts)
-
-    monkeypatch.setitem(
-        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=SentenceTransformer)
-    )
+    SentenceTransformer = stand_in_sentence_transformer
     folder = tmp_path / "enc"
     folder.mkdir()
     (folder / "config.json").write_text("{}")

@@ -826,35 +826,16 @@ def test_suggest_prompts_takes_an_int_policy_name_as_its_text(make_model, small_
 
 
 def test_a_model_saved_when_a_sentence_transformer_was_known_by_its_class_still_predicts(
-    tmp_path, monkeypatch, small_log
+    tmp_path, small_log, stand_in_sentence_transformer
 ):
     """Before encoder objects had derived ids, a SentenceTransformer object's id was its class name: such a
     folder, loaded with the object, predicts new prompts (it was refused as 'another encoder')."""
     import json
-    import sys
-    import types
 
     from tests.conftest import FakeEncoder
     from v0lite.persist import _meta_digest
 
-    class SentenceTransformer:  # what v0lite reads of sentence-transformers' class
-        def __init__(self, name):
-            module = types.SimpleNamespace(auto_model=types.SimpleNamespace(config=types.SimpleNamespace()))
-            module.auto_model.config._name_or_path = name
-            self.modules = [module]
-
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            return self.modules[i]
-
-        def encode(self, texts, **_):
-            return FakeEncoder().encode(texts)
-
-    monkeypatch.setitem(
-        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=SentenceTransformer)
-    )
+    SentenceTransformer = stand_in_sentence_transformer
     st = SentenceTransformer("org/model-a")
     m = V0Regressor(head="knn", encoder=st, cache_dir=False).fit(small_log)
     assert m.encoder_id_ == "org/model-a"
