@@ -1366,3 +1366,23 @@ def test_progress_lines_follow_the_q_help(monkeypatch):
     assert progress_lines(ap.Namespace(quiet=False, progress=False)) is None
     assert progress_lines(ap.Namespace(quiet=False, progress=True)) is not None
     assert progress_lines(ap.Namespace(quiet=True, progress=False)) is None
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["predict", "-", "--model-dir", "m", "--out", "o.jsonl"], "QUERIES"),
+        (["predict", "q.jsonl", "--model-dir", "m", "--out", "-"], "--out"),
+        (["fit", "q.jsonl", "--model-dir", "-"], "--model-dir"),
+        (["data", "prices", "q.jsonl", "-"], "OUT"),
+        (["onboard", "q.jsonl", "--policy", "a", "--candidates", "-", "--n", "2", "--out", "o.jsonl"], "--candidates"),
+    ],
+)
+def test_a_dash_for_a_path_is_refused_in_flag_terms(tmp_path, monkeypatch, capsys, argv, flag):
+    """Probe: `-` was read as a file named "-" ("does not exist", `--out -.jsonl`, a folder named `-`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.jsonl").write_text('{"policy": "a", "prompt": "x", "score": 1}\n')
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{flag} -: v0lite reads and writes files and folders, not standard input or output" in err
+    assert not (tmp_path / "-").exists() and not (tmp_path / "-.jsonl").exists()

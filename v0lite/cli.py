@@ -50,6 +50,7 @@ def _check_inputs(args) -> None:
         check_regular,
     )
 
+    _check_no_dash(args)
     reads = {}
     for name in getattr(args, "inputs", ()):
         value = getattr(args, name, None)
@@ -74,6 +75,26 @@ def _check_inputs(args) -> None:
     check_no_replace(writes, getattr(args, "force", False))  # an existing file only with --force
     if getattr(args, "command", None) != "data":  # every other command embeds prompts
         check_cache_env()
+
+
+def _check_no_dash(args) -> None:
+    """``-`` (stdin/stdout) where a path belongs is refused in flag terms: it was read as a file named "-"
+    ("does not exist", ``--out -.jsonl``, a model folder named ``-``)."""
+    from .exceptions import DataError
+
+    outputs = getattr(args, "outputs", {})
+    names = {n: _flag(n) for n in getattr(args, "inputs", ())}
+    names.update({} if callable(outputs) else outputs)
+    names.update(getattr(args, "replaces", {}))
+    if callable(outputs):  # data convert: OUT (its files are derived from it)
+        names.setdefault("out", "OUT")
+    names.update({n: "--" + n.replace("_", "-") for n in ("candidates", "prompt_dict", "router")})
+    for name, flag in names.items():
+        if getattr(args, name, None) == "-":
+            raise DataError(
+                f"{flag} -: v0lite reads and writes files and folders, not standard input or output. Fix: pass a "
+                f"path for {flag} (save a stream to a file first)."
+            )
 
 
 def _unknown_arguments(parser, args, extra) -> None:
