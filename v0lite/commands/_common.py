@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -437,9 +438,21 @@ _FLAGS = {
     "max_queue": "--max-queue",
     "upstream_timeout_s": "--upstream-timeout",
     "startup_wait_s": "--startup-wait",
+    # v0lite data map (map_columns' parameters)
+    "policy": "--policy",
+    "prompt": "--prompt",
+    "score": "--score",
+    "step": "--step",
+    "n": "--n",
+    "cost": "--cost",
+    "task": "--task",
+    "prompt_id": "--prompt-id",
+    "score_scale": "--score-scale",
+    "drop_unscored": "--drop-unscored",
 }
 _NAMES = "|".join(sorted(_FLAGS, key=len, reverse=True))
-_ASSIGN = re.compile(r"\b(" + _NAMES + r")=(<value>|<path>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_ASSIGN = re.compile(r"(?<![\w.])(" + _NAMES + r")=(<value>|<path>|<column>|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_LEAVE_OUT = re.compile(r"\bleave (" + _NAMES + r") out\b")
 _COMPARE = re.compile(r"\b(lam|tau|budget|target) (>=|<=|>|<) ")
 # (Python phrase, CLI phrase, the flag the CLI phrase needs: None = none)
 _PHRASES = (
@@ -452,10 +465,12 @@ _PHRASES = (
 
 def _flag_value(m: re.Match) -> str:
     value = m.group(2)
-    if value in ("<value>", "<path>"):
+    if value == "True":  # a switch (drop_unscored=True): the flag alone
+        return _FLAGS[m.group(1)]
+    if value in ("<value>", "<path>", "<column>"):
         value = value[1:-1].upper()
     elif value[:1] in "'\"":
-        value = value[1:-1]
+        value = shlex.quote(value[1:-1])  # a column named 'Cost ($)' pasted into a shell as one word
     elif value == "None":
         value = "none"
     return f"{_FLAGS[m.group(1)]} {value}"
@@ -484,6 +499,9 @@ def cli_text(message: str, flags: set[str] | frozenset[str] | None = None) -> st
         return _flag_value(m)
 
     fix = _ASSIGN.sub(assign, fix)
+    fix = _LEAVE_OUT.sub(
+        lambda m: f"drop {_FLAGS[m.group(1)]}" if flags is None or _FLAGS[m.group(1)] in flags else m.group(0), fix
+    )
     if flags is None or "--knob" in flags:
         fix = _COMPARE.sub(lambda m: f"--knob {m.group(2)} ", fix)
     for old, new, needs in _PHRASES:

@@ -139,36 +139,13 @@ def _prompts(args) -> int:
     return 0
 
 
-# data map: the library's keyword arguments (policy='Model', drop_unscored=True) as this command's flags
+# data map: the library's keyword arguments (their flags: commands/_common._FLAGS, applied by cli_text)
 _MAP_ARGS = ("policy", "prompt", "score", "step", "n", "cost", "task", "prompt_id")
 _MAP_FLAGS = {name: "--" + name.replace("_", "-") for name in (*_MAP_ARGS, "score_scale", "drop_unscored")}
 
 
-def _map_text(message: str) -> str:
-    """A ``map_columns`` message in flag names: ``policy='Model'`` -> ``--policy Model``, ``drop_unscored=True``
-    -> ``--drop-unscored``."""
-    import re
-    import shlex
-
-    names = "|".join(sorted(_MAP_FLAGS, key=len, reverse=True))
-
-    def flag(m: re.Match) -> str:
-        name, value = m.group(1), m.group(2)
-        if name == "drop_unscored":
-            return "--drop-unscored"
-        if value in ("<column>", "K"):
-            return f"{_MAP_FLAGS[name]} {value.strip('<>').upper()}"
-        if value[:1] in "'\"":
-            value = shlex.quote(value[1:-1])
-        return f"{_MAP_FLAGS[name]} {value}"
-
-    message = re.sub(r"\bleave (" + names + r") out\b", lambda m: f"drop {_MAP_FLAGS[m.group(1)]}", message)
-    return re.sub(r"(?<![\w.])(" + names + r")=(<column>|'[^']*'|\"[^\"]*\"|[\w.+-]+)", flag, message)
-
-
 def _map(args) -> int:
     from ..data._map import _map as map_columns
-    from ..exceptions import ParameterError
     from ..log import write_log
 
     check_input(args.src, "SRC")
@@ -178,10 +155,8 @@ def _map(args) -> int:
         df, rows_in = map_columns(
             args.src, **names, score_scale=args.score_scale, drop_unscored=args.drop_unscored, warn_drop=False
         )
-    except ParameterError as exc:
-        raise ParameterError(_map_text(str(exc))) from exc
     except DataError as exc:
-        raise _named(DataError(_map_text(str(exc))), args.src, "SRC") from exc
+        raise _named(exc, args.src, "SRC") from exc
     write_log(df, args.out)
     dropped = rows_in - df.height
     note = f", {dropped} without a score dropped (--drop-unscored)" if args.drop_unscored else ""
