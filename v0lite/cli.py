@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
     from .commands import MODULES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="v0lite",
         description="Predict an LLM policy's success on a prompt before rollout, from its history of outcomes.",
     )
@@ -26,6 +26,28 @@ def build_parser() -> argparse.ArgumentParser:
     for name in MODULES:
         importlib.import_module(f"v0lite.commands.{name}").register(sub)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose invalid choice (a mistyped subcommand, ``v0lite evalute``) names the nearest
+    valid one, as an unknown flag does (:func:`_nearest`). Its subparsers are of this class too."""
+
+    def _check_value(self, action, value):
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            hint = _nearest([value], action.choices) if all(isinstance(c, str) for c in action.choices) else ""
+            if not hint:
+                raise
+            raise argparse.ArgumentError(action, exc.message + hint) from None
+
+
+def _nearest(typed, valid) -> str:
+    """`` (did you mean X?)``: the nearest of ``valid`` to each of ``typed`` (a flag, a subcommand), or ""."""
+    import difflib
+
+    near = [m for x in typed for m in difflib.get_close_matches(x, list(valid), 1)]
+    return f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
 
 
 def _flag(name: str) -> str:
@@ -99,9 +121,6 @@ def _check_no_dash(args) -> None:
 
 def _unknown_arguments(parser, args, extra) -> None:
     """``parser.error`` of the (sub)command that got ``extra``, naming the nearest of its flags (exits 2)."""
-    import argparse
-    import difflib
-
     sub = parser
     for attr in ("command", "data_command"):
         name = getattr(args, attr, None)
@@ -110,8 +129,7 @@ def _unknown_arguments(parser, args, extra) -> None:
             break
         sub = acts[0].choices[name]
     flags = [f for a in sub._actions for f in a.option_strings]
-    near = [m for x in extra if x.startswith("-") for m in difflib.get_close_matches(x.split("=")[0], flags, 1)]
-    hint = f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
+    hint = _nearest([x.split("=")[0] for x in extra if x.startswith("-")], flags)
     sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
@@ -131,7 +149,9 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    name = " ".join(x for x in (args.command, getattr(args, "data_command", None)) if x)
+    from .commands._common import command_name, say
+
+    name = command_name(args)
     flags = command_flags(parser, name)
     import warnings
 
@@ -143,7 +163,7 @@ def main(argv=None) -> int:
         text = cli_text(str(message), flags)
         if text not in shown:  # a log read twice (the command's check, then the library's) warns once
             shown.add(text)
-            print(f"v0lite {name}: warning: {text}", file=sys.stderr)
+            say(name, "warning", text)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -169,12 +189,12 @@ def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141
     except (V0liteError, OSError) as exc:  # OSError: missing/unwritable paths, full disk
-        from .commands._common import cli_text
+        from .commands._common import cli_text, say
 
         text = cli_text(str(exc), flags)
         if isinstance(exc, OSError) and "Fix:" not in text:  # a path the system refused: name the remedy too
             text += " Fix: check that the path's folder exists and is writable (or choose another path)."
-        print(f"v0lite {name}: error: {text}", file=sys.stderr)
+        say(name, "error", text)
         return 1
     except KeyboardInterrupt as exc:
         cached, total = getattr(exc, "cached", None), getattr(exc, "total", None)  # embed.EmbeddingInterrupted

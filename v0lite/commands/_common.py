@@ -32,6 +32,10 @@ __all__ = [
     "int_at_least",
     "number_in",
     "model_name",
+    "add_seed_flag",
+    "command_name",
+    "say",
+    "note",
     "SEED",
     "LOG_SUFFIXES",
 ]
@@ -104,6 +108,34 @@ def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = Fa
 
 
 SEED = int_at_least(0, " (seeds are non-negative)")
+
+
+def add_seed_flag(p: argparse.ArgumentParser, help_text: str, *, alias: str | None = None) -> None:
+    """``--random-state SEED``, every command's one spelling of its seed (as the library's ``random_state``).
+
+    ``alias``: an older spelling that keeps working, hidden from ``--help`` (``alloc-sim --seed``).
+    """
+    p.add_argument("--random-state", type=SEED, default=0, metavar="SEED", help=help_text)
+    if alias:  # its default is SUPPRESS: the first action's 0 stands unless the alias is given
+        p.add_argument(
+            alias, dest="random_state", type=SEED, default=argparse.SUPPRESS, metavar="SEED", help=argparse.SUPPRESS
+        )
+
+
+def command_name(args) -> str:
+    """The subcommand as its messages name it: ``fit``, ``data convert``."""
+    return " ".join(x for x in (getattr(args, "command", None), getattr(args, "data_command", None)) if x)
+
+
+def say(name: str, kind: str, text: str) -> None:
+    """One line on stderr in the form every diagnostic of the CLI has: ``v0lite NAME: KIND: text``
+    (``error``, ``warning``, ``note``)."""
+    print(f"v0lite {name}: {kind}: {text}", file=sys.stderr)
+
+
+def note(args, text: str) -> None:
+    """What a run assumed or changed, said on stderr: ``v0lite route: note: ...`` (not a fault)."""
+    say(command_name(args), "note", text)
 
 
 def model_name(text: str) -> str:

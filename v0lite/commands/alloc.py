@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-import sys
 
 from .._io import atomic_write_json, to_jsonable
 from ._common import (
-    SEED,
     add_force_flag,
     add_progress_flags,
+    add_seed_flag,
     check_input,
     check_output,
     head_choices,
     int_at_least,
+    note,
     number_in,
     progress,
     read_input,
@@ -121,10 +121,10 @@ def _alloc_sim(args) -> int:
     log = read_input(args.history, "HISTORY")
     _check_steps(log, args)
     if "n" not in log.columns:  # said, not assumed silently: n weighs every score in the replay
-        print(
-            f"note: HISTORY {args.history} has no 'n' column: each row is read as the mean of "
+        note(
+            args,
+            f"HISTORY {args.history} has no 'n' column: each row is read as the mean of "
             f"--rollouts-per-prompt {args.rollouts_per_prompt} rollouts",
-            file=sys.stderr,
         )
     result = alloc_sim(
         log,
@@ -132,7 +132,7 @@ def _alloc_sim(args) -> int:
         fit_fraction=args.fit_fraction,
         max_step=args.max_step,
         rollouts_per_prompt=args.rollouts_per_prompt,
-        random_state=args.seed,
+        random_state=args.random_state,
         show_progress_bar=progress(args),
     )
     print(strategies_table(result))
@@ -181,7 +181,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--max-step", type=int, default=None, metavar="T", help="replay only rows with step <= T (default: all)"
     )
-    p.add_argument("--seed", type=SEED, default=0, metavar="SEED", help="seed of the random strategies (default 0)")
+    add_seed_flag(p, "seed of the random strategies (default 0)", alias="--seed")  # its earlier spelling
     add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_alloc_sim, inputs=("history",), outputs={"json": "--json"})

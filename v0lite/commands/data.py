@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exceptions import DataError
-from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, number_in, read_input
+from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, note, number_in, read_input
 
 __all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
@@ -25,11 +25,12 @@ def convert_outputs(args) -> dict[str, str]:
     names = _MULTI.get(args.format) if args.format != "routerdc" or args.split else None
     if names:
         return {f"OUT/{n}.jsonl": str(out / f"{n}.jsonl") for n in names}
-    return {"OUT": str(out if out.suffix else out.with_name(out.name + ".jsonl"))}
+    # OUT itself, never OUT.jsonl beside what was named: a name without a suffix is refused by check_output,
+    # as every other log output is (the suffix picks the format)
+    return {"OUT": str(out)}
 
 
 def _convert(args) -> int:
-    import sys
     import warnings
     from pathlib import Path
 
@@ -41,8 +42,6 @@ def _convert(args) -> int:
             f"OUT {args.out}: {args.format} writes a folder ({', '.join(f'{n}.jsonl' for n in _MULTI[args.format])} "
             f"inside), and {args.out} has a file suffix. Fix: pass a folder name, e.g. {Path(args.out).stem}/."
         )
-    for label, path in convert_outputs(args).items():
-        check_output(path, label)
     kwargs = {}
     if args.split is not None:
         if args.format != "routerdc":
@@ -56,6 +55,8 @@ def _convert(args) -> int:
                 f"--prompt-dict applies to the v0 format only, not {args.format!r}. Fix: drop --prompt-dict."
             )
         kwargs["prompt_dict"] = check_input(args.prompt_dict, "--prompt-dict")
+    for label, path in convert_outputs(args).items():  # after the flags: a flag that does not apply is the fix
+        check_output(path, label)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -64,10 +65,10 @@ def _convert(args) -> int:
             if args.prompt_dict is not None and str(exc).startswith(str(args.prompt_dict)):
                 raise _named(exc, args.prompt_dict, "--prompt-dict") from exc
             raise
-    for w in caught:
-        print(f"note: {w.message}", file=sys.stderr)
+    for w in caught:  # the library's warnings, in the CLI's one warning format (after the split's check)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.split is not None and not any("dropped test questions" in str(w.message) for w in caught):
-        print("note: no test question of the split is also in train (none dropped)", file=sys.stderr)
+        note(args, "no test question of the split is also in train (none dropped)")
     if isinstance(out, dict):
         for name, path in out.items():
             print(f"wrote {name}: {path}")
@@ -177,8 +178,8 @@ def register(sub) -> None:
     )
     c.add_argument(
         "out",
-        help="output file (.jsonl/.csv/.parquet), or folder for routerbench (train/test) "
-        "and for routerdc --split (train/test_id/test_ood)",
+        help="output file, written as named: its suffix picks the format (.jsonl/.csv/.parquet; a name without "
+        "one is refused); a folder for routerbench (train/test) and for routerdc --split (train/test_id/test_ood)",
     )
     c.add_argument(
         "--split",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from ._common import (
-    SEED,
     add_force_flag,
     add_progress_flags,
+    add_seed_flag,
     check_input,
     check_output,
     head_choices,
     int_at_least,
     model_name,
+    note,
     read_frame,
     read_input,
 )
@@ -50,8 +51,6 @@ def _rows_not_held(model, history):
 
 
 def _onboard(args) -> int:
-    import sys
-
     from ..exceptions import DataError
     from ..log import write_log
 
@@ -110,10 +109,10 @@ def _onboard(args) -> int:
     )
     repeated = cand.height - first.height
     if repeated:  # the same prompt twice is one candidate: its first row (prompt_id, task) is the one kept
-        print(
-            f"note: --candidates {args.candidates} holds {repeated} repeated prompt row(s); each prompt counts once, "
+        note(
+            args,
+            f"--candidates {args.candidates} holds {repeated} repeated prompt row(s); each prompt counts once, "
             "with its first row's columns",
-            file=sys.stderr,
         )
     write_log(out, args.out)
     code = model.index_.policy_to_code.get(args.policy, -1)
@@ -167,9 +166,7 @@ def register(sub) -> None:
     )
     p.add_argument("--head", choices=head_choices(), default=None, help="head to fit on LOG (default: auto)")
     p.add_argument("--encoder", default=None, metavar="MODEL", help="prompt encoder (default: all-MiniLM-L6-v2)")
-    p.add_argument(
-        "--random-state", type=SEED, default=0, metavar="SEED", help="seed (breaks exact ties only; default 0)"
-    )
+    add_seed_flag(p, "seed (breaks exact ties only; default 0)")
     add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_onboard, inputs=("log", "model_dir"), outputs={"out": "--out"})

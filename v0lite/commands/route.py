@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 
 from .._io import atomic_write_json
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
-    SEED,
     add_force_flag,
     add_progress_flags,
+    add_seed_flag,
     check_input,
     check_model_dir,
     check_output,
@@ -21,6 +20,7 @@ from ._common import (
     head_choices,
     int_at_least,
     model_name,
+    note,
     progress,
     progress_lines,
     read_input,
@@ -402,7 +402,7 @@ def _route(args) -> int:
         elif prices is not None:
             cost_model, log = "fixed", None
         else:
-            print("note: no --prices or --cost-log: every call costs 1 (routing trades success only)", file=sys.stderr)
+            note(args, "no --prices or --cost-log: every call costs 1 (routing trades success only)")
             cost_model, log = "unit", None
         router = Router(
             _load_value_model(model_dir, progress(args), args.encoder, args.fallback),
@@ -414,17 +414,17 @@ def _route(args) -> int:
     _check_pool_known(router, args)
     clash = [c for c in ("policy", "p_success", "pred_cost") if c in frame.columns]
     if clash:
-        print(f"note: input columns {clash} are replaced by the routing output", file=sys.stderr)
+        note(args, f"input columns {clash} are replaced by the routing output")
         frame = frame.drop(clash)
     P, C = router.predict_matrix(frame["prompt"].to_list())
     knob = {} if args.knob is None else {"knob": args.knob}
     if router.strategy_.name == "utility" and args.knob and C.size:
         spread = float(np.mean(C.max(axis=1) - C.min(axis=1)))
         if 0 < args.knob * spread < 0.01:  # lam is success per unit of cost: tiny costs need a big lam
-            print(
-                f"note: --knob {args.knob:g} x the pool's cost spread {spread:.3g} = {args.knob * spread:.2g} "
+            note(
+                args,
+                f"--knob {args.knob:g} x the pool's cost spread {spread:.3g} = {args.knob * spread:.2g} "
                 f"success: cost barely counts; a visible trade needs --knob near {0.05 / spread:.3g} or more",
-                file=sys.stderr,
             )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -548,9 +548,7 @@ def register(subparsers) -> None:
         metavar="N",
         help="with --new-model: how many of its TRAIN outcomes to add (>= 1)",
     )
-    p.add_argument(
-        "--random-state", type=SEED, default=0, metavar="SEED", help="seed of every random choice (default 0)"
-    )
+    add_seed_flag(p, "seed of every random choice (default 0)")
     add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(
