@@ -724,31 +724,6 @@ def test_converters_say_folder_or_file(tmp_path, v0_dir, dc_dir, guarantees):
     guarantees.tick("bad-input cases tried", 3)
 
 
-def test_data_prompts_refuses_empty_prompts_and_reads_only_prompt_columns(tmp_path, capsys, guarantees):
-    from v0lite.cli import main
-
-    out = tmp_path / "p.jsonl"
-    for bad, shown in (({"prompt": None}, "is null"), ({"prompt": ""}, "is '': empty"), ({"task": "t"}, "is missing"),
-                       ({"prompt": ["x"]}, r"is \['x'\]: a list, not text")):  # fmt: skip
-        src = _write_jsonl(tmp_path / "q.jsonl", [{"prompt": "a", "task": "t"}, bad])
-        assert main(["data", "prompts", str(src), str(out), "--force"]) == 1
-        err = capsys.readouterr().err
-        assert re.search(rf"LOG {re.escape(str(src))}, line 2: 'prompt' {shown}.*Fix", err), err
-        assert not out.exists()
-    (tmp_path / "q.csv").write_text("prompt,task\na,t\n,t\n")
-    assert main(["data", "prompts", str(tmp_path / "q.csv"), str(out)]) == 1
-    assert "q.csv, row 1: 'prompt' is null" in capsys.readouterr().err
-    # an unused column holding text where a log has numbers is not read
-    src = _write_jsonl(
-        tmp_path / "q.jsonl", [{"prompt": "a", "score": "1", "prompt_id": 3}, {"prompt": "b", "score": 0}]
-    )
-    assert main(["data", "prompts", str(src), str(out)]) == 0
-    got = pl.read_ndjson(out)
-    assert got.columns == ["prompt", "prompt_id"] and got["prompt"].to_list() == ["a", "b"]
-    assert got["prompt_id"].to_list() == [3, None]
-    guarantees.tick("bad-input cases tried", 6)
-
-
 # --------------------------------------------------------------------------- map_columns: your own table
 
 

@@ -324,8 +324,12 @@ def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
         except json.JSONDecodeError as exc:
             return f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}). Fix: repair the file."
         for row, o in enumerate(obj if isinstance(obj, list) else [obj]):
+            if not isinstance(o, dict):
+                return (
+                    f"{path}, row {row}: expected a JSON object, got {type(o).__name__}. Fix: write one object per row."
+                )
             bad = _marker_message(f"{path}, row {row}", o)
-            if bad is None and isinstance(o, dict):
+            if bad is None:
                 bad = _type_conflict(f"{path}, row {row}", o, first, f"row {row}", _ARRAY_OK)
             if bad is not None:
                 return bad

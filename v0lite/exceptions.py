@@ -28,7 +28,23 @@ class V0liteError(Exception):
 
 
 class DataError(V0liteError, ValueError):
-    """Bad input data: the message names the column, the row, the value and the fix."""
+    """Bad input data: the message names the column, the row, the value and the fix.
+
+    Parameters
+    ----------
+    *args
+        The message, as for any exception.
+    column : str, optional
+        The column the error is about, where it is about one (the outcome-log checks of
+        :func:`v0lite.log.validate_log` set it), so that a caller names it in its own terms (the
+        service's ``outcomes[i].<field>``) without parsing the message. ``None`` otherwise.
+    """
+
+    column: str | None = None
+
+    def __init__(self, *args, column: str | None = None):
+        super().__init__(*args)
+        self.column = column
 
 
 class UnknownPolicyError(DataError):

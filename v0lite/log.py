@@ -177,7 +177,8 @@ def _check_object_column(col: str, values: list) -> None:
         if k == "str" and not v.isascii() and _lone_surrogate(v) is not None:
             raise DataError(
                 f"column {col!r}, row {i}: value {_fmt(v)} holds undecodable text (a lone UTF-16 surrogate, not a "
-                "character). Fix: repair that text at its source (decode it with errors='replace') or remove the row."
+                "character). Fix: repair that text at its source (decode it with errors='replace') or remove the row.",
+                column=col,
             )
         kinds.setdefault(k, i)
     if len(kinds) > 1:
@@ -185,7 +186,8 @@ def _check_object_column(col: str, values: list) -> None:
         fix = " (numbers: 1.0/0.0 for True/False)" if "bool" in kinds else ""
         raise DataError(
             f"column {col!r} mixes types: row {r1} is {k1} ({_fmt(values[r1])}), row {r2} is {k2} "
-            f"({_fmt(values[r2])}). Fix: give every value of {col!r} the same type{fix}."
+            f"({_fmt(values[r2])}). Fix: give every value of {col!r} the same type{fix}.",
+            column=col,
         )
 
 
@@ -199,7 +201,7 @@ def _missing_column_error(col: str, present: list[str]) -> DataError:
 
     hint = [p for p in present if norm(p) == col] or [p for a in _ALIASES.get(col, ()) for p in present if norm(p) == a]
     fix = f"rename {hint[0]!r} to {col!r}" if hint else f"add a {col!r} column"
-    return DataError(f"missing required column {col!r} (columns present: {present}). Fix: {fix}.")
+    return DataError(f"missing required column {col!r} (columns present: {present}). Fix: {fix}.", column=col)
 
 
 _TRUE_FALSE = ("true", "false", "yes", "no")
@@ -227,11 +229,13 @@ def _check_scored(score: np.ndarray, raw: pl.Series) -> None:
     if raw[r] is None:  # an empty cell, a null
         raise DataError(
             f"column 'score', row {r}: value None means the row has no outcome ({count}). Fix: {drop}, or fill in "
-            "their scores."
+            "their scores.",
+            column="score",
         )
     raise DataError(
         f"column 'score', row {r}: value {_fmt(raw[r])} is not a success rate in [0, 1]: a NaN score is no outcome "
-        f"({count}). Fix: map rewards to [0, 1] without NaN, or {drop}."
+        f"({count}). Fix: map rewards to [0, 1] without NaN, or {drop}.",
+        column="score",
     )
 
 
@@ -285,13 +289,15 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
             chat = col == "prompt" and isinstance(s.dtype, (pl.List, pl.Array, pl.Struct))
             raise DataError(
                 f"column {col!r} must hold text, found dtype {s.dtype} (row {bad}: {_fmt(s[bad])}). "
-                f"Fix: write {col!r} as strings{CHAT_FIX if chat else ''}."
+                f"Fix: write {col!r} as strings{CHAT_FIX if chat else ''}.",
+                column=col,
             )
     nulls = s.is_null().to_numpy() if nan is None else s.is_null().to_numpy() | nan
     if nulls.any():
         r = _first_bad(nulls)
         raise DataError(
-            f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself."
+            f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself.",
+            column=col,
         )
     if not allow_empty:
         empty = (s.str.strip_chars().str.len_chars() == 0).to_numpy()
@@ -299,7 +305,8 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
             r = _first_bad(empty)
             raise DataError(
                 f"column {col!r}, row {r}: value {_fmt(s[r])} is empty or whitespace. "
-                f"Fix: give every row a non-empty {col}."
+                f"Fix: give every row a non-empty {col}.",
+                column=col,
             )
     return s
 
@@ -320,7 +327,8 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
                 "--score score` or v0lite.data.map_columns converts them; a boolean is never read as 1.0)"
             )
         raise DataError(
-            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). Fix: {fix}."
+            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). Fix: {fix}.",
+            column=col,
         )
     return s.cast(pl.Float64).to_numpy()
 
@@ -394,7 +402,9 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
         bad |= np.isfinite(score) & ((score < 0) | (score > 1))
         if bad.any():
             r = _first_bad(bad)
-            raise DataError(f"column 'score', row {r}: value {_fmt(df['score'][r])} {score_range_fix(score)}")
+            raise DataError(
+                f"column 'score', row {r}: value {_fmt(df['score'][r])} {score_range_fix(score)}", column="score"
+            )
         out["score"] = pl.Series("score", score, dtype=pl.Float64)
     for col in ("step", "n"):
         if col in df.columns:
@@ -408,7 +418,8 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
                 what += " within 64 bits" if _outside_int64(df[col], v)[r] else ""
                 raise DataError(
                     f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
-                    f"Fix: write {col!r} as {what}, or drop the column."
+                    f"Fix: write {col!r} as {what}, or drop the column.",
+                    column=col,
                 )
             out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
     if "cost" in df.columns:
@@ -418,7 +429,8 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
             r = _first_bad(bad)
             raise DataError(
                 f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
-                "Fix: give every row its cost, or drop the column."
+                "Fix: give every row its cost, or drop the column.",
+                column="cost",
             )
         out["cost"] = pl.Series("cost", v, dtype=pl.Float64)
     for col in ("prompt_id", "task"):

@@ -1,28 +1,31 @@
 """Read only the prompt columns of a file (``prompt`` and, where present, ``prompt_id``, ``task``).
 
-``v0lite data prompts`` takes any file with a ``prompt`` column: its other columns (a ``score`` written as
-text, a policy it lacks) are never read nor checked. Every prompt must be non-empty text: a null, missing,
-empty or non-text prompt raises a DataError naming the file, the line or row, and the value.
+``v0lite data prompts`` takes any file with a ``prompt`` column. The file is read by the outcome log's
+one reader (:func:`v0lite._log_files.read_file`), so whatever it refuses is refused here too, naming the
+line or row (a file that is not UTF-8 or holds a NUL byte, a repeated CSV header or JSON key, a CSV row
+with extra fields, a type clash, a list among text prompts); the cells of its other columns (a ``score``
+written as text, a policy it lacks) are not checked. Every prompt must be non-empty text: a null,
+missing, empty or non-text prompt raises a DataError naming the file, the line or row, and the value.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
 
 import polars as pl
 
+from .._log_files import SUFFIXES, _json_rows, read_file, sniff_text
 from ..exceptions import DataError
-from ._common import _check_text, _kind, _show, _text
+from ._common import _kind, _show
 
 __all__ = ["PROMPT_COLUMNS", "read_prompt_columns"]
 
 PROMPT_COLUMNS = ("prompt", "prompt_id", "task")
-_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
+_HOLDS = "a 'prompt' column, one prompt text per row"
+# the text polars' JSON reader makes of a number or boolean among text prompts ("5", "1.5", "true")
+_LITERAL = r"^(?:-?[0-9][0-9.eE+-]*|true|false)$"
 _MISSING = object()
 
 
@@ -38,47 +41,38 @@ def _bad_prompt(path: Path, where: str, value) -> DataError:
     return DataError(f"{path}, {where}: 'prompt' is {what}. Fix: give that row its prompt text, or remove the row.")
 
 
-def _check_prompt(path: Path, where: str, value) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise _bad_prompt(path, where, value)
-
-
-def _json_objects(path: Path, kind: str) -> list[tuple[str, dict]]:
-    """``(where, object)`` of every row of a JSON-lines or JSON-array file."""
-    text = _text(path)
-    if kind == "json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}). Fix: repair the file.") from exc
-        rows = [(f"row {i}", o) for i, o in enumerate(obj if isinstance(obj, list) else [obj])]
-    else:
-        rows = []
-        for i, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"line {i}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}, line {i}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                    "Fix: repair or remove that line."
-                ) from exc
-    for where, obj in rows:
-        if not isinstance(obj, dict):
-            raise DataError(
-                f"{path}, {where}: expected a JSON object, got {type(obj).__name__}. Fix: write one object per row."
-            )
-    return rows
-
-
-def _no_prompt_column(path: Path, columns: list[str]) -> DataError:
-    return DataError(f"{path}: no 'prompt' column (columns present: {columns}). Fix: add one.")
+def _check_prompts(path: Path, prompts: pl.Series) -> None:
+    """Refuse the first prompt that is not non-empty text, naming its line (JSON lines) or row."""
+    json_file = SUFFIXES[path.suffix.lower()] in ("json", "jsonl")
+    if prompts.dtype != pl.String and not json_file:
+        raise DataError(f"{path}: column 'prompt' holds {prompts.dtype}, not text. Fix: write the prompts as text.")
+    if prompts.dtype == pl.String:
+        bad = prompts.is_null() | (prompts.str.strip_chars().str.len_chars() == 0)
+        if json_file:  # a number or boolean read as its text: a suspect, its written value looked up below
+            bad |= prompts.str.contains(_LITERAL).fill_null(False)
+        suspects = bad.arg_true().to_list()
+    else:  # a JSON column of numbers, lists, objects or nulls: its first row is not text
+        suspects = [0]
+    if not suspects:
+        return
+    if not json_file:
+        r = suspects[0]
+        raise _bad_prompt(path, f"row {r}", prompts[r])
+    # the failure path: only the suspect rows are parsed again, to tell "missing" from null and 5 from "5"
+    lines = SUFFIXES[path.suffix.lower()] == "jsonl"
+    wanted = set(suspects)
+    for row, line, raw in _json_rows(sniff_text(path), lines=lines):
+        if row not in wanted:
+            continue
+        obj = json.loads(raw) if lines else raw  # an object: read_file refuses any other row
+        value = obj.get("prompt", _MISSING) if isinstance(obj, dict) else _MISSING
+        if not isinstance(value, str) or not value.strip():
+            raise _bad_prompt(path, f"line {line}" if lines else f"row {row}", value)
 
 
 def read_prompt_columns(path: str | os.PathLike) -> pl.DataFrame:
     """The ``prompt`` column of ``path`` (.jsonl/.json/.csv/.parquet), with ``prompt_id`` and ``task`` where
-    present, read as the outcome-log reader reads them; no other column is read.
+    present, read as the outcome-log reader reads them; no other column is kept.
 
     Examples
     --------
@@ -89,57 +83,9 @@ def read_prompt_columns(path: str | os.PathLike) -> pl.DataFrame:
     ['a', 'b']
     """
     path = Path(path)
-    kind = _KINDS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}. Fix: use one of {sorted(_KINDS)}.")
-    if kind in ("json", "jsonl"):
-        rows = _json_objects(path, kind)
-        present = list(dict.fromkeys(k for _, obj in rows for k in obj))
-        if "prompt" not in present:
-            raise _no_prompt_column(path, present)
-        kept = []
-        for where, obj in rows:
-            _check_prompt(path, where, obj.get("prompt", _MISSING))
-            row = {k: obj[k] for k in PROMPT_COLUMNS if k in obj}
-            _check_text(path, where, row)
-            kept.append(row)
-        data = (("\n".join(json.dumps(r) for r in kept)) if kind == "jsonl" else json.dumps(kept)).encode()
-        try:  # polars infers prompt_id and task as when it reads the whole file
-            df = (pl.read_ndjson if kind == "jsonl" else pl.read_json)(io.BytesIO(data), infer_schema_length=None)
-            return df.select([c for c in PROMPT_COLUMNS if c in df.columns])
-        except (pl.exceptions.PolarsError, ValueError) as exc:
-            raise DataError(
-                f"{path}: its prompt_id or task column cannot be read ({str(exc).splitlines()[0]}). "
-                "Fix: give each of those columns one type."
-            ) from exc
-    try:
-        if kind == "parquet":
-            present = list(pl.read_parquet_schema(path))
-        else:
-            data = _text(path).encode("utf-8")
-            present = pl.read_csv(io.BytesIO(data), n_rows=0).columns
-        if "prompt" not in present:
-            raise _no_prompt_column(path, present)
-        keep = [c for c in PROMPT_COLUMNS if c in present]
-        if kind == "parquet":
-            df = pl.read_parquet(path, columns=keep)
-        else:
-            df = pl.read_csv(
-                io.BytesIO(data),
-                columns=keep,
-                schema_overrides=dict.fromkeys(keep, pl.String),
-                infer_schema_length=None,
-            )
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(
-            f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]}). Fix: repair the file."
-        ) from exc
-    prompts = df["prompt"]
-    if prompts.dtype != pl.String:
-        raise DataError(f"{path}: column 'prompt' holds {prompts.dtype}, not text. Fix: write the prompts as text.")
-    for i, value in enumerate(prompts.to_list()):
-        if value is None or not value.strip():
-            raise _bad_prompt(path, f"row {i}", value)
+    df = read_file(path, _HOLDS, columns=PROMPT_COLUMNS)  # no number column of a log is read: none is checked
+    if "prompt" not in df.columns:
+        raise DataError(f"{path}: no 'prompt' column (columns present: {df.columns}). Fix: add one.")
+    df = df.select([c for c in PROMPT_COLUMNS if c in df.columns])
+    _check_prompts(path, df["prompt"])
     return df

@@ -238,30 +238,20 @@ def check_policy_name(name: str, where: str) -> None:
         )
 
 
-_COLUMN = re.compile(r"\bcolumn '(\w+)'")
-
-
-def library_column(message: str) -> str | None:
-    """The column a library ``DataError`` about outcome rows names: its text is the only place that says it
-    (``"column 'step', row 0: ..."`` -> ``"step"``)."""
-    m = _COLUMN.search(message)
-    return m.group(1) if m else None
-
-
 def check_outcome_rows(state: ServeState, rows: list[dict]) -> None:
     """The library's own check of outcome rows (the one ``add_history`` runs), its refusal named as
-    ``outcomes[i].<field>``: the row is found by checking the rows one by one (only once the batch failed)."""
+    ``outcomes[i].<field>``: the row is found by checking the rows one by one (only once the batch failed),
+    the field is the ``DataError``'s ``column``."""
     try:
         state.check_rows(rows)
     except V0liteError as exc:
-        at = None
+        at, col = None, getattr(exc, "column", None)  # a DataError about one column says which
         for i, row in enumerate(rows):
             try:
                 state.check_rows([row])
-            except V0liteError:
-                at = i
+            except V0liteError as one:
+                at, col = i, getattr(one, "column", None)  # the field of that row, not of another row's refusal
                 break
-        col = library_column(str(exc))
         where = "outcomes" if at is None else f"outcomes[{at}]"
         if at is not None and col in rows[at]:
             where += f".{col}"
