@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import warnings
@@ -51,6 +52,7 @@ __all__ = [
     "read_folder",
     "check_save_target",
     "folder_format",
+    "read_json_file",
     "recover_leftovers",
     "check_model_meta",
     "load_head_safely",
@@ -81,6 +83,24 @@ def _meta_digest(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
+def read_json_file(path):
+    """The JSON in ``path``, read only if a regular file (a FIFO would block); ``OSError``, or ``ValueError`` for
+    another kind of file, what is not UTF-8 JSON, or what the parser refuses (too deep, a 5000-digit integer)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise ValueError(f"{Path(path).name} is {kind}, not a file")
+        with open(fd, "rb", closefd=False) as fh:
+            text = fh.read().decode("utf-8")
+        return json.loads(text)
+    except RecursionError as exc:  # not a JSONDecodeError: callers catch ValueError
+        raise ValueError("nested too deeply") from exc
+    finally:
+        os.close(fd)
+
+
 # -- what a save may replace ------------------------------------------------------------------------
 def _foreign_entries(folder: Path, format_name: str, limit: int = 3) -> tuple[list[str], str | None]:
     """Entries of ``folder`` a save of ``format_name`` did not write (at most ``limit``), and what the folder is.
@@ -97,7 +117,7 @@ def _foreign_entries(folder: Path, format_name: str, limit: int = 3) -> tuple[li
     meta = None
     if "meta.json" in entries:
         try:
-            meta = json.loads((folder / "meta.json").read_text("utf-8"))
+            meta = read_json_file(folder / "meta.json")
         except (OSError, ValueError):
             meta = None
     fmt = meta.get("format") if isinstance(meta, dict) else None
@@ -126,7 +146,7 @@ def folder_format(folder) -> str | None:
     A quick look, not a check: loading the folder (:func:`read_folder`) says what is wrong with it.
     """
     try:
-        meta = json.loads((Path(folder) / "meta.json").read_text("utf-8"))
+        meta = read_json_file(Path(folder) / "meta.json")
     except (OSError, ValueError):
         return None
     fmt = meta.get("format") if isinstance(meta, dict) else None
@@ -407,9 +427,9 @@ def _verify(path: Path, *, format_name: str, format_version: int, required=(), w
             f"{'/fit --model-dir' if format_name == FORMAT_NAME else ''}."
         )
     try:
-        meta = json.loads(mfile.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatVersionError(f"{mfile}: corrupt JSON ({exc}). Fix: {fix}.") from exc
+        meta = read_json_file(mfile)
+    except ValueError as exc:  # not a file, JSONDecodeError, UnicodeDecodeError, nesting, a huge integer
+        raise FormatVersionError(f"{mfile}: corrupt JSON ({str(exc)[:200]}). Fix: {fix}.") from exc
     if not isinstance(meta, dict) or meta.get("format") != format_name:
         raise FormatVersionError(
             f"{mfile}: not a {what} (format={meta.get('format') if isinstance(meta, dict) else None!r})."
@@ -420,7 +440,10 @@ def _verify(path: Path, *, format_name: str, format_version: int, required=(), w
             f"{mfile}: format version {ver!r} is not supported by this v0lite (reads 1..{format_version}). "
             f"Fix: upgrade v0lite, or {fix} with this version."
         )
-    if meta.get("meta_sha256") != _meta_digest(meta):
+    sealed = False
+    with contextlib.suppress(ValueError, RecursionError):  # a value nested too deep to write back: not sealed
+        sealed = meta.get("meta_sha256") == _meta_digest(meta)
+    if not sealed:
         raise FormatVersionError(f"{mfile}: corrupt (its content does not match its checksum). Fix: {fix}.")
     files = meta.get("files")
     if not isinstance(files, dict) or not all(r in files for r in required):
@@ -471,6 +494,7 @@ def save_model_folder(path, *, arrays: dict, texts: list | None, head, meta: dic
             (tmp / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
         (tmp / "head").mkdir()
         meta["head"] = {"name": head.name, "meta": head.save(tmp / "head")}
+        meta["emb_dim"] = int(arrays["emb"].shape[1])  # the encoder's width: load checks emb against it
 
     return write_folder(path, fill, meta, format_name=FORMAT_NAME, format_version=FORMAT_VERSION)
 
@@ -481,10 +505,10 @@ def read_model_folder(path) -> tuple[dict, dict, list | None]:
     meta = read_folder(path, format_name=FORMAT_NAME, format_version=FORMAT_VERSION, required=("history.safetensors",))
     arrays = load_arrays(path / "history.safetensors")
     texts = None
-    if (path / "texts.json").exists():
+    if "texts.json" in meta["files"]:  # every save lists it; an unlisted one was never written by v0lite
         try:
-            texts = json.loads((path / "texts.json").read_text("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+            texts = read_json_file(path / "texts.json")  # checksummed above: a regular file
+        except ValueError as exc:
             raise FormatVersionError(f"{path / 'texts.json'}: corrupt JSON ({exc}). Fix: re-save the model.") from exc
     return meta, arrays, texts
 
@@ -520,6 +544,8 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
     """
     import numpy as np
 
+    from .heads._params import saved_params_problem
+
     mfile = Path(path) / "meta.json"
 
     def bad(what: str) -> FormatVersionError:
@@ -544,6 +570,8 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
     head = meta.get("head")
     if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not isinstance(head.get("meta"), dict):
         raise bad("'head' is not an object with a name and its meta")
+    if why := saved_params_problem(head["name"], params.get("head_params")):  # a refit (shrink='cv') uses them
+        raise bad(f"'params.head_params': {why}")
     need = ("emb", "keys", "lengths", "policy", "prompt_row", "score", "step", "n")
     missing = [k for k in need if k not in arrays]
     if missing:
@@ -557,6 +585,8 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
         raise bad(f"keys {keys.shape} {keys.dtype} / lengths {a['lengths'].shape} do not match")
     if not np.isfinite(emb).all():
         raise bad("emb holds non-finite values")
+    if "emb_dim" in meta and meta["emb_dim"] != emb.shape[1]:  # older folders lack it
+        raise bad(f"emb is {emb.shape[1]} wide, but the model was saved with {meta['emb_dim']!r}-wide embeddings")
     n_rows = len(a["score"])
     for name, kind in (("policy", "iu"), ("prompt_row", "iu"), ("score", "f"), ("step", "iu"), ("n", "iu")):
         if a[name].shape != (n_rows,) or a[name].dtype.kind not in kind:
@@ -579,7 +609,11 @@ def load_head_safely(get_head_class, name: str, folder: Path, head_meta: dict, s
     """``get_head_class(name).load(folder, head_meta)``, then ``smoke(head)`` (one prediction per policy);
     any failure is a :class:`FormatVersionError` naming the head and the fix, never a traceback."""
     from .exceptions import V0liteError
+    from .heads._params import saved_params_problem
 
+    fix = "Fix: re-save the model (fit it again) with this v0lite."
+    if why := saved_params_problem(name, head_meta.get("params")):  # the check fit runs (a knn k of 0 was clamped)
+        raise FormatVersionError(f"{folder}: the {name!r} head's saved parameters are not valid ({why}). {fix}")
     try:
         head = get_head_class(name).load(folder, head_meta)
         smoke(head)
@@ -587,8 +621,7 @@ def load_head_safely(get_head_class, name: str, folder: Path, head_meta: dict, s
         raise
     except (Exception, V0liteError) as exc:  # a head's own loader trusts its meta: anything it raises is ours
         raise FormatVersionError(
-            f"{folder}: the {name!r} head cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). "
-            "Fix: re-save the model (fit it again) with this v0lite."
+            f"{folder}: the {name!r} head cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). {fix}"
         ) from exc
     return head
 
@@ -611,6 +644,7 @@ def smoke_predict(head, index) -> None:
         rows.astype(np.int64),
         index.lengths[rows],
     )
-    p = np.asarray(head.predict(index, q), dtype=np.float64)
-    if p.shape != (len(first),) or np.isinf(p).any():
-        raise ValueError(f"a test prediction gave shape {p.shape} / infinite values")
+    # nothing hidden: every policy has its own row to read, so a NaN (NaN weights) is a broken head
+    p = np.asarray(head.predict(index, q, exclude="none"), dtype=np.float64)
+    if p.shape != (len(first),) or not (np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1):
+        raise ValueError(f"a test prediction gave shape {p.shape} / values {p[:4].tolist()}, not finite in [0, 1]")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..exceptions import ParameterError
 
-__all__ = ["check_head_params", "plain"]
+__all__ = ["check_head_params", "saved_params_problem", "plain"]
 
 
 def plain(value):
@@ -137,3 +137,20 @@ def check_head_params(head, head_params) -> None:
                 f"head_params[{key!r}] of the {name!r} head must be {check[1]}, got {value!r}. "
                 f"Fix: pass {check[1]} (or leave it out for the default)."
             )
+
+
+def saved_params_problem(head, head_params) -> str | None:
+    """Why a saved folder's ``head_params`` fail :func:`check_head_params` (its message without the fit-time fix),
+    or None; None too for an unknown head, which the head's loader names."""
+    from ..exceptions import V0liteError
+    from .base import get_head_class
+
+    try:
+        get_head_class(head)
+    except V0liteError:
+        return None
+    try:
+        check_head_params(head, head_params)
+    except (V0liteError, TypeError, ValueError) as exc:
+        return str(exc).split(" Fix: ")[0].rstrip(".")
+    return None

@@ -437,4 +437,12 @@ class IRTHead(BaseHead):
         head.fold_of_prompt_ = a["fold_of_prompt"]
         head.pair_keys_, head.step_keys_, head.ustep_ = a["pair_keys"], a["step_keys"], a["ustep"]
         head.n_fitted_, head.n_prompts_ = int(meta["n_fitted"]), int(meta["n_prompts"])
+        head._validate()  # the check fit runs, on the saved parameters
+        dim, hidden = int(head.params["dim"]), int(head.params["hidden"])
+        for net in head.nets_:  # the saved sizes must be the networks' (a dim of 10^9 would pass _validate)
+            if net["W1"].shape[0] != hidden or net["W2"].shape != (dim, hidden) or net["theta"].shape[1:] != (dim,):
+                raise ValueError(
+                    f"irt head: saved dim={dim}, hidden={hidden} do not match its networks "
+                    f"(W1 {net['W1'].shape}, W2 {net['W2'].shape}, theta {net['theta'].shape})"
+                )
         return head

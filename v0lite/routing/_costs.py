@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from .._registry import lookup
-from ..exceptions import DataError
+from ..exceptions import DataError, ParameterError
 from ._knn import _knn_mean
 from ._strategies import _TIE
 
@@ -257,9 +257,13 @@ def get_cost_model(name, *, k: int = 16) -> CostModel:
     Raises
     ------
     ParameterError
-        For an unknown name; the message lists the valid names.
+        For an unknown name (the message lists the valid names), or a ``knn`` ``k`` that is not an int >= 1.
     """
     entry = lookup(COST_MODELS, name, "cost model", COST_MODEL_PROTOCOL)
+    if entry is KnnCost and (isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ParameterError(
+            f"k (the knn cost model's neighbours) must be an int >= 1, got {k!r}. Fix: pass e.g. k=16."
+        )
     if not isinstance(name, str):
         import copy
 

@@ -196,6 +196,7 @@ class Router(BaseEstimator):
         """
         self._check_value_model()
         self.embedder_ = self.embedder
+        self._emb_width = None  # set by the first embedding: a refit may use another embedder
         self.strategy_ = get_strategy(self.strategy)
         model = get_cost_model(self.cost_model, k=self.k)
         prices = _check_prices(self.prices)
@@ -402,7 +403,17 @@ class Router(BaseEstimator):
             from ..embed import Embedder
 
             self.embedder_ = Embedder()
-        return _normalise(self.embedder_.encode(list(texts)))
+        out = _normalise(self.embedder_.encode(list(texts)))
+        width = getattr(self, "_emb_width", None)
+        if out.ndim == 2 and len(out) and width is not None and out.shape[1] != width:
+            raise V0liteError(
+                f"the router's embedder gives {out.shape[1]}-wide vectors, but the router was fitted with {width}-wide "
+                "ones (its cost model's and prior's prompts). Fix: pass the embedder it was fitted with "
+                "(Router.load(path, embedder=...)), or fit the router again with this one."
+            )
+        if out.ndim == 2 and len(out):
+            self._emb_width = out.shape[1]
+        return out
 
     def _check_fitted(self):
         if not hasattr(self, "cost_model_"):
@@ -439,6 +450,12 @@ class Router(BaseEstimator):
                 f"value_model.predict returned {p.shape[0]} values (finite: {bool(np.isfinite(p).all())}) "
                 f"for {n * m} rows. Fix: the value model must return one finite probability per row."
             )
+        return self._combine(prompts, p)
+
+    def _combine(self, prompts: list[str], p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``P`` and ``C`` of ``prompts`` from the value model's flat predictions ``p`` (prompt-major):
+        costs, added prices, clipping and shrinkage."""
+        n, m = len(prompts), self.n_policies_
         added = getattr(self, "added_prices_", {})
         C = self.cost_model_.predict(prompts, self._embed)
         if added:  # policies that joined after fit: a constant cost per call each

@@ -1,0 +1,128 @@
+"""Router.load is total: a router folder edited on purpose (checksums recomputed) loads as a router that
+routes, or fails at load with a FormatVersionError naming the value and the fix, never later at route time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_router import FakeEmbedder, _fitted_v0, _log
+from v0lite.exceptions import FormatVersionError, ParameterError, V0liteError
+from v0lite.routing import Router
+
+PROMPTS = [f"q{i} level {i % 10}" for i in range(10)]  # in the value model's history: no encoder needed
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A router with every saved part: knn cost rows, a shrinkage prior with prior_k, a V0Regressor inside."""
+    log = _log()
+    path = tmp_path_factory.mktemp("r") / "router"
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4, shrink=0.5, prior_k=4).fit(log)
+    assert r.cost_model_.knn_ and r._prior  # the arrays the edits below change
+    r.save(path)
+    return path
+
+
+def _reseal(path: Path, meta_edit=None, arrays_edit=None) -> None:
+    """Edit a router folder and recompute its checksums, as someone who edits it on purpose would."""
+    from v0lite._io import load_arrays, save_arrays, sha256_file
+    from v0lite.persist import _meta_digest
+
+    if arrays_edit is not None:
+        a = load_arrays(path / "arrays.safetensors")
+        arrays_edit(a)
+        save_arrays(path / "arrays.safetensors", a)
+    meta = json.loads((path / "meta.json").read_text())
+    if meta_edit is not None:
+        meta_edit(meta)
+    meta["files"] = {rel: sha256_file(path / rel) for rel in meta["files"]}
+    meta["meta_sha256"] = _meta_digest(meta)
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def _meta(key, value):
+    def edit(m):
+        d, *keys = key.split(".")
+        if keys:
+            m[d][keys[0]] = value
+        else:
+            m[d] = value
+
+    return edit
+
+
+def _arr(key, fn):
+    return lambda a: a.__setitem__(key, np.ascontiguousarray(fn(a[key])))
+
+
+def _floor(m):
+    m["cost_model"]["meta"]["floor"]["0"] = -5.0
+
+
+EDITS = [
+    ("shrink-5", _meta("shrink", 5.0), None, r"'shrink' is 5.0, not a weight in \[0, 1\]"),
+    ("shrink-neg", _meta("shrink", -1.0), None, r"'shrink' is -1.0"),
+    ("prior_k-0", _meta("prior_k", 0), None, r"'prior_k' is 0"),
+    ("prior_k-neg", _meta("prior_k", -3), None, r"'prior_k' is -3"),
+    ("param-k-0", _meta("params.k", 0), None, r"parameter 'k' is '0'"),
+    ("param-k-huge", _meta("params.k", 10**12), None, r"parameter 'k' is '1000000000000'"),
+    ("param-shrink", _meta("params.shrink", 7), None, r"parameter 'shrink' is '7'"),
+    ("floor-neg", _floor, None, r"'floor' is not fitted columns -> a cost >= 0"),
+    ("prior-y-x50", None, _arr("prior.0.y", lambda v: v * 50 + 1), r"'prior.0.y' holds values outside \[0, 1\]"),
+    ("prior-y-nan", None, _arr("prior.0.y", lambda v: v * np.nan), r"'prior.0.y' holds non-finite values"),
+    ("prior-rows", None, _arr("prior.0.rows", lambda v: v + 10**6), r"'prior.0.rows' holds values outside"),
+    ("cost-rows-neg", None, _arr("cost.knn.0.rows", lambda v: -v - 1), r"'cost.knn.0.rows' holds values outside"),
+    ("cost-rows-far", None, _arr("cost.knn.0.rows", lambda v: v + 10**6), r"'cost.knn.0.rows' holds values outside"),
+    ("cost-mean-2", None, _arr("cost.mean", lambda v: v[:2]), r"'cost.mean' has shape \(2,\)"),
+    ("cost-mean-neg", None, _arr("cost.mean", lambda v: -v), r"'cost.mean' holds values outside"),
+    ("emb-widths", None, _arr("cost.train_emb", lambda v: v[:, :1]), r"embeddings have two widths"),
+    ("policies-drop", lambda m: m["policies"].pop(), None, r"'prior_columns' is '\[0, 1, 2\]'"),
+    ("policies-renamed", lambda m: m["policies"].__setitem__(0, "ghost"), None, r"\['ghost'\] have no history"),
+    ("added-unknown", _meta("added_prices", [["ghost", 1.0]]), None, r"'added_prices' names \['ghost'\]"),
+    ("added-neg", _meta("added_prices", [["small", -1.0]]), None, r"'added_prices' is not a list"),
+    ("cost-name", _meta("cost_model.name", "mean"), None, r"'cost_model' is not an object naming"),
+    ("prices", _meta("params.prices", {"big": -3}), None, r"parameter 'prices'.*not a finite cost"),
+]
+
+
+@pytest.mark.parametrize("case", EDITS, ids=[c[0] for c in EDITS])
+def test_any_edited_router_value_fails_at_load(saved, tmp_path, guarantees, case):
+    """Each edit used to load and then route with p_success outside [0, 1], or fail at route time with a raw
+    IndexError/ValueError (and `serve` at startup with a traceback)."""
+    import shutil
+
+    _name, meta_edit, arrays_edit, pattern = case
+    path = tmp_path / "r"
+    shutil.copytree(saved, path)
+    _reseal(path, meta_edit, arrays_edit)
+    with pytest.raises(FormatVersionError, match=r"meta.json: .*" + pattern + r".*Fix: re-save the router"):
+        Router.load(path, embedder=FakeEmbedder())
+    guarantees.tick("corruptions detected")
+
+
+def test_an_untouched_router_loads_and_routes_as_saved(saved):
+    back = Router.load(saved, embedder=FakeEmbedder())
+    P, C = back.predict_matrix(PROMPTS)
+    assert P.shape == C.shape == (10, 3) and 0 <= P.min() and P.max() <= 1 and C.min() >= 0
+
+
+def test_an_embedder_of_another_width_is_named_at_route_time(saved):
+    """The stored prompt vectors are 2 wide; an embedder giving 3-wide ones was a raw matmul ValueError."""
+
+    class Wide(FakeEmbedder):
+        def encode(self, texts):
+            v = super().encode(texts)
+            return np.hstack([v, np.zeros((len(v), 1), np.float32)])
+
+    back = Router.load(saved, embedder=Wide())
+    with pytest.raises(V0liteError, match=r"embedder gives 3-wide vectors, but the router was fitted with 2-wide.*Fix"):
+        back.route(PROMPTS)
+
+
+def test_router_fit_refuses_a_knn_k_below_one():
+    with pytest.raises(ParameterError, match=r"k \(the knn cost model's neighbours\) must be an int >= 1, got 0"):
+        Router(_fitted_v0(_log()), embedder=FakeEmbedder(), k=0).fit(_log())
