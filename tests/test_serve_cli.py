@@ -321,3 +321,69 @@ def test_check_bind(host, keys, ok):
     else:
         with pytest.raises(DataError, match="Fix: pass api_keys=<path>"):
             check_bind(host, keys)
+
+
+# The CLI with an encoder that takes 30 ms a prompt on batches (the replay's new prompts): a replay of seconds
+_SLOW_LAUNCH = (
+    "import sys, time, v0lite.embed as e\n"
+    "from tests.conftest import FakeEncoder\n"
+    "class Slow(FakeEncoder):\n"
+    "    def encode(self, texts):\n"
+    "        if len(texts) > 2:\n"
+    "            time.sleep(0.03 * len(texts))\n"
+    "        return super().encode(texts)\n"
+    "enc = Slow()\n"
+    "e._load_sentence_transformer = lambda path, device, **kw: enc\n"
+    "from v0lite.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_sigterm_during_the_replay_answers_the_waiting_requests_at_once(saved, tmp_path, monkeypatch, guarantees):
+    """Requests waiting for the start-up replay get 503 draining when SIGTERM comes, not after --drain-seconds."""
+    import contextlib
+
+    import tests.serve_util as serve_util
+
+    router, env = saved
+    store = SqliteStore(tmp_path / "s")
+    store.append([{"policy": "a", "prompt": f"replay prompt case {i}", "score": 1.0} for i in range(300)])
+    store.close()
+    monkeypatch.setattr(serve_util, "_LAUNCH", _SLOW_LAUNCH)
+    args = ["--router", str(router), "--data-dir", str(tmp_path / "s"), "--quiet", "--drain-seconds", "20"]
+    srv = CliServer([*args, "--startup-wait", "60"], env)
+    with contextlib.ExitStack() as stack:
+        srv.start(wait=False)  # not ready until the replay ends (entering CliServer waits for ready)
+        stack.callback(srv.__exit__, None, None, None)
+        deadline = time.monotonic() + 60
+        while True:  # the port is open and the replay runs
+            assert srv.proc.poll() is None and time.monotonic() < deadline, "the server never began its replay"
+            try:
+                if httpx.get(srv.url + "/readyz", timeout=1).json().get("replaying"):
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        answers = {}
+
+        def send(i):
+            row = {"policy": "a", "prompt": f"add the numbers case {i}", "score": 1.0}
+            answers[i] = httpx.post(srv.url + "/v1/feedback", json={"outcomes": [row]}, timeout=40)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        assert not answers  # they wait for the replay
+        t0 = time.monotonic()
+        srv.terminate()
+        for t in threads:
+            t.join(40)
+        took = time.monotonic() - t0
+        for r in answers.values():
+            err = r.json()["error"]
+            assert r.status_code == 503 and err["code"] == "draining" and "replay" in err["message"], r.text
+            assert "retry" in err["fix"]
+        assert len(answers) == 2 and took < 5, took  # at once, not after the 20 s drain
+        assert srv.proc.wait(30) in (0, -15)
+    guarantees.tick("faults injected")

@@ -44,7 +44,7 @@ from ._requests import (
     submit,
 )
 from ._state import Limits, ServeState, load_router
-from ._store import SqliteStore, check_store_dir
+from ._store import SqliteStore, check_store_dir, check_writable
 from ._upstream import read_upstreams
 
 __all__ = ["create_app", "check_bind", "check_default_knob"]
@@ -276,6 +276,7 @@ def create_app(
         api_keys = read_api_keys(api_keys)
     keys = KeyChecker(list(api_keys or ()))
     if store is None and data_dir is not None:
+        check_writable(data_dir)  # a read-only volume is named as such, not as "permission denied"
         check_store_dir(data_dir)
     if not isinstance(router, Router):
         router = load_router(router)

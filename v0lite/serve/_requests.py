@@ -296,7 +296,7 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
     import asyncio
     import hashlib
 
-    from ._store import StoreUnreadable
+    from ._store import StoreUnavailable, StoreUnreadable
 
     try:
         if key is None:
@@ -317,6 +317,10 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
     except StoreUnreadable as exc:
         state.commit_failed(str(exc))  # /readyz turns 503: a load balancer stops sending feedback here
         raise ApiError(503, str(exc), code="store_unreadable") from None
+    except StoreUnavailable as exc:  # a full disk, a lock held elsewhere, a read-only or failing volume
+        if exc.lasting:  # /readyz turns 503 until a commit works again; a lock is no reason to leave the pool
+            state.commit_failed(str(exc))
+        raise ApiError(503, str(exc), code=exc.code, headers={"retry-after": str(exc.retry_after)}) from None
     state.commit_failed(None)
     if was != digest:
         raise ApiError(

@@ -163,6 +163,8 @@ class ServeState:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v0lite-model")
         self._task = None
         self.batchers = {}
+        self.stopping = False  # a SIGTERM (or Ctrl-C) reached the server: it drains and stops
+        self._chained: dict = {}  # signal -> (the server's handler, ours before it)
 
     # -- pool
     def allowed(self, router=None) -> list[str]:
@@ -218,9 +220,35 @@ class ServeState:
             # loop's first pass, so the port is open meanwhile: /healthz answers, /readyz says 503, and
             # other requests wait for it (a long replay must not look like a dead process)
             self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="v0lite-refresh")
+            self._hear_stop()
         else:
             self._ready.set()
         self.started = True
+
+    def _hear_stop(self) -> None:
+        """Run ahead of the server's own SIGTERM/SIGINT handlers (uvicorn's graceful stop): ``stopping`` turns true.
+
+        The server drains without telling the app, so requests waiting for the replay would wait out
+        the whole drain time (Kubernetes then kills the process): the replay cannot finish in a drain,
+        so they are answered at once. Only a handler the server set is chained (the default one ends
+        the process anyway), from the main thread only (the only one that may set handlers).
+        """
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            before = signal.getsignal(sig)
+            if not callable(before):
+                continue
+
+            def handler(signum, frame, before=before):
+                self.stopping = True  # one assignment: safe in a signal handler
+                before(signum, frame)
+
+            signal.signal(sig, handler)
+            self._chained[sig] = (before, handler)
 
     @property
     def ready(self) -> bool:
@@ -249,6 +277,14 @@ class ServeState:
         while not self._ready.is_set():
             if self.store_error is not None:  # the replay cannot finish: say why now, not after the wait
                 raise ApiError(503, self.store_error, code="store_unreadable")
+            if self.stopping:  # nor can it finish inside the drain time: say so now, not when it runs out
+                raise ApiError(
+                    503,
+                    f"the server is stopping before the replay of its outcome store finished ({self.applied_rows:,} "
+                    "rows applied so far), so it cannot answer this request.",
+                    code="draining",
+                    fix="retry the request (on another replica, or once the server is back).",
+                )
             left = deadline - time.monotonic()
             if left <= 0:
                 why = f" (its last pass failed: {self.refresh_error})" if self.refresh_error else ""
@@ -263,7 +299,13 @@ class ServeState:
                 pass
 
     async def stop(self) -> None:
+        import signal
+
         self.started = False
+        for sig, (before, ours) in self._chained.items():
+            if signal.getsignal(sig) is ours:  # the server's own handler back (uvicorn then restores its originals)
+                signal.signal(sig, before)
+        self._chained = {}
         if self._task is not None:
             self._task.cancel()
             try:

@@ -15,25 +15,27 @@ absent). Ids increase with every commit; a batch's rows get consecutive ids.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 from .._io import atomic_write_json
-from ..exceptions import DataError, FormatVersionError
+from ..exceptions import DataError, FormatVersionError, V0liteError
 
 __all__ = [
     "OutcomeStore",
     "SqliteStore",
     "StoreUnreadable",
+    "StoreUnavailable",
     "STORE_FORMAT",
     "STORE_FORMAT_VERSION",
     "STORE_FILE",
     "check_store_dir",
+    "check_writable",
 ]
 
 STORE_FORMAT = "v0lite-outcome-store"
@@ -54,6 +56,82 @@ def _damaged(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and (
         type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
     )
+
+
+class StoreUnavailable(V0liteError):
+    """The store cannot take a batch now: a full disk, a write lock held elsewhere, a read-only or failing
+    volume. Nothing of the batch is stored; a retry works once the cause is gone.
+
+    ``code`` names the cause (``store_full``, ``store_busy``, ``store_read_only``, ``store_io_error``),
+    ``retry_after`` the seconds a client waits before retrying, ``lasting`` whether the cause outlives a
+    retry (the server then says it is not ready until a commit works again; a lock is not lasting).
+    """
+
+    def __init__(self, message: str, *, code: str, retry_after: int, lasting: bool):
+        super().__init__(message)
+        self.code, self.retry_after, self.lasting = code, retry_after, lasting
+
+
+# SQLite's primary result codes (an extended code's low byte) -> the cause, its fix, retry-after seconds, lasting
+_FAULTS = {
+    13: (  # SQLITE_FULL
+        "store_full",
+        "the disk is full",
+        "free space on the volume that holds the store's folder {folder} (the server's --data-dir)",
+        60,
+        True,
+    ),
+    5: (  # SQLITE_BUSY: another connection holds the write lock
+        "store_busy",
+        "another process has held the store's write lock for over {wait:g} s",
+        "retry in a few seconds; if it lasts, end the process that holds {file} open in a transaction (find it "
+        "with `fuser {file}`: a backup or an sqlite3 shell; other v0lite servers on the folder hold it for a commit)",
+        5,
+        False,
+    ),
+    8: (  # SQLITE_READONLY: the file, its folder or its volume turned read-only under the server
+        "store_read_only",
+        "the store's file, its folder or its volume is read-only",
+        "make {folder} and its files writable by the server's user again (remount the volume read-write)",
+        60,
+        True,
+    ),
+    10: (  # SQLITE_IOERR: the OS failed a read, write or sync
+        "store_io_error",
+        "the disk failed a read or write",
+        "check the volume that holds {folder} (the kernel log, `dmesg`; a network volume that went away)",
+        60,
+        True,
+    ),
+}
+_FAULTS[6] = _FAULTS[5]  # SQLITE_LOCKED: the same lock, met inside this process
+_FAULTS[14] = _FAULTS[10]  # SQLITE_CANTOPEN: a -wal or -shm file that cannot be opened any more
+
+
+def _unavailable(file, exc: BaseException, wait_s: float, errcode: int | None = None) -> StoreUnavailable | None:
+    """The fault an SQLite error names (a full disk, a lock, a read-only or failing volume), or None."""
+    if errcode is None and isinstance(exc, sqlite3.OperationalError):
+        errcode = getattr(exc, "sqlite_errorcode", None)
+    fault = _FAULTS.get((errcode or 0) & 0xFF)
+    if fault is None:
+        return None
+    code, what, fix, retry_after, lasting = fault
+    names = {"file": file, "folder": Path(file).parent, "wait": wait_s}
+    return StoreUnavailable(
+        f"{file}: the outcome store cannot take this batch: {what.format(**names)} (SQLite: {exc}), so none of its "
+        f"rows were stored. Fix: {fix.format(**names)}; then send the batch again (with its Idempotency-Key, if "
+        "it had one).",
+        code=code,
+        retry_after=retry_after,
+        lasting=lasting,
+    )
+
+
+def _store_error(file, exc: BaseException, wait_s: float) -> BaseException:
+    """An SQLite error in the store's terms: damage, a fault of the volume or a lock, or ``exc`` itself."""
+    if _damaged(exc):
+        return _unreadable(file, exc)
+    return _unavailable(file, exc, wait_s) or exc
 
 
 def _unreadable(file, exc: BaseException) -> StoreUnreadable:
@@ -106,9 +184,11 @@ def check_store_dir(path) -> Path:
         except OSError as exc:
             raise DataError(f"{label}: cannot be read ({exc.strerror}). {fix}") from None
         if entries:
+            from ..persist import read_json_file
+
             meta = None
-            try:
-                meta = json.loads((p / "meta.json").read_text("utf-8")) if "meta.json" in entries else None
+            try:  # a regular file only (a FIFO would block); deep nesting or a huge integer is a ValueError too
+                meta = read_json_file(p / "meta.json") if "meta.json" in entries else None
             except (OSError, ValueError):
                 pass
             fmt = meta.get("format") if isinstance(meta, dict) else None
@@ -130,6 +210,37 @@ def check_store_dir(path) -> Path:
     if not os.access(parent if not p.exists() else p, os.W_OK | os.X_OK):
         raise DataError(f"{label}: cannot write there (permission denied). {fix}")
     return p
+
+
+def check_writable(path) -> None:
+    """Refuse a ``path`` on a read-only file system (or whose nearest existing folder is on one), saying so.
+
+    A permission check alone would say "permission denied", with a fix that does not apply. A
+    path that is a file is left to :func:`check_store_dir`.
+    """
+    p = Path(path)
+    at = p
+    if not p.is_dir():
+        if p.exists() or p.is_symlink():
+            return
+        at = p.resolve().parent
+        while not at.exists():
+            at = at.parent
+    try:
+        read_only = bool(os.statvfs(at).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # not POSIX, or not readable: check_store_dir's own check speaks
+        return
+    if read_only:
+        fix = (
+            "copy the folder somewhere writable and point data_dir=<path> at the copy"
+            if (p / "meta.json").exists()  # an earlier store: its outcomes go with the copy
+            else "point data_dir=<path> at a folder on a writable volume"
+        )
+        where = "" if at == p else f" at {at}"
+        raise DataError(
+            f"--data-dir {path}: cannot write there (read-only file system{where}). Fix: remount it read-write, "
+            f"or {fix}."
+        )
 
 
 @contextlib.contextmanager
@@ -167,7 +278,12 @@ class SqliteStore:
     >>> s.close()
     """
 
+    # the longest a batch waits for the store's write lock in all (behind this process's other batches, then
+    # another process's transaction) before it is refused as busy (503 store_busy, retried by the client)
+    busy_wait_s = 10.0
+
     def __init__(self, path):
+        check_writable(path)
         if not Path(path).is_dir():
             check_store_dir(path)  # a file, or a folder that cannot be made, is refused before mkdir
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -261,13 +377,33 @@ class SqliteStore:
         values = [tuple(r.get(c) for c in COLUMNS) for r in rows]
         if not values:
             raise DataError("no rows to store. Fix: send at least one outcome.")
+        with self._writing():
+            return self._insert(values)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """The writer connection for one transaction: committed, or rolled back on error.
+
+        The wait for it is bounded in all (``busy_wait_s``): the batches queued before this one,
+        then SQLite's busy timeout, set to what is left. Without that each queued batch would wait
+        its own full timeout behind a lock held elsewhere. SQLite errors come out in the store's terms.
+        """
+        deadline = time.monotonic() + self.busy_wait_s
         try:
-            with self._wlock, self._write:  # the connection's context manager commits, or rolls back on error
-                return self._insert(values)
+            if not self._wlock.acquire(timeout=self.busy_wait_s):  # the batches before this one used the wait up
+                raise _unavailable(self.file, sqlite3.OperationalError("database is locked"), self.busy_wait_s, 5)
+            try:
+                left = max(deadline - time.monotonic(), 0.05)
+                self._write.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+                with self._write:  # the connection's context manager commits, or rolls back on error
+                    yield self._write
+            finally:
+                self._wlock.release()
         except sqlite3.DatabaseError as exc:
-            if _damaged(exc):
-                raise _unreadable(self.file, exc) from None
-            raise
+            err = _store_error(self.file, exc, self.busy_wait_s)
+            if err is exc:
+                raise
+            raise err from None
 
     def _insert(self, values: list[tuple]) -> tuple[int, int]:
         self._write.executemany("INSERT INTO outcomes (policy, prompt, score, step, n) VALUES (?, ?, ?, ?, ?)", values)
@@ -283,22 +419,17 @@ class SqliteStore:
         values = [tuple(r.get(c) for c in COLUMNS) for r in rows]
         if not values:
             raise DataError("no rows to store. Fix: send at least one outcome.")
-        try:
-            with self._wlock, self._write:
-                self._write.execute("BEGIN IMMEDIATE")  # the lookup and the insert see no other writer between
-                sql = "SELECT first, last, digest FROM idempotency WHERE key = ?"
-                got = self._write.execute(sql, (key,)).fetchone()
-                if got is not None:
-                    return int(got[0]), int(got[1]), False, str(got[2])
-                first, last = self._insert(values)
-                self._write.execute(
-                    "INSERT INTO idempotency (key, first, last, digest) VALUES (?, ?, ?, ?)", (key, first, last, digest)
-                )
-                return first, last, True, digest
-        except sqlite3.DatabaseError as exc:
-            if _damaged(exc):
-                raise _unreadable(self.file, exc) from None
-            raise
+        with self._writing():
+            self._write.execute("BEGIN IMMEDIATE")  # the lookup and the insert see no other writer between
+            sql = "SELECT first, last, digest FROM idempotency WHERE key = ?"
+            got = self._write.execute(sql, (key,)).fetchone()
+            if got is not None:
+                return int(got[0]), int(got[1]), False, str(got[2])
+            first, last = self._insert(values)
+            self._write.execute(
+                "INSERT INTO idempotency (key, first, last, digest) VALUES (?, ?, ?, ?)", (key, first, last, digest)
+            )
+            return first, last, True, digest
 
     def _query(self, sql: str, args=()) -> list:
         """Rows of one read (its transaction ended after: the next read sees newer commits)."""
