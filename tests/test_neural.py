@@ -115,6 +115,10 @@ def test_save_load_round_trip(world, fitted, tmp_path):
     new_q = Queries(np.array([0], np.int32), np.array([1]), queries.emb[:1], np.array([-1]))
     new_q.texts = ["Please add the numbers 1000 and 7 carefully."]
     np.testing.assert_array_equal(loaded.predict(index, new_q), head.predict(index, new_q))
+    # a file the meta does not list is never read (it is not checksummed): no encoder path from it
+    unlisted = dict(meta, files=[f for f in meta["files"] if f != "encoder.safetensors"])
+    assert NeuralHead.load(tmp_path, unlisted)._encoder_path is None
+    assert NeuralHead.load(tmp_path, meta)._encoder_path == tmp_path / "encoder.safetensors"
 
 
 def test_texts_are_required(world):

@@ -591,7 +591,9 @@ class NeuralHead(NeuralTraining, BaseHead):
         keys = json.loads((path / "feature_keys.json").read_text("utf-8"))
         head._feats = load_file(str(path / "features.safetensors"))["features"]
         head._feat_keys = {k: i for i, k in enumerate(keys)}
-        head._encoder_path = path / "encoder.safetensors" if (path / "encoder.safetensors").exists() else None
+        # only a listed file (checksummed by the model folder): a stray encoder.safetensors is never read
+        listed = "encoder.safetensors" in meta.get("files", ())
+        head._encoder_path = path / "encoder.safetensors" if listed else None
         return head
 
 
