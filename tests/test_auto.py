@@ -82,6 +82,7 @@ def test_round_trip_and_new_policy(make_model, tmp_path, fake_encoder):
     again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
     np.testing.assert_array_equal(again.predict(test.filter(pl.col("policy") != "d")), p)
     assert again.head_.cv_report_ == model.head_.cv_report_
+    assert model.head_.criterion_reason_ and again.head_.criterion_reason_ == model.head_.criterion_reason_
     again.add_history(hist.filter(pl.col("policy") == "d"))
     q = test.filter(pl.col("policy") == "d")
     pd_ = again.predict(q)
@@ -382,3 +383,38 @@ def test_no_pool_member_is_kept_below_three_policies_or_when_logistic_is_served(
     assert two.head_.pool_member_ is None and "logistic" not in two.head_.heads_
     served = make_model(head="auto", head_params={"members": ["logistic"]}).fit(difficulty_log(n_prompts=40))
     assert served.head_.pool_member_ is None and served.head_.members_ == ["logistic"]
+
+
+def _fit_out(main, capsys, log, path):
+    from v0lite.log import write_log
+
+    write_log(log, path)
+    assert main(["fit", str(path), "--model-dir", str(path.with_suffix(".m"))]) == 0
+    return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("criterion:"))
+
+
+def test_fit_says_why_the_brier_score_decides(tmp_path, fake_minilm, capsys, make_model):
+    """Each reason the comparison falls back to cv_brier is named as itself, never as 'not a routing log'
+    when it is one (the gbdt line then says 'a routing log' too)."""
+    from v0lite.cli import main
+
+    log = make_log(n_policies=4, n_prompts=40)
+    same = log.with_columns(score=pl.lit(1.0))  # a routing log on which no two policies differ
+    line = _fit_out(main, capsys, same, tmp_path / "same.jsonl")
+    assert line == (
+        "criterion: the lowest cv_brier (a routing log, but pairwise accuracy is undefined: every score is equal)"
+    )
+    # the same prompts answered at unaligned steps: no (prompt, step) pair has two policies
+    steps = log.filter(pl.col("policy").is_in(["pol0", "pol1"])).with_columns(
+        step=pl.when(pl.col("policy") == "pol0").then(0).otherwise(1)
+    )
+    line = _fit_out(main, capsys, steps, tmp_path / "steps.jsonl")
+    assert "not a routing log: most (prompt, step) pairs were answered by one policy" in line
+    assert "the same prompts at different steps" in line
+    # over 32 policies a routing log is judged by the Brier score too, and says so
+    many = make_log(n_policies=33, n_prompts=12)
+    m = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(many)
+    assert m.head_.criterion_ == "cv_brier"
+    assert m.head_.criterion_reason_ == "more than 32 policies (33): not judged as a routing log"
+    one = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(make_log(n_policies=1))
+    assert one.head_.criterion_reason_ == "not a routing log: it has one policy"

@@ -73,3 +73,34 @@ def test_evaluate_baselines(fake_minilm):
 
 def test_doctests():
     assert doctest.testmod(B).failed == 0
+
+
+def test_the_knn_baseline_is_told_apart_from_the_knn_head(tmp_path, fake_minilm, capsys):
+    """Issue: ``evaluate --head knn`` printed "knn LOSES to knn on AUC": the baseline is kNN with k chosen by CV.
+    Printed tables and verdicts name it "knn (k by CV)"; the JSON keeps the key "knn"."""
+    import json
+
+    from v0lite.cli import main
+    from v0lite.commands._route_report import print_route_baselines
+    from v0lite.commands.core import verdict_lines
+    from v0lite.log import write_log
+
+    log = make_log(n_prompts=24, steps=True)
+    case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)
+    hist, queries = write_log(log.filter(case < 16), tmp_path / "h.jsonl"), tmp_path / "q.jsonl"
+    write_log(log.filter(case >= 16), queries)
+    args = ["evaluate", str(hist), str(queries), "--head", "knn", "--json", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("knn (k by CV)  knn ") for line in rows)  # the baseline column, then its head
+    assert "knn" in json.loads((tmp_path / "r.json").read_text())["baselines"]
+    loses = {"diff": {"auc": {"estimate": -0.1, "ci_low": -0.2, "ci_high": -0.05, "n_groups": 20}}, "loses": ["auc"]}
+    chance = {"within_policy_auc": 0.4, "chance": True}
+    lines = verdict_lines("knn", 0.7, {"knn": {**loses, **chance}}, {"auc": "AUC"})
+    assert lines[0].startswith("knn LOSES to knn (k by CV) on AUC: -0.1000")
+    assert lines[1].startswith("baseline knn (k by CV): within-policy AUC 0.4000 <= 0.5")
+    # route-eval: its headline's baseline_knn_* is the fixed-k kNN router; the table's row is the tuned one
+    print_route_baselines({"baselines": {"knn": {**loses, **chance, "auc": 0.5}}, "baseline_knn_tuned_k": 16})
+    out = capsys.readouterr().out.splitlines()
+    assert out[3].startswith("knn (k by CV)  ") and out[4].startswith("(knn (k by CV): the tuned kNN router's")
+    assert "router LOSES to knn (k by CV) on auc" in out[5]

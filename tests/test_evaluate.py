@@ -574,7 +574,7 @@ def test_printed_baselines_tell_the_knn_row_from_the_tuned_knn_figures(capsys):
     row = {"aiq": 0.84, "diff": {"aiq": d}, "within_policy_auc": 0.6, "within_task_auc": None, "loses": []}
     print_route_baselines({"baselines": {"knn": row}, "baseline_knn_tuned_k": 128, "within_policy_auc": 0.6})
     out = capsys.readouterr().out
-    assert "knn: the tuned kNN router's success predictions with this router's cost predictions" in out
+    assert "knn (k by CV): the tuned kNN router's success predictions with this router's cost predictions" in out
     print_route_baselines({"baselines": {"prior": row}, "baseline_knn_tuned_k": 128, "within_policy_auc": 0.6})
     assert "tuned kNN router's success predictions" not in capsys.readouterr().out
 

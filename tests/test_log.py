@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from v0lite.exceptions import DataError
-from v0lite.log import read_log, split_xy, validate_log, write_log
+from v0lite.log import _prompt_list, read_log, split_xy, validate_log, write_log
 
 GOOD = {"policy": ["a", "a", "b"], "prompt": ["1+1?", "2+2?", "1+1?"], "score": [1.0, 0.5, 0.0]}
 
@@ -637,3 +637,13 @@ def test_chat_message_prompts_are_told_to_store_the_last_user_message(tmp_path):
     frame = pl.DataFrame({"policy": ["a"], "prompt": [[{"role": "user", "content": "1+1?"}]], "score": [1.0]})
     with pytest.raises(DataError, match="last user message"):
         validate_log(frame)
+
+
+@pytest.mark.parametrize("blank", ["\u200b", "\ufeff\u200b\u2060", " \u2060\t", "\xa0"])
+def test_a_prompt_of_invisible_format_characters_only_is_empty(blank):
+    """Zero-width space, BOM, word joiner (Unicode category Cf) are as empty as whitespace, in logs and warm()."""
+    with pytest.raises(DataError, match=r"column 'prompt', row 1: value .* is empty or whitespace \(invisible") as e:
+        validate_log({"policy": ["a", "a"], "prompt": ["x", blank], "score": [1.0, 0.0]})
+    assert repr(blank) in str(e.value) and "Fix: give every row a non-empty prompt" in str(e.value)
+    with pytest.raises(DataError, match="prompts, row 1"):
+        _prompt_list(["x", blank])

@@ -32,6 +32,7 @@ __all__ = [
     "flags",
     "too_few_prompts",
     "fewest_prompts",
+    "shown",
 ]
 
 # (label, head, params); params "k": "cv" means: choose k by prompt-grouped CV on the history
@@ -41,6 +42,9 @@ BASELINES: tuple[tuple[str, str, dict], ...] = (
     ("logistic", "logistic", {}),
     ("ridge", "linear", {}),
 )
+# a baseline's name in printed tables and verdicts, where its bare label reads as the head a user chose
+# (``evaluate --head knn`` printed "knn LOSES to knn"); JSON keys keep the bare label
+SHOWN = {"knn": "knn (k by CV)"}
 KNN_CV_KS = (8, 16, 32, 64, 128, 256)
 KNN_FALLBACK_K = 32
 
@@ -68,6 +72,17 @@ def available_baselines(note: Callable[[str], Any] | None = None) -> list[tuple[
         elif note is not None:
             note(f"baseline {label!r} skipped: head {head!r} is not registered in this build")
     return out
+
+
+def shown(label: str) -> str:
+    """The name a baseline ``label`` is printed under (:data:`SHOWN`; the JSON keeps ``label``).
+
+    Examples
+    --------
+    >>> shown("knn"), shown("prior")
+    ('knn (k by CV)', 'prior')
+    """
+    return SHOWN.get(label, label)
 
 
 def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]) -> dict[str, Any]:
@@ -207,7 +222,7 @@ def evaluate_baselines(
     preds: dict[str, np.ndarray] = {}
     out: dict[str, dict] = {}
     for i, (label, head, params) in enumerate(rows, 1):
-        say(f"baseline {i}/{len(rows)}: {label} (head {head}) ...")
+        say(f"baseline {i}/{len(rows)}: {shown(label)} (head {head}) ...")
         t0 = time.perf_counter()
         extra: dict[str, Any] = {}
         kw: dict[str, Any] = {}
@@ -238,7 +253,7 @@ def evaluate_baselines(
             "fit_s": fit_s,
         }
         say(
-            f"  {label}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
+            f"  {shown(label)}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
             f"Brier {m['brier']:.4f} ({fit_s:.1f} s)"
         )
     if not preds:

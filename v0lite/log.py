@@ -53,6 +53,10 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("policy", "prompt", "score")
 OPTIONAL_COLUMNS = ("step", "n", "cost", "prompt_id", "task")
+# a text with nothing to read: empty, whitespace or invisible format characters only (Unicode category Cf:
+# U+200B zero-width space, U+FEFF, U+2060 ...). A regex for polars (Rust: \s is Unicode White_Space, to which
+# Python's str.isspace adds \x1C-\x1F); :func:`is_blank` is the same rule for one Python str
+BLANK_PATTERN = r"^[\s\x1C-\x1F\p{Cf}]*$"
 # Common misnamings, so the error can say what was probably meant.
 _ALIASES = {
     "policy": ("model", "model_name", "policy_name", "llm"),
@@ -300,12 +304,14 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
             column=col,
         )
     if not allow_empty:
-        empty = (s.str.strip_chars().str.len_chars() == 0).to_numpy()
+        # invisible format characters (U+200B zero-width space, U+FEFF, U+2060: Unicode category Cf) are as
+        # empty as whitespace: a prompt of them only would be embedded as if it said something
+        empty = s.str.contains(BLANK_PATTERN).to_numpy()
         if empty.any():
             r = _first_bad(empty)
             raise DataError(
-                f"column {col!r}, row {r}: value {_fmt(s[r])} is empty or whitespace. "
-                f"Fix: give every row a non-empty {col}.",
+                f"column {col!r}, row {r}: value {_fmt(s[r])} is empty or whitespace (invisible format characters "
+                f"such as U+200B zero-width space count as whitespace). Fix: give every row a non-empty {col}.",
                 column=col,
             )
     return s
@@ -510,13 +516,26 @@ def _check_y_kind(y) -> None:
         )
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` is empty, whitespace or invisible format characters only (:data:`BLANK_PATTERN`).
+
+    Examples
+    --------
+    >>> is_blank("\\u200b \\ufeff"), is_blank("\\xa0"), is_blank("a\\u200b")
+    (True, True, False)
+    """
+    import unicodedata
+
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def _prompt_list(prompts) -> list:
     """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
     if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
         raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
     prompts = list(prompts)
     for i, t in enumerate(prompts):
-        if not isinstance(t, str) or not t.strip():
+        if not isinstance(t, str) or is_blank(t):
             raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
         if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
             raise DataError(

@@ -119,17 +119,18 @@ def print_knn_seen(result: dict, k: int) -> None:
 
 
 def print_per_task(result: dict) -> None:
+    from ..baselines import shown
     from .core import print_table
 
     base = result.get("baselines") or {}
     rows = []
     for task, acc in result["task_acc"].items():
         row = {"task": task, "n": result["task_n"][task], "router": acc}
-        row.update({label: r["task_acc"].get(task) for label, r in base.items() if r.get("task_acc")})
+        row.update({shown(label): r["task_acc"].get(task) for label, r in base.items() if r.get("task_acc")})
         row["oracle"] = result["oracle_task_acc"][task]
         rows.append(row)
     mean = {"task": "mean over tasks", "n": sum(result["task_n"].values()), "router": result["mean_task_acc"]}
-    mean.update({label: r["mean_task_acc"] for label, r in base.items() if r.get("task_acc")})
+    mean.update({shown(label): r["mean_task_acc"] for label, r in base.items() if r.get("task_acc")})
     mean["oracle"] = sum(result["oracle_task_acc"].values()) / len(result["oracle_task_acc"])
     rows.append(mean)
     print("\nper task: accuracy of the top choice (the most likely model, whatever its cost)")
@@ -137,13 +138,14 @@ def print_per_task(result: dict) -> None:
 
 
 def print_route_baselines(result: dict) -> None:
+    from ..baselines import shown
     from .core import _ci, print_table, verdict_lines
 
     b = result["baselines"]
     metrics = list(next(iter(b.values()))["diff"])
     rows = []
     for label, r in b.items():
-        row = {"baseline": label}
+        row = {"baseline": shown(label)}
         for m in metrics:
             row[m] = r.get(m)
             row[f"d_{m} [95% CI]"] = _ci(r["diff"].get(m))
@@ -158,7 +160,7 @@ def print_route_baselines(result: dict) -> None:
     if "knn" in b and result.get("baseline_knn_tuned_k") is not None:
         # the same success predictions as baseline_knn_tuned_* above, priced differently: say so
         print(
-            "(knn: the tuned kNN router's success predictions with this router's cost predictions; "
+            f"({shown('knn')}: the tuned kNN router's success predictions with this router's cost predictions; "
             "baseline_knn_tuned_* above score it with its own kNN cost predictions, hence other figures)"
         )
     names = {"aiq": "AIQ", "max_acc": "max accuracy", "mean_task_acc": "mean task accuracy"}

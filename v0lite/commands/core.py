@@ -43,12 +43,12 @@ def _about_queries(path: str):
         raise _named_error(UnknownPolicyError(text), path, "QUERIES") from exc
 
 
-# how the auto head chose, in words (its ``criterion_``)
+# how the auto head chose, in words (its ``criterion_``; ``criterion_reason_`` says why that one)
 _CRITERIA = {
     "cv_pairwise_acc": "a routing log: the highest cv_cluster_pairwise_acc (mean over up to 20 prompt clusters); "
     "candidates within two standard errors of it are tied, and the tie goes to the first of {prefer}",
     "cv_choice_acc": "a routing log: the highest cv_cluster_choice_acc (a model saved before 2026-12-05)",
-    "cv_brier": "the lowest cv_brier (not a routing log: most prompts were answered by one policy)",
+    "cv_brier": "the lowest cv_brier ({reason})",
     "too little history": "too few held-out rows to compare: the prompt-blind prior",
 }
 
@@ -124,7 +124,7 @@ def _ci(d: dict | None) -> str:
 def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str]) -> list[str]:
     """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"; none, and a line
     saying why, when the queries hold too few prompts for the intervals to mean anything."""
-    from ..baselines import MIN_VERDICT_PROMPTS, fewest_prompts
+    from ..baselines import MIN_VERDICT_PROMPTS, fewest_prompts, shown
 
     few = fewest_prompts(baselines)
     if few is not None:
@@ -137,7 +137,7 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     for label, r in baselines.items():
         for metric in r.get("loses", []):
             out.append(
-                f"{chosen} LOSES to {label} on {what.get(metric, metric)}: {_ci(r['diff'][metric])} "
+                f"{chosen} LOSES to {shown(label)} on {what.get(metric, metric)}: {_ci(r['diff'][metric])} "
                 "(95% interval of chosen minus baseline entirely on the losing side)"
             )
     if not out:
@@ -147,18 +147,20 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     for label, r in baselines.items():
         if r.get("chance"):
             out.append(
-                f"baseline {label}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, no better than chance"
+                f"baseline {shown(label)}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, no better than chance"
             )
     return out
 
 
 def _print_eval_baselines(res: dict) -> None:
+    from ..baselines import shown
+
     b = res["baselines"]
     if not b:
         return
     rows = [
         {
-            "baseline": label,
+            "baseline": shown(label),
             "head": r["head"],
             "auc": r["auc"],
             "within_policy_auc": r["within_policy_auc"],
@@ -210,7 +212,8 @@ def _fit(args) -> int:
         crit = getattr(model.head_, "criterion_", None)
         from ..heads.auto import _PREFER
 
-        print(f"criterion: {_CRITERIA.get(crit, str(crit)).format(prefer=', '.join(_PREFER))}")
+        reason = getattr(model.head_, "criterion_reason_", None) or "not judged as a routing log"
+        print(f"criterion: {_CRITERIA.get(crit, str(crit)).format(prefer=', '.join(_PREFER), reason=reason)}")
         won = getattr(model.head_, "served_from_", None)
         if won:
             print(

@@ -132,6 +132,27 @@ def _routing_like(prompt_row, step, policy):
     return bool(multi.mean() >= 0.5)
 
 
+def _brier_reason(prompt_row, step, policy, n_pol, y):
+    """Why a comparison falls back to the Brier score, in words (``criterion_reason_``): each case its own."""
+    if n_pol == 1:
+        return "not a routing log: it has one policy"
+    if not _routing_like(prompt_row, step, policy):
+        if _routing_like(prompt_row, np.zeros_like(step), policy):  # the same prompts, at other steps
+            return (
+                "not a routing log: most (prompt, step) pairs were answered by one policy; the policies "
+                "answered the same prompts at different steps"
+            )
+        return "not a routing log: most prompts were answered by one policy"
+    if n_pol > _MAX_RELATIVE_POLICIES:
+        return f"more than {_MAX_RELATIVE_POLICIES} policies ({n_pol}): not judged as a routing log"
+    if np.ptp(y) == 0:
+        return "a routing log, but pairwise accuracy is undefined: every score is equal"
+    return (
+        "a routing log, but pairwise accuracy is undefined: no two policies on the same (prompt, step) "
+        "scored differently in the held-out rows"
+    )
+
+
 class AutoHead(BaseHead):
     """Chooses, on the user's own log, between the simple predictors, the generalist and their stack.
 
@@ -177,6 +198,9 @@ class AutoHead(BaseHead):
         candidate served, and the stack members it serves: not one the stacker weighed 0).
     chosen_ : str
         The candidate used ("stack" or a member's name).
+    criterion_, criterion_reason_ : str
+        What chose it ("cv_pairwise_acc" on a routing log, "cv_brier", "too little history") and why, in
+        words (each fallback to cv_brier its own); the reason is None in a model saved before it existed.
     skipped_ : dict
         Members left out of the comparison on this log, with the reason.
     served_from_ : str or None
@@ -335,6 +359,7 @@ class AutoHead(BaseHead):
             self.members_, self.heads_ = [self.chosen_], {self.chosen_: heads[self.chosen_]}
             self.stack_W_, self.stack_global_ = np.zeros((n_pol, 2)), np.zeros(2)
             self.relative_, self.criterion_ = False, "too little history"
+            self.criterion_reason_ = f"{len(rows)} held-out rows, fewer than 10"
             self.n_fitted_, self.n_stack_rows_ = n_pol, int(len(rows))
             return self._keep_pool_member(index, heads, folds, routing_like, random_state)
         L = np.column_stack([_logit(oof[m][rows]) for m in members])
@@ -356,11 +381,13 @@ class AutoHead(BaseHead):
         # (undefined values fall back to the Brier score); other logs by the Brier score
         if self.relative_ and all(r["cv_pairwise_acc"] is not None for r in report):
             self.criterion_ = "cv_pairwise_acc"
+            self.criterion_reason_ = "a routing log: most (prompt, step) pairs were answered by two or more policies"
             best = self._se_pairwise(
                 report, [oof[m][rows] for m in members] + [stacked], yr, pr_, po, sr, index.emb[pr_], random_state
             )
         else:
             self.criterion_ = "cv_brier"
+            self.criterion_reason_ = _brier_reason(index.prompt_row, index.step, pol, n_pol, yr)
             best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
         self.chosen_ = report[best]["member"]
         for i, r in enumerate(report):
@@ -583,6 +610,7 @@ class AutoHead(BaseHead):
             "n_stack_rows": self.n_stack_rows_,
             "relative": self.relative_,
             "criterion": self.criterion_,
+            "criterion_reason": self.criterion_reason_,
             "skipped": self.skipped_,
             "served_from": getattr(self, "served_from_", None),
             "pool_member": getattr(self, "pool_member_", None),
@@ -607,6 +635,7 @@ class AutoHead(BaseHead):
         head.n_fitted_ = int(meta["n_fitted"])
         head.n_stack_rows_ = int(meta["n_stack_rows"])
         head.relative_, head.criterion_ = bool(meta["relative"]), meta["criterion"]
+        head.criterion_reason_ = meta.get("criterion_reason")  # None in models saved before it
         head.skipped_ = dict(meta.get("skipped", {}))  # models saved before skipped_ existed
         head.served_from_ = meta.get("served_from")
         # the logistic member kept for unseen and added policies; absent in models saved before it: none
