@@ -61,3 +61,20 @@ def test_the_field_named_is_the_failing_rows_own():
 
 def _no_column(rows):
     raise DataError("the log has no rows. Fix: pass at least one outcome row.")
+
+
+def test_invisible_only_text_is_blank_as_in_the_outcome_log(tmp_path, guarantees):
+    """The service's blank check is the log's (``log.is_blank``): a prompt or policy of invisible format
+    characters only (U+200B, U+FEFF, U+2060) is refused, as ``validate_log`` refuses it, not routed or stored."""
+    app = create_app(tiny_router(), data_dir=tmp_path / "store")
+    with serve_in_thread(app) as base:
+        for path, body, field in (
+            ("/v1/route", {"prompts": ["ok", "\u200b"]}, "prompts[1]"),
+            ("/v1/predict", {"prompts": ["\ufeff\u200b\u2060"]}, "prompts[0]"),
+            ("/v1/feedback", {"outcomes": [ROW, {**ROW, "prompt": "\u2060 "}]}, "outcomes[1].prompt"),
+        ):
+            r = httpx.post(base + path, json=body, timeout=20)
+            err = r.json()["error"]
+            assert r.status_code == 422 and err["param"] == field and "blank" in err["message"], r.text
+        assert httpx.get(base + "/v1/stats", timeout=20).json()["feedback_rows"] == 0
+    guarantees.tick("bad-input cases tried", 3)

@@ -18,6 +18,7 @@ import polars as pl
 
 from .._log_files import SUFFIXES, _json_rows, read_file, sniff_text
 from ..exceptions import DataError
+from ..log import BLANK_PATTERN, is_blank
 from ._common import _kind, _show
 
 __all__ = ["PROMPT_COLUMNS", "read_prompt_columns"]
@@ -47,7 +48,7 @@ def _check_prompts(path: Path, prompts: pl.Series) -> None:
     if prompts.dtype != pl.String and not json_file:
         raise DataError(f"{path}: column 'prompt' holds {prompts.dtype}, not text. Fix: write the prompts as text.")
     if prompts.dtype == pl.String:
-        bad = prompts.is_null() | (prompts.str.strip_chars().str.len_chars() == 0)
+        bad = prompts.is_null() | prompts.str.contains(BLANK_PATTERN)
         if json_file:  # a number or boolean read as its text: a suspect, its written value looked up below
             bad |= prompts.str.contains(_LITERAL).fill_null(False)
         suspects = bad.arg_true().to_list()
@@ -66,7 +67,7 @@ def _check_prompts(path: Path, prompts: pl.Series) -> None:
             continue
         obj = json.loads(raw) if lines else raw  # an object: read_file refuses any other row
         value = obj.get("prompt", _MISSING) if isinstance(obj, dict) else _MISSING
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or is_blank(value):
             raise _bad_prompt(path, f"line {line}" if lines else f"row {row}", value)
 
 

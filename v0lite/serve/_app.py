@@ -20,6 +20,7 @@ import uuid
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
 from ..exceptions import DataError, V0liteError
+from ..log import is_blank
 from ._auth import KeyChecker, read_api_keys
 from ._chat import chat_completion
 
@@ -485,7 +486,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         accepted = set(known) | set(state.upstreams) | set(declared)
         for i, r in enumerate(rows):
             for f in ("policy", "prompt"):
-                if not r[f].strip():
+                if is_blank(r[f]):  # the log's own rule: invisible format characters only count too
                     where = f"outcomes[{i}].{f}"
                     raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
             check_policy_name(r["policy"], f"outcomes[{i}].policy")

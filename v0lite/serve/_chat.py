@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from ..log import is_blank
 from ._models import ApiError
 from ._requests import check_prompts, choose_or_422, last_user_text, strategies, strategy_router, submit
 from ._upstream import UpstreamFailure, relay
@@ -193,7 +194,7 @@ async def chat_candidates(state, req, request=None) -> list[str]:
             )
     at, text = last_user_text(req.messages)
     content = req.messages[at].get("content")
-    if isinstance(content, list) and not text.strip():
+    if isinstance(content, list) and is_blank(text):
         where, pool = f"messages[{at}].content", sorted(state.upstreams)
         raise ApiError(
             422,

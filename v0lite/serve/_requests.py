@@ -14,6 +14,7 @@ import re
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
 from ..exceptions import V0liteError
+from ..log import is_blank
 from ._batcher import CallerGone, QueueFull
 from ._models import ApiError, json_type, validation_error
 from ._state import ServeState
@@ -169,7 +170,7 @@ def check_prompts(state: ServeState, prompts: list[str], field: str, single: boo
     limit = state.limits.max_prompt_chars
     for i, t in enumerate(prompts):
         where = field if single else f"{field}[{i}]"
-        if not t.strip():
+        if is_blank(t):  # the log's own rule (U+200B alone is blank)
             raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=t, fix="send text.")
         if len(t) > limit:
             raise ApiError(
