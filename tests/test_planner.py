@@ -1,4 +1,5 @@
 import importlib.util
+import re
 import subprocess
 import sys
 import warnings
@@ -343,3 +344,48 @@ def test_a_budget_no_group_size_can_spend_is_refused_when_built(guarantees):
     truth = {f"q{i}": p for i, p in enumerate(np.linspace(0.2, 0.8, 8))}
     plan = RolloutPlanner(FakeModel(truth), budget_per_prompt=16, n_max=16, keep_fraction=1.0).plan(_prompts(8), 0)
     assert int(plan.n_rollouts.sum()) == 16 * 8  # at most n_max per prompt: the whole budget is spent
+
+
+def test_the_auto_prior_strength_is_fitted_on_the_latest_window_only(monkeypatch):
+    """Issue: observe fitted the prior strength on every group ever observed (504 ms at 200k groups),
+    while plan's beliefs read the latest _EB_WINDOW only: the policy and the value model drift."""
+    from v0lite.rl import _planner
+    from v0lite.rl._beliefs import fit_prior_strength
+
+    monkeypatch.setattr(_planner, "_EB_WINDOW", 300)
+    rng = np.random.default_rng(0)
+    planner = RolloutPlanner(FakeModel({}), min_groups_for_fit=64)
+    n = np.full(100, 8)
+    for step in range(8):  # old groups: all-or-nothing, far more spread than the prior says
+        planner.observe(_prompts(100), step, 8 * rng.integers(0, 2, 100), n, prior=np.full(100, 0.5))
+    recent = []
+    for step in range(8, 11):  # the latest 300 groups: drawn from the prior itself
+        prior = rng.uniform(0.1, 0.9, 100)
+        s = rng.binomial(8, prior)
+        planner.observe(_prompts(100), step, s, n, prior=prior)
+        recent.append((prior, s))
+    planner.observe(["q0"], 11, [4], [8], prior=[0.5])  # fitted on the groups before this call
+    prior, s = (np.concatenate(x) for x in zip(*recent))
+    assert planner.prior_strength_ == pytest.approx(fit_prior_strength(prior, s, np.full(300, 8)))
+    assert planner.prior_strength_ > 20  # the old groups (strength ~0.1) no longer pull it down
+    assert sum(a.size for a in planner._hist_prior) <= 300 + 100  # older observe calls are forgotten
+
+
+def test_counts_and_steps_beyond_int64_are_refused_by_name(guarantees):
+    """Issue: n=1e20 wrapped to -2**63 (a RuntimeWarning, then a log-file error about column 'n' with
+    the wrong value) and step=2**63 failed as column 'step' ("or drop the column")."""
+    model = FakeModel({})
+    planner = RolloutPlanner(model, budget_per_prompt=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(V0liteError, match=r"prompt 0 \('p'\) has n\[0\] = 1e\+20\. Fix: pass the rollouts"):
+            planner.observe(["p"], 7, [1], [1e20])
+    for step in (2**63, -(2**63) - 1, np.uint64(2**63)):
+        with pytest.raises(ParameterError, match=re.escape(f"step={step!r} is outside the 64-bit") + ".*Fix: pass"):
+            planner.plan(["a", "b"], step)
+        with pytest.raises(ParameterError, match=r"is outside the 64-bit integers"):
+            planner.observe(["a"], step, [1], [2])
+    assert model.added == [] and model.predict_calls == []  # nothing reached the value model
+    planner.observe(["p"], 2**63 - 1, [1], [2**62])  # the largest step, a count int64 holds
+    assert model.added[0][0]["step"].to_list() == [2**63 - 1] and model.added[0][0]["n"].to_list() == [2**62]
+    guarantees.tick("bad-input cases tried", 7)

@@ -53,7 +53,7 @@ def _prompt_list(prompts: Any, name: str = "prompts") -> list:
 def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
     """(successes, n) as float arrays, checked: same length as prompts, min_n <= n, 0 <= successes <= n.
 
-    ``whole``: both must be whole numbers (counts of rollouts, not rates).
+    ``whole``: both must be whole numbers (counts of rollouts, not rates), ``n`` below 2**63 (int64).
     """
     s = np.asarray(successes, dtype=np.float64).ravel()
     m = np.asarray(n, dtype=np.float64).ravel()
@@ -72,6 +72,13 @@ def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
                     f"rollouts), got {float(v[i])!r} for prompt {i}. Fix: pass counts, e.g. successes = "
                     "round(success_rate * n), and n the rollouts each prompt got (plan.n_rollouts)."
                 )
+        big = np.flatnonzero(m >= 2.0**63)  # counts are stored as int64: a larger one would wrap around
+        if big.size:
+            i = int(big[0])
+            raise V0liteError(
+                f"n must hold rollout counts below 2**63 (stored as 64-bit integers); prompt {i} "
+                f"({str(prompts[i])[:40]!r}) has n[{i}] = {m[i]:g}. Fix: pass the rollouts it got as n."
+            )
     bad = np.flatnonzero((m < min_n) | (s < 0) | (s > m))
     if bad.size:
         i = int(bad[0])

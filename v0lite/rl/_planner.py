@@ -41,7 +41,9 @@ from ._common import (
 
 __all__ = ["Plan", "RolloutPlanner"]
 
+# groups the empirical-Bayes fits read: the latest only, as the policy and the value model's context drift
 _EB_WINDOW = 10_000
+_INT64_MAX = 2**63 - 1
 
 
 class Plan(NamedTuple):
@@ -69,6 +71,11 @@ def _check_step(step: Any) -> int:
             f"step must be an integer (the training step the rollouts come from), got {step!r}. "
             "Fix: pass the trainer's global step as an int, e.g. step=trainer.global_step."
         )
+    if not -_INT64_MAX - 1 <= int(step) <= _INT64_MAX:
+        raise ParameterError(
+            f"step={step!r} is outside the 64-bit integers the history stores steps as (-2**63 <= step < 2**63). "
+            "Fix: pass the trainer's global step, e.g. step=trainer.global_step."
+        )
     return int(step)
 
 
@@ -94,9 +101,9 @@ class RolloutPlanner:
 
     After rollout, :meth:`observe` feeds the outcomes to ``value_model.add_history`` (no
     refit) and returns V0.5-style fused baselines: the group mean shrunk toward the V0
-    prior with strength ``prior_strength`` (``"auto"``: empirical Bayes over the groups
-    observed at earlier steps, ``default_prior_strength`` until ``min_groups_for_fit``
-    groups have been seen).
+    prior with strength ``prior_strength`` (``"auto"``: empirical Bayes over the latest
+    10,000 groups observed before, as the policy drifts; ``default_prior_strength`` until
+    ``min_groups_for_fit`` groups have been seen).
 
     Parameters
     ----------
@@ -298,12 +305,19 @@ class RolloutPlanner:
     def plan(self, prompts: Sequence[str], step: int) -> Plan:
         """Predict, select and allocate for one step's candidate prompts.
 
+        A prompt listed k times is k candidates, and each kept copy is its own group: observe
+        every copy, in one :meth:`observe` call (the planned prior of a (prompt, step) is used up
+        by the call that observes it; a copy observed in a later call is predicted anew). Steps
+        may go backwards: a :class:`v0lite.V0Regressor` predicts step t from its history rows
+        with step <= t, whenever they were added. Planned priors are kept until observed or until
+        a plan at a later step.
+
         Parameters
         ----------
         prompts : sequence of str
             Candidate prompts of this step.
         step : int
-            Training step (the policy's checkpoint) the rollouts will come from.
+            Training step (the policy's checkpoint) the rollouts will come from (within int64).
 
         Returns
         -------
@@ -351,20 +365,31 @@ class RolloutPlanner:
         if sum(a.size for a in self._hist_prior) < self.min_groups_for_fit:
             c = float(self.prior_strength) if self.prior_strength != "auto" else float(self.default_prior_strength)
             return np.full(p.size, c)
-        w = -_EB_WINDOW  # the latest groups only: the policy and the value model's context drift
-        bs = BinnedStrength(min_groups=max(self.min_groups_for_fit, 50)).fit(
-            np.concatenate(self._hist_prior)[w:], np.concatenate(self._hist_s)[w:], np.concatenate(self._hist_n)[w:]
-        )
-        return bs(p)
+        return BinnedStrength(min_groups=max(self.min_groups_for_fit, 50)).fit(*self._recent())(p)
 
     def _strength(self) -> float:
         if self.prior_strength != "auto":
             return float(self.prior_strength)
         if sum(a.size for a in self._hist_prior) < self.min_groups_for_fit:
             return float(self.default_prior_strength)
-        return fit_prior_strength(
-            np.concatenate(self._hist_prior), np.concatenate(self._hist_s), np.concatenate(self._hist_n)
-        )
+        return fit_prior_strength(*self._recent())
+
+    def _recent(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prior, successes, n) of the latest ``_EB_WINDOW`` observed groups, for the empirical-Bayes fits."""
+        return tuple(np.concatenate(h)[-_EB_WINDOW:] for h in (self._hist_prior, self._hist_s, self._hist_n))
+
+    def _remember(self, prior: np.ndarray, s: np.ndarray, m: np.ndarray) -> None:
+        """Keep the observed groups the fits may read: the window, or ``min_groups_for_fit`` if more.
+
+        Older observe calls are forgotten whole once the later ones hold that many groups, so the
+        stored count never falls back under ``min_groups_for_fit`` and memory stays bounded.
+        """
+        for h, a in ((self._hist_prior, prior), (self._hist_s, s), (self._hist_n, m)):
+            h.append(a)
+        keep = max(_EB_WINDOW, self.min_groups_for_fit)
+        while sum(a.size for a in self._hist_prior) - self._hist_prior[0].size >= keep:
+            for h in (self._hist_prior, self._hist_s, self._hist_n):
+                del h[0]
 
     def warm(self, prompts: Sequence[str]) -> "RolloutPlanner":
         """Embed a training set ahead of time, so that :meth:`plan` does not wait for the encoder.
@@ -444,9 +469,7 @@ class RolloutPlanner:
         self.prior_strength_ = a
         fused = fuse_baseline(prior, s / m, m, a)
         self.last_disagreement_ = disagreement_test(prior, s, m, self.alpha)
-        self._hist_prior.append(prior)
-        self._hist_s.append(s)
-        self._hist_n.append(m)
+        self._remember(prior, s, m)
         self.value_model.add_history(_frame(self.policy, prompts, step, m.astype(np.int64)), s / m)
         for q in prompts:
             self._priors.pop((q, int(step)), None)

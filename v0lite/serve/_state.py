@@ -356,13 +356,17 @@ class ServeState:
             if not rows:
                 break
             t0 = time.perf_counter()
-            new = await asyncio.to_thread(self._apply, self.router, [r for _, r in rows])
+            # a live pass warms the new router before the swap; the replay only its last one (below)
+            live = self._ready.is_set()
+            new = await asyncio.to_thread(self._apply, self.router, [r for _, r in rows], warm=live)
             self.router, self.last_id = new, rows[-1][0]  # one reference swap: routing sees all or nothing
             self._measure(time.perf_counter() - t0, len(rows))
             self.applied_rows += len(rows)
             self.metrics.applied_rows.set(self.applied_rows)
             total += len(rows)
             self.pending_names = {p: i for p, i in self.pending_names.items() if i > self.last_id}
+        if total and not self._ready.is_set():  # the replay's router, before readiness lets routes in
+            await asyncio.to_thread(self._warm, self.router)
         self.last_refresh, self.refresh_error = time.time(), None
         self.metrics.applied_rows.set(self.applied_rows)
         return total
@@ -418,7 +422,8 @@ class ServeState:
         for frame in _frames(rows):
             validate_log(frame)
 
-    def _apply(self, router, rows: list[dict]):
+    def _apply(self, router, rows: list[dict], *, warm: bool = True):
+        """The next router: a copy of ``router`` with ``rows`` added (``warm``: and its lazy parts built)."""
         new = copy.copy(router)
         new.value_model = copy.copy(router.value_model)  # add_history swaps the copy's index, not the live one
         names = list(dict.fromkeys(r["policy"] for r in rows))
@@ -430,6 +435,8 @@ class ServeState:
             for frame in _frames(rows):
                 fp = set(frame["policy"].to_list())
                 new.add_history(frame, prices={p: c for p, c in prices.items() if p in fp and p not in new.policies_})
+            if warm:  # its warnings are logged once below, as add_history's are
+                self._warm(new, names)
         fresh = [p for p in unpriced if p not in self.unpriced]
         if fresh:  # in the service's terms: the library's warning says prices={...}
             self.unpriced.update(fresh)
@@ -444,6 +451,25 @@ class ServeState:
                 self.unpriced.add(text)
                 log.warning("v0lite serve: %s", text)
         return new
+
+    def _warm(self, router, names=()) -> None:
+        """Build what the first requests to ``router`` would otherwise build, on this (refresh) thread.
+
+        ``add_history`` drops the search structures of every policy it adds rows to; they are rebuilt
+        at the first search, and a policy over ``v0lite.index.APPROX_THRESHOLD`` rows trains a faiss
+        IVF index then (about 1 s at 50,000 rows). Predicting the warm-up prompt runs that search now,
+        before the swap: the route after it does not wait (``/v1/route`` stalled ~1 s per refresh).
+        ``names``: policies of the batch outside the pool, which ``/v1/predict`` may still ask about.
+        """
+        import polars as pl
+
+        vm = router.value_model
+        known = getattr(getattr(vm, "index_", None), "policy_to_code", {})
+        rest = [p for p in names if p not in router.policies_ and p in known]
+        with _one_search_thread():  # a background build: the other cores stay with the routes meanwhile
+            router.predict_matrix([_PROBE])  # every pool policy, as a route asks
+            if rest:
+                vm.predict(pl.DataFrame({"policy": rest, "prompt": [_PROBE] * len(rest)}))
 
     # -- micro-batch functions (run in the model thread)
     def _count_cache(self, router, texts: list[str]) -> None:
