@@ -279,6 +279,30 @@ def _warn_near_misses(columns: list[str]) -> None:
         )
 
 
+def _warn_prompt_twins(prompts: pl.Series) -> None:
+    """Prompts that differ only by case, spaces or Unicode normalisation (``'x'``, ``'x '``, NFC vs NFD) are
+    different prompts to v0lite (the exact text is the identity: the cache key, the CV folds, the hiding of a
+    query's own prompt), while the uncased default encoder gives them one vector, so a CV fold can see the
+    other twin's outcomes. Say so, with two examples and the fix (a warning: they may be different on purpose)."""
+    u = prompts.unique()
+    if len(u) < 2:
+        return
+    norm = u.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    twins = pl.DataFrame({"raw": u, "norm": norm}).filter(pl.col("norm").is_duplicated()).sort("norm", "raw")
+    if twins.is_empty():
+        return
+    first = twins.filter(pl.col("norm") == twins["norm"][0])["raw"].to_list()[:2]
+    warnings.warn(
+        f"{len(twins)} distinct prompts differ from another only by case, spaces or Unicode normalisation "
+        f"({twins['norm'].n_unique()} groups; e.g. {first[0][:60]!r} and {first[1][:60]!r}): v0lite reads them "
+        "as different prompts (CV folds, hiding a query's own prompt), though the encoder may give them one "
+        "vector, so cross-validated scores can be optimistic. Fix: if they are the same question, write them "
+        "the same way (e.g. strip spaces and NFC-normalise the prompts) before logging.",
+        V0liteWarning,
+        stacklevel=3,
+    )
+
+
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
     # a NaN among numeric names is a missing cell, not the policy 'NaN'
@@ -400,6 +424,8 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     out = {}
     out["policy"] = _string_column(df, "policy", allow_empty=False)
     out["prompt"] = _string_column(df, "prompt", allow_empty=False)
+    if require_score:  # a history: its prompt-grouped folds and own-row hiding go by the exact text
+        _warn_prompt_twins(out["prompt"])
     if "score" in df.columns:
         score = _numeric_column(df, "score")
         if require_score:

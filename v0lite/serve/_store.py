@@ -237,9 +237,9 @@ def check_writable(path) -> None:
             else "point data_dir=<path> at a folder on a writable volume"
         )
         where = "" if at == p else f" at {at}"
+        label = f"--data-dir {path}"  # where, as check_store_dir names it; the fix in Python terms (cli_text maps it)
         raise DataError(
-            f"--data-dir {path}: cannot write there (read-only file system{where}). Fix: remount it read-write, "
-            f"or {fix}."
+            f"{label}: cannot write there (read-only file system{where}). Fix: remount it read-write, or {fix}."
         )
 
 

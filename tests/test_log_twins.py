@@ -1,0 +1,34 @@
+"""Prompt twins in a history (log.py): texts that differ only by case, spaces or Unicode normalisation are
+different prompts to v0lite, and validate_log says so (a warning naming an example and the fix)."""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+
+import pytest
+
+from v0lite.exceptions import V0liteWarning
+from v0lite.log import validate_log
+
+
+@pytest.mark.parametrize(
+    "twin",
+    ["What is 2+2? ", "what is 2+2?", "What  is 2+2?", unicodedata.normalize("NFD", "Qu'est-ce que 2+2 ? é")],
+)
+def test_a_history_with_prompt_twins_warns_with_an_example_and_the_fix(twin):
+    base = "Qu'est-ce que 2+2 ? é" if twin.startswith("Qu") else "What is 2+2?"
+    log = {"policy": ["a", "a", "b"], "prompt": [base, twin, "other"], "score": [1.0, 0.0, 1.0]}
+    with pytest.warns(V0liteWarning, match=r"2 distinct prompts differ .* only by case, spaces") as rec:
+        out = validate_log(log)
+    assert out["prompt"].to_list() == log["prompt"]  # nothing rewritten: the texts stay as logged
+    text = str(rec[0].message)
+    assert repr(base) in text and "Fix:" in text and "NFC" in text
+
+
+def test_distinct_prompts_and_queries_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_log({"policy": ["a", "b"], "prompt": ["What is 2+2?", "What is 2+3?"], "score": [1.0, 0.0]})
+        # queries to predict (no score needed) are not a history: no fold or hiding reads them
+        validate_log({"policy": ["a", "a"], "prompt": ["x", "x "]}, require_score=False)
