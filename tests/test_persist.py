@@ -436,17 +436,18 @@ def test_leftovers_of_a_running_save_are_left_alone(saved):
 # --- loading is total: a folder whose checksums pass still cannot crash or hang the loader --------------
 
 
-def _reseal(path: Path, meta_edit=None, arrays_edit=None, files=None) -> None:
-    """Edit a model folder and recompute its checksums, as someone who edits it on purpose would."""
+def _reseal(path: Path, meta_edit=None, arrays_edit=None, files=None, arrays_file="history.safetensors") -> None:
+    """Edit a model (or router: ``arrays_file="arrays.safetensors"``) folder and recompute its checksums, as
+    someone who edits it on purpose would."""
     from v0lite._io import load_arrays, save_arrays, sha256_file
     from v0lite.persist import _meta_digest
 
     for rel, data in (files or {}).items():
         (path / rel).write_bytes(data)
     if arrays_edit is not None:
-        a = load_arrays(path / "history.safetensors")
+        a = load_arrays(path / arrays_file)
         arrays_edit(a)
-        save_arrays(path / "history.safetensors", a)
+        save_arrays(path / arrays_file, a)
     meta = json.loads((path / "meta.json").read_text())
     if meta_edit is not None:
         meta_edit(meta)

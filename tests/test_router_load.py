@@ -3,12 +3,12 @@ routes, or fails at load with a FormatVersionError naming the value and the fix,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_persist import _reseal as reseal
 from tests.test_router import FakeEmbedder, _fitted_v0, _log
 from v0lite.exceptions import FormatVersionError, ParameterError, V0liteError
 from v0lite.routing import Router
@@ -29,19 +29,7 @@ def saved(tmp_path_factory):
 
 def _reseal(path: Path, meta_edit=None, arrays_edit=None) -> None:
     """Edit a router folder and recompute its checksums, as someone who edits it on purpose would."""
-    from v0lite._io import load_arrays, save_arrays, sha256_file
-    from v0lite.persist import _meta_digest
-
-    if arrays_edit is not None:
-        a = load_arrays(path / "arrays.safetensors")
-        arrays_edit(a)
-        save_arrays(path / "arrays.safetensors", a)
-    meta = json.loads((path / "meta.json").read_text())
-    if meta_edit is not None:
-        meta_edit(meta)
-    meta["files"] = {rel: sha256_file(path / rel) for rel in meta["files"]}
-    meta["meta_sha256"] = _meta_digest(meta)
-    (path / "meta.json").write_text(json.dumps(meta))
+    reseal(path, meta_edit, arrays_edit, arrays_file="arrays.safetensors")
 
 
 def _meta(key, value):

@@ -11,11 +11,13 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 __all__ = [
+    "read_json_file",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -144,3 +146,21 @@ def to_jsonable(obj: Any, default: Callable[[Any], Any] = str) -> Any:
         if hasattr(obj, "tolist"):
             return to_jsonable(obj.tolist(), default)
     return default(obj)
+
+
+def read_json_file(path):
+    """The JSON in ``path``, read only if a regular file (a FIFO would block); ``OSError``, or ``ValueError`` for
+    another kind of file, what is not UTF-8 JSON, or what the parser refuses (too deep, a 5000-digit integer)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise ValueError(f"{Path(path).name} is {kind}, not a file")
+        with open(fd, "rb", closefd=False) as fh:
+            text = fh.read().decode("utf-8")
+        return json.loads(text)
+    except RecursionError as exc:  # not a JSONDecodeError: callers catch ValueError
+        raise ValueError("nested too deeply") from exc
+    finally:
+        os.close(fd)

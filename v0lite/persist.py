@@ -32,14 +32,13 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Callable
 
-from ._io import atomic_write_json, load_arrays, save_arrays, sha256_file, usual_permissions
+from ._io import atomic_write_json, load_arrays, read_json_file, save_arrays, sha256_file, usual_permissions
 from .exceptions import DataError, FormatVersionError, V0liteWarning
 
 __all__ = [
@@ -81,24 +80,6 @@ def _meta_digest(meta: dict) -> str:
     """sha256 of meta.json's content (minus this digest), so a flipped byte in meta.json is caught too."""
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
-
-
-def read_json_file(path):
-    """The JSON in ``path``, read only if a regular file (a FIFO would block); ``OSError``, or ``ValueError`` for
-    another kind of file, what is not UTF-8 JSON, or what the parser refuses (too deep, a 5000-digit integer)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-            raise ValueError(f"{Path(path).name} is {kind}, not a file")
-        with open(fd, "rb", closefd=False) as fh:
-            text = fh.read().decode("utf-8")
-        return json.loads(text)
-    except RecursionError as exc:  # not a JSONDecodeError: callers catch ValueError
-        raise ValueError("nested too deeply") from exc
-    finally:
-        os.close(fd)
 
 
 # -- what a save may replace ------------------------------------------------------------------------
@@ -532,6 +513,19 @@ _PARAMS = {
 }
 
 
+def check_saved_params(meta: dict, table: dict, bad) -> None:
+    """``meta['params']`` against ``table`` (name -> (check, want)); ``bad(text)`` names the first fault."""
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        raise bad(f"'params' is {type(params).__name__}, not an object")
+    for name, value in params.items():
+        if name not in table:
+            raise bad(f"unknown parameter {name!r}")
+        check, want = table[name]
+        if not check(value):
+            raise bad(f"parameter {name!r} is {str(value)[:60]!r}, not {want}")
+
+
 def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
     """Check every value of a model folder that the estimator will use, before it uses any.
 
@@ -551,15 +545,8 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
     def bad(what: str) -> FormatVersionError:
         return FormatVersionError(f"{mfile}: {what}. Fix: re-save the model (fit it again) with this v0lite.")
 
-    params = meta.get("params")
-    if not isinstance(params, dict):
-        raise bad(f"'params' is {type(params).__name__}, not an object")
-    for name, value in params.items():
-        if name not in _PARAMS:
-            raise bad(f"unknown parameter {name!r}")
-        check, want = _PARAMS[name]
-        if not check(value):
-            raise bad(f"parameter {name!r} is {str(value)[:60]!r}, not {want}")
+    check_saved_params(meta, _PARAMS, bad)
+    params = meta["params"]
     policies = meta.get("policies")
     if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
         raise bad("'policies' is not a list of names")

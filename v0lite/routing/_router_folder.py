@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._io import load_arrays, save_arrays, to_jsonable
 from ..exceptions import DataError, FormatVersionError, V0liteError
-from ..persist import ROUTER_FORMAT, read_folder, write_folder
+from ..persist import ROUTER_FORMAT, check_saved_params, read_folder, write_folder
 from ._costs import COST_MODELS, _check_prices, get_cost_model
 from ._strategies import STRATEGIES, get_strategy
 
@@ -127,15 +127,8 @@ def check_router_meta(meta: dict, arrays: dict, path, value_model=None) -> None:
     def bad(what: str) -> FormatVersionError:
         return FormatVersionError(f"{mfile}: {what}. {_FIX}")
 
-    params = meta.get("params")
-    if not isinstance(params, dict):
-        raise bad(f"'params' is {type(params).__name__}, not an object")
-    for name, value in params.items():
-        if name not in _PARAMS:
-            raise bad(f"unknown parameter {name!r}")
-        check, want = _PARAMS[name]
-        if not check(value):
-            raise bad(f"parameter {name!r} is {str(value)[:60]!r}, not {want}")
+    check_saved_params(meta, _PARAMS, bad)
+    params = meta["params"]
     try:
         _check_prices(params.get("prices"))
     except DataError as exc:

@@ -184,7 +184,7 @@ def check_store_dir(path) -> Path:
         except OSError as exc:
             raise DataError(f"{label}: cannot be read ({exc.strerror}). {fix}") from None
         if entries:
-            from ..persist import read_json_file
+            from .._io import read_json_file
 
             meta = None
             try:  # a regular file only (a FIFO would block); deep nesting or a huge integer is a ValueError too
