@@ -16,6 +16,7 @@ __all__ = [
     "print_per_task",
     "print_route_baselines",
     "print_knn_seen",
+    "print_per_request",
     "warn_unit_costs",
     "cost_log",
 ]
@@ -98,6 +99,22 @@ def why_missing(key: str, result: dict) -> str:
     if "task" in key:
         return "the logs name no task (no 'task' column in both)"
     return "not computed for this pool"
+
+
+def print_per_request(result: dict) -> None:
+    """For budget and quality-target: their knob binds one call's mean, so name the per-request equivalent."""
+    curve = (result.get("curves") or {}).get("router") or {}
+    lams = curve.get("lam")
+    if not lams:
+        return
+    i = len(lams) // 2  # an example from the middle of the sweep; every knob's lam is in the JSON
+    print(
+        f"(--strategy {result['strategy']} holds its knob on the mean over the prompts of one call, here all "
+        f"{result.get('n_test')} TEST prompts; one request at a time it binds each prompt alone) to serve this "
+        f"operating point one request at a time, use --strategy utility --knob <lam> with the lam of its knob in "
+        f"the --json curves.router.lam, computed on these TEST prompts: e.g. knob {curve['knob'][i]:g} -> "
+        f'--knob {lams[i]:.6g} (the service: "strategy": "utility", "knob": <lam>)'
+    )
 
 
 def print_knn_seen(result: dict, k: int) -> None:

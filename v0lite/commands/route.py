@@ -28,7 +28,7 @@ from ._common import (
 from ._route_report import TABLE_KEYS as _TABLE_KEYS
 from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
-from ._route_report import print_knn_seen, why_missing
+from ._route_report import print_knn_seen, print_per_request, why_missing
 from ._route_report import print_per_task as _print_per_task
 from ._route_report import print_route_baselines as _print_route_baselines
 from ._route_report import warn_unit_costs as _warn_unit_costs
@@ -240,6 +240,7 @@ def _print_route_eval(args, result) -> None:
         )
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
+    print_per_request(result)
     print_knn_seen(result, args.k_baseline)
     if args.per_task:
         _print_per_task(result)

@@ -31,6 +31,7 @@ from ._frontier import (
     best_single,
     cost_at_accuracy,
     cpt,
+    critical_lams,
     oracle,
 )
 from ._plot import plot_frontiers
@@ -260,7 +261,10 @@ def route_eval(
         signal beyond the task; 0.5 = none), else None,
         ``random_mix_aiq``, ``c_max``, ``n_test``, ``n_test_incomplete``, ``n_train_complete``,
         ``n_train_incomplete``, ``n_policies``, ``policies``, ``policies_dropped``,
-        ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` and, for two policies, ``apgr``, ``cpt_50``,
+        ``cost_source``, ``strategy``, ``shrink``, ``prior_k``, ``curves`` (``curves["router"]`` has per
+        knob ``knob``, ``cost``, ``acc``, ``share`` and, for ``budget`` and ``quality-target``, ``lam``: the
+        utility ``lam`` that routes these test prompts one at a time as the knob routes them together, see
+        :meth:`BudgetStrategy.critical_lam`) and, for two policies, ``apgr``, ``cpt_50``,
         ``cpt_80``, ``baseline_knn_apgr``, ``baseline_knn_tuned_apgr``, ``weak_model``, ``strong_model``;
         ``within_policy_auc`` (per model, the AUC of predicted success over the test prompts,
         size-weighted); with ``per_task`` ``mean_task_acc`` and ``task_acc``; with ``baselines``
@@ -379,6 +383,9 @@ def route_eval(
         P, Cpred = P[:, order], Cpred[:, order]
     with stage(f"route-eval: sweeping the {strat.name} knob", enabled=show_progress_bar):
         curve = _sweep(strat, P, Cpred, Y, Ctrue, n_knobs)
+        lams = critical_lams(strat, P, Cpred, curve["knob"])  # budget/target bind a call's mean, not a prompt
+        if lams is not None:
+            curve["lam"] = lams
 
     single = best_single(Y, Ctrue, policies)
     c_max = float(max(single["costs"]))

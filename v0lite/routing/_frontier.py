@@ -315,6 +315,19 @@ def knob_choices(strategy, P, Cpred, n_knobs: int) -> tuple[list[float], np.ndar
     return knobs, np.asarray(chosen, np.int64).reshape(len(knobs), P.shape[0])
 
 
+def critical_lams(strategy, P, Cpred, knobs) -> list[float] | None:
+    """Per knob, the utility ``lam`` routing these prompts one at a time as the knob routes them together.
+
+    For a strategy whose knob binds the batch's mean (``budget``, ``quality-target``: those with
+    ``critical_lam``); None for the others, whose rule is already per prompt.
+    """
+    if not hasattr(strategy, "critical_lam"):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)  # as knob_choices: grid ends may touch infeasible knobs
+        return [float(strategy.critical_lam(P, Cpred, k)) for k in knobs]
+
+
 def _sweep(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> dict[str, list]:
     knobs, idx = knob_choices(strategy, P, Cpred, n_knobs)
     rows = np.arange(Y.shape[0])

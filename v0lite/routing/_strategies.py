@@ -131,6 +131,12 @@ def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def _lam_cheapest(P: np.ndarray, C: np.ndarray) -> float:
+    """A finite ``lam`` past every row's last switch point: its utility routing is the cheapest one."""
+    bp = _switch_points(P, C)
+    return float(bp.max() * 2.0 + _TIE) if bp.size else 0.0
+
+
 def _grow_until(feasible: Callable[[float], bool]) -> float:
     """Smallest power of two ``lam >= 1`` with ``feasible(lam)``; ``inf`` if none up to 2**1000."""
     lam = 1.0
@@ -329,6 +335,22 @@ class BudgetStrategy(Strategy):
     default_knob = None
 
     def choose(self, P, C, knob) -> np.ndarray:
+        return self._solve(P, C, knob, fill=True)[0]
+
+    def critical_lam(self, P, C, knob) -> float:
+        """The utility ``lam`` whose routing (argmax ``p - lam * c``) keeps mean cost ``<= budget`` on this batch.
+
+        The smallest such ``lam`` found by the same bisection as :meth:`choose` (before its greedy
+        fill), so ``UtilityStrategy().choose(P, C, lam)`` spends at most ``budget`` per prompt on
+        these prompts. Unlike ``budget``, ``lam`` is a per-prompt rule: it routes one request at a
+        time the way this batch was routed. 0 when the most likely routing fits; past the last
+        switch point (the cheapest routing) when the budget is at or below the cheapest routing's
+        mean cost (with a :class:`V0liteWarning` when below).
+        """
+        return self._solve(P, C, knob, fill=False)[1]
+
+    def _solve(self, P, C, knob, *, fill: bool) -> tuple[np.ndarray, float]:
+        """``(routing, lam)``: the routing (greedily filled up to the budget when ``fill``) and the critical ``lam``."""
         P, C = _check_matrices(P, C)
         budget = self.check_knob(knob)
         n = P.shape[0]
@@ -340,16 +362,16 @@ class BudgetStrategy(Strategy):
 
         best = _lagrangian(P, C, 0.0)
         if cost(best) <= total + tol:
-            return best
+            return best, 0.0
         cheap = _cheapest(P, C)
         if cost(cheap) > total + tol:
             warnings.warn(
                 f"budget {budget:g} is below the cheapest routing's mean cost {cost(cheap) / n:g}; "
                 "returning the cheapest routing.",
                 V0liteWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            return cheap
+            return cheap, _lam_cheapest(P, C)
 
         def feasible(lam):
             return cost(_lagrangian(P, C, lam)) <= total + tol
@@ -357,10 +379,13 @@ class BudgetStrategy(Strategy):
         hi = _grow_until(feasible)
         lo, hi = _bisect(feasible, 0.0, hi, feasible_hi=True)
         idx_hi = _lagrangian(P, C, hi) if feasible(hi) else cheap
+        lam = float(hi) if feasible(hi) else _lam_cheapest(P, C)
+        if not fill:
+            return idx_hi, lam
         idx_lo = _lagrangian(P, C, lo)
         rows = np.flatnonzero(idx_lo != idx_hi)
         if rows.size == 0:
-            return idx_hi
+            return idx_hi, lam
         gain = P[rows, idx_lo[rows]] - P[rows, idx_hi[rows]]
         spend = C[rows, idx_lo[rows]] - C[rows, idx_hi[rows]]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -370,7 +395,7 @@ class BudgetStrategy(Strategy):
         out = idx_hi.copy()
         up = rows[order][take]
         out[up] = idx_lo[up]
-        return out
+        return out, lam
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
         """``n`` budgets evenly spaced from the cheapest routing's mean cost to the best one's."""
@@ -401,6 +426,22 @@ class QualityTargetStrategy(Strategy):
     default_knob = None
 
     def choose(self, P, C, knob) -> np.ndarray:
+        return self._solve(P, C, knob, fill=True)[0]
+
+    def critical_lam(self, P, C, knob) -> float:
+        """The utility ``lam`` whose routing (argmax ``p - lam * c``) keeps mean ``p >= target`` on this batch.
+
+        The largest such ``lam`` found by the same bisection as :meth:`choose` (before its greedy
+        downgrades), so ``UtilityStrategy().choose(P, C, lam)`` meets ``target`` on these prompts.
+        Unlike ``target``, ``lam`` is a per-prompt rule: it routes one request at a time the way
+        this batch was routed. Past the last switch point (the cheapest routing) when the cheapest
+        routing meets the target; 0 (the most likely routing) when the target is out of reach
+        (with a :class:`V0liteWarning`).
+        """
+        return self._solve(P, C, knob, fill=False)[1]
+
+    def _solve(self, P, C, knob, *, fill: bool) -> tuple[np.ndarray, float]:
+        """``(routing, lam)``: the routing (downgraded greedily to the target when ``fill``), the critical ``lam``."""
         P, C = _check_matrices(P, C)
         target = self.check_knob(knob)
         n = P.shape[0]
@@ -412,16 +453,16 @@ class QualityTargetStrategy(Strategy):
 
         cheap = _cheapest(P, C)
         if quality(cheap) >= need - tol:
-            return cheap
+            return cheap, _lam_cheapest(P, C)
         best = _lagrangian(P, C, 0.0)
         if quality(best) < need - tol:
             warnings.warn(
                 f"target {target:g} is above the best reachable mean success {quality(best) / n:g}; "
                 "returning the most likely routing.",
                 V0liteWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            return best
+            return best, 0.0
 
         def infeasible(lam):
             return quality(_lagrangian(P, C, lam)) < need - tol
@@ -429,10 +470,12 @@ class QualityTargetStrategy(Strategy):
         hi = _grow_until(infeasible)
         lo, hi = _bisect(infeasible, 0.0, hi, feasible_hi=True)
         idx_lo = _lagrangian(P, C, lo)  # meets the target
+        if not fill:
+            return idx_lo, float(lo)
         idx_hi = _lagrangian(P, C, hi) if infeasible(hi) else cheap
         rows = np.flatnonzero(idx_lo != idx_hi)
         if rows.size == 0:
-            return idx_lo
+            return idx_lo, float(lo)
         loss = P[rows, idx_lo[rows]] - P[rows, idx_hi[rows]]
         saving = C[rows, idx_lo[rows]] - C[rows, idx_hi[rows]]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -442,7 +485,7 @@ class QualityTargetStrategy(Strategy):
         out = idx_lo.copy()
         down = rows[order][take]
         out[down] = idx_hi[down]
-        return out
+        return out, float(lo)
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
         """``n`` targets evenly spaced from the cheapest routing's mean ``p`` to the best one's."""

@@ -46,7 +46,7 @@ from ._requests import (
 )
 from ._state import Limits, ServeState, load_router
 from ._store import SqliteStore, check_store_dir, check_writable
-from ._upstream import read_upstreams
+from ._upstream import ignored_prices, read_upstreams
 
 __all__ = ["create_app", "check_bind", "check_default_knob"]
 
@@ -302,6 +302,8 @@ def create_app(
                 f"models {missing} of the pool have no upstream, so chat completions could not reach them. "
                 f"Fix: add them to the upstreams file, or narrow the pool with pool='{covered}'."
             )
+    for text in ignored_prices(ups, router, upstreams):
+        log.warning("v0lite serve: %s", text)
     if store is None and data_dir is not None:
         store = SqliteStore(data_dir)
 
@@ -408,6 +410,9 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
     # -- routing and prediction
     @app.post("/v1/route")
     async def route(request: Request):
+        """Per prompt: ``model`` (the choice), ``p`` and ``cost`` (per pool model), ``strategy`` and ``knob``; a list
+        ``prompts`` answers ``{"results": [...]}``. ``warnings`` (a list of text) is present only when the strategy
+        warned, e.g. a budget below the cheapest routing's mean cost (the cheapest routing is returned)."""
         _, req = await parse_body(request, RouteRequest)
         await state.wait_ready()
         prompts, single = one_or_many(req.prompt, req.prompts, "prompt", "prompts")
@@ -424,7 +429,8 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         P = np.stack([r[1] for r in rows])[:, cols]
         C = np.stack([r[2] for r in rows])[:, cols]
         knob = req.knob if req.knob is not None or req.strategy is not None else state.knob  # the server's --knob
-        idx = choose_or_422(router, P, C, knob)
+        warned: list[str] = []
+        idx = choose_or_422(router, P, C, knob, warned=warned)
         strategy, knob = router.strategy_.name, knob_used(router, knob)
         out = []
         for i, j in enumerate(idx):
@@ -438,7 +444,10 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
                     "knob": knob,
                 }
             )
-        return out[0] if single else {"results": out}
+        body = out[0] if single else {"results": out}
+        if warned:  # present only then: a client reads its absence as "routed as asked"
+            body["warnings"] = warned
+        return body
 
     @app.post("/v1/predict")
     async def predict(request: Request):

@@ -37,7 +37,8 @@ async def chat_completion(state, request, body: dict, req, log):
             "Fix: start the server with upstreams (`v0lite serve --upstreams FILE.json`).",
         )
     stream = bool(req.stream)
-    candidates = await chat_candidates(state, req, request)
+    warned: list[str] = []
+    candidates = await chat_candidates(state, req, request, warned=warned)
     failures: list[UpstreamFailure] = []
     for name in candidates:
         up = state.upstreams[name]
@@ -51,6 +52,8 @@ async def chat_completion(state, request, body: dict, req, log):
             failures.append(exc)
             continue
         headers = {"x-v0lite-model": name}
+        if warned:  # the routing warned (e.g. an infeasible budget): a header, as the answer is the upstream's
+            headers["x-v0lite-warning"] = " | ".join(warned).encode("ascii", "backslashreplace").decode("ascii")
         if stream:
             return StreamingResponse(
                 relay(state, res, name, request.scope, log),
@@ -141,8 +144,10 @@ def _all_failed(failures: list[UpstreamFailure], candidates: list[str]) -> ApiEr
     return ApiError(502, f"{last}{also}", param="model", value=last.model, fix="retry later, or name another model.")
 
 
-async def chat_candidates(state, req, request=None) -> list[str]:
-    """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing."""
+async def chat_candidates(state, req, request=None, *, warned: list | None = None) -> list[str]:
+    """The chosen model and the next best (tried once if the first fails); a pool name bypasses routing.
+
+    The routing's warnings (the first choice's: the one the request asked for) are appended to ``warned``."""
     name = req.model
     if name in state.upstreams:
         return [name]
@@ -210,7 +215,7 @@ async def chat_candidates(state, req, request=None) -> list[str]:
     cols = [router.policies_.index(p) for p in names]
     P, C = rows[0][1][None, cols], rows[0][2][None, cols]
 
-    first = int(choose_or_422(router, P, C, knob, model=name)[0])
+    first = int(choose_or_422(router, P, C, knob, model=name, warned=warned)[0])
     out = [names[first]]
     rest = [j for j in range(len(names)) if j != first]
     if rest:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+import warnings
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
-from ..exceptions import V0liteError
+from ..exceptions import V0liteError, V0liteWarning
 from ..log import is_blank
 from ._batcher import CallerGone, QueueFull
 from ._models import ApiError, json_type, validation_error
@@ -129,12 +130,18 @@ def strategies() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def choose_or_422(router, P, C, knob, *, model=None):
+def choose_or_422(router, P, C, knob, *, model=None, warned: list | None = None):
     """``router.choose``; a library error as 422 on ``"knob"``, or on ``"model"`` when a chat request's
-    model name (``v0lite/<strategy>/<knob>``) carried the knob."""
+    model name (``v0lite/<strategy>/<knob>``) carried the knob.
+
+    The strategy's warnings (a budget below the cheapest routing, an unreachable target: the
+    request is still answered) are appended to ``warned`` as text, for the response to carry.
+    """
     kw = {} if knob is None else {"knob": knob}
     try:
-        return router.choose(P, C, **kw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", V0liteWarning)
+            idx = router.choose(P, C, **kw)
     except V0liteError as exc:
         if model is None:
             text = http_fix(str(exc), "knob")
@@ -149,6 +156,13 @@ def choose_or_422(router, P, C, knob, *, model=None):
             value=model,
             fix=f"use v0lite/{router.strategy_.name}/<{k}>" + (f" with {k} {rule}" if rule else "") + ".",
         ) from exc
+    for w in caught:
+        if issubclass(w.category, V0liteWarning):
+            if warned is not None and str(w.message) not in warned:
+                warned.append(str(w.message))
+        else:  # not ours to answer with: passed on as the filters say
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return idx
 
 
 def knob_used(router, knob):

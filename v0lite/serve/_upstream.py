@@ -148,6 +148,30 @@ class NotStrictJson(ValueError):
     """Valid to Python's json, not to a strict JSON reader: the reason names what the answer holds."""
 
 
+def ignored_prices(ups: dict[str, Upstream], router, source) -> list[str]:
+    """One message per upstream ``"price"`` the service will not use: the model is already in the router's pool.
+
+    A pool model's cost comes from the router (its cost model, or the price it joined at); the
+    upstream price only prices a model that joins through feedback. A price equal to the router's
+    fixed one changes nothing and is not named.
+    """
+    fixed = dict(router.prices or {}) if getattr(router, "cost_model", None) == "fixed" else {}
+    fixed.update(getattr(router, "added_prices_", {}) or {})
+    where = "the upstreams" if isinstance(source, dict) else f"--upstreams {source}"
+    out = []
+    for name, up in ups.items():
+        if up.price is None or name not in router.policies_ or fixed.get(name) == up.price:
+            continue
+        out.append(
+            f'{where}: model {name!r} has "price": {up.price:g}, but it is already in the router\'s pool, which '
+            "prices it from its own cost model: this price is ignored (an upstream price prices only a model that "
+            "joins through feedback). Fix: to change a pool model's price, reprice the router, "
+            "Router.load(d).set_prices(prices).save(d2) with prices for every pool model, then serve d2 "
+            '(`v0lite serve --router d2`); or drop "price" from this entry.'
+        )
+    return out
+
+
 def _no_constant(name: str):
     raise NotStrictJson(f"the answer holds {name}, which is not JSON")
 
