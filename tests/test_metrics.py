@@ -308,7 +308,8 @@ def test_paired_bootstrap_resamples_whole_groups_and_checks_input():
 
     a = np.arange(6, dtype=float)
     paired_bootstrap(fn, a, np.zeros(6), groups=["x", "x", "y", "y", "z", "z"], n_boot=20)
-    for rows in seen[2:]:  # after the two full-data calls
+    assert len(seen) == 2 + 2 * 20  # the two full-data calls, then a and b for each of the 20 resamples
+    for rows in seen[2:]:
         counts = np.bincount(rows, minlength=6)
         assert (counts[0::2] == counts[1::2]).all() and counts.sum() == 6  # both rows of a group, 3 groups
     with pytest.raises(DataError, match="n_boot"):

@@ -4,16 +4,15 @@ import json
 
 import numpy as np
 import pytest
+import torch  # [dev] installs them (trl, verl): a missing one fails, never skips
+import transformers  # noqa: F401
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-from v0lite.embed import prompt_key  # noqa: E402
-from v0lite.exceptions import NotFittedError, V0liteError  # noqa: E402
-from v0lite.heads import get_head_class, make_head  # noqa: E402
-from v0lite.heads._neural_nets import _recent_rows, _v0_loss  # noqa: E402
-from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter  # noqa: E402
-from v0lite.index import HistoryIndex, Queries  # noqa: E402
+from v0lite.embed import prompt_key
+from v0lite.exceptions import NotFittedError, V0liteError
+from v0lite.heads import get_head_class, make_head
+from v0lite.heads._neural_nets import _recent_rows, _v0_loss
+from v0lite.heads.neural import ICLHead, NeuralHead, QueryAdapter
+from v0lite.index import HistoryIndex, Queries
 
 TINY = dict(model_type="bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 FAST = dict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 
 import numpy as np
@@ -162,3 +163,19 @@ def test_the_outcome_stores_folder_check_does_not_block_on_a_fifo(tmp_path):
     t.join(30)
     assert not t.is_alive(), "check_store_dir hung on a FIFO named meta.json"
     assert "holds files v0lite did not write (meta.json)" in str(out["e"].value)
+
+
+def test_a_listed_file_replaced_by_a_symlink_is_named_by_the_save_check(saved, tmp_path, guarantees):
+    """A save replaces the whole folder: a listed name that is now a symlink points at a file v0lite did not
+    write (here the user's), so the save is refused naming it, and the file it points at is kept."""
+    from v0lite.exceptions import DataError
+
+    listed = sorted(json.loads((saved / "meta.json").read_text())["files"])[0]
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's\n")
+    (saved / listed).unlink()
+    (saved / listed).symlink_to(precious)
+    with pytest.raises(DataError, match=rf"holds files v0lite did not write \({re.escape(listed)}\)"):
+        check_save_target(saved)
+    assert precious.read_text() == "the user's\n"
+    guarantees.tick("bad-input cases tried")

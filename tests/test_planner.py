@@ -219,10 +219,14 @@ def test_observe_takes_counts_not_rates(guarantees):
         planner.observe(plan.kept_prompts, 0, np.full(n.size, 0.5), n)
     with pytest.raises(ParameterError, match=r"n must hold whole numbers.*got 1.5"):
         planner.observe(plan.kept_prompts, 0, np.ones(n.size), np.full(n.size, 1.5))
+    with pytest.raises(V0liteError, match=r"successes\[1\] = -1 "):  # a negative count is no count
+        planner.observe(["a", "b"], 5, successes=[1, -1], n=[8, 8])
+    with pytest.raises(V0liteError, match=r"below 2\*\*63.*n\[0\] = 9\.22337e\+18"):  # int64 would wrap it around
+        planner.observe(["a"], 5, successes=[1], n=[2**63])
     assert model.added == []  # nothing recorded
     planner.observe(plan.kept_prompts, 0, np.ones(n.size), n.astype(float))  # 1.0, 8.0: whole numbers are counts
     assert len(model.added) == 1
-    guarantees.tick("bad-input cases tried", 2)
+    guarantees.tick("bad-input cases tried", 4)
 
 
 @pytest.mark.parametrize("value", [5.0, -0.2, np.nan])

@@ -89,7 +89,8 @@ def test_fit_stages_are_shown(capsys, no_delay, make_model, small_log):
 
 
 def test_quiet_third_party_restores_the_callers_settings(monkeypatch):
-    tf_logging = pytest.importorskip("transformers.utils.logging")
+    import transformers.utils.logging as tf_logging  # [dev] installs transformers (trl, verl)
+
     monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
     tf_logging.enable_progress_bar()
     with _progress.quiet_third_party():

@@ -404,11 +404,11 @@ def test_feedback_names_are_checked_and_new_models_declared(server, guarantees):
     c, _ = server()
     row = {"prompt": "sort the list case 990", "score": 1.0}
     for name, param, text in (
-        ("b ", "outcomes[0].policy", 'send "b"'),  # a padded name would be another model
-        ("v0lite", "outcomes[0].policy", "the service's own model name"),
-        ("bb", "outcomes[0].policy", '"new_policies": ["bb"]'),  # a typo: unknown and undeclared
-    ):
-        r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}, {"policy": name, **row}][1:]})
+        ("b ", "outcomes[1].policy", 'send "b"'),  # a padded name would be another model
+        ("v0lite", "outcomes[1].policy", "the service's own model name"),
+        ("bb", "outcomes[1].policy", '"new_policies": ["bb"]'),  # a typo: unknown and undeclared
+    ):  # behind a good row: the refusal names the bad row and the good one is not stored either
+        r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}, {"policy": name, **row}]})
         err = r.json()["error"]
         assert r.status_code == 422 and err["param"] == param and err["value"] == name, err
         assert text in err["message"], err
