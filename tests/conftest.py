@@ -186,6 +186,18 @@ def small_log() -> pl.DataFrame:
 
 
 @pytest.fixture
+def files(tmp_path):
+    """``(tmp_path, hist, queries)``: :func:`make_log` with steps split into a history log (prompts "case 0"
+    to "case 8", JSONL) and a query log (the rest, CSV), for the CLI tests (tests/test_cli*.py)."""
+    from v0lite.log import write_log
+
+    log = make_log(steps=True)
+    hist = write_log(log.filter(pl.col("prompt").str.contains("case [0-8]$")), tmp_path / "hist.jsonl")
+    queries = write_log(log.filter(~pl.col("prompt").str.contains("case [0-8]$")), tmp_path / "queries.csv")
+    return tmp_path, hist, queries
+
+
+@pytest.fixture
 def make_model(fake_encoder):
     """Factory of ``V0Regressor`` with the fake encoder and no disk cache (override any param)."""
     from v0lite.estimator import V0Regressor

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import doctest
 import json
-import re
 import warnings
 from pathlib import Path
 
@@ -402,61 +401,6 @@ def test_convert_writes(tmp_path, v0_dir, rb_dir, oneshot_file):
     assert set(D.CONVERTERS) == {"v0", "routerbench", "routerdc", "oneshot-rlvr"}
 
 
-# --------------------------------------------------------------------------- demo
-
-
-def test_make_demo_log_deterministic_and_shaped():
-    a = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=5)
-    b = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=5)
-    c = D.make_demo_log(n_policies=3, n_topics=4, n_prompts_per_topic=10, n_steps=2, random_state=6)
-    assert a.equals(b) and not a.equals(c)
-    assert a.columns == ["policy", "prompt", "score", "step", "n", "cost", "task"]
-    assert a.height == 3 * 4 * 10 * 2
-    assert a["prompt"].n_unique() == 40
-    assert a["policy"].n_unique() == 3 and all(p.startswith("synthetic-") for p in a["policy"].unique())
-    assert a["task"].n_unique() == 4
-    assert set(a["n"]) == {8}
-    assert all(round(s * 8) == s * 8 for s in a["score"])
-    # one price per policy, rising with size
-    prices = a.group_by("policy").agg(pl.col("cost").n_unique().alias("k"), pl.col("cost").first())
-    assert set(prices["k"]) == {1}
-
-
-def test_demo_log_has_signal():
-    log = D.make_demo_log(random_state=0)
-    by_pol = log.group_by("policy").agg(pl.col("score").mean()).sort("score")
-    assert by_pol["policy"].to_list() == ["synthetic-tiny", "synthetic-small", "synthetic-medium", "synthetic-large"]
-    by_step = log.group_by("step").agg(pl.col("score").mean()).sort("step")
-    assert by_step["score"].is_sorted()
-    with pytest.raises(DataError, match="n_topics"):
-        D.make_demo_log(n_topics=99)
-
-
-def test_write_demo_data(tmp_path):
-    kw = dict(n_policies=2, n_topics=3, n_prompts_per_topic=6, n_query_prompts_per_topic=2, n_steps=2)
-    p1 = D.write_demo_data(tmp_path / "a", **kw)
-    p2 = D.write_demo_data(tmp_path / "b", **kw)
-    for k in ("log", "queries", "readme"):
-        assert p1[k].read_bytes() == p2[k].read_bytes()
-    hist, q = read_log(p1["log"]), read_log(p1["queries"])
-    assert not set(hist["prompt"]) & set(q["prompt"])
-    assert q["prompt"].n_unique() == 3 * 2 and hist["prompt"].n_unique() == 3 * 4
-    assert set(q["policy"]) == set(hist["policy"]) and set(q["step"]) == {0, 1}
-    assert "SYNTHETIC" in p1["readme"].read_text()
-    with pytest.raises(DataError, match="n_query_prompts_per_topic"):
-        D.write_demo_data(tmp_path / "c", n_prompts_per_topic=4, n_query_prompts_per_topic=4)
-
-
-def test_committed_demo_files_are_current_and_small():
-    root = Path(D.__file__).resolve().parents[2] / "data"
-    files = [root / "demo_log.jsonl", root / "demo_queries.jsonl", root / "README.md"]
-    if not all(f.exists() for f in files):
-        pytest.skip("data/demo_*.jsonl not generated")
-    assert sum(f.stat().st_size for f in files) < 500_000
-    hist, q = read_log(files[0]), read_log(files[1])
-    assert not set(hist["prompt"]) & set(q["prompt"])
-
-
 def test_doctests():
     import importlib
 
@@ -466,66 +410,6 @@ def test_doctests():
     ]
     results = [doctest.testmod(m) for m in mods]
     assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) > 0
-
-
-# --------------------------------------------------------------------------- real data (skipped when absent)
-
-
-def _real(sub: str) -> Path:
-    d = D.data_dir()
-    if d is None or not (d / sub).is_dir():
-        reason = f"{sub} not found: set V0LITE_DATA to the folder holding it"
-        print(reason)
-        pytest.skip(reason)
-    return d / sub
-
-
-def test_real_v0():
-    d = _real("v0-dapomath")
-    ctx = D.convert_v0(d / "context.jsonl")
-    assert ctx.height == 3072
-    assert ctx.group_by("policy", "step").len()["len"].to_list() == [512] * 6
-    assert set(ctx["step"]) == {16, 64, 256}
-    assert D.convert_v0(d / "train.jsonl").height == 192
-    assert D.convert_v0(d / "validity.jsonl").height == 27
-    assert ((ctx["score"] * 10).round(6) % 1 == 0).all()  # (score + 1) / 2 on a 0.2 grid -> tenths
-
-
-def test_real_routerbench():
-    d = _real("routerdc-routerbench")
-    with pytest.warns(V0liteWarning, match=r"skipped 154 blank outcome cells .* in 14 sample_ids"):
-        out = D.convert_routerbench(d)
-    # 3,178 prompts x 11 models, minus 154 blank cells (92 train + 62 test)
-    assert out["train"].height == (1039 + 299 + 887) * 11 - 92
-    assert out["test"].height == (445 + 128 + 380) * 11 - 62
-    assert out["train"]["policy"].n_unique() == 11
-    assert set(out["train"]["task"]) == {"arc-challenge", "mbpp", "winogrande"}
-
-
-def test_real_routerdc():
-    d = _real("routerdc-7model")
-    df = D.convert_routerdc(d)
-    assert df.height == 20_600 * 7
-    assert df["prompt_id"].n_unique() == 20_600
-    assert df["policy"].n_unique() == 7
-    mcq = df.filter(pl.col("task").is_in(["mmlu", "cmmlu", "ceval"]) | pl.col("task").str.starts_with("arc_"))
-    assert set(mcq["score"].unique()) <= {0.0, 1.0}
-    gsm = df.filter(pl.col("task") == "gsm8k")
-    assert gsm["score"].n_unique() == 11
-    tr, te = D.split_by_prompt(df)
-    assert not set(tr["prompt"]) & set(te["prompt"])
-
-
-def test_real_oneshot():
-    d = _real("oneshot-rlvr-dsr-sub")
-    df = D.convert_oneshot_rlvr(d / "dsr_sub_acc_history.jsonl")
-    assert df.height == 64_000  # 500 steps x 128 prompts
-    assert df["prompt_id"].n_unique() == 1209
-    visits = df.group_by("prompt_id").len()["len"]
-    assert visits.min() == 44 and visits.max() == 57
-    first = df.filter(pl.col("step") == 0)["score"].mean()
-    assert abs(first - 0.335) < 1e-3
-    assert re.search("GRPO", df["policy"][0])
 
 
 # --------------------------------------------------------------------------- issue 27: undecodable text
@@ -722,70 +606,3 @@ def test_converters_say_folder_or_file(tmp_path, v0_dir, dc_dir, guarantees):
     with pytest.raises(DataError, match=r"n.jsonl, line 1: field 'model' is null"):
         D.convert_v0(f)
     guarantees.tick("bad-input cases tried", 3)
-
-
-# --------------------------------------------------------------------------- map_columns: your own table
-
-
-_SHEET = (
-    "Model,Question,Correct,Latency ms,Cost ($),score\n"
-    "1.10,What is 2+2?,TRUE,120,0.002,7\n"
-    "gpt,What is 2+2?,false,340,0.010,3\n"
-    "1.10,Name a prime.,,90,0.002,5\n"
-    "gpt,Name a prime.,True,200,0.010,9\n"
-)
-
-
-def test_map_columns_reads_a_spreadsheet_export(tmp_path):
-    src = tmp_path / "sheet.csv"
-    src.write_text(_SHEET, encoding="utf-8")
-    names = dict(policy="Model", prompt="Question", score="Correct", cost="Cost ($)")
-    with pytest.raises(DataError) as err, pytest.warns(V0liteWarning, match="kept as 'original_score'"):
-        D.map_columns(src, **names)  # an empty outcome: counted and named, not dropped by default
-    text = str(err.value)
-    assert "column 'Correct' (score): 1 of 4 rows have no outcome" in text and "row 2." in text, text
-    assert "drop_unscored=True" in text
-    with pytest.warns(V0liteWarning) as caught:
-        log = D.map_columns(src, **names, drop_unscored=True)
-    texts = [str(w.message) for w in caught]
-    assert any("dropped the 1 of 4 rows with no outcome" in t and "row 2" in t for t in texts), texts
-    assert any("column 'score' is kept as 'original_score'" in t for t in texts), texts  # a clash is renamed
-    assert log["policy"].to_list() == ["1.10", "gpt", "gpt"]  # CSV text stays text: 1.10 is not 1.1
-    assert log["score"].to_list() == [1.0, 0.0, 1.0] and log["cost"].to_list() == [0.002, 0.010, 0.010]
-    assert log.columns == ["policy", "prompt", "score", "Latency ms", "cost", "original_score"]
-    assert log["Latency ms"].to_list() == [120, 340, 200] and log["original_score"].to_list() == [7, 3, 9]
-
-
-def test_map_columns_converts_true_false_yes_no_and_nothing_else(tmp_path):
-    rows = [{"m": "a", "q": "x", "ok": True}, {"m": "b", "q": "x", "ok": False}]
-    src = _write_jsonl(tmp_path / "b.jsonl", rows)
-    assert D.map_columns(src, policy="m", prompt="q", score="ok")["score"].to_list() == [1.0, 0.0]
-    pl.DataFrame({"m": ["a", "b"], "q": ["x", "x"], "ok": [True, False]}).write_parquet(tmp_path / "b.parquet")
-    assert D.map_columns(tmp_path / "b.parquet", policy="m", prompt="q", score="ok")["score"].to_list() == [1.0, 0.0]
-    words = {"m": ["a"] * 5, "q": list("vwxyz"), "ok": ["YES", " no", "True", "FALSE", "yes"]}
-    assert D.map_columns(words, policy="m", prompt="q", score="ok")["score"].to_list() == [1.0, 0.0, 1.0, 0.0, 1.0]
-    for bad, row in ((["yes", "maybe"], 1), (["1", "yes"], 0), (["y", "n"], 0)):
-        with pytest.raises(DataError, match=rf"column 'ok' \(score\), row {row}: value '{bad[row]}' is not an outcome"):
-            D.map_columns({"m": ["a", "b"], "q": ["x", "y"], "ok": bad}, policy="m", prompt="q", score="ok")
-    with pytest.raises(ParameterError, match="score_scale=100 divides numbers"):
-        D.map_columns(words, policy="m", prompt="q", score="ok", score_scale=100)
-
-
-def test_map_columns_scales_percentages_and_names_missing_columns():
-    data = {"Model": ["a", "a"], "Question": ["x", "y"], "Pct": [0, 75], "Task ": ["t", "u"]}
-    with pytest.raises(DataError, match=r"row 1: value 75 is not a success rate .*percentages\? Fix: divide by 100"):
-        D.map_columns(data, policy="Model", prompt="Question", score="Pct")
-    log = D.map_columns(data, policy="Model", prompt="Question", score="Pct", score_scale=100, task="Task ")
-    assert log["score"].to_list() == [0.0, 0.75] and log["task"].to_list() == ["t", "u"]
-    with pytest.raises(DataError, match=r"after dividing by 10\)"):
-        D.map_columns(data, policy="Model", prompt="Question", score="Pct", score_scale=10)
-    with pytest.raises(
-        DataError, match=r"column 'model' \(policy='model'\) is not in the data .*Fix: pass policy='Model'"
-    ):
-        D.map_columns(data, policy="model", prompt="Question", score="Pct")
-    with pytest.raises(ParameterError, match="policy and prompt both name the column 'Model'"):
-        D.map_columns(data, policy="Model", prompt="Model", score="Pct")
-    for scale in (0, -1, float("nan"), True, "100"):
-        with pytest.raises(ParameterError, match="score_scale must be a positive number"):
-            D.map_columns(data, policy="Model", prompt="Question", score="Pct", score_scale=scale)
-    assert "map_columns" in D.__all__

@@ -3,7 +3,7 @@
 Function-level imports count. The layer table below is the one rule of which module may
 import which (docs/design.md shows the same table): a module may import its own layer or a
 lower one, never a higher one. Packages (``heads``, ``routing``, ``rl``, ``data``, ``commands``)
-sit in one layer as a whole.
+sit in one layer as a whole. No module and no test file (tests/*.py) is over ``MAX_LINES`` lines.
 """
 
 from __future__ import annotations
@@ -135,13 +135,20 @@ def test_cycle_finder_finds_a_planted_cycle(monkeypatch):
         raise AssertionError("a planted cycle was not found")
 
 
-def test_no_module_over_the_line_limit():
-    big = {
-        str(p.relative_to(ROOT.parent)): n
-        for p in ROOT.rglob("*.py")
-        if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES
+def _over_the_line_limit(paths) -> dict[str, int]:
+    """``{path relative to the repository: its line count}`` for each file of ``paths`` over ``MAX_LINES``."""
+    return {
+        str(p.relative_to(ROOT.parent)): n for p in paths if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES
     }
-    assert big == {}
+
+
+def test_no_module_over_the_line_limit():
+    assert _over_the_line_limit(ROOT.rglob("*.py")) == {}
+
+
+def test_no_test_file_over_the_line_limit():
+    # the rule holds for tests too: split a big test file by theme (tests/test_<module>_<theme>.py)
+    assert _over_the_line_limit(Path(__file__).resolve().parent.glob("*.py")) == {}
 
 
 def test_every_v0lite_import_names_an_existing_module():

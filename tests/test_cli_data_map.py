@@ -1,0 +1,71 @@
+"""``v0lite data map``: a spreadsheet export becomes an outcome log, its errors name its flags, and
+``fit`` points a boolean or unlabeled log at it."""
+
+from __future__ import annotations
+
+from v0lite.cli import main
+from v0lite.log import read_log
+
+# --------------------------------------------------------------------------- data map: your own table
+
+
+def test_data_map_turns_a_spreadsheet_export_into_a_log(tmp_path, capsys):
+    src = tmp_path / "export.csv"
+    src.write_text(
+        "Model,Question,Correct,Latency ms,Cost ($),Task\n"
+        "gpt,What is 2+2?,TRUE,120,0.01,math\n"
+        "small,What is 2+2?,FALSE,90,0.001,math\n"
+        "gpt,Name a prime.,,200,0.01,math\n"
+        "small,Name a prime.,true,80,0.001,math\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "log.jsonl"
+    cmd = ["data", "map", str(src), str(out), "--policy", "Model", "--prompt", "Question", "--score", "Correct"]
+    cmd += ["--cost", "Cost ($)", "--task", "Task"]
+    assert main(cmd) == 1  # the unlabeled row: an error in flag terms, naming the count and the row
+    err = capsys.readouterr().err
+    assert f"SRC {src}" in err and "1 of 4 rows have no outcome" in err and "row 2" in err, err
+    assert "--drop-unscored" in err and "drop_unscored" not in err
+    assert not out.exists()
+    assert main([*cmd, "--drop-unscored"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 rows out of 4 read, 1 without a score dropped" in printed and "'Model' -> 'policy'" in printed
+    log = read_log(out)
+    assert log["score"].to_list() == [1.0, 0.0, 1.0] and log["cost"].to_list() == [0.01, 0.001, 0.001]
+    assert log["task"].to_list() == ["math"] * 3 and log["Latency ms"].to_list() == [120, 90, 80]
+    assert main([*cmd, "--drop-unscored"]) == 1  # an existing OUT needs --force, as for the other data commands
+    assert "--force" in capsys.readouterr().err
+    assert main([*cmd, "--drop-unscored", "--force", "-q"]) == 0
+
+
+def test_data_map_errors_name_its_flags(tmp_path, capsys):
+    src = tmp_path / "pct.csv"
+    src.write_text("Model,Question,Pct\na,x,0\nb,x,80\n", encoding="utf-8")
+    out = str(tmp_path / "log.csv")
+    base = ["data", "map", str(src), out, "--policy", "Model", "--prompt", "Question"]
+    assert main([*base, "--score", "Pct"]) == 1
+    err = capsys.readouterr().err
+    assert "percentages? Fix: divide by 100 (--score-scale 100)" in err and "score_scale" not in err, err
+    assert main([*base, "--score", "pct"]) == 1
+    assert "Fix: pass --score Pct." in capsys.readouterr().err
+    assert main([*base, "--score", "Model"]) == 1
+    assert "Fix: give each its own column, or drop --score." in capsys.readouterr().err
+    assert main([*base, "--score", "Pct", "--score-scale", "0"]) == 2  # argparse: K > 0
+    capsys.readouterr()
+    assert main([*base, "--score", "Pct", "--score-scale", "100"]) == 0
+    assert read_log(out)["score"].to_list() == [0.0, 0.8]
+    assert main(["data", "map", str(src), out, "--policy", "Model", "--score", "Pct"]) == 2  # --prompt is required
+
+
+def test_fit_points_a_boolean_or_unlabeled_log_at_data_map(tmp_path, capsys):
+    """The log's own fixes name `v0lite data map` flags that exist, and a near-miss column is a warning."""
+    src = tmp_path / "b.csv"
+    src.write_text("policy,prompt,score,Task\na,x,TRUE,m\nb,x,FALSE,m\n", encoding="utf-8")
+    assert main(["fit", str(src), "--model-dir", str(tmp_path / "m"), "--head", "prior", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "warning: column 'Task' differs from the optional column 'task'" in err and "--task Task" in err, err
+    assert "1.0/0.0 for true/false (`v0lite data map LOG OUT --policy policy" in err
+    fixed = tmp_path / "fixed.csv"
+    argv = ["data", "map", str(src), str(fixed), "--policy", "policy", "--prompt", "prompt", "--score", "score"]
+    assert main([*argv, "--task", "Task"]) == 0  # the command the fix names works as written
+    assert read_log(fixed)["task"].to_list() == ["m", "m"]

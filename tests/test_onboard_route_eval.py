@@ -1,0 +1,147 @@
+"""A new model in route-eval and route: ``route-eval --new-model`` and its flags and errors, and a saved
+router with an added model routed with prices."""
+
+import json
+import warnings
+
+import polars as pl
+import pytest
+from conftest import make_log
+
+from v0lite.exceptions import DataError, V0liteWarning
+
+
+# -- route-eval --new-model --------------------------------------------------------------------
+def _priced(n_prompts=60, seed=1):
+    log = make_log(4, n_prompts, seed=seed)
+    price = {"pol0": 0.0001, "pol1": 0.001, "pol2": 0.003, "pol3": 0.01}
+    return log.with_columns(pl.col("policy").replace_strict(price, return_dtype=pl.Float64).alias("cost"))
+
+
+def test_route_eval_new_model(make_model):
+    from v0lite.routing import route_eval
+
+    log = _priced()
+    test_mask = pl.col("prompt").str.contains("case 1")
+    train, test = log.filter(~test_mask), log.filter(test_mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        res = route_eval(
+            train, test, value_model=make_model(head="logistic"), new_model="pol2", new_n=10, baselines=False
+        )
+    assert res["new_model"] == "pol2" and res["new_model_n"] == 10 and res["n_policies"] == 4
+    assert res["new_model_auc"] is None or 0.0 <= res["new_model_auc"] <= 1.0
+    json.dumps(res, allow_nan=False)
+    # the pool before it joined is the same evaluation on the logs without it (pol2 is not the dearest,
+    # so the cost scale is the same too)
+    without = pl.col("policy") != "pol2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        alone = route_eval(
+            train.filter(without), test.filter(without), value_model=make_model(head="logistic"), baselines=False
+        )
+    assert res["without_new_model_max_acc"] == pytest.approx(alone["max_acc"], abs=1e-9)
+    assert res["without_new_model_aiq"] == pytest.approx(alone["aiq"], abs=1e-9)
+    g = res["new_model_join_gain"]  # with it minus before it joined, on the priced pool's headline
+    assert g["metric"] == "aiq" and g["estimate"] == pytest.approx(res["aiq"] - alone["aiq"], abs=1e-9)
+    assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
+    # one model before it joined: no frontier, so no AIQ before and the gain is on max accuracy
+    two = pl.col("policy").is_in(["pol0", "pol2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        pair = route_eval(
+            train.filter(two),
+            test.filter(two),
+            value_model=make_model(head="logistic"),
+            new_model="pol2",
+            new_n=10,
+            baselines=False,
+        )
+    assert pair["without_new_model_aiq"] is None and pair["new_model_join_gain"]["metric"] == "max_acc"
+    with pytest.raises(DataError, match="not a model"):
+        route_eval(train, test, value_model=make_model(head="logistic"), new_model="nope", new_n=3, baselines=False)
+    with pytest.raises(DataError, match="new_n"):
+        route_eval(train, test, value_model=make_model(head="logistic"), new_model="pol2", new_n=0, baselines=False)
+
+
+def test_route_eval_cli_new_model_flags(tmp_path, capsys, fake_minilm):
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = _priced().with_columns(task=pl.format("t{}", pl.col("prompt").str.len_chars() % 2))
+    test_mask = pl.col("prompt").str.contains("case 1")
+    tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
+    te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
+    base = ["route-eval", str(tr), str(te), "--head", "logistic", "--no-baselines", "--quiet"]
+    assert main([*base, "--new-model", "pol1"]) == 1
+    assert "--new-model and --n go together" in capsys.readouterr().err
+    assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task"]) == 0
+    out = capsys.readouterr().out
+    assert "new model 'pol1'" in out
+    before = next(line for line in out.splitlines() if line.startswith("the pool before 'pol1' joined"))
+    assert "aiq " in before and "max_acc " in before and "mean_task_acc " in before
+    assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task", "--json", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    advice = "join=False" in capsys.readouterr().out
+    g = res["new_model_join_gain"]
+    assert g["metric"] == "mean_task_acc"
+    assert g["estimate"] == pytest.approx(res["mean_task_acc"] - res["without_new_model_mean_task_acc"], abs=1e-12)
+    assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
+    assert advice == (g["ci_high"] < 0)
+
+
+def test_route_eval_cli_new_model_errors_name_the_flag_and_the_file(tmp_path, capsys, fake_minilm):
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = _priced()
+    test_mask = pl.col("prompt").str.contains("case 1")
+    tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
+    te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
+    te3 = write_log(log.filter(test_mask & (pl.col("policy") != "pol3")), tmp_path / "test3.jsonl")
+    base = ["route-eval", str(tr), str(te), "--head", "logistic", "--no-baselines", "--quiet"]
+    assert main([*base, "--new-model", "gpt-9", "--n", "5"]) == 1
+    err = capsys.readouterr().err
+    assert f"--new-model gpt-9: has no outcomes in TRAIN {tr} nor in TEST {te}" in err and "new_model '" not in err
+    assert "Fix: pass --new-model naming one of the pool's models" in err
+    assert main(["route-eval", str(tr), str(te3), "--new-model", "pol3", "--n", "5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"--new-model pol3: has no outcomes in TEST {te3};" in err and "TRAIN" not in err.split("Fix:")[0]
+    assert main([*base, "--new-model", "x", "--n", "0"]) == 2  # at parse time
+    assert "argument --n: 0 is below 1" in capsys.readouterr().err
+    n_rows = log.filter(~test_mask & (pl.col("policy") == "pol1")).height
+    assert main([*base, "--new-model", "pol1", "--n", "100000"]) == 0
+    cap = capsys.readouterr()
+    assert f"warning: --n 100000 is more than the {n_rows} TRAIN outcomes of --new-model pol1" in cap.err
+    assert "new_n" not in cap.err and f"{n_rows} of its train outcomes added" in cap.out
+
+
+def test_route_with_prices_routes_a_saved_router_with_an_added_model(tmp_path, capsys, fake_minilm):
+    """Issue: `route --router DIR --prices FILE` refitted the cost model over the whole pool, added model
+    included, while predict_matrix appended the added model's column again: P and C of different shapes.
+    Now the --prices entry of the added model replaces the price it joined at."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = _priced()
+    test_mask = pl.col("prompt").str.contains("case 1")
+    tr = write_log(log.filter(~test_mask), tmp_path / "train.jsonl")
+    te = write_log(log.filter(test_mask), tmp_path / "test.jsonl")
+    r = tmp_path / "router"
+    argv = ["route-eval", str(tr), str(te), "--head", "knn", "--no-baselines", "--quiet", "--save-router", str(r)]
+    assert main([*argv, "--new-model", "pol2", "--n", "10"]) == 0
+    assert json.loads((r / "meta.json").read_text())["added_prices"] == [["pol2", pytest.approx(0.003)]]
+    assert main(["data", "prompts", str(te), str(tmp_path / "prompts.jsonl")]) == 0
+    prices = {"pol0": 0.5, "pol1": 0.4, "pol2": 0.0001, "pol3": 0.3}
+    (tmp_path / "prices.json").write_text(json.dumps(prices))
+    routed = tmp_path / "routed.jsonl"
+    route = ["route", str(tmp_path / "prompts.jsonl"), "--router", str(r), "--out", str(routed), "--quiet", "--force"]
+    assert main([*route, "--prices", str(tmp_path / "prices.json"), "--strategy", "threshold", "--knob", "0"]) == 0
+    got = pl.read_ndjson(routed)
+    assert set(got["policy"].to_list()) == {"pol2"} and set(got["pred_cost"].to_list()) == {0.0001}
+    prices.pop("pol2")
+    (tmp_path / "prices.json").write_text(json.dumps(prices))
+    capsys.readouterr()
+    assert main([*route, "--prices", str(tmp_path / "prices.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"--prices {tmp_path / 'prices.json'} has no price for 1 of the 4 pool models: ['pol2']" in err

@@ -1,0 +1,144 @@
+"""``v0lite route``: routing a saved model from the command line, prompts and prices checked before
+anything is written, never a price dropped silently."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import polars as pl
+import pytest
+
+from tests.test_router import FakeValueModel, _p_of
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_route_cli(tmp_path, monkeypatch):
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_load_value_model", lambda d, *args: FakeValueModel())
+    (tmp_path / "meta.json").write_text("{}")  # the CLI checks --model-dir holds a model before loading it
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers(dest="command"))
+    prompts = tmp_path / "prompts.jsonl"
+    pl.DataFrame(
+        {"prompt": [f"p{i} level {i}" for i in range(10)], "prompt_id": [str(i) for i in range(10)]}
+    ).write_ndjson(prompts)
+    out = tmp_path / "routed.csv"
+    args = parser.parse_args(
+        [
+            "route",
+            "--model-dir",
+            str(tmp_path),
+            str(prompts),
+            "--pool",
+            "small,big",
+            "--strategy",
+            "threshold",
+            "--knob",
+            "0.6",
+            "--prices",
+            json.dumps({"small": 0.1, "big": 1.0}),
+            "--out",
+            str(out),
+        ]
+    )
+    assert args.func(args) == 0
+    res = pl.read_csv(out)
+    assert res.columns == ["prompt", "prompt_id", "policy", "p_success", "pred_cost"]
+    expect = ["small" if _p_of("small", t) >= 0.6 else "big" for t in res["prompt"].to_list()]
+    assert res["policy"].to_list() == expect
+    assert set(res["pred_cost"].to_list()) <= {0.1, 1.0}
+    args = parser.parse_args(
+        [
+            "route",
+            "--model-dir",
+            str(tmp_path),
+            str(prompts),
+            "--pool",
+            "small,big",
+            "--strategy",
+            "utility",
+            "--out",
+            str(out),
+        ]
+    )
+    assert args.func(args) == 0
+    assert set(pl.read_csv(out)["policy"].to_list()) == {"big"}
+
+
+# ------------------------------------------------------------------ probe: route input, prices, params
+
+
+def _route_files(tmp_path):
+    """A fitted prior model (the CLI's fake encoder), a cost log of pol0 and pol1 only, and prompts."""
+    from conftest import make_log
+
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = make_log(3, 12)
+    hist = write_log(log, tmp_path / "hist.jsonl")
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "m"), "--head", "prior", "-q"]) == 0
+    costs = log.filter(pl.col("policy") != "pol2").with_columns(
+        pl.col("policy").replace_strict({"pol0": 0.001, "pol1": 0.01}, return_dtype=pl.Float64).alias("cost")
+    )
+    cost_log = write_log(costs, tmp_path / "costs.jsonl")
+    prompts = tmp_path / "prompts.csv"
+    pl.DataFrame({"prompt": ["add the numbers 7", "sort the list 9"]}).write_csv(prompts)
+    return tmp_path / "m", cost_log, prompts
+
+
+def test_route_cli_prompts_with_a_header_only_stop_before_writing(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe 1: a header-only PROMPTS ended in a TypeError traceback after --out was written."""
+    from v0lite.cli import main
+
+    model, _, _ = _route_files(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("prompt\n")
+    out = tmp_path / "c.csv"
+    argv = ["route", str(empty), "--model-dir", str(model), "--pool", "pol0,pol1", "--out", str(out), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"PROMPTS {empty}: has no rows" in err and "Fix:" in err and "Traceback" not in err
+    assert not out.exists()
+    guarantees.tick("bad-input cases tried")
+
+
+def test_route_cli_prices_with_cost_log_never_drop_a_price_silently(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe 2: --prices beside --cost-log was ignored for the logged models; a model missing from the cost
+    log got a Python fix (prices={...}) instead of the flag."""
+    from v0lite.cli import main
+
+    model, cost_log, prompts = _route_files(tmp_path)
+    out = tmp_path / "c.csv"
+    base = ["route", str(prompts), "--model-dir", str(model), "--cost-log", str(cost_log), "--out", str(out), "-q"]
+    all3 = json.dumps({"pol0": 0.5, "pol1": 0.6, "pol2": 0.7})
+    assert main([*base, "--prices", all3]) == 1  # the pool is the priced models, two of them in the cost log
+    err = capsys.readouterr().err
+    assert "--prices gives a price for ['pol0', 'pol1']" in err and "pass one of --prices / --cost-log" in err
+    assert main([*base, "--pool", "pol0,pol1,pol2"]) == 1
+    err = capsys.readouterr().err
+    assert "has no cost for the pool models ['pol2']" in err and "--prices '{\"pol2\": 0.001}'" in err
+    assert "prices={" not in err
+    assert not out.exists()
+    assert main([*base, "--pool", "pol0,pol1,pol2", "--prices", '{"pol2": 0.7}']) == 0  # the documented use
+    routed = pl.read_csv(out)  # each model at its cost: pol0, pol1 learned from the log, pol2 at its --prices
+    price = {"pol0": 0.001, "pol1": 0.01, "pol2": 0.7}
+    assert routed["pred_cost"].to_list() == pytest.approx([price[p] for p in routed["policy"].to_list()])
+    assert main(["route", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "with --cost-log, only the pool models it has no cost for" in help_text
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_route_cli_prices_inline_json_not_an_object(tmp_path, capsys, fake_minilm):
+    """Probe 7b: --prices [1,2] said 'does not exist'."""
+    from v0lite.cli import main
+
+    model, _, prompts = _route_files(tmp_path)
+    argv = ["route", str(prompts), "--model-dir", str(model), "--out", str(tmp_path / "c.csv"), "--prices", "[1,2]"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "inline JSON must be an object" in err and "got a list" in err and "does not exist" not in err
