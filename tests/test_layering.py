@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"log", "_log_files", "metrics", "embed", "_embed_cache", "index"},
     {"episodes", "features"},
     {"heads"},
-    {"estimator", "persist", "baselines"},
+    {"estimator", "_encoder_check", "persist", "baselines"},
     {"routing", "rl", "data"},
     {"distributed", "serve"},
     {"commands", "cli", "__main__"},

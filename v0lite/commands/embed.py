@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ._common import add_progress_flags, check_input, check_model_dir, progress, read_frame
+from ._common import (
+    ENCODER_MOVED_HELP,
+    add_progress_flags,
+    check_input,
+    check_model_dir,
+    encoder_flag,
+    progress,
+    read_frame,
+)
 
 MESSAGES = ("all", "user", "last_user")  # v0lite.rl.integrations.prompt_text's choices
 
@@ -52,7 +60,7 @@ def _embed(args) -> int:
     texts = _read_prompts(args.dataset, args.prompt_key, args.messages)  # the input's errors before the load
     if args.device and args.device != "cpu":  # checked even when every prompt is cached (the encoder never loads)
         _check_device(args.device)
-    model = V0Regressor.load(check_model_dir(args.model_dir), device=args.device)
+    model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder, device=args.device)
     model.set_params(show_progress_bar=progress(args))
     unique = list(dict.fromkeys(texts))
     model._get_embedder()  # built now, so its disk cache is read below
@@ -107,5 +115,6 @@ def register(sub) -> None:
         "(data.v0lite.messages / messages=) so the cached texts are the ones it predicts (default 'all')",
     )
     p.add_argument("--device", metavar="DEVICE", help="torch device of the encoder, e.g. cuda (default: automatic)")
+    encoder_flag(p, ENCODER_MOVED_HELP.format(what=""))
     add_progress_flags(p)
     p.set_defaults(func=_embed, inputs=("model_dir", "dataset"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ._common import (
+    ENCODER_FIT_HELP,
     add_force_flag,
     add_progress_flags,
     add_seed_flag,
     check_input,
     check_output,
+    encoder_flag,
     head_choices,
     int_at_least,
     model_name,
@@ -85,7 +87,7 @@ def _onboard(args) -> int:
                 "with (nothing is refitted). Fix: drop --head, or drop --model-dir to fit LOG with that head."
             )
 
-        model = V0Regressor.load(args.model_dir)
+        model = V0Regressor.load(args.model_dir, encoder=args.encoder)  # --encoder: its folder moved
         model.show_progress_bar = False
         extra = _rows_not_held(model, history)
         if extra.height:
@@ -165,7 +167,11 @@ def register(sub) -> None:
         "(e.g. the outcomes logged since the fit) are added to it, no refit, none counted twice",
     )
     p.add_argument("--head", choices=head_choices(), default=None, help="head to fit on LOG (default: auto)")
-    p.add_argument("--encoder", default=None, metavar="MODEL", help="prompt encoder (default: all-MiniLM-L6-v2)")
+    encoder_flag(
+        p,
+        ENCODER_FIT_HELP + "; with --model-dir, the fitted encoder's new folder when it has moved (checked by its "
+        "files' fingerprint)",
+    )
     add_seed_flag(p, "seed (breaks exact ties only; default 0)")
     add_force_flag(p)
     add_progress_flags(p)

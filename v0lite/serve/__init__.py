@@ -31,6 +31,7 @@ def create_app(
     limits=None,
     cors_origins=(),
     knob=None,
+    encoder=None,
 ):
     """Build the service's FastAPI app; every input is checked before it returns.
 
@@ -64,6 +65,10 @@ def create_app(
         ``budget``, ``target`` for ``quality-target``; checked against the strategy's range.
         Default: the strategy's default knob. Required for a router whose strategy has none
         (``budget``, ``quality-target``): without it the app is refused.
+    encoder : str, optional
+        With ``router`` a folder: its value model's encoder, when the folder it was fitted with
+        has moved (checked by its files' fingerprint). A value model whose encoder is not the one
+        it was fitted with is refused here (:class:`~v0lite.exceptions.EncoderMismatchError`).
 
     Returns
     -------
@@ -86,4 +91,5 @@ def create_app(
         limits=limits,
         cors_origins=cors_origins,
         knob=knob,
+        encoder=encoder,
     )

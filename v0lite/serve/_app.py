@@ -19,7 +19,7 @@ import uuid
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
-from ..exceptions import DataError, V0liteError
+from ..exceptions import DataError, EncoderMismatchError, V0liteError
 from ..log import is_blank
 from ._auth import KeyChecker, read_api_keys
 from ._chat import chat_completion
@@ -44,7 +44,7 @@ from ._requests import (
     strategy_router,
     submit,
 )
-from ._state import Limits, ServeState, load_router
+from ._state import Limits, ServeState, check_value_model_encoder, load_router
 from ._store import SqliteStore, check_store_dir, check_writable
 from ._upstream import ignored_prices, read_upstreams
 
@@ -266,6 +266,7 @@ def create_app(
     limits: Limits | None = None,
     cors_origins=(),
     knob=None,
+    encoder=None,
 ):
     """Build the FastAPI app (see :func:`v0lite.serve.create_app` for the parameters)."""
     from ..routing import Router
@@ -280,9 +281,10 @@ def create_app(
         check_writable(data_dir)  # a read-only volume is named as such, not as "permission denied"
         check_store_dir(data_dir)
     if not isinstance(router, Router):
-        router = load_router(router)
+        router = load_router(router, encoder=encoder)
     if not hasattr(router, "policies_"):
         raise DataError("the router is not fitted. Fix: fit it (Router(...).fit(log)) or load a saved one.")
+    check_value_model_encoder(router)
     knob = check_default_knob(router.strategy_, knob)
     if pool is not None:
         pool = [str(p) for p in pool]
@@ -384,6 +386,17 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.exception_handler(V0liteError)
     async def _library(request, exc: V0liteError):
+        if isinstance(exc, EncoderMismatchError):  # the server's state, not the request: nothing for the client
+            what = str(exc).partition("Fix:")[0].strip()
+            return error(
+                ApiError(
+                    503,
+                    f"the server cannot embed new prompts: {what}",
+                    code="encoder_mismatch",
+                    fix="retrying will not help until the server's operator restarts it with the encoder the "
+                    "router was fitted with (v0lite serve --encoder PATH) or with a refitted router.",
+                )
+            )
         text = http_fix(str(exc))
         return error(ApiError(422, text, fix=text.partition("Fix:")[2].strip() or None))
 

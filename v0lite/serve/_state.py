@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..exceptions import DataError, UnpricedPolicyWarning
 
-__all__ = ["Limits", "ServeState", "load_router"]
+__all__ = ["Limits", "ServeState", "check_value_model_encoder", "load_router"]
 
 log = logging.getLogger("v0lite.serve")
 _PROBE = "v0lite serve: warm-up prompt"
@@ -68,8 +68,12 @@ class Limits:
         return self
 
 
-def load_router(path, *, flag: str = "--router"):
-    """A router folder saved by ``route-eval --save-router`` or :meth:`Router.save`, ready to serve."""
+def load_router(path, *, flag: str = "--router", encoder=None):
+    """A router folder saved by ``route-eval --save-router`` or :meth:`Router.save`, ready to serve.
+
+    ``encoder``: the value model's encoder, when the folder it was fitted with has moved (checked by
+    its files' fingerprint, as ``V0Regressor.load(path, encoder=...)`` does).
+    """
     from ..routing import Router
 
     d = Path(path)
@@ -78,7 +82,19 @@ def load_router(path, *, flag: str = "--router"):
         raise DataError(f"{flag} {path}: {'is a file' if d.exists() else 'does not exist'}. {fix}")
     if not (d / "meta.json").exists():
         raise DataError(f"{flag} {path}: holds no saved router (no meta.json). {fix}")
+    if encoder is not None and (d / "value_model").is_dir():
+        from ..estimator import V0Regressor
+
+        return Router.load(d, value_model=V0Regressor.load(d / "value_model", encoder=encoder))
     return Router.load(d)
+
+
+def check_value_model_encoder(router) -> None:
+    """Refuse at start-up a value model whose encoder is not the one it was fitted with (moved, changed):
+    raised by the lifespan's first prediction, it would be a traceback, and every request would fail."""
+    vm = router.value_model
+    if hasattr(vm, "_check_encoder") and hasattr(vm, "_get_embedder"):
+        vm._check_encoder(vm._get_embedder())
 
 
 def _share_embedder(router) -> None:

@@ -1,0 +1,115 @@
+"""Local encoder folders as users pass them: a folder moved after fit, another folder, an empty name, a
+mistyped path; and the commands that take the fitted encoder's new folder (--encoder)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import polars as pl
+import pytest
+
+from tests.conftest import FAKE_DIM
+from v0lite.cli import main
+from v0lite.estimator import V0Regressor
+from v0lite.exceptions import EncoderMismatchError, ParameterError
+
+NEW = pl.DataFrame({"policy": ["pol0"], "prompt": ["a prompt the history never saw"]})
+
+
+def encoder_folder(path, weights=b"weights v1", dim=None):
+    """A stand-in sentence-transformers folder (the fake_minilm fixture encodes for it); ``dim`` declared as
+    sentence-transformers does (modules.json and the pooling module's config)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(weights)
+    if dim is not None:
+        (path / "modules.json").write_text(json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling"}]))
+        (path / "1_Pooling").mkdir(exist_ok=True)
+        (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": dim}))
+    return path
+
+
+@pytest.fixture
+def moved(tmp_path, small_log, fake_minilm):
+    """A model fitted with folder ``enc``, saved to ``m``; then ``enc`` moved to ``enc_moved``."""
+    enc = encoder_folder(tmp_path / "enc")
+    V0Regressor(head="knn", encoder=str(enc)).fit(small_log).save(tmp_path / "m")
+    enc.rename(tmp_path / "enc_moved")
+    return tmp_path / "m", enc, tmp_path / "enc_moved"
+
+
+def test_a_moved_encoder_folder_is_named_as_moved_with_the_fix(moved, tmp_path, capsys):
+    model_dir, old, new = moved
+    with pytest.raises(EncoderMismatchError) as err:
+        V0Regressor.load(model_dir).predict(NEW)
+    assert str(err.value) == (
+        f"the encoder folder '{old}' this model was fitted with is not there (moved or deleted). "
+        "Fix: pass its new location (encoder=<path>)."
+    )
+    assert V0Regressor.load(model_dir, encoder=str(new)).predict(NEW).shape == (1,)
+    NEW.write_ndjson(tmp_path / "q.jsonl")
+    args = ["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(model_dir), "--out", str(tmp_path / "o.jsonl")]
+    assert main([*args, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "is not there (moved or deleted)" in err and "--encoder PATH" in err and "refit" not in err
+    assert main([*args, "-q", "--encoder", str(new)]) == 0
+
+
+def test_another_folder_names_both_folders_and_sizes(tmp_path, small_log, fake_minilm):
+    a = encoder_folder(tmp_path / "mini", b"minilm", dim=FAKE_DIM)
+    b = encoder_folder(tmp_path / "tiny", b"tiny bert", dim=32)
+    V0Regressor(head="knn", encoder=str(a)).fit(small_log).save(tmp_path / "m")
+    with pytest.raises(EncoderMismatchError) as err:
+        V0Regressor.load(tmp_path / "m", encoder=str(b)).predict(NEW)
+    text = str(err.value)
+    assert f"folder '{b}' (32 dims)" in text and f"folder '{a}' ({FAKE_DIM} dims)" in text
+    assert "two different folders" in text and "files changed" not in text and "model_id attribute" not in text
+    # the same folder, its files changed since: said so
+    encoder_folder(a, b"minilm, fine-tuned", dim=FAKE_DIM)
+    with pytest.raises(EncoderMismatchError, match="the folder's files changed since"):
+        V0Regressor.load(tmp_path / "m").predict(NEW)
+
+
+def test_onboard_and_embed_take_the_moved_folder(moved, tmp_path, small_log):
+    model_dir, _, new = moved
+    small_log.write_ndjson(tmp_path / "log.jsonl")
+    pl.DataFrame({"prompt": ["cand one", "cand two", "cand three"]}).write_ndjson(tmp_path / "c.jsonl")
+    onboard = ["onboard", str(tmp_path / "log.jsonl"), "--policy", "newbie", "--candidates", str(tmp_path / "c.jsonl")]
+    onboard += ["--n", "1", "--model-dir", str(model_dir), "-q"]
+    assert main([*onboard, "--out", str(tmp_path / "o1.jsonl")]) == 1
+    assert main([*onboard, "--out", str(tmp_path / "o2.jsonl"), "--encoder", str(new)]) == 0
+    pl.DataFrame({"prompt": ["train one", "train two"]}).write_parquet(tmp_path / "train.parquet")
+    embed = ["embed", str(tmp_path / "train.parquet"), "--model-dir", str(model_dir), "-q"]
+    assert main(embed) == 1
+    assert main([*embed, "--encoder", str(new)]) == 0
+
+
+def test_an_empty_encoder_is_refused(tmp_path, small_log, fake_minilm, capsys):
+    for value in ("", "  "):
+        with pytest.raises(ParameterError, match="names no encoder"):
+            V0Regressor(head="knn", encoder=value).fit(small_log)
+    V0Regressor(head="knn").fit(small_log).save(tmp_path / "m")
+    with pytest.raises(ParameterError, match="names no encoder"):
+        V0Regressor.load(tmp_path / "m", encoder="")
+    small_log.write_ndjson(tmp_path / "log.jsonl")
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "log.jsonl"), "--model-dir", str(tmp_path / "m2"), "--encoder", ""]) == 2
+    assert "--encoder" in capsys.readouterr().err
+    assert not (tmp_path / "m2").exists()
+
+
+def test_a_mistyped_local_path_is_refused_at_once(tmp_path, small_log, monkeypatch):
+    from v0lite.embed import _resolve_model
+
+    (tmp_path / "enc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
+    for name in ("enc/tyni", "./tyni", str(tmp_path / "enc" / "tyni")):
+        with pytest.raises(ParameterError, match=r"no folder .*tyni.*Fix: check the path"):
+            V0Regressor(head="knn", encoder=name).fit(small_log)
+    assert time.monotonic() - start < 5  # no hub retries
+    with pytest.raises(ParameterError, match=rf"no folder 'enc/tyni' \(relative to {tmp_path}\)"):
+        _resolve_model("enc/tyni")
+    # a hub name whose first part is no local folder stays a hub name
+    assert _resolve_model("sentence-transformers/all-mpnet-base-v2") == ("sentence-transformers/all-mpnet-base-v2",) * 2
