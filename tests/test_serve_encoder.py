@@ -43,3 +43,40 @@ def test_an_encoder_changed_while_serving_is_a_503_for_the_operator(tmp_path, fa
         err = r.json()["error"]
         assert r.status_code == 503 and err["type"] == "server_error" and err["code"] == "encoder_mismatch"
         assert "--encoder PATH" in err["message"] and "encoder=<path>" not in err["message"]
+
+
+def test_an_encoder_folder_that_no_longer_loads_is_a_503_for_the_operator(tmp_path, fake_minilm, monkeypatch):
+    """A folder damaged while serving (sentence-transformers cannot load it: EncoderLoadError) is the
+    server's state too: 503 encoder_unavailable, not a 422 telling the client to pass encoder=<path>."""
+    import v0lite.embed as embed
+    from v0lite.exceptions import EncoderLoadError
+
+    enc = encoder_folder(tmp_path / "enc")
+    app = create_app(tiny_router(encoder=str(enc)))
+    with serve_in_thread(app) as base:
+        c = httpx.Client(base_url=base, timeout=20)
+        assert c.post("/v1/route", json={"prompt": "add the numbers case 1"}).status_code == 200
+
+        def broken(path, device, **progress):
+            raise EncoderLoadError(f"encoder folder {path!r} holds no sentence-transformers model (bad). Fix: x.")
+
+        monkeypatch.setattr(embed, "_load_sentence_transformer", broken)
+        r = c.post("/v1/route", json={"prompt": "a prompt never seen 3"})
+        err = r.json()["error"]
+        assert r.status_code == 503 and err["code"] == "encoder_unavailable", r.text
+        assert err["type"] == "server_error"
+
+
+def test_a_folder_sentence_transformers_cannot_load_is_an_encoder_load_error(tmp_path):
+    """The real loader (no stand-in): a folder whose config.json is not JSON raises EncoderLoadError."""
+    import pytest
+
+    from v0lite.embed import _load_sentence_transformer
+    from v0lite.exceptions import EncoderLoadError
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{ not json")
+    (bad / "modules.json").write_text("[ not json")
+    with pytest.raises(EncoderLoadError, match="bad"):
+        _load_sentence_transformer(str(bad), None)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._embed_cache import ShardCache
 from ._registry import unknown_name
-from .exceptions import DataError, ParameterError, V0liteError, V0liteWarning
+from .exceptions import DataError, EncoderLoadError, ParameterError, V0liteError, V0liteWarning
 
 __all__ = [
     "Embedder",
@@ -299,7 +299,7 @@ def _load_sentence_transformer(
 
                     _MODELS[key] = SentenceTransformer(path, device=device)
             except OSError as exc:
-                raise V0liteError(
+                raise EncoderLoadError(
                     f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
                     "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
                 ) from exc
@@ -308,7 +308,7 @@ def _load_sentence_transformer(
                     raise _device_error(device, exc) from exc
                 why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
                 where = "folder" if os.path.isdir(path) else "name"
-                raise V0liteError(
+                raise EncoderLoadError(
                     f"encoder {where} {path!r} holds no sentence-transformers model ({why}). Fix: pass a folder "
                     "a sentence-transformers model was saved to (its config.json and weights), encoder=<path>, or "
                     "a hub name such as 'sentence-transformers/all-MiniLM-L6-v2'."

@@ -21,6 +21,7 @@ __all__ = [  # noqa: F822
     "FormatVersionError",
     "ParameterError",
     "EncoderMismatchError",
+    "EncoderLoadError",
 ]
 
 
@@ -80,6 +81,14 @@ class EncoderMismatchError(V0liteError):
     """A fitted model's encoder is not the one it was fitted with (another one, or its folder moved).
 
     Its own class so that a service can tell its own state from a client's bad request.
+    """
+
+
+class EncoderLoadError(V0liteError):
+    """An encoder name or folder that sentence-transformers cannot load (no model there, damaged files).
+
+    Its own class for the same reason as :class:`EncoderMismatchError`: to a service it is the
+    server's state (its router's encoder folder), not the client's request.
     """
 
 

@@ -19,7 +19,7 @@ import uuid
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
-from ..exceptions import DataError, EncoderMismatchError, V0liteError
+from ..exceptions import DataError, EncoderLoadError, EncoderMismatchError, V0liteError
 from ..log import is_blank
 from ._auth import KeyChecker, read_api_keys
 from ._chat import chat_completion
@@ -386,13 +386,13 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.exception_handler(V0liteError)
     async def _library(request, exc: V0liteError):
-        if isinstance(exc, EncoderMismatchError):  # the server's state, not the request: nothing for the client
+        if isinstance(exc, (EncoderMismatchError, EncoderLoadError)):  # the server's state, not the request
             what = str(exc).partition("Fix:")[0].strip()
             return error(
                 ApiError(
                     503,
                     f"the server cannot embed new prompts: {what}",
-                    code="encoder_mismatch",
+                    code="encoder_mismatch" if isinstance(exc, EncoderMismatchError) else "encoder_unavailable",
                     fix="retrying will not help until the server's operator restarts it with the encoder the "
                     "router was fitted with (v0lite serve --encoder PATH) or with a refitted router.",
                 )
