@@ -87,6 +87,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         ``model_id`` attribute; a ``SentenceTransformer`` is known by the model it was loaded from;
         any other object without ``model_id`` is cached in memory only (see :class:`v0lite.embed.Embedder`).
         A fitted model embeds new prompts only with the encoder it was fitted with (another is an error).
+        It embeds for retrieval; the ``neural`` head reads tokens with its own ``head_params['encoder_model']``
+        (default: the packaged MiniLM), whatever ``encoder`` is.
     k : int, default 32
         Neighbours retrieved per query for the "knn" head (k chosen by cross-validation:
         ``head_params={"k": "cv"}``).
@@ -584,7 +586,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         ----------
         path : str or Path
         encoder : object, optional
-            The encoder object, when the model was fitted with a custom encoder object.
+            The encoder object, when the model was fitted with a custom encoder object; or the new
+            location of the encoder folder it was fitted with, when that folder has moved.
         cache_dir : str, Path or False, optional
             The embedding cache of this process (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``);
             a ``cache_dir`` found in an older folder's meta.json is ignored.
