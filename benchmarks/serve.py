@@ -150,6 +150,11 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder-prompts", type=int, default=1024)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    if args.encoder_prompts <= args.max_batch:  # the first batch warms the encoder up: nothing else to time
+        ap.error(
+            f"--encoder-prompts {args.encoder_prompts} must exceed --max-batch {args.max_batch} (the first batch "
+            "warms the encoder up and is not timed). Fix: raise --encoder-prompts, e.g. to 3 x --max-batch."
+        )
 
     from v0lite.estimator import V0Regressor
     from v0lite.routing import Router
