@@ -27,9 +27,33 @@ def test_a_moved_encoder_folder_is_refused_at_start_up_and_taken_with_encoder(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("v0lite serve: error: the encoder folder")
     assert "--encoder PATH" in err[0] and "Traceback" not in err[0]
-    # replicas load the router themselves, from the folder as saved: --encoder with them is refused by name
+
+
+def test_replicas_take_the_moved_folder_too(tmp_path, fake_minilm, monkeypatch):
+    """Ray Serve replicas build their app from ray_app's arguments: --encoder reaches them (checked on the
+    driver first, as every other argument is), and without it the moved folder is refused there."""
+    import pytest
+
+    import v0lite.serve as serve_pkg
+    from v0lite.serve import ray_app
+
+    enc = encoder_folder(tmp_path / "enc")
+    tiny_router(encoder=str(enc)).save(tmp_path / "r")
+    enc.rename(tmp_path / "enc_moved")
+    with pytest.raises(EncoderMismatchError, match="is not there"):
+        ray_app(tmp_path / "r", num_replicas=1)
+    app = ray_app(tmp_path / "r", num_replicas=1, encoder=tmp_path / "enc_moved")  # built, not started
+    assert app is not None
+    seen = {}
+    monkeypatch.setattr(serve_pkg, "run_ray", lambda router, **kw: seen.update(kw))
     args = ["serve", "--router", str(tmp_path / "r"), "--replicas", "2", "--encoder", str(tmp_path / "enc_moved")]
-    assert main([*args, "--quiet"]) == 1 and "--encoder with --replicas" in capsys.readouterr().err
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)  # the command sets its own SIGTERM handler: not for pytest's process
+    try:
+        assert main([*args, "--quiet"]) == 0 and seen["encoder"] == str(tmp_path / "enc_moved")
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_an_encoder_changed_while_serving_is_a_503_for_the_operator(tmp_path, fake_minilm):

@@ -112,11 +112,6 @@ def _serve_on_ray(args, pool, limits) -> int:
 
     if args.replicas < 1:
         raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
-    if args.encoder is not None:  # each replica loads the router itself, from the folder as saved
-        raise DataError(
-            "--encoder with --replicas: the replicas load the router's encoder from where it was fitted. Fix: "
-            "drop --replicas, or put the encoder folder back where the router was fitted with it."
-        )
 
     def stop(signum, frame):  # SIGTERM ends the wait like Ctrl-C: the application is deleted, Ray stops
         raise KeyboardInterrupt
@@ -141,6 +136,7 @@ def _serve_on_ray(args, pool, limits) -> int:
         limits=limits,
         cors_origins=args.cors_origin or (),
         knob=args.knob,
+        encoder=args.encoder,
     )
     return 0
 

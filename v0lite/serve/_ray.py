@@ -114,6 +114,7 @@ def ray_app(
     limits=None,
     cors_origins=(),
     knob=None,
+    encoder=None,
     num_replicas: int = 2,
     max_ongoing_requests: int | None = None,
     ray_actor_options: dict | None = None,
@@ -137,8 +138,9 @@ def ray_app(
         A function (picklable by Ray, e.g. a module-level one) returning an
         :class:`~v0lite.serve.OutcomeStore`; each replica calls it once, so each holds its own
         connection to the one database. Overrides ``data_dir``.
-    upstreams, api_keys, pool, limits, cors_origins, knob
-        As :func:`v0lite.serve.create_app` (paths are read on each replica).
+    upstreams, api_keys, pool, limits, cors_origins, knob, encoder
+        As :func:`v0lite.serve.create_app` (paths are read on each replica; ``encoder``: the new
+        location of the router's encoder folder when it has moved, as ``v0lite serve --encoder``).
     num_replicas : int
         Replicas of the app (default 2).
     max_ongoing_requests : int, optional
@@ -179,6 +181,7 @@ def ray_app(
         limits=limits,
         cors_origins=list(cors_origins or ()),
         knob=knob,
+        encoder=_paths(encoder),
     )
     create_app(**{**kwargs, "data_dir": None})  # the checks, on the driver; no lifespan, nothing started
     if kwargs["data_dir"] is not None:
