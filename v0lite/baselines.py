@@ -26,6 +26,7 @@ __all__ = [
     "BASELINES",
     "KNN_CV_KS",
     "MIN_VERDICT_PROMPTS",
+    "no_better_than_chance",
     "available_baselines",
     "knn_k_by_cv",
     "evaluate_baselines",
@@ -107,8 +108,19 @@ def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]
             continue
         if (signs[metric] > 0 and hi < 0) or (signs[metric] < 0 and lo > 0):
             loses.append(metric)
-    chance = within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5
-    return {"loses": loses, "chance": bool(chance)}
+    return {"loses": loses, "chance": no_better_than_chance(within_auc)}
+
+
+def no_better_than_chance(within_auc, n_prompts: int | None = None) -> bool:
+    """The one "no better than chance" rule: a finite within-policy AUC <= 0.5, on at least
+    :data:`MIN_VERDICT_PROMPTS` query prompts when ``n_prompts`` is given (no verdict below).
+
+    >>> no_better_than_chance(0.5), no_better_than_chance(0.4, n_prompts=3), no_better_than_chance(float("nan"))
+    (True, False, False)
+    """
+    if n_prompts is not None and n_prompts < MIN_VERDICT_PROMPTS:
+        return False
+    return bool(within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5)
 
 
 def fewest_prompts(baselines: dict) -> int | None:

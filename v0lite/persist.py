@@ -51,7 +51,6 @@ __all__ = [
     "read_folder",
     "check_save_target",
     "folder_format",
-    "read_json_file",
     "recover_leftovers",
     "check_model_meta",
     "load_head_safely",

@@ -284,13 +284,11 @@ def _evaluate(args) -> int:
     print_table(
         [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     )
-    from ..baselines import MIN_VERDICT_PROMPTS
+    from ..baselines import MIN_VERDICT_PROMPTS, no_better_than_chance
 
     # the head's own verdict needs no baseline: present with --no-baselines too, and no verdict on fewer
     # query prompts than the intervals need (route-eval's rule)
-    w = res.get("within_policy_auc")
-    enough = queries["prompt"].n_unique() >= MIN_VERDICT_PROMPTS
-    res["chance"] = bool(enough and w is not None and math.isfinite(w) and w <= 0.5)
+    res["chance"] = no_better_than_chance(res.get("within_policy_auc"), queries["prompt"].n_unique())
     if not args.no_baselines:
         from ..baselines import evaluate_baselines, fewest_prompts
 

@@ -132,11 +132,12 @@ def _routing_like(prompt_row, step, policy):
     return bool(multi.mean() >= 0.5)
 
 
-def _brier_reason(prompt_row, step, policy, n_pol, y):
-    """Why a comparison falls back to the Brier score, in words (``criterion_reason_``): each case its own."""
+def _brier_reason(like, prompt_row, step, policy, n_pol, y):
+    """Why a comparison falls back to the Brier score, in words (``criterion_reason_``): each case its own.
+    ``like``: :func:`_routing_like` of the history, as the fit computed it."""
     if n_pol == 1:
         return "not a routing log: it has one policy"
-    if not _routing_like(prompt_row, step, policy):
+    if not like:
         if _routing_like(prompt_row, np.zeros_like(step), policy):  # the same prompts, at other steps
             return (
                 "not a routing log: most (prompt, step) pairs were answered by one policy; the policies "
@@ -276,7 +277,8 @@ class AutoHead(BaseHead):
         y, pol = index.score, index.policy.astype(np.int64)
         n_pol = len(index.policies)
         folds = prompt_folds(len(index.keys), int(p["n_folds"]), random_state + 1)
-        routing_like = _routing_like(index.prompt_row, index.step, pol) and n_pol <= _MAX_RELATIVE_POLICIES
+        like = _routing_like(index.prompt_row, index.step, pol)
+        routing_like = like and n_pol <= _MAX_RELATIVE_POLICIES
         self.skipped_ = {}
         if "transformer" in members and index.n_rows > _TRANSFORMER_MAX_ROWS:
             members.remove("transformer")
@@ -387,7 +389,7 @@ class AutoHead(BaseHead):
             )
         else:
             self.criterion_ = "cv_brier"
-            self.criterion_reason_ = _brier_reason(index.prompt_row, index.step, pol, n_pol, yr)
+            self.criterion_reason_ = _brier_reason(like, index.prompt_row, index.step, pol, n_pol, yr)
             best = min(range(len(report)), key=lambda i: report[i]["cv_brier"])
         self.chosen_ = report[best]["member"]
         for i, r in enumerate(report):

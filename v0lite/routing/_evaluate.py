@@ -495,10 +495,10 @@ def route_eval(
         )
         extra["baselines"] = b
         extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
-    from ..baselines import MIN_VERDICT_PROMPTS
+    from ..baselines import no_better_than_chance
 
-    w = extra["within_policy_auc"]  # no verdict on fewer prompts, as evaluate and the printed report say
-    extra["chance"] = bool(w is not None and len(Y) >= MIN_VERDICT_PROMPTS and w <= 0.5)
+    # no verdict on fewer prompts, as evaluate and the printed report say
+    extra["chance"] = no_better_than_chance(extra["within_policy_auc"], len(Y))
 
     cab = cost_at_accuracy(curve, single["acc"])
     result: dict[str, Any] = {

@@ -583,7 +583,7 @@ class Router(BaseEstimator):
         save_router(self, path)
 
     @classmethod
-    def load(cls, path, *, value_model=None, embedder=None) -> "Router":
+    def load(cls, path, *, value_model=None, embedder=None, encoder=None) -> "Router":
         """Load a router saved with :meth:`save`; loading runs no code from the files.
 
         Parameters
@@ -594,7 +594,10 @@ class Router(BaseEstimator):
             saved one (a :class:`v0lite.estimator.V0Regressor`) is loaded.
         embedder : object with ``encode(texts)``, optional
             The embedder to use (default: :class:`v0lite.embed.Embedder`, built on first need).
+        encoder : str, optional
+            The saved value model's encoder folder, when the folder it was fitted with has moved
+            (``V0Regressor.load(..., encoder=)``: checked by its files' fingerprint).
         """
         from ._router_folder import load_router
 
-        return load_router(cls, path, value_model=value_model, embedder=embedder)
+        return load_router(cls, path, value_model=value_model, embedder=embedder, encoder=encoder)

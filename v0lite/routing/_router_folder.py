@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._io import load_arrays, save_arrays, to_jsonable
 from ..exceptions import DataError, FormatVersionError, V0liteError
-from ..persist import ROUTER_FORMAT, check_saved_params, read_folder, write_folder
+from ..persist import ROUTER_FORMAT, _int, check_saved_params, read_folder, write_folder
 from ._costs import COST_MODELS, _check_prices, get_cost_model
 from ._strategies import STRATEGIES, get_strategy
 
@@ -78,10 +78,6 @@ def save_router(router, path) -> Path:
 
 
 _FIX = "Fix: re-save the router (v0lite route-eval ... --save-router) with this v0lite."
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _number(v) -> bool:
@@ -211,12 +207,11 @@ def check_router_meta(meta: dict, arrays: dict, path, value_model=None) -> None:
             raise bad(f"the pool's policies {unknown[:4]} have no history in value_model/ (it knows {list(known)[:4]})")
 
 
-def _smoke_route(router, arrays: dict) -> None:
-    """Route one prompt through the loaded router's costs, prior and strategy, with a stored prompt embedding in
-    place of the embedder's (no encoder is loaded): a router that cannot route fails here, at load."""
+def _smoke_route(router, stored) -> None:
+    """Route one prompt through the loaded router's costs, prior and strategy, with a stored prompt embedding
+    (``stored``, or None) in place of the embedder's (no encoder is loaded): a router that cannot route fails
+    here, at load."""
     import numpy as np
-
-    stored = arrays.get("prior.emb", arrays.get("cost.train_emb"))
 
     class _Stored:  # the first stored prompt's vector, for any text
         def encode(self, texts):
@@ -237,7 +232,7 @@ def _smoke_route(router, arrays: dict) -> None:
         router.strategy_.choose(P, C, knob)
 
 
-def load_router(cls, path, *, value_model=None, embedder=None):
+def load_router(cls, path, *, value_model=None, embedder=None, encoder=None):
     """Read a router folder written by :func:`save_router` (checksums verified).
 
     Loading is total: whatever the folder holds, the result is a router or a ``FormatVersionError``
@@ -245,7 +240,7 @@ def load_router(cls, path, *, value_model=None, embedder=None):
     """
     path = Path(path)
     try:
-        return _load_router(cls, path, value_model=value_model, embedder=embedder)
+        return _load_router(cls, path, value_model=value_model, embedder=embedder, encoder=encoder)
     except (FormatVersionError, _NoValueModel):
         raise
     except Exception as exc:  # the meta's values are trusted below: anything they break is a corrupt folder
@@ -254,7 +249,7 @@ def load_router(cls, path, *, value_model=None, embedder=None):
         ) from exc
 
 
-def _load_router(cls, path: Path, *, value_model, embedder):
+def _load_router(cls, path: Path, *, value_model, embedder, encoder=None):
     meta = read_folder(
         path,
         format_name=ROUTER_FORMAT,
@@ -271,7 +266,7 @@ def _load_router(cls, path: Path, *, value_model, embedder):
             )
         from ..estimator import V0Regressor
 
-        value_model = loaded = V0Regressor.load(path / "value_model")
+        value_model = loaded = V0Regressor.load(path / "value_model", encoder=encoder)
     else:
         loaded = None
     a = load_arrays(path / "arrays.safetensors")
@@ -306,5 +301,5 @@ def _load_router(cls, path: Path, *, value_model, embedder):
         router.shrink_scores_ = meta["shrink_scores"]
     stored = a.get("prior.emb", a.get("cost.train_emb"))
     router._emb_width = None if stored is None else stored.shape[1]  # the embedder must give this width
-    _smoke_route(router, a)
+    _smoke_route(router, stored)
     return router

@@ -82,11 +82,7 @@ def load_router(path, *, flag: str = "--router", encoder=None):
         raise DataError(f"{flag} {path}: {'is a file' if d.exists() else 'does not exist'}. {fix}")
     if not (d / "meta.json").exists():
         raise DataError(f"{flag} {path}: holds no saved router (no meta.json). {fix}")
-    if encoder is not None and (d / "value_model").is_dir():
-        from ..estimator import V0Regressor
-
-        return Router.load(d, value_model=V0Regressor.load(d / "value_model", encoder=encoder))
-    return Router.load(d)
+    return Router.load(d, encoder=encoder)  # with the pool's check against the saved value model
 
 
 def check_value_model_encoder(router) -> None:
