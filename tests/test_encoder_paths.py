@@ -85,6 +85,24 @@ def test_onboard_and_embed_take_the_moved_folder(moved, tmp_path, small_log):
     assert main([*embed, "--encoder", str(new)]) == 0
 
 
+def test_route_with_a_saved_router_takes_the_moved_folder(tmp_path, fake_minilm, capsys):
+    """`v0lite route --router DIR --encoder NEW` loads the router with the moved folder (checked by its
+    fingerprint at load, as `Router.load(encoder=)` does); without it the moved folder is named."""
+    from tests.serve_util import tiny_router
+
+    enc = encoder_folder(tmp_path / "enc")
+    tiny_router(encoder=str(enc)).save(tmp_path / "r")
+    enc.rename(tmp_path / "enc_moved")
+    (tmp_path / "q.jsonl").write_text('{"prompt": "add the numbers case 1"}\n')
+    route = ["route", str(tmp_path / "q.jsonl"), "--router", str(tmp_path / "r"), "-q"]
+    capsys.readouterr()
+    assert main([*route, "--out", str(tmp_path / "o1.jsonl")]) == 1
+    assert "is not there (moved or deleted)" in capsys.readouterr().err
+    assert not (tmp_path / "o1.jsonl").exists()
+    assert main([*route, "--out", str(tmp_path / "o2.jsonl"), "--encoder", str(tmp_path / "enc_moved")]) == 0
+    assert pl.read_ndjson(tmp_path / "o2.jsonl").height == 1
+
+
 def test_an_empty_encoder_is_refused(tmp_path, small_log, fake_minilm, capsys):
     for value in ("", "  "):
         with pytest.raises(ParameterError, match="names no encoder"):

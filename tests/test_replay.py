@@ -172,6 +172,8 @@ def test_errors():
         alloc_sim(log, value_model=FakeModel({}), fit_fraction=1.5)
     with pytest.raises(V0liteError):
         alloc_sim(log, value_model=FakeModel({}), head="knn")
+    with pytest.raises(V0liteError, match="value_model or encoder"):
+        alloc_sim(log, value_model=FakeModel({}), encoder="some/folder")
 
 
 @pytest.mark.parametrize("with_n", [True, False])
@@ -182,15 +184,16 @@ def test_cli_alloc_sim_writes_json_with_nulls(tmp_path, monkeypatch, capsys, wit
     truth = _truth(log)
     real = replay.alloc_sim
 
-    def fake_sim(data, *, head=None, **kw):
-        assert head == "knn"
+    def fake_sim(data, *, head=None, encoder=None, **kw):
+        assert head == "knn" and encoder == "my/encoder"
         return real(data, value_model=FakeModel(truth, with_cold=False), **kw)
 
     monkeypatch.setattr(rl_pkg, "alloc_sim", fake_sim)
     parser = argparse.ArgumentParser()
     alloc_cmd.register(parser.add_subparsers())
     out = tmp_path / "res.json"
-    args = parser.parse_args(["alloc-sim", str(path), "--json", str(out), "--head", "knn", "--fit-fraction", "0.2"])
+    flags = ["--head", "knn", "--fit-fraction", "0.2", "--encoder", "my/encoder"]
+    args = parser.parse_args(["alloc-sim", str(path), "--json", str(out), *flags])
     with pytest.warns(V0liteWarning):
         assert args.func(args) == 0
     captured = capsys.readouterr()
@@ -269,14 +272,14 @@ def test_default_value_model_is_the_gbdt_head(monkeypatch):
     truth = _truth(log)
     made = []
 
-    def fake_regressor(*, head=None, **kw):
-        made.append(head)
+    def fake_regressor(*, head=None, encoder=None, **kw):
+        made.append((head, encoder))
         return FakeModel(truth)
 
     monkeypatch.setattr(est, "V0Regressor", fake_regressor)
     alloc_sim(log.drop("_p"), fit_fraction=0.25)
-    alloc_sim(log.drop("_p"), fit_fraction=0.25, head="knn")
-    assert made == [replay.DEFAULT_HEAD, "knn"] and replay.DEFAULT_HEAD == "gbdt"
+    alloc_sim(log.drop("_p"), fit_fraction=0.25, head="knn", encoder="my/encoder")
+    assert made == [(replay.DEFAULT_HEAD, None), ("knn", "my/encoder")] and replay.DEFAULT_HEAD == "gbdt"
 
 
 # --------------------------------------------------------------------------- literature metrics

@@ -11,6 +11,7 @@ from ._common import (
     add_seed_flag,
     check_input,
     check_output,
+    encoder_flag,
     head_choices,
     int_at_least,
     note,
@@ -129,6 +130,7 @@ def _alloc_sim(args) -> int:
     result = alloc_sim(
         log,
         head=args.head,
+        encoder=args.encoder,
         fit_fraction=args.fit_fraction,
         max_step=args.max_step,
         rollouts_per_prompt=args.rollouts_per_prompt,
@@ -181,6 +183,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--max-step", type=int, default=None, metavar="T", help="replay only rows with step <= T (default: all)"
     )
+    encoder_flag(p)
     add_seed_flag(p, "seed of the random strategies (default 0)", alias="--seed")  # its earlier spelling
     add_force_flag(p)
     add_progress_flags(p)

@@ -323,14 +323,12 @@ def _load_router(args, prices, pool):
             f"--model-dir {args.router} with --pool or --prices, or save a router with "
             "`v0lite route-eval TRAIN TEST --save-router DIR`."
         )
-    router = Router.load(d)
+    router = Router.load(d, encoder=args.encoder)  # a moved encoder folder: checked by fingerprint at load
     vm = router.value_model
     if hasattr(vm, "set_params") and "show_progress_bar" in vm.get_params():
         vm.set_params(show_progress_bar=progress(args))
         if args.fallback:
             vm.set_params(fallback=args.fallback)
-        if args.encoder:  # the encoder folder moved: the same model elsewhere (checked by fingerprint)
-            vm.set_params(encoder=args.encoder)
     if hasattr(vm, "_get_embedder"):  # the cost model and the prior read prompts as the value model does
         router.embedder_ = vm._get_embedder()
     if pool is not None and sorted(pool) != sorted(router.policies_):

