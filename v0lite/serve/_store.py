@@ -204,12 +204,16 @@ def check_store_dir(path) -> Path:
                     else f"holds files v0lite did not write ({', '.join(foreign[:3])})"
                 )
                 raise DataError(f"{label}: {what}; the outcome store needs a folder of its own. {fix}")
-    parent = p.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent if not p.exists() else p, os.W_OK | os.X_OK):
+    if not os.access(p if p.exists() else _nearest_existing(p.resolve().parent), os.W_OK | os.X_OK):
         raise DataError(f"{label}: cannot write there (permission denied). {fix}")
     return p
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor: where a folder still to be created would be made."""
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def check_writable(path) -> None:
@@ -223,9 +227,7 @@ def check_writable(path) -> None:
     if not p.is_dir():
         if p.exists() or p.is_symlink():
             return
-        at = p.resolve().parent
-        while not at.exists():
-            at = at.parent
+        at = _nearest_existing(p.resolve().parent)
     try:
         read_only = bool(os.statvfs(at).f_flag & os.ST_RDONLY)
     except (AttributeError, OSError):  # not POSIX, or not readable: check_store_dir's own check speaks
