@@ -320,3 +320,14 @@ def test_numpy_search_finds_the_rows_faiss_finds(exclude):
         rows_np, sims_np = idx.search_queries(q, k, exclude, search="numpy")
         np.testing.assert_array_equal(rows_np, rows)
         np.testing.assert_allclose(sims_np, sims, rtol=0, atol=1e-6)
+
+
+def test_max_dup_step_counts_the_largest_prompt_step_group():
+    # computed from runs of the sorted block, not a sort: checked against np.unique on random blocks
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        prow, step = rng.integers(0, int(rng.integers(1, 8)), n), rng.integers(0, int(rng.integers(1, 4)), n)
+        b = index_mod._Block(np.arange(n), step, prow, rng.random(n))
+        ref = np.unique(np.stack([prow, step], 1), axis=0, return_counts=True)[1].max()
+        assert b.max_dup_step() == ref

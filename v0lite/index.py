@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _ivf
 from ._registry import unknown_name
 from .exceptions import V0liteError
 
@@ -27,14 +28,6 @@ EXCLUDE_MODES = ("same_step", "any_step", "none")
 # 100k rows with recall@32 ~0.94 and 99.8% of the exact top-k similarity mass on MiniLM
 # embeddings. Read at search/build time, so tests may lower it.
 APPROX_THRESHOLD = 20_000
-# IVF parameters: nlist = IVF_LISTS_PER_SQRT * sqrt(n) lists, nprobe lists probed for a query that
-# sees the whole block (scaled up by 1 / eligible fraction for a prefix, whose lists are scanned
-# only over their eligible ids), k-means on at most IVF_TRAIN_PER_LIST points per list.
-IVF_LISTS_PER_SQRT = 1.0
-IVF_NPROBE = 8
-IVF_TRAIN_PER_LIST = 32
-IVF_TRAIN_ITER = 10
-_CHUNK = 65_536  # rows gathered at a time when building, so no full (n, dim) temporary exists
 
 
 @dataclass
@@ -200,7 +193,7 @@ class _Block:
 
     # -- search storage (built on first search) ------------------------------------------------
     def _gather(self, emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        return np.ascontiguousarray(emb[self.prompt_rows[lo:hi]], dtype=np.float32)
+        return _ivf.gather(emb, self.prompt_rows[lo:hi])
 
     def exact_vectors(self, emb: np.ndarray) -> np.ndarray:
         """float32 vectors of the block's first rows, contiguous in step order.
@@ -216,41 +209,33 @@ class _Block:
     def faiss_index(self, emb: np.ndarray):
         """The approximate (IVF, float16, inner product) index of a block over ``APPROX_THRESHOLD`` rows, else None.
 
-        Ids are the block positions, added in order, so each inverted list is sorted by id and a
-        step prefix is searched with ``IDSelectorRange(0, cut, assume_sorted=True)``, scanning
-        only the eligible part of each probed list.
+        Ids are the block positions, so a step prefix is searched with ``IDSelectorRange(0, cut,
+        assume_sorted=True)`` (:mod:`v0lite._ivf`). A grown block trains its own (why: :mod:`v0lite._ivf`).
         """
         if self._faiss is None and len(self) > APPROX_THRESHOLD:
-            import faiss
-
-            n, d = len(self), emb.shape[1]
-            nlist = max(16, int(IVF_LISTS_PER_SQRT * np.sqrt(n)))
-            # float16 codes: half the memory of float32 and faster scans, recall as with IVFFlat
-            index = faiss.IndexIVFScalarQuantizer(
-                faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-            )
-            index.cp.niter = IVF_TRAIN_ITER
-            index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
-            index.cp.min_points_per_centroid = 1  # we train on a deliberate sample: no warning per build
-            index.cp.seed = 1234
-            n_train = min(n, IVF_TRAIN_PER_LIST * nlist)
-            sample = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False))
-            index.train(np.ascontiguousarray(emb[self.prompt_rows[sample]], dtype=np.float32))
-            for lo in range(0, n, _CHUNK):
-                index.add(self._gather(emb, lo, min(n, lo + _CHUNK)))
-            index.nprobe = IVF_NPROBE
-            self._faiss = index
+            self._faiss = _ivf.build(emb, self.prompt_rows)
         return self._faiss
+
+    def carry(self, n_rows: int):
+        """``(n_rows, exact vectors or None)``: what a grown copy may reuse; ``n_rows``: the old index's rows."""
+        return n_rows, self._x
+
+    def adopt(self, n_rows: int, x) -> None:
+        """Reuse an older block's exact vectors ``x`` where no row was added among their positions.
+
+        The older block's rows are this block's rows with a global id below ``n_rows``.
+        """
+        if x is not None and len(x) == min(len(self), APPROX_THRESHOLD) and (self.rows[: len(x)] < n_rows).all():
+            self._x = x
 
     def max_dup_step(self) -> int:
         """Most rows sharing one (prompt, step): hits to skip under exclude="same_step"."""
         if self._max_dup_step is None:
             if self.max_dup <= 1 or len(self) == 0:
                 self._max_dup_step = self.max_dup
-            else:
-                pair = np.stack([self.prompt_rows, self.steps], 1)
-                _, counts = np.unique(pair, axis=0, return_counts=True)
-                self._max_dup_step = int(counts.max())
+            else:  # rows are sorted by (step, prompt): each (prompt, step) is one run, O(n) not a sort
+                new = np.flatnonzero((np.diff(self.prompt_rows) != 0) | (np.diff(self.steps) != 0))
+                self._max_dup_step = int(np.diff(np.concatenate([[-1], new, [len(self) - 1]])).max())
         return self._max_dup_step
 
     def knn(self, emb: np.ndarray, q: np.ndarray, kc: int, cut: int, search: str = "faiss"):
@@ -264,14 +249,7 @@ class _Block:
             if search == "numpy" and kc < faiss.cvar.distance_compute_min_k_reservoir:
                 return top_inner_products(q, self.exact_vectors(emb)[:cut], kc)
             return faiss.knn(q, self.exact_vectors(emb)[:cut], kc, metric=faiss.METRIC_INNER_PRODUCT)
-        index = self.faiss_index(emb)
-        frac = cut / len(self)
-        nprobe = int(min(index.nlist, np.ceil(IVF_NPROBE / frac)))
-        if cut < len(self):
-            params = faiss.SearchParametersIVF(sel=faiss.IDSelectorRange(0, int(cut), True), nprobe=nprobe)
-        else:
-            params = faiss.SearchParametersIVF(nprobe=nprobe)
-        return index.search(q, kc, params=params)
+        return _ivf.search(self.faiss_index(emb), q, kc, cut, len(self))
 
 
 # population shrinkage of a policy's mean (HistoryIndex.population)
@@ -315,6 +293,7 @@ class HistoryIndex:
         # characters per unique prompt (a cheap prompt feature); 0 when unknown
         self.lengths = np.zeros(len(self.keys), np.float32) if lengths is None else np.asarray(lengths, np.float32)
         self._blocks: dict[int, _Block] = {}
+        self._carry: dict[int, tuple] = {}  # what blocks grown by add may reuse (_Block.carry)
         self._population: tuple[float, float, float] | None | bool = False  # False: not computed yet
 
     # -- construction ------------------------------------------------------------------------
@@ -332,6 +311,9 @@ class HistoryIndex:
         if b is None:
             rows = np.flatnonzero(self.policy == code)
             b = _Block(rows, self.step[rows], self.prompt_row[rows], self.score[rows])
+            carry = self._carry.pop(code, None)  # dropped once used
+            if carry is not None:
+                b.adopt(*carry)
             self._blocks[code] = b
         return b
 
@@ -348,7 +330,8 @@ class HistoryIndex:
     ) -> "HistoryIndex":
         """Return a new index with extra rows; unknown policies and prompts are appended.
 
-        Blocks of policies that got no rows are shared with the old index (they are read-only).
+        Blocks of policies that got no rows are shared with the old index (they are read-only); a
+        grown block reuses the old one's exact-search vectors where the added rows leave them unchanged.
         """
         keys = list(self.keys)
         key_to_row = dict(self.key_to_row)
@@ -387,6 +370,9 @@ class HistoryIndex:
         )
         touched = set(np.unique(codes).tolist())
         out._blocks = {c: b for c, b in self._blocks.items() if c not in touched}
+        # a touched block is rebuilt at its first use; it may reuse the old one's exact-search vectors
+        old = {c: b.carry(self.n_rows) for c, b in self._blocks.items() if c in touched}
+        out._carry = {c: old.get(c, self._carry.get(c)) for c in touched if c in old or c in self._carry}
         return out
 
     # -- statistics ------------------------------------------------------------------------------
