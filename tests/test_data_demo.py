@@ -65,3 +65,17 @@ def test_committed_demo_files_are_current_and_small():
     assert sum(f.stat().st_size for f in files) < 500_000
     hist, q = read_log(files[0]), read_log(files[1])
     assert not set(hist["prompt"]) & set(q["prompt"])
+
+
+def test_demo_without_the_data_folder_builds_the_same_frames(monkeypatch, tmp_path):
+    """An installed package has no data/: ``v0lite demo`` then builds in memory exactly what the files hold."""
+    import v0lite.commands.core as core
+
+    root = Path(D.__file__).resolve().parents[2] / "data"
+    hist, q = read_log(root / "demo_log.jsonl"), read_log(root / "demo_queries.jsonl")
+    assert all(a.equals(b) for a, b in zip(core._demo_data(), (hist, q)))  # in the repo: the files
+    monkeypatch.setattr(core, "__file__", str(tmp_path / "site-packages" / "v0lite" / "commands" / "core.py"))
+    history, queries, src = core._demo_data()
+    assert "SYNTHETIC" in src and str(root) not in src  # the fallback ran
+    assert history.equals(hist) and queries.equals(q)
+    assert (history.height, queries.height) == (1728, 576)

@@ -1,5 +1,5 @@
-"""A new model in route-eval and route: ``route-eval --new-model`` and its flags and errors, and a saved
-router with an added model routed with prices."""
+"""A new model in route-eval and route: ``route-eval --new-model`` and its flags and errors, a saved
+router with an added model routed with prices; and ``save_router`` written last (a failed run leaves none)."""
 
 import json
 import warnings
@@ -145,3 +145,63 @@ def test_route_with_prices_routes_a_saved_router_with_an_added_model(tmp_path, c
     assert main([*route, "--prices", str(tmp_path / "prices.json")]) == 1
     err = capsys.readouterr().err
     assert f"--prices {tmp_path / 'prices.json'} has no price for 1 of the 4 pool models: ['pol2']" in err
+
+
+# -- save_router: written last, so a failed run leaves no router ---------------------------------------
+def _split_priced():
+    log = _priced(n_prompts=24)
+    test_mask = pl.col("prompt").str.contains("case 1")
+    return log.filter(~test_mask), log.filter(test_mask)
+
+
+def _files(folder):
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("step", ["predict", "plot"])
+def test_route_eval_that_fails_after_the_fit_leaves_no_router(monkeypatch, tmp_path, make_model, step):
+    import v0lite.routing._evaluate as evaluate
+    from v0lite.routing import Router, route_eval
+
+    train, test = _split_priced()
+    kw = {"baselines": False, "tuned_ks": None, "plot": tmp_path / "p.png"}
+    earlier = tmp_path / "earlier"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        route_eval(train, test, value_model=make_model(head="logistic"), save_router=earlier, **kw)
+    before = _files(earlier)
+    assert "meta.json" in before and (tmp_path / "p.png").exists()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if step == "predict":  # predicting the test prompts, which came after the save
+        monkeypatch.setattr(Router, "predict_matrix", fail)
+    else:
+        monkeypatch.setattr(evaluate, "plot_frontiers", fail)
+    for target in (tmp_path / "new", earlier):
+        with warnings.catch_warnings(), pytest.raises(OSError, match="No space left"):
+            warnings.simplefilter("ignore", V0liteWarning)
+            route_eval(train, test, value_model=make_model(head="logistic"), save_router=target, **kw)
+    assert not (tmp_path / "new").exists()
+    assert _files(earlier) == before  # the router saved there before, byte for byte
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half-written folder beside
+
+
+def test_route_eval_cli_whose_plot_fails_leaves_no_router(monkeypatch, tmp_path, capsys, fake_minilm):
+    import v0lite.routing._evaluate as evaluate
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    train, test = _split_priced()
+    tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
+
+    def fail(result, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(evaluate, "plot_frontiers", fail)
+    r = tmp_path / "router"
+    argv = ["route-eval", str(tr), str(te), "--head", "knn", "--no-baselines", "--quiet", "--save-router", str(r)]
+    assert main([*argv, "--plot", str(tmp_path / "p.png")]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not r.exists()

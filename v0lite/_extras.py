@@ -22,6 +22,16 @@ class MissingExtraError(V0liteError, ImportError):
 def require(module: str, extra: str, what: str | None = None) -> ModuleType:
     """Import ``module`` or raise :class:`MissingExtraError` naming ``pip install 'v0lite[extra]'``.
 
+    Parameters
+    ----------
+    module : str
+        The module to import (``"matplotlib"``, ``"verl"``).
+    extra : str
+        The extra that installs it (``pip install 'v0lite[extra]'``).
+    what : str, optional
+        What needs it, in the caller's terms (``"--plot"``, ``"PlannedGRPOTrainer"``): the message
+        says "(needed for WHAT)"; without it, just that ``module`` is not installed.
+
     Examples
     --------
     >>> require("json", "plot").__name__
@@ -30,7 +40,5 @@ def require(module: str, extra: str, what: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        need = f" for {what}" if what else ""
-        raise MissingExtraError(
-            f"{module} is not installed (needed{need}). Fix: pip install 'v0lite[{extra}]'."
-        ) from exc
+        need = f" (needed for {what})" if what else ""  # never a bare "(needed)": say for what, or nothing
+        raise MissingExtraError(f"{module} is not installed{need}. Fix: pip install 'v0lite[{extra}]'.") from exc

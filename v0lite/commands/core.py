@@ -361,20 +361,26 @@ def _demo_grpo(model, history, last) -> None:
         )
 
 
-def _demo(args) -> int:
-    import polars as pl
-
-    from ..data import make_demo_log, split_by_prompt
-    from ..estimator import V0Regressor
+def _demo_data():
+    """``(history, queries, source)`` of ``v0lite demo``: the repository's ``data/`` files, or the same
+    frames built in memory where the package is installed without them (``write_demo_data``'s split)."""
+    from ..data._demo import demo_frames
     from ..log import read_log
 
     root = Path(__file__).resolve().parents[2] / "data"
     if (root / "demo_log.jsonl").exists():
         history, queries = read_log(root / "demo_log.jsonl"), read_log(root / "demo_queries.jsonl")
-        src = f"{root}/demo_log.jsonl (SYNTHETIC)"
-    else:  # installed without the repo's data/: regenerate the same synthetic log
-        history, queries = split_by_prompt(make_demo_log(random_state=0), test_size=0.25, random_state=0)
-        src = "make_demo_log(random_state=0) (SYNTHETIC)"
+        return history, queries, f"{root}/demo_log.jsonl (SYNTHETIC)"
+    history, queries = demo_frames()  # the same rows as data/, whose files write_demo_data() writes from these
+    return history, queries, "the demo log write_demo_data() writes, built in memory (SYNTHETIC)"
+
+
+def _demo(args) -> int:
+    import polars as pl
+
+    from ..estimator import V0Regressor
+
+    history, queries, src = _demo_data()
     print(
         f"v0lite demo: history {history.height} rows from {src}; {history['policy'].n_unique()} policies, "
         f"queries {queries.height} rows on prompts never seen in the history.\n"

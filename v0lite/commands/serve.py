@@ -32,8 +32,9 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _serve(args) -> int:
     from ..serve import Limits, create_app
-    from ..serve._app import check_bind
+    from ..serve._preflight import check_bind, require_serve
 
+    require_serve()  # first: without the extra nothing below can run (and --replicas needs it on every replica)
     check_bind(args.host, bool(args.api_keys))  # before loading anything
     if not 0 <= args.port <= 65535:
         raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
@@ -67,9 +68,8 @@ def _serve(args) -> int:
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
     _check_port_free(args.host, args.port)  # before the store is created: a taken port leaves nothing behind
-    from .._extras import require
+    import uvicorn  # checked by require_serve above
 
-    uvicorn = require("uvicorn", "serve", "v0lite serve")
     app = create_app(
         args.router,
         upstreams=args.upstreams,

@@ -14,7 +14,7 @@ from ..exceptions import DataError
 from ..log import validate_log, write_log
 from ._paths import _project_root
 
-__all__ = ["make_demo_log", "write_demo_data"]
+__all__ = ["demo_frames", "make_demo_log", "write_demo_data"]
 
 # Each topic: templates (difficulty level 0 easy, 1 medium, 2 hard) and their slot fillers.
 _STYLES = ("", "Question: ", "Please answer: ", "Quick one: ", "Exercise: ")
@@ -275,6 +275,55 @@ Regenerate (byte-identical for the same seed):
 """
 
 
+def demo_frames(
+    *,
+    n_policies: int = 4,
+    n_topics: int = 6,
+    n_prompts_per_topic: int = 32,
+    n_query_prompts_per_topic: int = 8,
+    n_steps: int = 3,
+    random_state: int = 0,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The SYNTHETIC demo's history and queries: what :func:`write_demo_data` writes, as frames.
+
+    ``v0lite demo`` uses them where the repository's ``data/`` folder is absent (an installed
+    package), so its figures are the same either way.
+
+    Parameters
+    ----------
+    n_policies, n_topics, n_prompts_per_topic, n_query_prompts_per_topic, n_steps, random_state
+        As :func:`write_demo_data`'s.
+
+    Returns
+    -------
+    tuple of polars.DataFrame
+        ``(history, queries)``: ``n_query_prompts_per_topic`` prompts of each topic (chosen with
+        ``random_state``) held out, for every policy and step, in ``queries``; the others in
+        ``history``. They share no prompt.
+
+    Examples
+    --------
+    >>> history, queries = demo_frames(n_policies=2, n_topics=2, n_prompts_per_topic=4,
+    ...                                n_query_prompts_per_topic=1, n_steps=1)
+    >>> history.height, queries.height
+    (12, 4)
+    """
+    n_q = _check_count("n_query_prompts_per_topic", n_query_prompts_per_topic, 1)
+    if not isinstance(n_prompts_per_topic, int) or n_q >= n_prompts_per_topic:
+        raise DataError(
+            f"n_query_prompts_per_topic={n_q} must be smaller than n_prompts_per_topic={n_prompts_per_topic!r}. "
+            "Fix: hold out fewer prompts or generate more."
+        )
+    log = make_demo_log(n_policies, n_topics, n_prompts_per_topic, n_steps, random_state)
+    rng = np.random.default_rng([random_state, 1])
+    held: list[str] = []
+    for task in _TOPIC_NAMES[:n_topics]:
+        texts = log.filter(pl.col("task") == task)["prompt"].unique(maintain_order=True).to_list()
+        held.extend(texts[j] for j in sorted(rng.choice(len(texts), n_q, replace=False)))
+    is_q = log["prompt"].is_in(held)
+    return log.filter(~is_q), log.filter(is_q)
+
+
 def write_demo_data(
     out_dir: str | os.PathLike | None = None,
     *,
@@ -315,26 +364,22 @@ def write_demo_data(
     >>> sorted(paths)
     ['log', 'queries', 'readme']
     """
-    n_q = _check_count("n_query_prompts_per_topic", n_query_prompts_per_topic, 1)
-    if not isinstance(n_prompts_per_topic, int) or n_q >= n_prompts_per_topic:
-        raise DataError(
-            f"n_query_prompts_per_topic={n_q} must be smaller than n_prompts_per_topic={n_prompts_per_topic!r}. "
-            "Fix: hold out fewer prompts or generate more."
-        )
-    log = make_demo_log(n_policies, n_topics, n_prompts_per_topic, n_steps, random_state)
-    rng = np.random.default_rng([random_state, 1])
-    held: list[str] = []
-    for task in _TOPIC_NAMES[:n_topics]:
-        texts = log.filter(pl.col("task") == task)["prompt"].unique(maintain_order=True).to_list()
-        held.extend(texts[j] for j in sorted(rng.choice(len(texts), n_q, replace=False)))
-    is_q = log["prompt"].is_in(held)
+    history, queries = demo_frames(
+        n_policies=n_policies,
+        n_topics=n_topics,
+        n_prompts_per_topic=n_prompts_per_topic,
+        n_query_prompts_per_topic=n_query_prompts_per_topic,
+        n_steps=n_steps,
+        random_state=random_state,
+    )
+    n_q = n_query_prompts_per_topic
     out = Path(out_dir) if out_dir is not None else _project_root() / "data"
     paths = {
-        "log": write_log(log.filter(~is_q), out / "demo_log.jsonl"),
-        "queries": write_log(log.filter(is_q), out / "demo_queries.jsonl"),
+        "log": write_log(history, out / "demo_log.jsonl"),
+        "queries": write_log(queries, out / "demo_queries.jsonl"),
     }
     readme = _DEMO_README.format(
-        n_log=int((~is_q).sum()), n_q=int(is_q.sum()), n_pol=n_policies, n_topics=n_topics,
+        n_log=history.height, n_q=queries.height, n_pol=n_policies, n_topics=n_topics,
         n_hist=n_topics * (n_prompts_per_topic - n_q), n_steps=n_steps, n_ppt=n_prompts_per_topic,
         n_qpt=n_q, seed=random_state, topics=", ".join(_TOPIC_NAMES[:n_topics]),
     )

@@ -221,7 +221,9 @@ def route_eval(
         Receives one line per baseline.
     save_router : path, optional
         Save the router fitted on the train log there (:meth:`Router.save`), to route with later
-        (``Router.load``, ``v0lite route --router DIR``).
+        (``Router.load``, ``v0lite route --router DIR``). Saved last, once everything else
+        (the plot too) succeeded: a run that fails leaves no router there, and a router saved
+        there before as it was.
     show_progress_bar : bool, default False
         Progress of the baselines and CV folds on stderr (:mod:`v0lite._progress`); the value
         model and the embedder show their own by their ``show_progress_bar``.
@@ -274,6 +276,10 @@ def route_eval(
         ``loses_to`` (the baselines whose interval says the router is worse) and ``chance``
         (the router's within-policy AUC is <= 0.5).
     """
+    if plot is not None:  # before the work, not after it
+        from .._extras import require
+
+        require("matplotlib", "plot", "route_eval(plot=...)")
     if save_router is not None:  # before the work: a save never deletes what v0lite did not write
         from ..persist import check_save_target
         from ._router_folder import ROUTER_FORMAT
@@ -375,8 +381,6 @@ def route_eval(
     if added is not None:  # the pool before it joins: whether joining pays (Router.add_history(join=False) if not)
         without = (list(router.policies_), *router.predict_matrix(te_prompts))
         router.add_history(added, prices={new_model: prices[new_model]} if prices and new_model in prices else None)
-    if save_router is not None:
-        router.save(save_router)
     P, Cpred = router.predict_matrix(te_prompts)
     if added is not None:  # the pool's column order, the new model last -> the logs' order
         order = [router.policies_.index(p) for p in policies]
@@ -606,4 +610,6 @@ def route_eval(
     result = to_jsonable(result, default=lambda o: o)
     if plot is not None:
         plot_frontiers(result, plot)
+    if save_router is not None:  # last: a run that fails leaves no router (and an earlier one at the path as it was)
+        router.save(save_router)
     return result

@@ -75,10 +75,9 @@ def create_app(
     fastapi.FastAPI
         The app; its state is ``app.state.v0lite``, started and stopped by the app's lifespan.
     """
-    from .._extras import require
+    from ._preflight import require_serve
 
-    for module in ("fastapi", "uvicorn", "httpx", "prometheus_client"):
-        require(module, "serve", "v0lite serve")
+    require_serve()
     from ._app import create_app as _create
 
     return _create(

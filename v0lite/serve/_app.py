@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from ._chat import chat_completion
 
 # request models at module level: FastAPI resolves the handlers' annotations in this module's globals
 from ._models import ApiError, ChatRequest, FeedbackRequest, PredictRequest, RouteRequest, validation_error
+from ._preflight import check_bind  # re-exported: kept free of FastAPI for the CLI's first check
 from ._requests import (
     check_count,
     check_names,
@@ -63,20 +63,6 @@ ENDPOINTS = (
     "/v1/models",
     "/v1/chat/completions",
 )
-
-
-def check_bind(host: str, has_keys: bool, *, flag: str = "--host") -> None:
-    """Refuse a non-loopback address without API keys (the message gives the fix)."""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not has_keys:
-        raise DataError(
-            f"{flag} {host}: serving beyond this machine without API keys would let anyone route, read "
-            "predictions and write feedback. Fix: pass api_keys=<path> (a file, one key a line), or bind "
-            "host='127.0.0.1'."
-        )
 
 
 def check_default_knob(strategy, knob):

@@ -29,8 +29,9 @@ def _serve():
 
     require("ray", "ray", "v0lite serve on Ray Serve")
     serve = require("ray.serve", "ray", "v0lite serve on Ray Serve")
-    for module in ("fastapi", "uvicorn", "httpx", "prometheus_client"):
-        require(module, "serve", "v0lite serve")
+    from ._preflight import require_serve
+
+    require_serve()
     return serve
 
 

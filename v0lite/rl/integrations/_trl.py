@@ -28,8 +28,9 @@ from ._common import (
     n_candidates,
 )
 
-torch = require("torch", "trl")
-trl = require("trl", "trl")
+_WHAT = "PlannedGRPOTrainer and PlannedRepeatSampler"  # what the install line is needed for
+torch = require("torch", "trl", _WHAT)
+trl = require("trl", "trl", _WHAT)
 Sampler = torch.utils.data.Sampler
 
 __all__ = ["PlannedGRPOTrainer", "PlannedRepeatSampler"]
@@ -198,7 +199,8 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         **kwargs: Any,
     ):
         train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
-        if isinstance(train, (torch.utils.data.IterableDataset, require("datasets", "trl").IterableDataset)):
+        datasets = require("datasets", "trl", "PlannedGRPOTrainer")
+        if isinstance(train, (torch.utils.data.IterableDataset, datasets.IterableDataset)):
             raise ValueError(
                 "PlannedGRPOTrainer needs a map-style train_dataset: an IterableDataset (streaming) yields prompts "
                 "in its own order, so none can be planned. Load it with streaming=False (datasets.load_dataset) "

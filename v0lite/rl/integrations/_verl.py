@@ -36,7 +36,7 @@ from ._common import (
     n_candidates,
 )
 
-torch = require("torch", "verl")
+torch = require("torch", "verl", "VerlSampler, VerlFeedbackDataset and PlannedRLHFDataset")
 Dataset, Sampler = torch.utils.data.Dataset, torch.utils.data.Sampler
 
 __all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from ..._extras import require
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._common import NO_OUTCOME_AFTER, check_known_policy
 from ._common import (
@@ -139,6 +140,17 @@ def _check_rows(dataset: Any, data_files: Any, config: Any, chunk: int, batch_ke
         )
 
 
+def _rlhf_dataset():
+    """verl's ``RLHFDataset``, or :class:`~v0lite._extras.MissingExtraError` with ``pip install 'v0lite[verl]'``.
+
+    Imported when a dataset is built, not with this module (verl is heavy, and loads this module itself).
+    """
+    require("verl", "verl", "PlannedRLHFDataset")
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    return RLHFDataset
+
+
 class PlannedRLHFDataset(Dataset):
     """verl's ``RLHFDataset`` read in the order a v0lite planner chooses; verl's ``data.custom_cls``.
 
@@ -171,19 +183,18 @@ class PlannedRLHFDataset(Dataset):
     """
 
     def __new__(cls, data_files: Any = None, tokenizer: Any = None, config: Any = None, *args: Any, **kwargs: Any):
+        RLHFDataset = _rlhf_dataset()  # first: without verl, the install line rather than a raw import error
         if config is not None and data_files is not None:
             val, train = _as_list(config.get("val_files", None)), _as_list(config.get("train_files", None))
             if _as_list(data_files) == val and val != train:
-                from verl.utils.dataset.rl_dataset import RLHFDataset
-
                 return RLHFDataset(data_files, tokenizer, config, *args, **kwargs)  # validation: not planned
         return super().__new__(cls)
 
     def __init__(self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1):
-        from verl.utils.dataset.rl_dataset import RLHFDataset
-
         from ...estimator import V0Regressor
         from .._planner import RolloutPlanner
+
+        RLHFDataset = _rlhf_dataset()
 
         opts = _options(config)
         if config.get("shuffle", True):
