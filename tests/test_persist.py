@@ -166,7 +166,7 @@ def test_save_replaces_an_existing_model(saved, make_model):
     assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
 
 
-@pytest.mark.parametrize("head", ["knn", "prior"])
+@pytest.mark.parametrize("head", ["knn", "prior", "logistic", "ridge", "irt", "auto"])
 def test_same_inputs_give_byte_identical_files(tmp_path, make_model, guarantees, head):
     log = make_log(steps=True)
     a = make_model(head=head, random_state=7).fit(log)
@@ -232,7 +232,7 @@ def test_no_module_uses_pickle_and_np_load_never_allows_it():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("head", ["gbdt", "transformer"])
+@pytest.mark.parametrize("head", ["gbdt", "transformer", "ensemble"])
 def test_learned_heads_save_byte_identical_files(tmp_path, make_model, guarantees, head):
     """Learned heads too: same data + random_state -> same predictions and same bytes (~50 s each)."""
     from v0lite.exceptions import V0liteError
