@@ -22,6 +22,11 @@ __all__ = [
     "V0liteError",
     "DataError",
     "NotFittedError",
+    "UnknownPolicyError",
+    "ParameterError",
+    "FormatVersionError",
+    "EncoderMismatchError",
+    "V0liteWarning",
     "__version__",
 ]
 
@@ -35,6 +40,12 @@ _LAZY = {
     "V0liteError": ("v0lite.exceptions", "V0liteError"),
     "DataError": ("v0lite.exceptions", "DataError"),
     "NotFittedError": ("v0lite.exceptions", "NotFittedError"),
+    # the errors the docs name, catchable as v0lite.X (the exceptions module is light)
+    "UnknownPolicyError": ("v0lite.exceptions", "UnknownPolicyError"),
+    "ParameterError": ("v0lite.exceptions", "ParameterError"),
+    "FormatVersionError": ("v0lite.exceptions", "FormatVersionError"),
+    "EncoderMismatchError": ("v0lite.exceptions", "EncoderMismatchError"),
+    "V0liteWarning": ("v0lite.exceptions", "V0liteWarning"),
 }
 
 
