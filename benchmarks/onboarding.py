@@ -702,13 +702,18 @@ def main(argv=None):
             + (
                 "Protocol: see benchmarks/onboarding.py's docstring (the routerbench section quotes it).\n\n"
                 if name != "routerbench"
-                else __doc__.split("\n\n", 2)[1] + "\n\n"
+                else _protocol() + "\n\n"
             )
             + text
         )
         if not args.no_write and not args.quick:
             write_section(f"onboarding-{name}", f"A new model from a few outcomes (issue 29): {name}", body)
     print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+def _protocol() -> str:
+    """The docstring's protocol (its heading and bullets, up to the commands) as RESULTS.md quotes it."""
+    return __doc__[__doc__.index("Protocol, on each log") : __doc__.index("\n\n    python ")]
 
 
 if __name__ == "__main__":
