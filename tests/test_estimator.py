@@ -373,3 +373,12 @@ def test_every_cpu_head_is_history_order_free(head, guarantees):
 
 def test_data_errors_are_value_errors_for_sklearn():
     assert issubclass(DataError, ValueError)
+
+
+def test_the_docstring_examples_run_as_written():
+    import doctest
+
+    import v0lite.estimator as E
+
+    res = doctest.testmod(E, optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted >= 5

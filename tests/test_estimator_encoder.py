@@ -251,3 +251,25 @@ def test_a_model_saved_when_a_sentence_transformer_was_known_by_its_class_still_
 
     with pytest.raises(V0liteError, match="not the one this model was fitted with"):
         V0Regressor.load(tmp_path / "m", encoder=Other()).predict(q)
+
+
+def test_clone_shares_an_encoder_object_and_copies_the_rest():
+    from sklearn.base import clone
+
+    enc, hp = FakeEncoder(), {"k": 5}
+    m = V0Regressor(head="knn", encoder=enc, head_params=hp, k=7)
+    c = clone(m)
+    assert c.encoder is enc  # a loaded model's weights are not copied per clone
+    assert c.head_params == hp and c.head_params is not hp and c.get_params()["k"] == 7
+    assert not hasattr(c, "index_")  # unfitted, as any clone
+    assert clone(V0Regressor(encoder="all-MiniLM-L6-v2")).encoder == "all-MiniLM-L6-v2"
+
+
+def test_a_fitted_model_deep_copies_with_its_own_writer_lock(small_log):
+    import copy
+
+    m = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(small_log)
+    m.add_history(small_log.head(3))  # the writer lock now exists: deepcopy must not try to copy it
+    c = copy.deepcopy(m)
+    c.add_history(small_log.head(3))
+    assert c.n_history_ == m.n_history_ + 3 and m.n_history_ == small_log.height + 3

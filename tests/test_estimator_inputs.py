@@ -252,3 +252,32 @@ def test_suggest_prompts_takes_an_int_policy_name_as_its_text(make_model, small_
     assert m.suggest_prompts(np.int64(1), prompts, 2) == m.suggest_prompts("1", prompts, 2)
     with pytest.raises(ParameterError, match="policy must be a non-empty name"):
         m.suggest_prompts(True, prompts, 2)
+
+
+@pytest.mark.filterwarnings("ignore:.*policy names have leading or trailing spaces")
+def test_suggest_prompts_takes_a_padded_name_the_model_holds(make_model, small_log):
+    from v0lite.exceptions import ParameterError
+
+    # every other row's policy padded: 'pol0 ' is a policy of its own, which the model holds
+    even = pl.int_range(pl.len()) % 2 == 0
+    log = small_log.with_columns(pl.when(even).then(pl.col("policy") + " ").otherwise(pl.col("policy")).alias("policy"))
+    m = make_model().fit(log)
+    prompts = small_log["prompt"].unique(maintain_order=True).to_list()[:6]
+    assert "pol0 " in m.index_.policies
+    assert len(m.suggest_prompts("pol0 ", prompts, 2)) == 2
+    with pytest.raises(ParameterError, match=r"a padded name would name another policy than 'pol9'"):
+        m.suggest_prompts("pol9 ", prompts, 2)  # a padded name it does not hold is still refused
+
+
+def test_y_with_none_a_y_generator_and_row_dicts_say_what_and_how_to_fix(make_model, guarantees):
+    X = pl.DataFrame({"policy": ["a", "b", "c"], "prompt": ["x", "y", "z"]})
+    with pytest.raises(DataError, match=r"column 'score', row 1: value None means the row has no outcome"):
+        make_model().fit(X, [1.0, None, 0.5])
+    with pytest.raises(DataError, match=r"column 'score', row 1: value None"):
+        make_model().fit(X, np.array([1.0, None, 0.5], dtype=object))
+    with pytest.raises(DataError, match=r"y must be a list or array, not a generator .* Fix: pass list\(y\)"):
+        make_model().fit(X, (v for v in [1.0, 0.0, 0.5]))
+    rows = X.with_columns(score=pl.lit(1.0)).to_dicts()
+    with pytest.raises(DataError, match=r"list of 3 row dicts: pl\.DataFrame\(rows\) makes them one frame"):
+        make_model().fit(rows)
+    guarantees.tick("bad-input cases tried", 4)

@@ -1,5 +1,6 @@
 """Prompt twins in a history (log.py): texts that differ only by case, spaces or Unicode normalisation are
-different prompts to v0lite, and validate_log says so (a warning naming an example and the fix)."""
+different prompts to v0lite, and validate_log says so (a warning naming an example and the fix); padded policy
+names likewise."""
 
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ def test_distinct_prompts_and_queries_do_not_warn():
         validate_log({"policy": ["a", "b"], "prompt": ["What is 2+2?", "What is 2+3?"], "score": [1.0, 0.0]})
         # queries to predict (no score needed) are not a history: no fold or hiding reads them
         validate_log({"policy": ["a", "a"], "prompt": ["x", "x "]}, require_score=False)
+
+
+def test_a_history_with_padded_policy_names_warns_with_the_count_an_example_and_the_fix():
+    log = {"policy": ["pol0", "pol0 ", " pol1", "pol2"], "prompt": ["x", "y", "z", "w"], "score": [1.0, 0.0, 1.0, 0.5]}
+    with pytest.warns(V0liteWarning, match=r"2 policy names have leading or trailing spaces") as rec:
+        out = validate_log(log)
+    assert out["policy"].to_list() == log["policy"]  # nothing stripped: a padded name is its own policy
+    text = str(rec[0].message)
+    assert "' pol1'" in text and "another policy than 'pol1'" in text and "Fix: strip the names" in text
+    with warnings.catch_warnings():  # unpadded names, and queries (not a history), do not warn
+        warnings.simplefilter("error")
+        validate_log({"policy": ["pol0", "pol 1"], "prompt": ["x", "y"], "score": [1.0, 0.0]})
+        validate_log({"policy": ["pol0 "], "prompt": ["x"]}, require_score=False)

@@ -192,6 +192,23 @@ def test_settings_that_cannot_plan_are_refused_when_built(kwargs, message, guara
     guarantees.tick("bad-input cases tried")
 
 
+def test_a_padded_name_the_fitted_model_holds_is_that_policy(make_model, small_log):
+    """A log may have held 'pol0 ' (fit warns); the planner takes the name the model holds exactly, as
+    suggest_prompts does, and still refuses a padded name the model does not hold."""
+    import warnings
+
+    import polars as pl
+
+    padded = small_log.with_columns(pl.col("policy") + " ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_model(head="knn").fit(padded)
+    name = padded["policy"][0]
+    RolloutPlanner(model, policy=name)
+    with pytest.raises(ParameterError, match="a padded name would name another policy"):
+        RolloutPlanner(model, policy=" " + name.strip())
+
+
 def test_value_model_without_add_history_is_refused_when_built(guarantees):
     with pytest.raises(ParameterError, match=r"_PredictOnly has no add_history\(\).*Fix: pass a v0lite.V0Regressor"):
         RolloutPlanner(_PredictOnly())

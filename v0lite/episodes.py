@@ -96,9 +96,12 @@ def make_episodes(
 
     Examples
     --------
+    >>> from v0lite import V0Regressor
+    >>> from v0lite.data import make_demo_log
+    >>> index = V0Regressor(head="knn").fit(make_demo_log()).index_  # 4 policies  # doctest: +SKIP
     >>> eps = make_episodes(index, n_folds=5)  # doctest: +SKIP
-    >>> [e.kind for e in eps][:5], eps[-1].kind  # doctest: +SKIP
-    (['cold', 'cold', 'cold', 'cold', 'cold'], 'warm')
+    >>> [e.kind for e in eps][:6], len(eps), eps[-1].kind  # doctest: +SKIP
+    (['cold', 'cold', 'cold', 'cold', 'cold', 'thin'], 16, 'warm')
     """
     rng = np.random.default_rng(random_state)
     folds = prompt_folds(len(index.keys), n_folds, random_state)

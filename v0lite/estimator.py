@@ -10,8 +10,10 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ._model_params import SEED_MAX, _check_seed, _saved_params  # noqa: F401 (SEED_MAX: the public name)
 from ._registry import normalise, unknown_name
-from .embed import OBJECT_ENCODER, Embedder, prompt_keys
+from ._threads import WriterLockMixin, writer_lock
+from .embed import Embedder, prompt_keys
 from .exceptions import DataError, NotFittedError, ParameterError, UnknownPolicyError, V0liteError
 from .heads._params import check_head_params, plain
 from .heads.base import get_head_class, make_head
@@ -29,37 +31,6 @@ _STEP_LATEST = np.iinfo(np.int64).max
 _FIT_PARAMS = ("head", "encoder", "k", "head_params", "random_state")
 
 
-def _saved_params(params: dict) -> dict:
-    """``params`` as a model folder's meta.json holds them: JSON, without the run-time settings."""
-    from ._io import to_jsonable
-
-    # an encoder object is saved as its id, marked as an object's; the user passes the object again on load
-    out = to_jsonable(
-        {k: v for k, v in params.items() if k not in ("device", "cache_dir", "show_progress_bar")},
-        default=lambda v: OBJECT_ENCODER + Embedder(v, cache_dir=False).model_id,
-    )
-    # run-time settings are the loading process's business: the cache ($V0LITE_CACHE or load's
-    # cache_dir), progress bars and the encoder's device are never saved into a model folder
-    enc = params.get("encoder")
-    if isinstance(enc, (str, os.PathLike)) and os.path.isdir(enc):
-        out["encoder"] = str(Path(enc).resolve())  # a relative path means nothing elsewhere
-    return out
-
-
-#: the largest seed: the heads add small offsets and hand it to 32-bit C ints (faiss's k-means)
-SEED_MAX = 2**31 - 16
-
-
-def _check_seed(random_state) -> None:
-    """``random_state`` is an integer seed in [0, SEED_MAX], checked before any work."""
-    ok = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, (bool, np.bool_))
-    if not ok or not 0 <= random_state <= SEED_MAX:
-        raise ParameterError(
-            f"random_state must be an integer in [0, 2**31 - 16], got {random_state!r}. "
-            "Fix: pass a seed such as random_state=0."
-        )
-
-
 def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
     """The history's rows in one order whatever order they came in (policy, prompt, step, score, n): every
     head, fold assignment and subsample then sees the same rows in the same places, so predictions do not
@@ -68,7 +39,7 @@ def _canonical_order(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort(cols, maintain_order=True)
 
 
-class V0Regressor(RegressorMixin, BaseEstimator):
+class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
     """Predict a policy's success rate on a prompt from that policy's history.
 
     The policy's capability is context, not weights: ``fit`` indexes the histories and
@@ -126,10 +97,13 @@ class V0Regressor(RegressorMixin, BaseEstimator):
     --------
     >>> import polars as pl
     >>> from v0lite import V0Regressor
-    >>> X = pl.DataFrame({"policy": ["a", "a", "b"], "prompt": ["2+2?", "Prove FLT.", "2+2?"]})
-    >>> model = V0Regressor(head="knn").fit(X, [1.0, 0.0, 1.0])                # doctest: +SKIP
-    >>> model.predict(pl.DataFrame({"policy": ["b"], "prompt": ["3+3?"]}))     # doctest: +SKIP
-    array([0.83...])
+    >>> class Symbols:  # a stand-in encoder for the example (the default is all-MiniLM-L6-v2)
+    ...     def encode(self, texts):
+    ...         return np.array([[t.count(c) + 0.5 for c in "+?P"] for t in texts], np.float32)
+    >>> X = pl.DataFrame({"policy": ["a", "a", "b", "b"], "prompt": ["2+2?", "Prove FLT.", "2+2?", "Prove FLT."]})
+    >>> model = V0Regressor(head="knn", encoder=Symbols(), cache_dir=False).fit(X, [1.0, 0.0, 1.0, 1.0])
+    >>> model.predict(pl.DataFrame({"policy": ["a", "b"], "prompt": ["3+3?", "Prove RH."]})).round(2).tolist()
+    [0.75, 1.0]
     """
 
     def __init__(
@@ -156,6 +130,17 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         self.show_progress_bar = show_progress_bar
         self.random_state = random_state
         self.device = device
+
+    def __sklearn_clone__(self):
+        """An unfitted copy that shares an encoder *object* (a loaded model: copying its weights per clone,
+        e.g. per ``GridSearchCV`` fold, costs time and memory; encoding never changes it); a name or
+        path, and every other parameter, is cloned as usual."""
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        enc = params.pop("encoder")
+        enc = clone(enc, safe=False) if enc is None or isinstance(enc, (str, os.PathLike)) else enc
+        return type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:
@@ -272,24 +257,28 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             index.texts = utexts  # only heads that re-encode text (neural) need the prompts kept
         head = make_head(self.head, **self._head_kwargs())
         head.fit(index, random_state=self.random_state, show_progress_bar=self.show_progress_bar)
-        self.index_ = index
-        self.head_ = head
-        self.encoder_id_ = self._get_embedder().model_id
-        self.n_history_ = index.n_rows
-        self._embedder._expected_dim = index.dim
-        self._fit_encoder = self.encoder
         enc = self.encoder  # its folder, to name it if it moves or another is passed
         is_dir = isinstance(enc, (str, os.PathLike)) and os.path.isdir(enc)
-        self._fitted_encoder_path = str(Path(enc).resolve()) if is_dir else None
-        self._fitted_params = {k: copy.deepcopy(v) if k == "head_params" else v for k, v in self.get_params().items()}
+        with writer_lock(self):  # the commit only: an add_history waits for it, then adds to the new history
+            self.index_ = index
+            self.head_ = head
+            self.encoder_id_ = self._get_embedder().model_id
+            self.n_history_ = index.n_rows
+            self._embedder._expected_dim = index.dim
+            self._fit_encoder = self.encoder
+            self._fitted_encoder_path = str(Path(enc).resolve()) if is_dir else None
+            params = self.get_params().items()
+            self._fitted_params = {k: copy.deepcopy(v) if k == "head_params" else v for k, v in params}
         return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call 'fit' with a history first.")
 
-    def _queries(self, df: pl.DataFrame) -> Queries:
-        index = self.index_
+    def _queries(self, df: pl.DataFrame, index: HistoryIndex | None = None) -> Queries:
+        """The queries of ``df`` against ``index`` (default ``self.index_``): a caller that reads the index again
+        passes its one read of it (an add_history in another thread publishes a new index; one call reads one)."""
+        index = self.index_ if index is None else index
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         rows = np.array([index.key_to_row.get(k, -1) for k in ukeys], np.int64)
         uemb = np.empty((len(ukeys), index.dim), np.float32)
@@ -329,7 +318,8 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False, allow_empty=True)
         if df.height == 0:
             return np.zeros(0, np.float64)
-        q = self._queries(df)
+        index, head = self.index_, self.head_  # read once: a concurrent add_history publishes a new index
+        q = self._queries(df, index)
         unknown = q.policy < 0
         if unknown.any() and self.fallback == "error":
             r = int(np.flatnonzero(unknown)[0])
@@ -348,25 +338,25 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             from ._progress import stage
 
             with stage(f"predicting {int(known.sum()):,} rows", enabled=self.show_progress_bar):
-                p[known] = self.head_.predict(self.index_, qk, exclude=exclude)
-        unseen = getattr(self.head_, "predict_unseen", None)
+                p[known] = head.predict(index, qk, exclude=exclude)
+        unseen = getattr(head, "predict_unseen", None)
         if unknown.any() and unseen is not None:  # fallback="global_mean": the pool's difficulty prior
             qu = q.subset(unknown)
-            qu.policy = np.full(len(qu), len(self.index_.policies), np.int32)  # a code with no rows
-            p[unknown] = unseen(self.index_, qu)
+            qu.policy = np.full(len(qu), len(index.policies), np.int32)  # a code with no rows
+            p[unknown] = unseen(index, qu)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
         # whose head has no pool prior: the mean of all history; any other NaN is the head's failure
         exclude = "any_step" if exclude_own_prompt else "same_step"
-        empty = unknown | np.isnan(policy_prior(self.index_, q, hide=exclude))
+        empty = unknown | np.isnan(policy_prior(index, q, hide=exclude))
         bad = np.isnan(p) & ~empty
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             raise V0liteError(
-                f"row {r}: the {self.head_.name!r} head predicted NaN for policy {df['policy'][r]!r} "
+                f"row {r}: the {head.name!r} head predicted NaN for policy {df['policy'][r]!r} "
                 f"({int(bad.sum())} such rows), though it has history. Fix: check head_params "
                 f"({self.head_params!r}) and refit; report it if they are the defaults."
             )
-        p = np.where(np.isnan(p), float(self.index_.score.mean()), p)
+        p = np.where(np.isnan(p), float(index.score.mean()), p)
         return np.clip(p, 0.0, 1.0)
 
     def _n_cached(self, texts, *, read_disk: bool = False) -> int:
@@ -419,26 +409,28 @@ class V0Regressor(RegressorMixin, BaseEstimator):
         given = validate_log(_with_y(X, y))
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
-        new = [i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row]
-        emb = (
-            self._encode([utexts[i] for i in new], [ukeys[i] for i in new], given)
-            if new
-            else np.zeros((0, self.index_.dim), np.float32)
-        )
-        index = self.index_.add(
-            [ukeys[i] for i in new],
-            emb,
-            lengths[new] if new else [],
-            df["policy"].to_list(),
-            keys,
-            df["score"].to_numpy(),
-            self._steps(df, for_query=False),
-            df["n"].to_numpy() if "n" in df.columns else None,
-        )
-        if self.index_.texts is not None:
-            index.texts = list(self.index_.texts) + [utexts[i] for i in new]
-        self.index_ = index
-        self.n_history_ = self.index_.n_rows
+        with writer_lock(self):  # writers one at a time: each adds to the index the last one published
+            old = self.index_
+            new = [i for i, k in enumerate(ukeys) if k not in old.key_to_row]
+            emb = (
+                self._encode([utexts[i] for i in new], [ukeys[i] for i in new], given)
+                if new
+                else np.zeros((0, old.dim), np.float32)
+            )
+            index = old.add(
+                [ukeys[i] for i in new],
+                emb,
+                lengths[new] if new else [],
+                df["policy"].to_list(),
+                keys,
+                df["score"].to_numpy(),
+                self._steps(df, for_query=False),
+                df["n"].to_numpy() if "n" in df.columns else None,
+            )
+            if old.texts is not None:
+                index.texts = list(old.texts) + [utexts[i] for i in new]
+            self.index_ = index
+            self.n_history_ = index.n_rows
         return self
 
     def suggest_prompts(self, policy, prompts, n, random_state=0) -> list:
@@ -481,7 +473,9 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             )
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be an integer >= 1, got {n!r}. Fix: ask for at least one prompt.")
-        policy = check_policy_name(policy, "'my-model' (a name the history knows, or a new one)", allow_int=True)
+        index = self.index_  # read once (see predict)
+        example = "'my-model' (a name the history knows, or a new one)"
+        policy = check_policy_name(policy, example, allow_int=True, known=index.policy_to_code)
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n > len(uniq):
@@ -492,18 +486,17 @@ class V0Regressor(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
         n = min(n, len(uniq))  # all of them, still ranked: "run everything, in this order"
-        index = self.index_
-        q = self._queries(pl.DataFrame({"policy": [policy] * len(uniq), "prompt": uniq}))
+        q = self._queries(pl.DataFrame({"policy": [policy] * len(uniq), "prompt": uniq}), index)
         code = index.policy_to_code.get(policy, -1)
         seen_rows = np.flatnonzero(index.policy == code) if code >= 0 else np.zeros(0, np.int64)
-        p = self._estimate(q, code)
+        p = self._estimate(index, q, code)
         phi = item_features(self.head_, index, q.emb)
         phi_seen = info_seen = None
         if len(seen_rows):
             from .episodes import row_queries
 
             hq = row_queries(index, seen_rows)
-            ps = self._estimate(hq, code)
+            ps = self._estimate(index, hq, code)
             phi_seen, info_seen = item_features(self.head_, index, hq.emb), ps * (1 - ps)
         answered = set(index.prompt_row[seen_rows].tolist())
         fresh = np.array([r not in answered or r < 0 for r in q.prompt_row])
@@ -522,18 +515,18 @@ class V0Regressor(RegressorMixin, BaseEstimator):
             picks += [int(part[i]) for i in got]
         return [uniq[i] for i in picks]
 
-    def _estimate(self, q, code):
+    def _estimate(self, index, q, code):
         """The current estimate for queries of one policy (``code`` -1: the pool's prior for an unseen one)."""
         if code >= 0:
             qq = q.subset(np.arange(len(q)))
             qq.policy = np.full(len(q), code, np.int32)
-            p = self.head_.predict(self.index_, qq, exclude="same_step")
+            p = self.head_.predict(index, qq, exclude="same_step")
         else:
             unseen = getattr(self.head_, "predict_unseen", None)
             qq = q.subset(np.arange(len(q)))
-            qq.policy = np.full(len(q), len(self.index_.policies), np.int32)
-            p = unseen(self.index_, qq) if unseen is not None else np.full(len(q), np.nan)
-        return np.clip(np.where(np.isnan(p), float(self.index_.score.mean()), p), 0.0, 1.0)
+            qq.policy = np.full(len(q), len(index.policies), np.int32)
+            p = unseen(index, qq) if unseen is not None else np.full(len(q), np.nan)
+        return np.clip(np.where(np.isnan(p), float(index.score.mean()), p), 0.0, 1.0)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -26,6 +26,7 @@ import os
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,12 @@ def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None, keep_all: bo
             return pl.DataFrame(data, strict=False)
         except _CONVERT_ERRORS as exc:
             raise DataError(f"columns cannot be built ({exc}). Fix: give each column one type and one length.") from exc
+    rows = ""
+    if isinstance(data, (list, tuple)) and data and all(isinstance(r, dict) for r in data):
+        rows = f" (this is a list of {len(data)} row dicts: pl.DataFrame(rows) makes them one frame)"
     raise DataError(
         f"unsupported input of type {type(data).__name__}. Fix: pass a file path, a polars or pandas "
-        "DataFrame, or a dict of columns."
+        f"DataFrame, or a dict of columns{rows}."
     )
 
 
@@ -303,6 +307,24 @@ def _warn_prompt_twins(prompts: pl.Series) -> None:
     )
 
 
+def _warn_padded_policies(policies: pl.Series) -> None:
+    """Policy names with leading or trailing spaces are policies of their own (``'pol0 '`` is not ``'pol0'``):
+    say so, with the count, an example and the fix (a warning: a name may be padded on purpose)."""
+    u = policies.unique()
+    padded = u.filter(u != u.str.strip_chars()).sort()
+    if padded.is_empty():
+        return
+    ex = padded[0]
+    twin = f", and {ex.strip()!r} is in the log too" if ex.strip() in set(u.to_list()) else ""
+    warnings.warn(
+        f"{len(padded)} policy names have leading or trailing spaces (e.g. {ex!r}{twin}): v0lite reads the exact "
+        f"text, so {ex!r} is another policy than {ex.strip()!r}. Fix: strip the names before logging "
+        "(pl.col('policy').str.strip_chars()), unless they are different policies on purpose.",
+        V0liteWarning,
+        stacklevel=3,
+    )
+
+
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
     # a NaN among numeric names is a missing cell, not the policy 'NaN'
@@ -426,6 +448,7 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     out["prompt"] = _string_column(df, "prompt", allow_empty=False)
     if require_score:  # a history: its prompt-grouped folds and own-row hiding go by the exact text
         _warn_prompt_twins(out["prompt"])
+        _warn_padded_policies(out["policy"])
     if "score" in df.columns:
         score = _numeric_column(df, "score")
         if require_score:
@@ -509,6 +532,9 @@ def _with_y(X, y) -> pl.DataFrame:
             "Fix: pass one of them: X with its 'score' column and no y, or X.drop('score') with y."
         )
     _check_y_kind(y)
+    # a None in y is a missing outcome, as an empty cell of a 'score' column is (not the float NaN)
+    values = y.tolist() if isinstance(y, np.ndarray) and y.dtype == object else y
+    missing = [i for i, v in enumerate(values) if v is None] if isinstance(values, (list, tuple)) else []
     try:
         y = np.asarray(y, dtype=np.float64) if not isinstance(y, (pl.Series,)) else y.to_numpy().astype(np.float64)
     except (TypeError, ValueError) as exc:
@@ -519,11 +545,18 @@ def _with_y(X, y) -> pl.DataFrame:
         raise DataError(f"y must be one-dimensional, got shape {y.shape}. Fix: pass one success rate per row of X.")
     if len(y) != df.height:
         raise DataError(f"X has {df.height} rows but y has {len(y)} values. Fix: pass one success rate per row of X.")
-    return df.with_columns(pl.Series("score", y, dtype=pl.Float64))
+    score = pl.Series("score", y, dtype=pl.Float64)
+    return df.with_columns(score.scatter(missing, None) if missing else score)
 
 
 def _check_y_kind(y) -> None:
-    """y as strings or booleans is refused as a file's ``score`` column is (numpy would cast ``"0.5"`` and True)."""
+    """y as strings or booleans is refused as a file's ``score`` column is (numpy would cast ``"0.5"`` and True);
+    a generator or other one-pass iterator is refused by name (numpy reads it as one object)."""
+    if isinstance(y, Iterator):
+        raise DataError(
+            f"y must be a list or array, not a {type(y).__name__} (it can be read only once). "
+            "Fix: pass list(y) or np.array(list(y))."
+        )
     if isinstance(y, pl.Series):
         kind = "text" if y.dtype == pl.String else "booleans" if y.dtype == pl.Boolean else None
         first = y[0] if y.len() else None
@@ -572,18 +605,19 @@ def _prompt_list(prompts) -> list:
 
 
 def check_policy_name(
-    policy: Any, example: str = "'<the policy's name in the history>'", *, allow_int: bool = False
+    policy: Any, example: str = "'<the policy's name in the history>'", *, allow_int: bool = False, known=()
 ) -> str:
     """``policy`` names one policy of a log: a non-empty str without leading or trailing spaces; returned.
 
-    A padded name is refused rather than stripped: it would be another policy than the one meant.
+    A padded name is refused rather than stripped: it would be another policy than the one meant, unless
+    it is in ``known`` (the names a fitted model holds, exactly: a log may have held ``'pol0 '``).
     ``example`` is the fix shown for a missing or empty name (Python terms: ``policy=...``).
     ``allow_int``: an integer (not a bool) is taken as its text, ``3`` as ``"3"``, as the log reader
     reads an integer ``policy`` column; the caller uses the returned name.
     """
     if allow_int and isinstance(policy, (int, np.integer)) and not isinstance(policy, (bool, np.bool_)):
         return str(int(policy))
-    if isinstance(policy, str) and policy.strip() and policy == policy.strip():
+    if isinstance(policy, str) and policy.strip() and (policy == policy.strip() or policy in known):
         return policy
     if isinstance(policy, str) and policy.strip():
         raise ParameterError(

@@ -215,9 +215,10 @@ class AutoHead(BaseHead):
     Examples
     --------
     >>> from v0lite import V0Regressor
-    >>> model = V0Regressor()  # head="auto" is the default  # doctest: +SKIP
-    >>> model.fit(log).head_.chosen_  # doctest: +SKIP
-    'stack'
+    >>> from v0lite.data import make_demo_log
+    >>> model = V0Regressor().fit(make_demo_log())  # head="auto" is the default  # doctest: +SKIP
+    >>> model.head_.chosen_, model.head_.criterion_  # doctest: +SKIP
+    ('logistic', 'cv_pairwise_acc')
     """
 
     name = "auto"
@@ -553,15 +554,12 @@ class AutoHead(BaseHead):
         return head.predict_unseen(index, queries)
 
     def predict(self, index, queries, *, exclude="same_step"):
-        from threadpoolctl import threadpool_info, threadpool_limits
+        from .._threads import capped_threads
 
         # at most max(n_jobs, 2) threads per library, never more than the caller set: a caller who
         # set one thread (torch.set_num_threads(1) on shared cores) keeps it; the transformer's
         # forward ran ~3x slower in wall time with 2 threads than with 1 on 2 loaded cores
         cap = max(int(self.params["n_jobs"]), 2)
-        limits: dict = {}
-        for lib in threadpool_info():
-            limits[lib["prefix"]] = min(limits.get(lib["prefix"], cap), int(lib["num_threads"]))
         code = queries.policy
         kept = self.heads_.get("logistic") if getattr(self, "pool_member_", None) else None
         added = np.zeros(len(code), bool)
@@ -570,7 +568,7 @@ class AutoHead(BaseHead):
             added = code >= self.n_fitted_
             if thin.any():
                 added |= thin[np.clip(code, 0, len(thin) - 1)] & (code < len(thin))
-        with threadpool_limits(limits):
+        with capped_threads(cap):  # safe from several threads at once (restores the caller's setting)
             # a policy added later (or thin) is read by the kept logistic member; the fitted ones as always
             # (the served head sees every query, so their predictions do not depend on the others)
             p_added = kept.predict(index, queries.subset(added), exclude=exclude) if added.any() else None

@@ -76,7 +76,7 @@ class EnsembleHead(BaseHead):
     Examples
     --------
     >>> from v0lite import V0Regressor
-    >>> model = V0Regressor()  # head="ensemble" is the default  # doctest: +SKIP
+    >>> model = V0Regressor(head="ensemble")  # the default head is "auto", which may serve it  # doctest: +SKIP
     """
 
     name = "ensemble"

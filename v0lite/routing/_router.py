@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
+from .._threads import WriterLockMixin, writer_lock
 from ..exceptions import DataError, NotFittedError, UnpricedPolicyWarning, V0liteError, V0liteWarning
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
@@ -46,7 +47,7 @@ def _history_policies(value_model) -> set[str] | None:
     return None if known is None else {str(p) for p in known}
 
 
-class Router(BaseEstimator):
+class Router(WriterLockMixin, BaseEstimator):
     """Route each prompt to one policy of a pool from predicted success and predicted cost.
 
     Parameters
@@ -350,16 +351,17 @@ class Router(BaseEstimator):
 
         frame = validate_log(_with_y(log, y))
         seen = frame["policy"].unique(maintain_order=True).to_list()
-        new = [p for p in seen if p not in self.policies_]
-        joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
-        ignored = self._ignored_prices(_check_prices(prices), seen, join)
-        cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
-        data = frame.select(cols)
-        self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
-        if joining:
-            self.policies_ = [*self.policies_, *joining]
-            self.n_policies_ = len(self.policies_)
-            self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
+        with writer_lock(self):  # writers one at a time: each joins the pool the last one published
+            new = [p for p in seen if p not in self.policies_]
+            joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
+            ignored = self._ignored_prices(_check_prices(prices), seen, join)
+            cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
+            data = frame.select(cols)
+            self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
+            if joining:  # the prices first, the pool last: a reader of the pool finds its prices (see _pool)
+                self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
+                self.policies_ = [*self.policies_, *joining]
+                self.n_policies_ = len(self.policies_)
         import warnings
 
         if ignored:
@@ -434,13 +436,27 @@ class Router(BaseEstimator):
             ``shrink_ > 0``); ``C`` from the cost model.
         """
         self._check_fitted()
-        prompts = _as_prompts(prompts)
-        n, m = len(prompts), self.n_policies_
+        return self._predict_matrix(_as_prompts(prompts), self._pool())
+
+    def _pool(self) -> tuple[list, dict]:
+        """The pool and the prices of its joined policies, read once per call (route, predict_matrix).
+
+        :meth:`add_history` publishes ``added_prices_`` before ``policies_``, so the prices read after the
+        pool hold every joined policy of it (and maybe one that joins meanwhile, left out here): a call
+        running while a policy joins answers for the pool before it joined or after, never a mix.
+        """
+        policies = self.policies_
+        added = getattr(self, "added_prices_", {})
+        return policies, {p: added[p] for p in policies if p in added}
+
+    def _predict_matrix(self, prompts: list[str], pool: tuple[list, dict]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_matrix` of checked ``prompts`` for the pool snapshot ``pool`` (:meth:`_pool`)."""
+        n, m = len(prompts), len(pool[0])
         if n == 0:
             return np.zeros((0, m)), np.zeros((0, m))
         X = pl.DataFrame(
             {
-                "policy": np.tile(np.asarray(self.policies_, dtype=object), n).tolist(),
+                "policy": np.tile(np.asarray(pool[0], dtype=object), n).tolist(),
                 "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
             }
         )
@@ -450,13 +466,13 @@ class Router(BaseEstimator):
                 f"value_model.predict returned {p.shape[0]} values (finite: {bool(np.isfinite(p).all())}) "
                 f"for {n * m} rows. Fix: the value model must return one finite probability per row."
             )
-        return self._combine(prompts, p)
+        return self._combine(prompts, p, pool)
 
-    def _combine(self, prompts: list[str], p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _combine(self, prompts: list[str], p: np.ndarray, pool=None) -> tuple[np.ndarray, np.ndarray]:
         """``P`` and ``C`` of ``prompts`` from the value model's flat predictions ``p`` (prompt-major):
-        costs, added prices, clipping and shrinkage."""
-        n, m = len(prompts), self.n_policies_
-        added = getattr(self, "added_prices_", {})
+        costs, added prices, clipping and shrinkage; for the pool snapshot ``pool`` (default: read now)."""
+        policies, added = self._pool() if pool is None else pool
+        n, m = len(prompts), len(policies)
         C = self.cost_model_.predict(prompts, self._embed)
         if added:  # policies that joined after fit: a constant cost per call each
             C = np.hstack([C, np.tile(np.fromiter(added.values(), np.float64, len(added)), (n, 1))])
@@ -528,9 +544,11 @@ class Router(BaseEstimator):
         -------
         ndarray of str, shape (n_prompts,)
         """
-        P, C = self.predict_matrix(prompts)
+        self._check_fitted()
+        pool = self._pool()  # one pool for P, C and the names: a policy may join meanwhile
+        P, C = self._predict_matrix(_as_prompts(prompts), pool)
         idx = self.choose(P, C, **knob)
-        return np.asarray(self.policies_, dtype=object)[idx]
+        return np.asarray(pool[0], dtype=object)[idx]
 
     def predict(self, prompts, **knob) -> np.ndarray:
         """Same as :meth:`route` (the scikit-learn name)."""
@@ -557,17 +575,18 @@ class Router(BaseEstimator):
         """
         self._check_fitted()
         prices = _check_prices(prices)
-        missing = [p for p in self.policies_ if p not in prices]
-        if missing:
-            raise DataError(
-                f"prices has no price for {len(missing)} of the {len(self.policies_)} pool models: {missing}. "
-                "Fix: give every pool model a cost per call."
-            )
-        added = getattr(self, "added_prices_", {})
-        fitted = [p for p in self.policies_ if p not in added]
-        self.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
-        self.added_prices_ = {p: prices[p] for p in added}
-        self.cost_model, self.prices = "fixed", dict(prices)
+        with writer_lock(self):  # not amid an add_history: the pool checked is the pool priced
+            missing = [p for p in self.policies_ if p not in prices]
+            if missing:
+                raise DataError(
+                    f"prices has no price for {len(missing)} of the {len(self.policies_)} pool models: {missing}. "
+                    "Fix: give every pool model a cost per call."
+                )
+            added = getattr(self, "added_prices_", {})
+            fitted = [p for p in self.policies_ if p not in added]
+            self.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
+            self.added_prices_ = {p: prices[p] for p in added}
+            self.cost_model, self.prices = "fixed", dict(prices)
         return self
 
     # -- persistence

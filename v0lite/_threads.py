@@ -1,0 +1,86 @@
+"""Thread safety helpers: a per-object writer lock and a shared cap on the native thread pools.
+
+Readers (``predict``, ``route``) take no lock: every writer builds its new state aside and
+publishes it by assignment, and a reader reads that state once per call. Writers (``fit``'s
+commit, ``add_history``) of one object are serialised by :func:`writer_lock`, so no update is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager, nullcontext
+
+__all__ = ["writer_lock", "WriterLockMixin", "capped_threads"]
+
+_LOCK_ATTR = "_v0lite_writer_lock"
+
+
+def writer_lock(obj) -> threading.RLock:
+    """The lock that serialises ``obj``'s writers, created on first use.
+
+    Per object (two models never wait for each other) and outside the constructor's parameters,
+    so ``get_params``/``clone`` never see it. ``dict.setdefault`` is atomic, so two threads
+    asking at once get the same lock. Reentrant: a writer may call another writer of the same object.
+    """
+    lock = obj.__dict__.get(_LOCK_ATTR)
+    if lock is None:
+        lock = obj.__dict__.setdefault(_LOCK_ATTR, threading.RLock())
+    return lock
+
+
+class WriterLockMixin:
+    """Leaves the writer lock out of the object's state: ``copy.deepcopy`` (a lock cannot be copied)
+    gives the copy its own lock on first use, instead of failing or sharing the original's."""
+
+    def __getstate__(self):
+        state = super().__getstate__()  # BaseEstimator's, or object's (None for an empty __dict__)
+        state = dict(self.__dict__ if state is None else state)
+        state.pop(_LOCK_ATTR, None)
+        return state
+
+
+# the process-wide BLAS pools are capped once for every thread inside a capped section: the first
+# thread in applies the cap, the last one out restores what was set before (entering and leaving
+# in any interleaving); OpenMP's setting is per thread, so each thread caps and restores its own
+_CAP_LOCK = threading.Lock()
+_cap_depth = 0
+_cap_blas = None  # the threadpoolctl limiter of the BLAS cap in force, restored by the last thread out
+
+
+def _limits(info, cap: int, *, openmp: bool) -> dict:
+    """At most ``cap`` threads per library, never more than it has now (a caller's lower setting is kept)."""
+    out: dict = {}
+    for lib in info:
+        if (lib["user_api"] == "openmp") == openmp:
+            out[lib["prefix"]] = min(out.get(lib["prefix"], cap), int(lib["num_threads"]))
+    return out
+
+
+@contextmanager
+def capped_threads(cap: int):
+    """Run the block with at most ``cap`` threads per native thread pool (BLAS, OpenMP), from any thread.
+
+    ``threadpoolctl.threadpool_limits`` alone is not safe across threads: the BLAS setting is
+    process-wide, so two threads whose sections overlap but do not nest restore each other's cap
+    and leave it behind. Here the first thread in caps BLAS and the last one out restores it; a
+    thread entering while the cap is in force runs under it (the first thread's ``cap``).
+    """
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    global _cap_depth, _cap_blas
+    info = threadpool_info()
+    with _CAP_LOCK:
+        if _cap_depth == 0:
+            blas = _limits(info, cap, openmp=False)
+            _cap_blas = threadpool_limits(blas) if blas else None
+        _cap_depth += 1
+    try:
+        omp = _limits(info, cap, openmp=True)
+        with threadpool_limits(omp) if omp else nullcontext():
+            yield
+    finally:
+        with _CAP_LOCK:
+            _cap_depth -= 1
+            if _cap_depth == 0 and _cap_blas is not None:
+                _cap_blas.restore_original_limits()
+                _cap_blas = None
