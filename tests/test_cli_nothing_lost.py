@@ -184,6 +184,7 @@ def test_an_existing_output_file_is_kept_unless_force(files, capsys, fake_minilm
         (["data", "prices", str(hist), js], "OUT"),
         (["data", "convert", "v0", str(hist), log], "OUT"),
         (["data", "convert", "routerbench", str(tmp / "rbsrc"), str(tmp / "rbout")], "OUT folder"),
+        (["data", "map", str(hist), log, "--policy", "policy", "--prompt", "prompt", "--score", "score"], "OUT"),
     ]
     before = {name: path.read_bytes() for name, path in kept.items()}
     for argv, fix in cases:
