@@ -17,10 +17,33 @@ def test_fit_glm_matches_a_reference_solver():
     w = rng.normal(size=6)
     y = (rng.random(300) < 1 / (1 + np.exp(-(Z @ w)))).astype(float)
     lam = 3.0
-    W, b, _, _ = fit_glm(Z, np.arange(300), np.zeros(300, np.int64), y, np.zeros(300), 1, lam, max_iter=500, tol=1e-14)
+    args = (Z, np.arange(300), np.zeros(300, np.int64), y, np.zeros(300), 1, lam)
+    W, b, _, _ = fit_glm(*args, max_iter=500, tol=1e-14, level_var=np.inf)  # a free intercept, as sklearn's
     ref = LogisticRegression(C=1 / lam, tol=1e-10, max_iter=1000).fit(Z, y)
     np.testing.assert_allclose(W[0], ref.coef_[0], atol=1e-4)
     np.testing.assert_allclose(b[0], ref.intercept_[0], atol=1e-4)
+    # the default level prior N(0, LEVEL_VAR): the same solution as sklearn's on the intercept's column
+    # scaled so that its L2 penalty is that prior (C = 1 / lam on every column)
+    from v0lite.heads._deviation import LEVEL_VAR
+
+    s = np.sqrt(lam * LEVEL_VAR)
+    Wd, bd, _, _ = fit_glm(*args, max_iter=500, tol=1e-14)
+    ref = LogisticRegression(C=1 / lam, tol=1e-10, max_iter=1000, fit_intercept=False).fit(np.c_[Z, np.full(300, s)], y)
+    np.testing.assert_allclose(Wd[0], ref.coef_[0, :6], atol=1e-4)
+    np.testing.assert_allclose(bd[0], ref.coef_[0, 6] * s, atol=1e-4)
+
+
+def test_a_policy_whose_outcomes_are_all_one_gets_a_finite_level():
+    """Separation: a policy with every outcome 1 had an unbounded intercept (p = 1 - 6e-8 at the iteration
+    limit); its level prior keeps it where a Beta-smoothed mean would be (about 0.997 for 24 rows here)."""
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(24, 4))
+    y = np.r_[np.ones(24), (rng.random(24) < 0.5).astype(float)]
+    pol, pr = np.repeat([0, 1], 24), np.tile(np.arange(24), 2)
+    off = np.r_[np.full(24, np.log(0.99 / 0.01)), np.zeros(24)]  # the offset of a mean of 1, clipped as offset_of does
+    W, b, _, _ = fit_glm(Z, pr, pol, y, off, 2, 10.0, max_iter=200)
+    p = 1 / (1 + np.exp(-(off[0] + b[0])))
+    assert np.isfinite(b).all() and 0.99 < p < 0.9995, p
 
 
 def test_identity_link_is_ridge():

@@ -396,7 +396,7 @@ CONSTANT_BOUND = {
     "linear": 0.0,
     "ridge": 0.0,
     "gbdt": 1e-6,
-    "logistic": 1e-3,
+    "logistic": 0.01,  # its level has a weak prior (fit_glm's LEVEL_VAR): a finite logit, 0.0044 here
     "irt": 1e-3,
     "transformer": 0.01,
     "ensemble": 0.01 + 1e-9,

@@ -16,6 +16,9 @@ import numpy as np
 
 __all__ = ["offset_of", "population_prior", "solve_deviation", "OwnRows", "ExactRows"]
 
+# prior variance of a policy's level beyond its offset (logit link): weak, so only a policy whose
+# outcomes are all 1 (or all 0) feels it (its level stays finite); used by fit_glm and the added policies
+LEVEL_VAR = 16.0
 _EPS = 0.01  # offsets: a probability is clipped to [eps, 1 - eps] before its logit
 
 
@@ -123,7 +126,8 @@ def solve_deviation(Z, y, base, own, w0, b0, P, level_var, lam, t, max_iter=30):
 def _deviation_prior(P, level_var, lam, t):
     """The precision of ``w`` and the variance of ``b`` at ``t`` (:func:`solve_deviation`)."""
     Pn = (1.0 - t) * P + t * lam * np.eye(P.shape[0])
-    return Pn, (level_var / (1.0 - t) if t < 1.0 else 1e12)
+    # the level's prior widens as the rows grow, up to the fitted policies' own (fit_glm's LEVEL_VAR)
+    return Pn, (min(level_var / (1.0 - t), max(level_var, LEVEL_VAR)) if t < 1.0 else max(level_var, LEVEL_VAR))
 
 
 class OwnRows:
