@@ -62,6 +62,24 @@ def test_the_unknown_policy_error_names_the_policy_of_the_row_it_cites(make_mode
         m.predict(q)
 
 
+def test_an_unknown_policy_written_like_a_known_one_is_named(make_model, small_log):
+    """'POL1', 'pol1 ' or a full-width 'pol１' for a history's 'pol1': the error asks whether it was meant,
+    and under the fallback (which answers for it) a warning says so; a truly new name is left alone."""
+    from v0lite.exceptions import UnknownPolicyError, V0liteWarning
+
+    m = make_model().fit(small_log)
+    for name in ("POL1", "pol1 ", "pol\uff11"):
+        q = pl.DataFrame({"policy": [name], "prompt": ["x"]})
+        with pytest.raises(UnknownPolicyError, match="Did you mean 'pol1'"):
+            m.predict(q)
+        with pytest.warns(V0liteWarning, match=r"differ from a known one only by case.*'pol1'"):
+            m.set_params(fallback="global_mean").predict(q)
+        m.set_params(fallback="error")
+    with pytest.raises(UnknownPolicyError) as err:
+        m.predict(pl.DataFrame({"policy": ["brand-new"], "prompt": ["x"]}))
+    assert "Did you mean" not in str(err.value)
+
+
 def test_numpy_scalar_hyperparameters_save_as_json_numbers(make_model, small_log, tmp_path, fake_encoder):
     from sklearn.model_selection import GridSearchCV
 

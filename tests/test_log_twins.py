@@ -46,3 +46,21 @@ def test_a_history_with_padded_policy_names_warns_with_the_count_an_example_and_
         warnings.simplefilter("error")
         validate_log({"policy": ["pol0", "pol 1"], "prompt": ["x", "y"], "score": [1.0, 0.0]})
         validate_log({"policy": ["pol0 "], "prompt": ["x"]}, require_score=False)
+
+
+def test_a_step_holding_one_row_per_policy_is_named_with_the_fix(recwarn):
+    """A 'step' that is a timestamp or a row counter: each (policy, step) holds one row, which kNN and the
+    features read against its own step's mean (itself), so those rows say nothing; the history is accepted
+    with a warning that says so. A real checkpoint column (many prompts per step) says nothing."""
+    import polars as pl
+
+    rows = {"policy": ["a"] * 30 + ["b"] * 30, "prompt": [f"q{i}" for i in range(30)] * 2, "score": [1.0, 0.0] * 30}
+    with pytest.warns(
+        V0liteWarning, match=r"60 of 60 \(policy, step\) groups hold a single row.*Fix: put the checkpoint"
+    ):
+        validate_log(pl.DataFrame({**rows, "step": list(range(60))}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_log(pl.DataFrame({**rows, "step": [0] * 10 + [1] * 20 + [0] * 15 + [1] * 15}))
+        validate_log(pl.DataFrame({**rows, "step": list(range(60))}), require_score=False)  # queries: nothing said
+        validate_log(pl.DataFrame({k: v[:10] for k, v in {**rows, "step": list(range(60))}.items()}))  # a small batch

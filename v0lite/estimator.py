@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ._log_warnings import near_names, warn_fallback_names
 from ._model_params import SEED_MAX, _check_seed, _saved_params  # noqa: F401 (SEED_MAX: the public name)
 from ._registry import normalise, unknown_name
 from ._threads import WriterLockMixin, writer_lock
@@ -321,15 +322,23 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         index, head = self.index_, self.head_  # read once: a concurrent add_history publishes a new index
         q = self._queries(df, index)
         unknown = q.policy < 0
+        near = (
+            near_names(df["policy"].filter(pl.Series(unknown)).unique().to_list(), index.policies)
+            if unknown.any()
+            else {}
+        )
         if unknown.any() and self.fallback == "error":
             r = int(np.flatnonzero(unknown)[0])
             names = sorted(set(df["policy"].filter(pl.Series(unknown)).to_list()))
+            mean = f" Did you mean {near[df['policy'][r]]!r}?" if df["policy"][r] in near else ""
             raise UnknownPolicyError(
                 f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
-                f"policies: {names[:5]}). Fix: call add_history with some of its outcomes, or set "
+                f"policies: {names[:5]}).{mean} Fix: call add_history with some of its outcomes, or set "
                 "fallback='global_mean' (in cross-validation, a training fold held none of its rows: group or "
                 "shuffle the folds)."
             )
+        if near:  # the fallback would answer for a name that is a known one written another way: say so
+            warn_fallback_names(near)
         p = np.full(len(q), np.nan)
         known = ~unknown
         if known.any():

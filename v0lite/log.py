@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,8 @@ from ._log_files import SUFFIXES as _SUFFIXES
 from ._log_files import fmt as _fmt
 from ._log_files import lone_surrogate as _lone_surrogate
 from ._log_files import not_utf8 as _not_utf8
-from .exceptions import DataError, ParameterError, V0liteWarning
+from ._log_warnings import warn_history, warn_near_misses
+from .exceptions import DataError, ParameterError
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -264,67 +263,6 @@ def score_range_fix(score: np.ndarray) -> str:
     )
 
 
-def _warn_near_misses(columns: list[str]) -> None:
-    """A column that differs from an optional column's name only by case or spaces (``Task``, `` cost``) is not
-    read as it: say so, with the rename (a warning, not an error: a log may hold both on purpose)."""
-    names = set(columns)
-    for c in columns:
-        name = str(c).strip().lower()
-        if c in OPTIONAL_COLUMNS or c in REQUIRED_COLUMNS or name not in OPTIONAL_COLUMNS:
-            continue
-        both = f" (the log has {name!r} too; that one is read)" if name in names else ""
-        flag = "--" + name.replace("_", "-")
-        warnings.warn(
-            f"column {c!r} differs from the optional column {name!r} only by case or spaces, so it is not read "
-            f"as {name!r}{both}. Fix: rename {c!r} to {name!r} if it holds the {name} values "
-            f"(`v0lite data map ... {flag} {shlex.quote(str(c))}` renames it).",
-            V0liteWarning,
-            stacklevel=3,
-        )
-
-
-def _warn_prompt_twins(prompts: pl.Series) -> None:
-    """Prompts that differ only by case, spaces or Unicode normalisation (``'x'``, ``'x '``, NFC vs NFD) are
-    different prompts to v0lite (the exact text is the identity: the cache key, the CV folds, the hiding of a
-    query's own prompt), while the uncased default encoder gives them one vector, so a CV fold can see the
-    other twin's outcomes. Say so, with two examples and the fix (a warning: they may be different on purpose)."""
-    u = prompts.unique()
-    if len(u) < 2:
-        return
-    norm = u.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
-    twins = pl.DataFrame({"raw": u, "norm": norm}).filter(pl.col("norm").is_duplicated()).sort("norm", "raw")
-    if twins.is_empty():
-        return
-    first = twins.filter(pl.col("norm") == twins["norm"][0])["raw"].to_list()[:2]
-    warnings.warn(
-        f"{len(twins)} distinct prompts differ from another only by case, spaces or Unicode normalisation "
-        f"({twins['norm'].n_unique()} groups; e.g. {first[0][:60]!r} and {first[1][:60]!r}): v0lite reads them "
-        "as different prompts (CV folds, hiding a query's own prompt), though the encoder may give them one "
-        "vector, so cross-validated scores can be optimistic. Fix: if they are the same question, write them "
-        "the same way (e.g. strip spaces and NFC-normalise the prompts) before logging.",
-        V0liteWarning,
-        stacklevel=3,
-    )
-
-
-def _warn_padded_policies(policies: pl.Series) -> None:
-    """Policy names with leading or trailing spaces are policies of their own (``'pol0 '`` is not ``'pol0'``):
-    say so, with the count, an example and the fix (a warning: a name may be padded on purpose)."""
-    u = policies.unique()
-    padded = u.filter(u != u.str.strip_chars()).sort()
-    if padded.is_empty():
-        return
-    ex = padded[0]
-    twin = f", and {ex.strip()!r} is in the log too" if ex.strip() in set(u.to_list()) else ""
-    warnings.warn(
-        f"{len(padded)} policy names have leading or trailing spaces (e.g. {ex!r}{twin}): v0lite reads the exact "
-        f"text, so {ex!r} is another policy than {ex.strip()!r}. Fix: strip the names before logging "
-        "(pl.col('policy').str.strip_chars()), unless they are different policies on purpose.",
-        V0liteWarning,
-        stacklevel=3,
-    )
-
-
 def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
     s = df[col]
     # a NaN among numeric names is a missing cell, not the policy 'NaN'
@@ -434,7 +372,7 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     (1, 3)
     """
     df = as_frame(data)
-    _warn_near_misses(df.columns)
+    warn_near_misses(df.columns, OPTIONAL_COLUMNS, REQUIRED_COLUMNS)
     required = REQUIRED_COLUMNS if require_score else REQUIRED_COLUMNS[:2]
     for col in required:
         if col not in df.columns:
@@ -446,9 +384,6 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     out = {}
     out["policy"] = _string_column(df, "policy", allow_empty=False)
     out["prompt"] = _string_column(df, "prompt", allow_empty=False)
-    if require_score:  # a history: its prompt-grouped folds and own-row hiding go by the exact text
-        _warn_prompt_twins(out["prompt"])
-        _warn_padded_policies(out["policy"])
     if "score" in df.columns:
         score = _numeric_column(df, "score")
         if require_score:
@@ -477,6 +412,8 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
                     column=col,
                 )
             out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
+    if require_score:  # a history: prompt twins, padded names, a 'step' that is no checkpoint
+        warn_history(out["policy"], out["prompt"], out.get("step"))
     if "cost" in df.columns:
         v = _numeric_column(df, "cost")
         bad = ~np.isfinite(v) | (v < 0)

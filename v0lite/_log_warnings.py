@@ -1,0 +1,128 @@
+"""The warnings a valid outcome log may still deserve: columns, prompts, policy names or steps that are
+probably not what their writer meant (each a ``V0liteWarning`` with an example and the fix; the log is
+accepted, since each may be meant). Kept apart from :mod:`v0lite.log`, whose checks refuse."""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+
+import polars as pl
+
+from .exceptions import V0liteWarning
+
+__all__ = ["near_names", "warn_fallback_names", "warn_history", "warn_near_misses"]
+
+
+def warn_history(policies: pl.Series, prompts: pl.Series, steps: pl.Series | None) -> None:
+    """A history's warnings: prompt twins, padded policy names and single-row steps."""
+    _warn_prompt_twins(prompts)
+    _warn_padded_policies(policies)
+    if steps is not None:
+        _warn_single_row_steps(policies, steps)
+
+
+def warn_near_misses(columns: list[str], optional=(), required=()) -> None:
+    """A column that differs from an optional column's name only by case or spaces (``Task``, `` cost``) is not
+    read as it: say so, with the rename (a warning, not an error: a log may hold both on purpose)."""
+    names = set(columns)
+    for c in columns:
+        name = str(c).strip().lower()
+        if c in optional or c in required or name not in optional:
+            continue
+        both = f" (the log has {name!r} too; that one is read)" if name in names else ""
+        flag = "--" + name.replace("_", "-")
+        warnings.warn(
+            f"column {c!r} differs from the optional column {name!r} only by case or spaces, so it is not read "
+            f"as {name!r}{both}. Fix: rename {c!r} to {name!r} if it holds the {name} values "
+            f"(`v0lite data map ... {flag} {shlex.quote(str(c))}` renames it).",
+            V0liteWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_prompt_twins(prompts: pl.Series) -> None:
+    """Prompts that differ only by case, spaces or Unicode normalisation (``'x'``, ``'x '``, NFC vs NFD) are
+    different prompts to v0lite (the exact text is the identity: the cache key, the CV folds, the hiding of a
+    query's own prompt), while the uncased default encoder gives them one vector, so a CV fold can see the
+    other twin's outcomes. Say so, with two examples and the fix (a warning: they may be different on purpose)."""
+    u = prompts.unique()
+    if len(u) < 2:
+        return
+    norm = u.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    twins = pl.DataFrame({"raw": u, "norm": norm}).filter(pl.col("norm").is_duplicated()).sort("norm", "raw")
+    if twins.is_empty():
+        return
+    first = twins.filter(pl.col("norm") == twins["norm"][0])["raw"].to_list()[:2]
+    warnings.warn(
+        f"{len(twins)} distinct prompts differ from another only by case, spaces or Unicode normalisation "
+        f"({twins['norm'].n_unique()} groups; e.g. {first[0][:60]!r} and {first[1][:60]!r}): v0lite reads them "
+        "as different prompts (CV folds, hiding a query's own prompt), though the encoder may give them one "
+        "vector, so cross-validated scores can be optimistic. Fix: if they are the same question, write them "
+        "the same way (e.g. strip spaces and NFC-normalise the prompts) before logging.",
+        V0liteWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_padded_policies(policies: pl.Series) -> None:
+    """Policy names with leading or trailing spaces are policies of their own (``'pol0 '`` is not ``'pol0'``):
+    say so, with the count, an example and the fix (a warning: a name may be padded on purpose)."""
+    u = policies.unique()
+    padded = u.filter(u != u.str.strip_chars()).sort()
+    if padded.is_empty():
+        return
+    ex = padded[0]
+    twin = f", and {ex.strip()!r} is in the log too" if ex.strip() in set(u.to_list()) else ""
+    warnings.warn(
+        f"{len(padded)} policy names have leading or trailing spaces (e.g. {ex!r}{twin}): v0lite reads the exact "
+        f"text, so {ex!r} is another policy than {ex.strip()!r}. Fix: strip the names before logging "
+        "(pl.col('policy').str.strip_chars()), unless they are different policies on purpose.",
+        V0liteWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_single_row_steps(policies: pl.Series, steps: pl.Series, min_rows: int = 20) -> None:
+    """Most (policy, step) groups holding one row: ``step`` is then likely a timestamp or a row counter.
+    kNN and the learned features read each outcome against its own step's mean (the checkpoint's level),
+    which for a single row is the outcome itself, so such rows say nothing about their prompts. Say so
+    (a warning: a batch of one prompt per step may be meant)."""
+    if len(steps) < min_rows:
+        return
+    sizes = pl.DataFrame({"policy": policies, "step": steps}).group_by("policy", "step").len()
+    single = sizes.filter(pl.col("len") == 1)
+    if single.height * 2 < sizes.height:
+        return
+    ex = single.sort("policy", "step").row(0)
+    warnings.warn(
+        f"{single.height} of {sizes.height} (policy, step) groups hold a single row (e.g. policy {ex[0]!r} at "
+        f"step {ex[1]}): v0lite reads each outcome against its step's mean (the checkpoint's level), which for "
+        "one row is the outcome itself, so those rows say nothing about their prompts. 'step' is the training "
+        "checkpoint or visit index, shared by the many prompts it saw, not a timestamp or a row counter. Fix: "
+        "put the checkpoint in 'step', or drop the column if the policy did not change.",
+        V0liteWarning,
+        stacklevel=4,
+    )
+
+
+def near_names(unknown, known) -> dict:
+    """Unknown policy names equal to a known one after NFKC, case folding and stripping: ``{name: known}``."""
+    import unicodedata
+
+    def norm(x):
+        return unicodedata.normalize("NFKC", str(x)).casefold().strip()
+
+    table = {norm(k): k for k in known}
+    return {u: table[norm(u)] for u in unknown if norm(u) in table and table[norm(u)] != u}
+
+
+def warn_fallback_names(near: dict) -> None:
+    """Query policies that get the fallback (no history) though each is a known name written another way."""
+    a, b = sorted(near.items())[0]
+    warnings.warn(
+        f"{len(near)} query policies have no history but differ from a known one only by case, spaces or Unicode "
+        f"width (e.g. {a!r} and {b!r}); they get the fallback. Fix: write the name as the history does.",
+        V0liteWarning,
+        stacklevel=3,
+    )
