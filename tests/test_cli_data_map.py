@@ -69,3 +69,22 @@ def test_fit_points_a_boolean_or_unlabeled_log_at_data_map(tmp_path, capsys):
     argv = ["data", "map", str(src), str(fixed), "--policy", "policy", "--prompt", "prompt", "--score", "score"]
     assert main([*argv, "--task", "Task"]) == 0  # the command the fix names works as written
     assert read_log(fixed)["task"].to_list() == ["m", "m"]
+
+
+def test_data_map_names_your_column_and_its_flag_and_counts_repeated_rows(tmp_path, capsys):
+    src = tmp_path / "export.csv"
+    rows = "m1,What is 2+2?,True,0.01\nm2,What is 2+2?,1,0.02\nm1,Name a prime.,,0.01\nm2,Name a prime.,0.0,$0.016\n"
+    src.write_text("Model,Question,is_correct,cost_usd\n" + rows, encoding="utf-8")
+    out = tmp_path / "log.jsonl"
+    cmd = ["data", "map", str(src), str(out), "--policy", "Model", "--prompt", "Question", "--score", "is_correct"]
+    assert main([*cmd, "--cost", "cost_usd", "--drop-unscored"]) == 1
+    err = capsys.readouterr().err  # the row as read (3, not 2 once row 2 is dropped), the column and flag named
+    assert "column 'cost_usd' (--cost) must be numeric" in err and "(row 3: '$0.016')" in err, err
+    assert "strip the currency sign" in err and "drop --cost" in err and "'cost'" not in err
+    assert not out.exists()
+    dup = tmp_path / "dup.csv"  # 'True', '1' and '0.0' are outcomes; a repeated row is kept and counted
+    dup.write_text("Model,Question,is_correct\n" + "a,x,True\na,x,True\nb,x,1\nb,y,0.0\na,x,True\n", encoding="utf-8")
+    assert main(["data", "map", str(dup), str(out), *cmd[4:]]) == 0
+    said = capsys.readouterr().out
+    assert "5 rows out of 5 read, 2 repeating an earlier row exactly (kept" in said, said
+    assert read_log(out)["score"].to_list() == [1.0, 1.0, 1.0, 0.0, 1.0]

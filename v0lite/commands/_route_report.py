@@ -63,8 +63,11 @@ def fmt(v) -> str:
     return str(v)
 
 
-def why_missing(key: str, result: dict) -> str:
-    """Why ``key`` of a route-eval result is None (printed as ``-``), in one short clause."""
+def why_missing(key: str, result: dict, has_task: bool | None = None) -> str:
+    """Why ``key`` of a route-eval result is None (printed as ``-``), in one short clause.
+
+    ``has_task``: whether both logs have a ``task`` column (None: not known, read from the result).
+    """
     r = result
     if key == "prior_k" and r.get("shrink"):
         return "the prior is each model's success rate on all its train prompts (no neighbourhood)"
@@ -97,7 +100,17 @@ def why_missing(key: str, result: dict) -> str:
     if key.endswith("apgr"):
         return "the strong model is not more accurate than the weak one, so no gap to recover"
     if "task" in key:
-        return "the logs name no task (no 'task' column in both)"
+        if has_task is None:  # the task-mean baseline ran only where both logs name tasks
+            has_task = r.get("baseline_task_max_acc") is not None or r.get("task_n") is not None
+        if not has_task:
+            return "the logs name no task (no 'task' column in both)"
+        if r.get("n_train_complete") == 0:
+            return "no train prompt has an outcome for every pool model, so the task comparison is skipped"
+        if key.endswith("within_task_auc"):
+            return (
+                f"no model has both a success and a failure among the test prompts of one task ({r.get('n_test')} "
+                "test prompts), so no within-task AUC"
+            )
     return "not computed for this pool"
 
 

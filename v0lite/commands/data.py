@@ -1,9 +1,20 @@
-"""CLI: ``v0lite data convert FORMAT SRC OUT``, ``data map SRC OUT --policy COL ...``, ``data prices``, ``prompts``."""
+"""CLI: ``v0lite data convert FORMAT SRC OUT``, ``data map SRC OUT --policy COL ...``, ``data split LOG TRAIN TEST``,
+``data prices``, ``prompts``."""
 
 from __future__ import annotations
 
 from ..exceptions import DataError
-from ._common import _named, add_force_flag, add_progress_flags, check_input, check_output, note, number_in, read_input
+from ._common import (
+    _named,
+    add_force_flag,
+    add_progress_flags,
+    add_seed_flag,
+    check_input,
+    check_output,
+    note,
+    number_in,
+    read_input,
+)
 
 __all__ = ["register", "FORMAT_NAMES", "prices_from_log"]
 
@@ -157,12 +168,34 @@ def _map(args) -> int:
             args.src, **names, score_scale=args.score_scale, drop_unscored=args.drop_unscored, warn_drop=False
         )
     except DataError as exc:
+        if exc.column in _MAP_FLAGS:  # "column 'cost_usd' (cost)": the flag that named it
+            exc = DataError(str(exc).replace(f" ({exc.column})", f" ({_MAP_FLAGS[exc.column]})", 1))
         raise _named(exc, args.src, "SRC") from exc
     write_log(df, args.out)
     dropped = rows_in - df.height
     note = f", {dropped} without a score dropped (--drop-unscored)" if args.drop_unscored else ""
+    twins = df.height - df.n_unique()
+    note += f", {twins} repeating an earlier row exactly (kept: each is an observation)" if twins else ""
     renamed = ", ".join(f"{v!r} -> {k!r}" for k, v in names.items() if v is not None and v != k) or "none"
     print(f"wrote {args.out}: {df.height} rows out of {rows_in} read{note}; columns renamed: {renamed}")
+    return 0
+
+
+def _split(args) -> int:
+    from ..data import split_by_prompt
+    from ..log import write_log
+
+    check_input(args.log, "LOG")
+    check_output(args.train, "TRAIN")
+    check_output(args.test, "TEST")
+    log = read_input(args.log, "LOG")
+    try:
+        train, test = split_by_prompt(log, test_size=args.test_size, random_state=args.random_state)
+    except DataError as exc:  # too few prompts to split
+        raise _named(exc, args.log, "LOG") from exc
+    for out, part in ((args.train, train), (args.test, test)):
+        write_log(part, out)
+        print(f"wrote {out}: {part.height} rows, {part['prompt'].n_unique()} prompts")
     return 0
 
 
@@ -266,3 +299,26 @@ def register(sub) -> None:
     add_force_flag(pm)
     add_progress_flags(pm)
     pm.set_defaults(func=_map, inputs=("src",), outputs={"out": "OUT"})
+
+    ps = dsub.add_parser(
+        "split",
+        help="split an outcome log by prompt into TRAIN and TEST (no prompt on both sides)",
+        description="Draw --test-size of LOG's distinct prompts (seeded) and write every row of those prompts "
+        "to TEST and the other rows to TRAIN, in LOG's order: no prompt is on both sides, so "
+        "`v0lite route-eval TRAIN TEST` scores prompts the value model never saw.",
+    )
+    ps.add_argument("log", metavar="LOG", help="outcome log to split (.jsonl/.csv/.parquet)")
+    ps.add_argument("train", metavar="TRAIN", help="file to write the train rows to (.jsonl/.csv/.parquet)")
+    ps.add_argument("test", metavar="TEST", help="file to write the test rows to (.jsonl/.csv/.parquet)")
+    ps.add_argument(
+        "--test-size",
+        type=number_in(0, 1, open_lo=True, open_hi=True),
+        default=0.2,
+        metavar="F",
+        help="share of the distinct prompts that go to TEST, in (0, 1) (default 0.2, as split_by_prompt); at least "
+        "one prompt goes to each side",
+    )
+    add_seed_flag(ps, "seed of the draw of the TEST prompts (default 0)")
+    add_force_flag(ps)
+    add_progress_flags(ps)
+    ps.set_defaults(func=_split, inputs=("log",), outputs={"train": "TRAIN", "test": "TEST"})

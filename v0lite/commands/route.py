@@ -155,6 +155,7 @@ def _route_eval(args) -> int:
 
         require("matplotlib", "plot", "--plot")
     from ..routing._evaluate import UnitCostWarning
+    from ..routing._pool import SparseTestError, restrict_pool
 
     check_input(args.train, "TRAIN")
     check_input(args.test, "TEST")
@@ -167,7 +168,11 @@ def _route_eval(args) -> int:
 
         check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
     prices, shrink = _parse_prices(args.prices), args.shrink  # flags first, then the work
+    chosen = _pool(args, prices)
+    if chosen is not None and args.new_model is not None and args.new_model not in chosen:
+        raise DataError(f"--new-model {args.new_model} is not in --pool {args.pool}. Fix: add it to --pool.")
     train, test = read_input(args.train, "TRAIN"), read_input(args.test, "TEST")
+    train, test = restrict_pool(train, test, chosen, "--pool")
     pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
     if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
         _check_priced(pool, prices, args.prices)
@@ -176,8 +181,11 @@ def _route_eval(args) -> int:
         _warn_unit_costs(args, train, test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnitCostWarning)
-        result = _run_route_eval(args, train, test, prices, shrink, new_n)
-    _print_route_eval(args, result)
+        try:
+            result = _run_route_eval(args, train, test, prices, shrink, new_n)
+        except SparseTestError as exc:  # before any fit: its fix in flag terms
+            raise DataError(f"TEST {args.test}: {exc.text(cli=True)}") from exc
+    _print_route_eval(args, result, has_task="task" in train.columns and "task" in test.columns)
     return 0
 
 
@@ -206,7 +214,7 @@ def _run_route_eval(args, train, test, prices, shrink, new_n):
     )
 
 
-def _print_route_eval(args, result) -> None:
+def _print_route_eval(args, result, has_task: bool | None = None) -> None:
     if args.new_model is not None:
         print(
             f"new model {result['new_model']!r}: fitted without it, {result['new_model_n']} of its train outcomes "
@@ -216,7 +224,7 @@ def _print_route_eval(args, result) -> None:
     for key in (*_TABLE_KEYS, "within_policy_auc", "within_task_auc", "mean_task_acc"):
         if key in result and not (args.no_baselines and key.startswith("baseline_knn_tuned")):
             v = result[key]
-            note = f"  ({why_missing(key, result)})" if v is None else ""
+            note = f"  ({why_missing(key, result, has_task=has_task)})" if v is None else ""
             print(f"{key:<{width}}  {_fmt(v)}{note}")
     if args.new_model is not None:  # the comparison that says whether to route to it yet
         before = [
@@ -542,6 +550,14 @@ def register(subparsers) -> None:
         default=None,
         metavar="N",
         help="with --new-model: how many of its TRAIN outcomes to add (>= 1)",
+    )
+    p.add_argument(
+        "--pool",
+        default=None,
+        metavar="A,B,C",
+        help="comma-separated models to evaluate, each with outcomes in TRAIN and TEST: the other models' rows "
+        "of both are left out (default: every model of both; a model with outcomes on few TEST prompts "
+        "leaves few complete prompts, so leave it out here)",
     )
     add_seed_flag(p, "seed of every random choice (default 0)")
     add_force_flag(p)

@@ -49,7 +49,9 @@ def map_columns(
     data : path, polars/pandas DataFrame or dict
         Any ``.csv``/``.jsonl``/``.json``/``.parquet`` file (read as logs are read) or frame.
     policy, prompt, score : str
-        The columns holding the model, the prompt text and the outcome.
+        The columns holding the model, the prompt text and the outcome (numbers, numbers written
+        as text, or true/false/yes/no). A dotted name (``model.name``) that is not a column reads
+        a field of a struct column (nested JSON objects); a list (chat ``messages``) is not read.
     step, n, cost, task, prompt_id : str, optional
         The columns holding the log's optional columns, where the data has them.
     score_scale : float, optional
@@ -68,7 +70,8 @@ def map_columns(
     ------
     DataError
         A named column is missing, an outcome is neither a number nor true/false/yes/no
-        (any case), rows have no outcome, or the log is invalid, naming the row and the value.
+        (any case), rows have no outcome, or the log is invalid, naming your column, the row (of
+        the table as read, dropped rows counted) and the value.
     ParameterError
         A column named twice, or a ``score_scale`` that is not a positive number.
 
@@ -115,6 +118,7 @@ def _map(data, *, score_scale=None, drop_unscored=False, warn_drop=True, **names
     else:
         df = as_frame(data)
     rows_in = df.height
+    df = _nested(df, mapping)
     for k, v in mapping.items():
         if v not in df.columns:
             near = [c for c in df.columns if c.strip().lower() == v.strip().lower()]
@@ -136,14 +140,88 @@ def _map(data, *, score_scale=None, drop_unscored=False, warn_drop=True, **names
         if not drop_unscored:
             raise DataError(
                 f"column {mapping['score']!r} (score): {where} have {what}. Fix: drop them (drop_unscored=True), "
-                "or fill in their outcomes."
+                "or fill in their outcomes.",
+                column="score",
             )
         if warn_drop:
             warnings.warn(
                 f"column {mapping['score']!r} (score): dropped the {where} with {what}.", V0liteWarning, stacklevel=3
             )
-        df = df.filter(~pl.Series(missing))
-    return validate_log(df), rows_in
+    try:
+        return validate_log(df.filter(~pl.Series(missing)) if missing.any() else df), rows_in
+    except DataError as exc:
+        error = exc
+    if missing.any():  # the same checks with the dropped rows made valid: the error names the row as read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                validate_log(_fill_dropped(df, missing))
+            except DataError as exc:
+                error = exc
+    raise _your_terms(error, mapping, df) from error
+
+
+# a valid value of each log column (text, number), put in the rows --drop-unscored drops
+_VALID = {"policy": "x", "prompt": "x", "task": "x", "prompt_id": "x", "score": 1, "step": 1, "n": 1, "cost": 1}
+
+
+def _fill_dropped(df: pl.DataFrame, dropped: np.ndarray) -> pl.DataFrame:
+    """``df`` with the log columns of the ``dropped`` rows valid, so that a check names a kept row by its
+    number in the table as read (the rows before it counted), not in the table without the dropped rows."""
+    keep = pl.lit(pl.Series(~dropped))
+    fills = []
+    for col, value in _VALID.items():
+        dtype = df.schema.get(col)
+        if dtype is not None and (dtype == pl.String or dtype.is_numeric()):
+            valid = pl.lit(str(value) if dtype == pl.String else value).cast(dtype)
+            fills.append(pl.when(keep).then(pl.col(col)).otherwise(valid).alias(col))
+    return df.with_columns(fills)
+
+
+def _your_terms(exc: DataError, mapping: dict[str, str], df: pl.DataFrame) -> DataError:
+    """A log check's error (it names the log's column, ``'cost'``) naming your column and its argument:
+    ``column 'cost_usd' (cost)``, with the fix in its terms."""
+    col = exc.column
+    src = mapping.get(col) if col is not None else None
+    if src is None:
+        return exc
+    head, sep, fix = str(exc).partition("Fix:")
+    head = head.replace(f"column {col!r}", f"column {src!r} ({col})", 1)
+    if "must be numeric" in head and df.schema.get(col) == pl.String:
+        sign = df[col].str.contains(r"^\s*[-+]?\s*[$€£¥]").any()
+        fix = " write " + repr(src) + " as plain numbers"
+        fix += " (strip the currency sign: 0.016 for '$0.016'; say the unit in the column name)" if sign else ""
+        fix += f", or leave {col} out." if col != "score" else "."
+    else:
+        fix = fix.replace(repr(col), repr(src)).replace("drop the column", f"leave {col} out")
+    return DataError(head + sep + fix, column=col)
+
+
+def _nested(df: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
+    """``df`` with each named dotted path (``model.name``) that is not a column but reaches into a struct
+    column (a nested JSON object) added as a column of that name: numbers, booleans and text inside structs."""
+    for k, v in mapping.items():
+        parts = v.split(".")
+        root = next((i for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in df.columns), None)
+        if v in df.columns or root is None:
+            continue  # a column, or no column to start from: the missing-column error names it
+        path = ".".join(parts[:root])
+        expr, dtype = pl.col(path), df.schema[path]
+        for field in parts[root:]:
+            if isinstance(dtype, (pl.List, pl.Array)):
+                raise DataError(
+                    f"column {v!r} ({k}={v!r}): {path!r} holds lists, and a dotted name reads fields of nested "
+                    "objects only. Fix: a list of messages: store the last user message as the prompt (its text, "
+                    "the text `v0lite serve` routes on) in a column of its own, and name that column."
+                )
+            fields = {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
+            if field not in fields:
+                what = f"has no field {field!r} (fields: {list(fields)})" if fields else f"holds {dtype}, not objects"
+                fix = f"pass {k}='{path}.<field>', one of its fields" if fields else f"pass {k}=<column>"
+                raise DataError(f"column {v!r} ({k}={v!r}): {path!r} {what}. Fix: {fix}.")
+            expr, dtype, path = expr.struct.field(field), fields[field], f"{path}.{field}"
+        df = df.with_columns(expr.alias(v))
+    return df
 
 
 def _free(name: str, taken: list[str]) -> str:
@@ -153,35 +231,38 @@ def _free(name: str, taken: list[str]) -> str:
 
 
 def _scores(s: pl.Series, col: str, scale) -> pl.Series:
-    """The outcome column as Float64 in the log's terms: true/yes 1.0, false/no 0.0, numbers / ``scale``;
-    an empty cell, a null or NaN is null. Anything else is an error naming the row and the value."""
+    """The outcome column as Float64 in the log's terms: true/yes 1.0, false/no 0.0, numbers (text ones
+    included: ``'1'``, ``'0.5'``) / ``scale``; an empty cell, a null or NaN is null. Anything else is an
+    error naming the row and the value."""
     label = f"column {col!r} (score)"
+    raw = s
     if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
         s = s.cast(pl.String)
     if s.dtype == pl.Boolean or s.dtype == pl.String:
-        if scale is not None:
+        word = s.cast(pl.String).str.strip_chars().str.to_lowercase()
+        word = pl.select(pl.when(word != "").then(word)).to_series()  # an empty cell: no outcome
+        is_word = word.is_in([*_TRUE, *_FALSE]).fill_null(False)
+        number = word.cast(pl.Float64, strict=False)  # '1', ' 0.5', '1e-1'; '$1' and 'maybe' are not numbers
+        unknown = (~is_word & number.is_null() & word.is_not_null()).to_numpy()
+        if unknown.any():
+            r = int(np.flatnonzero(unknown)[0])
+            raise DataError(
+                f"{label}, row {r}: value {_fmt(raw[r])} is not an outcome: a text outcome must be a number or "
+                "true/false or yes/no (any case). Fix: write numbers in [0, 1] or one of true/false/yes/no, and "
+                "leave the cell empty for a row without an outcome.",
+                column="score",
+            )
+        if scale is not None and is_word.any():
             raise ParameterError(
                 f"score_scale={scale:g} divides numbers, and {label} holds true/false or yes/no outcomes "
                 "(read as 1.0/0.0). Fix: leave score_scale out."
             )
-        if s.dtype == pl.Boolean:
-            return s.cast(pl.Float64).alias("score")
-        word = s.str.strip_chars().str.to_lowercase()
-        word = pl.select(pl.when(word != "").then(word)).to_series()  # an empty cell: no outcome
-        known = (word.is_in([*_TRUE, *_FALSE]) | word.is_null()).to_numpy()
-        if not known.all():
-            r = int(np.flatnonzero(~known)[0])
-            raise DataError(
-                f"{label}, row {r}: value {_fmt(s[r])} is not an outcome: a text outcome must be true/false or "
-                "yes/no (any case). Fix: write numbers in [0, 1] or one of true/false/yes/no, and leave the cell "
-                "empty for a row without an outcome."
-            )
-        value = pl.when(word.is_not_null()).then(word.is_in(_TRUE).cast(pl.Float64))
-        return pl.select(value).to_series().alias("score")
+        s = pl.select(pl.when(is_word).then(word.is_in(_TRUE).cast(pl.Float64)).otherwise(number)).to_series()
     if not (s.dtype.is_numeric() or s.dtype == pl.Null):
         raise DataError(
             f"{label} holds {s.dtype}, not outcomes (row 0: {_fmt(s[0])}). Fix: name a column of numbers in [0, 1] "
-            "or of true/false."
+            "or of true/false.",
+            column="score",
         )
     v = s.cast(pl.Float64)
     v = v.fill_nan(None) / (1.0 if scale is None else float(scale))
@@ -199,7 +280,8 @@ def _scores(s: pl.Series, col: str, scale) -> pl.Series:
         )
         shown = "" if scale is None else f" (after dividing by {scale:g})"
         raise DataError(
-            f"{label}, row {r}: value {_fmt(s[r])}{shown} is not a success rate in [0, 1]; the scores run from "
-            f"{float(finite.min()):g} to {top:g}{shown}. {hint}"
+            f"{label}, row {r}: value {_fmt(raw[r])}{shown} is not a success rate in [0, 1]; the scores run from "
+            f"{float(finite.min()):g} to {top:g}{shown}. {hint}",
+            column="score",
         )
     return v.alias("score")

@@ -35,6 +35,7 @@ from ._frontier import (
     oracle,
 )
 from ._plot import plot_frontiers
+from ._pool import check_test_coverage, restrict_pool
 from ._router import Router
 from ._strategies import UtilityStrategy, get_strategy
 
@@ -166,6 +167,7 @@ def route_eval(
     show_progress_bar: bool = False,
     new_model: str | None = None,
     new_n: int | None = None,
+    pool: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Offline routing evaluation: router frontier vs single models, oracle and a kNN router.
 
@@ -247,6 +249,12 @@ def route_eval(
         ``without_new_model_aiq`` is None then; ``mean_task_acc`` with ``per_task``), ``estimate``,
         ``ci_low``, ``ci_high``
         (paired bootstrap over test prompts, ``n_boot`` resamples).
+    pool : list of str, optional
+        Evaluate only these models (each must have outcomes in both logs): the other rows of both
+        logs are left out. By default the pool is every model of both logs. Test prompts without
+        an outcome (or cost) of every pool model are dropped, with a warning naming each model's
+        coverage; when fewer than half remain (or fewer than 20 of 20 or more), a ``DataError``
+        before any fit names the models to leave out.
 
     Returns
     -------
@@ -285,8 +293,7 @@ def route_eval(
         from ._router_folder import ROUTER_FORMAT
 
         check_save_target(save_router, ROUTER_FORMAT)
-    train = read_log(train_log)
-    test = read_log(test_log)
+    train, test = restrict_pool(read_log(train_log), read_log(test_log), pool)
     if per_task:
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:
@@ -330,14 +337,7 @@ def route_eval(
     te_prompts, Y, Ctrue = _pivot(test, policies, prices if cost_source != "log" else None)
     complete = ~(np.isnan(Y).any(axis=1) | np.isnan(Ctrue).any(axis=1))
     n_incomplete = int((~complete).sum())
-    if n_incomplete:
-        warnings.warn(
-            f"{n_incomplete} test prompts lack an outcome or cost for some policy and are dropped.",
-            V0liteWarning,
-            stacklevel=2,
-        )
-    if not complete.any():
-        raise DataError("no test prompt has an outcome for every policy of the pool. Fix: use a complete test log.")
+    check_test_coverage(Y, Ctrue, policies, complete)  # a warning naming the sparse models, or too few: refused
     te_prompts = [t for t, ok in zip(te_prompts, complete) if ok]
     Y, Ctrue = Y[complete], Ctrue[complete]
     from .._progress import stage

@@ -1,0 +1,61 @@
+"""``v0lite data split LOG TRAIN TEST``: a log split by prompt (no prompt on both sides, seeded), with the
+output checks of the other data commands."""
+
+from __future__ import annotations
+
+import polars as pl
+from conftest import make_log
+
+from v0lite.cli import main
+from v0lite.log import read_log, write_log
+
+
+def test_data_split_writes_train_and_test_with_no_prompt_on_both_sides(tmp_path, capsys):
+    log = write_log(make_log(3, 20, seed=1), tmp_path / "log.csv")
+    tr, te = tmp_path / "train.jsonl", tmp_path / "test.parquet"
+    assert main(["data", "split", str(log), str(tr), str(te), "--test-size", "0.3", "--random-state", "4"]) == 0
+    said = capsys.readouterr().out
+    train, test = read_log(tr), read_log(te)
+    assert not set(train["prompt"]) & set(test["prompt"])
+    assert test["prompt"].n_unique() == 6 and train.height + test.height == 60  # 30% of 20 prompts, every row
+    assert f"wrote {te}: 18 rows, 6 prompts" in said and f"wrote {tr}: 42 rows, 14 prompts" in said
+    whole = read_log(log)
+    assert pl.concat([train, test]).sort("policy", "prompt").equals(whole.sort("policy", "prompt"))
+    assert main(["data", "split", str(log), str(tr), str(te), "--test-size", "0.3", "--random-state", "4"]) == 1
+    err = capsys.readouterr().err
+    assert f"TRAIN {tr}: exists" in err and "--force" in err
+    again = tmp_path / "again"
+    assert main(["data", "split", str(log), str(again / "tr.jsonl"), str(again / "te.jsonl"), "--test-size", "0.3",
+                 "--random-state", "4", "-q"]) == 0  # fmt: skip
+    assert read_log(again / "te.jsonl").equals(test)  # seeded: the same split again
+    assert main(["data", "split", str(log), str(tr), str(te), "--force"]) == 0  # default: a fifth, as split_by_prompt
+    assert read_log(te)["prompt"].n_unique() == 4
+
+
+def test_data_split_refuses_before_writing(tmp_path, capsys):
+    log = write_log(make_log(2, 6), tmp_path / "log.jsonl")
+    tr, te = tmp_path / "tr.jsonl", tmp_path / "te.jsonl"
+    tr.write_text("keep me\n", encoding="utf-8")
+    assert main(["data", "split", str(log), str(tr), str(te)]) == 1
+    err = capsys.readouterr().err
+    assert f"TRAIN {tr}: exists" in err and "Fix: pass --force" in err
+    assert tr.read_text(encoding="utf-8") == "keep me\n" and not te.exists()
+    assert main(["data", "split", str(log), str(log), str(te), "--force"]) == 1  # an output is never the input
+    assert "would overwrite the input" in capsys.readouterr().err and not te.exists()
+    assert main(["data", "split", str(log), str(te), str(te)]) == 1
+    assert "one output would overwrite the other" in capsys.readouterr().err
+    assert main(["data", "split", str(log), str(te), str(tmp_path / "te.txt")]) == 1
+    assert "TEST" in capsys.readouterr().err and not te.exists()
+    for size in ("0", "1", "x"):
+        assert main(["data", "split", str(log), str(te), str(tmp_path / "t2.jsonl"), "--test-size", size]) == 2
+        assert "--test-size" in capsys.readouterr().err
+    one = write_log(make_log(2, 1), tmp_path / "one.jsonl")  # one prompt: nothing to split
+    assert main(["data", "split", str(one), str(te), str(tmp_path / "t2.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"LOG {one}: the log has 1 unique prompt(s); a split needs at least 2" in err and not te.exists()
+    bad = tmp_path / "bad.jsonl"  # LOG is checked as an outcome log, naming the file
+    bad.write_text('{"policy": "a", "prompt": "x", "score": 2.0}\n{"policy": "a", "prompt": "y", "score": 0}\n')
+    assert main(["data", "split", str(bad), str(te), str(tmp_path / "t2.jsonl")]) == 1
+    assert f"LOG {bad}" in capsys.readouterr().err and not te.exists()
+    assert main(["data", "split", "--help"]) == 0
+    assert "no prompt is on both sides" in capsys.readouterr().out.replace("\n", " ")

@@ -1,0 +1,110 @@
+"""``route_eval``'s checks of its pool before any fit: ``pool=`` restricting both logs, and a test log
+whose complete prompts (an outcome and a cost of every model) are too few for an evaluation."""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import polars as pl
+
+from ..exceptions import DataError, ParameterError, V0liteWarning
+
+__all__ = ["restrict_pool", "check_test_coverage", "SparseTestError", "MIN_TEST"]
+
+#: fewer complete test prompts than this (of a test log with at least this many) is refused
+MIN_TEST = 20
+
+
+def restrict_pool(train: pl.DataFrame, test: pl.DataFrame, pool, name: str = "pool"):
+    """``(train, test)`` with only the rows of the models in ``pool`` (None: unchanged).
+
+    ``name``: how the caller names the pool in errors (``pool``, ``--pool``).
+
+    Raises
+    ------
+    ParameterError
+        ``pool`` is not a non-empty list of model names.
+    DataError
+        A name is not a model of both logs, naming it and the models of both.
+    """
+    if pool is None:
+        return train, test
+    names = list(pool) if isinstance(pool, Iterable) and not isinstance(pool, str) else []
+    if not names or not all(isinstance(p, str) for p in names):
+        raise ParameterError(
+            f"{name} must be a non-empty list of model names, got {pool!r}. Fix: pass e.g. {name}=['a', 'b']."
+        )
+    both = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
+    unknown = [p for p in names if p not in both]
+    if unknown:
+        raise DataError(
+            f"{name} names {unknown}, not models of both logs (the models of both: {both}). "
+            f"Fix: name in {name} only models with outcomes in both logs."
+        )
+    keep = pl.col("policy").is_in(names)
+    return train.filter(keep), test.filter(keep)
+
+
+def _enough(kept: int, n: int) -> bool:
+    """At least half the test prompts complete, and at least MIN_TEST of a test log that has them."""
+    return 2 * kept >= n and not kept < MIN_TEST <= n
+
+
+class SparseTestError(DataError):
+    """Too few complete test prompts for the pool; :meth:`text` says it in Python or in flag terms."""
+
+    def __init__(self, head: str, out: list[str] | None, others: list[str]):
+        self.head, self.out, self.others = head, out, others
+        super().__init__(self.text(cli=False), column="policy")
+
+    def text(self, cli: bool) -> str:
+        if self.out is None:  # no smaller pool of two or more models has enough complete prompts
+            return f"{self.head} Fix: give the test log an outcome (and a cost) of every model on each prompt."
+        new = self.out[0]
+        if cli:
+            leave = f"--pool {shlex.quote(','.join(self.others))}"
+            later = f"--new-model {shlex.quote(new)} --n N"
+        else:
+            leave, later = f"pool={self.others!r}", f"new_model={new!r}, new_n=<n>"
+        return (
+            f"{self.head} Fix: leave {', '.join(map(repr, self.out))} out with {leave}; to measure adding "
+            f"{new!r} with few train outcomes, log its outcomes on the test prompts and pass {later}."
+        )
+
+
+def check_test_coverage(Y: np.ndarray, C: np.ndarray, policies: list[str], complete: np.ndarray) -> None:
+    """Warn of the test prompts dropped for lacking some model's outcome or cost, naming each model's
+    coverage (the fewest first); refuse (:class:`SparseTestError`) when the rest are too few.
+
+    ``Y``, ``C``: test prompts x ``policies`` outcomes and costs (NaN: missing); ``complete``: the rows kept.
+    """
+    n, kept = len(complete), int(complete.sum())
+    if kept == n:
+        return
+    has = ~(np.isnan(Y) | np.isnan(C))
+    cover = sorted(zip(has.sum(axis=0).tolist(), policies))  # the fewest first
+    lacking = [(c, p) for c, p in cover if c < n]
+    shown = ", ".join(f"{p!r} {c} of {n}" for c, p in lacking[:5]) + (", ..." if len(lacking) > 5 else "")
+    each = f"the test prompts with each model's outcome and cost, the fewest first: {shown}"
+    if _enough(kept, n):
+        warnings.warn(
+            f"{n - kept} test prompts of {n} lack an outcome or cost for some policy and are dropped ({each}).",
+            V0liteWarning,
+            stacklevel=3,
+        )
+        return
+    out: list[str] | None = None
+    for i in range(1, len(cover) - 1):  # leave out the least covered models, keeping two or more
+        rest = [j for j, p in enumerate(policies) if p not in {q for _, q in cover[:i]}]
+        if _enough(int(has[:, rest].all(axis=1).sum()), n):
+            out = [p for _, p in cover[:i]]
+            break
+    need = f"at least half of them{f' and at least {MIN_TEST}' if n >= MIN_TEST else ''}"
+    head = (
+        f"only {kept} of {n} test prompts have an outcome and a cost of every model of the pool, and an "
+        f"evaluation needs {need} ({each})."
+    )
+    raise SparseTestError(head, out, [p for p in policies if p not in (out or ())])
