@@ -202,3 +202,39 @@ def test_selector_observe_refuses_rates_before_casting_them_to_counts():
     with pytest.raises(ParameterError, match="whole numbers"):
         sel.observe(["a", "b"], [0.5, 0.5], [4, 4])
     assert not table.history  # nothing was fed
+
+
+def _v0lite_warnings(make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make()
+    return [str(w.message) for w in caught if issubclass(w.category, V0liteWarning)]
+
+
+def test_planner_selection_settings_the_adapters_do_not_use_are_warned_naming_their_setting():
+    """An adapter keeps a fixed share at the trainer's group size: the planner's own selection settings say so."""
+    from v0lite.rl.integrations import OpenRLHFPlanner, VerlSampler
+
+    p = {f"q{i}": 0.5 for i in range(8)}
+    rows = [{"prompt": q} for q in p]
+    assert _v0lite_warnings(lambda: FixedSizeSelector(RolloutPlanner(Table(p)))) == []  # defaults: nothing to say
+    custom = {"keep_fraction": 0.25, "strategy": "random", "budget_per_prompt": 4, "n_min": 3, "n_max": 4}
+    custom |= {"value": "knapsack", "random_state": 3}
+    said = _v0lite_warnings(lambda: FixedSizeSelector(RolloutPlanner(Table(p), **custom)))
+    assert len(said) == len(custom)
+    for (name, v), msg in zip(custom.items(), said):
+        assert msg.startswith(f"RolloutPlanner({name}={v!r}) is not used by the adapter")
+    assert "pass oversample=4 to the adapter" in said[0] and "mode='p-mixed'" in said[1]
+    # a planner setting written another way than its default, but the same, is the default
+    assert _v0lite_warnings(lambda: FixedSizeSelector(RolloutPlanner(Table(p), strategy="P-Mixed"))) == []
+    # each adapter names its own setting
+    planner = RolloutPlanner(Table(p), keep_fraction=0.25)
+    (glue,) = _v0lite_warnings(lambda: OpenRLHFPlanner(planner))
+    assert "Fix: pass keep_fraction=0.25 to OpenRLHFPlanner and leave the planner's keep_fraction" in glue
+    (verl,) = _v0lite_warnings(lambda: VerlSampler(rows, planner, batch_size=2))
+    assert "Fix: pass oversample=4 to VerlSampler" in verl
+    # VerlSampler's group_size left unset is the planner's budget_per_prompt: used, so not warned
+    planner = RolloutPlanner(Table(p), budget_per_prompt=4)
+    assert _v0lite_warnings(lambda: VerlSampler(rows, planner, batch_size=2)) == []
+    (given,) = _v0lite_warnings(lambda: VerlSampler(rows, planner, batch_size=2, group_size=8))
+    assert "budget_per_prompt=4" in given and "actor_rollout_ref.rollout.n" in given

@@ -246,3 +246,17 @@ def test_an_empty_prompt_text_names_the_prompt_and_messages(guarantees):
     with pytest.raises(DataError, match=r"prompt 1 of the batch: the prompt's text .* is empty.*Fix: messages='all'"):
         glue.select(batch)
     guarantees.tick("bad-input cases tried")
+
+
+def test_nan_scores_count_neither_way_and_a_group_of_nan_records_nothing():
+    """As in the TRL and verl adapters: an unscorable sample is left out of its group, not counted a failure."""
+    value = RunningValue()
+    glue = OpenRLHFPlanner(RolloutPlanner(value), n_samples_per_prompt=N)
+    hook = glue.filter_hook()
+    nan = float("nan")
+    assert len(hook.apply(_group("p4", [nan, nan, 1.0, 1.0]))) == N  # kept for training: OpenRLHF's choice
+    assert len(hook.apply(_group("p5", [nan] * N))) == N
+    hook.apply(_group("p6", [nan, 0.0, 1.0, 1.0]))
+    glue.flush()
+    assert [(c[0], c[2]) for c in value.calls] == [(["p4", "p6"], [2, 3])]  # p5: no outcome
+    assert value.s == {"p4": 2.0, "p6": 2.0}  # p4: 2 of 2 scored samples passed, not 2 of 4

@@ -248,7 +248,7 @@ def test_rewards_that_are_always_none_warn_that_nothing_is_learned(tmp_path):
     trainer = PlannedGRPOTrainer(
         model=_model(tok),
         reward_funcs=lambda completions, **k: [None] * len(completions),
-        args=_config(tmp_path, max_steps=2),  # plan 0, plan 1, (no) outcomes 0, plan 2: warned
+        args=_config(tmp_path, max_steps=2),  # two generation batches scored, no outcome: warned
         processing_class=tok,
         train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
         planner=RolloutPlanner(stub),
@@ -304,3 +304,38 @@ def test_a_policy_with_no_history_is_refused_before_the_model_loads(tmp_path, ma
             planner=planner,
         )
     guarantees.tick("bad-input cases tried")
+
+
+def test_step_scale_counts_optimizer_steps_from_the_trainers_args(tmp_path, guarantees):
+    """A generation batch lasts num_iterations x steps_per_generation / gradient_accumulation_steps optimizer steps."""
+    from v0lite.exceptions import ParameterError
+
+    stub = StubValue()
+    trainer, _ = _run(tmp_path / "a", RolloutPlanner(stub), steps=4, gradient_accumulation_steps=2, num_iterations=2)
+    # steps_per_generation defaults to gradient_accumulation_steps: a batch is 2 x 2 / 2 = 2 optimizer steps
+    assert trainer.selector_.step_scale == 2 and trainer.state.global_step == 4
+    assert [h[1][0] for h in stub.history] == [0, 2]  # the optimizer steps the batches were rolled out at
+    with pytest.raises(ParameterError, match=r"a batch is 1/2 optimizer steps.*Fix: make num_iterations x"):
+        PlannedGRPOTrainer(
+            model=str(tmp_path / "no-such-model"),  # refused before the model loads
+            reward_funcs=lambda completions, **k: [0.0] * len(completions),
+            args=_config(tmp_path, max_steps=1, gradient_accumulation_steps=2, steps_per_generation=1),
+            processing_class=_tokenizer(),
+            train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+            planner=RolloutPlanner(StubValue()),
+        )
+    guarantees.tick("bad-input cases tried", 1)
+
+
+def test_rewards_outside_0_1_with_the_default_threshold_warn_naming_success_threshold(tmp_path):
+    tok = _tokenizer()
+    trainer = PlannedGRPOTrainer(
+        model=_model(tok),
+        reward_funcs=lambda completions, **k: [3.0] * len(completions),  # e.g. a 0-10 score
+        args=_config(tmp_path, max_steps=1),
+        processing_class=tok,
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+        planner=RolloutPlanner(StubValue()),
+    )
+    with pytest.warns(V0liteWarning, match=r"a reward of 3 is outside \[0, 1\].*Fix: set success_threshold to"):
+        trainer.train()

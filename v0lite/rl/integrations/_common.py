@@ -10,14 +10,15 @@ No torch, trl or verl here: this module is imported by all three adapters.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..._registry import canonical
+from ..._registry import canonical, normalise
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
 from .._common import NO_OUTCOME_AFTER, _check_counts, check_known_policy, warn_no_outcomes
@@ -35,6 +36,32 @@ NO_SELECTION = "nothing is selected"
 #: planned it ahead and stopped, e.g. a dataloader's look-ahead at the end of training); far more
 #: than any prefetch depth (verl: ``dataloader_num_workers x prefetch_factor`` batches).
 MAX_LAG = 64
+
+#: The :class:`v0lite.RolloutPlanner` settings no adapter reads (it keeps a fixed number of prompts
+#: per step, each rolled out at the trainer's group size): why, and what to set instead (formatted
+#: with the adapter's words, :data:`TERMS`; ``share`` with the planner's value ``v`` and ``inv = 1 / v``).
+UNUSED_PLANNER_SETTINGS = {
+    "keep_fraction": ("the share of candidates kept is the adapter's", "pass {share} and "),
+    "strategy": (
+        "candidates are ranked by the adapter's mode",
+        "pass mode='p-mixed' (the planner's P(mixed) ranking) or mode='band' to {adapter} and ",
+    ),
+    "budget_per_prompt": ("every kept prompt gets the trainer's group size", "set {group} and "),
+    "n_min": ("every kept prompt gets the trainer's group size", "set {group} and "),
+    "n_max": ("every kept prompt gets the trainer's group size", "set {group} and "),
+    "value": ("no rollouts are allocated, so nothing replaces it", ""),
+    "random_state": ("the adapter seeds its own choices", "set {seed} and "),
+}
+
+#: How a bare :class:`FixedSizeSelector` names the settings that do those jobs; each adapter
+#: passes its own words (``planner_terms``).
+TERMS = {
+    "adapter": "the adapter",
+    "share": "oversample={inv:g} to the adapter (candidates per kept prompt; OpenRLHFPlanner: keep_fraction={v:g})",
+    "group": "the trainer's group size (TRL num_generations, verl actor_rollout_ref.rollout.n, OpenRLHF "
+    "n_samples_per_prompt)",
+    "seed": "the adapter's seed (TRL GRPOConfig(seed=...), verl data.seed, OpenRLHFPlanner(random_state=...))",
+}
 
 
 def _content_text(content: Any) -> str:
@@ -239,6 +266,47 @@ def candidate_chunks(n_items: int, chunk: int, seed: int, epoch: int, shuffle: b
     return [perm[i : i + chunk] for i in range(0, n_items - chunk + 1, chunk)]
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether a planner setting equals its default (names compared as v0lite reads them)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return normalise(a) == normalise(b)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. an array: not a default
+        return False
+
+
+def warn_unused_planner_settings(planner: Any, terms: Mapping[str, Any] | None = None, *, stacklevel: int = 3) -> None:
+    """Warn once for each :data:`UNUSED_PLANNER_SETTINGS` entry the planner sets away from its default.
+
+    The defaults are read from the planner's own signature (a stand-in planner without these
+    settings is left alone). ``terms`` overrides :data:`TERMS`; its ``"used"`` entry names
+    settings this adapter does read (not warned).
+    """
+    terms = {**TERMS, **(terms or {})}
+    try:
+        params = inspect.signature(type(planner).__init__).parameters
+    except (TypeError, ValueError):
+        return
+    for name, why in UNUSED_PLANNER_SETTINGS.items():
+        if name in terms.get("used", ()) or name not in params or not hasattr(planner, name):
+            continue
+        v, default = getattr(planner, name), params[name].default
+        if default is inspect.Parameter.empty or _same(v, default):
+            continue
+        words = {k: str(t) for k, t in terms.items() if k != "used"}
+        if name == "keep_fraction":  # a number in (0, 1]: the planner checked it
+            words["share"] = words["share"].format(v=v, inv=1.0 / v)
+        why, fix = (t.format(**words) for t in why)
+        warnings.warn(
+            f"RolloutPlanner({name}={v!r}) is not used by {terms['adapter']}, which keeps a fixed number of each "
+            f"step's candidates, each rolled out at the trainer's group size: {why}. Fix: {fix}leave the planner's "
+            f"{name} at its default, {default!r}.",
+            V0liteWarning,
+            stacklevel=stacklevel,
+        )
+
+
 class FixedSizeSelector:
     """Pick a fixed number of prompts from each step's candidates with a planner, and feed outcomes back.
 
@@ -266,6 +334,11 @@ class FixedSizeSelector:
         How outcomes reach this selector, in the adapter's terms: when ``no_outcome_after``
         steps were planned and none came back, :meth:`choose` warns once with it.
     no_outcome_after : int, default 3
+    planner_terms : dict, optional
+        How the adapter names the settings that replace the planner's own selection settings
+        (see :func:`warn_unused_planner_settings`): a planner whose ``keep_fraction``,
+        ``strategy``, ``budget_per_prompt``, ``n_min``, ``n_max``, ``value`` or
+        ``random_state`` differs from its default is warned about, naming the adapter's setting.
 
     Attributes
     ----------
@@ -294,6 +367,7 @@ class FixedSizeSelector:
         step_scale: int = 1,
         no_outcome_fix: str | None = None,
         no_outcome_after: int = NO_OUTCOME_AFTER,
+        planner_terms: Mapping[str, Any] | None = None,
     ):
         mode = check_mode(mode)
         lo, hi = check_band(band)
@@ -306,6 +380,7 @@ class FixedSizeSelector:
         policy = getattr(planner, "policy", None)
         if isinstance(policy, str):  # the planner's policy may have been changed since it was built
             check_known_policy(planner.value_model, policy)
+        warn_unused_planner_settings(planner, planner_terms, stacklevel=4 if planner_terms else 3)
         self.planner = planner
         self.step_offset = check_int(step_offset, "step_offset", 0)
         self.step_scale = check_int(step_scale, "step_scale", 1)
@@ -357,6 +432,21 @@ class FixedSizeSelector:
         self._rng.bit_generator.state = state["rng"]
         self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_ = (int(c) for c in state["counters"])
         self._planned = {}
+
+    def resync(self, step: int) -> int:
+        """Move the plan on so that its latest planned step is trainer step ``step``; returns the steps skipped.
+
+        For a trainer that resumed from a checkpoint without this selector's state (the plan
+        restarted at step 0 while the trainer went on from its checkpoint's step): the steps
+        planned and not yet observed move with it, so their outcomes are recorded at the
+        trainer's steps. A ``step`` not after the latest planned one changes nothing.
+        """
+        lag = int(step) - (self.step_ - 1)
+        if lag <= 0:
+            return 0
+        self._planned = {q: [(t + lag, p) for t, p in steps] for q, steps in self._planned.items()}
+        self.step_ += lag
+        return lag
 
     def choose(self, texts: Sequence[str], k: int) -> np.ndarray:
         """Positions of the ``k`` candidates to roll out at the next step (sorted ascending)."""

@@ -35,10 +35,20 @@ from ._common import (
     check_reward_range,
     check_text,
     check_threshold,
+    group_outcomes,
     warn_no_selection,
 )
+from ._warnings import warn_reward_scale
 
 __all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
+
+#: How OpenRLHF's settings are named in the warnings about a planner's own selection settings.
+_TERMS = {
+    "adapter": "OpenRLHFPlanner",
+    "share": "keep_fraction={v:g} to OpenRLHFPlanner",
+    "group": "OpenRLHF's --n_samples_per_prompt (and OpenRLHFPlanner(n_samples_per_prompt=...))",
+    "seed": "OpenRLHFPlanner(random_state=...)",
+}
 
 
 class OpenRLHFPlanner:
@@ -78,7 +88,12 @@ class OpenRLHFPlanner:
     -----
     When ``2 / keep_fraction`` batches (two rollout batches' worth; at least 3) were planned and
     no group's outcome was recorded (the filter hook is not passed to ``generate_batch``), the
-    next batch warns once: the value model does not learn from the run.
+    next batch warns once: the value model does not learn from the run. The planner's own
+    selection settings (``keep_fraction``, ``strategy``, ``budget_per_prompt``, ``n_min``,
+    ``n_max``, ``value``, ``random_state``) are not used: one set away from its default is
+    warned about, naming the setting here that does its job (``keep_fraction`` here for the
+    planner's). Prompts reach it with OpenRLHF's chat template applied (one string): pass
+    ``prompt_text=`` to read the text your value model's history holds.
 
     Examples
     --------
@@ -126,6 +141,7 @@ class OpenRLHFPlanner:
             # the generator pulls about 1 / keep_fraction batches per rollout batch before its outcomes:
             # two rollout batches' worth allows one in flight (asynchronous generation)
             no_outcome_after=max(NO_OUTCOME_AFTER, 2 * math.ceil(1 / self.keep_fraction)),
+            planner_terms=_TERMS,
         )
         self._pending: list[tuple[str, int, int]] = []
 
@@ -200,7 +216,10 @@ class OpenRLHFFilterHook:
     subclass, since OpenRLHF is not imported. A group smaller than ``n_samples_per_prompt`` is
     dropped, as OpenRLHF's ``DynamicFilteringHook`` does. A group larger than it, or the first
     3 groups all smaller (no full group yet), mean that ``n_samples_per_prompt`` is not
-    OpenRLHF's: every group would be dropped, so that is an error.
+    OpenRLHF's: every group would be dropped, so that is an error. A NaN score is left out of
+    its group's count (a group of NaN scores records no outcome), as in the TRL and verl
+    adapters; a score outside [0, 1] while ``success_threshold`` is the default 0.5 is warned
+    about once.
 
     Parameters
     ----------
@@ -238,7 +257,11 @@ class OpenRLHFFilterHook:
         self.total_groups += 1
         scores = np.array([_score(e) for e in experiences], dtype=np.float64)
         prompt = experiences[0].prompts[0]
-        self.glue.record(prompt, int((scores > self.glue.success_threshold).sum()), n)
+        warn_reward_scale(self.glue, scores, self.glue.success_threshold)
+        # a NaN score (unscorable) counts neither way, as in the TRL and verl adapters; no score: nothing recorded
+        _, s, m = group_outcomes([0] * n, scores, self.glue.success_threshold)
+        if m[0]:
+            self.glue.record(prompt, int(s[0]), int(m[0]))
         if self.reward_range is not None:
             lo, hi = self.reward_range
             if not lo < scores.mean() < hi:

@@ -14,19 +14,24 @@ reward reshape needs it), so only the choice of prompts is planned.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..._extras import require
+from ...exceptions import ParameterError
+from .._common import warn_no_outcomes
 from ._common import (
     FixedSizeSelector,
     _text_fn,
     candidate_chunks,
+    check_int,
     check_text,
     check_threshold,
     group_outcomes,
     n_candidates,
 )
+from ._warnings import warn_messages_unseen, warn_reward_scale
 
 _WHAT = "PlannedGRPOTrainer and PlannedRepeatSampler"  # what the install line is needed for
 torch = require("torch", "trl", _WHAT)
@@ -34,6 +39,18 @@ trl = require("trl", "trl", _WHAT)
 Sampler = torch.utils.data.Sampler
 
 __all__ = ["PlannedGRPOTrainer", "PlannedRepeatSampler"]
+
+#: Generation batches scored with no group's outcome before the trainer warns (counted where TRL
+#: scores real generations, so batches a resumed run skips, planned but never rolled out, do not count).
+NO_OUTCOME_BATCHES = 2
+
+#: How TRL's settings are named in the warnings about a planner's own selection settings.
+_TERMS = {
+    "adapter": "PlannedGRPOTrainer",
+    "share": "oversample={inv:g} to PlannedGRPOTrainer (candidates per rolled-out prompt)",
+    "group": "GRPOConfig(num_generations=...)",
+    "seed": "GRPOConfig(seed=...)",
+}
 
 
 class PlannedRepeatSampler(Sampler):
@@ -98,8 +115,12 @@ class PlannedRepeatSampler(Sampler):
         self._custom_text = prompt_text is not None
         self._texts: dict[int, str] = {}
         self._epoch = 0
-        candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
+        first = candidate_chunks(len(data_source), self.n_candidates, self.seed, 0, self.shuffle)[0]  # size checked
         self.text(0)  # so does a missing prompt column, or a text that comes out empty
+        if not self._custom_text and not getattr(selector, "_messages_checked", False):
+            selector._messages_checked = True  # PlannedGRPOTrainer builds its sampler twice: one warning
+            rows = (data_source[int(i)] for i in first)
+            warn_messages_unseen(selector.planner, [r.get(self.prompt_column) for r in rows], messages)
 
     def text(self, index: int) -> str:
         """The prompt text of row ``index`` (cached); an empty one is an error naming the row and ``messages=``."""
@@ -152,10 +173,17 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     success_threshold : float, default 0.5
     prompt_text : callable, optional
     messages : {"all", "user", "last_user"}, default "all"
-    step_offset, step_scale : int, default 0 and 1
+    step_offset : int, default 0
+    step_scale : int, optional
         Generation batch ``t`` (from 0) is predicted and recorded at value-model step
-        ``step_offset + step_scale * t``; set ``step_scale=num_iterations * steps_per_generation``
-        to count optimizer steps (see :class:`~v0lite.rl.integrations.FixedSizeSelector`).
+        ``step_offset + step_scale * t`` (see :class:`~v0lite.rl.integrations.FixedSizeSelector`).
+        Default: the optimizer steps one generation batch lasts, ``num_iterations *
+        steps_per_generation / gradient_accumulation_steps`` from ``args`` (TRL generates every
+        ``steps_per_generation * num_iterations`` micro-batches and steps the optimizer every
+        ``gradient_accumulation_steps``; ``steps_per_generation`` defaults to the latter, so
+        this is ``num_iterations`` unless you set it), so that the value model's steps count
+        optimizer steps like ``trainer.state.global_step``. A ratio that is not a whole number
+        is refused: set ``step_scale`` yourself (``1`` counts generation batches).
 
     Attributes
     ----------
@@ -173,9 +201,16 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
     ``messages="user"`` on a prompt with only a system message; a later one is refused when its
     chunk is planned, naming the row), one with fewer prompts than one generation batch's
     candidates, and a ``success_threshold`` that is not a number (before the model loads when
-    ``args`` is given). When the third generation batch
-    is planned and no group has an outcome yet (every reward ``None``/NaN; later with dataloader
-    workers, which plan ahead), the trainer warns once.
+    ``args`` is given). When two generation batches were scored and no group has an outcome yet
+    (every reward ``None``/NaN), the trainer warns once; batches that
+    ``train(resume_from_checkpoint=...)`` skips are planned again (so the plan's step count
+    follows the unbroken run's) but are not rolled out, and do not count. A reward outside
+    [0, 1] while ``success_threshold`` is the default 0.5 is warned about once. The planner's
+    own selection settings (``keep_fraction``, ``strategy``, ``budget_per_prompt``, ``n_min``,
+    ``n_max``, ``value``, ``random_state``) are not used: one set away from its default is
+    warned about, naming the setting here that does its job. Chat prompts whose texts the
+    value model's history holds only under another ``messages`` setting are warned about
+    when the trainer is built.
 
     Examples
     --------
@@ -195,7 +230,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         prompt_text: Callable | None = None,
         messages: str = "all",
         step_offset: int = 0,
-        step_scale: int = 1,
+        step_scale: int | None = None,
         **kwargs: Any,
     ):
         train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
@@ -212,6 +247,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         self._v0_text = _text_fn(prompt_text, messages)
         selection = {"planner": planner, "mode": mode, "band": band, "step_offset": step_offset}
         selection["step_scale"] = step_scale
+        self._v0_scored = 0  # training generation batches scored (the no-outcome warning counts these)
         config = kwargs.get("args", args[2] if len(args) > 2 else None)
         if config is not None:  # checked before GRPOTrainer loads the model
             self._v0_setup(train, config, selection)
@@ -230,12 +266,14 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             group_size=max(2, config.num_generations),
             random_state=config.seed,
             step_offset=selection["step_offset"],
-            step_scale=selection["step_scale"],
+            step_scale=_step_scale(config, selection["step_scale"]),
             no_outcome_fix="every completion's reward was None or NaN so far, so no group had an outcome; make the "
             "reward functions return a number for the prompts (a completion succeeds when its weighted total "
             "reward is > success_threshold).",
-            # lag k = 2 (plan 0, plan 1, outcomes 0, plan 2) with no workers; each worker prefetches batches
-            no_outcome_after=2 + (config.dataloader_num_workers or 0) * (config.dataloader_prefetch_factor or 2),
+            # warned from _calculate_rewards, which counts the batches really scored: the plans of a resumed
+            # run's skipped batches never get an outcome, and would warn falsely here
+            no_outcome_after=sys.maxsize,
+            planner_terms=_TERMS,
         )
         if dataset is not None:
             self._v0_sampler(dataset, config)
@@ -271,8 +309,30 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             # TRL's groups are num_generations consecutive rows (rewards.view(-1, num_generations)),
             # not equal prompts: a prompt twice in one batch is two groups
             group = [i // self.num_generations for i in range(len(all_prompts))]
-            keys, s, m = group_outcomes(group, total.float().cpu().numpy(), self.v0_success_threshold)
+            rewards = total.float().cpu().numpy()
+            warn_reward_scale(self, rewards, self.v0_success_threshold)
+            keys, s, m = group_outcomes(group, rewards, self.v0_success_threshold)
             ok = m > 0
             texts = [self._v0_text(all_prompts[g * self.num_generations]) for g, o in zip(keys, ok) if o]
             self.selector_.observe(texts, s[ok], m[ok])
+            self._v0_scored += 1
+            sel = self.selector_
+            warn_no_outcomes(sel, self._v0_scored, sel.n_observed_, sel.no_outcome_fix, NO_OUTCOME_BATCHES)
         return rewards_per_func
+
+
+def _step_scale(config: Any, step_scale: int | None) -> int:
+    """``step_scale`` as given, else the optimizer steps one generation batch lasts (a whole number, or refused)."""
+    if step_scale is not None:
+        return check_int(step_scale, "step_scale", 1)
+    ni, spg, ga = config.num_iterations, config.steps_per_generation, config.gradient_accumulation_steps
+    if (ni * spg) % ga:
+        raise ParameterError(
+            f"step_scale: one generation batch lasts num_iterations x steps_per_generation = {ni} x {spg} "
+            f"micro-batches and an optimizer step gradient_accumulation_steps = {ga}, so a batch is {ni * spg}/{ga} "
+            "optimizer steps, not a whole number of the value model's steps. Fix: make num_iterations x "
+            "steps_per_generation a multiple of gradient_accumulation_steps (steps_per_generation left unset is "
+            "gradient_accumulation_steps), or pass step_scale= to PlannedGRPOTrainer (step_scale=1 counts "
+            "generation batches)."
+        )
+    return ni * spg // ga

@@ -18,12 +18,14 @@ per-prompt group sizes are not possible in stock verl, so only the choice of pro
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..._extras import require
+from ...exceptions import V0liteWarning
 from .._common import warn_no_outcomes
 from ._common import (
     MAX_LAG,
@@ -35,6 +37,7 @@ from ._common import (
     group_outcomes,
     n_candidates,
 )
+from ._warnings import warn_messages_unseen, warn_reward_scale
 
 torch = require("torch", "verl", "VerlSampler, VerlFeedbackDataset and PlannedRLHFDataset")
 Dataset, Sampler = torch.utils.data.Dataset, torch.utils.data.Sampler
@@ -46,6 +49,20 @@ __all__ = ["INDEX_KEY", "VerlFeedbackDataset", "VerlSampler"]
 INDEX_KEY = "v0lite_index"
 
 _STATE_FORMAT = "v0lite-verl-sampler-1"
+
+#: ``non_tensor_batch`` key where verl 0.9.1's agent loop puts each rollout's weight version: the
+#: ``global_steps`` the rollout server's weights were last updated at (vLLM, SGLang, TensorRT-LLM
+#: servers), i.e. the trainer step (from 0) the rollouts came from. ``meta_info["global_steps"]``
+#: does not reach ``on_batch_end``: it is set on the generation batch only.
+VERSION_KEY = "max_global_steps"
+
+#: How VerlSampler's settings are named in the warnings about a planner's own selection settings.
+_TERMS = {
+    "adapter": "VerlSampler",
+    "share": "oversample={inv:g} to VerlSampler (candidates per kept prompt)",
+    "group": "actor_rollout_ref.rollout.n (and VerlSampler(group_size=...) for mode='p-mixed')",
+    "seed": "VerlSampler(seed=...) (verl's data.seed)",
+}
 
 
 class VerlSampler(Sampler):
@@ -113,6 +130,14 @@ class VerlSampler(Sampler):
     When a new epoch starts, or ``MAX_LAG`` steps were planned (more than any dataloader's
     prefetch), and :meth:`update` never fed an outcome back, the sampler warns once.
 
+    A checkpoint verl resumes without the plan's state (verl 0.9.1 skips the dataloader's
+    ``data.pt`` at an epoch boundary) restarts the plan at step 0: the first batch whose
+    rollouts report a later step (``non_tensor_batch["max_global_steps"]``, the rollout weights'
+    version) moves the plan to verl's step, warned. Also warned, once: the planner's own
+    selection settings set away from their defaults (unused here, naming the setting that does
+    their job), chat prompts whose texts the value model's history holds only under another
+    ``messages`` setting, and scores outside [0, 1] with the default ``success_threshold``.
+
     Examples
     --------
     >>> sampler = VerlSampler(train_dataset, planner, batch_size=config.data.train_batch_size)  # doctest: +SKIP
@@ -122,6 +147,7 @@ class VerlSampler(Sampler):
 
     #: How errors name the settings (``PlannedRLHFDataset`` says them in ``data.v0lite`` terms).
     _MESSAGES = "messages"
+    _THRESHOLD = "success_threshold"
     _REWARD_FIX = "pass reward_key= to VerlSampler (one of these keys)"
 
     def __init__(
@@ -168,10 +194,14 @@ class VerlSampler(Sampler):
             no_outcome_fix="wrap the train dataset in VerlFeedbackDataset(dataset, sampler): RayPPOTrainer.fit calls "
             "its on_batch_end after every step, which calls sampler.update(batch); or call sampler.update yourself.",
             no_outcome_after=MAX_LAG,  # dataloader workers plan up to workers x prefetch_factor steps ahead
+            # group_size left unset is the planner's budget_per_prompt: that setting is used
+            planner_terms={**_TERMS, "used": ("budget_per_prompt",) if group_size is None else ()},
         )
         self._texts: dict[int, str] = {}
-        candidate_chunks(len(data_source), self.n_candidates, self.seed, 0)  # too small a dataset fails here
+        first = candidate_chunks(len(data_source), self.n_candidates, self.seed, 0, self.shuffle)[0]  # size checked
         self.text(0)  # a missing prompt column or an empty text fails here, not at the first batch
+        if not self._custom_text:
+            warn_messages_unseen(planner, [self._row(i).get(self.prompt_key) for i in first], messages, self._MESSAGES)
         self._epoch = 0
         self._chunks: list | None = None
         self._last_slot = -1
@@ -189,8 +219,7 @@ class VerlSampler(Sampler):
         """The prompt text of dataset row ``index`` (cached); an empty one is an error naming the row."""
         index = int(index)
         if index not in self._texts:
-            rows = getattr(self.data_source, "dataframe", None)
-            row = rows[index] if rows is not None else self.data_source[index]
+            row = self._row(index)
             if self.prompt_key not in row:
                 raise ValueError(
                     f"dataset row {index} has no {self.prompt_key!r} column (columns: "
@@ -201,6 +230,11 @@ class VerlSampler(Sampler):
                 self._text(value), f"dataset row {index}", value, self._MESSAGES, self._custom_text
             )
         return self._texts[index]
+
+    def _row(self, index: int) -> dict:
+        """Row ``index`` as stored (verl's ``dataframe`` row: no messages built, nothing tokenized)."""
+        rows = getattr(self.data_source, "dataframe", None)
+        return rows[int(index)] if rows is not None else self.data_source[int(index)]
 
     def texts(self) -> list[str]:
         """Every row's prompt text, in dataset order (what :meth:`v0lite.RolloutPlanner.warm` takes)."""
@@ -296,10 +330,48 @@ class VerlSampler(Sampler):
                 f"non-tensors: {sorted(ntb)}). Fix: {self._REWARD_FIX}."
             )
         texts = self._batch_texts(ntb)
+        warn_reward_scale(self, scores, self.success_threshold, self._THRESHOLD)
+        self._check_resumed(ntb)
         keys, s, m = group_outcomes(uid, scores, self.success_threshold)
         first = {u: i for i, u in reversed(list(enumerate(uid)))}
         ok = m > 0  # a group whose every score is NaN carries no outcome
         return self.selector_.observe([texts[first[u]] for u, k in zip(keys, ok) if k], s[ok], m[ok])
+
+    def _check_resumed(self, ntb: dict) -> None:
+        """Move the plan to verl's step when the rollouts came from a later step than the last one planned.
+
+        In an unbroken run the latest planned step is at least the rollouts' (each trainer step
+        reads one planned batch, and prefetch plans ahead). Behind it, verl resumed from a
+        checkpoint without this plan's state: verl 0.9.1's ``_load_checkpoint`` skips the
+        dataloader's ``data.pt`` when ``global_steps`` is a multiple of the steps per epoch, and
+        the plan restarted at step 0. The plan is moved on (outcomes recorded, and later steps
+        planned, at verl's steps; the next epoch is verl's) and that is warned about. Batches
+        without the version (another trainer, a server that does not report it) are not checked.
+        """
+        version = ntb.get(VERSION_KEY)
+        try:
+            step = min(int(v) for v in version)  # None (not reported) or no rows: not checked
+        except (TypeError, ValueError):
+            return
+        sel = self.selector_
+        planned = sel.step_ - 1
+        if step <= planned:
+            return
+        sel.resync(step)
+        self._epoch = max(self._epoch, step // max(self.n_steps, 1))
+        warnings.warn(
+            f"the rollouts of this batch came from verl's trainer step {step} (global_steps {step + 1}) but the plan "
+            f"was at step {planned}: verl resumed from a checkpoint without the plan's state (verl 0.9.1 does not "
+            "restore the dataloader's data.pt from a checkpoint at an epoch boundary, global_steps a multiple of the "
+            "steps per epoch, so the plan restarted at epoch 0, step 0). The plan now follows verl's steps: these "
+            f"outcomes are recorded at value-model step {sel.history_step(step)} (this batch was chosen with "
+            f"predictions at step {sel.history_step(planned)}) and the next epoch is verl's. Fix: nothing for the "
+            "steps; the value model's history since the run started is not in verl's checkpoint, so load one saved "
+            "with it (V0Regressor.save) to resume with what it had learned, and save checkpoints off epoch "
+            "boundaries (trainer.save_freq) to resume the plan's own order.",
+            V0liteWarning,
+            stacklevel=3,
+        )
 
     def _batch_texts(self, ntb: dict) -> list:
         info = ntb.get("extra_info")
