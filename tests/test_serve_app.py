@@ -142,6 +142,7 @@ def test_limits_answer_413(server, guarantees):
     assert r.status_code == 413 and "--max-body-bytes" in r.json()["error"]["message"]
     r = c.post("/v1/route", json={"prompt": "y" * 101})
     assert r.status_code == 413 and r.json()["error"]["param"] == "prompt" and "100" in r.json()["error"]["message"]
+    assert "--max-prompt-chars" in r.json()["error"]["message"] and "--max-prompt-chars" in r.json()["error"]["fix"]
     r = c.post("/v1/feedback", json={"outcomes": [{"policy": "a", "prompt": "z" * 101, "score": 1}]})
     assert r.status_code == 413 and r.json()["error"]["param"] == "outcomes[0].prompt"
 

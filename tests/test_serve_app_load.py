@@ -43,8 +43,12 @@ def test_full_queue_answers_429(router, tmp_path):
         answers = asyncio.run(burst())
         codes = sorted(r.status_code for r in answers)
         assert set(codes) == {200, 429}, codes  # the queue bound answers at once; what was accepted completes
-        busy = next(r for r in answers if r.status_code == 429).json()["error"]
-        assert busy["type"] == "rate_limit_error" and "retry" in busy["message"]
+        busy = next(r for r in answers if r.status_code == 429)
+        assert busy.headers["retry-after"] == "1"  # clients that honour it back off on their own
+        err = busy.json()["error"]
+        assert (
+            err["type"] == "rate_limit_error" and "retry" in err["message"] and "1 request is already" in err["message"]
+        )
 
 
 def _recording(app, delay_s):

@@ -109,7 +109,8 @@ class MicroBatcher:
             try:
                 self._queue.put_nowait((items[start : start + n], fut))
             except asyncio.QueueFull:
-                raise QueueFull(f"{self.max_queue} requests are already waiting") from None
+                waiting = "1 request is" if self.max_queue == 1 else f"{self.max_queue} requests are"
+                raise QueueFull(f"{waiting} already waiting") from None
             out.extend(await fut)
         return out
 

@@ -189,10 +189,11 @@ def check_prompts(state: ServeState, prompts: list[str], field: str, single: boo
         if len(t) > limit:
             raise ApiError(
                 413,
-                f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: shorten it "
-                "(the router reads the start and the end of a long prompt anyway).",
+                f"{where} has {len(t):,} characters, over the server's limit of {limit:,}. Fix: send at most "
+                f"{limit:,} characters (the router reads the start and the end of a long prompt anyway), or raise "
+                "the limit with `v0lite serve --max-prompt-chars N`.",
                 param=where,
-                fix=f"send at most {limit:,} characters.",
+                fix=f"send at most {limit:,} characters, or raise `v0lite serve --max-prompt-chars N`.",
             )
 
 
@@ -356,7 +357,10 @@ async def submit(state: ServeState, kind: str, items: list, request: Request | N
         return await state.batchers[kind].submit(items, gone)
     except QueueFull as exc:
         state.metrics.rejected.inc()
-        raise ApiError(429, f"the server is busy ({exc}). Fix: retry after a short wait.") from None
+        # Retry-After: the queue drains within a batch or two; clients that honour it back off on their own
+        raise ApiError(
+            429, f"the server is busy ({exc}). Fix: retry after a short wait.", headers={"retry-after": "1"}
+        ) from None
     except CallerGone as exc:  # nobody reads this answer: it only names the request in the access log and metrics
         raise ApiError(499, f"the client closed the request ({exc}).", code="client_closed_request") from None
 
