@@ -225,3 +225,15 @@ def test_hiding_own_rows_exactly_leaves_prompts_outside_the_history_bit_identica
     for a, b in zip(now[:4], before[:4]):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(now[5], before[5])  # the fix does act on prompts of the history
+
+
+def test_an_added_policys_level_prior_ends_at_the_fitted_policies_own():
+    """At a fitted policy's size (t = 1) an added policy's level has the fitted ones' prior: N(0, LEVEL_VAR) under
+    the logit, free under the identity link (the ridge's fitted intercept is unpenalised); below, it widens with t."""
+    from v0lite.heads._deviation import LEVEL_VAR, _deviation_prior
+
+    P = np.eye(3)
+    assert _deviation_prior(P, 0.5, 2.0, 1.0)[1] == LEVEL_VAR
+    assert _deviation_prior(P, 0.5, 2.0, 1.0, "identity")[1] >= 1e12
+    widths = [_deviation_prior(P, 0.5, 2.0, t)[1] for t in (0.0, 0.5, 0.9, 0.99)]
+    assert widths == sorted(widths) and widths[0] == 0.5 and widths[-1] == LEVEL_VAR

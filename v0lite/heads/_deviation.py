@@ -123,11 +123,13 @@ def solve_deviation(Z, y, base, own, w0, b0, P, level_var, lam, t, max_iter=30):
     return _map_glm(Z, y, off, t * np.asarray(w0), t * float(b0), Pn, b_var, "logit", max_iter=max_iter)
 
 
-def _deviation_prior(P, level_var, lam, t):
+def _deviation_prior(P, level_var, lam, t, link="logit"):
     """The precision of ``w`` and the variance of ``b`` at ``t`` (:func:`solve_deviation`)."""
     Pn = (1.0 - t) * P + t * lam * np.eye(P.shape[0])
-    # the level's prior widens as the rows grow, up to the fitted policies' own (fit_glm's LEVEL_VAR)
-    return Pn, (min(level_var / (1.0 - t), max(level_var, LEVEL_VAR)) if t < 1.0 else max(level_var, LEVEL_VAR))
+    # the level's prior widens as the rows grow, up to the fitted policies' own: fit_glm's LEVEL_VAR under
+    # the logit, free (1e12) under the identity link (the ridge's intercept is unpenalised)
+    cap = max(level_var, LEVEL_VAR if link == "logit" else 1e12)
+    return Pn, (min(level_var / (1.0 - t), cap) if t < 1.0 else cap)
 
 
 class OwnRows:

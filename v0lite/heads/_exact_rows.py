@@ -63,7 +63,7 @@ def exact_in_context(head, index, code, step_cut):
             lam, n_fit = head._pool_scales()
             P = prec
             if n_fit:
-                P, b_var = _deviation_prior(prec, b_var, lam, min(1.0, len(rows) / float(n_fit)))
+                P, b_var = _deviation_prior(prec, b_var, lam, min(1.0, len(rows) / float(n_fit)), "identity")
             ustep, g = np.unique(index.step[rows], return_inverse=True)
             y = index.score[rows]
             og = np.nan_to_num(index.recent_prior(int(code), ustep), nan=float(y.mean()))  # solve_in_context's

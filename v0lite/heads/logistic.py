@@ -226,10 +226,10 @@ def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit"
         n_fit = prior[2] if len(prior) > 2 else None
         if n_fit:
             # as its history nears a fitted policy's size, the new policy is treated as the fitted ones were
-            # (the isotropic ``lam``, unpenalised intercept): the pool's spread is a prior for few rows, and
+            # (the isotropic ``lam``, their level prior): the pool's spread is a prior for few rows, and
             # kept at every n it under-penalised how the policy differs from the others, which the routing
             # argmax reads (routerdc, a held-out model with all its rows: mean task accuracy 0.69 -> 0.63)
-            P, b_var = _deviation_prior(P, b_var, lam, min(1.0, len(rows) / float(n_fit)))
+            P, b_var = _deviation_prior(P, b_var, lam, min(1.0, len(rows) / float(n_fit)), link)
         return _map_glm(transform(index.emb[uprompt])[pr], index.score[rows], off, w0, b0, P, b_var, link)
     off = offset_of(group_means(index, rows)[rows], link)
     W, b, _, _ = fit_glm(
