@@ -47,7 +47,16 @@ def test_data_map_errors_name_its_flags(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "percentages? Fix: divide by 100 (--score-scale 100)" in err and "score_scale" not in err, err
     assert main([*base, "--score", "pct"]) == 1
-    assert "Fix: pass --score Pct." in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "column 'pct' (--score) is not in the data" in err and "Fix: pass --score Pct." in err, err
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"m": {"name": "a"}, "q": "x", "ok": 1, "chat": [{"role": "user"}]}\n', encoding="utf-8")
+    cmd = ["data", "map", str(nested), out, "--prompt", "q", "--score", "ok"]
+    assert main([*cmd, "--policy", "m.nme"]) == 1
+    assert "column 'm.nme' (--policy): 'm' has no field 'nme'" in capsys.readouterr().err
+    assert main([*cmd, "--policy", "chat.role"]) == 1
+    err = capsys.readouterr().err
+    assert "column 'chat.role' (--policy): 'chat' holds lists" in err and "holds one policy per row" in err, err
     assert main([*base, "--score", "Model"]) == 1
     assert "Fix: give each its own column, or drop --score." in capsys.readouterr().err
     assert main([*base, "--score", "Pct", "--score-scale", "0"]) == 2  # argparse: K > 0

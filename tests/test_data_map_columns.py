@@ -66,9 +66,10 @@ def test_map_columns_scales_percentages_and_names_missing_columns():
     with pytest.raises(DataError, match=r"after dividing by 10\)"):
         D.map_columns(data, policy="Model", prompt="Question", score="Pct", score_scale=10)
     with pytest.raises(
-        DataError, match=r"column 'model' \(policy='model'\) is not in the data .*Fix: pass policy='Model'"
-    ):
+        DataError, match=r"column 'model' \(policy\) is not in the data .*Fix: pass policy='Model'"
+    ) as err:
         D.map_columns(data, policy="model", prompt="Question", score="Pct")
+    assert err.value.column == "policy"  # the CLI names its flag from it
     with pytest.raises(ParameterError, match="policy and prompt both name the column 'Model'"):
         D.map_columns(data, policy="Model", prompt="Model", score="Pct")
     for scale in (0, -1, float("nan"), True, "100"):
@@ -122,10 +123,16 @@ def test_map_columns_reads_dotted_names_inside_nested_objects(tmp_path):
     assert log["cost"].to_list() == [0.5] * 3 and "model" in log.columns  # the object itself is kept
     log = D.map_columns(src, **names, score="eval.grade.pct", score_scale=100, step="model.size")
     assert log["score"].to_list() == [0.8, 0.2, 0.0] and log["step"].to_list() == [7] * 3
-    with pytest.raises(DataError, match=r"'model' has no field 'nme' \(fields: \['name', 'size'\]\)"):
+    with pytest.raises(DataError, match=r"^column 'model.nme' \(policy\): 'model' has no field 'nme' \(fields: \['nam"):
         D.map_columns(src, **{**names, "policy": "model.nme"}, score="eval.ok")
-    with pytest.raises(DataError, match=r"'chat.messages' holds lists.*a list of messages: store the last user"):
+    with pytest.raises(DataError, match=r"'chat.messages' holds lists.*a list of messages: store the last user") as err:
         D.map_columns(src, **{**names, "prompt": "chat.messages.content"}, score="eval.ok")
+    assert err.value.column == "prompt"
+    with pytest.raises(
+        DataError, match=r"\(task\): 'chat.messages' holds lists.*Fix: name a column that holds one task"
+    ) as err:
+        D.map_columns(src, **names, score="eval.ok", task="chat.messages.role")
+    assert "a list of messages" not in str(err.value) and err.value.column == "task"  # not a prompt: no chat advice
     with pytest.raises(DataError, match=r"^column 'chat.messages' \(prompt\) must hold text.*last user message"):
         D.map_columns(src, **{**names, "prompt": "chat.messages"}, score="eval.ok")
     with pytest.raises(DataError, match=r"column 'model.name.x' .*'model.name' holds String, not objects"):

@@ -265,6 +265,23 @@ def test_clone_shares_an_encoder_object_and_copies_the_rest():
     assert clone(V0Regressor(encoder="all-MiniLM-L6-v2")).encoder == "all-MiniLM-L6-v2"
 
 
+def test_clone_keeps_metadata_requests_and_output_config_as_sklearns_clone_does():
+    import sklearn
+    from sklearn.base import clone
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        m = V0Regressor(encoder=FakeEncoder()).set_predict_request(exclude_own_prompt=True)
+        m.set_score_request(sample_weight=True)
+        m._sklearn_output_config = {"transform": "polars"}  # what set_output writes (a regressor has none)
+        c = clone(m)  # e.g. each GridSearchCV fold's: routing metadata must reach it as it reaches m
+        assert c.get_metadata_routing().predict.requests == {"exclude_own_prompt": True}
+        assert c.get_metadata_routing().score.requests == {"sample_weight": True}
+    assert (
+        c._sklearn_output_config == {"transform": "polars"} and c._sklearn_output_config is not m._sklearn_output_config
+    )
+    assert c._metadata_request is not m._metadata_request  # a copy: setting the clone's leaves m's alone
+
+
 def test_a_fitted_model_deep_copies_with_its_own_writer_lock(small_log):
     import copy
 

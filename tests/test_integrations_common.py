@@ -225,6 +225,10 @@ def test_planner_selection_settings_the_adapters_do_not_use_are_warned_naming_th
     for (name, v), msg in zip(custom.items(), said):
         assert msg.startswith(f"RolloutPlanner({name}={v!r}) is not used by the adapter")
     assert "pass oversample=4 to the adapter" in said[0] and "mode='p-mixed'" in said[1]
+    with warnings.catch_warnings(record=True) as caught:  # a selector built here, with an adapter's terms
+        warnings.simplefilter("always")
+        FixedSizeSelector(RolloutPlanner(Table(p), keep_fraction=0.25), planner_terms={"adapter": "MyTrainer"})
+    assert [w.filename for w in caught] == [__file__]  # the warning names this line, not the caller's caller
     # a planner setting written another way than its default, but the same, is the default
     assert _v0lite_warnings(lambda: FixedSizeSelector(RolloutPlanner(Table(p), strategy="P-Mixed"))) == []
     # each adapter names its own setting
@@ -238,3 +242,9 @@ def test_planner_selection_settings_the_adapters_do_not_use_are_warned_naming_th
     assert _v0lite_warnings(lambda: VerlSampler(rows, planner, batch_size=2)) == []
     (given,) = _v0lite_warnings(lambda: VerlSampler(rows, planner, batch_size=2, group_size=8))
     assert "budget_per_prompt=4" in given and "actor_rollout_ref.rollout.n" in given
+    planner = RolloutPlanner(Table(p), keep_fraction=0.25)
+    for build in (lambda: OpenRLHFPlanner(planner), lambda: VerlSampler(rows, planner, batch_size=2)):
+        with warnings.catch_warnings(record=True) as caught:  # each adapter's warning names the user's line
+            warnings.simplefilter("always")
+            build()
+        assert {w.filename for w in caught if issubclass(w.category, V0liteWarning)} == {__file__}

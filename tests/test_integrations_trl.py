@@ -7,6 +7,8 @@ flip by the prompt's first word).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import trl
@@ -253,9 +255,27 @@ def test_rewards_that_are_always_none_warn_that_nothing_is_learned(tmp_path):
         train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
         planner=RolloutPlanner(stub),
     )
-    with pytest.warns(V0liteWarning, match=r"2 steps planned and no outcome came back.*reward functions return a num"):
+    with pytest.warns(
+        V0liteWarning, match=r"2 generation batches scored and no outcome came back.*reward functions return a num"
+    ):
         trainer.train()
     assert stub.history == [] and trainer.selector_.n_observed_ == 0
+
+
+def test_a_planner_setting_the_trainer_does_not_use_is_warned_at_the_users_line(tmp_path):
+    tok = _tokenizer()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PlannedGRPOTrainer(
+            model=_model(tok),
+            reward_funcs=lambda completions, **k: [1.0] * len(completions),
+            args=_config(tmp_path),
+            processing_class=tok,
+            train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+            planner=RolloutPlanner(StubValue(), keep_fraction=0.25),
+        )
+    (w,) = [w for w in caught if "RolloutPlanner(keep_fraction=0.25) is not used" in str(w.message)]
+    assert w.filename == __file__, w.filename  # the user's line, not one inside the adapter
 
 
 def test_an_empty_prompt_text_or_a_bad_success_threshold_is_refused_before_the_model_loads(tmp_path, guarantees):

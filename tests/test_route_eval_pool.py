@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import make_log
 
-from v0lite.exceptions import DataError, V0liteWarning
+from v0lite.exceptions import DataError, ParameterError, V0liteWarning
 
 _PRICE = {"pol0": 0.0001, "pol1": 0.001, "pol2": 0.01}
 
@@ -73,6 +73,10 @@ def test_pool_restricts_both_logs_and_names_unknown_models(make_model):
             train, test, value_model=make_model(head="prior"), pool=["pol0", "pol1", "pol2"], baselines=False
         )
     assert res["policies"] == ["pol0", "pol1", "pol2"] and res["n_test"] == 20 and res["n_test_incomplete"] == 0
+    with pytest.raises(
+        ParameterError, match=r"^new_model 'pol2' is not in pool \['pol0', 'pol1'\]\. Fix: add it to pool\.$"
+    ):
+        route_eval(train, test, value_model=_NoFit(), pool=["pol0", "pol1"], new_model="pol2", new_n=5)
 
 
 def test_a_few_dropped_test_prompts_are_a_warning_naming_each_models_coverage(make_model):

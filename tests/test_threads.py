@@ -4,6 +4,7 @@ whatever the interleaving. Each race is forced by events and barriers (bounded w
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -15,6 +16,7 @@ from v0lite import V0Regressor
 from v0lite.routing import Router
 
 N_THREADS = 8
+PRICES = {"a": 1.0, "b": 0.5, "c": 0.1}
 WAIT = 10.0  # seconds: a bound on every wait, never reached when the code is right
 
 
@@ -191,6 +193,62 @@ def test_route_racing_a_joining_policy_answers_for_the_old_or_new_pool():
     twin.add_history(join_e, prices={"e": 0.02})
     P5, C5 = twin.predict_matrix(prompts)
     assert any(np.array_equal(got[0], P) and np.array_equal(got[1], C) for P, C in ((P4, C4), (P5, C5))), got
+
+
+def test_route_racing_set_prices_answers_for_the_old_or_new_prices():
+    """``set_prices`` lands between the pool's read and the costs' (the value model's encode): the costs
+    are all old or all new, never new for the fitted models beside the old price of a joined one."""
+    log = topic_log(n_prompts=40)
+    enc = BlockingEncoder()
+    r = Router(V0Regressor(head="knn", encoder=enc, cache_dir=False).fit(log), cost_model="fixed", prices=PRICES)
+    r.fit().add_history(log.filter(pl.col("policy") == "a").with_columns(policy=pl.lit("d")), prices={"d": 0.01})
+    prompts = ["prove the lemma case 998"]  # fresh: the reader waits in encode, after it read the pool
+    old = [[1.0, 0.5, 0.1, 0.01]]
+    new = {"a": 2.0, "b": 3.0, "c": 4.0, "d": 5.0}
+    got = _race(lambda: r.predict_matrix(prompts), lambda: r.set_prices(new), enc)
+    assert isinstance(got, tuple), got
+    assert np.array_equal(got[1], old) or np.array_equal(got[1], [list(new.values())]), got[1]
+    assert np.array_equal(r.predict_matrix(prompts)[1], [list(new.values())])  # and the new ones after
+    plain = Router(
+        V0Regressor(head="prior", encoder=FakeEncoder(), cache_dir=False).fit(log), cost_model="fixed", prices=PRICES
+    )
+    plain.fit().predict_matrix(prompts)
+    twin = copy.deepcopy(plain)  # the publish lock exists now: the copy gets its own, not a copy error
+    assert np.array_equal(twin.predict_matrix(prompts)[1], [[1.0, 0.5, 0.1]])
+
+
+class MeetingKeys(dict):
+    """The neural head's key -> row map; ``len`` (the row a writer appends at) meets the other predict: two
+    appenders that are not serialised both read the size before either publishes."""
+
+    barrier = threading.Barrier(2)
+
+    def __len__(self):
+        n = super().__len__()
+        _meet(self.barrier)
+        return n
+
+
+def test_neural_predicts_of_new_prompts_in_two_threads_keep_every_feature_row():
+    from tests.test_neural import FAST
+
+    log = topic_log(n_prompts=20)
+    model = V0Regressor(head="neural", head_params={**FAST, "max_steps": 2}, encoder=FakeEncoder(), cache_dir=False)
+    model.fit(log)
+    twin = copy.deepcopy(model)  # the same head: predicts the new prompts one after the other
+    Q = [pl.DataFrame({"policy": ["a", "b"], "prompt": [f"prove the lemma case {t}99", f"sort the list case {t}98"]})
+         for t in range(2)]  # fmt: skip
+    want = [twin.predict(q) for q in Q]
+    head = model.head_
+    n = len(head._feat_keys)
+    head._feat_keys = MeetingKeys(head._feat_keys)
+    got = {}
+    _run_threads(lambda t: got.__setitem__(t, model.predict(Q[t])), n=2)
+    assert sorted(head._feat_keys.values()) == list(range(n + 4)) == list(range(len(head._feats)))
+    for t in range(2):  # each prompt read its own features, not the other thread's
+        np.testing.assert_allclose(got[t], want[t], atol=1e-6)
+        np.testing.assert_allclose(model.predict(Q[t]), want[t], atol=1e-6)
+    np.testing.assert_allclose(copy.deepcopy(model).predict(Q[0]), want[0], atol=1e-6)  # its lock is not copied
 
 
 class FakeThreadpoolctl:

@@ -3,6 +3,8 @@
 Readers (``predict``, ``route``) take no lock: every writer builds its new state aside and
 publishes it by assignment, and a reader reads that state once per call. Writers (``fit``'s
 commit, ``add_history``) of one object are serialised by :func:`writer_lock`, so no update is lost.
+Where a reader needs several attributes that one writer changes together, the writer assigns them
+and the reader reads them under :func:`publish_lock` (held for the assignments only, never for work).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["writer_lock", "WriterLockMixin", "capped_threads"]
+__all__ = ["writer_lock", "publish_lock", "WriterLockMixin", "capped_threads"]
 
 _LOCK_ATTR = "_v0lite_writer_lock"
+_PUBLISH_ATTR = "_v0lite_publish_lock"
 
 
 def writer_lock(obj) -> threading.RLock:
@@ -28,14 +31,29 @@ def writer_lock(obj) -> threading.RLock:
     return lock
 
 
+def publish_lock(obj) -> threading.Lock:
+    """The lock under which ``obj``'s writers assign, and its readers read, attributes that go together.
+
+    Not :func:`writer_lock`: a writer holds that one while it works (``add_history`` embeds), and a
+    reader must not wait for the work, only for the few assignments that publish its result. Held
+    for assignments and reads only (nothing inside calls out), so a plain lock: it never nests.
+    """
+    lock = obj.__dict__.get(_PUBLISH_ATTR)
+    if lock is None:
+        lock = obj.__dict__.setdefault(_PUBLISH_ATTR, threading.Lock())
+    return lock
+
+
 class WriterLockMixin:
-    """Leaves the writer lock out of the object's state: ``copy.deepcopy`` (a lock cannot be copied)
-    gives the copy its own lock on first use, instead of failing or sharing the original's."""
+    """Leaves the locks out of the object's state: ``copy.deepcopy`` (a lock cannot be copied)
+    gives the copy its own locks on first use, instead of failing or sharing the original's."""
 
     def __getstate__(self):
-        state = super().__getstate__()  # BaseEstimator's, or object's (None for an empty __dict__)
+        parent = getattr(super(), "__getstate__", None)  # BaseEstimator's, object's (3.11+), or none (a head)
+        state = parent() if parent is not None else None  # object's: None for an empty __dict__
         state = dict(self.__dict__ if state is None else state)
         state.pop(_LOCK_ATTR, None)
+        state.pop(_PUBLISH_ATTR, None)
         return state
 
 

@@ -141,7 +141,11 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         params = self.get_params(deep=False)
         enc = params.pop("encoder")
         enc = clone(enc, safe=False) if enc is None or isinstance(enc, (str, os.PathLike)) else enc
-        return type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
+        new = type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
+        for attr in ("_metadata_request", "_sklearn_output_config"):  # set_*_request, set_output: clone keeps them
+            if attr in self.__dict__:
+                setattr(new, attr, copy.deepcopy(self.__dict__[attr]))
+        return new
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:

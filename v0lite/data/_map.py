@@ -123,7 +123,9 @@ def _map(data, *, score_scale=None, drop_unscored=False, warn_drop=True, **names
         if v not in df.columns:
             near = [c for c in df.columns if c.strip().lower() == v.strip().lower()]
             fix = f"pass {k}={near[0]!r}" if near else f"pass {k}=<column>, one of the columns present"
-            raise DataError(f"column {v!r} ({k}={v!r}) is not in the data (columns present: {df.columns}). Fix: {fix}.")
+            raise DataError(
+                f"column {v!r} ({k}) is not in the data (columns present: {df.columns}). Fix: {fix}.", column=k
+            )
     # a column that is not mapped but has a log name (a 'score' beside score='Correct') is kept under another name
     clash = {c: _free(f"original_{c}", df.columns) for c in df.columns if c in mapping and c not in seen}
     for old, new in clash.items():
@@ -209,16 +211,22 @@ def _nested(df: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
         expr, dtype = pl.col(path), df.schema[path]
         for field in parts[root:]:
             if isinstance(dtype, (pl.List, pl.Array)):
+                fix = (  # chat messages are a prompt's shape; a list elsewhere is several values in one cell
+                    "a list of messages: store the last user message as the prompt (its text, the text "
+                    "`v0lite serve` routes on) in a column of its own, and name that column."
+                    if k == "prompt"
+                    else f"name a column that holds one {k} per row (a list cannot be read as one)."
+                )
                 raise DataError(
-                    f"column {v!r} ({k}={v!r}): {path!r} holds lists, and a dotted name reads fields of nested "
-                    "objects only. Fix: a list of messages: store the last user message as the prompt (its text, "
-                    "the text `v0lite serve` routes on) in a column of its own, and name that column."
+                    f"column {v!r} ({k}): {path!r} holds lists, and a dotted name reads fields of nested "
+                    f"objects only. Fix: {fix}",
+                    column=k,
                 )
             fields = {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
             if field not in fields:
                 what = f"has no field {field!r} (fields: {list(fields)})" if fields else f"holds {dtype}, not objects"
                 fix = f"pass {k}='{path}.<field>', one of its fields" if fields else f"pass {k}=<column>"
-                raise DataError(f"column {v!r} ({k}={v!r}): {path!r} {what}. Fix: {fix}.")
+                raise DataError(f"column {v!r} ({k}): {path!r} {what}. Fix: {fix}.", column=k)
             expr, dtype, path = expr.struct.field(field), fields[field], f"{path}.{field}"
         df = df.with_columns(expr.alias(v))
     return df

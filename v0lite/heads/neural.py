@@ -40,6 +40,7 @@ import torch
 
 from .._io import to_jsonable
 from .._registry import unknown_name
+from .._threads import WriterLockMixin, writer_lock
 from ..exceptions import NotFittedError, V0liteError
 from ._neural_nets import (
     _DEFAULT_ENCODER,
@@ -60,7 +61,7 @@ from .base import BaseHead
 __all__ = ["NeuralHead", "QueryAdapter", "ICLHead", "ICL_CHOICES"]
 
 
-class NeuralHead(NeuralTraining, BaseHead):
+class NeuralHead(WriterLockMixin, NeuralTraining, BaseHead):
     """Frozen encoder + dynamic query adapter + in-context transformer head (V0's architecture).
 
     Parameters
@@ -396,34 +397,44 @@ class NeuralHead(NeuralTraining, BaseHead):
     @torch.no_grad()
     def _features_for(self, keys, texts) -> torch.Tensor:
         """Frozen (post-fit) features of prompts by key (float32, on the device); encodes new ones."""
-        missing = [i for i, k in enumerate(keys) if k not in self._feat_keys]
-        if missing:
-            mkeys, seen = [], set()
-            mtexts = []
-            for i in missing:
-                if keys[i] in seen:
-                    continue
-                seen.add(keys[i])
-                mkeys.append(keys[i])
-                if self._tokens is None or keys[i] not in self._tokens.key_to_id:
-                    if texts is None or texts[i] is None:
-                        raise V0liteError(
-                            "the 'neural' head needs the text of prompts it has not seen "
-                            f"({len(missing)} prompts without text). Fix: set queries.texts / index.texts "
-                            "(V0Regressor attaches them for heads with needs_text=True)."
-                        )
-                mtexts.append(None if texts is None else texts[i])
-            need = [(k, t) for k, t in zip(mkeys, mtexts) if self._tokens is None or k not in self._tokens.key_to_id]
-            if need:
-                self._encode_into_cache([k for k, _ in need], [t for _, t in need])
-            ids = torch.tensor([self._tokens.key_to_id[k] for k in mkeys], dtype=torch.long, device=self.device_)
-            new = self._adapter_features(ids, grad=False).to("cpu", torch.float16)
-            n0 = len(self._feat_keys)
-            for j, k in enumerate(mkeys):
-                self._feat_keys[k] = n0 + j
-            self._feats = new if self._feats is None else torch.cat([self._feats, new], 0)
+        if any(k not in self._feat_keys for k in keys):
+            # one appender at a time (two predicts of new prompts would both append at the same row and
+            # lose one); inside, what is still missing is read again: another predict may have added it
+            with writer_lock(self):
+                self._freeze_features(keys, texts)
+        # _freeze_features publishes the rows before the keys: every key read here has its row in _feats
         rows = torch.tensor([self._feat_keys[k] for k in keys], dtype=torch.long)
         return self._feats[rows].to(self.device_, torch.float32)
+
+    def _freeze_features(self, keys, texts) -> None:
+        """Encode the prompts of ``keys`` that have no frozen features yet and append theirs (writer lock held)."""
+        missing = [i for i, k in enumerate(keys) if k not in self._feat_keys]
+        if not missing:
+            return
+        mkeys, seen = [], set()
+        mtexts = []
+        for i in missing:
+            if keys[i] in seen:
+                continue
+            seen.add(keys[i])
+            mkeys.append(keys[i])
+            if self._tokens is None or keys[i] not in self._tokens.key_to_id:
+                if texts is None or texts[i] is None:
+                    raise V0liteError(
+                        "the 'neural' head needs the text of prompts it has not seen "
+                        f"({len(missing)} prompts without text). Fix: set queries.texts / index.texts "
+                        "(V0Regressor attaches them for heads with needs_text=True)."
+                    )
+            mtexts.append(None if texts is None else texts[i])
+        need = [(k, t) for k, t in zip(mkeys, mtexts) if self._tokens is None or k not in self._tokens.key_to_id]
+        if need:
+            self._encode_into_cache([k for k, _ in need], [t for _, t in need])
+        ids = torch.tensor([self._tokens.key_to_id[k] for k in mkeys], dtype=torch.long, device=self.device_)
+        new = self._adapter_features(ids, grad=False).to("cpu", torch.float16)
+        n0 = len(self._feat_keys)
+        # published as new objects, rows first: a lock-free reader finds each key's row (see _features_for)
+        self._feats = new if self._feats is None else torch.cat([self._feats, new], 0)
+        self._feat_keys = {**self._feat_keys, **{k: n0 + j for j, k in enumerate(mkeys)}}
 
     # -- predict ------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

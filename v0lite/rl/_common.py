@@ -139,18 +139,20 @@ def check_known_policy(value_model: Any, policy: str, setting: str = "policy", f
     )
 
 
-def warn_no_outcomes(owner: Any, planned: int, observed: int, fix: str, after: int = NO_OUTCOME_AFTER) -> None:
+def warn_no_outcomes(
+    owner: Any, planned: int, observed: int, fix: str, after: int = NO_OUTCOME_AFTER, *, what: str = "steps planned"
+) -> None:
     """Warn once per ``owner`` when ``planned >= after`` steps were planned and no outcome came back.
 
     Without outcomes the value model never learns from the run (its predictions, hence the plans,
     stay those of the history it started with); ``fix`` says how outcomes reach it in the caller's
-    terms.
+    terms, and ``what`` what ``planned`` counts (``"generation batches scored"`` for TRL).
     """
     if observed or planned < after or getattr(owner, "_no_outcome_warned", False):
         return
     owner._no_outcome_warned = True
     warnings.warn(
-        f"{planned} steps planned and no outcome came back, so the value model never learns from the run. Fix: {fix}",
+        f"{planned} {what} and no outcome came back, so the value model never learns from the run. Fix: {fix}",
         V0liteWarning,
         stacklevel=3,
     )

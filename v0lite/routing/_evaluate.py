@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from .._io import to_jsonable
-from ..exceptions import DataError, V0liteWarning
+from ..exceptions import DataError, ParameterError, V0liteWarning
 from ..log import read_log, split_xy
 from ..metrics import paired_bootstrap
 from ._baselines import (
@@ -294,6 +294,8 @@ def route_eval(
 
         check_save_target(save_router, ROUTER_FORMAT)
     train, test = restrict_pool(read_log(train_log), read_log(test_log), pool)
+    if pool is not None and new_model is not None and new_model not in pool:  # its rows are gone with the pool
+        raise ParameterError(f"new_model {new_model!r} is not in pool {list(pool)}. Fix: add it to pool.")
     if per_task:
         lacking = [name for name, f in (("TRAIN", train), ("TEST", test)) if "task" not in f.columns]
         if lacking:

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from .._threads import WriterLockMixin, writer_lock
+from .._threads import WriterLockMixin, publish_lock, writer_lock
 from ..exceptions import DataError, NotFittedError, UnpricedPolicyWarning, V0liteError, V0liteWarning
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
@@ -228,10 +228,10 @@ class Router(WriterLockMixin, BaseEstimator):
                     )
             else:
                 costs = frame.select("policy", "prompt", "cost").filter(pl.col("policy").is_in(policies))
-        self.cost_model_ = model.fit(policies, costs, prices, self._embed)
-        self.policies_ = policies
-        self.n_policies_ = len(policies)
-        self.added_prices_ = {}
+        cost_model = model.fit(policies, costs, prices, self._embed)
+        with publish_lock(self):  # the pool, its costs and its joined prices together (see _pool)
+            self.cost_model_, self.policies_, self.n_policies_ = cost_model, policies, len(policies)
+            self.added_prices_ = {}
         fit_shrink(self, frame, policies)
         self._set_after_fit = set()
         return self
@@ -358,10 +358,11 @@ class Router(WriterLockMixin, BaseEstimator):
             cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
             data = frame.select(cols)
             self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
-            if joining:  # the prices first, the pool last: a reader of the pool finds its prices (see _pool)
-                self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
-                self.policies_ = [*self.policies_, *joining]
-                self.n_policies_ = len(self.policies_)
+            if joining:  # the pool and its prices together: a reader finds both before or both after (see _pool)
+                with publish_lock(self):
+                    self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
+                    self.policies_ = [*self.policies_, *joining]
+                    self.n_policies_ = len(self.policies_)
         import warnings
 
         if ignored:
@@ -438,18 +439,19 @@ class Router(WriterLockMixin, BaseEstimator):
         self._check_fitted()
         return self._predict_matrix(_as_prompts(prompts), self._pool())
 
-    def _pool(self) -> tuple[list, dict]:
-        """The pool and the prices of its joined policies, read once per call (route, predict_matrix).
+    def _pool(self) -> tuple[list, dict, object]:
+        """The pool, the prices of its joined policies and the cost model, read once per call (route,
+        predict_matrix).
 
-        :meth:`add_history` publishes ``added_prices_`` before ``policies_``, so the prices read after the
-        pool hold every joined policy of it (and maybe one that joins meanwhile, left out here): a call
-        running while a policy joins answers for the pool before it joined or after, never a mix.
+        :meth:`add_history`, :meth:`set_prices` and :meth:`fit` assign these under :func:`publish_lock`
+        and they are read here under it, so a call running while a policy joins or the prices change
+        answers for the router before or after, never a mix (old prices for some columns, new for others).
         """
-        policies = self.policies_
-        added = getattr(self, "added_prices_", {})
-        return policies, {p: added[p] for p in policies if p in added}
+        with publish_lock(self):
+            policies, added, cost_model = self.policies_, getattr(self, "added_prices_", {}), self.cost_model_
+        return policies, {p: added[p] for p in policies if p in added}, cost_model
 
-    def _predict_matrix(self, prompts: list[str], pool: tuple[list, dict]) -> tuple[np.ndarray, np.ndarray]:
+    def _predict_matrix(self, prompts: list[str], pool: tuple) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict_matrix` of checked ``prompts`` for the pool snapshot ``pool`` (:meth:`_pool`)."""
         n, m = len(prompts), len(pool[0])
         if n == 0:
@@ -471,9 +473,9 @@ class Router(WriterLockMixin, BaseEstimator):
     def _combine(self, prompts: list[str], p: np.ndarray, pool=None) -> tuple[np.ndarray, np.ndarray]:
         """``P`` and ``C`` of ``prompts`` from the value model's flat predictions ``p`` (prompt-major):
         costs, added prices, clipping and shrinkage; for the pool snapshot ``pool`` (default: read now)."""
-        policies, added = self._pool() if pool is None else pool
+        policies, added, cost_model = self._pool() if pool is None else pool
         n, m = len(prompts), len(policies)
-        C = self.cost_model_.predict(prompts, self._embed)
+        C = cost_model.predict(prompts, self._embed)
         if added:  # policies that joined after fit: a constant cost per call each
             C = np.hstack([C, np.tile(np.fromiter(added.values(), np.float64, len(added)), (n, 1))])
         P = np.clip(p.reshape(n, m), 0.0, 1.0)
@@ -584,9 +586,10 @@ class Router(WriterLockMixin, BaseEstimator):
                 )
             added = getattr(self, "added_prices_", {})
             fitted = [p for p in self.policies_ if p not in added]
-            self.cost_model_ = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
-            self.added_prices_ = {p: prices[p] for p in added}
-            self.cost_model, self.prices = "fixed", dict(prices)
+            cost_model = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
+            with publish_lock(self):  # both cost sides at once: a route never reads new costs beside old prices
+                self.cost_model_, self.added_prices_ = cost_model, {p: prices[p] for p in added}
+                self.cost_model, self.prices = "fixed", dict(prices)
         return self
 
     # -- persistence

@@ -339,6 +339,10 @@ class FixedSizeSelector:
         (see :func:`warn_unused_planner_settings`): a planner whose ``keep_fraction``,
         ``strategy``, ``budget_per_prompt``, ``n_min``, ``n_max``, ``value`` or
         ``random_state`` differs from its default is warned about, naming the adapter's setting.
+    stacklevel : int, default 3
+        ``warnings.warn``'s stacklevel for that warning, counted from the function that warns: 3 is
+        the line that built this selector; an adapter that builds it passes 3 plus its own frames
+        between the user's line and this constructor, so the warning names the user's line.
 
     Attributes
     ----------
@@ -368,6 +372,7 @@ class FixedSizeSelector:
         no_outcome_fix: str | None = None,
         no_outcome_after: int = NO_OUTCOME_AFTER,
         planner_terms: Mapping[str, Any] | None = None,
+        stacklevel: int = 3,
     ):
         mode = check_mode(mode)
         lo, hi = check_band(band)
@@ -380,7 +385,7 @@ class FixedSizeSelector:
         policy = getattr(planner, "policy", None)
         if isinstance(policy, str):  # the planner's policy may have been changed since it was built
             check_known_policy(planner.value_model, policy)
-        warn_unused_planner_settings(planner, planner_terms, stacklevel=4 if planner_terms else 3)
+        warn_unused_planner_settings(planner, planner_terms, stacklevel=stacklevel)
         self.planner = planner
         self.step_offset = check_int(step_offset, "step_offset", 0)
         self.step_scale = check_int(step_scale, "step_scale", 1)

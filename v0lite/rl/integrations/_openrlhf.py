@@ -136,6 +136,7 @@ class OpenRLHFPlanner:
             random_state=random_state,
             step_offset=step_offset,
             step_scale=step_scale,
+            stacklevel=4,  # the user's line: OpenRLHFPlanner(...)
             no_outcome_fix="pass filter_hook=glue.filter_hook() to OpenRLHF's generate_batch (its apply() records "
             "each group's successes), or call glue.record(prompt, successes, n) for each rolled-out group.",
             # the generator pulls about 1 / keep_fraction batches per rollout batch before its outcomes:

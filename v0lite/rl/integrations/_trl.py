@@ -274,6 +274,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             # run's skipped batches never get an outcome, and would warn falsely here
             no_outcome_after=sys.maxsize,
             planner_terms=_TERMS,
+            stacklevel=5,  # the user's PlannedGRPOTrainer(...) line, above __init__ and this method
         )
         if dataset is not None:
             self._v0_sampler(dataset, config)
@@ -317,7 +318,14 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
             self.selector_.observe(texts, s[ok], m[ok])
             self._v0_scored += 1
             sel = self.selector_
-            warn_no_outcomes(sel, self._v0_scored, sel.n_observed_, sel.no_outcome_fix, NO_OUTCOME_BATCHES)
+            warn_no_outcomes(
+                sel,
+                self._v0_scored,
+                sel.n_observed_,
+                sel.no_outcome_fix,
+                NO_OUTCOME_BATCHES,
+                what="generation batches scored",
+            )
         return rewards_per_func
 
 

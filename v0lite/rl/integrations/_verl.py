@@ -194,6 +194,7 @@ class VerlSampler(Sampler):
             no_outcome_fix="wrap the train dataset in VerlFeedbackDataset(dataset, sampler): RayPPOTrainer.fit calls "
             "its on_batch_end after every step, which calls sampler.update(batch); or call sampler.update yourself.",
             no_outcome_after=MAX_LAG,  # dataloader workers plan up to workers x prefetch_factor steps ahead
+            stacklevel=4,  # the user's line: VerlSampler(...)
             # group_size left unset is the planner's budget_per_prompt: that setting is used
             planner_terms={**_TERMS, "used": ("budget_per_prompt",) if group_size is None else ()},
         )
