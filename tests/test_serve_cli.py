@@ -298,6 +298,45 @@ def test_the_key_file_takes_a_bom_and_refuses_non_ascii_keys(tmp_path, guarantee
     guarantees.tick("bad-input cases tried", 2)
 
 
+def test_path_flags_are_checked_in_flag_terms_before_anything(tmp_path, monkeypatch, capsys, guarantees):
+    """``-`` for --upstreams, --api-keys or --data-dir is refused as a stream (never a folder named '-'),
+    a missing file "does not exist", a folder under a file is named as such, before the router loads."""
+    monkeypatch.chdir(tmp_path)
+    for flag in ("--upstreams", "--api-keys", "--data-dir"):
+        assert main(["serve", "--router", "r", flag, "-"]) == 1
+        err = capsys.readouterr().err
+        assert f"{flag} -: v0lite reads and writes files and folders, not standard input" in err, err
+    for flag in ("--upstreams", "--api-keys"):
+        assert main(["serve", "--router", "r", flag, "nope.json"]) == 1
+        err = capsys.readouterr().err
+        assert f"{flag} nope.json: does not exist. Fix:" in err, err
+    (tmp_path / "ups").mkdir()
+    assert main(["serve", "--router", "r", "--upstreams", "ups"]) == 1
+    assert "Fix: pass the JSON file of upstreams inside it" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["ups"]  # no '-' folder made
+
+    from v0lite.exceptions import DataError
+    from v0lite.serve._store import check_store_dir
+
+    (tmp_path / "q.jsonl").write_text("{}\n")
+    with pytest.raises(DataError, match="q.jsonl is a file, not a folder"):
+        check_store_dir(tmp_path / "q.jsonl" / "store")
+    guarantees.tick("bad-input cases tried", 9)
+
+
+def test_the_upstreams_file_takes_a_bom_and_names_utf16(tmp_path):
+    from v0lite.exceptions import DataError
+    from v0lite.serve._upstream import read_upstreams
+
+    spec = '{"a": {"base_url": "http://127.0.0.1:8001/v1", "model": "up-a"}}'
+    f = tmp_path / "ups.json"
+    f.write_bytes(b"\xef\xbb\xbf" + spec.encode())
+    assert read_upstreams(f)["a"].model == "up-a"
+    f.write_bytes(spec.encode("utf-16"))
+    with pytest.raises(DataError, match=r"--upstreams .*ups.json: the file is UTF-16-encoded.*Fix: re-encode"):
+        read_upstreams(f)
+
+
 @pytest.mark.parametrize(
     "host,keys,ok",
     [

@@ -7,6 +7,7 @@ either the old file or the whole new one, never half of it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator
 __all__ = [
     "read_json_file",
     "atomic_path",
+    "stream_of",
     "atomic_write_bytes",
     "atomic_write_json",
     "usual_permissions",
@@ -31,8 +33,16 @@ __all__ = [
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    A symlink is written through: the temporary file goes beside its final target, which the rename
+    replaces (renaming onto the link would replace the link with a plain file and leave its target
+    stale). A stream (``/dev/stdout``, a link into ``/proc/*/fd``) is refused: it has no name to rename onto.
+    """
+    what = stream_of(path)
+    if what:
+        raise OSError(errno.EINVAL, f"cannot write {path}: it is {what}, not a file; whole files are written")
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
@@ -49,6 +59,40 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_STD = {"0": "standard input", "1": "standard output", "2": "standard error"}
+_STD_DEV = {"stdin": "0", "stdout": "1", "stderr": "2"}
+
+
+def stream_of(path: str | os.PathLike) -> str | None:
+    """What ``path`` names when it, or a link on the way to its target, lies under ``/dev`` or ``/proc``:
+    ``"standard output"`` (``/dev/stdout``, ``/dev/fd/1``, a link to ``/proc/self/fd/1``), the other
+    standard streams likewise, or ``"a device or process file (TARGET)"``; None for anything else.
+
+    Each link is followed by hand: ``/proc/self/fd/1`` resolves to wherever the shell sent the output
+    (``> file``: a plain file), so only the path on the way says it is a stream. ``/dev/shm`` is a
+    plain folder (a memory file system) and passes.
+    """
+    hop = os.path.abspath(path)
+    hops = [hop]
+    for _ in range(40):  # the kernel's own limit on links followed
+        try:
+            target = os.readlink(hop)
+        except OSError:  # not a link (or gone): the end of the chain
+            break
+        hop = os.path.normpath(os.path.join(os.path.dirname(hop), target))
+        hops.append(hop)
+    hops.append(os.path.realpath(path))  # a linked folder on the way (out/ -> /dev)
+    for hop in hops:
+        parts = Path(hop).parts
+        if len(parts) < 2 or parts[1] not in ("dev", "proc") or parts[1:3] == ("dev", "shm"):
+            continue
+        fd = _STD_DEV.get(parts[2]) if parts[1] == "dev" and len(parts) == 3 else None
+        if fd is None and len(parts) >= 3 and parts[-2] == "fd":
+            fd = parts[-1]
+        return _STD.get(fd) or f"a device or process file ({hop})"
+    return None
 
 
 def _umask() -> int:

@@ -56,11 +56,14 @@ def read_file(path: Path, holds: str, columns=None, text=()) -> pl.DataFrame:
             "(a folder of public data is converted first: v0lite.data.convert)."
         )
     kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None and path.suffix.lower() in _OTHER_SUFFIXES:
+        raise DataError(f"{path}: {_OTHER_SUFFIXES[path.suffix.lower()]}.")
     if kind is None:
         raise DataError(
             f"{path}: unknown file type {path.suffix!r}. Fix: use one of {sorted(SUFFIXES)} "
             "(JSON lines, CSV or Parquet)."
         )
+    _check_content(path, kind)  # a gzip or Parquet file under a text name would read as bytes gone wrong
     if kind == "parquet":
         try:
             return pl.read_parquet(path)
@@ -72,6 +75,7 @@ def read_file(path: Path, holds: str, columns=None, text=()) -> pl.DataFrame:
             f"{path}: the file is empty (no rows, no columns). Fix: write at least one row with a header "
             f"or field names ({holds})."
         )
+    _check_text_kind(path, kind, data)  # a JSON array in a .jsonl, JSON lines in a .csv, CSV in a .jsonl
     if kind == "csv":
         _check_csv_header(path, data)  # another separator; a repeated name polars would rename
     try:
@@ -97,6 +101,58 @@ def read_file(path: Path, holds: str, columns=None, text=()) -> pl.DataFrame:
     if kind != "csv":
         _check_json_text(path, data, df, lines=kind == "jsonl", columns=columns)  # what polars' JSON reader hides
     return df
+
+
+_OTHER_SUFFIXES = {
+    ".gz": "compressed (gzip). Fix: gunzip it first (gunzip -k FILE), then pass the .jsonl/.csv/.parquet inside",
+    ".tsv": "tab-separated. Fix: save it as CSV (comma-separated, .csv), or as .jsonl",
+}
+_RENAME = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}
+
+
+def _check_content(path: Path, kind: str) -> None:
+    """Refuse a file whose first bytes say it is not what its name says: gzip (``1f 8b``) under any name,
+    Parquet (``PAR1``) under a text name, text under ``.parquet``; the fix renames or unpacks it."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] == b"\x1f\x8b":
+        raise DataError(
+            f"{path}: is gzip-compressed, not {kind} text. Fix: gunzip it first (mv it to {path.name}.gz, then "
+            f"gunzip -k {path.name}.gz)."
+        )
+    if head == b"PAR1" and kind != "parquet":
+        raise DataError(f"{path}: is a Parquet file, not {kind} text. Fix: rename it to {path.stem}.parquet.")
+    if kind == "parquet" and head and head != b"PAR1":
+        first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        what = "JSON" if first in (b"{", b"[") else "text (CSV?)"
+        raise DataError(
+            f"{path}: is {what}, not a Parquet file. Fix: rename it to "
+            f"{path.stem}{'.jsonl' if first == b'{' else '.json' if first == b'[' else '.csv'}."
+        )
+
+
+def _check_text_kind(path: Path, kind: str, data: bytes) -> None:
+    """Refuse text of another format than the suffix says, judged by the first line (a false alarm would
+    need a CSV header starting with ``{`` or a JSON lines file with no ``{``): a JSON array in a
+    ``.jsonl`` (``.json``), JSON lines in a ``.json`` (``.jsonl``) or a ``.csv``, CSV in a ``.jsonl``."""
+    text = data.lstrip()
+    first, _, rest = text.partition(b"\n")
+    first = first.strip()
+    second = rest.lstrip()[:1]
+    if kind == "jsonl" and first.startswith(b"["):
+        found, want = "one JSON array, not JSON lines", "json"
+    elif kind == "json" and first.startswith(b"{") and first.endswith(b"}") and second == b"{":
+        found, want = "JSON lines (one object a line), not one JSON document", "jsonl"
+    elif kind == "csv" and first[:1] in (b"{", b"["):
+        found, want = (
+            ("JSON lines" if first.startswith(b"{") else "JSON") + ", not CSV",
+            ("jsonl" if first.startswith(b"{") else "json"),
+        )
+    elif kind == "jsonl" and first and first[:1] not in (b"{", b"[") and b"," in first:
+        found, want = "comma-separated (CSV), not JSON lines", "csv"
+    else:
+        return
+    raise DataError(f"{path}: holds {found}. Fix: rename it to {path.stem}{_RENAME[want]}.")
 
 
 def _unreadable(path: Path, kind: str, exc: Exception) -> DataError:

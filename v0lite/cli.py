@@ -52,7 +52,12 @@ def _nearest(typed, valid) -> str:
 
 def _flag(name: str) -> str:
     # positionals read as their metavar (HISTORY), options as their flag (--cost-log)
-    return "--" + name.replace("_", "-") if name in ("cost_log", "model_dir") else name.upper()
+    return "--" + name.replace("_", "-") if name in _OPTIONS else name.upper()
+
+
+_OPTIONS = ("cost_log", "model_dir", "upstreams", "api_keys")  # the inputs given as options
+# what an input option holds, for the fix when it names a folder (a log file otherwise)
+_HOLDS = {"upstreams": "the JSON file of upstreams", "api_keys": "the file of API keys"}
 
 
 def _check_inputs(args) -> None:
@@ -81,7 +86,7 @@ def _check_inputs(args) -> None:
         if name == "model_dir":
             check_model_dir(value, router_flag="--router" if hasattr(args, "router") else None)
         else:
-            check_input(value, _flag(name), folder_ok=name == "src")
+            check_input(value, _flag(name), folder_ok=name == "src", holds=_HOLDS.get(name))
         reads[_flag(name)] = value
     # also read, when they name a path (--prices may be inline JSON): never an output, even with --force
     for name in ("prices", "router", "encoder", "candidates", "prompt_dict"):
@@ -101,7 +106,9 @@ def _check_inputs(args) -> None:
 
 def _check_no_dash(args) -> None:
     """``-`` (stdin/stdout) where a path belongs is refused in flag terms: it was read as a file named "-"
-    ("does not exist", ``--out -.jsonl``, a model folder named ``-``)."""
+    ("does not exist", ``--out -.jsonl``, a model folder named ``-``). So is a quoted ``"~/x"``
+    (:func:`~v0lite.commands._common.check_typed`), in every path flag."""
+    from .commands._common import check_typed
     from .exceptions import DataError
 
     outputs = getattr(args, "outputs", {})
@@ -110,8 +117,11 @@ def _check_no_dash(args) -> None:
     names.update(getattr(args, "replaces", {}))
     if callable(outputs):  # data convert: OUT (its files are derived from it)
         names.setdefault("out", "OUT")
-    names.update({n: "--" + n.replace("_", "-") for n in ("candidates", "prompt_dict", "router")})
+    names.update({n: "--" + n.replace("_", "-") for n in ("candidates", "prompt_dict", "router", "data_dir")})
+    for name in ("prices", "encoder"):  # a path or not (inline JSON, a model name): "~/x" is never meant
+        check_typed(getattr(args, name, None), "--" + name)
     for name, flag in names.items():
+        check_typed(getattr(args, name, None), flag)
         if getattr(args, name, None) == "-":
             raise DataError(
                 f"{flag} -: v0lite reads and writes files and folders, not standard input or output. Fix: pass a "

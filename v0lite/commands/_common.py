@@ -20,6 +20,7 @@ __all__ = [
     "check_output",
     "check_model_dir",
     "check_regular",
+    "check_typed",
     "check_no_overwrite",
     "check_no_replace",
     "add_force_flag",
@@ -210,6 +211,38 @@ def head_choices() -> list[str]:
     return sorted(HEADS)
 
 
+def check_typed(path: str | os.PathLike | None, flag: str) -> None:
+    """Refuse a path as the shell left it when quoted: a first component that is literally ``~`` (``"~/x"``)
+    would name a folder called ``~`` here, never the home folder (the shell expands only an unquoted ``~``)."""
+    if path is None:
+        return
+    text = os.fspath(path)
+    if text == "~" or text.startswith("~" + os.sep):
+        raise DataError(
+            f"{flag} {text}: starts with a literal '~' (quoted, so the shell did not expand it to your home "
+            f"folder); it would name a folder called '~' here. Fix: leave ~ unquoted, or write $HOME/{text[2:]}."
+        )
+
+
+_EXAMPLES = {"--json": "metrics.json", "--plot": "plot.png"}
+
+
+def _check_not_stream(path: str, flag: str, suffix: str) -> None:
+    """Refuse ``/dev/stdout`` and its kin (:func:`v0lite._io.stream_of`) before anything: ``--json /dev/stdout >
+    f`` passes every other check (the shell made ``f`` empty, a link leads to it) and the atomic rename
+    would replace the link itself."""
+    from .._io import stream_of
+
+    what = stream_of(path)
+    if not what:
+        return
+    example = _EXAMPLES.get(flag, "out" + suffix)
+    fix = (f"choose {_another(flag)}" if _in_folder(flag) else f"{flag} {example}" if flag.startswith("-")
+           else f"pass a file as {flag}, e.g. {example}")  # fmt: skip
+    then = ", then cat it" if what.startswith("standard") else ""
+    raise DataError(f"{flag} {path}: is {what}, not a file; v0lite writes whole files. Fix: {fix}{then}.")
+
+
 _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
 
@@ -229,14 +262,19 @@ def check_regular(path: str | os.PathLike, flag: str, *, folder_ok: bool = False
             )
 
 
-def check_input(path: str, flag: str, *, folder_ok: bool = False) -> Path:
-    """An input path that exists (and is a regular file unless ``folder_ok``), checked before any work."""
+def check_input(path: str, flag: str, *, folder_ok: bool = False, holds: str | None = None) -> Path:
+    """An input path that exists (and is a regular file unless ``folder_ok``), checked before any work.
+
+    ``holds``: what the file holds, for the fix when a folder is given (default: a log file).
+    """
+    check_typed(path, flag)
     p = Path(path)
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. Fix: pass the path of an existing file.")
     if p.is_dir() and not folder_ok:
         raise DataError(
-            f"{flag} {path}: is a directory, not a file. Fix: pass a .jsonl, .csv or .parquet file inside it."
+            f"{flag} {path}: is a directory, not a file. Fix: pass {holds or 'a .jsonl, .csv or .parquet file'}"
+            " inside it."
         )
     check_regular(p, flag, folder_ok=folder_ok)
     return p
@@ -310,8 +348,10 @@ def check_no_replace(writes: dict[str, str], force: bool = False) -> None:
     """
     if force:
         return
+    from .._io import stream_of
+
     for flag, path in dict(writes).items():
-        if path is None:
+        if path is None or stream_of(path):  # check_output refuses a stream, whatever its size
             continue
         size = _file_size(Path(path))
         if size:
@@ -342,6 +382,8 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
     """
     if path is None:
         return None
+    check_typed(path, flag)
+    _check_not_stream(str(path), flag, suffixes[0])
     p = Path(path)
     if p.is_dir():
         if _in_folder(flag):
@@ -360,7 +402,20 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
                 else f" (from mktemp: mktemp --suffix={suffixes[0]})."
             )
         )
-    check_regular(p, flag)  # writing over /dev/stdout or a FIFO would replace its name, not write to it
+    if str(path).endswith(("/", os.sep + ".")):  # Path() drops the slash: a file would be written
+        raise DataError(
+            f"{flag} {path}: ends in '/', which names a folder, but {flag} is a file. "
+            f"Fix: drop the slash: {flag + ' ' if flag.startswith('-') else ''}{p}."
+        )
+    check_regular(p, flag)  # writing over a FIFO would replace its name, not write to it
+    if p.is_symlink():  # written through (v0lite._io.atomic_path): its target is what must be writable
+        target = Path(os.path.realpath(p))
+        if not target.parent.is_dir():
+            raise DataError(
+                f"{flag} {path}: is a link to {target}, whose folder does not exist. Fix: create "
+                f"{target.parent}, or remove the link, or choose {_another(flag)}."
+            )
+        p = target
     parent = p.parent
     while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
         parent = parent.parent
@@ -371,7 +426,7 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
             f"{flag} {path}: cannot write in {parent} (permission denied). Fix: choose {_another(flag)}, "
             "in a folder you can write."
         )
-    return p
+    return Path(path)
 
 
 def check_cache_env() -> None:
@@ -438,8 +493,11 @@ def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | 
 
     ``router_flag``: the command's flag that takes a router folder (``route --router``), named in the fix.
     """
+    check_typed(path, flag)
     p = Path(path)
-    fit_hint = f"Fix: fit one first with `v0lite fit HISTORY {flag} {path}`, or pass the folder given to fit."
+    fit_hint = (
+        f"Fix: fit one first with `v0lite fit HISTORY {flag} {shlex.quote(path)}`, or pass the folder given to fit."
+    )
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. {fit_hint}")
     if not p.is_dir():

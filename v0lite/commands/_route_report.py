@@ -4,6 +4,7 @@ and the baseline routers beside the router; and the route commands' cost inputs,
 from __future__ import annotations
 
 import json
+import shlex
 import warnings
 
 from ..exceptions import DataError, V0liteWarning
@@ -206,7 +207,7 @@ def warn_unit_costs(args, train, test) -> None:
     if not lack:
         return
     which = " and ".join(f"{name} {path}" for name, path in lack)
-    writes = f" (`v0lite data prices {has[0]} prices.json` writes one from its costs)" if has else ""
+    writes = f" (`v0lite data prices {shlex.quote(str(has[0]))} prices.json` writes one from its costs)" if has else ""
     warnings.warn(
         f"{which} {'has' if len(lack) == 1 else 'have'} no 'cost' column{' (the other log has one)' if has else ''} "
         f"and no --prices was given: every call costs 1, AIQ is undefined. Fix: add a 'cost' column (USD per "

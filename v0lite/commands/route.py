@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .._io import atomic_write_json
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
     ENCODER_MOVED_HELP,
+    _named,
     add_force_flag,
     add_progress_flags,
     add_seed_flag,
@@ -71,7 +73,12 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
             )
         if p.is_dir():
             raise DataError(f"--prices {text}: is a directory. Fix: pass the JSON file of prices inside it.")
-        src = p.read_text(encoding="utf-8")
+        from ..log import read_text  # as a log is read: a UTF-8 BOM dropped, UTF-16 named with its fix
+
+        try:
+            src = read_text(p)
+        except DataError as exc:
+            raise _named(exc, text, "--prices") from exc
     try:
         obj = json.loads(src)
     except json.JSONDecodeError as exc:
@@ -264,7 +271,7 @@ def _print_route_eval(args, result, has_task: bool | None = None) -> None:
     if args.save_router:
         print(
             f"saved the router (value model, pool, costs) to {args.save_router}; route with "
-            f"`v0lite route PROMPTS --router {args.save_router} --out FILE`"
+            f"`v0lite route PROMPTS --router {shlex.quote(args.save_router)} --out FILE`"
         )
 
 
@@ -316,7 +323,7 @@ def _load_router(args, prices, pool):
     if not d.exists():
         raise DataError(
             f"--router {args.router}: does not exist. Fix: save one first with "
-            f"`v0lite route-eval TRAIN TEST --save-router {args.router}`."
+            f"`v0lite route-eval TRAIN TEST --save-router {shlex.quote(args.router)}`."
         )
     if not (d / "meta.json").exists():
         raise DataError(

@@ -274,4 +274,4 @@ def register(subparsers) -> None:
     next(
         a for a in p._actions if "--quiet" in a.option_strings
     ).help = "log warnings only: no access log, no start-up line (the service shows no progress bars)"
-    p.set_defaults(func=_serve, inputs=())
+    p.set_defaults(func=_serve, inputs=("upstreams", "api_keys"))

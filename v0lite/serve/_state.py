@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import math
+import shlex
 import sys
 import time
 import warnings
@@ -77,7 +78,8 @@ def load_router(path, *, flag: str = "--router", encoder=None):
     from ..routing import Router
 
     d = Path(path)
-    fix = f"Fix: save one first with `v0lite route-eval TRAIN TEST --save-router {path}` or Router.save(path)."
+    cmd = f"v0lite route-eval TRAIN TEST --save-router {shlex.quote(str(path))}"
+    fix = f"Fix: save one first with `{cmd}` or Router.save(path)."
     if not d.is_dir():
         raise DataError(f"{flag} {path}: {'is a file' if d.exists() else 'does not exist'}. {fix}")
     if not (d / "meta.json").exists():

@@ -204,7 +204,10 @@ def check_store_dir(path) -> Path:
                     else f"holds files v0lite did not write ({', '.join(foreign[:3])})"
                 )
                 raise DataError(f"{label}: {what}; the outcome store needs a folder of its own. {fix}")
-    if not os.access(p if p.exists() else _nearest_existing(p.resolve().parent), os.W_OK | os.X_OK):
+    at = p if p.exists() else _nearest_existing(p.resolve().parent)
+    if not at.is_dir():  # q.jsonl/store: a folder cannot be made inside a file
+        raise DataError(f"{label}: {at} is a file, not a folder, so the store's folder cannot be made in it. {fix}")
+    if not os.access(at, os.W_OK | os.X_OK):
         raise DataError(f"{label}: cannot write there (permission denied). {fix}")
     return p
 

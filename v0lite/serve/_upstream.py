@@ -69,9 +69,15 @@ def read_upstreams(source, *, flag: str = "--upstreams") -> dict[str, Upstream]:
             raise DataError(
                 f"{flag} {source}: is not a file. Fix: pass a JSON file mapping each model to its upstream."
             )
+        from ..log import read_text  # as --api-keys and the logs: a UTF-8 BOM dropped, UTF-16 named
+
         try:
-            spec = json.loads(p.read_text("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+            text = read_text(p)
+        except DataError as exc:
+            raise DataError(f"{flag} {exc}") from None
+        try:
+            spec = json.loads(text)
+        except ValueError as exc:
             raise DataError(f"{flag} {source}: is not valid JSON ({exc}). Fix: write a JSON object.") from exc
         where = f"{flag} {source}"
     example = '{"model-a": {"base_url": "http://127.0.0.1:8001/v1", "model": "name-upstream", "api_key_env": "KEY_A"}}'
