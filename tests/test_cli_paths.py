@@ -122,3 +122,50 @@ def test_printed_commands_quote_their_paths(log, tmp_path, capsys):
     _refused(
         ["predict", log, "--model-dir", "m d", "--out", "o.jsonl"], capsys, "`v0lite fit HISTORY --model-dir 'm d'`"
     )
+
+
+def test_a_name_too_long_with_the_temporary_one_is_refused_before_the_work(log, tmp_path, capsys):
+    """The file system takes 255 bytes a name; v0lite's temporary name beside an output adds some. A name
+    that fits alone but not with it was refused only after the work, as "[Errno 36] File name too long"
+    (over 255: a bare errno from the first check)."""
+    from v0lite._io import TMP_FILE_EXTRA
+    from v0lite.exceptions import DataError
+    from v0lite.persist import TMP_FOLDER_EXTRA, check_save_target
+
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    fix = "(v0lite writes a temporary file beside it first). Fix: shorten it."
+    for size in (250, 300):
+        name = "a" * (size - 5) + ".json"
+        err = _refused(["data", "prices", log, name], capsys, f"OUT {name[:24]}...: the name is {size} bytes", fix)
+        assert f"at most {limit - TMP_FILE_EXTRA} fit here" in err and "Errno" not in err
+    err = _refused(["fit", log, "--model-dir", "m" * 250], capsys, "--model-dir mmm", "the name is 250 bytes",
+                   f"at most {limit - TMP_FOLDER_EXTRA} fit here (v0lite writes a temporary folder")  # fmt: skip
+    _refused(["data", "prices", log, f"{'d' * 300}/p.json"], capsys, "the folder name ddd", "is 300 bytes")
+    with pytest.raises(DataError, match="the name is 250 bytes"):
+        check_save_target(tmp_path / ("m" * 250))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]  # nothing written, no leftovers
+    # the bounds are not stricter than needed: the longest names allowed are written
+    longest = "b" * (limit - TMP_FILE_EXTRA - 5) + ".json"
+    assert main(["data", "prices", str(log), longest]) == 0 and (tmp_path / longest).is_file()
+    check_save_target(tmp_path / ("m" * (limit - TMP_FOLDER_EXTRA)))
+
+
+def test_a_file_name_starting_with_a_dash_gets_a_hint(log, tmp_path, capsys):
+    """argparse reads ``-x.jsonl`` as a flag: "HISTORY is required" or "--out expected one argument" alone
+    does not say why. The hint joins argparse's one error line; a mistyped flag gets none."""
+
+    def last_line(argv):
+        capsys.readouterr()
+        assert main(argv) == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    (tmp_path / "-x.jsonl").write_bytes(log.read_bytes())
+    line = last_line(["fit", "-x.jsonl", "--model-dir", "m"])
+    assert line.startswith("v0lite fit: error: the following arguments are required: HISTORY")
+    assert line.endswith(" (-x.jsonl is read as a flag: pass ./-x.jsonl)")
+    line = last_line(["predict", "--model-dir", "m", "q.jsonl", "--out", "-o.jsonl"])  # no such file: its suffix
+    assert line.startswith("v0lite predict: error: argument --out: expected one argument")
+    assert line.endswith(" (-o.jsonl is read as a flag: pass ./-o.jsonl, or --out=-o.jsonl)")
+    assert "read as a flag" in last_line(["data", "prices", "-q.csv", "p.json"])  # -q takes ".csv": still a file
+    assert "read as a flag" not in last_line(["fit", "--model-dir", "m", "-zz"])
+    assert main(["data", "prices", "./-x.jsonl", "p.json"]) == 0  # the hint's fix works

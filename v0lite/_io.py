@@ -21,6 +21,8 @@ __all__ = [
     "read_json_file",
     "atomic_path",
     "stream_of",
+    "TMP_FILE_EXTRA",
+    "name_too_long",
     "atomic_write_bytes",
     "atomic_write_json",
     "usual_permissions",
@@ -59,6 +61,60 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# What atomic_path adds to a name for its temporary file: "." NAME "." + mkstemp's 8 random characters
+# + ".tmp", plus the longest suffix a caller keeps on it (v0lite.routing._plot's ".png": matplotlib reads it).
+TMP_FILE_EXTRA = len(".." + "x" * 8 + ".tmp" + ".png")
+
+
+def name_too_long(path: str | os.PathLike, extra: int, kind: str = "file") -> str | None:
+    """Why ``path`` cannot be written, when a name in it is longer than its file system takes; else None.
+
+    The last name gets ``extra`` bytes more: the temporary name a writer puts beside it first
+    (:data:`TMP_FILE_EXTRA`; :data:`v0lite.persist.TMP_FOLDER_EXTRA` for a saved folder). A folder on the
+    way that does not exist yet is created under its own name. The limit is the nearest existing folder's
+    ``NAME_MAX`` (255 where it cannot be read). A symlink at the end is followed, as :func:`atomic_path` does.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or folder to be written.
+    extra : int
+        Bytes the writer's temporary name adds to the last name.
+    kind : str
+        What the temporary beside it is (``"file"``, ``"folder"``), for the message.
+
+    Returns
+    -------
+    str or None
+        ``"PATH: the name is N bytes; at most M fit here (...). Fix: shorten it."`` with the long name cut
+        short in PATH, for the caller to prefix with its flag; None when every name fits.
+    """
+    full = Path(os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path))
+    base = full.parent
+    while not os.path.isdir(base):  # isdir, not Path.exists: a too-long name there raises rather than says False
+        base = base.parent
+    try:
+        limit = os.pathconf(base, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no such limit here (or not POSIX): the usual one
+        limit = 255
+    new = full.parts[len(base.parts) :]
+    for i, part in enumerate(new):
+        last = i == len(new) - 1
+        size, room = len(os.fsencode(part)), limit - (extra if last else 0)
+        if size <= room:
+            continue
+        short = part[:24] + "..."
+        shown = str(path).replace(part, short) if part in str(path) else str(full).replace(part, short)
+        if last:
+            why = (
+                f"the name is {size} bytes; at most {room} fit here (v0lite writes a temporary {kind} beside it first)"
+            )
+        else:
+            why = f"the folder name {short} is {size} bytes; at most {room} fit here"
+        return f"{shown}: {why}. Fix: shorten it."
+    return None
 
 
 _STD = {"0": "standard input", "1": "standard output", "2": "standard error"}

@@ -32,6 +32,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose invalid choice (a mistyped subcommand, ``v0lite evalute``) names the nearest
     valid one, as an unknown flag does (:func:`_nearest`). Its subparsers are of this class too."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        # kept for error(): a subcommand's parser gets the words after its name
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        super().error(message + _dash_file_hint(self, getattr(self, "_words", ())))
+
     def _check_value(self, action, value):
         try:
             super()._check_value(action, value)
@@ -48,6 +56,30 @@ def _nearest(typed, valid) -> str:
 
     near = [m for x in typed for m in difflib.get_close_matches(x, list(valid), 1)]
     return f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
+
+
+# suffixes that make a word starting with "-" a file name, not a mistyped flag (besides an existing path)
+_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".png", ".tsv", ".txt", ".gz")
+
+
+def _dash_file_hint(parser: argparse.ArgumentParser, words) -> str:
+    """`` (-x.jsonl is read as a flag: pass ./-x.jsonl)``: argparse takes every word starting with "-" for
+    a flag, so a file named so is "missing" (the positional it was meant for) or leaves the flag before it
+    "expected one argument". Said for the first such word that is no flag of ``parser`` and exists or has
+    a file suffix; "" when there is none."""
+    import os
+
+    known = parser._option_string_actions
+    for i, word in enumerate(words):
+        word = str(word)
+        if not word.startswith("-") or word == "-" or word.split("=")[0] in known:
+            continue
+        if not (os.path.lexists(word) or os.path.splitext(word)[1].lower() in _FILE_SUFFIXES):
+            continue
+        before = str(words[i - 1]) if i else ""
+        takes = before in known and known[before].nargs != 0  # a flag that wants a value: --out -o.jsonl
+        return f" ({word} is read as a flag: pass ./{word}{f', or {before}={word}' if takes else ''})"
+    return ""
 
 
 def _flag(name: str) -> str:
@@ -72,6 +104,7 @@ def _check_inputs(args) -> None:
         check_cache_env,
         check_input,
         check_model_dir,
+        check_name_fits,
         check_no_overwrite,
         check_no_replace,
         check_regular,
@@ -98,6 +131,9 @@ def _check_inputs(args) -> None:
     outputs = getattr(args, "outputs", {})
     writes = outputs(args) if callable(outputs) else {flag: getattr(args, n, None) for n, flag in outputs.items()}
     replaces = {flag: getattr(args, n, None) for n, flag in getattr(args, "replaces", {}).items()}
+    for paths, folder in ((writes, False), (replaces, True)):  # first: a too-long name raises in exists()
+        for flag, path in paths.items():
+            check_name_fits(path, flag, folder=folder)
     check_no_overwrite(reads, writes, replaces)
     check_no_replace(writes, getattr(args, "force", False))  # an existing file only with --force
     if getattr(args, "command", None) != "data":  # every other command embeds prompts

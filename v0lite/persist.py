@@ -133,6 +133,11 @@ def folder_format(folder) -> str | None:
     return fmt if isinstance(fmt, str) else None
 
 
+# What write_folder adds to a name for its temporary folder: "." NAME "." PID "." + mkdtemp's 8 characters
+# + ".tmp", a PID of at most 7 digits (pid_max <= 2**22); a swap's ".NAME.old-PID" is shorter.
+TMP_FOLDER_EXTRA = len(".." + "9" * 7 + "." + "x" * 8 + ".tmp")
+
+
 def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None = None) -> Path:
     """Refuse, before any work, a save that could remove or overwrite what v0lite did not write.
 
@@ -159,11 +164,17 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
     ------
     DataError
         The path is a file, the current folder or one above it, holds files v0lite did not write
-        (the first few are named), holds another format, or its folder is not writable.
+        (the first few are named), holds another format, its folder is not writable, or its name with
+        the temporary folder's (:data:`TMP_FOLDER_EXTRA`) is longer than the file system takes.
     """
     p = Path(path)
     label = f"{flag} {path}" if flag else str(path)
     other = f"choose another {flag}" if flag else "save to another path"
+    from ._io import name_too_long
+
+    too_long = name_too_long(p, TMP_FOLDER_EXTRA, "folder")  # first: p.exists() raises on a too-long name
+    if too_long:  # else refused only after the work, when the temporary folder is made
+        raise DataError(f"{flag} {too_long}" if flag else too_long)
     try:
         full = p.resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop

@@ -23,6 +23,7 @@ __all__ = [
     "check_typed",
     "check_no_overwrite",
     "check_no_replace",
+    "check_name_fits",
     "add_force_flag",
     "check_cache_env",
     "read_input",
@@ -374,6 +375,22 @@ def _empty_file(p: Path) -> bool:
     return _file_size(p) == 0
 
 
+def check_name_fits(path: str | None, flag: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output whose name is longer than its file system takes once v0lite's
+    temporary name beside it is counted (:func:`v0lite._io.name_too_long`); the write would fail only
+    after the work, with a bare "File name too long". ``folder``: a saved folder (``--model-dir``)."""
+    if path is None:
+        return
+    from .._io import TMP_FILE_EXTRA as extra
+    from .._io import name_too_long
+
+    if folder:
+        from ..persist import TMP_FOLDER_EXTRA as extra
+    too_long = name_too_long(path, extra, "folder" if folder else "file")
+    if too_long:
+        raise DataError(f"{flag} {too_long}")
+
+
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
     """An output path whose suffix is writable and whose folder can hold it, checked before any work.
 
@@ -384,6 +401,7 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
         return None
     check_typed(path, flag)
     _check_not_stream(str(path), flag, suffixes[0])
+    check_name_fits(path, flag)
     p = Path(path)
     if p.is_dir():
         if _in_folder(flag):
