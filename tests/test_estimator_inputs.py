@@ -3,6 +3,8 @@ parameters checked at fit, and saved parameters that are the fitted ones."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -299,3 +301,31 @@ def test_y_with_none_a_y_generator_and_row_dicts_say_what_and_how_to_fix(make_mo
     with pytest.raises(DataError, match=r"list of 3 row dicts: pl\.DataFrame\(rows\) makes them one frame"):
         make_model().fit(rows)
     guarantees.tick("bad-input cases tried", 4)
+
+
+def test_a_known_name_written_another_way_is_warned_about_as_a_new_policy(make_model, small_log):
+    """suggest_prompts and add_history read 'POL1' (or 'pol１') as a new policy: a warning names 'pol1'."""
+    from v0lite.exceptions import V0liteWarning
+
+    m = make_model().fit(small_log)
+    prompts = small_log["prompt"].unique(maintain_order=True).to_list()[:6]
+    said = r"'POL1' differs from the known 'pol1' only by case, spaces or Unicode width: it is read as a new policy"
+    with pytest.warns(V0liteWarning, match=said + r"\. Fix: write the name as the history does"):
+        m.suggest_prompts("POL1", prompts, 2)
+    rows = pl.DataFrame({"policy": ["POL1", "pol\uff12", "pol0"], "prompt": ["x", "y", "z"], "score": [1.0, 0.0, 1.0]})
+    with pytest.warns(V0liteWarning, match=said + r" \(1 more names like it: \['pol\uff12'\]\)"):
+        m.add_history(rows)
+    assert "POL1" in m.index_.policies  # still added as it was written: the name may be meant
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known name, a truly new one, or the new name again: no warning
+        m.suggest_prompts("pol1", prompts, 2)
+        m.suggest_prompts("brand-new", prompts, 2)
+        m.add_history(rows.head(1))
+
+
+def test_suggest_prompts_given_a_frame_says_which_column_to_pass(make_model, small_log):
+    m = make_model().fit(small_log)
+    with pytest.raises(DataError, match=r"prompts is a DataFrame .*; pass its 'prompt' column \(df\['prompt'\]\)"):
+        m.suggest_prompts("pol1", small_log.head(6), 2)
+    with pytest.raises(DataError, match=r"prompts is a DataFrame .*; pass its 'prompt' column"):
+        m.suggest_prompts("pol1", small_log.head(6).to_pandas(), 2)

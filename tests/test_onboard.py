@@ -529,3 +529,18 @@ def test_a_new_policy_on_a_log_with_checkpoints_gets_finite_predictions(make_mod
     q = pl.DataFrame({"policy": ["new"] * 6 + ["other"] * 2, "prompt": prompts[10:16] + prompts[:2], "step": steps})
     p = model.predict(q)
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_onboard_cli_warns_about_a_known_name_written_another_way(tmp_path, capsys, fake_minilm):
+    """Probe V: `--policy A` for the history's 'a' was onboarded silently as a brand-new model."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    log = topic_log(n_prompts=40, policies=("a", "b", "c"))
+    hist = write_log(log, tmp_path / "hist.jsonl")
+    cands = write_log(log.select("prompt").unique(maintain_order=True), tmp_path / "cands.jsonl")
+    args = ["onboard", str(hist), "--candidates", str(cands), "--head", "logistic", "--n", "2", "--quiet"]
+    assert main([*args, "--policy", "A", "--out", str(tmp_path / "p1.jsonl")]) == 0
+    assert "'A' differs from the known 'a' only by case, spaces or Unicode width" in capsys.readouterr().err
+    assert main([*args, "--policy", "newbie", "--out", str(tmp_path / "p2.jsonl")]) == 0
+    assert "differs from the known" not in capsys.readouterr().err

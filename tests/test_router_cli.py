@@ -142,3 +142,23 @@ def test_route_cli_prices_inline_json_not_an_object(tmp_path, capsys, fake_minil
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "inline JSON must be an object" in err and "got a list" in err and "does not exist" not in err
+
+
+def test_route_cli_prices_keep_the_saved_routers_pool(tmp_path, fake_minilm):
+    """A shared prices file may price a model the saved router's value model holds but its pool left out
+    (added with join=False): `route --router --prices` reprices the pool and never adds it (set_prices would)."""
+    from tests.serve_util import tiny_router
+    from tests.test_encoder_paths import encoder_folder
+    from v0lite.cli import main
+
+    r = tiny_router(encoder=str(encoder_folder(tmp_path / "enc")), policies=("a", "b"))
+    r.add_history(pl.DataFrame({"policy": ["c"] * 4, "prompt": [f"add the numbers case {i}" for i in range(4)],
+                                "score": [1.0] * 4}), join=False)  # fmt: skip
+    r.save(tmp_path / "r")
+    prompts = tmp_path / "p.csv"
+    pl.DataFrame({"prompt": ["add the numbers case 1", "sort the list 2"]}).write_csv(prompts)
+    out = tmp_path / "o.csv"
+    prices = json.dumps({"a": 0.01, "b": 0.02, "c": 0.0001})
+    argv = ["route", str(prompts), "--router", str(tmp_path / "r"), "--prices", prices, "--out", str(out), "-q"]
+    assert main(argv) == 0
+    assert set(pl.read_csv(out)["policy"].to_list()) <= {"a", "b"}

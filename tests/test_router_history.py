@@ -165,3 +165,51 @@ def test_router_set_prices_updates_the_params_so_save_load_and_refit_keep_them(t
     assert back.get_params()["cost_model"] == "fixed" and back.get_params()["prices"] == new
     np.testing.assert_allclose(back.fit(log).predict_matrix(prompts)[1], want)
     assert back.route(prompts, lam=0.0).tolist() == r.route(prompts, lam=0.0).tolist()
+
+
+def test_router_set_prices_joins_a_model_the_value_model_holds():
+    """Probe V D2: after add_history(join=False) the model could join only by resending its rows (counted twice).
+    set_prices with its price joins it, without touching the value model; a name it does not hold stays out."""
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    rows = pl.DataFrame(
+        {"policy": ["star"] * 20, "prompt": [f"q{i} level {i % 10}" for i in range(20)], "score": [1.0] * 20}
+    )
+    r.add_history(rows, join=False)
+    assert "star" not in r.policies_
+    n_rows = r.value_model.index_.n_rows
+    r.set_prices({**PRICES3, "star": 0.05, "ghost": 0.01})
+    assert r.policies_ == ["big", "mid", "small", "star"] and r.added_prices_ == {"star": 0.05}
+    assert r.value_model.index_.n_rows == n_rows  # no row added again
+    prompts = [f"new level {d}" for d in range(10)]
+    np.testing.assert_allclose(r.predict_matrix(prompts)[1][:, -1], 0.05)
+    assert set(r.route(prompts, lam=1.0).tolist()) == {"star"}  # cheapest and best: routed to
+    r.set_prices({**PRICES3, "star": 0.5})  # a joined model is repriced, not joined twice
+    assert r.policies_ == ["big", "mid", "small", "star"] and r.added_prices_ == {"star": 0.5}
+
+
+@pytest.mark.parametrize("join", ["no", None, 1, np.array([True])])
+def test_router_add_history_join_must_be_a_bool(join):
+    from v0lite.exceptions import ParameterError
+
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    rows = pl.DataFrame({"policy": ["star"], "prompt": ["q1 level 1"], "score": [1.0]})
+    n_rows = r.value_model.index_.n_rows
+    with pytest.raises(ParameterError, match=r"join must be True or False, got .*Fix: pass join=True or join=False"):
+        r.add_history(rows, prices={"star": 0.1}, join=join)
+    assert r.value_model.index_.n_rows == n_rows and "star" not in r.policies_
+    r.add_history(rows, prices={"star": 0.1}, join=np.bool_(True))  # numpy's bool is a bool
+    assert r.policies_[-1] == "star"
+
+
+def test_router_add_history_warns_once_about_a_known_name_written_another_way():
+    log = _log()
+    r = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4).fit(log)
+    rows = pl.DataFrame({"policy": ["BIG "], "prompt": ["q1 level 1"], "score": [1.0]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r.add_history(rows, prices={"BIG ": 0.1})
+    said = [str(w.message) for w in caught if "only by case, spaces or Unicode width" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("'BIG ' differs from the known 'big'"), said
+    assert r.policies_[-1] == "BIG "  # joined as written: the name may be meant

@@ -426,6 +426,26 @@ def test_feedback_names_are_checked_and_new_models_declared(server, guarantees):
     assert "new_policies" not in c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}]}).json()
 
 
+def test_feedback_names_a_known_model_written_another_way_and_a_declared_model_without_rows(server, guarantees):
+    """Probe V: 'B' for the history's 'b' was taken silently as a new model, and a declared name no row
+    used was ignored silently."""
+    c, _ = server()
+    row = {"prompt": "sort the list case 991", "score": 1.0}
+    r = c.post("/v1/feedback", json={"outcomes": [{"policy": "B", **row}]})
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["param"] == "outcomes[0].policy" and "Did you mean 'b'?" in err["message"]
+    guarantees.tick("bad-input cases tried")
+    r = c.post("/v1/feedback", json={"outcomes": [{"policy": "B", **row}], "new_policies": ["B"]})
+    assert r.status_code == 200, r.text
+    (info,) = r.json()["new_policies"]
+    assert info["policy"] == "B" and info["note"].startswith("'B' differs from the known 'b' only by case"), info
+    body = {"outcomes": [{"policy": "a", **row}], "new_policies": ["ghost", "A"]}
+    ghost, a = c.post("/v1/feedback", json=body).json()["new_policies"]
+    assert ghost["policy"] == "ghost" and ghost["joins_pool"] is False and ghost["cost"] is None
+    assert ghost["note"].startswith("no row of outcomes names it, so nothing was stored for it and it is not known")
+    assert "Did you mean 'a'?" in a["note"] and "Did you mean" not in ghost["note"]
+
+
 def test_bodies_are_read_as_json_whatever_the_content_type(server, guarantees):
     c, _ = server()
     plain = {"content-type": "text/plain"}

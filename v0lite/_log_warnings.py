@@ -11,7 +11,7 @@ import polars as pl
 
 from .exceptions import V0liteWarning
 
-__all__ = ["near_names", "warn_fallback_names", "warn_history", "warn_near_misses"]
+__all__ = ["near_names", "warn_fallback_names", "warn_history", "warn_near_misses", "warn_new_names"]
 
 
 def warn_history(policies: pl.Series, prompts: pl.Series, steps: pl.Series | None) -> None:
@@ -125,4 +125,21 @@ def warn_fallback_names(near: dict) -> None:
         f"width (e.g. {a!r} and {b!r}); they get the fallback. Fix: write the name as the history does.",
         V0liteWarning,
         stacklevel=3,
+    )
+
+
+def warn_new_names(names, known, stacklevel: int = 3) -> None:
+    """Policies of ``names`` that are not in ``known`` but equal a known one written another way (case, spaces,
+    Unicode width): they are read as new policies (``suggest_prompts`` estimates the average policy, ``add_history``
+    starts a new one, a router pool gains a column), so say so, with the name meant (a warning: it may be meant)."""
+    near = near_names([u for u in dict.fromkeys(names) if u not in known], known)
+    if not near:
+        return
+    (a, b), rest = sorted(near.items())[0], sorted(near)[1:]
+    more = f" ({len(rest)} more names like it: {rest[:5]})" if rest else ""
+    warnings.warn(
+        f"{a!r} differs from the known {b!r} only by case, spaces or Unicode width: it is read as a new policy"
+        f"{more}. Fix: write the name as the history does.",
+        V0liteWarning,
+        stacklevel=stacklevel,
     )

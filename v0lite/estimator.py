@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ._log_warnings import near_names, warn_fallback_names
+from ._log_warnings import near_names, warn_fallback_names, warn_new_names
 from ._model_params import SEED_MAX, _check_seed, _saved_params  # noqa: F401 (SEED_MAX: the public name)
 from ._registry import normalise, unknown_name
 from ._threads import WriterLockMixin, writer_lock
@@ -420,6 +420,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         """
         self._check_fitted()
         given = validate_log(_with_y(X, y))
+        warn_new_names(given["policy"].unique(maintain_order=True).to_list(), self.index_.policy_to_code)
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
         with writer_lock(self):  # writers one at a time: each adds to the index the last one published
@@ -489,6 +490,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         index = self.index_  # read once (see predict)
         example = "'my-model' (a name the history knows, or a new one)"
         policy = check_policy_name(policy, example, allow_int=True, known=index.policy_to_code)
+        warn_new_names([policy], index.policy_to_code)
         _check_seed(random_state)
         uniq = list(dict.fromkeys(prompts))
         if n > len(uniq):

@@ -529,6 +529,12 @@ def _prompt_list(prompts) -> list:
     """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
     if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
         raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+    if hasattr(prompts, "columns"):  # a frame iterates over its columns (polars) or their names (pandas)
+        col = "prompt" if "prompt" in list(prompts.columns) else "<the column of prompt texts>"
+        raise DataError(
+            f"prompts is a DataFrame (columns {list(prompts.columns)[:10]}); pass its {col!r} column "
+            f"(df[{col!r}]). Fix: pass a list or Series of prompt texts."
+        )
     prompts = list(prompts)
     for i, t in enumerate(prompts):
         if not isinstance(t, str) or is_blank(t):

@@ -356,7 +356,9 @@ def _load_router(args, prices, pool):
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
         keep = ", or leave out --prices (the router keeps its learned costs)"
         _check_priced(list(router.policies_), prices, args.prices, keep)
-        router.set_prices(prices)
+        # the saved router's pool stays its pool: a shared prices file may price other models the value
+        # model holds, which set_prices would add to the pool
+        router.set_prices({m: prices[m] for m in router.policies_})
     return router
 
 

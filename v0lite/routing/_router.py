@@ -16,7 +16,14 @@ import polars as pl
 from sklearn.base import BaseEstimator
 
 from .._threads import WriterLockMixin, publish_lock, writer_lock
-from ..exceptions import DataError, NotFittedError, UnpricedPolicyWarning, V0liteError, V0liteWarning
+from ..exceptions import (
+    DataError,
+    NotFittedError,
+    ParameterError,
+    UnpricedPolicyWarning,
+    V0liteError,
+    V0liteWarning,
+)
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
 from ._knn import _normalise
@@ -347,6 +354,8 @@ class Router(WriterLockMixin, BaseEstimator):
                 f"value_model {type(self.value_model).__name__} has no add_history(X, y), so outcomes cannot "
                 "reach it. Fix: use a V0Regressor, or add an add_history method to your value model."
             )
+        if not isinstance(join, (bool, np.bool_)):  # "no" would read as True, None as False
+            raise ParameterError(f"join must be True or False, got {join!r}. Fix: pass join=True or join=False.")
         from ..estimator import _with_y  # the one check of a separate y (length, numbers)
 
         frame = validate_log(_with_y(log, y))
@@ -568,8 +577,11 @@ class Router(WriterLockMixin, BaseEstimator):
         Parameters
         ----------
         prices : dict
-            Policy -> cost per call (>= 0) for every model in ``policies_``; other names are checked
-            like the rest and kept in ``prices``: a model of that name joins at it through :meth:`add_history`.
+            Policy -> cost per call (>= 0) for every model in ``policies_``. A name the value model has
+            history for but the pool lacks (added with ``add_history(..., join=False)``, or left out
+            at fit for want of a price) joins the pool at its price, its column last. Other names are
+            checked like the rest and kept in ``prices``: a model of that name joins at it through
+            :meth:`add_history`.
 
         Returns
         -------
@@ -584,12 +596,16 @@ class Router(WriterLockMixin, BaseEstimator):
                     f"prices has no price for {len(missing)} of the {len(self.policies_)} pool models: {missing}. "
                     "Fix: give every pool model a cost per call."
                 )
-            added = getattr(self, "added_prices_", {})
+            held = _history_policies(self.value_model) or set()
+            joining = [p for p in prices if p not in self.policies_ and p in held]  # as add_history would join it
+            added = [*getattr(self, "added_prices_", {}), *joining]
             fitted = [p for p in self.policies_ if p not in added]
             cost_model = get_cost_model("fixed").fit(fitted, None, prices, self._embed)
             with publish_lock(self):  # both cost sides at once: a route never reads new costs beside old prices
                 self.cost_model_, self.added_prices_ = cost_model, {p: prices[p] for p in added}
                 self.cost_model, self.prices = "fixed", dict(prices)
+                self.policies_ = [*self.policies_, *joining]
+                self.n_policies_ = len(self.policies_)
         return self
 
     # -- persistence

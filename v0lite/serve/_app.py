@@ -18,6 +18,7 @@ import uuid
 
 from fastapi import Request  # this module is imported only once the serve extra is checked
 
+from .._log_warnings import near_names
 from ..exceptions import DataError, EncoderLoadError, EncoderMismatchError, V0liteError
 from ..log import is_blank
 from ._auth import KeyChecker, read_api_keys
@@ -239,6 +240,32 @@ async def _send_json(send, err: ApiError, extra=()) -> None:
 
 
 # --------------------------------------------------------------------------- the factory
+
+
+def _new_policy_notes(items: list[dict], declared: list[str], named: list[str], known: list[str]) -> list[dict]:
+    """Feedback's ``new_policies`` answer: ``items`` (the batch's new models, :meth:`joining`) with a ``note``
+    on one that is a known model written another way, and an item for each declared name no row names
+    (nothing was stored for it: a declaration alone is not kept)."""
+    near = near_names([it["policy"] for it in items], known)
+    for it in items:
+        if it["policy"] in near:
+            said = f"{it['policy']!r} differs from the known {near[it['policy']]!r} only by case, spaces or Unicode "
+            said += "width: it is read as a new model. Fix: if it is that model, send the name as the history does."
+            it["note"] = f"{said} {it['note']}" if it.get("note") else said
+    for p in (p for p in declared if p not in named):
+        close = near_names([p], [*named, *known])
+        mean = (" and it is not known yet" if p not in known else "") + "."
+        mean += f" Did you mean {close[p]!r}?" if close else ""
+        items.append(
+            {
+                "policy": p,
+                "joins_pool": False,
+                "cost": None,
+                "note": f"no row of outcomes names it, so nothing was stored for it{mean} "
+                'Fix: send its outcomes with it in "new_policies" (or correct the name in new_policies).',
+            }
+        )
+    return items
 
 
 def create_app(
@@ -503,10 +530,12 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             if r["policy"] not in accepted:
                 names = sorted(set(known) | set(state.upstreams))
                 where, shown = f"outcomes[{i}].policy", names[:20] + (["..."] if len(names) > 20 else [])
+                near = near_names([r["policy"]], names)
+                mean = f" Did you mean {near[r['policy']]!r}?" if near else ""
                 raise ApiError(
                     422,
                     f"{where}: {r['policy']!r} is not a model this server knows (its history and upstreams hold "
-                    f"{shown}), so it reads as a typo.",
+                    f"{shown}), so it reads as a typo.{mean}",
                     param=where,
                     value=r["policy"],
                     fix=f'correct the name; or, for a new model, list it in "new_policies": ["{r["policy"]}"] '
@@ -530,9 +559,11 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         }
         if not fresh:
             out["replayed"] = True  # a retry of a batch already stored under this Idempotency-Key: nothing stored
-        new = [p for p in dict.fromkeys(r["policy"] for r in rows) if p not in known]
-        if new:
-            out["new_policies"] = state.joining(new)
+        named = list(dict.fromkeys(r["policy"] for r in rows))
+        new = [p for p in named if p not in known]
+        items = _new_policy_notes(state.joining(new) if new else [], declared, named, known)
+        if items:
+            out["new_policies"] = items
         return out
 
     @app.get("/v1/stats")
