@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 
 import numpy as np
 import polars as pl
@@ -92,7 +93,8 @@ def test_the_knn_baseline_is_told_apart_from_the_knn_head(tmp_path, fake_minilm,
     args = ["evaluate", str(hist), str(queries), "--head", "knn", "--json", str(tmp_path / "r.json")]
     assert main(args) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("knn (k by CV)  knn ") for line in rows)  # the baseline column, then its head
+    # the baseline column (padded to its longest name), then its head
+    assert any(re.match(r"knn \(k by CV\) +knn ", line) for line in rows)
     assert "knn" in json.loads((tmp_path / "r.json").read_text())["baselines"]
     loses = {"diff": {"auc": {"estimate": -0.1, "ci_low": -0.2, "ci_high": -0.05, "n_groups": 20}}, "loses": ["auc"]}
     chance = {"within_policy_auc": 0.4, "chance": True}
@@ -104,3 +106,70 @@ def test_the_knn_baseline_is_told_apart_from_the_knn_head(tmp_path, fake_minilm,
     out = capsys.readouterr().out.splitlines()
     assert out[3].startswith("knn (k by CV)  ") and out[4].startswith("(knn (k by CV): the tuned kNN router's")
     assert "router LOSES to knn (k by CV) on auc" in out[5]
+
+
+def _split_log(tmp_path, n_prompts=24):
+    """A history of 16 prompts and a query log of the rest (``n_prompts - 16``), both with steps."""
+    from v0lite.log import write_log
+
+    log = make_log(n_prompts=n_prompts, steps=True)
+    case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)
+    hist = write_log(log.filter(case < 16), tmp_path / "h.jsonl")
+    return hist, log.filter(case >= 16)
+
+
+def test_evaluate_fallback_reaches_every_baseline(tmp_path, fake_minilm, capsys):
+    """Issue: ``evaluate --fallback global_mean`` with a query policy the history lacks passed the head, then
+    stopped at the first baseline (fitted without the fallback) with an error suggesting the flag just given."""
+    import json
+
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    hist, q = _split_log(tmp_path)
+    ghost = q.head(4).with_columns(pl.lit("ghost").alias("policy"))
+    queries = write_log(pl.concat([q, ghost]), tmp_path / "q.jsonl")
+    argv = ["evaluate", str(hist), str(queries), "--head", "knn", "-q", "--json", str(tmp_path / "r.json")]
+    assert main([*argv, "--fallback", "global_mean"]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert set(res["baselines"]) == {label for label, _, _ in B.available_baselines()}
+    assert all(r["n"] == q.height + 4 for r in res["baselines"].values())  # every row, the ghost's included
+    capsys.readouterr()
+    assert main([*argv, "--force"]) == 1  # without the flag: stopped at the head, naming QUERIES and the flag
+    err = capsys.readouterr().err
+    assert f"QUERIES {queries}: column 'policy'" in err and "--fallback global_mean" in err
+    assert "(1 unknown policy: ['ghost'])" in err  # singular
+
+
+def test_a_baselines_unknown_policy_error_names_queries(tmp_path, fake_minilm, capsys, monkeypatch):
+    """Errors of the baselines' predictions of QUERIES name that file, as the head's do."""
+    from v0lite.cli import main
+    from v0lite.exceptions import UnknownPolicyError
+    from v0lite.log import write_log
+
+    def boom(*_a, **_k):
+        raise UnknownPolicyError("column 'policy', row 3: policy 'x' has no history.")
+
+    monkeypatch.setattr(B, "evaluate_baselines", boom)
+    hist, q = _split_log(tmp_path)
+    queries = write_log(q, tmp_path / "q.jsonl")
+    assert main(["evaluate", str(hist), str(queries), "--head", "prior", "-q"]) == 1
+    assert f"QUERIES {queries}: column 'policy', row 3" in capsys.readouterr().err
+
+
+def test_the_ridge_baseline_is_told_apart_from_the_ridge_head(tmp_path, fake_minilm, capsys):
+    """Issue: ``evaluate --head ridge`` (the per-policy ridge) printed "ridge LOSES to ridge": the baseline is the
+    pooled ``linear`` head. Printed rows and verdicts name it "ridge (pooled)"; the JSON keeps the key "ridge"."""
+    import json
+
+    from v0lite.cli import main
+    from v0lite.commands.core import verdict_lines
+    from v0lite.log import write_log
+
+    hist, q = _split_log(tmp_path)
+    queries = write_log(q, tmp_path / "q.jsonl")
+    assert main(["evaluate", str(hist), str(queries), "--head", "ridge", "-q", "--json", str(tmp_path / "r.json")]) == 0
+    assert any(re.match(r"ridge \(pooled\) +linear ", line) for line in capsys.readouterr().out.splitlines())
+    assert "ridge" in json.loads((tmp_path / "r.json").read_text())["baselines"]
+    loses = {"diff": {"auc": {"estimate": -0.1, "ci_low": -0.2, "ci_high": -0.05, "n_groups": 20}}, "loses": ["auc"]}
+    assert verdict_lines("ridge", 0.7, {"ridge": loses}, {"auc": "AUC"})[0].startswith("ridge LOSES to ridge (pooled)")

@@ -354,3 +354,52 @@ def _leaf_parsers(parser=None, prefix=()):
             return
     if prefix:
         yield " ".join(prefix), parser
+
+
+def test_evaluate_prints_the_legend_and_the_heads_chance_verdict_without_baselines(tmp_path, fake_minilm, capsys):
+    """Issue: ``evaluate --no-baselines`` never printed the head's chance verdict its --json held; and no line
+    said which way each metric of the table is better."""
+    from tests.conftest import make_log
+    from v0lite.commands.core import metric_legend
+    from v0lite.metrics import ece
+
+    log = make_log(n_prompts=24, steps=True)
+    case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)
+    hist = write_log(log.filter(case < 12), tmp_path / "h.jsonl")
+    queries = write_log(log.filter(case >= 12), tmp_path / "q.jsonl")  # 12 prompts: enough for a verdict
+    argv = ["evaluate", str(hist), str(queries), "--head", "prior", "--no-baselines", "-q"]
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["chance"]  # the prompt-blind prior ranks nothing within a (policy, step)
+    assert f"prior: within-policy AUC {res['within_policy_auc']:.4f} <= 0.5, no better than chance" in out
+    legend = out[2]  # right under the one-row table
+    assert legend.startswith("auc, within_policy_auc (AUC within each (policy, step)")
+    assert (
+        "brier, ece (10 equal-width bins), log_loss: lower is better (they compare p with the score itself)" in legend
+    )
+    assert "success when score >= 0.5" in legend
+    assert ece.__defaults__ == (10,)  # the legend's bin count
+    demo = metric_legend(["head", "auc", "within_policy_auc", "brier", "ece"])  # demo's table has no log_loss
+    assert "brier, ece (10 equal-width bins): lower" in demo and "log_loss" not in demo
+
+
+def test_predict_notes_a_replaced_p_success_and_the_rows_the_fallback_answered(files, capsys, fake_minilm):
+    tmp, hist, _ = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+    q = pl.DataFrame({"policy": ["pol0", "ghost", "ghost"], "prompt": ["a", "b", "c"], "p_success": [0.1, 0.2, 0.3]})
+    q = write_log(q, tmp / "q.jsonl")
+    capsys.readouterr()
+    argv = ["predict", str(q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.jsonl"), "--fallback"]
+    assert main([*argv, "global_mean"]) == 0
+    err = capsys.readouterr().err
+    assert f"v0lite predict: note: QUERIES {q} has a 'p_success' column: --out {tmp / 'o.jsonl'} holds" in err
+    assert "v0lite predict: note: 2 of 3 rows name a policy with no history: answered by --fallback global_mean" in err
+    assert read_log(tmp / "o.jsonl", require_score=False)["p_success"].to_list() != [0.1, 0.2, 0.3]
+
+
+def test_fallback_help_says_what_global_mean_predicts(capsys):
+    assert main(["predict", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "with 3+ fitted policies the logistic/auto heads give it the pool's view of each prompt" in text
+    assert "other heads the mean score of the whole history" in text

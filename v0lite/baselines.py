@@ -44,8 +44,9 @@ BASELINES: tuple[tuple[str, str, dict], ...] = (
     ("ridge", "linear", {}),
 )
 # a baseline's name in printed tables and verdicts, where its bare label reads as the head a user chose
-# (``evaluate --head knn`` printed "knn LOSES to knn"); JSON keys keep the bare label
-SHOWN = {"knn": "knn (k by CV)"}
+# (``evaluate --head knn`` printed "knn LOSES to knn"; ``--head ridge``, the per-policy ridge head, printed
+# "ridge LOSES to ridge" of the pooled ``linear`` head); JSON keys keep the bare label
+SHOWN = {"knn": "knn (k by CV)", "ridge": "ridge (pooled)"}
 KNN_CV_KS = (8, 16, 32, 64, 128, 256)
 KNN_FALLBACK_K = 32
 
@@ -80,8 +81,8 @@ def shown(label: str) -> str:
 
     Examples
     --------
-    >>> shown("knn"), shown("prior")
-    ('knn (k by CV)', 'prior')
+    >>> shown("knn"), shown("ridge"), shown("prior")
+    ('knn (k by CV)', 'ridge (pooled)', 'prior')
     """
     return SHOWN.get(label, label)
 
@@ -191,6 +192,7 @@ def evaluate_baselines(
     random_state: int = 0,
     n_boot: int = 1000,
     log: Callable[[str], Any] | None = None,
+    fallback: str = "error",
 ) -> dict[str, dict]:
     """Fit every available baseline on ``history``, score it on ``queries``, compare with ``p_chosen``.
 
@@ -208,6 +210,9 @@ def evaluate_baselines(
         Bootstrap resamples of the query prompts.
     log : callable, optional
         Receives one progress line per baseline (and notes of skipped ones).
+    fallback : {"error", "global_mean"}, default "error"
+        The chosen model's ``fallback``, given to every baseline: a query policy with no history in
+        ``history`` is answered by each the way the chosen head answered it, or stops every one alike.
 
     Returns
     -------
@@ -249,7 +254,8 @@ def evaluate_baselines(
             kw["k"] = k
         elif params:
             kw["head_params"] = dict(params)
-        model = V0Regressor(head=head, encoder=encoder, random_state=random_state, **kw).fit(X_h, y_h)
+        model = V0Regressor(head=head, encoder=encoder, random_state=random_state, fallback=fallback, **kw)
+        model.fit(X_h, y_h)
         p = model.predict(queries.select([c for c in ("policy", "prompt", "step") if c in queries.columns]))
         fit_s = time.perf_counter() - t0
         preds[label] = p

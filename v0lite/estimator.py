@@ -337,9 +337,9 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             mean = f" Did you mean {near[df['policy'][r]]!r}?" if df["policy"][r] in near else ""
             raise UnknownPolicyError(
                 f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
-                f"policies: {names[:5]}).{mean} Fix: call add_history with some of its outcomes, or set "
-                "fallback='global_mean' (in cross-validation, a training fold held none of its rows: group or "
-                "shuffle the folds)."
+                f"{'policy' if len(names) == 1 else 'policies'}: {names[:5]}).{mean} Fix: call add_history with "
+                "some of its outcomes, or set fallback='global_mean' (in cross-validation, a training fold held "
+                "none of its rows: group or shuffle the folds)."
             )
         if near:  # the fallback would answer for a name that is a known one written another way: say so
             warn_fallback_names(near)

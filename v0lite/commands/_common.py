@@ -161,8 +161,9 @@ def fallback_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fallback",
         choices=["error", "global_mean"],
-        help="for a policy with no history: 'error' (the model's default) stops with its name, "
-        "'global_mean' predicts the mean score of the whole history",
+        help="for a policy with no history: 'error' (the model's default) stops with its name; 'global_mean' "
+        "predicts a policy with no history instead of stopping with its name: with 3+ fitted policies the "
+        "logistic/auto heads give it the pool's view of each prompt; other heads the mean score of the whole history",
     )
 
 

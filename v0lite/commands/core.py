@@ -19,6 +19,7 @@ from ._common import (
     encoder_flag,
     fallback_flag,
     head_choices,
+    note,
     progress,
     progress_lines,
     read_input,
@@ -145,13 +146,27 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     if not out:
         out.append(f"{chosen} loses to no baseline (no 95% interval entirely on the losing side)")
     if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
-        out.append(f"{chosen}: within-policy AUC {chosen_within:.4f} <= 0.5, no better than chance")
+        out.append(chance_line(chosen, chosen_within))
     for label, r in baselines.items():
         if r.get("chance"):
-            out.append(
-                f"baseline {shown(label)}: within-policy AUC {r['within_policy_auc']:.4f} <= 0.5, no better than chance"
-            )
+            out.append(chance_line(f"baseline {shown(label)}", r["within_policy_auc"]))
     return out
+
+
+def chance_line(name: str, within: float) -> str:
+    """The one wording of "no better than chance", for the chosen head and for a baseline alike."""
+    return f"{name}: within-policy AUC {within:.4f} <= 0.5, no better than chance"
+
+
+def metric_legend(cols) -> str:
+    """One line under a metrics table saying which way each of its ``cols`` is better (``v0lite.metrics``'s
+    definitions): the AUCs binarise the score at 0.5; Brier, ECE and log loss compare p with the score itself."""
+    lower = [{"ece": "ece (10 equal-width bins)"}.get(c, c) for c in ("brier", "ece", "log_loss") if c in cols]
+    return (
+        "auc, within_policy_auc (AUC within each (policy, step), or policy where the log has no step; "
+        "0.5 = chance; a row counts as a success when score >= 0.5): higher is better; "
+        f"{', '.join(lower)}: lower is better (they compare p with the score itself)."
+    )
 
 
 def _print_eval_baselines(res: dict) -> None:
@@ -265,6 +280,11 @@ def _predict(args) -> int:
         model.set_params(fallback=args.fallback)
     with _about_queries(args.queries):
         p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
+    if "p_success" in queries.columns:  # copied through otherwise: a rerun on an earlier --out would look kept
+        note(args, f"QUERIES {args.queries} has a 'p_success' column: --out {args.out} holds the new predictions in it")
+    unknown = sum(pol not in model.index_.policy_to_code for pol in queries["policy"].to_list())
+    if unknown:  # reaching here with some, the model's fallback answered them
+        note(args, f"{unknown} of {len(p)} rows name a policy with no history: answered by --fallback {model.fallback}")
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
     return 0
@@ -281,25 +301,30 @@ def _evaluate(args) -> int:
     model = _model(args)
     with _about_queries(args.queries):
         res = evaluate_model(model, history, queries)
-    print_table(
-        [res], ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
-    )
+    cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
+    print_table([res], cols)
+    print(metric_legend(cols))
     from ..baselines import MIN_VERDICT_PROMPTS, no_better_than_chance
 
     # the head's own verdict needs no baseline: present with --no-baselines too, and no verdict on fewer
     # query prompts than the intervals need (route-eval's rule)
     res["chance"] = no_better_than_chance(res.get("within_policy_auc"), queries["prompt"].n_unique())
+    if args.no_baselines and res["chance"]:  # with baselines, verdict_lines says it beside theirs
+        print(chance_line(res["head"], res["within_policy_auc"]))
     if not args.no_baselines:
         from ..baselines import evaluate_baselines, fewest_prompts
 
-        res["baselines"] = evaluate_baselines(
-            history,
-            queries,
-            res.pop("_p"),
-            encoder=getattr(args, "encoder", None),
-            random_state=args.random_state,
-            log=progress_lines(args),
-        )
+        # each baseline predicts QUERIES as the head did: its errors (an unknown policy) name that file
+        with _about_queries(args.queries):
+            res["baselines"] = evaluate_baselines(
+                history,
+                queries,
+                res.pop("_p"),
+                encoder=getattr(args, "encoder", None),
+                random_state=args.random_state,
+                log=progress_lines(args),
+                fallback=args.fallback or "error",
+            )
         res["loses_to"] = sorted(label for label, r in res["baselines"].items() if r.get("loses"))
         few = fewest_prompts(res["baselines"])  # loses_to is empty then: no verdict
         if few is not None:
@@ -391,7 +416,9 @@ def _demo(args) -> int:
         rows.append(evaluate_model(model, history, queries))
         rows[-1].pop("_p")
     print("1. How well does each head predict success on unseen prompts?")
-    print_table(rows, ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"])
+    cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "fit_s", "predictions_per_s"]
+    print_table(rows, cols)
+    print(metric_legend(cols))
     # `model` is now the default head, fitted on the history
     last = queries.filter(pl.col("step") == queries["step"].max()) if "step" in queries.columns else queries
     sample = last.unique("prompt", maintain_order=True).head(3)
