@@ -39,6 +39,12 @@ def test_router_clone_keeps_the_fitted_value_model():
     assert c.value_model is vm and not hasattr(c, "cost_model_")
     prompts = ["new level 2", "new level 7"]
     assert c.fit(log).route(prompts, lam=0.3).tolist() == r.route(prompts, lam=0.3).tolist()
+    # what sklearn's clone carries besides the parameters (set_*_request, set_output) survives, as a copy
+    r._sklearn_output_config = {"transform": "polars"}
+    c = clone(r)
+    assert (
+        c._sklearn_output_config == {"transform": "polars"} and c._sklearn_output_config is not r._sklearn_output_config
+    )
 
 
 def test_router_fit_rejects_an_unfitted_or_wrong_value_model():

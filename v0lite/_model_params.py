@@ -42,3 +42,14 @@ def _check_seed(random_state) -> None:
             f"random_state must be an integer in [0, 2**31 - 16], got {random_state!r}. "
             "Fix: pass a seed such as random_state=0."
         )
+
+
+def keep_sklearn_config(src, new):
+    """Copy what ``sklearn.base.clone`` carries besides the parameters onto ``new`` (a custom
+    ``__sklearn_clone__`` must too): the metadata requests (``set_*_request``) and the output config."""
+    import copy
+
+    for attr in ("_metadata_request", "_sklearn_output_config"):
+        if attr in src.__dict__:
+            setattr(new, attr, copy.deepcopy(src.__dict__[attr]))
+    return new

@@ -11,7 +11,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ._log_warnings import near_names, warn_fallback_names, warn_new_names
-from ._model_params import SEED_MAX, _check_seed, _saved_params  # noqa: F401 (SEED_MAX: the public name)
+from ._model_params import SEED_MAX, _check_seed, _saved_params, keep_sklearn_config  # noqa: F401 (SEED_MAX)
 from ._registry import normalise, unknown_name
 from ._threads import WriterLockMixin, writer_lock
 from .embed import Embedder, prompt_keys
@@ -141,11 +141,9 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         params = self.get_params(deep=False)
         enc = params.pop("encoder")
         enc = clone(enc, safe=False) if enc is None or isinstance(enc, (str, os.PathLike)) else enc
-        new = type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
-        for attr in ("_metadata_request", "_sklearn_output_config"):  # set_*_request, set_output: clone keeps them
-            if attr in self.__dict__:
-                setattr(new, attr, copy.deepcopy(self.__dict__[attr]))
-        return new
+        return keep_sklearn_config(
+            self, type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:

@@ -162,9 +162,13 @@ class Router(WriterLockMixin, BaseEstimator):
         """
         from sklearn.base import clone
 
+        from .._model_params import keep_sklearn_config
+
         params = self.get_params(deep=False)
         value_model = params.pop("value_model")
-        return type(self)(value_model, **{k: clone(v, safe=False) for k, v in params.items()})
+        return keep_sklearn_config(
+            self, type(self)(value_model, **{k: clone(v, safe=False) for k, v in params.items()})
+        )
 
     def _check_value_model(self):
         vm = self.value_model
