@@ -135,7 +135,7 @@ def _check_text_kind(path: Path, kind: str, data: bytes) -> None:
     """Refuse text of another format than the suffix says, judged by the first line (a false alarm would
     need a CSV header starting with ``{`` or a JSON lines file with no ``{``): a JSON array in a
     ``.jsonl`` (``.json``), JSON lines in a ``.json`` (``.jsonl``) or a ``.csv``, CSV in a ``.jsonl``."""
-    text = data.lstrip()
+    text = data[:65_536].lstrip()  # the first lines only: no copy of a large file
     first, _, rest = text.partition(b"\n")
     first = first.strip()
     second = rest.lstrip()[:1]

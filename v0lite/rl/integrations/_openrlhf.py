@@ -38,7 +38,7 @@ from ._common import (
     group_outcomes,
     warn_no_selection,
 )
-from ._warnings import warn_reward_scale
+from ._warnings import DEFAULT_THRESHOLD, warn_reward_scale
 
 __all__ = ["OpenRLHFFilterHook", "OpenRLHFPlanner"]
 
@@ -110,7 +110,7 @@ class OpenRLHFPlanner:
         mode: str = "band",
         band: Sequence[float] = (0.2, 0.8),
         n_samples_per_prompt: int = 8,
-        success_threshold: float = 0.5,
+        success_threshold: float = DEFAULT_THRESHOLD,
         prompt_field: int = 1,
         prompt_text: Callable | None = None,
         messages: str = "all",

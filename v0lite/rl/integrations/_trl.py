@@ -31,7 +31,7 @@ from ._common import (
     group_outcomes,
     n_candidates,
 )
-from ._warnings import warn_messages_unseen, warn_reward_scale
+from ._warnings import DEFAULT_THRESHOLD, warn_messages_unseen, warn_reward_scale
 
 _WHAT = "PlannedGRPOTrainer and PlannedRepeatSampler"  # what the install line is needed for
 torch = require("torch", "trl", _WHAT)
@@ -226,7 +226,7 @@ class PlannedGRPOTrainer(trl.GRPOTrainer):
         oversample: float = 2.0,
         mode: str = "band",
         band: Sequence[float] = (0.2, 0.8),
-        success_threshold: float = 0.5,
+        success_threshold: float = DEFAULT_THRESHOLD,
         prompt_text: Callable | None = None,
         messages: str = "all",
         step_offset: int = 0,

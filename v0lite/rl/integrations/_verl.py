@@ -37,7 +37,7 @@ from ._common import (
     group_outcomes,
     n_candidates,
 )
-from ._warnings import warn_messages_unseen, warn_reward_scale
+from ._warnings import DEFAULT_THRESHOLD, warn_messages_unseen, warn_reward_scale
 
 torch = require("torch", "verl", "VerlSampler, VerlFeedbackDataset and PlannedRLHFDataset")
 Dataset, Sampler = torch.utils.data.Dataset, torch.utils.data.Sampler
@@ -163,7 +163,7 @@ class VerlSampler(Sampler):
         prompt_key: str = "prompt",
         prompt_text: Callable | None = None,
         messages: str = "all",
-        success_threshold: float = 0.5,
+        success_threshold: float = DEFAULT_THRESHOLD,
         reward_key: str = "token_level_scores",
         shuffle: bool = True,
         seed: int = 0,
