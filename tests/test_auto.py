@@ -244,8 +244,11 @@ def test_routing_log_tunes_the_logistic_member_by_pairwise_accuracy(make_model, 
 
     monkeypatch.setattr(LogisticHead, "fit", spy)
     make_model(head="auto", head_params=FAST).fit(topic_log(n_prompts=120))
+    # a routing log: the competing member by pairwise accuracy (a kept pool member, if any, by loss)
+    assert seen[0] == "pairwise" and seen[1:] in ([], ["loss"])
+    seen.clear()
     make_model(head="auto", head_params=FAST).fit(make_log(n_policies=1, n_prompts=80, steps=True, seed=3))
-    assert seen == ["pairwise", "loss"]  # a routing log, then a log with one policy per prompt
+    assert seen == ["loss"]  # a log with one policy per prompt
 
 
 def test_a_learned_winner_on_a_small_log_serves_the_ensemble(make_model, tmp_path, fake_encoder):
@@ -335,8 +338,8 @@ def test_a_served_head_without_logistic_keeps_the_pool_prior_for_an_unknown_poli
     qu = model._queries(q)
     qu.policy = np.full(len(qu), len(model.index_.policies), np.int32)
     np.testing.assert_array_equal(p, head.heads_["logistic"].predict_unseen(model.index_, qu))
-    # the kept member is the logistic head fitted on every row, as a served one is
-    alone = make_model(head="logistic", fallback="global_mean", head_params={"select": "pairwise"}).fit(log)
+    # the kept member is the logistic head fitted on every row, its penalties each policy's loss choice
+    alone = make_model(head="logistic", fallback="global_mean", head_params={"select": "loss"}).fit(log)
     np.testing.assert_allclose(p, alone.predict(q), rtol=0, atol=1e-12)
     # the fitted policies' predictions are the served head's alone: the path without the member
     fitted = model.predict(log)
@@ -376,13 +379,53 @@ def test_a_policy_added_later_is_read_by_the_kept_logistic_member(make_model):
     np.testing.assert_array_equal(both[len(fitted_q) :], p)
 
 
-def test_no_pool_member_is_kept_below_three_policies_or_when_logistic_is_served(make_model):
+def test_no_pool_member_is_kept_below_three_policies_or_when_the_served_logistic_reads_them(make_model):
     two = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(
         difficulty_log(n_prompts=40, policies=("a", "b"))
     )
     assert two.head_.pool_member_ is None and "logistic" not in two.head_.heads_
-    served = make_model(head="auto", head_params={"members": ["logistic"]}).fit(difficulty_log(n_prompts=40))
-    assert served.head_.pool_member_ is None and served.head_.members_ == ["logistic"]
+    # one policy per prompt: the served member's penalties are already each policy's loss choice
+    one = make_model(head="auto", head_params={"members": ["logistic"]}).fit(
+        make_log(n_policies=4, n_prompts=40, steps=True, seed=3).with_columns(
+            prompt=pl.col("prompt") + " by " + pl.col("policy")
+        )
+    )
+    assert one.head_.members_ == ["logistic"] and one.head_.heads_["logistic"].params["select"] == "loss"
+    assert one.head_.pool_member_ is None and set(one.head_.heads_) == {"logistic"}
+
+
+def test_a_served_logistic_chosen_for_routing_keeps_a_loss_chosen_pool_member(make_model, tmp_path, fake_encoder):
+    """On a routing log the served logistic member takes one penalty for every policy by pairwise accuracy
+    (here the strongest, 3.0); a new model is predicted, not compared, so the pool's base comes from the
+    penalties each policy's own held-out loss chooses, kept under "pool" (issue 29)."""
+    from v0lite.estimator import V0Regressor
+
+    log = difficulty_log(n_prompts=60)
+    model = make_model(head="auto", fallback="global_mean", head_params={"members": ["logistic"]}).fit(log)
+    head = model.head_
+    served = head.heads_["logistic"]
+    assert head.members_ == ["logistic"] and served.params["select"] == "pairwise"
+    assert head.pool_member_ == "pool" and "pool" not in head.members_
+    kept = head.heads_["pool"]
+    loss_choice = np.asarray(served.params["alphas"])[np.argmin(served.cv_loss_, axis=0)]
+    assert not np.array_equal(served.alpha_, loss_choice)  # the case: the two choices differ
+    np.testing.assert_array_equal(kept.alpha_, loss_choice)
+    alone = make_model(head="logistic", fallback="global_mean", head_params={"select": "loss"}).fit(log)
+    q = _unknown(log)
+    p = model.predict(q)
+    np.testing.assert_allclose(p, alone.predict(q), rtol=0, atol=1e-12)  # an unknown policy: the kept head
+    fitted = model.predict(log)
+    served_alone = make_model(head="logistic", head_params={"select": "pairwise"}).fit(log)
+    np.testing.assert_allclose(fitted, served_alone.predict(log), rtol=0, atol=1e-12)  # fitted: the served one
+    new = difficulty_log(n_prompts=60, policies=("a", "b", "c", "d", "e")).filter(pl.col("policy") == "e")
+    model.add_history(new.head(20))
+    alone.add_history(new.head(20))
+    np.testing.assert_allclose(model.predict(new.tail(30)), alone.predict(new.tail(30)), rtol=0, atol=1e-12)
+    model.save(tmp_path / "m")
+    again = V0Regressor.load(tmp_path / "m", encoder=fake_encoder)
+    assert again.head_.pool_member_ == "pool" and again.head_.members_ == ["logistic"]
+    np.testing.assert_array_equal(again.predict(new.tail(30)), model.predict(new.tail(30)))
+    np.testing.assert_array_equal(again.predict(log), model.predict(log))
 
 
 def _fit_out(main, capsys, log, path):

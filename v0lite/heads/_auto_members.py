@@ -3,14 +3,15 @@
 :func:`fit_learned` fits gbdt and the transformer on one shared training set and predicts the
 comparison's first fold cold from the other folds; :func:`fit_logistic` fits the per-policy
 logistic member on every row (its out-of-fold predictions on the comparison's folds), both as a
-candidate and as the member ``auto`` keeps for policies it did not fit (its pool prior).
+candidate and as the member ``auto`` keeps for policies it did not fit (its pool prior), and
+:func:`keep_pool_member` says which logistic head that is.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fit_learned", "fit_logistic"]
+__all__ = ["fit_learned", "fit_logistic", "keep_pool_member"]
 
 # gbdt inside auto: fewer query rows per episode and faster trees than the standalone head, so
 # that the whole fit stays within a few logistic-regression fits on large logs
@@ -78,3 +79,39 @@ def fit_learned(index, folds, random_state, names, params):
             # exactly the predictions they always did; predict() then takes the faster paths
             out[name] = (te, head.predict(ctx, q, exclude="same_step", fit_paths=True), head)
     return out
+
+
+def _loss_chosen(lg):
+    """Whether logistic head ``lg``'s penalties are each policy's own held-out loss choice."""
+    if lg.params["select"] == "loss":
+        return True
+    return bool(np.array_equal(lg.alpha_, np.asarray(lg.params["alphas"])[np.argmin(lg.cv_loss_, axis=0)]))
+
+
+def keep_pool_member(index, heads, served, members, folds, n_folds, random_state):
+    """``(key, head)``: the logistic head ``auto`` keeps for policies it did not fit, or ``(None, None)``.
+
+    With :data:`~v0lite.heads._pool_items.MIN_POLICIES` or more policies, a served head without
+    the logistic member (a stack that weighed it 0, another winner, the ensemble) would leave a
+    policy known only by its name at the mean of all history: the pool's difficulty prior is the
+    logistic head's. So one fitted on every row is kept, under "logistic" when none is served.
+
+    Its penalty is each policy's own held-out loss choice, even on a routing log, where the member
+    that competes to be served (``heads["logistic"]``) takes one penalty for every policy by the
+    pairwise choice: the pool's base is the *average* fitted policy, and a new model's outcomes are
+    predicted, not compared. On routerdc-7model's official split the loss choice raised a held-out
+    model's within-model AUC at n = 0 from 0.650 to 0.654 (RouterBench 0.650 to 0.651), and at
+    every n up to 300 added rows (benchmarks/onboarding.py). So when a served logistic member's
+    penalties are not the loss choice, a second one is kept under "pool"; the competing member is
+    reused when they are. ``served``/``members``: the auto head's ``heads_`` and ``members_``.
+    """
+    from ._pool_items import MIN_POLICIES
+
+    if len(index.policies) < MIN_POLICIES:
+        return None, None
+    lg = heads.get("logistic")
+    if lg is None or not _loss_chosen(lg):
+        lg = fit_logistic(index, n_folds, folds, False, random_state)
+    if served.get("logistic") is lg:  # the served member reads them itself
+        return None, None
+    return ("pool" if "logistic" in members else "logistic"), lg

@@ -76,10 +76,11 @@ def thin_policies(counts, min_policies=None):
 
 
 def pool_head(head):
-    """The logistic-type head that reads the pool (``head`` itself, or ``auto``'s logistic member), or None."""
+    """The logistic-type head that reads the pool (``head`` itself, or the one ``auto`` keeps for it), or None."""
     if hasattr(head, "_population") and hasattr(head, "design_"):
         return head
-    member = getattr(head, "heads_", {}).get("logistic") if hasattr(head, "heads_") else None
+    heads = getattr(head, "heads_", None) or {}
+    member = heads.get(getattr(head, "pool_member_", None) or "logistic")
     return member if member is not None and hasattr(member, "_population") else None
 
 

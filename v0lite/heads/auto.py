@@ -208,9 +208,12 @@ class AutoHead(BaseHead):
         The comparison's winner when a learned one was replaced by the ensemble (then ``chosen_``
         is "ensemble"), else None.
     pool_member_ : str or None
-        "logistic" when the served head holds no logistic member but the log has 3 or more
-        policies: the member is kept in ``heads_`` (not ``members_``) for the policies not fitted,
-        an unknown one's pool prior and the reading of one added later; else None.
+        The key in ``heads_`` (not in ``members_``) of the logistic head kept for the policies not
+        fitted, an unknown one's pool prior and the reading of one added later, with 3 or more
+        policies: "logistic" when the served head holds no logistic member, "pool" when it holds
+        one whose penalty was chosen for routing and differs from the one each policy's own
+        held-out loss chooses (:meth:`_keep_pool_member`); None when the served logistic member
+        reads them itself, or with fewer policies.
 
     Examples
     --------
@@ -416,28 +419,21 @@ class AutoHead(BaseHead):
         return self._keep_pool_member(index, heads, folds, routing_like, random_state)
 
     def _keep_pool_member(self, index, heads, folds, routing_like, random_state):
-        """Keep a logistic member for the policies the served head did not fit, when it holds none.
+        """Keep a logistic head for the policies the served head did not fit (``pool_member_``).
 
-        With :data:`~v0lite.heads._pool_items.MIN_POLICIES` or more policies, a served head without
-        the logistic member (a stack that weighed it 0, another winner, the ensemble) would leave a
-        policy known only by its name at the mean of all history: the pool's difficulty prior is
-        the logistic head's. So the logistic member, fitted on every row as a served one is (the
-        comparison's own candidate when there was one), is kept in ``heads_`` but not in
-        ``members_``: it predicts only policies unknown at fit time (:meth:`predict_unseen`) and
-        those added later (:meth:`predict`, as a served logistic head reads them: the pool's base and
-        their own rows), and is the head :func:`~v0lite.heads._pool_items.pool_head` returns
-        (``suggest_prompts``). The fitted policies' predictions are the served head's, unchanged.
+        It predicts only policies unknown at fit time (:meth:`predict_unseen`) and those added later
+        (:meth:`predict`, as a served logistic head reads them: the pool's base and their own rows),
+        and is the head :func:`~v0lite.heads._pool_items.pool_head` returns (``suggest_prompts``).
+        The fitted policies' predictions are the served head's, unchanged. Which head, and why:
+        :func:`~v0lite.heads._auto_members.keep_pool_member`.
         """
-        from ._auto_members import fit_logistic
-        from ._pool_items import MIN_POLICIES
+        from ._auto_members import keep_pool_member
 
-        self.pool_member_ = None
-        if "logistic" in self.members_ or len(index.policies) < MIN_POLICIES:
-            return self
-        lg = heads.get("logistic")
-        if lg is None:
-            lg = fit_logistic(index, int(self.params["n_folds"]), folds, routing_like, random_state)
-        self.heads_["logistic"], self.pool_member_ = lg, "logistic"
+        self.pool_member_, lg = keep_pool_member(
+            index, heads, self.heads_, self.members_, folds, int(self.params["n_folds"]), random_state
+        )
+        if self.pool_member_ is not None:
+            self.heads_[self.pool_member_] = lg
         return self
 
     def _serve_ensemble(self, index, random_state):
@@ -548,7 +544,7 @@ class AutoHead(BaseHead):
         The member is the served one or, when the served head holds none, the one kept for this
         (:meth:`_keep_pool_member`; models saved before it existed have none: nan, as before).
         """
-        head = getattr(self, "heads_", {}).get("logistic")
+        head = getattr(self, "heads_", {}).get(getattr(self, "pool_member_", None) or "logistic")
         if head is None or not hasattr(head, "predict_unseen"):
             return np.full(len(queries), np.nan)
         return head.predict_unseen(index, queries)
@@ -561,7 +557,7 @@ class AutoHead(BaseHead):
         # forward ran ~3x slower in wall time with 2 threads than with 1 on 2 loaded cores
         cap = max(int(self.params["n_jobs"]), 2)
         code = queries.policy
-        kept = self.heads_.get("logistic") if getattr(self, "pool_member_", None) else None
+        kept = self.heads_.get(self.pool_member_) if getattr(self, "pool_member_", None) else None
         added = np.zeros(len(code), bool)
         if kept is not None:  # added later, or fitted thin: a refit then reads a new model as add_history does
             thin = np.asarray(getattr(kept, "thin_", np.zeros(0, bool)), bool)
@@ -642,7 +638,9 @@ class AutoHead(BaseHead):
         head.pool_member_ = meta.get("pool_member")
         if head.pool_member_ is not None:
             m = head.pool_member_
-            if m != "logistic" or m in head.members_ or m not in meta["member_meta"]:
-                raise ValueError(f"'pool_member' must name a saved logistic member not served, got {str(m)[:40]!r}")
-            head.heads_[m] = get_head_class(m).load(path / m, meta["member_meta"][m])
+            if m not in ("logistic", "pool") or m in head.members_ or m not in meta["member_meta"]:
+                raise ValueError(
+                    f"'pool_member' must be 'logistic' or 'pool', a saved head not served, got {str(m)[:40]!r}"
+                )
+            head.heads_[m] = get_head_class("logistic").load(path / m, meta["member_meta"][m])
         return head
