@@ -41,13 +41,27 @@ def routerdc_official(root: Path | None = None) -> dict[str, pl.DataFrame]:
     return out
 
 
-def routerbench(root: Path | None = None) -> dict[str, pl.DataFrame]:
+def routerbench_with_notes(root: Path | None = None) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """RouterBench's train and test logs, and the converter's warnings as text.
+
+    The converter warns about what it leaves out (blank outcome cells, skipped cell by cell);
+    they are returned, not hidden, so that a benchmark can print them and put them in its notes.
+    """
     import warnings
 
     root = root or data_root()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return convert_routerbench(root / "routerdc-routerbench")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = convert_routerbench(root / "routerdc-routerbench")
+    return out, [str(w.message) for w in caught]
+
+
+def routerbench(root: Path | None = None) -> dict[str, pl.DataFrame]:
+    """RouterBench's train and test logs; the converter's warnings are printed (see routerbench_with_notes)."""
+    out, notes = routerbench_with_notes(root)
+    for note in notes:
+        print(f"routerbench: {note}", flush=True)
+    return out
 
 
 def v0_sample(root: Path | None = None) -> dict[str, pl.DataFrame]:

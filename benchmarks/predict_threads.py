@@ -5,7 +5,11 @@ rows), then predicts all held-out rows (prompts already embedded) with 1 and wit
 alternating, ``--repeats`` times each; reports the median rows/s. Run it on an otherwise idle
 machine: OpenMP threads spin, so a second busy process distorts the 2-thread figures most.
 
-    python benchmarks/predict_threads.py [--heads gbdt,ensemble] [--repeats 3]
+    python benchmarks/predict_threads.py [--heads gbdt,ensemble] [--repeats 3] [--no-write]
+    python benchmarks/predict_threads.py --quick    # smoke test: knn, 1 repeat (implies --no-write)
+
+Each head and thread count is judged against the target (>= 5,000 rows/s on the median): "met" or
+"NOT met", with the figure.
 """
 
 from __future__ import annotations
@@ -18,18 +22,33 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
-from v0lite.data import convert_routerdc, data_dir, split_by_prompt  # noqa: E402
-from v0lite.estimator import V0Regressor  # noqa: E402
+from benchmarks._results import command_line, machine_info, parse_quick, write_section  # noqa: E402
+
+TARGET_ROWS_S = 5000  # issue 3: >= 5,000 predictions per second
+QUICK = {"heads": "knn", "repeats": 1}
 
 
-def main(argv=None) -> int:
+def verdict(rows_s: float) -> str:
+    """``met (7,766)`` or ``NOT met (4,561)``: the median rows/s against the issue's target."""
+    return f"{'met' if rows_s >= TARGET_ROWS_S else 'NOT met'} ({rows_s:,.0f})"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; ``--quick`` (a smoke test) never writes RESULTS.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", default="gbdt,transformer,ensemble")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--quick", action="store_true", help="smoke test: knn, 1 repeat; implies --no-write")
+    return parse_quick(ap, argv, QUICK)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from v0lite.data import convert_routerdc, data_dir, split_by_prompt
+    from v0lite.estimator import V0Regressor
+
     root = data_dir()
     if root is None:
         print("predict-threads benchmark skipped: no data (set V0LITE_DATA or put the data in ../shared/data)")
@@ -55,15 +74,20 @@ def main(argv=None) -> int:
                 model.predict(X)
                 times[t].append(time.perf_counter() - t0)
         torch.set_num_threads(before)
-        row = [head, f"{fit_s:.0f}"] + [f"{X.height / np.median(times[t]):,.0f}" for t in threads]
+        rates = {t: X.height / float(np.median(times[t])) for t in threads}
+        row = [head, f"{fit_s:.0f}"] + [f"{rates[t]:,.0f}" for t in threads]
+        row.append("; ".join(f"{t} thread{'s' if t > 1 else ''}: {verdict(rates[t])}" for t in threads))
         rows.append(row)
         print("  ".join(row), flush=True)
-    header = ["head", "fit s (training threads: n_jobs=1)"] + [
-        f"rows/s, {t} torch thread{'s' if t > 1 else ''}" for t in threads
-    ]
+    header = (
+        ["head", "fit s (training threads: n_jobs=1)"]
+        + [f"rows/s, {t} torch thread{'s' if t > 1 else ''}" for t in threads]
+        + [f"target >= {TARGET_ROWS_S:,} rows/s"]
+    )
     table = "\n".join(
         ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
     )
+    print(table)
     if not args.no_write:
         cmd = command_line("predict_threads.py", argv)
         body = (

@@ -1,6 +1,6 @@
 """Prediction quality of every head, side by side, on the real public data (issues 2 and 3).
 
-Datasets (found via $V0LITE_DATA, else ../shared/data; skipped with a message when absent):
+Datasets (found via $V0LITE_DATA, else ../shared/data; each skipped with a message when its folder is absent):
 
 * v0-dapomath: history = context.jsonl, queries = train.jsonl (the issue's contract), plus a
   4-fold prompt-grouped cross-validation on context.jsonl (3,072 rows: a steadier estimate than
@@ -12,7 +12,9 @@ Datasets (found via $V0LITE_DATA, else ../shared/data; skipped with a message wh
 
 Metrics: AUC (positive = score >= 0.5), within-policy AUC, Brier, ECE, fit seconds, predictions/s.
 
-    python benchmarks/quality.py [--quick] [--heads prior,knn,...] [--datasets v0,routerdc,oneshot]
+    python benchmarks/quality.py [--quick] [--heads prior,knn,...] [--datasets v0,routerdc,oneshot] [--no-write]
+
+``--quick`` (small subsets) implies ``--no-write``: a smoke run never replaces RESULTS.md's section.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
+from benchmarks._results import command_line, machine_info, parse_quick, write_section  # noqa: E402
 from v0lite.data import (  # noqa: E402
     convert_oneshot_rlvr,
     convert_routerdc,
@@ -40,6 +42,8 @@ from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
 
 HEADS = ["prior", "knn", "linear", "gbdt", "transformer", "ensemble"]
+# --datasets name -> its folder under the data root
+FOLDERS = {"v0": "v0-dapomath", "routerdc": "routerdc-7model", "oneshot": "oneshot-rlvr-dsr-sub"}
 
 
 HEAD_PARAMS: dict = {}  # head -> head_params, from --head-params
@@ -257,7 +261,20 @@ def _markdown(rows):
     return "\n".join(out)
 
 
-def main(argv=None):
+def present_datasets(sets, root, log=print):
+    """The names of ``sets`` whose folder is under ``root``; a message for each one skipped."""
+    out = []
+    for name in sets:
+        folder = root / FOLDERS[name]
+        if folder.is_dir():
+            out.append(name)
+        else:
+            log(f"quality benchmark: dataset {name!r} skipped: {folder} not found (put it under the data root)")
+    return out
+
+
+def _parse_args(argv=None):
+    """Arguments; ``--quick`` implies ``--no-write``, an unknown ``--datasets`` name is refused."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small subsets, for a smoke run")
     ap.add_argument("--heads", default=",".join(HEADS))
@@ -270,16 +287,27 @@ def main(argv=None):
         "--unseen", action="store_true", help="oneshot: also fit the head on half the prompts and query the other half"
     )
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
-    args = ap.parse_args(argv)
+    args = parse_quick(ap, argv)  # a smoke run never replaces the full run's section
+    unknown = [d for d in args.datasets.split(",") if d not in FOLDERS]
+    if unknown:
+        ap.error(f"--datasets: unknown {unknown}; choose from {list(FOLDERS)}")
+    return args
+
+
+def main(argv=None):
+    args = _parse_args(argv)
     root = data_dir()
     if root is None:
         print("quality benchmark skipped: no data (set V0LITE_DATA or put the data in ../shared/data)")
         return 0
     heads = args.heads.split(",")
     HEAD_PARAMS.update(json.loads(args.head_params))
+    sets = present_datasets(args.datasets.split(","), root)
+    if not sets:
+        print("quality benchmark: no dataset left to run; nothing written")
+        return 0
     print("  ".join(COLS))
     rows = []
-    sets = args.datasets.split(",")
     if "v0" in sets:
         rows += bench_v0(heads, root, args.quick)
     if "routerdc" in sets:

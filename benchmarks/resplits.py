@@ -20,6 +20,7 @@ Logs (``$V0LITE_DATA``, default ../shared/data):
 
     python benchmarks/resplits.py                         # both logs, 10 splits each (~15 min)
     python benchmarks/resplits.py --logs routerbench --splits 3 --no-write
+    python benchmarks/resplits.py --quick                 # --splits 2, no RESULTS.md
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks._peers_data import routerbench, routerdc_official  # noqa: E402
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
+from benchmarks._peers_data import routerbench_with_notes, routerdc_official  # noqa: E402
+from benchmarks._results import command_line, machine_info, parse_quick, write_section  # noqa: E402
 from benchmarks.peers import (  # noqa: E402
     DEFAULT,
     _aiq_scorer,
     _matrix_query,
     _mean_task_acc,
     _pivot,
+    _require_complete,
     _task_of,
     _warm_cache,
 )
@@ -53,8 +55,15 @@ from v0lite.estimator import V0Regressor  # noqa: E402
 HEADS = {k: _ALL_HEADS[k] for k in ("prior", "kNN (k by CV)", "per-model logistic", "per-model ridge", DEFAULT)}
 PEERS = ("kNN (k by CV)", "per-model logistic", "per-model ridge")
 TEST_FRAC = 0.3
-# two-sided 97.5% t quantiles by degrees of freedom (n_splits - 1), for the interval over splits
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+SPLITS, QUICK_SPLITS = 10, 2
+LOGS = ("routerdc", "routerbench")
+
+
+def _t975(df):
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (a two-sided 95% interval)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
 
 
 def _split(df, seed):
@@ -93,7 +102,7 @@ def bench_routerdc(labels, n_splits, log=print):
     for s in range(n_splits):
         train, test = _split(full, 1000 + s)  # the seeds main() prints
         prompts, Y = _pivot(test, policies)
-        Y = np.nan_to_num(Y)  # the official files answer every prompt with every model
+        _require_complete(Y, prompts, policies, f"routerdc split {s + 1} test")  # refused, never scored as 0
         tasks = _task_of(test, prompts)
         preds, chosen = _fit_predict(
             labels, train, _matrix_query(prompts, policies), Y.shape, log, f"routerdc split {s + 1}/{n_splits}"
@@ -108,10 +117,12 @@ def bench_routerbench(labels, n_splits, log=print):
     from v0lite.embed import Embedder
     from v0lite.routing import UtilityStrategy
 
-    d = routerbench()
-    full = pl.concat([d["train"], d["test"]], how="diagonal_relaxed").unique(
-        ["policy", "prompt"], keep="first", maintain_order=True
-    )
+    d, notes = routerbench_with_notes()
+    for n in notes:
+        log(f"routerbench converter: {n}")
+    both = pl.concat([d["train"], d["test"]], how="diagonal_relaxed")
+    full = both.unique(["policy", "prompt"], keep="first", maintain_order=True)
+    log(f"routerbench: {both.height - full.height:,} repeated (policy, prompt) rows dropped (first kept)")
     _warm_cache([full], log)
     policies = sorted(full["policy"].unique().to_list())
     strat, emb = UtilityStrategy(), Embedder()
@@ -119,6 +130,7 @@ def bench_routerbench(labels, n_splits, log=print):
     for s in range(n_splits):
         train, test = _split(full, 2000 + s)
         prompts, Y, score = _aiq_scorer(train, test, policies, strat, emb)
+        log(f"routerbench split {s + 1}: {test['prompt'].n_unique() - len(prompts)} incomplete test prompts left out")
         preds, chosen = _fit_predict(
             labels, train, _matrix_query(prompts, policies), Y.shape, log, f"routerbench split {s + 1}/{n_splits}"
         )
@@ -126,7 +138,8 @@ def bench_routerbench(labels, n_splits, log=print):
         runs.append({"scores": scores, "chosen": chosen})
         runs[-1]["fit_s"] = {k: f for k, (_, f) in preds.items()}
         log(f"routerbench split {s + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in runs[-1]["scores"].items()))
-    return {"runs": runs, "n_prompts": full["prompt"].n_unique(), "n_policies": len(policies)}
+    notes = [f"routerbench converter: {n}" for n in notes]
+    return {"runs": runs, "n_prompts": full["prompt"].n_unique(), "n_policies": len(policies), "notes": notes}
 
 
 def _interval(d):
@@ -135,7 +148,7 @@ def _interval(d):
     m = float(d.mean())
     if len(d) < 2:
         return m, None, None
-    half = _T975.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
+    half = _t975(len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     return m, m - half, m + half
 
 
@@ -168,20 +181,31 @@ def _table(name, headline, res):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def _parse_args(argv=None):
+    """Arguments, ``--quick`` resolved (``--splits 2``, no write); bad values refused."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", default="routerdc,routerbench")
-    ap.add_argument("--splits", type=int, default=10)
+    ap.add_argument("--splits", type=int, default=SPLITS, help="random splits per log")
     ap.add_argument("--heads", default=",".join(h for h, _ in HEADS.values()), help="head names, comma-separated")
+    ap.add_argument("--quick", action="store_true", help=f"--splits {QUICK_SPLITS}; leave RESULTS.md alone")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = ap.parse_args(argv)
+    args = parse_quick(ap, argv, {"splits": QUICK_SPLITS})  # an explicit --splits wins; --quick never writes
     if args.splits < 1:
         ap.error(f"--splits must be >= 1, got {args.splits}")
     by_head = {h: label for label, (h, _) in HEADS.items()}
     unknown = [h for h in args.heads.split(",") if h and h not in by_head]
     if unknown:
         ap.error(f"--heads: unknown {unknown}; choose from {sorted(by_head)}")
-    labels = [by_head[h] for h in args.heads.split(",") if h]
+    args.labels = [by_head[h] for h in args.heads.split(",") if h]
+    for log in args.logs.split(","):
+        if log not in LOGS:
+            ap.error(f"--logs: unknown {log!r}; choose from {sorted(LOGS)}")
+    return args
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    labels = args.labels
     t_start = time.perf_counter()
     logs = {
         "routerdc": (bench_routerdc, "routerdc-7model", "task acc", "official train + test_id", 1000),
@@ -189,8 +213,6 @@ def main(argv=None):
     }
     parts = []
     for log in args.logs.split(","):
-        if log not in logs:
-            ap.error(f"--logs: unknown {log!r}; choose from {sorted(logs)}")
         bench, name, headline, source, seed = logs[log]
         res = bench(labels, args.splits)
         parts.append(
@@ -198,6 +220,7 @@ def main(argv=None):
             f"70/30 prompt splits (seeds {seed}+; test prompts answered by every model):\n\n"
             + _table(name, headline, res)
         )
+        parts += res.get("notes", [])
     body = "\n\n".join(parts)
     print(body)
     if not args.no_write:

@@ -16,6 +16,10 @@ and, in the same run with the server idle, the encoder's own batch rate (MiniLM,
 new prompts >= 80% of the encoder's batch rate; routing adds <= 10 ms p50 to a chat completion.
 
     python benchmarks/serve.py [--seconds 10] [--requests 4000] [--concurrency 32] [--no-write]
+    python benchmarks/serve.py --quick    # smoke test (implies --no-write)
+
+``--quick``: 3 s / 500 requests per phase, 50 chat completions per variant, 256 prompts for the encoder
+rate; flags given still win; it never writes RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -36,7 +39,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import command_line, machine_info, write_section  # noqa: E402
+from benchmarks._results import command_with_env, machine_info, parse_quick, write_section  # noqa: E402
+
+QUICK = {"seconds": 3.0, "requests": 500, "chat_requests": 50, "encoder_prompts": 256}
 
 _STUB = """
 import sys, uvicorn
@@ -140,7 +145,8 @@ def encoder_rate(prompts: list[str], batch: int) -> float:
     return len(rest) / (time.perf_counter() - t0)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; ``--quick`` (a smoke test) never writes RESULTS.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="cap of each load phase")
     ap.add_argument("--requests", type=int, default=4000, help="cap of requests per load phase")
@@ -148,13 +154,19 @@ def main(argv=None) -> int:
     ap.add_argument("--chat-requests", type=int, default=200, help="sequential chat completions per variant")
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--encoder-prompts", type=int, default=1024)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--quick", action="store_true", help="smoke test (see the module docstring); implies --no-write")
+    args = parse_quick(ap, argv, QUICK)
     if args.encoder_prompts <= args.max_batch:  # the first batch warms the encoder up: nothing else to time
         ap.error(
             f"--encoder-prompts {args.encoder_prompts} must exceed --max-batch {args.max_batch} (the first batch "
             "warms the encoder up and is not timed). Fix: raise --encoder-prompts, e.g. to 3 x --max-batch."
         )
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
 
     from v0lite.estimator import V0Regressor
     from v0lite.routing import Router
@@ -293,9 +305,7 @@ def main(argv=None) -> int:
     print(table)
     print("\n".join(targets))
     if not args.no_write:
-        cmd = command_line("serve.py", argv or None)
-        if os.environ.get("V0LITE_DATA"):
-            cmd = f"V0LITE_DATA={shlex.quote(os.environ['V0LITE_DATA'])} {cmd}"
+        cmd = command_with_env("serve.py", argv or None, ("V0LITE_DATA",))
         body = (
             f"Command: `{cmd.strip()}`  \n{machine_info()}\n\n"
             f"Router: kNN head on {train.height:,} rows of the {source} ({len(pool)} models, MiniLM), "
