@@ -139,6 +139,14 @@ def test_unusable_cache_and_unwritable_outputs_name_the_users_path(files, capsys
     assert main(["fit", str(hist), "--model-dir", str(tmp / "m")]) == 1
     err = capsys.readouterr().err
     assert f"V0LITE_CACHE={tmp / 'cachefile'}: is a file" in err and "Fix: point V0LITE_CACHE" in err
+    # a file in the way below the root (its embeddings folder): refused before any work, not after encoding
+    (tmp / "c3").mkdir()
+    (tmp / "c3" / "embeddings").write_text("x")
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp / "c3"))
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m")]) == 1
+    err = capsys.readouterr().err
+    assert f"V0LITE_CACHE={tmp / 'c3'}: {tmp / 'c3' / 'embeddings'} is a file, not a folder. Fix: point" in err
+    assert fake_minilm.texts_seen == 0
     monkeypatch.setenv("V0LITE_CACHE", str(tmp / "cache"))
     # an output folder the process cannot write: read-only for a normal user; /sys refuses even root
     if os.geteuid() != 0:

@@ -156,3 +156,30 @@ def test_a_null_prompt_is_named_as_missing_not_as_the_wrong_column(tmp_path, sma
     err = capsys.readouterr().err
     assert "column 'prompt', row 1: has no prompt (null)" in err and "remove the row" in err, err
     assert "--prompt-key" not in err and "None" not in err and err.count("\n") == 1, err
+
+
+def test_long_prompts_read_from_the_cache_count_as_cached(tmp_path, small_log, fake_minilm, capsys):
+    """Issue: a prompt longer than the encoder's window is cached under its own key, but embed counted it
+    by its plain key: each rerun said it was "embedded now" though it came from the cache."""
+    model_dir = _model_dir(tmp_path, small_log)
+    long_a, long_b = "a" * 1500 + " end", "b" * 2500 + " end"
+    pl.DataFrame({"prompt": [long_a, "short one", long_a, "short one", long_b]}).write_ndjson(tmp_path / "d.jsonl")
+    embed = ["embed", str(tmp_path / "d.jsonl"), "--model-dir", model_dir, "-q"]
+    assert main(embed) == 0
+    assert "3 unique prompts of 5 rows: 3 embedded now, 0 already" in capsys.readouterr().out
+    seen = fake_minilm.texts_seen
+    for _ in range(2):  # a new process each time would read the same shards; so does this one
+        assert main(embed) == 0
+        assert "3 unique prompts of 5 rows: 0 embedded now, 3 already" in capsys.readouterr().out
+    assert fake_minilm.texts_seen == seen
+
+
+def test_an_invisible_prompt_is_named_by_its_file_row(tmp_path, small_log, fake_minilm, capsys):
+    """Issue: a prompt of a zero-width space only passed the first check (str.strip keeps it), then was
+    refused with the row of the deduplicated list and neither the file nor the column."""
+    model_dir = _model_dir(tmp_path, small_log)
+    pl.DataFrame({"prompt": ["ok one"] * 3 + ["\u200b\u2060"]}).write_ndjson(tmp_path / "d.jsonl")
+    assert main(["embed", str(tmp_path / "d.jsonl"), "--model-dir", model_dir, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"DATASET {tmp_path / 'd.jsonl'}: column 'prompt', row 3: value" in err
+    assert "is empty or whitespace (invisible format characters such as U+200B" in err

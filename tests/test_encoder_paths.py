@@ -71,7 +71,7 @@ def test_another_folder_names_both_folders_and_sizes(tmp_path, small_log, fake_m
         V0Regressor.load(tmp_path / "m").predict(NEW)
 
 
-def test_onboard_and_embed_take_the_moved_folder(moved, tmp_path, small_log):
+def test_onboard_and_embed_take_the_moved_folder(moved, tmp_path, small_log, capsys):
     model_dir, _, new = moved
     small_log.write_ndjson(tmp_path / "log.jsonl")
     pl.DataFrame({"prompt": ["cand one", "cand two", "cand three"]}).write_ndjson(tmp_path / "c.jsonl")
@@ -81,7 +81,11 @@ def test_onboard_and_embed_take_the_moved_folder(moved, tmp_path, small_log):
     assert main([*onboard, "--out", str(tmp_path / "o2.jsonl"), "--encoder", str(new)]) == 0
     pl.DataFrame({"prompt": ["train one", "train two"]}).write_parquet(tmp_path / "train.parquet")
     embed = ["embed", str(tmp_path / "train.parquet"), "--model-dir", str(model_dir), "-q"]
+    capsys.readouterr()
     assert main(embed) == 1
+    # as predict says it: the model's folder moved, with the flag that fixes it (not a bare "no folder")
+    err = capsys.readouterr().err
+    assert "this model was fitted with is not there (moved or deleted)" in err and "--encoder PATH" in err
     assert main([*embed, "--encoder", str(new)]) == 0
 
 
@@ -131,3 +135,74 @@ def test_a_mistyped_local_path_is_refused_at_once(tmp_path, small_log, monkeypat
         _resolve_model("enc/tyni")
     # a hub name whose first part is no local folder stays a hub name
     assert _resolve_model("sentence-transformers/all-mpnet-base-v2") == ("sentence-transformers/all-mpnet-base-v2",) * 2
+
+
+def test_a_folder_for_a_model_fitted_by_name_is_another_encoder(tmp_path, small_log, fake_minilm, capsys):
+    """Issue: a folder passed to a model fitted with the default (a hub name, no folder) was said to be the
+    fitted folder with "its files changed since"; the fix is to leave --encoder out."""
+    enc = encoder_folder(tmp_path / "enc")
+    V0Regressor(head="knn").fit(small_log).save(tmp_path / "m")
+    with pytest.raises(EncoderMismatchError) as err:
+        V0Regressor.load(tmp_path / "m", encoder=str(enc)).predict(NEW)
+    text = str(err.value)
+    assert "another encoder" in text and "files changed" not in text
+    assert "leave encoder out to use the one it was fitted with ('sentence-transformers/all-MiniLM-L6-v2')" in text
+    NEW.write_ndjson(tmp_path / "q.jsonl")
+    args = ["predict", str(tmp_path / "q.jsonl"), "--model-dir", str(tmp_path / "m"), "--encoder", str(enc)]
+    assert main([*args, "--out", str(tmp_path / "o.jsonl"), "-q"]) == 1
+    assert "drop --encoder to use the one it was fitted with" in capsys.readouterr().err
+
+
+def test_a_name_for_a_model_fitted_with_a_folder_names_that_folder(tmp_path, small_log, fake_minilm):
+    """Issue: the fitted folder was named by its fingerprint ('local:...') when the new encoder was a name."""
+    enc = encoder_folder(tmp_path / "enc")
+    V0Regressor(head="knn", encoder=str(enc)).fit(small_log).save(tmp_path / "m")
+    with pytest.raises(EncoderMismatchError) as err:
+        V0Regressor.load(tmp_path / "m", encoder="all-MiniLM-L6-v2").predict(NEW)
+    text = str(err.value)
+    assert f"fitted with (folder '{enc}'" in text and "'local:" not in text
+    assert "leave encoder out" not in text and "encoder=<path>" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "meant", "cli"),
+    [
+        ("all-MiniLM-L6v2", "'all-MiniLM-L6-v2'", "--encoder all-MiniLM-L6-v2"),
+        ("sentence-transformers/all-MiniLM-L6-v3", "'sentence-transformers/all-MiniLM-L6-v2'", None),
+        ("enc_lcoal", "the local folder 'enc_local'", "--encoder enc_local"),
+    ],
+)
+def test_an_encoder_that_does_not_load_suggests_the_name_meant_and_the_default(
+    tmp_path, small_log, monkeypatch, capsys, name, meant, cli
+):
+    """Issue: a misspelt name waited behind the hub's retries, then said neither the name probably meant nor
+    that leaving --encoder out gives the offline default."""
+    import logging
+    import sys
+    import types
+
+    def unreachable(path, device=None):
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 8s [Retry 5/5].")
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=unreachable))
+    encoder_folder(tmp_path / "enc_local")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
+    small_log.write_ndjson(tmp_path / "log.jsonl")
+    capsys.readouterr()
+    assert main(["fit", "log.jsonl", "--model-dir", "m", "--head", "knn", "--encoder", name, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot load encoder '{name}'" in err and f"Did you mean {meant}?" in err
+    assert "drop --encoder for the offline default (all-MiniLM-L6-v2)" in err
+    assert cli is None or f"Fix: pass {cli} if so" in err
+    assert "Retrying" not in err  # the hub's retry lines are silenced during the load
+    assert not (tmp_path / "m").exists()
+
+
+def test_no_suggestion_when_nothing_is_close():
+    from v0lite._embed_cache import near_encoder
+
+    known = ["sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
+    assert near_encoder("sentence-transformers/all-mpnet-base-v2", known) is None
+    assert near_encoder("ALL-MINILM-L6-V2", known) == "all-MiniLM-L6-v2"

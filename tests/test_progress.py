@@ -100,6 +100,23 @@ def test_quiet_third_party_restores_the_callers_settings(monkeypatch):
     assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
 
 
+def test_quiet_third_party_silences_the_hubs_retry_lines_then_restores(capsys):
+    """Issue: an unreachable hub printed ~30 "Retrying in 8s" lines during an encoder load."""
+    import logging
+
+    hub, http = logging.getLogger("huggingface_hub"), logging.getLogger("urllib3")
+    before = hub.level, http.level
+    http.setLevel(logging.INFO)  # the caller's own choice
+    try:
+        with _progress.quiet_third_party():
+            logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 8s [Retry 5/5].")
+            assert not logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.WARNING)
+        assert "Retrying" not in capsys.readouterr().err
+        assert (hub.level, http.level) == (before[0], logging.INFO)
+    finally:
+        http.setLevel(before[1])
+
+
 def test_a_long_stage_ends_with_its_time_at_the_real_delay(capsys):
     with _progress.stage("fit: gbdt", enabled=True):
         time.sleep(_progress.DELAY_S + 0.6)

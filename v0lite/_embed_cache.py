@@ -9,17 +9,65 @@ embedder supplies ``_shard_dir`` (None: no disk cache), ``_memory``, ``_loaded_s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import itertools
+import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write_bytes
-from .exceptions import V0liteWarning
+from .exceptions import DataError, V0liteWarning
 
-__all__ = ["ShardCache"]
+__all__ = ["ShardCache", "CACHE_FORMAT", "shards_root", "folder_problem", "near_encoder"]
+
+CACHE_FORMAT = 1
+# only files of exactly this name are ours: another file matching shard-*.npz is left alone, never deleted
+_SHARD_NAME = re.compile(r"shard-[0-9a-f]{64}\.npz")
+
+
+def shards_root(root: str | os.PathLike) -> Path:
+    """The folder under cache root ``root`` that holds one folder of shards per encoder."""
+    return Path(root) / "embeddings" / f"v{CACHE_FORMAT}"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why shards cannot be written in ``folder`` (created with its parents when missing), or None: its nearest
+    existing part is a file, or a folder this process cannot write in."""
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent} (permission denied)"
+    return None
+
+
+def near_encoder(name: str, known: list[str]) -> str | None:
+    """The encoder ``name`` was probably meant to be, when it does not load: one of the ``known`` names, or a
+    folder beside where ``name`` points, spelled alike (``all-MiniLM-L6v2`` -> ``all-MiniLM-L6-v2``; ``enc_lcoal`` ->
+    ``enc_local``); None when none is close."""
+    import difflib
+
+    from ._log_warnings import near_names
+
+    known = list(known)
+    parent, base = os.path.split(str(name).rstrip("/" + os.sep))
+    with contextlib.suppress(OSError):  # a folder beside it (first 500 entries: a huge folder is no slower)
+        with os.scandir(parent or ".") as entries:
+            known += [os.path.join(parent, e.name) for e in itertools.islice(entries, 500) if e.is_dir()]
+    near = near_names([name], known).get(name)  # the same but for case or width: the surest guess
+    if near:
+        return near
+    # the last parts compared (a shared 'org/' would make any two hub names alike), among names of its shape
+    by_base = {os.path.basename(k): k for k in reversed(known) if ("/" in k) == ("/" in str(name))}
+    close = difflib.get_close_matches(os.path.basename(str(name)), list(by_base), n=1, cutoff=0.8)
+    return by_base[close[0]] if close else None
 
 
 class ShardCache:
@@ -31,7 +79,7 @@ class ShardCache:
             return
         found = []
         for f in sorted(d.glob("shard-*.npz")):
-            if f.name in self._loaded_shards:
+            if f.name in self._loaded_shards or not _SHARD_NAME.fullmatch(f.name):
                 continue
             try:
                 data = f.read_bytes()
@@ -46,7 +94,9 @@ class ShardCache:
                 if keys.ndim < 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype.kind != "f":
                     raise ValueError(f"keys {keys.shape} / vecs {vecs.shape} do not match")
             except Exception as exc:  # a shard is never trusted: unreadable = corrupt
-                self._drop_shard(f, f"is unreadable ({exc})")
+                # numpy's own text for a non-.npz file advises unpickling it: never passed on
+                why = "not a NumPy .npz file" if "pickle" in str(exc) else str(exc).splitlines()[0][:200]
+                self._drop_shard(f, f"is not a v0lite shard ({why})")
                 continue
             if not np.isfinite(vecs).all():
                 self._drop_shard(f, "holds non-finite vectors (NaN or inf)")
@@ -90,14 +140,31 @@ class ShardCache:
         for k in [k for k, v in self._memory.items() if v.shape[0] == dim]:
             del self._memory[k]
 
-    @staticmethod
-    def _drop_shard(f: Path, why: str) -> None:
-        warnings.warn(
-            f"embedding cache shard {f} {why}; removing it, its prompts will be re-embedded",
-            V0liteWarning,
-            stacklevel=4,
+    def _drop_shard(self, f: Path, why: str) -> None:
+        try:
+            f.unlink(missing_ok=True)
+            done = "removed it"
+        except OSError as exc:  # a read-only cache: skip the file, the good shards still serve
+            self._loaded_shards.add(f.name)  # not read again (nor warned about again) by this process
+            done = f"skipped it (cannot remove it: {exc.strerror or exc})"
+        warnings.warn(f"embedding cache shard {f} {why}; {done}, its prompts will be re-embedded", V0liteWarning, 4)
+
+    def _check_writable(self) -> None:
+        """Before any prompt is encoded: the shards' folder can be written (else the work would be lost)."""
+        d = self._shard_dir
+        problem = None if d is None else folder_problem(d)
+        if problem is None:
+            return
+        if self.cache_dir:  # the caller's own folder
+            raise DataError(
+                f"the embedding cache cache_dir={str(self.cache_dir)!r}: {problem}. Fix: pass a cache_dir you can "
+                "write, or cache_dir=False to keep vectors in memory only."
+            )
+        env = os.environ.get("V0LITE_CACHE")
+        raise DataError(
+            f"{f'V0LITE_CACHE={env}' if env else 'the embedding cache ~/.cache/v0lite'}: {problem}. Fix: point "
+            "V0LITE_CACHE at a folder you can write (it is created), e.g. export V0LITE_CACHE=/tmp/v0lite-cache."
         )
-        f.unlink(missing_ok=True)
 
     def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
         d = self._shard_dir

@@ -90,18 +90,26 @@ def check_encoder(model, emb) -> None:
         return  # saved before encoder objects had derived ids (a SentenceTransformer): its class was its id
     fitted_dim = model.index_.dim if hasattr(model, "index_") else None
     what, was = repr(mid), repr(fitted)
+    if saved is not None and fitted.startswith("local:"):  # a folder is named by its path, not its fingerprint
+        was = f"folder {saved!r}{_dim(fitted_dim)}"
+    fix = "encoder=<path> or the encoder object" if obj is not None else "encoder=<path>"
+    fix = f"pass the one it was fitted with ({fix})"
+    fit_obj = not isinstance(getattr(model, "_fit_encoder", None), (str, os.PathLike, type(None)))
+    if "/" in fitted and ":" not in fitted and not fit_obj:  # a hub name ('org/name'), saved with the model
+        fix = f"leave encoder out to use the one it was fitted with ({fitted!r})"
     if obj is None and mid.startswith("local:"):
         path = _resolve_model(str(name))[1]
         what = f"folder {path!r}{_dim(folder_dim(path))}"
-        if saved is not None and fitted.startswith("local:"):
-            was = f"folder {saved!r}{_dim(fitted_dim)}"
         same = saved is not None and Path(saved).resolve() == Path(path).resolve()
         why = (
             "the folder's files changed since"
-            if same or saved is None
+            if same
+            else "another encoder"
+            if not fitted.startswith("local:")
             else "they are two different folders"
-            if os.path.isdir(saved)
-            else "its files differ from those of the folder it was fitted with (no longer there)"
+            if saved is not None and os.path.isdir(saved)
+            else "its files differ from those of the folder it was fitted with"
+            + (" (no longer there)" if saved is not None else "")
         )
     elif other_object:
         why = "another object, and neither has a model_id to tell them apart"
@@ -110,6 +118,5 @@ def check_encoder(model, emb) -> None:
     aside = " (an encoder object is known by its model_id attribute)" if obj is not None else ""
     raise EncoderMismatchError(
         f"the encoder {what} is not the one this model was fitted with ({was}): {why}, so its vectors "
-        f"would not match the history's{aside}. Fix: refit the model with this encoder, or pass the one it was "
-        f"fitted with ({'encoder=<path> or the encoder object' if obj is not None else 'encoder=<path>'})."
+        f"would not match the history's{aside}. Fix: refit the model with this encoder, or {fix}."
     )

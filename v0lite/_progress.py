@@ -11,6 +11,7 @@ quiet. The CLI decides ``enabled`` once (:func:`resolve`): on in a terminal, off
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -127,8 +128,14 @@ def stage(desc: str, *, enabled: bool = False):
         b.close()  # draws the last state once (only if it was ever shown)
 
 
+#: the loggers whose warnings an encoder load silences (see :func:`quiet_third_party`)
+_NOISY_LOGGERS = ("huggingface_hub", "urllib3")
+
+
 def quiet_third_party():
-    """Silence other libraries' bars (transformers' "Loading weights", hub downloads) for a block.
+    """Silence other libraries' bars (transformers' "Loading weights", hub downloads) for a block, and
+    their log lines below errors (huggingface_hub's and urllib3's retries of an unreachable hub: some
+    30 lines a minute, then the error says it once).
 
     Returns a context manager; the previous settings are restored on exit, so a library user's
     own choice survives.
@@ -138,8 +145,20 @@ def quiet_third_party():
 
 class _Quiet:
     def __enter__(self):
+        # huggingface_hub sets its logger's level and reads the bars' variable once, when first imported:
+        # imported before both are set (else the level is overwritten and the variable outlives this block)
+        self._hub = None
+        with contextlib.suppress(ImportError):
+            import huggingface_hub.utils as hub
+            import huggingface_hub.utils.logging  # noqa: F401 (sets the level on import: done before ours)
+
+            self._hub, self._hub_off = hub, hub.are_progress_bars_disabled()
+            hub.disable_progress_bars()
         self._env = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        self._levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         self._tf = None
         try:
             from transformers.utils import logging as tf_logging
@@ -157,6 +176,10 @@ class _Quiet:
             os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
         else:
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = self._env
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        if self._hub is not None and not self._hub_off:
+            self._hub.enable_progress_bars()
         if self._tf is not None:
             if self._tf_bar:
                 self._tf.enable_progress_bar()

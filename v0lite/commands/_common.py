@@ -450,7 +450,11 @@ def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | N
 
 def check_cache_env() -> None:
     """The embedding cache folder (``$V0LITE_CACHE``, else ``~/.cache/v0lite``) is usable, checked before any work:
-    an existing folder we can write in, or a path whose nearest existing parent is one."""
+    the folder the shards go in (its ``embeddings`` part included) exists and can be written, or its nearest
+    existing part is a folder that can. An encoder's own folder below it is checked once the encoder is known,
+    still before any prompt is encoded (:meth:`v0lite._embed_cache.ShardCache._check_writable`)."""
+    from .._embed_cache import folder_problem, shards_root
+
     env = os.environ.get("V0LITE_CACHE")
     root = Path(env) if env else Path.home() / ".cache" / "v0lite"
     fix = (
@@ -459,13 +463,9 @@ def check_cache_env() -> None:
     name = f"V0LITE_CACHE={env}" if env else f"the embedding cache {root}"
     if root.exists() and not root.is_dir():
         raise DataError(f"{name}: is a file, not a folder. {fix}")
-    parent = root
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise DataError(f"{name}: {parent} is a file, not a folder. {fix}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{name}: cannot write in {parent} (permission denied). {fix}")
+    problem = folder_problem(shards_root(root))
+    if problem is not None:
+        raise DataError(f"{name}: {problem}. {fix}")
 
 
 def _named(exc: DataError, path: str, flag: str) -> DataError:

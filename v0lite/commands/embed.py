@@ -17,6 +17,7 @@ MESSAGES = ("all", "user", "last_user")  # v0lite.rl.integrations.prompt_text's 
 
 def _read_prompts(path: str, column: str, messages: str) -> list[str]:
     from ..exceptions import DataError
+    from ..log import is_blank
     from ..rl.integrations._common import prompt_text
 
     # read as every command reads its input: empty and UTF-16 files, a bad JSON line, a bare NaN named
@@ -40,11 +41,12 @@ def _read_prompts(path: str, column: str, messages: str) -> list[str]:
                 f"DATASET {path}: column {column!r}, row {row}: {str(value)[:60]!r} is neither text nor chat "
                 "messages. Fix: --prompt-key COLUMN naming the prompt column."
             ) from exc
-        if not text.strip():  # fit refuses it too: an empty prompt says nothing to the value model
+        if is_blank(text):  # fit refuses it too: an empty prompt says nothing to the value model
             raise DataError(
                 f"DATASET {path}: column {column!r}, row {row}: value {str(value)[:60]!r} is empty or whitespace"
-                f"{'' if isinstance(value, str) else f' (its --messages {messages} text)'}. Fix: give every row "
-                "a non-empty prompt, or remove that row."
+                f"{'' if isinstance(value, str) else f' (its --messages {messages} text)'} (invisible format "
+                "characters such as U+200B zero-width space count as whitespace). Fix: give every row a non-empty "
+                "prompt, or remove that row."
             )
         texts.append(text)
     if not texts:
@@ -63,7 +65,8 @@ def _embed(args) -> int:
     model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder, device=args.device)
     model.set_params(show_progress_bar=progress(args))
     unique = list(dict.fromkeys(texts))
-    model._get_embedder()  # built now, so its disk cache is read below
+    # built now, so its disk cache is read below; its encoder checked first (a moved folder: its fix, not a bare path)
+    model._check_encoder(model._get_embedder())
     ready = model._n_cached(unique, read_disk=True)
     model.warm(unique)
     where = "disabled" if model.cache_dir is False else (model.cache_dir or default_cache_dir())
