@@ -426,6 +426,14 @@ def test_a_served_logistic_chosen_for_routing_keeps_a_loss_chosen_pool_member(ma
     assert again.head_.pool_member_ == "pool" and again.head_.members_ == ["logistic"]
     np.testing.assert_array_equal(again.predict(new.tail(30)), model.predict(new.tail(30)))
     np.testing.assert_array_equal(again.predict(log), model.predict(log))
+    # with a fitted policy's rows an added policy is compared with the fitted ones: the served member reads it
+    served_alone.add_history(new.head(20))
+    for m in (model, again, served_alone):
+        m.add_history(new.tail(40))  # 60 rows of e, as many as each fitted policy
+    p_full = model.predict(new)
+    np.testing.assert_allclose(p_full, served_alone.predict(new), rtol=0, atol=1e-12)
+    assert np.abs(p_full - alone.predict(new)).max() > 1e-6  # not the kept head's own reading
+    np.testing.assert_array_equal(again.predict(new), p_full)
 
 
 def _fit_out(main, capsys, log, path):

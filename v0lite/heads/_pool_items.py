@@ -49,6 +49,7 @@ __all__ = [
     "level_variance",
     "pool_base",
     "solve_on_items",
+    "fitted_like",
 ]
 
 K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchmarks/onboarding.py)
@@ -309,3 +310,19 @@ def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
     p = _sigmoid(Z @ w + b + (1.0 - t) * base + t * own)
     Pn, b_var = _deviation_prior(prec, lv, lam, t)
     return w, b, t, OwnRows(Z, y, p, index.prompt_row[rows], index.step[rows], Pn, b_var)
+
+
+def fitted_like(head, index, code, step_cut, n_fit):
+    """The head whose in-context solve reads added policy ``code`` when it has a fitted policy's rows, or None.
+
+    ``auto`` keeps a second logistic head for added policies when its served one chose its penalty
+    for routing (``fitted_like_`` on the kept head, :func:`~v0lite.heads._auto_members.keep_pool_member`):
+    the kept head's loss-chosen penalties rank a new model's prompts better from few rows, but a
+    policy with ``n_fit`` rows or more is compared with the fitted ones by the router, so its
+    column is then the served head's (read by the kept head, it routed routerdc's held-out models
+    at 0.642 mean task accuracy instead of 0.693 with every row; benchmarks/onboarding.py).
+    """
+    like = getattr(head, "fitted_like_", None)
+    if like is None or like._mix(index) is None:
+        return None
+    return like if np.count_nonzero((index.policy == code) & (index.step <= step_cut)) >= n_fit else None

@@ -419,14 +419,8 @@ class AutoHead(BaseHead):
         return self._keep_pool_member(index, heads, folds, routing_like, random_state)
 
     def _keep_pool_member(self, index, heads, folds, routing_like, random_state):
-        """Keep a logistic head for the policies the served head did not fit (``pool_member_``).
-
-        It predicts only policies unknown at fit time (:meth:`predict_unseen`) and those added later
-        (:meth:`predict`, as a served logistic head reads them: the pool's base and their own rows),
-        and is the head :func:`~v0lite.heads._pool_items.pool_head` returns (``suggest_prompts``).
-        The fitted policies' predictions are the served head's, unchanged. Which head, and why:
-        :func:`~v0lite.heads._auto_members.keep_pool_member`.
-        """
+        """Keep a logistic head for policies not fitted (``pool_member_``): unknown (:meth:`predict_unseen`),
+        added later (:meth:`predict`) and ``suggest_prompts``'; which, and why: ``keep_pool_member``."""
         from ._auto_members import keep_pool_member
 
         self.pool_member_, lg = keep_pool_member(
@@ -434,7 +428,13 @@ class AutoHead(BaseHead):
         )
         if self.pool_member_ is not None:
             self.heads_[self.pool_member_] = lg
+        self._link_pool_member()
         return self
+
+    def _link_pool_member(self):
+        """A "pool" member reads a policy with a fitted one's rows as the served one (:func:`fitted_like`)."""
+        if getattr(self, "pool_member_", None) == "pool":
+            self.heads_["pool"].fitted_like_ = self.heads_["logistic"]
 
     def _serve_ensemble(self, index, random_state):
         """A learned candidate won on a small log: serve the gbdt + transformer ensemble fitted on every row.
@@ -643,4 +643,5 @@ class AutoHead(BaseHead):
                     f"'pool_member' must be 'logistic' or 'pool', a saved head not served, got {str(m)[:40]!r}"
                 )
             head.heads_[m] = get_head_class("logistic").load(path / m, meta["member_meta"][m])
+            head._link_pool_member()
         return head

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._deviation import LEVEL_VAR, _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
 from ._exact_rows import exact_fitted, hide_exactly, hide_in_context
-from ._pool_items import pool_base, solve_on_items, thin_mask, thin_policies
+from ._pool_items import fitted_like, pool_base, solve_on_items, thin_mask, thin_policies
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -278,9 +278,8 @@ class LogisticHead(BaseHead):
         the average policy on the prompt (:meth:`predict_unseen`). False: the isotropic pull of
         before issue 29 (a new policy barely moved from the average weights).
     pool_scale : float, default 1.0
-        Multiplies the fitted policies' weight covariance in that prior (1: their empirical
-        spread, the empirical-Bayes choice; 4 and 16 were worse on a train-only CV of
-        routerdc-7model, benchmarks/onboarding.py --tune).
+        Multiplies the fitted policies' weight covariance in that prior (1: their spread, the empirical
+        Bayes choice; 4 and 16 were worse on a train-only CV of routerdc-7model, onboarding.py --tune).
     pool_items : bool, default True
         (logit link, ``pool_prior`` on, 3 or more fitted policies) A policy added later starts
         from what the pool says about each prompt, the fitted policies' consensus and their
@@ -293,8 +292,7 @@ class LogisticHead(BaseHead):
     alpha_ : ndarray (n_policies,)
         The chosen penalty of each fitted policy.
     oof_ : ndarray (n_rows,)
-        Out-of-fold predicted probability of every training row at the chosen alpha (stacking
-        uses it).
+        Out-of-fold predicted probability of every training row at the chosen alpha (for stacking).
 
     Examples
     --------
@@ -475,7 +473,10 @@ class LogisticHead(BaseHead):
         if key not in cache:
             w0, b0, prec, b_var = self._population()
             lam, n_fit = self._pool_scales()
-            if mix is not None and prec is not None:
+            like = fitted_like(self, index, code, step_cut, n_fit) if mix is not None else None
+            if like is not None:  # a fitted policy's rows: read as auto's served member reads it
+                cache[key] = like._in_context(index, code, step_cut)
+            elif mix is not None and prec is not None:
                 cache[key] = solve_on_items(self, index, code, step_cut, (w0, b0, prec, b_var), lam, n_fit)
             else:
                 cache[key] = solve_in_context(
