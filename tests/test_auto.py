@@ -434,6 +434,9 @@ def test_a_served_logistic_chosen_for_routing_keeps_a_loss_chosen_pool_member(ma
     np.testing.assert_allclose(p_full, served_alone.predict(new), rtol=0, atol=1e-12)
     assert np.abs(p_full - alone.predict(new)).max() > 1e-6  # not the kept head's own reading
     np.testing.assert_array_equal(again.predict(new), p_full)
+    for h in (model.head_.heads_["pool"], model.head_.heads_["logistic"], served_alone.head_):
+        h.params["pool_prior"] = False  # the solve of before issue 29: the same reading
+    np.testing.assert_allclose(model.predict(new), served_alone.predict(new), rtol=0, atol=1e-12)
 
 
 def _fit_out(main, capsys, log, path):

@@ -312,7 +312,7 @@ def solve_on_items(head, index, code, step_cut, population, lam, n_fit):
     return w, b, t, OwnRows(Z, y, p, index.prompt_row[rows], index.step[rows], Pn, b_var)
 
 
-def fitted_like(head, index, code, step_cut, n_fit):
+def fitted_like(head, index, code, step_cut, n_fit, items=True):
     """The head whose in-context solve reads added policy ``code`` when it has a fitted policy's rows, or None.
 
     ``auto`` keeps a second logistic head for added policies when its served one chose its penalty
@@ -321,8 +321,10 @@ def fitted_like(head, index, code, step_cut, n_fit):
     policy with ``n_fit`` rows or more is compared with the fitted ones by the router, so its
     column is then the served head's (read by the kept head, it routed routerdc's held-out models
     at 0.642 mean task accuracy instead of 0.693 with every row; benchmarks/onboarding.py).
+    ``items``: whether ``head`` reads the policy on the pool's base; then ``like`` must too (the two
+    solves' outputs differ in form), else either form serves (at a fitted policy's rows the base is gone).
     """
     like = getattr(head, "fitted_like_", None)
-    if like is None or like._mix(index) is None:
+    if like is None or (items and like._mix(index) is None):
         return None
     return like if np.count_nonzero((index.policy == code) & (index.step <= step_cut)) >= n_fit else None

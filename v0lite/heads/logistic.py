@@ -473,7 +473,7 @@ class LogisticHead(BaseHead):
         if key not in cache:
             w0, b0, prec, b_var = self._population()
             lam, n_fit = self._pool_scales()
-            like = fitted_like(self, index, code, step_cut, n_fit) if mix is not None else None
+            like = fitted_like(self, index, code, step_cut, n_fit, items=mix is not None)
             if like is not None:  # a fitted policy's rows: read as auto's served member reads it
                 cache[key] = like._in_context(index, code, step_cut)
             elif mix is not None and prec is not None:
