@@ -199,3 +199,110 @@ def test_ray_pool_holding_every_cpu_completes_and_an_oversized_actor_is_refused(
         _bounded(
             lambda: predict_with_ray(tmp_path / "model", queries, num_actors=1, num_cpus_per_actor=3, **kw), timeout=60
         )
+
+
+def _tiny_model(tmp_path, policies=("a", "b")):
+    """A saved knn model over TinyEncoder (no Ray): its folder."""
+    from v0lite import V0Regressor
+
+    prompts = _prompts(30)
+    hist = pl.DataFrame({"policy": [p for p in policies for _ in prompts], "prompt": prompts * len(policies)})
+    y = np.random.default_rng(2).random(hist.height)
+    V0Regressor(head="knn", encoder=TinyEncoder(), cache_dir=False, k=4).fit(hist, y).save(tmp_path / "model")
+    return tmp_path / "model"
+
+
+@pytest.fixture
+def no_ray_work(monkeypatch):
+    """Fail the test if a call gets as far as starting Ray: its refusals must come first."""
+    from v0lite import distributed
+
+    def never(*a, **kw):
+        raise AssertionError("Ray was started before the input was refused")
+
+    monkeypatch.setattr(distributed, "_ensure_init", never)
+
+
+def test_predict_with_ray_refuses_bad_queries_on_the_driver(tmp_path, no_ray_work):
+    from v0lite.distributed import predict_with_ray
+    from v0lite.exceptions import DataError, UnknownPolicyError
+
+    model = _tiny_model(tmp_path)
+    q = pl.DataFrame({"policy": ["a", "b", "a", "zz"], "prompt": ["x y", "z w", "  ", "u v"]})
+    with pytest.raises(DataError, match=r"column 'prompt', row 2: value '  ' is empty or whitespace"):
+        predict_with_ray(model, q, encoder=TinyEncoder())
+    q = q.with_columns(pl.Series("prompt", ["x y", "z w", "p q", "u v"]))
+    with pytest.raises(UnknownPolicyError, match=r"column 'policy', row 3: policy 'zz' has no history.*Fix:"):
+        predict_with_ray(model, q, encoder=TinyEncoder())
+    with pytest.raises(UnknownPolicyError, match=r"row 1: policy 'A' .*Did you mean 'a'"):
+        predict_with_ray(model, q.with_columns(pl.Series("policy", ["a", "A", "b", "b"])), encoder=TinyEncoder())
+
+
+def test_predict_with_ray_checks_out_before_any_work(tmp_path, no_ray_work):
+    from v0lite.distributed import predict_with_ray
+    from v0lite.exceptions import DataError
+
+    model = _tiny_model(tmp_path)
+    q = pl.DataFrame({"policy": ["a"], "prompt": ["x y"]})
+    with pytest.raises(DataError, match=r"out='.*o6.txt': cannot write '.txt'.*Fix: name the output"):
+        predict_with_ray(model, q, tmp_path / "o6.txt", encoder=TinyEncoder())
+    assert not (tmp_path / "o6.txt").exists()
+    old = tmp_path / "old.parquet"
+    old.write_text("mine")
+    with pytest.raises(DataError, match=r"exists \(4 bytes\).*Fix: pass force=True"):
+        predict_with_ray(model, q, old, encoder=TinyEncoder())
+    assert old.read_text() == "mine"
+    empty = q.head(0)  # no rows: written without Ray, so force=True is seen to replace the file
+    res = predict_with_ray(model, empty, old, encoder=TinyEncoder(), force=True)
+    assert res.height == 0 and pl.read_parquet(old).columns == ["policy", "prompt", "p_success"]
+
+
+def test_embed_with_ray_refuses_blank_prompts_with_the_callers_row(tmp_path, no_ray_work):
+    from v0lite.distributed import embed_with_ray
+    from v0lite.exceptions import DataError
+
+    prompts = ["a b", "a b", "c d", " \u200b "]
+    with pytest.raises(DataError, match=r"column 'prompt', row 3: value .* is empty or whitespace"):
+        embed_with_ray(prompts, model=TinyEncoder(), cache_dir=tmp_path)
+    with pytest.raises(DataError, match=r"column 'prompt', row 1: value '' is empty"):
+        embed_with_ray(pl.DataFrame({"prompt": ["x", ""]}), model=TinyEncoder(), cache_dir=tmp_path)
+    assert not (tmp_path / "embeddings").exists()
+
+
+class FlatEncoder(TinyEncoder):
+    """Fails inside the actor only: one number per text, not a vector (the driver never encodes)."""
+
+    model_id = "flat-test-32"
+
+    def encode(self, texts):
+        return np.zeros(len(texts), np.float32)
+
+
+@pytest.mark.slow
+def test_embed_with_ray_keys_long_prompts_as_the_embedder_does(local_ray, tmp_path):
+    from v0lite.distributed import embed_with_ray
+    from v0lite.embed import Embedder
+    from v0lite.exceptions import V0liteError as Base
+
+    long = [f"{'shared exemplar text. ' * 60} question {i}?" for i in range(6)]  # over 1,000 characters
+    assert min(map(len, long)) > 1000
+    embed_with_ray(long, model=TinyEncoder(), cache_dir=tmp_path, num_actors=1, chunk_size=8)
+
+    class Boom(TinyEncoder):
+        def encode(self, texts):
+            raise AssertionError(f"re-embedded {len(texts)} prompts")
+
+    fresh = Embedder(TinyEncoder(), cache_dir=False).encode(long)  # head and tail, averaged
+    np.testing.assert_allclose(Embedder(Boom(), cache_dir=tmp_path).encode(long), fresh, atol=1e-6)
+    head = Embedder(TinyEncoder(), cache_dir=False, long_text="truncate").encode(long)
+    truncate = Embedder(TinyEncoder(), cache_dir=tmp_path, long_text="truncate").encode(long)
+    np.testing.assert_allclose(truncate, head, atol=1e-6)  # not the head-and-tail vector read as its own
+    assert not np.allclose(head, fresh, atol=1e-3)
+    res = embed_with_ray(long, model=TinyEncoder(), cache_dir=tmp_path / "t", long_text="truncate", num_actors=1)
+    assert res["embedded"] == 6
+    got = Embedder(Boom(), cache_dir=tmp_path / "t", long_text="truncate").encode(long)
+    np.testing.assert_allclose(got, head, atol=1e-6)
+    # an error raised inside an actor comes back as the library's own, not Ray's wrapper
+    with pytest.raises(Base, match=r"encoder returned shape \(2,\) for 2 texts") as info:
+        embed_with_ray(["x y", "z w"], model=FlatEncoder(), cache_dir=tmp_path / "flat", num_actors=1)
+    assert type(info.value).__module__.startswith("v0lite"), type(info.value).__mro__

@@ -582,3 +582,16 @@ def test_real_sentence_transformer_object_shares_the_default_encoders_id(tmp_pat
     assert Embedder(st).model_id == DEFAULT_ENCODER
     st2 = SentenceTransformer(_resolve_model(None)[1], device="cpu", truncate_dim=128)
     assert Embedder(st2).model_id == DEFAULT_ENCODER + ":dim=128"
+
+
+def test_an_encoder_output_error_crosses_a_process_boundary_as_itself():
+    """Ray sends an actor's error to the caller by pickle: it arrives as the library's own error, key and row kept."""
+    import pickle
+
+    from v0lite.embed import EncoderOutputError
+
+    err = EncoderOutputError("vector 3 is NaN", key="abc")
+    err.row = 3
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is EncoderOutputError and str(back) == "vector 3 is NaN"
+    assert (back.key, back.row) == ("abc", 3)

@@ -170,12 +170,15 @@ def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
     guarantees.tick("bad-input cases tried", 3)
 
 
-# `v0lite serve --replicas 2` in a fresh interpreter: a local Ray on loopback whose workers use the fake encoder
+# `v0lite serve --replicas 2` in a fresh interpreter: the CLI starts Ray itself (run_ray's ray.init, so Ray's
+# own SIGTERM handler is installed where the real command installs it), with the test's settings added: a
+# local Ray of 2 CPUs whose workers use the fake encoder
 _LAUNCH = (
     "import sys, ray\n"
     "from tests.test_serve_ray import fake_minilm_in_worker, ray_init_kwargs\n"
     "fake_minilm_in_worker()\n"
-    "ray.init(**ray_init_kwargs(sys.argv[1]))\n"
+    "real_init = ray.init\n"
+    "ray.init = lambda *a, **kw: real_init(*a, **{**kw, **ray_init_kwargs(sys.argv[1])})\n"
     "from v0lite.cli import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
 )
@@ -235,7 +238,8 @@ def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
                 time.sleep(0.1)
         assert len(seen) == 2, f"one replica answered every request: {seen}"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, _text(err)
+        assert proc.wait(60) == 0, _text(err)  # not -6: Ray's handler would abort with no drain, Ray left running
+        assert "SIGTERM received" not in _text(err)
         assert "2 Ray Serve replicas" in _text(err)
         store = SqliteStore(tmp_path / "store")
         assert store.count() == 1
@@ -250,3 +254,43 @@ def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
 def _text(f) -> str:
     f.seek(0)
     return f.read()[-3000:]
+
+
+def test_cli_replicas_checks_port_and_extra_before_the_start_up_line(tmp_path, monkeypatch, capsys, guarantees):
+    import socket
+
+    import ray
+
+    from v0lite import serve as serve_pkg
+    from v0lite.cli import main
+    from v0lite.exceptions import V0liteError
+    from v0lite.serve import _ray
+
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": str(tmp_path / "cache")})
+    base = ["serve", "--router", str(tmp_path / "router"), "--host", "127.0.0.1"]
+    with socket.socket() as held:  # a taken port: refused in flag terms, before Ray starts, as without --replicas
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        assert main([*base, "--port", str(port), "--replicas", "1"]) == 1
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+    def no_extra():
+        raise V0liteError("v0lite serve on Ray Serve needs ray. Fix: pip install 'v0lite[ray]'.")
+
+    monkeypatch.setattr(_ray, "_serve", no_extra)
+    assert main([*base, "--port", "0", "--replicas", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'v0lite[ray]'" in err and "Ray Serve replica" not in err  # no start-up line first
+    monkeypatch.undo()
+
+    calls = []
+    monkeypatch.setattr(_ray, "_serve", lambda: None)
+    monkeypatch.setattr(serve_pkg, "run_ray", lambda router, **kw: calls.append(kw))
+    assert main([*base, "--port", "0", "--replicas", "1"]) == 0
+    err = capsys.readouterr().err
+    given = calls[0]["port"]
+    assert 0 < given < 65536 and calls[0]["blocking"] and calls[0]["num_replicas"] == 1
+    assert "1 Ray Serve replica, store none" in err and f"http://127.0.0.1:{given}" in err, err
+    guarantees.tick("bad-input cases tried", 2)

@@ -63,21 +63,51 @@ def _map_kwargs(ray, num_actors: int, num_cpus_per_actor: float) -> dict:
 
 
 def _unique_prompts(log_or_prompts) -> list[str]:
-    if isinstance(log_or_prompts, (str, os.PathLike)) or not isinstance(log_or_prompts, Sequence):
-        from .log import as_frame
+    """The distinct prompts, in first-seen order, after the checks fit and predict make on a prompt column
+    (text, not null, not blank), with the row numbers of the caller's list or log."""
+    import polars as pl
 
+    from .log import _string_column, as_frame
+
+    if isinstance(log_or_prompts, (str, os.PathLike)) or not isinstance(log_or_prompts, Sequence):
         df = as_frame(log_or_prompts)
         if "prompt" not in df.columns:
             raise DataError(
                 f"the log has no 'prompt' column (columns: {df.columns}). Fix: pass a log or a list of prompts."
             )
-        prompts = df["prompt"].to_list()
     else:
         prompts = list(log_or_prompts)
-    for i, t in enumerate(prompts):
-        if not isinstance(t, str):
-            raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
-    return list(dict.fromkeys(prompts))
+        for i, t in enumerate(prompts):
+            if not isinstance(t, str):
+                raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
+        df = pl.DataFrame({"prompt": pl.Series(prompts, dtype=pl.String)})
+    return list(dict.fromkeys(_string_column(df, "prompt", allow_empty=False).to_list()))
+
+
+def _v0lite_cause(exc: BaseException) -> V0liteError | None:
+    """The v0lite error an actor raised, out of Ray's wrappers (RayTaskError, Ray Data's user-code error)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        # Ray's wrapper may subclass the cause's class too (as_instanceof_cause): only a v0lite class is the one
+        if isinstance(e, V0liteError) and type(e).__module__.startswith("v0lite"):
+            return e
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    return None
+
+
+def _run(fn):
+    """``fn()`` (a Ray Data execution); a V0liteError raised in an actor comes back as itself."""
+    try:
+        return fn()
+    except Exception as exc:
+        cause = _v0lite_cause(exc)
+        if cause is None:
+            raise
+        raise cause.with_traceback(None) from None
 
 
 def _blocks(n: int, num_actors: int, batch_size: int) -> int:
@@ -94,7 +124,11 @@ def _dataset(ray, frame, nblocks: int):
     """
     bounds = np.linspace(0, len(frame), nblocks + 1).astype(int)
     parts = [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    return ray.data.from_pandas(parts)
+    ds = ray.data.from_pandas(parts)
+    # an actor's error as itself (a v0lite error with its fix), not as Ray Data's UserCodeException that
+    # drops it: set on this dataset's own context, so the caller's other pipelines are untouched
+    ds.context.raise_original_map_exception = True
+    return ds
 
 
 def _check_cpus(ray, fn: str, num_actors: int, num_cpus_per_actor: float) -> None:
@@ -128,7 +162,7 @@ def _check_cpus(ray, fn: str, num_actors: int, num_cpus_per_actor: float) -> Non
 class _EmbedActor:
     """One encoder per actor; each batch is embedded and written as cache shards by an Embedder."""
 
-    def __init__(self, model, cache_dir, batch_size, chunk_size, threads):
+    def __init__(self, model, cache_dir, batch_size, chunk_size, threads, long_text="head_tail", window_chars=1000):
         from .embed import Embedder
 
         try:
@@ -137,7 +171,14 @@ class _EmbedActor:
             torch.set_num_threads(threads)
         except ImportError:  # a user's own encoder object needs no torch
             pass
-        self.embedder = Embedder(model, cache_dir=cache_dir, batch_size=batch_size, chunk_size=chunk_size)
+        self.embedder = Embedder(
+            model,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            long_text=long_text,  # the driver's: its keys say how each long text's vector is made
+            window_chars=window_chars,
+        )
         self.embedder._encoder()  # load the model once, now
 
     def __call__(self, batch: dict) -> dict:
@@ -159,6 +200,8 @@ def embed_with_ray(
     out=None,
     chunk_size: int = 2048,
     address: str | None = None,
+    long_text: str = "head_tail",
+    window_chars: int = 1000,
 ) -> dict:
     """Embed the unique prompts of a log with a Ray Data actor pool, into the embedding cache.
 
@@ -183,6 +226,9 @@ def embed_with_ray(
         Prompts per actor call and per shard file.
     address : str, optional
         Ray cluster address for ``ray.init`` when Ray is not initialised yet (default: local).
+    long_text, window_chars
+        As for :class:`v0lite.embed.Embedder`: how texts longer than ``window_chars`` are embedded,
+        and so under which cache key; give the values the later ``Embedder`` or model will use.
 
     Returns
     -------
@@ -195,7 +241,7 @@ def embed_with_ray(
     >>> embed_with_ray("log.parquet", num_actors=8, cache_dir="/shared/v0cache")  # doctest: +SKIP
     {'unique': 1200000, 'cached': 0, 'embedded': 1200000, 'shard_dir': '...'}
     """
-    from .embed import Embedder, prompt_keys
+    from .embed import Embedder
 
     ray = _ray()
     if out is not None and cache_dir is not None and Path(out) != Path(cache_dir):
@@ -208,8 +254,8 @@ def embed_with_ray(
             f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}."
         )
     prompts = _unique_prompts(log_or_prompts)
-    keys = prompt_keys(prompts)
-    local = Embedder(model, cache_dir=cache_dir)
+    local = Embedder(model, cache_dir=cache_dir, long_text=long_text, window_chars=window_chars)
+    keys = local._cache_keys(prompts)  # the keys Embedder.encode reads: a long text's own under head_tail
     local._read_shards()
     todo = [i for i, k in enumerate(keys) if k not in local._memory]
     result = {
@@ -239,10 +285,12 @@ def embed_with_ray(
             "batch_size": batch_size,
             "chunk_size": chunk_size,
             "threads": threads,
+            "long_text": long_text,
+            "window_chars": window_chars,
         },
         **_map_kwargs(ray, num_actors, num_cpus_per_actor),
     )
-    result["embedded"] = int(sum(int(r["n"]) for r in done.take_all()))
+    result["embedded"] = int(sum(int(r["n"]) for r in _run(done.take_all)))
     return result
 
 
@@ -284,6 +332,7 @@ def predict_with_ray(
     cache_dir=None,
     exclude_own_prompt: bool = False,
     address: str | None = None,
+    force: bool = False,
 ):
     """Score a prompt pool with a saved model, in a Ray Data actor pool (one model per actor).
 
@@ -295,7 +344,8 @@ def predict_with_ray(
         Columns ``policy``, ``prompt`` and optionally ``step`` (other columns are carried along).
     out : str or Path, optional
         Write the queries plus a ``p_success`` column here (.parquet, .csv or .jsonl), atomically,
-        as ``v0lite predict`` writes them.
+        as ``v0lite predict`` writes them; checked before any Ray work (suffix, folder, an existing
+        non-empty file).
     num_actors, num_cpus_per_actor : see :func:`embed_with_ray`
     batch_size : int, default 4096
         Query rows per actor call.
@@ -306,6 +356,9 @@ def predict_with_ray(
         :func:`embed_with_ray` first to embed a huge pool in parallel.
     exclude_own_prompt : bool, default False
         As in ``V0Regressor.predict``.
+    force : bool, default False
+        Replace an existing non-empty ``out`` (without it, it is refused before any work, as
+        ``v0lite predict`` refuses it without ``--force``).
 
     Returns
     -------
@@ -314,17 +367,19 @@ def predict_with_ray(
     """
     import polars as pl
 
-    from .log import as_frame, write_log
+    from .log import as_frame, validate_log, write_log
 
     ray = _ray()
+    _check_out(out, force)
     df = as_frame(queries)
-    missing = [c for c in ("policy", "prompt") if c not in df.columns]
-    if missing:
-        raise DataError(f"queries lack column(s) {missing} (columns: {df.columns}). Fix: pass policy and prompt.")
+    cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
+    # the checks V0Regressor.predict makes, here on the driver: rows of the caller's frame, no actor started
+    checked = validate_log(df.select(cols), require_score=False, allow_empty=True)
     if not (Path(model_dir) / "meta.json").exists():
         raise V0liteError(
             f"{model_dir}: not a saved v0lite model (no meta.json). Fix: pass the folder given to save()."
         )
+    _check_policies(model_dir, checked["policy"])
     if num_actors < 1 or num_cpus_per_actor <= 0:
         raise V0liteError(
             f"num_actors must be >= 1 and num_cpus_per_actor > 0, got {num_actors}, {num_cpus_per_actor}."
@@ -333,8 +388,7 @@ def predict_with_ray(
         res = df.with_columns(pl.Series(_OUT, [], dtype=pl.Float64))
     else:
         _ensure_init(ray, address)
-        cols = [c for c in ("policy", "prompt", "step") if c in df.columns]
-        frame = df.select(cols).with_row_index(_ROW).to_pandas()
+        frame = checked.with_row_index(_ROW).to_pandas()
         nblocks = _blocks(df.height, num_actors, batch_size)
         num_actors = min(num_actors, nblocks)
         _check_cpus(ray, "predict_with_ray", num_actors, num_cpus_per_actor)
@@ -353,7 +407,7 @@ def predict_with_ray(
             },
             **_map_kwargs(ray, num_actors, num_cpus_per_actor),
         )
-        parts = scored.to_pandas()
+        parts = _run(scored.to_pandas)
         order = np.argsort(parts[_ROW].to_numpy(), kind="stable")
         if len(order) != df.height:
             raise V0liteError(f"Ray returned {len(order)} predictions for {df.height} queries.")
@@ -361,3 +415,53 @@ def predict_with_ray(
     if out is not None:
         write_log(res, out)
     return res
+
+
+def _check_out(out, force: bool) -> None:
+    """``out`` refused before any Ray work: a suffix ``write_log`` cannot write, a folder, or an existing
+    non-empty file without ``force`` (``v0lite predict``'s refusals; its helpers sit in ``commands``, a layer
+    above this one)."""
+    if out is None:
+        return
+    from ._log_files import SUFFIXES
+
+    p = Path(out)
+    if SUFFIXES.get(p.suffix.lower(), "json") == "json":  # write_log's rule: .json holds no rows it writes
+        raise DataError(
+            f"out={str(out)!r}: cannot write {p.suffix!r}, which picks the format. Fix: name the output .jsonl, "
+            f".csv or .parquet, e.g. out={str(p.with_suffix('.parquet'))!r}."
+        )
+    if p.is_dir():
+        raise DataError(f"out={str(out)!r}: is a directory. Fix: name a file, e.g. out={str(p / 'pred.parquet')!r}.")
+    size = p.stat().st_size if p.is_file() else 0
+    if size and not force:
+        raise DataError(
+            f"out={str(out)!r}: exists ({size:,} bytes); writing would replace it. Fix: pass force=True to replace "
+            "it, or choose another out."
+        )
+
+
+def _check_policies(model_dir, policies) -> None:
+    """A query policy the saved model has no history of, refused on the driver as ``V0Regressor.predict``
+    refuses it (its fallback is 'error'), with the row of the caller's frame."""
+    from ._io import read_json_file
+    from ._log_warnings import near_names
+    from .exceptions import UnknownPolicyError
+
+    meta = read_json_file(Path(model_dir) / "meta.json")
+    if meta.get("params", {}).get("fallback", "error") != "error":
+        return
+    known = set(meta.get("policies", ()))
+    unknown = ~policies.is_in(list(known))
+    if not unknown.any():
+        return
+    r = int(np.flatnonzero(unknown.to_numpy())[0])
+    names = sorted(set(policies.filter(unknown).to_list()))
+    near = near_names(names, known)
+    mean = f" Did you mean {near[policies[r]]!r}?" if policies[r] in near else ""
+    raise UnknownPolicyError(
+        f"column 'policy', row {r}: policy {policies[r]!r} has no history in the model at {model_dir} "
+        f"({len(names)} unknown {'policy' if len(names) == 1 else 'policies'}: {names[:5]}).{mean} Fix: drop "
+        "those rows, or add some of their outcomes to the model (V0Regressor.load(model_dir).add_history(X, y), "
+        "then save it), or save it with fallback='global_mean'."
+    )

@@ -211,6 +211,15 @@ class EncoderOutputError(V0liteError):
         self.key = key
         self.row: int | None = None
 
+    def __reduce__(self):  # picklable (a Ray actor's error reaches the caller as itself)
+        return (_encoder_output_error, (str(self), self.key, self.row))
+
+
+def _encoder_output_error(message, key, row):
+    err = EncoderOutputError(message, key=key)
+    err.row = row
+    return err
+
 
 class EmbeddingInterrupted(KeyboardInterrupt):
     """Ctrl-C while embedding: ``cached`` of the ``total`` prompts to embed were written to the disk cache

@@ -30,6 +30,16 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now (``--port 0`` with --replicas: Ray's proxy is given it, and the start-up
+    line can name it). A port taken between this pick and Ray's bind is Ray's to report."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def _serve(args) -> int:
     from ..serve import Limits, create_app
     from ..serve._preflight import check_bind, require_serve
@@ -38,6 +48,8 @@ def _serve(args) -> int:
     check_bind(args.host, bool(args.api_keys))  # before loading anything
     if not 0 <= args.port <= 65535:
         raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
+    if args.replicas < 0:  # 0 is the default: one process, no Ray
+        raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
     pool = None
     if args.pool is not None:
         pool = [p.strip() for p in args.pool.split(",") if p.strip()]
@@ -65,9 +77,10 @@ def _serve(args) -> int:
         flags = {**_FLAGS, "max_route_prompts": "--max-route-prompts"}
         rest = rest.replace("pass max_route_prompts=<value>", "pass --max-route-prompts VALUE")
         raise DataError(f"{flags.get(name, name)} {rest}") from None
+    # before the store is created (and before Ray starts, with --replicas): a taken port leaves nothing behind
+    _check_port_free(args.host, args.port)
     if args.replicas:
         return _serve_on_ray(args, pool, limits)
-    _check_port_free(args.host, args.port)  # before the store is created: a taken port leaves nothing behind
     import uvicorn  # checked by require_serve above
 
     app = create_app(
@@ -88,7 +101,8 @@ def _serve(args) -> int:
             f"v0lite serve: pool {state.allowed()}, strategy {state.router.strategy_.name} "
             f"({state.router.strategy_.knob_name} {knob:g}), "
             f"{len(state.upstreams)} upstreams, store {args.data_dir or 'none (feedback off)'}, "
-            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
+            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:"
+            + (str(args.port) if args.port else "<a free port: uvicorn's line below names it>"),
             file=sys.stderr,
         )
     config = uvicorn.Config(
@@ -106,28 +120,23 @@ def _serve(args) -> int:
 
 def _serve_on_ray(args, pool, limits) -> int:
     """``--replicas N``: the same app as N Ray Serve replicas on this machine (Ray's proxy on --host:--port)."""
-    import signal
-
     from ..serve import run_ray
+    from ..serve._ray import _serve as require_ray_serve
 
-    if args.replicas < 1:
-        raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
-
-    def stop(signum, frame):  # SIGTERM ends the wait like Ctrl-C: the application is deleted, Ray stops
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    require_ray_serve()  # the ray extra, before the start-up line: without it nothing below can start
+    port = args.port or _free_port(args.host)  # --port 0: pick it here, so the start-up line names it
     if not args.quiet:
+        replicas = f"{args.replicas} Ray Serve replica{'' if args.replicas == 1 else 's'}"
         print(
-            f"v0lite serve: {args.replicas} Ray Serve replicas, store {args.data_dir or 'none (feedback off)'}, "
-            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{args.port}",
+            f"v0lite serve: {replicas}, store {args.data_dir or 'none (feedback off)'}, "
+            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{port}",
             file=sys.stderr,
         )
     run_ray(
         args.router,
         host=args.host,
-        port=args.port,
-        blocking=True,
+        port=port,
+        blocking=True,  # SIGTERM and Ctrl-C delete the application and stop Ray (run_ray handles both)
         num_replicas=args.replicas,
         upstreams=args.upstreams,
         data_dir=args.data_dir,

@@ -225,8 +225,8 @@ def run_ray(
     app_name, route_prefix
         The Ray Serve application's name and route prefix.
     blocking : bool
-        Serve until interrupted (Ctrl-C), then delete the application (and stop Ray if this call
-        started it), as ``v0lite serve --replicas`` does.
+        Serve until interrupted (Ctrl-C, or SIGTERM when called from the main thread), then delete
+        the application (and stop Ray if this call started it), as ``v0lite serve --replicas`` does.
     **kwargs
         :func:`ray_app`'s parameters (``data_dir``, ``store``, ``num_replicas``, ...).
 
@@ -245,8 +245,8 @@ def run_ray(
     started_ray = not ray.is_initialized()
     if started_ray:
         local = {}
-        if address is None and _loopback(host):  # serving this machine only: Ray's own ports stay on it too
-            local["_node_ip_address"] = "127.0.0.1"
+        if address is None and _loopback(host):  # Ray's node address; its processes' ports still listen on all
+            local["_node_ip_address"] = "127.0.0.1"  # interfaces (Ray 2.60 has no setting for that: docs/serve.md)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
     serve.start(http_options={"host": host, "port": int(port)})
     if not blocking:
@@ -254,6 +254,7 @@ def run_ray(
     import time
 
     handle = None
+    previous = _stop_on_sigterm()  # after ray.init: Ray's core worker installs its own SIGTERM handler (abort)
     try:  # an interrupt while the replicas start stops them too
         handle = serve.run(app, name=app_name, route_prefix=route_prefix)
         while True:
@@ -266,4 +267,27 @@ def run_ray(
             ray.shutdown()
         else:
             serve.delete(app_name)
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
     return handle
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM end a blocking :func:`run_ray` as Ctrl-C does (the application deleted, Ray stopped).
+
+    Installed after ``ray.init``, which replaces the process's SIGTERM handler with Ray's C++ one: that
+    one aborts the process (exit -6), so the replicas were never drained and the local Ray never
+    stopped. Returns the handler it replaced (None off the main thread, where Python cannot set one).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
