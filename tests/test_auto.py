@@ -472,3 +472,32 @@ def test_fit_says_why_the_brier_score_decides(tmp_path, fake_minilm, capsys, mak
     assert m.head_.criterion_reason_ == "more than 32 policies (33): not judged as a routing log"
     one = make_model(head="auto", head_params={"members": ["prior", "linear"]}).fit(make_log(n_policies=1))
     assert one.head_.criterion_reason_ == "not a routing log: it has one policy"
+
+
+def test_a_thin_policy_under_a_pool_member_is_read_as_one_added_later(make_model):
+    """A policy fitted from a few rows is read as a policy added later: by the kept loss-chosen head, its
+    rows the new model's few outcomes (as add_history would read them), on a routing log too."""
+    log = difficulty_log(n_prompts=60)
+    thin = difficulty_log(n_prompts=60, policies=("a", "b", "c", "d", "t")).filter(pl.col("policy") == "t").head(8)
+    model = make_model(head="auto", head_params={"members": ["logistic"]}).fit(pl.concat([log, thin]))
+    head = model.head_
+    assert head.pool_member_ == "pool" and head.heads_["pool"].thin_.sum() == 1
+    q = difficulty_log(n_prompts=60, policies=("a", "b", "c", "d", "t")).filter(pl.col("policy") == "t").tail(30)
+    np.testing.assert_array_equal(model.predict(q), head.heads_["pool"].predict(model.index_, model._queries(q)))
+
+
+def test_a_pool_members_cached_solve_follows_the_served_heads_setting(make_model):
+    """The kept head's in-context solves are cached per index: switching the served head's pool_prior alone must
+    not return the solve cached under the other setting."""
+    log = difficulty_log(n_prompts=60)
+    new = difficulty_log(n_prompts=60, policies=("a", "b", "c", "d", "e")).filter(pl.col("policy") == "e")
+    model = make_model(head="auto", head_params={"members": ["logistic"]}).fit(log)
+    model.add_history(new)  # as many rows as a fitted policy: the served head's solve
+    on = model.predict(new)
+    model.head_.heads_["logistic"].params["pool_prior"] = False
+    off = model.predict(new)
+    fresh = make_model(head="auto", head_params={"members": ["logistic"]}).fit(log)
+    fresh.add_history(new)
+    fresh.head_.heads_["logistic"].params["pool_prior"] = False
+    np.testing.assert_array_equal(off, fresh.predict(new))
+    assert np.abs(on - off).max() > 1e-6

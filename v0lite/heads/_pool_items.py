@@ -50,6 +50,7 @@ __all__ = [
     "pool_base",
     "solve_on_items",
     "fitted_like",
+    "like_key",
 ]
 
 K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchmarks/onboarding.py)
@@ -328,3 +329,9 @@ def fitted_like(head, index, code, step_cut, n_fit, items=True):
     if like is None or (items and like._mix(index) is None):
         return None
     return like if np.count_nonzero((index.policy == code) & (index.step <= step_cut)) >= n_fit else None
+
+
+def like_key(head):
+    """What of :func:`fitted_like`'s head an in-context solve cached by ``head`` depends on (None without one)."""
+    like = getattr(head, "fitted_like_", None)
+    return None if like is None else (id(like), bool(like.params.get("pool_prior", True)))

@@ -638,7 +638,8 @@ class AutoHead(BaseHead):
         head.pool_member_ = meta.get("pool_member")
         if head.pool_member_ is not None:
             m = head.pool_member_
-            if m not in ("logistic", "pool") or m in head.members_ or m not in meta["member_meta"]:
+            bad = m == "pool" and "logistic" not in head.members_  # a "pool" member stands beside a served one
+            if m not in ("logistic", "pool") or m in head.members_ or m not in meta["member_meta"] or bad:
                 raise ValueError(
                     f"'pool_member' must be 'logistic' or 'pool', a saved head not served, got {str(m)[:40]!r}"
                 )

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._deviation import LEVEL_VAR, _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
 from ._exact_rows import exact_fitted, hide_exactly, hide_in_context
-from ._pool_items import fitted_like, pool_base, solve_on_items, thin_mask, thin_policies
+from ._pool_items import fitted_like, like_key, pool_base, solve_on_items, thin_mask, thin_policies
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -469,7 +469,7 @@ class LogisticHead(BaseHead):
         cache = index.__dict__.setdefault("_glm_context_cache", {})
         pool = bool(self.params.get("pool_prior", True))
         mix = self._mix(index) if pool else None
-        key = (id(self), int(code), int(step_cut), pool, mix is not None)
+        key = (id(self), int(code), int(step_cut), pool, mix is not None, like_key(self))
         if key not in cache:
             w0, b0, prec, b_var = self._population()
             lam, n_fit = self._pool_scales()
