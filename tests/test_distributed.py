@@ -7,6 +7,7 @@ after it; they run in the default suite (ray[data] is in the dev extras, so they
 from __future__ import annotations
 
 import builtins
+import re
 import sys
 import zlib
 
@@ -244,7 +245,7 @@ def test_predict_with_ray_checks_out_before_any_work(tmp_path, no_ray_work):
 
     model = _tiny_model(tmp_path)
     q = pl.DataFrame({"policy": ["a"], "prompt": ["x y"]})
-    with pytest.raises(DataError, match=r"out='.*o6.txt': cannot write '.txt'.*Fix: name the output"):
+    with pytest.raises(DataError, match=r"out='.*o6.txt': the name lacks a known suffix.*Fix: name the output"):
         predict_with_ray(model, q, tmp_path / "o6.txt", encoder=TinyEncoder())
     assert not (tmp_path / "o6.txt").exists()
     old = tmp_path / "old.parquet"
@@ -255,6 +256,43 @@ def test_predict_with_ray_checks_out_before_any_work(tmp_path, no_ray_work):
     empty = q.head(0)  # no rows: written without Ray, so force=True is seen to replace the file
     res = predict_with_ray(model, empty, old, encoder=TinyEncoder(), force=True)
     assert res.height == 0 and pl.read_parquet(old).columns == ["policy", "prompt", "p_success"]
+
+
+def test_predict_with_ray_refuses_every_unwritable_out_before_any_work(tmp_path, no_ray_work):
+    """The refusals `v0lite predict --out` makes, made before Ray starts, in the library's terms."""
+    import os
+
+    from v0lite.distributed import predict_with_ray
+    from v0lite.exceptions import DataError
+
+    model = _tiny_model(tmp_path)
+    q = pl.DataFrame({"policy": ["a"], "prompt": ["x y"]})
+    (tmp_path / "afile").write_text("x")
+    os.mkfifo(tmp_path / "pipe.parquet")
+    cases = {
+        tmp_path / "afile" / "o.parquet": r".*afile is a file, not a folder\. Fix: choose another out\.",
+        f"{tmp_path}/o.parquet/": r"ends in '/'.*Fix: drop the slash: out='.*o\.parquet'",
+        tmp_path / "pipe.parquet": r"is a FIFO \(named pipe\), not a regular file\. Fix: pass a regular file",
+    }
+    for out, what in cases.items():
+        with pytest.raises(DataError, match=rf"^out='{re.escape(str(out))}': {what}"):
+            predict_with_ray(model, q, out, encoder=TinyEncoder())
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_predict_with_ray_refuses_a_damaged_model_with_the_loads_message(tmp_path, no_ray_work):
+    from v0lite import V0Regressor
+    from v0lite.distributed import predict_with_ray
+    from v0lite.exceptions import FormatVersionError
+
+    model = _tiny_model(tmp_path)
+    q = pl.DataFrame({"policy": ["a"], "prompt": ["x y"]})
+    (model / "meta.json").write_text("{not json")
+    with pytest.raises(FormatVersionError) as load:
+        V0Regressor.load(model, encoder=TinyEncoder())
+    with pytest.raises(FormatVersionError) as ray_path:  # not a bare ValueError from reading meta.json
+        predict_with_ray(model, q, encoder=TinyEncoder())
+    assert str(ray_path.value) == str(load.value) and "corrupt JSON" in str(load.value)
 
 
 def test_embed_with_ray_refuses_blank_prompts_with_the_callers_row(tmp_path, no_ray_work):

@@ -16,7 +16,7 @@ MAX_LINES = 650
 
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS: list[set[str]] = [
-    {"_io", "exceptions", "_registry", "_version", "_extras", "_folds", "_progress", "_threads"},
+    {"_io", "_out_checks", "exceptions", "_registry", "_version", "_extras", "_folds", "_progress", "_threads"},
     {"log", "_log_files", "_log_warnings", "metrics", "embed", "_embed_cache", "_ivf", "index"},
     {"episodes", "features"},
     {"heads"},

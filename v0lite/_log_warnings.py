@@ -11,7 +11,14 @@ import polars as pl
 
 from .exceptions import V0liteWarning
 
-__all__ = ["near_names", "warn_fallback_names", "warn_history", "warn_near_misses", "warn_new_names"]
+__all__ = [
+    "near_names",
+    "unknown_policy_error",
+    "warn_fallback_names",
+    "warn_history",
+    "warn_near_misses",
+    "warn_new_names",
+]
 
 
 def warn_history(policies: pl.Series, prompts: pl.Series, steps: pl.Series | None) -> None:
@@ -115,6 +122,44 @@ def near_names(unknown, known) -> dict:
 
     table = {norm(k): k for k in known}
     return {u: table[norm(u)] for u in unknown if norm(u) in table and table[norm(u)] != u}
+
+
+def unknown_policy_error(policies: pl.Series, unknown_mask, known, fix: str, *, where: str = ""):
+    """The error for query policies with no history (``fallback="error"``): the first such row of the caller's
+    frame, how many names are unknown (five shown), the known name meant when one differs only by case,
+    spaces or Unicode width, then ``fix``.
+
+    Parameters
+    ----------
+    policies : polars.Series
+        The query rows' policy names, in the caller's row order.
+    unknown_mask : array-like of bool
+        Which rows name a policy with no history (at least one).
+    known : iterable of str
+        The policies with history.
+    fix : str
+        What to do, in the caller's terms (after ``"Fix: "``).
+    where : str, optional
+        Where the history is, e.g. ``" in the model at DIR"`` (after ``"has no history"``).
+
+    Returns
+    -------
+    UnknownPolicyError
+        For the caller to raise.
+    """
+    import numpy as np
+
+    from .exceptions import UnknownPolicyError
+
+    mask = pl.Series(np.asarray(unknown_mask, dtype=bool))
+    r = int(np.flatnonzero(mask.to_numpy())[0])
+    names = sorted(set(policies.filter(mask).to_list()))
+    near = near_names(names, known)
+    mean = f" Did you mean {near[policies[r]]!r}?" if policies[r] in near else ""
+    return UnknownPolicyError(
+        f"column 'policy', row {r}: policy {policies[r]!r} has no history{where} ({len(names)} unknown "
+        f"{'policy' if len(names) == 1 else 'policies'}: {names[:5]}).{mean} Fix: {fix}"
+    )
 
 
 def warn_fallback_names(near: dict) -> None:

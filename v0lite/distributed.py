@@ -344,8 +344,9 @@ def predict_with_ray(
         Columns ``policy``, ``prompt`` and optionally ``step`` (other columns are carried along).
     out : str or Path, optional
         Write the queries plus a ``p_success`` column here (.parquet, .csv or .jsonl), atomically,
-        as ``v0lite predict`` writes them; checked before any Ray work (suffix, folder, an existing
-        non-empty file).
+        as ``v0lite predict`` writes them; checked before any Ray work as ``v0lite predict`` checks
+        ``--out`` (suffix, stream, folder, FIFO, trailing '/', parent, permissions, name length, an
+        existing non-empty file).
     num_actors, num_cpus_per_actor : see :func:`embed_with_ray`
     batch_size : int, default 4096
         Query rows per actor call.
@@ -418,50 +419,41 @@ def predict_with_ray(
 
 
 def _check_out(out, force: bool) -> None:
-    """``out`` refused before any Ray work: a suffix ``write_log`` cannot write, a folder, or an existing
-    non-empty file without ``force`` (``v0lite predict``'s refusals; its helpers sit in ``commands``, a layer
-    above this one)."""
-    if out is None:
-        return
-    from ._log_files import SUFFIXES
+    """``out`` refused before any Ray work, as ``v0lite predict`` refuses ``--out`` (one helper, below the
+    ``commands`` layer): a suffix ``write_log`` cannot write, a stream, a folder, a trailing '/', a FIFO, a name
+    too long, a link into a missing folder, a parent that is a file or cannot be written, or an existing
+    non-empty file without ``force``; each in the library's terms (``out=``, ``force=True``)."""
+    from ._out_checks import check_no_replace, check_output
+    from .log import WRITE_SUFFIXES
 
-    p = Path(out)
-    if SUFFIXES.get(p.suffix.lower(), "json") == "json":  # write_log's rule: .json holds no rows it writes
-        raise DataError(
-            f"out={str(out)!r}: cannot write {p.suffix!r}, which picks the format. Fix: name the output .jsonl, "
-            f".csv or .parquet, e.g. out={str(p.with_suffix('.parquet'))!r}."
-        )
-    if p.is_dir():
-        raise DataError(f"out={str(out)!r}: is a directory. Fix: name a file, e.g. out={str(p / 'pred.parquet')!r}.")
-    size = p.stat().st_size if p.is_file() else 0
-    if size and not force:
-        raise DataError(
-            f"out={str(out)!r}: exists ({size:,} bytes); writing would replace it. Fix: pass force=True to replace "
-            "it, or choose another out."
-        )
+    check_output(out, "out=", WRITE_SUFFIXES)
+    check_no_replace({"out=": out}, force, "force=True")
 
 
 def _check_policies(model_dir, policies) -> None:
     """A query policy the saved model has no history of, refused on the driver as ``V0Regressor.predict``
-    refuses it (its fallback is 'error'), with the row of the caller's frame."""
-    from ._io import read_json_file
-    from ._log_warnings import near_names
-    from .exceptions import UnknownPolicyError
+    refuses it (its fallback is 'error'), with the row of the caller's frame. ``meta.json`` is read as
+    ``V0Regressor.load`` reads it (:func:`v0lite.persist.read_folder`), so a damaged model is refused here
+    too, with the load's message, and an interrupted save is recovered once, before the actors load it."""
+    from ._log_warnings import unknown_policy_error
+    from .persist import FORMAT_NAME, FORMAT_VERSION, read_folder
 
-    meta = read_json_file(Path(model_dir) / "meta.json")
-    if meta.get("params", {}).get("fallback", "error") != "error":
-        return
-    known = set(meta.get("policies", ()))
-    unknown = ~policies.is_in(list(known))
-    if not unknown.any():
-        return
-    r = int(np.flatnonzero(unknown.to_numpy())[0])
-    names = sorted(set(policies.filter(unknown).to_list()))
-    near = near_names(names, known)
-    mean = f" Did you mean {near[policies[r]]!r}?" if policies[r] in near else ""
-    raise UnknownPolicyError(
-        f"column 'policy', row {r}: policy {policies[r]!r} has no history in the model at {model_dir} "
-        f"({len(names)} unknown {'policy' if len(names) == 1 else 'policies'}: {names[:5]}).{mean} Fix: drop "
-        "those rows, or add some of their outcomes to the model (V0Regressor.load(model_dir).add_history(X, y), "
-        "then save it), or save it with fallback='global_mean'."
+    meta = read_folder(
+        model_dir, format_name=FORMAT_NAME, format_version=FORMAT_VERSION, required=("history.safetensors",)
     )
+    params = meta.get("params")
+    if not isinstance(params, dict) or params.get("fallback", "error") != "error":
+        return  # a bad value is the load's to refuse (check_model_meta), in the actors, with its own message
+    known = meta.get("policies")
+    if not isinstance(known, list) or not all(isinstance(k, str) for k in known):
+        return
+    unknown = ~policies.is_in(known)
+    if unknown.any():
+        raise unknown_policy_error(
+            policies,
+            unknown.to_numpy(),
+            known,
+            "drop those rows, or add some of their outcomes to the model (V0Regressor.load(model_dir).add_history"
+            "(X, y), then save it), or save it with fallback='global_mean'.",
+            where=f" in the model at {model_dir}",
+        )

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ._log_warnings import near_names, warn_fallback_names, warn_new_names
+from ._log_warnings import near_names, unknown_policy_error, warn_fallback_names, warn_new_names
 from ._model_params import SEED_MAX, _check_seed, _saved_params, keep_sklearn_config  # noqa: F401 (SEED_MAX)
 from ._registry import normalise, unknown_name
 from ._threads import WriterLockMixin, writer_lock
 from .embed import Embedder, prompt_keys
-from .exceptions import DataError, NotFittedError, ParameterError, UnknownPolicyError, V0liteError
+from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
 from .heads._params import check_head_params, plain
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries, policy_prior
@@ -324,23 +324,18 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         index, head = self.index_, self.head_  # read once: a concurrent add_history publishes a new index
         q = self._queries(df, index)
         unknown = q.policy < 0
-        near = (
-            near_names(df["policy"].filter(pl.Series(unknown)).unique().to_list(), index.policies)
-            if unknown.any()
-            else {}
-        )
         if unknown.any() and self.fallback == "error":
-            r = int(np.flatnonzero(unknown)[0])
-            names = sorted(set(df["policy"].filter(pl.Series(unknown)).to_list()))
-            mean = f" Did you mean {near[df['policy'][r]]!r}?" if df["policy"][r] in near else ""
-            raise UnknownPolicyError(
-                f"column 'policy', row {r}: policy {df['policy'][r]!r} has no history ({len(names)} unknown "
-                f"{'policy' if len(names) == 1 else 'policies'}: {names[:5]}).{mean} Fix: call add_history with "
-                "some of its outcomes, or set fallback='global_mean' (in cross-validation, a training fold held "
-                "none of its rows: group or shuffle the folds)."
+            raise unknown_policy_error(
+                df["policy"],
+                unknown,
+                index.policies,
+                "call add_history with some of its outcomes, or set fallback='global_mean' (in cross-validation, a "
+                "training fold held none of its rows: group or shuffle the folds).",
             )
-        if near:  # the fallback would answer for a name that is a known one written another way: say so
-            warn_fallback_names(near)
+        if unknown.any():  # the fallback answers for a name that is a known one written another way: say so
+            near = near_names(df["policy"].filter(pl.Series(unknown)).unique().to_list(), index.policies)
+            if near:
+                warn_fallback_names(near)
         p = np.full(len(q), np.nan)
         known = ~unknown
         if known.any():

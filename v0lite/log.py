@@ -437,12 +437,17 @@ def read_log(source: Any, *, require_score: bool = True) -> pl.DataFrame:
     return validate_log(source, require_score=require_score)
 
 
+# the suffixes write_log writes, each picking its format (.json is read, never written: it holds no rows as
+# write_log writes them); predict_with_ray checks out= against the same tuple before any work
+WRITE_SUFFIXES = tuple(s for s, kind in _SUFFIXES.items() if kind != "json")
+
+
 def write_log(df: pl.DataFrame, path: str | os.PathLike) -> Path:
     """Write a log atomically; the suffix picks the format (.jsonl, .csv, .parquet)."""
     path = Path(path)
-    kind = _SUFFIXES.get(path.suffix.lower())
-    if kind is None or kind == "json":
+    if path.suffix.lower() not in WRITE_SUFFIXES:
         raise DataError(f"{path}: cannot write {path.suffix!r}. Fix: name the output .jsonl, .csv or .parquet.")
+    kind = _SUFFIXES[path.suffix.lower()]
     with atomic_path(path) as tmp:
         if kind == "jsonl":
             df.write_ndjson(tmp)

@@ -7,10 +7,12 @@ import argparse
 import os
 import re
 import shlex
-import stat
 import sys
 from pathlib import Path
 
+from .. import _out_checks
+from .._out_checks import another as _another
+from .._out_checks import check_regular
 from ..exceptions import DataError
 
 __all__ = [
@@ -63,16 +65,6 @@ def add_force_flag(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace output files that already exist (default: refuse a non-empty one, so nothing is lost)",
     )
-
-
-def _in_folder(label: str) -> bool:
-    """The label of a file a command writes inside the folder it was given (``OUT/train.jsonl``)."""
-    return "/" in label and not label.startswith("-")
-
-
-def _another(label: str) -> str:
-    """What a fix asks for: ``another --out``, or ``another OUT folder`` for ``OUT/train.jsonl``."""
-    return f"another {label.partition('/')[0]} folder" if _in_folder(label) else f"another {label}"
 
 
 def int_at_least(lo: int, why: str = ""):
@@ -226,44 +218,6 @@ def check_typed(path: str | os.PathLike | None, flag: str) -> None:
         )
 
 
-_EXAMPLES = {"--json": "metrics.json", "--plot": "plot.png"}
-
-
-def _check_not_stream(path: str, flag: str, suffix: str) -> None:
-    """Refuse ``/dev/stdout`` and its kin (:func:`v0lite._io.stream_of`) before anything: ``--json /dev/stdout >
-    f`` passes every other check (the shell made ``f`` empty, a link leads to it) and the atomic rename
-    would replace the link itself."""
-    from .._io import stream_of
-
-    what = stream_of(path)
-    if not what:
-        return
-    example = _EXAMPLES.get(flag, "out" + suffix)
-    fix = (f"choose {_another(flag)}" if _in_folder(flag) else f"{flag} {example}" if flag.startswith("-")
-           else f"pass a file as {flag}, e.g. {example}")  # fmt: skip
-    then = ", then cat it" if what.startswith("standard") else ""
-    raise DataError(f"{flag} {path}: is {what}, not a file; v0lite writes whole files. Fix: {fix}{then}.")
-
-
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
-
-
-def check_regular(path: str | os.PathLike, flag: str, *, folder_ok: bool = False) -> None:
-    """Refuse, without opening it, a path that is a FIFO, a device or a socket (reading a FIFO with no
-    writer would wait forever; writing over ``/dev/stdout`` would replace the device's name)."""
-    try:
-        mode = os.stat(path).st_mode  # stat never opens: no hang on a FIFO
-    except OSError:
-        return
-    for test, what in _KINDS:
-        if test(mode):
-            raise DataError(
-                f"{flag} {path}: is {what}, not a regular file. Fix: pass a regular file"
-                f"{' or folder' if folder_ok else ''} (copy the stream to a file first)."
-            )
-
-
 def check_input(path: str, flag: str, *, folder_ok: bool = False, holds: str | None = None) -> Path:
     """An input path that exists (and is a regular file unless ``folder_ok``), checked before any work.
 
@@ -348,104 +302,29 @@ def check_no_replace(writes: dict[str, str], force: bool = False) -> None:
 
     ``writes``: ``{flag: path}`` of the files a command writes (a missing path or an empty file passes).
     """
-    if force:
-        return
-    from .._io import stream_of
-
-    for flag, path in dict(writes).items():
-        if path is None or stream_of(path):  # check_output refuses a stream, whatever its size
-            continue
-        size = _file_size(Path(path))
-        if size:
-            raise DataError(
-                f"{flag} {path}: exists ({size:,} bytes); writing would replace it. "
-                f"Fix: pass --force to replace it, or choose {_another(flag)}."
-            )
-
-
-def _file_size(p: Path) -> int | None:
-    """The size of ``p`` if it is an existing regular file (a symlink: its target's), else None."""
-    try:
-        return os.stat(p).st_size if p.is_file() else None
-    except OSError:
-        return None
-
-
-def _empty_file(p: Path) -> bool:
-    """``p`` is an existing, empty regular file, e.g. one made by ``mktemp``."""
-    return _file_size(p) == 0
+    _out_checks.check_no_replace(writes, force, "--force")
 
 
 def check_name_fits(path: str | None, flag: str, *, folder: bool = False) -> None:
     """Refuse, before any work, an output whose name is longer than its file system takes once v0lite's
-    temporary name beside it is counted (:func:`v0lite._io.name_too_long`); the write would fail only
-    after the work, with a bare "File name too long". ``folder``: a saved folder (``--model-dir``)."""
-    if path is None:
-        return
-    from .._io import TMP_FILE_EXTRA as extra
-    from .._io import name_too_long
+    temporary name beside it is counted (:func:`v0lite._out_checks.check_name_fits`); the write would fail
+    only after the work, with a bare "File name too long". ``folder``: a saved folder (``--model-dir``)."""
+    if not folder:
+        return _out_checks.check_name_fits(path, flag)
+    from ..persist import TMP_FOLDER_EXTRA
 
-    if folder:
-        from ..persist import TMP_FOLDER_EXTRA as extra
-    too_long = name_too_long(path, extra, "folder" if folder else "file")
-    if too_long:
-        raise DataError(f"{flag} {too_long}")
+    _out_checks.check_name_fits(path, flag, extra=TMP_FOLDER_EXTRA, kind="folder")
 
 
 def check_output(path: str | None, flag: str, suffixes=LOG_SUFFIXES) -> Path | None:
-    """An output path whose suffix is writable and whose folder can hold it, checked before any work.
+    """An output path whose suffix is writable and whose folder can hold it, checked before any work
+    (:func:`v0lite._out_checks.check_output`, which the library's writers share), after a quoted ``~``.
 
     The suffix picks the format; an output with one format (``suffixes`` of one) also takes an existing
     empty file whatever its name (``mktemp``'s), as the format is not in doubt.
     """
-    if path is None:
-        return None
     check_typed(path, flag)
-    _check_not_stream(str(path), flag, suffixes[0])
-    check_name_fits(path, flag)
-    p = Path(path)
-    if p.is_dir():
-        if _in_folder(flag):
-            raise DataError(f"{flag} {path}: is a directory. Fix: remove it, or choose {_another(flag)}.")
-        raise DataError(f"{flag} {path}: is a directory. Fix: name a file, e.g. {flag} {p / ('out' + suffixes[0])}.")
-    if p.suffix.lower() not in suffixes and not (len(suffixes) == 1 and _empty_file(p)):
-        one = len(suffixes) == 1
-        listing = suffixes[0] if one else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
-        example = p.with_name(p.name.partition(".")[0] or "out").with_suffix(suffixes[0])
-        raise DataError(
-            f"{flag} {path}: the name lacks a known suffix ({listing}){'' if one else ', which picks the format'}. "
-            f"Fix: name the output {listing}, e.g. {flag} {example}"
-            + (
-                " (an existing empty file, e.g. from mktemp, is written over whatever its name)."
-                if one
-                else f" (from mktemp: mktemp --suffix={suffixes[0]})."
-            )
-        )
-    if str(path).endswith(("/", os.sep + ".")):  # Path() drops the slash: a file would be written
-        raise DataError(
-            f"{flag} {path}: ends in '/', which names a folder, but {flag} is a file. "
-            f"Fix: drop the slash: {flag + ' ' if flag.startswith('-') else ''}{p}."
-        )
-    check_regular(p, flag)  # writing over a FIFO would replace its name, not write to it
-    if p.is_symlink():  # written through (v0lite._io.atomic_path): its target is what must be writable
-        target = Path(os.path.realpath(p))
-        if not target.parent.is_dir():
-            raise DataError(
-                f"{flag} {path}: is a link to {target}, whose folder does not exist. Fix: create "
-                f"{target.parent}, or remove the link, or choose {_another(flag)}."
-            )
-        p = target
-    parent = p.parent
-    while not parent.exists():  # atomic writes create missing folders; an existing file in the way cannot be one
-        parent = parent.parent
-    if not parent.is_dir():
-        raise DataError(f"{flag} {path}: {parent} is a file, not a folder. Fix: choose {_another(flag)}.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(
-            f"{flag} {path}: cannot write in {parent} (permission denied). Fix: choose {_another(flag)}, "
-            "in a folder you can write."
-        )
-    return Path(path)
+    return _out_checks.check_output(path, flag, tuple(suffixes))
 
 
 def check_cache_env() -> None:
