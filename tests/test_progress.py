@@ -104,6 +104,8 @@ def test_quiet_third_party_silences_the_hubs_retry_lines_then_restores(capsys):
     """Issue: an unreachable hub printed ~30 "Retrying in 8s" lines during an encoder load."""
     import logging
 
+    import huggingface_hub.utils.logging  # noqa: F401 (its import sets the level: alone, this test saw that)
+
     hub, http = logging.getLogger("huggingface_hub"), logging.getLogger("urllib3")
     before = hub.level, http.level
     http.setLevel(logging.INFO)  # the caller's own choice
@@ -129,3 +131,46 @@ def test_a_zero_size_terminal_does_not_hide_the_bars(monkeypatch):
     assert _progress._shape() == {"ncols": 100, "nrows": 50}
     monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
     assert _progress._shape() == {"dynamic_ncols": True}
+
+
+@pytest.fixture
+def hub_bars(monkeypatch):
+    """huggingface_hub's bar switches, as if its variable were unset at import; its states restored after."""
+    import importlib
+
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the package's tqdm class hides the module
+    saved = dict(hub_tqdm.progress_bar_states)
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", None)
+    hub_tqdm.progress_bar_states.clear()
+    yield hub_tqdm
+    hub_tqdm.progress_bar_states.clear()
+    hub_tqdm.progress_bar_states.update(saved)
+
+
+def test_quiet_third_party_keeps_the_users_hub_group_settings(hub_bars):
+    """Review: disable_progress_bars() then enable_progress_bars() erased a user's disable("group")."""
+    hub_bars.disable_progress_bars("peft.foo")
+    hub_bars.enable_progress_bars("peft.foo.bar")
+    before = dict(hub_bars.progress_bar_states)
+    with _progress.quiet_third_party():
+        assert hub_bars.are_progress_bars_disabled()  # every bar off inside
+        assert hub_bars.are_progress_bars_disabled("peft.foo.bar")
+    assert hub_bars.progress_bar_states == before
+    assert hub_bars.are_progress_bars_disabled("peft.foo") and not hub_bars.are_progress_bars_disabled("peft.foo.bar")
+    assert not hub_bars.are_progress_bars_disabled()
+
+
+def test_quiet_third_party_respects_hub_bars_forced_on_without_warning(hub_bars, monkeypatch):
+    """HF_HUB_DISABLE_PROGRESS_BARS=0 (the user's choice): no "Cannot disable progress bars" on every load."""
+    import warnings
+
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    monkeypatch.setattr(hub_bars, "HF_HUB_DISABLE_PROGRESS_BARS", False)  # as the hub reads it at import
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with _progress.quiet_third_party():
+            assert not hub_bars.are_progress_bars_disabled()
+            assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+    assert hub_bars.progress_bar_states == {}

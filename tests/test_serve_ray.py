@@ -294,3 +294,71 @@ def test_cli_replicas_checks_port_and_extra_before_the_start_up_line(tmp_path, m
     assert 0 < given < 65536 and calls[0]["blocking"] and calls[0]["num_replicas"] == 1
     assert "1 Ray Serve replica, store none" in err and f"http://127.0.0.1:{given}" in err, err
     guarantees.tick("bad-input cases tried", 2)
+
+
+@pytest.fixture
+def stub_ray(monkeypatch):
+    """run_ray over stand-ins for Ray and Ray Serve (nothing starts), with the caller's own SIGTERM handler set.
+
+    Yields ``(events, set_ray_running, callers_handler)``: ``events`` lists what happened, in order.
+    """
+    import types
+
+    from v0lite.serve import _ray
+
+    events, running = [], {"ray": False}
+
+    def callers_handler(signum, frame):  # the caller's own: a SIGTERM that reaches it is recorded, not fatal
+        events.append("caller's handler ran")
+
+    def run(app, name, route_prefix):
+        events.append(("handler during run", signal.getsignal(signal.SIGTERM)))
+        raise KeyboardInterrupt  # Ctrl-C while the replicas start
+
+    def shutdown():
+        events.append(("handler during shutdown", signal.getsignal(signal.SIGTERM)))
+        try:  # a second SIGTERM while the replicas drain (systemd, Kubernetes resend it)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            events.append("shutdown interrupted")
+        events.append("serve.shutdown")
+
+    fake_serve = types.SimpleNamespace(
+        start=lambda http_options: None, run=run, shutdown=shutdown, delete=lambda name: events.append("delete")
+    )
+    fake_ray = types.SimpleNamespace(
+        is_initialized=lambda: running["ray"],
+        init=lambda **kw: events.append("ray.init"),
+        shutdown=lambda: events.append("ray.shutdown"),
+    )
+    monkeypatch.setattr(_ray, "_serve", lambda: fake_serve)
+    monkeypatch.setattr(_ray, "ray_app", lambda router, **kw: "app")
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    before = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        yield events, lambda: running.update(ray=True), callers_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_blocking_run_ray_puts_sigterm_back_and_ignores_it_while_stopping(stub_ray):
+    """Review: a resent SIGTERM cut serve.shutdown()/ray.shutdown() short; the handler is the caller's after."""
+    events, _, callers_handler = stub_ray
+    assert run_ray("router", port=8000, blocking=True) is None
+    during_run, during_shutdown = events[1], events[2]
+    assert events[0] == "ray.init" and during_run[1] not in (callers_handler, signal.SIG_DFL)  # run_ray's own
+    with pytest.raises(KeyboardInterrupt):  # which stops the run as Ctrl-C does
+        during_run[1](signal.SIGTERM, None)
+    assert during_shutdown == ("handler during shutdown", signal.SIG_IGN)
+    assert events[3:] == ["serve.shutdown", "ray.shutdown"], events  # neither interrupted nor skipped
+    assert signal.getsignal(signal.SIGTERM) is callers_handler
+
+
+def test_blocking_run_ray_on_the_callers_ray_leaves_sigterm_alone(stub_ray):
+    """Review: on the caller's Ray, the finally replaced Ray's (C++) SIGTERM handler with SIG_DFL for good."""
+    events, ray_running, callers_handler = stub_ray
+    ray_running()
+    assert run_ray("router", port=8000, blocking=True) is None
+    assert events == [("handler during run", callers_handler), "delete"], events  # Ray neither started nor stopped
+    assert signal.getsignal(signal.SIGTERM) is callers_handler

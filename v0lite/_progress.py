@@ -137,8 +137,9 @@ def quiet_third_party():
     their log lines below errors (huggingface_hub's and urllib3's retries of an unreachable hub: some
     30 lines a minute, then the error says it once).
 
-    Returns a context manager; the previous settings are restored on exit, so a library user's
-    own choice survives.
+    Returns a context manager; the previous settings are restored on exit (huggingface_hub's
+    per-group bar switches included), so a library user's own choice survives. With
+    ``HF_HUB_DISABLE_PROGRESS_BARS=0`` (the user's explicit choice) the hub's bars stay on.
     """
     return _Quiet()
 
@@ -147,15 +148,27 @@ class _Quiet:
     def __enter__(self):
         # huggingface_hub sets its logger's level and reads the bars' variable once, when first imported:
         # imported before both are set (else the level is overwritten and the variable outlives this block)
-        self._hub = None
+        self._hub, self._env = None, os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
         with contextlib.suppress(ImportError):
             import huggingface_hub.utils as hub
             import huggingface_hub.utils.logging  # noqa: F401 (sets the level on import: done before ours)
+            import huggingface_hub.utils.tqdm  # noqa: F401 (a module whose name the package's tqdm class hides)
 
-            self._hub, self._hub_off = hub, hub.are_progress_bars_disabled()
-            hub.disable_progress_bars()
-        self._env = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+            hub_tqdm = sys.modules["huggingface_hub.utils.tqdm"]
+            # disable/enable_progress_bars() clear the per-group states (a user's disable("group")), and
+            # transformers' switches call them too: keep a copy to put back exactly on exit (hub < 0.21
+            # has one global flag instead)
+            self._hub, self._hub_states = hub, getattr(hub_tqdm, "progress_bar_states", None)
+            self._hub_saved = (
+                dict(self._hub_states) if isinstance(self._hub_states, dict) else hub.are_progress_bars_disabled()
+            )
+            # HF_HUB_DISABLE_PROGRESS_BARS=0 is the user's explicit choice, which the hub ranks above any call
+            # (a call only warns): leave its bars on
+            self._hub_forced_on = self._env == "0" or getattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", None) is False
+            if not self._hub_forced_on:
+                hub.disable_progress_bars()
+        if self._env != "0":
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         self._levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -167,7 +180,8 @@ class _Quiet:
         self._tf = tf_logging
         self._tf_bar = tf_logging.is_progress_bar_enabled()
         self._tf_level = tf_logging.get_verbosity()
-        tf_logging.disable_progress_bar()
+        with _hub_bar_warnings_off():  # its own bars (e.g. "Loading weights"); it switches the hub's too
+            tf_logging.disable_progress_bar()
         tf_logging.set_verbosity_error()
         return self
 
@@ -178,10 +192,26 @@ class _Quiet:
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = self._env
         for name, level in self._levels.items():
             logging.getLogger(name).setLevel(level)
-        if self._hub is not None and not self._hub_off:
-            self._hub.enable_progress_bars()
         if self._tf is not None:
             if self._tf_bar:
-                self._tf.enable_progress_bar()
+                with _hub_bar_warnings_off():
+                    self._tf.enable_progress_bar()
             self._tf.set_verbosity(self._tf_level)
+        if self._hub is not None:  # last: transformers' enable_progress_bar() resets the hub's states too
+            if isinstance(self._hub_states, dict):
+                self._hub_states.clear()
+                self._hub_states.update(self._hub_saved)
+            elif not self._hub_saved and not self._hub_forced_on:
+                self._hub.enable_progress_bars()
         return False
+
+
+@contextlib.contextmanager
+def _hub_bar_warnings_off():
+    """Drop only huggingface_hub's "Cannot disable/enable progress bars" warning: under its variable a
+    switch changes nothing, and the variable's value is the user's choice, not news to them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cannot (disable|enable) progress bars", category=UserWarning)
+        yield

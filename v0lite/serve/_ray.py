@@ -225,8 +225,10 @@ def run_ray(
     app_name, route_prefix
         The Ray Serve application's name and route prefix.
     blocking : bool
-        Serve until interrupted (Ctrl-C, or SIGTERM when called from the main thread), then delete
-        the application (and stop Ray if this call started it), as ``v0lite serve --replicas`` does.
+        Serve until interrupted (Ctrl-C; SIGTERM too when called from the main thread and this call
+        started Ray), then delete the application (and stop Ray if this call started it), as
+        ``v0lite serve --replicas`` does. SIGTERM's handler is put back once Ray is stopped; on the
+        caller's Ray it is left alone (Ray's own).
     **kwargs
         :func:`ray_app`'s parameters (``data_dir``, ``store``, ``num_replicas``, ...).
 
@@ -251,10 +253,13 @@ def run_ray(
     serve.start(http_options={"host": host, "port": int(port)})
     if not blocking:
         return serve.run(app, name=app_name, route_prefix=route_prefix)
+    import signal
     import time
 
     handle = None
-    previous = _stop_on_sigterm()  # after ray.init: Ray's core worker installs its own SIGTERM handler (abort)
+    # SIGTERM ends the run only on a Ray this call started: ray.init has just put Ray's C++ handler in (which
+    # Python cannot see, so it could not be put back); on the caller's Ray it stays, and Ctrl-C stops the run
+    previous = _stop_on_sigterm() if started_ray else None
     try:  # an interrupt while the replicas start stops them too
         handle = serve.run(app, name=app_name, route_prefix=route_prefix)
         while True:
@@ -262,15 +267,17 @@ def run_ray(
     except KeyboardInterrupt:
         pass
     finally:  # replicas drain (Ray Serve's graceful shutdown) and their lifespans close the store
-        if started_ray:
-            serve.shutdown()
-            ray.shutdown()
-        else:
-            serve.delete(app_name)
-        if previous is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous)
+        if previous is not None:  # a resent SIGTERM (systemd, Kubernetes) must not cut the drain short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if started_ray:
+                serve.shutdown()
+                ray.shutdown()
+            else:
+                serve.delete(app_name)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     return handle
 
 
@@ -279,7 +286,8 @@ def _stop_on_sigterm():
 
     Installed after ``ray.init``, which replaces the process's SIGTERM handler with Ray's C++ one: that
     one aborts the process (exit -6), so the replicas were never drained and the local Ray never
-    stopped. Returns the handler it replaced (None off the main thread, where Python cannot set one).
+    stopped. Returns the handler Python had before (the one to put back once Ray is stopped), or None
+    off the main thread, where Python cannot set one.
     """
     import signal
     import threading
@@ -290,4 +298,5 @@ def _stop_on_sigterm():
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, stop)
+    return signal.SIG_DFL if previous is None else previous  # None: set outside Python, so not restorable
