@@ -205,3 +205,66 @@ def test_route_eval_cli_whose_plot_fails_leaves_no_router(monkeypatch, tmp_path,
     assert main([*argv, "--plot", str(tmp_path / "p.png")]) == 1
     assert "No space left on device" in capsys.readouterr().err
     assert not r.exists()
+
+
+# -- route-eval --new-model: a model never chosen; --json all or nothing with --save-router and --plot ------------
+def _with_model(name: str, cost: float, score: float):
+    """The priced log plus ``name`` on every prompt at ``cost``, always scoring ``score``."""
+    log = _priced(n_prompts=40)
+    added = log.filter(pl.col("policy") == "pol0").with_columns(
+        policy=pl.lit(name), cost=pl.lit(cost), score=pl.lit(score)
+    )
+    both = pl.concat([log, added])
+    test_mask = pl.col("prompt").str.contains("case 1")
+    return both.filter(~test_mask), both.filter(test_mask)
+
+
+@pytest.mark.parametrize(("name", "cost", "score"), [("bad", 0.05, 0.0), ("good", 0.00001, 1.0)])
+def test_route_eval_cli_says_when_the_new_model_is_never_chosen(tmp_path, capsys, fake_minilm, name, cost, score):
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    train, test = _with_model(name, cost, score)  # 'bad': dearest and always wrong; 'good': cheapest, always right
+    tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
+    j = tmp_path / "r.json"
+    argv = ["route-eval", str(tr), str(te), "--head", "knn", "--no-baselines", "--quiet", "--json", str(j)]
+    assert main([*argv, "--new-model", name, "--n", "5"]) == 0
+    out, res = capsys.readouterr().out, json.loads(j.read_text())
+    never = f"the router chose {name!r} on none of the {res['n_test']} TEST prompts"
+    if name == "bad":
+        assert res["new_model_chosen_n"] == 0 and never in out and "joining changes nothing at --n 5" in out
+    else:
+        assert res["new_model_chosen_n"] == res["n_test"] > 0 and "on none of the" not in out
+
+
+def test_route_eval_cli_whose_json_fails_leaves_no_router_nor_plot(monkeypatch, tmp_path, capsys, fake_minilm):
+    import v0lite._io as io
+    import v0lite.commands._route_report as report
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    train, test = _split_priced()
+    tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
+    j, r, png = tmp_path / "r.json", tmp_path / "router", tmp_path / "p.png"
+    real = io.atomic_write_bytes
+
+    def fail_json(path, data):  # the --json write only: the router's own files are written as usual
+        if str(path) == str(j):
+            raise OSError(28, f"cannot write {path}: No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(io, "atomic_write_bytes", fail_json)
+    monkeypatch.setattr(report, "atomic_write_bytes", fail_json, raising=False)
+    argv = ["route-eval", str(tr), str(te), "--head", "knn", "--no-baselines", "--quiet", "--json", str(j)]
+    assert main([*argv, "--save-router", str(r), "--plot", str(png)]) == 1
+    err = capsys.readouterr().err
+    assert f"--json {j}: cannot be written" in err and "No space left on device" in err
+    assert f"--save-router {r}" in err and "Fix: pass --json a path in a folder that exists" in err
+    assert not r.exists() and not png.exists() and not j.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # a router folder there before the run is never removed (only what this run created is)
+    monkeypatch.undo()
+    assert main([*argv[:-2], "--save-router", str(r)]) == 0 and (r / "meta.json").exists()
+    monkeypatch.setattr(report, "atomic_write_bytes", fail_json)
+    assert main([*argv, "--save-router", str(r), "--force"]) == 1
+    assert (r / "meta.json").exists() and f"--save-router {r} existed before the run" in capsys.readouterr().err

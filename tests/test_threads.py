@@ -82,6 +82,40 @@ def test_concurrent_add_history_keeps_every_row(monkeypatch):
     assert sorted(model.index_.policies) == sorted(ref.index_.policies)
 
 
+class PairEncoder(FakeEncoder):
+    """Once armed, each encode call waits (bounded) for a second one: two calls that run one after the other
+    break the barrier, and the call that finds it broken records that it did not overlap."""
+
+    def __init__(self):
+        super().__init__()
+        self.barrier, self.armed, self.alone = threading.Barrier(2), False, 0
+
+    def encode(self, texts):
+        if self.armed:
+            try:
+                self.barrier.wait(timeout=2.0)
+            except threading.BrokenBarrierError:
+                self.alone += 1
+        return super().encode(texts)
+
+
+def test_concurrent_add_history_embeds_outside_the_writer_lock():
+    """Two writers with new prompts embed at the same time (the lock covers the merge only), and keep every row."""
+    log = topic_log(n_prompts=20)
+    enc = PairEncoder()
+    model = V0Regressor(head="knn", encoder=enc, cache_dir=False).fit(log)
+    enc.armed = True
+    _run_threads(lambda t: model.add_history(_batch(t, 0)), n=2)
+    assert enc.alone == 0, "the two add_history calls embedded one after the other"
+    ref = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(log)
+    for t in (1, 0):
+        ref.add_history(_batch(t, 0))
+    assert model.n_history_ == ref.n_history_ == log.height + 2 * 5
+    assert _rows(model) == _rows(ref)
+    by_key = {k: model.index_.emb[r] for k, r in model.index_.key_to_row.items()}
+    assert all(np.array_equal(by_key[k], ref.index_.emb[r]) for k, r in ref.index_.key_to_row.items())
+
+
 class MeetingValueModel:
     """A value model whose add_history meets the other writers' (see :class:`MeetingEncoder`)."""
 

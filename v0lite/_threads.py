@@ -34,7 +34,7 @@ def writer_lock(obj) -> threading.RLock:
 def publish_lock(obj) -> threading.Lock:
     """The lock under which ``obj``'s writers assign, and its readers read, attributes that go together.
 
-    Not :func:`writer_lock`: a writer holds that one while it works (``add_history`` embeds), and a
+    Not :func:`writer_lock`: a writer holds that one while it merges (``add_history`` merges its rows), and a
     reader must not wait for the work, only for the few assignments that publish its result. Held
     for assignments and reads only (nothing inside calls out), so a plain lock: it never nests.
     """

@@ -419,14 +419,18 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         warn_new_names(given["policy"].unique(maintain_order=True).to_list(), self.index_.policy_to_code)
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
+
+        def embed(ids: list) -> dict:  # unique prompt position -> its vector
+            return dict(zip(ids, self._encode([utexts[i] for i in ids], [ukeys[i] for i in ids], given))) if ids else {}
+
+        # embed before the lock, so two writers' encoder calls overlap; under it, the prompts another writer
+        # published meanwhile are left out, and any that a fit's new index lacks are embedded there (rare)
+        done = embed([i for i, k in enumerate(ukeys) if k not in self.index_.key_to_row])
         with writer_lock(self):  # writers one at a time: each adds to the index the last one published
             old = self.index_
             new = [i for i, k in enumerate(ukeys) if k not in old.key_to_row]
-            emb = (
-                self._encode([utexts[i] for i in new], [ukeys[i] for i in new], given)
-                if new
-                else np.zeros((0, old.dim), np.float32)
-            )
+            done.update(embed([i for i in new if i not in done]))
+            emb = np.stack([done[i] for i in new]) if new else np.zeros((0, old.dim), np.float32)
             index = old.add(
                 [ukeys[i] for i in new],
                 emb,

@@ -3,10 +3,14 @@ and the baseline routers beside the router; and the route commands' cost inputs,
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
+import shutil
 import warnings
 
+from .._io import atomic_write_bytes
 from ..exceptions import DataError, V0liteWarning
 from ._common import read_input
 
@@ -18,6 +22,9 @@ __all__ = [
     "print_route_baselines",
     "print_knn_seen",
     "print_per_request",
+    "print_join_gain",
+    "json_bytes",
+    "write_json_or_undo",
     "warn_unit_costs",
     "cost_log",
 ]
@@ -129,6 +136,73 @@ def print_per_request(result: dict) -> None:
         f"the --json curves.router.lam, computed on these TEST prompts: e.g. knob {curve['knob'][i]:g} -> "
         f'--knob {lams[i]:.6g} (the service: "strategy": "utility", "knob": <lam>)'
     )
+
+
+def print_join_gain(result: dict) -> None:
+    """With --new-model: the pool before it joined, the gain of joining with its interval and what to do; and,
+    when the router chose it on no test prompt, that the gain compares the same choices (no measured tie)."""
+    before = [
+        f"{k} {fmt(result.get('without_new_model_' + k))}"
+        for k in ("aiq", "max_acc", "mean_task_acc")
+        if result.get("without_new_model_" + k) is not None
+    ]
+    g, new = result["new_model_join_gain"], result["new_model"]
+    if g["ci_high"] < 0:
+        verdict = (
+            "lower with it: route without it for now, giving its outcomes to the value model only "
+            "(Router.add_history(..., join=False); the service: `v0lite serve --pool` naming only the others) "
+            "until it has more"
+        )
+    elif g["ci_low"] > 0:
+        verdict = "higher with it: routing to it pays"
+    else:
+        verdict = "no clear difference on this test log"
+    print(
+        f"the pool before {new!r} joined (same test prompts): {', '.join(before)}; with it "
+        f"minus before, {g['metric']} {g['estimate']:+.4f} [95% CI {g['ci_low']:+.4f}, {g['ci_high']:+.4f}]: " + verdict
+    )
+    if result.get("new_model_chosen_n") == 0:
+        print(
+            f"the router chose {new!r} on none of the {result['n_test']} TEST prompts (at no knob of the sweep, "
+            f"nor as the top choice): joining changes nothing at --n {result['new_model_n']}, so the gain above "
+            "compares the same choices, not a measured tie; a larger --n says whether it ever pays"
+        )
+
+
+def json_bytes(args, result: dict) -> bytes:
+    """The ``--json`` file's bytes, built before anything is written: a result JSON cannot hold fails first."""
+    try:
+        return (json.dumps(result, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"--json {args.json}: the result cannot be written as JSON ({exc}); nothing was written. Fix: run "
+            "without --json (the printed report is complete) and report this as a v0lite bug."
+        ) from exc
+
+
+def write_json_or_undo(args, data: bytes, made: dict[str, str]) -> None:
+    """Write ``--json`` after the router was saved; if that fails, remove the outputs this command created
+    (``made``: flag -> path that did not exist before the run, never one that did), so none is left without
+    the others, and say so with the fix."""
+    try:
+        atomic_write_bytes(args.json, data)
+    except OSError as exc:
+        for path in made.values():
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        undone = f"; the {' and '.join(f'{f} {p}' for f, p in made.items())} it wrote removed" if made else ""
+        there = [
+            f"{f} {p}" for f, p in (("--save-router", args.save_router), ("--plot", args.plot)) if p and f not in made
+        ]
+        kept = f" ({' and '.join(there)} existed before the run: written by it, not removed)" if there else ""
+        reason = str(exc.strerror or exc).rpartition(": ")[2]  # the system's words, not the path again
+        raise DataError(
+            f"--json {args.json}: cannot be written ({reason}): no report{undone}{kept}. Fix: "
+            "pass --json a path in a folder that exists, is writable and has free space, and run again."
+        ) from exc
 
 
 def print_knn_seen(result: dict, k: int) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import warnings
 from pathlib import Path
 
-from .._io import atomic_write_json
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
     ENCODER_MOVED_HELP,
@@ -32,7 +32,14 @@ from ._common import (
 from ._route_report import TABLE_KEYS as _TABLE_KEYS
 from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
-from ._route_report import print_knn_seen, print_per_request, why_missing
+from ._route_report import (
+    json_bytes,
+    print_join_gain,
+    print_knn_seen,
+    print_per_request,
+    why_missing,
+    write_json_or_undo,
+)
 from ._route_report import print_per_task as _print_per_task
 from ._route_report import print_route_baselines as _print_route_baselines
 from ._route_report import warn_unit_costs as _warn_unit_costs
@@ -186,18 +193,30 @@ def _route_eval(args) -> int:
     new_n = None if args.new_model is None else _check_new_model(args, train, test, pool)
     if prices is None:  # in flag terms, in place of route_eval's warning (its fix names prices=)
         _warn_unit_costs(args, train, test)
+    # --json, --plot and --save-router are all or nothing: the JSON's bytes are built before anything is
+    # written, and a JSON write that fails removes the outputs this run created (not those there before)
+    made = {
+        f: p for f, p in (("--save-router", args.save_router), ("--plot", args.plot)) if p and not os.path.lexists(p)
+    }
+    out: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnitCostWarning)
         try:
-            result = _run_route_eval(args, train, test, prices, shrink, new_n)
+            result = _run_route_eval(args, train, test, prices, shrink, new_n, out)
         except SparseTestError as exc:  # before any fit: its fix in flag terms
             raise DataError(f"TEST {args.test}: {exc.text(cli=True)}") from exc
+    if args.json:
+        write_json_or_undo(args, out["json"], made)
     _print_route_eval(args, result, has_task="task" in train.columns and "task" in test.columns)
     return 0
 
 
-def _run_route_eval(args, train, test, prices, shrink, new_n):
+def _run_route_eval(args, train, test, prices, shrink, new_n, out: dict):
     from ..routing import route_eval
+
+    def before_writes(result):  # --json's bytes, before the plot and the router are written
+        if args.json:
+            out["json"] = json_bytes(args, result)
 
     return route_eval(
         train,
@@ -215,6 +234,7 @@ def _run_route_eval(args, train, test, prices, shrink, new_n):
         **({"tuned_ks": None} if args.no_baselines else {}),  # the tuned kNN is a baseline too (its CV fits)
         progress=progress_lines(args),
         save_router=args.save_router,
+        before_writes=before_writes,
         show_progress_bar=progress(args),
         new_model=args.new_model,
         new_n=new_n,
@@ -234,27 +254,7 @@ def _print_route_eval(args, result, has_task: bool | None = None) -> None:
             note = f"  ({why_missing(key, result, has_task=has_task)})" if v is None else ""
             print(f"{key:<{width}}  {_fmt(v)}{note}")
     if args.new_model is not None:  # the comparison that says whether to route to it yet
-        before = [
-            f"{k} {_fmt(result.get('without_new_model_' + k))}"
-            for k in ("aiq", "max_acc", "mean_task_acc")
-            if result.get("without_new_model_" + k) is not None
-        ]
-        g = result["new_model_join_gain"]
-        if g["ci_high"] < 0:
-            verdict = (
-                "lower with it: route without it for now, giving its outcomes to the value model only "
-                "(Router.add_history(..., join=False); the service: `v0lite serve --pool` naming only the others) "
-                "until it has more"
-            )
-        elif g["ci_low"] > 0:
-            verdict = "higher with it: routing to it pays"
-        else:
-            verdict = "no clear difference on this test log"
-        print(
-            f"the pool before {result['new_model']!r} joined (same test prompts): {', '.join(before)}; with it "
-            f"minus before, {g['metric']} {g['estimate']:+.4f} [95% CI {g['ci_low']:+.4f}, {g['ci_high']:+.4f}]: "
-            + verdict
-        )
+        print_join_gain(result)
     if result.get("cost_source") in ("log", "prices"):
         print(f"(costs in USD per call, from {'the logs' if result['cost_source'] == 'log' else '--prices'})")
     print_per_request(result)
@@ -264,7 +264,6 @@ def _print_route_eval(args, result, has_task: bool | None = None) -> None:
     if result.get("baselines"):
         _print_route_baselines(result)
     if args.json:
-        atomic_write_json(args.json, result)
         print(f"wrote {args.json}")
     if args.plot:
         print(f"wrote {args.plot}")

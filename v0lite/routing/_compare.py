@@ -59,23 +59,32 @@ def task_accuracy(Y: np.ndarray, idx: np.ndarray, tasks: np.ndarray) -> tuple[fl
     return float(acc.mean()), per
 
 
-def knob_tables(strategy, P, Cpred, Y, Ctrue, n_knobs: int) -> tuple[np.ndarray, np.ndarray]:
+def knob_tables(strategy, P, Cpred, Y, Ctrue, n_knobs: int, idx=None) -> tuple[np.ndarray, np.ndarray]:
     """Per knob of the strategy's grid, each prompt's true outcome and cost of the chosen policy.
 
     A prompt's choice at a knob does not depend on the other prompts, so a resample's curve is
     the column means of these ``(n_knobs, n_prompts)`` tables over the resampled prompts.
+    ``idx``: those choices (:func:`knob_choices`), if already made.
     """
-    _, idx = knob_choices(strategy, P, Cpred, n_knobs)
+    if idx is None:
+        _, idx = knob_choices(strategy, P, Cpred, n_knobs)
     rows = np.arange(Y.shape[0])
     return Y[rows, idx], Ctrue[rows, idx]
 
 
 class _Scored:
-    """One router's tables for the bootstrap: knob tables, top-choice outcomes."""
+    """One router's tables for the bootstrap: knob tables, top-choice outcomes; and its choices (``idx``: per
+    knob, each prompt's policy column; ``top_idx``: each prompt's top choice)."""
 
     def __init__(self, strategy, P, Cpred, Y, Ctrue, n_knobs):
-        self.A, self.C = knob_tables(strategy, P, Cpred, Y, Ctrue, n_knobs)
-        self.top = Y[np.arange(Y.shape[0]), top_choice(P, Cpred)]
+        _, self.idx = knob_choices(strategy, P, Cpred, n_knobs)
+        self.A, self.C = knob_tables(strategy, P, Cpred, Y, Ctrue, n_knobs, idx=self.idx)
+        self.top_idx = top_choice(P, Cpred)
+        self.top = Y[np.arange(Y.shape[0]), self.top_idx]
+
+    def chosen_n(self, j: int) -> int:
+        """On how many prompts policy column ``j`` is chosen, at one knob of the sweep or as the top choice."""
+        return int(((self.idx == j).any(axis=0) | (self.top_idx == j)).sum())
 
 
 def _metric_fn(metric: str, c_max: float | None, tasks: np.ndarray | None):

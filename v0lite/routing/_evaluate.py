@@ -6,7 +6,7 @@ The metrics are defined in :mod:`._frontier`, the baselines in :mod:`._baselines
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -164,6 +164,7 @@ def route_eval(
     n_boot: int = 1000,
     progress=None,
     save_router=None,
+    before_writes: Callable[[dict], Any] | None = None,
     show_progress_bar: bool = False,
     new_model: str | None = None,
     new_n: int | None = None,
@@ -226,6 +227,10 @@ def route_eval(
         (``Router.load``, ``v0lite route --router DIR``). Saved last, once everything else
         (the plot too) succeeded: a run that fails leaves no router there, and a router saved
         there before as it was.
+    before_writes : callable, optional
+        Called with the finished, JSON-ready result before the plot and the router are written
+        (the CLI builds its ``--json`` text there: a result that cannot be serialised stops the
+        run before any output exists).
     show_progress_bar : bool, default False
         Progress of the baselines and CV folds on stderr (:mod:`v0lite._progress`); the value
         model and the embedder show their own by their ``show_progress_bar``.
@@ -248,7 +253,9 @@ def route_eval(
         equal costs or with one model before it, which has no frontier and so no AIQ:
         ``without_new_model_aiq`` is None then; ``mean_task_acc`` with ``per_task``), ``estimate``,
         ``ci_low``, ``ci_high``
-        (paired bootstrap over test prompts, ``n_boot`` resamples).
+        (paired bootstrap over test prompts, ``n_boot`` resamples). ``new_model_chosen_n``: on how
+        many test prompts the router chose it (at one knob of the sweep, or as its top choice);
+        0: joining changed no choice at this ``new_n``, so its gain compares the same choices.
     pool : list of str, optional
         Evaluate only these models (each must have outcomes in both logs): the other rows of both
         logs are left out. By default the pool is every model of both logs. Test prompts without
@@ -598,11 +605,14 @@ def route_eval(
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
         # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
         metric = "mean_task_acc" if per_task else ("max_acc" if degenerate or alone else "aiq")
+        scored = _Scored(strat, P, Cpred, Y, Ctrue, n_knobs)
+        # chosen on no test prompt: joining changed no choice, and a gain of 0 [0, 0] is no measured tie
+        result["new_model_chosen_n"] = scored.chosen_n(j)
         result["new_model_join_gain"] = {
             "metric": metric,
             **paired_bootstrap(
                 _metric_fn(metric, None if degenerate else c_max, g_te if per_task else None),
-                _Scored(strat, P, Cpred, Y, Ctrue, n_knobs),
+                scored,
                 before,
                 n_rows=Y.shape[0],
                 n_boot=n_boot,
@@ -610,6 +620,8 @@ def route_eval(
             ),
         }
     result = to_jsonable(result, default=lambda o: o)
+    if before_writes is not None:
+        before_writes(result)
     if plot is not None:
         plot_frontiers(result, plot)
     if save_router is not None:  # last: a run that fails leaves no router (and an earlier one at the path as it was)
