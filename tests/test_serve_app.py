@@ -422,6 +422,15 @@ def test_feedback_names_are_checked_and_new_models_declared(server, guarantees):
     assert r.status_code == 200, r.text
     (info,) = r.json()["new_policies"]
     assert info["policy"] == "e" and info["joins_pool"] is False and '"price"' in info["fix"]
+    t0 = time.monotonic()
+    while (st := c.get("/v1/stats").json())["applied_rows"] < st["feedback_rows"]:
+        assert time.monotonic() - t0 < 10, st
+        time.sleep(0.05)
+    # once applied, routing to it is refused with the same reason and fix (not only "use one of [...]")
+    r = c.post("/v1/route", json={"prompt": row["prompt"], "pool": ["a", "e"]})
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["param"] == "pool[1]" and err["value"] == "e", err
+    assert "no price" in err["message"] and err["fix"] == info["fix"], err
     # a known model's feedback says nothing about new models
     assert "new_policies" not in c.post("/v1/feedback", json={"outcomes": [{"policy": "a", **row}]}).json()
 

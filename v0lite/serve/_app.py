@@ -446,6 +446,11 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         check_prompts(state, prompts, "prompt" if single else "prompts", single)
         allowed = state.allowed()
         pool = list(dict.fromkeys(req.pool)) if req.pool is not None else allowed
+        for i, name in enumerate(pool):  # a model with outcomes that routing may not choose: say why
+            why = None if name in allowed else state.not_routable(name)
+            if why:
+                raise ApiError(422, f"pool[{i}]: {name!r} is not a model of the pool: {why[0]}. Fix: {why[1]}",
+                               param=f"pool[{i}]", value=name, fix=why[1])  # fmt: skip
         check_names(pool, allowed, "pool", False, "a model of the pool")
         strategy_router(state.router, req.strategy)  # an unknown strategy fails before any work
         rows = await submit(state, "route", prompts, request)

@@ -31,6 +31,18 @@ log = logging.getLogger("v0lite.serve")
 _PROBE = "v0lite serve: warm-up prompt"
 
 
+# why a model with outcomes is not routable, and the fix, as feedback answers and /v1/route's 422 say it
+_NO_PRICE = (
+    "no price: its outcomes reach the value model only",
+    'add "{p}" to the upstreams file with "price": <USD per call> (and "base_url" for chat completions), '
+    "then restart the server.",
+)
+_NOT_IN_POOL = (
+    "not in the server's --pool: its outcomes reach the value model only",
+    "restart with it in --pool once `v0lite route-eval --new-model` says it pays.",
+)
+
+
 @dataclass(frozen=True)
 class Limits:
     """The service's limits (every one a ``v0lite serve`` flag)."""
@@ -181,6 +193,14 @@ class ServeState:
         self._chained: dict = {}  # signal -> (the server's handler, ours before it)
 
     # -- pool
+    def not_routable(self, name: str) -> tuple[str, str] | None:
+        """``(why, fix)`` when the value model knows ``name`` but routing may not choose it; None otherwise."""
+        if name in self.unpriced:
+            return _NO_PRICE[0], _NO_PRICE[1].format(p=name)
+        if self.pool_filter is not None and name not in self.pool_filter and name in self.known_policies():
+            return _NOT_IN_POOL
+        return None
+
     def allowed(self, router=None) -> list[str]:
         """The pool routing may choose from now: the router's (grown by feedback), narrowed by ``pool``."""
         router = router or self.router
@@ -415,15 +435,10 @@ class ServeState:
         for p in policies:
             item = {"policy": p, "joins_pool": p in costs, "cost": costs.get(p)}
             if p in unpriced:
-                item["why"] = "no price: its outcomes reach the value model only"
-                item["fix"] = (
-                    f'add "{p}" to the upstreams file with "price": <USD per call> (and "base_url" for chat '
-                    "completions), then restart the server."
-                )
+                item["why"], item["fix"] = _NO_PRICE[0], _NO_PRICE[1].format(p=p)
             elif self.pool_filter is not None and p not in self.pool_filter:
                 item["joins_pool"] = False
-                item["why"] = "not in the server's --pool: its outcomes reach the value model only"
-                item["fix"] = "restart with it in --pool once `v0lite route-eval --new-model` says it pays."
+                item["why"], item["fix"] = _NOT_IN_POOL
             elif self.upstreams and p not in self.upstreams:
                 item["note"] = "/v1/route may choose it; chat completions cannot reach it without an upstream."
             out.append(item)
