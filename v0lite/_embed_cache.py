@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_bytes
+from ._out_checks import folder_problem
 from .exceptions import DataError, V0liteWarning
 
-__all__ = ["ShardCache", "CACHE_FORMAT", "shards_root", "folder_problem", "near_encoder"]
+__all__ = ["ShardCache", "CACHE_FORMAT", "shards_root", "near_encoder"]
 
 CACHE_FORMAT = 1
 # only files of exactly this name are ours: another file matching shard-*.npz is left alone, never deleted
@@ -33,19 +34,6 @@ _SHARD_NAME = re.compile(r"shard-[0-9a-f]{64}\.npz")
 def shards_root(root: str | os.PathLike) -> Path:
     """The folder under cache root ``root`` that holds one folder of shards per encoder."""
     return Path(root) / "embeddings" / f"v{CACHE_FORMAT}"
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why shards cannot be written in ``folder`` (created with its parents when missing), or None: its nearest
-    existing part is a file, or a folder this process cannot write in."""
-    parent = folder
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{parent} is a file, not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"cannot write in {parent} (permission denied)"
-    return None
 
 
 def near_encoder(name: str, known: list[str]) -> str | None:

@@ -187,9 +187,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_bytes(obj) -> bytes:
+    """``obj`` as indented, key-sorted JSON (sorted keys keep saves byte-identical), UTF-8, newline-ended."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` as indented, key-sorted JSON atomically (sorted keys keep saves byte-identical)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    """Write ``obj`` as :func:`json_bytes` atomically."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 from ._io import TMP_FILE_EXTRA, name_too_long, stream_of
 from .exceptions import DataError
 
-__all__ = ["named", "another", "in_folder", "file_size", "check_regular", "check_name_fits", "check_output",
-           "check_no_replace"]  # fmt: skip
+__all__ = ["named", "another", "in_folder", "file_size", "folder_problem", "check_regular", "check_name_fits",
+           "check_output", "check_no_replace"]  # fmt: skip
 
 
 def _keyword(label: str) -> bool:
@@ -49,6 +49,19 @@ def file_size(p: str | os.PathLike) -> int | None:
         return os.stat(p).st_size if os.path.isfile(p) else None
     except OSError:
         return None
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why a file cannot be written in ``folder`` (created with its parents when missing), or None: its nearest
+    existing part is a file, or a folder this process cannot write in."""
+    parent = Path(folder)
+    while not os.path.exists(parent) and parent != parent.parent:  # writers create missing folders
+        parent = parent.parent
+    if not os.path.isdir(parent):  # not Path.is_dir: a folder that cannot be looked into raises there (< 3.12)
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent} (permission denied)"
+    return None
 
 
 _EXAMPLES = {"--json": "metrics.json", "--plot": "plot.png"}
@@ -158,16 +171,10 @@ def check_output(path: str | os.PathLike | None, label: str, suffixes: tuple[str
                 f"{target.parent}, or remove the link, or choose {another(label)}."
             )
         p = target
-    parent = p.parent
-    while not os.path.exists(parent):  # atomic writes create missing folders; a file in the way cannot be one
-        parent = parent.parent
-    if not os.path.isdir(parent):
-        raise DataError(f"{named(label, path)}: {parent} is a file, not a folder. Fix: choose {another(label)}.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(
-            f"{named(label, path)}: cannot write in {parent} (permission denied). Fix: choose {another(label)}, "
-            "in a folder you can write."
-        )
+    problem = folder_problem(p.parent)  # atomic writes create missing folders; a file in the way cannot be one
+    if problem:
+        where = ", in a folder you can write" if problem.startswith("cannot write") else ""
+        raise DataError(f"{named(label, path)}: {problem}. Fix: choose {another(label)}{where}.")
     return Path(path)
 
 

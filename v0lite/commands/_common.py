@@ -332,7 +332,8 @@ def check_cache_env() -> None:
     the folder the shards go in (its ``embeddings`` part included) exists and can be written, or its nearest
     existing part is a folder that can. An encoder's own folder below it is checked once the encoder is known,
     still before any prompt is encoded (:meth:`v0lite._embed_cache.ShardCache._check_writable`)."""
-    from .._embed_cache import folder_problem, shards_root
+    from .._embed_cache import shards_root
+    from .._out_checks import folder_problem
 
     env = os.environ.get("V0LITE_CACHE")
     root = Path(env) if env else Path.home() / ".cache" / "v0lite"

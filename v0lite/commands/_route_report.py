@@ -10,6 +10,7 @@ import shlex
 import shutil
 import warnings
 
+from .. import _io
 from .._io import atomic_write_bytes
 from ..exceptions import DataError, V0liteWarning
 from ._common import read_input
@@ -172,7 +173,7 @@ def print_join_gain(result: dict) -> None:
 def json_bytes(args, result: dict) -> bytes:
     """The ``--json`` file's bytes, built before anything is written: a result JSON cannot hold fails first."""
     try:
-        return (json.dumps(result, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return _io.json_bytes(result)
     except (TypeError, ValueError) as exc:
         raise DataError(
             f"--json {args.json}: the result cannot be written as JSON ({exc}); nothing was written. Fix: run "

@@ -11,13 +11,12 @@ from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, encoder_fla
 __all__ = ["register"]
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int) -> int:
     """Refuse a --port another process holds, in flag terms (uvicorn would say only "Errno 98" after the
-    store was created). A port freed between this check and uvicorn's bind is uvicorn's to report."""
+    store was created); returns the port, or with 0 one free now (--replicas gives it to Ray's proxy, so the
+    start-up line can name it). A port taken between this check and the server's bind is the server's to report."""
     import socket
 
-    if port == 0:
-        return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
@@ -28,15 +27,6 @@ def _check_port_free(host: str, port: int) -> None:
                 f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}; another server may hold "
                 "it). Fix: pass another --port (0: any free port), or stop the server holding it."
             ) from None
-
-
-def _free_port(host: str) -> int:
-    """A port free on ``host`` now (``--port 0`` with --replicas: Ray's proxy is given it, and the start-up
-    line can name it). A port taken between this pick and Ray's bind is Ray's to report."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -124,7 +114,7 @@ def _serve_on_ray(args, pool, limits) -> int:
     from ..serve._ray import _serve as require_ray_serve
 
     require_ray_serve()  # the ray extra, before the start-up line: without it nothing below can start
-    port = args.port or _free_port(args.host)  # --port 0: pick it here, so the start-up line names it
+    port = args.port or _check_port_free(args.host, 0)  # --port 0: pick it here, so the start-up line names it
     if not args.quiet:
         replicas = f"{args.replicas} Ray Serve replica{'' if args.replicas == 1 else 's'}"
         print(
