@@ -230,6 +230,25 @@ def test_suggest_prompts_picks_distinct_candidates_over_topics(pool):
     assert model.suggest_prompts("d", cands + cands[:5], 8) == picks  # repeats count once
 
 
+def test_suggest_prompts_designs_on_the_directions_the_solve_moves_along(pool, make_model):
+    """With a pool's view the item vector is the pool's difficulty and each fitted policy's departure
+    (what a new policy's in-context solve can learn from a few rows), not the history's topic
+    directions: with them added, 10 and 30 picks ranked a held-out model's prompts worse than a random
+    draw on RouterBench (benchmarks/onboarding.py). Without a pool's view the topics stand in."""
+    from v0lite.heads._pool_items import pool_head
+    from v0lite.heads._select import _N_TOPICS, item_features
+
+    model, log = pool
+    emb = model.index_.emb[:30]
+    ph = pool_head(model.head_)
+    z = ph.design_.transform(np.asarray(emb, np.float64))
+    w0 = ph._population()[0]
+    D = ph.coef_[ph.pool_codes()] - w0
+    np.testing.assert_allclose(item_features(model.head_, model.index_, emb), np.column_stack([z @ w0, z @ D.T]))
+    knn = make_model(head="knn").fit(log)
+    assert item_features(knn.head_, knn.index_, emb).shape == (30, _N_TOPICS)
+
+
 def test_suggest_prompts_refines_a_policy_with_outcomes(pool):
     model, log = pool
     d = log.filter(pl.col("policy") == "d")

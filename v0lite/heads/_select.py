@@ -3,14 +3,14 @@
 A policy's outcomes are informative where its predicted success is uncertain (Bernoulli
 variance ``p (1 - p)``, the Fisher information of one outcome about its logit) and in
 directions the outcomes it already has do not cover. Each candidate prompt gets an item vector
-``phi``: the pool's average logit on it (difficulty), how the pool's policies differ on it
-(the fitted per-policy weights' deviations, when the head has them: the directions in which a
-new policy's ability is solved) and its main topic directions (principal components of the
+``phi``: the pool's average logit on it (difficulty) and how the pool's policies differ on it
+(the fitted per-policy weights' deviations: the directions in which a new policy's ability is
+solved); without a pool's view, its main topic directions (principal components of the
 history's embeddings). Prompts are picked one at a time for the largest drop in the summed
 predictive variance of every candidate (I-optimal), the information ``A`` being that of the
 picks so far plus the policy's own history (as in anchor-point / tinyBenchmarks selection, Polo
-et al. 2024), so the picks spread over difficulty and topic instead of piling onto the most
-uncertain region. Why not D-optimal (the gain in ``log det A``, ``criterion="d"``): it favours
+et al. 2024), so the picks spread over difficulty and those directions instead of piling onto
+the most uncertain region. Why not D-optimal (the gain in ``log det A``, ``criterion="d"``): it favours
 extreme prompts, and on train-only CV (routerdc) 100 of its picks ranked a held-out model's
 prompts worse than 100 I-optimal ones (0.653 vs 0.674).
 """
@@ -27,7 +27,18 @@ _N_TOPICS = 4
 
 
 def item_features(head, index, emb):
-    """``phi`` of each prompt embedding in ``emb`` (rows), before standardisation."""
+    """``phi`` of each prompt embedding in ``emb`` (rows), before standardisation.
+
+    The directions a new policy's in-context solve moves along (:mod:`~v0lite.heads._pool_items`):
+    the pool's difficulty and how each fitted policy departs from the average there. Topic
+    directions (the history's principal components) stand in only without them (a head with no
+    pool view, or fewer than two pool policies). Why: the solve has no free parameter along a
+    topic beyond its weak isotropic prior, so spreading picks over topics spent outcomes on what
+    it cannot learn from a few rows. With the topics added to the pool's directions, 10 and 30
+    picks ranked a held-out model's test prompts at AUC 0.640 / 0.646 on RouterBench (random
+    draws: 0.648 / 0.650) and 0.656 / 0.660 on routerdc-7model; without them 0.651 / 0.648 and
+    0.661 / 0.667 (benchmarks/onboarding.py, its pools; one pick per held-out model).
+    """
     emb = np.asarray(emb, np.float64)
     cols = []
     ph = pool_head(head)
@@ -37,7 +48,7 @@ def item_features(head, index, emb):
         cols.append((z @ w0)[:, None])  # the average policy's logit: difficulty
         D = ph.coef_[ph.pool_codes()] - w0
         if len(D) >= 2:
-            cols.append(z @ D.T)  # how each fitted policy departs from the average on the prompt
+            return np.column_stack(cols + [z @ D.T])  # how each fitted policy departs from the average
     E = np.asarray(index.emb[:: max(1, index.emb.shape[0] // 4000)], np.float64)
     mu = E.mean(0)
     _, _, Vt = np.linalg.svd(E - mu, full_matrices=False)
