@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from v0lite.exceptions import V0liteError
+from v0lite.exceptions import ParameterError, V0liteError
 from v0lite.rl import (
     SELECTORS,
     VALUES,
@@ -296,3 +296,21 @@ def test_pmixed_selector_with_concentration():
     assert set(PMixedSelector(8, concentration=c).select(p, 2, random_state=0).tolist()) == {0, 2}
     sel = PMixedSelector(8)
     np.testing.assert_allclose(sel.score(p, 1e9), sel.score(p), atol=1e-5)
+
+
+@pytest.mark.parametrize("budget", [7.9, True, "8", float("nan"), float("inf"), None, -1])
+def test_allocate_refuses_a_budget_that_is_no_whole_count_with_a_fix(budget):
+    with pytest.raises(ParameterError, match=r"budget must be an int >= 0 \(total rollouts to split\), got .*Fix: "):
+        allocate([0.5, 0.3, 0.9, 0.02], budget, n_min=2, n_max=8)
+
+
+def test_allocate_takes_a_whole_float_budget_and_refuses_bad_sizes_and_probabilities():
+    assert allocate([0.5, 0.3], 8.0, n_min=2, n_max=8).sum() == 8
+    with pytest.raises(ParameterError, match=r"n_max must be a whole number >= 0 .*got 2\.5\. Fix: n_max=16"):
+        allocate([0.5, 0.3], 8, n_min=2, n_max=2.5)
+    with pytest.raises(ParameterError, match=r"n_max must be >= n_min.*Fix:"):
+        allocate([0.5, 0.3], 8, n_min=5, n_max=3)
+    with pytest.raises(ParameterError, match=r"p must hold numbers .*Fix: pass the predicted pass rates as floats"):
+        allocate("0.5", 8)
+    with pytest.raises(ParameterError, match=r"p must hold numbers"):
+        allocate(["0.5", "0.2"], 8)

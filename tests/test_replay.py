@@ -146,7 +146,7 @@ def test_duplicate_rows_are_merged_and_history_baselines_are_leak_free():
             "score": [1.0, 0.0, 0.5, 1.0, 0.25, 0.0],
         }
     )
-    v = replay._visits(log, 8)
+    v = replay._visits(log)
     a = v.filter(pl.col("prompt") == "a").sort("step")
     assert a["score"].to_list() == [0.25, 0.5, 0.25]
     assert a["last_visit"].to_list()[1:] == [0.25, 0.5]
@@ -221,7 +221,7 @@ def test_own_counts_are_decayed_and_leak_free():
             "score": [1.0, 0.0, 0.5, 0.25, 1.0],
         }
     )
-    v = replay._visits(log, 8)
+    v = replay._visits(log)
     own = replay._own_counts(v, (0.5, 1.0))
     a3 = v.with_row_index().filter((pl.col("prompt") == "a") & (pl.col("step") == 3))["index"][0]
     a0 = v.with_row_index().filter((pl.col("prompt") == "a") & (pl.col("step") == 0))["index"][0]
@@ -387,7 +387,7 @@ class RecordingModel:
 
 def test_first_epoch_never_reads_the_prompts_own_rows():
     log = _log(n_prompts=50, n_steps=6, seed=1).drop("_p")
-    v = replay._visits(log, 8)
+    v = replay._visits(log)
     seen = []
 
     class Probe(RecordingModel):

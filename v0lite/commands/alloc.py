@@ -74,8 +74,10 @@ def strategies_table(result: dict) -> str:
             lines.append(
                 f"{name:<{width}}" + "".join(f"{_cell(v.get(c), nd):>17}" for _, c, nd in _COLUMNS) + f"  {v['label']}"
             )
+    groups, visits = result.get("n_groups_evaluated"), result.get("n_visits_evaluated")
+    merged = f" of {visits} (prompt, step) visits" if groups is not None and groups != visits else ""
     lines.append(
-        f"replayed {result.get('n_steps_evaluated')} steps / {result.get('n_visits_evaluated')} visits; "
+        f"replayed {result.get('n_steps_evaluated')} steps / {groups} groups{merged}; "
         f"{_cell(result.get('seconds_total'), 0)} s. Every key: --json FILE."
     )
     return "\n".join(lines)
@@ -121,6 +123,11 @@ def _alloc_sim(args) -> int:
     check_output(args.json, "--json", (".json",))
     log = read_input(args.history, "HISTORY")
     _check_steps(log, args)
+    if "score" in log.columns:  # in the command's terms, before any work; alloc_sim names every other problem
+        from ..log import validate_log
+        from ..rl._replay import check_groups
+
+        check_groups(validate_log(log), args.rollouts_per_prompt, "--rollouts-per-prompt")
     if "n" not in log.columns:  # said, not assumed silently: n weighs every score in the replay
         note(
             args,

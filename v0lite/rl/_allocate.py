@@ -23,7 +23,7 @@ import numpy as np
 
 from .._registry import lookup, unknown_name
 from ..exceptions import V0liteError
-from ._common import _as_p, _rng
+from ._common import _as_p, _check_group_sizes, _rng, check_count
 
 __all__ = [
     "p_mixed",
@@ -515,9 +515,10 @@ def allocate(
     [6, 6, 0]
     """
     p = _as_p(p)
-    budget = int(budget)
-    if budget < 0:
-        raise V0liteError(f"budget must be >= 0, got {budget}.")
+    budget = check_count(
+        "budget", budget, 0, "total rollouts to split", "pass the rollouts available as an int, e.g. budget=8 * len(p)."
+    )
+    n_min, n_max = _check_group_sizes(n_min, n_max, (0, 16))
     if concentration is not None:
         c = np.asarray(concentration, dtype=np.float64)
         if c.ndim > 1 or (c.ndim == 1 and c.size != p.size):

@@ -202,10 +202,17 @@ class SelectionTally:
         }
 
 
-def strategy_entry(tally: SelectionTally, label: str, causal: bool, dynamic_rpm: float, allocation: Any = None) -> dict:
-    """One value of the ``strategies`` mapping: the tally's figures plus label, causality and ratios."""
+def strategy_entry(
+    tally: SelectionTally, label: str, causal: bool, dynamic_rpm: float, allocation: Any = None, spent: Any = None
+) -> dict:
+    """One value of the ``strategies`` mapping: the tally's figures plus label, causality and ratios.
+
+    ``spent``: the rollouts the budgeted allocation spent (``allocation_rollouts_spent``; None where the
+    strategy has no allocation), so that allocations are compared at the same spend as uniform's.
+    """
     out = {"label": label, "causal": bool(causal), **tally.figures()}
     rpm = out["rollouts_per_mixed_group"]
     out["dynamic_sampling_ratio"] = dynamic_rpm / rpm if rpm == rpm and rpm > 0 else float("nan")
     out["allocation_mixed_groups_per_1000_rollouts"] = float("nan") if allocation is None else float(allocation)
+    out["allocation_rollouts_spent"] = None if spent is None else int(spent)
     return out

@@ -27,7 +27,13 @@ def _rng(random_state: Any) -> np.random.Generator:
 
 
 def _as_p(p: Any, name: str = "p") -> np.ndarray:
-    arr = np.asarray(p, dtype=np.float64)
+    raw = np.asarray(p)
+    if raw.dtype.kind not in "biuf":  # a str "0.5" would be cast to a number, None to NaN
+        raise ParameterError(
+            f"{name} must hold numbers (probabilities in [0, 1]), got {str(p)[:60]} (dtype {raw.dtype}). Fix: pass "
+            "the predicted pass rates as floats, e.g. model.predict(X)."
+        )
+    arr = raw.astype(np.float64)
     if arr.ndim > 1:
         raise V0liteError(f"{name} must be one-dimensional, got shape {arr.shape}.")
     arr = np.atleast_1d(arr)
@@ -96,6 +102,86 @@ def _check_fraction(name: str, v: Any, default: float, *, closed_hi: bool) -> No
     if not (ok and 0 < v and (v <= 1 if closed_hi else v < 1)):
         span = "(0, 1]" if closed_hi else "(0, 1)"
         raise ParameterError(f"{name} must be a number in {span}, got {v!r}. Fix: {name}={default} (the default).")
+
+
+def _whole(v: Any) -> bool:
+    """Whether ``v`` is a finite whole number (an int, or a float like 8.0; not a bool or a str)."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(v) and int(v) == v
+    except (TypeError, ValueError):
+        return False
+
+
+def check_count(name: str, v: Any, minimum: int, what: str, fix: str, note: str = "") -> int:
+    """``v`` as an int: a whole number ``>= minimum`` (a bool, 7.9, "8", NaN, inf or None is refused, not cast).
+
+    ``what`` says what the number counts, ``fix`` how to set it (both in the caller's terms), ``note`` is
+    added after the value (e.g. what a 0 would do).
+    """
+    if not _whole(v) or v < minimum:
+        raise ParameterError(f"{name} must be an int >= {minimum} ({what}), got {v!r}{note}. Fix: {fix}")
+    return int(v)
+
+
+def _check_group_sizes(n_min: Any, n_max: Any, defaults: tuple = (2, 16)) -> tuple[int, int]:
+    """``(n_min, n_max)`` as ints: whole numbers, ``0 <= n_min <= n_max`` (refused otherwise, with a fix).
+
+    ``defaults``: the caller's defaults of ``(n_min, n_max)``, named in the fix.
+    """
+    for name, v, default in (("n_min", n_min, defaults[0]), ("n_max", n_max, defaults[1])):
+        if not _whole(v) or v < 0:
+            raise ParameterError(
+                f"{name} must be a whole number >= 0 (a group size: rollouts per prompt), got {v!r}. "
+                f"Fix: {name}={default} (the default)."
+            )
+    if n_max < n_min:
+        raise ParameterError(
+            f"n_max must be >= n_min (the largest group size is at least the smallest), got n_min={n_min!r}, "
+            f"n_max={n_max!r}. Fix: n_max >= {max(int(n_min), 2)} (default n_min={defaults[0]}, n_max={defaults[1]}), "
+            "or a "
+            "smaller n_min."
+        )
+    return int(n_min), int(n_max)
+
+
+def checked_pass_rates(p: Any, n_rows: int, model: Any, row_name) -> np.ndarray:
+    """A value model's predictions, checked: ``n_rows`` finite pass rates in [0, 1] (round-off clipped).
+
+    NaN or a value out of [0, 1] is refused, never replaced: ``row_name(i)`` names row ``i`` in the
+    caller's terms.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (n_rows,):
+        raise V0liteError(f"value_model.predict returned shape {p.shape}, expected ({n_rows},).")
+    bad = np.flatnonzero(~(np.isfinite(p) & (p >= -1e-9) & (p <= 1 + 1e-9)))
+    if bad.size:
+        i = int(bad[0])
+        raise V0liteError(
+            f"value_model.predict ({type(model).__name__}) returned {float(p[i])!r} for {row_name(i)} and "
+            f"{bad.size - 1} more out of [0, 1] or NaN: the planner needs predicted pass rates in [0, 1]. Fix: make "
+            "the value model return pass rates (a model of raw rewards must map them to [0, 1] first, e.g. "
+            "(reward + 1) / 2 for -1/1 rewards)."
+        )
+    return np.clip(p, 0.0, 1.0)
+
+
+def check_strengths(prior_strength: Any, default_prior_strength: Any) -> None:
+    """``prior_strength`` is ``"auto"`` or a number > 0, ``default_prior_strength`` a number > 0 (with a fix)."""
+    for name, v in (("prior_strength", prior_strength), ("default_prior_strength", default_prior_strength)):
+        if name == "prior_strength" and isinstance(v, str) and v == "auto":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v > 0):
+            auto = "'auto' or " if name == "prior_strength" else ""
+            raise ParameterError(
+                f"{name} must be {auto}a number > 0 (the rollouts the prior counts for), got {v!r}. Fix: "
+                + (
+                    "prior_strength='auto' (fitted on the outcomes; the default) or e.g. 4.0."
+                    if auto
+                    else f"{name}=4.0 (the default)."
+                )
+            )
 
 
 def _n_keep(k: int, fraction: float) -> int:

@@ -14,16 +14,15 @@ only the batches before it.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable
 
 import numpy as np
 import polars as pl
 
-from ..exceptions import V0liteWarning
+from ..exceptions import DataError, ParameterError
 from ._allocate import PMixedSelector, RandomSelector
 from ._baselines import SelectionTally, strategy_entry
-from ._common import _n_keep, _rng
+from ._common import _n_keep, _rng, _whole, checked_pass_rates
 
 __all__ = ["first_epoch", "model_factory"]
 
@@ -71,8 +70,11 @@ def first_epoch(
     >>> res = first_epoch(visits, lambda: V0Regressor(head="knn"))  # doctest: +SKIP
     >>> res["strategies"]["v0_first_epoch"]["rollouts_per_mixed_group"]  # doctest: +SKIP
     """
-    if int(folds) < 2:
-        raise ValueError(f"first_epoch needs folds >= 2, got {folds}.")
+    if not _whole(folds) or folds < 2:
+        raise ParameterError(
+            f"first_epoch needs folds >= 2 (prompt groups, each predicted from the others), got {folds!r}. "
+            "Fix: folds=5 (the default)."
+        )
     rng = _rng(random_state)
     n = int(rollouts_per_prompt)
     s0 = visits["step"].min()
@@ -80,7 +82,10 @@ def first_epoch(
     prompts = rows["prompt"].unique(maintain_order=True).to_list()
     k_folds = min(int(folds), len(prompts))
     if k_folds < 2:
-        raise ValueError("first_epoch needs at least 2 distinct prompts at the first step.")
+        raise DataError(
+            f"the first-epoch scenario needs 2 or more distinct prompts at the log's first step {s0}, found "
+            f"{len(prompts)}. Fix: pass first_epoch_folds=0 to skip it, or a log with more prompts at its first step."
+        )
     group = dict(zip(prompts, rng.permutation(len(prompts)) % k_folds))
     g = np.array([group[q] for q in rows["prompt"].to_list()])
     p = np.full(rows.height, np.nan)
@@ -88,10 +93,13 @@ def first_epoch(
         train, test = rows.filter(pl.Series(g != f)), rows.filter(pl.Series(g == f))
         model = make_model()
         model.fit(train.select(*_KEYS, "n"), train["score"].to_numpy())
-        p[g == f] = np.asarray(model.predict(test.select(*_KEYS)), dtype=np.float64).ravel()
-    if not np.isfinite(p).all():
-        warnings.warn("first_epoch: non-finite predictions were replaced by 0.5.", V0liteWarning, stacklevel=2)
-    p = np.clip(np.nan_to_num(p, nan=0.5), 0.0, 1.0)
+        X = test.select(*_KEYS)
+        p[g == f] = checked_pass_rates(
+            np.asarray(model.predict(X), dtype=np.float64).ravel(),
+            X.height,
+            model,
+            lambda i, X=X: f"prompt {str(X['prompt'][i])[:40]!r} at step {X['step'][i]} (first-epoch scenario)",
+        )
     true = rows["score"].to_numpy()
     mixed = (true > 0) & (true < 1)
     m = _n_keep(true.size, 0.5)

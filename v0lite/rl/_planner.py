@@ -14,7 +14,6 @@ The value model is anything with ``predict(X)`` and ``add_history(X, y)`` where 
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -32,10 +31,15 @@ from ._beliefs import (
 from ._common import (
     _check_counts,
     _check_fraction,
+    _check_group_sizes,
     _n_keep,
     _prompt_list,
     _rng,
+    _whole,
+    check_count,
     check_known_policy,
+    check_strengths,
+    checked_pass_rates,
     warn_no_outcomes,
 )
 
@@ -200,13 +204,14 @@ class RolloutPlanner:
                 "model the missing method (an add_history that returns self is enough for a model that does not "
                 "learn online)."
             )
-        if isinstance(budget_per_prompt, bool) or not _whole(budget_per_prompt) or budget_per_prompt < 1:
-            raise ParameterError(
-                f"budget_per_prompt must be an int >= 1 (mean rollouts per kept prompt), got {budget_per_prompt!r}"
-                + (": every plan would be empty" if budget_per_prompt == 0 else "")
-                + ". Fix: budget_per_prompt=8 (the default) or your trainer's group size."
-            )
-        budget_per_prompt = int(budget_per_prompt)
+        budget_per_prompt = check_count(
+            "budget_per_prompt",
+            budget_per_prompt,
+            1,
+            "mean rollouts per kept prompt",
+            "budget_per_prompt=8 (the default) or your trainer's group size.",
+            ": every plan would be empty" if _whole(budget_per_prompt) and budget_per_prompt == 0 else "",
+        )
         n_min, n_max = _check_group_sizes(n_min, n_max)
         # a padded name the fitted model holds exactly is that policy (a log may have held 'pol0 ')
         check_policy_name(policy, known=getattr(getattr(value_model, "index_", None), "policy_to_code", ()))
@@ -214,25 +219,14 @@ class RolloutPlanner:
         _check_random_state(random_state)
         _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)
         _check_fraction("alpha", alpha, 0.05, closed_hi=False)
-        if isinstance(min_groups_for_fit, bool) or not _whole(min_groups_for_fit) or min_groups_for_fit < 1:
-            raise ParameterError(
-                f"min_groups_for_fit must be an int >= 1 (the groups observed before the prior strength is fitted "
-                f"on them), got {min_groups_for_fit!r}. Fix: min_groups_for_fit=64 (the default)."
-            )
-        min_groups_for_fit = int(min_groups_for_fit)
-        for name, v in (("prior_strength", prior_strength), ("default_prior_strength", default_prior_strength)):
-            if name == "prior_strength" and isinstance(v, str) and v == "auto":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v > 0):
-                auto = "'auto' or " if name == "prior_strength" else ""
-                raise ParameterError(
-                    f"{name} must be {auto}a number > 0 (the rollouts the prior counts for), got {v!r}. Fix: "
-                    + (
-                        "prior_strength='auto' (fitted on the outcomes; the default) or e.g. 4.0."
-                        if auto
-                        else f"{name}=4.0 (the default)."
-                    )
-                )
+        min_groups_for_fit = check_count(
+            "min_groups_for_fit",
+            min_groups_for_fit,
+            1,
+            "the groups observed before the prior strength is fitted on them",
+            "min_groups_for_fit=64 (the default).",
+        )
+        check_strengths(prior_strength, default_prior_strength)
         self.value_model = value_model
         self.strategy = strategy
         self.budget_per_prompt = budget_per_prompt
@@ -289,19 +283,8 @@ class RolloutPlanner:
         return get_selector(self.strategy, **params)
 
     def _predict(self, prompts: Sequence[str], step: int) -> np.ndarray:
-        p = np.asarray(self.value_model.predict(_frame(self.policy, prompts, step)), dtype=np.float64)
-        if p.shape != (len(prompts),):
-            raise V0liteError(f"value_model.predict returned shape {p.shape}, expected ({len(prompts)},).")
-        bad = np.flatnonzero(~(np.isfinite(p) & (p >= -1e-9) & (p <= 1 + 1e-9)))
-        if bad.size:
-            i = int(bad[0])
-            raise V0liteError(
-                f"value_model.predict ({type(self.value_model).__name__}) returned {float(p[i])!r} for prompt {i} "
-                f"({str(prompts[i])[:40]!r}) and {bad.size - 1} more out of [0, 1] or NaN: the planner needs "
-                "predicted pass rates in [0, 1]. Fix: make the value model return pass rates (a model of raw "
-                "rewards must map them to [0, 1] first, e.g. (reward + 1) / 2 for -1/1 rewards)."
-            )
-        return np.clip(p, 0.0, 1.0)
+        p = self.value_model.predict(_frame(self.policy, prompts, step))
+        return checked_pass_rates(p, len(prompts), self.value_model, lambda i: f"prompt {i} ({str(prompts[i])[:40]!r})")
 
     def plan(self, prompts: Sequence[str], step: int) -> Plan:
         """Predict, select and allocate for one step's candidate prompts.
@@ -477,22 +460,6 @@ class RolloutPlanner:
         return fused
 
 
-def _check_group_sizes(n_min: Any, n_max: Any) -> tuple[int, int]:
-    """``(n_min, n_max)`` as ints: whole numbers, ``0 <= n_min <= n_max`` (refused otherwise, with a fix)."""
-    for name, v, default in (("n_min", n_min, 2), ("n_max", n_max, 16)):
-        if isinstance(v, bool) or not _whole(v) or v < 0:
-            raise ParameterError(
-                f"{name} must be a whole number >= 0 (a group size: rollouts per prompt), got {v!r}. "
-                f"Fix: {name}={default} (the default)."
-            )
-    if n_max < n_min:
-        raise ParameterError(
-            f"n_max must be >= n_min (the largest group size is at least the smallest), got n_min={n_min!r}, "
-            f"n_max={n_max!r}. Fix: n_max >= {max(int(n_min), 2)} (default n_min=2, n_max=16), or a smaller n_min."
-        )
-    return int(n_min), int(n_max)
-
-
 def _check_random_state(random_state: Any) -> None:
     """``None``, a numpy generator, or the estimator's seeds (an int in [0, SEED_MAX])."""
     if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
@@ -500,11 +467,3 @@ def _check_random_state(random_state: Any) -> None:
     from ..estimator import _check_seed
 
     _check_seed(random_state)
-
-
-def _whole(v: Any) -> bool:
-    """Whether ``v`` is a finite whole number (an int, or a float like 8.0)."""
-    try:
-        return math.isfinite(v) and int(v) == v
-    except (TypeError, ValueError):
-        return False

@@ -1,8 +1,9 @@
 """``alloc_sim``: replay a logged RL run and score selection/allocation strategies, no look-ahead.
 
 The log is an outcome log with ``step`` (the visit / checkpoint) and ``n`` (rollouts behind
-each score). Rows of the same (policy, prompt, step) are merged first (n-weighted mean);
-each merged row is one *visit*.
+each score). Rows of the same (policy, prompt, step) are merged (n-weighted mean) into one
+*visit* for the value model and the history baselines; each row stays its own *group*: strategies
+are scored per group (a 0/8 and an 8/8 group of one visit are two unmixed groups, not one mixed one).
 
 Protocol
 --------
@@ -100,6 +101,7 @@ import polars as pl
 from ..exceptions import DataError, ParameterError, V0liteError, V0liteWarning
 from ..log import validate_log
 from ._baselines import zero_variance_streaks
+from ._common import _check_group_sizes, _whole, check_count, check_strengths, checked_pass_rates
 from ._first_epoch import first_epoch, model_factory
 from ._scoring import _DECAYS, score_predictions
 
@@ -112,13 +114,26 @@ _KEYS = ("policy", "prompt", "step")
 DEFAULT_HEAD = "gbdt"
 
 
-def _visits(df: pl.DataFrame, default_n: int) -> pl.DataFrame:
-    """One row per (policy, prompt, step), n-weighted, with leakage-free history baselines."""
-    if "n" not in df.columns:
-        df = df.with_columns(pl.lit(default_n, dtype=pl.Int64).alias("n"))
+def _visits(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per (policy, prompt, step), n-weighted, with leakage-free history baselines.
+
+    ``zv_score`` is what the zero-variance streaks read: 0.5 when one of the visit's groups came back
+    mixed, else 1 when every group was all-correct and 0 otherwise (the merged mean of an all-wrong and
+    an all-correct group is not a mixed group).
+    """
+    mixed = (pl.col("score") > 0) & (pl.col("score") < 1)
     v = (
         df.group_by(_KEYS, maintain_order=True)
-        .agg(((pl.col("score") * pl.col("n")).sum() / pl.col("n").sum()).alias("score"), pl.col("n").sum())
+        .agg(
+            ((pl.col("score") * pl.col("n")).sum() / pl.col("n").sum()).alias("score"),
+            pl.col("n").sum(),
+            pl.when(mixed.any())
+            .then(0.5)
+            .when((pl.col("score") >= 1).all())
+            .then(1.0)
+            .otherwise(0.0)
+            .alias("zv_score"),
+        )
         .sort(["policy", "prompt", "step"])
         .with_columns(
             pl.col("score").shift(1).over(["policy", "prompt"]).alias("last_visit"),
@@ -162,9 +177,10 @@ def _accepts_exclude(model: Any) -> bool:
 
 def _predict(model: Any, X: pl.DataFrame, **kw) -> np.ndarray:
     p = np.asarray(model.predict(X, **kw), dtype=np.float64).ravel()
-    if p.shape != (X.height,):
-        raise V0liteError(f"value_model.predict returned shape {p.shape}, expected ({X.height},).")
-    return np.clip(np.nan_to_num(p, nan=0.5), 0.0, 1.0)
+    cold = " (exclude_own_prompt=True)" if kw else ""
+    return checked_pass_rates(
+        p, X.height, model, lambda i: f"prompt {str(X['prompt'][i])[:40]!r} at step {X['step'][i]}{cold}"
+    )
 
 
 def _own_counts(v: pl.DataFrame, decays: tuple) -> np.ndarray:
@@ -250,6 +266,18 @@ def _predictions(visits: pl.DataFrame, value_model: Any, n_fit: int, steps: np.n
     return pl.concat(frames), fit_rows.height, cut, timing
 
 
+def _per_group(df: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
+    """One row per group (row of the log) of ``visits``' (policy, prompt, step), with its own ``score`` and ``n``
+    and its visit's other columns (history, predictions), in step order; rows of one visit in the log's order.
+
+    Mixedness is a property of one group: two groups of one prompt at one step (0/8 and 8/8) are two unmixed
+    groups, not one mixed visit, so strategies are scored per group; the value model sees merged visits.
+    """
+    rows = df.select(*_KEYS, "score", "n").with_row_index("_row")
+    out = rows.join(visits.drop("score", "n"), on=list(_KEYS), how="inner")
+    return out.sort(["step", "policy", "prompt", "_row"]).drop("_row")
+
+
 def fit_steps(fit_fraction: float, n_steps: int) -> int:
     """How many of the log's earliest distinct steps :func:`alloc_sim` fits on (the rest are replayed)."""
     return max(1, math.ceil(fit_fraction * n_steps))
@@ -258,6 +286,95 @@ def fit_steps(fit_fraction: float, n_steps: int) -> int:
 def largest_fit_fraction(n_steps: int) -> float:
     """The largest ``fit_fraction`` (to 3 decimals) that leaves one of ``n_steps`` steps to replay."""
     return math.floor((n_steps - 1) / n_steps * 1000) / 1000
+
+
+def check_groups(df: pl.DataFrame, default_n: int, setting: str = "rollouts_per_prompt") -> None:
+    """Refuse a log whose groups cannot be judged mixed: a score no whole count of successes out of its ``n``
+    (a continuous reward would be read as mixed), or every ``n`` 1 (a group of one rollout is never mixed).
+
+    ``df`` is a validated log; ``setting`` names ``rollouts_per_prompt`` in the caller's terms (the ``n`` of a
+    log without an ``n`` column).
+    """
+    has_n = "n" in df.columns
+    if has_n and df.height and bool((df["n"] <= 1).all()):
+        raise DataError(
+            "column 'n': every row has n=1, so every group is a single rollout and none can be mixed (a success "
+            "and a failure): every mixed figure of the replay would be 0. Fix: give one row per group of "
+            "rollouts (one prompt at one step), with score = successes / n and n the group's rollouts (aggregate "
+            "one-rollout rows by policy, prompt and step)."
+        )
+    score = df["score"].to_numpy().astype(np.float64)
+    n = df["n"].to_numpy().astype(np.float64) if has_n else np.full(df.height, float(default_n))
+    k = score * n
+    bad = np.flatnonzero(np.abs(k - np.round(k)) > 1e-6 * n)
+    if bad.size:
+        i = int(bad[0])
+        src = "its 'n'" if has_n else f"{setting} {default_n}: the log has no 'n' column"
+        raise DataError(
+            f"column 'score', row {i}: value {float(score[i])!r} is not a whole number of successes out of "
+            f"n={n[i]:g} rollouts ({src}): {float(score[i])!r} x {n[i]:g} = {k[i]:.4g}; {bad.size - 1} more rows "
+            "alike. A score "
+            "strictly between 0 and 1 is read as a mixed group, so a continuous reward would count as mixed. Fix: "
+            "give score = successes / n with n the rollouts behind it (an 'n' column; e.g. "
+            f"{int(np.round(k[i]))}/{n[i]:g}), with rewards made 0/1 per rollout first (1 where the rollout is "
+            "correct)."
+        )
+
+
+def _check_args(
+    fit_fraction,
+    max_step,
+    rollouts_per_prompt,
+    group_sizes,
+    n_min,
+    n_max,
+    prior_strength,
+    default_prior_strength,
+    random_state,
+    first_epoch_folds,
+) -> tuple[int, int]:
+    """Every parameter of :func:`alloc_sim`, before any work (each refusal says the fix); returns (n_min, n_max)."""
+    from ._planner import _check_random_state
+
+    number = not isinstance(fit_fraction, (bool, np.bool_)) and isinstance(fit_fraction, (int, float, np.number))
+    if not (number and 0 < fit_fraction < 1):  # a str is refused, not compared
+        raise ParameterError(
+            f"fit_fraction must be in (0, 1), got {fit_fraction!r}. Fix: pass fit_fraction=<value> in (0, 1)."
+        )
+    if max_step is not None and not _whole(max_step):
+        raise ParameterError(
+            f"max_step must be a whole number (a step of the log) or None, got {max_step!r}. Fix: pass an int, "
+            "e.g. max_step=100, or leave it unset to replay every step."
+        )
+    if not _whole(rollouts_per_prompt) or rollouts_per_prompt < 2:
+        raise ParameterError(
+            f"rollouts_per_prompt must be an integer >= 2 (a group of one rollout is never mixed), got "
+            f"{rollouts_per_prompt!r}. Fix: pass rollouts_per_prompt=<value> >= 2 (8 is usual)."
+        )
+    n_min, n_max = _check_group_sizes(
+        n_min, 2 * int(rollouts_per_prompt) if n_max is None else n_max, (2, "2 x rollouts_per_prompt")
+    )
+    if n_max < rollouts_per_prompt:
+        raise ParameterError(
+            f"n_max={n_max} is less than rollouts_per_prompt={rollouts_per_prompt}: no prompt gets more than n_max "
+            "rollouts, so the allocations could not spend the budget uniform spends and their figures would "
+            f"compare different budgets. Fix: n_max={2 * int(rollouts_per_prompt)} (the default, 2 x "
+            f"rollouts_per_prompt) or at least {rollouts_per_prompt}, or a smaller rollouts_per_prompt."
+        )
+    try:
+        sizes = list(group_sizes)
+    except TypeError:
+        sizes = [group_sizes]
+    for j, g in enumerate(sizes):
+        check_count(f"group_sizes[{j}]", g, 1, "rollouts of the baseline experiment", "group_sizes=(2, 4).")
+    check_strengths(prior_strength, default_prior_strength)
+    _check_random_state(random_state)
+    if not _whole(first_epoch_folds) or first_epoch_folds < 0 or first_epoch_folds == 1:
+        raise ParameterError(
+            f"first_epoch_folds must be 0 (skip the first-epoch scenario) or an int >= 2 (its prompt groups), got "
+            f"{first_epoch_folds!r}. Fix: first_epoch_folds=5 (the default) or 0."
+        )
+    return n_min, n_max
 
 
 def alloc_sim(
@@ -271,7 +388,7 @@ def alloc_sim(
     rollouts_per_prompt: int = 8,
     group_sizes: tuple = (2, 4),
     n_min: int = 2,
-    n_max: int = 16,
+    n_max: Any = None,
     prior_strength: Any = "auto",
     default_prior_strength: float = 4.0,
     random_state: Any = 0,
@@ -308,8 +425,10 @@ def alloc_sim(
         ``n`` of ``P(mixed | n)`` and the per-prompt budget of the allocation.
     group_sizes : tuple of int, default (2, 4)
         Group sizes of the baseline-MSE experiment.
-    n_min, n_max : int, default 2 and 16
-        Allowed group sizes of the allocation (``{0} U [n_min, n_max]``).
+    n_min, n_max : int, default 2 and None
+        Allowed group sizes of the allocation (``{0} U [n_min, n_max]``). ``n_max`` defaults to
+        ``2 x rollouts_per_prompt`` (16 at the default 8) and may not be less than
+        ``rollouts_per_prompt``, so that every allocation can spend the budget uniform spends.
     prior_strength : float or "auto", default "auto"
         Prior strength of the fused baseline; "auto" = the warm concentration.
     default_prior_strength : float, default 4.0
@@ -340,19 +459,18 @@ def alloc_sim(
     True
     """
     t_start = time.perf_counter()
-    if not 0 < fit_fraction < 1:
-        raise ParameterError(
-            f"fit_fraction must be in (0, 1), got {fit_fraction}. Fix: pass fit_fraction=<value> in (0, 1)."
-        )
-    if (
-        isinstance(rollouts_per_prompt, bool)
-        or not isinstance(rollouts_per_prompt, (int, np.integer))
-        or rollouts_per_prompt < 2
-    ):
-        raise ParameterError(
-            f"rollouts_per_prompt must be an integer >= 2 (a group of one rollout is never mixed), got "
-            f"{rollouts_per_prompt!r}. Fix: pass rollouts_per_prompt=<value> >= 2 (8 is usual)."
-        )
+    n_min, n_max = _check_args(
+        fit_fraction,
+        max_step,
+        rollouts_per_prompt,
+        group_sizes,
+        n_min,
+        n_max,
+        prior_strength,
+        default_prior_strength,
+        random_state,
+        first_epoch_folds,
+    )
     if value_model is not None and (head is not None or encoder is not None):
         what = "head" if head is not None else "encoder"
         raise V0liteError(
@@ -373,9 +491,18 @@ def alloc_sim(
                 f"max_step={max_step} keeps none of the log's {n_before} rows (smallest step "
                 f"{validate_log(log)['step'].min()}). Fix: raise max_step or leave it unset."
             )
-    visits = _visits(df, rollouts_per_prompt)
+    check_groups(df, rollouts_per_prompt)  # before the default n is filled in: its message names the setting
+    if "n" not in df.columns:
+        df = df.with_columns(pl.lit(rollouts_per_prompt, dtype=pl.Int64).alias("n"))
+    visits = _visits(df)
     steps = np.unique(visits["step"].to_numpy())
     n_fit = fit_steps(fit_fraction, steps.size)
+    if steps.size < 2 and max_step is not None:
+        raise DataError(
+            f"max_step={max_step} keeps one distinct step (step {steps[0]}); alloc_sim fits the value model on "
+            "the earliest steps and replays the later ones, so it needs two steps at least. Fix: raise max_step "
+            "or pass a log with more steps."
+        )
     if n_fit >= steps.size:
         raise DataError(
             f"the log has {steps.size} distinct steps; fitting on {n_fit} leaves none to replay. "
@@ -390,7 +517,7 @@ def alloc_sim(
     make_model = model_factory(value_model) if first_epoch_folds else None
     own = _own_counts(visits, _DECAYS)
     pair = visits.select(pl.struct("policy", "prompt").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
-    streak, last_easy = zero_variance_streaks(pair, visits["step"].to_numpy(), visits["score"].to_numpy())
+    streak, last_easy = zero_variance_streaks(pair, visits["step"].to_numpy(), visits["zv_score"].to_numpy())
     visits = visits.with_columns(
         pl.Series("zv_streak", streak),
         pl.Series("zv_last_easy", last_easy),
@@ -398,6 +525,7 @@ def alloc_sim(
         *[pl.Series(f"own_m_{j}", own[j, 1]) for j in range(len(_DECAYS))],
     )
     pred, n_visits_fit, cut, timing = _predictions(visits, value_model, n_fit, steps, show_progress_bar)
+    pred = _per_group(df, pred)
     t0 = time.perf_counter()
     from .._progress import stage
 
@@ -417,7 +545,7 @@ def alloc_sim(
         t1 = time.perf_counter()
         with stage(f"alloc-sim: first-epoch scenario ({first_epoch_folds} refits)", enabled=show_progress_bar):
             out["first_epoch"] = first_epoch(
-                visits,
+                _per_group(df, visits),
                 make_model,
                 folds=first_epoch_folds,
                 rollouts_per_prompt=rollouts_per_prompt,

@@ -149,7 +149,7 @@ def score_predictions(
     rollouts_per_prompt: int = 8,
     group_sizes: tuple = (2, 4),
     n_min: int = 2,
-    n_max: int = 16,
+    n_max: Any = None,
     prior_strength: Any = "auto",
     default_prior_strength: float = 4.0,
     decays: tuple = _DECAYS,
@@ -162,10 +162,12 @@ def score_predictions(
     ``step``, ``score``, ``n``, ``warm``, ``cold`` (NaN when not available),
     ``last_visit``, ``mean_last3``, and the own-history columns of :func:`alloc_sim`
     (``own_s``/``own_m``: arrays over ``decays``). Every empirical-Bayes fit at step t uses
-    evaluated steps before t only. See the module docstring for the keys.
+    evaluated steps before t only. A row is one group (its own ``score`` and ``n``): rows of one
+    (policy, prompt, step) are separate groups. See the module docstring for the keys.
     """
     rng = _rng(random_state)
     n = int(rollouts_per_prompt)
+    n_max = 2 * n if n_max is None else n_max  # room to spend the uniform budget (alloc_sim's default)
     own = np.stack(
         [np.stack([np.asarray(pred[f"own_s_{j}"]), np.asarray(pred[f"own_m_{j}"])]) for j in range(len(decays))]
     )
@@ -322,10 +324,12 @@ def score_predictions(
             causal,
             dyn,
             out.get("effective_groups_per_1000_rollouts" + ("" if name == "warm" else f"_{name}")),
+            eff[name][1] if name in eff else None,
         )
         for key, name, label, causal in STRATEGIES
     }
     out["n_steps_evaluated"] = len(bounds) + 1 if pred.height else 0
-    out["n_visits_evaluated"] = int(pred.height)
+    out["n_groups_evaluated"] = int(pred.height)
+    out["n_visits_evaluated"] = int(pred.select(*("policy", "prompt", "step")).n_unique()) if pred.height else 0
     out["rollouts_per_prompt"] = n
     return out
