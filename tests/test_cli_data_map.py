@@ -97,3 +97,34 @@ def test_data_map_names_your_column_and_its_flag_and_counts_repeated_rows(tmp_pa
     said = capsys.readouterr().out
     assert "5 rows out of 5 read, 2 repeating an earlier row exactly (kept" in said, said
     assert read_log(out)["score"].to_list() == [1.0, 1.0, 1.0, 0.0, 1.0]
+
+
+def test_drop_unscored_refuses_a_truncated_csv_line_or_a_json_row_without_the_score_key(tmp_path, capsys):
+    """A short CSV line (a truncated file) and a JSON row that leaves the score key out are errors naming the
+    line; only an empty cell, or a key written as null or "", is a row without an outcome."""
+    out = tmp_path / "log.jsonl"
+    flags = ["--policy", "Model", "--prompt", "Q", "--drop-unscored"]
+    for name, score, text, shown in (
+        ("t.csv", "C", "Model,Q,C\na,q1,1\nb,q2,0\nc,q3", "t.csv, line 4: 2 fields where the header has 3"),
+        (
+            "t.jsonl",
+            "C",
+            '{"Model":"a","Q":"q","C":1}\n{"Model":"c","Q":"q"}\n',
+            "line 2: key 'C' (--score) is missing",
+        ),
+        ("n.json", "C.v", '[{"Model":"a","Q":"q","C":{"v":1}},{"Model":"b","Q":"q","C":{}}]', "row 1: key 'C.v'"),
+    ):
+        src = tmp_path / name
+        src.write_text(text, encoding="utf-8")
+        assert main(["data", "map", str(src), str(out), *flags, "--score", score]) == 1
+        err = capsys.readouterr().err
+        assert f"SRC {src}" in err and shown in err and "Fix:" in err, err
+        assert not out.exists()
+    ok = tmp_path / "ok.jsonl"  # null, "" and an empty CSV cell: no outcome, dropped and counted
+    ok.write_text('{"Model":"a","Q":"q1","C":1}\n{"Model":"b","Q":"q2","C":null}\n{"Model":"c","Q":"q3","C":""}\n')
+    blank = tmp_path / "ok.csv"
+    blank.write_text("Model,Q,C\na,q1,1\nb,q2,\n", encoding="utf-8")
+    for src, n in ((ok, 2), (blank, 1)):
+        assert main(["data", "map", str(src), str(out), *flags, "--score", "C", "--force"]) == 0
+        assert f"{n} without a score dropped" in capsys.readouterr().out
+        assert read_log(out)["policy"].to_list() == ["a"]

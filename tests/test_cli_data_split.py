@@ -59,3 +59,23 @@ def test_data_split_refuses_before_writing(tmp_path, capsys):
     assert f"LOG {bad}" in capsys.readouterr().err and not te.exists()
     assert main(["data", "split", "--help"]) == 0
     assert "no prompt is on both sides" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_data_split_keeps_near_duplicate_prompts_on_one_side(tmp_path, capsys):
+    """Prompts that differ only by case or spaces (the log's twin warning's key) are drawn as one; a log with
+    no such twins splits as before groups existed (the same seed draws the same prompts)."""
+    log = make_log(3, 20, seed=1)
+    src = write_log(log, tmp_path / "log.jsonl")
+    tr, te = tmp_path / "tr.jsonl", tmp_path / "te.jsonl"
+    cmd = ["data", "split", str(src), str(tr), str(te), "--test-size", "0.3", "--random-state", "4", "--force"]
+    assert main(cmd) == 0
+    drawn = sorted(read_log(te)["prompt"].unique().str.extract(r"case (\d+)").cast(pl.Int64).to_list())
+    assert drawn == [0, 1, 2, 3, 5, 10]  # the draw of this seed before near-duplicates were grouped
+    twin = log.with_columns(pl.col("prompt").str.to_uppercase() + "  ").with_columns(policy=pl.lit("pol9"))
+    write_log(pl.concat([log, twin]), src)  # each prompt beside its upper-case, space-padded twin
+    for seed in range(5):
+        assert main([*cmd[:-2], str(seed), "--force", "-q"]) == 0
+        capsys.readouterr()
+        key = lambda f: set(read_log(f)["prompt"].str.to_lowercase().str.strip_chars())  # noqa: E731
+        assert not key(tr) & key(te), seed
+        assert read_log(te)["prompt"].n_unique() == 12  # 30% of the 20 twin pairs: 6 pairs, both of each

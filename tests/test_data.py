@@ -260,9 +260,8 @@ def test_convert_routerdc_official_split(dc_dir, tmp_path):
     assert dict(zip(out["test_id"]["prompt"], out["test_id"]["task"]))["G1"] == "gsm8k"
     assert set(out["test_ood"]["task"]) == {"MATH_prealgebra", "mbpp"}
     assert all(set(f["split"]) == {name} for name, f in out.items())
-    # without a split: the old single log
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    # without a split: the old single log; notes.json's item lacks a model, which is said
+    with pytest.warns(V0liteWarning, match=r"1 of 10 items do not score all 2 models.*'b/m2': \['notes\.json'\]"):
         assert D.convert_routerdc(dc_dir).height == 2 * 9 + 1  # notes.json has one model
 
 

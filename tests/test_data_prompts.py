@@ -81,3 +81,14 @@ def test_what_the_log_reader_refuses_is_refused_in_a_prompt_file(tmp_path, capsy
     assert f"LOG {src}" in err and shown in err and "Fix:" in err, err
     assert not out.exists()
     guarantees.tick("bad-input cases tried")
+
+
+@pytest.mark.parametrize("name, text", [("h.csv", "prompt,task\n"), ("h.json", "[]")])
+def test_data_prompts_refuses_a_file_without_rows_before_writing(tmp_path, capsys, name, text):
+    """A header alone: refused naming LOG and the fix (an empty OUT and exit 0 would pass for a result)."""
+    src, out = tmp_path / name, tmp_path / "p.jsonl"
+    src.write_text(text, encoding="utf-8")
+    assert main(["data", "prompts", str(src), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"LOG {src}: no rows" in err and "Fix:" in err, err
+    assert not out.exists()

@@ -36,8 +36,12 @@ def test_real_v0():
 
 def test_real_routerbench():
     d = _real("routerdc-routerbench")
-    with pytest.warns(V0liteWarning, match=r"skipped 154 blank outcome cells .* in 14 sample_ids"):
+    with pytest.warns(V0liteWarning) as caught:
         out = D.convert_routerbench(d)
+    said = " ".join(str(w.message) for w in caught)
+    assert re.search(r"skipped 154 blank outcome cells .* in 14 sample_ids", said), said
+    # kept and counted: 2 mbpp prompts in both files, 6 ARC pairs whose doubled text straddles them
+    assert "8 test sample_ids have a prompt that is also a train prompt (2 the same text, 6 as" in said
     # 3,178 prompts x 11 models, minus 154 blank cells (92 train + 62 test)
     assert out["train"].height == (1039 + 299 + 887) * 11 - 92
     assert out["test"].height == (445 + 128 + 380) * 11 - 62

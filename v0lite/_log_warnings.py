@@ -13,6 +13,7 @@ from .exceptions import V0liteWarning
 
 __all__ = [
     "near_names",
+    "prompt_key",
     "unknown_policy_error",
     "warn_fallback_names",
     "warn_history",
@@ -48,6 +49,12 @@ def warn_near_misses(columns: list[str], optional=(), required=()) -> None:
         )
 
 
+def prompt_key(prompts: pl.Series) -> pl.Series:
+    """Each prompt's near-duplicate key: NFKC-normalised, lower case, each run of spaces one space, stripped
+    (two prompts with one key are twins: the twin warning below, and ``data split`` keeps them on one side)."""
+    return prompts.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
 def _warn_prompt_twins(prompts: pl.Series) -> None:
     """Prompts that differ only by case, spaces or Unicode normalisation (``'x'``, ``'x '``, NFC vs NFD) are
     different prompts to v0lite (the exact text is the identity: the cache key, the CV folds, the hiding of a
@@ -56,7 +63,7 @@ def _warn_prompt_twins(prompts: pl.Series) -> None:
     u = prompts.unique()
     if len(u) < 2:
         return
-    norm = u.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    norm = prompt_key(u)
     twins = pl.DataFrame({"raw": u, "norm": norm}).filter(pl.col("norm").is_duplicated()).sort("norm", "raw")
     if twins.is_empty():
         return

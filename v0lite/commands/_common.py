@@ -417,6 +417,31 @@ def check_model_dir(path: str, flag: str = "--model-dir", *, router_flag: str | 
     return p
 
 
+def check_router_dir(path: str, flag: str = "--router", *, model_dir_flag: str | None = None) -> Path:
+    """A saved router's folder: exists, holds a router (not a model folder written by ``v0lite fit``).
+
+    ``model_dir_flag``: the command's flag that takes a model folder (``route --model-dir``), named in the fix.
+    """
+    p = Path(path)
+    save = f"`v0lite route-eval TRAIN TEST --save-router {shlex.quote(path)}`"
+    if not p.exists():
+        raise DataError(f"{flag} {path}: does not exist. Fix: save one first with {save}.")
+    if not (p / "meta.json").exists():
+        raise DataError(
+            f"{flag} {path}: holds no saved router (no meta.json). Fix: pass the folder given to "
+            "`v0lite route-eval --save-router`."
+        )
+    from ..persist import FORMAT_NAME, folder_format
+
+    if folder_format(p) == FORMAT_NAME:
+        also = f"pass it as {model_dir_flag} {path} with --pool or --prices, or " if model_dir_flag else ""
+        raise DataError(
+            f"{flag} {path}: is a model folder (written by `v0lite fit`), not a router. Fix: {also}save a router "
+            "with `v0lite route-eval TRAIN TEST --save-router DIR` (it fits the value model on TRAIN)."
+        )
+    return p
+
+
 # The library phrases its fixes for Python callers (``fallback='global_mean'``, ``budget=<value>``);
 # the CLI rewrites the parameter names it has a flag for. One table, applied to every error.
 _FLAGS = {
@@ -473,6 +498,8 @@ _PHRASES = (
     ("set --fallback", "pass --fallback", "--fallback"),
     ("set per_task=False", "drop --per-task", "--per-task"),
     ("or no device to let", "or leave --device out to let", "--device"),
+    ("save to another path", "choose another --save-router", "--save-router"),  # route-eval
+    ("save to another path", "choose another --model-dir", "--model-dir"),  # fit
 )
 
 

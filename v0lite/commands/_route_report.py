@@ -292,6 +292,24 @@ def warn_unit_costs(args, train, test) -> None:
     )
 
 
+def warn_shared_prompts(args, train, test) -> None:
+    """TEST prompts that are TRAIN prompts too: the value model and the baselines saw their outcomes, so the
+    figures on them are not held out. Say how many, a few of them, and the split that avoids it."""
+    shared = test["prompt"].unique(maintain_order=True)
+    shared = shared.filter(shared.is_in(train["prompt"].unique().implode()))
+    if shared.is_empty():
+        return
+    n, of = len(shared), test["prompt"].n_unique()
+    shown = [p if len(p) <= 40 else p[:37] + "..." for p in shared.head(3).to_list()]
+    warnings.warn(
+        f"TEST {args.test}: {n} of its {of} prompts {'is' if n == 1 else 'are'} also in TRAIN {args.train} (e.g. "
+        f"{shown}): the routers were fit on their outcomes, so the figures on them are not held out. Fix: split "
+        f"one log by prompt (`v0lite data split LOG TRAIN TEST`), or remove those prompts from TEST.",
+        V0liteWarning,
+        stacklevel=2,
+    )
+
+
 def cost_log(args, pool: list[str], prices: dict[str, float] | None):
     """``--cost-log LOG``, read and checked in flag terms: a 'cost' column, a cost for every pool model (from
     LOG, else from --prices), and --prices only for the pool models LOG has no cost for (never overridden)."""

@@ -45,7 +45,7 @@ def _convert(args) -> int:
     import warnings
     from pathlib import Path
 
-    from ..data import convert
+    from ..data._convert import _run, _write
 
     check_input(args.src, "SRC", folder_ok=True)
     if args.format in _MULTI and (args.format != "routerdc" or args.split) and Path(args.out).suffix:
@@ -71,7 +71,7 @@ def _convert(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            out = convert(args.format, args.src, args.out, **kwargs)
+            result = _run(args.format, args.src, **kwargs)
         except DataError as exc:
             if args.prompt_dict is not None and str(exc).startswith(str(args.prompt_dict)):
                 raise _named(exc, args.prompt_dict, "--prompt-dict") from exc
@@ -80,12 +80,27 @@ def _convert(args) -> int:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.split is not None and not any("dropped test questions" in str(w.message) for w in caught):
         note(args, "no test question of the split is also in train (none dropped)")
-    if isinstance(out, dict):
-        for name, path in out.items():
-            print(f"wrote {name}: {path}")
-    else:
-        print(f"wrote {out}")
+    frames = result if isinstance(result, dict) else {None: result}
+    out = _write(result, args.out)
+    for name, path in out.items() if isinstance(out, dict) else [(None, out)]:
+        repeats = _repeats(frames[name])  # exact repeats of a source line: said, as `data map` says them
+        print(
+            f"wrote {name + ': ' if name else ''}{path}"
+            + (f": {_n(frames[name].height, 'row')}{repeats}" if repeats else "")
+        )
     return 0
+
+
+def _n(n: int, word: str) -> str:
+    """``'1 row'``, ``'2 rows'``: the count and its noun, singular for one."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _repeats(df) -> str:
+    """``', K repeating an earlier row exactly (kept: each is an observation)'``, or ``''`` when no row repeats
+    another (``data map`` and ``data convert`` say it; a repeat may be a second rollout or a copied line)."""
+    twins = df.height - df.n_unique()
+    return f", {twins} repeating an earlier row exactly (kept: each is an observation)" if twins else ""
 
 
 def prices_from_log(log) -> dict[str, float]:
@@ -121,9 +136,10 @@ def _prices(args) -> int:
 
     check_input(args.log, "LOG")
     check_output(args.out, "OUT", (".json",))
+    log = read_input(args.log, "LOG")  # its errors (a bad cost) name LOG and the file already
     try:
-        prices = prices_from_log(read_input(args.log, "LOG"))
-    except DataError as exc:  # the log's own errors (no cost column, a bad cost) name LOG and its file
+        prices = prices_from_log(log)
+    except DataError as exc:  # no cost column, a policy without cost: named LOG and its file here
         raise _named(exc, args.log, "LOG") from exc
     atomic_write_json(args.out, prices)
     lo, hi = min(prices.values()), max(prices.values())
@@ -147,7 +163,7 @@ def _prompts(args) -> int:
     keep = df.columns
     out = df.unique("prompt", keep="first", maintain_order=True)
     write_log(out, args.out)
-    print(f"wrote {args.out}: {out.height} distinct prompts of {df.height} rows (columns {keep})")
+    print(f"wrote {args.out}: {_n(out.height, 'distinct prompt')} of {_n(df.height, 'row')} (columns {keep})")
     return 0
 
 
@@ -174,10 +190,9 @@ def _map(args) -> int:
     write_log(df, args.out)
     dropped = rows_in - df.height
     note = f", {dropped} without a score dropped (--drop-unscored)" if args.drop_unscored else ""
-    twins = df.height - df.n_unique()
-    note += f", {twins} repeating an earlier row exactly (kept: each is an observation)" if twins else ""
+    note += _repeats(df)
     renamed = ", ".join(f"{v!r} -> {k!r}" for k, v in names.items() if v is not None and v != k) or "none"
-    print(f"wrote {args.out}: {df.height} rows out of {rows_in} read{note}; columns renamed: {renamed}")
+    print(f"wrote {args.out}: {_n(df.height, 'row')} out of {rows_in} read{note}; columns renamed: {renamed}")
     return 0
 
 
@@ -195,7 +210,7 @@ def _split(args) -> int:
         raise _named(exc, args.log, "LOG") from exc
     for out, part in ((args.train, train), (args.test, test)):
         write_log(part, out)
-        print(f"wrote {out}: {part.height} rows, {part['prompt'].n_unique()} prompts")
+        print(f"wrote {out}: {_n(part.height, 'row')}, {_n(part['prompt'].n_unique(), 'prompt')}")
     return 0
 
 
@@ -304,7 +319,8 @@ def register(sub) -> None:
         "split",
         help="split an outcome log by prompt into TRAIN and TEST (no prompt on both sides)",
         description="Draw --test-size of LOG's distinct prompts (seeded) and write every row of those prompts "
-        "to TEST and the other rows to TRAIN, in LOG's order: no prompt is on both sides, so "
+        "to TEST and the other rows to TRAIN, in LOG's order: no prompt is on both sides (prompts that differ only "
+        "by case or spaces are drawn as one), so "
         "`v0lite route-eval TRAIN TEST` scores prompts the value model never saw.",
     )
     ps.add_argument("log", metavar="LOG", help="outcome log to split (.jsonl/.csv/.parquet)")

@@ -19,6 +19,7 @@ from ._common import (
     check_input,
     check_model_dir,
     check_output,
+    check_router_dir,
     encoder_flag,
     fallback_flag,
     head_choices,
@@ -37,6 +38,7 @@ from ._route_report import (
     print_join_gain,
     print_knn_seen,
     print_per_request,
+    warn_shared_prompts,
     why_missing,
     write_json_or_undo,
 )
@@ -187,6 +189,7 @@ def _route_eval(args) -> int:
         raise DataError(f"--new-model {args.new_model} is not in --pool {args.pool}. Fix: add it to --pool.")
     train, test = read_input(args.train, "TRAIN"), read_input(args.test, "TEST")
     train, test = restrict_pool(train, test, chosen, "--pool")
+    warn_shared_prompts(args, train, test)  # figures on prompts the routers saw are not held out
     pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
     if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
         _check_priced(pool, prices, args.prices)
@@ -318,25 +321,7 @@ def _load_router(args, prices, pool):
     """``--router DIR``: the router route-eval saved (value model, pool, costs learned from its log)."""
     from ..routing import Router, get_strategy
 
-    d = Path(args.router)
-    if not d.exists():
-        raise DataError(
-            f"--router {args.router}: does not exist. Fix: save one first with "
-            f"`v0lite route-eval TRAIN TEST --save-router {shlex.quote(args.router)}`."
-        )
-    if not (d / "meta.json").exists():
-        raise DataError(
-            f"--router {args.router}: holds no saved router (no meta.json). Fix: pass the folder "
-            "given to `v0lite route-eval --save-router`."
-        )
-    from ..persist import FORMAT_NAME, folder_format
-
-    if folder_format(d) == FORMAT_NAME:
-        raise DataError(
-            f"--router {args.router}: is a model folder (written by `v0lite fit`), not a router. Fix: pass it as "
-            f"--model-dir {args.router} with --pool or --prices, or save a router with "
-            "`v0lite route-eval TRAIN TEST --save-router DIR`."
-        )
+    d = check_router_dir(args.router, model_dir_flag="--model-dir")
     router = Router.load(d, encoder=args.encoder)  # a moved encoder folder: checked by fingerprint at load
     vm = router.value_model
     if hasattr(vm, "set_params") and "show_progress_bar" in vm.get_params():

@@ -55,7 +55,16 @@ def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwarg
     ...
     v0lite.exceptions.ParameterError: unknown format 'nope'; valid names: ['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'].
     """
-    result = lookup(CONVERTERS, format, "format", ("__call__",))(src, **kwargs)
+    return _write(_run(format, src, **kwargs), out)
+
+
+def _run(format: Any, src: str | os.PathLike, **kwargs: Any) -> Any:
+    """The converter's frame, or ``{name: frame}``, not yet written (the CLI counts their rows first)."""
+    return lookup(CONVERTERS, format, "format", ("__call__",))(src, **kwargs)
+
+
+def _write(result: Any, out: str | os.PathLike) -> Path | dict[str, Path]:
+    """Write :func:`_run`'s result as :func:`convert` documents."""
     out = Path(out)
     if isinstance(result, dict):
         return {name: write_log(frame, out / f"{name}.jsonl") for name, frame in result.items()}

@@ -7,6 +7,9 @@ column is kept as it is (one that would clash with a log name is kept under ``or
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 import warnings
@@ -16,8 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .._log_files import _json_rows, read_file, sniff_text
 from .._log_files import fmt as _fmt
-from .._log_files import read_file
 from ..exceptions import DataError, ParameterError, V0liteWarning
 from ..log import as_frame, rows_text, validate_log
 
@@ -71,7 +74,9 @@ def map_columns(
     DataError
         A named column is missing, an outcome is neither a number nor true/false/yes/no
         (any case), rows have no outcome, or the log is invalid, naming your column, the row (of
-        the table as read, dropped rows counted) and the value.
+        the table as read, dropped rows counted) and the value; a CSV line with fewer fields than the
+        header (a truncated file) or a JSON row without the score key, naming the line (never read
+        as a row without an outcome).
     ParameterError
         A column named twice, or a ``score_scale`` that is not a positive number.
 
@@ -112,9 +117,12 @@ def _map(data, *, score_scale=None, drop_unscored=False, warn_drop=True, **names
             f"score_scale must be a positive number (the top of the score's scale), got {score_scale!r}. "
             "Fix: pass score_scale=100 for percentages, or leave it out for scores already in [0, 1]."
         )
-    if isinstance(data, (str, os.PathLike)):
+    src = Path(data) if isinstance(data, (str, os.PathLike)) else None
+    if src is not None:
         text = [mapping[k] for k in _TEXT if k in mapping]
-        df = read_file(Path(data), "your table, with a header row", text=text)
+        df = read_file(src, "your table, with a header row", text=text)
+        if src.suffix.lower() == ".csv" and df.null_count().sum_horizontal().item():
+            _check_short_csv_rows(src)  # a truncated last line reads as empty cells: never as "no outcome"
     else:
         df = as_frame(data)
     rows_in = df.height
@@ -135,6 +143,8 @@ def _map(data, *, score_scale=None, drop_unscored=False, warn_drop=True, **names
     df = df.rename({**clash, **{v: k for k, v in mapping.items() if v != k}})
     df = df.with_columns(_scores(df["score"], mapping["score"], score_scale))
     missing = df["score"].is_null().to_numpy()
+    if missing.any() and src is not None and src.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        _check_score_keys(src, mapping["score"], np.flatnonzero(missing))
     if missing.any():
         rows = np.flatnonzero(missing)
         where = f"{len(rows)} of {rows_in} rows"
@@ -230,6 +240,46 @@ def _nested(df: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
             expr, dtype, path = expr.struct.field(field), fields[field], f"{path}.{field}"
         df = df.with_columns(expr.alias(v))
     return df
+
+
+def _check_short_csv_rows(path: Path) -> None:
+    """Refuse the first CSV record with fewer fields than the header (a truncated line): polars reads its
+    missing fields as empty cells, which ``drop_unscored`` would drop as rows without an outcome."""
+    reader = csv.reader(io.StringIO(sniff_text(path).decode("utf-8"), newline=""))
+    header = next(reader, None) or []
+    line = reader.line_num + 1
+    for rec in reader:
+        start, line = line, reader.line_num + 1
+        if rec and len(rec) < len(header):
+            raise DataError(
+                f"{path}, line {start}: {len(rec)} fields where the header has {len(header)} (no value for "
+                f"{header[len(rec) :]}: a truncated line?). Fix: complete or remove that line; a row without an "
+                "outcome keeps its commas and leaves the cell empty ('a,q,')."
+            )
+
+
+def _check_score_keys(path: Path, name: str, rows: np.ndarray) -> None:
+    """Refuse the first JSON row among ``rows`` (null scores as read) that lacks the score key: a key written
+    as null or "" is a row without an outcome, a key left out is a row written wrong. A dotted ``name``
+    (``eval.correct``) that is not a key is followed into nested objects."""
+    lines = path.suffix.lower() != ".json"
+    wanted = set(rows.tolist())
+    for row, line, raw in _json_rows(sniff_text(path), lines=lines):
+        if row not in wanted:
+            continue
+        obj = json.loads(raw) if lines else raw
+        parts, inside = ([name] if name in obj else name.split(".")), ""
+        for part in parts:
+            if not isinstance(obj, dict):
+                break  # a null on the way: no outcome
+            if part not in obj:
+                where = f"line {line}" if lines else f"row {row}"
+                raise DataError(
+                    f"{path}, {where}: key {name!r} (score) is missing (keys present{inside}: {sorted(obj)[:8]}). "
+                    f"Fix: give that row its {name!r}, or write it as null for a row without an outcome.",
+                    column="score",
+                )
+            obj, inside = obj[part], f" in {part!r}"
 
 
 def _free(name: str, taken: list[str]) -> str:

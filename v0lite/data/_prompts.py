@@ -5,7 +5,8 @@ one reader (:func:`v0lite._log_files.read_file`), so whatever it refuses is refu
 line or row (a file that is not UTF-8 or holds a NUL byte, a repeated CSV header or JSON key, a CSV row
 with extra fields, a type clash, a list among text prompts); the cells of its other columns (a ``score``
 written as text, a policy it lacks) are not checked. Every prompt must be non-empty text: a null,
-missing, empty or non-text prompt raises a DataError naming the file, the line or row, and the value.
+missing, empty or non-text prompt raises a DataError naming the file, the line or row, and the value; a
+file with no rows (a header alone) is refused too.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def read_prompt_columns(path: str | os.PathLike) -> pl.DataFrame:
     """
     path = Path(path)
     df = read_file(path, _HOLDS, columns=PROMPT_COLUMNS)  # no number column of a log is read: none is checked
+    if df.height == 0:  # a header alone: no prompt to write (an empty OUT would pass for a result)
+        raise DataError(f"{path}: no rows (a header but no prompts). Fix: pass a file with at least one prompt row.")
     if "prompt" not in df.columns:
         raise DataError(f"{path}: no 'prompt' column (columns present: {df.columns}). Fix: add one.")
     df = df.select([c for c in PROMPT_COLUMNS if c in df.columns])

@@ -95,6 +95,12 @@ def _routerbench_file(path: Path, blanks: list[tuple[str, str, str]], places: li
         raise DataError(f"{path}: the CSV has a header but no rows. Fix: pass the file with its rows, or remove it.")
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "n", "cost", "prompt_id", "task")}
     for i, r in enumerate(rows):
+        for col, what in (("sample_id", "the prompt's id"), ("eval_name", "its task")):  # "" is no id, no task
+            if not (r[col] or "").strip():
+                raise DataError(
+                    f"{path}, row {i}, column {col!r}: empty. Fix: fill in that row's {col} ({what}), or remove "
+                    "the row."
+                )
         sid = r["sample_id"]
         where = f"row {i} (sample_id {sid!r})"
         try:
@@ -153,7 +159,10 @@ def convert_routerbench(src_dir: str | os.PathLike) -> dict[str, pl.DataFrame]:
     and sample_ids. In the RouterDC copy each such sample_id appears as two rows: one
     with only ``gpt-3.5-turbo-1106`` filled, whose prompt list holds the same text twice
     (so its joined prompt is that text repeated), and one with the other ten models.
-    Six of these pairs straddle the train and test files.
+    Six of these pairs straddle the train and test files. Test rows whose prompt is also a train
+    prompt (the same text, or one of those doubled texts) are kept, as shipped, and counted, with a
+    few sample_ids, in another :class:`~v0lite.exceptions.V0liteWarning` (in the RouterDC copy: 8
+    sample_ids, 2 of them the same text).
 
     Parameters
     ----------
@@ -202,4 +211,32 @@ def convert_routerbench(src_dir: str | os.PathLike) -> dict[str, pl.DataFrame]:
             V0liteWarning,
             stacklevel=2,
         )
+    _note_shared_prompts(out["train"], out["test"])
     return out
+
+
+def _note_shared_prompts(train: pl.DataFrame, test: pl.DataFrame) -> None:
+    """Say how many test prompts are also train prompts (kept: the published figures use RouterDC's files
+    as shipped), so that a test score that read their train outcomes is not taken for a held-out one."""
+
+    def undoubled(frame: pl.DataFrame) -> pl.Series:  # "X\nX" (a gpt-3.5 row's doubled list, see above) -> "X"
+        p = frame["prompt"]
+        half = p.str.slice(0, (p.str.len_chars() - 1) // 2)
+        return pl.select(pl.when(p == half + "\n" + half).then(half).otherwise(p)).to_series()
+
+    key = undoubled(test)
+    same = test["prompt"].is_in(train["prompt"].unique().implode())
+    shared = test.filter(key.is_in(undoubled(train).unique().implode()))
+    if shared.is_empty():
+        return
+    ids = shared["prompt_id"].unique(maintain_order=True).to_list()
+    exact = test.filter(same)["prompt_id"].n_unique()
+    warnings.warn(
+        f"RouterBench: {len(ids)} test sample_id{'s have' if len(ids) > 1 else ' has'} a prompt that is also a "
+        f"train prompt ({exact} the same "
+        f"text, {len(ids) - exact} as RouterBench's doubled text 'X\\nX' of X), e.g. {ids[:5]}. They are kept "
+        "(as shipped); a router fit on train has seen outcomes of their prompt. To leave them out, split one "
+        "log by prompt instead (`v0lite data split`).",
+        V0liteWarning,
+        stacklevel=2,
+    )

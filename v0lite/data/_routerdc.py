@@ -42,7 +42,10 @@ def convert_routerdc(src_dir: str | os.PathLike, split: str | None = None) -> pl
     ``"train"``, ``"test"`` or ``"all"`` (no suffix). Multiple-choice tasks (mmlu, cmmlu,
     ceval, arc_*) store the gold option's likelihood when the model is right, so they
     become binary (``1.0`` if score > 0 else ``0.0``); the other tasks keep their graded
-    rate. ``prompt_id = f"{file_stem}:{i}"`` (i = position in the file).
+    rate. ``prompt_id = f"{file_stem}:{i}"`` (i = position in the file). A file with no items is
+    refused; items that do not score every model of the folder keep the scores they have, and their
+    count (with the models absent from whole files: a misspelt name) is reported in one
+    :class:`~v0lite.exceptions.V0liteWarning`.
 
     Caveat: the shipped train/test files overlap on a few questions and a few questions
     repeat inside a file (in the RouterDC copy 35 extra copies in all: mmlu train/test
@@ -98,11 +101,16 @@ def convert_routerdc(src_dir: str | os.PathLike, split: str | None = None) -> pl
         )
     cols: dict[str, list] = {k: [] for k in ("policy", "prompt", "score", "prompt_id", "task", "split")}
     places: list[str] = []
+    scored: list[tuple[str, frozenset]] = []  # (file, its models) per item: a model some items lack is named
     for path in files:
         items = _read_json(path)
         if not isinstance(items, list):
             raise DataError(
                 f"{path}: expected a JSON list of {{question, scores}} objects. Fix: pass a RouterDC JSON file."
+            )
+        if not items:  # else the official split blames "dropping the questions also in train" for it
+            raise DataError(
+                f"{path}: no items (an empty list). Fix: pass the file with its items, or remove it from the folder."
             )
         task, part = _routerdc_task(path.stem)
         mcq = _is_mcq(task)
@@ -119,6 +127,7 @@ def convert_routerdc(src_dir: str | os.PathLike, split: str | None = None) -> pl
                     f"{path}, {where}: field 'scores' = {_show(scores)} is not a non-empty object of model -> score. "
                     "Fix: repair that item."
                 )
+            scored.append((path.name, frozenset(scores)))
             for model, value in scores.items():
                 v = _number(path, where, f"scores[{model!r}]", value)
                 if not 0.0 <= v <= 1.0:
@@ -138,9 +147,31 @@ def convert_routerdc(src_dir: str | os.PathLike, split: str | None = None) -> pl
                 cols["split"].append(part)
                 places.append(f"{path}, {where}")
     log = _log_of(cols, places, str(src_dir))
+    _warn_missing_models(scored)
     if split is None:
         return log
     return _official(log, files)
+
+
+def _warn_missing_models(scored: list[tuple[str, frozenset]]) -> None:
+    """Warn when not every item scores every model (a model renamed in one file, ``m_2`` for ``m2``, would
+    otherwise be two half-filled policies): the models absent from some files, and the items lacking one."""
+    models = frozenset().union(*(m for _, m in scored))
+    lacking = sum(1 for _, m in scored if m != models)
+    if not lacking:
+        return
+    per_file: dict[str, set] = {}
+    for name, m in scored:
+        per_file.setdefault(name, set()).update(m)
+    absent = {m: sorted(f for f, got in per_file.items() if m not in got) for m in sorted(models)}
+    absent = {m: f for m, f in absent.items() if f}
+    where = f"; models absent from whole files: {absent}" if absent else ""
+    warnings.warn(
+        f"RouterDC: {lacking} of {len(scored)} items do not score all {len(models)} models{where}. Their other "
+        "models' scores are kept. Fix: if a model name is misspelt in some files, rename it there.",
+        V0liteWarning,
+        stacklevel=3,
+    )
 
 
 def _official(log: pl.DataFrame, files) -> dict[str, pl.DataFrame]:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .._log_warnings import prompt_key
 from ..exceptions import DataError
 from ..log import as_frame
 
@@ -16,12 +17,15 @@ __all__ = ["split_by_prompt"]
 def split_by_prompt(df: Any, test_size: float = 0.2, random_state: int | None = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a log by unique prompt text, so no prompt lands on both sides.
 
+    Prompts that differ only by case, spaces or Unicode normalisation (near-duplicates, which the log's
+    twin warning names) are drawn as one, so they land on the same side too.
+
     Parameters
     ----------
     df : polars/pandas DataFrame, path or dict
         A log with a ``prompt`` column.
     test_size : float, default 0.2
-        Share of unique prompts in the test side, in (0, 1).
+        Share of unique prompts in the test side, in (0, 1) (near-duplicates counted once).
     random_state : int or None, default 0
         Seed of the permutation of the (sorted) unique prompts.
 
@@ -43,12 +47,23 @@ def split_by_prompt(df: Any, test_size: float = 0.2, random_state: int | None = 
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0.0 < test_size < 1.0:
         raise DataError(f"test_size={test_size!r} must be a fraction in (0, 1). Fix: use e.g. test_size=0.2.")
     unique = sorted(frame["prompt"].drop_nulls().unique().to_list())
-    if len(unique) < 2:
-        raise DataError(f"the log has {len(unique)} unique prompt(s); a split needs at least 2. Fix: pass more prompts.")
-    n_test = min(max(int(round(test_size * len(unique))), 1), len(unique) - 1)
+    # near-duplicates ('x', 'X ') are drawn as one: groups in the order of their first prompt, so a log
+    # without any draws exactly the prompts it drew before groups existed (same seed, same split)
+    groups: dict[str, list[str]] = {}
+    for prompt, key in zip(unique, prompt_key(pl.Series(unique, dtype=pl.String)).to_list()):
+        groups.setdefault(key, []).append(prompt)
+    drawn = list(groups.values())
+    if len(drawn) < 2:
+        twins = (
+            f" ({len(drawn)} once prompts that differ only by case or spaces count as one)" if len(unique) > 1 else ""
+        )
+        raise DataError(
+            f"the log has {len(unique)} unique prompt(s){twins}; a split needs at least 2. Fix: pass more prompts."
+        )
+    n_test = min(max(int(round(test_size * len(drawn))), 1), len(drawn) - 1)
     rng = np.random.default_rng(random_state)
-    perm = rng.permutation(len(unique))
-    test_prompts = [unique[j] for j in perm[:n_test]]
+    perm = rng.permutation(len(drawn))
+    test_prompts = [p for j in perm[:n_test] for p in drawn[j]]
     in_test = frame["prompt"].is_in(test_prompts)
     return frame.filter(~in_test), frame.filter(in_test)
 
