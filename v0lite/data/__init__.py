@@ -25,7 +25,8 @@ outcomes) into an outcome log.
 :func:`make_demo_log` / :func:`write_demo_data` build a clearly labelled SYNTHETIC log for
 examples and smoke tests.
 
-:func:`split_by_prompt` splits a log by prompt, :func:`prompt_folds` assigns prompts to CV folds; :func:`data_dir` finds the public datasets.
+:func:`split_by_prompt` splits a log by prompt, :func:`prompt_folds` assigns prompts to CV folds; :func:`data_dir`
+finds the public datasets.
 """
 
 from .._folds import prompt_folds

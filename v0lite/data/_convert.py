@@ -50,10 +50,10 @@ def convert(format: str, src: str | os.PathLike, out: str | os.PathLike, **kwarg
 
     Examples
     --------
-    >>> convert("nope", "in", "out")
+    >>> convert("nope", "in", "out")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    v0lite.exceptions.ParameterError: unknown format 'nope'; valid names: ['oneshot-rlvr', 'routerbench', 'routerdc', 'v0'].
+    v0lite.exceptions.ParameterError: unknown format 'nope'; valid names: ['oneshot-rlvr', 'routerbench', ...
     """
     return _write(_run(format, src, **kwargs), out)
 

@@ -28,6 +28,8 @@ def _topic_templates() -> dict[str, list[tuple[int, Callable[[np.random.Generato
     def ri(rng: np.random.Generator, lo: int, hi: int) -> int:
         return int(rng.integers(lo, hi + 1))
 
+    # the prompt templates, one per line as the demo's text reads (not as the formatter would wrap them)
+    # fmt: off
     events = ("the Berlin Wall fall", "the French Revolution begin", "the Magna Carta get sealed",
               "the First World War end", "Columbus first reach the Americas", "the Roman Empire split in two",
               "the printing press reach England", "India gain independence", "the American Civil War start",
@@ -130,11 +132,18 @@ def _topic_templates() -> dict[str, list[tuple[int, Callable[[np.random.Generato
             (2, lambda r: f"A satellite orbits at {ri(r, 300, 36000)} km altitude. Compute its orbital period and the delta-v needed to circularise from a transfer ellipse."),
         ],
     }
+    # fmt: on
 
 
 _TOPIC_NAMES = ("arithmetic", "geometry", "coding", "history", "chemistry", "biology", "geography", "physics")
-_POLICY_NAMES = ("synthetic-tiny", "synthetic-small", "synthetic-medium", "synthetic-large",
-                 "synthetic-xl", "synthetic-xxl")
+_POLICY_NAMES = (
+    "synthetic-tiny",
+    "synthetic-small",
+    "synthetic-medium",
+    "synthetic-large",
+    "synthetic-xl",
+    "synthetic-xxl",
+)
 _DEMO_N = 8  # rollouts behind each synthetic score
 
 
@@ -156,7 +165,12 @@ def _demo_prompts(rng: np.random.Generator, count: int, templates: list) -> list
 
 
 def _check_count(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
         rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise DataError(f"{name}={value!r} must be an integer {rng}. Fix: pass an integer in that range.")
     return int(value)
@@ -379,9 +393,16 @@ def write_demo_data(
         "queries": write_log(queries, out / "demo_queries.jsonl"),
     }
     readme = _DEMO_README.format(
-        n_log=history.height, n_q=queries.height, n_pol=n_policies, n_topics=n_topics,
-        n_hist=n_topics * (n_prompts_per_topic - n_q), n_steps=n_steps, n_ppt=n_prompts_per_topic,
-        n_qpt=n_q, seed=random_state, topics=", ".join(_TOPIC_NAMES[:n_topics]),
+        n_log=history.height,
+        n_q=queries.height,
+        n_pol=n_policies,
+        n_topics=n_topics,
+        n_hist=n_topics * (n_prompts_per_topic - n_q),
+        n_steps=n_steps,
+        n_ppt=n_prompts_per_topic,
+        n_qpt=n_q,
+        seed=random_state,
+        topics=", ".join(_TOPIC_NAMES[:n_topics]),
     )
     atomic_write_bytes(out / "README.md", readme.encode("utf-8"))
     paths["readme"] = out / "README.md"
