@@ -114,3 +114,54 @@ def test_an_embedder_of_another_width_is_named_at_route_time(saved):
 def test_router_fit_refuses_a_knn_k_below_one():
     with pytest.raises(ParameterError, match=r"k \(the knn cost model's neighbours\) must be an int >= 1, got 0"):
         Router(_fitted_v0(_log()), embedder=FakeEmbedder(), k=0).fit(_log())
+
+
+ROUTER_FIX = r"Fix: re-save the router: save it again \(`v0lite route-eval TRAIN TEST --save-router DIR`\)"
+
+
+def _flip(f: Path) -> None:
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "checksum": (lambda p: _flip(p / "arrays.safetensors"), r"arrays.safetensors: missing or corrupt"),
+    "missing": (lambda p: (p / "arrays.safetensors").unlink(), r"arrays.safetensors: missing or corrupt"),
+    "corrupt-meta": (lambda p: (p / "meta.json").write_text("{oops"), r"meta.json: corrupt JSON"),
+    "null-version": (lambda p: _reseal(p, _meta("format_version", None)), r"'format_version' is null, not an int"),
+    "vm-newer": (  # the value model inside: the router's fix (refitting the model alone leaves the router as it is)
+        lambda p: (reseal(p / "value_model", _meta("format_version", 2)), _reseal(p)),
+        r"value_model/meta.json: format version 2 is not supported by this v0lite.*Fix: upgrade v0lite, or ",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_router_folder_says_how_to_save_it_again(saved, tmp_path, damage, guarantees):
+    """The fix was "re-save the router", naming no command; a value model of a newer format said to refit the
+    model, which leaves the router's folder as it is."""
+    import shutil
+
+    path = tmp_path / "r"
+    shutil.copytree(saved, path)
+    harm, what = DAMAGE[damage]
+    harm(path)
+    with pytest.raises(FormatVersionError, match=what + r".*?" + ROUTER_FIX.removeprefix("Fix: ")) as got:
+        Router.load(path, embedder=FakeEmbedder())
+    assert str(got.value).count("Fix:") == 1 and "re-save the model" not in str(got.value)
+    guarantees.tick("corruptions detected")
+
+
+def test_a_negative_saved_price_has_one_fix_the_routers(saved, tmp_path):
+    """The prices check's own fix (for a caller passing prices) was kept, then the router's added: two "Fix:"."""
+    import shutil
+
+    path = tmp_path / "r"
+    shutil.copytree(saved, path)
+    _reseal(path, _meta("params.prices", {"big": -3}))
+    with pytest.raises(
+        FormatVersionError, match=r"prices\['big'\] = -3 is not a finite cost >= 0\. " + ROUTER_FIX
+    ) as got:
+        Router.load(path, embedder=FakeEmbedder())
+    assert str(got.value).count("Fix:") == 1

@@ -16,6 +16,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import make_log
 from tests.serve_util import ROOT, CliServer, save_cli_router, serve_in_thread, stub_upstream, upstreams_for
 from v0lite.cli import main
 from v0lite.serve import SqliteStore
@@ -426,3 +427,16 @@ def test_sigterm_during_the_replay_answers_the_waiting_requests_at_once(saved, t
         assert len(answers) == 2 and took < 5, took  # at once, not after the 20 s drain
         assert srv.proc.wait(30) in (0, -15)
     guarantees.tick("faults injected")
+
+
+def test_a_model_folder_as_router_gets_routes_message_and_fix(tmp_path, make_model, capsys, guarantees):
+    """`serve --router MODEL_DIR` said only "not a v0lite router (format='v0lite-model')", with no fix; it now
+    says what route says (one check): a model folder, and how to save a router."""
+    model_dir = tmp_path / "m"
+    make_model().fit(make_log()).save(model_dir)
+    assert main(["serve", "--router", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"v0lite serve: error: --router {model_dir}: is a model folder (written by `v0lite fit`)")
+    assert "Fix: save a router with `v0lite route-eval TRAIN TEST --save-router DIR`" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    guarantees.tick("bad-input cases tried")

@@ -12,8 +12,12 @@ import hashlib
 import json
 import math
 import os
+import re
+import shlex
+import shutil
 import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,6 +33,12 @@ __all__ = [
     "sha256_file",
     "save_arrays",
     "load_arrays",
+    "write_failure",
+    "exchange_paths",
+    "through_links",
+    "newest_file",
+    "remove_path",
+    "remove_replaced",
     "to_jsonable",
 ]
 
@@ -212,6 +222,99 @@ def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a libc without renameat2 (glibc < 2.28)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):  # a file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def through_links(path: Path) -> Path:
+    """``path`` with a symlink at its end followed to the folder it names, so a save replaces that
+    folder and the link stays; any other path as it is."""
+    try:
+        return path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):  # a symlink loop: left to the caller's own check
+        return path
+
+
+def newest_file(tmp: Path, named) -> Path | None:
+    """The file under ``tmp`` a failed write was writing: ``named`` when it is under ``tmp``, else the newest."""
+    if isinstance(named, str) and tmp in Path(named).parents:
+        return Path(named)
+    stamps = {}
+    for f in tmp.rglob("*") if tmp.is_dir() else ():
+        with contextlib.suppress(OSError):
+            stamps[f] = f.stat().st_mtime_ns if f.is_file() else None
+    return max((f for f in stamps if stamps[f] is not None), key=stamps.get, default=None)
+
+
+def remove_path(p: Path) -> None:
+    """Remove a folder, file or symlink (never following the link); errors are ignored."""
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        with contextlib.suppress(OSError):
+            p.unlink()
+    else:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def remove_replaced(old: Path, path: Path) -> None:
+    """Remove the folder a save replaced, now at ``old``; one that cannot be removed is named in a warning
+    (else every later load would take it for an interrupted save's leftover, with no reason given)."""
+    try:
+        shutil.rmtree(old)
+    except OSError as exc:
+        shutil.rmtree(old, ignore_errors=True)  # as much as can go
+        from .exceptions import V0liteWarning
+
+        warnings.warn(
+            f"saved {path}, but the folder it replaced, now {old}, could not be removed ({exc.strerror or exc}). "
+            f"Fix: remove it by hand (chmod -R u+w {shlex.quote(str(old))}, then delete it).",
+            V0liteWarning,
+            stacklevel=4,
+        )
+
+
+# the system's words for a write the disk refused, as other libraries' errors quote them
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG)
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, in the system's words (``"No space left on device"``), when ``exc`` is a failed
+    write; else None (a bug, not the disk).
+
+    A write fails as an ``OSError``, or as another library's error quoting the system's error:
+    safetensors' ``SafetensorError`` ("... (os error 28)"), LightGBM's or faiss' error text.
+    """
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    text = str(exc)
+    m = re.search(r"os error (\d+)|\[Errno (\d+)\]", text)
+    if m:
+        return os.strerror(int(m.group(1) or m.group(2)))
+    for code in _WRITE_ERRNOS:
+        if os.strerror(code) in text:
+            return os.strerror(code)
+    if type(exc).__name__ in ("SafetensorError", "LightGBMError"):
+        return text[:200]
+    return None
 
 
 def load_arrays(path: str | os.PathLike) -> dict:

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -39,7 +40,12 @@ from pathlib import Path
 from typing import Callable
 
 from ._io import atomic_write_json, load_arrays, read_json_file, save_arrays, sha256_file, usual_permissions
-from .exceptions import DataError, FormatVersionError, V0liteWarning
+from ._io import exchange_paths as _exchange
+from ._io import newest_file as _newest
+from ._io import remove_path as _remove
+from ._io import remove_replaced as _drop_replaced
+from ._io import through_links as _through_links
+from .exceptions import DataError, FormatVersionError, V0liteError, V0liteWarning
 
 __all__ = [
     "FORMAT_NAME",
@@ -63,6 +69,16 @@ FORMAT_VERSION = 1
 # routing (the CLI's model-folder check) can tell the two folders apart without importing routing
 ROUTER_FORMAT = "v0lite-router"
 
+# how to re-save each folder: the fix of every error loading finds in one
+MODEL_FIX = "re-save the model: refit it (`v0lite fit HISTORY --model-dir DIR`, or V0Regressor(...).fit(...).save(DIR))"
+ROUTER_FIX = "re-save the router: save it again (`v0lite route-eval TRAIN TEST --save-router DIR`)"
+# another kind of v0lite folder than the one loaded: what it is and how to load it
+_OTHER_KIND = {
+    FORMAT_NAME: "a v0lite model folder (saved by V0Regressor.save or `v0lite fit`), not a router. Fix: load it "
+    "with V0Regressor.load(path), or make a router of it: Router(V0Regressor.load(path), ...).fit(log).save(DIR).",
+    ROUTER_FORMAT: "a v0lite router folder (saved by Router.save or `v0lite route-eval --save-router`), not a model. "
+    "Fix: load it with Router.load(path), or its value model with V0Regressor.load(path / 'value_model').",
+}
 # A test seam: called with the name of each step of a save ("tmp", "filled", "meta", "swapped",
 # "moved-old", "renamed", "done"), so a test can kill the process between any two steps.
 _STEP_HOOK: Callable[[str], None] | None = None
@@ -165,7 +181,8 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
     DataError
         The path is a file, the current folder or one above it, holds files v0lite did not write
         (the first few are named), holds another format, its folder is not writable, or its name with
-        the temporary folder's (:data:`TMP_FOLDER_EXTRA`) is longer than the file system takes.
+        the temporary folder's (:data:`TMP_FOLDER_EXTRA`) is longer than the file system takes, or the
+        folder or one inside it is read-only (the old folder could not be removed after the swap).
     """
     p = Path(path)
     label = f"{flag} {path}" if flag else str(path)
@@ -198,6 +215,13 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
             raise DataError(
                 f"{label}: {what}; a save replaces the whole folder and would delete them. "
                 f"Fix: {other} (a new or empty folder), or empty {path} first."
+            )
+        stuck = next((d for d, _, _ in os.walk(p) if not os.access(d, os.W_OK | os.X_OK)), None)
+        if stuck:  # the swap would succeed, but the old folder could not be removed and would stay beside it
+            raise DataError(
+                f"{label}: {'is' if Path(stuck) == p else f'holds {stuck}, which is'} read-only, so the folder this "
+                "save replaces could not be removed. "
+                f"Fix: make it writable (chmod -R u+w {shlex.quote(str(path))}), or {other}."
             )
     parent = full.parent
     while not parent.exists():  # the save creates missing folders; the nearest existing one must take them
@@ -299,48 +323,6 @@ def recover_leftovers(path, format_name: str = FORMAT_NAME) -> list[str]:
 
 
 # -- the atomic swap ----------------------------------------------------------------------------------
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):  # a libc without renameat2 (glibc < 2.28)
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    import errno
-
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):  # a file system without it
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _through_links(path: Path) -> Path:
-    """``path`` with a symlink at its end followed to the folder it names, so a save replaces that
-    folder and the link stays; any other path as it is."""
-    try:
-        return path.resolve() if path.is_symlink() else path
-    except (OSError, RuntimeError):  # a symlink loop: left to the caller's own check
-        return path
-
-
-def _remove(p: Path) -> None:
-    """Remove a folder, file or symlink (never following the link); errors are ignored."""
-    if p.is_symlink() or (p.exists() and not p.is_dir()):
-        with contextlib.suppress(OSError):
-            p.unlink()
-    else:
-        shutil.rmtree(p, ignore_errors=True)
-
-
 def _swap_into_place(tmp: Path, path: Path) -> None:
     """Put the finished folder ``tmp`` at ``path``; the folder it replaces is removed."""
     if not path.exists() and not path.is_symlink():
@@ -349,7 +331,7 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         return
     if _exchange(tmp, path):  # one step: a reader sees the old folder or the new one, never none
         _step("swapped")
-        _remove(tmp)  # tmp now holds the old folder
+        _drop_replaced(tmp, path)  # tmp now holds the old folder
         return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     os.replace(path, old)
@@ -360,7 +342,7 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         os.replace(old, path)  # put the old folder back: a failed save changes nothing
         raise
     _step("renamed")
-    _remove(old)
+    _drop_replaced(old, path)
 
 
 def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name: str, format_version: int) -> Path:
@@ -384,9 +366,11 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     except OSError as exc:  # name the user's path, not the hidden temporary folder
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     _step("tmp")
+    doing = "writing its files"
     try:
         fill(tmp)
         _step("filled")
+        doing = f"writing {path / 'meta.json'}"
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         from ._version import __version__
 
@@ -402,15 +386,30 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         _step("meta")
         usual_permissions(tmp)  # mkdtemp makes 0700, safetensors 0600: readable by others as the umask allows
         check_save_target(path, format_name)  # again: the folder may have changed during a long fill
+        doing = "moving it into place"
         _swap_into_place(tmp, real)
         _step("done")
+    except Exception as exc:  # a full disk: an OSError, or a library's own error (safetensors, LightGBM)
+        from ._io import write_failure
+
+        why = None if isinstance(exc, V0liteError) else write_failure(exc)
+        if why is None:
+            raise
+        if doing == "writing its files":  # the file being written: the one the error names, else the newest
+            f = _newest(tmp, getattr(exc, "filename", None))
+            doing = f"writing {path / f.relative_to(tmp)}" if f else doing
+        kept = "the folder there is unchanged" if real.exists() else "nothing was saved"
+        raise V0liteError(
+            f"{path}: the save failed while {doing} ({why}); {kept}. Fix: free space on that disk (or make it "
+            "writable), or save to another path."
+        ) from exc
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
     return path
 
 
-def _verify(path: Path, *, format_name: str, format_version: int, required=(), what="v0lite model", fix="re-save"):
+def _verify(path: Path, *, format_name: str, format_version: int, required=(), what="v0lite model", fix=MODEL_FIX):
     mfile = path / "meta.json"
     if not mfile.exists():
         raise FormatVersionError(
@@ -421,12 +420,15 @@ def _verify(path: Path, *, format_name: str, format_version: int, required=(), w
         meta = read_json_file(mfile)
     except ValueError as exc:  # not a file, JSONDecodeError, UnicodeDecodeError, nesting, a huge integer
         raise FormatVersionError(f"{mfile}: corrupt JSON ({str(exc)[:200]}). Fix: {fix}.") from exc
-    if not isinstance(meta, dict) or meta.get("format") != format_name:
-        raise FormatVersionError(
-            f"{mfile}: not a {what} (format={meta.get('format') if isinstance(meta, dict) else None!r})."
-        )
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != format_name:
+        other = _OTHER_KIND.get(fmt) if isinstance(fmt, str) else None
+        raise FormatVersionError(f"{mfile}: {other or f'not a {what} (format={fmt!r}). Fix: {fix}.'}")
     ver = meta.get("format_version")
-    if not isinstance(ver, int) or isinstance(ver, bool) or ver > format_version or ver < 1:
+    if not _int(ver):
+        got = "missing" if "format_version" not in meta else f"{json.dumps(ver)[:40]}, not an integer"
+        raise FormatVersionError(f"{mfile}: corrupt ('format_version' is {got}). Fix: {fix}.")
+    if ver > format_version or ver < 1:
         raise FormatVersionError(
             f"{mfile}: format version {ver!r} is not supported by this v0lite (reads 1..{format_version}). "
             f"Fix: upgrade v0lite, or {fix} with this version."
@@ -455,7 +457,7 @@ def read_folder(
     format_version: int,
     required: tuple[str, ...] = (),
     what: str = "v0lite model",
-    fix: str = "re-save the model",
+    fix: str = MODEL_FIX,
 ) -> dict:
     """``meta.json`` of a folder written by :func:`write_folder`, after checking format, version and checksums.
 
@@ -500,7 +502,7 @@ def read_model_folder(path) -> tuple[dict, dict, list | None]:
         try:
             texts = read_json_file(path / "texts.json")  # checksummed above: a regular file
         except ValueError as exc:
-            raise FormatVersionError(f"{path / 'texts.json'}: corrupt JSON ({exc}). Fix: re-save the model.") from exc
+            raise FormatVersionError(f"{path / 'texts.json'}: corrupt JSON ({exc}). Fix: {MODEL_FIX}.") from exc
     return meta, arrays, texts
 
 
@@ -515,7 +517,7 @@ _PARAMS = {
     "encoder": (lambda v: v is None or isinstance(v, str), "an encoder name or null"),
     "k": (lambda v: _int(v) and 1 <= v < 2**31, "an integer in [1, 2^31)"),
     "head_params": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(x, str) for x in v)), "an object"),
-    "fallback": (lambda v: v in ("error", "global_mean", "prior"), "'error' or 'global_mean'"),
+    "fallback": (lambda v: v in ("error", "global_mean", "prior"), "'error', 'global_mean' or 'prior'"),
     "cache_dir": (lambda v: v is None or v is False or isinstance(v, str), "a path or null"),
     "batch_size": (lambda v: _int(v) and 1 <= v <= 2**20, "an integer in [1, 2^20]"),
     "show_progress_bar": (lambda v: isinstance(v, bool), "true or false"),
@@ -553,7 +555,7 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
     mfile = Path(path) / "meta.json"
 
     def bad(what: str) -> FormatVersionError:
-        return FormatVersionError(f"{mfile}: {what}. Fix: re-save the model (fit it again) with this v0lite.")
+        return FormatVersionError(f"{mfile}: {what}. Fix: {MODEL_FIX} with this v0lite.")
 
     check_saved_params(meta, _PARAMS, bad)
     params = meta["params"]
@@ -608,7 +610,7 @@ def load_head_safely(get_head_class, name: str, folder: Path, head_meta: dict, s
     from .exceptions import V0liteError
     from .heads._params import saved_params_problem
 
-    fix = "Fix: re-save the model (fit it again) with this v0lite."
+    fix = f"Fix: {MODEL_FIX} with this v0lite."
     if why := saved_params_problem(name, head_meta.get("params")):  # the check fit runs (a knn k of 0 was clamped)
         raise FormatVersionError(f"{folder}: the {name!r} head's saved parameters are not valid ({why}). {fix}")
     try:

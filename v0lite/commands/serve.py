@@ -6,7 +6,7 @@ import math
 import sys
 
 from ..exceptions import DataError
-from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, encoder_flag
+from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, check_router_dir, encoder_flag
 
 __all__ = ["register"]
 
@@ -36,6 +36,7 @@ def _serve(args) -> int:
 
     require_serve()  # first: without the extra nothing below can run (and --replicas needs it on every replica)
     check_bind(args.host, bool(args.api_keys))  # before loading anything
+    check_router_dir(args.router)  # a model folder: named as one, with route's fix
     if not 0 <= args.port <= 65535:
         raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
     if args.replicas < 0:  # 0 is the default: one process, no Ray

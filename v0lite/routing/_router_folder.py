@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._io import load_arrays, save_arrays, to_jsonable
 from ..exceptions import DataError, FormatVersionError, V0liteError
-from ..persist import ROUTER_FORMAT, _int, check_saved_params, read_folder, write_folder
+from ..persist import ROUTER_FIX, ROUTER_FORMAT, _int, check_saved_params, read_folder, write_folder
 from ._costs import COST_MODELS, _check_prices, get_cost_model
 from ._strategies import STRATEGIES, get_strategy
 
@@ -77,7 +77,7 @@ def save_router(router, path) -> Path:
     return write_folder(path, fill, meta, format_name=ROUTER_FORMAT, format_version=ROUTER_FORMAT_VERSION)
 
 
-_FIX = "Fix: re-save the router (v0lite route-eval ... --save-router) with this v0lite."
+_FIX = f"Fix: {ROUTER_FIX} with this v0lite."
 
 
 def _number(v) -> bool:
@@ -127,8 +127,8 @@ def check_router_meta(meta: dict, arrays: dict, path, value_model=None) -> None:
     params = meta["params"]
     try:
         _check_prices(params.get("prices"))
-    except DataError as exc:
-        raise bad(f"parameter 'prices': {exc}") from exc
+    except DataError as exc:  # the router's fix, not the one _check_prices gives a caller passing prices
+        raise bad(f"parameter 'prices': {str(exc).partition(' Fix:')[0].rstrip('.')}") from exc
     policies = meta.get("policies")
     if not isinstance(policies, list) or not policies or not all(isinstance(p, str) for p in policies):
         raise bad("'policies' is not a non-empty list of names")
@@ -256,7 +256,7 @@ def _load_router(cls, path: Path, *, value_model, embedder, encoder=None):
         format_version=ROUTER_FORMAT_VERSION,
         required=("arrays.safetensors",),
         what="v0lite router",
-        fix="re-save the router",
+        fix=ROUTER_FIX,
     )
     if value_model is None:
         if not meta["value_model"]["saved"]:
@@ -266,7 +266,12 @@ def _load_router(cls, path: Path, *, value_model, embedder, encoder=None):
             )
         from ..estimator import V0Regressor
 
-        value_model = loaded = V0Regressor.load(path / "value_model", encoder=encoder)
+        try:
+            value_model = loaded = V0Regressor.load(path / "value_model", encoder=encoder)
+        except FormatVersionError as exc:  # the model's fix (refit it) would leave the router's folder as it is
+            what, _, fix = str(exc).partition("Fix:")
+            again = "upgrade v0lite, or " if "upgrade v0lite" in fix else ""
+            raise FormatVersionError(f"{what}Fix: {again}{ROUTER_FIX} with this v0lite.") from exc
     else:
         loaded = None
     a = load_arrays(path / "arrays.safetensors")
@@ -296,7 +301,7 @@ def _load_router(cls, path: Path, *, value_model, embedder, encoder=None):
             else {}
         )
     except KeyError as exc:
-        raise FormatVersionError(f"{path}: arrays.safetensors lacks {exc}. Fix: re-save the router.") from exc
+        raise FormatVersionError(f"{path}: arrays.safetensors lacks {exc}. {_FIX}") from exc
     if meta["shrink_scores"] is not None:
         router.shrink_scores_ = meta["shrink_scores"]
     stored = a.get("prior.emb", a.get("cost.train_emb"))
