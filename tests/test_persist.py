@@ -426,7 +426,12 @@ TAMPER = [
     ("param-head", _set("params", "head", "nope"), None, r"head cannot be loaded"),
     ("k-10^12", _set("params", "k", 10**12), None, r"parameter 'k' is '1000000000000', not an integer"),
     ("k-text", _set("params", "k", "many"), None, r"parameter 'k'"),
-    ("fallback", _set("params", "fallback", 5), None, r"parameter 'fallback' is '5'"),
+    (
+        "fallback",
+        _set("params", "fallback", 5),
+        None,
+        r"parameter 'fallback' is '5', not 'error', 'global_mean' or 'prior'",
+    ),
     ("batch", _set("params", "batch_size", -1), None, r"parameter 'batch_size'"),
     ("unknown-param", _set("params", "evil", 1), None, r"unknown parameter 'evil'"),
     ("params-list", _set("params", [1, 2]), None, r"'params' is list"),
