@@ -341,6 +341,10 @@ def test_route_eval_saves_a_router_and_route_uses_it(tmp_path, capsys, fake_mini
         == 1
     )
     assert "--router" in (err := capsys.readouterr().err) and "does not exist" in err and "--save-router" in err
+    (tmp_path / "router.json").write_text("{}")  # a file where the folder should be: named as a file
+    args = ["route", str(tmp_path / "prompts.jsonl"), "--router", str(tmp_path / "router.json")]
+    assert main([*args, "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert "is a file, not a folder" in (err := capsys.readouterr().err) and "--save-router" in err
 
 
 def test_an_unknown_flag_is_named_by_its_command_with_the_nearest_flag(capsys):

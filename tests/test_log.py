@@ -583,7 +583,7 @@ def test_a_missing_score_counts_the_unlabeled_rows_and_says_drop_them():
     assert "Fix: drop the unlabeled rows" in text and "--drop-unscored" in text, text
     assert "(reward + 1) / 2" not in text and "success rate" not in text
     with pytest.raises(
-        DataError, match=r"a NaN score is no outcome \(1 of 2 rows have no outcome: row 1\).*--drop-unscored"
+        DataError, match=r"a NaN score is no outcome \(1 of 2 rows has no outcome: row 1\).*--drop-unscored"
     ):
         validate_log({"policy": ["a", "a"], "prompt": ["x", "y"], "score": [1.0, float("nan")]})
 

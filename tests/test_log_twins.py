@@ -24,7 +24,7 @@ def test_a_history_with_prompt_twins_warns_with_an_example_and_the_fix(twin):
         out = validate_log(log)
     assert out["prompt"].to_list() == log["prompt"]  # nothing rewritten: the texts stay as logged
     text = str(rec[0].message)
-    assert repr(base) in text and "Fix:" in text and "NFC" in text
+    assert repr(base) in text and "Fix:" in text and "NFC" in text and "(1 group;" in text
 
 
 def test_distinct_prompts_and_queries_do_not_warn():

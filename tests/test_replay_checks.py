@@ -89,8 +89,11 @@ def _cli(tmp_path, log, *flags):
 
 def test_scores_that_are_not_k_over_n_are_refused_naming_row_score_and_n(tmp_path):
     log = _log().with_columns(pl.when(pl.int_range(pl.len()) == 3).then(0.3).otherwise(pl.col("score")).alias("score"))
-    with pytest.raises(DataError, match=r"column 'score', row 3: value 0\.3 .* n=8 .*Fix: give score = successes / n"):
+    with pytest.raises(
+        DataError, match=r"column 'score', row 3: value 0\.3 .* n=8 .*Fix: give score = successes / n"
+    ) as e:
         _sim(log, model=ConstModel(may_fit=False))
+    assert "more row" not in str(e.value)  # one bad row: no "0 more rows alike"
     # without an 'n' column, in the CLI's terms: the flag that sets n
     with pytest.raises(DataError, match=r"row 3: value 0\.3 .*\(--rollouts-per-prompt 8: the log has no 'n' column\)"):
         _cli(tmp_path, log.drop("n"))

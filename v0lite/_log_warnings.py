@@ -68,10 +68,11 @@ def _warn_prompt_twins(prompts: pl.Series) -> None:
     if twins.is_empty():
         return
     first = twins.filter(pl.col("norm") == twins["norm"][0])["raw"].to_list()[:2]
+    groups = twins["norm"].n_unique()
     warnings.warn(
         f"{len(twins)} distinct prompts differ from another only by case, spaces or Unicode normalisation "
-        f"({twins['norm'].n_unique()} groups; e.g. {first[0][:60]!r} and {first[1][:60]!r}): v0lite reads them "
-        "as different prompts (CV folds, hiding a query's own prompt), though the encoder may give them one "
+        f"({groups} group{'s' if groups != 1 else ''}; e.g. {first[0][:60]!r} and {first[1][:60]!r}): v0lite reads "
+        "them as different prompts (CV folds, hiding a query's own prompt), though the encoder may give them one "
         "vector, so cross-validated scores can be optimistic. Fix: if they are the same question, write them "
         "the same way (e.g. strip spaces and NFC-normalise the prompts) before logging.",
         V0liteWarning,

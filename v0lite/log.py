@@ -228,7 +228,7 @@ def _check_scored(score: np.ndarray, raw: pl.Series) -> None:
         return
     rows = np.flatnonzero(missing)
     r = int(rows[0])
-    count = f"{len(rows)} of {len(score)} rows have no outcome: {rows_text(rows)}"
+    count = f"{len(rows)} of {len(score)} rows {'has' if len(rows) == 1 else 'have'} no outcome: {rows_text(rows)}"
     drop = (
         "drop the unlabeled rows (`v0lite data map LOG OUT --policy policy --prompt prompt --score score "
         "--drop-unscored` drops them and says how many)"

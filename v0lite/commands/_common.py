@@ -427,10 +427,8 @@ def check_router_dir(path: str, flag: str = "--router", *, model_dir_flag: str |
     if not p.exists():
         raise DataError(f"{flag} {path}: does not exist. Fix: save one first with {save}.")
     if not (p / "meta.json").exists():
-        raise DataError(
-            f"{flag} {path}: holds no saved router (no meta.json). Fix: pass the folder given to "
-            "`v0lite route-eval --save-router`."
-        )
+        what = "is a file, not a folder" if p.is_file() else "holds no saved router (no meta.json)"
+        raise DataError(f"{flag} {path}: {what}. Fix: pass the folder given to `v0lite route-eval --save-router`.")
     from ..persist import FORMAT_NAME, folder_format
 
     if folder_format(p) == FORMAT_NAME:

@@ -137,7 +137,8 @@ def register(sub) -> None:
         help="choose which prompts to run a new model on (the most informative n)",
         description="Fit the value model on LOG (or load --model-dir), then pick the N prompts of "
         "--candidates whose outcomes would say most about --policy: its predicted uncertainty "
-        "on each prompt, spread over difficulty and topic (a greedy I-optimal design). A policy "
+        "on each prompt, spread over difficulty and how the pool's models differ there (over topics for a head "
+        "without a pool's view; a greedy I-optimal design). A policy "
         "with outcomes gets the prompts that refine it most. With --model-dir, the rows of LOG the model "
         "does not hold yet are added to it first (no refit; a row it holds is not added again), so LOG may be "
         "the log it was fitted on plus the outcomes logged since. Writes --out with columns "

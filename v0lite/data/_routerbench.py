@@ -235,8 +235,8 @@ def _note_shared_prompts(train: pl.DataFrame, test: pl.DataFrame) -> None:
         f"RouterBench: {len(ids)} test sample_id{'s have' if len(ids) > 1 else ' has'} a prompt that is also a "
         f"train prompt ({exact} the same "
         f"text, {len(ids) - exact} as RouterBench's doubled text 'X\\nX' of X), e.g. {ids[:5]}. They are kept "
-        "(as shipped); a router fit on train has seen outcomes of their prompt. To leave them out, split one "
-        "log by prompt instead (`v0lite data split`).",
+        "(as shipped); a router fit on train has seen outcomes of their prompt. To leave them out, remove those "
+        "sample_ids from the test file, or merge the files and split by prompt (`v0lite data split`).",
         V0liteWarning,
         stacklevel=2,
     )

@@ -312,8 +312,9 @@ def check_groups(df: pl.DataFrame, default_n: int, setting: str = "rollouts_per_
         src = "its 'n'" if has_n else f"{setting} {default_n}: the log has no 'n' column"
         raise DataError(
             f"column 'score', row {i}: value {float(score[i])!r} is not a whole number of successes out of "
-            f"n={n[i]:g} rollouts ({src}): {float(score[i])!r} x {n[i]:g} = {k[i]:.4g}; {bad.size - 1} more rows "
-            "alike. A score "
+            f"n={n[i]:g} rollouts ({src}): {float(score[i])!r} x {n[i]:g} = {k[i]:.4g}"
+            + (f"; {bad.size - 1} more row{'s' if bad.size > 2 else ''} alike" if bad.size > 1 else "")
+            + ". A score "
             "strictly between 0 and 1 is read as a mixed group, so a continuous reward would count as mixed. Fix: "
             "give score = successes / n with n the rollouts behind it (an 'n' column; e.g. "
             f"{int(np.round(k[i]))}/{n[i]:g}), with rewards made 0/1 per rollout first (1 where the rollout is "
