@@ -452,8 +452,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
 
         Run ``policy`` on them and pass the outcomes to :meth:`add_history`. Picked greedily for
         the largest information about the policy at its current estimate (each prompt's
-        ``p (1 - p)`` times its item vector: the pool's difficulty, how the fitted policies
-        differ on it, its topic), so the picks spread over difficulty and topic; a policy known
+        ``p (1 - p)`` times its item vector: the pool's difficulty and how the fitted policies
+        differ on it, or its topic without a pool), so the picks spread over those; a policy known
         only by its name is estimated as the average policy, one with outcomes gets the prompts
         that refine what it has (candidates it already answered come last).
 

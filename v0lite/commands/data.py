@@ -320,7 +320,7 @@ def register(sub) -> None:
         help="split an outcome log by prompt into TRAIN and TEST (no prompt on both sides)",
         description="Draw --test-size of LOG's distinct prompts (seeded) and write every row of those prompts "
         "to TEST and the other rows to TRAIN, in LOG's order: no prompt is on both sides (prompts that differ only "
-        "by case or spaces are drawn as one), so "
+        "by case, spaces or Unicode form are drawn as one), so "
         "`v0lite route-eval TRAIN TEST` scores prompts the value model never saw.",
     )
     ps.add_argument("log", metavar="LOG", help="outcome log to split (.jsonl/.csv/.parquet)")
