@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import types
-import warnings
 from pathlib import Path
 
 import pytest
@@ -159,9 +158,11 @@ def test_an_old_folder_that_cannot_be_removed_is_named_in_a_warning(saved, monke
     (w,) = [str(x.message) for x in got]
     assert w.startswith(f"saved {saved}, but the folder it replaced, now {left}, could not be removed (Permission")
     assert f"Fix: remove it by hand (chmod -R u+w {left}, then delete it)." in w
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", V0liteWarning)
+    with pytest.warns(V0liteWarning) as later:  # the next load removes it, not blaming an interrupted save
         assert V0Regressor.load(saved, encoder=FakeEncoder()).head == "prior"  # the new folder is in place
+    (w,) = [str(x.message) for x in later]
+    assert f"removed {left.name} beside {saved}, left by an earlier save (interrupted, or unable to remove" in w
+    assert not left.exists()
 
 
 # --- a folder of the other kind -----------------------------------------------------------------------

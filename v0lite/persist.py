@@ -39,12 +39,9 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from . import _io
 from ._io import atomic_write_json, load_arrays, read_json_file, save_arrays, sha256_file, usual_permissions
 from ._io import exchange_paths as _exchange
-from ._io import newest_file as _newest
-from ._io import remove_path as _remove
-from ._io import remove_replaced as _drop_replaced
-from ._io import through_links as _through_links
 from .exceptions import DataError, FormatVersionError, V0liteError, V0liteWarning
 
 __all__ = [
@@ -313,10 +310,12 @@ def recover_leftovers(path, format_name: str = FORMAT_NAME) -> list[str]:
             removed.append(f.name)
         except OSError:
             kept.append(f.name)
-    if removed:
-        done.append(f"removed {', '.join(removed)} beside {path}, left by an interrupted save")
-    if kept:
-        done.append(f"could not remove {', '.join(kept)} beside {path} (left by an interrupted save); remove by hand")
+    # with ``path`` in place, a leftover may be the copy a finished save could not remove (it warned then)
+    why = "an earlier save (interrupted, or unable to remove its old copy)" if path.exists() else "an interrupted save"
+    done += [f"removed {', '.join(removed)} beside {path}, left by {why}"] if removed else []
+    done += (
+        [f"could not remove {', '.join(kept)} beside {path} (left by {why}); chmod -R u+w, then delete"] if kept else []
+    )
     for msg in done:
         warnings.warn(msg, V0liteWarning, stacklevel=3)
     return done
@@ -331,7 +330,7 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         return
     if _exchange(tmp, path):  # one step: a reader sees the old folder or the new one, never none
         _step("swapped")
-        _drop_replaced(tmp, path)  # tmp now holds the old folder
+        _io.remove_replaced(tmp, path)  # tmp now holds the old folder
         return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     os.replace(path, old)
@@ -342,7 +341,7 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         os.replace(old, path)  # put the old folder back: a failed save changes nothing
         raise
     _step("renamed")
-    _drop_replaced(old, path)
+    _io.remove_replaced(old, path)
 
 
 def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name: str, format_version: int) -> Path:
@@ -358,7 +357,7 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     """
     path = Path(path)
     check_save_target(path, format_name)
-    real = _through_links(path)  # a symlinked folder: its target is replaced, the link stays
+    real = _io.through_links(path)  # a symlinked folder: its target is replaced, the link stays
     recover_leftovers(real, format_name)
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
@@ -396,7 +395,7 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         if why is None:
             raise
         if doing == "writing its files":  # the file being written: the one the error names, else the newest
-            f = _newest(tmp, getattr(exc, "filename", None))
+            f = _io.newest_file(tmp, getattr(exc, "filename", None))
             doing = f"writing {path / f.relative_to(tmp)}" if f else doing
         kept = "the folder there is unchanged" if real.exists() else "nothing was saved"
         raise V0liteError(
@@ -405,7 +404,7 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         ) from exc
     finally:
         if tmp.exists() or tmp.is_symlink():
-            _remove(tmp)
+            _io.remove_path(tmp)
     return path
 
 
@@ -471,7 +470,7 @@ def read_folder(
     """
     path = Path(path)
     if path.name:
-        recover_leftovers(_through_links(path), format_name)  # beside the folder a save replaced
+        recover_leftovers(_io.through_links(path), format_name)  # beside the folder a save replaced
     return _verify(path, format_name=format_name, format_version=format_version, required=required, what=what, fix=fix)
 
 
