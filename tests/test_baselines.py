@@ -68,12 +68,35 @@ def test_evaluate_baselines(fake_minilm):
             np.mean((p_chosen - queries["score"].to_numpy()) ** 2) - r["brier"]
         )
     assert out["prior"]["chance"]  # prompt-blind: 0.5 inside each policy
+    # it cannot rank within a (policy, step) at all; the others' predictions vary there
+    assert out["prior"]["ranks_within"] is False and out["knn"]["ranks_within"] and out["ridge"]["ranks_within"]
     assert "brier" in out["prior"]["loses"]  # uniform noise is far worse calibrated than the prior
     assert any(line.startswith("baseline 1/") for line in lines)
 
 
 def test_doctests():
     assert doctest.testmod(B).failed == 0
+
+
+def test_a_baseline_that_cannot_rank_within_a_policy_is_not_called_no_better_than_chance():
+    """Issue: evaluate always printed "baseline prior: within-policy AUC 0.5000 <= 0.5, no better than chance":
+    the prior is one value per (policy, step), 0.5 by construction, which is no finding. Its ``chance`` stays."""
+    from v0lite.commands.core import verdict_lines
+
+    diff = {"auc": {"estimate": 0.1, "ci_low": 0.05, "ci_high": 0.2, "n_groups": 20}}
+    b = {
+        "prior": {"within_policy_auc": 0.5, "diff": diff, "loses": [], "chance": True, "ranks_within": False},
+        "knn": {"within_policy_auc": 0.45, "diff": diff, "loses": [], "chance": True, "ranks_within": True},
+        "ridge": {"within_policy_auc": 0.5, "diff": diff, "loses": [], "chance": True},  # route-eval's: no key
+    }
+    lines = verdict_lines("auto", 0.7, b, {})
+    assert (
+        "baseline prior: within-policy AUC 0.5000 (the prior does not rank prompts within a policy: 0.5 by "
+        "construction)" in lines
+    )
+    assert not any(line.startswith("baseline prior:") and "no better than chance" in line for line in lines)
+    assert "baseline knn (k by CV): within-policy AUC 0.4500 <= 0.5, no better than chance" in lines
+    assert "baseline ridge (pooled): within-policy AUC 0.5000 <= 0.5, no better than chance" in lines
 
 
 def test_the_knn_baseline_is_told_apart_from_the_knn_head(tmp_path, fake_minilm, capsys):

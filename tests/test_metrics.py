@@ -316,3 +316,46 @@ def test_paired_bootstrap_resamples_whole_groups_and_checks_input():
         paired_bootstrap(fn, a, a, n_boot=0)
     with pytest.raises(DataError, match="at least one row"):
         paired_bootstrap(fn, np.zeros(0), np.zeros(0))
+
+
+def test_paired_bootstrap_names_both_lengths_when_rows_and_predictions_disagree():
+    """Issue: ``n_rows=5`` or 5 ``groups`` beside 3 predictions gave a bare IndexError from metric_fn."""
+    from v0lite.metrics import paired_bootstrap
+
+    def fn(p, rows):
+        return float(p[rows].mean())
+
+    three = np.ones(3)
+    with pytest.raises(DataError, match=r"a has 3 rows but n_rows gives 5\. Fix: leave n_rows out or set it to 3"):
+        paired_bootstrap(fn, three, np.zeros(3), n_rows=5, n_boot=5)
+    with pytest.raises(DataError, match=r"a has 3 rows but groups gives 5\. Fix: pass one group label per row"):
+        paired_bootstrap(fn, three, np.zeros(3), groups=[1, 2, 3, 4, 5], n_boot=5)
+    with pytest.raises(DataError, match=r"b\['short'\] has 2 rows but groups gives 3"):
+        paired_bootstrap(fn, three, {"ok": np.zeros(3), "short": np.zeros(2)}, groups=[1, 2, 3], n_boot=5)
+
+    class Tables:  # no len(): n_rows says how many rows, as the routing comparisons pass it
+        def __getitem__(self, rows):
+            return np.ones(3)[rows]
+
+    assert paired_bootstrap(fn, Tables(), Tables(), n_rows=3, n_boot=5)["estimate"] == 0.0
+
+
+def test_within_groups_reports_what_within_policy_auc_skips():
+    """Issue: within_policy_auc silently skipped one-class groups; within_groups says which, how big and why,
+    from the same grouping (so its counts always match the AUC's)."""
+    y = [0, 1, 1, 1, 0, 0, 1, 0, 1]
+    p = [0.2, 0.8, 0.5, 0.5, 0.3, 0.1, 0.4, 0.6, 0.9]
+    g = ["a", "a", "c", "c", "d", "d", "a", "b", "b"]
+    r = M.within_groups(y, p, g)
+    assert r == {
+        "used": 2,
+        "skipped": 2,
+        "rows_used": 5,
+        "skipped_groups": [{"row": 2, "rows": 2, "why": "all succeed"}, {"row": 4, "rows": 2, "why": "all fail"}],
+    }
+    keep = [i for i in range(9) if g[i] in ("a", "b")]
+    pick = [[v[i] for i in keep] for v in (y, p, g)]
+    assert M.within_policy_auc(y, p, g) == pytest.approx(M.within_policy_auc(*pick))  # the skipped add nothing
+    none = M.within_groups([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], (["a", "a", "b", "b"], [0, 0, 0, 0]))
+    assert (none["used"], none["skipped"], none["rows_used"]) == (0, 2, 0)
+    assert math.isnan(M.within_policy_auc([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], ["a", "a", "b", "b"]))

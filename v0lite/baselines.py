@@ -217,9 +217,11 @@ def evaluate_baselines(
     Returns
     -------
     dict
-        ``label -> {head, params, n, auc, within_policy_auc, brier, ece, fit_s, diff, loses,
-        chance}`` where ``diff[metric] = {estimate, ci_low, ci_high, n_boot, n_groups}`` is the
-        chosen head minus the baseline (``auc``, ``within_policy_auc``, ``brier``), ``loses`` the
+        ``label -> {head, params, n, auc, within_policy_auc, brier, ece, fit_s, ranks_within, diff,
+        loses, chance}`` where ``ranks_within`` says whether its predictions vary inside any (policy,
+        step) group (False for the prior: its within-policy AUC is 0.5 by construction), and
+        ``diff[metric] = {estimate, ci_low, ci_high, n_boot, n_groups}`` is the chosen head minus the
+        baseline (``auc``, ``within_policy_auc``, ``brier``), ``loses`` the
         metrics on which the chosen head loses, ``chance`` whether the baseline's
         within-policy AUC is <= 0.5. A baseline's ``params`` ``k`` is the one used (for kNN
         with ``k_cv`` the CV scores, or ``k_note`` if CV was not possible).
@@ -269,6 +271,8 @@ def evaluate_baselines(
             "brier": m["brier"],
             "ece": m["ece"],
             "fit_s": fit_s,
+            # one value per (policy, step) group (the prior): its within-policy AUC is 0.5 by construction
+            "ranks_within": bool(np.unique(np.c_[pcodes, p], axis=0).shape[0] > np.unique(pcodes).shape[0]),
         }
         say(
             f"  {shown(label)}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "

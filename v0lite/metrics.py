@@ -9,6 +9,7 @@ function                  meaning
 ========================  ===================================================
 :func:`auc`               global ROC AUC (Mann-Whitney, ties as average ranks)
 :func:`within_policy_auc` AUC per group, weighted by group size
+:func:`within_groups`     which groups that AUC uses and which it skips (one class), why
 :func:`gauc`              the V0 paper's gAUC: AUC per step, count-weighted
 :func:`brier`             mean squared error against the rate
 :func:`log_loss`          cross-entropy with soft labels ``y``
@@ -42,6 +43,7 @@ from .exceptions import DataError
 __all__ = [
     "auc",
     "within_policy_auc",
+    "within_groups",
     "gauc",
     "brier",
     "log_loss",
@@ -240,13 +242,48 @@ def within_policy_auc(y: Any, p: Any, groups: Any) -> float:
     >>> within_policy_auc(y, p, ["a", "a", "b", "b", "c", "c"])  # group c skipped
     0.5
     """
-    ya, pa = _check_pair(y, p)
-    codes = _group_codes(groups, ya.shape[0])
-    per, size = _grouped_auc(ya >= 0.5, pa, codes)
+    per, size, _, _ = _within(y, p, groups)
     ok = ~np.isnan(per)
     if not ok.any():
         return math.nan
     return float(np.sum(per[ok] * size[ok]) / np.sum(size[ok]))
+
+
+def _within(y: Any, p: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group AUC and size, row codes and labels: the one grouping both within-policy functions use."""
+    ya, pa = _check_pair(y, p)
+    codes = _group_codes(groups, ya.shape[0])
+    labels = ya >= 0.5
+    per, size = _grouped_auc(labels, pa, codes)
+    return per, size, codes, labels
+
+
+def within_groups(y: Any, p: Any, groups: Any) -> dict[str, Any]:
+    """The groups :func:`within_policy_auc` averages over, and those it skips (one class only).
+
+    Takes the arguments of :func:`within_policy_auc`. Returns ``used`` and ``skipped`` (numbers of
+    groups), ``rows_used`` (rows in used groups) and ``skipped_groups``: per skipped group, by first row,
+    ``row`` (its first row), ``rows`` (its size) and ``why`` ("all succeed" or "all fail", at score 0.5).
+
+    Examples
+    --------
+    >>> g = within_groups([0, 1, 1, 1], [0.2, 0.8, 0.5, 0.5], ["a", "a", "c", "c"])
+    >>> g["used"], g["skipped"], g["rows_used"], g["skipped_groups"]
+    (1, 1, 2, [{'row': 2, 'rows': 2, 'why': 'all succeed'}])
+    """
+    per, size, codes, labels = _within(y, p, groups)
+    first = np.unique(codes, return_index=True)[1]  # codes are dense 0..G-1
+    n_pos = np.bincount(codes, weights=labels, minlength=size.shape[0])
+    skip = np.flatnonzero(np.isnan(per))
+    skip = skip[np.argsort(first[skip], kind="stable")]
+    return {
+        "used": int(size.shape[0] - skip.shape[0]),
+        "skipped": int(skip.shape[0]),
+        "rows_used": int(size.sum() - size[skip].sum()),
+        "skipped_groups": [
+            {"row": int(first[g]), "rows": int(size[g]), "why": "all succeed" if n_pos[g] else "all fail"} for g in skip
+        ],
+    }
 
 
 def gauc(y: Any, p: Any, steps: Any) -> float:
@@ -540,7 +577,8 @@ def paired_bootstrap(
         One group label per row (e.g. the prompt id): the unit resampled. Default: every row
         its own group (then ``n_rows`` is required unless ``a`` has a length).
     n_rows : int, optional
-        Number of rows, when ``groups`` is None and ``len(a)`` is not the row count.
+        Number of rows, when ``groups`` is None and ``a`` has no ``len`` (a prediction with a ``len``
+        must have one entry per row).
     n_boot : int, default 1000
     confidence : float, default 0.95
     random_state : int, default 0
@@ -571,14 +609,19 @@ def paired_bootstrap(
     else:
         n = len(groups)
         codes = _group_codes(groups, n)
+    named = isinstance(b, dict)
+    refs = dict(b) if named else {"_": b}
+    src = "n_rows" if groups is None else "groups"
+    for name, x in [("a", a), *((f"b[{k!r}]" if named else "b", v) for k, v in refs.items())]:
+        if hasattr(x, "__len__") and len(x) != n:  # else metric_fn fails on a bare IndexError, or scores a part
+            fix = f"leave n_rows out or set it to {len(x)}" if groups is None else "pass one group label per row"
+            raise DataError(f"paired_bootstrap: {name} has {len(x)} rows but {src} gives {n}. Fix: {fix}.")
     if n == 0:
         raise DataError("paired_bootstrap needs at least one row. Fix: pass a non-empty test set.")
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     n_groups = sizes.shape[0]
-    named = isinstance(b, dict)
-    refs = dict(b) if named else {"_": b}
     every = np.arange(n)
     base_a = float(metric_fn(a, every))
     full = {k: base_a - float(metric_fn(v, every)) for k, v in refs.items()}

@@ -148,7 +148,12 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
         out.append(chance_line(chosen, chosen_within))
     for label, r in baselines.items():
-        if r.get("chance"):
+        if r.get("chance") and r.get("ranks_within") is False:  # not a finding: it cannot rank, by construction
+            out.append(
+                f"baseline {shown(label)}: within-policy AUC {r['within_policy_auc']:.4f} (the {shown(label)} "
+                "does not rank prompts within a policy: 0.5 by construction)"
+            )
+        elif r.get("chance"):
             out.append(chance_line(f"baseline {shown(label)}", r["within_policy_auc"]))
     return out
 
@@ -167,6 +172,38 @@ def metric_legend(cols) -> str:
         "0.5 = chance; a row counts as a success when score >= 0.5): higher is better; "
         f"{', '.join(lower)}: lower is better (they compare p with the score itself)."
     )
+
+
+def within_report(queries, p) -> tuple[dict, str | None, str | None]:
+    """What within_policy_auc leaves out: ``within_policy_auc_groups`` (``used``, ``skipped``, ``rows_used``),
+    the reason it is undefined (None when defined) and a line naming up to 3 skipped groups (None if none)."""
+    from ..metrics import within_groups
+
+    keys = ["policy", "step"] if "step" in queries.columns else ["policy"]
+    g = within_groups(queries["score"].to_numpy(), p, [queries[k].to_numpy() for k in keys])
+    skipped = g.pop("skipped_groups")
+    if not skipped:
+        return g, None, None
+    what = "(policy, step)" if len(keys) > 1 else "policy"
+
+    def name(s):
+        vals = [str(queries[k][s["row"]]) for k in keys]
+        return f"{'(' + ', '.join(vals) + ')' if len(vals) > 1 else vals[0]} (all {s['rows']} rows {s['why'][4:]})"
+
+    named = ", ".join(name(s) for s in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    if g["used"] == 0:
+        reason = f"no {what} group holds both a success (score >= 0.5) and a failure, so no pair to rank"
+        return (
+            g,
+            reason,
+            f"within_policy_auc nan: {reason}: {named}. Fix: score queries a policy both passes and fails.",
+        )
+    n_out = sum(s["rows"] for s in skipped)
+    line = (
+        f"within_policy_auc leaves out {len(skipped)} of {len(skipped) + g['used']} {what} groups ({n_out} of "
+        f"{n_out + g['rows_used']} rows), where every row is on one side of score 0.5 (no pair to rank): {named}"
+    )
+    return g, None, line
 
 
 def _print_eval_baselines(res: dict) -> None:
@@ -201,6 +238,8 @@ def _print_eval_baselines(res: dict) -> None:
     )
     for line in lines:
         print(line)
+    if res.get("within_policy_auc_reason"):  # the same groups for every prediction: one reason for all
+        print(f"d_within_policy_auc '-': within-policy AUC is undefined ({res['within_policy_auc_reason']})")
 
 
 def _fit(args) -> int:
@@ -304,6 +343,9 @@ def _evaluate(args) -> int:
     cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     print_table([res], cols)
     print(metric_legend(cols))
+    res["within_policy_auc_groups"], res["within_policy_auc_reason"], line = within_report(queries, res["_p"])
+    if line:
+        print(line)
     from ..baselines import MIN_VERDICT_PROMPTS, no_better_than_chance
 
     # the head's own verdict needs no baseline: present with --no-baselines too, and no verdict on fewer
@@ -498,7 +540,9 @@ def register(sub) -> None:
         "--json",
         metavar="FILE",
         help="also write the metrics to FILE (.json; NaN as null): the head's, 'chance' (its within-policy AUC "
-        "is <= 0.5 on 10 query prompts or more), and without --no-baselines 'baselines' and 'loses_to'",
+        "is <= 0.5 on 10 query prompts or more), 'within_policy_auc_groups' (groups used and skipped for holding "
+        "one class, rows used), 'within_policy_auc_reason' (why it is null, else null), and without "
+        "--no-baselines 'baselines' and 'loses_to'",
     )
     p.add_argument(
         "--no-baselines",
