@@ -162,3 +162,54 @@ def test_route_cli_prices_keep_the_saved_routers_pool(tmp_path, fake_minilm):
     argv = ["route", str(prompts), "--router", str(tmp_path / "r"), "--prices", prices, "--out", str(out), "-q"]
     assert main(argv) == 0
     assert set(pl.read_csv(out)["policy"].to_list()) <= {"a", "b"}
+
+
+def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe AE: --prices pricing a model with no history stopped the CLI with a fix naming --pool (never passed),
+    while Router(prices=...) routed between the priced models with history. One default pool now, the others
+    named in a note; an explicit --pool naming such a model still stops."""
+    from v0lite.cli import main
+    from v0lite.estimator import V0Regressor
+    from v0lite.exceptions import V0liteWarning
+    from v0lite.routing import Router
+
+    model, _, prompts = _route_files(tmp_path)  # the model knows pol0, pol1, pol2
+    out = tmp_path / "c.csv"
+    prices = {"pol0": 0.001, "pol1": 0.01, "ghost": 0.5}
+    base = ["route", str(prompts), "--model-dir", str(model), "--out", str(out), "--knob", "20", "-q"]
+    assert main([*base, "--prices", json.dumps(prices)]) == 0
+    err = capsys.readouterr().err
+    assert "note: --prices prices ['ghost'], which have no history" in err and "['pol0', 'pol1']" in err
+    with pytest.warns(V0liteWarning, match=r"\['pol2'\] have history in the value model but no price"):
+        api = Router(V0Regressor.load(model), cost_model="fixed", prices=prices).fit()
+    assert api.policies_ == ["pol0", "pol1"]
+    texts = pl.read_csv(prompts)["prompt"].to_list()
+    assert pl.read_csv(out)["policy"].to_list() == api.route(texts, lam=20).tolist()
+    out.unlink()
+    assert main([*base, "--prices", json.dumps(prices), "--pool", "pol0,ghost"]) == 1  # named: still an error
+    assert "['ghost'] have no history" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--prices", '{"ghost": 0.5, "typo": 1}']) == 1  # none with history: in flag terms
+    err = capsys.readouterr().err
+    assert "none of the 2 priced policies has history" in err and "--pool" in err and "policies=" not in err
+    assert not out.exists()
+    guarantees.tick("bad-input cases tried", 2)
+
+
+def test_route_cli_knob_nan_and_empty_prompts_speak_in_route_flags(tmp_path, capsys, fake_minilm, guarantees):
+    """Probe AE: `--knob nan` was told to 'pass a number' (no flag); an empty PROMPTS file was told to hold an
+    outcome log (policy, prompt, score), but route needs only a 'prompt' column."""
+    from v0lite.cli import main
+
+    model, _, prompts = _route_files(tmp_path)
+    out = tmp_path / "c.csv"
+    base = ["--model-dir", str(model), "--pool", "pol0,pol1", "--out", str(out), "-q"]
+    assert main(["route", str(prompts), *base, "--knob", "nan"]) == 1
+    err = capsys.readouterr().err
+    assert "is NaN" in err and "Fix: pass --knob VALUE" in err and "lam=" not in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["route", str(empty), *base]) == 1
+    err = capsys.readouterr().err
+    assert "the file is empty" in err and "a 'prompt' column" in err and "outcome log" not in err
+    assert not out.exists()
+    guarantees.tick("bad-input cases tried", 2)

@@ -109,6 +109,11 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in obj.items()}
 
 
+def _prices_shown(text: str) -> str:
+    """``--prices`` as a message names it: the file, or ``(inline JSON)`` (not the whole object)."""
+    return "(inline JSON)" if text.lstrip().startswith("{") else text
+
+
 def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: str = "") -> None:
     """The rule for a pool where some models have no price: stop, naming them (no guessed price).
 
@@ -116,10 +121,9 @@ def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: st
     """
     missing = [m for m in pool if m not in prices]
     if missing:
-        given = "(inline JSON)" if text.lstrip().startswith("{") else text
         raise DataError(
-            f"--prices {given} has no price for {len(missing)} of the {len(pool)} pool models: {missing}. "
-            f"Fix: add them to the prices file (USD per call){also}."
+            f"--prices {_prices_shown(text)} has no price for {len(missing)} of the {len(pool)} pool models: "
+            f"{missing}. Fix: add them to the prices file (USD per call){also}."
         )
 
 
@@ -362,6 +366,35 @@ def _check_pool_known(router, args) -> None:
         )
 
 
+def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
+    """No ``--pool``: Router's own default pool (the priced models the value model has history for).
+
+    One rule for ``v0lite route --prices`` and ``Router(prices=...)``; the priced models left out are
+    named in a note, and its messages are said in flag terms.
+    """
+    from ..routing import Router
+
+    where = f"--model-dir {args.model_dir}"
+    with warnings.catch_warnings():  # its one warning (known models without a price) has a Python fix
+        warnings.simplefilter("ignore", V0liteWarning)
+        try:
+            pool = Router(value_model)._priced_pool(prices)
+        except DataError as exc:  # none priced has history: the same finding, its fix in flags
+            what = str(exc).partition(" Fix:")[0].replace("the value model", f"the value model of {where}")
+            raise DataError(
+                f"--prices {_prices_shown(args.prices)}: {what} Fix: add prices for its models to --prices, or "
+                "name the pool with --pool (with --fallback global_mean for models without history)."
+            ) from None
+    later = sorted(set(prices) - set(pool))
+    if later:
+        note(
+            args,
+            f"--prices prices {later}, which have no history in the value model of {where}: left out of the pool "
+            f"(routing between {pool}); name them in --pool with --fallback global_mean to route to them",
+        )
+    return pool
+
+
 def _route(args) -> int:
     import numpy as np
     import polars as pl
@@ -377,7 +410,7 @@ def _route(args) -> int:
         get_strategy(args.strategy or "utility").check_knob(args.knob)
     prices = _parse_prices(args.prices)
     pool = _pool(args, prices)
-    frame = as_frame(args.prompts)  # the input's errors come before any model is loaded
+    frame = as_frame(args.prompts, holds="the prompts to route: a 'prompt' column")  # before any model is loaded
     if "prompt" not in frame.columns:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
     if frame.height == 0:  # before any model is loaded or --out is written
@@ -389,16 +422,17 @@ def _route(args) -> int:
         if args.knob is not None:
             router.strategy_.check_knob(args.knob)
     else:
-        if pool is None and prices is not None:
-            pool = sorted(prices)  # the priced models are the pool
-        if pool is None:
+        if pool is None and prices is None:
             raise DataError(
                 "--model-dir needs the models to route between. Fix: pass --pool A,B,C, or --prices "
                 "FILE (its models are the pool)."
             )
-        if prices is not None and not args.cost_log:
+        if pool is not None and prices is not None and not args.cost_log:
             _check_priced(pool, prices, args.prices, ", or leave them out of --pool")
         model_dir = check_model_dir(args.model_dir)
+        value_model = _load_value_model(model_dir, progress(args), args.encoder, args.fallback)
+        if pool is None:  # the priced models with history, as Router(prices=...) pools them
+            pool = _priced_pool(args, value_model, prices)
         if args.cost_log:
             cost_model, log = "knn", _cost_log(args, pool, prices)
         elif prices is not None:
@@ -407,7 +441,7 @@ def _route(args) -> int:
             note(args, "no --prices or --cost-log: every call costs 1 (routing trades success only)")
             cost_model, log = "unit", None
         router = Router(
-            _load_value_model(model_dir, progress(args), args.encoder, args.fallback),
+            value_model,
             policies=pool,
             strategy=args.strategy or "utility",
             cost_model=cost_model,
@@ -582,8 +616,8 @@ def register(subparsers) -> None:
         "--pool",
         default=None,
         metavar="A,B,C",
-        help="comma-separated models to route between, with --model-dir (default: the --prices models); a "
-        "--router routes between its own pool",
+        help="comma-separated models to route between, with --model-dir (default: the --prices models the model "
+        "has history for); a --router routes between its own pool",
     )
     q.add_argument(
         "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"

@@ -79,14 +79,32 @@ def _cheapest(P: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 
 def _lagrangian(P: np.ndarray, C: np.ndarray, lam: float) -> np.ndarray:
-    """argmax ``p - lam * c`` per row (``lam = inf``: the cheapest)."""
+    """argmax ``p - lam * c`` per row (``lam = inf``: the cheapest).
+
+    A row where ``lam * c`` overflows is routed as with ``lam = inf`` (its cheapest policy): every
+    overflowed score is ``-inf``, a tie the tie-break would hand to the most likely, dearest policy.
+    """
     if math.isinf(lam):
         return _cheapest(P, C)
-    return _argmax_tiebreak(P - lam * C, C, P)
+    with np.errstate(over="ignore"):  # handled: an overflowed row goes to its cheapest policy
+        score = P - lam * C
+    idx = _argmax_tiebreak(score, C, P)
+    over = ~np.isfinite(score).all(axis=1)
+    return np.where(over, _cheapest(P, C), idx) if over.any() else idx
 
 
 def _take(M: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return M[np.arange(M.shape[0]), idx]
+
+
+def _sum_tol(total: float, M: np.ndarray) -> float:
+    """Slack when a sum of ``M``'s entries (one per row) is compared with ``total``.
+
+    Relative to ``total``, so a budget holds in any cost unit (an absolute 1e-9 let a 1e-8 budget
+    buy a 1.09e-8 call), plus the rounding of a sum of ``n`` entries (``total`` may be 0).
+    """
+    scale = float(np.abs(M).max()) if M.size else 0.0
+    return 1e-9 * abs(total) + 4.0 * M.shape[0] * np.finfo(np.float64).eps * scale
 
 
 def _breakpoints(P: np.ndarray, C: np.ndarray, max_rows: int = 4096) -> np.ndarray:
@@ -187,9 +205,11 @@ def _float_knob(name: str, value: Any, valid: tuple[float, float] = (-math.inf, 
     try:
         out = float(value)
     except (TypeError, ValueError) as exc:
-        raise V0liteError(f"knob {name!r} must be a number, got {value!r}. Fix: pass a float.") from exc
-    if math.isnan(out):
-        raise V0liteError(f"knob {name!r} is NaN. Fix: pass a number.")
+        raise V0liteError(
+            f"knob {name!r} must be a number, got {value!r}. Fix: pass {name}=<value>, a number."
+        ) from exc
+    if math.isnan(out):  # the fix as name=<value>: the CLI shows it as --knob VALUE
+        raise V0liteError(f"knob {name!r} is NaN. Fix: pass {name}=<value>, a number.")
     lo, hi = valid
     if not lo <= out <= hi:
         where = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
@@ -234,7 +254,12 @@ class Strategy:
     knob_range: tuple[float, float] = (-math.inf, math.inf)  # values outside are a ParameterError
 
     def check_knob(self, knob) -> float:
-        """``knob`` as a float, or a ``ParameterError`` naming the valid range."""
+        """``knob`` as a float, or a ``ParameterError`` naming the valid range (a bool or a str is refused)."""
+        if isinstance(knob, (bool, np.bool_, str, bytes)):  # float() reads True as 1 and "0.5" as 0.5: as prices
+            raise ParameterError(
+                f"knob {self.knob_name!r} must be a number, got the {type(knob).__name__} {knob!r}. "
+                f"Fix: pass {self.knob_name}=<value> as an int or a float."
+            )
         return _float_knob(self.knob_name, knob, self.knob_range)
 
     def choose(self, P, C, knob) -> np.ndarray:  # pragma: no cover - abstract
@@ -355,7 +380,7 @@ class BudgetStrategy(Strategy):
         budget = self.check_knob(knob)
         n = P.shape[0]
         total = budget * n
-        tol = 1e-9 * max(1.0, abs(total))
+        tol = _sum_tol(total, C)
 
         def cost(idx):
             return float(_take(C, idx).sum())
@@ -446,7 +471,7 @@ class QualityTargetStrategy(Strategy):
         target = self.check_knob(knob)
         n = P.shape[0]
         need = target * n
-        tol = 1e-9 * max(1.0, abs(need))
+        tol = _sum_tol(need, P)
 
         def quality(idx):
             return float(_take(P, idx).sum())
