@@ -52,7 +52,8 @@ def test_data_split_refuses_before_writing(tmp_path, capsys):
     one = write_log(make_log(2, 1), tmp_path / "one.jsonl")  # one prompt: nothing to split
     assert main(["data", "split", str(one), str(te), str(tmp_path / "t2.jsonl")]) == 1
     err = capsys.readouterr().err
-    assert f"LOG {one}: the log has 1 unique prompt(s); a split needs at least 2" in err and not te.exists()
+    assert f"LOG {one}: the log has 1 distinct prompt; a split needs at least 2. Fix: pass more prompts." in err
+    assert not te.exists()
     bad = tmp_path / "bad.jsonl"  # LOG is checked as an outcome log, naming the file
     bad.write_text('{"policy": "a", "prompt": "x", "score": 2.0}\n{"policy": "a", "prompt": "y", "score": 0}\n')
     assert main(["data", "split", str(bad), str(te), str(tmp_path / "t2.jsonl")]) == 1
@@ -79,3 +80,19 @@ def test_data_split_keeps_near_duplicate_prompts_on_one_side(tmp_path, capsys):
         key = lambda f: set(read_log(f)["prompt"].str.to_lowercase().str.strip_chars())  # noqa: E731
         assert not key(tr) & key(te), seed
         assert read_log(te)["prompt"].n_unique() == 12  # 30% of the 20 twin pairs: 6 pairs, both of each
+
+
+def test_data_split_of_one_prompt_and_its_twins_says_why_they_count_as_one(tmp_path, capsys):
+    """The message read "the log has 3 unique prompt(s) (1 once prompts that differ only by case or spaces count
+    as one)": it now says what counts as one, in plain words, with the plurals right."""
+    src = tmp_path / "twins.jsonl"
+    twins = ["add 2 and 3", "ADD 2 AND 3  ", "add \uff12 and 3"]  # case, spaces, Unicode form (a wide 2)
+    write_log(pl.DataFrame({"policy": ["a"] * 3, "prompt": twins, "score": [1.0, 0.0, 1.0]}), src)
+    tr, te = tmp_path / "tr.jsonl", tmp_path / "te.jsonl"
+    assert main(["data", "split", str(src), str(tr), str(te)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"LOG {src}: the log has 3 distinct prompts, but they are one once case, spaces and Unicode form are "
+        "ignored (the split keeps those together); a split needs at least 2. Fix: pass more prompts."
+    ) in err
+    assert not tr.exists() and not te.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import types
 from pathlib import Path
 
@@ -91,13 +92,63 @@ def test_a_full_disk_in_fit_is_one_error_line_naming_model_dir(files, capsys, fa
     assert not (tmp / "m").exists() and not [p for p in tmp.iterdir() if p.name.startswith(".m.")]
 
 
-def test_an_error_that_is_not_the_disks_is_raised_as_it_is(saved, monkeypatch, make_model):
-    """Only a failed write becomes the save's error: a bug inside fill keeps its own type and traceback."""
+def _safetensors_bug():
+    from safetensors import SafetensorError
+
+    return SafetensorError("Error while serializing: invalid dtype")
+
+
+NOT_THE_DISK = {  # each was "the save failed ... Fix: free space", its real cause hidden
+    "bug": lambda: KeyError("bug"),
+    "no-such-folder": lambda: FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "x/history.safetensors"),
+    "a-folder-there": lambda: IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), "history.safetensors"),
+    "safetensors-dtype": _safetensors_bug,
+    "phrase-only": lambda: RuntimeError("Operation not permitted on a frozen graph"),
+}
+
+
+@pytest.mark.parametrize("error", sorted(NOT_THE_DISK))
+def test_an_error_that_is_not_the_disks_is_raised_as_it_is(saved, monkeypatch, make_model, error):
+    """Only a write the disk refused becomes the save's error: any other error inside fill (a bug, a missing
+    folder, a library's own refusal that merely quotes an errno phrase) keeps its own type and text."""
     import safetensors.numpy
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", lambda *a, **k: (_ for _ in ()).throw(KeyError("bug")))
-    with pytest.raises(KeyError, match="bug"):
+    raised = NOT_THE_DISK[error]()
+    monkeypatch.setattr(safetensors.numpy, "save_file", lambda *a, **k: (_ for _ in ()).throw(raised))
+    before = _digests(saved)
+    with pytest.raises(type(raised)) as got:
         make_model().fit(make_log()).save(saved)
+    assert got.value is raised and not isinstance(got.value, V0liteError)
+    assert _digests(saved) == before
+
+
+def test_a_save_that_cannot_put_the_old_folder_back_names_where_it_is(saved, monkeypatch, make_model):
+    """Without an atomic swap the old folder is moved aside first; when the new one cannot take its place and
+    the old one cannot be put back either, the error said "nothing was saved", with the old folder hidden
+    beside the path: it names where the folder is, and the next load puts it back."""
+    import v0lite.persist as persist
+
+    real_replace, before = os.replace, _digests(saved)
+
+    def replace(src, dst):
+        if Path(dst) == saved:  # the new folder does not fit; putting the old one back fails too
+            code = errno.ENOSPC if Path(src).name.endswith(".tmp") else errno.EIO
+            raise OSError(code, os.strerror(code))
+        return real_replace(src, dst)
+
+    new = make_model(head="prior").fit(make_log(seed=2))
+    monkeypatch.setattr(persist, "_exchange", lambda a, b: False)  # a file system without an atomic swap
+    monkeypatch.setattr(persist.os, "replace", replace)
+    with pytest.raises(V0liteError) as got:
+        new.save(saved)
+    monkeypatch.undo()
+    old, text = saved.with_name(f".{saved.name}.old-{os.getpid()}"), str(got.value)
+    assert text.startswith(f"{saved}: the save failed while moving it into place ({os.strerror(errno.EIO)})")
+    assert f"; the folder there is now {old} (the next load or save of {saved} puts it back). Fix:" in text
+    assert "nothing was saved" not in text and not saved.exists() and _digests(old) == before
+    with pytest.warns(V0liteWarning, match=re.escape(f"restored {saved} from {old.name}")):
+        assert V0Regressor.load(saved, encoder=FakeEncoder()).head != "prior"  # the old model, back in place
+    assert _digests(saved) == before and not old.exists()
 
 
 # --- a folder that is read-only for us ----------------------------------------------------------------

@@ -180,6 +180,9 @@ def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, 
     assert main([*base, "--prices", json.dumps(prices)]) == 0
     err = capsys.readouterr().err
     assert "note: --prices prices ['ghost'], which have no history" in err and "['pol0', 'pol1']" in err
+    # Router's warning about pol2 (history, no price) was silenced: the CLI says it, with the flag's fix
+    assert f"note: the value model of --model-dir {model} has history for ['pol2'], which --prices does not" in err
+    assert "add them to --prices to route to them" in err and "prices={" not in err
     with pytest.warns(V0liteWarning, match=r"\['pol2'\] have history in the value model but no price"):
         api = Router(V0Regressor.load(model), cost_model="fixed", prices=prices).fit()
     assert api.policies_ == ["pol0", "pol1"]
@@ -190,9 +193,43 @@ def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, 
     assert "['ghost'] have no history" in capsys.readouterr().err and not out.exists()
     assert main([*base, "--prices", '{"ghost": 0.5, "typo": 1}']) == 1  # none with history: in flag terms
     err = capsys.readouterr().err
-    assert "none of the 2 priced policies has history" in err and "--pool" in err and "policies=" not in err
+    assert "--prices (inline JSON): none of its 2 models has history in the value model of --model-dir" in err
+    assert "pass --fallback global_mean" in err and "policies=" not in err
     assert not out.exists()
     guarantees.tick("bad-input cases tried", 2)
+
+
+def test_route_cli_fallback_global_mean_keeps_every_priced_model_in_the_default_pool(tmp_path, capsys, fake_minilm):
+    """With --fallback global_mean a priced model without history was in the pool (the fallback answers it)
+    until the default pool became the priced models with history: it is again, and no note says it left."""
+    from v0lite.cli import main
+
+    model, _, prompts = _route_files(tmp_path)  # the model knows pol0, pol1, pol2
+    out = tmp_path / "c.csv"
+    prices = json.dumps({"pol0": 1.0, "pol1": 2.0, "ghost": 1e-5})  # ghost is so cheap that --knob 20 picks it
+    argv = ["route", str(prompts), "--model-dir", str(model), "--out", str(out), "--knob", "20", "--prices", prices]
+    assert main([*argv, "--fallback", "global_mean", "-q"]) == 0
+    assert set(pl.read_csv(out)["policy"].to_list()) == {"ghost"}
+    assert "left out of the pool (routing between" not in capsys.readouterr().err
+    assert main([*argv, "-q", "--force"]) == 0  # without it: the models with history only
+    assert set(pl.read_csv(out)["policy"].to_list()) <= {"pol0", "pol1"}
+
+
+def test_route_cli_bad_cost_log_with_a_pool_stops_before_loading_the_model(tmp_path, capsys, fake_minilm, monkeypatch):
+    """With --pool the value model is not needed to find the pool: a --cost-log without costs for the pool
+    stops before the (slow) model load, as it did before the default pool loaded the model first."""
+    from v0lite.cli import main
+    from v0lite.commands import route as cmd
+
+    model, cost_log, prompts = _route_files(tmp_path)
+    loads, real = [], cmd._load_value_model
+    monkeypatch.setattr(cmd, "_load_value_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    argv = ["route", str(prompts), "--model-dir", str(model), "--cost-log", str(cost_log), "--out",
+            str(tmp_path / "c.csv"), "--pool", "pol0,pol1,pol2", "-q"]  # fmt: skip
+    assert main(argv) == 1
+    assert "has no cost for the pool models ['pol2']" in capsys.readouterr().err
+    assert loads == []
+    assert main([*argv[:-3], "--pool", "pol0,pol1", "-q"]) == 0 and len(loads) == 1  # a good one loads it once
 
 
 def test_route_cli_knob_nan_and_empty_prompts_speak_in_route_flags(tmp_path, capsys, fake_minilm, guarantees):

@@ -292,29 +292,25 @@ def remove_replaced(old: Path, path: Path) -> None:
         )
 
 
-# the system's words for a write the disk refused, as other libraries' errors quote them
+# the errors of a write the disk refused (full, over quota, read-only, denied, failing, too big); any other
+# error, even an OSError (a missing folder, a folder where a file goes), is a bug's or the caller's, not the disk's
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG)
 
 
 def write_failure(exc: BaseException) -> str | None:
-    """Why a write failed, in the system's words (``"No space left on device"``), when ``exc`` is a failed
-    write; else None (a bug, not the disk).
+    """Why a write failed, in the system's words (``"No space left on device"``), when ``exc`` is a write the
+    disk refused; else None (a bug, or a path that is wrong: the caller re-raises it as it is).
 
-    A write fails as an ``OSError``, or as another library's error quoting the system's error:
-    safetensors' ``SafetensorError`` ("... (os error 28)"), LightGBM's or faiss' error text.
+    A refused write is an ``OSError`` whose ``errno`` is one of ``_WRITE_ERRNOS``, or another library's error
+    quoting such a number (safetensors' ``SafetensorError``: "... No space left on device (os error 28)";
+    "[Errno 28] ..." in the text of one that wraps an ``OSError``). A phrase alone is not enough: "Operation
+    not permitted on a frozen graph" is a library's own refusal, not the disk's.
     """
     if isinstance(exc, OSError):
-        return exc.strerror or str(exc) or type(exc).__name__
-    text = str(exc)
-    m = re.search(r"os error (\d+)|\[Errno (\d+)\]", text)
-    if m:
-        return os.strerror(int(m.group(1) or m.group(2)))
-    for code in _WRITE_ERRNOS:
-        if os.strerror(code) in text:
-            return os.strerror(code)
-    if type(exc).__name__ in ("SafetensorError", "LightGBMError"):
-        return text[:200]
-    return None
+        return (exc.strerror or os.strerror(exc.errno)) if exc.errno in _WRITE_ERRNOS else None
+    m = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(exc))
+    code = int(m.group(1) or m.group(2)) if m else None
+    return os.strerror(code) if code in _WRITE_ERRNOS else None
 
 
 def load_arrays(path: str | os.PathLike) -> dict:

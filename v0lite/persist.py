@@ -179,7 +179,8 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
         The path is a file, the current folder or one above it, holds files v0lite did not write
         (the first few are named), holds another format, its folder is not writable, or its name with
         the temporary folder's (:data:`TMP_FOLDER_EXTRA`) is longer than the file system takes, or the
-        folder or one inside it is read-only (the old folder could not be removed after the swap).
+        folder or one inside it is read-only (the old folder could not be removed after the swap). For root
+        ``os.access`` ignores the mode bits, so a ``chattr +a`` folder passes: the save warns after the swap.
     """
     p = Path(path)
     label = f"{flag} {path}" if flag else str(path)
@@ -322,8 +323,8 @@ def recover_leftovers(path, format_name: str = FORMAT_NAME) -> list[str]:
 
 
 # -- the atomic swap ----------------------------------------------------------------------------------
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Put the finished folder ``tmp`` at ``path``; the folder it replaces is removed."""
+def _swap_into_place(tmp: Path, path: Path, old: Path) -> None:
+    """Put the finished folder ``tmp`` at ``path``; the folder it replaces is removed (via ``old`` without a swap)."""
     if not path.exists() and not path.is_symlink():
         os.replace(tmp, path)
         _step("renamed")
@@ -332,7 +333,6 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         _step("swapped")
         _io.remove_replaced(tmp, path)  # tmp now holds the old folder
         return
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
     os.replace(path, old)
     _step("moved-old")
     try:
@@ -365,7 +365,7 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
     except OSError as exc:  # name the user's path, not the hidden temporary folder
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     _step("tmp")
-    doing = "writing its files"
+    doing, old = "writing its files", real.with_name(f".{real.name}.old-{os.getpid()}")  # the two-rename swap's
     try:
         fill(tmp)
         _step("filled")
@@ -386,9 +386,9 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
         usual_permissions(tmp)  # mkdtemp makes 0700, safetensors 0600: readable by others as the umask allows
         check_save_target(path, format_name)  # again: the folder may have changed during a long fill
         doing = "moving it into place"
-        _swap_into_place(tmp, real)
+        _swap_into_place(tmp, real, old)
         _step("done")
-    except Exception as exc:  # a full disk: an OSError, or a library's own error (safetensors, LightGBM)
+    except Exception as exc:  # a full disk: an OSError, or a library's error quoting its errno (safetensors)
         from ._io import write_failure
 
         why = None if isinstance(exc, V0liteError) else write_failure(exc)
@@ -398,6 +398,8 @@ def write_folder(path, fill: Callable[[Path], None], meta: dict, *, format_name:
             f = _io.newest_file(tmp, getattr(exc, "filename", None))
             doing = f"writing {path / f.relative_to(tmp)}" if f else doing
         kept = "the folder there is unchanged" if real.exists() else "nothing was saved"
+        if not real.exists() and old.exists():  # the two-rename swap moved it and could not put it back
+            kept = f"the folder there is now {old} (the next load or save of {path} puts it back)"
         raise V0liteError(
             f"{path}: the save failed while {doing} ({why}); {kept}. Fix: free space on that disk (or make it "
             "writable), or save to another path."

@@ -367,31 +367,30 @@ def _check_pool_known(router, args) -> None:
 
 
 def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
-    """No ``--pool``: Router's own default pool (the priced models the value model has history for).
+    """No ``--pool``: the --prices models the value model has history for (``Router(prices=...)``'s rule), or
+    with ``--fallback global_mean`` (it answers a model without history) every priced model. The models
+    left out either way are named in notes, in flag terms."""
+    from ..routing._router import _history_policies
 
-    One rule for ``v0lite route --prices`` and ``Router(prices=...)``; the priced models left out are
-    named in a note, and its messages are said in flag terms.
-    """
-    from ..routing import Router
-
-    where = f"--model-dir {args.model_dir}"
-    with warnings.catch_warnings():  # its one warning (known models without a price) has a Python fix
-        warnings.simplefilter("ignore", V0liteWarning)
-        try:
-            pool = Router(value_model)._priced_pool(prices)
-        except DataError as exc:  # none priced has history: the same finding, its fix in flags
-            what = str(exc).partition(" Fix:")[0].replace("the value model", f"the value model of {where}")
-            raise DataError(
-                f"--prices {_prices_shown(args.prices)}: {what} Fix: add prices for its models to --prices, or "
-                "name the pool with --pool (with --fallback global_mean for models without history)."
-            ) from None
-    later = sorted(set(prices) - set(pool))
-    if later:
-        note(
-            args,
-            f"--prices prices {later}, which have no history in the value model of {where}: left out of the pool "
-            f"(routing between {pool}); name them in --pool with --fallback global_mean to route to them",
+    known, where = _history_policies(value_model), f"--model-dir {args.model_dir}"
+    if known is None:  # a value model that does not say what it knows
+        return sorted(prices)
+    unpriced = sorted(known - set(prices))
+    if unpriced:
+        note(args, f"the value model of {where} has history for {unpriced}, which --prices does not price: left "
+             "out of the pool; add them to --prices to route to them")  # fmt: skip
+    if args.fallback == "global_mean":
+        return sorted(prices)
+    pool, later = sorted(set(prices) & known), sorted(set(prices) - known)
+    if not pool:
+        raise DataError(
+            f"--prices {_prices_shown(args.prices)}: none of its {len(prices)} models has history in the value "
+            f"model of {where} (priced: {later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: add prices "
+            "for its models to --prices, or pass --fallback global_mean to route between the priced models."
         )
+    if later:
+        note(args, f"--prices prices {later}, which have no history in the value model of {where}: left out of the "
+             f"pool (routing between {pool}); pass --fallback global_mean to route to them")  # fmt: skip
     return pool
 
 
@@ -430,8 +429,9 @@ def _route(args) -> int:
         if pool is not None and prices is not None and not args.cost_log:
             _check_priced(pool, prices, args.prices, ", or leave them out of --pool")
         model_dir = check_model_dir(args.model_dir)
-        value_model = _load_value_model(model_dir, progress(args), args.encoder, args.fallback)
-        if pool is None:  # the priced models with history, as Router(prices=...) pools them
+        value_model = None  # loaded after --cost-log is checked, unless the default pool needs it first
+        if pool is None:  # the priced models with history: the model says which
+            value_model = _load_value_model(model_dir, progress(args), args.encoder, args.fallback)
             pool = _priced_pool(args, value_model, prices)
         if args.cost_log:
             cost_model, log = "knn", _cost_log(args, pool, prices)
@@ -440,6 +440,8 @@ def _route(args) -> int:
         else:
             note(args, "no --prices or --cost-log: every call costs 1 (routing trades success only)")
             cost_model, log = "unit", None
+        if value_model is None:
+            value_model = _load_value_model(model_dir, progress(args), args.encoder, args.fallback)
         router = Router(
             value_model,
             policies=pool,
@@ -617,7 +619,7 @@ def register(subparsers) -> None:
         default=None,
         metavar="A,B,C",
         help="comma-separated models to route between, with --model-dir (default: the --prices models the model "
-        "has history for); a --router routes between its own pool",
+        "has history for; with --fallback global_mean every --prices model); a --router routes between its own pool",
     )
     q.add_argument(
         "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"

@@ -54,12 +54,10 @@ def split_by_prompt(df: Any, test_size: float = 0.2, random_state: int | None = 
         groups.setdefault(key, []).append(prompt)
     drawn = list(groups.values())
     if len(drawn) < 2:
-        twins = (
-            f" ({len(drawn)} once prompts that differ only by case or spaces count as one)" if len(unique) > 1 else ""
-        )
-        raise DataError(
-            f"the log has {len(unique)} unique prompt(s){twins}; a split needs at least 2. Fix: pass more prompts."
-        )
+        has = f"{len(unique)} distinct prompt{'' if len(unique) == 1 else 's'}"
+        if len(unique) > 1:  # several, but all twins of one: say why they count as one
+            has += ", but they are one once case, spaces and Unicode form are ignored (the split keeps those together)"
+        raise DataError(f"the log has {has}; a split needs at least 2. Fix: pass more prompts.")
     n_test = min(max(int(round(test_size * len(drawn))), 1), len(drawn) - 1)
     rng = np.random.default_rng(random_state)
     perm = rng.permutation(len(drawn))
