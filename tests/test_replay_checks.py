@@ -138,3 +138,103 @@ def test_max_step_keeping_one_step_says_raise_max_step():
     with pytest.raises(DataError, match=r"max_step=0 keeps one distinct step.*Fix: raise max_step or pass a log") as e:
         _sim(_log(), model=ConstModel(may_fit=False), max_step=0)
     assert "fit_fraction" not in str(e.value)
+
+
+def _with_score(log, row, value):
+    return log.with_columns(
+        pl.when(pl.int_range(pl.len()) == row).then(value).otherwise(pl.col("score")).alias("score")
+    )
+
+
+def _main(tmp_path, monkeypatch, log, *flags):
+    """``v0lite alloc-sim`` through the CLI's main, its value model a ConstModel (no encoder, no refits)."""
+    import v0lite.rl as rl_pkg
+    from v0lite.cli import main
+
+    real = rl_pkg.alloc_sim
+    monkeypatch.setattr(rl_pkg, "alloc_sim", lambda data, *, head=None, encoder=None, **kw: _sim(data, **kw))
+    path = tmp_path / "h.jsonl"
+    log.write_ndjson(path)
+    try:
+        return main(["alloc-sim", str(path), "-q", "--fit-fraction", "0.25", *flags])
+    finally:
+        monkeypatch.setattr(rl_pkg, "alloc_sim", real)
+
+
+def test_max_step_checks_the_kept_rows_only_and_names_the_users_row(tmp_path, monkeypatch, capsys):
+    log = _log(n_steps=5)
+    log = pl.concat([log.filter(pl.col("step") >= 3), log.filter(pl.col("step") < 3)])  # late steps first
+    bad = _with_score(log, 30, 0.3)
+    assert bad["step"][30] <= 2  # the 7th of the rows kept by max_step=2: the user's row is 30
+    with pytest.raises(DataError, match=r"column 'score', row 30: value 0\.3 "):
+        _sim(bad, model=ConstModel(may_fit=False), max_step=2)
+    assert _main(tmp_path, monkeypatch, bad, "--max-step", "2") != 0
+    assert "column 'score', row 30: value 0.3 " in capsys.readouterr().err
+    # a row the replay ignores (step > max_step) need not be k/n: the library and the CLI accept it
+    late = _with_score(log, 3, 0.3)
+    assert late["step"][3] > 2
+    assert _sim(late, max_step=2)["n_steps_evaluated"] == 2
+    assert _main(tmp_path, monkeypatch, late, "--max-step", "2") == 0
+    assert "replayed 2 steps" in capsys.readouterr().out
+    # without --max-step the row is replayed, so it is refused
+    with pytest.raises(DataError, match=r"row 3: value 0\.3 "):
+        _sim(late)
+    # every n is 1 among the kept rows only: still refused
+    ones = log.with_columns(pl.when(pl.col("step") <= 2).then(1).otherwise(pl.col("n")).alias("n"))
+    with pytest.raises(DataError, match=r"column 'n': every row has n=1"):
+        _sim(ones, model=ConstModel(may_fit=False), max_step=2)
+
+
+class PromptModel(ConstModel):
+    """Predicts ``int(prompt[1:]) / 20``: each prompt its own value, so a misaligned row is seen."""
+
+    def predict(self, X, *, exclude_own_prompt=False):
+        return np.array([int(q[1:]) / 20 for q in X["prompt"].to_list()])
+
+
+def test_per_group_rows_keep_their_own_prediction_score_and_n_on_a_shuffled_log():
+    one = _log(n_prompts=6)
+    # q0 at step 1 is a 0/8 and an 8/8 group, q1 at step 1 two 8/8 groups, q2 at step 1 a mixed and an 8/8 one
+    at = (pl.col("step") == 1) & pl.col("prompt").is_in(["q0", "q1", "q2"])
+    first = one.with_columns(
+        pl.when(at & (pl.col("prompt") == "q0"))
+        .then(0.0)
+        .when(at & (pl.col("prompt") == "q1"))
+        .then(1.0)
+        .when(at)
+        .then(0.5)
+        .otherwise(pl.col("score"))
+        .alias("score")
+    )
+    second = one.with_columns(pl.lit(1.0).alias("score"), pl.lit(4, dtype=pl.Int64).alias("n"))
+    log = pl.concat([first, second]).sample(fraction=1.0, shuffle=True, seed=1)
+    res = _sim(log, model=PromptModel(), return_predictions=True)
+    pred = res["predictions"]
+    assert pred.height == res["n_groups_evaluated"] == 2 * 6 * 3
+    want = pred["prompt"].str.slice(1).cast(pl.Int64).to_numpy() / 20
+    np.testing.assert_allclose(pred["warm"].to_numpy(), want)
+    np.testing.assert_allclose(pred["cold"].to_numpy(), want)
+    # every row is a group of the log (its own score and n), each exactly once
+    cols = ["policy", "prompt", "step", "score", "n"]
+    assert pred.select(cols).sort(cols).equals(log.filter(pl.col("step") >= 1).select(cols).sort(cols))
+    assert pred["step"].is_sorted()
+
+    def row(prompt, step):
+        return pred.filter((pl.col("prompt") == prompt) & (pl.col("step") == step)).row(0, named=True)
+
+    # zero-variance labels: 0/8 + 8/8 has zero variance in each group (the streak goes on; its merged 0.5 would
+    # end it) and is hard, not solved every time; 8/8 + 8/8 is easy; a mixed group ends the streak
+    assert row("q0", 1)["zv_score"] == 0.0 and row("q1", 1)["zv_score"] == 1.0 and row("q2", 1)["zv_score"] == 0.5
+    assert (row("q0", 2)["zv_streak"], row("q0", 2)["zv_last_easy"]) == (1, False)
+    assert (row("q1", 2)["zv_streak"], row("q1", 2)["zv_last_easy"]) == (1, True)
+    assert row("q2", 2)["zv_streak"] == 0
+
+
+@pytest.mark.parametrize("rollouts, default", [(8, 16), (4, 8)])
+def test_n_max_fixes_name_the_default_as_a_number(rollouts, default):
+    # the fix is a setting to paste: n_max=16, not 'n_max=2 x rollouts_per_prompt'
+    model = ConstModel(may_fit=False)
+    with pytest.raises(ParameterError, match=rf"Fix: n_max={default} \(the default\)\.$"):
+        _sim(_log(), model=model, rollouts_per_prompt=rollouts, n_max=2.5)
+    with pytest.raises(ParameterError, match=rf"\(default n_min=2, n_max={default}\), or a smaller n_min\.$"):
+        _sim(_log(), model=model, rollouts_per_prompt=rollouts, n_min=default + 3, n_max=default + 2)

@@ -121,13 +121,13 @@ def _alloc_sim(args) -> int:
 
     check_input(args.history, "HISTORY")
     check_output(args.json, "--json", (".json",))
-    log = read_input(args.history, "HISTORY")
+    log = read_input(args.history, "HISTORY")  # validated: checked below as it is, not validated again
     _check_steps(log, args)
-    if "score" in log.columns:  # in the command's terms, before any work; alloc_sim names every other problem
-        from ..log import validate_log
-        from ..rl._replay import check_groups
+    from ..rl._replay import check_groups
 
-        check_groups(validate_log(log), args.rollouts_per_prompt, "--rollouts-per-prompt")
+    # in the command's terms, before any work, as alloc_sim checks it (rows after --max-step are not replayed,
+    # so not checked); alloc_sim names every other problem
+    check_groups(log, args.rollouts_per_prompt, "--rollouts-per-prompt", max_step=args.max_step)
     if "n" not in log.columns:  # said, not assumed silently: n weighs every score in the replay
         note(
             args,

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._registry import lookup, unknown_name
 from ..exceptions import V0liteError
-from ._common import _as_p, _check_group_sizes, _rng, check_count
+from ._common import _as_p, _check_group_sizes, _rng, check_whole_count
 
 __all__ = [
     "p_mixed",
@@ -515,7 +515,7 @@ def allocate(
     [6, 6, 0]
     """
     p = _as_p(p)
-    budget = check_count(
+    budget = check_whole_count(
         "budget", budget, 0, "total rollouts to split", "pass the rollouts available as an int, e.g. budget=8 * len(p)."
     )
     n_min, n_max = _check_group_sizes(n_min, n_max, (0, 16))

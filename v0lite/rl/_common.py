@@ -114,7 +114,7 @@ def _whole(v: Any) -> bool:
         return False
 
 
-def check_count(name: str, v: Any, minimum: int, what: str, fix: str, note: str = "") -> int:
+def check_whole_count(name: str, v: Any, minimum: int, what: str, fix: str, note: str = "") -> int:
     """``v`` as an int: a whole number ``>= minimum`` (a bool, 7.9, "8", NaN, inf or None is refused, not cast).
 
     ``what`` says what the number counts, ``fix`` how to set it (both in the caller's terms), ``note`` is
@@ -140,8 +140,7 @@ def _check_group_sizes(n_min: Any, n_max: Any, defaults: tuple = (2, 16)) -> tup
         raise ParameterError(
             f"n_max must be >= n_min (the largest group size is at least the smallest), got n_min={n_min!r}, "
             f"n_max={n_max!r}. Fix: n_max >= {max(int(n_min), 2)} (default n_min={defaults[0]}, n_max={defaults[1]}), "
-            "or a "
-            "smaller n_min."
+            "or a smaller n_min."
         )
     return int(n_min), int(n_max)
 

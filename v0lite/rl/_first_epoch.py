@@ -5,11 +5,13 @@ information there is (the first epoch of a run, or a new dataset). At the log's 
 ``s0`` the prompts are split into ``folds`` groups at random (seeded); for each group a fresh
 value model is fitted on the other groups' ``s0`` visits and predicts the group's ``s0``
 visits, so a prompt's own rows are never in the fit nor in the context of its own
-prediction. Prompts are ranked by ``P(mixed | n)`` at the point prediction (no earlier
-outcome exists to fit a belief's strength on). The figures are those of
-:mod:`v0lite.rl._baselines`; with ``folds`` groups, ``(folds - 1) / folds`` of the other
-prompts' first visits are known, the generous end of a real first epoch, where a batch sees
-only the batches before it.
+prediction. The value model reads merged visits (one row per (policy, prompt, step)), as in the
+replay; selection is scored per group (a row of the log: a 0/8 and an 8/8 group of one visit are
+two unmixed groups), each group taking its visit's prediction. Groups are ranked by
+``P(mixed | n)`` at the point prediction (no earlier outcome exists to fit a belief's strength on).
+The figures are those of :mod:`v0lite.rl._baselines`; with ``folds`` groups,
+``(folds - 1) / folds`` of the other prompts' first visits are known, the generous end of a
+real first epoch, where a batch sees only the batches before it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def first_epoch(
     visits: pl.DataFrame,
     make_model: Callable[[], Any],
     *,
+    groups: pl.DataFrame | None = None,
     folds: int = 5,
     rollouts_per_prompt: int = 8,
     random_state: Any = 0,
@@ -51,9 +54,14 @@ def first_epoch(
     Parameters
     ----------
     visits : polars.DataFrame
-        One row per (policy, prompt, step) with ``score`` and ``n``.
+        One row per (policy, prompt, step) with ``score`` and ``n`` (merged visits): what the value
+        model is fitted on and predicts.
     make_model : callable
         Returns a fresh value model with ``fit(X, y)`` and ``predict(X)``.
+    groups : polars.DataFrame, optional
+        The groups selection is scored on: one row per group with ``policy``, ``prompt``, ``step``,
+        ``score`` and ``n``, several per visit allowed (each gets its visit's prediction; a visit
+        with no group there is not scored). Default: ``visits`` (one group per visit).
     folds : int, default 5
         Number of prompt groups (at least 2).
     rollouts_per_prompt : int, default 8
@@ -62,7 +70,8 @@ def first_epoch(
     Returns
     -------
     dict
-        ``step``, ``folds``, ``n_visits``, ``n_prompts`` and ``strategies`` (``v0_first_epoch``,
+        ``step``, ``folds``, ``n_visits`` (merged visits predicted), ``n_groups`` (groups scored),
+        ``n_prompts`` and ``strategies`` (``v0_first_epoch``,
         ``random``, ``dynamic_sampling``; figures as in ``alloc_sim``'s ``strategies``).
 
     Examples
@@ -100,6 +109,10 @@ def first_epoch(
             model,
             lambda i, X=X: f"prompt {str(X['prompt'][i])[:40]!r} at step {X['step'][i]} (first-epoch scenario)",
         )
+    if groups is not None:  # each group scored with its visit's prediction, in the groups' order
+        pred = rows.select(*_KEYS).with_columns(pl.Series("_p", p))
+        rows = groups.filter(pl.col("step") == s0).join(pred, on=list(_KEYS), how="inner", maintain_order="left")
+        p = rows["_p"].to_numpy()
     true = rows["score"].to_numpy()
     mixed = (true > 0) & (true < 1)
     m = _n_keep(true.size, 0.5)
@@ -121,7 +134,8 @@ def first_epoch(
     return {
         "step": int(s0),
         "folds": k_folds,
-        "n_visits": int(rows.height),
+        "n_visits": len(g),
+        "n_groups": int(rows.height),
         "n_prompts": len(prompts),
         "strategies": {name: strategy_entry(t, labels[name], True, dyn) for name, t in tallies.items()},
     }

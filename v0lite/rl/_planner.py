@@ -36,9 +36,9 @@ from ._common import (
     _prompt_list,
     _rng,
     _whole,
-    check_count,
     check_known_policy,
     check_strengths,
+    check_whole_count,
     checked_pass_rates,
     warn_no_outcomes,
 )
@@ -204,7 +204,7 @@ class RolloutPlanner:
                 "model the missing method (an add_history that returns self is enough for a model that does not "
                 "learn online)."
             )
-        budget_per_prompt = check_count(
+        budget_per_prompt = check_whole_count(
             "budget_per_prompt",
             budget_per_prompt,
             1,
@@ -219,7 +219,7 @@ class RolloutPlanner:
         _check_random_state(random_state)
         _check_fraction("keep_fraction", keep_fraction, 0.5, closed_hi=True)
         _check_fraction("alpha", alpha, 0.05, closed_hi=False)
-        min_groups_for_fit = check_count(
+        min_groups_for_fit = check_whole_count(
             "min_groups_for_fit",
             min_groups_for_fit,
             1,

@@ -101,7 +101,7 @@ import polars as pl
 from ..exceptions import DataError, ParameterError, V0liteError, V0liteWarning
 from ..log import validate_log
 from ._baselines import zero_variance_streaks
-from ._common import _check_group_sizes, _whole, check_count, check_strengths, checked_pass_rates
+from ._common import _check_group_sizes, _whole, check_strengths, check_whole_count, checked_pass_rates
 from ._first_epoch import first_epoch, model_factory
 from ._scoring import _DECAYS, score_predictions
 
@@ -119,7 +119,11 @@ def _visits(df: pl.DataFrame) -> pl.DataFrame:
 
     ``zv_score`` is what the zero-variance streaks read: 0.5 when one of the visit's groups came back
     mixed, else 1 when every group was all-correct and 0 otherwise (the merged mean of an all-wrong and
-    an all-correct group is not a mixed group).
+    an all-correct group is not a mixed group). A visit of an all-wrong and an all-correct group is
+    zero-variance, as each of its groups was (no rollout of it gave an advantage, so the streak goes on),
+    and labelled hard (0), not easy: GRESO's easy prompts are the ones the policy solves every time, and
+    this one came back all-wrong in one group, so "solved" would overstate it (it takes the hard kind's
+    re-check probability, as an all-wrong visit does).
     """
     mixed = (pl.col("score") > 0) & (pl.col("score") < 1)
     v = (
@@ -288,15 +292,20 @@ def largest_fit_fraction(n_steps: int) -> float:
     return math.floor((n_steps - 1) / n_steps * 1000) / 1000
 
 
-def check_groups(df: pl.DataFrame, default_n: int, setting: str = "rollouts_per_prompt") -> None:
+def check_groups(df: pl.DataFrame, default_n: int, setting: str = "rollouts_per_prompt", max_step: Any = None) -> None:
     """Refuse a log whose groups cannot be judged mixed: a score no whole count of successes out of its ``n``
     (a continuous reward would be read as mixed), or every ``n`` 1 (a group of one rollout is never mixed).
 
-    ``df`` is a validated log; ``setting`` names ``rollouts_per_prompt`` in the caller's terms (the ``n`` of a
-    log without an ``n`` column).
+    ``df`` is the whole validated log (not filtered: a row is named by its place in the user's log);
+    ``setting`` names ``rollouts_per_prompt`` in the caller's terms (the ``n`` of a log without an ``n``
+    column). With ``max_step``, only rows with ``step <= max_step`` are checked: the replay ignores the
+    others, so their scores need not be k/n.
     """
     has_n = "n" in df.columns
-    if has_n and df.height and bool((df["n"] <= 1).all()):
+    keep = np.ones(df.height, dtype=bool)
+    if max_step is not None and "step" in df.columns:
+        keep = (df["step"] <= max_step).to_numpy()
+    if has_n and keep.any() and bool((df["n"].to_numpy()[keep] <= 1).all()):
         raise DataError(
             "column 'n': every row has n=1, so every group is a single rollout and none can be mixed (a success "
             "and a failure): every mixed figure of the replay would be 0. Fix: give one row per group of "
@@ -306,7 +315,7 @@ def check_groups(df: pl.DataFrame, default_n: int, setting: str = "rollouts_per_
     score = df["score"].to_numpy().astype(np.float64)
     n = df["n"].to_numpy().astype(np.float64) if has_n else np.full(df.height, float(default_n))
     k = score * n
-    bad = np.flatnonzero(np.abs(k - np.round(k)) > 1e-6 * n)
+    bad = np.flatnonzero(keep & (np.abs(k - np.round(k)) > 1e-6 * n))
     if bad.size:
         i = int(bad[0])
         src = "its 'n'" if has_n else f"{setting} {default_n}: the log has no 'n' column"
@@ -352,14 +361,13 @@ def _check_args(
             f"rollouts_per_prompt must be an integer >= 2 (a group of one rollout is never mixed), got "
             f"{rollouts_per_prompt!r}. Fix: pass rollouts_per_prompt=<value> >= 2 (8 is usual)."
         )
-    n_min, n_max = _check_group_sizes(
-        n_min, 2 * int(rollouts_per_prompt) if n_max is None else n_max, (2, "2 x rollouts_per_prompt")
-    )
+    default_n_max = 2 * int(rollouts_per_prompt)  # named as a number in the fixes: n_max=16, valid Python
+    n_min, n_max = _check_group_sizes(n_min, default_n_max if n_max is None else n_max, (2, default_n_max))
     if n_max < rollouts_per_prompt:
         raise ParameterError(
             f"n_max={n_max} is less than rollouts_per_prompt={rollouts_per_prompt}: no prompt gets more than n_max "
             "rollouts, so the allocations could not spend the budget uniform spends and their figures would "
-            f"compare different budgets. Fix: n_max={2 * int(rollouts_per_prompt)} (the default, 2 x "
+            f"compare different budgets. Fix: n_max={default_n_max} (the default, 2 x "
             f"rollouts_per_prompt) or at least {rollouts_per_prompt}, or a smaller rollouts_per_prompt."
         )
     try:
@@ -367,7 +375,7 @@ def _check_args(
     except TypeError:
         sizes = [group_sizes]
     for j, g in enumerate(sizes):
-        check_count(f"group_sizes[{j}]", g, 1, "rollouts of the baseline experiment", "group_sizes=(2, 4).")
+        check_whole_count(f"group_sizes[{j}]", g, 1, "rollouts of the baseline experiment", "group_sizes=(2, 4).")
     check_strengths(prior_strength, default_prior_strength)
     _check_random_state(random_state)
     if not _whole(first_epoch_folds) or first_epoch_folds < 0 or first_epoch_folds == 1:
@@ -420,8 +428,9 @@ def alloc_sim(
         Share of the distinct steps (the earliest, rounded up, at least one) to fit on.
     max_step : int, optional
         Replay only the log's rows with ``step <= max_step`` (later rows are ignored as if
-        absent, also by the ``ceiling`` reference). Useful where late visit indices hold
-        only a biased subset of the prompts.
+        absent, also by the ``ceiling`` reference); rows after max_step are not checked either
+        (their scores need not be k/n). Useful where late visit indices hold only a biased
+        subset of the prompts.
     rollouts_per_prompt : int, default 8
         ``n`` of ``P(mixed | n)`` and the per-prompt budget of the allocation.
     group_sizes : tuple of int, default (2, 4)
@@ -439,8 +448,9 @@ def alloc_sim(
         Progress on stderr: the fit (with the default value model's own stages), the replay
         per step and the scoring (:mod:`v0lite._progress`).
     return_predictions : bool, default False
-        Also return the per-visit predictions as ``result["predictions"]`` (a polars
-        DataFrame; rescore it with :func:`score_predictions`).
+        Also return the predictions as ``result["predictions"]`` (a polars DataFrame, one row
+        per evaluated group with its own ``score`` and ``n`` and its visit's predictions; rescore
+        it with :func:`score_predictions`).
     first_epoch_folds : int, default 5
         Prompt groups of the first-epoch scenario (``result["first_epoch"]``, see
         :mod:`v0lite.rl._first_epoch`); 0 skips it. It needs fresh copies of the value model:
@@ -451,7 +461,9 @@ def alloc_sim(
     dict
         Scores (floats; NaN where not computable, e.g. cold without
         ``exclude_own_prompt`` support), ``n_steps_evaluated``, ``fit_steps``,
-        ``fit_cut_step``, ``n_visits_evaluated`` and timings in seconds.
+        ``fit_cut_step``, ``n_groups_evaluated`` (the groups scored: rows of the log),
+        ``n_visits_evaluated`` (the merged (policy, prompt, step) visits they belong to),
+        ``n_visits_fit`` and timings in seconds.
 
     Examples
     --------
@@ -484,15 +496,16 @@ def alloc_sim(
             f"alloc-sim needs a 'step' column (columns present: {df.columns}). "
             "Fix: add the training step / visit index of each row."
         )
+    if max_step is not None and not (df["step"] <= max_step).any():
+        raise DataError(
+            f"max_step={max_step} keeps none of the log's {df.height} rows (smallest step {df['step'].min()}). "
+            "Fix: raise max_step or leave it unset."
+        )
+    # on the whole log, so that a bad row is named by its place in the user's log, not in the kept rows; before
+    # the default n is filled in (its message names the setting)
+    check_groups(df, rollouts_per_prompt, max_step=max_step)
     if max_step is not None:
-        n_before = df.height
         df = df.filter(pl.col("step") <= max_step)
-        if df.height == 0:
-            raise DataError(
-                f"max_step={max_step} keeps none of the log's {n_before} rows (smallest step "
-                f"{validate_log(log)['step'].min()}). Fix: raise max_step or leave it unset."
-            )
-    check_groups(df, rollouts_per_prompt)  # before the default n is filled in: its message names the setting
     if "n" not in df.columns:
         df = df.with_columns(pl.lit(rollouts_per_prompt, dtype=pl.Int64).alias("n"))
     visits = _visits(df)
@@ -546,8 +559,9 @@ def alloc_sim(
         t1 = time.perf_counter()
         with stage(f"alloc-sim: first-epoch scenario ({first_epoch_folds} refits)", enabled=show_progress_bar):
             out["first_epoch"] = first_epoch(
-                _per_group(df, visits),
+                visits,
                 make_model,
+                groups=_per_group(df, visits),
                 folds=first_epoch_folds,
                 rollouts_per_prompt=rollouts_per_prompt,
                 random_state=random_state,

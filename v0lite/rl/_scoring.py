@@ -1,6 +1,6 @@
 """Scoring of a replay's predictions: keep-half mixed shares, allocation, and the strategies side by side.
 
-:func:`score_predictions` turns per-visit predictions (warm, cold, history baselines) into the
+:func:`score_predictions` turns per-group predictions (warm, cold, history baselines) into the
 figures ``alloc_sim`` reports; :mod:`v0lite.rl._replay` documents the protocol.
 """
 
@@ -158,12 +158,12 @@ def score_predictions(
 ) -> dict:
     """Score replayed predictions (the second half of :func:`alloc_sim`).
 
-    ``pred`` holds one row per evaluated visit, sorted by step, with ``policy``, ``prompt``,
-    ``step``, ``score``, ``n``, ``warm``, ``cold`` (NaN when not available),
+    ``pred`` holds one row per evaluated group (its own ``score`` and ``n``; rows of one
+    (policy, prompt, step) are separate groups), sorted by step, with ``policy``, ``prompt``,
+    ``step``, ``score``, ``n`` and its visit's ``warm``, ``cold`` (NaN when not available),
     ``last_visit``, ``mean_last3``, and the own-history columns of :func:`alloc_sim`
     (``own_s``/``own_m``: arrays over ``decays``). Every empirical-Bayes fit at step t uses
-    evaluated steps before t only. A row is one group (its own ``score`` and ``n``): rows of one
-    (policy, prompt, step) are separate groups. See the module docstring for the keys.
+    evaluated steps before t only. See the module docstring for the keys.
     """
     rng = _rng(random_state)
     n = int(rollouts_per_prompt)
