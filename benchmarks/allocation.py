@@ -129,10 +129,10 @@ def table(res: dict, win: dict | None = None, win_label: str = "") -> str:
     if fe:
         lines += [
             "",
-            f"First epoch (step {fe['step']}, {fe['n_visits']:,} visits): each prompt's first visit "
-            "predicted by a value model fitted on the other prompts' first visits only "
-            f"({fe['folds']} prompt groups, "
-            "cross-fitted).",
+            f"First epoch (step {fe['step']}, {fe['n_visits']:,} visits"
+            + (f", scored as {fe['n_groups']:,} groups" if fe.get("n_groups", fe["n_visits"]) != fe["n_visits"] else "")
+            + "): each prompt's first visit predicted by a value model fitted on the other prompts' first visits "
+            f"only ({fe['folds']} prompt groups, cross-fitted).",
             "",
             "| strategy | keep-half mixed share | rollouts per mixed group | x fewer than dynamic sampling "
             "| zero-advantage groups avoided |",
