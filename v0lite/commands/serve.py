@@ -36,11 +36,13 @@ def _serve(args) -> int:
 
     require_serve()  # first: without the extra nothing below can run (and --replicas needs it on every replica)
     check_bind(args.host, bool(args.api_keys))  # before loading anything
-    check_router_dir(args.router)  # a model folder: named as one, with route's fix
     if not 0 <= args.port <= 65535:
         raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
     if args.replicas < 0:  # 0 is the default: one process, no Ray
-        raise DataError(f"--replicas {args.replicas}: must be >= 1 (leave it out to serve from one process).")
+        raise DataError(
+            f"--replicas {args.replicas}: must be >= 1. Fix: pass --replicas 2, or leave it out to serve from "
+            "one process."
+        )
     pool = None
     if args.pool is not None:
         pool = [p.strip() for p in args.pool.split(",") if p.strip()]
@@ -68,6 +70,7 @@ def _serve(args) -> int:
         flags = {**_FLAGS, "max_route_prompts": "--max-route-prompts"}
         rest = rest.replace("pass max_route_prompts=<value>", "pass --max-route-prompts VALUE")
         raise DataError(f"{flags.get(name, name)} {rest}") from None
+    check_router_dir(args.router)  # after the flags' own checks; a model folder: named as one, with route's fix
     # before the store is created (and before Ray starts, with --replicas): a taken port leaves nothing behind
     _check_port_free(args.host, args.port)
     if args.replicas:
