@@ -36,8 +36,9 @@ def item_features(head, index, emb):
     topic beyond its weak isotropic prior, so spreading picks over topics spent outcomes on what
     it cannot learn from a few rows. With the topics added to the pool's directions, 10 and 30
     picks ranked a held-out model's test prompts at AUC 0.640 / 0.646 on RouterBench (random
-    draws: 0.648 / 0.650) and 0.656 / 0.660 on routerdc-7model; without them 0.651 / 0.648 and
-    0.661 / 0.667 (benchmarks/onboarding.py, its pools; one pick per held-out model).
+    draws: 0.652 / 0.653) and 0.656 / 0.660 on routerdc-7model (random 0.658 / 0.660); without
+    them 0.651 / 0.648 and 0.661 / 0.667 (benchmarks/RESULTS.md, onboarding; one pick per
+    held-out model, three random draws).
     """
     emb = np.asarray(emb, np.float64)
     cols = []
