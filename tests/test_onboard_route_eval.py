@@ -32,8 +32,9 @@ def test_route_eval_new_model(make_model):
     assert res["new_model"] == "pol2" and res["new_model_n"] == 10 and res["n_policies"] == 4
     assert res["new_model_auc"] is None or 0.0 <= res["new_model_auc"] <= 1.0
     json.dumps(res, allow_nan=False)
-    # the pool before it joined is the same evaluation on the logs without it (pol2 is not the dearest,
-    # so the cost scale is the same too)
+    # the pool without it as a choice is, here, the same evaluation on the logs without it (the logistic
+    # head's other columns do not move when pol2's rows are added; pol2 is not the dearest, so the cost
+    # scale is the same too)
     without = pl.col("policy") != "pol2"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", V0liteWarning)
@@ -78,7 +79,7 @@ def test_route_eval_cli_new_model_flags(tmp_path, capsys, fake_minilm):
     assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task"]) == 0
     out = capsys.readouterr().out
     assert "new model 'pol1'" in out
-    before = next(line for line in out.splitlines() if line.startswith("the pool before 'pol1' joined"))
+    before = next(line for line in out.splitlines() if line.startswith("the pool without 'pol1' as a choice"))
     assert "aiq " in before and "max_acc " in before and "mean_task_acc " in before
     assert main([*base, "--new-model", "pol1", "--n", "12", "--per-task", "--json", str(tmp_path / "r.json")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
@@ -233,8 +234,27 @@ def test_route_eval_cli_says_when_the_new_model_is_never_chosen(tmp_path, capsys
     never = f"the router chose {name!r} on none of the {res['n_test']} TEST prompts"
     if name == "bad":
         assert res["new_model_chosen_n"] == 0 and never in out and "joining changes nothing at --n 5" in out
+        # the pool without it is read by the same value model, so the same choices score exactly the same
+        g = res["new_model_join_gain"]
+        assert g["estimate"] == 0.0 and g["ci_low"] == 0.0 and g["ci_high"] == 0.0
     else:
         assert res["new_model_chosen_n"] == res["n_test"] > 0 and "on none of the" not in out
+
+
+def test_a_new_model_never_chosen_gains_exactly_nothing(make_model):
+    """The pool without it is read by the same value model after its rows were added (join=False), so a
+    model the router never chose gains exactly 0. Read before its rows were added, gbdt's other columns
+    moved (it reads every policy's history) and a never-chosen model showed a gain of +0.0018."""
+    from v0lite.routing import route_eval
+
+    train, test = _with_model("bad", 0.05, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V0liteWarning)
+        res = route_eval(train, test, value_model=make_model(head="gbdt"), new_model="bad", new_n=5, baselines=False)
+    g = res["new_model_join_gain"]
+    assert res["new_model_chosen_n"] == 0
+    assert (g["estimate"], g["ci_low"], g["ci_high"]) == (0.0, 0.0, 0.0)
+    assert res["without_new_model_aiq"] == res["aiq"]
 
 
 def test_route_eval_cli_whose_json_fails_leaves_no_router_nor_plot(monkeypatch, tmp_path, capsys, fake_minilm):

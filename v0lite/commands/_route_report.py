@@ -140,8 +140,8 @@ def print_per_request(result: dict) -> None:
 
 
 def print_join_gain(result: dict) -> None:
-    """With --new-model: the pool before it joined, the gain of joining with its interval and what to do; and,
-    when the router chose it on no test prompt, that the gain compares the same choices (no measured tie)."""
+    """With --new-model: the pool without it as a choice, the gain of routing to it with its interval and what to
+    do; and, when the router chose it on no test prompt, that the gain compares the same choices (no measured tie)."""
     before = [
         f"{k} {fmt(result.get('without_new_model_' + k))}"
         for k in ("aiq", "max_acc", "mean_task_acc")
@@ -159,8 +159,9 @@ def print_join_gain(result: dict) -> None:
     else:
         verdict = "no clear difference on this test log"
     print(
-        f"the pool before {new!r} joined (same test prompts): {', '.join(before)}; with it "
-        f"minus before, {g['metric']} {g['estimate']:+.4f} [95% CI {g['ci_low']:+.4f}, {g['ci_high']:+.4f}]: " + verdict
+        f"the pool without {new!r} as a choice (its outcomes given to the value model only; same test prompts): "
+        f"{', '.join(before)}; with it minus without, {g['metric']} {g['estimate']:+.4f} "
+        f"[95% CI {g['ci_low']:+.4f}, {g['ci_high']:+.4f}]: " + verdict
     )
     if result.get("new_model_chosen_n") == 0:
         print(

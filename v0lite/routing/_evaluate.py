@@ -246,10 +246,11 @@ def route_eval(
         the tuned kNN's ``k`` is chosen on the pool before it. ``baseline_knn_train_n``: per
         model, the train prompts these baselines saw. ``new_model_auc`` is its
         within-model AUC on the test prompts; ``without_new_model_aiq``, ``..._max_acc`` (and
-        ``..._mean_task_acc`` with ``per_task``) are the pool's before it joined, on the same
-        test prompts and cost scale: whether routing to it already pays, or its outcomes should
-        reach the value model only (``Router.add_history(..., join=False)``) until it has more.
-        ``new_model_join_gain``: the headline with it minus before it (``aiq``; ``max_acc`` with
+        ``..._mean_task_acc`` with ``per_task``) are the pool's without it as a choice, read by the
+        same value model after its rows were added (what ``Router.add_history(..., join=False)``
+        keeps), on the same test prompts and cost scale: whether routing to it already pays, or its
+        outcomes should reach the value model only until it has more; the only difference is its
+        column. ``new_model_join_gain``: the headline with it minus without it (``aiq``; ``max_acc`` with
         equal costs or with one model before it, which has no frontier and so no AIQ:
         ``without_new_model_aiq`` is None then; ``mean_task_acc`` with ``per_task``), ``estimate``,
         ``ci_low``, ``ci_high``
@@ -386,9 +387,7 @@ def route_eval(
         random_state=random_state,
     )
     router.fit(fit_log)
-    without = None
-    if added is not None:  # the pool before it joins: whether joining pays (Router.add_history(join=False) if not)
-        without = (list(router.policies_), *router.predict_matrix(te_prompts))
+    if added is not None:
         router.add_history(added, prices={new_model: prices[new_model]} if prices and new_model in prices else None)
     P, Cpred = router.predict_matrix(te_prompts)
     if added is not None:  # the pool's column order, the new model last -> the logs' order
@@ -590,9 +589,11 @@ def route_eval(
         result["baseline_knn_train_n"] = {policies[c]: int(rows.sum()) for rows, cs in parts for c in cs}
         result["new_model_auc"] = _within_policy(Y[:, [j]], P[:, [j]])
         rest = [i for i in range(len(policies)) if i != j]  # the pool's columns, in the logs' order
-        pool, P0, C0 = without
-        back = [pool.index(policies[i]) for i in rest]
-        P0, C0 = P0[:, back], C0[:, back]
+        # the pool without it as a choice, read by the same value model (its rows added, as
+        # Router.add_history(join=False) keeps them): the only difference is the new model's column. Read
+        # before its rows were added, the other models' predictions moved too (by up to 0.002), and a
+        # model chosen on no prompt showed a non-zero "gain"
+        P0, C0 = P[:, rest], Cpred[:, rest]
         before = _Scored(strat, P0, C0, Y[:, rest], Ctrue[:, rest], n_knobs)  # its curve is the tables' means
         cost0, acc0 = before.C.mean(axis=1), before.A.mean(axis=1)
         # on the whole pool's cost scale (c_max), comparable to aiq
@@ -603,7 +604,7 @@ def route_eval(
         result["without_new_model_max_acc"] = float(acc0.max())
         if per_task:
             result["without_new_model_mean_task_acc"] = task_accuracy(Y[:, rest], top_choice(P0, C0), g_te)[0]
-        # with it minus before it joined, paired over test prompts: whether joining pays beyond noise
+        # with it minus without it as a choice, paired over test prompts: whether routing to it pays beyond noise
         metric = "mean_task_acc" if per_task else ("max_acc" if degenerate or alone else "aiq")
         scored = _Scored(strat, P, Cpred, Y, Ctrue, n_knobs)
         # chosen on no test prompt: joining changed no choice, and a gain of 0 [0, 0] is no measured tie
