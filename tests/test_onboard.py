@@ -256,7 +256,8 @@ def test_suggest_prompts_refines_a_policy_with_outcomes(pool):
     model.add_history(d.filter(pl.col("prompt").is_in(first)))
     again = model.suggest_prompts("d", d["prompt"].to_list(), 10)
     assert not set(again) & set(first)  # what it already answered comes last
-    only_answered = model.suggest_prompts("d", first + again[:2], 3)
+    with pytest.warns(V0liteWarning, match=r"1 of the 3 picks already have outcomes for 'd'.*Fix: pass candidates"):
+        only_answered = model.suggest_prompts("d", first + again[:2], 3)
     assert only_answered[:2] == [t for t in only_answered if t in again[:2]]  # unanswered first
 
 
@@ -369,6 +370,11 @@ def test_onboard_model_dir_adds_the_log_rows_it_does_not_hold_and_counts_what_it
     assert main(["fit", str(hist), "--model-dir", str(tmp_path / "mk"), "--head", "knn", "--quiet"]) == 0
     assert main([*args[:2], "newbie", *args[3:], str(hist), "--model-dir", str(tmp_path / "mk"), "--quiet"]) == 0
     assert "no outcomes in the model: estimated as the mean of all history" in capsys.readouterr().out
+    # a logistic head fitted on 2 policies has no pool's view: the average fitted model, said so
+    two = write_log(fitted.filter(pl.col("policy").is_in(["a", "b"])), tmp_path / "two.jsonl")
+    assert main(["fit", str(two), "--model-dir", str(tmp_path / "m2"), "--head", "logistic", "--quiet"]) == 0
+    assert main([*args[:2], "newbie", *args[3:], str(two), "--model-dir", str(tmp_path / "m2"), "--quiet"]) == 0
+    assert "estimated as the average fitted model (fewer than 3: no pool's view)" in capsys.readouterr().out
     # --head with --model-dir would be ignored (nothing is refitted): refused, naming both flags
     assert main([*args, str(hist), "--model-dir", str(tmp_path / "m"), "--head", "knn", "--quiet"]) == 1
     assert "--head knn with --model-dir" in capsys.readouterr().err

@@ -477,7 +477,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         import warnings
 
         from .exceptions import V0liteWarning
-        from .heads._select import greedy_design, item_features
+        from .heads._select import greedy_design, item_features, warn_answered
 
         self._check_fitted()
         prompts = _prompt_list(prompts)
@@ -528,6 +528,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
                 random_state=random_state,
             )
             picks += [int(part[i]) for i in got]
+        warn_answered(picks, fresh, policy)
         return [uniq[i] for i in picks]
 
     def _estimate(self, index, q, code):

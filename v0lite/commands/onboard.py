@@ -122,7 +122,13 @@ def _onboard(args) -> int:
     where = "the model" if added is None else f"the model, {added} of them added from LOG"
     from ..heads._pool_items import pool_head
 
-    unseen = "the pool's view of each prompt" if pool_head(model.head_) is not None else "the mean of all history"
+    ph = pool_head(model.head_)
+    if ph is not None and ph._mix(model.index_) is not None:  # 3 or more fitted policies: the pool's view
+        unseen = "the pool's view of each prompt"
+    elif ph is not None:
+        unseen = "the average fitted model (fewer than 3: no pool's view)"
+    else:
+        unseen = "the mean of all history"
     state = f"{n_held} outcomes in {where}" if n_held else f"no outcomes in the model: estimated as {unseen}"
     print(
         f"wrote {args.out}: {out.height} of {len(set(prompts))} candidate prompts for {args.policy!r} ({state}); "

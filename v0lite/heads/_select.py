@@ -21,7 +21,7 @@ import numpy as np
 
 from ._pool_items import pool_head
 
-__all__ = ["item_features", "greedy_design"]
+__all__ = ["item_features", "greedy_design", "warn_answered"]
 
 _N_TOPICS = 4
 
@@ -97,3 +97,23 @@ def greedy_design(phi, info, n, *, phi_seen=None, info_seen=None, ridge=1.0, cri
         v = Ainv @ X[i]
         Ainv -= np.outer(v, v) * (w[i] / (1.0 + w[i] * X[i] @ v))  # Sherman-Morrison
     return out
+
+
+def warn_answered(picks, fresh, policy):
+    """Warn when some ``picks`` (candidate indices) are prompts ``policy`` already answered (``fresh`` False).
+
+    They are ranked after every unanswered candidate, but a run spent on them re-measures what the
+    history holds, and a caller reading only the picks would not know (``v0lite onboard`` said nothing).
+    """
+    import warnings
+
+    from ..exceptions import V0liteWarning
+
+    again = sum(1 for i in picks if not fresh[i])
+    if again:
+        warnings.warn(
+            f"{again} of the {len(picks)} picks already have outcomes for {policy!r} in the history (every "
+            "candidate without one was picked first). Fix: pass candidates it has not answered, or ask for fewer.",
+            V0liteWarning,
+            stacklevel=3,
+        )
