@@ -318,7 +318,7 @@ def test_a_known_name_written_another_way_is_warned_about_as_a_new_policy(make_m
     assert "POL1" in m.index_.policies  # still added as it was written: the name may be meant
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a known name, a truly new one, or the new name again: no warning
-        m.suggest_prompts("pol1", prompts, 2)
+        m.suggest_prompts("pol1", [f"a prompt pol1 never answered {i}" for i in range(6)], 2)
         m.suggest_prompts("brand-new", prompts, 2)
         m.add_history(rows.head(1))
 
