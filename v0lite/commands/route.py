@@ -370,18 +370,17 @@ def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
     """No ``--pool``: the --prices models the value model has history for (``Router(prices=...)``'s rule), or
     with ``--fallback global_mean`` (it answers a model without history) every priced model. The models
     left out either way are named in notes, in flag terms."""
-    from ..routing._router import _history_policies
+    from ..routing._pool import priced_split
 
-    known, where = _history_policies(value_model), f"--model-dir {args.model_dir}"
+    pool, later, unpriced, known = priced_split(value_model, prices)
+    where = f"--model-dir {args.model_dir}"
     if known is None:  # a value model that does not say what it knows
-        return sorted(prices)
-    unpriced = sorted(known - set(prices))
+        return pool
     if unpriced:
         note(args, f"the value model of {where} has history for {unpriced}, which --prices does not price: left "
              "out of the pool; add them to --prices to route to them")  # fmt: skip
     if args.fallback == "global_mean":
         return sorted(prices)
-    pool, later = sorted(set(prices) & known), sorted(set(prices) - known)
     if not pool:
         raise DataError(
             f"--prices {_prices_shown(args.prices)}: none of its {len(prices)} models has history in the value "

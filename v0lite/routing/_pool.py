@@ -1,5 +1,7 @@
-"""``route_eval``'s checks of its pool before any fit: ``pool=`` restricting both logs, and a test log
-whose complete prompts (an outcome and a cost of every model) are too few for an evaluation."""
+"""The pool: ``route_eval``'s checks before any fit (``pool=`` restricting both logs, and a test log
+whose complete prompts, an outcome and a cost of every model, are too few for an evaluation), and the
+default pool without a log (:func:`priced_split`: the priced policies the value model knows), which
+``Router`` and ``v0lite route`` share, each saying it in its caller's terms."""
 
 from __future__ import annotations
 
@@ -108,3 +110,23 @@ def check_test_coverage(Y: np.ndarray, C: np.ndarray, policies: list[str], compl
         f"evaluation needs {need} ({each})."
     )
     raise SparseTestError(head, out, [p for p in policies if p not in (out or ())])
+
+
+def _history_policies(value_model) -> set[str] | None:
+    """The policies a value model has history for, when it says (a fitted ``V0Regressor``); else None."""
+    known = getattr(getattr(value_model, "index_", None), "policies", None)
+    return None if known is None else {str(p) for p in known}
+
+
+def priced_split(value_model, prices) -> tuple[list, list, list, set | None]:
+    """``(pool, later, unpriced, known)`` of the default pool without a log (``Router`` and ``v0lite route``).
+
+    ``pool``: the priced policies the value model has history for; ``later``: the priced ones it has
+    none for (kept for ``add_history``); ``unpriced``: those with history but no price; ``known``: what
+    it has history for, or None when it does not say (then every priced policy is the pool).
+    """
+    known = _history_policies(value_model)
+    if known is None:
+        return sorted(prices), [], [], None
+    pool = sorted(p for p in prices if p in known)
+    return pool, sorted(p for p in prices if p not in known), sorted(p for p in known if p not in prices), known

@@ -27,6 +27,7 @@ from ..exceptions import (
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
 from ._knn import _normalise
+from ._pool import _history_policies, priced_split
 from ._shrink import fit_shrink, prior_matrix
 from ._strategies import get_strategy
 
@@ -46,12 +47,6 @@ def _as_prompts(prompts) -> list[str]:
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"prompt {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
     return out
-
-
-def _history_policies(value_model) -> set[str] | None:
-    """The policies a value model has history for, when it says (a fitted ``V0Regressor``); else None."""
-    known = getattr(getattr(value_model, "index_", None), "policies", None)
-    return None if known is None else {str(p) for p in known}
 
 
 class Router(WriterLockMixin, BaseEstimator):
@@ -249,18 +244,15 @@ class Router(WriterLockMixin, BaseEstimator):
 
     def _priced_pool(self, prices: dict) -> list[str]:
         """The default pool without a log: the priced policies the value model has history for."""
-        known = _history_policies(self.value_model)
+        pool, later, unpriced, known = priced_split(self.value_model, prices)
         if known is None:  # a value model that does not say what it knows: every priced policy
-            return sorted(prices)
-        pool = sorted(p for p in prices if p in known)
-        later = sorted(p for p in prices if p not in known)
+            return pool
         if not pool:
             raise DataError(
                 f"none of the {len(prices)} priced policies has history in the value model (priced: "
                 f"{later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: pass prices for the value "
                 "model's policies, or name the pool with policies=[...]."
             )
-        unpriced = [p for p in sorted(known) if p not in prices]
         if unpriced:
             import warnings
 
