@@ -5,33 +5,22 @@ import json
 
 import numpy as np
 import polars as pl
+from test_replay import RecordingModel
 
 import v0lite.rl._first_epoch as FE
 import v0lite.rl._replay as replay
 from v0lite.rl import alloc_sim
 
 
-class FitProbe:
-    """Clonable value model that records every frame it is fitted on (in ``fitted``, shared by its clones)."""
+class FitProbe(RecordingModel):
+    """test_replay's clonable model that also records every frame it is fitted on (in ``fitted``, shared by
+    its clones), with prompt-dependent predictions."""
 
     fitted: list = []
 
-    def __init__(self, level=0.5):
-        self.level = level
-
-    def get_params(self, deep=True):
-        return {"level": self.level}
-
-    def set_params(self, **kw):
-        self.level = kw.get("level", self.level)
-        return self
-
     def fit(self, X, y):
         FitProbe.fitted.append(X)
-        return self
-
-    def add_history(self, X, y):
-        return self
+        return super().fit(X, y)
 
     def predict(self, X, exclude_own_prompt=False):
         # prompt-dependent, so that a group given another visit's prediction would be ranked differently
