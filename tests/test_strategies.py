@@ -13,7 +13,7 @@ def _take(M, idx):
     return M[np.arange(M.shape[0]), idx]
 
 
-@pytest.mark.parametrize("unit", [1.0, 1e-3, 1e-6, 1e-8, 1e-9])  # below: costs within _TIE (1e-12) tie
+@pytest.mark.parametrize("unit", [1.0, 1e-3, 1e-6, 1e-8, 1e-9, 1e-15])
 def test_budget_holds_in_any_cost_unit(unit):
     """Probe AE: the tolerance was an absolute 1e-9, so a 1e-8 budget bought a 1.09e-8 call (9% over)."""
     P = np.array([[0.5, 0.9]])
@@ -90,3 +90,41 @@ def test_knob_nan_fix_names_the_knob():
     """The fix names the knob (lam=<value>), which the CLI turns into --knob VALUE."""
     with pytest.raises(V0liteError, match=r"knob 'lam' is NaN\. Fix: pass lam=<value>, a number\."):
         UtilityStrategy().choose([[0.5]], [[1.0]], float("nan"))
+
+
+def _pool(seed=0, n=60):
+    """A pool with ties: two models at one price (one of them less likely), a free one, equal p across prices."""
+    rng = np.random.default_rng(seed)
+    P = rng.uniform(0.1, 0.95, (n, 5))
+    C = np.tile([0.3, 1.0, 1.0, 2.5, 0.0], (n, 1)) * rng.uniform(0.9, 1.1, (n, 1))
+    C[::3, 2] = C[::3, 1] * (1 + 1e-15)  # the same price, computed another way: a tie, not a cheaper model
+    P[::4, 3] = P[::4, 0]  # as likely as a cheaper model
+    return P, C
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e15])
+def test_prices_in_any_unit_route_exactly_as_at_scale_1(scale):
+    """Ties (equal prices, equal slopes) were an absolute 1e-12 wide: at 1e-15 USD per token every model
+    tied with the cheapest (threshold and lam=inf routed the most likely one), and at 1e15 every switch
+    point of the utility sweep tied. The width is now relative to the pool's cost scale."""
+    P, C = _pool()
+    Cs = C * scale
+    for name, knob_at in (
+        ("utility", lambda s, k: k / s),
+        ("threshold", lambda s, k: k),
+        ("budget", lambda s, k: k * s),
+        ("quality-target", lambda s, k: k),
+    ):
+        s = get_strategy(name)
+        grid = s.knob_grid(P, C, 16)
+        np.testing.assert_allclose(s.knob_grid(P, Cs, 16), knob_at(scale, grid), rtol=1e-9, err_msg=name)
+        for knob in (*grid, *(() if name != "utility" else (float("inf"),))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", V0liteWarning)  # a budget at the cheapest routing may warn
+                want, got = s.choose(P, C, knob), s.choose(P, Cs, knob_at(scale, knob))
+            assert got.tolist() == want.tolist(), (name, knob)
+    for s in (BudgetStrategy(), QualityTargetStrategy()):
+        knob = s.knob_grid(P, C, 5)[2]
+        lam = s.critical_lam(P, C, knob)
+        assert s.critical_lam(P, Cs, knob * scale if s.name == "budget" else knob) == pytest.approx(lam / scale)
+    assert _take(C, get_strategy("threshold").choose(P, C, 0.0)).tolist() == C.min(axis=1).tolist()  # ties: cheap

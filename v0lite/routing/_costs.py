@@ -17,7 +17,7 @@ import polars as pl
 from .._registry import lookup
 from ..exceptions import DataError, ParameterError
 from ._knn import _knn_mean
-from ._strategies import _TIE
+from ._strategies import _cost_tie
 
 __all__ = [
     "CostModel",
@@ -175,7 +175,7 @@ class KnnCost(CostModel):
         for j, p in enumerate(policies):
             sub = per.filter(pl.col("policy") == p)
             c = sub["cost"].to_numpy().astype(np.float64)
-            if sub.height <= self.k or np.ptp(c) <= _TIE:
+            if sub.height <= self.k or np.ptp(c) <= _cost_tie(c[None, :]):  # constant up to rounding, any unit
                 continue
             prompts = sub["prompt"].to_list()
             coef = _length_fit(_lengths(prompts), c)

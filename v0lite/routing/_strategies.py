@@ -38,7 +38,9 @@ __all__ = [
     "QualityTargetStrategy",
 ]
 
-_TIE = 1e-12  # scores or costs closer than this are ties
+# success probabilities (and utilities p - lam c, in their unit) closer than this are ties; costs tie within
+# _cost_tie(C), relative to the pool's prices: an absolute width tied every model at 1e-15 USD per token
+_P_TIE = 1e-12
 _BISECT_STEPS = 64
 
 # --------------------------------------------------------------------------- helpers
@@ -58,12 +60,12 @@ def _check_matrices(P, C) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _argmax_tiebreak(score: np.ndarray, C: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
-    """Per row: argmax of ``score``; ties (within ``_TIE``) go to the higher ``P``, then the cheaper."""
+    """Per row: argmax of ``score``; ties (within ``_P_TIE``) go to the higher ``P``, then the cheaper."""
     best = score.max(axis=1, keepdims=True)
-    tied = score >= best - _TIE
+    tied = score >= best - _P_TIE
     if P is not None:
         p_best = np.where(tied, P, -np.inf).max(axis=1, keepdims=True)
-        tied &= P >= p_best - _TIE
+        tied &= P >= p_best - _P_TIE
     return np.where(tied, C, np.inf).argmin(axis=1)
 
 
@@ -75,7 +77,7 @@ def _max_p(P: np.ndarray, C: np.ndarray) -> np.ndarray:
 def _cheapest(P: np.ndarray, C: np.ndarray) -> np.ndarray:
     """Cheapest policy per row; ties to the more likely, then the first."""
     best = C.min(axis=1, keepdims=True)
-    return np.where(C <= best + _TIE, P, -np.inf).argmax(axis=1)
+    return np.where(C <= best + _cost_tie(C), P, -np.inf).argmax(axis=1)
 
 
 def _lagrangian(P: np.ndarray, C: np.ndarray, lam: float) -> np.ndarray:
@@ -97,27 +99,38 @@ def _take(M: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return M[np.arange(M.shape[0]), idx]
 
 
-def _sum_tol(total: float, M: np.ndarray) -> float:
-    """Slack when a sum of ``M``'s entries (one per row) is compared with ``total``.
+def _scale(M: np.ndarray) -> float:
+    """The largest magnitude in ``M`` (0 for an empty one): the unit tolerances of its values are relative to."""
+    return float(np.abs(M).max()) if M.size else 0.0
+
+
+def _sum_tol(total: float, M: np.ndarray, terms: int | None = None) -> float:
+    """Slack when a sum of ``terms`` of ``M``'s entries (default: one per row) is compared with ``total``.
 
     Relative to ``total``, so a budget holds in any cost unit (an absolute 1e-9 let a 1e-8 budget
-    buy a 1.09e-8 call), plus the rounding of a sum of ``n`` entries (``total`` may be 0).
+    buy a 1.09e-8 call), plus the rounding of a sum of ``terms`` entries (``total`` may be 0).
     """
-    scale = float(np.abs(M).max()) if M.size else 0.0
-    return 1e-9 * abs(total) + 4.0 * M.shape[0] * np.finfo(np.float64).eps * scale
+    terms = M.shape[0] if terms is None else terms
+    return 1e-9 * abs(total) + 4.0 * terms * np.finfo(np.float64).eps * _scale(M)
 
 
-def _breakpoints(P: np.ndarray, C: np.ndarray, max_rows: int = 4096) -> np.ndarray:
-    """Values of ``lam`` at which some row's utility choice can change (``dp / dc`` over pairs).
+def _cost_tie(C: np.ndarray) -> float:
+    """Width within which two costs of the pool ``C`` tie: their rounding, relative to the pool's prices.
 
-    At most ``max_rows`` evenly spaced rows are used, so the cost stays O(max_rows * m^2).
+    The slack of a one-term sum: the same in any cost unit, so prices in USD per token (1e-15 and
+    below) route as prices per million tokens do.
     """
-    n = P.shape[0]
-    rows = np.unique(np.linspace(0, n - 1, min(n, max_rows)).astype(np.int64)) if n else np.zeros(0, np.int64)
-    dP = P[rows, :, None] - P[rows, None, :]
-    dC = C[rows, :, None] - C[rows, None, :]
-    ok = (dC > _TIE) & (dP > _TIE)
-    return dP[ok] / dC[ok]
+    return _sum_tol(0.0, C, 1)
+
+
+def _slope_tie(C: np.ndarray) -> float:
+    """Width within which two switch points ``dp / dc`` tie: ``_P_TIE`` of success over the pool's cost scale.
+
+    Utilities at ``lam`` values closer than this differ by at most ``_P_TIE`` on any cost of the pool
+    (an absolute width tied every switch point of a pool priced at 1e15).
+    """
+    scale = _scale(C)
+    return _P_TIE / scale if scale > 0 else _P_TIE
 
 
 def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -132,17 +145,18 @@ def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
     cur = _max_p(P, C)
     active = np.ones(n, dtype=bool)
     out = []
+    c_tie, s_tie = _cost_tie(C), _slope_tie(C)
     for _ in range(m):
         pc, cc = P[rows, cur][:, None], C[rows, cur][:, None]
         dc = cc - C
-        ok = (dc > _TIE) & active[:, None]
+        ok = (dc > c_tie) & active[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = np.where(ok, (pc - P) / np.where(ok, dc, 1.0), np.inf)
         smin = slope.min(axis=1)
         has = np.isfinite(smin)
         if not has.any():
             break
-        nxt = np.where(slope <= smin[:, None] + _TIE, C, np.inf).argmin(axis=1)
+        nxt = np.where(slope <= smin[:, None] + s_tie, C, np.inf).argmin(axis=1)
         out.append(np.maximum(smin[has], 0.0))
         cur = np.where(has, nxt, cur)
         active &= has
@@ -152,7 +166,7 @@ def _switch_points(P: np.ndarray, C: np.ndarray) -> np.ndarray:
 def _lam_cheapest(P: np.ndarray, C: np.ndarray) -> float:
     """A finite ``lam`` past every row's last switch point: its utility routing is the cheapest one."""
     bp = _switch_points(P, C)
-    return float(bp.max() * 2.0 + _TIE) if bp.size else 0.0
+    return float(bp.max() * 2.0 + _slope_tie(C)) if bp.size else 0.0
 
 
 def _grow_until(feasible: Callable[[float], bool]) -> float:
@@ -305,7 +319,7 @@ class UtilityStrategy(Strategy):
         if bp.size == 0 or n < 2:
             return np.zeros(1)
         inner = np.quantile(bp, np.linspace(0.0, 1.0, max(n - 2, 1)))
-        return np.unique(np.concatenate([[0.0], inner, [bp.max() * 2.0 + _TIE]]))
+        return np.unique(np.concatenate([[0.0], inner, [bp.max() * 2.0 + _slope_tie(C)]]))
 
 
 class ThresholdStrategy(Strategy):
@@ -328,7 +342,7 @@ class ThresholdStrategy(Strategy):
         tau = self.check_knob(knob)
         ok = P >= tau
         cheap_ok = np.where(ok, C, np.inf).min(axis=1, keepdims=True)
-        pick_ok = np.where(ok & (C <= cheap_ok + _TIE), P, -np.inf).argmax(axis=1)
+        pick_ok = np.where(ok & (C <= cheap_ok + _cost_tie(C)), P, -np.inf).argmax(axis=1)
         return np.where(ok.any(axis=1), pick_ok, _max_p(P, C))
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
