@@ -1,4 +1,5 @@
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from v0lite.rl import (
     RandomSelector,
     TargetSelector,
     allocate,
+    beta_p_mixed,
+    beta_params,
     disagreement_test,
     fit_prior_strength,
     fuse_baseline,
@@ -39,6 +42,38 @@ def test_p_mixed_increasing_in_n_and_symmetric():
     vals = p_mixed(p[:, None], np.arange(2, 20)[None, :])
     assert np.all(np.diff(vals, axis=1) >= -1e-12)
     np.testing.assert_allclose(p_mixed(p, 5), p_mixed(1 - p, 5))
+
+
+@pytest.mark.parametrize(
+    ("call", "got"),
+    [
+        (lambda: p_mixed([0.2, 1.5], 8), r"p\[1\] = 1\.5: p must hold probabilities in \[0, 1\]"),
+        (lambda: p_mixed(np.array([[0.1], [np.nan]]), [2, 4]), r"p\[1, 0\] = nan: p must hold probabilities"),
+        (lambda: p_mixed(0.5, [8, -1]), r"n\[1\] = -1\.0: n must hold group sizes: whole numbers >= 0"),
+        (lambda: p_mixed(0.5, 2.5), r"n = 2\.5: n must hold group sizes"),
+        (lambda: p_mixed(0.5, np.inf), r"n = inf: n must hold group sizes"),
+        (lambda: p_mixed("0.5", 8), r"p must hold numbers \(probabilities in \[0, 1\]\), got 0\.5 \(dtype <U3\)"),
+        (lambda: knapsack_value(-0.1, 8), r"p = -0\.1: p must hold probabilities"),
+        (lambda: beta_p_mixed([1.0, -0.5], 1.0, 8), r"alpha\[1\] = -0\.5: alpha must hold Beta parameters >= 0"),
+        (lambda: beta_p_mixed(1.0, np.nan, 8), r"beta = nan: beta must hold Beta parameters >= 0"),
+        (lambda: beta_p_mixed(1.0, np.inf, 8), r"beta = inf: beta must hold Beta parameters >= 0"),
+        (lambda: beta_p_mixed(1.0, 1.0, 0.5), r"n = 0\.5: n must hold group sizes"),
+        (lambda: beta_params(1.2, 4.0), r"p = 1\.2: p must hold probabilities in \[0, 1\]"),
+    ],
+)
+def test_p_mixed_and_beta_p_mixed_refuse_impossible_inputs_naming_them(call, got, guarantees):
+    with pytest.raises(ParameterError, match=got + r".*Fix: "):  # not a silent 0 or a probability out of [0, 1]
+        call()
+    guarantees.tick("bad-input cases tried")
+
+
+def test_p_mixed_keeps_its_edges_and_speed():
+    assert p_mixed([0.0, 1.0], 8).tolist() == [0.0, 0.0] and p_mixed(0.5, [0, 1]).tolist() == [0.0, 0.0]
+    assert beta_p_mixed(0.0, 0.0, 8) >= 0 and beta_p_mixed(2.0, 2.0, np.int64(0)) == 0.0  # point masses, no group
+    p = np.random.default_rng(0).random(200_000)
+    t = time.perf_counter()
+    p_mixed(p[:, None], np.arange(17)[None, :])  # 3.4M cells: one array check, no per-element loop
+    assert time.perf_counter() - t < 2.0
 
 
 def test_knapsack_value_peaks_at_one_third():

@@ -227,6 +227,22 @@ def test_a_bare_string_is_not_read_as_its_characters(guarantees):
     guarantees.tick("bad-input cases tried", 2)
 
 
+@pytest.mark.parametrize(("bad", "shown"), [(5, "5"), (None, "None"), ("", "''"), ("  ", "'  '"), (b"q", "b'q'")])
+def test_a_prompt_that_is_not_a_text_is_refused_by_position_in_every_entry_point(bad, shown, guarantees):
+    model = FakeModel({})
+    model.warm = lambda texts: pytest.fail("warm reached the value model")
+    planner = RolloutPlanner(model)
+    got = rf"prompts, row 1: {re.escape(shown)} is not a non-empty text\. Fix: pass prompt texts only"
+    with pytest.raises(V0liteError, match=got):  # not polars' TypeError from building the frame
+        planner.plan(["a", bad], 0)
+    with pytest.raises(V0liteError, match=got):
+        planner.observe(["a", bad], 0, [1, 1], [2, 2])
+    with pytest.raises(V0liteError, match=got):
+        planner.warm(["a", bad])
+    assert model.predict_calls == [] and model.added == [] and planner.last_plan_ is None  # nothing half-done
+    guarantees.tick("bad-input cases tried", 3)
+
+
 def test_observe_takes_counts_not_rates(guarantees):
     model = FakeModel({"a": 0.5, "b": 0.5})
     planner = RolloutPlanner(model, keep_fraction=1.0)
@@ -410,3 +426,29 @@ def test_counts_and_steps_beyond_int64_are_refused_by_name(guarantees):
     planner.observe(["p"], 2**63 - 1, [1], [2**62])  # the largest step, a count int64 holds
     assert model.added[0][0]["step"].to_list() == [2**63 - 1] and model.added[0][0]["n"].to_list() == [2**62]
     guarantees.tick("bad-input cases tried", 7)
+
+
+def test_an_add_history_that_fails_leaves_the_planner_as_it_was():
+    """A refused add_history left the group in the planner's strength fit and its planned prior gone,
+    so the caller's retry counted the group twice in the prior strength."""
+
+    class Refusing(FakeModel):
+        fail = True
+
+        def add_history(self, X, y):
+            if self.fail:
+                raise OSError("disk full")
+            return super().add_history(X, y)
+
+    model = Refusing({"q0": 0.3})
+    planner = RolloutPlanner(model, budget_per_prompt=4)
+    planner.plan(["q0"], 2)
+    before = ([a.copy() for a in planner._hist_prior], dict(planner._priors))
+    with pytest.raises(OSError):
+        planner.observe(["q0"], 2, [1], [4])
+    assert [a.tolist() for a in planner._hist_prior] == [a.tolist() for a in before[0]]
+    assert planner._priors == before[1]  # the retry still reads the prior it was planned with
+    assert not hasattr(planner, "last_disagreement_") or planner.last_disagreement_ is None
+    model.fail = False
+    planner.observe(["q0"], 2, [1], [4])
+    assert [a.tolist() for a in planner._hist_prior] == [[0.3]] and len(model.added) == 1

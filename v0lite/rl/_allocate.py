@@ -23,7 +23,7 @@ import numpy as np
 
 from .._registry import lookup, unknown_name
 from ..exceptions import V0liteError
-from ._common import _as_p, _check_group_sizes, _rng, check_whole_count
+from ._common import _as_p, _check_group_sizes, _rng, check_whole_count, checked_values
 
 __all__ = [
     "p_mixed",
@@ -59,6 +59,12 @@ def p_mixed(p: Any, n: Any) -> np.ndarray:
     -------
     numpy.ndarray of float
 
+    Raises
+    ------
+    ParameterError
+        For a ``p`` out of [0, 1], a NaN, or an ``n`` that is no whole number ``>= 0`` (named with
+        its position): an impossible input has no chance of a mixed group to return.
+
     Examples
     --------
     >>> float(p_mixed(0.5, 2))
@@ -66,11 +72,16 @@ def p_mixed(p: Any, n: Any) -> np.ndarray:
     >>> p_mixed([0.0, 0.5, 1.0], 8).round(4).tolist()
     [0.0, 0.9922, 0.0]
     """
-    p = np.asarray(p, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
+    p = checked_values(p, "p", "probabilities in [0, 1]", "pass success rates, e.g. p=[0.2, 0.5].", hi=1.0)
+    n = _checked_n(n)
     out = 1.0 - p**n - (1.0 - p) ** n
     # n = 0 gives 1 - 1 - 1 = -1 and rounding can leave tiny negatives: no group, no signal.
     return np.where(n >= 2, np.clip(out, 0.0, 1.0), 0.0)
+
+
+def _checked_n(n: Any) -> np.ndarray:
+    """Group sizes as floats: whole numbers >= 0 (a negative, 2.5 or NaN rollouts is no group), one check."""
+    return checked_values(n, "n", "group sizes: whole numbers >= 0", "pass rollouts per prompt, e.g. n=8.", whole=True)
 
 
 _BETA_EPS = 1e-6  # smallest Beta parameter (a point mass at 0 or 1 is Beta(eps, ...))
@@ -87,7 +98,7 @@ def beta_params(p: Any, concentration: Any) -> tuple[np.ndarray, np.ndarray]:
     >>> [a.tolist() for a in beta_params([0.25], 8.0)]
     [[2.0], [6.0]]
     """
-    p = np.asarray(p, dtype=np.float64)
+    p = checked_values(p, "p", "probabilities in [0, 1]", "pass the belief's mean, e.g. p=0.25.", hi=1.0)
     c = np.asarray(concentration, dtype=np.float64)
     if np.any(~(c > 0)) or not np.all(np.isfinite(c)):
         raise V0liteError(
@@ -113,7 +124,9 @@ def beta_p_mixed(alpha: Any, beta: Any, n: Any) -> np.ndarray:
     ``n <= 1``; parameters below 1e-6 are raised to it (a point mass at 0 or 1). It is the
     chance that ``n`` fresh rollouts of a prompt believed to be at ``Beta(alpha, beta)``
     come out mixed, so ranking or allocating by it accounts for how sure the prediction
-    is; as ``alpha + beta`` grows it tends to :func:`p_mixed` at the mean.
+    is; as ``alpha + beta`` grows it tends to :func:`p_mixed` at the mean. A negative, NaN or
+    infinite ``alpha`` or ``beta``, or an ``n`` that is no whole number ``>= 0``, raises
+    :class:`~v0lite.exceptions.ParameterError` naming it.
 
     Examples
     --------
@@ -122,9 +135,10 @@ def beta_p_mixed(alpha: Any, beta: Any, n: Any) -> np.ndarray:
     >>> round(float(beta_p_mixed(0.2, 1.8, 8)), 4)  # mean 0.1, but worth only 2 rollouts
     0.3096
     """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
+    fix = "pass the belief's Beta parameters, e.g. beta_params(p, concentration)."
+    alpha = checked_values(alpha, "alpha", "Beta parameters >= 0", fix)
+    beta = checked_values(beta, "beta", "Beta parameters >= 0", fix)
+    n = _checked_n(n)
     out = 1.0 - _beta_moment(alpha, beta, n, 0.0) - _beta_moment(alpha, beta, 0.0, n)
     return np.where(n >= 2, np.clip(out, 0.0, 1.0), 0.0)
 

@@ -26,24 +26,54 @@ def _rng(random_state: Any) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-def _as_p(p: Any, name: str = "p") -> np.ndarray:
-    raw = np.asarray(p)
+def checked_values(values: Any, name: str, what: str, fix: str, *, hi: float | None = None, whole: bool = False):
+    """``values`` as a float array of any shape, checked in one vectorised pass: numbers, finite, ``>= 0``.
+
+    ``hi``: an upper bound too (``1`` for probabilities); ``whole``: whole numbers only (counts). ``what``
+    says what the values must be (``"probabilities in [0, 1]"``) and ``fix`` how to mend them, in the
+    caller's terms; the first bad value is named with its position, so a NaN among a million is found.
+    """
+    raw = np.asarray(values)
     if raw.dtype.kind not in "biuf":  # a str "0.5" would be cast to a number, None to NaN
         raise ParameterError(
-            f"{name} must hold numbers (probabilities in [0, 1]), got {str(p)[:60]} (dtype {raw.dtype}). Fix: pass "
-            "the predicted pass rates as floats, e.g. model.predict(X)."
+            f"{name} must hold numbers ({what}), got {str(values)[:60]} (dtype {raw.dtype}). Fix: {fix}"
         )
     arr = raw.astype(np.float64)
-    if arr.ndim > 1:
-        raise V0liteError(f"{name} must be one-dimensional, got shape {arr.shape}.")
-    arr = np.atleast_1d(arr)
-    if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1):
-        raise V0liteError(f"{name} must hold probabilities in [0, 1] (no NaN). Fix: clip or drop bad predictions.")
+    ok = np.isfinite(arr) & (arr >= 0)
+    if hi is not None:
+        ok &= arr <= hi
+    if whole:
+        ok &= arr == np.round(arr)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.ravel())[0])
+        at = "" if arr.ndim == 0 else "[" + ", ".join(str(int(j)) for j in np.unravel_index(i, arr.shape)) + "]"
+        raise ParameterError(
+            f"{name}{at} = {float(arr.ravel()[i])!r}: {name} must hold {what} (no NaN or inf). Fix: {fix}"
+        )
     return arr
 
 
+def _as_p(p: Any, name: str = "p") -> np.ndarray:
+    """``p`` as a one-dimensional array of probabilities in [0, 1] (a scalar as one value), checked."""
+    arr = checked_values(
+        p,
+        name,
+        "probabilities in [0, 1]",
+        "pass the predicted pass rates as floats, e.g. model.predict(X); clip or drop bad ones.",
+        hi=1.0,
+    )
+    if arr.ndim > 1:
+        raise V0liteError(f"{name} must be one-dimensional, got shape {arr.shape}.")
+    return np.atleast_1d(arr)
+
+
 def _prompt_list(prompts: Any, name: str = "prompts") -> list:
-    """``prompts`` as a list; a bare string (which would be read as its characters) is refused."""
+    """``prompts`` as a list of non-empty texts; a bare string (which would be read as its characters) is refused.
+
+    Each prompt is checked up front (:func:`v0lite.log._prompt_list`: a str, not blank, decodable), naming
+    its position and value, so that a number, ``None`` or ``""`` fails here rather than deep in the value
+    model's frame building or, worse, gets planned as a prompt.
+    """
     if isinstance(prompts, (str, bytes)):
         raise ParameterError(
             f"{name} must be a sequence of prompts, got one str ({str(prompts)[:40]!r}), which would be read as "
@@ -53,7 +83,9 @@ def _prompt_list(prompts: Any, name: str = "prompts") -> list:
         raise ParameterError(
             f"{name} must be a sequence of prompts, got {type(prompts).__name__}. Fix: pass a list of prompt texts."
         )
-    return list(prompts)
+    from ..log import _prompt_list as checked_texts  # the log's one check of prompt texts (polars: lazily)
+
+    return checked_texts(prompts)
 
 
 def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):

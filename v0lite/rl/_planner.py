@@ -299,7 +299,8 @@ class RolloutPlanner:
         Parameters
         ----------
         prompts : sequence of str
-            Candidate prompts of this step.
+            Candidate prompts of this step, each a non-empty text (a number, ``None`` or ``""`` is
+            refused with a :class:`~v0lite.exceptions.DataError` naming its position).
         step : int
             Training step (the policy's checkpoint) the rollouts will come from (within int64).
 
@@ -386,7 +387,8 @@ class RolloutPlanner:
         Parameters
         ----------
         prompts : sequence of str
-            The prompt texts the value model will be asked about (as the adapter reads them).
+            The prompt texts the value model will be asked about (as the adapter reads them), checked
+            as :meth:`plan` checks them.
 
         Returns
         -------
@@ -409,6 +411,7 @@ class RolloutPlanner:
         Parameters
         ----------
         prompts : sequence of str
+            Checked as :meth:`plan` checks them, before anything is recorded.
         step : int
         successes : array-like of int
             Successful rollouts per prompt: whole counts out of ``n``, not rates (checked).
@@ -450,11 +453,14 @@ class RolloutPlanner:
             idx = np.flatnonzero(missing)
             prior[idx] = self._predict([prompts[i] for i in idx], step)
         a = self._strength()
-        self.prior_strength_ = a
         fused = fuse_baseline(prior, s / m, m, a)
-        self.last_disagreement_ = disagreement_test(prior, s, m, self.alpha)
-        self._remember(prior, s, m)
+        disagreement = disagreement_test(prior, s, m, self.alpha)
         self.value_model.add_history(_frame(self.policy, prompts, step, m.astype(np.int64)), s / m)
+        # the planner's own state moves only once the value model took the groups: a refused
+        # add_history leaves both as they were, so the caller's retry is not counted twice
+        self.prior_strength_ = a
+        self.last_disagreement_ = disagreement
+        self._remember(prior, s, m)
         for q in prompts:
             self._priors.pop((q, int(step)), None)
         return fused
