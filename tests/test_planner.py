@@ -452,3 +452,11 @@ def test_an_add_history_that_fails_leaves_the_planner_as_it_was():
     model.fail = False
     planner.observe(["q0"], 2, [1], [4])
     assert [a.tolist() for a in planner._hist_prior] == [[0.3]] and len(model.added) == 1
+
+
+def test_a_bad_text_is_named_by_the_callers_argument():
+    from v0lite.exceptions import DataError
+    from v0lite.rl._common import _prompt_list
+
+    with pytest.raises(DataError, match=r"^texts, row 1: None is not a non-empty text"):
+        _prompt_list(["a", None], "texts")

@@ -530,23 +530,26 @@ def is_blank(text: str) -> bool:
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
-def _prompt_list(prompts) -> list:
-    """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused."""
+def _prompt_list(prompts, name: str = "prompts") -> list:
+    """``prompts`` as a list of non-empty texts (``warm``, ``suggest_prompts``); a bare str is refused.
+
+    ``name``: the argument as the caller knows it (the RL adapters pass ``"texts"``), in every message.
+    """
     if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
-        raise DataError(f"prompts must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
+        raise DataError(f"{name} must be a list of prompt texts, got {type(prompts).__name__}. Fix: pass a list.")
     if hasattr(prompts, "columns"):  # a frame iterates over its columns (polars) or their names (pandas)
         col = "prompt" if "prompt" in list(prompts.columns) else "<the column of prompt texts>"
         raise DataError(
-            f"prompts is a DataFrame (columns {list(prompts.columns)[:10]}); pass its {col!r} column "
+            f"{name} is a DataFrame (columns {list(prompts.columns)[:10]}); pass its {col!r} column "
             f"(df[{col!r}]). Fix: pass a list or Series of prompt texts."
         )
     prompts = list(prompts)
     for i, t in enumerate(prompts):
         if not isinstance(t, str) or is_blank(t):
-            raise DataError(f"prompts, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
+            raise DataError(f"{name}, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
         if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
             raise DataError(
-                f"prompts, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
+                f"{name}, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
                 "Fix: repair that text at its source (decode it with errors='replace')."
             )
     return prompts

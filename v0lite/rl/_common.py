@@ -85,7 +85,7 @@ def _prompt_list(prompts: Any, name: str = "prompts") -> list:
         )
     from ..log import _prompt_list as checked_texts  # the log's one check of prompt texts (polars: lazily)
 
-    return checked_texts(prompts)
+    return checked_texts(prompts, name)
 
 
 def _check_counts(prompts, successes, n, *, min_n: int, whole: bool = False):
