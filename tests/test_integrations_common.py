@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 import warnings
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from v0lite import RolloutPlanner
-from v0lite.exceptions import DataError, ParameterError, V0liteWarning
+from v0lite.exceptions import DataError, ParameterError, V0liteError, V0liteWarning
 from v0lite.rl.integrations import FixedSizeSelector, prompt_text
 from v0lite.rl.integrations._common import MAX_LAG, candidate_chunks, group_outcomes, n_candidates
 
@@ -248,3 +249,57 @@ def test_planner_selection_settings_the_adapters_do_not_use_are_warned_naming_th
             warnings.simplefilter("always")
             build()
         assert {w.filename for w in caught if issubclass(w.category, V0liteWarning)} == {__file__}
+
+
+class Refusing(Table):
+    """Fails ``add_history`` for rows of one prompt, as a full disk would."""
+
+    def __init__(self, p, refuse):
+        super().__init__(p)
+        self.refuse = refuse
+
+    def add_history(self, X, y):
+        if self.refuse in X["prompt"].to_list():
+            raise OSError("disk refused")
+        return super().add_history(X, y)
+
+
+def test_observe_checks_every_step_before_writing_and_keeps_the_plan_on_bad_input():
+    table = Table({"a": 0.5, "b": 0.5, "zz": float("nan")})  # "zz": the value model cannot predict it
+    sel = FixedSizeSelector(RolloutPlanner(table))
+    sel.choose(["a"], 1)  # step 0
+    sel.choose(["b"], 1)  # step 1
+    with pytest.raises(V0liteError, match=r"returned nan for prompt 0 \('zz'\)"):
+        sel.observe(["a", "b", "zz"], [1, 1, 1], [2, 2, 2])  # a is step 0's group, zz is predicted at step 1
+    assert table.history == [] and sel.n_observed_ == 0  # step 0's group was not written
+    assert sel._planned == {"a": [(0, 0.5)], "b": [(1, 0.5)]}  # nothing taken off the plan
+    sel.observe(["a", "b"], [1, 1], [2, 2])  # the retry records each at its planned step, once
+    assert sorted((q, st) for qs, sts, _, _ in table.history for q, st in zip(qs, sts)) == [("a", 0), ("b", 1)]
+
+
+def test_a_batch_spanning_steps_is_recorded_by_one_add_history_whole_or_not_at_all():
+    """Each step's groups went through their own add_history: a refusal at the second step left the
+    first step's written, and a retry of the whole batch wrote them again at the latest step."""
+    table = Refusing({"a": 0.5, "b": 0.5, "c": 0.5}, refuse="b")
+    sel = FixedSizeSelector(RolloutPlanner(table))
+    for q in "abc":
+        sel.choose([q], 1)  # steps 0, 1, 2
+    with pytest.raises(OSError, match="disk refused"):
+        sel.observe(["a", "b"], [1, 1], [2, 2])
+    assert table.history == [] and sel.n_observed_ == 0
+    assert sel._planned["a"] == [(0, 0.5)] and sel._planned["b"] == [(1, 0.5)]  # both keep their planned step
+    table.refuse = None
+    assert sel.observe(["a", "b"], [1, 1], [2, 2]) == 2  # the whole retry: each at its own step, once
+    assert [h[:2] for h in table.history] == [(["a", "b"], [0, 1])] and sel.n_observed_ == 2
+
+
+def test_a_bad_selector_state_changes_nothing_and_says_to_pass_state_dict(guarantees):
+    sel = FixedSizeSelector(RolloutPlanner(Table({"a": 0.5, "b": 0.5})))
+    sel.choose(["a", "b"], 1)
+    before, planned = json.dumps(sel.state_dict()), dict(sel._planned)
+    bad_rng = {"format": "v0lite-selector-1", "step": 40, "rng": {"bit_generator": "MT19937"}, "counters": [0] * 4}
+    for bad in [{"format": "v0lite-selector-1"}, bad_rng, {**sel.state_dict(), "counters": [1, 2]}]:
+        with pytest.raises(ValueError, match=r"pass what state_dict\(\) returned"):
+            sel.load_state_dict(bad)
+        assert json.dumps(sel.state_dict()) == before and sel._planned == planned
+    guarantees.tick("bad-input cases tried", 3)

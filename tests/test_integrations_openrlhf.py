@@ -260,3 +260,46 @@ def test_nan_scores_count_neither_way_and_a_group_of_nan_records_nothing():
     glue.flush()
     assert [(c[0], c[2]) for c in value.calls] == [(["p4", "p6"], [2, 3])]  # p5: no outcome
     assert value.s == {"p4": 2.0, "p6": 2.0}  # p4: 2 of 2 scored samples passed, not 2 of 4
+
+
+def test_a_failing_flush_keeps_every_queued_outcome_for_the_next_one():
+    class Refusing(RunningValue):
+        refuse = True
+
+        def add_history(self, X, y):
+            if self.refuse:
+                raise OSError("disk refused")
+            return super().add_history(X, y)
+
+    value = Refusing()
+    glue = OpenRLHFPlanner(RolloutPlanner(value), keep_fraction=0.5, n_samples_per_prompt=2)
+    next(glue.wrap(iter([(["d"] * 4, ["a", "b", "c", "e"], [0] * 4)])))
+    hook = glue.filter_hook()
+    for q in "abce":
+        hook.apply(_group(q, [1.0, 0.0]))
+    with pytest.raises(OSError, match="disk refused"):
+        glue.flush()
+    assert len(glue._pending) == 4  # nothing recorded, nothing dropped
+    value.refuse = False
+    assert glue.flush() == 4 and value.n == {q: 2 for q in "abce"} and glue._pending == []
+
+
+def test_experiences_holding_several_scores_or_prompts_are_refused_and_nothing_is_recorded(guarantees):
+    import torch
+
+    from v0lite.exceptions import DataError
+
+    glue = OpenRLHFPlanner(RolloutPlanner(RunningValue()), n_samples_per_prompt=2)
+    hook = glue.filter_hook()
+    packed = [SimpleNamespace(prompts=["a"], scores=torch.tensor([1.0, 0.0]))] * 2
+    with pytest.raises(DataError, match=r"experience 0 of the group: .*scores .*got 2 values.*Fix: pass the hook one"):
+        hook.apply(packed)
+    ok = SimpleNamespace(prompts=["a"], scores=[1.0])
+    with pytest.raises(DataError, match=r"experience 1 of the group: .*scores .*got 3 values"):
+        hook.apply([ok, SimpleNamespace(prompts=["a"], scores=np.array([1.0, 1.0, 0.0]))])
+    with pytest.raises(DataError, match=r"experience 0 of the group: .*prompts .*got 2 values"):
+        hook.apply([SimpleNamespace(prompts=["a", "b"], scores=[1.0])] * 2)
+    with pytest.raises(DataError, match=r"prompts must be a list .*got a str"):
+        hook.apply([SimpleNamespace(prompts="abc", scores=[1.0])] * 2)  # would be read as its first letter
+    assert glue._pending == [] and hook.total_groups == 0 and hook.valid_groups == 0
+    guarantees.tick("bad-input cases tried", 4)

@@ -567,3 +567,54 @@ def test_planned_dataset_names_its_settings_for_empty_texts_and_missing_scores(
     with pytest.raises(ValueError, match=r"success_threshold must be a number.*got nan"):
         VerlSampler([{"prompt": q} for q in PROMPTS], RolloutPlanner(StubValue()), 2, success_threshold=float("nan"))
     guarantees.tick("bad-input cases tried", 3)
+
+
+def _acc_batch(acc, index=(0, 0, 1, 1)):
+    """A finished batch of two groups whose scores are the non-tensor ``acc``."""
+    return DataProto.from_single_dict(
+        {
+            "dummy_tensor": torch.zeros(len(index), 1),
+            "uid": np.array([f"u{i}" for i in index], dtype=object),
+            "extra_info": np.array([{INDEX_KEY: i} for i in index], dtype=object),
+            "acc": np.array(acc, dtype=object),
+        }
+    )
+
+
+def test_update_refuses_wrong_shaped_rewards_and_unknown_rows_and_skips_an_empty_batch(guarantees):
+    from v0lite.exceptions import DataError
+    from v0lite.rl.integrations._verl_dataset import _Sampler
+
+    rows = [{"prompt": f"fair {i}"} for i in range(4)]
+    stub = StubValue()
+    for cls, setting in [(VerlSampler, "reward_key"), (_Sampler, "data.v0lite.reward_key")]:
+        sampler = cls(rows, RolloutPlanner(stub), batch_size=1, reward_key="acc")
+        two_d = [[1, 0], [1, 0], [1, 1], [0, 0]]  # a list per rollout
+        with pytest.raises(
+            DataError, match=rf"{setting}='acc': .* shape \(4, 2\).*shape \(4,\) for the batch's 4 rows"
+        ):
+            sampler.update(_acc_batch(two_d))
+        with pytest.raises(DataError, match=rf"{setting}='acc': .*must hold one number per rollout.*Fix"):
+            sampler.update(_acc_batch(["yes", "no", "1", "0"]))
+    for bad in (99, -1):  # -1 would silently read the last row
+        with pytest.raises(DataError, match=rf"row 0 of the batch has extra_info\['{INDEX_KEY}'\] = {bad}, .*Fix"):
+            sampler.update(_acc_batch([1.0] * 4, index=(bad, bad, 1, 1)))
+    empty = DataProto.from_dict(
+        tensors={"token_level_scores": torch.zeros(0, 3)},
+        non_tensors={"uid": np.array([], dtype=object), "extra_info": np.array([], dtype=object)},
+    )
+    assert VerlSampler(rows, RolloutPlanner(stub), batch_size=1).update(empty) == 0
+    assert stub.history == []
+    guarantees.tick("bad-input cases tried", 6)
+
+
+def test_a_bad_sampler_state_changes_nothing_and_says_to_pass_state_dict(guarantees):
+    sampler = VerlSampler([{"prompt": f"fair {i}"} for i in range(8)], RolloutPlanner(StubValue()), batch_size=2)
+    next(iter(sampler))
+    before = json.dumps(sampler.state_dict())
+    good = sampler.state_dict()
+    for bad in [{"format": good["format"]}, {**good, "epoch": 5, "selector": {"format": "v0lite-selector-1"}}]:
+        with pytest.raises(ValueError, match=r"pass what state_dict\(\) returned"):
+            sampler.load_state_dict(bad)
+        assert json.dumps(sampler.state_dict()) == before
+    guarantees.tick("bad-input cases tried", 2)

@@ -460,3 +460,21 @@ def test_a_bad_text_is_named_by_the_callers_argument():
 
     with pytest.raises(DataError, match=r"^texts, row 1: None is not a non-empty text"):
         _prompt_list(["a", None], "texts")
+
+
+def test_observe_takes_one_step_per_prompt_in_one_add_history():
+    model = FakeModel({"q0": 0.2, "q1": 0.7})
+    planner = RolloutPlanner(model, budget_per_prompt=4)
+    planner.plan(["q0"], 3)
+    planned_calls = len(model.predict_calls)
+    planner.observe(["q0", "q1", "q2"], [3, 4, 5], [1, 2, 3], [4, 4, 4])
+    ((X, y),) = model.added
+    assert X["step"].to_list() == [3, 4, 5] and X["step"].dtype.is_integer()
+    np.testing.assert_allclose(y, [0.25, 0.5, 0.75])
+    # q0 keeps its planned prior; q1 and q2 are predicted at their own steps before anything is added
+    assert [c["step"].to_list() for c in model.predict_calls[planned_calls:]] == [[4], [5]]
+    assert planner._hist_prior[0].tolist() == [0.2, 0.7, 0.5] and planner._priors == {}
+    for bad, msg in [([3, 4], r"step holds 2 steps for 3 prompts"), ([3, 4.5, 5], r"step\[1\]: step must be an int")]:
+        with pytest.raises(ParameterError, match=msg):
+            planner.observe(["q0", "q1", "q2"], bad, [1, 1, 1], [4, 4, 4])
+    assert len(model.added) == 1

@@ -83,10 +83,29 @@ def _check_step(step: Any) -> int:
     return int(step)
 
 
-def _frame(policy: str, prompts: Sequence[str], step: int, n: Any = None):
+def _check_steps(step: Any, k: int) -> np.ndarray:
+    """One checked step per prompt: ``step`` is one int for all ``k`` prompts, or a sequence of ``k`` ints."""
+    if not isinstance(step, (list, tuple, np.ndarray)):
+        return np.full(k, _check_step(step), np.int64)
+    if len(step) != k:
+        raise ParameterError(
+            f"step holds {len(step)} steps for {k} prompts. Fix: pass one step for all of them, or one per prompt."
+        )
+    out = np.zeros(k, np.int64)
+    for i, st in enumerate(step.tolist() if isinstance(step, np.ndarray) else step):  # numpy ints as Python's
+        try:
+            out[i] = _check_step(st)
+        except ParameterError as e:
+            raise ParameterError(f"step[{i}]: {e}") from None
+    return out
+
+
+def _frame(policy: str, prompts: Sequence[str], step: Any, n: Any = None):
+    """The value model's frame; ``step`` is one int or one per prompt (checked by the caller)."""
     import polars as pl
 
-    cols = {"policy": [policy] * len(prompts), "prompt": list(prompts), "step": [int(step)] * len(prompts)}
+    steps = np.broadcast_to(np.asarray(step, dtype=np.int64), (len(prompts),))
+    cols = {"policy": [policy] * len(prompts), "prompt": list(prompts), "step": steps.copy()}
     if n is not None:
         cols["n"] = np.asarray(n, dtype=np.int64)
     return pl.DataFrame(cols)
@@ -400,7 +419,7 @@ class RolloutPlanner:
             warm(prompts)
         return self
 
-    def observe(self, prompts: Sequence[str], step: int, successes: Any, n: Any, *, prior: Any = None) -> np.ndarray:
+    def observe(self, prompts: Sequence[str], step: Any, successes: Any, n: Any, *, prior: Any = None) -> np.ndarray:
         """Record rollout outcomes and return fused per-prompt baselines.
 
         Calls ``value_model.add_history(X, score)`` with ``score = successes / n`` (the
@@ -412,7 +431,10 @@ class RolloutPlanner:
         ----------
         prompts : sequence of str
             Checked as :meth:`plan` checks them, before anything is recorded.
-        step : int
+        step : int or sequence of int
+            The step the rollouts came from, or one step per prompt: a batch that spans steps
+            (an asynchronous trainer) is then recorded by one ``add_history`` call, whole or not
+            at all.
         successes : array-like of int
             Successful rollouts per prompt: whole counts out of ``n``, not rates (checked).
         n : array-like of int
@@ -428,12 +450,12 @@ class RolloutPlanner:
             group's advantages.
         """
         prompts = _prompt_list(prompts)
-        step = _check_step(step)
+        steps = _check_steps(step, len(prompts))
         s, m = _check_counts(prompts, successes, n, min_n=1, whole=True)
         if not prompts:
             return np.zeros(0)
         if prior is None:
-            prior = np.array([self._priors.get((q, int(step)), np.nan) for q in prompts])
+            prior = np.array([self._priors.get((q, int(st)), np.nan) for q, st in zip(prompts, steps)])
         else:
             try:
                 prior = np.array(prior, dtype=np.float64).reshape(-1)
@@ -449,20 +471,20 @@ class RolloutPlanner:
                     "rewards' range). Fix: pass the p each prompt was planned with, or NaN to have it predicted now."
                 )
         missing = np.isnan(prior)
-        if missing.any():
-            idx = np.flatnonzero(missing)
-            prior[idx] = self._predict([prompts[i] for i in idx], step)
+        for st in np.unique(steps[missing]):  # predicted before anything is added, one call per step
+            idx = np.flatnonzero(missing & (steps == st))
+            prior[idx] = self._predict([prompts[i] for i in idx], int(st))
         a = self._strength()
         fused = fuse_baseline(prior, s / m, m, a)
         disagreement = disagreement_test(prior, s, m, self.alpha)
-        self.value_model.add_history(_frame(self.policy, prompts, step, m.astype(np.int64)), s / m)
+        self.value_model.add_history(_frame(self.policy, prompts, steps, m.astype(np.int64)), s / m)
         # the planner's own state moves only once the value model took the groups: a refused
         # add_history leaves both as they were, so the caller's retry is not counted twice
         self.prior_strength_ = a
         self.last_disagreement_ = disagreement
         self._remember(prior, s, m)
-        for q in prompts:
-            self._priors.pop((q, int(step)), None)
+        for q, st in zip(prompts, steps):
+            self._priors.pop((q, int(st)), None)
         return fused
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..._registry import canonical, normalise
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
-from .._common import NO_OUTCOME_AFTER, _check_counts, check_known_policy, warn_no_outcomes
+from .._common import NO_OUTCOME_AFTER, _check_counts, _prompt_list, check_known_policy, warn_no_outcomes
 
 __all__ = ["MODES", "FixedSizeSelector", "prompt_text"]
 
@@ -427,16 +427,34 @@ class FixedSizeSelector:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`'s output."""
+        """Restore :meth:`state_dict`'s output; a state that does not fit changes nothing."""
+        step, rng, counters = self._parse_state(state)
+        self.step_, self._rng = step, rng
+        self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_ = counters
+        self._planned = {}
+
+    def _parse_state(self, state: Any) -> tuple[int, np.random.Generator, list[int]]:
+        """``state``'s step, RNG and counters, all read before anything is assigned (a bad state half-applied
+        would leave a plan that neither the old nor the new run had)."""
+        fix = "pass what state_dict() returned"
         if not isinstance(state, dict) or state.get("format") != "v0lite-selector-1":
             raise ValueError(
                 f"not a v0lite selector state (format {state.get('format') if isinstance(state, dict) else None!r}, "
-                "expected 'v0lite-selector-1'); pass what state_dict() returned."
+                f"expected 'v0lite-selector-1'); {fix}."
             )
-        self.step_ = int(state["step"])
-        self._rng.bit_generator.state = state["rng"]
-        self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_ = (int(c) for c in state["counters"])
-        self._planned = {}
+        missing = [k for k in ("step", "rng", "counters") if k not in state]
+        if missing:
+            raise ValueError(f"the selector state has no {', '.join(map(repr, missing))}; {fix}.")
+        rng = np.random.default_rng()  # a new generator of the same kind (PCG64), the state set below
+        try:
+            step = check_int(state["step"], "the state's step", 0)
+            rng.bit_generator.state = state["rng"]
+            counters = [check_int(c, "the state's counters", 0) for c in state["counters"]]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"the selector state does not fit ({e}); {fix}.") from None
+        if len(counters) != 4:
+            raise ValueError(f"the selector state has {len(counters)} counters, not 4; {fix}.")
+        return step, rng, counters
 
     def resync(self, step: int) -> int:
         """Move the plan on so that its latest planned step is trainer step ``step``; returns the steps skipped.
@@ -487,10 +505,16 @@ class FixedSizeSelector:
         A prompt planned at several steps is matched to the oldest one not yet observed; a
         prompt this selector did not plan (a trainer that also rolls out other prompts) is
         recorded at the latest planned step. The prior passed to ``planner.observe`` is the
-        prediction made when the prompt was planned (no second prediction). Returns the
-        number of groups fed back.
+        prediction made when the prompt was planned (an unplanned prompt is predicted once, at
+        the latest planned step, before any group is written). Returns the number of groups fed
+        back.
+
+        Every group of the call, whatever its step, is recorded by one ``planner.observe`` (one
+        ``add_history``): bad input (counts, prompts, a prompt the value model cannot predict) or
+        a failing ``add_history`` records nothing and leaves the plan as it was, so the call can be
+        retried whole.
         """
-        texts = list(texts)
+        texts = _prompt_list(texts, "texts")
         s = np.asarray(successes, dtype=np.float64).reshape(-1)
         m = np.asarray(n, dtype=np.float64).reshape(-1)
         if not (len(texts) == s.size == m.size):
@@ -503,26 +527,49 @@ class FixedSizeSelector:
         if not texts:
             return 0
         latest = max(self.step_ - 1, 0)
-        popped = [self._pop_step(q, latest) for q in texts]
-        steps = np.array([st for st, _ in popped])
-        prior = np.array([pr for _, pr in popped], dtype=np.float64)
-        for st in np.unique(steps):
-            idx = np.flatnonzero(steps == st)
-            self.planner.observe([texts[i] for i in idx], self.history_step(st), s[idx], m[idx], prior=prior[idx])
+        # Everything that can fail because of the input is checked before the first group is written, and
+        # nothing is taken off the plan until every step's groups are: a failed call can be retried whole.
+        steps, prior, _ = self._planned_steps(texts, latest)
+        missing = np.flatnonzero(np.isnan(prior))  # not planned here: predicted now, at the latest step
+        if missing.size:
+            prior[missing] = self.predict([texts[i] for i in missing], latest)
+        # one planner call for every step's groups: one add_history, so the batch is recorded whole or not at all
+        self.planner.observe(texts, [self.history_step(int(st)) for st in steps], s, m, prior=prior)
+        self._use_up(texts)
         self.n_observed_ += len(texts)
         return len(texts)
 
-    def _pop_step(self, text: str, default: int) -> tuple[int, float]:
-        steps = self._planned.get(text)
-        while steps and steps[0][0] < self.step_ - MAX_LAG:
-            steps.pop(0)
-        if not steps:
-            self._planned.pop(text, None)
-            return default, np.nan  # not planned here: the planner predicts its prior
-        step = steps.pop(0)  # outcomes arrive in the order the steps were planned
-        if not steps:
-            del self._planned[text]
-        return step
+    def _planned_steps(self, texts: Sequence[str], default: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Each text's trainer step and planned prior, looked up without changing the plan.
+
+        A text listed k times takes its k oldest planned steps that are not too old (:data:`MAX_LAG`;
+        outcomes arrive in the order the steps were planned); a text not planned (or listed more times
+        than planned) gets ``default`` and a NaN prior. The dict counts, per text, the planned
+        entries taken (expired ones included), for :meth:`_use_up`.
+        """
+        steps = np.full(len(texts), default, dtype=np.int64)
+        prior = np.full(len(texts), np.nan)
+        used: dict[str, int] = {}
+        for i, q in enumerate(texts):
+            planned = self._planned.get(q, [])
+            j = used.get(q, 0)
+            while j < len(planned) and planned[j][0] < self.step_ - MAX_LAG:
+                j += 1
+            if j < len(planned):
+                steps[i], prior[i] = planned[j]
+                j += 1
+            used[q] = j
+        return steps, prior, used
+
+    def _use_up(self, texts: Sequence[str]) -> None:
+        """Take the entries :meth:`_planned_steps` looks up for ``texts`` off the plan (they were recorded)."""
+        used = self._planned_steps(texts, 0)[2]
+        for q in used:
+            rest = self._planned.get(q, [])[used.get(q, 0) :]
+            if rest:
+                self._planned[q] = rest
+            else:
+                self._planned.pop(q, None)
 
 
 def group_outcomes(keys: Sequence[Any], rewards: Any, threshold: float) -> tuple[list, np.ndarray, np.ndarray]:

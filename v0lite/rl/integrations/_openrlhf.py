@@ -192,12 +192,17 @@ class OpenRLHFPlanner:
         self._pending.append((self._checked_text(prompt, "a recorded group's prompt"), int(successes), int(n)))
 
     def flush(self) -> int:
-        """Feed the queued groups to the planner now; returns how many."""
+        """Feed the queued groups to the planner now; returns how many.
+
+        The queue is emptied only once the planner recorded it (whole: one ``add_history``); when it
+        fails, every group stays queued for the next flush (nothing lost, nothing recorded twice).
+        """
         if not self._pending:
             return 0
         texts, s, m = zip(*self._pending)
+        n = self.selector_.observe(list(texts), np.array(s), np.array(m))
         self._pending = []
-        return self.selector_.observe(list(texts), np.array(s), np.array(m))
+        return n
 
 
 def _take(col: Any, keep: np.ndarray):
@@ -254,10 +259,11 @@ class OpenRLHFFilterHook:
                     f"here have {len(experiences)} samples)."
                 )
             return []
+        # read (and refuse) every sample before anything is counted or recorded
+        scores = np.array([_score(e, i) for i, e in enumerate(experiences)], dtype=np.float64)
+        prompt = _one(experiences[0].prompts, 0, "prompts", "prompt", "the prompt it was sampled from")
         self._ever_full = True
         self.total_groups += 1
-        scores = np.array([_score(e) for e in experiences], dtype=np.float64)
-        prompt = experiences[0].prompts[0]
         warn_reward_scale(self.glue, scores, self.glue.success_threshold)
         # a NaN score (unscorable) counts neither way, as in the TRL and verl adapters; no score: nothing recorded
         _, s, m = group_outcomes([0] * n, scores, self.glue.success_threshold)
@@ -279,18 +285,46 @@ class OpenRLHFFilterHook:
         self.total_groups = self.valid_groups = 0
 
 
-def _score(exp: Any) -> float:
+def _one(values: Any, i: int, field: str, what: str, fix: str) -> Any:
+    """The single value of experience ``i``'s ``field`` (a 1-element list, tuple, array or tensor).
+
+    One sample per ``Experience``: a field holding several values (a packed or batched
+    experience) is refused, as reading its first value would record one sample for many.
+    """
+    if isinstance(values, (list, tuple)):
+        size = len(values)
+    elif hasattr(values, "reshape") and hasattr(values, "ndim"):  # a tensor or an array, 0-d included
+        size = int(np.prod(values.shape))
+        values = values.reshape(-1)
+    else:
+        raise DataError(
+            f"experience {i} of the group: an Experience's {field} must be a list holding its sample's {what}, got "
+            f"a {type(values).__name__} ({str(values)[:60]!r}). Fix: pass the hook OpenRLHF's per-sample "
+            f"Experience objects, whose .{field} is a list of one value ({fix})."
+        )
+    if size != 1:
+        raise DataError(
+            f"experience {i} of the group: an Experience's {field} must hold its sample's {what} (one value per "
+            f"Experience), got {size} values ({str(values)[:60]!r}). Fix: pass the hook one Experience per sample, "
+            f"each with {fix} (not packed or batched experiences), as OpenRLHF's generator does before its filter hook."
+        )
+    return values[0]
+
+
+def _score(exp: Any, i: int) -> float:
     """The sample's score from ``exp.scores``: a 1-element tensor, array or list, a 0-d tensor or a number."""
     s = exp.scores
     try:
-        if hasattr(s, "reshape") and hasattr(s, "ndim"):  # a tensor or an array, 0-d included
-            s = s.reshape(-1)[0]
-        elif isinstance(s, (list, tuple)):
-            s = s[0]
+        if isinstance(s, (list, tuple)) or (hasattr(s, "reshape") and hasattr(s, "ndim")):
+            s = _one(s, i, "scores", "score", "its score")
+        if isinstance(s, (str, bytes)):  # "1" would be read as a number: a score is one already
+            raise TypeError
         return float(s.item() if hasattr(s, "item") else s)
-    except (IndexError, TypeError, ValueError):
+    except DataError:
+        raise
+    except (TypeError, ValueError):
         raise DataError(
-            f"an Experience's scores must hold its sample's score (a number, or a tensor or list whose first value "
-            f"is it), got {str(exp.scores)[:60]!r}. Fix: score the samples before the filter hook, as OpenRLHF's "
-            "generator does."
+            f"experience {i} of the group: an Experience's scores must hold its sample's score (a number, or a "
+            f"tensor or list of one number), got {str(exp.scores)[:60]!r}. Fix: score the samples before the filter "
+            "hook, as OpenRLHF's generator does."
         ) from None

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..._extras import require
-from ...exceptions import V0liteWarning
+from ...exceptions import DataError, V0liteWarning
 from .._common import warn_no_outcomes
 from ._common import (
     MAX_LAG,
@@ -148,7 +148,8 @@ class VerlSampler(Sampler):
     #: How errors name the settings (``PlannedRLHFDataset`` says them in ``data.v0lite`` terms).
     _MESSAGES = "messages"
     _THRESHOLD = "success_threshold"
-    _REWARD_FIX = "pass reward_key= to VerlSampler (one of these keys)"
+    _REWARD_FIX = "pass reward_key= to VerlSampler, the key that holds each rollout's score"
+    _REWARD_SETTING = "reward_key"
 
     def __init__(
         self,
@@ -302,11 +303,18 @@ class VerlSampler(Sampler):
         if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"not a VerlSampler state (format {got!r}, expected {_STATE_FORMAT!r}).")
-        self._epoch = int(state["epoch"])
+        fix = "pass what state_dict() returned"
+        missing = [k for k in ("epoch", "last_slot", "planned", "selector") if k not in state]
+        if missing:
+            raise ValueError(f"the VerlSampler state has no {', '.join(map(repr, missing))}; {fix}.")
+        try:  # everything read before anything is assigned: a state that does not fit changes nothing
+            epoch, last_slot = int(state["epoch"]), int(state["last_slot"])
+            planned = {int(c): np.asarray(v, dtype=np.int64).reshape(-1) for c, v in state["planned"].items()}
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ValueError(f"the VerlSampler state does not fit ({e}); {fix}.") from None
+        self.selector_.load_state_dict(state["selector"])  # checks its own state before assigning
+        self._epoch, self._last_slot, self.planned_ = epoch, last_slot, planned
         self._chunks = None
-        self._last_slot = int(state["last_slot"])
-        self.planned_ = {int(c): np.asarray(v, dtype=np.int64) for c, v in state["planned"].items()}
-        self.selector_.load_state_dict(state["selector"])
 
     def update(self, batch: Any) -> int:
         """Feed one finished step's outcomes back: one group per ``uid``; returns the groups fed.
@@ -320,16 +328,9 @@ class VerlSampler(Sampler):
         if "uid" not in ntb:
             raise ValueError("the batch has no 'uid' column; pass the batch RayPPOTrainer.fit builds (it adds uid).")
         uid = list(ntb["uid"])
-        if self.reward_key in batch.batch.keys():  # noqa: SIM118 (a TensorDict)
-            scores = batch.batch[self.reward_key]
-            scores = (scores.sum(-1) if scores.dim() > 1 else scores).float().cpu().numpy()
-        elif self.reward_key in ntb:
-            scores = np.asarray(ntb[self.reward_key], dtype=np.float64)
-        else:
-            raise ValueError(
-                f"the batch has no {self.reward_key!r} scores (tensors: {sorted(batch.batch.keys())}, "
-                f"non-tensors: {sorted(ntb)}). Fix: {self._REWARD_FIX}."
-            )
+        if not uid:  # nothing rolled out (and no row to tell the prompts by)
+            return 0
+        scores = self._scores(batch, len(uid))
         texts = self._batch_texts(ntb)
         warn_reward_scale(self, scores, self.success_threshold, self._THRESHOLD)
         self._check_resumed(ntb)
@@ -337,6 +338,40 @@ class VerlSampler(Sampler):
         first = {u: i for i, u in reversed(list(enumerate(uid)))}
         ok = m > 0  # a group whose every score is NaN carries no outcome
         return self.selector_.observe([texts[first[u]] for u, k in zip(keys, ok) if k], s[ok], m[ok])
+
+    def _scores(self, batch: Any, n_rows: int) -> np.ndarray:
+        """One score per row of ``batch``, from :attr:`reward_key`: a tensor summed over tokens, or a non-tensor."""
+        ntb = batch.non_tensor_batch
+        where = "batch.batch" if self.reward_key in batch.batch.keys() else "non_tensor_batch"  # noqa: SIM118
+        if where == "batch.batch":
+            scores = batch.batch[self.reward_key]
+            scores = (scores.sum(-1) if scores.dim() > 1 else scores).float().cpu().numpy()
+        elif self.reward_key in ntb:
+            raw = np.asarray(ntb[self.reward_key])
+            try:
+                if raw.dtype.kind in "USa" or any(isinstance(v, (str, bytes)) for v in raw.reshape(-1)):
+                    raise TypeError  # "1" would be read as a number: a score is one already
+                scores = raw.astype(np.float64)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{self._REWARD_SETTING}={self.reward_key!r}: the batch's {where}[{self.reward_key!r}] must hold "
+                    f"one number per rollout, got {str(raw.tolist())[:80]} (dtype {raw.dtype}). Fix: make the reward "
+                    f"function return a number under {self.reward_key!r} for every rollout, or "
+                    f"{self._REWARD_FIX}."
+                ) from None
+        else:
+            raise ValueError(
+                f"the batch has no {self.reward_key!r} scores (tensors: {sorted(batch.batch.keys())}, "
+                f"non-tensors: {sorted(ntb)}). Fix: {self._REWARD_FIX}."
+            )
+        if scores.shape != (n_rows,):
+            raise DataError(
+                f"{self._REWARD_SETTING}={self.reward_key!r}: the batch's {where}[{self.reward_key!r}] has shape "
+                f"{tuple(scores.shape)}{' after summing over tokens' if where == 'batch.batch' else ''}, not one score "
+                f"per rollout, shape ({n_rows},) for the batch's {n_rows} rows. Fix: make the reward function return "
+                f"one number per rollout under {self.reward_key!r}, or {self._REWARD_FIX}."
+            )
+        return scores
 
     def _check_resumed(self, ntb: dict) -> None:
         """Move the plan to verl's step when the rollouts came from a later step than the last one planned.
@@ -377,6 +412,15 @@ class VerlSampler(Sampler):
     def _batch_texts(self, ntb: dict) -> list:
         info = ntb.get("extra_info")
         if info is not None and len(info) and all(isinstance(e, dict) and INDEX_KEY in e for e in info):
+            n = len(self.data_source)
+            for row, e in enumerate(info):
+                i = e[INDEX_KEY]
+                if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+                    raise DataError(
+                        f"row {row} of the batch has extra_info[{INDEX_KEY!r}] = {i!r}, not a row of the sampler's "
+                        f"dataset (0 to {n - 1}): the batch came from another dataset. Fix: build the sampler and "
+                        "VerlFeedbackDataset(dataset, sampler) on the train dataset the trainer reads."
+                    )
             return [self.text(e[INDEX_KEY]) for e in info]
         if "raw_prompt" in ntb:
             return [self._text(v) for v in ntb["raw_prompt"]]

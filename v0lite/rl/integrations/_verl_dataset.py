@@ -60,6 +60,7 @@ class _Sampler(VerlSampler):
 
     _MESSAGES = "data.v0lite.messages"
     _THRESHOLD = "data.v0lite.success_threshold"
+    _REWARD_SETTING = "data.v0lite.reward_key"
     _REWARD_FIX = (
         "set data.v0lite.reward_key to the key that holds each rollout's score (token_level_scores, the default, "
         "or a value your reward function returns in reward_extra_info)"
