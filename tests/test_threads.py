@@ -229,6 +229,67 @@ def test_route_racing_a_joining_policy_answers_for_the_old_or_new_pool():
     assert any(np.array_equal(got[0], P) and np.array_equal(got[1], C) for P, C in ((P4, C4), (P5, C5))), got
 
 
+class HalfValue(V0Regressor):
+    """A V0Regressor whose own predict the router must call (it halves every probability)."""
+
+    def predict(self, X, **kw):
+        return super().predict(X, **kw) / 2
+
+
+def _value_matrix(model, policies, prompts) -> np.ndarray:
+    """The value model's own probabilities of every prompt x policy pair, as the router lays them out."""
+    X = pl.DataFrame({"policy": list(policies) * len(prompts), "prompt": [q for q in prompts for _ in policies]})
+    return model.predict(X).reshape(len(prompts), len(policies))
+
+
+def test_a_read_between_the_value_models_publication_and_the_pools_answers_for_the_state_before():
+    """Router.add_history publishes the value model's new index, then the new pool; a read in between (run by a
+    spy on the value model's add_history, in the writer's own thread: no timing) answers for the router before
+    or after, never the old pool with the new index's probabilities (a joining policy's rows move every policy's
+    prior). A failed add_history leaves no pin behind, nor does a copy taken amid one; an overridden predict is
+    still the one called."""
+    log = topic_log(n_prompts=40)
+    model = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(log)
+    r = Router(model, cost_model="fixed", prices=PRICES).fit()
+    prompts = [*log["prompt"][:5], "prove the lemma case 998"]
+    add = pl.DataFrame({"policy": ["d"] * 40, "prompt": list(log["prompt"][:40]), "score": [1.0] * 40})
+    P0, C0 = r.predict_matrix(prompts)
+    seen, orig = {}, model.add_history
+
+    def spy(*a, **k):  # a reader right after the value model's publication, before the router's
+        orig(*a, **k)
+        seen["read"], seen["route"], seen["copy"] = r.predict_matrix(prompts), r.route(prompts), copy.deepcopy(r)
+
+    model.add_history = spy
+    r.add_history(add, prices={"d": 0.01})
+    del model.add_history
+    P1, C1 = r.predict_matrix(prompts)
+    assert P1.shape == (6, 4) and np.abs(P1[:, :3] - P0).max() > 1e-3  # the old columns move: reads differ
+    Pw, Cw = seen["read"]
+    assert any(
+        Pw.shape == P.shape and np.allclose(Pw, P, atol=1e-12, rtol=0) and np.array_equal(Cw, C)
+        for P, C in ((P0, C0), (P1, C1))
+    ), (Pw, P0, P1)
+    assert seen["route"].tolist() in (
+        [pool[j] for j in r.choose(P, C)] for P, C, pool in ((P0, C0, "abc"), (P1, C1, "abcd"))
+    )
+    cp = seen["copy"]  # copied amid the write: it reads its own value model, not a pin no writer would end
+    np.testing.assert_allclose(cp.predict_matrix(prompts)[0], _value_matrix(cp.value_model, cp.policies_, prompts))
+    more = add.with_columns(policy=pl.lit("a"), score=pl.lit(0.0))
+    model.add_history = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full"))
+    with pytest.raises(RuntimeError, match="disk full"):
+        r.add_history(more)
+    del model.add_history
+    np.testing.assert_allclose(r.predict_matrix(prompts)[0], P1, atol=1e-12, rtol=0)
+    model.add_history(more)  # directly: the router reads the value model's index again, no pin left behind
+    P2 = r.predict_matrix(prompts)[0]
+    assert np.abs(P2 - P1).max() > 1e-3
+    np.testing.assert_allclose(P2, _value_matrix(model, r.policies_, prompts), atol=1e-12, rtol=0)
+    half = Router(HalfValue(head="knn", encoder=FakeEncoder(), cache_dir=False).fit(log), cost_model="fixed")
+    half.set_params(prices=PRICES).fit()
+    np.testing.assert_allclose(half.predict_matrix(prompts)[0], P0 / 2, atol=1e-12, rtol=0)
+
+
 def test_route_racing_set_prices_answers_for_the_old_or_new_prices():
     """``set_prices`` lands between the pool's read and the costs' (the value model's encode): the costs
     are all old or all new, never new for the fitted models beside the old price of a joined one."""

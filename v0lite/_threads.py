@@ -5,6 +5,8 @@ publishes it by assignment, and a reader reads that state once per call. Writers
 commit, ``add_history``) of one object are serialised by :func:`writer_lock`, so no update is lost.
 Where a reader needs several attributes that one writer changes together, the writer assigns them
 and the reader reads them under :func:`publish_lock` (held for the assignments only, never for work).
+Where a change reaches readers through two objects, one after the other, the writer :func:`pinned` the
+state before it for the second object's readers until its own publication ends the pin (:func:`unpin`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["writer_lock", "publish_lock", "WriterLockMixin", "capped_threads"]
+__all__ = ["writer_lock", "publish_lock", "pinned", "pin_of", "unpin", "WriterLockMixin", "capped_threads"]
 
 _LOCK_ATTR = "_v0lite_writer_lock"
 _PUBLISH_ATTR = "_v0lite_publish_lock"
+_PIN_ATTR = "_v0lite_pinned"
 
 
 def writer_lock(obj) -> threading.RLock:
@@ -44,9 +47,42 @@ def publish_lock(obj) -> threading.Lock:
     return lock
 
 
+@contextmanager
+def pinned(obj, read=None):
+    """Let ``obj``'s readers read the state ``read()`` returns (:func:`pin_of`) while the block publishes a change
+    in two steps.
+
+    For a change that reaches readers through another object first (a Router's value model publishes its new
+    index, then the router its pool): a reader between the two publications must still read the state before,
+    so the writer pins that state first, and ends the pin with :func:`unpin` in the same :func:`publish_lock`
+    block as its own publication. ``read`` runs under that lock too, so no reader reads a newer state before
+    the pin than after it. The block's end unpins in any case (a failed write published nothing); ``read``
+    None pins nothing.
+    """
+    if read is not None:
+        with publish_lock(obj):
+            obj.__dict__[_PIN_ATTR] = read()
+    try:
+        yield
+    finally:
+        obj.__dict__.pop(_PIN_ATTR, None)  # one atomic store: a reader reads the pin or its absence
+
+
+def pin_of(obj):
+    """The state pinned by a writer of ``obj`` amid its publications (:func:`pinned`), or None; read it under
+    :func:`publish_lock` with the attributes it goes with."""
+    return obj.__dict__.get(_PIN_ATTR)
+
+
+def unpin(obj) -> None:
+    """End the pin of :func:`pinned`, under :func:`publish_lock` with the writer's last assignments."""
+    obj.__dict__.pop(_PIN_ATTR, None)
+
+
 class WriterLockMixin:
     """Leaves the locks out of the object's state: ``copy.deepcopy`` (a lock cannot be copied)
-    gives the copy its own locks on first use, instead of failing or sharing the original's."""
+    gives the copy its own locks on first use, instead of failing or sharing the original's. A pin
+    (:func:`pinned`) stays out too: no writer of the copy would ever end it."""
 
     def __getstate__(self):
         parent = getattr(super(), "__getstate__", None)  # BaseEstimator's, object's (3.11+), or none (a head)
@@ -54,6 +90,7 @@ class WriterLockMixin:
         state = dict(self.__dict__ if state is None else state)
         state.pop(_LOCK_ATTR, None)
         state.pop(_PUBLISH_ATTR, None)
+        state.pop(_PIN_ATTR, None)
         return state
 
 

@@ -317,11 +317,15 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         ndarray of shape (n_rows,), values in [0, 1]
         """
         self._check_fitted()
+        # read once: a concurrent add_history publishes a new index (a Router passes the one it read with its pool)
+        return self._predict_on(X, self.index_, self.head_, exclude_own_prompt)
+
+    def _predict_on(self, X, index: HistoryIndex, head, exclude_own_prompt: bool = False) -> np.ndarray:
+        """:meth:`predict` on the ``index`` and ``head`` its caller read once (Router._pool reads them)."""
         # only the columns predict reads are checked (score, n, cost and the rest are never read)
         df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False, allow_empty=True)
         if df.height == 0:
             return np.zeros(0, np.float64)
-        index, head = self.index_, self.head_  # read once: a concurrent add_history publishes a new index
         q = self._queries(df, index)
         unknown = q.policy < 0
         if unknown.any() and self.fallback == "error":
@@ -338,13 +342,12 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
                 warn_fallback_names(near)
         p = np.full(len(q), np.nan)
         known = ~unknown
+        exclude = "any_step" if exclude_own_prompt else "same_step"
         if known.any():
-            exclude = "any_step" if exclude_own_prompt else "same_step"
-            qk = q.subset(known)
             from ._progress import stage
 
             with stage(f"predicting {int(known.sum()):,} rows", enabled=self.show_progress_bar):
-                p[known] = head.predict(index, qk, exclude=exclude)
+                p[known] = head.predict(index, q.subset(known), exclude=exclude)
         unseen = getattr(head, "predict_unseen", None)
         if unknown.any() and unseen is not None:  # fallback="global_mean": the pool's difficulty prior
             qu = q.subset(unknown)
@@ -352,7 +355,6 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             p[unknown] = unseen(index, qu)
         # a known policy whose eligible history is empty (all its rows are later), or an unknown one
         # whose head has no pool prior: the mean of all history; any other NaN is the head's failure
-        exclude = "any_step" if exclude_own_prompt else "same_step"
         empty = unknown | np.isnan(policy_prior(index, q, hide=exclude))
         bad = np.isnan(p) & ~empty
         if bad.any():
@@ -533,13 +535,12 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
 
     def _estimate(self, index, q, code):
         """The current estimate for queries of one policy (``code`` -1: the pool's prior for an unseen one)."""
+        qq = q.subset(np.arange(len(q)))
         if code >= 0:
-            qq = q.subset(np.arange(len(q)))
             qq.policy = np.full(len(q), code, np.int32)
             p = self.head_.predict(index, qq, exclude="same_step")
         else:
             unseen = getattr(self.head_, "predict_unseen", None)
-            qq = q.subset(np.arange(len(q)))
             qq.policy = np.full(len(q), len(index.policies), np.int32)
             p = unseen(index, qq) if unseen is not None else np.full(len(q), np.nan)
         return np.clip(np.where(np.isnan(p), float(index.score.mean()), p), 0.0, 1.0)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from .._threads import WriterLockMixin, publish_lock, writer_lock
+from .._threads import WriterLockMixin, pin_of, pinned, publish_lock, unpin, writer_lock
 from ..exceptions import (
     DataError,
     NotFittedError,
@@ -47,6 +47,13 @@ def _as_prompts(prompts) -> list[str]:
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"prompt {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
     return out
+
+
+def _own_predict(vm) -> bool:
+    """Whether ``vm`` predicts with V0Regressor's own predict (not overridden, not patched): see Router._pool."""
+    from ..estimator import V0Regressor
+
+    return getattr(getattr(vm, "predict", None), "__func__", None) is V0Regressor.predict
 
 
 class Router(WriterLockMixin, BaseEstimator):
@@ -361,13 +368,15 @@ class Router(WriterLockMixin, BaseEstimator):
             joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
             ignored = self._ignored_prices(_check_prices(prices), seen, join)
             cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
-            data = frame.select(cols)
-            self.value_model.add_history(data.drop("score"), data["score"].to_numpy())
-            if joining:  # the pool and its prices together: a reader finds both before or both after (see _pool)
-                with publish_lock(self):
-                    self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
-                    self.policies_ = [*self.policies_, *joining]
-                    self.n_policies_ = len(self.policies_)
+            data, vm = frame.select(cols), self.value_model
+            with pinned(self, (lambda: (vm.index_, vm.head_)) if _own_predict(vm) else None):  # see _pool
+                vm.add_history(data.drop("score"), data["score"].to_numpy())
+                with publish_lock(self):  # pool, prices, the value model's index (pinned until now): before or after
+                    if joining:
+                        self.added_prices_ = {**getattr(self, "added_prices_", {}), **joining}
+                        self.policies_ = [*self.policies_, *joining]
+                        self.n_policies_ = len(self.policies_)
+                    unpin(self)
         import warnings
 
         if ignored:
@@ -444,17 +453,20 @@ class Router(WriterLockMixin, BaseEstimator):
         self._check_fitted()
         return self._predict_matrix(_as_prompts(prompts), self._pool())
 
-    def _pool(self) -> tuple[list, dict, object]:
-        """The pool, the prices of its joined policies and the cost model, read once per call (route,
-        predict_matrix).
+    def _pool(self) -> tuple[list, dict, object, tuple | None]:
+        """The pool, the prices of its joined policies, the cost model and the value model's (index, head) (None
+        unless :func:`_own_predict`), read once per call (route, predict_matrix).
 
         :meth:`add_history`, :meth:`set_prices` and :meth:`fit` assign these under :func:`publish_lock`
         and they are read here under it, so a call running while a policy joins or the prices change
-        answers for the router before or after, never a mix (old prices for some columns, new for others).
+        answers for the router before or after, never a mix (old prices for some columns, new for others;
+        the value model's new index with the old pool: add_history pins its old one, ``_threads.pinned``).
         """
+        vm, own = self.value_model, _own_predict(self.value_model)
         with publish_lock(self):
             policies, added, cost_model = self.policies_, getattr(self, "added_prices_", {}), self.cost_model_
-        return policies, {p: added[p] for p in policies if p in added}, cost_model
+            state = (pin_of(self) or (vm.index_, vm.head_)) if own else None
+        return policies, {p: added[p] for p in policies if p in added}, cost_model, state
 
     def _predict_matrix(self, prompts: list[str], pool: tuple) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict_matrix` of checked ``prompts`` for the pool snapshot ``pool`` (:meth:`_pool`)."""
@@ -467,7 +479,8 @@ class Router(WriterLockMixin, BaseEstimator):
                 "prompt": np.repeat(np.asarray(prompts, dtype=object), m).tolist(),
             }
         )
-        p = np.asarray(self.value_model.predict(X), dtype=np.float64).reshape(-1)
+        vm, state = self.value_model, pool[3]
+        p = np.asarray(vm.predict(X) if state is None else vm._predict_on(X, *state), dtype=np.float64).reshape(-1)
         if p.shape[0] != n * m or not np.isfinite(p).all():
             raise V0liteError(
                 f"value_model.predict returned {p.shape[0]} values (finite: {bool(np.isfinite(p).all())}) "
@@ -478,7 +491,7 @@ class Router(WriterLockMixin, BaseEstimator):
     def _combine(self, prompts: list[str], p: np.ndarray, pool=None) -> tuple[np.ndarray, np.ndarray]:
         """``P`` and ``C`` of ``prompts`` from the value model's flat predictions ``p`` (prompt-major):
         costs, added prices, clipping and shrinkage; for the pool snapshot ``pool`` (default: read now)."""
-        policies, added, cost_model = self._pool() if pool is None else pool
+        policies, added, cost_model = (self._pool() if pool is None else pool)[:3]
         n, m = len(prompts), len(policies)
         C = cost_model.predict(prompts, self._embed)
         if added:  # policies that joined after fit: a constant cost per call each
