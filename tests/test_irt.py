@@ -155,3 +155,16 @@ def test_hiding_own_rows_leaves_prompts_outside_the_history_bit_identical(make_m
     before = [_added(make_model, 1.0, log, p).predict(q, exclude_own_prompt=e) for e in (False, True)]
     for a, b in zip(now, before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_in_context_abilities_are_cached_once_per_eligible_cut(make_model):
+    """Keyed by the query's raw step, queries at many steps past an added policy's last row solved and
+    stored the same ability once per step."""
+    hist, test = split(topic_log(n_prompts=120, policies=("a", "b", "c", "d")))
+    model = make_model(head="irt", head_params=FAST).fit(hist.filter(pl.col("policy") != "d"))
+    model.add_history(hist.filter(pl.col("policy") == "d"))  # all at step 0
+    model.index_.__dict__.pop("_irt_context_cache", None)
+    q = test.filter(pl.col("policy") == "d").head(30)
+    got = model.predict(q.with_columns(step=pl.Series(np.arange(1, 31))))
+    assert len(model.index_._irt_context_cache) == len(model.head_.nets_)  # one per network, not per step
+    np.testing.assert_allclose(got, model.predict(q.with_columns(step=pl.lit(1))), rtol=0, atol=1e-12)

@@ -237,3 +237,45 @@ def test_an_added_policys_level_prior_ends_at_the_fitted_policies_own():
     assert _deviation_prior(P, 0.5, 2.0, 1.0, "identity")[1] >= 1e12
     widths = [_deviation_prior(P, 0.5, 2.0, t)[1] for t in (0.0, 0.5, 0.9, 0.99)]
     assert widths == sorted(widths) and widths[0] == 0.5 and widths[-1] == LEVEL_VAR
+
+
+@pytest.mark.parametrize("head", ["logistic", "ridge"])
+def test_a_fitted_policy_queried_before_its_first_step_is_answered_as_an_unseen_one(make_model, head):
+    # probe E2 item 9: its weights, fitted on its step-3 rows, answered its step-0 queries (a flip of those
+    # scores moved them by 0.65 here, 0.75 for the ridge); now the pool answers, as for a name it never saw
+    from conftest import difficulty_log
+
+    moved = []
+    for flip in (False, True):
+        log = difficulty_log(n_prompts=80).with_columns(step=pl.when(pl.col("policy") == "a").then(3).otherwise(0))
+        if flip:
+            log = log.with_columns(score=pl.when(pl.col("policy") == "a").then(1 - pl.col("score")).otherwise("score"))
+        model = make_model(head=head, fallback="global_mean").fit(log)
+        q = pl.DataFrame({"policy": "a", "prompt": sorted(set(log["prompt"]))[:20], "step": 0})
+        got = model.predict(q)
+        np.testing.assert_array_equal(got, model.predict(q.with_columns(policy=pl.lit("never seen"))))
+        later = model.predict(q.with_columns(step=pl.lit(3)))  # from step 3 on, its own fitted weights
+        assert np.abs(later - got).max() > 0.05
+        moved.append(got)
+    # what is left moves an unseen policy's answer alike: the pool's level, fitted on every row (0.12 / 0.15)
+    assert np.abs(moved[0] - moved[1]).max() < 0.25
+
+
+def test_in_context_solves_are_cached_once_per_eligible_cut(make_model):
+    # probe E2 item 8: keyed by the query's raw step, 200 steps past an added policy's last row held 200
+    # identical solves (238 MB at dim 384)
+    from conftest import difficulty_log
+
+    model = make_model(head="logistic").fit(difficulty_log(n_prompts=60))
+    prompts = sorted(set(difficulty_log(n_prompts=60)["prompt"]))
+    new = difficulty_log(n_prompts=60, seed=1).filter(pl.col("policy") == "b").head(40)
+    model.add_history(new.with_columns(policy=pl.lit("new"), step=pl.Series(np.arange(40) // 10)))  # steps 0..3
+    model.index_.__dict__.pop("_glm_context_cache", None)
+    q = pl.DataFrame({"policy": "new", "prompt": [prompts[i % 60] for i in range(50)], "step": np.arange(4, 54)})
+    got = model.predict(q)
+    assert len(model.index_._glm_context_cache) == 1
+    np.testing.assert_array_equal(got, model.predict(q.with_columns(step=pl.lit(4))))
+    assert len(model.index_._glm_context_cache) == 1
+    # a query between its steps reads the rows up to its last step at or before the query's: steps 1 and 2
+    model.predict(q.head(3).with_columns(step=pl.Series([1, 2, 2])))
+    assert len(model.index_._glm_context_cache) == 3

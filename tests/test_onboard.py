@@ -161,6 +161,10 @@ def test_pool_items_are_fitted_leaving_each_policy_out():
     np.testing.assert_allclose(c, lin[:, keep].mean(1))
     s, n = S[:, keep].sum(1), C[:, keep].sum(1)
     np.testing.assert_allclose(nb, np.log((s + 1) / (n - s + 1)))
+    # a pool policy with no row at or before the query's step (NaN, item_table) is left out of the consensus
+    lin[:2, 3] = np.nan
+    np.testing.assert_allclose(_features(lin, S, C, drop=1)[0], np.r_[lin[:2, [0, 2]].mean(1), lin[2:, keep].mean(1)])
+    np.testing.assert_allclose(_features(lin, S, C)[0][:2], lin[:2, :3].mean(1))
 
 
 def test_pool_mix_round_trips_and_an_older_save_refits_it(make_model, tmp_path):

@@ -353,8 +353,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             qu = q.subset(unknown)
             qu.policy = np.full(len(qu), len(index.policies), np.int32)  # a code with no rows
             p[unknown] = unseen(index, qu)
-        # a known policy whose eligible history is empty (all its rows are later), or an unknown one
-        # whose head has no pool prior: the mean of all history; any other NaN is the head's failure
+        # a NaN left for a known policy with no eligible row (a head without a pool base; logistic and ridge
+        # answer it as an unseen policy) or an unknown one: the mean of all history; any other is the head's failure
         empty = unknown | np.isnan(policy_prior(index, q, hide=exclude))
         bad = np.isnan(p) & ~empty
         if bad.any():

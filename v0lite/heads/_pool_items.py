@@ -51,6 +51,8 @@ __all__ = [
     "solve_on_items",
     "fitted_like",
     "like_key",
+    "NO_ROWS",
+    "eligible_cut",
 ]
 
 K_POOL = 32  # neighbours per fitted policy (the difficulty prior's k in benchmarks/onboarding.py)
@@ -61,6 +63,22 @@ _CHUNK_CELLS = 65_536  # (prompt, fitted policy) pairs per item-table block: mem
 # later: its own per-policy fit on a few rows ranked its prompts far below the pool's base with the
 # same rows added (benchmarks/onboarding.py, "v0lite refit" at n = 30)
 THIN_SHARE = 0.25
+NO_ROWS = np.iinfo(np.int64).min  # the eligible cut of a query before its policy's first step
+
+
+def eligible_cut(index, code, step):
+    """The largest step of policy ``code``'s rows at or before each query step (:data:`NO_ROWS` where none).
+
+    A query at step t reads the rows with step <= t, so every in-context solve at t equals the
+    solve at this cut: caches key on it (keyed by t, queries at many steps past a policy's last
+    row solved and stored the same weights once per step). ``code`` outside the index: none.
+    """
+    step = np.asarray(step, np.int64)
+    if not 0 <= code < len(index.policies):
+        return np.full(step.shape, NO_ROWS, np.int64)
+    u = index.block(int(code)).ustep  # the policy's distinct steps, sorted
+    j = np.searchsorted(u, step, side="right") - 1
+    return np.where(j >= 0, u[np.maximum(j, 0)] if len(u) else 0, NO_ROWS).astype(np.int64)
 
 
 def thin_policies(counts, min_policies=None):
@@ -103,7 +121,9 @@ def item_table(decision, index, codes, emb, step, prompt_row, exclude, k=K_POOL)
     ``codes`` are the pool's policy codes (the fitted policies that are not thin). ``lin`` is the
     head's linear predictor of pool policy j on the prompt (``decision``, the head's own method,
     with ``exclude`` hiding the query's own rows), ``S`` and ``C`` the sum of outcomes and the count
-    of policy j's ``k`` nearest eligible history rows.
+    of policy j's ``k`` nearest eligible history rows. A pool policy with no row at or before the
+    query's step says nothing there: ``lin`` is NaN (its fitted weights read its later rows), ``S``
+    and ``C`` are 0, and :func:`_features` leaves it out.
     """
     from ..index import Queries
 
@@ -123,7 +143,13 @@ def item_table(decision, index, codes, emb, step, prompt_row, exclude, k=K_POOL)
             np.tile(e, (n_fitted, 1)),
             np.tile(pr, n_fitted),
         )
-        lin[s : s + mm] = decision(index, q, exclude=exclude).reshape(n_fitted, mm).T
+        seen = np.concatenate([eligible_cut(index, c, st) != NO_ROWS for c in codes])  # q's order: policy-major
+        if seen.all():
+            lin[s : s + mm] = decision(index, q, exclude=exclude).reshape(n_fitted, mm).T
+        else:
+            part = np.full(len(seen), np.nan)
+            part[seen] = decision(index, q.subset(np.flatnonzero(seen)), exclude=exclude)
+            lin[s : s + mm] = part.reshape(n_fitted, mm).T
         rows, _ = index.search_queries(q, k, exclude, search="numpy")
         ok = rows >= 0
         S[s : s + mm] = np.where(ok, index.score[np.maximum(rows, 0)], 0.0).sum(1).reshape(n_fitted, mm).T
@@ -132,11 +158,17 @@ def item_table(decision, index, codes, emb, step, prompt_row, exclude, k=K_POOL)
 
 
 def _features(lin, S, C, drop=None):
-    """``(consensus, neighbour logit)`` over the fitted policies, without column ``drop``."""
-    n = lin.shape[1]
+    """``(consensus, neighbour logit)`` over the fitted policies, without column ``drop``.
+
+    The consensus averages the policies with a ``lin`` (NaN: no eligible row, :func:`item_table`);
+    0 where none has one.
+    """
+    has = ~np.isnan(lin)
+    n = has.sum(1)
+    lin = np.where(has, lin, 0.0)
     if drop is None:
-        return lin.mean(1), np.log((S.sum(1) + 1.0) / (C.sum(1) - S.sum(1) + 1.0))
-    c = (lin.sum(1) - lin[:, drop]) / (n - 1)
+        return lin.sum(1) / np.maximum(n, 1), np.log((S.sum(1) + 1.0) / (C.sum(1) - S.sum(1) + 1.0))
+    c = (lin.sum(1) - lin[:, drop]) / np.maximum(n - has[:, drop], 1)
     s = S.sum(1) - S[:, drop]
     t = C.sum(1) - C[:, drop]
     return c, np.log((s + 1.0) / (t - s + 1.0))

@@ -320,8 +320,12 @@ class IRTHead(BaseHead):
         ``own`` (:class:`~v0lite.heads._deviation.OwnRows`, None without rows) hides a query's own rows
         from that solve, one Newton step as the logistic head's added policies do.
         """
+        from ._pool_items import eligible_cut
+
         cache = index.__dict__.setdefault("_irt_context_cache", {})
-        key = (id(self), j, int(code), int(step_cut))
+        # keyed on the eligible cut: every solve reads the rows at or before it, whatever the query's step
+        step_cut = int(eligible_cut(index, code, [step_cut])[0])
+        key = (id(self), j, int(code), step_cut)
         if key not in cache:
             net = self.nets_[j]
             lam = float(self.params["context_l2"])

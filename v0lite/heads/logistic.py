@@ -17,9 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._deviation import LEVEL_VAR, _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
+from ._deviation import _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
 from ._exact_rows import exact_fitted, hide_exactly, hide_in_context
-from ._pool_items import fitted_like, like_key, pool_base, solve_on_items, thin_mask, thin_policies
+from ._glm import ALPHAS, Design, cv_glm, fit_glm
+from ._pool_items import (
+    NO_ROWS,
+    eligible_cut,
+    fitted_like,
+    like_key,
+    pool_base,
+    solve_on_items,
+    thin_mask,
+    thin_policies,
+)
 from .base import BaseHead
 from .prior import policy_prior
 
@@ -33,154 +43,6 @@ __all__ = [
     "population_prior",
     "ALPHAS",
 ]
-
-ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
-
-
-class Design:
-    """``z = ((e - mean) / sd) @ V``: standardised embeddings on the eigenvectors of their Gram matrix."""
-
-    def __init__(self, mean, sd, V):
-        self.mean, self.sd, self.V = mean, sd, V
-
-    @classmethod
-    def fit(cls, emb, weights):
-        w = np.asarray(weights, np.float64)
-        keep = w > 0
-        E = np.asarray(emb[keep], np.float64)
-        w = w[keep] / w[keep].sum()
-        mean = w @ E
-        sd = np.sqrt(np.maximum(w @ (E - mean) ** 2, 0)) + 1e-6
-        X = (E - mean) / sd
-        G = X.T @ (X * w[:, None])
-        s, V = np.linalg.eigh(G)
-        return cls(mean, sd, V[:, ::-1].copy())
-
-    def transform(self, emb):
-        return ((np.asarray(emb, np.float64) - self.mean) / self.sd) @ self.V
-
-
-def _objective(eta, y, link, policy, n_pol):
-    if link == "identity":
-        loss = 0.5 * (y - eta) ** 2
-    else:
-        loss = np.logaddexp(0.0, eta) - y * eta
-    return np.bincount(policy, loss, n_pol)
-
-
-def fit_glm(
-    Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=None, b=None, center=None, max_iter=60, tol=1e-7,
-    level_var=LEVEL_VAR
-):  # fmt: skip
-    """Penalised GLM per policy, every policy at once: returns ``(W, b, hdiag, info)``.
-
-    Minimises, for each policy, the sum over its rows of the log loss (``link="logit"``,
-    soft labels) or half the squared error (``"identity"``) plus ``lam / 2 * |w - center|^2``;
-    the intercept ``b`` is free under the identity link, ``N(0, level_var)`` under the logit (why:
-    a policy whose outcomes are all 1 got p = 1 - 6e-8 where the prior and kNN say 0.997). ``Z`` holds
-    one row per prompt, rows point into it by ``prompt_row``. ``hdiag`` is the diagonal of each
-    policy's Hessian at the solution (leave-a-prompt-out corrections use it).
-    """
-    n_p, d = Z.shape
-    lam = np.broadcast_to(np.asarray(lam, np.float64), (n_pol,)).copy()
-    C = np.zeros((n_pol, d)) if center is None else np.broadcast_to(center, (n_pol, d))
-    W = C.copy() if W is None else np.array(W, np.float64)
-    b = np.zeros(n_pol) if b is None else np.array(b, np.float64)
-    key = prompt_row.astype(np.int64) * n_pol + policy
-    Z2 = Z * Z
-    counts = np.bincount(policy, None, n_pol).astype(np.float64)
-    active = counts > 0
-
-    gather = n_p * n_pol > 4 * len(y)  # few rows per (prompt, policy) cell: per-row products are cheaper
-
-    def eta_of(W_, b_):
-        if gather:
-            return np.einsum("ij,ij->i", Z[prompt_row], W_[policy])
-        return (Z @ W_.T)[prompt_row, policy]
-
-    b_prec = 0.0 if link == "identity" else 1.0 / level_var
-
-    def total(W_, b_, eta):
-        pen = 0.5 * lam * ((W_ - C) ** 2).sum(1) + 0.5 * b_prec * b_**2
-        return _objective(eta + b_[policy] + offset, y, link, policy, n_pol) + pen
-
-    eta = eta_of(W, b)
-    f = total(W, b, eta)
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (the count is read after the loop)
-        lin = eta + b[policy] + offset
-        p = lin if link == "identity" else _sigmoid(lin)
-        r = y - p
-        h = np.ones_like(p) if link == "identity" else np.maximum(p * (1 - p), 1e-6)
-        R = np.bincount(key, r, n_p * n_pol).reshape(n_p, n_pol)
-        Hm = np.bincount(key, h, n_p * n_pol).reshape(n_p, n_pol)
-        gW = R.T @ Z - lam[:, None] * (W - C)
-        hdiag = Hm.T @ Z2 + lam[:, None]
-        gb = np.bincount(policy, r, n_pol) - b_prec * b
-        hb = np.maximum(np.bincount(policy, h, n_pol), 1e-9) + b_prec
-        dW, db = gW / hdiag, gb / hb
-        t = np.ones(n_pol)
-        todo = active.copy()
-        for _ in range(8):  # step halving, per policy
-            Wn, bn = W + t[:, None] * dW, b + t * db
-            eta_n = eta_of(Wn, bn)
-            fn = total(Wn, bn, eta_n)
-            bad = todo & (fn > f + 1e-12 * np.abs(f))
-            if not bad.any():
-                break
-            t = np.where(bad, t / 2, t)
-        ok = fn <= f + 1e-12 * np.abs(f)
-        W = np.where(ok[:, None], Wn, W)
-        b = np.where(ok, bn, b)
-        eta = eta_n if ok.all() else eta_of(W, b)
-        gain = np.where(ok, f - fn, 0.0)
-        f = np.where(ok, fn, f)
-        if np.all(gain[active] <= tol * np.maximum(np.abs(f[active]), 1.0)):
-            break
-    return W, b, hdiag, {"n_iter": it}
-
-
-def cv_glm(
-    Z, prompt_row, policy, y, off_train, off_test, n_pol, fold_of_prompt, alphas=ALPHAS, *, link="logit", tol=1e-5
-):
-    """Prompt-grouped CV of :func:`fit_glm` over ``alphas`` (penalty per row of the policy).
-
-    ``off_train[f]`` / ``off_test[f]`` are the offsets of every row when fold ``f`` is held out
-    (read from the other folds only). Returns ``(oof, loss)``: out-of-fold linear predictors of
-    every row for each alpha ``(n_alphas, n_rows)`` and each policy's summed held-out loss
-    ``(n_alphas, n_pol)``. The fits stop at a looser ``tol`` than the final one: the held-out
-    loss moves far less than the gaps between alphas.
-    """
-    folds = np.unique(fold_of_prompt[prompt_row])
-    counts = np.bincount(policy, None, n_pol).astype(np.float64)
-    oof = np.zeros((len(alphas), len(y)))
-    loss = np.zeros((len(alphas), n_pol))
-    order = np.argsort(alphas)[::-1]  # strongest penalty first: warm starts move little
-    for f in folds:
-        te = fold_of_prompt[prompt_row] == f
-        tr = ~te
-        te_prompts, te_pos = np.unique(prompt_row[te], return_inverse=True)
-        W = b = None
-        ntr = np.bincount(policy[tr], None, n_pol).astype(np.float64)
-        for a in order:
-            W, b, _, _ = fit_glm(
-                Z,
-                prompt_row[tr],
-                policy[tr],
-                y[tr],
-                off_train[f][tr],
-                n_pol,
-                alphas[a] * np.maximum(ntr, 1),
-                link=link,
-                W=W,
-                b=b,
-                tol=tol,
-            )
-            lin = (Z[te_prompts] @ W.T)[te_pos, policy[te]] + b[policy[te]] + off_test[f][te]
-            oof[a, te] = lin
-            loss[a] += _objective(lin, y[te], link, policy[te], n_pol)
-    del counts
-    return oof, loss
 
 
 def group_means(index, rows):
@@ -465,8 +327,13 @@ class LogisticHead(BaseHead):
         return self.pool_mix_
 
     def _in_context(self, index, code, step_cut):
-        """Weights of a policy unseen at fit time, solved from its eligible history (cached per index)."""
+        """Weights of a policy unseen at fit time, solved from its eligible history (cached per index).
+
+        Keyed on the policy's eligible cut (:func:`~v0lite.heads._pool_items.eligible_cut`): every
+        solve reads only the rows at or before it, so queries at any later step share it.
+        """
         cache = index.__dict__.setdefault("_glm_context_cache", {})
+        step_cut = int(eligible_cut(index, code, [step_cut])[0])
         pool = bool(self.params.get("pool_prior", True))
         mix = self._mix(index) if pool else None
         key = (id(self), int(code), int(step_cut), pool, mix is not None, like_key(self))
@@ -512,10 +379,8 @@ class LogisticHead(BaseHead):
             e, st, pr = queries.emb[first], queries.step[first], queries.prompt_row[first]
             return _sigmoid(pool_base(self, index, e, st, pr, "same_step")[inv])
         w0, b0, _, _ = self._population()
-        pop = index.population()
-        mu = pop[0] if pop is not None else (float(index.score.mean()) if index.n_rows else 0.5)
         lin = (self.design_.transform(queries.emb[first]) @ w0 + b0)[inv] + offset_of(
-            np.full(len(queries), mu), self.link
+            np.full(len(queries), _unseen_level(index)), self.link
         )
         return np.clip(lin, 0.0, 1.0) if self.link == "identity" else _sigmoid(lin)
 
@@ -526,30 +391,39 @@ class LogisticHead(BaseHead):
         first, inv = _distinct_queries(queries.emb, queries.prompt_row)
         zu = self.design_.transform(queries.emb[first])  # prompt-level work once per distinct prompt
         prior = policy_prior(index, queries)
-        off = offset_of(np.nan_to_num(prior, nan=float(index.score.mean()) if index.n_rows else 0.5), self.link)
+        # no eligible row: the level predict_unseen gives a policy known only by its name
+        off = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
         out = np.zeros(len(queries))
         s_r, s_h = self._loo_sums(queries, exclude)
         for code in np.unique(queries.policy):
             qi = np.flatnonzero(queries.policy == code)
+            cuts = eligible_cut(index, code, queries.step[qi])
             if code < self.n_fitted_ and not self._is_thin(code):
-                ui, uinv = np.unique(inv[qi], return_inverse=True)
-                out[qi] = (zu[ui] @ self.coef_[code])[uinv] + self.intercept_[code]
-                hit = qi[s_h[qi] > 0]
+                # a query before the policy's first step reads none of its rows, and its weights were fitted
+                # on later ones: it is answered below as a policy added later with no row yet is (the pool's
+                # base, what predict_unseen says); a query between its steps keeps the all-steps weights
+                early = cuts == NO_ROWS
+                qi, cuts, seen = qi[early], cuts[early], qi[~early]
+                ui, uinv = np.unique(inv[seen], return_inverse=True)
+                out[seen] = (zu[ui] @ self.coef_[code])[uinv] + self.intercept_[code]
+                hit = seen[s_h[seen] > 0]
                 if hit.size and self.link == "identity":  # the ridge: its solve without the hidden rows, exactly
                     ex = exact_fitted(self, index, code)
                     hide_exactly(self, index, queries, hit, zu[inv[hit]], exclude, out, off, ex)
                 elif hit.size:
                     lev = (zu[inv[hit]] ** 2 / self.hdiag_[code]).sum(1)
                     out[hit] -= lev * s_r[hit] / np.maximum(1 - lev * s_h[hit], 1e-3)
-                continue
+                if not qi.size:
+                    continue
             items = self.params.get("pool_prior", True) and self._mix(index) is not None
             if items:  # the pool's base replaces the policy-prior offset (added back below)
                 qf, qinv = _distinct_queries(queries.emb[qi], queries.prompt_row[qi], queries.step[qi])
                 g = qi[qf]
                 base = pool_base(self, index, queries.emb[g], queries.step[g], queries.prompt_row[g], exclude)
+                off[qi[cuts == NO_ROWS]] = 0.0  # no row yet: the base alone, bit for bit what predict_unseen says
                 out[qi] = base[qinv] - off[qi]
-            for cut in np.unique(queries.step[qi]):
-                qj = qi[queries.step[qi] == cut]
+            for cut in np.unique(cuts):  # one solve per eligible cut, not per query step
+                qj = qi[cuts == cut]
                 w, b, *rest = self._in_context(index, code, cut)
                 if items:  # (1 - t) base + t prior: the fitted policies' own offset as its rows near theirs
                     out[qj] *= 1.0 - rest[0]
@@ -642,6 +516,15 @@ class RidgeHead(LogisticHead):
             pool_scale=pool_scale,
             pool_items=pool_items,
         )
+
+
+def _unseen_level(index):
+    """A policy's success rate before any eligible row: the population's mean, else the history's.
+
+    See :meth:`~v0lite.index.HistoryIndex.population`.
+    """
+    pop = index.population()
+    return pop[0] if pop is not None else (float(index.score.mean()) if index.n_rows else 0.5)
 
 
 def _row_queries(index, rows):
