@@ -232,6 +232,16 @@ def test_new_upstream_model_joins_after_outcomes(server, caplog):
         assert c.get("/v1/stats").json()["pool"] == ["a", "b", "c"]
         point = {"prompt": prompt, "strategy": "threshold", "knob": 0.55}  # the cheapest model with p >= 0.55
         assert c.post("/v1/route", json=point).json()["model"] == "b"
+        # before its first outcome, d is named as waiting for it, not as an unknown name
+        for path, body, where in (
+            ("/v1/route", {"prompt": prompt, "pool": ["a", "d"]}, "pool[1]"),
+            ("/v1/predict", {"prompt": prompt, "policy": "d"}, "policy"),
+            ("/v1/predict", {"prompt": prompt, "policies": ["b", "d"]}, "policies[1]"),
+        ):
+            err = c.post(path, json=body).json()["error"]
+            assert err["param"] == where and err["value"] == "d" and err["fix"] == "POST its outcomes to /v1/feedback."
+            said = "in the upstreams file (price 0.0005) but no outcomes yet: it joins the pool with its first outcome"
+            assert said in err["message"], err
         rows = [{"policy": "d", "prompt": f"translate the text case {900 + i}", "score": 1.0} for i in range(12)]
         assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
         deadline = time.monotonic() + 5

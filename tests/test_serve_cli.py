@@ -118,9 +118,14 @@ def test_a_router_whose_strategy_needs_a_knob_is_refused_without_knob(tmp_path, 
     assert main(["serve", "--router", router, "--knob", "-1"]) == 1
     err = capsys.readouterr().err
     assert "knob -1.0" in err and "Fix: pass --knob VALUE >= 0" in err and "knob=" not in err, err
-    assert main(["serve", "--router", router, "--knob", "nan"]) == 1
-    assert "finite" in capsys.readouterr().err
-    guarantees.tick("bad-input cases tried", 3)
+    for typed, said in (
+        ("nan", "nan is not a finite number; "),
+        ("1e400", "1e400 is not a finite number (it reads as inf)"),
+    ):
+        assert main(["serve", "--router", router, "--knob", typed]) == 2  # refused as typed, by the parser
+        err = capsys.readouterr().err
+        assert f"argument --knob: {said}" in err and "knob inf" not in err, err
+    guarantees.tick("bad-input cases tried", 4)
 
 
 def test_kill9_loses_no_acknowledged_outcome_and_restart_replays(saved, tmp_path, guarantees):

@@ -290,6 +290,61 @@ def test_a_full_disk_answers_503_naming_the_file_and_readyz_turns_503_until_a_co
     guarantees.tick("faults injected")
 
 
+def test_readiness_comes_back_by_itself_once_the_full_volume_takes_writes_again(tmp_path, guarantees):
+    """Behind a load balancer no feedback reaches a replica whose /readyz says 503: the refresh loop re-checks
+    the store (with backoff) and readiness comes back without a feedback POST, not while the fault lasts."""
+    store = SqliteStore(tmp_path / "s")
+    app = create_app(tiny_router(), store=store, limits=Limits(refresh_seconds=0.05))
+
+    def max_pages(n):
+        with store._wlock:  # the writer connection is the probe's too
+            store._write.execute(f"PRAGMA max_page_count = {n}")
+
+    with serve_in_thread(app) as base:
+        assert _feedback(base, ROWS[:1]).status_code == 200
+        max_pages(store._write.execute("PRAGMA page_count").fetchone()[0])  # the disk is full
+        assert _feedback(base).json()["error"]["code"] == "store_full"
+        for _ in range(8):  # 1.2 s: about 24 refresh periods, probes at 1, 2, 4, 8 periods after the failure
+            time.sleep(0.15)
+            ready = httpx.get(base + "/readyz")
+            assert ready.status_code == 503 and "disk is full" in ready.json()["refresh_error"]
+        max_pages(1073741823)  # space freed; no client sends feedback
+        deadline = time.monotonic() + 10
+        while (ready := httpx.get(base + "/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.05)
+        assert ready.json()["refresh_error"] is None
+        assert [i for i, _ in store.read_since(0)] == [1]  # the probes stored nothing
+        assert _feedback(base, ROWS[:2]).json()["ids"] == [2, 3]  # and used no id
+    guarantees.tick("faults injected")
+
+
+@pytest.mark.parametrize("fault", ["read_only", "full", "none"])
+def test_check_writes_says_why_a_batch_would_fail_and_stores_nothing(tmp_path, monkeypatch, fault):
+    import os
+
+    store = SqliteStore(tmp_path / "s")
+    store.append(ROWS[:1])
+    real = os.statvfs
+
+    class Faulty:
+        def __init__(self, st):
+            self.st = st
+
+        def __getattr__(self, name):
+            v = getattr(self.st, name)
+            if name == "f_flag" and fault == "read_only":
+                return v | os.ST_RDONLY
+            return 1 if name in ("f_bfree", "f_bavail") and fault == "full" else v
+
+    monkeypatch.setattr(os, "statvfs", lambda p: Faulty(real(p)))
+    why = store.check_writes()
+    expect = {"read_only": "read-only", "full": "bytes free", "none": None}[fault]
+    assert why is None if expect is None else expect in why
+    assert store.count() == 1 and store.append(ROWS[1:2]) == (2, 2)
+    store.close()
+
+
 def test_a_write_lock_held_elsewhere_answers_503_busy_after_a_bounded_wait(tmp_path, guarantees):
     """Another process's transaction (BEGIN IMMEDIATE) holds the lock: every queued batch gets its 503 within
     the one bounded wait (not k times SQLite's timeout), readiness stays; a short lock is waited out."""

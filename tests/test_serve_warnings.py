@@ -38,7 +38,7 @@ def test_an_upstream_price_of_a_pool_model_is_named_at_start(router, tmp_path, c
     assert "price" not in caplog.text
 
 
-def test_an_infeasible_budget_is_said_on_route_and_chat(router, tmp_path):
+def test_an_infeasible_budget_target_or_tau_is_said_on_route_and_chat(router, tmp_path):
     with serve_in_thread(stub_upstream()) as up:
         app = create_app(router, upstreams=upstreams_for(up))
         with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=20) as c:
@@ -56,6 +56,11 @@ def test_an_infeasible_budget_is_said_on_route_and_chat(router, tmp_path):
             assert "below the cheapest routing" in many["warnings"][0] and "warnings" not in many["results"][0]
             q = c.post("/v1/route", json={"prompt": prompt, "strategy": "quality-target", "knob": 1.0}).json()
             assert "above the best reachable" in q["warnings"][0]
+            two = [prompt, "sort the list case 902"]
+            t = c.post("/v1/route", json={"prompts": two, "strategy": "threshold", "knob": 1.0}).json()
+            assert t["warnings"] == ["2 of 2 prompts: no model reaches tau 1; the most likely model was chosen."]
+            t = c.post("/v1/route", json={"prompts": two, "strategy": "threshold", "knob": 0.0}).json()
+            assert "warnings" not in t  # every prompt has a model at tau 0
             msg = [{"role": "user", "content": prompt}]
             chat = c.post("/v1/chat/completions", json={"model": "v0lite/budget/1e-9", "messages": msg})
             assert chat.status_code == 200 and chat.headers["x-v0lite-model"] == "c"

@@ -1,5 +1,6 @@
 """The routing strategies at the edges of their promises: any cost unit, a huge ``lam``, a knob's type."""
 
+import re
 import warnings
 
 import numpy as np
@@ -128,3 +129,33 @@ def test_prices_in_any_unit_route_exactly_as_at_scale_1(scale):
         lam = s.critical_lam(P, C, knob)
         assert s.critical_lam(P, Cs, knob * scale if s.name == "budget" else knob) == pytest.approx(lam / scale)
     assert _take(C, get_strategy("threshold").choose(P, C, 0.0)).tolist() == C.min(axis=1).tolist()  # ties: cheap
+
+
+def test_threshold_says_when_no_model_reaches_tau_once_per_call():
+    """A tau no model reaches fell back to the most likely model without a word (budget and target warn)."""
+    P, C = np.array([[0.5, 0.7], [0.2, 0.9], [0.3, 0.4]]), np.array([[1.0, 2.0]] * 3)
+    with pytest.warns(V0liteWarning) as caught:
+        idx = get_strategy("threshold").choose(P, C, 0.8)
+    assert idx.tolist() == [1, 1, 1]  # the most likely where none reaches tau, the cheapest that does otherwise
+    texts = [str(w.message) for w in caught if issubclass(w.category, V0liteWarning)]
+    assert texts == ["2 of 3 prompts: no model reaches tau 0.8; the most likely model was chosen."]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every prompt has a model at tau: no warning
+        assert get_strategy("threshold").choose(P, C, 0.4).tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("name", ["budget", "quality-target"])
+def test_a_refused_knob_and_its_limit_print_as_different_numbers(name):
+    """Printed with :g, a knob 1e-7 (relative) past the limit looked equal to it ("0.0001 is below ... 0.0001")."""
+    P, C = np.array([[0.5, 0.9]]), np.array([[1e-4, 2e-4]])
+    limit = 1e-4 if name == "budget" else 0.9
+    knob = limit * (1 - 1e-7) if name == "budget" else limit * (1 + 1e-7)
+    with pytest.warns(V0liteWarning) as caught:
+        get_strategy(name).choose(P, C, knob)
+    text = str(caught[0].message)
+    m = re.search(r"(?:budget|target) (\S+) is (?:below|above) .* (\S+);", text)
+    shown, at = float(m.group(1)), float(m.group(2))
+    assert shown < at if name == "budget" else shown > at, text  # the printed numbers keep the refusal's order
+    assert shown == pytest.approx(knob, rel=1e-6) and at == pytest.approx(limit, rel=1e-6)
+    with pytest.warns(V0liteWarning, match=r"budget 1e-09 is below the cheapest routing's mean cost 0\.0001;"):
+        BudgetStrategy().choose(P, C, 1e-9)  # numbers :g tells apart print as before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 
@@ -28,6 +29,19 @@ def _check_port_free(host: str, port: int) -> int:
                 "it). Fix: pass another --port (0: any free port), or stop the server holding it."
             ) from None
         return s.getsockname()[1]
+
+
+def _finite_knob(text: str) -> float:
+    """An argparse ``type`` for ``--knob``: a finite number, refused as typed (``1e400`` reads as inf; the
+    strategy's own check would say "knob inf")."""
+    value = float(text)  # a ValueError: argparse says "invalid float value: 'abc'"
+    if not math.isfinite(value):
+        said = "" if text.strip().lower() == str(value) else f" (it reads as {value})"
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number{said}; pass a finite number")
+    return value
+
+
+_finite_knob.__name__ = "float"
 
 
 def _serve(args) -> int:
@@ -191,7 +205,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--knob",
-        type=float,
+        type=_finite_knob,
         default=None,
         metavar="VALUE",
         help="the knob of the router's saved strategy that model 'v0lite' (and /v1/route without \"strategy\") "

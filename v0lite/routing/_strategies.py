@@ -215,6 +215,19 @@ def _greedy_prefix(gain: np.ndarray, spend: np.ndarray, allowance: float, tol: f
     return take
 
 
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` as text, with the fewest significant digits (6, as ``:g``, or more) that tell them apart.
+
+    A refused knob printed as equal to the limit it missed ("budget 0.0001 is below ... 0.0001")
+    reads as a bug; equal numbers print alike.
+    """
+    for digits in range(6, 18):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if sa != sb:
+            break
+    return sa, sb
+
+
 def _float_knob(name: str, value: Any, valid: tuple[float, float] = (-math.inf, math.inf)) -> float:
     try:
         out = float(value)
@@ -323,7 +336,8 @@ class UtilityStrategy(Strategy):
 
 
 class ThresholdStrategy(Strategy):
-    """Pick the cheapest policy with ``p >= tau``; if none reaches ``tau``, the most likely one.
+    """Pick the cheapest policy with ``p >= tau``; if none reaches ``tau``, the most likely one (with a
+    :class:`V0liteWarning` counting those prompts, once per call).
 
     Examples
     --------
@@ -343,7 +357,15 @@ class ThresholdStrategy(Strategy):
         ok = P >= tau
         cheap_ok = np.where(ok, C, np.inf).min(axis=1, keepdims=True)
         pick_ok = np.where(ok & (C <= cheap_ok + _cost_tie(C)), P, -np.inf).argmax(axis=1)
-        return np.where(ok.any(axis=1), pick_ok, _max_p(P, C))
+        reached = ok.any(axis=1)
+        missed = int((~reached).sum())
+        if missed:  # said, as budget and quality-target say theirs: a silent fallback looks like a routing
+            warnings.warn(
+                f"{missed} of {len(reached)} prompts: no model reaches tau {tau:g}; the most likely model was chosen.",
+                V0liteWarning,
+                stacklevel=2,
+            )
+        return np.where(reached, pick_ok, _max_p(P, C))
 
     def knob_grid(self, P, C, n: int = 64) -> np.ndarray:
         """``n`` values of ``tau``: quantiles of ``P`` from its minimum (cheapest) to its maximum."""
@@ -404,9 +426,9 @@ class BudgetStrategy(Strategy):
             return best, 0.0
         cheap = _cheapest(P, C)
         if cost(cheap) > total + tol:
+            shown, limit = _apart(budget, cost(cheap) / n)
             warnings.warn(
-                f"budget {budget:g} is below the cheapest routing's mean cost {cost(cheap) / n:g}; "
-                "returning the cheapest routing.",
+                f"budget {shown} is below the cheapest routing's mean cost {limit}; returning the cheapest routing.",
                 V0liteWarning,
                 stacklevel=3,
             )
@@ -495,9 +517,9 @@ class QualityTargetStrategy(Strategy):
             return cheap, _lam_cheapest(P, C)
         best = _lagrangian(P, C, 0.0)
         if quality(best) < need - tol:
+            shown, limit = _apart(target, quality(best) / n)
             warnings.warn(
-                f"target {target:g} is above the best reachable mean success {quality(best) / n:g}; "
-                "returning the most likely routing.",
+                f"target {shown} is above the best reachable mean success {limit}; returning the most likely routing.",
                 V0liteWarning,
                 stacklevel=3,
             )

@@ -491,6 +491,12 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
             raise ApiError(422, 'send "policy" or "policies", not both. Fix: use one.', param="policy")
         one_policy = req.policy is not None
         policies = [req.policy] if one_policy else list(req.policies or state.allowed())
+        for i, name in enumerate(policies):  # a model of the upstreams file waiting for its first outcome: say so
+            why = state.no_outcomes_yet(name)
+            if why:
+                where = "policy" if one_policy else f"policies[{i}]"
+                raise ApiError(422, f"{where}: {name!r} is not a policy with history: {why[0]}. Fix: {why[1]}",
+                               param=where, value=name, fix=why[1])  # fmt: skip
         check_names(
             policies,
             state.known_policies(),

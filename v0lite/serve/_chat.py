@@ -71,7 +71,7 @@ async def chat_completion(state, request, body: dict, req, log):
             state.metrics.upstream_errors.labels(name, exc.label).inc()
             log.warning("v0lite serve: %s", exc)
             failures.append(exc)
-    raise _all_failed(failures, candidates)
+    raise _all_failed(failures)
 
 
 def _passed_through(exc: UpstreamFailure, name: str):
@@ -127,21 +127,29 @@ def _retry_after(values: list[str]) -> str | None:
     return str(max(secs)) if secs else None
 
 
-def _all_failed(failures: list[UpstreamFailure], candidates: list[str]) -> ApiError:
+def _all_failed(failures: list[UpstreamFailure]) -> ApiError:
+    """The answer when every candidate failed; its message names them in the order they were tried."""
     last = failures[-1]
-    also = f" (also tried {candidates[0]!r})" if len(candidates) > 1 else ""
+    text = str(last)
+    if len(failures) > 1:  # the routed model, then the next best
+
+        def said(f: UpstreamFailure) -> str:
+            return f"{'answered ' + str(f.status) if f.status else 'failed'}: {f.reason}"
+
+        first = failures[0]
+        text = f"upstream {first.model!r} (routed) {said(first)}; then {last.model!r} {said(last)}"
     if last.status == 429:
         after = _retry_after([f.retry_after for f in failures if f.status == 429 and f.retry_after])
         return ApiError(
             429,
-            f"{last}{also}",
+            text,
             param="model",
             value=last.model,
             fix=f"retry after {after} seconds." if after else "retry later.",
             code="rate_limit_exceeded",
             headers={"retry-after": after} if after else None,
         )
-    return ApiError(502, f"{last}{also}", param="model", value=last.model, fix="retry later, or name another model.")
+    return ApiError(502, text, param="model", value=last.model, fix="retry later, or name another model.")
 
 
 async def chat_candidates(state, req, request=None, *, warned: list | None = None) -> list[str]:

@@ -334,8 +334,8 @@ async def store_batch(state: ServeState, rows: list[dict], key: str | None) -> t
         state.commit_failed(str(exc))  # /readyz turns 503: a load balancer stops sending feedback here
         raise ApiError(503, str(exc), code="store_unreadable") from None
     except StoreUnavailable as exc:  # a full disk, a lock held elsewhere, a read-only or failing volume
-        if exc.lasting:  # /readyz turns 503 until a commit works again; a lock is no reason to leave the pool
-            state.commit_failed(str(exc))
+        if exc.lasting:  # /readyz turns 503 until writes work again; a lock is no reason to leave the pool
+            state.commit_failed(str(exc), recheck=True)
         raise ApiError(503, str(exc), code=exc.code, headers={"retry-after": str(exc.retry_after)}) from None
     state.commit_failed(None)
     if was != digest:

@@ -177,7 +177,9 @@ class ServeState:
         self.last_refresh = None
         self.refresh_error: str | None = None
         self.store_error: str | None = None  # the store is unreadable: no retry soon will help
-        self.write_error: str | None = None  # the last feedback commit found the store unreadable (until one works)
+        self.write_error: str | None = None  # the last feedback commit failed (until one works, or a check passes)
+        # a lasting fault of the volume (full, read-only, failing) is re-checked by the refresh loop, with backoff
+        self._write_probe, self._write_failures, self._probes, self._probe_at = False, 0, 0, 0.0
         # names of acknowledged rows not yet applied (this process's batches): known to feedback at once
         self.pending_names: dict[str, int] = {}
         self.unpriced: set[str] = set()
@@ -199,7 +201,25 @@ class ServeState:
             return _NO_PRICE[0], _NO_PRICE[1].format(p=name)
         if self.pool_filter is not None and name not in self.pool_filter and name in self.known_policies():
             return _NOT_IN_POOL
-        return None
+        return self.no_outcomes_yet(name)
+
+    def no_outcomes_yet(self, name: str) -> tuple[str, str] | None:
+        """``(why, fix)`` for a model of the upstreams file the value model does not know yet; None otherwise."""
+        if name not in self.upstreams or name in self.known_policies():
+            return None
+        if name in self.pending_names:  # acknowledged here, applied by the next refresh pass
+            return "its first outcomes are stored and reach the value model at the next refresh", "retry in a second."
+        price = self.prices.get(name)
+        if price is None:
+            return (
+                "in the upstreams file (no price) but no outcomes yet: its outcomes will reach the value model only",
+                'POST its outcomes to /v1/feedback; to let it join the pool, give it "price": <USD per call> in the '
+                "upstreams file and restart the server.",
+            )
+        said = f"in the upstreams file (price {price:g}) but no outcomes yet"
+        if self.pool_filter is not None and name not in self.pool_filter:
+            return f"{said}, and not in the server's --pool", _NOT_IN_POOL[1]
+        return f"{said}: it joins the pool with its first outcome", "POST its outcomes to /v1/feedback."
 
     def allowed(self, router=None) -> list[str]:
         """The pool routing may choose from now: the router's (grown by feedback), narrowed by ``pool``."""
@@ -293,13 +313,43 @@ class ServeState:
         """What ``/readyz`` and ``/v1/stats`` say as ``refresh_error``: a failed refresh, or a failed commit."""
         return self.refresh_error or self.write_error
 
-    def commit_failed(self, text: str | None) -> None:
-        """A feedback commit found the store unreadable (``text``), or worked again (None): logged once."""
+    def commit_failed(self, text: str | None, *, recheck: bool = False) -> None:
+        """A feedback commit found the store unreadable (``text``), or worked again (None): logged once.
+
+        ``recheck``: the cause is one the volume recovers from (full, read-only, failing): the refresh
+        loop re-checks whether the store takes writes again, so readiness does not wait for a client's
+        batch (behind a load balancer none comes while ``/readyz`` says 503). A damaged file is not
+        re-checked: it needs a restore and a restart.
+        """
         if text is not None and text != self.write_error:
-            log.error("v0lite serve: feedback could not be stored (/readyz answers 503 until a commit works): %s", text)
+            log.error("v0lite serve: feedback could not be stored (/readyz answers 503 until writes work): %s", text)
         elif text is None and self.write_error is not None:
             log.warning("v0lite serve: feedback is stored again")
+        if text is not None:
+            self._write_failures += 1
+            self._write_probe, self._probes = recheck, 0
+            self._probe_at = time.monotonic() + self.limits.refresh_seconds
         self.write_error = text
+
+    async def _recheck_writes(self) -> None:
+        """While a lasting write fault holds readiness, ask the store (with backoff) whether writes work again."""
+        check = getattr(self.store, "check_writes", None)
+        if self.write_error is None or not self._write_probe or check is None or time.monotonic() < self._probe_at:
+            return
+        seen = self._write_failures
+        try:
+            why = await asyncio.to_thread(check)
+        except Exception as exc:  # noqa: BLE001 - a probe that fails says "not yet", it must not stop the refresh
+            why = f"{type(exc).__name__}: {exc}"
+        self._probes += 1
+        if why is None and seen == self._write_failures and self.write_error is not None:  # no new failure meanwhile
+            log.warning("v0lite serve: the outcome store takes writes again (checked without a batch)")
+            self.write_error = None
+            return
+        # 2, 4, ... 32 refresh periods, at most a minute: a volume that stays full is not probed 1/s forever
+        wait = min(self.limits.refresh_seconds * 2 ** min(self._probes, 5), 60.0)
+        self._probe_at = time.monotonic() + max(wait, self.limits.refresh_seconds)
+        log.debug("v0lite serve: the outcome store does not take writes yet: %s", why)
 
     async def wait_ready(self) -> None:
         """Return once the store is replayed; 503 (retry later) if that takes over ``startup_wait_s``."""
@@ -379,6 +429,7 @@ class ServeState:
                 if text != self.refresh_error:  # each new error once, not once a pass
                     log.error("v0lite serve: refresh failed (retried with backoff, logged once): %s", text)
                 self.refresh_error = text
+            await self._recheck_writes()
 
     async def refresh(self) -> int:
         """Apply every stored row newer than the last applied one; returns how many."""

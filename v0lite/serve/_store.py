@@ -6,7 +6,9 @@ SQLite file in WAL mode with ``synchronous=FULL``: every commit is synced, so an
 batch survives a kill -9 and an OS crash. A server database (Postgres, ...) can replace it on a
 cluster by implementing the same four methods; every replica reads the rows in id order. Two more
 are optional: ``append_once`` (feedback's ``Idempotency-Key``: the rows and the key in one
-transaction) and ``has_policy`` (a name stored by another process, not yet applied, is known).
+transaction), ``has_policy`` (a name stored by another process, not yet applied, is known) and
+``check_writes`` (after a full or read-only volume, the server finds out by itself that writes work
+again, without waiting for a client's batch).
 
 Rows are dicts with ``policy``, ``prompt``, ``score`` and optional ``step``, ``n`` (None when
 absent). Ids increase with every commit; a batch's rows get consecutive ids.
@@ -64,7 +66,7 @@ class StoreUnavailable(V0liteError):
 
     ``code`` names the cause (``store_full``, ``store_busy``, ``store_read_only``, ``store_io_error``),
     ``retry_after`` the seconds a client waits before retrying, ``lasting`` whether the cause outlives a
-    retry (the server then says it is not ready until a commit works again; a lock is not lasting).
+    retry (the server then says it is not ready until writes work again; a lock is not lasting).
     """
 
     def __init__(self, message: str, *, code: str, retry_after: int, lasting: bool):
@@ -435,6 +437,45 @@ class SqliteStore:
                 "INSERT INTO idempotency (key, first, last, digest) VALUES (?, ?, ?, ?)", (key, first, last, digest)
             )
             return first, last, True, digest
+
+    # free space a batch needs before a full volume counts as fixed: one batch of the default --max-body-bytes
+    min_free_bytes = 1 << 20
+
+    def check_writes(self) -> str | None:
+        """Why a batch would not be stored now (a full or read-only volume, a lock, a failing disk), or None.
+
+        Optional (the service asks it of a store that has it, after a commit failed for a lasting
+        cause, so that readiness comes back without a client's batch). It stores nothing: the volume's
+        read-only flag and free space (a real full disk only shows at a commit), then a write
+        transaction that takes the write lock and inserts a row needing new pages (SQLite's own size
+        limit), rolled back (no row and no id is used).
+        """
+        try:
+            st = os.statvfs(self.path)
+        except AttributeError:  # not POSIX: the SQLite probe alone
+            st = None
+        except OSError as exc:  # the volume went away
+            return f"the store's folder cannot be read ({exc.strerror})"
+        if st is not None:
+            free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize  # root may use the reserve
+            if st.f_flag & os.ST_RDONLY:
+                return "its volume is read-only"
+            if free < self.min_free_bytes:
+                return f"its volume has {free:,} bytes free (under {self.min_free_bytes:,})"
+        try:
+            with self._writing() as con:
+                con.execute("BEGIN IMMEDIATE")
+                con.execute(
+                    "INSERT INTO outcomes (policy, prompt, score) VALUES (?, ?, ?)",
+                    ("v0lite write probe", "x" * 2 * self._page_size(), 0.0),
+                )
+                con.rollback()  # the probe row never commits; the context's commit then has nothing to do
+        except (StoreUnavailable, StoreUnreadable, sqlite3.Error) as exc:
+            return str(exc)
+        return None
+
+    def _page_size(self) -> int:
+        return int(self._query("PRAGMA page_size")[0][0])
 
     def _query(self, sql: str, args=()) -> list:
         """Rows of one read (its transaction ended after: the next read sees newer commits)."""
