@@ -12,6 +12,12 @@ Each history size runs in its own subprocess so its peak memory (``ru_maxrss``) 
 Histories are synthetic: random unit vectors of dim 384 (speed), and jittered real MiniLM
 embeddings of the prompts in ``../shared/data`` (recall; random vectors have no neighbour
 structure, so their recall says nothing about real data). Timings are medians of repeats.
+
+Every speed table has a baseline from the same run, on the same data and queries, and a ratio
+(v0lite / baseline): the encoder alone (cold prompts); exact numpy brute force over the query
+policy's eligible rows with a plain kNN mean (history size, recall; also the exact top-k that
+recall is measured against); scikit-learn's brute-force cosine ``KNeighborsRegressor`` per policy
+(end to end). See ``benchmarks/_speed_baselines.py``.
 """
 
 from __future__ import annotations
@@ -34,21 +40,15 @@ sys.path.insert(0, str(ROOT))  # benchmarks._results when run as a script (V0LIT
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 DIM = 384
 
+import benchmarks._speed_baselines as sb  # noqa: E402
+from benchmarks._speed_baselines import cold_target_text, empty_prefix_text, median_time  # noqa: E402
+
 
 # -- helpers --------------------------------------------------------------------------------
 def machine() -> str:
     from benchmarks._results import machine_info
 
     return machine_info()
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    ts, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), out
 
 
 def maxrss_mib() -> float:
@@ -217,8 +217,6 @@ def _make_vectors(path: Path, n: int, kind: str, seed: int, dtype=np.float32) ->
 
 def size_worker(args) -> dict:
     """Build a history of ``args.n`` rows, time index build and knn predictions, measure recall."""
-    import faiss
-
     from v0lite import index as index_mod
     from v0lite.heads.knn import KNNHead
     from v0lite.index import HistoryIndex, Queries
@@ -266,38 +264,27 @@ def size_worker(args) -> dict:
             t, p = median_time(lambda q=q: head.predict(idx, q), args.repeats)
             res[f"pred_{name}_per_s"] = m / t
             assert np.isfinite(p).all()
-        # recall@k of the rows the knn head reads, against exact search over the same prefix
+        res["peak_rss_mib"] = maxrss_mib()  # v0lite's build and predictions; before any baseline work
+        # recall@k of the rows the knn head reads, against the brute-force baseline's exact top-k (same prefix)
         sub = np.arange(min(m, 300))
         res["recall_queries"] = len(sub)
         for name, q in (("latest", latest), ("mixed", mixed)):
             qs = q.subset(sub)
             got, _ = idx.search_queries(qs, args.k, "none")
-            hits, empty = [], 0
-            for code in np.unique(qs.policy):
-                b = idx.block(int(code))
-                cuts = b.cut(qs.step)
-                for cut in np.unique(cuts[qs.policy == code]):
-                    qi = np.flatnonzero((qs.policy == code) & (cuts == cut))
-                    if cut == 0:  # no row at or before the query's step: nothing to recall; counted, said in the text
-                        empty += len(qi)
-                        continue
-                    kk = min(args.k, int(cut))
-                    best_d = np.full((len(qi), 0), -np.inf, np.float32)
-                    best_i = np.zeros((len(qi), 0), np.int64)
-                    for lo in range(0, int(cut), 65536):  # chunked: no (cut, dim) temporary
-                        hi = min(int(cut), lo + 65536)
-                        xs = np.ascontiguousarray(emb[b.prompt_rows[lo:hi]], np.float32)
-                        D, I = faiss.knn(qv[qi], xs, min(kk, hi - lo), metric=faiss.METRIC_INNER_PRODUCT)
-                        best_d = np.concatenate([best_d, D], 1)
-                        best_i = np.concatenate([best_i, I + lo], 1)
-                        top = np.argsort(-best_d, axis=1, kind="stable")[:, :kk]
-                        best_d = np.take_along_axis(best_d, top, 1)
-                        best_i = np.take_along_axis(best_i, top, 1)
-                    for j, i in enumerate(qi):
-                        truth = set(b.rows[best_i[j]].tolist())
-                        hits.append(len(truth & set(got[i][got[i] >= 0].tolist())) / len(truth))
+            truth, _ = sb.brute_knn(emb, policy, step, qs.emb, qs.policy, qs.step, args.k)
+            has = (truth >= 0).any(1)  # an empty step prefix (no row at or before the step): nothing to recall
+            hits = [np.isin(t[t >= 0], g).mean() for t, g in zip(truth[has], got[has], strict=True)]
             res[f"recall_{name}"] = float(np.mean(hits))
-            res[f"recall_{name}_empty_prefix"] = empty
+            res[f"recall_{name}_empty_prefix"] = int((~has).sum())
+        res["queries"], res["baseline_queries"] = m, sb.baseline_queries(n, m)
+        for name, q in (("latest", latest), ("mixed", mixed)):
+            qs = q.subset(np.arange(res["baseline_queries"]))
+            t, p = median_time(
+                lambda qs=qs: sb.brute_knn_predict(emb, policy, step, score, qs.emb, qs.policy, qs.step, args.k),
+                args.repeats,
+            )
+            res[f"base_{name}_per_s"] = len(qs) / t
+            assert np.isfinite(p).any()
         if args.profile:
             from pyinstrument import Profiler
 
@@ -306,7 +293,6 @@ def size_worker(args) -> dict:
             head.predict(idx, latest)
             prof.stop()
             Path(args.profile).write_text(prof.output_text(unicode=False, color=False, show_all=False))
-    res["peak_rss_mib"] = maxrss_mib()
     return res
 
 
@@ -343,27 +329,6 @@ def run_size(
     if out.returncode != 0:
         raise RuntimeError(f"worker n={n} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def empty_prefix_text(rows: list[dict]) -> str:
-    """Say how many recall queries had an empty step prefix (no history row at or before their step): left out."""
-    parts = [
-        f"{r['recall_mixed_empty_prefix']} / {r['recall_latest_empty_prefix']} of {r['recall_queries']} "
-        f"at {r['n']:,} rows"
-        for r in rows
-        if "recall_queries" in r
-    ]
-    if not parts:
-        return ""
-    return (
-        "Queries with an empty step prefix (no history row at or before their step) have no exact top-k and are "
-        f"left out of recall (random steps / latest step): {', '.join(parts)}."
-    )
-
-
-def cold_target_text(ratio: float, target: float = 0.9) -> str:
-    """The end-to-end / encoder rate against the target, evaluated: ``(target >= 90%: met)``."""
-    return f"(target >= {target:.0%}: {'met' if ratio >= target else 'NOT met'})"
 
 
 # -- 3. V0Regressor.fit / predict with a fast fake encoder ------------------------------------
@@ -417,7 +382,17 @@ def estimator_worker(args) -> dict:
         reg2.predict(q[:20])
         t, _ = median_time(lambda: reg2.predict(q), args.repeats)
         res["predict_per_s"] = m / t
-    res["peak_rss_mib"] = maxrss_mib()
+    res["peak_rss_mib"] = maxrss_mib()  # V0Regressor's own, before the baseline
+    # the same vectors (the fake encoder's), the same queries; no step rule
+    vec, pol = enc.encode(prompts), np.asarray(df["policy"].to_list())
+    res["k"], t0 = reg2.k, time.perf_counter()
+    knn = sb.sklearn_knn_predictor(vec, pol, y, reg2.k)
+    res["base_fit_s"] = time.perf_counter() - t0
+    qvec, qpol = vec[:m], np.asarray(q["policy"].to_list())
+    knn(qvec[:20], qpol[:20])
+    t, p = median_time(lambda: knn(qvec, qpol), args.repeats)
+    assert np.isfinite(p).all()
+    res["base_predict_per_s"] = m / t
     return res
 
 
@@ -560,6 +535,8 @@ def main(argv=None) -> int:
             "knn predict/s (random steps)",
             "recall@%d latest / random steps" % args.k,
             "peak RSS MiB",
+            "baseline predict/s latest / random",
+            "ratio (v0lite / baseline) latest / random",
         ],
         [
             [
@@ -571,6 +548,9 @@ def main(argv=None) -> int:
                 f"{r['pred_mixed_per_s']:,.0f}",
                 f"{r['recall_latest']:.3f} / {r['recall_mixed']:.3f}",
                 f"{r['peak_rss_mib']:,.0f}",
+                f"{r['base_latest_per_s']:,.0f} / {r['base_mixed_per_s']:,.0f}",
+                f"{sb.rate_ratio(r['pred_latest_per_s'], r['base_latest_per_s'])} / "
+                f"{sb.rate_ratio(r['pred_mixed_per_s'], r['base_mixed_per_s'])}",
             ]
             for r in rows
         ],
@@ -580,7 +560,8 @@ def main(argv=None) -> int:
         f"knn head (k={args.k}), 2,000 queries with prompts already embedded, one policy holding the "
         "whole history (the worst case: a query scans one policy's block). Recall of random vectors is "
         "low by nature (no neighbour structure: all similarities are near 0 and ties); see the next "
-        "table for real embeddings. " + empty_prefix_text(rows) + "\n\n" + t + "\n"
+        "table for real embeddings. Peak RSS is v0lite's, taken before the baseline runs. "
+        f"{empty_prefix_text(rows)}\n\n{sb.brute_text(rows, args.k)}\n\n{t}\n"
     )
     print(s)
     parts.append(s)
@@ -593,6 +574,8 @@ def main(argv=None) -> int:
                 "recall@%d (random steps)" % args.k,
                 "knn predict/s (latest)",
                 "index build s",
+                "baseline predict/s (latest)",
+                "ratio (v0lite / baseline)",
             ],
             [
                 [
@@ -602,6 +585,8 @@ def main(argv=None) -> int:
                     f"{r['recall_mixed']:.3f}",
                     f"{r['pred_latest_per_s']:,.0f}",
                     f"{r['fit_s']:.2f}",
+                    f"{r['base_latest_per_s']:,.0f}",
+                    sb.rate_ratio(r["pred_latest_per_s"], r["base_latest_per_s"]),
                 ]
                 for r in rec_rows
             ],
@@ -609,14 +594,23 @@ def main(argv=None) -> int:
         s = (
             "### Recall on real embeddings\n\nHistory rows are MiniLM embeddings of "
             f"{args.n_real:,} real prompts ({real_src}; 500 held out as queries), each row one of them plus "
-            "small noise (norm 0.35); recall@k = share of the exact top-k (same step prefix) "
-            "that the index returns. " + empty_prefix_text(rec_rows) + "\n\n" + t + "\n"
+            "small noise (norm 0.35); recall@k = share of the exact top-k (same step prefix; the baseline's "
+            "neighbours) that the index returns; one timing repeat. "
+            f"{empty_prefix_text(rec_rows)}\n\n{sb.brute_text(rec_rows, args.k)}\n\n{t}\n"
         )
         print(s)
         parts.append(s)
     if est:
         t = table(
-            ["history rows", "policies", "V0Regressor.fit s", "predict/s", "peak RSS MiB"],
+            [
+                "history rows",
+                "policies",
+                "V0Regressor.fit s",
+                "predict/s",
+                "peak RSS MiB",
+                "baseline predict/s",
+                "ratio (v0lite / baseline)",
+            ],
             [
                 [
                     f"{r['n']:,}",
@@ -624,6 +618,8 @@ def main(argv=None) -> int:
                     f"{r['fit_s']:.2f}",
                     f"{r['predict_per_s']:,.0f}",
                     f"{r['peak_rss_mib']:,.0f}",
+                    f"{r['base_predict_per_s']:,.0f}",
+                    sb.rate_ratio(r["predict_per_s"], r["base_predict_per_s"]),
                 ]
                 for r in est
             ],
@@ -631,7 +627,8 @@ def main(argv=None) -> int:
         s = (
             "### V0Regressor end to end, prompts already embedded\n\nFake fast encoder, prompts already "
             "in the cache; fit = log validation, hashing, cache read, index, head (knn: none); predict "
-            "includes hashing and the DataFrame path.\n\n" + t + "\n"
+            "includes hashing and the DataFrame path; peak RSS is V0Regressor's, taken before the baseline runs."
+            "\n\n" + sb.sklearn_text(est[0]["k"]) + "\n\n" + t + "\n"
         )
         print(s)
         parts.append(s)

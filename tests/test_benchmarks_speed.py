@@ -1,7 +1,14 @@
-"""benchmarks/speed.py: --quick never writes; target evaluated; left-out recall queries said; warnings counted."""
+"""benchmarks/speed.py: --quick never writes; target evaluated; left-out recall queries said; warnings counted.
+
+benchmarks/_speed_baselines.py: the brute-force baseline finds the exact neighbours of the step prefix, the
+scikit-learn one a cosine kNN mean per policy; the 1M-row baseline is bounded and the text says so.
+"""
 
 import warnings
 
+import numpy as np
+
+import benchmarks._speed_baselines as sb
 import benchmarks.speed as speed
 
 
@@ -40,3 +47,87 @@ def test_real_prompts_counts_warnings_without_silencing_the_process(monkeypatch,
         warnings.warn("later, elsewhere", RuntimeWarning, stacklevel=1)  # not ignored by real_prompts
     assert [str(w.message) for w in outside] == ["later, elsewhere"]
     assert "2 x UserWarning" in capsys.readouterr().out
+
+
+# -- benchmarks/_speed_baselines.py: the same-run baselines -----------------------------------
+def _history(seed=0, n=60, dim=8, n_pol=2, n_steps=4):
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((n, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb, rng.integers(0, n_pol, n).astype(np.int32), rng.integers(1, n_steps, n), rng.random(n)
+
+
+def _queries(seed=1, m=25, dim=8, n_pol=2, n_steps=4):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((m, dim)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q, rng.integers(0, n_pol, m).astype(np.int32), rng.integers(0, n_steps + 1, m)
+
+
+def test_brute_knn_finds_the_exact_neighbours_of_the_step_prefix(monkeypatch):
+    from v0lite.index import HistoryIndex, Queries
+
+    emb, pol, step, score = _history()
+    q, qpol, qstep = _queries()
+    k = 5
+    rows, sims = sb.brute_knn(emb, pol, step, q, qpol, qstep, k)
+    # a loop over queries: the rows of the query's policy with step <= its step, sorted by dot product
+    for i in range(len(q)):
+        elig = np.flatnonzero((pol == qpol[i]) & (step <= qstep[i]))
+        want = elig[np.argsort(-(emb[elig] @ q[i]), kind="stable")[:k]]
+        assert rows[i, : len(want)].tolist() == want.tolist()
+        assert (rows[i, len(want) :] == -1).all() and np.isneginf(sims[i, len(want) :]).all()
+        np.testing.assert_allclose(sims[i, : len(want)], emb[want] @ q[i], rtol=1e-5)
+    assert (rows == -1).all(1).any() and (rows >= 0).all(1).any()  # the case has empty and full prefixes
+    # v0lite's exact search over the same prefix returns the same neighbours
+    idx = HistoryIndex(emb, [""] * len(emb), ["p0", "p1"], pol, np.arange(len(emb)), score, step)
+    got, _ = idx.search_queries(Queries(qpol, qstep, q, np.full(len(q), -1)), k, "none")
+    assert (got == rows).all()
+    # chunking rows and queries (merging partial top-k) changes nothing
+    monkeypatch.setattr(sb, "ROW_CHUNK", 7)
+    monkeypatch.setattr(sb, "QUERY_CHUNK", 3)
+    chunked, _ = sb.brute_knn(emb, pol, step, q, qpol, qstep, k)
+    assert (chunked == rows).all()
+
+
+def test_brute_knn_predict_is_the_plain_mean_of_the_neighbours():
+    emb, pol, step, score = _history()
+    q, qpol, qstep = _queries()
+    rows, _ = sb.brute_knn(emb, pol, step, q, qpol, qstep, 4)
+    pred = sb.brute_knn_predict(emb, pol, step, score, q, qpol, qstep, 4)
+    for i in range(len(q)):
+        r = rows[i][rows[i] >= 0]
+        assert np.isnan(pred[i]) if len(r) == 0 else np.isclose(pred[i], score[r].mean())
+    assert sb.knn_mean(np.array([1.0, 0.0, 0.5]), np.array([[0, 1], [2, -1], [-1, -1]])).tolist()[:2] == [0.5, 0.5]
+
+
+def test_sklearn_baseline_is_a_cosine_knn_mean_per_policy_without_step_rule():
+    emb, pol, _, score = _history()
+    q, qpol, _ = _queries()
+    pred = sb.sklearn_knn_predictor(emb, pol, score, 3)(q, qpol)
+    for i in range(len(q)):
+        mine = np.flatnonzero(pol == qpol[i])
+        assert np.isclose(pred[i], score[mine[np.argsort(-(emb[mine] @ q[i]))[:3]]].mean())
+    assert np.isnan(sb.sklearn_knn_predictor(emb, pol, score, 3)(q[:1], np.array([7]))).all()  # unknown policy
+
+
+def test_baseline_is_bounded_at_big_histories_and_the_text_says_so():
+    assert sb.baseline_queries(100_000, 2000) == 2000
+    assert sb.baseline_queries(1_000_000, 2000) == 200
+    assert sb.rate_ratio(3000.0, 1000.0) == "3.00x"
+    rows = [{"n": 10_000, "queries": 2000, "baseline_queries": 2000}]
+    text = sb.brute_text(rows, 32)
+    assert "numpy brute force" in text and "top-32" in text and "first queries only" not in text
+    rows.append({"n": 1_000_000, "queries": 2000, "baseline_queries": 200})
+    assert (
+        "on the first queries only where 2,000 would take minutes (first 200 at 1,000,000 rows; fewer"
+        in sb.brute_text(rows, 32)
+    )
+    assert "KNeighborsRegressor(n_neighbors=16, algorithm='brute', metric='cosine')" in sb.sklearn_text(16)
+    assert "no step rule" in sb.sklearn_text(16)
+
+
+def test_median_time_returns_the_median_and_the_last_result():
+    calls = []
+    t, out = sb.median_time(lambda: calls.append(1) or len(calls), 3)
+    assert out == 3 and t >= 0
