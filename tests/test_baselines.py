@@ -67,7 +67,8 @@ def test_evaluate_baselines(fake_minilm):
         assert r["diff"]["brier"]["estimate"] == pytest.approx(
             np.mean((p_chosen - queries["score"].to_numpy()) ** 2) - r["brier"]
         )
-    assert out["prior"]["chance"]  # prompt-blind: 0.5 inside each policy
+    # prompt-blind: 0.5 inside each policy by construction, which is no finding, so no "chance" flag
+    assert out["prior"]["within_policy_auc"] == pytest.approx(0.5) and out["prior"]["chance"] is False
     # it cannot rank within a (policy, step) at all; the others' predictions vary there
     assert out["prior"]["ranks_within"] is False and out["knn"]["ranks_within"] and out["ridge"]["ranks_within"]
     assert "brier" in out["prior"]["loses"]  # uniform noise is far worse calibrated than the prior
@@ -80,12 +81,13 @@ def test_doctests():
 
 def test_a_baseline_that_cannot_rank_within_a_policy_is_not_called_no_better_than_chance():
     """Issue: evaluate always printed "baseline prior: within-policy AUC 0.5000 <= 0.5, no better than chance":
-    the prior is one value per (policy, step), 0.5 by construction, which is no finding. Its ``chance`` stays."""
+    the prior is one value per (policy, step), 0.5 by construction, which is no finding; flags leaves its
+    ``chance`` false (probe K2), and the line is said from ``ranks_within`` whatever ``chance`` holds."""
     from v0lite.commands.core import verdict_lines
 
     diff = {"auc": {"estimate": 0.1, "ci_low": 0.05, "ci_high": 0.2, "n_groups": 20}}
     b = {
-        "prior": {"within_policy_auc": 0.5, "diff": diff, "loses": [], "chance": True, "ranks_within": False},
+        "prior": {"within_policy_auc": 0.5, "diff": diff, "loses": [], "chance": False, "ranks_within": False},
         "knn": {"within_policy_auc": 0.45, "diff": diff, "loses": [], "chance": True, "ranks_within": True},
         "ridge": {"within_policy_auc": 0.5, "diff": diff, "loses": [], "chance": True},  # route-eval's: no key
     }
@@ -196,3 +198,29 @@ def test_the_ridge_baseline_is_told_apart_from_the_ridge_head(tmp_path, fake_min
     assert "ridge" in json.loads((tmp_path / "r.json").read_text())["baselines"]
     loses = {"diff": {"auc": {"estimate": -0.1, "ci_low": -0.2, "ci_high": -0.05, "n_groups": 20}}, "loses": ["auc"]}
     assert verdict_lines("ridge", 0.7, {"ridge": loses}, {"auc": "AUC"})[0].startswith("ridge LOSES to ridge (pooled)")
+
+
+def test_a_baseline_that_cannot_rank_is_never_flagged_chance_in_evaluate_or_route_eval(tmp_path, capsys, fake_minilm):
+    """Probe K2: route-eval printed the prior baseline as "no better than chance" (JSON chance: true) where
+    evaluate said "0.5 by construction". One rule (ranks_within) for both; chance is false for it."""
+    import json
+
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    d = {"auc": {"ci_low": -0.3, "ci_high": -0.1, "n_groups": 20}}
+    assert B.flags(d, 0.5, {"auc": 1}, ranks=False) == {"loses": ["auc"], "chance": False}
+    assert B.flags(d, 0.5, {"auc": 1}, ranks=True) == {"loses": ["auc"], "chance": True}
+    assert B.ranks_within([0, 0, 1, 1], [0.2, 0.2, 0.7, 0.7]) is False
+    assert B.ranks_within([0, 0, 1, 1], [0.2, 0.3, 0.7, 0.7]) is True
+    log = make_log(n_prompts=40, steps=True)
+    held = pl.col("prompt").str.contains("case [0-8]$")
+    hist, test = write_log(log.filter(held), tmp_path / "h.jsonl"), write_log(log.filter(~held), tmp_path / "t.jsonl")
+    for cmd in ("evaluate", "route-eval"):
+        out = tmp_path / f"{cmd}.json"
+        assert main([cmd, str(hist), str(test), "--head", "knn", "-q", "--json", str(out)]) == 0
+        printed = capsys.readouterr().out
+        prior = json.loads(out.read_text())["baselines"]["prior"]
+        assert prior["ranks_within"] is False and prior["chance"] is False, (cmd, prior)
+        assert "(the prior does not rank prompts within a policy: 0.5 by construction)" in printed, cmd
+        assert "baseline prior: within-policy AUC 0.5000 <= 0.5, no better than chance" not in printed, cmd

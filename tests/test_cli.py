@@ -403,3 +403,38 @@ def test_fallback_help_says_what_global_mean_predicts(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "with 3+ fitted policies the logistic/auto heads give it the pool's view of each prompt" in text
     assert "other heads the mean score of the whole history" in text
+
+
+def test_evaluate_says_why_its_auc_is_undefined(tmp_path, capsys, fake_minilm):
+    """Probe K2: queries of one class gave auc nan / d_auc '-' / null with no reason, where within_policy_auc
+    had one. ``auc_reason`` in --json (null when defined) and a printed line say why."""
+    from tests.conftest import make_log
+
+    log = make_log(n_prompts=24, steps=True)
+    held = pl.col("prompt").str.contains("case [0-8]$")
+    hist = write_log(log.filter(held), tmp_path / "h.jsonl")
+    wins = write_log(log.filter(~held).with_columns(score=pl.lit(1.0)), tmp_path / "wins.jsonl")
+    mixed = write_log(log.filter(~held), tmp_path / "mixed.jsonl")
+    why = "every one of the 45 query rows is a success (score >= 0.5), so no success and failure pair to rank"
+    assert main(["evaluate", str(hist), str(wins), "--head", "knn", "-q", "--json", str(tmp_path / "w.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    res = json.loads((tmp_path / "w.json").read_text())
+    assert res["auc"] is None and res["auc_reason"] == why
+    assert f"auc nan: {why}. Fix: score queries holding both successes and failures." in out
+    assert f"d_auc '-': AUC is undefined ({why})" in out
+    assert main(["evaluate", str(hist), str(mixed), "--head", "knn", "-q", "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["auc_reason"] is None
+    assert "auc nan" not in capsys.readouterr().out
+
+
+def test_alloc_sim_table_says_what_star_and_dash_mean():
+    """Probe K2: the alloc-sim table marked a row `*` and cells `-` with no word on either."""
+    from v0lite.commands.alloc import strategies_table
+
+    row = {"causal": True, "label": "l", "rollouts_per_mixed_group": 9.0, "keep_half_mixed_share": 0.8}
+    table = strategies_table({"strategies": {"a": row, "b": {**row, "rollouts_per_mixed_group": 10.0}}})
+    lines = table.splitlines()
+    assert lines[2].startswith("* a") and " - " in lines[2]
+    legend = [line for line in lines if line.startswith("legend: * = ")]
+    assert legend and "fewest rollouts per mixed group" in legend[0] and "- = no value" in legend[0]
+    assert sum(line.startswith("* ") for line in lines) == 1  # the legend does not read as a marked row

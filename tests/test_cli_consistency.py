@@ -144,3 +144,25 @@ def test_evaluate_help_names_the_verdict_minimum():
     p = dict(_leaf_parsers())["evaluate"]
     json_help = next(a.help for a in p._actions if "--json" in a.option_strings)
     assert f"on {MIN_VERDICT_PROMPTS} query prompts or more" in json_help and "'chance'" in json_help
+
+
+def test_every_json_command_says_wrote_its_file(tmp_path, capsys, fake_minilm):
+    """Probe K2: `evaluate --json F` printed no `wrote F` line, where alloc-sim and route-eval did. Every
+    command with --json ends its report with it (the list below is checked against the parsers)."""
+    from tests.test_cli import _leaf_parsers
+
+    with_json = {name for name, p in _leaf_parsers() if any("--json" in a.option_strings for a in p._actions)}
+    hist, queries = _split(tmp_path, n_prompts=24)
+    write_log(read_log(hist).with_columns(n=pl.lit(8)), tmp_path / "hn.jsonl")
+    runs = {
+        "evaluate": ["evaluate", hist, queries, "--head", "prior", "--no-baselines"],
+        "route-eval": ["route-eval", hist, queries, "--head", "prior", "--no-baselines"],
+        "alloc-sim": ["alloc-sim", tmp_path / "hn.jsonl", "--head", "prior"],
+    }
+    assert set(runs) == with_json
+    for name, argv in runs.items():
+        out = tmp_path / f"{name}.json"
+        assert main([*map(str, argv), "-q", "--json", str(out)]) == 0, name
+        printed = capsys.readouterr().out.splitlines()
+        assert f"wrote {out}" in printed, (name, printed[-3:])
+        json.loads(out.read_text())  # strict JSON: no NaN

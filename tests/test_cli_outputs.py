@@ -94,3 +94,45 @@ def test_device_socket_and_fifo_paths_are_refused_by_kind(tmp_path, capsys, guar
         sock.close()
     assert out_fifo.is_fifo() and not out.exists()  # nothing written, the FIFO left as it was
     guarantees.tick("bad-input cases tried", 4)
+
+
+def test_a_nested_column_and_a_csv_out_are_refused_before_any_work(logs, capsys, fake_minilm, monkeypatch):
+    """Probe K2: a list/struct column passed through to a .csv --out died with polars' ComputeError after
+    the predictions (predict) or the routing (route). Refused right after the input is read, naming --out,
+    the column and the fix; write_log refuses the same for a library caller, writing nothing."""
+    from v0lite.estimator import V0Regressor
+    from v0lite.exceptions import DataError
+
+    tmp, hist, queries = logs
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "knn", "-q"]) == 0
+    nested = pl.read_csv(queries).with_columns(meta=pl.struct(id=pl.lit(1), tags=pl.lit(["a"])))
+    write_log(nested, tmp / "q.jsonl")
+
+    def no_work(*a, **k):
+        raise AssertionError("the model was loaded: the refusal came after the work began")
+
+    monkeypatch.setattr(V0Regressor, "load", no_work)
+    runs = {
+        "predict": ["predict", tmp / "q.jsonl", "--model-dir", tmp / "m", "--out", tmp / "o.csv"],
+        "route": ["route", tmp / "q.jsonl", "--model-dir", tmp / "m", "--pool", "pol0,pol1", "--out", tmp / "o.csv"],
+    }
+    for name, argv in runs.items():
+        capsys.readouterr()
+        assert main([*map(str, argv), "-q"]) == 1, name
+        err = capsys.readouterr().err
+        assert f"--out {tmp / 'o.csv'}: column 'meta' holds nested values" in err, err
+        assert f"Fix: --out {tmp / 'o.jsonl'} or .parquet, or drop the column 'meta'" in err and "Traceback" not in err
+        assert not (tmp / "o.csv").exists()
+    with pytest.raises(DataError, match="column 'meta' holds nested values") as exc:
+        write_log(nested, tmp / "lib.csv")
+    assert exc.value.column == "meta" and not any(p.name.startswith((".lib.csv", "lib.csv")) for p in tmp.iterdir())
+    assert write_log(nested, tmp / "lib.jsonl").exists()  # a format that holds it is written as before
+
+
+def test_a_printed_table_has_no_trailing_spaces(capsys):
+    """Probe K2: print_table padded its last column, leaving trailing spaces on every line."""
+    from v0lite.commands.core import print_table
+
+    print_table([{"a": "x", "b": ""}, {"a": "longer", "b": "yy"}], ["a", "b"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["a       b", "x", "longer  yy"]

@@ -54,7 +54,7 @@ def test_evaluate_says_which_one_class_groups_its_within_policy_auc_leaves_out(t
     assert out[3] == line  # right under the table and its legend
     # the prior baseline ranks nothing within a (policy, step): said as a fact, not flagged as a finding
     prior = res["baselines"]["prior"]
-    assert prior["chance"] is True and prior["ranks_within"] is False
+    assert prior["chance"] is False and prior["ranks_within"] is False
     assert (
         "baseline prior: within-policy AUC 0.5000 (the prior does not rank prompts within a policy: 0.5 by "
         "construction)" in out

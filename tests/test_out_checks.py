@@ -93,3 +93,18 @@ def test_write_log_and_the_check_share_one_suffix_rule(tmp_path, suffix):
         written = False
     assert checked == written == (suffix.lower() in (".jsonl", ".ndjson", ".csv", ".parquet"))
     assert path.exists() == written
+
+
+def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
+    """A read-only mount was reported as "permission denied" (os.access says no), hiding the cause."""
+    from types import SimpleNamespace
+
+    from v0lite._out_checks import folder_problem
+
+    real = os.statvfs
+    monkeypatch.setattr(
+        os, "statvfs", lambda p: SimpleNamespace(f_flag=os.ST_RDONLY) if str(p) == str(tmp_path) else real(p)
+    )
+    assert folder_problem(tmp_path / "new" / "sub") == f"cannot write in {tmp_path} (read-only file system)"
+    monkeypatch.setattr(os, "statvfs", real)
+    assert folder_problem(tmp_path / "new") is None

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import stat
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +27,8 @@ __all__ = [
     "atomic_path",
     "stream_of",
     "TMP_FILE_EXTRA",
+    "LIVE_WRITE_S",
+    "writer_alive",
     "name_too_long",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -50,6 +53,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     A symlink is written through: the temporary file goes beside its final target, which the rename
     replaces (renaming onto the link would replace the link with a plain file and leave its target
     stale). A stream (``/dev/stdout``, a link into ``/proc/*/fd``) is refused: it has no name to rename onto.
+
+    The temporary file is ``.NAME.PID.XXXXXXXX.tmp``: one that a killed writer (``kill -9``) left is removed
+    by the next write of ``path``, with a warning naming it, once its process is gone (:func:`writer_alive`,
+    the rule that a saved folder's leftovers follow); a write still running in another process keeps its own.
     """
     what = stream_of(path)
     if what:
@@ -57,7 +64,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+        _remove_dead_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
     except OSError as exc:  # name the caller's path, not the hidden temporary file
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     os.close(fd)
@@ -73,9 +81,63 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
-# What atomic_path adds to a name for its temporary file: "." NAME "." + mkstemp's 8 random characters
-# + ".tmp", plus the longest suffix a caller keeps on it (v0lite.routing._plot's ".png": matplotlib reads it).
-TMP_FILE_EXTRA = len(".." + "x" * 8 + ".tmp" + ".png")
+# What atomic_path adds to a name for its temporary file: "." NAME "." PID "." + mkstemp's 8 random characters
+# + ".tmp", a PID of at most 7 digits (pid_max <= 2**22), plus the longest suffix a caller keeps on it
+# (v0lite.routing._plot's ".png": matplotlib reads it).
+TMP_FILE_EXTRA = len(".." + "9" * 7 + "." + "x" * 8 + ".tmp" + ".png")
+# a leftover older than this is a dead writer's even if its PID runs again (a reused PID, a new process)
+LIVE_WRITE_S = 3600.0
+
+
+def writer_alive(pid: int, leftover: Path, live_s: float = LIVE_WRITE_S) -> bool:
+    """Whether ``leftover``, named with the PID of the process writing it, belongs to a write still running.
+
+    The process exists (``os.kill(pid, 0)``; another user's process counts as existing) and ``leftover``
+    changed within ``live_s`` seconds; a leftover that is gone is no live write.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        pass
+    try:
+        return time.time() - leftover.stat().st_mtime < live_s
+    except OSError:
+        return False
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Remove the temporary files a killed write of ``path`` left beside it (``.NAME.PID.XXXXXXXX.tmp``, its
+    process gone); warn once, naming them. This process's own are left alone: another thread may be writing."""
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
+    try:
+        names = sorted(os.listdir(path.parent))
+    except OSError:  # the write that follows says why, naming the caller's path
+        return
+    removed, kept = [], []
+    for name in names:
+        m = pat.match(name)
+        leftover = path.parent / name
+        if not m or int(m.group(1)) == os.getpid() or writer_alive(int(m.group(1)), leftover):
+            continue
+        try:
+            leftover.unlink()
+            removed.append(name)
+        except FileNotFoundError:  # another writer removed it first
+            pass
+        except OSError:
+            kept.append(name)
+    if removed or kept:
+        from .exceptions import V0liteWarning
+
+        said = [f"removed {', '.join(removed)}"] if removed else []
+        said += [f"could not remove {', '.join(kept)} (delete by hand)"] if kept else []
+        warnings.warn(
+            f"{path}: {'; '.join(said)} beside it, left by a write that was killed (its process is gone)",
+            V0liteWarning,
+            stacklevel=4,
+        )
 
 
 def name_too_long(path: str | os.PathLike, extra: int, kind: str = "file") -> str | None:
@@ -134,7 +196,8 @@ _STD_DEV = {"stdin": "0", "stdout": "1", "stderr": "2"}
 def stream_of(path: str | os.PathLike) -> str | None:
     """What ``path`` names when it, or a link on the way to its target, lies under ``/dev`` or ``/proc``:
     ``"standard output"`` (``/dev/stdout``, ``/dev/fd/1``, a link to ``/proc/self/fd/1``), the other
-    standard streams likewise, or ``"a device or process file (TARGET)"``; None for anything else.
+    standard streams likewise, or ``"a device or process file"`` (``"... (TARGET)"`` when a link led to it);
+    None for anything else.
 
     Each link is followed by hand: ``/proc/self/fd/1`` resolves to wherever the shell sent the output
     (``> file``: a plain file), so only the path on the way says it is a stream. ``/dev/shm`` is a
@@ -157,7 +220,8 @@ def stream_of(path: str | os.PathLike) -> str | None:
         fd = _STD_DEV.get(parts[2]) if parts[1] == "dev" and len(parts) == 3 else None
         if fd is None and len(parts) >= 3 and parts[-2] == "fd":
             fd = parts[-1]
-        return _STD.get(fd) or f"a device or process file ({hop})"
+        # the target named only where a link led to it: the path itself is already in the caller's message
+        return _STD.get(fd) or ("a device or process file" + (f" ({hop})" if hop != hops[0] else ""))
     return None
 
 
@@ -198,8 +262,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def json_bytes(obj) -> bytes:
-    """``obj`` as indented, key-sorted JSON (sorted keys keep saves byte-identical), UTF-8, newline-ended."""
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    """``obj`` as indented, key-sorted JSON (sorted keys keep saves byte-identical), UTF-8, newline-ended; strict:
+    a NaN or infinity raises ``ValueError`` (pass it through :func:`to_jsonable` first: null)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:

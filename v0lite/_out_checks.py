@@ -59,6 +59,8 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
         parent = parent.parent
     if not os.path.isdir(parent):  # not Path.is_dir: a folder that cannot be looked into raises there (< 3.12)
         return f"{parent} is a file, not a folder"
+    if hasattr(os, "statvfs") and os.statvfs(parent).f_flag & os.ST_RDONLY:  # the cause, not its symptom
+        return f"cannot write in {parent} (read-only file system)"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent} (permission denied)"
     return None

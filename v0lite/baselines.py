@@ -31,6 +31,7 @@ __all__ = [
     "knn_k_by_cv",
     "evaluate_baselines",
     "flags",
+    "ranks_within",
     "too_few_prompts",
     "fewest_prompts",
     "shown",
@@ -87,11 +88,25 @@ def shown(label: str) -> str:
     return SHOWN.get(label, label)
 
 
-def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]) -> dict[str, Any]:
+def ranks_within(groups, p) -> bool:
+    """Whether the predictions ``p`` take more than one value inside any group of ``groups`` (one code per
+    row: the (policy, step) or policy the within-policy AUC ranks in). False for the prompt-blind prior,
+    one value per group: its within-policy AUC is 0.5 by construction, which is no finding.
+
+    >>> ranks_within([0, 0, 1, 1], [0.3, 0.3, 0.6, 0.6]), ranks_within([0, 0, 1, 1], [0.3, 0.4, 0.6, 0.6])
+    (False, True)
+    """
+    codes = np.asarray(groups).reshape(-1)
+    values = np.asarray(p, dtype=np.float64).reshape(-1)
+    return bool(np.unique(np.c_[codes, values], axis=0).shape[0] > np.unique(codes).shape[0])
+
+
+def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int], ranks: bool = True) -> dict[str, Any]:
     """``loses``: the metrics whose interval lies wholly on the losing side; ``chance``: AUC <= 0.5.
 
     Neither is raised when the intervals rest on fewer than :data:`MIN_VERDICT_PROMPTS` query prompts
-    (their ``n_groups``): see :func:`too_few_prompts`.
+    (their ``n_groups``): see :func:`too_few_prompts`. ``chance`` is never raised for predictions that do
+    not rank within a group (``ranks`` False, :func:`ranks_within`): 0.5 by construction is no finding.
 
     Examples
     --------
@@ -109,7 +124,7 @@ def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]
             continue
         if (signs[metric] > 0 and hi < 0) or (signs[metric] < 0 and lo > 0):
             loses.append(metric)
-    return {"loses": loses, "chance": no_better_than_chance(within_auc)}
+    return {"loses": loses, "chance": ranks and no_better_than_chance(within_auc)}
 
 
 def no_better_than_chance(within_auc, n_prompts: int | None = None) -> bool:
@@ -219,7 +234,8 @@ def evaluate_baselines(
     dict
         ``label -> {head, params, n, auc, within_policy_auc, brier, ece, fit_s, ranks_within, diff,
         loses, chance}`` where ``ranks_within`` says whether its predictions vary inside any (policy,
-        step) group (False for the prior: its within-policy AUC is 0.5 by construction), and
+        step) group (:func:`ranks_within`; False for the prior: its within-policy AUC is 0.5 by
+        construction, and its ``chance`` is False), and
         ``diff[metric] = {estimate, ci_low, ci_high, n_boot, n_groups}`` is the chosen head minus the
         baseline (``auc``, ``within_policy_auc``, ``brier``), ``loses`` the
         metrics on which the chosen head loses, ``chance`` whether the baseline's
@@ -271,8 +287,7 @@ def evaluate_baselines(
             "brier": m["brier"],
             "ece": m["ece"],
             "fit_s": fit_s,
-            # one value per (policy, step) group (the prior): its within-policy AUC is 0.5 by construction
-            "ranks_within": bool(np.unique(np.c_[pcodes, p], axis=0).shape[0] > np.unique(pcodes).shape[0]),
+            "ranks_within": ranks_within(pcodes, p),
         }
         say(
             f"  {shown(label)}: AUC {m['auc']:.4f}, within-policy AUC {m['within_policy_auc']:.4f}, "
@@ -288,5 +303,5 @@ def evaluate_baselines(
         for label, d in diffs.items():
             out[label].setdefault("diff", {})[metric] = d
     for r in out.values():
-        r.update(flags(r["diff"], r["within_policy_auc"], EVAL_METRICS))
+        r.update(flags(r["diff"], r["within_policy_auc"], EVAL_METRICS, r["ranks_within"]))
     return out

@@ -38,6 +38,7 @@ from ._log_files import fmt as _fmt
 from ._log_files import lone_surrogate as _lone_surrogate
 from ._log_files import not_utf8 as _not_utf8
 from ._log_warnings import warn_history, warn_near_misses
+from ._out_checks import named
 from .exceptions import DataError, ParameterError
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "read_log",
     "validate_log",
     "write_log",
+    "check_csv_columns",
     "as_frame",
     "split_xy",
     "check_policy_name",
@@ -442,11 +444,43 @@ def read_log(source: Any, *, require_score: bool = True) -> pl.DataFrame:
 WRITE_SUFFIXES = tuple(s for s, kind in _SUFFIXES.items() if kind != "json")
 
 
+def check_csv_columns(schema, path: str | os.PathLike, label: str | None = None) -> None:
+    """Refuse a ``.csv`` ``path`` for columns a CSV cannot hold (a list, struct or array; bytes; objects).
+
+    The CLI calls it right after reading its input, before any work, with its flag as ``label``
+    (``"--out"``); :func:`write_log` calls it too, so a library caller gets the same
+    :class:`~v0lite.exceptions.DataError` rather than polars' ``ComputeError`` once the work is done.
+
+    Parameters
+    ----------
+    schema : polars.Schema or Mapping[str, polars.DataType]
+        The columns to be written (``frame.schema``).
+    path : str or Path
+        The output file; any suffix but ``.csv`` passes.
+    label : str, optional
+        The caller's name for ``path`` (a flag, ``out=``); the message and its fix use it.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".csv":
+        return
+    for name, dtype in schema.items():
+        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            what = "nested values" if dtype.is_nested() else "values that are not text or numbers"
+            jsonl = p.with_suffix(".jsonl")
+            there, other = (named(label, path), named(label, jsonl)) if label else (path, f"write {jsonl.name}")
+            raise DataError(
+                f"{there}: column {name!r} holds {what} ({dtype}), which a .csv cannot hold. Fix: "
+                f"{other} or .parquet, or drop the column {name!r}.",
+                column=name,
+            )
+
+
 def write_log(df: pl.DataFrame, path: str | os.PathLike) -> Path:
     """Write a log atomically; the suffix picks the format (.jsonl, .csv, .parquet)."""
     path = Path(path)
     if path.suffix.lower() not in WRITE_SUFFIXES:
         raise DataError(f"{path}: cannot write {path.suffix!r}. Fix: name the output .jsonl, .csv or .parquet.")
+    check_csv_columns(df.schema, path)  # before the temporary file, not polars' ComputeError after it
     kind = _SUFFIXES[path.suffix.lower()]
     with atomic_path(path) as tmp:
         if kind == "jsonl":

@@ -34,13 +34,20 @@ import re
 import shlex
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
 
 from . import _io
-from ._io import atomic_write_json, load_arrays, read_json_file, save_arrays, sha256_file, usual_permissions
+from ._io import (
+    atomic_write_json,
+    load_arrays,
+    read_json_file,
+    save_arrays,
+    sha256_file,
+    usual_permissions,
+    writer_alive,
+)
 from ._io import exchange_paths as _exchange
 from .exceptions import DataError, FormatVersionError, V0liteError, V0liteWarning
 
@@ -251,18 +258,7 @@ def _leftovers(path: Path) -> list[tuple[Path, str, int | None]]:
 
 def _alive(pid: int | None, leftover: Path) -> bool:
     """Whether ``leftover`` belongs to a save still running (its process lives and it is recent)."""
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        pass
-    try:
-        return time.time() - leftover.stat().st_mtime < _LIVE_SAVE_S
-    except OSError:
-        return False
+    return pid is not None and pid != os.getpid() and writer_alive(pid, leftover, _LIVE_SAVE_S)
 
 
 def _complete(folder: Path, format_name: str) -> bool:

@@ -42,6 +42,8 @@ __all__ = [
     "note",
     "SEED",
     "LOG_SUFFIXES",
+    "json_bytes",
+    "write_json",
 ]
 
 LOG_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -546,3 +548,27 @@ def cli_text(message: str, flags: set[str] | frozenset[str] | None = None) -> st
         if needs is None or flags is None or needs in flags:
             fix = fix.replace(old, new)
     return head + sep + fix
+
+
+def json_bytes(path: str, result: dict) -> bytes:
+    """The bytes of ``--json PATH`` for ``result`` (NaN and infinities as null, numpy values as numbers), built
+    before anything is written: a result that JSON cannot hold is a :class:`DataError` naming ``--json``, and no
+    file is written. evaluate, alloc-sim and route-eval share it (route-eval builds them before its plot and
+    router are written, so all its outputs are written or none)."""
+    from .. import _io
+
+    try:
+        return _io.json_bytes(_io.to_jsonable(result, default=lambda o: o))
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"--json {path}: the result cannot be written as JSON ({exc}); nothing was written. Fix: run "
+            "without --json (the printed report is complete) and report this as a v0lite bug."
+        ) from exc
+
+
+def write_json(path: str, result: dict) -> None:
+    """Write ``--json PATH`` (:func:`json_bytes`) atomically and say so: ``wrote PATH``, as every command does."""
+    from .._io import atomic_write_bytes
+
+    atomic_write_bytes(path, json_bytes(path, result))
+    print(f"wrote {path}")

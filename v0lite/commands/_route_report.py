@@ -10,7 +10,6 @@ import shlex
 import shutil
 import warnings
 
-from .. import _io
 from .._io import atomic_write_bytes
 from ..exceptions import DataError, V0liteWarning
 from ._common import read_input
@@ -24,7 +23,6 @@ __all__ = [
     "print_knn_seen",
     "print_per_request",
     "print_join_gain",
-    "json_bytes",
     "write_json_or_undo",
     "warn_unit_costs",
     "cost_log",
@@ -169,17 +167,6 @@ def print_join_gain(result: dict) -> None:
             f"nor as the top choice): joining changes nothing at --n {result['new_model_n']}, so the gain above "
             "compares the same choices, not a measured tie; a larger --n says whether it ever pays"
         )
-
-
-def json_bytes(args, result: dict) -> bytes:
-    """The ``--json`` file's bytes, built before anything is written: a result JSON cannot hold fails first."""
-    try:
-        return _io.json_bytes(result)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"--json {args.json}: the result cannot be written as JSON ({exc}); nothing was written. Fix: run "
-            "without --json (the printed report is complete) and report this as a v0lite bug."
-        ) from exc
 
 
 def write_json_or_undo(args, data: bytes, made: dict[str, str]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from .._io import atomic_write_json, to_jsonable
 from ._common import (
     add_force_flag,
     add_progress_flags,
@@ -18,6 +17,7 @@ from ._common import (
     number_in,
     progress,
     read_input,
+    write_json,
 )
 
 __all__ = ["register", "strategies_table"]
@@ -44,7 +44,8 @@ def strategies_table(result: dict) -> str:
     how many times fewer than DAPO dynamic sampling; share of zero-advantage groups avoided;
     mixed groups per 1,000 rollouts of that selection; and of the budgeted allocation
     (expected, where the strategy allocates). ``*`` marks the causal strategy with the fewest
-    rollouts per mixed group; NOT CAUSAL rows are references no strategy can reach.
+    rollouts per mixed group; NOT CAUSAL rows are references no strategy can reach; a legend line
+    under the tables says what ``*`` and ``-`` mean.
     """
     blocks = [("all evaluated steps", result.get("strategies") or {})]
     fe = result.get("first_epoch")
@@ -74,6 +75,11 @@ def strategies_table(result: dict) -> str:
             lines.append(
                 f"{name:<{width}}" + "".join(f"{_cell(v.get(c), nd):>17}" for _, c, nd in _COLUMNS) + f"  {v['label']}"
             )
+    if lines:
+        lines.append(
+            "legend: * = the causal strategy with the fewest rollouts per mixed group; - = no value: the strategy does "
+            "not allocate a budget (mixed/1k alloc.), or no group came back mixed (rollouts/mixed)"
+        )
     groups, visits = result.get("n_groups_evaluated"), result.get("n_visits_evaluated")
     merged = f" of {visits} (prompt, step) visits" if groups is not None and groups != visits else ""
     lines.append(
@@ -146,8 +152,7 @@ def _alloc_sim(args) -> int:
     )
     print(strategies_table(result))
     if args.json:
-        atomic_write_json(args.json, to_jsonable(result, default=lambda o: o))
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return 0
 
 

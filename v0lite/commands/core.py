@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,12 +22,13 @@ from ._common import (
     progress,
     progress_lines,
     read_input,
+    write_json,
 )
 from ._common import _named as _named_error
 
 QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
 
-__all__ = ["register", "print_table", "jsonable"]
+__all__ = ["register", "print_table"]
 
 
 @contextmanager
@@ -56,20 +56,6 @@ _CRITERIA = {
 }
 
 
-def jsonable(obj):
-    """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    np = sys.modules.get("numpy")  # a numpy scalar can only exist once numpy is imported
-    if np is not None and isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def print_table(rows: list[dict], cols: list[str]) -> None:
     """Print rows as an aligned text table."""
 
@@ -80,9 +66,8 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
 
     cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    for r in [cols, *cells]:  # the last column unpadded: no trailing spaces for a diff or a copy to trip on
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
 def _model(args):
@@ -148,9 +133,11 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
     if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
         out.append(chance_line(chosen, chosen_within))
     for label, r in baselines.items():
-        if r.get("chance") and r.get("ranks_within") is False:  # not a finding: it cannot rank, by construction
+        within = r.get("within_policy_auc")
+        if r.get("ranks_within") is False and within is not None and math.isfinite(within):
+            # not a finding: it cannot rank, by construction (baselines.flags leaves its chance false)
             out.append(
-                f"baseline {shown(label)}: within-policy AUC {r['within_policy_auc']:.4f} (the {shown(label)} "
+                f"baseline {shown(label)}: within-policy AUC {within:.4f} (the {shown(label)} "
                 "does not rank prompts within a policy: 0.5 by construction)"
             )
         elif r.get("chance"):
@@ -206,6 +193,17 @@ def within_report(queries, p) -> tuple[dict, str | None, str | None]:
     return g, None, line
 
 
+def auc_reason(queries) -> str | None:
+    """Why the AUC of ``queries`` is undefined (``auc`` null, ``d_auc`` '-'), else None: every row is on one
+    side of score 0.5, the success line of the AUCs (``v0lite.metrics.auc``), so there is no pair to rank."""
+    y = queries["score"].to_numpy()
+    wins = int((y >= 0.5).sum())
+    if 0 < wins < len(y):
+        return None
+    side = "a success (score >= 0.5)" if wins else "a failure (score < 0.5)"
+    return f"every one of the {len(y)} query rows is {side}, so no success and failure pair to rank"
+
+
 def _print_eval_baselines(res: dict) -> None:
     from ..baselines import shown
 
@@ -238,8 +236,10 @@ def _print_eval_baselines(res: dict) -> None:
     )
     for line in lines:
         print(line)
-    if res.get("within_policy_auc_reason"):  # the same groups for every prediction: one reason for all
-        print(f"d_within_policy_auc '-': within-policy AUC is undefined ({res['within_policy_auc_reason']})")
+    for key in ("auc", "within_policy_auc"):  # the same rows for every prediction: one reason for all
+        if res.get(f"{key}_reason"):
+            what = "AUC" if key == "auc" else "within-policy AUC"
+            print(f"d_{key} '-': {what} is undefined ({res[f'{key}_reason']})")
 
 
 def _fit(args) -> int:
@@ -306,13 +306,14 @@ def _predict(args) -> int:
     import polars as pl
 
     from ..estimator import V0Regressor
-    from ..log import write_log
+    from ..log import check_csv_columns, write_log
 
     check_input(args.queries, "QUERIES")
     check_output(args.out, "--out")
     # the input's errors before the model is loaded; the columns predict does not read (a score, a task)
-    # are not checked, and pass through to --out as they are
+    # are not checked, and pass through to --out as they are (so --out must be able to hold them)
     queries = read_input(args.queries, "QUERIES", require_score=False, columns=QUERY_COLUMNS)
+    check_csv_columns(queries.schema, args.out, "--out")
     model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder)
     model.set_params(show_progress_bar=progress(args))
     if args.fallback:
@@ -330,8 +331,6 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .._io import atomic_write_json
-
     check_input(args.history, "HISTORY")
     check_input(args.queries, "QUERIES")
     check_output(args.json, "--json", (".json",))
@@ -343,6 +342,9 @@ def _evaluate(args) -> int:
     cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     print_table([res], cols)
     print(metric_legend(cols))
+    res["auc_reason"] = auc_reason(queries)
+    if res["auc_reason"]:
+        print(f"auc nan: {res['auc_reason']}. Fix: score queries holding both successes and failures.")
     res["within_policy_auc_groups"], res["within_policy_auc_reason"], line = within_report(queries, res["_p"])
     if line:
         print(line)
@@ -374,7 +376,7 @@ def _evaluate(args) -> int:
         _print_eval_baselines(res)
     res.pop("_p", None)
     if args.json:
-        atomic_write_json(args.json, jsonable(res))
+        write_json(args.json, res)
     return 0
 
 
@@ -541,8 +543,8 @@ def register(sub) -> None:
         metavar="FILE",
         help="also write the metrics to FILE (.json; NaN as null): the head's, 'chance' (its within-policy AUC "
         "is <= 0.5 on 10 query prompts or more), 'within_policy_auc_groups' (groups used and skipped for holding "
-        "one class, rows used), 'within_policy_auc_reason' (why it is null, else null), and without "
-        "--no-baselines 'baselines' and 'loses_to'",
+        "one class, rows used), 'auc_reason' and 'within_policy_auc_reason' (why that AUC is null, else null), "
+        "and without --no-baselines 'baselines' and 'loses_to'",
     )
     p.add_argument(
         "--no-baselines",

@@ -24,6 +24,7 @@ from ._common import (
     fallback_flag,
     head_choices,
     int_at_least,
+    json_bytes,
     model_name,
     note,
     progress,
@@ -34,7 +35,6 @@ from ._route_report import TABLE_KEYS as _TABLE_KEYS
 from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
 from ._route_report import (
-    json_bytes,
     print_join_gain,
     print_knn_seen,
     print_per_request,
@@ -223,7 +223,7 @@ def _run_route_eval(args, train, test, prices, shrink, new_n, out: dict):
 
     def before_writes(result):  # --json's bytes, before the plot and the router are written
         if args.json:
-            out["json"] = json_bytes(args, result)
+            out["json"] = json_bytes(args.json, result)
 
     return route_eval(
         train,
@@ -397,7 +397,7 @@ def _route(args) -> int:
     import numpy as np
     import polars as pl
 
-    from ..log import as_frame, write_log
+    from ..log import as_frame, check_csv_columns, write_log
     from ..routing import Router, get_strategy
 
     check_input(args.prompts, "PROMPTS")
@@ -413,6 +413,7 @@ def _route(args) -> int:
         raise DataError(f"{args.prompts}: no 'prompt' column (columns present: {frame.columns}). Fix: add one.")
     if frame.height == 0:  # before any model is loaded or --out is written
         raise DataError(f"PROMPTS {args.prompts}: has no rows (only a header). Fix: add the prompts to route.")
+    check_csv_columns(frame.schema, args.out, "--out")  # the columns pass through to --out: before any model
     if args.router is not None:
         if args.cost_log:
             raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")

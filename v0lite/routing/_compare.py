@@ -179,11 +179,11 @@ def route_baselines(
     -------
     dict
         ``label -> {head, params, aiq, max_acc, [mean_task_acc, task_acc], within_policy_auc,
-        within_task_auc, fit_s, diff, loses, chance}`` where ``diff[metric]`` is the chosen
+        ranks_within, within_task_auc, fit_s, diff, loses, chance}`` where ``diff[metric]`` is the chosen
         router minus the baseline with its 95% interval, for ``aiq`` (when defined) or
         ``max_acc`` (when not), and ``mean_task_acc`` (with tasks).
     """
-    from ..baselines import available_baselines, flags
+    from ..baselines import available_baselines, flags, ranks_within
     from ..estimator import V0Regressor
     from ..metrics import paired_bootstrap
 
@@ -220,6 +220,7 @@ def route_baselines(
         if tasks is not None:
             r["mean_task_acc"], r["task_acc"] = task_accuracy(Y, top_choice(Pb, Cpred), tasks)
         r["within_policy_auc"] = _within_policy(Y, Pb)
+        r["ranks_within"] = ranks_within(np.tile(np.arange(Pb.shape[1]), Pb.shape[0]), np.clip(Pb, 0.0, 1.0))
         r["within_task_auc"] = within_task(Pb) if within_task is not None else None
         r["fit_s"] = time.perf_counter() - t0
         out[label] = r
@@ -243,5 +244,5 @@ def route_baselines(
         for label, d in diffs.items():
             out[label].setdefault("diff", {})[metric] = d
     for r in out.values():
-        r.update(flags(r["diff"], r["within_policy_auc"], {m: 1 for m in metrics}))
+        r.update(flags(r["diff"], r["within_policy_auc"], {m: 1 for m in metrics}, r["ranks_within"]))
     return out
