@@ -23,6 +23,9 @@ import pytest
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# tests never reach the Hugging Face hub: a test that needs it unreachable or answering patches its client
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 FAKE_DIM = 64
 FAKE_WINDOW = 512  # characters; like a real encoder's token window, longer text is truncated
 

@@ -344,3 +344,33 @@ def test_embed_with_ray_keys_long_prompts_as_the_embedder_does(local_ray, tmp_pa
     with pytest.raises(Base, match=r"encoder returned shape \(2,\) for 2 texts") as info:
         embed_with_ray(["x y", "z w"], model=FlatEncoder(), cache_dir=tmp_path / "flat", num_actors=1)
     assert type(info.value).__module__.startswith("v0lite"), type(info.value).__mro__
+
+
+def test_embed_with_ray_refuses_an_unreachable_hub_name_before_ray_starts(tmp_path, no_ray_work, monkeypatch):
+    """Issue: each actor waited out the hub client's retries (~85 s), then the call died of a raw ActorDiedError."""
+    import types
+
+    import httpx
+    import huggingface_hub.utils
+
+    from v0lite.distributed import embed_with_ray
+    from v0lite.exceptions import EncoderLoadError
+
+    def head(url, timeout=None):
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: types.SimpleNamespace(head=head))
+    monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)  # nothing cached
+    with pytest.raises(EncoderLoadError, match=r"the hub https://huggingface.co cannot be reached"):
+        embed_with_ray(["a prompt"], model="org/not-cached-name", cache_dir=tmp_path)
+
+
+def test_embed_with_ray_refuses_a_lone_surrogate_with_its_row(tmp_path, no_ray_work):
+    """Issue: polars' UnicodeEncodeError, naming no row."""
+    from v0lite.distributed import embed_with_ray
+    from v0lite.exceptions import DataError
+
+    with pytest.raises(DataError, match=r"prompt at row 1: 'a\\ud800b' holds undecodable text"):
+        embed_with_ray(["ok", "a\ud800b"], model=TinyEncoder(), cache_dir=tmp_path)
+    assert not (tmp_path / "embeddings").exists()

@@ -595,3 +595,43 @@ def test_an_encoder_output_error_crosses_a_process_boundary_as_itself():
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is EncoderOutputError and str(back) == "vector 3 is NaN"
     assert (back.key, back.row) == ("abc", 3)
+
+
+class CountingEncoder(FakeEncoder):
+    """A sentence-transformers-like encoder (takes its settings) that counts its calls."""
+
+    model_id = "counting-test"
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.calls, self.fail = 0, fail
+
+    def encode(self, texts, **settings):
+        self.calls += 1
+        if self.fail:
+            raise TypeError("bad input inside the encoder")
+        return super().encode(texts)
+
+
+def test_a_lone_surrogate_is_a_data_error_naming_its_row_before_any_encoding(tmp_path):
+    """Issue: a lone UTF-16 surrogate reached the tokenizer, whose TypeError named no row (and ran it twice)."""
+    enc = CountingEncoder()
+    with pytest.raises(DataError, match=r"prompt at row 1: 'a\\ud800b' holds undecodable text .* Fix: repair"):
+        Embedder(enc, cache_dir=tmp_path).encode(["ok", "a\ud800b"])
+    assert enc.calls == 0 and not (tmp_path / "embeddings").exists()
+
+
+def test_a_type_error_inside_encode_propagates_after_one_call_and_a_plain_encode_still_works():
+    """Issue: any TypeError was taken for 'encode takes no settings': the encoder ran again without them."""
+    enc = CountingEncoder(fail=True)
+    with pytest.raises(TypeError, match="bad input inside the encoder"):
+        Embedder(enc, cache_dir=False).encode(["a prompt"])
+    assert enc.calls == 1
+
+    class Plain(FakeEncoder):
+        model_id = "plain-test"
+
+        def encode(self, texts):  # no keyword arguments at all
+            return super().encode(texts)
+
+    assert Embedder(Plain(), cache_dir=False).encode(["a prompt"]).shape[0] == 1

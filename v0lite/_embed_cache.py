@@ -15,16 +15,17 @@ import io
 import itertools
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from ._io import atomic_write_bytes, sweep_dead_temps, write_failure
 from ._out_checks import folder_problem
 from .exceptions import DataError, V0liteWarning
 
-__all__ = ["ShardCache", "CACHE_FORMAT", "shards_root", "near_encoder"]
+__all__ = ["ShardCache", "CacheWriteError", "CACHE_FORMAT", "shards_root", "near_encoder"]
 
 CACHE_FORMAT = 1
 # only files of exactly this name are ours: another file matching shard-*.npz is left alone, never deleted
@@ -54,8 +55,28 @@ def near_encoder(name: str, known: list[str]) -> str | None:
         return near
     # the last parts compared (a shared 'org/' would make any two hub names alike), among names of its shape
     by_base = {os.path.basename(k): k for k in reversed(known) if ("/" in k) == ("/" in str(name))}
-    close = difflib.get_close_matches(os.path.basename(str(name)), list(by_base), n=1, cutoff=0.8)
-    return by_base[close[0]] if close else None
+    base = os.path.basename(str(name))
+    close = difflib.get_close_matches(base, list(by_base), n=1, cutoff=0.8)
+    if not close or re.sub(r"\d+", "#", close[0]) == re.sub(r"\d+", "#", base):
+        return None  # names that differ only in digits are other sizes or versions (L6 / L12), not a typo
+    return by_base[close[0]]
+
+
+class CacheWriteError(DataError):
+    """The disk refused an embedding-cache shard (full, over quota, read-only): ``head`` says what and where,
+    ``fix`` what to do; :meth:`counted` adds how many prompts were cached before it (they are kept)."""
+
+    def __init__(self, head: str, fix: str):
+        super().__init__(f"{head}. Fix: {fix}")
+        self.head, self.fix = head, fix
+
+    def counted(self, cached: int, total: int) -> CacheWriteError:
+        return CacheWriteError(
+            f"{self.head}; {cached} of the {total} prompts to embed were cached before it and are kept", self.fix
+        )
+
+    def __reduce__(self):  # picklable (a Ray actor's error reaches the caller as itself)
+        return (CacheWriteError, (self.head, self.fix))
 
 
 class ShardCache:
@@ -164,5 +185,30 @@ class ShardCache:
         np.savez(buf, keys=raw, vecs=vecs.astype(np.float32))
         data = buf.getvalue()
         name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
-        atomic_write_bytes(d / name, data)
+        # a shard's name is its contents' hash, never written again: atomic_path's sweep of its name never
+        # meets a killed writer's temporary file, so every shard's are swept here
+        sweep_dead_temps(d, _SHARD_NAME.pattern)
+        try:
+            atomic_write_bytes(d / name, data)
+        except OSError as exc:
+            if write_failure(exc) is None:
+                raise
+            raise self._cache_write_error(d, exc) from exc
         self._loaded_shards.add(name)
+
+    def _cache_write_error(self, d: Path, exc: OSError) -> CacheWriteError:
+        """The disk refused a shard: where the cache is, in the caller's terms, its free space and the fix."""
+        free = next((shutil.disk_usage(p).free for p in (d, *d.parents) if p.exists()), None)
+        room = f", {free / 1e6:.1f} MB free" if free is not None else ""
+        why = f"{os.strerror(exc.errno) if exc.errno else str(exc).rstrip('.')}{room}"  # the path is said below
+        env = os.environ.get("V0LITE_CACHE")
+        if self.cache_dir:  # the caller's own folder
+            where = f"cache_dir={str(self.cache_dir)!r}"
+            fix = "pass a cache_dir on a disk with room, or cache_dir=False to keep vectors in memory only"
+        else:
+            where = f"V0LITE_CACHE={env}" if env else "~/.cache/v0lite"
+            fix = "point V0LITE_CACHE at a folder on a disk with room (export V0LITE_CACHE=/path/with/room)"
+        return CacheWriteError(
+            f"the embedding cache {where} cannot be written ({why}; shards in {d})",
+            f"free space on that disk, or {fix}.",
+        )

@@ -29,6 +29,7 @@ __all__ = [
     "TMP_FILE_EXTRA",
     "LIVE_WRITE_S",
     "writer_alive",
+    "sweep_dead_temps",
     "name_too_long",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -76,6 +77,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp_path, path)
+    except OSError as exc:  # a disk that refused the write (full, read-only): name the caller's path
+        if write_failure(exc) is None or str(path) in str(exc):
+            raise
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -110,15 +115,23 @@ def writer_alive(pid: int, leftover: Path, live_s: float = LIVE_WRITE_S) -> bool
 def _remove_dead_temps(path: Path) -> None:
     """Remove the temporary files a killed write of ``path`` left beside it (``.NAME.PID.XXXXXXXX.tmp``, its
     process gone); warn once, naming them. This process's own are left alone: another thread may be writing."""
-    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
+    sweep_dead_temps(path.parent, re.escape(path.name), path, stacklevel=5)
+
+
+def sweep_dead_temps(folder: Path, name_re: str, path: Path | None = None, stacklevel: int = 4) -> None:
+    """Remove the temporary files that killed writes left in ``folder`` of any file whose name matches
+    ``name_re`` (a regex): for files never written again under the same name (the embedding cache's shards,
+    named by their contents), which :func:`atomic_path`'s own sweep of one name never meets. ``path``: the one
+    file whose leftovers these are, named by the warning (default: the warning names the folder)."""
+    pat = re.compile(r"^\.(?:" + name_re + r")\.(\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
     try:
-        names = sorted(os.listdir(path.parent))
+        names = sorted(os.listdir(folder))
     except OSError:  # the write that follows says why, naming the caller's path
         return
     removed, kept = [], []
     for name in names:
         m = pat.match(name)
-        leftover = path.parent / name
+        leftover = Path(folder) / name
         if not m or int(m.group(1)) == os.getpid() or writer_alive(int(m.group(1)), leftover):
             continue
         try:
@@ -133,11 +146,8 @@ def _remove_dead_temps(path: Path) -> None:
 
         said = [f"removed {', '.join(removed)}"] if removed else []
         said += [f"could not remove {', '.join(kept)} (delete by hand)"] if kept else []
-        warnings.warn(
-            f"{path}: {'; '.join(said)} beside it, left by a write that was killed (its process is gone)",
-            V0liteWarning,
-            stacklevel=4,
-        )
+        where = f"{path}: {'; '.join(said)} beside it" if path else f"{folder}: {'; '.join(said)} in it"
+        warnings.warn(f"{where}, left by a write that was killed (its process is gone)", V0liteWarning, stacklevel)
 
 
 def name_too_long(path: str | os.PathLike, extra: int, kind: str = "file") -> str | None:

