@@ -238,6 +238,12 @@ def test_sigterm_drains_requests_in_flight(saved, tmp_path):
         ("--startup-wait", "1e9", "--startup-wait 1000000000.0: must be a finite number >= 0 and <= 86,400"),
         ("--upstream-timeout", "1e9", "--upstream-timeout 1000000000.0: must be a finite number > 0 and <= 86,400"),
         ("--max-body-bytes", "0", "--max-body-bytes 0: must be an integer >= 1. Fix: pass --max-body-bytes VALUE"),
+        (  # had no upper bound: a body is read whole into memory
+            "--max-body-bytes",
+            "99999999999999999999",
+            "--max-body-bytes 99999999999999999999: must be <= 1,073,741,824 (1 GiB; a request body is read whole "
+            "into memory). Fix: pass --max-body-bytes VALUE in 1..1073741824",
+        ),
         ("--batch-wait-ms", "-2", "--batch-wait-ms -2.0: must be a finite number >= 0"),
         ("--max-route-prompts", "0", "--max-route-prompts 0: must be an integer >= 1. Fix: pass --max-route-prompts"),
     ],
@@ -302,6 +308,28 @@ def test_the_key_file_takes_a_bom_and_refuses_non_ascii_keys(tmp_path, guarantee
         read_api_keys(f)
     assert "clé" not in str(e.value) and "Fix:" in str(e.value)
     guarantees.tick("bad-input cases tried", 2)
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x01", "\x1b", "\t"])
+def test_the_key_file_refuses_control_characters_and_skips_comments(saved, tmp_path, capsys, char, guarantees):
+    """Probe J2: a key holding DEL or a control character was accepted at start, yet could never authenticate
+    (the HTTP server answers such an Authorization header 400 before the app sees it)."""
+    from v0lite.exceptions import DataError
+    from v0lite.serve._auth import read_api_keys
+
+    key = "k" * 8 + "-test-key-0123456789"
+    f = tmp_path / "keys.txt"
+    f.write_text(f"# the team's keys\n{key}\n  # an indented comment\n", encoding="utf-8")
+    assert read_api_keys(f) == [key]  # lines starting with # are comments
+    bad = key[:10] + char + key[10:]
+    f.write_text(f"# the team's keys\n{key}\n{bad}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"line 3: the key holds a control character \(U\+{ord(char):04X}\)") as e:
+        read_api_keys(f)
+    assert key[:10] not in str(e.value) and "Fix: use printable ASCII" in str(e.value)  # the key is never printed
+    # and through the CLI: refused at start, in flag terms
+    assert main(["serve", "--router", str(saved[0]), "--api-keys", str(f), "--port", "0"]) == 1
+    assert f"--api-keys {f}: line 3: the key holds a control character" in capsys.readouterr().err
+    guarantees.tick("bad-input cases tried")
 
 
 def test_path_flags_are_checked_in_flag_terms_before_anything(tmp_path, monkeypatch, capsys, guarantees):

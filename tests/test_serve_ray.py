@@ -8,17 +8,28 @@ fake encoder through a Ray worker setup hook (``fake_minilm_in_worker``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 
-from tests.serve_util import ROOT, free_port, save_cli_router, tiny_router
+from tests.serve_util import (
+    ROOT,
+    free_port,
+    save_cli_router,
+    serve_in_thread,
+    stub_upstream,
+    tiny_router,
+    upstreams_for,
+)
 from v0lite.exceptions import DataError
 from v0lite.serve import Limits, SqliteStore, ray_app, run_ray
 from v0lite.serve._ray import REPLICA_HEADER
@@ -143,12 +154,14 @@ def test_ray_app_checks_its_inputs_before_ray_starts(tmp_path, guarantees):
         ray_app(tmp_path / "missing")
     with pytest.raises(DataError, match="num_replicas=0"):
         ray_app(tmp_path / "missing", num_replicas=0)
+    with pytest.raises(DataError, match=r"drain_seconds=-1: must be a finite number >= 0 and <= 86,400"):
+        ray_app(tmp_path / "missing", drain_seconds=-1)
     with pytest.raises(DataError, match="each replica must open its own connection"):
         ray_app(tmp_path / "missing", store=object())
     with pytest.raises(DataError, match="api_keys="):
         run_ray(tmp_path / "missing", host="0.0.0.0")
     assert not ray.is_initialized()
-    guarantees.tick("bad-input cases tried", 5)
+    guarantees.tick("bad-input cases tried", 6)
 
 
 def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
@@ -158,6 +171,9 @@ def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
 
     assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "-1"]) == 1
     assert "--replicas -1" in capsys.readouterr().err
+    # 0 is no "one process" spelling (the docs say: leave it out); it was taken silently as one process
+    assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "0"]) == 1
+    assert "--replicas 0: must be >= 1 (leave it out for one process)" in capsys.readouterr().err
     assert main(["serve", "--router", str(tmp_path / "nope"), "--replicas", "2"]) == 1
     assert "--router" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
@@ -167,7 +183,40 @@ def test_cli_replicas_refuses_before_ray_starts(tmp_path, capsys, guarantees):
     assert main(args) == 1
     assert "--data-dir" in capsys.readouterr().err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
     assert not ray.is_initialized()
-    guarantees.tick("bad-input cases tried", 3)
+    guarantees.tick("bad-input cases tried", 4)
+
+
+def test_cli_replicas_refused_config_prints_no_url_and_names_the_path_as_typed(tmp_path, monkeypatch, capsys):
+    """Probe J2: the start-up line came before ray_app's checks, announcing a URL that never served, and the
+    upstreams file was named by its absolute path (the replicas' copy), not as typed."""
+    import ray
+
+    from v0lite.cli import main
+
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": str(tmp_path / "cache")})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ups.json").write_text('{"a": ')
+    assert main(["serve", "--router", "router", "--upstreams", "ups.json", "--port", "0", "--replicas", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--upstreams ups.json: is not valid JSON" in err and str(tmp_path) not in err, err
+    assert "Ray Serve replica" not in err and "http://" not in err, err
+    assert not ray.is_initialized()
+
+
+def test_ray_app_gives_the_drain_time_to_ray_serve(tmp_path, monkeypatch):
+    """--drain-seconds reached no replica: Ray Serve's own 20 s graceful shutdown applied whatever was asked."""
+    from ray import serve
+
+    seen = []
+    real = serve.deployment
+    monkeypatch.setattr(serve, "deployment", lambda cls, **kw: seen.append(kw) or real(cls, **kw))
+    monkeypatch.setenv("V0LITE_CACHE", str(tmp_path / "cache"))
+    save_cli_router(tmp_path / "router", {"V0LITE_CACHE": str(tmp_path / "cache")})
+    ray_app(tmp_path / "router", num_replicas=1, drain_seconds=7)
+    ray_app(tmp_path / "router", num_replicas=1)
+    assert seen[0]["graceful_shutdown_timeout_s"] == 7.0
+    assert "graceful_shutdown_timeout_s" not in seen[1]  # left out: Ray Serve's default
 
 
 # `v0lite serve --replicas 2` in a fresh interpreter: the CLI starts Ray itself (run_ray's ray.init, so Ray's
@@ -198,14 +247,16 @@ def ray_init_kwargs(cache: str) -> dict:
     )
 
 
-@pytest.mark.slow
-def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def cli_on_ray(tmp_path, monkeypatch, flags):
+    """``v0lite serve --router R --host 127.0.0.1 --port P *flags`` on the test's local Ray, in a subprocess;
+    yields ``(proc, stderr file, httpx client)`` once /readyz answers 200 (at most 150 s). Killed with its
+    Ray processes (one session) whatever happened."""
     cache = str(tmp_path / "cache")
     monkeypatch.setenv("V0LITE_CACHE", cache)
     save_cli_router(tmp_path / "router", {"V0LITE_CACHE": cache})
     port = free_port()
-    args = ["serve", "--router", str(tmp_path / "router"), "--data-dir", str(tmp_path / "store"), "--replicas", "2"]
-    args += ["--refresh-seconds", str(REFRESH_S), "--host", "127.0.0.1", "--port", str(port)]
+    args = ["serve", "--router", str(tmp_path / "router"), "--host", "127.0.0.1", "--port", str(port), *flags]
     err = open(tmp_path / "stderr.txt", "w+")  # a file, not a pipe: nothing blocks on a full pipe
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCH, cache, *args],
@@ -216,7 +267,7 @@ def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
         start_new_session=True,  # Ray's processes share the session: the last resort kills them all
     )
     try:
-        deadline, ready, seen = time.monotonic() + 150, False, set()
+        deadline, ready = time.monotonic() + 150, False
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
             while not ready:
                 assert proc.poll() is None, f"v0lite serve --replicas exited ({proc.returncode}): {_text(err)}"
@@ -226,29 +277,72 @@ def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.0 if ready else 0.5)
-            rows = [{"policy": "b", "prompt": "sort the list case 990", "score": 0.0}]
-            assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
-            # the proxy answers once one replica is up; the second may still be starting
-            for _ in range(400):
-                r = c.post("/v1/route", json={"prompt": "add the numbers case 991"})
-                assert r.status_code == 200 and r.json()["model"] == "a", r.text
-                seen.add(r.headers[REPLICA_HEADER])
-                if len(seen) == 2 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        assert len(seen) == 2, f"one replica answered every request: {seen}"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, _text(err)  # not -6: Ray's handler would abort with no drain, Ray left running
-        assert "SIGTERM received" not in _text(err)
-        assert "2 Ray Serve replicas" in _text(err)
-        store = SqliteStore(tmp_path / "store")
-        assert store.count() == 1
-        store.close()
+            yield proc, err, c
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         err.close()
+
+
+@pytest.mark.slow
+def test_cli_replicas_serves_on_ray_and_stops_on_sigterm(tmp_path, monkeypatch):
+    flags = ["--data-dir", str(tmp_path / "store"), "--replicas", "2", "--refresh-seconds", str(REFRESH_S)]
+    with cli_on_ray(tmp_path, monkeypatch, flags) as (proc, err, c):
+        deadline, seen = time.monotonic() + 150, set()
+        rows = [{"policy": "b", "prompt": "sort the list case 990", "score": 0.0}]
+        assert c.post("/v1/feedback", json={"outcomes": rows}).status_code == 200
+        # the proxy answers once one replica is up; the second may still be starting
+        for _ in range(400):
+            r = c.post("/v1/route", json={"prompt": "add the numbers case 991"})
+            assert r.status_code == 200 and r.json()["model"] == "a", r.text
+            seen.add(r.headers[REPLICA_HEADER])
+            if len(seen) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(seen) == 2, f"one replica answered every request: {seen}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, _text(err)  # not -6: Ray's handler would abort with no drain, Ray left running
+        assert "SIGTERM received" not in _text(err)
+        assert "2 Ray Serve replicas" in _text(err)
+    store = SqliteStore(tmp_path / "store")
+    assert store.count() == 1
+    store.close()
+
+
+@pytest.mark.slow
+def test_cli_replicas_sigterm_lets_a_chat_in_flight_finish_and_quiet_is_quiet(tmp_path, monkeypatch):
+    """Probe J2: SIGTERM cut off the requests in flight (serve.shutdown() took the proxy down with the
+    replicas), --drain-seconds never reached Ray, and --quiet still printed Ray's INFO lines."""
+    upstream = stub_upstream(delay_s=3.0)  # the chat's answer is 3 s away when SIGTERM comes
+    with serve_in_thread(upstream, max_seconds=170) as up:
+        (tmp_path / "ups.json").write_text(json.dumps(upstreams_for(up)))
+        flags = ["--upstreams", str(tmp_path / "ups.json"), "--replicas", "1", "--drain-seconds", "10", "--quiet"]
+        with cli_on_ray(tmp_path, monkeypatch, flags) as (proc, err, c):
+            result = {}
+            body = {"model": "v0lite", "messages": [{"role": "user", "content": "sort the list case 970"}]}
+
+            def call():
+                try:
+                    result["r"] = c.post("/v1/chat/completions", json=body)
+                except httpx.HTTPError as exc:  # the proxy went down with the chat in flight
+                    result["r"] = exc
+
+            chat = threading.Thread(target=call)
+            chat.start()
+            deadline = time.monotonic() + 20
+            while not upstream.state.calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert upstream.state.calls, "the chat never reached the upstream"
+            proc.send_signal(signal.SIGTERM)
+            chat.join(30)
+            assert proc.wait(60) == 0, _text(err)
+            log = _text(err)
+    r = result["r"]
+    assert isinstance(r, httpx.Response), f"the chat in flight was cut off: {r!r}; stderr: {log}"
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("echo: sort"), r.text
+    assert not [line for line in log.splitlines() if " INFO " in line or line.startswith("INFO")], log
+    assert "Ray Serve replica" not in log, log  # --quiet: no start-up line either
 
 
 def _text(f) -> str:
@@ -288,10 +382,13 @@ def test_cli_replicas_checks_port_and_extra_before_the_start_up_line(tmp_path, m
     calls = []
     monkeypatch.setattr(_ray, "_serve", lambda: None)
     monkeypatch.setattr(serve_pkg, "run_ray", lambda router, **kw: calls.append(kw))
-    assert main([*base, "--port", "0", "--replicas", "1"]) == 0
-    err = capsys.readouterr().err
+    assert main([*base, "--port", "0", "--replicas", "1", "--drain-seconds", "7"]) == 0
+    assert "Ray Serve replica" not in capsys.readouterr().err  # not before run_ray's checks passed
     given = calls[0]["port"]
     assert 0 < given < 65536 and calls[0]["blocking"] and calls[0]["num_replicas"] == 1
+    assert calls[0]["drain_seconds"] == 7.0 and calls[0]["quiet"] is False  # both reach Ray Serve
+    calls[0]["on_checked"]()  # run_ray calls it once ray_app's checks passed
+    err = capsys.readouterr().err
     assert "1 Ray Serve replica, store none" in err and f"http://127.0.0.1:{given}" in err, err
     guarantees.tick("bad-input cases tried", 2)
 
@@ -300,19 +397,21 @@ def test_cli_replicas_checks_port_and_extra_before_the_start_up_line(tmp_path, m
 def stub_ray(monkeypatch):
     """run_ray over stand-ins for Ray and Ray Serve (nothing starts), with the caller's own SIGTERM handler set.
 
-    Yields ``(events, set_ray_running, callers_handler)``: ``events`` lists what happened, in order.
+    Yields ``(events, set_ray_running, callers_handler, calls)``: ``events`` lists what happened, in order;
+    ``calls`` the keyword arguments ``ray.init``, ``serve.start`` and ``serve.run`` got.
     """
     import types
 
     from v0lite.serve import _ray
 
-    events, running = [], {"ray": False}
+    events, running, calls = [], {"ray": False}, []
 
     def callers_handler(signum, frame):  # the caller's own: a SIGTERM that reaches it is recorded, not fatal
         events.append("caller's handler ran")
 
-    def run(app, name, route_prefix):
+    def run(app, name, route_prefix, **kw):
         events.append(("handler during run", signal.getsignal(signal.SIGTERM)))
+        calls.append(("serve.run", kw))
         raise KeyboardInterrupt  # Ctrl-C while the replicas start
 
     def shutdown():
@@ -325,11 +424,14 @@ def stub_ray(monkeypatch):
         events.append("serve.shutdown")
 
     fake_serve = types.SimpleNamespace(
-        start=lambda http_options: None, run=run, shutdown=shutdown, delete=lambda name: events.append("delete")
+        start=lambda http_options, **kw: calls.append(("serve.start", kw)),
+        run=run,
+        shutdown=shutdown,
+        delete=lambda name: events.append("delete"),
     )
     fake_ray = types.SimpleNamespace(
         is_initialized=lambda: running["ray"],
-        init=lambda **kw: events.append("ray.init"),
+        init=lambda **kw: events.append("ray.init") or calls.append(("ray.init", kw)),
         shutdown=lambda: events.append("ray.shutdown"),
     )
     monkeypatch.setattr(_ray, "_serve", lambda: fake_serve)
@@ -337,28 +439,52 @@ def stub_ray(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", fake_ray)
     before = signal.signal(signal.SIGTERM, callers_handler)
     try:
-        yield events, lambda: running.update(ray=True), callers_handler
+        yield events, lambda: running.update(ray=True), callers_handler, calls
     finally:
         signal.signal(signal.SIGTERM, before)
 
 
 def test_blocking_run_ray_puts_sigterm_back_and_ignores_it_while_stopping(stub_ray):
     """Review: a resent SIGTERM cut serve.shutdown()/ray.shutdown() short; the handler is the caller's after."""
-    events, _, callers_handler = stub_ray
+    events, _, callers_handler, _ = stub_ray
     assert run_ray("router", port=8000, blocking=True) is None
-    during_run, during_shutdown = events[1], events[2]
+    during_run, during_shutdown = events[1], events[3]
     assert events[0] == "ray.init" and during_run[1] not in (callers_handler, signal.SIG_DFL)  # run_ray's own
     with pytest.raises(KeyboardInterrupt):  # which stops the run as Ctrl-C does
         during_run[1](signal.SIGTERM, None)
     assert during_shutdown == ("handler during shutdown", signal.SIG_IGN)
-    assert events[3:] == ["serve.shutdown", "ray.shutdown"], events  # neither interrupted nor skipped
+    # the application deleted first (its replicas drain behind a live proxy), then Ray Serve and Ray stopped:
+    # serve.shutdown() alone took the proxy down with the replicas, cutting off the requests in flight
+    assert events[2] == "delete" and events[4:] == ["serve.shutdown", "ray.shutdown"], events  # neither skipped
     assert signal.getsignal(signal.SIGTERM) is callers_handler
 
 
 def test_blocking_run_ray_on_the_callers_ray_leaves_sigterm_alone(stub_ray):
     """Review: on the caller's Ray, the finally replaced Ray's (C++) SIGTERM handler with SIG_DFL for good."""
-    events, ray_running, callers_handler = stub_ray
+    events, ray_running, callers_handler, _ = stub_ray
     ray_running()
     assert run_ray("router", port=8000, blocking=True) is None
     assert events == [("handler during run", callers_handler), "delete"], events  # Ray neither started nor stopped
     assert signal.getsignal(signal.SIGTERM) is callers_handler
+
+
+def test_quiet_run_ray_asks_ray_and_ray_serve_for_warnings_only(stub_ray):
+    """Probe J2: --quiet with --replicas still printed Ray's INFO lines ("Started a local Ray instance", ...)."""
+    import logging
+
+    _, _, _, calls = stub_ray
+    checked = []
+    serve_logger = logging.getLogger("ray.serve")
+    level = serve_logger.level
+    try:
+        run_ray("router", port=8000, blocking=True, quiet=True, on_checked=lambda: checked.append(1))
+        assert serve_logger.level == logging.WARNING
+    finally:
+        serve_logger.setLevel(level)
+    got = dict(calls)
+    assert got["ray.init"]["logging_level"] == logging.WARNING
+    assert got["serve.start"]["logging_config"] == got["serve.run"]["logging_config"] == {"log_level": "WARNING"}
+    assert checked == [1]
+    calls.clear()
+    run_ray("router", port=8000, blocking=True)  # not quiet: Ray's own logging, as before
+    assert "logging_level" not in dict(calls)["ray.init"] and not dict(calls)["serve.run"]

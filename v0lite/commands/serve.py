@@ -52,10 +52,10 @@ def _serve(args) -> int:
     check_bind(args.host, bool(args.api_keys))  # before loading anything
     if not 0 <= args.port <= 65535:
         raise DataError(f"--port {args.port}: not a TCP port. Fix: pass a port in 1..65535 (0: any free port).")
-    if args.replicas < 0:  # 0 is the default: one process, no Ray
+    if args.replicas is not None and args.replicas < 1:  # left out (None): one process, no Ray
         raise DataError(
-            f"--replicas {args.replicas}: must be >= 1. Fix: pass --replicas 2, or leave it out to serve from "
-            "one process."
+            f"--replicas {args.replicas}: must be >= 1 (leave it out for one process). Fix: pass --replicas 2, "
+            "or leave it out to serve from one process."
         )
     pool = None
     if args.pool is not None:
@@ -87,7 +87,7 @@ def _serve(args) -> int:
     check_router_dir(args.router)  # after the flags' own checks; a model folder: named as one, with route's fix
     # before the store is created (and before Ray starts, with --replicas): a taken port leaves nothing behind
     _check_port_free(args.host, args.port)
-    if args.replicas:
+    if args.replicas is not None:
         return _serve_on_ray(args, pool, limits)
     import uvicorn  # checked by require_serve above
 
@@ -133,18 +133,24 @@ def _serve_on_ray(args, pool, limits) -> int:
 
     require_ray_serve()  # the ray extra, before the start-up line: without it nothing below can start
     port = args.port or _check_port_free(args.host, 0)  # --port 0: pick it here, so the start-up line names it
-    if not args.quiet:
-        replicas = f"{args.replicas} Ray Serve replica{'' if args.replicas == 1 else 's'}"
-        print(
-            f"v0lite serve: {replicas}, store {args.data_dir or 'none (feedback off)'}, "
-            f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{port}",
-            file=sys.stderr,
-        )
+
+    def start_up_line():  # once ray_app's checks passed (upstreams, knob, pool...): a refused input names no URL
+        if not args.quiet:
+            replicas = f"{args.replicas} Ray Serve replica{'' if args.replicas == 1 else 's'}"
+            print(
+                f"v0lite serve: {replicas}, store {args.data_dir or 'none (feedback off)'}, "
+                f"keys {'on' if args.api_keys else 'off'}; http://{args.host}:{port}",
+                file=sys.stderr,
+            )
+
     run_ray(
         args.router,
         host=args.host,
         port=port,
         blocking=True,  # SIGTERM and Ctrl-C delete the application and stop Ray (run_ray handles both)
+        quiet=args.quiet,
+        on_checked=start_up_line,
+        drain_seconds=args.drain_seconds,  # each replica's graceful shutdown: its requests in flight finish
         num_replicas=args.replicas,
         upstreams=args.upstreams,
         data_dir=args.data_dir,
@@ -282,7 +288,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--replicas",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="serve N replicas of the app on a local Ray Serve instance (the ray extra) over the one --data-dir "
         "store; default: one process, no Ray. See docs/serve.md, 'More than one machine'",

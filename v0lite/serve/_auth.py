@@ -11,7 +11,11 @@ __all__ = ["read_api_keys", "KeyChecker"]
 
 
 def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
-    """The keys of file ``path``: one a line; blank lines and ``#`` comments are skipped."""
+    """The keys of file ``path``: one a line; blank lines and lines starting with ``#`` (comments) are skipped.
+
+    A key must be printable ASCII, at least 16 characters, without spaces; the first line breaking a rule
+    is named (never the key).
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{flag} {path}: is not a file. Fix: pass a file with one key a line.")
@@ -31,6 +35,15 @@ def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
                 'cannot carry reliably. Fix: use an ASCII key, e.g. `python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"`.'
             )
+        if not key.isprintable():  # a tab too: one inside a key is a control character as well
+            # DEL or a control character: accepted here, the key could never authenticate, since the HTTP server
+            # answers a header holding one 400 before the app sees it
+            bad = next(c for c in key if not c.isprintable())
+            raise DataError(
+                f"{flag} {path}: line {i}: the key holds a control character (U+{ord(bad):04X}), which an "
+                "Authorization header cannot carry (the server would answer 400). Fix: use printable ASCII only, "
+                'e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+            )
         if any(c.isspace() for c in key) or len(key) < 16:
             # the key itself is never printed: only where it is and what is wrong
             raise DataError(
@@ -40,7 +53,10 @@ def read_api_keys(path, *, flag: str = "--api-keys") -> list[str]:
             )
         keys.append(key)
     if not keys:
-        raise DataError(f"{flag} {path}: holds no key. Fix: write one key a line.")
+        raise DataError(
+            f"{flag} {path}: holds no key (blank lines and lines starting with # are skipped: comments). "
+            "Fix: write one key a line, not starting with #."
+        )
     return keys
 
 

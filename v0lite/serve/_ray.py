@@ -14,6 +14,7 @@ extra). What runs where: ``docs/serve.md``.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def ray_app(
     num_replicas: int = 2,
     max_ongoing_requests: int | None = None,
     ray_actor_options: dict | None = None,
+    drain_seconds: float | None = None,
     name: str = "v0lite",
 ):
     """The service as a bound Ray Serve application (``serve.run`` it, or use :func:`run_ray`).
@@ -149,6 +151,9 @@ def ray_app(
         ``limits.max_batch``, so a replica can fill one micro-batch.
     ray_actor_options : dict, optional
         Ray Serve's options for each replica's actor (``num_cpus``, ``runtime_env``, ...).
+    drain_seconds : float, optional
+        How long a replica being stopped waits for its requests in flight (Ray Serve's
+        ``graceful_shutdown_timeout_s``; ``v0lite serve --drain-seconds``); default Ray Serve's (20 s).
     name : str
         The deployment's name.
 
@@ -172,29 +177,44 @@ def ray_app(
             f"store is a {type(store).__name__}: each replica must open its own connection. Fix: pass a function "
             "that returns the store (e.g. store=lambda: MyStore(url)), or data_dir=DIR on one machine."
         )
+    if drain_seconds is not None and not (
+        isinstance(drain_seconds, (int, float))
+        and not isinstance(drain_seconds, bool)
+        and math.isfinite(drain_seconds)
+        and 0 <= drain_seconds <= 86_400
+    ):
+        raise DataError(
+            f"drain_seconds={drain_seconds!r}: must be a finite number >= 0 and <= 86,400 (--drain-seconds). "
+            "Fix: pass drain_seconds=30 (0: stop at once)."
+        )
     limits = (limits or Limits()).check()
-    kwargs = dict(
-        router=_paths(router),
-        upstreams=_paths(upstreams),
-        data_dir=None if data_dir is None or store is not None else _paths(data_dir),
-        api_keys=_paths(api_keys),
+    given = dict(
+        router=router,
+        upstreams=upstreams,
+        data_dir=None if store is not None else data_dir,
+        api_keys=api_keys,
         pool=None if pool is None else list(pool),
         limits=limits,
         cors_origins=list(cors_origins or ()),
         knob=knob,
-        encoder=_paths(encoder),
+        encoder=encoder,
     )
-    create_app(**{**kwargs, "data_dir": None})  # the checks, on the driver; no lifespan, nothing started
+    # the checks, on the driver, with the paths as the caller typed them (so its errors name them so); no
+    # lifespan, nothing started. The replicas get them absolute: a replica's working folder is not the driver's
+    create_app(**{**given, "data_dir": None})
+    kwargs = {k: _paths(v) for k, v in given.items()}
     if kwargs["data_dir"] is not None:
         from ._store import SqliteStore
 
-        SqliteStore(kwargs["data_dir"]).close()  # create it (WAL) once, before the replicas open it together
+        SqliteStore(given["data_dir"]).close()  # create it (WAL) once, before the replicas open it together
     deployment = serve.deployment(
         _deployment_class(serve),
         name=name,
         num_replicas=num_replicas,
         max_ongoing_requests=max_ongoing_requests or limits.max_batch,
         ray_actor_options=ray_actor_options,
+        # stopping: a replica waits this long for its requests in flight (the proxy still delivers their answers)
+        **({} if drain_seconds is None else {"graceful_shutdown_timeout_s": float(drain_seconds)}),
     )
     return deployment.bind(kwargs, store)
 
@@ -208,6 +228,8 @@ def run_ray(
     app_name: str = "v0lite",
     route_prefix: str = "/",
     blocking: bool = False,
+    quiet: bool = False,
+    on_checked=None,
     **kwargs,
 ):
     """Start the service on Ray Serve: Ray (if not started), its HTTP proxy on ``host:port``, the replicas.
@@ -228,7 +250,14 @@ def run_ray(
         Serve until interrupted (Ctrl-C; SIGTERM too when called from the main thread and this call
         started Ray), then delete the application (and stop Ray if this call started it), as
         ``v0lite serve --replicas`` does. SIGTERM's handler is put back once Ray is stopped; on the
-        caller's Ray it is left alone (Ray's own).
+        caller's Ray it is left alone (Ray's own). The application is deleted before Ray Serve stops, so
+        the replicas drain behind a live proxy: requests in flight get their answers (up to
+        ``drain_seconds``).
+    quiet : bool
+        Ray's and Ray Serve's log lines on this process's terminal: warnings only (``v0lite serve --quiet``).
+    on_checked : callable, optional
+        Called with no argument once every input passed :func:`ray_app`'s checks, before Ray starts
+        (``v0lite serve`` prints its start-up line there, so a refused input announces no URL).
     **kwargs
         :func:`ray_app`'s parameters (``data_dir``, ``store``, ``num_replicas``, ...).
 
@@ -244,15 +273,23 @@ def run_ray(
 
     check_bind(host, bool(kwargs.get("api_keys")))
     app = ray_app(router, **kwargs)
+    if on_checked is not None:
+        on_checked()
     started_ray = not ray.is_initialized()
+    logs, local = {}, {}
+    if quiet:  # Ray's driver-side lines ("Started a local Ray instance", "Started Serve", ...) are INFO
+        import logging
+
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+        logs = {"logging_config": {"log_level": "WARNING"}}  # the controller's, the proxy's, the replicas' logs
+        local["logging_level"] = logging.WARNING  # the driver's "ray" logger, which ray.init sets up
     if started_ray:
-        local = {}
         if address is None and _loopback(host):  # Ray's node address; its processes' ports still listen on all
             local["_node_ip_address"] = "127.0.0.1"  # interfaces (Ray 2.60 has no setting for that: docs/serve.md)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
-    serve.start(http_options={"host": host, "port": int(port)})
+    serve.start(http_options={"host": host, "port": int(port)}, **logs)
     if not blocking:
-        return serve.run(app, name=app_name, route_prefix=route_prefix)
+        return serve.run(app, name=app_name, route_prefix=route_prefix, **logs)
     import signal
     import time
 
@@ -261,7 +298,7 @@ def run_ray(
     # Python cannot see, so it could not be put back); on the caller's Ray it stays, and Ctrl-C stops the run
     previous = _stop_on_sigterm() if started_ray else None
     try:  # an interrupt while the replicas start stops them too
-        handle = serve.run(app, name=app_name, route_prefix=route_prefix)
+        handle = serve.run(app, name=app_name, route_prefix=route_prefix, **logs)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -270,11 +307,14 @@ def run_ray(
         if previous is not None:  # a resent SIGTERM (systemd, Kubernetes) must not cut the drain short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
-            if started_ray:
-                serve.shutdown()
-                ray.shutdown()
-            else:
+            # delete first: serve.shutdown() alone stops the proxy with the replicas, cutting off the requests
+            # in flight; deleted, the replicas drain (up to drain_seconds) while the proxy delivers their answers
+            try:
                 serve.delete(app_name)
+            finally:
+                if started_ray:
+                    serve.shutdown()
+                    ray.shutdown()
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -43,6 +43,9 @@ _NOT_IN_POOL = (
 )
 
 
+MAX_BODY_CAP = 1 << 30  # --max-body-bytes' upper bound (1 GiB)
+
+
 @dataclass(frozen=True)
 class Limits:
     """The service's limits (every one a ``v0lite serve`` flag)."""
@@ -63,6 +66,11 @@ class Limits:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DataError(f"{name} {v!r}: must be an integer >= 1. Fix: pass {name}=<value> >= 1.")
+        if self.max_body_bytes > MAX_BODY_CAP:  # a body is held whole in memory: a cap past any real request
+            raise DataError(
+                f"max_body_bytes {self.max_body_bytes!r}: must be <= {MAX_BODY_CAP:,} (1 GiB; a request body is "
+                f"read whole into memory). Fix: pass max_body_bytes=<value> in 1..{MAX_BODY_CAP} (default 1000000)."
+            )
         day = 86_400  # larger finite values hang requests (a wait) or burn a core (a refresh every 1e-300 s)
         for name, rule, low, high, why, example in (
             ("refresh_seconds", ">=", 0.01, day, " (the delay before feedback reaches routing)", "1"),
