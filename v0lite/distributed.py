@@ -272,7 +272,7 @@ def embed_with_ray(
         return result
     import pandas as pd
 
-    from ._encoder_check import check_hub_name
+    from ._encoder_load import check_hub_name
 
     check_hub_name(model)  # here, at once: each actor would wait out the hub client's retries, then die raw
     _ensure_init(ray, address)

