@@ -299,7 +299,9 @@ def test_experiences_holding_several_scores_or_prompts_are_refused_and_nothing_i
         hook.apply([ok, SimpleNamespace(prompts=["a"], scores=np.array([1.0, 1.0, 0.0]))])
     with pytest.raises(DataError, match=r"experience 0 of the group: .*prompts .*got 2 values"):
         hook.apply([SimpleNamespace(prompts=["a", "b"], scores=[1.0])] * 2)
+    with pytest.raises(DataError, match=r"experience 1 of the group: .*prompts .*got 2 values"):
+        hook.apply([ok, SimpleNamespace(prompts=["a", "b"], scores=[1.0])])  # packed beyond the first: read too
     with pytest.raises(DataError, match=r"prompts must be a list .*got a str"):
         hook.apply([SimpleNamespace(prompts="abc", scores=[1.0])] * 2)  # would be read as its first letter
     assert glue._pending == [] and hook.total_groups == 0 and hook.valid_groups == 0
-    guarantees.tick("bad-input cases tried", 4)
+    guarantees.tick("bad-input cases tried", 5)

@@ -161,6 +161,7 @@ def test_upstream_failure_falls_back_once_then_502(tmp_path, guarantees):
             msg = e.value.body["message"]
             assert "answered 500" in msg and "is down second line" in msg and "\n" not in msg
             assert msg.startswith("upstream 'a' (routed) answered 500: ") and "; then 'c' answered 500: " in msg, msg
+            assert ". Fix: retry later" in msg  # the reason ends its sentence before the fix
             assert [m for m, _ in upstream.state.calls[n:]] == ["up-a", "up-c"]
             # b is best on sorting and fine
             out = client.chat.completions.create(

@@ -138,6 +138,7 @@ def _all_failed(failures: list[UpstreamFailure]) -> ApiError:
 
         first = failures[0]
         text = f"upstream {first.model!r} (routed) {said(first)}; then {last.model!r} {said(last)}"
+    text = text if text.endswith((".", "!", "?")) else text + "."  # "... (ConnectError). Fix: ..."
     if last.status == 429:
         after = _retry_after([f.retry_after for f in failures if f.status == 429 and f.retry_after])
         return ApiError(

@@ -184,7 +184,7 @@ def ray_app(
         and 0 <= drain_seconds <= 86_400
     ):
         raise DataError(
-            f"drain_seconds={drain_seconds!r}: must be a finite number >= 0 and <= 86,400 (--drain-seconds). "
+            f"drain_seconds={drain_seconds!r}: must be a finite number >= 0 and <= 86,400 (one day). "
             "Fix: pass drain_seconds=30 (0: stop at once)."
         )
     limits = (limits or Limits()).check()

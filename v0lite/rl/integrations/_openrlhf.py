@@ -261,7 +261,10 @@ class OpenRLHFFilterHook:
             return []
         # read (and refuse) every sample before anything is counted or recorded
         scores = np.array([_score(e, i) for i, e in enumerate(experiences)], dtype=np.float64)
-        prompt = _one(experiences[0].prompts, 0, "prompts", "prompt", "the prompt it was sampled from")
+        prompts = [
+            _one(e.prompts, i, "prompts", "prompt", "the prompt it was sampled from") for i, e in enumerate(experiences)
+        ]
+        prompt = prompts[0]  # a group is one prompt's samples: each must still be one sample (a packed one is refused)
         self._ever_full = True
         self.total_groups += 1
         warn_reward_scale(self.glue, scores, self.glue.success_threshold)
