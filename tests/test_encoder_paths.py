@@ -354,3 +354,16 @@ def test_a_copy_of_the_packaged_minilm_folder_is_the_default_encoder(tmp_path):
     check_encoder(old, emb)  # a model saved with the copy's former id still takes it
     other = encoder_folder(tmp_path / "other")
     assert Embedder(str(other), cache_dir=False).model_id.startswith("local:")
+
+
+def test_a_cached_hub_model_on_a_bad_device_is_not_called_missing_from_the_cache(monkeypatch):
+    """The cache-first load swallowed every error, so a cached model asked for on a bad device was reported as
+    "not in the Hugging Face cache" (with the hub's fix) instead of the device error."""
+    from v0lite._encoder_load import from_folder_or_hub
+
+    def load(path, device=None, local_files_only=False):
+        raise RuntimeError(f"Invalid device string: '{device}'")
+
+    monkeypatch.setattr("v0lite._encoder_load.hub_problem", lambda name: pytest.fail("the hub was asked"))
+    with pytest.raises(RuntimeError, match="Invalid device string: 'cudax'"):
+        from_folder_or_hub(load, "org/cached-model", "cudax")

@@ -170,3 +170,16 @@ def test_tune_knn_router_ties_go_to_the_smaller_k_and_errors():
         tune_knn_router(E, Y, np.ones((20, 3)))
     with pytest.raises(V0liteError, match="ks"):
         tune_knn_router(E, Y, np.array([1.0, 2.0]), ks=(0,))
+
+
+def test_tuned_knn_scores_by_aiq_in_any_cost_unit():
+    """The tuned kNN baseline called a pool 'degenerate' (one cost: score by accuracy) when its prices spread
+    less than an absolute 1e-12: prices of 1e-15 per call were scored by accuracy, at 1 by AIQ."""
+    from v0lite.routing._baselines import tune_knn_router
+
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(60, 4))
+    Y = (rng.uniform(size=(60, 2)) < 0.5).astype(float)
+    at_one = tune_knn_router(E, Y, np.array([1.0, 2.0]), ks=(4, 8), cv=3)
+    tiny = tune_knn_router(E, Y, np.array([1.0, 2.0]) * 1e-15, ks=(4, 8), cv=3)
+    assert at_one[1]["criterion"] == tiny[1]["criterion"] == "aiq" and at_one[0] == tiny[0]

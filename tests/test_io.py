@@ -111,3 +111,18 @@ def test_json_bytes_is_strict_and_the_clis_json_is_built_before_any_write(tmp_pa
     with pytest.raises(DataError):
         write_json(str(out), {"a": object()})
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_saves_leftover_of_the_same_name_is_left_to_the_folder_sweep(tmp_path):
+    """A dead folder save leaves `.x.PID.abcd1234.tmp` (a folder); the file sweep took it for its own and said
+    "could not remove ... (delete by hand)"."""
+    import warnings
+
+    from v0lite._io import sweep_dead_temps
+
+    dead = tmp_path / ".x.999999999.abcd1234.tmp"
+    dead.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sweep_dead_temps(tmp_path, "x")
+    assert dead.is_dir()

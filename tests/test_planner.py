@@ -478,3 +478,10 @@ def test_observe_takes_one_step_per_prompt_in_one_add_history():
         with pytest.raises(ParameterError, match=msg):
             planner.observe(["q0", "q1", "q2"], bad, [1, 1, 1], [4, 4, 4])
     assert len(model.added) == 1
+
+
+def test_a_zero_dimensional_step_array_is_one_step():
+    """np.array(3) was taken for a sequence of steps (len() of an unsized object: a raw TypeError)."""
+    model = FakeModel({})
+    RolloutPlanner(model, budget_per_prompt=4).observe(["q0", "q1"], np.array(3), [1, 2], [4, 4])
+    assert model.added[0][0]["step"].to_list() == [3, 3]

@@ -182,8 +182,11 @@ def from_folder_or_hub(cls, path: str, device: str | None):
     when there, else from the hub once :func:`hub_problem` finds it answers (else :func:`load_error` at once)."""
     if os.path.isdir(path):
         return cls(path, device=device)
-    with contextlib.suppress(Exception):  # not (wholly) in the local cache: the hub is asked below
+    try:
         return cls(path, device=device, local_files_only=True)
+    except Exception as exc:  # not (wholly) in the local cache: the hub is asked below
+        if device is not None and "device" in str(exc).lower():  # a cached model on a bad device: say that
+            raise
     hub, why = hub_problem(path)
     if hub:
         raise load_error(path, why, hub)

@@ -134,6 +134,8 @@ def sweep_dead_temps(folder: Path, name_re: str, path: Path | None = None, stack
         leftover = Path(folder) / name
         if not m or int(m.group(1)) == os.getpid() or writer_alive(int(m.group(1)), leftover):
             continue
+        if leftover.is_dir():  # a folder save's leftover of the same grammar: persist's own sweep handles it
+            continue
         try:
             leftover.unlink()
             removed.append(name)

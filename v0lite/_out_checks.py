@@ -11,6 +11,7 @@ file a command writes inside a folder it was given (``"OUT/train.jsonl"``), or a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -59,8 +60,9 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
         parent = parent.parent
     if not os.path.isdir(parent):  # not Path.is_dir: a folder that cannot be looked into raises there (< 3.12)
         return f"{parent} is a file, not a folder"
-    if hasattr(os, "statvfs") and os.statvfs(parent).f_flag & os.ST_RDONLY:  # the cause, not its symptom
-        return f"cannot write in {parent} (read-only file system)"
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs here: os.access below still says no
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:  # the cause, not its symptom
+            return f"cannot write in {parent} (read-only file system)"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent} (permission denied)"
     return None

@@ -202,7 +202,9 @@ def _takes_settings(encode) -> bool:
         params = inspect.signature(encode).parameters.values()
     except (TypeError, ValueError):  # no signature to read (a builtin): try the settings
         return True
-    return any(p.kind is p.VAR_KEYWORD or p.name == "normalize_embeddings" for p in params)
+    names = {p.name for p in params}
+    settings = {"batch_size", "normalize_embeddings", "convert_to_numpy", "show_progress_bar"}
+    return any(p.kind is p.VAR_KEYWORD for p in params) or settings <= names
 
 
 class Embedder(ShardCache):

@@ -132,7 +132,6 @@ def cv_glm(
     loss moves far less than the gaps between alphas.
     """
     folds = np.unique(fold_of_prompt[prompt_row])
-    counts = np.bincount(policy, None, n_pol).astype(np.float64)
     oof = np.zeros((len(alphas), len(y)))
     loss = np.zeros((len(alphas), n_pol))
     order = np.argsort(alphas)[::-1]  # strongest penalty first: warm starts move little
@@ -159,5 +158,4 @@ def cv_glm(
             lin = (Z[te_prompts] @ W.T)[te_pos, policy[te]] + b[policy[te]] + off_test[f][te]
             oof[a, te] = lin
             loss[a] += _objective(lin, y[te], link, policy[te], n_pol)
-    del counts
     return oof, loss

@@ -85,8 +85,8 @@ def _check_step(step: Any) -> int:
 
 def _check_steps(step: Any, k: int) -> np.ndarray:
     """One checked step per prompt: ``step`` is one int for all ``k`` prompts, or a sequence of ``k`` ints."""
-    if not isinstance(step, (list, tuple, np.ndarray)):
-        return np.full(k, _check_step(step), np.int64)
+    if not isinstance(step, (list, tuple, np.ndarray)) or np.ndim(step) == 0:  # np.array(3): one step too
+        return np.full(k, _check_step(step.item() if isinstance(step, np.ndarray) else step), np.int64)
     if len(step) != k:
         raise ParameterError(
             f"step holds {len(step)} steps for {k} prompts. Fix: pass one step for all of them, or one per prompt."

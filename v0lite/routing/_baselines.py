@@ -12,7 +12,7 @@ from .._registry import unknown_name
 from ..exceptions import V0liteError
 from ._frontier import _sweep, aiq
 from ._knn import _knn_mean, _knn_prefix_means, _normalise
-from ._strategies import UtilityStrategy
+from ._strategies import UtilityStrategy, _cost_tie
 
 __all__ = ["knn_router_baseline", "tune_knn_router", "group_router_baseline", "TUNED_KS"]
 
@@ -146,7 +146,7 @@ def tune_knn_router(
         Cpred[out] = C[fit].mean(axis=0)
     mean_costs = C.mean(axis=0)
     c_max = float(mean_costs.max())
-    degenerate = float(np.ptp(mean_costs)) <= 1e-12 * max(1.0, abs(c_max)) or c_max <= 0
+    degenerate = float(np.ptp(mean_costs)) <= _cost_tie(mean_costs[None, :]) or c_max <= 0  # ties in any cost unit
     strat, rows, scores = UtilityStrategy(), np.arange(n), []
     for k in bar(cands, desc="route-eval: tuned kNN, scoring each k", unit="k", enabled=show_progress_bar):
         if degenerate:

@@ -37,7 +37,7 @@ from ._frontier import (
 from ._plot import plot_frontiers
 from ._pool import check_test_coverage, restrict_pool
 from ._router import Router
-from ._strategies import UtilityStrategy, get_strategy
+from ._strategies import UtilityStrategy, _cost_tie, get_strategy
 
 __all__ = ["route_eval", "UnitCostWarning"]
 
@@ -401,7 +401,7 @@ def route_eval(
 
     single = best_single(Y, Ctrue, policies)
     c_max = float(max(single["costs"]))
-    degenerate = float(np.ptp(single["costs"])) <= 1e-12 * max(1.0, c_max)
+    degenerate = float(np.ptp(single["costs"])) <= _cost_tie(np.asarray(single["costs"], float)[None, :])  # any unit
     _, or_acc, or_cost = oracle(Y, Ctrue)
 
     # kNN baseline on the complete train prompts; with new_model, that pool's and the new model's own (docstring)
