@@ -635,19 +635,3 @@ def test_a_type_error_inside_encode_propagates_after_one_call_and_a_plain_encode
             return super().encode(texts)
 
     assert Embedder(Plain(), cache_dir=False).encode(["a prompt"]).shape[0] == 1
-
-
-def test_an_encoder_taking_some_settings_only_is_called_plainly(tmp_path):
-    """An encode(texts, normalize_embeddings=True) without **kwargs counted as taking every setting, so it was
-    called with batch_size=... and raised a TypeError."""
-    from v0lite.embed import Embedder
-
-    class Partial:
-        model_id = "partial-enc"
-
-        def encode(self, texts, normalize_embeddings=True):
-            v = np.array([[len(t), 1.0] for t in texts], np.float32)
-            return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    out = Embedder(Partial(), cache_dir=tmp_path).encode(["a", "bb"])
-    assert out.shape == (2, 2)

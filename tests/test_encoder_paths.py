@@ -367,3 +367,21 @@ def test_a_cached_hub_model_on_a_bad_device_is_not_called_missing_from_the_cache
     monkeypatch.setattr("v0lite._encoder_load.hub_problem", lambda name: pytest.fail("the hub was asked"))
     with pytest.raises(RuntimeError, match="Invalid device string: 'cudax'"):
         from_folder_or_hub(load, "org/cached-model", "cudax")
+
+
+def test_an_encoder_taking_some_settings_only_is_called_plainly(tmp_path):
+    """An encode(texts, normalize_embeddings=True) without **kwargs counted as taking every setting, so it was
+    called with batch_size=... and raised a TypeError."""
+    import numpy as np
+
+    from v0lite.embed import Embedder
+
+    class Partial:
+        model_id = "partial-enc"
+
+        def encode(self, texts, normalize_embeddings=True):
+            v = np.array([[len(t), 1.0] for t in texts], np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    out = Embedder(Partial(), cache_dir=tmp_path).encode(["a", "bb"])
+    assert out.shape == (2, 2)
