@@ -285,3 +285,18 @@ class CliServer:
         self.kill()
         for stream in (self.proc.stdout, self.proc.stderr):
             stream.close()
+
+
+def start_in_flight(call, upstream, timeout: float = 10.0):
+    """Start ``call`` in a thread and return the thread once its request reached ``upstream`` (a stub: its
+    ``state.calls`` grows), so a stop sent next finds the request in flight; fails the test after ``timeout``."""
+    import threading
+    import time
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not upstream.state.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert upstream.state.calls, "the request never reached the upstream"
+    return thread

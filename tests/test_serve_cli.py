@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from tests.conftest import make_log
-from tests.serve_util import ROOT, CliServer, save_cli_router, serve_in_thread, stub_upstream, upstreams_for
+from tests.serve_util import (
+    ROOT,
+    CliServer,
+    save_cli_router,
+    serve_in_thread,
+    start_in_flight,
+    stub_upstream,
+    upstreams_for,
+)
 from v0lite.cli import main
 from v0lite.serve import SqliteStore
 
@@ -192,12 +200,7 @@ def _sigterm_with_a_chat_in_flight(saved, tmp_path, *, delay_s, extra=(), check=
                     timeout=20,
                 )
 
-            t = threading.Thread(target=call)
-            t.start()
-            deadline = time.monotonic() + 10
-            while not upstream.state.calls and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert upstream.state.calls, "the request never reached the upstream"
+            t = start_in_flight(call, upstream)
             srv.terminate()
             t.join(20)
             # a clean stop: uvicorn re-raises the SIGTERM it drained on, the convention for a signalled exit

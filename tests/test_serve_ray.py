@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
@@ -26,6 +25,7 @@ from tests.serve_util import (
     free_port,
     save_cli_router,
     serve_in_thread,
+    start_in_flight,
     stub_upstream,
     tiny_router,
     upstreams_for,
@@ -328,12 +328,7 @@ def test_cli_replicas_sigterm_lets_a_chat_in_flight_finish_and_quiet_is_quiet(tm
                 except httpx.HTTPError as exc:  # the proxy went down with the chat in flight
                     result["r"] = exc
 
-            chat = threading.Thread(target=call)
-            chat.start()
-            deadline = time.monotonic() + 20
-            while not upstream.state.calls and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert upstream.state.calls, "the chat never reached the upstream"
+            chat = start_in_flight(call, upstream, timeout=20)
             proc.send_signal(signal.SIGTERM)
             chat.join(30)
             assert proc.wait(60) == 0, _text(err)
