@@ -404,6 +404,16 @@ def _first_bad_json_line(path: Path, data: bytes, *, lines: bool) -> str | None:
     return None
 
 
+def check_decodable(where: str, text: str) -> None:
+    """Refuse a prompt text holding a lone UTF-16 surrogate (the tokenizer would fail on it, unexplained), naming
+    ``where`` (its place in the caller's terms: ``"prompts, row 3"``, ``"prompt at row 3"``)."""
+    if not text.isascii() and lone_surrogate(text) is not None:
+        raise DataError(
+            f"{where}: {text[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
+            "Fix: repair that text at its source (decode it with errors='replace') or remove it."
+        )
+
+
 def lone_surrogate(value: Any) -> str | None:
     """The first text in ``value`` (nested) that is not valid Unicode, or None."""
     if isinstance(value, str):

@@ -116,13 +116,9 @@ class _CachedSizeWrong(Exception):
 
 def _check_decodable(row: int, text: str) -> None:
     """A text holding a lone UTF-16 surrogate (not a character) is a :class:`DataError` naming its row."""
-    from ._log_files import lone_surrogate  # imports polars: only for a text that is not ASCII
+    from ._log_files import check_decodable  # imports polars: only for a text that is not ASCII
 
-    if lone_surrogate(text) is not None:
-        raise DataError(
-            f"prompt at row {row}: {text[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a "
-            "character). Fix: repair that text at its source (decode it with errors='replace') or remove it."
-        )
+    check_decodable(f"prompt at row {row}", text)
 
 
 def _short(text: str) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_path
-from ._log_files import CHAT_FIX, read_file, sniff_text
+from ._log_files import CHAT_FIX, check_decodable, read_file, sniff_text
 from ._log_files import SUFFIXES as _SUFFIXES
 from ._log_files import fmt as _fmt
 from ._log_files import lone_surrogate as _lone_surrogate
@@ -581,11 +581,7 @@ def _prompt_list(prompts, name: str = "prompts") -> list:
     for i, t in enumerate(prompts):
         if not isinstance(t, str) or is_blank(t):
             raise DataError(f"{name}, row {i}: {t!r} is not a non-empty text. Fix: pass prompt texts only.")
-        if not t.isascii() and _lone_surrogate(t) is not None:  # the tokenizer would fail on it, unexplained
-            raise DataError(
-                f"{name}, row {i}: {t[:60]!r} holds undecodable text (a lone UTF-16 surrogate, not a character). "
-                "Fix: repair that text at its source (decode it with errors='replace')."
-            )
+        check_decodable(f"{name}, row {i}", t)
     return prompts
 
 
