@@ -103,11 +103,11 @@ def _full_after(monkeypatch, n_ok):
 
     real, done = cache.atomic_write_bytes, []
 
-    def write(path, data):
+    def write(path, data, **kw):
         if len(done) >= n_ok:
             raise OSError(errno.ENOSPC, "No space left on device")
         done.append(path)
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(cache, "atomic_write_bytes", write)
 

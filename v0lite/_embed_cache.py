@@ -186,10 +186,10 @@ class ShardCache:
         data = buf.getvalue()
         name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
         # a shard's name is its contents' hash, never written again: atomic_path's sweep of its name never
-        # meets a killed writer's temporary file, so every shard's are swept here
+        # meets a killed writer's temporary file, so every shard's are swept here (and the folder listed once)
         sweep_dead_temps(d, _SHARD_NAME.pattern)
         try:
-            atomic_write_bytes(d / name, data)
+            atomic_write_bytes(d / name, data, sweep=False)
         except OSError as exc:
             if write_failure(exc) is None:
                 raise

@@ -28,6 +28,7 @@ __all__ = [
     "stream_of",
     "TMP_FILE_EXTRA",
     "LIVE_WRITE_S",
+    "TEMP_ID",
     "writer_alive",
     "sweep_dead_temps",
     "name_too_long",
@@ -48,7 +49,7 @@ __all__ = [
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = "", *, sweep: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     A symlink is written through: the temporary file goes beside its final target, which the rename
@@ -58,6 +59,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     The temporary file is ``.NAME.PID.XXXXXXXX.tmp``: one that a killed writer (``kill -9``) left is removed
     by the next write of ``path``, with a warning naming it, once its process is gone (:func:`writer_alive`,
     the rule that a saved folder's leftovers follow); a write still running in another process keeps its own.
+    ``sweep=False``: the caller swept the folder itself (:func:`sweep_dead_temps`), so it is not listed twice.
     """
     what = stream_of(path)
     if what:
@@ -65,7 +67,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_dead_temps(path)
+        if sweep:
+            _remove_dead_temps(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
     except OSError as exc:  # name the caller's path, not the hidden temporary file
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
@@ -90,6 +93,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 # + ".tmp", a PID of at most 7 digits (pid_max <= 2**22), plus the longest suffix a caller keeps on it
 # (v0lite.routing._plot's ".png": matplotlib reads it).
 TMP_FILE_EXTRA = len(".." + "9" * 7 + "." + "x" * 8 + ".tmp" + ".png")
+# what follows ".NAME." in a temporary file or folder of a write (atomic_path, persist's folder saves): the
+# writer's PID (the regex group), mkstemp's / mkdtemp's 8 characters, ".tmp"
+TEMP_ID = r"(\d+)\.[a-z0-9_]{8}\.tmp"
 # a leftover older than this is a dead writer's even if its PID runs again (a reused PID, a new process)
 LIVE_WRITE_S = 3600.0
 
@@ -123,7 +129,7 @@ def sweep_dead_temps(folder: Path, name_re: str, path: Path | None = None, stack
     ``name_re`` (a regex): for files never written again under the same name (the embedding cache's shards,
     named by their contents), which :func:`atomic_path`'s own sweep of one name never meets. ``path``: the one
     file whose leftovers these are, named by the warning (default: the warning names the folder)."""
-    pat = re.compile(r"^\.(?:" + name_re + r")\.(\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
+    pat = re.compile(r"^\.(?:" + name_re + r")\." + TEMP_ID + r"(?:\.[A-Za-z0-9]+)?$")
     try:
         names = sorted(os.listdir(folder))
     except OSError:  # the write that follows says why, naming the caller's path
@@ -267,9 +273,9 @@ def usual_permissions(root: str | os.PathLike) -> None:
                 os.chmod(f, 0o666 & ~mask)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sweep: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``sweep``: as :func:`atomic_path`)."""
+    with atomic_path(path, sweep=sweep) as tmp:
         tmp.write_bytes(data)
 
 

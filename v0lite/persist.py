@@ -40,6 +40,7 @@ from typing import Callable
 
 from . import _io
 from ._io import (
+    TEMP_ID,
     atomic_write_json,
     load_arrays,
     read_json_file,
@@ -243,7 +244,7 @@ def _leftovers(path: Path) -> list[tuple[Path, str, int | None]]:
     """``(leftover, kind, pid)`` beside ``path``: ``old`` (``.NAME.old-PID``) and ``tmp`` (``.NAME.PID.X.tmp``)."""
     # exactly the names write_folder makes (mkdtemp adds 8 characters of [a-z0-9_]): a user's own
     # ".model.backup.tmp" is never taken for a leftover
-    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?:old-(\d+)|(\d+)\.[a-z0-9_]{8}\.tmp)$")
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?:old-(\d+)|" + TEMP_ID + r")$")
     try:
         names = os.listdir(path.parent)
     except OSError:
