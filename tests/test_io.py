@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from v0lite._io import atomic_path, atomic_write_bytes, stream_of
+from v0lite._io import atomic_path, atomic_write_bytes, read_only_volume, stream_of
 from v0lite.exceptions import V0liteWarning
 
 # a writer killed (SIGKILL: no finally, no atexit) halfway through writing its temporary file
@@ -126,3 +126,25 @@ def test_a_folder_saves_leftover_of_the_same_name_is_left_to_the_folder_sweep(tm
         warnings.simplefilter("error")
         sweep_dead_temps(tmp_path, "x")
     assert dead.is_dir()
+
+
+def test_read_only_volume_reads_the_flag_and_says_none_when_it_cannot_tell(tmp_path, monkeypatch):
+    """One reading of statvfs's ST_RDONLY for the output checks and the serve store (three copies before)."""
+    from types import SimpleNamespace
+
+    assert read_only_volume(tmp_path) in (False, True)  # a real volume: a bool (tests may run on a read-only one)
+    assert read_only_volume(SimpleNamespace(f_flag=os.ST_RDONLY | os.ST_NOSUID)) is True  # what statvfs said
+    assert read_only_volume(SimpleNamespace(f_flag=os.ST_NOSUID)) is False
+    ro = str(tmp_path / "ro")
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_flag=os.ST_RDONLY) if str(p) == ro else real(p))
+    assert read_only_volume(ro) is True and read_only_volume(tmp_path) is False
+    assert read_only_volume(tmp_path / "missing" / "x") is None  # cannot be looked at: the caller's check speaks
+
+    def missing(p):
+        raise FileNotFoundError(2, "No such file or directory", str(p))
+
+    monkeypatch.setattr(os, "statvfs", missing)
+    assert read_only_volume(ro) is None
+    monkeypatch.delattr(os, "statvfs")  # not POSIX
+    assert read_only_volume(ro) is None

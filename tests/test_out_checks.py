@@ -108,3 +108,13 @@ def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
     assert folder_problem(tmp_path / "new" / "sub") == f"cannot write in {tmp_path} (read-only file system)"
     monkeypatch.setattr(os, "statvfs", real)
     assert folder_problem(tmp_path / "new") is None
+
+
+def test_folder_problem_asks_the_one_read_only_helper(tmp_path, monkeypatch):
+    """The read-only test is _io.read_only_volume's, shared with the serve store (it had its own copy)."""
+    from v0lite import _out_checks
+
+    asked = []
+    monkeypatch.setattr(_out_checks, "read_only_volume", lambda where: asked.append(where) or True)
+    assert _out_checks.folder_problem(tmp_path / "new") == f"cannot write in {tmp_path} (read-only file system)"
+    assert asked == [tmp_path]

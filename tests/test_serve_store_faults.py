@@ -410,3 +410,18 @@ def test_a_read_only_file_system_is_named_with_a_fix_that_applies(tmp_path, monk
     assert f"--data-dir {folder}" in text and "permission denied" not in text and "remount it read-write" in text
     assert ("copy the folder" in text) == existing  # an earlier store: its outcomes go with the copy
     guarantees.tick("bad-input cases tried")
+
+
+def test_the_store_asks_the_one_read_only_helper(tmp_path, monkeypatch):
+    """check_writable (at start) and check_writes (after a failed commit) read ST_RDONLY through _io's helper,
+    as the output checks do (each had its own copy)."""
+    from v0lite.serve import _store
+
+    store = SqliteStore(tmp_path / "s")
+    asked = []
+    monkeypatch.setattr(_store, "read_only_volume", lambda where: asked.append(where) or True)
+    assert store.check_writes() == "its volume is read-only"
+    with pytest.raises(DataError, match=r"cannot write there \(read-only file system\)"):
+        _store.check_writable(tmp_path / "s")
+    assert len(asked) == 2 and asked[1] == tmp_path / "s"  # the first: what statvfs said of the store's folder
+    store.close()

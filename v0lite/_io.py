@@ -32,6 +32,7 @@ __all__ = [
     "writer_alive",
     "sweep_dead_temps",
     "name_too_long",
+    "read_only_volume",
     "atomic_write_bytes",
     "atomic_write_json",
     "usual_permissions",
@@ -156,6 +157,24 @@ def sweep_dead_temps(folder: Path, name_re: str, path: Path | None = None, stack
         said += [f"could not remove {', '.join(kept)} (delete by hand)"] if kept else []
         where = f"{path}: {'; '.join(said)} beside it" if path else f"{folder}: {'; '.join(said)} in it"
         warnings.warn(f"{where}, left by a write that was killed (its process is gone)", V0liteWarning, stacklevel)
+
+
+def read_only_volume(where) -> bool | None:
+    """Whether a file system is mounted read-only (``ST_RDONLY``): the cause a permission check would hide
+    behind "permission denied". ``where``: a path on it, or what :func:`os.statvfs` said of one (a caller that
+    also reads its free space). None where it cannot be told: no ``statvfs`` (not POSIX), or a path that
+    cannot be looked at (the caller's own check speaks then).
+
+    Examples
+    --------
+    >>> read_only_volume(".") in (True, False, None)
+    True
+    """
+    try:
+        st = where if hasattr(where, "f_flag") else os.statvfs(where)
+        return bool(st.f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):
+        return None
 
 
 def name_too_long(path: str | os.PathLike, extra: int, kind: str = "file") -> str | None:

@@ -11,12 +11,11 @@ file a command writes inside a folder it was given (``"OUT/train.jsonl"``), or a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
 
-from ._io import TMP_FILE_EXTRA, name_too_long, stream_of
+from ._io import TMP_FILE_EXTRA, name_too_long, read_only_volume, stream_of
 from .exceptions import DataError
 
 __all__ = ["named", "another", "in_folder", "file_size", "folder_problem", "check_regular", "check_name_fits",
@@ -60,9 +59,8 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
         parent = parent.parent
     if not os.path.isdir(parent):  # not Path.is_dir: a folder that cannot be looked into raises there (< 3.12)
         return f"{parent} is a file, not a folder"
-    with contextlib.suppress(OSError, AttributeError):  # no statvfs here: os.access below still says no
-        if os.statvfs(parent).f_flag & os.ST_RDONLY:  # the cause, not its symptom
-            return f"cannot write in {parent} (read-only file system)"
+    if read_only_volume(parent):  # the cause, not its symptom (None, not told: os.access below still says no)
+        return f"cannot write in {parent} (read-only file system)"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent} (permission denied)"
     return None

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, read_only_volume
 from ..exceptions import DataError, FormatVersionError, V0liteError
 
 __all__ = [
@@ -233,11 +233,7 @@ def check_writable(path) -> None:
         if p.exists() or p.is_symlink():
             return
         at = _nearest_existing(p.resolve().parent)
-    try:
-        read_only = bool(os.statvfs(at).f_flag & os.ST_RDONLY)
-    except (AttributeError, OSError):  # not POSIX, or not readable: check_store_dir's own check speaks
-        return
-    if read_only:
+    if read_only_volume(at):  # None (not POSIX, or not readable): check_store_dir's own check speaks
         fix = (
             "copy the folder somewhere writable and point data_dir=<path> at the copy"
             if (p / "meta.json").exists()  # an earlier store: its outcomes go with the copy
@@ -458,7 +454,7 @@ class SqliteStore:
             return f"the store's folder cannot be read ({exc.strerror})"
         if st is not None:
             free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize  # root may use the reserve
-            if st.f_flag & os.ST_RDONLY:
+            if read_only_volume(st):
                 return "its volume is read-only"
             if free < self.min_free_bytes:
                 return f"its volume has {free:,} bytes free (under {self.min_free_bytes:,})"
