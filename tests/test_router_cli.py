@@ -196,7 +196,7 @@ def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, 
     assert "--prices (inline JSON): none of its 2 models has history in the value model of --model-dir" in err
     assert "pass --fallback global_mean" in err and "policies=" not in err
     assert not out.exists()
-    guarantees.tick("bad-input cases tried", 2)
+    guarantees.tick("bad-input cases tried", 4)
 
 
 def test_route_cli_fallback_global_mean_keeps_every_priced_model_in_the_default_pool(tmp_path, capsys, fake_minilm):
@@ -234,19 +234,25 @@ def test_route_cli_bad_cost_log_with_a_pool_stops_before_loading_the_model(tmp_p
 
 def test_route_cli_knob_nan_and_empty_prompts_speak_in_route_flags(tmp_path, capsys, fake_minilm, guarantees):
     """Probe AE: `--knob nan` was told to 'pass a number' (no flag); an empty PROMPTS file was told to hold an
-    outcome log (policy, prompt, score), but route needs only a 'prompt' column."""
+    outcome log (policy, prompt, score), but route needs only a 'prompt' column. `--knob 1e400` said "inf":
+    the parser refuses a knob that is not finite as typed, as `v0lite serve --knob` does."""
     from v0lite.cli import main
 
     model, _, prompts = _route_files(tmp_path)
     out = tmp_path / "c.csv"
     base = ["--model-dir", str(model), "--pool", "pol0,pol1", "--out", str(out), "-q"]
-    assert main(["route", str(prompts), *base, "--knob", "nan"]) == 1
-    err = capsys.readouterr().err
-    assert "is NaN" in err and "Fix: pass --knob VALUE" in err and "lam=" not in err
+    for typed, said in (
+        ("nan", "nan is not a finite number; pass a finite number"),
+        ("1e400", "1e400 is not a finite number (it reads as inf); pass a finite number"),
+        ("-1e999", "-1e999 is not a finite number (it reads as -inf)"),
+    ):
+        assert main(["route", str(prompts), *base, f"--knob={typed}"]) == 2  # by the parser, before any work
+        err = capsys.readouterr().err
+        assert f"argument --knob: {said}" in err and "lam=" not in err and "knob inf" not in err, err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main(["route", str(empty), *base]) == 1
     err = capsys.readouterr().err
     assert "the file is empty" in err and "a 'prompt' column" in err and "outcome log" not in err
     assert not out.exists()
-    guarantees.tick("bad-input cases tried", 2)
+    guarantees.tick("bad-input cases tried", 4)

@@ -262,6 +262,25 @@ def test_every_limit_flag_is_checked_in_flag_terms(saved, capsys, guarantees, fl
     guarantees.tick("bad-input cases tried")
 
 
+def test_drain_seconds_is_ray_apps_own_check_said_in_flag_terms(tmp_path, monkeypatch, capsys):
+    """The CLI kept its own copy of ray_app's --drain-seconds check (two rules to keep alike): it now runs the
+    library's, for one process too, and says its refusal with the flag (here a stricter rule stands in)."""
+    from v0lite.exceptions import DataError
+    from v0lite.serve import _ray
+
+    seen = []
+
+    def stricter(value):
+        seen.append(value)
+        raise DataError(f"drain_seconds={value!r}: must be <= 4 (a stricter rule). Fix: pass drain_seconds=3.")
+
+    monkeypatch.setattr(_ray, "check_drain_seconds", stricter)
+    assert main(["serve", "--router", str(tmp_path / "r"), "--drain-seconds", "5"]) == 1  # checked before the router
+    err = capsys.readouterr().err
+    assert seen == [5.0] and "drain_seconds" not in err, err
+    assert "--drain-seconds 5.0: must be <= 4 (a stricter rule). Fix: pass --drain-seconds 3." in err, err
+
+
 def test_a_request_cut_by_the_drain_time_gets_the_error_object(saved, tmp_path, guarantees):
     # the answer is 8 s away, the drain time 0.5 s
     r = _sigterm_with_a_chat_in_flight(saved, tmp_path, delay_s=8.0, extra=("--drain-seconds", "0.5"))

@@ -4,6 +4,7 @@ choices, and the one translation of the library's Python-phrased fixes into flag
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
@@ -102,6 +103,18 @@ def number_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = Fa
     parse.__name__ = f"number in {span}"
     return parse
 
+
+def finite_knob(text: str) -> float:
+    """An argparse ``type`` for ``--knob`` (``serve``, ``route``): a finite number, refused as typed (``1e400``
+    reads as inf; the strategy's own check would say "knob inf")."""
+    value = float(text)  # a ValueError: argparse says "invalid float value: 'abc'"
+    if not math.isfinite(value):
+        said = "" if text.strip().lower() == str(value) else f" (it reads as {value})"
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number{said}; pass a finite number")
+    return value
+
+
+finite_knob.__name__ = "float"  # argparse's word for a value it cannot read: "invalid float value: 'abc'"
 
 SEED = int_at_least(0, " (seeds are non-negative)")
 
@@ -476,6 +489,7 @@ _FLAGS = {
     "max_queue": "--max-queue",
     "upstream_timeout_s": "--upstream-timeout",
     "startup_wait_s": "--startup-wait",
+    "drain_seconds": "--drain-seconds",
     # v0lite data map (map_columns' parameters)
     "policy": "--policy",
     "prompt": "--prompt",

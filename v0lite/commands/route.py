@@ -22,6 +22,7 @@ from ._common import (
     check_router_dir,
     encoder_flag,
     fallback_flag,
+    finite_knob,
     head_choices,
     int_at_least,
     json_bytes,
@@ -624,7 +625,7 @@ def register(subparsers) -> None:
     q.add_argument(
         "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"
     )
-    q.add_argument("--knob", type=float, default=None, metavar="X", help=knob_help)
+    q.add_argument("--knob", type=finite_knob, default=None, metavar="X", help=knob_help)
     q.add_argument(
         "--prices",
         default=None,

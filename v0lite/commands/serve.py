@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 
 from ..exceptions import DataError
-from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, check_router_dir, encoder_flag
+from ._common import _FLAGS, ENCODER_MOVED_HELP, add_progress_flags, check_router_dir, encoder_flag, finite_knob
 
 __all__ = ["register"]
 
@@ -31,22 +29,10 @@ def _check_port_free(host: str, port: int) -> int:
         return s.getsockname()[1]
 
 
-def _finite_knob(text: str) -> float:
-    """An argparse ``type`` for ``--knob``: a finite number, refused as typed (``1e400`` reads as inf; the
-    strategy's own check would say "knob inf")."""
-    value = float(text)  # a ValueError: argparse says "invalid float value: 'abc'"
-    if not math.isfinite(value):
-        said = "" if text.strip().lower() == str(value) else f" (it reads as {value})"
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number{said}; pass a finite number")
-    return value
-
-
-_finite_knob.__name__ = "float"
-
-
 def _serve(args) -> int:
     from ..serve import Limits, create_app
     from ..serve._preflight import check_bind, require_serve
+    from ..serve._ray import check_drain_seconds
 
     require_serve()  # first: without the extra nothing below can run (and --replicas needs it on every replica)
     check_bind(args.host, bool(args.api_keys))  # before loading anything
@@ -62,11 +48,10 @@ def _serve(args) -> int:
         pool = [p.strip() for p in args.pool.split(",") if p.strip()]
         if not pool:
             raise DataError("--pool is empty. Fix: pass model names separated by commas, e.g. --pool a,b.")
-    if not (math.isfinite(args.drain_seconds) and 0 <= args.drain_seconds <= 86_400):
-        raise DataError(
-            f"--drain-seconds {args.drain_seconds}: must be a finite number >= 0 and <= 86,400 (one day: how long "
-            "SIGTERM waits for requests in flight). Fix: pass --drain-seconds 30 (0: stop at once)."
-        )
+    try:  # ray_app's own check, for one process too: "drain_seconds=-1.0: ..." -> "--drain-seconds -1.0: ..."
+        check_drain_seconds(args.drain_seconds)
+    except DataError as exc:  # the fix's drain_seconds=30 is rewritten by cli_text
+        raise DataError(f"--drain-seconds {str(exc).partition('=')[2]}") from None
     try:
         limits = Limits(
             max_body_bytes=args.max_body_bytes,
@@ -211,7 +196,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--knob",
-        type=_finite_knob,
+        type=finite_knob,
         default=None,
         metavar="VALUE",
         help="the knob of the router's saved strategy that model 'v0lite' (and /v1/route without \"strategy\") "

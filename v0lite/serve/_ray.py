@@ -98,6 +98,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def check_drain_seconds(drain_seconds) -> float:
+    """``drain_seconds`` (how long a stopping server waits for its requests in flight) as a float, or a
+    :class:`DataError`: a finite number in 0..86,400. ``v0lite serve --drain-seconds`` (one process or Ray
+    replicas) and :func:`ray_app` share this one check; the CLI names its flag in place of the keyword."""
+    if not (
+        isinstance(drain_seconds, (int, float))
+        and not isinstance(drain_seconds, bool)
+        and math.isfinite(drain_seconds)
+        and 0 <= drain_seconds <= 86_400
+    ):
+        raise DataError(
+            f"drain_seconds={drain_seconds!r}: must be a finite number >= 0 and <= 86,400 (one day: how long "
+            "SIGTERM waits for requests in flight). Fix: pass drain_seconds=30 (0: stop at once)."
+        )
+    return float(drain_seconds)
+
+
 def _paths(value):
     """A path as an absolute string (a replica's working folder is not the driver's); other values as given."""
     if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
@@ -177,16 +194,8 @@ def ray_app(
             f"store is a {type(store).__name__}: each replica must open its own connection. Fix: pass a function "
             "that returns the store (e.g. store=lambda: MyStore(url)), or data_dir=DIR on one machine."
         )
-    if drain_seconds is not None and not (
-        isinstance(drain_seconds, (int, float))
-        and not isinstance(drain_seconds, bool)
-        and math.isfinite(drain_seconds)
-        and 0 <= drain_seconds <= 86_400
-    ):
-        raise DataError(
-            f"drain_seconds={drain_seconds!r}: must be a finite number >= 0 and <= 86,400 (one day). "
-            "Fix: pass drain_seconds=30 (0: stop at once)."
-        )
+    if drain_seconds is not None:
+        check_drain_seconds(drain_seconds)
     limits = (limits or Limits()).check()
     given = dict(
         router=router,
