@@ -215,6 +215,30 @@ def test_router_predict_matrix_and_route():
         r.route(prompts, tau=0.3)
 
 
+@pytest.mark.parametrize("strategy, knob", [("threshold", 0.999), ("budget", 0.0), ("quality-target", 0.9999)])
+def test_a_strategys_fallback_warning_names_the_users_line(strategy, knob):
+    """The threshold warning (stacklevel 2) named the line of _router.py that called the strategy when the user
+    called Router.route; budget's and quality-target's (stacklevel 3) did too: one frame count cannot fit every
+    public path to choose. Each path now warns at the line that called it, here this file."""
+    import warnings
+
+    r = Router(FakeValueModel(), embedder=FakeEmbedder(), k=4, strategy=strategy).fit(_log())
+    prompts = ["new level 5", "new level 9"]
+    P, C = r.predict_matrix(prompts)
+    calls = {
+        "route": lambda: r.route(prompts, knob=knob),
+        "predict": lambda: r.predict(prompts, knob=knob),
+        "choose": lambda: r.choose(P, C, knob=knob),
+        "strategy": lambda: r.strategy_.choose(P, C, knob),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        said = [(w.filename, w.category) for w in caught]
+        assert said == [(__file__, V0liteWarning)], (name, [(w.filename, w.lineno, str(w.message)) for w in caught])
+
+
 def test_router_cost_models_and_errors():
     vm = FakeValueModel()
     emb = FakeEmbedder()

@@ -19,6 +19,8 @@ policy listed first.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from typing import Any, Callable
 
@@ -335,6 +337,19 @@ class UtilityStrategy(Strategy):
         return np.unique(np.concatenate([[0.0], inner, [bp.max() * 2.0 + _slope_tie(C)]]))
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # .../v0lite/
+
+
+def _warn_caller(message: str) -> None:
+    """A :class:`V0liteWarning` at the first line outside v0lite that led here: the user's call, whether it is
+    ``strategy.choose``, ``Router.choose``, ``Router.route`` or ``Router.predict`` (a fixed stacklevel names
+    the user's line for one of them only, and a line of ``_router.py`` for the others)."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the function that called this one
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, V0liteWarning, stacklevel=level)
+
+
 class ThresholdStrategy(Strategy):
     """Pick the cheapest policy with ``p >= tau``; if none reaches ``tau``, the most likely one (with a
     :class:`V0liteWarning` counting those prompts, once per call).
@@ -360,10 +375,8 @@ class ThresholdStrategy(Strategy):
         reached = ok.any(axis=1)
         missed = int((~reached).sum())
         if missed:  # said, as budget and quality-target say theirs: a silent fallback looks like a routing
-            warnings.warn(
-                f"{missed} of {len(reached)} prompts: no model reaches tau {tau:g}; the most likely model was chosen.",
-                V0liteWarning,
-                stacklevel=2,
+            _warn_caller(
+                f"{missed} of {len(reached)} prompts: no model reaches tau {tau:g}; the most likely model was chosen."
             )
         return np.where(reached, pick_ok, _max_p(P, C))
 
@@ -427,10 +440,8 @@ class BudgetStrategy(Strategy):
         cheap = _cheapest(P, C)
         if cost(cheap) > total + tol:
             shown, limit = _apart(budget, cost(cheap) / n)
-            warnings.warn(
-                f"budget {shown} is below the cheapest routing's mean cost {limit}; returning the cheapest routing.",
-                V0liteWarning,
-                stacklevel=3,
+            _warn_caller(
+                f"budget {shown} is below the cheapest routing's mean cost {limit}; returning the cheapest routing."
             )
             return cheap, _lam_cheapest(P, C)
 
@@ -518,10 +529,8 @@ class QualityTargetStrategy(Strategy):
         best = _lagrangian(P, C, 0.0)
         if quality(best) < need - tol:
             shown, limit = _apart(target, quality(best) / n)
-            warnings.warn(
-                f"target {shown} is above the best reachable mean success {limit}; returning the most likely routing.",
-                V0liteWarning,
-                stacklevel=3,
+            _warn_caller(
+                f"target {shown} is above the best reachable mean success {limit}; returning the most likely routing."
             )
             return best, 0.0
 
