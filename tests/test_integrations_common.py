@@ -153,6 +153,34 @@ def test_selector_state_round_trips_as_json_and_step_mapping_is_checked(guarante
     guarantees.tick("bad-input cases tried", len(bad))
 
 
+@pytest.mark.parametrize("bit_generator", ["PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"])
+def test_selector_state_round_trips_any_numpy_bit_generator(bit_generator):
+    """A random_state Generator of another kind than PCG64 (Philox, SFC64...): its state held arrays (not JSON)
+    and was loaded into a fresh PCG64, which refused it. The next choices after save and load are those without."""
+    p = {f"q{i}": 0.5 for i in range(20)}  # all in the band: the choice is the tie-break's
+
+    def selector(rng):
+        return FixedSizeSelector(RolloutPlanner(Table(p)), random_state=rng)
+
+    a = selector(np.random.Generator(getattr(np.random, bit_generator)(7)))
+    a.choose(list(p), 3)
+    b = selector(0)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert type(b._rng.bit_generator).__name__ == bit_generator
+    assert [list(a.choose(list(p), 3)) for _ in range(4)] == [list(b.choose(list(p), 3)) for _ in range(4)]
+
+
+def test_a_selector_state_of_an_unknown_bit_generator_is_refused_naming_numpys(guarantees):
+    sel = FixedSizeSelector(RolloutPlanner(Table({"a": 0.5, "b": 0.5})))
+    before = json.dumps(sel.state_dict())
+    for name in ("Xoshiro256", None):
+        bad = {**sel.state_dict(), "rng": {"bit_generator": name, "state": {}}}
+        with pytest.raises(ValueError, match=rf"bit generator {name!r}, not one of numpy's \(PCG64, .*Philox, SFC64"):
+            sel.load_state_dict(bad)
+        assert json.dumps(sel.state_dict()) == before  # nothing changed
+    guarantees.tick("bad-input cases tried", 2)
+
+
 def test_mode_spellings_and_bad_band_say_what_to_fix(guarantees):
     p = {"a": 0.02, "b": 0.35, "c": 0.5, "d": 0.98}
     sel = FixedSizeSelector(RolloutPlanner(Table(p)), mode="P_Mixed", group_size=4)  # - and _ alike

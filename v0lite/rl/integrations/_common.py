@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._io import to_jsonable
 from ..._registry import canonical, normalise
 from ...exceptions import DataError, ParameterError, V0liteWarning
 from .._allocate import PMixedSelector
@@ -307,6 +308,10 @@ def warn_unused_planner_settings(planner: Any, terms: Mapping[str, Any] | None =
         )
 
 
+# the bit generators numpy ships, by the name their state carries: what a saved selector state may hold
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
 class FixedSizeSelector:
     """Pick a fixed number of prompts from each step's candidates with a planner, and feed outcomes back.
 
@@ -323,7 +328,9 @@ class FixedSizeSelector:
     band : (float, float), default (0.2, 0.8)
     group_size : int, default 8
         The trainer's rollouts per prompt (``"p-mixed"`` only).
-    random_state : int, default 0
+    random_state : int, numpy.random.Generator or numpy.random.BitGenerator, default 0
+        Seeds the tie-breaks between equal candidates; a generator is drawn from as given.
+        :meth:`state_dict` keeps its bit generator's kind (any of numpy's: PCG64, Philox, SFC64, ...).
     step_offset, step_scale : int, default 0 and 1
         How trainer steps map to the value model's ``step`` (its history is read with
         ``step <= t``): the ``t``-th planned step (from 0) is predicted and recorded at
@@ -366,7 +373,7 @@ class FixedSizeSelector:
         mode: str = "band",
         band: Sequence[float] = (0.2, 0.8),
         group_size: int = 8,
-        random_state: int = 0,
+        random_state: int | np.random.Generator | np.random.BitGenerator = 0,
         step_offset: int = 0,
         step_scale: int = 1,
         no_outcome_fix: str | None = None,
@@ -422,7 +429,7 @@ class FixedSizeSelector:
         return {
             "format": "v0lite-selector-1",
             "step": self.step_,
-            "rng": self._rng.bit_generator.state,
+            "rng": to_jsonable(self._rng.bit_generator.state),  # Philox, SFC64, MT19937 hold arrays: as lists
             "counters": [self.n_candidates_, self.n_chosen_, self.n_filled_, self.n_observed_],
         }
 
@@ -445,7 +452,13 @@ class FixedSizeSelector:
         missing = [k for k in ("step", "rng", "counters") if k not in state]
         if missing:
             raise ValueError(f"the selector state has no {', '.join(map(repr, missing))}; {fix}.")
-        rng = np.random.default_rng()  # a new generator of the same kind (PCG64), the state set below
+        name = state["rng"].get("bit_generator") if isinstance(state["rng"], dict) else None
+        if name not in _BIT_GENERATORS:  # a random_state Generator may be any of them, not only default_rng's
+            raise ValueError(
+                f"the selector state's rng has bit generator {name!r}, not one of numpy's "
+                f"({', '.join(_BIT_GENERATORS)}); {fix}."
+            )
+        rng = np.random.Generator(getattr(np.random, name)())  # the saved kind of generator, its state set below
         try:
             step = check_int(state["step"], "the state's step", 0)
             rng.bit_generator.state = state["rng"]
