@@ -1,64 +1,50 @@
-"""A toy GRPO loop wired to v0lite's RolloutPlanner (runs in well under a minute on CPU).
+"""A toy GRPO loop wired to v0lite's RolloutPlanner (runs in seconds on CPU).
 
 A simulated policy solves prompt i with probability ``sigmoid(skill_t - difficulty_i)``;
 its skill grows with the number of *mixed* groups it trains on (a group of rollouts that
-are all right or all wrong gives GRPO no gradient). Two loops with the same rollout budget
+are all right or all wrong gives GRPO no gradient). Three loops with the same rollout budget
 are compared:
 
 * uniform: a random half of each batch, 8 rollouts each;
-* v0lite: the planner keeps the half with the highest predicted P(mixed), splits the same
-  budget over them with the exact knapsack allocator, and returns V0.5 fused baselines.
+* planner + running mean: the planner keeps the half with the highest predicted P(mixed) and
+  splits the same budget over them with the exact knapsack allocator; its value model is a
+  per-prompt running mean (a prompt never rolled out gets the mean of all);
+* planner + V0: the same planner with ``v0lite.V0Regressor(head="knn")``, which also predicts
+  prompts never rolled out, from similar prompts.
 
-The value model is ``v0lite.V0Regressor(head="knn")`` fitted on a warm-up log (the synthetic
-demo log's prompts when ``v0lite.data.make_demo_log`` exists); with ``--no-v0`` (or when
-the estimator is not importable) a tiny per-prompt running-mean model stands in.
+The prompts come from ``v0lite.data.make_demo_log`` (templated questions whose wording carries
+their topic and level). A warm-up log holds one group of 8 rollouts at step 0 on a fraction of
+them (``--warm-fraction``, default 0.5): the rest are new to both value models, as most of an RL
+training set is before its first epoch. ``planner.observe`` also returns V0.5 fused baselines,
+which a real trainer uses as each group's advantage baseline; this toy's update does not need
+them.
 
 Run::
 
-    python examples/grpo_loop.py            # defaults: --steps 12 --batch 64 --prompts 240, V0 on
-    python examples/grpo_loop.py --no-v0    # the running-mean stand-in instead
+    python examples/grpo_loop.py                        # --steps 12 --batch 64 --prompts 240
+    python examples/grpo_loop.py --warm-fraction 1.0    # every prompt rolled out once before
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 
 import numpy as np
 import polars as pl
 
+from v0lite import V0Regressor
+from v0lite.data import make_demo_log
 from v0lite.rl import RolloutPlanner, p_mixed
 
-TOPICS = ["algebra", "geometry", "counting", "probability", "number theory", "calculus", "sequences", "inequalities"]
+ARMS = ("uniform", "planner + running mean", "planner + V0")
 
 
-def _own_prompts(n_prompts: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
-    """Prompts whose wording carries their topic; each topic has its own difficulty."""
-    topic_level = np.linspace(-2.0, 2.5, len(TOPICS))
-    topic = rng.integers(0, len(TOPICS), n_prompts)
-    difficulty = topic_level[topic] + rng.normal(0, 0.7, n_prompts)
-    prompts = [f"Problem {i} ({TOPICS[t]}): solve the {TOPICS[t]} exercise number {i}." for i, t in enumerate(topic)]
-    return prompts, difficulty
-
-
-def _demo_prompts(n_prompts: int, seed: int):
-    """Prompts and difficulties from v0lite's synthetic demo log, or None if it is not available."""
-    try:
-        datasets = importlib.import_module("v0lite.data")
-    except ImportError:
-        return None
-    make = getattr(datasets, "make_demo_log", None)
-    if make is None:
-        return None
-    log = make(random_state=seed)
-    if not {"policy", "prompt", "score"} <= set(log.columns):
-        return None
-    first = sorted(set(log["policy"].to_list()))[0]  # one policy's view of the prompts
-    per = log.filter(pl.col("policy") == first).group_by("prompt", maintain_order=True).agg(pl.col("score").mean())
-    if per.height < 50:
-        return None
-    per = per.sample(n=min(n_prompts, per.height), seed=seed)
+def _prompts(n_prompts: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """``n_prompts`` prompts of the synthetic demo log and their difficulty (one policy's step-0 rate)."""
+    per_topic = -(-n_prompts // 8)  # the demo log's 8 topics, enough prompts in each
+    log = make_demo_log(n_policies=1, n_topics=8, n_prompts_per_topic=per_topic, n_steps=1, random_state=seed)
+    per = log.group_by("prompt", maintain_order=True).agg(pl.col("score").mean()).sample(n=n_prompts, seed=seed)
     p0 = per["score"].to_numpy().clip(0.03, 0.97)
     return per["prompt"].to_list(), -np.log(p0 / (1 - p0))
 
@@ -85,22 +71,11 @@ class RunningMean:
         return np.array([self.s_[q] / self.w_[q] if q in self.w_ else self.mean_ for q in X["prompt"].to_list()])
 
 
-def _value_model(use_v0: bool):
-    if use_v0:
-        try:
-            from v0lite.estimator import V0Regressor
-        except ImportError:
-            print("v0lite.estimator not importable: using the running-mean stand-in")
-        else:
-            return V0Regressor(head="knn", k=16), "V0Regressor(head='knn')"
-    return RunningMean(), "running mean (stand-in)"
-
-
 class SettingError(ValueError):
     """A bad loop setting (the command line turns it into argparse's usage error)."""
 
 
-def _check(steps: int, batch: int, n_prompts: int) -> None:
+def _check(steps: int, batch: int, n_prompts: int, warm_fraction: float) -> None:
     """The loop's settings, refused (naming the flag) before any work."""
     if steps < 1:
         raise SettingError(f"--steps must be >= 1, got {steps}.")
@@ -114,41 +89,44 @@ def _check(steps: int, batch: int, n_prompts: int) -> None:
         raise SettingError(
             f"--batch {batch} is more than the {n_prompts} prompts a batch is drawn from; lower --batch."
         )
+    if not 0 < warm_fraction <= 1:
+        raise SettingError(f"--warm-fraction must be in (0, 1], got {warm_fraction}.")
 
 
-def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = True, seed: int = 0) -> dict:
-    _check(steps, batch, n_prompts)
+def main(
+    steps: int = 12, batch: int = 64, n_prompts: int = 240, warm_fraction: float = 0.5, seed: int = 0, encoder=None
+) -> dict:
+    """Run the three arms; ``encoder``: V0Regressor's (None: the default MiniLM)."""
+    _check(steps, batch, n_prompts, warm_fraction)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    demo = _demo_prompts(n_prompts, seed)
-    prompts, difficulty = demo if demo is not None else _own_prompts(n_prompts, rng)
-    source = "v0lite.data.make_demo_log" if demo is not None else "built-in generator"
-    prompts = list(prompts)
-    n_prompts = len(prompts)
-    _check(steps, batch, n_prompts)  # the demo log may hold fewer prompts than asked for
+    prompts, difficulty = _prompts(n_prompts, seed)
 
     def success(skill):
         return 1 / (1 + np.exp(-(skill - difficulty)))
 
-    # warm-up log: the initial policy on every prompt once, 8 rollouts each (step 0)
+    # warm-up log: the initial policy on a fraction of the prompts, one group of 8 rollouts each (step 0)
     p_init = success(0.0)
+    warm_idx = rng.choice(n_prompts, size=max(1, round(warm_fraction * n_prompts)), replace=False)
     warm = pl.DataFrame(
         {
-            "policy": ["toy"] * n_prompts,
-            "prompt": prompts,
-            "step": [0] * n_prompts,
-            "n": [8] * n_prompts,
-            "score": rng.binomial(8, p_init) / 8,
+            "policy": ["toy"] * len(warm_idx),
+            "prompt": [prompts[i] for i in warm_idx],
+            "step": [0] * len(warm_idx),
+            "n": [8] * len(warm_idx),
+            "score": rng.binomial(8, p_init[warm_idx]) / 8,
         }
     )
-    model, model_name = _value_model(use_v0)
-    model.fit(warm.drop("score"), warm["score"].to_numpy())
-    planner = RolloutPlanner(
-        model, strategy="p_mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed
-    )
+    models = {"planner + running mean": RunningMean(), "planner + V0": V0Regressor(head="knn", k=16, encoder=encoder)}
 
     results = {}
-    for arm in ("uniform", "v0lite"):
+    for arm in ARMS:
+        planner = None
+        if arm in models:
+            model = models[arm].fit(warm.drop("score"), warm["score"].to_numpy())
+            planner = RolloutPlanner(
+                model, strategy="p_mixed", budget_per_prompt=8, n_min=2, n_max=16, policy="toy", random_state=seed
+            )
         skill = 0.0
         arm_rng = np.random.default_rng(seed + 1)
         mixed = rollouts = 0
@@ -156,7 +134,7 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
             idx = arm_rng.choice(n_prompts, size=batch, replace=False)
             batch_prompts = [prompts[i] for i in idx]
             p_true = success(skill)[idx]
-            if arm == "uniform":
+            if planner is None:
                 keep = arm_rng.choice(batch, size=batch // 2, replace=False)
                 n = np.full(keep.size, 8)
             else:
@@ -165,7 +143,7 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
                 keep = np.array([pos[q] for q in plan.kept_prompts], dtype=np.int64)
                 n = plan.n_rollouts
             s = arm_rng.binomial(n, p_true[keep])
-            if arm == "v0lite":
+            if planner is not None:  # also returns the fused baselines a real trainer would use
                 planner.observe([batch_prompts[j] for j in keep], step, s, n)
             is_mixed = (s > 0) & (s < n)
             mixed += int(is_mixed.sum())
@@ -176,8 +154,8 @@ def main(steps: int = 12, batch: int = 64, n_prompts: int = 240, use_v0: bool = 
             "final_mean_success": float(success(skill).mean()),
             "rollouts": rollouts,
         }
-    results["value_model"] = model_name
-    results["prompts_source"] = source
+    results["prompts"] = n_prompts
+    results["warm_prompts"] = len(warm_idx)
     results["expected_mixed_at_8_initial"] = float(p_mixed(p_init, 8).mean())
     results["seconds"] = time.perf_counter() - t0
     return results
@@ -188,18 +166,21 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--prompts", type=int, default=240)
-    ap.add_argument("--no-v0", action="store_true", help="use the running-mean stand-in value model")
+    ap.add_argument("--warm-fraction", type=float, default=0.5, help="share of the prompts in the warm-up log")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     try:
-        out = main(a.steps, a.batch, a.prompts, use_v0=not a.no_v0, seed=a.seed)
+        out = main(a.steps, a.batch, a.prompts, a.warm_fraction, seed=a.seed)
     except SettingError as e:  # a bad setting: argparse's usage error (exit 2), not a traceback
         ap.error(str(e))
-    print(f"prompts: {out['prompts_source']}   value model: {out['value_model']}   ({out['seconds']:.1f} s)")
-    print(f"{'arm':<8} {'mixed/1000 rollouts':>20} {'final mean success':>19} {'rollouts':>9}")
-    for arm in ("uniform", "v0lite"):
+    print(
+        f"{out['prompts']} prompts (synthetic demo log), {out['warm_prompts']} of them in the warm-up log; "
+        f"{out['seconds']:.1f} s"
+    )
+    print(f"{'arm':<24} {'mixed/1000 rollouts':>20} {'final mean success':>19} {'rollouts':>9}")
+    for arm in ARMS:
         r = out[arm]
         print(
-            f"{arm:<8} {r['mixed_groups_per_1000_rollouts']:>20.1f} {r['final_mean_success']:>19.3f} "
+            f"{arm:<24} {r['mixed_groups_per_1000_rollouts']:>20.1f} {r['final_mean_success']:>19.3f} "
             f"{r['rollouts']:>9d}"
         )

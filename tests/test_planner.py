@@ -102,15 +102,18 @@ def test_empty_batch():
     assert plan.kept_prompts == [] and plan.n_rollouts.size == 0
 
 
-def test_grpo_example_runs_with_stand_in_model():
+def test_grpo_example_runs_every_arm_on_one_budget(fake_encoder):
     path = Path(__file__).resolve().parents[1] / "examples" / "grpo_loop.py"
     spec = importlib.util.spec_from_file_location("grpo_loop_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = mod.main(steps=4, batch=32, n_prompts=120, use_v0=False)
-    for arm in ("uniform", "v0lite"):
-        assert out[arm]["rollouts"] > 0
+    out = mod.main(steps=4, batch=32, n_prompts=120, warm_fraction=0.5, encoder=fake_encoder)
+    assert (out["prompts"], out["warm_prompts"]) == (120, 60)  # as many prompts as asked for, none capped
+    assert {out[arm]["rollouts"] for arm in mod.ARMS} == {4 * 16 * 8}  # one budget: half of each batch, 8 each
+    for arm in mod.ARMS:
         assert 0 <= out[arm]["mixed_groups_per_1000_rollouts"] <= 500
+    big = mod._prompts(1000, seed=0)[0]
+    assert len(big) == len(set(big)) == 1000  # --prompts above the old demo log's 240 is not cut to 240
 
 
 def test_beta_uncertainty_moves_rollouts_off_unsure_low_predictions():
@@ -298,11 +301,12 @@ def test_planning_without_outcomes_warns_once_with_the_fix():
         (["--batch", "3"], "--batch must be an even number >= 2"),
         (["--prompts", "-5"], "--prompts must be >= 2"),
         (["--steps", "0"], "--steps must be >= 1"),
+        (["--warm-fraction", "0"], "--warm-fraction must be in (0, 1]"),
     ],
 )
 def test_grpo_example_refuses_bad_flags_with_a_usage_error(flags, message):
     path = Path(__file__).resolve().parents[1] / "examples" / "grpo_loop.py"
-    out = subprocess.run([sys.executable, str(path), "--no-v0", *flags], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, str(path), *flags], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
