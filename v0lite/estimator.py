@@ -10,20 +10,20 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from . import _model_params as _mp
 from ._log_warnings import near_names, unknown_policy_error, warn_fallback_names, warn_new_names
-from ._model_params import SEED_MAX, _check_seed, _saved_params, keep_sklearn_config  # noqa: F401 (SEED_MAX)
-from ._registry import normalise, unknown_name
+from ._model_params import FALLBACKS, SEED_MAX, _check_seed  # noqa: F401 (SEED_MAX: re-exported)
+from ._registry import normalise
 from ._threads import WriterLockMixin, writer_lock
 from .embed import Embedder, prompt_keys
 from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
-from .heads._params import check_head_params, plain
+from .heads._params import plain
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries, policy_prior
 from .log import _prompt_list, _with_y, as_frame, check_policy_name, validate_log
 
 __all__ = ["V0Regressor", "FALLBACKS"]
 
-FALLBACKS = ("error", "global_mean")
 _QUERY_COLUMNS = ("policy", "prompt", "step")
 _STEP_LATEST = np.iinfo(np.int64).max
 
@@ -75,7 +75,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
     cache_dir : str, optional
         Embedding cache root (default ``$V0LITE_CACHE`` or ``~/.cache/v0lite``); False disables it.
     batch_size : int, default 64
-        Encoder batch size.
+        Encoder batch size: an integer in [1, 2**20] (checked by ``fit``).
     show_progress_bar : bool, default False
         Progress on stderr: encoder load, embedding (per batch, prompts/s), each fit stage
         (episodes, features, each member, stacking) and prediction, with elapsed times; a wait
@@ -141,14 +141,16 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         params = self.get_params(deep=False)
         enc = params.pop("encoder")
         enc = clone(enc, safe=False) if enc is None or isinstance(enc, (str, os.PathLike)) else enc
-        return keep_sklearn_config(
+        return _mp.keep_sklearn_config(
             self, type(self)(encoder=enc, **{k: clone(v, safe=False) for k, v in params.items()})
         )
 
     # -- helpers -------------------------------------------------------------------------------
     def _get_embedder(self) -> Embedder:
+        """The embedder of the current parameters: set_params after fit takes effect at the next embedding."""
         emb = getattr(self, "_embedder", None)
-        if emb is None or emb.model is not self.encoder:
+        if emb is None or emb.model is not self.encoder or (emb.cache_dir, emb.device) != (self.cache_dir, self.device):
+            _mp.check_embed_settings(self)
             emb = Embedder(
                 self.encoder,
                 cache_dir=self.cache_dir,
@@ -157,6 +159,9 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
                 device=self.device,
             )
             self._embedder = emb
+        elif (emb.batch_size, emb.show_progress_bar) != (self.batch_size, self.show_progress_bar):
+            _mp.check_embed_settings(self)  # read at each encoder call: set in place, the vectors in memory kept
+            emb.batch_size, emb.show_progress_bar = self.batch_size, self.show_progress_bar
         if hasattr(self, "index_"):  # cached vectors of another size are not this model's
             emb._expected_dim = self.index_.dim
         return emb
@@ -185,17 +190,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         check_encoder(self, emb)
 
     def _check_params(self) -> None:
-        from ._encoder_check import check_encoder_name
-
-        check_encoder_name(self.encoder)
-        get_head_class(self.head)  # raises with the valid names
-        if self.fallback not in FALLBACKS:
-            raise unknown_name("fallback", self.fallback, FALLBACKS)
-        if isinstance(self.k, (bool, np.bool_)) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            cv = " (k chosen by cross-validation: head_params={'k': 'cv'})" if self.k == "cv" else ""
-            raise ParameterError(f"k must be a positive integer, got {self.k!r}. Fix: pass e.g. k=32{cv}.")
-        _check_seed(self.random_state)
-        check_head_params(self.head, self.head_params)
+        _mp.check_fit_params(self)
 
     def _head_kwargs(self) -> dict:
         kw = dict(self.head_params or {})
@@ -322,6 +317,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
 
     def _predict_on(self, X, index: HistoryIndex, head, exclude_own_prompt: bool = False) -> np.ndarray:
         """:meth:`predict` on the ``index`` and ``head`` its caller read once (Router._pool reads them)."""
+        _mp.check_fallback(self.fallback)  # set_params after fit: anything but "error" would read as global_mean
         # only the columns predict reads are checked (score, n, cost and the rest are never read)
         df = validate_log(as_frame(X, columns=_QUERY_COLUMNS), require_score=False, allow_empty=True)
         if df.height == 0:
@@ -549,6 +545,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
     def save(self, path) -> None:
         """Save to folder ``path`` without pickle (the folder format is :mod:`v0lite.persist`)."""
         self._check_fitted()
+        _mp.check_fallback(self.fallback)  # the settings saved as they are now: never a folder that load refuses
+        _mp.check_embed_settings(self)
         from .persist import save_model_folder
 
         idx = self.index_
@@ -564,8 +562,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             "n": idx.n,
         }
         # the parameters the head was fitted with: set_params after fit changes them only at the next fit
-        params = _saved_params(getattr(self, "_fitted_params", None) or self.get_params())
-        now = _saved_params(self.get_params())
+        params = _mp._saved_params(getattr(self, "_fitted_params", None) or self.get_params())
+        now = _mp._saved_params(self.get_params())
         changed = [k for k in _FIT_PARAMS if k in params and now.get(k) != params[k]]
         if changed:
             import warnings
@@ -615,14 +613,13 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         if params.get("fallback") == "prior":  # older folders: 'prior' was an alias of the global mean
             params["fallback"] = "global_mean"
         if encoder is not None:
-            from ._encoder_check import check_encoder_name
-
-            check_encoder_name(encoder)
+            _mp.check_encoder_value(encoder)
             params["encoder"] = encoder
         params.pop("show_progress_bar", None)
         params["cache_dir"] = cache_dir  # a run-time setting: never the one an older folder saved
         params["device"] = device
         model = cls(**params)
+        _mp.check_embed_settings(model)  # load's cache_dir (batch_size was checked with meta.json)
         keys = [bytes(r).hex() for r in a["keys"]]
         model.index_ = HistoryIndex(
             a["emb"], keys, meta["policies"], a["policy"], a["prompt_row"], a["score"], a["step"], a["n"], a["lengths"]

@@ -50,6 +50,7 @@ from ._io import (
     writer_alive,
 )
 from ._io import exchange_paths as _exchange
+from ._model_params import FALLBACKS, batch_size_ok, saved_head_problem, seed_ok
 from .exceptions import DataError, FormatVersionError, V0liteError, V0liteWarning
 
 __all__ = [
@@ -509,17 +510,17 @@ def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# V0Regressor's parameters as meta.json stores them: name -> (check, what it must be)
+# V0Regressor's parameters in meta.json: name -> (check, what it must be); fit's own rules where fit has one
 _PARAMS = {
     "head": (lambda v: isinstance(v, str), "a head name"),
     "encoder": (lambda v: v is None or isinstance(v, str), "an encoder name or null"),
     "k": (lambda v: _int(v) and 1 <= v < 2**31, "an integer in [1, 2^31)"),
     "head_params": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(x, str) for x in v)), "an object"),
-    "fallback": (lambda v: v in ("error", "global_mean", "prior"), "'error', 'global_mean' or 'prior'"),
+    "fallback": (lambda v: isinstance(v, str) and v in (*FALLBACKS, "prior"), "'error', 'global_mean' or 'prior'"),
     "cache_dir": (lambda v: v is None or v is False or isinstance(v, str), "a path or null"),
-    "batch_size": (lambda v: _int(v) and 1 <= v <= 2**20, "an integer in [1, 2^20]"),
+    "batch_size": (batch_size_ok, "an integer in [1, 2^20]"),
     "show_progress_bar": (lambda v: isinstance(v, bool), "true or false"),
-    "random_state": (lambda v: v is None or (_int(v) and -(2**63) <= v < 2**64), "an integer or null"),
+    "random_state": (seed_ok, "an integer in [0, 2^31 - 16]"),
 }
 
 
@@ -569,6 +570,8 @@ def check_model_meta(meta: dict, arrays: dict, texts, path) -> None:
         raise bad("'head' is not an object with a name and its meta")
     if why := saved_params_problem(head["name"], params.get("head_params")):  # a refit (shrink='cv') uses them
         raise bad(f"'params.head_params': {why}")
+    if why := saved_head_problem(params, head["name"]):  # get_params would name another head than predicts
+        raise bad(why)
     need = ("emb", "keys", "lengths", "policy", "prompt_row", "score", "step", "n")
     missing = [k for k in need if k not in arrays]
     if missing:
