@@ -303,7 +303,8 @@ def test_an_integer_beyond_64_bits_in_a_file_is_shown_as_written(tmp_path, guara
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no raw numpy cast warning on the way
             with pytest.raises(
-                DataError, match=rf"column '{col}', row 1: value 9223372036854775813 is not .*within 64 bits"
+                DataError,
+                match=rf"column '{col}', row 1: value 9223372036854775813 \(.*, line 2\) is not .*within 64 bits",
             ):
                 read_log(f)
 

@@ -206,6 +206,35 @@ def _first_bad_csv_line(path: Path, data: bytes) -> str | None:
     return None
 
 
+def row_place(path: Path, row: int) -> str:
+    """``" (PATH, line L)"``: where the 0-based ``row`` of a JSON-lines or CSV file starts (1-based, as an
+    editor shows it), for a message about that row, as the text-cell errors write it; ``""`` for a JSON
+    array or Parquet file, or a row the file does not hold. Reads the file again: for the failure path only."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind not in ("jsonl", "csv"):
+        return ""
+    try:
+        data = sniff_text(path)
+    except (DataError, OSError):  # changed since it was read: no line rather than a wrong one
+        return ""
+    if kind == "jsonl":
+        line = next((ln for r, ln, _ in _json_rows(data, lines=True) if r == row), None)
+    else:  # records, not lines: a quoted cell may hold a newline (a blank line is a row of nulls to polars too)
+        reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+        line = None
+        try:
+            next(reader, None)  # the header
+            start = reader.line_num + 1
+            for r, _ in enumerate(reader):
+                if r == row:
+                    line = start
+                    break
+                start = reader.line_num + 1
+        except csv.Error:
+            line = None
+    return "" if line is None else f" ({path}, line {line})"
+
+
 # -- reading text files: encodings, JSON rows, undecodable text ------------------------------------------
 
 _BOMS = (

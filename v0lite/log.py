@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_path
-from ._log_files import CHAT_FIX, check_decodable, read_file, sniff_text
+from ._log_files import CHAT_FIX, check_decodable, read_file, row_place, sniff_text
 from ._log_files import SUFFIXES as _SUFFIXES
 from ._log_files import fmt as _fmt
 from ._log_files import lone_surrogate as _lone_surrogate
@@ -127,12 +127,16 @@ def as_frame(data: Any, *, holds: str = _OUTCOME_LOG, columns=None, keep_all: bo
             if frame[col].dtype == object:
                 _check_object_column(col, frame[col].tolist())
         try:
-            return pl.from_pandas(frame)
+            df = pl.from_pandas(frame)
         except _CONVERT_ERRORS as exc:
             raise DataError(
                 f"DataFrame cannot be converted: {_failing_column(frame)}({exc}). Fix: give each column one type "
                 "(integers within 64 bits)."
             ) from exc
+        # pyarrow makes a NaN null; in the number columns that refuse both, keep the NaN the user sees
+        nan = [c for c in ("step", "n", "cost") if c in df.columns and isinstance(frame[c].dtype, np.dtype)]
+        nan = [c for c in nan if frame[c].dtype.kind == "f" and frame[c].isna().any()]
+        return df.with_columns([pl.Series(c, frame[c].to_numpy(), nan_to_null=False) for c in nan])
     if isinstance(data, dict):
         keep = _only(list(data), columns)
         data = data if keep is None else {c: data[c] for c in keep}
@@ -223,7 +227,12 @@ def rows_text(rows: np.ndarray, shown: int = 5) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:shown]))}{more}"
 
 
-def _check_scored(score: np.ndarray, raw: pl.Series) -> None:
+def _no_place(row: int) -> str:
+    """Where a row of a frame is: nothing more than its number (a file's row adds its line: ``row_place``)."""
+    return ""
+
+
+def _check_scored(score: np.ndarray, raw: pl.Series, at=_no_place) -> None:
     """Rows without an outcome (a null or NaN score): counted and the first few named, with the fix to drop them."""
     missing = np.isnan(score)
     if not missing.any():
@@ -237,35 +246,44 @@ def _check_scored(score: np.ndarray, raw: pl.Series) -> None:
     )
     if raw[r] is None:  # an empty cell, a null
         raise DataError(
-            f"column 'score', row {r}: value None means the row has no outcome ({count}). Fix: {drop}, or fill in "
-            "their scores.",
+            f"column 'score', row {r}: value None{at(r)} means the row has no outcome ({count}). Fix: {drop}, or "
+            "fill in their scores.",
             column="score",
         )
     raise DataError(
-        f"column 'score', row {r}: value {_fmt(raw[r])} is not a success rate in [0, 1]: a NaN score is no outcome "
-        f"({count}). Fix: map rewards to [0, 1] without NaN, or {drop}.",
+        f"column 'score', row {r}: value {_fmt(raw[r])}{at(r)} is not a success rate in [0, 1]: a NaN score is no "
+        f"outcome ({count}). Fix: map rewards to [0, 1] without NaN, or {drop}.",
         column="score",
     )
 
 
 def score_range_fix(score: np.ndarray) -> str:
-    """The end of the message for a score outside [0, 1]: percentages (maximum in (1, 100]) are to be divided
-    by 100; ±1 rewards mapped to [0, 1]."""
+    """The end of the message for a score outside [0, 1]. Percentages (all in [0, 100], most of the non-zero
+    ones above 1) are to be divided by 100; else the scores outside are named (the first few, with their
+    values) to be fixed or dropped, or the column mapped to [0, 1] (±1 rewards) when most are outside."""
     finite = score[np.isfinite(score)]
-    top = float(finite.max()) if finite.size else math.nan
-    if finite.size and finite.min() >= 0 and 1 < top <= 100:
+    above, within = np.count_nonzero(finite > 1), np.count_nonzero((finite > 0) & (finite <= 1))
+    if finite.size and finite.min() >= 0 and finite.max() <= 100 and above > within:
         return (
-            f"is not a success rate in [0, 1], and the scores run up to {top:g}: percentages? "
+            f"is not a success rate in [0, 1], and the scores run up to {float(finite.max()):g}: percentages? "
             "Fix: divide by 100 (`v0lite data map LOG OUT --policy policy --prompt prompt --score score "
             "--score-scale 100` does it)."
         )
-    return (
-        "is not a success rate in [0, 1]. Fix: map rewards to [0, 1] first (e.g. (reward + 1) / 2 for ±1 rewards; "
-        "'v0lite data convert' does this for the public formats)."
+    rows = np.flatnonzero(~np.isnan(score) & ~((score >= 0) & (score <= 1)))
+    shown = ", ".join(f"row {r} ({_fmt(float(score[r]))})" for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    are = "is" if len(rows) == 1 else "are"
+    named = f"is not a success rate in [0, 1] ({len(rows)} of {len(score)} scores {are} outside it)."
+    rewards = (
+        "map rewards to [0, 1] first (e.g. (reward + 1) / 2 for ±1 rewards; 'v0lite data convert' does this for "
+        "the public formats)"
     )
+    # the rows go in the fix: a converter that names its source's lines replaces the fix, not the row numbers
+    if 2 * len(rows) < np.count_nonzero(~np.isnan(score)):  # a few stray values: dividing all would break the rest
+        return f"{named} Fix: correct or drop those rows ({shown}); if the column holds rewards, not rates, {rewards}."
+    return f"{named} Fix: {rewards}, or correct or drop those rows ({shown})."
 
 
-def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Series:
+def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool, at=_no_place) -> pl.Series:
     s = df[col]
     # a NaN among numeric names is a missing cell, not the policy 'NaN'
     nan = s.is_nan().fill_null(False).to_numpy() if s.dtype.is_float() else None
@@ -278,7 +296,7 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
             bad = next((i for i, v in enumerate(s.to_list()) if v is not None and not isinstance(v, str)), 0)
             chat = col == "prompt" and isinstance(s.dtype, (pl.List, pl.Array, pl.Struct))
             raise DataError(
-                f"column {col!r} must hold text, found dtype {s.dtype} (row {bad}: {_fmt(s[bad])}). "
+                f"column {col!r} must hold text, found dtype {s.dtype} (row {bad}: {_fmt(s[bad])}){at(bad)}. "
                 f"Fix: write {col!r} as strings{CHAT_FIX if chat else ''}.",
                 column=col,
             )
@@ -286,7 +304,7 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
     if nulls.any():
         r = _first_bad(nulls)
         raise DataError(
-            f"column {col!r}, row {r}: value is missing (null). Fix: fill it in or remove that row yourself.",
+            f"column {col!r}, row {r}: value is missing (null){at(r)}. Fix: fill it in or remove that row yourself.",
             column=col,
         )
     if not allow_empty:
@@ -296,14 +314,15 @@ def _string_column(df: pl.DataFrame, col: str, *, allow_empty: bool) -> pl.Serie
         if empty.any():
             r = _first_bad(empty)
             raise DataError(
-                f"column {col!r}, row {r}: value {_fmt(s[r])} is empty or whitespace (invisible format characters "
-                f"such as U+200B zero-width space count as whitespace). Fix: give every row a non-empty {col}.",
+                f"column {col!r}, row {r}: value {_fmt(s[r])}{at(r)} is empty or whitespace (invisible format "
+                "characters such as U+200B zero-width space count as whitespace). "
+                f"Fix: give every row a non-empty {col}.",
                 column=col,
             )
     return s
 
 
-def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
+def _numeric_column(df: pl.DataFrame, col: str, at=_no_place) -> np.ndarray:
     s = df[col]
     if not (s.dtype.is_numeric() or s.dtype == pl.Null or s.null_count() == s.len()):
         vals = s.to_list()
@@ -319,18 +338,40 @@ def _numeric_column(df: pl.DataFrame, col: str) -> np.ndarray:
                 "--score score` or v0lite.data.map_columns converts them; a boolean is never read as 1.0)"
             )
         raise DataError(
-            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}). Fix: {fix}.",
+            f"column {col!r} must be numeric, found dtype {s.dtype} (row {bad}: {_fmt(vals[bad])}){at(bad)}. "
+            f"Fix: {fix}.",
             column=col,
         )
     return s.cast(pl.Float64).to_numpy()
 
 
-def _outside_int64(s: pl.Series, v: np.ndarray) -> np.ndarray:
-    """Rows whose value does not fit an Int64 (polars reads 2**63 + 5 as Int128; its float is 2**63)."""
-    if s.dtype.is_integer():  # Int128, UInt64: what does not cast to Int64 does not fit
-        return (s.cast(pl.Int64, strict=False).is_null() & s.is_not_null()).to_numpy()
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(v) & ((v >= 2.0**63) | (v < -(2.0**63)))
+def _integer_column(df: pl.DataFrame, col: str, at=_no_place) -> pl.Series:
+    """``step`` or ``n`` as Int64, each value exactly as given: integers never pass through a float (2**53 + 1
+    would round, 2**63 - 1 wrap); a whole float (3.0) is read as its integer. ``n`` must be >= 1."""
+    s = df[col]
+    if s.dtype.is_integer():
+        ints = s.cast(pl.Int64, strict=False)  # Int128, UInt64: what does not fit is null
+        wide = (ints.is_null() & s.is_not_null()).to_numpy()
+        bad = s.is_null().to_numpy() | wide
+        small = (ints < 1).fill_null(False).to_numpy()
+    else:
+        v = _numeric_column(df, col, at)
+        with np.errstate(invalid="ignore"):  # 2**63 is the first float beyond Int64
+            wide = np.isfinite(v) & ((v >= 2.0**63) | (v < -(2.0**63)))
+            bad = ~np.isfinite(v) | (v != np.round(v)) | wide
+            small = np.isfinite(v) & (v < 1)
+        ints = pl.Series(col, np.where(bad, 0, v).astype(np.int64), dtype=pl.Int64)
+    if col == "n":
+        bad |= small
+    if bad.any():
+        r = _first_bad(bad)
+        what = ("a positive integer" if col == "n" else "an integer") + (" within 64 bits" if wide[r] else "")
+        raise DataError(
+            f"column {col!r}, row {r}: value {_fmt(s[r])}{at(r)} is not {what}. "
+            f"Fix: write {col!r} as {what}, or drop the column.",
+            column=col,
+        )
+    return ints.alias(col)
 
 
 def _not_a_number(v: Any) -> bool:
@@ -344,7 +385,9 @@ def _not_a_number(v: Any) -> bool:
     return True
 
 
-def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = False) -> pl.DataFrame:
+def validate_log(
+    data: Any, *, require_score: bool = True, allow_empty: bool = False, source: str | os.PathLike | None = None
+) -> pl.DataFrame:
     """Check an outcome log and return it with normalised dtypes.
 
     Parameters
@@ -356,6 +399,9 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     allow_empty : bool, default False
         A frame with the required columns and no rows is returned as it is (``predict``'s queries);
         by default no rows is a ``DataError`` (a history needs outcomes).
+    source : str or Path, optional
+        The ``.jsonl``/``.csv`` file ``data`` (a frame) was read from, row for row: an error about a row
+        names its line too, as it does when ``data`` is that path.
 
     Returns
     -------
@@ -384,45 +430,35 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
             return df
         raise DataError("the log has no rows. Fix: pass at least one outcome row.")
     out = {}
-    out["policy"] = _string_column(df, "policy", allow_empty=False)
-    out["prompt"] = _string_column(df, "prompt", allow_empty=False)
+    source = data if source is None and isinstance(data, (str, os.PathLike)) else source
+    at = _no_place if source is None else lambda row: row_place(Path(source), row)
+    out["policy"] = _string_column(df, "policy", allow_empty=False, at=at)
+    out["prompt"] = _string_column(df, "prompt", allow_empty=False, at=at)
     if "score" in df.columns:
-        score = _numeric_column(df, "score")
+        score = _numeric_column(df, "score", at)
         if require_score:
-            _check_scored(score, df["score"])
+            _check_scored(score, df["score"], at)
         bad = ~np.isnan(score) & ~np.isfinite(score)
         bad |= np.isfinite(score) & ((score < 0) | (score > 1))
         if bad.any():
             r = _first_bad(bad)
             raise DataError(
-                f"column 'score', row {r}: value {_fmt(df['score'][r])} {score_range_fix(score)}", column="score"
+                f"column 'score', row {r}: value {_fmt(df['score'][r])}{at(r)} {score_range_fix(score)}",
+                column="score",
             )
         out["score"] = pl.Series("score", score, dtype=pl.Float64)
     for col in ("step", "n"):
         if col in df.columns:
-            v = _numeric_column(df, col)
-            bad = ~np.isfinite(v) | (v != np.round(v)) | _outside_int64(df[col], v)
-            if col == "n":
-                bad |= np.isfinite(v) & (v < 1)
-            if bad.any():
-                r = _first_bad(bad)
-                what = "a positive integer" if col == "n" else "an integer"
-                what += " within 64 bits" if _outside_int64(df[col], v)[r] else ""
-                raise DataError(
-                    f"column {col!r}, row {r}: value {_fmt(df[col][r])} is not {what}. "
-                    f"Fix: write {col!r} as {what}, or drop the column.",
-                    column=col,
-                )
-            out[col] = pl.Series(col, v.astype(np.int64), dtype=pl.Int64)
+            out[col] = _integer_column(df, col, at)
     if require_score:  # a history: prompt twins, padded names, a 'step' that is no checkpoint
         warn_history(out["policy"], out["prompt"], out.get("step"))
     if "cost" in df.columns:
-        v = _numeric_column(df, "cost")
+        v = _numeric_column(df, "cost", at)
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             r = _first_bad(bad)
             raise DataError(
-                f"column 'cost', row {r}: value {_fmt(df['cost'][r])} is not a finite cost >= 0. "
+                f"column 'cost', row {r}: value {_fmt(df['cost'][r])}{at(r)} is not a finite cost >= 0. "
                 "Fix: give every row its cost, or drop the column.",
                 column="cost",
             )
@@ -434,9 +470,10 @@ def validate_log(data: Any, *, require_score: bool = True, allow_empty: bool = F
     return df.with_columns([s.alias(name) for name, s in out.items()])
 
 
-def read_log(source: Any, *, require_score: bool = True) -> pl.DataFrame:
-    """Read and validate an outcome log from a file or DataFrame (see :func:`validate_log`)."""
-    return validate_log(source, require_score=require_score)
+def read_log(source: Any, *, require_score: bool = True, path: str | os.PathLike | None = None) -> pl.DataFrame:
+    """Read and validate an outcome log from a file or DataFrame (see :func:`validate_log`; ``path``: its
+    ``source``, the file a frame was read from)."""
+    return validate_log(source, require_score=require_score, source=path)
 
 
 # the suffixes write_log writes, each picking its format (.json is read, never written: it holds no rows as
