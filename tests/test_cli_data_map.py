@@ -128,3 +128,13 @@ def test_drop_unscored_refuses_a_truncated_csv_line_or_a_json_row_without_the_sc
         assert main(["data", "map", str(src), str(out), *flags, "--score", "C", "--force"]) == 0
         assert f"{n} without a score dropped" in capsys.readouterr().out
         assert read_log(out)["policy"].to_list() == ["a"]
+
+
+def test_data_map_calls_a_stray_score_a_bad_row_not_percentages(tmp_path, capsys):
+    """Issue: one 2.0 among success rates was told "percentages? divide by 100", which breaks every other row."""
+    src = tmp_path / "rates.csv"
+    src.write_text("Model,Question,Rate\na,x,0.5\nb,x,2.0\nc,x,0.25\nd,x,1\n", encoding="utf-8")
+    cmd = ["data", "map", str(src), str(tmp_path / "log.csv"), "--policy", "Model", "--prompt", "Question"]
+    assert main([*cmd, "--score", "Rate"]) == 1
+    err = capsys.readouterr().err
+    assert "percentages?" not in err and "row 1: value 2.0" in err and "correct or drop the rows" in err, err

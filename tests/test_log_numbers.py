@@ -88,3 +88,16 @@ def test_strays_are_listed_first_few_with_their_values_and_percentages_still_div
     for pct in ([0.0, 50.0, 100.0], [0.0, 1.0, 80.0, 75.0, 0.0], [0.0, 0.0, 0.0, 100.0]):
         assert "percentages? Fix: divide by 100 (`v0lite data map" in _scores(pct), pct
     assert "Fix: map rewards to [0, 1] first (e.g. (reward + 1) / 2" in _scores([-1.0, 1.0, -1.0, 1.0])
+
+
+def test_predict_names_the_query_files_line_of_a_bad_cell(tmp_path, capsys, make_model, small_log):
+    """Issue: a bad cell of predict's query file gave its row but not its line (the history's errors gave both)."""
+    from v0lite.cli import main
+
+    make_model().fit(small_log).save(tmp_path / "m")
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"policy": "pol0", "prompt": "a"}\n\n{"policy": "pol0", "prompt": "b", "step": true}\n')
+    out = tmp_path / "p.jsonl"
+    assert main(["predict", str(q), "--model-dir", str(tmp_path / "m"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "row 1" in err and f"({q}, line 3)" in err and not out.exists(), err

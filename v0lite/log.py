@@ -257,13 +257,18 @@ def _check_scored(score: np.ndarray, raw: pl.Series, at=_no_place) -> None:
     )
 
 
+def looks_like_percentages(finite: np.ndarray) -> bool:
+    """Whether finite scores read as percentages: all in [0, 100], more above 1 than in (0, 1] (not one stray 2.0)."""
+    above, within = np.count_nonzero(finite > 1), np.count_nonzero((finite > 0) & (finite <= 1))
+    return bool(finite.size and finite.min() >= 0 and finite.max() <= 100 and above > within)
+
+
 def score_range_fix(score: np.ndarray) -> str:
     """The end of the message for a score outside [0, 1]. Percentages (all in [0, 100], most of the non-zero
     ones above 1) are to be divided by 100; else the scores outside are named (the first few, with their
     values) to be fixed or dropped, or the column mapped to [0, 1] (±1 rewards) when most are outside."""
     finite = score[np.isfinite(score)]
-    above, within = np.count_nonzero(finite > 1), np.count_nonzero((finite > 0) & (finite <= 1))
-    if finite.size and finite.min() >= 0 and finite.max() <= 100 and above > within:
+    if looks_like_percentages(finite):
         return (
             f"is not a success rate in [0, 1], and the scores run up to {float(finite.max()):g}: percentages? "
             "Fix: divide by 100 (`v0lite data map LOG OUT --policy policy --prompt prompt --score score "

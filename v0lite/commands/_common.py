@@ -384,8 +384,11 @@ def read_input(path: str, flag: str, *, require_score: bool = True, columns=None
             return read_log(path, require_score=require_score)
         frame = as_frame(path, columns=columns, keep_all=True)  # the other columns are not checked
         if not set(REQUIRED_COLUMNS[: 3 if require_score else 2]) <= set(frame.columns):
-            return read_log(frame, require_score=require_score)  # the missing column, with every column present
-        used = read_log(frame.select([c for c in frame.columns if c in columns]), require_score=require_score)
+            # the missing column, with every column present
+            return read_log(frame, require_score=require_score, path=path)
+        used = read_log(
+            frame.select([c for c in frame.columns if c in columns]), require_score=require_score, path=path
+        )
         return frame.with_columns(used.get_columns())
     except DataError as exc:
         raise _named(exc, path, flag) from exc

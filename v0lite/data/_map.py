@@ -22,7 +22,7 @@ import polars as pl
 from .._log_files import _json_rows, read_file, sniff_text
 from .._log_files import fmt as _fmt
 from ..exceptions import DataError, ParameterError, V0liteWarning
-from ..log import as_frame, rows_text, validate_log
+from ..log import as_frame, looks_like_percentages, rows_text, validate_log
 
 __all__ = ["map_columns"]
 
@@ -332,9 +332,9 @@ def _scores(s: pl.Series, col: str, scale) -> pl.Series:
         top = float(finite.max())
         hint = (
             "percentages? Fix: divide by 100 (score_scale=100)."
-            if scale is None and finite.min() >= 0 and 1 < top <= 100
-            else "Fix: pass score_scale=K for scores on a 0..K scale, or map the values to [0, 1] first "
-            "(e.g. (reward + 1) / 2 for ±1 rewards)."
+            if scale is None and looks_like_percentages(finite)
+            else "Fix: correct or drop the rows outside [0, 1], pass score_scale=K for scores on a 0..K scale, "
+            "or map the values to [0, 1] first (e.g. (reward + 1) / 2 for ±1 rewards)."
         )
         shown = "" if scale is None else f" (after dividing by {scale:g})"
         raise DataError(
