@@ -9,9 +9,10 @@ import warnings
 
 import polars as pl
 
-from .exceptions import V0liteWarning
+from .exceptions import DataError, V0liteWarning
 
 __all__ = [
+    "check_step_given",
     "near_names",
     "prompt_key",
     "unknown_policy_error",
@@ -196,3 +197,19 @@ def warn_new_names(names, known, stacklevel: int = 3) -> None:
         V0liteWarning,
         stacklevel=stacklevel,
     )
+
+
+def check_step_given(policies: pl.Series, code_of: dict, policy_codes, steps) -> None:
+    """Refuse rows without a step for a policy whose history (``policy_codes``, ``steps``: the index's rows;
+    ``code_of``: policy -> code) has later steps: filed at step 0, they would sit before every checkpoint. A
+    policy new or static (latest step 0) takes them as its one checkpoint."""
+    last = {p: int(steps[policy_codes == code_of[p]].max(initial=0)) for p in policies.unique() if p in code_of}
+    later = [r for r, p in enumerate(policies.to_list()) if last.get(p, 0) > 0]
+    if later:
+        p = policies[later[0]]
+        raise DataError(
+            f"column 'step', row {later[0]}: missing, and policy {p!r} has history up to step {last[p]}: "
+            "without a step the row would be filed at step 0, before every checkpoint. Fix: pass a 'step' column "
+            "(the checkpoint each outcome came from).",
+            column="step",
+        )

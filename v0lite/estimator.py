@@ -11,7 +11,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _model_params as _mp
-from ._log_warnings import near_names, unknown_policy_error, warn_fallback_names, warn_new_names
+from ._log_warnings import check_step_given, near_names, unknown_policy_error, warn_fallback_names, warn_new_names
 from ._model_params import FALLBACKS, SEED_MAX, _check_seed  # noqa: F401 (SEED_MAX: re-exported)
 from ._registry import normalise
 from ._threads import WriterLockMixin, writer_lock
@@ -415,6 +415,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         self._check_fitted()
         given = validate_log(_with_y(X, y))
         warn_new_names(given["policy"].unique(maintain_order=True).to_list(), self.index_.policy_to_code)
+        if "step" not in given.columns:  # filed at step 0: before every checkpoint of a policy with later ones
+            check_step_given(given["policy"], self.index_.policy_to_code, self.index_.policy, self.index_.step)
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
 
