@@ -14,7 +14,7 @@ from sklearn.model_selection import GroupKFold
 from tests.conftest import FakeEncoder, make_log
 from tests.test_estimator import _FAST_HEADS, _xy
 from v0lite.estimator import V0Regressor
-from v0lite.exceptions import DataError, V0liteError
+from v0lite.exceptions import DataError, V0liteError, V0liteWarning
 
 
 @pytest.mark.parametrize(
@@ -331,17 +331,21 @@ def test_suggest_prompts_given_a_frame_says_which_column_to_pass(make_model, sma
         m.suggest_prompts("pol1", small_log.head(6).to_pandas(), 2)
 
 
-def test_add_history_without_a_step_is_refused_for_a_policy_with_later_steps(make_model):
+def test_add_history_without_a_step_warns_for_a_policy_with_later_steps(make_model):
     """Issue: rows added without a step were filed at step 0, before every checkpoint of a policy fitted at
-    steps 0-2 (knn then read them as its oldest evidence); a new or static policy takes them as its one step."""
+    steps 0-2 (knn then read them as its oldest evidence), without a word; a new or static policy takes them
+    as its one step, and nothing is said."""
     log = make_log(steps=True)
     model = make_model().fit(log)
     rows = log.filter(pl.col("policy") == "pol1").head(3).drop("step")
-    before = model.predict(rows)
-    with pytest.raises(DataError, match=r"column 'step', row 0: missing, and policy 'pol1' has history up to step 2"):
+    with pytest.warns(
+        V0liteWarning,
+        match=r"column 'step', row 0: missing \(3 of 3 rows\), and policy 'pol1' has "
+        r"history up to step 2.*Fix: pass a 'step' column",
+    ):
         model.add_history(rows)
-    assert model.n_history_ == log.height and np.array_equal(model.predict(rows), before)  # nothing added
-    model.add_history(rows.with_columns(policy=pl.lit("newcomer")))  # a new policy: its one checkpoint
-    static = make_model().fit(log.drop("step"))
-    static.add_history(rows)
-    assert static.n_history_ == log.height + 3
+    assert model.n_history_ == log.height + 3  # kept: a log may mean it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", V0liteWarning)
+        model.add_history(rows.with_columns(policy=pl.lit("newcomer")))  # a new policy: its one checkpoint
+        make_model().fit(log.drop("step")).add_history(rows)  # a static history

@@ -61,6 +61,30 @@ def test_good_rows_before_a_row_the_library_refuses_are_not_stored(service, guar
     guarantees.tick("bad-input cases tried")
 
 
+def test_a_row_without_a_step_for_a_model_with_later_steps_is_refused_before_it_is_stored(tmp_path, guarantees):
+    """Issue: add_history files a row without a step at step 0, before every checkpoint of a model whose
+    history has later steps; the service now says so before the batch is stored (it would be kept for good)."""
+    import polars as pl
+
+    from tests.conftest import FakeEncoder, topic_log
+    from v0lite.estimator import V0Regressor
+    from v0lite.routing import Router
+
+    log = topic_log(n_prompts=40).with_columns(step=(pl.int_range(pl.len()) % 3).cast(pl.Int64))
+    vm = V0Regressor(head="knn", encoder=FakeEncoder(), cache_dir=False, k=8).fit(log)
+    router = Router(vm, cost_model="fixed", prices={"a": 1.0, "b": 2.0, "c": 3.0}).fit()
+    app = create_app(router, data_dir=tmp_path / "store", limits=Limits(refresh_seconds=0.3))
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=20) as c:
+        r = c.post("/v1/feedback", json={"outcomes": [{**_good(1)[0], "step": 3}, *_good(2)]})
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["param"] == "outcomes[1].step", err
+        assert "has history up to step 2" in err["message"] and 'add "outcomes[1].step"' in err["fix"], err
+        assert c.get("/v1/stats").json()["feedback_rows"] == 0
+        ok = c.post("/v1/feedback", json={"outcomes": [{**row, "step": 3} for row in _good(2)]})
+        assert ok.status_code == 200, ok.text
+    guarantees.tick("bad-input cases tried")
+
+
 def test_the_store_lock_wait_is_within_the_promised_10_s(tmp_path):
     # docs/guarantees.md: "no request waits more than 10 s for the store's lock"
     store = SqliteStore(tmp_path / "store")

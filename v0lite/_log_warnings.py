@@ -9,10 +9,10 @@ import warnings
 
 import polars as pl
 
-from .exceptions import DataError, V0liteWarning
+from .exceptions import V0liteWarning
 
 __all__ = [
-    "check_step_given",
+    "missing_steps",
     "near_names",
     "prompt_key",
     "unknown_policy_error",
@@ -199,17 +199,20 @@ def warn_new_names(names, known, stacklevel: int = 3) -> None:
     )
 
 
-def check_step_given(policies: pl.Series, code_of: dict, policy_codes, steps) -> None:
-    """Refuse rows without a step for a policy whose history (``policy_codes``, ``steps``: the index's rows;
-    ``code_of``: policy -> code) has later steps: filed at step 0, they would sit before every checkpoint. A
-    policy new or static (latest step 0) takes them as its one checkpoint."""
-    last = {p: int(steps[policy_codes == code_of[p]].max(initial=0)) for p in policies.unique() if p in code_of}
+def missing_steps(policies: pl.Series, index) -> str | None:
+    """Why rows without a step (filed at step 0) sit before every checkpoint of their policy, or None.
+
+    ``policies``: the rows' policies; ``index``: the history (a :class:`v0lite.index.HistoryIndex`). A policy
+    new or static (latest step 0) takes such rows as its one checkpoint: None.
+    """
+    code_of = index.policy_to_code
+    last = {p: int(index.step[index.policy == code_of[p]].max(initial=0)) for p in policies.unique() if p in code_of}
     later = [r for r, p in enumerate(policies.to_list()) if last.get(p, 0) > 0]
-    if later:
-        p = policies[later[0]]
-        raise DataError(
-            f"column 'step', row {later[0]}: missing, and policy {p!r} has history up to step {last[p]}: "
-            "without a step the row would be filed at step 0, before every checkpoint. Fix: pass a 'step' column "
-            "(the checkpoint each outcome came from).",
-            column="step",
-        )
+    if not later:
+        return None
+    p = policies[later[0]]
+    return (
+        f"column 'step', row {later[0]}: missing ({len(later)} of {len(policies)} rows), and policy {p!r} has "
+        f"history up to step {last[p]}: without a step a row is filed at step 0, before every checkpoint. Fix: "
+        "pass a 'step' column (the checkpoint each outcome came from)."
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,12 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _model_params as _mp
-from ._log_warnings import check_step_given, near_names, unknown_policy_error, warn_fallback_names, warn_new_names
+from ._log_warnings import missing_steps, near_names, unknown_policy_error, warn_fallback_names, warn_new_names
 from ._model_params import FALLBACKS, SEED_MAX, _check_seed  # noqa: F401 (SEED_MAX: re-exported)
 from ._registry import normalise
 from ._threads import WriterLockMixin, writer_lock
 from .embed import Embedder, prompt_keys
-from .exceptions import DataError, NotFittedError, ParameterError, V0liteError
+from .exceptions import DataError, NotFittedError, ParameterError, V0liteError, V0liteWarning
 from .heads._params import plain
 from .heads.base import get_head_class, make_head
 from .index import HistoryIndex, Queries, policy_prior
@@ -415,8 +416,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         self._check_fitted()
         given = validate_log(_with_y(X, y))
         warn_new_names(given["policy"].unique(maintain_order=True).to_list(), self.index_.policy_to_code)
-        if "step" not in given.columns:  # filed at step 0: before every checkpoint of a policy with later ones
-            check_step_given(given["policy"], self.index_.policy_to_code, self.index_.policy, self.index_.step)
+        if "step" not in given.columns and (why := missing_steps(given["policy"], self.index_)):
+            warnings.warn(why, V0liteWarning, stacklevel=2)  # filed at step 0: before the policy's checkpoints
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
 
@@ -474,9 +475,6 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         list of str
             The picks, most informative first.
         """
-        import warnings
-
-        from .exceptions import V0liteWarning
         from .heads._select import greedy_design, item_features, warn_answered
 
         self._check_fitted()
@@ -568,10 +566,6 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         now = _mp._saved_params(self.get_params())
         changed = [k for k in _FIT_PARAMS if k in params and now.get(k) != params[k]]
         if changed:
-            import warnings
-
-            from .exceptions import V0liteWarning
-
             shown = ", ".join(f"{k}={now.get(k)!r} (fitted: {params[k]!r})" for k in changed)
             warnings.warn(
                 f"set_params changed {shown} after fit: they take effect at the next fit and are not saved; the "
