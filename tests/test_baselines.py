@@ -49,6 +49,9 @@ def test_no_verdict_from_too_few_query_prompts():
 
 
 def test_evaluate_baselines(fake_minilm):
+    from v0lite import V0Regressor
+    from v0lite.metrics import brier
+
     log = make_log(n_prompts=48, steps=True)
     case = pl.col("prompt").str.split(" ").list.last().cast(pl.Int64)
     hist, queries = log.filter(case < 30), log.filter(case >= 30)
@@ -57,9 +60,11 @@ def test_evaluate_baselines(fake_minilm):
     lines = []
     out = B.evaluate_baselines(hist, queries, p_chosen, n_boot=100, log=lines.append)
     assert {"prior", "knn", "ridge"} <= set(out)
-    k, cv = B.knn_k_by_cv(hist)
-    assert out["knn"]["params"]["k"] == k and k in B.KNN_CV_KS and cv["criterion"] == "brier"
-    assert cv["brier"][cv["k"].index(k)] == min(cv["brier"])
+    # probe FE2: the kNN baseline is the knn head's own k="cv" (k and temperature by its prompt-grouped CV),
+    # what a user's knn-by-CV scores; it was a k-only leave-one-prompt-out search of its own
+    own = V0Regressor(head="knn", head_params={"k": "cv"}, random_state=0).fit(hist)
+    assert out["knn"]["params"] == {"k": own.head_.k_, "temperature": own.head_.temperature_}
+    assert out["knn"]["brier"] == pytest.approx(brier(queries["score"].to_numpy(), own.predict(queries)))
     for r in out.values():
         for metric in B.EVAL_METRICS:
             d = r["diff"][metric]
@@ -93,7 +98,7 @@ def test_a_baseline_that_cannot_rank_within_a_policy_is_not_called_no_better_tha
     }
     lines = verdict_lines("auto", 0.7, b, {})
     assert (
-        "baseline prior: within-policy AUC 0.5000 (the prior does not rank prompts within a policy: 0.5 by "
+        "baseline prior: within-policy AUC 0.5000 (its predictions do not rank prompts within a policy: 0.5 by "
         "construction)" in lines
     )
     assert not any(line.startswith("baseline prior:") and "no better than chance" in line for line in lines)
@@ -222,5 +227,5 @@ def test_a_baseline_that_cannot_rank_is_never_flagged_chance_in_evaluate_or_rout
         printed = capsys.readouterr().out
         prior = json.loads(out.read_text())["baselines"]["prior"]
         assert prior["ranks_within"] is False and prior["chance"] is False, (cmd, prior)
-        assert "(the prior does not rank prompts within a policy: 0.5 by construction)" in printed, cmd
+        assert "(its predictions do not rank prompts within a policy: 0.5 by construction)" in printed, cmd
         assert "baseline prior: within-policy AUC 0.5000 <= 0.5, no better than chance" not in printed, cmd

@@ -371,8 +371,14 @@ def test_evaluate_prints_the_legend_and_the_heads_chance_verdict_without_baselin
     assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out.splitlines()
     res = json.loads((tmp_path / "r.json").read_text())
-    assert res["chance"]  # the prompt-blind prior ranks nothing within a (policy, step)
-    assert f"prior: within-policy AUC {res['within_policy_auc']:.4f} <= 0.5, no better than chance" in out
+    # the prompt-blind prior ranks nothing within a (policy, step): 0.5 by construction is said as that fact,
+    # by the baselines' rule (probe FE1: it was "no better than chance" for the head, not for the baseline)
+    assert res["chance"] is False and res["ranks_within"] is False
+    assert (
+        f"prior: within-policy AUC {res['within_policy_auc']:.4f} (its predictions do not rank prompts within a "
+        "policy: 0.5 by construction)" in out
+    )
+    assert not any("no better than chance" in line for line in out)
     legend = out[2]  # right under the one-row table
     assert legend.startswith("auc, within_policy_auc (AUC within each (policy, step)")
     assert (
@@ -382,6 +388,29 @@ def test_evaluate_prints_the_legend_and_the_heads_chance_verdict_without_baselin
     assert ece.__defaults__ == (10,)  # the legend's bin count
     demo = metric_legend(["head", "auc", "within_policy_auc", "brier", "ece"])  # demo's table has no log_loss
     assert "brier, ece (10 equal-width bins): lower" in demo and "log_loss" not in demo
+
+
+def test_predict_refuses_a_query_file_with_no_rows_in_the_words_of_queries(files, capsys, fake_minilm):
+    """Probe FE5: a query file with a header and no rows was refused as "the log has no rows ... pass at least
+    one outcome row": predict reads no outcomes. Refused in the queries' terms, and --out is not written."""
+    tmp, hist, _ = files
+    assert main(["fit", str(hist), "--model-dir", str(tmp / "m"), "--head", "prior", "-q"]) == 0
+    (tmp / "q.csv").write_text("policy,prompt,step\n")
+    (tmp / "q.jsonl").write_text("")
+    capsys.readouterr()
+    for q in ("q.csv", "q.jsonl"):
+        assert main(["predict", str(tmp / q), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.csv")]) == 1
+        err = capsys.readouterr().err
+        assert "outcome" not in err and not (tmp / "o.csv").exists(), err
+    assert f"QUERIES {tmp / 'q.jsonl'}: the file is empty" in err and "(queries: policy, prompt[, step])" in err
+    main(["predict", str(tmp / "q.csv"), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.csv")])
+    assert capsys.readouterr().err.strip() == (
+        f"v0lite predict: error: QUERIES {tmp / 'q.csv'}: has no rows (only a header). Fix: add at least one query "
+        "row (policy, prompt[, step])."
+    )
+    (tmp / "q.csv").write_text("policy,step\n")  # a missing column is said first, as for any query file
+    assert main(["predict", str(tmp / "q.csv"), "--model-dir", str(tmp / "m"), "--out", str(tmp / "o.csv")]) == 1
+    assert "missing required column 'prompt'" in capsys.readouterr().err
 
 
 def test_predict_notes_a_replaced_p_success_and_the_rows_the_fallback_answered(files, capsys, fake_minilm):

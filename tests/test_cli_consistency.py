@@ -125,9 +125,11 @@ def test_evaluate_json_has_chance_with_or_without_baselines(tmp_path, capsys, fa
     assert main([*base, str(tmp_path / "without.json"), "--no-baselines"]) == 0
     with_b = json.loads((tmp_path / "with.json").read_text())
     without = json.loads((tmp_path / "without.json").read_text())
-    # the prior is prompt-blind: 0.5 inside each policy, no better than chance, with or without baselines
-    assert with_b["within_policy_auc"] == pytest.approx(0.5) and with_b["chance"] is True
-    assert without["chance"] is True
+    # the prior is prompt-blind: 0.5 inside each policy by construction, which is no finding (the baselines'
+    # rule, probe FE1), with or without baselines, and its own prior baseline says the same
+    assert with_b["within_policy_auc"] == pytest.approx(0.5) and with_b["chance"] is False
+    assert with_b["ranks_within"] is False and without["ranks_within"] is False and without["chance"] is False
+    assert with_b["baselines"]["prior"]["chance"] is False
     assert set(with_b) - set(without) == {"baselines", "loses_to"} and set(without) <= set(with_b)
     # fewer query prompts than a verdict needs (3): False with or without baselines, as route-eval says
     (tmp_path / "few").mkdir()

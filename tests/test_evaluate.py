@@ -392,7 +392,7 @@ def test_route_eval_cli_per_task_and_no_baselines(logs, tmp_path, monkeypatch, c
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "per task" in out and "mean over tasks" in out and "baselines (" in out and "d_aiq" in out
-    assert "the prior does not rank prompts within a policy: 0.5 by construction" in out  # prompt-blind
+    assert "baseline prior: within-policy AUC 0.5000 (its predictions do not rank prompts within a policy" in out
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved["task_acc"]) == set(test["task"].unique()) and "prior" in saved["baselines"]
     assert saved["mean_task_acc"] == pytest.approx(np.mean(list(saved["task_acc"].values())))

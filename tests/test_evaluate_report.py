@@ -56,7 +56,7 @@ def test_evaluate_says_which_one_class_groups_its_within_policy_auc_leaves_out(t
     prior = res["baselines"]["prior"]
     assert prior["chance"] is False and prior["ranks_within"] is False
     assert (
-        "baseline prior: within-policy AUC 0.5000 (the prior does not rank prompts within a policy: 0.5 by "
+        "baseline prior: within-policy AUC 0.5000 (its predictions do not rank prompts within a policy: 0.5 by "
         "construction)" in out
     )
     assert not any("prior: within-policy AUC" in s and "no better than chance" in s for s in out)
@@ -92,3 +92,72 @@ def test_within_report_groups_by_policy_where_the_log_has_no_step():
     assert line.startswith("within_policy_auc leaves out 2 of 3 policy groups (3 of 5 rows)")
     assert line.endswith(": b (all 2 rows succeed), c (all 1 rows fail)")
     assert within_policy_auc(q["score"], p, q["policy"]) == 1.0
+
+
+def test_evaluate_judges_the_head_by_the_baselines_chance_rule(tmp_path, hist, fake_minilm, capsys):
+    """Probe FE1: the same constant predictions got opposite verdicts: ``--head prior`` printed "prior: ... no
+    better than chance" (JSON chance true) beside "baseline prior: ... 0.5 by construction" (chance false); the
+    same for ``--fallback global_mean`` answering every query. One rule (baselines.no_better_than_chance with
+    ranks_within) for both, and the fact worded to read right for every name."""
+    queries = _log({"pol0": [0.0, 1.0], "pol1": [1.0, 0.0, 0.0, 1.0], "pol2": [1.0, 0.0]}, 12, "sort the list")
+    q = write_log(queries, tmp_path / "q.jsonl")
+    argv = ["evaluate", str(hist), str(q), "--head", "prior", "-q", "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    res, out = json.loads((tmp_path / "r.json").read_text()), capsys.readouterr().out.splitlines()
+    prior = res["baselines"]["prior"]
+    assert (res["chance"], res["ranks_within"]) == (prior["chance"], prior["ranks_within"]) == (False, False)
+    fact = "within-policy AUC 0.5000 (its predictions do not rank prompts within a policy: 0.5 by construction)"
+    assert f"prior: {fact}" in out and f"baseline prior: {fact}" in out
+    assert not any("no better than chance" in line and "prior" in line for line in out)
+    # every query of a policy with no history: --fallback global_mean answers each with one constant
+    ghost = write_log(_log({"ghost": [0.0, 1.0, 0.25, 0.75]}, 12, "sort the list"), tmp_path / "g.jsonl")
+    argv = ["evaluate", str(hist), str(ghost), "--head", "knn", "--fallback", "global_mean", "-q", "--force"]
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
+    res, printed = json.loads((tmp_path / "r.json").read_text()), capsys.readouterr()
+    assert res["chance"] is False and res["ranks_within"] is False
+    assert all(r["chance"] == (r["ranks_within"] and r["within_policy_auc"] <= 0.5) for r in res["baselines"].values())
+    assert f"knn: {fact}" in printed.out.splitlines()
+    assert "the knn" not in printed.out and "the prior" not in printed.out  # no article before a label
+
+
+def test_evaluate_says_how_many_rows_the_fallback_answered(tmp_path, hist, fake_minilm, capsys):
+    """Probe FE3: ``evaluate --fallback global_mean`` did not say how many query rows the fallback answered,
+    where predict does; the same note now, and the count in the JSON (0 when the fallback answered none)."""
+    mixed = pl.concat(
+        [
+            _log({"pol0": [0.0, 1.0]}, 12, "sort the list"),
+            _log({"ghost": [1.0, 0.0, 0.5]}, 5, "sort the list"),
+        ]
+    )
+    q = write_log(mixed, tmp_path / "q.jsonl")
+    base = ["evaluate", str(hist), str(q), "--head", "knn", "--no-baselines", "--json", str(tmp_path / "r.json")]
+    assert main([*base, "--fallback", "global_mean"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "v0lite evaluate: note: 5 of 17 rows name a policy with no history: answered by --fallback global_mean" in err
+    )
+    assert json.loads((tmp_path / "r.json").read_text())["fallback_rows"] == 5
+    known = write_log(_log({"pol0": [0.0, 1.0]}, 12, "sort the list"), tmp_path / "k.jsonl")
+    assert main([*base[:2], str(known), *base[3:], "--force"]) == 0
+    assert "no history" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["fallback_rows"] == 0
+
+
+def test_evaluate_with_the_auto_head_says_which_member_it_served(tmp_path, hist, fake_minilm, capsys):
+    """Probe FE4: ``evaluate`` with the default auto head never said which member made its predictions, where
+    ``fit`` prints it ("chosen: ..."); a 'served' column and JSON field now, the one fit reports."""
+    q = write_log(
+        _log({"pol0": [0.0, 1.0], "pol1": [1.0, 0.0, 0.5], "pol2": [1.0, 0.0]}, 12, "sort it"), tmp_path / "q.jsonl"
+    )
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "m"), "-q"]) == 0
+    chosen = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("chosen: "))
+    argv = ["evaluate", str(hist), str(q), "--no-baselines", "-q", "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    res, out = json.loads((tmp_path / "r.json").read_text()), capsys.readouterr().out.splitlines()
+    assert res["head"] == "auto" and chosen.startswith(f"chosen: {res['served']} (")
+    assert out[0].split()[:2] == ["head", "served"] and out[1].split()[:2] == ["auto", res["served"]]
+    assert "served_from" in res
+    argv = ["evaluate", str(hist), str(q), "--head", "knn", "--no-baselines", "-q", "--force"]
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0  # a plain head serves itself: no column
+    assert json.loads((tmp_path / "r.json").read_text())["served"] == "knn"
+    assert "served" not in capsys.readouterr().out.splitlines()[0]

@@ -24,20 +24,21 @@ import numpy as np
 
 __all__ = [
     "BASELINES",
-    "KNN_CV_KS",
     "MIN_VERDICT_PROMPTS",
     "no_better_than_chance",
     "available_baselines",
-    "knn_k_by_cv",
     "evaluate_baselines",
     "flags",
+    "query_groups",
     "ranks_within",
     "too_few_prompts",
     "fewest_prompts",
     "shown",
 ]
 
-# (label, head, params); params "k": "cv" means: choose k by prompt-grouped CV on the history
+# (label, head, params); the knn head's own ``k="cv"``: k and temperature chosen together by its prompt-grouped
+# CV on the history (``heads._oof.KNN_GRID``), what a user's ``head_params={"k": "cv"}`` fits, so the report
+# compares against the kNN a user would get
 BASELINES: tuple[tuple[str, str, dict], ...] = (
     ("prior", "prior", {}),
     ("knn", "knn", {"k": "cv"}),
@@ -48,8 +49,6 @@ BASELINES: tuple[tuple[str, str, dict], ...] = (
 # (``evaluate --head knn`` printed "knn LOSES to knn"; ``--head ridge``, the per-policy ridge head, printed
 # "ridge LOSES to ridge" of the pooled ``linear`` head); JSON keys keep the bare label
 SHOWN = {"knn": "knn (k by CV)", "ridge": "ridge (pooled)"}
-KNN_CV_KS = (8, 16, 32, 64, 128, 256)
-KNN_FALLBACK_K = 32
 
 # metric -> +1 if higher is better, -1 if lower is better
 EVAL_METRICS = {"auc": 1, "within_policy_auc": 1, "brier": -1}
@@ -101,6 +100,21 @@ def ranks_within(groups, p) -> bool:
     return bool(np.unique(np.c_[codes, values], axis=0).shape[0] > np.unique(codes).shape[0])
 
 
+def query_groups(queries) -> np.ndarray:
+    """Each row's group code in ``queries`` (a polars frame): its (policy, step), or its policy where there is
+    no step column; the groups the within-policy AUC ranks in, and :func:`ranks_within` reads.
+
+    >>> import polars as pl
+    >>> query_groups(pl.DataFrame({"policy": ["a", "a", "b"], "step": [0, 1, 0]})).tolist()
+    [0, 1, 2]
+    """
+    from .metrics import _group_codes
+
+    policy = queries["policy"].to_numpy()
+    keys = policy if "step" not in queries.columns else [policy, queries["step"].to_numpy()]
+    return _group_codes(keys, len(policy))
+
+
 def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int], ranks: bool = True) -> dict[str, Any]:
     """``loses``: the metrics whose interval lies wholly on the losing side; ``chance``: AUC <= 0.5.
 
@@ -124,17 +138,21 @@ def flags(diff: dict[str, dict], within_auc: float | None, signs: dict[str, int]
             continue
         if (signs[metric] > 0 and hi < 0) or (signs[metric] < 0 and lo > 0):
             loses.append(metric)
-    return {"loses": loses, "chance": ranks and no_better_than_chance(within_auc)}
+    return {"loses": loses, "chance": no_better_than_chance(within_auc, ranks=ranks)}
 
 
-def no_better_than_chance(within_auc, n_prompts: int | None = None) -> bool:
-    """The one "no better than chance" rule: a finite within-policy AUC <= 0.5, on at least
-    :data:`MIN_VERDICT_PROMPTS` query prompts when ``n_prompts`` is given (no verdict below).
+def no_better_than_chance(within_auc, n_prompts: int | None = None, *, ranks: bool = True) -> bool:
+    """The one "no better than chance" rule, for a chosen head and a baseline alike: a finite within-policy
+    AUC <= 0.5 of predictions that rank within a group (``ranks``, :func:`ranks_within`: one value per group
+    is 0.5 by construction, no finding), on at least :data:`MIN_VERDICT_PROMPTS` query prompts when
+    ``n_prompts`` is given (no verdict below).
 
     >>> no_better_than_chance(0.5), no_better_than_chance(0.4, n_prompts=3), no_better_than_chance(float("nan"))
     (True, False, False)
+    >>> no_better_than_chance(0.5, ranks=False)
+    False
     """
-    if n_prompts is not None and n_prompts < MIN_VERDICT_PROMPTS:
+    if not ranks or (n_prompts is not None and n_prompts < MIN_VERDICT_PROMPTS):
         return False
     return bool(within_auc is not None and math.isfinite(within_auc) and within_auc <= 0.5)
 
@@ -153,36 +171,18 @@ def too_few_prompts(diff: dict[str, dict]) -> int | None:
     return n if n is not None and n < MIN_VERDICT_PROMPTS else None
 
 
-def knn_k_by_cv(history, *, ks=KNN_CV_KS, encoder=None, random_state: int = 0) -> tuple[int, dict]:
-    """The ``knn`` head's ``k`` with the best leave-one-prompt-out Brier score on ``history``.
-
-    The kNN head learns nothing at fit time, so predicting every history row with all rows of
-    its own prompt hidden (``exclude_own_prompt=True``) is exact prompt-grouped
-    cross-validation with as many folds as prompts, for the cost of one fit.
-
-    Returns
-    -------
-    k : int
-    scores : dict
-        ``{"k": [...], "brier": [...], "criterion": "brier", "cv": "leave-one-prompt-out"}``.
-    """
-    from .estimator import V0Regressor
-    from .log import split_xy
-    from .metrics import brier
-
-    X, y = split_xy(history)
-    model = V0Regressor(head="knn", encoder=encoder, k=max(ks), random_state=random_state).fit(X, y)
-    scores = []
-    for k in ks:
-        model.head_.params["k"] = int(k)
-        scores.append(brier(y, model.predict(X, exclude_own_prompt=True)))
-    best = int(np.nanargmin(scores))
-    return int(ks[best]), {
-        "k": [int(k) for k in ks],
-        "brier": scores,
-        "criterion": "brier",
-        "cv": "leave-one-prompt-out",
-    }
+def _chosen_params(head, params: dict) -> dict:
+    """``params`` with each ``"cv"`` value replaced by what the head's CV chose (its ``<name>_``; for the knn
+    head's ``k`` the ``temperature_`` chosen with it too): the values the baseline's predictions used."""
+    out = {}
+    for name, value in params.items():
+        if value != "cv":
+            out[name] = value
+            continue
+        out[name] = getattr(head, f"{name}_")
+        if head.name == "knn" and name == "k":  # k and temperature are one grid point of KNN_GRID
+            out["temperature"] = head.temperature_
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
 
 
 def _score_fn(metric: str, y, policy_codes):
@@ -239,19 +239,19 @@ def evaluate_baselines(
         ``diff[metric] = {estimate, ci_low, ci_high, n_boot, n_groups}`` is the chosen head minus the
         baseline (``auc``, ``within_policy_auc``, ``brier``), ``loses`` the
         metrics on which the chosen head loses, ``chance`` whether the baseline's
-        within-policy AUC is <= 0.5. A baseline's ``params`` ``k`` is the one used (for kNN
-        with ``k_cv`` the CV scores, or ``k_note`` if CV was not possible).
+        within-policy AUC is <= 0.5 (:func:`no_better_than_chance`). A baseline's ``params`` are the ones
+        its predictions used: for kNN the ``k`` and ``temperature`` its own CV chose (``k="cv"``).
     """
     from .estimator import V0Regressor
     from .log import split_xy
-    from .metrics import _group_codes, evaluate_predictions, paired_bootstrap
+    from .metrics import evaluate_predictions, paired_bootstrap
 
     say = log or (lambda _m: None)
     rows = available_baselines(say)
     y = queries["score"].to_numpy().astype(np.float64)
     policy = queries["policy"].to_numpy()
     step = queries["step"].to_numpy() if "step" in queries.columns else None
-    pcodes = _group_codes(policy if step is None else [policy, step], len(y))
+    pcodes = query_groups(queries)
     prompt_ids = queries["prompt"].to_numpy()
     X_h, y_h = split_xy(history)
     preds: dict[str, np.ndarray] = {}
@@ -259,19 +259,7 @@ def evaluate_baselines(
     for i, (label, head, params) in enumerate(rows, 1):
         say(f"baseline {i}/{len(rows)}: {shown(label)} (head {head}) ...")
         t0 = time.perf_counter()
-        extra: dict[str, Any] = {}
-        kw: dict[str, Any] = {}
-        if head == "knn" and params.get("k") == "cv":
-            try:
-                k, cv = knn_k_by_cv(history, encoder=encoder, random_state=random_state)
-                extra = {"k": k, "k_cv": cv}
-            except Exception as exc:  # noqa: BLE001 - a failed CV falls back, and says so
-                k = KNN_FALLBACK_K
-                extra = {"k": k, "k_note": f"k by CV failed ({exc}); k={k}"}
-                say(f"  note: {extra['k_note']}")
-            kw["k"] = k
-        elif params:
-            kw["head_params"] = dict(params)
+        kw: dict[str, Any] = {"head_params": dict(params)} if params else {}
         model = V0Regressor(head=head, encoder=encoder, random_state=random_state, fallback=fallback, **kw)
         model.fit(X_h, y_h)
         p = model.predict(queries.select([c for c in ("policy", "prompt", "step") if c in queries.columns]))
@@ -280,7 +268,7 @@ def evaluate_baselines(
         m = evaluate_predictions(y, p, policy=policy, step=step)
         out[label] = {
             "head": head,
-            "params": {**{k: v for k, v in params.items() if v != "cv"}, **extra},
+            "params": _chosen_params(model.head_, params),
             "n": m["n"],
             "auc": m["auc"],
             "within_policy_auc": m["within_policy_auc"],

@@ -7,6 +7,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..exceptions import DataError
 from ._common import (
     ENCODER_MOVED_HELP,
     add_force_flag,
@@ -21,12 +22,14 @@ from ._common import (
     note,
     progress,
     progress_lines,
+    read_frame,
     read_input,
     write_json,
 )
 from ._common import _named as _named_error
 
 QUERY_COLUMNS = ("policy", "prompt", "step")  # what predict reads of a query file
+QUERIES_HOLD = "queries: policy, prompt[, step]"
 
 __all__ = ["register", "print_table"]
 
@@ -109,17 +112,28 @@ def _ci(d: dict | None) -> str:
     return f"{d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
 
-def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str]) -> list[str]:
+def verdict_lines(
+    chosen: str, chosen_within: float | None, baselines: dict, what: dict[str, str], *, chosen_ranks: bool = True
+) -> list[str]:
     """The flags of a comparison: ``LOSES to <baseline>`` and "no better than chance"; none, and a line
-    saying why, when the queries hold too few prompts for the intervals to mean anything."""
-    from ..baselines import MIN_VERDICT_PROMPTS, fewest_prompts, shown
+    saying why, when the queries hold too few prompts for the intervals to mean anything.
 
+    ``chosen_ranks``: whether the chosen head's predictions rank within a group (``baselines.ranks_within``);
+    the one rule of :func:`chance_lines` judges the chosen head and each baseline alike."""
+    from ..baselines import MIN_VERDICT_PROMPTS, fewest_prompts, no_better_than_chance, shown
+
+    named = [(chosen, chosen_within, chosen_ranks)] + [
+        # route-eval's baselines may lack ranks_within: they rank then
+        (f"baseline {shown(label)}", r.get("within_policy_auc"), r.get("ranks_within", True))
+        for label, r in baselines.items()
+    ]
     few = fewest_prompts(baselines)
-    if few is not None:
+    if few is not None:  # no verdict; that one cannot rank is a fact, said at any size
         return [
             f"no verdict: the comparison rests on {few} query prompt(s), and a verdict needs "
             f"{MIN_VERDICT_PROMPTS} at least (the 95% intervals resample prompts; with fewer they have no real "
-            "spread). Score more query prompts for one."
+            "spread). Score more query prompts for one.",
+            *(line for name, within, ranks in named for line in chance_lines(name, within, ranks, False)),
         ]
     out = []
     for label, r in baselines.items():
@@ -130,19 +144,22 @@ def verdict_lines(chosen: str, chosen_within: float | None, baselines: dict, wha
             )
     if not out:
         out.append(f"{chosen} loses to no baseline (no 95% interval entirely on the losing side)")
-    if chosen_within is not None and math.isfinite(chosen_within) and chosen_within <= 0.5:
-        out.append(chance_line(chosen, chosen_within))
-    for label, r in baselines.items():
-        within = r.get("within_policy_auc")
-        if r.get("ranks_within") is False and within is not None and math.isfinite(within):
-            # not a finding: it cannot rank, by construction (baselines.flags leaves its chance false)
-            out.append(
-                f"baseline {shown(label)}: within-policy AUC {within:.4f} (the {shown(label)} "
-                "does not rank prompts within a policy: 0.5 by construction)"
-            )
-        elif r.get("chance"):
-            out.append(chance_line(f"baseline {shown(label)}", r["within_policy_auc"]))
+    chances = [no_better_than_chance(chosen_within, ranks=chosen_ranks)] + [r.get("chance") for r in baselines.values()]
+    for (name, within, ranks), chance in zip(named, chances):
+        out += chance_lines(name, within, ranks, bool(chance))
     return out
+
+
+def chance_lines(name: str, within: float | None, ranks: bool, chance: bool) -> list[str]:
+    """What to say of one prediction's within-policy AUC, the chosen head's and a baseline's alike: the fact
+    that it cannot rank (``ranks`` False: 0.5 by construction, no finding), or "no better than chance"
+    when ``chance`` (``baselines.no_better_than_chance``) holds, else nothing."""
+    if not ranks and within is not None and math.isfinite(within):
+        return [
+            f"{name}: within-policy AUC {within:.4f} (its predictions do not rank prompts within a policy: "
+            "0.5 by construction)"
+        ]
+    return [chance_line(name, within)] if chance else []
 
 
 def chance_line(name: str, within: float) -> str:
@@ -233,6 +250,7 @@ def _print_eval_baselines(res: dict) -> None:
         res.get("within_policy_auc"),
         b,
         {"auc": "AUC", "within_policy_auc": "within-policy AUC", "brier": "Brier"},
+        chosen_ranks=res["ranks_within"],
     )
     for line in lines:
         print(line)
@@ -256,7 +274,8 @@ def _fit(args) -> int:
     )
     report = getattr(model.head_, "cv_report_", None)
     if report:  # the auto head: what it compared out of fold on this log, and what it chose
-        print(f"chosen: {model.head_.chosen_} (out-of-fold, prompt-grouped CV on the history):")
+        what = served(model.head_)
+        print(f"chosen: {what['served']} (out-of-fold, prompt-grouped CV on the history):")
         cols = ["member", "cv_brier", "cv_auc", "cv_within_policy_auc", "cv_choice_acc", "cv_pairwise_acc"]
         if any("cv_cluster_pairwise_acc" in r for r in report):
             cols.append("cv_cluster_pairwise_acc")
@@ -270,11 +289,11 @@ def _fit(args) -> int:
 
         reason = getattr(model.head_, "criterion_reason_", None) or "not judged as a routing log"
         print(f"criterion: {_CRITERIA.get(crit, str(crit)).format(prefer=', '.join(_PREFER), reason=reason)}")
-        won = getattr(model.head_, "served_from_", None)
-        if won:
+        if what["served_from"]:
             print(
                 f"served: ensemble (gbdt + transformer, fitted on every row), because a learned candidate "
-                f"({won}) won the comparison; the comparison's learned members are fitted without its fold"
+                f"({what['served_from']}) won the comparison; the comparison's learned members are fitted "
+                "without its fold"
             )
         for member, why in getattr(model.head_, "skipped_", {}).items():
             print(f"not compared: {member} ({why})")
@@ -302,6 +321,33 @@ def _thin_report(model) -> str:
     return ", ".join(f"{model.index_.policies[c]} ({counts[c]} rows)" for c in thin)
 
 
+def fallback_note(args, model, queries) -> int:
+    """The number of ``queries`` rows naming a policy with no history in the fitted ``model``, noted on stderr
+    when there are any: reaching here with some, ``--fallback`` answered them (predict and evaluate alike)."""
+    unknown = sum(pol not in model.index_.policy_to_code for pol in queries["policy"].to_list())
+    if unknown:
+        why = f"name a policy with no history: answered by --fallback {model.fallback}"
+        note(args, f"{unknown} of {queries.height} rows {why}")
+    return unknown
+
+
+def served(head) -> dict:
+    """What a fitted head serves: ``served`` (the auto head's chosen member, ``ensemble`` where it replaced a
+    learned winner; any other head serves itself) and ``served_from`` (that winner, else None); fit and
+    evaluate report these."""
+    return {"served": getattr(head, "chosen_", head.name), "served_from": getattr(head, "served_from_", None)}
+
+
+def _refuse_no_query_rows(path: str) -> None:
+    """Refuse a query file with a header but no rows in the queries' terms (predict reads no outcomes); return
+    where it holds rows or lacks a column, so the caller's own error stands."""
+    frame = read_frame(path, "QUERIES", QUERIES_HOLD)
+    if frame.height == 0 and {"policy", "prompt"} <= set(frame.columns):
+        raise DataError(
+            f"QUERIES {path}: has no rows (only a header). Fix: add at least one query row (policy, prompt[, step])."
+        )
+
+
 def _predict(args) -> int:
     import polars as pl
 
@@ -312,7 +358,11 @@ def _predict(args) -> int:
     check_output(args.out, "--out")
     # the input's errors before the model is loaded; the columns predict does not read (a score, a task)
     # are not checked, and pass through to --out as they are (so --out must be able to hold them)
-    queries = read_input(args.queries, "QUERIES", require_score=False, columns=QUERY_COLUMNS)
+    try:
+        queries = read_input(args.queries, "QUERIES", require_score=False, columns=QUERY_COLUMNS)
+    except DataError:
+        _refuse_no_query_rows(args.queries)  # the library's "the log has no rows" asks for outcome rows
+        raise
     check_csv_columns(queries.schema, args.out, "--out")
     model = V0Regressor.load(check_model_dir(args.model_dir), encoder=args.encoder)
     model.set_params(show_progress_bar=progress(args))
@@ -322,9 +372,7 @@ def _predict(args) -> int:
         p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
     if "p_success" in queries.columns:  # copied through otherwise: a rerun on an earlier --out would look kept
         note(args, f"QUERIES {args.queries} has a 'p_success' column: --out {args.out} holds the new predictions in it")
-    unknown = sum(pol not in model.index_.policy_to_code for pol in queries["policy"].to_list())
-    if unknown:  # reaching here with some, the model's fallback answered them
-        note(args, f"{unknown} of {len(p)} rows name a policy with no history: answered by --fallback {model.fallback}")
+    fallback_note(args, model, queries)
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
     return 0
@@ -339,7 +387,11 @@ def _evaluate(args) -> int:
     model = _model(args)
     with _about_queries(args.queries):
         res = evaluate_model(model, history, queries)
+    res.update(served(model.head_))  # the auto head: which member made the predictions, as fit says
+    res["fallback_rows"] = fallback_note(args, model, queries)
     cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
+    if res["served"] != res["head"]:
+        cols.insert(1, "served")
     print_table([res], cols)
     print(metric_legend(cols))
     res["auc_reason"] = auc_reason(queries)
@@ -348,13 +400,17 @@ def _evaluate(args) -> int:
     res["within_policy_auc_groups"], res["within_policy_auc_reason"], line = within_report(queries, res["_p"])
     if line:
         print(line)
-    from ..baselines import MIN_VERDICT_PROMPTS, no_better_than_chance
+    from ..baselines import MIN_VERDICT_PROMPTS, no_better_than_chance, query_groups, ranks_within
 
     # the head's own verdict needs no baseline: present with --no-baselines too, and no verdict on fewer
-    # query prompts than the intervals need (route-eval's rule)
-    res["chance"] = no_better_than_chance(res.get("within_policy_auc"), queries["prompt"].n_unique())
-    if args.no_baselines and res["chance"]:  # with baselines, verdict_lines says it beside theirs
-        print(chance_line(res["head"], res["within_policy_auc"]))
+    # query prompts than the intervals need (route-eval's rule); the baselines' rule: predictions that do
+    # not rank within a group (a prompt-blind prior, a --fallback constant) are 0.5 by construction
+    res["ranks_within"] = ranks_within(query_groups(queries), res["_p"])
+    within, n_prompts = res.get("within_policy_auc"), queries["prompt"].n_unique()
+    res["chance"] = no_better_than_chance(within, n_prompts, ranks=res["ranks_within"])
+    if args.no_baselines:  # with baselines, verdict_lines says it beside theirs
+        for line in chance_lines(res["head"], within, res["ranks_within"], res["chance"]):
+            print(line)
     if not args.no_baselines:
         from ..baselines import evaluate_baselines, fewest_prompts
 
@@ -541,10 +597,12 @@ def register(sub) -> None:
     p.add_argument(
         "--json",
         metavar="FILE",
-        help="also write the metrics to FILE (.json; NaN as null): the head's, 'chance' (its within-policy AUC "
-        "is <= 0.5 on 10 query prompts or more), 'within_policy_auc_groups' (groups used and skipped for holding "
-        "one class, rows used), 'auc_reason' and 'within_policy_auc_reason' (why that AUC is null, else null), "
-        "and without --no-baselines 'baselines' and 'loses_to'",
+        help="also write the metrics to FILE (.json; NaN as null): the head's, 'served' and 'served_from' (the "
+        "member the auto head served, else the head), 'fallback_rows' (query rows --fallback answered), "
+        "'ranks_within' (its predictions vary within a (policy, step)), 'chance' (they do, and its within-policy "
+        "AUC is <= 0.5 on 10 query prompts or more), 'within_policy_auc_groups' (groups used and skipped for "
+        "holding one class, rows used), 'auc_reason' and 'within_policy_auc_reason' (why that AUC is null, else "
+        "null), and without --no-baselines 'baselines' and 'loses_to'",
     )
     p.add_argument(
         "--no-baselines",
