@@ -130,3 +130,16 @@ def test_a_missing_task_key_says_why_when_both_logs_name_tasks():
         assert no_task not in why and "both a success and a failure" in why and "(1 test prompts)" in why
     why = why_missing("within_task_auc", {"n_train_complete": 0}, has_task=True)
     assert "no train prompt has an outcome for every pool model" in why
+
+
+def test_a_prompt_blind_value_model_is_not_called_no_better_than_chance(make_model):
+    """Issue: route-eval set its router's ``chance`` without ``ranks_within``, so a prior (one value per model)
+    read "no better than chance" in the JSON while evaluate and the baselines call it 0.5 by construction."""
+    from v0lite.routing import route_eval
+
+    train, test = _logs()
+    pool = ["pol0", "pol1", "pol2"]
+    blind = route_eval(train, test, value_model=make_model(head="prior"), pool=pool, baselines=False)
+    assert blind["within_policy_auc"] == 0.5 and not blind["ranks_within"] and blind["chance"] is False
+    knn = route_eval(train, test, value_model=make_model(head="knn"), pool=pool, baselines=False)
+    assert knn["ranks_within"]  # a head that ranks is judged by its AUC

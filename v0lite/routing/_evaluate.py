@@ -507,10 +507,11 @@ def route_eval(
         )
         extra["baselines"] = b
         extra["loses_to"] = sorted(label for label, r in b.items() if r.get("loses"))
-    from ..baselines import no_better_than_chance
+    from ..baselines import no_better_than_chance, ranks_within
 
-    # no verdict on fewer prompts, as evaluate and the printed report say
-    extra["chance"] = no_better_than_chance(extra["within_policy_auc"], len(Y))
+    # one rule with evaluate and the baselines: no verdict on fewer prompts, none for a column constant in p
+    extra["ranks_within"] = ranks_within(np.tile(np.arange(P.shape[1]), P.shape[0]), np.clip(P, 0.0, 1.0))
+    extra["chance"] = no_better_than_chance(extra["within_policy_auc"], len(Y), ranks=extra["ranks_within"])
 
     cab = cost_at_accuracy(curve, single["acc"])
     result: dict[str, Any] = {
