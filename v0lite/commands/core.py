@@ -469,9 +469,9 @@ def _demo_grpo(model, history, last) -> None:
     )
     every = 8 * k / max(mixed.sum(), 1)
     print(
-        f"   rollouts per mixed group: dynamic sampling (roll out all, drop unmixed) {every:.1f}"
-        f" | uniform (roll out all, train on all) {every:.1f}"
-        f" | v0lite selection (keep the half most likely mixed) {8 * len(keep) / max(mixed[keep].sum(), 1):.1f}"
+        f"   rollouts per mixed group: roll out all (uniform, or DAPO's dynamic sampling, which drops the unmixed "
+        f"groups after rollout) {every:.1f} | v0lite selection (keep the half most likely mixed) "
+        f"{8 * len(keep) / max(mixed[keep].sum(), 1):.1f}"
     )
     n = allocate(p, budget=8 * k, n_min=2, n_max=16, concentration=conc)
     uniform, ours = 1000 * p_mixed(truth, 8).sum() / (8 * k), 1000 * p_mixed(truth, n).sum() / max(n.sum(), 1)
@@ -481,8 +481,9 @@ def _demo_grpo(model, history, last) -> None:
     )
     if ours < uniform:
         print(
-            "   (the allocation loses here: on new prompts the predictions are too unsure (Beta concentration "
-            f"{conc if conc is not None else float('nan'):.1f}) for moving rollouts between prompts to pay)"
+            "   (the allocation loses here: on new prompts the predictions are too unsure for moving rollouts "
+            "between prompts to pay: fitted out of sample, a prediction is worth "
+            f"{conc if conc is not None else float('nan'):.1f} rollouts of evidence, the Beta concentration)"
         )
 
 
