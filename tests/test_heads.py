@@ -324,3 +324,21 @@ def test_linear_hides_only_fitted_rows_after_add_history(make_model):
     qn = m._queries(new.drop("score"))
     ridge = m.head_.predict(m.index_, qn, exclude="same_step") - policy_prior(m.index_, qn, hide="same_step")
     np.testing.assert_allclose(ridge, qn.emb.astype(np.float64) @ m.head_.coef_, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", ["logistic", "ridge", "auto"])
+def test_a_one_row_or_one_prompt_log_fits_without_numpy_warnings(make_model, head):
+    # probe FL: "Mean of empty slice" / "invalid value" reached users (a CV fold with no training row, a
+    # knn choice over no held-out row); a numpy RuntimeWarning is now an error here
+    import warnings
+
+    log = make_log(n_policies=3, n_prompts=12, steps=True, seed=1)
+    one_row = log.head(1)
+    one_prompt = log.filter(pl.col("prompt") == log["prompt"][0])
+    for fit_log in (one_row, one_prompt):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            m = make_model(head=head, head_params=_params(head)).fit(fit_log)
+            q = log.filter(pl.col("policy").is_in(fit_log["policy"].unique().to_list())).drop("score")
+            p = m.predict(q)
+        assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()

@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 import pytest
-from conftest import brier, split, thin_delta_log, topic_log
+from conftest import brier, make_log, split, thin_delta_log, topic_log
 
 from v0lite.exceptions import V0liteError
 from v0lite.heads.logistic import fit_glm
@@ -279,3 +279,40 @@ def test_in_context_solves_are_cached_once_per_eligible_cut(make_model):
     # a query between its steps reads the rows up to its last step at or before the query's: steps 1 and 2
     model.predict(q.head(3).with_columns(step=pl.Series([1, 2, 2])))
     assert len(model.index_._glm_context_cache) == 3
+
+
+def _two_visits():
+    """Every policy answers every prompt at steps 0 and 1, the second time with the opposite score."""
+    log = make_log(3, 30, seed=4)
+    return pl.concat([log.with_columns(step=pl.lit(0)), log.with_columns(step=pl.lit(1), score=1 - pl.col("score"))])
+
+
+@pytest.mark.parametrize(
+    "case, exclude_own_prompt, tol",
+    [("steps", False, 0.02), ("static", True, 0.02), ("two visits", True, 0.003)],
+)
+def test_a_hidden_rows_prediction_is_the_refit_without_it(make_model, case, exclude_own_prompt, tol):
+    # probe FL: the Gram-diagonal leverage reached 1.76 > 1, so the own-row correction was clamped and
+    # pushed rows of the history to p = 1e-13 or 1 - 1e-13, often against their score (0.27 from the refit)
+    log = _two_visits() if case == "two visits" else make_log(3, 40, steps=case == "steps", seed=3)
+    params = {"alphas": [0.01]}
+    full = make_model(head="logistic", head_params=params).fit(log)
+    p = full.predict(log, exclude_own_prompt=exclude_own_prompt)
+    assert ((p > 1e-3) & (p < 1 - 1e-3)).all()
+    for i in range(0, log.height // 2, 10):
+        row = log[i]
+        own = (pl.col("policy") == row["policy"][0]) & (pl.col("prompt") == row["prompt"][0])
+        if not exclude_own_prompt:
+            own = own & (pl.col("step") == row["step"][0])
+        ref = make_model(head="logistic", head_params=params).fit(log.filter(~own)).predict(row)[0]
+        assert abs(p[i] - ref) < tol, (i, p[i], ref)
+
+
+def test_a_model_saved_without_the_cells_counts_hides_rows_the_same(make_model):
+    # loo_step_ had 3 columns before the counts and score sums were kept: they are recounted from the history
+    log = make_log(3, 30, steps=True, seed=5)
+    model = make_model(head="logistic").fit(log)
+    now = [model.predict(log, exclude_own_prompt=e) for e in (False, True)]
+    model.head_.loo_step_ = model.head_.loo_step_[:, :3]
+    del model.head_._newton_cache
+    np.testing.assert_allclose([model.predict(log, exclude_own_prompt=e) for e in (False, True)], now, atol=1e-12)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._deviation import LEVEL_VAR, _sigmoid
+from ._deviation import LEVEL_VAR, _sigmoid, offset_of
 
-__all__ = ["ALPHAS", "Design", "fit_glm", "cv_glm"]
+__all__ = ["ALPHAS", "Design", "fit_glm", "cv_glm", "NewtonRows"]
 
 ALPHAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # penalty per row of the policy
 
@@ -129,7 +129,8 @@ def cv_glm(
     (read from the other folds only). Returns ``(oof, loss)``: out-of-fold linear predictors of
     every row for each alpha ``(n_alphas, n_rows)`` and each policy's summed held-out loss
     ``(n_alphas, n_pol)``. The fits stop at a looser ``tol`` than the final one: the held-out
-    loss moves far less than the gaps between alphas.
+    loss moves far less than the gaps between alphas. A fold with no training row (a log of one
+    prompt) is skipped: its rows' ``oof`` is NaN and it adds no loss.
     """
     folds = np.unique(fold_of_prompt[prompt_row])
     oof = np.zeros((len(alphas), len(y)))
@@ -138,6 +139,9 @@ def cv_glm(
     for f in folds:
         te = fold_of_prompt[prompt_row] == f
         tr = ~te
+        if not tr.any():
+            oof[:, te] = np.nan
+            continue
         te_prompts, te_pos = np.unique(prompt_row[te], return_inverse=True)
         W = b = None
         ntr = np.bincount(policy[tr], None, n_pol).astype(np.float64)
@@ -159,3 +163,48 @@ def cv_glm(
             oof[a, te] = lin
             loss[a] += _objective(lin, y[te], link, policy[te], n_pol)
     return oof, loss
+
+
+class NewtonRows:
+    """One fitted policy's :func:`fit_glm` solve with a query's own rows left out: a Newton step, bounded.
+
+    The policy's rows are given as *cells* (one per prompt and step: ``z`` the prompt's features,
+    ``group`` the step, ``r`` and ``h`` the summed residual ``y - p`` and weight ``p (1 - p)`` at
+    the solution, ``n`` and ``ysum`` the count and summed score). Leaving out a query's cells ``S``
+    (its (prompt, step), or every step of its prompt) is one Newton step from the solution on the
+    full Hessian ``H`` of ``(w, b)`` (the penalty ``lam``, the level's ``b_prec`` included): all of
+    ``S`` share the query's ``x = (z, 1)``, so ``H`` loses ``s_h x x'`` and, by Sherman-Morrison,
+    ``x' H_S^-1 = x' H^-1 / (1 - s_h x' H^-1 x)``. The offsets of the steps ``S`` was part of (each
+    step's mean score, as the fit's) move by ``delta_g`` without it, which moves the gradient by
+    ``delta_g (G_g - h_{S, g} x)``, ``G_g`` the step's summed ``h x``. So the linear predictor loses
+    ``(lev s_r + sum_g delta_g (x' H^-1 G_g - h_{S, g} lev)) / (1 - s_h lev)``, ``lev = x' H^-1 x``.
+    ``H`` includes ``s_h x x'``, so ``s_h lev < 1``: bounded, no clamp (the Gram-diagonal ``lev`` it
+    replaces reached 1.76 on v0-dapomath and a logit shift of ~184). Exact under the identity link
+    (:class:`~v0lite.heads._deviation.ExactRows`, the ``ridge`` head's, is its ``h = 1`` case).
+    """
+
+    def __init__(self, z, group, r, h, n, ysum, lam, b_prec, link):
+        X = np.column_stack([z, np.ones(len(z))])
+        H = (X * h[:, None]).T @ X + np.diag(np.r_[np.full(z.shape[1], lam), b_prec])
+        self.A = np.linalg.inv(0.5 * (H + H.T))
+        self.group, self.r, self.h, self.n, self.ysum, self.link = group, r, h, n, ysum, link
+        ng = int(group.max()) + 1 if len(group) else 0
+        self.G = np.zeros((ng, X.shape[1]))
+        np.add.at(self.G, group, X * h[:, None])
+        self.n_g, self.y_g = np.bincount(group, n, ng), np.bincount(group, ysum, ng)
+        self.o_g = offset_of(self.y_g / np.maximum(self.n_g, 1), link)
+
+    def shift(self, z, cells, owner):
+        """What each query's linear predictor loses when its ``cells`` (``owner``: the query of each) are left out."""
+        X = np.column_stack([z, np.ones(len(z))])
+        XA = X @ self.A
+        lev = np.einsum("ij,ij->i", XA, X)
+        m = len(z)
+        s_r, s_h = np.bincount(owner, self.r[cells], m), np.bincount(owner, self.h[cells], m)
+        g = self.group[cells]  # a query has at most one cell per step: its groups are distinct
+        rem = self.n_g[g] - self.n[cells]
+        moved = offset_of((self.y_g[g] - self.ysum[cells]) / np.maximum(rem, 1), self.link) - self.o_g[g]
+        delta = np.where(rem > 0, moved, 0.0)  # a step left empty has no other row to move
+        xg = np.einsum("ij,ij->i", XA[owner], self.G[g])
+        t = np.bincount(owner, delta * (xg - self.h[cells] * lev[owner]), m)
+        return (lev * s_r + t) / (1.0 - lev * s_h)

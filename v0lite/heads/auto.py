@@ -312,8 +312,10 @@ class AutoHead(BaseHead):
             oof["prior"] = simple["prior"]
             heads["prior"] = None
         if "knn" in members:
-            b = brier_by_config(simple["knn"], y, cov)
-            c = int(np.argmin(b))
+            if cov.any():
+                c = int(np.argmin(brier_by_config(simple["knn"], y, cov)))
+            else:  # no held-out row (one prompt): nothing to compare, the head's own defaults
+                c = KNN_GRID.index((KNNHead().params["k"], KNNHead().params["temperature"]))
             k, t = KNN_GRID[c]
             oof["knn"] = simple["knn"][c]
             heads["knn"] = KNNHead(k=k, temperature=t)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._deviation import _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
+from ._deviation import LEVEL_VAR, _deviation_prior, _map_glm, _sigmoid, offset_of, population_prior
 from ._exact_rows import exact_fitted, hide_exactly, hide_in_context
-from ._glm import ALPHAS, Design, cv_glm, fit_glm
+from ._glm import ALPHAS, Design, NewtonRows, cv_glm, fit_glm
 from ._pool_items import (
     NO_ROWS,
     eligible_cut,
@@ -210,6 +210,8 @@ class LogisticHead(BaseHead):
         for f in np.unique(fold_of_prompt[pr]):
             tr = np.flatnonzero(fold_of_prompt[pr] != f)
             te = np.flatnonzero(fold_of_prompt[pr] == f)
+            if not len(tr):  # one prompt: nothing to fit the fold from, so cv_glm skips it (its rows: no oof)
+                continue
             off_tr[f] = offset_of(group_means(index, tr), link)
             ctx = subindex(index, tr)
             q = _row_queries(index, te)
@@ -217,6 +219,8 @@ class LogisticHead(BaseHead):
             o[te] = offset_of(np.nan_to_num(policy_prior(ctx, q), nan=float(y[tr].mean())), link)
             off_te[f] = o
         oof, loss = cv_glm(Z, pr, pol, y, off_tr, off_te, n_pol, fold_of_prompt, alphas, link=link)
+        # no fold held out (one prompt): every loss is 0 and the first alpha is taken, which does not
+        # matter there: that prompt's standardised embedding is 0, so no penalty moves the weights from 0
         best = np.argmin(loss, axis=0)
         self.cv_choice_ = None
         if self.params["select"] in ("choice", "pairwise"):
@@ -240,8 +244,9 @@ class LogisticHead(BaseHead):
         self.n_fitted_ = n_pol
         # a policy with a few rows is read as one added later, from the pool's base (issue 29)
         self.thin_ = thin_policies(n) if self._uses_items() else np.zeros(n_pol, bool)
-        # per (policy, prompt[, step]) residual and weight sums at the solution: a query whose own
-        # rows must be hidden is predicted as if they had been left out (one Newton step)
+        # per (policy, prompt[, step]) residual and weight sums at the solution (and per step, the rows'
+        # count and score sum): a query whose own rows must be hidden is predicted as if they had
+        # been left out (one Newton step on the full Hessian, NewtonRows)
         lin_all = (Z @ self.coef_.T)[pr, pol] + self.intercept_[pol] + off
         p = lin_all if link == "identity" else _sigmoid(lin_all)
         r = y - p
@@ -279,27 +284,75 @@ class LogisticHead(BaseHead):
         self.loo_ustep_, srank = np.unique(index.step, return_inverse=True)
         k2 = k1 * len(self.loo_ustep_) + srank  # (policy, prompt, step rank), exact in int64
         u2, inv2 = np.unique(k2, return_inverse=True)
-        self.loo_step_ = np.column_stack([u2.astype(np.float64), np.bincount(inv2, r), np.bincount(inv2, h)])
+        cells = [np.bincount(inv2, r), np.bincount(inv2, h), np.bincount(inv2), np.bincount(inv2, index.score)]
+        self.loo_step_ = np.column_stack([u2.astype(np.float64), *cells])
         self.loo_n_prompts_ = n_prompts
+
+    def _cell_pos(self, policy, prompt_row, step):
+        """Row of ``loo_step_`` of each (policy, prompt, step), and whether that cell was fitted."""
+        tab, ns = self.loo_step_, len(self.loo_ustep_)
+        ok = (prompt_row >= 0) & (prompt_row < self.loo_n_prompts_) & (policy >= 0) & (policy < self.n_fitted_)
+        rank = np.clip(np.searchsorted(self.loo_ustep_, step), 0, ns - 1)
+        ok &= self.loo_ustep_[rank] == step
+        key = (policy.astype(np.int64) * self.loo_n_prompts_ + np.maximum(prompt_row, 0)) * ns + rank
+        pos = np.clip(np.searchsorted(tab[:, 0], key.astype(np.float64)), 0, len(tab) - 1)
+        return pos, ok & (tab[pos, 0] == key)
+
+    def _newton_rows(self, index, code):
+        """``(prompt, NewtonRows)`` of fitted policy ``code``: its fitted cells' prompts, sorted; built once."""
+        cache = self.__dict__.setdefault("_newton_cache", {})
+        if code not in cache:
+            if self.loo_step_.shape[1] < 5:
+                # saved before the cells' counts were kept: counted from the history's rows in those
+                # cells (the fitted ones, and any add_history put in the same cell since)
+                pos, hit = self._cell_pos(index.policy, index.prompt_row, index.step)
+                m = len(self.loo_step_)
+                n, ys = np.bincount(pos[hit], None, m), np.bincount(pos[hit], index.score[hit], m)
+                self.loo_step_ = np.column_stack([self.loo_step_[:, :3], n, ys])
+            n_p, ns = self.loo_n_prompts_, len(self.loo_ustep_)
+            tab = self.loo_step_
+            lo, hi = np.searchsorted(tab[:, 0], [float(code * n_p * ns), float((code + 1) * n_p * ns)])
+            key = tab[lo:hi, 0].astype(np.int64)
+            prompt, rank = key // ns - code * n_p, key % ns
+            b_prec = 0.0 if self.link == "identity" else 1.0 / LEVEL_VAR  # fit_glm's prior on the level
+            z = self.design_.transform(index.emb[prompt])
+            cache[code] = (prompt, NewtonRows(z, rank, *tab[lo:hi, 1:5].T, float(self.lam_[code]), b_prec, self.link))
+        return cache[code]
+
+    def _hide_fitted(self, index, queries, code, hit, z, exclude, out, off):
+        """Queries ``hit`` of fitted policy ``code`` answered without their own rows (:class:`NewtonRows`).
+
+        The solve loses them by one Newton step, and the prior offset hides them too (``hide=exclude``).
+        """
+        prompt, newton = self._newton_rows(index, code)
+        qp = queries.prompt_row[hit]
+        if exclude == "any_step":  # every step's cell of the prompt: one run of the sorted cells
+            a, b = np.searchsorted(prompt, qp), np.searchsorted(prompt, qp, side="right")
+        else:
+            pos, ok = self._cell_pos(queries.policy[hit], qp, queries.step[hit])
+            a = pos - np.searchsorted(self.loo_step_[:, 0], float(code * self.loo_n_prompts_ * len(self.loo_ustep_)))
+            b = a + ok
+        k = b - a
+        owner = np.repeat(np.arange(len(hit)), k)
+        cells = a[owner] + np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
+        out[hit] -= newton.shift(z, cells, owner)
+        prior = policy_prior(index, queries.subset(hit), hide=exclude)
+        off[hit] = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
 
     def _loo_sums(self, queries, exclude):
         m = len(queries)
         if exclude not in ("any_step", "same_step") or not hasattr(self, "loo_pair_"):
             return np.zeros(m), np.zeros(m)
-        ok = (queries.prompt_row >= 0) & (queries.prompt_row < self.loo_n_prompts_) & (queries.policy < self.n_fitted_)
-        key = queries.policy.astype(np.int64) * self.loo_n_prompts_ + np.maximum(queries.prompt_row, 0)
         if exclude == "any_step":
+            ok = (queries.prompt_row >= 0) & (queries.prompt_row < self.loo_n_prompts_)
+            ok &= queries.policy < self.n_fitted_
+            key = queries.policy.astype(np.int64) * self.loo_n_prompts_ + np.maximum(queries.prompt_row, 0)
             tab = self.loo_pair_
             pos = np.clip(np.searchsorted(tab[:, 0], key), 0, len(tab) - 1)
             hit = ok & (tab[pos, 0] == key)
             return np.where(hit, tab[pos, 1], 0.0), np.where(hit, tab[pos, 2], 0.0)
-        ns = len(self.loo_ustep_)
-        rank = np.clip(np.searchsorted(self.loo_ustep_, queries.step), 0, ns - 1)
-        ok &= self.loo_ustep_[rank] == queries.step
+        pos, hit = self._cell_pos(queries.policy, queries.prompt_row, queries.step)
         tab = self.loo_step_
-        q = (key * ns + rank).astype(np.float64)
-        pos = np.clip(np.searchsorted(tab[:, 0], q), 0, len(tab) - 1)
-        hit = ok & (tab[pos, 0] == q)
         return np.where(hit, tab[pos, 1], 0.0), np.where(hit, tab[pos, 2], 0.0)
 
     # -- prediction --------------------------------------------------------------------------
@@ -394,7 +447,7 @@ class LogisticHead(BaseHead):
         # no eligible row: the level predict_unseen gives a policy known only by its name
         off = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
         out = np.zeros(len(queries))
-        s_r, s_h = self._loo_sums(queries, exclude)
+        s_h = self._loo_sums(queries, exclude)[1]  # > 0: the query has own rows to hide
         for code in np.unique(queries.policy):
             qi = np.flatnonzero(queries.policy == code)
             cuts = eligible_cut(index, code, queries.step[qi])
@@ -411,8 +464,7 @@ class LogisticHead(BaseHead):
                     ex = exact_fitted(self, index, code)
                     hide_exactly(self, index, queries, hit, zu[inv[hit]], exclude, out, off, ex)
                 elif hit.size:
-                    lev = (zu[inv[hit]] ** 2 / self.hdiag_[code]).sum(1)
-                    out[hit] -= lev * s_r[hit] / np.maximum(1 - lev * s_h[hit], 1e-3)
+                    self._hide_fitted(index, queries, code, hit, zu[inv[hit]], exclude, out, off)
                 if not qi.size:
                     continue
             items = self.params.get("pool_prior", True) and self._mix(index) is not None
