@@ -316,3 +316,67 @@ def test_a_model_saved_without_the_cells_counts_hides_rows_the_same(make_model):
     model.head_.loo_step_ = model.head_.loo_step_[:, :3]
     del model.head_._newton_cache
     np.testing.assert_allclose([model.predict(log, exclude_own_prompt=e) for e in (False, True)], now, atol=1e-12)
+
+
+def _visits(log, k, seed):
+    """``log`` answered ``k`` times (steps 3 apart when it has steps), each visit's scores moved by noise."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for v in range(k):
+        part = log.with_columns(score=pl.Series(np.clip(log["score"] + rng.normal(0, 0.3, log.height), 0, 1).round(2)))
+        parts.append(part.with_columns(step=pl.col("step") + 3 * v) if "step" in log.columns else part)
+    return pl.concat(parts)
+
+
+@pytest.mark.parametrize(
+    "steps, visits, exclude",
+    [(True, 1, "same_step"), (False, 2, "any_step"), (True, 2, "any_step"), (True, 3, "same_step")],
+)
+def test_ridge_hidden_rows_prediction_is_the_exact_solve_without_them(make_model, steps, visits, exclude):
+    # a fitted policy's query under the step rule is its ridge solve without its own rows (the same design and
+    # penalty, each step's offset the mean of the rows left) plus its prior without them, to 1e-9. A weak
+    # penalty on more dimensions than rows: where fit_glm's tolerance leaves a gradient that one Newton step
+    # from its solution (NewtonRows) amplifies (2.7 off on such logs), so this pins the exact downdate
+    from v0lite.heads.logistic import group_means
+    from v0lite.index import policy_prior
+
+    log = _visits(make_log(3, 16, steps=steps, seed=visits), visits, seed=visits)
+    log = log.filter(pl.Series(np.random.default_rng(visits).random(log.height) >= 0.2))  # not every prompt each
+    m = make_model(head="ridge", head_params={"alphas": [1e-3]}).fit(log)
+    head, index = m.head_, m.index_
+    q = m._queries(log.drop("score"))
+    got = head.decision(index, q, exclude=exclude)
+    for i in range(0, len(q), 3):
+        code, pr = q.policy[i], q.prompt_row[i]
+        own = (index.policy == code) & (index.prompt_row == pr)
+        if exclude == "same_step":
+            own &= index.step == q.step[i]
+        keep = np.flatnonzero((index.policy == code) & ~own)
+        X = np.column_stack([head.design_.transform(index.emb[index.prompt_row[keep]]), np.ones(len(keep))])
+        pen = np.r_[np.full(X.shape[1] - 1, head.lam_[code]), 0.0]  # the intercept is not penalised
+        beta = np.linalg.solve(X.T @ X + np.diag(pen), X.T @ (index.score[keep] - group_means(index, keep)[keep]))
+        ref = np.r_[head.design_.transform(q.emb[i : i + 1])[0], 1.0] @ beta
+        ref += policy_prior(index, q.subset(np.array([i])), hide=exclude)[0]
+        assert got[i] == pytest.approx(ref, abs=1e-9), (i, got[i], ref)
+
+
+def test_a_model_folder_saved_with_the_gram_diagonal_still_loads(make_model, tmp_path, fake_encoder, monkeypatch):
+    # folders saved before NewtonRows hold "hdiag" (the Gram-diagonal leverage's); no longer fitted nor saved,
+    # it is ignored on load: the same predictions, hidden rows included
+    from v0lite import _io
+    from v0lite.estimator import V0Regressor
+
+    log = make_log(3, 20, steps=True, seed=6)
+    model = make_model(head="logistic").fit(log)
+    model.save(tmp_path / "now")
+    assert "hdiag" not in _io.load_arrays(tmp_path / "now" / "head" / "logistic.safetensors")
+    save = _io.save_arrays
+    monkeypatch.setattr(_io, "save_arrays", lambda path, arrays: save(path, {**arrays, "hdiag": np.ones((3, 64))}))
+    model.save(tmp_path / "old")
+    monkeypatch.undo()
+    assert "hdiag" in _io.load_arrays(tmp_path / "old" / "head" / "logistic.safetensors")
+    for folder in ("old", "now"):
+        again = V0Regressor.load(tmp_path / folder, encoder=fake_encoder)
+        for e in (False, True):
+            got, want = again.predict(log, exclude_own_prompt=e), model.predict(log, exclude_own_prompt=e)
+            np.testing.assert_array_equal(got, want)

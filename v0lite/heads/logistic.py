@@ -240,7 +240,7 @@ class LogisticHead(BaseHead):
         n = np.bincount(pol, None, n_pol).astype(np.float64)
         off = offset_of(group_means(index, all_rows), link)
         self.lam_ = self.alpha_ * np.maximum(n, 1)
-        self.coef_, self.intercept_, self.hdiag_, _ = fit_glm(Z, pr, pol, y, off, n_pol, self.lam_, link=link)
+        self.coef_, self.intercept_, _, _ = fit_glm(Z, pr, pol, y, off, n_pol, self.lam_, link=link)
         self.n_fitted_ = n_pol
         # a policy with a few rows is read as one added later, from the pool's base (issue 29)
         self.thin_ = thin_policies(n) if self._uses_items() else np.zeros(n_pol, bool)
@@ -502,7 +502,6 @@ class LogisticHead(BaseHead):
                 "V": self.design_.V,
                 "coef": self.coef_,
                 "intercept": self.intercept_,
-                "hdiag": self.hdiag_,
                 "lam": self.lam_,
                 "alpha": self.alpha_,
                 "loo_pair": self.loo_pair_,
@@ -526,7 +525,8 @@ class LogisticHead(BaseHead):
         head = cls(**meta["params"])
         a = load_arrays(Path(path) / f"{cls.name}.safetensors")
         head.design_ = Design(a["mean"], a["sd"], a["V"])
-        head.coef_, head.intercept_, head.hdiag_ = a["coef"], a["intercept"], a["hdiag"]
+        # a folder saved before NewtonRows also holds "hdiag" (the Gram-diagonal leverage's): nothing reads it
+        head.coef_, head.intercept_ = a["coef"], a["intercept"]
         head.lam_, head.alpha_ = a["lam"], a["alpha"]
         head.loo_pair_, head.loo_step_, head.loo_ustep_ = a["loo_pair"], a["loo_step"], a["loo_ustep"]
         head.n_fitted_, head.loo_n_prompts_ = int(meta["n_fitted"]), int(meta["loo_n_prompts"])
