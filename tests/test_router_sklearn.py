@@ -162,8 +162,10 @@ def test_router_save_never_deletes_what_it_did_not_write(tmp_path):
     assert (tmp_path / "precious" / "thesis.txt").read_text() == "mine"
     r.save(tmp_path / "router")
     r.save(tmp_path / "router")  # its own folder: replaced
-    with pytest.raises(DataError, match="holds a v0lite-router folder, not a v0lite-model one"):
+    with pytest.raises(DataError, match="holds a v0lite-router folder, not a v0lite-model one; .* would delete it\\. "):
         r.value_model.save(tmp_path / "router")
+    with pytest.raises(DataError, match=r"\(thesis.txt\); a save replaces the whole folder and would delete them\."):
+        r.value_model.save(tmp_path / "precious")
 
 
 def test_router_policies_given_as_one_str_is_an_error():

@@ -214,13 +214,11 @@ def check_save_target(path, format_name: str = FORMAT_NAME, *, flag: str | None 
             raise DataError(f"{label}: is a file, not a folder. Fix: {other} (a new folder is created).")
         foreign, fmt = _foreign_entries(p, format_name)
         if foreign:
-            what = (
-                f"holds a {fmt} folder, not a {format_name} one"
-                if fmt and fmt != format_name and str(fmt).startswith("v0lite")
-                else f"holds files v0lite did not write ({', '.join(foreign)})"
-            )
+            other_kind = fmt and fmt != format_name and str(fmt).startswith("v0lite")
+            what = f"holds a {fmt} folder, not a {format_name} one" if other_kind else "holds files v0lite did not"
+            what += "" if other_kind else f" write ({', '.join(foreign)})"
             raise DataError(
-                f"{label}: {what}; a save replaces the whole folder and would delete them. "
+                f"{label}: {what}; a save replaces the whole folder and would delete {'it' if other_kind else 'them'}. "
                 f"Fix: {other} (a new or empty folder), or empty {path} first."
             )
         stuck = next((d for d, _, _ in os.walk(p) if not os.access(d, os.W_OK | os.X_OK)), None)
