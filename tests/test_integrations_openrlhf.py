@@ -128,7 +128,10 @@ def test_bad_input_says_what_to_fix(guarantees):
         next(glue.wrap([(["q0"],)]))
     with pytest.raises(ValueError, match="parallel"):
         next(glue.wrap([(["d"], ["q0", "q1"], ["l0", "l1"])]))
-    guarantees.tick("bad-input cases tried", 3)
+    for odd in (None, 3, "q0"):  # a raw TypeError from len() (or a string read letter by letter) before
+        with pytest.raises(ValueError, match=r"field 2 is a (NoneType|int|str), not a sequence"):
+            next(glue.wrap([(["d"], ["q0"], odd)]))
+    guarantees.tick("bad-input cases tried", 6)
 
 
 def _group(q, scores):

@@ -172,6 +172,12 @@ class OpenRLHFPlanner:
                     f"a batch has {len(cols)} fields, no prompt_field={self.prompt_field}; expected "
                     "(datasources, prompts, labels) batches or pass prompt_field=."
                 )
+            odd = [i for i, c in enumerate(cols) if isinstance(c, (str, bytes)) or not hasattr(c, "__len__")]
+            if odd:  # a raw TypeError from len() said nothing of the batch
+                raise ValueError(
+                    f"a batch's field {odd[0]} is a {type(cols[odd[0]]).__name__}, not a sequence; each field must "
+                    "be a list parallel to the prompts (datasources, prompts, labels)."
+                )
             n = len(cols[self.prompt_field])
             if any(len(c) != n for c in cols):
                 raise ValueError(f"the batch's fields have lengths {[len(c) for c in cols]}; they must be parallel.")
