@@ -128,7 +128,9 @@ def aiq(costs, accs, c_max: float) -> float:
     costs, accs : array-like
         The router's points (one per knob value).
     c_max : float
-        Upper end of the cost axis: the largest mean cost of a single model in the pool.
+        Upper end of the cost axis: the largest mean cost of a single model in the pool. So one
+        absurdly priced model stretches the axis and raises every router's AIQ (most of the axis is
+        then at the router's top accuracy): compare AIQs only over the same pool and prices.
 
     Examples
     --------
