@@ -171,26 +171,38 @@ class NewtonRows:
 
     The policy's rows are given as *cells* (one per prompt and step: ``z`` the prompt's features,
     ``group`` the step, ``r`` and ``h`` the summed residual ``y - p`` and weight ``p (1 - p)`` at
-    the solution, ``n`` and ``ysum`` the count and summed score). Leaving out a query's cells ``S``
-    (its (prompt, step), or every step of its prompt) is one Newton step from the solution on the
-    full Hessian ``H`` of ``(w, b)`` (the penalty ``lam``, the level's ``b_prec`` included): all of
-    ``S`` share the query's ``x = (z, 1)``, so ``H`` loses ``s_h x x'`` and, by Sherman-Morrison,
-    ``x' H_S^-1 = x' H^-1 / (1 - s_h x' H^-1 x)``. The offsets of the steps ``S`` was part of (each
-    step's mean score, as the fit's) move by ``delta_g`` without it, which moves the gradient by
-    ``delta_g (G_g - h_{S, g} x)``, ``G_g`` the step's summed ``h x``. So the linear predictor loses
-    ``(lev s_r + sum_g delta_g (x' H^-1 G_g - h_{S, g} lev)) / (1 - s_h lev)``, ``lev = x' H^-1 x``.
-    ``H`` includes ``s_h x x'``, so ``s_h lev < 1``: bounded, no clamp (the Gram-diagonal ``lev`` it
-    replaces reached 1.76 on v0-dapomath and a logit shift of ~184). Under the identity link it is
-    :class:`~v0lite.heads._deviation.ExactRows`' downdate only at the exact optimum: the step drops the
-    gradient left at :func:`fit_glm`'s solution (it stops at a tolerance), which ``H^-1`` and
-    ``1 / (1 - s_h lev)`` amplify; on small ridge logs (64 dims, 10-45 rows a policy, weak penalty)
-    it moved hidden answers by up to 2.7 from the exact solve, so the ``ridge`` head keeps ExactRows.
+    the solution ``theta = (w, b)``, ``n`` and ``ysum`` the count and summed score), in the design's
+    coordinates (:class:`Design`, as :func:`fit_glm` solved in). Leaving out a query's cells ``S``
+    (its (prompt, step), or every step of its prompt) is one Newton step from ``theta`` on the
+    leave-out objective: ``theta_S = theta + H_S^-1 g_S``, ``g_S`` its gradient (of the log
+    likelihood less the penalty ``P = diag(lam, b_prec)``, so ``g = X' r - P theta``) and ``H_S`` its
+    Hessian. ``g_S`` is the full ``g0 = g(theta)``, which is not 0 (:func:`fit_glm` stops at a
+    tolerance), less ``S``'s ``s_r x`` (all of ``S`` share the query's ``x = (z, 1)``), less what the
+    offsets move: the steps ``S`` was part of lose it from their mean score (each step's offset, as
+    the fit's), so their offsets move by ``delta_g`` and ``g`` by ``-delta_g (G_g - h_{S, g} x)``,
+    ``G_g`` the step's summed ``h x``. ``H_S = H - s_h x x'``, so by Sherman-Morrison
+    ``x' H_S^-1 = x' H^-1 / (1 - s_h lev)``, ``lev = x' H^-1 x``, and the linear predictor loses
+    ``x' (theta - theta_S) = (lev s_r + sum_g delta_g (x' H^-1 G_g - h_{S, g} lev) - x' H^-1 g0)
+    / (1 - s_h lev)``. ``H`` includes ``s_h x x'``, so ``s_h lev < 1``: bounded, no clamp (the
+    Gram-diagonal ``lev`` it replaced reached 1.76 on v0-dapomath and a logit shift of ~184).
+
+    Under the identity link the objective is quadratic and the step is the exact solve without
+    ``S`` (:class:`~v0lite.heads._deviation.ExactRows`' downdate, to 3e-10; without the ``g0``
+    term it was up to 2.7 off on small ridge logs, which ``H^-1`` and ``1 / (1 - s_h lev)``
+    amplify). Under the logit, the ``g0`` term cut the error against a refit without ``S`` at
+    alpha 1e-3 (see the ``logistic`` bullet of ``docs/design.md``). A query whose cells are all
+    the policy's has nothing left: ``H_S`` is the penalty alone, ``1 - s_h lev`` can be as small as
+    rounding (1e-4 on one prompt answered 12 times, ~1e-11 seen), and the leave-out solve is the
+    penalty's centre, ``theta_S = 0``, so it is answered exactly.
     """
 
-    def __init__(self, z, group, r, h, n, ysum, lam, b_prec, link):
+    def __init__(self, z, group, r, h, n, ysum, lam, b_prec, link, theta):
         X = np.column_stack([z, np.ones(len(z))])
-        H = (X * h[:, None]).T @ X + np.diag(np.r_[np.full(z.shape[1], lam), b_prec])
+        pen = np.r_[np.full(z.shape[1], lam), b_prec]
+        H = (X * h[:, None]).T @ X + np.diag(pen)
         self.A = np.linalg.inv(0.5 * (H + H.T))
+        self.theta = np.asarray(theta, np.float64)
+        self.Ag0 = self.A @ (X.T @ r - pen * self.theta)  # H^-1 g0: the solver's leftover gradient
         self.group, self.r, self.h, self.n, self.ysum, self.link = group, r, h, n, ysum, link
         ng = int(group.max()) + 1 if len(group) else 0
         self.G = np.zeros((ng, X.shape[1]))
@@ -211,4 +223,6 @@ class NewtonRows:
         delta = np.where(rem > 0, moved, 0.0)  # a step left empty has no other row to move
         xg = np.einsum("ij,ij->i", XA[owner], self.G[g])
         t = np.bincount(owner, delta * (xg - self.h[cells] * lev[owner]), m)
-        return (lev * s_r + t) / (1.0 - lev * s_h)
+        empty = np.bincount(owner, self.n[cells], m) >= self.n.sum() - 0.5  # no row of the policy left
+        step = (lev * s_r + t - X @ self.Ag0) / np.where(empty, 1.0, 1.0 - lev * s_h)
+        return np.where(empty, X @ self.theta, step)

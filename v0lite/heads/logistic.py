@@ -316,7 +316,9 @@ class LogisticHead(BaseHead):
             prompt, rank = key // ns - code * n_p, key % ns
             b_prec = 0.0 if self.link == "identity" else 1.0 / LEVEL_VAR  # fit_glm's prior on the level
             z = self.design_.transform(index.emb[prompt])
-            cache[code] = (prompt, NewtonRows(z, rank, *tab[lo:hi, 1:5].T, float(self.lam_[code]), b_prec, self.link))
+            theta = np.r_[self.coef_[code], self.intercept_[code]]  # where fit_glm stopped: its gradient is read
+            cells = tab[lo:hi, 1:5].T
+            cache[code] = (prompt, NewtonRows(z, rank, *cells, float(self.lam_[code]), b_prec, self.link, theta))
         return cache[code]
 
     def _hide_fitted(self, index, queries, code, hit, z, exclude, out, off):
