@@ -118,10 +118,15 @@ def test_top_inner_products_equals_faiss_flat_search(k):
     q = rng.standard_normal((300, 24)).astype(np.float32)
     index = faiss.IndexFlatIP(24)
     index.add(x)
-    D, I = index.search(q, k)
+    D, I = index.search(q, k)  # 300 queries of 24 dims: faiss's per-pair loop
     got_D, got_I = top_inner_products(q, x, k, chunk=5_000)  # several blocks of queries
-    np.testing.assert_array_equal(got_I, I)
     np.testing.assert_allclose(got_D, D, rtol=0, atol=1e-5)
+    # numpy's values differ by round-off: only neighbours within it of each other may trade places
+    swapped = got_I != I
+    assert swapped.mean() < 0.001
+    exact = np.einsum("ij,ikj->ik", q.astype(np.float64), x[got_I].astype(np.float64))
+    ref = np.einsum("ij,ikj->ik", q.astype(np.float64), x[I].astype(np.float64))
+    assert np.abs(exact - ref)[swapped].max(initial=0) < 1e-6
 
 
 @pytest.mark.parametrize("k", [1, 8, 33, 99])  # faiss keeps a heap below k = 100, a reservoir from there

