@@ -527,13 +527,19 @@ def test_route_eval_says_no_chance_verdict_on_fewer_prompts_than_the_minimum():
     """Probe: `chance` was True on two test prompts while evaluate and the printed report gave no verdict."""
     from v0lite.baselines import MIN_VERDICT_PROMPTS
 
-    class Flat(FakeValueModel):
+    class Backwards(FakeValueModel):  # ranks every policy's prompts the wrong way round
+        def predict(self, X):
+            return 1.0 - super().predict(X)
+
+    class Flat(FakeValueModel):  # ranks nothing: 0.5 by construction, no verdict at any size
         def predict(self, X):
             return np.full(X.height, 0.5)
 
     train = _log(30, 0)
-    few = _log(MIN_VERDICT_PROMPTS - 1, 1)
-    res = route_eval(train, few, value_model=Flat(), embedder=FakeEmbedder(), baselines=False, tuned_ks=None)
-    assert res["within_policy_auc"] == pytest.approx(0.5) and res["chance"] is False
-    many = route_eval(train, _log(40, 2), value_model=Flat(), embedder=FakeEmbedder(), baselines=False, tuned_ks=None)
-    assert many["within_policy_auc"] == pytest.approx(0.5) and many["chance"] is True
+    kw = dict(embedder=FakeEmbedder(), baselines=False, tuned_ks=None)
+    few = route_eval(train, _log(MIN_VERDICT_PROMPTS - 1, 1), value_model=Backwards(), **kw)
+    assert few["within_policy_auc"] < 0.5 and few["ranks_within"] and few["chance"] is False
+    many = route_eval(train, _log(40, 2), value_model=Backwards(), **kw)
+    assert many["within_policy_auc"] < 0.5 and many["chance"] is True
+    flat = route_eval(train, _log(40, 2), value_model=Flat(), **kw)
+    assert flat["within_policy_auc"] == pytest.approx(0.5) and not flat["ranks_within"] and flat["chance"] is False
