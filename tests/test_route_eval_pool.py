@@ -4,6 +4,7 @@ in the caller's terms; and why a task key is ``-`` when both logs name tasks."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import polars as pl
@@ -143,3 +144,43 @@ def test_a_prompt_blind_value_model_is_not_called_no_better_than_chance(make_mod
     assert blind["within_policy_auc"] == 0.5 and not blind["ranks_within"] and blind["chance"] is False
     knn = route_eval(train, test, value_model=make_model(head="knn"), pool=pool, baselines=False)
     assert knn["ranks_within"]  # a head that ranks is judged by its AUC
+
+
+def test_route_eval_warns_of_prices_naming_no_model_but_not_of_the_logs_other_models(
+    tmp_path, capsys, make_model, fake_minilm
+):
+    """Probe FR 2: a misspelt or unknown name in prices was ignored silently. The Router's one check names it
+    (with the name meant); a model of the logs left out by pool, or the new model joining later, is no typo."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+    from v0lite.routing import route_eval
+
+    train, test = _logs()
+    prices = {**_PRICE, "tiny": 1e-5, "Pol1": 0.5, "brand-new-llm": 0.2}
+    with pytest.warns(V0liteWarning, match=r"names 2 policies in neither the pool") as rec:
+        route_eval(train, test, value_model=make_model(head="prior"), pool=["pol0", "pol1", "pol2"], prices=prices,
+                   new_model="pol2", new_n=5, baselines=False)  # fmt: skip
+    said = [str(w.message) for w in rec if "price nothing" in str(w.message)]
+    assert len(said) == 1 and "['Pol1', 'brand-new-llm'] ('Pol1': did you mean 'pol1'?)" in said[0]
+    assert "tiny" not in said[0] and "'pol2'" not in said[0]
+    tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
+    argv = ["route-eval", str(tr), str(te), "--head", "prior", "--no-baselines", "-q", "--pool", "pol0,pol1,pol2"]
+    assert main([*argv, "--prices", json.dumps(prices)]) == 0
+    err = capsys.readouterr().err
+    assert "v0lite route-eval: warning: prices names 2 policies in neither the pool" in err
+    assert "'Pol1': did you mean 'pol1'?" in err and "add_history" not in err  # no Python-only advice
+
+
+def test_route_eval_cli_refuses_a_model_priced_twice(tmp_path, capsys):
+    """Probe FR 3: json.loads kept the last of two prices of one model silently."""
+    from v0lite.cli import main
+    from v0lite.log import write_log
+
+    train, test = _logs()
+    tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"pol0": 0.001, "pol1": 0.01, "pol2": 0.1, "pol0": 0.5}')
+    assert main(["route-eval", str(tr), str(te), "--prices", str(prices), "--json", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"--prices {prices}: model 'pol0' is priced twice (JSON keeps only the last, 0.5)" in err
+    assert "Fix: give each model one price in --prices" in err and not (tmp_path / "r.json").exists()

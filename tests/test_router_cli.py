@@ -144,24 +144,36 @@ def test_route_cli_prices_inline_json_not_an_object(tmp_path, capsys, fake_minil
     assert "inline JSON must be an object" in err and "got a list" in err and "does not exist" not in err
 
 
-def test_route_cli_prices_keep_the_saved_routers_pool(tmp_path, fake_minilm):
-    """A shared prices file may price a model the saved router's value model holds but its pool left out
-    (added with join=False): `route --router --prices` reprices the pool and never adds it (set_prices would)."""
+def _saved_router_with_c_held(tmp_path):
+    """A saved router over a, b whose value model also holds c (added with join=False), the prompts, and
+    prices that make c the cheapest."""
     from tests.serve_util import tiny_router
     from tests.test_encoder_paths import encoder_folder
-    from v0lite.cli import main
 
     r = tiny_router(encoder=str(encoder_folder(tmp_path / "enc")), policies=("a", "b"))
     r.add_history(pl.DataFrame({"policy": ["c"] * 4, "prompt": [f"add the numbers case {i}" for i in range(4)],
                                 "score": [1.0] * 4}), join=False)  # fmt: skip
     r.save(tmp_path / "r")
     prompts = tmp_path / "p.csv"
-    pl.DataFrame({"prompt": ["add the numbers case 1", "sort the list 2"]}).write_csv(prompts)
+    pl.DataFrame({"prompt": ["add the numbers case 1", "sort the list 2", "prove it 3"]}).write_csv(prompts)
+    return tmp_path / "r", prompts, {"a": 0.01, "b": 0.02, "c": 0.0001}
+
+
+def test_route_cli_prices_on_a_saved_router_route_as_set_prices_does(tmp_path, capsys, fake_minilm):
+    """Probe FR 1: `route --router --prices` repriced the saved pool only, dropping a priced model the value
+    model holds, while Router.set_prices(prices) joins it: the two routed differently. One call now, one answer."""
+    from v0lite.cli import main
+    from v0lite.routing import Router
+
+    d, prompts, prices = _saved_router_with_c_held(tmp_path)
     out = tmp_path / "o.csv"
-    prices = json.dumps({"a": 0.01, "b": 0.02, "c": 0.0001})
-    argv = ["route", str(prompts), "--router", str(tmp_path / "r"), "--prices", prices, "--out", str(out), "-q"]
-    assert main(argv) == 0
-    assert set(pl.read_csv(out)["policy"].to_list()) <= {"a", "b"}
+    argv = ["route", str(prompts), "--router", str(d), "--prices", json.dumps(prices), "--knob", "100", "--out"]
+    assert main([*argv, str(out)]) == 0
+    assert "note: --prices prices ['c'], which the value model of --router" in capsys.readouterr().err
+    api = Router.load(d).set_prices(prices)
+    assert api.policies_ == ["a", "b", "c"]
+    want = api.route(pl.read_csv(prompts)["prompt"].to_list(), lam=100.0).tolist()
+    assert pl.read_csv(out)["policy"].to_list() == want and "c" in want
 
 
 def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, capsys, fake_minilm, guarantees):
@@ -179,12 +191,17 @@ def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, 
     base = ["route", str(prompts), "--model-dir", str(model), "--out", str(out), "--knob", "20", "-q"]
     assert main([*base, "--prices", json.dumps(prices)]) == 0
     err = capsys.readouterr().err
-    assert "note: --prices prices ['ghost'], which have no history" in err and "['pol0', 'pol1']" in err
+    # the priced name without history: the Router's one warning (FR 2), not a second note of the CLI's
+    assert "warning: prices names 1 policy in neither the pool nor the value model's history, which price nothing: " \
+        "['ghost']" in err and err.count("'ghost'") == 1  # fmt: skip
     # Router's warning about pol2 (history, no price) was silenced: the CLI says it, with the flag's fix
     assert f"note: the value model of --model-dir {model} has history for ['pol2'], which --prices does not" in err
     assert "add them to --prices to route to them" in err and "prices={" not in err
-    with pytest.warns(V0liteWarning, match=r"\['pol2'\] have history in the value model but no price"):
+    with pytest.warns(V0liteWarning) as caught:
         api = Router(V0Regressor.load(model), cost_model="fixed", prices=prices).fit()
+    said = [str(w.message) for w in caught]
+    assert any("['pol2'] have history in the value model but no price" in m for m in said)
+    assert any("which price nothing: ['ghost']" in m for m in said)  # the CLI's warning above, in Python
     assert api.policies_ == ["pol0", "pol1"]
     texts = pl.read_csv(prompts)["prompt"].to_list()
     assert pl.read_csv(out)["policy"].to_list() == api.route(texts, lam=20).tolist()
@@ -256,3 +273,62 @@ def test_route_cli_knob_nan_and_empty_prompts_speak_in_route_flags(tmp_path, cap
     assert "the file is empty" in err and "a 'prompt' column" in err and "outcome log" not in err
     assert not out.exists()
     guarantees.tick("bad-input cases tried", 4)
+
+
+_KNOBS = {"utility": 100.0, "threshold": 0.5, "budget": 0.008, "quality-target": 0.6}
+
+
+@pytest.mark.parametrize("strategy", sorted(_KNOBS))
+def test_route_cli_strategy_on_a_saved_router_routes_as_set_strategy(tmp_path, capsys, fake_minilm, strategy):
+    """Probe FR 4: the CLI changed a loaded router's strategy through the private strategy_, Python could not
+    without the log. Both use set_strategy now: the same choices for each strategy and knob."""
+    import warnings
+
+    from v0lite.cli import main
+    from v0lite.routing import Router
+
+    d, prompts, _ = _saved_router_with_c_held(tmp_path)
+    out = tmp_path / "o.csv"
+    argv = ["route", str(prompts), "--router", str(d), "--strategy", strategy, "--knob", str(_KNOBS[strategy])]
+    assert main([*argv, "--out", str(out), "-q"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a strategy's fallback warning: the CLI printed the same one
+        want = (
+            Router.load(d).set_strategy(strategy).route(pl.read_csv(prompts)["prompt"].to_list(), knob=_KNOBS[strategy])
+        )
+    assert pl.read_csv(out)["policy"].to_list() == want.tolist()
+
+
+def test_route_cli_prices_naming_no_model_are_warned_with_the_name_meant(tmp_path, capsys, fake_minilm):
+    """Probe FR 2: `route --router --prices` ignored a misspelt, a case-variant and an unknown name silently."""
+    from v0lite.cli import main
+
+    d, prompts, prices = _saved_router_with_c_held(tmp_path)
+    prices = {"a": 0.01, "b": 0.02, "A": 0.5, "brand-new-llm": 0.2}
+    argv = ["route", str(prompts), "--router", str(d), "--prices", json.dumps(prices), "--out", str(tmp_path / "o.csv")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "v0lite route: warning: prices names 2 policies in neither the pool nor the value model's history" in err
+    assert "['A', 'brand-new-llm'] ('A': did you mean 'a'?)" in err
+    assert "Fix: correct a misspelt name in --prices (a priced model without history is not routed to)" in err
+
+
+def test_route_cli_refuses_a_model_priced_twice_and_names_a_blank_prompts_file_row(tmp_path, capsys, monkeypatch):
+    """Probe FR 3 and 5: a model priced twice kept its last price silently; a blank prompt was named as
+    'prompt 1' without the file or the column. Both stop before any model is loaded or --out written."""
+    from v0lite.cli import main
+    from v0lite.commands import route as cmd
+
+    monkeypatch.setattr(cmd, "_load_value_model", lambda *a, **k: pytest.fail("loaded before the checks"))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "meta.json").write_text("{}")
+    prompts, out = tmp_path / "p.csv", tmp_path / "o.csv"
+    pl.DataFrame({"prompt": ["add the numbers 7", "   ", "sort 9"]}).write_csv(prompts)
+    base = ["route", str(prompts), "--model-dir", str(tmp_path / "m"), "--out", str(out)]
+    assert main([*base, "--prices", '{"pol0": 0.001, "pol1": 0.01, "pol0": 0.5}']) == 1
+    err = capsys.readouterr().err
+    assert "--prices (inline JSON): model 'pol0' is priced twice (JSON keeps only the last, 0.5)" in err
+    assert main([*base, "--prices", '{"pol0": 0.001, "pol1": 0.01}']) == 1
+    err = capsys.readouterr().err
+    assert f"v0lite route: error: PROMPTS {prompts}: column 'prompt', row 1: '   ' is not a non-empty text" in err
+    assert not out.exists()

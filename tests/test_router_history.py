@@ -56,7 +56,8 @@ def test_router_set_prices_replaces_learned_costs_and_keeps_joined_columns():
     for bad in ("0.5", True):  # float() would read them as 0.5 and 1.0
         with pytest.raises(DataError, match=r"prices\['big'\] = .* is not a number"):
             r.set_prices({"big": bad, "mid": 0.5, "small": 0.1, "star": 0.2})
-    assert r.set_prices({"big": 1.0, "mid": 0.5, "small": 0.1, "star": 0.2, "other": 9}) is r
+    with pytest.warns(V0liteWarning, match=r"which price nothing: \['other'\]"):  # kept, and said
+        assert r.set_prices({"big": 1.0, "mid": 0.5, "small": 0.1, "star": 0.2, "other": 9}) is r
     P, C = r.predict_matrix(prompts)
     np.testing.assert_array_equal(P, P0)  # only the cost side moves
     np.testing.assert_allclose(C, np.tile([1.0, 0.5, 0.1, 0.2], (2, 1)))
@@ -106,9 +107,11 @@ def test_router_fit_without_a_log_pools_the_priced_policies_it_has_history_for()
     log = _log()
     vm = _fitted_v0(log)  # knows big, mid, small
     prices = {"big": 1.0, "mid": 0.4, "later": 0.05}
-    with pytest.warns(V0liteWarning, match=r"\['small'\] have history in the value model but no price") as caught:
+    with pytest.warns(V0liteWarning) as caught:
         r = Router(vm, cost_model="fixed", prices=prices).fit()
-    assert "['later']" in str(caught[0].message) and "prices={'small': <cost per call>}" in str(caught[0].message)
+    assert "['small'] have history in the value model but no price" in str(caught[0].message)
+    assert "prices={'small': <cost per call>}" in str(caught[0].message)
+    assert any("which price nothing: ['later']" in str(w.message) for w in caught)  # kept, and said
     assert r.policies_ == ["big", "mid"]
     assert r.route(["new level 3"]).tolist() in (["big"], ["mid"])  # routes, no unknown-policy error
     rows = pl.DataFrame(
@@ -178,7 +181,8 @@ def test_router_set_prices_joins_a_model_the_value_model_holds():
     r.add_history(rows, join=False)
     assert "star" not in r.policies_
     n_rows = r.value_model.index_.n_rows
-    r.set_prices({**PRICES3, "star": 0.05, "ghost": 0.01})
+    with pytest.warns(V0liteWarning, match=r"which price nothing: \['ghost'\]"):
+        r.set_prices({**PRICES3, "star": 0.05, "ghost": 0.01})
     assert r.policies_ == ["big", "mid", "small", "star"] and r.added_prices_ == {"star": 0.05}
     assert r.value_model.index_.n_rows == n_rows  # no row added again
     prompts = [f"new level {d}" for d in range(10)]
@@ -213,3 +217,30 @@ def test_router_add_history_warns_once_about_a_known_name_written_another_way():
     said = [str(w.message) for w in caught if "only by case, spaces or Unicode width" in str(w.message)]
     assert len(said) == 1 and said[0].startswith("'BIG ' differs from the known 'big'"), said
     assert r.policies_[-1] == "BIG "  # joined as written: the name may be meant
+
+
+def test_prices_naming_no_model_are_warned_once_with_the_name_meant_wherever_the_router_takes_them():
+    """Probe FR 2: a misspelt, a case-variant or an unknown name in prices priced nothing, silently, in
+    Router(cost_model="fixed", prices=...).fit(), Router(prices=...).fit(log) and set_prices. One check now."""
+    from v0lite.routing._pool import _near_name
+
+    log = _log()
+    vm = _fitted_v0(log)  # knows big, mid, small
+    odd = {"Big": 0.9, "smal": 0.2, "brand-new-llm": 0.3}
+    want = r"names 3 policies in neither the pool nor the value model's history, which price nothing: "
+    want += r"\['Big', 'smal', 'brand-new-llm'\] \('Big': did you mean 'big'\?; 'smal': did you mean 'small'\?\)"
+    with pytest.warns(V0liteWarning, match=want):
+        r = Router(vm, cost_model="fixed", prices={**PRICES3, **odd}).fit()
+    assert r.policies_ == ["big", "mid", "small"] and r.get_params()["prices"] == {**PRICES3, **odd}  # kept
+    with pytest.warns(V0liteWarning, match=want):
+        Router(vm, embedder=FakeEmbedder(), k=4, prices={**PRICES3, **odd}).fit(log)
+    with pytest.warns(V0liteWarning, match=want):
+        r.set_prices({**PRICES3, **odd})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every name a pool model: nothing to say
+        r.set_prices(PRICES3)
+        Router(vm, policies=["big", "mid"], cost_model="fixed", prices=PRICES3).fit()  # small: in the history
+    assert _near_name("gpt-4-1106-previwe", {"gpt-4-1106-preview", "gpt-4-0613"}) == "gpt-4-1106-preview"
+    assert _near_name("GPT-4-1106-preview", {"gpt-4-1106-preview"}) == "gpt-4-1106-preview"
+    assert _near_name("gpt-4-0314", {"gpt-4-0613"}) is None  # another version, not a typo
+    assert _near_name("brand-new-llm", {"gpt-4-0613"}) is None

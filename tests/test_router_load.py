@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_persist import _reseal as reseal
 from tests.test_router import FakeEmbedder, _fitted_v0, _log
-from v0lite.exceptions import FormatVersionError, ParameterError, V0liteError
+from v0lite.exceptions import FormatVersionError, ParameterError, V0liteError, V0liteWarning
 from v0lite.routing import Router
 
 PROMPTS = [f"q{i} level {i % 10}" for i in range(10)]  # in the value model's history: no encoder needed
@@ -165,3 +165,37 @@ def test_a_negative_saved_price_has_one_fix_the_routers(saved, tmp_path):
     ) as got:
         Router.load(path, embedder=FakeEmbedder())
     assert str(got.value).count("Fix:") == 1
+
+
+_KNOBS = {
+    "utility": {"lam": 1.0},
+    "threshold": {"tau": 0.6},
+    "budget": {"budget": 0.5},
+    "quality-target": {"target": 0.7},
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(_KNOBS))
+def test_a_loaded_router_changes_strategy_without_its_log(saved, tmp_path, strategy):
+    """Probe FR 4: set_params(strategy=...) on a loaded router needed fit(log), which a loaded router has not;
+    the CLI assigned the private strategy_. set_strategy routes as a refit with that strategy would, and it
+    is kept by save and load."""
+    import warnings
+
+    log = _log()
+    r = Router.load(saved, embedder=FakeEmbedder())
+    assert r.set_strategy(strategy) is r and r.strategy_.name == strategy and r.get_params()["strategy"] == strategy
+    refit = Router(_fitted_v0(log), embedder=FakeEmbedder(), k=4, shrink=0.5, prior_k=4, strategy=strategy).fit(log)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a strategy's own fallback warnings: the same on both sides
+        assert r.route(PROMPTS, **_KNOBS[strategy]).tolist() == refit.route(PROMPTS, **_KNOBS[strategy]).tolist()
+        r.save(tmp_path / "again")
+        back = Router.load(tmp_path / "again", embedder=FakeEmbedder())
+        assert back.strategy_.name == strategy
+        assert back.route(PROMPTS, **_KNOBS[strategy]).tolist() == refit.route(PROMPTS, **_KNOBS[strategy]).tolist()
+    r.set_params(strategy="threshold")  # pending a refit: route says so; set_strategy settles it
+    with pytest.warns(V0liteWarning, match="no model reaches tau 0.5"):  # routed with it, not refused
+        r.set_strategy("threshold").route(PROMPTS, tau=0.5)
+    with pytest.raises(ParameterError, match="budget"):
+        r.set_strategy("cheapest")  # an unknown name lists the valid ones and changes nothing
+    assert r.strategy_.name == "threshold"

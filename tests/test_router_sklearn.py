@@ -178,7 +178,9 @@ def test_router_strategy_set_after_fit_says_to_fit_again():
     """Probe 7d: set_params(strategy='budget') without a refit blamed strategy 'utility'."""
     r = Router(FakeValueModel(), cost_model="fixed", prices=PRICES3).fit()
     r.set_params(strategy="budget")
-    with pytest.raises(V0liteError, match=r"strategy='budget' was set after fit.*'utility'\. Fix: call fit\(log\)"):
+    with pytest.raises(
+        V0liteError, match=r"strategy='budget' was set after fit.*'utility'\. Fix: call set_strategy\('budget'\)"
+    ):
         r.route(["new level 3"], budget=0.5)
     assert r.fit().route(["new level 3"], budget=0.5).tolist()[0] in PRICES3  # refitted: budget routes
     r.set_params(k=8)  # a parameter other than the strategy: routing goes on

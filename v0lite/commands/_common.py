@@ -517,6 +517,12 @@ _PHRASES = (
     ("or no device to let", "or leave --device out to let", "--device"),
     ("save to another path", "choose another --save-router", "--save-router"),  # route-eval
     ("save to another path", "choose another --model-dir", "--model-dir"),  # fit
+    (  # routing.warn_unused_prices: no command adds outcomes to a router after its --prices are read
+        "in prices; a name of a model with no outcomes yet is kept: it joins the pool at its price once add_history "
+        "brings them",
+        "in --prices (a priced model without history is not routed to)",
+        "--prices",
+    ),
 )
 
 

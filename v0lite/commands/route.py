@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shlex
 import warnings
-from pathlib import Path
 
 from ..exceptions import DataError, V0liteWarning
 from ._common import (
@@ -32,6 +29,7 @@ from ._common import (
     progress_lines,
     read_input,
 )
+from ._prices import PRICES_HELP, _check_priced, _parse_prices, _prices_shown
 from ._route_report import TABLE_KEYS as _TABLE_KEYS
 from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
@@ -52,80 +50,6 @@ __all__ = ["register", "STRATEGY_NAMES", "why_missing"]
 # The names of v0lite.routing.STRATEGIES, spelled out so `--help` and argument errors need no import of
 # v0lite.routing (scikit-learn, polars); tests/test_cli.py checks that they match.
 STRATEGY_NAMES = ("budget", "quality-target", "threshold", "utility")
-
-PRICES_HELP = (
-    "JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
-    '{"gpt-4": 0.03, "mixtral-8x7b": 0.0006}; `v0lite data prices LOG prices.json` writes one '
-    "from a log's cost column"
-)
-
-
-def _parse_prices(text: str | None) -> dict[str, float] | None:
-    """``--prices``: a JSON file, or an inline JSON object, of model -> USD per call."""
-    if text is None:
-        return None
-    src = text
-    p = Path(text)
-    if not text.lstrip().startswith("{"):
-        if not p.exists():
-            try:  # inline JSON, but not an object ([1, 2], "a", 0.5): say so, not "does not exist"
-                other = json.loads(text)
-            except json.JSONDecodeError:
-                other = None
-            if other is not None:
-                raise DataError(
-                    f"--prices {text[:60]}: inline JSON must be an object model -> USD per call, got a "
-                    f'{type(other).__name__}. Fix: pass e.g. \'{{"a": 0.001, "b": 0.01}}\', or a JSON file of them.'
-                )
-            raise DataError(
-                f"--prices {text}: does not exist. Fix: pass a JSON file of model -> USD per call "
-                "(`v0lite data prices LOG prices.json` writes one), or an inline JSON object."
-            )
-        if p.is_dir():
-            raise DataError(f"--prices {text}: is a directory. Fix: pass the JSON file of prices inside it.")
-        from ..log import read_text  # as a log is read: a UTF-8 BOM dropped, UTF-16 named with its fix
-
-        try:
-            src = read_text(p)
-        except DataError as exc:
-            raise _named(exc, text, "--prices") from exc
-    try:
-        obj = json.loads(src)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"--prices {text[:60]}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
-            'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\' (USD per call).'
-        ) from exc
-    if not isinstance(obj, dict):
-        raise DataError(
-            f"--prices must be a JSON object model -> USD per call, got a {type(obj).__name__}. "
-            'Fix: pass e.g. \'{"a": 0.001, "b": 0.01}\'.'
-        )
-    for k, v in obj.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise DataError(
-                f"--prices: model {k!r} has price {v!r}, not a number >= 0. "
-                "Fix: give every model its price in USD per call."
-            )
-    return {str(k): float(v) for k, v in obj.items()}
-
-
-def _prices_shown(text: str) -> str:
-    """``--prices`` as a message names it: the file, or ``(inline JSON)`` (not the whole object)."""
-    return "(inline JSON)" if text.lstrip().startswith("{") else text
-
-
-def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: str = "") -> None:
-    """The rule for a pool where some models have no price: stop, naming them (no guessed price).
-
-    ``text``: the ``--prices`` argument as given (a file, or inline JSON); ``also``: the command's other fix.
-    """
-    missing = [m for m in pool if m not in prices]
-    if missing:
-        raise DataError(
-            f"--prices {_prices_shown(text)} has no price for {len(missing)} of the {len(pool)} pool models: "
-            f"{missing}. Fix: add them to the prices file (USD per call){also}."
-        )
 
 
 def _make_value_model(args):
@@ -193,6 +117,7 @@ def _route_eval(args) -> int:
     if chosen is not None and args.new_model is not None and args.new_model not in chosen:
         raise DataError(f"--new-model {args.new_model} is not in --pool {args.pool}. Fix: add it to --pool.")
     train, test = read_input(args.train, "TRAIN"), read_input(args.test, "TEST")
+    logs = (train, test)  # whole, for route_eval: the models --pool leaves out are no typos in --prices
     train, test = restrict_pool(train, test, chosen, "--pool")
     warn_shared_prompts(args, train, test)  # figures on prompts the routers saw are not held out
     pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
@@ -210,7 +135,7 @@ def _route_eval(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnitCostWarning)
         try:
-            result = _run_route_eval(args, train, test, prices, shrink, new_n, out)
+            result = _run_route_eval(args, *logs, prices, shrink, new_n, out, chosen)
         except SparseTestError as exc:  # before any fit: its fix in flag terms
             raise DataError(f"TEST {args.test}: {exc.text(cli=True)}") from exc
     if args.json:
@@ -219,7 +144,7 @@ def _route_eval(args) -> int:
     return 0
 
 
-def _run_route_eval(args, train, test, prices, shrink, new_n, out: dict):
+def _run_route_eval(args, train, test, prices, shrink, new_n, out: dict, pool=None):
     from ..routing import route_eval
 
     def before_writes(result):  # --json's bytes, before the plot and the router are written
@@ -246,6 +171,7 @@ def _run_route_eval(args, train, test, prices, shrink, new_n, out: dict):
         show_progress_bar=progress(args),
         new_model=args.new_model,
         new_n=new_n,
+        pool=pool,
     )
 
 
@@ -324,7 +250,7 @@ def _pool(args, prices) -> list[str] | None:
 
 def _load_router(args, prices, pool):
     """``--router DIR``: the router route-eval saved (value model, pool, costs learned from its log)."""
-    from ..routing import Router, get_strategy
+    from ..routing import Router
 
     d = check_router_dir(args.router, model_dir_flag="--model-dir")
     router = Router.load(d, encoder=args.encoder)  # a moved encoder folder: checked by fingerprint at load
@@ -341,13 +267,16 @@ def _load_router(args, prices, pool):
             "--pool out with --router (a router is tuned for its pool), or use --model-dir."
         )
     if args.strategy is not None:
-        router.strategy_ = get_strategy(args.strategy)
+        router.set_strategy(args.strategy)
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
         keep = ", or leave out --prices (the router keeps its learned costs)"
         _check_priced(list(router.policies_), prices, args.prices, keep)
-        # the saved router's pool stays its pool: a shared prices file may price other models the value
-        # model holds, which set_prices would add to the pool
-        router.set_prices({m: prices[m] for m in router.policies_})
+        before = list(router.policies_)
+        router.set_prices(prices)  # as in Python: a priced model the value model holds joins the pool
+        joined = router.policies_[len(before) :]
+        if joined:
+            note(args, f"--prices prices {joined}, which the value model of --router {args.router} has history "
+                 "for: they join the router's pool at these prices")  # fmt: skip
     return router
 
 
@@ -370,7 +299,8 @@ def _check_pool_known(router, args) -> None:
 def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
     """No ``--pool``: the --prices models the value model has history for (``Router(prices=...)``'s rule), or
     with ``--fallback global_mean`` (it answers a model without history) every priced model. The models
-    left out either way are named in notes, in flag terms."""
+    with history but no price are named in a note, in flag terms; the priced ones without history in
+    ``Router.fit``'s warning (one check for every caller)."""
     from ..routing._pool import priced_split
 
     pool, later, unpriced, known = priced_split(value_model, prices)
@@ -388,10 +318,7 @@ def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
             f"model of {where} (priced: {later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: add prices "
             "for its models to --prices, or pass --fallback global_mean to route between the priced models."
         )
-    if later:
-        note(args, f"--prices prices {later}, which have no history in the value model of {where}: left out of the "
-             f"pool (routing between {pool}); pass --fallback global_mean to route to them")  # fmt: skip
-    return pool
+    return pool  # the priced models without history (`later`): Router.fit's warning names them
 
 
 def _route(args) -> int:
@@ -400,6 +327,7 @@ def _route(args) -> int:
 
     from ..log import as_frame, check_csv_columns, write_log
     from ..routing import Router, get_strategy
+    from ..routing._router import _as_prompts
 
     check_input(args.prompts, "PROMPTS")
     check_output(args.out, "--out")
@@ -415,6 +343,10 @@ def _route(args) -> int:
     if frame.height == 0:  # before any model is loaded or --out is written
         raise DataError(f"PROMPTS {args.prompts}: has no rows (only a header). Fix: add the prompts to route.")
     check_csv_columns(frame.schema, args.out, "--out")  # the columns pass through to --out: before any model
+    try:  # a blank prompt: before any model, named by its file, column and row
+        _as_prompts(frame.select("prompt"))
+    except DataError as exc:
+        raise _named(exc, args.prompts, "PROMPTS") from exc
     if args.router is not None:
         if args.cost_log:
             raise DataError("--cost-log trains a cost model, but --router brings its own. Fix: use one of them.")
@@ -620,7 +552,8 @@ def register(subparsers) -> None:
         default=None,
         metavar="A,B,C",
         help="comma-separated models to route between, with --model-dir (default: the --prices models the model "
-        "has history for; with --fallback global_mean every --prices model); a --router routes between its own pool",
+        "has history for; with --fallback global_mean every --prices model); a --router routes between its own pool "
+        "(and the --prices models its value model has history for)",
     )
     q.add_argument(
         "--strategy", default=None, choices=names, help="routing strategy (default: the router's, else utility)"
@@ -632,7 +565,8 @@ def register(subparsers) -> None:
         metavar="FILE",
         help=PRICES_HELP + ". Every pool model needs a price: a missing one stops with its name, "
         "nothing is guessed. With --router, these prices replace its learned costs (and the price a model "
-        "added by route-eval --new-model joined at); with --cost-log, only the pool models it has no cost for",
+        "added by route-eval --new-model joined at), and a priced model its value model has history for joins "
+        "its pool, as Router.set_prices does; with --cost-log, only the pool models it has no cost for",
     )
     q.add_argument(
         "--cost-log",

@@ -301,7 +301,9 @@ def route_eval(
         from ._router_folder import ROUTER_FORMAT
 
         check_save_target(save_router, ROUTER_FORMAT)
-    train, test = restrict_pool(read_log(train_log), read_log(test_log), pool)
+    train, test = read_log(train_log), read_log(test_log)
+    logged = {*train["policy"].unique().to_list(), *test["policy"].unique().to_list()}  # names that are no typo
+    train, test = restrict_pool(train, test, pool)
     if pool is not None and new_model is not None and new_model not in pool:  # its rows are gone with the pool
         raise ParameterError(f"new_model {new_model!r} is not in pool {list(pool)}. Fix: add it to pool.")
     if per_task:
@@ -374,12 +376,15 @@ def route_eval(
             return embedder_lazy().encode(texts)
 
     router_cost_model = cost_model if cost_source == "log" else "fixed"
+    fitted = policies if added is None else [p for p in policies if p != new_model]
     router = Router(
         value_model,
-        policies=policies if added is None else [p for p in policies if p != new_model],
+        policies=fitted,
         strategy=strat,
         cost_model=router_cost_model,
-        prices=prices if cost_source != "log" else None,
+        # the logs' other models (left out by pool, or the new model, priced as it joins below) are no typos:
+        # only the names of no log are left for the Router's warning of prices that price nothing
+        prices=None if cost_source == "log" else {p: c for p, c in prices.items() if p in fitted or p not in logged},
         embedder=_LazyEmbedder(),
         k=k_cost,
         shrink=shrink,

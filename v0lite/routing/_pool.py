@@ -1,7 +1,8 @@
 """The pool: ``route_eval``'s checks before any fit (``pool=`` restricting both logs, and a test log
 whose complete prompts, an outcome and a cost of every model, are too few for an evaluation), and the
 default pool without a log (:func:`priced_split`: the priced policies the value model knows), which
-``Router`` and ``v0lite route`` share, each saying it in its caller's terms."""
+``Router`` and ``v0lite route`` share, each saying it in its caller's terms; and the prices a router takes
+but cannot use (:func:`warn_unused_prices`, :func:`ignored_prices`), said rather than dropped."""
 
 from __future__ import annotations
 
@@ -130,3 +131,89 @@ def priced_split(value_model, prices) -> tuple[list, list, list, set | None]:
         return sorted(prices), [], [], None
     pool = sorted(p for p in prices if p in known)
     return pool, sorted(p for p in prices if p not in known), sorted(p for p in known if p not in prices), known
+
+
+def default_pool(value_model, prices: dict) -> list[str]:
+    """``Router.fit``'s pool without a log: the priced policies the value model has history for (every priced
+    one when it does not say), warning of those with history but no price (:class:`V0liteWarning`)."""
+    pool, later, unpriced, known = priced_split(value_model, prices)
+    if known is None:  # a value model that does not say what it knows: every priced policy
+        return pool
+    if not pool:
+        raise DataError(
+            f"none of the {len(prices)} priced policies has history in the value model (priced: "
+            f"{later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: pass prices for the value "
+            "model's policies, or name the pool with policies=[...]."
+        )
+    if unpriced:
+        wanted = ", ".join(f"{p!r}: <cost per call>" for p in unpriced)
+        warnings.warn(  # the priced ones without history: warn_unused_prices says them
+            f"policies {unpriced} have history in the value model but no price, so they are not in the pool "
+            f"(it is the {len(pool)} priced ones). Fix: pass prices={{{wanted}}} to route to them too, "
+            f"or policies=[...] to name the pool.",
+            V0liteWarning,
+            stacklevel=3,
+        )
+    return pool
+
+
+def _near_name(name: str, known) -> str | None:
+    """The known name ``name`` was probably meant to be: the same but for case, spaces or width
+    (:func:`near_names`), else one spelled alike (a letter swapped or dropped); None when none is. Names that
+    differ only in digits are other versions (``gpt-4-0613``, ``gpt-4-1106``), not a typo."""
+    import difflib
+    import re
+
+    from .._log_warnings import near_names
+
+    near = near_names([name], known).get(name)
+    if near:
+        return near
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+    if not close or re.sub(r"\d+", "#", close[0]) == re.sub(r"\d+", "#", name):
+        return None
+    return close[0]
+
+
+def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3) -> None:
+    """Warn (:class:`V0liteWarning`) of the names of ``prices`` in neither ``pool`` nor the value model's
+    history (only the pool when it does not say): a typo, a case variant or an unknown model prices nothing,
+    and saying so, with the known name meant, is the one check of ``Router.fit`` and ``Router.set_prices``
+    (the CLI prints it as its ``warning:`` line)."""
+    held = _history_policies(value_model)
+    known = {*pool, *(held or ())}
+    unused = [p for p in prices if p not in known]
+    if not unused:
+        return
+    near = {u: m for u in unused if (m := _near_name(u, known)) is not None}
+    meant = "; ".join(f"{u!r}: did you mean {m!r}?" for u, m in near.items())
+    where = "in neither the pool nor the value model's history" if held is not None else "not in the pool"
+    warnings.warn(
+        f"prices names {len(unused)} {'policy' if len(unused) == 1 else 'policies'} {where}, which price "
+        f"nothing: {unused[:8]}{'' if len(unused) <= 8 else ' ...'}{f' ({meant})' if meant else ''}. Fix: "
+        "correct a misspelt name in prices; a name of a model with no outcomes yet is kept: it joins the pool at "
+        "its price once add_history brings them.",
+        V0liteWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def ignored_prices(router, prices: dict, seen: list, join: bool) -> list[str]:
+    """What ``Router.add_history`` does not use of ``prices``, each with why (for its warning)."""
+    added = getattr(router, "added_prices_", {})
+    pool = router.policies_
+    pooled = [p for p in prices if p in pool and p not in added]
+    joined = [p for p in prices if p in added]
+    absent = [p for p in prices if p not in pool and p not in seen]
+    new = [p for p in prices if p not in pool and p in seen]
+    why = []
+    if pooled:
+        why.append(f"{pooled} are already in the pool (their cost comes from the cost model)")
+    if joined:
+        at = ", ".join(f"{p!r} at {added[p]:g}" for p in joined)
+        why.append(f"{joined} are already in the pool (they joined at a price per call: {at})")
+    if absent:
+        why.append(f"{absent} have no rows in this log (nothing to join)")
+    if new and not join:
+        why.append(f"{new} do not join with join=False (their outcomes reach the value model only)")
+    return why

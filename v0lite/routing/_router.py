@@ -27,7 +27,7 @@ from ..exceptions import (
 from ..log import as_frame, validate_log
 from ._costs import _check_prices, get_cost_model
 from ._knn import _normalise
-from ._pool import _history_policies, priced_split
+from ._pool import _history_policies, default_pool, ignored_prices, warn_unused_prices
 from ._shrink import fit_shrink, prior_matrix
 from ._strategies import get_strategy
 
@@ -35,17 +35,18 @@ __all__ = ["Router"]
 
 
 def _as_prompts(prompts) -> list[str]:
+    at = "prompt"  # a frame's prompts are named by column and row, as a log's are
     if isinstance(prompts, str):
         raise DataError("prompts must be a list of texts, got one string. Fix: wrap it in a list.")
     if isinstance(prompts, (pl.DataFrame, pl.LazyFrame)) or type(prompts).__name__ == "DataFrame":
         frame = as_frame(prompts)
         if "prompt" not in frame.columns:
             raise DataError(f"no 'prompt' column (columns present: {frame.columns}). Fix: add a 'prompt' column.")
-        prompts = frame["prompt"]
+        prompts, at = frame["prompt"], "column 'prompt', row"
     out = list(prompts.to_list() if hasattr(prompts, "to_list") else prompts)
     for i, t in enumerate(out):
         if not isinstance(t, str) or not t.strip():
-            raise DataError(f"prompt {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
+            raise DataError(f"{at} {i}: {t!r} is not a non-empty text. Fix: give every prompt as a non-empty string.")
     return out
 
 
@@ -225,7 +226,7 @@ class Router(WriterLockMixin, BaseEstimator):
         elif frame is not None:
             policies = sorted(frame["policy"].unique().to_list())
         elif prices:
-            policies = self._priced_pool(prices)
+            policies = default_pool(self.value_model, prices)
         else:
             raise DataError("no pool: pass policies=[...], a log, or prices. Fix: name the policies to route between.")
         if not policies or len(set(policies)) != len(policies):
@@ -241,6 +242,7 @@ class Router(WriterLockMixin, BaseEstimator):
                     )
             else:
                 costs = frame.select("policy", "prompt", "cost").filter(pl.col("policy").is_in(policies))
+        warn_unused_prices(prices, policies, self.value_model)  # before the work: a typo is said, not dropped
         cost_model = model.fit(policies, costs, prices, self._embed)
         with publish_lock(self):  # the pool, its costs and its joined prices together (see _pool)
             self.cost_model_, self.policies_, self.n_policies_ = cost_model, policies, len(policies)
@@ -248,31 +250,6 @@ class Router(WriterLockMixin, BaseEstimator):
         fit_shrink(self, frame, policies)
         self._set_after_fit = set()
         return self
-
-    def _priced_pool(self, prices: dict) -> list[str]:
-        """The default pool without a log: the priced policies the value model has history for."""
-        pool, later, unpriced, known = priced_split(self.value_model, prices)
-        if known is None:  # a value model that does not say what it knows: every priced policy
-            return pool
-        if not pool:
-            raise DataError(
-                f"none of the {len(prices)} priced policies has history in the value model (priced: "
-                f"{later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: pass prices for the value "
-                "model's policies, or name the pool with policies=[...]."
-            )
-        if unpriced:
-            import warnings
-
-            kept = f" The prices of {later}, which have no history yet, are kept for add_history." if later else ""
-            wanted = ", ".join(f"{p!r}: <cost per call>" for p in unpriced)
-            warnings.warn(
-                f"policies {unpriced} have history in the value model but no price, so they are not in the pool "
-                f"(it is the {len(pool)} priced ones).{kept} Fix: pass prices={{{wanted}}} to route to them too, "
-                f"or policies=[...] to name the pool.",
-                V0liteWarning,
-                stacklevel=3,
-            )
-        return pool
 
     # -- online: outcomes and models that arrive after fit
     def join_costs(self, policies, prices=None, *, log=None) -> tuple[dict, list]:
@@ -366,7 +343,7 @@ class Router(WriterLockMixin, BaseEstimator):
         with writer_lock(self):  # writers one at a time: each joins the pool the last one published
             new = [p for p in seen if p not in self.policies_]
             joining, unpriced = self.join_costs(new if join else [], prices, log=frame)
-            ignored = self._ignored_prices(_check_prices(prices), seen, join)
+            ignored = ignored_prices(self, _check_prices(prices), seen, join)
             cols = [c for c in ("policy", "prompt", "score", "step", "n") if c in frame.columns]
             data, vm = frame.select(cols), self.value_model
             with pinned(self, (lambda: (vm.index_, vm.head_)) if _own_predict(vm) else None):  # see _pool
@@ -395,25 +372,6 @@ class Router(WriterLockMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
-
-    def _ignored_prices(self, prices: dict, seen: list, join: bool) -> list[str]:
-        """What :meth:`add_history` does not use of ``prices``, each with why (for its warning)."""
-        added = getattr(self, "added_prices_", {})
-        pooled = [p for p in prices if p in self.policies_ and p not in added]
-        joined = [p for p in prices if p in added]
-        absent = [p for p in prices if p not in self.policies_ and p not in seen]
-        new = [p for p in prices if p not in self.policies_ and p in seen]
-        why = []
-        if pooled:
-            why.append(f"{pooled} are already in the pool (their cost comes from the cost model)")
-        if joined:
-            at = ", ".join(f"{p!r} at {added[p]:g}" for p in joined)
-            why.append(f"{joined} are already in the pool (they joined at a price per call: {at})")
-        if absent:
-            why.append(f"{absent} have no rows in this log (nothing to join)")
-        if new and not join:
-            why.append(f"{new} do not join with join=False (their outcomes reach the value model only)")
-        return why
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if getattr(self, "embedder_", None) is None:
@@ -546,8 +504,8 @@ class Router(WriterLockMixin, BaseEstimator):
         if wanted != used:
             raise V0liteError(
                 f"strategy={getattr(s, 'name', s)!r} was set after fit; the fitted router still routes with "
-                f"{used!r}. Fix: call fit(log) again to route with it (or set_params(strategy={used!r}) to keep "
-                "the fitted one)."
+                f"{used!r}. Fix: call set_strategy({wanted!r}) to route with it (no refit needed), or "
+                f"set_params(strategy={used!r}) to keep the fitted one."
             )
 
     def route(self, prompts, **knob) -> np.ndarray:
@@ -589,8 +547,8 @@ class Router(WriterLockMixin, BaseEstimator):
             Policy -> cost per call (>= 0) for every model in ``policies_``. A name the value model has
             history for but the pool lacks (added with ``add_history(..., join=False)``, or left out
             at fit for want of a price) joins the pool at its price, its column last. Other names are
-            checked like the rest and kept in ``prices``: a model of that name joins at it through
-            :meth:`add_history`.
+            checked like the rest and kept in ``prices`` (a :class:`V0liteWarning` names them, with the
+            known name meant by a misspelt one): a model of that name joins at it through :meth:`add_history`.
 
         Returns
         -------
@@ -615,6 +573,29 @@ class Router(WriterLockMixin, BaseEstimator):
                 self.cost_model, self.prices = "fixed", dict(prices)
                 self.policies_ = [*self.policies_, *joining]
                 self.n_policies_ = len(self.policies_)
+        warn_unused_prices(prices, self.policies_, self.value_model)
+        return self
+
+    def set_strategy(self, strategy) -> "Router":
+        """Route with another strategy, keeping all else that was fitted (pool, costs, prior, value model).
+
+        A strategy learns nothing at :meth:`fit` (it picks from ``P`` and ``C`` alone), so this routes as
+        ``set_params(strategy=strategy)`` and a refit would, without the log: a loaded router can change it.
+        The parameter follows, so a saved and loaded router, and a later :meth:`fit`, route with it too.
+
+        Parameters
+        ----------
+        strategy : str or strategy object
+            A name in :data:`STRATEGIES`, or an object with ``choose`` and ``knob_grid``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        fitted = get_strategy(strategy)  # as fit makes it: an unknown name is refused with the valid ones
+        self.strategy, self.strategy_ = strategy, fitted
+        self._set_after_fit = {*getattr(self, "_set_after_fit", ())} - {"strategy"}  # no longer pending a refit
         return self
 
     # -- persistence
