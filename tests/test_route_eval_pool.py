@@ -157,17 +157,21 @@ def test_route_eval_warns_of_prices_naming_no_model_but_not_of_the_logs_other_mo
 
     train, test = _logs()
     prices = {**_PRICE, "tiny": 1e-5, "Pol1": 0.5, "brand-new-llm": 0.2}
-    with pytest.warns(V0liteWarning, match=r"names 2 policies in neither the pool") as rec:
+    with pytest.warns(V0liteWarning, match=r"name 2 policies in neither the pool") as rec:
         route_eval(train, test, value_model=make_model(head="prior"), pool=["pol0", "pol1", "pol2"], prices=prices,
-                   new_model="pol2", new_n=5, baselines=False)  # fmt: skip
+                   new_model="pol2", new_n=5, baselines=False, save_router=tmp_path / "r")  # fmt: skip
     said = [str(w.message) for w in rec if "price nothing" in str(w.message)]
     assert len(said) == 1 and "['Pol1', 'brand-new-llm'] ('Pol1': did you mean 'pol1'?)" in said[0]
     assert "tiny" not in said[0] and "'pol2'" not in said[0]
+    from v0lite.routing import Router
+
+    # every price is kept in the saved router: a model pool= left out (tiny) may still join through add_history
+    assert Router.load(tmp_path / "r").get_params()["prices"]["tiny"] == 1e-5
     tr, te = write_log(train, tmp_path / "train.jsonl"), write_log(test, tmp_path / "test.jsonl")
     argv = ["route-eval", str(tr), str(te), "--head", "prior", "--no-baselines", "-q", "--pool", "pol0,pol1,pol2"]
     assert main([*argv, "--prices", json.dumps(prices)]) == 0
     err = capsys.readouterr().err
-    assert "v0lite route-eval: warning: prices names 2 policies in neither the pool" in err
+    assert "v0lite route-eval: warning: the prices name 2 policies in neither the pool" in err
     assert "'Pol1': did you mean 'pol1'?" in err and "add_history" not in err  # no Python-only advice
 
 

@@ -192,8 +192,8 @@ def test_route_cli_default_pool_is_routers_priced_models_with_history(tmp_path, 
     assert main([*base, "--prices", json.dumps(prices)]) == 0
     err = capsys.readouterr().err
     # the priced name without history: the Router's one warning (FR 2), not a second note of the CLI's
-    assert "warning: prices names 1 policy in neither the pool nor the value model's history, which price nothing: " \
-        "['ghost']" in err and err.count("'ghost'") == 1  # fmt: skip
+    said = "warning: the prices name 1 policy in neither the pool nor the value model's history, which price nothing"
+    assert f"{said}: ['ghost']" in err and err.count("'ghost'") == 1
     # Router's warning about pol2 (history, no price) was silenced: the CLI says it, with the flag's fix
     assert f"note: the value model of --model-dir {model} has history for ['pol2'], which --prices does not" in err
     assert "add them to --prices to route to them" in err and "prices={" not in err
@@ -308,7 +308,7 @@ def test_route_cli_prices_naming_no_model_are_warned_with_the_name_meant(tmp_pat
     argv = ["route", str(prompts), "--router", str(d), "--prices", json.dumps(prices), "--out", str(tmp_path / "o.csv")]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "v0lite route: warning: prices names 2 policies in neither the pool nor the value model's history" in err
+    assert "v0lite route: warning: the prices name 2 policies in neither the pool nor the value model's history" in err
     assert "['A', 'brand-new-llm'] ('A': did you mean 'a'?)" in err
     assert "Fix: correct a misspelt name in --prices (a priced model without history is not routed to)" in err
 

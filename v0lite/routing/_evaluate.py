@@ -382,15 +382,15 @@ def route_eval(
         policies=fitted,
         strategy=strat,
         cost_model=router_cost_model,
-        # the logs' other models (left out by pool, or the new model, priced as it joins below) are no typos:
-        # only the names of no log are left for the Router's warning of prices that price nothing
-        prices=None if cost_source == "log" else {p: c for p, c in prices.items() if p in fitted or p not in logged},
+        prices=None if cost_source == "log" else prices,  # all of them: a model left out may join later
         embedder=_LazyEmbedder(),
         k=k_cost,
         shrink=shrink,
         cv=cv,
         random_state=random_state,
     )
+    # the logs' other models (left out by pool, or the new model, priced as it joins below) are no typos
+    router._also_known = tuple(logged)
     router.fit(fit_log)
     if added is not None:
         router.add_history(added, prices={new_model: prices[new_model]} if prices and new_model in prices else None)

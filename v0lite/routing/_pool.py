@@ -175,13 +175,14 @@ def _near_name(name: str, known) -> str | None:
     return close[0]
 
 
-def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3) -> None:
+def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3, also_known=()) -> None:
     """Warn (:class:`V0liteWarning`) of the names of ``prices`` in neither ``pool`` nor the value model's
-    history (only the pool when it does not say): a typo, a case variant or an unknown model prices nothing,
-    and saying so, with the known name meant, is the one check of ``Router.fit`` and ``Router.set_prices``
-    (the CLI prints it as its ``warning:`` line)."""
+    history (only the pool when it does not say) nor ``also_known``: a typo, a case variant or an unknown
+    model prices nothing, and saying so, with the known name meant, is the one check of ``Router.fit`` and
+    ``Router.set_prices`` (the CLI prints it as its ``warning:`` line). ``also_known``: names known
+    elsewhere (route-eval: the logs' models that ``pool=`` left out, kept priced for a later join)."""
     held = _history_policies(value_model)
-    known = {*pool, *(held or ())}
+    known = {*pool, *(held or ()), *also_known}
     unused = [p for p in prices if p not in known]
     if not unused:
         return
@@ -189,7 +190,7 @@ def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3) -> 
     meant = "; ".join(f"{u!r}: did you mean {m!r}?" for u, m in near.items())
     where = "in neither the pool nor the value model's history" if held is not None else "not in the pool"
     warnings.warn(
-        f"prices names {len(unused)} {'policy' if len(unused) == 1 else 'policies'} {where}, which price "
+        f"the prices name {len(unused)} {'policy' if len(unused) == 1 else 'policies'} {where}, which price "
         f"nothing: {unused[:8]}{'' if len(unused) <= 8 else ' ...'}{f' ({meant})' if meant else ''}. Fix: "
         "correct a misspelt name in prices; a name of a model with no outcomes yet is kept: it joins the pool at "
         "its price once add_history brings them.",

@@ -242,7 +242,8 @@ class Router(WriterLockMixin, BaseEstimator):
                     )
             else:
                 costs = frame.select("policy", "prompt", "cost").filter(pl.col("policy").is_in(policies))
-        warn_unused_prices(prices, policies, self.value_model)  # before the work: a typo is said, not dropped
+        # before the work: a typo is said, not dropped (_also_known: route_eval's logged models outside the pool)
+        warn_unused_prices(prices, policies, self.value_model, also_known=getattr(self, "_also_known", ()))
         cost_model = model.fit(policies, costs, prices, self._embed)
         with publish_lock(self):  # the pool, its costs and its joined prices together (see _pool)
             self.cost_model_, self.policies_, self.n_policies_ = cost_model, policies, len(policies)
