@@ -331,21 +331,21 @@ def test_suggest_prompts_given_a_frame_says_which_column_to_pass(make_model, sma
         m.suggest_prompts("pol1", small_log.head(6).to_pandas(), 2)
 
 
-def test_add_history_without_a_step_warns_for_a_policy_with_later_steps(make_model):
+def test_add_history_without_a_step_files_rows_at_the_policys_latest_checkpoint(make_model):
     """Issue: rows added without a step were filed at step 0, before every checkpoint of a policy fitted at
-    steps 0-2 (knn then read them as its oldest evidence), without a word; a new or static policy takes them
-    as its one step, and nothing is said."""
+    steps 0-2 (knn then read them as its oldest evidence, and a step-0 query read them). They now go to
+    the policy's latest checkpoint, where a query without a step reads it; a new or static policy: step 0."""
     log = make_log(steps=True)
-    model = make_model().fit(log)
-    rows = log.filter(pl.col("policy") == "pol1").head(3).drop("step")
-    with pytest.warns(
-        V0liteWarning,
-        match=r"column 'step', row 0: missing \(3 of 3 rows\), and policy 'pol1' has "
-        r"history up to step 2.*Fix: pass a 'step' column",
-    ):
-        model.add_history(rows)
-    assert model.n_history_ == log.height + 3  # kept: a log may mean it
+    rows = log.filter(pl.col("policy") == "pol1").head(3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", V0liteWarning)
-        model.add_history(rows.with_columns(policy=pl.lit("newcomer")))  # a new policy: its one checkpoint
-        make_model().fit(log.drop("step")).add_history(rows)  # a static history
+        model = make_model().fit(log).add_history(rows.drop("step"))
+        at_latest = make_model().fit(log).add_history(rows.with_columns(step=pl.lit(2, pl.Int64)))
+        queries = log.filter(pl.col("policy") == "pol1")
+        for q in (queries, queries.drop("step")):
+            assert np.array_equal(model.predict(q), at_latest.predict(q))
+        model.add_history(rows.drop("step").with_columns(policy=pl.lit("newcomer")))
+        static = make_model().fit(log.drop("step")).add_history(rows.drop("step"))
+    added = model.index_.step[log.height : log.height + 3]
+    assert added.tolist() == [2, 2, 2] and model.index_.step[-3:].tolist() == [0, 0, 0]  # newcomer: its one step
+    assert static.n_history_ == log.height + 3 and set(static.index_.step.tolist()) == {0}

@@ -12,7 +12,6 @@ import polars as pl
 from .exceptions import V0liteWarning
 
 __all__ = [
-    "missing_steps",
     "near_names",
     "prompt_key",
     "unknown_policy_error",
@@ -196,23 +195,4 @@ def warn_new_names(names, known, stacklevel: int = 3) -> None:
         f"{more}. Fix: write the name as the history does.",
         V0liteWarning,
         stacklevel=stacklevel,
-    )
-
-
-def missing_steps(policies: pl.Series, index) -> str | None:
-    """Why rows without a step (filed at step 0) sit before every checkpoint of their policy, or None.
-
-    ``policies``: the rows' policies; ``index``: the history (a :class:`v0lite.index.HistoryIndex`). A policy
-    new or static (latest step 0) takes such rows as its one checkpoint: None.
-    """
-    code_of = index.policy_to_code
-    last = {p: int(index.step[index.policy == code_of[p]].max(initial=0)) for p in policies.unique() if p in code_of}
-    later = [r for r, p in enumerate(policies.to_list()) if last.get(p, 0) > 0]
-    if not later:
-        return None
-    p = policies[later[0]]
-    return (
-        f"column 'step', row {later[0]}: missing ({len(later)} of {len(policies)} rows), and policy {p!r} has "
-        f"history up to step {last[p]}: without a step a row is filed at step 0, before every checkpoint. Fix: "
-        "pass a 'step' column (the checkpoint each outcome came from)."
     )

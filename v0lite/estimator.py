@@ -12,7 +12,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _model_params as _mp
-from ._log_warnings import missing_steps, near_names, unknown_policy_error, warn_fallback_names, warn_new_names
+from ._log_warnings import near_names, unknown_policy_error, warn_fallback_names, warn_new_names
 from ._model_params import FALLBACKS, SEED_MAX, _check_seed  # noqa: F401 (SEED_MAX: re-exported)
 from ._registry import normalise
 from ._threads import WriterLockMixin, writer_lock
@@ -416,8 +416,6 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
         self._check_fitted()
         given = validate_log(_with_y(X, y))
         warn_new_names(given["policy"].unique(maintain_order=True).to_list(), self.index_.policy_to_code)
-        if "step" not in given.columns and (why := missing_steps(given["policy"], self.index_)):
-            warnings.warn(why, V0liteWarning, stacklevel=2)  # filed at step 0: before the policy's checkpoints
         df = _canonical_order(given)
         keys, ukeys, utexts, lengths = self._embed_frame(df)
 
@@ -439,7 +437,8 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
                 df["policy"].to_list(),
                 keys,
                 df["score"].to_numpy(),
-                self._steps(df, for_query=False),
+                # no step: each policy's latest checkpoint (0 for a new or static one), not step 0 before them all
+                self._steps(df, for_query=False) if "step" in df.columns else old.latest_steps(df["policy"].to_list()),
                 df["n"].to_numpy() if "n" in df.columns else None,
             )
             if old.texts is not None:

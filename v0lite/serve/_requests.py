@@ -269,8 +269,7 @@ def check_outcome_rows(state: ServeState, rows: list[dict]) -> None:
                 at, col = i, getattr(one, "column", None)  # the field of that row, not of another row's refusal
                 break
         where = "outcomes" if at is None else f"outcomes[{at}]"
-        absent = at is not None and col == "step" and rows[at].get("step") is None  # the one field refused for lack
-        if at is not None and (col in rows[at] or absent):
+        if at is not None and col in rows[at]:
             where += f".{col}"
         head = str(exc).partition(" Fix:")[0]
         raise ApiError(
@@ -278,9 +277,7 @@ def check_outcome_rows(state: ServeState, rows: list[dict]) -> None:
             f"{where}: the outcome log refuses it ({head}).",
             param=where,
             value=None if at is None or col not in rows[at] else rows[at][col],
-            fix=f'add "{where}": the checkpoint the outcome came from.'
-            if absent
-            else f'correct "{where}" (or leave an optional field out).',
+            fix=f'correct "{where}" (or leave an optional field out).',
         ) from None
 
 

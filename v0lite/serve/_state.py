@@ -505,15 +505,10 @@ class ServeState:
 
     def check_rows(self, rows: list[dict]) -> None:
         """Raise the library's ``DataError`` for rows ``add_history`` would reject (before they are stored)."""
-        from .._log_warnings import missing_steps
         from ..log import validate_log
 
-        index = getattr(self.router.value_model, "index_", None)
         for frame in _frames(rows):
             validate_log(frame)
-            # add_history only warns (a log may mean it); a client is told before its rows are stored for good
-            if index is not None and "step" not in frame.columns and (why := missing_steps(frame["policy"], index)):
-                raise DataError(why, column="step")
 
     def _apply(self, router, rows: list[dict], *, warm: bool = True):
         """The next router: a copy of ``router`` with ``rows`` added (``warm``: and its lazy parts built)."""
