@@ -66,7 +66,7 @@ def check_fallback(fallback) -> None:
     if not (isinstance(fallback, str) and fallback in FALLBACKS):
         raise ParameterError(
             f"{unknown_name('fallback', fallback, FALLBACKS)} Fix: pass one of them, e.g. fallback='global_mean' "
-            "(on a fitted model: set_params(fallback='global_mean'))."
+            "(on a fitted model, with set_params)."
         )
 
 
@@ -85,7 +85,7 @@ def check_encoder_value(encoder) -> None:
 
 
 def check_embed_settings(est) -> None:
-    """The embedder's settings of ``est``: ``cache_dir``, ``batch_size`` and ``show_progress_bar``, checked
+    """The embedder's settings of ``est``: ``cache_dir``, ``batch_size``, ``device`` and ``show_progress_bar``, checked
     before an embedder is built or updated with them (``fit``, and ``predict`` after ``set_params``)."""
     import numpy as np
 
@@ -98,7 +98,13 @@ def check_embed_settings(est) -> None:
     if not batch_size_ok(est.batch_size):
         raise ParameterError(
             f"batch_size must be an integer in [1, 2**20], got {est.batch_size!r:.60}. Fix: pass e.g. batch_size=64 "
-            "(on a fitted model: set_params(batch_size=64))."
+            "(on a fitted model, with set_params)."
+        )
+    device = est.device
+    if not (device is None or isinstance(device, str) or hasattr(device, "type")):  # a torch.device has .type
+        raise ParameterError(
+            f"device must be a torch device name such as 'cpu' or 'cuda:0' (or None: torch's choice), got "
+            f"{device!r:.60}. Fix: pass e.g. device='cpu'."
         )
     if not isinstance(est.show_progress_bar, (bool, np.bool_)):
         raise ParameterError(
