@@ -101,8 +101,10 @@ def top_inner_products(q: np.ndarray, x: np.ndarray, k: int, chunk: int = 4_000_
     prompt's rows at several steps share its vector) are ordered as faiss orders them, the higher
     id first, and a tie cut at the k-th place keeps the rows faiss's heap keeps
     (:func:`_faiss_tie_cut`; faiss uses that heap for k below
-    ``faiss.cvar.distance_compute_min_k_reservoir``, 100, and a reservoir above). ~4-8x less CPU
-    than faiss's flat search on the V0 sample (2,537 prompts, 1,536 rows a policy).
+    ``faiss.cvar.distance_compute_min_k_reservoir``, 100, and a reservoir above). The exact pass
+    costs: single-threaded, 1,536 rows x 1,024 queries at k = 32 took 42 ms against 29 ms for the
+    plain BLAS product and partial sort it replaced (28 ms for faiss's flat search), 2,537 x 256 at
+    k = 64 22 ms against 12: the price of a query's answer not depending on its batch.
     """
     q = np.ascontiguousarray(q, np.float32)
     x = np.ascontiguousarray(x, np.float32)

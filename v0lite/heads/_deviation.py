@@ -138,7 +138,7 @@ class OwnRows:
     The inverse Hessian of :func:`solve_deviation` at its solution and, per prompt and per
     (prompt, step) of the policy's rows, their summed residual and weight: a query whose own rows
     must be hidden (``exclude``) gets one Newton step without them, as a fitted policy's query does
-    (``LogisticHead._loo_sums``). Without it, a prediction on a prompt the policy answered would
+    (:class:`~v0lite.heads._glm.NewtonRows`). Without it, a prediction on a prompt the policy answered would
     read that answer through its fitted deviation.
     """
 

@@ -341,10 +341,12 @@ class LogisticHead(BaseHead):
         prior = policy_prior(index, queries.subset(hit), hide=exclude)
         off[hit] = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
 
-    def _loo_sums(self, queries, exclude):
+    def _own_weight(self, queries, exclude):
+        """Each query's summed weight ``p (1 - p)`` of its own fitted rows (> 0: rows to hide; NewtonRows hides
+        them). The tables' residual column (1) is kept in saved folders but read by nothing since NewtonRows."""
         m = len(queries)
         if exclude not in ("any_step", "same_step") or not hasattr(self, "loo_pair_"):
-            return np.zeros(m), np.zeros(m)
+            return np.zeros(m)
         if exclude == "any_step":
             ok = (queries.prompt_row >= 0) & (queries.prompt_row < self.loo_n_prompts_)
             ok &= queries.policy < self.n_fitted_
@@ -352,10 +354,9 @@ class LogisticHead(BaseHead):
             tab = self.loo_pair_
             pos = np.clip(np.searchsorted(tab[:, 0], key), 0, len(tab) - 1)
             hit = ok & (tab[pos, 0] == key)
-            return np.where(hit, tab[pos, 1], 0.0), np.where(hit, tab[pos, 2], 0.0)
+            return np.where(hit, tab[pos, 2], 0.0)
         pos, hit = self._cell_pos(queries.policy, queries.prompt_row, queries.step)
-        tab = self.loo_step_
-        return np.where(hit, tab[pos, 1], 0.0), np.where(hit, tab[pos, 2], 0.0)
+        return np.where(hit, self.loo_step_[pos, 2], 0.0)
 
     # -- prediction --------------------------------------------------------------------------
     def _population(self):
@@ -449,7 +450,7 @@ class LogisticHead(BaseHead):
         # no eligible row: the level predict_unseen gives a policy known only by its name
         off = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
         out = np.zeros(len(queries))
-        s_h = self._loo_sums(queries, exclude)[1]  # > 0: the query has own rows to hide
+        s_h = self._own_weight(queries, exclude)  # > 0: the query has own rows to hide
         for code in np.unique(queries.policy):
             qi = np.flatnonzero(queries.policy == code)
             cuts = eligible_cut(index, code, queries.step[qi])
