@@ -70,12 +70,12 @@ def test_a_standard_stream_as_output_is_refused_and_the_link_kept(log, tmp_path,
 
 
 def test_a_prices_file_in_utf16_is_named_and_a_bom_accepted(log, tmp_path, capsys):
-    from v0lite.commands.route import _parse_prices
+    from v0lite.commands.route import parse_prices
 
     (tmp_path / "p16.json").write_bytes(PRICES.encode("utf-16"))
     _refused(["route-eval", log, log, "--prices", "p16.json"], capsys, "--prices p16.json", "UTF-16", "Fix: re-encode")
     (tmp_path / "pbom.json").write_bytes(b"\xef\xbb\xbf" + PRICES.encode())
-    assert _parse_prices("pbom.json") == {"pol0": 1.0, "pol1": 2.0, "pol2": 3.0}
+    assert parse_prices("pbom.json") == {"pol0": 1.0, "pol1": 2.0, "pol2": 3.0}
 
 
 def test_a_symlinked_output_file_is_written_through(log, tmp_path, capsys):

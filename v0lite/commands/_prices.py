@@ -10,7 +10,7 @@ from pathlib import Path
 from ..exceptions import DataError
 from ._common import _named
 
-__all__ = ["PRICES_HELP"]
+__all__ = ["PRICES_HELP", "check_priced", "parse_prices", "prices_shown"]
 
 PRICES_HELP = (
     "JSON file (or inline JSON object) mapping model -> price in USD per call, e.g. "
@@ -19,7 +19,7 @@ PRICES_HELP = (
 )
 
 
-def _parse_prices(text: str | None) -> dict[str, float] | None:
+def parse_prices(text: str | None) -> dict[str, float] | None:
     """``--prices``: a JSON file, or an inline JSON object, of model -> USD per call."""
     if text is None:
         return None
@@ -64,7 +64,7 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
         )
     if obj.dup is not None:  # json.loads would keep the last price silently
         raise DataError(
-            f"--prices {_prices_shown(text)}: model {obj.dup!r} is priced twice (JSON keeps only the last, "
+            f"--prices {prices_shown(text)}: model {obj.dup!r} is priced twice (JSON keeps only the last, "
             f"{obj[obj.dup]!r}). Fix: give each model one price in --prices."
         )
     for k, v in obj.items():
@@ -76,12 +76,12 @@ def _parse_prices(text: str | None) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in obj.items()}
 
 
-def _prices_shown(text: str) -> str:
+def prices_shown(text: str) -> str:
     """``--prices`` as a message names it: the file, or ``(inline JSON)`` (not the whole object)."""
     return "(inline JSON)" if text.lstrip().startswith("{") else text
 
 
-def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: str = "") -> None:
+def check_priced(pool: list[str], prices: dict[str, float], text: str, also: str = "") -> None:
     """The rule for a pool where some models have no price: stop, naming them (no guessed price).
 
     ``text``: the ``--prices`` argument as given (a file, or inline JSON); ``also``: the command's other fix.
@@ -89,6 +89,6 @@ def _check_priced(pool: list[str], prices: dict[str, float], text: str, also: st
     missing = [m for m in pool if m not in prices]
     if missing:
         raise DataError(
-            f"--prices {_prices_shown(text)} has no price for {len(missing)} of the {len(pool)} pool models: "
+            f"--prices {prices_shown(text)} has no price for {len(missing)} of the {len(pool)} pool models: "
             f"{missing}. Fix: add them to the prices file (USD per call){also}."
         )

@@ -29,7 +29,7 @@ from ._common import (
     progress_lines,
     read_input,
 )
-from ._prices import PRICES_HELP, _check_priced, _parse_prices, _prices_shown
+from ._prices import PRICES_HELP, check_priced, parse_prices, prices_shown
 from ._route_report import TABLE_KEYS as _TABLE_KEYS
 from ._route_report import cost_log as _cost_log
 from ._route_report import fmt as _fmt
@@ -112,7 +112,7 @@ def _route_eval(args) -> int:
         from ..persist import check_save_target
 
         check_save_target(args.save_router, "v0lite-router", flag="--save-router")  # routing's ROUTER_FORMAT
-    prices, shrink = _parse_prices(args.prices), args.shrink  # flags first, then the work
+    prices, shrink = parse_prices(args.prices), args.shrink  # flags first, then the work
     chosen = _pool(args, prices)
     if chosen is not None and args.new_model is not None and args.new_model not in chosen:
         raise DataError(f"--new-model {args.new_model} is not in --pool {args.pool}. Fix: add it to --pool.")
@@ -122,7 +122,7 @@ def _route_eval(args) -> int:
     warn_shared_prompts(args, train, test)  # figures on prompts the routers saw are not held out
     pool = sorted(set(train["policy"].unique().to_list()) & set(test["policy"].unique().to_list()))
     if prices is not None:  # in flag terms, before route_eval says the same of its `prices`
-        _check_priced(pool, prices, args.prices)
+        check_priced(pool, prices, args.prices)
     new_n = None if args.new_model is None else _check_new_model(args, train, test, pool)
     if prices is None:  # in flag terms, in place of route_eval's warning (its fix names prices=)
         _warn_unit_costs(args, train, test)
@@ -270,7 +270,7 @@ def _load_router(args, prices, pool):
         router.set_strategy(args.strategy)
     if prices is not None:  # fixed prices per call replace the per-prompt costs learned from the log
         keep = ", or leave out --prices (the router keeps its learned costs)"
-        _check_priced(list(router.policies_), prices, args.prices, keep)
+        check_priced(list(router.policies_), prices, args.prices, keep)
         before = list(router.policies_)
         router.set_prices(prices)  # as in Python: a priced model the value model holds joins the pool
         joined = router.policies_[len(before) :]
@@ -314,7 +314,7 @@ def _priced_pool(args, value_model, prices: dict[str, float]) -> list[str]:
         return sorted(prices)
     if not pool:
         raise DataError(
-            f"--prices {_prices_shown(args.prices)}: none of its {len(prices)} models has history in the value "
+            f"--prices {prices_shown(args.prices)}: none of its {len(prices)} models has history in the value "
             f"model of {where} (priced: {later[:8]}; it knows {len(known)}: {sorted(known)[:8]}). Fix: add prices "
             "for its models to --prices, or pass --fallback global_mean to route between the priced models."
         )
@@ -335,7 +335,7 @@ def _route(args) -> int:
         check_input(args.cost_log, "--cost-log")
     if args.knob is not None and (args.strategy or args.router is None):  # else: the saved router's, below
         get_strategy(args.strategy or "utility").check_knob(args.knob)
-    prices = _parse_prices(args.prices)
+    prices = parse_prices(args.prices)
     pool = _pool(args, prices)
     frame = as_frame(args.prompts, holds="the prompts to route: a 'prompt' column")  # before any model is loaded
     if "prompt" not in frame.columns:
@@ -360,7 +360,7 @@ def _route(args) -> int:
                 "FILE (its models are the pool)."
             )
         if pool is not None and prices is not None and not args.cost_log:
-            _check_priced(pool, prices, args.prices, ", or leave them out of --pool")
+            check_priced(pool, prices, args.prices, ", or leave them out of --pool")
         model_dir = check_model_dir(args.model_dir)
         value_model = None  # loaded after --cost-log is checked, unless the default pool needs it first
         if pool is None:  # the priced models with history: the model says which

@@ -119,9 +119,7 @@ def strategy_router(router, name):
             value=name,
             fix=f'send "strategy" as one of the valid names: {strategies()}.',
         ) from None
-    r = copy.copy(router)
-    r.strategy_ = strategy
-    return r
+    return copy.copy(router).set_strategy(strategy)  # the library's one way, as `v0lite route --strategy`
 
 
 def strategies() -> list[str]:
