@@ -161,3 +161,19 @@ def test_evaluate_with_the_auto_head_says_which_member_it_served(tmp_path, hist,
     assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0  # a plain head serves itself: no column
     assert json.loads((tmp_path / "r.json").read_text())["served"] == "knn"
     assert "served" not in capsys.readouterr().out.splitlines()[0]
+
+
+def test_queries_before_a_policys_first_checkpoint_are_noted(tmp_path, hist, fake_minilm, capsys):
+    """Probe PS3: queries at a step before every history row of their policy got one value per policy, silently
+    (evaluate then called the head 'does not rank'); predict and evaluate now say how many rows and why."""
+    early = _log({"pol0": [0.0, 1.0]}, 12, "sort the list").with_columns(step=pl.lit(-1, pl.Int64))
+    q = write_log(pl.concat([early, _log({"pol1": [1.0, 0.0]}, 6, "sort the list")]), tmp_path / "q.jsonl")
+    said = "12 of 18 rows ask at a step before their policy's first checkpoint in the history"
+    assert main(["evaluate", str(hist), str(q), "--head", "knn", "--no-baselines", "-q"]) == 0
+    assert f"v0lite evaluate: note: {said}" in capsys.readouterr().err
+    assert main(["fit", str(hist), "--model-dir", str(tmp_path / "m"), "--head", "knn", "-q"]) == 0
+    assert main(["predict", str(q), "--model-dir", str(tmp_path / "m"), "--out", str(tmp_path / "p.jsonl")]) == 0
+    assert f"v0lite predict: note: {said}" in capsys.readouterr().err
+    later = write_log(_log({"pol1": [1.0, 0.0]}, 6, "sort the list"), tmp_path / "later.jsonl")
+    assert main(["evaluate", str(hist), str(later), "--head", "knn", "--no-baselines", "-q"]) == 0
+    assert "first checkpoint" not in capsys.readouterr().err

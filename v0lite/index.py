@@ -268,14 +268,14 @@ class HistoryIndex:
     def dim(self) -> int:
         return self.emb.shape[1]
 
-    def latest_steps(self, policies: Sequence[str]) -> np.ndarray:
-        """Each named policy's latest step, 0 for one without rows: where an outcome without a step is filed
-        (the checkpoint the policy is at, as a query without a step reads every checkpoint)."""
+    def latest_steps(self, policies: Sequence[str], first: bool = False) -> np.ndarray:
+        """Each named policy's latest step (``first``: its first), 0 for one without rows: where an outcome
+        without a step is filed (the checkpoint the policy is at, as a query without a step reads every one)."""
         last = {}
         for p in set(policies):
             code = self.policy_to_code.get(p)
             steps = self.block(code).ustep if code is not None else ()
-            last[p] = int(steps[-1]) if len(steps) else 0
+            last[p] = int(steps[0 if first else -1]) if len(steps) else 0
         return np.array([last[p] for p in policies], np.int64)
 
     def block(self, code: int) -> _Block:

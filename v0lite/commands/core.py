@@ -324,10 +324,23 @@ def _thin_report(model) -> str:
 def fallback_note(args, model, queries) -> int:
     """The number of ``queries`` rows naming a policy with no history in the fitted ``model``, noted on stderr
     when there are any: reaching here with some, ``--fallback`` answered them (predict and evaluate alike)."""
-    unknown = sum(pol not in model.index_.policy_to_code for pol in queries["policy"].to_list())
+    import polars as pl
+
+    index = model.index_
+    unknown = sum(pol not in index.policy_to_code for pol in queries["policy"].to_list())
     if unknown:
         why = f"name a policy with no history: answered by --fallback {model.fallback}"
         note(args, f"{unknown} of {queries.height} rows {why}")
+    if "step" in queries.columns:  # a known policy asked before its first checkpoint reads none of its rows
+        known = queries.filter(pl.col("policy").is_in(list(index.policy_to_code)))
+        first = index.latest_steps(known["policy"].to_list(), first=True)
+        early = int((known["step"].to_numpy() < first).sum())
+        if early:
+            note(
+                args,
+                f"{early} of {queries.height} rows ask at a step before their policy's first checkpoint in the "
+                "history: none of its rows is visible there, so they are predicted as for a policy with no history",
+            )
     return unknown
 
 
