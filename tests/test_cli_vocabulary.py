@@ -119,6 +119,9 @@ def test_input_log_errors_name_the_input_and_its_file(files, capsys, fake_minilm
         (["route-eval", str(hist), str(queries), "--prices", '{"pol0": 1, "pol1": 2}'],
          "--prices (inline JSON) has no price for 1 of the 3 pool models: ['pol2']. Fix: add them to the prices "
          "file (USD per call)."),
+        # probe PS4: the misspelt name that left a model unpriced is named with the one meant
+        (["route-eval", str(hist), str(queries), "--prices", '{"pol0": 1, "pol1": 2, "Pol2": 3}'],
+         "has no price for 1 of the 3 pool models: ['pol2'] ('Pol2' is probably 'pol2'). Fix: add them"),
     ]  # fmt: skip
     guarantees.tick("bad-input cases tried", len(cases) + 2)
     for argv, needle in cases:
