@@ -227,7 +227,7 @@ def test_prices_naming_no_model_are_warned_once_with_the_name_meant_wherever_the
     log = _log()
     vm = _fitted_v0(log)  # knows big, mid, small
     odd = {"Big": 0.9, "smal": 0.2, "brand-new-llm": 0.3}
-    want = r"names 3 policies in neither the pool nor the value model's history, which price nothing: "
+    want = r"the prices name 3 policies in neither the pool nor the value model's history, which price nothing: "
     want += r"\['Big', 'smal', 'brand-new-llm'\] \('Big': did you mean 'big'\?; 'smal': did you mean 'small'\?\)"
     with pytest.warns(V0liteWarning, match=want):
         r = Router(vm, cost_model="fixed", prices={**PRICES3, **odd}).fit()
