@@ -64,3 +64,27 @@ def test_a_refresh_builds_the_touched_policies_search_before_the_swap(tmp_path, 
     finally:
         state.executor.shutdown()
         store.close()
+
+
+def test_stats_is_one_snapshot_of_the_router_and_its_applied_rows(tmp_path):
+    """Issue (a flaky CI run: history_rows 60 short of 120 + applied_rows): /v1/stats read the router, then the
+    store's count in a thread, then applied_rows; a refresh that swapped the router meanwhile gave the router
+    from before the swap and the count from after. Here the swap lands during the store's count."""
+    import httpx
+
+    from tests.serve_util import serve_in_thread
+
+    app = create_app(tiny_router(), data_dir=tmp_path / "store", limits=Limits(refresh_seconds=0.3))
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=20) as c:
+        state = app.state.v0lite
+        rows = [{"policy": "a", "prompt": f"add the numbers case {i}", "score": 1.0} for i in range(3)]
+        grown = state._apply(state.router, rows, warm=False)  # what the next refresh swaps in
+        count = state.store.count
+
+        def count_while_a_refresh_swaps():
+            state.router, state.applied_rows = grown, state.applied_rows + len(rows)
+            return count()
+
+        state.store.count = count_while_a_refresh_swaps
+        st = c.get("/v1/stats").json()
+        assert st["applied_rows"] == 3 and st["history_rows"] == 120 + 3, st

@@ -579,7 +579,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
 
     @app.get("/v1/stats")
     async def stats():
-        return await asyncio.to_thread(state.stats)
+        return state.stats(await asyncio.to_thread(state.feedback_count))  # the rest read on the loop: one snapshot
 
     # -- OpenAI-compatible
     @app.get("/v1/models")

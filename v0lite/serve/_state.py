@@ -602,10 +602,17 @@ class ServeState:
         return [float(v) for v in values]
 
     # -- stats
-    def stats(self) -> dict:
+    def feedback_count(self) -> int:
+        """Rows in the store (a read of the database: run it off the event loop)."""
+        return self.store.count() if self.store is not None else 0
+
+    def stats(self, feedback_rows: int) -> dict:
+        """``/v1/stats``; ``feedback_rows``: :meth:`feedback_count`. Run on the event loop, where the refresh
+        assigns the router and its row count together: read from a thread (around the store's count), the
+        router could be the one before a swap and ``applied_rows`` the one after (history_rows 60 short)."""
         vm = self.router.value_model
         return {
-            "feedback_rows": self.store.count() if self.store is not None else 0,
+            "feedback_rows": feedback_rows,
             "applied_rows": self.applied_rows,
             "pool": self.allowed(),
             "joined": [p for p in self.router.policies_ if p not in self.initial_policies],
