@@ -570,7 +570,7 @@ def test_an_internal_error_answers_500_with_request_id_and_logs_one_traceback(ro
 
     app = create_app(router)
 
-    def broken():
+    def broken(*_):
         raise RuntimeError("a bug")
 
     app.state.v0lite.stats = broken
