@@ -438,7 +438,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
                 keys,
                 df["score"].to_numpy(),
                 # no step: each policy's latest checkpoint (0 for a new or static one), not step 0 before them all
-                self._steps(df, for_query=False) if "step" in df.columns else old.latest_steps(df["policy"].to_list()),
+                self._steps(df, for_query=False) if "step" in df.columns else old.edge_steps(df["policy"].to_list()),
                 df["n"].to_numpy() if "n" in df.columns else None,
             )
             if old.texts is not None:

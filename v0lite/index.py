@@ -268,9 +268,10 @@ class HistoryIndex:
     def dim(self) -> int:
         return self.emb.shape[1]
 
-    def latest_steps(self, policies: Sequence[str], first: bool = False) -> np.ndarray:
-        """Each named policy's latest step (``first``: its first), 0 for one without rows: where an outcome
-        without a step is filed (the checkpoint the policy is at, as a query without a step reads every one)."""
+    def edge_steps(self, policies: Sequence[str], first: bool = False) -> np.ndarray:
+        """Each named policy's latest step (``first``: its first), 0 for one without rows. The latest is where an
+        outcome without a step is filed (the checkpoint the policy is at, as a query without a step reads every
+        one); the first, the step before which a query reads none of its rows."""
         last = {}
         for p in set(policies):
             code = self.policy_to_code.get(p)

@@ -321,9 +321,10 @@ def _thin_report(model) -> str:
     return ", ".join(f"{model.index_.policies[c]} ({counts[c]} rows)" for c in thin)
 
 
-def fallback_note(args, model, queries) -> int:
-    """The number of ``queries`` rows naming a policy with no history in the fitted ``model``, noted on stderr
-    when there are any: reaching here with some, ``--fallback`` answered them (predict and evaluate alike)."""
+def query_notes(args, model, queries) -> int:
+    """What predict and evaluate note of their ``queries`` on stderr: the rows naming a policy with no history in
+    the fitted ``model`` (reaching here, ``--fallback`` answered them; their number is returned), and the rows
+    asked at a step before their policy's first checkpoint."""
     import polars as pl
 
     index = model.index_
@@ -333,7 +334,7 @@ def fallback_note(args, model, queries) -> int:
         note(args, f"{unknown} of {queries.height} rows {why}")
     if "step" in queries.columns:  # a known policy asked before its first checkpoint reads none of its rows
         known = queries.filter(pl.col("policy").is_in(list(index.policy_to_code)))
-        first = index.latest_steps(known["policy"].to_list(), first=True)
+        first = index.edge_steps(known["policy"].to_list(), first=True)
         early = int((known["step"].to_numpy() < first).sum())
         if early:
             note(
@@ -385,7 +386,7 @@ def _predict(args) -> int:
         p = model.predict(queries.select([c for c in QUERY_COLUMNS if c in queries.columns]))
     if "p_success" in queries.columns:  # copied through otherwise: a rerun on an earlier --out would look kept
         note(args, f"QUERIES {args.queries} has a 'p_success' column: --out {args.out} holds the new predictions in it")
-    fallback_note(args, model, queries)
+    query_notes(args, model, queries)
     write_log(queries.with_columns(pl.Series("p_success", p)), args.out)
     print(f"wrote {len(p)} predictions (mean p_success {p.mean():.3f}) to {args.out}")
     return 0
@@ -401,7 +402,7 @@ def _evaluate(args) -> int:
     with _about_queries(args.queries):
         res = evaluate_model(model, history, queries)
     res.update(served(model.head_))  # the auto head: which member made the predictions, as fit says
-    res["fallback_rows"] = fallback_note(args, model, queries)
+    res["fallback_rows"] = query_notes(args, model, queries)
     cols = ["head", "n", "auc", "within_policy_auc", "brier", "ece", "log_loss", "fit_s", "predictions_per_s"]
     if res["served"] != res["head"]:
         cols.insert(1, "served")
