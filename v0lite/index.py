@@ -16,7 +16,9 @@ import numpy as np
 
 from . import _ivf
 from ._exact import top_inner_products
+from ._own_rows import own_groups, own_rows
 from ._registry import unknown_name
+from ._step_chain import StepChain
 from .exceptions import V0liteError
 
 __all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES", "own_rows", "policy_prior", "top_inner_products"]
@@ -119,6 +121,7 @@ class _Block:
         self._max_dup_step = None
         self._layout = None
         self._own = None  # own_rows' sorted (prompt, step) keys and prefix sums, built on first use
+        self._chain = None  # recent_prior's StepChain, built on first use
 
     def global_rows(self, pos: np.ndarray) -> np.ndarray:
         """Global row ids of block positions (-1 stays -1)."""
@@ -351,29 +354,33 @@ class HistoryIndex:
 
     # -- statistics ------------------------------------------------------------------------------
     def recent_prior(self, code: int, step: np.ndarray, shrink: float = 20.0, hide=None) -> np.ndarray:
-        """Mean score at the latest eligible checkpoint, shrunk toward the mean of all eligible rows.
+        """The policy's mean at its latest eligible checkpoint, each checkpoint shrunk toward the one before.
 
         An evolving policy is best described by its latest checkpoint; ``shrink`` rows' worth of
-        the older mean keeps a thin latest checkpoint stable. The result is then shrunk toward
-        the other policies by the eligible row count (:meth:`shrink_to_population`). NaN where
-        nothing is eligible. ``hide=(prompt_rows, mode)``: each query's own rows are left out
-        (:func:`own_rows`).
+        the previous checkpoint's estimate keeps a thin latest checkpoint stable
+        (:class:`~v0lite._step_chain.StepChain`: one success at a new checkpoint moves the prior up
+        from the last one's). The result is then shrunk toward the other policies by the eligible
+        row count (:meth:`shrink_to_population`). NaN where nothing is eligible.
+        ``hide=(prompt_rows, mode)``: each query's own rows are left out (:func:`own_rows`).
         """
         b = self.block(code)
-        cnt, mean_all, _ = self.policy_stats(code, step)
-        j = np.searchsorted(b.ustep, step, side="right") - 1
-        jj = np.maximum(j, 0)
-        n_last = np.where(j >= 0, b.ustep_count[jj], 0) if len(b.ustep) else np.zeros(len(step))
-        m_last = np.where(j >= 0, b.ustep_mean[jj], 0.0) if len(b.ustep) else np.zeros(len(step))
+        step = np.asarray(step)
+        cnt, _, _ = self.policy_stats(code, step)
+        if len(b.ustep) == 0:
+            return np.full(len(step), np.nan)
+        if b._chain is None or b._chain.shrink != float(shrink):
+            b._chain = StepChain(b.ustep_count, b.ustep_count * b.ustep_mean, shrink)
+        jj = np.maximum(np.searchsorted(b.ustep, step, side="right") - 1, 0)
+        prior = b._chain.value[jj]
         if hide is not None:
-            c_own, s_own, _, c_last, s_last = own_rows(self, code, step, hide[0], hide[1])
-            # only where a query has own rows: every other prior stays bit-identical
-            sum_all, sum_last = cnt * mean_all - s_own, n_last * m_last - s_last
-            cnt, n_last = cnt - c_own, n_last - c_last
-            mean_all = np.where(c_own > 0, np.where(cnt > 0, sum_all / np.maximum(cnt, 1), 0.0), mean_all)
-            m_last = np.where(c_last > 0, np.where(n_last > 0, sum_last / np.maximum(n_last, 1), 0.0), m_last)
-        prior = (n_last * m_last + shrink * mean_all) / np.maximum(n_last + shrink, 1e-12)
-        return np.where(cnt > 0, self.shrink_to_population(cnt, prior), np.nan)
+            c_own = own_rows(self, code, step, hide[0], hide[1])[0]
+            has = np.flatnonzero(c_own > 0)  # only where a query has own rows: every other prior stays bit-identical
+            if len(has):
+                gq, ck, gc, gs = own_groups(self, code, step[has], np.asarray(hide[0])[has], hide[1])
+                prior = prior.copy()
+                prior[has] = b._chain.without(jj[has], gq, ck, gc, gs)
+            cnt = cnt - c_own
+        return np.where(cnt > 0, self.shrink_to_population(cnt, np.nan_to_num(prior)), np.nan)
 
     def population(self):
         """``(mu, tau2, sigma2)``: how the policies' mean scores spread, or None (< 3 policies).
@@ -536,58 +543,11 @@ class HistoryIndex:
         return rows, sims
 
 
-def own_rows(index: HistoryIndex, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: str):
-    """What a query's own eligible rows of policy ``code`` add up to: ``(count, sum, sum of squares,
-    count in the latest eligible checkpoint, sum there)``, each of shape (m,).
-
-    ``hide="same_step"``: the rows of the query's (prompt, step); ``"any_step"``: every row of its
-    prompt with step <= t. A prompt outside the history (row -1) has none.
-    """
-    b = index.block(code)
-    m = len(step)
-    zero = np.zeros(m)
-    if len(b) == 0 or hide not in ("same_step", "any_step"):
-        return zero, zero, zero, zero, zero
-    if b._own is None:  # (prompt, step rank) sorted, with prefix sums
-        rank = np.searchsorted(b.ustep, b.steps)
-        key = b.prompt_rows.astype(np.int64) * len(b.ustep) + rank
-        order = np.argsort(key, kind="stable")
-        sc = b.scores[order]
-        b._own = (
-            key[order],
-            np.concatenate([[0.0], np.cumsum(sc)]),
-            np.concatenate([[0.0], np.cumsum(sc**2)]),
-        )
-    key, cs, cs2 = b._own
-    ns = len(b.ustep)
-    le = np.searchsorted(b.ustep, step, side="right")  # unique steps <= t
-    base = np.maximum(prompt_row, 0).astype(np.int64) * ns
-    hi = np.searchsorted(key, base + le)
-    lo_last = np.searchsorted(key, base + np.maximum(le - 1, 0))
-    last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
-    if hide == "any_step":
-        lo = np.searchsorted(key, base)
-        ok_last = le > 0
-    else:  # only the rows at the query's own step, which is the latest eligible one when it has rows
-        lo = np.where(last_is_t, lo_last, hi)
-        ok_last = last_is_t
-    known = prompt_row >= 0
-    lo = np.where(known, lo, hi)
-    lo_last = np.where(known & ok_last, lo_last, hi)
-    return (
-        (hi - lo).astype(np.float64),
-        cs[hi] - cs[lo],
-        cs2[hi] - cs2[lo],
-        (hi - lo_last).astype(np.float64),
-        cs[hi] - cs[lo_last],
-    )
-
-
 def policy_prior(index: HistoryIndex, queries: Queries, hide: str | None = None) -> np.ndarray:
     """Each query's policy prior at its step (nan if nothing is eligible).
 
-    The mean at the latest eligible checkpoint, shrunk toward the mean of all eligible rows
-    (for a static policy, its mean), then toward the other policies by the number of eligible
+    The mean at the latest eligible checkpoint, shrunk toward the estimate at the checkpoint
+    before it (for a static policy, its mean), then toward the other policies by the number of eligible
     rows (see :meth:`HistoryIndex.recent_prior`): a policy added with a handful of
     outcomes is not taken at its word. Used by the features and by every head's fallback,
     so it lives here, below both.

@@ -1,0 +1,114 @@
+"""The prompt-blind policy prior over checkpoints (``_step_chain.StepChain`` through ``policy_prior``).
+
+Each checkpoint's mean is shrunk toward the estimate of the checkpoint before it, so one success at
+a new checkpoint moves the prior up from the last one's; a query's own rows are left out exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from v0lite.index import HistoryIndex, Queries, policy_prior
+
+SHRINK = 20.0  # HistoryIndex.recent_prior's default
+
+
+def _index(policy, prompt_row, score, step, n_prompts=8, n_pol=1):
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((n_prompts, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    keys = [f"{i:064x}" for i in range(n_prompts)]
+    return HistoryIndex(emb, keys, [f"p{i}" for i in range(n_pol)], policy, prompt_row, score, step)
+
+
+def _queries(idx, policy, prompt_row, step):
+    emb = idx.emb[np.maximum(prompt_row, 0)]
+    pol, st, pr = np.asarray(policy, np.int32), np.asarray(step, np.int64), np.asarray(prompt_row, np.int64)
+    return Queries(policy=pol, step=st, emb=emb, prompt_row=pr)
+
+
+def _reference(steps, scores, prompts, t, prow, hide):
+    """The recursion over the eligible checkpoints, written out with a loop."""
+    keep = steps <= t
+    if hide == "any_step":
+        keep &= prompts != prow
+    elif hide == "same_step":
+        keep &= ~((prompts == prow) & (steps == t))
+    p = np.nan
+    for u in np.unique(steps[keep]):
+        sel = keep & (steps == u)
+        m = scores[sel].mean()
+        p = m if np.isnan(p) else (sel.sum() * m + SHRINK * p) / (sel.sum() + SHRINK)
+    return p
+
+
+@pytest.mark.parametrize("hide", [None, "same_step", "any_step"])
+def test_the_prior_is_the_checkpoint_recursion_with_own_rows_left_out(hide):
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        n = int(rng.integers(1, 50))
+        steps = rng.choice(rng.integers(0, 30, size=int(rng.integers(1, 6))), n)
+        prompts, scores = rng.integers(0, 6, n), rng.random(n)
+        # one policy: with fewer than three nothing is shrunk toward the population
+        idx = _index(np.zeros(n, np.int32), prompts, scores, steps)
+        q_step = rng.choice(np.r_[np.unique(steps), np.unique(steps) + 1, [-1]], 25)
+        q_prompt = rng.integers(-1, 7, 25)
+        got = policy_prior(idx, _queries(idx, np.zeros(25), q_prompt, q_step), hide=hide)
+        want = [_reference(steps, scores, prompts, t, p, hide) for t, p in zip(q_step, q_prompt)]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_a_success_at_a_new_checkpoint_raises_the_prior():
+    # an improving policy: 0.2 at step 0, 0.8 at step 1 (40 rows each); the mean of all its rows is 0.5
+    n = 40
+    steps = np.repeat([0, 1], n)
+    scores = np.r_[np.full(n, 0.2), np.full(n, 0.8)]
+    prompts = np.tile(np.arange(8), 10)
+    before = _index(np.zeros(2 * n, np.int32), prompts, scores, steps)
+    after = before.add([], np.zeros((0, 8), np.float32), [], ["p0"], [f"{0:064x}"], [1.0], [2])
+    at1 = policy_prior(before, _queries(before, [0], [-1], [1]))[0]
+    at2 = policy_prior(after, _queries(after, [0], [-1], [2]))[0]
+    assert at2 > at1  # (the mean of all steps, 0.5, would have pulled it down to ~0.52)
+    # and the success's own query, which hides it, gets the last checkpoint's estimate back
+    hidden = policy_prior(after, _queries(after, [0], [0], [2]), hide="same_step")[0]
+    assert hidden == pytest.approx(at1)
+
+
+def test_a_static_policy_gets_its_mean():
+    scores = np.array([0.0, 1.0, 1.0, 0.5])
+    idx = _index(np.zeros(4, np.int32), np.arange(4), scores, np.zeros(4, np.int64))
+    assert policy_prior(idx, _queries(idx, [0], [-1], [0]))[0] == pytest.approx(scores.mean())
+
+
+def _improving_log():
+    """Three static policies and one, 'rl', improving over three checkpoints (0.2, 0.5, 0.8)."""
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    topics = ["add the numbers", "prove the lemma", "sort the list"]
+    prompts = [f"{topics[i % 3]} case {i}" for i in range(30)]
+    rows = [
+        (pol, p, float(rng.binomial(8, sk) / 8), 0) for pol, sk in (("a", 0.3), ("b", 0.5), ("c", 0.7)) for p in prompts
+    ]
+    rows += [
+        ("rl", p, float(rng.binomial(8, sk) / 8), st) for st, sk in ((0, 0.2), (1, 0.5), (2, 0.8)) for p in prompts
+    ]
+    return pl.DataFrame(rows, schema=["policy", "prompt", "score", "step"], orient="row"), prompts
+
+
+# gbdt is left out: it learns from the policy-profile features (the latest checkpoint's count among them),
+# and a learned model promises no direction (it moves the other prompts by -0.006 here)
+@pytest.mark.parametrize("head", ["prior", "knn", "logistic", "ridge", "linear", "irt", "auto"])
+def test_a_logged_success_at_a_new_checkpoint_raises_the_policys_predictions(make_model, head):
+    import polars as pl
+
+    log, prompts = _improving_log()
+    model = make_model(head=head, random_state=0).fit(log)
+    q = pl.DataFrame({"policy": ["rl"] * 29, "prompt": prompts[1:], "step": [3] * 29})
+    before = model.predict(q)
+    model.add_history(pl.DataFrame({"policy": ["rl"], "prompt": [prompts[0]], "score": [1.0], "step": [3]}))
+    after = model.predict(q)
+    # before the fix, shrinking the thin checkpoint toward the mean of every step: about -0.12 on every prompt
+    assert np.all(after >= before - 1e-9), (after - before).min()
+    assert after.mean() > before.mean()
