@@ -342,3 +342,21 @@ def test_a_one_row_or_one_prompt_log_fits_without_numpy_warnings(make_model, hea
             q = log.filter(pl.col("policy").is_in(fit_log["policy"].unique().to_list())).drop("score")
             p = m.predict(q)
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+@pytest.mark.parametrize("head", ["prior", "knn", "linear", "logistic", "ridge", "irt", "gbdt", "auto"])
+def test_a_row_added_after_fit_at_the_querys_own_prompt_and_step_is_never_read(make_model, head):
+    """The step rule for rows that reached a fitted policy through add_history: they are in no table of
+    the fit, and logistic, ridge, irt and auto read them through the prior offset (0.587 after a failure,
+    0.634 after a success, on the same query). Only the pool's spread (HistoryIndex.population), which
+    always reads every row, may still move it (by 1e-4 here)."""
+    from test_step_chain import _improving_log
+
+    log, prompts = _improving_log()
+    q = pl.DataFrame({"policy": ["rl"], "prompt": [prompts[0]], "step": [3]})
+    got = []
+    for score in (0.0, 1.0):
+        m = make_model(head=head, random_state=0).fit(log)
+        m.add_history(pl.DataFrame({"policy": ["rl"], "prompt": [prompts[0]], "score": [score], "step": [3]}))
+        got.append(m.predict(q)[0])
+    assert abs(got[1] - got[0]) < 1e-3, got

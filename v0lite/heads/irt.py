@@ -371,7 +371,8 @@ class IRTHead(BaseHead):
         if m == 0:
             return np.zeros(0)
         first, inv = _distinct_queries(queries.emb, queries.prompt_row)
-        prior = policy_prior(index, queries)
+        # the step rule: a query's own rows added after fit (in no table of the fit) leave its prior too
+        prior = policy_prior(index, queries, hide=exclude)
         off = offset_of(np.nan_to_num(prior, nan=float(index.score.mean()) if index.n_rows else 0.5), "logit")
         code = queries.policy.astype(np.int64)
         known = (code >= 0) & (code < self.n_fitted_)

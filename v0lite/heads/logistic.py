@@ -446,7 +446,9 @@ class LogisticHead(BaseHead):
 
         first, inv = _distinct_queries(queries.emb, queries.prompt_row)
         zu = self.design_.transform(queries.emb[first])  # prompt-level work once per distinct prompt
-        prior = policy_prior(index, queries)
+        # hidden like every head's prior (the step rule): a fitted policy's rows added after fit are in no
+        # table of its solve, so without this a query read its own (prompt, step) outcome through the offset
+        prior = policy_prior(index, queries, hide=exclude)
         # no eligible row: the level predict_unseen gives a policy known only by its name
         off = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
         out = np.zeros(len(queries))
