@@ -18,7 +18,7 @@ def test_fit_glm_matches_a_reference_solver():
     y = (rng.random(300) < 1 / (1 + np.exp(-(Z @ w)))).astype(float)
     lam = 3.0
     args = (Z, np.arange(300), np.zeros(300, np.int64), y, np.zeros(300), 1, lam)
-    W, b, _, _ = fit_glm(*args, max_iter=500, tol=1e-14, level_var=np.inf)  # a free intercept, as sklearn's
+    W, b, _ = fit_glm(*args, max_iter=500, tol=1e-14, level_var=np.inf)  # a free intercept, as sklearn's
     ref = LogisticRegression(C=1 / lam, tol=1e-10, max_iter=1000).fit(Z, y)
     np.testing.assert_allclose(W[0], ref.coef_[0], atol=1e-4)
     np.testing.assert_allclose(b[0], ref.intercept_[0], atol=1e-4)
@@ -27,7 +27,7 @@ def test_fit_glm_matches_a_reference_solver():
     from v0lite.heads._deviation import LEVEL_VAR
 
     s = np.sqrt(lam * LEVEL_VAR)
-    Wd, bd, _, _ = fit_glm(*args, max_iter=500, tol=1e-14)
+    Wd, bd, _ = fit_glm(*args, max_iter=500, tol=1e-14)
     ref = LogisticRegression(C=1 / lam, tol=1e-10, max_iter=1000, fit_intercept=False).fit(np.c_[Z, np.full(300, s)], y)
     np.testing.assert_allclose(Wd[0], ref.coef_[0, :6], atol=1e-4)
     np.testing.assert_allclose(bd[0], ref.coef_[0, 6] * s, atol=1e-4)
@@ -41,7 +41,7 @@ def test_a_policy_whose_outcomes_are_all_one_gets_a_finite_level():
     y = np.r_[np.ones(24), (rng.random(24) < 0.5).astype(float)]
     pol, pr = np.repeat([0, 1], 24), np.tile(np.arange(24), 2)
     off = np.r_[np.full(24, np.log(0.99 / 0.01)), np.zeros(24)]  # the offset of a mean of 1, clipped as offset_of does
-    W, b, _, _ = fit_glm(Z, pr, pol, y, off, 2, 10.0, max_iter=200)
+    W, b, _ = fit_glm(Z, pr, pol, y, off, 2, 10.0, max_iter=200)
     p = 1 / (1 + np.exp(-(off[0] + b[0])))
     assert np.isfinite(b).all() and 0.99 < p < 0.9995, p
 
@@ -50,7 +50,7 @@ def test_identity_link_is_ridge():
     rng = np.random.default_rng(1)
     Z = rng.normal(size=(200, 5))
     y = Z @ rng.normal(size=5) * 0.1 + 0.5 + rng.normal(0, 0.05, 200)
-    W, b, _, _ = fit_glm(
+    W, b, _ = fit_glm(
         Z, np.arange(200), np.zeros(200, np.int64), y, np.zeros(200), 1, 2.0, link="identity", max_iter=200, tol=1e-12
     )
     Zc = Z - Z.mean(0)
@@ -330,7 +330,7 @@ def test_a_hidden_rows_prediction_at_a_weak_penalty_is_its_solve_without_them(ma
         pol = index.policy[keep].astype(np.int64)
         lam = head.alpha_ * np.maximum(np.bincount(pol, None, 3), 1)
         off = offset_of(group_means(index, keep)[keep], "logit")
-        W, b, _, _ = fit_glm(Z, index.prompt_row[keep], pol, index.score[keep], off, 3, lam, max_iter=500, tol=1e-13)
+        W, b, _ = fit_glm(Z, index.prompt_row[keep], pol, index.score[keep], off, 3, lam, max_iter=500, tol=1e-13)
         k, prior = q.policy[i], policy_prior(subindex(index, keep), q.subset(np.array([i])))[0]
         errs.append(abs(p[i] - _sigmoid(Z[q.prompt_row[i]] @ W[k] + b[k] + offset_of(prior, "logit"))))
     assert max(errs) < 0.04 and np.mean(errs) < 0.008, (max(errs), np.mean(errs))

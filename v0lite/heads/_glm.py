@@ -52,15 +52,14 @@ def fit_glm(
     Z, prompt_row, policy, y, offset, n_pol, lam, *, link="logit", W=None, b=None, center=None, max_iter=60, tol=1e-7,
     level_var=LEVEL_VAR
 ):  # fmt: skip
-    """Penalised GLM per policy, every policy at once: returns ``(W, b, hdiag, info)``.
+    """Penalised GLM per policy, every policy at once: returns ``(W, b, info)``.
 
     Minimises, for each policy, the sum over its rows of the log loss (``link="logit"``,
     soft labels) or half the squared error (``"identity"``) plus ``lam / 2 * |w - center|^2``;
     the intercept ``b`` is free under the identity link, ``N(0, level_var)`` under the logit (why:
     a policy whose outcomes are all 1 got p = 1 - 6e-8 where the prior and kNN say 0.997). ``Z`` holds
-    one row per prompt, rows point into it by ``prompt_row``. ``hdiag`` is the diagonal of each
-    policy's Hessian at the last step (the Jacobi preconditioner; no caller reads it since
-    :class:`NewtonRows` replaced the Gram-diagonal leave-a-prompt-out step).
+    one row per prompt, rows point into it by ``prompt_row``. Each Newton step is preconditioned
+    by the diagonal of each policy's Hessian (Jacobi).
     """
     n_p, d = Z.shape
     lam = np.broadcast_to(np.asarray(lam, np.float64), (n_pol,)).copy()
@@ -118,7 +117,7 @@ def fit_glm(
         f = np.where(ok, fn, f)
         if np.all(gain[active] <= tol * np.maximum(np.abs(f[active]), 1.0)):
             break
-    return W, b, hdiag, {"n_iter": it}
+    return W, b, {"n_iter": it}
 
 
 def cv_glm(
@@ -147,7 +146,7 @@ def cv_glm(
         W = b = None
         ntr = np.bincount(policy[tr], None, n_pol).astype(np.float64)
         for a in order:
-            W, b, _, _ = fit_glm(
+            W, b, _ = fit_glm(
                 Z,
                 prompt_row[tr],
                 policy[tr],

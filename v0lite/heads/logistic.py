@@ -94,7 +94,7 @@ def solve_in_context(index, code, step_cut, transform, w0, b0, lam, link="logit"
             P, b_var = _deviation_prior(P, b_var, lam, min(1.0, len(rows) / float(n_fit)), link)
         return _map_glm(transform(index.emb[uprompt])[pr], index.score[rows], off, w0, b0, P, b_var, link)
     off = offset_of(group_means(index, rows)[rows], link)
-    W, b, _, _ = fit_glm(
+    W, b, _ = fit_glm(
         transform(index.emb[uprompt]),
         pr,
         np.zeros(len(rows), np.int64),
@@ -240,7 +240,7 @@ class LogisticHead(BaseHead):
         n = np.bincount(pol, None, n_pol).astype(np.float64)
         off = offset_of(group_means(index, all_rows), link)
         self.lam_ = self.alpha_ * np.maximum(n, 1)
-        self.coef_, self.intercept_, _, _ = fit_glm(Z, pr, pol, y, off, n_pol, self.lam_, link=link)
+        self.coef_, self.intercept_, _ = fit_glm(Z, pr, pol, y, off, n_pol, self.lam_, link=link)
         self.n_fitted_ = n_pol
         # a policy with a few rows is read as one added later, from the pool's base (issue 29)
         self.thin_ = thin_policies(n) if self._uses_items() else np.zeros(n_pol, bool)
