@@ -43,8 +43,12 @@ def _reference(steps, scores, prompts, t, prow, hide):
     return p
 
 
+@pytest.mark.parametrize("chunk", [1 << 20, 3])  # 3 own rows: a big batch's chunks, each query whole
 @pytest.mark.parametrize("hide", [None, "same_step", "any_step"])
-def test_the_prior_is_the_checkpoint_recursion_with_own_rows_left_out(hide):
+def test_the_prior_is_the_checkpoint_recursion_with_own_rows_left_out(hide, chunk, monkeypatch):
+    from v0lite import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_OWN_CHUNK", chunk)
     rng = np.random.default_rng(3)
     for _ in range(60):
         n = int(rng.integers(1, 50))

@@ -57,8 +57,10 @@ class StepChain:
         # the r-th changed checkpoint of each query, r = 0, 1, ...: one vectorised pass per rank
         first = np.r_[0, np.flatnonzero(np.diff(group_query)) + 1]
         rank = np.arange(len(group_query)) - np.repeat(first, np.diff(np.r_[first, len(group_query)]))
-        for r in range(int(rank.max()) + 1):
-            g = np.flatnonzero(rank == r)
+        by_rank = np.argsort(rank, kind="stable")
+        ends = np.cumsum(np.bincount(rank))
+        for r in range(len(ends)):
+            g = by_rank[ends[r - 1] if r else 0 : ends[r]]
             q, ck = group_query[g], group_ck[g]
             p[q] = self._reach(p[q], pos[q], ck - 1)
             n = self.count[ck] - group_count[g]

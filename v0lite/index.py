@@ -94,6 +94,9 @@ def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
     return first, inv.ravel()
 
 
+_OWN_CHUNK = 1 << 20  # own rows per recent_prior chunk when queries' own rows are hidden
+
+
 class _Block:
     """One policy's rows, sorted by step then prompt, with a lazily built faiss index."""
 
@@ -376,9 +379,15 @@ class HistoryIndex:
             c_own = own_rows(self, code, step, hide[0], hide[1])[0]
             has = np.flatnonzero(c_own > 0)  # only where a query has own rows: every other prior stays bit-identical
             if len(has):
-                gq, ck, gc, gs = own_groups(self, code, step[has], np.asarray(hide[0])[has], hide[1])
                 prior = prior.copy()
-                prior[has] = b._chain.without(jj[has], gq, ck, gc, gs)
+                # chunks of about _OWN_CHUNK own rows: a prompt visited at every step of a long run has
+                # hundreds of (query, checkpoint) groups, and all of a big batch's at once would not fit
+                part = np.cumsum(c_own[has]) // _OWN_CHUNK
+                starts = np.flatnonzero(np.r_[True, np.diff(part) > 0])
+                for lo, hi in zip(starts, np.r_[starts[1:], len(has)]):
+                    h = has[lo:hi]
+                    gq, ck, gc, gs = own_groups(self, code, step[h], np.asarray(hide[0])[h], hide[1])
+                    prior[h] = b._chain.without(jj[h], gq, ck, gc, gs)
             cnt = cnt - c_own
         return np.where(cnt > 0, self.shrink_to_population(cnt, np.nan_to_num(prior)), np.nan)
 
