@@ -344,7 +344,9 @@ def test_a_one_row_or_one_prompt_log_fits_without_numpy_warnings(make_model, hea
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
 
 
-@pytest.mark.parametrize("head", ["prior", "knn", "linear", "logistic", "ridge", "irt", "gbdt", "auto"])
+# gbdt is left out: under same_step its policy-profile features keep the query's own row (docs/design.md,
+# "Step rule": its warm episodes were trained so), a 1/n effect (0.003 here)
+@pytest.mark.parametrize("head", ["prior", "knn", "linear", "logistic", "ridge", "irt", "auto"])
 def test_a_row_added_after_fit_at_the_querys_own_prompt_and_step_is_never_read(make_model, head):
     """The step rule for rows that reached a fitted policy through add_history: they are in no table of
     the fit, and logistic, ridge, irt and auto read them through the prior offset (0.587 after a failure,

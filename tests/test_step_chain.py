@@ -109,10 +109,52 @@ def test_a_logged_success_at_a_new_checkpoint_raises_the_policys_predictions(mak
 
     log, prompts = _improving_log()
     model = make_model(head=head, random_state=0).fit(log)
-    q = pl.DataFrame({"policy": ["rl"] * 29, "prompt": prompts[1:], "step": [3] * 29})
+    # every prompt at the next step (the success's own prompt sees it there) and the others at its step
+    q = pl.DataFrame({"policy": ["rl"] * 59, "prompt": prompts + prompts[1:], "step": [4] * 30 + [3] * 29})
     before = model.predict(q)
     model.add_history(pl.DataFrame({"policy": ["rl"], "prompt": [prompts[0]], "score": [1.0], "step": [3]}))
     after = model.predict(q)
-    # before the fix, shrinking the thin checkpoint toward the mean of every step: about -0.12 on every prompt
+    # before the fix, shrinking the thin checkpoint toward the mean of every step: about -0.12 on every prompt;
+    # and knn's weights, relative to the best neighbour, let the success's own row dilute the others: -0.37
     assert np.all(after >= before - 1e-9), (after - before).min()
-    assert after.mean() > before.mean()
+    assert after[0] > before[0] and after.mean() > before.mean()
+
+
+@pytest.mark.parametrize("head", ["prior", "knn", "logistic", "ridge", "linear", "irt", "auto"])
+def test_a_logged_success_for_a_prompt_never_lowers_it_on_a_static_log(make_model, head):
+    """A routing log (no step), the service's feedback: one success for a policy on a prompt new to the
+    history, then that prompt and every other. knn's weights relative to the best neighbour lowered 12 of
+    40 such prompts on the demo log (worst -0.11): the new exact match shrank the others against the prior."""
+    import polars as pl
+
+    log, prompts = _improving_log()
+    log = log.filter(pl.col("policy") != "rl").drop("step")
+    model = make_model(head=head, random_state=0).fit(log)
+    fresh = [f"{p} again, with new numbers" for p in prompts[:10]]
+    for new in fresh:
+        q = pl.DataFrame({"policy": ["a"] * 11, "prompt": [new] + prompts[:10]})
+        before = model.predict(q)
+        after = model.add_history(pl.DataFrame({"policy": ["a"], "prompt": [new], "score": [1.0]})).predict(q)
+        assert after[0] > before[0], (new, before[0], after[0])
+        assert np.all(after >= before - 1e-9), (new, (after - before).min())
+
+
+def test_a_success_alone_at_a_new_checkpoint_is_read_against_the_last_estimate(make_model):
+    """A row's residual is its score minus its checkpoint's level (index.row_base). With the raw mean as
+    that level, a checkpoint holding one row gave it a residual of exactly 0: the success said nothing of
+    its prompt and diluted the neighbours that did (knn, demo log: 0.768 -> 0.760 after a success)."""
+    import copy
+
+    import polars as pl
+
+    from v0lite.data._demo import demo_frames
+
+    hist, queries = demo_frames()[:2]
+    model = make_model(head="knn").fit(hist)
+    fresh = [p for p in queries["prompt"].unique(maintain_order=True).to_list() if p not in set(hist["prompt"])][:20]
+    q = pl.DataFrame({"policy": ["synthetic-tiny"] * len(fresh), "prompt": fresh, "step": [4] * len(fresh)})
+    before = model.predict(q)
+    for i, prompt in enumerate(fresh):
+        m = copy.deepcopy(model)
+        m.add_history(pl.DataFrame({"policy": ["synthetic-tiny"], "prompt": [prompt], "score": [1.0], "step": [3]}))
+        assert m.predict(q[i])[0] > before[i], prompt

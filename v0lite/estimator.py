@@ -105,7 +105,7 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
     >>> X = pl.DataFrame({"policy": ["a", "a", "b", "b"], "prompt": ["2+2?", "Prove FLT.", "2+2?", "Prove FLT."]})
     >>> model = V0Regressor(head="knn", encoder=Symbols(), cache_dir=False).fit(X, [1.0, 0.0, 1.0, 1.0])
     >>> model.predict(pl.DataFrame({"policy": ["a", "b"], "prompt": ["3+3?", "Prove RH."]})).round(2).tolist()
-    [0.75, 1.0]
+    [0.7, 1.0]
     """
 
     def __init__(

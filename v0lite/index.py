@@ -94,6 +94,7 @@ def _distinct_queries(emb: np.ndarray, *labels: np.ndarray):
     return first, inv.ravel()
 
 
+CHECKPOINT_SHRINK = 20.0  # rows' worth of the previous checkpoint's estimate in a checkpoint's level
 _OWN_CHUNK = 1 << 20  # own rows per recent_prior chunk when queries' own rows are hidden
 
 
@@ -117,7 +118,6 @@ class _Block:
         sums = np.add.reduceat(self.scores, start) if len(self.scores) else np.zeros(0)
         self.ustep_mean = sums / np.maximum(ucount, 1)
         self.ustep_count = ucount
-        self.row_step_mean = np.repeat(self.ustep_mean, ucount)
         self._faiss = None
         self._x = None
         self._x_norm = None  # (the vectors it was computed from, max norm)
@@ -125,6 +125,12 @@ class _Block:
         self._layout = None
         self._own = None  # own_rows' sorted (prompt, step) keys and prefix sums, built on first use
         self._chain = None  # recent_prior's StepChain, built on first use
+
+    def chain(self) -> StepChain:
+        """Each checkpoint's level, shrunk toward the one before (built on first use)."""
+        if self._chain is None:
+            self._chain = StepChain(self.ustep_count, self.ustep_count * self.ustep_mean, CHECKPOINT_SHRINK)
+        return self._chain
 
     def global_rows(self, pos: np.ndarray) -> np.ndarray:
         """Global row ids of block positions (-1 stays -1)."""
@@ -356,11 +362,11 @@ class HistoryIndex:
         return out
 
     # -- statistics ------------------------------------------------------------------------------
-    def recent_prior(self, code: int, step: np.ndarray, shrink: float = 20.0, hide=None) -> np.ndarray:
+    def recent_prior(self, code: int, step: np.ndarray, hide=None) -> np.ndarray:
         """The policy's mean at its latest eligible checkpoint, each checkpoint shrunk toward the one before.
 
-        An evolving policy is best described by its latest checkpoint; ``shrink`` rows' worth of
-        the previous checkpoint's estimate keeps a thin latest checkpoint stable
+        An evolving policy is best described by its latest checkpoint; :data:`CHECKPOINT_SHRINK` rows'
+        worth of the previous checkpoint's estimate keeps a thin latest checkpoint stable
         (:class:`~v0lite._step_chain.StepChain`: one success at a new checkpoint moves the prior up
         from the last one's). The result is then shrunk toward the other policies by the eligible
         row count (:meth:`shrink_to_population`). NaN where nothing is eligible.
@@ -371,10 +377,8 @@ class HistoryIndex:
         cnt, _, _ = self.policy_stats(code, step)
         if len(b.ustep) == 0:
             return np.full(len(step), np.nan)
-        if b._chain is None or b._chain.shrink != float(shrink):
-            b._chain = StepChain(b.ustep_count, b.ustep_count * b.ustep_mean, shrink)
         jj = np.maximum(np.searchsorted(b.ustep, step, side="right") - 1, 0)
-        prior = b._chain.value[jj]
+        prior = b.chain().value[jj]
         if hide is not None:
             c_own = own_rows(self, code, step, hide[0], hide[1])[0]
             has = np.flatnonzero(c_own > 0)  # only where a query has own rows: every other prior stays bit-identical
@@ -387,7 +391,7 @@ class HistoryIndex:
                 for lo, hi in zip(starts, np.r_[starts[1:], len(has)]):
                     h = has[lo:hi]
                     gq, ck, gc, gs = own_groups(self, code, step[h], np.asarray(hide[0])[h], hide[1])
-                    prior[h] = b._chain.without(jj[h], gq, ck, gc, gs)
+                    prior[h] = b.chain().without(jj[h], gq, ck, gc, gs)
             cnt = cnt - c_own
         return np.where(cnt > 0, self.shrink_to_population(cnt, np.nan_to_num(prior)), np.nan)
 
@@ -436,7 +440,12 @@ class HistoryIndex:
         return w * mean + (1.0 - w) * mu
 
     def row_base(self, rows: np.ndarray) -> np.ndarray:
-        """For global row ids, the mean score of that row's own (policy, step) group."""
+        """For global row ids, the level of that row's own (policy, checkpoint): a residual's base.
+
+        The checkpoint's mean shrunk toward the checkpoint before it (:meth:`_Block.chain`), as the
+        prior a query there starts from: a thin new checkpoint's one row is read against the last
+        estimate, not against itself (a residual of 0, which said nothing of its prompt).
+        """
         out = np.zeros(rows.shape, np.float64)
         valid = rows >= 0
         if not valid.any():
@@ -448,7 +457,7 @@ class HistoryIndex:
             b = self.block(int(code))
             sel = codes == code
             pos = np.searchsorted(b.ustep, self.step[r[sel]])
-            vals[sel] = b.ustep_mean[pos]
+            vals[sel] = b.chain().value[pos]
         out[valid] = vals
         return out
 

@@ -81,17 +81,15 @@ def oof_simple(index, folds, *, knn_grid=KNN_GRID, ridge=True, only=None):
 def _knn_grid_estimates(resid, sims, valid, prior, grid):
     """:func:`~v0lite.heads.knn.knn_estimate` for every (k, temperature) of ``grid`` at once.
 
-    The weights are relative to the best neighbour, which every k shares, so one exponential per
-    temperature and prefix sums over the neighbours give every k.
+    The weights are absolute (an exact match weighs 1), so one exponential per temperature and
+    prefix sums over the neighbours give every k.
     """
-    s = sims.astype(np.float64)
-    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
+    s = np.minimum(sims.astype(np.float64), 1.0)
     out = np.empty((len(grid), len(prior)))
     by_t = {}
     for c, (k, t) in enumerate(grid):
         if t not in by_t:
-            w = np.exp((s - top) / t) * valid
+            w = np.exp((s - 1.0) / t) * valid
             by_t[t] = (np.cumsum(w * resid, axis=1), np.cumsum(w, axis=1))
         wr, ws = by_t[t]
         kk = min(k, wr.shape[1]) - 1

@@ -10,17 +10,21 @@ from .base import BaseHead
 __all__ = ["KNNHead", "knn_estimate"]
 
 
-def knn_estimate(residuals, sims, valid, prior, *, temperature=0.05, alpha=1.0):
-    """prior + sum(w * r) / (sum(w) + alpha), w = exp((sim - top sim) / temperature).
+def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0):
+    """prior + sum(w * r) / (sum(w) + alpha), w = exp((sim - 1) / temperature).
 
-    ``residuals`` are the neighbours' scores minus their own checkpoint's mean, so outcomes
-    from older checkpoints still say how hard a prompt is. The best neighbour weighs 1 and
-    ``alpha`` is the prior's weight in such neighbours (Beta-style smoothing).
+    ``residuals`` are the neighbours' scores minus their own checkpoint's level, so outcomes
+    from older checkpoints still say how hard a prompt is. A neighbour's weight is absolute: an
+    exact match (similarity 1) counts as one outcome, and ``alpha`` is the prior's weight in such
+    outcomes (Beta-style smoothing). Until 2026-12-07 the weights were relative to the query's
+    best neighbour, so a new closer row (an outcome logged for the prompt itself) shrank every
+    other neighbour's weight against the prior's, and one logged success lowered the prediction
+    it should raise (-0.37 on the demo). Measured on the shared logs, k = 32 (within-model AUC /
+    Brier, relative -> absolute): temperature 0.2, RouterBench 0.6503 / 0.1938 -> 0.6495 / 0.1939,
+    routerdc 0.5706 / 0.2095 -> 0.5709 / 0.2086, the V0 sample 0.678 / 0.0798 -> 0.713 / 0.0773.
     """
-    s = sims.astype(np.float64)
-    top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    w = np.exp((s - top) / temperature) * valid
+    # cosine similarities: at most 1 up to round-off, which must not make a weight exceed an exact match's
+    w = np.exp((np.minimum(sims.astype(np.float64), 1.0) - 1.0) / temperature) * valid
     return prior + (w * residuals).sum(1) / (w.sum(1) + alpha)
 
 
@@ -33,9 +37,10 @@ class KNNHead(BaseHead):
         Neighbours retrieved. ``"cv"``: ``k`` and ``temperature`` are chosen together at fit
         time by the Brier score of out-of-fold predictions on prompt-grouped folds of the
         history (grid :data:`v0lite.heads._oof.KNN_GRID`); the choice is in ``k_`` and ``temperature_``.
-    temperature : float, default 0.05
-        Softness of the similarity weights (in cosine units, relative to the best neighbour);
-        ignored with ``k="cv"``.
+    temperature : float, default 0.2
+        Softness of the similarity weights, in cosine units: a neighbour at similarity ``s``
+        weighs ``exp((s - 1) / temperature)`` outcomes. Ignored with ``k="cv"``. (0.05 until
+        2026-12-07; cross-validation chose 0.2 on all three shared logs.)
     alpha : float, default 1.0
         Strength of the pull toward the policy prior.
 
@@ -47,7 +52,7 @@ class KNNHead(BaseHead):
 
     name = "knn"
 
-    def __init__(self, k=32, temperature=0.05, alpha=1.0):
+    def __init__(self, k=32, temperature=0.2, alpha=1.0):
         super().__init__(k=k, temperature=temperature, alpha=alpha)
 
     def fit(self, index, *, random_state=0, show_progress_bar=False):
