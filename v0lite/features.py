@@ -67,7 +67,7 @@ class _Cache:
 
     def __init__(self, index: HistoryIndex):
         n_p = len(index.keys)
-        self.resid = index.score - index.row_base(np.arange(index.n_rows))
+        self.resid = index.score - index.row_base(np.arange(index.n_rows), raw=True)  # learned inputs: as designed
         self.ustep = np.unique(index.step)
         self.srank = np.searchsorted(self.ustep, index.step)
         ns = len(self.ustep)
