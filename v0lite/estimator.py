@@ -352,8 +352,11 @@ class V0Regressor(WriterLockMixin, RegressorMixin, BaseEstimator):
             p[unknown] = unseen(index, qu)
         # a NaN left for a known policy with no eligible row (a head without a pool base; logistic and ridge
         # answer it as an unseen policy) or an unknown one: the mean of all history; any other is the head's failure
-        empty = unknown | np.isnan(policy_prior(index, q, hide=exclude))
-        bad = np.isnan(p) & ~empty
+        # (asked only of the NaN rows: hiding a prompt's rows at every step costs one pass per visit)
+        bad = np.isnan(p) & ~unknown
+        if bad.any():
+            sub = np.flatnonzero(bad)
+            bad[sub[np.isnan(policy_prior(index, q.subset(sub), hide=exclude))]] = False
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             raise V0liteError(
