@@ -62,8 +62,8 @@ def own_groups(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide:
 
 
 def own_rows(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: str):
-    """What a query's own eligible rows of policy ``code`` add up to: ``(count, sum, sum of squares,
-    count in the latest eligible checkpoint, sum there)``, each of shape (m,).
+    """What a query's own eligible rows of policy ``code`` add up to: ``(count, sum, sum of
+    squares)``, each of shape (m,).
 
     ``hide="same_step"``: the rows of the query's (prompt, step); ``"any_step"``: every row of its
     prompt with step <= t. A prompt outside the history (row -1) has none.
@@ -72,27 +72,16 @@ def own_rows(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: s
     m = len(step)
     zero = np.zeros(m)
     if len(b) == 0 or hide not in ("same_step", "any_step"):
-        return zero, zero, zero, zero, zero
+        return zero, zero, zero
     key, cs, cs2 = _own_table(b)[:3]
     ns = len(b.ustep)
     le = np.searchsorted(b.ustep, step, side="right")  # unique steps <= t
     base = np.maximum(prompt_row, 0).astype(np.int64) * ns
     hi = np.searchsorted(key, base + le)
-    lo_last = np.searchsorted(key, base + np.maximum(le - 1, 0))
-    last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
     if hide == "any_step":
         lo = np.searchsorted(key, base)
-        ok_last = le > 0
     else:  # only the rows at the query's own step, which is the latest eligible one when it has rows
-        lo = np.where(last_is_t, lo_last, hi)
-        ok_last = last_is_t
-    known = prompt_row >= 0
-    lo = np.where(known, lo, hi)
-    lo_last = np.where(known & ok_last, lo_last, hi)
-    return (
-        (hi - lo).astype(np.float64),
-        cs[hi] - cs[lo],
-        cs2[hi] - cs2[lo],
-        (hi - lo_last).astype(np.float64),
-        cs[hi] - cs[lo_last],
-    )
+        last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
+        lo = np.where(last_is_t, np.searchsorted(key, base + np.maximum(le - 1, 0)), hi)
+    lo = np.where(prompt_row >= 0, lo, hi)
+    return (hi - lo).astype(np.float64), cs[hi] - cs[lo], cs2[hi] - cs2[lo]

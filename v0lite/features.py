@@ -210,7 +210,7 @@ def _hide_own(index, code, step, prompt_row, cnt, mean, std):
     """
     from .index import own_rows
 
-    c, s, s2, _, _ = own_rows(index, code, step, prompt_row, "any_step")
+    c, s, s2 = own_rows(index, code, step, prompt_row, "any_step")
     n = cnt - c
     m2 = np.where(n > 0, (cnt * mean - s) / np.maximum(n, 1), 0.0)
     v2 = np.where(n > 0, (cnt * (std**2 + mean**2) - s2) / np.maximum(n, 1) - m2**2, 0.0)
