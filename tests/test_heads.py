@@ -362,3 +362,72 @@ def test_a_row_added_after_fit_at_the_querys_own_prompt_and_step_is_never_read(m
         m.add_history(pl.DataFrame({"policy": ["rl"], "prompt": [prompts[0]], "score": [score], "step": [3]}))
         got.append(m.predict(q)[0])
     assert abs(got[1] - got[0]) < 1e-3, got
+
+
+def _drop_head_meta(path, key):
+    """A saved model folder as an older version wrote it: without ``key`` in its head's meta (resealed)."""
+    import json
+
+    from v0lite.persist import _meta_digest
+
+    mfile = path / "meta.json"
+    meta = json.loads(mfile.read_text())
+    del meta["head"]["meta"][key]
+    meta["meta_sha256"] = _meta_digest(meta)
+    mfile.write_text(json.dumps(meta))
+
+
+def test_a_knn_folder_saved_before_the_absolute_weights_keeps_the_weights_it_was_tuned_for(make_model, tmp_path):
+    """Review R: an older knn folder holds temperature 0.05 (chosen for weights relative to the best
+    neighbour); read with the absolute weights it moved by up to 0.05. It keeps the relative ones and the
+    residuals' raw checkpoint means; an unknown "weights" value is refused."""
+    from v0lite.estimator import V0Regressor
+    from v0lite.exceptions import FormatVersionError
+    from v0lite.index import policy_prior
+
+    log = make_log(n_policies=3, n_prompts=24, steps=True, seed=4)
+    model = make_model(head="knn", head_params={"temperature": 0.05}).fit(log)
+    model.save(tmp_path / "m")
+    _drop_head_meta(tmp_path / "m", "weights")
+    old = V0Regressor.load(tmp_path / "m", encoder=model.encoder)
+    X = log.drop("score")
+    # the pre-2026-12-07 estimate, written out
+    index, q = old.index_, old._queries(X)
+    rows, sims = index.search_queries(q, 32, "same_step")
+    valid = rows >= 0
+    resid = np.where(valid, index.score[np.maximum(rows, 0)] - index.row_base(rows, raw=True), 0.0)
+    s = sims.astype(np.float64)
+    w = np.exp((s - np.where(valid, s, -np.inf).max(1, keepdims=True)) / 0.05) * valid
+    ref = np.clip(policy_prior(index, q, hide="same_step") + (w * resid).sum(1) / (w.sum(1) + 1.0), 0, 1)
+    np.testing.assert_allclose(old.predict(X), ref, atol=1e-12)
+    assert np.abs(model.predict(X) - ref).max() > 1e-3  # the new weights differ: the folder's marker is what chose
+    model.save(tmp_path / "n")
+    _drop_head_meta(tmp_path / "n", "weights")
+    import json
+
+    from v0lite.persist import _meta_digest
+
+    meta = json.loads((tmp_path / "n" / "meta.json").read_text())
+    meta["head"]["meta"]["weights"] = "cubic"
+    meta["meta_sha256"] = _meta_digest(meta)
+    (tmp_path / "n" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(FormatVersionError, match="weights 'cubic'"):
+        V0Regressor.load(tmp_path / "n", encoder=model.encoder)
+
+
+def test_a_linear_folder_saved_before_the_shrunk_levels_hides_rows_as_it_was_fitted(make_model, tmp_path):
+    """Its residual sums were fitted against each checkpoint's raw mean: the rows a query hides are taken
+    out of them on that base (review R: the shrunk base moved such predictions by up to 4e-3)."""
+    from v0lite.estimator import V0Regressor
+
+    log = make_log(n_policies=3, n_prompts=24, steps=True, seed=4)
+    model = make_model(head="linear").fit(log)
+    model.save(tmp_path / "m")
+    assert V0Regressor.load(tmp_path / "m", encoder=model.encoder).head_.raw_base_ is False
+    _drop_head_meta(tmp_path / "m", "residual_base")
+    old = V0Regressor.load(tmp_path / "m", encoder=model.encoder)
+    assert old.head_.raw_base_ is True
+    cnt, rsum = old.head_._same_step_rows(old.index_, old._queries(log.drop("score")))
+    index = old.index_
+    raw = np.bincount(index.prompt_row, index.score - index.row_base(np.arange(index.n_rows), raw=True))
+    assert cnt.sum() == index.n_rows and rsum.sum() == pytest.approx(raw.sum(), abs=1e-9)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from v0lite.index import CHECKPOINT_SHRINK as SHRINK
 from v0lite.index import HistoryIndex, Queries, policy_prior
-
-SHRINK = 20.0  # HistoryIndex.recent_prior's default
 
 
 def _index(policy, prompt_row, score, step, n_prompts=8, n_pol=1):
@@ -35,11 +34,13 @@ def _reference(steps, scores, prompts, t, prow, hide):
         keep &= prompts != prow
     elif hide == "same_step":
         keep &= ~((prompts == prow) & (steps == t))
-    p = np.nan
+    p, e = np.nan, 0.0  # e: the rows' worth behind p, of which the next checkpoint weighs at most SHRINK
     for u in np.unique(steps[keep]):
         sel = keep & (steps == u)
-        m = scores[sel].mean()
-        p = m if np.isnan(p) else (sel.sum() * m + SHRINK * p) / (sel.sum() + SHRINK)
+        n, total = sel.sum(), scores[sel].sum()
+        w = min(SHRINK, e)
+        p = total / n if np.isnan(p) else (total + w * p) / (n + w)
+        e = n + w
     return p
 
 
@@ -50,9 +51,11 @@ def test_the_prior_is_the_checkpoint_recursion_with_own_rows_left_out(hide, chun
 
     monkeypatch.setattr(index_mod, "_OWN_CHUNK", chunk)
     rng = np.random.default_rng(3)
-    for _ in range(60):
-        n = int(rng.integers(1, 50))
-        steps = rng.choice(rng.integers(0, 30, size=int(rng.integers(1, 6))), n)
+    for trial in range(80):
+        # few checkpoints of many rows, and (every other trial) many of a few rows, which the chain walks
+        n = int(rng.integers(1, 50)) if trial % 2 else int(rng.integers(20, 120))
+        n_ck = int(rng.integers(1, 6)) if trial % 2 else int(rng.integers(10, 60))
+        steps = rng.choice(rng.integers(0, 200, size=n_ck), n)
         prompts, scores = rng.integers(0, 6, n), rng.random(n)
         # one policy: with fewer than three nothing is shrunk toward the population
         idx = _index(np.zeros(n, np.int32), prompts, scores, steps)
@@ -77,6 +80,19 @@ def test_a_success_at_a_new_checkpoint_raises_the_prior():
     # and the success's own query, which hides it, gets the last checkpoint's estimate back
     hidden = policy_prior(after, _queries(after, [0], [0], [2]), hide="same_step")[0]
     assert hidden == pytest.approx(at1)
+
+
+def test_a_success_at_a_new_checkpoint_of_a_thin_policy_raises_its_shrunk_prior():
+    """Review R: a policy known from 3 failures among three of 30 rows near 0.8. With the previous
+    estimate counted as 20 rows, the success moved its level by 1/21 while the pool's shrinkage (which
+    counts every row) moved the prior toward the policy's own low level: 0.7259 -> 0.7190."""
+    rng = np.random.default_rng(1)
+    pol = np.r_[np.repeat([0, 1, 2], 30), [3, 3, 3]].astype(np.int32)
+    score = np.r_[(rng.random(90) < 0.8).astype(float), [0.0, 0.0, 0.0]]
+    idx = _index(pol, np.r_[np.tile(np.arange(8), 12)[:90], [0, 1, 2]], score, np.zeros(93, np.int64), n_pol=4)
+    after = idx.add([], np.zeros((0, 8), np.float32), [], ["p3"], [f"{3:064x}"], [1.0], [1])
+    at = [policy_prior(i, _queries(i, [3], [-1], [1]))[0] for i in (idx, after)]
+    assert at[1] > at[0], at
 
 
 def test_a_static_policy_gets_its_mean():

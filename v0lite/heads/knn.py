@@ -10,7 +10,7 @@ from .base import BaseHead
 __all__ = ["KNNHead", "knn_estimate"]
 
 
-def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0):
+def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0, relative=False):
     """prior + sum(w * r) / (sum(w) + alpha), w = exp((sim - 1) / temperature).
 
     ``residuals`` are the neighbours' scores minus their own checkpoint's level, so outcomes
@@ -23,8 +23,11 @@ def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0):
     Brier, relative -> absolute): temperature 0.2, RouterBench 0.6503 / 0.1938 -> 0.6495 / 0.1939,
     routerdc 0.5706 / 0.2095 -> 0.5709 / 0.2086, the V0 sample 0.678 / 0.0798 -> 0.713 / 0.0773.
     """
-    # cosine similarities: at most 1 up to round-off, which must not make a weight exceed an exact match's
-    w = np.exp((np.minimum(sims.astype(np.float64), 1.0) - 1.0) / temperature) * valid
+    s = np.minimum(sims.astype(np.float64), 1.0)  # cosines: round-off must not outweigh an exact match
+    if relative:  # the weights of a folder saved before 2026-12-07 (KNNHead.load), relative to the best neighbour
+        top = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+        s = s - np.where(np.isfinite(top), top, 0.0) + 1.0
+    w = np.exp((s - 1.0) / temperature) * valid
     return prior + (w * residuals).sum(1) / (w.sum(1) + alpha)
 
 
@@ -75,6 +78,7 @@ class KNNHead(BaseHead):
 
     def save(self, path):
         meta = super().save(path)
+        meta["weights"] = getattr(self, "weights_", "absolute")
         if isinstance(self.params["k"], str):
             meta.update(k_=int(self.k_), temperature_=float(self.temperature_))
         return meta
@@ -84,6 +88,17 @@ class KNNHead(BaseHead):
         head = cls(**meta.get("params", {}))
         if "k_" in meta:
             head.k_, head.temperature_ = meta["k_"], meta["temperature_"]
+        # a folder saved before 2026-12-07 has no "weights": its temperature was chosen (or defaulted, 0.05)
+        # for weights relative to the best neighbour, so it keeps them and its residuals' raw checkpoint means
+        weights = meta.get("weights", "relative")
+        if weights not in ("absolute", "relative"):
+            from ..exceptions import FormatVersionError
+
+            raise FormatVersionError(
+                f"knn head: weights {weights!r} is not one this version knows ('absolute', 'relative'). "
+                "Fix: load it with the v0lite version that saved it, or refit."
+            )
+        head.weights_ = weights
         return head
 
     def predict(self, index, queries, *, exclude="same_step"):
@@ -94,8 +109,15 @@ class KNNHead(BaseHead):
         # no policy has more rows than the index: a larger k only pads with -1 (and k = 10^12 would allocate TiB)
         rows, sims = index.search_queries(queries, max(1, min(int(p["k"]), index.n_rows)), exclude)
         valid = rows >= 0
-        resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows), 0.0)
+        relative = getattr(self, "weights_", "absolute") == "relative"
+        resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows, raw=relative), 0.0)
         est = knn_estimate(
-            resid, sims, valid, np.nan_to_num(prior, nan=0.5), temperature=p["temperature"], alpha=p["alpha"]
+            resid,
+            sims,
+            valid,
+            np.nan_to_num(prior, nan=0.5),
+            temperature=p["temperature"],
+            alpha=p["alpha"],
+            relative=relative,
         )
         return np.where(np.isnan(prior), np.nan, np.clip(est, 0.0, 1.0))

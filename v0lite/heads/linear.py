@@ -36,6 +36,7 @@ class LinearHead(BaseHead):
         super().__init__(alpha=alpha)
 
     def fit(self, index, *, random_state=0, show_progress_bar=False):
+        self.raw_base_ = False  # residuals against each checkpoint's shrunk level (index.row_base)
         r = index.score - index.row_base(np.arange(index.n_rows))
         lam = self.params["alpha"] * max(len(r), 1)
         # per-prompt count and residual sum of the fitted rows: the Gram matrix over distinct prompts
@@ -67,7 +68,7 @@ class LinearHead(BaseHead):
             index.emb, index.keys, index.policies, index.policy[rows], index.prompt_row[rows], index.score[rows],
             index.step[rows],
         )  # fmt: skip
-        r = fit_index.score - fit_index.row_base(rows)
+        r = fit_index.score - fit_index.row_base(rows, raw=getattr(self, "raw_base_", False))  # as at fit
         ustep = np.unique(fit_index.step)
         n_p = len(self.prompt_count_)  # the fitted prompts: later ones have no fitted row
         key = (fit_index.policy.astype(np.int64) * n_p + fit_index.prompt_row) * len(ustep)
@@ -123,7 +124,7 @@ class LinearHead(BaseHead):
                 "prompt_sum": self.prompt_sum_,
             },
         )
-        return {"params": self.params}
+        return {"params": self.params, "residual_base": "raw" if getattr(self, "raw_base_", False) else "shrunk"}
 
     @classmethod
     def load(cls, path: Path, meta: dict):
@@ -133,4 +134,6 @@ class LinearHead(BaseHead):
         a = load_arrays(Path(path) / "linear.safetensors")
         head.coef_, head.a_inv_ = a["coef"], a["a_inv"]
         head.prompt_count_, head.prompt_sum_ = a["prompt_count"], a["prompt_sum"]
+        # a folder saved before 2026-12-07 has none: its sums were fitted against each checkpoint's raw mean
+        head.raw_base_ = meta.get("residual_base", "raw") == "raw"
         return head
