@@ -351,7 +351,9 @@ def test_a_row_added_after_fit_at_the_querys_own_prompt_and_step_is_never_read(m
     """The step rule for rows that reached a fitted policy through add_history: they are in no table of
     the fit, and logistic, ridge, irt and auto read them through the prior offset (0.587 after a failure,
     0.634 after a success, on the same query). Only the pool's spread (HistoryIndex.population), which
-    always reads every row, may still move it (by 1e-4 here)."""
+    always reads every row, may still move it (by 1e-4 here); and where the row shares its checkpoint with
+    other rows, that checkpoint's level, which knn's and linear's residuals are read against (review R:
+    -0.005 for knn, -0.003 for linear, as before 2026-12-07; here the row is its checkpoint's only one)."""
     from test_step_chain import _improving_log
 
     log, prompts = _improving_log()

@@ -32,6 +32,20 @@ def _own_table(b):
     return b._own
 
 
+def _key_range(b, step, prompt_row, hide):
+    """Each query's own rows as a range of the table's (prompt, checkpoint) keys: ``[base + first,
+    base + le)``, empty for a prompt outside the history."""
+    le = np.searchsorted(b.ustep, step, side="right")  # checkpoints <= t
+    base = np.maximum(prompt_row, 0).astype(np.int64) * len(b.ustep)
+    if hide == "any_step":
+        first = np.zeros(len(step), np.int64)
+    else:  # only the query's own step, when it is the latest eligible checkpoint
+        last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
+        first = np.where(last_is_t, le - 1, le)
+    first = np.where(prompt_row >= 0, first, le)
+    return base, base + first, base + le
+
+
 def own_groups(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: str):
     """The rows :func:`own_rows` counts, one entry per (query, checkpoint): ``(query, checkpoint
     index, count, sum)``, sorted by query then checkpoint."""
@@ -40,25 +54,13 @@ def own_groups(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide:
     if len(b) == 0 or hide not in ("same_step", "any_step"):
         return empty, empty, np.zeros(0), np.zeros(0)
     _, cs, _, ukey, ustart = _own_table(b)
-    ns = len(b.ustep)
-    le = np.searchsorted(b.ustep, step, side="right")
-    base = np.maximum(prompt_row, 0).astype(np.int64) * ns
-    if hide == "any_step":
-        first = np.zeros(len(step), np.int64)
-    else:  # only the query's own step, when it is the latest eligible checkpoint
-        last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
-        first = np.where(last_is_t, le - 1, le)
-    glo = np.searchsorted(ukey, base + first)
-    ghi = np.where(prompt_row >= 0, np.searchsorted(ukey, base + le), glo)
+    base, lo, hi = _key_range(b, step, prompt_row, hide)
+    glo, ghi = np.searchsorted(ukey, lo), np.searchsorted(ukey, hi)
     size = ghi - glo
     query = np.repeat(np.arange(len(step)), size)
     g = np.repeat(glo, size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))
-    return (
-        query,
-        ukey[g] - base[query],
-        (ustart[g + 1] - ustart[g]).astype(np.float64),
-        cs[ustart[g + 1]] - cs[ustart[g]],
-    )
+    lo, hi = ustart[g], ustart[g + 1]
+    return query, ukey[g] - base[query], (hi - lo).astype(np.float64), cs[hi] - cs[lo]
 
 
 def own_rows(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: str):
@@ -69,19 +71,10 @@ def own_rows(index, code: int, step: np.ndarray, prompt_row: np.ndarray, hide: s
     prompt with step <= t. A prompt outside the history (row -1) has none.
     """
     b = index.block(code)
-    m = len(step)
-    zero = np.zeros(m)
+    zero = np.zeros(len(step))
     if len(b) == 0 or hide not in ("same_step", "any_step"):
         return zero, zero, zero
     key, cs, cs2 = _own_table(b)[:3]
-    ns = len(b.ustep)
-    le = np.searchsorted(b.ustep, step, side="right")  # unique steps <= t
-    base = np.maximum(prompt_row, 0).astype(np.int64) * ns
-    hi = np.searchsorted(key, base + le)
-    if hide == "any_step":
-        lo = np.searchsorted(key, base)
-    else:  # only the rows at the query's own step, which is the latest eligible one when it has rows
-        last_is_t = (le > 0) & (b.ustep[np.maximum(le - 1, 0)] == step)
-        lo = np.where(last_is_t, np.searchsorted(key, base + np.maximum(le - 1, 0)), hi)
-    lo = np.where(prompt_row >= 0, lo, hi)
+    _, lo, hi = _key_range(b, step, prompt_row, hide)
+    lo, hi = np.searchsorted(key, lo), np.searchsorted(key, hi)
     return (hi - lo).astype(np.float64), cs[hi] - cs[lo], cs2[hi] - cs2[lo]

@@ -374,7 +374,7 @@ class HistoryIndex:
         """
         b = self.block(code)
         step = np.asarray(step)
-        cnt, _, _ = self.policy_stats(code, step)
+        cnt = b.cut(step).astype(np.float64)  # eligible rows
         if len(b.ustep) == 0:
             return np.full(len(step), np.nan)
         jj = np.maximum(np.searchsorted(b.ustep, step, side="right") - 1, 0)
