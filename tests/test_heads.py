@@ -433,3 +433,19 @@ def test_a_linear_folder_saved_before_the_shrunk_levels_hides_rows_as_it_was_fit
     index = old.index_
     raw = np.bincount(index.prompt_row, index.score - index.row_base(np.arange(index.n_rows), raw=True))
     assert cnt.sum() == index.n_rows and rsum.sum() == pytest.approx(raw.sum(), abs=1e-9)
+
+
+def test_knn_never_reads_the_querys_own_row_through_its_checkpoints_level(make_model):
+    """Review R: the own (prompt, step) row is hidden from the neighbours and the prior, but it also sat in
+    its checkpoint's level, which the other rows of that checkpoint are read against: 0 -> 1 in that row
+    moved the prediction by -0.005. Only the pool's spread (HistoryIndex.population) may still move it, by
+    what it moves the prompt-blind prior: the neighbours' part no longer moves at all."""
+    log = make_log(n_policies=3, n_prompts=30, steps=True, seed=5)
+    i = 7  # a row sharing its checkpoint with nine others of its policy
+    got = {"knn": [], "prior": []}
+    for v in (0.0, 1.0):
+        changed = log.with_columns(score=pl.when(pl.int_range(pl.len()) == i).then(v).otherwise(pl.col("score")))
+        for head in got:
+            got[head].append(make_model(head=head).fit(changed).predict(changed[i].drop("score"))[0])
+    moved = {head: p[1] - p[0] for head, p in got.items()}
+    assert moved["knn"] == pytest.approx(moved["prior"], abs=1e-9), moved

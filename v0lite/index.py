@@ -367,23 +367,31 @@ class HistoryIndex:
 
         An evolving policy is best described by its latest checkpoint; :data:`CHECKPOINT_SHRINK` rows'
         worth of the previous checkpoint's estimate keeps a thin latest checkpoint stable
-        (:class:`~v0lite._step_chain.StepChain`: one success at a new checkpoint moves the prior up
-        from the last one's). The result is then shrunk toward the other policies by the eligible
+        (:meth:`checkpoint_level`). The result is then shrunk toward the other policies by the eligible
         row count (:meth:`shrink_to_population`). NaN where nothing is eligible.
         ``hide=(prompt_rows, mode)``: each query's own rows are left out (:func:`own_rows`).
+        """
+        level, cnt = self.checkpoint_level(code, step, hide)
+        return np.where(cnt > 0, self.shrink_to_population(cnt, np.nan_to_num(level)), np.nan)
+
+    def checkpoint_level(self, code: int, step: np.ndarray, hide=None):
+        """``(level, count)``: the policy's level at each query's latest eligible checkpoint
+        (:class:`~v0lite._step_chain.StepChain`: one success at a new checkpoint moves it up from the last
+        one's), not yet shrunk toward the other policies, and the eligible rows it rests on; with
+        ``hide``, without each query's own rows. NaN (count 0) where nothing is eligible.
         """
         b = self.block(code)
         step = np.asarray(step)
         cnt = b.cut(step).astype(np.float64)  # eligible rows
         if len(b.ustep) == 0:
-            return np.full(len(step), np.nan)
+            return np.full(len(step), np.nan), cnt
         jj = np.maximum(np.searchsorted(b.ustep, step, side="right") - 1, 0)
-        prior = b.chain().value[jj]
+        level = b.chain().value[jj]
         if hide is not None:
             c_own = own_rows(self, code, step, hide[0], hide[1])[0]
-            has = np.flatnonzero(c_own > 0)  # only where a query has own rows: every other prior stays bit-identical
+            has = np.flatnonzero(c_own > 0)  # only where a query has own rows: every other level stays bit-identical
             if len(has):
-                prior = prior.copy()
+                level = level.copy()
                 # chunks of about _OWN_CHUNK own rows: a prompt visited at every step of a long run has
                 # hundreds of (query, checkpoint) groups, and all of a big batch's at once would not fit
                 part = np.cumsum(c_own[has]) // _OWN_CHUNK
@@ -391,9 +399,9 @@ class HistoryIndex:
                 for lo, hi in zip(starts, np.r_[starts[1:], len(has)]):
                     h = has[lo:hi]
                     gq, ck, gc, gs = own_groups(self, code, step[h], np.asarray(hide[0])[h], hide[1])
-                    prior[h] = b.chain().without(jj[h], gq, ck, gc, gs)
+                    level[h] = b.chain().without(jj[h], gq, ck, gc, gs)
             cnt = cnt - c_own
-        return np.where(cnt > 0, self.shrink_to_population(cnt, np.nan_to_num(prior)), np.nan)
+        return np.where(cnt > 0, level, np.nan), cnt
 
     def population(self):
         """``(mu, tau2, sigma2)``: how the policies' mean scores spread, or None (< 3 policies).

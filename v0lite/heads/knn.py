@@ -31,6 +31,19 @@ def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0, r
     return prior + (w * residuals).sum(1) / (w.sum(1) + alpha)
 
 
+def _own_level_shift(index, queries):
+    """Each query's checkpoint level minus that level without its own (prompt, step) rows (0: none)."""
+    out = np.zeros(len(queries))
+    for code in np.unique(queries.policy):
+        if code < 0:
+            continue
+        qi = np.flatnonzero(queries.policy == code)
+        step, hide = queries.step[qi], (queries.prompt_row[qi], "same_step")
+        full, hidden = index.checkpoint_level(int(code), step)[0], index.checkpoint_level(int(code), step, hide)[0]
+        out[qi] = np.nan_to_num(full - hidden)  # nothing left without them: no neighbour there either
+    return out
+
+
 class KNNHead(BaseHead):
     """kNN over the policy's own eligible history.
 
@@ -111,6 +124,12 @@ class KNNHead(BaseHead):
         valid = rows >= 0
         relative = getattr(self, "weights_", "absolute") == "relative"
         resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows, raw=relative), 0.0)
+        if exclude == "same_step" and not relative:
+            # the query's own (prompt, step) rows also sit in its checkpoint's level, which the other rows of
+            # that checkpoint are read against: read them against the level without those rows
+            shift = _own_level_shift(index, queries)
+            at_own = valid & (index.step[np.maximum(rows, 0)] == queries.step[:, None]) & (shift != 0)[:, None]
+            resid = np.where(at_own, resid + shift[:, None], resid)
         est = knn_estimate(
             resid,
             sims,
