@@ -20,7 +20,6 @@ from fastapi import Request  # this module is imported only once the serve extra
 
 from .._log_warnings import near_names
 from ..exceptions import DataError, EncoderLoadError, EncoderMismatchError, V0liteError
-from ..log import is_blank
 from ._auth import KeyChecker, read_api_keys
 from ._chat import chat_completion
 
@@ -29,6 +28,7 @@ from ._models import ApiError, ChatRequest, FeedbackRequest, PredictRequest, Rou
 from ._preflight import check_bind  # re-exported: kept free of FastAPI for the CLI's first check
 from ._requests import (
     check_count,
+    check_feedback_rows,
     check_names,
     check_outcome_rows,
     check_pairs,
@@ -530,30 +530,7 @@ def _build(state: ServeState, keys: KeyChecker, cors_origins: list[str]):
         await state.wait_ready()  # the names below are checked against the replayed store's
         known = state.known_policies()
         accepted = set(known) | set(state.upstreams) | set(declared)
-        for i, r in enumerate(rows):
-            for f in ("policy", "prompt"):
-                if is_blank(r[f]):  # the log's own rule: invisible format characters only count too
-                    where = f"outcomes[{i}].{f}"
-                    raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
-            check_policy_name(r["policy"], f"outcomes[{i}].policy")
-            if r["policy"] not in accepted and await asyncio.to_thread(state.stored_not_applied, r["policy"]):
-                accepted.add(r["policy"])  # declared in an acknowledged batch the refresh has not applied yet
-            if r["policy"] not in accepted:
-                names = sorted(set(known) | set(state.upstreams))
-                where, shown = f"outcomes[{i}].policy", names[:20] + (["..."] if len(names) > 20 else [])
-                near = near_names([r["policy"]], names)
-                mean = f" Did you mean {near[r['policy']]!r}?" if near else ""
-                raise ApiError(
-                    422,
-                    f"{where}: {r['policy']!r} is not a model this server knows (its history and upstreams hold "
-                    f"{shown}), so it reads as a typo.{mean}",
-                    param=where,
-                    value=r["policy"],
-                    fix=f'correct the name; or, for a new model, list it in "new_policies": ["{r["policy"]}"] '
-                    '(or add it to the upstreams file with its "price").',
-                )
-            if len(r["prompt"]) > state.limits.max_prompt_chars:
-                check_prompts(state, [r["prompt"]], f"outcomes[{i}].prompt", True)
+        await check_feedback_rows(state, rows, accepted, known)
         # the library's own check of outcome rows, the one add_history runs: a row the refresh would
         # reject never reaches the store (it would block every later row)
         await asyncio.to_thread(check_outcome_rows, state, rows)
