@@ -106,7 +106,10 @@ def _real_prompts(n: int, seed: int) -> tuple[list[str], str]:
         except Exception:  # noqa: BLE001 - fall back to generated prompts
             prompts = []
     if len(prompts) < n:
-        log = datasets.make_demo_log(n_prompts=max(n, 100), random_state=seed)
+        n_topics = 6  # make_demo_log's default: it takes prompts per topic
+        log = datasets.make_demo_log(
+            n_topics=n_topics, n_prompts_per_topic=-(-max(n, 100) // n_topics), random_state=seed
+        )
         prompts = sorted(set(log["prompt"].to_list()))
         src = "generated (make_demo_log)"
     rng = np.random.default_rng(seed)

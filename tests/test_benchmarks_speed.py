@@ -49,6 +49,15 @@ def test_real_prompts_counts_warnings_without_silencing_the_process(monkeypatch,
     assert "2 x UserWarning" in capsys.readouterr().out
 
 
+def test_real_prompts_without_the_data_folder_are_generated(monkeypatch):
+    """No ../shared/data (a clean clone): the recall prompts come from make_demo_log, as many as asked."""
+    monkeypatch.setenv("V0LITE_DATA", "/nonexistent-v0lite-data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the data folder's absence is warned about
+        prompts, src = speed._real_prompts(500, seed=1)
+    assert src == "generated (make_demo_log)" and len(set(prompts)) == 500
+
+
 # -- benchmarks/_speed_baselines.py: the same-run baselines -----------------------------------
 def _history(seed=0, n=60, dim=8, n_pol=2, n_steps=4):
     rng = np.random.default_rng(seed)
