@@ -111,3 +111,39 @@ def test_exact_prefixes_stay_exact_and_keep_their_vectors(trains):
     got = early.search(0, q, np.zeros(100, np.int64), none, K)
     np.testing.assert_array_equal(got[0], _fresh(early).search(0, q, np.zeros(100, np.int64), none, K)[0])
     assert early.block(0).exact_vectors(early.emb) is not x
+
+
+def test_a_block_grown_at_its_end_extends_its_index_without_training(trains):
+    """RL's add (a later step) within the same power of two adds the rows to a copy of the old index, with no
+    k-means; it searches as a fresh index; the old index, still searched by the old model, is not touched."""
+    old = _searched(_history(False, n=1100), t=4)  # 1,100 rows: trained on the first 1,024
+    before = old.search(0, old.emb[1500:1600], np.full(100, 99), np.full(100, -1), K)
+    assert len(trains) == 1
+    grown = _searched(_add(old, np.arange(1000, 1050), 5))
+    grown = _searched(_add(_add(grown, np.arange(1050, 1060), 6), np.arange(1060, 1061), 7))  # two adds, one search
+    assert len(trains) == 1, "a block grown at its end was trained again"
+    assert grown.block(0).faiss_index(grown.emb).ntotal == 1161
+    q, none = grown.emb[1500:1600], np.full(100, -1)
+    for t in (0, 4, 5, 7):
+        steps = np.full(len(q), t)
+        got, ref = grown.search(0, q, steps, none, K), _fresh(grown).search(0, q, steps, none, K)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+    after = old.search(0, old.emb[1500:1600], np.full(100, 99), np.full(100, -1), K)
+    np.testing.assert_array_equal(before[0], after[0])
+    assert old.block(0).faiss_index(old.emb).ntotal == 1100
+    _finds_itself(grown, np.arange(1100, 1161))
+
+
+@pytest.mark.parametrize("case", ["among the old rows", "past a power of two"])
+def test_a_block_grown_otherwise_is_built_again(trains, case):
+    """Rows added among the old ones (an earlier step) move old positions; a block past a power of two
+    trains on more rows: both build a fresh index, as a fresh model would."""
+    among = case == "among the old rows"
+    old = _searched(_history(False, n=1100 if among else 1000))  # 1,100 + 40 rows stay under 2,048
+    n0 = len(trains)
+    grown = _searched(_add(old, np.arange(1000, 1040), 2 if among else 9))
+    assert len(trains) == n0 + 1
+    q, none = grown.emb[1500:1600], np.full(100, -1)
+    got, ref = grown.search(0, q, np.full(100, 99), none, K), _fresh(grown).search(0, q, np.full(100, 99), none, K)
+    np.testing.assert_array_equal(got[0], ref[0])

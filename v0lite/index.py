@@ -119,6 +119,7 @@ class _Block:
         self.ustep_mean = sums / np.maximum(ucount, 1)
         self.ustep_count = ucount
         self._faiss = None
+        self._grows = None  # an older block's IVF index over this block's first rows (adopt), extended once
         self._x = None
         self._x_norm = None  # (the vectors it was computed from, max norm)
         self._max_dup_step = None
@@ -184,20 +185,30 @@ class _Block:
         assume_sorted=True)`` (:mod:`v0lite._ivf`). A grown block trains its own (why: :mod:`v0lite._ivf`).
         """
         if self._faiss is None and len(self) > APPROX_THRESHOLD:
-            self._faiss = _ivf.build(emb, self.prompt_rows)
+            old, self._grows = self._grows, None
+            if old is not None and _ivf.train_rows(old.ntotal) == _ivf.train_rows(len(self)):
+                self._faiss = _ivf.extend(old, emb, self.prompt_rows, old.ntotal)
+            else:
+                self._faiss = _ivf.build(emb, self.prompt_rows)
         return self._faiss
 
     def carry(self, n_rows: int):
-        """``(n_rows, exact vectors or None)``: what a grown copy may reuse; ``n_rows``: the old index's rows."""
-        return n_rows, self._x
+        """``(n_rows, exact vectors or None, IVF index or None)``: what a grown copy may reuse;
+        ``n_rows``: the old index's rows. An IVF index not built yet passes on the one it would grow from."""
+        return n_rows, self._x, self._faiss if self._faiss is not None else self._grows
 
-    def adopt(self, n_rows: int, x) -> None:
-        """Reuse an older block's exact vectors ``x`` where no row was added among their positions.
+    def adopt(self, n_rows: int, x, ivf=None) -> None:
+        """Reuse an older block's exact vectors ``x`` where no row was added among their positions, and
+        grow its IVF index ``ivf`` (at the first search) where every added row comes after its rows.
 
-        The older block's rows are this block's rows with a global id below ``n_rows``.
+        The older block's rows are this block's rows with a global id below ``n_rows``: where the first
+        ``len(older block)`` positions all hold one, they are the older block's rows in its order (the
+        sort is stable and the older rows come first in the index).
         """
         if x is not None and len(x) == min(len(self), APPROX_THRESHOLD) and (self.rows[: len(x)] < n_rows).all():
             self._x = x
+        if ivf is not None and (self.rows[: ivf.ntotal] < n_rows).all():
+            self._grows = ivf
 
     def max_dup_step(self) -> int:
         """Most rows sharing one (prompt, step): hits to skip under exclude="same_step"."""
