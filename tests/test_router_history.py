@@ -222,7 +222,7 @@ def test_router_add_history_warns_once_about_a_known_name_written_another_way():
 def test_prices_naming_no_model_are_warned_once_with_the_name_meant_wherever_the_router_takes_them():
     """Probe FR 2: a misspelt, a case-variant or an unknown name in prices priced nothing, silently, in
     Router(cost_model="fixed", prices=...).fit(), Router(prices=...).fit(log) and set_prices. One check now."""
-    from v0lite.routing._pool import _near_name
+    from v0lite._log_warnings import meant_name
 
     log = _log()
     vm = _fitted_v0(log)  # knows big, mid, small
@@ -240,7 +240,7 @@ def test_prices_naming_no_model_are_warned_once_with_the_name_meant_wherever_the
         warnings.simplefilter("error")  # every name a pool model: nothing to say
         r.set_prices(PRICES3)
         Router(vm, policies=["big", "mid"], cost_model="fixed", prices=PRICES3).fit()  # small: in the history
-    assert _near_name("gpt-4-1106-previwe", {"gpt-4-1106-preview", "gpt-4-0613"}) == "gpt-4-1106-preview"
-    assert _near_name("GPT-4-1106-preview", {"gpt-4-1106-preview"}) == "gpt-4-1106-preview"
-    assert _near_name("gpt-4-0314", {"gpt-4-0613"}) is None  # another version, not a typo
-    assert _near_name("brand-new-llm", {"gpt-4-0613"}) is None
+    assert meant_name("gpt-4-1106-previwe", {"gpt-4-1106-preview", "gpt-4-0613"}) == "gpt-4-1106-preview"
+    assert meant_name("GPT-4-1106-preview", {"gpt-4-1106-preview"}) == "gpt-4-1106-preview"
+    assert meant_name("gpt-4-0314", {"gpt-4-0613"}) is None  # another version, not a typo
+    assert meant_name("brand-new-llm", {"gpt-4-0613"}) is None

@@ -132,6 +132,22 @@ def near_names(unknown, known) -> dict:
     return {u: table[norm(u)] for u in unknown if norm(u) in table and table[norm(u)] != u}
 
 
+def meant_name(name: str, known) -> str | None:
+    """The known name ``name`` was probably meant to be: the same but for case, spaces or width
+    (:func:`near_names`), else one spelled alike (a letter swapped or dropped); None when none is. Names that
+    differ only in digits are other versions (``gpt-4-0613``, ``gpt-4-1106``), not a typo."""
+    import difflib
+    import re
+
+    near = near_names([name], known).get(name)
+    if near:
+        return near
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+    if not close or re.sub(r"\d+", "#", close[0]) == re.sub(r"\d+", "#", name):
+        return None
+    return close[0]
+
+
 def unknown_policy_error(policies: pl.Series, unknown_mask, known, fix: str, *, where: str = ""):
     """The error for query policies with no history (``fallback="error"``): the first such row of the caller's
     frame, how many names are unknown (five shown), the known name meant when one differs only by case,

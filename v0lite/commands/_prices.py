@@ -86,13 +86,13 @@ def check_priced(pool: list[str], prices: dict[str, float], text: str, also: str
 
     ``text``: the ``--prices`` argument as given (a file, or inline JSON); ``also``: the command's other fix.
     """
-    from ..routing._pool import _near_name
+    from .._log_warnings import meant_name
 
     missing = [m for m in pool if m not in prices]
     if missing:
         # a misspelt name in the file is the likely cause: say which one was meant
         spare = [p for p in prices if p not in pool]
-        meant = {s: m for s in spare if (m := _near_name(s, missing)) is not None}
+        meant = {s: m for s in spare if (m := meant_name(s, missing)) is not None}
         said = "; ".join(f"{s!r} is probably {m!r}" for s, m in meant.items())
         raise DataError(
             f"--prices {prices_shown(text)} has no price for {len(missing)} of the {len(pool)} pool models: "

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
+from .._log_warnings import meant_name
 from ..exceptions import DataError, ParameterError, V0liteWarning
 
 __all__ = ["restrict_pool", "check_test_coverage", "SparseTestError", "MIN_TEST"]
@@ -157,24 +158,6 @@ def default_pool(value_model, prices: dict) -> list[str]:
     return pool
 
 
-def _near_name(name: str, known) -> str | None:
-    """The known name ``name`` was probably meant to be: the same but for case, spaces or width
-    (:func:`near_names`), else one spelled alike (a letter swapped or dropped); None when none is. Names that
-    differ only in digits are other versions (``gpt-4-0613``, ``gpt-4-1106``), not a typo."""
-    import difflib
-    import re
-
-    from .._log_warnings import near_names
-
-    near = near_names([name], known).get(name)
-    if near:
-        return near
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
-    if not close or re.sub(r"\d+", "#", close[0]) == re.sub(r"\d+", "#", name):
-        return None
-    return close[0]
-
-
 def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3, also_known=()) -> None:
     """Warn (:class:`V0liteWarning`) of the names of ``prices`` in neither ``pool`` nor the value model's
     history (only the pool when it does not say) nor ``also_known``: a typo, a case variant or an unknown
@@ -186,7 +169,7 @@ def warn_unused_prices(prices: dict, pool, value_model, stacklevel: int = 3, als
     unused = [p for p in prices if p not in known]
     if not unused:
         return
-    near = {u: m for u in unused if (m := _near_name(u, known)) is not None}
+    near = {u: m for u in unused if (m := meant_name(u, known)) is not None}
     meant = "; ".join(f"{u!r}: did you mean {m!r}?" for u, m in near.items())
     where = "in neither the pool nor the value model's history" if held is not None else "not in the pool"
     warnings.warn(
