@@ -449,3 +449,22 @@ def test_knn_never_reads_the_querys_own_row_through_its_checkpoints_level(make_m
             got[head].append(make_model(head=head).fit(changed).predict(changed[i].drop("score"))[0])
     moved = {head: p[1] - p[0] for head, p in got.items()}
     assert moved["knn"] == pytest.approx(moved["prior"], abs=1e-9), moved
+
+
+def test_knn_cold_never_reads_the_prompts_rows_through_the_checkpoint_levels(make_model):
+    """exclude_own_prompt=True hides the prompt's rows at every step from the neighbours and the prior, but
+    each sat in its checkpoint's level (and, through the chain, in every later one), which the neighbours
+    there are read against: 0 -> 1 in the prompt's step-0 row moved a step-2 cold prediction by -0.031.
+    Only the pool's spread may still move it, by what it moves the prompt-blind prior."""
+    log = pl.concat(
+        [make_log(n_policies=3, n_prompts=30, seed=s).with_columns(step=pl.lit(s)) for s in range(3)]
+    )  # every prompt at steps 0, 1 and 2
+    at = (pl.col("policy") == "pol0") & (pl.col("prompt") == log["prompt"][5])
+    query = log.filter(at & (pl.col("step") == 2)).drop("score")
+    got = {"knn": [], "prior": []}
+    for v in (0.0, 1.0):
+        changed = log.with_columns(score=pl.when(at & (pl.col("step") == 0)).then(v).otherwise(pl.col("score")))
+        for head in got:
+            got[head].append(make_model(head=head).fit(changed).predict(query, exclude_own_prompt=True)[0])
+    moved = {head: p[1] - p[0] for head, p in got.items()}
+    assert moved["knn"] == pytest.approx(moved["prior"], abs=1e-9), moved
