@@ -11,6 +11,8 @@ Datasets (found via $V0LITE_DATA, else ../shared/data; each skipped with a messa
   prompts (each prompt's own earlier visits hidden).
 
 Metrics: AUC (positive = score >= 0.5), within-policy AUC, Brier, ECE, fit seconds, predictions/s.
+Heads: every head, the default ``auto`` among them; a second table reads ``auto`` against the best
+simple peer of the same run (prior, knn, the pooled ridge ``linear``, per-policy ``logistic``) per dataset.
 
     python benchmarks/quality.py [--quick] [--heads prior,knn,...] [--datasets v0,routerdc,oneshot] [--no-write]
 
@@ -41,7 +43,11 @@ from v0lite.data import (  # noqa: E402
 from v0lite.estimator import V0Regressor  # noqa: E402
 from v0lite.metrics import auc, brier, ece, within_policy_auc  # noqa: E402
 
-HEADS = ["prior", "knn", "linear", "gbdt", "transformer", "ensemble"]
+HEADS = ["prior", "knn", "linear", "logistic", "gbdt", "transformer", "ensemble", "auto"]
+DEFAULT = "auto"  # V0Regressor's default head
+# the simple peers a user could write (v0lite.baselines.BASELINES' heads at their defaults): the default
+# head's figures are read against the best of them on the same rows, from the same run
+PEERS = ("prior", "knn", "linear", "logistic")
 # --datasets name -> its folder under the data root
 FOLDERS = {"v0": "v0-dapomath", "routerdc": "routerdc-7model", "oneshot": "oneshot-rlvr-dsr-sub"}
 
@@ -261,6 +267,33 @@ def _markdown(rows):
     return "\n".join(out)
 
 
+def peer_table(rows):
+    """Per dataset: the default head against the best simple peer of the same run, on AUC and Brier.
+
+    Empty when the run had no default head or no peer (``--heads``).
+    """
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        mine = {r["head"]: r for r in rows if r["dataset"] == ds}
+        peers = [mine[h] for h in PEERS if h in mine]
+        if DEFAULT not in mine or not peers:
+            continue
+        d = mine[DEFAULT]
+        cells = [ds]
+        for metric, best in (("auc", max), ("brier", min)):
+            ok = [p for p in peers if np.isfinite(p[metric])]
+            if not ok or not np.isfinite(d[metric]):
+                cells += ["nan", "-", "nan"]
+                continue
+            b = best(ok, key=lambda p: p[metric])
+            cells += [f"{d[metric]:.3f}", f"{b[metric]:.3f} ({b['head']})", f"{d[metric] - b[metric]:+.3f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    if not out:
+        return ""
+    head = f"| dataset | {DEFAULT} AUC | best peer AUC | difference | {DEFAULT} Brier | best peer Brier | difference |"
+    return "\n".join([head, "|" + "---|" * 7, *out])
+
+
 def present_datasets(sets, root, log=print):
     """The names of ``sets`` whose folder is under ``root``; a message for each one skipped."""
     out = []
@@ -314,6 +347,9 @@ def main(argv=None):
         rows += bench_routerdc(heads, root, args.quick, args.lopo_policies)
     if "oneshot" in sets:
         rows += bench_oneshot(heads, root, args.quick, unseen=args.unseen)
+    peers = peer_table(rows)
+    if peers:
+        print(peers)
     if not args.no_write:
         cmd = command_line("quality.py", argv)
         body = (
@@ -322,6 +358,12 @@ def main(argv=None):
             f"(CV: mean per fold); pred_per_s = predictions per second with prompts already embedded.\n\n"
             + _markdown(rows)
         )
+        if peers:
+            body += (
+                f"\n\nThe default head (`{DEFAULT}`) against the best simple peer of this run (of "
+                f"{', '.join(PEERS)}; `linear` is the pooled ridge) on each metric (AUC: higher is better; "
+                "Brier: lower is better):\n\n" + peers
+            )
         name = "quality-" + "-".join(sets)
         write_section(name, f"Prediction quality (issues 2 and 3): {', '.join(sets)}", body)
     return 0

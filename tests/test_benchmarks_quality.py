@@ -33,3 +33,19 @@ def test_missing_dataset_folders_are_skipped_with_a_message(tmp_path, monkeypatc
     for name in ("v0", "routerdc", "oneshot"):
         assert f"dataset {name!r} skipped: {empty / quality.FOLDERS[name]} not found" in out
     assert "nothing written" in out
+
+
+def test_the_default_head_is_read_against_the_best_peer_of_the_same_rows():
+    """peer_table: per dataset, auto's AUC and Brier beside the best of the simple peers (highest AUC, lowest
+    Brier, each its own head), the difference signed so that positive AUC / negative Brier is auto's lead."""
+    rows = [
+        {"dataset": "d1", "head": "prior", "auc": 0.70, "brier": 0.10},
+        {"dataset": "d1", "head": "knn", "auc": 0.72, "brier": 0.12},
+        {"dataset": "d1", "head": "gbdt", "auc": 0.90, "brier": 0.01},  # not a simple peer
+        {"dataset": "d1", "head": "auto", "auc": 0.71, "brier": 0.09},
+        {"dataset": "d2", "head": "prior", "auc": 0.60, "brier": 0.20},  # no auto row: no line
+    ]
+    lines = quality.peer_table(rows).splitlines()
+    assert lines[2] == "| d1 | 0.710 | 0.720 (knn) | -0.010 | 0.090 | 0.100 (prior) | -0.010 |"
+    assert len(lines) == 3
+    assert quality.peer_table([r for r in rows if r["head"] != "auto"]) == ""
