@@ -346,12 +346,14 @@ def test_newton_rows_under_the_identity_link_is_the_exact_solve(make_model, visi
     m = make_model(head="ridge", head_params={"alphas": [1e-3]}).fit(log)
     head, index = m.head_, m.index_
     q = m._queries(log.drop("score"))
-    out, off = np.zeros(len(q)), np.zeros(len(q))
+    from v0lite.index import policy_prior
+
+    out, off = np.zeros(len(q)), policy_prior(index, q, hide=exclude)  # the identity link's offset: the prior
     for code in range(head.n_fitted_):
         qi = np.flatnonzero(q.policy == code)
         z = head.design_.transform(q.emb[qi])
         out[qi] = z @ head.coef_[code] + head.intercept_[code]
-        head._hide_fitted(index, q, code, qi, z, exclude, out, off)
+        head._hide_fitted(index, q, code, qi, z, exclude, out)
     np.testing.assert_allclose(out + off, head.decision(index, q, exclude=exclude), rtol=0, atol=1e-8)
 
 

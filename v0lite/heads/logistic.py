@@ -321,10 +321,11 @@ class LogisticHead(BaseHead):
             cache[code] = (prompt, NewtonRows(z, rank, *cells, float(self.lam_[code]), b_prec, self.link, theta))
         return cache[code]
 
-    def _hide_fitted(self, index, queries, code, hit, z, exclude, out, off):
+    def _hide_fitted(self, index, queries, code, hit, z, exclude, out):
         """Queries ``hit`` of fitted policy ``code`` answered without their own rows (:class:`NewtonRows`).
 
-        The solve loses them by one Newton step, and the prior offset hides them too (``hide=exclude``).
+        The solve loses them by one Newton step; the prior offset ``off`` already hides them (:meth:`decision`
+        reads the policy prior with ``hide=exclude`` for every query).
         """
         prompt, newton = self._newton_rows(index, code)
         qp = queries.prompt_row[hit]
@@ -338,8 +339,6 @@ class LogisticHead(BaseHead):
         owner = np.repeat(np.arange(len(hit)), k)
         cells = a[owner] + np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
         out[hit] -= newton.shift(z, cells, owner)
-        prior = policy_prior(index, queries.subset(hit), hide=exclude)
-        off[hit] = offset_of(np.nan_to_num(prior, nan=_unseen_level(index)), self.link)
 
     def _own_weight(self, queries, exclude):
         """Each query's summed weight ``p (1 - p)`` of its own fitted rows (> 0: rows to hide; NewtonRows hides
@@ -469,7 +468,7 @@ class LogisticHead(BaseHead):
                     ex = exact_fitted(self, index, code)
                     hide_exactly(self, index, queries, hit, zu[inv[hit]], exclude, out, off, ex)
                 elif hit.size:
-                    self._hide_fitted(index, queries, code, hit, zu[inv[hit]], exclude, out, off)
+                    self._hide_fitted(index, queries, code, hit, zu[inv[hit]], exclude, out)
                 if not qi.size:
                     continue
             items = self.params.get("pool_prior", True) and self._mix(index) is not None
