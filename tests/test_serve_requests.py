@@ -155,3 +155,24 @@ def test_a_feedback_batch_names_every_refused_row_over_http(tmp_path, guarantees
         assert "new_policies" in err["errors"][1]["fix"]
         assert httpx.get(base + "/v1/stats", timeout=20).json()["feedback_rows"] == 0
     guarantees.tick("bad-input cases tried", 3)
+
+
+def test_every_refused_prompt_of_a_batch_is_named(tmp_path, guarantees):
+    """/v1/route and /v1/predict name every blank or overlong prompt of a batch in ``error.errors`` (the
+    answer's status is the first's), not the first alone; an unknown policy list names each unknown one."""
+    from v0lite.serve import Limits
+
+    app = create_app(tiny_router(), data_dir=tmp_path / "store", limits=Limits(max_prompt_chars=50))
+    with serve_in_thread(app) as base:
+        prompts = ["add the numbers", "\u200b", "sort the list", "x" * 51, "\u2060"]
+        for path in ("/v1/route", "/v1/predict"):
+            r = httpx.post(base + path, json={"prompts": prompts}, timeout=20)
+            err = r.json()["error"]
+            assert r.status_code == 422 and err["param"] == "prompts[1]", r.text
+            assert [x["param"] for x in err["errors"]] == ["prompts[1]", "prompts[3]", "prompts[4]"], r.text
+            assert "(3 prompts refused, listed in error.errors.)" in err["message"]
+            assert "--max-prompt-chars" in err["errors"][1]["fix"]
+        r = httpx.post(base + "/v1/predict", json={"prompt": "add", "policies": ["a", "zz", "b", "yy"]}, timeout=20)
+        err = r.json()["error"]
+        assert r.status_code == 422 and [x["param"] for x in err["errors"]] == ["policies[1]", "policies[3]"], r.text
+    guarantees.tick("bad-input cases tried", 3)

@@ -180,10 +180,26 @@ def one_or_many(one, many, name: str, names: str) -> tuple[list, bool]:
     return ([one], True) if one is not None else (list(many), False)
 
 
+def each_item(n: int, check_one, what: str) -> None:
+    """``check_one(i)`` for ``i < n``, every :class:`ApiError` it raises named in one (:func:`listing`)."""
+    errors = []
+    for i in range(n):
+        try:
+            check_one(i)
+        except ApiError as exc:
+            errors.append(exc)
+            if len(errors) >= MAX_LISTED:
+                break
+    if errors:
+        raise listing(errors, what)
+
+
 def check_prompts(state: ServeState, prompts: list[str], field: str, single: bool) -> None:
+    """Each prompt is text within the server's length limit; every refused one is named (:func:`each_item`)."""
     limit = state.limits.max_prompt_chars
-    for i, t in enumerate(prompts):
-        where = field if single else f"{field}[{i}]"
+
+    def one(i):
+        t, where = prompts[i], field if single else f"{field}[{i}]"
         if is_blank(t):  # the log's own rule (U+200B alone is blank)
             raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=t, fix="send text.")
         if len(t) > limit:
@@ -196,11 +212,15 @@ def check_prompts(state: ServeState, prompts: list[str], field: str, single: boo
                 fix=f"send at most {limit:,} characters, or raise `v0lite serve --max-prompt-chars N`.",
             )
 
+    each_item(len(prompts), one, "prompts")
+
 
 def check_names(names: list[str], valid: list[str], field: str, single: bool, what: str) -> None:
-    for i, p in enumerate(names):
+    """Each name is one of ``valid``; every other one is named (:func:`each_item`)."""
+
+    def one(i):
+        p, where = names[i], field if single else f"{field}[{i}]"
         if p not in valid:
-            where = field if single else f"{field}[{i}]"
             raise ApiError(
                 422,
                 f"{where}: {p!r} is not {what}. Fix: use one of {valid}.",
@@ -208,6 +228,8 @@ def check_names(names: list[str], valid: list[str], field: str, single: bool, wh
                 value=p,
                 fix=f"use one of {valid}.",
             )
+
+    each_item(len(names), one, "names")
 
 
 MAX_NAME_CHARS = 256
@@ -257,21 +279,25 @@ def check_policy_name(name: str, where: str) -> None:
 MAX_LISTED = 20  # refused rows listed in error.errors, as pydantic's field errors are
 
 
-def listing(errors: list[ApiError]) -> ApiError:
-    """The first of ``errors`` (one per refused row, in row order), all of them listed in ``error.errors``.
+def listing(errors: list[ApiError], what: str = "rows") -> ApiError:
+    """The first of ``errors`` (one per refused item, in order), all of them listed in ``error.errors``.
 
-    A client fixes a batch in one round trip: every refused row is named (up to :data:`MAX_LISTED`), as
-    pydantic's field errors are (:func:`~._models.validation_error`).
+    A client fixes a batch in one round trip: every refused row or prompt is named (up to
+    :data:`MAX_LISTED`), as pydantic's field errors are (:func:`~._models.validation_error`). The answer's
+    status is the first's.
     """
     first = errors[0]
     if len(errors) > 1:
         more = "at least " if len(errors) >= MAX_LISTED else ""
         first = ApiError(
             first.status,
-            f"{first.message} ({more}{len(errors)} rows refused, listed in error.errors.)",
+            f"{first.message} ({more}{len(errors)} {what} refused, listed in error.errors.)",
+            kind=first.kind,
             param=first.param,
             value=first.value,
             fix=first.fix,
+            code=first.code,
+            headers=first.headers,
         )
     first.errors = [
         {"param": e.param, "value": _short(e.value), "fix": e.fix, "msg": e.message.partition(" Fix:")[0]}
