@@ -182,7 +182,8 @@ class _Block:
         """The approximate (IVF, float16, inner product) index of a block over ``APPROX_THRESHOLD`` rows, else None.
 
         Ids are the block positions, so a step prefix is searched with ``IDSelectorRange(0, cut,
-        assume_sorted=True)`` (:mod:`v0lite._ivf`). A grown block trains its own (why: :mod:`v0lite._ivf`).
+        assume_sorted=True)`` (:mod:`v0lite._ivf`). A block grown at its end adds its new rows to a copy of the
+        older block's index where both train on the same rows (:func:`v0lite._ivf.extend`), else trains its own.
         """
         if self._faiss is None and len(self) > APPROX_THRESHOLD:
             old, self._grows = self._grows, None
