@@ -51,8 +51,7 @@ def _own_prompt_base_shift(index, queries, rows, valid):
     A cold query's prompt may have rows at several checkpoints, each in its level, and through the chain
     in every later one (:class:`~v0lite._step_chain.StepChain`): its neighbours at those checkpoints were
     read against levels that held its outcomes (a success lowered the prediction: -0.031 in review R,
-    -0.016 in tests/test_heads.py). Computed once per distinct
-    (prompt, neighbour step) of each policy.
+    -0.016 in tests/test_heads.py). Computed once per distinct (prompt, neighbour step) of each policy.
     """
     out = np.zeros(rows.shape)
     qi, ji = np.nonzero(valid & (queries.prompt_row >= 0)[:, None])
