@@ -75,14 +75,17 @@ def _ivf_per_add():
         index_mod._Block.adopt = adopt
 
 
-def v0lite_steps(head: str, size: int, batch: int, warm: int, steps: int, seed: int = 0) -> list[float]:
-    """Seconds of each timed step (predict + add_history) of the loop, after ``warm`` untimed steps."""
+def v0lite_steps(head: str, size: int, batch: int, warm: int, steps: int, seed: int = 0, served=None) -> list[float]:
+    """Seconds of each timed step (predict + add_history) of the loop, after ``warm`` untimed steps;
+    ``served`` (a list) gets the head that answers (``auto``'s choice)."""
     import polars as pl
 
     from v0lite import V0Regressor
 
     pool, hist, rng = _history(size, batch, seed)
     model = V0Regressor(head=head, encoder=_HashEncoder(), cache_dir=False, random_state=0).fit(hist)
+    if served is not None:
+        served.append(str(getattr(model.head_, "chosen_", head)))
     t, out = int(hist["step"].max()) + 1, []
     for i in range(warm + steps):
         X = pl.DataFrame({"policy": "policy", "prompt": [pool[j] for j in rng.choice(len(pool), batch, False)]})
@@ -129,24 +132,27 @@ def run(sizes, heads, batch, warm, steps, log=print) -> list[dict]:
     for size in sizes:
         brute = float(np.median(brute_steps(size, batch, warm, steps)))
         for head in heads:
-            now = float(np.median(v0lite_steps(head, size, batch, warm, steps)))
+            served = []
+            now = float(np.median(v0lite_steps(head, size, batch, warm, steps, served=served)))
             with _ivf_per_add():
                 before = float(np.median(v0lite_steps(head, size, batch, warm, steps)))
-            rows.append({"size": size, "head": head, "v0lite": now, "per_add": before, "brute": brute})
-            log(f"{size:,} rows, head {head}: {1e3 * now:.1f} ms a step ({1e3 * before:.1f} with the IVF "
+            row = {"size": size, "head": head, "served": served[0], "v0lite": now, "per_add": before, "brute": brute}
+            rows.append(row)
+            log(f"{size:,} rows, head {head} ({served[0]}): {1e3 * now:.1f} ms a step ({1e3 * before:.1f} with the IVF "
                 f"trained per add; numpy brute force {1e3 * brute:.1f})")  # fmt: skip
     return rows
 
 
 def markdown(rows) -> str:
     out = [
-        "| history rows | head | v0lite step (ms) | v0lite, IVF trained per add (ms) | numpy brute force (ms) "
-        "| ratio (brute force / v0lite) |",
+        "| history rows | head (serving) | v0lite step (ms) | v0lite, IVF trained per add (ms) "
+        "| numpy brute force (ms) | ratio (brute force / v0lite) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        head = r["head"] if r.get("served", r["head"]) == r["head"] else f"{r['head']} ({r['served']})"
         out.append(
-            f"| {r['size']:,} | {r['head']} | {1e3 * r['v0lite']:.1f} | {1e3 * r['per_add']:.1f} | "
+            f"| {r['size']:,} | {head} | {1e3 * r['v0lite']:.1f} | {1e3 * r['per_add']:.1f} | "
             f"{1e3 * r['brute']:.1f} | {r['brute'] / r['v0lite']:.2f}x |"
         )
     return "\n".join(out)

@@ -22,8 +22,9 @@ def test_the_per_add_baseline_trains_at_every_step_and_v0lite_does_not(monkeypat
     trains = []
     train = faiss.IndexIVFScalarQuantizer.train
     monkeypatch.setattr(faiss.IndexIVFScalarQuantizer, "train", lambda self, x: (trains.append(len(x)), train(self, x)))
-    t = rl.v0lite_steps("knn", 2100, 64, warm=1, steps=3)
-    assert len(t) == 3 and all(s > 0 for s in t) and len(trains) == 1, trains
+    served = []
+    t = rl.v0lite_steps("knn", 2100, 64, warm=1, steps=3, served=served)
+    assert served == ["knn"] and len(t) == 3 and all(s > 0 for s in t) and len(trains) == 1, trains
     adopt = index_mod._Block.adopt
     with rl._ivf_per_add():
         rl.v0lite_steps("knn", 2100, 64, warm=1, steps=3)
@@ -35,4 +36,6 @@ def test_brute_force_and_the_table():
     assert len(t) == 2 and all(s > 0 for s in t)
     rows = [{"size": 3000, "head": "knn", "v0lite": 0.01, "per_add": 0.04, "brute": 0.02}]
     assert rl.markdown(rows).splitlines()[2] == "| 3,000 | knn | 10.0 | 40.0 | 20.0 | 2.00x |"
+    rows[0].update(head="auto", served="gbdt")
+    assert rl.markdown(rows).splitlines()[2].startswith("| 3,000 | auto (gbdt) | 10.0 |")
     assert np.isfinite(rl.brute_steps(3000, 64, warm=0, steps=1)).all()
