@@ -31,30 +31,21 @@ def knn_estimate(residuals, sims, valid, prior, *, temperature=0.2, alpha=1.0, r
     return prior + (w * residuals).sum(1) / (w.sum(1) + alpha)
 
 
-def _own_level_shift(index, queries):
-    """Each query's checkpoint level minus that level without its own (prompt, step) rows (0: none)."""
-    out = np.zeros(len(queries))
-    for code in np.unique(queries.policy):
-        if code < 0:
-            continue
-        qi = np.flatnonzero(queries.policy == code)
-        step, hide = queries.step[qi], (queries.prompt_row[qi], "same_step")
-        full, hidden = index.checkpoint_level(int(code), step)[0], index.checkpoint_level(int(code), step, hide)[0]
-        out[qi] = np.nan_to_num(full - hidden)  # nothing left without them: no neighbour there either
-    return out
+def _own_base_shift(index, queries, rows, valid, exclude):
+    """Each neighbour's checkpoint level minus that level without the query's own rows (shape of ``rows``;
+    0 where they are not in it).
 
-
-def _own_prompt_base_shift(index, queries, rows, valid):
-    """For ``exclude="any_step"``: each neighbour's checkpoint level minus that level without the query
-    prompt's rows (shape of ``rows``; 0 where they are not in it).
-
-    A cold query's prompt may have rows at several checkpoints, each in its level, and through the chain
-    in every later one (:class:`~v0lite._step_chain.StepChain`): its neighbours at those checkpoints were
-    read against levels that held its outcomes (a success lowered the prediction: -0.031 in review R,
-    -0.016 in tests/test_heads.py). Computed once per distinct (prompt, neighbour step) of each policy.
+    The rows a query hides (``exclude``) also sit in their checkpoint's level, and through the chain
+    (:class:`~v0lite._step_chain.StepChain`) in every later one, which the neighbours there are read
+    against: a success among them lowered the prediction (review R: -0.005 under ``"same_step"``, -0.031
+    under ``"any_step"``; tests/test_heads.py). Under ``"same_step"`` only the query's own checkpoint holds
+    them, so only neighbours there shift. Computed once per distinct (prompt, neighbour step) of each policy.
     """
     out = np.zeros(rows.shape)
-    qi, ji = np.nonzero(valid & (queries.prompt_row >= 0)[:, None])
+    pick = valid & (queries.prompt_row >= 0)[:, None]
+    if exclude == "same_step":
+        pick &= index.step[np.maximum(rows, 0)] == queries.step[:, None]
+    qi, ji = np.nonzero(pick)
     if len(qi) == 0:
         return out
     codes = queries.policy[qi]
@@ -64,8 +55,8 @@ def _own_prompt_base_shift(index, queries, rows, valid):
         pairs = np.stack([queries.prompt_row[q], index.step[rows[q, j]]])
         (prow, step), inv = np.unique(pairs, axis=1, return_inverse=True)
         full = index.checkpoint_level(int(code), step)[0]
-        hidden = index.checkpoint_level(int(code), step, (prow, "any_step"))[0]
-        out[q, j] = np.nan_to_num(full - hidden)[inv.ravel()]
+        hidden = index.checkpoint_level(int(code), step, (prow, exclude))[0]
+        out[q, j] = np.nan_to_num(full - hidden)[inv.ravel()]  # nothing left without them: no neighbour there
     return out
 
 
@@ -149,14 +140,10 @@ class KNNHead(BaseHead):
         valid = rows >= 0
         relative = getattr(self, "weights_", "absolute") == "relative"
         resid = np.where(valid, index.score[np.where(valid, rows, 0)] - index.row_base(rows, raw=relative), 0.0)
-        if exclude == "same_step" and not relative:
-            # the query's own (prompt, step) rows also sit in its checkpoint's level, which the other rows of
-            # that checkpoint are read against: read them against the level without those rows
-            shift = _own_level_shift(index, queries)
-            at_own = valid & (index.step[np.maximum(rows, 0)] == queries.step[:, None]) & (shift != 0)[:, None]
-            resid = np.where(at_own, resid + shift[:, None], resid)
-        elif exclude == "any_step" and not relative:  # the same, for the prompt's rows at every step
-            resid = resid + _own_prompt_base_shift(index, queries, rows, valid)
+        if exclude in ("same_step", "any_step") and not relative:
+            # the rows the query hides also sit in their checkpoints' levels, which its neighbours are read
+            # against: read them against the levels without those rows
+            resid = resid + _own_base_shift(index, queries, rows, valid, exclude)
         est = knn_estimate(
             resid,
             sims,
