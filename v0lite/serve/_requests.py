@@ -308,26 +308,22 @@ def listing(errors: list[ApiError], what: str = "rows") -> ApiError:
 
 async def check_feedback_rows(state: ServeState, rows: list[dict], accepted: set, known: list[str]) -> None:
     """The service's own checks of feedback rows (blank text, a policy name, a model it does not know, a
-    long prompt), every refused row named (:func:`listing`); ``accepted``: the names a row may carry."""
-    errors = []
-    for i, r in enumerate(rows):
-        try:
-            await _check_feedback_row(state, i, r, accepted, known)
-        except ApiError as exc:
-            errors.append(exc)
-            if len(errors) >= MAX_LISTED:
-                break
-    if errors:
-        raise listing(errors)
+    long prompt), every refused row named (:func:`each_item`); ``accepted``: the names a row may carry.
+
+    One worker thread runs them: a name outside ``accepted`` is looked up in the store.
+    """
+    await asyncio.to_thread(
+        each_item, len(rows), lambda i: _check_feedback_row(state, i, rows[i], accepted, known), "rows"
+    )
 
 
-async def _check_feedback_row(state: ServeState, i: int, r: dict, accepted: set, known: list[str]) -> None:
+def _check_feedback_row(state: ServeState, i: int, r: dict, accepted: set, known: list[str]) -> None:
     for f in ("policy", "prompt"):
         if is_blank(r[f]):  # the log's own rule: invisible format characters only count too
             where = f"outcomes[{i}].{f}"
             raise ApiError(422, f"{where} is blank. Fix: send text.", param=where, value=r[f], fix="send text.")
     check_policy_name(r["policy"], f"outcomes[{i}].policy")
-    if r["policy"] not in accepted and await asyncio.to_thread(state.stored_not_applied, r["policy"]):
+    if r["policy"] not in accepted and state.stored_not_applied(r["policy"]):
         accepted.add(r["policy"])  # declared in an acknowledged batch the refresh has not applied yet
     if r["policy"] not in accepted:
         names = sorted(set(known) | set(state.upstreams))
