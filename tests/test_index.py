@@ -411,3 +411,19 @@ def test_a_gbdt_row_is_predicted_alone_as_in_any_batch(make_model):
             others = rows[[j for j in range(size + 1) if j != i][: size - 1]]
             batch = pl.concat([others[:pos], rows[i : i + 1], others[pos:]])
             assert model.predict(batch)[pos] == alone
+
+
+@pytest.mark.parametrize("hide", ["same_step", "any_step"])
+def test_hidden_prior_reads_the_history_mean_without_the_query_own_rows(hide):
+    # policy p1's only rows are prompt 0's: hidden, it has nothing eligible left, so its prior is the
+    # history's mean without those rows (not with them, which would read the query's own outcome)
+    emb = _unit(np.random.default_rng(3), 3)
+    policy, prow = [0, 0, 1, 1], [1, 2, 0, 0]
+    score, step = [0.2, 0.4, 1.0, 1.0], [0, 0, 0, 0]
+    idx = HistoryIndex(emb, ["a", "b", "c"], ["p0", "p1"], policy, prow, score, step)
+    q = Queries(np.array([1, 0, -1], np.int32), np.zeros(3, np.int64), emb[[0, 1, 0]], np.array([0, 1, 0]))
+    prior = index_mod.hidden_prior(idx, q, hide)
+    assert np.isnan(index_mod.policy_prior(idx, q, hide=hide)[0])
+    assert prior[0] == pytest.approx(0.3)  # (0.2 + 0.4) / 2, p1's two 1.0 rows hidden
+    assert prior[1] == pytest.approx(index_mod.policy_prior(idx, q, hide=hide)[1])  # p0 has eligible rows
+    assert prior[2] == pytest.approx(0.65)  # an unknown policy: the whole history's mean, nothing to hide

@@ -21,7 +21,7 @@ from ._registry import unknown_name
 from ._step_chain import StepChain
 from .exceptions import V0liteError
 
-__all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES", "own_rows", "policy_prior", "top_inner_products"]
+__all__ = ["HistoryIndex", "Queries", "EXCLUDE_MODES", "own_rows", "policy_prior", "hidden_prior", "top_inner_products"]
 
 EXCLUDE_MODES = ("same_step", "any_step", "none")
 # A query whose eligible prefix holds more than this many rows is answered by an approximate
@@ -607,3 +607,19 @@ def policy_prior(index: HistoryIndex, queries: Queries, hide: str | None = None)
         else:
             out[qi] = index.recent_prior(int(code), queries.step[qi])
     return out
+
+
+def hidden_prior(index: HistoryIndex, queries: Queries, hide: str) -> np.ndarray:
+    """:func:`policy_prior` with each query's own rows hidden, and no nan.
+
+    A query whose policy has nothing eligible left once its own rows are out gets the history's
+    mean without those rows (0.5 for an empty history): the prior an in-context solve reads when it
+    answers a query as if its rows were not there (irt, and the exact hidden-row ridge solves).
+    """
+    prior = policy_prior(index, queries, hide=hide)
+    for i in np.flatnonzero(np.isnan(prior)):  # nothing eligible left: the history's mean, without them
+        one = slice(i, i + 1)
+        c, s_, _ = own_rows(index, int(queries.policy[i]), queries.step[one], queries.prompt_row[one], hide)
+        n = index.n_rows - c[0]
+        prior[i] = (float(index.score.sum()) - s_[0]) / n if n > 0 else 0.5
+    return prior

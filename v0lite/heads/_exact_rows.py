@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from ._deviation import ExactRows, _deviation_prior, _joint_precision, offset_of
-from .prior import policy_prior
 
 __all__ = ["exact_fitted", "exact_in_context", "hide_exactly", "hide_in_context"]
 
@@ -92,7 +91,7 @@ def exact_in_context(head, index, code, step_cut):
 
 def hide_exactly(head, index, queries, hit, z, exclude, out, off, exact):
     """Queries ``hit`` answered by the ridge solve without their own rows, and their prior without them too."""
-    from ..index import own_rows
+    from ..index import hidden_prior
 
     ex, delta = exact
     done = []
@@ -105,15 +104,7 @@ def hide_exactly(head, index, queries, hit, z, exclude, out, off, exact):
         done.append(h)
     if done:
         done = np.asarray(done)
-        prior = policy_prior(index, queries.subset(done), hide=exclude)
-        for i in np.flatnonzero(np.isnan(prior)):  # nothing eligible left: the history's mean, without them
-            h = done[i]
-            c, s_, *_ = own_rows(
-                index, int(queries.policy[h]), queries.step[h : h + 1], queries.prompt_row[h : h + 1], exclude
-            )
-            n = index.n_rows - c[0]
-            prior[i] = (float(index.score.sum()) - s_[0]) / n if n > 0 else 0.5
-        off[done] = offset_of(prior, head.link)
+        off[done] = offset_of(hidden_prior(index, queries.subset(done), exclude), head.link)
 
 
 def hide_in_context(head, index, queries, qj, code, cut, z, exclude, out, off):

@@ -354,15 +354,9 @@ class IRTHead(BaseHead):
 
     def _hidden_offsets(self, index, queries, idx, exclude):
         """The prior offset of queries ``idx`` with their own rows hidden (``exclude``), as their networks read it."""
-        from ..index import own_rows
+        from ..index import hidden_prior
 
-        prior = policy_prior(index, queries.subset(idx), hide=exclude)
-        for i in np.flatnonzero(np.isnan(prior)):  # nothing eligible left: the history's mean, without them
-            h, one = idx[i], slice(idx[i], idx[i] + 1)
-            c, s_, *_ = own_rows(index, int(queries.policy[h]), queries.step[one], queries.prompt_row[one], exclude)
-            n = index.n_rows - c[0]
-            prior[i] = (float(index.score.sum()) - s_[0]) / n if n > 0 else 0.5
-        return offset_of(prior, "logit")
+        return offset_of(hidden_prior(index, queries.subset(idx), exclude), "logit")
 
     def predict(self, index, queries, *, exclude="same_step"):
         from ..index import _distinct_queries
